@@ -1,0 +1,3 @@
+#include "bindings/common.h"
+
+void init_dropout(pybind11::module_& m) { (void)m; }

@@ -1,0 +1,105 @@
+#include "bindings/common.h"
+#include "nnfast/gemm.h"
+
+using namespace nnfast;
+using namespace nnfast::bind;
+
+namespace {
+
+// C = epilogue(alpha * A @ B + beta * C). A and B may have any strides
+// (transposed views are free); C needs a unit column stride.
+void gemm_binding(py::array C, py::array A, py::array B, double alpha, double beta, py::object bias, int act,
+                  double act_a, double act_b, py::object aux, py::object dact_src) {
+  const char* op = "gemm";
+  DType dt = float_dtype(op, C, "out");
+  same_dtype(op, C, A, "A");
+  same_dtype(op, C, B, "B");
+  check_ndim(op, A, "A", 2);
+  check_ndim(op, B, "B", 2);
+  check_ndim(op, C, "out", 2);
+  const index_t M = A.shape(0), K = A.shape(1), N = B.shape(1);
+  if (B.shape(0) != K)
+    value_error(op, "A @ B with matching inner dimensions, got A " + shape_str(A) + " and B " + shape_str(B));
+  check_shape(op, C, "out", {M, N});
+  check_writeable(op, C, "out");
+  if (N > 1 && C.strides(1) != static_cast<py::ssize_t>(C.itemsize()))
+    value_error(op, "out to have unit column stride");
+  if (M > 1 && N > 0 && std::abs(elem_stride(op, C, "out", 0)) < N)
+    value_error(op, "out rows not to overlap");
+  check_no_alias(op, C, "out", A, "A");
+  check_no_alias(op, C, "out", B, "B");
+  if (act < 0 || act > static_cast<int>(Act::Hardtanh)) value_error(op, "a valid activation code");
+
+  py::array bias_a, aux_a, dact_a;
+  if (has(bias)) {
+    bias_a = as_array(op, bias, "bias");
+    same_dtype(op, C, bias_a, "bias");
+    check_shape(op, bias_a, "bias", {N});
+    check_contiguous(op, bias_a, "bias");
+  }
+  if (has(aux)) {
+    aux_a = as_array(op, aux, "aux");
+    same_dtype(op, C, aux_a, "aux");
+    check_shape(op, aux_a, "aux", {M, N});
+    check_contiguous(op, aux_a, "aux");
+    check_writeable(op, aux_a, "aux");
+    check_no_alias(op, aux_a, "aux", C, "out");
+  }
+  if (has(dact_src)) {
+    dact_a = as_array(op, dact_src, "dact_src");
+    same_dtype(op, C, dact_a, "dact_src");
+    check_shape(op, dact_a, "dact_src", {M, N});
+    check_contiguous(op, dact_a, "dact_src");
+  }
+  const index_t rs_a = elem_stride(op, A, "A", 0), cs_a = elem_stride(op, A, "A", 1);
+  const index_t rs_b = elem_stride(op, B, "B", 0), cs_b = elem_stride(op, B, "B", 1);
+  const index_t rs_c = M > 0 ? elem_stride(op, C, "out", 0) : N;
+
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    GemmEpilogue<T> ep;
+    ep.bias = has(bias) ? ptr<T>(bias_a) : nullptr;
+    ep.act = static_cast<Act>(act);
+    ep.act_params.a = act_a;
+    ep.act_params.b = act_b;
+    if (has(aux)) { ep.aux = mut_ptr<T>(aux_a); ep.rs_aux = N; }
+    if (has(dact_src)) { ep.dact_src = ptr<T>(dact_a); ep.rs_dact = N; }
+    const T* pa = ptr<T>(A);
+    const T* pb = ptr<T>(B);
+    T* pc = mut_ptr<T>(C);
+    py::gil_scoped_release release;
+    gemm<T>(M, N, K, static_cast<T>(alpha), pa, rs_a, cs_a, pb, rs_b, cs_b, static_cast<T>(beta), pc, rs_c, 1, ep);
+  });
+}
+
+// dbias (+)= column sums of G (M x N, any strides).
+void bias_grad_binding(py::array dbias, py::array G, bool accumulate) {
+  const char* op = "bias_grad";
+  DType dt = float_dtype(op, dbias, "dbias");
+  same_dtype(op, dbias, G, "grad");
+  check_ndim(op, G, "grad", 2);
+  check_shape(op, dbias, "dbias", {static_cast<index_t>(G.shape(1))});
+  check_contiguous(op, dbias, "dbias");
+  check_writeable(op, dbias, "dbias");
+  check_no_alias(op, dbias, "dbias", G, "grad");
+  const index_t M = G.shape(0), N = G.shape(1);
+  const index_t rs = elem_stride(op, G, "grad", 0), cs = elem_stride(op, G, "grad", 1);
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    T* pd = mut_ptr<T>(dbias);
+    const T* pg = ptr<T>(G);
+    py::gil_scoped_release release;
+    bias_grad<T>(pd, pg, rs, cs, M, N, accumulate);
+  });
+}
+
+}  // namespace
+
+void init_gemm(py::module_& m) {
+  m.def("gemm", &gemm_binding, py::arg("out"), py::arg("A"), py::arg("B"), py::arg("alpha") = 1.0,
+        py::arg("beta") = 0.0, py::arg("bias") = py::none(), py::arg("act") = 0, py::arg("act_a") = 0.0,
+        py::arg("act_b") = 0.0, py::arg("aux") = py::none(), py::arg("dact_src") = py::none(),
+        "out = epilogue(alpha * A @ B + beta * out); epilogue adds bias, applies act (storing the "
+        "pre-activation in aux), or multiplies by act'(dact_src).");
+  m.def("bias_grad", &bias_grad_binding, py::arg("dbias"), py::arg("grad"), py::arg("accumulate") = true);
+}

@@ -1,0 +1,38 @@
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+
+#include "core/cpu_features.h"
+#include "nnfast/cuda.h"
+#include "nnfast/parallel.h"
+
+#ifndef NNFAST_VERSION
+#define NNFAST_VERSION "0.0.0"
+#endif
+
+namespace py = pybind11;
+
+void init_info(py::module_& m) {
+  m.attr("__version__") = NNFAST_VERSION;
+  m.def("get_num_threads", &nnfast::get_num_threads);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("[set_num_threads] expected a positive thread count, got " + std::to_string(n));
+    nnfast::set_num_threads(n);
+  });
+  m.def("openmp_enabled", &nnfast::openmp_enabled);
+  m.def("cpu_isa", &nnfast::cpu_isa);
+  m.def("set_cpu_isa", [](const std::string& name) {
+    if (!nnfast::set_cpu_isa(name.c_str()))
+      throw py::value_error("[set_cpu_isa] expected one of generic/avx2/avx512 supported by this CPU, got '" + name + "'");
+  });
+  m.def("cpu_isa_supported", [](const std::string& name) {
+    nnfast::Isa isa;
+    return nnfast::parse_isa(name.c_str(), &isa) && nnfast::isa_supported(isa);
+  });
+  m.def("cuda_compiled", &nnfast::cuda_compiled);
+  m.def("cuda_device_count", &nnfast::cuda_device_count);
+  m.def("cuda_device_name", [](int d) { return std::string(nnfast::cuda_device_name(d)); });
+#ifdef __VERSION__
+  m.attr("compiler") = __VERSION__;
+#endif
+}

@@ -1,0 +1,291 @@
+// GEMM driver: ISA dispatch, thread partition, fused epilogues, bias_grad.
+// The packed BLIS-style kernels live in gemm_isa.cpp / gemm_internal.h.
+//
+// Shape letters: C[M,N] = A[M,K] . B[K,N]. Threads each own a rectangle of C
+// (rows split in MR units, columns in NR units) and run the whole serial
+// algorithm on it with their own packing buffers: no atomics, no barriers; the
+// only cost is packing the shared operand once per thread, which is O(1/N) or
+// O(1/M) of the arithmetic.
+#include "nnfast/gemm.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/cpu_features.h"
+#include "core/pointwise.h"
+#include "cpu/gemm_internal.h"
+#include "nnfast/parallel.h"
+
+#ifdef NNFAST_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace nnfast {
+namespace {
+
+using gemm_detail::GemmArgs;
+using gemm_detail::GemmBlocking;
+
+// ------------------------------------------------------------------ dispatch
+template <typename T>
+struct IsaKernels {
+  GemmBlocking blocking;
+  void (*block)(const GemmArgs<T>&, T*, index_t, index_t, index_t, index_t);
+};
+
+#define NNFAST_GEMM_KERNELS(ns)                                                                   \
+  template <typename T>                                                                           \
+  IsaKernels<T> kernels_##ns();                                                                   \
+  template <>                                                                                     \
+  IsaKernels<float> kernels_##ns<float>() {                                                       \
+    return {ns::gemm_blocking_f32(), static_cast<void (*)(const GemmArgs<float>&, float*, index_t, \
+                                                          index_t, index_t, index_t)>(ns::gemm_block)}; \
+  }                                                                                               \
+  template <>                                                                                     \
+  IsaKernels<double> kernels_##ns<double>() {                                                     \
+    return {ns::gemm_blocking_f64(), static_cast<void (*)(const GemmArgs<double>&, double*, index_t, \
+                                                          index_t, index_t, index_t)>(ns::gemm_block)}; \
+  }
+NNFAST_GEMM_KERNELS(isa_generic)
+#ifdef NNFAST_HAVE_X86_ISA
+NNFAST_GEMM_KERNELS(isa_avx2)
+NNFAST_GEMM_KERNELS(isa_avx512)
+#endif
+
+template <typename T>
+IsaKernels<T> select_kernels() {
+#ifdef NNFAST_HAVE_X86_ISA
+  switch (active_isa()) {
+    case Isa::AVX512: return kernels_isa_avx512<T>();
+    case Isa::AVX2: return kernels_isa_avx2<T>();
+    default: break;
+  }
+#endif
+  return kernels_isa_generic<T>();
+}
+
+// ------------------------------------------------------------------ workspace
+// Per-thread packing buffer, grown on demand and kept: a fresh multi-MB malloc
+// per call would page-fault on every GEMM.
+struct Workspace {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  ~Workspace() { std::free(ptr); }
+  void* get(size_t need) {
+    if (need > bytes) {
+      std::free(ptr);
+      bytes = (need + 4095) / 4096 * 4096;
+      ptr = std::aligned_alloc(64, bytes);
+      if (!ptr) {
+        bytes = 0;
+        std::abort();
+      }
+    }
+    return ptr;
+  }
+};
+thread_local Workspace tl_workspace;
+
+// ------------------------------------------------------------------ epilogue
+// Scalar activation code stays in this (baseline-ISA) file so the fused
+// epilogue is bit-identical to the standalone activation kernels.
+template <typename T, Act A>
+void forward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index_t n) {
+  const GemmEpilogue<T>& ep = *g.ep;
+  const ActParams& p = ep.act_params;
+  for (index_t i = i0; i < i0 + m; ++i) {
+    T* c = g.C + i * g.rs_c + j0 * g.cs_c;
+    const T* bias = ep.bias ? ep.bias + j0 : nullptr;
+    T* aux = ep.aux ? ep.aux + i * ep.rs_aux + j0 : nullptr;
+    if (g.cs_c == 1 && bias && !aux) {
+      for (index_t j = 0; j < n; ++j) c[j] = act_forward(A, c[j] + bias[j], p);
+    } else if (g.cs_c == 1 && !bias && !aux) {
+      for (index_t j = 0; j < n; ++j) c[j] = act_forward(A, c[j], p);
+    } else {
+      for (index_t j = 0; j < n; ++j) {
+        T z = c[j * g.cs_c] + (bias ? bias[j] : T(0));
+        if (aux) aux[j] = z;
+        c[j * g.cs_c] = act_forward(A, z, p);
+      }
+    }
+  }
+}
+
+template <typename T, Act A>
+void backward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index_t n) {
+  const GemmEpilogue<T>& ep = *g.ep;
+  const ActParams& p = ep.act_params;
+  constexpr bool from_out = act_grad_from_output(A);
+  for (index_t i = i0; i < i0 + m; ++i) {
+    T* c = g.C + i * g.rs_c + j0 * g.cs_c;
+    const T* s = ep.dact_src + i * ep.rs_dact + j0;
+    for (index_t j = 0; j < n; ++j)
+      c[j * g.cs_c] *= act_derivative(A, from_out ? T(0) : s[j], from_out ? s[j] : T(0), p);
+  }
+}
+
+template <typename T>
+using TileFn = void (*)(const GemmArgs<T>&, index_t, index_t, index_t, index_t);
+
+template <typename T>
+TileFn<T> epilogue_fn(const GemmEpilogue<T>& ep) {
+#define NNFAST_ACT_CASES(fn)                             \
+  switch (ep.act) {                                      \
+    case Act::Identity: return fn<T, Act::Identity>;     \
+    case Act::ReLU: return fn<T, Act::ReLU>;             \
+    case Act::LeakyReLU: return fn<T, Act::LeakyReLU>;   \
+    case Act::ELU: return fn<T, Act::ELU>;               \
+    case Act::Sigmoid: return fn<T, Act::Sigmoid>;       \
+    case Act::Tanh: return fn<T, Act::Tanh>;             \
+    case Act::GELU: return fn<T, Act::GELU>;             \
+    case Act::GELUTanh: return fn<T, Act::GELUTanh>;     \
+    case Act::SiLU: return fn<T, Act::SiLU>;             \
+    case Act::Softplus: return fn<T, Act::Softplus>;     \
+    case Act::Hardtanh: return fn<T, Act::Hardtanh>;     \
+  }
+  if (ep.dact_src) {
+    if (ep.act == Act::Identity) return nullptr;  // derivative 1
+    NNFAST_ACT_CASES(backward_rows)
+  } else {
+    if (ep.act == Act::Identity && !ep.bias && !ep.aux) return nullptr;
+    NNFAST_ACT_CASES(forward_rows)
+  }
+#undef NNFAST_ACT_CASES
+  return nullptr;
+}
+
+// ------------------------------------------------------------------ threads
+struct Grid {
+  int tm, tn;
+};
+
+// Split nt threads into tm x tn over (M, N), minimising the slowest thread's
+// estimated time: its padded tile area plus the packing of its A and B parts.
+Grid choose_grid(index_t M, index_t N, int nt, const GemmBlocking& bk) {
+  const index_t mb = (M + bk.mr - 1) / bk.mr, nb = (N + bk.nr - 1) / bk.nr;
+  Grid best{1, 1};
+  double best_cost = -1;
+  for (int tm = 1; tm <= nt; ++tm) {
+    if (nt % tm) continue;
+    const int tn = nt / tm;
+    if (tm > mb || tn > nb) continue;
+    const double rows = double((mb + tm - 1) / tm) * bk.mr;
+    const double cols = double((nb + tn - 1) / tn) * bk.nr;
+    // ~16 flops/cycle/element-pair of arithmetic vs ~1 cycle per packed element.
+    const double cost = rows * cols / 16.0 + rows + cols;
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best = {tm, tn};
+    }
+  }
+  return best;
+}
+
+template <typename T>
+void run_blocks(const GemmArgs<T>& g, const IsaKernels<T>& kr, int nt) {
+  const GemmBlocking& bk = kr.blocking;
+  const Grid grid = choose_grid(g.M, g.N, nt, bk);
+  const int used = grid.tm * grid.tn;
+  const index_t mb = (g.M + bk.mr - 1) / bk.mr, nb = (g.N + bk.nr - 1) / bk.nr;
+  auto work = [&](int tid) {
+    const int ti = tid / grid.tn, tj = tid % grid.tn;
+    // Contiguous ranges of micro-tile rows / columns, as even as possible.
+    const index_t i0 = gemm_detail::gemm_min(g.M, (mb * ti / grid.tm) * bk.mr);
+    const index_t i1 = gemm_detail::gemm_min(g.M, (mb * (ti + 1) / grid.tm) * bk.mr);
+    const index_t j0 = gemm_detail::gemm_min(g.N, (nb * tj / grid.tn) * bk.nr);
+    const index_t j1 = gemm_detail::gemm_min(g.N, (nb * (tj + 1) / grid.tn) * bk.nr);
+    if (i1 <= i0 || j1 <= j0) return;
+    const index_t elems = gemm_detail::gemm_workspace_elems<T>(bk, i1 - i0, j1 - j0, g.K);
+    T* ws = static_cast<T*>(tl_workspace.get(static_cast<size_t>(elems) * sizeof(T)));
+    kr.block(g, ws, i0, i1, j0, j1);
+  };
+  if (used <= 1) {
+    work(0);
+    return;
+  }
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(used)
+  {
+    const int tid = omp_get_thread_num();
+    const int team = omp_get_num_threads();
+    // A smaller team than asked (nested region, thread limit) still covers C.
+    for (int t = tid; t < used; t += team) work(t);
+  }
+#else
+  for (int t = 0; t < used; ++t) work(t);
+#endif
+}
+
+// C = beta * C (beta == 0: C write-only), then the epilogue, for K == 0 or alpha == 0.
+template <typename T>
+void scale_only(const GemmArgs<T>& g, int nt) {
+  const index_t M = g.M, N = g.N;
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (M * N > 65536)
+#endif
+  for (index_t i = 0; i < M; ++i) {
+    T* c = g.C + i * g.rs_c;
+    if (g.beta == T(0)) {
+      for (index_t j = 0; j < N; ++j) c[j * g.cs_c] = T(0);
+    } else {
+      for (index_t j = 0; j < N; ++j) c[j * g.cs_c] *= g.beta;
+    }
+    if (g.tile_epilogue) g.tile_epilogue(g, i, 1, 0, N);
+  }
+  (void)nt;
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a, const T* B,
+          index_t rs_b, index_t cs_b, T beta, T* C, index_t rs_c, index_t cs_c, const GemmEpilogue<T>& ep) {
+  if (M <= 0 || N <= 0) return;
+  GemmArgs<T> g{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, epilogue_fn(ep), &ep};
+  int nt = get_num_threads();
+  if (K <= 0 || alpha == T(0)) {
+    scale_only(g, nt);
+    return;
+  }
+  // Below ~2 MFLOP a parallel region costs more than it saves.
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  if (flops < 2e6) nt = 1;
+  else if (flops < 2e6 * nt) nt = int(flops / 2e6) > 1 ? int(flops / 2e6) : 1;
+  run_blocks(g, select_kernels<T>(), nt);
+}
+
+template <typename T>
+void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, index_t N, bool accumulate) {
+  // Each thread owns a column range and walks the rows, so row-major G is read
+  // contiguously and no two threads touch the same dbias entry.
+  constexpr index_t CB = 512;
+  const index_t nblk = (N + CB - 1) / CB;
+  const int nt = get_num_threads();
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (M * N > 65536 && nblk > 1)
+#endif
+  for (index_t b = 0; b < nblk; ++b) {
+    const index_t j0 = b * CB, n = gemm_detail::gemm_min(CB, N - j0);
+    T acc[CB];
+    for (index_t j = 0; j < n; ++j) acc[j] = T(0);
+    for (index_t i = 0; i < M; ++i) {
+      const T* g = G + i * rs_g + j0 * cs_g;
+      if (cs_g == 1) {
+        for (index_t j = 0; j < n; ++j) acc[j] += g[j];
+      } else {
+        for (index_t j = 0; j < n; ++j) acc[j] += g[j * cs_g];
+      }
+    }
+    for (index_t j = 0; j < n; ++j) dbias[j0 + j] = accumulate ? dbias[j0 + j] + acc[j] : acc[j];
+  }
+  (void)nt;
+}
+
+#define NNFAST_INSTANTIATE(T)                                                                          \
+  template void gemm<T>(index_t, index_t, index_t, T, const T*, index_t, index_t, const T*, index_t,   \
+                        index_t, T, T*, index_t, index_t, const GemmEpilogue<T>&);                     \
+  template void bias_grad<T>(T*, const T*, index_t, index_t, index_t, index_t, bool);
+NNFAST_INSTANTIATE(float)
+NNFAST_INSTANTIATE(double)
+
+}  // namespace nnfast

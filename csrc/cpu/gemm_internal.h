@@ -1,0 +1,323 @@
+// GEMM internals shared by the driver (gemm.cpp) and the per-ISA kernels
+// (gemm_isa.cpp, compiled once per instruction set).
+//
+// Layout of the work (BLIS / GotoBLAS):
+//   for jc in N step NC            (thread-owned column range)
+//     for pc in K step KC          pack B[pc:pc+kc, jc:jc+nc] -> Bp  (NR-column panels)
+//       for ic in M step MC        pack A[ic:ic+mc, pc:pc+kc] -> Ap  (MR-row panels, in L2)
+//         for jr in nc step NR     Bp micro-panel (kc x NR) stays in L1
+//           for ir in mc step MR   micro-kernel: MR x NR tile of C in registers
+// Panels are zero-padded to MR / NR, so the micro-kernel always computes a full
+// tile; edge tiles (and C with non-unit column stride) go through a small
+// temporary tile that scalar code merges into C. The width-specific code is
+// therefore only: load / store / broadcast / fma of full vectors.
+//
+// ODR note: this header is compiled with different -m flags in each ISA object.
+// Everything with code in it is either a template over an ISA-local type, or
+// `static`, or lives in namespace NNFAST_ISA_NS, so the linker can never merge
+// an AVX-512 copy of a function into the AVX2 or generic path.
+#pragma once
+#include "nnfast/gemm.h"
+
+namespace nnfast {
+namespace gemm_detail {
+
+// Everything the per-ISA block routine needs about one gemm call.
+template <typename T>
+struct GemmArgs {
+  index_t M, N, K;
+  T alpha, beta;
+  const T* A;
+  index_t rs_a, cs_a;
+  const T* B;
+  index_t rs_b, cs_b;
+  T* C;
+  index_t rs_c, cs_c;
+  // Applied to each finished C tile (rows [i0, i0+m), cols [j0, j0+n)) after
+  // the last K block, while the tile is still in L1. Null: no epilogue.
+  void (*tile_epilogue)(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index_t n);
+  const GemmEpilogue<T>* ep;
+};
+
+// Register tile and cache blocking of one ISA / dtype.
+struct GemmBlocking {
+  int mr, nr;  // micro-tile
+  int mc, kc, nc;  // L2 block of A rows, K block, L3 block of B columns
+};
+
+static inline index_t gemm_round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+static inline index_t gemm_min(index_t a, index_t b) { return a < b ? a : b; }
+
+// Split `total` into ceil(total / blk) near-equal parts, each a multiple of `q`
+// (so K = 784 gives 4 blocks of 200, not 3 x 256 + 16).
+static inline index_t gemm_balanced_block(index_t total, index_t blk, index_t q) {
+  index_t parts = (total + blk - 1) / blk;
+  if (parts < 1) parts = 1;
+  return gemm_round_up((total + parts - 1) / parts, q);
+}
+
+// Workspace (in elements) for one thread working on an m x n block of C:
+// packed A (mc x kc), packed B (kc x nc), one MR x NR temporary tile; each part
+// starts on a 64-byte boundary. Must match the carving in gemm_impl::gemm_block.
+template <typename T>
+static inline index_t gemm_workspace_elems(const GemmBlocking& bk, index_t m, index_t n, index_t K) {
+  const index_t line = 64 / sizeof(T);
+  const index_t kc = gemm_balanced_block(K, bk.kc, 8);
+  const index_t mc = gemm_balanced_block(m, bk.mc, bk.mr);
+  const index_t nc = gemm_balanced_block(n, bk.nc, bk.nr);
+  return gemm_round_up(mc * kc, line) + gemm_round_up(kc * nc, line) + gemm_round_up(bk.mr * bk.nr, line);
+}
+
+}  // namespace gemm_detail
+
+// Entry points of each ISA object. gemm_block computes the C block
+// [i0, i1) x [j0, j1) (all of K) with one thread; ws is 64-byte aligned and holds
+// gemm_workspace_elems(blocking, i1 - i0, j1 - j0, K) elements.
+#define NNFAST_GEMM_DECLARE_ISA(ns)                                                                  \
+  namespace ns {                                                                                     \
+  gemm_detail::GemmBlocking gemm_blocking_f32();                                                     \
+  gemm_detail::GemmBlocking gemm_blocking_f64();                                                     \
+  void gemm_block(const gemm_detail::GemmArgs<float>& g, float* ws, index_t i0, index_t i1,          \
+                  index_t j0, index_t j1);                                                           \
+  void gemm_block(const gemm_detail::GemmArgs<double>& g, double* ws, index_t i0, index_t i1,        \
+                  index_t j0, index_t j1);                                                           \
+  }
+NNFAST_GEMM_DECLARE_ISA(isa_generic)
+NNFAST_GEMM_DECLARE_ISA(isa_avx2)
+NNFAST_GEMM_DECLARE_ISA(isa_avx512)
+
+}  // namespace nnfast
+
+// ------------------------------------------------------------------------------------------
+// Implementation templates: only compiled inside an ISA object (or a test that
+// defines NNFAST_ISA_NS itself), parameterised by a vector-traits type V:
+//   V::T (scalar), V::R (register type), V::W (lanes), zero(), load(p), store(p, r),
+//   set1(x), mul(a, b), fma(a, b, c) = a * b + c.
+#if defined(NNFAST_ISA_NS) && defined(NNFAST_GEMM_IMPL)
+#include <cstring>
+
+namespace nnfast {
+namespace NNFAST_ISA_NS {
+namespace gemm_impl {
+
+using gemm_detail::GemmArgs;
+using gemm_detail::GemmBlocking;
+using gemm_detail::gemm_min;
+using gemm_detail::gemm_round_up;
+using gemm_detail::gemm_balanced_block;
+
+// Portable traits on GCC/Clang vector extensions (SSE2 / NEON / the compiler's
+// lowering of wider vectors). Also used by the C++ tests to run the AVX-512
+// tile shapes on a machine without AVX-512.
+template <typename T_, int W_>
+struct VecExt {
+  using T = T_;
+  typedef T R __attribute__((vector_size(W_ * sizeof(T_))));
+  static constexpr int W = W_;
+  static inline R zero() { return R{}; }
+  static inline R load(const T* p) {
+    R r;
+    std::memcpy(&r, p, sizeof(R));
+    return r;
+  }
+  static inline void store(T* p, R v) { std::memcpy(p, &v, sizeof(R)); }
+  static inline R set1(T x) { return R{} + x; }
+  static inline R mul(R a, R b) { return a * b; }
+  static inline R fma(R a, R b, R c) { return a * b + c; }
+};
+
+// MR x (NV * W) register tile. a: packed A micro-panel (kc x MR, k-major),
+// b: packed B micro-panel (kc x NR, k-major). Writes c = alpha * acc + beta * c
+// (row stride rs_c, unit column stride); beta == 0 never reads c.
+template <class V, int MR, int NV>
+struct MicroKernel {
+  using T = typename V::T;
+  using R = typename V::R;
+  static constexpr int W = V::W;
+  static constexpr int NR = NV * W;
+
+  static inline __attribute__((always_inline)) void step(R (&acc)[MR][NV], const T* __restrict a,
+                                                          const T* __restrict b) {
+    R bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * W);
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      R ar = V::set1(a[r]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
+    }
+  }
+
+  static void run(index_t kc, const T* __restrict a, const T* __restrict b, T alpha, T beta,
+                  T* __restrict c, index_t rs_c) {
+    R acc[MR][NV];
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) __builtin_prefetch(c + r * rs_c, 1);
+    index_t k = 0;
+    for (; k + 4 <= kc; k += 4) {
+      __builtin_prefetch(a + 8 * MR);
+      step(acc, a, b);
+      step(acc, a + MR, b + NR);
+      step(acc, a + 2 * MR, b + 2 * NR);
+      step(acc, a + 3 * MR, b + 3 * NR);
+      a += 4 * MR;
+      b += 4 * NR;
+    }
+    for (; k < kc; ++k) {
+      step(acc, a, b);
+      a += MR;
+      b += NR;
+    }
+    const R va = V::set1(alpha);
+    if (beta == T(0)) {
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) V::store(c + r * rs_c + v * W, V::mul(va, acc[r][v]));
+    } else if (beta == T(1)) {
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          T* p = c + r * rs_c + v * W;
+          V::store(p, V::fma(va, acc[r][v], V::load(p)));
+        }
+    } else {
+      const R vb = V::set1(beta);
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          T* p = c + r * rs_c + v * W;
+          V::store(p, V::fma(va, acc[r][v], V::mul(vb, V::load(p))));
+        }
+    }
+  }
+};
+
+// Pack rows [0, mc) x cols [0, kc) of A (any strides) into MR-row panels:
+// dst[panel][k][r], zero rows past mc.
+template <typename T, int MR>
+static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
+  for (index_t i = 0; i < mc; i += MR) {
+    const index_t mr = gemm_min(MR, mc - i);
+    const T* a = A + i * rs;
+    if (mr == MR && cs == 1) {
+      const T* rows[MR];
+      for (int r = 0; r < MR; ++r) rows[r] = a + r * rs;
+      for (index_t k = 0; k < kc; ++k)
+#pragma GCC unroll 32
+        for (int r = 0; r < MR; ++r) dst[k * MR + r] = rows[r][k];
+    } else if (mr == MR && rs == 1) {
+      for (index_t k = 0; k < kc; ++k)
+#pragma GCC unroll 32
+        for (int r = 0; r < MR; ++r) dst[k * MR + r] = a[k * cs + r];
+    } else {
+      for (index_t k = 0; k < kc; ++k) {
+        for (index_t r = 0; r < mr; ++r) dst[k * MR + r] = a[r * rs + k * cs];
+        for (index_t r = mr; r < MR; ++r) dst[k * MR + r] = T(0);
+      }
+    }
+    dst += MR * kc;
+  }
+}
+
+// Pack rows [0, kc) x cols [0, nc) of B (any strides) into NR-column panels:
+// dst[panel][k][j], zero columns past nc.
+template <typename T, int NR>
+static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, index_t cs, T* __restrict dst) {
+  for (index_t j = 0; j < nc; j += NR) {
+    const index_t nr = gemm_min(NR, nc - j);
+    const T* b = B + j * cs;
+    if (nr == NR && cs == 1) {
+      for (index_t k = 0; k < kc; ++k)
+#pragma GCC unroll 64
+        for (int c = 0; c < NR; ++c) dst[k * NR + c] = b[k * rs + c];
+    } else if (nr == NR && rs == 1) {
+      // B^T stored row-major: each output column is a contiguous source row.
+      for (int c = 0; c < NR; ++c) {
+        const T* src = b + c * cs;
+        for (index_t k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
+      }
+    } else {
+      for (index_t k = 0; k < kc; ++k) {
+        for (index_t c = 0; c < nr; ++c) dst[k * NR + c] = b[k * rs + c * cs];
+        for (index_t c = nr; c < NR; ++c) dst[k * NR + c] = T(0);
+      }
+    }
+    dst += NR * kc;
+  }
+}
+
+// Merge a temporary MR x NR tile (row stride NR) into an m x n corner of C.
+template <typename T>
+static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n, T alpha, T beta, T* __restrict c,
+                       index_t rs_c, index_t cs_c) {
+  for (index_t r = 0; r < m; ++r) {
+    T* cr = c + r * rs_c;
+    const T* tr = t + r * ldt;
+    if (beta == T(0)) {
+      for (index_t j = 0; j < n; ++j) cr[j * cs_c] = alpha * tr[j];
+    } else {
+      for (index_t j = 0; j < n; ++j) cr[j * cs_c] = alpha * tr[j] + beta * cr[j * cs_c];
+    }
+  }
+}
+
+// One thread, C block [i0, i1) x [j0, j1), all of K.
+template <class V, int MR, int NV, int MC, int KC, int NC>
+static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, index_t i0, index_t i1, index_t j0,
+                       index_t j1) {
+  using T = typename V::T;
+  using K_ = MicroKernel<V, MR, NV>;
+  constexpr int NR = K_::NR;
+  const index_t m = i1 - i0, n = j1 - j0;
+  if (m <= 0 || n <= 0) return;
+  const index_t line = 64 / sizeof(T);
+  const index_t kcb = gemm_balanced_block(g.K, KC, 8);
+  const index_t mcb = gemm_balanced_block(m, MC, MR);
+  const index_t ncb = gemm_balanced_block(n, NC, NR);
+  T* Ap = ws;
+  T* Bp = Ap + gemm_round_up(mcb * kcb, line);
+  T* tile = Bp + gemm_round_up(kcb * ncb, line);
+
+  for (index_t jc = j0; jc < j1; jc += ncb) {
+    const index_t nc = gemm_min(ncb, j1 - jc);
+    for (index_t pc = 0; pc < g.K; pc += kcb) {
+      const index_t kc = gemm_min(kcb, g.K - pc);
+      const bool first = pc == 0, last = pc + kc >= g.K;
+      const T beta = first ? g.beta : T(1);
+      pack_b<T, NR>(kc, nc, g.B + pc * g.rs_b + jc * g.cs_b, g.rs_b, g.cs_b, Bp);
+      for (index_t ic = i0; ic < i1; ic += mcb) {
+        const index_t mc = gemm_min(mcb, i1 - ic);
+        pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap);
+        for (index_t jr = 0; jr < nc; jr += NR) {
+          const index_t nr = gemm_min(NR, nc - jr);
+          const T* bp = Bp + jr * kc;
+          for (index_t ir = 0; ir < mc; ir += MR) {
+            const index_t mr = gemm_min(MR, mc - ir);
+            const T* ap = Ap + ir * kc;
+            T* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
+            if (mr == MR && nr == NR && g.cs_c == 1) {
+              K_::run(kc, ap, bp, g.alpha, beta, c, g.rs_c);
+            } else {
+              K_::run(kc, ap, bp, T(1), T(0), tile, NR);
+              merge_tile(tile, NR, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
+            }
+            if (last && g.tile_epilogue) g.tile_epilogue(g, ic + ir, mr, jc + jr, nr);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace gemm_impl
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast
+#endif  // NNFAST_ISA_NS && NNFAST_GEMM_IMPL

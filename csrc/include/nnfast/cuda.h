@@ -1,0 +1,7 @@
+#pragma once
+namespace nnfast {
+bool cuda_compiled();
+// Number of usable CUDA devices (0 when there is no driver or no GPU).
+int cuda_device_count();
+const char* cuda_device_name(int device);
+}  // namespace nnfast

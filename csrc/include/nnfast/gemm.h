@@ -1,0 +1,43 @@
+// GEMM with fused epilogues.
+//
+//   C[M,N] = epilogue( alpha * op(A)[M,K] . op(B)[K,N] + beta * C )
+//
+// Every matrix is (pointer, row stride, column stride) in elements, so a
+// transpose is a swap of strides and never a copy: A(i,k) = A[i*rs_a + k*cs_a].
+// Packing makes any stride pattern correct; unit column (or row) stride is fast.
+// C must not alias A or B. When beta == 0, C is write-only (may hold NaN).
+#pragma once
+#include "nnfast/common.h"
+
+namespace nnfast {
+
+template <typename T>
+struct GemmEpilogue {
+  // Forward: out = act(acc + bias[j]); if `aux` is set the pre-activation
+  // value z is stored there too (row stride rs_aux, unit column stride).
+  const T* bias = nullptr;  // length N, broadcast over rows
+  Act act = Act::Identity;
+  ActParams act_params{};
+  T* aux = nullptr;
+  index_t rs_aux = 0;
+  // Backward mode: when `dact_src` is set, out = acc * act'(src) where src is
+  // the saved pre-activation (or output when act_grad_from_output(act)); bias
+  // and aux are then ignored. This fuses the activation backward into the
+  // GEMM that produces the incoming gradient.
+  const T* dact_src = nullptr;
+  index_t rs_dact = 0;
+};
+
+template <typename T>
+void gemm(index_t M, index_t N, index_t K, T alpha,
+          const T* A, index_t rs_a, index_t cs_a,
+          const T* B, index_t rs_b, index_t cs_b,
+          T beta, T* C, index_t rs_c, index_t cs_c,
+          const GemmEpilogue<T>& ep = GemmEpilogue<T>());
+
+// dbias[j] (+)= sum_i G[i, j]  (G is M x N with strides rs_g, cs_g).
+// accumulate=true adds into dbias (parameter-gradient rule).
+template <typename T>
+void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, index_t N, bool accumulate);
+
+}  // namespace nnfast

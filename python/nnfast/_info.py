@@ -1,0 +1,69 @@
+"""Build and runtime facts: ``nnfast.info()``, threads, CUDA availability."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._native import _C
+
+
+def get_num_threads() -> int:
+    """Threads the CPU kernels use (NNFAST_NUM_THREADS, else OMP_NUM_THREADS, else all cores)."""
+    return int(_C.get_num_threads())
+
+
+def set_num_threads(n: int) -> None:
+    _C.set_num_threads(int(n))
+
+
+class _Cuda:
+    """``nnfast.cuda``: is_available(), device_count(), get_device_name()."""
+
+    @staticmethod
+    def is_compiled() -> bool:
+        return bool(_C.cuda_compiled())
+
+    @staticmethod
+    def device_count() -> int:
+        return int(_C.cuda_device_count()) if _C.cuda_compiled() else 0
+
+    @staticmethod
+    def is_available() -> bool:
+        if _Cuda.device_count() == 0:
+            return False
+        try:
+            import cupy  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    @staticmethod
+    def get_device_name(device: int = 0) -> str:
+        return str(_C.cuda_device_name(device)) if _Cuda.device_count() > device else ""
+
+
+cuda = _Cuda()
+
+
+def info() -> dict[str, Any]:
+    """How this build came out and what it found on this machine."""
+    try:
+        import cupy
+
+        cupy_version = cupy.__version__
+    except Exception:
+        cupy_version = None
+    return {
+        "version": _C.__version__,
+        "simd": _C.cpu_isa(),
+        "simd_supported": [n for n in ("generic", "avx2", "avx512") if _C.cpu_isa_supported(n)],
+        "openmp": bool(_C.openmp_enabled()),
+        "num_threads": get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "compiler": getattr(_C, "compiler", "unknown"),
+        "cuda_compiled": bool(_C.cuda_compiled()),
+        "cuda_available": cuda.is_available(),
+        "cuda_device_count": cuda.device_count(),
+        "cuda_device": cuda.get_device_name(0) if cuda.device_count() else None,
+        "cupy": cupy_version,
+    }

@@ -1,0 +1,284 @@
+"""Operators and methods of ``Tensor`` that build on the tape (``basic_ops``)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ._dispatch import xp_of
+from .autograd import basic_ops as ops
+from .autograd import grad_mode
+from .tensor import Tensor
+
+
+def _operand(x: Any, like: Tensor) -> Any:
+    """Tensors pass through; Python scalars/arrays become arrays of ``like``'s kind."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (int, float, bool)) and like.dtype.kind == "f":
+        return xp_of(like.data).asarray(x, dtype=like.dtype)
+    return xp_of(like.data).asarray(x)
+
+
+def _binary(fn: Any, swap: bool = False) -> Any:
+    def method(self: Tensor, other: Any) -> Tensor:
+        o = _operand(other, self)
+        return fn.apply(o, self) if swap else fn.apply(self, o)
+
+    return method
+
+
+def _inplace(np_op: str) -> Any:
+    def method(self: Tensor, other: Any) -> Tensor:
+        if grad_mode.is_grad_enabled() and self.requires_grad:
+            raise RuntimeError(
+                "[inplace] expected no in-place update of a tensor that requires grad; "
+                "wrap the update in nnfast.no_grad()"
+            )
+        o = other.data if isinstance(other, Tensor) else other
+        getattr(self.data, np_op)(o)
+        return self
+
+    return method
+
+
+def _compare(op: str) -> Any:
+    def method(self: Tensor, other: Any) -> Tensor:
+        o = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(getattr(self.data, op)(o))
+
+    return method
+
+
+def _dims(args: tuple[Any, ...]) -> tuple[int, ...]:
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+def reshape(self: Tensor, *shape: Any) -> Tensor:
+    return ops.Reshape.apply(self, _dims(shape))
+
+
+def permute(self: Tensor, *dims: Any) -> Tensor:
+    return ops.Permute.apply(self, _dims(dims))
+
+
+def transpose(self: Tensor, dim0: int, dim1: int) -> Tensor:
+    axes = list(range(self.ndim))
+    axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+    return ops.Permute.apply(self, tuple(axes))
+
+
+def t(self: Tensor) -> Tensor:
+    if self.ndim > 2:
+        raise ValueError(f"[t] expected a tensor with at most 2 dims, got {self.ndim}")
+    return self if self.ndim < 2 else transpose(self, 0, 1)
+
+
+def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    n = self.ndim
+    if n == 0:
+        return reshape(self, 1)
+    s, e = start_dim % n, end_dim % n
+    shape = self.shape[:s] + (int(np.prod(self.shape[s : e + 1])),) + self.shape[e + 1 :]
+    return reshape(self, shape)
+
+
+def unsqueeze(self: Tensor, dim: int) -> Tensor:
+    n = self.ndim + 1
+    d = dim % n
+    return reshape(self, self.shape[:d] + (1,) + self.shape[d:])
+
+
+def squeeze(self: Tensor, dim: Optional[int] = None) -> Tensor:
+    if dim is None:
+        return reshape(self, tuple(s for s in self.shape if s != 1))
+    d = dim % max(self.ndim, 1)
+    if self.ndim == 0 or self.shape[d] != 1:
+        return self
+    return reshape(self, self.shape[:d] + self.shape[d + 1 :])
+
+
+def expand(self: Tensor, *sizes: Any) -> Tensor:
+    shape = _dims(sizes)
+    shape = tuple(self.shape[i - (len(shape) - self.ndim)] if s == -1 else s for i, s in enumerate(shape))
+    return ops.Expand.apply(self, shape)
+
+
+def getitem(self: Tensor, index: Any) -> Tensor:
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return ops.GetItem.apply(self, index)
+
+
+def setitem(self: Tensor, index: Any, value: Any) -> None:
+    if grad_mode.is_grad_enabled() and self.requires_grad:
+        raise RuntimeError("[setitem] expected no in-place write to a tensor that requires grad")
+    if isinstance(index, Tensor):
+        index = index.data
+    self.data[index] = value.data if isinstance(value, Tensor) else value
+
+
+def sum_(self: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    out = ops.Sum.apply(self, dim, keepdim)
+    return out.to(dtype) if dtype is not None else out
+
+
+def mean(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return ops.Mean.apply(self, dim, keepdim)
+
+
+def max_(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Any:
+    if dim is None:
+        return ops.Max.apply(self)
+    values = ops.Max.apply(self, dim, keepdim)
+    idx = xp_of(self.data).argmax(self.data, axis=dim)
+    if keepdim:
+        idx = xp_of(idx).expand_dims(idx, dim)
+    return values, Tensor._wrap(idx)
+
+
+def min_(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Any:
+    r = max_(-self, dim, keepdim)
+    if dim is None:
+        return -r
+    return -r[0], Tensor._wrap(xp_of(self.data).argmin(self.data, axis=dim) if not keepdim else
+                               xp_of(self.data).expand_dims(xp_of(self.data).argmin(self.data, axis=dim), dim))
+
+
+def var(self: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
+    m = mean(self, dim, True)
+    d = self - m
+    n = self.numel() if dim is None else int(np.prod([self.shape[i] for i in ops._axes(dim, self.ndim) or ()]))
+    return sum_(d * d, dim, keepdim) / max(n - (1 if unbiased else 0), 1)
+
+
+def std(self: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
+    return ops.Sqrt.apply(var(self, dim, unbiased, keepdim))
+
+
+def argmax(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
+    xp = xp_of(self.data)
+    r = xp.argmax(self.data, axis=dim)
+    if keepdim and dim is not None:
+        r = xp.expand_dims(r, dim)
+    return Tensor._wrap(xp.asarray(r))
+
+
+def argmin(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
+    xp = xp_of(self.data)
+    r = xp.argmin(self.data, axis=dim)
+    if keepdim and dim is not None:
+        r = xp.expand_dims(r, dim)
+    return Tensor._wrap(xp.asarray(r))
+
+
+def clamp(self: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    return ops.Clamp.apply(self, min, max)
+
+
+def pow_(self: Tensor, exponent: Any) -> Tensor:
+    return ops.Pow.apply(self, _operand(exponent, self))
+
+
+def rpow(self: Tensor, base: Any) -> Tensor:
+    return ops.Pow.apply(_operand(base, self), self)
+
+
+def zero_(self: Tensor) -> Tensor:
+    self.data[...] = 0
+    return self
+
+
+def fill_(self: Tensor, value: Any) -> Tensor:
+    self.data[...] = value
+    return self
+
+
+def copy_(self: Tensor, src: Any) -> Tensor:
+    s = src.data if isinstance(src, Tensor) else src
+    self.data[...] = s
+    return self
+
+
+def install() -> None:
+    T = Tensor
+    T.__add__ = _binary(ops.Add)  # type: ignore[assignment]
+    T.__radd__ = _binary(ops.Add, swap=True)  # type: ignore[assignment]
+    T.__sub__ = _binary(ops.Sub)  # type: ignore[assignment]
+    T.__rsub__ = _binary(ops.Sub, swap=True)  # type: ignore[assignment]
+    T.__mul__ = _binary(ops.Mul)  # type: ignore[assignment]
+    T.__rmul__ = _binary(ops.Mul, swap=True)  # type: ignore[assignment]
+    T.__truediv__ = _binary(ops.Div)  # type: ignore[assignment]
+    T.__rtruediv__ = _binary(ops.Div, swap=True)  # type: ignore[assignment]
+    T.__matmul__ = _binary(ops.MatMul)  # type: ignore[assignment]
+    T.__rmatmul__ = _binary(ops.MatMul, swap=True)  # type: ignore[assignment]
+    T.__neg__ = lambda self: ops.Neg.apply(self)  # type: ignore[assignment]
+    T.__pos__ = lambda self: self  # type: ignore[assignment]
+    T.__pow__ = pow_  # type: ignore[assignment]
+    T.__rpow__ = rpow  # type: ignore[assignment]
+    T.__abs__ = lambda self: ops.Abs.apply(self)  # type: ignore[assignment]
+    T.__iadd__ = _inplace("__iadd__")  # type: ignore[assignment]
+    T.__isub__ = _inplace("__isub__")  # type: ignore[assignment]
+    T.__imul__ = _inplace("__imul__")  # type: ignore[assignment]
+    T.__itruediv__ = _inplace("__itruediv__")  # type: ignore[assignment]
+    for name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
+        setattr(T, name, _compare(name))
+    T.__getitem__ = getitem  # type: ignore[assignment]
+    T.__setitem__ = setitem  # type: ignore[assignment]
+    T.add = T.__add__  # type: ignore[attr-defined]
+    T.sub = T.__sub__  # type: ignore[attr-defined]
+    T.mul = T.__mul__  # type: ignore[attr-defined]
+    T.div = T.__truediv__  # type: ignore[attr-defined]
+    T.matmul = T.__matmul__  # type: ignore[attr-defined]
+    T.mm = T.__matmul__  # type: ignore[attr-defined]
+    T.pow = pow_  # type: ignore[attr-defined]
+    T.neg = T.__neg__  # type: ignore[attr-defined]
+    T.abs = T.__abs__  # type: ignore[attr-defined]
+    T.exp = lambda self: ops.Exp.apply(self)  # type: ignore[attr-defined]
+    T.log = lambda self: ops.Log.apply(self)  # type: ignore[attr-defined]
+    T.sqrt = lambda self: ops.Sqrt.apply(self)  # type: ignore[attr-defined]
+    T.clamp = clamp  # type: ignore[attr-defined]
+    T.clip = clamp  # type: ignore[attr-defined]
+    T.sum = sum_  # type: ignore[attr-defined]
+    T.mean = mean  # type: ignore[attr-defined]
+    T.max = max_  # type: ignore[attr-defined]
+    T.min = min_  # type: ignore[attr-defined]
+    T.var = var  # type: ignore[attr-defined]
+    T.std = std  # type: ignore[attr-defined]
+    T.argmax = argmax  # type: ignore[attr-defined]
+    T.argmin = argmin  # type: ignore[attr-defined]
+    T.reshape = reshape  # type: ignore[attr-defined]
+    T.view = reshape  # type: ignore[attr-defined]
+    T.permute = permute  # type: ignore[attr-defined]
+    T.transpose = transpose  # type: ignore[attr-defined]
+    T.t = t  # type: ignore[attr-defined]
+    T.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))  # type: ignore[attr-defined]
+    T.flatten = flatten  # type: ignore[attr-defined]
+    T.unsqueeze = unsqueeze  # type: ignore[attr-defined]
+    T.squeeze = squeeze  # type: ignore[attr-defined]
+    T.expand = expand  # type: ignore[attr-defined]
+    T.zero_ = zero_  # type: ignore[attr-defined]
+    T.fill_ = fill_  # type: ignore[attr-defined]
+    T.copy_ = copy_  # type: ignore[attr-defined]
+    T.any = lambda self: Tensor._wrap(xp_of(self.data).asarray(self.data.any()))  # type: ignore[attr-defined]
+    T.all = lambda self: Tensor._wrap(xp_of(self.data).asarray(self.data.all()))  # type: ignore[attr-defined]
+    T.isfinite = lambda self: Tensor._wrap(xp_of(self.data).isfinite(self.data))  # type: ignore[attr-defined]
+    T.isnan = lambda self: Tensor._wrap(xp_of(self.data).isnan(self.data))  # type: ignore[attr-defined]
+
+
+def cat(tensors: Any, dim: int = 0) -> Tensor:
+    return ops.Cat.apply(dim, *tensors)
+
+
+def stack(tensors: Any, dim: int = 0) -> Tensor:
+    return ops.Stack.apply(dim, *tensors)
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    c = cond.data if isinstance(cond, Tensor) else cond
+    like = a if isinstance(a, Tensor) else b
+    return ops.Where.apply(c, _operand(a, like), _operand(b, like))

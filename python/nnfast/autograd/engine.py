@@ -1,0 +1,75 @@
+"""Reverse-mode sweep over the tape."""
+from __future__ import annotations
+
+from typing import Any
+
+from . import anomaly
+
+
+def _topological_order(root: Any) -> list[Any]:
+    """Nodes reachable from ``root``, each before the nodes it depends on."""
+    order: list[Any] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for t in node.inputs:
+            if t is not None and t.grad_fn is not None and id(t.grad_fn) not in seen:
+                stack.append((t.grad_fn, False))
+    order.reverse()
+    return order
+
+
+def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
+    """Propagate ``grad`` (d out / d root) to every leaf that requires grad."""
+    if root.grad_fn is None:
+        root._accumulate_grad(grad)
+        return
+    pending: dict[int, Any] = {id(root.grad_fn): grad}
+    check = anomaly.is_enabled()
+    for node in _topological_order(root.grad_fn):
+        g = pending.pop(id(node), None)
+        if g is None:
+            continue
+        if node._released:
+            raise RuntimeError(
+                f"[backward] expected a graph that still holds its saved tensors; {node.name} was "
+                "already freed by an earlier backward (pass retain_graph=True the first time)"
+            )
+        grads = type(node).backward(node, g)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        if len(grads) < len(node.inputs):
+            grads = grads + (None,) * (len(node.inputs) - len(grads))
+        if check:
+            anomaly.check_backward(node.name, grads)
+        if not retain_graph:
+            node.saved_tensors = ()
+            node._released = True
+        seen_arrays: set[int] = set()
+        for t, gi in zip(node.inputs, grads):
+            if gi is None or t is None or not t.requires_grad:
+                continue
+            if gi.shape != t.data.shape:
+                raise RuntimeError(
+                    f"[backward] {node.name} returned a gradient of shape {tuple(gi.shape)} "
+                    f"for an input of shape {tuple(t.data.shape)}"
+                )
+            # An array handed to two consumers (or passed through unchanged) is
+            # copied so that later in-place accumulation never aliases.
+            if id(gi) in seen_arrays or gi is g:
+                gi = gi.copy()
+            seen_arrays.add(id(gi))
+            if t.grad_fn is None:
+                t._accumulate_grad(gi)
+            else:
+                key = id(t.grad_fn)
+                prev = pending.get(key)
+                pending[key] = gi if prev is None else prev + gi

@@ -1,0 +1,9 @@
+"""``nnfast.nn.functional`` (conventionally ``F``): the stateless ops.
+
+One private module per op family; each lists its public names in ``__all__``.
+"""
+from ._activation import *  # noqa: F401,F403
+from ._dropout import *  # noqa: F401,F403
+from ._linear import *  # noqa: F401,F403
+from ._loss import *  # noqa: F401,F403
+from ._norm import *  # noqa: F401,F403

@@ -1,0 +1,35 @@
+"""Python-side argument checks shared by the functional ops (the C++
+bindings re-check dtype, shapes and memory before any kernel runs)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...tensor import Tensor
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_tensor(op: str, x: Any, name: str = "input") -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op}] expected {name} to be an nnfast.Tensor, got {type(x).__name__}")
+    return x
+
+
+def check_float(op: str, x: Any, name: str = "input") -> Tensor:
+    check_tensor(op, x, name)
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"[{op}] expected {name} to be float32 or float64, got {x.dtype}")
+    return x
+
+
+def check_same_dtype(op: str, ref: Tensor, other: Any, name: str) -> None:
+    if other is not None and other.dtype != ref.dtype:
+        raise TypeError(f"[{op}] expected {name} to have dtype {ref.dtype}, got {other.dtype}")
+
+
+def check_same_device(op: str, ref: Tensor, *others: Any) -> None:
+    for o in others:
+        if o is not None and o.device != ref.device:
+            raise RuntimeError(f"[{op}] expected all tensors on one device, got {ref.device} and {o.device}")

@@ -1,0 +1,2 @@
+"""(filled in by its op family)."""
+__all__: list[str] = []

@@ -1,0 +1,361 @@
+"""``nn.Module`` and ``nn.Parameter`` with PyTorch's semantics and naming."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, NamedTuple, Optional
+
+import numpy as np
+
+from .._dispatch import xp_of
+from ..autograd import grad_mode
+from ..tensor import Tensor, _to_device_array, device
+
+
+class Parameter(Tensor):
+    """A tensor that a ``Module`` registers as a learnable parameter."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
+        if data is None:
+            data = np.empty((0,), dtype=np.float32)
+        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + Tensor.__repr__(self)
+
+    def __reduce_ex__(self, proto: Any) -> Any:  # pragma: no cover - pickle is unused by nnfast
+        return (Parameter, (self.data, self.requires_grad))
+
+
+class _IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
+
+
+class Module:
+    """Base class of every layer: holds parameters, buffers and submodules."""
+
+    training: bool
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+
+    # ------------------------------------------------------------ forward
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"[{type(self).__name__}] expected a forward() method")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if "_forward_hooks" not in self.__dict__:
+            raise RuntimeError(
+                f"[{type(self).__name__}] expected Module.__init__ to run; call super().__init__() first"
+            )
+        for hook in self._forward_pre_hooks.values():
+            r = hook(self, args)
+            if r is not None:
+                args = r if isinstance(r, tuple) else (r,)
+        out = self.forward(*args, **kwargs)
+        for hook in self._forward_hooks.values():
+            r = hook(self, args, out)
+            if r is not None:
+                out = r
+        return out
+
+    def register_forward_hook(self, hook: Callable[..., Any]) -> Any:
+        key = id(hook)
+        self._forward_hooks[key] = hook
+        return _RemovableHandle(self._forward_hooks, key)
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> Any:
+        key = id(hook)
+        self._forward_pre_hooks[key] = hook
+        return _RemovableHandle(self._forward_pre_hooks, key)
+
+    # ------------------------------------------------------------ registration
+    def __setattr__(self, name: str, value: Any) -> None:
+        d = self.__dict__
+        if "_parameters" not in d:
+            if isinstance(value, (Parameter, Module)):
+                raise RuntimeError(
+                    f"[{type(self).__name__}] expected super().__init__() before assigning parameters or submodules"
+                )
+            object.__setattr__(self, name, value)
+            return
+        params, modules, buffers = d["_parameters"], d["_modules"], d["_buffers"]
+        if isinstance(value, Parameter):
+            self._drop(name)
+            params[name] = value
+        elif isinstance(value, Module):
+            self._drop(name)
+            modules[name] = value
+        elif name in params:
+            if value is not None and not isinstance(value, Parameter):
+                raise TypeError(f"[{type(self).__name__}] expected a Parameter or None for '{name}'")
+            params[name] = value
+        elif name in modules:
+            if value is not None:
+                raise TypeError(f"[{type(self).__name__}] expected a Module or None for '{name}'")
+            modules[name] = value
+        elif name in buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"[{type(self).__name__}] expected a Tensor or None for buffer '{name}'")
+            buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def _drop(self, name: str) -> None:
+        for store in ("_parameters", "_modules", "_buffers"):
+            self.__dict__[store].pop(name, None)
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name: str) -> Any:
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            s = d.get(store)
+            if s is not None and name in s:
+                return s[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        for store in ("_parameters", "_buffers", "_modules"):
+            if name in self.__dict__[store]:
+                del self.__dict__[store][name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"[register_parameter] expected a Parameter or None for '{name}'")
+        self._drop(name)
+        self._parameters[name] = param
+
+    def register_buffer(self, name: str, tensor: Optional[Tensor], persistent: bool = True) -> None:
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"[register_buffer] expected a Tensor or None for '{name}'")
+        self._drop(name)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+        else:
+            self._non_persistent.discard(name)
+
+    def add_module(self, name: str, module: Optional["Module"]) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"[add_module] expected a Module for '{name}'")
+        self._drop(name)
+        self._modules[name] = module
+
+    register_module = add_module
+
+    # ------------------------------------------------------------ traversal
+    def named_modules(self, memo: Optional[set[int]] = None, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(memo, prefix + ("." if prefix else "") + name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        seen: set[int] = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self) -> Iterator["Module"]:
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, store: str, prefix: str, recurse: bool) -> Iterator[tuple[str, Any]]:
+        seen: set[int] = set()
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mp, m in mods:
+            for name, v in m.__dict__[store].items():
+                if v is None or id(v) in seen:
+                    continue
+                seen.add(id(v))
+                yield mp + ("." if mp else "") + name, v
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        yield from self._named_members("_parameters", prefix, recurse)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        yield from self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def apply(self, fn: Callable[["Module"], Any]) -> "Module":
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # ------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> "Module":
+        if not isinstance(mode, bool):
+            raise ValueError("[train] expected mode to be a bool")
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    # ------------------------------------------------------------ state
+    def state_dict(self, destination: Optional[dict[str, Any]] = None, prefix: str = "",
+                   keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
+        out: OrderedDict[str, Tensor] = OrderedDict() if destination is None else destination  # type: ignore[assignment]
+        for name, p in self._parameters.items():
+            if p is not None:
+                out[prefix + name] = p if keep_vars else p.detach()
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent:
+                out[prefix + name] = b if keep_vars else b.detach()
+        for name, m in self._modules.items():
+            if m is not None:
+                m.state_dict(out, prefix + name + ".", keep_vars)
+        return out
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True) -> _IncompatibleKeys:
+        """Copy values into this module's parameters and buffers (in place).
+
+        With ``strict`` (default), missing keys, unexpected keys and shape
+        mismatches raise ``RuntimeError`` before anything is modified.
+        """
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        for k, target in own.items():
+            if k not in state_dict:
+                continue
+            src = state_dict[k]
+            arr = src.data if isinstance(src, Tensor) else src
+            if tuple(np.shape(arr)) != target.shape:
+                errors.append(f"size mismatch for {k}: copying a param with shape {tuple(np.shape(arr))}, "
+                              f"the shape in current model is {target.shape}")
+        if strict and (missing or unexpected):
+            errors.insert(0, f"missing keys: {missing}, unexpected keys: {unexpected}")
+        if errors:
+            raise RuntimeError(f"[load_state_dict] expected a matching state dict for {type(self).__name__}:\n  "
+                               + "\n  ".join(errors))
+        with grad_mode.no_grad():
+            for k, target in own.items():
+                if k in state_dict:
+                    src = state_dict[k]
+                    arr = src.data if isinstance(src, Tensor) else src
+                    xp = xp_of(target.data)
+                    target.data[...] = xp.asarray(_to_device_array(np.asarray(arr) if not hasattr(arr, "device")
+                                                                   else arr, target.device)).astype(target.dtype)
+        return _IncompatibleKeys(missing, unexpected)
+
+    # ------------------------------------------------------------ device / dtype
+    def _apply_to_tensors(self, fn: Callable[[Any], Any]) -> "Module":
+        for m in self.modules():
+            for store in ("_parameters", "_buffers"):
+                for name, t in m.__dict__[store].items():
+                    if t is None:
+                        continue
+                    t.data = fn(t.data)
+                    if t.grad is not None:
+                        t.grad.data = fn(t.grad.data)
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> "Module":
+        dev = kwargs.get("device")
+        dtype = kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, (str, device)):
+                dev = a
+            else:
+                dtype = a
+        if dtype is not None:
+            dt = np.dtype(dtype)
+            if dt.kind != "f":
+                raise TypeError(f"[Module.to] expected a floating dtype, got {dt}")
+            self._apply_to_tensors(lambda a: a.astype(dt) if a.dtype.kind == "f" else a)
+        if dev is not None:
+            d = device(dev)
+            self._apply_to_tensors(lambda a: _to_device_array(a, d))
+        return self
+
+    def cuda(self, index: Optional[int] = None) -> "Module":
+        return self.to(device("cuda", index or 0))
+
+    def cpu(self) -> "Module":
+        return self.to("cpu")
+
+    def float(self) -> "Module":  # noqa: A003
+        return self.to(np.float32)
+
+    def double(self) -> "Module":
+        return self.to(np.float64)
+
+    # ------------------------------------------------------------ repr
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        extra = self.extra_repr()
+        if extra:
+            lines = extra.split("\n")
+        for name, m in self._modules.items():
+            mod = repr(m).replace("\n", "\n  ")
+            lines.append(f"({name}): {mod}")
+        main = type(self).__name__ + "("
+        if lines:
+            if len(lines) == 1 and not self._modules:
+                main += lines[0]
+            else:
+                main += "\n  " + "\n  ".join(lines) + "\n"
+        return main + ")"
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._modules) | set(self._buffers))
+
+
+class _RemovableHandle:
+    def __init__(self, store: dict[int, Any], key: int) -> None:
+        self.store, self.key = store, key
+
+    def remove(self) -> None:
+        self.store.pop(self.key, None)

@@ -1,0 +1,2 @@
+"""``nn.utils``: gradient clipping and parameter helpers."""
+__all__: list[str] = []

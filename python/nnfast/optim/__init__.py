@@ -1,0 +1,1 @@
+"""Optimizers (fused C++ step kernels)."""

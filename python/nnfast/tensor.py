@@ -1,0 +1,496 @@
+"""``nnfast.Tensor``: an array (NumPy on CPU, CuPy on GPU) plus its place on the tape."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _random
+from ._dispatch import is_cupy, xp_of
+from .autograd import grad_mode
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+float16 = np.dtype(np.float16)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+bool_ = np.dtype(np.bool_)
+float = float32  # noqa: A001 - mirrors torch.float
+double = float64
+long = int64
+
+_default_dtype = [float32]
+
+
+def get_default_dtype() -> np.dtype:
+    return _default_dtype[0]
+
+
+def set_default_dtype(dtype: Any) -> None:
+    d = np.dtype(dtype)
+    if d not in (float32, float64):
+        raise TypeError(f"[set_default_dtype] expected float32 or float64, got {d}")
+    _default_dtype[0] = d
+
+
+class device:
+    """Where a tensor lives: ``device('cpu')``, ``device('cuda')``, ``device('cuda:1')``."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec: Union[str, "device"] = "cpu", index: Optional[int] = None) -> None:
+        if isinstance(spec, device):
+            self.type, self.index = spec.type, spec.index
+            return
+        s = str(spec)
+        if ":" in s:
+            s, idx = s.split(":", 1)
+            index = int(idx)
+        if s not in ("cpu", "cuda"):
+            raise ValueError(f"[device] expected 'cpu' or 'cuda[:N]', got {spec!r}")
+        self.type = s
+        self.index = index if s == "cuda" else None
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            try:
+                other = device(other)
+            except ValueError:
+                return False
+        if not isinstance(other, device):
+            return NotImplemented
+        if self.type != other.type:
+            return False
+        return self.index is None or other.index is None or self.index == other.index
+
+    def __hash__(self) -> int:
+        return hash(self.type)
+
+
+def _device_of(a: Any) -> device:
+    if is_cupy(a):
+        return device("cuda", int(a.device.id))
+    return device("cpu")
+
+
+def _to_device_array(a: Any, dev: device) -> Any:
+    if dev.type == "cpu":
+        return a.get() if is_cupy(a) else a
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError("[to] expected CuPy for cuda tensors; install nnfast[cuda]") from exc
+    with cupy.cuda.Device(dev.index or 0):
+        return cupy.asarray(a)
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """NumPy array from Python data with PyTorch's dtype defaults."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if is_cupy(data):
+        arr = data.astype(dtype) if dtype is not None else data.copy()
+        return arr
+    keep_dtype = isinstance(data, (np.ndarray, np.generic))
+    arr = np.array(data, dtype=dtype, copy=True)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"[tensor] expected numeric data, got dtype {arr.dtype}")
+    if dtype is None and not keep_dtype:
+        if arr.dtype.kind == "f":
+            arr = arr.astype(_default_dtype[0])
+        elif arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64)
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array that records differentiable operations.
+
+    ``data`` is the underlying NumPy (CPU) or CuPy (GPU) array; nnfast's
+    kernels compute on it in place of NumPy math for every standard layer.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_hooks", "__weakref__")
+    __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        if not (isinstance(data, np.ndarray) or is_cupy(data)):
+            data = _as_array(data)
+        self.data = data
+        self.grad: Optional[Tensor] = None
+        self.grad_fn: Any = None
+        self._hooks: Any = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def _wrap(cls, data: Any, requires_grad: bool = False) -> "Tensor":
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.grad_fn = None
+        t._hooks = None
+        t.requires_grad = requires_grad
+        return t
+
+    # ------------------------------------------------------------ attributes
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    def size(self, dim: Optional[int] = None) -> Any:
+        return self.shape if dim is None else self.data.shape[dim]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> device:
+        return _device_of(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return is_cupy(self.data)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return int(self.data.shape[0])
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"[requires_grad_] expected a floating-point tensor, got {self.data.dtype}; "
+                "only float tensors can require gradients"
+            )
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("[requires_grad_] expected a leaf tensor; use detach() on a non-leaf")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def register_hook(self, hook: Any) -> None:
+        """Call ``hook(grad) -> Tensor | None`` when this leaf's gradient is accumulated."""
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+
+    def _accumulate_grad(self, g: Any) -> None:
+        if self._hooks:
+            for h in self._hooks:
+                r = h(Tensor._wrap(g))
+                if r is not None:
+                    g = r.data if isinstance(r, Tensor) else r
+        if g.dtype != self.data.dtype:
+            g = g.astype(self.data.dtype)
+        if self.grad is None:
+            self.grad = Tensor._wrap(g)
+        else:
+            self.grad.data += g
+
+    # ------------------------------------------------------------ autograd
+    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
+        from .autograd.engine import run_backward
+
+        if not self.requires_grad:
+            raise RuntimeError(
+                "[backward] expected a tensor that requires grad; this one has no grad_fn "
+                "(did you run under no_grad, or forget requires_grad=True?)"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"[backward] expected a scalar output or an explicit gradient, got shape {self.shape}"
+                )
+            g = xp_of(self.data).ones_like(self.data)
+        else:
+            g = gradient.data if isinstance(gradient, Tensor) else xp_of(self.data).asarray(gradient)
+            if g.shape != self.data.shape:
+                raise RuntimeError(f"[backward] expected gradient of shape {self.shape}, got {tuple(g.shape)}")
+            g = g.astype(self.data.dtype, copy=True)
+        run_backward(self, g, retain_graph=retain_graph)
+
+    def detach(self) -> "Tensor":
+        return Tensor._wrap(self.data)
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    # ------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise RuntimeError("[numpy] expected a tensor that does not require grad; call .detach().numpy()")
+        if is_cupy(self.data):
+            raise TypeError("[numpy] expected a cpu tensor; call .cpu() first")
+        return self.data
+
+    def tolist(self) -> Any:
+        return self._host().tolist()
+
+    def item(self) -> Any:
+        if self.data.size != 1:
+            raise ValueError(f"[item] expected a tensor with one element, got shape {self.shape}")
+        return self._host().reshape(()).item()
+
+    def _host(self) -> np.ndarray:
+        return self.data.get() if is_cupy(self.data) else self.data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = self._host()
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> Any:
+        return self.data.__dlpack_device__()
+
+    @property
+    def __cuda_array_interface__(self) -> Any:
+        if not is_cupy(self.data):
+            raise AttributeError("__cuda_array_interface__ is only defined for cuda tensors")
+        return self.data.__cuda_array_interface__
+
+    def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+        """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``; differentiable."""
+        dev = kwargs.pop("device", None)
+        dtype = kwargs.pop("dtype", None)
+        for a in args:
+            if isinstance(a, (str, device)):
+                dev = a
+            elif isinstance(a, Tensor):
+                dev, dtype = a.device, a.dtype
+            else:
+                dtype = a
+        out: Tensor = self
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            from .autograd.basic_ops import Cast
+
+            out = Cast.apply(out, np.dtype(dtype))
+        if dev is not None and device(dev) != out.device:
+            from .autograd.basic_ops import ToDevice
+
+            out = ToDevice.apply(out, device(dev))
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, index: Optional[int] = None) -> "Tensor":
+        return self.to(device("cuda", index or 0))
+
+    def float(self) -> "Tensor":
+        return self.to(float32)
+
+    def double(self) -> "Tensor":
+        return self.to(float64)
+
+    def long(self) -> "Tensor":
+        return self.to(int64)
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return self.to(other.dtype)
+
+    def clone(self) -> "Tensor":
+        from .autograd.basic_ops import Clone
+
+        return Clone.apply(self)
+
+    def contiguous(self) -> "Tensor":
+        if self.data.flags.c_contiguous:
+            return self
+        return self.clone()
+
+    def is_contiguous(self) -> bool:
+        return bool(self.data.flags.c_contiguous)
+
+    # ------------------------------------------------------------ repr
+    def __repr__(self) -> str:
+        body = np.array2string(self._host(), separator=", ", prefix="tensor(")
+        extras = []
+        if self.dtype != _default_dtype[0] and self.dtype.kind == "f" or self.dtype.kind not in "fi":
+            extras.append(f"dtype={self.dtype}")
+        if self.is_cuda:
+            extras.append(f"device='{self.device}'")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn={self.grad_fn!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError("[bool] expected a one-element tensor; use .any() or .all()")
+        return bool(self.item())
+
+    def __float__(self) -> float:  # type: ignore[valid-type]
+        return float(self.item())  # type: ignore[misc]
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu":
+            raise TypeError("[index] expected an integer tensor")
+        return int(self.item())
+
+    __hash__ = object.__hash__
+
+
+def _wrap_like(data: Any) -> Tensor:
+    return Tensor._wrap(data)
+
+
+def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (list, scalar, array or tensor)."""
+    arr = _as_array(data, None if dtype is None else np.dtype(dtype))
+    if device is not None:
+        arr = _to_device_array(arr, globals()["device"](device))
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype) and device in (None, "cpu"):
+        return Tensor(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(a: np.ndarray) -> Tensor:
+    """A tensor sharing memory with ``a`` (no copy)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"[from_numpy] expected a numpy.ndarray, got {type(a).__name__}")
+    return Tensor(a)
+
+
+def from_dlpack(obj: Any) -> Tensor:
+    """A tensor sharing memory with any DLPack producer (NumPy, CuPy, PyTorch)."""
+    dev_type = obj.__dlpack_device__()[0] if hasattr(obj, "__dlpack_device__") else 1
+    if dev_type == 2:  # kDLCUDA
+        import cupy
+
+        return Tensor(cupy.from_dlpack(obj))
+    return Tensor(np.from_dlpack(obj))
+
+
+def _shape_arg(size: Sequence[Any]) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    return tuple(int(s) for s in size)
+
+
+def _factory(fill: Any, size: Sequence[Any], dtype: Any, device_: Any, requires_grad: bool) -> Tensor:
+    shape = _shape_arg(size)
+    dt = np.dtype(dtype) if dtype is not None else _default_dtype[0]
+    arr = fill(shape, dt)
+    if device_ is not None and globals()["device"](device_).type == "cuda":
+        arr = _to_device_array(arr, globals()["device"](device_))
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _factory(lambda s, d: np.zeros(s, d), size, dtype, device, requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _factory(lambda s, d: np.ones(s, d), size, dtype, device, requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _factory(lambda s, d: np.empty(s, d), size, dtype, device, requires_grad)
+
+
+def full(size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    return _factory(lambda s, d: np.full(s, fill_value, d), (tuple(size),), dtype, device, requires_grad)
+
+
+def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    rng = _random.default_generator()
+    return _factory(lambda s, d: rng.standard_normal(s).astype(d), size, dtype, device, requires_grad)
+
+
+def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    rng = _random.default_generator()
+    return _factory(lambda s, d: rng.random(s).astype(d), size, dtype, device, requires_grad)
+
+
+def randint(low: int, high: Optional[int] = None, size: Sequence[int] = (), dtype: Any = None,
+            device: Any = None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    rng = _random.default_generator()
+    arr = rng.integers(low, high, size=tuple(size)).astype(np.dtype(dtype) if dtype else np.int64)
+    return tensor(arr, device=device)
+
+
+def randperm(n: int, dtype: Any = None, device: Any = None) -> Tensor:
+    arr = _random.default_generator().permutation(int(n)).astype(np.dtype(dtype) if dtype else np.int64)
+    return tensor(arr, device=device)
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device: Any = None) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    arr = np.arange(start, end, step)
+    if dtype is not None:
+        arr = arr.astype(np.dtype(dtype))
+    elif arr.dtype.kind == "f":
+        arr = arr.astype(_default_dtype[0])
+    else:
+        arr = arr.astype(np.int64)
+    return tensor(arr, device=device)
+
+
+def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return Tensor(xp_of(t.data).zeros_like(t.data, dtype=dtype), requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return Tensor(xp_of(t.data).ones_like(t.data, dtype=dtype), requires_grad=requires_grad)
+
+
+def empty_like(t: Tensor, dtype: Any = None) -> Tensor:
+    return Tensor(xp_of(t.data).empty_like(t.data, dtype=dtype))
+
+
+def randn_like(t: Tensor) -> Tensor:
+    return randn(*t.shape, dtype=t.dtype, device=t.device)
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def _unwrap_all(items: Iterable[Any]) -> list[Any]:
+    return [i.data if isinstance(i, Tensor) else i for i in items]
