@@ -127,8 +127,10 @@ struct VecExt {
 };
 
 // MR x (NV * W) register tile. a: packed A micro-panel (kc x MR, k-major),
-// b: packed B micro-panel (kc x NR, k-major). Writes c = alpha * acc + beta * c
-// (row stride rs_c, unit column stride); beta == 0 never reads c.
+// b: packed B micro-panel (kc x NR, k-major). compute() stores the raw tile
+// acc[r * NR + j] = sum_k a[k][r] * b[k][j] (kc >= 1) to an aligned buffer; it is
+// kept out of line with nothing else live so the compiler holds all MR x NV
+// accumulators in registers without spills. store() merges a full tile into C.
 template <class V, int MR, int NV>
 struct MicroKernel {
   using T = typename V::T;
@@ -149,18 +151,16 @@ struct MicroKernel {
     }
   }
 
-  static void run(index_t kc, const T* __restrict a, const T* __restrict b, T alpha, T beta,
-                  T* __restrict c, index_t rs_c) {
+  __attribute__((noinline)) static void compute(index_t kc, const T* __restrict a, const T* __restrict b,
+                                                T* __restrict out) {
     R acc[MR][NV];
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
-#pragma GCC unroll 32
-    for (int r = 0; r < MR; ++r) __builtin_prefetch(c + r * rs_c, 1);
     index_t k = 0;
     for (; k + 4 <= kc; k += 4) {
-      __builtin_prefetch(a + 8 * MR);
+      __builtin_prefetch(a + 16 * MR);
       step(acc, a, b);
       step(acc, a + MR, b + NR);
       step(acc, a + 2 * MR, b + 2 * NR);
@@ -173,19 +173,28 @@ struct MicroKernel {
       a += MR;
       b += NR;
     }
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) V::store(out + r * NR + v * W, acc[r][v]);
+  }
+
+  // c = alpha * t + beta * c for a full MR x NR tile (unit column stride);
+  // beta == 0 never reads c.
+  static inline void store(const T* __restrict t, T alpha, T beta, T* __restrict c, index_t rs_c) {
     const R va = V::set1(alpha);
     if (beta == T(0)) {
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) V::store(c + r * rs_c + v * W, V::mul(va, acc[r][v]));
+        for (int v = 0; v < NV; ++v) V::store(c + r * rs_c + v * W, V::mul(va, V::load(t + r * NR + v * W)));
     } else if (beta == T(1)) {
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           T* p = c + r * rs_c + v * W;
-          V::store(p, V::fma(va, acc[r][v], V::load(p)));
+          V::store(p, V::fma(va, V::load(t + r * NR + v * W), V::load(p)));
         }
     } else {
       const R vb = V::set1(beta);
@@ -194,7 +203,7 @@ struct MicroKernel {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           T* p = c + r * rs_c + v * W;
-          V::store(p, V::fma(va, acc[r][v], V::mul(vb, V::load(p))));
+          V::store(p, V::fma(va, V::load(t + r * NR + v * W), V::mul(vb, V::load(p))));
         }
     }
   }
@@ -303,12 +312,11 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
             const index_t mr = gemm_min(MR, mc - ir);
             const T* ap = Ap + ir * kc;
             T* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
-            if (mr == MR && nr == NR && g.cs_c == 1) {
-              K_::run(kc, ap, bp, g.alpha, beta, c, g.rs_c);
-            } else {
-              K_::run(kc, ap, bp, T(1), T(0), tile, NR);
+            K_::compute(kc, ap, bp, tile);
+            if (mr == MR && nr == NR && g.cs_c == 1)
+              K_::store(tile, g.alpha, beta, c, g.rs_c);
+            else
               merge_tile(tile, NR, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
-            }
             if (last && g.tile_epilogue) g.tile_epilogue(g, ic + ir, mr, jc + jr, nr);
           }
         }

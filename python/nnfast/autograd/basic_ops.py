@@ -211,7 +211,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        return xp_of(g).ascontiguousarray(_expand_back(g, ctx.shape, ctx.axes, ctx.keepdim))
+        return _expand_back(g, ctx.shape, ctx.axes, ctx.keepdim).copy()
 
 
 class Mean(Function):
@@ -226,7 +226,7 @@ class Mean(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         g = g / max(ctx.count, 1)
-        return xp_of(g).ascontiguousarray(_expand_back(g, ctx.shape, ctx.axes, ctx.keepdim))
+        return _expand_back(g, ctx.shape, ctx.axes, ctx.keepdim).copy()
 
 
 class Max(Function):

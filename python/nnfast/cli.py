@@ -1,0 +1,484 @@
+"""The ``nnfast`` command: train, evaluate, predict, bench, info."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+
+class UserError(Exception):
+    """A mistake in the command line or the data: printed as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------------- data
+def _load_user_data(path: str, label_column: Optional[int], task: str) -> tuple[np.ndarray, np.ndarray]:
+    if not os.path.exists(path):
+        raise UserError(f"data file not found: {path}")
+    ext = path.lower()
+    try:
+        if ext.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as f:
+                keys = set(f.files)
+                xk = next((k for k in ("X", "x", "data", "features") if k in keys), None)
+                yk = next((k for k in ("y", "Y", "labels", "target", "targets") if k in keys), None)
+                if xk is None or yk is None:
+                    raise UserError(f"{path}: expected arrays named X and y in the .npz, found {sorted(keys)}")
+                X, y = f[xk], f[yk]
+        elif ext.endswith(".npy"):
+            ypath = path[:-4] + "_y.npy" if not path.endswith("_X.npy") else path[:-6] + "_y.npy"
+            if not os.path.exists(ypath):
+                raise UserError(f"{path}: expected the labels beside it in {ypath}")
+            X, y = np.load(path, allow_pickle=False), np.load(ypath, allow_pickle=False)
+        elif ext.endswith(".csv") or ext.endswith(".csv.gz") or ext.endswith(".txt"):
+            X, y = _load_csv(path, label_column)
+        else:
+            raise UserError(f"{path}: expected a .npz (X, y), .npy pair (name.npy + name_y.npy) or .csv file")
+    except UserError:
+        raise
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: could not read data ({exc})") from None
+    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    if len(X) != len(y):
+        raise UserError(f"{path}: expected as many labels as rows, got {len(y)} labels for {len(X)} rows")
+    if len(X) < 2:
+        raise UserError(f"{path}: expected at least 2 rows of data")
+    if not np.isfinite(X).all():
+        bad = int(np.argwhere(~np.isfinite(X))[0][0])
+        raise UserError(f"{path}: expected finite feature values, found NaN/Inf in row {bad}")
+    y = np.asarray(y)
+    if task == "classification":
+        if y.dtype.kind == "f":
+            if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+                raise UserError(f"{path}: expected integer class labels for classification (use --task regression)")
+        y = y.astype(np.int64).reshape(-1)
+        if y.min() < 0:
+            raise UserError(f"{path}: expected class labels >= 0, got {y.min()}")
+    else:
+        y = y.astype(np.float64)
+        if not np.isfinite(y).all():
+            raise UserError(f"{path}: expected finite regression targets")
+        y = y.reshape(len(y), -1)
+    return X, y
+
+
+def _load_csv(path: str, label_column: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+    import gzip
+    import io
+
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rt") as f:  # type: ignore[operator]
+        text = f.read()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise UserError(f"{path}: the file is empty")
+    delim = "," if "," in lines[0] else None
+    first = lines[0].split(delim)
+
+    def numeric(tok: str) -> bool:
+        try:
+            float(tok)
+            return True
+        except ValueError:
+            return False
+
+    header = not all(numeric(t.strip()) for t in first)
+    try:
+        data = np.loadtxt(io.StringIO("\n".join(lines[1:] if header else lines)), delimiter=delim, ndmin=2)
+    except ValueError as exc:
+        raise UserError(f"{path}: expected numeric CSV values ({exc})") from None
+    ncol = data.shape[1]
+    col = ncol - 1 if label_column is None else label_column
+    if not -ncol <= col < ncol:
+        raise UserError(f"{path}: --label-column {label_column} is out of range for {ncol} columns")
+    col %= ncol
+    y = data[:, col]
+    X = np.delete(data, col, axis=1)
+    if X.shape[1] == 0:
+        raise UserError(f"{path}: expected at least one feature column besides the label")
+    return X, y
+
+
+# ---------------------------------------------------------------------- model
+def build_mlp(in_features: int, hidden: Sequence[int], out_features: int, activation: str = "relu",
+              norm: str = "none", dropout: float = 0.0) -> Any:
+    """Linear layers with ``activation`` fused into each hidden GEMM (when no norm sits between)."""
+    from . import nn
+
+    layers: list[Any] = []
+    prev = in_features
+    for h in hidden:
+        if norm == "none":
+            layers.append(nn.Linear(prev, h, activation=activation))
+        else:
+            layers.append(nn.Linear(prev, h))
+            layers.append(nn.BatchNorm1d(h) if norm == "batch" else nn.LayerNorm(h))
+            layers.append(_activation_module(activation))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        prev = h
+    layers.append(nn.Linear(prev, out_features))
+    return nn.Sequential(*layers)
+
+
+def _activation_module(name: str) -> Any:
+    from . import nn
+
+    table = {"relu": "ReLU", "gelu": "GELU", "tanh": "Tanh", "sigmoid": "Sigmoid", "silu": "SiLU",
+             "elu": "ELU", "leaky_relu": "LeakyReLU", "softplus": "Softplus"}
+    return getattr(nn, table[name])()
+
+
+def _make_optimizer(name: str, params: Any, lr: float, weight_decay: float, momentum: float) -> Any:
+    from . import optim
+
+    name = name.lower()
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    cls = {"adagrad": "Adagrad", "rmsprop": "RMSprop", "adabound": "AdaBound", "lion": "Lion", "lamb": "LAMB"}.get(name)
+    if cls is None or not hasattr(optim, cls):
+        raise UserError(f"unknown optimizer {name!r}")
+    return getattr(optim, cls)(params, lr=lr, weight_decay=weight_decay)
+
+
+def _make_scheduler(name: str, opt: Any, lr: float, epochs: int, steps_per_epoch: int) -> Any:
+    from .optim import lr_scheduler as S
+
+    if name == "none":
+        return None
+    if name == "step":
+        return S.StepLR(opt, step_size=max(epochs // 3, 1), gamma=0.3)
+    if name == "cosine":
+        return S.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    if name == "onecycle":
+        return S.OneCycleLR(opt, max_lr=lr, epochs=max(epochs, 1), steps_per_epoch=max(steps_per_epoch, 1))
+    if name == "plateau":
+        return S.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    raise UserError(f"unknown schedule {name!r}")
+
+
+# ---------------------------------------------------------------------- commands
+def _parse_hidden(text: str) -> list[int]:
+    if text.strip() in ("", "none"):
+        return []
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--hidden expects comma-separated sizes such as 256,128, got {text!r}") from None
+    if any(s < 1 for s in sizes):
+        raise UserError(f"--hidden sizes must be positive, got {text!r}")
+    return sizes
+
+
+def _resolve_device(name: str) -> str:
+    import nnfast
+
+    if name == "auto":
+        return "cuda" if nnfast.cuda.is_available() else "cpu"
+    if name == "cuda" and not nnfast.cuda.is_available():
+        raise UserError("--device cuda requested but no CUDA device is available (see `nnfast info`)")
+    return name
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import nnfast
+    from . import nn
+    from .training import EarlyStopping, LambdaCallback, evaluate, fit
+
+    if args.threads:
+        nnfast.set_num_threads(args.threads)
+    nnfast.manual_seed(args.seed)
+    hidden = _parse_hidden(args.hidden)
+    for name, v in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if v < 1:
+            raise UserError(f"{name} must be >= 1, got {v}")
+    if not 0 <= args.dropout < 1:
+        raise UserError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if not (args.lr > 0 and np.isfinite(args.lr)):
+        raise UserError(f"--lr must be a positive number, got {args.lr}")
+    device = _resolve_device(args.device)
+    task = args.task
+
+    if args.data in (None, "mnist_5k", "mnist"):
+        Xtr, ytr, Xte, yte = nnfast.datasets.mnist_5k()
+        data_name = "mnist_5k (bundled, 4000 train / 1000 test)"
+        if task == "regression":
+            raise UserError("the bundled mnist_5k data is a classification task")
+    else:
+        X, y = _load_user_data(args.data, args.label_column, task)
+        rng = np.random.default_rng(args.seed)
+        order = rng.permutation(len(X))
+        n_val = max(1, int(round(len(X) * args.val_split)))
+        te, tr = order[:n_val], order[n_val:]
+        mu, sd = X[tr].mean(0), X[tr].std(0) + 1e-8
+        X = (X - mu) / sd
+        Xtr, ytr, Xte, yte = X[tr].astype(np.float32), y[tr], X[te].astype(np.float32), y[te]
+        if task == "regression":
+            ytr, yte = ytr.astype(np.float32), yte.astype(np.float32)
+        data_name = f"{args.data} ({len(tr)} train / {len(te)} validation)"
+
+    n_out = int(max(ytr.max(), yte.max()) + 1) if task == "classification" else ytr.shape[1]
+    model = build_mlp(Xtr.shape[1], hidden, n_out, args.activation, args.norm, args.dropout)
+    if device != "cpu":
+        model.to(device)
+    opt = _make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.momentum)
+    steps = -(-len(Xtr) // args.batch_size)
+    sched = _make_scheduler(args.schedule, opt, args.lr, args.epochs, steps)
+    if task == "classification":
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+        metric_list: list[Any] = ["accuracy"]
+    else:
+        loss_fn = nn.MSELoss()
+        metric_list = ["mae", "rmse"]
+
+    start_epoch = 0
+    if args.resume:
+        if not os.path.exists(args.resume):
+            raise UserError(f"checkpoint not found: {args.resume}")
+        ck = nnfast.load(args.resume)
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise UserError(f"{args.resume}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
+        if sched is not None and "scheduler" in ck:
+            sched.load_state_dict(ck["scheduler"])
+        if "rng" in ck:
+            nnfast.set_rng_state(ck["rng"])
+        start_epoch = int(ck.get("epoch", 0))
+
+    quiet = args.quiet
+    out = (lambda s: None) if quiet else print
+    out(f"nnfast {nnfast.__version__} | {data_name} | device {device} | simd {nnfast.info()['simd']} "
+        f"| threads {nnfast.get_num_threads()}")
+    out(f"model: {Xtr.shape[1]}-" + "-".join(str(h) for h in hidden + [n_out]) +
+        f" {args.activation}, norm {args.norm}, dropout {args.dropout}; optimizer {args.optimizer} lr {args.lr}"
+        f", schedule {args.schedule}, batch {args.batch_size}, epochs {args.epochs}")
+    callbacks = []
+    early = None
+    if args.early_stopping:
+        early = EarlyStopping(monitor="val_loss", patience=args.early_stopping)
+        callbacks.append(early)
+    val_name = "test" if args.data in (None, "mnist_5k", "mnist") else "val"
+
+    def print_epoch(epoch: int, logs: dict[str, Any]) -> None:
+        parts = [f"epoch {epoch + start_epoch:3d}/{args.epochs + start_epoch}", f"loss {logs['loss']:.4f}"]
+        for m in metric_list:
+            parts.append(f"train_{m} {logs[m]:.4f}")
+            parts.append(f"{val_name}_{m} {logs['val_' + m]:.4f}")
+        parts.append(f"lr {logs['lr']:.2e}")
+        parts.append(f"{logs['time']:.2f}s")
+        out("  ".join(parts))
+
+    callbacks.append(LambdaCallback(print_epoch))
+    t0 = time.perf_counter()
+    history = fit(model, loss_fn, opt, (Xtr, ytr), (Xte, yte), epochs=args.epochs, batch_size=args.batch_size,
+                  scheduler=sched, callbacks=callbacks, metrics=metric_list, verbose=not quiet,
+                  log=lambda line: None)
+    total = time.perf_counter() - t0
+    h = history.history
+    final = evaluate(model, loss_fn, (Xte, yte), metrics=metric_list)
+    summary = {"epochs_run": len(history.epochs), "train_loss": h["loss"][-1] if h.get("loss") else None,
+               f"{val_name}_loss": final["loss"], "seconds": round(total, 3)}
+    for m in metric_list:
+        summary[f"train_{m}"] = h[m][-1] if h.get(m) else None
+        summary[f"{val_name}_{m}"] = final[m]
+    if not quiet:
+        print("summary:")
+        for k, v in summary.items():
+            print(f"  {k:<16} {v:.4f}" if isinstance(v, float) else f"  {k:<16} {v}")
+    if args.save:
+        nnfast.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                     **({"scheduler": sched.state_dict()} if sched is not None else {}),
+                     "rng": nnfast.get_rng_state(), "epoch": start_epoch + len(history.epochs),
+                     "config": {"in_features": int(Xtr.shape[1]), "hidden": hidden, "out_features": int(n_out),
+                                "activation": args.activation, "norm": args.norm, "dropout": args.dropout,
+                                "task": task}}, args.save)
+        out(f"saved checkpoint to {args.save}")
+    if args.plot:
+        history.plot(args.plot)
+        out(f"wrote curves to {args.plot}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "history": history.to_dict()}, f, indent=2)
+    return 0
+
+
+def _model_from_checkpoint(path: str) -> tuple[Any, dict[str, Any]]:
+    import nnfast
+
+    if not os.path.exists(path):
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        ck = nnfast.load(path)
+        cfg = ck["config"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not an nnfast training checkpoint ({str(exc).splitlines()[0]})") from None
+    model = build_mlp(cfg["in_features"], cfg["hidden"], cfg["out_features"], cfg["activation"], cfg["norm"],
+                      cfg["dropout"])
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, cfg
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import nnfast
+    from . import nn
+    from .training import evaluate
+
+    model, cfg = _model_from_checkpoint(args.checkpoint)
+    if args.data in (None, "mnist_5k", "mnist"):
+        _, _, X, y = nnfast.datasets.mnist_5k()
+    else:
+        X, y = _load_user_data(args.data, args.label_column, cfg["task"])
+        X = X.astype(np.float32)
+    if X.shape[1] != cfg["in_features"]:
+        raise UserError(f"data has {X.shape[1]} features but the model expects {cfg['in_features']}")
+    if cfg["task"] == "classification":
+        res = evaluate(model, nn.CrossEntropyLoss(), (X, y), metrics=["accuracy"])
+    else:
+        res = evaluate(model, nn.MSELoss(), (X, y.astype(np.float32)), metrics=["mae", "rmse"])
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:<10} {v:.4f}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .training import predict
+
+    model, cfg = _model_from_checkpoint(args.checkpoint)
+    if not os.path.exists(args.data):
+        raise UserError(f"data file not found: {args.data}")
+    if args.data.endswith(".npy"):
+        X = np.load(args.data, allow_pickle=False)
+    elif args.data.endswith(".npz"):
+        with np.load(args.data, allow_pickle=False) as f:
+            X = f["X"] if "X" in f.files else f[f.files[0]]
+    else:
+        X, _ = _load_csv(args.data, None)
+    X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+    if X.shape[1] == cfg["in_features"] + 1:
+        X = X[:, :-1]  # a labelled file: drop the label column
+    if X.shape[1] != cfg["in_features"]:
+        raise UserError(f"data has {X.shape[1]} features but the model expects {cfg['in_features']}")
+    out = predict(model, X)
+    preds = out.argmax(-1) if cfg["task"] == "classification" else out
+    np.save(args.out, preds)
+    print(f"wrote {len(preds)} predictions to {args.out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import nnfast
+
+    info = nnfast.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            print(f"{k:<18} {v}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.main(quick=args.quick, json_path=args.json, only=args.only)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nnfast", description="Train and benchmark dense networks with nnfast.")
+    p.add_argument("--cmake-dir", action="store_true", help="print the CMake package folder and exit")
+    p.add_argument("--include", action="store_true", help="print the C++ include folder and exit")
+    sub = p.add_subparsers(dest="command")
+
+    t = sub.add_parser("train", help="train an MLP (default: on the bundled mnist_5k digits)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", default=None, help="mnist_5k (default) or a .npz (X, y), .npy or .csv file")
+    t.add_argument("--label-column", type=int, default=None, help="CSV label column (default: the last)")
+    t.add_argument("--task", choices=["classification", "regression"], default="classification")
+    t.add_argument("--hidden", default="256,128", help="hidden layer sizes, comma-separated")
+    t.add_argument("--activation", default="relu",
+                   choices=["relu", "gelu", "tanh", "sigmoid", "silu", "elu", "leaky_relu", "softplus"])
+    t.add_argument("--norm", default="none", choices=["none", "batch", "layer"])
+    t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument("--optimizer", default="adam",
+                   choices=["sgd", "adam", "adamw", "adagrad", "rmsprop", "adabound", "lion", "lamb"])
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--schedule", default="none", choices=["none", "step", "cosine", "onecycle", "plateau"])
+    t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--epochs", type=int, default=15)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--val-split", type=float, default=0.2, help="validation fraction for user data")
+    t.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE", help="0 = off")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = default)")
+    t.add_argument("--save", default=None, metavar="CKPT", help="write a checkpoint (safetensors)")
+    t.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint")
+    t.add_argument("--plot", default=None, metavar="PNG", help="write loss/metric curves")
+    t.add_argument("--json", default=None, metavar="PATH", help="write metrics as JSON")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on data (default: mnist_5k test split)")
+    e.add_argument("checkpoint")
+    e.add_argument("data", nargs="?", default=None)
+    e.add_argument("--label-column", type=int, default=None)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="write predictions of a checkpoint for data to a .npy file")
+    pr.add_argument("checkpoint")
+    pr.add_argument("data")
+    pr.add_argument("--out", default="preds.npy")
+    pr.set_defaults(func=cmd_predict)
+
+    b = sub.add_parser("bench", help="benchmark kernels and training steps against NumPy (and PyTorch)")
+    b.add_argument("--quick", action="store_true", help="about one minute")
+    b.add_argument("--json", default=None, metavar="PATH")
+    b.add_argument("--only", default=None, help="comma-separated subset: gemm,memory,step")
+    b.set_defaults(func=cmd_bench)
+
+    i = sub.add_parser("info", help="print version, SIMD level, threads and CUDA status")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmake_dir or args.include:
+        import nnfast
+
+        print(nnfast.get_cmake_dir() if args.cmake_dir else nnfast.get_include())
+        return 0
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"nnfast {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

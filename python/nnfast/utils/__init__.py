@@ -1,0 +1,4 @@
+"""``nnfast.utils``: data loading."""
+from . import data
+
+__all__ = ["data"]
