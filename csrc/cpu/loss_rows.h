@@ -1,0 +1,37 @@
+// Row primitives of the class-dim losses (softmax cross-entropy, linear
+// cross-entropy): contiguous rows of C values. Compiled once per ISA in
+// loss_isa.cpp and picked at run time by row_ops<T>().
+#pragma once
+#include "nnfast/common.h"
+
+namespace nnfast {
+namespace loss_detail {
+
+template <typename T>
+struct RowOps {
+  // max_c x[c]; NaN when any x[c] is NaN. C >= 1.
+  T (*max)(const T* x, index_t C);
+  // sum_c exp(x[c] - m), storing exp(x[c] - m) in e[c] when e != nullptr (e may be x).
+  T (*sumexp)(const T* x, index_t C, T m, T* e);
+  // sum_c w[c] (x[c] - m), or sum_c (x[c] - m) when w == nullptr.
+  T (*shift_dot)(const T* x, const T* w, index_t C, T m);
+  // d[c] = a d[c] + b w[c] (b when w == nullptr).
+  void (*affine)(T* d, index_t C, T a, T b, const T* w);
+};
+
+template <typename T>
+const RowOps<T>& row_ops();
+
+}  // namespace loss_detail
+
+#define NNFAST_LOSS_DECLARE_ISA(ns)                    \
+  namespace ns {                                       \
+  const loss_detail::RowOps<float>& loss_row_ops_f32();  \
+  const loss_detail::RowOps<double>& loss_row_ops_f64(); \
+  }
+NNFAST_LOSS_DECLARE_ISA(isa_generic)
+NNFAST_LOSS_DECLARE_ISA(isa_avx2)
+NNFAST_LOSS_DECLARE_ISA(isa_avx512)
+#undef NNFAST_LOSS_DECLARE_ISA
+
+}  // namespace nnfast
