@@ -32,6 +32,18 @@ void init_info(py::module_& m) {
   m.def("cuda_compiled", &nnfast::cuda_compiled);
   m.def("cuda_device_count", &nnfast::cuda_device_count);
   m.def("cuda_device_name", [](int d) { return std::string(nnfast::cuda_device_name(d)); });
+#ifdef NNFAST_SANITIZE_BUILD
+  // Test-only: a deliberate heap out-of-bounds write that AddressSanitizer must
+  // report. Exists only in sanitizer builds, to prove the sanitizer is wired in.
+  m.def("_sanitizer_selftest", [](int n) {
+    volatile char* p = new char[16];
+    p[16 + n] = 1;
+    delete[] p;
+  });
+  m.attr("sanitized") = true;
+#else
+  m.attr("sanitized") = false;
+#endif
 #ifdef __VERSION__
   m.attr("compiler") = __VERSION__;
 #endif

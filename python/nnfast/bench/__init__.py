@@ -1,0 +1,42 @@
+"""``nnfast bench``: GEMM, memory-bound kernels and whole training steps,
+timed against NumPy (and PyTorch when installed) in the same run."""
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from typing import Any, Optional
+
+from .common import machine, table
+
+SECTIONS = {
+    "gemm": ("gemm", ["case", "threads", "nnfast_gflops", "numpy_gflops", "vs_numpy", "torch_gflops", "vs_torch"]),
+    "memory": ("memory", ["kernel", "size_mb", "nnfast_gbs", "pct_copy_bw", "numpy_ms", "nnfast_ms", "speedup"]),
+    "step": ("step", ["model", "batch", "nnfast_ms", "numpy_ms", "vs_numpy", "torch_ms", "vs_torch",
+                      "nnfast_gflops", "pct_peak"]),
+}
+
+
+def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[str] = None) -> int:
+    wanted = [s.strip() for s in only.split(",")] if only else list(SECTIONS)
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        raise SystemExit(f"nnfast bench: error: unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, simd {info['simd']}, nnfast {info['nnfast']}, "
+          f"numpy {info['numpy']}, commit {info['commit']}, {info['date']}")
+    results: dict[str, Any] = {"machine": info, "quick": quick}
+    for name in wanted:
+        module, cols = SECTIONS[name]
+        mod = importlib.import_module(f"{__name__}.{module}")
+        t0 = time.perf_counter()
+        rows = mod.run(quick=quick)
+        results[name] = rows
+        print(f"\n## {name} ({time.perf_counter() - t0:.0f} s)")
+        present = [c for c in cols if any(c in r for r in rows)]
+        print(table(rows, present))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(results, f, indent=2, default=float)
+        print(f"\nwrote {json_path}")
+    return 0
