@@ -22,7 +22,7 @@ _tensor_ops.install()
 __version__: str = _C.__version__
 
 from . import autograd, nn, optim  # noqa: E402
-from ._info import cuda, get_num_threads, info, set_num_threads  # noqa: E402
+from ._info import cuda, get_cmake_dir, get_include, get_library_dir, get_num_threads, info, set_num_threads  # noqa: E402,E501
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]

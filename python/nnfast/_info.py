@@ -67,3 +67,17 @@ def info() -> dict[str, Any]:
         "cuda_device": cuda.get_device_name(0) if cuda.device_count() else None,
         "cupy": cupy_version,
     }
+
+
+def get_include() -> str:
+    """Folder holding the C++ headers (``#include <nnfast/gemm.h>``) of the installed kernel library."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
+
+
+def get_cmake_dir() -> str:
+    """Folder for ``-Dnnfast_DIR=...`` so CMake's ``find_package(nnfast CONFIG)`` finds ``nnfast::kernels``."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "share", "cmake", "nnfast")
+
+
+def get_library_dir() -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
