@@ -1,1 +1,17 @@
-"""Optimizers (fused C++ step kernels)."""
+"""``nnfast.optim``: optimizers with PyTorch's API, each step one fused C++ kernel per param group.
+
+PyTorch names: ``Optimizer``, ``SGD``, ``Adam``, ``AdamW``, ``Adagrad``, ``RMSprop``
+and ``lr_scheduler``. nnfast additions: ``AdaBound``, ``Lion``, ``LAMB``, and the
+``skip_nonfinite`` option of every optimizer.
+"""
+from . import lr_scheduler
+from .adabound import AdaBound
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .lamb import LAMB
+from .lion import Lion
+from .optimizer import Optimizer
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "AdaBound", "Lion", "LAMB", "lr_scheduler"]

@@ -1,0 +1,68 @@
+"""``AdaBound`` / AMSBound (Luo et al. 2019, "Adaptive Gradient Methods with Dynamic Bound
+of Learning Rate"), as in the authors' reference implementation; an nnfast addition."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._native import _C
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamsT, _as_float, _check_betas, _check_nonneg, _state_tensor
+
+
+class AdaBound(Optimizer):
+    """Adam whose per-element step size is clipped to bounds that converge to SGD's.
+
+    ``m = beta1 m + (1-beta1) g``, ``v = beta2 v + (1-beta2) g^2`` (AMSBound: ``v_max``),
+    ``eta = clip(lr sqrt(bc2)/bc1 / (sqrt(v) + eps), lower, upper)``, ``p -= eta * m``;
+    ``final = final_lr * lr / base_lr``, ``lower = final (1 - 1/(gamma t + 1))``,
+    ``upper = final (1 + 1/(gamma t))``. ``base_lr`` is each group's lr when it was
+    added (kept in the group, so LR schedulers scale ``final`` along with ``lr``).
+    """
+
+    _name = "AdaBound"
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 final_lr: float = 0.1, gamma: float = 1e-3, eps: float = 1e-8, weight_decay: float = 0,
+                 amsbound: bool = False, *, maximize: bool = False, skip_nonfinite: bool = False) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), final_lr=final_lr, gamma=gamma, eps=eps,
+                        weight_decay=weight_decay, amsbound=amsbound, maximize=maximize)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        n = self._name
+        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
+        _check_nonneg(n, "eps", group["eps"], "epsilon value")
+        _check_betas(n, group["betas"])
+        _check_nonneg(n, "final_lr", group["final_lr"], "final learning rate")
+        if not 0.0 <= float(group["gamma"]) < 1.0:
+            raise ValueError(f"[{n}] Invalid gamma parameter: {group['gamma']}")
+        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
+        group.setdefault("base_lr", _as_float(group["lr"]))
+        if not float(group["base_lr"]) > 0.0:
+            raise ValueError(f"[{n}] Invalid base learning rate: {group['base_lr']} (AdaBound needs lr > 0)")
+
+    def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
+                    g_arrays: list[np.ndarray]) -> None:
+        amsbound = bool(group["amsbound"])
+        m, v, vmax, steps = [], [], ([] if amsbound else None), []
+        for p, a in zip(params, p_arrays):
+            st = self.state[p]
+            if "exp_avg" not in st:
+                st["step"] = 0
+                st["exp_avg"] = _state_tensor(a)
+                st["exp_avg_sq"] = _state_tensor(a)
+            if amsbound and "max_exp_avg_sq" not in st:
+                st["max_exp_avg_sq"] = _state_tensor(a)
+            m.append(st["exp_avg"].data)
+            v.append(st["exp_avg_sq"].data)
+            if vmax is not None:
+                vmax.append(st["max_exp_avg_sq"].data)
+            steps.append(int(st.get("step", 0)) + 1)
+        beta1, beta2 = group["betas"]
+        _C.adabound_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(group["base_lr"]),
+                         float(beta1), float(beta2), float(group["final_lr"]), float(group["gamma"]),
+                         float(group["eps"]), float(group["weight_decay"]), amsbound, bool(group["maximize"]))
+        for p, s in zip(params, steps):
+            self.state[p]["step"] = s

@@ -1,0 +1,80 @@
+"""``Adam`` / ``AdamW`` (with AMSGrad), PyTorch's formulas, one fused kernel per group."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .._native import _C
+from ..tensor import Tensor
+from .optimizer import (Optimizer, ParamsT, _as_float, _check_betas, _check_nonneg, _check_unsupported,
+                        _state_tensor)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with PyTorch's update.
+
+    ``m = lerp(m, g, 1-beta1)``, ``v = beta2 v + (1-beta2) g^2``, with AMSGrad
+    ``v_max = max(v_max, v)``; ``p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``,
+    ``bc_i = 1 - beta_i^step``. ``weight_decay`` adds ``wd * p`` to the grad (L2);
+    AdamW decays the param instead (``p *= 1 - lr*wd``).
+    """
+
+    _name = "Adam"
+    _decoupled = False
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *, foreach: Optional[bool] = None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
+                 fused: Optional[bool] = None, skip_nonfinite: bool = False) -> None:
+        _check_unsupported(self._name, capturable=capturable, differentiable=differentiable)
+        defaults = dict(lr=lr, betas=tuple(betas) if not isinstance(betas, tuple) else betas, eps=eps,
+                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, foreach=foreach,
+                        capturable=capturable, differentiable=differentiable, fused=fused)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        n = self._name
+        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
+        _check_nonneg(n, "eps", group["eps"], "epsilon value")
+        _check_betas(n, group["betas"])
+        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
+
+    def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
+                    g_arrays: list[np.ndarray]) -> None:
+        amsgrad = bool(group["amsgrad"])
+        m, v, vmax, steps = [], [], ([] if amsgrad else None), []
+        for p, a in zip(params, p_arrays):
+            st = self.state[p]
+            if "exp_avg" not in st:
+                st["step"] = 0
+                st["exp_avg"] = _state_tensor(a)
+                st["exp_avg_sq"] = _state_tensor(a)
+            if amsgrad and "max_exp_avg_sq" not in st:
+                st["max_exp_avg_sq"] = _state_tensor(a)
+            m.append(st["exp_avg"].data)
+            v.append(st["exp_avg_sq"].data)
+            if vmax is not None:
+                vmax.append(st["max_exp_avg_sq"].data)
+            steps.append(int(st.get("step", 0)) + 1)
+        beta1, beta2 = group["betas"]
+        _C.adam_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(beta1), float(beta2),
+                     float(group["eps"]), float(group["weight_decay"]), amsgrad, bool(group["maximize"]),
+                     self._decoupled)
+        for p, s in zip(params, steps):
+            self.state[p]["step"] = s
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): ``p *= 1 - lr * weight_decay``."""
+
+    _name = "AdamW"
+    _decoupled = True
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False, foreach: Optional[bool] = None, capturable: bool = False,
+                 differentiable: bool = False, fused: Optional[bool] = None, skip_nonfinite: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable,
+                         fused=fused, skip_nonfinite=skip_nonfinite)

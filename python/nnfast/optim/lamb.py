@@ -1,0 +1,61 @@
+"""``LAMB`` (You et al. 2020, "Large Batch Optimization for Deep Learning"); an nnfast addition."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._native import _C
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamsT, _as_float, _check_betas, _check_nonneg, _state_tensor
+
+
+class LAMB(Optimizer):
+    """Adam's direction with a layer-wise trust ratio.
+
+    ``u = m_hat / (sqrt(v_hat) + eps) + weight_decay * p`` (bias-corrected moments
+    unless ``bias_correction=False``); ``p -= lr * r * u`` with ``r = ||p|| / ||u||``
+    per param tensor, and ``r = 1`` when either norm is zero. The trust ratios of
+    the last step are kept in ``last_trust_ratios`` (one list per group).
+    """
+
+    _name = "LAMB"
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0, *, bias_correction: bool = True,
+                 maximize: bool = False, skip_nonfinite: bool = False) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        bias_correction=bias_correction, maximize=maximize)
+        self.last_trust_ratios: list[list[float]] = []
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        n = self._name
+        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
+        _check_nonneg(n, "eps", group["eps"], "epsilon value")
+        _check_betas(n, group["betas"])
+        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
+
+    def step(self, closure: Any = None) -> Any:
+        self.last_trust_ratios = []
+        return super().step(closure)
+
+    def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
+                    g_arrays: list[np.ndarray]) -> None:
+        m, v, steps = [], [], []
+        for p, a in zip(params, p_arrays):
+            st = self.state[p]
+            if "exp_avg" not in st:
+                st["step"] = 0
+                st["exp_avg"] = _state_tensor(a)
+                st["exp_avg_sq"] = _state_tensor(a)
+            m.append(st["exp_avg"].data)
+            v.append(st["exp_avg_sq"].data)
+            steps.append(int(st.get("step", 0)) + 1)
+        beta1, beta2 = group["betas"]
+        ratios = _C.lamb_step(p_arrays, g_arrays, m, v, steps, _as_float(group["lr"]), float(beta1), float(beta2),
+                              float(group["eps"]), float(group["weight_decay"]), bool(group["bias_correction"]),
+                              bool(group["maximize"]))
+        self.last_trust_ratios.append([float(r) for r in ratios])
+        for p, s in zip(params, steps):
+            self.state[p]["step"] = s

@@ -1,0 +1,320 @@
+"""``Optimizer``: param groups, state and PyTorch's state-dict layout.
+
+Each step runs one fused multi-tensor kernel per param group: the group's
+params, grads and state arrays go to the kernel as lists in one binding call,
+and the kernel updates them all in place in a single pass over memory.
+"""
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from itertools import chain
+from typing import Any, Callable, Iterable, Optional, Union
+
+import numpy as np
+
+from .._dispatch import kernels
+from ..autograd import grad_mode
+from ..tensor import Tensor
+
+
+class _RequiredParameter:
+    """Marks a hyper-parameter that every param group must give (``lr`` of some optimizers)."""
+
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+ParamsT = Union[Iterable[Tensor], Iterable[dict[str, Any]], Iterable[tuple[str, Tensor]]]
+
+
+def _state_tensor(like: np.ndarray, fill: float = 0.0) -> Tensor:
+    """A fresh C-contiguous state array shaped and typed like a param."""
+    a = np.empty(like.shape, dtype=like.dtype)
+    a.fill(fill)
+    return Tensor._wrap(a)
+
+
+def _copy_value(v: Any) -> Any:
+    if isinstance(v, Tensor):
+        return Tensor._wrap(np.array(v.data, copy=True))
+    if isinstance(v, np.ndarray):
+        return np.array(v, copy=True)
+    return copy.deepcopy(v)
+
+
+class Optimizer:
+    """Base class of nnfast's optimizers; PyTorch's ``torch.optim.Optimizer`` API.
+
+    ``param_groups`` is a list of dicts (``'params'`` plus every hyper-parameter,
+    defaults filled in), ``state`` maps each param to its state dict. Subclasses
+    implement ``_group_step(group, params, p_arrays, g_arrays)``.
+
+    ``skip_nonfinite`` (an nnfast addition): when True, a step in which any
+    gradient holds an inf or NaN is skipped as a whole -- params and state stay
+    bit-identical -- and counted in ``skipped_steps``.
+    """
+
+    _name = "Optimizer"
+
+    def __init__(self, params: ParamsT, defaults: dict[str, Any], *, skip_nonfinite: bool = False) -> None:
+        self.defaults = defaults
+        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        self.param_groups: list[dict[str, Any]] = []
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skipped_steps = 0
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"[{self._name}] expected params to be an iterable of Tensors or dicts, but got a Tensor"
+            )
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError(f"[{self._name}] optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group in param_groups:
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------ groups
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Validates one group's hyper-parameters (subclasses)."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Adds a group of params, filling hyper-parameters it lacks from ``defaults``."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"[{self._name}] expected a param group to be a dict, got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError(
+                f"[{self._name}] optimizer parameters need to be organized in ordered collections, but the "
+                "ordering of tensors in sets will change between runs. Please use a list instead."
+            )
+        else:
+            params = list(params)
+        names = []
+        plist = []
+        for p in params:
+            if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str):
+                names.append(p[0])
+                p = p[1]
+            if not isinstance(p, Tensor):
+                raise TypeError(f"[{self._name}] optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"[{self._name}] can't optimize a non-leaf Tensor")
+            if p.dtype.kind != "f" or p.dtype.itemsize not in (4, 8):
+                raise TypeError(f"[{self._name}] expected float32 or float64 params, got {p.dtype}")
+            plist.append(p)
+        if names and len(names) != len(plist):
+            raise ValueError(f"[{self._name}] all params of a group must be named, or none")
+        group = dict(param_group)
+        group["params"] = plist
+        if names:
+            group["param_names"] = names
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"[{self._name}] parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            group.setdefault(name, default)
+        ids = [id(p) for p in plist]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"[{self._name}] a parameter group holds the same parameter twice")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if seen & set(ids):
+            raise ValueError(f"[{self._name}] some parameters appear in more than one parameter group")
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    # ------------------------------------------------------------ grads
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Sets every param's ``.grad`` to None (default) or to zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.data[...] = 0
+
+    # ------------------------------------------------------------ step
+    def _collect(self) -> list[tuple[dict[str, Any], list[Tensor], list[Any]]]:
+        """(group, params with a grad, their grad arrays) per group; checks every grad first."""
+        work = []
+        everything = []
+        for group in self.param_groups:
+            params, grads = [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+                if tuple(g.shape) != tuple(p.data.shape):
+                    raise ValueError(f"[{self._name}] expected grad of shape {tuple(p.data.shape)} (as its param), "
+                                     f"got {tuple(g.shape)}")
+                if g.dtype != p.data.dtype:
+                    raise TypeError(f"[{self._name}] expected grad of dtype {p.data.dtype} (as its param), "
+                                    f"got {g.dtype}")
+                params.append(p)
+                grads.append(g)
+            if params:
+                work.append((group, params, grads))
+                everything.extend(p.data for p in params)
+                everything.extend(grads)
+        if everything:
+            kernels(self._name, *everything)  # cpu only in this build: raises NotImplementedError on cuda
+        return work
+
+    def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
+                    g_arrays: list[np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        """Performs one optimization step over every param that has a grad (others are skipped)."""
+        loss = None
+        if closure is not None:
+            with grad_mode.enable_grad():
+                loss = closure()
+        work = self._collect()
+        if not work:
+            return loss
+        if self.skip_nonfinite:
+            from .._native import _C
+
+            grads = [np.ascontiguousarray(g) for _, _, gs in work for g in gs]
+            if not _C.multi_tensor_all_finite(grads):
+                self.skipped_steps += 1
+                return loss
+        for group, params, grads in work:
+            # Kernels need C-contiguous arrays: a strided param is stepped in a
+            # contiguous copy that is written back, so the Parameter's own array
+            # is what changes.
+            p_arrays, writeback = [], []
+            for p in params:
+                a = p.data
+                if not a.flags.writeable:
+                    raise ValueError(f"[{self._name}] expected writeable params, got a read-only array")
+                if a.flags.c_contiguous:
+                    p_arrays.append(a)
+                else:
+                    c = np.ascontiguousarray(a)
+                    p_arrays.append(c)
+                    writeback.append((a, c))
+            g_arrays = [g if g.flags.c_contiguous else np.ascontiguousarray(g) for g in grads]
+            self._group_step(group, params, p_arrays, g_arrays)
+            for a, c in writeback:
+                a[...] = c
+        return loss
+
+    # ------------------------------------------------------------ state dict
+    def state_dict(self) -> dict[str, Any]:
+        """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [indices]}]}`` (PyTorch's layout).
+
+        Params are numbered in group order; state arrays are copies, so the
+        dict is a snapshot that later steps do not change.
+        """
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+            packed["params"] = [index[id(p)] for p in group["params"]]
+            groups.append(packed)
+        state = {}
+        for p, st in self.state.items():
+            key = index[id(p)] if isinstance(p, Tensor) and id(p) in index else p
+            state[key] = {k: _copy_value(v) for k, v in st.items()}
+        return {"state": state, "param_groups": groups}
+
+    def _load_value(self, p: Tensor, key: str, value: Any) -> Any:
+        if key == "step":
+            return int(float(np.asarray(value.data if isinstance(value, Tensor) else value)))
+        if value is None:
+            return None
+        if isinstance(value, (Tensor, np.ndarray)) or hasattr(value, "__array__"):
+            arr = np.asarray(value.data if isinstance(value, Tensor) else value)
+            if arr.shape != p.data.shape:
+                raise ValueError(f"[{self._name}] expected state '{key}' of shape {tuple(p.data.shape)}, "
+                                 f"got {arr.shape}")
+            return Tensor._wrap(np.array(arr, dtype=p.data.dtype, order="C", copy=True))
+        return copy.deepcopy(value)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Loads a dict from ``state_dict()`` (or PyTorch's, with arrays for tensors); copies it."""
+        groups = self.param_groups
+        saved_groups = copy.deepcopy(state_dict["param_groups"])
+        if len(groups) != len(saved_groups):
+            raise ValueError(f"[{self._name}] loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
+            raise ValueError(f"[{self._name}] loaded state dict contains a parameter group that doesn't match "
+                             "the size of optimizer's group")
+        id_map = dict(zip(chain.from_iterable(s["params"] for s in saved_groups),
+                          chain.from_iterable(g["params"] for g in groups)))
+        state: defaultdict[Any, dict[str, Any]] = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            if k in id_map:
+                p = id_map[k]
+                state[p] = {key: self._load_value(p, key, val) for key, val in v.items()}
+            else:
+                state[k] = copy.deepcopy(v)
+        new_groups = []
+        for g, s in zip(groups, saved_groups):
+            s["params"] = g["params"]
+            if "param_names" in g and "param_names" not in s:
+                s["param_names"] = g["param_names"]
+            new_groups.append(s)
+        self.state = state
+        self.param_groups = new_groups
+
+    # ------------------------------------------------------------ misc
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        s = self.__class__.__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            s += f"\nParameter Group {i}"
+            for key in sorted(group.keys()):
+                if key != "params":
+                    s += f"\n    {key}: {group[key]}"
+        return s + "\n)"
+
+
+# ------------------------------------------------------------------ validation helpers
+def _check_nonneg(name: str, key: str, value: Any, what: str) -> None:
+    try:
+        ok = 0.0 <= float(value)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"[{name}] Invalid {what}: {value}")
+
+
+def _check_betas(name: str, betas: Any, upper_inclusive: bool = False) -> None:
+    try:
+        b = tuple(float(x) for x in betas)
+    except TypeError:
+        raise ValueError(f"[{name}] Invalid betas: expected a pair of floats, got {betas!r}") from None
+    if len(b) != 2:
+        raise ValueError(f"[{name}] Invalid betas: expected a pair of floats, got {betas!r}")
+    for i, v in enumerate(b):
+        ok = 0.0 <= v <= 1.0 if upper_inclusive else 0.0 <= v < 1.0
+        if not ok:
+            raise ValueError(f"[{name}] Invalid beta parameter at index {i}: {v}")
+
+
+def _check_unsupported(name: str, **flags: Any) -> None:
+    for k, v in flags.items():
+        if v:
+            raise NotImplementedError(f"[{name}] {k}=True is not supported by nnfast")
+
+
+def _as_float(x: Any) -> float:
+    return float(x.item() if isinstance(x, Tensor) else x)

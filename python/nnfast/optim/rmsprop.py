@@ -1,0 +1,61 @@
+"""``RMSprop`` (Hinton's lecture 6e; PyTorch's formulas), one fused kernel per group."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .._native import _C
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsupported, _state_tensor
+
+
+class RMSprop(Optimizer):
+    """``sq = alpha sq + (1-alpha) g^2``; ``avg = sqrt(sq - ga^2) + eps`` (centered, ``ga`` the
+    running mean of g) or ``sqrt(sq) + eps``; ``p -= lr * g / avg``, or through a momentum
+    buffer ``buf = momentum buf + g / avg``."""
+
+    _name = "RMSprop"
+
+    def __init__(self, params: ParamsT, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, capturable: bool = False,
+                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False, *,
+                 skip_nonfinite: bool = False) -> None:
+        _check_unsupported(self._name, capturable=capturable, differentiable=differentiable)
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, capturable=capturable, foreach=foreach, maximize=maximize,
+                        differentiable=differentiable)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        n = self._name
+        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
+        _check_nonneg(n, "eps", group["eps"], "epsilon value")
+        _check_nonneg(n, "momentum", group["momentum"], "momentum value")
+        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
+        _check_nonneg(n, "alpha", group["alpha"], "alpha value")
+
+    def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
+                    g_arrays: list[np.ndarray]) -> None:
+        momentum = float(group["momentum"])
+        centered = bool(group["centered"])
+        sq, ga, buf = [], ([] if centered else None), ([] if momentum > 0 else None)
+        for p, a in zip(params, p_arrays):
+            st = self.state[p]
+            if "square_avg" not in st:
+                st["step"] = 0
+                st["square_avg"] = _state_tensor(a)
+            if momentum > 0 and "momentum_buffer" not in st:
+                st["momentum_buffer"] = _state_tensor(a)
+            if centered and "grad_avg" not in st:
+                st["grad_avg"] = _state_tensor(a)
+            sq.append(st["square_avg"].data)
+            if ga is not None:
+                ga.append(st["grad_avg"].data)
+            if buf is not None:
+                buf.append(st["momentum_buffer"].data)
+        _C.rmsprop_step(p_arrays, g_arrays, sq, ga, buf, _as_float(group["lr"]), float(group["alpha"]),
+                        float(group["eps"]), float(group["weight_decay"]), momentum, centered,
+                        bool(group["maximize"]))
+        for p in params:
+            self.state[p]["step"] = int(self.state[p].get("step", 0)) + 1
