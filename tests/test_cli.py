@@ -64,7 +64,7 @@ def test_train_user_csv_and_regression(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "o.json").read_text())["summary"]["val_accuracy"] > 0.85
     np.savez(tmp_path / "r.npz", X=X, y=X[:, 0] * 2 - X[:, 2])
-    r = nnfast_cli("train", "--data", str(tmp_path / "r.npz"), "--task", "regression", "--epochs", "10",
+    r = nnfast_cli("train", "--data", str(tmp_path / "r.npz"), "--task", "regression", "--epochs", "30", "--lr", "0.01",
                    "--hidden", "16", "--quiet", "--json", str(tmp_path / "r.json"))
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["val_rmse"] < 1.0
