@@ -8,6 +8,8 @@
 // O(1/M) of the arithmetic.
 #include "nnfast/gemm.h"
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -77,7 +79,8 @@ struct Workspace {
       bytes = (need + 4095) / 4096 * 4096;
       ptr = std::aligned_alloc(64, bytes);
       if (!ptr) {
-        bytes = 0;
+        // Inside an OpenMP region an exception cannot reach the caller.
+        std::fprintf(stderr, "[gemm] out of memory allocating a %zu-byte packing buffer\n", bytes);
         std::abort();
       }
     }
@@ -235,13 +238,21 @@ void scale_only(const GemmArgs<T>& g, int nt) {
   (void)nt;
 }
 
+// Rows per thread at or below which packing is skipped (see gemm_block).
+constexpr index_t kDirectM = 24;
+std::atomic<index_t> g_direct_m{kDirectM};
+index_t direct_m_setting() { return g_direct_m.load(std::memory_order_relaxed); }
+
 }  // namespace
+
+void gemm_set_direct_m(index_t rows) { g_direct_m.store(rows < 0 ? kDirectM : rows); }
 
 template <typename T>
 void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a, const T* B,
           index_t rs_b, index_t cs_b, T beta, T* C, index_t rs_c, index_t cs_c, const GemmEpilogue<T>& ep) {
   if (M <= 0 || N <= 0) return;
-  GemmArgs<T> g{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, epilogue_fn(ep), &ep};
+  GemmArgs<T> g{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, epilogue_fn(ep), &ep,
+                direct_m_setting()};
   int nt = get_num_threads();
   if (K <= 0 || alpha == T(0)) {
     scale_only(g, nt);

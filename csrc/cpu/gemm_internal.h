@@ -37,6 +37,9 @@ struct GemmArgs {
   // the last K block, while the tile is still in L1. Null: no epilogue.
   void (*tile_epilogue)(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index_t n);
   const GemmEpilogue<T>* ep;
+  // Threads whose block has at most this many rows read B in place instead of
+  // packing it (set by the driver; see gemm.cpp).
+  index_t direct_m;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -73,6 +76,10 @@ static inline index_t gemm_workspace_elems(const GemmBlocking& bk, index_t m, in
 // Entry points of each ISA object. gemm_block computes the C block
 // [i0, i1) x [j0, j1) (all of K) with one thread; ws is 64-byte aligned and holds
 // gemm_workspace_elems(blocking, i1 - i0, j1 - j0, K) elements.
+// Tuning hook for benchmarks: rows at or below which a thread skips packing
+// (negative: restore the default). Not part of the public API.
+void gemm_set_direct_m(index_t rows);
+
 #define NNFAST_GEMM_DECLARE_ISA(ns)                                                                  \
   namespace ns {                                                                                     \
   gemm_detail::GemmBlocking gemm_blocking_f32();                                                     \
@@ -105,6 +112,7 @@ using gemm_detail::GemmBlocking;
 using gemm_detail::gemm_min;
 using gemm_detail::gemm_round_up;
 using gemm_detail::gemm_balanced_block;
+
 
 // Portable traits on GCC/Clang vector extensions (SSE2 / NEON / the compiler's
 // lowering of wider vectors). Also used by the C++ tests to run the AVX-512
@@ -158,21 +166,45 @@ struct MicroKernel {
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    // Unroll 4 (2 for the 24-accumulator AVX-512 tile, where 4 makes GCC spill).
+    constexpr int U = MR * NV > 16 ? 2 : 4;
     index_t k = 0;
-    for (; k + 4 <= kc; k += 4) {
+    for (; k + U <= kc; k += U) {
       __builtin_prefetch(a + 16 * MR);
-      step(acc, a, b);
-      step(acc, a + MR, b + NR);
-      step(acc, a + 2 * MR, b + 2 * NR);
-      step(acc, a + 3 * MR, b + 3 * NR);
-      a += 4 * MR;
-      b += 4 * NR;
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) step(acc, a + u * MR, b + u * NR);
+      a += U * MR;
+      b += U * NR;
     }
     for (; k < kc; ++k) {
       step(acc, a, b);
       a += MR;
       b += NR;
     }
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) V::store(out + r * NR + v * W, acc[r][v]);
+  }
+
+  // Same tile with B read in place: B(k, j) = b[k * brs + j] (unit column
+  // stride). Used when this thread has few rows of C, so packing B would cost
+  // as much as the arithmetic it feeds. A is still packed (it is small then).
+  __attribute__((noinline)) static void compute_direct_b(index_t kc, const T* __restrict a, const T* __restrict b,
+                                                         index_t brs, T* __restrict out) {
+    R acc[MR][NV];
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    index_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+      step(acc, a, b);
+      step(acc, a + MR, b + brs);
+      a += 2 * MR;
+      b += 2 * brs;
+    }
+    if (k < kc) step(acc, a, b);
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
@@ -213,6 +245,19 @@ struct MicroKernel {
 // dst[panel][k][r], zero rows past mc.
 template <typename T, int MR>
 static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
+  if (rs == 1 && mc % MR == 0) {
+    // Column-major A (the TN case): each k is a contiguous run of mc values;
+    // walking k outermost reads A sequentially instead of one line per k per panel.
+    const index_t npan = mc / MR;
+    for (index_t k = 0; k < kc; ++k) {
+      const T* a = A + k * cs;
+      T* d = dst + k * MR;
+      for (index_t p = 0; p < npan; ++p)
+#pragma GCC unroll 32
+        for (int r = 0; r < MR; ++r) d[p * MR * kc + r] = a[p * MR + r];
+    }
+    return;
+  }
   for (index_t i = 0; i < mc; i += MR) {
     const index_t mr = gemm_min(MR, mc - i);
     const T* a = A + i * rs;
@@ -278,7 +323,11 @@ static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n,
   }
 }
 
-// One thread, C block [i0, i1) x [j0, j1), all of K.
+// One thread, C block [i0, i1) x [j0, j1), all of K. When B has unit column
+// stride and this thread has at most g.direct_m rows, each B element feeds so
+// few FMAs that packing it costs more than it saves: full NR-column panels are
+// then read in place and only the partial edge panel is packed (zero padded),
+// so in-place reads never run past the matrix.
 template <class V, int MR, int NV, int MC, int KC, int NC>
 static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, index_t i0, index_t i1, index_t j0,
                        index_t j1) {
@@ -295,24 +344,35 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   T* Bp = Ap + gemm_round_up(mcb * kcb, line);
   T* tile = Bp + gemm_round_up(kcb * ncb, line);
 
+  const bool direct_b = g.cs_b == 1 && m <= g.direct_m;
+
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = gemm_min(ncb, j1 - jc);
+    const index_t nc_full = direct_b ? nc / NR * NR : 0;  // columns read in place
     for (index_t pc = 0; pc < g.K; pc += kcb) {
       const index_t kc = gemm_min(kcb, g.K - pc);
       const bool first = pc == 0, last = pc + kc >= g.K;
       const T beta = first ? g.beta : T(1);
-      pack_b<T, NR>(kc, nc, g.B + pc * g.rs_b + jc * g.cs_b, g.rs_b, g.cs_b, Bp);
+      const T* Bsrc = g.B + pc * g.rs_b + jc * g.cs_b;
+      if (nc_full < nc)
+        pack_b<T, NR>(kc, nc - nc_full, Bsrc + nc_full * g.cs_b, g.rs_b, g.cs_b, Bp + nc_full * kc);
       for (index_t ic = i0; ic < i1; ic += mcb) {
         const index_t mc = gemm_min(mcb, i1 - ic);
         pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap);
         for (index_t jr = 0; jr < nc; jr += NR) {
           const index_t nr = gemm_min(NR, nc - jr);
-          const T* bp = Bp + jr * kc;
           for (index_t ir = 0; ir < mc; ir += MR) {
             const index_t mr = gemm_min(MR, mc - ir);
-            const T* ap = Ap + ir * kc;
             T* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
-            K_::compute(kc, ap, bp, tile);
+            // C rows arrive while the micro-kernel runs (its ~6 kc cycles hide the miss).
+            for (index_t r = 0; r < mr; ++r) {
+              __builtin_prefetch(c + r * g.rs_c, 1);
+              __builtin_prefetch(c + r * g.rs_c + (nr - 1) * g.cs_c, 1);
+            }
+            if (jr < nc_full)
+              K_::compute_direct_b(kc, Ap + ir * kc, Bsrc + jr, g.rs_b, tile);
+            else
+              K_::compute(kc, Ap + ir * kc, Bp + jr * kc, tile);
             if (mr == MR && nr == NR && g.cs_c == 1)
               K_::store(tile, g.alpha, beta, c, g.rs_c);
             else

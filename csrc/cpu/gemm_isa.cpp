@@ -74,7 +74,7 @@ struct F64x4 {
 using VF = F32x8;
 constexpr int MR_F = 6, NV_F = 2, MC_F = 144, KC_F = 256, NC_F = 4096;
 using VD = F64x4;
-constexpr int MR_D = 6, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
+constexpr int MR_D = 6, NV_D = 2, MC_D = 72, KC_D = 256, NC_D = 4096;
 
 #else
 // Portable: 128-bit vectors (SSE2 on x86-64, NEON on ARM).

@@ -11,6 +11,7 @@
 
 #include "nnfast/gemm.h"
 #include "nnfast/parallel.h"
+#include "cpu/gemm_internal.h"
 
 template <typename T>
 static void bench(long M, long N, long K, const std::string& lay, int reps) {
@@ -21,17 +22,33 @@ static void bench(long M, long N, long K, const std::string& lay, int reps) {
   for (auto& x : B) x = d(rng);
   bool ta = lay[0] == 'T', tb = lay[1] == 'T';
   long rs_a = ta ? 1 : K, cs_a = ta ? M : 1, rs_b = tb ? 1 : N, cs_b = tb ? K : 1;
-  std::vector<double> t;
-  for (int r = 0; r <= reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    nnfast::gemm<T>(M, N, K, T(1), A.data(), rs_a, cs_a, B.data(), rs_b, cs_b, T(0), C.data(), N, 1);
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (r) t.push_back(s);
+  // BENCH_DIRECT_M=a,b,... alternates settings call by call (A/B under the same noise).
+  std::vector<long> settings{-1};
+  if (const char* dm = std::getenv("BENCH_DIRECT_M")) {
+    settings.clear();
+    for (std::string v = dm; !v.empty();) {
+      size_t p = v.find(',');
+      settings.push_back(atol(v.substr(0, p).c_str()));
+      v = p == std::string::npos ? "" : v.substr(p + 1);
+    }
   }
-  std::sort(t.begin(), t.end());
+  std::vector<std::vector<double>> t(settings.size());
+  for (int r = 0; r <= reps; ++r)
+    for (size_t s_ = 0; s_ < settings.size(); ++s_) {
+      nnfast::gemm_set_direct_m(settings[s_]);
+      auto t0 = std::chrono::steady_clock::now();
+      nnfast::gemm<T>(M, N, K, T(1), A.data(), rs_a, cs_a, B.data(), rs_b, cs_b, T(0), C.data(), N, 1);
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (r) t[s_].push_back(s);
+    }
   double f = 2.0 * M * N * K * 1e-9;
-  std::printf("%s %ldx%ldx%ld %s threads=%d isa=%s: best %.1f median %.1f GFLOP/s\n", sizeof(T) == 4 ? "f32" : "f64",
-              M, N, K, lay.c_str(), nnfast::get_num_threads(), nnfast::cpu_isa(), f / t.front(), f / t[t.size() / 2]);
+  for (size_t s_ = 0; s_ < settings.size(); ++s_) {
+    auto& ts = t[s_];
+    std::sort(ts.begin(), ts.end());
+    std::printf("%s %ldx%ldx%ld %s threads=%d isa=%s direct_m=%ld: best %.1f median %.1f GFLOP/s\n",
+                sizeof(T) == 4 ? "f32" : "f64", M, N, K, lay.c_str(), nnfast::get_num_threads(), nnfast::cpu_isa(),
+                settings[s_], f / ts.front(), f / ts[ts.size() / 2]);
+  }
 }
 
 int main(int argc, char** argv) {

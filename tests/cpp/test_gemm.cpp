@@ -228,7 +228,11 @@ struct Emulated {
       return;
     }
     gemm_detail::GemmBlocking bk{MR, NV * V::W, MC, KC, NC};
-    gemm_detail::GemmArgs<T> g{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, nullptr, &ep};
+    // Alternate packed and in-place operand reads from call to call.
+    static int calls = 0;
+    const index_t direct_m = (calls++ % 2) ? index_t(1) << 40 : 0;
+    gemm_detail::GemmArgs<T> g{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, nullptr, &ep,
+                               direct_m};
     // Split C into 2 x 3 thread blocks on MR / NR boundaries, as the driver does.
     const index_t mb = (M + MR - 1) / MR, nb = (N + bk.nr - 1) / bk.nr;
     for (int ti = 0; ti < 2; ++ti)
@@ -327,6 +331,15 @@ int main(int argc, char** argv) {
       run_table<float>(tag + "/f32", public_call<float>, big);
       run_table<double>(tag + "/f64", public_call<double>, big && nt == 2);
     }
+    // Always packed, and always in place (where strides allow).
+    set_num_threads(2);
+    for (index_t dm : {index_t(0), index_t(1) << 40}) {
+      gemm_set_direct_m(dm);
+      std::string tag = std::string(isa_name(isa)) + (dm ? "/inplace" : "/packed");
+      run_table<float>(tag + "/f32", public_call<float>, big);
+      run_table<double>(tag + "/f64", public_call<double>, false);
+    }
+    gemm_set_direct_m(-1);
   }
   // 2. AVX-512 tile shapes (and the AVX2 / generic ones) through portable traits,
   //    with real and tiny cache blocks.

@@ -1,0 +1,229 @@
+"""nnfast._C.gemm / bias_grad against float64 NumPy references.
+
+One table of cases: shapes around the micro-tile (1..65) and odd sizes, every
+transpose case (strided views, never copies), non-contiguous inputs, float32 and
+float64, alpha/beta (beta = 0 with a NaN-filled output), every fused epilogue
+(bias, activations, aux, dact), and each SIMD level this CPU has, forced in a
+subprocess with NNFAST_ISA.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+nnfast = pytest.importorskip("nnfast")
+_C = nnfast._C
+
+# Activation codes (nnfast::Act) with float64 reference forward / derivative.
+SQRT2 = math.sqrt(2.0)
+_erf = np.vectorize(math.erf)
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+ACTS = {
+    # name: (code, params (a, b), forward(x), derivative(x, y))
+    "identity": (0, (0.0, 0.0), lambda x: x, lambda x, y: np.ones_like(x)),
+    "relu": (1, (0.0, 0.0), lambda x: np.maximum(x, 0), lambda x, y: (y > 0).astype(np.float64)),
+    "leaky_relu": (2, (0.1, 0.0), lambda x: np.where(x > 0, x, 0.1 * x), lambda x, y: np.where(x > 0, 1.0, 0.1)),
+    "elu": (3, (1.0, 0.0), lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+            lambda x, y: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0)))),
+    "sigmoid": (4, (0.0, 0.0), _sigmoid, lambda x, y: y * (1 - y)),
+    "tanh": (5, (0.0, 0.0), np.tanh, lambda x, y: 1 - y * y),
+    "gelu": (6, (0.0, 0.0), lambda x: 0.5 * x * (1 + _erf(x / SQRT2)),
+             lambda x, y: 0.5 * (1 + _erf(x / SQRT2)) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)),
+    "gelu_tanh": (7, (0.0, 0.0),
+                  lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))), None),
+    "silu": (8, (0.0, 0.0), lambda x: x * _sigmoid(x), lambda x, y: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    "softplus": (9, (1.0, 20.0), lambda x: np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0)))),
+                 lambda x, y: np.where(x > 20.0, 1.0, _sigmoid(x))),
+    "hardtanh": (10, (-0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5),
+                 lambda x, y: ((x > -0.5) & (x < 0.5)).astype(np.float64)),
+}
+FROM_OUTPUT = {"identity", "relu", "sigmoid", "tanh"}  # derivative takes the saved output
+
+EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
+
+
+def _mat(rng, rows, cols, dtype, layout):
+    """A rows x cols operand laid out as: C (row-major), F (transposed view), S (strided view),
+    R (negative strides: both axes reversed)."""
+    if layout == "R":
+        return rng.standard_normal((rows, cols)).astype(dtype)[::-1, ::-1]
+    if layout == "C":
+        return rng.standard_normal((rows, cols)).astype(dtype)
+    if layout == "F":
+        return rng.standard_normal((cols, rows)).astype(dtype).T
+    big = rng.standard_normal((2 * rows + 1, 3 * cols + 2)).astype(dtype)
+    return big[1::2, 2::3][:rows, :cols]
+
+
+def _check(M, N, K, dtype, la="C", lb="C", alpha=1.0, beta=0.0, bias=False, act="identity", aux=False,
+           dact=False, c_padded=False, seed=0):
+    rng = np.random.default_rng(seed + M * 1000003 + N * 1009 + K)
+    A = _mat(rng, M, K, dtype, la)
+    B = _mat(rng, K, N, dtype, lb)
+    if c_padded:  # output rows with a gap (row stride > N)
+        C_full = rng.standard_normal((M, N + 3)).astype(dtype)
+        C = C_full[:, :N]
+        pad0 = C_full[:, N:].copy()
+    else:
+        C = rng.standard_normal((M, N)).astype(dtype)
+    if beta == 0.0:
+        C[...] = np.nan  # beta == 0: C must never be read
+    C0 = C.astype(np.float64)
+    code, (pa, pb), fwd, dfn = ACTS[act]
+    bias_a = rng.standard_normal(N).astype(dtype) if bias and not dact else None
+    aux_a = np.full((M, N), -7.0, dtype) if aux and not dact else None
+    src = rng.standard_normal((M, N)).astype(dtype) if dact else None
+    _C.gemm(C, A, B, alpha, beta, bias_a, code, pa, pb, aux_a, src)
+
+    a64, b64 = A.astype(np.float64), B.astype(np.float64)
+    z = alpha * (a64 @ b64) + (beta * C0 if beta != 0.0 else 0.0)
+    mag = abs(alpha) * (np.abs(a64) @ np.abs(b64)) + (abs(beta) * np.abs(C0) if beta != 0.0 else 0.0) + 1.0
+    tol = 4.0 * (K + 4) * EPS[dtype] * mag
+    if dact:
+        s = src.astype(np.float64)
+        want = z * (dfn(np.zeros_like(s), s) if act in FROM_OUTPUT else dfn(s, None))
+        tol = 2 * tol
+    else:
+        if bias_a is not None:
+            z = z + bias_a.astype(np.float64)
+        want = fwd(z)
+        if aux_a is not None:
+            np.testing.assert_array_less(np.abs(aux_a - z), tol + 1e-300, err_msg="aux (pre-activation) mismatch")
+        tol = 2 * tol + 8 * EPS[dtype] * np.abs(want)
+    got = C.astype(np.float64)
+    bad = ~(np.abs(got - want) <= tol)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise AssertionError(f"gemm M={M} N={N} K={K} {dtype.__name__} {la}{lb} alpha={alpha} beta={beta} "
+                             f"bias={bias} act={act} aux={aux} dact={dact}: {bad.sum()} bad, e.g. [{i},{j}] "
+                             f"got {got[i, j]!r} want {want[i, j]!r}")
+    if c_padded:
+        assert np.array_equal(C_full[:, N:], pad0), "wrote into the row padding of C"
+
+
+SIZES = [1, 2, 5, 6, 7, 8, 12, 13, 16, 17, 31, 32, 33, 48, 49, 64, 65]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("la,lb", list(itertools.product("CFS", "CFS")))
+def test_transposes_and_tile_edges(dtype, la, lb):
+    # A rotating subset of the size grid per layout pair keeps the run short.
+    for n, (M, N) in enumerate(itertools.product(SIZES, SIZES)):
+        if (n + ord(la) + 3 * ord(lb)) % 5:
+            continue
+        K = SIZES[(M * 7 + N * 3) % len(SIZES)]
+        beta = [0.0, 1.0, 0.5][n % 3]
+        _check(M, N, K, dtype, la, lb, alpha=-1.5 if n % 4 == 0 else 1.0, beta=beta, c_padded=n % 2 == 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 1, 33), (1, 257, 7), (33, 7, 1), (257, 129, 1023),
+                                   (150, 260, 300), (64, 128, 784), (7, 4200, 9), (300, 33, 520)])
+def test_odd_and_blocked_sizes(dtype, M, N, K):
+    for la, lb in [("C", "C"), ("C", "F"), ("F", "C"), ("F", "F"), ("R", "S")]:
+        _check(M, N, K, dtype, la, lb, beta=0.0 if la == lb else 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", list(ACTS))
+def test_forward_epilogues(dtype, act):
+    for n, (M, N, K, bias, aux) in enumerate([(37, 53, 29, True, False), (6, 16, 5, True, True),
+                                              (65, 33, 70, False, True), (1, 7, 3, False, False)]):
+        _check(M, N, K, dtype, "C", "F" if n % 2 else "C", beta=float(n % 2), bias=bias, act=act, aux=aux)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", [a for a in ACTS if ACTS[a][3] is not None])
+def test_backward_epilogue(dtype, act):
+    _check(37, 53, 29, dtype, "C", "F", dact=True, act=act)
+    _check(6, 17, 64, dtype, "F", "C", beta=1.0, dact=True, act=act)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_k_zero_and_alpha_zero(dtype):
+    for beta in (0.0, 1.0, 0.5):
+        _check(9, 21, 0, dtype, beta=beta, bias=True, act="relu")
+        _check(9, 21, 5, dtype, alpha=0.0, beta=beta, bias=True, aux=True, act="tanh")
+
+
+def test_threads_agree():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((130, 300)).astype(np.float32)
+    B = rng.standard_normal((300, 270)).astype(np.float32)
+    old = _C.get_num_threads()
+    outs = []
+    try:
+        for nt in (1, 2, 3):
+            _C.set_num_threads(nt)
+            C = np.empty((130, 270), np.float32)
+            _C.gemm(C, A, B)
+            outs.append(C)
+    finally:
+        _C.set_num_threads(old)
+    # Each C element is computed by one thread with the same K order: identical bits.
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_grad(dtype):
+    rng = np.random.default_rng(5)
+    for M, N in [(1, 1), (3, 5), (300, 700), (64, 1030)]:
+        G = rng.standard_normal((M, N)).astype(dtype)
+        for g in (G, np.asfortranarray(G), G[:, ::-1]):
+            db = np.full(N, 0.5, dtype)
+            _C.bias_grad(db, g, True)
+            ref = g.astype(np.float64).sum(0) + 0.5
+            tol = 8 * (M + 1) * EPS[dtype] * (np.abs(g).astype(np.float64).sum(0) + 1)
+            assert np.all(np.abs(db - ref) <= tol)
+            _C.bias_grad(db, g, False)
+            assert np.all(np.abs(db - (ref - 0.5)) <= tol)
+
+
+def _cpu_has(isa: str) -> bool:
+    if hasattr(_C, "cpu_isa_supported"):
+        return bool(_C.cpu_isa_supported(isa))
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    need = {"generic": [], "avx2": ["avx2", "fma"], "avx512": ["avx512f", "avx512vl", "avx512bw", "avx512dq"]}[isa]
+    return all(f" {f}" in flags for f in need)
+
+
+_CHILD = r"""
+import sys, numpy as np
+sys.path[:0] = sys.argv[2:]
+import test_gemm as t
+from nnfast import _C
+assert _C.cpu_isa() == sys.argv[1], (_C.cpu_isa(), sys.argv[1])
+for dt in (np.float32, np.float64):
+    for M, N, K in [(1, 1, 1), (13, 17, 31), (65, 49, 64), (150, 260, 300), (64, 128, 784), (7, 300, 9)]:
+        for la, lb in [("C", "C"), ("C", "F"), ("F", "C"), ("S", "S")]:
+            t._check(M, N, K, dt, la, lb, beta=0.0 if la == lb else 0.5)
+    t._check(37, 53, 29, dt, bias=True, act="gelu", aux=True)
+    t._check(37, 53, 29, dt, act="tanh", dact=True, beta=1.0)
+for nt in (1, 2):
+    _C.set_num_threads(nt)
+    t._check(200, 190, 270, np.float32, "F", "F", beta=1.0, bias=True, act="relu")
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_each_isa_subprocess(isa):
+    if not _cpu_has(isa):
+        pytest.skip(f"CPU lacks {isa}")
+    env = dict(os.environ, NNFAST_ISA=isa)
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = [here] + [p for p in sys.path if p]
+    r = subprocess.run([sys.executable, "-c", _CHILD, isa] + paths, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
