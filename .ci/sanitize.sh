@@ -14,7 +14,7 @@ cmake --build "$BUILD" -j2 >> "$BUILD.log" 2>&1 || { tail -50 "$BUILD.log"; exit
 # through portable vectors) under the sanitizers.
 (cd "$BUILD" && ctest --output-on-failure)
 
-export LD_PRELOAD="$(g++ -print-file-name=libasan.so)"
+export LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export NNFAST_EXT_DIR="$BUILD" NNFAST_SANITIZER_BUILD=1 PYTHONPATH=python

@@ -1,2 +1,312 @@
-"""(filled in by its op family)."""
-__all__: list[str] = []
+"""Normalizations: batch, layer, RMS, group and instance norm (forward and
+backward in nnfast's kernels).
+
+Every Function reshapes its input to the kernel's layout without copying when
+it can ((M, D) rows for layer / RMS norm, (N, C, L) for the channel norms),
+saves the float64 mean / rstd its forward computed, and computes the input,
+weight and bias gradients in one backward kernel call.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ..._dispatch import contiguous, kernels, xp_of
+from ...autograd.function import Function
+from ...tensor import Tensor
+from ._checks import check_float, check_same_device, check_same_dtype, check_tensor
+
+__all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm"]
+
+_ShapeArg = Union[int, Sequence[int]]
+
+
+def _stats(xp: Any, *shape: int) -> Any:
+    return xp.empty(shape, dtype=np.float64)
+
+
+def _c(a: Any) -> Any:
+    return None if a is None else contiguous(a)
+
+
+def _grad_out(xp: Any, want: bool, shape: tuple[int, ...], dtype: Any) -> Any:
+    return xp.empty(shape, dtype=dtype) if want else None
+
+
+def _check_param(op: str, x: Tensor, p: Any, name: str, shape: tuple[int, ...]) -> None:
+    if p is None:
+        return
+    check_tensor(op, p, name)
+    check_same_dtype(op, x, p, name)
+    if tuple(p.shape) != shape:
+        raise ValueError(f"[{op}] expected {name} of shape {shape}, got {tuple(p.shape)}")
+
+
+def _check_buffer(op: str, x: Tensor, b: Any, name: str, C: int) -> None:
+    if b is None:
+        return
+    check_tensor(op, b, name)
+    if b.dtype != x.dtype:
+        raise TypeError(f"[{op}] expected {name} to have dtype {x.dtype}, got {b.dtype}")
+    if tuple(b.shape) != (C,):
+        raise ValueError(f"[{op}] expected {name} of shape ({C},), got {tuple(b.shape)}")
+    if not b.data.flags.c_contiguous:
+        raise ValueError(f"[{op}] expected {name} to be contiguous (it is updated in place)")
+
+
+# ---------------------------------------------------------------- layer / RMS norm
+class LayerNormFunction(Function):
+    """y = (x - mean) * rstd * weight + bias over the last D elements of each row
+    (rms: y = x * rstd * weight with rstd = 1 / sqrt(mean(x^2) + eps)).
+
+    Backward, per row with g = dy * weight and xhat = (x - mean) * rstd:
+    dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (rms: no mean(g) term);
+    dweight = sum over rows of dy * xhat, dbias = sum of dy.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, weight: Any, bias: Any, D: int, eps: float, rms: bool) -> Any:
+        K = kernels("rms_norm" if rms else "layer_norm", x, weight, bias)
+        xp = xp_of(x)
+        shape = x.shape
+        x2 = contiguous(x).reshape(-1, D)
+        M = x2.shape[0]
+        y = xp.empty_like(x2)
+        mean = None if rms else _stats(xp, M)
+        rstd = _stats(xp, M)
+        w = None if weight is None else contiguous(weight).reshape(D)
+        b = None if bias is None else contiguous(bias).reshape(D)
+        K.layer_norm_forward(y, mean, rstd, x2, w, b, eps, rms)
+        ctx.save_for_backward(x2, mean, rstd, w)
+        ctx.rms, ctx.shape = rms, shape
+        ctx.wshape = None if weight is None else weight.shape
+        ctx.has_bias = bias is not None
+        return y.reshape(shape)
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        x2, mean, rstd, w = ctx.saved_tensors
+        K = kernels("layer_norm", dy)
+        xp = xp_of(dy)
+        dy2 = contiguous(dy).reshape(x2.shape)
+        D = x2.shape[1]
+        need = ctx.needs_input_grad
+        dx = _grad_out(xp, need[0], x2.shape, dy.dtype)
+        dw = _grad_out(xp, w is not None and need[1], (D,), dy.dtype)
+        db = _grad_out(xp, ctx.has_bias and need[2], (D,), dy.dtype)
+        if dx is None and dw is None and db is None:
+            return None, None, None
+        K.layer_norm_backward(dx, dw, db, dy2, x2, mean, rstd, w, ctx.rms)
+        return (None if dx is None else dx.reshape(ctx.shape),
+                None if dw is None else dw.reshape(ctx.wshape),
+                None if db is None else db.reshape(ctx.wshape))
+
+
+def _normalized_shape(op: str, normalized_shape: _ShapeArg) -> tuple[int, ...]:
+    if isinstance(normalized_shape, (int, np.integer)):
+        return (int(normalized_shape),)
+    try:
+        return tuple(int(d) for d in normalized_shape)
+    except TypeError:
+        raise TypeError(f"[{op}] expected normalized_shape to be an int or a sequence of ints, "
+                        f"got {type(normalized_shape).__name__}") from None
+
+
+def _check_row_norm(op: str, input: Any, ns: tuple[int, ...], weight: Any, bias: Any) -> int:
+    check_float(op, input)
+    check_same_device(op, input, weight, bias)
+    if len(ns) == 0:
+        raise ValueError(f"[{op}] expected a non-empty normalized_shape")
+    if input.ndim < len(ns) or tuple(input.shape[input.ndim - len(ns):]) != ns:
+        raise ValueError(f"[{op}] expected input with shape [*, {', '.join(map(str, ns))}], "
+                         f"got {list(input.shape)}")
+    _check_param(op, input, weight, "weight", ns)
+    _check_param(op, input, bias, "bias", ns)
+    return math.prod(ns)
+
+
+def layer_norm(input: Tensor, normalized_shape: _ShapeArg, weight: Optional[Tensor] = None,
+               bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the trailing ``normalized_shape`` dimensions, then
+    ``* weight + bias`` (each of shape ``normalized_shape``, optional)."""
+    op = "layer_norm"
+    ns = _normalized_shape(op, normalized_shape)
+    D = _check_row_norm(op, input, ns, weight, bias)
+    return LayerNormFunction.apply(input, weight, bias, D, float(eps), False)
+
+
+def rms_norm(input: Tensor, normalized_shape: _ShapeArg, weight: Optional[Tensor] = None,
+             eps: Optional[float] = None) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) * weight over the trailing ``normalized_shape``
+    dimensions; ``eps=None`` uses the machine epsilon of the input's dtype."""
+    op = "rms_norm"
+    ns = _normalized_shape(op, normalized_shape)
+    D = _check_row_norm(op, input, ns, weight, None)
+    e = float(np.finfo(input.dtype).eps) if eps is None else float(eps)
+    return LayerNormFunction.apply(input, weight, None, D, e, True)
+
+
+# ---------------------------------------------------------------- batch norm
+class BatchNormFunction(Function):
+    """Per-channel normalization of x (N, C, *) viewed as (N, C, L).
+
+    training: batch statistics, running statistics (raw arrays, may be None)
+    updated in place by the forward kernel. Backward with xhat = (x - mean) *
+    rstd and n = N L: dx = weight * rstd * (dy - mean(dy) - xhat * mean(dy *
+    xhat)); in eval the statistics are constants and dx = dy * weight * rstd.
+    dweight = sum dy * xhat, dbias = sum dy.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, weight: Any, bias: Any, running_mean: Any, running_var: Any, training: bool,
+                momentum: float, eps: float) -> Any:
+        K = kernels("batch_norm", x, weight, bias, running_mean, running_var)
+        xp = xp_of(x)
+        shape = x.shape
+        N, C = shape[0], shape[1]
+        x3 = contiguous(x).reshape(N, C, -1)
+        y = xp.empty_like(x3)
+        mean, rstd = _stats(xp, C), _stats(xp, C)
+        weight, bias = _c(weight), _c(bias)
+        K.batch_norm_forward(y, mean, rstd, running_mean, running_var, x3, weight, bias, training, momentum, eps)
+        ctx.save_for_backward(x3, mean, rstd, weight)
+        ctx.training, ctx.shape, ctx.has_bias = training, shape, bias is not None
+        return y.reshape(shape)
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        x3, mean, rstd, w = ctx.saved_tensors
+        K = kernels("batch_norm", dy)
+        xp = xp_of(dy)
+        need = ctx.needs_input_grad
+        C = x3.shape[1]
+        dx = _grad_out(xp, need[0], x3.shape, dy.dtype)
+        dw = _grad_out(xp, w is not None and need[1], (C,), dy.dtype)
+        db = _grad_out(xp, ctx.has_bias and need[2], (C,), dy.dtype)
+        if dx is None and dw is None and db is None:
+            return None, None, None
+        K.batch_norm_backward(dx, dw, db, contiguous(dy).reshape(x3.shape), x3, mean, rstd, w, ctx.training)
+        return (None if dx is None else dx.reshape(ctx.shape), dw, db)
+
+
+def _channel_checks(op: str, input: Any, weight: Any, bias: Any) -> int:
+    check_float(op, input)
+    check_same_device(op, input, weight, bias)
+    if input.ndim < 2:
+        raise ValueError(f"[{op}] expected input with at least 2 dimensions (N, C, *), got {input.ndim}-D")
+    C = input.shape[1]
+    _check_param(op, input, weight, "weight", (C,))
+    _check_param(op, input, bias, "bias", (C,))
+    return C
+
+
+def _raw(t: Any) -> Any:
+    return None if t is None else t.data
+
+
+def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+               weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalization of ``input`` (N, C, *) per channel.
+
+    ``training``: normalize with the batch statistics and, when given, update
+    ``running_mean`` / ``running_var`` in place (unbiased variance, factor
+    ``momentum``). Otherwise normalize with the running statistics.
+    """
+    op = "batch_norm"
+    C = _channel_checks(op, input, weight, bias)
+    check_same_device(op, input, running_mean, running_var)
+    _check_buffer(op, input, running_mean, "running_mean", C)
+    _check_buffer(op, input, running_var, "running_var", C)
+    if training:
+        per_channel = input.shape[0] * math.prod(input.shape[2:])
+        if per_channel == 1:
+            raise ValueError(f"[{op}] Expected more than 1 value per channel when training, "
+                             f"got input size {list(input.shape)}")
+    elif running_mean is None or running_var is None:
+        raise ValueError(f"[{op}] expected running_mean and running_var when training=False")
+    return BatchNormFunction.apply(input, weight, bias, _raw(running_mean), _raw(running_var), bool(training),
+                                   float(momentum), float(eps))
+
+
+# ---------------------------------------------------------------- group / instance norm
+class GroupNormFunction(Function):
+    """Normalization of x (N, C, *) per (sample, group of C / G channels),
+    then a per-channel affine. Instance norm is G = C.
+
+    Backward per (n, g) with g_i = dy_i * weight[c] and D = C / G * L:
+    dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight[c] = sum over
+    (n, l) of dy * xhat, dbias[c] = sum of dy. When running statistics are
+    given (instance norm) they are updated from the per-instance statistics.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, weight: Any, bias: Any, groups: int, eps: float, running_mean: Any,
+                running_var: Any, momentum: float) -> Any:
+        K = kernels("group_norm", x, weight, bias)
+        xp = xp_of(x)
+        shape = x.shape
+        N, C = shape[0], shape[1]
+        x3 = contiguous(x).reshape(N, C, -1)
+        y = xp.empty_like(x3)
+        mean, rstd = _stats(xp, N, groups), _stats(xp, N, groups)
+        weight, bias = _c(weight), _c(bias)
+        K.group_norm_forward(y, mean, rstd, x3, weight, bias, groups, eps)
+        if running_mean is not None or running_var is not None:
+            K.instance_norm_update_running(running_mean, running_var, mean, rstd, x3.shape[2], momentum, eps)
+        ctx.save_for_backward(x3, mean, rstd, weight)
+        ctx.groups, ctx.shape, ctx.has_bias = groups, shape, bias is not None
+        return y.reshape(shape)
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        x3, mean, rstd, w = ctx.saved_tensors
+        K = kernels("group_norm", dy)
+        xp = xp_of(dy)
+        need = ctx.needs_input_grad
+        C = x3.shape[1]
+        dx = _grad_out(xp, need[0], x3.shape, dy.dtype)
+        dw = _grad_out(xp, w is not None and need[1], (C,), dy.dtype)
+        db = _grad_out(xp, ctx.has_bias and need[2], (C,), dy.dtype)
+        if dx is None and dw is None and db is None:
+            return None, None, None
+        K.group_norm_backward(dx, dw, db, contiguous(dy).reshape(x3.shape), x3, mean, rstd, w, ctx.groups)
+        return (None if dx is None else dx.reshape(ctx.shape), dw, db)
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+               eps: float = 1e-5) -> Tensor:
+    """Group normalization of ``input`` (N, C, *): statistics per sample over
+    each group of C / num_groups channels; ``weight`` / ``bias`` are (C,)."""
+    op = "group_norm"
+    C = _channel_checks(op, input, weight, bias)
+    G = int(num_groups)
+    if G <= 0 or C % G != 0:
+        raise ValueError(f"[{op}] expected the number of channels ({C}) to be divisible by num_groups, got {G}")
+    return GroupNormFunction.apply(input, weight, bias, G, float(eps), None, None, 0.0)
+
+
+def instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_var: Optional[Tensor] = None,
+                  weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Instance normalization of ``input`` (N, C, *): statistics per (sample,
+    channel). ``use_input_stats``: normalize with them and, when given, update
+    the running statistics (averaged over the batch); otherwise normalize with
+    ``running_mean`` / ``running_var``."""
+    op = "instance_norm"
+    C = _channel_checks(op, input, weight, bias)
+    check_same_device(op, input, running_mean, running_var)
+    _check_buffer(op, input, running_mean, "running_mean", C)
+    _check_buffer(op, input, running_var, "running_var", C)
+    if use_input_stats:
+        if math.prod(input.shape[2:]) == 1:
+            raise ValueError(f"[{op}] Expected more than 1 spatial element when training, "
+                             f"got input size {list(input.shape)}")
+        return GroupNormFunction.apply(input, weight, bias, C, float(eps), _raw(running_mean), _raw(running_var),
+                                       float(momentum))
+    if running_mean is None or running_var is None:
+        raise ValueError(f"[{op}] expected running_mean and running_var when use_input_stats=False")
+    return BatchNormFunction.apply(input, weight, bias, _raw(running_mean), _raw(running_var), False, 0.0,
+                                   float(eps))

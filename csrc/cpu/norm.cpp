@@ -1,0 +1,444 @@
+// Normalization driver: ISA dispatch, thread partition, workspace and the
+// per-channel scalar math; the vectorised loops live in norm_isa.cpp.
+//
+// Threads are partitioned by output: rows (layer / RMS / group norm) or
+// channels (batch norm, weight norm) per thread. Parameter gradients that are
+// reductions over rows (layer norm's dweight / dbias, group norm's) go to
+// per-chunk double partial sums, then a second parallel_for over features adds
+// the chunks in a fixed order: no atomics, and the result depends only on the
+// thread count, not on scheduling.
+#include "nnfast/norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/parallel_for.h"
+#include "cpu/norm_internal.h"
+#include "nnfast/parallel.h"
+
+namespace nnfast {
+namespace {
+
+using norm_detail::GroupArgs;
+using norm_detail::RowArgs;
+
+// Elements per thread below which a norm kernel stays serial.
+constexpr index_t kNormGrain = 16384;
+
+// ------------------------------------------------------------------ dispatch
+template <typename T>
+struct NormKernels {
+  void (*row_forward)(const RowArgs<T>&, index_t, index_t);
+  void (*row_backward)(const RowArgs<T>&, index_t, index_t, double*, double*);
+  void (*group_forward)(const GroupArgs<T>&, index_t, index_t);
+  void (*group_backward)(const GroupArgs<T>&, index_t, index_t);
+  void (*chan_stats)(double*, double*, const T*, index_t, index_t, index_t, index_t, index_t);
+  void (*chan_sums)(double*, double*, const T*, const T*, const double*, index_t, index_t, index_t, index_t,
+                    index_t);
+  void (*chan_affine)(T*, const T*, const T*, const double*, const double*, const double*, const double*, index_t,
+                      index_t, index_t, index_t, index_t);
+  double (*dot)(const T*, const T*, index_t);
+  void (*mv_rows)(double*, const T*, const double*, index_t, index_t, index_t);
+  void (*mtv_acc)(double*, const T*, const double*, index_t, index_t, index_t, index_t, index_t);
+  void (*axpby)(T*, const T*, double, const double*, double, index_t);
+};
+
+#define NNFAST_NORM_KERNELS(ns)                                                                         \
+  template <typename T>                                                                                 \
+  NormKernels<T> norm_kernels_##ns() {                                                                  \
+    return {&ns::norm_row_forward<T>,  &ns::norm_row_backward<T>, &ns::norm_group_forward<T>,          \
+            &ns::norm_group_backward<T>, &ns::norm_chan_stats<T>, &ns::norm_chan_sums<T>,               \
+            &ns::norm_chan_affine<T>,  &ns::norm_dot<T>,          &ns::norm_mv_rows<T>,                 \
+            &ns::norm_mtv_acc<T>,      &ns::norm_axpby<T>};                                             \
+  }
+NNFAST_NORM_KERNELS(isa_generic)
+#ifdef NNFAST_HAVE_X86_ISA
+NNFAST_NORM_KERNELS(isa_avx2)
+NNFAST_NORM_KERNELS(isa_avx512)
+#endif
+#undef NNFAST_NORM_KERNELS
+
+template <typename T>
+NormKernels<T> pick() {
+#ifdef NNFAST_HAVE_X86_ISA
+  switch (active_isa()) {
+    case Isa::AVX512: return norm_kernels_isa_avx512<T>();
+    case Isa::AVX2: return norm_kernels_isa_avx2<T>();
+    default: break;
+  }
+#endif
+  return norm_kernels_isa_generic<T>();
+}
+
+inline index_t max1(index_t v) { return v > 1 ? v : 1; }
+
+// Items per thread so that a thread gets at least kNormGrain elements.
+inline index_t grain_for(index_t elems_per_item) { return max1(kNormGrain / max1(elems_per_item)); }
+
+// Number of fixed chunks for partial sums over n items: one per thread that
+// would get work.
+inline index_t num_parts(index_t n, index_t grain) {
+  const index_t most = (n + grain - 1) / grain;
+  const index_t nt = get_num_threads();
+  const index_t p = most < nt ? most : nt;
+  return max1(p);
+}
+
+// out[j] = sum over p of parts[p * stride + j], for j in [0, n).
+template <typename T>
+void sum_parts(T* out, const double* parts, index_t nparts, index_t stride, index_t n) {
+  parallel_for(n, grain_for(nparts), [&](index_t lo, index_t hi) {
+    for (index_t j = lo; j < hi; ++j) {
+      double s = 0;
+      for (index_t p = 0; p < nparts; ++p) s += parts[p * stride + j];
+      out[j] = static_cast<T>(s);
+    }
+  });
+}
+
+inline double rstd_of(double var, double eps) { return 1.0 / std::sqrt(var + eps); }
+
+// r = (1 - momentum) r + momentum s, in double, stored as T.
+template <typename T>
+inline void ema(T* r, double s, double momentum) {
+  *r = static_cast<T>((1.0 - momentum) * static_cast<double>(*r) + momentum * s);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ layer / RMS norm
+template <typename T>
+void layer_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* weight, const T* bias, index_t M,
+                        index_t D, double eps, bool rms) {
+  const NormKernels<T> k = pick<T>();
+  RowArgs<T> a;
+  a.M = M;
+  a.D = D;
+  a.rms = rms;
+  a.eps = eps;
+  a.x = x;
+  a.weight = weight;
+  a.bias = rms ? nullptr : bias;
+  a.y = y;
+  a.mean = mean;
+  a.rstd = rstd;
+  parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.row_forward(a, lo, hi); });
+}
+
+template <typename T>
+void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const double* mean,
+                         const double* rstd, const T* weight, index_t M, index_t D, bool rms) {
+  const NormKernels<T> k = pick<T>();
+  RowArgs<T> a;
+  a.M = M;
+  a.D = D;
+  a.rms = rms;
+  a.x = x;
+  a.weight = weight;
+  a.mean = const_cast<double*>(mean);
+  a.rstd = const_cast<double*>(rstd);
+  a.dy = dy;
+  a.dx = dx;
+  const bool partials = dweight || dbias;
+  if (!partials) {
+    if (dx) parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.row_backward(a, lo, hi, nullptr, nullptr); });
+    return;
+  }
+  // Chunk p owns rows [M p / P, M (p + 1) / P) and its own (D,) partial sums.
+  const index_t P = num_parts(M, grain_for(D));
+  std::vector<double> ws(static_cast<size_t>(2 * P * D), 0.0);
+  double* pw = ws.data();
+  double* pb = pw + P * D;
+  parallel_for(P, 1, [&](index_t lo, index_t hi) {
+    for (index_t p = lo; p < hi; ++p)
+      k.row_backward(a, M * p / P, M * (p + 1) / P, pw + p * D, pb + p * D);
+  });
+  if (dweight) sum_parts(dweight, pw, P, D, D);
+  if (dbias) sum_parts(dbias, pb, P, D, D);
+}
+
+// ------------------------------------------------------------------ batch norm
+template <typename T>
+void batch_norm_forward(T* y, double* mean, double* rstd, T* running_mean, T* running_var, const T* x,
+                        const T* weight, const T* bias, index_t N, index_t C, index_t L, bool training,
+                        double momentum, double eps) {
+  const NormKernels<T> k = pick<T>();
+  const index_t cnt = N * L;
+  std::vector<double> coef(static_cast<size_t>(2 * C));
+  double* scale = coef.data();  // weight * rstd
+  double* shift = scale + C;    // bias
+  parallel_for(C, grain_for(cnt), [&](index_t c0, index_t c1) {
+    if (training) {
+      k.chan_stats(mean, rstd, x, N, C, L, c0, c1);  // rstd holds the biased var for now
+      for (index_t c = c0; c < c1; ++c) {
+        const double var = rstd[c];
+        if (running_mean) ema(running_mean + c, mean[c], momentum);
+        if (running_var) ema(running_var + c, cnt > 1 ? var * cnt / (cnt - 1) : var, momentum);
+        rstd[c] = rstd_of(var, eps);
+      }
+    } else {
+      for (index_t c = c0; c < c1; ++c) {
+        mean[c] = static_cast<double>(running_mean[c]);
+        rstd[c] = rstd_of(static_cast<double>(running_var[c]), eps);
+      }
+    }
+    for (index_t c = c0; c < c1; ++c) {
+      scale[c] = weight ? rstd[c] * static_cast<double>(weight[c]) : rstd[c];
+      shift[c] = bias ? static_cast<double>(bias[c]) : 0.0;
+    }
+    k.chan_affine(y, nullptr, x, nullptr, scale, mean, shift, N, C, L, c0, c1);
+  });
+}
+
+template <typename T>
+void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const double* mean,
+                         const double* rstd, const T* weight, index_t N, index_t C, index_t L, bool training) {
+  const NormKernels<T> k = pick<T>();
+  const index_t cnt = N * L;
+  const double inv_n = cnt > 0 ? 1.0 / static_cast<double>(cnt) : 0.0;
+  const bool sums = training || dweight || dbias;
+  std::vector<double> buf(static_cast<size_t>(5 * C));
+  double* s_dy = buf.data();  // sum dy
+  double* s_dx = s_dy + C;    // sum dy * (x - mean)
+  double* al = s_dx + C;
+  double* be = al + C;
+  double* ga = be + C;
+  parallel_for(C, grain_for(cnt), [&](index_t c0, index_t c1) {
+    if (sums) k.chan_sums(s_dy, s_dx, dy, x, mean, N, C, L, c0, c1);
+    for (index_t c = c0; c < c1; ++c) {
+      const double s = rstd[c];
+      const double w = weight ? static_cast<double>(weight[c]) : 1.0;
+      if (sums) {
+        const double sxh = s_dx[c] * s;  // sum dy * xhat
+        if (dweight) dweight[c] = static_cast<T>(sxh);
+        if (dbias) dbias[c] = static_cast<T>(s_dy[c]);
+        // dx = w s (dy - mean(dy) - xhat mean(dy xhat))
+        be[c] = training ? -w * s * s * sxh * inv_n : 0.0;
+        ga[c] = training ? -w * s * s_dy[c] * inv_n : 0.0;
+      } else {
+        be[c] = 0.0;
+        ga[c] = 0.0;
+      }
+      al[c] = w * s;
+    }
+    if (dx) k.chan_affine(dx, dy, x, al, be, mean, ga, N, C, L, c0, c1);
+  });
+}
+
+// ------------------------------------------------------------------ group / instance norm
+template <typename T>
+void group_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* weight, const T* bias, index_t N,
+                        index_t C, index_t L, index_t G, double eps) {
+  const NormKernels<T> k = pick<T>();
+  GroupArgs<T> a;
+  a.N = N;
+  a.C = C;
+  a.L = L;
+  a.G = G;
+  a.eps = eps;
+  a.x = x;
+  a.weight = weight;
+  a.bias = bias;
+  a.y = y;
+  a.mean = mean;
+  a.rstd = rstd;
+  parallel_for(N * G, grain_for(C / G * L), [&](index_t lo, index_t hi) { k.group_forward(a, lo, hi); });
+}
+
+template <typename T>
+void group_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const double* mean,
+                         const double* rstd, const T* weight, index_t N, index_t C, index_t L, index_t G) {
+  const NormKernels<T> k = pick<T>();
+  GroupArgs<T> a;
+  a.N = N;
+  a.C = C;
+  a.L = L;
+  a.G = G;
+  a.x = x;
+  a.weight = weight;
+  a.mean = const_cast<double*>(mean);
+  a.rstd = const_cast<double*>(rstd);
+  a.dy = dy;
+  a.dx = dx;
+  std::vector<double> ws;
+  if (dweight || dbias) {
+    ws.assign(static_cast<size_t>(2 * N * C), 0.0);
+    a.ws_w = ws.data();
+    a.ws_b = ws.data() + N * C;
+  }
+  parallel_for(N * G, grain_for(C / G * L), [&](index_t lo, index_t hi) { k.group_backward(a, lo, hi); });
+  // dweight[c] = sum_n ws_w[n, c]: the (N, C) table read as N "parts" of stride C.
+  if (dweight) sum_parts(dweight, a.ws_w, N, C, C);
+  if (dbias) sum_parts(dbias, a.ws_b, N, C, C);
+}
+
+template <typename T>
+void instance_norm_update_running(T* running_mean, T* running_var, const double* mean, const double* rstd,
+                                  index_t N, index_t C, index_t L, double momentum, double eps) {
+  const double unbias = L > 1 ? static_cast<double>(L) / static_cast<double>(L - 1) : 1.0;
+  const double inv_n = N > 0 ? 1.0 / static_cast<double>(N) : 0.0;
+  parallel_for(C, grain_for(N), [&](index_t c0, index_t c1) {
+    for (index_t c = c0; c < c1; ++c) {
+      double sm = 0, sv = 0;
+      for (index_t n = 0; n < N; ++n) {
+        const double s = rstd[n * C + c];
+        sm += mean[n * C + c];
+        sv += 1.0 / (s * s) - eps;  // the biased var that gave rstd
+      }
+      if (running_mean) ema(running_mean + c, sm * inv_n, momentum);
+      if (running_var) ema(running_var + c, sv * inv_n * unbias, momentum);
+    }
+  });
+}
+
+// ------------------------------------------------------------------ weight norm
+template <typename T>
+void weight_norm_forward(T* w, double* norm, const T* v, const T* g, index_t N, index_t C, index_t L) {
+  const NormKernels<T> k = pick<T>();
+  std::vector<double> buf(static_cast<size_t>(3 * C));
+  double* scratch = buf.data();
+  double* scale = scratch + C;
+  double* zero = scale + C;
+  parallel_for(C, grain_for(N * L), [&](index_t c0, index_t c1) {
+    for (index_t c = c0; c < c1; ++c) zero[c] = 0.0;
+    k.chan_sums(scratch, norm, v, v, zero, N, C, L, c0, c1);  // norm = sum v^2
+    for (index_t c = c0; c < c1; ++c) {
+      norm[c] = std::sqrt(norm[c]);
+      scale[c] = static_cast<double>(g[c]) / norm[c];
+    }
+    k.chan_affine(w, nullptr, v, nullptr, scale, zero, zero, N, C, L, c0, c1);
+  });
+}
+
+template <typename T>
+void weight_norm_backward(T* dv, T* dg, const T* dw, const T* v, const T* g, const double* norm, index_t N,
+                          index_t C, index_t L) {
+  const NormKernels<T> k = pick<T>();
+  std::vector<double> buf(static_cast<size_t>(5 * C));
+  double* scratch = buf.data();
+  double* s = scratch + C;  // sum dw * v
+  double* al = s + C;
+  double* be = al + C;
+  double* zero = be + C;
+  parallel_for(C, grain_for(N * L), [&](index_t c0, index_t c1) {
+    for (index_t c = c0; c < c1; ++c) zero[c] = 0.0;
+    k.chan_sums(scratch, s, dw, v, zero, N, C, L, c0, c1);
+    for (index_t c = c0; c < c1; ++c) {
+      const double nrm = norm[c], gc = static_cast<double>(g[c]);
+      if (dg) dg[c] = static_cast<T>(s[c] / nrm);
+      al[c] = gc / nrm;
+      be[c] = -gc * s[c] / (nrm * nrm * nrm);
+    }
+    if (dv) k.chan_affine(dv, dw, v, al, be, zero, zero, N, C, L, c0, c1);
+  });
+}
+
+// ------------------------------------------------------------------ spectral norm
+namespace {
+
+// a /= max(||a||, eps), serial (a is one vector of the weight's side length).
+void normalize(std::vector<double>& a, double eps) {
+  double s = 0;
+  for (double t : a) s += t * t;
+  double n = std::sqrt(s);
+  if (n < eps) n = eps;
+  for (double& t : a) t /= n;
+}
+
+// out = W v (W is (M, D)), rows split across threads.
+template <typename T>
+void matvec(const NormKernels<T>& k, double* out, const T* W, const double* v, index_t M, index_t D) {
+  parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.mv_rows(out, W, v, D, lo, hi); });
+}
+
+// out = W^T u, columns split across threads (each thread owns its outputs).
+template <typename T>
+void matvec_t(const NormKernels<T>& k, double* out, const T* W, const double* u, index_t M, index_t D) {
+  parallel_for(D, grain_for(M), [&](index_t lo, index_t hi) {
+    for (index_t j = lo; j < hi; ++j) out[j] = 0.0;
+    k.mtv_acc(out, W, u, D, 0, M, lo, hi);
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void spectral_norm_power_iteration(T* u, T* v, const T* W, index_t M, index_t D, int n_iter, double eps) {
+  if (n_iter <= 0) return;
+  const NormKernels<T> k = pick<T>();
+  std::vector<double> ud(static_cast<size_t>(M)), vd(static_cast<size_t>(D));
+  for (index_t i = 0; i < M; ++i) ud[i] = static_cast<double>(u[i]);
+  for (int it = 0; it < n_iter; ++it) {
+    matvec_t(k, vd.data(), W, ud.data(), M, D);
+    normalize(vd, eps);
+    matvec(k, ud.data(), W, vd.data(), M, D);
+    normalize(ud, eps);
+  }
+  for (index_t i = 0; i < M; ++i) u[i] = static_cast<T>(ud[i]);
+  for (index_t j = 0; j < D; ++j) v[j] = static_cast<T>(vd[j]);
+}
+
+template <typename T>
+double spectral_norm_forward(T* y, const T* W, const T* u, const T* v, index_t M, index_t D) {
+  const NormKernels<T> k = pick<T>();
+  std::vector<double> vd(static_cast<size_t>(D)), wv(static_cast<size_t>(M));
+  for (index_t j = 0; j < D; ++j) vd[j] = static_cast<double>(v[j]);
+  matvec(k, wv.data(), W, vd.data(), M, D);
+  double sigma = 0;
+  for (index_t i = 0; i < M; ++i) sigma += static_cast<double>(u[i]) * wv[i];
+  const double inv = 1.0 / sigma;
+  parallel_for(M * D, kNormGrain, [&](index_t lo, index_t hi) { k.axpby(y + lo, W + lo, inv, nullptr, 0.0, hi - lo); });
+  return sigma;
+}
+
+template <typename T>
+void spectral_norm_backward(T* dW, const T* dy, const T* W, const T* u, const T* v, double sigma, index_t M,
+                            index_t D) {
+  const NormKernels<T> k = pick<T>();
+  const index_t n = M * D;
+  // <dy, W> over fixed chunks, added in chunk order.
+  const index_t P = num_parts(n, kNormGrain);
+  std::vector<double> part(static_cast<size_t>(P));
+  parallel_for(P, 1, [&](index_t lo, index_t hi) {
+    for (index_t p = lo; p < hi; ++p) part[p] = k.dot(dy + n * p / P, W + n * p / P, n * (p + 1) / P - n * p / P);
+  });
+  double dot = 0;
+  for (double t : part) dot += t;
+  const double inv = 1.0 / sigma, coef = dot / (sigma * sigma);
+  std::vector<double> vd(static_cast<size_t>(D));
+  for (index_t j = 0; j < D; ++j) vd[j] = static_cast<double>(v[j]);
+  parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i)
+      k.axpby(dW + i * D, dy + i * D, inv, vd.data(), -coef * static_cast<double>(u[i]), D);
+  });
+}
+
+// ------------------------------------------------------------------ instantiations
+#define NNFAST_NORM_API(T)                                                                                     \
+  template void layer_norm_forward<T>(T*, double*, double*, const T*, const T*, const T*, index_t, index_t,    \
+                                      double, bool);                                                           \
+  template void layer_norm_backward<T>(T*, T*, T*, const T*, const T*, const double*, const double*, const T*, \
+                                       index_t, index_t, bool);                                                \
+  template void batch_norm_forward<T>(T*, double*, double*, T*, T*, const T*, const T*, const T*, index_t,     \
+                                      index_t, index_t, bool, double, double);                                 \
+  template void batch_norm_backward<T>(T*, T*, T*, const T*, const T*, const double*, const double*, const T*, \
+                                       index_t, index_t, index_t, bool);                                       \
+  template void group_norm_forward<T>(T*, double*, double*, const T*, const T*, const T*, index_t, index_t,    \
+                                      index_t, index_t, double);                                               \
+  template void group_norm_backward<T>(T*, T*, T*, const T*, const T*, const double*, const double*, const T*, \
+                                       index_t, index_t, index_t, index_t);                                    \
+  template void instance_norm_update_running<T>(T*, T*, const double*, const double*, index_t, index_t,        \
+                                                index_t, double, double);                                      \
+  template void weight_norm_forward<T>(T*, double*, const T*, const T*, index_t, index_t, index_t);            \
+  template void weight_norm_backward<T>(T*, T*, const T*, const T*, const T*, const double*, index_t, index_t, \
+                                        index_t);                                                              \
+  template void spectral_norm_power_iteration<T>(T*, T*, const T*, index_t, index_t, int, double);             \
+  template double spectral_norm_forward<T>(T*, const T*, const T*, const T*, index_t, index_t);                \
+  template void spectral_norm_backward<T>(T*, const T*, const T*, const T*, const T*, double, index_t, index_t);
+
+NNFAST_NORM_API(float)
+NNFAST_NORM_API(double)
+#undef NNFAST_NORM_API
+
+}  // namespace nnfast

@@ -1,0 +1,97 @@
+// Normalization internals shared by the driver (norm.cpp: threads, workspace,
+// per-channel scalar math) and the per-ISA loops (norm_isa.cpp, compiled once
+// per instruction set). Every ISA routine is single-threaded over a range of
+// rows / channels that the driver hands it; it never allocates.
+//
+// ODR note: norm_isa.cpp is compiled with different -m flags per ISA, so all of
+// its code lives in namespace NNFAST_ISA_NS or is `static`, and it uses no
+// std:: templates the linker could merge across ISA objects.
+#pragma once
+#include "nnfast/common.h"
+
+namespace nnfast {
+namespace norm_detail {
+
+// Layer / RMS norm over the rows of x (M, D).
+template <typename T>
+struct RowArgs {
+  index_t M = 0, D = 0;
+  bool rms = false;
+  double eps = 0;
+  const T* x = nullptr;
+  const T* weight = nullptr;  // (D,) or null
+  const T* bias = nullptr;    // (D,) or null
+  T* y = nullptr;
+  double* mean = nullptr;  // (M,), unused when rms
+  double* rstd = nullptr;  // (M,)
+  const T* dy = nullptr;
+  T* dx = nullptr;  // backward; null: only the weight / bias partial sums
+};
+
+// Group (and instance) norm over x (N, C, L); row r = n * G + g covers the
+// contiguous run x[n, g*C/G : (g+1)*C/G, :].
+template <typename T>
+struct GroupArgs {
+  index_t N = 0, C = 0, L = 0, G = 1;
+  double eps = 0;
+  const T* x = nullptr;
+  const T* weight = nullptr;  // (C,) or null
+  const T* bias = nullptr;    // (C,) or null
+  T* y = nullptr;
+  double* mean = nullptr;  // (N, G)
+  double* rstd = nullptr;  // (N, G)
+  const T* dy = nullptr;
+  T* dx = nullptr;
+  double* ws_w = nullptr;  // backward: (N, C) sums of dy * xhat per (n, c), or null
+  double* ws_b = nullptr;  // backward: (N, C) sums of dy per (n, c), or null
+};
+
+}  // namespace norm_detail
+
+// Entry points of each ISA object (templates explicitly instantiated there for
+// float and double). Channel routines see x as (N, C, L) and handle channels
+// [c0, c1); their per-channel coefficient arrays are all required, except that
+// norm_chan_affine takes a = alpha = null for "no a term".
+#define NNFAST_NORM_DECLARE_ISA(ns)                                                                          \
+  namespace ns {                                                                                             \
+  template <typename T>                                                                                      \
+  void norm_row_forward(const norm_detail::RowArgs<T>& a, index_t r0, index_t r1);                          \
+  /* pw / pb (D,): += sum over rows of dy * xhat and dy (both null when not wanted) */                      \
+  template <typename T>                                                                                      \
+  void norm_row_backward(const norm_detail::RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb);  \
+  template <typename T>                                                                                      \
+  void norm_group_forward(const norm_detail::GroupArgs<T>& a, index_t r0, index_t r1);                      \
+  template <typename T>                                                                                      \
+  void norm_group_backward(const norm_detail::GroupArgs<T>& a, index_t r0, index_t r1);                     \
+  /* mean[c], var[c] (biased) over (N, L) */                                                                 \
+  template <typename T>                                                                                      \
+  void norm_chan_stats(double* mean, double* var, const T* x, index_t N, index_t C, index_t L, index_t c0,  \
+                       index_t c1);                                                                          \
+  /* s_a[c] = sum a, s_ax[c] = sum a * (x - shift[c]) */                                                     \
+  template <typename T>                                                                                      \
+  void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,     \
+                      index_t C, index_t L, index_t c0, index_t c1);                                         \
+  /* y = alpha[c] * a + beta[c] * (x - shift[c]) + gamma[c] */                                               \
+  template <typename T>                                                                                      \
+  void norm_chan_affine(T* y, const T* a, const T* x, const double* alpha, const double* beta,              \
+                        const double* shift, const double* gamma, index_t N, index_t C, index_t L, index_t c0, \
+                        index_t c1);                                                                         \
+  template <typename T>                                                                                      \
+  double norm_dot(const T* a, const T* b, index_t n);                                                       \
+  /* out[i] = W[i, :] . v for rows [r0, r1) of W (M, D) */                                                   \
+  template <typename T>                                                                                      \
+  void norm_mv_rows(double* out, const T* W, const double* v, index_t D, index_t r0, index_t r1);           \
+  /* out[j] += sum_{i in [r0, r1)} u[i] W[i, j] for j in [j0, j1) */                                         \
+  template <typename T>                                                                                      \
+  void norm_mtv_acc(double* out, const T* W, const double* u, index_t D, index_t r0, index_t r1, index_t j0, \
+                    index_t j1);                                                                             \
+  /* y = alpha * a + beta * b (b may be null) */                                                             \
+  template <typename T>                                                                                      \
+  void norm_axpby(T* y, const T* a, double alpha, const double* b, double beta, index_t n);                 \
+  }
+
+NNFAST_NORM_DECLARE_ISA(isa_generic)
+NNFAST_NORM_DECLARE_ISA(isa_avx2)
+NNFAST_NORM_DECLARE_ISA(isa_avx512)
+
+}  // namespace nnfast

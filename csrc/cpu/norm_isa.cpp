@@ -1,0 +1,566 @@
+// Per-ISA normalization loops: compiled three times (NNFAST_ISA_NS = isa_generic,
+// isa_avx2, isa_avx512) and picked at run time by norm.cpp.
+//
+// Written on GCC/Clang vector extensions: V is one native register of doubles
+// (8 with AVX-512, 4 with AVX2, 2 with SSE2). Every loop runs one body over
+// blocks of V, unrolled kS times with kS independent accumulators for the
+// reductions (so the add latency is hidden), and once more for the tail
+// (padded loads, partial stores); the summation order is fixed by the code, so
+// no fast-math is needed. float32 data is widened to double as it is loaded: the
+// statistics accumulate in double and the centring (x - mean) is done in
+// double, since a float subtraction against a rounded mean of 1e4 would be off
+// by ~5% of a 1e-2 std.
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "cpu/norm_internal.h"
+
+namespace nnfast {
+namespace NNFAST_ISA_NS {
+namespace {
+
+using norm_detail::GroupArgs;
+using norm_detail::RowArgs;
+
+#if defined(__AVX512F__)
+constexpr int kW = 8;  // doubles per V
+#elif defined(__AVX2__)
+constexpr int kW = 4;
+#else
+constexpr int kW = 2;
+#endif
+constexpr int kS = 4;          // unroll / independent accumulators per reduction
+constexpr index_t kTile = 64;  // channels per tile when vectorising across channels (L == 1)
+
+// Everything below is forced inline so vectors stay in registers.
+#define NORM_INLINE inline __attribute__((always_inline))
+#define NORM_FLAT __attribute__((flatten))
+
+typedef double V __attribute__((vector_size(kW * sizeof(double))));
+typedef float VF __attribute__((vector_size(kW * sizeof(float))));
+
+NORM_INLINE V splat(double a) { return V{} + a; }
+NORM_INLINE double hsum(V v) {
+  double t = 0;
+  for (int k = 0; k < kW; ++k) t += v[k];
+  return t;
+}
+// Sum of kS accumulators, lane by lane, in a fixed order.
+NORM_INLINE double hsum(const V* a) {
+  V t = a[0];
+  for (int k = 1; k < kS; ++k) t += a[k];
+  return hsum(t);
+}
+NORM_INLINE index_t imin(index_t a, index_t b) { return a < b ? a : b; }
+
+NORM_INLINE V load(const double* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+NORM_INLINE V load(const float* p) {
+  VF f;
+  std::memcpy(&f, p, sizeof f);
+  return __builtin_convertvector(f, V);
+}
+NORM_INLINE void store(double* p, V v) { std::memcpy(p, &v, sizeof v); }
+NORM_INLINE void store(float* p, V v) {
+  VF f = __builtin_convertvector(v, VF);
+  std::memcpy(p, &f, sizeof f);
+}
+
+// Full block of kW / tail of n < kW (lanes past n read as `pad`, never written).
+struct Full {
+  template <typename T>
+  NORM_INLINE V ld(const T* p, double = 0.0) const { return load(p); }
+  template <typename T>
+  NORM_INLINE void st(T* p, V v) const { store(p, v); }
+};
+struct Tail {
+  index_t n;
+  template <typename T>
+  NORM_INLINE V ld(const T* p, double pad = 0.0) const {
+    V v = splat(pad);
+    for (index_t k = 0; k < n; ++k) v[k] = static_cast<double>(p[k]);
+    return v;
+  }
+  template <typename T>
+  NORM_INLINE void st(T* p, V v) const {
+    for (index_t k = 0; k < n; ++k) p[k] = static_cast<T>(v[k]);
+  }
+};
+
+// Accumulator slot of an unrolled body (a compile-time index).
+template <int S>
+struct Slot {
+  static constexpr int v = S;
+};
+
+template <class F, int... S>
+NORM_INLINE void unrolled(index_t i, F& body, std::integer_sequence<int, S...>) {
+  (body(i + S * kW, Full{}, Slot<S>{}), ...);
+}
+
+// body(i, io, slot) over [0, n) in blocks of kW: kS blocks per iteration (slot
+// 0..kS-1), then single blocks and the tail in slot 0. io loads / stores kW
+// lanes or the tail.
+template <class F>
+NORM_INLINE void blocks(index_t n, F&& body) {
+  index_t i = 0;
+  for (; i + kS * kW <= n; i += kS * kW) unrolled(i, body, std::make_integer_sequence<int, kS>{});
+  for (; i + kW <= n; i += kW) body(i, Full{}, Slot<0>{});
+  if (i < n) body(i, Tail{n - i}, Slot<0>{});
+}
+
+// s1 += sum(x - K), s2 += sum((x - K)^2): one pass, stable while K is near the data.
+template <typename T>
+NORM_INLINE void shifted_sums(const T* x, index_t n, double K, double* s1, double* s2) {
+  V a1[kS] = {}, a2[kS] = {};
+  const V k = splat(K);
+  blocks(n, [&](index_t i, auto io, auto sl) {
+    const V d = io.ld(x + i, K) - k;  // padded lanes give d = 0
+    a1[sl.v] += d;
+    a2[sl.v] += d * d;
+  });
+  *s1 += hsum(a1);
+  *s2 += hsum(a2);
+}
+
+// mean / biased var from shifted sums over n elements.
+NORM_INLINE void finish_stats(double K, double s1, double s2, index_t n, double* mean, double* var) {
+  if (n <= 0) {
+    *mean = 0;
+    *var = 0;
+    return;
+  }
+  const double m = s1 / static_cast<double>(n);
+  const double v = s2 / static_cast<double>(n) - m * m;
+  *mean = K + m;
+  *var = v > 0 ? v : 0;
+}
+
+template <typename T>
+NORM_INLINE double sum_squares(const T* x, index_t n) {
+  V a[kS] = {};
+  blocks(n, [&](index_t i, auto io, auto sl) {
+    const V d = io.ld(x + i);
+    a[sl.v] += d * d;
+  });
+  return hsum(a);
+}
+
+// sa += sum(a), sax += sum(a * (x - m)) over a contiguous run.
+template <typename T>
+NORM_INLINE void run_sums(const T* a, const T* x, double m, index_t n, double* sa, double* sax) {
+  V p[kS] = {}, q[kS] = {};
+  const V mv = splat(m);
+  blocks(n, [&](index_t i, auto io, auto sl) {
+    const V ai = io.ld(a + i);
+    p[sl.v] += ai;
+    q[sl.v] += ai * (io.ld(x + i) - mv);
+  });
+  *sa += hsum(p);
+  *sax += hsum(q);
+}
+
+// ---- float32 write passes run in float (twice the lanes of double). The mean
+// is split m = mh + ml into two floats, so (x - mh) - ml is the centred value
+// to within float rounding of the result itself, even for mean 1e4, std 1e-2.
+constexpr int kF = 2 * kW;
+typedef float VN __attribute__((vector_size(kF * sizeof(float))));
+
+NORM_INLINE VN fsplat(float a) { return VN{} + a; }
+NORM_INLINE VN fload(const float* p) {
+  VN v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+NORM_INLINE void fstore(float* p, VN v) { std::memcpy(p, &v, sizeof v); }
+
+struct SplitMean {
+  float hi, lo;
+  explicit SplitMean(double m) : hi(static_cast<float>(m)), lo(static_cast<float>(m - static_cast<double>(hi))) {}
+};
+
+// y = ((x - m) * s) [* w] + (b or bc).
+template <bool HW, bool HB>
+NORM_INLINE void normalize_f32(float* y, const float* x, const float* w, const float* b, double m, double s,
+                               double bc, index_t n) {
+  const SplitMean ms(m);
+  const float sf = static_cast<float>(s), bf = static_cast<float>(bc);
+  const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo), sv = fsplat(sf), bv = fsplat(bf);
+  index_t i = 0;
+  for (; i + kF <= n; i += kF) {
+    VN v = ((fload(x + i) - mh) - ml) * sv;
+    if (HW) v *= fload(w + i);
+    v += HB ? fload(b + i) : bv;
+    fstore(y + i, v);
+  }
+  for (; i < n; ++i) {
+    float v = ((x[i] - ms.hi) - ms.lo) * sf;
+    if (HW) v *= w[i];
+    y[i] = v + (HB ? b[i] : bf);
+  }
+}
+
+// dx = s * (g - cg) - (s * cx) * xhat, g = dy [* w], xhat = ((x - m) * s).
+template <bool HW>
+NORM_INLINE void row_dx_f32(float* dx, const float* dy, const float* x, const float* w, double m, double s, double cg,
+                            double cx, index_t n) {
+  const SplitMean ms(m);
+  const float sf = static_cast<float>(s), cgf = static_cast<float>(cg), kf = static_cast<float>(s * cx);
+  const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo), sv = fsplat(sf), cgv = fsplat(cgf), kv = fsplat(kf);
+  index_t i = 0;
+  for (; i + kF <= n; i += kF) {
+    const VN g = HW ? fload(dy + i) * fload(w + i) : fload(dy + i);
+    const VN xh = ((fload(x + i) - mh) - ml) * sv;
+    fstore(dx + i, sv * (g - cgv) - kv * xh);
+  }
+  for (; i < n; ++i) {
+    const float g = HW ? dy[i] * w[i] : dy[i];
+    const float xh = ((x[i] - ms.hi) - ms.lo) * sf;
+    dx[i] = sf * (g - cgf) - kf * xh;
+  }
+}
+
+// y = (x - m) * s + b over a contiguous run.
+template <typename T>
+NORM_INLINE void run_affine(T* y, const T* x, double m, double s, double b, index_t n) {
+  if constexpr (sizeof(T) == 4) {
+    normalize_f32<false, false>(y, x, nullptr, nullptr, m, s, b, n);
+    return;
+  }
+  const V mv = splat(m), sv = splat(s), bv = splat(b);
+  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, (io.ld(x + i) - mv) * sv + bv); });
+}
+
+// y = al * a + be * (x - m) + ga over a contiguous run.
+template <typename T>
+NORM_INLINE void run_affine2(T* y, const T* a, const T* x, double al, double be, double m, double ga, index_t n) {
+  const V alv = splat(al), bev = splat(be), mv = splat(m), gav = splat(ga);
+  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, alv * io.ld(a + i) + bev * (io.ld(x + i) - mv) + gav); });
+}
+
+// The same with per-element coefficients (channels along the run, L == 1).
+template <typename T>
+NORM_INLINE void run_affine_vec(T* y, const T* x, const double* m, const double* s, const double* b, index_t n) {
+  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, (io.ld(x + i) - io.ld(m + i)) * io.ld(s + i) + io.ld(b + i)); });
+}
+
+template <typename T>
+NORM_INLINE void run_affine2_vec(T* y, const T* a, const T* x, const double* al, const double* be, const double* m,
+                            const double* ga, index_t n) {
+  blocks(n, [&](index_t i, auto io, auto sl) {
+    io.st(y + i, io.ld(al + i) * io.ld(a + i) + io.ld(be + i) * (io.ld(x + i) - io.ld(m + i)) + io.ld(ga + i));
+  });
+}
+
+// ------------------------------------------------------------------ layer / RMS norm rows
+template <typename T, bool HW, bool HB>
+NORM_INLINE void row_normalize(T* y, const T* x, const T* w, const T* b, double m, double s, index_t D) {
+  if constexpr (sizeof(T) == 4) {
+    normalize_f32<HW, HB>(y, x, w, b, m, s, 0.0, D);
+    return;
+  }
+  const V mv = splat(m), sv = splat(s);
+  blocks(D, [&](index_t j, auto io, auto sl) {
+    V v = (io.ld(x + j) - mv) * sv;
+    if (HW) v *= io.ld(w + j);
+    if (HB) v += io.ld(b + j);
+    io.st(y + j, v);
+  });
+}
+
+// Pass 1 of the row backward: sg = sum(g), sgx = sum(g * xhat) with g = dy * w;
+// with HP also pw += dy * xhat, pb += dy (the weight / bias partial sums).
+template <typename T, bool HW, bool HP>
+NORM_INLINE void row_reduce(const T* dy, const T* x, const T* w, double m, double s, index_t D, double* pw, double* pb,
+                double* sg, double* sgx) {
+  V ag[kS] = {}, ax[kS] = {};
+  const V mv = splat(m), sv = splat(s);
+  blocks(D, [&](index_t j, auto io, auto sl) {
+    const V d = io.ld(dy + j);  // padded lanes: d = 0 adds nothing
+    const V xh = (io.ld(x + j) - mv) * sv;
+    const V g = HW ? d * io.ld(w + j) : d;
+    ag[sl.v] += g;
+    ax[sl.v] += g * xh;
+    if (HP) {
+      io.st(pw + j, io.ld(pw + j) + d * xh);
+      io.st(pb + j, io.ld(pb + j) + d);
+    }
+  });
+  *sg = hsum(ag);
+  *sgx = hsum(ax);
+}
+
+// dx = s * (g - cg - xhat * cx), g = dy * w, xhat = (x - m) * s.
+template <typename T, bool HW>
+NORM_INLINE void row_dx(T* dx, const T* dy, const T* x, const T* w, double m, double s, double cg, double cx, index_t D) {
+  if constexpr (sizeof(T) == 4) {
+    row_dx_f32<HW>(dx, dy, x, w, m, s, cg, cx, D);
+    return;
+  }
+  const V mv = splat(m), sv = splat(s), cgv = splat(cg), cxv = splat(cx);
+  blocks(D, [&](index_t j, auto io, auto sl) {
+    const V d = io.ld(dy + j);
+    const V g = HW ? d * io.ld(w + j) : d;
+    const V xh = (io.ld(x + j) - mv) * sv;
+    io.st(dx + j, sv * (g - cgv - xh * cxv));
+  });
+}
+
+template <typename T, bool HW, bool HP>
+NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb) {
+  const index_t D = a.D;
+  const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
+  for (index_t r = r0; r < r1; ++r) {
+    const T* dy = a.dy + r * D;
+    const T* x = a.x + r * D;
+    const double m = a.rms ? 0.0 : a.mean[r];
+    const double s = a.rstd[r];
+    double sg, sgx;
+    row_reduce<T, HW, HP>(dy, x, a.weight, m, s, D, pw, pb, &sg, &sgx);
+    if (a.dx) row_dx<T, HW>(a.dx + r * D, dy, x, a.weight, m, s, a.rms ? 0.0 : sg * inv_d, sgx * inv_d, D);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+NORM_FLAT void norm_row_forward(const RowArgs<T>& a, index_t r0, index_t r1) {
+  const index_t D = a.D;
+  for (index_t r = r0; r < r1; ++r) {
+    const T* x = a.x + r * D;
+    double m = 0, s;
+    if (a.rms) {
+      const double ms = D > 0 ? sum_squares(x, D) / static_cast<double>(D) : 0.0;
+      s = 1.0 / std::sqrt(ms + a.eps);
+    } else {
+      double s1 = 0, s2 = 0, var;
+      const double K = D > 0 ? static_cast<double>(x[0]) : 0.0;
+      shifted_sums(x, D, K, &s1, &s2);
+      finish_stats(K, s1, s2, D, &m, &var);
+      s = 1.0 / std::sqrt(var + a.eps);
+      a.mean[r] = m;
+    }
+    a.rstd[r] = s;
+    T* y = a.y + r * D;
+    if (a.weight && a.bias) row_normalize<T, true, true>(y, x, a.weight, a.bias, m, s, D);
+    else if (a.weight) row_normalize<T, true, false>(y, x, a.weight, a.bias, m, s, D);
+    else if (a.bias) row_normalize<T, false, true>(y, x, a.weight, a.bias, m, s, D);
+    else row_normalize<T, false, false>(y, x, a.weight, a.bias, m, s, D);
+  }
+}
+
+template <typename T>
+NORM_FLAT void norm_row_backward(const RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb) {
+  const bool hp = pw != nullptr;
+  if (a.weight) {
+    if (hp) row_backward_impl<T, true, true>(a, r0, r1, pw, pb);
+    else row_backward_impl<T, true, false>(a, r0, r1, pw, pb);
+  } else {
+    if (hp) row_backward_impl<T, false, true>(a, r0, r1, pw, pb);
+    else row_backward_impl<T, false, false>(a, r0, r1, pw, pb);
+  }
+}
+
+// ------------------------------------------------------------------ group norm rows
+template <typename T>
+NORM_FLAT void norm_group_forward(const GroupArgs<T>& a, index_t r0, index_t r1) {
+  const index_t Cg = a.C / a.G, L = a.L, D = Cg * L;
+  for (index_t r = r0; r < r1; ++r) {
+    const index_t n = r / a.G, g = r % a.G;
+    const index_t off = (n * a.C + g * Cg) * L;
+    const T* x = a.x + off;
+    double s1 = 0, s2 = 0, m, var;
+    const double K = D > 0 ? static_cast<double>(x[0]) : 0.0;
+    shifted_sums(x, D, K, &s1, &s2);
+    finish_stats(K, s1, s2, D, &m, &var);
+    const double s = 1.0 / std::sqrt(var + a.eps);
+    a.mean[r] = m;
+    a.rstd[r] = s;
+    for (index_t ci = 0; ci < Cg; ++ci) {
+      const index_t c = g * Cg + ci;
+      const double sc = a.weight ? s * static_cast<double>(a.weight[c]) : s;
+      const double b = a.bias ? static_cast<double>(a.bias[c]) : 0.0;
+      run_affine(a.y + off + ci * L, x + ci * L, m, sc, b, L);
+    }
+  }
+}
+
+template <typename T>
+NORM_FLAT void norm_group_backward(const GroupArgs<T>& a, index_t r0, index_t r1) {
+  const index_t Cg = a.C / a.G, L = a.L, D = Cg * L;
+  const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
+  for (index_t r = r0; r < r1; ++r) {
+    const index_t n = r / a.G, g = r % a.G;
+    const index_t off = (n * a.C + g * Cg) * L;
+    const double m = a.mean[r], s = a.rstd[r];
+    // Per channel: db = sum dy, ds = sum dy * (x - m); the group sums weight them by w[c].
+    double sg = 0, sgx = 0;
+    for (index_t ci = 0; ci < Cg; ++ci) {
+      const index_t c = g * Cg + ci;
+      double db = 0, ds = 0;
+      run_sums(a.dy + off + ci * L, a.x + off + ci * L, m, L, &db, &ds);
+      const double wc = a.weight ? static_cast<double>(a.weight[c]) : 1.0;
+      sg += wc * db;
+      sgx += wc * ds * s;
+      if (a.ws_w) {
+        a.ws_w[n * a.C + c] = ds * s;
+        a.ws_b[n * a.C + c] = db;
+      }
+    }
+    if (!a.dx) continue;
+    // dx = s * (w dy - mean(w dy) - xhat * mean(w dy xhat)) = al dy + be (x - m) + ga
+    const double cg = sg * inv_d, cx = sgx * inv_d;
+    for (index_t ci = 0; ci < Cg; ++ci) {
+      const index_t c = g * Cg + ci;
+      const double wc = a.weight ? static_cast<double>(a.weight[c]) : 1.0;
+      run_affine2(a.dx + off + ci * L, a.dy + off + ci * L, a.x + off + ci * L, s * wc, -s * s * cx, m, -s * cg, L);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ channels of (N, C, L)
+template <typename T>
+NORM_FLAT void norm_chan_stats(double* mean, double* var, const T* x, index_t N, index_t C, index_t L, index_t c0,
+                     index_t c1) {
+  const index_t cnt = N * L;
+  if (L == 1) {
+    // (N, C): vectorise across a tile of channels, one row at a time.
+    for (index_t cb = c0; cb < c1; cb += kTile) {
+      const index_t nb = imin(kTile, c1 - cb);
+      V K[kTile / kW], s1[kTile / kW] = {}, s2[kTile / kW] = {};
+      blocks(nb, [&](index_t i, auto io, auto sl) { K[i / kW] = N > 0 ? io.ld(x + cb + i) : V{}; });
+      for (index_t n = 0; n < N; ++n) {
+        const T* xr = x + n * C + cb;
+        blocks(nb, [&](index_t i, auto io, auto sl) {
+          const V d = io.ld(xr + i) - K[i / kW];
+          s1[i / kW] += d;
+          s2[i / kW] += d * d;
+        });
+      }
+      for (index_t c = 0; c < nb; ++c)
+        finish_stats(K[c / kW][c % kW], s1[c / kW][c % kW], s2[c / kW][c % kW], cnt, mean + cb + c, var + cb + c);
+    }
+    return;
+  }
+  for (index_t c = c0; c < c1; ++c) {
+    const double K = cnt > 0 ? static_cast<double>(x[c * L]) : 0.0;
+    double s1 = 0, s2 = 0;
+    for (index_t n = 0; n < N; ++n) shifted_sums(x + (n * C + c) * L, L, K, &s1, &s2);
+    finish_stats(K, s1, s2, cnt, mean + c, var + c);
+  }
+}
+
+template <typename T>
+NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N, index_t C,
+                    index_t L, index_t c0, index_t c1) {
+  if (L == 1) {
+    for (index_t cb = c0; cb < c1; cb += kTile) {
+      const index_t nb = imin(kTile, c1 - cb);
+      V m[kTile / kW], p[kTile / kW] = {}, q[kTile / kW] = {};
+      blocks(nb, [&](index_t i, auto io, auto sl) { m[i / kW] = io.ld(shift + cb + i); });
+      for (index_t n = 0; n < N; ++n) {
+        const T* ar = a + n * C + cb;
+        const T* xr = x + n * C + cb;
+        blocks(nb, [&](index_t i, auto io, auto sl) {
+          const V ai = io.ld(ar + i);
+          p[i / kW] += ai;
+          q[i / kW] += ai * (io.ld(xr + i) - m[i / kW]);
+        });
+      }
+      for (index_t c = 0; c < nb; ++c) {
+        s_a[cb + c] = p[c / kW][c % kW];
+        s_ax[cb + c] = q[c / kW][c % kW];
+      }
+    }
+    return;
+  }
+  for (index_t c = c0; c < c1; ++c) {
+    double p = 0, q = 0;
+    for (index_t n = 0; n < N; ++n) run_sums(a + (n * C + c) * L, x + (n * C + c) * L, shift[c], L, &p, &q);
+    s_a[c] = p;
+    s_ax[c] = q;
+  }
+}
+
+template <typename T>
+NORM_FLAT void norm_chan_affine(T* y, const T* a, const T* x, const double* alpha, const double* beta, const double* shift,
+                      const double* gamma, index_t N, index_t C, index_t L, index_t c0, index_t c1) {
+  if (L == 1) {
+    const index_t nb = c1 - c0;
+    for (index_t n = 0; n < N; ++n) {
+      const index_t o = n * C + c0;
+      if (a) run_affine2_vec(y + o, a + o, x + o, alpha + c0, beta + c0, shift + c0, gamma + c0, nb);
+      else run_affine_vec(y + o, x + o, shift + c0, beta + c0, gamma + c0, nb);
+    }
+    return;
+  }
+  for (index_t c = c0; c < c1; ++c) {
+    for (index_t n = 0; n < N; ++n) {
+      const index_t o = (n * C + c) * L;
+      if (a) run_affine2(y + o, a + o, x + o, alpha[c], beta[c], shift[c], gamma[c], L);
+      else run_affine(y + o, x + o, shift[c], beta[c], gamma[c], L);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ vectors (weight / spectral norm)
+template <typename T>
+NORM_FLAT double norm_dot(const T* a, const T* b, index_t n) {
+  V p[kS] = {};
+  blocks(n, [&](index_t i, auto io, auto sl) { p[sl.v] += io.ld(a + i) * io.ld(b + i); });
+  return hsum(p);
+}
+
+template <typename T>
+NORM_FLAT void norm_mv_rows(double* out, const T* W, const double* v, index_t D, index_t r0, index_t r1) {
+  for (index_t i = r0; i < r1; ++i) {
+    const T* w = W + i * D;
+    V p[kS] = {};
+    blocks(D, [&](index_t j, auto io, auto sl) { p[sl.v] += io.ld(w + j) * io.ld(v + j); });
+    out[i] = hsum(p);
+  }
+}
+
+template <typename T>
+NORM_FLAT void norm_mtv_acc(double* out, const T* W, const double* u, index_t D, index_t r0, index_t r1, index_t j0,
+                  index_t j1) {
+  for (index_t i = r0; i < r1; ++i) {
+    const T* w = W + i * D + j0;
+    const V ui = splat(u[i]);
+    double* o = out + j0;
+    blocks(j1 - j0, [&](index_t j, auto io, auto sl) { io.st(o + j, io.ld(o + j) + ui * io.ld(w + j)); });
+  }
+}
+
+template <typename T>
+NORM_FLAT void norm_axpby(T* y, const T* a, double alpha, const double* b, double beta, index_t n) {
+  const V al = splat(alpha), be = splat(beta);
+  if (b) blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, al * io.ld(a + i) + be * io.ld(b + i)); });
+  else blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, al * io.ld(a + i)); });
+}
+
+#define NNFAST_NORM_INSTANTIATE(T)                                                                            \
+  template void norm_row_forward<T>(const RowArgs<T>&, index_t, index_t);                                     \
+  template void norm_row_backward<T>(const RowArgs<T>&, index_t, index_t, double*, double*);                  \
+  template void norm_group_forward<T>(const GroupArgs<T>&, index_t, index_t);                                 \
+  template void norm_group_backward<T>(const GroupArgs<T>&, index_t, index_t);                                \
+  template void norm_chan_stats<T>(double*, double*, const T*, index_t, index_t, index_t, index_t, index_t);  \
+  template void norm_chan_sums<T>(double*, double*, const T*, const T*, const double*, index_t, index_t,      \
+                                  index_t, index_t, index_t);                                                 \
+  template void norm_chan_affine<T>(T*, const T*, const T*, const double*, const double*, const double*,     \
+                                    const double*, index_t, index_t, index_t, index_t, index_t);              \
+  template double norm_dot<T>(const T*, const T*, index_t);                                                   \
+  template void norm_mv_rows<T>(double*, const T*, const double*, index_t, index_t, index_t);                 \
+  template void norm_mtv_acc<T>(double*, const T*, const double*, index_t, index_t, index_t, index_t, index_t); \
+  template void norm_axpby<T>(T*, const T*, double, const double*, double, index_t);
+
+NNFAST_NORM_INSTANTIATE(float)
+NNFAST_NORM_INSTANTIATE(double)
+#undef NNFAST_NORM_INSTANTIATE
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast

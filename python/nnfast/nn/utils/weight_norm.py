@@ -1,0 +1,165 @@
+"""Weight normalization (Salimans & Kingma, 2016) as PyTorch's
+``torch.nn.utils.weight_norm``: the parameter ``name`` is replaced by
+``name_g`` (magnitude) and ``name_v`` (direction), and a forward pre-hook
+recomputes ``name = name_g * name_v / ||name_v||`` before every forward.
+The norm, the product and their gradients run in nnfast's kernels."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ..._dispatch import contiguous, kernels, xp_of
+from ...autograd import grad_mode
+from ...autograd.function import Function
+from ...tensor import Tensor
+from ..module import Module, Parameter
+
+__all__ = ["weight_norm", "remove_weight_norm", "WeightNorm"]
+
+
+def _layout(shape: tuple[int, ...], dim: Optional[int]) -> tuple[int, int, int]:
+    """(N, C, L) view of a tensor whose norm is taken over all dims but ``dim``
+    (``dim`` None or -1: over the whole tensor, as in PyTorch)."""
+    size = int(np.prod(shape)) if shape else 1
+    if dim is None or dim == -1:
+        return 1, 1, size
+    return int(np.prod(shape[:dim])), int(shape[dim]), int(np.prod(shape[dim + 1:]))
+
+
+def _norm_dim(op: str, dim: Optional[int], ndim: int) -> Optional[int]:
+    if dim is None or dim == -1:
+        return -1
+    d = int(dim)
+    if d < -1:
+        d += ndim
+    if not 0 <= d < ndim:
+        raise ValueError(f"[{op}] expected dim in [-{ndim}, {ndim}) or None, got {dim}")
+    return d
+
+
+def _g_shape(shape: tuple[int, ...], dim: int) -> tuple[int, ...]:
+    if dim == -1:
+        return ()
+    return tuple(s if i == dim else 1 for i, s in enumerate(shape))
+
+
+class WeightNormFunction(Function):
+    """w = g * v / ||v|| with the norm over every dim of v except ``dim``.
+
+    Backward per kept index c with s = sum(dw * v): dg = s / ||v||,
+    dv = g / ||v|| * (dw - v * s / ||v||^2).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, v: Any, g: Any, dim: int) -> Any:
+        K = kernels("weight_norm", v, g)
+        N, C, L = _layout(v.shape, dim)
+        v3 = contiguous(v).reshape(N, C, L)
+        g1 = contiguous(g).reshape(C)
+        w = xp_of(v).empty_like(v3)
+        norm = xp_of(v).empty((C,), dtype=np.float64)
+        K.weight_norm_forward(w, norm, v3, g1)
+        ctx.save_for_backward(v3, g1, norm)
+        ctx.vshape, ctx.gshape = v.shape, g.shape
+        return w.reshape(v.shape)
+
+    @staticmethod
+    def backward(ctx: Any, dw: Any) -> Any:
+        v3, g1, norm = ctx.saved_tensors
+        K = kernels("weight_norm", dw)
+        xp = xp_of(dw)
+        need = ctx.needs_input_grad
+        dv = xp.empty_like(v3) if need[0] else None
+        dg = xp.empty_like(g1) if need[1] else None
+        if dv is None and dg is None:
+            return None, None
+        K.weight_norm_backward(dv, dg, contiguous(dw).reshape(v3.shape), v3, g1, norm)
+        return (None if dv is None else dv.reshape(ctx.vshape), None if dg is None else dg.reshape(ctx.gshape))
+
+
+def _weight_norm(v: Tensor, g: Tensor, dim: int = 0) -> Tensor:
+    """g * v / ||v|| (differentiable in v and g); ``g`` has v's shape with 1 in
+    every dim but ``dim`` (or is 0-d when ``dim`` is -1)."""
+    op = "weight_norm"
+    if not isinstance(v, Tensor) or not isinstance(g, Tensor):
+        raise TypeError(f"[{op}] expected weight_v and weight_g to be nnfast Tensors")
+    if v.dtype not in (np.float32, np.float64):
+        raise TypeError(f"[{op}] expected weight_v to be float32 or float64, got {v.dtype}")
+    if g.dtype != v.dtype:
+        raise TypeError(f"[{op}] expected weight_g to have dtype {v.dtype}, got {g.dtype}")
+    d = _norm_dim(op, dim, v.ndim)
+    _, C, _ = _layout(v.shape, d)
+    if g.numel() != C:
+        raise ValueError(f"[{op}] expected weight_g with {C} elements for dim={dim}, got shape {g.shape}")
+    return WeightNormFunction.apply(v, g, d)
+
+
+def _norm_except_dim(v: Any, dim: int) -> Any:
+    """||v|| over all dims but ``dim``, shaped like weight_g (kernel-computed)."""
+    N, C, L = _layout(v.shape, dim)
+    v3 = contiguous(v).reshape(N, C, L)
+    norm = np.empty((C,), dtype=np.float64)
+    kernels("weight_norm", v).weight_norm_forward(np.empty_like(v3), norm, v3, np.ones((C,), dtype=v.dtype))
+    return norm.astype(v.dtype).reshape(_g_shape(v.shape, dim))
+
+
+class WeightNorm:
+    """The forward pre-hook that recomputes ``module.<name>`` from g and v."""
+
+    def __init__(self, name: str, dim: int) -> None:
+        self.name = name
+        self.dim = dim
+
+    def compute_weight(self, module: Module) -> Tensor:
+        g = getattr(module, self.name + "_g")
+        v = getattr(module, self.name + "_v")
+        return WeightNormFunction.apply(v, g, self.dim)
+
+    @staticmethod
+    def apply(module: Module, name: str, dim: Optional[int]) -> "WeightNorm":
+        op = "weight_norm"
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, WeightNorm) and hook.name == name:
+                raise RuntimeError(f"[{op}] Cannot register two weight_norm hooks on the same parameter {name}")
+        weight = module._parameters.get(name)
+        if not isinstance(weight, Parameter):
+            raise ValueError(f"[{op}] expected module to have a parameter named '{name}'")
+        if weight.dtype not in (np.float32, np.float64):
+            raise TypeError(f"[{op}] expected a float32 or float64 parameter, got {weight.dtype}")
+        fn = WeightNorm(name, _norm_dim(op, dim, weight.ndim))
+        del module._parameters[name]
+        module.register_parameter(name + "_g", Parameter(_norm_except_dim(weight.data, fn.dim)))
+        module.register_parameter(name + "_v", Parameter(weight.data))
+        setattr(module, name, fn.compute_weight(module))
+        module.register_forward_pre_hook(fn)
+        return fn
+
+    def remove(self, module: Module) -> None:
+        with grad_mode.no_grad():
+            weight = self.compute_weight(module)
+        module.__dict__.pop(self.name, None)  # the computed weight (a plain attribute)
+        del module._parameters[self.name + "_g"]
+        del module._parameters[self.name + "_v"]
+        module.register_parameter(self.name, Parameter(weight.data))
+
+    def __call__(self, module: Module, inputs: Any) -> None:
+        setattr(module, self.name, self.compute_weight(module))
+
+
+def weight_norm(module: Module, name: str = "weight", dim: Optional[int] = 0) -> Module:
+    """Reparametrize ``module.<name>`` as ``name_g * name_v / ||name_v||`` (norm
+    over every dim except ``dim``; ``dim=None`` or -1: the whole tensor).
+    Returns the module."""
+    WeightNorm.apply(module, name, dim)
+    return module
+
+
+def remove_weight_norm(module: Module, name: str = "weight") -> Module:
+    """Undo ``weight_norm``: fold g and v back into one parameter ``name``."""
+    for k, hook in list(module._forward_pre_hooks.items()):
+        if isinstance(hook, WeightNorm) and hook.name == name:
+            hook.remove(module)
+            del module._forward_pre_hooks[k]
+            return module
+    raise ValueError(f"[remove_weight_norm] expected weight_norm of '{name}' in {module}")

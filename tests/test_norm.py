@@ -1,0 +1,633 @@
+"""Normalizations (issue #3): batch, layer, RMS, group, instance, weight and
+spectral norm against float64 NumPy formulas written here.
+
+One table (OPS), one line per op: how to build inputs for a feature count F,
+the nnfast call, and the float64 reference. Every line runs forward (odd
+feature counts, float32 and float64), float64 gradcheck on the real kernels
+for input, weight and bias, non-contiguous inputs, float32/float64 agreement
+and every SIMD level this CPU has. Separate tests cover running statistics,
+large-mean stability, the modules, weight_norm / spectral_norm and bad inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import nnfast
+import nnfast.nn as nn
+import nnfast.nn.functional as F
+from nnfast.autograd import gradcheck
+from nnfast.nn.utils.spectral_norm import SpectralNormFunction, remove_spectral_norm, spectral_norm
+from nnfast.nn.utils.weight_norm import _weight_norm, remove_weight_norm, weight_norm
+
+from helpers import assert_close, leaf, noncontig
+
+_C = nnfast._C
+SIZES = (1, 3, 7, 33, 257, 1023)
+GRAD_SIZES = (1, 3, 7, 33)
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=2e-5, atol=2e-5)}
+
+
+# ---------------------------------------------------------------- float64 references
+def ref_layer_norm(x, w, b, k, eps=1e-5):
+    axes = tuple(range(x.ndim - k, x.ndim))
+    y = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + eps)
+    return y * (1 if w is None else w) + (0 if b is None else b)
+
+
+def ref_rms_norm(x, w, k, eps):
+    axes = tuple(range(x.ndim - k, x.ndim))
+    return x / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + eps) * (1 if w is None else w)
+
+
+def _chan(a, ndim):
+    return a.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def ref_affine(y, w, b):
+    return y * (1 if w is None else _chan(w, y.ndim)) + (0 if b is None else _chan(b, y.ndim))
+
+
+def ref_batch_norm(x, w, b, eps=1e-5, mean=None, var=None):
+    axes = (0,) + tuple(range(2, x.ndim))
+    m = x.mean(axes, keepdims=True) if mean is None else _chan(mean, x.ndim)
+    v = x.var(axes, keepdims=True) if var is None else _chan(var, x.ndim)
+    return ref_affine((x - m) / np.sqrt(v + eps), w, b)
+
+
+def ref_group_norm(x, G, w, b, eps=1e-5):
+    xr = x.reshape(x.shape[0], G, -1)
+    y = (xr - xr.mean(-1, keepdims=True)) / np.sqrt(xr.var(-1, keepdims=True) + eps)
+    return ref_affine(y.reshape(x.shape), w, b)
+
+
+def ref_weight_norm(v, g, dim):
+    axes = tuple(i for i in range(v.ndim) if i != dim)
+    return g * v / np.sqrt(np.sum(v * v, axis=axes, keepdims=True))
+
+
+# ---------------------------------------------------------------- the table
+@dataclass
+class Op:
+    name: str
+    x_shape: Callable[[int], tuple]           # input shape for feature count F
+    params: Callable[[int], dict]             # name -> shape
+    call: Callable[..., Any]                  # (x, **params) -> Tensor
+    ref: Callable[..., np.ndarray]            # (x, **params) float64
+    min_f: int = 1
+    extra: dict = field(default_factory=dict)  # fixed non-differentiable arrays (running stats)
+
+
+def _rs(F_):
+    r = np.random.default_rng(F_)
+    return {"running_mean": r.standard_normal(F_), "running_var": r.uniform(0.5, 2.0, F_)}
+
+
+OPS = [
+    Op("layer_norm", lambda f: (3, f), lambda f: {"weight": (f,), "bias": (f,)},
+       lambda x, weight, bias: F.layer_norm(x, (x.shape[-1],), weight, bias),
+       lambda x, weight, bias: ref_layer_norm(x, weight, bias, 1)),
+    Op("layer_norm_2d_shape", lambda f: (2, 2, f), lambda f: {"weight": (2, f), "bias": (2, f)},
+       lambda x, weight, bias: F.layer_norm(x, x.shape[1:], weight, bias, eps=1e-3),
+       lambda x, weight, bias: ref_layer_norm(x, weight, bias, 2, eps=1e-3)),
+    Op("layer_norm_no_affine", lambda f: (4, f), lambda f: {},
+       lambda x: F.layer_norm(x, x.shape[-1]), lambda x: ref_layer_norm(x, None, None, 1)),
+    Op("rms_norm", lambda f: (3, f), lambda f: {"weight": (f,)},
+       lambda x, weight: F.rms_norm(x, (x.shape[-1],), weight),
+       lambda x, weight: ref_rms_norm(x, weight, 1, np.finfo(x.dtype).eps)),
+    Op("rms_norm_eps", lambda f: (2, 3, f), lambda f: {"weight": (f,)},
+       lambda x, weight: F.rms_norm(x, [x.shape[-1]], weight, eps=1e-2),
+       lambda x, weight: ref_rms_norm(x, weight, 1, 1e-2)),
+    Op("batch_norm_2d", lambda f: (5, f), lambda f: {"weight": (f,), "bias": (f,)},
+       lambda x, weight, bias: F.batch_norm(x, None, None, weight, bias, training=True),
+       lambda x, weight, bias: ref_batch_norm(x, weight, bias)),
+    Op("batch_norm_3d", lambda f: (3, f, 4), lambda f: {"weight": (f,), "bias": (f,)},
+       lambda x, weight, bias: F.batch_norm(x, None, None, weight, bias, training=True, eps=1e-3),
+       lambda x, weight, bias: ref_batch_norm(x, weight, bias, eps=1e-3)),
+    Op("batch_norm_eval", lambda f: (3, f, 2), lambda f: {"weight": (f,), "bias": (f,)},
+       lambda x, weight, bias, running_mean, running_var: F.batch_norm(
+           x, running_mean, running_var, weight, bias, training=False),
+       lambda x, weight, bias, running_mean, running_var: ref_batch_norm(
+           x, weight, bias, mean=running_mean, var=running_var), extra={"stats": _rs}),
+    Op("group_norm", lambda f: (2, 2 * f, 3), lambda f: {"weight": (2 * f,), "bias": (2 * f,)},
+       lambda x, weight, bias: F.group_norm(x, 2, weight, bias),
+       lambda x, weight, bias: ref_group_norm(x, 2, weight, bias)),
+    Op("group_norm_4d", lambda f: (2, f, 2, 2), lambda f: {"weight": (f,), "bias": (f,)},
+       lambda x, weight, bias: F.group_norm(x, 1, weight, bias, eps=1e-4),
+       lambda x, weight, bias: ref_group_norm(x, 1, weight, bias, eps=1e-4)),
+    Op("instance_norm", lambda f: (3, f, 5), lambda f: {"weight": (f,), "bias": (f,)},
+       lambda x, weight, bias: F.instance_norm(x, weight=weight, bias=bias),
+       lambda x, weight, bias: ref_group_norm(x, x.shape[1], weight, bias)),
+    Op("weight_norm_dim0", lambda f: (f, 3), lambda f: {"g": (f, 1)},
+       lambda x, g: _weight_norm(x, g, 0), lambda x, g: ref_weight_norm(x, g, 0)),
+    Op("weight_norm_dim1", lambda f: (2, f, 3), lambda f: {"g": (1, f, 1)},
+       lambda x, g: _weight_norm(x, g, 1), lambda x, g: ref_weight_norm(x, g, 1)),
+]
+IDS = [op.name for op in OPS]
+
+
+def make(op: Op, f: int, dtype=np.float64, seed: int = 0):
+    rng = np.random.default_rng(seed + 7 * f)
+    x = rng.standard_normal(op.x_shape(f)) * 2.0 + 0.5
+    params = {k: rng.standard_normal(s) for k, s in op.params(f).items()}
+    if "g" in params:
+        params["g"] = np.abs(params["g"]) + 0.5
+    fixed = op.extra["stats"](f) if "stats" in op.extra else {}
+    cast = lambda d: {k: v.astype(dtype) for k, v in d.items()}  # noqa: E731
+    return x.astype(dtype), cast(params), cast(fixed)
+
+
+def run(op: Op, x, params, fixed, grad=False):
+    xt = leaf(x, grad)
+    pt = {k: leaf(v, grad) for k, v in params.items()}
+    ft = {k: nnfast.from_numpy(v.copy()) for k, v in fixed.items()}
+    return op.call(xt, **pt, **ft), xt, pt
+
+
+def ref(op: Op, x, params, fixed):
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    return op.ref(f64(x), **{k: f64(v) for k, v in params.items()}, **{k: f64(v) for k, v in fixed.items()})
+
+
+# ---------------------------------------------------------------- per-op tests
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("f", SIZES)
+@pytest.mark.parametrize("op", OPS, ids=IDS)
+def test_forward_matches_numpy(op, f, dtype):
+    x, params, fixed = make(op, f, dtype)
+    y, _, _ = run(op, x, params, fixed)
+    assert y.dtype == dtype and y.shape == x.shape
+    assert_close(y, ref(op, x, params, fixed), **TOL[dtype], msg=op.name)
+
+
+@pytest.mark.parametrize("f", GRAD_SIZES)
+@pytest.mark.parametrize("op", OPS, ids=IDS)
+def test_gradcheck(op, f):
+    x, params, fixed = make(op, f)
+    xt = leaf(x)
+    pt = [leaf(v) for v in params.values()]
+    names = list(params)
+    ft = {k: nnfast.from_numpy(v) for k, v in fixed.items()}
+
+    def fn(x_, *ps):
+        return op.call(x_, **dict(zip(names, ps)), **ft)
+
+    assert gradcheck(fn, (xt, *pt), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("op", OPS, ids=IDS)
+def test_only_some_inputs_need_grad(op):
+    x, params, fixed = make(op, 7)
+    full, xt, pt = run(op, x, params, fixed, grad=True)
+    g = np.random.default_rng(1).standard_normal(full.shape)
+    full.backward(g)
+    for name in [None] + list(params):  # each input alone
+        xs = leaf(x, name is None)
+        ps = {k: leaf(v, k == name) for k, v in params.items()}
+        y = op.call(xs, **ps, **{k: nnfast.from_numpy(v) for k, v in fixed.items()})
+        y.backward(g)
+        got, want = (xs.grad, xt.grad) if name is None else (ps[name].grad, pt[name].grad)
+        assert_close(got, want.data, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("op", OPS, ids=IDS)
+def test_noncontiguous_input(op):
+    x, params, fixed = make(op, 33)
+    y, xt, pt = run(op, x, params, fixed, grad=True)
+    xs = noncontig(x)
+    ps = {k: noncontig(v) for k, v in params.items()}
+    y2, xt2, pt2 = run(op, xs, ps, fixed, grad=True)
+    assert_close(y2, y.data, rtol=1e-13, atol=1e-13)
+    g = np.random.default_rng(2).standard_normal(y.shape)
+    y.backward(g)
+    y2.backward(noncontig(g))
+    assert_close(xt2.grad, xt.grad.data, rtol=1e-12, atol=1e-12)
+    for k in params:
+        assert_close(pt2[k].grad, pt[k].grad.data, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("op", OPS, ids=IDS)
+def test_float32_agrees_with_float64(op):
+    x, params, fixed = make(op, 257)
+    y64, x64, p64 = run(op, x, params, fixed, grad=True)
+    x32, params32, fixed32 = x.astype(np.float32), {k: v.astype(np.float32) for k, v in params.items()}, \
+        {k: v.astype(np.float32) for k, v in fixed.items()}
+    y32, xt32, pt32 = run(op, x32, params32, fixed32, grad=True)
+    # Same float32-rounded inputs for the float64 run, so only the arithmetic differs.
+    y64, x64, p64 = run(op, x32.astype(np.float64), {k: v.astype(np.float64) for k, v in params32.items()},
+                        {k: v.astype(np.float64) for k, v in fixed32.items()}, grad=True)
+    assert_close(y32, y64.data, rtol=1e-5, atol=1e-5)
+    g = np.random.default_rng(3).standard_normal(y64.shape)
+    y64.backward(g)
+    y32.backward(g.astype(np.float32))
+    scale = lambda a: max(1.0, float(np.abs(a).max()))  # noqa: E731
+    assert_close(xt32.grad, x64.grad.data, rtol=1e-4, atol=1e-5 * scale(x64.grad.data))
+    for k in params:
+        assert pt32[k].grad.dtype == np.float32
+        assert_close(pt32[k].grad, p64[k].grad.data, rtol=1e-4, atol=1e-5 * scale(p64[k].grad.data))
+
+
+@pytest.mark.parametrize("op", OPS, ids=IDS)
+def test_each_simd_level(op):
+    levels = [n for n in ("generic", "avx2", "avx512") if _C.cpu_isa_supported(n)]
+    before = _C.cpu_isa()
+    x, params, fixed = make(op, 257, np.float32)
+    want = ref(op, x, params, fixed)
+    grads = {}
+    try:
+        for isa in levels:
+            assert _C.set_cpu_isa(isa) is not False
+            y, xt, pt = run(op, x, params, fixed, grad=True)
+            assert_close(y, want, **TOL[np.float32], msg=isa)
+            y.backward(np.ones(y.shape, np.float32))
+            grads[isa] = [xt.grad.data] + [pt[k].grad.data for k in params]
+    finally:
+        _C.set_cpu_isa(before)
+    for isa in levels:
+        for a, b in zip(grads[isa], grads[levels[0]]):
+            assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_threads_agree():
+    """Large enough for the threaded paths (row chunks with partial sums,
+    channel blocks, group rows); one thread and all threads agree."""
+    rng = np.random.default_rng(5)
+    cases = [
+        (lambda x, w, b: F.layer_norm(x, 1023, w, b), (96, 1023), (1023,)),
+        (lambda x, w, b: F.rms_norm(x, 1023, w) + 0 * b.sum(), (96, 1023), (1023,)),
+        (lambda x, w, b: F.batch_norm(x, None, None, w, b, True), (512, 257), (257,)),
+        (lambda x, w, b: F.batch_norm(x, None, None, w, b, True), (64, 33, 40), (33,)),
+        (lambda x, w, b: F.group_norm(x, 3, w, b), (16, 33, 300), (33,)),
+    ]
+    n0 = nnfast.get_num_threads()
+    for fn, xs, ps in cases:
+        x, w, b = rng.standard_normal(xs), rng.standard_normal(ps), rng.standard_normal(ps)
+        g = rng.standard_normal(xs)
+        outs = []
+        for nt in (1, max(2, n0)):
+            nnfast.set_num_threads(nt)
+            try:
+                xt, wt, bt = leaf(x), leaf(w), leaf(b)
+                y = fn(xt, wt, bt)
+                y.backward(g)
+                outs.append([y.data, xt.grad.data, wt.grad.data, bt.grad.data])
+            finally:
+                nnfast.set_num_threads(n0)
+        for a, c in zip(*outs):
+            assert_close(a, c, rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------- numerical stability
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"])
+def test_large_mean_float32(name):
+    """mean 1e4, std 1e-2: float32 results within 1e-4 relative of float64
+    formulas on the same (float32-rounded) inputs."""
+    rng = np.random.default_rng(11)
+    shape = (8, 1023) if name in ("layer_norm", "rms_norm", "batch_norm") else (4, 6, 257)
+    x32 = (1e4 + 1e-2 * rng.standard_normal(shape)).astype(np.float32)
+    x = x32.astype(np.float64)
+    call = {
+        "layer_norm": (lambda t: F.layer_norm(t, shape[-1]), lambda a: ref_layer_norm(a, None, None, 1)),
+        "rms_norm": (lambda t: F.rms_norm(t, shape[-1]), lambda a: ref_rms_norm(a, None, 1, np.finfo(np.float32).eps)),
+        "batch_norm": (lambda t: F.batch_norm(t, None, None, training=True, eps=1e-12),
+                       lambda a: ref_batch_norm(a, None, None, eps=1e-12)),
+        "group_norm": (lambda t: F.group_norm(t, 2, eps=1e-12), lambda a: ref_group_norm(a, 2, None, None, 1e-12)),
+        "instance_norm": (lambda t: F.instance_norm(t, eps=1e-12),
+                          lambda a: ref_group_norm(a, a.shape[1], None, None, 1e-12)),
+    }[name]
+    xt = leaf(x32)
+    y = call[0](xt)
+    want = call[1](x)
+    err = np.abs(y.data.astype(np.float64) - want).max() / np.abs(want).max()
+    assert err <= 1e-4, err
+    # backward in float32 against the float64 kernels (gradchecked above)
+    g = rng.standard_normal(shape)
+    y.backward(g.astype(np.float32))
+    x64 = leaf(x)
+    call[0](x64).backward(g)
+    gerr = np.abs(xt.grad.data - x64.grad.data).max() / np.abs(x64.grad.data).max()
+    assert gerr <= 1e-3, gerr
+
+
+# ---------------------------------------------------------------- batch norm state
+def _np_running(batches, momentum, C):
+    rm, rv = np.zeros(C), np.ones(C)
+    for t, x in enumerate(batches, 1):
+        axes = (0,) + tuple(range(2, x.ndim))
+        m, v = x.mean(axes), x.var(axes, ddof=1)
+        f = 1.0 / t if momentum is None else momentum
+        rm, rv = (1 - f) * rm + f * m, (1 - f) * rv + f * v
+    return rm, rv
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.3, None])
+@pytest.mark.parametrize("shape", [(6, 5), (4, 5, 3)])
+def test_batchnorm_running_stats(momentum, shape):
+    rng = np.random.default_rng(21)
+    bn = nn.BatchNorm1d(5, momentum=momentum).double()
+    batches = [rng.standard_normal(shape) * 3 + 1 for _ in range(4)]
+    for x in batches:
+        y = bn(nnfast.from_numpy(x))
+        assert_close(y, ref_batch_norm(x, None, None))
+    rm, rv = _np_running(batches, momentum, 5)
+    assert_close(bn.running_mean, rm, rtol=1e-12)
+    assert_close(bn.running_var, rv, rtol=1e-12)
+    assert int(bn.num_batches_tracked.item()) == 4
+    bn.eval()
+    x = rng.standard_normal(shape)
+    assert_close(bn(nnfast.from_numpy(x)), ref_batch_norm(x, None, None, mean=rm, var=rv))
+    assert int(bn.num_batches_tracked.item()) == 4  # eval leaves the buffers alone
+    assert_close(bn.running_mean, rm, rtol=1e-12)
+
+
+def test_batchnorm_float32_buffers_and_grad_in_eval():
+    bn = nn.BatchNorm1d(3)
+    assert bn.weight.dtype == np.float32 and bn.running_var.dtype == np.float32
+    assert bn.num_batches_tracked.dtype == np.int64
+    rng = np.random.default_rng(2)
+    bn(nnfast.from_numpy(rng.standard_normal((8, 3)).astype(np.float32)))
+    bn.eval()
+    x = leaf(rng.standard_normal((4, 3)))
+    bn.double()
+    assert gradcheck(lambda t, w, b: F.batch_norm(t, bn.running_mean, bn.running_var, w, b, False, 0.1, 1e-5),
+                     (x, leaf(rng.standard_normal(3)), leaf(rng.standard_normal(3))))
+
+
+def test_batchnorm_without_running_stats():
+    bn = nn.BatchNorm1d(4, affine=False, track_running_stats=False).double()
+    assert bn.running_mean is None and bn.weight is None
+    assert list(bn.state_dict()) == []
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    bn.eval()  # still batch statistics
+    assert_close(bn(nnfast.from_numpy(x)), ref_batch_norm(x, None, None))
+
+
+def test_batchnorm_batch_of_one():
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match=r"^\[batch_norm\] Expected more than 1 value per channel"):
+        bn(nnfast.randn(1, 3))
+    bn(nnfast.randn(1, 3, 2))  # N L = 2 values per channel: fine
+    bn.eval()
+    assert bn(nnfast.randn(1, 3)).shape == (1, 3)  # eval uses running stats
+
+
+def test_batchnorm_module_api():
+    bn = nn.BatchNorm1d(4)
+    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    assert repr(bn) == "BatchNorm1d(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+    np.testing.assert_array_equal(bn.weight.data, 1)
+    np.testing.assert_array_equal(bn.bias.data, 0)
+    bn2 = nn.BatchNorm2d(3).double()
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    assert_close(bn2(nnfast.from_numpy(x)), ref_batch_norm(x, None, None))
+    with pytest.raises(ValueError, match=r"^\[BatchNorm2d\] expected 4D input \(got 3D input\)"):
+        bn2(nnfast.randn(2, 3, 4))
+
+
+# ---------------------------------------------------------------- instance norm state
+def test_instancenorm_running_stats_and_unbatched():
+    rng = np.random.default_rng(4)
+    m = nn.InstanceNorm1d(3, affine=True, track_running_stats=True).double()
+    assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
+    batches = [rng.standard_normal((2, 3, 6)) * 2 + 1 for _ in range(3)]
+    rm, rv = np.zeros(3), np.ones(3)
+    for x in batches:
+        assert_close(m(nnfast.from_numpy(x)), ref_group_norm(x, 3, None, None))
+        rm = 0.9 * rm + 0.1 * x.mean(2).mean(0)
+        rv = 0.9 * rv + 0.1 * x.var(2, ddof=1).mean(0)
+    assert_close(m.running_mean, rm, rtol=1e-12)
+    assert_close(m.running_var, rv, rtol=1e-12)
+    m.eval()
+    x = rng.standard_normal((2, 3, 6))
+    assert_close(m(nnfast.from_numpy(x)), ref_batch_norm(x, None, None, mean=rm, var=rv))
+    # unbatched (C, L) input, default InstanceNorm1d (no affine, no running stats)
+    m1 = nn.InstanceNorm1d(3).double()
+    assert m1.weight is None and m1.running_mean is None
+    x = rng.standard_normal((3, 6))
+    assert_close(m1(nnfast.from_numpy(x)), ref_group_norm(x[None], 3, None, None)[0])
+    with pytest.raises(ValueError, match=r"^\[instance_norm\] Expected more than 1 spatial element"):
+        m1(nnfast.randn(2, 3, 1))
+
+
+# ---------------------------------------------------------------- layer / RMS / group modules
+def test_layernorm_rmsnorm_groupnorm_modules():
+    rng = np.random.default_rng(8)
+    ln = nn.LayerNorm((2, 5)).double()
+    assert ln.weight.shape == (2, 5) and repr(ln) == "LayerNorm((2, 5), eps=1e-05, elementwise_affine=True)"
+    x = rng.standard_normal((3, 2, 5))
+    assert_close(ln(nnfast.from_numpy(x)), ref_layer_norm(x, None, None, 2))
+    assert nn.LayerNorm(4, bias=False).bias is None
+    assert nn.LayerNorm(4, elementwise_affine=False).weight is None
+    rms = nn.RMSNorm(5)
+    assert rms.eps is None and [n for n, _ in rms.named_parameters()] == ["weight"]
+    x32 = rng.standard_normal((3, 5)).astype(np.float32)
+    assert_close(rms(nnfast.from_numpy(x32)), ref_rms_norm(x32.astype(np.float64), None, 1,
+                                                           np.finfo(np.float32).eps), rtol=1e-6, atol=1e-6)
+    gn = nn.GroupNorm(2, 4).double()
+    assert repr(gn) == "GroupNorm(2, 4, eps=1e-05, affine=True)"
+    x = rng.standard_normal((3, 4, 7))
+    assert_close(gn(nnfast.from_numpy(x)), ref_group_norm(x, 2, None, None))
+    with pytest.raises(ValueError, match=r"divisible"):
+        nn.GroupNorm(3, 4)
+
+
+def test_norms_train_in_a_model():
+    """A small MLP with LayerNorm and BatchNorm learns (loss decreases)."""
+    nnfast.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = nnfast.from_numpy(rng.standard_normal((64, 8)).astype(np.float32))
+    t = nnfast.from_numpy((rng.standard_normal((64, 1)) > 0).astype(np.float32))
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Linear(16, 16), nn.LayerNorm(16),
+                          nn.Linear(16, 1))
+    losses = []
+    for _ in range(30):
+        model.zero_grad()
+        loss = ((model(x) - t) ** 2).mean()
+        loss.backward()
+        for p in model.parameters():
+            p.data -= 0.05 * p.grad.data
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+# ---------------------------------------------------------------- weight norm
+def test_weight_norm_module():
+    nnfast.manual_seed(1)
+    rng = np.random.default_rng(1)
+    lin = nn.Linear(5, 4).double()
+    w0 = lin.weight.data.copy()
+    m = weight_norm(lin)
+    assert m is lin
+    assert [n for n, _ in lin.named_parameters()] == ["bias", "weight_g", "weight_v"]
+    assert lin.weight_g.shape == (4, 1)
+    assert_close(lin.weight_g, np.linalg.norm(w0, axis=1, keepdims=True), rtol=1e-14)
+    assert list(lin.state_dict()) == ["bias", "weight_g", "weight_v"]
+    # the weight is recomputed from g and v before every forward, differentiably
+    lin.weight_g.data *= 2.0
+    x = rng.standard_normal((3, 5))
+    y = lin(nnfast.from_numpy(x))
+    assert_close(y, x @ (2 * w0).T + lin.bias.data, rtol=1e-12, atol=1e-12)
+    y.sum().backward()
+    gy = np.ones((3, 4))
+    dW = gy.T @ x
+    v = lin.weight_v.data
+    nv = np.linalg.norm(v, axis=1, keepdims=True)
+    g = lin.weight_g.data
+    s = np.sum(dW * v, axis=1, keepdims=True)
+    assert_close(lin.weight_g.grad, s / nv, rtol=1e-12, atol=1e-12)
+    assert_close(lin.weight_v.grad, g / nv * (dW - v * s / nv**2), rtol=1e-12, atol=1e-12)
+    with pytest.raises(RuntimeError, match=r"^\[weight_norm\] Cannot register two"):
+        weight_norm(lin)
+    remove_weight_norm(lin)
+    assert [n for n, _ in lin.named_parameters()] == ["bias", "weight"]
+    assert_close(lin.weight, 2 * w0, rtol=1e-14)
+
+
+def test_weight_norm_whole_tensor():
+    lin = nn.Linear(3, 2).double()
+    w0 = lin.weight.data.copy()
+    weight_norm(lin, dim=None)
+    assert lin.weight_g.shape == ()
+    assert_close(lin.weight_g, np.linalg.norm(w0), rtol=1e-14)
+    lin.weight_g.data[...] = 1.0
+    lin(nnfast.randn(1, 3, dtype=np.float64))
+    assert_close(lin.weight, w0 / np.linalg.norm(w0), rtol=1e-13)
+
+
+# ---------------------------------------------------------------- spectral norm
+def test_spectral_norm_module():
+    nnfast.manual_seed(3)
+    lin = nn.Linear(12, 7).double()
+    spectral_norm(lin)
+    assert [n for n, _ in lin.named_parameters()] == ["bias", "weight_orig"]
+    assert [n for n, _ in lin.named_buffers()] == ["weight_u", "weight_v"]
+    assert list(lin.state_dict()) == ["bias", "weight_orig", "weight_u", "weight_v"]
+    x = nnfast.randn(2, 12, dtype=np.float64)
+    for _ in range(100):
+        lin(x)
+    W = lin.weight_orig.data.copy()
+    sigma = np.linalg.svd(W, compute_uv=False)[0]
+    assert_close(lin.weight, W / sigma, rtol=1e-8, atol=1e-10)
+    u, v = lin.weight_u.data.copy(), lin.weight_v.data.copy()
+    assert_close(abs(u @ W @ v), sigma, rtol=1e-10)
+    assert_close(np.linalg.norm(u), 1.0, rtol=1e-12)
+    # eval: no power iteration, u and v stay put
+    lin.eval()
+    lin.weight_orig.data[...] = W * 3
+    lin(x)
+    np.testing.assert_array_equal(lin.weight_u.data, u)
+    np.testing.assert_array_equal(lin.weight_v.data, v)
+    assert_close(lin.weight, W / sigma, rtol=1e-8, atol=1e-10)  # 3W / (u . 3W v)
+    remove_spectral_norm(lin)
+    assert [n for n, _ in lin.named_parameters()] == ["bias", "weight"]
+    assert [n for n, _ in lin.named_buffers()] == []
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_spectral_norm_gradcheck_and_dims(dim):
+    rng = np.random.default_rng(dim)
+    W = leaf(rng.standard_normal((4, 3, 5)))
+    h = W.shape[dim]
+    u = rng.standard_normal(h)
+    v = rng.standard_normal(W.numel() // h)
+    assert gradcheck(lambda w: SpectralNormFunction.apply(w, u, v, dim), (W,))
+    y = SpectralNormFunction.apply(W, u, v, dim)
+    Wm = np.moveaxis(W.data, dim, 0).reshape(h, -1)
+    assert_close(y, W.data / (u @ Wm @ v), rtol=1e-13)
+
+
+def test_spectral_norm_float32_power_iteration():
+    nnfast.manual_seed(0)
+    lin = nn.Linear(33, 17)
+    spectral_norm(lin, n_power_iterations=50)
+    lin(nnfast.randn(1, 33))
+    s = np.linalg.svd(lin.weight_orig.data.astype(np.float64), compute_uv=False)[0]
+    assert_close(np.linalg.svd(lin.weight.data.astype(np.float64), compute_uv=False)[0], 1.0, rtol=1e-3)
+    assert lin.weight.dtype == np.float32 and s > 0
+
+
+# ---------------------------------------------------------------- bad inputs
+def _t(*shape, dtype=np.float32):
+    return nnfast.from_numpy(np.ones(shape, dtype=dtype))
+
+
+BAD = [
+    ("layer_norm", TypeError, lambda: F.layer_norm(_t(2, 3, dtype=np.float16), 3)),
+    ("layer_norm", ValueError, lambda: F.layer_norm(_t(2, 3), 4)),
+    ("layer_norm", ValueError, lambda: F.layer_norm(_t(3), (2, 3))),
+    ("layer_norm", ValueError, lambda: F.layer_norm(_t(2, 3), 3, _t(4))),
+    ("layer_norm", TypeError, lambda: F.layer_norm(_t(2, 3), 3, _t(3, dtype=np.float64))),
+    ("rms_norm", TypeError, lambda: F.rms_norm(_t(2, 3, dtype=np.float16), 3)),
+    ("rms_norm", ValueError, lambda: F.rms_norm(_t(2, 3), 2)),
+    ("batch_norm", TypeError, lambda: F.batch_norm(_t(2, 3, dtype=np.float16), None, None, training=True)),
+    ("batch_norm", ValueError, lambda: F.batch_norm(_t(3), None, None, training=True)),
+    ("batch_norm", ValueError, lambda: F.batch_norm(_t(2, 3), None, None, _t(4), training=True)),
+    ("batch_norm", ValueError, lambda: F.batch_norm(_t(2, 3), _t(4), _t(4), training=False)),
+    ("batch_norm", ValueError, lambda: F.batch_norm(_t(2, 3), None, None, training=False)),
+    ("BatchNorm1d", ValueError, lambda: nn.BatchNorm1d(3)(_t(2, 4))),
+    ("BatchNorm1d", ValueError, lambda: nn.BatchNorm1d(3)(_t(2, 3, 4, 5))),
+    ("BatchNorm1d", TypeError, lambda: nn.BatchNorm1d(3)(np.ones((2, 3)))),
+    ("group_norm", ValueError, lambda: F.group_norm(_t(2, 3, 4), 2)),
+    ("group_norm", ValueError, lambda: F.group_norm(_t(2), 1)),
+    ("group_norm", TypeError, lambda: F.group_norm(_t(2, 4, 3, dtype=np.float16), 2)),
+    ("group_norm", ValueError, lambda: nn.GroupNorm(2, 4)(_t(2, 6, 3))),
+    ("instance_norm", TypeError, lambda: F.instance_norm(_t(2, 3, 4, dtype=np.float16))),
+    ("instance_norm", ValueError, lambda: F.instance_norm(_t(2, 3, 4), weight=_t(2))),
+    ("InstanceNorm1d", ValueError, lambda: nn.InstanceNorm1d(3)(_t(2, 3, 4, 5))),
+    ("InstanceNorm1d", ValueError, lambda: nn.InstanceNorm1d(3, affine=True)(_t(2, 4, 5))),
+    ("weight_norm", TypeError, lambda: _weight_norm(_t(2, 3, dtype=np.float16), _t(2, 1, dtype=np.float16))),
+    ("weight_norm", ValueError, lambda: _weight_norm(_t(2, 3), _t(3, 1), 0)),
+    ("weight_norm", ValueError, lambda: weight_norm(nn.Linear(2, 3), name="nope")),
+    ("spectral_norm", ValueError, lambda: spectral_norm(nn.Linear(2, 3), n_power_iterations=0)),
+    ("spectral_norm", ValueError, lambda: spectral_norm(nn.Linear(2, 3), dim=2)),
+]
+
+
+@pytest.mark.parametrize("op,exc,fn", BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_inputs(op, exc, fn):
+    with pytest.raises(exc, match=r"^\[" + op + r"\]"):
+        fn()
+
+
+KERNEL_BAD = [
+    # the bindings re-check what the Python layer already did
+    ("layer_norm", TypeError, lambda: _C.layer_norm_forward(np.empty((2, 3), np.float16), np.empty(2), np.empty(2),
+                                                            np.ones((2, 3), np.float16), None, None, 1e-5)),
+    ("layer_norm", ValueError, lambda: _C.layer_norm_forward(np.empty((2, 3)), np.empty(2), np.empty(2),
+                                                             np.ones((2, 3))[:, ::2].copy().T, None, None, 1e-5)),
+    ("layer_norm", TypeError, lambda: _C.layer_norm_forward(np.empty((2, 3)), np.empty(2, np.float32), np.empty(2),
+                                                            np.ones((2, 3)), None, None, 1e-5)),
+    ("layer_norm", ValueError, lambda: _C.layer_norm_forward(np.empty((2, 3)), np.empty(2), np.empty(2),
+                                                             np.ones((2, 6))[:, ::2], None, None, 1e-5)),
+    ("batch_norm", ValueError, lambda: _C.batch_norm_forward(np.empty((2, 3, 1)), np.empty(3), np.empty(3), None,
+                                                             None, np.ones((2, 3, 1)), None, None, False, 0.1, 1e-5)),
+    ("group_norm", ValueError, lambda: _C.group_norm_forward(np.empty((2, 3, 1)), np.empty((2, 2)),
+                                                             np.empty((2, 2)), np.ones((2, 3, 1)), None, None, 2,
+                                                             1e-5)),
+    ("weight_norm", ValueError, lambda: (lambda a: _C.weight_norm_forward(a, np.empty(3), a, np.ones(3)))(
+        np.ones((1, 3, 2)))),
+]
+
+
+@pytest.mark.parametrize("op,exc,fn", KERNEL_BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(KERNEL_BAD)])
+def test_bad_kernel_arguments(op, exc, fn):
+    with pytest.raises(exc, match=r"^\[" + op + r"\] expected"):
+        fn()
+
+
+def test_zero_grad_paths_and_eps_default():
+    # RMSNorm eps=None resolves to the dtype's epsilon
+    x = np.full((1, 4), 1e-5)
+    y = F.rms_norm(nnfast.from_numpy(x), 4)
+    assert_close(y, x / np.sqrt(1e-10 + np.finfo(np.float64).eps), rtol=1e-12)
+    # layer norm over one feature: output is the bias, input gradient zero
+    xt = leaf(np.array([[3.0], [4.0]]))
+    b = leaf(np.array([0.5]))
+    out = F.layer_norm(xt, 1, None, b)
+    assert_close(out, [[0.5], [0.5]])
+    out.sum().backward()
+    assert_close(xt.grad, [[0.0], [0.0]], atol=1e-12)
+    assert_close(b.grad, [2.0])
