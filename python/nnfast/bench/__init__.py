@@ -10,7 +10,7 @@ from typing import Any, Optional
 from .common import machine, table
 
 SECTIONS = {
-    "gemm": ("gemm", ["case", "threads", "nnfast_gflops", "numpy_gflops", "vs_numpy", "torch_gflops", "vs_torch"]),
+    "gemm": ("gemm", ["case", "layout", "threads", "nnfast_gflops", "numpy_gflops", "ratio_vs_numpy", "torch_gflops"]),
     "memory": ("memory", ["kernel", "size_mb", "nnfast_gbs", "pct_copy_bw", "numpy_ms", "nnfast_ms", "speedup"]),
     "step": ("step", ["model", "batch", "nnfast_ms", "numpy_ms", "vs_numpy", "torch_ms", "vs_torch",
                       "nnfast_gflops", "pct_peak"]),
