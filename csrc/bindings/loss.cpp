@@ -1,3 +1,498 @@
-#include "bindings/common.h"
+// Loss bindings. Class-dim losses take the input as an (N, C, S) array (the
+// Python layer reshapes (N, C, d1, ...) and (C,) to it) and int64 targets as
+// (N, S); any element strides are accepted, outputs are C-contiguous.
+#include <cmath>
+#include <string>
 
-void init_loss(pybind11::module_& m) { (void)m; }
+#include "bindings/common.h"
+#include "nnfast/loss.h"
+
+using namespace nnfast;
+using namespace nnfast::bind;
+
+namespace {
+
+Reduction reduction_code(const char* op, int red) {
+  if (red < 0 || red > 2) value_error(op, "reduction code 0 (none), 1 (mean) or 2 (sum), got " + std::to_string(red));
+  return static_cast<Reduction>(red);
+}
+
+template <typename T>
+View3<T> view3(const char* op, const py::array& a, const char* name) {
+  check_ndim(op, a, name, 3);
+  return View3<T>{ptr<T>(a), elem_stride(op, a, name, 0), elem_stride(op, a, name, 1), elem_stride(op, a, name, 2)};
+}
+
+template <typename T>
+View2<T> view2(const char* op, const py::array& a, const char* name) {
+  check_ndim(op, a, name, 2);
+  return View2<T>{ptr<T>(a), elem_stride(op, a, name, 0), elem_stride(op, a, name, 1)};
+}
+
+TargetView target_view(const char* op, const py::array& t, index_t N, index_t S) {
+  if (t.dtype().kind() != 'i' || t.itemsize() != 8)
+    type_error(op, "target to be int64 class indices, got " + dtype_str(t));
+  const char order = t.dtype().byteorder();
+  if (order == '>' || order == '!') type_error(op, "target in native byte order");
+  check_shape(op, t, "target", {N, S});
+  return TargetView{static_cast<const std::int64_t*>(t.data()), elem_stride(op, t, "target", 0),
+                    elem_stride(op, t, "target", 1)};
+}
+
+void check_targets(const char* op, TargetView tv, index_t N, index_t S, index_t C, index_t ignore_index) {
+  index_t bad;
+  {
+    py::gil_scoped_release release;
+    bad = find_bad_target(tv, N, S, C, ignore_index);
+  }
+  if (bad >= 0) {
+    const index_t n = bad / S, s = bad - n * S;
+    const std::int64_t v = tv.p[n * tv.sn + s * tv.ss];
+    value_error(op, "target values in [0, " + std::to_string(C) + ") or ignore_index (" +
+                        std::to_string(ignore_index) + "), got " + std::to_string(v) + " at position " +
+                        std::to_string(bad));
+  }
+}
+
+// An output array: same dtype as ref, C-contiguous, writeable, `size` elements, no overlap with inputs.
+void check_out(const char* op, const py::array& ref, py::array& out, const char* name, index_t size,
+               std::initializer_list<const py::array*> inputs) {
+  same_dtype(op, ref, out, name);
+  check_contiguous(op, out, name);
+  check_writeable(op, out, name);
+  if (static_cast<index_t>(out.size()) != size)
+    value_error(op, std::string(name) + " with " + std::to_string(size) + " elements, got " +
+                        std::to_string(out.size()));
+  for (const py::array* in : inputs) check_no_alias(op, out, name, *in, "an input");
+}
+
+// Optional per-class weight: None or a contiguous (C,) array of the input's dtype.
+py::object class_weight(const char* op, const py::array& x, const py::object& weight, index_t C) {
+  if (weight.is_none()) return py::none();
+  py::array w = as_array(op, weight, "weight");
+  same_dtype(op, x, w, "weight");
+  check_shape(op, w, "weight", {C});
+  check_contiguous(op, w, "weight");
+  return w;
+}
+
+template <typename T>
+const T* maybe(const py::object& a) {
+  return a.is_none() ? nullptr : static_cast<const T*>(a.cast<py::array>().data());
+}
+template <typename T>
+T* maybe_mut(py::object& a) {
+  return a.is_none() ? nullptr : static_cast<T*>(a.cast<py::array>().mutable_data());
+}
+void check_no_alias_opt(const char* op, const py::object& out, const char* out_name, const py::object& in,
+                        const char* in_name) {
+  if (!out.is_none() && !in.is_none())
+    check_no_alias(op, out.cast<py::array>(), out_name, in.cast<py::array>(), in_name);
+}
+
+void check_smoothing(const char* op, double eps) {
+  if (!(eps >= 0.0 && eps <= 1.0)) value_error(op, "label_smoothing in [0, 1], got " + std::to_string(eps));
+}
+
+// ------------------------------------------------------------------ cross_entropy
+void cross_entropy_binding(py::array loss, py::object dx_obj, py::array x, py::array target, py::object weight,
+                           index_t ignore_index, double label_smoothing, int reduction) {
+  const char* op = "cross_entropy";
+  DType dt = float_dtype(op, x, "input");
+  check_ndim(op, x, "input", 3);
+  const index_t N = x.shape(0), C = x.shape(1), S = x.shape(2);
+  if (C < 1) value_error(op, "input with at least one class, got C = 0");
+  Reduction red = reduction_code(op, reduction);
+  check_smoothing(op, label_smoothing);
+  TargetView tv = target_view(op, target, N, S);
+  py::object w = class_weight(op, x, weight, C);
+  check_out(op, x, loss, "loss", red == Reduction::None ? N * S : 1, {&x, &target});
+  if (!dx_obj.is_none()) {
+    py::array dx = as_array(op, dx_obj, "grad_input");
+    check_out(op, x, dx, "grad_input", N * C * S, {&x, &target, &loss});
+    check_shape(op, dx, "grad_input", {N, C, S});
+  }
+  check_no_alias_opt(op, dx_obj, "grad_input", w, "weight");
+  check_no_alias_opt(op, loss, "loss", w, "weight");
+  check_targets(op, tv, N, S, C, ignore_index);
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    View3<T> xv = view3<T>(op, x, "input");
+    T* pl = mut_ptr<T>(loss);
+    T* pdx = maybe_mut<T>(dx_obj);
+    const T* pw = maybe<T>(w);
+    py::gil_scoped_release release;
+    cross_entropy_forward<T>(pl, pdx, xv, tv, pw, N, C, S, ignore_index, label_smoothing, red);
+  });
+}
+
+void cross_entropy_prob_binding(py::array loss, py::object dx_obj, py::object dt_obj, py::array x, py::array target,
+                                py::object weight, double label_smoothing, int reduction) {
+  const char* op = "cross_entropy";
+  DType dt = float_dtype(op, x, "input");
+  check_ndim(op, x, "input", 3);
+  const index_t N = x.shape(0), C = x.shape(1), S = x.shape(2);
+  if (C < 1) value_error(op, "input with at least one class, got C = 0");
+  Reduction red = reduction_code(op, reduction);
+  check_smoothing(op, label_smoothing);
+  same_dtype(op, x, target, "target");
+  check_shape(op, target, "target", {N, C, S});
+  py::object w = class_weight(op, x, weight, C);
+  check_out(op, x, loss, "loss", red == Reduction::None ? N * S : 1, {&x, &target});
+  if (!dx_obj.is_none()) {
+    py::array dx = as_array(op, dx_obj, "grad_input");
+    check_out(op, x, dx, "grad_input", N * C * S, {&x, &target, &loss});
+  }
+  if (!dt_obj.is_none()) {
+    py::array dtg = as_array(op, dt_obj, "grad_target");
+    check_out(op, x, dtg, "grad_target", N * C * S, {&x, &target, &loss});
+  }
+  check_no_alias_opt(op, dt_obj, "grad_target", dx_obj, "grad_input");
+  check_no_alias_opt(op, dx_obj, "grad_input", w, "weight");
+  check_no_alias_opt(op, dt_obj, "grad_target", w, "weight");
+  check_no_alias_opt(op, loss, "loss", w, "weight");
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    View3<T> xv = view3<T>(op, x, "input");
+    View3<T> tv = view3<T>(op, target, "target");
+    T* pl = mut_ptr<T>(loss);
+    T* pdx = maybe_mut<T>(dx_obj);
+    T* pdt = maybe_mut<T>(dt_obj);
+    const T* pw = maybe<T>(w);
+    py::gil_scoped_release release;
+    cross_entropy_prob_forward<T>(pl, pdx, pdt, xv, tv, pw, N, C, S, label_smoothing, red);
+  });
+}
+
+// grad_input = saved * grad (grad: a scalar, or an (N, S) contiguous array for reduction none).
+void loss_scale_grad_binding(py::array dx, py::array saved, py::object grad) {
+  const char* op = "loss_backward";
+  DType dt = float_dtype(op, saved, "saved");
+  check_ndim(op, saved, "saved", 3);
+  check_contiguous(op, saved, "saved");
+  const index_t N = saved.shape(0), C = saved.shape(1), S = saved.shape(2);
+  check_out(op, saved, dx, "grad_input", N * C * S, {&saved});
+  py::object g = py::none();
+  double gs = 0.0;
+  if (py::isinstance<py::array>(grad)) {
+    g = grad;
+    py::array ga = grad.cast<py::array>();
+    same_dtype(op, saved, ga, "grad");
+    check_contiguous(op, ga, "grad");
+    if (static_cast<index_t>(ga.size()) != N * S)
+      value_error(op, "grad with " + std::to_string(N * S) + " elements, got " + std::to_string(ga.size()));
+  } else {
+    gs = grad.cast<double>();
+  }
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    T* pdx = mut_ptr<T>(dx);
+    const T* ps = ptr<T>(saved);
+    const T* pg = maybe<T>(g);
+    py::gil_scoped_release release;
+    loss_scale_grad<T>(pdx, ps, pg, static_cast<T>(gs), N, C, S);
+  });
+}
+
+// ------------------------------------------------------------------ nll_loss
+void nll_loss_binding(py::array loss, py::array x, py::array target, py::object weight, index_t ignore_index,
+                      int reduction) {
+  const char* op = "nll_loss";
+  DType dt = float_dtype(op, x, "input");
+  check_ndim(op, x, "input", 3);
+  const index_t N = x.shape(0), C = x.shape(1), S = x.shape(2);
+  if (C < 1) value_error(op, "input with at least one class, got C = 0");
+  Reduction red = reduction_code(op, reduction);
+  TargetView tv = target_view(op, target, N, S);
+  py::object w = class_weight(op, x, weight, C);
+  check_out(op, x, loss, "loss", red == Reduction::None ? N * S : 1, {&x, &target});
+  check_no_alias_opt(op, loss, "loss", w, "weight");
+  check_targets(op, tv, N, S, C, ignore_index);
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    View3<T> xv = view3<T>(op, x, "input");
+    T* pl = mut_ptr<T>(loss);
+    const T* pw = maybe<T>(w);
+    py::gil_scoped_release release;
+    nll_loss_forward<T>(pl, xv, tv, pw, N, C, S, ignore_index, red);
+  });
+}
+
+void nll_loss_backward_binding(py::array dx, py::object grad, py::array target, py::object weight,
+                               index_t ignore_index, int reduction) {
+  const char* op = "nll_loss_backward";
+  DType dt = float_dtype(op, dx, "grad_input");
+  check_ndim(op, dx, "grad_input", 3);
+  check_contiguous(op, dx, "grad_input");
+  check_writeable(op, dx, "grad_input");
+  const index_t N = dx.shape(0), C = dx.shape(1), S = dx.shape(2);
+  Reduction red = reduction_code(op, reduction);
+  TargetView tv = target_view(op, target, N, S);
+  check_no_alias(op, dx, "grad_input", target, "target");
+  py::object w = class_weight(op, dx, weight, C);
+  check_no_alias_opt(op, dx, "grad_input", w, "weight");
+  py::object g = py::none();
+  double gs = 0.0;
+  if (py::isinstance<py::array>(grad)) {
+    g = grad;
+    py::array ga = grad.cast<py::array>();
+    same_dtype(op, dx, ga, "grad");
+    check_contiguous(op, ga, "grad");
+    if (static_cast<index_t>(ga.size()) != N * S)
+      value_error(op, "grad with " + std::to_string(N * S) + " elements, got " + std::to_string(ga.size()));
+  } else {
+    gs = grad.cast<double>();
+  }
+  check_targets(op, tv, N, S, C, ignore_index);
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    T* pdx = mut_ptr<T>(dx);
+    const T* pg = maybe<T>(g);
+    const T* pw = maybe<T>(w);
+    py::gil_scoped_release release;
+    nll_loss_backward<T>(pdx, pg, static_cast<T>(gs), tv, pw, N, C, S, ignore_index, red);
+  });
+}
+
+// ------------------------------------------------------------------ pointwise losses
+PointLoss point_kind(const char* op, int kind) {
+  if (kind < 0 || kind > static_cast<int>(PointLoss::Perceptron))
+    value_error(op, "a valid pointwise loss code, got " + std::to_string(kind));
+  return static_cast<PointLoss>(kind);
+}
+
+// x, y: (R, K); w, pw: None or (R, K) views (zero strides for broadcasting) of x's dtype.
+void check_point_operands(const char* op, const py::array& x, const py::array& y, const py::object& w,
+                          const py::object& pw) {
+  check_ndim(op, x, "input", 2);
+  same_dtype(op, x, y, "target");
+  check_shape(op, y, "target", {static_cast<index_t>(x.shape(0)), static_cast<index_t>(x.shape(1))});
+  for (auto pr : {std::make_pair(&w, "weight"), std::make_pair(&pw, "pos_weight")}) {
+    if (pr.first->is_none()) continue;
+    py::array a = as_array(op, *pr.first, pr.second);
+    same_dtype(op, x, a, pr.second);
+    check_shape(op, a, pr.second, {static_cast<index_t>(x.shape(0)), static_cast<index_t>(x.shape(1))});
+  }
+}
+
+template <typename T>
+View2<T> opt_view2(const char* op, const py::object& o, const char* name) {
+  if (o.is_none()) return View2<T>{};
+  return view2<T>(op, o.cast<py::array>(), name);
+}
+
+void pointwise_loss_binding(py::array out, py::array x, py::array y, py::object w, py::object pw, int kind,
+                            double param, int reduction, double out_scale, const std::string& op_name) {
+  const char* op = op_name.c_str();
+  DType dt = float_dtype(op, x, "input");
+  check_point_operands(op, x, y, w, pw);
+  PointLoss k = point_kind(op, kind);
+  Reduction red = reduction_code(op, reduction);
+  const index_t R = x.shape(0), K = x.shape(1);
+  check_out(op, x, out, "out", red == Reduction::None ? R * K : 1, {&x, &y});
+  check_no_alias_opt(op, out, "out", w, "weight");
+  check_no_alias_opt(op, out, "out", pw, "pos_weight");
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    View2<T> xv = view2<T>(op, x, "input"), yv = view2<T>(op, y, "target");
+    View2<T> wv = opt_view2<T>(op, w, "weight"), pv = opt_view2<T>(op, pw, "pos_weight");
+    T* po = mut_ptr<T>(out);
+    py::gil_scoped_release release;
+    pointwise_loss_forward<T>(po, xv, yv, wv, pv, R, K, k, param, red, out_scale);
+  });
+}
+
+void pointwise_loss_backward_binding(py::object dx_obj, py::object dy_obj, py::object grad, double g_scale,
+                                     py::array x, py::array y, py::object w, py::object pw, int kind, double param,
+                                     const std::string& op_name) {
+  const std::string opb = op_name + "_backward";
+  const char* op = opb.c_str();
+  DType dt = float_dtype(op, x, "input");
+  check_point_operands(op, x, y, w, pw);
+  PointLoss k = point_kind(op, kind);
+  const index_t R = x.shape(0), K = x.shape(1);
+  for (auto pr : {std::make_pair(&dx_obj, "grad_input"), std::make_pair(&dy_obj, "grad_target")}) {
+    if (pr.first->is_none()) continue;
+    py::array a = as_array(op, *pr.first, pr.second);
+    check_out(op, x, a, pr.second, R * K, {&x, &y});
+    check_no_alias_opt(op, *pr.first, pr.second, w, "weight");
+    check_no_alias_opt(op, *pr.first, pr.second, pw, "pos_weight");
+  }
+  check_no_alias_opt(op, dx_obj, "grad_input", dy_obj, "grad_target");
+  py::object g = py::none();
+  if (py::isinstance<py::array>(grad)) {
+    py::array ga = grad.cast<py::array>();
+    same_dtype(op, x, ga, "grad");
+    check_contiguous(op, ga, "grad");
+    if (static_cast<index_t>(ga.size()) != R * K)
+      value_error(op, "grad with " + std::to_string(R * K) + " elements, got " + std::to_string(ga.size()));
+    g = grad;
+  } else if (!grad.is_none()) {
+    type_error(op, "grad to be an array or None");
+  }
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    View2<T> xv = view2<T>(op, x, "input"), yv = view2<T>(op, y, "target");
+    View2<T> wv = opt_view2<T>(op, w, "weight"), pv = opt_view2<T>(op, pw, "pos_weight");
+    T* pdx = maybe_mut<T>(dx_obj);
+    T* pdy = maybe_mut<T>(dy_obj);
+    const T* pg = maybe<T>(g);
+    py::gil_scoped_release release;
+    pointwise_loss_backward<T>(pdx, pdy, pg, static_cast<T>(g_scale), xv, yv, wv, pv, R, K, k, param);
+  });
+}
+
+void rmse_loss_binding(py::array out, py::array x, py::array y) {
+  const char* op = "rmse_loss";
+  DType dt = float_dtype(op, x, "input");
+  check_point_operands(op, x, y, py::none(), py::none());
+  const index_t R = x.shape(0), K = x.shape(1);
+  check_out(op, x, out, "out", 1, {&x, &y});
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    View2<T> xv = view2<T>(op, x, "input"), yv = view2<T>(op, y, "target");
+    T* po = mut_ptr<T>(out);
+    py::gil_scoped_release release;
+    rmse_loss_forward<T>(po, xv, yv, R, K);
+  });
+}
+
+// ------------------------------------------------------------------ linear_cross_entropy
+struct LinearCEArgs {
+  index_t N, H, C;
+  const std::int64_t* t;
+};
+
+LinearCEArgs check_linear_ce(const char* op, const py::array& x, const py::array& W, const py::object& b,
+                             const py::array& target, index_t ignore_index, double eps, index_t chunk) {
+  float_dtype(op, x, "input");
+  check_ndim(op, x, "input", 2);
+  same_dtype(op, x, W, "weight");
+  check_ndim(op, W, "weight", 2);
+  const index_t N = x.shape(0), H = x.shape(1), C = W.shape(0);
+  if (W.shape(1) != H) value_error(op, "weight of shape (C, " + std::to_string(H) + "), got " + shape_str(W));
+  if (C < 1) value_error(op, "at least one class, got weight of shape " + shape_str(W));
+  if (!b.is_none()) {
+    py::array ba = as_array(op, b, "bias");
+    same_dtype(op, x, ba, "bias");
+    check_shape(op, ba, "bias", {C});
+    check_contiguous(op, ba, "bias");
+  }
+  if (target.dtype().kind() != 'i' || target.itemsize() != 8)
+    type_error(op, "target to be int64 class indices, got " + dtype_str(target));
+  check_shape(op, target, "target", {N});
+  check_contiguous(op, target, "target");
+  check_smoothing(op, eps);
+  if (chunk < 1) value_error(op, "chunk_size >= 1, got " + std::to_string(chunk));
+  TargetView tv{static_cast<const std::int64_t*>(target.data()), 1, 0};
+  check_targets(op, tv, N, 1, C, ignore_index);
+  return LinearCEArgs{N, H, C, tv.p};
+}
+
+void linear_cross_entropy_binding(py::array loss, py::array lse, py::array x, py::array W, py::object b,
+                                  py::array target, index_t ignore_index, double label_smoothing, int reduction,
+                                  index_t chunk) {
+  const char* op = "linear_cross_entropy";
+  DType dt = float_dtype(op, x, "input");
+  Reduction red = reduction_code(op, reduction);
+  LinearCEArgs a = check_linear_ce(op, x, W, b, target, ignore_index, label_smoothing, chunk);
+  check_out(op, x, loss, "loss", red == Reduction::None ? a.N : 1, {&x, &W, &target});
+  check_out(op, x, lse, "lse", a.N, {&x, &W, &target, &loss});
+  check_no_alias_opt(op, loss, "loss", b, "bias");
+  check_no_alias_opt(op, lse, "lse", b, "bias");
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    View2<T> xv = view2<T>(op, x, "input"), wv = view2<T>(op, W, "weight");
+    T* pl = mut_ptr<T>(loss);
+    T* pe = mut_ptr<T>(lse);
+    const T* pb = maybe<T>(b);
+    py::gil_scoped_release release;
+    linear_cross_entropy_forward<T>(pl, pe, xv, wv, pb, a.t, a.N, a.H, a.C, ignore_index, label_smoothing, red,
+                                    chunk);
+  });
+}
+
+void linear_cross_entropy_backward_binding(py::object dx, py::object dW, py::object db, py::object grad,
+                                           py::array lse, py::array x, py::array W, py::object b, py::array target,
+                                           index_t ignore_index, double label_smoothing, int reduction,
+                                           index_t chunk) {
+  const char* op = "linear_cross_entropy_backward";
+  DType dt = float_dtype(op, x, "input");
+  Reduction red = reduction_code(op, reduction);
+  LinearCEArgs a = check_linear_ce(op, x, W, b, target, ignore_index, label_smoothing, chunk);
+  same_dtype(op, x, lse, "lse");
+  check_contiguous(op, lse, "lse");
+  check_shape(op, lse, "lse", {a.N});
+  const index_t sizes[3] = {a.N * a.H, a.C * a.H, a.C};
+  const char* names[3] = {"grad_input", "grad_weight", "grad_bias"};
+  py::object outs[3] = {dx, dW, db};
+  for (int i = 0; i < 3; ++i) {
+    if (outs[i].is_none()) continue;
+    py::array o = as_array(op, outs[i], names[i]);
+    check_out(op, x, o, names[i], sizes[i], {&x, &W, &target, &lse});
+    check_no_alias_opt(op, outs[i], names[i], b, "bias");
+    for (int j = 0; j < i; ++j) check_no_alias_opt(op, outs[i], names[i], outs[j], names[j]);
+  }
+  if (!db.is_none() && b.is_none()) value_error(op, "no grad_bias without a bias");
+  py::object g = py::none();
+  double gs = 0.0;
+  if (py::isinstance<py::array>(grad)) {
+    py::array ga = grad.cast<py::array>();
+    same_dtype(op, x, ga, "grad");
+    check_contiguous(op, ga, "grad");
+    if (static_cast<index_t>(ga.size()) != a.N)
+      value_error(op, "grad with " + std::to_string(a.N) + " elements, got " + std::to_string(ga.size()));
+    g = grad;
+  } else {
+    gs = grad.cast<double>();
+  }
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    View2<T> xv = view2<T>(op, x, "input"), wv = view2<T>(op, W, "weight");
+    T* pdx = maybe_mut<T>(dx);
+    T* pdw = maybe_mut<T>(dW);
+    T* pdb = maybe_mut<T>(db);
+    const T* pg = maybe<T>(g);
+    const T* pe = ptr<T>(lse);
+    const T* pb = maybe<T>(b);
+    py::gil_scoped_release release;
+    linear_cross_entropy_backward<T>(pdx, pdw, pdb, pg, static_cast<T>(gs), pe, xv, wv, pb, a.t, a.N, a.H, a.C,
+                                     ignore_index, label_smoothing, red, chunk);
+  });
+}
+
+}  // namespace
+
+void init_loss(py::module_& m) {
+  m.def("cross_entropy", &cross_entropy_binding, py::arg("loss"), py::arg("grad_input"), py::arg("input"),
+        py::arg("target"), py::arg("weight"), py::arg("ignore_index"), py::arg("label_smoothing"),
+        py::arg("reduction"),
+        "Fused softmax cross-entropy, class-index targets: input (N, C, S), target int64 (N, S). "
+        "Writes the loss and, when grad_input is given, d(loss)/d(input).");
+  m.def("cross_entropy_prob", &cross_entropy_prob_binding, py::arg("loss"), py::arg("grad_input"),
+        py::arg("grad_target"), py::arg("input"), py::arg("target"), py::arg("weight"), py::arg("label_smoothing"),
+        py::arg("reduction"), "Softmax cross-entropy with probability targets of the input's (N, C, S) shape.");
+  m.def("loss_scale_grad", &loss_scale_grad_binding, py::arg("grad_input"), py::arg("saved"), py::arg("grad"),
+        "grad_input = saved * grad (grad: a float, or per-row values for reduction none).");
+  m.def("nll_loss", &nll_loss_binding, py::arg("loss"), py::arg("input"), py::arg("target"), py::arg("weight"),
+        py::arg("ignore_index"), py::arg("reduction"));
+  m.def("nll_loss_backward", &nll_loss_backward_binding, py::arg("grad_input"), py::arg("grad"), py::arg("target"),
+        py::arg("weight"), py::arg("ignore_index"), py::arg("reduction"));
+  m.def("pointwise_loss", &pointwise_loss_binding, py::arg("out"), py::arg("input"), py::arg("target"),
+        py::arg("weight"), py::arg("pos_weight"), py::arg("kind"), py::arg("param"), py::arg("reduction"),
+        py::arg("out_scale"), py::arg("op") = "pointwise_loss",
+        "Pointwise loss on (R, K) operands; reduced value = out_scale * sum.");
+  m.def("pointwise_loss_backward", &pointwise_loss_backward_binding, py::arg("grad_input"), py::arg("grad_target"),
+        py::arg("grad"), py::arg("grad_scale"), py::arg("input"), py::arg("target"), py::arg("weight"),
+        py::arg("pos_weight"), py::arg("kind"), py::arg("param"), py::arg("op") = "pointwise_loss");
+  m.def("rmse_loss", &rmse_loss_binding, py::arg("out"), py::arg("input"), py::arg("target"));
+  m.def("linear_cross_entropy", &linear_cross_entropy_binding, py::arg("loss"), py::arg("lse"), py::arg("input"),
+        py::arg("weight"), py::arg("bias"), py::arg("target"), py::arg("ignore_index"), py::arg("label_smoothing"),
+        py::arg("reduction"), py::arg("chunk_size"),
+        "cross_entropy(input @ weight.T + bias, target) in (row block x chunk_size) logits tiles; "
+        "writes the loss and the per-row log-sum-exp for the backward.");
+  m.def("linear_cross_entropy_backward", &linear_cross_entropy_backward_binding, py::arg("grad_input"),
+        py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("lse"), py::arg("input"),
+        py::arg("weight"), py::arg("bias"), py::arg("target"), py::arg("ignore_index"), py::arg("label_smoothing"),
+        py::arg("reduction"), py::arg("chunk_size"));
+}

@@ -7,6 +7,7 @@
 // (~1e-38 / 1e-308), never NaN.
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/loss_rows.h"
 
@@ -28,7 +29,7 @@ struct Traits;
 template <>
 struct Traits<float> {
   typedef float V __attribute__((vector_size(kBytes)));
-  typedef std::int32_t I __attribute__((vector_size(kBytes)));
+  typedef std::uint32_t I __attribute__((vector_size(kBytes)));  // unsigned: no signed-shift UB
   using S = std::int32_t;
   static constexpr float lo = -87.3365447504f;  // exp(lo) = FLT_MIN
   static constexpr float hi = 88.0f;
@@ -54,7 +55,7 @@ struct Traits<float> {
 template <>
 struct Traits<double> {
   typedef double V __attribute__((vector_size(kBytes)));
-  typedef std::int64_t I __attribute__((vector_size(kBytes)));
+  typedef std::uint64_t I __attribute__((vector_size(kBytes)));
   using S = std::int64_t;
   static constexpr double lo = -708.3964185322641;  // exp(lo) = DBL_MIN
   static constexpr double hi = 709.0;
@@ -109,33 +110,11 @@ inline VecT<T> vexp(VecT<T> x) {
   const T magic = Tr::magic;
   typename Tr::S mb;
   std::memcpy(&mb, &magic, sizeof(T));
-  I n = (I)t - mb;
+  I n = (I)t - static_cast<typename std::make_unsigned<typename Tr::S>::type>(mb);
   V r = x - fn * Tr::ln2_hi - fn * Tr::ln2_lo;
   V p = Tr::poly(r);
-  I bits = (n + Tr::bias) << Tr::mant;
+  I bits = (n + static_cast<typename std::make_unsigned<typename Tr::S>::type>(Tr::bias)) << Tr::mant;
   return p * (V)bits;
-}
-
-// The same formula on one value (row tails), so every element gets the same exp.
-template <typename T>
-inline T sexp(T x) {
-  using Tr = Traits<T>;
-  using S = typename Tr::S;
-  x = x < Tr::lo ? Tr::lo : x;
-  x = x > Tr::hi ? Tr::hi : x;
-  T t = x * Tr::log2e + Tr::magic;
-  T fn = t - Tr::magic;
-  S tb, mb;
-  T magic = Tr::magic;
-  std::memcpy(&tb, &t, sizeof(T));
-  std::memcpy(&mb, &magic, sizeof(T));
-  S n = tb - mb;
-  T r = x - fn * Tr::ln2_hi - fn * Tr::ln2_lo;
-  T p = Tr::poly(r);
-  S bits = static_cast<S>((n + Tr::bias)) << Tr::mant;
-  T scale;
-  std::memcpy(&scale, &bits, sizeof(T));
-  return p * scale;
 }
 
 template <typename T>
@@ -178,6 +157,8 @@ T row_max(const T* x, index_t C) {
   return m;
 }
 
+// The last partial vector of a row goes through a padded W-lane buffer (pad
+// lanes masked to 0), so short rows (C = 10, 100) stay on the vector path.
 template <typename T>
 T row_sumexp(const T* x, index_t C, T m, T* e) {
   constexpr int W = lanes<T>();
@@ -198,13 +179,27 @@ T row_sumexp(const T* x, index_t C, T m, T* e) {
       acc1 += vexp<T>(vload(x + c + W) - m);
     }
   }
-  T s = hsum<T>(acc0 + acc1);
-  for (; c < C; ++c) {
-    T u = sexp<T>(x[c] - m);
-    if (e) e[c] = u;
-    s += u;
+  for (; c + W <= C; c += W) {
+    V u = vexp<T>(vload(x + c) - m);
+    if (e) vstore(e + c, u);
+    acc0 += u;
   }
-  return s;
+  if (c < C) {
+    const index_t rem = C - c;
+    alignas(64) T buf[W];
+    V mask = V{};
+    for (int i = 0; i < W; ++i) {
+      buf[i] = i < rem ? x[c + i] : m;
+      mask[i] = i < rem ? T(1) : T(0);
+    }
+    V u = vexp<T>(vload(buf) - m) * mask;
+    if (e) {
+      vstore(buf, u);
+      for (index_t i = 0; i < rem; ++i) e[c + i] = buf[i];
+    }
+    acc1 += u;
+  }
+  return hsum<T>(acc0 + acc1);
 }
 
 template <typename T>

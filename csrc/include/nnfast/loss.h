@@ -110,6 +110,12 @@ template <typename T>
 void pointwise_loss_backward(T* dx, T* dy, const T* g_elems, T g_scale, View2<T> x, View2<T> y, View2<T> w,
                              View2<T> pos_weight, index_t R, index_t K, PointLoss kind, double param);
 
+// RMSE (nnfast addition): out[0] = sqrt(mean((x - y)^2)) over all R*K values.
+// Its gradient is (x - y) / (n max(rmse, eps)): pointwise_loss_backward with
+// kind MSE and g_scale = g / (2 n max(rmse, eps)), finite at rmse = 0.
+template <typename T>
+void rmse_loss_forward(T* out, View2<T> x, View2<T> y, index_t R, index_t K);
+
 // ---------------------------------------------------------------------------
 // Linear + cross-entropy without materializing the (N, C) logits:
 //   z = x W^T + b (x: (N, H) rows, W: (C, H), b: (C,) or nullptr)

@@ -1,2 +1,553 @@
-"""(filled in by its op family)."""
-__all__: list[str] = []
+"""Losses: PyTorch's functional losses plus nnfast's rmse_loss, perceptron_loss
+and linear_cross_entropy, each forward and backward in nnfast's kernels.
+
+Class-dim losses (cross_entropy, nll_loss) hand the kernel an (N, C, S) view
+of (N, C, d1, ...) inputs (a (C,) input is (1, C, 1)); pointwise losses hand
+it (R, K) views with weights broadcast by zero strides. Python only checks
+arguments, reshapes and allocates.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from ..._dispatch import contiguous, kernels, xp_of
+from ...autograd import grad_mode
+from ...autograd.function import Function
+from ...tensor import Tensor
+from ._checks import check_float, check_same_device, check_same_dtype
+
+__all__ = [
+    "cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    "l1_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "kl_div",
+    "rmse_loss",
+    "perceptron_loss",
+    "linear_cross_entropy",
+]
+
+_RED = {"none": 0, "mean": 1, "sum": 2}
+# nnfast::PointLoss codes (csrc/include/nnfast/loss.h).
+_MSE, _L1, _HUBER, _SMOOTH_L1, _BCE, _BCE_LOGITS, _KLDIV, _KLDIV_LOG, _PERCEPTRON = range(9)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _reduction(op: str, reduction: str, size_average: Any = None, reduce: Any = None,
+               extra: tuple[str, ...] = ()) -> str:
+    """PyTorch's reduction string, honouring the legacy size_average/reduce pair."""
+    if size_average is not None or reduce is not None:
+        sa = True if size_average is None else bool(size_average)
+        rd = True if reduce is None else bool(reduce)
+        reduction = "none" if not rd else ("mean" if sa else "sum")
+    allowed = tuple(_RED) + extra
+    if reduction not in allowed:
+        raise ValueError(f"[{op}] expected reduction to be one of {', '.join(map(repr, allowed))}, got {reduction!r}")
+    return reduction
+
+
+def _needs_grad(t: Any) -> bool:
+    return isinstance(t, Tensor) and t.requires_grad and grad_mode.is_grad_enabled()
+
+
+def _no_grad_for(op: str, t: Any, name: str) -> None:
+    if _needs_grad(t):
+        raise NotImplementedError(f"[{op}] has no gradient with respect to {name}; pass a tensor without requires_grad")
+
+
+def _target_tensor(op: str, target: Any) -> Tensor:
+    if isinstance(target, np.ndarray):
+        return Tensor(target)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"[{op}] expected target to be an nnfast.Tensor, got {type(target).__name__}")
+    return target
+
+
+def _class_weight(op: str, input: Tensor, weight: Any, C: int) -> Any:
+    if weight is None:
+        return None
+    check_float(op, weight, "weight")
+    check_same_dtype(op, input, weight, "weight")
+    check_same_device(op, input, weight)
+    if weight.shape != (C,):
+        raise ValueError(f"[{op}] expected weight of shape ({C},) (one per class), got {weight.shape}")
+    _no_grad_for(op, weight, "weight")
+    return weight
+
+
+def _class_layout(op: str, input: Tensor) -> tuple[int, int, int]:
+    """(N, C, S) of a class-dim input: (N, C, d1, ...) or (C,)."""
+    if input.ndim == 1:
+        return 1, input.shape[0], 1
+    if input.ndim < 1:
+        raise ValueError(f"[{op}] expected input of shape (C,), (N, C) or (N, C, d1, ...), got {input.shape}")
+    N, C = input.shape[0], input.shape[1]
+    return N, C, int(math.prod(input.shape[2:]))
+
+
+def _as3(a: Any, N: int, C: int, S: int) -> Any:
+    return a.reshape(N, C, S)
+
+
+def _class_index_target(op: str, input: Tensor, target: Tensor) -> None:
+    want = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
+    if target.dtype.kind not in "iu":
+        raise TypeError(
+            f"[{op}] expected target to be int64 class indices of shape {want} or a float tensor of the input's "
+            f"shape {input.shape} (class probabilities), got {target.dtype} of shape {target.shape}"
+        )
+    if target.shape != want:
+        raise ValueError(f"[{op}] expected target of shape {want} for input of shape {input.shape}, got {target.shape}")
+
+
+def _target_rows(t: Any, N: int, S: int) -> Any:
+    if t.dtype != np.int64:
+        t = t.astype(np.int64)
+    return t.reshape(N, S)
+
+
+def _out_shape(input_shape: tuple[int, ...], red: int) -> tuple[int, ...]:
+    if red != 0:
+        return ()
+    return input_shape[:1] + input_shape[2:] if len(input_shape) >= 2 else ()
+
+
+def _grad_arg(g: Any, red: int) -> Any:
+    """Incoming gradient as the kernels take it: a float for a reduced loss, else a contiguous array."""
+    if red != 0:
+        return float(g)
+    return contiguous(g).reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------- cross_entropy
+class CrossEntropyFunction(Function):
+    """Fused softmax cross-entropy, class-index targets.
+
+    Forward is one kernel call that writes the loss and, when the input needs
+    a gradient, d(loss)/d(logits) (already divided by the mean's weight sum);
+    backward only scales that saved gradient by the incoming one.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, target: Any, weight: Any, ignore_index: int, label_smoothing: float, red: int,
+                need_grad: bool) -> Any:
+        K = kernels("cross_entropy", x, target, weight)
+        xp = xp_of(x)
+        N, C, S = _class_dims(x)
+        loss = xp.empty((N * S,) if red == 0 else (1,), dtype=x.dtype)
+        dx = xp.empty((N, C, S), dtype=x.dtype) if need_grad else None
+        K.cross_entropy(loss, dx, _as3(x, N, C, S), _target_rows(target, N, S),
+                        None if weight is None else contiguous(weight), int(ignore_index), float(label_smoothing), red)
+        ctx.save_for_backward(dx)
+        ctx.red, ctx.in_shape = red, x.shape
+        return loss.reshape(_out_shape(x.shape, red))
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (saved,) = ctx.saved_tensors
+        if saved is None:
+            raise RuntimeError("[cross_entropy] expected the forward to have saved its gradient")
+        dx = xp_of(g).empty_like(saved)
+        kernels("cross_entropy", g).loss_scale_grad(dx, saved, _grad_arg(g, ctx.red))
+        return dx.reshape(ctx.in_shape), None, None
+
+
+class CrossEntropyProbFunction(Function):
+    """Softmax cross-entropy with class-probability targets (the target may require grad)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, target: Any, weight: Any, label_smoothing: float, red: int, need_dx: bool,
+                need_dt: bool) -> Any:
+        K = kernels("cross_entropy", x, target, weight)
+        xp = xp_of(x)
+        N, C, S = _class_dims(x)
+        loss = xp.empty((N * S,) if red == 0 else (1,), dtype=x.dtype)
+        dx = xp.empty((N, C, S), dtype=x.dtype) if need_dx else None
+        dt = xp.empty((N, C, S), dtype=x.dtype) if need_dt else None
+        K.cross_entropy_prob(loss, dx, dt, _as3(x, N, C, S), _as3(target, N, C, S),
+                             None if weight is None else contiguous(weight), float(label_smoothing), red)
+        ctx.save_for_backward(dx, dt)
+        ctx.red, ctx.in_shape = red, x.shape
+        return loss.reshape(_out_shape(x.shape, red))
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        saved_dx, saved_dt = ctx.saved_tensors
+        K = kernels("cross_entropy", g)
+        ga = _grad_arg(g, ctx.red)
+        out = []
+        for i, saved in enumerate((saved_dx, saved_dt)):
+            if saved is None or not ctx.needs_input_grad[i]:
+                out.append(None)
+                continue
+            d = xp_of(g).empty_like(saved)
+            K.loss_scale_grad(d, saved, ga)
+            out.append(d.reshape(ctx.in_shape))
+        return out[0], out[1], None
+
+
+def _class_dims(x: Any) -> tuple[int, int, int]:
+    if x.ndim == 1:
+        return 1, x.shape[0], 1
+    return x.shape[0], x.shape[1], int(math.prod(x.shape[2:]))
+
+
+def cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_average: Any = None,
+                  ignore_index: int = -100, reduce: Any = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy between logits and class indices or class probabilities.
+
+    ``input`` (N, C), (N, C, d1, ...) or (C,); ``target`` int64 class indices
+    of shape (N,), (N, d1, ...) or () — or a float tensor of the input's shape
+    holding class probabilities. ``weight`` (C,) rescales each class; rows whose
+    target is ``ignore_index`` add nothing; ``'mean'`` divides by the summed
+    weight of the non-ignored rows (the number of rows for probability
+    targets); ``label_smoothing`` in [0, 1] mixes the target with the uniform
+    distribution (PyTorch's formula, weight included). The forward computes the
+    logits-gradient in the same pass (fused kernel).
+    """
+    op = "cross_entropy"
+    check_float(op, input)
+    target = _target_tensor(op, target)
+    check_same_device(op, input, target)
+    red = _RED[_reduction(op, reduction, size_average, reduce)]
+    N, C, S = _class_layout(op, input)
+    if input.ndim >= 2 and C < 1:
+        raise ValueError(f"[{op}] expected input with at least one class, got shape {input.shape}")
+    if not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(f"[{op}] expected label_smoothing in [0, 1], got {label_smoothing}")
+    w = _class_weight(op, input, weight, C)
+    if target.dtype.kind == "f":
+        if target.shape != input.shape:
+            raise ValueError(
+                f"[{op}] expected a float (class-probability) target of the input's shape {input.shape}, "
+                f"got {target.shape}"
+            )
+        check_same_dtype(op, input, target, "target")
+        return CrossEntropyProbFunction.apply(input, target, w, float(label_smoothing), red, _needs_grad(input),
+                                              _needs_grad(target))
+    _class_index_target(op, input, target)
+    return CrossEntropyFunction.apply(input, target, w, int(ignore_index), float(label_smoothing), red,
+                                      _needs_grad(input))
+
+
+# ---------------------------------------------------------------------------------------- nll_loss
+class NLLLossFunction(Function):
+    @staticmethod
+    def forward(ctx: Any, x: Any, target: Any, weight: Any, ignore_index: int, red: int) -> Any:
+        K = kernels("nll_loss", x, target, weight)
+        N, C, S = _class_dims(x)
+        t = _target_rows(target, N, S)
+        w = None if weight is None else contiguous(weight)
+        loss = xp_of(x).empty((N * S,) if red == 0 else (1,), dtype=x.dtype)
+        K.nll_loss(loss, _as3(x, N, C, S), t, w, int(ignore_index), red)
+        ctx.save_for_backward(t, w)
+        ctx.red, ctx.in_shape, ctx.ignore_index, ctx.dims = red, x.shape, int(ignore_index), (N, C, S)
+        return loss.reshape(_out_shape(x.shape, red))
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        t, w = ctx.saved_tensors
+        dx = xp_of(g).empty(ctx.dims, dtype=g.dtype)
+        kernels("nll_loss", g).nll_loss_backward(dx, _grad_arg(g, ctx.red), t, w, ctx.ignore_index, ctx.red)
+        return dx.reshape(ctx.in_shape), None, None
+
+
+def nll_loss(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_average: Any = None,
+             ignore_index: int = -100, reduce: Any = None, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities ``input`` (N, C[, d1, ...]) or (C,) at class indices ``target``."""
+    op = "nll_loss"
+    check_float(op, input)
+    target = _target_tensor(op, target)
+    check_same_device(op, input, target)
+    red = _RED[_reduction(op, reduction, size_average, reduce)]
+    N, C, S = _class_layout(op, input)
+    if input.ndim >= 2 and C < 1:
+        raise ValueError(f"[{op}] expected input with at least one class, got shape {input.shape}")
+    w = _class_weight(op, input, weight, C)
+    _class_index_target(op, input, target)
+    return NLLLossFunction.apply(input, target, w, int(ignore_index), red)
+
+
+# ---------------------------------------------------------------------------------------- pointwise losses
+def _as2(a: Any) -> Any:
+    """(R, K) view (or copy when the strides cannot merge) of an array, K = last dim."""
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    K = a.shape[-1]
+    return a.reshape(int(math.prod(a.shape[:-1])), K)
+
+
+def _broadcast2(op: str, a: Any, shape: tuple[int, ...], name: str) -> Any:
+    if a is None:
+        return None
+    try:
+        b = xp_of(a).broadcast_to(a, shape)
+    except ValueError:
+        raise ValueError(f"[{op}] expected {name} broadcastable to the input's shape {shape}, got {a.shape}") from None
+    return _as2(b)
+
+
+class PointwiseLossFunction(Function):
+    """l(x, y) elementwise (optionally weighted), reduced in the same kernel call."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, y: Any, weight: Any, pos_weight: Any, kind: int, param: float, red: int,
+                scale: float, op: str) -> Any:
+        K = kernels(op, x, y, weight, pos_weight)
+        x2, y2 = _as2(x), _as2(y)
+        w2 = _broadcast2(op, weight, x.shape, "weight")
+        p2 = _broadcast2(op, pos_weight, x.shape, "pos_weight")
+        out = xp_of(x).empty(x.shape if red == 0 else (), dtype=x.dtype)
+        K.pointwise_loss(out, x2, y2, w2, p2, kind, float(param), red, float(scale), op)
+        ctx.save_for_backward(x2, y2, w2, p2)
+        ctx.kind, ctx.param, ctx.red, ctx.scale, ctx.op, ctx.shape = kind, float(param), red, float(scale), op, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        x2, y2, w2, p2 = ctx.saved_tensors
+        xp = xp_of(g)
+        dx = xp.empty(ctx.shape, dtype=x2.dtype) if ctx.needs_input_grad[0] else None
+        dy = xp.empty(ctx.shape, dtype=x2.dtype) if ctx.needs_input_grad[1] else None
+        if dx is None and dy is None:
+            return None, None
+        if ctx.red == 0:
+            ge, gs = contiguous(g).reshape(-1), 1.0
+        else:
+            ge, gs = None, float(g) * ctx.scale
+        kernels(ctx.op, g).pointwise_loss_backward(dx, dy, ge, gs, x2, y2, w2, p2, ctx.kind, ctx.param, ctx.op)
+        return dx, dy
+
+
+def _pointwise(op: str, input: Tensor, target: Any, kind: int, reduction: str, param: float = 0.0,
+               weight: Any = None, pos_weight: Any = None, size_average: Any = None, reduce: Any = None,
+               extra: tuple[str, ...] = ()) -> Tensor:
+    check_float(op, input)
+    target = _target_tensor(op, target)
+    check_float(op, target, "target")
+    check_same_dtype(op, input, target, "target")
+    check_same_device(op, input, target, weight, pos_weight)
+    if target.shape != input.shape:
+        raise ValueError(f"[{op}] expected target of the input's shape {input.shape}, got {target.shape}")
+    for t, name in ((weight, "weight"), (pos_weight, "pos_weight")):
+        if t is not None:
+            check_float(op, t, name)
+            check_same_dtype(op, input, t, name)
+            _no_grad_for(op, t, name)
+    red_s = _reduction(op, reduction, size_average, reduce, extra)
+    n = input.numel()
+    if red_s == "batchmean":
+        if input.ndim == 0:
+            scale = 1.0
+        else:
+            scale = 1.0 / input.shape[0] if input.shape[0] > 0 else math.nan
+    elif red_s == "mean":
+        scale = 1.0 / n if n > 0 else math.nan
+    else:
+        scale = 1.0
+    red = 2 if red_s == "batchmean" else _RED[red_s]
+    return PointwiseLossFunction.apply(input, target, weight, pos_weight, kind, float(param), red, scale, op)
+
+
+def mse_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
+             reduction: str = "mean") -> Tensor:
+    """(input - target)^2, reduced."""
+    return _pointwise("mse_loss", input, target, _MSE, reduction, size_average=size_average, reduce=reduce)
+
+
+def l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
+            reduction: str = "mean") -> Tensor:
+    """|input - target|, reduced (gradient sign(input - target), 0 at 0)."""
+    return _pointwise("l1_loss", input, target, _L1, reduction, size_average=size_average, reduce=reduce)
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2), d = input - target."""
+    if not delta > 0:
+        raise ValueError(f"[huber_loss] expected delta > 0, got {delta}")
+    return _pointwise("huber_loss", input, target, _HUBER, reduction, param=float(delta))
+
+
+def smooth_l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - beta / 2 (beta = 0: L1)."""
+    if beta < 0:
+        raise ValueError(f"[smooth_l1_loss] expected beta >= 0, got {beta}")
+    return _pointwise("smooth_l1_loss", input, target, _SMOOTH_L1, reduction, param=float(beta),
+                      size_average=size_average, reduce=reduce)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_average: Any = None,
+                         reduce: Any = None, reduction: str = "mean") -> Tensor:
+    """-w (y log x + (1 - y) log(1 - x)) on probabilities x, logs clamped at -100 as in PyTorch.
+
+    ``weight`` broadcasts to the input's shape.
+    """
+    return _pointwise("binary_cross_entropy", input, target, _BCE, reduction, weight=weight,
+                      size_average=size_average, reduce=reduce)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Optional[Tensor] = None,
+                                     size_average: Any = None, reduce: Any = None, reduction: str = "mean",
+                                     pos_weight: Optional[Tensor] = None) -> Tensor:
+    """Sigmoid + binary cross-entropy in one numerically stable formula:
+    w [(1 - y) x + (1 + (p - 1) y) log(1 + exp(-x))]. ``weight`` and ``pos_weight``
+    broadcast to the input's shape (``pos_weight`` usually (C,) over the last dim).
+    """
+    return _pointwise("binary_cross_entropy_with_logits", input, target, _BCE_LOGITS, reduction, weight=weight,
+                      pos_weight=pos_weight, size_average=size_average, reduce=reduce)
+
+
+def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """Pointwise KL divergence target * (log target - input) with ``input`` log-probabilities
+    (``log_target``: target is log-probabilities too). ``'batchmean'`` divides the sum by
+    input.shape[0] (the true KL for a batch); ``'mean'`` divides by the element count.
+    """
+    return _pointwise("kl_div", input, target, _KLDIV_LOG if log_target else _KLDIV, reduction,
+                      size_average=size_average, reduce=reduce, extra=("batchmean",))
+
+
+def perceptron_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """nnfast addition: max(0, -y f(x)) with labels y in {-1, +1} and scores f(x) = ``input``
+    (gradient -y where the sample is misclassified, else 0)."""
+    return _pointwise("perceptron_loss", input, target, _PERCEPTRON, reduction)
+
+
+# ---------------------------------------------------------------------------------------- rmse_loss
+class RMSELossFunction(Function):
+    """sqrt(mean((x - y)^2)); gradient (x - y) / (n max(rmse, eps))."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, y: Any, eps: float) -> Any:
+        K = kernels("rmse_loss", x, y)
+        x2, y2 = _as2(x), _as2(y)
+        out = xp_of(x).empty((), dtype=x.dtype)
+        K.rmse_loss(out, x2, y2)
+        ctx.save_for_backward(x2, y2)
+        ctx.rmse, ctx.eps, ctx.shape = float(out), float(eps), x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        x2, y2 = ctx.saved_tensors
+        xp = xp_of(g)
+        dx = xp.empty(ctx.shape, dtype=x2.dtype) if ctx.needs_input_grad[0] else None
+        dy = xp.empty(ctx.shape, dtype=x2.dtype) if ctx.needs_input_grad[1] else None
+        if dx is None and dy is None:
+            return None, None
+        n = max(1, x2.size)
+        gs = float(g) / (2.0 * n * max(ctx.rmse, ctx.eps))
+        kernels("rmse_loss", g).pointwise_loss_backward(dx, dy, None, gs, x2, y2, None, None, _MSE, 0.0, "rmse_loss")
+        return dx, dy
+
+
+def rmse_loss(input: Tensor, target: Any, reduction: str = "mean", eps: float = 1e-8) -> Tensor:
+    """nnfast addition: root-mean-square error sqrt(mean((input - target)^2)) over all elements.
+
+    The forward value is the exact square root. Its gradient (x - y) / (n rmse)
+    is computed as (x - y) / (n max(rmse, eps)), so it stays finite (zero) at a
+    perfect fit. Only ``reduction='mean'`` exists (an RMSE is a mean by definition).
+    """
+    op = "rmse_loss"
+    check_float(op, input)
+    target = _target_tensor(op, target)
+    check_float(op, target, "target")
+    check_same_dtype(op, input, target, "target")
+    check_same_device(op, input, target)
+    if reduction != "mean":
+        raise ValueError(f"[{op}] expected reduction 'mean' (RMSE is a mean by definition), got {reduction!r}")
+    if target.shape != input.shape:
+        raise ValueError(f"[{op}] expected target of the input's shape {input.shape}, got {target.shape}")
+    if not eps > 0:
+        raise ValueError(f"[{op}] expected eps > 0, got {eps}")
+    return RMSELossFunction.apply(input, target, float(eps))
+
+
+# ---------------------------------------------------------------------------------------- linear_cross_entropy
+class LinearCrossEntropyFunction(Function):
+    """cross_entropy(x W^T + b, target) without the (N, C) logits: the forward
+    keeps only the per-row log-sum-exp; the backward recomputes each logits tile."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, W: Any, b: Any, target: Any, ignore_index: int, label_smoothing: float,
+                red: int, chunk: int) -> Any:
+        K = kernels("linear_cross_entropy", x, W, b, target)
+        xp = xp_of(x)
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1])
+        N = x2.shape[0]
+        t = contiguous(target.reshape(N).astype(np.int64, copy=False))
+        bb = None if b is None else contiguous(b)
+        loss = xp.empty((N,) if red == 0 else (1,), dtype=x.dtype)
+        lse = xp.empty((N,), dtype=x.dtype)
+        K.linear_cross_entropy(loss, lse, x2, W, bb, t, int(ignore_index), float(label_smoothing), red, int(chunk))
+        ctx.save_for_backward(x2, W, bb, t, lse)
+        ctx.args = (int(ignore_index), float(label_smoothing), red, int(chunk))
+        ctx.x_shape = x.shape
+        return loss.reshape(lead if red == 0 else ())
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        x2, W, bb, t, lse = ctx.saved_tensors
+        ignore_index, eps, red, chunk = ctx.args
+        xp = xp_of(g)
+        need = ctx.needs_input_grad
+        dx = xp.empty(x2.shape, dtype=x2.dtype) if need[0] else None
+        dW = xp.empty(W.shape, dtype=x2.dtype) if need[1] else None
+        db = xp.empty((W.shape[0],), dtype=x2.dtype) if (bb is not None and need[2]) else None
+        kernels("linear_cross_entropy", g).linear_cross_entropy_backward(
+            dx, dW, db, _grad_arg(g, red), lse, x2, W, bb, t, ignore_index, eps, red, chunk)
+        return (None if dx is None else dx.reshape(ctx.x_shape)), dW, db
+
+
+def linear_cross_entropy(input: Tensor, weight: Tensor, bias: Optional[Tensor], target: Any,
+                         ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
+                         chunk_size: int = 4096) -> Tensor:
+    """nnfast addition: ``cross_entropy(linear(input, weight, bias), target)`` without ever
+    holding the (N, C) logits.
+
+    ``input`` (..., H), ``weight`` (C, H), ``bias`` (C,) or None, ``target`` int64 of
+    ``input.shape[:-1]``. Logits are produced ``chunk_size`` classes at a time (times a
+    block of rows) by nnfast's GEMM and folded into an online log-sum-exp; the backward
+    recomputes each tile to form d(input), d(weight) and d(bias). Extra memory: about
+    N + (row block x chunk_size) values instead of N x C (plus 2 N x C for the usual
+    saved gradient and logits-gradient). Same semantics as ``cross_entropy`` otherwise
+    (no class ``weight``).
+    """
+    op = "linear_cross_entropy"
+    check_float(op, input)
+    check_float(op, weight, "weight")
+    check_same_dtype(op, input, weight, "weight")
+    if bias is not None:
+        check_float(op, bias, "bias")
+        check_same_dtype(op, input, bias, "bias")
+    target = _target_tensor(op, target)
+    check_same_device(op, input, weight, bias, target)
+    red = _RED[_reduction(op, reduction)]
+    if weight.ndim != 2:
+        raise ValueError(f"[{op}] expected weight of shape (C, H), got {weight.shape}")
+    if input.ndim < 1 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"[{op}] expected input with last dimension {weight.shape[1]} (H), got shape {input.shape}")
+    if weight.shape[0] < 1:
+        raise ValueError(f"[{op}] expected at least one class, got weight of shape {weight.shape}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"[{op}] expected bias of shape ({weight.shape[0]},), got {bias.shape}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"[{op}] expected target to be int64 class indices, got {target.dtype}")
+    if target.shape != input.shape[:-1]:
+        raise ValueError(f"[{op}] expected target of shape {input.shape[:-1]}, got {target.shape}")
+    if not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(f"[{op}] expected label_smoothing in [0, 1], got {label_smoothing}")
+    if int(chunk_size) < 1:
+        raise ValueError(f"[{op}] expected chunk_size >= 1, got {chunk_size}")
+    return LinearCrossEntropyFunction.apply(input, weight, bias, target, int(ignore_index), float(label_smoothing),
+                                            red, int(chunk_size))
