@@ -1,8 +1,10 @@
 // Scalar definitions of the pointwise activations and their derivatives.
 // Shared by the standalone activation kernels and the GEMM epilogues so both
-// compute bit-identical results.
+// compute bit-identical results. Include from baseline-ISA files only (the
+// templates below are not ISA-namespaced; core/vec_math.h is).
 #pragma once
 #include <cmath>
+#include "core/vec_math.h"
 #include "nnfast/common.h"
 
 namespace nnfast {
@@ -15,28 +17,27 @@ inline T sigmoid_scalar(T x) {
   return e / (T(1) + e);
 }
 
+// One element through the lane-generic definitions of core/vec_math.h (a
+// one-lane vector), so the GEMM epilogue and the SIMD activation kernels give
+// the same bits. Codes and formulas: see vm::act_fwd / vm::act_grad.
 template <typename T>
 inline T act_forward(Act act, T x, const ActParams& p) {
+  namespace vm = NNFAST_VM_NS::vm;
+  using V = vm::Vec<T, 1>;
+  const V v = {x};
+  const T a = T(p.a), b = T(p.b);
   switch (act) {
     case Act::Identity: return x;
-    case Act::ReLU: return x > T(0) ? x : T(0);
-    case Act::LeakyReLU: return x > T(0) ? x : x * T(p.a);
-    case Act::ELU: return x > T(0) ? x : T(p.a) * std::expm1(x);
-    case Act::Sigmoid: return sigmoid_scalar(x);
-    case Act::Tanh: return std::tanh(x);
-    case Act::GELU: return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
-    case Act::GELUTanh: {
-      const T k = T(0.79788456080286535588);  // sqrt(2/pi)
-      T u = k * (x + T(0.044715) * x * x * x);
-      return T(0.5) * x * (T(1) + std::tanh(u));
-    }
-    case Act::SiLU: return x * sigmoid_scalar(x);
-    case Act::Softplus: {
-      T bx = T(p.a) * x;
-      if (bx > T(p.b)) return x;
-      return std::log1p(std::exp(-std::fabs(bx))) / T(p.a) + (bx > T(0) ? x : T(0));
-    }
-    case Act::Hardtanh: return x < T(p.a) ? T(p.a) : (x > T(p.b) ? T(p.b) : x);
+    case Act::ReLU: return vm::act_fwd<Act::ReLU>(v, a, b)[0];
+    case Act::LeakyReLU: return vm::act_fwd<Act::LeakyReLU>(v, a, b)[0];
+    case Act::ELU: return vm::act_fwd<Act::ELU>(v, a, b)[0];
+    case Act::Sigmoid: return vm::act_fwd<Act::Sigmoid>(v, a, b)[0];
+    case Act::Tanh: return vm::act_fwd<Act::Tanh>(v, a, b)[0];
+    case Act::GELU: return vm::act_fwd<Act::GELU>(v, a, b)[0];
+    case Act::GELUTanh: return vm::act_fwd<Act::GELUTanh>(v, a, b)[0];
+    case Act::SiLU: return vm::act_fwd<Act::SiLU>(v, a, b)[0];
+    case Act::Softplus: return vm::act_fwd<Act::Softplus>(v, a, b)[0];
+    case Act::Hardtanh: return vm::act_fwd<Act::Hardtanh>(v, a, b)[0];
   }
   return x;
 }
@@ -45,34 +46,22 @@ inline T act_forward(Act act, T x, const ActParams& p) {
 // meaningful when act_grad_from_output(act) says so: then x is ignored).
 template <typename T>
 inline T act_derivative(Act act, T x, T y, const ActParams& p) {
+  namespace vm = NNFAST_VM_NS::vm;
+  using V = vm::Vec<T, 1>;
+  const V vx = {x}, vy = {y};
+  const T a = T(p.a), b = T(p.b);
   switch (act) {
     case Act::Identity: return T(1);
-    case Act::ReLU: return y > T(0) ? T(1) : T(0);
-    case Act::LeakyReLU: return x > T(0) ? T(1) : T(p.a);
-    case Act::ELU: return x > T(0) ? T(1) : T(p.a) * std::exp(x);
-    case Act::Sigmoid: return y * (T(1) - y);
-    case Act::Tanh: return T(1) - y * y;
-    case Act::GELU: {
-      const T inv_sqrt2pi = T(0.39894228040143267794);
-      T cdf = T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
-      return cdf + x * inv_sqrt2pi * std::exp(T(-0.5) * x * x);
-    }
-    case Act::GELUTanh: {
-      const T k = T(0.79788456080286535588);
-      T x2 = x * x;
-      T t = std::tanh(k * (x + T(0.044715) * x2 * x));
-      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k * (T(1) + T(3 * 0.044715) * x2);
-    }
-    case Act::SiLU: {
-      T s = sigmoid_scalar(x);
-      return s * (T(1) + x * (T(1) - s));
-    }
-    case Act::Softplus: {
-      T bx = T(p.a) * x;
-      if (bx > T(p.b)) return T(1);
-      return sigmoid_scalar(bx);
-    }
-    case Act::Hardtanh: return (x > T(p.a) && x < T(p.b)) ? T(1) : T(0);
+    case Act::ReLU: return vm::act_grad<Act::ReLU>(vy, a, b)[0];
+    case Act::LeakyReLU: return vm::act_grad<Act::LeakyReLU>(vx, a, b)[0];
+    case Act::ELU: return vm::act_grad<Act::ELU>(vx, a, b)[0];
+    case Act::Sigmoid: return vm::act_grad<Act::Sigmoid>(vy, a, b)[0];
+    case Act::Tanh: return vm::act_grad<Act::Tanh>(vy, a, b)[0];
+    case Act::GELU: return vm::act_grad<Act::GELU>(vx, a, b)[0];
+    case Act::GELUTanh: return vm::act_grad<Act::GELUTanh>(vx, a, b)[0];
+    case Act::SiLU: return vm::act_grad<Act::SiLU>(vx, a, b)[0];
+    case Act::Softplus: return vm::act_grad<Act::Softplus>(vx, a, b)[0];
+    case Act::Hardtanh: return vm::act_grad<Act::Hardtanh>(vx, a, b)[0];
   }
   return T(1);
 }

@@ -1,32 +1,285 @@
-// Pointwise activations, forward then backward.
+// Activations, forward then backward: thread split + ISA dispatch. The SIMD
+// loops live in activation_isa.cpp (one copy per instruction set).
+//
+// Threads own disjoint output ranges (parallel_for); reductions into
+// parameter gradients (PReLU weight, Swish beta) go through fixed-size blocks
+// whose partial sums are added in block order, so results do not depend on the
+// thread count.
 #include "nnfast/activation.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "core/cpu_features.h"
 #include "core/parallel_for.h"
-#include "core/pointwise.h"
+#include "cpu/activation_internal.h"
 
 namespace nnfast {
+namespace act_detail {
 
+template <>
+const ActOps<float>& act_ops<float>() {
+#ifdef NNFAST_HAVE_X86_ISA
+  switch (active_isa()) {
+    case Isa::AVX512: return isa_avx512::act_ops_f32();
+    case Isa::AVX2: return isa_avx2::act_ops_f32();
+    default: break;
+  }
+#endif
+  return isa_generic::act_ops_f32();
+}
+
+template <>
+const ActOps<double>& act_ops<double>() {
+#ifdef NNFAST_HAVE_X86_ISA
+  switch (active_isa()) {
+    case Isa::AVX512: return isa_avx512::act_ops_f64();
+    case Isa::AVX2: return isa_avx2::act_ops_f64();
+    default: break;
+  }
+#endif
+  return isa_generic::act_ops_f64();
+}
+
+}  // namespace act_detail
+
+namespace {
+
+using act_detail::act_ops;
+
+// Elements per reduction block (fixed: it sets the summation order).
+constexpr index_t kBlock = 16384;
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// Transcendental activations cost ~10-20x a copy per element: split them
+// across threads at smaller sizes than the memory-bound ones.
+index_t act_grain(Act act) {
+  const bool cheap = act == Act::Identity || act == Act::ReLU || act == Act::LeakyReLU || act == Act::Hardtanh;
+  return cheap ? kElementwiseGrain : kElementwiseGrain / 8;
+}
+
+// Sum of f(lo, hi) over fixed blocks of [0, n), added in block order.
+template <class F>
+double blocked_sum(index_t n, F f) {
+  if (n <= 0) return 0.0;
+  const index_t nb = ceil_div(n, kBlock);
+  if (nb == 1) return f(index_t(0), n);
+  std::vector<double> part(static_cast<size_t>(nb));
+  parallel_for(nb, std::max<index_t>(1, kElementwiseGrain / kBlock), [&](index_t b0, index_t b1) {
+    for (index_t b = b0; b < b1; ++b) part[b] = f(b * kBlock, std::min(n, (b + 1) * kBlock));
+  });
+  double s = 0.0;
+  for (double v : part) s += v;
+  return s;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ pointwise
 template <typename T>
 void act_forward(T* y, const T* x, index_t n, Act act, const ActParams& p) {
-  parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) {
-    for (index_t i = lo; i < hi; ++i) y[i] = act_forward(act, x[i], p);
-  });
+  const auto& ops = act_ops<T>();
+  const T a = T(p.a), b = T(p.b);
+  parallel_for(n, act_grain(act), [&](index_t lo, index_t hi) { ops.fwd(y + lo, x + lo, hi - lo, act, a, b); });
 }
 
 template <typename T>
 void act_backward(T* dx, const T* dy, const T* saved, index_t n, Act act, const ActParams& p) {
-  const bool from_out = act_grad_from_output(act);
-  parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) {
-    for (index_t i = lo; i < hi; ++i) {
-      T s = saved[i];
-      dx[i] = dy[i] * act_derivative(act, from_out ? T(0) : s, from_out ? s : T(0), p);
+  const auto& ops = act_ops<T>();
+  const T a = T(p.a), b = T(p.b);
+  parallel_for(n, act_grain(act),
+               [&](index_t lo, index_t hi) { ops.bwd(dx + lo, dy + lo, saved + lo, hi - lo, act, a, b); });
+}
+
+// ------------------------------------------------------------------ PReLU
+template <typename T>
+void prelu_forward(T* y, const T* x, const T* weight, index_t N, index_t C, index_t S) {
+  const auto& ops = act_ops<T>();
+  if (C == 1) {
+    const T w = weight[0];
+    parallel_for(N * S, kElementwiseGrain, [&](index_t lo, index_t hi) { ops.prelu_seg(y + lo, x + lo, hi - lo, w); });
+  } else if (S == 1) {
+    parallel_for(N, std::max<index_t>(1, kElementwiseGrain / std::max<index_t>(C, 1)), [&](index_t r0, index_t r1) {
+      ops.prelu_rows(y + r0 * C, x + r0 * C, weight, r1 - r0, C);
+    });
+  } else {
+    parallel_for(N * C, std::max<index_t>(1, kElementwiseGrain / S), [&](index_t r0, index_t r1) {
+      for (index_t r = r0; r < r1; ++r) ops.prelu_seg(y + r * S, x + r * S, S, weight[r % C]);
+    });
+  }
+}
+
+template <typename T>
+void prelu_backward(T* dx, T* dweight, const T* dy, const T* x, const T* weight, index_t N, index_t C, index_t S) {
+  const auto& ops = act_ops<T>();
+  if (N * C * S <= 0) return;
+  if (C == 1) {
+    const T w = weight[0];
+    const double s = blocked_sum(N * S, [&](index_t lo, index_t hi) {
+      return ops.prelu_seg_bwd(dx ? dx + lo : nullptr, dy + lo, x + lo, hi - lo, w);
+    });
+    if (dweight) dweight[0] += static_cast<T>(s);
+    return;
+  }
+  if (S == 1) {
+    // Blocks of R rows; block b accumulates its column sums into part[b].
+    const index_t R = std::max<index_t>(1, kBlock / C);
+    const index_t nb = ceil_div(N, R);
+    std::vector<T> part(dweight ? static_cast<size_t>(nb * C) : 0, T(0));
+    parallel_for(nb, std::max<index_t>(1, kElementwiseGrain / (R * C)), [&](index_t b0, index_t b1) {
+      for (index_t b = b0; b < b1; ++b) {
+        const index_t r0 = b * R, rows = std::min(N, r0 + R) - r0;
+        ops.prelu_rows_bwd(dx ? dx + r0 * C : nullptr, dweight ? part.data() + b * C : nullptr, dy + r0 * C,
+                           x + r0 * C, weight, rows, C);
+      }
+    });
+    if (dweight) {
+      for (index_t c = 0; c < C; ++c) {
+        double s = 0.0;
+        for (index_t b = 0; b < nb; ++b) s += static_cast<double>(part[b * C + c]);
+        dweight[c] += static_cast<T>(s);
+      }
+    }
+    return;
+  }
+  // (n, c) rows of S, each split into K segments of <= kBlock; part[(c N + n) K + k].
+  const index_t K = ceil_div(S, kBlock), seg = ceil_div(S, K);
+  const index_t tasks = N * C * K;
+  std::vector<double> part(static_cast<size_t>(tasks), 0.0);
+  parallel_for(tasks, std::max<index_t>(1, kElementwiseGrain / seg), [&](index_t t0, index_t t1) {
+    for (index_t t = t0; t < t1; ++t) {
+      const index_t k = t % K, r = t / K, n = r / C, c = r % C;
+      const index_t lo = r * S + k * seg, len = std::min(S, (k + 1) * seg) - k * seg;
+      part[(c * N + n) * K + k] = ops.prelu_seg_bwd(dx ? dx + lo : nullptr, dy + lo, x + lo, len, weight[c]);
+    }
+  });
+  if (dweight) {
+    for (index_t c = 0; c < C; ++c) {
+      double s = 0.0;
+      for (index_t i = 0; i < N * K; ++i) s += part[c * N * K + i];
+      dweight[c] += static_cast<T>(s);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ Swish
+template <typename T>
+void swish_forward(T* y, const T* x, index_t n, T beta) {
+  const auto& ops = act_ops<T>();
+  parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) { ops.swish(y + lo, x + lo, hi - lo, beta); });
+}
+
+template <typename T>
+void swish_backward(T* dx, T* dbeta, const T* dy, const T* x, index_t n, T beta) {
+  const auto& ops = act_ops<T>();
+  const double s = blocked_sum(n, [&](index_t lo, index_t hi) {
+    return ops.swish_bwd(dx ? dx + lo : nullptr, dy + lo, x + lo, hi - lo, beta);
+  });
+  if (dbeta) *dbeta += static_cast<T>(s);
+}
+
+// ------------------------------------------------------------------ gated units
+// Runs f(o, off, len) over the pieces of [lo, hi) of the flattened (outer, L) output.
+template <class F>
+inline void for_pieces(index_t lo, index_t hi, index_t L, F f) {
+  while (lo < hi) {
+    const index_t o = lo / L, off = lo % L, len = std::min(L - off, hi - lo);
+    f(o, off, len);
+    lo += len;
+  }
+}
+
+template <typename T>
+void glu_forward(T* y, const T* x, index_t outer, index_t L, Act act, bool gate_first) {
+  if (L <= 0) return;
+  const auto& ops = act_ops<T>();
+  const index_t gofs = gate_first ? 0 : L, vofs = gate_first ? L : 0;
+  parallel_for(outer * L, kElementwiseGrain, [&](index_t lo, index_t hi) {
+    for_pieces(lo, hi, L, [&](index_t o, index_t off, index_t len) {
+      const T* xo = x + o * 2 * L + off;
+      ops.glu(y + o * L + off, xo + vofs, xo + gofs, len, act);
+    });
+  });
+}
+
+template <typename T>
+void glu_backward(T* dx, const T* dy, const T* x, index_t outer, index_t L, Act act, bool gate_first) {
+  if (L <= 0) return;
+  const auto& ops = act_ops<T>();
+  const index_t gofs = gate_first ? 0 : L, vofs = gate_first ? L : 0;
+  parallel_for(outer * L, kElementwiseGrain, [&](index_t lo, index_t hi) {
+    for_pieces(lo, hi, L, [&](index_t o, index_t off, index_t len) {
+      const T* xo = x + o * 2 * L + off;
+      T* dxo = dx + o * 2 * L + off;
+      ops.glu_bwd(dxo + vofs, dxo + gofs, dy + o * L + off, xo + vofs, xo + gofs, len, act);
+    });
+  });
+}
+
+// ------------------------------------------------------------------ softmax
+template <typename T>
+void softmax_forward(T* y, const T* x, index_t outer, index_t D, index_t inner, bool log) {
+  if (outer <= 0 || D <= 0 || inner <= 0) return;
+  const auto& ops = act_ops<T>();
+  if (inner == 1) {
+    parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / D), [&](index_t r0, index_t r1) {
+      for (index_t r = r0; r < r1; ++r) ops.softmax_row(y + r * D, x + r * D, D, log);
+    });
+    return;
+  }
+  const index_t CW = act_detail::kSoftmaxCols, chunks = ceil_div(inner, CW);
+  parallel_for(outer * chunks, std::max<index_t>(1, kElementwiseGrain / (D * CW)), [&](index_t t0, index_t t1) {
+    for (index_t t = t0; t < t1; ++t) {
+      const index_t o = t / chunks, c0 = (t % chunks) * CW;
+      const index_t base = o * D * inner + c0;
+      ops.softmax_cols(y + base, x + base, D, inner, std::min(CW, inner - c0), log);
     }
   });
 }
 
-template void act_forward<float>(float*, const float*, index_t, Act, const ActParams&);
-template void act_forward<double>(double*, const double*, index_t, Act, const ActParams&);
-template void act_backward<float>(float*, const float*, const float*, index_t, Act, const ActParams&);
-template void act_backward<double>(double*, const double*, const double*, index_t, Act, const ActParams&);
+template <typename T>
+void softmax_backward(T* dx, const T* dy, const T* y, index_t outer, index_t D, index_t inner, bool log) {
+  if (outer <= 0 || D <= 0 || inner <= 0) return;
+  const auto& ops = act_ops<T>();
+  if (inner == 1) {
+    parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / D), [&](index_t r0, index_t r1) {
+      for (index_t r = r0; r < r1; ++r) ops.softmax_row_bwd(dx + r * D, dy + r * D, y + r * D, D, log);
+    });
+    return;
+  }
+  const index_t CW = act_detail::kSoftmaxCols, chunks = ceil_div(inner, CW);
+  parallel_for(outer * chunks, std::max<index_t>(1, kElementwiseGrain / (D * CW)), [&](index_t t0, index_t t1) {
+    for (index_t t = t0; t < t1; ++t) {
+      const index_t o = t / chunks, c0 = (t % chunks) * CW;
+      const index_t base = o * D * inner + c0;
+      ops.softmax_cols_bwd(dx + base, dy + base, y + base, D, inner, std::min(CW, inner - c0), log);
+    }
+  });
+}
+
+// ------------------------------------------------------------------ step / sign
+template <typename T>
+void step_forward(T* y, const T* x, index_t n, bool sign, T threshold) {
+  const auto& ops = act_ops<T>();
+  parallel_for(n, kElementwiseGrain,
+               [&](index_t lo, index_t hi) { ops.step(y + lo, x + lo, hi - lo, sign ? 1 : 0, threshold); });
+}
+
+#define NNFAST_ACT_INSTANTIATE(T)                                                                       \
+  template void act_forward<T>(T*, const T*, index_t, Act, const ActParams&);                           \
+  template void act_backward<T>(T*, const T*, const T*, index_t, Act, const ActParams&);                \
+  template void prelu_forward<T>(T*, const T*, const T*, index_t, index_t, index_t);                    \
+  template void prelu_backward<T>(T*, T*, const T*, const T*, const T*, index_t, index_t, index_t);     \
+  template void swish_forward<T>(T*, const T*, index_t, T);                                             \
+  template void swish_backward<T>(T*, T*, const T*, const T*, index_t, T);                              \
+  template void glu_forward<T>(T*, const T*, index_t, index_t, Act, bool);                              \
+  template void glu_backward<T>(T*, const T*, const T*, index_t, index_t, Act, bool);                   \
+  template void softmax_forward<T>(T*, const T*, index_t, index_t, index_t, bool);                      \
+  template void softmax_backward<T>(T*, const T*, const T*, index_t, index_t, index_t, bool);           \
+  template void step_forward<T>(T*, const T*, index_t, bool, T);
+NNFAST_ACT_INSTANTIATE(float)
+NNFAST_ACT_INSTANTIATE(double)
+#undef NNFAST_ACT_INSTANTIATE
 
 }  // namespace nnfast

@@ -7,3 +7,4 @@ from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .module import Module, Parameter  # noqa: F401
 from .normalization import *  # noqa: F401,F403
+from . import regularization  # noqa: F401,E402

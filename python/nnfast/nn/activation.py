@@ -1,11 +1,29 @@
-"""Activation modules."""
+"""Activation modules (PyTorch names, signatures and defaults).
+
+nnfast additions: ``Swish`` (learnable beta), ``SwiGLU`` (both projections in
+one GEMM), ``Step`` and ``Sign`` (the classic perceptron's threshold units).
+``nn.Identity`` lives in ``nn.linear``.
+"""
 from __future__ import annotations
 
-from ..tensor import Tensor
-from . import functional as F
-from .module import Module
+import math
+from typing import Any, Optional
 
-__all__ = ["ReLU"]
+import numpy as np
+
+from ..tensor import Tensor, get_default_dtype
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+__all__ = [
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "GELU", "SiLU", "Swish", "Softplus",
+    "Hardtanh", "GLU", "SwiGLU", "Softmax", "LogSoftmax", "Step", "Sign",
+]
+
+
+def _dtype(dtype: Any) -> np.dtype:
+    return np.dtype(dtype) if dtype is not None else get_default_dtype()
 
 
 class ReLU(Module):
@@ -16,7 +34,293 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.relu(input)
+        return F.relu(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+class ReLU6(Module):
+    """ReLU6(x) = min(max(0, x), 6)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.relu6(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class LeakyReLU(Module):
+    """x if x > 0 else negative_slope * x."""
+
+    def __init__(self, negative_slope: float = 1e-2, inplace: bool = False) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.leaky_relu(input, self.negative_slope, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class PReLU(Module):
+    """x if x > 0 else a * x with a learnable ``weight`` a.
+
+    ``num_parameters=1`` shares one slope; otherwise one slope per channel
+    (dim 1 of the input). Initialized to ``init`` (0.25).
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        if int(num_parameters) < 1:
+            raise ValueError(f"[PReLU] expected num_parameters >= 1, got {num_parameters}")
+        self.num_parameters = int(num_parameters)
+        self.init = float(init)
+        self.weight = Parameter(np.empty((self.num_parameters,), dtype=_dtype(dtype)))
+        self.reset_parameters()
+        if device is not None:
+            self.to(device)
+
+    def reset_parameters(self) -> None:
+        init.constant_(self.weight, self.init)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class ELU(Module):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.elu(input, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x))."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.sigmoid(input)
+
+
+class Tanh(Module):
+    """tanh(x)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.tanh(input)
+
+
+class GELU(Module):
+    """x * Phi(x); ``approximate='tanh'`` for the tanh approximation."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"[GELU] expected approximate='none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """x * sigmoid(x)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.silu(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Swish(Module):
+    """x * sigmoid(beta * x) (nnfast addition).
+
+    ``learnable=True`` (default) makes ``beta`` a one-element Parameter whose
+    gradient the backward kernel reduces; otherwise beta is a fixed float.
+    ``Swish(beta=1.0, learnable=False)`` equals ``SiLU``.
+    """
+
+    def __init__(self, beta: float = 1.0, learnable: bool = True, device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        self.learnable = bool(learnable)
+        self.init = float(beta)
+        if self.learnable:
+            self.beta = Parameter(np.full((1,), self.init, dtype=_dtype(dtype)))
+            if device is not None:
+                self.to(device)
+        else:
+            self.beta = self.init
+
+    def forward(self, input: Tensor) -> Tensor:
+        beta = self.beta
+        if isinstance(beta, Tensor) and beta.dtype != input.dtype:
+            beta = beta.to(input.dtype)
+        return F.swish(input, beta)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.init}, learnable={self.learnable}"
+
+
+class Softplus(Module):
+    """log(1 + exp(beta x)) / beta; linear where beta x > threshold."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta = beta
+        self.threshold = threshold
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardtanh(Module):
+    """clamp(x, min_val, max_val)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        if not float(min_val) < float(max_val):
+            raise ValueError(f"[Hardtanh] expected min_val < max_val, got {min_val} and {max_val}")
+        self.min_val = min_val
+        self.max_val = max_val
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class GLU(Module):
+    """a * sigmoid(b) for the halves a, b of the input along ``dim``."""
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.glu(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class SwiGLU(Module):
+    """Swish(x W1^T + b1) * (x W2^T + b2) (nnfast addition).
+
+    Both projections are ONE GEMM: ``weight`` has shape
+    ``(2 * hidden_features, in_features)`` (rows ``[:hidden]`` are W1, the
+    gate; rows ``[hidden:]`` are W2, the value) and ``bias`` ``(2 * hidden,)``;
+    a fused swiglu kernel then forms the product (forward and backward).
+    Initialized like ``nn.Linear(in_features, 2 * hidden_features)``. Output:
+    ``(..., hidden_features)``.
+    """
+
+    def __init__(self, in_features: int, hidden_features: int, bias: bool = True, device: Any = None,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        if int(in_features) < 0 or int(hidden_features) < 0:
+            raise ValueError(f"[SwiGLU] expected non-negative sizes, got ({in_features}, {hidden_features})")
+        self.in_features = int(in_features)
+        self.hidden_features = int(hidden_features)
+        dt = _dtype(dtype)
+        self.weight = Parameter(np.empty((2 * self.hidden_features, self.in_features), dtype=dt))
+        if bias:
+            self.bias = Parameter(np.empty((2 * self.hidden_features,), dtype=dt))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+        if device is not None:
+            self.to(device)
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.swiglu(F.linear(input, self.weight, self.bias), dim=-1)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, hidden_features={self.hidden_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Softmax(Module):
+    """exp(x) / sum(exp(x)) along ``dim``."""
+
+    def __init__(self, dim: Optional[int] = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softmax(input, self.dim, _stacklevel=5)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """log(softmax(x)) along ``dim``, computed stably."""
+
+    def __init__(self, dim: Optional[int] = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.log_softmax(input, self.dim, _stacklevel=5)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Step(Module):
+    """Unit step of the classic perceptron (nnfast): 1 where x > threshold, else 0.
+
+    Forward only: its gradient is zero everywhere (see ``F.step``).
+    """
+
+    def __init__(self, threshold: float = 0.0) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.step(input, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}"
+
+
+class Sign(Module):
+    """sign(x) in {-1, 0, 1} (nnfast; zero gradient, as ``torch.sign``)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.sign(input)

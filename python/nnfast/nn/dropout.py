@@ -1,2 +1,30 @@
-"""(filled in by its op family)."""
-__all__: list[str] = []
+"""Dropout module (inverted dropout; identity in eval mode)."""
+from __future__ import annotations
+
+from ..tensor import Tensor
+from . import functional as F
+from . import regularization  # noqa: F401  (makes nn.regularization importable as an attribute)
+from .module import Module
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` while training; scale the rest by 1 / (1 - p).
+
+    The mask comes from a counter-based RNG inside the kernel, seeded by
+    ``nnfast.manual_seed``: the same seed gives the same sequence of masks.
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+        super().__init__()
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"[Dropout] expected a dropout probability between 0 and 1, got {p}")
+        self.p = float(p)
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout(input, self.p, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"

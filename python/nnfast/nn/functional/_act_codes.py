@@ -12,7 +12,7 @@ GRAD_FROM_OUTPUT = frozenset({IDENTITY, RELU, SIGMOID, TANH})
 def resolve(activation: Optional[Any]) -> tuple[int, float, float]:
     """``(code, a, b)`` for an activation given by name, by (name, kwargs) or None.
 
-    Names: identity/none, relu, leaky_relu (negative_slope=0.01), elu (alpha=1),
+    Names: identity/none, relu, relu6, leaky_relu (negative_slope=0.01), elu (alpha=1),
     sigmoid, tanh, gelu (approximate='none'|'tanh'), silu/swish, softplus
     (beta=1, threshold=20), hardtanh (min_val=-1, max_val=1).
     """
@@ -29,6 +29,8 @@ def resolve(activation: Optional[Any]) -> tuple[int, float, float]:
         return IDENTITY, 0.0, 0.0
     if key == "relu":
         return RELU, 0.0, 0.0
+    if key == "relu6":
+        return HARDTANH, 0.0, 6.0
     if key == "leaky_relu":
         return LEAKY_RELU, float(kwargs.get("negative_slope", 0.01)), 0.0
     if key == "elu":
@@ -54,6 +56,6 @@ def resolve(activation: Optional[Any]) -> tuple[int, float, float]:
             raise ValueError(f"[hardtanh] expected min_val < max_val, got {lo} and {hi}")
         return HARDTANH, lo, hi
     raise ValueError(
-        f"[activation] expected one of identity, relu, leaky_relu, elu, sigmoid, tanh, gelu, "
+        f"[activation] expected one of identity, relu, relu6, leaky_relu, elu, sigmoid, tanh, gelu, "
         f"gelu_tanh, silu, swish, softplus, hardtanh; got {name!r}"
     )

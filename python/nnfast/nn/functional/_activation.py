@@ -1,17 +1,37 @@
-"""Pointwise activations (forward and backward in nnfast's kernels)."""
+"""Activations: pointwise, PReLU, Swish, GLU / SwiGLU, softmax, step / sign.
+
+Every forward and backward is one nnfast kernel call (``nnfast._C``); the
+formulas live next to the kernels in ``csrc/cpu/activation*.cpp`` and
+``csrc/core/vec_math.h``.
+
+``inplace=True`` writes into the input and returns it, as in PyTorch, when no
+gradient is being recorded for it. When autograd is recording (grad mode on
+and the input requires grad) the result is computed out of place instead:
+nnfast's tape has no version counters to detect a saved tensor overwritten in
+place, so it never risks a silently wrong gradient.
+"""
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import Any, Optional, Union
+
+import numpy as np
 
 from ..._dispatch import contiguous, kernels, xp_of
+from ...autograd import grad_mode
 from ...autograd.function import Function
 from ...tensor import Tensor
 from . import _act_codes as codes
-from ._checks import check_float
+from ._checks import check_float, check_same_device, check_same_dtype, check_tensor
 
-__all__ = ["relu", "activation"]
+__all__ = [
+    "activation", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "prelu", "elu", "elu_", "sigmoid",
+    "tanh", "gelu", "silu", "swish", "softplus", "hardtanh", "hardtanh_", "glu", "swiglu", "softmax",
+    "log_softmax", "step", "sign",
+]
 
 
+# ---------------------------------------------------------------- pointwise
 class ActivationFunction(Function):
     """y = act(x); backward saves y when act' is a function of y, else x."""
 
@@ -34,6 +54,30 @@ class ActivationFunction(Function):
         return dx
 
 
+def _recording(t: Tensor) -> bool:
+    return grad_mode.is_grad_enabled() and t.requires_grad
+
+
+def _in_place(op: str, input: Tensor, run: Any) -> Tensor:
+    """Run ``run(out, x)`` with out = x on input's storage; returns input."""
+    K = kernels(op, input.data)
+    x = input.data
+    if x.flags.c_contiguous:
+        run(K, x, x)
+    else:
+        tmp = np.ascontiguousarray(x)
+        run(K, tmp, tmp)
+        x[...] = tmp
+    return input
+
+
+def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: bool = False) -> Tensor:
+    check_float(op, input)
+    if inplace and not _recording(input):
+        return _in_place(op, input, lambda K, out, x: K.act_forward(out, x, code, a, b))
+    return ActivationFunction.apply(input, code, a, b)
+
+
 def activation(input: Tensor, name: Any) -> Tensor:
     """Apply a pointwise activation given by name (see ``_act_codes.resolve``)."""
     check_float("activation", input)
@@ -42,6 +86,310 @@ def activation(input: Tensor, name: Any) -> Tensor:
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    """max(0, x) elementwise."""
-    check_float("relu", input)
-    return ActivationFunction.apply(input, codes.RELU, 0.0, 0.0)
+    """max(0, x) elementwise (NaN stays NaN)."""
+    return _pointwise("relu", input, codes.RELU, 0.0, 0.0, inplace)
+
+
+def relu_(input: Tensor) -> Tensor:
+    """In-place :func:`relu`."""
+    return relu(input, inplace=True)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(0, x), 6) elementwise."""
+    return _pointwise("relu6", input, codes.HARDTANH, 0.0, 6.0, inplace)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x if x > 0 else negative_slope * x."""
+    return _pointwise("leaky_relu", input, codes.LEAKY_RELU, float(negative_slope), 0.0, inplace)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """In-place :func:`leaky_relu`."""
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    return _pointwise("elu", input, codes.ELU, float(alpha), 0.0, inplace)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """In-place :func:`elu`."""
+    return elu(input, alpha, inplace=True)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), evaluated without overflow for any x."""
+    return _pointwise("sigmoid", input, codes.SIGMOID, 0.0, 0.0)
+
+
+def tanh(input: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
+    return _pointwise("tanh", input, codes.TANH, 0.0, 0.0)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) (``approximate='none'``) or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"[gelu] expected approximate='none' or 'tanh', got {approximate!r}")
+    return _pointwise("gelu", input, codes.GELU_TANH if approximate == "tanh" else codes.GELU, 0.0, 0.0)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x) (a.k.a. swish with beta = 1)."""
+    return _pointwise("silu", input, codes.SILU, 0.0, 0.0, inplace)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, or x where beta x > threshold."""
+    return _pointwise("softplus", input, codes.SOFTPLUS, float(beta), float(threshold))
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """clamp(x, min_val, max_val)."""
+    if not float(min_val) < float(max_val):
+        raise ValueError(f"[hardtanh] expected min_val < max_val, got {min_val} and {max_val}")
+    return _pointwise("hardtanh", input, codes.HARDTANH, float(min_val), float(max_val), inplace)
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """In-place :func:`hardtanh`."""
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+# ---------------------------------------------------------------- PReLU
+class PReLUFunction(Function):
+    """y = x > 0 ? x : w[c] x, channels on dim 1 (or one shared weight).
+
+    Backward: dx = dy * (x > 0 ? 1 : w[c]); dw[c] = sum over x <= 0 of dy x,
+    reduced inside the kernel.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, weight: Any) -> Any:
+        K = kernels("prelu", x, weight)
+        x = contiguous(x)
+        weight = contiguous(weight)
+        y = xp_of(x).empty_like(x)
+        K.prelu_forward(y, x, weight)
+        ctx.save_for_backward(x, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        x, weight = ctx.saved_tensors
+        xp = xp_of(dy)
+        dy = contiguous(dy)
+        dx = xp.empty_like(dy) if ctx.needs_input_grad[0] else None
+        dw = xp.zeros(weight.shape, dtype=weight.dtype) if ctx.needs_input_grad[1] else None
+        kernels("prelu", dy).prelu_backward(dx, dw, dy, x, weight)
+        return dx, dw
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """PReLU with a learnable slope: ``weight`` (1,) shared or (C,) per channel (dim 1)."""
+    op = "prelu"
+    check_float(op, input)
+    check_float(op, weight, "weight")
+    check_same_dtype(op, input, weight, "weight")
+    check_same_device(op, input, weight)
+    if weight.ndim != 1 or weight.shape[0] < 1:
+        raise ValueError(f"[{op}] expected weight of shape (num_parameters,), got {weight.shape}")
+    C = weight.shape[0]
+    if C > 1 and (input.ndim < 2 or input.shape[1] != C):
+        raise ValueError(f"[{op}] expected input with {C} channels on dim 1 to match weight, got shape {input.shape}")
+    return PReLUFunction.apply(input, weight)
+
+
+# ---------------------------------------------------------------- Swish
+class SwishFunction(Function):
+    """y = x sigmoid(beta x); dy/dx = s + beta x s (1 - s), dy/dbeta = x^2 s (1 - s)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, beta: Any) -> Any:
+        K = kernels("swish", x, beta if not isinstance(beta, float) else None)
+        b = float(beta) if isinstance(beta, float) else float(np.asarray(beta).reshape(-1)[0])
+        x = contiguous(x)
+        y = xp_of(x).empty_like(x)
+        K.swish_forward(y, x, b)
+        ctx.save_for_backward(x)
+        ctx.beta, ctx.beta_shape = b, None if isinstance(beta, float) else beta.shape
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        xp = xp_of(dy)
+        dy = contiguous(dy)
+        dx = xp.empty_like(dy) if ctx.needs_input_grad[0] else None
+        db = None
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            db = xp.zeros(ctx.beta_shape, dtype=dy.dtype)
+        kernels("swish", dy).swish_backward(dx, db, dy, x, ctx.beta)
+        return dx, db
+
+
+def swish(input: Tensor, beta: Union[float, Tensor] = 1.0) -> Tensor:
+    """x * sigmoid(beta * x) (nnfast); ``beta`` a float or a one-element tensor (learnable)."""
+    op = "swish"
+    check_float(op, input)
+    if isinstance(beta, Tensor):
+        check_float(op, beta, "beta")
+        check_same_dtype(op, input, beta, "beta")
+        if beta.numel() != 1:
+            raise ValueError(f"[{op}] expected beta with one element, got shape {beta.shape}")
+        return SwishFunction.apply(input, beta)
+    return SwishFunction.apply(input, float(beta))
+
+
+# ---------------------------------------------------------------- gated units
+class GLUFunction(Function):
+    """y = value * act(gate), the halves of x along ``dim``.
+
+    GLU: value = first half, gate = second, act = sigmoid. SwiGLU: gate =
+    first half, value = second, act = SiLU. Backward from the saved input:
+    dvalue = dy act(gate), dgate = dy value act'(gate).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, dim: int, act: int, gate_first: bool) -> Any:
+        K = kernels("glu", x)
+        x = contiguous(x)
+        shape = list(x.shape)
+        shape[dim] //= 2
+        y = xp_of(x).empty(tuple(shape), dtype=x.dtype)
+        K.glu_forward(y, x, dim, act, gate_first)
+        ctx.save_for_backward(x)
+        ctx.dim, ctx.act, ctx.gate_first = dim, act, gate_first
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        dy = contiguous(dy)
+        dx = xp_of(dy).empty_like(x)
+        kernels("glu", dy).glu_backward(dx, dy, x, ctx.dim, ctx.act, ctx.gate_first)
+        return dx
+
+
+def _gated(op: str, input: Tensor, dim: int, act: int, gate_first: bool) -> Tensor:
+    check_float(op, input)
+    if input.ndim == 0:
+        raise ValueError(f"[{op}] expected an input with at least one dimension, got a 0-d tensor")
+    if not -input.ndim <= dim < input.ndim:
+        raise ValueError(f"[{op}] expected dim in [{-input.ndim}, {input.ndim - 1}], got {dim}")
+    dim = dim % input.ndim
+    if input.shape[dim] % 2:
+        raise ValueError(f"[{op}] expected an even size along dim {dim}, got shape {input.shape}")
+    return GLUFunction.apply(input, dim, act, gate_first)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b) where a, b are the first and second halves of input along ``dim``."""
+    return _gated("glu", input, int(dim), codes.SIGMOID, False)
+
+
+def swiglu(input: Tensor, dim: int = -1) -> Tensor:
+    """silu(a) * b where a, b are the first and second halves along ``dim`` (nnfast).
+
+    With ``input = x @ W.T + c`` for W = [W1; W2] this is Swish(x W1^T + c1) * (x W2^T + c2),
+    the SwiGLU feed-forward unit (see ``nn.SwiGLU``).
+    """
+    return _gated("swiglu", input, int(dim), codes.SILU, True)
+
+
+# ---------------------------------------------------------------- softmax
+class SoftmaxFunction(Function):
+    """Softmax / log-softmax along ``dim``; backward from the saved output.
+
+    softmax: dx = y (dy - sum(dy y)); log_softmax: dx = dy - exp(y) sum(dy).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, dim: int, log: bool) -> Any:
+        K = kernels("log_softmax" if log else "softmax", x)
+        x = contiguous(x)
+        y = xp_of(x).empty_like(x)
+        K.softmax_forward(y, x, dim, log)
+        ctx.save_for_backward(y)
+        ctx.dim, ctx.log = dim, log
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        dy = contiguous(dy)
+        dx = xp_of(dy).empty_like(dy)
+        kernels("softmax", dy).softmax_backward(dx, dy, y, ctx.dim, ctx.log)
+        return dx
+
+
+def _softmax_dim(op: str, ndim: int, dim: Optional[int], stacklevel: int) -> int:
+    if dim is None:
+        # PyTorch's legacy implicit choice, with its warning.
+        warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call to include dim=X "
+                      "as an argument.", stacklevel=stacklevel)
+        dim = 0 if ndim in (0, 1, 3) else 1
+    lim = max(ndim, 1)
+    if not -lim <= int(dim) < lim:
+        raise ValueError(f"[{op}] expected dim in [{-lim}, {lim - 1}], got {dim}")
+    return int(dim) % lim
+
+
+def _softmax(op: str, input: Tensor, dim: Optional[int], dtype: Any, log: bool, stacklevel: int) -> Tensor:
+    check_tensor(op, input)
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"[{op}] expected dtype float32 or float64, got {dt}")
+        if input.dtype != dt:
+            input = input.to(dt)
+    check_float(op, input)
+    d = _softmax_dim(op, input.ndim, dim, stacklevel + 1)
+    return SoftmaxFunction.apply(input, d, log)
+
+
+def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:
+    """exp(x - max) / sum(exp(x - max)) along ``dim`` (numerically stable)."""
+    return _softmax("softmax", input, dim, dtype, False, _stacklevel)
+
+
+def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:
+    """(x - max) - log(sum(exp(x - max))) along ``dim``."""
+    return _softmax("log_softmax", input, dim, dtype, True, _stacklevel)
+
+
+# ---------------------------------------------------------------- step / sign
+class StepFunction(Function):
+    """Perceptron step / sign: forward only; the gradient is zero (documented)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, sign: bool, threshold: float) -> Any:
+        K = kernels("sign" if sign else "step", x)
+        x = contiguous(x)
+        y = xp_of(x).empty_like(x)
+        K.step_forward(y, x, sign, threshold)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        # d step / dx = 0 wherever it exists (PyTorch's sign does the same).
+        return xp_of(dy).zeros_like(dy)
+
+
+def step(input: Tensor, threshold: float = 0.0) -> Tensor:
+    """Unit step of the classic perceptron (nnfast): 1 where x > threshold, else 0.
+
+    Its gradient is zero everywhere (a perceptron learns by its own update
+    rule, not by backpropagating through the step). NaN stays NaN.
+    """
+    check_float("step", input)
+    return StepFunction.apply(input, False, float(threshold))
+
+
+def sign(input: Tensor) -> Tensor:
+    """-1, 0 or 1 by the sign of x (zero gradient, as ``torch.sign``). NaN stays NaN."""
+    check_float("sign", input)
+    return StepFunction.apply(input, True, 0.0)

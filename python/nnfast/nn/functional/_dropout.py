@@ -1,2 +1,67 @@
-"""(filled in by its op family)."""
-__all__: list[str] = []
+"""Dropout: inverted scaling, a counter-based mask drawn inside the kernel.
+
+The mask of a call is a pure function of (seed, offset, element index): the
+seed comes from ``nnfast.manual_seed`` and each call takes a fresh offset
+(``nnfast._random.next_kernel_seed``), so masks differ call to call and repeat
+exactly after re-seeding. Backward regenerates the mask from the same
+(seed, offset) instead of storing it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..._dispatch import contiguous, kernels, xp_of
+from ..._random import next_kernel_seed
+from ...autograd import grad_mode
+from ...autograd.function import Function
+from ...tensor import Tensor
+from ._checks import check_float
+
+__all__ = ["dropout"]
+
+
+class DropoutFunction(Function):
+    """y = mask * x / (1 - p); dx = mask * dy / (1 - p) with the mask regenerated."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, p: float, seed: int, offset: int) -> Any:
+        K = kernels("dropout", x)
+        x = contiguous(x)
+        y = xp_of(x).empty_like(x)
+        K.dropout_forward(y, x, p, seed, offset)
+        ctx.p, ctx.seed, ctx.offset = p, seed, offset
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        dy = contiguous(dy)
+        dx = xp_of(dy).empty_like(dy)
+        kernels("dropout", dy).dropout_backward(dx, dy, ctx.p, ctx.seed, ctx.offset)
+        return dx
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p).
+
+    Identity (the input itself) when ``training`` is False or ``p == 0``; all
+    zeros (with a zero gradient) when ``p == 1``. ``inplace=True`` writes into
+    ``input`` when no gradient is recorded for it (see ``F.relu``).
+    """
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"[dropout] expected a dropout probability between 0 and 1, got {p}")
+    check_float("dropout", input)
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    seed, offset = next_kernel_seed()
+    if inplace and not (grad_mode.is_grad_enabled() and input.requires_grad):
+        K = kernels("dropout", input.data)
+        x = input.data
+        if x.flags.c_contiguous:
+            K.dropout_forward(x, x, p, seed, offset)
+        else:
+            tmp = contiguous(x)
+            K.dropout_forward(tmp, tmp, p, seed, offset)
+            x[...] = tmp
+        return input
+    return DropoutFunction.apply(input, p, seed, offset)

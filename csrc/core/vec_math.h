@@ -1,0 +1,358 @@
+// Lane-generic math for the pointwise kernels: one source for every width.
+//
+// Every function here is a template over a GCC/Clang vector type V
+// (`T __attribute__((vector_size(W * sizeof(T))))`), W = 1 included. The
+// scalar act_forward / act_derivative (core/pointwise.h, also the GEMM
+// epilogue) instantiate them with W = 1; the standalone kernels
+// (cpu/activation_isa.cpp) with W = 4..16. Each lane therefore runs the same
+// IEEE operations in the same order, so fused and standalone results are
+// bit-identical, provided no a*b+c is contracted into an FMA: the ISA objects
+// turn contraction off (GCC optimize / STDC FP_CONTRACT pragmas), and baseline
+// x86-64 has no FMA. Checked by tests/test_activation.py (epilogue vs every SIMD level).
+//
+// float32: branch-free polynomials (Cephes-style range reductions, no FMA).
+// Max error vs the float64 result over strided scans of all floats in range:
+// exp, expm1, tanh, log1p 1.5 ulp; softplus 2; sigmoid, SiLU, GELU ~3 ulp
+// (mean ~0.1 ulp). float64: libm, lane by lane.
+//
+// ODR: this header is compiled under different -m flags. Everything lives in
+// namespace NNFAST_ISA_NS inside an ISA object and in isa_baseline elsewhere,
+// so the linker never merges an AVX2 copy into baseline code.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+#include "nnfast/common.h"
+
+#if defined(NNFAST_ISA_NS)
+#define NNFAST_VM_NS NNFAST_ISA_NS
+#else
+#define NNFAST_VM_NS isa_baseline
+#endif
+
+namespace nnfast {
+namespace NNFAST_VM_NS {
+namespace vm {
+
+template <typename T, int W>
+struct VecOf {
+  typedef T type __attribute__((vector_size(W * sizeof(T))));
+};
+template <typename T, int W>
+using Vec = typename VecOf<T, W>::type;
+
+template <class V>
+using elem_t = std::remove_cv_t<std::remove_reference_t<decltype(std::declval<V&>()[0])>>;
+template <class V>
+constexpr int lanes() { return static_cast<int>(sizeof(V) / sizeof(elem_t<V>)); }
+// Comparison result: signed integer lanes of the element's width, -1 (true) or 0.
+template <class V>
+using mask_t = decltype(std::declval<V>() < std::declval<V>());
+template <class V>
+using ielem_t = elem_t<mask_t<V>>;
+template <class V>
+using umask_t = Vec<std::make_unsigned_t<ielem_t<V>>, lanes<V>()>;
+
+template <class V>
+inline V splat(elem_t<V> c) { return c - V{}; }  // c - 0 keeps the sign of -0
+template <class V>
+inline V load(const elem_t<V>* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+template <class V>
+inline void store(elem_t<V>* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+template <class M, class V>
+inline V sel(M m, V a, V b) { return m ? a : b; }
+template <class V>
+inline V vabs(V x) {
+  using I = mask_t<V>;
+  return (V)((I)x & std::numeric_limits<ielem_t<V>>::max());
+}
+// |mag| with the sign bit of s.
+template <class V>
+inline V copysign_of(V mag, V s) {
+  using I = mask_t<V>;
+  const ielem_t<V> sign = std::numeric_limits<ielem_t<V>>::min();
+  return (V)(((I)mag & ~sign) | ((I)s & sign));
+}
+template <class V, class F>
+inline V lanewise(V x, F f) {
+  V r;
+  for (int i = 0; i < lanes<V>(); ++i) r[i] = f(x[i]);
+  return r;
+}
+template <class V>
+constexpr bool is_f32() { return std::is_same<elem_t<V>, float>::value; }
+
+// ------------------------------------------------------------------ float32 core
+// exp(a + c) = 2^n (1 + q) with n = round(a / ln2) taken from a alone, so a
+// caller holding a value as an exact big part a plus a small correction c
+// (|c| < 0.05) keeps its precision. 2^n = s1 * s2, both normal, so results
+// reach the subnormal range without a 2^n underflow.
+template <class V>
+struct ExpParts {
+  V q, s1, s2;
+};
+template <bool kCorr = true, class V>
+inline ExpParts<V> exp_parts_f32(V a, V c) {
+  using I = mask_t<V>;
+  using U = umask_t<V>;
+  a = a < -104.0f ? splat<V>(-104.0f) : a;  // NaN passes both clamps
+  a = a > 89.0f ? splat<V>(89.0f) : a;
+  const V magic = splat<V>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const V t = a * 1.44269504088896341f + magic;
+  const V n = t - magic;
+  const I ni = (I)t - (I)magic;
+  V r = a - n * 0.693359375f;  // Cody-Waite ln2 = C1 + C2, n * C1 exact
+  r = r - n * -2.12194440e-4f;
+  if (kCorr) r = r + c;
+  // expm1(r) on |r| <= ln2/2 + 0.05 (Cephes expf coefficients).
+  V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  ExpParts<V> out;
+  out.q = p * (r * r) + r;
+  const I h = ni >> 1;
+  out.s1 = (V)((U)(h + 127) << 23);
+  out.s2 = (V)((U)(ni - h + 127) << 23);
+  return out;
+}
+
+// log(x) for finite normal x > 0 (Cephes logf).
+template <class V>
+inline V log_f32(V x) {
+  using I = mask_t<V>;
+  const I ix = (I)x;
+  I e = ((ix >> 23) & 0xff) - 126;             // x = m 2^e, m in [0.5, 1)
+  V m = (V)((ix & 0x007fffff) | 0x3f000000);
+  const auto small = m < 0.70710678118654752440f;
+  e = small ? e - 1 : e;
+  m = (small ? m + m : m) - 1.0f;
+  const V z = m * m;
+  V y = m * 7.0376836292e-2f - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  const V fe = __builtin_convertvector(e, V);
+  y = y + fe * -2.12194440e-4f;
+  y = y - z * 0.5f;
+  V r = m + y;
+  return r + fe * 0.693359375f;
+}
+
+// ------------------------------------------------------------------ T-generic
+template <class V>
+inline V exp(V x) {
+  if constexpr (is_f32<V>()) {
+    const ExpParts<V> p = exp_parts_f32<false>(x, V{});
+    return ((p.q + 1.0f) * p.s1) * p.s2;
+  } else {
+    return lanewise(x, [](elem_t<V> v) { return std::exp(v); });
+  }
+}
+
+template <class V>
+inline V expm1(V x) {
+  if constexpr (is_f32<V>()) {
+    const ExpParts<V> p = exp_parts_f32<false>(x, V{});
+    // 2^n (1 + q) - 1 = 2^n q + (2^n - 1); n = 0 gives q exactly.
+    return (p.q * p.s1) * p.s2 + (p.s1 * p.s2 - 1.0f);
+  } else {
+    return lanewise(x, [](elem_t<V> v) { return std::expm1(v); });
+  }
+}
+
+// log1p(v) for v >= 0 (v = exp(-|z|) in softplus).
+template <class V>
+inline V log1p_pos(V v) {
+  if constexpr (is_f32<V>()) {
+    const V u = v + 1.0f;
+    // log(u) plus the rounding error of 1 + v, to first order.
+    return log_f32(u) + (v - (u - 1.0f)) / u;
+  } else {
+    return lanewise(v, [](elem_t<V> a) { return std::log1p(a); });
+  }
+}
+
+template <class V>
+inline V tanh(V x) {
+  if constexpr (is_f32<V>()) {
+    V ax = vabs(x);
+    ax = ax > 10.0f ? splat<V>(10.0f) : ax;  // tanh(10) rounds to 1; keeps expm1 finite
+    // Small |x|: the Cephes tanhf odd polynomial (< 1 ulp); else expm1(2|x|) / (expm1(2|x|) + 2).
+    const V z = ax * ax;
+    V p = z * -5.70498872745e-3f + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    const V small = p * z * ax + ax;
+    const V t = expm1(ax + ax);
+    const V big = t / (t + 2.0f);
+    return copysign_of(ax < 0.625f ? small : big, x);
+  } else {
+    return lanewise(x, [](elem_t<V> v) { return std::tanh(v); });
+  }
+}
+
+// sigmoid(x) and 1 - sigmoid(x), both without cancellation.
+template <class V>
+inline void sigmoid2(V x, V& s, V& sc) {
+  using E = elem_t<V>;
+  const V e = exp(-vabs(x));
+  const V r = E(1) / (e + E(1));
+  const V er = e * r;
+  const auto pos = x >= E(0);
+  s = pos ? r : er;
+  sc = pos ? er : r;
+}
+template <class V>
+inline V sigmoid(V x) {
+  V s, sc;
+  sigmoid2(x, s, sc);
+  return s;
+}
+
+// Standard normal tail t = Phi(-|x|) and g = exp(-x^2 / 2).
+// float32: Phi(-u) = exp(-u^2/2) M(u), M a (5, 6) rational fit of
+// erfc(u / sqrt2) exp(u^2/2) / 2 on [0, 14] (rel. error 2e-8; t underflows to 0
+// from u = 14.4 on), evaluated in double. u^2 is split as uh^2 + (u - uh)(u + uh)
+// with uh holding 12 bits, so uh^2 / 2 is exact and exp keeps full precision.
+template <class V>
+inline void normal_tail(V x, V& t, V& g) {
+  if constexpr (is_f32<V>()) {
+    using I = mask_t<V>;
+    V u = vabs(x);
+    u = u > 15.0f ? splat<V>(15.0f) : u;  // exp(-15^2/2) underflows to 0: t = 0 exactly
+    const V uh = (V)((I)u & (ielem_t<V>)0xfffff000);
+    const V d = (u - uh) * (u + uh);
+    const ExpParts<V> p = exp_parts_f32((uh * uh) * -0.5f, d * -0.5f);
+    g = ((p.q + 1.0f) * p.s1) * p.s2;
+    // M in double: a float Horner of this length would cost ~6 ulp; this way
+    // GELU stays within ~3 ulp for ~10% more time.
+    using VD = Vec<double, lanes<V>()>;
+    const VD ud = __builtin_convertvector(u, VD);
+    VD num = ud * 8.76680308e-04 + 1.15198810e-02;
+    num = num * ud + 7.07612783e-02;
+    num = num * ud + 2.49279261e-01;
+    num = num * ud + 5.06082714e-01;
+    num = num * ud + 0.5;
+    VD den = ud * 2.19751475e-03 + 2.88758576e-02;
+    den = den * ud + 1.79575697e-01;
+    den = den * ud + 6.53621972e-01;
+    den = den * ud + 1.44276953e+00;
+    den = den * ud + 1.81005001e+00;
+    den = den * ud + 1.0;
+    t = g * __builtin_convertvector(num / den, V);
+  } else {
+    using E = elem_t<V>;
+    t = lanewise(x, [](E v) { return E(0.5) * std::erfc(std::fabs(v) * E(0.70710678118654752440)); });
+    g = lanewise(x, [](E v) { return std::exp(E(-0.5) * v * v); });
+  }
+}
+
+// ------------------------------------------------------------------ activations
+// act_fwd<A>(x, a, b) = A(x); act_grad<A>(s, a, b) = A'(.), where s is the
+// output y when act_grad_from_output(A) and the input x otherwise.
+template <Act A, class V>
+inline V act_fwd(V x, elem_t<V> a, elem_t<V> b) {
+  using E = elem_t<V>;
+  if constexpr (A == Act::Identity) {
+    return x;
+  } else if constexpr (A == Act::ReLU) {
+    return x < E(0) ? V{} : x;  // NaN propagates
+  } else if constexpr (A == Act::LeakyReLU) {
+    return x > E(0) ? x : x * a;
+  } else if constexpr (A == Act::ELU) {
+    return x > E(0) ? x : expm1(x) * a;
+  } else if constexpr (A == Act::Sigmoid) {
+    return sigmoid(x);
+  } else if constexpr (A == Act::Tanh) {
+    return tanh(x);
+  } else if constexpr (A == Act::GELU) {
+    V t, g;
+    normal_tail(x, t, g);
+    return x * (x < E(0) ? t : E(1) - t);
+  } else if constexpr (A == Act::GELUTanh) {
+    // 0.5 x (1 + tanh(u)) = x sigmoid(2u): no cancellation for x < 0.
+    const V u = (x + x * x * x * E(0.044715)) * E(0.79788456080286535588);
+    return x * sigmoid(u + u);
+  } else if constexpr (A == Act::SiLU) {
+    return x * sigmoid(x);
+  } else if constexpr (A == Act::Softplus) {
+    const V bx = x * a;
+    const V soft = log1p_pos(exp(-vabs(bx))) * (E(1) / a) + (bx > E(0) ? x : V{});
+    return bx > b ? x : soft;
+  } else {
+    static_assert(A == Act::Hardtanh, "unhandled activation");
+    const V lo = splat<V>(a), hi = splat<V>(b);
+    return x < a ? lo : (x > b ? hi : x);
+  }
+}
+
+template <Act A, class V>
+inline V act_grad(V s, elem_t<V> a, elem_t<V> b) {
+  using E = elem_t<V>;
+  const V one = splat<V>(E(1));
+  if constexpr (A == Act::Identity) {
+    return one;
+  } else if constexpr (A == Act::ReLU) {
+    return s > E(0) ? one : V{};
+  } else if constexpr (A == Act::LeakyReLU) {
+    return s > E(0) ? one : splat<V>(a);
+  } else if constexpr (A == Act::ELU) {
+    return s > E(0) ? one : exp(s) * a;
+  } else if constexpr (A == Act::Sigmoid) {
+    return s * (E(1) - s);
+  } else if constexpr (A == Act::Tanh) {
+    return E(1) - s * s;
+  } else if constexpr (A == Act::GELU) {
+    V t, g;
+    normal_tail(s, t, g);
+    return (s < E(0) ? t : E(1) - t) + s * g * E(0.39894228040143267794);
+  } else if constexpr (A == Act::GELUTanh) {
+    const E k = E(0.79788456080286535588);
+    const V x2 = s * s;
+    const V u = (s + x2 * s * E(0.044715)) * k;
+    V sg, sc;
+    sigmoid2(u + u, sg, sc);
+    return sg + s * (sg * sc) * (E(2) * k) * (x2 * E(3 * 0.044715) + E(1));
+  } else if constexpr (A == Act::SiLU) {
+    V sg, sc;
+    sigmoid2(s, sg, sc);
+    return sg * (s * sc + E(1));
+  } else if constexpr (A == Act::Softplus) {
+    const V bx = s * a;
+    return bx > b ? one : sigmoid(bx);
+  } else {
+    static_assert(A == Act::Hardtanh, "unhandled activation");
+    return (s > a) & (s < b) ? one : V{};
+  }
+}
+
+// y = A(x) and d = A'(x) from the input in one go (gated units need both).
+template <Act A, class V>
+inline void act_fwd_grad(V x, elem_t<V> a, elem_t<V> b, V& y, V& d) {
+  y = act_fwd<A>(x, a, b);
+  if constexpr (act_grad_from_output(A)) {
+    d = act_grad<A>(y, a, b);
+  } else {
+    d = act_grad<A>(x, a, b);
+  }
+}
+
+}  // namespace vm
+}  // namespace NNFAST_VM_NS
+}  // namespace nnfast

@@ -1,0 +1,599 @@
+// Per-ISA loops of the activation / regularization family: compiled three
+// times (NNFAST_ISA_NS = isa_generic / isa_avx2 / isa_avx512) and picked at
+// run time by act_ops<T>() in activation.cpp.
+//
+// All loops are written once over a vector type V of kVecBytes (16 / 32 / 64
+// bytes); tails run the same templates with one lane, so element i gets the
+// same bits whatever the width or thread split. Width-specific code: none.
+//
+// No FMA contraction here: the scalar act_forward used by the GEMM epilogue
+// (baseline ISA) must match these loops bit for bit (see core/vec_math.h).
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "core/vec_math.h"
+#include "cpu/activation_internal.h"
+
+namespace nnfast {
+namespace NNFAST_ISA_NS {
+namespace {
+
+using act_detail::kGolden;
+using act_detail::kSoftmaxCols;
+
+#if defined(NNFAST_ACT_VEC_BYTES)
+constexpr int kVecBytes = NNFAST_ACT_VEC_BYTES;  // tests: run the AVX-512 lane count on AVX2 hardware
+#elif defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
+template <typename T>
+using VW = vm::Vec<T, kVecBytes / static_cast<int>(sizeof(T))>;
+template <typename T>
+using V1 = vm::Vec<T, 1>;
+template <typename T>
+constexpr index_t width() { return kVecBytes / static_cast<index_t>(sizeof(T)); }
+
+using vm::load;
+using vm::splat;
+using vm::store;
+
+// ------------------------------------------------------------------ drivers
+// y[i] = f(x[i]) with f a generic lambda over vectors; two vectors in flight.
+template <typename T, class F>
+inline void map1(T* y, const T* x, index_t n, F f) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  index_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const V a = load<V>(x + i), b = load<V>(x + i + W);
+    store(y + i, f(a));
+    store(y + i + W, f(b));
+  }
+  for (; i + W <= n; i += W) store(y + i, f(load<V>(x + i)));
+  for (; i < n; ++i) {
+    const V1<T> v = {x[i]};
+    y[i] = f(v)[0];
+  }
+}
+
+template <typename T, class F>
+inline void map2(T* y, const T* x0, const T* x1, index_t n, F f) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  index_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const V a0 = load<V>(x0 + i), a1 = load<V>(x1 + i);
+    const V b0 = load<V>(x0 + i + W), b1 = load<V>(x1 + i + W);
+    store(y + i, f(a0, a1));
+    store(y + i + W, f(b0, b1));
+  }
+  for (; i + W <= n; i += W) store(y + i, f(load<V>(x0 + i), load<V>(x1 + i)));
+  for (; i < n; ++i) {
+    const V1<T> a = {x0[i]}, b = {x1[i]};
+    y[i] = f(a, b)[0];
+  }
+}
+
+// Horizontal sum of a vector, lanes in order.
+template <class V>
+inline double hsum(V v) {
+  double s = 0;
+  for (int i = 0; i < vm::lanes<V>(); ++i) s += static_cast<double>(v[i]);
+  return s;
+}
+
+// ------------------------------------------------------------------ pointwise
+template <typename T, Act A>
+void fwd_act(T* y, const T* x, index_t n, T a, T b) {
+  map1(y, x, n, [=](auto v) { return vm::act_fwd<A>(v, a, b); });
+}
+template <typename T, Act A>
+void bwd_act(T* dx, const T* dy, const T* s, index_t n, T a, T b) {
+  map2(dx, dy, s, n, [=](auto g, auto v) { return g * vm::act_grad<A>(v, a, b); });
+}
+
+#define NNFAST_ACT_SWITCH(act, CALL)            \
+  switch (act) {                                \
+    case Act::Identity: CALL(Act::Identity); break; \
+    case Act::ReLU: CALL(Act::ReLU); break;     \
+    case Act::LeakyReLU: CALL(Act::LeakyReLU); break; \
+    case Act::ELU: CALL(Act::ELU); break;       \
+    case Act::Sigmoid: CALL(Act::Sigmoid); break; \
+    case Act::Tanh: CALL(Act::Tanh); break;     \
+    case Act::GELU: CALL(Act::GELU); break;     \
+    case Act::GELUTanh: CALL(Act::GELUTanh); break; \
+    case Act::SiLU: CALL(Act::SiLU); break;     \
+    case Act::Softplus: CALL(Act::Softplus); break; \
+    case Act::Hardtanh: CALL(Act::Hardtanh); break; \
+  }
+
+template <typename T>
+void act_fwd(T* y, const T* x, index_t n, Act act, T a, T b) {
+#define CALL(A) fwd_act<T, A>(y, x, n, a, b)
+  NNFAST_ACT_SWITCH(act, CALL)
+#undef CALL
+}
+template <typename T>
+void act_bwd(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b) {
+#define CALL(A) bwd_act<T, A>(dx, dy, s, n, a, b)
+  NNFAST_ACT_SWITCH(act, CALL)
+#undef CALL
+}
+
+// ------------------------------------------------------------------ PReLU
+template <typename T>
+void prelu_seg(T* y, const T* x, index_t n, T w) {
+  map1(y, x, n, [=](auto v) { return v > T(0) ? v : v * w; });
+}
+
+template <typename T>
+double prelu_seg_bwd(T* dx, const T* dy, const T* x, index_t n, T w) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  V acc0{}, acc1{};
+  index_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const V x0 = load<V>(x + i), x1 = load<V>(x + i + W);
+    const V g0 = load<V>(dy + i), g1 = load<V>(dy + i + W);
+    acc0 += x0 > T(0) ? V{} : g0 * x0;
+    acc1 += x1 > T(0) ? V{} : g1 * x1;
+    if (dx) {
+      store(dx + i, x0 > T(0) ? g0 : g0 * w);
+      store(dx + i + W, x1 > T(0) ? g1 : g1 * w);
+    }
+  }
+  for (; i + W <= n; i += W) {
+    const V x0 = load<V>(x + i), g0 = load<V>(dy + i);
+    acc0 += x0 > T(0) ? V{} : g0 * x0;
+    if (dx) store(dx + i, x0 > T(0) ? g0 : g0 * w);
+  }
+  double s = hsum(acc0 + acc1);
+  for (; i < n; ++i) {
+    const T xi = x[i], gi = dy[i];
+    if (!(xi > T(0))) s += static_cast<double>(gi * xi);
+    if (dx) dx[i] = xi > T(0) ? gi : gi * w;
+  }
+  return s;
+}
+
+template <typename T>
+void prelu_rows(T* y, const T* x, const T* w, index_t rows, index_t C) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  for (index_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * C;
+    T* yr = y + r * C;
+    index_t c = 0;
+    for (; c + W <= C; c += W) {
+      const V v = load<V>(xr + c);
+      store(yr + c, v > T(0) ? v : v * load<V>(w + c));
+    }
+    for (; c < C; ++c) yr[c] = xr[c] > T(0) ? xr[c] : xr[c] * w[c];
+  }
+}
+
+template <typename T>
+void prelu_rows_bwd(T* dx, T* dw, const T* dy, const T* x, const T* w, index_t rows, index_t C) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  for (index_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * C;
+    const T* gr = dy + r * C;
+    T* dxr = dx ? dx + r * C : nullptr;
+    index_t c = 0;
+    for (; c + W <= C; c += W) {
+      const V v = load<V>(xr + c), g = load<V>(gr + c);
+      if (dw) store(dw + c, load<V>(dw + c) + (v > T(0) ? V{} : g * v));
+      if (dxr) store(dxr + c, v > T(0) ? g : g * load<V>(w + c));
+    }
+    for (; c < C; ++c) {
+      const T v = xr[c], g = gr[c];
+      if (dw && !(v > T(0))) dw[c] += g * v;
+      if (dxr) dxr[c] = v > T(0) ? g : g * w[c];
+    }
+  }
+}
+
+// ------------------------------------------------------------------ Swish
+template <typename T>
+void swish(T* y, const T* x, index_t n, T beta) {
+  map1(y, x, n, [=](auto v) { return v * vm::sigmoid(v * beta); });
+}
+
+template <typename T>
+double swish_bwd(T* dx, const T* dy, const T* x, index_t n, T beta) {
+  // dy/dx = s + beta x s (1 - s), dy/dbeta = x^2 s (1 - s), s = sigmoid(beta x).
+  auto step = [=](auto v, auto g, auto& acc) {
+    decltype(v) s, sc;
+    vm::sigmoid2(v * beta, s, sc);
+    const auto ss = s * sc;
+    acc += g * (v * v) * ss;
+    return g * (s + v * ss * beta);
+  };
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  V acc0{}, acc1{};
+  index_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const V r0 = step(load<V>(x + i), load<V>(dy + i), acc0);
+    const V r1 = step(load<V>(x + i + W), load<V>(dy + i + W), acc1);
+    if (dx) {
+      store(dx + i, r0);
+      store(dx + i + W, r1);
+    }
+  }
+  for (; i + W <= n; i += W) {
+    const V r0 = step(load<V>(x + i), load<V>(dy + i), acc0);
+    if (dx) store(dx + i, r0);
+  }
+  double s = hsum(acc0 + acc1);
+  for (; i < n; ++i) {
+    V1<T> acc{};
+    const V1<T> v = {x[i]}, g = {dy[i]};
+    const V1<T> r = step(v, g, acc);
+    if (dx) dx[i] = r[0];
+    s += static_cast<double>(acc[0]);
+  }
+  return s;
+}
+
+// ------------------------------------------------------------------ gated units
+template <typename T, Act A>
+void glu_t(T* y, const T* value, const T* gate, index_t n) {
+  map2(y, value, gate, n, [](auto v, auto g) { return v * vm::act_fwd<A>(g, T(0), T(0)); });
+}
+
+template <typename T, Act A>
+void glu_bwd_t(T* dvalue, T* dgate, const T* dy, const T* value, const T* gate, index_t n) {
+  auto both = [](auto g, auto v, auto z, auto& dv) {
+    decltype(z) a, d;
+    vm::act_fwd_grad<A>(z, T(0), T(0), a, d);
+    dv = g * a;
+    return g * v * d;
+  };
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  index_t i = 0;
+  for (; i + W <= n; i += W) {
+    V dv;
+    const V dg = both(load<V>(dy + i), load<V>(value + i), load<V>(gate + i), dv);
+    store(dvalue + i, dv);
+    store(dgate + i, dg);
+  }
+  for (; i < n; ++i) {
+    V1<T> dv;
+    const V1<T> g = {dy[i]}, v = {value[i]}, z = {gate[i]};
+    const V1<T> dg = both(g, v, z, dv);
+    dvalue[i] = dv[0];
+    dgate[i] = dg[0];
+  }
+}
+
+template <typename T>
+void glu(T* y, const T* value, const T* gate, index_t n, Act act) {
+  switch (act) {
+    case Act::Sigmoid: glu_t<T, Act::Sigmoid>(y, value, gate, n); break;
+    case Act::SiLU: glu_t<T, Act::SiLU>(y, value, gate, n); break;
+    case Act::GELU: glu_t<T, Act::GELU>(y, value, gate, n); break;
+    case Act::GELUTanh: glu_t<T, Act::GELUTanh>(y, value, gate, n); break;
+    case Act::ReLU: glu_t<T, Act::ReLU>(y, value, gate, n); break;
+    default: glu_t<T, Act::Identity>(y, value, gate, n); break;
+  }
+}
+template <typename T>
+void glu_bwd(T* dvalue, T* dgate, const T* dy, const T* value, const T* gate, index_t n, Act act) {
+  switch (act) {
+    case Act::Sigmoid: glu_bwd_t<T, Act::Sigmoid>(dvalue, dgate, dy, value, gate, n); break;
+    case Act::SiLU: glu_bwd_t<T, Act::SiLU>(dvalue, dgate, dy, value, gate, n); break;
+    case Act::GELU: glu_bwd_t<T, Act::GELU>(dvalue, dgate, dy, value, gate, n); break;
+    case Act::GELUTanh: glu_bwd_t<T, Act::GELUTanh>(dvalue, dgate, dy, value, gate, n); break;
+    case Act::ReLU: glu_bwd_t<T, Act::ReLU>(dvalue, dgate, dy, value, gate, n); break;
+    default: glu_bwd_t<T, Act::Identity>(dvalue, dgate, dy, value, gate, n); break;
+  }
+}
+
+// ------------------------------------------------------------------ softmax rows
+template <typename T>
+T row_max(const T* x, index_t D) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  const T ninf = -std::numeric_limits<T>::infinity();
+  V m0 = splat<V>(ninf), m1 = m0;
+  index_t i = 0;
+  for (; i + 2 * W <= D; i += 2 * W) {
+    const V a = load<V>(x + i), b = load<V>(x + i + W);
+    m0 = a > m0 ? a : m0;
+    m1 = b > m1 ? b : m1;
+  }
+  for (; i + W <= D; i += W) {
+    const V a = load<V>(x + i);
+    m0 = a > m0 ? a : m0;
+  }
+  m0 = m1 > m0 ? m1 : m0;
+  T m = ninf;
+  for (int l = 0; l < static_cast<int>(W); ++l) m = m0[l] > m ? m0[l] : m;
+  for (; i < D; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+// sum exp(x - m), storing exp(x - m) in e when e != nullptr.
+template <typename T>
+double row_sumexp(const T* x, index_t D, T m, T* e) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  V s0{}, s1{};
+  index_t i = 0;
+  for (; i + 2 * W <= D; i += 2 * W) {
+    const V a = vm::exp(load<V>(x + i) - m), b = vm::exp(load<V>(x + i + W) - m);
+    s0 += a;
+    s1 += b;
+    if (e) {
+      store(e + i, a);
+      store(e + i + W, b);
+    }
+  }
+  for (; i + W <= D; i += W) {
+    const V a = vm::exp(load<V>(x + i) - m);
+    s0 += a;
+    if (e) store(e + i, a);
+  }
+  double s = hsum(s0 + s1);
+  for (; i < D; ++i) {
+    const V1<T> v = {x[i] - m};
+    const T a = vm::exp(v)[0];
+    s += static_cast<double>(a);
+    if (e) e[i] = a;
+  }
+  return s;
+}
+
+template <typename T>
+void softmax_row(T* y, const T* x, index_t D, bool log) {
+  if (D <= 0) return;
+  const T m = row_max(x, D);
+  if (log) {
+    const double s = row_sumexp<T>(x, D, m, nullptr);
+    const T ls = static_cast<T>(std::log(s));
+    map1(y, x, D, [=](auto v) { return (v - m) - ls; });
+  } else {
+    const double s = row_sumexp<T>(x, D, m, y);
+    const T r = static_cast<T>(1.0 / s);
+    map1(y, y, D, [=](auto v) { return v * r; });
+  }
+}
+
+template <typename T>
+void softmax_row_bwd(T* dx, const T* dy, const T* y, index_t D, bool log) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  V s0{};
+  index_t i = 0;
+  if (log) {
+    // dx = dy - exp(y) sum(dy)
+    for (; i + W <= D; i += W) s0 += load<V>(dy + i);
+    double s = hsum(s0);
+    for (; i < D; ++i) s += static_cast<double>(dy[i]);
+    const T st = static_cast<T>(s);
+    map2(dx, dy, y, D, [=](auto g, auto v) { return g - vm::exp(v) * st; });
+  } else {
+    // dx = y (dy - sum(dy y))
+    for (; i + W <= D; i += W) s0 += load<V>(dy + i) * load<V>(y + i);
+    double s = hsum(s0);
+    for (; i < D; ++i) s += static_cast<double>(dy[i] * y[i]);
+    const T st = static_cast<T>(s);
+    map2(dx, dy, y, D, [=](auto g, auto v) { return v * (g - st); });
+  }
+}
+
+// Column blocks: element (d, c) at p[d * inner + c], c < ncols <= kSoftmaxCols.
+// Each loop body runs over the columns with full vectors, then one-lane tails.
+template <typename T, class F>
+inline void cols_apply(index_t ncols, F f) {
+  constexpr index_t W = width<T>();
+  index_t c = 0;
+  for (; c + W <= ncols; c += W) f(c, VW<T>{});
+  for (; c < ncols; ++c) f(c, V1<T>{});
+}
+
+template <typename T>
+void softmax_cols(T* y, const T* x, index_t D, index_t inner, index_t ncols, bool log) {
+  alignas(64) T m[kSoftmaxCols];
+  alignas(64) T s[kSoftmaxCols];
+  const T ninf = -std::numeric_limits<T>::infinity();
+  for (index_t c = 0; c < ncols; ++c) {
+    m[c] = ninf;
+    s[c] = T(0);
+  }
+  for (index_t d = 0; d < D; ++d) {
+    const T* xd = x + d * inner;
+    cols_apply<T>(ncols, [&](index_t c, auto tag) {
+      using V = decltype(tag);
+      const V a = load<V>(xd + c), b = load<V>(m + c);
+      store(m + c, a > b ? a : b);
+    });
+  }
+  for (index_t d = 0; d < D; ++d) {
+    const T* xd = x + d * inner;
+    T* yd = y + d * inner;
+    cols_apply<T>(ncols, [&](index_t c, auto tag) {
+      using V = decltype(tag);
+      const V e = vm::exp(load<V>(xd + c) - load<V>(m + c));
+      if (!log) store(yd + c, e);
+      store(s + c, load<V>(s + c) + e);
+    });
+  }
+  for (index_t c = 0; c < ncols; ++c) s[c] = log ? static_cast<T>(std::log(s[c])) : T(1) / s[c];
+  for (index_t d = 0; d < D; ++d) {
+    const T* xd = x + d * inner;
+    T* yd = y + d * inner;
+    cols_apply<T>(ncols, [&](index_t c, auto tag) {
+      using V = decltype(tag);
+      if (log)
+        store(yd + c, (load<V>(xd + c) - load<V>(m + c)) - load<V>(s + c));
+      else
+        store(yd + c, load<V>(yd + c) * load<V>(s + c));
+    });
+  }
+}
+
+template <typename T>
+void softmax_cols_bwd(T* dx, const T* dy, const T* y, index_t D, index_t inner, index_t ncols, bool log) {
+  alignas(64) T s[kSoftmaxCols];
+  for (index_t c = 0; c < ncols; ++c) s[c] = T(0);
+  for (index_t d = 0; d < D; ++d) {
+    const T* gd = dy + d * inner;
+    const T* yd = y + d * inner;
+    cols_apply<T>(ncols, [&](index_t c, auto tag) {
+      using V = decltype(tag);
+      const V g = load<V>(gd + c);
+      store(s + c, load<V>(s + c) + (log ? g : g * load<V>(yd + c)));
+    });
+  }
+  for (index_t d = 0; d < D; ++d) {
+    const T* gd = dy + d * inner;
+    const T* yd = y + d * inner;
+    T* xd = dx + d * inner;
+    cols_apply<T>(ncols, [&](index_t c, auto tag) {
+      using V = decltype(tag);
+      const V g = load<V>(gd + c), v = load<V>(yd + c), sv = load<V>(s + c);
+      store(xd + c, log ? g - vm::exp(v) * sv : v * (g - sv));
+    });
+  }
+}
+
+// ------------------------------------------------------------------ step / sign
+template <typename T>
+void step(T* y, const T* x, index_t n, int sign, T thr) {
+  if (sign) {
+    map1(y, x, n, [](auto v) {
+      using V = decltype(v);
+      const V one = splat<V>(T(1));
+      return v > T(0) ? one : (v < T(0) ? -one : v * T(0));  // 0 -> 0, NaN -> NaN
+    });
+  } else {
+    map1(y, x, n, [=](auto v) {
+      using V = decltype(v);
+      return v > thr ? splat<V>(T(1)) : (v <= thr ? V{} : v);  // NaN -> NaN
+    });
+  }
+}
+
+// ------------------------------------------------------------------ dropout
+// Element i is kept when its 32 random bits are < keep. Pairs (2j, 2j+1) share
+// one 64-bit splitmix64 output (low half first), so the vector body walks
+// even-aligned pairs; a one-lane head/tail covers odd edges.
+template <typename T>
+void dropout(T* y, const T* x, index_t i0, index_t n, std::uint64_t key, std::uint32_t keep, T scale) {
+  constexpr index_t W = width<T>();
+  using V = VW<T>;
+  using U64 = vm::Vec<std::uint64_t, W / 2>;
+  using U32 = vm::Vec<std::uint32_t, W>;
+  using UT = vm::umask_t<V>;  // unsigned lanes of T's width
+  index_t i = 0;
+  auto one = [&](index_t k) {
+    const std::uint32_t bits = act_detail::dropout_bits(key, static_cast<std::uint64_t>(i0 + k));
+    y[k] = bits < keep ? x[k] * scale : T(0);
+  };
+  if ((i0 & 1) && n > 0) one(i++);
+  U64 lane_idx;
+  for (int l = 0; l < static_cast<int>(W / 2); ++l) lane_idx[l] = static_cast<std::uint64_t>(l);
+  for (; i + W <= n; i += W) {
+    const std::uint64_t j0 = static_cast<std::uint64_t>(i0 + i) >> 1;  // even: pairs j0 .. j0 + W/2 - 1
+    U64 z = key + (lane_idx + j0) * kGolden;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z = z ^ (z >> 31);
+    const U32 bits32 = (U32)z;  // little-endian: element 2j = low half
+    const UT bits = __builtin_convertvector(bits32, UT);
+    const V v = load<V>(x + i);
+    store(y + i, bits < static_cast<typename vm::elem_t<UT>>(keep) ? v * scale : V{});
+  }
+  for (; i < n; ++i) one(i);
+}
+
+// ------------------------------------------------------------------ penalties
+template <typename T>
+double penalty_sum(const T* x, index_t n, bool l2) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  V a0{}, a1{};
+  index_t i = 0;
+  if (l2) {
+    for (; i + 2 * W <= n; i += 2 * W) {
+      const V u = load<V>(x + i), v = load<V>(x + i + W);
+      a0 += u * u;
+      a1 += v * v;
+    }
+  } else {
+    for (; i + 2 * W <= n; i += 2 * W) {
+      a0 += vm::vabs(load<V>(x + i));
+      a1 += vm::vabs(load<V>(x + i + W));
+    }
+  }
+  double s = hsum(a0 + a1);
+  for (; i < n; ++i) s += l2 ? static_cast<double>(x[i]) * x[i] : std::fabs(static_cast<double>(x[i]));
+  return s;
+}
+
+template <typename T>
+void penalty_bwd(T* dx, const T* x, index_t n, bool l2, T scale) {
+  if (l2) {
+    const T s2 = scale * T(2);
+    map1(dx, x, n, [=](auto v) { return v * s2; });
+  } else {
+    map1(dx, x, n, [=](auto v) {
+      using V = decltype(v);
+      return v > T(0) ? splat<V>(scale) : (v < T(0) ? splat<V>(-scale) : V{});
+    });
+  }
+}
+
+template <typename T>
+act_detail::ActOps<T> make_ops() {
+  act_detail::ActOps<T> o;
+  o.fwd = act_fwd<T>;
+  o.bwd = act_bwd<T>;
+  o.prelu_seg = prelu_seg<T>;
+  o.prelu_seg_bwd = prelu_seg_bwd<T>;
+  o.prelu_rows = prelu_rows<T>;
+  o.prelu_rows_bwd = prelu_rows_bwd<T>;
+  o.swish = swish<T>;
+  o.swish_bwd = swish_bwd<T>;
+  o.glu = glu<T>;
+  o.glu_bwd = glu_bwd<T>;
+  o.softmax_row = softmax_row<T>;
+  o.softmax_row_bwd = softmax_row_bwd<T>;
+  o.softmax_cols = softmax_cols<T>;
+  o.softmax_cols_bwd = softmax_cols_bwd<T>;
+  o.step = step<T>;
+  o.dropout = dropout<T>;
+  o.penalty_sum = penalty_sum<T>;
+  o.penalty_bwd = penalty_bwd<T>;
+  return o;
+}
+
+}  // namespace
+
+const act_detail::ActOps<float>& act_ops_f32() {
+  static const act_detail::ActOps<float> ops = make_ops<float>();
+  return ops;
+}
+const act_detail::ActOps<double>& act_ops_f64() {
+  static const act_detail::ActOps<double> ops = make_ops<double>();
+  return ops;
+}
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast

@@ -1,0 +1,106 @@
+// Regularization: dropout (counter-based mask, regenerated in backward) and
+// L1 / L2 penalties. The SIMD loops live in activation_isa.cpp.
+#include "nnfast/dropout.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/parallel_for.h"
+#include "cpu/activation_internal.h"
+
+namespace nnfast {
+namespace {
+
+using act_detail::act_ops;
+using act_detail::mix64;
+
+constexpr index_t kBlock = 16384;  // reduction block (fixed: it sets the summation order)
+
+std::uint64_t dropout_stream_key(std::uint64_t seed, std::uint64_t offset) {
+  return mix64(mix64(seed + act_detail::kGolden) ^ (offset * 0xd1b54a32d192ed03ULL + 0x632be59bd9b4e019ULL));
+}
+
+// Keep element i when its 32 random bits are < keep: P(keep) = keep / 2^32.
+std::uint32_t keep_threshold(double p) {
+  const double k = std::ldexp(1.0 - p, 32);
+  if (k >= 4294967295.0) return 0xffffffffu;
+  return k <= 0.0 ? 0u : static_cast<std::uint32_t>(k);
+}
+
+template <typename T>
+void dropout_apply(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset) {
+  if (n <= 0) return;
+  if (p <= 0.0) {
+    if (y != x) std::memcpy(y, x, static_cast<size_t>(n) * sizeof(T));
+    return;
+  }
+  if (p >= 1.0) {
+    std::fill(y, y + n, T(0));
+    return;
+  }
+  const auto& ops = act_ops<T>();
+  const std::uint64_t key = dropout_stream_key(seed, offset);
+  const std::uint32_t keep = keep_threshold(p);
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  parallel_for(n, kElementwiseGrain,
+               [&](index_t lo, index_t hi) { ops.dropout(y + lo, x + lo, lo, hi - lo, key, keep, scale); });
+}
+
+}  // namespace
+
+template <typename T>
+void dropout_forward(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset) {
+  dropout_apply(y, x, n, p, seed, offset);
+}
+
+template <typename T>
+void dropout_backward(T* dx, const T* dy, index_t n, double p, std::uint64_t seed, std::uint64_t offset) {
+  dropout_apply(dx, dy, n, p, seed, offset);
+}
+
+bool dropout_keep(index_t i, double p, std::uint64_t seed, std::uint64_t offset) {
+  if (p <= 0.0) return true;
+  if (p >= 1.0) return false;
+  return act_detail::dropout_bits(dropout_stream_key(seed, offset), static_cast<std::uint64_t>(i)) <
+         keep_threshold(p);
+}
+
+template <typename T>
+double penalty_sum(const T* x, index_t n, Penalty kind) {
+  if (n <= 0) return 0.0;
+  const auto& ops = act_ops<T>();
+  const bool l2 = kind == Penalty::L2;
+  const index_t nb = (n + kBlock - 1) / kBlock;
+  if (nb == 1) return ops.penalty_sum(x, n, l2);
+  std::vector<double> part(static_cast<size_t>(nb));
+  parallel_for(nb, std::max<index_t>(1, kElementwiseGrain / kBlock), [&](index_t b0, index_t b1) {
+    for (index_t b = b0; b < b1; ++b) {
+      const index_t lo = b * kBlock;
+      part[b] = ops.penalty_sum(x + lo, std::min(n, lo + kBlock) - lo, l2);
+    }
+  });
+  double s = 0.0;
+  for (double v : part) s += v;
+  return s;
+}
+
+template <typename T>
+void penalty_backward(T* dx, const T* x, index_t n, Penalty kind, T scale) {
+  const auto& ops = act_ops<T>();
+  const bool l2 = kind == Penalty::L2;
+  parallel_for(n, kElementwiseGrain,
+               [&](index_t lo, index_t hi) { ops.penalty_bwd(dx + lo, x + lo, hi - lo, l2, scale); });
+}
+
+#define NNFAST_DROPOUT_INSTANTIATE(T)                                                      \
+  template void dropout_forward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t);  \
+  template void dropout_backward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t); \
+  template double penalty_sum<T>(const T*, index_t, Penalty);                              \
+  template void penalty_backward<T>(T*, const T*, index_t, Penalty, T);
+NNFAST_DROPOUT_INSTANTIATE(float)
+NNFAST_DROPOUT_INSTANTIATE(double)
+#undef NNFAST_DROPOUT_INSTANTIATE
+
+}  // namespace nnfast

@@ -1,0 +1,543 @@
+"""Activations against float64 NumPy formulas written here.
+
+One table row per pointwise op; each row runs: forward at odd sizes and both
+dtypes, special values (0, -0, +-inf, NaN, huge, subnormal), float64 gradcheck
+on the real kernels, non-contiguous inputs, float32 vs float64 agreement, and
+(for activations the GEMM epilogue can fuse) Linear(activation=X) == Linear
+then X bit for bit, plus the same bits under every SIMD level of this CPU.
+Then tables for PReLU, Swish, GLU / SwiGLU, softmax / log-softmax, step / sign,
+the L1 / L2 penalties, and bad inputs.
+
+Stated tolerances: float32 forward within 1e-6 relative (max measured error of
+the SIMD polynomials is ~3 ulp = 3.6e-7) plus 1e-12 absolute; float64 (libm)
+within 1e-12 relative plus 1e-14 absolute; float32 vs float64 within 2e-6.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import nnfast
+import nnfast.nn as nn
+import nnfast.nn.functional as F
+from nnfast.autograd import gradcheck
+
+from helpers import leaf, noncontig
+
+SQRT2 = math.sqrt(2.0)
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+SIZES = (1, 3, 7, 33, 257, 1023)
+DTYPES = (np.float32, np.float64)
+TOL = {np.float32: (1e-6, 1e-12), np.float64: (1e-12, 1e-14)}
+
+
+def _sig(x):
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def _gelu(x):
+    return 0.5 * x * _erfc(-x / SQRT2)
+
+
+def _gelu_tanh(x):
+    # 0.5 x (1 + tanh u) written as x sigmoid(2u): the same function without float64's
+    # cancellation for x << 0 (where 1 + tanh(u) rounds to 0).
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+        return np.where(np.isnan(x), np.nan, x * _sig(2 * u))
+
+
+def _softplus(beta, thr):
+    def f(x):
+        with np.errstate(over="ignore"):
+            return np.where(beta * x > thr, x, np.log1p(np.exp(-np.abs(beta * x))) / beta + np.maximum(x, 0))
+    return f
+
+
+def _step(x):
+    return np.where(x > 0, 1.0, np.where(x <= 0, 0.0, x))
+
+
+# name: (nnfast call, float64 reference, fused Linear spec or None, kinks to keep gradcheck away from,
+#        differentiable)
+POINTWISE = {
+    "relu": (F.relu, lambda x: np.maximum(x, 0), "relu", (0.0,), True),
+    "relu6": (F.relu6, lambda x: np.clip(x, 0, 6), "relu6", (0.0, 6.0), True),
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.1), lambda x: np.where(x > 0, x, 0.1 * x),
+                   ("leaky_relu", {"negative_slope": 0.1}), (0.0,), True),
+    "elu": (lambda x: F.elu(x, 0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(np.minimum(x, 0))),
+            ("elu", {"alpha": 0.7}), (0.0,), True),
+    "sigmoid": (F.sigmoid, _sig, "sigmoid", (), True),
+    "tanh": (F.tanh, np.tanh, "tanh", (), True),
+    "gelu": (F.gelu, _gelu, "gelu", (), True),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), _gelu_tanh, ("gelu", {"approximate": "tanh"}), (),
+                  True),
+    "silu": (F.silu, lambda x: x * _sig(x), "silu", (), True),
+    "softplus": (lambda x: F.softplus(x, beta=2.0, threshold=5.0), _softplus(2.0, 5.0),
+                 ("softplus", {"beta": 2.0, "threshold": 5.0}), (2.5,), True),
+    "hardtanh": (lambda x: F.hardtanh(x, -0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5),
+                 ("hardtanh", {"min_val": -0.5, "max_val": 0.5}), (-0.5, 0.5), True),
+    "swish": (lambda x: F.swish(x, 1.5), lambda x: x * _sig(1.5 * x), None, (), True),
+    "step": (F.step, _step, None, (), False),
+    "sign": (F.sign, np.sign, None, (), False),
+}
+FUSED = [k for k, v in POINTWISE.items() if v[2] is not None]
+# float32 absolute-tolerance overrides. gelu_tanh: u = k (x + 0.044715 x^3) is rounded to float32 before
+# exp(-2u), so for x << 0 (outputs ~1e-6..1e-4) the relative error grows to ~2e-6 (PyTorch's
+# 0.5 x (1 + tanh u) loses far more there); absolute error stays below 1e-9.
+F32_ATOL = {"gelu_tanh": 1e-9}
+SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 1e-40, -1e-40, 88.0, -88.0, 100.0, -100.0,
+                    20.0, -20.0, 9.0, -9.0, 0.625, -0.625, 1e-7, -1e-7])
+
+
+def _check(actual, expected, dtype, msg=""):
+    a = np.asarray(actual.detach().data if isinstance(actual, nnfast.Tensor) else actual, dtype=np.float64)
+    rtol, atol = TOL[dtype]
+    if dtype == np.float32:
+        atol = F32_ATOL.get(msg, atol)
+    np.testing.assert_allclose(a, expected, rtol=rtol, atol=atol, err_msg=msg)
+
+
+def _away(x, kinks, gap=0.05):
+    for k in kinks:
+        x = np.where(np.abs(x - k) < gap, x + 2 * gap, x)
+    return x
+
+
+# ------------------------------------------------------------------ pointwise table
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(POINTWISE))
+def test_pointwise_forward(name, dtype, n, rng):
+    fn, ref = POINTWISE[name][:2]
+    x = (3 * rng.standard_normal(n)).astype(dtype)
+    y = fn(nnfast.from_numpy(x))
+    assert y.dtype == dtype and y.shape == x.shape
+    _check(y, ref(x.astype(np.float64)), dtype, name)
+    x2 = (3 * rng.standard_normal((5, n))).astype(dtype)  # 2-D, threads split rows anywhere
+    _check(fn(nnfast.from_numpy(x2)), ref(x2.astype(np.float64)), dtype, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(POINTWISE))
+def test_pointwise_special_values(name, dtype):
+    fn, ref = POINTWISE[name][:2]
+    x = SPECIAL.astype(dtype)
+    with np.errstate(all="ignore"):
+        expected = ref(x.astype(np.float64))
+    y = fn(nnfast.from_numpy(x)).data.astype(np.float64)
+    assert np.array_equal(np.isnan(y), np.isnan(expected)), (name, x, y, expected)
+    ok = ~np.isnan(expected)
+    rtol, atol = TOL[dtype]
+    np.testing.assert_allclose(y[ok], expected[ok], rtol=max(rtol, 2e-6), atol=1e-30 if dtype == np.float32 else atol,
+                               err_msg=name)
+
+
+@pytest.mark.parametrize("name", [k for k, v in POINTWISE.items() if v[4]])
+def test_pointwise_gradcheck(name, rng):
+    fn, _, _, kinks, _ = POINTWISE[name]
+    x = _away(3 * rng.standard_normal((3, 7)), kinks)
+    assert gradcheck(fn, (leaf(x),))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(POINTWISE))
+def test_pointwise_noncontiguous(name, dtype, rng):
+    fn = POINTWISE[name][0]
+    x = (3 * rng.standard_normal((4, 9))).astype(dtype)
+    a, b = leaf(x.copy(), POINTWISE[name][4]), leaf(noncontig(x), POINTWISE[name][4])
+    ya, yb = fn(a), fn(b)
+    assert np.array_equal(ya.data, yb.data)
+    if POINTWISE[name][4]:
+        g = rng.standard_normal(x.shape).astype(dtype)
+        ya.backward(g)
+        yb.backward(noncontig(g))
+        assert np.array_equal(a.grad.data, b.grad.data)
+
+
+@pytest.mark.parametrize("name", list(POINTWISE))
+def test_pointwise_float32_vs_float64(name, rng):
+    fn = POINTWISE[name][0]
+    x = (3 * rng.standard_normal(1023)).astype(np.float32)
+    y32 = fn(nnfast.from_numpy(x)).data
+    y64 = fn(nnfast.from_numpy(x.astype(np.float64))).data
+    np.testing.assert_allclose(y32, y64, rtol=2e-6, atol=F32_ATOL.get(name, 1e-12))
+    if POINTWISE[name][4]:
+        g = rng.standard_normal(x.shape)
+        a32, a64 = leaf(x.copy()), leaf(x.astype(np.float64))
+        fn(a32).backward(g.astype(np.float32))
+        fn(a64).backward(g)
+        np.testing.assert_allclose(a32.grad.data, a64.grad.data, rtol=1e-5, atol=1e-6)
+
+
+def _copy_linear(src, activation):
+    dst = nn.Linear(src.in_features, src.out_features, dtype=src.weight.dtype, activation=activation)
+    dst.weight.data[...] = src.weight.data
+    dst.bias.data[...] = src.bias.data
+    return dst
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", FUSED)
+def test_fused_linear_equals_linear_then_activation(name, dtype, rng):
+    fn, _, spec = POINTWISE[name][:3]
+    nnfast.manual_seed(0)
+    lin = nn.Linear(13, 37, dtype=dtype)
+    fused = _copy_linear(lin, spec)
+    x = (2 * rng.standard_normal((9, 13))).astype(dtype)
+    g = rng.standard_normal((9, 37)).astype(dtype)
+    x1, x2 = leaf(x.copy()), leaf(x.copy())
+    y1, y2 = fused(x1), fn(lin(x2))
+    assert np.array_equal(y1.data, y2.data), name  # bit for bit: same scalar code as the SIMD kernel
+    y1.backward(g)
+    y2.backward(g)
+    assert np.array_equal(x1.grad.data, x2.grad.data)
+    assert np.array_equal(fused.weight.grad.data, lin.weight.grad.data)
+    assert np.array_equal(fused.bias.grad.data, lin.bias.grad.data)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", FUSED)
+def test_epilogue_and_every_simd_level_agree_bitwise(name, dtype):
+    """A dense sweep (with specials) through the GEMM epilogue (x @ I, scalar code) and the
+    standalone kernel at each SIMD level: identical bits, NaNs included."""
+    fn, _, spec = POINTWISE[name][:3]
+    k = 64
+    x = np.concatenate([np.linspace(-30, 30, 64 * 150), np.geomspace(1e-30, 1e3, 64 * 20),
+                        -np.geomspace(1e-30, 1e3, 64 * 20), np.resize(SPECIAL[np.isfinite(SPECIAL)], 64)])
+    x = x.astype(dtype).reshape(-1, k)
+    eye = nnfast.from_numpy(np.eye(k, dtype=dtype))  # x @ I is exact for finite x
+    fused = F.linear(nnfast.from_numpy(x), eye, None, activation=spec).data
+    # Specials (inf, NaN) cannot ride through a GEMM; one element per call runs the
+    # one-lane code the epilogue uses, so compare those against the vector body.
+    sp = np.resize(SPECIAL, 64).astype(dtype)
+    one_lane = np.array([fn(nnfast.from_numpy(sp[i:i + 1])).data[0] for i in range(sp.size)])
+    levels = nnfast.info()["simd_supported"]
+    current = nnfast._C.cpu_isa()
+    try:
+        for level in levels:
+            nnfast._C.set_cpu_isa(level)
+            assert np.array_equal(fn(nnfast.from_numpy(x)).data, fused), (name, level)
+            assert np.array_equal(fn(nnfast.from_numpy(sp)).data, one_lane, equal_nan=True), (name, level)
+    finally:
+        nnfast._C.set_cpu_isa(current)
+
+
+# ------------------------------------------------------------------ PReLU
+# shape, num_parameters
+PRELU_CASES = [((7,), 1), ((4, 5), 1), ((4, 5), 5), ((3, 4, 6), 4), ((2, 3, 4, 5), 3), ((1, 1), 1)]
+
+
+def _prelu_ref(x, w):
+    shape = [1] * x.ndim
+    if w.size > 1:
+        shape[1] = w.size
+    return np.where(x > 0, x, w.reshape(shape) * x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,C", PRELU_CASES)
+def test_prelu(shape, C, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.uniform(0.1, 0.5, C).astype(dtype)
+    _check(F.prelu(nnfast.from_numpy(x), nnfast.from_numpy(w)), _prelu_ref(x.astype(np.float64), w), dtype)
+    xt, wt = leaf(noncontig(x)), leaf(w.copy())
+    y = F.prelu(xt, wt)
+    g = rng.standard_normal(shape)
+    y.backward(g.astype(dtype))
+    wb = w.reshape([1, C] + [1] * (len(shape) - 2)) if C > 1 else w
+    _check(xt.grad, g * np.where(x > 0, 1.0, wb), dtype)
+    red = tuple(i for i in range(len(shape)) if not (C > 1 and i == 1))
+    dw = np.sum(g * np.where(x > 0, 0.0, x), axis=red).reshape(C)
+    np.testing.assert_allclose(wt.grad.data, dw, rtol=1e-5 if dtype == np.float32 else 1e-11, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,C", PRELU_CASES)
+def test_prelu_gradcheck(shape, C, rng):
+    x = _away(rng.standard_normal(shape), (0.0,))
+    w = rng.uniform(0.1, 0.5, C)
+    assert gradcheck(F.prelu, (leaf(x), leaf(w)))
+
+
+@pytest.mark.parametrize("shape,C", [((3, 20000), 1), ((40000, 3), 3), ((2, 3, 17000), 3)])
+def test_prelu_large_reduction(shape, C, rng):
+    """The blocked weight-gradient reduction (all three layouts) against NumPy."""
+    x = rng.standard_normal(shape)
+    w = np.full(C, 0.25)
+    xt, wt = leaf(x), leaf(w)
+    F.prelu(xt, wt).sum().backward()
+    red = tuple(i for i in range(len(shape)) if not (C > 1 and i == 1))
+    np.testing.assert_allclose(wt.grad.data, np.sum(np.where(x > 0, 0.0, x), axis=red).reshape(C), rtol=1e-11)
+
+
+def test_prelu_module():
+    m = nn.PReLU(3, init=0.1, dtype=np.float64)
+    assert m.weight.shape == (3,) and np.all(m.weight.data == 0.1)
+    assert [k for k, _ in m.named_parameters()] == ["weight"]
+    x = leaf(np.array([[-1.0, 2.0, -3.0]]))
+    np.testing.assert_allclose(m(x).data, [[-0.1, 2.0, -0.3]])
+
+
+# ------------------------------------------------------------------ Swish
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", (1, 7, 257, 40000))
+def test_swish_learnable_beta(n, dtype, rng):
+    x = (3 * rng.standard_normal(n)).astype(dtype)
+    beta = leaf(np.array([0.8], dtype=dtype))
+    xt = leaf(x.copy())
+    y = F.swish(xt, beta)
+    x64 = x.astype(np.float64)
+    s = _sig(0.8 * x64)
+    _check(y, x64 * s, dtype)
+    g = rng.standard_normal(n)
+    y.backward(g.astype(dtype))
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(xt.grad.data, g * (s + 0.8 * x64 * s * (1 - s)), **tol)
+    np.testing.assert_allclose(beta.grad.data, [np.sum(g * x64**2 * s * (1 - s))], **tol)
+
+
+def test_swish_gradcheck_and_module(rng):
+    x = leaf(rng.standard_normal((3, 5)))
+    beta = leaf(np.array([1.3]))
+    assert gradcheck(F.swish, (x, beta))
+    m = nn.Swish(beta=1.0, dtype=np.float64)
+    assert [k for k, _ in m.named_parameters()] == ["beta"]
+    xv = rng.standard_normal(50)
+    np.testing.assert_array_equal(m(nnfast.from_numpy(xv)).data, F.silu(nnfast.from_numpy(xv)).data)
+    fixed = nn.Swish(beta=2.0, learnable=False)
+    assert list(fixed.parameters()) == []
+    _check(fixed(nnfast.from_numpy(xv)), xv * _sig(2 * xv), np.float64)
+
+
+# ------------------------------------------------------------------ GLU / SwiGLU
+def _halves(x, dim):
+    a, b = np.split(x, 2, axis=dim)
+    return a, b
+
+
+GLU_CASES = [((4, 6), -1), ((4, 6), 0), ((2, 6, 3), 1), ((3, 2, 5), 1), ((2, 3, 8), -1), ((1, 2), -1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,dim", GLU_CASES)
+def test_glu_and_swiglu_forward(shape, dim, dtype, rng):
+    x = (2 * rng.standard_normal(shape)).astype(dtype)
+    a, b = _halves(x.astype(np.float64), dim)
+    _check(F.glu(nnfast.from_numpy(x), dim), a * _sig(b), dtype)
+    _check(F.swiglu(nnfast.from_numpy(x), dim), a * _sig(a) * b, dtype)
+    _check(F.glu(nnfast.from_numpy(noncontig(x)), dim), a * _sig(b), dtype)
+
+
+@pytest.mark.parametrize("shape,dim", GLU_CASES)
+def test_glu_gradcheck(shape, dim, rng):
+    x = rng.standard_normal(shape)
+    assert gradcheck(lambda t: F.glu(t, dim), (leaf(x.copy()),))
+    assert gradcheck(lambda t: F.swiglu(t, dim), (leaf(x.copy()),))
+
+
+def test_swiglu_module_one_gemm(monkeypatch, rng):
+    nnfast.manual_seed(3)
+    m = nn.SwiGLU(6, 4, dtype=np.float64)
+    assert m.weight.shape == (8, 6) and m.bias.shape == (8,)
+    assert [k for k, _ in m.named_parameters()] == ["weight", "bias"]
+    x = rng.standard_normal((5, 6))
+    W, c = m.weight.data, m.bias.data
+    z1, z2 = x @ W[:4].T + c[:4], x @ W[4:].T + c[4:]
+    calls = []
+    real = nnfast._C.gemm
+    monkeypatch.setattr(nnfast._C, "gemm", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    y = m(nnfast.from_numpy(x))
+    assert len(calls) == 1  # both projections in one GEMM
+    _check(y, z1 * _sig(z1) * z2, np.float64)
+    monkeypatch.undo()
+    xt = leaf(x)
+    assert gradcheck(lambda t, w, b: F.swiglu(F.linear(t, w, b)), (xt, m.weight, m.bias))
+
+
+def test_glu_module_and_errors():
+    assert nn.GLU(dim=1)(nnfast.ones(2, 4)).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"^\[glu\]"):
+        F.glu(nnfast.ones(3, 5))
+    with pytest.raises(ValueError, match=r"^\[swiglu\]"):
+        F.swiglu(nnfast.ones(3, 4), dim=2)
+
+
+# ------------------------------------------------------------------ softmax / log-softmax
+def _softmax_ref(x, dim):
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def _log_softmax_ref(x, dim):
+    m = x.max(axis=dim, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=dim, keepdims=True))
+
+
+SOFTMAX_CASES = [((1,), 0), ((7,), -1), ((4, 33), 1), ((4, 33), 0), ((3, 5, 257), 1), ((3, 5, 7), 0),
+                 ((2, 3, 150), -1), ((2, 300, 3), 1), ((1023, 3), 0), ((2, 1023), 1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,dim", SOFTMAX_CASES)
+@pytest.mark.parametrize("log", (False, True))
+def test_softmax_forward_backward(shape, dim, log, dtype, rng):
+    x = (3 * rng.standard_normal(shape) + 1000.0).astype(dtype)  # large offset: needs the max shift
+    fn = F.log_softmax if log else F.softmax
+    ref = _log_softmax_ref if log else _softmax_ref
+    x64 = x.astype(np.float64)
+    y = fn(nnfast.from_numpy(x), dim)
+    rtol = 2e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y.data, ref(x64, dim), rtol=rtol, atol=1e-6 if log and dtype == np.float32 else 1e-12)
+    xt = leaf(noncontig(x))
+    yt = fn(xt, dim)
+    assert np.array_equal(yt.data, y.data)
+    g = rng.standard_normal(shape)
+    yt.backward(g.astype(dtype))
+    s = _softmax_ref(x64, dim)
+    if log:
+        dx = g - s * g.sum(axis=dim, keepdims=True)
+    else:
+        dx = s * (g - (g * s).sum(axis=dim, keepdims=True))
+    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("shape,dim", [((3, 5), 1), ((3, 5), 0), ((2, 3, 4), 1)])
+@pytest.mark.parametrize("log", (False, True))
+def test_softmax_gradcheck(shape, dim, log, rng):
+    fn = F.log_softmax if log else F.softmax
+    assert gradcheck(lambda t: fn(t, dim), (leaf(rng.standard_normal(shape)),))
+
+
+def test_softmax_masked_and_modules():
+    x = np.array([[1.0, -np.inf, 2.0], [-np.inf, 0.5, -np.inf]])
+    y = nn.Softmax(dim=1)(nnfast.from_numpy(x)).data
+    np.testing.assert_allclose(y, [[1 / (1 + math.e), 0.0, math.e / (1 + math.e)], [0.0, 1.0, 0.0]])
+    ly = nn.LogSoftmax(dim=-1)(nnfast.from_numpy(x)).data
+    assert ly[0, 1] == -np.inf and ly[1, 1] == 0.0
+    with pytest.warns(UserWarning):
+        F.softmax(nnfast.ones(2, 3))  # implicit dim, as PyTorch
+    z = F.softmax(nnfast.ones(2, 3, dtype=np.float32), dim=1, dtype=np.float64)
+    assert z.dtype == np.float64
+    s0 = F.softmax(nnfast.tensor(3.0), dim=0)
+    assert s0.shape == () and float(s0.data) == 1.0
+
+
+# ------------------------------------------------------------------ step / sign
+def test_step_and_sign_zero_gradient():
+    x = leaf(np.array([-2.0, -0.0, 0.0, 0.5, 3.0]))
+    y = F.step(x)
+    np.testing.assert_array_equal(y.data, [0, 0, 0, 1, 1])
+    (y * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, np.zeros(5))
+    np.testing.assert_array_equal(F.step(nnfast.from_numpy(x.data), threshold=1.0).data, [0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(nn.Sign()(nnfast.from_numpy(x.data)).data, [-1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(nn.Step()(nnfast.from_numpy(x.data)).data, [0, 0, 0, 1, 1])
+
+
+# ------------------------------------------------------------------ modules, inplace
+MODULES = [
+    (nn.ReLU(), "relu"), (nn.ReLU6(), "relu6"), (nn.LeakyReLU(0.1), "leaky_relu"), (nn.ELU(0.7), "elu"),
+    (nn.Sigmoid(), "sigmoid"), (nn.Tanh(), "tanh"), (nn.GELU(), "gelu"), (nn.GELU("tanh"), "gelu_tanh"),
+    (nn.SiLU(), "silu"), (nn.Softplus(2.0, 5.0), "softplus"), (nn.Hardtanh(-0.5, 0.5), "hardtanh"),
+]
+
+
+@pytest.mark.parametrize("module,name", MODULES, ids=[n for _, n in MODULES])
+def test_modules_match_functional(module, name, rng):
+    x = nnfast.from_numpy(rng.standard_normal(40))
+    np.testing.assert_array_equal(module(x).data, POINTWISE[name][0](x).data)
+    repr(module)
+
+
+@pytest.mark.parametrize("fn", [lambda t: F.relu(t, inplace=True), F.relu_, lambda t: F.elu(t, inplace=True),
+                                lambda t: F.leaky_relu_(t, 0.2), lambda t: F.hardtanh_(t), lambda t: F.silu(t, True),
+                                lambda t: nn.ReLU(inplace=True)(t)])
+def test_inplace(fn, rng):
+    x = rng.standard_normal((6, 8))
+    ref = fn(nnfast.from_numpy(x.copy())).data
+    t = nnfast.from_numpy(x.copy())
+    assert fn(t) is t and np.array_equal(t.data, ref)  # written into the input
+    v = x.copy()[:, ::2]  # non-contiguous view: written back through the view
+    tv = nnfast.from_numpy(v)
+    fn(tv)
+    assert np.array_equal(tv.data, ref[:, ::2])
+    a = leaf(x.copy())  # recording autograd: computed out of place, gradient still right
+    y = fn(a)
+    assert y is not a and np.array_equal(a.data, x)
+    y.sum().backward()
+    assert a.grad is not None
+
+
+# ------------------------------------------------------------------ penalties
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_l1_l2_penalties(dtype, rng):
+    from nnfast.nn.regularization import l1_penalty, l2_penalty
+
+    ps = [leaf(rng.standard_normal(s).astype(dtype)) for s in [(3, 4), (5,), (40000,)]]
+    ps[1].data[0] = 0.0
+    tot1 = sum(np.abs(p.data.astype(np.float64)).sum() for p in ps)
+    tot2 = sum((p.data.astype(np.float64) ** 2).sum() for p in ps)
+    r1, r2 = l1_penalty(ps), l2_penalty(ps)
+    assert r1.shape == () and r1.dtype == dtype
+    np.testing.assert_allclose(float(r1.data), tot1, rtol=1e-6)
+    np.testing.assert_allclose(float(r2.data), tot2, rtol=1e-6)
+    (3 * r1 + r2).backward()
+    for p in ps:
+        np.testing.assert_allclose(p.grad.data, 3 * np.sign(p.data) + 2 * p.data, rtol=1e-6)
+    m = nn.Linear(3, 2, dtype=np.float64)
+    assert float(l2_penalty(m).data) == pytest.approx((m.weight.data**2).sum() + (m.bias.data**2).sum())
+
+
+def test_penalty_gradcheck(rng):
+    from nnfast.nn.regularization import l1_penalty, l2_penalty
+
+    a, b = leaf(rng.standard_normal((2, 3))), leaf(rng.standard_normal(4))
+    assert gradcheck(lambda x, y: l2_penalty([x, y]), (a, b))
+    assert gradcheck(lambda x, y: l1_penalty([x, y]), (a, b))
+
+
+# ------------------------------------------------------------------ bad inputs
+BAD_CALLS = {
+    "relu": F.relu, "leaky_relu": F.leaky_relu, "elu": F.elu, "sigmoid": F.sigmoid, "tanh": F.tanh,
+    "gelu": F.gelu, "silu": F.silu, "softplus": F.softplus, "hardtanh": F.hardtanh, "swish": F.swish,
+    "glu": F.glu, "swiglu": F.swiglu, "softmax": lambda t: F.softmax(t, 0),
+    "log_softmax": lambda t: F.log_softmax(t, 0), "step": F.step, "sign": F.sign,
+    "prelu": lambda t: F.prelu(t, nnfast.ones(1)), "dropout": F.dropout,
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.int64])
+@pytest.mark.parametrize("op", list(BAD_CALLS))
+def test_bad_dtype(op, dtype):
+    with pytest.raises(TypeError, match=rf"^\[{op}\] expected"):
+        BAD_CALLS[op](nnfast.from_numpy(np.ones((2, 4), dtype=dtype)))
+
+
+def test_bad_shapes_and_args():
+    x = nnfast.ones(2, 3)
+    for op, call in [("softmax", lambda: F.softmax(x, 2)), ("log_softmax", lambda: F.log_softmax(x, -3)),
+                     ("glu", lambda: F.glu(x, 5)), ("prelu", lambda: F.prelu(x, nnfast.ones(4))),
+                     ("prelu", lambda: F.prelu(x, nnfast.ones(2, 2))), ("gelu", lambda: F.gelu(x, "fast")),
+                     ("hardtanh", lambda: F.hardtanh(x, 1.0, -1.0)), ("swish", lambda: F.swish(x, nnfast.ones(2))),
+                     ("dropout", lambda: F.dropout(x, 1.5))]:
+        with pytest.raises(ValueError, match=rf"^\[{op}\] expected"):
+            call()
+    with pytest.raises(TypeError, match=r"^\[prelu\] expected weight to have dtype"):
+        F.prelu(x, nnfast.ones(1, dtype=np.float64))
+    # The bindings check again (dtype, shape, aliasing) with "[op]" messages.
+    _C = nnfast._C
+    a = np.ones(4, np.float32)
+    with pytest.raises(TypeError, match=r"^\[activation\] expected"):
+        _C.act_forward(np.ones(4, np.float64), a, 1)
+    with pytest.raises(ValueError, match=r"^\[activation\] expected"):
+        _C.act_forward(np.ones(5, np.float32), a, 1)
+    with pytest.raises(ValueError, match=r"^\[activation\] expected a valid activation code"):
+        _C.act_forward(a.copy(), a, 42)
+    with pytest.raises(ValueError, match=r"^\[softmax\] expected"):
+        _C.softmax_forward(a, a, 0, False)
+    with pytest.raises(ValueError, match=r"^\[glu\] expected"):
+        _C.glu_forward(np.ones(2, np.float32), np.ones(5, np.float32), 0, 4, False)
