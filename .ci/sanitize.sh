@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=build/sanitize
+# The pip build of the package used an isolated environment; this CMake build needs pybind11 here.
+python -m pip install --quiet "pybind11>=2.12"
 cmake -S . -B "$BUILD" -DNNFAST_PYTHON=ON -DNNFAST_SANITIZE=ON -DNNFAST_CUDA=OFF -DNNFAST_BUILD_CPP_TESTS=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" > "$BUILD.log" 2>&1 \
   || { cat "$BUILD.log"; exit 1; }
