@@ -6,6 +6,7 @@ FLOPs per step: 3 GEMMs per layer (forward, dX, dW) of 2*B*in*out each, i.e.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 import numpy as np
@@ -140,8 +141,12 @@ def run(quick: bool = False, threads: Optional[list[int]] = None, peak_gflops: O
         check_losses_decrease(ours)
         base = NumpyMLP(sizes, np.random.default_rng(1))
         reps = 3 if quick or batch >= 1024 else 7
-        t_ours = median_time(ours, repeats=reps, warmup=1)
-        t_np = median_time(lambda: base.step(x, y), repeats=reps, warmup=1)
+        # Each contender starts after a pause so idle worker threads of the
+        # previous library (OpenBLAS, PyTorch's OpenMP pool) stop spinning first.
+        time.sleep(0.3)
+        t_ours = median_time(ours, repeats=reps, warmup=2)
+        time.sleep(0.3)
+        t_np = median_time(lambda: base.step(x, y), repeats=reps, warmup=2)
         row: dict[str, Any] = {
             "model": "-".join(map(str, sizes)), "batch": batch,
             "nnfast_ms": t_ours * 1e3, "numpy_ms": t_np * 1e3, "vs_numpy": t_ours / t_np,
@@ -150,7 +155,8 @@ def run(quick: bool = False, threads: Optional[list[int]] = None, peak_gflops: O
         if torch is not None:
             torch.manual_seed(0)
             ts = torch_step_fn(torch, sizes, x, y)
-            t_torch = median_time(ts, repeats=reps, warmup=1)
+            time.sleep(0.3)
+            t_torch = median_time(ts, repeats=reps, warmup=2)
             row["torch_ms"] = t_torch * 1e3
             row["vs_torch"] = t_ours / t_torch
         if peak_gflops:
