@@ -450,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark kernels and training steps against NumPy (and PyTorch)")
     b.add_argument("--quick", action="store_true", help="about one minute")
     b.add_argument("--json", default=None, metavar="PATH")
-    b.add_argument("--only", default=None, help="comma-separated subset: gemm,memory,step")
+    b.add_argument("--only", default=None, help="comma-separated subset: gemm,memory,overhead,step")
     b.set_defaults(func=cmd_bench)
 
     i = sub.add_parser("info", help="print version, SIMD level, threads and CUDA status")

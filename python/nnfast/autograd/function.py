@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import grad_mode
+from . import anomaly, grad_mode
 
 
 class Function:
@@ -57,22 +57,35 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
-        from ..tensor import Tensor
-
+        Tensor = _tensor_class()
         ctx = cls()
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         out = cls.forward(ctx, *raw, **kwargs)
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = grad_mode.is_grad_enabled() and any(needs)
+        record = False
+        if grad_mode._enabled[0]:
+            for a in args:
+                if isinstance(a, Tensor) and a.requires_grad:
+                    record = True
+                    break
         result = Tensor._wrap(out, record)
         if record:
             ctx.inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
-            ctx.needs_input_grad = needs
+            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
             result.grad_fn = ctx
         else:
             ctx.saved_tensors = ()
-        from . import anomaly
-
-        if anomaly.is_enabled():
+        if anomaly._enabled[0]:
             anomaly.check_forward(cls.__name__, out)
         return result
+
+
+_TENSOR: list[Any] = []
+
+
+def _tensor_class() -> Any:
+    # Imported lazily (tensor.py imports this package) and cached: no import per op.
+    if not _TENSOR:
+        from ..tensor import Tensor
+
+        _TENSOR.append(Tensor)
+    return _TENSOR[0]
