@@ -263,10 +263,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f" {args.activation}, norm {args.norm}, dropout {args.dropout}; optimizer {args.optimizer} lr {args.lr}"
         f", schedule {args.schedule}, batch {args.batch_size}, epochs {args.epochs}")
     callbacks = []
-    early = None
     if args.early_stopping:
-        early = EarlyStopping(monitor="val_loss", patience=args.early_stopping)
-        callbacks.append(early)
+        callbacks.append(EarlyStopping(monitor="val_loss", patience=args.early_stopping))
     val_name = "test" if args.data in (None, "mnist_5k", "mnist") else "val"
 
     def print_epoch(epoch: int, logs: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """``nnfast.Tensor``: an array (NumPy on CPU, CuPy on GPU) plus its place on the tape."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -366,10 +366,6 @@ class Tensor:
     __hash__ = object.__hash__
 
 
-def _wrap_like(data: Any) -> Tensor:
-    return Tensor._wrap(data)
-
-
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (list, scalar, array or tensor)."""
     arr = _as_array(data, None if dtype is None else np.dtype(dtype))
@@ -490,7 +486,3 @@ def randn_like(t: Tensor) -> Tensor:
 
 def is_tensor(obj: Any) -> bool:
     return isinstance(obj, Tensor)
-
-
-def _unwrap_all(items: Iterable[Any]) -> list[Any]:
-    return [i.data if isinstance(i, Tensor) else i for i in items]

@@ -7,7 +7,7 @@ and optimizers do not use them for their math: they have fused kernels.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional
 
 import numpy as np
 
@@ -441,13 +441,3 @@ class MatMul(Function):
         if ctx.needs_input_grad[1]:
             db = unbroadcast(_matmul_raw(xp_of(a2).swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
         return da, db
-
-
-Scalar = Union[int, float]
-
-
-def norm_index(shape: Sequence[int], dim: int) -> int:
-    n = len(shape)
-    if not -n <= dim < n:
-        raise IndexError(f"[dim] expected dim in [{-n}, {n - 1}], got {dim}")
-    return dim % n

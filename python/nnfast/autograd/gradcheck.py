@@ -66,7 +66,6 @@ def gradcheck(
     for idx, t in enumerate(targets):
         analytic = np.zeros(t.shape) if t.grad is None else np.asarray(t.grad.data, dtype=np.float64)
         numeric = np.zeros(t.shape)
-        flat = t.data.reshape(-1) if t.data.flags.c_contiguous else None
         view = t.data
         for i in np.ndindex(*t.shape) if t.shape else [()]:
             orig = view[i]
@@ -76,7 +75,6 @@ def gradcheck(
             fm = projected()
             view[i] = orig
             numeric[i] = (fp - fm) / (2 * eps)
-        del flat
         if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
             ok = False
             if raise_exception:
