@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import anomaly
+from .function import ACCUMULATED
 
 
 def _topological_order(root: Any) -> list[Any]:
@@ -43,6 +44,8 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
                 f"[backward] expected a graph that still holds its saved tensors; {node.name} was "
                 "already freed by an earlier backward (pass retain_graph=True the first time)"
             )
+        if retain_graph:
+            node._retain_graph = True
         grads = type(node).backward(node, g)
         if not isinstance(grads, tuple):
             grads = (grads,)
@@ -55,7 +58,7 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
             node._released = True
         seen_arrays: set[int] = set()
         for t, gi in zip(node.inputs, grads):
-            if gi is None or t is None or not t.requires_grad:
+            if gi is None or gi is ACCUMULATED or t is None or not t.requires_grad:
                 continue
             if gi.shape != t.data.shape:
                 raise RuntimeError(

@@ -19,7 +19,9 @@ records the call as a node of the output's graph::
 
 ``backward`` returns one gradient per positional argument of ``forward``
 (``None`` for non-differentiable ones). Activation gradients are fresh
-arrays; leaf gradients accumulate into ``Tensor.grad``.
+arrays; leaf gradients accumulate into ``Tensor.grad``. A backward that adds
+a leaf's gradient into ``ctx.grad_buffer(i)`` itself (e.g. a GEMM with
+beta = 1) returns ``ACCUMULATED`` in that slot, so no temporary is made.
 """
 from __future__ import annotations
 
@@ -28,8 +30,23 @@ from typing import Any
 from . import anomaly, grad_mode
 
 
+class _Accumulated:
+    """Marker returned by a backward for a gradient it already added into the leaf's buffer."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ACCUMULATED"
+
+
+ACCUMULATED: Any = _Accumulated()
+
+
 class Function:
     __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_released", "__dict__")
+    # Set by the engine on nodes backpropagated with retain_graph=True: backward
+    # must then leave its saved arrays untouched (it may not hand them out).
+    _retain_graph = False
 
     def __init__(self) -> None:
         self.inputs: tuple[Any, ...] = ()
@@ -39,6 +56,28 @@ class Function:
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
+
+    def grad_buffer(self, i: int) -> Any:
+        """The ``.grad`` array of input ``i`` when backward may add into it in place, else None.
+
+        Only for a leaf that requires grad, has no hooks (they must see the
+        gradient alone), already holds a writeable C-contiguous gradient of its
+        own dtype and shape, and outside anomaly mode (which inspects each
+        gradient). Adding in place is what accumulation does anyway; it just
+        skips the temporary and the extra pass over it.
+        """
+        t = self.inputs[i] if i < len(self.inputs) else None
+        if t is None or t.grad_fn is not None or not t.requires_grad or t._hooks or t.grad is None:
+            return None
+        if anomaly._enabled[0]:
+            return None
+        g = t.grad.data
+        d = t.data
+        if g.dtype != d.dtype or g.shape != d.shape or not g.flags.c_contiguous or not g.flags.writeable:
+            return None
+        if type(g) is not type(d):
+            return None
+        return g
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract

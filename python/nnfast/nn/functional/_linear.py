@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..._dispatch import kernels, xp_of
-from ...autograd.function import Function
+from ...autograd.function import ACCUMULATED, Function
 from ...tensor import Tensor
 from . import _act_codes as codes
 from ._checks import check_float, check_same_device, check_same_dtype
@@ -53,12 +53,24 @@ class LinearFunction(Function):
             dx = xp.empty(x2.shape, dtype=dy.dtype)
             K.gemm(dx, dz, weight)
             dx = dx.reshape(ctx.lead + (weight.shape[1],))
+        # Parameter gradients go straight into an existing .grad (beta = 1)
+        # when there is one: no temporary, no separate accumulation pass.
         if ctx.needs_input_grad[1]:
-            dw = xp.empty(weight.shape, dtype=dy.dtype)
-            K.gemm(dw, dz.T, x2)
+            buf = ctx.grad_buffer(1)
+            if buf is not None:
+                K.gemm(buf, dz.T, x2, 1.0, 1.0)
+                dw = ACCUMULATED
+            else:
+                dw = xp.empty(weight.shape, dtype=dy.dtype)
+                K.gemm(dw, dz.T, x2)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            db = xp.empty((weight.shape[0],), dtype=dy.dtype)
-            K.bias_grad(db, dz, False)
+            buf = ctx.grad_buffer(2)
+            if buf is not None:
+                K.bias_grad(buf, dz, True)
+                db = ACCUMULATED
+            else:
+                db = xp.empty((weight.shape[0],), dtype=dy.dtype)
+                K.bias_grad(db, dz, False)
         return dx, dw, db
 
 

@@ -154,6 +154,10 @@ class CrossEntropyFunction(Function):
         (saved,) = ctx.saved_tensors
         if saved is None:
             raise RuntimeError("[cross_entropy] expected the forward to have saved its gradient")
+        if _is_unit_grad(g, ctx):
+            # loss.backward() on the reduced loss: the saved gradient is the answer.
+            # Handed over (not copied): the node is freed after this backward.
+            return saved.reshape(ctx.in_shape), None, None
         dx = xp_of(g).empty_like(saved)
         kernels("cross_entropy", g).loss_scale_grad(dx, saved, _grad_arg(g, ctx.red))
         return dx.reshape(ctx.in_shape), None, None
@@ -191,6 +195,14 @@ class CrossEntropyProbFunction(Function):
             K.loss_scale_grad(d, saved, ga)
             out.append(d.reshape(ctx.in_shape))
         return out[0], out[1], None
+
+
+def _is_unit_grad(g: Any, ctx: Any) -> bool:
+    """True when the incoming gradient of a reduced loss is exactly 1 on the CPU and
+    the graph is not retained, so the saved gradient can be returned as is."""
+    if ctx.red == 0 or ctx._retain_graph or g.size != 1 or not isinstance(g, np.ndarray):
+        return False
+    return bool(g.reshape(-1)[0] == 1)
 
 
 def _class_dims(x: Any) -> tuple[int, int, int]:
