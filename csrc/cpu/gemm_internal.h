@@ -281,10 +281,21 @@ static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, in
   }
 }
 
+// Square in-register transpose used by the transposing packs. The default has
+// no block (W == 0: scalar packing); an ISA object specialises it before use:
+// run() reads W rows of W contiguous values (row stride lds) and writes them
+// transposed (row stride ldd).
+template <typename T>
+struct TransposeBlock {
+  static constexpr int W = 0;
+  static inline void run(const T*, index_t, T*, index_t) {}
+};
+
 // Pack rows [0, kc) x cols [0, nc) of B (any strides) into NR-column panels:
 // dst[panel][k][j], zero columns past nc.
 template <typename T, int NR>
 static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, index_t cs, T* __restrict dst) {
+  constexpr int TW = TransposeBlock<T>::W;
   for (index_t j = 0; j < nc; j += NR) {
     const index_t nr = gemm_min(NR, nc - j);
     const T* b = B + j * cs;
@@ -293,10 +304,25 @@ static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, in
 #pragma GCC unroll 64
         for (int c = 0; c < NR; ++c) dst[k * NR + c] = b[k * rs + c];
     } else if (nr == NR && rs == 1) {
-      // B^T stored row-major: each output column is a contiguous source row.
+      // B^T stored row-major (Linear's forward): each output column is a
+      // contiguous source row, so the pack is a transpose, done in TW x TW
+      // register blocks where the ISA has them.
+      index_t k = 0;
+      if constexpr (TW > 0 && NR % TW == 0) {
+        // k in steps of two blocks, so each source cache line is used up by two
+        // back-to-back transposes (the NR rows are often 4 KB apart and would
+        // otherwise evict each other from one L1 set between uses).
+        for (; k + 2 * TW <= kc; k += 2 * TW)
+          for (int c = 0; c < NR; c += TW) {
+            TransposeBlock<T>::run(b + c * cs + k, cs, dst + k * NR + c, NR);
+            TransposeBlock<T>::run(b + c * cs + k + TW, cs, dst + (k + TW) * NR + c, NR);
+          }
+        for (; k + TW <= kc; k += TW)
+          for (int c = 0; c < NR; c += TW) TransposeBlock<T>::run(b + c * cs + k, cs, dst + k * NR + c, NR);
+      }
       for (int c = 0; c < NR; ++c) {
         const T* src = b + c * cs;
-        for (index_t k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
+        for (index_t kk = k; kk < kc; ++kk) dst[kk * NR + c] = src[kk];
       }
     } else {
       for (index_t k = 0; k < kc; ++k) {

@@ -1,6 +1,8 @@
 // Timing helper for C++-level iteration on the GEMM kernels.
 //   bench_gemm_cpp M N K [layout=NN|NT|TN|TT] [threads] [reps] [f32|f64]
-// Prints the best and median GFLOP/s over reps after one warm-up call.
+// Prints the best and median GFLOP/s over reps after one warm-up call, from wall
+// time and from process CPU time / threads ("cpu"): the latter stays meaningful
+// on a loaded machine, where wall time includes time spent descheduled.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -8,6 +10,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <time.h>
 
 #include "nnfast/gemm.h"
 #include "nnfast/parallel.h"
@@ -32,22 +36,34 @@ static void bench(long M, long N, long K, const std::string& lay, int reps) {
       v = p == std::string::npos ? "" : v.substr(p + 1);
     }
   }
-  std::vector<std::vector<double>> t(settings.size());
+  std::vector<std::vector<double>> t(settings.size()), tc(settings.size());
+  auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+  };
   for (int r = 0; r <= reps; ++r)
     for (size_t s_ = 0; s_ < settings.size(); ++s_) {
       nnfast::gemm_set_direct_m(settings[s_]);
       auto t0 = std::chrono::steady_clock::now();
+      const double c0 = cpu_now();
       nnfast::gemm<T>(M, N, K, T(1), A.data(), rs_a, cs_a, B.data(), rs_b, cs_b, T(0), C.data(), N, 1);
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (r) t[s_].push_back(s);
+      const double c = (cpu_now() - c0) / nnfast::get_num_threads();
+      if (r) {
+        t[s_].push_back(s);
+        tc[s_].push_back(c);
+      }
     }
   double f = 2.0 * M * N * K * 1e-9;
   for (size_t s_ = 0; s_ < settings.size(); ++s_) {
     auto& ts = t[s_];
+    auto& tcs = tc[s_];
     std::sort(ts.begin(), ts.end());
-    std::printf("%s %ldx%ldx%ld %s threads=%d isa=%s direct_m=%ld: best %.1f median %.1f GFLOP/s\n",
+    std::sort(tcs.begin(), tcs.end());
+    std::printf("%s %ldx%ldx%ld %s threads=%d isa=%s direct_m=%ld: best %.1f median %.1f GFLOP/s (cpu: best %.1f median %.1f)\n",
                 sizeof(T) == 4 ? "f32" : "f64", M, N, K, lay.c_str(), nnfast::get_num_threads(), nnfast::cpu_isa(),
-                settings[s_], f / ts.front(), f / ts[ts.size() / 2]);
+                settings[s_], f / ts.front(), f / ts[ts.size() / 2], f / tcs.front(), f / tcs[tcs.size() / 2]);
   }
 }
 
