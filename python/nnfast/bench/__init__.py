@@ -11,7 +11,8 @@ from .common import machine, table
 
 SECTIONS = {
     "gemm": ("gemm", ["case", "layout", "threads", "nnfast_gflops", "numpy_gflops", "ratio_vs_numpy", "torch_gflops"]),
-    "memory": ("memory", ["kernel", "size_mb", "nnfast_gbs", "pct_copy_bw", "numpy_ms", "nnfast_ms", "speedup"]),
+    "memory": ("memory", ["kernel", "size_mb", "nnfast_gbs", "pct_copy_bw", "nnfast_ms", "numpy_ms", "speedup",
+                          "torch_ms", "vs_torch"]),
     "overhead": ("overhead", ["op", "nnfast_us", "torch_us"]),
     "step": ("step", ["model", "batch", "nnfast_ms", "numpy_ms", "vs_numpy", "torch_ms", "vs_torch",
                       "nnfast_gflops", "pct_peak"]),
