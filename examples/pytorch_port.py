@@ -14,12 +14,12 @@ X, y, Xte, yte = torch.datasets.mnist_5k()  # (the only nnfast-specific line: bu
 
 
 class MLP(nn.Module):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.fc1 = nn.Linear(784, 128)
         self.fc2 = nn.Linear(128, 10)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.relu(self.fc1(x)))
 
 

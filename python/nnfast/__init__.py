@@ -6,6 +6,9 @@ activations, losses and optimizer steps.
 """
 from __future__ import annotations
 
+import builtins as _builtins
+from typing import TYPE_CHECKING, Any, Optional, Union
+
 from ._native import _C
 from . import _tensor_ops
 from ._random import get_rng_state, initial_seed, manual_seed, set_rng_state
@@ -25,7 +28,28 @@ from . import autograd, nn, optim  # noqa: E402
 from ._info import cuda, get_cmake_dir, get_include, get_library_dir, get_num_threads, info, set_num_threads  # noqa: E402,E501
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:  # lazily loaded below; visible to type checkers
+    from . import bench, cli, datasets, io, training, utils
+    from .io import load, save
+    from .training import fit
+
+__all__ = [
+    "Tensor", "tensor", "as_tensor", "from_numpy", "from_dlpack", "is_tensor", "device",
+    "zeros", "zeros_like", "ones", "ones_like", "empty", "empty_like", "full", "rand", "randn", "randn_like",
+    "randint", "randperm", "arange", "cat", "stack", "where",
+    "float", "float16", "float32", "float64", "double", "int32", "int64", "long", "bool_",
+    "get_default_dtype", "set_default_dtype",
+    "manual_seed", "initial_seed", "get_rng_state", "set_rng_state",
+    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "autograd", "nn", "optim", "utils", "datasets", "io", "training", "cli", "bench",
+    "save", "load", "fit",
+    "cuda", "info", "get_num_threads", "set_num_threads", "get_include", "get_cmake_dir", "get_library_dir",
+    "exp", "log", "sqrt", "matmul", "mm", "sum", "mean", "argmax", "allclose",
+    "__version__", "_C",
+]
+
+
+def __getattr__(name: str) -> Any:
     # Heavier submodules load on first use.
     import importlib
 
@@ -39,37 +63,45 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
 
 
 def exp(x: Tensor) -> Tensor:
-    return x.exp()  # type: ignore[attr-defined, no-any-return]
+    """Elementwise ``exp(x)`` = e^x; differentiable."""
+    return x.exp()
 
 
 def log(x: Tensor) -> Tensor:
-    return x.log()  # type: ignore[attr-defined, no-any-return]
+    """Elementwise natural logarithm ``log(x)`` = ln x; differentiable."""
+    return x.log()
 
 
 def sqrt(x: Tensor) -> Tensor:
-    return x.sqrt()  # type: ignore[attr-defined, no-any-return]
+    """Elementwise square root ``sqrt(x)`` = x^(1/2); differentiable."""
+    return x.sqrt()
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    return a @ b  # type: ignore[no-any-return, operator]
+    """Matrix product ``a @ b`` (nnfast's GEMM for 2-D operands); differentiable."""
+    return a @ b
 
 
 mm = matmul
 
 
-def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # type: ignore[no-untyped-def]  # noqa: A001
-    return x.sum(dim, keepdim)  # type: ignore[attr-defined, no-any-return]
+def sum(x: Tensor, dim: Optional[Union[int, tuple[int, ...]]] = None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """Sum of the elements of ``x`` over ``dim`` (all dims when None); differentiable."""
+    return x.sum(dim, keepdim)
 
 
-def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # type: ignore[no-untyped-def]
-    return x.mean(dim, keepdim)  # type: ignore[attr-defined, no-any-return]
+def mean(x: Tensor, dim: Optional[Union[int, tuple[int, ...]]] = None, keepdim: bool = False) -> Tensor:
+    """Mean of the elements of ``x`` over ``dim`` (all dims when None); differentiable."""
+    return x.mean(dim, keepdim)
 
 
-def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # type: ignore[no-untyped-def]
-    return x.argmax(dim, keepdim)  # type: ignore[attr-defined, no-any-return]
+def argmax(x: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
+    """Indices (int64) of the maxima of ``x`` along ``dim`` (of the flattened tensor when None)."""
+    return x.argmax(dim, keepdim)
 
 
-def allclose(a: Tensor, b: Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+def allclose(a: Tensor, b: Tensor, rtol: _builtins.float = 1e-5, atol: _builtins.float = 1e-8) -> bool:
+    """``|a - b| <= atol + rtol * |b|`` elementwise, for every element (as ``numpy.allclose``)."""
     import numpy as _np
 
     return bool(_np.allclose(_np.asarray(a), _np.asarray(b), rtol=rtol, atol=atol))

@@ -1,7 +1,7 @@
 """Global random state: ``nnfast.manual_seed`` seeds everything nnfast draws."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -16,11 +16,12 @@ def manual_seed(seed: int) -> "np.random.Generator":
     _state["seed"] = seed
     _state["rng"] = np.random.default_rng(seed)
     _state["counter"] = 0
-    return _state["rng"]
+    return default_generator()
 
 
 def default_generator() -> np.random.Generator:
-    return _state["rng"]
+    rng: np.random.Generator = _state["rng"]
+    return rng
 
 
 def initial_seed() -> int:
@@ -35,7 +36,7 @@ def next_kernel_seed() -> tuple[int, int]:
     exactly after manual_seed with the same seed.
     """
     if _state["seed"] is None:
-        _state["seed"] = int(np.random.SeedSequence().entropy % (2**63))
+        _state["seed"] = int(cast(int, np.random.SeedSequence().entropy) % (2**63))
     off = _state["counter"]
     _state["counter"] = off + 1
     return _state["seed"], off

@@ -8,6 +8,7 @@ import numpy as np
 from ._dispatch import xp_of
 from .autograd import basic_ops as ops
 from .autograd import grad_mode
+from .autograd.function import Function
 from .tensor import Tensor
 
 
@@ -20,7 +21,7 @@ def _operand(x: Any, like: Tensor) -> Any:
     return xp_of(like.data).asarray(x)
 
 
-def _binary(fn: Any, swap: bool = False) -> Any:
+def _binary(fn: type[Function], swap: bool = False) -> Any:
     def method(self: Tensor, other: Any) -> Tensor:
         o = _operand(other, self)
         return fn.apply(o, self) if swap else fn.apply(self, o)
@@ -204,70 +205,80 @@ def copy_(self: Tensor, src: Any) -> Tensor:
     return self
 
 
-def install() -> None:
-    T = Tensor
-    T.__add__ = _binary(ops.Add)  # type: ignore[assignment]
-    T.__radd__ = _binary(ops.Add, swap=True)  # type: ignore[assignment]
-    T.__sub__ = _binary(ops.Sub)  # type: ignore[assignment]
-    T.__rsub__ = _binary(ops.Sub, swap=True)  # type: ignore[assignment]
-    T.__mul__ = _binary(ops.Mul)  # type: ignore[assignment]
-    T.__rmul__ = _binary(ops.Mul, swap=True)  # type: ignore[assignment]
-    T.__truediv__ = _binary(ops.Div)  # type: ignore[assignment]
-    T.__rtruediv__ = _binary(ops.Div, swap=True)  # type: ignore[assignment]
-    T.__matmul__ = _binary(ops.MatMul)  # type: ignore[assignment]
-    T.__rmatmul__ = _binary(ops.MatMul, swap=True)  # type: ignore[assignment]
-    T.__neg__ = lambda self: ops.Neg.apply(self)  # type: ignore[assignment]
-    T.__pos__ = lambda self: self  # type: ignore[assignment]
-    T.__pow__ = pow_  # type: ignore[assignment]
-    T.__rpow__ = rpow  # type: ignore[assignment]
-    T.__abs__ = lambda self: ops.Abs.apply(self)  # type: ignore[assignment]
-    T.__iadd__ = _inplace("__iadd__")  # type: ignore[assignment]
-    T.__isub__ = _inplace("__isub__")  # type: ignore[assignment]
-    T.__imul__ = _inplace("__imul__")  # type: ignore[assignment]
-    T.__itruediv__ = _inplace("__itruediv__")  # type: ignore[assignment]
+def _neg(self: Tensor) -> Tensor:
+    return ops.Neg.apply(self)
+
+
+def _pos(self: Tensor) -> Tensor:
+    return self
+
+
+def _abs(self: Tensor) -> Tensor:
+    return ops.Abs.apply(self)
+
+
+def _exp(self: Tensor) -> Tensor:
+    return ops.Exp.apply(self)
+
+
+def _log(self: Tensor) -> Tensor:
+    return ops.Log.apply(self)
+
+
+def _sqrt(self: Tensor) -> Tensor:
+    return ops.Sqrt.apply(self)
+
+
+def _T(self: Tensor) -> Tensor:
+    return permute(self, tuple(reversed(range(self.ndim))))
+
+
+def _any(self: Tensor) -> Tensor:
+    return Tensor._wrap(xp_of(self.data).asarray(self.data.any()))
+
+
+def _all(self: Tensor) -> Tensor:
+    return Tensor._wrap(xp_of(self.data).asarray(self.data.all()))
+
+
+def _isfinite(self: Tensor) -> Tensor:
+    return Tensor._wrap(xp_of(self.data).isfinite(self.data))
+
+
+def _isnan(self: Tensor) -> Tensor:
+    return Tensor._wrap(xp_of(self.data).isnan(self.data))
+
+
+def methods() -> dict[str, Any]:
+    """The operators and methods ``install`` sets on ``Tensor`` (declared for type checkers in tensor.py)."""
+    add, sub, mul, div, matmul = _binary(ops.Add), _binary(ops.Sub), _binary(ops.Mul), _binary(ops.Div), \
+        _binary(ops.MatMul)
+    table: dict[str, Any] = {
+        "__add__": add, "__radd__": _binary(ops.Add, swap=True),
+        "__sub__": sub, "__rsub__": _binary(ops.Sub, swap=True),
+        "__mul__": mul, "__rmul__": _binary(ops.Mul, swap=True),
+        "__truediv__": div, "__rtruediv__": _binary(ops.Div, swap=True),
+        "__matmul__": matmul, "__rmatmul__": _binary(ops.MatMul, swap=True),
+        "__neg__": _neg, "__pos__": _pos, "__pow__": pow_, "__rpow__": rpow, "__abs__": _abs,
+        "__iadd__": _inplace("__iadd__"), "__isub__": _inplace("__isub__"),
+        "__imul__": _inplace("__imul__"), "__itruediv__": _inplace("__itruediv__"),
+        "__getitem__": getitem, "__setitem__": setitem,
+        "add": add, "sub": sub, "mul": mul, "div": div, "matmul": matmul, "mm": matmul, "pow": pow_,
+        "neg": _neg, "abs": _abs, "exp": _exp, "log": _log, "sqrt": _sqrt, "clamp": clamp, "clip": clamp,
+        "sum": sum_, "mean": mean, "max": max_, "min": min_, "var": var, "std": std,
+        "argmax": argmax, "argmin": argmin, "reshape": reshape, "view": reshape, "permute": permute,
+        "transpose": transpose, "t": t, "T": property(_T), "flatten": flatten, "unsqueeze": unsqueeze,
+        "squeeze": squeeze, "expand": expand, "zero_": zero_, "fill_": fill_, "copy_": copy_,
+        "any": _any, "all": _all, "isfinite": _isfinite, "isnan": _isnan,
+    }
     for name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
-        setattr(T, name, _compare(name))
-    T.__getitem__ = getitem  # type: ignore[assignment]
-    T.__setitem__ = setitem  # type: ignore[assignment]
-    T.add = T.__add__  # type: ignore[attr-defined]
-    T.sub = T.__sub__  # type: ignore[attr-defined]
-    T.mul = T.__mul__  # type: ignore[attr-defined]
-    T.div = T.__truediv__  # type: ignore[attr-defined]
-    T.matmul = T.__matmul__  # type: ignore[attr-defined]
-    T.mm = T.__matmul__  # type: ignore[attr-defined]
-    T.pow = pow_  # type: ignore[attr-defined]
-    T.neg = T.__neg__  # type: ignore[attr-defined]
-    T.abs = T.__abs__  # type: ignore[attr-defined]
-    T.exp = lambda self: ops.Exp.apply(self)  # type: ignore[attr-defined]
-    T.log = lambda self: ops.Log.apply(self)  # type: ignore[attr-defined]
-    T.sqrt = lambda self: ops.Sqrt.apply(self)  # type: ignore[attr-defined]
-    T.clamp = clamp  # type: ignore[attr-defined]
-    T.clip = clamp  # type: ignore[attr-defined]
-    T.sum = sum_  # type: ignore[attr-defined]
-    T.mean = mean  # type: ignore[attr-defined]
-    T.max = max_  # type: ignore[attr-defined]
-    T.min = min_  # type: ignore[attr-defined]
-    T.var = var  # type: ignore[attr-defined]
-    T.std = std  # type: ignore[attr-defined]
-    T.argmax = argmax  # type: ignore[attr-defined]
-    T.argmin = argmin  # type: ignore[attr-defined]
-    T.reshape = reshape  # type: ignore[attr-defined]
-    T.view = reshape  # type: ignore[attr-defined]
-    T.permute = permute  # type: ignore[attr-defined]
-    T.transpose = transpose  # type: ignore[attr-defined]
-    T.t = t  # type: ignore[attr-defined]
-    T.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))  # type: ignore[attr-defined]
-    T.flatten = flatten  # type: ignore[attr-defined]
-    T.unsqueeze = unsqueeze  # type: ignore[attr-defined]
-    T.squeeze = squeeze  # type: ignore[attr-defined]
-    T.expand = expand  # type: ignore[attr-defined]
-    T.zero_ = zero_  # type: ignore[attr-defined]
-    T.fill_ = fill_  # type: ignore[attr-defined]
-    T.copy_ = copy_  # type: ignore[attr-defined]
-    T.any = lambda self: Tensor._wrap(xp_of(self.data).asarray(self.data.any()))  # type: ignore[attr-defined]
-    T.all = lambda self: Tensor._wrap(xp_of(self.data).asarray(self.data.all()))  # type: ignore[attr-defined]
-    T.isfinite = lambda self: Tensor._wrap(xp_of(self.data).isfinite(self.data))  # type: ignore[attr-defined]
-    T.isnan = lambda self: Tensor._wrap(xp_of(self.data).isnan(self.data))  # type: ignore[attr-defined]
+        table[name] = _compare(name)
+    return table
+
+
+def install() -> None:
+    for name, fn in methods().items():
+        setattr(Tensor, name, fn)
 
 
 def cat(tensors: Any, dim: int = 0) -> Tensor:

@@ -71,7 +71,7 @@ def _load_csv(path: str, label_column: Optional[int]) -> tuple[np.ndarray, np.nd
     import io
 
     opener = gzip.open if path.lower().endswith(".gz") else open
-    with opener(path, "rt") as f:  # type: ignore[operator]
+    with opener(path, "rt") as f:
         text = f.read()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
@@ -191,7 +191,7 @@ def _resolve_device(name: str) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     import nnfast
     from . import nn
-    from .training import EarlyStopping, LambdaCallback, evaluate, fit
+    from .training import Callback, EarlyStopping, LambdaCallback, evaluate, fit
 
     if args.threads:
         nnfast.set_num_threads(args.threads)
@@ -232,6 +232,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     opt = _make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.momentum)
     steps = -(-len(Xtr) // args.batch_size)
     sched = _make_scheduler(args.schedule, opt, args.lr, args.epochs, steps)
+    loss_fn: nn.Module
     if task == "classification":
         loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
         metric_list: list[Any] = ["accuracy"]
@@ -262,7 +263,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out(f"model: {Xtr.shape[1]}-" + "-".join(str(h) for h in hidden + [n_out]) +
         f" {args.activation}, norm {args.norm}, dropout {args.dropout}; optimizer {args.optimizer} lr {args.lr}"
         f", schedule {args.schedule}, batch {args.batch_size}, epochs {args.epochs}")
-    callbacks = []
+    callbacks: list[Callback] = []
     if args.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_loss", patience=args.early_stopping))
     val_name = "test" if args.data in (None, "mnist_5k", "mnist") else "val"

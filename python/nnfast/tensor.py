@@ -1,7 +1,8 @@
 """``nnfast.Tensor``: an array (NumPy on CPU, CuPy on GPU) plus its place on the tape."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+import builtins
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union, overload
 
 import numpy as np
 
@@ -19,14 +20,23 @@ float = float32  # noqa: A001 - mirrors torch.float
 double = float64
 long = int64
 
-_default_dtype = [float32]
+_default_dtype: list[np.dtype[Any]] = [float32]
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # What arithmetic accepts beside a Tensor: Python and NumPy scalars, NumPy arrays.
+    _Operand: TypeAlias = Union["Tensor", builtins.float, "np.ndarray[Any, Any]", "np.generic[Any]"]
+    _Dims: TypeAlias = Union[int, Sequence[int]]
 
 
-def get_default_dtype() -> np.dtype:
+def get_default_dtype() -> np.dtype[Any]:
+    """The dtype new floating-point tensors get (float32 unless changed with ``set_default_dtype``)."""
     return _default_dtype[0]
 
 
 def set_default_dtype(dtype: Any) -> None:
+    """Set the dtype of new floating-point tensors: float32 (default) or float64."""
     d = np.dtype(dtype)
     if d not in (float32, float64):
         raise TypeError(f"[set_default_dtype] expected float32 or float64, got {d}")
@@ -37,6 +47,8 @@ class device:
     """Where a tensor lives: ``device('cpu')``, ``device('cuda')``, ``device('cuda:1')``."""
 
     __slots__ = ("type", "index")
+    type: str
+    index: Optional[int]
 
     def __init__(self, spec: Union[str, "device"] = "cpu", index: Optional[int] = None) -> None:
         if isinstance(spec, device):
@@ -90,8 +102,8 @@ def _to_device_array(a: Any, dev: device) -> Any:
         return cupy.asarray(a)
 
 
-def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """NumPy array from Python data with PyTorch's dtype defaults."""
+def _as_array(data: Any, dtype: Any = None) -> Any:
+    """NumPy array (CuPy for CuPy input) from Python data with PyTorch's dtype defaults."""
     if isinstance(data, Tensor):
         data = data.data
     if is_cupy(data):
@@ -117,6 +129,11 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_hooks", "__weakref__")
+    data: Any  # numpy.ndarray on cpu, cupy.ndarray on cuda
+    grad: Optional[Tensor]
+    requires_grad: bool
+    grad_fn: Any
+    _hooks: Any
     __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -125,9 +142,9 @@ class Tensor:
         if not (isinstance(data, np.ndarray) or is_cupy(data)):
             data = _as_array(data)
         self.data = data
-        self.grad: Optional[Tensor] = None
-        self.grad_fn: Any = None
-        self._hooks: Any = None
+        self.grad = None
+        self.grad_fn = None
+        self._hooks = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -152,8 +169,9 @@ class Tensor:
         return self.shape if dim is None else self.data.shape[dim]
 
     @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
+    def dtype(self) -> np.dtype[Any]:
+        dt: np.dtype[Any] = self.data.dtype
+        return dt
 
     @property
     def device(self) -> device:
@@ -165,10 +183,12 @@ class Tensor:
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        n: int = self.data.ndim
+        return n
 
     def dim(self) -> int:
-        return self.data.ndim
+        n: int = self.data.ndim
+        return n
 
     def numel(self) -> int:
         return int(self.data.size)
@@ -249,7 +269,8 @@ class Tensor:
             raise RuntimeError("[numpy] expected a tensor that does not require grad; call .detach().numpy()")
         if is_cupy(self.data):
             raise TypeError("[numpy] expected a cpu tensor; call .cpu() first")
-        return self.data
+        arr: np.ndarray = self.data
+        return arr
 
     def tolist(self) -> Any:
         return self._host().tolist()
@@ -260,7 +281,8 @@ class Tensor:
         return self._host().reshape(()).item()
 
     def _host(self) -> np.ndarray:
-        return self.data.get() if is_cupy(self.data) else self.data
+        host: np.ndarray = self.data.get() if is_cupy(self.data) else self.data
+        return host
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         a = self._host()
@@ -352,8 +374,8 @@ class Tensor:
             raise RuntimeError("[bool] expected a one-element tensor; use .any() or .all()")
         return bool(self.item())
 
-    def __float__(self) -> float:  # type: ignore[valid-type]
-        return float(self.item())  # type: ignore[misc]
+    def __float__(self) -> builtins.float:
+        return builtins.float(self.item())
 
     def __int__(self) -> int:
         return int(self.item())
@@ -364,6 +386,85 @@ class Tensor:
         return int(self.item())
 
     __hash__ = object.__hash__
+
+    if TYPE_CHECKING:
+        # Installed at import by ``_tensor_ops.install()`` (kept out of this class body so each op is
+        # one call); declared here for type checkers. tests/test_typing.py checks these names exist.
+        def __add__(self, other: _Operand) -> Tensor: ...
+        def __radd__(self, other: _Operand) -> Tensor: ...
+        def __sub__(self, other: _Operand) -> Tensor: ...
+        def __rsub__(self, other: _Operand) -> Tensor: ...
+        def __mul__(self, other: _Operand) -> Tensor: ...
+        def __rmul__(self, other: _Operand) -> Tensor: ...
+        def __truediv__(self, other: _Operand) -> Tensor: ...
+        def __rtruediv__(self, other: _Operand) -> Tensor: ...
+        def __matmul__(self, other: _Operand) -> Tensor: ...
+        def __rmatmul__(self, other: _Operand) -> Tensor: ...
+        def __pow__(self, exponent: _Operand) -> Tensor: ...
+        def __rpow__(self, base: _Operand) -> Tensor: ...
+        def __neg__(self) -> Tensor: ...
+        def __pos__(self) -> Tensor: ...
+        def __abs__(self) -> Tensor: ...
+        def __iadd__(self, other: _Operand) -> Tensor: ...
+        def __isub__(self, other: _Operand) -> Tensor: ...
+        def __imul__(self, other: _Operand) -> Tensor: ...
+        def __itruediv__(self, other: _Operand) -> Tensor: ...
+        def __lt__(self, other: _Operand) -> Tensor: ...
+        def __le__(self, other: _Operand) -> Tensor: ...
+        def __gt__(self, other: _Operand) -> Tensor: ...
+        def __ge__(self, other: _Operand) -> Tensor: ...
+        def __eq__(self, other: object) -> Tensor: ...  # type: ignore[override]
+        def __ne__(self, other: object) -> Tensor: ...  # type: ignore[override]
+        def __getitem__(self, index: Any) -> Tensor: ...
+        def __setitem__(self, index: Any, value: Any) -> None: ...
+        def add(self, other: _Operand) -> Tensor: ...
+        def sub(self, other: _Operand) -> Tensor: ...
+        def mul(self, other: _Operand) -> Tensor: ...
+        def div(self, other: _Operand) -> Tensor: ...
+        def matmul(self, other: _Operand) -> Tensor: ...
+        def mm(self, other: _Operand) -> Tensor: ...
+        def pow(self, exponent: _Operand) -> Tensor: ...
+        def neg(self) -> Tensor: ...
+        def abs(self) -> Tensor: ...
+        def exp(self) -> Tensor: ...
+        def log(self) -> Tensor: ...
+        def sqrt(self) -> Tensor: ...
+        def clamp(self, min: Optional[builtins.float] = None, max: Optional[builtins.float] = None) -> Tensor: ...
+        def clip(self, min: Optional[builtins.float] = None, max: Optional[builtins.float] = None) -> Tensor: ...
+        def sum(self, dim: Optional[_Dims] = None, keepdim: bool = False, dtype: Any = None) -> Tensor: ...
+        def mean(self, dim: Optional[_Dims] = None, keepdim: bool = False) -> Tensor: ...
+        @overload
+        def max(self, dim: None = None, keepdim: bool = False) -> Tensor: ...
+        @overload
+        def max(self, dim: int, keepdim: bool = False) -> tuple[Tensor, Tensor]: ...
+        def max(self, dim: Optional[int] = None, keepdim: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]: ...
+        @overload
+        def min(self, dim: None = None, keepdim: bool = False) -> Tensor: ...
+        @overload
+        def min(self, dim: int, keepdim: bool = False) -> tuple[Tensor, Tensor]: ...
+        def min(self, dim: Optional[int] = None, keepdim: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]: ...
+        def var(self, dim: Optional[_Dims] = None, unbiased: bool = True, keepdim: bool = False) -> Tensor: ...
+        def std(self, dim: Optional[_Dims] = None, unbiased: bool = True, keepdim: bool = False) -> Tensor: ...
+        def argmax(self, dim: Optional[int] = None, keepdim: bool = False) -> Tensor: ...
+        def argmin(self, dim: Optional[int] = None, keepdim: bool = False) -> Tensor: ...
+        def reshape(self, *shape: _Dims) -> Tensor: ...
+        def view(self, *shape: _Dims) -> Tensor: ...
+        def permute(self, *dims: _Dims) -> Tensor: ...
+        def transpose(self, dim0: int, dim1: int) -> Tensor: ...
+        def t(self) -> Tensor: ...
+        @property
+        def T(self) -> Tensor: ...
+        def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor: ...
+        def unsqueeze(self, dim: int) -> Tensor: ...
+        def squeeze(self, dim: Optional[int] = None) -> Tensor: ...
+        def expand(self, *sizes: _Dims) -> Tensor: ...
+        def zero_(self) -> Tensor: ...
+        def fill_(self, value: builtins.float) -> Tensor: ...
+        def copy_(self, src: _Operand) -> Tensor: ...
+        def any(self) -> Tensor: ...
+        def all(self) -> Tensor: ...
+        def isfinite(self) -> Tensor: ...
+        def isnan(self) -> Tensor: ...
 
 
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
@@ -405,7 +506,8 @@ def _shape_arg(size: Sequence[Any]) -> tuple[int, ...]:
     return tuple(int(s) for s in size)
 
 
-def _factory(fill: Any, size: Sequence[Any], dtype: Any, device_: Any, requires_grad: bool) -> Tensor:
+def _factory(fill: Callable[[tuple[int, ...], np.dtype[Any]], Any], size: Sequence[Any], dtype: Any, device_: Any,
+             requires_grad: bool) -> Tensor:
     shape = _shape_arg(size)
     dt = np.dtype(dtype) if dtype is not None else _default_dtype[0]
     arr = fill(shape, dt)

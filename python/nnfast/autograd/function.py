@@ -25,9 +25,12 @@ beta = 1) returns ``ACCUMULATED`` in that slot, so no temporary is made.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import anomaly, grad_mode
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 class _Accumulated:
@@ -95,7 +98,7 @@ class Function:
         return f"<{self.name}Backward>"
 
     @classmethod
-    def apply(cls, *args: Any, **kwargs: Any) -> Any:
+    def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
         Tensor = _tensor_class()
         ctx = cls()
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
@@ -118,10 +121,10 @@ class Function:
         return result
 
 
-_TENSOR: list[Any] = []
+_TENSOR: list[type[Tensor]] = []
 
 
-def _tensor_class() -> Any:
+def _tensor_class() -> type[Tensor]:
     # Imported lazily (tensor.py imports this package) and cached: no import per op.
     if not _TENSOR:
         from ..tensor import Tensor

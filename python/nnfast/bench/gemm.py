@@ -24,6 +24,7 @@ import platform
 import subprocess
 import sys
 import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -46,32 +47,33 @@ def _cases(quick: bool, full: bool) -> list[tuple[str, int, int, int, str]]:
     return out + [(name, m, n, k, lay) for (name, m, n, k, lay) in shapes]
 
 
-def _operands(m: int, n: int, k: int, layout: str, dtype, rng):
+def _operands(m: int, n: int, k: int, layout: str, dtype: Any,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     # Transposed operands are views of contiguous arrays: no copies anywhere.
     a = rng.standard_normal((k, m)).astype(dtype).T if layout[0] == "T" else rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((n, k)).astype(dtype).T if layout[1] == "T" else rng.standard_normal((k, n)).astype(dtype)
     return a, b
 
 
-def _load_nnfast():
+def _load_nnfast() -> Any:
     try:
-        from nnfast import _C  # type: ignore
+        from nnfast import _C
     except ImportError:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-        from nnfast import _C  # type: ignore
+        from nnfast import _C
     return _C
 
 
-def _load_torch():
+def _load_torch() -> Any:
     try:
-        import torch  # type: ignore
+        import torch
 
         return torch
     except Exception:
         return None
 
 
-def _time_rounds(fns: dict, reps: int, nt: int) -> dict:
+def _time_rounds(fns: dict[str, Callable[[], Any]], reps: int, nt: int) -> dict[str, list[float]]:
     """Times each library in short blocks, alternating libraries between blocks.
 
     With several threads, idle BLAS / OpenMP worker threads keep spinning for a
@@ -79,7 +81,7 @@ def _time_rounds(fns: dict, reps: int, nt: int) -> dict:
     the next library's call, so libraries alternate block by block with a pause,
     not call by call. Alternating blocks still spreads machine noise over all.
     """
-    times: dict = {k: [] for k in fns}
+    times: dict[str, list[float]] = {k: [] for k in fns}
     rounds = 3
     per = max(1, (reps + rounds - 1) // rounds)
     for _ in range(rounds):
@@ -94,7 +96,8 @@ def _time_rounds(fns: dict, reps: int, nt: int) -> dict:
     return times
 
 
-def _bench_threads(nt: int, quick: bool, full: bool, dtype=np.float32, use_torch: bool = True) -> list[dict]:
+def _bench_threads(nt: int, quick: bool, full: bool, dtype: Any = np.float32,
+                   use_torch: bool = True) -> list[dict[str, Any]]:
     _C = _load_nnfast()
     _C.set_num_threads(nt)
     torch = _load_torch() if use_torch else None
@@ -102,7 +105,7 @@ def _bench_threads(nt: int, quick: bool, full: bool, dtype=np.float32, use_torch
         torch.set_num_threads(nt)
     limiter = None
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore
+        from threadpoolctl import threadpool_limits
 
         limiter = threadpool_limits(limits=nt)
     except ImportError:
@@ -122,7 +125,8 @@ def _bench_threads(nt: int, quick: bool, full: bool, dtype=np.float32, use_torch
             ok = err < 1e-5 * max(1.0, k / 256)
             if not ok:
                 raise AssertionError(f"[bench_gemm] nnfast result wrong for {name} {lay}: rel err {err:.3g}")
-            fns = {"nnfast": lambda: _C.gemm(c_nn, a, b), "numpy": lambda: np.matmul(a, b, out=c_np)}
+            fns: dict[str, Callable[[], Any]] = {"nnfast": lambda: _C.gemm(c_nn, a, b),
+                                                 "numpy": lambda: np.matmul(a, b, out=c_np)}
             if torch is not None:
                 ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c_np.copy())
                 fns["torch"] = lambda: torch.mm(ta, tb, out=tc)
@@ -154,16 +158,17 @@ def _bench_threads(nt: int, quick: bool, full: bool, dtype=np.float32, use_torch
 
 def _have_threadpoolctl() -> bool:
     try:
-        import threadpoolctl  # type: ignore  # noqa: F401
+        import threadpoolctl  # noqa: F401
 
         return True
     except ImportError:
         return False
 
 
-def run(quick: bool = False, full: bool = False, threads: tuple[int, ...] = (1, 2), use_torch: bool = True) -> list[dict]:
+def run(quick: bool = False, full: bool = False, threads: tuple[int, ...] = (1, 2),
+        use_torch: bool = True) -> list[dict[str, Any]]:
     """Benchmark rows (one dict per case and thread count); raises if a result is wrong."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     for nt in threads:
         if _have_threadpoolctl():
             rows += _bench_threads(nt, quick, full, use_torch=use_torch)
@@ -183,7 +188,7 @@ def run(quick: bool = False, full: bool = False, threads: tuple[int, ...] = (1, 
     return rows
 
 
-def _print(rows: list[dict]) -> None:
+def _print(rows: list[dict[str, Any]]) -> None:
     has_torch = any("torch_gflops" in r for r in rows)
     hdr = f"{'case':30s} {'lay':3s} {'thr':>3s} {'nnfast':>8s} {'numpy':>8s}" + (f" {'torch':>8s}" if has_torch else "")
     print(hdr + f" {'x numpy':>8s}   (median GFLOP/s; best in brackets)")

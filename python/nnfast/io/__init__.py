@@ -149,7 +149,7 @@ def _file_source(f: Any) -> _Source:
     def read_at(off: int, n: int) -> np.ndarray:
         out = np.empty(n, np.uint8)
         f.seek(off)
-        view = memoryview(out)
+        view = out.data  # a memoryview of out's bytes
         got = 0
         while got < n:  # one read() may return less than asked
             k = f.readinto(view[got:])

@@ -145,7 +145,8 @@ def decode_array(raw: np.ndarray, dt: str, shape: tuple[int, ...], name: str) ->
             table = _f8_cache.get(dt)
             if table is None:
                 table = _f8_cache[dt] = _f8_table(*_F8_SPECS[dt])
-            return table[raw].reshape(shape)
+            widened: np.ndarray = table[raw]
+            return widened.reshape(shape)
     if _LITTLE or npdt.itemsize == 1:
         return raw.view(npdt).reshape(shape)
     return raw.view(npdt.newbyteorder("<")).astype(npdt).reshape(shape)  # pragma: no cover - big-endian host
@@ -221,7 +222,7 @@ def read_prefix(first8: bytes, total: int) -> int:
     """Header length N from the first 8 bytes, checked against the total size."""
     if total < 8:
         raise _fail(f"file is {total} bytes, shorter than the 8-byte header length")
-    (n,) = struct.unpack("<Q", first8)
+    n: int = struct.unpack("<Q", first8)[0]
     if n > MAX_HEADER_SIZE:
         raise _fail(f"header length {n} is larger than the limit of {MAX_HEADER_SIZE} bytes")
     if 8 + n > total:
@@ -257,12 +258,12 @@ def parse_header(raw: bytes, buffer_len: int) -> tuple[list[Entry], Optional[dic
             continue
         entries.append(_check_entry(name, info, buffer_len))
     pos = 0
-    for e in sorted(entries, key=lambda e: (e.begin, e.end)):
-        if e.begin < pos:
-            raise _fail(f"tensor {e.name!r}: data_offsets [{e.begin}, {e.end}] overlap the previous tensor")
-        if e.begin > pos:
-            raise _fail(f"tensor {e.name!r}: data_offsets [{e.begin}, {e.end}] leave a hole at byte {pos}")
-        pos = e.end
+    for ent in sorted(entries, key=lambda ent: (ent.begin, ent.end)):
+        if ent.begin < pos:
+            raise _fail(f"tensor {ent.name!r}: data_offsets [{ent.begin}, {ent.end}] overlap the previous tensor")
+        if ent.begin > pos:
+            raise _fail(f"tensor {ent.name!r}: data_offsets [{ent.begin}, {ent.end}] leave a hole at byte {pos}")
+        pos = ent.end
     if pos != buffer_len:
         raise _fail(f"tensors end at byte {pos} of the data buffer but it holds {buffer_len} bytes "
                     "(trailing bytes)")

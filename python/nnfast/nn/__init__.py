@@ -1,10 +1,10 @@
 """``nnfast.nn``: modules with PyTorch's names, signatures and defaults."""
-from . import functional, init, utils  # noqa: F401
+from . import functional as functional, init as init, utils as utils  # noqa: F401
 from .activation import *  # noqa: F401,F403
 from .container import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
-from .module import Module, Parameter  # noqa: F401
+from .module import Module as Module, Parameter as Parameter  # noqa: F401
 from .normalization import *  # noqa: F401,F403
-from . import regularization  # noqa: F401,E402
+from . import regularization as regularization  # noqa: F401,E402

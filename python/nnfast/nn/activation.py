@@ -7,7 +7,7 @@ one GEMM), ``Step`` and ``Sign`` (the classic perceptron's threshold units).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -169,14 +169,14 @@ class Swish(Module):
         self.learnable = bool(learnable)
         self.init = float(beta)
         if self.learnable:
-            self.beta = Parameter(np.full((1,), self.init, dtype=_dtype(dtype)))
+            self.beta: Union[Parameter, float] = Parameter(np.full((1,), self.init, dtype=_dtype(dtype)))
             if device is not None:
                 self.to(device)
         else:
             self.beta = self.init
 
     def forward(self, input: Tensor) -> Tensor:
-        beta = self.beta
+        beta: Union[Tensor, float] = self.beta
         if isinstance(beta, Tensor) and beta.dtype != input.dtype:
             beta = beta.to(input.dtype)
         return F.swish(input, beta)

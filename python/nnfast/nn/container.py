@@ -92,7 +92,8 @@ class ModuleDict(Module):
                 self.add_module(k, m)
 
     def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
+        m: Module = self._modules[key]
+        return m
 
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)

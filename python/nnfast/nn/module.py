@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Optional, Protocol, TypeVar, overload
+
+if TYPE_CHECKING:
+    from typing import ParamSpec
 
 import numpy as np
 
@@ -38,6 +41,24 @@ class _IncompatibleKeys(NamedTuple):
         return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
 
 
+if TYPE_CHECKING:
+    _P = ParamSpec("_P")
+    _R = TypeVar("_R", covariant=True)
+
+    class _HasForward(Protocol[_P, _R]):
+        def forward(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+
+    class _CallsForward:
+        """How type checkers see ``Module.__call__``: with the signature of the subclass's ``forward``,
+        so ``linear(x)`` is a Tensor and ``linear("a")`` an error."""
+
+        @overload
+        def __get__(self, obj: None, owner: Any) -> _CallsForward: ...
+        @overload
+        def __get__(self, obj: _HasForward[_P, _R], owner: Any) -> Callable[_P, _R]: ...
+        def __get__(self, obj: Any, owner: Any) -> Any: ...
+
+
 class Module:
     """Base class of every layer: holds parameters, buffers and submodules."""
 
@@ -56,7 +77,7 @@ class Module:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"[{type(self).__name__}] expected a forward() method")
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def _call_impl(self, *args: Any, **kwargs: Any) -> Any:
         if "_forward_hooks" not in self.__dict__:
             raise RuntimeError(
                 f"[{type(self).__name__}] expected Module.__init__ to run; call super().__init__() first"
@@ -71,6 +92,11 @@ class Module:
             if r is not None:
                 out = r
         return out
+
+    if TYPE_CHECKING:
+        __call__: _CallsForward
+    else:
+        __call__ = _call_impl
 
     def register_forward_hook(self, hook: Callable[..., Any]) -> Any:
         key = id(hook)

@@ -10,7 +10,7 @@ sum of squares (no 1/2), so ``lam * l2_penalty`` matches SGD weight decay
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Union, cast
 
 import numpy as np
 
@@ -50,11 +50,14 @@ class PenaltyFunction(Function):
 
 
 def _params(op: str, parameters: Union[Tensor, Module, Iterable[Tensor]]) -> list[Tensor]:
-    if isinstance(parameters, Module):
-        parameters = parameters.parameters()
+    items: Iterable[Tensor]
     if isinstance(parameters, Tensor):
-        parameters = [parameters]
-    ps = [p for p in parameters if p is not None]
+        items = [parameters]
+    elif isinstance(parameters, Module):
+        items = parameters.parameters()
+    else:  # (a cast: Module's __getattr__ makes mypy keep it in the union here)
+        items = cast("Iterable[Tensor]", parameters)
+    ps = [p for p in items if p is not None]
     if not ps:
         raise ValueError(f"[{op}] expected at least one parameter")
     for p in ps:

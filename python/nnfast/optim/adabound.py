@@ -2,7 +2,7 @@
 of Learning Rate"), as in the authors' reference implementation; an nnfast addition."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -46,7 +46,10 @@ class AdaBound(Optimizer):
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
                     g_arrays: list[np.ndarray]) -> None:
         amsbound = bool(group["amsbound"])
-        m, v, vmax, steps = [], [], ([] if amsbound else None), []
+        m: list[np.ndarray] = []
+        v: list[np.ndarray] = []
+        vmax: Optional[list[np.ndarray]] = [] if amsbound else None
+        steps: list[int] = []
         for p, a in zip(params, p_arrays):
             st = self.state[p]
             if "exp_avg" not in st:

@@ -43,7 +43,10 @@ class Adam(Optimizer):
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
                     g_arrays: list[np.ndarray]) -> None:
         amsgrad = bool(group["amsgrad"])
-        m, v, vmax, steps = [], [], ([] if amsgrad else None), []
+        m: list[np.ndarray] = []
+        v: list[np.ndarray] = []
+        vmax: Optional[list[np.ndarray]] = [] if amsgrad else None
+        steps: list[int] = []
         for p, a in zip(params, p_arrays):
             st = self.state[p]
             if "exp_avg" not in st:

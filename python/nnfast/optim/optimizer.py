@@ -69,7 +69,7 @@ class Optimizer:
             raise TypeError(
                 f"[{self._name}] expected params to be an iterable of Tensors or dicts, but got a Tensor"
             )
-        param_groups = list(params)
+        param_groups: list[Any] = list(params)
         if len(param_groups) == 0:
             raise ValueError(f"[{self._name}] optimizer got an empty parameter list")
         if not isinstance(param_groups[0], dict):
@@ -145,7 +145,7 @@ class Optimizer:
     def _collect(self) -> list[tuple[dict[str, Any], list[Tensor], list[Any]]]:
         """(group, params with a grad, their grad arrays) per group; checks every grad first."""
         work = []
-        everything = []
+        everything: list[Any] = []
         for group in self.param_groups:
             params, grads = [], []
             for p in group["params"]:

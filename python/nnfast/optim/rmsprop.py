@@ -39,7 +39,9 @@ class RMSprop(Optimizer):
                     g_arrays: list[np.ndarray]) -> None:
         momentum = float(group["momentum"])
         centered = bool(group["centered"])
-        sq, ga, buf = [], ([] if centered else None), ([] if momentum > 0 else None)
+        sq: list[np.ndarray] = []
+        ga: Optional[list[np.ndarray]] = [] if centered else None
+        buf: Optional[list[np.ndarray]] = [] if momentum > 0 else None
         for p, a in zip(params, p_arrays):
             st = self.state[p]
             if "square_avg" not in st:

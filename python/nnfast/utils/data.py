@@ -46,7 +46,7 @@ class TensorDataset(Dataset):
 
 
 class Subset(Dataset):
-    def __init__(self, dataset: Dataset, indices: Sequence[int]) -> None:
+    def __init__(self, dataset: Dataset, indices: Union[Sequence[int], np.ndarray]) -> None:
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.int64)
 

@@ -18,10 +18,10 @@ def check_tensor(op: str, x: Any, name: str = "input") -> Tensor:
 
 
 def check_float(op: str, x: Any, name: str = "input") -> Tensor:
-    check_tensor(op, x, name)
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"[{op}] expected {name} to be float32 or float64, got {x.dtype}")
-    return x
+    t = check_tensor(op, x, name)
+    if t.dtype not in _FLOATS:
+        raise TypeError(f"[{op}] expected {name} to be float32 or float64, got {t.dtype}")
+    return t
 
 
 def check_same_dtype(op: str, ref: Tensor, other: Any, name: str) -> None:

@@ -186,7 +186,7 @@ class CrossEntropyProbFunction(Function):
         saved_dx, saved_dt = ctx.saved_tensors
         K = kernels("cross_entropy", g)
         ga = _grad_arg(g, ctx.red)
-        out = []
+        out: list[Any] = []
         for i, saved in enumerate((saved_dx, saved_dt)):
             if saved is None or not ctx.needs_input_grad[i]:
                 out.append(None)

@@ -196,7 +196,7 @@ def _channel_checks(op: str, input: Any, weight: Any, bias: Any) -> int:
     check_same_device(op, input, weight, bias)
     if input.ndim < 2:
         raise ValueError(f"[{op}] expected input with at least 2 dimensions (N, C, *), got {input.ndim}-D")
-    C = input.shape[1]
+    C: int = input.shape[1]
     _check_param(op, input, weight, "weight", (C,))
     _check_param(op, input, bias, "bias", (C,))
     return C

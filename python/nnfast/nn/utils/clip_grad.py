@@ -45,7 +45,8 @@ def _in_place(op: str, arrays: list[np.ndarray], call: Any) -> None:
             a[...] = w
 
 
-def get_total_norm(tensors: _TensorOrTensors, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+def get_total_norm(tensors: Union[_TensorOrTensors, Iterable[np.ndarray]], norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False,
                    foreach: Optional[bool] = None) -> Tensor:
     """Norm of the concatenation of ``tensors`` (PyTorch: the norm of their per-tensor norms)."""
     if isinstance(tensors, Tensor):

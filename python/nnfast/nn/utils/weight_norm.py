@@ -27,7 +27,7 @@ def _layout(shape: tuple[int, ...], dim: Optional[int]) -> tuple[int, int, int]:
     return int(np.prod(shape[:dim])), int(shape[dim]), int(np.prod(shape[dim + 1:]))
 
 
-def _norm_dim(op: str, dim: Optional[int], ndim: int) -> Optional[int]:
+def _norm_dim(op: str, dim: Optional[int], ndim: int) -> int:
     if dim is None or dim == -1:
         return -1
     d = int(dim)
