@@ -29,6 +29,11 @@ void init_info(py::module_& m) {
     nnfast::Isa isa;
     return nnfast::parse_isa(name.c_str(), &isa) && nnfast::isa_supported(isa);
   });
+  m.def("fma_peak_gflops", [](bool f64, double seconds) {
+    py::gil_scoped_release nogil;
+    return nnfast::fma_peak_gflops(f64, seconds);
+  }, py::arg("f64") = false, py::arg("seconds") = 0.2,
+     "Measured single-core FMA peak (GFLOP/s) with the SIMD level in use.");
   m.def("cuda_compiled", &nnfast::cuda_compiled);
   m.def("cuda_device_count", &nnfast::cuda_device_count);
   m.def("cuda_device_name", [](int d) { return std::string(nnfast::cuda_device_name(d)); });

@@ -8,4 +8,7 @@ bool openmp_enabled();
 const char* cpu_isa();
 // Force a level (for tests); returns false if the CPU or the build lacks it.
 bool set_cpu_isa(const char* name);
+// Measured single-core FMA throughput in GFLOP/s with the SIMD level in use
+// (best of repeated runs for about `seconds`), for "% of peak" figures.
+double fma_peak_gflops(bool f64 = false, double seconds = 0.2);
 }  // namespace nnfast

@@ -10,7 +10,8 @@ from typing import Any, Optional
 from .common import machine, table
 
 SECTIONS = {
-    "gemm": ("gemm", ["case", "layout", "threads", "nnfast_gflops", "numpy_gflops", "ratio_vs_numpy", "torch_gflops"]),
+    "gemm": ("gemm", ["case", "layout", "threads", "nnfast_gflops", "numpy_gflops", "ratio_vs_numpy", "torch_gflops",
+                      "pct_peak"]),
     "memory": ("memory", ["kernel", "size_mb", "nnfast_gbs", "pct_copy_bw", "nnfast_ms", "numpy_ms", "speedup",
                           "torch_ms", "vs_torch"]),
     "overhead": ("overhead", ["op", "nnfast_us", "torch_us"]),
@@ -26,7 +27,8 @@ def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[st
         raise SystemExit(f"nnfast bench: error: unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, simd {info['simd']}, nnfast {info['nnfast']}, "
-          f"numpy {info['numpy']}, commit {info['commit']}, {info['date']}")
+          f"numpy {info['numpy']}, commit {info['commit']}, {info['date']}, "
+          f"measured fp32 FMA peak {info['fma_peak_gflops_per_core']:.1f} GFLOP/s per core")
     results: dict[str, Any] = {"machine": info, "quick": quick}
     for name in wanted:
         module, cols = SECTIONS[name]

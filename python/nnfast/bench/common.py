@@ -82,7 +82,7 @@ def machine() -> dict[str, Any]:
     info = nnfast.info()
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "simd": info["simd"], "threads": info["num_threads"],
             "numpy": np.__version__, "nnfast": info["version"], "commit": git_commit(),
-            "date": time.strftime("%Y-%m-%d")}
+            "date": time.strftime("%Y-%m-%d"), "fma_peak_gflops_per_core": measure_fma_peak()}
 
 
 def table(rows: list[dict[str, Any]], cols: list[str]) -> str:
@@ -111,5 +111,4 @@ def measure_fma_peak() -> Optional[float]:
     """Single-core fp32 FMA peak in GFLOP/s from nnfast's native probe, if built."""
     import nnfast
 
-    probe = getattr(nnfast._C, "fma_peak_gflops", None)
-    return float(probe()) if probe is not None else None
+    return float(nnfast._C.fma_peak_gflops())

@@ -185,6 +185,11 @@ def run(quick: bool = False, full: bool = False, threads: tuple[int, ...] = (1, 
             cmd.append("--no-torch")
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
         rows += json.loads(out.stdout.strip().splitlines()[-1])
+    peak = _load_nnfast().fma_peak_gflops()
+    if peak:
+        for r in rows:
+            r["pct_peak"] = 100 * r["nnfast_gflops"] / (peak * r["threads"])
+            r["peak_gflops_per_core"] = peak
     return rows
 
 

@@ -130,6 +130,9 @@ def run(quick: bool = False, threads: Optional[list[int]] = None, peak_gflops: O
     import nnfast
 
     torch = torch_or_none()
+    if peak_gflops is None:
+        # The step uses every thread: the ceiling is the per-core peak times the threads.
+        peak_gflops = float(nnfast._C.fma_peak_gflops()) * nnfast.get_num_threads()
     rows = []
     rng = np.random.default_rng(0)
     shapes = SHAPES[:2] if quick else SHAPES

@@ -1,0 +1,85 @@
+// Measured FMA peak of one core for the benchmarks' "% of peak" columns:
+// 12 independent multiply-add chains of full vectors (more than FMA latency x
+// FMA pipes on current x86 cores), so the loop is bound by FMA throughput.
+// Compiled once per ISA; cpu/peak.cpp picks the one in use.
+#include <chrono>
+
+#include "nnfast/common.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace nnfast {
+namespace NNFAST_ISA_NS {
+
+namespace {
+#if defined(__AVX512F__)
+using VF = __m512;
+using VD = __m512d;
+inline VF fma(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
+inline VD fma(VD a, VD b, VD c) { return _mm512_fmadd_pd(a, b, c); }
+inline VF splat(float x, VF*) { return _mm512_set1_ps(x); }
+inline VD splat(double x, VD*) { return _mm512_set1_pd(x); }
+#elif defined(__AVX2__) && defined(__FMA__)
+using VF = __m256;
+using VD = __m256d;
+inline VF fma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
+inline VD fma(VD a, VD b, VD c) { return _mm256_fmadd_pd(a, b, c); }
+inline VF splat(float x, VF*) { return _mm256_set1_ps(x); }
+inline VD splat(double x, VD*) { return _mm256_set1_pd(x); }
+#else
+typedef float VF __attribute__((vector_size(16)));
+typedef double VD __attribute__((vector_size(16)));
+inline VF fma(VF a, VF b, VF c) { return a * b + c; }
+inline VD fma(VD a, VD b, VD c) { return a * b + c; }
+inline VF splat(float x, VF*) { return VF{} + x; }
+inline VD splat(double x, VD*) { return VD{} + x; }
+#endif
+
+// Runs `iters` x 12 vector FMAs; returns a value that depends on all of them so
+// nothing is optimised away.
+template <class R, class T>
+__attribute__((noinline)) T fma_chains(long iters, T a, T b) {
+  const R va = splat(a, static_cast<R*>(nullptr)), vb = splat(b, static_cast<R*>(nullptr));
+  R c0 = splat(T(0), static_cast<R*>(nullptr)), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+  R c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+  for (long it = 0; it < iters; ++it) {
+    c0 = fma(va, vb, c0), c1 = fma(va, vb, c1), c2 = fma(va, vb, c2), c3 = fma(va, vb, c3);
+    c4 = fma(va, vb, c4), c5 = fma(va, vb, c5), c6 = fma(va, vb, c6), c7 = fma(va, vb, c7);
+    c8 = fma(va, vb, c8), c9 = fma(va, vb, c9), c10 = fma(va, vb, c10), c11 = fma(va, vb, c11);
+    // Named registers, and an empty asm so the chains are neither merged nor spilled.
+    __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5), "+x"(c6), "+x"(c7),
+                     "+x"(c8), "+x"(c9), "+x"(c10), "+x"(c11));
+  }
+  R s = ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7)) + ((c8 + c9) + (c10 + c11));
+  T out[sizeof(R) / sizeof(T)];
+  __builtin_memcpy(out, &s, sizeof(R));
+  return out[0];
+}
+
+template <class R, class T>
+double measure(double seconds) {
+  constexpr double flops_per_iter = 12.0 * 2.0 * (sizeof(R) / sizeof(T));
+  long iters = 1 << 16;
+  double best = 0;
+  volatile T sink = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    auto t0 = std::chrono::steady_clock::now();
+    sink = sink + fma_chains<R, T>(iters, T(0.999999), T(1e-7));
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt > 0) best = best > flops_per_iter * iters / dt ? best : flops_per_iter * iters / dt;
+    if (dt < 2e-3) iters *= 2;
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > seconds) break;
+  }
+  return best * 1e-9;
+}
+}  // namespace
+
+double fma_peak_gflops(bool f64, double seconds) {
+  return f64 ? measure<VD, double>(seconds) : measure<VF, float>(seconds);
+}
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast
