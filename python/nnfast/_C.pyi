@@ -147,6 +147,8 @@ def dropout_forward(
     seed: SupportsInt | SupportsIndex,
     offset: SupportsInt | SupportsIndex,
 ) -> None: ...
+def fma_peak_gflops(f64: bool = False, seconds: float = 0.2) -> float:
+    """Measured single-core FMA peak (GFLOP/s) with the SIMD level in use."""
 def gemm(
     out: NDArray[Any],
     A: NDArray[Any],
