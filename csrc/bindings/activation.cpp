@@ -132,6 +132,7 @@ void prelu_forward_binding(py::array y, py::array x, py::array w) {
   check_no_alias(op, y, "out", w, "weight");
   index_t N, C, S;
   prelu_layout(op, x, w.size(), &N, &C, &S);
+  if (x.size() == 0) return;  // nothing to write (the kernel's grain divides by S)
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
     T* py_ = mut_ptr<T>(y);
@@ -169,6 +170,7 @@ void prelu_backward_binding(py::object dx_o, py::object dw_o, py::array dy, py::
   }
   index_t N, C, S;
   prelu_layout(op, x, w.size(), &N, &C, &S);
+  if (x.size() == 0) return;  // grad_input is empty and grad_weight gains nothing
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
     T* pdx = has(dx_o) ? mut_ptr<T>(dx) : nullptr;

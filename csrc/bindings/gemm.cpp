@@ -22,7 +22,8 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
     value_error(op, "A @ B with matching inner dimensions, got A " + shape_str(A) + " and B " + shape_str(B));
   check_shape(op, C, "out", {M, N});
   check_writeable(op, C, "out");
-  if (N > 1 && C.strides(1) != static_cast<py::ssize_t>(C.itemsize()))
+  // An empty out has nothing to write (and NumPy gives empty arrays zero strides).
+  if (M > 0 && N > 1 && C.strides(1) != static_cast<py::ssize_t>(C.itemsize()))
     value_error(op, "out to have unit column stride");
   if (M > 1 && N > 0 && std::abs(elem_stride(op, C, "out", 0)) < N)
     value_error(op, "out rows not to overlap");

@@ -395,6 +395,9 @@ def mm_raw(a: Any, b: Any) -> Any:
 
 
 def _matmul_raw(a: Any, b: Any) -> Any:
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"[matmul] expected both operands to have at least one dimension, got shapes {a.shape} "
+                         f"and {b.shape}")
     if a.dtype.kind != "f" or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
         return a @ b  # integer / mixed products stay general user arithmetic
     if a.ndim == 2 and b.ndim == 2:

@@ -69,7 +69,11 @@ class Optimizer:
             raise TypeError(
                 f"[{self._name}] expected params to be an iterable of Tensors or dicts, but got a Tensor"
             )
-        param_groups: list[Any] = list(params)
+        try:
+            param_groups: list[Any] = list(params)
+        except TypeError:
+            raise TypeError(f"[{self._name}] expected params to be an iterable of Tensors or dicts, "
+                            f"got {type(params).__name__}") from None
         if len(param_groups) == 0:
             raise ValueError(f"[{self._name}] optimizer got an empty parameter list")
         if not isinstance(param_groups[0], dict):
@@ -106,8 +110,9 @@ class Optimizer:
                                 f"{type(p).__name__}")
             if not p.is_leaf:
                 raise ValueError(f"[{self._name}] can't optimize a non-leaf Tensor")
-            if p.dtype.kind != "f" or p.dtype.itemsize not in (4, 8):
-                raise TypeError(f"[{self._name}] expected float32 or float64 params, got {p.dtype}")
+            if p.dtype.kind != "f" or p.dtype.itemsize not in (4, 8) or not p.dtype.isnative:
+                raise TypeError(f"[{self._name}] expected float32 or float64 params (native byte order), "
+                                f"got {p.dtype.str if p.dtype.kind == 'f' else p.dtype}")
             plist.append(p)
         if names and len(names) != len(plist):
             raise ValueError(f"[{self._name}] all params of a group must be named, or none")
@@ -158,6 +163,8 @@ class Optimizer:
                 if g.dtype != p.data.dtype:
                     raise TypeError(f"[{self._name}] expected grad of dtype {p.data.dtype} (as its param), "
                                     f"got {g.dtype}")
+                if not p.data.flags.writeable:  # checked for every group before any is stepped
+                    raise ValueError(f"[{self._name}] expected writeable params, got a read-only array")
                 params.append(p)
                 grads.append(g)
             if params:
@@ -195,8 +202,6 @@ class Optimizer:
             p_arrays, writeback = [], []
             for p in params:
                 a = p.data
-                if not a.flags.writeable:
-                    raise ValueError(f"[{self._name}] expected writeable params, got a read-only array")
                 if a.flags.c_contiguous:
                     p_arrays.append(a)
                 else:
@@ -204,7 +209,15 @@ class Optimizer:
                     p_arrays.append(c)
                     writeback.append((a, c))
             g_arrays = [g if g.flags.c_contiguous else np.ascontiguousarray(g) for g in grads]
-            self._group_step(group, params, p_arrays, g_arrays)
+            try:
+                self._group_step(group, params, p_arrays, g_arrays)
+            except (TypeError, ValueError) as e:
+                # The fused kernels' boundary checks (overlapping arrays, ...) name the kernel
+                # ("[adam] ..."); the user called this optimizer.
+                msg = str(e)
+                if msg.startswith("[") and "]" in msg:
+                    raise type(e)(f"[{self._name}]" + msg[msg.index("]") + 1:]) from e
+                raise
             for a, c in writeback:
                 a[...] = c
         return loss

@@ -36,8 +36,8 @@ class ActivationFunction(Function):
     """y = act(x); backward saves y when act' is a function of y, else x."""
 
     @staticmethod
-    def forward(ctx: Any, x: Any, act: int, a: float, b: float) -> Any:
-        K = kernels("activation", x)
+    def forward(ctx: Any, x: Any, act: int, a: float, b: float, op: str = "activation") -> Any:
+        K = kernels(op, x)
         x = contiguous(x)
         y = xp_of(x).empty_like(x)
         K.act_forward(y, x, act, a, b)
@@ -62,6 +62,8 @@ def _in_place(op: str, input: Tensor, run: Any) -> Tensor:
     """Run ``run(out, x)`` with out = x on input's storage; returns input."""
     K = kernels(op, input.data)
     x = input.data
+    if not x.flags.writeable:
+        raise ValueError(f"[{op}] expected a writeable input for the in-place op, got a read-only array")
     if x.flags.c_contiguous:
         run(K, x, x)
     else:
@@ -75,7 +77,7 @@ def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: b
     check_float(op, input)
     if inplace and not _recording(input):
         return _in_place(op, input, lambda K, out, x: K.act_forward(out, x, code, a, b))
-    return ActivationFunction.apply(input, code, a, b)
+    return ActivationFunction.apply(input, code, a, b, op=op)
 
 
 def activation(input: Tensor, name: Any) -> Tensor:
@@ -255,7 +257,7 @@ class GLUFunction(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, dim: int, act: int, gate_first: bool) -> Any:
-        K = kernels("glu", x)
+        K = kernels("swiglu" if gate_first else "glu", x)
         x = contiguous(x)
         shape = list(x.shape)
         shape[dim] //= 2

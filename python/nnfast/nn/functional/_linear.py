@@ -1,9 +1,10 @@
 """``linear`` with a fused bias + activation epilogue, forward and backward."""
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
-from ..._dispatch import kernels, xp_of
+from ..._dispatch import contiguous, kernels, xp_of
 from ...autograd.function import ACCUMULATED, Function
 from ...tensor import Tensor
 from . import _act_codes as codes
@@ -26,7 +27,9 @@ class LinearFunction(Function):
         K = kernels("linear", x, weight, bias)
         xp = xp_of(x)
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, x.shape[-1])
+        x2 = x.reshape(math.prod(lead), x.shape[-1])  # explicit: -1 is ambiguous for empty inputs
+        if bias is not None:
+            bias = contiguous(bias)  # the epilogue reads bias with unit stride
         out = xp.empty((x2.shape[0], weight.shape[0]), dtype=x.dtype)
         aux = None
         if act not in codes.GRAD_FROM_OUTPUT:
@@ -41,7 +44,7 @@ class LinearFunction(Function):
         x2, weight, saved = ctx.saved_tensors
         K = kernels("linear", dy)
         xp = xp_of(dy)
-        dz = dy.reshape(-1, weight.shape[0])
+        dz = dy.reshape(x2.shape[0], weight.shape[0])
         if not dz.flags.c_contiguous:
             dz = xp.ascontiguousarray(dz)
         if ctx.act != codes.IDENTITY:

@@ -495,7 +495,7 @@ class LinearCrossEntropyFunction(Function):
         K = kernels("linear_cross_entropy", x, W, b, target)
         xp = xp_of(x)
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, x.shape[-1])
+        x2 = x.reshape(math.prod(lead), x.shape[-1])  # explicit: -1 is ambiguous for empty inputs
         N = x2.shape[0]
         t = contiguous(target.reshape(N).astype(np.int64, copy=False))
         bb = None if b is None else contiguous(b)

@@ -71,7 +71,7 @@ class LayerNormFunction(Function):
         K = kernels("rms_norm" if rms else "layer_norm", x, weight, bias)
         xp = xp_of(x)
         shape = x.shape
-        x2 = contiguous(x).reshape(-1, D)
+        x2 = contiguous(x).reshape(x.size // D if D else 0, D)  # -1 is ambiguous when empty
         M = x2.shape[0]
         y = xp.empty_like(x2)
         mean = None if rms else _stats(xp, M)
@@ -166,7 +166,7 @@ class BatchNormFunction(Function):
         xp = xp_of(x)
         shape = x.shape
         N, C = shape[0], shape[1]
-        x3 = contiguous(x).reshape(N, C, -1)
+        x3 = contiguous(x).reshape(N, C, math.prod(shape[2:]))  # -1 is ambiguous when empty
         y = xp.empty_like(x3)
         mean, rstd = _stats(xp, C), _stats(xp, C)
         weight, bias = _c(weight), _c(bias)
@@ -249,7 +249,7 @@ class GroupNormFunction(Function):
         xp = xp_of(x)
         shape = x.shape
         N, C = shape[0], shape[1]
-        x3 = contiguous(x).reshape(N, C, -1)
+        x3 = contiguous(x).reshape(N, C, math.prod(shape[2:]))  # -1 is ambiguous when empty
         y = xp.empty_like(x3)
         mean, rstd = _stats(xp, N, groups), _stats(xp, N, groups)
         weight, bias = _c(weight), _c(bias)

@@ -19,14 +19,34 @@ __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_n
 _TensorOrTensors = Union[Tensor, Iterable[Tensor]]
 
 
-def _grads(parameters: _TensorOrTensors) -> list[np.ndarray]:
+def _params(op: str, parameters: Any) -> list[Tensor]:
     if isinstance(parameters, Tensor):
-        parameters = [parameters]
+        return [parameters]
+    try:
+        params = list(parameters)
+    except TypeError:
+        raise TypeError(f"[{op}] expected parameters to be a Tensor or an iterable of Tensors, "
+                        f"got {type(parameters).__name__}") from None
+    for p in params:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"[{op}] expected parameters to be Tensors, got {type(p).__name__}")
+    return params
+
+
+def _grads(parameters: _TensorOrTensors, op: str = "clip_grad_norm_") -> list[np.ndarray]:
     out = []
-    for p in parameters:
+    for p in _params(op, parameters):
         if p.grad is not None:
             out.append(p.grad.data if isinstance(p.grad, Tensor) else p.grad)
     return out
+
+
+def _check_float(op: str, arrays: list[Any]) -> None:
+    for a in arrays:
+        dt = a.dtype
+        if dt.kind != "f" or dt.itemsize not in (4, 8) or not dt.isnative:
+            raise TypeError(f"[{op}] expected float32 or float64 gradients (native byte order), got "
+                            f"{dt.str if dt.kind == 'f' else dt}")
 
 
 def _contiguous(arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -35,11 +55,18 @@ def _contiguous(arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 def _in_place(op: str, arrays: list[np.ndarray], call: Any) -> None:
     """Runs ``call(contiguous arrays)`` so that it changes ``arrays`` themselves."""
+    _check_float(op, arrays)
     for a in arrays:
         if not a.flags.writeable:
             raise ValueError(f"[{op}] expected writeable gradients, got a read-only array")
+    # One grad array held by several params is scaled once.
+    arrays = list({id(a): a for a in arrays}.values())
     work = _contiguous(arrays)
-    call(work)
+    try:
+        call(work)
+    except ValueError as e:  # the kernel's boundary check names the kernel; the user called `op`
+        msg = str(e)
+        raise ValueError(f"[{op}]" + msg[msg.index("]") + 1:] if msg.startswith("[") else msg) from e
     for a, w in zip(arrays, work):
         if w is not a:
             a[...] = w
@@ -56,6 +83,7 @@ def get_total_norm(tensors: Union[_TensorOrTensors, Iterable[np.ndarray]], norm_
     if not arrays:
         return Tensor(np.array(0.0, dtype=get_default_dtype()))
     k = kernels("clip_grad_norm_", *arrays)
+    _check_float("clip_grad_norm_", arrays)
     total = float(k.multi_tensor_norm(_contiguous(arrays), norm_type))
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(
@@ -88,8 +116,7 @@ def clip_grad_norm_(parameters: _TensorOrTensors, max_norm: float, norm_type: fl
     ``inf`` (largest absolute value). With ``error_if_nonfinite``, a NaN or inf
     total norm raises RuntimeError instead of scaling the grads by it.
     """
-    if not isinstance(parameters, Tensor):
-        parameters = list(parameters)
+    parameters = _params("clip_grad_norm_", parameters)
     total = get_total_norm(_grads(parameters), norm_type, error_if_nonfinite, foreach)
     clip_grads_with_norm_(parameters, max_norm, total, foreach)
     return total
@@ -106,7 +133,7 @@ def clip_grad_value_(parameters: _TensorOrTensors, clip_value: float, foreach: O
     clip_value = float(clip_value)
     if not clip_value >= 0:
         raise ValueError(f"[clip_grad_value_] expected clip_value >= 0, got {clip_value}")
-    grads = _grads(parameters)
+    grads = _grads(parameters, "clip_grad_value_")
     if not grads:
         return
     k = kernels("clip_grad_value_", *grads)
