@@ -188,11 +188,34 @@ def _resolve_device(name: str) -> str:
     return name
 
 
+def _check_output_path(option: str, path: Optional[str]) -> None:
+    """Fail before training, not after it, when an output file cannot be written."""
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"{option} {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise UserError(f"{option} {path}: is a folder; expected a file name")
+
+
+def _check_can_plot() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserError("--plot needs matplotlib; install it with `pip install 'nnfast[plot]'` "
+                        "(or `pip install matplotlib`)") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import nnfast
     from . import nn
     from .training import Callback, EarlyStopping, LambdaCallback, evaluate, fit
 
+    for option, path in (("--save", args.save), ("--plot", args.plot), ("--json", args.json)):
+        _check_output_path(option, path)
+    if args.plot:
+        _check_can_plot()
     if args.threads:
         nnfast.set_num_threads(args.threads)
     nnfast.manual_seed(args.seed)
