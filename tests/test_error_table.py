@@ -331,10 +331,11 @@ OPS = [
 CASES = [
     "float16", "int32", "int64", "bool", "object", "byteswapped", "mixed_dtype", "python_list", "python_scalar",
     "wrong_rank", "shape_mismatch", "device_mismatch", "zero_size_valid", "zero_size_invalid",
-    "transposed", "negative_stride", "sliced_unaligned", "nan_gaps", "readonly_input", "readonly_inplace",
+    "transposed", "negative_stride", "sliced_unaligned", "nan_gaps", "byte_misaligned", "readonly_input",
+    "readonly_inplace",
     "alias_inputs",
 ]
-LAYOUTS = ("transposed", "negative_stride", "sliced_unaligned", "nan_gaps")
+LAYOUTS = ("transposed", "negative_stride", "sliced_unaligned", "nan_gaps", "byte_misaligned")
 BAD_DTYPES = {"float16": np.float16, "int32": np.int32, "int64": np.int64, "bool": np.bool_, "object": object}
 
 # matmul is a Tensor operator: on operands that are not two float32/float64 arrays of one dtype it is
@@ -376,8 +377,15 @@ def nan_gaps(a):
     return big[..., ::2]
 
 
+def byte_misaligned(a):
+    """C-contiguous, but one byte off its itemsize alignment (NumPy's flags.aligned is False)."""
+    v = np.frombuffer(bytearray(a.nbytes + 1), dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    v[...] = a
+    return v
+
+
 LAYOUT_FNS = {"transposed": transposed, "negative_stride": negative_stride, "sliced_unaligned": sliced_unaligned,
-              "nan_gaps": nan_gaps}
+              "nan_gaps": nan_gaps, "byte_misaligned": byte_misaligned}
 
 
 class _CudaDevice:
@@ -641,7 +649,7 @@ def test_op_case(i, case):
             ref_grads = _backward(ref_out, ref_ts)
             layout = LAYOUT_FNS.get(case)
             ts = _tensors(op, arrays, dtype, layout=layout, readonly=case == "readonly_input")
-            if layout is not None and case != "sliced_unaligned":
+            if layout is not None and case not in ("sliced_unaligned", "byte_misaligned"):
                 assert any(not t.data.flags.c_contiguous for t in ts.values() if t.ndim >= 2), "layout not applied"
             out = _run(op, ts)
             _check_forward(op, out, arrays, dtype, np.asarray(ref_out.data, np.float64))
@@ -683,7 +691,8 @@ OPTIMIZERS = {
 OPT_CASES = [
     "float16", "int32", "int64", "bool", "object", "byteswapped", "mixed_dtype", "float64_in_float64",
     "python_list", "python_scalar", "wrong_rank", "shape_mismatch", "device_mismatch", "zero_size_valid",
-    "transposed", "negative_stride", "sliced_unaligned", "nan_gaps", "readonly_param", "readonly_param_other_group",
+    "transposed", "negative_stride", "sliced_unaligned", "nan_gaps", "byte_misaligned", "readonly_param",
+    "readonly_param_other_group",
     "readonly_grad", "alias_grad_is_param", "alias_overlapping_params",
 ]
 
@@ -900,7 +909,7 @@ def _reference_step(name, p, g):
 CLIP_CASES = [
     "float16", "int32", "int64", "bool", "object", "byteswapped", "mixed_dtype", "python_list", "python_scalar",
     "device_mismatch", "zero_size_valid", "transposed", "negative_stride", "sliced_unaligned", "nan_gaps",
-    "readonly_grad", "alias_same_grad_twice",
+    "byte_misaligned", "readonly_grad", "alias_same_grad_twice",
 ]
 
 
