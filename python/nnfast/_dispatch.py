@@ -31,6 +31,12 @@ def xp_of(a: Any) -> Any:
 
 def kernels(op: str, *arrays: Any) -> Any:
     """Kernel module serving ``arrays``; they must all live on one device."""
+    ndarray = np.ndarray
+    for a in arrays:  # fast path: every array is a NumPy array (no list, no generator)
+        if a is not None and type(a) is not ndarray:
+            break
+    else:
+        return _C
     on_gpu = [is_cupy(a) for a in arrays if a is not None]
     if any(on_gpu):
         if not all(on_gpu):
@@ -41,4 +47,6 @@ def kernels(op: str, *arrays: Any) -> Any:
 
 def contiguous(a: np.ndarray) -> np.ndarray:
     """A C-contiguous view, copying only when needed (layout, not math)."""
+    if isinstance(a, np.generic):  # arithmetic on 0-d arrays gives NumPy scalars; kernels take arrays
+        return np.asarray(a)
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)

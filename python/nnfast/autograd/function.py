@@ -99,20 +99,30 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
-        Tensor = _tensor_class()
+        Tensor = _TENSOR[0] if _TENSOR else _tensor_class()
         ctx = cls()
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        out = cls.forward(ctx, *raw, **kwargs)
+        # One pass over the arguments: unwrap tensors, note which need a gradient.
+        raw = []
+        inputs: list[Any] = []
+        needs = []
         record = False
-        if grad_mode._enabled[0]:
-            for a in args:
-                if isinstance(a, Tensor) and a.requires_grad:
-                    record = True
-                    break
+        for a in args:
+            if isinstance(a, Tensor):
+                raw.append(a.data)
+                inputs.append(a)
+                rg = a.requires_grad
+                needs.append(rg)
+                record = record or rg
+            else:
+                raw.append(a)
+                inputs.append(None)
+                needs.append(False)
+        out = cls.forward(ctx, *raw, **kwargs)
+        record = record and grad_mode._enabled[0]
         result = Tensor._wrap(out, record)
         if record:
-            ctx.inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
-            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            ctx.inputs = tuple(inputs)
+            ctx.needs_input_grad = tuple(needs)
             result.grad_fn = ctx
         else:
             ctx.saved_tensors = ()

@@ -88,16 +88,20 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activat
     op = "linear"
     check_float(op, input)
     check_float(op, weight, "weight")
-    check_same_dtype(op, input, weight, "weight")
-    check_same_dtype(op, input, bias, "bias")
+    if bias is not None:
+        check_float(op, bias, "bias")
+    x, w = input.data, weight.data
+    if w.dtype != x.dtype or (bias is not None and bias.data.dtype != x.dtype):
+        check_same_dtype(op, input, weight, "weight")
+        check_same_dtype(op, input, bias, "bias")
     check_same_device(op, input, weight, bias)
-    if weight.ndim != 2:
-        raise ValueError(f"[{op}] expected weight to be 2-D (out_features, in_features), got shape {weight.shape}")
-    if input.ndim < 1 or input.shape[-1] != weight.shape[1]:
+    if w.ndim != 2:
+        raise ValueError(f"[{op}] expected weight to be 2-D (out_features, in_features), got shape {w.shape}")
+    if x.ndim < 1 or x.shape[-1] != w.shape[1]:
         raise ValueError(
-            f"[{op}] expected input with last dimension {weight.shape[1]} (in_features), got shape {input.shape}"
+            f"[{op}] expected input with last dimension {w.shape[1]} (in_features), got shape {x.shape}"
         )
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"[{op}] expected bias of shape ({weight.shape[0]},), got {bias.shape}")
+    if bias is not None and bias.data.shape != (w.shape[0],):
+        raise ValueError(f"[{op}] expected bias of shape ({w.shape[0]},), got {bias.data.shape}")
     code, a, b = codes.resolve(activation)
     return LinearFunction.apply(input, weight, bias, code, a, b)
