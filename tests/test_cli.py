@@ -77,6 +77,15 @@ def test_train_user_csv_and_regression(tmp_path):
     (["train", "--lr", "-1"], "--lr"),
     (["train", "--dropout", "1.5"], "--dropout"),
     (["evaluate", "/nonexistent.ckpt"], "not found"),
+    (["train", "--threads", "-1"], "--threads"),
+    (["train", "--seed", "-1"], "--seed"),
+    (["train", "--label-smoothing", "2"], "--label-smoothing"),
+    (["train", "--momentum", "-1", "--optimizer", "sgd"], "--momentum"),
+    (["train", "--weight-decay", "-1"], "--weight-decay"),
+    (["train", "--val-split", "1.5"], "--val-split"),
+    (["train", "--save", "/nonexistent/dir/m.safetensors"], "does not exist"),
+    (["train", "--json", "/nonexistent/dir/m.json"], "does not exist"),
+    (["predict", "/nonexistent.ckpt", "x.npy", "--out", "/nonexistent/dir/p.npy"], "does not exist"),
 ])
 def test_user_errors_are_one_line(args, needle):
     r = nnfast_cli(*args)
@@ -96,3 +105,12 @@ def test_nan_in_data_is_reported(tmp_path):
 def test_unknown_option_value():
     r = nnfast_cli("train", "--optimizer", "nope")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_version_and_help_defaults():
+    r = nnfast_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("nnfast ")
+    r = nnfast_cli("train", "--help")
+    for needle in ("(default: 15)", "(default: adam)", "(default: 0.001)", "(default: 64)", "(default: 256,128)"):
+        assert needle in " ".join(r.stdout.split()), needle
+    assert "(default: None)" not in r.stdout

@@ -216,6 +216,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_output_path(option, path)
     if args.plot:
         _check_can_plot()
+    if args.threads < 0:
+        raise UserError(f"--threads must be >= 0 (0 = default), got {args.threads}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     if args.threads:
         nnfast.set_num_threads(args.threads)
     nnfast.manual_seed(args.seed)
@@ -227,6 +231,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"--dropout must be in [0, 1), got {args.dropout}")
     if not (args.lr > 0 and np.isfinite(args.lr)):
         raise UserError(f"--lr must be a positive number, got {args.lr}")
+    for name, v in (("--momentum", args.momentum), ("--weight-decay", args.weight_decay)):
+        if not (v >= 0 and np.isfinite(v)):
+            raise UserError(f"{name} must be a non-negative number, got {v}")
+    if not 0 <= args.label_smoothing <= 1:
+        raise UserError(f"--label-smoothing must be in [0, 1], got {args.label_smoothing}")
+    if not 0 < args.val_split < 1:
+        raise UserError(f"--val-split must be in (0, 1), got {args.val_split}")
+    if args.early_stopping < 0:
+        raise UserError(f"--early-stopping must be >= 0 (0 = off), got {args.early_stopping}")
     device = _resolve_device(args.device)
     task = args.task
 
@@ -252,9 +265,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = build_mlp(Xtr.shape[1], hidden, n_out, args.activation, args.norm, args.dropout)
     if device != "cpu":
         model.to(device)
-    opt = _make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.momentum)
-    steps = -(-len(Xtr) // args.batch_size)
-    sched = _make_scheduler(args.schedule, opt, args.lr, args.epochs, steps)
+    try:
+        opt = _make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.momentum)
+        steps = -(-len(Xtr) // args.batch_size)
+        sched = _make_scheduler(args.schedule, opt, args.lr, args.epochs, steps)
+    except (ValueError, TypeError) as exc:  # an option value the optimizer or schedule rejects
+        raise UserError(str(exc)) from None
     loss_fn: nn.Module
     if task == "classification":
         loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
@@ -379,6 +395,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .training import predict
 
+    _check_output_path("--out", args.out)
     model, cfg = _model_from_checkpoint(args.checkpoint)
     if not os.path.exists(args.data):
         raise UserError(f"data file not found: {args.data}")
@@ -419,54 +436,79 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(quick=args.quick, json_path=args.json, only=args.only)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` for options with a meaningful default not already described."""
+
+    def _get_help_string(self, action: argparse.Action) -> Optional[str]:
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS \
+                or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import nnfast
+
     p = argparse.ArgumentParser(prog="nnfast", description="Train and benchmark dense networks with nnfast.")
+    p.add_argument("--version", action="version", version=f"nnfast {nnfast.__version__}")
     p.add_argument("--cmake-dir", action="store_true", help="print the CMake package folder and exit")
     p.add_argument("--include", action="store_true", help="print the C++ include folder and exit")
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help="train an MLP (default: on the bundled mnist_5k digits)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--data", default=None, help="mnist_5k (default) or a .npz (X, y), .npy or .csv file")
+                       description="Train an MLP with nnfast and print the loss and metrics per epoch.",
+                       formatter_class=_HelpFormatter)
+    t.add_argument("--data", default=None,
+                   help="mnist_5k (the default: bundled digits) or a .npz (X, y), .npy or .csv file")
     t.add_argument("--label-column", type=int, default=None, help="CSV label column (default: the last)")
-    t.add_argument("--task", choices=["classification", "regression"], default="classification")
-    t.add_argument("--hidden", default="256,128", help="hidden layer sizes, comma-separated")
+    t.add_argument("--task", choices=["classification", "regression"], default="classification",
+                   help="loss and metrics: cross-entropy + accuracy, or MSE + MAE/RMSE")
+    t.add_argument("--hidden", default="256,128", help="hidden layer sizes, comma-separated ('none': no hidden layer)")
     t.add_argument("--activation", default="relu",
-                   choices=["relu", "gelu", "tanh", "sigmoid", "silu", "elu", "leaky_relu", "softplus"])
-    t.add_argument("--norm", default="none", choices=["none", "batch", "layer"])
-    t.add_argument("--dropout", type=float, default=0.0)
+                   choices=["relu", "gelu", "tanh", "sigmoid", "silu", "elu", "leaky_relu", "softplus"],
+                   help="activation after each hidden layer")
+    t.add_argument("--norm", default="none", choices=["none", "batch", "layer"],
+                   help="normalization after each hidden layer")
+    t.add_argument("--dropout", type=float, default=0.0, help="dropout probability after each hidden layer")
     t.add_argument("--optimizer", default="adam",
-                   choices=["sgd", "adam", "adamw", "adagrad", "rmsprop", "adabound", "lion", "lamb"])
-    t.add_argument("--lr", type=float, default=1e-3)
+                   choices=["sgd", "adam", "adamw", "adagrad", "rmsprop", "adabound", "lion", "lamb"],
+                   help="optimizer")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--schedule", default="none", choices=["none", "step", "cosine", "onecycle", "plateau"])
-    t.add_argument("--label-smoothing", type=float, default=0.0)
-    t.add_argument("--epochs", type=int, default=15)
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay")
+    t.add_argument("--schedule", default="none", choices=["none", "step", "cosine", "onecycle", "plateau"],
+                   help="learning-rate schedule")
+    t.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing, in [0, 1]")
+    t.add_argument("--epochs", type=int, default=15, help="passes over the training data")
+    t.add_argument("--batch-size", type=int, default=64, help="samples per step")
     t.add_argument("--val-split", type=float, default=0.2, help="validation fraction for user data")
-    t.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE", help="0 = off")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = default)")
+    t.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better validation loss (0 = off)")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    t.add_argument("--seed", type=int, default=0, help="random seed (initialization, shuffling, dropout)")
+    t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = NNFAST_NUM_THREADS, else all cores)")
     t.add_argument("--save", default=None, metavar="CKPT", help="write a checkpoint (safetensors)")
     t.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint")
-    t.add_argument("--plot", default=None, metavar="PNG", help="write loss/metric curves")
+    t.add_argument("--plot", default=None, metavar="PNG", help="write loss/metric curves (needs matplotlib)")
     t.add_argument("--json", default=None, metavar="PATH", help="write metrics as JSON")
-    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--quiet", action="store_true", help="print nothing but errors")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint on data (default: mnist_5k test split)")
-    e.add_argument("checkpoint")
-    e.add_argument("data", nargs="?", default=None)
-    e.add_argument("--label-column", type=int, default=None)
-    e.add_argument("--json", action="store_true")
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on data (default: mnist_5k test split)",
+                       formatter_class=_HelpFormatter)
+    e.add_argument("checkpoint", help="a checkpoint written by `nnfast train --save`")
+    e.add_argument("data", nargs="?", default=None,
+                   help="a .npz (X, y), .npy or .csv file (default: the mnist_5k test split)")
+    e.add_argument("--label-column", type=int, default=None, help="CSV label column (default: the last)")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="write predictions of a checkpoint for data to a .npy file")
-    pr.add_argument("checkpoint")
-    pr.add_argument("data")
-    pr.add_argument("--out", default="preds.npy")
+    pr = sub.add_parser("predict", help="write predictions of a checkpoint for data to a .npy file",
+                        formatter_class=_HelpFormatter)
+    pr.add_argument("checkpoint", help="a checkpoint written by `nnfast train --save`")
+    pr.add_argument("data", help="features as .npy, .npz (array X) or .csv (a trailing label column is dropped)")
+    pr.add_argument("--out", default="preds.npy", help="output .npy: class indices, or values for regression")
     pr.set_defaults(func=cmd_predict)
 
     b = sub.add_parser("bench", help="benchmark kernels and training steps against NumPy (and PyTorch)")
