@@ -27,7 +27,11 @@ def _dtype(dtype: Any) -> np.dtype:
 
 
 class ReLU(Module):
-    """ReLU(x) = max(0, x)."""
+    """ReLU(x) = max(0, x), elementwise (NaN stays NaN).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
@@ -41,7 +45,11 @@ class ReLU(Module):
 
 
 class ReLU6(Module):
-    """ReLU6(x) = min(max(0, x), 6)."""
+    """ReLU6(x) = min(max(0, x), 6), elementwise.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
@@ -55,7 +63,11 @@ class ReLU6(Module):
 
 
 class LeakyReLU(Module):
-    """x if x > 0 else negative_slope * x."""
+    """LeakyReLU(x) = x if x > 0 else negative_slope * x.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: negative_slope=0.01, inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
 
     def __init__(self, negative_slope: float = 1e-2, inplace: bool = False) -> None:
         super().__init__()
@@ -70,10 +82,14 @@ class LeakyReLU(Module):
 
 
 class PReLU(Module):
-    """x if x > 0 else a * x with a learnable ``weight`` a.
+    """PReLU(x) = x if x > 0 else a * x, with a learnable slope a (``weight``).
 
-    ``num_parameters=1`` shares one slope; otherwise one slope per channel
-    (dim 1 of the input). Initialized to ``init`` (0.25).
+    ``num_parameters=1`` shares one slope; otherwise one slope per channel (dim 1 of the
+    input), so num_parameters must equal C.
+
+    Shape: input (N, C, *) or (*) when num_parameters == 1; output the same shape;
+    ``weight`` (num_parameters,).
+    Defaults: num_parameters=1, init=0.25 (the slopes' initial value).
     """
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype: Any = None) -> None:
@@ -98,7 +114,11 @@ class PReLU(Module):
 
 
 class ELU(Module):
-    """x if x > 0 else alpha * (exp(x) - 1)."""
+    """ELU(x) = x if x > 0 else alpha * (exp(x) - 1).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: alpha=1.0, inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
@@ -113,21 +133,35 @@ class ELU(Module):
 
 
 class Sigmoid(Module):
-    """1 / (1 + exp(-x))."""
+    """Sigmoid(x) = 1 / (1 + exp(-x)), evaluated without overflow for any x.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none (takes no arguments).
+    """
 
     def forward(self, input: Tensor) -> Tensor:
         return F.sigmoid(input)
 
 
 class Tanh(Module):
-    """tanh(x)."""
+    """Tanh(x) = (exp(x) - exp(-x)) / (exp(x) + exp(-x)).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none (takes no arguments).
+    """
 
     def forward(self, input: Tensor) -> Tensor:
         return F.tanh(input)
 
 
 class GELU(Module):
-    """x * Phi(x); ``approximate='tanh'`` for the tanh approximation."""
+    """GELU(x) = x * Phi(x), Phi(x) = (1 + erf(x / sqrt(2))) / 2 the standard normal CDF.
+
+    With ``approximate='tanh'``: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: approximate='none' (the exact erf form).
+    """
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
@@ -143,7 +177,11 @@ class GELU(Module):
 
 
 class SiLU(Module):
-    """x * sigmoid(x)."""
+    """SiLU(x) = x * sigmoid(x) = x / (1 + exp(-x)) (Swish with beta = 1).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
@@ -157,11 +195,14 @@ class SiLU(Module):
 
 
 class Swish(Module):
-    """x * sigmoid(beta * x) (nnfast addition).
+    """Swish(x) = x * sigmoid(beta * x) (nnfast addition).
 
-    ``learnable=True`` (default) makes ``beta`` a one-element Parameter whose
-    gradient the backward kernel reduces; otherwise beta is a fixed float.
-    ``Swish(beta=1.0, learnable=False)`` equals ``SiLU``.
+    ``learnable=True`` makes ``beta`` a one-element Parameter whose gradient the backward
+    kernel reduces; otherwise beta is a fixed float. ``Swish(beta=1.0, learnable=False)``
+    equals ``SiLU``.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: beta=1.0, learnable=True; device=None (cpu), dtype=None (the default dtype).
     """
 
     def __init__(self, beta: float = 1.0, learnable: bool = True, device: Any = None, dtype: Any = None) -> None:
@@ -186,7 +227,11 @@ class Swish(Module):
 
 
 class Softplus(Module):
-    """log(1 + exp(beta x)) / beta; linear where beta x > threshold."""
+    """Softplus(x) = log(1 + exp(beta * x)) / beta; = x where beta * x > threshold (for stability).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: beta=1.0, threshold=20.0.
+    """
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
@@ -201,7 +246,11 @@ class Softplus(Module):
 
 
 class Hardtanh(Module):
-    """clamp(x, min_val, max_val)."""
+    """Hardtanh(x) = clamp(x, min_val, max_val) = min(max(x, min_val), max_val).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: min_val=-1.0, max_val=1.0, inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
@@ -219,7 +268,11 @@ class Hardtanh(Module):
 
 
 class GLU(Module):
-    """a * sigmoid(b) for the halves a, b of the input along ``dim``."""
+    """GLU(x) = a * sigmoid(b), where a, b are the first and second halves of x along ``dim``.
+
+    Shape: input (*, 2H, *) with an even size along ``dim``; output (*, H, *).
+    Defaults: dim=-1.
+    """
 
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
@@ -233,14 +286,15 @@ class GLU(Module):
 
 
 class SwiGLU(Module):
-    """Swish(x W1^T + b1) * (x W2^T + b2) (nnfast addition).
+    """SwiGLU(x) = Swish(x W1^T + b1) * (x W2^T + b2) (nnfast addition; Swish(z) = z sigmoid(z)).
 
-    Both projections are ONE GEMM: ``weight`` has shape
-    ``(2 * hidden_features, in_features)`` (rows ``[:hidden]`` are W1, the
-    gate; rows ``[hidden:]`` are W2, the value) and ``bias`` ``(2 * hidden,)``;
-    a fused swiglu kernel then forms the product (forward and backward).
-    Initialized like ``nn.Linear(in_features, 2 * hidden_features)``. Output:
-    ``(..., hidden_features)``.
+    Both projections are ONE GEMM: ``weight`` has shape ``(2 * hidden_features, in_features)``
+    (rows ``[:hidden]`` are W1, the gate; rows ``[hidden:]`` are W2, the value) and ``bias``
+    ``(2 * hidden_features,)``; a fused swiglu kernel then forms the product (forward and
+    backward). Initialized like ``nn.Linear(in_features, 2 * hidden_features)``.
+
+    Shape: input (*, in_features); output (*, hidden_features).
+    Defaults: bias=True; device=None (cpu), dtype=None (the default dtype, float32).
     """
 
     def __init__(self, in_features: int, hidden_features: int, bias: bool = True, device: Any = None,
@@ -275,7 +329,12 @@ class SwiGLU(Module):
 
 
 class Softmax(Module):
-    """exp(x) / sum(exp(x)) along ``dim``."""
+    """Softmax(x)_i = exp(x_i - max(x)) / sum_j exp(x_j - max(x)) along ``dim`` (numerically stable).
+
+    Shape: input (*), any shape; output (*), the same shape, summing to 1 along ``dim``.
+    Defaults: dim=None (PyTorch's legacy implicit choice, with its warning: dim 0 for 0-, 1- and
+    3-D input, else dim 1); pass ``dim`` explicitly.
+    """
 
     def __init__(self, dim: Optional[int] = None) -> None:
         super().__init__()
@@ -289,7 +348,12 @@ class Softmax(Module):
 
 
 class LogSoftmax(Module):
-    """log(softmax(x)) along ``dim``, computed stably."""
+    """LogSoftmax(x)_i = x_i - log(sum_j exp(x_j)) along ``dim``, computed stably (shifted by the max).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: dim=None (PyTorch's legacy implicit choice, with its warning: dim 0 for 0-, 1- and
+    3-D input, else dim 1); pass ``dim`` explicitly.
+    """
 
     def __init__(self, dim: Optional[int] = None) -> None:
         super().__init__()
@@ -303,9 +367,12 @@ class LogSoftmax(Module):
 
 
 class Step(Module):
-    """Unit step of the classic perceptron (nnfast): 1 where x > threshold, else 0.
+    """Step(x) = 1 if x > threshold else 0: the unit step of the classic perceptron (nnfast).
 
     Forward only: its gradient is zero everywhere (see ``F.step``).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: threshold=0.0.
     """
 
     def __init__(self, threshold: float = 0.0) -> None:
@@ -320,7 +387,13 @@ class Step(Module):
 
 
 class Sign(Module):
-    """sign(x) in {-1, 0, 1} (nnfast; zero gradient, as ``torch.sign``)."""
+    """Sign(x) = -1 if x < 0, 0 if x == 0, 1 if x > 0 (nnfast; NaN stays NaN).
+
+    Forward only: the gradient is zero everywhere, as for ``torch.sign``.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none (takes no arguments).
+    """
 
     def forward(self, input: Tensor) -> Tensor:
         return F.sign(input)

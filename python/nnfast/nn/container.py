@@ -85,6 +85,13 @@ class ModuleList(Module):
 
 
 class ModuleDict(Module):
+    """An ordered dict of modules whose parameters are registered under their keys
+    (``state_dict`` names ``key.weight``...): ``d["enc"]``, ``d["enc"] = m``, ``in``, ``len``,
+    ``keys()``, ``items()``, ``values()``.
+
+    Defaults: modules=None (empty); a dict or iterable of (name, module) pairs otherwise.
+    """
+
     def __init__(self, modules: Optional[Any] = None) -> None:
         super().__init__()
         if modules is not None:

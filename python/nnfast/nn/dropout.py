@@ -10,10 +10,14 @@ __all__ = ["Dropout"]
 
 
 class Dropout(Module):
-    """Zero each element with probability ``p`` while training; scale the rest by 1 / (1 - p).
+    """Dropout while training: y = x * m / (1 - p) with m_i ~ Bernoulli(1 - p); identity in eval mode.
 
-    The mask comes from a counter-based RNG inside the kernel, seeded by
+    Each element is zeroed with probability ``p``, the rest scaled by 1 / (1 - p) so the
+    expectation is unchanged. The mask comes from a counter-based RNG inside the kernel, seeded by
     ``nnfast.manual_seed``: the same seed gives the same sequence of masks.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: p=0.5, inplace=False (True overwrites the input when no gradient is recorded for it).
     """
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:

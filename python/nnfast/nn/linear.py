@@ -16,14 +16,18 @@ __all__ = ["Linear", "Identity"]
 
 
 class Linear(Module):
-    """y = activation(x @ W^T + b).
+    """Fully connected layer: y = activation(x @ W^T + b), one GEMM with bias and activation fused
+    in its epilogue.
 
-    ``weight`` has shape ``(out_features, in_features)`` and ``bias``
-    ``(out_features,)``, initialized as PyTorch does: W ~ U(-1/sqrt(in),
-    1/sqrt(in)) (kaiming_uniform_ with a=sqrt(5)) and b ~ U(-1/sqrt(in),
-    1/sqrt(in)). ``activation`` (nnfast addition, default None) fuses a
-    pointwise activation into the GEMM epilogue, e.g. ``Linear(784, 256,
-    activation="relu")`` equals ``Sequential(Linear(784, 256), ReLU())``.
+    ``weight`` W has shape ``(out_features, in_features)`` and ``bias`` b ``(out_features,)``,
+    initialized as PyTorch does: W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with
+    a=sqrt(5)) and b ~ U(-1/sqrt(in), 1/sqrt(in)). ``activation`` (nnfast addition) fuses a
+    pointwise activation into the GEMM epilogue, e.g. ``Linear(784, 256, activation="relu")``
+    equals ``Sequential(Linear(784, 256), ReLU())``; also ``("gelu", {"approximate": "tanh"})``.
+
+    Shape: input (*, in_features); output (*, out_features).
+    Defaults: bias=True, device=None (cpu), dtype=None (the default dtype, float32),
+    activation=None (identity).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Any = None,
@@ -62,7 +66,11 @@ class Linear(Module):
 
 
 class Identity(Module):
-    """Returns its input unchanged (accepts and ignores any arguments)."""
+    """Identity(x) = x: returns its input unchanged (accepts and ignores any constructor arguments).
+
+    Shape: input (*), any shape; output (*), the same tensor.
+    Defaults: none (arguments are ignored).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()

@@ -46,7 +46,19 @@ class _WeightedLoss(_Loss):
 
 
 class CrossEntropyLoss(_WeightedLoss):
-    """Softmax cross-entropy on logits (fused loss + gradient kernel); see ``F.cross_entropy``."""
+    """Softmax cross-entropy on logits, fused: loss_n = -w[y_n] * log(softmax(x_n)[y_n]) = w[y_n] *
+    (logsumexp(x_n) - x_n[y_n]); loss and logits-gradient come from one kernel pass.
+
+    Targets are class indices, or class probabilities p (then loss_n = -sum_c w_c p_c log softmax(x_n)_c).
+    Rows whose target is ``ignore_index`` add nothing; 'mean' divides by the summed weight of the
+    counted rows. ``label_smoothing`` e mixes the target with the uniform distribution:
+    (1 - e) * target + e / C. See ``F.cross_entropy``.
+
+    Shape: input (N, C), (N, C, d1, ...) or (C,); target (N,), (N, d1, ...) or () int64 class
+    indices in [0, C), or float probabilities of the input's shape; output () or, with
+    reduction='none', the target's shape (N, d1, ...).
+    Defaults: weight=None (all classes 1), ignore_index=-100, reduction='mean', label_smoothing=0.0.
+    """
 
     def __init__(self, weight: Optional[Tensor] = None, size_average: Any = None, ignore_index: int = -100,
                  reduce: Any = None, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
@@ -60,7 +72,16 @@ class CrossEntropyLoss(_WeightedLoss):
 
 
 class NLLLoss(_WeightedLoss):
-    """Negative log-likelihood on log-probabilities; see ``F.nll_loss``."""
+    """Negative log-likelihood: loss_n = -w[y_n] * x_n[y_n] on log-probabilities x (e.g. from
+    ``LogSoftmax``); see ``F.nll_loss``.
+
+    Rows whose target is ``ignore_index`` add nothing; 'mean' divides by the summed weight of the
+    counted rows.
+
+    Shape: input (N, C), (N, C, d1, ...) or (C,); target (N,), (N, d1, ...) or () int64 in [0, C);
+    output () or, with reduction='none', the target's shape.
+    Defaults: weight=None (all classes 1), ignore_index=-100, reduction='mean'.
+    """
 
     def __init__(self, weight: Optional[Tensor] = None, size_average: Any = None, ignore_index: int = -100,
                  reduce: Any = None, reduction: str = "mean") -> None:
@@ -72,16 +93,31 @@ class NLLLoss(_WeightedLoss):
 
 
 class MSELoss(_Loss):
+    """Mean squared error: loss = reduce((input - target)^2).
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none': per element, 'sum': the sum).
+    """
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
 class L1Loss(_Loss):
+    """Mean absolute error: loss = reduce(|input - target|); gradient sign(input - target), 0 at 0.
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none': per element, 'sum': the sum).
+    """
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.l1_loss(input, target, reduction=self.reduction)
 
 
 class HuberLoss(_Loss):
+    """Huber loss with d = input - target: 0.5 d^2 where |d| < delta, else delta * (|d| - delta / 2).
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none': per element, 'sum': the sum), delta=1.0.
+    """
     def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         super().__init__(reduction=reduction)
         self.delta = float(delta)
@@ -91,6 +127,12 @@ class HuberLoss(_Loss):
 
 
 class SmoothL1Loss(_Loss):
+    """Smooth L1 with d = input - target: 0.5 d^2 / beta where |d| < beta, else |d| - beta / 2
+    (beta = 0: plain L1). Equals HuberLoss(delta=beta) / beta.
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none': per element, 'sum': the sum), beta=1.0.
+    """
     def __init__(self, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
                  beta: float = 1.0) -> None:
         super().__init__(size_average, reduce, reduction)
@@ -101,11 +143,28 @@ class SmoothL1Loss(_Loss):
 
 
 class BCELoss(_WeightedLoss):
+    """Binary cross-entropy on probabilities x in [0, 1]: loss = -w * (y log(x) + (1 - y) log(1 - x)),
+    the logs clamped at -100 as in PyTorch.
+
+    ``weight`` broadcasts to the input's shape.
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: weight=None (1 everywhere), reduction='mean' ('none': per element, 'sum': the sum).
+    """
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
+    """Sigmoid + binary cross-entropy in one stable formula, on logits x:
+    loss = -w * (p y log(sigmoid(x)) + (1 - y) log(1 - sigmoid(x)))
+         = w * ((1 - y) x + (1 + (p - 1) y) log(1 + exp(-x))).
+
+    ``weight`` w and ``pos_weight`` p (usually (C,) over the last dim) broadcast to the input's shape.
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: weight=None (1), reduction='mean' ('none': per element, 'sum': the sum), pos_weight=None (1).
+    """
     def __init__(self, weight: Optional[Tensor] = None, size_average: Any = None, reduce: Any = None,
                  reduction: str = "mean", pos_weight: Optional[Tensor] = None) -> None:
         super().__init__(size_average, reduce, reduction)
@@ -118,6 +177,16 @@ class BCEWithLogitsLoss(_Loss):
 
 
 class KLDivLoss(_Loss):
+    """Kullback-Leibler divergence, pointwise: loss = target * (log(target) - input), with ``input``
+    log-probabilities (``log_target=True``: target holds log-probabilities too, loss =
+    exp(target) * (target - input)).
+
+    reduction='batchmean' divides the sum by input.shape[0] (the true KL of a batch); 'mean'
+    divides by the number of elements.
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none', 'sum', 'batchmean'), log_target=False.
+    """
     _extra = ("batchmean",)
 
     def __init__(self, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
@@ -130,8 +199,14 @@ class KLDivLoss(_Loss):
 
 
 class RMSELoss(Module):
-    """nnfast addition: sqrt(mean((input - target)^2)); see ``F.rmse_loss`` (eps keeps the
-    gradient finite at a perfect fit; the value itself is exact)."""
+    """Root-mean-square error (nnfast addition): loss = sqrt(mean((input - target)^2)) over all elements.
+
+    The value is the exact square root; the gradient (x - y) / (n * max(rmse, eps)) stays finite
+    (zero) at a perfect fit. See ``F.rmse_loss``.
+
+    Shape: input (*), any shape; target (*), the same shape; output ().
+    Defaults: reduction='mean' (the only one: an RMSE is a mean by definition), eps=1e-08.
+    """
 
     def __init__(self, reduction: str = "mean", eps: float = 1e-8) -> None:
         super().__init__()
@@ -145,16 +220,30 @@ class RMSELoss(Module):
 
 
 class PerceptronLoss(_Loss):
-    """nnfast addition: max(0, -y f(x)) with y in {-1, +1}; see ``F.perceptron_loss``."""
+    """Perceptron criterion (nnfast addition): loss = reduce(max(0, -y * f(x))) with labels y in
+    {-1, +1} and scores f(x) = input; gradient -y where a sample is misclassified, else 0.
+    See ``F.perceptron_loss``.
+
+    Shape: input (*) scores, any shape; target (*), the same shape, values -1 or +1; output () or,
+    with reduction='none', (*).
+    Defaults: reduction='mean' ('none', 'sum').
+    """
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.perceptron_loss(input, target, reduction=self.reduction)
 
 
 class LinearCrossEntropyLoss(_Loss):
-    """nnfast addition: ``loss(input, weight, bias, target)`` = cross-entropy of
-    ``input @ weight.T + bias`` without materializing the logits; see
-    ``F.linear_cross_entropy``. Holds no parameters (pass the classifier's)."""
+    """Fused classifier + cross-entropy (nnfast addition): ``loss(input, weight, bias, target)`` =
+    cross_entropy(input @ weight.T + bias, target), without materializing the (N, C) logits.
+
+    Logits are formed ``chunk_size`` classes at a time and folded into an online log-sum-exp; see
+    ``F.linear_cross_entropy``. Holds no parameters (pass the classifier's).
+
+    Shape: input (*, H); weight (C, H); bias (C,) or None; target int64 of shape input.shape[:-1];
+    output () or, with reduction='none', input.shape[:-1].
+    Defaults: ignore_index=-100, reduction='mean', label_smoothing=0.0, chunk_size=4096.
+    """
 
     def __init__(self, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
                  chunk_size: int = 4096) -> None:

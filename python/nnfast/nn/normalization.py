@@ -112,19 +112,52 @@ class _BatchNorm(_NormBase):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalization over (N, C) or (N, C, L) input, per channel C."""
+    """Batch normalization per channel C: y = (x - mean) / sqrt(var + eps) * weight + bias.
+
+    While training, mean and var are the (biased) statistics of the batch over N (and L), and the
+    running statistics are updated as running = (1 - momentum) * running + momentum * batch_stat
+    (the unbiased variance; ``momentum=None``: a cumulative average over the batches seen). In
+    eval mode the running statistics normalize instead (still the batch's when
+    ``track_running_stats=False``). weight starts at ones and bias at zeros, both (C,).
+
+    Shape: input (N, C) or (N, C, L); output the same shape.
+    Defaults: eps=1e-05, momentum=0.1, affine=True (learnable weight and bias),
+    track_running_stats=True; device=None (cpu), dtype=None (the default dtype).
+    """
 
     _dims = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
-    """Batch normalization over (N, C, H, W) input, per channel C."""
+    """Batch normalization per channel C: y = (x - mean) / sqrt(var + eps) * weight + bias.
+
+    While training, mean and var are the (biased) statistics of the batch over N, H and W, and the
+    running statistics are updated as running = (1 - momentum) * running + momentum * batch_stat
+    (the unbiased variance; ``momentum=None``: a cumulative average over the batches seen). In
+    eval mode the running statistics normalize instead (still the batch's when
+    ``track_running_stats=False``). weight starts at ones and bias at zeros, both (C,).
+
+    Shape: input (N, C, H, W); output the same shape.
+    Defaults: eps=1e-05, momentum=0.1, affine=True (learnable weight and bias),
+    track_running_stats=True; device=None (cpu), dtype=None (the default dtype).
+    """
 
     _dims = (4,)
 
 
 class BatchNorm3d(_BatchNorm):
-    """Batch normalization over (N, C, D, H, W) input, per channel C."""
+    """Batch normalization per channel C: y = (x - mean) / sqrt(var + eps) * weight + bias.
+
+    While training, mean and var are the (biased) statistics of the batch over N, D, H and W, and the
+    running statistics are updated as running = (1 - momentum) * running + momentum * batch_stat
+    (the unbiased variance; ``momentum=None``: a cumulative average over the batches seen). In
+    eval mode the running statistics normalize instead (still the batch's when
+    ``track_running_stats=False``). weight starts at ones and bias at zeros, both (C,).
+
+    Shape: input (N, C, D, H, W); output the same shape.
+    Defaults: eps=1e-05, momentum=0.1, affine=True (learnable weight and bias),
+    track_running_stats=True; device=None (cpu), dtype=None (the default dtype).
+    """
 
     _dims = (5,)
 
@@ -162,26 +195,64 @@ class _InstanceNorm(_NormBase):
 
 
 class InstanceNorm1d(_InstanceNorm):
-    """Instance normalization over (N, C, L) or unbatched (C, L) input."""
+    """Instance normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with mean and var
+    (biased) per sample and channel over L.
+
+    With ``track_running_stats`` the running statistics (averaged over the batch) are updated as
+    running = (1 - momentum) * running + momentum * stat and used in eval mode. weight / bias (C,)
+    exist only with ``affine``.
+
+    Shape: input (N, C, L) or unbatched (C, L); output the same shape.
+    Defaults: eps=1e-05, momentum=0.1, affine=False, track_running_stats=False; device=None (cpu),
+    dtype=None (the default dtype).
+    """
 
     _batched_dim = 3
 
 
 class InstanceNorm2d(_InstanceNorm):
-    """Instance normalization over (N, C, H, W) or unbatched (C, H, W) input."""
+    """Instance normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with mean and var
+    (biased) per sample and channel over H and W.
+
+    With ``track_running_stats`` the running statistics (averaged over the batch) are updated as
+    running = (1 - momentum) * running + momentum * stat and used in eval mode. weight / bias (C,)
+    exist only with ``affine``.
+
+    Shape: input (N, C, H, W) or unbatched (C, H, W); output the same shape.
+    Defaults: eps=1e-05, momentum=0.1, affine=False, track_running_stats=False; device=None (cpu),
+    dtype=None (the default dtype).
+    """
 
     _batched_dim = 4
 
 
 class InstanceNorm3d(_InstanceNorm):
-    """Instance normalization over (N, C, D, H, W) or unbatched (C, D, H, W) input."""
+    """Instance normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with mean and var
+    (biased) per sample and channel over D, H and W.
+
+    With ``track_running_stats`` the running statistics (averaged over the batch) are updated as
+    running = (1 - momentum) * running + momentum * stat and used in eval mode. weight / bias (C,)
+    exist only with ``affine``.
+
+    Shape: input (N, C, D, H, W) or unbatched (C, D, H, W); output the same shape.
+    Defaults: eps=1e-05, momentum=0.1, affine=False, track_running_stats=False; device=None (cpu),
+    dtype=None (the default dtype).
+    """
 
     _batched_dim = 5
 
 
 class LayerNorm(Module):
-    """Normalization over the trailing ``normalized_shape`` dimensions with an
-    elementwise affine (weight ones, bias zeros, both of that shape)."""
+    """Layer normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with mean and (biased)
+    var over the trailing ``normalized_shape`` dimensions of each sample.
+
+    weight (ones) and bias (zeros) have shape ``normalized_shape``; the same statistics are used
+    in training and eval mode.
+
+    Shape: input (*, *normalized_shape); output the same shape.
+    Defaults: eps=1e-05, elementwise_affine=True (learnable weight), bias=True (learnable bias
+    when elementwise_affine); device=None (cpu), dtype=None (the default dtype).
+    """
 
     def __init__(self, normalized_shape: _ShapeArg, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device: Any = None, dtype: Any = None) -> None:
@@ -219,9 +290,15 @@ class LayerNorm(Module):
 
 
 class RMSNorm(Module):
-    """y = x / sqrt(mean(x^2) + eps) * weight over the trailing
-    ``normalized_shape`` dimensions; ``eps=None`` uses the dtype's machine
-    epsilon (PyTorch 2.4+)."""
+    """RMS normalization: y = x / sqrt(mean(x^2) + eps) * weight, the mean over the trailing
+    ``normalized_shape`` dimensions of each sample.
+
+    weight (ones) has shape ``normalized_shape``; no bias and no mean subtraction.
+
+    Shape: input (*, *normalized_shape); output the same shape.
+    Defaults: eps=None (the machine epsilon of the input's dtype, as PyTorch 2.4+),
+    elementwise_affine=True; device=None (cpu), dtype=None (the default dtype).
+    """
 
     def __init__(self, normalized_shape: _ShapeArg, eps: Optional[float] = None, elementwise_affine: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
@@ -251,8 +328,15 @@ class RMSNorm(Module):
 
 
 class GroupNorm(Module):
-    """Group normalization over (N, C, *) input: statistics per sample over each
-    of ``num_groups`` groups of channels, then a per-channel affine."""
+    """Group normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with mean and (biased)
+    var per sample over each of ``num_groups`` groups of C / num_groups channels (and all spatial
+    positions), then a per-channel affine.
+
+    num_channels must be divisible by num_groups; weight (ones) and bias (zeros) are (C,).
+
+    Shape: input (N, C, *); output the same shape.
+    Defaults: eps=1e-05, affine=True; device=None (cpu), dtype=None (the default dtype).
+    """
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device: Any = None, dtype: Any = None) -> None:

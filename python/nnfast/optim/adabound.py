@@ -12,13 +12,18 @@ from .optimizer import Optimizer, ParamsT, _as_float, _check_betas, _check_nonne
 
 
 class AdaBound(Optimizer):
-    """Adam whose per-element step size is clipped to bounds that converge to SGD's.
+    """AdaBound (Luo et al. 2019): Adam whose per-element step size is clipped to bounds that
+    converge to SGD's.
 
-    ``m = beta1 m + (1-beta1) g``, ``v = beta2 v + (1-beta2) g^2`` (AMSBound: ``v_max``),
-    ``eta = clip(lr sqrt(bc2)/bc1 / (sqrt(v) + eps), lower, upper)``, ``p -= eta * m``;
-    ``final = final_lr * lr / base_lr``, ``lower = final (1 - 1/(gamma t + 1))``,
-    ``upper = final (1 + 1/(gamma t))``. ``base_lr`` is each group's lr when it was
-    added (kept in the group, so LR schedulers scale ``final`` along with ``lr``).
+    m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2 (AMSBound: v_max = max(v_max, v));
+    eta = clip(lr sqrt(bc2) / bc1 / (sqrt(v) + eps), lower, upper); p = p - eta * m; with
+    final = final_lr * lr / base_lr, lower = final (1 - 1 / (gamma t + 1)),
+    upper = final (1 + 1 / (gamma t)). ``base_lr`` is each group's lr when it was added (kept in
+    the group, so LR schedulers scale ``final`` along with ``lr``); weight_decay adds
+    weight_decay * p to the gradient.
+
+    Defaults: lr=0.001, betas=(0.9, 0.999), final_lr=0.1, gamma=0.001, eps=1e-08,
+    weight_decay=0, amsbound=False, maximize=False (ascend instead), skip_nonfinite=False (nnfast: skip a whole step whose gradients hold inf/NaN).
     """
 
     _name = "AdaBound"

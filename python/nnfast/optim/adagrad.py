@@ -11,7 +11,13 @@ from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsu
 
 
 class Adagrad(Optimizer):
-    """``sum += g^2``; ``p -= clr * g / (sqrt(sum) + eps)``, ``clr = lr / (1 + (step-1) * lr_decay)``."""
+    """Adagrad: g = grad + weight_decay * p; sum = sum + g^2; p = p - clr * g / (sqrt(sum) + eps),
+    with clr = lr / (1 + (step - 1) * lr_decay).
+
+    The accumulator ``sum`` starts at initial_accumulator_value and has each param's shape.
+    Defaults: lr=0.01, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+    maximize=False (ascend instead), skip_nonfinite=False (nnfast: skip a whole step whose gradients hold inf/NaN). foreach / differentiable / fused are accepted for PyTorch compatibility.
+    """
 
     _name = "Adagrad"
 

@@ -12,12 +12,15 @@ from .optimizer import (Optimizer, ParamsT, _as_float, _check_betas, _check_nonn
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with PyTorch's update.
+    """Adam (Kingma & Ba 2015) with PyTorch's update, one fused kernel per param group.
 
-    ``m = lerp(m, g, 1-beta1)``, ``v = beta2 v + (1-beta2) g^2``, with AMSGrad
-    ``v_max = max(v_max, v)``; ``p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``,
-    ``bc_i = 1 - beta_i^step``. ``weight_decay`` adds ``wd * p`` to the grad (L2);
-    AdamW decays the param instead (``p *= 1 - lr*wd``).
+    g = grad + weight_decay * p (L2); m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2
+    (AMSGrad: v_max = max(v_max, v), used in place of v);
+    p = p - lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), with bc_i = 1 - beta_i^step.
+
+    Every param and its state keep their own shape and dtype (float32 or float64).
+    Defaults: lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, amsgrad=False,
+    maximize=False (ascend instead), skip_nonfinite=False (nnfast: skip a whole step whose gradients hold inf/NaN). foreach / capturable / differentiable / fused are accepted for PyTorch compatibility.
     """
 
     _name = "Adam"
@@ -69,7 +72,13 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): ``p *= 1 - lr * weight_decay``."""
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p = p * (1 - lr * weight_decay),
+    then Adam's update with the raw gradient (m, v, bias corrections as in ``Adam``).
+
+    Every param and its state keep their own shape and dtype (float32 or float64).
+    Defaults: lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.01, amsgrad=False,
+    maximize=False (ascend instead), skip_nonfinite=False (nnfast: skip a whole step whose gradients hold inf/NaN). foreach / capturable / differentiable / fused are accepted for PyTorch compatibility.
+    """
 
     _name = "AdamW"
     _decoupled = True

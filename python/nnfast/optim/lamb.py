@@ -11,12 +11,15 @@ from .optimizer import Optimizer, ParamsT, _as_float, _check_betas, _check_nonne
 
 
 class LAMB(Optimizer):
-    """Adam's direction with a layer-wise trust ratio.
+    """LAMB (You et al. 2020): Adam's direction with a layer-wise trust ratio.
 
-    ``u = m_hat / (sqrt(v_hat) + eps) + weight_decay * p`` (bias-corrected moments
-    unless ``bias_correction=False``); ``p -= lr * r * u`` with ``r = ||p|| / ||u||``
-    per param tensor, and ``r = 1`` when either norm is zero. The trust ratios of
-    the last step are kept in ``last_trust_ratios`` (one list per group).
+    u = m_hat / (sqrt(v_hat) + eps) + weight_decay * p (bias-corrected moments unless
+    ``bias_correction=False``); p = p - lr * r * u with r = ||p|| / ||u|| per param tensor, and
+    r = 1 when either norm is zero. The trust ratios of the last step are kept in
+    ``last_trust_ratios`` (one list per group).
+
+    Defaults: lr=0.001, betas=(0.9, 0.999), eps=1e-06, weight_decay=0, bias_correction=True,
+    maximize=False (ascend instead), skip_nonfinite=False (nnfast: skip a whole step whose gradients hold inf/NaN).
     """
 
     _name = "LAMB"

@@ -11,7 +11,12 @@ from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _state_tens
 
 
 class Lion(Optimizer):
-    """``p *= 1 - lr wd``; ``p -= lr sign(beta1 m + (1-beta1) g)``; ``m = beta2 m + (1-beta2) g``."""
+    """Lion (Chen et al. 2023): p = p * (1 - lr * weight_decay); p = p - lr * sign(beta1 m +
+    (1 - beta1) g); then m = beta2 m + (1 - beta2) g.
+
+    One momentum buffer per param, of its shape.
+    Defaults: lr=0.0001, betas=(0.9, 0.99), weight_decay=0, maximize=False (ascend instead), skip_nonfinite=False (nnfast: skip a whole step whose gradients hold inf/NaN).
+    """
 
     _name = "Lion"
 

@@ -11,9 +11,14 @@ from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsu
 
 
 class RMSprop(Optimizer):
-    """``sq = alpha sq + (1-alpha) g^2``; ``avg = sqrt(sq - ga^2) + eps`` (centered, ``ga`` the
-    running mean of g) or ``sqrt(sq) + eps``; ``p -= lr * g / avg``, or through a momentum
-    buffer ``buf = momentum buf + g / avg``."""
+    """RMSprop: g = grad + weight_decay * p; sq = alpha sq + (1 - alpha) g^2;
+    avg = sqrt(sq - ga^2) + eps (centered, ga = alpha ga + (1 - alpha) g) or sqrt(sq) + eps;
+    p = p - lr * g / avg, or with momentum buf = momentum buf + g / avg and p = p - lr * buf.
+
+    State tensors have each param's shape.
+    Defaults: lr=0.01, alpha=0.99, eps=1e-08, weight_decay=0, momentum=0, centered=False,
+    maximize=False (ascend instead), skip_nonfinite=False (nnfast: skip a whole step whose gradients hold inf/NaN). capturable / foreach / differentiable are accepted for PyTorch compatibility.
+    """
 
     _name = "RMSprop"
 

@@ -13,9 +13,13 @@ from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsu
 class SGD(Optimizer):
     """Stochastic gradient descent, one fused kernel per param group.
 
-    ``d = grad (+ weight_decay * p)``; with momentum ``buf = momentum * buf +
-    (1 - dampening) * d`` (``buf = d`` on the first step), ``d = d + momentum *
-    buf`` (Nesterov) or ``buf``; ``p -= lr * d``. ``maximize`` ascends.
+    d = grad + weight_decay * p; with momentum, buf = momentum * buf + (1 - dampening) * d
+    (buf = d on the first step) and d = d + momentum * buf (Nesterov) or d = buf; then
+    p = p - lr * d.
+
+    Every param and its state keep their own shape and dtype (float32 or float64).
+    Defaults: lr=0.001, momentum=0, dampening=0, weight_decay=0, nesterov=False,
+    maximize=False (ascend instead), skip_nonfinite=False (nnfast: skip a whole step whose gradients hold inf/NaN). foreach / differentiable / fused are accepted for PyTorch compatibility.
     """
 
     _name = "SGD"

@@ -81,83 +81,148 @@ def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: b
 
 
 def activation(input: Tensor, name: Any) -> Tensor:
-    """Apply a pointwise activation given by name (see ``_act_codes.resolve``)."""
+    """Apply the pointwise activation named by ``name``: y = f(x) elementwise.
+
+    ``name`` is what ``nn.Linear(..., activation=...)`` accepts: 'identity', 'relu', 'relu6',
+    'leaky_relu', 'elu', 'sigmoid', 'tanh', 'gelu', 'silu', 'softplus', ..., or a
+    ``(name, kwargs)`` pair such as ``("gelu", {"approximate": "tanh"})`` (see ``_act_codes.resolve``).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none (``name`` is required; each activation's own parameters default as in its function).
+    """
     check_float("activation", input)
     code, a, b = codes.resolve(name)
     return ActivationFunction.apply(input, code, a, b)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    """max(0, x) elementwise (NaN stays NaN)."""
+    """relu(x) = max(0, x), elementwise (NaN stays NaN).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True writes into ``input`` when no gradient is recorded for it).
+    """
     return _pointwise("relu", input, codes.RELU, 0.0, 0.0, inplace)
 
 
 def relu_(input: Tensor) -> Tensor:
-    """In-place :func:`relu`."""
+    """In-place relu: x = max(0, x), written into ``input`` (which must not require a gradient).
+
+    Shape: input (*), any shape; returns ``input`` itself, overwritten.
+    Defaults: none.
+    """
     return relu(input, inplace=True)
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
-    """min(max(0, x), 6) elementwise."""
+    """relu6(x) = min(max(0, x), 6), elementwise.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True writes into ``input`` when no gradient is recorded for it).
+    """
     return _pointwise("relu6", input, codes.HARDTANH, 0.0, 6.0, inplace)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    """x if x > 0 else negative_slope * x."""
+    """leaky_relu(x) = x if x > 0 else negative_slope * x.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: negative_slope=0.01, inplace=False (True writes into ``input`` when no gradient is recorded for it).
+    """
     return _pointwise("leaky_relu", input, codes.LEAKY_RELU, float(negative_slope), 0.0, inplace)
 
 
 def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """In-place :func:`leaky_relu`."""
+    """In-place leaky_relu: x = x if x > 0 else negative_slope * x, written into ``input``.
+
+    Shape: input (*), any shape; returns ``input`` itself, overwritten.
+    Defaults: negative_slope=0.01.
+    """
     return leaky_relu(input, negative_slope, inplace=True)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x if x > 0 else alpha * (exp(x) - 1)."""
+    """elu(x) = x if x > 0 else alpha * (exp(x) - 1).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: alpha=1.0, inplace=False (True writes into ``input`` when no gradient is recorded for it).
+    """
     return _pointwise("elu", input, codes.ELU, float(alpha), 0.0, inplace)
 
 
 def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
-    """In-place :func:`elu`."""
+    """In-place elu: x = x if x > 0 else alpha * (exp(x) - 1), written into ``input``.
+
+    Shape: input (*), any shape; returns ``input`` itself, overwritten.
+    Defaults: alpha=1.0.
+    """
     return elu(input, alpha, inplace=True)
 
 
 def sigmoid(input: Tensor) -> Tensor:
-    """1 / (1 + exp(-x)), evaluated without overflow for any x."""
+    """sigmoid(x) = 1 / (1 + exp(-x)), evaluated without overflow for any x.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none.
+    """
     return _pointwise("sigmoid", input, codes.SIGMOID, 0.0, 0.0)
 
 
 def tanh(input: Tensor) -> Tensor:
-    """Hyperbolic tangent."""
+    """tanh(x) = (exp(x) - exp(-x)) / (exp(x) + exp(-x)).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none.
+    """
     return _pointwise("tanh", input, codes.TANH, 0.0, 0.0)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
-    """x * Phi(x) (``approximate='none'``) or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    """gelu(x) = x * Phi(x) with Phi(x) = (1 + erf(x / sqrt(2))) / 2 (``approximate='none'``), or
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (``approximate='tanh'``).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: approximate='none'.
+    """
     if approximate not in ("none", "tanh"):
         raise ValueError(f"[gelu] expected approximate='none' or 'tanh', got {approximate!r}")
     return _pointwise("gelu", input, codes.GELU_TANH if approximate == "tanh" else codes.GELU, 0.0, 0.0)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    """x * sigmoid(x) (a.k.a. swish with beta = 1)."""
+    """silu(x) = x * sigmoid(x) (swish with beta = 1).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True writes into ``input`` when no gradient is recorded for it).
+    """
     return _pointwise("silu", input, codes.SILU, 0.0, 0.0, inplace)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """log(1 + exp(beta x)) / beta, or x where beta x > threshold."""
+    """softplus(x) = log(1 + exp(beta * x)) / beta, or x where beta * x > threshold.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: beta=1.0, threshold=20.0.
+    """
     return _pointwise("softplus", input, codes.SOFTPLUS, float(beta), float(threshold))
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
-    """clamp(x, min_val, max_val)."""
+    """hardtanh(x) = clamp(x, min_val, max_val) = min(max(x, min_val), max_val).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: min_val=-1.0, max_val=1.0, inplace=False (True writes into ``input`` when no gradient is recorded for it).
+    """
     if not float(min_val) < float(max_val):
         raise ValueError(f"[hardtanh] expected min_val < max_val, got {min_val} and {max_val}")
     return _pointwise("hardtanh", input, codes.HARDTANH, float(min_val), float(max_val), inplace)
 
 
 def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    """In-place :func:`hardtanh`."""
+    """In-place hardtanh: x = min(max(x, min_val), max_val), written into ``input``.
+
+    Shape: input (*), any shape; returns ``input`` itself, overwritten.
+    Defaults: min_val=-1.0, max_val=1.0.
+    """
     return hardtanh(input, min_val, max_val, inplace=True)
 
 
@@ -191,7 +256,13 @@ class PReLUFunction(Function):
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
-    """PReLU with a learnable slope: ``weight`` (1,) shared or (C,) per channel (dim 1)."""
+    """prelu(x) = x if x > 0 else a * x, with slopes a = ``weight``: (1,) shared, or (C,) per channel
+    (dim 1 of the input).
+
+    Shape: input (N, C, *) (any shape when weight has one element); weight (1,) or (C,); output
+    the input's shape.
+    Defaults: none (``weight`` is required).
+    """
     op = "prelu"
     check_float(op, input)
     check_float(op, weight, "weight")
@@ -234,7 +305,12 @@ class SwishFunction(Function):
 
 
 def swish(input: Tensor, beta: Union[float, Tensor] = 1.0) -> Tensor:
-    """x * sigmoid(beta * x) (nnfast); ``beta`` a float or a one-element tensor (learnable)."""
+    """swish(x) = x * sigmoid(beta * x) (nnfast); ``beta`` a float or a one-element tensor (learnable:
+    its gradient sum(dy * x^2 sigmoid'(beta x)) is reduced by the backward kernel).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: beta=1.0.
+    """
     op = "swish"
     check_float(op, input)
     if isinstance(beta, Tensor):
@@ -289,15 +365,22 @@ def _gated(op: str, input: Tensor, dim: int, act: int, gate_first: bool) -> Tens
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
-    """a * sigmoid(b) where a, b are the first and second halves of input along ``dim``."""
+    """glu(x) = a * sigmoid(b), where a, b are the first and second halves of x along ``dim``.
+
+    Shape: input (*, 2H, *) with an even size along ``dim``; output (*, H, *).
+    Defaults: dim=-1.
+    """
     return _gated("glu", input, int(dim), codes.SIGMOID, False)
 
 
 def swiglu(input: Tensor, dim: int = -1) -> Tensor:
-    """silu(a) * b where a, b are the first and second halves along ``dim`` (nnfast).
+    """swiglu(x) = silu(a) * b, where a, b are the first and second halves of x along ``dim`` (nnfast).
 
     With ``input = x @ W.T + c`` for W = [W1; W2] this is Swish(x W1^T + c1) * (x W2^T + c2),
     the SwiGLU feed-forward unit (see ``nn.SwiGLU``).
+
+    Shape: input (*, 2H, *) with an even size along ``dim``; output (*, H, *).
+    Defaults: dim=-1.
     """
     return _gated("swiglu", input, int(dim), codes.SILU, True)
 
@@ -354,12 +437,22 @@ def _softmax(op: str, input: Tensor, dim: Optional[int], dtype: Any, log: bool, 
 
 
 def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:
-    """exp(x - max) / sum(exp(x - max)) along ``dim`` (numerically stable)."""
+    """softmax(x)_i = exp(x_i - max(x)) / sum_j exp(x_j - max(x)) along ``dim`` (numerically stable).
+
+    Shape: input (*), any shape; output (*), the same shape, summing to 1 along ``dim``.
+    Defaults: dim=None (PyTorch's legacy implicit choice, with its warning: dim 0 for 0-, 1- and
+    3-D input, else dim 1), dtype=None (keep the input's; else cast first).
+    """
     return _softmax("softmax", input, dim, dtype, False, _stacklevel)
 
 
 def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:
-    """(x - max) - log(sum(exp(x - max))) along ``dim``."""
+    """log_softmax(x)_i = x_i - max(x) - log(sum_j exp(x_j - max(x))) along ``dim``.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: dim=None (PyTorch's legacy implicit choice, with its warning: dim 0 for 0-, 1- and
+    3-D input, else dim 1), dtype=None (keep the input's; else cast first).
+    """
     return _softmax("log_softmax", input, dim, dtype, True, _stacklevel)
 
 
@@ -382,16 +475,23 @@ class StepFunction(Function):
 
 
 def step(input: Tensor, threshold: float = 0.0) -> Tensor:
-    """Unit step of the classic perceptron (nnfast): 1 where x > threshold, else 0.
+    """step(x) = 1 if x > threshold else 0: the unit step of the classic perceptron (nnfast).
 
-    Its gradient is zero everywhere (a perceptron learns by its own update
-    rule, not by backpropagating through the step). NaN stays NaN.
+    Its gradient is zero everywhere (a perceptron learns by its own update rule, not by
+    backpropagating through the step). NaN stays NaN.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: threshold=0.0.
     """
     check_float("step", input)
     return StepFunction.apply(input, False, float(threshold))
 
 
 def sign(input: Tensor) -> Tensor:
-    """-1, 0 or 1 by the sign of x (zero gradient, as ``torch.sign``). NaN stays NaN."""
+    """sign(x) = -1 if x < 0, 0 if x == 0, 1 if x > 0 (zero gradient, as ``torch.sign``). NaN stays NaN.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none.
+    """
     check_float("sign", input)
     return StepFunction.apply(input, True, 0.0)

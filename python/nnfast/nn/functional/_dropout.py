@@ -41,11 +41,16 @@ class DropoutFunction(Function):
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
-    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p).
+    """dropout(x) = x * m / (1 - p), m_i ~ Bernoulli(1 - p): zero each element with probability ``p``
+    and scale the rest by 1 / (1 - p).
 
-    Identity (the input itself) when ``training`` is False or ``p == 0``; all
-    zeros (with a zero gradient) when ``p == 1``. ``inplace=True`` writes into
-    ``input`` when no gradient is recorded for it (see ``F.relu``).
+    Identity (the input itself) when ``training`` is False or ``p == 0``; all zeros (with a zero
+    gradient) when ``p == 1``. The mask comes from a counter-based RNG seeded by
+    ``nnfast.manual_seed``.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: p=0.5, training=True, inplace=False (True writes into ``input`` when no gradient is
+    recorded for it, see ``F.relu``).
     """
     p = float(p)
     if not 0.0 <= p <= 1.0:

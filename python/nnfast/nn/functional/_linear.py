@@ -78,12 +78,15 @@ class LinearFunction(Function):
 
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
-    """y = activation(input @ weight.T + bias).
+    """Affine map with an optional fused activation: y = activation(input @ weight.T + bias), one GEMM
+    with bias and activation in its epilogue.
 
-    ``input`` (..., in_features), ``weight`` (out_features, in_features),
-    ``bias`` (out_features,) or None. ``activation`` (nnfast addition) fuses a
-    pointwise activation into the GEMM epilogue: a name such as ``"relu"`` or
-    ``("gelu", {"approximate": "tanh"})``.
+    ``activation`` (nnfast addition) is a name such as ``"relu"`` or
+    ``("gelu", {"approximate": "tanh"})`` (see ``F.activation``).
+
+    Shape: input (*, in_features); weight (out_features, in_features); bias (out_features,) or
+    None; output (*, out_features).
+    Defaults: bias=None (no bias), activation=None (identity).
     """
     op = "linear"
     check_float(op, input)

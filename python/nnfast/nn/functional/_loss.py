@@ -214,16 +214,20 @@ def _class_dims(x: Any) -> tuple[int, int, int]:
 def cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_average: Any = None,
                   ignore_index: int = -100, reduce: Any = None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
-    """Softmax cross-entropy between logits and class indices or class probabilities.
+    """Softmax cross-entropy between logits and class indices or class probabilities:
+    loss_n = w[y_n] * (logsumexp(x_n) - x_n[y_n]), or -sum_c w_c p_c log softmax(x_n)_c for
+    probability targets p.
 
-    ``input`` (N, C), (N, C, d1, ...) or (C,); ``target`` int64 class indices
-    of shape (N,), (N, d1, ...) or () — or a float tensor of the input's shape
-    holding class probabilities. ``weight`` (C,) rescales each class; rows whose
-    target is ``ignore_index`` add nothing; ``'mean'`` divides by the summed
-    weight of the non-ignored rows (the number of rows for probability
-    targets); ``label_smoothing`` in [0, 1] mixes the target with the uniform
-    distribution (PyTorch's formula, weight included). The forward computes the
-    logits-gradient in the same pass (fused kernel).
+    ``weight`` (C,) rescales each class; rows whose target is ``ignore_index`` add nothing;
+    'mean' divides by the summed weight of the non-ignored rows (the number of rows for
+    probability targets); ``label_smoothing`` e in [0, 1] mixes the target with the uniform
+    distribution, (1 - e) * target + e / C (PyTorch's formula, weight included). The forward
+    computes the logits-gradient in the same pass (fused kernel).
+
+    Shape: input (N, C), (N, C, d1, ...) or (C,); target int64 class indices of shape (N,),
+    (N, d1, ...) or () -- or a float tensor of the input's shape holding class probabilities;
+    output () or, with reduction='none', the target's shape.
+    Defaults: weight=None (all classes 1), ignore_index=-100, reduction='mean', label_smoothing=0.0.
     """
     op = "cross_entropy"
     check_float(op, input)
@@ -274,7 +278,15 @@ class NLLLossFunction(Function):
 
 def nll_loss(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_average: Any = None,
              ignore_index: int = -100, reduce: Any = None, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of log-probabilities ``input`` (N, C[, d1, ...]) or (C,) at class indices ``target``."""
+    """Negative log-likelihood: loss_n = -w[y_n] * x_n[y_n] on log-probabilities x at class indices y.
+
+    Rows whose target is ``ignore_index`` add nothing; 'mean' divides by the summed weight of the
+    counted rows.
+
+    Shape: input (N, C), (N, C, d1, ...) or (C,); target int64 (N,), (N, d1, ...) or () in [0, C);
+    output () or, with reduction='none', the target's shape.
+    Defaults: weight=None (all classes 1), ignore_index=-100, reduction='mean'.
+    """
     op = "nll_loss"
     check_float(op, input)
     target = _target_tensor(op, target)
@@ -371,18 +383,30 @@ def _pointwise(op: str, input: Tensor, target: Any, kind: int, reduction: str, p
 
 def mse_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
              reduction: str = "mean") -> Tensor:
-    """(input - target)^2, reduced."""
+    """Mean squared error: loss = reduce((input - target)^2).
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none': per element, 'sum': the sum).
+    """
     return _pointwise("mse_loss", input, target, _MSE, reduction, size_average=size_average, reduce=reduce)
 
 
 def l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
             reduction: str = "mean") -> Tensor:
-    """|input - target|, reduced (gradient sign(input - target), 0 at 0)."""
+    """Mean absolute error: loss = reduce(|input - target|); gradient sign(input - target), 0 at 0.
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none': per element, 'sum': the sum).
+    """
     return _pointwise("l1_loss", input, target, _L1, reduction, size_average=size_average, reduce=reduce)
 
 
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
-    """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2), d = input - target."""
+    """Huber loss with d = input - target: 0.5 d^2 where |d| < delta, else delta * (|d| - delta / 2).
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none': per element, 'sum': the sum), delta=1.0.
+    """
     if not delta > 0:
         raise ValueError(f"[huber_loss] expected delta > 0, got {delta}")
     return _pointwise("huber_loss", input, target, _HUBER, reduction, param=float(delta))
@@ -390,7 +414,12 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
 
 def smooth_l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
-    """0.5 d^2 / beta where |d| < beta, else |d| - beta / 2 (beta = 0: L1)."""
+    """Smooth L1 with d = input - target: 0.5 d^2 / beta where |d| < beta, else |d| - beta / 2
+    (beta = 0: plain L1).
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none': per element, 'sum': the sum), beta=1.0.
+    """
     if beta < 0:
         raise ValueError(f"[smooth_l1_loss] expected beta >= 0, got {beta}")
     return _pointwise("smooth_l1_loss", input, target, _SMOOTH_L1, reduction, param=float(beta),
@@ -399,9 +428,13 @@ def smooth_l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce:
 
 def binary_cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_average: Any = None,
                          reduce: Any = None, reduction: str = "mean") -> Tensor:
-    """-w (y log x + (1 - y) log(1 - x)) on probabilities x, logs clamped at -100 as in PyTorch.
+    """Binary cross-entropy on probabilities x: loss = -w * (y log(x) + (1 - y) log(1 - x)), the logs
+    clamped at -100 as in PyTorch.
 
-    ``weight`` broadcasts to the input's shape.
+    ``weight`` w broadcasts to the input's shape.
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: weight=None (1), reduction='mean' ('none': per element, 'sum': the sum).
     """
     return _pointwise("binary_cross_entropy", input, target, _BCE, reduction, weight=weight,
                       size_average=size_average, reduce=reduce)
@@ -410,9 +443,14 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = 
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Optional[Tensor] = None,
                                      size_average: Any = None, reduce: Any = None, reduction: str = "mean",
                                      pos_weight: Optional[Tensor] = None) -> Tensor:
-    """Sigmoid + binary cross-entropy in one numerically stable formula:
-    w [(1 - y) x + (1 + (p - 1) y) log(1 + exp(-x))]. ``weight`` and ``pos_weight``
-    broadcast to the input's shape (``pos_weight`` usually (C,) over the last dim).
+    """Sigmoid + binary cross-entropy in one numerically stable formula, on logits x:
+    loss = w * ((1 - y) x + (1 + (p - 1) y) log(1 + exp(-x))).
+
+    ``weight`` w and ``pos_weight`` p broadcast to the input's shape (``pos_weight`` usually
+    (C,) over the last dim).
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: weight=None (1), reduction='mean' ('none': per element, 'sum': the sum), pos_weight=None (1).
     """
     return _pointwise("binary_cross_entropy_with_logits", input, target, _BCE_LOGITS, reduction, weight=weight,
                       pos_weight=pos_weight, size_average=size_average, reduce=reduce)
@@ -420,17 +458,27 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Optiona
 
 def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
-    """Pointwise KL divergence target * (log target - input) with ``input`` log-probabilities
-    (``log_target``: target is log-probabilities too). ``'batchmean'`` divides the sum by
-    input.shape[0] (the true KL for a batch); ``'mean'`` divides by the element count.
+    """Pointwise KL divergence: loss = target * (log(target) - input), with ``input``
+    log-probabilities (``log_target``: target holds log-probabilities too, loss =
+    exp(target) * (target - input)).
+
+    reduction='batchmean' divides the sum by input.shape[0] (the true KL of a batch); 'mean'
+    divides by the number of elements.
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none', 'sum', 'batchmean'), log_target=False.
     """
     return _pointwise("kl_div", input, target, _KLDIV_LOG if log_target else _KLDIV, reduction,
                       size_average=size_average, reduce=reduce, extra=("batchmean",))
 
 
 def perceptron_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """nnfast addition: max(0, -y f(x)) with labels y in {-1, +1} and scores f(x) = ``input``
-    (gradient -y where the sample is misclassified, else 0)."""
+    """Perceptron criterion (nnfast addition): loss = reduce(max(0, -y * f(x))) with labels y in
+    {-1, +1} and scores f(x) = ``input`` (gradient -y where a sample is misclassified, else 0).
+
+    Shape: input (*), any shape; target (*), the same shape; output () or, with reduction='none', (*).
+    Defaults: reduction='mean' ('none', 'sum').
+    """
     return _pointwise("perceptron_loss", input, target, _PERCEPTRON, reduction)
 
 
@@ -463,11 +511,13 @@ class RMSELossFunction(Function):
 
 
 def rmse_loss(input: Tensor, target: Any, reduction: str = "mean", eps: float = 1e-8) -> Tensor:
-    """nnfast addition: root-mean-square error sqrt(mean((input - target)^2)) over all elements.
+    """Root-mean-square error (nnfast addition): loss = sqrt(mean((input - target)^2)) over all elements.
 
-    The forward value is the exact square root. Its gradient (x - y) / (n rmse)
-    is computed as (x - y) / (n max(rmse, eps)), so it stays finite (zero) at a
-    perfect fit. Only ``reduction='mean'`` exists (an RMSE is a mean by definition).
+    The forward value is the exact square root. Its gradient (x - y) / (n rmse) is computed as
+    (x - y) / (n max(rmse, eps)), so it stays finite (zero) at a perfect fit.
+
+    Shape: input (*), any shape; target (*), the same shape; output ().
+    Defaults: reduction='mean' (the only one: an RMSE is a mean by definition), eps=1e-08.
     """
     op = "rmse_loss"
     check_float(op, input)
@@ -524,16 +574,18 @@ class LinearCrossEntropyFunction(Function):
 def linear_cross_entropy(input: Tensor, weight: Tensor, bias: Optional[Tensor], target: Any,
                          ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
                          chunk_size: int = 4096) -> Tensor:
-    """nnfast addition: ``cross_entropy(linear(input, weight, bias), target)`` without ever
-    holding the (N, C) logits.
+    """Fused classifier + cross-entropy (nnfast addition): loss = cross_entropy(input @ weight.T + bias,
+    target), without ever holding the (N, C) logits.
 
-    ``input`` (..., H), ``weight`` (C, H), ``bias`` (C,) or None, ``target`` int64 of
-    ``input.shape[:-1]``. Logits are produced ``chunk_size`` classes at a time (times a
-    block of rows) by nnfast's GEMM and folded into an online log-sum-exp; the backward
-    recomputes each tile to form d(input), d(weight) and d(bias). Extra memory: about
-    N + (row block x chunk_size) values instead of N x C (plus 2 N x C for the usual
-    saved gradient and logits-gradient). Same semantics as ``cross_entropy`` otherwise
-    (no class ``weight``).
+    Logits are produced ``chunk_size`` classes at a time (times a block of rows) by nnfast's GEMM and
+    folded into an online log-sum-exp; the backward recomputes each tile to form d(input),
+    d(weight) and d(bias). Extra memory: about N + (row block x chunk_size) values instead of N x C
+    (plus 2 N x C for the usual saved gradient and logits-gradient). Same semantics as
+    ``cross_entropy`` otherwise (no class ``weight``).
+
+    Shape: input (*, H); weight (C, H); bias (C,) or None; target int64 of shape input.shape[:-1];
+    output () or, with reduction='none', input.shape[:-1].
+    Defaults: ignore_index=-100, reduction='mean', label_smoothing=0.0, chunk_size=4096.
     """
     op = "linear_cross_entropy"
     check_float(op, input)

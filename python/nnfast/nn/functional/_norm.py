@@ -129,8 +129,13 @@ def _check_row_norm(op: str, input: Any, ns: tuple[int, ...], weight: Any, bias:
 
 def layer_norm(input: Tensor, normalized_shape: _ShapeArg, weight: Optional[Tensor] = None,
                bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
-    """Normalize over the trailing ``normalized_shape`` dimensions, then
-    ``* weight + bias`` (each of shape ``normalized_shape``, optional)."""
+    """Layer normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with mean and (biased)
+    var over the trailing ``normalized_shape`` dimensions.
+
+    Shape: input (*, *normalized_shape); weight and bias ``normalized_shape`` (each optional);
+    output the input's shape.
+    Defaults: weight=None (1), bias=None (0), eps=1e-05.
+    """
     op = "layer_norm"
     ns = _normalized_shape(op, normalized_shape)
     D = _check_row_norm(op, input, ns, weight, bias)
@@ -139,8 +144,13 @@ def layer_norm(input: Tensor, normalized_shape: _ShapeArg, weight: Optional[Tens
 
 def rms_norm(input: Tensor, normalized_shape: _ShapeArg, weight: Optional[Tensor] = None,
              eps: Optional[float] = None) -> Tensor:
-    """x / sqrt(mean(x^2) + eps) * weight over the trailing ``normalized_shape``
-    dimensions; ``eps=None`` uses the machine epsilon of the input's dtype."""
+    """RMS normalization: y = x / sqrt(mean(x^2) + eps) * weight, the mean over the trailing
+    ``normalized_shape`` dimensions.
+
+    Shape: input (*, *normalized_shape); weight ``normalized_shape`` (optional); output the
+    input's shape.
+    Defaults: weight=None (1), eps=None (the machine epsilon of the input's dtype).
+    """
     op = "rms_norm"
     ns = _normalized_shape(op, normalized_shape)
     D = _check_row_norm(op, input, ns, weight, None)
@@ -209,11 +219,14 @@ def _raw(t: Any) -> Any:
 def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
                weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Batch normalization of ``input`` (N, C, *) per channel.
+    """Batch normalization per channel: y = (x - mean) / sqrt(var + eps) * weight + bias.
 
-    ``training``: normalize with the batch statistics and, when given, update
-    ``running_mean`` / ``running_var`` in place (unbiased variance, factor
-    ``momentum``). Otherwise normalize with the running statistics.
+    ``training``: mean and var are the (biased) batch statistics over every dim but 1, and the
+    given ``running_mean`` / ``running_var`` are updated in place: running = (1 - momentum) *
+    running + momentum * stat (unbiased variance). Otherwise the running statistics normalize.
+
+    Shape: input (N, C, *); running_mean, running_var, weight, bias (C,); output the input's shape.
+    Defaults: weight=None (1), bias=None (0), training=False, momentum=0.1, eps=1e-05.
     """
     op = "batch_norm"
     C = _channel_checks(op, input, weight, bias)
@@ -278,8 +291,12 @@ class GroupNormFunction(Function):
 
 def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                eps: float = 1e-5) -> Tensor:
-    """Group normalization of ``input`` (N, C, *): statistics per sample over
-    each group of C / num_groups channels; ``weight`` / ``bias`` are (C,)."""
+    """Group normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with (biased)
+    statistics per sample over each group of C / num_groups channels (and all spatial positions).
+
+    Shape: input (N, C, *) with C divisible by num_groups; weight, bias (C,); output the input's shape.
+    Defaults: weight=None (1), bias=None (0), eps=1e-05.
+    """
     op = "group_norm"
     C = _channel_checks(op, input, weight, bias)
     G = int(num_groups)
@@ -291,10 +308,17 @@ def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, 
 def instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_var: Optional[Tensor] = None,
                   weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Instance normalization of ``input`` (N, C, *): statistics per (sample,
-    channel). ``use_input_stats``: normalize with them and, when given, update
-    the running statistics (averaged over the batch); otherwise normalize with
-    ``running_mean`` / ``running_var``."""
+    """Instance normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with (biased)
+    statistics per (sample, channel) over the spatial dims.
+
+    ``use_input_stats``: normalize with them and, when given, update the running statistics
+    (averaged over the batch; running = (1 - momentum) * running + momentum * stat); otherwise
+    normalize with ``running_mean`` / ``running_var``.
+
+    Shape: input (N, C, *); running_mean, running_var, weight, bias (C,); output the input's shape.
+    Defaults: running_mean=None, running_var=None, weight=None (1), bias=None (0),
+    use_input_stats=True, momentum=0.1, eps=1e-05.
+    """
     op = "instance_norm"
     C = _channel_checks(op, input, weight, bias)
     check_same_device(op, input, running_mean, running_var)
