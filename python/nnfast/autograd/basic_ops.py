@@ -435,10 +435,11 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g
-        if a.ndim == 1:
-            g2 = xp_of(g).expand_dims(g2, -2)
+        # b's axis first: for vector @ vector g is 0-d, and () -> (1,) -> (1, 1).
         if b.ndim == 1:
             g2 = xp_of(g).expand_dims(g2, -1)
+        if a.ndim == 1:
+            g2 = xp_of(g).expand_dims(g2, -2)
         if ctx.needs_input_grad[0]:
             da = unbroadcast(_matmul_raw(g2, xp_of(b2).swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if ctx.needs_input_grad[1]:
