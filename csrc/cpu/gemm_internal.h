@@ -246,15 +246,19 @@ struct MicroKernel {
 template <typename T, int MR>
 static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
   if (rs == 1 && mc % MR == 0) {
-    // Column-major A (the TN case): each k is a contiguous run of mc values;
-    // walking k outermost reads A sequentially instead of one line per k per panel.
+    // Column-major A (the TN case): each k is a contiguous run of mc values.
+    // Blocks of 8 k: the 8 source runs stay in L1 while every panel takes its
+    // 8 x MR values, and each panel is written in one contiguous stretch.
     const index_t npan = mc / MR;
-    for (index_t k = 0; k < kc; ++k) {
-      const T* a = A + k * cs;
-      T* d = dst + k * MR;
-      for (index_t p = 0; p < npan; ++p)
+    for (index_t k0 = 0; k0 < kc; k0 += 8) {
+      const index_t kb = gemm_min(8, kc - k0);
+      for (index_t p = 0; p < npan; ++p) {
+        const T* a = A + k0 * cs + p * MR;
+        T* d = dst + p * MR * kc + k0 * MR;
+        for (index_t k = 0; k < kb; ++k)
 #pragma GCC unroll 32
-        for (int r = 0; r < MR; ++r) d[p * MR * kc + r] = a[p * MR + r];
+          for (int r = 0; r < MR; ++r) d[k * MR + r] = a[k * cs + r];
+      }
     }
     return;
   }
@@ -296,14 +300,29 @@ struct TransposeBlock {
 template <typename T, int NR>
 static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, index_t cs, T* __restrict dst) {
   constexpr int TW = TransposeBlock<T>::W;
-  for (index_t j = 0; j < nc; j += NR) {
+  index_t j = 0;
+  if (cs == 1) {
+    // Row-major B: all full panels together, 8 source rows at a time, so each
+    // source row is read left to right while its lines are hot (panel by panel,
+    // the kc rows -- often 4 KB apart, one L1 set -- would be refetched per panel).
+    const index_t full = nc / NR;
+    for (index_t k0 = 0; k0 < kc; k0 += 8) {
+      const index_t kb = gemm_min(8, kc - k0);
+      for (index_t p = 0; p < full; ++p) {
+        const T* b = B + k0 * rs + p * NR;
+        T* d = dst + p * NR * kc + k0 * NR;
+        for (index_t k = 0; k < kb; ++k)
+#pragma GCC unroll 64
+          for (int c = 0; c < NR; ++c) d[k * NR + c] = b[k * rs + c];
+      }
+    }
+    j = full * NR;
+    dst += full * NR * kc;
+  }
+  for (; j < nc; j += NR) {
     const index_t nr = gemm_min(NR, nc - j);
     const T* b = B + j * cs;
-    if (nr == NR && cs == 1) {
-      for (index_t k = 0; k < kc; ++k)
-#pragma GCC unroll 64
-        for (int c = 0; c < NR; ++c) dst[k * NR + c] = b[k * rs + c];
-    } else if (nr == NR && rs == 1) {
+    if (nr == NR && rs == 1) {
       // B^T stored row-major (Linear's forward): each output column is a
       // contiguous source row, so the pack is a transpose, done in TW x TW
       // register blocks where the ISA has them.
