@@ -33,8 +33,8 @@ struct GemmArgs {
   index_t rs_b, cs_b;
   T* C;
   index_t rs_c, cs_c;
-  // Applied to each finished C tile (rows [i0, i0+m), cols [j0, j0+n)) after
-  // the last K block, while the tile is still in L1. Null: no epilogue.
+  // Applied to each finished block of C (rows [i0, i0+m), cols [j0, j0+n))
+  // after the last K block, while it is still in L2. Null: no epilogue.
   void (*tile_epilogue)(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index_t n);
   const GemmEpilogue<T>* ep;
   // Threads whose block has at most this many rows read B in place instead of
@@ -422,9 +422,12 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               K_::store(tile, g.alpha, beta, c, g.rs_c);
             else
               merge_tile(tile, NR, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
-            if (last && g.tile_epilogue) g.tile_epilogue(g, ic + ir, mr, jc + jr, nr);
           }
         }
+        // Epilogue on the finished mc x nc block (still in L2), one call per
+        // row of nc values: per-tile calls (6 x 16) cost more in call overhead
+        // than the bias + activation arithmetic itself.
+        if (last && g.tile_epilogue) g.tile_epilogue(g, ic, mc, jc, nc);
       }
     }
   }
