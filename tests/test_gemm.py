@@ -138,8 +138,11 @@ def test_odd_and_blocked_sizes(dtype, M, N, K):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("act", list(ACTS))
 def test_forward_epilogues(dtype, act):
+    # The last shape spans several MC row blocks and KC blocks (the epilogue
+    # runs once per finished block, after the last K block only).
     for n, (M, N, K, bias, aux) in enumerate([(37, 53, 29, True, False), (6, 16, 5, True, True),
-                                              (65, 33, 70, False, True), (1, 7, 3, False, False)]):
+                                              (65, 33, 70, False, True), (1, 7, 3, False, False),
+                                              (301, 70, 600, True, True)]):
         _check(M, N, K, dtype, "C", "F" if n % 2 else "C", beta=float(n % 2), bias=bias, act=act, aux=aux)
 
 
@@ -148,6 +151,7 @@ def test_forward_epilogues(dtype, act):
 def test_backward_epilogue(dtype, act):
     _check(37, 53, 29, dtype, "C", "F", dact=True, act=act)
     _check(6, 17, 64, dtype, "F", "C", beta=1.0, dact=True, act=act)
+    _check(301, 45, 530, dtype, "C", "C", dact=True, act=act)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
