@@ -66,7 +66,7 @@ def no_matplotlib(monkeypatch):
 def test_history_plot_without_matplotlib_says_how_to_install(no_matplotlib, tmp_path):
     h = History()
     h.record(0, {"loss": 1.0, "val_loss": 1.2})
-    with pytest.raises(RuntimeError, match=r"^\[History\.plot\] .*pip install nnfast\[plot\]"):
+    with pytest.raises(RuntimeError, match=r"^\[History\.plot\] .*pip install matplotlib"):
         h.plot(str(tmp_path / "x.png"))
     assert not (tmp_path / "x.png").exists()
 

@@ -41,7 +41,7 @@ class History:
         return {"epochs": list(self.epochs), **{k: list(v) for k, v in self.history.items()}}
 
     def plot(self, path: str) -> str:
-        """Write a PNG with the loss curves and each metric (needs matplotlib: ``pip install nnfast[plot]``)."""
+        """Write a PNG with the loss curves and each metric (needs matplotlib: ``pip install 'nnfast[plot]'``)."""
         try:
             import matplotlib
 
@@ -49,7 +49,8 @@ class History:
             import matplotlib.pyplot as plt
         except ImportError as exc:
             raise RuntimeError(
-                "[History.plot] expected matplotlib to draw curves; install it with `pip install nnfast[plot]`"
+                "[History.plot] expected matplotlib to draw curves; install it with `pip install matplotlib` "
+                "(or the plot extra: `pip install 'nnfast[plot]'`)"
             ) from exc
         keys = [k for k in self.history if not k.startswith("val_") and k not in ("lr", "time")]
         fig, axes = plt.subplots(1, len(keys) + 1, figsize=(4.5 * (len(keys) + 1), 3.6))
