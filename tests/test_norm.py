@@ -281,12 +281,16 @@ def test_threads_agree():
 
 
 # ---------------------------------------------------------------- numerical stability
-@pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"])
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm", "batch_norm_tall", "group_norm",
+                                  "instance_norm"])
 def test_large_mean_float32(name):
     """mean 1e4, std 1e-2: float32 results within 1e-4 relative of float64
-    formulas on the same (float32-rounded) inputs."""
+    formulas on the same (float32-rounded) inputs. batch_norm_tall has enough
+    rows for the row-chunked (N, C) statistics with partial sums."""
     rng = np.random.default_rng(11)
     shape = (8, 1023) if name in ("layer_norm", "rms_norm", "batch_norm") else (4, 6, 257)
+    if name == "batch_norm_tall":
+        name, shape = "batch_norm", (20001, 7)
     x32 = (1e4 + 1e-2 * rng.standard_normal(shape)).astype(np.float32)
     x = x32.astype(np.float64)
     call = {

@@ -20,6 +20,7 @@
 namespace nnfast {
 namespace {
 
+using norm_detail::finish_stats;
 using norm_detail::GroupArgs;
 using norm_detail::RowArgs;
 
@@ -34,6 +35,7 @@ struct NormKernels {
   void (*group_forward)(const GroupArgs<T>&, index_t, index_t);
   void (*group_backward)(const GroupArgs<T>&, index_t, index_t);
   void (*chan_stats)(double*, double*, const T*, index_t, index_t, index_t, index_t, index_t);
+  void (*chan_shifted_sums)(double*, double*, const double*, const T*, index_t, index_t, index_t);
   void (*chan_sums)(double*, double*, const T*, const T*, const double*, index_t, index_t, index_t, index_t,
                     index_t);
   void (*chan_affine)(T*, const T*, const T*, const double*, const double*, const double*, const double*, index_t,
@@ -48,7 +50,8 @@ struct NormKernels {
   template <typename T>                                                                                 \
   NormKernels<T> norm_kernels_##ns() {                                                                  \
     return {&ns::norm_row_forward<T>,  &ns::norm_row_backward<T>, &ns::norm_group_forward<T>,          \
-            &ns::norm_group_backward<T>, &ns::norm_chan_stats<T>, &ns::norm_chan_sums<T>,               \
+            &ns::norm_group_backward<T>, &ns::norm_chan_stats<T>, &ns::norm_chan_shifted_sums<T>,       \
+            &ns::norm_chan_sums<T>,                                                                     \
             &ns::norm_chan_affine<T>,  &ns::norm_dot<T>,          &ns::norm_mv_rows<T>,                 \
             &ns::norm_mtv_acc<T>,      &ns::norm_axpby<T>};                                             \
   }
@@ -159,6 +162,67 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
 }
 
 // ------------------------------------------------------------------ batch norm
+// (N, C) inputs (L == 1): threads take chunks of whole rows.
+
+// s_a[c] = sum_n a[n, c], s_ax[c] = sum_n a[n, c] (x[n, c] - shift[c]): per-chunk
+// partial sums, added in chunk order (depends on the thread count only).
+template <typename T>
+void row_chunk_sums(const NormKernels<T>& k, double* s_a, double* s_ax, const T* a, const T* x, const double* shift,
+                    index_t N, index_t C) {
+  const index_t P = num_parts(N, grain_for(C));
+  std::vector<double> ws(static_cast<size_t>(2 * P * C));
+  parallel_for(P, 1, [&](index_t lo, index_t hi) {
+    for (index_t p = lo; p < hi; ++p) {
+      const index_t n0 = N * p / P, n1 = N * (p + 1) / P;
+      k.chan_sums(ws.data() + p * C, ws.data() + (P + p) * C, a + n0 * C, x + n0 * C, shift, n1 - n0, C, 1, 0, C);
+    }
+  });
+  sum_parts(s_a, ws.data(), P, C, C);
+  sum_parts(s_ax, ws.data() + P * C, P, C, C);
+}
+
+template <typename T>
+void batch_norm_forward_rows(const NormKernels<T>& k, T* y, double* mean, double* rstd, T* running_mean,
+                             T* running_var, const T* x, const T* weight, const T* bias, index_t N, index_t C,
+                             bool training, double momentum, double eps, double* scale, double* shift) {
+  if (training) {
+    // Shifted sums around the first row (as in the channel kernels), per chunk of rows.
+    const index_t P = num_parts(N, grain_for(C));
+    std::vector<double> ws(static_cast<size_t>((2 * P + 3) * C));
+    double* K = ws.data() + 2 * P * C;
+    double* s1 = K + C;
+    double* s2 = s1 + C;
+    for (index_t c = 0; c < C; ++c) K[c] = N > 0 ? static_cast<double>(x[c]) : 0.0;
+    parallel_for(P, 1, [&](index_t lo, index_t hi) {
+      for (index_t p = lo; p < hi; ++p) {
+        const index_t n0 = N * p / P, n1 = N * (p + 1) / P;
+        k.chan_shifted_sums(ws.data() + p * C, ws.data() + (P + p) * C, K, x + n0 * C, n1 - n0, C, C);
+      }
+    });
+    sum_parts(s1, ws.data(), P, C, C);
+    sum_parts(s2, ws.data() + P * C, P, C, C);
+    for (index_t c = 0; c < C; ++c) {
+      double var;
+      finish_stats(K[c], s1[c], s2[c], N, mean + c, &var);
+      if (running_mean) ema(running_mean + c, mean[c], momentum);
+      if (running_var) ema(running_var + c, N > 1 ? var * N / (N - 1) : var, momentum);
+      rstd[c] = rstd_of(var, eps);
+    }
+  } else {
+    for (index_t c = 0; c < C; ++c) {
+      mean[c] = static_cast<double>(running_mean[c]);
+      rstd[c] = rstd_of(static_cast<double>(running_var[c]), eps);
+    }
+  }
+  for (index_t c = 0; c < C; ++c) {
+    scale[c] = weight ? rstd[c] * static_cast<double>(weight[c]) : rstd[c];
+    shift[c] = bias ? static_cast<double>(bias[c]) : 0.0;
+  }
+  parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
+    k.chan_affine(y + n0 * C, nullptr, x + n0 * C, nullptr, scale, mean, shift, n1 - n0, C, 1, 0, C);
+  });
+}
+
 template <typename T>
 void batch_norm_forward(T* y, double* mean, double* rstd, T* running_mean, T* running_var, const T* x,
                         const T* weight, const T* bias, index_t N, index_t C, index_t L, bool training,
@@ -168,6 +232,11 @@ void batch_norm_forward(T* y, double* mean, double* rstd, T* running_mean, T* ru
   std::vector<double> coef(static_cast<size_t>(2 * C));
   double* scale = coef.data();  // weight * rstd
   double* shift = scale + C;    // bias
+  if (L == 1) {
+    batch_norm_forward_rows(k, y, mean, rstd, running_mean, running_var, x, weight, bias, N, C, training, momentum,
+                            eps, scale, shift);
+    return;
+  }
   parallel_for(C, grain_for(cnt), [&](index_t c0, index_t c1) {
     if (training) {
       k.chan_stats(mean, rstd, x, N, C, L, c0, c1);  // rstd holds the biased var for now
@@ -204,8 +273,14 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   double* al = s_dx + C;
   double* be = al + C;
   double* ga = be + C;
-  parallel_for(C, grain_for(cnt), [&](index_t c0, index_t c1) {
-    if (sums) k.chan_sums(s_dy, s_dx, dy, x, mean, N, C, L, c0, c1);
+  // (N, C): rows are split between threads (each streams whole rows), with
+  // per-chunk partial sums added in a fixed order; splitting channels would
+  // give each thread a strided half-row per row and defeat the prefetchers.
+  const bool rows = L == 1;
+  if (rows && sums) row_chunk_sums(k, s_dy, s_dx, dy, x, mean, N, C);
+  parallel_for(rows ? 1 : C, rows ? 1 : grain_for(cnt), [&](index_t c0, index_t c1) {
+    if (rows) c0 = 0, c1 = C;
+    else if (sums) k.chan_sums(s_dy, s_dx, dy, x, mean, N, C, L, c0, c1);
     for (index_t c = c0; c < c1; ++c) {
       const double s = rstd[c];
       const double w = weight ? static_cast<double>(weight[c]) : 1.0;
@@ -222,8 +297,12 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
       }
       al[c] = w * s;
     }
-    if (dx) k.chan_affine(dx, dy, x, al, be, mean, ga, N, C, L, c0, c1);
+    if (dx && !rows) k.chan_affine(dx, dy, x, al, be, mean, ga, N, C, L, c0, c1);
   });
+  if (dx && rows)
+    parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
+      k.chan_affine(dx + n0 * C, dy + n0 * C, x + n0 * C, al, be, mean, ga, n1 - n0, C, 1, 0, C);
+    });
 }
 
 // ------------------------------------------------------------------ group / instance norm

@@ -46,6 +46,20 @@ struct GroupArgs {
   double* ws_b = nullptr;  // backward: (N, C) sums of dy per (n, c), or null
 };
 
+// mean / biased var from sums s1 = sum (x - K), s2 = sum (x - K)^2 over n elements.
+// `static`: this header is compiled with different -m flags per ISA object.
+static inline void finish_stats(double K, double s1, double s2, index_t n, double* mean, double* var) {
+  if (n <= 0) {
+    *mean = 0;
+    *var = 0;
+    return;
+  }
+  const double m = s1 / static_cast<double>(n);
+  const double v = s2 / static_cast<double>(n) - m * m;
+  *mean = K + m;
+  *var = v > 0 ? v : 0;
+}
+
 }  // namespace norm_detail
 
 // Entry points of each ISA object (templates explicitly instantiated there for
@@ -67,6 +81,10 @@ struct GroupArgs {
   template <typename T>                                                                                      \
   void norm_chan_stats(double* mean, double* var, const T* x, index_t N, index_t C, index_t L, index_t c0,  \
                        index_t c1);                                                                          \
+  /* rows of (N, C), row stride ldx: s1[c] = sum (x - K[c]), s2[c] = sum (x - K[c])^2, c < nc */              \
+  template <typename T>                                                                                      \
+  void norm_chan_shifted_sums(double* s1, double* s2, const double* K, const T* x, index_t N, index_t ldx,   \
+                              index_t nc);                                                                   \
   /* s_a[c] = sum a, s_ax[c] = sum a * (x - shift[c]) */                                                     \
   template <typename T>                                                                                      \
   void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,     \

@@ -10,6 +10,7 @@
 // statistics accumulate in double and the centring (x - mean) is done in
 // double, since a float subtraction against a rounded mean of 1e4 would be off
 // by ~5% of a 1e-2 std.
+#include <vector>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -32,6 +33,7 @@ constexpr int kW = 2;
 #endif
 constexpr int kS = 4;          // unroll / independent accumulators per reduction
 constexpr index_t kTile = 64;  // channels per tile when vectorising across channels (L == 1)
+constexpr index_t kRowBlock = 32;  // rows per block in those (L == 1) channel reductions
 
 // Everything below is forced inline so vectors stay in registers.
 #define NORM_INLINE inline __attribute__((always_inline))
@@ -127,18 +129,7 @@ NORM_INLINE void shifted_sums(const T* x, index_t n, double K, double* s1, doubl
   *s2 += hsum(a2);
 }
 
-// mean / biased var from shifted sums over n elements.
-NORM_INLINE void finish_stats(double K, double s1, double s2, index_t n, double* mean, double* var) {
-  if (n <= 0) {
-    *mean = 0;
-    *var = 0;
-    return;
-  }
-  const double m = s1 / static_cast<double>(n);
-  const double v = s2 / static_cast<double>(n) - m * m;
-  *mean = K + m;
-  *var = v > 0 ? v : 0;
-}
+using norm_detail::finish_stats;
 
 template <typename T>
 NORM_INLINE double sum_squares(const T* x, index_t n) {
@@ -423,27 +414,57 @@ NORM_FLAT void norm_group_backward(const GroupArgs<T>& a, index_t r0, index_t r1
 }
 
 // ------------------------------------------------------------------ channels of (N, C, L)
+// (N, C) rows with row stride ldx: s1[c] = sum_n (x[n, c] - K[c]), s2[c] = sum_n (x[n, c] - K[c])^2
+// for c in [0, nc). Vectorised across a tile of channels, one row at a time; rows go in
+// blocks of kRowBlock, every tile passing over a block while it is in L2.
 template <typename T>
-NORM_FLAT void norm_chan_stats(double* mean, double* var, const T* x, index_t N, index_t C, index_t L, index_t c0,
-                     index_t c1) {
-  const index_t cnt = N * L;
-  if (L == 1) {
-    // (N, C): vectorise across a tile of channels, one row at a time.
-    for (index_t cb = c0; cb < c1; cb += kTile) {
-      const index_t nb = imin(kTile, c1 - cb);
-      V K[kTile / kW], s1[kTile / kW] = {}, s2[kTile / kW] = {};
-      blocks(nb, [&](index_t i, auto io, auto sl) { K[i / kW] = N > 0 ? io.ld(x + cb + i) : V{}; });
-      for (index_t n = 0; n < N; ++n) {
-        const T* xr = x + n * C + cb;
+NORM_FLAT void norm_chan_shifted_sums(double* s1_out, double* s2_out, const double* Kc, const T* x, index_t N,
+                                      index_t ldx, index_t nc) {
+  const index_t ntile = (nc + kTile - 1) / kTile;
+  constexpr index_t VT = kTile / kW;
+  std::vector<V> acc(static_cast<size_t>(3 * ntile * VT), V{});
+  V* Ks = acc.data();
+  V* S1 = Ks + ntile * VT;
+  V* S2 = S1 + ntile * VT;
+  for (index_t t = 0; t < ntile; ++t) {
+    const index_t cb = t * kTile, nb = imin(kTile, nc - cb);
+    blocks(nb, [&](index_t i, auto io, auto sl) { Ks[t * VT + i / kW] = io.ld(Kc + cb + i); });
+  }
+  for (index_t n0 = 0; n0 < N; n0 += kRowBlock) {
+    const index_t n1 = imin(N, n0 + kRowBlock);
+    for (index_t t = 0; t < ntile; ++t) {
+      const index_t cb = t * kTile, nb = imin(kTile, nc - cb);
+      const V* K = Ks + t * VT;
+      V s1[VT], s2[VT];
+      for (index_t v = 0; v < VT; ++v) s1[v] = S1[t * VT + v], s2[v] = S2[t * VT + v];
+      for (index_t n = n0; n < n1; ++n) {
+        const T* xr = x + n * ldx + cb;
         blocks(nb, [&](index_t i, auto io, auto sl) {
           const V d = io.ld(xr + i) - K[i / kW];
           s1[i / kW] += d;
           s2[i / kW] += d * d;
         });
       }
-      for (index_t c = 0; c < nb; ++c)
-        finish_stats(K[c / kW][c % kW], s1[c / kW][c % kW], s2[c / kW][c % kW], cnt, mean + cb + c, var + cb + c);
+      for (index_t v = 0; v < VT; ++v) S1[t * VT + v] = s1[v], S2[t * VT + v] = s2[v];
     }
+  }
+  for (index_t c = 0; c < nc; ++c) {
+    s1_out[c] = S1[c / kW][c % kW];
+    s2_out[c] = S2[c / kW][c % kW];
+  }
+}
+
+template <typename T>
+NORM_FLAT void norm_chan_stats(double* mean, double* var, const T* x, index_t N, index_t C, index_t L, index_t c0,
+                     index_t c1) {
+  const index_t cnt = N * L;
+  if (L == 1) {
+    std::vector<double> buf(static_cast<size_t>(3 * (c1 - c0)));
+    double* K = buf.data();
+    for (index_t c = c0; c < c1; ++c) K[c - c0] = N > 0 ? static_cast<double>(x[c]) : 0.0;
+    norm_chan_shifted_sums<T>(K + (c1 - c0), K + 2 * (c1 - c0), K, x + c0, N, C, c1 - c0);
+    for (index_t c = 0; c < c1 - c0; ++c)
+      finish_stats(K[c], K[(c1 - c0) + c], K[2 * (c1 - c0) + c], cnt, mean + c0 + c, var + c0 + c);
     return;
   }
   for (index_t c = c0; c < c1; ++c) {
@@ -458,22 +479,35 @@ template <typename T>
 NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N, index_t C,
                     index_t L, index_t c0, index_t c1) {
   if (L == 1) {
-    for (index_t cb = c0; cb < c1; cb += kTile) {
-      const index_t nb = imin(kTile, c1 - cb);
-      V m[kTile / kW], p[kTile / kW] = {}, q[kTile / kW] = {};
-      blocks(nb, [&](index_t i, auto io, auto sl) { m[i / kW] = io.ld(shift + cb + i); });
-      for (index_t n = 0; n < N; ++n) {
-        const T* ar = a + n * C + cb;
-        const T* xr = x + n * C + cb;
-        blocks(nb, [&](index_t i, auto io, auto sl) {
-          const V ai = io.ld(ar + i);
-          p[i / kW] += ai;
-          q[i / kW] += ai * (io.ld(xr + i) - m[i / kW]);
-        });
+    // Row blocks, as in norm_chan_stats.
+    const index_t ntile = (c1 - c0 + kTile - 1) / kTile;
+    std::vector<V> acc(static_cast<size_t>(2 * ntile * (kTile / kW)), V{});
+    V* P = acc.data();
+    V* Q = P + ntile * (kTile / kW);
+    for (index_t n0 = 0; n0 < N; n0 += kRowBlock) {
+      const index_t n1 = imin(N, n0 + kRowBlock);
+      for (index_t t = 0; t < ntile; ++t) {
+        const index_t cb = c0 + t * kTile, nb = imin(kTile, c1 - cb);
+        V m[kTile / kW], p[kTile / kW], q[kTile / kW];
+        blocks(nb, [&](index_t i, auto io, auto sl) { m[i / kW] = io.ld(shift + cb + i); });
+        for (int v = 0; v < kTile / kW; ++v) p[v] = P[t * (kTile / kW) + v], q[v] = Q[t * (kTile / kW) + v];
+        for (index_t n = n0; n < n1; ++n) {
+          const T* ar = a + n * C + cb;
+          const T* xr = x + n * C + cb;
+          blocks(nb, [&](index_t i, auto io, auto sl) {
+            const V ai = io.ld(ar + i);
+            p[i / kW] += ai;
+            q[i / kW] += ai * (io.ld(xr + i) - m[i / kW]);
+          });
+        }
+        for (int v = 0; v < kTile / kW; ++v) P[t * (kTile / kW) + v] = p[v], Q[t * (kTile / kW) + v] = q[v];
       }
+    }
+    for (index_t t = 0; t < ntile; ++t) {
+      const index_t cb = c0 + t * kTile, nb = imin(kTile, c1 - cb);
       for (index_t c = 0; c < nb; ++c) {
-        s_a[cb + c] = p[c / kW][c % kW];
-        s_ax[cb + c] = q[c / kW][c % kW];
+        s_a[cb + c] = P[t * (kTile / kW) + c / kW][c % kW];
+        s_ax[cb + c] = Q[t * (kTile / kW) + c / kW][c % kW];
       }
     }
     return;
@@ -549,6 +583,7 @@ NORM_FLAT void norm_axpby(T* y, const T* a, double alpha, const double* b, doubl
   template void norm_group_forward<T>(const GroupArgs<T>&, index_t, index_t);                                 \
   template void norm_group_backward<T>(const GroupArgs<T>&, index_t, index_t);                                \
   template void norm_chan_stats<T>(double*, double*, const T*, index_t, index_t, index_t, index_t, index_t);  \
+  template void norm_chan_shifted_sums<T>(double*, double*, const double*, const T*, index_t, index_t, index_t); \
   template void norm_chan_sums<T>(double*, double*, const T*, const T*, const double*, index_t, index_t,      \
                                   index_t, index_t, index_t);                                                 \
   template void norm_chan_affine<T>(T*, const T*, const T*, const double*, const double*, const double*,     \
