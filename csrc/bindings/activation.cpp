@@ -17,31 +17,32 @@ Act act_code(const char* op, int act) {
   return static_cast<Act>(act);
 }
 
-// out and input: same dtype, same number of elements, C-contiguous; out
-// writeable and either input itself (in place) or not overlapping it.
-DType check_unary(const char* op, const py::array& out, const py::array& in, const char* out_name = "out",
-                  const char* in_name = "input") {
-  DType dt = float_dtype(op, in, in_name);
-  same_dtype(op, in, out, out_name);
-  check_contiguous(op, in, in_name);
-  check_contiguous(op, out, out_name);
-  check_writeable(op, out, out_name);
-  if (out.size() != in.size())
-    value_error(op, std::string(out_name) + " with as many elements as " + in_name + " (" + std::to_string(in.size()) +
-                        "), got " + std::to_string(out.size()));
-  if (out.data() != in.data()) check_no_alias(op, out, out_name, in, in_name);
-  return dt;
-}
-
 // A read-only input of the reference dtype and size, contiguous, not overlapping out.
-void check_input(const char* op, const py::array& ref, const py::array& a, const char* name, const py::array& out,
-                 const char* out_name) {
+void check_like(const char* op, const py::array& ref, const py::array& a, const char* name, const py::array& out,
+                const char* out_name) {
   same_dtype(op, ref, a, name);
   check_contiguous(op, a, name);
   if (a.size() != ref.size())
     value_error(op, std::string(name) + " with " + std::to_string(ref.size()) + " elements, got " +
                         std::to_string(a.size()));
   check_no_alias(op, out, out_name, a, name);
+}
+
+// A backward's grad (the reference) and the saved input: one dtype, contiguous, as many elements.
+DType check_grad_and_input(const char* op, const py::array& dy, const py::array& x) {
+  DType dt = check_input(op, dy, "grad");
+  same_dtype(op, dy, x, "input");
+  check_contiguous(op, x, "input");
+  if (x.size() != dy.size()) value_error(op, "input of grad's shape " + shape_str(dy) + ", got " + shape_str(x));
+  return dt;
+}
+
+// grad_input of a backward: None, or an array like grad that does not overlap the input.
+void check_opt_grad_input(const char* op, const py::object& dx_o, const py::array& dy, const py::array& x) {
+  if (!has(dx_o)) return;
+  py::array dx = as_array(op, dx_o, "grad_input");
+  check_unary(op, dx, dy, "grad_input", "grad");
+  check_no_alias(op, dx, "grad_input", x, "input");
 }
 
 int norm_dim(const char* op, const py::array& a, int dim) {
@@ -69,13 +70,9 @@ void act_forward_binding(py::array y, py::array x, int act, double a, double b) 
   DType dt = check_unary(op, y, x);
   Act code = act_code(op, act);
   const index_t n = x.size();
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mut_ptr<T>(y);
-    const T* px = ptr<T>(x);
-    ActParams p{a, b};
-    py::gil_scoped_release release;
-    act_forward<T>(py_, px, n, code, p);
+    return [py_ = mut_ptr<T>(y), px = ptr<T>(x), n, code, p = ActParams{a, b}] { act_forward<T>(py_, px, n, code, p); };
   });
 }
 
@@ -83,17 +80,14 @@ void act_forward_binding(py::array y, py::array x, int act, double a, double b) 
 void act_backward_binding(py::array dx, py::array dy, py::array saved, int act, double a, double b) {
   const char* op = "activation_backward";
   DType dt = check_unary(op, dx, dy, "grad_input", "grad");
-  check_input(op, dy, saved, "saved", dx, "grad_input");
+  check_like(op, dy, saved, "saved", dx, "grad_input");
   Act code = act_code(op, act);
   const index_t n = dy.size();
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pdx = mut_ptr<T>(dx);
-    const T* pdy = ptr<T>(dy);
-    const T* ps = ptr<T>(saved);
-    ActParams p{a, b};
-    py::gil_scoped_release release;
-    act_backward<T>(pdx, pdy, ps, n, code, p);
+    return [pdx = mut_ptr<T>(dx), pdy = ptr<T>(dy), ps = ptr<T>(saved), n, code, p = ActParams{a, b}] {
+      act_backward<T>(pdx, pdy, ps, n, code, p);
+    };
   });
 }
 
@@ -133,53 +127,33 @@ void prelu_forward_binding(py::array y, py::array x, py::array w) {
   index_t N, C, S;
   prelu_layout(op, x, w.size(), &N, &C, &S);
   if (x.size() == 0) return;  // nothing to write (the kernel's grain divides by S)
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mut_ptr<T>(y);
-    const T* px = ptr<T>(x);
-    const T* pw = ptr<T>(w);
-    py::gil_scoped_release release;
-    prelu_forward<T>(py_, px, pw, N, C, S);
+    return [py_ = mut_ptr<T>(y), px = ptr<T>(x), pw = ptr<T>(w), N, C, S] { prelu_forward<T>(py_, px, pw, N, C, S); };
   });
 }
 
 // grad_input (or None) = dy * (x > 0 ? 1 : w); grad_weight (or None) += sum over x <= 0 of dy x.
 void prelu_backward_binding(py::object dx_o, py::object dw_o, py::array dy, py::array x, py::array w) {
   const char* op = "prelu_backward";
-  DType dt = float_dtype(op, dy, "grad");
-  check_contiguous(op, dy, "grad");
-  same_dtype(op, dy, x, "input");
-  check_contiguous(op, x, "input");
-  if (x.size() != dy.size()) value_error(op, "input of grad's shape " + shape_str(dy) + ", got " + shape_str(x));
+  DType dt = check_grad_and_input(op, dy, x);
   check_prelu_weight(op, x, w);
-  py::array dx, dw;
-  if (has(dx_o)) {
-    dx = as_array(op, dx_o, "grad_input");
-    check_unary(op, dx, dy, "grad_input", "grad");
-    check_no_alias(op, dx, "grad_input", x, "input");
-    check_no_alias(op, dx, "grad_input", w, "weight");
-  }
+  check_opt_grad_input(op, dx_o, dy, x);
+  if (has(dx_o)) check_no_alias(op, dx_o.cast<py::array>(), "grad_input", w, "weight");
   if (has(dw_o)) {
-    dw = as_array(op, dw_o, "grad_weight");
-    same_dtype(op, w, dw, "grad_weight");
-    check_contiguous(op, dw, "grad_weight");
-    check_writeable(op, dw, "grad_weight");
+    py::array dw = as_array(op, dw_o, "grad_weight");
+    check_output(op, w, dw, "grad_weight");
     if (dw.size() != w.size()) value_error(op, "grad_weight of shape " + shape_str(w) + ", got " + shape_str(dw));
     for (const py::array* a : {&dy, &x, &w}) check_no_alias(op, dw, "grad_weight", *a, "an input");
-    if (has(dx_o)) check_no_alias(op, dw, "grad_weight", dx, "grad_input");
+    if (has(dx_o)) check_no_alias(op, dw, "grad_weight", dx_o.cast<py::array>(), "grad_input");
   }
   index_t N, C, S;
   prelu_layout(op, x, w.size(), &N, &C, &S);
   if (x.size() == 0) return;  // grad_input is empty and grad_weight gains nothing
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pdx = has(dx_o) ? mut_ptr<T>(dx) : nullptr;
-    T* pdw = has(dw_o) ? mut_ptr<T>(dw) : nullptr;
-    const T* pdy = ptr<T>(dy);
-    const T* px = ptr<T>(x);
-    const T* pw = ptr<T>(w);
-    py::gil_scoped_release release;
-    prelu_backward<T>(pdx, pdw, pdy, px, pw, N, C, S);
+    return [pdx = opt_mut_ptr<T>(dx_o), pdw = opt_mut_ptr<T>(dw_o), pdy = ptr<T>(dy), px = ptr<T>(x), pw = ptr<T>(w),
+            N, C, S] { prelu_backward<T>(pdx, pdw, pdy, px, pw, N, C, S); };
   });
 }
 
@@ -188,31 +162,19 @@ void swish_forward_binding(py::array y, py::array x, double beta) {
   const char* op = "swish";
   DType dt = check_unary(op, y, x);
   const index_t n = x.size();
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mut_ptr<T>(y);
-    const T* px = ptr<T>(x);
-    py::gil_scoped_release release;
-    swish_forward<T>(py_, px, n, static_cast<T>(beta));
+    return [py_ = mut_ptr<T>(y), px = ptr<T>(x), n, b = static_cast<T>(beta)] { swish_forward<T>(py_, px, n, b); };
   });
 }
 
 // grad_input (or None) = dy dswish/dx; grad_beta (None or one element) += sum dy dswish/dbeta.
 void swish_backward_binding(py::object dx_o, py::object dbeta_o, py::array dy, py::array x, double beta) {
   const char* op = "swish_backward";
-  DType dt = float_dtype(op, dy, "grad");
-  check_contiguous(op, dy, "grad");
-  same_dtype(op, dy, x, "input");
-  check_contiguous(op, x, "input");
-  if (x.size() != dy.size()) value_error(op, "input of grad's shape " + shape_str(dy) + ", got " + shape_str(x));
-  py::array dx, db;
-  if (has(dx_o)) {
-    dx = as_array(op, dx_o, "grad_input");
-    check_unary(op, dx, dy, "grad_input", "grad");
-    check_no_alias(op, dx, "grad_input", x, "input");
-  }
+  DType dt = check_grad_and_input(op, dy, x);
+  check_opt_grad_input(op, dx_o, dy, x);
   if (has(dbeta_o)) {
-    db = as_array(op, dbeta_o, "grad_beta");
+    py::array db = as_array(op, dbeta_o, "grad_beta");
     same_dtype(op, dy, db, "grad_beta");
     check_writeable(op, db, "grad_beta");
     if (db.size() != 1) value_error(op, "grad_beta with one element, got shape " + shape_str(db));
@@ -220,14 +182,10 @@ void swish_backward_binding(py::object dx_o, py::object dbeta_o, py::array dy, p
     check_no_alias(op, db, "grad_beta", x, "input");
   }
   const index_t n = dy.size();
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pdx = has(dx_o) ? mut_ptr<T>(dx) : nullptr;
-    T* pdb = has(dbeta_o) ? mut_ptr<T>(db) : nullptr;
-    const T* pdy = ptr<T>(dy);
-    const T* px = ptr<T>(x);
-    py::gil_scoped_release release;
-    swish_backward<T>(pdx, pdb, pdy, px, n, static_cast<T>(beta));
+    return [pdx = opt_mut_ptr<T>(dx_o), pdb = opt_mut_ptr<T>(dbeta_o), pdy = ptr<T>(dy), px = ptr<T>(x), n,
+            b = static_cast<T>(beta)] { swish_backward<T>(pdx, pdb, pdy, px, n, b); };
   });
 }
 
@@ -254,22 +212,18 @@ void glu_layout(const char* op, const py::array& x, int dim, index_t* outer, ind
 
 void glu_forward_binding(py::array y, py::array x, int dim, int act, bool gate_first) {
   const char* op = gate_first ? "swiglu" : "glu";
-  DType dt = float_dtype(op, x, "input");
-  same_dtype(op, x, y, "out");
-  check_contiguous(op, x, "input");
-  check_contiguous(op, y, "out");
-  check_writeable(op, y, "out");
+  DType dt = check_input(op, x, "input");
+  check_output(op, x, y, "out");
   index_t outer, L;
   glu_layout(op, x, dim, &outer, &L);
   if (y.size() * 2 != x.size()) value_error(op, "out with half the elements of input, got shape " + shape_str(y));
   check_no_alias(op, y, "out", x, "input");
   Act a = gate_code(op, act);
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mut_ptr<T>(y);
-    const T* px = ptr<T>(x);
-    py::gil_scoped_release release;
-    glu_forward<T>(py_, px, outer, L, a, gate_first);
+    return [py_ = mut_ptr<T>(y), px = ptr<T>(x), outer, L, a, gate_first] {
+      glu_forward<T>(py_, px, outer, L, a, gate_first);
+    };
   });
 }
 
@@ -283,49 +237,40 @@ void glu_backward_binding(py::array dx, py::array dy, py::array x, int dim, int 
   index_t outer, L;
   glu_layout(op, x, dim, &outer, &L);
   Act a = gate_code(op, act);
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pdx = mut_ptr<T>(dx);
-    const T* pdy = ptr<T>(dy);
-    const T* px = ptr<T>(x);
-    py::gil_scoped_release release;
-    glu_backward<T>(pdx, pdy, px, outer, L, a, gate_first);
+    return [pdx = mut_ptr<T>(dx), pdy = ptr<T>(dy), px = ptr<T>(x), outer, L, a, gate_first] {
+      glu_backward<T>(pdx, pdy, px, outer, L, a, gate_first);
+    };
   });
 }
 
 // ------------------------------------------------------------------ softmax
 void softmax_forward_binding(py::array y, py::array x, int dim, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
-  DType dt = check_unary(op, y, x);
-  if (y.data() == x.data() && x.size() > 0) value_error(op, "out not to share memory with input");
-  const int d = norm_dim(op, x, dim);
+  DType dt = check_unary(op, y, x, "out", "input", /*in_place_ok=*/false);
   index_t outer, D, inner;
-  split_dim(x, d, &outer, &D, &inner);
-  dispatch_float(dt, [&](auto tag) {
+  split_dim(x, norm_dim(op, x, dim), &outer, &D, &inner);
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mut_ptr<T>(y);
-    const T* px = ptr<T>(x);
-    py::gil_scoped_release release;
-    softmax_forward<T>(py_, px, outer, D, inner, log);
+    return [py_ = mut_ptr<T>(y), px = ptr<T>(x), outer, D, inner, log] {
+      softmax_forward<T>(py_, px, outer, D, inner, log);
+    };
   });
 }
 
-// dx from dy and the saved output y; dx may be dy.
+// dx from dy and the saved output y.
 void softmax_backward_binding(py::array dx, py::array dy, py::array y, int dim, bool log) {
   const char* op = log ? "log_softmax_backward" : "softmax_backward";
-  DType dt = check_unary(op, dx, dy, "grad_input", "grad");
-  check_input(op, dy, y, "output", dx, "grad_input");
-  if (dx.data() == dy.data() && dy.size() > 0) value_error(op, "grad_input not to share memory with grad");
-  const int d = norm_dim(op, y, dim);
+  DType dt = check_unary(op, dx, dy, "grad_input", "grad", /*in_place_ok=*/false);
+  check_like(op, dy, y, "output", dx, "grad_input");
   index_t outer, D, inner;
-  split_dim(y, d, &outer, &D, &inner);
-  dispatch_float(dt, [&](auto tag) {
+  split_dim(y, norm_dim(op, y, dim), &outer, &D, &inner);
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pdx = mut_ptr<T>(dx);
-    const T* pdy = ptr<T>(dy);
-    const T* py_ = ptr<T>(y);
-    py::gil_scoped_release release;
-    softmax_backward<T>(pdx, pdy, py_, outer, D, inner, log);
+    return [pdx = mut_ptr<T>(dx), pdy = ptr<T>(dy), py_ = ptr<T>(y), outer, D, inner, log] {
+      softmax_backward<T>(pdx, pdy, py_, outer, D, inner, log);
+    };
   });
 }
 
@@ -334,17 +279,15 @@ void step_forward_binding(py::array y, py::array x, bool sign, double threshold)
   const char* op = sign ? "sign" : "step";
   DType dt = check_unary(op, y, x);
   const index_t n = x.size();
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mut_ptr<T>(y);
-    const T* px = ptr<T>(x);
-    py::gil_scoped_release release;
-    step_forward<T>(py_, px, n, sign, static_cast<T>(threshold));
+    return [py_ = mut_ptr<T>(y), px = ptr<T>(x), n, sign, t = static_cast<T>(threshold)] {
+      step_forward<T>(py_, px, n, sign, t);
+    };
   });
 }
 
 }  // namespace
-
 void init_activation(py::module_& m) {
   m.def("act_forward", &act_forward_binding, py::arg("out"), py::arg("input"), py::arg("act"), py::arg("a") = 0.0,
         py::arg("b") = 0.0);

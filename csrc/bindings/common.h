@@ -6,7 +6,6 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -62,16 +61,12 @@ inline std::string shape_str(const py::array& a) {
   return s + ")";
 }
 
-inline void check_shape(const char* op, const py::array& a, const char* name, std::initializer_list<index_t> shape) {
+inline void check_shape(const char* op, const py::array& a, const char* name, const std::vector<index_t>& shape) {
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  if (ok) {
-    int i = 0;
-    for (index_t d : shape) ok = ok && a.shape(i++) == d;
-  }
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(static_cast<py::ssize_t>(i)) == shape[i];
   if (!ok) {
     std::string want = "(";
-    int i = 0;
-    for (index_t d : shape) want += (i++ ? ", " : "") + std::to_string(d);
+    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
     if (shape.size() == 1) want += ",";
     value_error(op, std::string(name) + " of shape " + want + "), got " + shape_str(a));
   }
@@ -123,16 +118,6 @@ inline void check_no_alias(const char* op, const py::array& out, const char* out
     value_error(op, std::string(out_name) + " not to share memory with " + in_name);
 }
 
-template <typename T>
-inline T* mut_ptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
-template <typename T>
-inline const T* ptr(const py::array& a) { return static_cast<const T*>(a.data()); }
-template <typename T>
-inline const T* opt_ptr(const py::object& o) {
-  if (o.is_none()) return nullptr;
-  return static_cast<const T*>(o.cast<py::array>().data());
-}
-
 // An optional array argument: None or an array of the reference dtype.
 inline bool has(const py::object& o) { return !o.is_none(); }
 inline py::array as_array(const char* op, const py::object& o, const char* name) {
@@ -141,10 +126,108 @@ inline py::array as_array(const char* op, const py::object& o, const char* name)
   return o.cast<py::array>();
 }
 
+// ------------------------------------------------------------------ composite checks
+// The reference array of a binding (the one that fixes the dtype): float32 or
+// float64 in native byte order, C-contiguous, and of rank `ndim` when ndim >= 0.
+inline DType check_input(const char* op, const py::array& a, const char* name, int ndim = -1) {
+  DType dt = float_dtype(op, a, name);
+  if (ndim >= 0) check_ndim(op, a, name, ndim);
+  check_contiguous(op, a, name);
+  return dt;
+}
+
+// An array of ref's dtype and the given shape, C-contiguous; writeable when `out`.
+inline py::array check_array(const char* op, const py::array& ref, const py::object& o, const char* name,
+                             const std::vector<index_t>& shape, bool out) {
+  py::array a = as_array(op, o, name);
+  same_dtype(op, ref, a, name);
+  check_shape(op, a, name, shape);
+  check_contiguous(op, a, name);
+  if (out) check_writeable(op, a, name);
+  return a;
+}
+
+// An output array: ref's dtype, C-contiguous, writeable.
+inline void check_output(const char* op, const py::array& ref, const py::array& out, const char* name) {
+  same_dtype(op, ref, out, name);
+  check_contiguous(op, out, name);
+  check_writeable(op, out, name);
+}
+
+// out and in: one dtype, as many elements, C-contiguous; out writeable and
+// either in itself (in place, when allowed) or not overlapping it.
+inline DType check_unary(const char* op, const py::array& out, const py::array& in, const char* out_name = "out",
+                         const char* in_name = "input", bool in_place_ok = true) {
+  DType dt = float_dtype(op, in, in_name);
+  same_dtype(op, in, out, out_name);
+  check_contiguous(op, in, in_name);
+  check_contiguous(op, out, out_name);
+  check_writeable(op, out, out_name);
+  if (out.size() != in.size())
+    value_error(op, std::string(out_name) + " with as many elements as " + in_name + " (" + std::to_string(in.size()) +
+                        "), got " + std::to_string(out.size()));
+  if (!in_place_ok && out.data() == in.data() && in.size() > 0)
+    value_error(op, std::string(out_name) + " not to share memory with " + in_name);
+  if (out.data() != in.data()) check_no_alias(op, out, out_name, in, in_name);
+  return dt;
+}
+
+// The incoming gradient of a reduced-or-not loss: an array of `n` elements of
+// ref's dtype (C-contiguous), or a Python float (or None when `none_ok`; then
+// `array` is None and `scalar` 0).
+struct GradArg {
+  py::object array = py::none();
+  double scalar = 0.0;
+};
+inline GradArg grad_arg(const char* op, const py::array& ref, const py::object& grad, index_t n,
+                        bool none_ok = false) {
+  GradArg g;
+  if (py::isinstance<py::array>(grad)) {
+    py::array ga = grad.cast<py::array>();
+    same_dtype(op, ref, ga, "grad");
+    check_contiguous(op, ga, "grad");
+    if (static_cast<index_t>(ga.size()) != n)
+      value_error(op, "grad with " + std::to_string(n) + " elements, got " + std::to_string(ga.size()));
+    g.array = grad;
+  } else if (none_ok) {
+    if (!grad.is_none()) type_error(op, "grad to be an array or None");
+  } else {
+    g.scalar = grad.cast<double>();
+  }
+  return g;
+}
+
+// ------------------------------------------------------------------ typed pointers and the kernel call
+template <typename T>
+inline T* mut_ptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+template <typename T>
+inline const T* ptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+// nullptr for None.
+template <typename T>
+inline const T* opt_ptr(const py::object& o) {
+  return o.is_none() ? nullptr : static_cast<const T*>(o.cast<py::array>().data());
+}
+template <typename T>
+inline T* opt_mut_ptr(const py::object& o) {
+  return o.is_none() ? nullptr : static_cast<T*>(o.cast<py::array>().mutable_data());
+}
+
 // Run f<float>() or f<double>() for the dtype.
 template <typename F>
 inline void dispatch_float(DType dt, F&& f) {
   if (dt == DType::F32) f(float{}); else f(double{});
+}
+
+// The kernel call of a binding: make(T{}) runs with the GIL held, takes the
+// typed pointers and returns the call as a closure, which then runs with the
+// GIL released.
+template <typename F>
+inline void run_released(DType dt, F&& make) {
+  dispatch_float(dt, [&](auto tag) {
+    auto call = make(tag);
+    py::gil_scoped_release release;
+    call();
+  });
 }
 
 }  // namespace bind

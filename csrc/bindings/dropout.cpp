@@ -21,23 +21,16 @@ void check_p(const char* op, double p) {
 void dropout_binding(const char* op, py::array y, py::array x, double p, std::uint64_t seed, std::uint64_t offset,
                      bool backward) {
   check_p(op, p);
-  DType dt = float_dtype(op, x, backward ? "grad" : "input");
-  same_dtype(op, x, y, backward ? "grad_input" : "out");
-  check_contiguous(op, x, backward ? "grad" : "input");
-  check_contiguous(op, y, backward ? "grad_input" : "out");
-  check_writeable(op, y, backward ? "grad_input" : "out");
-  if (y.size() != x.size()) value_error(op, "out with as many elements as input, got shape " + shape_str(y));
-  if (y.data() != x.data()) check_no_alias(op, y, "out", x, "input");
+  DType dt = check_unary(op, y, x, backward ? "grad_input" : "out", backward ? "grad" : "input");
   const index_t n = x.size();
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mut_ptr<T>(y);
-    const T* px = ptr<T>(x);
-    py::gil_scoped_release release;
-    if (backward)
-      dropout_backward<T>(py_, px, n, p, seed, offset);
-    else
-      dropout_forward<T>(py_, px, n, p, seed, offset);
+    return [=, py_ = mut_ptr<T>(y), px = ptr<T>(x)] {
+      if (backward)
+        dropout_backward<T>(py_, px, n, p, seed, offset);
+      else
+        dropout_forward<T>(py_, px, n, p, seed, offset);
+    };
   });
 }
 

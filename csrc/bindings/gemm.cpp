@@ -32,26 +32,12 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
   if (act < 0 || act > static_cast<int>(Act::Hardtanh)) value_error(op, "a valid activation code");
 
   py::array bias_a, aux_a, dact_a;
-  if (has(bias)) {
-    bias_a = as_array(op, bias, "bias");
-    same_dtype(op, C, bias_a, "bias");
-    check_shape(op, bias_a, "bias", {N});
-    check_contiguous(op, bias_a, "bias");
-  }
+  if (has(bias)) bias_a = check_array(op, C, bias, "bias", {N}, false);
   if (has(aux)) {
-    aux_a = as_array(op, aux, "aux");
-    same_dtype(op, C, aux_a, "aux");
-    check_shape(op, aux_a, "aux", {M, N});
-    check_contiguous(op, aux_a, "aux");
-    check_writeable(op, aux_a, "aux");
+    aux_a = check_array(op, C, aux, "aux", {M, N}, true);
     check_no_alias(op, aux_a, "aux", C, "out");
   }
-  if (has(dact_src)) {
-    dact_a = as_array(op, dact_src, "dact_src");
-    same_dtype(op, C, dact_a, "dact_src");
-    check_shape(op, dact_a, "dact_src", {M, N});
-    check_contiguous(op, dact_a, "dact_src");
-  }
+  if (has(dact_src)) dact_a = check_array(op, C, dact_src, "dact_src", {M, N}, false);
   const index_t rs_a = elem_stride(op, A, "A", 0), cs_a = elem_stride(op, A, "A", 1);
   const index_t rs_b = elem_stride(op, B, "B", 0), cs_b = elem_stride(op, B, "B", 1);
   const index_t rs_c = M > 0 ? elem_stride(op, C, "out", 0) : N;
@@ -85,12 +71,9 @@ void bias_grad_binding(py::array dbias, py::array G, bool accumulate) {
   check_no_alias(op, dbias, "dbias", G, "grad");
   const index_t M = G.shape(0), N = G.shape(1);
   const index_t rs = elem_stride(op, G, "grad", 0), cs = elem_stride(op, G, "grad", 1);
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pd = mut_ptr<T>(dbias);
-    const T* pg = ptr<T>(G);
-    py::gil_scoped_release release;
-    bias_grad<T>(pd, pg, rs, cs, M, N, accumulate);
+    return [=, pd = mut_ptr<T>(dbias), pg = ptr<T>(G)] { bias_grad<T>(pd, pg, rs, cs, M, N, accumulate); };
   });
 }
 

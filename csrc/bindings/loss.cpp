@@ -2,7 +2,9 @@
 // Python layer reshapes (N, C, d1, ...) and (C,) to it) and int64 targets as
 // (N, S); any element strides are accepted, outputs are C-contiguous.
 #include <cmath>
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "bindings/common.h"
 #include "nnfast/loss.h"
@@ -55,142 +57,104 @@ void check_targets(const char* op, TargetView tv, index_t N, index_t S, index_t 
 }
 
 // An output array: same dtype as ref, C-contiguous, writeable, `size` elements, no overlap with inputs.
-void check_out(const char* op, const py::array& ref, py::array& out, const char* name, index_t size,
+void check_out(const char* op, const py::array& ref, const py::array& out, const char* name, index_t size,
                std::initializer_list<const py::array*> inputs) {
-  same_dtype(op, ref, out, name);
-  check_contiguous(op, out, name);
-  check_writeable(op, out, name);
+  check_output(op, ref, out, name);
   if (static_cast<index_t>(out.size()) != size)
     value_error(op, std::string(name) + " with " + std::to_string(size) + " elements, got " +
                         std::to_string(out.size()));
   for (const py::array* in : inputs) check_no_alias(op, out, name, *in, "an input");
 }
 
+// An optional output (None or an array) checked as by check_out, and not overlapping the optional `others`.
+void check_opt_out(const char* op, const py::array& ref, const py::object& out, const char* name, index_t size,
+                   std::initializer_list<const py::array*> inputs,
+                   std::initializer_list<std::pair<const py::object*, const char*>> others) {
+  if (out.is_none()) return;
+  check_out(op, ref, as_array(op, out, name), name, size, inputs);
+  for (const auto& o : others)
+    if (!o.first->is_none()) check_no_alias(op, out.cast<py::array>(), name, o.first->cast<py::array>(), o.second);
+}
+
 // Optional per-class weight: None or a contiguous (C,) array of the input's dtype.
 py::object class_weight(const char* op, const py::array& x, const py::object& weight, index_t C) {
   if (weight.is_none()) return py::none();
-  py::array w = as_array(op, weight, "weight");
-  same_dtype(op, x, w, "weight");
-  check_shape(op, w, "weight", {C});
-  check_contiguous(op, w, "weight");
-  return w;
-}
-
-template <typename T>
-const T* maybe(const py::object& a) {
-  return a.is_none() ? nullptr : static_cast<const T*>(a.cast<py::array>().data());
-}
-template <typename T>
-T* maybe_mut(py::object& a) {
-  return a.is_none() ? nullptr : static_cast<T*>(a.cast<py::array>().mutable_data());
-}
-void check_no_alias_opt(const char* op, const py::object& out, const char* out_name, const py::object& in,
-                        const char* in_name) {
-  if (!out.is_none() && !in.is_none())
-    check_no_alias(op, out.cast<py::array>(), out_name, in.cast<py::array>(), in_name);
+  return check_array(op, x, weight, "weight", {C}, false);
 }
 
 void check_smoothing(const char* op, double eps) {
   if (!(eps >= 0.0 && eps <= 1.0)) value_error(op, "label_smoothing in [0, 1], got " + std::to_string(eps));
 }
 
-// ------------------------------------------------------------------ cross_entropy
-void cross_entropy_binding(py::array loss, py::object dx_obj, py::array x, py::array target, py::object weight,
-                           index_t ignore_index, double label_smoothing, int reduction) {
-  const char* op = "cross_entropy";
+// The (N, C, S) input of a class-dim loss with at least one class, and the reduction.
+struct ClassInput {
+  DType dt;
+  index_t N, C, S;
+  Reduction red;
+};
+ClassInput class_input(const char* op, const py::array& x, int reduction) {
   DType dt = float_dtype(op, x, "input");
   check_ndim(op, x, "input", 3);
   const index_t N = x.shape(0), C = x.shape(1), S = x.shape(2);
   if (C < 1) value_error(op, "input with at least one class, got C = 0");
-  Reduction red = reduction_code(op, reduction);
+  return {dt, N, C, S, reduction_code(op, reduction)};
+}
+
+// ------------------------------------------------------------------ cross_entropy
+void cross_entropy_binding(py::array loss, py::object dx, py::array x, py::array target, py::object weight,
+                           index_t ignore_index, double label_smoothing, int reduction) {
+  const char* op = "cross_entropy";
+  const ClassInput c = class_input(op, x, reduction);
   check_smoothing(op, label_smoothing);
-  TargetView tv = target_view(op, target, N, S);
-  py::object w = class_weight(op, x, weight, C);
-  check_out(op, x, loss, "loss", red == Reduction::None ? N * S : 1, {&x, &target});
-  if (!dx_obj.is_none()) {
-    py::array dx = as_array(op, dx_obj, "grad_input");
-    check_out(op, x, dx, "grad_input", N * C * S, {&x, &target, &loss});
-    check_shape(op, dx, "grad_input", {N, C, S});
-  }
-  check_no_alias_opt(op, dx_obj, "grad_input", w, "weight");
-  check_no_alias_opt(op, loss, "loss", w, "weight");
-  check_targets(op, tv, N, S, C, ignore_index);
-  dispatch_float(dt, [&](auto tag) {
+  TargetView tv = target_view(op, target, c.N, c.S);
+  py::object w = class_weight(op, x, weight, c.C);
+  check_out(op, x, loss, "loss", c.red == Reduction::None ? c.N * c.S : 1, {&x, &target});
+  check_opt_out(op, x, dx, "grad_input", c.N * c.C * c.S, {&x, &target, &loss}, {{&w, "weight"}});
+  if (!dx.is_none()) check_shape(op, dx.cast<py::array>(), "grad_input", {c.N, c.C, c.S});
+  if (!w.is_none()) check_no_alias(op, loss, "loss", w.cast<py::array>(), "weight");
+  check_targets(op, tv, c.N, c.S, c.C, ignore_index);
+  run_released(c.dt, [&](auto tag) {
     using T = decltype(tag);
-    View3<T> xv = view3<T>(op, x, "input");
-    T* pl = mut_ptr<T>(loss);
-    T* pdx = maybe_mut<T>(dx_obj);
-    const T* pw = maybe<T>(w);
-    py::gil_scoped_release release;
-    cross_entropy_forward<T>(pl, pdx, xv, tv, pw, N, C, S, ignore_index, label_smoothing, red);
+    return [=, pl = mut_ptr<T>(loss), pdx = opt_mut_ptr<T>(dx), xv = view3<T>(op, x, "input"), pw = opt_ptr<T>(w)] {
+      cross_entropy_forward<T>(pl, pdx, xv, tv, pw, c.N, c.C, c.S, ignore_index, label_smoothing, c.red);
+    };
   });
 }
 
-void cross_entropy_prob_binding(py::array loss, py::object dx_obj, py::object dt_obj, py::array x, py::array target,
+void cross_entropy_prob_binding(py::array loss, py::object dx, py::object dt_obj, py::array x, py::array target,
                                 py::object weight, double label_smoothing, int reduction) {
   const char* op = "cross_entropy";
-  DType dt = float_dtype(op, x, "input");
-  check_ndim(op, x, "input", 3);
-  const index_t N = x.shape(0), C = x.shape(1), S = x.shape(2);
-  if (C < 1) value_error(op, "input with at least one class, got C = 0");
-  Reduction red = reduction_code(op, reduction);
+  const ClassInput c = class_input(op, x, reduction);
   check_smoothing(op, label_smoothing);
   same_dtype(op, x, target, "target");
-  check_shape(op, target, "target", {N, C, S});
-  py::object w = class_weight(op, x, weight, C);
-  check_out(op, x, loss, "loss", red == Reduction::None ? N * S : 1, {&x, &target});
-  if (!dx_obj.is_none()) {
-    py::array dx = as_array(op, dx_obj, "grad_input");
-    check_out(op, x, dx, "grad_input", N * C * S, {&x, &target, &loss});
-  }
-  if (!dt_obj.is_none()) {
-    py::array dtg = as_array(op, dt_obj, "grad_target");
-    check_out(op, x, dtg, "grad_target", N * C * S, {&x, &target, &loss});
-  }
-  check_no_alias_opt(op, dt_obj, "grad_target", dx_obj, "grad_input");
-  check_no_alias_opt(op, dx_obj, "grad_input", w, "weight");
-  check_no_alias_opt(op, dt_obj, "grad_target", w, "weight");
-  check_no_alias_opt(op, loss, "loss", w, "weight");
-  dispatch_float(dt, [&](auto tag) {
+  check_shape(op, target, "target", {c.N, c.C, c.S});
+  py::object w = class_weight(op, x, weight, c.C);
+  const index_t n = c.N * c.C * c.S;
+  check_out(op, x, loss, "loss", c.red == Reduction::None ? c.N * c.S : 1, {&x, &target});
+  check_opt_out(op, x, dx, "grad_input", n, {&x, &target, &loss}, {{&w, "weight"}});
+  check_opt_out(op, x, dt_obj, "grad_target", n, {&x, &target, &loss}, {{&w, "weight"}, {&dx, "grad_input"}});
+  if (!w.is_none()) check_no_alias(op, loss, "loss", w.cast<py::array>(), "weight");
+  run_released(c.dt, [&](auto tag) {
     using T = decltype(tag);
-    View3<T> xv = view3<T>(op, x, "input");
-    View3<T> tv = view3<T>(op, target, "target");
-    T* pl = mut_ptr<T>(loss);
-    T* pdx = maybe_mut<T>(dx_obj);
-    T* pdt = maybe_mut<T>(dt_obj);
-    const T* pw = maybe<T>(w);
-    py::gil_scoped_release release;
-    cross_entropy_prob_forward<T>(pl, pdx, pdt, xv, tv, pw, N, C, S, label_smoothing, red);
+    return [=, pl = mut_ptr<T>(loss), pdx = opt_mut_ptr<T>(dx), pdt = opt_mut_ptr<T>(dt_obj),
+            xv = view3<T>(op, x, "input"), tv = view3<T>(op, target, "target"), pw = opt_ptr<T>(w)] {
+      cross_entropy_prob_forward<T>(pl, pdx, pdt, xv, tv, pw, c.N, c.C, c.S, label_smoothing, c.red);
+    };
   });
 }
 
 // grad_input = saved * grad (grad: a scalar, or an (N, S) contiguous array for reduction none).
 void loss_scale_grad_binding(py::array dx, py::array saved, py::object grad) {
   const char* op = "loss_backward";
-  DType dt = float_dtype(op, saved, "saved");
-  check_ndim(op, saved, "saved", 3);
-  check_contiguous(op, saved, "saved");
+  DType dt = check_input(op, saved, "saved", 3);
   const index_t N = saved.shape(0), C = saved.shape(1), S = saved.shape(2);
   check_out(op, saved, dx, "grad_input", N * C * S, {&saved});
-  py::object g = py::none();
-  double gs = 0.0;
-  if (py::isinstance<py::array>(grad)) {
-    g = grad;
-    py::array ga = grad.cast<py::array>();
-    same_dtype(op, saved, ga, "grad");
-    check_contiguous(op, ga, "grad");
-    if (static_cast<index_t>(ga.size()) != N * S)
-      value_error(op, "grad with " + std::to_string(N * S) + " elements, got " + std::to_string(ga.size()));
-  } else {
-    gs = grad.cast<double>();
-  }
-  dispatch_float(dt, [&](auto tag) {
+  const GradArg g = grad_arg(op, saved, grad, N * S);
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pdx = mut_ptr<T>(dx);
-    const T* ps = ptr<T>(saved);
-    const T* pg = maybe<T>(g);
-    py::gil_scoped_release release;
-    loss_scale_grad<T>(pdx, ps, pg, static_cast<T>(gs), N, C, S);
+    return [=, pdx = mut_ptr<T>(dx), ps = ptr<T>(saved), pg = opt_ptr<T>(g.array), gs = static_cast<T>(g.scalar)] {
+      loss_scale_grad<T>(pdx, ps, pg, gs, N, C, S);
+    };
   });
 }
 
@@ -198,59 +162,38 @@ void loss_scale_grad_binding(py::array dx, py::array saved, py::object grad) {
 void nll_loss_binding(py::array loss, py::array x, py::array target, py::object weight, index_t ignore_index,
                       int reduction) {
   const char* op = "nll_loss";
-  DType dt = float_dtype(op, x, "input");
-  check_ndim(op, x, "input", 3);
-  const index_t N = x.shape(0), C = x.shape(1), S = x.shape(2);
-  if (C < 1) value_error(op, "input with at least one class, got C = 0");
-  Reduction red = reduction_code(op, reduction);
-  TargetView tv = target_view(op, target, N, S);
-  py::object w = class_weight(op, x, weight, C);
-  check_out(op, x, loss, "loss", red == Reduction::None ? N * S : 1, {&x, &target});
-  check_no_alias_opt(op, loss, "loss", w, "weight");
-  check_targets(op, tv, N, S, C, ignore_index);
-  dispatch_float(dt, [&](auto tag) {
+  const ClassInput c = class_input(op, x, reduction);
+  TargetView tv = target_view(op, target, c.N, c.S);
+  py::object w = class_weight(op, x, weight, c.C);
+  check_out(op, x, loss, "loss", c.red == Reduction::None ? c.N * c.S : 1, {&x, &target});
+  if (!w.is_none()) check_no_alias(op, loss, "loss", w.cast<py::array>(), "weight");
+  check_targets(op, tv, c.N, c.S, c.C, ignore_index);
+  run_released(c.dt, [&](auto tag) {
     using T = decltype(tag);
-    View3<T> xv = view3<T>(op, x, "input");
-    T* pl = mut_ptr<T>(loss);
-    const T* pw = maybe<T>(w);
-    py::gil_scoped_release release;
-    nll_loss_forward<T>(pl, xv, tv, pw, N, C, S, ignore_index, red);
+    return [=, pl = mut_ptr<T>(loss), xv = view3<T>(op, x, "input"), pw = opt_ptr<T>(w)] {
+      nll_loss_forward<T>(pl, xv, tv, pw, c.N, c.C, c.S, ignore_index, c.red);
+    };
   });
 }
 
 void nll_loss_backward_binding(py::array dx, py::object grad, py::array target, py::object weight,
                                index_t ignore_index, int reduction) {
   const char* op = "nll_loss_backward";
-  DType dt = float_dtype(op, dx, "grad_input");
-  check_ndim(op, dx, "grad_input", 3);
-  check_contiguous(op, dx, "grad_input");
+  DType dt = check_input(op, dx, "grad_input", 3);
   check_writeable(op, dx, "grad_input");
   const index_t N = dx.shape(0), C = dx.shape(1), S = dx.shape(2);
   Reduction red = reduction_code(op, reduction);
   TargetView tv = target_view(op, target, N, S);
   check_no_alias(op, dx, "grad_input", target, "target");
   py::object w = class_weight(op, dx, weight, C);
-  check_no_alias_opt(op, dx, "grad_input", w, "weight");
-  py::object g = py::none();
-  double gs = 0.0;
-  if (py::isinstance<py::array>(grad)) {
-    g = grad;
-    py::array ga = grad.cast<py::array>();
-    same_dtype(op, dx, ga, "grad");
-    check_contiguous(op, ga, "grad");
-    if (static_cast<index_t>(ga.size()) != N * S)
-      value_error(op, "grad with " + std::to_string(N * S) + " elements, got " + std::to_string(ga.size()));
-  } else {
-    gs = grad.cast<double>();
-  }
+  if (!w.is_none()) check_no_alias(op, dx, "grad_input", w.cast<py::array>(), "weight");
+  const GradArg g = grad_arg(op, dx, grad, N * S);
   check_targets(op, tv, N, S, C, ignore_index);
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pdx = mut_ptr<T>(dx);
-    const T* pg = maybe<T>(g);
-    const T* pw = maybe<T>(w);
-    py::gil_scoped_release release;
-    nll_loss_backward<T>(pdx, pg, static_cast<T>(gs), tv, pw, N, C, S, ignore_index, red);
+    return [=, pdx = mut_ptr<T>(dx), pg = opt_ptr<T>(g.array), gs = static_cast<T>(g.scalar), pw = opt_ptr<T>(w)] {
+      nll_loss_backward<T>(pdx, pg, gs, tv, pw, N, C, S, ignore_index, red);
+    };
   });
 }
 
@@ -290,20 +233,19 @@ void pointwise_loss_binding(py::array out, py::array x, py::array y, py::object 
   Reduction red = reduction_code(op, reduction);
   const index_t R = x.shape(0), K = x.shape(1);
   check_out(op, x, out, "out", red == Reduction::None ? R * K : 1, {&x, &y});
-  check_no_alias_opt(op, out, "out", w, "weight");
-  check_no_alias_opt(op, out, "out", pw, "pos_weight");
-  dispatch_float(dt, [&](auto tag) {
+  for (auto pr : {std::make_pair(&w, "weight"), std::make_pair(&pw, "pos_weight")})
+    if (!pr.first->is_none()) check_no_alias(op, out, "out", pr.first->cast<py::array>(), pr.second);
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    View2<T> xv = view2<T>(op, x, "input"), yv = view2<T>(op, y, "target");
-    View2<T> wv = opt_view2<T>(op, w, "weight"), pv = opt_view2<T>(op, pw, "pos_weight");
-    T* po = mut_ptr<T>(out);
-    py::gil_scoped_release release;
-    pointwise_loss_forward<T>(po, xv, yv, wv, pv, R, K, k, param, red, out_scale);
+    return [=, po = mut_ptr<T>(out), xv = view2<T>(op, x, "input"), yv = view2<T>(op, y, "target"),
+            wv = opt_view2<T>(op, w, "weight"), pv = opt_view2<T>(op, pw, "pos_weight")] {
+      pointwise_loss_forward<T>(po, xv, yv, wv, pv, R, K, k, param, red, out_scale);
+    };
   });
 }
 
-void pointwise_loss_backward_binding(py::object dx_obj, py::object dy_obj, py::object grad, double g_scale,
-                                     py::array x, py::array y, py::object w, py::object pw, int kind, double param,
+void pointwise_loss_backward_binding(py::object dx, py::object dy, py::object grad, double g_scale, py::array x,
+                                     py::array y, py::object w, py::object pw, int kind, double param,
                                      const std::string& op_name) {
   const std::string opb = op_name + "_backward";
   const char* op = opb.c_str();
@@ -311,34 +253,16 @@ void pointwise_loss_backward_binding(py::object dx_obj, py::object dy_obj, py::o
   check_point_operands(op, x, y, w, pw);
   PointLoss k = point_kind(op, kind);
   const index_t R = x.shape(0), K = x.shape(1);
-  for (auto pr : {std::make_pair(&dx_obj, "grad_input"), std::make_pair(&dy_obj, "grad_target")}) {
-    if (pr.first->is_none()) continue;
-    py::array a = as_array(op, *pr.first, pr.second);
-    check_out(op, x, a, pr.second, R * K, {&x, &y});
-    check_no_alias_opt(op, *pr.first, pr.second, w, "weight");
-    check_no_alias_opt(op, *pr.first, pr.second, pw, "pos_weight");
-  }
-  check_no_alias_opt(op, dx_obj, "grad_input", dy_obj, "grad_target");
-  py::object g = py::none();
-  if (py::isinstance<py::array>(grad)) {
-    py::array ga = grad.cast<py::array>();
-    same_dtype(op, x, ga, "grad");
-    check_contiguous(op, ga, "grad");
-    if (static_cast<index_t>(ga.size()) != R * K)
-      value_error(op, "grad with " + std::to_string(R * K) + " elements, got " + std::to_string(ga.size()));
-    g = grad;
-  } else if (!grad.is_none()) {
-    type_error(op, "grad to be an array or None");
-  }
-  dispatch_float(dt, [&](auto tag) {
+  check_opt_out(op, x, dx, "grad_input", R * K, {&x, &y}, {{&w, "weight"}, {&pw, "pos_weight"}});
+  check_opt_out(op, x, dy, "grad_target", R * K, {&x, &y}, {{&w, "weight"}, {&pw, "pos_weight"}, {&dx, "grad_input"}});
+  const GradArg g = grad_arg(op, x, grad, R * K, /*none_ok=*/true);
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    View2<T> xv = view2<T>(op, x, "input"), yv = view2<T>(op, y, "target");
-    View2<T> wv = opt_view2<T>(op, w, "weight"), pv = opt_view2<T>(op, pw, "pos_weight");
-    T* pdx = maybe_mut<T>(dx_obj);
-    T* pdy = maybe_mut<T>(dy_obj);
-    const T* pg = maybe<T>(g);
-    py::gil_scoped_release release;
-    pointwise_loss_backward<T>(pdx, pdy, pg, static_cast<T>(g_scale), xv, yv, wv, pv, R, K, k, param);
+    return [=, pdx = opt_mut_ptr<T>(dx), pdy = opt_mut_ptr<T>(dy), pg = opt_ptr<T>(g.array),
+            xv = view2<T>(op, x, "input"), yv = view2<T>(op, y, "target"), wv = opt_view2<T>(op, w, "weight"),
+            pv = opt_view2<T>(op, pw, "pos_weight")] {
+      pointwise_loss_backward<T>(pdx, pdy, pg, static_cast<T>(g_scale), xv, yv, wv, pv, R, K, k, param);
+    };
   });
 }
 
@@ -348,12 +272,11 @@ void rmse_loss_binding(py::array out, py::array x, py::array y) {
   check_point_operands(op, x, y, py::none(), py::none());
   const index_t R = x.shape(0), K = x.shape(1);
   check_out(op, x, out, "out", 1, {&x, &y});
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    View2<T> xv = view2<T>(op, x, "input"), yv = view2<T>(op, y, "target");
-    T* po = mut_ptr<T>(out);
-    py::gil_scoped_release release;
-    rmse_loss_forward<T>(po, xv, yv, R, K);
+    return [=, po = mut_ptr<T>(out), xv = view2<T>(op, x, "input"), yv = view2<T>(op, y, "target")] {
+      rmse_loss_forward<T>(po, xv, yv, R, K);
+    };
   });
 }
 
@@ -372,12 +295,7 @@ LinearCEArgs check_linear_ce(const char* op, const py::array& x, const py::array
   const index_t N = x.shape(0), H = x.shape(1), C = W.shape(0);
   if (W.shape(1) != H) value_error(op, "weight of shape (C, " + std::to_string(H) + "), got " + shape_str(W));
   if (C < 1) value_error(op, "at least one class, got weight of shape " + shape_str(W));
-  if (!b.is_none()) {
-    py::array ba = as_array(op, b, "bias");
-    same_dtype(op, x, ba, "bias");
-    check_shape(op, ba, "bias", {C});
-    check_contiguous(op, ba, "bias");
-  }
+  if (!b.is_none()) check_array(op, x, b, "bias", {C}, false);
   if (target.dtype().kind() != 'i' || target.itemsize() != 8)
     type_error(op, "target to be int64 class indices, got " + dtype_str(target));
   check_shape(op, target, "target", {N});
@@ -398,17 +316,16 @@ void linear_cross_entropy_binding(py::array loss, py::array lse, py::array x, py
   LinearCEArgs a = check_linear_ce(op, x, W, b, target, ignore_index, label_smoothing, chunk);
   check_out(op, x, loss, "loss", red == Reduction::None ? a.N : 1, {&x, &W, &target});
   check_out(op, x, lse, "lse", a.N, {&x, &W, &target, &loss});
-  check_no_alias_opt(op, loss, "loss", b, "bias");
-  check_no_alias_opt(op, lse, "lse", b, "bias");
-  dispatch_float(dt, [&](auto tag) {
+  if (!b.is_none())
+    for (auto o : {std::make_pair(&loss, "loss"), std::make_pair(&lse, "lse")})
+      check_no_alias(op, *o.first, o.second, b.cast<py::array>(), "bias");
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    View2<T> xv = view2<T>(op, x, "input"), wv = view2<T>(op, W, "weight");
-    T* pl = mut_ptr<T>(loss);
-    T* pe = mut_ptr<T>(lse);
-    const T* pb = maybe<T>(b);
-    py::gil_scoped_release release;
-    linear_cross_entropy_forward<T>(pl, pe, xv, wv, pb, a.t, a.N, a.H, a.C, ignore_index, label_smoothing, red,
-                                    chunk);
+    return [=, pl = mut_ptr<T>(loss), pe = mut_ptr<T>(lse), xv = view2<T>(op, x, "input"),
+            wv = view2<T>(op, W, "weight"), pb = opt_ptr<T>(b)] {
+      linear_cross_entropy_forward<T>(pl, pe, xv, wv, pb, a.t, a.N, a.H, a.C, ignore_index, label_smoothing, red,
+                                      chunk);
+    };
   });
 }
 
@@ -423,41 +340,20 @@ void linear_cross_entropy_backward_binding(py::object dx, py::object dW, py::obj
   same_dtype(op, x, lse, "lse");
   check_contiguous(op, lse, "lse");
   check_shape(op, lse, "lse", {a.N});
-  const index_t sizes[3] = {a.N * a.H, a.C * a.H, a.C};
-  const char* names[3] = {"grad_input", "grad_weight", "grad_bias"};
-  py::object outs[3] = {dx, dW, db};
-  for (int i = 0; i < 3; ++i) {
-    if (outs[i].is_none()) continue;
-    py::array o = as_array(op, outs[i], names[i]);
-    check_out(op, x, o, names[i], sizes[i], {&x, &W, &target, &lse});
-    check_no_alias_opt(op, outs[i], names[i], b, "bias");
-    for (int j = 0; j < i; ++j) check_no_alias_opt(op, outs[i], names[i], outs[j], names[j]);
-  }
+  const std::initializer_list<const py::array*> ins = {&x, &W, &target, &lse};
+  check_opt_out(op, x, dx, "grad_input", a.N * a.H, ins, {{&b, "bias"}});
+  check_opt_out(op, x, dW, "grad_weight", a.C * a.H, ins, {{&b, "bias"}, {&dx, "grad_input"}});
+  check_opt_out(op, x, db, "grad_bias", a.C, ins, {{&b, "bias"}, {&dx, "grad_input"}, {&dW, "grad_weight"}});
   if (!db.is_none() && b.is_none()) value_error(op, "no grad_bias without a bias");
-  py::object g = py::none();
-  double gs = 0.0;
-  if (py::isinstance<py::array>(grad)) {
-    py::array ga = grad.cast<py::array>();
-    same_dtype(op, x, ga, "grad");
-    check_contiguous(op, ga, "grad");
-    if (static_cast<index_t>(ga.size()) != a.N)
-      value_error(op, "grad with " + std::to_string(a.N) + " elements, got " + std::to_string(ga.size()));
-    g = grad;
-  } else {
-    gs = grad.cast<double>();
-  }
-  dispatch_float(dt, [&](auto tag) {
+  const GradArg g = grad_arg(op, x, grad, a.N);
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    View2<T> xv = view2<T>(op, x, "input"), wv = view2<T>(op, W, "weight");
-    T* pdx = maybe_mut<T>(dx);
-    T* pdw = maybe_mut<T>(dW);
-    T* pdb = maybe_mut<T>(db);
-    const T* pg = maybe<T>(g);
-    const T* pe = ptr<T>(lse);
-    const T* pb = maybe<T>(b);
-    py::gil_scoped_release release;
-    linear_cross_entropy_backward<T>(pdx, pdw, pdb, pg, static_cast<T>(gs), pe, xv, wv, pb, a.t, a.N, a.H, a.C,
-                                     ignore_index, label_smoothing, red, chunk);
+    return [=, pdx = opt_mut_ptr<T>(dx), pdw = opt_mut_ptr<T>(dW), pdb = opt_mut_ptr<T>(db),
+            pg = opt_ptr<T>(g.array), gs = static_cast<T>(g.scalar), pe = ptr<T>(lse),
+            xv = view2<T>(op, x, "input"), wv = view2<T>(op, W, "weight"), pb = opt_ptr<T>(b)] {
+      linear_cross_entropy_backward<T>(pdx, pdw, pdb, pg, gs, pe, xv, wv, pb, a.t, a.N, a.H, a.C, ignore_index,
+                                       label_smoothing, red, chunk);
+    };
   });
 }
 

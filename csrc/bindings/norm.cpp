@@ -14,17 +14,6 @@ namespace {
 
 using Shape = std::vector<index_t>;
 
-void check_dims(const char* op, const py::array& a, const char* name, const Shape& shape) {
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(static_cast<py::ssize_t>(i)) == shape[i];
-  if (!ok) {
-    std::string want = "(";
-    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-    if (shape.size() == 1) want += ",";
-    value_error(op, std::string(name) + " of shape " + want + "), got " + shape_str(a));
-  }
-}
-
 // An array argument that may be absent (None).
 struct Arr {
   py::array a;
@@ -34,13 +23,8 @@ inline Arr in(const py::array& a) { return {a, true}; }
 
 // A data array: the reference dtype, the given shape, C-contiguous.
 Arr data_arr(const char* op, const py::array& ref, const py::object& o, const char* name, const Shape& shape,
-                   bool out) {
-  py::array a = as_array(op, o, name);
-  same_dtype(op, ref, a, name);
-  check_dims(op, a, name, shape);
-  check_contiguous(op, a, name);
-  if (out) check_writeable(op, a, name);
-  return {a, true};
+             bool out) {
+  return {check_array(op, ref, o, name, shape, out), true};
 }
 
 // A saved-statistics array: float64, the given shape, C-contiguous.
@@ -48,7 +32,7 @@ Arr stat_arr(const char* op, const py::object& o, const char* name, const Shape&
   py::array a = as_array(op, o, name);
   if (a.dtype().kind() != 'f' || a.itemsize() != 8)
     type_error(op, std::string(name) + " to be float64, got " + dtype_str(a));
-  check_dims(op, a, name, shape);
+  check_shape(op, a, name, shape);
   check_contiguous(op, a, name);
   if (out) check_writeable(op, a, name);
   return {a, true};
@@ -83,60 +67,103 @@ void no_alias(const char* op, const std::vector<std::pair<const Arr*, const char
 
 index_t dim_of(const py::array& a, int d) { return static_cast<index_t>(a.shape(d)); }
 
+// Layer, batch and group norm share one argument layout: x and out / grad of the
+// data shape, float64 mean / rstd of the statistics shape (mean may be None for
+// RMS norm), optional weight / bias / their gradients of the parameter shape.
+struct NormShapes {
+  Shape data, stat, param;
+  bool mean_required;
+  const char* mean_missing;  // the message when a required mean is None
+};
+
+Arr opt_mean(const char* op, const py::object& mean, const NormShapes& s, bool out) {
+  Arr m = has(mean) ? stat_arr(op, mean, "mean", s.stat, out) : Arr();
+  if (s.mean_required && !m.on) value_error(op, s.mean_missing);
+  return m;
+}
+
+// Forward: out, mean, rstd written; input, weight, bias read.
+struct NormForward {
+  Arr x, y, mean, rstd, weight, bias;
+};
+NormForward check_norm_forward(const char* op, const py::array& x, const py::object& y, const py::object& mean,
+                               const py::object& rstd, const py::object& weight, const py::object& bias,
+                               const NormShapes& s) {
+  NormForward f{in(x)};
+  f.y = data_arr(op, x, y, "out", s.data, true);
+  f.mean = opt_mean(op, mean, s, true);
+  f.rstd = stat_arr(op, rstd, "rstd", s.stat, true);
+  f.weight = opt_data(op, x, weight, "weight", s.param, false);
+  f.bias = opt_data(op, x, bias, "bias", s.param, false);
+  return f;
+}
+void no_alias_forward(const char* op, const NormForward& f, std::vector<std::pair<const Arr*, const char*>> ins) {
+  ins.insert(ins.begin(), {{&f.x, "input"}, {&f.weight, "weight"}, {&f.bias, "bias"}});
+  no_alias(op, {{&f.y, "out"}, {&f.mean, "mean"}, {&f.rstd, "rstd"}}, ins);
+}
+
+// Backward: grad_input / grad_weight / grad_bias (each optional) written; grad,
+// input, mean, rstd, weight read. run() calls kernel(dx, dweight, dbias, dy, x,
+// mean, rstd, weight) with the GIL released.
+struct NormBackward {
+  Arr x, dy, mean, rstd, weight, dx, dweight, dbias;
+
+  template <typename K>
+  void run(DType dt, K&& kernel) {
+    run_released(dt, [&](auto tag) {
+      using T = decltype(tag);
+      return [&kernel, pdx = mp<T>(dx), pdw = mp<T>(dweight), pdb = mp<T>(dbias), pdy = cp<T>(dy), px = cp<T>(x),
+              pm = cp<double>(mean), pr = cp<double>(rstd), pw = cp<T>(weight)] {
+        kernel(pdx, pdw, pdb, pdy, px, pm, pr, pw);
+      };
+    });
+  }
+};
+NormBackward check_norm_backward(const char* op, const py::object& dx, const py::object& dweight,
+                                 const py::object& dbias, const py::array& x, const py::object& dy,
+                                 const py::object& mean, const py::object& rstd, const py::object& weight,
+                                 const NormShapes& s) {
+  NormBackward b{in(x)};
+  b.dy = data_arr(op, x, dy, "grad", s.data, false);
+  b.mean = opt_mean(op, mean, s, false);
+  b.rstd = stat_arr(op, rstd, "rstd", s.stat, false);
+  b.weight = opt_data(op, x, weight, "weight", s.param, false);
+  b.dx = opt_data(op, x, dx, "grad_input", s.data, true);
+  b.dweight = opt_data(op, x, dweight, "grad_weight", s.param, true);
+  b.dbias = opt_data(op, x, dbias, "grad_bias", s.param, true);
+  no_alias(op, {{&b.dx, "grad_input"}, {&b.dweight, "grad_weight"}, {&b.dbias, "grad_bias"}},
+           {{&b.dy, "grad"}, {&b.x, "input"}, {&b.mean, "mean"}, {&b.rstd, "rstd"}, {&b.weight, "weight"}});
+  return b;
+}
+
 // ------------------------------------------------------------------ layer / RMS norm
 // x, y: (M, D); weight, bias: (D,) or None; mean, rstd: (M,) float64 (mean None for rms).
+NormShapes row_shapes(const py::array& x, bool rms) {
+  const index_t M = dim_of(x, 0), D = dim_of(x, 1);
+  return {{M, D}, {M}, {D}, !rms, "a mean array for layer_norm"};
+}
+
 void layer_norm_forward_binding(py::array y, py::object mean, py::array rstd, py::array x, py::object weight,
                                 py::object bias, double eps, bool rms) {
   const char* op = rms ? "rms_norm" : "layer_norm";
-  DType dt = float_dtype(op, x, "input");
-  check_ndim(op, x, "input", 2);
-  check_contiguous(op, x, "input");
-  const Arr X = in(x);
+  DType dt = check_input(op, x, "input", 2);
   const index_t M = dim_of(x, 0), D = dim_of(x, 1);
-  Arr ya = data_arr(op, x, y, "out", {M, D}, true);
-  Arr ma = has(mean) ? stat_arr(op, mean, "mean", {M}, true) : Arr();
-  if (!rms && !ma.on) value_error(op, "a mean array for layer_norm");
-  Arr ra = stat_arr(op, rstd, "rstd", {M}, true);
-  Arr wa = opt_data(op, x, weight, "weight", {D}, false);
-  Arr ba = opt_data(op, x, bias, "bias", {D}, false);
-  no_alias(op, {{&ya, "out"}, {&ma, "mean"}, {&ra, "rstd"}}, {{&X, "input"}, {&wa, "weight"}, {&ba, "bias"}});
-  dispatch_float(dt, [&](auto tag) {
+  NormForward f = check_norm_forward(op, x, y, mean, rstd, weight, bias, row_shapes(x, rms));
+  no_alias_forward(op, f, {});
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mp<T>(ya);
-    double* pm = mp<double>(ma);
-    double* pr = mp<double>(ra);
-    const T *px = cp<T>(X), *pw = cp<T>(wa), *pb = cp<T>(ba);
-    py::gil_scoped_release release;
-    layer_norm_forward<T>(py_, pm, pr, px, pw, pb, M, D, eps, rms);
+    return [=, py_ = mp<T>(f.y), pm = mp<double>(f.mean), pr = mp<double>(f.rstd), px = cp<T>(f.x),
+            pw = cp<T>(f.weight), pb = cp<T>(f.bias)] { layer_norm_forward<T>(py_, pm, pr, px, pw, pb, M, D, eps, rms); };
   });
 }
 
 void layer_norm_backward_binding(py::object dx, py::object dweight, py::object dbias, py::array dy, py::array x,
                                  py::object mean, py::array rstd, py::object weight, bool rms) {
   const char* op = rms ? "rms_norm_backward" : "layer_norm_backward";
-  DType dt = float_dtype(op, x, "input");
-  check_ndim(op, x, "input", 2);
-  check_contiguous(op, x, "input");
-  const Arr X = in(x);
+  DType dt = check_input(op, x, "input", 2);
   const index_t M = dim_of(x, 0), D = dim_of(x, 1);
-  Arr dya = data_arr(op, x, dy, "grad", {M, D}, false);
-  Arr ma = has(mean) ? stat_arr(op, mean, "mean", {M}, false) : Arr();
-  if (!rms && !ma.on) value_error(op, "a mean array for layer_norm");
-  Arr ra = stat_arr(op, rstd, "rstd", {M}, false);
-  Arr wa = opt_data(op, x, weight, "weight", {D}, false);
-  Arr dxa = opt_data(op, x, dx, "grad_input", {M, D}, true);
-  Arr dwa = opt_data(op, x, dweight, "grad_weight", {D}, true);
-  Arr dba = opt_data(op, x, dbias, "grad_bias", {D}, true);
-  no_alias(op, {{&dxa, "grad_input"}, {&dwa, "grad_weight"}, {&dba, "grad_bias"}},
-           {{&dya, "grad"}, {&X, "input"}, {&ma, "mean"}, {&ra, "rstd"}, {&wa, "weight"}});
-  dispatch_float(dt, [&](auto tag) {
-    using T = decltype(tag);
-    T *pdx = mp<T>(dxa), *pdw = mp<T>(dwa), *pdb = mp<T>(dba);
-    const T *pdy = cp<T>(dya), *px = cp<T>(X), *pw = cp<T>(wa);
-    const double *pm = cp<double>(ma), *pr = cp<double>(ra);
-    py::gil_scoped_release release;
-    layer_norm_backward<T>(pdx, pdw, pdb, pdy, px, pm, pr, pw, M, D, rms);
-  });
+  NormBackward b = check_norm_backward(op, dx, dweight, dbias, x, dy, mean, rstd, weight, row_shapes(x, rms));
+  b.run(dt, [&](auto... p) { layer_norm_backward(p..., M, D, rms); });
 }
 
 // ------------------------------------------------------------------ batch norm
@@ -145,58 +172,32 @@ void batch_norm_forward_binding(py::array y, py::array mean, py::array rstd, py:
                                 py::object running_var, py::array x, py::object weight, py::object bias,
                                 bool training, double momentum, double eps) {
   const char* op = "batch_norm";
-  DType dt = float_dtype(op, x, "input");
-  check_ndim(op, x, "input", 3);
-  check_contiguous(op, x, "input");
-  const Arr X = in(x);
+  DType dt = check_input(op, x, "input", 3);
   const index_t N = dim_of(x, 0), C = dim_of(x, 1), L = dim_of(x, 2);
-  Arr ya = data_arr(op, x, y, "out", {N, C, L}, true);
-  Arr ma = stat_arr(op, mean, "mean", {C}, true);
-  Arr ra = stat_arr(op, rstd, "rstd", {C}, true);
+  NormForward f = check_norm_forward(op, x, y, mean, rstd, weight, bias, {{N, C, L}, {C}, {C}, true, ""});
   Arr rma = opt_data(op, x, running_mean, "running_mean", {C}, training);
   Arr rva = opt_data(op, x, running_var, "running_var", {C}, training);
   if (!training && (!rma.on || !rva.on))
     value_error(op, "running_mean and running_var when not training");
-  Arr wa = opt_data(op, x, weight, "weight", {C}, false);
-  Arr ba = opt_data(op, x, bias, "bias", {C}, false);
-  no_alias(op, {{&ya, "out"}, {&ma, "mean"}, {&ra, "rstd"}}, {{&X, "input"}, {&wa, "weight"}, {&ba, "bias"},
-                                                             {&rma, "running_mean"}, {&rva, "running_var"}});
-  if (training && rma.on) no_alias(op, {{&rma, "running_mean"}}, {{&X, "input"}, {&rva, "running_var"}});
-  dispatch_float(dt, [&](auto tag) {
+  no_alias_forward(op, f, {{&rma, "running_mean"}, {&rva, "running_var"}});
+  if (training && rma.on) no_alias(op, {{&rma, "running_mean"}}, {{&f.x, "input"}, {&rva, "running_var"}});
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T *py_ = mp<T>(ya), *prm = mp<T>(rma), *prv = mp<T>(rva);
-    double *pm = mp<double>(ma), *pr = mp<double>(ra);
-    const T *px = cp<T>(X), *pw = cp<T>(wa), *pb = cp<T>(ba);
-    py::gil_scoped_release release;
-    batch_norm_forward<T>(py_, pm, pr, prm, prv, px, pw, pb, N, C, L, training, momentum, eps);
+    return [=, py_ = mp<T>(f.y), pm = mp<double>(f.mean), pr = mp<double>(f.rstd), prm = mp<T>(rma),
+            prv = mp<T>(rva), px = cp<T>(f.x), pw = cp<T>(f.weight), pb = cp<T>(f.bias)] {
+      batch_norm_forward<T>(py_, pm, pr, prm, prv, px, pw, pb, N, C, L, training, momentum, eps);
+    };
   });
 }
 
 void batch_norm_backward_binding(py::object dx, py::object dweight, py::object dbias, py::array dy, py::array x,
                                  py::array mean, py::array rstd, py::object weight, bool training) {
   const char* op = "batch_norm_backward";
-  DType dt = float_dtype(op, x, "input");
-  check_ndim(op, x, "input", 3);
-  check_contiguous(op, x, "input");
-  const Arr X = in(x);
+  DType dt = check_input(op, x, "input", 3);
   const index_t N = dim_of(x, 0), C = dim_of(x, 1), L = dim_of(x, 2);
-  Arr dya = data_arr(op, x, dy, "grad", {N, C, L}, false);
-  Arr ma = stat_arr(op, mean, "mean", {C}, false);
-  Arr ra = stat_arr(op, rstd, "rstd", {C}, false);
-  Arr wa = opt_data(op, x, weight, "weight", {C}, false);
-  Arr dxa = opt_data(op, x, dx, "grad_input", {N, C, L}, true);
-  Arr dwa = opt_data(op, x, dweight, "grad_weight", {C}, true);
-  Arr dba = opt_data(op, x, dbias, "grad_bias", {C}, true);
-  no_alias(op, {{&dxa, "grad_input"}, {&dwa, "grad_weight"}, {&dba, "grad_bias"}},
-           {{&dya, "grad"}, {&X, "input"}, {&ma, "mean"}, {&ra, "rstd"}, {&wa, "weight"}});
-  dispatch_float(dt, [&](auto tag) {
-    using T = decltype(tag);
-    T *pdx = mp<T>(dxa), *pdw = mp<T>(dwa), *pdb = mp<T>(dba);
-    const T *pdy = cp<T>(dya), *px = cp<T>(X), *pw = cp<T>(wa);
-    const double *pm = cp<double>(ma), *pr = cp<double>(ra);
-    py::gil_scoped_release release;
-    batch_norm_backward<T>(pdx, pdw, pdb, pdy, px, pm, pr, pw, N, C, L, training);
-  });
+  NormBackward b = check_norm_backward(op, dx, dweight, dbias, x, dy, mean, rstd, weight,
+                                       {{N, C, L}, {C}, {C}, true, ""});
+  b.run(dt, [&](auto... p) { batch_norm_backward(p..., N, C, L, training); });
 }
 
 // ------------------------------------------------------------------ group / instance norm
@@ -210,54 +211,27 @@ index_t check_groups(const char* op, index_t C, index_t G) {
 void group_norm_forward_binding(py::array y, py::array mean, py::array rstd, py::array x, py::object weight,
                                 py::object bias, index_t groups, double eps) {
   const char* op = "group_norm";
-  DType dt = float_dtype(op, x, "input");
-  check_ndim(op, x, "input", 3);
-  check_contiguous(op, x, "input");
-  const Arr X = in(x);
+  DType dt = check_input(op, x, "input", 3);
   const index_t N = dim_of(x, 0), C = dim_of(x, 1), L = dim_of(x, 2);
   const index_t G = check_groups(op, C, groups);
-  Arr ya = data_arr(op, x, y, "out", {N, C, L}, true);
-  Arr ma = stat_arr(op, mean, "mean", {N, G}, true);
-  Arr ra = stat_arr(op, rstd, "rstd", {N, G}, true);
-  Arr wa = opt_data(op, x, weight, "weight", {C}, false);
-  Arr ba = opt_data(op, x, bias, "bias", {C}, false);
-  no_alias(op, {{&ya, "out"}, {&ma, "mean"}, {&ra, "rstd"}}, {{&X, "input"}, {&wa, "weight"}, {&ba, "bias"}});
-  dispatch_float(dt, [&](auto tag) {
+  NormForward f = check_norm_forward(op, x, y, mean, rstd, weight, bias, {{N, C, L}, {N, G}, {C}, true, ""});
+  no_alias_forward(op, f, {});
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mp<T>(ya);
-    double *pm = mp<double>(ma), *pr = mp<double>(ra);
-    const T *px = cp<T>(X), *pw = cp<T>(wa), *pb = cp<T>(ba);
-    py::gil_scoped_release release;
-    group_norm_forward<T>(py_, pm, pr, px, pw, pb, N, C, L, G, eps);
+    return [=, py_ = mp<T>(f.y), pm = mp<double>(f.mean), pr = mp<double>(f.rstd), px = cp<T>(f.x),
+            pw = cp<T>(f.weight), pb = cp<T>(f.bias)] { group_norm_forward<T>(py_, pm, pr, px, pw, pb, N, C, L, G, eps); };
   });
 }
 
 void group_norm_backward_binding(py::object dx, py::object dweight, py::object dbias, py::array dy, py::array x,
                                  py::array mean, py::array rstd, py::object weight, index_t groups) {
   const char* op = "group_norm_backward";
-  DType dt = float_dtype(op, x, "input");
-  check_ndim(op, x, "input", 3);
-  check_contiguous(op, x, "input");
-  const Arr X = in(x);
+  DType dt = check_input(op, x, "input", 3);
   const index_t N = dim_of(x, 0), C = dim_of(x, 1), L = dim_of(x, 2);
   const index_t G = check_groups(op, C, groups);
-  Arr dya = data_arr(op, x, dy, "grad", {N, C, L}, false);
-  Arr ma = stat_arr(op, mean, "mean", {N, G}, false);
-  Arr ra = stat_arr(op, rstd, "rstd", {N, G}, false);
-  Arr wa = opt_data(op, x, weight, "weight", {C}, false);
-  Arr dxa = opt_data(op, x, dx, "grad_input", {N, C, L}, true);
-  Arr dwa = opt_data(op, x, dweight, "grad_weight", {C}, true);
-  Arr dba = opt_data(op, x, dbias, "grad_bias", {C}, true);
-  no_alias(op, {{&dxa, "grad_input"}, {&dwa, "grad_weight"}, {&dba, "grad_bias"}},
-           {{&dya, "grad"}, {&X, "input"}, {&ma, "mean"}, {&ra, "rstd"}, {&wa, "weight"}});
-  dispatch_float(dt, [&](auto tag) {
-    using T = decltype(tag);
-    T *pdx = mp<T>(dxa), *pdw = mp<T>(dwa), *pdb = mp<T>(dba);
-    const T *pdy = cp<T>(dya), *px = cp<T>(X), *pw = cp<T>(wa);
-    const double *pm = cp<double>(ma), *pr = cp<double>(ra);
-    py::gil_scoped_release release;
-    group_norm_backward<T>(pdx, pdw, pdb, pdy, px, pm, pr, pw, N, C, L, G);
-  });
+  NormBackward b = check_norm_backward(op, dx, dweight, dbias, x, dy, mean, rstd, weight,
+                                       {{N, C, L}, {N, G}, {C}, true, ""});
+  b.run(dt, [&](auto... p) { group_norm_backward(p..., N, C, L, G); });
 }
 
 // running_*: (C,) or None; mean, rstd: (N, C) float64 from group_norm_forward with groups = C.
@@ -275,12 +249,11 @@ void instance_norm_update_running_binding(py::object running_mean, py::object ru
   Arr rma = opt_data(op, ref, running_mean, "running_mean", {C}, true);
   Arr rva = opt_data(op, ref, running_var, "running_var", {C}, true);
   no_alias(op, {{&rma, "running_mean"}, {&rva, "running_var"}}, {{&ma, "mean"}, {&ra, "rstd"}});
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T *prm = mp<T>(rma), *prv = mp<T>(rva);
-    const double *pm = cp<double>(ma), *pr = cp<double>(ra);
-    py::gil_scoped_release release;
-    instance_norm_update_running<T>(prm, prv, pm, pr, N, C, L, momentum, eps);
+    return [=, prm = mp<T>(rma), prv = mp<T>(rva), pm = cp<double>(ma), pr = cp<double>(ra)] {
+      instance_norm_update_running<T>(prm, prv, pm, pr, N, C, L, momentum, eps);
+    };
   });
 }
 
@@ -288,31 +261,25 @@ void instance_norm_update_running_binding(py::object running_mean, py::object ru
 // v, w: (N, C, L) with the kept dimension as C; g: (C,); norm: (C,) float64.
 void weight_norm_forward_binding(py::array w, py::array norm, py::array v, py::array g) {
   const char* op = "weight_norm";
-  DType dt = float_dtype(op, v, "weight_v");
-  check_ndim(op, v, "weight_v", 3);
-  check_contiguous(op, v, "weight_v");
+  DType dt = check_input(op, v, "weight_v", 3);
   const Arr V = in(v);
   const index_t N = dim_of(v, 0), C = dim_of(v, 1), L = dim_of(v, 2);
   Arr wa = data_arr(op, v, w, "out", {N, C, L}, true);
   Arr na = stat_arr(op, norm, "norm", {C}, true);
   Arr ga = data_arr(op, v, g, "weight_g", {C}, false);
   no_alias(op, {{&wa, "out"}, {&na, "norm"}}, {{&V, "weight_v"}, {&ga, "weight_g"}});
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pw = mp<T>(wa);
-    double* pn = mp<double>(na);
-    const T *pv = cp<T>(V), *pg = cp<T>(ga);
-    py::gil_scoped_release release;
-    weight_norm_forward<T>(pw, pn, pv, pg, N, C, L);
+    return [=, pw = mp<T>(wa), pn = mp<double>(na), pv = cp<T>(V), pg = cp<T>(ga)] {
+      weight_norm_forward<T>(pw, pn, pv, pg, N, C, L);
+    };
   });
 }
 
 void weight_norm_backward_binding(py::object dv, py::object dg, py::array dw, py::array v, py::array g,
                                   py::array norm) {
   const char* op = "weight_norm_backward";
-  DType dt = float_dtype(op, v, "weight_v");
-  check_ndim(op, v, "weight_v", 3);
-  check_contiguous(op, v, "weight_v");
+  DType dt = check_input(op, v, "weight_v", 3);
   const Arr V = in(v);
   const index_t N = dim_of(v, 0), C = dim_of(v, 1), L = dim_of(v, 2);
   Arr dwa = data_arr(op, v, dw, "grad", {N, C, L}, false);
@@ -322,13 +289,10 @@ void weight_norm_backward_binding(py::object dv, py::object dg, py::array dw, py
   Arr dga = opt_data(op, v, dg, "grad_g", {C}, true);
   no_alias(op, {{&dva, "grad_v"}, {&dga, "grad_g"}}, {{&dwa, "grad"}, {&V, "weight_v"}, {&ga, "weight_g"},
                                                      {&na, "norm"}});
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T *pdv = mp<T>(dva), *pdg = mp<T>(dga);
-    const T *pdw = cp<T>(dwa), *pv = cp<T>(V), *pg = cp<T>(ga);
-    const double* pn = cp<double>(na);
-    py::gil_scoped_release release;
-    weight_norm_backward<T>(pdv, pdg, pdw, pv, pg, pn, N, C, L);
+    return [=, pdv = mp<T>(dva), pdg = mp<T>(dga), pdw = cp<T>(dwa), pv = cp<T>(V), pg = cp<T>(ga),
+            pn = cp<double>(na)] { weight_norm_backward<T>(pdv, pdg, pdw, pv, pg, pn, N, C, L); };
   });
 }
 
@@ -336,29 +300,24 @@ void weight_norm_backward_binding(py::object dv, py::object dg, py::array dw, py
 // W: (M, D); u: (M,), v: (D,) updated in place.
 void spectral_power_iteration_binding(py::array u, py::array v, py::array W, int n_iter, double eps) {
   const char* op = "spectral_norm";
-  DType dt = float_dtype(op, W, "weight");
-  check_ndim(op, W, "weight", 2);
-  check_contiguous(op, W, "weight");
+  DType dt = check_input(op, W, "weight", 2);
   const Arr WM = in(W);
   const index_t M = dim_of(W, 0), D = dim_of(W, 1);
   Arr ua = data_arr(op, W, u, "u", {M}, true);
   Arr va = data_arr(op, W, v, "v", {D}, true);
   if (n_iter < 0) value_error(op, "n_power_iterations >= 0, got " + std::to_string(n_iter));
   no_alias(op, {{&ua, "u"}, {&va, "v"}}, {{&WM, "weight"}});
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T *pu = mp<T>(ua), *pv = mp<T>(va);
-    const T* pW = cp<T>(WM);
-    py::gil_scoped_release release;
-    spectral_norm_power_iteration<T>(pu, pv, pW, M, D, n_iter, eps);
+    return [=, pu = mp<T>(ua), pv = mp<T>(va), pW = cp<T>(WM)] {
+      spectral_norm_power_iteration<T>(pu, pv, pW, M, D, n_iter, eps);
+    };
   });
 }
 
 double spectral_forward_binding(py::array y, py::array W, py::array u, py::array v) {
   const char* op = "spectral_norm";
-  DType dt = float_dtype(op, W, "weight");
-  check_ndim(op, W, "weight", 2);
-  check_contiguous(op, W, "weight");
+  DType dt = check_input(op, W, "weight", 2);
   const Arr WM = in(W);
   const index_t M = dim_of(W, 0), D = dim_of(W, 1);
   Arr ya = data_arr(op, W, y, "out", {M, D}, true);
@@ -366,21 +325,18 @@ double spectral_forward_binding(py::array y, py::array W, py::array u, py::array
   Arr va = data_arr(op, W, v, "v", {D}, false);
   no_alias(op, {{&ya, "out"}}, {{&WM, "weight"}, {&ua, "u"}, {&va, "v"}});
   double sigma = 0;
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* py_ = mp<T>(ya);
-    const T *pW = cp<T>(WM), *pu = cp<T>(ua), *pv = cp<T>(va);
-    py::gil_scoped_release release;
-    sigma = spectral_norm_forward<T>(py_, pW, pu, pv, M, D);
+    return [=, &sigma, py_ = mp<T>(ya), pW = cp<T>(WM), pu = cp<T>(ua), pv = cp<T>(va)] {
+      sigma = spectral_norm_forward<T>(py_, pW, pu, pv, M, D);
+    };
   });
   return sigma;
 }
 
 void spectral_backward_binding(py::array dW, py::array dy, py::array W, py::array u, py::array v, double sigma) {
   const char* op = "spectral_norm_backward";
-  DType dt = float_dtype(op, W, "weight");
-  check_ndim(op, W, "weight", 2);
-  check_contiguous(op, W, "weight");
+  DType dt = check_input(op, W, "weight", 2);
   const Arr WM = in(W);
   const index_t M = dim_of(W, 0), D = dim_of(W, 1);
   Arr dWa = data_arr(op, W, dW, "grad_weight", {M, D}, true);
@@ -388,12 +344,11 @@ void spectral_backward_binding(py::array dW, py::array dy, py::array W, py::arra
   Arr ua = data_arr(op, W, u, "u", {M}, false);
   Arr va = data_arr(op, W, v, "v", {D}, false);
   no_alias(op, {{&dWa, "grad_weight"}}, {{&WM, "weight"}, {&dya, "grad"}, {&ua, "u"}, {&va, "v"}});
-  dispatch_float(dt, [&](auto tag) {
+  run_released(dt, [&](auto tag) {
     using T = decltype(tag);
-    T* pdW = mp<T>(dWa);
-    const T *pdy = cp<T>(dya), *pW = cp<T>(WM), *pu = cp<T>(ua), *pv = cp<T>(va);
-    py::gil_scoped_release release;
-    spectral_norm_backward<T>(pdW, pdy, pW, pu, pv, sigma, M, D);
+    return [=, pdW = mp<T>(dWa), pdy = cp<T>(dya), pW = cp<T>(WM), pu = cp<T>(ua), pv = cp<T>(va)] {
+      spectral_norm_backward<T>(pdW, pdy, pW, pu, pv, sigma, M, D);
+    };
   });
 }
 
