@@ -12,15 +12,21 @@ cmake -S . -B "$BUILD" -DNNFAST_PYTHON=ON -DNNFAST_SANITIZE=ON -DNNFAST_CUDA=OFF
   || { cat "$BUILD.log"; exit 1; }
 cmake --build "$BUILD" -j2 >> "$BUILD.log" 2>&1 || { tail -50 "$BUILD.log"; exit 1; }
 
-# Native GEMM tests (every ISA the CPU has, plus the AVX-512 tile logic run
-# through portable vectors) under the sanitizers.
+# Native tests under the sanitizers: GEMM (every ISA the CPU has, plus the
+# AVX-512 tile logic run through portable vectors) and 1,000 training steps
+# through the C++ API with LeakSanitizer on (detect_leaks=1, set per test in
+# tests/cpp/CMakeLists.txt): any leak fails the job, and a deliberate leak
+# (train_leak_selftest) must be caught.
 (cd "$BUILD" && ctest --output-on-failure)
 
 export LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export NNFAST_EXT_DIR="$BUILD" NNFAST_SANITIZER_BUILD=1 PYTHONPATH=python
-# Kernel tests only (the fuzz/CLI/training tests add time, not kernel coverage).
+# Kernel tests only (the fuzz/CLI/training tests add time, not kernel coverage);
+# the error table and the property tests drive every binding with empty,
+# strided, misaligned and invalid arrays. LeakSanitizer is off for Python
+# (the interpreter leaves blocks at exit); native leaks are the C++ test's job.
 python -m pytest -q -p no:cacheprovider tests/test_sanitizer.py tests/test_linear.py tests/test_autograd.py \
   $(ls tests/test_activation.py tests/test_loss.py tests/test_norm.py tests/test_optim.py tests/test_gemm.py \
-        tests/test_dropout.py tests/test_errors.py 2>/dev/null)
+        tests/test_dropout.py tests/test_errors.py tests/test_error_table.py tests/test_properties.py 2>/dev/null)

@@ -713,6 +713,14 @@ def _unchanged(params, snap):
         np.testing.assert_array_equal(p.data, s)
 
 
+def _step_refused(exc, name, opt, params):
+    """opt.step() raises exc naming the optimizer, and no param changes; returns the optimizer."""
+    snap = _snapshot(params)
+    _expect(exc, name, opt.step)
+    _unchanged(params, snap)
+    return opt
+
+
 def _stepped(name, arrays, grads, steps=3):
     """Params after `steps` steps of optimizer `name` with fixed grads (fresh C-contiguous copies)."""
     ps = [nnfast.nn.Parameter(np.array(a, copy=True)) for a in arrays]
@@ -749,10 +757,7 @@ def test_optimizer_case(name, case):
     if case == "mixed_dtype":  # float32 param with a float64 grad: refused, never a step on a converted copy
         good = _param(a.copy(), g)
         p = _param(a.copy(), g.astype(np.float64))
-        opt = make([good, p])
-        snap = _snapshot([good, p])
-        _expect(TypeError, name, opt.step)
-        _unchanged([good, p], snap)
+        opt = _step_refused(TypeError, name, make([good, p]), [good, p])
         assert not opt.state or all("step" not in s or s["step"] == 0 for s in opt.state.values())
         return
     if case == "float64_in_float64":  # a float64 param is stepped in float64, in its own array
@@ -775,18 +780,12 @@ def test_optimizer_case(name, case):
         bad_g = g.reshape(-1) if case == "wrong_rank" else g[:, :6]
         p = _param(a.copy(), np.ascontiguousarray(bad_g))
         other = _param(a.copy() + 1, g)
-        opt = make([other, p])
-        snap = _snapshot([other, p])
-        _expect(ValueError, name, opt.step)
-        _unchanged([other, p], snap)
+        _step_refused(ValueError, name, make([other, p]), [other, p])
         return
     if case == "device_mismatch":
         p = _param(a.copy())
         p.grad = Tensor(g.copy().view(FakeCuda))
-        opt = make([p])
-        snap = _snapshot([p])
-        _expect(RuntimeError, name, opt.step)
-        _unchanged([p], snap)
+        _step_refused(RuntimeError, name, make([p]), [p])
         return
     if case == "zero_size_valid":
         ps = [_param(np.zeros((0,), np.float32), np.zeros((0,), np.float32)),
@@ -824,10 +823,8 @@ def test_optimizer_case(name, case):
         p = _param(ro, g)
         good = _param(a.copy() + 1, g)
         groups = [{"params": [good]}, {"params": [p]}] if case.endswith("other_group") else [good, p]
-        opt = make(groups)
-        snap = _snapshot([good, p])
-        _expect(ValueError, name, opt.step)
-        _unchanged([good, p], snap)  # nothing updated, not even a param in another group
+        # nothing updated, not even a param in another group
+        opt = _step_refused(ValueError, name, make(groups), [good, p])
         assert all(s.get("step", 0) == 0 for s in opt.state.values() if isinstance(s.get("step", 0), int))
         return
     if case == "readonly_grad":
@@ -840,10 +837,7 @@ def test_optimizer_case(name, case):
     if case == "alias_grad_is_param":
         p = _param(a.copy())
         p.grad = Tensor(p.data)
-        opt = make([p])
-        snap = _snapshot([p])
-        _expect(ValueError, name, opt.step)
-        _unchanged([p], snap)
+        _step_refused(ValueError, name, make([p]), [p])
         return
     if case == "alias_overlapping_params":
         buf = rng.standard_normal(40).astype(np.float32)
