@@ -2,13 +2,13 @@
 of Learning Rate"), as in the authors' reference implementation; an nnfast addition."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from .._native import _C
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, _as_float, _check_betas, _check_nonneg, _state_tensor
+from .optimizer import Optimizer, ParamsT, _adam_moments, _as_float, _check_betas, _check_nonneg
 
 
 class AdaBound(Optimizer):
@@ -51,23 +51,7 @@ class AdaBound(Optimizer):
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
                     g_arrays: list[np.ndarray]) -> None:
         amsbound = bool(group["amsbound"])
-        m: list[np.ndarray] = []
-        v: list[np.ndarray] = []
-        vmax: Optional[list[np.ndarray]] = [] if amsbound else None
-        steps: list[int] = []
-        for p, a in zip(params, p_arrays):
-            st = self.state[p]
-            if "exp_avg" not in st:
-                st["step"] = 0
-                st["exp_avg"] = _state_tensor(a)
-                st["exp_avg_sq"] = _state_tensor(a)
-            if amsbound and "max_exp_avg_sq" not in st:
-                st["max_exp_avg_sq"] = _state_tensor(a)
-            m.append(st["exp_avg"].data)
-            v.append(st["exp_avg_sq"].data)
-            if vmax is not None:
-                vmax.append(st["max_exp_avg_sq"].data)
-            steps.append(int(st.get("step", 0)) + 1)
+        m, v, vmax, steps = _adam_moments(self.state, params, p_arrays, amsbound)
         beta1, beta2 = group["betas"]
         _C.adabound_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(group["base_lr"]),
                          float(beta1), float(beta2), float(group["final_lr"]), float(group["gamma"]),

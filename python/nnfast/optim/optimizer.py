@@ -37,6 +37,31 @@ def _state_tensor(like: np.ndarray, fill: float = 0.0) -> Tensor:
     return Tensor._wrap(a)
 
 
+def _adam_moments(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], with_max: bool
+                  ) -> tuple[list[np.ndarray], list[np.ndarray], Optional[list[np.ndarray]], list[int]]:
+    """First / second moment buffers (and the running max of the second when
+    ``with_max``) of Adam-style optimizers, created on first use, plus each
+    param's next step number: the arrays the fused multi-tensor kernel updates."""
+    m: list[np.ndarray] = []
+    v: list[np.ndarray] = []
+    vmax: Optional[list[np.ndarray]] = [] if with_max else None
+    steps: list[int] = []
+    for p, a in zip(params, p_arrays):
+        st = state[p]
+        if "exp_avg" not in st:
+            st["step"] = 0
+            st["exp_avg"] = _state_tensor(a)
+            st["exp_avg_sq"] = _state_tensor(a)
+        if with_max and "max_exp_avg_sq" not in st:
+            st["max_exp_avg_sq"] = _state_tensor(a)
+        m.append(st["exp_avg"].data)
+        v.append(st["exp_avg_sq"].data)
+        if vmax is not None:
+            vmax.append(st["max_exp_avg_sq"].data)
+        steps.append(int(st.get("step", 0)) + 1)
+    return m, v, vmax, steps
+
+
 def _copy_value(v: Any) -> Any:
     if isinstance(v, Tensor):
         return Tensor._wrap(np.array(v.data, copy=True))
