@@ -1,0 +1,76 @@
+"""Markdown tables for bench/RESULTS.md from `nnfast bench --json PATH`.
+
+    nnfast bench --json /tmp/bench.json && python bench/results_tables.py /tmp/bench.json
+
+Prints one table per section with the ratios the targets are stated in, so the
+recorded figures are exactly the measured ones (nothing typed by hand).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def _f(v: Any, digits: int = 1) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def _pct(v: Any) -> str:
+    return "" if v is None else f"{v:.0f}%"
+
+
+def gemm(rows: list[dict[str, Any]]) -> str:
+    out = ["| case | layout | threads | nnfast GFLOP/s | NumPy GFLOP/s | PyTorch GFLOP/s | nnfast / NumPy "
+           "| nnfast / PyTorch | nnfast % of peak |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['case']} | {r['layout']} | {r['threads']} | {_f(r['nnfast_gflops'])} | "
+                   f"{_f(r['numpy_gflops'])} | {_f(r.get('torch_gflops'))} | {_f(r['ratio_vs_numpy'], 2)} | "
+                   f"{_f(r.get('ratio_vs_torch'), 2)} | {_pct(r.get('pct_peak'))} |")
+    return "\n".join(out)
+
+
+def memory(rows: list[dict[str, Any]]) -> str:
+    out = ["| kernel | nnfast GB/s | % of 2-thread copy | nnfast ms | NumPy ms | speed-up vs NumPy "
+           "| PyTorch ms | speed-up vs PyTorch |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['kernel']} | {_f(r['nnfast_gbs'])} | {_pct(r['pct_copy_bw'])} | "
+                   f"{_f(r.get('nnfast_ms'), 2)} | {_f(r.get('numpy_ms'), 2)} | {_f(r.get('speedup'), 1)} | "
+                   f"{_f(r.get('torch_ms'), 2)} | {_f(r.get('vs_torch'), 1)} |")
+    return "\n".join(out)
+
+
+def step(rows: list[dict[str, Any]]) -> str:
+    out = ["| model | batch | nnfast ms | NumPy ms | nnfast / NumPy | PyTorch ms | nnfast / PyTorch "
+           "| nnfast GFLOP/s | % of 2-core peak |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['model']} | {r['batch']} | {_f(r['nnfast_ms'], 2)} | {_f(r['numpy_ms'], 1)} | "
+                   f"{_f(r['vs_numpy'], 2)} | {_f(r.get('torch_ms'), 1)} | {_f(r.get('vs_torch'), 2)} | "
+                   f"{_f(r['nnfast_gflops'])} | {_pct(r.get('pct_peak'))} |")
+    return "\n".join(out)
+
+
+def overhead(rows: list[dict[str, Any]]) -> str:
+    out = ["| op | nnfast µs | PyTorch µs |", "|---|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['op']} | {_f(r['nnfast_us'], 2)} | {_f(r.get('torch_us'), 2)} |")
+    return "\n".join(out)
+
+
+def main(path: str) -> None:
+    with open(path) as f:
+        data = json.load(f)
+    m = data["machine"]
+    print(f"Machine: {m['cpu']}, {m['cores']} cores, SIMD {m['simd']}, {m['threads']} threads, NumPy {m['numpy']}, "
+          f"nnfast {m['nnfast']}, commit {m['commit']}, {m['date']}; measured fp32 FMA peak "
+          f"{m.get('fma_peak_gflops_per_core', 0):.1f} GFLOP/s per core.\n")
+    for name, fn in (("gemm", gemm), ("memory", memory), ("step", step), ("overhead", overhead)):
+        if name in data:
+            print(f"### {name}\n\n{fn(data[name])}\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
