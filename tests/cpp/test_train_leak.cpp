@@ -30,7 +30,8 @@
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+// From the ASan runtime (declared here: the sanitizer headers are not always installed).
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes(void);
 static std::size_t heap_in_use() { return __sanitizer_get_current_allocated_bytes(); }
 static const char* kHeapCounter = "ASan allocated bytes";
 #elif defined(__GLIBC__)
