@@ -27,7 +27,15 @@ inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cas
   throw py::value_error(std::string("[") + op + "] expected " + what);
 }
 
-// The dtype of a float32/float64 array in native byte order; anything else is a TypeError.
+// Kernels load elements as T: the data must be aligned to the itemsize (every
+// array NumPy allocates is; a view made with np.frombuffer at an odd offset is not).
+inline void check_aligned(const char* op, const py::array& a, const char* name) {
+  if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error(std::string("[") + op + "] expected " + name + " aligned to its itemsize (" +
+                          std::to_string(a.itemsize()) + " bytes), got a misaligned array");
+}
+
+// The dtype of a float32/float64 array in native byte order, aligned; else a TypeError (ValueError if misaligned).
 inline DType float_dtype(const char* op, const py::array& a, const char* name) {
   const char kind = a.dtype().kind();
   const auto size = a.itemsize();
@@ -36,6 +44,7 @@ inline DType float_dtype(const char* op, const py::array& a, const char* name) {
   const char order = a.dtype().byteorder();
   if (order == '>' || (order == '!'))
     type_error(op, std::string(name) + " in native byte order, got a byte-swapped array");
+  check_aligned(op, a, name);
   return size == 4 ? DType::F32 : DType::F64;
 }
 

@@ -36,6 +36,7 @@ TargetView target_view(const char* op, const py::array& t, index_t N, index_t S)
     type_error(op, "target to be int64 class indices, got " + dtype_str(t));
   const char order = t.dtype().byteorder();
   if (order == '>' || order == '!') type_error(op, "target in native byte order");
+  check_aligned(op, t, "target");
   check_shape(op, t, "target", {N, S});
   return TargetView{static_cast<const std::int64_t*>(t.data()), elem_stride(op, t, "target", 0),
                     elem_stride(op, t, "target", 1)};
@@ -298,6 +299,7 @@ LinearCEArgs check_linear_ce(const char* op, const py::array& x, const py::array
   if (!b.is_none()) check_array(op, x, b, "bias", {C}, false);
   if (target.dtype().kind() != 'i' || target.itemsize() != 8)
     type_error(op, "target to be int64 class indices, got " + dtype_str(target));
+  check_aligned(op, target, "target");
   check_shape(op, target, "target", {N});
   check_contiguous(op, target, "target");
   check_smoothing(op, eps);

@@ -32,6 +32,7 @@ Arr stat_arr(const char* op, const py::object& o, const char* name, const Shape&
   py::array a = as_array(op, o, name);
   if (a.dtype().kind() != 'f' || a.itemsize() != 8)
     type_error(op, std::string(name) + " to be float64, got " + dtype_str(a));
+  float_dtype(op, a, name);  // native byte order, aligned
   check_shape(op, a, name, shape);
   check_contiguous(op, a, name);
   if (out) check_writeable(op, a, name);

@@ -394,12 +394,18 @@ def mm_raw(a: Any, b: Any) -> Any:
     return _gemm(out, a, b)
 
 
+def _aligned(a: Any) -> Any:
+    """``a``, or a copy when its data is not aligned to the itemsize (the GEMM loads whole elements)."""
+    return a if getattr(a.flags, "aligned", True) else a.copy()
+
+
 def _matmul_raw(a: Any, b: Any) -> Any:
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"[matmul] expected both operands to have at least one dimension, got shapes {a.shape} "
                          f"and {b.shape}")
     if a.dtype.kind != "f" or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
         return a @ b  # integer / mixed products stay general user arithmetic
+    a, b = _aligned(a), _aligned(b)
     if a.ndim == 2 and b.ndim == 2:
         if a.shape[1] != b.shape[0]:
             raise ValueError(f"[matmul] expected matching inner dimensions, got {a.shape} @ {b.shape}")

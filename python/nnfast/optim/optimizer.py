@@ -62,6 +62,12 @@ def _adam_moments(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], 
     return m, v, vmax, steps
 
 
+def _kernel_ready(a: np.ndarray) -> np.ndarray:
+    """``a`` when C-contiguous and aligned to its itemsize (as the fused kernels need), else a copy that is."""
+    f = a.flags
+    return a if f.c_contiguous and f.aligned else np.array(a, order="C")
+
+
 def _copy_value(v: Any) -> Any:
     if isinstance(v, Tensor):
         return Tensor._wrap(np.array(v.data, copy=True))
@@ -216,24 +222,22 @@ class Optimizer:
         if self.skip_nonfinite:
             from .._native import _C
 
-            grads = [np.ascontiguousarray(g) for _, _, gs in work for g in gs]
+            grads = [_kernel_ready(g) for _, _, gs in work for g in gs]
             if not _C.multi_tensor_all_finite(grads):
                 self.skipped_steps += 1
                 return loss
         for group, params, grads in work:
-            # Kernels need C-contiguous arrays: a strided param is stepped in a
-            # contiguous copy that is written back, so the Parameter's own array
-            # is what changes.
+            # Kernels need C-contiguous, aligned arrays: a strided (or misaligned)
+            # param is stepped in a copy that is written back, so the Parameter's
+            # own array is what changes.
             p_arrays, writeback = [], []
             for p in params:
                 a = p.data
-                if a.flags.c_contiguous:
-                    p_arrays.append(a)
-                else:
-                    c = np.ascontiguousarray(a)
-                    p_arrays.append(c)
+                c = _kernel_ready(a)
+                p_arrays.append(c)
+                if c is not a:
                     writeback.append((a, c))
-            g_arrays = [g if g.flags.c_contiguous else np.ascontiguousarray(g) for g in grads]
+            g_arrays = [_kernel_ready(g) for g in grads]
             try:
                 self._group_step(group, params, p_arrays, g_arrays)
             except (TypeError, ValueError) as e:

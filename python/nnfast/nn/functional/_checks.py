@@ -21,6 +21,10 @@ def check_float(op: str, x: Any, name: str = "input") -> Tensor:
     t = check_tensor(op, x, name)
     if t.dtype not in _FLOATS:
         raise TypeError(f"[{op}] expected {name} to be float32 or float64, got {t.dtype}")
+    d = t.data
+    if type(d) is np.ndarray and not d.flags.aligned:  # kernels load whole elements
+        raise ValueError(f"[{op}] expected {name} aligned to its itemsize ({d.itemsize} bytes), got a misaligned "
+                         "array (a view at an odd byte offset); pass a copy")
     return t
 
 

@@ -50,7 +50,8 @@ def _check_float(op: str, arrays: list[Any]) -> None:
 
 
 def _contiguous(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    return [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in arrays]
+    # C-contiguous and aligned to the itemsize, as the kernels need (a copy otherwise).
+    return [a if a.flags.c_contiguous and a.flags.aligned else np.array(a, order="C") for a in arrays]
 
 
 def _in_place(op: str, arrays: list[np.ndarray], call: Any) -> None:
