@@ -32,7 +32,7 @@ from test_error_table import (BAD_DTYPES, LAYOUT_FNS, OPS, _check_forward, _expe
                               glu_ref, gn_ref, huber, ln_ref, log_softmax, prelu_ref, rms_ref, sigmoid, smooth_l1,
                               softplus)
 
-_N = int(os.environ.get("NNFAST_HYPOTHESIS_EXAMPLES", "12"))
+_N = int(os.environ.get("NNFAST_HYPOTHESIS_EXAMPLES", "25"))
 CI = settings(derandomize=True, database=None, deadline=None, max_examples=_N, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
