@@ -18,10 +18,13 @@ def check_tensor(op: str, x: Any, name: str = "input") -> Tensor:
 
 
 def check_float(op: str, x: Any, name: str = "input") -> Tensor:
-    t = check_tensor(op, x, name)
-    if t.dtype not in _FLOATS:
-        raise TypeError(f"[{op}] expected {name} to be float32 or float64, got {t.dtype}")
+    # Runs several times per op: attribute lookups kept to the minimum.
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op}] expected {name} to be an nnfast.Tensor, got {type(x).__name__}")
+    t = x
     d = t.data
+    if d.dtype not in _FLOATS:
+        raise TypeError(f"[{op}] expected {name} to be float32 or float64, got {d.dtype}")
     if type(d) is np.ndarray and not d.flags.aligned:  # kernels load whole elements
         raise ValueError(f"[{op}] expected {name} aligned to its itemsize ({d.itemsize} bytes), got a misaligned "
                          "array (a view at an odd byte offset); pass a copy")
