@@ -26,7 +26,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         ("F.relu (4x8), no grad", lambda: F.relu(x), "relu"),
         ("F.relu (4x8), recording", lambda: F.relu(xg), "relu"),
         ("F.linear (4x8 -> 3)", lambda: F.linear(x, w, b), "linear"),
-        ("F.cross_entropy (4x3)", lambda: F.cross_entropy(F.linear(x, w, b), t), "ce"),
+        ("F.linear + F.cross_entropy (4x8 -> 3)", lambda: F.cross_entropy(F.linear(x, w, b), t), "ce"),
         ("tensor add (4x8)", lambda: x + x, "add"),
     ]
     torch = torch_or_none()

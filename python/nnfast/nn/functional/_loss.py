@@ -84,12 +84,12 @@ def _class_weight(op: str, input: Tensor, weight: Any, C: int) -> Any:
 
 def _class_layout(op: str, input: Tensor) -> tuple[int, int, int]:
     """(N, C, S) of a class-dim input: (N, C, d1, ...) or (C,)."""
-    if input.ndim == 1:
-        return 1, input.shape[0], 1
-    if input.ndim < 1:
-        raise ValueError(f"[{op}] expected input of shape (C,), (N, C) or (N, C, d1, ...), got {input.shape}")
-    N, C = input.shape[0], input.shape[1]
-    return N, C, int(math.prod(input.shape[2:]))
+    shape = input.data.shape
+    if len(shape) == 1:
+        return 1, shape[0], 1
+    if len(shape) < 1:
+        raise ValueError(f"[{op}] expected input of shape (C,), (N, C) or (N, C, d1, ...), got {shape}")
+    return shape[0], shape[1], (int(math.prod(shape[2:])) if len(shape) > 2 else 1)
 
 
 def _as3(a: Any, N: int, C: int, S: int) -> Any:
@@ -97,14 +97,15 @@ def _as3(a: Any, N: int, C: int, S: int) -> Any:
 
 
 def _class_index_target(op: str, input: Tensor, target: Tensor) -> None:
-    want = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
-    if target.dtype.kind not in "iu":
+    shape = input.data.shape
+    want = shape[:1] + shape[2:] if len(shape) >= 2 else ()
+    if target.data.dtype.kind not in "iu":
         raise TypeError(
             f"[{op}] expected target to be int64 class indices of shape {want} or a float tensor of the input's "
             f"shape {input.shape} (class probabilities), got {target.dtype} of shape {target.shape}"
         )
-    if target.shape != want:
-        raise ValueError(f"[{op}] expected target of shape {want} for input of shape {input.shape}, got {target.shape}")
+    if target.data.shape != want:
+        raise ValueError(f"[{op}] expected target of shape {want} for input of shape {shape}, got {target.shape}")
 
 
 def _target_rows(t: Any, N: int, S: int) -> Any:
@@ -235,12 +236,12 @@ def cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, s
     check_same_device(op, input, target)
     red = _RED[_reduction(op, reduction, size_average, reduce)]
     N, C, S = _class_layout(op, input)
-    if input.ndim >= 2 and C < 1:
+    if C < 1 and input.data.ndim >= 2:
         raise ValueError(f"[{op}] expected input with at least one class, got shape {input.shape}")
     if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"[{op}] expected label_smoothing in [0, 1], got {label_smoothing}")
     w = _class_weight(op, input, weight, C)
-    if target.dtype.kind == "f":
+    if target.data.dtype.kind == "f":
         if target.shape != input.shape:
             raise ValueError(
                 f"[{op}] expected a float (class-probability) target of the input's shape {input.shape}, "
