@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 
 def _f(v: Any, digits: int = 1) -> str:
@@ -20,44 +20,39 @@ def _pct(v: Any) -> str:
     return "" if v is None else f"{v:.0f}%"
 
 
-def gemm(rows: list[dict[str, Any]]) -> str:
-    out = ["| case | layout | threads | nnfast GFLOP/s | NumPy GFLOP/s | PyTorch GFLOP/s | nnfast / NumPy "
-           "| nnfast / PyTorch | nnfast % of peak |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['case']} | {r['layout']} | {r['threads']} | {_f(r['nnfast_gflops'])} | "
-                   f"{_f(r['numpy_gflops'])} | {_f(r.get('torch_gflops'))} | {_f(r['ratio_vs_numpy'], 2)} | "
-                   f"{_f(r.get('ratio_vs_torch'), 2)} | {_pct(r.get('pct_peak'))} |")
+def _table(header: str, align: str, rows: list[dict[str, Any]], cells: Callable[[dict[str, Any]], list[str]]) -> str:
+    out = [header, align]
+    out += ["| " + " | ".join(cells(r)) + " |" for r in rows]
     return "\n".join(out)
+
+
+def gemm(rows: list[dict[str, Any]]) -> str:
+    return _table("| case | layout | threads | nnfast GFLOP/s | NumPy GFLOP/s | PyTorch GFLOP/s | nnfast / NumPy "
+                  "| nnfast / PyTorch | nnfast % of peak |", "|---|---|---:|---:|---:|---:|---:|---:|---:|", rows,
+                  lambda r: [r["case"], r["layout"], str(r["threads"]), _f(r["nnfast_gflops"]), _f(r["numpy_gflops"]),
+                             _f(r.get("torch_gflops")), _f(r["ratio_vs_numpy"], 2), _f(r.get("ratio_vs_torch"), 2),
+                             _pct(r.get("pct_peak"))])
 
 
 def memory(rows: list[dict[str, Any]]) -> str:
-    out = ["| kernel | nnfast GB/s | % of 2-thread copy | nnfast ms | NumPy ms | speed-up vs NumPy "
-           "| PyTorch ms | speed-up vs PyTorch |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['kernel']} | {_f(r['nnfast_gbs'])} | {_pct(r['pct_copy_bw'])} | "
-                   f"{_f(r.get('nnfast_ms'), 2)} | {_f(r.get('numpy_ms'), 2)} | {_f(r.get('speedup'), 1)} | "
-                   f"{_f(r.get('torch_ms'), 2)} | {_f(r.get('vs_torch'), 1)} |")
-    return "\n".join(out)
+    return _table("| kernel | nnfast GB/s | % of 2-thread copy | nnfast ms | NumPy ms | speed-up vs NumPy "
+                  "| PyTorch ms | speed-up vs PyTorch |", "|---|---:|---:|---:|---:|---:|---:|---:|", rows,
+                  lambda r: [r["kernel"], _f(r["nnfast_gbs"]), _pct(r["pct_copy_bw"]), _f(r.get("nnfast_ms"), 2),
+                             _f(r.get("numpy_ms"), 2), _f(r.get("speedup"), 1), _f(r.get("torch_ms"), 2),
+                             _f(r.get("vs_torch"), 1)])
 
 
 def step(rows: list[dict[str, Any]]) -> str:
-    out = ["| model | batch | nnfast ms | NumPy ms | nnfast / NumPy | PyTorch ms | nnfast / PyTorch "
-           "| nnfast GFLOP/s | % of 2-core peak |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['model']} | {r['batch']} | {_f(r['nnfast_ms'], 2)} | {_f(r['numpy_ms'], 1)} | "
-                   f"{_f(r['vs_numpy'], 2)} | {_f(r.get('torch_ms'), 1)} | {_f(r.get('vs_torch'), 2)} | "
-                   f"{_f(r['nnfast_gflops'])} | {_pct(r.get('pct_peak'))} |")
-    return "\n".join(out)
+    return _table("| model | batch | nnfast ms | NumPy ms | nnfast / NumPy | PyTorch ms | nnfast / PyTorch "
+                  "| nnfast GFLOP/s | % of 2-core peak |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|", rows,
+                  lambda r: [r["model"], str(r["batch"]), _f(r["nnfast_ms"], 2), _f(r["numpy_ms"], 1),
+                             _f(r["vs_numpy"], 2), _f(r.get("torch_ms"), 1), _f(r.get("vs_torch"), 2),
+                             _f(r["nnfast_gflops"]), _pct(r.get("pct_peak"))])
 
 
 def overhead(rows: list[dict[str, Any]]) -> str:
-    out = ["| op | nnfast µs | PyTorch µs |", "|---|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['op']} | {_f(r['nnfast_us'], 2)} | {_f(r.get('torch_us'), 2)} |")
-    return "\n".join(out)
+    return _table("| op | nnfast µs | PyTorch µs |", "|---|---:|---:|", rows,
+                  lambda r: [r["op"], _f(r["nnfast_us"], 2), _f(r.get("torch_us"), 2)])
 
 
 def main(path: str) -> None:
