@@ -7,6 +7,7 @@
 #include "nnfast/activation.h"
 
 using namespace nnfast;
+using namespace nnfast::cpu;  // the CPU kernels; CUDA ones arrive as nnfast::cuda
 using namespace nnfast::bind;
 
 namespace {

@@ -2,6 +2,7 @@
 #include "nnfast/gemm.h"
 
 using namespace nnfast;
+using namespace nnfast::cpu;  // the CPU kernels; CUDA ones arrive as nnfast::cuda
 using namespace nnfast::bind;
 
 namespace {

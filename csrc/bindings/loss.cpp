@@ -10,6 +10,7 @@
 #include "nnfast/loss.h"
 
 using namespace nnfast;
+using namespace nnfast::cpu;  // the CPU kernels; CUDA ones arrive as nnfast::cuda
 using namespace nnfast::bind;
 
 namespace {

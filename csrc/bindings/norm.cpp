@@ -8,6 +8,7 @@
 #include "nnfast/norm.h"
 
 using namespace nnfast;
+using namespace nnfast::cpu;  // the CPU kernels; CUDA ones arrive as nnfast::cuda
 using namespace nnfast::bind;
 
 namespace {

@@ -14,6 +14,7 @@
 #include "nnfast/optim.h"
 
 using namespace nnfast;
+using namespace nnfast::cpu;  // the CPU kernels; CUDA ones arrive as nnfast::cuda
 using namespace nnfast::bind;
 
 namespace {

@@ -356,3 +356,8 @@ inline void act_fwd_grad(V x, elem_t<V> a, elem_t<V> b, V& y, V& d) {
 }  // namespace vm
 }  // namespace NNFAST_VM_NS
 }  // namespace nnfast
+
+// The CPU kernels live in nnfast::cpu::<isa>; let them name this layer `vm` there too.
+namespace nnfast::cpu::NNFAST_VM_NS {
+namespace vm = ::nnfast::NNFAST_VM_NS::vm;
+}  // namespace nnfast::cpu::NNFAST_VM_NS

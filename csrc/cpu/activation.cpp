@@ -14,7 +14,7 @@
 #include "core/parallel_for.h"
 #include "cpu/activation_internal.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace act_detail {
 
 template <>
@@ -282,4 +282,4 @@ NNFAST_ACT_INSTANTIATE(float)
 NNFAST_ACT_INSTANTIATE(double)
 #undef NNFAST_ACT_INSTANTIATE
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -7,7 +7,7 @@
 
 #include "nnfast/common.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace act_detail {
 
 // Which halves of a gated unit feed the activation.
@@ -84,4 +84,4 @@ NNFAST_ACT_DECLARE_ISA(isa_avx2)
 NNFAST_ACT_DECLARE_ISA(isa_avx512)
 #undef NNFAST_ACT_DECLARE_ISA
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -21,7 +21,7 @@
 #include "core/vec_math.h"
 #include "cpu/activation_internal.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 namespace {
 
@@ -596,4 +596,4 @@ const act_detail::ActOps<double>& act_ops_f64() {
 }
 
 }  // namespace NNFAST_ISA_NS
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -10,7 +10,7 @@
 #include "core/parallel_for.h"
 #include "cpu/activation_internal.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace {
 
 using act_detail::act_ops;
@@ -103,4 +103,4 @@ NNFAST_DROPOUT_INSTANTIATE(float)
 NNFAST_DROPOUT_INSTANTIATE(double)
 #undef NNFAST_DROPOUT_INSTANTIATE
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

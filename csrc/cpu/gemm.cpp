@@ -23,7 +23,7 @@
 #include <omp.h>
 #endif
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace {
 
 using gemm_detail::GemmArgs;
@@ -305,4 +305,4 @@ void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, inde
 NNFAST_INSTANTIATE(float)
 NNFAST_INSTANTIATE(double)
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

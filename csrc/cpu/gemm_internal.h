@@ -19,7 +19,7 @@
 #pragma once
 #include "nnfast/gemm.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace gemm_detail {
 
 // Everything the per-ISA block routine needs about one gemm call.
@@ -93,7 +93,7 @@ NNFAST_GEMM_DECLARE_ISA(isa_generic)
 NNFAST_GEMM_DECLARE_ISA(isa_avx2)
 NNFAST_GEMM_DECLARE_ISA(isa_avx512)
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu
 
 // ------------------------------------------------------------------------------------------
 // Implementation templates: only compiled inside an ISA object (or a test that
@@ -103,7 +103,7 @@ NNFAST_GEMM_DECLARE_ISA(isa_avx512)
 #if defined(NNFAST_ISA_NS) && defined(NNFAST_GEMM_IMPL)
 #include <cstring>
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 namespace gemm_impl {
 
@@ -435,5 +435,5 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
 
 }  // namespace gemm_impl
 }  // namespace NNFAST_ISA_NS
-}  // namespace nnfast
+}  // namespace nnfast::cpu
 #endif  // NNFAST_ISA_NS && NNFAST_GEMM_IMPL

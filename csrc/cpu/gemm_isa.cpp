@@ -14,7 +14,7 @@
 #include <immintrin.h>
 #endif
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 namespace gemm_impl {
 
@@ -150,4 +150,4 @@ void gemm_block(const gemm_detail::GemmArgs<double>& g, double* ws, index_t i0, 
 }
 
 }  // namespace NNFAST_ISA_NS
-}  // namespace nnfast
+}  // namespace nnfast::cpu

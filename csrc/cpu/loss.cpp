@@ -14,7 +14,7 @@
 #include "cpu/loss_rows.h"
 #include "nnfast/loss.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 
 namespace loss_detail {
 
@@ -299,4 +299,4 @@ NNFAST_LOSS_INSTANTIATE(float)
 NNFAST_LOSS_INSTANTIATE(double)
 #undef NNFAST_LOSS_INSTANTIATE
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

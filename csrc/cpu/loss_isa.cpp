@@ -11,7 +11,7 @@
 
 #include "cpu/loss_rows.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 namespace {
 
@@ -248,4 +248,4 @@ const loss_detail::RowOps<double>& loss_row_ops_f64() {
 }
 
 }  // namespace NNFAST_ISA_NS
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -17,7 +17,7 @@
 #include "nnfast/gemm.h"
 #include "nnfast/loss.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace {
 
 constexpr index_t kTileElems = index_t(1) << 20;
@@ -163,4 +163,4 @@ template void linear_cross_entropy_backward<double>(double*, double*, double*, c
                                                     View2<double>, View2<double>, const double*, const std::int64_t*,
                                                     index_t, index_t, index_t, index_t, double, Reduction, index_t);
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <limits>
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace {
 namespace lmath {
 
@@ -167,4 +167,4 @@ inline T log1p_bf(T u) {
 
 }  // namespace lmath
 }  // namespace
-}  // namespace nnfast
+}  // namespace nnfast::cpu

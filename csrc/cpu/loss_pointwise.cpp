@@ -20,7 +20,7 @@
 #include "cpu/loss_math.h"
 #include "nnfast/loss.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace {
 
 constexpr index_t kBlock = 8192;
@@ -341,4 +341,4 @@ template void pointwise_loss_backward<float>(float*, float*, const float*, float
 template void pointwise_loss_backward<double>(double*, double*, const double*, double, View2<double>, View2<double>,
                                               View2<double>, View2<double>, index_t, index_t, PointLoss, double);
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -4,7 +4,7 @@
 #pragma once
 #include "nnfast/common.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace loss_detail {
 
 template <typename T>
@@ -34,4 +34,4 @@ NNFAST_LOSS_DECLARE_ISA(isa_avx2)
 NNFAST_LOSS_DECLARE_ISA(isa_avx512)
 #undef NNFAST_LOSS_DECLARE_ISA
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -17,7 +17,7 @@
 #include "cpu/norm_internal.h"
 #include "nnfast/parallel.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace {
 
 using norm_detail::finish_stats;
@@ -520,4 +520,4 @@ NNFAST_NORM_API(float)
 NNFAST_NORM_API(double)
 #undef NNFAST_NORM_API
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -9,7 +9,7 @@
 #pragma once
 #include "nnfast/common.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace norm_detail {
 
 // Layer / RMS norm over the rows of x (M, D).
@@ -112,4 +112,4 @@ NNFAST_NORM_DECLARE_ISA(isa_generic)
 NNFAST_NORM_DECLARE_ISA(isa_avx2)
 NNFAST_NORM_DECLARE_ISA(isa_avx512)
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -17,7 +17,7 @@
 
 #include "cpu/norm_internal.h"
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 namespace {
 
@@ -598,4 +598,4 @@ NNFAST_NORM_INSTANTIATE(double)
 #undef NNFAST_NORM_INSTANTIATE
 
 }  // namespace NNFAST_ISA_NS
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -36,7 +36,7 @@
 #define NNFAST_OPTIM_X86 1
 #endif
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace optim_detail {
 
 // ------------------------------------------------------------------ 1. coefficients
@@ -103,7 +103,7 @@ struct RangeKernels {
 };
 
 }  // namespace optim_detail
-}  // namespace nnfast
+}  // namespace nnfast::cpu
 
 // ------------------------------------------------------------------ 2. range kernels per ISA
 #define NNFAST_OPTIM_RANGE_KERNELS 1
@@ -114,11 +114,11 @@ struct RangeKernels {
 #define NNFAST_VEC_BYTES 0  // no vector extensions: scalar code
 #endif
 #define NNFAST_VEC_X86 1
-namespace nnfast {
+namespace nnfast::cpu {
 namespace optim_isa_generic {
 #include "cpu/optim.cpp"
 }  // namespace optim_isa_generic
-}  // namespace nnfast
+}  // namespace nnfast::cpu
 #undef NNFAST_VEC_BYTES
 #undef NNFAST_VEC_X86
 
@@ -127,11 +127,11 @@ namespace optim_isa_generic {
 #pragma GCC target("avx2,fma")
 #define NNFAST_VEC_BYTES 32
 #define NNFAST_VEC_X86 2
-namespace nnfast {
+namespace nnfast::cpu {
 namespace optim_isa_avx2 {
 #include "cpu/optim.cpp"
 }  // namespace optim_isa_avx2
-}  // namespace nnfast
+}  // namespace nnfast::cpu
 #undef NNFAST_VEC_BYTES
 #undef NNFAST_VEC_X86
 #pragma GCC pop_options
@@ -140,18 +140,18 @@ namespace optim_isa_avx2 {
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
 #define NNFAST_VEC_BYTES 64
 #define NNFAST_VEC_X86 3
-namespace nnfast {
+namespace nnfast::cpu {
 namespace optim_isa_avx512 {
 #include "cpu/optim.cpp"
 }  // namespace optim_isa_avx512
-}  // namespace nnfast
+}  // namespace nnfast::cpu
 #undef NNFAST_VEC_BYTES
 #undef NNFAST_VEC_X86
 #pragma GCC pop_options
 #endif
 
 // ------------------------------------------------------------------ 3. multi-tensor drivers
-namespace nnfast {
+namespace nnfast::cpu {
 namespace {
 
 using namespace optim_detail;
@@ -477,15 +477,15 @@ NNFAST_OPTIM_INSTANTIATE(float)
 NNFAST_OPTIM_INSTANTIATE(double)
 #undef NNFAST_OPTIM_INSTANTIATE
 
-}  // namespace nnfast
+}  // namespace nnfast::cpu
 
 #else  // ================================================================ range kernels (per ISA)
-// Included once per ISA inside namespace nnfast::optim_isa_<isa>, with
+// Included once per ISA inside namespace nnfast::cpu::optim_isa_<isa>, with
 // NNFAST_VEC_BYTES (vector width; 0 = scalar) and NNFAST_VEC_X86 (1 SSE2,
 // 2 AVX2, 3 AVX-512) defined. Every kernel streams its slice once: load,
 // update in registers, store; partial vectors at the tail are zero-padded.
 
-using namespace ::nnfast::optim_detail;
+using namespace ::nnfast::cpu::optim_detail;
 
 template <typename T>
 struct VecOf {

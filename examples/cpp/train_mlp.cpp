@@ -59,32 +59,32 @@ int main() {
     nnfast::GemmEpilogue<float> ep1;
     ep1.bias = b1.data();
     ep1.act = nnfast::Act::ReLU;
-    nnfast::gemm<float>(N, H, IN, 1.f, X.data(), IN, 1, W1.data(), 1, IN, 0.f, h.data(), H, 1, ep1);
+    nnfast::cpu::gemm<float>(N, H, IN, 1.f, X.data(), IN, 1, W1.data(), 1, IN, 0.f, h.data(), H, 1, ep1);
     nnfast::GemmEpilogue<float> ep2;
     ep2.bias = b2.data();
-    nnfast::gemm<float>(N, C, H, 1.f, h.data(), H, 1, W2.data(), 1, H, 0.f, logits.data(), C, 1, ep2);
+    nnfast::cpu::gemm<float>(N, C, H, 1.f, h.data(), H, 1, W2.data(), 1, H, 0.f, logits.data(), C, 1, ep2);
 
     // Loss and d loss / d logits in one pass (mean reduction).
     float loss = 0.f;
     nnfast::View3<float> xv{logits.data(), C, 1, 0};
-    nnfast::cross_entropy_forward<float>(&loss, dlogits.data(), xv, target, nullptr, N, C, 1, -100, 0.0,
+    nnfast::cpu::cross_entropy_forward<float>(&loss, dlogits.data(), xv, target, nullptr, N, C, 1, -100, 0.0,
                                          nnfast::Reduction::Mean);
 
     // Backward: dW2 = dlogits^T h, db2 = colsum(dlogits),
     // dh = (dlogits W2) * relu'(h) fused in the GEMM epilogue, dW1 = dh^T X, db1 = colsum(dh).
-    nnfast::gemm<float>(C, H, N, 1.f, dlogits.data(), 1, C, h.data(), H, 1, 0.f, dW2.data(), H, 1);
-    nnfast::bias_grad<float>(db2.data(), dlogits.data(), C, 1, N, C, false);
+    nnfast::cpu::gemm<float>(C, H, N, 1.f, dlogits.data(), 1, C, h.data(), H, 1, 0.f, dW2.data(), H, 1);
+    nnfast::cpu::bias_grad<float>(db2.data(), dlogits.data(), C, 1, N, C, false);
     nnfast::GemmEpilogue<float> epb;
     epb.act = nnfast::Act::ReLU;
     epb.dact_src = h.data();
     epb.rs_dact = H;
-    nnfast::gemm<float>(N, H, C, 1.f, dlogits.data(), C, 1, W2.data(), H, 1, 0.f, dh.data(), H, 1, epb);
-    nnfast::gemm<float>(H, IN, N, 1.f, dh.data(), 1, H, X.data(), IN, 1, 0.f, dW1.data(), IN, 1);
-    nnfast::bias_grad<float>(db1.data(), dh.data(), H, 1, N, H, false);
+    nnfast::cpu::gemm<float>(N, H, C, 1.f, dlogits.data(), C, 1, W2.data(), H, 1, 0.f, dh.data(), H, 1, epb);
+    nnfast::cpu::gemm<float>(H, IN, N, 1.f, dh.data(), 1, H, X.data(), IN, 1, 0.f, dW1.data(), IN, 1);
+    nnfast::cpu::bias_grad<float>(db1.data(), dh.data(), H, 1, N, H, false);
 
     // One fused Adam step over all parameters.
     index_t steps[4] = {step, step, step, step};
-    nnfast::adam_step<float>(params, mp, vp, nullptr, grads, steps, numel, 4, adam);
+    nnfast::cpu::adam_step<float>(params, mp, vp, nullptr, grads, steps, numel, 4, adam);
 
     if (step == 1 || step % 20 == 0) {
       index_t correct = 0;

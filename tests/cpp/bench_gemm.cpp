@@ -44,10 +44,10 @@ static void bench(long M, long N, long K, const std::string& lay, int reps) {
   };
   for (int r = 0; r <= reps; ++r)
     for (size_t s_ = 0; s_ < settings.size(); ++s_) {
-      nnfast::gemm_set_direct_m(settings[s_]);
+      nnfast::cpu::gemm_set_direct_m(settings[s_]);
       auto t0 = std::chrono::steady_clock::now();
       const double c0 = cpu_now();
-      nnfast::gemm<T>(M, N, K, T(1), A.data(), rs_a, cs_a, B.data(), rs_b, cs_b, T(0), C.data(), N, 1);
+      nnfast::cpu::gemm<T>(M, N, K, T(1), A.data(), rs_a, cs_a, B.data(), rs_b, cs_b, T(0), C.data(), N, 1);
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double c = (cpu_now() - c0) / nnfast::get_num_threads();
       if (r) {

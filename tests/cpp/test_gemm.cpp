@@ -24,6 +24,7 @@
 #include "nnfast/parallel.h"
 
 using namespace nnfast;
+using namespace nnfast::cpu;
 using index_t = nnfast::index_t;
 
 static int g_fail = 0, g_checks = 0;
@@ -207,7 +208,7 @@ static void run_table(const std::string& tag, Call call, bool big) {
 }
 
 // --------------------------------------------------------------- emulated ISA configs
-namespace nnfast {
+namespace nnfast::cpu {
 namespace isa_test {
 template <class V, int MR, int NV, int MC, int KC, int NC>
 struct Emulated {
@@ -216,7 +217,7 @@ struct Emulated {
                    index_t rs_b, index_t cs_b, T beta, T* C, index_t rs_c, index_t cs_c,
                    const GemmEpilogue<T>& ep) {
     if (K == 0 || alpha == T(0)) {
-      nnfast::gemm<T>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c, ep);
+      nnfast::cpu::gemm<T>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c, ep);
       return;
     }
     if (ep.bias || ep.aux || ep.dact_src || ep.act != Act::Identity) {
@@ -224,7 +225,7 @@ struct Emulated {
       // run without epilogue, then apply it through the public path with K = 0.
       GemmEpilogue<T> none;
       call(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c, none);
-      nnfast::gemm<T>(M, N, 0, T(1), A, rs_a, cs_a, B, rs_b, cs_b, T(1), C, rs_c, cs_c, ep);
+      nnfast::cpu::gemm<T>(M, N, 0, T(1), A, rs_a, cs_a, B, rs_b, cs_b, T(1), C, rs_c, cs_c, ep);
       return;
     }
     gemm_detail::GemmBlocking bk{MR, NV * V::W, MC, KC, NC};
@@ -249,11 +250,11 @@ struct Emulated {
   }
 };
 }  // namespace isa_test
-}  // namespace nnfast
+}  // namespace nnfast::cpu
 
 // Each finished tile must get the epilogue exactly once, after the last K block.
 static void check_tile_coverage() {
-  using namespace nnfast::isa_test;
+  using namespace nnfast::cpu::isa_test;
   const index_t M = 41, N = 75, K = 70;
   std::vector<float> A(M * K, 1.f), B(K * N, 1.f), C(M * N, 0.f);
   static std::vector<int> hits;
@@ -285,7 +286,7 @@ template <typename T>
 static void public_call(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a, const T* B,
                         index_t rs_b, index_t cs_b, T beta, T* C, index_t rs_c, index_t cs_c,
                         const GemmEpilogue<T>& ep) {
-  nnfast::gemm<T>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c, ep);
+  nnfast::cpu::gemm<T>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c, ep);
 }
 
 static void check_bias_grad() {
@@ -296,9 +297,9 @@ static void check_bias_grad() {
         std::vector<double> G(M * N), db(N, 0.5);
         fill(G, rng);
         index_t rs = colmajor ? 1 : N, cs = colmajor ? M : 1;
-        nnfast::bias_grad<double>(db.data(), G.data(), rs, cs, M, N, true);
+        nnfast::cpu::bias_grad<double>(db.data(), G.data(), rs, cs, M, N, true);
         std::vector<float> Gf(G.begin(), G.end()), dbf(N, 3.f);
-        nnfast::bias_grad<float>(dbf.data(), Gf.data(), rs, cs, M, N, false);
+        nnfast::cpu::bias_grad<float>(dbf.data(), Gf.data(), rs, cs, M, N, false);
         for (index_t j = 0; j < N; ++j) {
           double s = 0;
           for (index_t i = 0; i < M; ++i) s += G[i * rs + j * cs];
@@ -343,7 +344,7 @@ int main(int argc, char** argv) {
   }
   // 2. AVX-512 tile shapes (and the AVX2 / generic ones) through portable traits,
   //    with real and tiny cache blocks.
-  using namespace nnfast::isa_test;
+  using namespace nnfast::cpu::isa_test;
   using gemm_impl::VecExt;
   run_table<float>("emu512/f32", Emulated<VecExt<float, 16>, 12, 2, 144, 256, 4096>::call, big);
   run_table<double>("emu512/f64", Emulated<VecExt<double, 8>, 12, 2, 96, 192, 4096>::call, big);

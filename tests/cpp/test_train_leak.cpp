@@ -119,30 +119,30 @@ int main(int argc, char** argv) {
     ep1.act = nnfast::Act::GELU;
     ep1.aux = z1.data();
     ep1.rs_aux = H;
-    nnfast::gemm<float>(N, H, IN, 1.f, X.data(), IN, 1, W1.data(), 1, IN, 0.f, h1.data(), H, 1, ep1);
-    nnfast::layer_norm_forward<float>(hn.data(), mean.data(), rstd.data(), h1.data(), gamma.data(), beta.data(), N,
+    nnfast::cpu::gemm<float>(N, H, IN, 1.f, X.data(), IN, 1, W1.data(), 1, IN, 0.f, h1.data(), H, 1, ep1);
+    nnfast::cpu::layer_norm_forward<float>(hn.data(), mean.data(), rstd.data(), h1.data(), gamma.data(), beta.data(), N,
                                       H, 1e-5, false);
     const std::uint64_t seed = 1234, offset = static_cast<std::uint64_t>(step) * N * H;
-    nnfast::dropout_forward<float>(hd.data(), hn.data(), N * H, p_drop, seed, offset);
+    nnfast::cpu::dropout_forward<float>(hd.data(), hn.data(), N * H, p_drop, seed, offset);
 
     float loss = 0.f;
     nnfast::View2<float> hv{hd.data(), H, 1}, w2v{W2.data(), H, 1};
     if (step % 2 == 0) {
-      nnfast::linear_cross_entropy_forward<float>(&loss, lse.data(), hv, w2v, b2.data(), y.data(), N, H, C, -100,
+      nnfast::cpu::linear_cross_entropy_forward<float>(&loss, lse.data(), hv, w2v, b2.data(), y.data(), N, H, C, -100,
                                                   0.0, nnfast::Reduction::Mean, 4);
-      nnfast::linear_cross_entropy_backward<float>(dhd.data(), dW2.data(), db2.data(), nullptr, 1.f, lse.data(), hv,
+      nnfast::cpu::linear_cross_entropy_backward<float>(dhd.data(), dW2.data(), db2.data(), nullptr, 1.f, lse.data(), hv,
                                                    w2v, b2.data(), y.data(), N, H, C, -100, 0.0,
                                                    nnfast::Reduction::Mean, 4);
     } else {
       nnfast::GemmEpilogue<float> ep2;
       ep2.bias = b2.data();
-      nnfast::gemm<float>(N, C, H, 1.f, hd.data(), H, 1, W2.data(), 1, H, 0.f, logits.data(), C, 1, ep2);
+      nnfast::cpu::gemm<float>(N, C, H, 1.f, hd.data(), H, 1, W2.data(), 1, H, 0.f, logits.data(), C, 1, ep2);
       nnfast::View3<float> xv{logits.data(), C, 1, 0};
-      nnfast::cross_entropy_forward<float>(&loss, dlogits.data(), xv, target, nullptr, N, C, 1, -100, 0.1,
+      nnfast::cpu::cross_entropy_forward<float>(&loss, dlogits.data(), xv, target, nullptr, N, C, 1, -100, 0.1,
                                            nnfast::Reduction::Mean);
-      nnfast::gemm<float>(C, H, N, 1.f, dlogits.data(), 1, C, hd.data(), H, 1, 0.f, dW2.data(), H, 1);
-      nnfast::bias_grad<float>(db2.data(), dlogits.data(), C, 1, N, C, false);
-      nnfast::gemm<float>(N, H, C, 1.f, dlogits.data(), C, 1, W2.data(), H, 1, 0.f, dhd.data(), H, 1);
+      nnfast::cpu::gemm<float>(C, H, N, 1.f, dlogits.data(), 1, C, hd.data(), H, 1, 0.f, dW2.data(), H, 1);
+      nnfast::cpu::bias_grad<float>(db2.data(), dlogits.data(), C, 1, N, C, false);
+      nnfast::cpu::gemm<float>(N, H, C, 1.f, dlogits.data(), C, 1, W2.data(), H, 1, 0.f, dhd.data(), H, 1);
     }
     if (!std::isfinite(loss)) {
       std::fprintf(stderr, "FAIL: non-finite loss at step %lld\n", static_cast<long long>(step));
@@ -152,27 +152,27 @@ int main(int argc, char** argv) {
     last_loss = loss;
 
     // ---- backward
-    nnfast::dropout_backward<float>(dhn.data(), dhd.data(), N * H, p_drop, seed, offset);
+    nnfast::cpu::dropout_backward<float>(dhn.data(), dhd.data(), N * H, p_drop, seed, offset);
     std::fill(dgamma.begin(), dgamma.end(), 0.f);  // parameter gradients accumulate
     std::fill(dbeta.begin(), dbeta.end(), 0.f);
-    nnfast::layer_norm_backward<float>(dh1.data(), dgamma.data(), dbeta.data(), dhn.data(), h1.data(), mean.data(),
+    nnfast::cpu::layer_norm_backward<float>(dh1.data(), dgamma.data(), dbeta.data(), dhn.data(), h1.data(), mean.data(),
                                        rstd.data(), gamma.data(), N, H, false);
-    nnfast::act_backward<float>(dz1.data(), dh1.data(), z1.data(), N * H, nnfast::Act::GELU, nnfast::ActParams{});
-    nnfast::gemm<float>(H, IN, N, 1.f, dz1.data(), 1, H, X.data(), IN, 1, 0.f, dW1.data(), IN, 1);
-    nnfast::bias_grad<float>(db1.data(), dz1.data(), H, 1, N, H, false);
+    nnfast::cpu::act_backward<float>(dz1.data(), dh1.data(), z1.data(), N * H, nnfast::Act::GELU, nnfast::ActParams{});
+    nnfast::cpu::gemm<float>(H, IN, N, 1.f, dz1.data(), 1, H, X.data(), IN, 1, 0.f, dW1.data(), IN, 1);
+    nnfast::cpu::bias_grad<float>(db1.data(), dz1.data(), H, 1, N, H, false);
 
     // ---- clip the global gradient norm to 1, then one fused Adam step
     double norms[6];
-    nnfast::multi_tensor_norm<float>(norms, grads, numel, 6, 2.0);
-    const double total = nnfast::combine_norms(norms, 6, 2.0);
-    if (total > 1.0) nnfast::multi_tensor_scale<float>(grads_w, numel, 6, 1.0 / (total + 1e-6));
+    nnfast::cpu::multi_tensor_norm<float>(norms, grads, numel, 6, 2.0);
+    const double total = nnfast::cpu::combine_norms(norms, 6, 2.0);
+    if (total > 1.0) nnfast::cpu::multi_tensor_scale<float>(grads_w, numel, 6, 1.0 / (total + 1e-6));
     index_t steps[6] = {step, step, step, step, step, step};
-    nnfast::adam_step<float>(params, mp, vp, nullptr, grads, steps, numel, 6, adam);
+    nnfast::cpu::adam_step<float>(params, mp, vp, nullptr, grads, steps, numel, 6, adam);
 
     for (size_t i = 0; i < dW2.size(); ++i) dW2d[i] = dW2[i];
     double ratio = 0;
     index_t st[1] = {step};
-    nnfast::lamb_step<double>(&ratio, pd, md, vd, gd, st, nd, 1, lamb);
+    nnfast::cpu::lamb_step<double>(&ratio, pd, md, vd, gd, st, nd, 1, lamb);
 
     if (step == WARM) heap_warm = heap_in_use();
     if (step == STEPS) heap_end = heap_in_use();

@@ -9,6 +9,7 @@
 
 namespace nnfast {
 
+namespace cpu {
 // y[i] = act(x[i]); y may equal x (in place).
 template <typename T>
 void act_forward(T* y, const T* x, index_t n, Act act, const ActParams& p);
@@ -60,5 +61,6 @@ void softmax_backward(T* dx, const T* dy, const T* y, index_t outer, index_t D, 
 // exists. NaN stays NaN.
 template <typename T>
 void step_forward(T* y, const T* x, index_t n, bool sign, T threshold);
+}  // namespace cpu
 
 }  // namespace nnfast

@@ -7,6 +7,7 @@
 
 namespace nnfast {
 
+namespace cpu {
 // Inverted dropout: y = keep(i) ? x / (1 - p) : 0, with element i kept with
 // probability 1 - p. keep(i) depends only on (seed, offset, i): 32 bits of
 // splitmix64 per element, so the mask is the same for any thread count, any
@@ -20,9 +21,11 @@ void dropout_backward(T* dx, const T* dy, index_t n, double p, std::uint64_t see
 
 // Whether element i is kept (the mask the two kernels above use).
 bool dropout_keep(index_t i, double p, std::uint64_t seed, std::uint64_t offset);
+}  // namespace cpu
 
 enum class Penalty : int { L1 = 1, L2 = 2 };
 
+namespace cpu {
 // sum |x| (L1) or sum x^2 (L2), accumulated in double over fixed blocks
 // (independent of the thread count).
 template <typename T>
@@ -31,5 +34,6 @@ double penalty_sum(const T* x, index_t n, Penalty kind);
 // dx = scale * sign(x) (L1, sign(0) = 0) or scale * 2 x (L2); overwrites dx.
 template <typename T>
 void penalty_backward(T* dx, const T* x, index_t n, Penalty kind, T scale);
+}  // namespace cpu
 
 }  // namespace nnfast

@@ -28,6 +28,7 @@ struct GemmEpilogue {
   index_t rs_dact = 0;
 };
 
+namespace cpu {
 template <typename T>
 void gemm(index_t M, index_t N, index_t K, T alpha,
           const T* A, index_t rs_a, index_t cs_a,
@@ -39,5 +40,6 @@ void gemm(index_t M, index_t N, index_t K, T alpha,
 // accumulate=true adds into dbias (parameter-gradient rule).
 template <typename T>
 void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, index_t N, bool accumulate);
+}  // namespace cpu
 
 }  // namespace nnfast

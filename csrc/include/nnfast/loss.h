@@ -43,6 +43,7 @@ struct TargetView {
   index_t sn = 0, ss = 0;
 };
 
+namespace cpu {
 // First (n*S + s) position whose target is neither in [0, C) nor ignore_index,
 // or -1 when all are valid. Bindings call it before any loss kernel.
 index_t find_bad_target(TargetView target, index_t N, index_t S, index_t C, index_t ignore_index);
@@ -82,6 +83,7 @@ void nll_loss_forward(T* loss, View3<T> x, TargetView target, const T* weight, i
 template <typename T>
 void nll_loss_backward(T* dx, const T* g_rows, T g_scalar, TargetView target, const T* weight, index_t N,
                        index_t C, index_t S, index_t ignore_index, Reduction red);
+}  // namespace cpu
 
 // ---------------------------------------------------------------------------
 // Pointwise losses l(x, y) on (R, K) operands. `param` is delta (Huber), beta
@@ -99,6 +101,7 @@ enum class PointLoss : int {
   Perceptron = 8,     // max(0, -y x)
 };
 
+namespace cpu {
 // out: R*K values (contiguous) for None; else out[0] = out_scale * sum.
 template <typename T>
 void pointwise_loss_forward(T* out, View2<T> x, View2<T> y, View2<T> w, View2<T> pos_weight, index_t R,
@@ -135,5 +138,6 @@ void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_sca
                                    View2<T> W, const T* b, const std::int64_t* target, index_t N, index_t H,
                                    index_t C, index_t ignore_index, double label_smoothing, Reduction red,
                                    index_t chunk);
+}  // namespace cpu
 
 }  // namespace nnfast

@@ -16,6 +16,7 @@
 
 namespace nnfast {
 
+namespace cpu {
 // ---------------------------------------------------------------- layer / RMS norm
 // y = (x - mean) * rstd * weight + bias per row of x (M, D); rms: mean = 0 and
 // rstd = 1 / sqrt(mean(x^2) + eps), no bias. weight / bias (D,) may be null.
@@ -88,5 +89,6 @@ double spectral_norm_forward(T* y, const T* W, const T* u, const T* v, index_t M
 template <typename T>
 void spectral_norm_backward(T* dW, const T* dy, const T* W, const T* u, const T* v, double sigma, index_t M,
                             index_t D);
+}  // namespace cpu
 
 }  // namespace nnfast

@@ -25,6 +25,7 @@ struct SGDOptions {
   bool nesterov = false, maximize = false;
 };
 
+namespace cpu {
 // d = ±grad + wd*param; with momentum: buf = init ? d : momentum*buf + (1-dampening)*d,
 // d = nesterov ? d + momentum*buf : buf; param -= lr*d.
 // momentum_buffer may be null when momentum == 0; init_buffer[i] != 0 marks a fresh
@@ -32,6 +33,7 @@ struct SGDOptions {
 template <typename T>
 void sgd_step(T* const* param, T* const* momentum_buffer, const T* const* grad, const std::uint8_t* init_buffer,
               const index_t* numel, index_t count, const SGDOptions& opt);
+}  // namespace cpu
 
 // ------------------------------------------------------------------ Adam / AdamW / AMSGrad
 struct AdamOptions {
@@ -40,11 +42,13 @@ struct AdamOptions {
   bool decoupled_weight_decay = false;  // AdamW: param *= 1 - lr*wd instead of grad += wd*param
 };
 
+namespace cpu {
 // max_exp_avg_sq is used (and may be non-null) only when amsgrad.
 template <typename T>
 void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* const* max_exp_avg_sq,
                const T* const* grad, const index_t* step, const index_t* numel, index_t count,
                const AdamOptions& opt);
+}  // namespace cpu
 
 // ------------------------------------------------------------------ Adagrad
 struct AdagradOptions {
@@ -52,9 +56,11 @@ struct AdagradOptions {
   bool maximize = false;
 };
 
+namespace cpu {
 template <typename T>
 void adagrad_step(T* const* param, T* const* state_sum, const T* const* grad, const index_t* step,
                   const index_t* numel, index_t count, const AdagradOptions& opt);
+}  // namespace cpu
 
 // ------------------------------------------------------------------ RMSprop
 struct RMSpropOptions {
@@ -62,11 +68,13 @@ struct RMSpropOptions {
   bool centered = false, maximize = false;
 };
 
+namespace cpu {
 // grad_avg is used only when centered, momentum_buffer only when momentum > 0
 // (both start at zero, as in PyTorch).
 template <typename T>
 void rmsprop_step(T* const* param, T* const* square_avg, T* const* grad_avg, T* const* momentum_buffer,
                   const T* const* grad, const index_t* numel, index_t count, const RMSpropOptions& opt);
+}  // namespace cpu
 
 // ------------------------------------------------------------------ AdaBound (Luo et al. 2019)
 struct AdaBoundOptions {
@@ -75,6 +83,7 @@ struct AdaBoundOptions {
   bool amsbound = false, maximize = false;
 };
 
+namespace cpu {
 // As the reference implementation: the Adam step size lr*sqrt(bc2)/bc1/denom is
 // clipped elementwise to [final*(1 - 1/(gamma*t+1)), final*(1 + 1/(gamma*t))],
 // final = final_lr * lr / base_lr.
@@ -82,6 +91,7 @@ template <typename T>
 void adabound_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* const* max_exp_avg_sq,
                    const T* const* grad, const index_t* step, const index_t* numel, index_t count,
                    const AdaBoundOptions& opt);
+}  // namespace cpu
 
 // ------------------------------------------------------------------ Lion (Chen et al. 2023)
 struct LionOptions {
@@ -89,10 +99,12 @@ struct LionOptions {
   bool maximize = false;
 };
 
+namespace cpu {
 // param *= 1 - lr*wd; param -= lr*sign(beta1*m + (1-beta1)*g); m = beta2*m + (1-beta2)*g.
 template <typename T>
 void lion_step(T* const* param, T* const* exp_avg, const T* const* grad, const index_t* numel, index_t count,
                const LionOptions& opt);
+}  // namespace cpu
 
 // ------------------------------------------------------------------ LAMB (You et al. 2020)
 struct LambOptions {
@@ -100,6 +112,7 @@ struct LambOptions {
   bool bias_correction = true, maximize = false;
 };
 
+namespace cpu {
 // u = m_hat / (sqrt(v_hat) + eps) + wd*param; param -= lr * r * u per tensor, with
 // r = ||param|| / ||u|| when both norms are > 0, else 1. trust_ratio (nullable)
 // receives r per tensor. Norms are summed in double over fixed blocks, so the
@@ -129,5 +142,6 @@ void multi_tensor_scale(T* const* x, const index_t* numel, index_t count, double
 // x = min(max(x, lo), hi); NaN stays NaN.
 template <typename T>
 void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double lo, double hi);
+}  // namespace cpu
 
 }  // namespace nnfast
