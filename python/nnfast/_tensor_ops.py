@@ -1,7 +1,7 @@
 """Operators and methods of ``Tensor`` that build on the tape (``basic_ops``)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -161,20 +161,20 @@ def std(self: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = Fa
     return ops.Sqrt.apply(var(self, dim, unbiased, keepdim))
 
 
-def argmax(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
-    xp = xp_of(self.data)
-    r = xp.argmax(self.data, axis=dim)
-    if keepdim and dim is not None:
-        r = xp.expand_dims(r, dim)
-    return Tensor._wrap(xp.asarray(r))
+def _arg_reduce(fn: str) -> Callable[..., Tensor]:
+    def reduce(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
+        xp = xp_of(self.data)
+        r = getattr(xp, fn)(self.data, axis=dim)
+        if keepdim and dim is not None:
+            r = xp.expand_dims(r, dim)
+        return Tensor._wrap(xp.asarray(r))
+
+    reduce.__name__ = fn
+    return reduce
 
 
-def argmin(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
-    xp = xp_of(self.data)
-    r = xp.argmin(self.data, axis=dim)
-    if keepdim and dim is not None:
-        r = xp.expand_dims(r, dim)
-    return Tensor._wrap(xp.asarray(r))
+argmax = _arg_reduce("argmax")
+argmin = _arg_reduce("argmin")
 
 
 def clamp(self: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002

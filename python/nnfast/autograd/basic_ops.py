@@ -7,7 +7,7 @@ and optimizers do not use them for their math: they have fused kernels.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -114,42 +114,25 @@ class Pow(Function):
         return da, db
 
 
-class Exp(Function):
-    @staticmethod
+def _unary(name: str, fn: str, grad: Callable[[Any, Any, Any], Any], save_output: bool) -> type[Function]:
+    """A pointwise Function y = xp.<fn>(a) whose backward is ``grad(g, a, y)``; it saves y
+    (``save_output``) or a, never both."""
+
     def forward(ctx: Any, a: Any) -> Any:
-        y = xp_of(a).exp(a)
-        ctx.save_for_backward(y)
+        y = getattr(xp_of(a), fn)(a)
+        ctx.save_for_backward(y if save_output else a)
         return y
 
-    @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        (y,) = ctx.saved_tensors
-        return g * y
+        (saved,) = ctx.saved_tensors
+        return grad(g, None, saved) if save_output else grad(g, saved, None)
+
+    return type(name, (Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
-class Log(Function):
-    @staticmethod
-    def forward(ctx: Any, a: Any) -> Any:
-        ctx.save_for_backward(a)
-        return xp_of(a).log(a)
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        (a,) = ctx.saved_tensors
-        return g / a
-
-
-class Sqrt(Function):
-    @staticmethod
-    def forward(ctx: Any, a: Any) -> Any:
-        y = xp_of(a).sqrt(a)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        (y,) = ctx.saved_tensors
-        return g / (2 * y)
+Exp = _unary("Exp", "exp", lambda g, a, y: g * y, save_output=True)
+Log = _unary("Log", "log", lambda g, a, y: g / a, save_output=False)
+Sqrt = _unary("Sqrt", "sqrt", lambda g, a, y: g / (2 * y), save_output=True)
 
 
 class Abs(Function):

@@ -82,19 +82,7 @@ def nnfast_step_fn(sizes: tuple[int, ...], x: np.ndarray, y: np.ndarray) -> Any:
 
     layers = [nn.Linear(i, o, activation="relu" if k < len(sizes) - 2 else None)
               for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    model = nn.Sequential(*layers)
-    opt = nnfast.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    xt, yt = nnfast.from_numpy(x), nnfast.from_numpy(y)
-
-    def step() -> float:
-        opt.zero_grad(set_to_none=False)
-        loss = loss_fn(model(xt), yt)
-        loss.backward()
-        opt.step()
-        return float(loss.item())
-
-    return step
+    return _adam_ce_step(nnfast, nn.Sequential(*layers), nnfast.from_numpy(x), nnfast.from_numpy(y))
 
 
 def torch_step_fn(torch: Any, sizes: tuple[int, ...], x: np.ndarray, y: np.ndarray) -> Any:
@@ -103,10 +91,14 @@ def torch_step_fn(torch: Any, sizes: tuple[int, ...], x: np.ndarray, y: np.ndarr
         layers.append(torch.nn.Linear(i, o))
         if k < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    return _adam_ce_step(torch, torch.nn.Sequential(*layers), torch.from_numpy(x), torch.from_numpy(y))
+
+
+def _adam_ce_step(lib: Any, model: Any, xt: Any, yt: Any) -> Any:
+    """One Adam + cross-entropy training step of ``model``, written once for nnfast and torch
+    (the same API), so both contenders run the same code."""
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = lib.nn.CrossEntropyLoss()
 
     def step() -> float:
         opt.zero_grad(set_to_none=False)

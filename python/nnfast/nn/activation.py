@@ -6,14 +6,14 @@ one GEMM), ``Step`` and ``Sign`` (the classic perceptron's threshold units).
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from ..tensor import Tensor, get_default_dtype
+from ..tensor import Tensor
 from . import functional as F
 from . import init
+from ._params import add_parameters, dtype_or_default, finish_init, reset_linear
 from .module import Module, Parameter
 
 __all__ = [
@@ -22,63 +22,66 @@ __all__ = [
 ]
 
 
-def _dtype(dtype: Any) -> np.dtype:
-    return np.dtype(dtype) if dtype is not None else get_default_dtype()
+class _Pointwise(Module):
+    """Base of the activation modules that only hold constructor arguments: ``forward`` is
+    ``_f(input, *attributes named in _args)`` and ``extra_repr`` lists those attributes
+    (``inplace`` only when True, as PyTorch prints them)."""
+
+    _f: Callable[..., Tensor]
+    _args: tuple[str, ...] = ()
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._f(input, *[getattr(self, a) for a in self._args])
+
+    def extra_repr(self) -> str:
+        return ", ".join("inplace=True" if a == "inplace" else f"{a}={getattr(self, a)!r}"
+                         for a in self._args if a != "inplace" or self.inplace)
 
 
-class ReLU(Module):
+class ReLU(_Pointwise):
     """ReLU(x) = max(0, x), elementwise (NaN stays NaN).
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
     """
 
+    _f = staticmethod(F.relu)
+    _args = ("inplace",)
+
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.relu(input, inplace=self.inplace)
 
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
-
-
-class ReLU6(Module):
+class ReLU6(_Pointwise):
     """ReLU6(x) = min(max(0, x), 6), elementwise.
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
     """
 
+    _f = staticmethod(F.relu6)
+    _args = ("inplace",)
+
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.relu6(input, inplace=self.inplace)
 
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
-
-
-class LeakyReLU(Module):
+class LeakyReLU(_Pointwise):
     """LeakyReLU(x) = x if x > 0 else negative_slope * x.
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: negative_slope=0.01, inplace=False (True overwrites the input when no gradient is recorded for it).
     """
 
+    _f = staticmethod(F.leaky_relu)
+    _args = ("negative_slope", "inplace")
+
     def __init__(self, negative_slope: float = 1e-2, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope = negative_slope
         self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.leaky_relu(input, self.negative_slope, self.inplace)
-
-    def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class PReLU(Module):
@@ -98,10 +101,8 @@ class PReLU(Module):
             raise ValueError(f"[PReLU] expected num_parameters >= 1, got {num_parameters}")
         self.num_parameters = int(num_parameters)
         self.init = float(init)
-        self.weight = Parameter(np.empty((self.num_parameters,), dtype=_dtype(dtype)))
-        self.reset_parameters()
-        if device is not None:
-            self.to(device)
+        add_parameters(self, dtype, weight=(self.num_parameters,))
+        finish_init(self, device)
 
     def reset_parameters(self) -> None:
         init.constant_(self.weight, self.init)
@@ -113,48 +114,45 @@ class PReLU(Module):
         return f"num_parameters={self.num_parameters}"
 
 
-class ELU(Module):
+class ELU(_Pointwise):
     """ELU(x) = x if x > 0 else alpha * (exp(x) - 1).
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: alpha=1.0, inplace=False (True overwrites the input when no gradient is recorded for it).
     """
 
+    _f = staticmethod(F.elu)
+    _args = ("alpha", "inplace")
+
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.alpha = alpha
         self.inplace = inplace
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.elu(input, self.alpha, self.inplace)
 
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
-
-
-class Sigmoid(Module):
+class Sigmoid(_Pointwise):
     """Sigmoid(x) = 1 / (1 + exp(-x)), evaluated without overflow for any x.
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: none (takes no arguments).
     """
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.sigmoid(input)
+    _f = staticmethod(F.sigmoid)
+    _args = ()
 
 
-class Tanh(Module):
+class Tanh(_Pointwise):
     """Tanh(x) = (exp(x) - exp(-x)) / (exp(x) + exp(-x)).
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: none (takes no arguments).
     """
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.tanh(input)
+    _f = staticmethod(F.tanh)
+    _args = ()
 
 
-class GELU(Module):
+class GELU(_Pointwise):
     """GELU(x) = x * Phi(x), Phi(x) = (1 + erf(x / sqrt(2))) / 2 the standard normal CDF.
 
     With ``approximate='tanh'``: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
@@ -163,35 +161,29 @@ class GELU(Module):
     Defaults: approximate='none' (the exact erf form).
     """
 
+    _f = staticmethod(F.gelu)
+    _args = ("approximate",)
+
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
             raise ValueError(f"[GELU] expected approximate='none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.gelu(input, approximate=self.approximate)
 
-    def extra_repr(self) -> str:
-        return f"approximate={self.approximate!r}"
-
-
-class SiLU(Module):
+class SiLU(_Pointwise):
     """SiLU(x) = x * sigmoid(x) = x / (1 + exp(-x)) (Swish with beta = 1).
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
     """
 
+    _f = staticmethod(F.silu)
+    _args = ("inplace",)
+
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.silu(input, inplace=self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
 
 
 class Swish(Module):
@@ -210,7 +202,7 @@ class Swish(Module):
         self.learnable = bool(learnable)
         self.init = float(beta)
         if self.learnable:
-            self.beta: Union[Parameter, float] = Parameter(np.full((1,), self.init, dtype=_dtype(dtype)))
+            self.beta: Union[Parameter, float] = Parameter(np.full((1,), self.init, dtype=dtype_or_default(dtype)))
             if device is not None:
                 self.to(device)
         else:
@@ -226,31 +218,31 @@ class Swish(Module):
         return f"beta={self.init}, learnable={self.learnable}"
 
 
-class Softplus(Module):
+class Softplus(_Pointwise):
     """Softplus(x) = log(1 + exp(beta * x)) / beta; = x where beta * x > threshold (for stability).
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: beta=1.0, threshold=20.0.
     """
 
+    _f = staticmethod(F.softplus)
+    _args = ("beta", "threshold")
+
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
         self.beta = beta
         self.threshold = threshold
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.softplus(input, self.beta, self.threshold)
 
-    def extra_repr(self) -> str:
-        return f"beta={self.beta}, threshold={self.threshold}"
-
-
-class Hardtanh(Module):
+class Hardtanh(_Pointwise):
     """Hardtanh(x) = clamp(x, min_val, max_val) = min(max(x, min_val), max_val).
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: min_val=-1.0, max_val=1.0, inplace=False (True overwrites the input when no gradient is recorded for it).
     """
+
+    _f = staticmethod(F.hardtanh)
+    _args = ("min_val", "max_val", "inplace")
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
@@ -260,29 +252,20 @@ class Hardtanh(Module):
         self.max_val = max_val
         self.inplace = inplace
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
 
-    def extra_repr(self) -> str:
-        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
-
-
-class GLU(Module):
+class GLU(_Pointwise):
     """GLU(x) = a * sigmoid(b), where a, b are the first and second halves of x along ``dim``.
 
     Shape: input (*, 2H, *) with an even size along ``dim``; output (*, H, *).
     Defaults: dim=-1.
     """
 
+    _f = staticmethod(F.glu)
+    _args = ("dim",)
+
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
         self.dim = dim
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.glu(input, self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
 
 
 class SwiGLU(Module):
@@ -304,21 +287,12 @@ class SwiGLU(Module):
             raise ValueError(f"[SwiGLU] expected non-negative sizes, got ({in_features}, {hidden_features})")
         self.in_features = int(in_features)
         self.hidden_features = int(hidden_features)
-        dt = _dtype(dtype)
-        self.weight = Parameter(np.empty((2 * self.hidden_features, self.in_features), dtype=dt))
-        if bias:
-            self.bias = Parameter(np.empty((2 * self.hidden_features,), dtype=dt))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-        if device is not None:
-            self.to(device)
+        add_parameters(self, dtype, weight=(2 * self.hidden_features, self.in_features),
+                       bias=(2 * self.hidden_features,) if bias else None)
+        finish_init(self, device)
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        reset_linear(self.weight, self.bias, self.in_features)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.swiglu(F.linear(input, self.weight, self.bias), dim=-1)
@@ -366,7 +340,7 @@ class LogSoftmax(Module):
         return f"dim={self.dim}"
 
 
-class Step(Module):
+class Step(_Pointwise):
     """Step(x) = 1 if x > threshold else 0: the unit step of the classic perceptron (nnfast).
 
     Forward only: its gradient is zero everywhere (see ``F.step``).
@@ -375,18 +349,15 @@ class Step(Module):
     Defaults: threshold=0.0.
     """
 
+    _f = staticmethod(F.step)
+    _args = ("threshold",)
+
     def __init__(self, threshold: float = 0.0) -> None:
         super().__init__()
         self.threshold = threshold
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.step(input, self.threshold)
 
-    def extra_repr(self) -> str:
-        return f"threshold={self.threshold}"
-
-
-class Sign(Module):
+class Sign(_Pointwise):
     """Sign(x) = -1 if x < 0, 0 if x == 0, 1 if x > 0 (nnfast; NaN stays NaN).
 
     Forward only: the gradient is zero everywhere, as for ``torch.sign``.
@@ -395,5 +366,5 @@ class Sign(Module):
     Defaults: none (takes no arguments).
     """
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.sign(input)
+    _f = staticmethod(F.sign)
+    _args = ()

@@ -9,7 +9,30 @@ from .module import Module
 __all__ = ["Sequential", "ModuleList", "ModuleDict"]
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """Indexing, length, iteration and append shared by Sequential and ModuleList."""
+
+    def _from_list(self, mods: list[Module]) -> Any:
+        raise NotImplementedError
+
+    def __getitem__(self, idx: Union[int, slice]) -> Any:
+        mods = list(self._modules.values())
+        if isinstance(idx, slice):
+            return self._from_list(mods[idx])
+        return mods[idx]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> Any:
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class Sequential(_ModuleSequence):
     """Modules applied in order; ``Sequential(a, b)`` or ``Sequential(OrderedDict(...))``."""
 
     def __init__(self, *args: Any) -> None:
@@ -26,24 +49,11 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def __getitem__(self, idx: Union[int, slice]) -> Any:
-        mods = list(self._modules.values())
-        if isinstance(idx, slice):
-            return Sequential(*mods[idx])
-        return mods[idx]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> "Sequential":
-        self.add_module(str(len(self._modules)), module)
-        return self
+    def _from_list(self, mods: list[Module]) -> "Sequential":
+        return Sequential(*mods)
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules whose parameters are registered (keys ``0``, ``1``, ...)."""
 
     def __init__(self, modules: Optional[Iterable[Module]] = None) -> None:
@@ -51,25 +61,12 @@ class ModuleList(Module):
         if modules is not None:
             self.extend(modules)
 
-    def __getitem__(self, idx: Union[int, slice]) -> Any:
-        mods = list(self._modules.values())
-        if isinstance(idx, slice):
-            return ModuleList(mods[idx])
-        return mods[idx]
+    def _from_list(self, mods: list[Module]) -> "ModuleList":
+        return ModuleList(mods)
 
     def __setitem__(self, idx: int, module: Module) -> None:
         key = list(self._modules.keys())[idx]
         self.add_module(key, module)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> "ModuleList":
-        self.add_module(str(len(self._modules)), module)
-        return self
 
     def extend(self, modules: Iterable[Module]) -> "ModuleList":
         for m in modules:

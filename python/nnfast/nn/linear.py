@@ -1,16 +1,13 @@
 """``nn.Linear`` (with an optional fused activation) and ``nn.Identity``."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
-
-from ..tensor import Tensor, get_default_dtype
+from ..tensor import Tensor
 from . import functional as F
-from . import init
 from .functional import _act_codes
-from .module import Module, Parameter
+from ._params import add_parameters, finish_init, reset_linear
+from .module import Module
 
 __all__ = ["Linear", "Identity"]
 
@@ -39,21 +36,12 @@ class Linear(Module):
         self.out_features = int(out_features)
         self.activation = activation
         _act_codes.resolve(activation)  # validate early
-        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dt))
-        if bias:
-            self.bias = Parameter(np.empty((self.out_features,), dtype=dt))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-        if device is not None:
-            self.to(device)
+        add_parameters(self, dtype, weight=(self.out_features, self.in_features),
+                       bias=(self.out_features,) if bias else None)
+        finish_init(self, device)
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        reset_linear(self.weight, self.bias, self.in_features)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias, activation=self.activation)

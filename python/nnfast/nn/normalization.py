@@ -8,10 +8,10 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ..tensor import Tensor, get_default_dtype
+from ..tensor import Tensor
 from . import functional as F
-from . import init
-from .module import Module, Parameter
+from ._params import add_parameters, dtype_or_default, finish_init, reset_affine, shape_tuple
+from .module import Module
 
 __all__ = [
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
@@ -20,10 +20,6 @@ __all__ = [
 ]
 
 _ShapeArg = Union[int, Sequence[int]]
-
-
-def _dtype(dtype: Any) -> np.dtype:
-    return np.dtype(dtype) if dtype is not None else get_default_dtype()
 
 
 class _NormBase(Module):
@@ -43,14 +39,9 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        dt = _dtype(dtype)
+        dt = dtype_or_default(dtype)
         C = self.num_features
-        if affine:
-            self.weight = Parameter(np.empty((C,), dtype=dt))
-            self.bias = Parameter(np.empty((C,), dtype=dt))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        add_parameters(self, dtype, weight=(C,) if affine else None, bias=(C,) if affine else None)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros((C,), dtype=dt)))
             self.register_buffer("running_var", Tensor(np.ones((C,), dtype=dt)))
@@ -59,9 +50,7 @@ class _NormBase(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
-        self.reset_parameters()
-        if device is not None:
-            self.to(device)
+        finish_init(self, device)
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -71,9 +60,7 @@ class _NormBase(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            init.zeros_(self.bias)
+        reset_affine(self.weight, self.bias)
 
     def _check_input_dim(self, input: Tensor) -> None:
         raise NotImplementedError
@@ -257,30 +244,15 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: _ShapeArg, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
-        if isinstance(normalized_shape, (int, np.integer)):
-            normalized_shape = (int(normalized_shape),)
-        self.normalized_shape = tuple(int(d) for d in normalized_shape)
+        self.normalized_shape = shape_tuple(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dt = _dtype(dtype)
-        if elementwise_affine:
-            self.weight = Parameter(np.empty(self.normalized_shape, dtype=dt))
-            if bias:
-                self.bias = Parameter(np.empty(self.normalized_shape, dtype=dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-        if device is not None:
-            self.to(device)
+        shape = self.normalized_shape if elementwise_affine else None
+        add_parameters(self, dtype, weight=shape, bias=shape if bias else None)
+        finish_init(self, device)
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -303,22 +275,14 @@ class RMSNorm(Module):
     def __init__(self, normalized_shape: _ShapeArg, eps: Optional[float] = None, elementwise_affine: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__()
-        if isinstance(normalized_shape, (int, np.integer)):
-            normalized_shape = (int(normalized_shape),)
-        self.normalized_shape = tuple(int(d) for d in normalized_shape)
+        self.normalized_shape = shape_tuple(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(np.empty(self.normalized_shape, dtype=_dtype(dtype)))
-        else:
-            self.register_parameter("weight", None)
-        self.reset_parameters()
-        if device is not None:
-            self.to(device)
+        add_parameters(self, dtype, weight=self.normalized_shape if elementwise_affine else None)
+        finish_init(self, device)
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            init.ones_(self.weight)
+        reset_affine(self.weight, None)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
@@ -348,21 +312,12 @@ class GroupNorm(Module):
         self.num_channels = int(num_channels)
         self.eps = eps
         self.affine = affine
-        dt = _dtype(dtype)
-        if affine:
-            self.weight = Parameter(np.empty((self.num_channels,), dtype=dt))
-            self.bias = Parameter(np.empty((self.num_channels,), dtype=dt))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-        if device is not None:
-            self.to(device)
+        C = (self.num_channels,) if affine else None
+        add_parameters(self, dtype, weight=C, bias=C)
+        finish_init(self, device)
 
     def reset_parameters(self) -> None:
-        if self.affine:
-            init.ones_(self.weight)
-            init.zeros_(self.bias)
+        reset_affine(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         if isinstance(input, Tensor) and input.ndim >= 2 and input.shape[1] != self.num_channels:
