@@ -185,31 +185,29 @@ def _expand_back(g: Any, shape: tuple[int, ...], axes: Optional[tuple[int, ...]]
 
 
 class Sum(Function):
-    @staticmethod
-    def forward(ctx: Any, a: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    """Sum over ``dim`` (or all); ``Mean`` is the same with the gradient divided by the count."""
+
+    mean = False
+
+    @classmethod
+    def forward(cls, ctx: Any, a: Any, dim: Any = None, keepdim: bool = False) -> Any:
         ctx.shape = a.shape
         ctx.axes = _axes(dim, a.ndim)
         ctx.keepdim = keepdim
-        return xp_of(a).asarray(a.sum(axis=ctx.axes, keepdims=keepdim))
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        return _expand_back(g, ctx.shape, ctx.axes, ctx.keepdim).copy()
-
-
-class Mean(Function):
-    @staticmethod
-    def forward(ctx: Any, a: Any, dim: Any = None, keepdim: bool = False) -> Any:
-        ctx.shape = a.shape
-        ctx.axes = _axes(dim, a.ndim)
-        ctx.keepdim = keepdim
+        if not cls.mean:
+            return xp_of(a).asarray(a.sum(axis=ctx.axes, keepdims=keepdim))
         ctx.count = a.size if ctx.axes is None else int(np.prod([a.shape[i] for i in ctx.axes]))
         return xp_of(a).asarray(a.mean(axis=ctx.axes, keepdims=keepdim))
 
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        g = g / max(ctx.count, 1)
+    @classmethod
+    def backward(cls, ctx: Any, g: Any) -> Any:
+        if cls.mean:
+            g = g / max(ctx.count, 1)
         return _expand_back(g, ctx.shape, ctx.axes, ctx.keepdim).copy()
+
+
+class Mean(Sum):
+    mean = True
 
 
 class Max(Function):

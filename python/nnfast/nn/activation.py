@@ -38,7 +38,17 @@ class _Pointwise(Module):
                          for a in self._args if a != "inplace" or self.inplace)
 
 
-class ReLU(_Pointwise):
+class _InplacePointwise(_Pointwise):
+    """A pointwise activation whose only argument is ``inplace``."""
+
+    _args = ("inplace",)
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+
+class ReLU(_InplacePointwise):
     """ReLU(x) = max(0, x), elementwise (NaN stays NaN).
 
     Shape: input (*), any shape; output (*), the same shape.
@@ -46,14 +56,9 @@ class ReLU(_Pointwise):
     """
 
     _f = staticmethod(F.relu)
-    _args = ("inplace",)
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
 
 
-class ReLU6(_Pointwise):
+class ReLU6(_InplacePointwise):
     """ReLU6(x) = min(max(0, x), 6), elementwise.
 
     Shape: input (*), any shape; output (*), the same shape.
@@ -61,11 +66,6 @@ class ReLU6(_Pointwise):
     """
 
     _f = staticmethod(F.relu6)
-    _args = ("inplace",)
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
 
 
 class LeakyReLU(_Pointwise):
@@ -171,7 +171,7 @@ class GELU(_Pointwise):
         self.approximate = approximate
 
 
-class SiLU(_Pointwise):
+class SiLU(_InplacePointwise):
     """SiLU(x) = x * sigmoid(x) = x / (1 + exp(-x)) (Swish with beta = 1).
 
     Shape: input (*), any shape; output (*), the same shape.
@@ -179,11 +179,6 @@ class SiLU(_Pointwise):
     """
 
     _f = staticmethod(F.silu)
-    _args = ("inplace",)
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
 
 
 class Swish(Module):
