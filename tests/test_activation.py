@@ -25,152 +25,21 @@ import nnfast.nn.functional as F
 from nnfast.autograd import gradcheck
 
 from helpers import leaf, noncontig
+from opinfo import REGISTRY, SPECIAL, _away, _sig
 
-SQRT2 = math.sqrt(2.0)
-_erfc = np.vectorize(math.erfc, otypes=[np.float64])
-SIZES = (1, 3, 7, 33, 257, 1023)
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: (1e-6, 1e-12), np.float64: (1e-12, 1e-14)}
-
-
-def _sig(x):
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
-
-
-def _gelu(x):
-    return 0.5 * x * _erfc(-x / SQRT2)
-
-
-def _gelu_tanh(x):
-    # 0.5 x (1 + tanh u) written as x sigmoid(2u): the same function without float64's
-    # cancellation for x << 0 (where 1 + tanh(u) rounds to 0).
-    with np.errstate(over="ignore", invalid="ignore"):
-        u = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
-        return np.where(np.isnan(x), np.nan, x * _sig(2 * u))
-
-
-def _softplus(beta, thr):
-    def f(x):
-        with np.errstate(over="ignore"):
-            return np.where(beta * x > thr, x, np.log1p(np.exp(-np.abs(beta * x))) / beta + np.maximum(x, 0))
-    return f
-
-
-def _step(x):
-    return np.where(x > 0, 1.0, np.where(x <= 0, 0.0, x))
-
-
-# name: (nnfast call, float64 reference, fused Linear spec or None, kinks to keep gradcheck away from,
-#        differentiable)
-POINTWISE = {
-    "relu": (F.relu, lambda x: np.maximum(x, 0), "relu", (0.0,), True),
-    "relu6": (F.relu6, lambda x: np.clip(x, 0, 6), "relu6", (0.0, 6.0), True),
-    "leaky_relu": (lambda x: F.leaky_relu(x, 0.1), lambda x: np.where(x > 0, x, 0.1 * x),
-                   ("leaky_relu", {"negative_slope": 0.1}), (0.0,), True),
-    "elu": (lambda x: F.elu(x, 0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(np.minimum(x, 0))),
-            ("elu", {"alpha": 0.7}), (0.0,), True),
-    "sigmoid": (F.sigmoid, _sig, "sigmoid", (), True),
-    "tanh": (F.tanh, np.tanh, "tanh", (), True),
-    "gelu": (F.gelu, _gelu, "gelu", (), True),
-    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), _gelu_tanh, ("gelu", {"approximate": "tanh"}), (),
-                  True),
-    "silu": (F.silu, lambda x: x * _sig(x), "silu", (), True),
-    "softplus": (lambda x: F.softplus(x, beta=2.0, threshold=5.0), _softplus(2.0, 5.0),
-                 ("softplus", {"beta": 2.0, "threshold": 5.0}), (2.5,), True),
-    "hardtanh": (lambda x: F.hardtanh(x, -0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5),
-                 ("hardtanh", {"min_val": -0.5, "max_val": 0.5}), (-0.5, 0.5), True),
-    "swish": (lambda x: F.swish(x, 1.5), lambda x: x * _sig(1.5 * x), None, (), True),
-    "step": (F.step, _step, None, (), False),
-    "sign": (F.sign, np.sign, None, (), False),
-}
-FUSED = [k for k, v in POINTWISE.items() if v[2] is not None]
-# float32 absolute-tolerance overrides. gelu_tanh: u = k (x + 0.044715 x^3) is rounded to float32 before
-# exp(-2u), so for x << 0 (outputs ~1e-6..1e-4) the relative error grows to ~2e-6 (PyTorch's
-# 0.5 x (1 + tanh u) loses far more there); absolute error stays below 1e-9.
-F32_ATOL = {"gelu_tanh": 1e-9}
-SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 1e-40, -1e-40, 88.0, -88.0, 100.0, -100.0,
-                    20.0, -20.0, 9.0, -9.0, 0.625, -0.625, 1e-7, -1e-7])
+# The pointwise table (forward at sizes 1..1023 in both dtypes, special values, gradcheck,
+# non-contiguous, float32 vs float64, bad dtypes) lives in the registry (tests/opinfo.py) and
+# runs from tests/test_ops.py; here: what is not per-op table material.
+POINTWISE = {op.name: op for op in REGISTRY if op.family == "activation" and op.special_values}
+FUSED = [k for k, op in POINTWISE.items() if op.fused is not None]
 
 
 def _check(actual, expected, dtype, msg=""):
     a = np.asarray(actual.detach().data if isinstance(actual, nnfast.Tensor) else actual, dtype=np.float64)
     rtol, atol = TOL[dtype]
-    if dtype == np.float32:
-        atol = F32_ATOL.get(msg, atol)
     np.testing.assert_allclose(a, expected, rtol=rtol, atol=atol, err_msg=msg)
-
-
-def _away(x, kinks, gap=0.05):
-    for k in kinks:
-        x = np.where(np.abs(x - k) < gap, x + 2 * gap, x)
-    return x
-
-
-# ------------------------------------------------------------------ pointwise table
-@pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(POINTWISE))
-def test_pointwise_forward(name, dtype, n, rng):
-    fn, ref = POINTWISE[name][:2]
-    x = (3 * rng.standard_normal(n)).astype(dtype)
-    y = fn(nnfast.from_numpy(x))
-    assert y.dtype == dtype and y.shape == x.shape
-    _check(y, ref(x.astype(np.float64)), dtype, name)
-    x2 = (3 * rng.standard_normal((5, n))).astype(dtype)  # 2-D, threads split rows anywhere
-    _check(fn(nnfast.from_numpy(x2)), ref(x2.astype(np.float64)), dtype, name)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(POINTWISE))
-def test_pointwise_special_values(name, dtype):
-    fn, ref = POINTWISE[name][:2]
-    x = SPECIAL.astype(dtype)
-    with np.errstate(all="ignore"):
-        expected = ref(x.astype(np.float64))
-    y = fn(nnfast.from_numpy(x)).data.astype(np.float64)
-    assert np.array_equal(np.isnan(y), np.isnan(expected)), (name, x, y, expected)
-    ok = ~np.isnan(expected)
-    rtol, atol = TOL[dtype]
-    np.testing.assert_allclose(y[ok], expected[ok], rtol=max(rtol, 2e-6), atol=1e-30 if dtype == np.float32 else atol,
-                               err_msg=name)
-
-
-@pytest.mark.parametrize("name", [k for k, v in POINTWISE.items() if v[4]])
-def test_pointwise_gradcheck(name, rng):
-    fn, _, _, kinks, _ = POINTWISE[name]
-    x = _away(3 * rng.standard_normal((3, 7)), kinks)
-    assert gradcheck(fn, (leaf(x),))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(POINTWISE))
-def test_pointwise_noncontiguous(name, dtype, rng):
-    fn = POINTWISE[name][0]
-    x = (3 * rng.standard_normal((4, 9))).astype(dtype)
-    a, b = leaf(x.copy(), POINTWISE[name][4]), leaf(noncontig(x), POINTWISE[name][4])
-    ya, yb = fn(a), fn(b)
-    assert np.array_equal(ya.data, yb.data)
-    if POINTWISE[name][4]:
-        g = rng.standard_normal(x.shape).astype(dtype)
-        ya.backward(g)
-        yb.backward(noncontig(g))
-        assert np.array_equal(a.grad.data, b.grad.data)
-
-
-@pytest.mark.parametrize("name", list(POINTWISE))
-def test_pointwise_float32_vs_float64(name, rng):
-    fn = POINTWISE[name][0]
-    x = (3 * rng.standard_normal(1023)).astype(np.float32)
-    y32 = fn(nnfast.from_numpy(x)).data
-    y64 = fn(nnfast.from_numpy(x.astype(np.float64))).data
-    np.testing.assert_allclose(y32, y64, rtol=2e-6, atol=F32_ATOL.get(name, 1e-12))
-    if POINTWISE[name][4]:
-        g = rng.standard_normal(x.shape)
-        a32, a64 = leaf(x.copy()), leaf(x.astype(np.float64))
-        fn(a32).backward(g.astype(np.float32))
-        fn(a64).backward(g)
-        np.testing.assert_allclose(a32.grad.data, a64.grad.data, rtol=1e-5, atol=1e-6)
 
 
 def _copy_linear(src, activation):
@@ -183,7 +52,7 @@ def _copy_linear(src, activation):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", FUSED)
 def test_fused_linear_equals_linear_then_activation(name, dtype, rng):
-    fn, _, spec = POINTWISE[name][:3]
+    fn, spec = POINTWISE[name].call, POINTWISE[name].fused
     nnfast.manual_seed(0)
     lin = nn.Linear(13, 37, dtype=dtype)
     fused = _copy_linear(lin, spec)
@@ -204,7 +73,7 @@ def test_fused_linear_equals_linear_then_activation(name, dtype, rng):
 def test_epilogue_and_every_simd_level_agree_bitwise(name, dtype):
     """A dense sweep (with specials) through the GEMM epilogue (x @ I, scalar code) and the
     standalone kernel at each SIMD level: identical bits, NaNs included."""
-    fn, _, spec = POINTWISE[name][:3]
+    fn, spec = POINTWISE[name].call, POINTWISE[name].fused
     k = 64
     x = np.concatenate([np.linspace(-30, 30, 64 * 150), np.geomspace(1e-30, 1e3, 64 * 20),
                         -np.geomspace(1e-30, 1e3, 64 * 20), np.resize(SPECIAL[np.isfinite(SPECIAL)], 64)])
@@ -449,7 +318,7 @@ MODULES = [
 @pytest.mark.parametrize("module,name", MODULES, ids=[n for _, n in MODULES])
 def test_modules_match_functional(module, name, rng):
     x = nnfast.from_numpy(rng.standard_normal(40))
-    np.testing.assert_array_equal(module(x).data, POINTWISE[name][0](x).data)
+    np.testing.assert_array_equal(module(x).data, POINTWISE[name].call(x).data)
     repr(module)
 
 
@@ -501,22 +370,7 @@ def test_penalty_gradcheck(rng):
 
 
 # ------------------------------------------------------------------ bad inputs
-BAD_CALLS = {
-    "relu": F.relu, "leaky_relu": F.leaky_relu, "elu": F.elu, "sigmoid": F.sigmoid, "tanh": F.tanh,
-    "gelu": F.gelu, "silu": F.silu, "softplus": F.softplus, "hardtanh": F.hardtanh, "swish": F.swish,
-    "glu": F.glu, "swiglu": F.swiglu, "softmax": lambda t: F.softmax(t, 0),
-    "log_softmax": lambda t: F.log_softmax(t, 0), "step": F.step, "sign": F.sign,
-    "prelu": lambda t: F.prelu(t, nnfast.ones(1)), "dropout": F.dropout,
-}
-
-
-@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.int64])
-@pytest.mark.parametrize("op", list(BAD_CALLS))
-def test_bad_dtype(op, dtype):
-    with pytest.raises(TypeError, match=rf"^\[{op}\] expected"):
-        BAD_CALLS[op](nnfast.from_numpy(np.ones((2, 4), dtype=dtype)))
-
-
+# Bad dtypes per op: the registry's error inputs (tests/test_ops.py::test_error_inputs).
 def test_bad_shapes_and_args():
     x = nnfast.ones(2, 3)
     for op, call in [("softmax", lambda: F.softmax(x, 2)), ("log_softmax", lambda: F.log_softmax(x, -3)),
