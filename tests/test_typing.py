@@ -73,6 +73,8 @@ def _stub_functions():
             funcs.setdefault(node.name, []).append(node)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             attrs.add(node.target.id)
+        elif isinstance(node, ast.ClassDef):  # exported enums (_C.Act)
+            attrs.add(node.name)
     return funcs, attrs
 
 
@@ -96,7 +98,10 @@ SANITIZER_ONLY = {"_sanitizer_selftest"}
 
 def test_c_stub_names_every_native_function():
     funcs, attrs = _stub_functions()
-    runtime = {n for n in dir(_C) if not n.startswith("__") and callable(getattr(_C, n))}
+    runtime = {n for n in dir(_C) if not n.startswith("__") and callable(getattr(_C, n))
+               and not isinstance(getattr(_C, n), type)}
+    classes = {n for n in dir(_C) if not n.startswith("__") and isinstance(getattr(_C, n), type)}
+    assert classes <= attrs, f"nnfast._C classes missing from _C.pyi: {sorted(classes - attrs)}"
     missing = sorted(runtime - set(funcs))
     extra = sorted(set(funcs) - runtime - SANITIZER_ONLY)
     assert not missing, f"nnfast._C functions missing from _C.pyi (add them): {missing}"

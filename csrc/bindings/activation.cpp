@@ -13,8 +13,7 @@ using namespace nnfast::bind;
 namespace {
 
 Act act_code(const char* op, int act) {
-  if (act < 0 || act > static_cast<int>(Act::Hardtanh))
-    value_error(op, "a valid activation code, got " + std::to_string(act));
+  if (act < 0 || act >= kActCount) value_error(op, "a valid activation code, got " + std::to_string(act));
   return static_cast<Act>(act);
 }
 
@@ -288,8 +287,32 @@ void step_forward_binding(py::array y, py::array x, bool sign, double threshold)
   });
 }
 
+// nnfast::Act as _C.Act (Python reads its codes from here, never a copied range),
+// _C.ACT_COUNT (codes are [0, ACT_COUNT)) and _C.ACT_GRAD_FROM_OUTPUT.
+void export_act(py::module_& m) {
+  static_assert(kActCount == 11, "a new nnfast::Act code: add it to the py::enum_ below");
+  py::enum_<Act>(m, "Act", "nnfast::Act activation codes (csrc/include/nnfast/common.h).")
+      .value("Identity", Act::Identity)
+      .value("ReLU", Act::ReLU)
+      .value("LeakyReLU", Act::LeakyReLU)
+      .value("ELU", Act::ELU)
+      .value("Sigmoid", Act::Sigmoid)
+      .value("Tanh", Act::Tanh)
+      .value("GELU", Act::GELU)
+      .value("GELUTanh", Act::GELUTanh)
+      .value("SiLU", Act::SiLU)
+      .value("Softplus", Act::Softplus)
+      .value("Hardtanh", Act::Hardtanh);
+  m.attr("ACT_COUNT") = kActCount;
+  py::list from_output;
+  for (int c = 0; c < kActCount; ++c)
+    if (act_grad_from_output(static_cast<Act>(c))) from_output.append(c);
+  m.attr("ACT_GRAD_FROM_OUTPUT") = py::tuple(from_output);
+}
+
 }  // namespace
 void init_activation(py::module_& m) {
+  export_act(m);
   m.def("act_forward", &act_forward_binding, py::arg("out"), py::arg("input"), py::arg("act"), py::arg("a") = 0.0,
         py::arg("b") = 0.0);
   m.def("act_backward", &act_backward_binding, py::arg("grad_input"), py::arg("grad"), py::arg("saved"),

@@ -30,7 +30,7 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
     value_error(op, "out rows not to overlap");
   check_no_alias(op, C, "out", A, "A");
   check_no_alias(op, C, "out", B, "B");
-  if (act < 0 || act > static_cast<int>(Act::Hardtanh)) value_error(op, "a valid activation code");
+  if (act < 0 || act >= kActCount) value_error(op, "a valid activation code");
 
   py::array bias_a, aux_a, dact_a;
   if (has(bias)) bias_a = check_array(op, C, bias, "bias", {N}, false);

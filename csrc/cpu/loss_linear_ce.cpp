@@ -5,7 +5,8 @@
 // tile into a per-row online log-sum-exp (m, s) plus the target logit and,
 // for label smoothing, the row's logit sum. The backward recomputes each tile,
 // turns it into dz = g k (softmax - smoothed one-hot) in place, and feeds it to
-// three GEMMs: dx += dz W, dW += dz^T x, db += colsum(dz). Extra memory is one
+// three GEMMs: dx (+)= dz W over class chunks, dW += dz^T x, db += colsum(dz)
+// (dW / db accumulate into the caller's buffer, nnfast/common.h). Extra memory is one
 // tile (<= kTileElems values) plus O(row block) row state.
 #include <algorithm>
 #include <cmath>
@@ -113,11 +114,7 @@ void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_sca
     for (index_t r = 0; r < N; ++r) count += target[r] != ignore_index ? 1.0 : 0.0;
     k = 1.0 / count;
   }
-  if (N == 0) {  // gradients are still written (overwrite rule)
-    if (dW) std::fill(dW, dW + C * H, T(0));
-    if (db) std::fill(db, db + C, T(0));
-    return;
-  }
+  if (N == 0) return;  // dx is empty; dW / db gain nothing (they accumulate)
   const Blocking bk = blocking(N, C, chunk);
   std::vector<T> tile(static_cast<size_t>(std::min(N, bk.rb) * bk.cc));
   for (index_t r0 = 0; r0 < N; r0 += bk.rb) {
@@ -143,9 +140,9 @@ void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_sca
       });
       if (dx)  // dx[r0:r0+nr, :] (+)= dz (nr x nc) . W[c0:c0+nc, :] (nc x H)
         gemm<T>(nr, H, nc, T(1), z, nc, 1, W.p + c0 * W.rs, W.rs, W.cs, c0 == 0 ? T(0) : T(1), dx + r0 * H, H, 1);
-      if (dW)  // dW[c0:c0+nc, :] (+)= dz^T (nc x nr) . x[r0:r0+nr, :] (nr x H)
-        gemm<T>(nc, H, nr, T(1), z, 1, nc, x.p + r0 * x.rs, x.rs, x.cs, r0 == 0 ? T(0) : T(1), dW + c0 * H, H, 1);
-      if (db) bias_grad<T>(db + c0, z, nc, 1, nr, nc, r0 != 0);
+      if (dW)  // dW[c0:c0+nc, :] += dz^T (nc x nr) . x[r0:r0+nr, :] (nr x H)
+        gemm<T>(nc, H, nr, T(1), z, 1, nc, x.p + r0 * x.rs, x.rs, x.cs, T(1), dW + c0 * H, H, 1);
+      if (db) bias_grad<T>(db + c0, z, nc, 1, nr, nc, /*accumulate=*/true);
     }
   }
 }

@@ -88,14 +88,15 @@ inline index_t num_parts(index_t n, index_t grain) {
   return max1(p);
 }
 
-// out[j] = sum over p of parts[p * stride + j], for j in [0, n).
+// out[j] = sum over p of parts[p * stride + j], for j in [0, n); with add, the
+// sum (rounded to T once) is added to out[j] instead (parameter gradients).
 template <typename T>
-void sum_parts(T* out, const double* parts, index_t nparts, index_t stride, index_t n) {
+void sum_parts(T* out, const double* parts, index_t nparts, index_t stride, index_t n, bool add = false) {
   parallel_for(n, grain_for(nparts), [&](index_t lo, index_t hi) {
     for (index_t j = lo; j < hi; ++j) {
       double s = 0;
       for (index_t p = 0; p < nparts; ++p) s += parts[p * stride + j];
-      out[j] = static_cast<T>(s);
+      out[j] = add ? static_cast<T>(out[j] + static_cast<T>(s)) : static_cast<T>(s);
     }
   });
 }
@@ -157,8 +158,8 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
     for (index_t p = lo; p < hi; ++p)
       k.row_backward(a, M * p / P, M * (p + 1) / P, pw + p * D, pb + p * D);
   });
-  if (dweight) sum_parts(dweight, pw, P, D, D);
-  if (dbias) sum_parts(dbias, pb, P, D, D);
+  if (dweight) sum_parts(dweight, pw, P, D, D, /*add=*/true);
+  if (dbias) sum_parts(dbias, pb, P, D, D, /*add=*/true);
 }
 
 // ------------------------------------------------------------------ batch norm
@@ -286,8 +287,8 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
       const double w = weight ? static_cast<double>(weight[c]) : 1.0;
       if (sums) {
         const double sxh = s_dx[c] * s;  // sum dy * xhat
-        if (dweight) dweight[c] = static_cast<T>(sxh);
-        if (dbias) dbias[c] = static_cast<T>(s_dy[c]);
+        if (dweight) dweight[c] += static_cast<T>(sxh);
+        if (dbias) dbias[c] += static_cast<T>(s_dy[c]);
         // dx = w s (dy - mean(dy) - xhat mean(dy xhat))
         be[c] = training ? -w * s * s * sxh * inv_n : 0.0;
         ga[c] = training ? -w * s * s_dy[c] * inv_n : 0.0;
@@ -348,8 +349,8 @@ void group_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   }
   parallel_for(N * G, grain_for(C / G * L), [&](index_t lo, index_t hi) { k.group_backward(a, lo, hi); });
   // dweight[c] = sum_n ws_w[n, c]: the (N, C) table read as N "parts" of stride C.
-  if (dweight) sum_parts(dweight, a.ws_w, N, C, C);
-  if (dbias) sum_parts(dbias, a.ws_b, N, C, C);
+  if (dweight) sum_parts(dweight, a.ws_w, N, C, C, /*add=*/true);
+  if (dbias) sum_parts(dbias, a.ws_b, N, C, C, /*add=*/true);
 }
 
 template <typename T>
@@ -405,7 +406,7 @@ void weight_norm_backward(T* dv, T* dg, const T* dw, const T* v, const T* g, con
     k.chan_sums(scratch, s, dw, v, zero, N, C, L, c0, c1);
     for (index_t c = c0; c < c1; ++c) {
       const double nrm = norm[c], gc = static_cast<double>(g[c]);
-      if (dg) dg[c] = static_cast<T>(s[c] / nrm);
+      if (dg) dg[c] += static_cast<T>(s[c] / nrm);
       al[c] = gc / nrm;
       be[c] = -gc * s[c] / (nrm * nrm * nrm);
     }

@@ -72,6 +72,9 @@ int main() {
 
     // Backward: dW2 = dlogits^T h, db2 = colsum(dlogits),
     // dh = (dlogits W2) * relu'(h) fused in the GEMM epilogue, dW1 = dh^T X, db1 = colsum(dh).
+    // Parameter gradients accumulate by default (nnfast/common.h); here each is written once per
+    // step, so the GEMM's beta = 0 and bias_grad's accumulate = false ask for overwrite instead
+    // of zeroing dW / db first (norm and linear_cross_entropy kernels always accumulate).
     nnfast::cpu::gemm<float>(C, H, N, 1.f, dlogits.data(), 1, C, h.data(), H, 1, 0.f, dW2.data(), H, 1);
     nnfast::cpu::bias_grad<float>(db2.data(), dlogits.data(), C, 1, N, C, false);
     nnfast::GemmEpilogue<float> epb;

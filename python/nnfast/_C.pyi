@@ -4,14 +4,14 @@ Conventions of every kernel binding: outputs first, then inputs and saved tensor
 options; arrays are NumPy arrays of float32 or float64 (int64 class targets) checked at the boundary
 (dtype, shape, strides, aliasing), and a bad argument raises ``TypeError``/``ValueError("[op] ...")``.
 An ``Optional`` output (``grad_input=None``...) is skipped. ``act``/``kind``/``reduction`` are the
-integer codes of ``nnfast.nn.functional._act_codes`` and ``_loss``. Optimizer steps take one list of
+integer codes of ``Act`` (read by ``nnfast.nn.functional._act_codes``) and ``_loss``. Optimizer steps take one list of
 arrays per role (params, grads, each state) for a whole param group; an unused state list is None.
 
 tests/test_typing.py checks that this file names every function of the built module with the same
 parameters and defaults.
 """
 from collections.abc import Sequence
-from typing import Any, Literal, Optional, SupportsFloat, SupportsIndex, SupportsInt, overload
+from typing import Any, ClassVar, Literal, Optional, SupportsFloat, SupportsIndex, SupportsInt, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +19,34 @@ from numpy.typing import NDArray
 __version__: str
 compiler: str  # the C++ compiler's version string
 sanitized: bool  # True in an ASan/UBSan build (NNFAST_SANITIZE=ON)
+
+class Act:
+    """nnfast::Act activation codes (csrc/include/nnfast/common.h); ``act`` arguments take int(code)."""
+
+    Identity: ClassVar[Act]
+    ReLU: ClassVar[Act]
+    LeakyReLU: ClassVar[Act]
+    ELU: ClassVar[Act]
+    Sigmoid: ClassVar[Act]
+    Tanh: ClassVar[Act]
+    GELU: ClassVar[Act]
+    GELUTanh: ClassVar[Act]
+    SiLU: ClassVar[Act]
+    Softplus: ClassVar[Act]
+    Hardtanh: ClassVar[Act]
+    __members__: ClassVar[dict[str, Act]]
+    def __init__(self, value: SupportsInt | SupportsIndex) -> None: ...
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __hash__(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
+ACT_COUNT: int  # activation codes are [0, ACT_COUNT)
+ACT_GRAD_FROM_OUTPUT: tuple[int, ...]  # codes whose backward takes the saved output, not the input
 
 def _sanitizer_selftest(arg0: SupportsInt | SupportsIndex, /) -> None:
     """Sanitizer builds only: a deliberate heap overflow that AddressSanitizer must report."""

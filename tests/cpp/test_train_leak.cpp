@@ -130,6 +130,8 @@ int main(int argc, char** argv) {
     if (step % 2 == 0) {
       nnfast::cpu::linear_cross_entropy_forward<float>(&loss, lse.data(), hv, w2v, b2.data(), y.data(), N, H, C, -100,
                                                   0.0, nnfast::Reduction::Mean, 4);
+      std::fill(dW2.begin(), dW2.end(), 0.f);  // dW2 / db2 accumulate (nnfast/common.h): zero once per step
+      std::fill(db2.begin(), db2.end(), 0.f);
       nnfast::cpu::linear_cross_entropy_backward<float>(dhd.data(), dW2.data(), db2.data(), nullptr, 1.f, lse.data(), hv,
                                                    w2v, b2.data(), y.data(), N, H, C, -100, 0.0,
                                                    nnfast::Reduction::Mean, 4);
@@ -140,6 +142,7 @@ int main(int argc, char** argv) {
       nnfast::View3<float> xv{logits.data(), C, 1, 0};
       nnfast::cpu::cross_entropy_forward<float>(&loss, dlogits.data(), xv, target, nullptr, N, C, 1, -100, 0.1,
                                            nnfast::Reduction::Mean);
+      // beta = 0 / accumulate = false: this caller asks for overwritten dW2 / db2 (no zeroing needed).
       nnfast::cpu::gemm<float>(C, H, N, 1.f, dlogits.data(), 1, C, hd.data(), H, 1, 0.f, dW2.data(), H, 1);
       nnfast::cpu::bias_grad<float>(db2.data(), dlogits.data(), C, 1, N, C, false);
       nnfast::cpu::gemm<float>(N, H, C, 1.f, dlogits.data(), C, 1, W2.data(), H, 1, 0.f, dhd.data(), H, 1);

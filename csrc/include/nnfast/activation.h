@@ -2,7 +2,7 @@
 // step / sign. Forward then backward; every array is C-contiguous.
 // Shape letters: n elements; N batch, C channels, S positions per channel;
 // outer x D x inner around a softmax dim; outer x (2 L) for a gated input.
-// Activation gradients overwrite (=); parameter gradients accumulate (+=).
+// Gradients follow nnfast/common.h: dx overwrites (=), dweight / dbeta accumulate (+=).
 // Float32 and float64 instantiations exist for every kernel.
 #pragma once
 #include "nnfast/common.h"

@@ -1,6 +1,16 @@
 // nnfast kernel library: shared types.
 // Conventions for every kernel: outputs first, then inputs/saved tensors, then sizes.
-// Parameter gradients accumulate (+=); activation gradients overwrite (=).
+//
+// The gradient contract, for every backward kernel of nnfast::cpu (and nnfast::cuda):
+//   * parameter gradients accumulate (+=): dweight, dbias, dW, db, dg, dbeta add the
+//     step's gradient into the caller's buffer, so a caller zeroes them once per step
+//     (or hands in the previous .grad) and never zero-fills around a call;
+//   * activation (input) gradients overwrite (=): dx, dv, dtarget are fully written,
+//     so their buffer may start uninitialised (even NaN).
+// Each parameter gradient is reduced in a fixed order (double partial sums, rounded
+// to T once) and then added, so two calls give exactly twice one call. A kernel that
+// lets the caller choose (bias_grad's `accumulate`) says so. A null gradient pointer
+// means "not wanted" and is skipped. The family headers refer to this rule.
 #pragma once
 #include <cstdint>
 
@@ -21,7 +31,10 @@ enum class Act : int {
   SiLU = 8,
   Softplus = 9,   // a = beta, b = threshold
   Hardtanh = 10,  // a = min_val, b = max_val
+  Count           // number of codes (not an activation): codes are [0, Count)
 };
+
+constexpr int kActCount = static_cast<int>(Act::Count);
 
 struct ActParams {
   double a = 0.0;

@@ -31,7 +31,8 @@ namespace cpu {
 template <typename T>
 double penalty_sum(const T* x, index_t n, Penalty kind);
 
-// dx = scale * sign(x) (L1, sign(0) = 0) or scale * 2 x (L2); overwrites dx.
+// dx = scale * sign(x) (L1, sign(0) = 0) or scale * 2 x (L2); dx is the
+// gradient of this op's input, so it is overwritten (nnfast/common.h).
 template <typename T>
 void penalty_backward(T* dx, const T* x, index_t n, Penalty kind, T scale);
 }  // namespace cpu

@@ -37,7 +37,9 @@ void gemm(index_t M, index_t N, index_t K, T alpha,
           const GemmEpilogue<T>& ep = GemmEpilogue<T>());
 
 // dbias[j] (+)= sum_i G[i, j]  (G is M x N with strides rs_g, cs_g).
-// accumulate=true adds into dbias (parameter-gradient rule).
+// accumulate=true adds into dbias (the contract of nnfast/common.h); false
+// overwrites, for a caller that asks for a fresh buffer. A weight gradient is
+// gemm(..., beta = 1, dW, ...) by the same rule.
 template <typename T>
 void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, index_t N, bool accumulate);
 }  // namespace cpu

@@ -11,7 +11,8 @@
 // their reduction as `out_scale` (1 for sum, 1/n for mean, 1/N for batchmean).
 //
 // Every forward that can produce its gradient in the same pass takes a `dx`
-// pointer (nullptr: loss only). Activation gradients overwrite, never add.
+// pointer (nullptr: loss only). Gradients follow nnfast/common.h: dx / dtarget
+// overwrite, linear_cross_entropy's dW / db accumulate.
 #pragma once
 #include <cstdint>
 
@@ -131,8 +132,8 @@ void linear_cross_entropy_forward(T* loss, T* lse, View2<T> x, View2<T> W, const
                                   Reduction red, index_t chunk);
 
 // Backward by recomputing each logits tile: dz = g k (softmax - smoothed one-hot),
-// dx = dz W, dW = dz^T x, db = colsum(dz). dx (N, H), dW (C, H), db (C,):
-// contiguous, overwritten, each optional.
+// dx = dz W, dW += dz^T x, db += colsum(dz). dx (N, H) is overwritten, dW (C, H)
+// and db (C,) accumulate (nnfast/common.h); contiguous, each optional.
 template <typename T>
 void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_scalar, const T* lse, View2<T> x,
                                    View2<T> W, const T* b, const std::int64_t* target, index_t N, index_t H,

@@ -9,8 +9,9 @@
 // are double for both dtypes: a float32 row with mean 1e4 and std 1e-2 would lose
 // its centred values if the mean were rounded to float. Statistics use shifted
 // sums (one pass, shift = first element), accumulated in double.
-// Gradients, including dweight / dbias, are overwritten (=): the Python tape hands
-// back fresh arrays. A null gradient pointer means "not wanted" and is skipped.
+// Gradients follow the contract in nnfast/common.h: dx / dv overwrite, dweight /
+// dbias / dg accumulate (+=) into the caller's buffer. A null gradient pointer
+// means "not wanted" and is skipped.
 #pragma once
 #include "nnfast/common.h"
 
@@ -25,7 +26,7 @@ template <typename T>
 void layer_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* weight, const T* bias, index_t M,
                         index_t D, double eps, bool rms);
 
-// dx (M, D), dweight / dbias (D,) from dy and the saved x, mean, rstd.
+// dx (M, D) =, dweight / dbias (D,) += from dy and the saved x, mean, rstd.
 template <typename T>
 void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const double* mean,
                          const double* rstd, const T* weight, index_t M, index_t D, bool rms);
@@ -69,7 +70,7 @@ void instance_norm_update_running(T* running_mean, T* running_var, const double*
 template <typename T>
 void weight_norm_forward(T* w, double* norm, const T* v, const T* g, index_t N, index_t C, index_t L);
 
-// s[c] = sum(dw * v); dg = s / norm; dv = g / norm * (dw - v * s / norm^2).
+// s[c] = sum(dw * v); dg += s / norm; dv = g / norm * (dw - v * s / norm^2).
 template <typename T>
 void weight_norm_backward(T* dv, T* dg, const T* dw, const T* v, const T* g, const double* norm, index_t N,
                           index_t C, index_t L);
@@ -86,6 +87,7 @@ template <typename T>
 double spectral_norm_forward(T* y, const T* W, const T* u, const T* v, index_t M, index_t D);
 
 // dW = dy / sigma - (sum(dy * W) / sigma^2) u v^T  (u, v constants, as in PyTorch).
+// dW is the gradient of the raw weight as an input of this op: overwritten (=).
 template <typename T>
 void spectral_norm_backward(T* dW, const T* dy, const T* W, const T* u, const T* v, double sigma, index_t M,
                             index_t D);

@@ -82,6 +82,16 @@ class Function:
             return None
         return g
 
+    def param_grad(self, i: int, xp: Any, shape: tuple[int, ...], dtype: Any) -> tuple[Any, Any]:
+        """``(buffer, result)`` for the gradient of input ``i`` from a kernel that accumulates into it
+        (the parameter-gradient rule of csrc/include/nnfast/common.h): ``grad_buffer(i)`` viewed as
+        ``shape`` with result ACCUMULATED when allowed, else fresh zeros returned as they are."""
+        buf = self.grad_buffer(i)
+        if buf is not None:
+            return buf.reshape(shape), ACCUMULATED
+        z = xp.zeros(shape, dtype=dtype)
+        return z, z
+
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -1,12 +1,19 @@
-"""Activation codes shared with the C++ ``nnfast::Act`` enum (common.h)."""
+"""Activation codes of the C++ ``nnfast::Act`` enum (common.h), read from ``_C.Act`` once at import
+(plain ints, so a call pays no enum conversion), and the name -> code resolution."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
-IDENTITY, RELU, LEAKY_RELU, ELU, SIGMOID, TANH, GELU, GELU_TANH, SILU, SOFTPLUS, HARDTANH = range(11)
+from ..._native import _C
+
+_A = _C.Act
+IDENTITY, RELU, LEAKY_RELU, ELU = int(_A.Identity), int(_A.ReLU), int(_A.LeakyReLU), int(_A.ELU)
+SIGMOID, TANH, GELU, GELU_TANH = int(_A.Sigmoid), int(_A.Tanh), int(_A.GELU), int(_A.GELUTanh)
+SILU, SOFTPLUS, HARDTANH = int(_A.SiLU), int(_A.Softplus), int(_A.Hardtanh)
+COUNT: int = _C.ACT_COUNT  # valid codes are [0, COUNT)
 
 # Codes whose derivative is a function of the output (backward saves y, not x).
-GRAD_FROM_OUTPUT = frozenset({IDENTITY, RELU, SIGMOID, TANH})
+GRAD_FROM_OUTPUT = frozenset(_C.ACT_GRAD_FROM_OUTPUT)
 
 
 def resolve(activation: Optional[Any]) -> tuple[int, float, float]:

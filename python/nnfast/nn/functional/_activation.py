@@ -250,9 +250,11 @@ class PReLUFunction(Function):
         xp = xp_of(dy)
         dy = contiguous(dy)
         dx = xp.empty_like(dy) if ctx.needs_input_grad[0] else None
-        dw = xp.zeros(weight.shape, dtype=weight.dtype) if ctx.needs_input_grad[1] else None
+        dw = dw_out = None  # dw accumulates in the kernel: into the existing .grad, or fresh zeros
+        if ctx.needs_input_grad[1]:
+            dw, dw_out = ctx.param_grad(1, xp, weight.shape, weight.dtype)
         kernels("prelu", dy).prelu_backward(dx, dw, dy, x, weight)
-        return dx, dw
+        return dx, dw_out
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
@@ -297,11 +299,11 @@ class SwishFunction(Function):
         xp = xp_of(dy)
         dy = contiguous(dy)
         dx = xp.empty_like(dy) if ctx.needs_input_grad[0] else None
-        db = None
+        db = db_out = None  # dbeta accumulates in the kernel: into the existing .grad, or fresh zeros
         if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
-            db = xp.zeros(ctx.beta_shape, dtype=dy.dtype)
+            db, db_out = ctx.param_grad(1, xp, ctx.beta_shape, dy.dtype)
         kernels("swish", dy).swish_backward(dx, db, dy, x, ctx.beta)
-        return dx, db
+        return dx, db_out
 
 
 def swish(input: Tensor, beta: Union[float, Tensor] = 1.0) -> Tensor:

@@ -565,11 +565,15 @@ class LinearCrossEntropyFunction(Function):
         xp = xp_of(g)
         need = ctx.needs_input_grad
         dx = xp.empty(x2.shape, dtype=x2.dtype) if need[0] else None
-        dW = xp.empty(W.shape, dtype=x2.dtype) if need[1] else None
-        db = xp.empty((W.shape[0],), dtype=x2.dtype) if (bb is not None and need[2]) else None
+        # dW / db accumulate in the kernel: into the existing .grad, or fresh zeros.
+        dW = dW_out = db = db_out = None
+        if need[1]:
+            dW, dW_out = ctx.param_grad(1, xp, W.shape, x2.dtype)
+        if bb is not None and need[2]:
+            db, db_out = ctx.param_grad(2, xp, (W.shape[0],), x2.dtype)
         kernels("linear_cross_entropy", g).linear_cross_entropy_backward(
             dx, dW, db, _grad_arg(g, red), lse, x2, W, bb, t, ignore_index, eps, red, chunk)
-        return (None if dx is None else dx.reshape(ctx.x_shape)), dW, db
+        return (None if dx is None else dx.reshape(ctx.x_shape)), dW_out, db_out
 
 
 def linear_cross_entropy(input: Tensor, weight: Tensor, bias: Optional[Tensor], target: Any,

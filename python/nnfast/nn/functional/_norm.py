@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from ..._dispatch import contiguous, kernels, xp_of
-from ...autograd.function import Function
+from ...autograd.function import ACCUMULATED, Function
 from ...tensor import Tensor
 from ._checks import check_float, check_same_device, check_same_dtype, check_tensor
 
@@ -33,6 +33,21 @@ def _c(a: Any) -> Any:
 
 def _grad_out(xp: Any, want: bool, shape: tuple[int, ...], dtype: Any) -> Any:
     return xp.empty(shape, dtype=dtype) if want else None
+
+
+def _param_grads(ctx: Any, xp: Any, want_w: bool, want_b: bool, shape: tuple[int, ...],
+                 dtype: Any) -> tuple[Any, Any, Any, Any]:
+    """Weight / bias (inputs 1, 2) gradient buffers, which the kernels add into: the existing
+    ``.grad`` (result ACCUMULATED) or fresh zeros. Returns (kernel dw, kernel db, dw, db results)."""
+    dw = db = dw_out = db_out = None
+    if want_w:
+        dw, dw_out = ctx.param_grad(1, xp, shape, dtype)
+    if want_b:
+        if dw_out is ACCUMULATED and ctx.inputs[2] is ctx.inputs[1]:  # one tensor as weight and bias
+            db = db_out = xp.zeros(shape, dtype=dtype)
+        else:
+            db, db_out = ctx.param_grad(2, xp, shape, dtype)
+    return dw, db, dw_out, db_out
 
 
 def _check_param(op: str, x: Tensor, p: Any, name: str, shape: tuple[int, ...]) -> None:
@@ -93,15 +108,15 @@ class LayerNormFunction(Function):
         dy2 = contiguous(dy).reshape(x2.shape)
         D = x2.shape[1]
         need = ctx.needs_input_grad
-        dx = _grad_out(xp, need[0], x2.shape, dy.dtype)
-        dw = _grad_out(xp, w is not None and need[1], (D,), dy.dtype)
-        db = _grad_out(xp, ctx.has_bias and need[2], (D,), dy.dtype)
-        if dx is None and dw is None and db is None:
+        want_w, want_b = w is not None and need[1], ctx.has_bias and need[2]
+        if not (need[0] or want_w or want_b):
             return None, None, None
+        dx = _grad_out(xp, need[0], x2.shape, dy.dtype)
+        dw, db, dw_out, db_out = _param_grads(ctx, xp, want_w, want_b, (D,), dy.dtype)
         K.layer_norm_backward(dx, dw, db, dy2, x2, mean, rstd, w, ctx.rms)
         return (None if dx is None else dx.reshape(ctx.shape),
-                None if dw is None else dw.reshape(ctx.wshape),
-                None if db is None else db.reshape(ctx.wshape))
+                dw_out if dw_out is None or dw_out is ACCUMULATED else dw_out.reshape(ctx.wshape),
+                db_out if db_out is None or db_out is ACCUMULATED else db_out.reshape(ctx.wshape))
 
 
 def _normalized_shape(op: str, normalized_shape: _ShapeArg) -> tuple[int, ...]:
@@ -192,13 +207,13 @@ class BatchNormFunction(Function):
         xp = xp_of(dy)
         need = ctx.needs_input_grad
         C = x3.shape[1]
-        dx = _grad_out(xp, need[0], x3.shape, dy.dtype)
-        dw = _grad_out(xp, w is not None and need[1], (C,), dy.dtype)
-        db = _grad_out(xp, ctx.has_bias and need[2], (C,), dy.dtype)
-        if dx is None and dw is None and db is None:
+        want_w, want_b = w is not None and need[1], ctx.has_bias and need[2]
+        if not (need[0] or want_w or want_b):
             return None, None, None
+        dx = _grad_out(xp, need[0], x3.shape, dy.dtype)
+        dw, db, dw_out, db_out = _param_grads(ctx, xp, want_w, want_b, (C,), dy.dtype)
         K.batch_norm_backward(dx, dw, db, contiguous(dy).reshape(x3.shape), x3, mean, rstd, w, ctx.training)
-        return (None if dx is None else dx.reshape(ctx.shape), dw, db)
+        return (None if dx is None else dx.reshape(ctx.shape), dw_out, db_out)
 
 
 def _channel_checks(op: str, input: Any, weight: Any, bias: Any) -> int:
@@ -280,13 +295,13 @@ class GroupNormFunction(Function):
         xp = xp_of(dy)
         need = ctx.needs_input_grad
         C = x3.shape[1]
-        dx = _grad_out(xp, need[0], x3.shape, dy.dtype)
-        dw = _grad_out(xp, w is not None and need[1], (C,), dy.dtype)
-        db = _grad_out(xp, ctx.has_bias and need[2], (C,), dy.dtype)
-        if dx is None and dw is None and db is None:
+        want_w, want_b = w is not None and need[1], ctx.has_bias and need[2]
+        if not (need[0] or want_w or want_b):
             return None, None, None
+        dx = _grad_out(xp, need[0], x3.shape, dy.dtype)
+        dw, db, dw_out, db_out = _param_grads(ctx, xp, want_w, want_b, (C,), dy.dtype)
         K.group_norm_backward(dx, dw, db, contiguous(dy).reshape(x3.shape), x3, mean, rstd, w, ctx.groups)
-        return (None if dx is None else dx.reshape(ctx.shape), dw, db)
+        return (None if dx is None else dx.reshape(ctx.shape), dw_out, db_out)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..._dispatch import contiguous, kernels, xp_of
 from ...autograd import grad_mode
-from ...autograd.function import Function
+from ...autograd.function import ACCUMULATED, Function
 from ...tensor import Tensor
 from ..module import Module, Parameter
 
@@ -70,12 +70,16 @@ class WeightNormFunction(Function):
         K = kernels("weight_norm", dw)
         xp = xp_of(dw)
         need = ctx.needs_input_grad
-        dv = xp.empty_like(v3) if need[0] else None
-        dg = xp.empty_like(g1) if need[1] else None
-        if dv is None and dg is None:
+        if not (need[0] or need[1]):
             return None, None
+        dv = xp.empty_like(v3) if need[0] else None
+        dg = dg_out = None  # dg accumulates in the kernel: into the existing .grad, or fresh zeros
+        if need[1]:
+            dg, dg_out = ctx.param_grad(1, xp, g1.shape, g1.dtype)
         K.weight_norm_backward(dv, dg, contiguous(dw).reshape(v3.shape), v3, g1, norm)
-        return (None if dv is None else dv.reshape(ctx.vshape), None if dg is None else dg.reshape(ctx.gshape))
+        if dg_out is not None and dg_out is not ACCUMULATED:
+            dg_out = dg_out.reshape(ctx.gshape)
+        return (None if dv is None else dv.reshape(ctx.vshape)), dg_out
 
 
 def _weight_norm(v: Tensor, g: Tensor, dim: int = 0) -> Tensor:
