@@ -197,8 +197,13 @@ class Optimizer:
                 work.append((group, params, grads))
                 everything.extend(p.data for p in params)
                 everything.extend(grads)
-        # One device for the whole step; a device without this step's kernels raises here.
-        return work, (kernels(self._op, *everything) if everything else None)
+        if not everything:
+            return work, None
+        try:  # one device for the whole step; a device without this step's kernels raises here
+            return work, kernels(self._op, *everything)
+        except (RuntimeError, NotImplementedError) as e:  # named as the user called it: "[Adam] ..."
+            msg = str(e)
+            raise type(e)(f"[{self._name}]" + msg[msg.index("]") + 1:]) from None
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
                     g_arrays: list[np.ndarray], K: KernelSet) -> None:
