@@ -226,19 +226,20 @@ def _unknown(op: str, device: str) -> Exception:
     return KeyError(f"[{op}] is not an op of nnfast's dispatch table (nnfast._dispatch._TABLE)")
 
 
-def kernels(op: str, *arrays: Any) -> KernelSet:
+def kernels(op: str, *arrays: Any, _cpu: dict[str, KernelSet] = _CPU_KERNELS,
+            _ndarray: type = np.ndarray) -> KernelSet:
     """The kernels of ``op`` for the device of ``arrays`` (None entries are skipped).
 
     All arrays must live on one device; an op without kernels on that device
-    raises NotImplementedError("[op] has no kernel on <device>").
+    raises NotImplementedError("[op] has no kernel on <device>"). (``_cpu`` and
+    ``_ndarray`` are bound at definition, so the fast path reads no globals.)
     """
-    ndarray = np.ndarray
     for a in arrays:  # fast path: every array is a NumPy array (no list, no generator)
-        if a is not None and type(a) is not ndarray:
+        if a is not None and type(a) is not _ndarray:
             break
     else:
         try:
-            return _CPU_KERNELS[op]
+            return _cpu[op]
         except KeyError:
             raise _unknown(op, "cpu") from None
     device = None
