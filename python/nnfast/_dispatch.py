@@ -1,52 +1,364 @@
-"""Picks the kernel module for the device an array lives on.
+"""The one dispatch point: a table op -> {device: kernels}, and array helpers per device.
 
-A kernel missing on a backend raises NotImplementedError; nothing silently
-falls back to NumPy or to another device.
+Every op of a layer, loss or optimizer fetches its kernels here::
+
+    K = kernels("layer_norm", x, weight, bias)   # all arrays on one device
+    K.layer_norm_forward(y, mean, rstd, x2, w, b, eps, rms)
+
+``K`` is a kernel set precomputed at import: its attributes are exactly the
+kernels registered for that op on that device (another attribute raises
+AttributeError naming the op, so the table cannot silently be incomplete).
+The device comes from the arrays (``device_of``: NumPy -> cpu, CuPy -> cuda);
+mixed devices raise RuntimeError, and an op with no kernels on a device raises
+``NotImplementedError("[op] has no kernel on cuda")`` -- from here, nowhere
+else. Nothing silently falls back to NumPy math or to another device.
+
+How to register an op
+---------------------
+Add one line to ``_TABLE`` below: ``"my_op": _op(FAMILY, cpu=(kernel names...))``,
+naming every ``nnfast._C`` function the op's forward and backward call, and call
+``kernels("my_op", *arrays)`` at the call site (use the same name in its error
+messages). tests/test_dispatch.py checks that every name exists in the kernel
+module; then regenerate the README table (``nnfast ops --write README.md``).
+
+How to add a cuda kernel set
+----------------------------
+CUDA kernels keep the CPU kernels' names (``nnfast::cuda`` mirrors ``nnfast::cpu``),
+so enabling an op on cuda is one line: give its entry ``cuda=`` (usually the same
+tuple as ``cpu=``, e.g. ``_op(NORM, cpu=_LN, cuda=_LN)``). The cuda kernels are
+looked up in ``_BACKENDS["cuda"]``, the CUDA extension module (``nnfast._C_cuda``
+once it exists; None in this build, where the cuda column stays empty).
+
+Array helpers
+-------------
+State and scratch arrays (optimizer moments, momentum buffers, step copies,
+clip-grad copies) are allocated by the array module of their device:
+``array_module(device)``, ``xp_of(a)``, ``empty``, ``zeros``, ``full``,
+``ascontiguousarray``, ``kernel_ready``, ``contiguous``.
 """
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import Any, Iterable, NamedTuple, Optional
 
 import numpy as np
 
 from ._native import _C
 
-_cuda_module: Any = None
+__all__ = [
+    "DEVICES", "kernels", "device_of", "register_array_type", "array_module", "xp_of", "is_cupy",
+    "empty", "zeros", "full", "ascontiguousarray", "contiguous", "kernel_ready", "ops",
+    "markdown_table",
+]
+
+DEVICES = ("cpu", "cuda")
 
 
+class _Op(NamedTuple):
+    family: str
+    cpu: tuple[str, ...]
+    cuda: tuple[str, ...] = ()
+
+
+def _op(family: str, cpu: tuple[str, ...], cuda: tuple[str, ...] = ()) -> _Op:
+    return _Op(family, cpu, cuda)
+
+
+# ---------------------------------------------------------------- the table
+# Families, in the README's order.
+DENSE, NORM, ACT, LOSS, REG, OPTIM = ("dense", "normalization", "activation", "loss", "regularization",
+                                      "optimizer")
+
+_ACT = ("act_forward", "act_backward")
+_LN = ("layer_norm_forward", "layer_norm_backward")
+_PW = ("pointwise_loss", "pointwise_loss_backward")
+_GLU = ("glu_forward", "glu_backward")
+_SOFTMAX = ("softmax_forward", "softmax_backward")
+_PENALTY = ("penalty_sum", "penalty_backward")
+_FINITE = ("multi_tensor_all_finite",)  # every optimizer's skip_nonfinite check
+_ADAM = ("adam_step",) + _FINITE
+
+_TABLE: dict[str, _Op] = {
+    # dense layers (GEMM with fused bias / activation epilogues)
+    "linear": _op(DENSE, cpu=("gemm", "act_backward", "bias_grad")),
+    "matmul": _op(DENSE, cpu=("gemm",)),
+    "dropout": _op(DENSE, cpu=("dropout_forward", "dropout_backward")),
+    # normalizations
+    "layer_norm": _op(NORM, cpu=_LN),
+    "rms_norm": _op(NORM, cpu=_LN),
+    "batch_norm": _op(NORM, cpu=("batch_norm_forward", "batch_norm_backward")),
+    "group_norm": _op(NORM, cpu=("group_norm_forward", "group_norm_backward", "instance_norm_update_running")),
+    "weight_norm": _op(NORM, cpu=("weight_norm_forward", "weight_norm_backward")),
+    "spectral_norm": _op(NORM, cpu=("spectral_norm_forward", "spectral_norm_backward",
+                                    "spectral_norm_power_iteration")),
+    # activations
+    "activation": _op(ACT, cpu=_ACT),
+    "relu": _op(ACT, cpu=_ACT),
+    "relu6": _op(ACT, cpu=_ACT),
+    "leaky_relu": _op(ACT, cpu=_ACT),
+    "elu": _op(ACT, cpu=_ACT),
+    "sigmoid": _op(ACT, cpu=_ACT),
+    "tanh": _op(ACT, cpu=_ACT),
+    "gelu": _op(ACT, cpu=_ACT),
+    "silu": _op(ACT, cpu=_ACT),
+    "softplus": _op(ACT, cpu=_ACT),
+    "hardtanh": _op(ACT, cpu=_ACT),
+    "prelu": _op(ACT, cpu=("prelu_forward", "prelu_backward")),
+    "swish": _op(ACT, cpu=("swish_forward", "swish_backward")),
+    "glu": _op(ACT, cpu=_GLU),
+    "swiglu": _op(ACT, cpu=_GLU),
+    "softmax": _op(ACT, cpu=_SOFTMAX),
+    "log_softmax": _op(ACT, cpu=_SOFTMAX),
+    "step": _op(ACT, cpu=("step_forward",)),
+    "sign": _op(ACT, cpu=("step_forward",)),
+    # losses
+    "cross_entropy": _op(LOSS, cpu=("cross_entropy", "cross_entropy_prob", "loss_scale_grad")),
+    "nll_loss": _op(LOSS, cpu=("nll_loss", "nll_loss_backward")),
+    "linear_cross_entropy": _op(LOSS, cpu=("linear_cross_entropy", "linear_cross_entropy_backward")),
+    "mse_loss": _op(LOSS, cpu=_PW),
+    "l1_loss": _op(LOSS, cpu=_PW),
+    "huber_loss": _op(LOSS, cpu=_PW),
+    "smooth_l1_loss": _op(LOSS, cpu=_PW),
+    "binary_cross_entropy": _op(LOSS, cpu=_PW),
+    "binary_cross_entropy_with_logits": _op(LOSS, cpu=_PW),
+    "kl_div": _op(LOSS, cpu=_PW),
+    "perceptron_loss": _op(LOSS, cpu=_PW),
+    "rmse_loss": _op(LOSS, cpu=("rmse_loss", "pointwise_loss_backward")),
+    # regularization and gradient utilities
+    "l1_penalty": _op(REG, cpu=_PENALTY),
+    "l2_penalty": _op(REG, cpu=_PENALTY),
+    "clip_grad_norm_": _op(REG, cpu=("multi_tensor_norm", "multi_tensor_scale")),
+    "clip_grad_value_": _op(REG, cpu=("multi_tensor_clamp",)),
+    # optimizer steps (one fused multi-tensor kernel per param group)
+    "sgd": _op(OPTIM, cpu=("sgd_step",) + _FINITE),
+    "adam": _op(OPTIM, cpu=_ADAM),
+    "adamw": _op(OPTIM, cpu=_ADAM),
+    "adagrad": _op(OPTIM, cpu=("adagrad_step",) + _FINITE),
+    "rmsprop": _op(OPTIM, cpu=("rmsprop_step",) + _FINITE),
+    "lion": _op(OPTIM, cpu=("lion_step",) + _FINITE),
+    "lamb": _op(OPTIM, cpu=("lamb_step",) + _FINITE),
+    "adabound": _op(OPTIM, cpu=("adabound_step",) + _FINITE),
+}
+
+
+def _cuda_backend() -> Any:
+    """The CUDA extension module, when this build has one (a later issue adds it)."""
+    try:
+        return importlib.import_module(__package__ + "._C_cuda")
+    except ImportError:
+        return None
+
+
+# device -> the module its kernels live in
+_BACKENDS: dict[str, Any] = {"cpu": _C, "cuda": _cuda_backend()}
+
+
+# ---------------------------------------------------------------- kernel sets
+class KernelSet:
+    """The kernels of one op on one device, as attributes (built once, at import)."""
+
+    def __init__(self, op: str, device: str, module: Any, names: Iterable[str]) -> None:
+        self.__dict__["_op"] = op
+        self.__dict__["_device"] = device
+        for n in names:
+            self.__dict__[n] = getattr(module, n)
+
+    def names(self) -> list[str]:
+        return sorted(k for k in self.__dict__ if not k.startswith("_"))
+
+    def __getattr__(self, name: str) -> Any:  # only reached when the attribute is missing
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"[{self._op}] kernel {name!r} is not registered for this op on {self._device} in "
+            f"nnfast._dispatch (registered: {', '.join(self.names())})")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("kernel sets are read-only")
+
+    def __repr__(self) -> str:
+        return f"<kernels of {self._op!r} on {self._device}: {', '.join(self.names())}>"
+
+
+def _build(device: str) -> dict[str, KernelSet]:
+    module = _BACKENDS.get(device)
+    out = {}
+    for op, entry in _TABLE.items():
+        names = getattr(entry, device)
+        if names and module is not None:
+            out[op] = KernelSet(op, device, module, names)
+    return out
+
+
+_KERNELS: dict[str, dict[str, KernelSet]] = {d: _build(d) for d in DEVICES}
+_CPU_KERNELS = _KERNELS["cpu"]
+
+
+# ---------------------------------------------------------------- devices
 def is_cupy(a: Any) -> bool:
     return type(a).__module__.startswith("cupy")
 
 
-def xp_of(a: Any) -> Any:
-    """The array module (numpy or cupy) that owns ``a``."""
-    if isinstance(a, np.ndarray):
-        return np
-    if is_cupy(a):
-        import cupy
-
-        return cupy
-    return np
+# array type -> device; filled on first sight of a type (and by register_array_type)
+_TYPE_DEVICE: dict[type, str] = {np.ndarray: "cpu"}
 
 
-def kernels(op: str, *arrays: Any) -> Any:
-    """Kernel module serving ``arrays``; they must all live on one device."""
-    ndarray = np.ndarray
+def register_array_type(cls: type, device: str) -> None:
+    """Route arrays of type ``cls`` to ``device`` (used by emulation builds and tests)."""
+    if device not in DEVICES:
+        raise ValueError(f"expected a device in {DEVICES}, got {device!r}")
+    _TYPE_DEVICE[cls] = device
+
+
+def device_of(a: Any) -> str:
+    """The device an array lives on ('cpu' or 'cuda'): the one place that decides it."""
+    t = type(a)
+    d = _TYPE_DEVICE.get(t)
+    if d is None:
+        d = "cuda" if t.__module__.startswith("cupy") else "cpu"
+        _TYPE_DEVICE[t] = d
+    return d
+
+
+def _unknown(op: str, device: str) -> Exception:
+    if op in _TABLE:
+        return NotImplementedError(f"[{op}] has no kernel on {device}")
+    return KeyError(f"[{op}] is not an op of nnfast's dispatch table (nnfast._dispatch._TABLE)")
+
+
+def kernels(op: str, *arrays: Any, _cpu: dict[str, KernelSet] = _CPU_KERNELS,
+            _ndarray: type = np.ndarray) -> KernelSet:
+    """The kernels of ``op`` for the device of ``arrays`` (None entries are skipped).
+
+    All arrays must live on one device; an op without kernels on that device
+    raises NotImplementedError("[op] has no kernel on <device>"). (``_cpu`` and
+    ``_ndarray`` are bound at definition, so the fast path reads no globals.)
+    """
     for a in arrays:  # fast path: every array is a NumPy array (no list, no generator)
-        if a is not None and type(a) is not ndarray:
+        if a is not None and type(a) is not _ndarray:
             break
     else:
-        return _C
-    on_gpu = [is_cupy(a) for a in arrays if a is not None]
-    if any(on_gpu):
-        if not all(on_gpu):
-            raise RuntimeError(f"[{op}] expected all tensors on the same device, got cpu and cuda")
-        raise NotImplementedError(f"[{op}] has no kernel on cuda in this build")
-    return _C
+        try:
+            return _cpu[op]
+        except KeyError:
+            raise _unknown(op, "cpu") from None
+    device = None
+    for a in arrays:
+        if a is None:
+            continue
+        d = device_of(a)
+        if device is None:
+            device = d
+        elif d != device:
+            pair = sorted((device, d), key=DEVICES.index)
+            raise RuntimeError(f"[{op}] expected all tensors on the same device, got {pair[0]} and {pair[1]}")
+    try:
+        return _KERNELS[device or "cpu"][op]
+    except KeyError:
+        raise _unknown(op, device or "cpu") from None
 
 
-def contiguous(a: np.ndarray) -> np.ndarray:
+# ---------------------------------------------------------------- array modules
+def _cupy() -> Any:
+    import cupy
+
+    return cupy
+
+
+_ARRAY_MODULES: dict[str, Any] = {"cpu": np, "cuda": None}  # cuda: CuPy, imported on first use
+
+
+def array_module(device: str) -> Any:
+    """The array module that allocates on ``device`` (numpy for cpu, cupy for cuda)."""
+    xp = _ARRAY_MODULES.get(device)
+    if xp is None:
+        if device != "cuda":
+            raise ValueError(f"expected a device in {DEVICES}, got {device!r}")
+        xp = _ARRAY_MODULES["cuda"] = _cupy()
+    return xp
+
+
+def xp_of(a: Any) -> Any:
+    """The array module (numpy or cupy) that owns ``a``."""
+    if type(a) is np.ndarray:
+        return np
+    return array_module(device_of(a))
+
+
+def empty(shape: Any, dtype: Any, device: str = "cpu") -> Any:
+    """An uninitialised C-contiguous array on ``device``."""
+    return array_module(device).empty(shape, dtype=dtype)
+
+
+def zeros(shape: Any, dtype: Any, device: str = "cpu") -> Any:
+    """A C-contiguous array of zeros on ``device``."""
+    return array_module(device).zeros(shape, dtype=dtype)
+
+
+def full(shape: Any, fill_value: float, dtype: Any, device: str = "cpu") -> Any:
+    """A C-contiguous array filled with ``fill_value`` on ``device``."""
+    return array_module(device).full(shape, fill_value, dtype=dtype)
+
+
+def ascontiguousarray(a: Any) -> Any:
+    """``a`` as a C-contiguous array on its own device (a copy only when needed)."""
+    return array_module(device_of(a)).ascontiguousarray(a)
+
+
+def kernel_ready(a: Any) -> Any:
+    """``a`` when C-contiguous and aligned to its itemsize (as the fused kernels need), else a copy
+    that is, made on ``a``'s device."""
+    f = a.flags
+    if f.c_contiguous and getattr(f, "aligned", True):
+        return a
+    return array_module(device_of(a)).array(a, order="C", copy=True)
+
+
+def contiguous(a: Any) -> Any:
     """A C-contiguous view, copying only when needed (layout, not math)."""
     if isinstance(a, np.generic):  # arithmetic on 0-d arrays gives NumPy scalars; kernels take arrays
         return np.asarray(a)
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    return a if a.flags.c_contiguous else ascontiguousarray(a)
+
+
+# ---------------------------------------------------------------- the README table
+def ops(device: Optional[str] = None) -> list[str]:
+    """Op names of the table; with ``device``, those that have kernels there."""
+    if device is None:
+        return list(_TABLE)
+    return [op for op, e in _TABLE.items() if getattr(e, device)]
+
+
+_FAMILY_ORDER = (DENSE, NORM, ACT, LOSS, REG, OPTIM)
+
+
+def markdown_table() -> str:
+    """The README's per-device table of ops, generated from the dispatch table: one row per
+    family and run of ops (in table order) available on the same devices."""
+    lines = ["| family | ops | " + " | ".join(DEVICES) + " |", "|---|---|" + "---|" * len(DEVICES)]
+    for family in _FAMILY_ORDER:
+        rows: list[tuple[list[str], tuple[bool, ...]]] = []
+        for op, e in _TABLE.items():
+            if e.family != family:
+                continue
+            where = tuple(bool(getattr(e, d)) for d in DEVICES)
+            if rows and rows[-1][1] == where:
+                rows[-1][0].append(op)
+            else:
+                rows.append(([op], where))
+        for names, where in rows:
+            cells = ["yes" if w else "no kernel" for w in where]
+            lines.append(f"| {family} | " + ", ".join(f"`{n}`" for n in names) + " | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+README_BEGIN = "<!-- ops-table:begin (generated by `nnfast ops --write README.md`; do not edit) -->"
+README_END = "<!-- ops-table:end -->"
+
+
+def readme_with_table(text: str) -> str:
+    """``text`` (README.md) with the part between the ops-table markers replaced by ``markdown_table()``."""
+    i, j = text.find(README_BEGIN), text.find(README_END)
+    if i < 0 or j < i:
+        raise ValueError("README.md lacks the ops-table markers")
+    return text[:i + len(README_BEGIN)] + "\n" + markdown_table() + text[j:]

@@ -447,6 +447,25 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def cmd_ops(args: argparse.Namespace) -> int:
+    from . import _dispatch
+
+    if args.write is None:
+        sys.stdout.write(_dispatch.markdown_table())
+        return 0
+    try:
+        with open(args.write, encoding="utf-8") as f:
+            text = f.read()
+        new = _dispatch.readme_with_table(text)
+    except (OSError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if new != text:
+        with open(args.write, "w", encoding="utf-8") as f:
+            f.write(new)
+    print(f"{args.write}: ops table {'updated' if new != text else 'up to date'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     import nnfast
 
@@ -516,6 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", default=None, metavar="PATH")
     b.add_argument("--only", default=None, help="comma-separated subset: gemm,memory,overhead,step")
     b.set_defaults(func=cmd_bench)
+
+    o = sub.add_parser("ops", help="print which ops have kernels on which device (markdown)")
+    o.add_argument("--write", default=None, metavar="README",
+                   help="rewrite the table between the ops-table markers of this file instead")
+    o.set_defaults(func=cmd_ops)
 
     i = sub.add_parser("info", help="print version, SIMD level, threads and CUDA status")
     i.add_argument("--json", action="store_true")

@@ -44,7 +44,8 @@ class PenaltyFunction(Function):
         xs = [a for a, n in zip(arrays, need) if n]
         grads = [xp_of(a).empty_like(a) for a in xs]
         if xs:
-            kernels("penalty", *xs).penalty_backward(grads, xs, ctx.kind, float(g))
+            op = "l2_penalty" if ctx.kind == _L2 else "l1_penalty"
+            kernels(op, *xs).penalty_backward(grads, xs, ctx.kind, float(g))
         it = iter(grads)
         return (None,) + tuple(next(it) if n else None for n in need)
 

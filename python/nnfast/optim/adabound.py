@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .._native import _C
+from .._dispatch import KernelSet
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, _adam_moments, _as_float, _check_betas, _check_nonneg
 
@@ -27,6 +27,7 @@ class AdaBound(Optimizer):
     """
 
     _name = "AdaBound"
+    _op = "adabound"
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  final_lr: float = 0.1, gamma: float = 1e-3, eps: float = 1e-8, weight_decay: float = 0,
@@ -49,11 +50,11 @@ class AdaBound(Optimizer):
             raise ValueError(f"[{n}] Invalid base learning rate: {group['base_lr']} (AdaBound needs lr > 0)")
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
-                    g_arrays: list[np.ndarray]) -> None:
+                    g_arrays: list[np.ndarray], K: KernelSet) -> None:
         amsbound = bool(group["amsbound"])
         m, v, vmax, steps = _adam_moments(self.state, params, p_arrays, amsbound)
         beta1, beta2 = group["betas"]
-        _C.adabound_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(group["base_lr"]),
+        K.adabound_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(group["base_lr"]),
                          float(beta1), float(beta2), float(group["final_lr"]), float(group["gamma"]),
                          float(group["eps"]), float(group["weight_decay"]), amsbound, bool(group["maximize"]))
         for p, s in zip(params, steps):

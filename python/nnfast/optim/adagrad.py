@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._native import _C
+from .._dispatch import KernelSet
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsupported, _state_tensor
 
@@ -20,6 +20,7 @@ class Adagrad(Optimizer):
     """
 
     _name = "Adagrad"
+    _op = "adagrad"
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: Optional[bool] = None, *,
@@ -51,13 +52,13 @@ class Adagrad(Optimizer):
         return st
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
-                    g_arrays: list[np.ndarray]) -> None:
+                    g_arrays: list[np.ndarray], K: KernelSet) -> None:
         sums, steps = [], []
         for p in params:
             st = self._init_state(p, group)
             sums.append(st["sum"].data)
             steps.append(int(st.get("step", 0)) + 1)
-        _C.adagrad_step(p_arrays, g_arrays, sums, steps, _as_float(group["lr"]), float(group["lr_decay"]),
+        K.adagrad_step(p_arrays, g_arrays, sums, steps, _as_float(group["lr"]), float(group["lr_decay"]),
                         float(group["weight_decay"]), float(group["eps"]), bool(group["maximize"]))
         for p, s in zip(params, steps):
             self.state[p]["step"] = s

@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._native import _C
+from .._dispatch import KernelSet
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, _adam_moments, _as_float, _check_betas, _check_nonneg, _check_unsupported
 
@@ -23,6 +23,7 @@ class Adam(Optimizer):
     """
 
     _name = "Adam"
+    _op = "adam"
     _decoupled = False
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -43,11 +44,11 @@ class Adam(Optimizer):
         _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
-                    g_arrays: list[np.ndarray]) -> None:
+                    g_arrays: list[np.ndarray], K: KernelSet) -> None:
         amsgrad = bool(group["amsgrad"])
         m, v, vmax, steps = _adam_moments(self.state, params, p_arrays, amsgrad)
         beta1, beta2 = group["betas"]
-        _C.adam_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(beta1), float(beta2),
+        K.adam_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(beta1), float(beta2),
                      float(group["eps"]), float(group["weight_decay"]), amsgrad, bool(group["maximize"]),
                      self._decoupled)
         for p, s in zip(params, steps):
@@ -64,6 +65,7 @@ class AdamW(Adam):
     """
 
     _name = "AdamW"
+    _op = "adamw"
     _decoupled = True
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),

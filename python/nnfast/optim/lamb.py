@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .._native import _C
+from .._dispatch import KernelSet
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, _as_float, _check_betas, _check_nonneg, _state_tensor
 
@@ -23,6 +23,7 @@ class LAMB(Optimizer):
     """
 
     _name = "LAMB"
+    _op = "lamb"
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-6, weight_decay: float = 0, *, bias_correction: bool = True,
@@ -44,7 +45,7 @@ class LAMB(Optimizer):
         return super().step(closure)
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
-                    g_arrays: list[np.ndarray]) -> None:
+                    g_arrays: list[np.ndarray], K: KernelSet) -> None:
         m, v, steps = [], [], []
         for p, a in zip(params, p_arrays):
             st = self.state[p]
@@ -56,7 +57,7 @@ class LAMB(Optimizer):
             v.append(st["exp_avg_sq"].data)
             steps.append(int(st.get("step", 0)) + 1)
         beta1, beta2 = group["betas"]
-        ratios = _C.lamb_step(p_arrays, g_arrays, m, v, steps, _as_float(group["lr"]), float(beta1), float(beta2),
+        ratios = K.lamb_step(p_arrays, g_arrays, m, v, steps, _as_float(group["lr"]), float(beta1), float(beta2),
                               float(group["eps"]), float(group["weight_decay"]), bool(group["bias_correction"]),
                               bool(group["maximize"]))
         self.last_trust_ratios.append([float(r) for r in ratios])

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .._native import _C
+from .._dispatch import KernelSet
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _state_tensor
 
@@ -19,6 +19,7 @@ class Lion(Optimizer):
     """
 
     _name = "Lion"
+    _op = "lion"
 
     def __init__(self, params: ParamsT, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
                  weight_decay: float = 0, *, maximize: bool = False, skip_nonfinite: bool = False) -> None:
@@ -37,7 +38,7 @@ class Lion(Optimizer):
         _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
-                    g_arrays: list[np.ndarray]) -> None:
+                    g_arrays: list[np.ndarray], K: KernelSet) -> None:
         m = []
         for p, a in zip(params, p_arrays):
             st = self.state[p]
@@ -45,5 +46,5 @@ class Lion(Optimizer):
                 st["exp_avg"] = _state_tensor(a)
             m.append(st["exp_avg"].data)
         beta1, beta2 = group["betas"]
-        _C.lion_step(p_arrays, g_arrays, m, _as_float(group["lr"]), float(beta1), float(beta2),
+        K.lion_step(p_arrays, g_arrays, m, _as_float(group["lr"]), float(beta1), float(beta2),
                      float(group["weight_decay"]), bool(group["maximize"]))

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 
-from .._dispatch import kernels
+from .._dispatch import KernelSet, device_of, full, kernel_ready, kernels, xp_of
 from ..autograd import grad_mode
 from ..tensor import Tensor
 
@@ -31,10 +31,9 @@ ParamsT = Union[Iterable[Tensor], Iterable[dict[str, Any]], Iterable[tuple[str, 
 
 
 def _state_tensor(like: np.ndarray, fill: float = 0.0) -> Tensor:
-    """A fresh C-contiguous state array shaped and typed like a param."""
-    a = np.empty(like.shape, dtype=like.dtype)
-    a.fill(fill)
-    return Tensor._wrap(a)
+    """A fresh C-contiguous state array shaped and typed like a param, on the param's device
+    (allocated by that device's array module)."""
+    return Tensor._wrap(full(like.shape, fill, like.dtype, device_of(like)))
 
 
 def _adam_moments(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], with_max: bool
@@ -62,15 +61,9 @@ def _adam_moments(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], 
     return m, v, vmax, steps
 
 
-def _kernel_ready(a: np.ndarray) -> np.ndarray:
-    """``a`` when C-contiguous and aligned to its itemsize (as the fused kernels need), else a copy that is."""
-    f = a.flags
-    return a if f.c_contiguous and f.aligned else np.array(a, order="C")
-
-
 def _copy_value(v: Any) -> Any:
     if isinstance(v, Tensor):
-        return Tensor._wrap(np.array(v.data, copy=True))
+        return Tensor._wrap(xp_of(v.data).array(v.data, copy=True))
     if isinstance(v, np.ndarray):
         return np.array(v, copy=True)
     return copy.deepcopy(v)
@@ -89,6 +82,7 @@ class Optimizer:
     """
 
     _name = "Optimizer"
+    _op = ""  # the dispatch table's op of the subclass's fused step kernel ("adam", ...)
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any], *, skip_nonfinite: bool = False) -> None:
         self.defaults = defaults
@@ -178,8 +172,9 @@ class Optimizer:
                     p.grad.data[...] = 0
 
     # ------------------------------------------------------------ step
-    def _collect(self) -> list[tuple[dict[str, Any], list[Tensor], list[Any]]]:
-        """(group, params with a grad, their grad arrays) per group; checks every grad first."""
+    def _collect(self) -> tuple[list[tuple[dict[str, Any], list[Tensor], list[Any]]], Optional[KernelSet]]:
+        """(group, params with a grad, their grad arrays) per group, and the step's kernels for the
+        params' device (None when no param has a grad); checks every grad first."""
         work = []
         everything: list[Any] = []
         for group in self.param_groups:
@@ -202,12 +197,16 @@ class Optimizer:
                 work.append((group, params, grads))
                 everything.extend(p.data for p in params)
                 everything.extend(grads)
-        if everything:
-            kernels(self._name, *everything)  # cpu only in this build: raises NotImplementedError on cuda
-        return work
+        if not everything:
+            return work, None
+        try:  # one device for the whole step; a device without this step's kernels raises here
+            return work, kernels(self._op, *everything)
+        except (RuntimeError, NotImplementedError) as e:  # named as the user called it: "[Adam] ..."
+            msg = str(e)
+            raise type(e)(f"[{self._name}]" + msg[msg.index("]") + 1:]) from None
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
-                    g_arrays: list[np.ndarray]) -> None:
+                    g_arrays: list[np.ndarray], K: KernelSet) -> None:
         raise NotImplementedError
 
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
@@ -216,14 +215,12 @@ class Optimizer:
         if closure is not None:
             with grad_mode.enable_grad():
                 loss = closure()
-        work = self._collect()
-        if not work:
+        work, K = self._collect()
+        if not work or K is None:
             return loss
         if self.skip_nonfinite:
-            from .._native import _C
-
-            grads = [_kernel_ready(g) for _, _, gs in work for g in gs]
-            if not _C.multi_tensor_all_finite(grads):
+            grads = [kernel_ready(g) for _, _, gs in work for g in gs]
+            if not K.multi_tensor_all_finite(grads):
                 self.skipped_steps += 1
                 return loss
         for group, params, grads in work:
@@ -233,13 +230,13 @@ class Optimizer:
             p_arrays, writeback = [], []
             for p in params:
                 a = p.data
-                c = _kernel_ready(a)
+                c = kernel_ready(a)
                 p_arrays.append(c)
                 if c is not a:
                     writeback.append((a, c))
-            g_arrays = [_kernel_ready(g) for g in grads]
+            g_arrays = [kernel_ready(g) for g in grads]
             try:
-                self._group_step(group, params, p_arrays, g_arrays)
+                self._group_step(group, params, p_arrays, g_arrays, K)
             except (TypeError, ValueError) as e:
                 # The fused kernels' boundary checks (overlapping arrays, ...) name the kernel
                 # ("[adam] ..."); the user called this optimizer.
@@ -278,11 +275,13 @@ class Optimizer:
         if value is None:
             return None
         if isinstance(value, (Tensor, np.ndarray)) or hasattr(value, "__array__"):
-            arr = np.asarray(value.data if isinstance(value, Tensor) else value)
+            raw = value.data if isinstance(value, Tensor) else value
+            arr = raw if device_of(raw) != "cpu" else np.asarray(raw)
             if arr.shape != p.data.shape:
                 raise ValueError(f"[{self._name}] expected state '{key}' of shape {tuple(p.data.shape)}, "
                                  f"got {arr.shape}")
-            return Tensor._wrap(np.array(arr, dtype=p.data.dtype, order="C", copy=True))
+            # on the param's device, allocated by its array module
+            return Tensor._wrap(xp_of(p.data).array(arr, dtype=p.data.dtype, order="C", copy=True))
         return copy.deepcopy(value)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

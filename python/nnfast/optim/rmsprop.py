@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._native import _C
+from .._dispatch import KernelSet
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsupported, _state_tensor
 
@@ -21,6 +21,7 @@ class RMSprop(Optimizer):
     """
 
     _name = "RMSprop"
+    _op = "rmsprop"
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False, capturable: bool = False,
@@ -41,7 +42,7 @@ class RMSprop(Optimizer):
         _check_nonneg(n, "alpha", group["alpha"], "alpha value")
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
-                    g_arrays: list[np.ndarray]) -> None:
+                    g_arrays: list[np.ndarray], K: KernelSet) -> None:
         momentum = float(group["momentum"])
         centered = bool(group["centered"])
         sq: list[np.ndarray] = []
@@ -61,7 +62,7 @@ class RMSprop(Optimizer):
                 ga.append(st["grad_avg"].data)
             if buf is not None:
                 buf.append(st["momentum_buffer"].data)
-        _C.rmsprop_step(p_arrays, g_arrays, sq, ga, buf, _as_float(group["lr"]), float(group["alpha"]),
+        K.rmsprop_step(p_arrays, g_arrays, sq, ga, buf, _as_float(group["lr"]), float(group["alpha"]),
                         float(group["eps"]), float(group["weight_decay"]), momentum, centered,
                         bool(group["maximize"]))
         for p in params:

@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._native import _C
+from .._dispatch import KernelSet, device_of, empty
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsupported
 
@@ -23,6 +23,7 @@ class SGD(Optimizer):
     """
 
     _name = "SGD"
+    _op = "sgd"
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
@@ -43,7 +44,7 @@ class SGD(Optimizer):
             raise ValueError(f"[{n}] Nesterov momentum requires a momentum and zero dampening")
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
-                    g_arrays: list[np.ndarray]) -> None:
+                    g_arrays: list[np.ndarray], K: KernelSet) -> None:
         momentum = float(group["momentum"])
         bufs: Optional[list[np.ndarray]] = None
         fresh: list[bool] = []
@@ -54,14 +55,14 @@ class SGD(Optimizer):
                 buf = self.state[p].get("momentum_buffer")
                 if buf is None:
                     # Uninitialised: the kernel sets it to the (decayed) gradient.
-                    t = Tensor._wrap(np.empty(a.shape, dtype=a.dtype))
+                    t = Tensor._wrap(empty(a.shape, a.dtype, device_of(a)))
                     new.append((p, t))
                     bufs.append(t.data)
                     fresh.append(True)
                 else:
                     bufs.append(buf.data)
                     fresh.append(False)
-        _C.sgd_step(p_arrays, g_arrays, bufs, fresh, _as_float(group["lr"]), momentum,
+        K.sgd_step(p_arrays, g_arrays, bufs, fresh, _as_float(group["lr"]), momentum,
                     float(group["dampening"]), float(group["weight_decay"]), bool(group["nesterov"]),
                     bool(group["maximize"]))
         for p, t in new:

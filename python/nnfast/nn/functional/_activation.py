@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ..._dispatch import contiguous, kernels, xp_of
+from ..._dispatch import ascontiguousarray, contiguous, kernels, xp_of
 from ...autograd import grad_mode
 from ...autograd.function import Function
 from ...tensor import Tensor
@@ -42,7 +42,7 @@ class ActivationFunction(Function):
         y = xp_of(x).empty_like(x)
         K.act_forward(y, x, act, a, b)
         ctx.save_for_backward(y if act in codes.GRAD_FROM_OUTPUT else x)
-        ctx.act, ctx.a, ctx.b = act, a, b
+        ctx.act, ctx.a, ctx.b, ctx.op = act, a, b, op
         return y
 
     @staticmethod
@@ -50,7 +50,7 @@ class ActivationFunction(Function):
         (saved,) = ctx.saved_tensors
         dy = contiguous(dy)
         dx = xp_of(dy).empty_like(dy)
-        kernels("activation", dy).act_backward(dx, dy, saved, ctx.act, ctx.a, ctx.b)
+        kernels(ctx.op, dy).act_backward(dx, dy, saved, ctx.act, ctx.a, ctx.b)
         return dx
 
 
@@ -67,7 +67,7 @@ def _in_place(op: str, input: Tensor, run: Any) -> Tensor:
     if x.flags.c_contiguous:
         run(K, x, x)
     else:
-        tmp = np.ascontiguousarray(x)
+        tmp = ascontiguousarray(x)
         run(K, tmp, tmp)
         x[...] = tmp
     return input
@@ -350,7 +350,7 @@ class GLUFunction(Function):
         (x,) = ctx.saved_tensors
         dy = contiguous(dy)
         dx = xp_of(dy).empty_like(x)
-        kernels("glu", dy).glu_backward(dx, dy, x, ctx.dim, ctx.act, ctx.gate_first)
+        kernels("swiglu" if ctx.gate_first else "glu", dy).glu_backward(dx, dy, x, ctx.dim, ctx.act, ctx.gate_first)
         return dx
 
 
@@ -409,7 +409,7 @@ class SoftmaxFunction(Function):
         (y,) = ctx.saved_tensors
         dy = contiguous(dy)
         dx = xp_of(dy).empty_like(dy)
-        kernels("softmax", dy).softmax_backward(dx, dy, y, ctx.dim, ctx.log)
+        kernels("log_softmax" if ctx.log else "softmax", dy).softmax_backward(dx, dy, y, ctx.dim, ctx.log)
         return dx
 
 

@@ -103,7 +103,7 @@ class LayerNormFunction(Function):
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
         x2, mean, rstd, w = ctx.saved_tensors
-        K = kernels("layer_norm", dy)
+        K = kernels("rms_norm" if ctx.rms else "layer_norm", dy)
         xp = xp_of(dy)
         dy2 = contiguous(dy).reshape(x2.shape)
         D = x2.shape[1]

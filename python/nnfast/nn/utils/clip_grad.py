@@ -11,7 +11,7 @@ from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
-from ..._dispatch import kernels
+from ..._dispatch import kernel_ready, kernels
 from ...tensor import Tensor, get_default_dtype
 
 __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_"]
@@ -50,8 +50,8 @@ def _check_float(op: str, arrays: list[Any]) -> None:
 
 
 def _contiguous(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    # C-contiguous and aligned to the itemsize, as the kernels need (a copy otherwise).
-    return [a if a.flags.c_contiguous and a.flags.aligned else np.array(a, order="C") for a in arrays]
+    # C-contiguous and aligned to the itemsize, as the kernels need (a copy on the array's device otherwise).
+    return [kernel_ready(a) for a in arrays]
 
 
 def _in_place(op: str, arrays: list[np.ndarray], call: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ... import _random
-from ..._dispatch import contiguous, kernels, xp_of
+from ..._dispatch import ascontiguousarray, contiguous, kernels, xp_of
 from ...autograd import grad_mode
 from ...autograd.function import Function
 from ...tensor import Tensor
@@ -32,7 +32,7 @@ def _from_matrix(m: Any, shape: tuple[int, ...], dim: int) -> Any:
     if dim == 0:
         return m.reshape(shape)
     moved = (shape[dim],) + shape[:dim] + shape[dim + 1:]
-    return np.ascontiguousarray(np.moveaxis(m.reshape(moved), 0, dim))
+    return ascontiguousarray(xp_of(m).moveaxis(m.reshape(moved), 0, dim))
 
 
 class SpectralNormFunction(Function):

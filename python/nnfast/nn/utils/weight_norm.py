@@ -103,8 +103,10 @@ def _norm_except_dim(v: Any, dim: int) -> Any:
     """||v|| over all dims but ``dim``, shaped like weight_g (kernel-computed)."""
     N, C, L = _layout(v.shape, dim)
     v3 = contiguous(v).reshape(N, C, L)
-    norm = np.empty((C,), dtype=np.float64)
-    kernels("weight_norm", v).weight_norm_forward(np.empty_like(v3), norm, v3, np.ones((C,), dtype=v.dtype))
+    K = kernels("weight_norm", v)
+    xp = xp_of(v)
+    norm = xp.empty((C,), dtype=np.float64)
+    K.weight_norm_forward(xp.empty_like(v3), norm, v3, xp.ones((C,), dtype=v.dtype))
     return norm.astype(v.dtype).reshape(_g_shape(v.shape, dim))
 
 
