@@ -32,4 +32,4 @@ export NNFAST_EXT_DIR="$BUILD" NNFAST_SANITIZER_BUILD=1 PYTHONPATH=python
 python -m pytest -q -p no:cacheprovider tests/test_sanitizer.py tests/test_linear.py tests/test_autograd.py \
   $(ls tests/test_activation.py tests/test_loss.py tests/test_norm.py tests/test_optim.py tests/test_gemm.py \
         tests/test_dropout.py tests/test_errors.py tests/test_error_table.py tests/test_properties.py \
-        tests/test_ops.py tests/test_grad_contract.py 2>/dev/null)
+        tests/test_ops.py tests/test_contract.py 2>/dev/null)
