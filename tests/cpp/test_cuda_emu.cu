@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -746,11 +747,25 @@ static int expect_failure(const char* self, const char* name, const char* how, i
 }
 
 // ---------------------------------------------------------------- timings
-static double time_ms(void (*f)(void*), void* arg, int reps) {
+static double cpu_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+// Wall time per call; *cpu gets the process CPU time per call (all threads), which
+// stays meaningful when other jobs share the machine.
+static double time_ms(void (*f)(void*), void* arg, int reps, double* cpu) {
   f(arg);  // warm-up
+  const double c0 = cpu_ms();
   const auto t0 = std::chrono::steady_clock::now();
   for (int r = 0; r < reps; ++r) f(arg);
+  *cpu = (cpu_ms() - c0) / reps;
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+}
+static int nnfast_emu_threads() {
+  cudaDeviceProp p;
+  CK(cudaGetDeviceProperties(&p, 0));
+  return p.multiProcessorCount;
 }
 struct BenchData {
   float *a, *b, *c;
@@ -765,27 +780,29 @@ static int bench() {
   CK(cudaMemset(d.a, 0, big * sizeof(float)));
   CK(cudaMemset(d.b, 0, big * sizeof(float)));
   d.iters = 200;
+  double c = 0;
+  std::printf("emulator: %d OS threads\n", nnfast_emu_threads());
   const double tb = time_ms([](void* p) {
     auto* q = static_cast<BenchData*>(p);
     NNFAST_LAUNCH(barrier_loop, 64, 256, 0, 0)(q->c, q->iters);
-  }, &d, 3);
-  std::printf("barrier: %.1f ns per thread per barrier (64 blocks x 256 threads x %d barriers)\n",
-              tb * 1e6 / (64.0 * 256 * 2 * d.iters), 2 * d.iters);
+  }, &d, 3, &c);
+  std::printf("barrier: %.1f ns wall, %.1f ns CPU per thread per barrier (64 blocks x 256 threads x %d barriers)\n",
+              tb * 1e6 / (64.0 * 256 * 2 * d.iters), c * 1e6 / (64.0 * 256 * 2 * d.iters), 2 * d.iters);
   const double ts = time_ms([](void* p) {
     auto* q = static_cast<BenchData*>(p);
     NNFAST_LAUNCH(saxpy, 4096, 256, 0, 0)(16 << 20, 2.f, q->a, q->b);
-  }, &d, 3);
-  std::printf("saxpy 16M (grid 4096 x 256, grid-stride): %.1f ms\n", ts);
+  }, &d, 3, &c);
+  std::printf("saxpy 16M (grid 4096 x 256, grid-stride): %.1f ms wall, %.1f ms CPU\n", ts, c);
   const double tr = time_ms([](void* p) {
     auto* q = static_cast<BenchData*>(p);
     NNFAST_LAUNCH(row_sum, 4096, 256, 0, 0)(q->a, q->b, 1024);
-  }, &d, 3);
-  std::printf("row_sum 4096x1024 (256 threads per row): %.1f ms\n", tr);
+  }, &d, 3, &c);
+  std::printf("row_sum 4096x1024 (256 threads per row): %.1f ms wall, %.1f ms CPU\n", tr, c);
   const double tg = time_ms([](void* p) {
     auto* q = static_cast<BenchData*>(p);
     NNFAST_LAUNCH(sgemm_tiled<16>, dim3(32, 32), dim3(16, 16), 0, 0)(512, 512, 512, q->a, q->b, q->c);
-  }, &d, 2);
-  std::printf("sgemm 512^3 (16x16 tiles): %.1f ms\n", tg);
+  }, &d, 2, &c);
+  std::printf("sgemm 512^3 (16x16 tiles): %.1f ms wall, %.1f ms CPU\n", tg, c);
   CK(cudaFree(d.a));
   CK(cudaFree(d.b));
   CK(cudaFree(d.c));

@@ -59,8 +59,10 @@ extern "C" __attribute__((visibility("hidden"), used, noreturn)) void nnfast_emu
 
 #if NNFAST_EMU_ASM_SWITCH
 // void nnfast_emu_switch(void** save_sp, void* load_sp): saves the callee-saved
-// registers, MXCSR and the x87 control word on the current stack, stores the
-// stack pointer in *save_sp, and resumes the context whose stack pointer is load_sp.
+// registers on the current stack, stores the stack pointer in *save_sp, and
+// resumes the context whose stack pointer is load_sp. MXCSR and the x87 control
+// word are not switched: kernels do not change the rounding mode, and ldmxcsr
+// would double the cost of a switch.
 // A new fiber's stack is laid out so that the final `ret` enters the trampoline
 // with the Fiber* in r12.
 extern "C" void nnfast_emu_switch(void** save_sp, void* load_sp);
@@ -78,14 +80,8 @@ nnfast_emu_switch:
   pushq %r13
   pushq %r14
   pushq %r15
-  subq $8, %rsp
-  stmxcsr (%rsp)
-  fnstcw 4(%rsp)
   movq %rsp, (%rdi)
   movq %rsi, %rsp
-  ldmxcsr (%rsp)
-  fldcw 4(%rsp)
-  addq $8, %rsp
   popq %r15
   popq %r14
   popq %r13
@@ -156,6 +152,10 @@ struct Fiber {
   int param = 0;
   void* fake_stack = nullptr;  // ASan's fake-stack handle while switched out
 };
+
+bool same_site(const Fiber& a, const Fiber& b) {
+  return a.line == b.line && (a.file == b.file || std::strcmp(a.file, b.file) == 0);
+}
 
 struct Group {  // lanes of one warp meeting in one collective: keyed by (op, mask, width)
   int op;
@@ -265,15 +265,15 @@ struct Runner {
     __asan_unpoison_memory_region(f.stack_lo, f.stack_size);  // frames left by the fiber that used it last
 #endif
 #if NNFAST_EMU_ASM_SWITCH
-    void** top = reinterpret_cast<void**>(f.stack_lo + f.stack_size);
-    void** sp = top - 8;
-    std::uint32_t ctrl[2];
-    asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(ctrl[0]), "=m"(ctrl[1]));
-    std::memcpy(&sp[0], ctrl, 8);
-    sp[1] = sp[2] = sp[3] = nullptr;               // r15 r14 r13
-    sp[4] = &f;                                    // r12 -> trampoline's argument
-    sp[5] = sp[6] = nullptr;                       // rbx rbp (0 ends frame-pointer unwinding)
-    sp[7] = reinterpret_cast<void*>(&nnfast_emu_trampoline);
+    // Stack tops staggered by 64-byte steps: tops at the same offset in every
+    // 256 KB mapping would all fall into the same L1 cache set.
+    char* top_c = f.stack_lo + f.stack_size - (f.lin % 61u) * 64u;
+    void** top = reinterpret_cast<void**>(top_c);
+    void** sp = top - 7;
+    sp[0] = sp[1] = sp[2] = nullptr;               // r15 r14 r13
+    sp[3] = &f;                                    // r12 -> trampoline's argument
+    sp[4] = sp[5] = nullptr;                       // rbx rbp (0 ends frame-pointer unwinding)
+    sp[6] = reinterpret_cast<void*>(&nnfast_emu_trampoline);
     f.ctx.sp = sp;
 #else
     getcontext(&f.ctx.uc);
@@ -329,7 +329,7 @@ struct Runner {
 
   void shuffle(std::vector<int>& v) {
     for (std::size_t i = v.size(); i > 1; --i) {
-      const std::size_t j = splitmix(rng) % i;
+      const std::size_t j = static_cast<std::size_t>((static_cast<unsigned __int128>(splitmix(rng)) * i) >> 64);
       std::swap(v[i - 1], v[j]);
     }
   }
@@ -440,7 +440,7 @@ struct Runner {
       const Fiber& f = fibers[t];
       if (f.st == St::Done) continue;
       if (first < 0) first = t;
-      else if (f.line != fibers[first].line || std::strcmp(f.file, fibers[first].file) != 0) same = false;
+      else if (!same_site(f, fibers[first])) same = false;
       count += f.pred;
     }
     if (!same) {
@@ -450,11 +450,11 @@ struct Runner {
         const Fiber& f = fibers[t];
         if (f.st == St::Done) continue;
         bool dup = false;
-        for (int s : seen) dup |= fibers[s].line == f.line && std::strcmp(fibers[s].file, f.file) == 0;
+        for (int s : seen) dup |= same_site(fibers[s], f);
         if (dup) continue;
         seen.push_back(t);
         int n = 0;
-        for (const Fiber& o : fibers) n += o.st != St::Done && o.line == f.line && std::strcmp(o.file, f.file) == 0;
+        for (const Fiber& o : fibers) n += o.st != St::Done && same_site(o, f);
         sites += fmt("\n    %d threads wait at __syncthreads %s:%d (e.g. thread %s)", n, f.file, f.line,
                      dim_str(f.tid).c_str());
       }
