@@ -4,7 +4,7 @@
 //
 //   test_cuda_emu                      every positive test
 //   test_cuda_emu --case NAME          one deliberately broken kernel (must fail)
-//   test_cuda_emu --expect NAME abort|exit TEXT...
+//   test_cuda_emu --expect NAME abort|exit|fail TEXT...
 //                                      runs `--case NAME` in a child process and
 //                                      passes when it failed that way with TEXT in its output
 //   test_cuda_emu --bench              emulator timings
@@ -247,6 +247,12 @@ __global__ void mask_excludes_lane(float* out) {
 }
 __global__ void partial_warp_full_mask(float* out) {
   out[threadIdx.x] = warp_sum_xor(1.f);  // BUG with a 48-thread block: lanes 16-31 of warp 1 do not exist
+}
+
+// BUG: writes one element past the end (AddressSanitizer must name this kernel).
+__global__ void oob_write(float* out, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i <= n) out[i] = 1.f;
 }
 
 // ============================================================== host side
@@ -700,7 +706,10 @@ static int run_case(const char* name) {
   else if (!std::strcmp(name, "half_warp_shfl")) NNFAST_LAUNCH(half_warp_shfl, 1, 64, 0, 0)(out.p);
   else if (!std::strcmp(name, "mask_excludes_lane")) NNFAST_LAUNCH(mask_excludes_lane, 1, 32, 0, 0)(out.p);
   else if (!std::strcmp(name, "partial_warp_full_mask")) NNFAST_LAUNCH(partial_warp_full_mask, 1, 48, 0, 0)(out.p);
-  else if (!std::strcmp(name, "strict_exit")) {
+  else if (!std::strcmp(name, "oob_write")) {
+    DevBuf<float> small(100);
+    NNFAST_LAUNCH(oob_write, 1, 128, 0, 0)(small.p, 100);
+  } else if (!std::strcmp(name, "strict_exit")) {
     DevBuf<float> in(4096);
     NNFAST_LAUNCH(early_exit_reverse, 1, 256, 0, 0)(in.p, out.p, 100, 1);
   } else {
@@ -734,8 +743,9 @@ static int expect_failure(const char* self, const char* name, const char* how, i
   int status = 0;
   waitpid(pid, &status, 0);
   std::printf("---- child output (%s)\n%s----\n", name, out.c_str());
-  bool ok = !std::strcmp(how, "abort") ? (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
-                                       : (WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  bool ok = !std::strcmp(how, "abort")  ? (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
+            : !std::strcmp(how, "exit") ? (WIFEXITED(status) && WEXITSTATUS(status) == 1)
+                                        : !(WIFEXITED(status) && WEXITSTATUS(status) == 0);  // "fail": any failure
   if (!ok) std::printf("FAIL: case %s did not fail by %s (status 0x%x)\n", name, how, status);
   for (int i = 0; i < ntexts; ++i)
     if (out.find(texts[i]) == std::string::npos) {
