@@ -206,6 +206,24 @@ __global__ void sync_reductions(const int* pred, int* out) {
   }
 }
 
+// Lanes 20-31 exit; __syncwarp() with the full mask does not wait for exited lanes.
+__global__ void syncwarp_after_exit(int* out) {
+  __shared__ int s[32];
+  const int lane = threadIdx.x & 31;
+  if (lane >= 20) return;
+  s[lane] = lane * 10;
+  __syncwarp();
+  out[lane] = s[19 - lane];
+}
+__global__ void syncwarp_subsets(int* out) {
+  __shared__ int s[32];
+  const int lane = threadIdx.x & 31;
+  s[lane] = lane;
+  if (lane < 10) __syncwarp(0x000003ffu);  // two disjoint subsets synchronise separately
+  else __syncwarp(0xfffffc00u);
+  out[lane] = lane < 10 ? s[9 - lane] : s[41 - lane];
+}
+
 // Each thread reads its neighbour's shared value: correct only with the barrier.
 __global__ void neighbor_shift(const float* in, float* out, int with_sync) {
   __shared__ float s[256];
@@ -670,6 +688,20 @@ static int run_neighbor_shift(int with_sync) {
   return bad;
 }
 
+static void test_syncwarp() {
+  DevBuf<int> dout(std::vector<int>(32, -7));
+  NNFAST_LAUNCH(syncwarp_after_exit, 1, 32, 0, 0)(dout.p);
+  CK(cudaGetLastError());
+  auto r = dout.down();
+  int bad = 0;
+  for (int l = 0; l < 32; ++l) bad += r[l] != (l < 20 ? (19 - l) * 10 : -7);
+  NNFAST_LAUNCH(syncwarp_subsets, 1, 32, 0, 0)(dout.p);
+  CK(cudaGetLastError());
+  r = dout.down();
+  for (int l = 0; l < 32; ++l) bad += r[l] != (l < 10 ? 9 - l : 41 - l);
+  EXPECT(bad == 0, "__syncwarp: %d wrong", bad);
+}
+
 static void test_launch_errors() {
   float* d = nullptr;
   NNFAST_LAUNCH(saxpy, 1, 2048, 0, 0)(0, 1.f, d, d);  // too many threads per block
@@ -836,6 +868,7 @@ int main(int argc, char** argv) {
   test_fp16();
   test_early_exit();
   test_sync_reductions();
+  test_syncwarp();
   test_launch_errors();
   test_seeds_expose_missing_barrier();
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
