@@ -273,6 +273,13 @@ __global__ void oob_write(float* out, int n) {
   if (i <= n) out[i] = 1.f;
 }
 
+// BUG in the emulation build: 400 KB of locals exceed the default 256 KB fiber stack.
+__global__ void stack_hog(const int* in, int* out) {
+  volatile int big[100 * 1024];
+  for (int i = 0; i < 100 * 1024; i += 1024) big[i] = in[i % 7];
+  out[threadIdx.x] = big[(threadIdx.x * 1024) % (100 * 1024)];
+}
+
 // ============================================================== host side
 static int g_fail = 0;
 #define EXPECT(cond, ...)                                                  \
@@ -741,6 +748,9 @@ static int run_case(const char* name) {
   else if (!std::strcmp(name, "oob_write")) {
     DevBuf<float> small(100);
     NNFAST_LAUNCH(oob_write, 1, 128, 0, 0)(small.p, 100);
+  } else if (!std::strcmp(name, "stack_hog")) {
+    DevBuf<int> in(std::vector<int>(8, 3)), o(32);
+    NNFAST_LAUNCH(stack_hog, 1, 32, 0, 0)(in.p, o.p);
   } else if (!std::strcmp(name, "strict_exit")) {
     DevBuf<float> in(4096);
     NNFAST_LAUNCH(early_exit_reverse, 1, 256, 0, 0)(in.p, out.p, 100, 1);

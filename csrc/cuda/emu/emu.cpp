@@ -2,6 +2,7 @@
 // and the emulated CUDA runtime. Semantics and limits: README.md in this folder.
 #include "emu.h"
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -225,8 +226,34 @@ struct Runner {
   std::size_t smem_size = 0;
   std::uint64_t rng = 0;
 
-  Runner() { page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
+  void* altstack = nullptr;
+
+  Runner() {
+    page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+#if !NNFAST_EMU_ASAN
+    // The fault handler for a fiber's guard page needs a stack of its own.
+    stack_t old;
+    if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE)) {
+      const std::size_t n = 64 * 1024;
+      altstack = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (altstack != MAP_FAILED) {
+        stack_t ss{};
+        ss.ss_sp = altstack;
+        ss.ss_size = n;
+        sigaltstack(&ss, nullptr);
+      } else {
+        altstack = nullptr;
+      }
+    }
+#endif
+  }
   ~Runner() {
+    if (altstack) {
+      stack_t ss{};
+      ss.ss_flags = SS_DISABLE;
+      sigaltstack(&ss, nullptr);
+      munmap(altstack, 64 * 1024);
+    }
     for (char* s : stacks) munmap(s, g_stack_bytes + page);
     std::free(smem);
   }
@@ -584,6 +611,48 @@ struct Runner {
 };
 
 thread_local Runner t_runner;
+thread_local Runner* t_active = nullptr;  // the runner executing a block on this thread (for the fault handler)
+
+// A fault in the guard page of the running fiber's stack is a stack overflow: say so.
+// (Kernels are compiled with -fstack-clash-protection, so a large frame probes its
+// pages in order and hits the guard instead of skipping over it.)
+struct sigaction g_old_segv, g_old_bus;
+void on_fault(int sig, siginfo_t* si, void* uc) {
+  Runner* R = t_active;
+  if (R && R->current >= 0 && R->L) {
+    const char* a = static_cast<const char*>(si->si_addr);
+    const char* g = R->stacks[R->current];
+    if (a >= g && a < g + R->page) {
+      const Fiber& f = R->fibers[R->current];
+      char buf[1024];
+      const int n = std::snprintf(
+          buf, sizeof buf,
+          "nnfast CUDA emulator: error in kernel '%s' (launched at %s:%d): block (%u,%u,%u), thread (%u,%u,%u)\n"
+          "  fiber stack overflow: the thread needs more than the %zu KB stack (set NNFAST_EMU_STACK_KB)\n",
+          R->L->site.kernel, R->L->site.file, R->L->site.line, blockIdx.x, blockIdx.y, blockIdx.z, f.tid.x, f.tid.y,
+          f.tid.z, g_stack_bytes / 1024);
+      if (write(2, buf, static_cast<std::size_t>(n)) < 0) {}
+      std::abort();
+    }
+  }
+  const struct sigaction& old = sig == SIGSEGV ? g_old_segv : g_old_bus;
+  if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction) return old.sa_sigaction(sig, si, uc);
+  if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) return old.sa_handler(sig);
+  signal(sig, SIG_DFL);  // returning re-executes the access: default action
+}
+void install_fault_handler() {
+#if !NNFAST_EMU_ASAN  // ASan reports stack overflows itself
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = &on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_old_segv);
+    sigaction(SIGBUS, &sa, &g_old_bus);
+  });
+#endif
+}
 
 }  // namespace
 }  // namespace nnfast_emu
@@ -646,15 +715,22 @@ void launch(const LaunchSite& site, dim3 grid, dim3 block, std::size_t smem, cud
     set_error(cudaErrorInvalidConfiguration);
     return;
   }
+  install_fault_handler();
   Launch L{site, grid, block, smem, invoke, closure};
   const unsigned long long nb = 1ull * grid.x * grid.y * grid.z;
   const int nth = threads_for(nb);
   if (nth <= 1) {
+    t_active = &t_runner;
     for (unsigned long long b = 0; b < nb; ++b) t_runner.run_block(L, b);
+    t_active = nullptr;
     return;
   }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-  for (long long b = 0; b < static_cast<long long>(nb); ++b) t_runner.run_block(L, static_cast<unsigned long long>(b));
+  for (long long b = 0; b < static_cast<long long>(nb); ++b) {
+    t_active = &t_runner;
+    t_runner.run_block(L, static_cast<unsigned long long>(b));
+    t_active = nullptr;
+  }
 }
 }  // namespace detail
 }  // namespace nnfast_emu
