@@ -1,7 +1,7 @@
 // Per-ISA normalization loops: compiled three times (NNFAST_ISA_NS = isa_generic,
 // isa_avx2, isa_avx512) and picked at run time by norm.cpp.
 //
-// Written on GCC/Clang vector extensions: V is one native register of doubles
+// Written on the vector layer of core/simd.h: V is one native register of doubles
 // (8 with AVX-512, 4 with AVX2, 2 with SSE2). Every loop runs one body over
 // blocks of V, unrolled kS times with kS independent accumulators for the
 // reductions (so the add latency is hidden), and once more for the tail
@@ -10,11 +10,11 @@
 // statistics accumulate in double and the centring (x - mean) is done in
 // double, since a float subtraction against a rounded mean of 1e4 would be off
 // by ~5% of a 1e-2 std.
-#include <vector>
 #include <cmath>
 #include <cstring>
 #include <utility>
 
+#include "core/simd.h"
 #include "cpu/norm_internal.h"
 
 namespace nnfast::cpu {
@@ -24,13 +24,7 @@ namespace {
 using norm_detail::GroupArgs;
 using norm_detail::RowArgs;
 
-#if defined(__AVX512F__)
-constexpr int kW = 8;  // doubles per V
-#elif defined(__AVX2__)
-constexpr int kW = 4;
-#else
-constexpr int kW = 2;
-#endif
+constexpr int kW = simd::kLanes<double>;  // doubles per V
 constexpr int kS = 4;          // unroll / independent accumulators per reduction
 constexpr index_t kTile = 64;  // channels per tile when vectorising across channels (L == 1)
 constexpr index_t kRowBlock = 32;  // rows per block in those (L == 1) channel reductions
@@ -39,8 +33,8 @@ constexpr index_t kRowBlock = 32;  // rows per block in those (L == 1) channel r
 #define NORM_INLINE inline __attribute__((always_inline))
 #define NORM_FLAT __attribute__((flatten))
 
-typedef double V __attribute__((vector_size(kW * sizeof(double))));
-typedef float VF __attribute__((vector_size(kW * sizeof(float))));
+using V = simd::Native<double>;
+using VF = simd::Vec<float, kW>;
 
 NORM_INLINE V splat(double a) { return V{} + a; }
 NORM_INLINE double hsum(V v) {
@@ -56,21 +50,10 @@ NORM_INLINE double hsum(const V* a) {
 }
 NORM_INLINE index_t imin(index_t a, index_t b) { return a < b ? a : b; }
 
-NORM_INLINE V load(const double* p) {
-  V v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-NORM_INLINE V load(const float* p) {
-  VF f;
-  std::memcpy(&f, p, sizeof f);
-  return __builtin_convertvector(f, V);
-}
-NORM_INLINE void store(double* p, V v) { std::memcpy(p, &v, sizeof v); }
-NORM_INLINE void store(float* p, V v) {
-  VF f = __builtin_convertvector(v, VF);
-  std::memcpy(p, &f, sizeof f);
-}
+NORM_INLINE V load(const double* p) { return simd::load<V>(p); }
+NORM_INLINE V load(const float* p) { return simd::convert<V>(simd::load<VF>(p)); }
+NORM_INLINE void store(double* p, V v) { simd::store(p, v); }
+NORM_INLINE void store(float* p, V v) { simd::store(p, simd::convert<VF>(v)); }
 
 // Full block of kW / tail of n < kW (lanes past n read as `pad`, never written).
 struct Full {
@@ -159,15 +142,11 @@ NORM_INLINE void run_sums(const T* a, const T* x, double m, index_t n, double* s
 // is split m = mh + ml into two floats, so (x - mh) - ml is the centred value
 // to within float rounding of the result itself, even for mean 1e4, std 1e-2.
 constexpr int kF = 2 * kW;
-typedef float VN __attribute__((vector_size(kF * sizeof(float))));
+using VN = simd::Vec<float, kF>;
 
 NORM_INLINE VN fsplat(float a) { return VN{} + a; }
-NORM_INLINE VN fload(const float* p) {
-  VN v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-NORM_INLINE void fstore(float* p, VN v) { std::memcpy(p, &v, sizeof v); }
+NORM_INLINE VN fload(const float* p) { return simd::load<VN>(p); }
+NORM_INLINE void fstore(float* p, VN v) { simd::store(p, v); }
 
 struct SplitMean {
   float hi, lo;
@@ -316,8 +295,6 @@ NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, 
   }
 }
 
-}  // namespace
-
 template <typename T>
 NORM_FLAT void norm_row_forward(const RowArgs<T>& a, index_t r0, index_t r1) {
   const index_t D = a.D;
@@ -416,27 +393,24 @@ NORM_FLAT void norm_group_backward(const GroupArgs<T>& a, index_t r0, index_t r1
 // ------------------------------------------------------------------ channels of (N, C, L)
 // (N, C) rows with row stride ldx: s1[c] = sum_n (x[n, c] - K[c]), s2[c] = sum_n (x[n, c] - K[c])^2
 // for c in [0, nc). Vectorised across a tile of channels, one row at a time; rows go in
-// blocks of kRowBlock, every tile passing over a block while it is in L2.
+// blocks of kRowBlock, every tile passing over a block while it is in L2. The running
+// sums live in the caller's s1 / s2 between row blocks (no workspace: the routine
+// never allocates).
 template <typename T>
 NORM_FLAT void norm_chan_shifted_sums(double* s1_out, double* s2_out, const double* Kc, const T* x, index_t N,
                                       index_t ldx, index_t nc) {
-  const index_t ntile = (nc + kTile - 1) / kTile;
   constexpr index_t VT = kTile / kW;
-  std::vector<V> acc(static_cast<size_t>(3 * ntile * VT), V{});
-  V* Ks = acc.data();
-  V* S1 = Ks + ntile * VT;
-  V* S2 = S1 + ntile * VT;
-  for (index_t t = 0; t < ntile; ++t) {
-    const index_t cb = t * kTile, nb = imin(kTile, nc - cb);
-    blocks(nb, [&](index_t i, auto io, auto sl) { Ks[t * VT + i / kW] = io.ld(Kc + cb + i); });
-  }
+  for (index_t c = 0; c < nc; ++c) s1_out[c] = 0.0, s2_out[c] = 0.0;
   for (index_t n0 = 0; n0 < N; n0 += kRowBlock) {
     const index_t n1 = imin(N, n0 + kRowBlock);
-    for (index_t t = 0; t < ntile; ++t) {
-      const index_t cb = t * kTile, nb = imin(kTile, nc - cb);
-      const V* K = Ks + t * VT;
-      V s1[VT], s2[VT];
-      for (index_t v = 0; v < VT; ++v) s1[v] = S1[t * VT + v], s2[v] = S2[t * VT + v];
+    for (index_t cb = 0; cb < nc; cb += kTile) {
+      const index_t nb = imin(kTile, nc - cb);
+      V K[VT], s1[VT], s2[VT];
+      blocks(nb, [&](index_t i, auto io, auto sl) {
+        K[i / kW] = io.ld(Kc + cb + i);
+        s1[i / kW] = io.ld(s1_out + cb + i);
+        s2[i / kW] = io.ld(s2_out + cb + i);
+      });
       for (index_t n = n0; n < n1; ++n) {
         const T* xr = x + n * ldx + cb;
         blocks(nb, [&](index_t i, auto io, auto sl) {
@@ -445,12 +419,11 @@ NORM_FLAT void norm_chan_shifted_sums(double* s1_out, double* s2_out, const doub
           s2[i / kW] += d * d;
         });
       }
-      for (index_t v = 0; v < VT; ++v) S1[t * VT + v] = s1[v], S2[t * VT + v] = s2[v];
+      blocks(nb, [&](index_t i, auto io, auto sl) {
+        io.st(s1_out + cb + i, s1[i / kW]);
+        io.st(s2_out + cb + i, s2[i / kW]);
+      });
     }
-  }
-  for (index_t c = 0; c < nc; ++c) {
-    s1_out[c] = S1[c / kW][c % kW];
-    s2_out[c] = S2[c / kW][c % kW];
   }
 }
 
@@ -459,12 +432,15 @@ NORM_FLAT void norm_chan_stats(double* mean, double* var, const T* x, index_t N,
                      index_t c1) {
   const index_t cnt = N * L;
   if (L == 1) {
-    std::vector<double> buf(static_cast<size_t>(3 * (c1 - c0)));
-    double* K = buf.data();
-    for (index_t c = c0; c < c1; ++c) K[c - c0] = N > 0 ? static_cast<double>(x[c]) : 0.0;
-    norm_chan_shifted_sums<T>(K + (c1 - c0), K + 2 * (c1 - c0), K, x + c0, N, C, c1 - c0);
-    for (index_t c = 0; c < c1 - c0; ++c)
-      finish_stats(K[c], K[(c1 - c0) + c], K[2 * (c1 - c0) + c], cnt, mean + c0 + c, var + c0 + c);
+    // Shifts in a fixed-size stack buffer, the sums in mean / var until finish_stats.
+    constexpr index_t kChunk = 256;
+    double K[kChunk];
+    for (index_t cb = c0; cb < c1; cb += kChunk) {
+      const index_t nb = imin(kChunk, c1 - cb);
+      for (index_t c = 0; c < nb; ++c) K[c] = N > 0 ? static_cast<double>(x[cb + c]) : 0.0;
+      norm_chan_shifted_sums<T>(mean + cb, var + cb, K, x + cb, N, C, nb);
+      for (index_t c = 0; c < nb; ++c) finish_stats(K[c], mean[cb + c], var[cb + c], cnt, mean + cb + c, var + cb + c);
+    }
     return;
   }
   for (index_t c = c0; c < c1; ++c) {
@@ -479,18 +455,19 @@ template <typename T>
 NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N, index_t C,
                     index_t L, index_t c0, index_t c1) {
   if (L == 1) {
-    // Row blocks, as in norm_chan_stats.
-    const index_t ntile = (c1 - c0 + kTile - 1) / kTile;
-    std::vector<V> acc(static_cast<size_t>(2 * ntile * (kTile / kW)), V{});
-    V* P = acc.data();
-    V* Q = P + ntile * (kTile / kW);
+    // Row blocks, as in norm_chan_shifted_sums: the running sums live in s_a / s_ax.
+    constexpr index_t VT = kTile / kW;
+    for (index_t c = c0; c < c1; ++c) s_a[c] = 0.0, s_ax[c] = 0.0;
     for (index_t n0 = 0; n0 < N; n0 += kRowBlock) {
       const index_t n1 = imin(N, n0 + kRowBlock);
-      for (index_t t = 0; t < ntile; ++t) {
-        const index_t cb = c0 + t * kTile, nb = imin(kTile, c1 - cb);
-        V m[kTile / kW], p[kTile / kW], q[kTile / kW];
-        blocks(nb, [&](index_t i, auto io, auto sl) { m[i / kW] = io.ld(shift + cb + i); });
-        for (int v = 0; v < kTile / kW; ++v) p[v] = P[t * (kTile / kW) + v], q[v] = Q[t * (kTile / kW) + v];
+      for (index_t cb = c0; cb < c1; cb += kTile) {
+        const index_t nb = imin(kTile, c1 - cb);
+        V m[VT], p[VT], q[VT];
+        blocks(nb, [&](index_t i, auto io, auto sl) {
+          m[i / kW] = io.ld(shift + cb + i);
+          p[i / kW] = io.ld(s_a + cb + i);
+          q[i / kW] = io.ld(s_ax + cb + i);
+        });
         for (index_t n = n0; n < n1; ++n) {
           const T* ar = a + n * C + cb;
           const T* xr = x + n * C + cb;
@@ -500,14 +477,10 @@ NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x,
             q[i / kW] += ai * (io.ld(xr + i) - m[i / kW]);
           });
         }
-        for (int v = 0; v < kTile / kW; ++v) P[t * (kTile / kW) + v] = p[v], Q[t * (kTile / kW) + v] = q[v];
-      }
-    }
-    for (index_t t = 0; t < ntile; ++t) {
-      const index_t cb = c0 + t * kTile, nb = imin(kTile, c1 - cb);
-      for (index_t c = 0; c < nb; ++c) {
-        s_a[cb + c] = P[t * (kTile / kW) + c / kW][c % kW];
-        s_ax[cb + c] = Q[t * (kTile / kW) + c / kW][c % kW];
+        blocks(nb, [&](index_t i, auto io, auto sl) {
+          io.st(s_a + cb + i, p[i / kW]);
+          io.st(s_ax + cb + i, q[i / kW]);
+        });
       }
     }
     return;
@@ -577,25 +550,27 @@ NORM_FLAT void norm_axpby(T* y, const T* a, double alpha, const double* b, doubl
   else blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, al * io.ld(a + i)); });
 }
 
-#define NNFAST_NORM_INSTANTIATE(T)                                                                            \
-  template void norm_row_forward<T>(const RowArgs<T>&, index_t, index_t);                                     \
-  template void norm_row_backward<T>(const RowArgs<T>&, index_t, index_t, double*, double*);                  \
-  template void norm_group_forward<T>(const GroupArgs<T>&, index_t, index_t);                                 \
-  template void norm_group_backward<T>(const GroupArgs<T>&, index_t, index_t);                                \
-  template void norm_chan_stats<T>(double*, double*, const T*, index_t, index_t, index_t, index_t, index_t);  \
-  template void norm_chan_shifted_sums<T>(double*, double*, const double*, const T*, index_t, index_t, index_t); \
-  template void norm_chan_sums<T>(double*, double*, const T*, const T*, const double*, index_t, index_t,      \
-                                  index_t, index_t, index_t);                                                 \
-  template void norm_chan_affine<T>(T*, const T*, const T*, const double*, const double*, const double*,     \
-                                    const double*, index_t, index_t, index_t, index_t, index_t);              \
-  template double norm_dot<T>(const T*, const T*, index_t);                                                   \
-  template void norm_mv_rows<T>(double*, const T*, const double*, index_t, index_t, index_t);                 \
-  template void norm_mtv_acc<T>(double*, const T*, const double*, index_t, index_t, index_t, index_t, index_t); \
-  template void norm_axpby<T>(T*, const T*, double, const double*, double, index_t);
+template <typename T>
+norm_detail::NormOps<T> make_norm_ops() {
+  norm_detail::NormOps<T> o;
+  o.row_forward = &norm_row_forward<T>;
+  o.row_backward = &norm_row_backward<T>;
+  o.group_forward = &norm_group_forward<T>;
+  o.group_backward = &norm_group_backward<T>;
+  o.chan_stats = &norm_chan_stats<T>;
+  o.chan_shifted_sums = &norm_chan_shifted_sums<T>;
+  o.chan_sums = &norm_chan_sums<T>;
+  o.chan_affine = &norm_chan_affine<T>;
+  o.dot = &norm_dot<T>;
+  o.mv_rows = &norm_mv_rows<T>;
+  o.mtv_acc = &norm_mtv_acc<T>;
+  o.axpby = &norm_axpby<T>;
+  return o;
+}
 
-NNFAST_NORM_INSTANTIATE(float)
-NNFAST_NORM_INSTANTIATE(double)
-#undef NNFAST_NORM_INSTANTIATE
+}  // namespace
+
+NNFAST_ISA_TABLE_T(norm_detail::NormOps, make_norm_ops)
 
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast::cpu
