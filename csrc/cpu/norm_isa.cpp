@@ -4,7 +4,7 @@
 // Written on the vector layer of core/simd.h: V is one native register of doubles
 // (8 with AVX-512, 4 with AVX2, 2 with SSE2). Every loop runs one body over
 // blocks of V, unrolled kS times with kS independent accumulators for the
-// reductions (so the add latency is hidden), and once more for the tail
+// reductions (so the add latency is hidden; multiply-adds are explicit simd::fma), and once more for the tail
 // (padded loads, partial stores); the summation order is fixed by the code, so
 // no fast-math is needed. float32 data is widened to double as it is loaded: the
 // statistics accumulate in double and the centring (x - mean) is done in
@@ -106,7 +106,7 @@ NORM_INLINE void shifted_sums(const T* x, index_t n, double K, double* s1, doubl
   blocks(n, [&](index_t i, auto io, auto sl) {
     const V d = io.ld(x + i, K) - k;  // padded lanes give d = 0
     a1[sl.v] += d;
-    a2[sl.v] += d * d;
+    a2[sl.v] = simd::fma(d, d, a2[sl.v]);
   });
   *s1 += hsum(a1);
   *s2 += hsum(a2);
@@ -119,7 +119,7 @@ NORM_INLINE double sum_squares(const T* x, index_t n) {
   V a[kS] = {};
   blocks(n, [&](index_t i, auto io, auto sl) {
     const V d = io.ld(x + i);
-    a[sl.v] += d * d;
+    a[sl.v] = simd::fma(d, d, a[sl.v]);
   });
   return hsum(a);
 }
@@ -132,7 +132,7 @@ NORM_INLINE void run_sums(const T* a, const T* x, double m, index_t n, double* s
   blocks(n, [&](index_t i, auto io, auto sl) {
     const V ai = io.ld(a + i);
     p[sl.v] += ai;
-    q[sl.v] += ai * (io.ld(x + i) - mv);
+    q[sl.v] = simd::fma(ai, (io.ld(x + i) - mv), q[sl.v]);
   });
   *sa += hsum(p);
   *sax += hsum(q);
@@ -202,27 +202,27 @@ NORM_INLINE void run_affine(T* y, const T* x, double m, double s, double b, inde
     return;
   }
   const V mv = splat(m), sv = splat(s), bv = splat(b);
-  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, (io.ld(x + i) - mv) * sv + bv); });
+  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(io.ld(x + i) - mv, sv, bv)); });
 }
 
 // y = al * a + be * (x - m) + ga over a contiguous run.
 template <typename T>
 NORM_INLINE void run_affine2(T* y, const T* a, const T* x, double al, double be, double m, double ga, index_t n) {
   const V alv = splat(al), bev = splat(be), mv = splat(m), gav = splat(ga);
-  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, alv * io.ld(a + i) + bev * (io.ld(x + i) - mv) + gav); });
+  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(alv, io.ld(a + i), simd::fma(bev, io.ld(x + i) - mv, gav))); });
 }
 
 // The same with per-element coefficients (channels along the run, L == 1).
 template <typename T>
 NORM_INLINE void run_affine_vec(T* y, const T* x, const double* m, const double* s, const double* b, index_t n) {
-  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, (io.ld(x + i) - io.ld(m + i)) * io.ld(s + i) + io.ld(b + i)); });
+  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(io.ld(x + i) - io.ld(m + i), io.ld(s + i), io.ld(b + i))); });
 }
 
 template <typename T>
 NORM_INLINE void run_affine2_vec(T* y, const T* a, const T* x, const double* al, const double* be, const double* m,
                             const double* ga, index_t n) {
   blocks(n, [&](index_t i, auto io, auto sl) {
-    io.st(y + i, io.ld(al + i) * io.ld(a + i) + io.ld(be + i) * (io.ld(x + i) - io.ld(m + i)) + io.ld(ga + i));
+    io.st(y + i, simd::fma(io.ld(al + i), io.ld(a + i), simd::fma(io.ld(be + i), io.ld(x + i) - io.ld(m + i), io.ld(ga + i))));
   });
 }
 
@@ -254,7 +254,7 @@ NORM_INLINE void row_reduce(const T* dy, const T* x, const T* w, double m, doubl
     const V xh = (io.ld(x + j) - mv) * sv;
     const V g = HW ? d * io.ld(w + j) : d;
     ag[sl.v] += g;
-    ax[sl.v] += g * xh;
+    ax[sl.v] = simd::fma(g, xh, ax[sl.v]);
     if (HP) {
       io.st(pw + j, io.ld(pw + j) + d * xh);
       io.st(pb + j, io.ld(pb + j) + d);
@@ -416,7 +416,7 @@ NORM_FLAT void norm_chan_shifted_sums(double* s1_out, double* s2_out, const doub
         blocks(nb, [&](index_t i, auto io, auto sl) {
           const V d = io.ld(xr + i) - K[i / kW];
           s1[i / kW] += d;
-          s2[i / kW] += d * d;
+          s2[i / kW] = simd::fma(d, d, s2[i / kW]);
         });
       }
       blocks(nb, [&](index_t i, auto io, auto sl) {
@@ -474,7 +474,7 @@ NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x,
           blocks(nb, [&](index_t i, auto io, auto sl) {
             const V ai = io.ld(ar + i);
             p[i / kW] += ai;
-            q[i / kW] += ai * (io.ld(xr + i) - m[i / kW]);
+            q[i / kW] = simd::fma(ai, (io.ld(xr + i) - m[i / kW]), q[i / kW]);
           });
         }
         blocks(nb, [&](index_t i, auto io, auto sl) {
@@ -518,7 +518,7 @@ NORM_FLAT void norm_chan_affine(T* y, const T* a, const T* x, const double* alph
 template <typename T>
 NORM_FLAT double norm_dot(const T* a, const T* b, index_t n) {
   V p[kS] = {};
-  blocks(n, [&](index_t i, auto io, auto sl) { p[sl.v] += io.ld(a + i) * io.ld(b + i); });
+  blocks(n, [&](index_t i, auto io, auto sl) { p[sl.v] = simd::fma(io.ld(a + i), io.ld(b + i), p[sl.v]); });
   return hsum(p);
 }
 
@@ -527,7 +527,7 @@ NORM_FLAT void norm_mv_rows(double* out, const T* W, const double* v, index_t D,
   for (index_t i = r0; i < r1; ++i) {
     const T* w = W + i * D;
     V p[kS] = {};
-    blocks(D, [&](index_t j, auto io, auto sl) { p[sl.v] += io.ld(w + j) * io.ld(v + j); });
+    blocks(D, [&](index_t j, auto io, auto sl) { p[sl.v] = simd::fma(io.ld(w + j), io.ld(v + j), p[sl.v]); });
     out[i] = hsum(p);
   }
 }
