@@ -26,69 +26,28 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/simd.h"
 #include "nnfast/common.h"
 
-#if defined(NNFAST_ISA_NS)
-#define NNFAST_VM_NS NNFAST_ISA_NS
-#else
-#define NNFAST_VM_NS isa_baseline
-#endif
 
 namespace nnfast {
 namespace NNFAST_VM_NS {
 namespace vm {
 
-template <typename T, int W>
-struct VecOf {
-  typedef T type __attribute__((vector_size(W * sizeof(T))));
-};
-template <typename T, int W>
-using Vec = typename VecOf<T, W>::type;
-
-template <class V>
-using elem_t = std::remove_cv_t<std::remove_reference_t<decltype(std::declval<V&>()[0])>>;
-template <class V>
-constexpr int lanes() { return static_cast<int>(sizeof(V) / sizeof(elem_t<V>)); }
-// Comparison result: signed integer lanes of the element's width, -1 (true) or 0.
-template <class V>
-using mask_t = decltype(std::declval<V>() < std::declval<V>());
-template <class V>
-using ielem_t = elem_t<mask_t<V>>;
-template <class V>
-using umask_t = Vec<std::make_unsigned_t<ielem_t<V>>, lanes<V>()>;
-
-template <class V>
-inline V splat(elem_t<V> c) { return c - V{}; }  // c - 0 keeps the sign of -0
-template <class V>
-inline V load(const elem_t<V>* p) {
-  V v;
-  std::memcpy(&v, p, sizeof(V));
-  return v;
-}
-template <class V>
-inline void store(elem_t<V>* p, V v) { std::memcpy(p, &v, sizeof(V)); }
-template <class M, class V>
-inline V sel(M m, V a, V b) { return m ? a : b; }
-template <class V>
-inline V vabs(V x) {
-  using I = mask_t<V>;
-  return (V)((I)x & std::numeric_limits<ielem_t<V>>::max());
-}
-// |mag| with the sign bit of s.
-template <class V>
-inline V copysign_of(V mag, V s) {
-  using I = mask_t<V>;
-  const ielem_t<V> sign = std::numeric_limits<ielem_t<V>>::min();
-  return (V)(((I)mag & ~sign) | ((I)s & sign));
-}
-template <class V, class F>
-inline V lanewise(V x, F f) {
-  V r;
-  for (int i = 0; i < lanes<V>(); ++i) r[i] = f(x[i]);
-  return r;
-}
-template <class V>
-constexpr bool is_f32() { return std::is_same<elem_t<V>, float>::value; }
+using simd::copysign_of;
+using simd::elem_t;
+using simd::ielem_t;
+using simd::is_f32;
+using simd::lanes;
+using simd::lanewise;
+using simd::load;
+using simd::mask_t;
+using simd::sel;
+using simd::splat;
+using simd::store;
+using simd::umask_t;
+using simd::vabs;
+using simd::Vec;
 
 // ------------------------------------------------------------------ float32 core
 // exp(a + c) = 2^n (1 + q) with n = round(a / ln2) taken from a alone, so a

@@ -15,33 +15,6 @@
 #include "cpu/activation_internal.h"
 
 namespace nnfast::cpu {
-namespace act_detail {
-
-template <>
-const ActOps<float>& act_ops<float>() {
-#ifdef NNFAST_HAVE_X86_ISA
-  switch (active_isa()) {
-    case Isa::AVX512: return isa_avx512::act_ops_f32();
-    case Isa::AVX2: return isa_avx2::act_ops_f32();
-    default: break;
-  }
-#endif
-  return isa_generic::act_ops_f32();
-}
-
-template <>
-const ActOps<double>& act_ops<double>() {
-#ifdef NNFAST_HAVE_X86_ISA
-  switch (active_isa()) {
-    case Isa::AVX512: return isa_avx512::act_ops_f64();
-    case Isa::AVX2: return isa_avx2::act_ops_f64();
-    default: break;
-  }
-#endif
-  return isa_generic::act_ops_f64();
-}
-
-}  // namespace act_detail
 
 namespace {
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/isa_dispatch.h"
 #include "nnfast/common.h"
 
 namespace nnfast::cpu {
@@ -55,8 +56,17 @@ struct ActOps {
 
 constexpr index_t kSoftmaxCols = 128;
 
+}  // namespace act_detail
+
+NNFAST_ISA_DECLARE_TABLE_T(act_detail::ActOps)
+
+namespace act_detail {
+
+// The table of the ISA in use.
 template <typename T>
-const ActOps<T>& act_ops();
+inline const ActOps<T>& act_ops() {
+  return isa_ops<ActOps<T>>();
+}
 
 // Counter-based dropout bits: splitmix64 over element pairs, so any thread
 // split and any vector width draw the same mask. `static`: this header is
@@ -73,15 +83,5 @@ static inline std::uint32_t dropout_bits(std::uint64_t key, std::uint64_t i) {
 }
 
 }  // namespace act_detail
-
-#define NNFAST_ACT_DECLARE_ISA(ns)                     \
-  namespace ns {                                       \
-  const act_detail::ActOps<float>& act_ops_f32();      \
-  const act_detail::ActOps<double>& act_ops_f64();     \
-  }
-NNFAST_ACT_DECLARE_ISA(isa_generic)
-NNFAST_ACT_DECLARE_ISA(isa_avx2)
-NNFAST_ACT_DECLARE_ISA(isa_avx512)
-#undef NNFAST_ACT_DECLARE_ISA
 
 }  // namespace nnfast::cpu

@@ -6,13 +6,8 @@
 // bytes); tails run the same templates with one lane, so element i gets the
 // same bits whatever the width or thread split. Width-specific code: none.
 //
-// No FMA contraction here: the scalar act_forward used by the GEMM epilogue
-// (baseline ISA) must match these loops bit for bit (see core/vec_math.h).
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// No FMA contraction here (the library-wide rule, core/simd.h): the scalar
+// act_forward used by the GEMM epilogue must match these loops bit for bit.
 
 #include <algorithm>
 #include <cmath>
@@ -30,12 +25,8 @@ using act_detail::kSoftmaxCols;
 
 #if defined(NNFAST_ACT_VEC_BYTES)
 constexpr int kVecBytes = NNFAST_ACT_VEC_BYTES;  // tests: run the AVX-512 lane count on AVX2 hardware
-#elif defined(__AVX512F__)
-constexpr int kVecBytes = 64;
-#elif defined(__AVX2__)
-constexpr int kVecBytes = 32;
 #else
-constexpr int kVecBytes = 16;
+constexpr int kVecBytes = simd::kNativeBytes;
 #endif
 
 template <typename T>
@@ -586,14 +577,7 @@ act_detail::ActOps<T> make_ops() {
 
 }  // namespace
 
-const act_detail::ActOps<float>& act_ops_f32() {
-  static const act_detail::ActOps<float> ops = make_ops<float>();
-  return ops;
-}
-const act_detail::ActOps<double>& act_ops_f64() {
-  static const act_detail::ActOps<double> ops = make_ops<double>();
-  return ops;
-}
+NNFAST_ISA_TABLE_T(act_detail::ActOps, make_ops)
 
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast::cpu

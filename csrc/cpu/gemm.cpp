@@ -29,43 +29,7 @@ namespace {
 using gemm_detail::GemmArgs;
 using gemm_detail::GemmBlocking;
 
-// ------------------------------------------------------------------ dispatch
-template <typename T>
-struct IsaKernels {
-  GemmBlocking blocking;
-  void (*block)(const GemmArgs<T>&, T*, index_t, index_t, index_t, index_t);
-};
-
-#define NNFAST_GEMM_KERNELS(ns)                                                                   \
-  template <typename T>                                                                           \
-  IsaKernels<T> kernels_##ns();                                                                   \
-  template <>                                                                                     \
-  IsaKernels<float> kernels_##ns<float>() {                                                       \
-    return {ns::gemm_blocking_f32(), static_cast<void (*)(const GemmArgs<float>&, float*, index_t, \
-                                                          index_t, index_t, index_t)>(ns::gemm_block)}; \
-  }                                                                                               \
-  template <>                                                                                     \
-  IsaKernels<double> kernels_##ns<double>() {                                                     \
-    return {ns::gemm_blocking_f64(), static_cast<void (*)(const GemmArgs<double>&, double*, index_t, \
-                                                          index_t, index_t, index_t)>(ns::gemm_block)}; \
-  }
-NNFAST_GEMM_KERNELS(isa_generic)
-#ifdef NNFAST_HAVE_X86_ISA
-NNFAST_GEMM_KERNELS(isa_avx2)
-NNFAST_GEMM_KERNELS(isa_avx512)
-#endif
-
-template <typename T>
-IsaKernels<T> select_kernels() {
-#ifdef NNFAST_HAVE_X86_ISA
-  switch (active_isa()) {
-    case Isa::AVX512: return kernels_isa_avx512<T>();
-    case Isa::AVX2: return kernels_isa_avx2<T>();
-    default: break;
-  }
-#endif
-  return kernels_isa_generic<T>();
-}
+using gemm_detail::GemmOps;
 
 // ------------------------------------------------------------------ workspace
 // Per-thread packing buffer, grown on demand and kept: a fresh multi-MB malloc
@@ -191,7 +155,7 @@ Grid choose_grid(index_t M, index_t N, int nt, const GemmBlocking& bk) {
 }
 
 template <typename T>
-void run_blocks(const GemmArgs<T>& g, const IsaKernels<T>& kr, int nt) {
+void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
   const GemmBlocking& bk = kr.blocking;
   const Grid grid = choose_grid(g.M, g.N, nt, bk);
   const int used = grid.tm * grid.tn;
@@ -268,7 +232,7 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
   const double flops = 2.0 * double(M) * double(N) * double(K);
   if (flops < 2e6) nt = 1;
   else if (flops < 2e6 * nt) nt = int(flops / 2e6) > 1 ? int(flops / 2e6) : 1;
-  run_blocks(g, select_kernels<T>(), nt);
+  run_blocks(g, isa_ops<GemmOps<T>>(), nt);
 }
 
 template <typename T>

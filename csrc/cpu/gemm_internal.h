@@ -17,6 +17,7 @@
 // `static`, or lives in namespace NNFAST_ISA_NS, so the linker can never merge
 // an AVX-512 copy of a function into the AVX2 or generic path.
 #pragma once
+#include "core/isa_dispatch.h"
 #include "nnfast/gemm.h"
 
 namespace nnfast::cpu {
@@ -73,25 +74,22 @@ static inline index_t gemm_workspace_elems(const GemmBlocking& bk, index_t m, in
 
 }  // namespace gemm_detail
 
-// Entry points of each ISA object. gemm_block computes the C block
-// [i0, i1) x [j0, j1) (all of K) with one thread; ws is 64-byte aligned and holds
-// gemm_workspace_elems(blocking, i1 - i0, j1 - j0, K) elements.
 // Tuning hook for benchmarks: rows at or below which a thread skips packing
 // (negative: restore the default). Not part of the public API.
 void gemm_set_direct_m(index_t rows);
 
-#define NNFAST_GEMM_DECLARE_ISA(ns)                                                                  \
-  namespace ns {                                                                                     \
-  gemm_detail::GemmBlocking gemm_blocking_f32();                                                     \
-  gemm_detail::GemmBlocking gemm_blocking_f64();                                                     \
-  void gemm_block(const gemm_detail::GemmArgs<float>& g, float* ws, index_t i0, index_t i1,          \
-                  index_t j0, index_t j1);                                                           \
-  void gemm_block(const gemm_detail::GemmArgs<double>& g, double* ws, index_t i0, index_t i1,        \
-                  index_t j0, index_t j1);                                                           \
-  }
-NNFAST_GEMM_DECLARE_ISA(isa_generic)
-NNFAST_GEMM_DECLARE_ISA(isa_avx2)
-NNFAST_GEMM_DECLARE_ISA(isa_avx512)
+namespace gemm_detail {
+// The per-ISA routines (gemm_isa.cpp fills one table per ISA and dtype).
+template <typename T>
+struct GemmOps {
+  GemmBlocking blocking;
+  // C block [i0, i1) x [j0, j1) (all of K) with one thread; ws is 64-byte aligned and
+  // holds gemm_workspace_elems(blocking, i1 - i0, j1 - j0, K) elements.
+  void (*block)(const GemmArgs<T>& g, T* ws, index_t i0, index_t i1, index_t j0, index_t j1);
+};
+}  // namespace gemm_detail
+
+NNFAST_ISA_DECLARE_TABLE_T(gemm_detail::GemmOps)
 
 }  // namespace nnfast::cpu
 
@@ -102,6 +100,8 @@ NNFAST_GEMM_DECLARE_ISA(isa_avx512)
 //   set1(x), mul(a, b), fma(a, b, c) = a * b + c.
 #if defined(NNFAST_ISA_NS) && defined(NNFAST_GEMM_IMPL)
 #include <cstring>
+
+#include "core/simd.h"
 
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
@@ -114,24 +114,21 @@ using gemm_detail::gemm_round_up;
 using gemm_detail::gemm_balanced_block;
 
 
-// Portable traits on GCC/Clang vector extensions (SSE2 / NEON / the compiler's
-// lowering of wider vectors). Also used by the C++ tests to run the AVX-512
-// tile shapes on a machine without AVX-512.
+// Portable traits on the vector layer of core/simd.h (SSE2 / NEON / the
+// compiler's lowering of wider vectors). Also used by the C++ tests to run the
+// AVX-512 tile shapes on a machine without AVX-512. fma is explicit (fused where
+// the target has FMA): the build never contracts a * b + c by itself.
 template <typename T_, int W_>
 struct VecExt {
   using T = T_;
-  typedef T R __attribute__((vector_size(W_ * sizeof(T_))));
+  using R = simd::Vec<T_, W_>;
   static constexpr int W = W_;
   static inline R zero() { return R{}; }
-  static inline R load(const T* p) {
-    R r;
-    std::memcpy(&r, p, sizeof(R));
-    return r;
-  }
-  static inline void store(T* p, R v) { std::memcpy(p, &v, sizeof(R)); }
+  static inline R load(const T* p) { return simd::load<R>(p); }
+  static inline void store(T* p, R v) { simd::store(p, v); }
   static inline R set1(T x) { return R{} + x; }
   static inline R mul(R a, R b) { return a * b; }
-  static inline R fma(R a, R b, R c) { return a * b + c; }
+  static inline R fma(R a, R b, R c) { return simd::fma(a, b, c); }
 };
 
 // MR x (NV * W) register tile. a: packed A micro-panel (kc x MR, k-major),

@@ -132,22 +132,23 @@ constexpr int MR_D = 6, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
 
 }  // namespace gemm_impl
 
-gemm_detail::GemmBlocking gemm_blocking_f32() {
-  return {gemm_impl::MR_F, gemm_impl::NV_F * gemm_impl::VF::W, gemm_impl::MC_F, gemm_impl::KC_F, gemm_impl::NC_F};
+namespace {
+template <typename T>
+gemm_detail::GemmOps<T> make_gemm_ops() {
+  using namespace gemm_impl;
+  gemm_detail::GemmOps<T> o;
+  if constexpr (sizeof(T) == 4) {
+    o.blocking = {MR_F, NV_F * VF::W, MC_F, KC_F, NC_F};
+    o.block = &gemm_impl::gemm_block<VF, MR_F, NV_F, MC_F, KC_F, NC_F>;
+  } else {
+    o.blocking = {MR_D, NV_D * VD::W, MC_D, KC_D, NC_D};
+    o.block = &gemm_impl::gemm_block<VD, MR_D, NV_D, MC_D, KC_D, NC_D>;
+  }
+  return o;
 }
-gemm_detail::GemmBlocking gemm_blocking_f64() {
-  return {gemm_impl::MR_D, gemm_impl::NV_D * gemm_impl::VD::W, gemm_impl::MC_D, gemm_impl::KC_D, gemm_impl::NC_D};
-}
+}  // namespace
 
-void gemm_block(const gemm_detail::GemmArgs<float>& g, float* ws, index_t i0, index_t i1, index_t j0, index_t j1) {
-  using namespace gemm_impl;
-  gemm_impl::gemm_block<VF, MR_F, NV_F, MC_F, KC_F, NC_F>(g, ws, i0, i1, j0, j1);
-}
-void gemm_block(const gemm_detail::GemmArgs<double>& g, double* ws, index_t i0, index_t i1, index_t j0,
-                index_t j1) {
-  using namespace gemm_impl;
-  gemm_impl::gemm_block<VD, MR_D, NV_D, MC_D, KC_D, NC_D>(g, ws, i0, i1, j0, j1);
-}
+NNFAST_ISA_TABLE_T(gemm_detail::GemmOps, make_gemm_ops)
 
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast::cpu

@@ -18,30 +18,6 @@ namespace nnfast::cpu {
 
 namespace loss_detail {
 
-template <>
-const RowOps<float>& row_ops<float>() {
-#ifdef NNFAST_HAVE_X86_ISA
-  switch (active_isa()) {
-    case Isa::AVX512: return isa_avx512::loss_row_ops_f32();
-    case Isa::AVX2: return isa_avx2::loss_row_ops_f32();
-    default: break;
-  }
-#endif
-  return isa_generic::loss_row_ops_f32();
-}
-
-template <>
-const RowOps<double>& row_ops<double>() {
-#ifdef NNFAST_HAVE_X86_ISA
-  switch (active_isa()) {
-    case Isa::AVX512: return isa_avx512::loss_row_ops_f64();
-    case Isa::AVX2: return isa_avx2::loss_row_ops_f64();
-    default: break;
-  }
-#endif
-  return isa_generic::loss_row_ops_f64();
-}
-
 constexpr index_t kRowBlock = 16;
 
 // Sum over fixed row blocks of f(lo, hi) -> double, in block order.

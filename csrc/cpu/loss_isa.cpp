@@ -9,27 +9,22 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/simd.h"
 #include "cpu/loss_rows.h"
 
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kBytes = 64;
-#elif defined(__AVX2__)
-constexpr int kBytes = 32;
-#else
-constexpr int kBytes = 16;
-#endif
+constexpr int kBytes = simd::kNativeBytes;
 
 template <typename T>
 struct Traits;
 
 template <>
 struct Traits<float> {
-  typedef float V __attribute__((vector_size(kBytes)));
-  typedef std::uint32_t I __attribute__((vector_size(kBytes)));  // unsigned: no signed-shift UB
+  using V = simd::Native<float>;
+  using I = simd::Native<std::uint32_t>;  // unsigned: no signed-shift UB
   using S = std::int32_t;
   static constexpr float lo = -87.3365447504f;  // exp(lo) = FLT_MIN
   static constexpr float hi = 88.0f;
@@ -54,8 +49,8 @@ struct Traits<float> {
 
 template <>
 struct Traits<double> {
-  typedef double V __attribute__((vector_size(kBytes)));
-  typedef std::uint64_t I __attribute__((vector_size(kBytes)));
+  using V = simd::Native<double>;
+  using I = simd::Native<std::uint64_t>;
   using S = std::int64_t;
   static constexpr double lo = -708.3964185322641;  // exp(lo) = DBL_MIN
   static constexpr double hi = 709.0;
@@ -234,18 +229,19 @@ void row_affine(T* d, index_t C, T a, T b, const T* w) {
   }
 }
 
+template <typename T>
+loss_detail::RowOps<T> make_row_ops() {
+  loss_detail::RowOps<T> o;
+  o.max = &row_max<T>;
+  o.sumexp = &row_sumexp<T>;
+  o.shift_dot = &row_shift_dot<T>;
+  o.affine = &row_affine<T>;
+  return o;
+}
+
 }  // namespace
 
-const loss_detail::RowOps<float>& loss_row_ops_f32() {
-  static const loss_detail::RowOps<float> ops{&row_max<float>, &row_sumexp<float>, &row_shift_dot<float>,
-                                              &row_affine<float>};
-  return ops;
-}
-const loss_detail::RowOps<double>& loss_row_ops_f64() {
-  static const loss_detail::RowOps<double> ops{&row_max<double>, &row_sumexp<double>, &row_shift_dot<double>,
-                                               &row_affine<double>};
-  return ops;
-}
+NNFAST_ISA_TABLE_T(loss_detail::RowOps, make_row_ops)
 
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast::cpu

@@ -2,6 +2,7 @@
 // cross-entropy): contiguous rows of C values. Compiled once per ISA in
 // loss_isa.cpp and picked at run time by row_ops<T>().
 #pragma once
+#include "core/isa_dispatch.h"
 #include "nnfast/common.h"
 
 namespace nnfast::cpu {
@@ -19,19 +20,16 @@ struct RowOps {
   void (*affine)(T* d, index_t C, T a, T b, const T* w);
 };
 
-template <typename T>
-const RowOps<T>& row_ops();
-
 }  // namespace loss_detail
 
-#define NNFAST_LOSS_DECLARE_ISA(ns)                    \
-  namespace ns {                                       \
-  const loss_detail::RowOps<float>& loss_row_ops_f32();  \
-  const loss_detail::RowOps<double>& loss_row_ops_f64(); \
-  }
-NNFAST_LOSS_DECLARE_ISA(isa_generic)
-NNFAST_LOSS_DECLARE_ISA(isa_avx2)
-NNFAST_LOSS_DECLARE_ISA(isa_avx512)
-#undef NNFAST_LOSS_DECLARE_ISA
+NNFAST_ISA_DECLARE_TABLE_T(loss_detail::RowOps)
+
+namespace loss_detail {
+// The table of the ISA in use.
+template <typename T>
+inline const RowOps<T>& row_ops() {
+  return isa_ops<RowOps<T>>();
+}
+}  // namespace loss_detail
 
 }  // namespace nnfast::cpu

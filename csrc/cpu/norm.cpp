@@ -27,52 +27,7 @@ using norm_detail::RowArgs;
 // Elements per thread below which a norm kernel stays serial.
 constexpr index_t kNormGrain = 16384;
 
-// ------------------------------------------------------------------ dispatch
-template <typename T>
-struct NormKernels {
-  void (*row_forward)(const RowArgs<T>&, index_t, index_t);
-  void (*row_backward)(const RowArgs<T>&, index_t, index_t, double*, double*);
-  void (*group_forward)(const GroupArgs<T>&, index_t, index_t);
-  void (*group_backward)(const GroupArgs<T>&, index_t, index_t);
-  void (*chan_stats)(double*, double*, const T*, index_t, index_t, index_t, index_t, index_t);
-  void (*chan_shifted_sums)(double*, double*, const double*, const T*, index_t, index_t, index_t);
-  void (*chan_sums)(double*, double*, const T*, const T*, const double*, index_t, index_t, index_t, index_t,
-                    index_t);
-  void (*chan_affine)(T*, const T*, const T*, const double*, const double*, const double*, const double*, index_t,
-                      index_t, index_t, index_t, index_t);
-  double (*dot)(const T*, const T*, index_t);
-  void (*mv_rows)(double*, const T*, const double*, index_t, index_t, index_t);
-  void (*mtv_acc)(double*, const T*, const double*, index_t, index_t, index_t, index_t, index_t);
-  void (*axpby)(T*, const T*, double, const double*, double, index_t);
-};
-
-#define NNFAST_NORM_KERNELS(ns)                                                                         \
-  template <typename T>                                                                                 \
-  NormKernels<T> norm_kernels_##ns() {                                                                  \
-    return {&ns::norm_row_forward<T>,  &ns::norm_row_backward<T>, &ns::norm_group_forward<T>,          \
-            &ns::norm_group_backward<T>, &ns::norm_chan_stats<T>, &ns::norm_chan_shifted_sums<T>,       \
-            &ns::norm_chan_sums<T>,                                                                     \
-            &ns::norm_chan_affine<T>,  &ns::norm_dot<T>,          &ns::norm_mv_rows<T>,                 \
-            &ns::norm_mtv_acc<T>,      &ns::norm_axpby<T>};                                             \
-  }
-NNFAST_NORM_KERNELS(isa_generic)
-#ifdef NNFAST_HAVE_X86_ISA
-NNFAST_NORM_KERNELS(isa_avx2)
-NNFAST_NORM_KERNELS(isa_avx512)
-#endif
-#undef NNFAST_NORM_KERNELS
-
-template <typename T>
-NormKernels<T> pick() {
-#ifdef NNFAST_HAVE_X86_ISA
-  switch (active_isa()) {
-    case Isa::AVX512: return norm_kernels_isa_avx512<T>();
-    case Isa::AVX2: return norm_kernels_isa_avx2<T>();
-    default: break;
-  }
-#endif
-  return norm_kernels_isa_generic<T>();
-}
+using norm_detail::NormOps;
 
 inline index_t max1(index_t v) { return v > 1 ? v : 1; }
 
@@ -115,7 +70,7 @@ inline void ema(T* r, double s, double momentum) {
 template <typename T>
 void layer_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* weight, const T* bias, index_t M,
                         index_t D, double eps, bool rms) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   RowArgs<T> a;
   a.M = M;
   a.D = D;
@@ -133,7 +88,7 @@ void layer_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* w
 template <typename T>
 void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const double* mean,
                          const double* rstd, const T* weight, index_t M, index_t D, bool rms) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   RowArgs<T> a;
   a.M = M;
   a.D = D;
@@ -168,7 +123,7 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
 // s_a[c] = sum_n a[n, c], s_ax[c] = sum_n a[n, c] (x[n, c] - shift[c]): per-chunk
 // partial sums, added in chunk order (depends on the thread count only).
 template <typename T>
-void row_chunk_sums(const NormKernels<T>& k, double* s_a, double* s_ax, const T* a, const T* x, const double* shift,
+void row_chunk_sums(const NormOps<T>& k, double* s_a, double* s_ax, const T* a, const T* x, const double* shift,
                     index_t N, index_t C) {
   const index_t P = num_parts(N, grain_for(C));
   std::vector<double> ws(static_cast<size_t>(2 * P * C));
@@ -183,7 +138,7 @@ void row_chunk_sums(const NormKernels<T>& k, double* s_a, double* s_ax, const T*
 }
 
 template <typename T>
-void batch_norm_forward_rows(const NormKernels<T>& k, T* y, double* mean, double* rstd, T* running_mean,
+void batch_norm_forward_rows(const NormOps<T>& k, T* y, double* mean, double* rstd, T* running_mean,
                              T* running_var, const T* x, const T* weight, const T* bias, index_t N, index_t C,
                              bool training, double momentum, double eps, double* scale, double* shift) {
   if (training) {
@@ -228,7 +183,7 @@ template <typename T>
 void batch_norm_forward(T* y, double* mean, double* rstd, T* running_mean, T* running_var, const T* x,
                         const T* weight, const T* bias, index_t N, index_t C, index_t L, bool training,
                         double momentum, double eps) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   const index_t cnt = N * L;
   std::vector<double> coef(static_cast<size_t>(2 * C));
   double* scale = coef.data();  // weight * rstd
@@ -264,7 +219,7 @@ void batch_norm_forward(T* y, double* mean, double* rstd, T* running_mean, T* ru
 template <typename T>
 void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const double* mean,
                          const double* rstd, const T* weight, index_t N, index_t C, index_t L, bool training) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   const index_t cnt = N * L;
   const double inv_n = cnt > 0 ? 1.0 / static_cast<double>(cnt) : 0.0;
   const bool sums = training || dweight || dbias;
@@ -310,7 +265,7 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
 template <typename T>
 void group_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* weight, const T* bias, index_t N,
                         index_t C, index_t L, index_t G, double eps) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   GroupArgs<T> a;
   a.N = N;
   a.C = C;
@@ -329,7 +284,7 @@ void group_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* w
 template <typename T>
 void group_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const double* mean,
                          const double* rstd, const T* weight, index_t N, index_t C, index_t L, index_t G) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   GroupArgs<T> a;
   a.N = N;
   a.C = C;
@@ -375,7 +330,7 @@ void instance_norm_update_running(T* running_mean, T* running_var, const double*
 // ------------------------------------------------------------------ weight norm
 template <typename T>
 void weight_norm_forward(T* w, double* norm, const T* v, const T* g, index_t N, index_t C, index_t L) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   std::vector<double> buf(static_cast<size_t>(3 * C));
   double* scratch = buf.data();
   double* scale = scratch + C;
@@ -394,7 +349,7 @@ void weight_norm_forward(T* w, double* norm, const T* v, const T* g, index_t N, 
 template <typename T>
 void weight_norm_backward(T* dv, T* dg, const T* dw, const T* v, const T* g, const double* norm, index_t N,
                           index_t C, index_t L) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   std::vector<double> buf(static_cast<size_t>(5 * C));
   double* scratch = buf.data();
   double* s = scratch + C;  // sum dw * v
@@ -428,13 +383,13 @@ void normalize(std::vector<double>& a, double eps) {
 
 // out = W v (W is (M, D)), rows split across threads.
 template <typename T>
-void matvec(const NormKernels<T>& k, double* out, const T* W, const double* v, index_t M, index_t D) {
+void matvec(const NormOps<T>& k, double* out, const T* W, const double* v, index_t M, index_t D) {
   parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.mv_rows(out, W, v, D, lo, hi); });
 }
 
 // out = W^T u, columns split across threads (each thread owns its outputs).
 template <typename T>
-void matvec_t(const NormKernels<T>& k, double* out, const T* W, const double* u, index_t M, index_t D) {
+void matvec_t(const NormOps<T>& k, double* out, const T* W, const double* u, index_t M, index_t D) {
   parallel_for(D, grain_for(M), [&](index_t lo, index_t hi) {
     for (index_t j = lo; j < hi; ++j) out[j] = 0.0;
     k.mtv_acc(out, W, u, D, 0, M, lo, hi);
@@ -446,7 +401,7 @@ void matvec_t(const NormKernels<T>& k, double* out, const T* W, const double* u,
 template <typename T>
 void spectral_norm_power_iteration(T* u, T* v, const T* W, index_t M, index_t D, int n_iter, double eps) {
   if (n_iter <= 0) return;
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   std::vector<double> ud(static_cast<size_t>(M)), vd(static_cast<size_t>(D));
   for (index_t i = 0; i < M; ++i) ud[i] = static_cast<double>(u[i]);
   for (int it = 0; it < n_iter; ++it) {
@@ -461,7 +416,7 @@ void spectral_norm_power_iteration(T* u, T* v, const T* W, index_t M, index_t D,
 
 template <typename T>
 double spectral_norm_forward(T* y, const T* W, const T* u, const T* v, index_t M, index_t D) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   std::vector<double> vd(static_cast<size_t>(D)), wv(static_cast<size_t>(M));
   for (index_t j = 0; j < D; ++j) vd[j] = static_cast<double>(v[j]);
   matvec(k, wv.data(), W, vd.data(), M, D);
@@ -475,7 +430,7 @@ double spectral_norm_forward(T* y, const T* W, const T* u, const T* v, index_t M
 template <typename T>
 void spectral_norm_backward(T* dW, const T* dy, const T* W, const T* u, const T* v, double sigma, index_t M,
                             index_t D) {
-  const NormKernels<T> k = pick<T>();
+  const NormOps<T>& k = isa_ops<NormOps<T>>();
   const index_t n = M * D;
   // <dy, W> over fixed chunks, added in chunk order.
   const index_t P = num_parts(n, kNormGrain);

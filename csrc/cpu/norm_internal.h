@@ -7,6 +7,7 @@
 // its code lives in namespace NNFAST_ISA_NS or is `static`, and it uses no
 // std:: templates the linker could merge across ISA objects.
 #pragma once
+#include "core/isa_dispatch.h"
 #include "nnfast/common.h"
 
 namespace nnfast::cpu {
@@ -62,54 +63,43 @@ static inline void finish_stats(double K, double s1, double s2, index_t n, doubl
 
 }  // namespace norm_detail
 
-// Entry points of each ISA object (templates explicitly instantiated there for
-// float and double). Channel routines see x as (N, C, L) and handle channels
-// [c0, c1); their per-channel coefficient arrays are all required, except that
-// norm_chan_affine takes a = alpha = null for "no a term".
-#define NNFAST_NORM_DECLARE_ISA(ns)                                                                          \
-  namespace ns {                                                                                             \
-  template <typename T>                                                                                      \
-  void norm_row_forward(const norm_detail::RowArgs<T>& a, index_t r0, index_t r1);                          \
-  /* pw / pb (D,): += sum over rows of dy * xhat and dy (both null when not wanted) */                      \
-  template <typename T>                                                                                      \
-  void norm_row_backward(const norm_detail::RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb);  \
-  template <typename T>                                                                                      \
-  void norm_group_forward(const norm_detail::GroupArgs<T>& a, index_t r0, index_t r1);                      \
-  template <typename T>                                                                                      \
-  void norm_group_backward(const norm_detail::GroupArgs<T>& a, index_t r0, index_t r1);                     \
-  /* mean[c], var[c] (biased) over (N, L) */                                                                 \
-  template <typename T>                                                                                      \
-  void norm_chan_stats(double* mean, double* var, const T* x, index_t N, index_t C, index_t L, index_t c0,  \
-                       index_t c1);                                                                          \
-  /* rows of (N, C), row stride ldx: s1[c] = sum (x - K[c]), s2[c] = sum (x - K[c])^2, c < nc */              \
-  template <typename T>                                                                                      \
-  void norm_chan_shifted_sums(double* s1, double* s2, const double* K, const T* x, index_t N, index_t ldx,   \
-                              index_t nc);                                                                   \
-  /* s_a[c] = sum a, s_ax[c] = sum a * (x - shift[c]) */                                                     \
-  template <typename T>                                                                                      \
-  void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,     \
-                      index_t C, index_t L, index_t c0, index_t c1);                                         \
-  /* y = alpha[c] * a + beta[c] * (x - shift[c]) + gamma[c] */                                               \
-  template <typename T>                                                                                      \
-  void norm_chan_affine(T* y, const T* a, const T* x, const double* alpha, const double* beta,              \
-                        const double* shift, const double* gamma, index_t N, index_t C, index_t L, index_t c0, \
-                        index_t c1);                                                                         \
-  template <typename T>                                                                                      \
-  double norm_dot(const T* a, const T* b, index_t n);                                                       \
-  /* out[i] = W[i, :] . v for rows [r0, r1) of W (M, D) */                                                   \
-  template <typename T>                                                                                      \
-  void norm_mv_rows(double* out, const T* W, const double* v, index_t D, index_t r0, index_t r1);           \
-  /* out[j] += sum_{i in [r0, r1)} u[i] W[i, j] for j in [j0, j1) */                                         \
-  template <typename T>                                                                                      \
-  void norm_mtv_acc(double* out, const T* W, const double* u, index_t D, index_t r0, index_t r1, index_t j0, \
-                    index_t j1);                                                                             \
-  /* y = alpha * a + beta * b (b may be null) */                                                             \
-  template <typename T>                                                                                      \
-  void norm_axpby(T* y, const T* a, double alpha, const double* b, double beta, index_t n);                 \
-  }
+namespace norm_detail {
 
-NNFAST_NORM_DECLARE_ISA(isa_generic)
-NNFAST_NORM_DECLARE_ISA(isa_avx2)
-NNFAST_NORM_DECLARE_ISA(isa_avx512)
+// The per-ISA routines (norm_isa.cpp fills one table per ISA and dtype; norm.cpp
+// picks it with isa_ops<NormOps<T>>()). Channel routines see x as (N, C, L) and
+// handle channels [c0, c1); their per-channel coefficient arrays are all required,
+// except that chan_affine takes a = alpha = null for "no a term".
+template <typename T>
+struct NormOps {
+  void (*row_forward)(const RowArgs<T>& a, index_t r0, index_t r1);
+  // pw / pb (D,): += sum over rows of dy * xhat and dy (both null when not wanted)
+  void (*row_backward)(const RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb);
+  void (*group_forward)(const GroupArgs<T>& a, index_t r0, index_t r1);
+  void (*group_backward)(const GroupArgs<T>& a, index_t r0, index_t r1);
+  // mean[c], var[c] (biased) over (N, L)
+  void (*chan_stats)(double* mean, double* var, const T* x, index_t N, index_t C, index_t L, index_t c0,
+                     index_t c1);
+  // rows of (N, C), row stride ldx: s1[c] = sum (x - K[c]), s2[c] = sum (x - K[c])^2, c < nc
+  void (*chan_shifted_sums)(double* s1, double* s2, const double* K, const T* x, index_t N, index_t ldx,
+                            index_t nc);
+  // s_a[c] = sum a, s_ax[c] = sum a * (x - shift[c])
+  void (*chan_sums)(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N, index_t C,
+                    index_t L, index_t c0, index_t c1);
+  // y = alpha[c] * a + beta[c] * (x - shift[c]) + gamma[c]
+  void (*chan_affine)(T* y, const T* a, const T* x, const double* alpha, const double* beta, const double* shift,
+                      const double* gamma, index_t N, index_t C, index_t L, index_t c0, index_t c1);
+  double (*dot)(const T* a, const T* b, index_t n);
+  // out[i] = W[i, :] . v for rows [r0, r1) of W (M, D)
+  void (*mv_rows)(double* out, const T* W, const double* v, index_t D, index_t r0, index_t r1);
+  // out[j] += sum_{i in [r0, r1)} u[i] W[i, j] for j in [j0, j1)
+  void (*mtv_acc)(double* out, const T* W, const double* u, index_t D, index_t r0, index_t r1, index_t j0,
+                  index_t j1);
+  // y = alpha * a + beta * b (b may be null)
+  void (*axpby)(T* y, const T* a, double alpha, const double* b, double beta, index_t n);
+};
+
+}  // namespace norm_detail
+
+NNFAST_ISA_DECLARE_TABLE_T(norm_detail::NormOps)
 
 }  // namespace nnfast::cpu

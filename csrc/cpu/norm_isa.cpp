@@ -1,20 +1,20 @@
 // Per-ISA normalization loops: compiled three times (NNFAST_ISA_NS = isa_generic,
 // isa_avx2, isa_avx512) and picked at run time by norm.cpp.
 //
-// Written on GCC/Clang vector extensions: V is one native register of doubles
+// Written on the vector layer of core/simd.h: V is one native register of doubles
 // (8 with AVX-512, 4 with AVX2, 2 with SSE2). Every loop runs one body over
 // blocks of V, unrolled kS times with kS independent accumulators for the
-// reductions (so the add latency is hidden), and once more for the tail
+// reductions (so the add latency is hidden; multiply-adds are explicit simd::fma), and once more for the tail
 // (padded loads, partial stores); the summation order is fixed by the code, so
 // no fast-math is needed. float32 data is widened to double as it is loaded: the
 // statistics accumulate in double and the centring (x - mean) is done in
 // double, since a float subtraction against a rounded mean of 1e4 would be off
 // by ~5% of a 1e-2 std.
-#include <vector>
 #include <cmath>
 #include <cstring>
 #include <utility>
 
+#include "core/simd.h"
 #include "cpu/norm_internal.h"
 
 namespace nnfast::cpu {
@@ -24,13 +24,7 @@ namespace {
 using norm_detail::GroupArgs;
 using norm_detail::RowArgs;
 
-#if defined(__AVX512F__)
-constexpr int kW = 8;  // doubles per V
-#elif defined(__AVX2__)
-constexpr int kW = 4;
-#else
-constexpr int kW = 2;
-#endif
+constexpr int kW = simd::kLanes<double>;  // doubles per V
 constexpr int kS = 4;          // unroll / independent accumulators per reduction
 constexpr index_t kTile = 64;  // channels per tile when vectorising across channels (L == 1)
 constexpr index_t kRowBlock = 32;  // rows per block in those (L == 1) channel reductions
@@ -39,8 +33,8 @@ constexpr index_t kRowBlock = 32;  // rows per block in those (L == 1) channel r
 #define NORM_INLINE inline __attribute__((always_inline))
 #define NORM_FLAT __attribute__((flatten))
 
-typedef double V __attribute__((vector_size(kW * sizeof(double))));
-typedef float VF __attribute__((vector_size(kW * sizeof(float))));
+using V = simd::Native<double>;
+using VF = simd::Vec<float, kW>;
 
 NORM_INLINE V splat(double a) { return V{} + a; }
 NORM_INLINE double hsum(V v) {
@@ -56,21 +50,10 @@ NORM_INLINE double hsum(const V* a) {
 }
 NORM_INLINE index_t imin(index_t a, index_t b) { return a < b ? a : b; }
 
-NORM_INLINE V load(const double* p) {
-  V v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-NORM_INLINE V load(const float* p) {
-  VF f;
-  std::memcpy(&f, p, sizeof f);
-  return __builtin_convertvector(f, V);
-}
-NORM_INLINE void store(double* p, V v) { std::memcpy(p, &v, sizeof v); }
-NORM_INLINE void store(float* p, V v) {
-  VF f = __builtin_convertvector(v, VF);
-  std::memcpy(p, &f, sizeof f);
-}
+NORM_INLINE V load(const double* p) { return simd::load<V>(p); }
+NORM_INLINE V load(const float* p) { return simd::convert<V>(simd::load<VF>(p)); }
+NORM_INLINE void store(double* p, V v) { simd::store(p, v); }
+NORM_INLINE void store(float* p, V v) { simd::store(p, simd::convert<VF>(v)); }
 
 // Full block of kW / tail of n < kW (lanes past n read as `pad`, never written).
 struct Full {
@@ -123,7 +106,7 @@ NORM_INLINE void shifted_sums(const T* x, index_t n, double K, double* s1, doubl
   blocks(n, [&](index_t i, auto io, auto sl) {
     const V d = io.ld(x + i, K) - k;  // padded lanes give d = 0
     a1[sl.v] += d;
-    a2[sl.v] += d * d;
+    a2[sl.v] = simd::fma(d, d, a2[sl.v]);
   });
   *s1 += hsum(a1);
   *s2 += hsum(a2);
@@ -136,7 +119,7 @@ NORM_INLINE double sum_squares(const T* x, index_t n) {
   V a[kS] = {};
   blocks(n, [&](index_t i, auto io, auto sl) {
     const V d = io.ld(x + i);
-    a[sl.v] += d * d;
+    a[sl.v] = simd::fma(d, d, a[sl.v]);
   });
   return hsum(a);
 }
@@ -149,7 +132,7 @@ NORM_INLINE void run_sums(const T* a, const T* x, double m, index_t n, double* s
   blocks(n, [&](index_t i, auto io, auto sl) {
     const V ai = io.ld(a + i);
     p[sl.v] += ai;
-    q[sl.v] += ai * (io.ld(x + i) - mv);
+    q[sl.v] = simd::fma(ai, (io.ld(x + i) - mv), q[sl.v]);
   });
   *sa += hsum(p);
   *sax += hsum(q);
@@ -159,15 +142,11 @@ NORM_INLINE void run_sums(const T* a, const T* x, double m, index_t n, double* s
 // is split m = mh + ml into two floats, so (x - mh) - ml is the centred value
 // to within float rounding of the result itself, even for mean 1e4, std 1e-2.
 constexpr int kF = 2 * kW;
-typedef float VN __attribute__((vector_size(kF * sizeof(float))));
+using VN = simd::Vec<float, kF>;
 
 NORM_INLINE VN fsplat(float a) { return VN{} + a; }
-NORM_INLINE VN fload(const float* p) {
-  VN v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-NORM_INLINE void fstore(float* p, VN v) { std::memcpy(p, &v, sizeof v); }
+NORM_INLINE VN fload(const float* p) { return simd::load<VN>(p); }
+NORM_INLINE void fstore(float* p, VN v) { simd::store(p, v); }
 
 struct SplitMean {
   float hi, lo;
@@ -223,27 +202,27 @@ NORM_INLINE void run_affine(T* y, const T* x, double m, double s, double b, inde
     return;
   }
   const V mv = splat(m), sv = splat(s), bv = splat(b);
-  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, (io.ld(x + i) - mv) * sv + bv); });
+  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(io.ld(x + i) - mv, sv, bv)); });
 }
 
 // y = al * a + be * (x - m) + ga over a contiguous run.
 template <typename T>
 NORM_INLINE void run_affine2(T* y, const T* a, const T* x, double al, double be, double m, double ga, index_t n) {
   const V alv = splat(al), bev = splat(be), mv = splat(m), gav = splat(ga);
-  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, alv * io.ld(a + i) + bev * (io.ld(x + i) - mv) + gav); });
+  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(alv, io.ld(a + i), simd::fma(bev, io.ld(x + i) - mv, gav))); });
 }
 
 // The same with per-element coefficients (channels along the run, L == 1).
 template <typename T>
 NORM_INLINE void run_affine_vec(T* y, const T* x, const double* m, const double* s, const double* b, index_t n) {
-  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, (io.ld(x + i) - io.ld(m + i)) * io.ld(s + i) + io.ld(b + i)); });
+  blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(io.ld(x + i) - io.ld(m + i), io.ld(s + i), io.ld(b + i))); });
 }
 
 template <typename T>
 NORM_INLINE void run_affine2_vec(T* y, const T* a, const T* x, const double* al, const double* be, const double* m,
                             const double* ga, index_t n) {
   blocks(n, [&](index_t i, auto io, auto sl) {
-    io.st(y + i, io.ld(al + i) * io.ld(a + i) + io.ld(be + i) * (io.ld(x + i) - io.ld(m + i)) + io.ld(ga + i));
+    io.st(y + i, simd::fma(io.ld(al + i), io.ld(a + i), simd::fma(io.ld(be + i), io.ld(x + i) - io.ld(m + i), io.ld(ga + i))));
   });
 }
 
@@ -275,7 +254,7 @@ NORM_INLINE void row_reduce(const T* dy, const T* x, const T* w, double m, doubl
     const V xh = (io.ld(x + j) - mv) * sv;
     const V g = HW ? d * io.ld(w + j) : d;
     ag[sl.v] += g;
-    ax[sl.v] += g * xh;
+    ax[sl.v] = simd::fma(g, xh, ax[sl.v]);
     if (HP) {
       io.st(pw + j, io.ld(pw + j) + d * xh);
       io.st(pb + j, io.ld(pb + j) + d);
@@ -315,8 +294,6 @@ NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, 
     if (a.dx) row_dx<T, HW>(a.dx + r * D, dy, x, a.weight, m, s, a.rms ? 0.0 : sg * inv_d, sgx * inv_d, D);
   }
 }
-
-}  // namespace
 
 template <typename T>
 NORM_FLAT void norm_row_forward(const RowArgs<T>& a, index_t r0, index_t r1) {
@@ -416,41 +393,37 @@ NORM_FLAT void norm_group_backward(const GroupArgs<T>& a, index_t r0, index_t r1
 // ------------------------------------------------------------------ channels of (N, C, L)
 // (N, C) rows with row stride ldx: s1[c] = sum_n (x[n, c] - K[c]), s2[c] = sum_n (x[n, c] - K[c])^2
 // for c in [0, nc). Vectorised across a tile of channels, one row at a time; rows go in
-// blocks of kRowBlock, every tile passing over a block while it is in L2.
+// blocks of kRowBlock, every tile passing over a block while it is in L2. The running
+// sums live in the caller's s1 / s2 between row blocks (no workspace: the routine
+// never allocates).
 template <typename T>
 NORM_FLAT void norm_chan_shifted_sums(double* s1_out, double* s2_out, const double* Kc, const T* x, index_t N,
                                       index_t ldx, index_t nc) {
-  const index_t ntile = (nc + kTile - 1) / kTile;
   constexpr index_t VT = kTile / kW;
-  std::vector<V> acc(static_cast<size_t>(3 * ntile * VT), V{});
-  V* Ks = acc.data();
-  V* S1 = Ks + ntile * VT;
-  V* S2 = S1 + ntile * VT;
-  for (index_t t = 0; t < ntile; ++t) {
-    const index_t cb = t * kTile, nb = imin(kTile, nc - cb);
-    blocks(nb, [&](index_t i, auto io, auto sl) { Ks[t * VT + i / kW] = io.ld(Kc + cb + i); });
-  }
+  for (index_t c = 0; c < nc; ++c) s1_out[c] = 0.0, s2_out[c] = 0.0;
   for (index_t n0 = 0; n0 < N; n0 += kRowBlock) {
     const index_t n1 = imin(N, n0 + kRowBlock);
-    for (index_t t = 0; t < ntile; ++t) {
-      const index_t cb = t * kTile, nb = imin(kTile, nc - cb);
-      const V* K = Ks + t * VT;
-      V s1[VT], s2[VT];
-      for (index_t v = 0; v < VT; ++v) s1[v] = S1[t * VT + v], s2[v] = S2[t * VT + v];
+    for (index_t cb = 0; cb < nc; cb += kTile) {
+      const index_t nb = imin(kTile, nc - cb);
+      V K[VT], s1[VT], s2[VT];
+      blocks(nb, [&](index_t i, auto io, auto sl) {
+        K[i / kW] = io.ld(Kc + cb + i);
+        s1[i / kW] = io.ld(s1_out + cb + i);
+        s2[i / kW] = io.ld(s2_out + cb + i);
+      });
       for (index_t n = n0; n < n1; ++n) {
         const T* xr = x + n * ldx + cb;
         blocks(nb, [&](index_t i, auto io, auto sl) {
           const V d = io.ld(xr + i) - K[i / kW];
           s1[i / kW] += d;
-          s2[i / kW] += d * d;
+          s2[i / kW] = simd::fma(d, d, s2[i / kW]);
         });
       }
-      for (index_t v = 0; v < VT; ++v) S1[t * VT + v] = s1[v], S2[t * VT + v] = s2[v];
+      blocks(nb, [&](index_t i, auto io, auto sl) {
+        io.st(s1_out + cb + i, s1[i / kW]);
+        io.st(s2_out + cb + i, s2[i / kW]);
+      });
     }
-  }
-  for (index_t c = 0; c < nc; ++c) {
-    s1_out[c] = S1[c / kW][c % kW];
-    s2_out[c] = S2[c / kW][c % kW];
   }
 }
 
@@ -459,12 +432,15 @@ NORM_FLAT void norm_chan_stats(double* mean, double* var, const T* x, index_t N,
                      index_t c1) {
   const index_t cnt = N * L;
   if (L == 1) {
-    std::vector<double> buf(static_cast<size_t>(3 * (c1 - c0)));
-    double* K = buf.data();
-    for (index_t c = c0; c < c1; ++c) K[c - c0] = N > 0 ? static_cast<double>(x[c]) : 0.0;
-    norm_chan_shifted_sums<T>(K + (c1 - c0), K + 2 * (c1 - c0), K, x + c0, N, C, c1 - c0);
-    for (index_t c = 0; c < c1 - c0; ++c)
-      finish_stats(K[c], K[(c1 - c0) + c], K[2 * (c1 - c0) + c], cnt, mean + c0 + c, var + c0 + c);
+    // Shifts in a fixed-size stack buffer, the sums in mean / var until finish_stats.
+    constexpr index_t kChunk = 256;
+    double K[kChunk];
+    for (index_t cb = c0; cb < c1; cb += kChunk) {
+      const index_t nb = imin(kChunk, c1 - cb);
+      for (index_t c = 0; c < nb; ++c) K[c] = N > 0 ? static_cast<double>(x[cb + c]) : 0.0;
+      norm_chan_shifted_sums<T>(mean + cb, var + cb, K, x + cb, N, C, nb);
+      for (index_t c = 0; c < nb; ++c) finish_stats(K[c], mean[cb + c], var[cb + c], cnt, mean + cb + c, var + cb + c);
+    }
     return;
   }
   for (index_t c = c0; c < c1; ++c) {
@@ -479,35 +455,32 @@ template <typename T>
 NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N, index_t C,
                     index_t L, index_t c0, index_t c1) {
   if (L == 1) {
-    // Row blocks, as in norm_chan_stats.
-    const index_t ntile = (c1 - c0 + kTile - 1) / kTile;
-    std::vector<V> acc(static_cast<size_t>(2 * ntile * (kTile / kW)), V{});
-    V* P = acc.data();
-    V* Q = P + ntile * (kTile / kW);
+    // Row blocks, as in norm_chan_shifted_sums: the running sums live in s_a / s_ax.
+    constexpr index_t VT = kTile / kW;
+    for (index_t c = c0; c < c1; ++c) s_a[c] = 0.0, s_ax[c] = 0.0;
     for (index_t n0 = 0; n0 < N; n0 += kRowBlock) {
       const index_t n1 = imin(N, n0 + kRowBlock);
-      for (index_t t = 0; t < ntile; ++t) {
-        const index_t cb = c0 + t * kTile, nb = imin(kTile, c1 - cb);
-        V m[kTile / kW], p[kTile / kW], q[kTile / kW];
-        blocks(nb, [&](index_t i, auto io, auto sl) { m[i / kW] = io.ld(shift + cb + i); });
-        for (int v = 0; v < kTile / kW; ++v) p[v] = P[t * (kTile / kW) + v], q[v] = Q[t * (kTile / kW) + v];
+      for (index_t cb = c0; cb < c1; cb += kTile) {
+        const index_t nb = imin(kTile, c1 - cb);
+        V m[VT], p[VT], q[VT];
+        blocks(nb, [&](index_t i, auto io, auto sl) {
+          m[i / kW] = io.ld(shift + cb + i);
+          p[i / kW] = io.ld(s_a + cb + i);
+          q[i / kW] = io.ld(s_ax + cb + i);
+        });
         for (index_t n = n0; n < n1; ++n) {
           const T* ar = a + n * C + cb;
           const T* xr = x + n * C + cb;
           blocks(nb, [&](index_t i, auto io, auto sl) {
             const V ai = io.ld(ar + i);
             p[i / kW] += ai;
-            q[i / kW] += ai * (io.ld(xr + i) - m[i / kW]);
+            q[i / kW] = simd::fma(ai, (io.ld(xr + i) - m[i / kW]), q[i / kW]);
           });
         }
-        for (int v = 0; v < kTile / kW; ++v) P[t * (kTile / kW) + v] = p[v], Q[t * (kTile / kW) + v] = q[v];
-      }
-    }
-    for (index_t t = 0; t < ntile; ++t) {
-      const index_t cb = c0 + t * kTile, nb = imin(kTile, c1 - cb);
-      for (index_t c = 0; c < nb; ++c) {
-        s_a[cb + c] = P[t * (kTile / kW) + c / kW][c % kW];
-        s_ax[cb + c] = Q[t * (kTile / kW) + c / kW][c % kW];
+        blocks(nb, [&](index_t i, auto io, auto sl) {
+          io.st(s_a + cb + i, p[i / kW]);
+          io.st(s_ax + cb + i, q[i / kW]);
+        });
       }
     }
     return;
@@ -545,7 +518,7 @@ NORM_FLAT void norm_chan_affine(T* y, const T* a, const T* x, const double* alph
 template <typename T>
 NORM_FLAT double norm_dot(const T* a, const T* b, index_t n) {
   V p[kS] = {};
-  blocks(n, [&](index_t i, auto io, auto sl) { p[sl.v] += io.ld(a + i) * io.ld(b + i); });
+  blocks(n, [&](index_t i, auto io, auto sl) { p[sl.v] = simd::fma(io.ld(a + i), io.ld(b + i), p[sl.v]); });
   return hsum(p);
 }
 
@@ -554,7 +527,7 @@ NORM_FLAT void norm_mv_rows(double* out, const T* W, const double* v, index_t D,
   for (index_t i = r0; i < r1; ++i) {
     const T* w = W + i * D;
     V p[kS] = {};
-    blocks(D, [&](index_t j, auto io, auto sl) { p[sl.v] += io.ld(w + j) * io.ld(v + j); });
+    blocks(D, [&](index_t j, auto io, auto sl) { p[sl.v] = simd::fma(io.ld(w + j), io.ld(v + j), p[sl.v]); });
     out[i] = hsum(p);
   }
 }
@@ -577,25 +550,27 @@ NORM_FLAT void norm_axpby(T* y, const T* a, double alpha, const double* b, doubl
   else blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, al * io.ld(a + i)); });
 }
 
-#define NNFAST_NORM_INSTANTIATE(T)                                                                            \
-  template void norm_row_forward<T>(const RowArgs<T>&, index_t, index_t);                                     \
-  template void norm_row_backward<T>(const RowArgs<T>&, index_t, index_t, double*, double*);                  \
-  template void norm_group_forward<T>(const GroupArgs<T>&, index_t, index_t);                                 \
-  template void norm_group_backward<T>(const GroupArgs<T>&, index_t, index_t);                                \
-  template void norm_chan_stats<T>(double*, double*, const T*, index_t, index_t, index_t, index_t, index_t);  \
-  template void norm_chan_shifted_sums<T>(double*, double*, const double*, const T*, index_t, index_t, index_t); \
-  template void norm_chan_sums<T>(double*, double*, const T*, const T*, const double*, index_t, index_t,      \
-                                  index_t, index_t, index_t);                                                 \
-  template void norm_chan_affine<T>(T*, const T*, const T*, const double*, const double*, const double*,     \
-                                    const double*, index_t, index_t, index_t, index_t, index_t);              \
-  template double norm_dot<T>(const T*, const T*, index_t);                                                   \
-  template void norm_mv_rows<T>(double*, const T*, const double*, index_t, index_t, index_t);                 \
-  template void norm_mtv_acc<T>(double*, const T*, const double*, index_t, index_t, index_t, index_t, index_t); \
-  template void norm_axpby<T>(T*, const T*, double, const double*, double, index_t);
+template <typename T>
+norm_detail::NormOps<T> make_norm_ops() {
+  norm_detail::NormOps<T> o;
+  o.row_forward = &norm_row_forward<T>;
+  o.row_backward = &norm_row_backward<T>;
+  o.group_forward = &norm_group_forward<T>;
+  o.group_backward = &norm_group_backward<T>;
+  o.chan_stats = &norm_chan_stats<T>;
+  o.chan_shifted_sums = &norm_chan_shifted_sums<T>;
+  o.chan_sums = &norm_chan_sums<T>;
+  o.chan_affine = &norm_chan_affine<T>;
+  o.dot = &norm_dot<T>;
+  o.mv_rows = &norm_mv_rows<T>;
+  o.mtv_acc = &norm_mtv_acc<T>;
+  o.axpby = &norm_axpby<T>;
+  return o;
+}
 
-NNFAST_NORM_INSTANTIATE(float)
-NNFAST_NORM_INSTANTIATE(double)
-#undef NNFAST_NORM_INSTANTIATE
+}  // namespace
+
+NNFAST_ISA_TABLE_T(norm_detail::NormOps, make_norm_ops)
 
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast::cpu

@@ -4,13 +4,15 @@
 // Compiled once per ISA; cpu/peak.cpp picks the one in use.
 #include <chrono>
 
+#include "core/simd.h"
+#include "cpu/peak_internal.h"
 #include "nnfast/common.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
-namespace nnfast {
+namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 
 namespace {
@@ -29,10 +31,10 @@ inline VD fma(VD a, VD b, VD c) { return _mm256_fmadd_pd(a, b, c); }
 inline VF splat(float x, VF*) { return _mm256_set1_ps(x); }
 inline VD splat(double x, VD*) { return _mm256_set1_pd(x); }
 #else
-typedef float VF __attribute__((vector_size(16)));
-typedef double VD __attribute__((vector_size(16)));
-inline VF fma(VF a, VF b, VF c) { return a * b + c; }
-inline VD fma(VD a, VD b, VD c) { return a * b + c; }
+using VF = simd::Native<float>;
+using VD = simd::Native<double>;
+inline VF fma(VF a, VF b, VF c) { return simd::fma(a, b, c); }
+inline VD fma(VD a, VD b, VD c) { return simd::fma(a, b, c); }
 inline VF splat(float x, VF*) { return VF{} + x; }
 inline VD splat(double x, VD*) { return VD{} + x; }
 #endif
@@ -75,11 +77,13 @@ double measure(double seconds) {
   }
   return best * 1e-9;
 }
-}  // namespace
-
 double fma_peak_gflops(bool f64, double seconds) {
   return f64 ? measure<VD, double>(seconds) : measure<VF, float>(seconds);
 }
 
+}  // namespace
+
+NNFAST_ISA_TABLE(PeakOps, PeakOps{&fma_peak_gflops})
+
 }  // namespace NNFAST_ISA_NS
-}  // namespace nnfast
+}  // namespace nnfast::cpu

@@ -1,0 +1,90 @@
+// Scalar reference forms of the pointwise math (exp, expm1, log1p, tanh, the
+// normal tail / erf, sigmoid and the activations built on them), for one
+// element. Compiles as plain C++ and, under nvcc, as __host__ __device__
+// (NNFAST_HD), so CUDA kernels and host reference code share one definition.
+// Only the C math functions (expf, erfcf, ...: available in device code) and
+// arithmetic are used: no std:: calls.
+//
+// The CPU SIMD kernels use the vectorised set in core/vec_math.h (float32
+// polynomials, <= 1.5 ulp for exp / expm1 / tanh / log1p); these forms are the
+// libm-accurate reference they are tested against.
+#pragma once
+#include <math.h>
+
+#if defined(__CUDACC__)
+#define NNFAST_HD __host__ __device__
+#else
+#define NNFAST_HD
+#endif
+
+namespace nnfast {
+namespace scalar {
+
+NNFAST_HD inline float exp(float x) { return ::expf(x); }
+NNFAST_HD inline double exp(double x) { return ::exp(x); }
+NNFAST_HD inline float expm1(float x) { return ::expm1f(x); }
+NNFAST_HD inline double expm1(double x) { return ::expm1(x); }
+NNFAST_HD inline float log1p(float x) { return ::log1pf(x); }
+NNFAST_HD inline double log1p(double x) { return ::log1p(x); }
+NNFAST_HD inline float tanh(float x) { return ::tanhf(x); }
+NNFAST_HD inline double tanh(double x) { return ::tanh(x); }
+NNFAST_HD inline float erfc(float x) { return ::erfcf(x); }
+NNFAST_HD inline double erfc(double x) { return ::erfc(x); }
+NNFAST_HD inline float erf(float x) { return ::erff(x); }
+NNFAST_HD inline double erf(double x) { return ::erf(x); }
+NNFAST_HD inline float fabs(float x) { return ::fabsf(x); }
+NNFAST_HD inline double fabs(double x) { return ::fabs(x); }
+
+// sigmoid(x) without overflow: exp of -|x| only.
+template <typename T>
+NNFAST_HD inline T sigmoid(T x) {
+  const T e = scalar::exp(-scalar::fabs(x));
+  const T r = T(1) / (e + T(1));
+  return x >= T(0) ? r : e * r;
+}
+
+// Standard normal tail Phi(-|x|) = erfc(|x| / sqrt 2) / 2.
+template <typename T>
+NNFAST_HD inline T normal_tail(T x) {
+  return T(0.5) * scalar::erfc(scalar::fabs(x) * T(0.70710678118654752440));
+}
+
+// Exact GELU x Phi(x), and its derivative Phi(x) + x phi(x).
+template <typename T>
+NNFAST_HD inline T gelu(T x) {
+  const T t = normal_tail(x);
+  return x * (x < T(0) ? t : T(1) - t);
+}
+template <typename T>
+NNFAST_HD inline T gelu_grad(T x) {
+  const T t = normal_tail(x);
+  return (x < T(0) ? t : T(1) - t) + x * scalar::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+}
+
+// tanh-approximated GELU as x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
+template <typename T>
+NNFAST_HD inline T gelu_tanh(T x) {
+  const T u = (x + x * x * x * T(0.044715)) * T(0.79788456080286535588);
+  return x * sigmoid(u + u);
+}
+
+template <typename T>
+NNFAST_HD inline T silu(T x) {
+  return x * sigmoid(x);
+}
+
+// softplus with beta and threshold (PyTorch semantics).
+template <typename T>
+NNFAST_HD inline T softplus(T x, T beta, T threshold) {
+  const T bx = x * beta;
+  if (bx > threshold) return x;
+  return scalar::log1p(scalar::exp(-scalar::fabs(bx))) / beta + (bx > T(0) ? x : T(0));
+}
+
+template <typename T>
+NNFAST_HD inline T elu(T x, T alpha) {
+  return x > T(0) ? x : alpha * scalar::expm1(x);
+}
+
+}  // namespace scalar
+}  // namespace nnfast
