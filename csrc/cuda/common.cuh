@@ -1,7 +1,16 @@
+// Included first by every csrc/cuda/*.cu file. Under nvcc this is the CUDA runtime;
+// in an NNFAST_CUDA=EMULATE build (host compiler) it is nnfast's SIMT emulator
+// (csrc/cuda/emu), which runs the same kernel source on the CPU with CUDA's semantics.
+// Launch with NNFAST_LAUNCH(kernel, grid, block, smem, stream)(args...) and declare
+// dynamic shared memory with NNFAST_DYNAMIC_SHARED(T, name): never <<<...>>> directly.
 #pragma once
-#include <cuda_runtime.h>
+#include "cuda/emu/cuda_compat.h"
+
 #include <stdexcept>
 #include <string>
+
+#include "core/math_scalar.h"
+#include "nnfast/cuda/common.h"
 
 // Every CUDA call and launch is checked, reporting file and line.
 #define NNFAST_CUDA_CHECK(expr)                                                        \
@@ -11,3 +20,6 @@
       throw std::runtime_error(std::string("[cuda] ") + cudaGetErrorString(err__) +    \
                                " at " + __FILE__ + ":" + std::to_string(__LINE__));    \
   } while (0)
+
+// After a launch: configuration errors surface here, with the launch site.
+#define NNFAST_CUDA_CHECK_LAUNCH() NNFAST_CUDA_CHECK(cudaGetLastError())
