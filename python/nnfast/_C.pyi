@@ -11,10 +11,16 @@ tests/test_typing.py checks that this file names every function of the built mod
 parameters and defaults.
 """
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal, Optional, SupportsFloat, SupportsIndex, SupportsInt, overload
+from typing import Any, ClassVar, Literal, Optional, SupportsFloat, SupportsIndex, SupportsInt, TypeAlias, overload
 
 import numpy as np
 from numpy.typing import NDArray
+
+# What pybind11 accepts for each kind of argument, named once for every signature below.
+_Array: TypeAlias = NDArray[Any]  # a float32 / float64 (or int64 class-target) array
+_Arrays: TypeAlias = Sequence[NDArray[Any]]  # one array per param of an optimizer group (or per tensor)
+_Float: TypeAlias = SupportsFloat | SupportsIndex
+_Int: TypeAlias = SupportsInt | SupportsIndex
 
 __version__: str
 compiler: str  # the C++ compiler's version string
@@ -48,439 +54,124 @@ class Act:
 ACT_COUNT: int  # activation codes are [0, ACT_COUNT)
 ACT_GRAD_FROM_OUTPUT: tuple[int, ...]  # codes whose backward takes the saved output, not the input
 
-def _sanitizer_selftest(arg0: SupportsInt | SupportsIndex, /) -> None:
+def _sanitizer_selftest(arg0: _Int, /) -> None:
     """Sanitizer builds only: a deliberate heap overflow that AddressSanitizer must report."""
 
-def act_backward(
-    grad_input: NDArray[Any],
-    grad: NDArray[Any],
-    saved: NDArray[Any],
-    act: SupportsInt | SupportsIndex,
-    a: SupportsFloat | SupportsIndex = 0.0,
-    b: SupportsFloat | SupportsIndex = 0.0,
-) -> None: ...
-def act_forward(
-    out: NDArray[Any],
-    input: NDArray[Any],
-    act: SupportsInt | SupportsIndex,
-    a: SupportsFloat | SupportsIndex = 0.0,
-    b: SupportsFloat | SupportsIndex = 0.0,
-) -> None: ...
-def adabound_step(
-    params: Sequence[NDArray[Any]],
-    grads: Sequence[NDArray[Any]],
-    exp_avgs: Sequence[NDArray[Any]],
-    exp_avg_sqs: Sequence[NDArray[Any]],
-    max_exp_avg_sqs: Optional[Sequence[NDArray[Any]]],
-    steps: Sequence[SupportsInt | SupportsIndex],
-    lr: SupportsFloat | SupportsIndex,
-    base_lr: SupportsFloat | SupportsIndex,
-    beta1: SupportsFloat | SupportsIndex,
-    beta2: SupportsFloat | SupportsIndex,
-    final_lr: SupportsFloat | SupportsIndex,
-    gamma: SupportsFloat | SupportsIndex,
-    eps: SupportsFloat | SupportsIndex,
-    weight_decay: SupportsFloat | SupportsIndex,
-    amsbound: bool,
-    maximize: bool,
-) -> None: ...
-def adagrad_step(
-    params: Sequence[NDArray[Any]],
-    grads: Sequence[NDArray[Any]],
-    state_sums: Sequence[NDArray[Any]],
-    steps: Sequence[SupportsInt | SupportsIndex],
-    lr: SupportsFloat | SupportsIndex,
-    lr_decay: SupportsFloat | SupportsIndex,
-    weight_decay: SupportsFloat | SupportsIndex,
-    eps: SupportsFloat | SupportsIndex,
-    maximize: bool,
-) -> None: ...
-def adam_step(
-    params: Sequence[NDArray[Any]],
-    grads: Sequence[NDArray[Any]],
-    exp_avgs: Sequence[NDArray[Any]],
-    exp_avg_sqs: Sequence[NDArray[Any]],
-    max_exp_avg_sqs: Optional[Sequence[NDArray[Any]]],
-    steps: Sequence[SupportsInt | SupportsIndex],
-    lr: SupportsFloat | SupportsIndex,
-    beta1: SupportsFloat | SupportsIndex,
-    beta2: SupportsFloat | SupportsIndex,
-    eps: SupportsFloat | SupportsIndex,
-    weight_decay: SupportsFloat | SupportsIndex,
-    amsgrad: bool,
-    maximize: bool,
-    decoupled_weight_decay: bool,
-) -> None: ...
-def batch_norm_backward(
-    grad_input: Optional[NDArray[Any]],
-    grad_weight: Optional[NDArray[Any]],
-    grad_bias: Optional[NDArray[Any]],
-    grad: NDArray[Any],
-    input: NDArray[Any],
-    mean: NDArray[Any],
-    rstd: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    training: bool,
-) -> None: ...
-def batch_norm_forward(
-    out: NDArray[Any],
-    mean: NDArray[Any],
-    rstd: NDArray[Any],
-    running_mean: Optional[NDArray[Any]],
-    running_var: Optional[NDArray[Any]],
-    input: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    bias: Optional[NDArray[Any]],
-    training: bool,
-    momentum: SupportsFloat | SupportsIndex,
-    eps: SupportsFloat | SupportsIndex,
-) -> None: ...
-def bias_grad(dbias: NDArray[Any], grad: NDArray[Any], accumulate: bool = True) -> None: ...
+def act_backward(grad_input: _Array, grad: _Array, saved: _Array, act: _Int, a: _Float = 0.0,
+                 b: _Float = 0.0) -> None: ...
+def act_forward(out: _Array, input: _Array, act: _Int, a: _Float = 0.0, b: _Float = 0.0) -> None: ...
+def adabound_step(params: _Arrays, grads: _Arrays, exp_avgs: _Arrays, exp_avg_sqs: _Arrays,
+                  max_exp_avg_sqs: Optional[_Arrays], steps: Sequence[_Int], lr: _Float, base_lr: _Float, beta1: _Float,
+                  beta2: _Float, final_lr: _Float, gamma: _Float, eps: _Float, weight_decay: _Float, amsbound: bool,
+                  maximize: bool) -> None: ...
+def adagrad_step(params: _Arrays, grads: _Arrays, state_sums: _Arrays, steps: Sequence[_Int], lr: _Float,
+                 lr_decay: _Float, weight_decay: _Float, eps: _Float, maximize: bool) -> None: ...
+def adam_step(params: _Arrays, grads: _Arrays, exp_avgs: _Arrays, exp_avg_sqs: _Arrays,
+              max_exp_avg_sqs: Optional[_Arrays], steps: Sequence[_Int], lr: _Float, beta1: _Float, beta2: _Float,
+              eps: _Float, weight_decay: _Float, amsgrad: bool, maximize: bool,
+              decoupled_weight_decay: bool) -> None: ...
+def batch_norm_backward(grad_input: Optional[_Array], grad_weight: Optional[_Array], grad_bias: Optional[_Array],
+                        grad: _Array, input: _Array, mean: _Array, rstd: _Array, weight: Optional[_Array],
+                        training: bool) -> None: ...
+def batch_norm_forward(out: _Array, mean: _Array, rstd: _Array, running_mean: Optional[_Array],
+                       running_var: Optional[_Array], input: _Array, weight: Optional[_Array], bias: Optional[_Array],
+                       training: bool, momentum: _Float, eps: _Float) -> None: ...
+def bias_grad(dbias: _Array, grad: _Array, accumulate: bool = True) -> None: ...
 def cpu_isa() -> str: ...
 def cpu_isa_supported(arg0: str, /) -> bool: ...
-def cross_entropy(
-    loss: NDArray[Any],
-    grad_input: Optional[NDArray[Any]],
-    input: NDArray[Any],
-    target: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    ignore_index: SupportsInt | SupportsIndex,
-    label_smoothing: SupportsFloat | SupportsIndex,
-    reduction: SupportsInt | SupportsIndex,
-) -> None: ...
-def cross_entropy_prob(
-    loss: NDArray[Any],
-    grad_input: Optional[NDArray[Any]],
-    grad_target: Optional[NDArray[Any]],
-    input: NDArray[Any],
-    target: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    label_smoothing: SupportsFloat | SupportsIndex,
-    reduction: SupportsInt | SupportsIndex,
-) -> None: ...
+def cross_entropy(loss: _Array, grad_input: Optional[_Array], input: _Array, target: _Array, weight: Optional[_Array],
+                  ignore_index: _Int, label_smoothing: _Float, reduction: _Int) -> None: ...
+def cross_entropy_prob(loss: _Array, grad_input: Optional[_Array], grad_target: Optional[_Array], input: _Array,
+                       target: _Array, weight: Optional[_Array], label_smoothing: _Float, reduction: _Int) -> None: ...
 def cuda_compiled() -> bool: ...
 def cuda_device_count() -> int: ...
-def cuda_device_name(arg0: SupportsInt | SupportsIndex, /) -> str: ...
-def dropout_backward(
-    grad_input: NDArray[Any],
-    grad: NDArray[Any],
-    p: SupportsFloat | SupportsIndex,
-    seed: SupportsInt | SupportsIndex,
-    offset: SupportsInt | SupportsIndex,
-) -> None: ...
-def dropout_forward(
-    out: NDArray[Any],
-    input: NDArray[Any],
-    p: SupportsFloat | SupportsIndex,
-    seed: SupportsInt | SupportsIndex,
-    offset: SupportsInt | SupportsIndex,
-) -> None: ...
+def cuda_device_name(arg0: _Int, /) -> str: ...
+def dropout_backward(grad_input: _Array, grad: _Array, p: _Float, seed: _Int, offset: _Int) -> None: ...
+def dropout_forward(out: _Array, input: _Array, p: _Float, seed: _Int, offset: _Int) -> None: ...
 def fma_peak_gflops(f64: bool = False, seconds: float = 0.2) -> float:
     """Measured single-core FMA peak (GFLOP/s) with the SIMD level in use."""
-def gemm(
-    out: NDArray[Any],
-    A: NDArray[Any],
-    B: NDArray[Any],
-    alpha: SupportsFloat | SupportsIndex = 1.0,
-    beta: SupportsFloat | SupportsIndex = 0.0,
-    bias: Optional[NDArray[Any]] = None,
-    act: SupportsInt | SupportsIndex = 0,
-    act_a: SupportsFloat | SupportsIndex = 0.0,
-    act_b: SupportsFloat | SupportsIndex = 0.0,
-    aux: Optional[NDArray[Any]] = None,
-    dact_src: Optional[NDArray[Any]] = None,
-) -> None: ...
+def gemm(out: _Array, A: _Array, B: _Array, alpha: _Float = 1.0, beta: _Float = 0.0, bias: Optional[_Array] = None,
+         act: _Int = 0, act_a: _Float = 0.0, act_b: _Float = 0.0, aux: Optional[_Array] = None,
+         dact_src: Optional[_Array] = None) -> None: ...
 def get_num_threads() -> int: ...
-def glu_backward(
-    grad_input: NDArray[Any],
-    grad: NDArray[Any],
-    input: NDArray[Any],
-    dim: SupportsInt | SupportsIndex,
-    act: SupportsInt | SupportsIndex,
-    gate_first: bool,
-) -> None: ...
-def glu_forward(
-    out: NDArray[Any],
-    input: NDArray[Any],
-    dim: SupportsInt | SupportsIndex,
-    act: SupportsInt | SupportsIndex,
-    gate_first: bool,
-) -> None: ...
-def group_norm_backward(
-    grad_input: Optional[NDArray[Any]],
-    grad_weight: Optional[NDArray[Any]],
-    grad_bias: Optional[NDArray[Any]],
-    grad: NDArray[Any],
-    input: NDArray[Any],
-    mean: NDArray[Any],
-    rstd: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    num_groups: SupportsInt | SupportsIndex,
-) -> None: ...
-def group_norm_forward(
-    out: NDArray[Any],
-    mean: NDArray[Any],
-    rstd: NDArray[Any],
-    input: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    bias: Optional[NDArray[Any]],
-    num_groups: SupportsInt | SupportsIndex,
-    eps: SupportsFloat | SupportsIndex,
-) -> None: ...
-def instance_norm_update_running(
-    running_mean: Optional[NDArray[Any]],
-    running_var: Optional[NDArray[Any]],
-    mean: NDArray[Any],
-    rstd: NDArray[Any],
-    L: SupportsInt | SupportsIndex,
-    momentum: SupportsFloat | SupportsIndex,
-    eps: SupportsFloat | SupportsIndex,
-) -> None: ...
-def lamb_step(
-    params: Sequence[NDArray[Any]],
-    grads: Sequence[NDArray[Any]],
-    exp_avgs: Sequence[NDArray[Any]],
-    exp_avg_sqs: Sequence[NDArray[Any]],
-    steps: Sequence[SupportsInt | SupportsIndex],
-    lr: SupportsFloat | SupportsIndex,
-    beta1: SupportsFloat | SupportsIndex,
-    beta2: SupportsFloat | SupportsIndex,
-    eps: SupportsFloat | SupportsIndex,
-    weight_decay: SupportsFloat | SupportsIndex,
-    bias_correction: bool,
-    maximize: bool,
-) -> NDArray[np.float64]: ...
-def layer_norm_backward(
-    grad_input: Optional[NDArray[Any]],
-    grad_weight: Optional[NDArray[Any]],
-    grad_bias: Optional[NDArray[Any]],
-    grad: NDArray[Any],
-    input: NDArray[Any],
-    mean: Optional[NDArray[Any]],
-    rstd: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    rms: bool = False,
-) -> None: ...
-def layer_norm_forward(
-    out: NDArray[Any],
-    mean: Optional[NDArray[Any]],
-    rstd: NDArray[Any],
-    input: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    bias: Optional[NDArray[Any]],
-    eps: SupportsFloat | SupportsIndex,
-    rms: bool = False,
-) -> None: ...
-def linear_cross_entropy(
-    loss: NDArray[Any],
-    lse: NDArray[Any],
-    input: NDArray[Any],
-    weight: NDArray[Any],
-    bias: Optional[NDArray[Any]],
-    target: NDArray[Any],
-    ignore_index: SupportsInt | SupportsIndex,
-    label_smoothing: SupportsFloat | SupportsIndex,
-    reduction: SupportsInt | SupportsIndex,
-    chunk_size: SupportsInt | SupportsIndex,
-) -> None: ...
-def linear_cross_entropy_backward(
-    grad_input: Optional[NDArray[Any]],
-    grad_weight: Optional[NDArray[Any]],
-    grad_bias: Optional[NDArray[Any]],
-    grad: NDArray[Any] | float,
-    lse: NDArray[Any],
-    input: NDArray[Any],
-    weight: NDArray[Any],
-    bias: Optional[NDArray[Any]],
-    target: NDArray[Any],
-    ignore_index: SupportsInt | SupportsIndex,
-    label_smoothing: SupportsFloat | SupportsIndex,
-    reduction: SupportsInt | SupportsIndex,
-    chunk_size: SupportsInt | SupportsIndex,
-) -> None: ...
-def lion_step(
-    params: Sequence[NDArray[Any]],
-    grads: Sequence[NDArray[Any]],
-    exp_avgs: Sequence[NDArray[Any]],
-    lr: SupportsFloat | SupportsIndex,
-    beta1: SupportsFloat | SupportsIndex,
-    beta2: SupportsFloat | SupportsIndex,
-    weight_decay: SupportsFloat | SupportsIndex,
-    maximize: bool,
-) -> None: ...
-def loss_scale_grad(grad_input: NDArray[Any], saved: NDArray[Any], grad: NDArray[Any] | float) -> None: ...
-def multi_tensor_all_finite(tensors: Sequence[NDArray[Any]]) -> bool: ...
-def multi_tensor_clamp(
-    tensors: Sequence[NDArray[Any]],
-    min: SupportsFloat | SupportsIndex,
-    max: SupportsFloat | SupportsIndex,
-) -> None: ...
+def glu_backward(grad_input: _Array, grad: _Array, input: _Array, dim: _Int, act: _Int, gate_first: bool) -> None: ...
+def glu_forward(out: _Array, input: _Array, dim: _Int, act: _Int, gate_first: bool) -> None: ...
+def group_norm_backward(grad_input: Optional[_Array], grad_weight: Optional[_Array], grad_bias: Optional[_Array],
+                        grad: _Array, input: _Array, mean: _Array, rstd: _Array, weight: Optional[_Array],
+                        num_groups: _Int) -> None: ...
+def group_norm_forward(out: _Array, mean: _Array, rstd: _Array, input: _Array, weight: Optional[_Array],
+                       bias: Optional[_Array], num_groups: _Int, eps: _Float) -> None: ...
+def instance_norm_update_running(running_mean: Optional[_Array], running_var: Optional[_Array], mean: _Array,
+                                 rstd: _Array, L: _Int, momentum: _Float, eps: _Float) -> None: ...
+def lamb_step(params: _Arrays, grads: _Arrays, exp_avgs: _Arrays, exp_avg_sqs: _Arrays, steps: Sequence[_Int],
+              lr: _Float, beta1: _Float, beta2: _Float, eps: _Float, weight_decay: _Float, bias_correction: bool,
+              maximize: bool) -> NDArray[np.float64]: ...
+def layer_norm_backward(grad_input: Optional[_Array], grad_weight: Optional[_Array], grad_bias: Optional[_Array],
+                        grad: _Array, input: _Array, mean: Optional[_Array], rstd: _Array, weight: Optional[_Array],
+                        rms: bool = False) -> None: ...
+def layer_norm_forward(out: _Array, mean: Optional[_Array], rstd: _Array, input: _Array, weight: Optional[_Array],
+                       bias: Optional[_Array], eps: _Float, rms: bool = False) -> None: ...
+def linear_cross_entropy(loss: _Array, lse: _Array, input: _Array, weight: _Array, bias: Optional[_Array],
+                         target: _Array, ignore_index: _Int, label_smoothing: _Float, reduction: _Int,
+                         chunk_size: _Int) -> None: ...
+def linear_cross_entropy_backward(grad_input: Optional[_Array], grad_weight: Optional[_Array],
+                                  grad_bias: Optional[_Array], grad: _Array | float, lse: _Array, input: _Array,
+                                  weight: _Array, bias: Optional[_Array], target: _Array, ignore_index: _Int,
+                                  label_smoothing: _Float, reduction: _Int, chunk_size: _Int) -> None: ...
+def lion_step(params: _Arrays, grads: _Arrays, exp_avgs: _Arrays, lr: _Float, beta1: _Float, beta2: _Float,
+              weight_decay: _Float, maximize: bool) -> None: ...
+def loss_scale_grad(grad_input: _Array, saved: _Array, grad: _Array | float) -> None: ...
+def multi_tensor_all_finite(tensors: _Arrays) -> bool: ...
+def multi_tensor_clamp(tensors: _Arrays, min: _Float, max: _Float) -> None: ...
 @overload
-def multi_tensor_norm(
-    tensors: Sequence[NDArray[Any]],
-    norm_type: SupportsFloat | SupportsIndex = 2.0,
-    per_tensor: Literal[False] = False,
-) -> float: ...
+def multi_tensor_norm(tensors: _Arrays, norm_type: _Float = 2.0, per_tensor: Literal[False] = False) -> float: ...
 @overload
-def multi_tensor_norm(
-    tensors: Sequence[NDArray[Any]],
-    norm_type: SupportsFloat | SupportsIndex,
-    per_tensor: Literal[True],
-) -> tuple[float, NDArray[np.float64]]: ...
+def multi_tensor_norm(tensors: _Arrays, norm_type: _Float,
+                      per_tensor: Literal[True]) -> tuple[float, NDArray[np.float64]]: ...
 @overload
-def multi_tensor_norm(
-    tensors: Sequence[NDArray[Any]],
-    norm_type: SupportsFloat | SupportsIndex = 2.0,
-    *,
-    per_tensor: Literal[True],
-) -> tuple[float, NDArray[np.float64]]: ...
+def multi_tensor_norm(tensors: _Arrays, norm_type: _Float = 2.0, *,
+                      per_tensor: Literal[True]) -> tuple[float, NDArray[np.float64]]: ...
 @overload
-def multi_tensor_norm(
-    tensors: Sequence[NDArray[Any]],
-    norm_type: SupportsFloat | SupportsIndex = 2.0,
-    per_tensor: bool = False,
-) -> float | tuple[float, NDArray[np.float64]]: ...
-def multi_tensor_scale(tensors: Sequence[NDArray[Any]], scale: SupportsFloat | SupportsIndex) -> None: ...
-def nll_loss(
-    loss: NDArray[Any],
-    input: NDArray[Any],
-    target: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    ignore_index: SupportsInt | SupportsIndex,
-    reduction: SupportsInt | SupportsIndex,
-) -> None: ...
-def nll_loss_backward(
-    grad_input: NDArray[Any],
-    grad: NDArray[Any] | float,
-    target: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    ignore_index: SupportsInt | SupportsIndex,
-    reduction: SupportsInt | SupportsIndex,
-) -> None: ...
+def multi_tensor_norm(tensors: _Arrays, norm_type: _Float = 2.0,
+                      per_tensor: bool = False) -> float | tuple[float, NDArray[np.float64]]: ...
+def multi_tensor_scale(tensors: _Arrays, scale: _Float) -> None: ...
+def nll_loss(loss: _Array, input: _Array, target: _Array, weight: Optional[_Array], ignore_index: _Int,
+             reduction: _Int) -> None: ...
+def nll_loss_backward(grad_input: _Array, grad: _Array | float, target: _Array, weight: Optional[_Array],
+                      ignore_index: _Int, reduction: _Int) -> None: ...
 def openmp_enabled() -> bool: ...
-def penalty_backward(
-    grads: Sequence[NDArray[Any]],
-    params: Sequence[NDArray[Any]],
-    kind: SupportsInt | SupportsIndex,
-    scale: SupportsFloat | SupportsIndex,
-) -> None: ...
-def penalty_sum(params: Sequence[NDArray[Any]], kind: SupportsInt | SupportsIndex) -> float: ...
-def pointwise_loss(
-    out: NDArray[Any],
-    input: NDArray[Any],
-    target: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    pos_weight: Optional[NDArray[Any]],
-    kind: SupportsInt | SupportsIndex,
-    param: SupportsFloat | SupportsIndex,
-    reduction: SupportsInt | SupportsIndex,
-    out_scale: SupportsFloat | SupportsIndex,
-    op: str = 'pointwise_loss',
-) -> None: ...
-def pointwise_loss_backward(
-    grad_input: Optional[NDArray[Any]],
-    grad_target: Optional[NDArray[Any]],
-    grad: NDArray[Any] | float,
-    grad_scale: SupportsFloat | SupportsIndex,
-    input: NDArray[Any],
-    target: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    pos_weight: Optional[NDArray[Any]],
-    kind: SupportsInt | SupportsIndex,
-    param: SupportsFloat | SupportsIndex,
-    op: str = 'pointwise_loss',
-) -> None: ...
-def prelu_backward(
-    grad_input: Optional[NDArray[Any]],
-    grad_weight: Optional[NDArray[Any]],
-    grad: NDArray[Any],
-    input: NDArray[Any],
-    weight: NDArray[Any],
-) -> None: ...
-def prelu_forward(out: NDArray[Any], input: NDArray[Any], weight: NDArray[Any]) -> None: ...
-def rmse_loss(out: NDArray[Any], input: NDArray[Any], target: NDArray[Any]) -> None: ...
-def rmsprop_step(
-    params: Sequence[NDArray[Any]],
-    grads: Sequence[NDArray[Any]],
-    square_avgs: Sequence[NDArray[Any]],
-    grad_avgs: Optional[Sequence[NDArray[Any]]],
-    momentum_buffers: Optional[Sequence[NDArray[Any]]],
-    lr: SupportsFloat | SupportsIndex,
-    alpha: SupportsFloat | SupportsIndex,
-    eps: SupportsFloat | SupportsIndex,
-    weight_decay: SupportsFloat | SupportsIndex,
-    momentum: SupportsFloat | SupportsIndex,
-    centered: bool,
-    maximize: bool,
-) -> None: ...
+def penalty_backward(grads: _Arrays, params: _Arrays, kind: _Int, scale: _Float) -> None: ...
+def penalty_sum(params: _Arrays, kind: _Int) -> float: ...
+def pointwise_loss(out: _Array, input: _Array, target: _Array, weight: Optional[_Array], pos_weight: Optional[_Array],
+                   kind: _Int, param: _Float, reduction: _Int, out_scale: _Float,
+                   op: str = 'pointwise_loss') -> None: ...
+def pointwise_loss_backward(grad_input: Optional[_Array], grad_target: Optional[_Array], grad: _Array | float,
+                            grad_scale: _Float, input: _Array, target: _Array, weight: Optional[_Array],
+                            pos_weight: Optional[_Array], kind: _Int, param: _Float,
+                            op: str = 'pointwise_loss') -> None: ...
+def prelu_backward(grad_input: Optional[_Array], grad_weight: Optional[_Array], grad: _Array, input: _Array,
+                   weight: _Array) -> None: ...
+def prelu_forward(out: _Array, input: _Array, weight: _Array) -> None: ...
+def rmse_loss(out: _Array, input: _Array, target: _Array) -> None: ...
+def rmsprop_step(params: _Arrays, grads: _Arrays, square_avgs: _Arrays, grad_avgs: Optional[_Arrays],
+                 momentum_buffers: Optional[_Arrays], lr: _Float, alpha: _Float, eps: _Float, weight_decay: _Float,
+                 momentum: _Float, centered: bool, maximize: bool) -> None: ...
 def set_cpu_isa(arg0: str, /) -> None: ...
-def set_num_threads(arg0: SupportsInt | SupportsIndex, /) -> None: ...
-def sgd_step(
-    params: Sequence[NDArray[Any]],
-    grads: Sequence[NDArray[Any]],
-    momentum_buffers: Optional[Sequence[NDArray[Any]]],
-    init_buffer: Sequence[bool],
-    lr: SupportsFloat | SupportsIndex,
-    momentum: SupportsFloat | SupportsIndex,
-    dampening: SupportsFloat | SupportsIndex,
-    weight_decay: SupportsFloat | SupportsIndex,
-    nesterov: bool,
-    maximize: bool,
-) -> None: ...
-def softmax_backward(
-    grad_input: NDArray[Any],
-    grad: NDArray[Any],
-    output: NDArray[Any],
-    dim: SupportsInt | SupportsIndex,
-    log: bool = False,
-) -> None: ...
-def softmax_forward(
-    out: NDArray[Any],
-    input: NDArray[Any],
-    dim: SupportsInt | SupportsIndex,
-    log: bool = False,
-) -> None: ...
-def spectral_norm_backward(
-    grad_weight: NDArray[Any],
-    grad: NDArray[Any],
-    weight: NDArray[Any],
-    u: NDArray[Any],
-    v: NDArray[Any],
-    sigma: SupportsFloat | SupportsIndex,
-) -> None: ...
-def spectral_norm_forward(
-    out: NDArray[Any],
-    weight: NDArray[Any],
-    u: NDArray[Any],
-    v: NDArray[Any],
-) -> float: ...
-def spectral_norm_power_iteration(
-    u: NDArray[Any],
-    v: NDArray[Any],
-    weight: NDArray[Any],
-    n_power_iterations: SupportsInt | SupportsIndex,
-    eps: SupportsFloat | SupportsIndex,
-) -> None: ...
-def step_forward(
-    out: NDArray[Any],
-    input: NDArray[Any],
-    sign: bool = False,
-    threshold: SupportsFloat | SupportsIndex = 0.0,
-) -> None: ...
-def swish_backward(
-    grad_input: Optional[NDArray[Any]],
-    grad_beta: Optional[NDArray[Any]],
-    grad: NDArray[Any],
-    input: NDArray[Any],
-    beta: SupportsFloat | SupportsIndex,
-) -> None: ...
-def swish_forward(out: NDArray[Any], input: NDArray[Any], beta: SupportsFloat | SupportsIndex) -> None: ...
-def weight_norm_backward(
-    grad_v: Optional[NDArray[Any]],
-    grad_g: Optional[NDArray[Any]],
-    grad: NDArray[Any],
-    v: NDArray[Any],
-    g: NDArray[Any],
-    norm: NDArray[Any],
-) -> None: ...
-def weight_norm_forward(out: NDArray[Any], norm: NDArray[Any], v: NDArray[Any], g: NDArray[Any]) -> None: ...
+def set_num_threads(arg0: _Int, /) -> None: ...
+def sgd_step(params: _Arrays, grads: _Arrays, momentum_buffers: Optional[_Arrays], init_buffer: Sequence[bool],
+             lr: _Float, momentum: _Float, dampening: _Float, weight_decay: _Float, nesterov: bool,
+             maximize: bool) -> None: ...
+def softmax_backward(grad_input: _Array, grad: _Array, output: _Array, dim: _Int, log: bool = False) -> None: ...
+def softmax_forward(out: _Array, input: _Array, dim: _Int, log: bool = False) -> None: ...
+def spectral_norm_backward(grad_weight: _Array, grad: _Array, weight: _Array, u: _Array, v: _Array,
+                           sigma: _Float) -> None: ...
+def spectral_norm_forward(out: _Array, weight: _Array, u: _Array, v: _Array) -> float: ...
+def spectral_norm_power_iteration(u: _Array, v: _Array, weight: _Array, n_power_iterations: _Int,
+                                  eps: _Float) -> None: ...
+def step_forward(out: _Array, input: _Array, sign: bool = False, threshold: _Float = 0.0) -> None: ...
+def swish_backward(grad_input: Optional[_Array], grad_beta: Optional[_Array], grad: _Array, input: _Array,
+                   beta: _Float) -> None: ...
+def swish_forward(out: _Array, input: _Array, beta: _Float) -> None: ...
+def weight_norm_backward(grad_v: Optional[_Array], grad_g: Optional[_Array], grad: _Array, v: _Array, g: _Array,
+                         norm: _Array) -> None: ...
+def weight_norm_forward(out: _Array, norm: _Array, v: _Array, g: _Array) -> None: ...

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Optional, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Optional, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
     from typing import ParamSpec
@@ -12,6 +12,18 @@ import numpy as np
 from .._dispatch import xp_of
 from ..autograd import grad_mode
 from ..tensor import Tensor, _to_device_array, device
+
+
+def _zero_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
+    """Sets each param's ``.grad`` to None or to zeros in place: ``zero_grad`` of both
+    ``Module`` and ``Optimizer``, which must agree."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad.data[...] = 0
 
 
 class Parameter(Tensor):
@@ -257,13 +269,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        _zero_grads(self.parameters(), set_to_none)
 
     # ------------------------------------------------------------ state
     def state_dict(self, destination: Optional[dict[str, Any]] = None, prefix: str = "",

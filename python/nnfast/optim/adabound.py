@@ -8,7 +8,7 @@ import numpy as np
 
 from .._dispatch import KernelSet
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, _adam_moments, _as_float, _check_betas, _check_nonneg
+from .optimizer import Optimizer, ParamsT, _adam_moments, _as_float, _check_hparams, _store_steps
 
 
 class AdaBound(Optimizer):
@@ -38,13 +38,10 @@ class AdaBound(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         n = self._name
-        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
-        _check_nonneg(n, "eps", group["eps"], "epsilon value")
-        _check_betas(n, group["betas"])
-        _check_nonneg(n, "final_lr", group["final_lr"], "final learning rate")
+        _check_hparams(n, group, "lr", "eps", "betas", "final_lr")
         if not 0.0 <= float(group["gamma"]) < 1.0:
             raise ValueError(f"[{n}] Invalid gamma parameter: {group['gamma']}")
-        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
+        _check_hparams(n, group, "weight_decay")
         group.setdefault("base_lr", _as_float(group["lr"]))
         if not float(group["base_lr"]) > 0.0:
             raise ValueError(f"[{n}] Invalid base learning rate: {group['base_lr']} (AdaBound needs lr > 0)")
@@ -57,5 +54,4 @@ class AdaBound(Optimizer):
         K.adabound_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(group["base_lr"]),
                          float(beta1), float(beta2), float(group["final_lr"]), float(group["gamma"]),
                          float(group["eps"]), float(group["weight_decay"]), amsbound, bool(group["maximize"]))
-        for p, s in zip(params, steps):
-            self.state[p]["step"] = s
+        _store_steps(self.state, params, steps)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._dispatch import KernelSet
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsupported, _state_tensor
+from .optimizer import Optimizer, ParamsT, _as_float, _check_hparams, _check_unsupported, _state_tensor, _store_steps
 
 
 class Adagrad(Optimizer):
@@ -36,13 +36,7 @@ class Adagrad(Optimizer):
                 self._init_state(p, group)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        n = self._name
-        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
-        _check_nonneg(n, "lr_decay", group["lr_decay"], "lr_decay value")
-        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
-        _check_nonneg(n, "initial_accumulator_value", group["initial_accumulator_value"],
-                      "initial_accumulator_value value")
-        _check_nonneg(n, "eps", group["eps"], "epsilon value")
+        _check_hparams(self._name, group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         st = self.state[p]
@@ -60,5 +54,4 @@ class Adagrad(Optimizer):
             steps.append(int(st.get("step", 0)) + 1)
         K.adagrad_step(p_arrays, g_arrays, sums, steps, _as_float(group["lr"]), float(group["lr_decay"]),
                         float(group["weight_decay"]), float(group["eps"]), bool(group["maximize"]))
-        for p, s in zip(params, steps):
-            self.state[p]["step"] = s
+        _store_steps(self.state, params, steps)

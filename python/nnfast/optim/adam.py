@@ -7,7 +7,7 @@ import numpy as np
 
 from .._dispatch import KernelSet
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, _adam_moments, _as_float, _check_betas, _check_nonneg, _check_unsupported
+from .optimizer import Optimizer, ParamsT, _adam_moments, _as_float, _check_hparams, _check_unsupported, _store_steps
 
 
 class Adam(Optimizer):
@@ -37,11 +37,7 @@ class Adam(Optimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        n = self._name
-        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
-        _check_nonneg(n, "eps", group["eps"], "epsilon value")
-        _check_betas(n, group["betas"])
-        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
+        _check_hparams(self._name, group, "lr", "eps", "betas", "weight_decay")
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
                     g_arrays: list[np.ndarray], K: KernelSet) -> None:
@@ -51,17 +47,15 @@ class Adam(Optimizer):
         K.adam_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(beta1), float(beta2),
                      float(group["eps"]), float(group["weight_decay"]), amsgrad, bool(group["maximize"]),
                      self._decoupled)
-        for p, s in zip(params, steps):
-            self.state[p]["step"] = s
+        _store_steps(self.state, params, steps)
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p = p * (1 - lr * weight_decay),
-    then Adam's update with the raw gradient (m, v, bias corrections as in ``Adam``).
+    then Adam's update with the raw gradient (m, v, bias corrections, state shapes and dtypes as in ``Adam``).
 
-    Every param and its state keep their own shape and dtype (float32 or float64).
-    Defaults: lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.01, amsgrad=False,
-    maximize=False (ascend instead), skip_nonfinite=False (nnfast: skip a whole step whose gradients hold inf/NaN). foreach / capturable / differentiable / fused are accepted for PyTorch compatibility.
+    Defaults: weight_decay=0.01; the rest as ``Adam``'s (lr=0.001, betas=(0.9, 0.999), eps=1e-08,
+    amsgrad=False, maximize=False, skip_nonfinite=False), and the same PyTorch-compatibility flags.
     """
 
     _name = "AdamW"

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._dispatch import KernelSet
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, _as_float, _check_betas, _check_nonneg, _state_tensor
+from .optimizer import Optimizer, ParamsT, _adam_moments, _as_float, _check_hparams, _store_steps
 
 
 class LAMB(Optimizer):
@@ -34,11 +34,7 @@ class LAMB(Optimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        n = self._name
-        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
-        _check_nonneg(n, "eps", group["eps"], "epsilon value")
-        _check_betas(n, group["betas"])
-        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
+        _check_hparams(self._name, group, "lr", "eps", "betas", "weight_decay")
 
     def step(self, closure: Any = None) -> Any:
         self.last_trust_ratios = []
@@ -46,20 +42,10 @@ class LAMB(Optimizer):
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
                     g_arrays: list[np.ndarray], K: KernelSet) -> None:
-        m, v, steps = [], [], []
-        for p, a in zip(params, p_arrays):
-            st = self.state[p]
-            if "exp_avg" not in st:
-                st["step"] = 0
-                st["exp_avg"] = _state_tensor(a)
-                st["exp_avg_sq"] = _state_tensor(a)
-            m.append(st["exp_avg"].data)
-            v.append(st["exp_avg_sq"].data)
-            steps.append(int(st.get("step", 0)) + 1)
+        m, v, _, steps = _adam_moments(self.state, params, p_arrays, False)
         beta1, beta2 = group["betas"]
         ratios = K.lamb_step(p_arrays, g_arrays, m, v, steps, _as_float(group["lr"]), float(beta1), float(beta2),
                               float(group["eps"]), float(group["weight_decay"]), bool(group["bias_correction"]),
                               bool(group["maximize"]))
         self.last_trust_ratios.append([float(r) for r in ratios])
-        for p, s in zip(params, steps):
-            self.state[p]["step"] = s
+        _store_steps(self.state, params, steps)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._dispatch import KernelSet
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _state_tensor
+from .optimizer import Optimizer, ParamsT, _as_float, _check_hparams, _state_tensor
 
 
 class Lion(Optimizer):
@@ -28,14 +28,14 @@ class Lion(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         n = self._name
-        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
+        _check_hparams(n, group, "lr")
         betas = tuple(group["betas"])
         if len(betas) != 2:
             raise ValueError(f"[{n}] Invalid betas: expected a pair of floats, got {betas!r}")
         for i, b in enumerate(betas):
             if not 0.0 <= float(b) <= 1.0:
                 raise ValueError(f"[{n}] Invalid beta parameter at index {i}: {b}")
-        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
+        _check_hparams(n, group, "weight_decay")
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
                     g_arrays: list[np.ndarray], K: KernelSet) -> None:

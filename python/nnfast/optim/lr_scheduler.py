@@ -29,6 +29,12 @@ def _check_optimizer(name: str, optimizer: Any) -> None:
         raise TypeError(f"[{name}] expected an nnfast.optim.Optimizer, got {type(optimizer).__name__}")
 
 
+def _group_lrs(optimizer: Optimizer) -> list[float]:
+    """Every param group's lr as it stands: what ``get_last_lr`` reports after a step, and what a
+    recursive ``get_lr`` returns on an epoch that changes nothing."""
+    return [group["lr"] for group in optimizer.param_groups]
+
+
 class LRScheduler:
     """Base class: sets ``initial_lr`` on every group and takes the first step."""
 
@@ -81,7 +87,7 @@ class LRScheduler:
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = _group_lrs(self.optimizer)
 
 
 _LRScheduler = LRScheduler  # PyTorch's older name
@@ -133,7 +139,7 @@ class StepLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
-            return [group["lr"] for group in self.optimizer.param_groups]
+            return _group_lrs(self.optimizer)
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list[float]:
@@ -151,7 +157,7 @@ class MultiStepLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         if self.last_epoch not in self.milestones:
-            return [group["lr"] for group in self.optimizer.param_groups]
+            return _group_lrs(self.optimizer)
         return [group["lr"] * self.gamma ** self.milestones[self.last_epoch] for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list[float]:
@@ -168,7 +174,7 @@ class ExponentialLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         if self.last_epoch == 0:
-            return [group["lr"] for group in self.optimizer.param_groups]
+            return _group_lrs(self.optimizer)
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list[float]:
@@ -186,12 +192,12 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        groups = self.optimizer.param_groups
         if self.last_epoch == 0:
-            return [group["lr"] for group in groups]
+            return _group_lrs(self.optimizer)
         if self._step_count == 1 and self.last_epoch > 0:
             return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
                     for base_lr in self.base_lrs]
+        groups = self.optimizer.param_groups
         if (self.last_epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
             return [group["lr"] + (base_lr - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
                     for base_lr, group in zip(self.base_lrs, groups)]
@@ -224,7 +230,7 @@ class LinearLR(LRScheduler):
         if self.last_epoch == 0:
             return [group["lr"] * self.start_factor for group in groups]
         if self.last_epoch > self.total_iters:
-            return [group["lr"] for group in groups]
+            return _group_lrs(self.optimizer)
         return [group["lr"] * (1.0 + (self.end_factor - self.start_factor)
                                / (self.total_iters * self.start_factor
                                   + (self.last_epoch - 1) * (self.end_factor - self.start_factor)))
@@ -400,7 +406,7 @@ class ReduceLROnPlateau:
         self.mode_worse: float = 0.0
         self.eps = eps
         self.last_epoch = 0
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = _group_lrs(self.optimizer)
         self._init_is_better(mode=mode, threshold=threshold, threshold_mode=threshold_mode)
         self._reset()
 
@@ -429,7 +435,7 @@ class ReduceLROnPlateau:
             self._reduce_lr(epoch)
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = _group_lrs(self.optimizer)
 
     def _reduce_lr(self, epoch: int) -> None:
         if len(self.optimizer.param_groups) != len(self.min_lrs):

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._dispatch import KernelSet, device_of, full, kernel_ready, kernels, xp_of
 from ..autograd import grad_mode
+from ..nn.module import _zero_grads
 from ..tensor import Tensor
 
 
@@ -59,6 +60,13 @@ def _adam_moments(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], 
             vmax.append(st["max_exp_avg_sq"].data)
         steps.append(int(st.get("step", 0)) + 1)
     return m, v, vmax, steps
+
+
+def _store_steps(state: Any, params: list[Tensor], steps: list[int]) -> None:
+    """Records each param's new step count once its group's fused kernel has run (it is not
+    advanced earlier, so a kernel that raises leaves the state as it was)."""
+    for p, s in zip(params, steps):
+        state[p]["step"] = s
 
 
 def _copy_value(v: Any) -> Any:
@@ -162,14 +170,7 @@ class Optimizer:
     # ------------------------------------------------------------ grads
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Sets every param's ``.grad`` to None (default) or to zeros in place."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        _zero_grads(chain.from_iterable(g["params"] for g in self.param_groups), set_to_none)
 
     # ------------------------------------------------------------ step
     def _collect(self) -> tuple[list[tuple[dict[str, Any], list[Tensor], list[Any]]], Optional[KernelSet]]:
@@ -329,6 +330,24 @@ class Optimizer:
 
 
 # ------------------------------------------------------------------ validation helpers
+# How each hyper-parameter is named in its "Invalid ..." error (PyTorch's wording).
+_HPARAM_WHAT = {
+    "lr": "learning rate", "eps": "epsilon value", "momentum": "momentum value", "alpha": "alpha value",
+    "weight_decay": "weight_decay value", "lr_decay": "lr_decay value", "final_lr": "final learning rate",
+    "initial_accumulator_value": "initial_accumulator_value value",
+}
+
+
+def _check_hparams(name: str, group: dict[str, Any], *keys: str) -> None:
+    """Checks a group's hyper-parameters in the order given (each >= 0, ``betas`` a pair in [0, 1)), so
+    every optimizer raises the same "[Name] Invalid ..." messages."""
+    for key in keys:
+        if key == "betas":
+            _check_betas(name, group["betas"])
+        else:
+            _check_nonneg(name, key, _as_float(group[key]) if key == "lr" else group[key], _HPARAM_WHAT[key])
+
+
 def _check_nonneg(name: str, key: str, value: Any, what: str) -> None:
     try:
         ok = 0.0 <= float(value)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._dispatch import KernelSet
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsupported, _state_tensor
+from .optimizer import Optimizer, ParamsT, _as_float, _check_hparams, _check_unsupported, _state_tensor
 
 
 class RMSprop(Optimizer):
@@ -34,12 +34,7 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        n = self._name
-        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
-        _check_nonneg(n, "eps", group["eps"], "epsilon value")
-        _check_nonneg(n, "momentum", group["momentum"], "momentum value")
-        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
-        _check_nonneg(n, "alpha", group["alpha"], "alpha value")
+        _check_hparams(self._name, group, "lr", "eps", "momentum", "weight_decay", "alpha")
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
                     g_arrays: list[np.ndarray], K: KernelSet) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._dispatch import KernelSet, device_of, empty
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, _as_float, _check_nonneg, _check_unsupported
+from .optimizer import Optimizer, ParamsT, _as_float, _check_hparams, _check_unsupported
 
 
 class SGD(Optimizer):
@@ -37,9 +37,7 @@ class SGD(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         n = self._name
-        _check_nonneg(n, "lr", _as_float(group["lr"]), "learning rate")
-        _check_nonneg(n, "momentum", group["momentum"], "momentum value")
-        _check_nonneg(n, "weight_decay", group["weight_decay"], "weight_decay value")
+        _check_hparams(n, group, "lr", "momentum", "weight_decay")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"[{n}] Nesterov momentum requires a momentum and zero dampening")
 

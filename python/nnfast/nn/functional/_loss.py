@@ -92,6 +92,20 @@ def _class_layout(op: str, input: Tensor) -> tuple[int, int, int]:
     return shape[0], shape[1], (int(math.prod(shape[2:])) if len(shape) > 2 else 1)
 
 
+def _class_loss_args(op: str, input: Tensor, target: Any, reduction: str, size_average: Any,
+                     reduce: Any) -> tuple[Tensor, int, int]:
+    """The checks cross_entropy and nll_loss share (float input, a target tensor on its device, a
+    known reduction, at least one class); returns (target, reduction code, C)."""
+    check_float(op, input)
+    target = _target_tensor(op, target)
+    check_same_device(op, input, target)
+    red = _RED[_reduction(op, reduction, size_average, reduce)]
+    C = _class_layout(op, input)[1]
+    if C < 1 and input.data.ndim >= 2:
+        raise ValueError(f"[{op}] expected input with at least one class, got shape {input.shape}")
+    return target, red, C
+
+
 def _as3(a: Any, N: int, C: int, S: int) -> Any:
     return a.reshape(N, C, S)
 
@@ -120,6 +134,26 @@ def _out_shape(input_shape: tuple[int, ...], red: int) -> tuple[int, ...]:
     return input_shape[:1] + input_shape[2:] if len(input_shape) >= 2 else ()
 
 
+def _class_loss_out(x: Any, red: int) -> tuple[tuple[int, int, int], Any]:
+    """(N, C, S) of a class loss's input and the kernel's loss output: one value per (sample,
+    position), or a single one when reduced."""
+    N, C, S = _class_dims(x)
+    return (N, C, S), xp_of(x).empty((N * S,) if red == 0 else (1,), dtype=x.dtype)
+
+
+def _class_loss_result(ctx: Any, x: Any, loss: Any, red: int) -> Any:
+    """The class loss in PyTorch's shape; records the reduction and input shape its backward reads."""
+    ctx.red, ctx.in_shape = red, x.shape
+    return loss.reshape(_out_shape(x.shape, red))
+
+
+def _scale_saved(K: Any, saved: Any, g: Any, ga: Any, in_shape: tuple[int, ...]) -> Any:
+    """A forward-saved d(loss)/d(input) times the incoming gradient ``g`` (``ga``: as the kernel takes it)."""
+    d = xp_of(g).empty_like(saved)
+    K.loss_scale_grad(d, saved, ga)
+    return d.reshape(in_shape)
+
+
 def _grad_arg(g: Any, red: int) -> Any:
     """Incoming gradient as the kernels take it: a float for a reduced loss, else a contiguous array."""
     if red != 0:
@@ -140,15 +174,12 @@ class CrossEntropyFunction(Function):
     def forward(ctx: Any, x: Any, target: Any, weight: Any, ignore_index: int, label_smoothing: float, red: int,
                 need_grad: bool) -> Any:
         K = kernels("cross_entropy", x, target, weight)
-        xp = xp_of(x)
-        N, C, S = _class_dims(x)
-        loss = xp.empty((N * S,) if red == 0 else (1,), dtype=x.dtype)
-        dx = xp.empty((N, C, S), dtype=x.dtype) if need_grad else None
+        (N, C, S), loss = _class_loss_out(x, red)
+        dx = xp_of(x).empty((N, C, S), dtype=x.dtype) if need_grad else None
         K.cross_entropy(loss, dx, _as3(x, N, C, S), _target_rows(target, N, S),
                         None if weight is None else contiguous(weight), int(ignore_index), float(label_smoothing), red)
         ctx.save_for_backward(dx)
-        ctx.red, ctx.in_shape = red, x.shape
-        return loss.reshape(_out_shape(x.shape, red))
+        return _class_loss_result(ctx, x, loss, red)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
@@ -159,9 +190,7 @@ class CrossEntropyFunction(Function):
             # loss.backward() on the reduced loss: the saved gradient is the answer.
             # Handed over (not copied): the node is freed after this backward.
             return saved.reshape(ctx.in_shape), None, None
-        dx = xp_of(g).empty_like(saved)
-        kernels("cross_entropy", g).loss_scale_grad(dx, saved, _grad_arg(g, ctx.red))
-        return dx.reshape(ctx.in_shape), None, None
+        return _scale_saved(kernels("cross_entropy", g), saved, g, _grad_arg(g, ctx.red), ctx.in_shape), None, None
 
 
 class CrossEntropyProbFunction(Function):
@@ -172,30 +201,22 @@ class CrossEntropyProbFunction(Function):
                 need_dt: bool) -> Any:
         K = kernels("cross_entropy", x, target, weight)
         xp = xp_of(x)
-        N, C, S = _class_dims(x)
-        loss = xp.empty((N * S,) if red == 0 else (1,), dtype=x.dtype)
+        (N, C, S), loss = _class_loss_out(x, red)
         dx = xp.empty((N, C, S), dtype=x.dtype) if need_dx else None
         dt = xp.empty((N, C, S), dtype=x.dtype) if need_dt else None
         K.cross_entropy_prob(loss, dx, dt, _as3(x, N, C, S), _as3(target, N, C, S),
                              None if weight is None else contiguous(weight), float(label_smoothing), red)
         ctx.save_for_backward(dx, dt)
-        ctx.red, ctx.in_shape = red, x.shape
-        return loss.reshape(_out_shape(x.shape, red))
+        return _class_loss_result(ctx, x, loss, red)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         saved_dx, saved_dt = ctx.saved_tensors
         K = kernels("cross_entropy", g)
         ga = _grad_arg(g, ctx.red)
-        out: list[Any] = []
-        for i, saved in enumerate((saved_dx, saved_dt)):
-            if saved is None or not ctx.needs_input_grad[i]:
-                out.append(None)
-                continue
-            d = xp_of(g).empty_like(saved)
-            K.loss_scale_grad(d, saved, ga)
-            out.append(d.reshape(ctx.in_shape))
-        return out[0], out[1], None
+        need = ctx.needs_input_grad
+        return tuple(None if saved is None or not need[i] else _scale_saved(K, saved, g, ga, ctx.in_shape)
+                     for i, saved in enumerate((saved_dx, saved_dt))) + (None,)
 
 
 def _is_unit_grad(g: Any, ctx: Any) -> bool:
@@ -231,13 +252,7 @@ def cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, s
     Defaults: weight=None (all classes 1), ignore_index=-100, reduction='mean', label_smoothing=0.0.
     """
     op = "cross_entropy"
-    check_float(op, input)
-    target = _target_tensor(op, target)
-    check_same_device(op, input, target)
-    red = _RED[_reduction(op, reduction, size_average, reduce)]
-    N, C, S = _class_layout(op, input)
-    if C < 1 and input.data.ndim >= 2:
-        raise ValueError(f"[{op}] expected input with at least one class, got shape {input.shape}")
+    target, red, C = _class_loss_args(op, input, target, reduction, size_average, reduce)
     if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"[{op}] expected label_smoothing in [0, 1], got {label_smoothing}")
     w = _class_weight(op, input, weight, C)
@@ -260,14 +275,13 @@ class NLLLossFunction(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, target: Any, weight: Any, ignore_index: int, red: int) -> Any:
         K = kernels("nll_loss", x, target, weight)
-        N, C, S = _class_dims(x)
+        (N, C, S), loss = _class_loss_out(x, red)
         t = _target_rows(target, N, S)
         w = None if weight is None else contiguous(weight)
-        loss = xp_of(x).empty((N * S,) if red == 0 else (1,), dtype=x.dtype)
         K.nll_loss(loss, _as3(x, N, C, S), t, w, int(ignore_index), red)
         ctx.save_for_backward(t, w)
-        ctx.red, ctx.in_shape, ctx.ignore_index, ctx.dims = red, x.shape, int(ignore_index), (N, C, S)
-        return loss.reshape(_out_shape(x.shape, red))
+        ctx.ignore_index, ctx.dims = int(ignore_index), (N, C, S)
+        return _class_loss_result(ctx, x, loss, red)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
@@ -289,13 +303,7 @@ def nll_loss(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_a
     Defaults: weight=None (all classes 1), ignore_index=-100, reduction='mean'.
     """
     op = "nll_loss"
-    check_float(op, input)
-    target = _target_tensor(op, target)
-    check_same_device(op, input, target)
-    red = _RED[_reduction(op, reduction, size_average, reduce)]
-    N, C, S = _class_layout(op, input)
-    if input.ndim >= 2 and C < 1:
-        raise ValueError(f"[{op}] expected input with at least one class, got shape {input.shape}")
+    target, red, C = _class_loss_args(op, input, target, reduction, size_average, reduce)
     w = _class_weight(op, input, weight, C)
     _class_index_target(op, input, target)
     return NLLLossFunction.apply(input, target, w, int(ignore_index), red)

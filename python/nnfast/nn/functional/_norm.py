@@ -31,8 +31,35 @@ def _c(a: Any) -> Any:
     return None if a is None else contiguous(a)
 
 
-def _grad_out(xp: Any, want: bool, shape: tuple[int, ...], dtype: Any) -> Any:
-    return xp.empty(shape, dtype=dtype) if want else None
+def _channel_arrays(x: Any, weight: Any, bias: Any, *stats_shape: int) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """What the batch / group norm forward kernels take: x (N, C, *) as (N, C, L) (no copy when
+    contiguous), an output like it, float64 mean and rstd of ``stats_shape``, contiguous weight and bias."""
+    xp = xp_of(x)
+    x3 = contiguous(x).reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))  # -1 is ambiguous when empty
+    return x3, xp.empty_like(x3), _stats(xp, *stats_shape), _stats(xp, *stats_shape), _c(weight), _c(bias)
+
+
+def _save_norm(ctx: Any, x: Any, mean: Any, rstd: Any, weight: Any, bias: Any, shape: tuple[int, ...],
+               mode: Any) -> None:
+    """What every norm's backward reads: the kernel-layout input, its statistics, the weight, the
+    input's shape, whether a bias was given and the backward kernel's last argument ``mode``."""
+    ctx.save_for_backward(x, mean, rstd, weight)
+    ctx.shape, ctx.has_bias, ctx.mode = shape, bias is not None, mode
+
+
+def _norm_backward(ctx: Any, dy: Any, kernel: Any) -> tuple[Any, Any, Any]:
+    """(dx, dweight, dbias) of a norm saved by ``_save_norm``: the layer, batch and group norm
+    backward kernels take the same arguments but the last (``ctx.mode``: rms / training / num_groups)."""
+    x, mean, rstd, w = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    want_w, want_b = w is not None and need[1], ctx.has_bias and need[2]
+    if not (need[0] or want_w or want_b):
+        return None, None, None
+    xp = xp_of(dy)
+    dx = xp.empty(x.shape, dtype=dy.dtype) if need[0] else None
+    dw, db, dw_out, db_out = _param_grads(ctx, xp, want_w, want_b, (x.shape[1],), dy.dtype)
+    kernel(dx, dw, db, contiguous(dy).reshape(x.shape), x, mean, rstd, w, ctx.mode)
+    return (None if dx is None else dx.reshape(ctx.shape)), dw_out, db_out
 
 
 def _param_grads(ctx: Any, xp: Any, want_w: bool, want_b: bool, shape: tuple[int, ...],
@@ -59,16 +86,20 @@ def _check_param(op: str, x: Tensor, p: Any, name: str, shape: tuple[int, ...]) 
         raise ValueError(f"[{op}] expected {name} of shape {shape}, got {tuple(p.shape)}")
 
 
-def _check_buffer(op: str, x: Tensor, b: Any, name: str, C: int) -> None:
-    if b is None:
-        return
-    check_tensor(op, b, name)
-    if b.dtype != x.dtype:
-        raise TypeError(f"[{op}] expected {name} to have dtype {x.dtype}, got {b.dtype}")
-    if tuple(b.shape) != (C,):
-        raise ValueError(f"[{op}] expected {name} of shape ({C},), got {tuple(b.shape)}")
-    if not b.data.flags.c_contiguous:
-        raise ValueError(f"[{op}] expected {name} to be contiguous (it is updated in place)")
+def _check_running_stats(op: str, x: Tensor, running_mean: Any, running_var: Any, C: int) -> None:
+    """Batch and instance norm's optional running statistics: (C,) tensors of x's dtype and device,
+    contiguous because the kernels update them in place."""
+    check_same_device(op, x, running_mean, running_var)
+    for name, b in (("running_mean", running_mean), ("running_var", running_var)):
+        if b is None:
+            continue
+        check_tensor(op, b, name)
+        if b.dtype != x.dtype:
+            raise TypeError(f"[{op}] expected {name} to have dtype {x.dtype}, got {b.dtype}")
+        if tuple(b.shape) != (C,):
+            raise ValueError(f"[{op}] expected {name} of shape ({C},), got {tuple(b.shape)}")
+        if not b.data.flags.c_contiguous:
+            raise ValueError(f"[{op}] expected {name} to be contiguous (it is updated in place)")
 
 
 # ---------------------------------------------------------------- layer / RMS norm
@@ -94,29 +125,15 @@ class LayerNormFunction(Function):
         w = None if weight is None else contiguous(weight).reshape(D)
         b = None if bias is None else contiguous(bias).reshape(D)
         K.layer_norm_forward(y, mean, rstd, x2, w, b, eps, rms)
-        ctx.save_for_backward(x2, mean, rstd, w)
-        ctx.rms, ctx.shape = rms, shape
+        _save_norm(ctx, x2, mean, rstd, w, bias, shape, rms)
         ctx.wshape = None if weight is None else weight.shape
-        ctx.has_bias = bias is not None
         return y.reshape(shape)
 
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
-        x2, mean, rstd, w = ctx.saved_tensors
-        K = kernels("rms_norm" if ctx.rms else "layer_norm", dy)
-        xp = xp_of(dy)
-        dy2 = contiguous(dy).reshape(x2.shape)
-        D = x2.shape[1]
-        need = ctx.needs_input_grad
-        want_w, want_b = w is not None and need[1], ctx.has_bias and need[2]
-        if not (need[0] or want_w or want_b):
-            return None, None, None
-        dx = _grad_out(xp, need[0], x2.shape, dy.dtype)
-        dw, db, dw_out, db_out = _param_grads(ctx, xp, want_w, want_b, (D,), dy.dtype)
-        K.layer_norm_backward(dx, dw, db, dy2, x2, mean, rstd, w, ctx.rms)
-        return (None if dx is None else dx.reshape(ctx.shape),
-                dw_out if dw_out is None or dw_out is ACCUMULATED else dw_out.reshape(ctx.wshape),
-                db_out if db_out is None or db_out is ACCUMULATED else db_out.reshape(ctx.wshape))
+        dx, dw, db = _norm_backward(ctx, dy, kernels("rms_norm" if ctx.mode else "layer_norm", dy).layer_norm_backward)
+        return (dx, dw if dw is None or dw is ACCUMULATED else dw.reshape(ctx.wshape),
+                db if db is None or db is ACCUMULATED else db.reshape(ctx.wshape))
 
 
 def _normalized_shape(op: str, normalized_shape: _ShapeArg) -> tuple[int, ...]:
@@ -188,32 +205,14 @@ class BatchNormFunction(Function):
     def forward(ctx: Any, x: Any, weight: Any, bias: Any, running_mean: Any, running_var: Any, training: bool,
                 momentum: float, eps: float) -> Any:
         K = kernels("batch_norm", x, weight, bias, running_mean, running_var)
-        xp = xp_of(x)
-        shape = x.shape
-        N, C = shape[0], shape[1]
-        x3 = contiguous(x).reshape(N, C, math.prod(shape[2:]))  # -1 is ambiguous when empty
-        y = xp.empty_like(x3)
-        mean, rstd = _stats(xp, C), _stats(xp, C)
-        weight, bias = _c(weight), _c(bias)
+        x3, y, mean, rstd, weight, bias = _channel_arrays(x, weight, bias, x.shape[1])
         K.batch_norm_forward(y, mean, rstd, running_mean, running_var, x3, weight, bias, training, momentum, eps)
-        ctx.save_for_backward(x3, mean, rstd, weight)
-        ctx.training, ctx.shape, ctx.has_bias = training, shape, bias is not None
-        return y.reshape(shape)
+        _save_norm(ctx, x3, mean, rstd, weight, bias, x.shape, training)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
-        x3, mean, rstd, w = ctx.saved_tensors
-        K = kernels("batch_norm", dy)
-        xp = xp_of(dy)
-        need = ctx.needs_input_grad
-        C = x3.shape[1]
-        want_w, want_b = w is not None and need[1], ctx.has_bias and need[2]
-        if not (need[0] or want_w or want_b):
-            return None, None, None
-        dx = _grad_out(xp, need[0], x3.shape, dy.dtype)
-        dw, db, dw_out, db_out = _param_grads(ctx, xp, want_w, want_b, (C,), dy.dtype)
-        K.batch_norm_backward(dx, dw, db, contiguous(dy).reshape(x3.shape), x3, mean, rstd, w, ctx.training)
-        return (None if dx is None else dx.reshape(ctx.shape), dw_out, db_out)
+        return _norm_backward(ctx, dy, kernels("batch_norm", dy).batch_norm_backward)
 
 
 def _channel_checks(op: str, input: Any, weight: Any, bias: Any) -> int:
@@ -245,9 +244,7 @@ def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optio
     """
     op = "batch_norm"
     C = _channel_checks(op, input, weight, bias)
-    check_same_device(op, input, running_mean, running_var)
-    _check_buffer(op, input, running_mean, "running_mean", C)
-    _check_buffer(op, input, running_var, "running_var", C)
+    _check_running_stats(op, input, running_mean, running_var, C)
     if training:
         per_channel = input.shape[0] * math.prod(input.shape[2:])
         if per_channel == 1:
@@ -274,34 +271,16 @@ class GroupNormFunction(Function):
     def forward(ctx: Any, x: Any, weight: Any, bias: Any, groups: int, eps: float, running_mean: Any,
                 running_var: Any, momentum: float) -> Any:
         K = kernels("group_norm", x, weight, bias)
-        xp = xp_of(x)
-        shape = x.shape
-        N, C = shape[0], shape[1]
-        x3 = contiguous(x).reshape(N, C, math.prod(shape[2:]))  # -1 is ambiguous when empty
-        y = xp.empty_like(x3)
-        mean, rstd = _stats(xp, N, groups), _stats(xp, N, groups)
-        weight, bias = _c(weight), _c(bias)
+        x3, y, mean, rstd, weight, bias = _channel_arrays(x, weight, bias, x.shape[0], groups)
         K.group_norm_forward(y, mean, rstd, x3, weight, bias, groups, eps)
         if running_mean is not None or running_var is not None:
             K.instance_norm_update_running(running_mean, running_var, mean, rstd, x3.shape[2], momentum, eps)
-        ctx.save_for_backward(x3, mean, rstd, weight)
-        ctx.groups, ctx.shape, ctx.has_bias = groups, shape, bias is not None
-        return y.reshape(shape)
+        _save_norm(ctx, x3, mean, rstd, weight, bias, x.shape, groups)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
-        x3, mean, rstd, w = ctx.saved_tensors
-        K = kernels("group_norm", dy)
-        xp = xp_of(dy)
-        need = ctx.needs_input_grad
-        C = x3.shape[1]
-        want_w, want_b = w is not None and need[1], ctx.has_bias and need[2]
-        if not (need[0] or want_w or want_b):
-            return None, None, None
-        dx = _grad_out(xp, need[0], x3.shape, dy.dtype)
-        dw, db, dw_out, db_out = _param_grads(ctx, xp, want_w, want_b, (C,), dy.dtype)
-        K.group_norm_backward(dx, dw, db, contiguous(dy).reshape(x3.shape), x3, mean, rstd, w, ctx.groups)
-        return (None if dx is None else dx.reshape(ctx.shape), dw_out, db_out)
+        return _norm_backward(ctx, dy, kernels("group_norm", dy).group_norm_backward)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
@@ -336,9 +315,7 @@ def instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_
     """
     op = "instance_norm"
     C = _channel_checks(op, input, weight, bias)
-    check_same_device(op, input, running_mean, running_var)
-    _check_buffer(op, input, running_mean, "running_mean", C)
-    _check_buffer(op, input, running_var, "running_var", C)
+    _check_running_stats(op, input, running_mean, running_var, C)
     if use_input_stats:
         if math.prod(input.shape[2:]) == 1:
             raise ValueError(f"[{op}] Expected more than 1 spatial element when training, "

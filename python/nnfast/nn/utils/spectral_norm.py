@@ -16,7 +16,8 @@ from ..._dispatch import ascontiguousarray, contiguous, kernels, xp_of
 from ...autograd import grad_mode
 from ...autograd.function import Function
 from ...tensor import Tensor
-from ..module import Module, Parameter
+from ..module import Module
+from ._reparam import remove_reparam, reparam_target, restore_parameter
 
 __all__ = ["spectral_norm", "remove_spectral_norm", "SpectralNorm"]
 
@@ -88,14 +89,7 @@ class SpectralNorm:
     @staticmethod
     def apply(module: Module, name: str, n_power_iterations: int, dim: int, eps: float) -> "SpectralNorm":
         op = "spectral_norm"
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, SpectralNorm) and hook.name == name:
-                raise RuntimeError(f"[{op}] Cannot register two spectral_norm hooks on the same parameter {name}")
-        weight = module._parameters.get(name)
-        if not isinstance(weight, Parameter):
-            raise ValueError(f"[{op}] expected module to have a parameter named '{name}'")
-        if weight.dtype not in (np.float32, np.float64):
-            raise TypeError(f"[{op}] expected a float32 or float64 parameter, got {weight.dtype}")
+        weight = reparam_target(module, name, op, SpectralNorm)
         if weight.ndim < 1:
             raise ValueError(f"[{op}] expected a parameter with at least one dimension")
         d = int(dim) + weight.ndim if int(dim) < 0 else int(dim)
@@ -118,11 +112,7 @@ class SpectralNorm:
     def remove(self, module: Module) -> None:
         with grad_mode.no_grad():
             weight = self.compute_weight(module, do_power_iteration=False)
-        module.__dict__.pop(self.name, None)
-        for suffix in ("_u", "_v"):
-            del module._buffers[self.name + suffix]
-        del module._parameters[self.name + "_orig"]
-        module.register_parameter(self.name, Parameter(weight.data))
+        restore_parameter(module, self.name, weight, self.name + "_u", self.name + "_v", self.name + "_orig")
 
     def __call__(self, module: Module, inputs: Any) -> None:
         setattr(module, self.name, self.compute_weight(module, do_power_iteration=module.training))
@@ -145,9 +135,4 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
 def remove_spectral_norm(module: Module, name: str = "weight") -> Module:
     """Undo ``spectral_norm``: ``name`` becomes a parameter holding the current
     normalized weight."""
-    for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, SpectralNorm) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"[remove_spectral_norm] expected spectral_norm of '{name}' in {module}")
+    return remove_reparam(module, name, "spectral_norm", SpectralNorm)

@@ -14,6 +14,7 @@ from ...autograd import grad_mode
 from ...autograd.function import ACCUMULATED, Function
 from ...tensor import Tensor
 from ..module import Module, Parameter
+from ._reparam import remove_reparam, reparam_target, restore_parameter
 
 __all__ = ["weight_norm", "remove_weight_norm", "WeightNorm"]
 
@@ -125,14 +126,7 @@ class WeightNorm:
     @staticmethod
     def apply(module: Module, name: str, dim: Optional[int]) -> "WeightNorm":
         op = "weight_norm"
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, WeightNorm) and hook.name == name:
-                raise RuntimeError(f"[{op}] Cannot register two weight_norm hooks on the same parameter {name}")
-        weight = module._parameters.get(name)
-        if not isinstance(weight, Parameter):
-            raise ValueError(f"[{op}] expected module to have a parameter named '{name}'")
-        if weight.dtype not in (np.float32, np.float64):
-            raise TypeError(f"[{op}] expected a float32 or float64 parameter, got {weight.dtype}")
+        weight = reparam_target(module, name, op, WeightNorm)
         fn = WeightNorm(name, _norm_dim(op, dim, weight.ndim))
         del module._parameters[name]
         module.register_parameter(name + "_g", Parameter(_norm_except_dim(weight.data, fn.dim)))
@@ -144,10 +138,7 @@ class WeightNorm:
     def remove(self, module: Module) -> None:
         with grad_mode.no_grad():
             weight = self.compute_weight(module)
-        module.__dict__.pop(self.name, None)  # the computed weight (a plain attribute)
-        del module._parameters[self.name + "_g"]
-        del module._parameters[self.name + "_v"]
-        module.register_parameter(self.name, Parameter(weight.data))
+        restore_parameter(module, self.name, weight, self.name + "_g", self.name + "_v")
 
     def __call__(self, module: Module, inputs: Any) -> None:
         setattr(module, self.name, self.compute_weight(module))
@@ -163,9 +154,4 @@ def weight_norm(module: Module, name: str = "weight", dim: Optional[int] = 0) ->
 
 def remove_weight_norm(module: Module, name: str = "weight") -> Module:
     """Undo ``weight_norm``: fold g and v back into one parameter ``name``."""
-    for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, WeightNorm) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"[remove_weight_norm] expected weight_norm of '{name}' in {module}")
+    return remove_reparam(module, name, "weight_norm", WeightNorm)
