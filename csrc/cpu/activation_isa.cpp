@@ -97,11 +97,23 @@ void bwd_act(T* dx, const T* dy, const T* s, index_t n, T a, T b) {
 
 template <typename T>
 void act_fwd(T* y, const T* x, index_t n, Act act, T a, T b) {
-  act_visit(act, [&](auto A) { fwd_act<T, decltype(A)::value>(y, x, n, a, b); });
+  switch (act) {  // generated from the list (a plain switch: the kernels stay separate functions)
+#define NNFAST_ACT_FWD_(Name, ...) \
+  case Act::Name: return fwd_act<T, Act::Name>(y, x, n, a, b);
+    NNFAST_ACTIVATIONS(NNFAST_ACT_FWD_)
+#undef NNFAST_ACT_FWD_
+    case Act::Count: break;
+  }
 }
 template <typename T>
 void act_bwd(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b) {
-  act_visit(act, [&](auto A) { bwd_act<T, decltype(A)::value>(dx, dy, s, n, a, b); });
+  switch (act) {
+#define NNFAST_ACT_BWD_(Name, ...) \
+  case Act::Name: return bwd_act<T, Act::Name>(dx, dy, s, n, a, b);
+    NNFAST_ACTIVATIONS(NNFAST_ACT_BWD_)
+#undef NNFAST_ACT_BWD_
+    case Act::Count: break;
+  }
 }
 
 // ------------------------------------------------------------------ PReLU
