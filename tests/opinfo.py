@@ -80,6 +80,7 @@ class OpInfo:
     error_inputs: list = field(default_factory=list)
     devices: tuple = ("cpu",)
     hypothesis: Optional[Callable] = None         # builder(draw) -> (arrays, fn, ref, kinks)
+    ulp: Optional[float] = None                   # pointwise: max float32 ulp error vs the float64 kernel
 
 
 PURPOSES = ("forward", "gradcheck", "noncontig", "f32")
@@ -1171,6 +1172,12 @@ pointwise("hardtanh", lambda x: F.hardtanh(x, -0.5, 0.5), lambda x: np.clip(x, -
 pointwise("swish", lambda x: F.swish(x, 1.5), lambda x: x * _sig(1.5 * x), (), hypothesis=_prop_swish)
 pointwise("step", F.step, _step, (), differentiable=False, hypothesis_kinks=(0.0,))
 pointwise("sign", F.sign, np.sign, (), differentiable=False, hypothesis_kinks=(0.0,))
+pointwise("mish", F.mish, lambda x: x * np.tanh(np.log1p(np.exp(x))), (), "mish", ulp=4.5)
+pointwise("hardswish", F.hardswish, lambda x: x * np.clip(x + 3, 0, 6) / 6, (-3.0, 3.0), "hardswish", ulp=2)
+pointwise("selu", F.selu, lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0))), (0.0,), "selu", ulp=2)
+pointwise("celu", lambda x: F.celu(x, 0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(np.minimum(x, 0) / 0.7)), (0.0,), ("celu", {"alpha": 0.7}), ulp=2)
+pointwise("softsign", F.softsign, lambda x: x / (1 + np.abs(x)), (), "softsign", ulp=1.5)
+pointwise("logsigmoid", F.logsigmoid, lambda x: -np.logaddexp(0, -x), (), "logsigmoid", ulp=2)
 # The Hypothesis builders of leaky_relu / elu draw with the same parameters as above.
 get("elu").hypothesis = _prop_unary(lambda x: F.elu(x, 0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(x)), (0.0,))
 

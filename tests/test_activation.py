@@ -96,6 +96,21 @@ def test_epilogue_and_every_simd_level_agree_bitwise(name, dtype):
         nnfast._C.set_cpu_isa(current)
 
 
+@pytest.mark.parametrize("name", [k for k, op in POINTWISE.items() if op.ulp is not None])
+def test_float32_ulp_error(name):
+    """float32 error in ulps (of the float32 result) against the float64 kernel on the same inputs,
+    over a dense sweep of [-30, 30] and geometric ranges to +-1e4; at most the op's stated ``ulp``.
+    Results below 1e-30 in magnitude (near the subnormals) are left to the absolute checks."""
+    op = POINTWISE[name]
+    x = np.concatenate([np.linspace(-30, 30, 600001), np.geomspace(1e-30, 1e4, 20000),
+                        -np.geomspace(1e-30, 1e4, 20000)]).astype(np.float32)
+    y32 = op.call(nnfast.from_numpy(x)).data.astype(np.float64)
+    y64 = op.call(nnfast.from_numpy(x.astype(np.float64))).data
+    ok = np.isfinite(y64) & (np.abs(y64) > 1e-30)
+    ulps = np.abs(y32[ok] - y64[ok]) / np.spacing(np.abs(y64[ok]).astype(np.float32)).astype(np.float64)
+    assert ulps.max() <= op.ulp, (name, float(ulps.max()), float(x[ok][np.argmax(ulps)]))
+
+
 # ------------------------------------------------------------------ PReLU
 # shape, num_parameters
 PRELU_CASES = [((7,), 1), ((4, 5), 1), ((4, 5), 5), ((3, 4, 6), 4), ((2, 3, 4, 5), 3), ((1, 1), 1)]

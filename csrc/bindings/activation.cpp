@@ -288,26 +288,21 @@ void step_forward_binding(py::array y, py::array x, bool sign, double threshold)
 }
 
 // nnfast::Act as _C.Act (Python reads its codes from here, never a copied range),
-// _C.ACT_COUNT (codes are [0, ACT_COUNT)) and _C.ACT_GRAD_FROM_OUTPUT.
+// _C.ACT_COUNT (codes are [0, ACT_COUNT)), _C.ACT_GRAD_FROM_OUTPUT and _C.ACT_INFO:
+// one (python_name, code, grad_from_output, params) per activation, all generated
+// from NNFAST_ACTIVATIONS (nnfast/common.h); params is "name=default,..." for a, b.
 void export_act(py::module_& m) {
-  static_assert(kActCount == 11, "a new nnfast::Act code: add it to the py::enum_ below");
-  py::enum_<Act>(m, "Act", "nnfast::Act activation codes (csrc/include/nnfast/common.h).")
-      .value("Identity", Act::Identity)
-      .value("ReLU", Act::ReLU)
-      .value("LeakyReLU", Act::LeakyReLU)
-      .value("ELU", Act::ELU)
-      .value("Sigmoid", Act::Sigmoid)
-      .value("Tanh", Act::Tanh)
-      .value("GELU", Act::GELU)
-      .value("GELUTanh", Act::GELUTanh)
-      .value("SiLU", Act::SiLU)
-      .value("Softplus", Act::Softplus)
-      .value("Hardtanh", Act::Hardtanh);
+  py::enum_<Act> e(m, "Act", "nnfast::Act activation codes (csrc/include/nnfast/common.h).");
+  py::list info, from_output;
+#define NNFAST_ACT_EXPORT_(Name, code, from_out, py_name, params)             \
+  e.value(#Name, Act::Name);                                                   \
+  info.append(py::make_tuple(py_name, code, from_out, std::string(params)));   \
+  if (from_out) from_output.append(code);
+  NNFAST_ACTIVATIONS(NNFAST_ACT_EXPORT_)
+#undef NNFAST_ACT_EXPORT_
   m.attr("ACT_COUNT") = kActCount;
-  py::list from_output;
-  for (int c = 0; c < kActCount; ++c)
-    if (act_grad_from_output(static_cast<Act>(c))) from_output.append(c);
   m.attr("ACT_GRAD_FROM_OUTPUT") = py::tuple(from_output);
+  m.attr("ACT_INFO") = py::tuple(info);
 }
 
 }  // namespace

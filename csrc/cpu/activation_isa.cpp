@@ -95,32 +95,25 @@ void bwd_act(T* dx, const T* dy, const T* s, index_t n, T a, T b) {
   map2(dx, dy, s, n, [=](auto g, auto v) { return g * vm::act_grad<A>(v, a, b); });
 }
 
-#define NNFAST_ACT_SWITCH(act, CALL)            \
-  switch (act) {                                \
-    case Act::Identity: CALL(Act::Identity); break; \
-    case Act::ReLU: CALL(Act::ReLU); break;     \
-    case Act::LeakyReLU: CALL(Act::LeakyReLU); break; \
-    case Act::ELU: CALL(Act::ELU); break;       \
-    case Act::Sigmoid: CALL(Act::Sigmoid); break; \
-    case Act::Tanh: CALL(Act::Tanh); break;     \
-    case Act::GELU: CALL(Act::GELU); break;     \
-    case Act::GELUTanh: CALL(Act::GELUTanh); break; \
-    case Act::SiLU: CALL(Act::SiLU); break;     \
-    case Act::Softplus: CALL(Act::Softplus); break; \
-    case Act::Hardtanh: CALL(Act::Hardtanh); break; \
-  }
-
 template <typename T>
 void act_fwd(T* y, const T* x, index_t n, Act act, T a, T b) {
-#define CALL(A) fwd_act<T, A>(y, x, n, a, b)
-  NNFAST_ACT_SWITCH(act, CALL)
-#undef CALL
+  switch (act) {  // generated from the list (a plain switch: the kernels stay separate functions)
+#define NNFAST_ACT_FWD_(Name, ...) \
+  case Act::Name: return fwd_act<T, Act::Name>(y, x, n, a, b);
+    NNFAST_ACTIVATIONS(NNFAST_ACT_FWD_)
+#undef NNFAST_ACT_FWD_
+    case Act::Count: break;
+  }
 }
 template <typename T>
 void act_bwd(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b) {
-#define CALL(A) bwd_act<T, A>(dx, dy, s, n, a, b)
-  NNFAST_ACT_SWITCH(act, CALL)
-#undef CALL
+  switch (act) {
+#define NNFAST_ACT_BWD_(Name, ...) \
+  case Act::Name: return bwd_act<T, Act::Name>(dx, dy, s, n, a, b);
+    NNFAST_ACTIVATIONS(NNFAST_ACT_BWD_)
+#undef NNFAST_ACT_BWD_
+    case Act::Count: break;
+  }
 }
 
 // ------------------------------------------------------------------ PReLU

@@ -102,29 +102,12 @@ using TileFn = void (*)(const GemmArgs<T>&, index_t, index_t, index_t, index_t);
 
 template <typename T>
 TileFn<T> epilogue_fn(const GemmEpilogue<T>& ep) {
-#define NNFAST_ACT_CASES(fn)                             \
-  switch (ep.act) {                                      \
-    case Act::Identity: return fn<T, Act::Identity>;     \
-    case Act::ReLU: return fn<T, Act::ReLU>;             \
-    case Act::LeakyReLU: return fn<T, Act::LeakyReLU>;   \
-    case Act::ELU: return fn<T, Act::ELU>;               \
-    case Act::Sigmoid: return fn<T, Act::Sigmoid>;       \
-    case Act::Tanh: return fn<T, Act::Tanh>;             \
-    case Act::GELU: return fn<T, Act::GELU>;             \
-    case Act::GELUTanh: return fn<T, Act::GELUTanh>;     \
-    case Act::SiLU: return fn<T, Act::SiLU>;             \
-    case Act::Softplus: return fn<T, Act::Softplus>;     \
-    case Act::Hardtanh: return fn<T, Act::Hardtanh>;     \
-  }
   if (ep.dact_src) {
     if (ep.act == Act::Identity) return nullptr;  // derivative 1
-    NNFAST_ACT_CASES(backward_rows)
-  } else {
-    if (ep.act == Act::Identity && !ep.bias && !ep.aux) return nullptr;
-    NNFAST_ACT_CASES(forward_rows)
+    return act_visit(ep.act, [](auto A) -> TileFn<T> { return backward_rows<T, decltype(A)::value>; });
   }
-#undef NNFAST_ACT_CASES
-  return nullptr;
+  if (ep.act == Act::Identity && !ep.bias && !ep.aux) return nullptr;
+  return act_visit(ep.act, [](auto A) -> TileFn<T> { return forward_rows<T, decltype(A)::value>; });
 }
 
 // ------------------------------------------------------------------ threads

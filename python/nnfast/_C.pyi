@@ -26,20 +26,14 @@ __version__: str
 compiler: str  # the C++ compiler's version string
 sanitized: bool  # True in an ASan/UBSan build (NNFAST_SANITIZE=ON)
 
-class Act:
+class _ActMeta(type):
+    # Members (Act.Identity, Act.ReLU, ...) are generated from NNFAST_ACTIVATIONS in
+    # csrc/include/nnfast/common.h; see ACT_INFO for the list.
+    def __getattr__(cls, name: str) -> Act: ...
+
+class Act(metaclass=_ActMeta):
     """nnfast::Act activation codes (csrc/include/nnfast/common.h); ``act`` arguments take int(code)."""
 
-    Identity: ClassVar[Act]
-    ReLU: ClassVar[Act]
-    LeakyReLU: ClassVar[Act]
-    ELU: ClassVar[Act]
-    Sigmoid: ClassVar[Act]
-    Tanh: ClassVar[Act]
-    GELU: ClassVar[Act]
-    GELUTanh: ClassVar[Act]
-    SiLU: ClassVar[Act]
-    Softplus: ClassVar[Act]
-    Hardtanh: ClassVar[Act]
     __members__: ClassVar[dict[str, Act]]
     def __init__(self, value: SupportsInt | SupportsIndex) -> None: ...
     def __int__(self) -> int: ...
@@ -53,6 +47,8 @@ class Act:
 
 ACT_COUNT: int  # activation codes are [0, ACT_COUNT)
 ACT_GRAD_FROM_OUTPUT: tuple[int, ...]  # codes whose backward takes the saved output, not the input
+# (python_name, code, grad_from_output, params "name=default,...") per activation, in code order
+ACT_INFO: tuple[tuple[str, int, bool, str], ...]
 
 def _sanitizer_selftest(arg0: _Int, /) -> None:
     """Sanitizer builds only: a deliberate heap overflow that AddressSanitizer must report."""

@@ -15,7 +15,8 @@ else. Nothing silently falls back to NumPy math or to another device.
 
 How to register an op
 ---------------------
-Add one line to ``_TABLE`` below: ``"my_op": _op(FAMILY, cpu=(kernel names...))``,
+Add one line to ``_TABLE`` below: ``"my_op": _op(FAMILY, cpu=(kernel names...))``
+(a pointwise activation of the C++ list needs none: its entry is generated),
 naming every ``nnfast._C`` function the op's forward and backward call, and call
 ``kernels("my_op", *arrays)`` at the call site (use the same name in its error
 messages). tests/test_dispatch.py checks that every name exists in the kernel
@@ -78,6 +79,9 @@ _PENALTY = ("penalty_sum", "penalty_backward")
 _FINITE = ("multi_tensor_all_finite",)  # every optimizer's skip_nonfinite check
 _ADAM = ("adam_step",) + _FINITE
 
+# Codes with no functional of their own: identity (a no-op) and gelu_tanh (F.gelu(approximate='tanh')).
+_POINTWISE_ACTS = [info[0] for info in _C.ACT_INFO if info[0] not in ("identity", "gelu_tanh")]
+
 _TABLE: dict[str, _Op] = {
     # dense layers (GEMM with fused bias / activation epilogues)
     "linear": _op(DENSE, cpu=("gemm", "act_backward", "bias_grad")),
@@ -93,16 +97,10 @@ _TABLE: dict[str, _Op] = {
                                     "spectral_norm_power_iteration")),
     # activations
     "activation": _op(ACT, cpu=_ACT),
-    "relu": _op(ACT, cpu=_ACT),
+    # the pointwise activations of the C++ list (NNFAST_ACTIVATIONS, nnfast/common.h): one op each,
+    # named as the F function (generated: a new activation needs no line here)
+    **{name: _op(ACT, cpu=_ACT) for name in _POINTWISE_ACTS},
     "relu6": _op(ACT, cpu=_ACT),
-    "leaky_relu": _op(ACT, cpu=_ACT),
-    "elu": _op(ACT, cpu=_ACT),
-    "sigmoid": _op(ACT, cpu=_ACT),
-    "tanh": _op(ACT, cpu=_ACT),
-    "gelu": _op(ACT, cpu=_ACT),
-    "silu": _op(ACT, cpu=_ACT),
-    "softplus": _op(ACT, cpu=_ACT),
-    "hardtanh": _op(ACT, cpu=_ACT),
     "prelu": _op(ACT, cpu=("prelu_forward", "prelu_backward")),
     "swish": _op(ACT, cpu=("swish_forward", "swish_backward")),
     "glu": _op(ACT, cpu=_GLU),

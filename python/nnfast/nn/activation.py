@@ -18,7 +18,7 @@ from .module import Module, Parameter
 
 __all__ = [
     "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "GELU", "SiLU", "Swish", "Softplus",
-    "Hardtanh", "GLU", "SwiGLU", "Softmax", "LogSoftmax", "Step", "Sign",
+    "Hardtanh", "Mish", "Hardswish", "SELU", "CELU", "Softsign", "LogSigmoid", "GLU", "SwiGLU", "Softmax", "LogSoftmax", "Step", "Sign",
 ]
 
 
@@ -114,7 +114,18 @@ class PReLU(Module):
         return f"num_parameters={self.num_parameters}"
 
 
-class ELU(_Pointwise):
+class _AlphaPointwise(_Pointwise):
+    """A pointwise activation with arguments ``alpha`` and ``inplace`` (ELU, CELU)."""
+
+    _args = ("alpha", "inplace")
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+
+class ELU(_AlphaPointwise):
     """ELU(x) = x if x > 0 else alpha * (exp(x) - 1).
 
     Shape: input (*), any shape; output (*), the same shape.
@@ -122,12 +133,6 @@ class ELU(_Pointwise):
     """
 
     _f = staticmethod(F.elu)
-    _args = ("alpha", "inplace")
-
-    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.inplace = inplace
 
 
 class Sigmoid(_Pointwise):
@@ -246,6 +251,67 @@ class Hardtanh(_Pointwise):
         self.min_val = min_val
         self.max_val = max_val
         self.inplace = inplace
+
+
+class Mish(_InplacePointwise):
+    """Mish(x) = x * tanh(softplus(x)) = x * tanh(log(1 + exp(x))).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
+
+    _f = staticmethod(F.mish)
+
+
+class Hardswish(_InplacePointwise):
+    """Hardswish(x) = x * relu6(x + 3) / 6 (0 for x <= -3, x for x >= 3).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
+
+    _f = staticmethod(F.hardswish)
+
+
+class SELU(_InplacePointwise):
+    """SELU(x) = scale * (max(0, x) + min(0, alpha * (exp(x) - 1))), alpha = 1.6732632423543772848170429916717,
+    scale = 1.0507009873554804934193349852946.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
+
+    _f = staticmethod(F.selu)
+
+
+class CELU(_AlphaPointwise):
+    """CELU(x) = max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); alpha == 0 raises RuntimeError.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: alpha=1.0, inplace=False (True overwrites the input when no gradient is recorded for it).
+    """
+
+    _f = staticmethod(F.celu)
+
+
+class Softsign(_Pointwise):
+    """Softsign(x) = x / (1 + |x|).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none (takes no arguments).
+    """
+
+    _f = staticmethod(F.softsign)
+
+
+class LogSigmoid(_Pointwise):
+    """LogSigmoid(x) = log(1 / (1 + exp(-x))), computed without overflow.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none (takes no arguments).
+    """
+
+    _f = staticmethod(F.logsigmoid)
 
 
 class GLU(_Pointwise):

@@ -1,27 +1,65 @@
-"""Activation codes of the C++ ``nnfast::Act`` enum (common.h), read from ``_C.Act`` once at import
-(plain ints, so a call pays no enum conversion), and the name -> code resolution."""
+"""Activation codes of the C++ ``nnfast::Act`` list (``NNFAST_ACTIVATIONS`` in common.h), read from
+``_C.ACT_INFO`` once at import (plain ints, so a call pays no enum conversion), and the table-driven
+name -> (code, a, b) resolution used by ``F.activation`` and ``nn.Linear(..., activation=...)``."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..._native import _C
 
-_A = _C.Act
-IDENTITY, RELU, LEAKY_RELU, ELU = int(_A.Identity), int(_A.ReLU), int(_A.LeakyReLU), int(_A.ELU)
-SIGMOID, TANH, GELU, GELU_TANH = int(_A.Sigmoid), int(_A.Tanh), int(_A.GELU), int(_A.GELUTanh)
-SILU, SOFTPLUS, HARDTANH = int(_A.SiLU), int(_A.Softplus), int(_A.Hardtanh)
+# name -> code, and name -> ((param, default), ...) naming ActParams a, b in order.
+CODES: dict[str, int] = {}
+PARAMS: dict[str, tuple[tuple[str, float], ...]] = {}
+for _name, _code, _from_out, _params in _C.ACT_INFO:
+    CODES[_name] = int(_code)
+    PARAMS[_name] = tuple((k, float(v)) for k, v in (p.split("=") for p in _params.split(",") if p))
 COUNT: int = _C.ACT_COUNT  # valid codes are [0, COUNT)
 
 # Codes whose derivative is a function of the output (backward saves y, not x).
 GRAD_FROM_OUTPUT = frozenset(_C.ACT_GRAD_FROM_OUTPUT)
 
+IDENTITY, RELU, LEAKY_RELU, ELU = CODES["identity"], CODES["relu"], CODES["leaky_relu"], CODES["elu"]
+SIGMOID, TANH, GELU, GELU_TANH = CODES["sigmoid"], CODES["tanh"], CODES["gelu"], CODES["gelu_tanh"]
+SILU, SOFTPLUS, HARDTANH = CODES["silu"], CODES["softplus"], CODES["hardtanh"]
+
+# Names beyond the list: alias -> (name, fixed kwargs).
+ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "none": ("identity", {}), "linear": ("identity", {}), "swish": ("silu", {}),
+    "relu6": ("hardtanh", {"min_val": 0.0, "max_val": 6.0}),
+}
+# Argument checks, name -> check(*params) raising as the functional does (registered by _activation.py).
+CHECKS: dict[str, Callable[..., None]] = {}
+
+
+def check(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorator: register ``fn(*params)`` as the argument check of activation ``name``."""
+    def deco(fn: Callable[..., None]) -> Callable[..., None]:
+        CHECKS[name] = fn
+        return fn
+    return deco
+
+
+def params(name: str, kwargs: dict[str, Any]) -> tuple[float, float]:
+    """``(a, b)`` of activation ``name`` from keyword arguments (defaults from the C++ list), checked."""
+    spec = PARAMS[name]
+    unknown = set(kwargs) - {k for k, _ in spec} - {"inplace"}
+    if unknown:
+        raise TypeError(f"[{name}] got unexpected keyword arguments {sorted(unknown)}; "
+                        f"expected {[k for k, _ in spec]}")
+    vals = [float(kwargs.get(k, d)) for k, d in spec]
+    if name in CHECKS:
+        CHECKS[name](*vals)
+    vals += [0.0] * (2 - len(vals))
+    return vals[0], vals[1]
+
 
 def resolve(activation: Optional[Any]) -> tuple[int, float, float]:
     """``(code, a, b)`` for an activation given by name, by (name, kwargs) or None.
 
-    Names: identity/none, relu, relu6, leaky_relu (negative_slope=0.01), elu (alpha=1),
-    sigmoid, tanh, gelu (approximate='none'|'tanh'), silu/swish, softplus
-    (beta=1, threshold=20), hardtanh (min_val=-1, max_val=1).
+    Names: those of ``_C.ACT_INFO`` (identity, relu, leaky_relu, elu, sigmoid, tanh, gelu, gelu_tanh,
+    silu, softplus, hardtanh, mish, hardswish, selu, celu, softsign, logsigmoid, ...) with their
+    PyTorch keyword arguments and defaults, plus the aliases none/linear, swish, relu6 and
+    gelu(approximate='none'|'tanh').
     """
     if activation is None:
         return IDENTITY, 0.0, 0.0
@@ -29,40 +67,20 @@ def resolve(activation: Optional[Any]) -> tuple[int, float, float]:
     name = activation
     if isinstance(activation, tuple):
         name, kwargs = activation
+        kwargs = dict(kwargs)
     if not isinstance(name, str):
         raise TypeError(f"[activation] expected a name such as 'relu', got {activation!r}")
     key = name.lower().replace("-", "_")
-    if key in ("identity", "none", "linear"):
-        return IDENTITY, 0.0, 0.0
-    if key == "relu":
-        return RELU, 0.0, 0.0
-    if key == "relu6":
-        return HARDTANH, 0.0, 6.0
-    if key == "leaky_relu":
-        return LEAKY_RELU, float(kwargs.get("negative_slope", 0.01)), 0.0
-    if key == "elu":
-        return ELU, float(kwargs.get("alpha", 1.0)), 0.0
-    if key == "sigmoid":
-        return SIGMOID, 0.0, 0.0
-    if key == "tanh":
-        return TANH, 0.0, 0.0
+    if key in ALIASES:
+        key, fixed = ALIASES[key]
+        kwargs = {**kwargs, **fixed}
     if key == "gelu":
-        approx = kwargs.get("approximate", "none")
+        approx = kwargs.pop("approximate", "none")
         if approx not in ("none", "tanh"):
             raise ValueError(f"[gelu] expected approximate='none' or 'tanh', got {approx!r}")
-        return (GELU_TANH if approx == "tanh" else GELU), 0.0, 0.0
-    if key == "gelu_tanh":
-        return GELU_TANH, 0.0, 0.0
-    if key in ("silu", "swish"):
-        return SILU, 0.0, 0.0
-    if key == "softplus":
-        return SOFTPLUS, float(kwargs.get("beta", 1.0)), float(kwargs.get("threshold", 20.0))
-    if key == "hardtanh":
-        lo, hi = float(kwargs.get("min_val", -1.0)), float(kwargs.get("max_val", 1.0))
-        if not lo < hi:
-            raise ValueError(f"[hardtanh] expected min_val < max_val, got {lo} and {hi}")
-        return HARDTANH, lo, hi
-    raise ValueError(
-        f"[activation] expected one of identity, relu, relu6, leaky_relu, elu, sigmoid, tanh, gelu, "
-        f"gelu_tanh, silu, swish, softplus, hardtanh; got {name!r}"
-    )
+        key = "gelu_tanh" if approx == "tanh" else "gelu"
+    if key not in CODES:
+        raise ValueError(f"[activation] expected one of {', '.join(sorted(set(CODES) | set(ALIASES)))}; "
+                         f"got {name!r}")
+    a, b = params(key, kwargs)
+    return CODES[key], a, b

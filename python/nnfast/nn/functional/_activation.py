@@ -12,8 +12,9 @@ place, so it never risks a silently wrong gradient.
 """
 from __future__ import annotations
 
+import inspect
 import warnings
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -26,8 +27,8 @@ from ._checks import check_float, check_same_device, check_same_dtype, check_ten
 
 __all__ = [
     "activation", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "prelu", "elu", "elu_", "sigmoid",
-    "tanh", "gelu", "silu", "swish", "softplus", "hardtanh", "hardtanh_", "glu", "swiglu", "softmax",
-    "log_softmax", "step", "sign",
+    "tanh", "gelu", "silu", "swish", "softplus", "hardtanh", "hardtanh_", "mish", "hardswish", "selu", "selu_",
+    "celu", "celu_", "softsign", "logsigmoid", "glu", "swiglu", "softmax", "log_softmax", "step", "sign",
 ]
 
 
@@ -95,6 +96,25 @@ def activation(input: Tensor, name: Any) -> Tensor:
     return ActivationFunction.apply(input, code, a, b)
 
 
+def _inplace_variant(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """PyTorch's ``fn_``: ``fn(input, ..., inplace=True)``, with fn's signature less ``inplace`` and a
+    docstring made from fn's formula (its first line)."""
+    sig = inspect.signature(fn)
+    params = [p for p in sig.parameters.values() if p.name != "inplace"]
+
+    def variant(input: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        return fn(input, *args, inplace=True, **kwargs)
+
+    variant.__name__ = variant.__qualname__ = fn.__name__ + "_"
+    setattr(variant, "__signature__", sig.replace(parameters=params))
+    defaults = ", ".join(f"{p.name}={p.default!r}" for p in params if p.default is not p.empty) or "none"
+    formula = (fn.__doc__ or "").strip().splitlines()[0].rstrip(".")
+    variant.__doc__ = (f"In-place {fn.__name__}: {formula}, written into ``input`` (which must not require a "
+                       f"gradient).\n\nShape: input (*), any shape; returns ``input`` itself, overwritten.\n"
+                       f"Defaults: {defaults}.\n")
+    return variant
+
+
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """relu(x) = max(0, x), elementwise (NaN stays NaN).
 
@@ -102,15 +122,6 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
     Defaults: inplace=False (True writes into ``input`` when no gradient is recorded for it).
     """
     return _pointwise("relu", input, codes.RELU, 0.0, 0.0, inplace)
-
-
-def relu_(input: Tensor) -> Tensor:
-    """In-place relu: x = max(0, x), written into ``input`` (which must not require a gradient).
-
-    Shape: input (*), any shape; returns ``input`` itself, overwritten.
-    Defaults: none.
-    """
-    return relu(input, inplace=True)
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
@@ -131,15 +142,6 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     return _pointwise("leaky_relu", input, codes.LEAKY_RELU, float(negative_slope), 0.0, inplace)
 
 
-def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """In-place leaky_relu: x = x if x > 0 else negative_slope * x, written into ``input``.
-
-    Shape: input (*), any shape; returns ``input`` itself, overwritten.
-    Defaults: negative_slope=0.01.
-    """
-    return leaky_relu(input, negative_slope, inplace=True)
-
-
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """elu(x) = x if x > 0 else alpha * (exp(x) - 1).
 
@@ -147,15 +149,6 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     Defaults: alpha=1.0, inplace=False (True writes into ``input`` when no gradient is recorded for it).
     """
     return _pointwise("elu", input, codes.ELU, float(alpha), 0.0, inplace)
-
-
-def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
-    """In-place elu: x = x if x > 0 else alpha * (exp(x) - 1), written into ``input``.
-
-    Shape: input (*), any shape; returns ``input`` itself, overwritten.
-    Defaults: alpha=1.0.
-    """
-    return elu(input, alpha, inplace=True)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -206,24 +199,94 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     return _pointwise("softplus", input, codes.SOFTPLUS, float(beta), float(threshold))
 
 
+@codes.check("hardtanh")
+def _check_hardtanh(min_val: float, max_val: float) -> None:
+    if not float(min_val) < float(max_val):
+        raise ValueError(f"[hardtanh] expected min_val < max_val, got {min_val} and {max_val}")
+
+
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """hardtanh(x) = clamp(x, min_val, max_val) = min(max(x, min_val), max_val).
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: min_val=-1.0, max_val=1.0, inplace=False (True writes into ``input`` when no gradient is recorded for it).
     """
-    if not float(min_val) < float(max_val):
-        raise ValueError(f"[hardtanh] expected min_val < max_val, got {min_val} and {max_val}")
+    _check_hardtanh(min_val, max_val)
     return _pointwise("hardtanh", input, codes.HARDTANH, float(min_val), float(max_val), inplace)
 
 
-def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    """In-place hardtanh: x = min(max(x, min_val), max_val), written into ``input``.
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """mish(x) = x * tanh(softplus(x)) = x * tanh(log(1 + exp(x))).
 
-    Shape: input (*), any shape; returns ``input`` itself, overwritten.
-    Defaults: min_val=-1.0, max_val=1.0.
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True writes into ``input`` when no gradient is recorded for it).
     """
-    return hardtanh(input, min_val, max_val, inplace=True)
+    return _pointwise("mish", input, codes.CODES["mish"], 0.0, 0.0, inplace)
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """hardswish(x) = x * relu6(x + 3) / 6 (0 for x <= -3, x for x >= 3).
+
+    Gradient as PyTorch's: 0 for x < -3, x / 3 + 0.5 for -3 <= x <= 3, 1 above.
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True writes into ``input`` when no gradient is recorded for it).
+    """
+    return _pointwise("hardswish", input, codes.CODES["hardswish"], 0.0, 0.0, inplace)
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """selu(x) = scale * (max(0, x) + min(0, alpha * (exp(x) - 1))), alpha = 1.6732632423543772848170429916717,
+    scale = 1.0507009873554804934193349852946 (the gradient at x <= 0 is scale * alpha * exp(x)).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: inplace=False (True writes into ``input`` when no gradient is recorded for it).
+    """
+    return _pointwise("selu", input, codes.CODES["selu"], 0.0, 0.0, inplace)
+
+
+@codes.check("celu")
+def _check_celu(alpha: float) -> None:
+    if float(alpha) == 0.0:  # PyTorch's check, its exception type
+        raise RuntimeError("[celu] expected alpha != 0 (ZeroDivisionError: alpha cannot be 0 for CELU)")
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """celu(x) = max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); alpha == 0 raises RuntimeError
+    (the gradient at x <= 0 is exp(x / alpha)).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: alpha=1.0, inplace=False (True writes into ``input`` when no gradient is recorded for it).
+    """
+    _check_celu(alpha)
+    return _pointwise("celu", input, codes.CODES["celu"], float(alpha), 0.0, inplace)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """softsign(x) = x / (1 + |x|) (gradient 1 / (1 + |x|)^2).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none.
+    """
+    return _pointwise("softsign", input, codes.CODES["softsign"], 0.0, 0.0)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """logsigmoid(x) = log(1 / (1 + exp(-x))) = min(x, 0) - log(1 + exp(-|x|)) (gradient sigmoid(-x)).
+
+    Shape: input (*), any shape; output (*), the same shape.
+    Defaults: none.
+    """
+    return _pointwise("logsigmoid", input, codes.CODES["logsigmoid"], 0.0, 0.0)
+
+
+# PyTorch's in-place variants.
+relu_ = _inplace_variant(relu)
+leaky_relu_ = _inplace_variant(leaky_relu)
+elu_ = _inplace_variant(elu)
+hardtanh_ = _inplace_variant(hardtanh)
+selu_ = _inplace_variant(selu)
+celu_ = _inplace_variant(celu)
 
 
 # ---------------------------------------------------------------- PReLU
