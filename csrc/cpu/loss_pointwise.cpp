@@ -17,13 +17,27 @@
 #include <vector>
 
 #include "core/parallel_for.h"
-#include "cpu/loss_math.h"
+#include "core/vec_math.h"
 #include "nnfast/loss.h"
 
 namespace nnfast::cpu {
 namespace {
 
 constexpr index_t kBlock = 8192;
+
+namespace simd = ::nnfast::NNFAST_VM_NS::simd;
+namespace vm = ::nnfast::NNFAST_VM_NS::vm;
+
+// out[j] = f(x[j]) for j < n, f a lane-generic function of core/vec_math.h, on
+// baseline registers (the tail padded with 1, a value every f here accepts).
+template <typename T, typename F>
+inline void map_lanes(T* out, const T* x, index_t n, F f) {
+  using V = simd::Native<T>;
+  constexpr index_t W = simd::kLanes<T>;
+  index_t j = 0;
+  for (; j + W <= n; j += W) simd::store(out + j, f(simd::load<V>(x + j)));
+  if (j < n) simd::store_n(out + j, f(simd::load_n<V>(x + j, n - j, T(1))), n - j);
+}
 
 template <typename T>
 inline T sign_of(T d) { return d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0)); }
@@ -80,8 +94,8 @@ struct SmoothL1 : NoPrep {  // beta > 0 (beta == 0 runs as L1)
 struct BCE {  // x = probability; a = log x, b = log(1 - x), clamped at -100 as in PyTorch
   static constexpr bool kPrep = true;
   template <typename T> static void prep(const T* x, const T*, T* a, T* b, index_t n) {
-    for (index_t j = 0; j < n; ++j) a[j] = lmath::log_bf(x[j]);
-    for (index_t j = 0; j < n; ++j) b[j] = lmath::log1p_bf(-x[j]);
+    map_lanes(a, x, n, [](auto v) { return vm::log_full(v); });
+    map_lanes(b, x, n, [](auto v) { return vm::log1p_full(-v); });
     for (index_t j = 0; j < n; ++j) {
       a[j] = std::max(a[j], T(-100));
       b[j] = std::max(b[j], T(-100));
@@ -96,8 +110,8 @@ struct BCE {  // x = probability; a = log x, b = log(1 - x), clamped at -100 as 
 struct BCEWithLogits {  // (1 - y) x + (1 + (pw - 1) y) softplus(-x); a = exp(-|x|), b = softplus(-x)
   static constexpr bool kPrep = true;
   template <typename T> static void prep(const T* x, const T*, T* a, T* b, index_t n) {
-    for (index_t j = 0; j < n; ++j) a[j] = lmath::exp_bf(-std::fabs(x[j]));
-    for (index_t j = 0; j < n; ++j) b[j] = lmath::log1p_bf(a[j]);
+    map_lanes(a, x, n, [](auto v) { return vm::exp_full(-simd::vabs(v)); });
+    map_lanes(b, a, n, [](auto v) { return vm::log1p_full(v); });
     for (index_t j = 0; j < n; ++j) b[j] += std::max(-x[j], T(0));
   }
   template <typename T> static T value(T x, T y, T pw, T, T, T sp) {
@@ -114,7 +128,7 @@ struct BCEWithLogits {  // (1 - y) x + (1 + (pw - 1) y) softplus(-x); a = exp(-|
 struct KLDiv {  // xlogy(y, y) - y x (y == 0 contributes 0); a = log y
   static constexpr bool kPrep = true;
   template <typename T> static void prep(const T*, const T* y, T* a, T*, index_t n) {
-    for (index_t j = 0; j < n; ++j) a[j] = lmath::log_bf(y[j]);
+    map_lanes(a, y, n, [](auto v) { return vm::log_full(v); });
   }
   template <typename T> static T value(T x, T y, T, T, T logy, T) {
     T ylogy = y * logy;
@@ -128,7 +142,7 @@ struct KLDiv {  // xlogy(y, y) - y x (y == 0 contributes 0); a = log y
 struct KLDivLogTarget {  // exp(y) (y - x); a = exp(y)
   static constexpr bool kPrep = true;
   template <typename T> static void prep(const T*, const T* y, T* a, T*, index_t n) {
-    for (index_t j = 0; j < n; ++j) a[j] = lmath::exp_bf(y[j]);
+    map_lanes(a, y, n, [](auto v) { return vm::exp_full(v); });
   }
   template <typename T> static T value(T x, T y, T, T, T e, T) { return e * (y - x); }
   template <typename T> static void grad(T x, T y, T, T, T e, T, T& gx, T& gy) {

@@ -4,11 +4,12 @@
 // Threads are partitioned by output: rows (layer / RMS / group norm) or
 // channels (batch norm, weight norm) per thread. Parameter gradients that are
 // reductions over rows (layer norm's dweight / dbias, group norm's) go to
-// per-chunk double partial sums, then a second parallel_for over features adds
-// the chunks in a fixed order: no atomics, and the result depends only on the
-// thread count, not on scheduling.
+// double partial sums over fixed-size parts of rows, then a second parallel_for
+// over features adds the parts in a fixed order: no atomics, and the result
+// depends on the shape only, not on the thread count or the schedule.
 #include "nnfast/norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -34,14 +35,14 @@ inline index_t max1(index_t v) { return v > 1 ? v : 1; }
 // Items per thread so that a thread gets at least kNormGrain elements.
 inline index_t grain_for(index_t elems_per_item) { return max1(kNormGrain / max1(elems_per_item)); }
 
-// Number of fixed chunks for partial sums over n items: one per thread that
-// would get work.
-inline index_t num_parts(index_t n, index_t grain) {
-  const index_t most = (n + grain - 1) / grain;
-  const index_t nt = get_num_threads();
-  const index_t p = most < nt ? most : nt;
-  return max1(p);
-}
+// Partial sums go to fixed-size parts of about kPartElems elements (whole rows),
+// added in part order: the partition, every partial sum and the total depend on
+// the shape only, never on the thread count or the schedule.
+constexpr index_t kPartElems = index_t(1) << 18;
+
+// Rows per part for rows of row_elems elements, and the number of parts of n rows.
+inline index_t part_rows(index_t row_elems) { return max1(kPartElems / max1(row_elems)); }
+inline index_t num_parts(index_t n, index_t rows) { return max1((n + rows - 1) / rows); }
 
 // out[j] = sum over p of parts[p * stride + j], for j in [0, n); with add, the
 // sum (rounded to T once) is added to out[j] instead (parameter gradients).
@@ -104,14 +105,13 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
     if (dx) parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.row_backward(a, lo, hi, nullptr, nullptr); });
     return;
   }
-  // Chunk p owns rows [M p / P, M (p + 1) / P) and its own (D,) partial sums.
-  const index_t P = num_parts(M, grain_for(D));
+  // Part p owns rows [p R, (p + 1) R) and its own (D,) partial sums.
+  const index_t R = part_rows(D), P = num_parts(M, R);
   std::vector<double> ws(static_cast<size_t>(2 * P * D), 0.0);
   double* pw = ws.data();
   double* pb = pw + P * D;
   parallel_for(P, 1, [&](index_t lo, index_t hi) {
-    for (index_t p = lo; p < hi; ++p)
-      k.row_backward(a, M * p / P, M * (p + 1) / P, pw + p * D, pb + p * D);
+    for (index_t p = lo; p < hi; ++p) k.row_backward(a, p * R, std::min(M, (p + 1) * R), pw + p * D, pb + p * D);
   });
   if (dweight) sum_parts(dweight, pw, P, D, D, /*add=*/true);
   if (dbias) sum_parts(dbias, pb, P, D, D, /*add=*/true);
@@ -120,21 +120,26 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
 // ------------------------------------------------------------------ batch norm
 // (N, C) inputs (L == 1): threads take chunks of whole rows.
 
-// s_a[c] = sum_n a[n, c], s_ax[c] = sum_n a[n, c] (x[n, c] - shift[c]): per-chunk
-// partial sums, added in chunk order (depends on the thread count only).
+// Column sums of (N, C) rows in fixed parts of rows: part(w1, w2, n0, n1) writes
+// the (C,) sums of rows [n0, n1) to w1 / w2; s1 / s2 get the parts added in order.
+template <class Part>
+void row_part_sums(double* s1, double* s2, index_t N, index_t C, Part part) {
+  const index_t R = part_rows(C), P = num_parts(N, R);
+  std::vector<double> ws(static_cast<size_t>(2 * P * C));
+  parallel_for(P, 1, [&](index_t lo, index_t hi) {
+    for (index_t p = lo; p < hi; ++p) part(ws.data() + p * C, ws.data() + (P + p) * C, p * R, std::min(N, (p + 1) * R));
+  });
+  sum_parts(s1, ws.data(), P, C, C);
+  sum_parts(s2, ws.data() + P * C, P, C, C);
+}
+
+// s_a[c] = sum_n a[n, c], s_ax[c] = sum_n a[n, c] (x[n, c] - shift[c]).
 template <typename T>
 void row_chunk_sums(const NormOps<T>& k, double* s_a, double* s_ax, const T* a, const T* x, const double* shift,
                     index_t N, index_t C) {
-  const index_t P = num_parts(N, grain_for(C));
-  std::vector<double> ws(static_cast<size_t>(2 * P * C));
-  parallel_for(P, 1, [&](index_t lo, index_t hi) {
-    for (index_t p = lo; p < hi; ++p) {
-      const index_t n0 = N * p / P, n1 = N * (p + 1) / P;
-      k.chan_sums(ws.data() + p * C, ws.data() + (P + p) * C, a + n0 * C, x + n0 * C, shift, n1 - n0, C, 1, 0, C);
-    }
+  row_part_sums(s_a, s_ax, N, C, [&](double* w1, double* w2, index_t n0, index_t n1) {
+    k.chan_sums(w1, w2, a + n0 * C, x + n0 * C, shift, n1 - n0, C, 1, 0, C);
   });
-  sum_parts(s_a, ws.data(), P, C, C);
-  sum_parts(s_ax, ws.data() + P * C, P, C, C);
 }
 
 template <typename T>
@@ -142,21 +147,15 @@ void batch_norm_forward_rows(const NormOps<T>& k, T* y, double* mean, double* rs
                              T* running_var, const T* x, const T* weight, const T* bias, index_t N, index_t C,
                              bool training, double momentum, double eps, double* scale, double* shift) {
   if (training) {
-    // Shifted sums around the first row (as in the channel kernels), per chunk of rows.
-    const index_t P = num_parts(N, grain_for(C));
-    std::vector<double> ws(static_cast<size_t>((2 * P + 3) * C));
-    double* K = ws.data() + 2 * P * C;
+    // Shifted sums around the first row (as in the channel kernels), per part of rows.
+    std::vector<double> ws(static_cast<size_t>(3 * C));
+    double* K = ws.data();
     double* s1 = K + C;
     double* s2 = s1 + C;
     for (index_t c = 0; c < C; ++c) K[c] = N > 0 ? static_cast<double>(x[c]) : 0.0;
-    parallel_for(P, 1, [&](index_t lo, index_t hi) {
-      for (index_t p = lo; p < hi; ++p) {
-        const index_t n0 = N * p / P, n1 = N * (p + 1) / P;
-        k.chan_shifted_sums(ws.data() + p * C, ws.data() + (P + p) * C, K, x + n0 * C, n1 - n0, C, C);
-      }
+    row_part_sums(s1, s2, N, C, [&](double* w1, double* w2, index_t n0, index_t n1) {
+      k.chan_shifted_sums(w1, w2, K, x + n0 * C, n1 - n0, C, C);
     });
-    sum_parts(s1, ws.data(), P, C, C);
-    sum_parts(s2, ws.data() + P * C, P, C, C);
     for (index_t c = 0; c < C; ++c) {
       double var;
       finish_stats(K[c], s1[c], s2[c], N, mean + c, &var);
@@ -432,11 +431,14 @@ void spectral_norm_backward(T* dW, const T* dy, const T* W, const T* u, const T*
                             index_t D) {
   const NormOps<T>& k = isa_ops<NormOps<T>>();
   const index_t n = M * D;
-  // <dy, W> over fixed chunks, added in chunk order.
-  const index_t P = num_parts(n, kNormGrain);
+  // <dy, W> over fixed-size parts, added in part order.
+  const index_t P = num_parts(n, kPartElems);
   std::vector<double> part(static_cast<size_t>(P));
   parallel_for(P, 1, [&](index_t lo, index_t hi) {
-    for (index_t p = lo; p < hi; ++p) part[p] = k.dot(dy + n * p / P, W + n * p / P, n * (p + 1) / P - n * p / P);
+    for (index_t p = lo; p < hi; ++p) {
+      const index_t i0 = p * kPartElems, i1 = std::min(n, i0 + kPartElems);
+      part[p] = k.dot(dy + i0, W + i0, i1 - i0);
+    }
   });
   double dot = 0;
   for (double t : part) dot += t;

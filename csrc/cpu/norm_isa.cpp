@@ -26,8 +26,6 @@ using norm_detail::RowArgs;
 
 constexpr int kW = simd::kLanes<double>;  // doubles per V
 constexpr int kS = 4;          // unroll / independent accumulators per reduction
-constexpr index_t kTile = 64;  // channels per tile when vectorising across channels (L == 1)
-constexpr index_t kRowBlock = 32;  // rows per block in those (L == 1) channel reductions
 
 // Everything below is forced inline so vectors stay in registers.
 #define NORM_INLINE inline __attribute__((always_inline))
@@ -391,40 +389,43 @@ NORM_FLAT void norm_group_backward(const GroupArgs<T>& a, index_t r0, index_t r1
 }
 
 // ------------------------------------------------------------------ channels of (N, C, L)
+// Column sums over the rows of an (N, nc) block (row stride ld): the rows are
+// streamed in order, kRowsPerPass at a time, so every row is read front to back
+// (the prefetchers see kRowsPerPass plain streams); the running sums s1 / s2
+// (nc doubles each, L1 / L2 resident) are loaded and stored once per pass.
+// step(p, q, n, i, io) adds row n, columns [i, i + kW), to the sums p and q.
+// Per column the rows are added in order 0..N-1: the result does not depend on
+// kRowsPerPass, the ISA's width or the thread count.
+constexpr index_t kRowsPerPass = 4;
+
+template <int R, class Step>
+NORM_INLINE void col_pass(double* s1, double* s2, index_t nc, index_t n, Step& step) {
+  blocks(nc, [&](index_t i, auto io, auto) {
+    V p = io.ld(s1 + i), q = io.ld(s2 + i);
+    for (int r = 0; r < R; ++r) step(p, q, n + r, i, io);
+    io.st(s1 + i, p);
+    io.st(s2 + i, q);
+  });
+}
+
+template <class Step>
+NORM_INLINE void col_stream(double* s1, double* s2, index_t N, index_t nc, Step step) {
+  for (index_t c = 0; c < nc; ++c) s1[c] = 0.0, s2[c] = 0.0;
+  index_t n = 0;
+  for (; n + kRowsPerPass <= N; n += kRowsPerPass) col_pass<kRowsPerPass>(s1, s2, nc, n, step);
+  for (; n < N; ++n) col_pass<1>(s1, s2, nc, n, step);
+}
+
 // (N, C) rows with row stride ldx: s1[c] = sum_n (x[n, c] - K[c]), s2[c] = sum_n (x[n, c] - K[c])^2
-// for c in [0, nc). Vectorised across a tile of channels, one row at a time; rows go in
-// blocks of kRowBlock, every tile passing over a block while it is in L2. The running
-// sums live in the caller's s1 / s2 between row blocks (no workspace: the routine
-// never allocates).
+// for c in [0, nc).
 template <typename T>
-NORM_FLAT void norm_chan_shifted_sums(double* s1_out, double* s2_out, const double* Kc, const T* x, index_t N,
-                                      index_t ldx, index_t nc) {
-  constexpr index_t VT = kTile / kW;
-  for (index_t c = 0; c < nc; ++c) s1_out[c] = 0.0, s2_out[c] = 0.0;
-  for (index_t n0 = 0; n0 < N; n0 += kRowBlock) {
-    const index_t n1 = imin(N, n0 + kRowBlock);
-    for (index_t cb = 0; cb < nc; cb += kTile) {
-      const index_t nb = imin(kTile, nc - cb);
-      V K[VT], s1[VT], s2[VT];
-      blocks(nb, [&](index_t i, auto io, auto sl) {
-        K[i / kW] = io.ld(Kc + cb + i);
-        s1[i / kW] = io.ld(s1_out + cb + i);
-        s2[i / kW] = io.ld(s2_out + cb + i);
-      });
-      for (index_t n = n0; n < n1; ++n) {
-        const T* xr = x + n * ldx + cb;
-        blocks(nb, [&](index_t i, auto io, auto sl) {
-          const V d = io.ld(xr + i) - K[i / kW];
-          s1[i / kW] += d;
-          s2[i / kW] = simd::fma(d, d, s2[i / kW]);
-        });
-      }
-      blocks(nb, [&](index_t i, auto io, auto sl) {
-        io.st(s1_out + cb + i, s1[i / kW]);
-        io.st(s2_out + cb + i, s2[i / kW]);
-      });
-    }
-  }
+NORM_FLAT void norm_chan_shifted_sums(double* s1, double* s2, const double* Kc, const T* x, index_t N, index_t ldx,
+                                      index_t nc) {
+  col_stream(s1, s2, N, nc, [&](V& p, V& q, index_t n, index_t i, auto io) {
+    const V d = io.ld(x + n * ldx + i) - io.ld(Kc + i);  // padded lanes: 0 - 0
+    p += d;
+    q = simd::fma(d, d, q);
+  });
 }
 
 template <typename T>
@@ -455,34 +456,14 @@ template <typename T>
 NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N, index_t C,
                     index_t L, index_t c0, index_t c1) {
   if (L == 1) {
-    // Row blocks, as in norm_chan_shifted_sums: the running sums live in s_a / s_ax.
-    constexpr index_t VT = kTile / kW;
-    for (index_t c = c0; c < c1; ++c) s_a[c] = 0.0, s_ax[c] = 0.0;
-    for (index_t n0 = 0; n0 < N; n0 += kRowBlock) {
-      const index_t n1 = imin(N, n0 + kRowBlock);
-      for (index_t cb = c0; cb < c1; cb += kTile) {
-        const index_t nb = imin(kTile, c1 - cb);
-        V m[VT], p[VT], q[VT];
-        blocks(nb, [&](index_t i, auto io, auto sl) {
-          m[i / kW] = io.ld(shift + cb + i);
-          p[i / kW] = io.ld(s_a + cb + i);
-          q[i / kW] = io.ld(s_ax + cb + i);
-        });
-        for (index_t n = n0; n < n1; ++n) {
-          const T* ar = a + n * C + cb;
-          const T* xr = x + n * C + cb;
-          blocks(nb, [&](index_t i, auto io, auto sl) {
-            const V ai = io.ld(ar + i);
-            p[i / kW] += ai;
-            q[i / kW] = simd::fma(ai, (io.ld(xr + i) - m[i / kW]), q[i / kW]);
-          });
-        }
-        blocks(nb, [&](index_t i, auto io, auto sl) {
-          io.st(s_a + cb + i, p[i / kW]);
-          io.st(s_ax + cb + i, q[i / kW]);
-        });
-      }
-    }
+    const T* ar = a + c0;
+    const T* xr = x + c0;
+    const double* m = shift + c0;
+    col_stream(s_a + c0, s_ax + c0, N, c1 - c0, [&](V& p, V& q, index_t n, index_t i, auto io) {
+      const V ai = io.ld(ar + n * C + i);
+      p += ai;
+      q = simd::fma(ai, io.ld(xr + n * C + i) - io.ld(m + i), q);
+    });
     return;
   }
   for (index_t c = c0; c < c1; ++c) {
