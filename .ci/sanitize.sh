@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=build/sanitize
 # The pip build of the package used an isolated environment; this CMake build needs pybind11 here.
 python -m pip install --quiet "pybind11>=2.12"
-cmake -S . -B "$BUILD" -DNNFAST_PYTHON=ON -DNNFAST_SANITIZE=ON -DNNFAST_CUDA=OFF -DNNFAST_BUILD_CPP_TESTS=ON \
+cmake -S . -B "$BUILD" -DNNFAST_PYTHON=ON -DNNFAST_SANITIZE=ON -DNNFAST_CUDA=EMULATE -DNNFAST_BUILD_CPP_TESTS=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" > "$BUILD.log" 2>&1 \
   || { cat "$BUILD.log"; exit 1; }
 cmake --build "$BUILD" -j2 >> "$BUILD.log" 2>&1 || { tail -50 "$BUILD.log"; exit 1; }
@@ -29,7 +29,11 @@ export NNFAST_EXT_DIR="$BUILD" NNFAST_SANITIZER_BUILD=1 PYTHONPATH=python
 # the error table and the property tests drive every binding with empty,
 # strided, misaligned and invalid arrays. LeakSanitizer is off for Python
 # (the interpreter leaves blocks at exit); native leaks are the C++ test's job.
-python -m pytest -q -p no:cacheprovider tests/test_sanitizer.py tests/test_linear.py tests/test_autograd.py \
+# The build is NNFAST_CUDA=EMULATE, so the CUDA kernels (run by the SIMT emulator, whose
+# fiber switches are annotated for ASan) are sanitized too: cpu tests first, then the op
+# registry on the emulated cuda device in its own process (emulator errors abort).
+python -m pytest -q -p no:cacheprovider -k "not cuda" tests/test_sanitizer.py tests/test_linear.py tests/test_autograd.py \
   $(ls tests/test_activation.py tests/test_loss.py tests/test_norm.py tests/test_optim.py tests/test_gemm.py \
         tests/test_dropout.py tests/test_errors.py tests/test_error_table.py tests/test_properties.py \
         tests/test_ops.py tests/test_contract.py 2>/dev/null)
+python -m pytest -q -p no:cacheprovider -p no:randomly -m "not slow" -k cuda tests/test_ops.py tests/test_contract.py

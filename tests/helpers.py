@@ -10,7 +10,9 @@ def noncontig(a: np.ndarray) -> np.ndarray:
     """A non-contiguous view equal to ``a`` whose gaps hold NaN (so reading padding shows)."""
     if a.ndim == 0:
         return a
-    big = np.full(a.shape[:-1] + (2 * a.shape[-1],), np.nan, dtype=a.dtype)
+    from nnfast._dispatch import xp_of
+
+    big = xp_of(a).full(a.shape[:-1] + (2 * a.shape[-1],), np.nan, dtype=a.dtype)  # on a's device
     big[..., ::2] = a
     v = big[..., ::2]
     assert not v.flags.c_contiguous or a.size <= 1

@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - torch is not a dependency
 
 import nnfast
 import nnfast.nn.functional as F
+from nnfast import _dispatch
 from nnfast.nn.utils.weight_norm import _weight_norm
 
 from hypothesis import strategies as st
@@ -98,6 +99,7 @@ def get(name: str) -> OpInfo:
 
 
 def to_device(t: nnfast.Tensor, device: str) -> nnfast.Tensor:
+    """``t`` on ``device`` (a cuda copy: CuPy on a GPU, an emulated cuda array under EMULATE)."""
     return t if device == "cpu" else t.to(device)
 
 
@@ -1320,5 +1322,36 @@ for _key in dict.fromkeys(_loss_key(c.id) for c in LOSS_CASES):
 
 # ---------------------------------------------------------------------------- the error table's rows
 # ERROR_ROWS (above) are the error-table lines; each names the op tag its errors carry.
+# ---------------------------------------------------------------------------- devices, from the dispatch table
+# An OpInfo runs on every device where nnfast._dispatch has its op's kernels: the op is the
+# longest "_"-prefix of the OpInfo's name that is a dispatch op (gelu_tanh -> gelu,
+# batch_norm_2d -> batch_norm), or an alias below. So the cuda column follows the build:
+# a family's ops are tested on cuda once its csrc/cuda/<family>.cu is compiled.
+_DISPATCH_ALIAS = {"instance_norm": "group_norm"}
+
+
+def dispatch_op(name: str) -> str:
+    if name in _DISPATCH_ALIAS:
+        return _DISPATCH_ALIAS[name]
+    parts = name.split("_")
+    for k in range(len(parts), 0, -1):
+        cand = "_".join(parts[:k])
+        if cand in _dispatch._TABLE:
+            return cand
+    raise KeyError(f"OpInfo {name!r} names no op of nnfast._dispatch")
+
+
 for _op in REGISTRY:
+    _d = dispatch_op(_op.name)
+    _op.devices = tuple(dict.fromkeys(tuple(_op.devices) + tuple(
+        dev for dev in _dispatch.DEVICES if _d in _dispatch.ops(dev))))
     assert _op.devices, _op.name
+
+# Samples larger than this (elements over all arrays) are skipped on the emulated cuda
+# device, which runs kernels ~10-100x slower than the CPU kernels (csrc/cuda/emu/README.md).
+EMULATED_MAX_ELEMENTS = 1 << 15
+
+
+def too_big_for_device(sample, device: str) -> bool:
+    return (device == "cuda" and _dispatch.EMULATED
+            and sum(np.asarray(a).size for a in sample.arrays.values()) > EMULATED_MAX_ELEMENTS)

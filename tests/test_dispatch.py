@@ -46,12 +46,20 @@ class Routed(np.ndarray):
     """A plain ndarray subclass that a test routes to a device with register_array_type."""
 
 
+@pytest.fixture
+def no_cuda_kernels(monkeypatch):
+    """The cuda column as in a build without nnfast._C_cuda (this build may have some families)."""
+    monkeypatch.setitem(D._KERNELS, "cuda", {})
+
+
 def cuda_array(shape=(4, 8)):
     return np.ones(shape, np.float32).view(CupyLike)
 
 
 # ------------------------------------------------------------------ the table itself
 def test_readme_table_is_generated_from_the_dispatch_table():
+    if D._BACKENDS["cuda"] is None:
+        pytest.skip("the README's cuda column is generated from a build with nnfast._C_cuda (EMULATE or nvcc)")
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert D.README_BEGIN in text and D.README_END in text, "README.md lacks the ops-table markers"
     assert D.readme_with_table(text) == text, (
@@ -129,14 +137,14 @@ def test_numpy_arrays_go_to_cpu():
     assert D.kernels("relu") is D._KERNELS["cpu"]["relu"]
 
 
-def test_cupy_like_array_raises_not_implemented_from_the_table():
+def test_cupy_like_array_raises_not_implemented_from_the_table(no_cuda_kernels):
     for op in ("layer_norm", "relu", "adam", "clip_grad_norm_", "matmul"):
         with pytest.raises(NotImplementedError) as info:
             D.kernels(op, cuda_array(), None)
         assert str(info.value) == f"[{op}] has no kernel on cuda"
 
 
-def test_fake_device_routing(monkeypatch):
+def test_fake_device_routing(monkeypatch, no_cuda_kernels):
     monkeypatch.setitem(D._TYPE_DEVICE, Routed, "cuda")
     x = np.ones((2, 3)).view(Routed)
     assert D.device_of(x) == "cuda"
@@ -154,7 +162,7 @@ def test_mixed_devices_raise():
     for args in ((c, g), (g, c), (None, c, g)):
         with pytest.raises(RuntimeError) as info:
             D.kernels("linear", *args)
-        assert str(info.value) == "[linear] expected all tensors on the same device, got cpu and cuda"
+        assert str(info.value) == "[linear] expected all tensors on cuda, got cpu"
 
 
 def test_unknown_op_is_a_key_error():
@@ -164,7 +172,7 @@ def test_unknown_op_is_a_key_error():
         D.kernels("no_such_op", cuda_array())
 
 
-def test_functional_op_on_a_cuda_tensor_names_the_op():
+def test_functional_op_on_a_cuda_tensor_names_the_op(no_cuda_kernels):
     x = nnfast.Tensor(cuda_array())
     with pytest.raises(NotImplementedError, match=r"^\[relu\] has no kernel on cuda$"):
         F.relu(x)
@@ -246,7 +254,7 @@ def test_optimizer_mixed_devices_raise():
     a.grad = nnfast.randn(3)
     b = nnfast.nn.Parameter(nnfast.Tensor(cuda_array((3,))))
     b.grad = nnfast.Tensor(cuda_array((3,)))
-    with pytest.raises(RuntimeError, match=r"^\[Adam\] expected all tensors on the same device, got cpu and cuda$"):
+    with pytest.raises(RuntimeError, match=r"^\[Adam\] expected all tensors on cuda, got cpu$"):
         nnfast.optim.Adam([a, b]).step()
 
 

@@ -196,7 +196,7 @@ CASES = [(name, i) for name, (_, _, _, cfgs, _) in TABLE.items() for i in range(
 SHAPES = [(37, 29), (13,), (3, 1)]  # odd sizes: vector tails (threaded sizes: test_threads_*)
 
 
-def _setup(name, cfg_i, dtype, seed=0):
+def _setup(name, cfg_i, dtype, seed=0, device="cpu"):
     """Four params in two groups: group 0 = (A, B) with the option set, group 1 = (C, D) with
     other hyper-parameters; D never has a grad."""
     cls, ref, defaults, cfgs, g1 = TABLE[name]
@@ -204,6 +204,8 @@ def _setup(name, cfg_i, dtype, seed=0):
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal(s).astype(dtype) for s in SHAPES + [(4, 4)]]
     params = [nn.Parameter(a.copy()) for a in arrays]
+    if device != "cpu":
+        params = [nn.Parameter(Tensor(a.copy()).to(device)) for a in arrays]
     groups = [{"params": params[:2]}, {"params": params[2:], **g1}]
     opt = cls(groups, **cfg)
     hps = [dict(defaults, **cfg), {**defaults, **cfg, **g1}]
@@ -224,9 +226,23 @@ def _grads(rng, params, step, dtype):
 
 
 def _cpu_only(device):
-    """Optimizer tables run per device (conftest's ``device``); only the CPU steps exist in this build."""
+    """Tests of CPU-only machinery (the per-ISA kernels) run on cpu only."""
     if device != "cpu":
-        pytest.skip(f"optimizer steps on {device}: not in this build's table yet")
+        pytest.skip(f"{device}: a CPU-only test")
+
+
+def _needs_kernels(name, device):
+    """Optimizer tables run per device (conftest's ``device``), where the dispatch table has the step."""
+    from nnfast import _dispatch
+
+    if TABLE[name][0]._op not in _dispatch.ops(device):
+        pytest.skip(f"{name}: no {device} kernel in this build")
+
+
+def _dispatch_device(a):
+    from nnfast import _dispatch
+
+    return _dispatch.device_of(a.data if isinstance(a, Tensor) else a)
 
 
 def _tol(dtype):
@@ -236,8 +252,10 @@ def _tol(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name,cfg_i", CASES, ids=[f"{n}-{i}" for n, i in CASES])
 def test_against_reference(name, cfg_i, dtype, device):
-    _cpu_only(device)
-    opt, params, arrays, hps, rng = _setup(name, cfg_i, dtype)
+    from nnfast._dispatch import to_host
+
+    _needs_kernels(name, device)
+    opt, params, arrays, hps, rng = _setup(name, cfg_i, dtype, device=device)
     _, ref, _, _, _ = TABLE[name]
     own = [p.data for p in params]
     ref_p = [a.astype(np.float64) for a in arrays]
@@ -245,15 +263,20 @@ def test_against_reference(name, cfg_i, dtype, device):
     for step in range(30):
         grads = _grads(rng, params, step, dtype)
         for i, (p, g) in enumerate(zip(params, grads)):
-            p.grad = None if g is None else Tensor(g)
+            p.grad = None if g is None else Tensor(g).to(device)
             if g is not None:
                 ref_p[i] = ref(ref_p[i], g.astype(np.float64), ref_st[i], hps[0 if i < 2 else 1])
         opt.step()
     for i, p in enumerate(params):
         assert p.data is own[i] and p.dtype == dtype, "the step must update the Parameter's own array"
-        np.testing.assert_allclose(p.data, ref_p[i], err_msg=f"{name} {TABLE[name][3][cfg_i]} param {i}",
+        assert p.device.type == device
+        np.testing.assert_allclose(to_host(p.data), ref_p[i], err_msg=f"{name} {TABLE[name][3][cfg_i]} param {i}",
                                    **_tol(dtype))
-    np.testing.assert_array_equal(params[3].data, arrays[3])  # grad None: untouched
+    for st in opt.state.values():  # optimizer state lives on the parameter's device
+        for v in (st.values() if isinstance(st, dict) else ()):
+            if hasattr(v, "device") and hasattr(v, "shape") and getattr(v, "ndim", 0) > 0:
+                assert _dispatch_device(v) == device
+    np.testing.assert_array_equal(to_host(params[3].data), arrays[3])  # grad None: untouched
     if name != "Adagrad":  # PyTorch's Adagrad creates its state up front
         assert params[3] not in opt.state
 

@@ -5,9 +5,12 @@
 
 #include "bindings/common.h"
 #include "nnfast/activation.h"
+#if NNFAST_BIND_CUDA
+#include "nnfast/cuda/activation.h"
+#endif
 
 using namespace nnfast;
-using namespace nnfast::cpu;  // the CPU kernels; CUDA ones arrive as nnfast::cuda
+using namespace nnfast::NNFAST_KERNELS;  // nnfast::cpu in _C, nnfast::cuda in _C_cuda (bindings/common.h)
 using namespace nnfast::bind;
 
 namespace {
@@ -307,7 +310,9 @@ void export_act(py::module_& m) {
 
 }  // namespace
 void init_activation(py::module_& m) {
-  export_act(m);
+#if !NNFAST_BIND_CUDA
+  export_act(m);  // the Act enum lives in nnfast._C only
+#endif
   m.def("act_forward", &act_forward_binding, py::arg("out"), py::arg("input"), py::arg("act"), py::arg("a") = 0.0,
         py::arg("b") = 0.0);
   m.def("act_backward", &act_backward_binding, py::arg("grad_input"), py::arg("grad"), py::arg("saved"),

@@ -11,6 +11,16 @@
 
 #include "nnfast/common.h"
 
+// The kernel namespace the binding files call: nnfast::cpu for nnfast._C; the build
+// compiles the same files again with NNFAST_BIND_CUDA=1 NNFAST_KERNELS=cuda into
+// nnfast._C_cuda (nnfast::cuda launchers keep the CPU names and arguments).
+#ifndef NNFAST_BIND_CUDA
+#define NNFAST_BIND_CUDA 0
+#endif
+#ifndef NNFAST_KERNELS
+#define NNFAST_KERNELS cpu
+#endif
+
 namespace nnfast {
 namespace bind {
 
@@ -237,6 +247,67 @@ inline void run_released(DType dt, F&& make) {
     py::gil_scoped_release release;
     call();
   });
+}
+
+// ------------------------------------------------------------------ device arrays (nnfast._C_cuda)
+// On a GPU, cuda arrays are CuPy arrays (or anything with __cuda_array_interface__:
+// PyTorch cuda tensors, nnfast cuda Tensors). _C_cuda's functions take them by turning
+// each such argument into a NumPy array *header* over the device pointer (shape, strides,
+// typestr, readonly from the interface; the original object as its base, no copy): the
+// checks above read only metadata and addresses, never the data, and the kernels get the
+// device pointer. Under emulation cuda arrays are NumPy arrays and pass straight through.
+inline py::object cuda_array_view(py::handle o) {
+  py::dict cai = o.attr("__cuda_array_interface__");
+  py::tuple data = cai["data"];
+  const auto addr = data[0].cast<std::uintptr_t>();
+  const bool readonly = data[1].cast<bool>();
+  py::dtype dt(cai["typestr"].cast<std::string>());
+  std::vector<py::ssize_t> shape;
+  for (auto d : py::tuple(cai["shape"])) shape.push_back(d.cast<py::ssize_t>());
+  std::vector<py::ssize_t> strides(shape.size());
+  py::object st = cai.contains("strides") ? py::object(cai["strides"]) : py::object(py::none());
+  if (!st.is_none()) {
+    py::tuple t(st);
+    for (size_t i = 0; i < shape.size(); ++i) strides[i] = t[i].cast<py::ssize_t>();
+  } else {
+    py::ssize_t s = dt.itemsize();
+    for (size_t i = shape.size(); i-- > 0;) {
+      strides[i] = s;
+      s *= shape[i];
+    }
+  }
+  py::ssize_t count = 1;
+  for (auto d : shape) count *= d;
+  if (addr == 0 || count == 0) return py::array(dt, shape, strides);  // empty: nothing is ever read
+  py::array a(dt, shape, strides, reinterpret_cast<const void*>(addr), o);
+  if (readonly) py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return std::move(a);
+}
+
+inline py::object device_arg(py::handle h) {
+  if (py::isinstance<py::array>(h) || !py::hasattr(h, "__cuda_array_interface__"))
+    return py::reinterpret_borrow<py::object>(h);
+  return cuda_array_view(h);
+}
+
+// Wraps every function of `m` so that it accepts __cuda_array_interface__ arguments.
+inline void accept_cuda_arrays(py::module_& m) {
+  py::list names;
+  for (auto item : py::dict(m.attr("__dict__")))
+    if (PyCFunction_Check(item.second.ptr())) names.append(item.first);
+  for (auto nm : names) {
+    const std::string name = nm.cast<std::string>();
+    py::object f = m.attr(nm);
+    m.attr(nm) = py::cpp_function(
+        [f](py::args args, py::kwargs kwargs) {
+          py::tuple a(args.size());
+          for (size_t i = 0; i < args.size(); ++i) a[i] = device_arg(args[i]);
+          py::dict k;
+          for (auto kv : kwargs) k[kv.first] = device_arg(kv.second);
+          return f(*a, **k);
+        },
+        py::name(name.c_str()));
+  }
 }
 
 }  // namespace bind

@@ -35,6 +35,7 @@ void init_info(py::module_& m) {
   }, py::arg("f64") = false, py::arg("seconds") = 0.2,
      "Measured single-core FMA peak (GFLOP/s) with the SIMD level in use.");
   m.def("cuda_compiled", &nnfast::cuda_compiled);
+  m.def("cuda_emulated", &nnfast::cuda_emulated);
   m.def("cuda_device_count", &nnfast::cuda_device_count);
   m.def("cuda_device_name", [](int d) { return std::string(nnfast::cuda_device_name(d)); });
 #ifdef NNFAST_SANITIZE_BUILD

@@ -7,6 +7,9 @@ namespace nnfast {
 
 bool cuda_compiled() { return true; }
 
+// EMULATE builds: one device, named by the emulator, living in host memory.
+bool cuda_emulated() { return NNFAST_EMULATED != 0; }
+
 int cuda_device_count() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {

@@ -22,13 +22,13 @@ naming every ``nnfast._C`` function the op's forward and backward call, and call
 messages). tests/test_dispatch.py checks that every name exists in the kernel
 module; then regenerate the README table (``nnfast ops --write README.md``).
 
-How to add a cuda kernel set
-----------------------------
-CUDA kernels keep the CPU kernels' names (``nnfast::cuda`` mirrors ``nnfast::cpu``),
-so enabling an op on cuda is one line: give its entry ``cuda=`` (usually the same
-tuple as ``cpu=``, e.g. ``_op(NORM, cpu=_LN, cuda=_LN)``). The cuda kernels are
-looked up in ``_BACKENDS["cuda"]``, the CUDA extension module (``nnfast._C_cuda``
-once it exists; None in this build, where the cuda column stays empty).
+How an op gets its cuda kernels
+-------------------------------
+CUDA kernels keep the CPU kernels' names (``nnfast::cuda`` mirrors ``nnfast::cpu``) and
+the build compiles the binding files a second time into ``nnfast._C_cuda`` for every
+family that has a ``csrc/cuda/<family>.cu``. The cuda column is therefore computed at
+import: an op runs on cuda when ``_C_cuda`` exports every one of its ``cpu=`` kernels
+(an explicit ``cuda=`` tuple overrides that). Nothing to edit here when a family lands.
 
 Array helpers
 -------------
@@ -47,7 +47,8 @@ import numpy as np
 from ._native import _C
 
 __all__ = [
-    "DEVICES", "kernels", "device_of", "register_array_type", "array_module", "xp_of", "is_cupy",
+    "DEVICES", "EMULATED", "kernels", "device_of", "register_array_type", "array_module", "xp_of", "is_cupy",
+    "is_cuda", "to_host", "to_cuda", "mixed_devices",
     "empty", "zeros", "full", "ascontiguousarray", "contiguous", "kernel_ready", "ops",
     "markdown_table",
 ]
@@ -140,7 +141,9 @@ _TABLE: dict[str, _Op] = {
 
 
 def _cuda_backend() -> Any:
-    """The CUDA extension module, when this build has one (a later issue adds it)."""
+    """The CUDA extension module ``nnfast._C_cuda``, when this build has one (EMULATE, or nvcc)."""
+    if not getattr(_C, "cuda_compiled", lambda: False)():
+        return None
     try:
         return importlib.import_module(__package__ + "._C_cuda")
     except ImportError:
@@ -149,6 +152,20 @@ def _cuda_backend() -> Any:
 
 # device -> the module its kernels live in
 _BACKENDS: dict[str, Any] = {"cpu": _C, "cuda": _cuda_backend()}
+EMULATED = bool(_BACKENDS["cuda"] is not None and getattr(_BACKENDS["cuda"], "emulated", False))
+
+
+def _cuda_names(entry: _Op) -> tuple[str, ...]:
+    """The cuda kernels of an op: its explicit ``cuda=`` tuple, else its cpu kernels when
+    ``_C_cuda`` exports all of them (a family is on cuda once its .cu file is compiled)."""
+    module = _BACKENDS["cuda"]
+    if module is None:
+        return ()
+    names = entry.cuda or entry.cpu
+    return names if all(hasattr(module, n) for n in names) else ()
+
+
+_TABLE = {op: e._replace(cuda=_cuda_names(e)) for op, e in _TABLE.items()}
 
 
 # ---------------------------------------------------------------- kernel sets
@@ -199,6 +216,10 @@ def is_cupy(a: Any) -> bool:
 
 # array type -> device; filled on first sight of a type (and by register_array_type)
 _TYPE_DEVICE: dict[type, str] = {np.ndarray: "cpu"}
+if EMULATED:
+    from ._emulated import EmulatedArray as _EmulatedArray
+
+    _TYPE_DEVICE[_EmulatedArray] = "cuda"
 
 
 def register_array_type(cls: type, device: str) -> None:
@@ -216,6 +237,13 @@ def device_of(a: Any) -> str:
         d = "cuda" if t.__module__.startswith("cupy") else "cpu"
         _TYPE_DEVICE[t] = d
     return d
+
+
+def mixed_devices(op: str, a: str, b: str) -> RuntimeError:
+    """The error of an op whose arrays live on two devices: "[op] expected all tensors on cuda, got cpu"
+    (an op that has a cuda operand runs on cuda; the other device is the stray one)."""
+    expected, got = (b, a) if DEVICES.index(b) > DEVICES.index(a) else (a, b)
+    return RuntimeError(f"[{op}] expected all tensors on {expected}, got {got}")
 
 
 def _unknown(op: str, device: str) -> Exception:
@@ -248,8 +276,7 @@ def kernels(op: str, *arrays: Any, _cpu: dict[str, KernelSet] = _CPU_KERNELS,
         if device is None:
             device = d
         elif d != device:
-            pair = sorted((device, d), key=DEVICES.index)
-            raise RuntimeError(f"[{op}] expected all tensors on the same device, got {pair[0]} and {pair[1]}")
+            raise mixed_devices(op, device, d)
     try:
         return _KERNELS[device or "cpu"][op]
     except KeyError:
@@ -258,6 +285,10 @@ def kernels(op: str, *arrays: Any, _cpu: dict[str, KernelSet] = _CPU_KERNELS,
 
 # ---------------------------------------------------------------- array modules
 def _cupy() -> Any:
+    if EMULATED:  # the emulated device: NumPy whose results are cuda (host) arrays
+        from ._emulated import xp
+
+        return xp
     import cupy
 
     return cupy
@@ -281,6 +312,29 @@ def xp_of(a: Any) -> Any:
     if type(a) is np.ndarray:
         return np
     return array_module(device_of(a))
+
+
+def is_cuda(a: Any) -> bool:
+    """True for an array on the cuda device (CuPy, or an emulated cuda array)."""
+    return type(a) is not np.ndarray and device_of(a) == "cuda"
+
+
+def to_host(a: Any) -> Any:
+    """A host (NumPy) copy of a cuda array; cpu arrays are returned as they are."""
+    if type(a) is np.ndarray or not is_cuda(a):
+        return a
+    return a.get()
+
+
+def to_cuda(a: Any) -> Any:
+    """A cuda copy of a host array (CuPy on a GPU, an emulated cuda array under emulation)."""
+    if is_cuda(a):
+        return a
+    if EMULATED:
+        from ._emulated import to_device
+
+        return to_device(a)
+    return _cupy().asarray(a)
 
 
 def empty(shape: Any, dtype: Any, device: str = "cpu") -> Any:
@@ -329,6 +383,10 @@ def ops(device: Optional[str] = None) -> list[str]:
 
 _FAMILY_ORDER = (DENSE, NORM, ACT, LOSS, REG, OPTIM)
 
+# What a "has kernels" cell says: where those kernels were verified. The cuda kernels
+# have run under the SIMT emulator (CI) and not yet on a GPU (bench/gpu_check.sh does that).
+_VERIFIED = {"cpu": "yes", "cuda": "emulated; not yet run on a GPU"}
+
 
 def markdown_table() -> str:
     """The README's per-device table of ops, generated from the dispatch table: one row per
@@ -345,7 +403,7 @@ def markdown_table() -> str:
             else:
                 rows.append(([op], where))
         for names, where in rows:
-            cells = ["yes" if w else "no kernel" for w in where]
+            cells = [(_VERIFIED[d] if w else "no kernel") for d, w in zip(DEVICES, where)]
             lines.append(f"| {family} | " + ", ".join(f"`{n}`" for n in names) + " | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -16,12 +16,32 @@ def set_num_threads(n: int) -> None:
     _C.set_num_threads(int(n))
 
 
+def _emulated() -> bool:
+    return bool(getattr(_C, "cuda_emulated", lambda: False)())
+
+
 class _Cuda:
-    """``nnfast.cuda``: is_available(), device_count(), get_device_name()."""
+    """``nnfast.cuda``: is_available(), is_emulated(), device_count(), get_device_name().
+
+    In an ``NNFAST_CUDA=EMULATE`` build the cuda device is nnfast's SIMT emulator: cuda
+    tensors hold host arrays of type ``nnfast.cuda.EmulatedArray`` and their ops run the
+    CUDA kernels on the CPU. On a GPU build cuda tensors hold CuPy arrays.
+    """
+
+    @property
+    def EmulatedArray(self) -> type:
+        from ._emulated import EmulatedArray
+
+        return EmulatedArray
 
     @staticmethod
     def is_compiled() -> bool:
         return bool(_C.cuda_compiled())
+
+    @staticmethod
+    def is_emulated() -> bool:
+        """True when the cuda device is the CPU emulator (an EMULATE build)."""
+        return _emulated()
 
     @staticmethod
     def device_count() -> int:
@@ -31,6 +51,8 @@ class _Cuda:
     def is_available() -> bool:
         if _Cuda.device_count() == 0:
             return False
+        if _emulated():
+            return True
         try:
             import cupy  # noqa: F401
         except ImportError:
@@ -39,7 +61,9 @@ class _Cuda:
 
     @staticmethod
     def get_device_name(device: int = 0) -> str:
-        return str(_C.cuda_device_name(device)) if _Cuda.device_count() > device else ""
+        if _Cuda.device_count() <= device:
+            return ""
+        return "emulated (CPU)" if _emulated() else str(_C.cuda_device_name(device))
 
 
 cuda = _Cuda()
@@ -62,6 +86,7 @@ def info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "compiler": getattr(_C, "compiler", "unknown"),
         "cuda_compiled": bool(_C.cuda_compiled()),
+        "cuda_emulated": _emulated(),
         "cuda_available": cuda.is_available(),
         "cuda_device_count": cuda.device_count(),
         "cuda_device": cuda.get_device_name(0) if cuda.device_count() else None,

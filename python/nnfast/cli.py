@@ -181,8 +181,8 @@ def _parse_hidden(text: str) -> list[int]:
 def _resolve_device(name: str) -> str:
     import nnfast
 
-    if name == "auto":
-        return "cuda" if nnfast.cuda.is_available() else "cpu"
+    if name == "auto":  # a GPU when there is one; the emulated cuda device only when asked for
+        return "cuda" if nnfast.cuda.is_available() and not nnfast.cuda.is_emulated() else "cpu"
     if name == "cuda" and not nnfast.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available (see `nnfast info`)")
     return name

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union, over
 import numpy as np
 
 from . import _random
-from ._dispatch import is_cupy, xp_of
+from ._dispatch import is_cuda, is_cupy, to_cuda, to_host, xp_of
 from .autograd import grad_mode
 
 float32 = np.dtype(np.float32)
@@ -88,16 +88,23 @@ class device:
 def _device_of(a: Any) -> device:
     if is_cupy(a):
         return device("cuda", int(a.device.id))
+    if is_cuda(a):  # an emulated cuda array (NNFAST_CUDA=EMULATE)
+        return device("cuda", 0)
     return device("cpu")
 
 
 def _to_device_array(a: Any, dev: device) -> Any:
     if dev.type == "cpu":
-        return a.get() if is_cupy(a) else a
-    try:
-        import cupy
-    except ImportError as exc:
-        raise RuntimeError("[to] expected CuPy for cuda tensors; install nnfast[cuda]") from exc
+        return to_host(a)
+    from ._info import cuda as _cuda
+
+    if not _cuda.is_available():
+        raise RuntimeError("[to] expected an available cuda device (nnfast.cuda.is_available() is False: "
+                           "build with NNFAST_CUDA=ON on a GPU machine with CuPy, or NNFAST_CUDA=EMULATE)")
+    if _cuda.is_emulated():
+        return to_cuda(a)
+    import cupy
+
     with cupy.cuda.Device(dev.index or 0):
         return cupy.asarray(a)
 
@@ -106,7 +113,7 @@ def _as_array(data: Any, dtype: Any = None) -> Any:
     """NumPy array (CuPy for CuPy input) from Python data with PyTorch's dtype defaults."""
     if isinstance(data, Tensor):
         data = data.data
-    if is_cupy(data):
+    if is_cuda(data):
         arr = data.astype(dtype) if dtype is not None else data.copy()
         return arr
     keep_dtype = isinstance(data, (np.ndarray, np.generic))
@@ -139,7 +146,7 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        if not (isinstance(data, np.ndarray) or is_cupy(data)):
+        if not (isinstance(data, np.ndarray) or is_cuda(data)):
             data = _as_array(data)
         self.data = data
         self.grad = None
@@ -179,7 +186,7 @@ class Tensor:
 
     @property
     def is_cuda(self) -> bool:
-        return is_cupy(self.data)
+        return is_cuda(self.data)
 
     @property
     def ndim(self) -> int:
@@ -267,7 +274,7 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         if self.requires_grad:
             raise RuntimeError("[numpy] expected a tensor that does not require grad; call .detach().numpy()")
-        if is_cupy(self.data):
+        if is_cuda(self.data):
             raise TypeError("[numpy] expected a cpu tensor; call .cpu() first")
         arr: np.ndarray = self.data
         return arr
@@ -281,7 +288,7 @@ class Tensor:
         return self._host().reshape(()).item()
 
     def _host(self) -> np.ndarray:
-        host: np.ndarray = self.data.get() if is_cupy(self.data) else self.data
+        host: np.ndarray = to_host(self.data)
         return host
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

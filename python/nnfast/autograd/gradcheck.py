@@ -29,6 +29,7 @@ def gradcheck(
     (<r, fn(x + eps e_i)> - <r, fn(x - eps e_i)>) / (2 eps) for every element
     of every input that requires grad. Inputs must be float64.
     """
+    from .._dispatch import to_host
     from ..tensor import Tensor
 
     inputs = _as_tuple(inputs)
@@ -47,7 +48,7 @@ def gradcheck(
     def projected() -> float:
         with grad_mode.no_grad():
             res = _as_tuple(fn(*inputs))
-        return float(sum(np.sum(np.asarray(o.data, dtype=np.float64) * d) for o, d in zip(res, dirs)))
+        return float(sum(np.sum(np.asarray(to_host(o.data), dtype=np.float64) * d) for o, d in zip(res, dirs)))
 
     for t in targets:
         t.grad = None
@@ -57,14 +58,14 @@ def gradcheck(
         for o, d in zip(outs, dirs):
             if not o.requires_grad:
                 continue
-            term = (o * Tensor(d.astype(o.dtype))).sum()
+            term = (o * Tensor(d.astype(o.dtype)).to(o.device)).sum()  # on the output's device
             total = term if total is None else total + term
     if total is not None:
         total.backward()
 
     ok = True
     for idx, t in enumerate(targets):
-        analytic = np.zeros(t.shape) if t.grad is None else np.asarray(t.grad.data, dtype=np.float64)
+        analytic = np.zeros(t.shape) if t.grad is None else np.asarray(to_host(t.grad.data), dtype=np.float64)
         numeric = np.zeros(t.shape)
         view = t.data
         for i in np.ndindex(*t.shape) if t.shape else [()]:

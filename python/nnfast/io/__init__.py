@@ -29,7 +29,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .._dispatch import is_cupy
+from .._dispatch import is_cuda, to_host
 from ..tensor import Tensor, _to_device_array
 from ..tensor import device as _device
 from . import _atomic, _format, _structure
@@ -45,8 +45,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 def _host_array(x: Any, name: str) -> np.ndarray:
     if isinstance(x, Tensor):
         x = x.data
-    if is_cupy(x):
-        x = x.get()
+    if is_cuda(x):  # saved from cuda: a host copy (CuPy, or an emulated cuda array)
+        x = to_host(x)
     if isinstance(x, np.generic):
         x = np.asarray(x)
     if not isinstance(x, np.ndarray):
