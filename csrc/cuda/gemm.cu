@@ -190,6 +190,14 @@ struct Params {
   int mode_a, mode_b;
 };
 
+// Kernel parameters whose address is taken (the out-of-line epilogue gets a reference)
+// stay in the constant bank instead of being copied to local memory.
+#if NNFAST_EMULATED
+#define NNFAST_GRID_CONSTANT
+#else
+#define NNFAST_GRID_CONSTANT __grid_constant__
+#endif
+
 // 16 bytes as one load.
 #if NNFAST_EMULATED
 template <typename T>
@@ -311,7 +319,7 @@ struct SimtCfg {
 };
 
 template <typename T, int BM, int BN, int BK, int TM, int TN>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN)) gemm_simt_kernel(Params<T> p) {
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_simt_kernel(const NNFAST_GRID_CONSTANT Params<T> p) {
   using Cfg = SimtCfg<T, BM, BN, BK, TM, TN>;
   constexpr int NT = Cfg::NT, PA = Cfg::PA, PB = Cfg::PB;
   __shared__ __align__(16) T As[2][BK * PA];
@@ -384,7 +392,7 @@ __device__ __forceinline__ unsigned to_tf32(float x) {
   return r;
 }
 
-__global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(Params<float> p) {
+__global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(const NNFAST_GRID_CONSTANT Params<float> p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int BM = kTcBM, BN = kTcBN, BK = kTcBK, NT = kTcNT;
   constexpr int PA = BM + kTcPad, PB = BN + kTcPad;
