@@ -26,9 +26,10 @@
 // with the scalar math of core/math_scalar.h; see ActDev below.
 //
 // Tensor-core path (float only, UNVERIFIED: it has not run on a GPU): TF32
-// mma.sync.m16n8k8 with the same loader and epilogue, compiled only by nvcc for
-// sm_80+ (#if !NNFAST_EMULATED), used only when enabled (NNFAST_CUDA_TF32=1 or
-// gemm_set_tf32(true)) and the device is sm_80 or newer.
+// mma.sync.m16n8k8 with the same loader and epilogue; the PTX is compiled by nvcc for
+// sm_80+ only, and the emulation build substitutes a software model of the instruction
+// (so its indexing is tested). Used only when enabled (NNFAST_CUDA_TF32=1 or
+// gemm_set_tf32(true)) on an sm_80+ device.
 #include "cuda/common.cuh"
 #include "nnfast/cuda/gemm.h"
 
@@ -380,20 +381,76 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_simt_kernel(con
 }
 
 // ------------------------------------------------------------------ TF32 tensor-core kernel
-// UNVERIFIED (never run on a GPU). 128x128x16 block tile, 8 warps as 2 (M) x 4 (N), each a
-// 64x32 warp tile of 4 x 4 mma.m16n8k8 (TF32 in, float accumulate). Same loader
-// (k-major tiles, padded by 8 so fragment reads hit 32 distinct banks) and epilogue.
-#if !NNFAST_EMULATED
+// UNVERIFIED on hardware (never run on a GPU). 128x128x16 block tile, 8 warps as 2 (M) x 4
+// (N), each a 64x32 warp tile of 4 x 4 mma.m16n8k8 (TF32 in, float accumulate). Same
+// loader (k-major tiles, padded by 8 so fragment reads hit 32 distinct banks) and epilogue.
+// nvcc compiles the PTX (sm_80+); the emulation build compiles the same kernel with a
+// software model of cvt.rna.tf32 and of the m16n8k8 fragment layouts (warp shuffles), so
+// the tiling, fragment indexing and epilogue mapping are tested without a GPU (the model
+// encodes our reading of the PTX fragment tables; only a GPU run confirms it).
 constexpr int kTcBM = 128, kTcBN = 128, kTcBK = 16, kTcNT = 256, kTcPad = 8;
+#if NNFAST_EMULATED || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
+#define NNFAST_GEMM_HAVE_TC 1
+#else
+#define NNFAST_GEMM_HAVE_TC 0
+#endif
 
 __device__ __forceinline__ unsigned to_tf32(float x) {
+#if NNFAST_EMULATED
+  // Round to nearest, ties away from zero, to a 10-bit mantissa (low 13 bits cleared).
+  unsigned u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+  return u;
+#else
   unsigned r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
   return r;
+#endif
+}
+
+// c += A(16x8, row) . B(8x8, col) for one warp; fragments as in the PTX ISA for
+// mma.m16n8k8 .tf32: g = lane / 4, t = lane % 4;
+//   a0 = A[g][t], a1 = A[g+8][t], a2 = A[g][t+4], a3 = A[g+8][t+4];
+//   b0 = B[t][g], b1 = B[t+4][g];   c0,c1 = C[g][2t, 2t+1], c2,c3 = C[g+8][2t, 2t+1].
+__device__ __forceinline__ void mma_tf32(float* c, const unsigned* a, const unsigned* b) {
+#if NNFAST_EMULATED
+  auto f = [](unsigned u) {
+    float x;
+    std::memcpy(&x, &u, 4);
+    return x;
+  };
+  // The warp's fragments meet in shared scratch (two __syncwarp per mma instead of
+  // 32 shuffles per lane: the model is the slow part of the emulated kernel).
+  __shared__ unsigned frag[kTcNT / 32][32][6];
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  unsigned(*w)[6] = frag[threadIdx.x >> 5];
+  for (int i = 0; i < 4; ++i) w[lane][i] = a[i];
+  w[lane][4] = b[0];
+  w[lane][5] = b[1];
+  __syncwarp();
+  for (int kk = 0; kk < 4; ++kk) {
+    const int sa = g * 4 + kk, sb0 = (2 * t) * 4 + kk, sb1 = (2 * t + 1) * 4 + kk;
+    const float a_g_k = f(w[sa][0]), a_g8_k = f(w[sa][1]), a_g_k4 = f(w[sa][2]), a_g8_k4 = f(w[sa][3]);
+    const float b_k_c0 = f(w[sb0][4]), b_k4_c0 = f(w[sb0][5]);
+    const float b_k_c1 = f(w[sb1][4]), b_k4_c1 = f(w[sb1][5]);
+    c[0] += a_g_k * b_k_c0 + a_g_k4 * b_k4_c0;
+    c[1] += a_g_k * b_k_c1 + a_g_k4 * b_k4_c1;
+    c[2] += a_g8_k * b_k_c0 + a_g8_k4 * b_k4_c0;
+    c[3] += a_g8_k * b_k_c1 + a_g8_k4 * b_k4_c1;
+  }
+  __syncwarp();
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
 }
 
 __global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(const NNFAST_GRID_CONSTANT Params<float> p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if NNFAST_GEMM_HAVE_TC
   constexpr int BM = kTcBM, BN = kTcBN, BK = kTcBK, NT = kTcNT;
   constexpr int PA = BM + kTcPad, PB = BN + kTcPad;
   __shared__ __align__(16) float As[2][BK * PA];
@@ -450,14 +507,7 @@ __global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(const NNFAST_GRID_CONS
 #pragma unroll
       for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni) {
-          float* c = acc[mi][ni];
-          asm volatile(
-              "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-              "{%0,%1,%2,%3};\n"
-              : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-              : "r"(af[mi][0]), "r"(af[mi][1]), "r"(af[mi][2]), "r"(af[mi][3]), "r"(bf[ni][0]), "r"(bf[ni][1]));
-        }
+        for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
     }
     if (more) {
       la.store(As[cur ^ 1], p.mode_a, tid);
@@ -476,11 +526,12 @@ __global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(const NNFAST_GRID_CONS
   __trap();  // compiled for sm_80+ only; the launcher never selects it below sm_80
 #endif
 }
-#endif  // !NNFAST_EMULATED
 
 // ------------------------------------------------------------------ host side
 std::atomic<int> g_tf32{-1};       // -1: read NNFAST_CUDA_TF32 on first use
-std::atomic<int> g_force_cfg{-1};  // test hook: 0 = small SIMT, 1 = large SIMT, -1 = heuristic
+// Test hook: 0 = small SIMT, 1 = large SIMT, 2 = TF32 tensor cores (float; the emulator
+// runs its software mma model), -1 = normal selection.
+std::atomic<int> g_force_cfg{-1};
 
 inline int loader_mode(const void* P, index_t s_o, index_t s_k, int vw) {
   const bool aligned = (reinterpret_cast<std::uintptr_t>(P) % 16) == 0;
@@ -527,18 +578,14 @@ bool try_tensor_cores(const Params<T>&, cudaStream_t) {
 }
 template <>
 bool try_tensor_cores<float>(const Params<float>& p, cudaStream_t stream) {
-#if NNFAST_EMULATED
-  (void)p;
-  (void)stream;
-  return false;
-#else
-  if (!gemm_tf32_enabled() || device_cc_major() < 8) return false;
+  if (g_force_cfg.load() != 2) {
+    if (NNFAST_EMULATED || !gemm_tf32_enabled() || device_cc_major() < 8) return false;
+  }
   const dim3 grid((p.M + kTcBM - 1) / kTcBM, (p.N + kTcBN - 1) / kTcBN);
   if (grid.y > 65535u) return false;
   NNFAST_LAUNCH(gemm_tf32_kernel, grid, dim3(kTcNT), 0, stream)(p);
   NNFAST_CUDA_CHECK_LAUNCH();
   return true;
-#endif
 }
 
 }  // namespace cugemm

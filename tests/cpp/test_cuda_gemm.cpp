@@ -198,7 +198,8 @@ void run_case(index_t M, index_t N, index_t K, Layout lay, double alpha, double 
   nnfast::cpu::gemm<T>(M, N, K, T(alpha), A.data(), rs_a, cs_a, B.data(), rs_b, cs_b, T(beta), C_ref.data(), rs_c,
                        cs_c, ep_ref);
 
-  const double eps = sizeof(T) == 4 ? 1e-5 : 1e-12;
+  // cfg 2 (TF32 tensor cores): inputs rounded to 10-bit mantissas, ~2^-11 relative each.
+  const double eps = cfg == 2 ? 2e-3 : sizeof(T) == 4 ? 1e-5 : 1e-12;
   double amp = std::fabs(es.pa) > 1 ? std::fabs(es.pa) : 1.0;
   if (es.act == Act::Softplus) amp = 1.0;  // a is beta there: the slope stays <= 1
   // K-scaled magnitude: |acc| <= K * 1 * kscale, plus beta * C, bias.
@@ -280,6 +281,27 @@ void test_epilogues() {
   es.bias = true;
   es.aux = true;
   run_case<T>(130, 70, 300, Layout::NT, 1.0, 0.0, es, 0);
+}
+
+// The TF32 tensor-core kernel through the emulator's software model of mma.m16n8k8
+// (slower under emulation than the SIMT kernel: two warp syncs per mma, so small K).
+void test_tensor_core_path() {
+  const Shape shapes[] = {{1, 1, 1}, {33, 65, 33}, {130, 70, 40}, {129, 257, 17}};
+  for (const Shape& s : shapes)
+    for (Layout l : {Layout::NN, Layout::NT, Layout::TN, Layout::TT, Layout::Strided, Layout::Padded,
+                     Layout::PaddedT})
+      run_case<float>(s.M, s.N, s.K, l, 1.0, 0.0, EpiSpec{}, 2);
+  run_case<float>(70, 33, 24, Layout::NN, 0.5, -1.5, EpiSpec{}, 2);
+  run_case<float>(70, 33, 0, Layout::NN, 1.0, 2.0, EpiSpec{}, 2);
+  EpiSpec es;
+  es.act = Act::GELU;
+  es.bias = es.aux = true;
+  run_case<float>(130, 70, 24, Layout::NT, 1.0, 0.0, es, 2);
+  EpiSpec eb;
+  eb.act = Act::SiLU;
+  eb.backward = true;
+  run_case<float>(65, 130, 24, Layout::TN, 1.0, 1.0, eb, 2);
+  nnfast::cuda::cugemm::g_force_cfg.store(-1);
 }
 
 template <typename T>
@@ -367,6 +389,7 @@ int main() {
   test_layouts_and_scalars<double>();
   test_epilogues<float>();
   test_epilogues<double>();
+  test_tensor_core_path();
   test_bias_grad<float>();
   test_bias_grad<double>();
   test_determinism<float>();
