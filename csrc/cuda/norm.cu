@@ -446,9 +446,9 @@ __global__ void weight_norm_bwd_kernel(T* __restrict__ dv, T* __restrict__ dg, c
 // Power iteration in one block (the vectors are short; every step depends on the
 // whole previous one): ud (M), vd (D) double workspace in global memory.
 template <typename T>
-__global__ void spectral_power_kernel(T* __restrict__ u, T* __restrict__ v, const T* __restrict__ W,
-                                      double* __restrict__ ud, double* __restrict__ vd, index_t M, index_t D,
-                                      int n_iter, double eps) {
+__global__ void __launch_bounds__(1024)
+    spectral_power_kernel(T* __restrict__ u, T* __restrict__ v, const T* __restrict__ W, double* __restrict__ ud,
+                          double* __restrict__ vd, index_t M, index_t D, int n_iter, double eps) {
   __shared__ double sh[64];
   const int t = threadIdx.x, nt = blockDim.x, lane = t % 32, warp = t / 32, nw = nt / 32;
   for (index_t i = t; i < M; i += nt) ud[i] = static_cast<double>(u[i]);
@@ -490,8 +490,9 @@ __global__ void spectral_power_kernel(T* __restrict__ u, T* __restrict__ v, cons
 
 // sigma = u . (W v): one block, warp per row.
 template <typename T>
-__global__ void spectral_sigma_kernel(double* __restrict__ sigma, const T* __restrict__ W, const T* __restrict__ u,
-                                      const T* __restrict__ v, index_t M, index_t D) {
+__global__ void __launch_bounds__(1024)
+    spectral_sigma_kernel(double* __restrict__ sigma, const T* __restrict__ W, const T* __restrict__ u,
+                          const T* __restrict__ v, index_t M, index_t D) {
   __shared__ double sh[64];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
   double acc = 0, unused = 0;
