@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/counter_rng.h"
 #include "core/parallel_for.h"
 #include "cpu/activation_internal.h"
 
@@ -14,20 +15,13 @@ namespace nnfast::cpu {
 namespace {
 
 using act_detail::act_ops;
-using act_detail::mix64;
 
 constexpr index_t kBlock = 16384;  // reduction block (fixed: it sets the summation order)
 
-std::uint64_t dropout_stream_key(std::uint64_t seed, std::uint64_t offset) {
-  return mix64(mix64(seed + act_detail::kGolden) ^ (offset * 0xd1b54a32d192ed03ULL + 0x632be59bd9b4e019ULL));
-}
-
-// Keep element i when its 32 random bits are < keep: P(keep) = keep / 2^32.
-std::uint32_t keep_threshold(double p) {
-  const double k = std::ldexp(1.0 - p, 32);
-  if (k >= 4294967295.0) return 0xffffffffu;
-  return k <= 0.0 ? 0u : static_cast<std::uint32_t>(k);
-}
+// The generator (key, per-element bits, threshold) is core/counter_rng.h, shared
+// with the CUDA kernels; the ISA loop computes the same bits lane-wise.
+using counter_rng::dropout_stream_key;
+using counter_rng::keep_threshold;
 
 template <typename T>
 void dropout_apply(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset) {
@@ -63,7 +57,7 @@ void dropout_backward(T* dx, const T* dy, index_t n, double p, std::uint64_t see
 bool dropout_keep(index_t i, double p, std::uint64_t seed, std::uint64_t offset) {
   if (p <= 0.0) return true;
   if (p >= 1.0) return false;
-  return act_detail::dropout_bits(dropout_stream_key(seed, offset), static_cast<std::uint64_t>(i)) <
+  return counter_rng::dropout_bits(dropout_stream_key(seed, offset), static_cast<std::uint64_t>(i)) <
          keep_threshold(p);
 }
 
