@@ -25,7 +25,7 @@ namespace nnfast::cuda {
 namespace loss_detail {
 
 constexpr int kThreads = 256;           // threads per block of every kernel here
-constexpr index_t kBlockRowC = 512;     // C >= this: one block per row, else one warp per row
+constexpr index_t kBlockRowC = 1024;    // C >= this: one block per row, else one warp per row
 constexpr index_t kSumChunk = 4096;     // elements per block of a deterministic sum
 constexpr index_t kMaxGrid = 65535;     // grid-stride loops above this many blocks
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();  // an empty mean (0 / 0)

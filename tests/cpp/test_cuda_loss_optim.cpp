@@ -431,7 +431,7 @@ const std::vector<index_t> kSizes = {1, 7, 1023, 0, 4099, 33};
 
 std::vector<index_t> many_sizes() {  // more tensors than one launch holds
   std::vector<index_t> s;
-  for (int i = 0; i < 45; ++i) s.push_back(1 + (i * 7) % 13);
+  for (int i = 0; i < 37; ++i) s.push_back(1 + (i * 7) % 13);
   return s;
 }
 
@@ -686,6 +686,14 @@ void loss_suite() {
         test_cross_entropy_prob<T>(N, C, combo % 4 == 0 ? 3 : 1, combo % 3 == 0 ? 1 : 0, combo % 2 == 0,
                                    combo % 5 == 0 ? 0.0 : 0.2, red);
       }
+  // one block per row (C >= kBlockRowC)
+  for (Reduction red : reds) {
+    test_cross_entropy<T>(7, 2500, 1, 0, true, 0.1, red, true, -100);
+    test_cross_entropy<T>(3, 1500, 2, 1, false, 0.0, red, true, -100);
+    test_cross_entropy<T>(2, 1100, 1, 1, true, 0.0, red, red != Reduction::Sum, 0);
+    test_cross_entropy_prob<T>(5, 2000, 1, 0, true, 0.1, red);
+    test_cross_entropy_prob<T>(2, 1100, 3, 1, false, 0.0, red);
+  }
   // every row ignored: mean is NaN, gradients zero
   test_cross_entropy<T>(3, 7, 1, 0, true, 0.1, Reduction::Mean, true, 1000);
   for (index_t N : {1, 7, 33})
@@ -725,16 +733,19 @@ void loss_suite() {
 
 template <typename T>
 void optim_suite() {
-  for (const auto& sizes : {kSizes, many_sizes()}) {
-    test_sgd<T>(sizes);
-    test_adam<T>(sizes);
-    test_adagrad<T>(sizes);
-    test_rmsprop<T>(sizes);
-    test_adabound<T>(sizes);
-    test_lion<T>(sizes);
-    test_lamb<T>(sizes);
-    test_utilities<T>(sizes);
-  }
+  test_sgd<T>(kSizes);
+  test_adam<T>(kSizes);
+  test_adagrad<T>(kSizes);
+  test_rmsprop<T>(kSizes);
+  test_adabound<T>(kSizes);
+  test_lion<T>(kSizes);
+  test_lamb<T>(kSizes);
+  test_utilities<T>(kSizes);
+  // more tensors than one launch holds (two launches per call)
+  const std::vector<index_t> many = many_sizes();
+  test_adam<T>(many);
+  test_lamb<T>(many);
+  test_utilities<T>(many);
 }
 
 }  // namespace
