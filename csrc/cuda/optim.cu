@@ -1,0 +1,743 @@
+// CUDA optimizer steps and multi-tensor utilities (nnfast/cuda/optim.h).
+//
+// Multi-tensor apply: the host lists (device pointers per role, numel, per-tensor
+// coefficients that depend on the step) are packed into a kernel argument block
+// of up to kMaxT tensors, so a param group is one launch (one more per kMaxT
+// further tensors) and no device allocation or copy precedes it. Each tensor is
+// cut into fixed chunks of kChunk elements; block b takes chunks b, b + grid, ...
+// (the tensor of a chunk is found in the argument's chunk prefix) and its
+// threads stride through the chunk, so loads and stores are coalesced.
+//
+// Reductions (norms, LAMB's trust ratio) write one double partial per chunk,
+// reduced in a fixed tree inside the block; a second kernel combines each
+// tensor's chunk partials in chunk order. Results are bitwise reproducible and
+// independent of the device (the chunking depends on the sizes only).
+#include "cuda/common.cuh"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "nnfast/cuda/optim.h"
+
+namespace nnfast::cuda {
+namespace optim_cuda_detail {
+
+constexpr int kThreads = 256;
+constexpr index_t kChunk = 4096;   // elements per chunk
+constexpr int kMaxT = 32;          // tensors per launch (argument block <= 4 KB)
+constexpr index_t kMaxGrid = 65535;
+
+// ------------------------------------------------------------------ device scratch
+template <typename U>
+struct Scratch {
+  U* p = nullptr;
+  cudaStream_t s = nullptr;
+  Scratch(index_t n, cudaStream_t stream) : s(stream) {
+    if (n <= 0) return;
+    const size_t bytes = static_cast<size_t>(n) * sizeof(U);
+#if !NNFAST_EMULATED && defined(CUDART_VERSION) && CUDART_VERSION >= 11020
+    NNFAST_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p), bytes, s));
+#else
+    NNFAST_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), bytes));
+#endif
+  }
+  ~Scratch() {
+    if (!p) return;
+#if !NNFAST_EMULATED && defined(CUDART_VERSION) && CUDART_VERSION >= 11020
+    cudaFreeAsync(p, s);
+#else
+    cudaFree(p);
+#endif
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+// ------------------------------------------------------------------ tensor lists in kernel arguments
+template <typename T, int NP>
+struct ListArg {
+  T* p[NP][kMaxT];           // role k, tensor slot j (nullptr: role absent)
+  index_t numel[kMaxT];
+  int cstart[kMaxT + 1];     // chunk prefix of this launch
+  T c0[kMaxT], c1[kMaxT], c2[kMaxT];  // per-tensor coefficients (step dependent)
+  unsigned char flag[kMaxT];
+  int tensor[kMaxT];         // index in the caller's lists
+  int count;
+  index_t part_base;         // global chunk index of this launch's chunk 0 (reductions)
+};
+
+template <typename T, int NP>
+struct Groups {
+  std::vector<ListArg<T, NP>> g;
+  index_t chunks = 0;                // all chunks of all groups
+  std::vector<index_t> first_chunk;  // per caller tensor: global index of its first chunk
+  std::vector<index_t> nchunks;      // per caller tensor
+};
+
+// Packs the lists. roles[k]: host array of device pointers (nullptr: absent).
+// coef(i, arg, slot) fills the slot's per-tensor coefficients.
+template <typename T, int NP, typename Coef>
+Groups<T, NP> make_groups(T* const* const (&roles)[NP], const index_t* numel, index_t count, Coef&& coef) {
+  Groups<T, NP> G;
+  G.first_chunk.assign(static_cast<size_t>(std::max<index_t>(count, 0)), 0);
+  G.nchunks.assign(static_cast<size_t>(std::max<index_t>(count, 0)), 0);
+  ListArg<T, NP> a;
+  auto reset = [&] {
+    a = ListArg<T, NP>{};
+    a.count = 0;
+    a.cstart[0] = 0;
+    a.part_base = G.chunks;
+  };
+  reset();
+  for (index_t i = 0; i < count; ++i) {
+    G.first_chunk[i] = G.chunks;
+    if (numel[i] <= 0) continue;
+    if (a.count == kMaxT) {
+      G.g.push_back(a);
+      reset();
+    }
+    const int j = a.count++;
+    for (int k = 0; k < NP; ++k) a.p[k][j] = roles[k] ? roles[k][i] : nullptr;
+    a.numel[j] = numel[i];
+    a.tensor[j] = static_cast<int>(i);
+    const index_t nc = (numel[i] + kChunk - 1) / kChunk;
+    a.cstart[j + 1] = a.cstart[j] + static_cast<int>(nc);
+    coef(i, a, j);
+    G.nchunks[i] = nc;
+    G.chunks += nc;
+  }
+  if (a.count > 0) G.g.push_back(a);
+  return G;
+}
+
+template <typename T, int NP>
+inline unsigned grid_of(const ListArg<T, NP>& a) {
+  return static_cast<unsigned>(std::min<index_t>(a.cstart[a.count], kMaxGrid));
+}
+
+// The chunk loop: op(a, slot, element) for every element of every tensor.
+template <typename T, int NP, typename Op>
+__global__ void apply_kernel(ListArg<T, NP> a, Op op) {
+  const int total = a.cstart[a.count];
+  for (int c = blockIdx.x; c < total; c += gridDim.x) {
+    int t = 0;
+    while (c >= a.cstart[t + 1]) ++t;
+    const index_t lo = static_cast<index_t>(c - a.cstart[t]) * kChunk;
+    const index_t hi = lo + kChunk < a.numel[t] ? lo + kChunk : a.numel[t];
+    for (index_t j = lo + threadIdx.x; j < hi; j += blockDim.x) op(a, t, j);
+  }
+}
+
+template <typename T, int NP, typename Op>
+void apply(const Groups<T, NP>& G, const Op& op, cudaStream_t stream) {
+  auto* kf = apply_kernel<T, NP, Op>;
+  for (const auto& a : G.g) {
+    NNFAST_LAUNCH(kf, grid_of(a), kThreads, 0, stream)(a, op);
+    NNFAST_CUDA_CHECK_LAUNCH();
+  }
+}
+
+// ------------------------------------------------------------------ reductions
+struct SumOp {
+  __device__ double operator()(double a, double b) const { return a + b; }
+};
+struct MaxNanOp {  // NaN wins (torch.maximum)
+  __device__ double operator()(double a, double b) const { return (a > b || a != a) ? a : b; }
+};
+struct MinNanOp {
+  __device__ double operator()(double a, double b) const { return (a < b || a != a) ? a : b; }
+};
+
+// Block reduction in a fixed tree; the result is valid in thread 0. sh: 32 slots.
+template <typename M>
+__device__ double block_reduce(double v, double* sh, M merge, double identity) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) v = merge(v, __shfl_down_sync(0xffffffffu, v, o));
+  __syncthreads();
+  if (lane == 0) sh[w] = v;
+  __syncthreads();
+  if (w == 0) {
+    v = lane < nw ? sh[lane] : identity;
+    for (int o = 16; o > 0; o >>= 1) v = merge(v, __shfl_down_sync(0xffffffffu, v, o));
+  }
+  return v;
+}
+
+// op.acc(a, slot, element, acc[NV]) accumulates per thread (acc starts at op.identity());
+// part[v * stride + global chunk] receives each chunk's reduction of value v.
+template <typename T, int NP, int NV, typename Op>
+__global__ void reduce_kernel(ListArg<T, NP> a, Op op, double* part, index_t stride) {
+  __shared__ double sh[32];
+  const int total = a.cstart[a.count];
+  for (int c = blockIdx.x; c < total; c += gridDim.x) {
+    int t = 0;
+    while (c >= a.cstart[t + 1]) ++t;
+    const index_t lo = static_cast<index_t>(c - a.cstart[t]) * kChunk;
+    const index_t hi = lo + kChunk < a.numel[t] ? lo + kChunk : a.numel[t];
+    double acc[NV];
+    for (int v = 0; v < NV; ++v) acc[v] = op.identity();
+    for (index_t j = lo + threadIdx.x; j < hi; j += blockDim.x) op.acc(a, t, j, acc);
+    for (int v = 0; v < NV; ++v) {
+      const double r = op.reduce(acc[v], sh);
+      if (threadIdx.x == 0) part[v * stride + a.part_base + c] = r;
+    }
+  }
+}
+
+template <int NV, typename T, int NP, typename Op>
+void reduce_chunks(const Groups<T, NP>& G, const Op& op, double* part, cudaStream_t stream) {
+  auto* kf = reduce_kernel<T, NP, NV, Op>;
+  for (const auto& a : G.g) {
+    NNFAST_LAUNCH(kf, grid_of(a), kThreads, 0, stream)(a, op, part, G.chunks);
+    NNFAST_CUDA_CHECK_LAUNCH();
+  }
+}
+
+// Per-tensor (first chunk, chunk count) of up to kMaxT tensors, for the final reduce.
+struct TensorChunks {
+  index_t first[kMaxT];
+  index_t n[kMaxT];
+  int count;
+  int base;  // caller index of entry 0
+};
+
+template <typename F>
+void for_tensor_chunks(const std::vector<index_t>& first, const std::vector<index_t>& n, F&& f) {
+  const index_t count = static_cast<index_t>(first.size());
+  for (index_t b = 0; b < count; b += kMaxT) {
+    TensorChunks tc{};
+    tc.base = static_cast<int>(b);
+    tc.count = static_cast<int>(std::min<index_t>(kMaxT, count - b));
+    for (int j = 0; j < tc.count; ++j) {
+      tc.first[j] = first[b + j];
+      tc.n[j] = n[b + j];
+    }
+    f(tc);
+  }
+}
+
+__device__ double max_nan(double a, double b) { return (a > b || a != a) ? a : b; }
+__device__ double min_nan(double a, double b) { return (a < b || a != a) ? a : b; }
+
+// ------------------------------------------------------------------ coefficients
+template <typename T>
+inline T sign_of(bool maximize) {
+  return maximize ? T(-1) : T(1);
+}
+
+__device__ __forceinline__ float dsqrt(float x) { return ::sqrtf(x); }
+__device__ __forceinline__ double dsqrt(double x) { return ::sqrt(x); }
+
+// ------------------------------------------------------------------ SGD
+template <typename T>
+struct SgdOp {
+  T sign, lr, wd, momentum, damp1;
+  bool l2, has_momentum, nesterov;
+  __device__ void operator()(const ListArg<T, 3>& a, int t, index_t j) const {
+    T* param = a.p[0][t];
+    const T p = param[j];
+    T d = a.p[2][t][j] * sign;
+    if (l2) d = d + wd * p;
+    if (has_momentum) {
+      T* buf = a.p[1][t];
+      const T b = a.flag[t] ? d : momentum * buf[j] + damp1 * d;
+      buf[j] = b;
+      d = nesterov ? d + momentum * b : b;
+    }
+    param[j] = p - lr * d;
+  }
+};
+
+// ------------------------------------------------------------------ Adam
+template <typename T>
+struct AdamOp {  // roles: param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad; c0 step_size, c1 1/sqrt(bc2)
+  T sign, wd, decay, omb1, beta2, omb2, eps;
+  bool l2, decoupled, amsgrad;
+  __device__ void operator()(const ListArg<T, 5>& a, int t, index_t j) const {
+    T p = a.p[0][t][j];
+    T g = a.p[4][t][j] * sign;
+    if (decoupled) p = p * decay;
+    if (l2) g = g + wd * p;
+    T m = a.p[1][t][j];
+    m = m + omb1 * (g - m);
+    const T v = beta2 * a.p[2][t][j] + omb2 * (g * g);
+    a.p[1][t][j] = m;
+    a.p[2][t][j] = v;
+    T vv = v;
+    if (amsgrad) {
+      const T old = a.p[3][t][j];
+      vv = (old > v || old != old) ? old : v;
+      a.p[3][t][j] = vv;
+    }
+    const T denom = dsqrt(vv) * a.c1[t] + eps;
+    a.p[0][t][j] = p - a.c0[t] * (m / denom);
+  }
+};
+
+// ------------------------------------------------------------------ Adagrad
+template <typename T>
+struct AdagradOp {  // roles: param, state_sum, grad; c0 clr
+  T sign, wd, eps;
+  bool l2;
+  __device__ void operator()(const ListArg<T, 3>& a, int t, index_t j) const {
+    const T p = a.p[0][t][j];
+    T g = a.p[2][t][j] * sign;
+    if (l2) g = g + wd * p;
+    const T s = a.p[1][t][j] + g * g;
+    a.p[1][t][j] = s;
+    a.p[0][t][j] = p - a.c0[t] * (g / (dsqrt(s) + eps));
+  }
+};
+
+// ------------------------------------------------------------------ RMSprop
+template <typename T>
+struct RmspropOp {  // roles: param, square_avg, grad_avg, momentum_buffer, grad
+  T sign, wd, alpha, oma, eps, lr, momentum;
+  bool l2, centered, has_momentum;
+  __device__ void operator()(const ListArg<T, 5>& a, int t, index_t j) const {
+    const T p = a.p[0][t][j];
+    T g = a.p[4][t][j] * sign;
+    if (l2) g = g + wd * p;
+    const T sq = alpha * a.p[1][t][j] + oma * (g * g);
+    a.p[1][t][j] = sq;
+    T avg;
+    if (centered) {
+      T ga = a.p[2][t][j];
+      ga = ga + oma * (g - ga);
+      a.p[2][t][j] = ga;
+      avg = dsqrt(sq - ga * ga) + eps;
+    } else {
+      avg = dsqrt(sq) + eps;
+    }
+    if (has_momentum) {
+      const T b = momentum * a.p[3][t][j] + g / avg;
+      a.p[3][t][j] = b;
+      a.p[0][t][j] = p - lr * b;
+    } else {
+      a.p[0][t][j] = p - lr * (g / avg);
+    }
+  }
+};
+
+// ------------------------------------------------------------------ AdaBound
+template <typename T>
+struct AdaBoundOp {  // roles as Adam; c0 step_size, c1 lower, c2 upper
+  T sign, wd, beta1, omb1, beta2, omb2, eps;
+  bool l2, amsbound;
+  __device__ void operator()(const ListArg<T, 5>& a, int t, index_t j) const {
+    const T p = a.p[0][t][j];
+    T g = a.p[4][t][j] * sign;
+    if (l2) g = g + wd * p;
+    const T m = beta1 * a.p[1][t][j] + omb1 * g;
+    const T v = beta2 * a.p[2][t][j] + omb2 * (g * g);
+    a.p[1][t][j] = m;
+    a.p[2][t][j] = v;
+    T vv = v;
+    if (amsbound) {
+      const T old = a.p[3][t][j];
+      vv = (old > v || old != old) ? old : v;
+      a.p[3][t][j] = vv;
+    }
+    T s = a.c0[t] / (dsqrt(vv) + eps);
+    const T lo = a.c1[t], hi = a.c2[t];
+    s = (s > lo || s != s) ? s : lo;  // clamp_(lower, upper), NaN kept
+    s = (s < hi || s != s) ? s : hi;
+    a.p[0][t][j] = p - s * m;
+  }
+};
+
+// ------------------------------------------------------------------ Lion
+template <typename T>
+struct LionOp {  // roles: param, exp_avg, grad
+  T sign, lr, decay, beta1, omb1, beta2, omb2;
+  bool has_wd;
+  __device__ void operator()(const ListArg<T, 3>& a, int t, index_t j) const {
+    T p = a.p[0][t][j];
+    const T g = a.p[2][t][j] * sign;
+    const T m = a.p[1][t][j];
+    if (has_wd) p = p * decay;
+    const T u = beta1 * m + omb1 * g;
+    const T s = u > T(0) ? T(1) : (u < T(0) ? T(-1) : (u != u ? u : T(0)));
+    a.p[0][t][j] = p - lr * s;
+    a.p[1][t][j] = beta2 * m + omb2 * g;
+  }
+};
+
+// ------------------------------------------------------------------ LAMB
+template <typename T>
+struct LambCoefD {
+  T sign, omb1, beta2, omb2, eps, wd;
+  bool has_wd;
+  // u = m_hat / (sqrt(v_hat) + eps) + wd p; c0 = 1/bc1, c1 = 1/sqrt(bc2)
+  __device__ T update(T m, T v, T p, T ibc1, T ibc2_sqrt) const {
+    T u = (m * ibc1) / (dsqrt(v) * ibc2_sqrt + eps);
+    if (has_wd) u = u + wd * p;
+    return u;
+  }
+};
+
+template <typename T>
+struct LambPass1 {  // roles: param, exp_avg, exp_avg_sq, grad; sums param^2 and update^2
+  LambCoefD<T> c;
+  __device__ double identity() const { return 0.0; }
+  __device__ double reduce(double v, double* sh) const { return block_reduce(v, sh, SumOp{}, 0.0); }
+  __device__ void acc(const ListArg<T, 4>& a, int t, index_t j, double* s) const {
+    const T p = a.p[0][t][j];
+    const T g = a.p[3][t][j] * c.sign;
+    T m = a.p[1][t][j];
+    m = m + c.omb1 * (g - m);
+    const T v = c.beta2 * a.p[2][t][j] + c.omb2 * (g * g);
+    a.p[1][t][j] = m;
+    a.p[2][t][j] = v;
+    const double pd = static_cast<double>(p);
+    const double ud = static_cast<double>(c.update(m, v, p, a.c0[t], a.c1[t]));
+    s[0] += pd * pd;
+    s[1] += ud * ud;
+  }
+};
+
+template <typename T>
+struct LambPass2 {  // param -= lr * ratio * update, ratio from the device
+  LambCoefD<T> c;
+  double lr;
+  const double* ratio;  // per caller tensor
+  __device__ void operator()(const ListArg<T, 4>& a, int t, index_t j) const {
+    const T p = a.p[0][t][j];
+    const T u = c.update(a.p[1][t][j], a.p[2][t][j], p, a.c0[t], a.c1[t]);
+    a.p[0][t][j] = p - static_cast<T>(lr * ratio[a.tensor[t]]) * u;
+  }
+};
+
+__global__ void lamb_ratio_kernel(double* ratio, const double* part, index_t stride, TensorChunks tc) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= tc.count) return;
+  double pn = 0.0, un = 0.0;
+  for (index_t c = tc.first[j]; c < tc.first[j] + tc.n[j]; ++c) {
+    pn += part[c];
+    un += part[stride + c];
+  }
+  const double w = ::sqrt(pn), u = ::sqrt(un);
+  ratio[tc.base + j] = (w > 0.0 && u > 0.0) ? w / u : 1.0;
+}
+
+// ------------------------------------------------------------------ utilities
+enum NormKind : int { kNormL2 = 0, kNormL1 = 1, kNormL0 = 2, kNormInf = 3, kNormNegInf = 4, kNormP = 5 };
+
+inline int norm_kind(double p) {
+  if (std::isinf(p)) return p > 0 ? kNormInf : kNormNegInf;
+  if (p == 2.0) return kNormL2;
+  if (p == 1.0) return kNormL1;
+  if (p == 0.0) return kNormL0;
+  return kNormP;
+}
+
+template <typename T>
+struct NormPart {
+  int kind;
+  double p;
+  __device__ double identity() const {
+    return kind == kNormNegInf ? static_cast<double>(HUGE_VAL) : 0.0;
+  }
+  __device__ double reduce(double v, double* sh) const {
+    if (kind == kNormInf) return block_reduce(v, sh, MaxNanOp{}, 0.0);
+    if (kind == kNormNegInf) return block_reduce(v, sh, MinNanOp{}, static_cast<double>(HUGE_VAL));
+    return block_reduce(v, sh, SumOp{}, 0.0);
+  }
+  __device__ void acc(const ListArg<T, 1>& a, int t, index_t j, double* s) const {
+    const double v = static_cast<double>(a.p[0][t][j]);
+    const double av = ::fabs(v);
+    switch (kind) {
+      case kNormL2: s[0] += v * v; break;
+      case kNormL1: s[0] += av; break;
+      case kNormL0: s[0] += v != 0.0 ? 1.0 : 0.0; break;
+      case kNormInf: s[0] = max_nan(av, s[0]); break;
+      case kNormNegInf: s[0] = min_nan(av, s[0]); break;
+      default: s[0] += ::pow(av, p); break;
+    }
+  }
+};
+
+__global__ void norm_final_kernel(double* norms, const double* part, TensorChunks tc, int kind, double p) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= tc.count) return;
+  double n = kind == kNormNegInf ? static_cast<double>(HUGE_VAL) : 0.0;  // an empty tensor's value
+  for (index_t c = tc.first[j]; c < tc.first[j] + tc.n[j]; ++c) {
+    if (kind == kNormInf) n = max_nan(part[c], n);
+    else if (kind == kNormNegInf) n = min_nan(part[c], n);
+    else n += part[c];
+  }
+  if (kind == kNormL2) n = ::sqrt(n);
+  else if (kind == kNormP) n = ::pow(n, 1.0 / p);
+  norms[tc.base + j] = n;
+}
+
+template <typename T>
+struct FiniteOp {
+  int* bad;
+  __device__ void operator()(const ListArg<T, 1>& a, int t, index_t j) const {
+    const T v = a.p[0][t][j];
+    if (!(v * T(0) == T(0))) atomicOr(bad, 1);  // inf*0 and NaN*0 are NaN; integer flag
+  }
+};
+
+template <typename T>
+struct ScaleOp {
+  T scale;
+  __device__ void operator()(const ListArg<T, 1>& a, int t, index_t j) const { a.p[0][t][j] *= scale; }
+};
+
+template <typename T>
+struct ClampOp {
+  T lo, hi;
+  __device__ void operator()(const ListArg<T, 1>& a, int t, index_t j) const {
+    const T v = a.p[0][t][j];
+    a.p[0][t][j] = v < lo ? lo : (v > hi ? hi : v);
+  }
+};
+
+// A host array of const device pointers viewed as the mutable role type (read only in the kernels).
+template <typename T>
+inline T* const* role(const T* const* p) {
+  return static_cast<T* const*>(const_cast<void*>(static_cast<const void*>(p)));
+}
+
+struct NoCoef {
+  template <typename A>
+  void operator()(index_t, A&, int) const {}
+};
+
+}  // namespace optim_cuda_detail
+
+// Each launcher opens its own detail namespace (a namespace-scope using-directive
+// would clash when several .cu files share one translation unit, as in the tests).
+
+// ------------------------------------------------------------------ steps
+template <typename T>
+void sgd_step(T* const* param, T* const* momentum_buffer, const T* const* grad, const std::uint8_t* init_buffer,
+              const index_t* numel, index_t count, const SGDOptions& o, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  const bool has_m = o.momentum != 0.0;
+  T* const* const roles[3] = {param, has_m ? momentum_buffer : nullptr, role(grad)};
+  const auto G = make_groups<T, 3>(roles, numel, count, [&](index_t i, ListArg<T, 3>& a, int j) {
+    a.flag[j] = has_m && init_buffer != nullptr && init_buffer[i] != 0;
+  });
+  SgdOp<T> op{sign_of<T>(o.maximize), T(o.lr), T(o.weight_decay), T(o.momentum), T(1.0 - o.dampening),
+              o.weight_decay != 0,    has_m,   o.nesterov};
+  apply(G, op, stream);
+}
+
+template <typename T>
+void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* const* max_exp_avg_sq,
+               const T* const* grad, const index_t* step, const index_t* numel, index_t count, const AdamOptions& o,
+               cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[5] = {param, exp_avg, exp_avg_sq, o.amsgrad ? max_exp_avg_sq : nullptr, role(grad)};
+  const auto G = make_groups<T, 5>(roles, numel, count, [&](index_t i, ListArg<T, 5>& a, int j) {
+    const double t = static_cast<double>(step[i]);
+    const double bc1 = 1.0 - std::pow(o.beta1, t);
+    const double bc2 = 1.0 - std::pow(o.beta2, t);
+    a.c0[j] = T(o.lr / bc1);
+    a.c1[j] = T(1.0 / std::sqrt(bc2));
+  });
+  AdamOp<T> op{sign_of<T>(o.maximize),
+               T(o.weight_decay),
+               T(1.0 - o.lr * o.weight_decay),
+               T(1.0 - o.beta1),
+               T(o.beta2),
+               T(1.0 - o.beta2),
+               T(o.eps),
+               o.weight_decay != 0 && !o.decoupled_weight_decay,
+               o.weight_decay != 0 && o.decoupled_weight_decay,
+               o.amsgrad};
+  apply(G, op, stream);
+}
+
+template <typename T>
+void adagrad_step(T* const* param, T* const* state_sum, const T* const* grad, const index_t* step,
+                  const index_t* numel, index_t count, const AdagradOptions& o, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[3] = {param, state_sum, role(grad)};
+  const auto G = make_groups<T, 3>(roles, numel, count, [&](index_t i, ListArg<T, 3>& a, int j) {
+    a.c0[j] = T(o.lr / (1.0 + static_cast<double>(step[i] - 1) * o.lr_decay));
+  });
+  AdagradOp<T> op{sign_of<T>(o.maximize), T(o.weight_decay), T(o.eps), o.weight_decay != 0};
+  apply(G, op, stream);
+}
+
+template <typename T>
+void rmsprop_step(T* const* param, T* const* square_avg, T* const* grad_avg, T* const* momentum_buffer,
+                  const T* const* grad, const index_t* numel, index_t count, const RMSpropOptions& o,
+                  cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  const bool has_m = o.momentum > 0;
+  T* const* const roles[5] = {param, square_avg, o.centered ? grad_avg : nullptr, has_m ? momentum_buffer : nullptr,
+                              role(grad)};
+  const auto G = make_groups<T, 5>(roles, numel, count, NoCoef{});
+  RmspropOp<T> op{sign_of<T>(o.maximize), T(o.weight_decay), T(o.alpha), T(1.0 - o.alpha), T(o.eps),
+                  T(o.lr),                T(o.momentum),     o.weight_decay != 0, o.centered, has_m};
+  apply(G, op, stream);
+}
+
+template <typename T>
+void adabound_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* const* max_exp_avg_sq,
+                   const T* const* grad, const index_t* step, const index_t* numel, index_t count,
+                   const AdaBoundOptions& o, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  const double final_lr = o.final_lr * o.lr / o.base_lr;
+  T* const* const roles[5] = {param, exp_avg, exp_avg_sq, o.amsbound ? max_exp_avg_sq : nullptr, role(grad)};
+  const auto G = make_groups<T, 5>(roles, numel, count, [&](index_t i, ListArg<T, 5>& a, int j) {
+    const double t = static_cast<double>(step[i]);
+    const double bc1 = 1.0 - std::pow(o.beta1, t);
+    const double bc2 = 1.0 - std::pow(o.beta2, t);
+    a.c0[j] = T(o.lr * std::sqrt(bc2) / bc1);
+    a.c1[j] = T(final_lr * (1.0 - 1.0 / (o.gamma * t + 1.0)));
+    a.c2[j] = T(final_lr * (1.0 + 1.0 / (o.gamma * t)));
+  });
+  AdaBoundOp<T> op{sign_of<T>(o.maximize), T(o.weight_decay), T(o.beta1), T(1.0 - o.beta1),   T(o.beta2),
+                   T(1.0 - o.beta2),       T(o.eps),          o.weight_decay != 0, o.amsbound};
+  apply(G, op, stream);
+}
+
+template <typename T>
+void lion_step(T* const* param, T* const* exp_avg, const T* const* grad, const index_t* numel, index_t count,
+               const LionOptions& o, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[3] = {param, exp_avg, role(grad)};
+  const auto G = make_groups<T, 3>(roles, numel, count, NoCoef{});
+  LionOp<T> op{sign_of<T>(o.maximize), T(o.lr),          T(1.0 - o.lr * o.weight_decay), T(o.beta1),
+               T(1.0 - o.beta1),       T(o.beta2),       T(1.0 - o.beta2),               o.weight_decay != 0};
+  apply(G, op, stream);
+}
+
+template <typename T>
+void lamb_step(double* trust_ratio, T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad,
+               const index_t* step, const index_t* numel, index_t count, const LambOptions& o,
+               cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  if (count <= 0) return;
+  T* const* const roles[4] = {param, exp_avg, exp_avg_sq, role(grad)};
+  const auto G = make_groups<T, 4>(roles, numel, count, [&](index_t i, ListArg<T, 4>& a, int j) {
+    const double t = static_cast<double>(step[i]);
+    const double bc1 = o.bias_correction ? 1.0 - std::pow(o.beta1, t) : 1.0;
+    const double bc2 = o.bias_correction ? 1.0 - std::pow(o.beta2, t) : 1.0;
+    a.c0[j] = T(1.0 / bc1);
+    a.c1[j] = T(1.0 / std::sqrt(bc2));
+  });
+  const LambCoefD<T> c{sign_of<T>(o.maximize), T(1.0 - o.beta1), T(o.beta2),         T(1.0 - o.beta2),
+                       T(o.eps),               T(o.weight_decay), o.weight_decay != 0};
+  // scratch: [0, 2*chunks) partials (param^2, update^2), then `count` ratios
+  Scratch<double> buf(2 * G.chunks + count, stream);
+  double* ratio = buf.p + 2 * G.chunks;
+  reduce_chunks<2>(G, LambPass1<T>{c}, buf.p, stream);
+  for_tensor_chunks(G.first_chunk, G.nchunks, [&](const TensorChunks& tc) {
+    NNFAST_LAUNCH(lamb_ratio_kernel, 1, kMaxT, 0, stream)(ratio, buf.p, G.chunks, tc);
+    NNFAST_CUDA_CHECK_LAUNCH();
+  });
+  apply(G, LambPass2<T>{c, o.lr, ratio}, stream);
+  if (trust_ratio) {
+    NNFAST_CUDA_CHECK(cudaMemcpyAsync(trust_ratio, ratio, static_cast<size_t>(count) * sizeof(double),
+                                      cudaMemcpyDeviceToHost, stream));
+    NNFAST_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+}
+
+// ------------------------------------------------------------------ utilities
+template <typename T>
+bool multi_tensor_all_finite(const T* const* x, const index_t* numel, index_t count, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[1] = {role(x)};
+  const auto G = make_groups<T, 1>(roles, numel, count, NoCoef{});
+  if (G.g.empty()) return true;
+  Scratch<int> bad(1, stream);
+  NNFAST_CUDA_CHECK(cudaMemsetAsync(bad.p, 0, sizeof(int), stream));
+  apply(G, FiniteOp<T>{bad.p}, stream);
+  int host = 0;
+  NNFAST_CUDA_CHECK(cudaMemcpyAsync(&host, bad.p, sizeof host, cudaMemcpyDeviceToHost, stream));
+  NNFAST_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return host == 0;
+}
+
+template <typename T>
+void multi_tensor_norm(double* norms, const T* const* x, const index_t* numel, index_t count, double norm_type,
+                       cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  if (count <= 0) return;
+  const int kind = norm_kind(norm_type);
+  T* const* const roles[1] = {role(x)};
+  const auto G = make_groups<T, 1>(roles, numel, count, NoCoef{});
+  Scratch<double> buf(G.chunks + count, stream);
+  double* dnorms = buf.p + G.chunks;
+  reduce_chunks<1>(G, NormPart<T>{kind, norm_type}, buf.p, stream);
+  for_tensor_chunks(G.first_chunk, G.nchunks, [&](const TensorChunks& tc) {
+    NNFAST_LAUNCH(norm_final_kernel, 1, kMaxT, 0, stream)(dnorms, buf.p, tc, kind, norm_type);
+    NNFAST_CUDA_CHECK_LAUNCH();
+  });
+  NNFAST_CUDA_CHECK(cudaMemcpyAsync(norms, dnorms, static_cast<size_t>(count) * sizeof(double),
+                                    cudaMemcpyDeviceToHost, stream));
+  NNFAST_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+double combine_norms(const double* norms, index_t count, double norm_type) {
+  using namespace optim_cuda_detail;
+  const int kind = norm_kind(norm_type);
+  if (count <= 0) return 0.0;
+  auto mx = [](double a, double b) { return (a > b || a != a) ? a : b; };
+  auto mn = [](double a, double b) { return (a < b || a != a) ? a : b; };
+  double acc = kind == kNormNegInf ? std::numeric_limits<double>::infinity() : 0.0;
+  for (index_t i = 0; i < count; ++i) {
+    const double n = norms[i];
+    switch (kind) {
+      case kNormInf: acc = mx(std::fabs(n), acc); break;
+      case kNormNegInf: acc = mn(std::fabs(n), acc); break;
+      case kNormL2: acc += n * n; break;
+      case kNormL1: acc += std::fabs(n); break;
+      case kNormL0: acc += (n != 0.0) ? 1.0 : 0.0; break;
+      default: acc += std::pow(std::fabs(n), norm_type); break;
+    }
+  }
+  if (kind == kNormL2) return std::sqrt(acc);
+  if (kind == kNormP) return std::pow(acc, 1.0 / norm_type);
+  return acc;
+}
+
+template <typename T>
+void multi_tensor_scale(T* const* x, const index_t* numel, index_t count, double scale, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[1] = {x};
+  apply(make_groups<T, 1>(roles, numel, count, NoCoef{}), ScaleOp<T>{T(scale)}, stream);
+}
+
+template <typename T>
+void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double lo, double hi, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[1] = {x};
+  apply(make_groups<T, 1>(roles, numel, count, NoCoef{}), ClampOp<T>{T(lo), T(hi)}, stream);
+}
+
+#define NNFAST_CUDA_OPTIM_INSTANTIATE(T)                                                                         \
+  template void sgd_step<T>(T* const*, T* const*, const T* const*, const std::uint8_t*, const index_t*, index_t,  \
+                            const SGDOptions&, cudaStream_t);                                                    \
+  template void adam_step<T>(T* const*, T* const*, T* const*, T* const*, const T* const*, const index_t*,        \
+                             const index_t*, index_t, const AdamOptions&, cudaStream_t);                         \
+  template void adagrad_step<T>(T* const*, T* const*, const T* const*, const index_t*, const index_t*, index_t,  \
+                                const AdagradOptions&, cudaStream_t);                                            \
+  template void rmsprop_step<T>(T* const*, T* const*, T* const*, T* const*, const T* const*, const index_t*,     \
+                                index_t, const RMSpropOptions&, cudaStream_t);                                   \
+  template void adabound_step<T>(T* const*, T* const*, T* const*, T* const*, const T* const*, const index_t*,    \
+                                 const index_t*, index_t, const AdaBoundOptions&, cudaStream_t);                 \
+  template void lion_step<T>(T* const*, T* const*, const T* const*, const index_t*, index_t, const LionOptions&, \
+                             cudaStream_t);                                                                      \
+  template void lamb_step<T>(double*, T* const*, T* const*, T* const*, const T* const*, const index_t*,          \
+                             const index_t*, index_t, const LambOptions&, cudaStream_t);                         \
+  template bool multi_tensor_all_finite<T>(const T* const*, const index_t*, index_t, cudaStream_t);              \
+  template void multi_tensor_norm<T>(double*, const T* const*, const index_t*, index_t, double, cudaStream_t);   \
+  template void multi_tensor_scale<T>(T* const*, const index_t*, index_t, double, cudaStream_t);                 \
+  template void multi_tensor_clamp<T>(T* const*, const index_t*, index_t, double, double, cudaStream_t);
+
+NNFAST_CUDA_OPTIM_INSTANTIATE(float)
+NNFAST_CUDA_OPTIM_INSTANTIATE(double)
+#undef NNFAST_CUDA_OPTIM_INSTANTIATE
+
+}  // namespace nnfast::cuda
