@@ -3,8 +3,8 @@
 # compiled by the host compiler against nnfast's SIMT emulator, csrc/cuda/emu) and run the
 # device-parametrised tests on cuda under two schedule seeds (NNFAST_EMU_SEED: the order of
 # threads between barriers). Emulated kernel errors abort the process by design, so the cuda
-# session is its own pytest invocation. Then, when every op has cuda kernels, a short
-# `nnfast train --device cuda` that must agree with the same-seed CPU run.
+# session is its own pytest invocation. Then, when every op has cuda kernels, `nnfast train
+# --device cuda` (default 15 epochs, ~1 min emulated) must reach 93 % and agree with the same-seed CPU run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=build/emulate
@@ -25,14 +25,15 @@ for seed in 1 2; do
 done
 if python -c "import sys, nnfast._dispatch as D; sys.exit(0 if set(D.ops('cuda')) == set(D.ops()) else 1)"; then
   for dev in cpu cuda; do
-    python -m nnfast train --device "$dev" --epochs 2 --seed 3 | tee "$BUILD/train_$dev.log" | tail -3
+    python -m nnfast train --device "$dev" --seed 3 | tee "$BUILD/train_$dev.log" | tail -3
   done
   python - <<'PY'
 import re
 acc = {d: float(re.search(r"test_accuracy\s+([0-9.]+)", open(f"build/emulate/train_{d}.log").read()).group(1))
        for d in ("cpu", "cuda")}
 print("test accuracy", acc)
-assert abs(acc["cpu"] - acc["cuda"]) <= 0.005, acc
+assert abs(acc["cpu"] - acc["cuda"]) <= 0.005, acc  # same seed: same run, to float tolerance
+assert acc["cuda"] >= 0.93, acc
 PY
 else
   echo "nnfast train --device cuda: skipped (not every op has cuda kernels in this tree yet)"

@@ -20,6 +20,9 @@
 #ifndef NNFAST_KERNELS
 #define NNFAST_KERNELS cpu
 #endif
+#if NNFAST_BIND_CUDA
+#include "nnfast/cuda/kernels.h"
+#endif
 
 namespace nnfast {
 namespace bind {
@@ -312,3 +315,10 @@ inline void accept_cuda_arrays(py::module_& m) {
 
 }  // namespace bind
 }  // namespace nnfast
+
+// Binding files (one per family, the header of its kernels included after this one)
+// call the kernels unqualified: nnfast::cpu in _C, nnfast::cuda in _C_cuda.
+namespace nnfast::NNFAST_KERNELS {}
+using namespace nnfast;
+using namespace nnfast::NNFAST_KERNELS;
+using namespace nnfast::bind;

@@ -6,13 +6,6 @@
 
 #include "bindings/common.h"
 #include "nnfast/dropout.h"
-#if NNFAST_BIND_CUDA
-#include "nnfast/cuda/dropout.h"
-#endif
-
-using namespace nnfast;
-using namespace nnfast::NNFAST_KERNELS;  // nnfast::cpu in _C, nnfast::cuda in _C_cuda (bindings/common.h)
-using namespace nnfast::bind;
 
 namespace {
 

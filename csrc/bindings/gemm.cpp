@@ -1,12 +1,5 @@
 #include "bindings/common.h"
 #include "nnfast/gemm.h"
-#if NNFAST_BIND_CUDA
-#include "nnfast/cuda/gemm.h"
-#endif
-
-using namespace nnfast;
-using namespace nnfast::NNFAST_KERNELS;  // nnfast::cpu in _C, nnfast::cuda in _C_cuda (bindings/common.h)
-using namespace nnfast::bind;
 
 namespace {
 

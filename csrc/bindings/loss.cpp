@@ -7,14 +7,8 @@
 #include <utility>
 
 #include "bindings/common.h"
+#include "nnfast/cuda.h"
 #include "nnfast/loss.h"
-#if NNFAST_BIND_CUDA
-#include "nnfast/cuda/loss.h"
-#endif
-
-using namespace nnfast;
-using namespace nnfast::NNFAST_KERNELS;  // nnfast::cpu in _C, nnfast::cuda in _C_cuda (bindings/common.h)
-using namespace nnfast::bind;
 
 namespace {
 
@@ -54,7 +48,13 @@ void check_targets(const char* op, TargetView tv, index_t N, index_t S, index_t 
   }
   if (bad >= 0) {
     const index_t n = bad / S, s = bad - n * S;
-    const std::int64_t v = tv.p[n * tv.sn + s * tv.ss];
+    const std::int64_t* at = tv.p + n * tv.sn + s * tv.ss;
+    std::int64_t v;
+#if NNFAST_BIND_CUDA
+    cuda_copy_to_host(&v, at, sizeof v);  // the targets are in device memory
+#else
+    v = *at;
+#endif
     value_error(op, "target values in [0, " + std::to_string(C) + ") or ignore_index (" +
                         std::to_string(ignore_index) + "), got " + std::to_string(v) + " at position " +
                         std::to_string(bad));

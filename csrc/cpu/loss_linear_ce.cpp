@@ -7,12 +7,13 @@
 // turns it into dz = g k (softmax - smoothed one-hot) in place, and feeds it to
 // three GEMMs: dx (+)= dz W over class chunks, dW += dz^T x, db += colsum(dz)
 // (dW / db accumulate into the caller's buffer, nnfast/common.h). Extra memory is one
-// tile (<= kTileElems values) plus O(row block) row state.
+// tile (<= kLinearCETileElems values, core/linear_ce_tiles.h) plus O(row block) row state.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "core/linear_ce_tiles.h"
 #include "core/parallel_for.h"
 #include "cpu/loss_rows.h"
 #include "nnfast/gemm.h"
@@ -20,19 +21,6 @@
 
 namespace nnfast::cpu {
 namespace {
-
-constexpr index_t kTileElems = index_t(1) << 20;
-
-struct Blocking {
-  index_t cc, rb;
-};
-
-Blocking blocking(index_t N, index_t C, index_t chunk) {
-  Blocking b;
-  b.cc = std::max<index_t>(1, std::min(chunk, C));
-  b.rb = std::max<index_t>(1, std::min<index_t>(N, kTileElems / b.cc));
-  return b;
-}
 
 // tile[i, j] = x[r0 + i, :] . W[c0 + j, :] + b[c0 + j]   (nr x nc, row stride nc)
 template <typename T>
@@ -56,18 +44,18 @@ void linear_cross_entropy_forward(T* loss, T* lse, View2<T> x, View2<T> W, const
                                   Reduction red, index_t chunk) {
   const auto& ops = loss_detail::row_ops<T>();
   const double eps = label_smoothing;
-  const Blocking bk = blocking(N, C, chunk);
-  std::vector<T> tile(static_cast<size_t>(std::min(N, bk.rb) * bk.cc));
-  std::vector<double> m(bk.rb), s(bk.rb), zt(bk.rb), zs(bk.rb);
+  const LinearCETiles bk = linear_ce_tiles(N, C, chunk);
+  std::vector<T> tile(static_cast<size_t>(std::min(N, bk.rows) * bk.classes));
+  std::vector<double> m(bk.rows), s(bk.rows), zt(bk.rows), zs(bk.rows);
   double total = 0.0, count = 0.0;
-  for (index_t r0 = 0; r0 < N; r0 += bk.rb) {
-    const index_t nr = std::min(bk.rb, N - r0);
+  for (index_t r0 = 0; r0 < N; r0 += bk.rows) {
+    const index_t nr = std::min(bk.rows, N - r0);
     std::fill(m.begin(), m.end(), -std::numeric_limits<double>::infinity());
     std::fill(s.begin(), s.end(), 0.0);
     std::fill(zt.begin(), zt.end(), 0.0);
     std::fill(zs.begin(), zs.end(), 0.0);
-    for (index_t c0 = 0; c0 < C; c0 += bk.cc) {
-      const index_t nc = std::min(bk.cc, C - c0);
+    for (index_t c0 = 0; c0 < C; c0 += bk.classes) {
+      const index_t nc = std::min(bk.classes, C - c0);
       logits_tile(tile.data(), x, W, b, r0, nr, c0, nc, H);
       parallel_for(nr, row_grain<T>(nc), [&](index_t i0, index_t i1) {
         for (index_t i = i0; i < i1; ++i) {
@@ -115,12 +103,12 @@ void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_sca
     k = 1.0 / count;
   }
   if (N == 0) return;  // dx is empty; dW / db gain nothing (they accumulate)
-  const Blocking bk = blocking(N, C, chunk);
-  std::vector<T> tile(static_cast<size_t>(std::min(N, bk.rb) * bk.cc));
-  for (index_t r0 = 0; r0 < N; r0 += bk.rb) {
-    const index_t nr = std::min(bk.rb, N - r0);
-    for (index_t c0 = 0; c0 < C; c0 += bk.cc) {
-      const index_t nc = std::min(bk.cc, C - c0);
+  const LinearCETiles bk = linear_ce_tiles(N, C, chunk);
+  std::vector<T> tile(static_cast<size_t>(std::min(N, bk.rows) * bk.classes));
+  for (index_t r0 = 0; r0 < N; r0 += bk.rows) {
+    const index_t nr = std::min(bk.rows, N - r0);
+    for (index_t c0 = 0; c0 < C; c0 += bk.classes) {
+      const index_t nc = std::min(bk.classes, C - c0);
       T* z = tile.data();
       logits_tile(z, x, W, b, r0, nr, c0, nc, H);
       parallel_for(nr, row_grain<T>(nc), [&](index_t i0, index_t i1) {

@@ -28,4 +28,8 @@ const char* cuda_device_name(int device) {
   return prop.name;
 }
 
+void cuda_copy_to_host(void* dst, const void* src, std::size_t bytes) {
+  NNFAST_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+
 }  // namespace nnfast

@@ -14,6 +14,7 @@
 // class-dim losses (sum of the class weights of the non-ignored rows) are
 // computed first the same way and read on the device, so no host round trip.
 #include "cuda/common.cuh"
+#include "cuda/reduce.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -26,38 +27,9 @@ namespace loss_detail {
 
 constexpr int kThreads = 256;           // threads per block of every kernel here
 constexpr index_t kBlockRowC = 1024;    // C >= this: one block per row, else one warp per row
-constexpr index_t kSumChunk = 4096;     // elements per block of a deterministic sum
+using reduce::kSumChunk;                // elements per block of a deterministic sum
 constexpr index_t kMaxGrid = 65535;     // grid-stride loops above this many blocks
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();  // an empty mean (0 / 0)
-
-// ------------------------------------------------------------------ device scratch
-// Temporary device memory: stream-ordered where the runtime has it; otherwise
-// cudaMalloc / cudaFree (cudaFree synchronises the device, which the emulator's
-// synchronous streams make free).
-template <typename U>
-struct Scratch {
-  U* p = nullptr;
-  cudaStream_t s = nullptr;
-  Scratch(index_t n, cudaStream_t stream) : s(stream) {
-    if (n <= 0) return;
-    const size_t bytes = static_cast<size_t>(n) * sizeof(U);
-#if !NNFAST_EMULATED && defined(CUDART_VERSION) && CUDART_VERSION >= 11020
-    NNFAST_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p), bytes, s));
-#else
-    NNFAST_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), bytes));
-#endif
-  }
-  ~Scratch() {
-    if (!p) return;
-#if !NNFAST_EMULATED && defined(CUDART_VERSION) && CUDART_VERSION >= 11020
-    cudaFreeAsync(p, s);
-#else
-    cudaFree(p);
-#endif
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
 
 inline unsigned grid_for(index_t work, index_t per_block) {
   const index_t g = (work + per_block - 1) / per_block;
@@ -80,26 +52,10 @@ __device__ __forceinline__ T dmax(T a, T b) { return a < b ? b : a; }  // std::m
 template <typename T>
 __device__ __forceinline__ T neg_inf() { return static_cast<T>(-HUGE_VAL); }
 
-// ------------------------------------------------------------------ warp / block reductions
-// Every lane of a full warp calls these (blocks are multiples of 32 threads and
-// loops are uniform per warp / per block where a block reduction is used).
-template <typename V>
-__device__ __forceinline__ V warp_sum(V v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;  // every lane holds the same bits (IEEE addition commutes)
-}
-
-// Sum over the block, returned to every thread. sh: 32 shared slots.
-template <typename V>
-__device__ __forceinline__ V block_sum(V v, V* sh) {
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  v = warp_sum(v);
-  __syncthreads();  // sh may still be read from a previous call
-  if (lane == 0) sh[w] = v;
-  __syncthreads();
-  V t = lane < nw ? sh[lane] : V(0);
-  return warp_sum(t);
-}
+// ------------------------------------------------------------------ reductions (cuda/reduce.cuh)
+using reduce::block_sum;
+using reduce::device_sum;
+using reduce::warp_sum;
 
 // Online log-sum-exp state: max m and sum s of exp(x - m).
 template <typename T>
@@ -167,33 +123,6 @@ struct RowGroup {
     warp_lse(m, s);
   }
 };
-
-// ------------------------------------------------------------------ deterministic sums
-// out[b] = sum of v[b*chunk, min(n, (b+1)*chunk)), one block per b.
-__global__ void chunk_sums_kernel(double* out, const double* v, index_t n, index_t chunk) {
-  __shared__ double sh[32];
-  for (index_t b = blockIdx.x; b * chunk < n; b += gridDim.x) {
-    const index_t lo = b * chunk, hi = lo + chunk < n ? lo + chunk : n;
-    double acc = 0.0;
-    for (index_t i = lo + threadIdx.x; i < hi; i += blockDim.x) acc += v[i];
-    acc = block_sum(acc, sh);
-    if (threadIdx.x == 0) out[b] = acc;
-  }
-}
-
-// *dst = sum of v[0, n) (device), in a fixed tree. n >= 1.
-inline void device_sum(double* dst, const double* v, index_t n, cudaStream_t stream) {
-  if (n <= kSumChunk) {
-    NNFAST_LAUNCH(chunk_sums_kernel, 1, kThreads, 0, stream)(dst, v, n, n);
-    NNFAST_CUDA_CHECK_LAUNCH();
-    return;
-  }
-  const index_t nb = (n + kSumChunk - 1) / kSumChunk;
-  Scratch<double> part(nb, stream);
-  NNFAST_LAUNCH(chunk_sums_kernel, grid_for(nb, 1), kThreads, 0, stream)(part.p, v, n, kSumChunk);
-  NNFAST_CUDA_CHECK_LAUNCH();
-  device_sum(dst, part.p, nb, stream);
-}
 
 // How a reduced loss is written from its device total (and denominator).
 enum Finish : int {

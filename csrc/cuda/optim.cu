@@ -13,6 +13,7 @@
 // tensor's chunk partials in chunk order. Results are bitwise reproducible and
 // independent of the device (the chunking depends on the sizes only).
 #include "cuda/common.cuh"
+#include "cuda/reduce.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -28,32 +29,6 @@ constexpr int kThreads = 256;
 constexpr index_t kChunk = 4096;   // elements per chunk
 constexpr int kMaxT = 32;          // tensors per launch (argument block <= 4 KB)
 constexpr index_t kMaxGrid = 65535;
-
-// ------------------------------------------------------------------ device scratch
-template <typename U>
-struct Scratch {
-  U* p = nullptr;
-  cudaStream_t s = nullptr;
-  Scratch(index_t n, cudaStream_t stream) : s(stream) {
-    if (n <= 0) return;
-    const size_t bytes = static_cast<size_t>(n) * sizeof(U);
-#if !NNFAST_EMULATED && defined(CUDART_VERSION) && CUDART_VERSION >= 11020
-    NNFAST_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p), bytes, s));
-#else
-    NNFAST_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), bytes));
-#endif
-  }
-  ~Scratch() {
-    if (!p) return;
-#if !NNFAST_EMULATED && defined(CUDART_VERSION) && CUDART_VERSION >= 11020
-    cudaFreeAsync(p, s);
-#else
-    cudaFree(p);
-#endif
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
 
 // ------------------------------------------------------------------ tensor lists in kernel arguments
 template <typename T, int NP>

@@ -56,4 +56,16 @@ void pointwise_loss_backward(T* dx, T* dy, const T* g_elems, T g_scale, View2<T>
 template <typename T>
 void rmse_loss_forward(T* out, View2<T> x, View2<T> y, index_t R, index_t K, cudaStream_t stream = nullptr);
 
+// Linear + softmax cross-entropy without the (N, C) logits (csrc/cuda/loss_linear_ce.cu):
+// as nnfast::cpu, tiles of logits from nnfast::cuda::gemm; dW / db accumulate.
+template <typename T>
+void linear_cross_entropy_forward(T* loss, T* lse, View2<T> x, View2<T> W, const T* b, const std::int64_t* target,
+                                  index_t N, index_t H, index_t C, index_t ignore_index, double label_smoothing,
+                                  Reduction red, index_t chunk, cudaStream_t stream = nullptr);
+template <typename T>
+void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_scalar, const T* lse, View2<T> x,
+                                   View2<T> W, const T* b, const std::int64_t* target, index_t N, index_t H,
+                                   index_t C, index_t ignore_index, double label_smoothing, Reduction red,
+                                   index_t chunk, cudaStream_t stream = nullptr);
+
 }  // namespace nnfast::cuda

@@ -1,0 +1,9 @@
+// Every nnfast::cuda kernel family: one include for code that calls the CUDA launchers
+// (device pointers; each family header also brings in its CPU twin, nnfast/<family>.h).
+#pragma once
+#include "nnfast/cuda/activation.h"
+#include "nnfast/cuda/dropout.h"
+#include "nnfast/cuda/gemm.h"
+#include "nnfast/cuda/loss.h"
+#include "nnfast/cuda/norm.h"
+#include "nnfast/cuda/optim.h"
