@@ -112,6 +112,28 @@ def test_cross_entropy_extreme_logits_are_stable():
         assert np.all(np.isfinite(xt.grad.numpy()))
 
 
+def test_cross_entropy_masked_and_underflowing_logits():
+    # -inf (masked) classes and x - max past exp's underflow (float32 -87.3, float64 -708.4):
+    # exactly 0 gradient there, the rest as the float64 softmax.
+    for dtype, big in ((np.float32, 87.3365), (np.float64, 708.3964)):
+        x = np.array([[0.0, -np.inf, -1.0, -big + 0.01, -big - 0.01, -big - 20.0, -1e30]] * 2 + [[-np.inf] * 6 + [0.0]],
+                     dtype=dtype)
+        t = np.array([0, 2, 6])
+        xt = nnfast.from_numpy(x).requires_grad_()
+        out = F.cross_entropy(xt, nnfast.tensor(t), reduction="sum")
+        out.backward()
+        x64 = x.astype(np.float64)
+        p = np.exp(x64 - x64.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        ref = -np.log(p[np.arange(3), t]).sum()
+        g = p.copy()
+        g[np.arange(3), t] -= 1
+        assert_close(out, ref, rtol=1e-6, atol=1e-7)
+        grad = xt.grad.numpy()
+        assert_close(grad, g, rtol=1e-6, atol=np.finfo(dtype).tiny)
+        assert np.all(grad[:, 1] == 0) and np.all(grad[:, 4:6][:2] == 0) and np.all(grad[2, :6] == 0)
+
+
 def test_cross_entropy_all_ignored_is_nan_with_zero_grad():
     x = nnfast.randn(4, 3, dtype=nnfast.float64, requires_grad=True)
     t = nnfast.tensor([-100, -100, -100, -100])

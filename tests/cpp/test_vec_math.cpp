@@ -2,13 +2,15 @@
 // vm::log_full, vm::log1p_full), float32 and float64, against long double libm:
 // strided scans of every float32 bit pattern in range, a dense random sample of
 // float64, and the special values. Prints the max error in ulp of the result's
-// type and fails above the documented bounds.
+// type and fails above the documented bounds. vm::exp_nonpos (x <= 0): equal to
+// exp_full bit for bit where the result is normal, +0 below, never subnormal.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <vector>
 
 #include "core/vec_math.h"
 
@@ -53,6 +55,35 @@ void check(Worst& w, const T* xs, int n, F f, R ref) {
   }
 }
 
+// exp_nonpos on xs (all <= 0 or NaN) against exp_full: bit-equal for x >= lo,
+// +0 (bit pattern 0) below lo, never a subnormal; returns the mismatches.
+template <typename T, typename V>
+long check_nonpos(const std::vector<T>& xs, T lo, const char* name) {
+  constexpr int W = sizeof(V) / sizeof(T);
+  long bad = 0, n_zero = 0, n_eq = 0;
+  for (std::size_t i = 0; i + W <= xs.size(); i += W) {
+    V v;
+    std::memcpy(&v, xs.data() + i, sizeof(V));
+    const V a = vm::exp_nonpos(v), b = vm::exp_full(v);
+    for (int k = 0; k < W; ++k) {
+      const T x = xs[i + k], got = a[k], full = b[k];
+      bool ok;
+      if (std::isnan(x)) {
+        ok = std::isnan(got);
+      } else if (x < lo) {
+        ok = got == T(0) && !std::signbit(got), n_zero += ok;
+      } else {
+        ok = std::memcmp(&got, &full, sizeof(T)) == 0 && got >= std::numeric_limits<T>::min(), n_eq += ok;
+      }
+      if (!ok && bad++ < 5)
+        std::printf("  %s(%.17g) = %.17g (exp_full %.17g)\n", name, static_cast<double>(x), static_cast<double>(got),
+                    static_cast<double>(full));
+    }
+  }
+  std::printf("%-14s %ld equal to exp_full, %ld flushed to +0  %s\n", name, n_eq, n_zero, bad ? "FAIL" : "ok");
+  return bad;
+}
+
 int main() {
   int fails = 0;
   auto report = [&](const char* name, const Worst& w, double bound) {
@@ -91,6 +122,31 @@ int main() {
     report("f32 exp", we, 1.0);
     report("f32 log", wl, 1.0);
     report("f32 log1p", w1, 1.5);
+
+    // exp_nonpos: the patterns <= 0 above, every float in 2^17 ulps either side
+    // of lo (ln FLT_MIN) and of -126.5 ln2 (where n becomes -127), specials.
+    const float lo = -87.3365402f;  // the float just above ln(FLT_MIN)
+    std::vector<float> neg;
+    for (float x : xs)
+      if (!(x > 0.0f)) neg.push_back(x);
+    for (float c : {lo, -87.68f}) {
+      std::uint32_t u;
+      std::memcpy(&u, &c, 4);
+      for (std::uint32_t k = u - (1u << 17); k <= u + (1u << 17); ++k) {
+        float x;
+        std::memcpy(&x, &k, 4);
+        neg.push_back(x);
+      }
+    }
+    for (float x : {-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
+                    -std::numeric_limits<float>::denorm_min(), std::nextafter(lo, -1.0f), lo, -88.0f, -104.0f})
+      neg.push_back(x);
+    while (neg.size() % 4) neg.push_back(-1.0f);
+    fails += check_nonpos<float, VF>(neg, lo, "f32 exp_nonpos") != 0;
+    const VF z = vm::exp_nonpos(VF{0.0f, -0.0f, -std::numeric_limits<float>::infinity(), lo});
+    const bool ok = z[0] == 1.0f && z[1] == 1.0f && z[2] == 0.0f && z[3] >= std::numeric_limits<float>::min();
+    std::printf("f32 exp_nonpos 0 -> %g, -0 -> %g, -inf -> %g, lo -> %g  %s\n", z[0], z[1], z[2], z[3], ok ? "ok" : "FAIL");
+    fails += !ok;
   }
   // float64: random bit patterns (all exponents) and random values in the busy ranges.
   {
@@ -118,6 +174,30 @@ int main() {
     report("f64 exp", we, 1.0);
     report("f64 log", wl, 1.0);
     report("f64 log1p", w1, 1.5);
+
+    // exp_nonpos: the samples <= 0 above, 2M more on [-750, 0], every double in
+    // 4096 ulps either side of lo and of -709 (where n = -1023), specials.
+    const double lo = -708.3964185322641;  // the double just above ln(DBL_MIN)
+    std::vector<double> neg;
+    for (double x : xs)
+      if (!(x > 0.0)) neg.push_back(x);
+    std::uniform_real_distribution<double> un(-750.0, 0.0);
+    for (int i = 0; i < 2000000; ++i) neg.push_back(un(rng));
+    for (double c : {lo, -709.0}) {
+      double x = c;
+      for (int i = 0; i < 4096; ++i) x = std::nextafter(x, 0.0);
+      for (int i = 0; i < 8192; ++i, x = std::nextafter(x, -1e300)) neg.push_back(x);
+    }
+    for (double x : {-std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN(),
+                     -std::numeric_limits<double>::denorm_min(), std::nextafter(lo, -1.0), lo, -745.2, -746.0})
+      neg.push_back(x);
+    while (neg.size() % 2) neg.push_back(-1.0);
+    fails += check_nonpos<double, VD>(neg, lo, "f64 exp_nonpos") != 0;
+    const VD z = vm::exp_nonpos(VD{-0.0, -std::numeric_limits<double>::infinity()});
+    const VD zl = vm::exp_nonpos(VD{0.0, lo});
+    const bool ok = z[0] == 1.0 && z[1] == 0.0 && zl[0] == 1.0 && zl[1] >= std::numeric_limits<double>::min();
+    std::printf("f64 exp_nonpos 0 -> %g, -0 -> %g, -inf -> %g, lo -> %g  %s\n", zl[0], z[0], z[1], zl[1], ok ? "ok" : "FAIL");
+    fails += !ok;
   }
   return fails ? 1 : 0;
 }
