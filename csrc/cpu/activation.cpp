@@ -153,51 +153,51 @@ void swish_backward(T* dx, T* dbeta, const T* dy, const T* x, index_t n, T beta)
 }
 
 // ------------------------------------------------------------------ gated units
-// Runs f(o, off, len) over the pieces of [lo, hi) of the flattened (outer, L) output.
+// The (outer, L) output of a gated unit split across threads into pieces that
+// stay inside one row: f(in, out, len) for each, out the offset of the piece in
+// y (and dy), in the offset of the matching elements of the first half of the
+// (outer, 2L) input (and dx); the second half is at in + L.
 template <class F>
-inline void for_pieces(index_t lo, index_t hi, index_t L, F f) {
-  while (lo < hi) {
-    const index_t o = lo / L, off = lo % L, len = std::min(L - off, hi - lo);
-    f(o, off, len);
-    lo += len;
-  }
+void for_gated_pieces(index_t outer, index_t L, F f) {
+  if (L <= 0) return;
+  parallel_for(outer * L, kElementwiseGrain, [&](index_t lo, index_t hi) {
+    while (lo < hi) {
+      const index_t o = lo / L, off = lo % L, len = std::min(L - off, hi - lo);
+      f(o * 2 * L + off, o * L + off, len);
+      lo += len;
+    }
+  });
 }
 
 template <typename T>
 void glu_forward(T* y, const T* x, index_t outer, index_t L, Act act, bool gate_first) {
-  if (L <= 0) return;
   const auto& ops = act_ops<T>();
   const index_t gofs = gate_first ? 0 : L, vofs = gate_first ? L : 0;
-  parallel_for(outer * L, kElementwiseGrain, [&](index_t lo, index_t hi) {
-    for_pieces(lo, hi, L, [&](index_t o, index_t off, index_t len) {
-      const T* xo = x + o * 2 * L + off;
-      ops.glu(y + o * L + off, xo + vofs, xo + gofs, len, act);
-    });
+  for_gated_pieces(outer, L, [&](index_t in, index_t out, index_t len) {
+    ops.glu(y + out, x + in + vofs, x + in + gofs, len, act);
   });
 }
 
 template <typename T>
 void glu_backward(T* dx, const T* dy, const T* x, index_t outer, index_t L, Act act, bool gate_first) {
-  if (L <= 0) return;
   const auto& ops = act_ops<T>();
   const index_t gofs = gate_first ? 0 : L, vofs = gate_first ? L : 0;
-  parallel_for(outer * L, kElementwiseGrain, [&](index_t lo, index_t hi) {
-    for_pieces(lo, hi, L, [&](index_t o, index_t off, index_t len) {
-      const T* xo = x + o * 2 * L + off;
-      T* dxo = dx + o * 2 * L + off;
-      ops.glu_bwd(dxo + vofs, dxo + gofs, dy + o * L + off, xo + vofs, xo + gofs, len, act);
-    });
+  for_gated_pieces(outer, L, [&](index_t in, index_t out, index_t len) {
+    ops.glu_bwd(dx + in + vofs, dx + in + gofs, dy + out, x + in + vofs, x + in + gofs, len, act);
   });
 }
 
 // ------------------------------------------------------------------ softmax
-template <typename T>
-void softmax_forward(T* y, const T* x, index_t outer, index_t D, index_t inner, bool log) {
+// The (outer, D, inner) slices softmax reduces over D, split across threads:
+// row(base) for each contiguous row when inner == 1, else cols(base, n) for
+// chunks of n <= kSoftmaxCols adjacent columns (stride inner); base is the
+// offset of the slice's first element.
+template <class Row, class Cols>
+void for_softmax_slices(index_t outer, index_t D, index_t inner, Row row, Cols cols) {
   if (outer <= 0 || D <= 0 || inner <= 0) return;
-  const auto& ops = act_ops<T>();
   if (inner == 1) {
     parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / D), [&](index_t r0, index_t r1) {
-      for (index_t r = r0; r < r1; ++r) ops.softmax_row(y + r * D, x + r * D, D, log);
+      for (index_t r = r0; r < r1; ++r) row(r * D);
     });
     return;
   }
@@ -205,30 +205,25 @@ void softmax_forward(T* y, const T* x, index_t outer, index_t D, index_t inner, 
   parallel_for(outer * chunks, std::max<index_t>(1, kElementwiseGrain / (D * CW)), [&](index_t t0, index_t t1) {
     for (index_t t = t0; t < t1; ++t) {
       const index_t o = t / chunks, c0 = (t % chunks) * CW;
-      const index_t base = o * D * inner + c0;
-      ops.softmax_cols(y + base, x + base, D, inner, std::min(CW, inner - c0), log);
+      cols(o * D * inner + c0, std::min(CW, inner - c0));
     }
   });
 }
 
 template <typename T>
-void softmax_backward(T* dx, const T* dy, const T* y, index_t outer, index_t D, index_t inner, bool log) {
-  if (outer <= 0 || D <= 0 || inner <= 0) return;
+void softmax_forward(T* y, const T* x, index_t outer, index_t D, index_t inner, bool log) {
   const auto& ops = act_ops<T>();
-  if (inner == 1) {
-    parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / D), [&](index_t r0, index_t r1) {
-      for (index_t r = r0; r < r1; ++r) ops.softmax_row_bwd(dx + r * D, dy + r * D, y + r * D, D, log);
-    });
-    return;
-  }
-  const index_t CW = act_detail::kSoftmaxCols, chunks = ceil_div(inner, CW);
-  parallel_for(outer * chunks, std::max<index_t>(1, kElementwiseGrain / (D * CW)), [&](index_t t0, index_t t1) {
-    for (index_t t = t0; t < t1; ++t) {
-      const index_t o = t / chunks, c0 = (t % chunks) * CW;
-      const index_t base = o * D * inner + c0;
-      ops.softmax_cols_bwd(dx + base, dy + base, y + base, D, inner, std::min(CW, inner - c0), log);
-    }
-  });
+  for_softmax_slices(
+      outer, D, inner, [&](index_t base) { ops.softmax_row(y + base, x + base, D, log); },
+      [&](index_t base, index_t n) { ops.softmax_cols(y + base, x + base, D, inner, n, log); });
+}
+
+template <typename T>
+void softmax_backward(T* dx, const T* dy, const T* y, index_t outer, index_t D, index_t inner, bool log) {
+  const auto& ops = act_ops<T>();
+  for_softmax_slices(
+      outer, D, inner, [&](index_t base) { ops.softmax_row_bwd(dx + base, dy + base, y + base, D, log); },
+      [&](index_t base, index_t n) { ops.softmax_cols_bwd(dx + base, dy + base, y + base, D, inner, n, log); });
 }
 
 // ------------------------------------------------------------------ step / sign

@@ -238,50 +238,6 @@ struct MicroKernel {
   }
 };
 
-// Pack rows [0, mc) x cols [0, kc) of A (any strides) into MR-row panels:
-// dst[panel][k][r], zero rows past mc.
-template <typename T, int MR>
-static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
-  if (rs == 1 && mc % MR == 0) {
-    // Column-major A (the TN case): each k is a contiguous run of mc values.
-    // Blocks of 8 k: the 8 source runs stay in L1 while every panel takes its
-    // 8 x MR values, and each panel is written in one contiguous stretch.
-    const index_t npan = mc / MR;
-    for (index_t k0 = 0; k0 < kc; k0 += 8) {
-      const index_t kb = gemm_min(8, kc - k0);
-      for (index_t p = 0; p < npan; ++p) {
-        const T* a = A + k0 * cs + p * MR;
-        T* d = dst + p * MR * kc + k0 * MR;
-        for (index_t k = 0; k < kb; ++k)
-#pragma GCC unroll 32
-          for (int r = 0; r < MR; ++r) d[k * MR + r] = a[k * cs + r];
-      }
-    }
-    return;
-  }
-  for (index_t i = 0; i < mc; i += MR) {
-    const index_t mr = gemm_min(MR, mc - i);
-    const T* a = A + i * rs;
-    if (mr == MR && cs == 1) {
-      const T* rows[MR];
-      for (int r = 0; r < MR; ++r) rows[r] = a + r * rs;
-      for (index_t k = 0; k < kc; ++k)
-#pragma GCC unroll 32
-        for (int r = 0; r < MR; ++r) dst[k * MR + r] = rows[r][k];
-    } else if (mr == MR && rs == 1) {
-      for (index_t k = 0; k < kc; ++k)
-#pragma GCC unroll 32
-        for (int r = 0; r < MR; ++r) dst[k * MR + r] = a[k * cs + r];
-    } else {
-      for (index_t k = 0; k < kc; ++k) {
-        for (index_t r = 0; r < mr; ++r) dst[k * MR + r] = a[r * rs + k * cs];
-        for (index_t r = mr; r < MR; ++r) dst[k * MR + r] = T(0);
-      }
-    }
-    dst += MR * kc;
-  }
-}
-
 // Square in-register transpose used by the transposing packs. The default has
 // no block (W == 0: scalar packing); an ISA object specialises it before use:
 // run() reads W rows of W contiguous values (row stride lds) and writes them
@@ -292,62 +248,99 @@ struct TransposeBlock {
   static inline void run(const T*, index_t, T*, index_t) {}
 };
 
+// Packing A into MR-row panels and B into NR-column panels is one operation
+// (B's panels are those of B^T): pack_panels below, over n "panel" values times
+// kc, value p of step k at src[p * ps + k * ks]. The two differ only for a full
+// panel whose P source runs are contiguous along k (row-major A, B^T stored
+// row-major); each passes its own copy of such a panel.
+
+// Full panel, run p at src + p * ps contiguous in k: gathered k by k (A's rows).
+template <typename T, int P>
+static inline void pack_k_runs_gather(index_t kc, const T* __restrict src, index_t ps, T* __restrict dst) {
+  const T* runs[P];
+  for (int p = 0; p < P; ++p) runs[p] = src + p * ps;
+  for (index_t k = 0; k < kc; ++k)
+#pragma GCC unroll 32
+    for (int p = 0; p < P; ++p) dst[k * P + p] = runs[p][k];
+}
+
+// The same panel transposed in TW x TW register blocks where the ISA has them
+// (B^T stored row-major: Linear's forward), scalar for the rest.
+template <typename T, int P>
+static inline void pack_k_runs_transpose(index_t kc, const T* __restrict src, index_t ps, T* __restrict dst) {
+  constexpr int TW = TransposeBlock<T>::W;
+  index_t k = 0;
+  if constexpr (TW > 0 && P % TW == 0) {
+    // k in steps of two blocks, so each source cache line is used up by two
+    // back-to-back transposes (the P runs are often 4 KB apart and would
+    // otherwise evict each other from one L1 set between uses).
+    for (; k + 2 * TW <= kc; k += 2 * TW)
+      for (int c = 0; c < P; c += TW) {
+        TransposeBlock<T>::run(src + c * ps + k, ps, dst + k * P + c, P);
+        TransposeBlock<T>::run(src + c * ps + k + TW, ps, dst + (k + TW) * P + c, P);
+      }
+    for (; k + TW <= kc; k += TW)
+      for (int c = 0; c < P; c += TW) TransposeBlock<T>::run(src + c * ps + k, ps, dst + k * P + c, P);
+  }
+  for (int c = 0; c < P; ++c) {
+    const T* run = src + c * ps;
+    for (index_t kk = k; kk < kc; ++kk) dst[kk * P + c] = run[kk];
+  }
+}
+
+// Packs n x kc values into P-wide panels, dst[panel][k][p], the last panel
+// zero-padded to P. PackKRuns(kc, src, ps, dst) copies a full panel whose source
+// is contiguous along k (ks == 1).
+template <typename T, int P, void (*PackKRuns)(index_t, const T*, index_t, T*)>
+static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t ps, index_t ks, T* __restrict dst) {
+  index_t i = 0;
+  if (ps == 1) {
+    // The P values of each k are contiguous (column-major A: the TN case;
+    // row-major B): all full panels together, 8 k at a time, so the 8 source
+    // runs stay in L1 (row-major B: kc rows often 4 KB apart, one L1 set, would
+    // be refetched per panel) while every panel takes its 8 x P values, each
+    // panel written in one contiguous stretch.
+    const index_t npan = n / P;
+    for (index_t k0 = 0; k0 < kc; k0 += 8) {
+      const index_t kb = gemm_min(8, kc - k0);
+      for (index_t p = 0; p < npan; ++p) {
+        const T* s = src + k0 * ks + p * P;
+        T* d = dst + p * P * kc + k0 * P;
+        for (index_t k = 0; k < kb; ++k)
+#pragma GCC unroll 64
+          for (int c = 0; c < P; ++c) d[k * P + c] = s[k * ks + c];
+      }
+    }
+    i = npan * P;
+    dst += npan * P * kc;
+  }
+  for (; i < n; i += P) {
+    const index_t np = gemm_min(P, n - i);
+    const T* s = src + i * ps;
+    if (np == P && ks == 1) {
+      PackKRuns(kc, s, ps, dst);
+    } else {
+      for (index_t k = 0; k < kc; ++k) {
+        for (index_t p = 0; p < np; ++p) dst[k * P + p] = s[p * ps + k * ks];
+        for (index_t p = np; p < P; ++p) dst[k * P + p] = T(0);
+      }
+    }
+    dst += P * kc;
+  }
+}
+
+// Pack rows [0, mc) x cols [0, kc) of A (any strides) into MR-row panels:
+// dst[panel][k][r], zero rows past mc.
+template <typename T, int MR>
+static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
+  pack_panels<T, MR, pack_k_runs_gather<T, MR>>(mc, kc, A, rs, cs, dst);
+}
+
 // Pack rows [0, kc) x cols [0, nc) of B (any strides) into NR-column panels:
 // dst[panel][k][j], zero columns past nc.
 template <typename T, int NR>
 static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, index_t cs, T* __restrict dst) {
-  constexpr int TW = TransposeBlock<T>::W;
-  index_t j = 0;
-  if (cs == 1) {
-    // Row-major B: all full panels together, 8 source rows at a time, so each
-    // source row is read left to right while its lines are hot (panel by panel,
-    // the kc rows -- often 4 KB apart, one L1 set -- would be refetched per panel).
-    const index_t full = nc / NR;
-    for (index_t k0 = 0; k0 < kc; k0 += 8) {
-      const index_t kb = gemm_min(8, kc - k0);
-      for (index_t p = 0; p < full; ++p) {
-        const T* b = B + k0 * rs + p * NR;
-        T* d = dst + p * NR * kc + k0 * NR;
-        for (index_t k = 0; k < kb; ++k)
-#pragma GCC unroll 64
-          for (int c = 0; c < NR; ++c) d[k * NR + c] = b[k * rs + c];
-      }
-    }
-    j = full * NR;
-    dst += full * NR * kc;
-  }
-  for (; j < nc; j += NR) {
-    const index_t nr = gemm_min(NR, nc - j);
-    const T* b = B + j * cs;
-    if (nr == NR && rs == 1) {
-      // B^T stored row-major (Linear's forward): each output column is a
-      // contiguous source row, so the pack is a transpose, done in TW x TW
-      // register blocks where the ISA has them.
-      index_t k = 0;
-      if constexpr (TW > 0 && NR % TW == 0) {
-        // k in steps of two blocks, so each source cache line is used up by two
-        // back-to-back transposes (the NR rows are often 4 KB apart and would
-        // otherwise evict each other from one L1 set between uses).
-        for (; k + 2 * TW <= kc; k += 2 * TW)
-          for (int c = 0; c < NR; c += TW) {
-            TransposeBlock<T>::run(b + c * cs + k, cs, dst + k * NR + c, NR);
-            TransposeBlock<T>::run(b + c * cs + k + TW, cs, dst + (k + TW) * NR + c, NR);
-          }
-        for (; k + TW <= kc; k += TW)
-          for (int c = 0; c < NR; c += TW) TransposeBlock<T>::run(b + c * cs + k, cs, dst + k * NR + c, NR);
-      }
-      for (int c = 0; c < NR; ++c) {
-        const T* src = b + c * cs;
-        for (index_t kk = k; kk < kc; ++kk) dst[kk * NR + c] = src[kk];
-      }
-    } else {
-      for (index_t k = 0; k < kc; ++k) {
-        for (index_t c = 0; c < nr; ++c) dst[k * NR + c] = b[k * rs + c * cs];
-        for (index_t c = nr; c < NR; ++c) dst[k * NR + c] = T(0);
-      }
-    }
-    dst += NR * kc;
-  }
+  pack_panels<T, NR, pack_k_runs_transpose<T, NR>>(nc, kc, B, cs, rs, dst);
 }
 
 // Merge a temporary MR x NR tile (row stride NR) into an m x n corner of C.

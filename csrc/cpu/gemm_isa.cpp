@@ -3,10 +3,9 @@
 //
 // The packing, blocking and micro-kernel logic is one template
 // (cpu/gemm_internal.h); this file only supplies the vector traits and the
-// tile / block sizes of each ISA. The AVX-512 traits are four-line wrappers of
-// the same operations as the AVX2 ones, and the tests run the AVX-512 tile
-// shapes (12 x 32 fp32, 12 x 16 fp64) through the portable traits on machines
-// without AVX-512.
+// tile / block sizes of each ISA. The AVX2 and AVX-512 traits are one macro
+// over the intrinsic names, and the tests run the AVX-512 tile shapes (12 x 32
+// fp32, 12 x 16 fp64) through the portable traits on machines without AVX-512.
 #define NNFAST_GEMM_IMPL 1
 #include "cpu/gemm_internal.h"
 
@@ -64,71 +63,45 @@ struct TransposeBlock<double> {
 };
 #endif
 
+// Vector traits (see gemm_internal.h) on x86 intrinsics. Every width and type
+// spells the same six operations as <prefix>_<op>_<suffix> (_mm512_fmadd_ps,
+// _mm256_loadu_pd, ...), so one definition serves all four; a template cannot
+// name an intrinsic by parts, hence the macro.
+#define NNFAST_GEMM_X86_TRAITS(Name, Scalar, Reg, Lanes, PFX, SFX)                \
+  struct Name {                                                                   \
+    using T = Scalar;                                                             \
+    using R = Reg;                                                                \
+    static constexpr int W = Lanes;                                               \
+    static inline R zero() { return PFX##_setzero_##SFX(); }                      \
+    static inline R load(const T* p) { return PFX##_loadu_##SFX(p); }             \
+    static inline void store(T* p, R v) { PFX##_storeu_##SFX(p, v); }             \
+    static inline R set1(T x) { return PFX##_set1_##SFX(x); }                     \
+    static inline R mul(R a, R b) { return PFX##_mul_##SFX(a, b); }               \
+    static inline R fma(R a, R b, R c) { return PFX##_fmadd_##SFX(a, b, c); }     \
+  };
+
 #if defined(__AVX512F__)
-struct F32x16 {
-  using T = float;
-  using R = __m512;
-  static constexpr int W = 16;
-  static inline R zero() { return _mm512_setzero_ps(); }
-  static inline R load(const T* p) { return _mm512_loadu_ps(p); }
-  static inline void store(T* p, R v) { _mm512_storeu_ps(p, v); }
-  static inline R set1(T x) { return _mm512_set1_ps(x); }
-  static inline R mul(R a, R b) { return _mm512_mul_ps(a, b); }
-  static inline R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-};
-struct F64x8 {
-  using T = double;
-  using R = __m512d;
-  static constexpr int W = 8;
-  static inline R zero() { return _mm512_setzero_pd(); }
-  static inline R load(const T* p) { return _mm512_loadu_pd(p); }
-  static inline void store(T* p, R v) { _mm512_storeu_pd(p, v); }
-  static inline R set1(T x) { return _mm512_set1_pd(x); }
-  static inline R mul(R a, R b) { return _mm512_mul_pd(a, b); }
-  static inline R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
-};
 // 32 zmm registers: 24 accumulators + 2 B vectors + broadcasts.
-using VF = F32x16;
+NNFAST_GEMM_X86_TRAITS(VF, float, __m512, 16, _mm512, ps)
+NNFAST_GEMM_X86_TRAITS(VD, double, __m512d, 8, _mm512, pd)
 constexpr int MR_F = 12, NV_F = 2, MC_F = 144, KC_F = 256, NC_F = 4096;
-using VD = F64x8;
 constexpr int MR_D = 12, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
 
 #elif defined(__AVX2__) && defined(__FMA__)
-struct F32x8 {
-  using T = float;
-  using R = __m256;
-  static constexpr int W = 8;
-  static inline R zero() { return _mm256_setzero_ps(); }
-  static inline R load(const T* p) { return _mm256_loadu_ps(p); }
-  static inline void store(T* p, R v) { _mm256_storeu_ps(p, v); }
-  static inline R set1(T x) { return _mm256_set1_ps(x); }
-  static inline R mul(R a, R b) { return _mm256_mul_ps(a, b); }
-  static inline R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-};
-struct F64x4 {
-  using T = double;
-  using R = __m256d;
-  static constexpr int W = 4;
-  static inline R zero() { return _mm256_setzero_pd(); }
-  static inline R load(const T* p) { return _mm256_loadu_pd(p); }
-  static inline void store(T* p, R v) { _mm256_storeu_pd(p, v); }
-  static inline R set1(T x) { return _mm256_set1_pd(x); }
-  static inline R mul(R a, R b) { return _mm256_mul_pd(a, b); }
-  static inline R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
-};
 // 16 ymm registers: 12 accumulators + 2 B vectors + 1 broadcast.
-using VF = F32x8;
+NNFAST_GEMM_X86_TRAITS(VF, float, __m256, 8, _mm256, ps)
+NNFAST_GEMM_X86_TRAITS(VD, double, __m256d, 4, _mm256, pd)
 constexpr int MR_F = 6, NV_F = 2, MC_F = 144, KC_F = 256, NC_F = 4096;
-using VD = F64x4;
 constexpr int MR_D = 6, NV_D = 2, MC_D = 72, KC_D = 256, NC_D = 4096;
 
 #else
 // Portable: 128-bit vectors (SSE2 on x86-64, NEON on ARM).
 using VF = VecExt<float, 4>;
-constexpr int MR_F = 6, NV_F = 2, MC_F = 120, KC_F = 256, NC_F = 4096;
 using VD = VecExt<double, 2>;
+constexpr int MR_F = 6, NV_F = 2, MC_F = 120, KC_F = 256, NC_F = 4096;
 constexpr int MR_D = 6, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
 #endif
+#undef NNFAST_GEMM_X86_TRAITS
 
 }  // namespace gemm_impl
 

@@ -65,6 +65,50 @@ inline void ema(T* r, double s, double momentum) {
   *r = static_cast<T>((1.0 - momentum) * static_cast<double>(*r) + momentum * s);
 }
 
+// Arguments of the row routines for x (M, D), and of the group routines for x
+// (N, C, L) in G groups; set_*_tensors below add the tensors of the call.
+template <typename T>
+RowArgs<T> row_args(index_t M, index_t D, bool rms) {
+  RowArgs<T> a;
+  a.M = M;
+  a.D = D;
+  a.rms = rms;
+  return a;
+}
+template <typename T>
+GroupArgs<T> group_args(index_t N, index_t C, index_t L, index_t G) {
+  GroupArgs<T> a;
+  a.N = N;
+  a.C = C;
+  a.L = L;
+  a.G = G;
+  return a;
+}
+
+// The tensors of one forward / backward call, which RowArgs (layer / RMS norm)
+// and GroupArgs (group / instance norm) both carry.
+template <class Args, typename T>
+void set_forward_tensors(Args& a, T* y, double* mean, double* rstd, const T* x, const T* weight, const T* bias,
+                         double eps) {
+  a.eps = eps;
+  a.x = x;
+  a.weight = weight;
+  a.bias = bias;
+  a.y = y;
+  a.mean = mean;
+  a.rstd = rstd;
+}
+template <class Args, typename T>
+void set_backward_tensors(Args& a, T* dx, const T* dy, const T* x, const double* mean, const double* rstd,
+                          const T* weight) {
+  a.x = x;
+  a.weight = weight;
+  a.mean = const_cast<double*>(mean);  // read only in backward
+  a.rstd = const_cast<double*>(rstd);
+  a.dy = dy;
+  a.dx = dx;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ layer / RMS norm
@@ -72,17 +116,8 @@ template <typename T>
 void layer_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* weight, const T* bias, index_t M,
                         index_t D, double eps, bool rms) {
   const NormOps<T>& k = isa_ops<NormOps<T>>();
-  RowArgs<T> a;
-  a.M = M;
-  a.D = D;
-  a.rms = rms;
-  a.eps = eps;
-  a.x = x;
-  a.weight = weight;
-  a.bias = rms ? nullptr : bias;
-  a.y = y;
-  a.mean = mean;
-  a.rstd = rstd;
+  RowArgs<T> a = row_args<T>(M, D, rms);
+  set_forward_tensors(a, y, mean, rstd, x, weight, rms ? nullptr : bias, eps);
   parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.row_forward(a, lo, hi); });
 }
 
@@ -90,16 +125,8 @@ template <typename T>
 void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const double* mean,
                          const double* rstd, const T* weight, index_t M, index_t D, bool rms) {
   const NormOps<T>& k = isa_ops<NormOps<T>>();
-  RowArgs<T> a;
-  a.M = M;
-  a.D = D;
-  a.rms = rms;
-  a.x = x;
-  a.weight = weight;
-  a.mean = const_cast<double*>(mean);
-  a.rstd = const_cast<double*>(rstd);
-  a.dy = dy;
-  a.dx = dx;
+  RowArgs<T> a = row_args<T>(M, D, rms);
+  set_backward_tensors(a, dx, dy, x, mean, rstd, weight);
   const bool partials = dweight || dbias;
   if (!partials) {
     if (dx) parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.row_backward(a, lo, hi, nullptr, nullptr); });
@@ -142,6 +169,34 @@ void row_chunk_sums(const NormOps<T>& k, double* s_a, double* s_ax, const T* a, 
   });
 }
 
+// Batch norm forward after the statistics, channels [c0, c1): in training,
+// rstd[c] holds the biased batch variance over cnt values on entry; it becomes
+// 1 / sqrt(var + eps) and the running stats (if any) take one EMA step with
+// the unbiased variance. In eval, mean / rstd come from the running stats.
+// Then the affine coefficients: scale = weight * rstd, shift = bias.
+template <typename T>
+void batch_norm_coefs(double* mean, double* rstd, T* running_mean, T* running_var, const T* weight, const T* bias,
+                      index_t cnt, bool training, double momentum, double eps, double* scale, double* shift,
+                      index_t c0, index_t c1) {
+  if (training) {
+    for (index_t c = c0; c < c1; ++c) {
+      const double var = rstd[c];
+      if (running_mean) ema(running_mean + c, mean[c], momentum);
+      if (running_var) ema(running_var + c, cnt > 1 ? var * cnt / (cnt - 1) : var, momentum);
+      rstd[c] = rstd_of(var, eps);
+    }
+  } else {
+    for (index_t c = c0; c < c1; ++c) {
+      mean[c] = static_cast<double>(running_mean[c]);
+      rstd[c] = rstd_of(static_cast<double>(running_var[c]), eps);
+    }
+  }
+  for (index_t c = c0; c < c1; ++c) {
+    scale[c] = weight ? rstd[c] * static_cast<double>(weight[c]) : rstd[c];
+    shift[c] = bias ? static_cast<double>(bias[c]) : 0.0;
+  }
+}
+
 template <typename T>
 void batch_norm_forward_rows(const NormOps<T>& k, T* y, double* mean, double* rstd, T* running_mean,
                              T* running_var, const T* x, const T* weight, const T* bias, index_t N, index_t C,
@@ -156,23 +211,10 @@ void batch_norm_forward_rows(const NormOps<T>& k, T* y, double* mean, double* rs
     row_part_sums(s1, s2, N, C, [&](double* w1, double* w2, index_t n0, index_t n1) {
       k.chan_shifted_sums(w1, w2, K, x + n0 * C, n1 - n0, C, C);
     });
-    for (index_t c = 0; c < C; ++c) {
-      double var;
-      finish_stats(K[c], s1[c], s2[c], N, mean + c, &var);
-      if (running_mean) ema(running_mean + c, mean[c], momentum);
-      if (running_var) ema(running_var + c, N > 1 ? var * N / (N - 1) : var, momentum);
-      rstd[c] = rstd_of(var, eps);
-    }
-  } else {
-    for (index_t c = 0; c < C; ++c) {
-      mean[c] = static_cast<double>(running_mean[c]);
-      rstd[c] = rstd_of(static_cast<double>(running_var[c]), eps);
-    }
+    for (index_t c = 0; c < C; ++c) finish_stats(K[c], s1[c], s2[c], N, mean + c, rstd + c);  // biased var
   }
-  for (index_t c = 0; c < C; ++c) {
-    scale[c] = weight ? rstd[c] * static_cast<double>(weight[c]) : rstd[c];
-    shift[c] = bias ? static_cast<double>(bias[c]) : 0.0;
-  }
+  batch_norm_coefs(mean, rstd, running_mean, running_var, weight, bias, N, training, momentum, eps, scale, shift,
+                   /*c0=*/0, /*c1=*/C);
   parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
     k.chan_affine(y + n0 * C, nullptr, x + n0 * C, nullptr, scale, mean, shift, n1 - n0, C, 1, 0, C);
   });
@@ -193,24 +235,9 @@ void batch_norm_forward(T* y, double* mean, double* rstd, T* running_mean, T* ru
     return;
   }
   parallel_for(C, grain_for(cnt), [&](index_t c0, index_t c1) {
-    if (training) {
-      k.chan_stats(mean, rstd, x, N, C, L, c0, c1);  // rstd holds the biased var for now
-      for (index_t c = c0; c < c1; ++c) {
-        const double var = rstd[c];
-        if (running_mean) ema(running_mean + c, mean[c], momentum);
-        if (running_var) ema(running_var + c, cnt > 1 ? var * cnt / (cnt - 1) : var, momentum);
-        rstd[c] = rstd_of(var, eps);
-      }
-    } else {
-      for (index_t c = c0; c < c1; ++c) {
-        mean[c] = static_cast<double>(running_mean[c]);
-        rstd[c] = rstd_of(static_cast<double>(running_var[c]), eps);
-      }
-    }
-    for (index_t c = c0; c < c1; ++c) {
-      scale[c] = weight ? rstd[c] * static_cast<double>(weight[c]) : rstd[c];
-      shift[c] = bias ? static_cast<double>(bias[c]) : 0.0;
-    }
+    if (training) k.chan_stats(mean, rstd, x, N, C, L, c0, c1);  // rstd holds the biased var for now
+    batch_norm_coefs(mean, rstd, running_mean, running_var, weight, bias, cnt, training, momentum, eps, scale, shift,
+                     c0, c1);
     k.chan_affine(y, nullptr, x, nullptr, scale, mean, shift, N, C, L, c0, c1);
   });
 }
@@ -265,18 +292,8 @@ template <typename T>
 void group_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* weight, const T* bias, index_t N,
                         index_t C, index_t L, index_t G, double eps) {
   const NormOps<T>& k = isa_ops<NormOps<T>>();
-  GroupArgs<T> a;
-  a.N = N;
-  a.C = C;
-  a.L = L;
-  a.G = G;
-  a.eps = eps;
-  a.x = x;
-  a.weight = weight;
-  a.bias = bias;
-  a.y = y;
-  a.mean = mean;
-  a.rstd = rstd;
+  GroupArgs<T> a = group_args<T>(N, C, L, G);
+  set_forward_tensors(a, y, mean, rstd, x, weight, bias, eps);
   parallel_for(N * G, grain_for(C / G * L), [&](index_t lo, index_t hi) { k.group_forward(a, lo, hi); });
 }
 
@@ -284,17 +301,8 @@ template <typename T>
 void group_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const double* mean,
                          const double* rstd, const T* weight, index_t N, index_t C, index_t L, index_t G) {
   const NormOps<T>& k = isa_ops<NormOps<T>>();
-  GroupArgs<T> a;
-  a.N = N;
-  a.C = C;
-  a.L = L;
-  a.G = G;
-  a.x = x;
-  a.weight = weight;
-  a.mean = const_cast<double*>(mean);
-  a.rstd = const_cast<double*>(rstd);
-  a.dy = dy;
-  a.dx = dx;
+  GroupArgs<T> a = group_args<T>(N, C, L, G);
+  set_backward_tensors(a, dx, dy, x, mean, rstd, weight);
   std::vector<double> ws;
   if (dweight || dbias) {
     ws.assign(static_cast<size_t>(2 * N * C), 0.0);

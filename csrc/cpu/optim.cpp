@@ -72,6 +72,15 @@ T sign_of(bool maximize) {
   return maximize ? T(-1) : T(1);
 }
 
+// The Adam family's bias corrections after `step` updates: 1 - beta^step.
+struct BiasCorrections {
+  double bc1, bc2;
+};
+inline BiasCorrections bias_corrections(double beta1, double beta2, index_t step) {
+  const double t = static_cast<double>(step);
+  return {1.0 - std::pow(beta1, t), 1.0 - std::pow(beta2, t)};
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ SGD
@@ -94,18 +103,16 @@ void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* cons
                const AdamOptions& o) {
   const auto& K = range_kernels<T>();
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
-    const double t = static_cast<double>(step[i]);
-    const double bc1 = 1.0 - std::pow(o.beta1, t);
-    const double bc2 = 1.0 - std::pow(o.beta2, t);
+    const BiasCorrections bc = bias_corrections(o.beta1, o.beta2, step[i]);
     AdamCoef<T> c{sign_of<T>(o.maximize),
                   T(o.weight_decay),
                   T(1.0 - o.lr * o.weight_decay),
                   T(1.0 - o.beta1),
                   T(o.beta2),
                   T(1.0 - o.beta2),
-                  T(1.0 / std::sqrt(bc2)),
+                  T(1.0 / std::sqrt(bc.bc2)),
                   T(o.eps),
-                  T(o.lr / bc1),
+                  T(o.lr / bc.bc1),
                   o.weight_decay != 0 && !o.decoupled_weight_decay,
                   o.weight_decay != 0 && o.decoupled_weight_decay,
                   o.amsgrad};
@@ -148,8 +155,7 @@ void adabound_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* 
   const double final_lr = o.final_lr * o.lr / o.base_lr;
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
     const double t = static_cast<double>(step[i]);
-    const double bc1 = 1.0 - std::pow(o.beta1, t);
-    const double bc2 = 1.0 - std::pow(o.beta2, t);
+    const BiasCorrections bc = bias_corrections(o.beta1, o.beta2, step[i]);
     AdaBoundCoef<T> c{sign_of<T>(o.maximize),
                       T(o.weight_decay),
                       T(o.beta1),
@@ -157,7 +163,7 @@ void adabound_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* 
                       T(o.beta2),
                       T(1.0 - o.beta2),
                       T(o.eps),
-                      T(o.lr * std::sqrt(bc2) / bc1),
+                      T(o.lr * std::sqrt(bc.bc2) / bc.bc1),
                       T(final_lr * (1.0 - 1.0 / (o.gamma * t + 1.0))),
                       T(final_lr * (1.0 + 1.0 / (o.gamma * t))),
                       o.weight_decay != 0,
@@ -186,11 +192,10 @@ void lamb_step(double* trust_ratio, T* const* param, T* const* exp_avg, T* const
   if (count <= 0) return;
   const auto& K = range_kernels<T>();
   auto coef = [&](index_t i) {
-    const double t = static_cast<double>(step[i]);
-    const double bc1 = o.bias_correction ? 1.0 - std::pow(o.beta1, t) : 1.0;
-    const double bc2 = o.bias_correction ? 1.0 - std::pow(o.beta2, t) : 1.0;
+    const BiasCorrections bc =
+        o.bias_correction ? bias_corrections(o.beta1, o.beta2, step[i]) : BiasCorrections{1.0, 1.0};
     return LambCoef<T>{sign_of<T>(o.maximize), T(1.0 - o.beta1),           T(o.beta2),
-                       T(1.0 - o.beta2),       T(1.0 / bc1),               T(1.0 / std::sqrt(bc2)),
+                       T(1.0 - o.beta2),       T(1.0 / bc.bc1),            T(1.0 / std::sqrt(bc.bc2)),
                        T(o.eps),               T(o.weight_decay),          o.weight_decay != 0};
   };
   // Pass 1: moments, and per-block sums of param^2 and update^2.

@@ -122,6 +122,31 @@ inline void vec_loop(index_t n, Body&& body) {
 }
 
 // ------------------------------------------------------------------ steps
+// Moment updates of the Adam family, each stored at p and returned.
+// m = lerp(m, g, 1 - beta1) (Adam, LAMB; AdaBound keeps the reference's
+// beta1 * m + (1 - beta1) * g, which rounds differently).
+template <typename T, typename IO>
+inline vec<T> update_first_moment(const IO& io, T* p, const vec<T>& g, T omb1) {
+  vec<T> m = io.load(p);
+  m = m + omb1 * (g - m);
+  io.store(p, m);
+  return m;
+}
+// v = beta2 * v + (1 - beta2) * g^2 (Adam, AdaBound, LAMB).
+template <typename T, typename IO>
+inline vec<T> update_second_moment(const IO& io, T* p, const vec<T>& g, T beta2, T omb2) {
+  const vec<T> v = beta2 * io.load(p) + omb2 * (g * g);
+  io.store(p, v);
+  return v;
+}
+// AMSGrad / AMSBound: the running max of v, NaN propagating as torch.maximum.
+template <typename T, typename IO>
+inline vec<T> update_max_second_moment(const IO& io, T* p, const vec<T>& v) {
+  const vec<T> mx = vmax_nan(io.load(p), v);
+  io.store(p, mx);
+  return mx;
+}
+
 template <typename T>
 void sgd_range(T* param, T* buf, const T* grad, index_t n, const SgdCoef<T>& coef, bool init) {
   const SgdCoef<T> c = coef;  // a local copy the stores cannot alias
@@ -147,16 +172,9 @@ void adam_range(T* param, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, const T*
     vec<T> g = io.load(grad + i) * c.sign;
     if (c.decoupled) p = p * c.decay;
     if (c.l2) g = g + c.wd * p;
-    vec<T> m = io.load(exp_avg + i);
-    m = m + c.omb1 * (g - m);  // lerp(m, g, 1 - beta1)
-    const vec<T> v = c.beta2 * io.load(exp_avg_sq + i) + c.omb2 * (g * g);
-    io.store(exp_avg + i, m);
-    io.store(exp_avg_sq + i, v);
-    vec<T> vv = v;
-    if (c.amsgrad) {
-      vv = vmax_nan(io.load(max_exp_avg_sq + i), v);
-      io.store(max_exp_avg_sq + i, vv);
-    }
+    const vec<T> m = update_first_moment(io, exp_avg + i, g, c.omb1);
+    const vec<T> v = update_second_moment(io, exp_avg_sq + i, g, c.beta2, c.omb2);
+    const vec<T> vv = c.amsgrad ? update_max_second_moment(io, max_exp_avg_sq + i, v) : v;
     const vec<T> denom = vsqrt(vv) * c.inv_bc2_sqrt + c.eps;
     io.store(param + i, p - c.step_size * (m / denom));
   });
@@ -214,14 +232,9 @@ void adabound_range(T* param, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, cons
     vec<T> g = io.load(grad + i) * c.sign;
     if (c.l2) g = g + c.wd * p;
     const vec<T> m = c.beta1 * io.load(exp_avg + i) + c.omb1 * g;
-    const vec<T> v = c.beta2 * io.load(exp_avg_sq + i) + c.omb2 * (g * g);
     io.store(exp_avg + i, m);
-    io.store(exp_avg_sq + i, v);
-    vec<T> vv = v;
-    if (c.amsbound) {
-      vv = vmax_nan(io.load(max_exp_avg_sq + i), v);
-      io.store(max_exp_avg_sq + i, vv);
-    }
+    const vec<T> v = update_second_moment(io, exp_avg_sq + i, g, c.beta2, c.omb2);
+    const vec<T> vv = c.amsbound ? update_max_second_moment(io, max_exp_avg_sq + i, v) : v;
     vec<T> s = c.step_size / (vsqrt(vv) + c.eps);
     s = vmin_nan(vmax_nan(s, lower), upper);  // clamp_(lower, upper)
     io.store(param + i, p - s * m);
@@ -259,11 +272,8 @@ void lamb_pass1(double* param_sq, double* update_sq, T* exp_avg, T* exp_avg_sq, 
   vec_loop<T>(n, [&](auto io, index_t i) {
     const vec<T> p = io.load(param + i);
     const vec<T> g = io.load(grad + i) * c.sign;
-    vec<T> m = io.load(exp_avg + i);
-    m = m + c.omb1 * (g - m);
-    const vec<T> v = c.beta2 * io.load(exp_avg_sq + i) + c.omb2 * (g * g);
-    io.store(exp_avg + i, m);
-    io.store(exp_avg_sq + i, v);
+    const vec<T> m = update_first_moment(io, exp_avg + i, g, c.omb1);
+    const vec<T> v = update_second_moment(io, exp_avg_sq + i, g, c.beta2, c.omb2);
     add_squares<T>(ps, p);
     add_squares<T>(us, lamb_update<T>(io, m, v, p, c));
   });

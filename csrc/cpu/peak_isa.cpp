@@ -8,43 +8,22 @@
 #include "cpu/peak_internal.h"
 #include "nnfast/common.h"
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 
 namespace {
-#if defined(__AVX512F__)
-using VF = __m512;
-using VD = __m512d;
-inline VF fma(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
-inline VD fma(VD a, VD b, VD c) { return _mm512_fmadd_pd(a, b, c); }
-inline VF splat(float x, VF*) { return _mm512_set1_ps(x); }
-inline VD splat(double x, VD*) { return _mm512_set1_pd(x); }
-#elif defined(__AVX2__) && defined(__FMA__)
-using VF = __m256;
-using VD = __m256d;
-inline VF fma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
-inline VD fma(VD a, VD b, VD c) { return _mm256_fmadd_pd(a, b, c); }
-inline VF splat(float x, VF*) { return _mm256_set1_ps(x); }
-inline VD splat(double x, VD*) { return _mm256_set1_pd(x); }
-#else
+// The widest register of this ISA (zmm / ymm / xmm). simd::fma is the ISA's
+// fused multiply-add instruction where it has one (a * b + c otherwise).
 using VF = simd::Native<float>;
 using VD = simd::Native<double>;
-inline VF fma(VF a, VF b, VF c) { return simd::fma(a, b, c); }
-inline VD fma(VD a, VD b, VD c) { return simd::fma(a, b, c); }
-inline VF splat(float x, VF*) { return VF{} + x; }
-inline VD splat(double x, VD*) { return VD{} + x; }
-#endif
 
 // Runs `iters` x 12 vector FMAs; returns a value that depends on all of them so
 // nothing is optimised away.
 template <class R, class T>
 __attribute__((noinline)) T fma_chains(long iters, T a, T b) {
-  const R va = splat(a, static_cast<R*>(nullptr)), vb = splat(b, static_cast<R*>(nullptr));
-  R c0 = splat(T(0), static_cast<R*>(nullptr)), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+  using simd::fma;
+  const R va = simd::splat<R>(a), vb = simd::splat<R>(b);
+  R c0 = R{}, c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
   R c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
   for (long it = 0; it < iters; ++it) {
     c0 = fma(va, vb, c0), c1 = fma(va, vb, c1), c2 = fma(va, vb, c2), c3 = fma(va, vb, c3);
