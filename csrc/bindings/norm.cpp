@@ -74,24 +74,31 @@ struct NormShapes {
   const char* mean_missing;  // the message when a required mean is None
 };
 
-Arr opt_mean(const char* op, const py::object& mean, const NormShapes& s, bool out) {
-  Arr m = has(mean) ? stat_arr(op, mean, "mean", s.stat, out) : Arr();
-  if (s.mean_required && !m.on) value_error(op, s.mean_missing);
-  return m;
-}
+// What forward and backward both take: input (the dtype reference), the statistics mean /
+// rstd (written by forward, read by backward; mean may be None for RMS norm) and weight.
+struct NormArgs {
+  Arr x, mean, rstd, weight;
+
+  void check_stats_and_weight(const char* op, const py::object& mean_o, const py::object& rstd_o,
+                              const py::object& weight_o, const NormShapes& s, bool forward) {
+    mean = has(mean_o) ? stat_arr(op, mean_o, "mean", s.stat, forward) : Arr();
+    if (s.mean_required && !mean.on) value_error(op, s.mean_missing);
+    rstd = stat_arr(op, rstd_o, "rstd", s.stat, forward);
+    weight = opt_data(op, x.a, weight_o, "weight", s.param, false);
+  }
+};
 
 // Forward: out, mean, rstd written; input, weight, bias read.
-struct NormForward {
-  Arr x, y, mean, rstd, weight, bias;
+struct NormForward : NormArgs {
+  Arr y, bias;
 };
 NormForward check_norm_forward(const char* op, const py::array& x, const py::object& y, const py::object& mean,
                                const py::object& rstd, const py::object& weight, const py::object& bias,
                                const NormShapes& s) {
-  NormForward f{in(x)};
+  NormForward f;
+  f.x = in(x);
   f.y = data_arr(op, x, y, "out", s.data, true);
-  f.mean = opt_mean(op, mean, s, true);
-  f.rstd = stat_arr(op, rstd, "rstd", s.stat, true);
-  f.weight = opt_data(op, x, weight, "weight", s.param, false);
+  f.check_stats_and_weight(op, mean, rstd, weight, s, true);
   f.bias = opt_data(op, x, bias, "bias", s.param, false);
   return f;
 }
@@ -103,8 +110,8 @@ void no_alias_forward(const char* op, const NormForward& f, std::vector<std::pai
 // Backward: grad_input / grad_weight / grad_bias (each optional) written; grad,
 // input, mean, rstd, weight read. run() calls kernel(dx, dweight, dbias, dy, x,
 // mean, rstd, weight) with the GIL released.
-struct NormBackward {
-  Arr x, dy, mean, rstd, weight, dx, dweight, dbias;
+struct NormBackward : NormArgs {
+  Arr dy, dx, dweight, dbias;
 
   template <typename K>
   void run(DType dt, K&& kernel) {
@@ -121,11 +128,10 @@ NormBackward check_norm_backward(const char* op, const py::object& dx, const py:
                                  const py::object& dbias, const py::array& x, const py::object& dy,
                                  const py::object& mean, const py::object& rstd, const py::object& weight,
                                  const NormShapes& s) {
-  NormBackward b{in(x)};
+  NormBackward b;
+  b.x = in(x);
   b.dy = data_arr(op, x, dy, "grad", s.data, false);
-  b.mean = opt_mean(op, mean, s, false);
-  b.rstd = stat_arr(op, rstd, "rstd", s.stat, false);
-  b.weight = opt_data(op, x, weight, "weight", s.param, false);
+  b.check_stats_and_weight(op, mean, rstd, weight, s, false);
   b.dx = opt_data(op, x, dx, "grad_input", s.data, true);
   b.dweight = opt_data(op, x, dweight, "grad_weight", s.param, true);
   b.dbias = opt_data(op, x, dbias, "grad_bias", s.param, true);

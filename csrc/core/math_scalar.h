@@ -1,4 +1,4 @@
-// Scalar reference forms of the pointwise math (exp, expm1, log1p, tanh, the
+// Scalar reference forms of the pointwise math (exp, log, expm1, log1p, tanh, sqrt, the
 // normal tail / erf, sigmoid and the activations built on them), for one
 // element. Compiles as plain C++ and, under nvcc, as __host__ __device__
 // (NNFAST_HD), so CUDA kernels and host reference code share one definition.
@@ -22,6 +22,8 @@ namespace scalar {
 
 NNFAST_HD inline float exp(float x) { return ::expf(x); }
 NNFAST_HD inline double exp(double x) { return ::exp(x); }
+NNFAST_HD inline float log(float x) { return ::logf(x); }
+NNFAST_HD inline double log(double x) { return ::log(x); }
 NNFAST_HD inline float expm1(float x) { return ::expm1f(x); }
 NNFAST_HD inline double expm1(double x) { return ::expm1(x); }
 NNFAST_HD inline float log1p(float x) { return ::log1pf(x); }
@@ -34,6 +36,8 @@ NNFAST_HD inline float erf(float x) { return ::erff(x); }
 NNFAST_HD inline double erf(double x) { return ::erf(x); }
 NNFAST_HD inline float fabs(float x) { return ::fabsf(x); }
 NNFAST_HD inline double fabs(double x) { return ::fabs(x); }
+NNFAST_HD inline float sqrt(float x) { return ::sqrtf(x); }
+NNFAST_HD inline double sqrt(double x) { return ::sqrt(x); }
 
 // sigmoid(x) without overflow: exp of -|x| only.
 template <typename T>
@@ -49,16 +53,23 @@ NNFAST_HD inline T normal_tail(T x) {
   return T(0.5) * scalar::erfc(scalar::fabs(x) * T(0.70710678118654752440));
 }
 
-// Exact GELU x Phi(x), and its derivative Phi(x) + x phi(x).
+// Exact GELU x Phi(x), and its derivative Phi(x) + x phi(x), from the tail t = Phi(-|x|)
+// (a caller with a more accurate tail than normal_tail passes its own).
 template <typename T>
-NNFAST_HD inline T gelu(T x) {
-  const T t = normal_tail(x);
+NNFAST_HD inline T gelu_from_tail(T x, T t) {
   return x * (x < T(0) ? t : T(1) - t);
 }
 template <typename T>
-NNFAST_HD inline T gelu_grad(T x) {
-  const T t = normal_tail(x);
+NNFAST_HD inline T gelu_grad_from_tail(T x, T t) {
   return (x < T(0) ? t : T(1) - t) + x * scalar::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+}
+template <typename T>
+NNFAST_HD inline T gelu(T x) {
+  return gelu_from_tail(x, normal_tail(x));
+}
+template <typename T>
+NNFAST_HD inline T gelu_grad(T x) {
+  return gelu_grad_from_tail(x, normal_tail(x));
 }
 
 // tanh-approximated GELU as x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).

@@ -13,6 +13,7 @@
 //   tree), so a result does not depend on scheduling. Parameter gradients are
 //   added (+=) to the caller's buffer by one thread; input gradients overwrite.
 #include "cuda/common.cuh"
+#include "cuda/reduce.cuh"
 #include "nnfast/cuda/activation.h"
 
 #include <cstdint>
@@ -33,9 +34,6 @@ namespace {
                               "), got " + std::to_string(static_cast<int>(act)));
 }
 
-__device__ __forceinline__ float log_s(float x) { return ::logf(x); }
-__device__ __forceinline__ double log_s(double x) { return ::log(x); }
-
 // Phi(-|x|) = erfc(|x| / sqrt 2) / 2. In float the argument's rounding (relative 2^-24)
 // is amplified by ~2 z^2 in erfc's result, so its error term dz is carried to first order:
 // erfc(z + dz) = erfc(z) - dz 2/sqrt(pi) exp(-z^2). Double uses the scalar form as is.
@@ -47,17 +45,6 @@ __device__ __forceinline__ float normal_tail_c(float x) {
   return 0.5f * (::erfcf(z) - dz * 1.12837916709551257390f * ::expf(-z * z));
 }
 __device__ __forceinline__ double normal_tail_c(double x) { return scalar::normal_tail(x); }
-
-template <typename T>
-__device__ __forceinline__ T gelu_c(T x) {
-  const T t = normal_tail_c(x);
-  return x * (x < T(0) ? t : T(1) - t);
-}
-template <typename T>
-__device__ __forceinline__ T gelu_grad_c(T x) {
-  const T t = normal_tail_c(x);
-  return (x < T(0) ? t : T(1) - t) + x * scalar::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
-}
 
 constexpr int kThreads = 256;
 constexpr index_t kMaxBlocks = 1024;  // grid-stride: enough blocks to fill a GPU, few for the emulator
@@ -99,7 +86,7 @@ __device__ __forceinline__ T act_fwd_s(T x, T a, T b) {
   } else if constexpr (A == Act::Tanh) {
     return scalar::tanh(x);
   } else if constexpr (A == Act::GELU) {
-    return gelu_c(x);
+    return scalar::gelu_from_tail(x, normal_tail_c(x));
   } else if constexpr (A == Act::GELUTanh) {
     return scalar::gelu_tanh(x);
   } else if constexpr (A == Act::SiLU) {
@@ -144,7 +131,7 @@ __device__ __forceinline__ T act_grad_s(T s, T a, T b) {
   } else if constexpr (A == Act::Tanh) {
     return T(1) - s * s;
   } else if constexpr (A == Act::GELU) {
-    return gelu_grad_c(s);
+    return scalar::gelu_grad_from_tail(s, normal_tail_c(s));
   } else if constexpr (A == Act::GELUTanh) {
     const T k = T(0.79788456080286535588);
     const T x2 = s * s;
@@ -225,195 +212,132 @@ void launch_map(index_t n, const Op& op, std::initializer_list<const void*> ptrs
 }
 
 // ------------------------------------------------------------------ pointwise ops
-template <typename T, Act A>
-struct ActFwd {
+// The two shapes of every pointwise op: y[i] = f(x[i], i), and out[i] = f(a[i], b[i], i)
+// (a = dy for the gradients). f is a formula functor; i (the flat element index) serves
+// the per-channel weights. Both walk packs of N elements (see launch_map).
+template <typename T, class F>
+struct Unary {
   T* y;
   const T* x;
-  T a, b;
+  F f;
   template <int N>
   __device__ __forceinline__ void run(index_t i) const {
     Pack<T, N> v = load<N>(x + i);
 #pragma unroll
-    for (int j = 0; j < N; ++j) v.v[j] = act_fwd_s<A>(v.v[j], a, b);
+    for (int j = 0; j < N; ++j) v.v[j] = f(v.v[j], i + j);
     store<N>(y + i, v);
   }
 };
 
-template <typename T, Act A>
-struct ActBwd {
-  T* dx;
-  const T* dy;
-  const T* s;
-  T a, b;
+template <typename T, class F>
+struct Binary {
+  T* out;
+  const T* a;
+  const T* b;
+  F f;
   template <int N>
   __device__ __forceinline__ void run(index_t i) const {
-    Pack<T, N> g = load<N>(dy + i);
-    const Pack<T, N> v = load<N>(s + i);
+    Pack<T, N> u = load<N>(a + i);
+    const Pack<T, N> v = load<N>(b + i);
 #pragma unroll
-    for (int j = 0; j < N; ++j) g.v[j] = g.v[j] * act_grad_s<A>(v.v[j], a, b);
-    store<N>(dx + i, g);
+    for (int j = 0; j < N; ++j) u.v[j] = f(u.v[j], v.v[j], i + j);
+    store<N>(out + i, u);
   }
 };
 
+template <typename T, class F>
+void map_unary(T* y, const T* x, index_t n, F f, cudaStream_t stream) {
+  launch_map<T>(n, Unary<T, F>{y, x, f}, {y, x}, stream);
+}
+template <typename T, class F>
+void map_binary(T* out, const T* a, const T* b, index_t n, F f, cudaStream_t stream) {
+  launch_map<T>(n, Binary<T, F>{out, a, b, f}, {out, a, b}, stream);
+}
+
+template <typename T, Act A>
+struct ActFwd {  // A(x)
+  T a, b;
+  __device__ __forceinline__ T operator()(T x, index_t) const { return act_fwd_s<A>(x, a, b); }
+};
+
+template <typename T, Act A>
+struct ActBwd {  // dy A'(s)
+  T a, b;
+  __device__ __forceinline__ T operator()(T g, T s, index_t) const { return g * act_grad_s<A>(s, a, b); }
+};
+
+// PReLU on (N, C, S): element i is in channel (i / S) % C.
 template <typename T>
 struct PreluFwd {
-  T* y;
-  const T* x;
   const T* w;
   index_t C, S;
-  template <int N>
-  __device__ __forceinline__ void run(index_t i) const {
-    Pack<T, N> v = load<N>(x + i);
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      const T wc = w[((i + j) / S) % C];
-      v.v[j] = v.v[j] > T(0) ? v.v[j] : v.v[j] * wc;
-    }
-    store<N>(y + i, v);
-  }
+  __device__ __forceinline__ T operator()(T x, index_t i) const { return x > T(0) ? x : x * w[(i / S) % C]; }
 };
 
 template <typename T>
 struct PreluBwdX {
-  T* dx;
-  const T* dy;
-  const T* x;
   const T* w;
   index_t C, S;
-  template <int N>
-  __device__ __forceinline__ void run(index_t i) const {
-    Pack<T, N> g = load<N>(dy + i);
-    const Pack<T, N> v = load<N>(x + i);
-#pragma unroll
-    for (int j = 0; j < N; ++j) g.v[j] = v.v[j] > T(0) ? g.v[j] : g.v[j] * w[((i + j) / S) % C];
-    store<N>(dx + i, g);
-  }
+  __device__ __forceinline__ T operator()(T g, T x, index_t i) const { return x > T(0) ? g : g * w[(i / S) % C]; }
 };
 
 template <typename T>
-struct SwishFwd {
-  T* y;
-  const T* x;
+struct SwishFwd {  // x sigmoid(beta x)
   T beta;
-  template <int N>
-  __device__ __forceinline__ void run(index_t i) const {
-    Pack<T, N> v = load<N>(x + i);
-#pragma unroll
-    for (int j = 0; j < N; ++j) v.v[j] = v.v[j] * scalar::sigmoid(v.v[j] * beta);
-    store<N>(y + i, v);
-  }
+  __device__ __forceinline__ T operator()(T x, index_t) const { return x * scalar::sigmoid(x * beta); }
 };
 
 template <typename T>
 struct SwishBwdX {
-  T* dx;
-  const T* dy;
-  const T* x;
   T beta;
-  template <int N>
-  __device__ __forceinline__ void run(index_t i) const {
-    Pack<T, N> g = load<N>(dy + i);
-    const Pack<T, N> v = load<N>(x + i);
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      const T s = scalar::sigmoid(v.v[j] * beta);
-      g.v[j] = g.v[j] * (s + v.v[j] * (s * (T(1) - s)) * beta);
-    }
-    store<N>(dx + i, g);
+  __device__ __forceinline__ T operator()(T g, T x, index_t) const {
+    const T s = scalar::sigmoid(x * beta);
+    return g * (s + x * (s * (T(1) - s)) * beta);
   }
 };
 
 template <typename T>
 struct StepFwd {
-  T* y;
-  const T* x;
   T thr;
   bool sign;
-  template <int N>
-  __device__ __forceinline__ void run(index_t i) const {
-    Pack<T, N> v = load<N>(x + i);
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      const T t = v.v[j];
-      if (sign)
-        v.v[j] = t > T(0) ? T(1) : (t < T(0) ? T(-1) : t * T(0));  // 0 -> 0, NaN -> NaN
-      else
-        v.v[j] = t > thr ? T(1) : (t <= thr ? T(0) : t);  // NaN -> NaN
-    }
-    store<N>(y + i, v);
+  __device__ __forceinline__ T operator()(T t, index_t) const {
+    if (sign) return t > T(0) ? T(1) : (t < T(0) ? T(-1) : t * T(0));  // 0 -> 0, NaN -> NaN
+    return t > thr ? T(1) : (t <= thr ? T(0) : t);                       // NaN -> NaN
   }
 };
 
 // Gated units over the flattened (outer, L) output: value / gate halves of each row of x.
-template <typename T, Act A>
-__global__ void __launch_bounds__(kThreads) glu_fwd_kernel(T* y, const T* x, index_t outer, index_t L, index_t vofs,
-                                                            index_t gofs) {
+// Forward: out = y. Backward: out = dx, from dy.
+template <typename T, Act A, bool Bwd>
+__global__ void __launch_bounds__(kThreads) glu_kernel(T* out, const T* dy, const T* x, index_t outer, index_t L,
+                                                        index_t vofs, index_t gofs) {
   const index_t n = outer * L, stride = static_cast<index_t>(gridDim.x) * blockDim.x;
   for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const index_t o = i / L, k = i - o * L;
     const T* xo = x + o * 2 * L + k;
-    y[i] = xo[vofs] * act_fwd_s<A>(xo[gofs], T(0), T(0));
+    if constexpr (!Bwd) {
+      out[i] = xo[vofs] * act_fwd_s<A>(xo[gofs], T(0), T(0));
+    } else {
+      T* dxo = out + o * 2 * L + k;
+      const T z = xo[gofs], g = dy[i];
+      const T a = act_fwd_s<A>(z, T(0), T(0));
+      constexpr bool kFromOutput = act_grad_from_output(A);
+      const T d = kFromOutput ? act_grad_s<A>(a, T(0), T(0)) : act_grad_s<A>(z, T(0), T(0));
+      dxo[vofs] = g * a;
+      dxo[gofs] = g * xo[vofs] * d;
+    }
   }
 }
 
-template <typename T, Act A>
-__global__ void __launch_bounds__(kThreads) glu_bwd_kernel(T* dx, const T* dy, const T* x, index_t outer, index_t L,
-                                                            index_t vofs, index_t gofs) {
-  const index_t n = outer * L, stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const index_t o = i / L, k = i - o * L;
-    const T* xo = x + o * 2 * L + k;
-    T* dxo = dx + o * 2 * L + k;
-    const T z = xo[gofs], g = dy[i];
-    const T a = act_fwd_s<A>(z, T(0), T(0));
-    constexpr bool kFromOutput = act_grad_from_output(A);
-    const T d = kFromOutput ? act_grad_s<A>(a, T(0), T(0)) : act_grad_s<A>(z, T(0), T(0));
-    dxo[vofs] = g * a;
-    dxo[gofs] = g * xo[vofs] * d;
-  }
-}
-
-// ------------------------------------------------------------------ reductions
-template <typename A>
-__device__ __forceinline__ A warp_sum(A v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-template <typename A>
-__device__ __forceinline__ A warp_max(A v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const A u = __shfl_xor_sync(0xffffffffu, v, o);
-    v = u > v ? u : v;
-  }
-  return v;
-}
-
-// Sum (or max) over the block of one value per thread, returned to every thread.
-// blockDim.x is a multiple of 32 and at most 1024; every thread of the block calls it.
-template <bool Max, typename A>
-__device__ A block_reduce(A v) {
-  __shared__ A part[32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = Max ? warp_max(v) : warp_sum(v);
-  __syncthreads();  // part[] may still be read by a previous call
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    A u = lane < warps ? part[lane] : part[0];
-    if (!Max && lane >= warps) u = A(0);
-    u = Max ? warp_max(u) : warp_sum(u);
-    if (lane == 0) part[0] = u;
-  }
-  __syncthreads();
-  return part[0];
-}
+// ------------------------------------------------------------------ reductions (cuda/reduce.cuh)
+using reduce::block_sum;
+using reduce::RowGroup;
 
 // dweight[c] += sum over x <= 0 of dy x, channel c of (N, C, S): one block per channel.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) prelu_dweight_kernel(T* dw, const T* dy, const T* x, index_t N, index_t C,
                                                                   index_t S) {
+  __shared__ double sh[32];
   for (index_t c = blockIdx.x; c < C; c += gridDim.x) {
     double acc = 0;
     const index_t m = N * S;
@@ -423,7 +347,7 @@ __global__ void __launch_bounds__(kThreads) prelu_dweight_kernel(T* dw, const T*
       const T v = x[i];
       if (!(v > T(0))) acc += static_cast<double>(dy[i] * v);
     }
-    acc = block_reduce<false>(acc);
+    acc = block_sum(acc, sh);
     if (threadIdx.x == 0) dw[c] += static_cast<T>(acc);
   }
 }
@@ -431,12 +355,13 @@ __global__ void __launch_bounds__(kThreads) prelu_dweight_kernel(T* dw, const T*
 // *dbeta += sum dy x^2 s (1 - s), s = sigmoid(beta x): one block.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) swish_dbeta_kernel(T* dbeta, const T* dy, const T* x, index_t n, T beta) {
+  __shared__ double sh[32];
   double acc = 0;
   for (index_t i = threadIdx.x; i < n; i += blockDim.x) {
     const T v = x[i], s = scalar::sigmoid(v * beta);
     acc += static_cast<double>(dy[i] * (v * v) * (s * (T(1) - s)));
   }
-  acc = block_reduce<false>(acc);
+  acc = block_sum(acc, sh);
   if (threadIdx.x == 0) *dbeta += static_cast<T>(acc);
 }
 
@@ -449,73 +374,40 @@ struct Acc<double> {
   using type = double;
 };
 
-// Softmax over rows (inner == 1). Warp-per-row for short rows: each warp takes rows
-// in a grid-stride loop (warp-uniform, so every lane reaches the shuffles).
-template <typename T, bool Bwd>
-__global__ void __launch_bounds__(kThreads) softmax_warp_kernel(T* out, const T* a, const T* b, index_t rows,
+// Softmax over rows (inner == 1): a warp per row for short rows, the whole block per
+// row for long ones (kBlk); the group takes rows in a grid-stride loop (uniform over
+// the group, so all its threads reach the reductions).
+template <typename T, bool Bwd, bool kBlk>
+__global__ void __launch_bounds__(kThreads) softmax_rows_kernel(T* out, const T* a, const T* b, index_t rows,
                                                                  index_t D, bool log) {
   using A = typename Acc<T>::type;
-  const int lane = threadIdx.x & 31;
-  const index_t warps = static_cast<index_t>(gridDim.x) * (blockDim.x >> 5);
-  for (index_t r = static_cast<index_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5); r < rows; r += warps) {
+  __shared__ A sh[32];
+  const RowGroup<kBlk> g;
+  for (index_t r = g.first; r < rows; r += g.stride) {
     T* o = out + r * D;
     const T* pa = a + r * D;
     const T* pb = b ? b + r * D : nullptr;
     if (!Bwd) {  // a = x
       A m = -INFINITY;
-      for (index_t j = lane; j < D; j += 32) m = static_cast<A>(pa[j]) > m ? static_cast<A>(pa[j]) : m;
-      m = warp_max(m);
+      for (index_t j = g.lane; j < D; j += g.size) m = static_cast<A>(pa[j]) > m ? static_cast<A>(pa[j]) : m;
+      m = g.max(m, sh);  // m is never NaN: the comparison above skips NaN elements
       A s = 0;
-      for (index_t j = lane; j < D; j += 32) s += scalar::exp(static_cast<A>(pa[j]) - m);
-      s = warp_sum(s);
+      for (index_t j = g.lane; j < D; j += g.size) s += scalar::exp(static_cast<A>(pa[j]) - m);
+      s = g.sum(s, sh);
       if (log) {
-        const A ls = m + log_s(s);
-        for (index_t j = lane; j < D; j += 32) o[j] = static_cast<T>(static_cast<A>(pa[j]) - ls);
+        const A ls = m + scalar::log(s);
+        for (index_t j = g.lane; j < D; j += g.size) o[j] = static_cast<T>(static_cast<A>(pa[j]) - ls);
       } else {
         const A inv = A(1) / s;
-        for (index_t j = lane; j < D; j += 32) o[j] = static_cast<T>(scalar::exp(static_cast<A>(pa[j]) - m) * inv);
+        for (index_t j = g.lane; j < D; j += g.size)
+          o[j] = static_cast<T>(scalar::exp(static_cast<A>(pa[j]) - m) * inv);
       }
     } else {  // a = dy, b = y
       A s = 0;
-      for (index_t j = lane; j < D; j += 32) s += log ? static_cast<A>(pa[j]) : static_cast<A>(pa[j]) * pb[j];
-      s = warp_sum(s);
-      for (index_t j = lane; j < D; j += 32)
-        o[j] = log ? static_cast<T>(pa[j] - scalar::exp(static_cast<A>(pb[j])) * s)
-                   : static_cast<T>(pb[j] * (pa[j] - s));
-    }
-  }
-}
-
-// Block-per-row for long rows.
-template <typename T, bool Bwd>
-__global__ void __launch_bounds__(kThreads) softmax_block_kernel(T* out, const T* a, const T* b, index_t rows,
-                                                                  index_t D, bool log) {
-  using A = typename Acc<T>::type;
-  for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    T* o = out + r * D;
-    const T* pa = a + r * D;
-    const T* pb = b ? b + r * D : nullptr;
-    if (!Bwd) {
-      A m = -INFINITY;
-      for (index_t j = threadIdx.x; j < D; j += blockDim.x) m = static_cast<A>(pa[j]) > m ? static_cast<A>(pa[j]) : m;
-      m = block_reduce<true>(m);
-      A s = 0;
-      for (index_t j = threadIdx.x; j < D; j += blockDim.x) s += scalar::exp(static_cast<A>(pa[j]) - m);
-      s = block_reduce<false>(s);
-      if (log) {
-        const A ls = m + log_s(s);
-        for (index_t j = threadIdx.x; j < D; j += blockDim.x) o[j] = static_cast<T>(static_cast<A>(pa[j]) - ls);
-      } else {
-        const A inv = A(1) / s;
-        for (index_t j = threadIdx.x; j < D; j += blockDim.x)
-          o[j] = static_cast<T>(scalar::exp(static_cast<A>(pa[j]) - m) * inv);
-      }
-    } else {
-      A s = 0;
-      for (index_t j = threadIdx.x; j < D; j += blockDim.x)
+      for (index_t j = g.lane; j < D; j += g.size)
         s += log ? static_cast<A>(pa[j]) : static_cast<A>(pa[j]) * pb[j];
-      s = block_reduce<false>(s);
-      for (index_t j = threadIdx.x; j < D; j += blockDim.x)
+      s = g.sum(s, sh);
+      for (index_t j = g.lane; j < D; j += g.size)
         o[j] = log ? static_cast<T>(pa[j] - scalar::exp(static_cast<A>(pb[j])) * s)
                    : static_cast<T>(pb[j] * (pa[j] - s));
     }
@@ -538,7 +430,7 @@ __global__ void __launch_bounds__(kThreads) softmax_cols_kernel(T* out, const T*
       A s = 0;
       for (index_t j = 0; j < D; ++j) s += scalar::exp(static_cast<A>(a[base + j * inner]) - m);
       if (log) {
-        const A ls = m + log_s(s);
+        const A ls = m + scalar::log(s);
         for (index_t j = 0; j < D; ++j) out[base + j * inner] = static_cast<T>(static_cast<A>(a[base + j * inner]) - ls);
       } else {
         const A inv = A(1) / s;
@@ -567,12 +459,33 @@ void launch_softmax(T* out, const T* a, const T* b, index_t outer, index_t D, in
     auto* k = softmax_cols_kernel<T, Bwd>;
     NNFAST_LAUNCH(k, grid_for(outer * inner), kThreads, 0, stream)(out, a, b, outer, D, inner, log);
   } else if (D <= 1024) {
-    auto* k = softmax_warp_kernel<T, Bwd>;
+    auto* k = softmax_rows_kernel<T, Bwd, false>;
     NNFAST_LAUNCH(k, grid_for(outer * 32), kThreads, 0, stream)(out, a, b, outer, D, log);
   } else {
-    auto* k = softmax_block_kernel<T, Bwd>;
+    auto* k = softmax_rows_kernel<T, Bwd, true>;
     NNFAST_LAUNCH(k, grid_for(outer * kThreads), kThreads, 0, stream)(out, a, b, outer, D, log);
   }
+  NNFAST_CUDA_CHECK_LAUNCH();
+}
+
+// Gate activations of the gated units (the binding checks the code is one of these).
+constexpr bool is_gate_act(Act a) {
+  return a == Act::Sigmoid || a == Act::SiLU || a == Act::GELU || a == Act::GELUTanh || a == Act::ReLU ||
+         a == Act::Identity;
+}
+
+template <typename T, bool Bwd>
+void launch_glu(const char* what, T* out, const T* dy, const T* x, index_t outer, index_t L, Act act, bool gate_first,
+                cudaStream_t stream) {
+  if (outer <= 0 || L <= 0) return;
+  if (!is_gate_act(act)) unsupported_act(what, act);
+  const index_t gofs = gate_first ? 0 : L, vofs = gate_first ? L : 0;
+  act_visit(act, [&](auto A) {
+    if constexpr (is_gate_act(decltype(A)::value)) {
+      auto* k = glu_kernel<T, decltype(A)::value, Bwd>;
+      NNFAST_LAUNCH(k, grid_for(outer * L), kThreads, 0, stream)(out, dy, x, outer, L, vofs, gofs);
+    }
+  });
   NNFAST_CUDA_CHECK_LAUNCH();
 }
 
@@ -590,38 +503,26 @@ bool act_supported(Act act) {
 }
 
 // ------------------------------------------------------------------ launchers
+// The launchers reach their compile-time Act through act_visit (nnfast/common.h), after
+// rejecting the codes they have no kernel for.
 template <typename T>
 void act_forward(T* y, const T* x, index_t n, Act act, const ActParams& p, cudaStream_t stream) {
+  if (!act_supported(act)) unsupported_act("act_forward", act);
   const T a = static_cast<T>(p.a), b = static_cast<T>(p.b);
-  switch (act) {
-#define NNFAST_CASE(A, ...) \
-  case Act::A:         \
-    return launch_map<T>(n, ActFwd<T, Act::A>{y, x, a, b}, {y, x}, stream);
-    NNFAST_ACTIVATIONS(NNFAST_CASE)
-#undef NNFAST_CASE
-    default:
-      unsupported_act("act_forward", act);
-  }
+  act_visit(act, [&](auto A) { map_unary(y, x, n, ActFwd<T, decltype(A)::value>{a, b}, stream); });
 }
 
 template <typename T>
 void act_backward(T* dx, const T* dy, const T* saved, index_t n, Act act, const ActParams& p, cudaStream_t stream) {
+  if (!act_supported(act)) unsupported_act("act_backward", act);
   const T a = static_cast<T>(p.a), b = static_cast<T>(p.b);
-  switch (act) {
-#define NNFAST_CASE(A, ...) \
-  case Act::A:         \
-    return launch_map<T>(n, ActBwd<T, Act::A>{dx, dy, saved, a, b}, {dx, dy, saved}, stream);
-    NNFAST_ACTIVATIONS(NNFAST_CASE)
-#undef NNFAST_CASE
-    default:
-      unsupported_act("act_backward", act);
-  }
+  act_visit(act, [&](auto A) { map_binary(dx, dy, saved, n, ActBwd<T, decltype(A)::value>{a, b}, stream); });
 }
 
 template <typename T>
 void prelu_forward(T* y, const T* x, const T* weight, index_t N, index_t C, index_t S, cudaStream_t stream) {
   if (N <= 0 || C <= 0 || S <= 0) return;
-  launch_map<T>(N * C * S, PreluFwd<T>{y, x, weight, C, S}, {y, x}, stream);
+  map_unary(y, x, N * C * S, PreluFwd<T>{weight, C, S}, stream);
 }
 
 template <typename T>
@@ -634,12 +535,12 @@ void prelu_backward(T* dx, T* dweight, const T* dy, const T* x, const T* weight,
                                                                                                    S);
     NNFAST_CUDA_CHECK_LAUNCH();
   }
-  if (dx) launch_map<T>(N * C * S, PreluBwdX<T>{dx, dy, x, weight, C, S}, {dx, dy, x}, stream);
+  if (dx) map_binary(dx, dy, x, N * C * S, PreluBwdX<T>{weight, C, S}, stream);
 }
 
 template <typename T>
 void swish_forward(T* y, const T* x, index_t n, T beta, cudaStream_t stream) {
-  launch_map<T>(n, SwishFwd<T>{y, x, beta}, {y, x}, stream);
+  map_unary(y, x, n, SwishFwd<T>{beta}, stream);
 }
 
 template <typename T>
@@ -650,49 +551,18 @@ void swish_backward(T* dx, T* dbeta, const T* dy, const T* x, index_t n, T beta,
     NNFAST_LAUNCH(k, 1, kThreads, 0, stream)(dbeta, dy, x, n, beta);
     NNFAST_CUDA_CHECK_LAUNCH();
   }
-  if (dx) launch_map<T>(n, SwishBwdX<T>{dx, dy, x, beta}, {dx, dy, x}, stream);
+  if (dx) map_binary(dx, dy, x, n, SwishBwdX<T>{beta}, stream);
 }
-
-// Gate activations of the gated units (the binding checks the code is one of these).
-#define NNFAST_CUDA_GATE_CODES(X) X(Sigmoid) X(SiLU) X(GELU) X(GELUTanh) X(ReLU) X(Identity)
 
 template <typename T>
 void glu_forward(T* y, const T* x, index_t outer, index_t L, Act act, bool gate_first, cudaStream_t stream) {
-  if (outer <= 0 || L <= 0) return;
-  const index_t gofs = gate_first ? 0 : L, vofs = gate_first ? L : 0;
-  switch (act) {
-#define NNFAST_CASE(A, ...)                                                                                  \
-  case Act::A: {                                                                                        \
-    auto* k = glu_fwd_kernel<T, Act::A>;                                                                \
-    NNFAST_LAUNCH(k, grid_for(outer * L), kThreads, 0, stream)(y, x, outer, L, vofs, gofs);            \
-    break;                                                                                              \
-  }
-    NNFAST_CUDA_GATE_CODES(NNFAST_CASE)
-#undef NNFAST_CASE
-    default:
-      unsupported_act("glu_forward", act);
-  }
-  NNFAST_CUDA_CHECK_LAUNCH();
+  launch_glu<T, false>("glu_forward", y, static_cast<const T*>(nullptr), x, outer, L, act, gate_first, stream);
 }
 
 template <typename T>
 void glu_backward(T* dx, const T* dy, const T* x, index_t outer, index_t L, Act act, bool gate_first,
                   cudaStream_t stream) {
-  if (outer <= 0 || L <= 0) return;
-  const index_t gofs = gate_first ? 0 : L, vofs = gate_first ? L : 0;
-  switch (act) {
-#define NNFAST_CASE(A, ...)                                                                                  \
-  case Act::A: {                                                                                        \
-    auto* k = glu_bwd_kernel<T, Act::A>;                                                                \
-    NNFAST_LAUNCH(k, grid_for(outer * L), kThreads, 0, stream)(dx, dy, x, outer, L, vofs, gofs);       \
-    break;                                                                                              \
-  }
-    NNFAST_CUDA_GATE_CODES(NNFAST_CASE)
-#undef NNFAST_CASE
-    default:
-      unsupported_act("glu_backward", act);
-  }
-  NNFAST_CUDA_CHECK_LAUNCH();
+  launch_glu<T, true>("glu_backward", dx, dy, x, outer, L, act, gate_first, stream);
 }
 
 template <typename T>
@@ -708,7 +578,7 @@ void softmax_backward(T* dx, const T* dy, const T* y, index_t outer, index_t D, 
 
 template <typename T>
 void step_forward(T* y, const T* x, index_t n, bool sign, T threshold, cudaStream_t stream) {
-  launch_map<T>(n, StepFwd<T>{y, x, threshold, sign}, {y, x}, stream);
+  map_unary(y, x, n, StepFwd<T>{threshold, sign}, stream);
 }
 
 #define NNFAST_CUDA_ACT_INSTANTIATE(T)                                                                        \

@@ -7,6 +7,7 @@
 // y = x * scale is one multiply in T on both sides, so y is bit-identical too.
 // One thread per element pair (2j, 2j + 1): one splitmix64 output gives both.
 #include "cuda/common.cuh"
+#include "cuda/reduce.cuh"
 
 #include "core/counter_rng.h"
 #include "nnfast/cuda/dropout.h"
@@ -53,15 +54,8 @@ __global__ void penalty_partial_kernel(double* part, const T* x, index_t n, bool
     const double v = static_cast<double>(x[i]);
     s += l2 ? v * v : fabs(v);
   }
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) sh[warp] = s;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double t = 0;
-    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) t += sh[w];
-    part[p] = t;
-  }
+  reduce::block_sums_in_warp_order(sh, s);
+  if (threadIdx.x == 0) part[p] = s;
 }
 
 __global__ void sum_parts_kernel(double* out, const double* part, int P) {

@@ -144,23 +144,17 @@ inline bool act_supported(Act act) {
   }
 }
 
-template <typename T>
-__device__ __noinline__ T act_fwd(int act, T x, T a, T b) {
+// ActDev<code>::fwd(v), or with Grad ActDev<code>::grad(v), for the run-time code act.
+template <bool Grad, typename T>
+__device__ __noinline__ T act_apply(int act, T v, T a, T b) {
   switch (static_cast<Act>(act)) {
-#define NNFAST_X(name) case Act::name: return ActDev<Act::name, T>::fwd(x, a, b);
+#define NNFAST_X(name)                                              \
+  case Act::name:                                                   \
+    if constexpr (Grad) return ActDev<Act::name, T>::grad(v, a, b); \
+    else return ActDev<Act::name, T>::fwd(v, a, b);
     NNFAST_CUDA_GEMM_ACTS(NNFAST_X)
 #undef NNFAST_X
-    default: return x;  // unreachable: rejected by the launcher
-  }
-}
-
-template <typename T>
-__device__ __noinline__ T act_grad(int act, T s, T a, T b) {
-  switch (static_cast<Act>(act)) {
-#define NNFAST_X(name) case Act::name: return ActDev<Act::name, T>::grad(s, a, b);
-    NNFAST_CUDA_GEMM_ACTS(NNFAST_X)
-#undef NNFAST_X
-    default: return T(1);  // unreachable: rejected by the launcher
+    default: return Grad ? T(1) : v;  // unreachable: rejected by the launcher
   }
 }
 
@@ -294,11 +288,11 @@ template <typename T>
 __device__ __noinline__ T epilogue_fused(const Params<T>& p, int i, int j, T v) {
   if (p.epi == kEpiBackward) {
     const T s = p.dact[index_t(i) * p.rs_dact + j];
-    return v * act_grad<T>(p.act, s, p.act_a, p.act_b);
+    return v * act_apply<true, T>(p.act, s, p.act_a, p.act_b);
   }
   if (p.bias) v += p.bias[j];
   if (p.aux) p.aux[index_t(i) * p.rs_aux + j] = v;
-  return act_fwd<T>(p.act, v, p.act_a, p.act_b);
+  return act_apply<false, T>(p.act, v, p.act_a, p.act_b);
 }
 
 template <typename T>
@@ -308,6 +302,41 @@ __device__ __forceinline__ void store_elem(const Params<T>& p, int i, int j, T a
   T v = combine(p, acc, c);
   if (p.epi != kEpiNone) v = epilogue_fused(p, i, j, v);
   *c = v;
+}
+
+// ------------------------------------------------------------------ the K walk
+// Both kernels walk K in BK slices through double-buffered k-major shared tiles (A: BM x
+// BK, pitch PA; B: BN x BK, pitch PB). Slice t + 1 is fetched into registers before
+// mma(as, bs) runs on slice t and written to the other buffer after it, so there is one
+// barrier per slice. alpha == 0: no slice at all (C = beta C).
+template <typename T, int BM, int BN, int BK, int NT, int PA, int PB, class Mma>
+__device__ __forceinline__ void walk_k(const Params<T>& p, int m0, int n0, int tid, Mma&& mma) {
+  __shared__ __align__(16) T As[2][BK * PA];
+  __shared__ __align__(16) T Bs[2][BK * PB];
+  TileLoader<T, BM, BK, NT, PA> la;
+  TileLoader<T, BN, BK, NT, PB> lb;
+  auto fetch = [&](int k0) {
+    la.load(p.A, p.rs_a, p.cs_a, m0, p.M, k0, p.K, p.mode_a, tid);
+    lb.load(p.B, p.cs_b, p.rs_b, n0, p.N, k0, p.K, p.mode_b, tid);
+  };
+  auto put = [&](int buf) {
+    la.store(As[buf], p.mode_a, tid);
+    lb.store(Bs[buf], p.mode_b, tid);
+  };
+  const int nk = p.alpha == T(0) ? 0 : (p.K + BK - 1) / BK;
+  if (nk > 0) {
+    fetch(0);
+    put(0);
+    __syncthreads();
+  }
+  for (int t = 0; t < nk; ++t) {
+    const int cur = t & 1;
+    const bool more = t + 1 < nk;
+    if (more) fetch((t + 1) * BK);
+    mma(static_cast<const T*>(As[cur]), static_cast<const T*>(Bs[cur]));
+    if (more) put(cur ^ 1);
+    __syncthreads();
+  }
 }
 
 // ------------------------------------------------------------------ SIMT kernel
@@ -323,8 +352,6 @@ template <typename T, int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_simt_kernel(const NNFAST_GRID_CONSTANT Params<T> p) {
   using Cfg = SimtCfg<T, BM, BN, BK, TM, TN>;
   constexpr int NT = Cfg::NT, PA = Cfg::PA, PB = Cfg::PB;
-  __shared__ __align__(16) T As[2][BK * PA];
-  __shared__ __align__(16) T Bs[2][BK * PB];
 
   const int tid = threadIdx.x;
   const int tx = tid % Cfg::NTX, ty = tid / Cfg::NTX;
@@ -336,25 +363,9 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_simt_kernel(con
 #pragma unroll
     for (int c = 0; c < TN; ++c) acc[r][c] = T(0);
 
-  TileLoader<T, BM, BK, NT, PA> la;
-  TileLoader<T, BN, BK, NT, PB> lb;
-  const int nk = p.alpha == T(0) ? 0 : (p.K + BK - 1) / BK;
-  if (nk > 0) {
-    la.load(p.A, p.rs_a, p.cs_a, m0, p.M, 0, p.K, p.mode_a, tid);
-    lb.load(p.B, p.cs_b, p.rs_b, n0, p.N, 0, p.K, p.mode_b, tid);
-    la.store(As[0], p.mode_a, tid);
-    lb.store(Bs[0], p.mode_b, tid);
-    __syncthreads();
-  }
-  for (int t = 0; t < nk; ++t) {
-    const int cur = t & 1;
-    const bool more = t + 1 < nk;
-    if (more) {
-      la.load(p.A, p.rs_a, p.cs_a, m0, p.M, (t + 1) * BK, p.K, p.mode_a, tid);
-      lb.load(p.B, p.cs_b, p.rs_b, n0, p.N, (t + 1) * BK, p.K, p.mode_b, tid);
-    }
-    const T* as = As[cur] + ty * TM;
-    const T* bs = Bs[cur] + tx * TN;
+  walk_k<T, BM, BN, BK, NT, PA, PB>(p, m0, n0, tid, [&](const T* as, const T* bs) {
+    as += ty * TM;
+    bs += tx * TN;
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
       T a[TM], b[TN];
@@ -367,12 +378,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_simt_kernel(con
 #pragma unroll
         for (int c = 0; c < TN; ++c) acc[r][c] = fma(a[r], b[c], acc[r][c]);
     }
-    if (more) {
-      la.store(As[cur ^ 1], p.mode_a, tid);
-      lb.store(Bs[cur ^ 1], p.mode_b, tid);
-    }
-    __syncthreads();
-  }
+  });
 
 #pragma unroll
   for (int r = 0; r < TM; ++r)
@@ -453,8 +459,6 @@ __global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(const NNFAST_GRID_CONS
 #if NNFAST_GEMM_HAVE_TC
   constexpr int BM = kTcBM, BN = kTcBN, BK = kTcBK, NT = kTcNT;
   constexpr int PA = BM + kTcPad, PB = BN + kTcPad;
-  __shared__ __align__(16) float As[2][BK * PA];
-  __shared__ __align__(16) float Bs[2][BK * PB];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tig = lane & 3;
   const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
@@ -468,25 +472,7 @@ __global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(const NNFAST_GRID_CONS
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[a][b][e] = 0.f;
 
-  TileLoader<float, BM, BK, NT, PA> la;
-  TileLoader<float, BN, BK, NT, PB> lb;
-  const int nk = p.alpha == 0.f ? 0 : (p.K + BK - 1) / BK;
-  if (nk > 0) {
-    la.load(p.A, p.rs_a, p.cs_a, m0, p.M, 0, p.K, p.mode_a, tid);
-    lb.load(p.B, p.cs_b, p.rs_b, n0, p.N, 0, p.K, p.mode_b, tid);
-    la.store(As[0], p.mode_a, tid);
-    lb.store(Bs[0], p.mode_b, tid);
-    __syncthreads();
-  }
-  for (int t = 0; t < nk; ++t) {
-    const int cur = t & 1;
-    const bool more = t + 1 < nk;
-    if (more) {
-      la.load(p.A, p.rs_a, p.cs_a, m0, p.M, (t + 1) * BK, p.K, p.mode_a, tid);
-      lb.load(p.B, p.cs_b, p.rs_b, n0, p.N, (t + 1) * BK, p.K, p.mode_b, tid);
-    }
-    const float* as = As[cur];
-    const float* bs = Bs[cur];
+  walk_k<float, BM, BN, BK, NT, PA, PB>(p, m0, n0, tid, [&](const float* as, const float* bs) {
 #pragma unroll
     for (int k8 = 0; k8 < BK; k8 += 8) {
       unsigned af[4][4], bf[4][2];
@@ -509,12 +495,7 @@ __global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(const NNFAST_GRID_CONS
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
     }
-    if (more) {
-      la.store(As[cur ^ 1], p.mode_a, tid);
-      lb.store(Bs[cur ^ 1], p.mode_b, tid);
-    }
-    __syncthreads();
-  }
+  });
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll

@@ -37,14 +37,7 @@ inline unsigned grid_for(index_t work, index_t per_block) {
 }
 
 // ------------------------------------------------------------------ device math
-__device__ __forceinline__ float dlog(float x) { return ::logf(x); }
-__device__ __forceinline__ double dlog(double x) { return ::log(x); }
-__device__ __forceinline__ float dexp(float x) { return ::expf(x); }
-__device__ __forceinline__ double dexp(double x) { return ::exp(x); }
-__device__ __forceinline__ float dlog1p(float x) { return ::log1pf(x); }
-__device__ __forceinline__ double dlog1p(double x) { return ::log1p(x); }
-__device__ __forceinline__ float dabs(float x) { return ::fabsf(x); }
-__device__ __forceinline__ double dabs(double x) { return ::fabs(x); }
+// exp / log / log1p / fabs: the scalar:: forms of core/math_scalar.h.
 template <typename T>
 __device__ __forceinline__ T dmin(T a, T b) { return b < a ? b : a; }  // std::min
 template <typename T>
@@ -55,24 +48,24 @@ __device__ __forceinline__ T neg_inf() { return static_cast<T>(-HUGE_VAL); }
 // ------------------------------------------------------------------ reductions (cuda/reduce.cuh)
 using reduce::block_sum;
 using reduce::device_sum;
-using reduce::warp_sum;
+using reduce::RowGroup;  // a row's threads: one warp (kBlk = false) or the whole block
 
 // Online log-sum-exp state: max m and sum s of exp(x - m).
 template <typename T>
 __device__ __forceinline__ void lse_push(T& m, T& s, T v) {
   if (v == neg_inf<T>()) return;  // exp(-inf) adds nothing (and -inf - -inf is NaN)
   if (v > m) {
-    s = s * dexp(m - v) + T(1);
+    s = s * scalar::exp(m - v) + T(1);
     m = v;
   } else {
-    s += dexp(v - m);  // NaN v lands here and makes s NaN, as the CPU's max does
+    s += scalar::exp(v - m);  // NaN v lands here and makes s NaN, as the CPU's max does
   }
 }
 template <typename T>
 __device__ __forceinline__ void lse_merge(T& m, T& s, T mo, T so) {
   const T M = m > mo ? m : mo;
   if (M == neg_inf<T>()) return;  // both empty
-  s = s * dexp(m - M) + so * dexp(mo - M);  // symmetric in (m,s) <-> (mo,so): every lane agrees
+  s = s * scalar::exp(m - M) + so * scalar::exp(mo - M);  // symmetric in (m,s) <-> (mo,so): every lane agrees
   m = M;
 }
 template <typename T>
@@ -84,45 +77,23 @@ __device__ __forceinline__ void warp_lse(T& m, T& s) {
   }
 }
 
-// A row group: one warp (kBlk = false) or the whole block (kBlk = true).
-template <bool kBlk>
-struct RowGroup {
-  int lane, size;
-  index_t first, stride;
-  __device__ RowGroup() {
-    if (kBlk) {
-      lane = threadIdx.x;
-      size = blockDim.x;
-      first = blockIdx.x;
-      stride = gridDim.x;
-    } else {
-      lane = threadIdx.x & 31;
-      size = 32;
-      const index_t per = blockDim.x >> 5;
-      first = static_cast<index_t>(blockIdx.x) * per + (threadIdx.x >> 5);
-      stride = static_cast<index_t>(gridDim.x) * per;
-    }
+// The log-sum-exp state (m, s) merged over a row's threads (RowGroup<kBlk>: one warp,
+// or the whole block), to every thread.
+template <bool kBlk, typename T>
+__device__ void row_lse(T& m, T& s, T* shm, T* shs) {
+  warp_lse(m, s);
+  if (!kBlk) return;
+  const int l = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  __syncthreads();
+  if (l == 0) {
+    shm[w] = m;
+    shs[w] = s;
   }
-  template <typename V>
-  __device__ V sum(V v, V* sh) const {
-    return kBlk ? block_sum(v, sh) : warp_sum(v);
-  }
-  template <typename T>
-  __device__ void lse(T& m, T& s, T* shm, T* shs) const {
-    warp_lse(m, s);
-    if (!kBlk) return;
-    const int l = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    __syncthreads();
-    if (l == 0) {
-      shm[w] = m;
-      shs[w] = s;
-    }
-    __syncthreads();
-    m = l < nw ? shm[l] : neg_inf<T>();
-    s = l < nw ? shs[l] : T(0);
-    warp_lse(m, s);
-  }
-};
+  __syncthreads();
+  m = l < nw ? shm[l] : neg_inf<T>();
+  s = l < nw ? shs[l] : T(0);
+  warp_lse(m, s);
+}
 
 // How a reduced loss is written from its device total (and denominator).
 enum Finish : int {
@@ -243,8 +214,8 @@ __global__ void ce_rows_kernel(T* loss_rows, double* row_loss, T* dx, View3<T> x
     const T* xr = x.p + n * x.sn + s * x.ss;
     T m = neg_inf<T>(), se = T(0);
     for (index_t c = g.lane; c < C; c += g.size) lse_push(m, se, xr[c * x.sc]);
-    g.lse(m, se, shm, shs);
-    const double lse_m = static_cast<double>(dlog(se));  // lse - m
+    row_lse<kBlk>(m, se, shm, shs);
+    const double lse_m = static_cast<double>(scalar::log(se));  // lse - m
     const double wt = w ? static_cast<double>(w[t]) : 1.0;
     double l = (1.0 - eps) * wt * (lse_m - (static_cast<double>(xr[t * x.sc]) - m));
     double Wsum = Cd;
@@ -265,7 +236,7 @@ __global__ void ce_rows_kernel(T* loss_rows, double* row_loss, T* dx, View3<T> x
       const T hit = static_cast<T>(k * (1.0 - eps) * wt);
       const bool wb = eps > 0.0 && w;
       for (index_t c = g.lane; c < C; c += g.size) {
-        const T e = dexp(xr[c * x.sc] - m);
+        const T e = scalar::exp(xr[c * x.sc] - m);
         T d = a * e + b * (wb ? w[c] : T(1));
         if (c == t) d -= hit;
         dxr[c * S] = d;
@@ -305,8 +276,8 @@ __global__ void ce_prob_rows_kernel(T* loss_rows, double* row_loss, T* dx, T* dt
     const T* tr = tgt.p + n * tgt.sn + s * tgt.ss;
     T m = neg_inf<T>(), se = T(0);
     for (index_t c = g.lane; c < C; c += g.size) lse_push(m, se, xr[c * x.sc]);
-    g.lse(m, se, shm, shs);
-    const double lse_m = static_cast<double>(dlog(se));
+    row_lse<kBlk>(m, se, shm, shs);
+    const double lse_m = static_cast<double>(scalar::log(se));
     double Q = 0.0, qx = 0.0;
     for (index_t c = g.lane; c < C; c += g.size) {
       const double q = (w ? static_cast<double>(w[c]) : 1.0) * ((1.0 - eps) * tr[c * tgt.sc] + off);
@@ -330,7 +301,7 @@ __global__ void ce_prob_rows_kernel(T* loss_rows, double* row_loss, T* dx, T* dt
       const T t1 = static_cast<T>(1.0 - eps), t0 = static_cast<T>(off);
       for (index_t c = g.lane; c < C; c += g.size) {
         const T wc = w ? w[c] : T(1);
-        const T e = dexp(xr[c * x.sc] - m);
+        const T e = scalar::exp(xr[c * x.sc] - m);
         dx[base + c * S] = a * e - kk * wc * (t1 * tr[c * tgt.sc] + t0);
       }
     }
@@ -406,7 +377,7 @@ struct PMse {
   }
 };
 struct PL1 {
-  template <typename T> __device__ static T value(T x, T y, T, T) { return dabs(x - y); }
+  template <typename T> __device__ static T value(T x, T y, T, T) { return scalar::fabs(x - y); }
   template <typename T> __device__ static void grad(T x, T y, T, T, T& gx, T& gy) {
     const T d = x - y;
     const T s = d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
@@ -416,7 +387,7 @@ struct PL1 {
 };
 struct PHuber {
   template <typename T> __device__ static T value(T x, T y, T, T delta) {
-    const T a = dabs(x - y), c = dmin(a, delta);
+    const T a = scalar::fabs(x - y), c = dmin(a, delta);
     return c * (a - T(0.5) * c);
   }
   template <typename T> __device__ static void grad(T x, T y, T, T delta, T& gx, T& gy) {
@@ -427,7 +398,7 @@ struct PHuber {
 };
 struct PSmoothL1 {  // beta > 0 (beta == 0 runs as L1)
   template <typename T> __device__ static T value(T x, T y, T, T beta) {
-    const T a = dabs(x - y), c = dmin(a, beta);
+    const T a = scalar::fabs(x - y), c = dmin(a, beta);
     return c * (a - T(0.5) * c) / beta;
   }
   template <typename T> __device__ static void grad(T x, T y, T, T beta, T& gx, T& gy) {
@@ -438,23 +409,23 @@ struct PSmoothL1 {  // beta > 0 (beta == 0 runs as L1)
 };
 struct PBce {  // logs clamped at -100 as in PyTorch
   template <typename T> __device__ static T value(T x, T y, T, T) {
-    const T l0 = dmax(dlog(x), T(-100)), l1 = dmax(dlog1p(-x), T(-100));
+    const T l0 = dmax(scalar::log(x), T(-100)), l1 = dmax(scalar::log1p(-x), T(-100));
     return (y - T(1)) * l1 - y * l0;
   }
   template <typename T> __device__ static void grad(T x, T y, T, T, T& gx, T& gy) {
-    const T l0 = dmax(dlog(x), T(-100)), l1 = dmax(dlog1p(-x), T(-100));
+    const T l0 = dmax(scalar::log(x), T(-100)), l1 = dmax(scalar::log1p(-x), T(-100));
     gx = (x - y) / dmax((T(1) - x) * x, T(1e-12));
     gy = l1 - l0;
   }
 };
 struct PBceLogits {  // (1 - y) x + (1 + (pw - 1) y) softplus(-x)
-  template <typename T> __device__ static T softplus_neg(T x, T e) { return dlog1p(e) + dmax(-x, T(0)); }
+  template <typename T> __device__ static T softplus_neg(T x, T e) { return scalar::log1p(e) + dmax(-x, T(0)); }
   template <typename T> __device__ static T value(T x, T y, T pw, T) {
-    const T e = dexp(-dabs(x));
+    const T e = scalar::exp(-scalar::fabs(x));
     return (T(1) - y) * x + (T(1) + (pw - T(1)) * y) * softplus_neg(x, e);
   }
   template <typename T> __device__ static void grad(T x, T y, T pw, T, T& gx, T& gy) {
-    const T e = dexp(-dabs(x));
+    const T e = scalar::exp(-scalar::fabs(x));
     const T inv = T(1) / (T(1) + e);
     const T sig_neg = x >= T(0) ? e * inv : inv;  // sigmoid(-x) without overflow
     gx = (T(1) - y) - (T(1) + (pw - T(1)) * y) * sig_neg;
@@ -463,18 +434,18 @@ struct PBceLogits {  // (1 - y) x + (1 + (pw - 1) y) softplus(-x)
 };
 struct PKlDiv {  // xlogy(y, y) - y x
   template <typename T> __device__ static T value(T x, T y, T, T) {
-    const T ylogy = y * dlog(y);
+    const T ylogy = y * scalar::log(y);
     return (y == T(0) ? T(0) : ylogy) - y * x;
   }
   template <typename T> __device__ static void grad(T x, T y, T, T, T& gx, T& gy) {
     gx = -y;
-    gy = dlog(y) + T(1) - x;
+    gy = scalar::log(y) + T(1) - x;
   }
 };
 struct PKlDivLog {  // exp(y) (y - x)
-  template <typename T> __device__ static T value(T x, T y, T, T) { return dexp(y) * (y - x); }
+  template <typename T> __device__ static T value(T x, T y, T, T) { return scalar::exp(y) * (y - x); }
   template <typename T> __device__ static void grad(T x, T y, T, T, T& gx, T& gy) {
-    const T e = dexp(y);
+    const T e = scalar::exp(y);
     gx = -e;
     gy = e * (y - x + T(1));
   }
@@ -567,6 +538,50 @@ void point_forward(T* out, View2<T> x, View2<T> y, View2<T> w, View2<T> pw, inde
   finish(out, part.p + nb, static_cast<const double*>(nullptr), scale, mode, stream);
 }
 
+// The reduction side of a class-index loss over R = N * S rows (cross_entropy, nll_loss).
+// None: the row kernel writes each row's loss to rows_out (the caller's output). Sum /
+// Mean: it writes double row losses to row_loss, scratch [0, R), and finish() writes
+// their total (at R), divided for Mean by the summed target weight of the non-ignored
+// rows (at R + 1: computed first, so the row kernel may read it as denom).
+template <typename T>
+struct ClassLossReduction {
+  Reduction red;
+  index_t R;
+  Scratch<double> buf;
+  T* rows_out = nullptr;
+  double* row_loss = nullptr;
+  double* denom = nullptr;  // Mean only
+
+  ClassLossReduction(T* loss, Reduction red_, TargetView target, const T* weight, index_t N, index_t S,
+                     index_t ignore_index, cudaStream_t stream)
+      : red(red_), R(N * S), buf(red_ == Reduction::None ? 0 : N * S + 2, stream) {
+    if (red == Reduction::None) {
+      rows_out = loss;
+      return;
+    }
+    row_loss = buf.p;
+    if (red == Reduction::Mean) {
+      denom = buf.p + R + 1;
+      target_weight_sum(denom, target, weight, N, S, ignore_index, stream);
+    }
+  }
+
+  // mean_mode: how Mean divides (cross-entropy and nll round differently, as on the CPU).
+  void finish(T* loss, Finish mean_mode, cudaStream_t stream) const {
+    if (red == Reduction::None) return;
+    device_sum(buf.p + R, buf.p, R, stream);
+    loss_detail::finish(loss, buf.p + R, denom, 1.0, red == Reduction::Mean ? mean_mode : kScale, stream);
+  }
+};
+
+// No rows: a reduced loss is 0, or NaN for Mean (0 / 0), as on the CPU. True when R == 0.
+template <typename T>
+bool empty_class_loss(T* loss, index_t R, Reduction red, cudaStream_t stream) {
+  if (R > 0) return false;
+  if (red != Reduction::None) set_value(loss, red == Reduction::Mean ? kNaN : 0.0, stream);
+  return true;
+}
+
 }  // namespace loss_detail
 
 // Each launcher opens its own detail namespace (a namespace-scope using-directive
@@ -595,29 +610,15 @@ void cross_entropy_forward(T* loss, T* dx, View3<T> x, TargetView target, const 
                            cudaStream_t stream) {
   using namespace loss_detail;
   const index_t R = N * S;
-  if (R <= 0) {
-    if (red != Reduction::None) set_value(loss, red == Reduction::Mean ? kNaN : 0.0, stream);
-    return;
-  }
-  // scratch: [0, R) row losses, R: total, R+1: mean denominator
-  Scratch<double> buf(red == Reduction::None ? 0 : R + 2, stream);
-  double* denom = nullptr;
-  if (red == Reduction::Mean) {
-    denom = buf.p + R + 1;
-    target_weight_sum(denom, target, weight, N, S, ignore_index, stream);
-  }
-  T* loss_rows = red == Reduction::None ? loss : nullptr;
-  double* row_loss = red == Reduction::None ? nullptr : buf.p;
+  if (empty_class_loss(loss, R, red, stream)) return;
+  const ClassLossReduction<T> out(loss, red, target, weight, N, S, ignore_index, stream);
   if (C >= kBlockRowC)
-    launch_rows<T, true>(ce_rows_kernel<T, true>, R, stream, loss_rows, row_loss, dx, x, target, weight, N, C, S,
-                         ignore_index, label_smoothing, denom);
+    launch_rows<T, true>(ce_rows_kernel<T, true>, R, stream, out.rows_out, out.row_loss, dx, x, target, weight, N, C,
+                         S, ignore_index, label_smoothing, out.denom);
   else
-    launch_rows<T, false>(ce_rows_kernel<T, false>, R, stream, loss_rows, row_loss, dx, x, target, weight, N, C, S,
-                          ignore_index, label_smoothing, denom);
-  if (red != Reduction::None) {
-    device_sum(buf.p + R, buf.p, R, stream);
-    finish(loss, buf.p + R, denom, 1.0, red == Reduction::Mean ? kTimesInv : kScale, stream);
-  }
+    launch_rows<T, false>(ce_rows_kernel<T, false>, R, stream, out.rows_out, out.row_loss, dx, x, target, weight, N,
+                          C, S, ignore_index, label_smoothing, out.denom);
+  out.finish(loss, kTimesInv, stream);
 }
 
 template <typename T>
@@ -666,24 +667,12 @@ void nll_loss_forward(T* loss, View3<T> x, TargetView target, const T* weight, i
   using namespace loss_detail;
   (void)C;
   const index_t R = N * S;
-  if (R <= 0) {
-    if (red != Reduction::None) set_value(loss, red == Reduction::Mean ? kNaN : 0.0, stream);
-    return;
-  }
-  Scratch<double> buf(red == Reduction::None ? 0 : R + 2, stream);
-  double* denom = nullptr;
-  if (red == Reduction::Mean) {
-    denom = buf.p + R + 1;
-    target_weight_sum(denom, target, weight, N, S, ignore_index, stream);
-  }
-  NNFAST_LAUNCH(nll_rows_kernel<T>, grid_for(R, kThreads), kThreads, 0, stream)(
-      red == Reduction::None ? loss : nullptr, red == Reduction::None ? nullptr : buf.p, x, target, weight, N, S,
-      ignore_index);
+  if (empty_class_loss(loss, R, red, stream)) return;
+  const ClassLossReduction<T> out(loss, red, target, weight, N, S, ignore_index, stream);
+  NNFAST_LAUNCH(nll_rows_kernel<T>, grid_for(R, kThreads), kThreads, 0, stream)(out.rows_out, out.row_loss, x, target,
+                                                                                weight, N, S, ignore_index);
   NNFAST_CUDA_CHECK_LAUNCH();
-  if (red != Reduction::None) {
-    device_sum(buf.p + R, buf.p, R, stream);
-    finish(loss, buf.p + R, denom, 1.0, red == Reduction::Mean ? kDivide : kScale, stream);
-  }
+  out.finish(loss, kDivide, stream);
 }
 
 template <typename T>

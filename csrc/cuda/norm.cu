@@ -18,6 +18,7 @@
 //   * long reductions (spectral norm's <dy, W>): per-block double partials in a
 //     workspace, summed in block order by one thread.
 #include "cuda/common.cuh"
+#include "cuda/reduce.cuh"
 
 #include "nnfast/cuda/norm.h"
 
@@ -25,38 +26,14 @@ namespace nnfast {
 namespace cuda {
 namespace norm_k {
 
-constexpr unsigned kFull = 0xffffffffu;
 constexpr index_t kWarpRowMax = 512;  // layer norm: warp per row up to this D, block per row above
 constexpr int kRowsPerBlock = 4;      // warp-per-row kernels: 4 warps, one row each
 constexpr int kRowThreads = 256;      // block-per-row kernels
 constexpr int kColLanes = 8;          // column kernels: 32 columns x 8 row lanes
 
-__device__ __forceinline__ double warp_sum(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
-}
-
-// Sums a and b over the block (blockDim.x a multiple of 32, <= 1024); every thread
-// gets the totals. sh: 64 doubles of shared memory. Starts and ends with a barrier,
-// so sh may be reused right away.
-__device__ __forceinline__ void block_sum2(double& a, double& b, double* sh) {
-  a = warp_sum(a);
-  b = warp_sum(b);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
-  __syncthreads();
-  if (lane == 0) {
-    sh[warp] = a;
-    sh[32 + warp] = b;
-  }
-  __syncthreads();
-  a = 0;
-  b = 0;
-  for (int w = 0; w < nw; ++w) {
-    a += sh[w];
-    b += sh[32 + w];
-  }
-  __syncthreads();
-}
+// Block-wide sums: reduce::block_sums_in_warp_order (sh: 32 doubles per value summed).
+using reduce::block_sums_in_warp_order;
+using reduce::warp_sum;
 
 // Threads per block for a block-per-item reduction over n elements: a multiple of
 // 32 in [32, cap].
@@ -86,23 +63,8 @@ __device__ __forceinline__ void ema(T* r, double s, double momentum) {
   *r = static_cast<T>((1.0 - momentum) * static_cast<double>(*r) + momentum * s);
 }
 
-// Row mapping of the row kernels: WARP: one warp per row, else one block per row.
-template <bool WARP>
-struct RowMap {
-  index_t row;
-  int t, nt;
-  __device__ RowMap() {
-    if (WARP) {
-      row = static_cast<index_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-      t = threadIdx.x % 32;
-      nt = 32;
-    } else {
-      row = blockIdx.x;
-      t = threadIdx.x;
-      nt = blockDim.x;
-    }
-  }
-};
+// The row kernels run one row per group: a warp (WARP) or a block (reduce::RowGroup).
+using reduce::RowGroup;
 
 template <bool WARP>
 __device__ __forceinline__ void row_sum2(double& a, double& b, double* sh) {
@@ -110,7 +72,7 @@ __device__ __forceinline__ void row_sum2(double& a, double& b, double* sh) {
     a = warp_sum(a);
     b = warp_sum(b);
   } else {
-    block_sum2(a, b, sh);
+    block_sums_in_warp_order(sh, a, b);
   }
 }
 
@@ -120,13 +82,14 @@ __global__ void layer_norm_fwd_kernel(T* __restrict__ y, double* __restrict__ me
                                       const T* __restrict__ x, const T* __restrict__ weight,
                                       const T* __restrict__ bias, index_t M, index_t D, double eps, bool rms) {
   __shared__ double sh[64];
-  const RowMap<WARP> rm;
-  if (rm.row >= M) return;  // uniform per warp (WARP) or per block
-  const T* xr = x + rm.row * D;
-  T* yr = y + rm.row * D;
+  const RowGroup<!WARP> grp;
+  const index_t row = grp.first;
+  if (row >= M) return;  // uniform per warp (WARP) or per block
+  const T* xr = x + row * D;
+  T* yr = y + row * D;
   const double K = (!rms && D > 0) ? static_cast<double>(xr[0]) : 0.0;
   double s1 = 0, s2 = 0;
-  for (index_t j = rm.t; j < D; j += rm.nt) {
+  for (index_t j = grp.lane; j < D; j += grp.size) {
     const double d = static_cast<double>(xr[j]) - K;
     s1 += d;
     s2 += d * d;
@@ -140,11 +103,11 @@ __global__ void layer_norm_fwd_kernel(T* __restrict__ y, double* __restrict__ me
     finish_stats(K, s1, s2, D, &m, &var);
     s = 1.0 / sqrt(var + eps);
   }
-  if (rm.t == 0) {
-    if (!rms) mean[rm.row] = m;
-    rstd[rm.row] = s;
+  if (grp.lane == 0) {
+    if (!rms) mean[row] = m;
+    rstd[row] = s;
   }
-  for (index_t j = rm.t; j < D; j += rm.nt) {
+  for (index_t j = grp.lane; j < D; j += grp.size) {
     double v = (static_cast<double>(xr[j]) - m) * s;
     if (weight) v *= static_cast<double>(weight[j]);
     if (bias && !rms) v += static_cast<double>(bias[j]);
@@ -158,13 +121,14 @@ __global__ void layer_norm_dx_kernel(T* __restrict__ dx, const T* __restrict__ d
                                      const double* __restrict__ mean, const double* __restrict__ rstd,
                                      const T* __restrict__ weight, index_t M, index_t D, bool rms) {
   __shared__ double sh[64];
-  const RowMap<WARP> rm;
-  if (rm.row >= M) return;
-  const T* xr = x + rm.row * D;
-  const T* dyr = dy + rm.row * D;
-  const double m = rms ? 0.0 : mean[rm.row], s = rstd[rm.row];
+  const RowGroup<!WARP> grp;
+  const index_t row = grp.first;
+  if (row >= M) return;
+  const T* xr = x + row * D;
+  const T* dyr = dy + row * D;
+  const double m = rms ? 0.0 : mean[row], s = rstd[row];
   double sg = 0, sgx = 0;
-  for (index_t j = rm.t; j < D; j += rm.nt) {
+  for (index_t j = grp.lane; j < D; j += grp.size) {
     const double g = static_cast<double>(dyr[j]) * (weight ? static_cast<double>(weight[j]) : 1.0);
     sg += g;
     sgx += g * ((static_cast<double>(xr[j]) - m) * s);
@@ -172,8 +136,8 @@ __global__ void layer_norm_dx_kernel(T* __restrict__ dx, const T* __restrict__ d
   row_sum2<WARP>(sg, sgx, sh);
   const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
   const double cg = rms ? 0.0 : sg * inv_d, cx = sgx * inv_d;
-  T* dxr = dx + rm.row * D;
-  for (index_t j = rm.t; j < D; j += rm.nt) {
+  T* dxr = dx + row * D;
+  for (index_t j = grp.lane; j < D; j += grp.size) {
     const double g = static_cast<double>(dyr[j]) * (weight ? static_cast<double>(weight[j]) : 1.0);
     const double xh = (static_cast<double>(xr[j]) - m) * s;
     dxr[j] = static_cast<T>(s * (g - cg - xh * cx));
@@ -236,7 +200,7 @@ __global__ void batch_norm_fwd_kernel(T* __restrict__ y, double* __restrict__ me
       s1 += d;
       s2 += d * d;
     }
-    block_sum2(s1, s2, sh);
+    block_sums_in_warp_order(sh, s1, s2);
     if (threadIdx.x == 0) {
       double m, var;
       finish_stats(K, s1, s2, cnt, &m, &var);
@@ -282,7 +246,7 @@ __global__ void batch_norm_bwd_kernel(T* __restrict__ dx, T* __restrict__ dweigh
       s_dy += d;
       s_dx += d * (static_cast<double>(x[i]) - m);
     }
-    block_sum2(s_dy, s_dx, sh);
+    block_sums_in_warp_order(sh, s_dy, s_dx);
     const double sxh = s_dx * s;
     if (threadIdx.x == 0) {
       if (dweight) dweight[c] = static_cast<T>(dweight[c] + static_cast<T>(sxh));
@@ -317,7 +281,7 @@ __global__ void group_norm_fwd_kernel(T* __restrict__ y, double* __restrict__ me
     s1 += d;
     s2 += d * d;
   }
-  block_sum2(s1, s2, sh);
+  block_sums_in_warp_order(sh, s1, s2);
   double m, var;
   finish_stats(K, s1, s2, D, &m, &var);
   const double s = 1.0 / sqrt(var + eps);
@@ -349,7 +313,7 @@ __global__ void group_norm_dx_kernel(T* __restrict__ dx, const T* __restrict__ d
     sg += d;
     sgx += d * (static_cast<double>(x[off + j]) - m);
   }
-  block_sum2(sg, sgx, sh);
+  block_sums_in_warp_order(sh, sg, sgx);
   const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
   const double cg = sg * inv_d, cx = sgx * s * inv_d;
   for (index_t j = threadIdx.x; j < D; j += blockDim.x) {
@@ -374,7 +338,7 @@ __global__ void group_norm_param_kernel(T* __restrict__ dweight, T* __restrict__
     sw += d * ((static_cast<double>(x[i]) - mean[n * G + g]) * rstd[n * G + g]);
     sb += d;
   }
-  block_sum2(sw, sb, sh);
+  block_sums_in_warp_order(sh, sw, sb);
   if (threadIdx.x == 0) {
     if (dweight) dweight[c] = static_cast<T>(dweight[c] + static_cast<T>(sw));
     if (dbias) dbias[c] = static_cast<T>(dbias[c] + static_cast<T>(sb));
@@ -405,12 +369,12 @@ __global__ void weight_norm_fwd_kernel(T* __restrict__ w, double* __restrict__ n
                                        const T* __restrict__ g, index_t N, index_t C, index_t L) {
   __shared__ double sh[64];
   const index_t c = blockIdx.x, cnt = N * L;
-  double ss = 0, unused = 0;
+  double ss = 0;
   for (index_t e = threadIdx.x; e < cnt; e += blockDim.x) {
     const double t = static_cast<double>(v[chan_at(e, c, C, L)]);
     ss += t * t;
   }
-  block_sum2(ss, unused, sh);
+  block_sums_in_warp_order(sh, ss);
   const double nrm = sqrt(ss);
   if (threadIdx.x == 0) norm[c] = nrm;
   const double scale = static_cast<double>(g[c]) / nrm;
@@ -426,12 +390,12 @@ __global__ void weight_norm_bwd_kernel(T* __restrict__ dv, T* __restrict__ dg, c
                                        const double* __restrict__ norm, index_t N, index_t C, index_t L) {
   __shared__ double sh[64];
   const index_t c = blockIdx.x, cnt = N * L;
-  double sd = 0, unused = 0;
+  double sd = 0;
   for (index_t e = threadIdx.x; e < cnt; e += blockDim.x) {
     const index_t i = chan_at(e, c, C, L);
     sd += static_cast<double>(dw[i]) * static_cast<double>(v[i]);
   }
-  block_sum2(sd, unused, sh);
+  block_sums_in_warp_order(sh, sd);
   const double nrm = norm[c], gc = static_cast<double>(g[c]);
   if (threadIdx.x == 0 && dg) dg[c] = static_cast<T>(dg[c] + static_cast<T>(sd / nrm));
   if (!dv) return;
@@ -455,14 +419,14 @@ __global__ void __launch_bounds__(1024)
   __syncthreads();
   for (int it = 0; it < n_iter; ++it) {
     // vd = W^T ud: thread per column (rows in order), then normalise.
-    double ss = 0, unused = 0;
+    double ss = 0;
     for (index_t j = t; j < D; j += nt) {
       double a = 0;
       for (index_t i = 0; i < M; ++i) a += ud[i] * static_cast<double>(W[i * D + j]);
       vd[j] = a;
       ss += a * a;
     }
-    block_sum2(ss, unused, sh);
+    block_sums_in_warp_order(sh, ss);
     double nrm = sqrt(ss);
     if (nrm < eps) nrm = eps;
     for (index_t j = t; j < D; j += nt) vd[j] /= nrm;
@@ -478,7 +442,7 @@ __global__ void __launch_bounds__(1024)
         ss += a * a;
       }
     }
-    block_sum2(ss, unused, sh);
+    block_sums_in_warp_order(sh, ss);
     nrm = sqrt(ss);
     if (nrm < eps) nrm = eps;
     for (index_t i = t; i < M; i += nt) ud[i] /= nrm;
@@ -495,14 +459,14 @@ __global__ void __launch_bounds__(1024)
                           const T* __restrict__ v, index_t M, index_t D) {
   __shared__ double sh[64];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
-  double acc = 0, unused = 0;
+  double acc = 0;
   for (index_t i = warp; i < M; i += nw) {
     double a = 0;
     for (index_t j = lane; j < D; j += 32) a += static_cast<double>(W[i * D + j]) * static_cast<double>(v[j]);
     a = warp_sum(a);
     if (lane == 0) acc += static_cast<double>(u[i]) * a;
   }
-  block_sum2(acc, unused, sh);
+  block_sums_in_warp_order(sh, acc);
   if (threadIdx.x == 0) *sigma = acc;
 }
 
@@ -522,9 +486,9 @@ __global__ void dot_partial_kernel(double* __restrict__ part, const T* __restric
   __shared__ double sh[64];
   const index_t P = gridDim.x, p = blockIdx.x;
   const index_t lo = n * p / P, hi = n * (p + 1) / P;
-  double s = 0, unused = 0;
+  double s = 0;
   for (index_t i = lo + threadIdx.x; i < hi; i += blockDim.x) s += static_cast<double>(a[i]) * static_cast<double>(b[i]);
-  block_sum2(s, unused, sh);
+  block_sums_in_warp_order(sh, s);
   if (threadIdx.x == 0) part[p] = s;
 }
 
@@ -554,15 +518,6 @@ inline unsigned elementwise_grid(index_t n, int threads) {
   const index_t b = (n + threads - 1) / threads;
   return static_cast<unsigned>(b < 4096 ? (b > 0 ? b : 1) : 4096);
 }
-
-// A device buffer for the life of one launcher call (cudaFree waits for the device).
-struct Workspace {
-  double* p = nullptr;
-  explicit Workspace(index_t n) { NNFAST_CUDA_CHECK(cudaMalloc(&p, static_cast<size_t>(n > 0 ? n : 1) * sizeof(double))); }
-  ~Workspace() { cudaFree(p); }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-};
 
 }  // namespace norm_k
 
@@ -689,7 +644,7 @@ template <typename T>
 void spectral_norm_power_iteration(T* u, T* v, const T* W, index_t M, index_t D, int n_iter, double eps,
                                    cudaStream_t stream) {
   if (n_iter <= 0) return;
-  Workspace ws(M + D);
+  Scratch<double> ws(M + D, stream);
   auto* k = spectral_power_kernel<T>;
   NNFAST_LAUNCH(k, 1, block_threads(M > D ? M : D, 1024), 0, stream)(u, v, W, ws.p, ws.p + M, M, D, n_iter, eps);
   NNFAST_CUDA_CHECK_LAUNCH();
@@ -697,7 +652,7 @@ void spectral_norm_power_iteration(T* u, T* v, const T* W, index_t M, index_t D,
 
 template <typename T>
 double spectral_norm_forward(T* y, const T* W, const T* u, const T* v, index_t M, index_t D, cudaStream_t stream) {
-  Workspace ws(1);
+  Scratch<double> ws(1, stream);
   auto* ks = spectral_sigma_kernel<T>;
   NNFAST_LAUNCH(ks, 1, block_threads(M * 32, 1024), 0, stream)(ws.p, W, u, v, M, D);
   NNFAST_CUDA_CHECK_LAUNCH();
@@ -720,7 +675,7 @@ void spectral_norm_backward(T* dW, const T* dy, const T* W, const T* u, const T*
   // Fixed chunk count (a function of n only): the summation order never changes.
   const index_t chunks = (n + 8191) / 8192;
   const int P = static_cast<int>(chunks < 256 ? chunks : 256);
-  Workspace ws(P);
+  Scratch<double> ws(P, stream);
   auto* kp = dot_partial_kernel<T>;
   NNFAST_LAUNCH(kp, static_cast<unsigned>(P), 256, 0, stream)(ws.p, dy, W, n);
   NNFAST_CUDA_CHECK_LAUNCH();

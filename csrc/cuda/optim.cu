@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "nnfast/cuda/optim.h"
@@ -92,16 +91,26 @@ inline unsigned grid_of(const ListArg<T, NP>& a) {
   return static_cast<unsigned>(std::min<index_t>(a.cstart[a.count], kMaxGrid));
 }
 
+// Chunk c of a launch: its tensor slot t and element range [lo, hi).
+struct Chunk {
+  int t;
+  index_t lo, hi;
+};
+template <typename T, int NP>
+__device__ __forceinline__ Chunk chunk_at(const ListArg<T, NP>& a, int c) {
+  int t = 0;
+  while (c >= a.cstart[t + 1]) ++t;
+  const index_t lo = static_cast<index_t>(c - a.cstart[t]) * kChunk;
+  return {t, lo, lo + kChunk < a.numel[t] ? lo + kChunk : a.numel[t]};
+}
+
 // The chunk loop: op(a, slot, element) for every element of every tensor.
 template <typename T, int NP, typename Op>
 __global__ void apply_kernel(ListArg<T, NP> a, Op op) {
   const int total = a.cstart[a.count];
   for (int c = blockIdx.x; c < total; c += gridDim.x) {
-    int t = 0;
-    while (c >= a.cstart[t + 1]) ++t;
-    const index_t lo = static_cast<index_t>(c - a.cstart[t]) * kChunk;
-    const index_t hi = lo + kChunk < a.numel[t] ? lo + kChunk : a.numel[t];
-    for (index_t j = lo + threadIdx.x; j < hi; j += blockDim.x) op(a, t, j);
+    const Chunk k = chunk_at(a, c);
+    for (index_t j = k.lo + threadIdx.x; j < k.hi; j += blockDim.x) op(a, k.t, j);
   }
 }
 
@@ -115,14 +124,24 @@ void apply(const Groups<T, NP>& G, const Op& op, cudaStream_t stream) {
 }
 
 // ------------------------------------------------------------------ reductions
+// max / min where a NaN wins (torch.maximum / minimum; the CPU's max_nan / min_nan).
+template <typename T>
+__device__ __forceinline__ T max_nan(T a, T b) {
+  return (a > b || a != a) ? a : b;
+}
+template <typename T>
+__device__ __forceinline__ T min_nan(T a, T b) {
+  return (a < b || a != a) ? a : b;
+}
+
 struct SumOp {
   __device__ double operator()(double a, double b) const { return a + b; }
 };
-struct MaxNanOp {  // NaN wins (torch.maximum)
-  __device__ double operator()(double a, double b) const { return (a > b || a != a) ? a : b; }
+struct MaxNanOp {
+  __device__ double operator()(double a, double b) const { return max_nan(a, b); }
 };
 struct MinNanOp {
-  __device__ double operator()(double a, double b) const { return (a < b || a != a) ? a : b; }
+  __device__ double operator()(double a, double b) const { return min_nan(a, b); }
 };
 
 // Block reduction in a fixed tree; the result is valid in thread 0. sh: 32 slots.
@@ -147,13 +166,10 @@ __global__ void reduce_kernel(ListArg<T, NP> a, Op op, double* part, index_t str
   __shared__ double sh[32];
   const int total = a.cstart[a.count];
   for (int c = blockIdx.x; c < total; c += gridDim.x) {
-    int t = 0;
-    while (c >= a.cstart[t + 1]) ++t;
-    const index_t lo = static_cast<index_t>(c - a.cstart[t]) * kChunk;
-    const index_t hi = lo + kChunk < a.numel[t] ? lo + kChunk : a.numel[t];
+    const Chunk k = chunk_at(a, c);
     double acc[NV];
     for (int v = 0; v < NV; ++v) acc[v] = op.identity();
-    for (index_t j = lo + threadIdx.x; j < hi; j += blockDim.x) op.acc(a, t, j, acc);
+    for (index_t j = k.lo + threadIdx.x; j < k.hi; j += blockDim.x) op.acc(a, k.t, j, acc);
     for (int v = 0; v < NV; ++v) {
       const double r = op.reduce(acc[v], sh);
       if (threadIdx.x == 0) part[v * stride + a.part_base + c] = r;
@@ -193,17 +209,31 @@ void for_tensor_chunks(const std::vector<index_t>& first, const std::vector<inde
   }
 }
 
-__device__ double max_nan(double a, double b) { return (a > b || a != a) ? a : b; }
-__device__ double min_nan(double a, double b) { return (a < b || a != a) ? a : b; }
-
 // ------------------------------------------------------------------ coefficients
 template <typename T>
 inline T sign_of(bool maximize) {
   return maximize ? T(-1) : T(1);
 }
 
-__device__ __forceinline__ float dsqrt(float x) { return ::sqrtf(x); }
-__device__ __forceinline__ double dsqrt(double x) { return ::sqrt(x); }
+// Adam's moments (LAMB's too): exp_avg (role 1) moves toward g by (1 - beta1), as torch's
+// lerp_; exp_avg_sq (role 2) = beta2 v + (1 - beta2) g^2. Both stored; returned in m, v.
+template <typename T, int NP>
+__device__ __forceinline__ void adam_moments(const ListArg<T, NP>& a, int t, index_t j, T g, T omb1, T beta2, T omb2,
+                                             T& m, T& v) {
+  m = a.p[1][t][j];
+  m = m + omb1 * (g - m);
+  v = beta2 * a.p[2][t][j] + omb2 * (g * g);
+  a.p[1][t][j] = m;
+  a.p[2][t][j] = v;
+}
+
+// AMSGrad / AMSBound: the running max of v (role 3, max_exp_avg_sq; NaN kept), stored and returned.
+template <typename T>
+__device__ __forceinline__ T running_max_v(const ListArg<T, 5>& a, int t, index_t j, T v) {
+  const T vmax = max_nan(a.p[3][t][j], v);
+  a.p[3][t][j] = vmax;
+  return vmax;
+}
 
 // ------------------------------------------------------------------ SGD
 template <typename T>
@@ -235,18 +265,10 @@ struct AdamOp {  // roles: param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad; c0 
     T g = a.p[4][t][j] * sign;
     if (decoupled) p = p * decay;
     if (l2) g = g + wd * p;
-    T m = a.p[1][t][j];
-    m = m + omb1 * (g - m);
-    const T v = beta2 * a.p[2][t][j] + omb2 * (g * g);
-    a.p[1][t][j] = m;
-    a.p[2][t][j] = v;
-    T vv = v;
-    if (amsgrad) {
-      const T old = a.p[3][t][j];
-      vv = (old > v || old != old) ? old : v;
-      a.p[3][t][j] = vv;
-    }
-    const T denom = dsqrt(vv) * a.c1[t] + eps;
+    T m, v;
+    adam_moments(a, t, j, g, omb1, beta2, omb2, m, v);
+    const T vv = amsgrad ? running_max_v(a, t, j, v) : v;
+    const T denom = scalar::sqrt(vv) * a.c1[t] + eps;
     a.p[0][t][j] = p - a.c0[t] * (m / denom);
   }
 };
@@ -262,7 +284,7 @@ struct AdagradOp {  // roles: param, state_sum, grad; c0 clr
     if (l2) g = g + wd * p;
     const T s = a.p[1][t][j] + g * g;
     a.p[1][t][j] = s;
-    a.p[0][t][j] = p - a.c0[t] * (g / (dsqrt(s) + eps));
+    a.p[0][t][j] = p - a.c0[t] * (g / (scalar::sqrt(s) + eps));
   }
 };
 
@@ -282,9 +304,9 @@ struct RmspropOp {  // roles: param, square_avg, grad_avg, momentum_buffer, grad
       T ga = a.p[2][t][j];
       ga = ga + oma * (g - ga);
       a.p[2][t][j] = ga;
-      avg = dsqrt(sq - ga * ga) + eps;
+      avg = scalar::sqrt(sq - ga * ga) + eps;
     } else {
-      avg = dsqrt(sq) + eps;
+      avg = scalar::sqrt(sq) + eps;
     }
     if (has_momentum) {
       const T b = momentum * a.p[3][t][j] + g / avg;
@@ -309,16 +331,10 @@ struct AdaBoundOp {  // roles as Adam; c0 step_size, c1 lower, c2 upper
     const T v = beta2 * a.p[2][t][j] + omb2 * (g * g);
     a.p[1][t][j] = m;
     a.p[2][t][j] = v;
-    T vv = v;
-    if (amsbound) {
-      const T old = a.p[3][t][j];
-      vv = (old > v || old != old) ? old : v;
-      a.p[3][t][j] = vv;
-    }
-    T s = a.c0[t] / (dsqrt(vv) + eps);
+    const T vv = amsbound ? running_max_v(a, t, j, v) : v;
+    T s = a.c0[t] / (scalar::sqrt(vv) + eps);
     const T lo = a.c1[t], hi = a.c2[t];
-    s = (s > lo || s != s) ? s : lo;  // clamp_(lower, upper), NaN kept
-    s = (s < hi || s != s) ? s : hi;
+    s = min_nan(max_nan(s, lo), hi);  // clamp_(lower, upper), NaN kept
     a.p[0][t][j] = p - s * m;
   }
 };
@@ -347,7 +363,7 @@ struct LambCoefD {
   bool has_wd;
   // u = m_hat / (sqrt(v_hat) + eps) + wd p; c0 = 1/bc1, c1 = 1/sqrt(bc2)
   __device__ T update(T m, T v, T p, T ibc1, T ibc2_sqrt) const {
-    T u = (m * ibc1) / (dsqrt(v) * ibc2_sqrt + eps);
+    T u = (m * ibc1) / (scalar::sqrt(v) * ibc2_sqrt + eps);
     if (has_wd) u = u + wd * p;
     return u;
   }
@@ -361,11 +377,8 @@ struct LambPass1 {  // roles: param, exp_avg, exp_avg_sq, grad; sums param^2 and
   __device__ void acc(const ListArg<T, 4>& a, int t, index_t j, double* s) const {
     const T p = a.p[0][t][j];
     const T g = a.p[3][t][j] * c.sign;
-    T m = a.p[1][t][j];
-    m = m + c.omb1 * (g - m);
-    const T v = c.beta2 * a.p[2][t][j] + c.omb2 * (g * g);
-    a.p[1][t][j] = m;
-    a.p[2][t][j] = v;
+    T m, v;
+    adam_moments(a, t, j, g, c.omb1, c.beta2, c.omb2, m, v);
     const double pd = static_cast<double>(p);
     const double ud = static_cast<double>(c.update(m, v, p, a.c0[t], a.c1[t]));
     s[0] += pd * pd;
@@ -654,27 +667,9 @@ void multi_tensor_norm(double* norms, const T* const* x, const index_t* numel, i
   NNFAST_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
+// Host arithmetic on the host copies of the norms: the CPU's own.
 double combine_norms(const double* norms, index_t count, double norm_type) {
-  using namespace optim_cuda_detail;
-  const int kind = norm_kind(norm_type);
-  if (count <= 0) return 0.0;
-  auto mx = [](double a, double b) { return (a > b || a != a) ? a : b; };
-  auto mn = [](double a, double b) { return (a < b || a != a) ? a : b; };
-  double acc = kind == kNormNegInf ? std::numeric_limits<double>::infinity() : 0.0;
-  for (index_t i = 0; i < count; ++i) {
-    const double n = norms[i];
-    switch (kind) {
-      case kNormInf: acc = mx(std::fabs(n), acc); break;
-      case kNormNegInf: acc = mn(std::fabs(n), acc); break;
-      case kNormL2: acc += n * n; break;
-      case kNormL1: acc += std::fabs(n); break;
-      case kNormL0: acc += (n != 0.0) ? 1.0 : 0.0; break;
-      default: acc += std::pow(std::fabs(n), norm_type); break;
-    }
-  }
-  if (kind == kNormL2) return std::sqrt(acc);
-  if (kind == kNormP) return std::pow(acc, 1.0 / norm_type);
-  return acc;
+  return cpu::combine_norms(norms, count, norm_type);
 }
 
 template <typename T>

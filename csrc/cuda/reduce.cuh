@@ -57,7 +57,8 @@ __device__ __forceinline__ V warp_max(V v) {
   return v;
 }
 
-// Sum over the block, returned to every thread. sh: 32 shared slots.
+// Sum / max over the block, returned to every thread (every warp reduces the warp
+// totals itself: no third barrier). sh: 32 shared slots, reusable right after a call.
 template <typename V>
 __device__ __forceinline__ V block_sum(V v, V* sh) {
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
@@ -68,6 +69,73 @@ __device__ __forceinline__ V block_sum(V v, V* sh) {
   V t = lane < nw ? sh[lane] : V(0);
   return warp_sum(t);
 }
+template <typename V>
+__device__ __forceinline__ V block_max(V v, V* sh) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) sh[w] = v;
+  __syncthreads();
+  V t = lane < nw ? sh[lane] : sh[0];  // a repeated slot is neutral for max
+  return warp_max(t);
+}
+
+// Block sums whose warp totals are added one after another in warp order (not block_sum's
+// butterfly): the tree of the norm and dropout kernels, whose bits depend on it. Sums each
+// of v... in place, to every thread. sh: 32 slots per value; ends with a barrier, so sh
+// may be reused right away.
+template <typename S, typename... V>
+__device__ __forceinline__ void block_sums_in_warp_order(S* sh, V&... v) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  ((v = warp_sum(v)), ...);
+  __syncthreads();  // sh may still be read from a previous call
+  if (lane == 0) {
+    int k = 0;
+    ((sh[32 * k++ + w] = v), ...);
+  }
+  __syncthreads();
+  ((v = 0), ...);
+  for (int i = 0; i < nw; ++i) {
+    int k = 0;
+    ((v += sh[32 * k++ + i]), ...);
+  }
+  __syncthreads();
+}
+
+// The threads that share a row: one warp (kBlock false; a block holds blockDim.x / 32
+// rows at a time) or the whole block. The group takes rows first, first + stride, ...
+// (a kernel launched with a group per row uses `first` only); its threads take a row's
+// elements lane, lane + size, ... Sums and maxima are over the group, to every thread
+// (sh: 32 shared slots, used by the block form only).
+template <bool kBlock>
+struct RowGroup {
+  int lane, size;
+  index_t first, stride;
+  __device__ RowGroup() {
+    if (kBlock) {
+      lane = threadIdx.x;
+      size = blockDim.x;
+      first = blockIdx.x;
+      stride = gridDim.x;
+    } else {
+      lane = threadIdx.x & 31;
+      size = 32;
+      const index_t per = blockDim.x >> 5;
+      first = static_cast<index_t>(blockIdx.x) * per + (threadIdx.x >> 5);
+      stride = static_cast<index_t>(gridDim.x) * per;
+    }
+  }
+  template <typename V>
+  __device__ V sum(V v, V* sh) const {
+    if constexpr (kBlock) return block_sum(v, sh);
+    else return warp_sum(v);
+  }
+  template <typename V>
+  __device__ V max(V v, V* sh) const {
+    if constexpr (kBlock) return block_max(v, sh);
+    else return warp_max(v);
+  }
+};
 
 // out[b] = sum of v[b*chunk, min(n, (b+1)*chunk)), one block per b.
 template <typename V>

@@ -744,13 +744,29 @@ struct CUevent_st {
   bool recorded = false;
 };
 
+using nnfast_emu::set_error;
+
 namespace {
 double now_ms() {
   using namespace std::chrono;
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
 }
+
+// Streams and events are plain heap objects. As in CUDA, a null out-pointer is
+// cudaErrorInvalidValue and a null handle cudaErrorInvalidResourceHandle.
+template <typename H, typename... Init>
+cudaError_t new_handle(H** out, Init... init) {
+  if (!out) return set_error(cudaErrorInvalidValue);
+  *out = new H{init...};
+  return cudaSuccess;
+}
+template <typename H>
+cudaError_t delete_handle(H* h) {
+  if (!h) return set_error(cudaErrorInvalidResourceHandle);
+  delete h;
+  return cudaSuccess;
+}
 }  // namespace
-using nnfast_emu::set_error;
 
 cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   if (!ptr) return set_error(cudaErrorInvalidValue);
@@ -787,32 +803,16 @@ cudaError_t cudaMemsetAsync(void* dst, int value, std::size_t bytes, cudaStream_
 }
 // Streams run synchronously: work is done when the call that enqueues it returns.
 cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
-  if (!s) return set_error(cudaErrorInvalidValue);
-  *s = new CUstream_st{flags};
-  return cudaSuccess;
-}
-cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  if (!s) return set_error(cudaErrorInvalidResourceHandle);
-  delete s;
-  return cudaSuccess;
-}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) { return new_handle(s, flags); }
+cudaError_t cudaStreamDestroy(cudaStream_t s) { return delete_handle(s); }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t e, unsigned int) {
   return e ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
 }
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) {
-  if (!e) return set_error(cudaErrorInvalidValue);
-  *e = new CUevent_st;
-  return cudaSuccess;
-}
-cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  if (!e) return set_error(cudaErrorInvalidResourceHandle);
-  delete e;
-  return cudaSuccess;
-}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) { return new_handle(e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { return delete_handle(e); }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
   if (!e) return set_error(cudaErrorInvalidResourceHandle);
   e->ms = now_ms();

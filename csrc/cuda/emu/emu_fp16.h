@@ -61,23 +61,25 @@ inline std::uint16_t float_to_bf16_bits(float f) {
 }
 inline float bf16_bits_to_float(std::uint16_t b) { return bits_f32(static_cast<std::uint32_t>(b) << 16); }
 
+// The storage of both types: the bits in __x (as CUDA's own structs), every conversion
+// through float with the format's encoder / decoder.
+template <std::uint16_t (*Encode)(float), float (*Decode)(std::uint16_t)>
+struct Float16Bits {
+  unsigned short __x;
+  Float16Bits() = default;
+  Float16Bits(float f) : __x(Encode(f)) {}
+  Float16Bits(double f) : __x(Encode(static_cast<float>(f))) {}
+  Float16Bits(int i) : __x(Encode(static_cast<float>(i))) {}
+  operator float() const { return Decode(__x); }
+};
+
 }  // namespace nnfast_emu
 
-struct __half {
-  unsigned short __x;
-  __half() = default;
-  __half(float f) : __x(nnfast_emu::float_to_half_bits(f)) {}
-  __half(double f) : __x(nnfast_emu::float_to_half_bits(static_cast<float>(f))) {}
-  __half(int i) : __x(nnfast_emu::float_to_half_bits(static_cast<float>(i))) {}
-  operator float() const { return nnfast_emu::half_bits_to_float(__x); }
+struct __half : nnfast_emu::Float16Bits<nnfast_emu::float_to_half_bits, nnfast_emu::half_bits_to_float> {
+  using Float16Bits::Float16Bits;
 };
-struct __nv_bfloat16 {
-  unsigned short __x;
-  __nv_bfloat16() = default;
-  __nv_bfloat16(float f) : __x(nnfast_emu::float_to_bf16_bits(f)) {}
-  __nv_bfloat16(double f) : __x(nnfast_emu::float_to_bf16_bits(static_cast<float>(f))) {}
-  __nv_bfloat16(int i) : __x(nnfast_emu::float_to_bf16_bits(static_cast<float>(i))) {}
-  operator float() const { return nnfast_emu::bf16_bits_to_float(__x); }
+struct __nv_bfloat16 : nnfast_emu::Float16Bits<nnfast_emu::float_to_bf16_bits, nnfast_emu::bf16_bits_to_float> {
+  using Float16Bits::Float16Bits;
 };
 using half = __half;
 using nv_bfloat16 = __nv_bfloat16;
