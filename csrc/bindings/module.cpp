@@ -11,6 +11,7 @@ void init_norm(py::module_& m);
 void init_loss(py::module_& m);
 void init_optim(py::module_& m);
 void init_dropout(py::module_& m);
+void init_tensor(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "nnfast native kernels (CPU; CUDA when compiled)";
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_C, m) {
   init_loss(m);
   init_optim(m);
   init_dropout(m);
+  init_tensor(m);
 }

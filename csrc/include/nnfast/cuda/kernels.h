@@ -7,3 +7,4 @@
 #include "nnfast/cuda/loss.h"
 #include "nnfast/cuda/norm.h"
 #include "nnfast/cuda/optim.h"
+#include "nnfast/cuda/tensor.h"

@@ -1,0 +1,170 @@
+// Bindings of the tape's tensor arithmetic (nnfast/tensor.h): broadcasting binary ops,
+// reductions over one dim, the max / min backward scatter, float casts. The Python
+// layer (autograd/basic_ops.py) calls them for float32 / float64 operands of one dtype.
+#include <cstdint>
+#include <string>
+
+#include "bindings/common.h"
+#include "nnfast/tensor.h"
+
+namespace {
+
+const char* const kBinaryNames[] = {"add", "sub", "mul", "div"};
+const char* const kReduceNames[] = {"sum", "mean", "max", "min"};
+
+// The element strides of `a` read over out's shape, NumPy-broadcast (shapes aligned
+// on the right; a missing or size-1 dim reads stride 0).
+void broadcast_strides(const char* op, const py::array& a, const char* name, const py::array& out, index_t* stride) {
+  const int nd = static_cast<int>(out.ndim()), ad = static_cast<int>(a.ndim());
+  bool ok = ad <= nd;
+  for (int d = 0; ok && d < nd; ++d) {
+    const int k = d - (nd - ad);
+    if (k < 0 || a.shape(k) == 1) {
+      stride[d] = 0;
+    } else if (a.shape(k) == out.shape(d)) {
+      stride[d] = elem_stride(op, a, name, k);
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) value_error(op, std::string(name) + " broadcastable to out's shape " + shape_str(out) + ", got " + shape_str(a));
+}
+
+// out may be an input itself (an in-place update), else it must not overlap it.
+void check_not_overlapping(const char* op, const py::array& out, const py::array& in, const char* name) {
+  const bool same = out.data() == in.data() && is_c_contiguous(in) && in.ndim() == out.ndim() &&
+                    in.size() == out.size();
+  if (!same) check_no_alias(op, out, "out", in, name);
+}
+
+void binary_op_binding(py::array out, py::array a, py::array b, int code) {
+  if (code < 0 || code > 3) value_error("binary_op", "op 0 (add), 1 (sub), 2 (mul) or 3 (div), got " + std::to_string(code));
+  const char* op = kBinaryNames[code];
+  DType dt = float_dtype(op, out, "out");
+  same_dtype(op, out, a, "a");
+  same_dtype(op, out, b, "b");
+  check_contiguous(op, out, "out");
+  check_writeable(op, out, "out");
+  if (out.ndim() > kMaxDims)
+    value_error(op, "at most " + std::to_string(kMaxDims) + " dims, got " + std::to_string(out.ndim()));
+  BroadcastArgs args;
+  args.ndim = static_cast<int>(out.ndim());
+  for (int d = 0; d < args.ndim; ++d) args.shape[d] = out.shape(d);
+  broadcast_strides(op, a, "a", out, args.a_stride);
+  broadcast_strides(op, b, "b", out, args.b_stride);
+  check_not_overlapping(op, out, a, "a");
+  check_not_overlapping(op, out, b, "b");
+  const auto bop = static_cast<BinaryOp>(code);
+  run_released(dt, [&](auto tag) {
+    using T = decltype(tag);
+    return [=, po = mut_ptr<T>(out), pa = ptr<T>(a), pb = ptr<T>(b)] { binary_broadcast<T>(bop, args, pa, pb, po); };
+  });
+}
+
+// [outer, n, inner] of a C-contiguous array reduced (or scattered) over `dim`.
+struct DimView {
+  index_t outer = 1, n = 1, inner = 1;
+};
+DimView dim_view(const char* op, const py::array& x, const char* name, int dim) {
+  if (x.ndim() < 1) value_error(op, std::string(name) + " with at least 1 dim, got a 0-d array");
+  if (dim < 0 || dim >= x.ndim())
+    value_error(op, "dim in [0, " + std::to_string(x.ndim() - 1) + "], got " + std::to_string(dim));
+  DimView v;
+  for (int d = 0; d < x.ndim(); ++d) (d < dim ? v.outer : d == dim ? v.n : v.inner) *= x.shape(d);
+  return v;
+}
+
+void check_index(const char* op, const py::array& index, index_t size, bool out) {
+  if (index.dtype().kind() != 'i' || index.itemsize() != 8)
+    type_error(op, "index to be int64, got " + dtype_str(index));
+  check_aligned(op, index, "index");
+  check_contiguous(op, index, "index");
+  if (out) check_writeable(op, index, "index");
+  if (static_cast<index_t>(index.size()) != size)
+    value_error(op, "index with " + std::to_string(size) + " elements, got " + std::to_string(index.size()));
+}
+
+void reduce_dim_binding(py::array out, py::object index, py::array x, int dim, int code) {
+  if (code < 0 || code > 3)
+    value_error("reduce_dim", "op 0 (sum), 1 (mean), 2 (max) or 3 (min), got " + std::to_string(code));
+  const char* op = kReduceNames[code];
+  DType dt = check_input(op, x, "input");
+  const DimView v = dim_view(op, x, "input", dim);
+  check_output(op, x, out, "out");
+  if (static_cast<index_t>(out.size()) != v.outer * v.inner)
+    value_error(op, "out with " + std::to_string(v.outer * v.inner) + " elements, got " + std::to_string(out.size()));
+  check_no_alias(op, out, "out", x, "input");
+  const auto rop = static_cast<ReduceOp>(code);
+  const bool extreme = rop == ReduceOp::Max || rop == ReduceOp::Min;
+  if (extreme && v.n == 0 && v.outer * v.inner > 0)
+    value_error(op, "a non-empty dim " + std::to_string(dim) + " to reduce, got size 0");
+  py::object idx = py::none();
+  if (has(index)) {
+    if (!extreme) value_error(op, "index None (only max and min return one)");
+    py::array ia = as_array(op, index, "index");
+    check_index(op, ia, v.outer * v.inner, true);
+    check_no_alias(op, ia, "index", x, "input");
+    check_no_alias(op, ia, "index", out, "out");
+    idx = ia;
+  }
+  run_released(dt, [&](auto tag) {
+    using T = decltype(tag);
+    return [=, po = mut_ptr<T>(out), px = ptr<T>(x), pi = opt_mut_ptr<std::int64_t>(idx)] {
+      reduce_dim<T>(rop, px, v.outer, v.n, v.inner, po, pi);
+    };
+  });
+}
+
+void scatter_dim_binding(py::array out, py::array grad, py::array index, int dim) {
+  const char* op = "max_backward";
+  DType dt = float_dtype(op, out, "out");
+  check_contiguous(op, out, "out");
+  check_writeable(op, out, "out");
+  const DimView v = dim_view(op, out, "out", dim);
+  same_dtype(op, out, grad, "grad");
+  check_contiguous(op, grad, "grad");
+  if (static_cast<index_t>(grad.size()) != v.outer * v.inner)
+    value_error(op, "grad with " + std::to_string(v.outer * v.inner) + " elements, got " + std::to_string(grad.size()));
+  check_index(op, index, v.outer * v.inner, false);
+  check_no_alias(op, out, "out", grad, "grad");
+  check_no_alias(op, out, "out", index, "index");
+  run_released(dt, [&](auto tag) {
+    using T = decltype(tag);
+    return [=, po = mut_ptr<T>(out), pg = ptr<T>(grad), pi = ptr<std::int64_t>(index)] {
+      scatter_dim<T>(po, pg, pi, v.outer, v.n, v.inner);
+    };
+  });
+}
+
+void cast_binding(py::array out, py::array x) {
+  const char* op = "cast";
+  DType from = check_input(op, x, "input");
+  DType to = float_dtype(op, out, "out");
+  check_contiguous(op, out, "out");
+  check_writeable(op, out, "out");
+  if (out.size() != x.size())
+    value_error(op, "out with as many elements as input (" + std::to_string(x.size()) + "), got " +
+                        std::to_string(out.size()));
+  check_no_alias(op, out, "out", x, "input");
+  const index_t n = x.size();
+  dispatch_float(from, [&](auto from_tag) {
+    using F = decltype(from_tag);
+    dispatch_float(to, [&](auto to_tag) {
+      using T = decltype(to_tag);
+      T* po = mut_ptr<T>(out);
+      const F* px = ptr<F>(x);
+      py::gil_scoped_release release;
+      nnfast::NNFAST_KERNELS::cast<F, T>(po, px, n);  // qualified: not pybind11::cast
+    });
+  });
+}
+
+}  // namespace
+
+void init_tensor(py::module_& m) {
+  m.def("binary_op", &binary_op_binding, py::arg("out"), py::arg("a"), py::arg("b"), py::arg("op"));
+  m.def("reduce_dim", &reduce_dim_binding, py::arg("out"), py::arg("index"), py::arg("input"), py::arg("dim"),
+        py::arg("op"));
+  m.def("scatter_dim", &scatter_dim_binding, py::arg("out"), py::arg("grad"), py::arg("index"), py::arg("dim"));
+  m.def("cast", &cast_binding, py::arg("out"), py::arg("input"));
+}

@@ -1,0 +1,210 @@
+// The tape's tensor arithmetic on the CPU (nnfast/tensor.h): broadcasting binary ops,
+// reductions over one dim, the max / min backward scatter, casts. Memory-bound loops:
+// OpenMP over fixed chunks, unit-stride inner loops the compiler vectorises.
+#include "nnfast/tensor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/parallel_for.h"
+#include "core/tensor_math.h"
+
+namespace nnfast::cpu {
+namespace {
+
+using tensor_math::better;
+
+// out[0, len) = a[j * sa] (op) b[j * sb]; the unit / zero stride cases are separate
+// loops so that each vectorises.
+template <BinaryOp kOp, typename T>
+void binary_row(T* out, const T* a, index_t sa, const T* b, index_t sb, index_t len) {
+  auto f = [](T x, T y) { return tensor_math::binary<kOp>(x, y); };
+  if (sa == 1 && sb == 1) {
+    for (index_t j = 0; j < len; ++j) out[j] = f(a[j], b[j]);
+  } else if (sa == 1 && sb == 0) {
+    const T y = b[0];
+    for (index_t j = 0; j < len; ++j) out[j] = f(a[j], y);
+  } else if (sa == 0 && sb == 1) {
+    const T x = a[0];
+    for (index_t j = 0; j < len; ++j) out[j] = f(x, b[j]);
+  } else {
+    for (index_t j = 0; j < len; ++j) out[j] = f(a[j * sa], b[j * sb]);
+  }
+}
+
+// Elements [lo, hi) of out: rows of the last dim, the coordinates of the rest carried
+// along (no division per element).
+template <BinaryOp kOp, typename T>
+void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi) {
+  const int last = s.ndim - 1;
+  const index_t cols = s.shape[last];
+  index_t coord[kMaxDims] = {};
+  index_t rest = lo / cols, oa = 0, ob = 0;
+  for (int d = last - 1; d >= 0; --d) {
+    coord[d] = rest % s.shape[d];
+    rest /= s.shape[d];
+    oa += coord[d] * s.a_stride[d];
+    ob += coord[d] * s.b_stride[d];
+  }
+  index_t i = lo, col = lo % cols;
+  while (i < hi) {
+    const index_t len = std::min(cols - col, hi - i);
+    binary_row<kOp>(out + i, a + oa + col * s.a_stride[last], s.a_stride[last], b + ob + col * s.b_stride[last],
+                    s.b_stride[last], len);
+    i += len;
+    col = 0;
+    for (int d = last - 1; d >= 0; --d) {  // next row
+      oa += s.a_stride[d];
+      ob += s.b_stride[d];
+      if (++coord[d] < s.shape[d]) break;
+      oa -= coord[d] * s.a_stride[d];
+      ob -= coord[d] * s.b_stride[d];
+      coord[d] = 0;
+    }
+  }
+}
+
+template <BinaryOp kOp, typename T>
+void binary_all(const BroadcastArgs& args, const T* a, const T* b, T* out) {
+  BroadcastArgs s = tensor_math::collapse(args);
+  const index_t n = tensor_math::numel(s);
+  if (n <= 0) return;
+  if (s.ndim == 0) {  // every dim of size 1
+    out[0] = tensor_math::binary<kOp>(a[0], b[0]);
+    return;
+  }
+  parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) { binary_range<kOp>(s, a, b, out, lo, hi); });
+}
+
+constexpr index_t kSumBlock = 4096;  // a row's summation blocks (fixed: they set the order)
+constexpr index_t kInnerTile = 256;  // columns reduced together when inner > 1
+
+// Sum of one row of n contiguous elements in double: 8 lanes (element j to lane j % 8, so
+// the loop vectorises without reassociation) per block of kSumBlock, blocks added in order.
+template <typename T>
+double row_sum(const T* x, index_t n) {
+  double total = 0;
+  for (index_t j0 = 0; j0 < n; j0 += kSumBlock) {
+    const index_t j1 = std::min(n, j0 + kSumBlock);
+    double lane[8] = {};
+    index_t j = j0;
+    for (; j + 8 <= j1; j += 8)
+      for (int k = 0; k < 8; ++k) lane[k] += static_cast<double>(x[j + k]);
+    for (; j < j1; ++j) lane[0] += static_cast<double>(x[j]);
+    total += ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  }
+  return total;
+}
+
+template <ReduceOp kOp, typename T>
+void reduce_rows(const T* x, index_t outer, index_t n, index_t inner, T* out, std::int64_t* index) {
+  constexpr bool kSum = kOp == ReduceOp::Sum || kOp == ReduceOp::Mean;
+  const double scale = kOp == ReduceOp::Mean ? 1.0 / static_cast<double>(n) : 1.0;
+  const index_t tiles = (inner + kInnerTile - 1) / kInnerTile;
+  const index_t grain = std::max<index_t>(1, kElementwiseGrain / std::max<index_t>(1, n * std::min(inner, kInnerTile)));
+  parallel_for(outer * tiles, grain, [&](index_t lo, index_t hi) {
+    double acc[kInnerTile];
+    T best[kInnerTile];
+    index_t at[kInnerTile];
+    for (index_t w = lo; w < hi; ++w) {
+      const index_t o = w / tiles, c0 = (w % tiles) * kInnerTile, cols = std::min(kInnerTile, inner - c0);
+      const T* xo = x + o * n * inner + c0;
+      T* yo = out + o * inner + c0;
+      std::int64_t* io = index ? index + o * inner + c0 : nullptr;
+      if constexpr (kSum) {
+        if (inner == 1) {
+          yo[0] = static_cast<T>(row_sum(xo, n) * scale);
+          continue;
+        }
+        std::fill(acc, acc + cols, 0.0);
+        for (index_t j = 0; j < n; ++j) {
+          const T* r = xo + j * inner;
+          for (index_t c = 0; c < cols; ++c) acc[c] += static_cast<double>(r[c]);
+        }
+        for (index_t c = 0; c < cols; ++c) yo[c] = static_cast<T>(acc[c] * scale);
+      } else {
+        for (index_t c = 0; c < cols; ++c) {
+          best[c] = xo[c];
+          at[c] = 0;
+        }
+        for (index_t j = 1; j < n; ++j) {
+          const T* r = xo + j * inner;
+          for (index_t c = 0; c < cols; ++c)
+            if (better<kOp>(r[c], j, best[c], at[c])) {
+              best[c] = r[c];
+              at[c] = j;
+            }
+        }
+        for (index_t c = 0; c < cols; ++c) {
+          yo[c] = best[c];
+          if (io) io[c] = at[c];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void binary_broadcast(BinaryOp op, const BroadcastArgs& args, const T* a, const T* b, T* out) {
+  switch (op) {
+    case BinaryOp::Add: return binary_all<BinaryOp::Add>(args, a, b, out);
+    case BinaryOp::Sub: return binary_all<BinaryOp::Sub>(args, a, b, out);
+    case BinaryOp::Mul: return binary_all<BinaryOp::Mul>(args, a, b, out);
+    case BinaryOp::Div: return binary_all<BinaryOp::Div>(args, a, b, out);
+  }
+}
+
+template <typename T>
+void reduce_dim(ReduceOp op, const T* x, index_t outer, index_t n, index_t inner, T* out, std::int64_t* index) {
+  if (outer <= 0 || inner <= 0) return;
+  if (n <= 0) {  // an empty sum is 0, an empty mean NaN (max / min of nothing: refused by the binding)
+    const T v = op == ReduceOp::Sum ? T(0) : std::numeric_limits<T>::quiet_NaN();
+    std::fill(out, out + outer * inner, v);
+    return;
+  }
+  switch (op) {
+    case ReduceOp::Sum: return reduce_rows<ReduceOp::Sum>(x, outer, n, inner, out, index);
+    case ReduceOp::Mean: return reduce_rows<ReduceOp::Mean>(x, outer, n, inner, out, index);
+    case ReduceOp::Max: return reduce_rows<ReduceOp::Max>(x, outer, n, inner, out, index);
+    case ReduceOp::Min: return reduce_rows<ReduceOp::Min>(x, outer, n, inner, out, index);
+  }
+}
+
+template <typename T>
+void scatter_dim(T* out, const T* grad, const std::int64_t* index, index_t outer, index_t n, index_t inner) {
+  parallel_for(outer * n, std::max<index_t>(1, kElementwiseGrain / std::max<index_t>(1, inner)),
+               [&](index_t lo, index_t hi) {
+                 for (index_t r = lo; r < hi; ++r) {
+                   const index_t o = r / n, j = r % n;
+                   const T* g = grad + o * inner;
+                   const std::int64_t* id = index + o * inner;
+                   T* y = out + r * inner;
+                   for (index_t c = 0; c < inner; ++c) y[c] = id[c] == j ? g[c] : T(0);
+                 }
+               });
+}
+
+template <typename From, typename To>
+void cast(To* out, const From* x, index_t n) {
+  parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) out[i] = static_cast<To>(x[i]);
+  });
+}
+
+#define NNFAST_TENSOR_API(T)                                                                                  \
+  template void binary_broadcast<T>(BinaryOp, const BroadcastArgs&, const T*, const T*, T*);                   \
+  template void reduce_dim<T>(ReduceOp, const T*, index_t, index_t, index_t, T*, std::int64_t*);               \
+  template void scatter_dim<T>(T*, const T*, const std::int64_t*, index_t, index_t, index_t);
+NNFAST_TENSOR_API(float)
+NNFAST_TENSOR_API(double)
+#undef NNFAST_TENSOR_API
+template void cast<float, double>(double*, const float*, index_t);
+template void cast<double, float>(float*, const double*, index_t);
+template void cast<float, float>(float*, const float*, index_t);
+template void cast<double, double>(double*, const double*, index_t);
+
+}  // namespace nnfast::cpu
