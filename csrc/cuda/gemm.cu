@@ -509,10 +509,14 @@ __global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(const NNFAST_GRID_CONS
 }
 
 // ------------------------------------------------------------------ host side
+// Internal linkage: tests/cpp/test_cuda_gemm.cpp includes this file and also links the
+// library, and two external definitions would be an ODR violation (ASan aborts on it).
+namespace {
 std::atomic<int> g_tf32{-1};       // -1: read NNFAST_CUDA_TF32 on first use
 // Test hook: 0 = small SIMT, 1 = large SIMT, 2 = TF32 tensor cores (float; the emulator
 // runs its software mma model), -1 = normal selection.
 std::atomic<int> g_force_cfg{-1};
+}  // namespace
 
 inline int loader_mode(const void* P, index_t s_o, index_t s_k, int vw) {
   const bool aligned = (reinterpret_cast<std::uintptr_t>(P) % 16) == 0;
