@@ -32,8 +32,8 @@ def _complete_doc(cls: type) -> None:
     off ``__init__``'s signature (so the two cannot disagree)."""
     if not cls.__doc__ or "Shape:" in cls.__doc__:
         return
-    params = [p for p in inspect.signature(cls.__init__).parameters.values()
-              if p.name != "self" and p.default is not p.empty]  # Module.__init__'s *args, **kwargs: none
+    params = [p for p in inspect.signature(cls).parameters.values()
+              if p.default is not p.empty]  # Module.__init__'s *args, **kwargs: none
     defaults = ", ".join(f"{p.name}={p.default!r}" for p in params) or "none (takes no arguments)"
     if params and params[-1].name == "inplace":
         defaults += _INPLACE_NOTE
