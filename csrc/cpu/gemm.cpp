@@ -204,7 +204,7 @@ template <typename T>
 void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a, const T* B,
           index_t rs_b, index_t cs_b, T beta, T* C, index_t rs_c, index_t cs_c, const GemmEpilogue<T>& ep) {
   if (M <= 0 || N <= 0) return;
-  GemmArgs<T> g{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, epilogue_fn(ep), &ep,
+  GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c}, epilogue_fn(ep), &ep,
                 direct_m_setting()};
   int nt = get_num_threads();
   if (K <= 0 || alpha == T(0)) {
