@@ -51,16 +51,6 @@ namespace cugemm {
 template <Act A, typename T>
 struct ActDev;
 
-// sigmoid(x) and 1 - sigmoid(x) without cancellation (vm::sigmoid2).
-template <typename T>
-__device__ __forceinline__ void sigmoid2(T x, T& s, T& sc) {
-  const T e = scalar::exp(-scalar::fabs(x));
-  const T r = T(1) / (e + T(1));
-  const T er = e * r;
-  s = x >= T(0) ? r : er;
-  sc = x >= T(0) ? er : r;
-}
-
 template <typename T>
 struct ActDev<Act::Identity, T> {
   static __device__ __forceinline__ T fwd(T x, T, T) { return x; }
@@ -99,23 +89,12 @@ struct ActDev<Act::GELU, T> {
 template <typename T>
 struct ActDev<Act::GELUTanh, T> {
   static __device__ __forceinline__ T fwd(T x, T, T) { return scalar::gelu_tanh(x); }
-  static __device__ __forceinline__ T grad(T x, T, T) {
-    const T k = T(0.79788456080286535588);
-    const T x2 = x * x;
-    const T u = (x + x2 * x * T(0.044715)) * k;
-    T sg, sc;
-    sigmoid2(u + u, sg, sc);
-    return sg + x * (sg * sc) * (T(2) * k) * (x2 * T(3 * 0.044715) + T(1));
-  }
+  static __device__ __forceinline__ T grad(T x, T, T) { return scalar::gelu_tanh_grad(x); }
 };
 template <typename T>
 struct ActDev<Act::SiLU, T> {
   static __device__ __forceinline__ T fwd(T x, T, T) { return scalar::silu(x); }
-  static __device__ __forceinline__ T grad(T x, T, T) {
-    T sg, sc;
-    sigmoid2(x, sg, sc);
-    return sg * (x * sc + T(1));
-  }
+  static __device__ __forceinline__ T grad(T x, T, T) { return scalar::silu_grad(x); }
 };
 template <typename T>
 struct ActDev<Act::Softplus, T> {  // a = beta, b = threshold
