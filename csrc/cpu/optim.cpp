@@ -67,19 +67,9 @@ void for_each_block(const std::vector<Block>& blocks, F&& f) {
   });
 }
 
-template <typename T>
-T sign_of(bool maximize) {
-  return maximize ? T(-1) : T(1);
-}
-
-// The Adam family's bias corrections after `step` updates: 1 - beta^step.
-struct BiasCorrections {
-  double bc1, bc2;
-};
-inline BiasCorrections bias_corrections(double beta1, double beta2, index_t step) {
-  const double t = static_cast<double>(step);
-  return {1.0 - std::pow(beta1, t), 1.0 - std::pow(beta2, t)};
-}
+using optim_coef::bias_corrections;
+using optim_coef::BiasCorrections;
+using optim_coef::sign_of;
 
 }  // namespace
 
@@ -104,18 +94,7 @@ void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* cons
   const auto& K = range_kernels<T>();
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
     const BiasCorrections bc = bias_corrections(o.beta1, o.beta2, step[i]);
-    AdamCoef<T> c{sign_of<T>(o.maximize),
-                  T(o.weight_decay),
-                  T(1.0 - o.lr * o.weight_decay),
-                  T(1.0 - o.beta1),
-                  T(o.beta2),
-                  T(1.0 - o.beta2),
-                  T(1.0 / std::sqrt(bc.bc2)),
-                  T(o.eps),
-                  T(o.lr / bc.bc1),
-                  o.weight_decay != 0 && !o.decoupled_weight_decay,
-                  o.weight_decay != 0 && o.decoupled_weight_decay,
-                  o.amsgrad};
+    const AdamCoef<T> c{optim_coef::adam_consts<T>(o), T(1.0 / std::sqrt(bc.bc2)), T(o.lr / bc.bc1)};
     K.adam(param[i] + lo, exp_avg[i] + lo, exp_avg_sq[i] + lo, o.amsgrad ? max_exp_avg_sq[i] + lo : nullptr,
            grad[i] + lo, hi - lo, c);
   });
