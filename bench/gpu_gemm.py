@@ -34,22 +34,9 @@ import numpy as np
 
 SQUARES = [1024, 2048, 4096]
 # (name, M, N, K, layout): op(A) is M x K, op(B) is K x N; T = a transposed view.
-MLP_SHAPES = [
-    ("fwd x.W^T 256x784.(1024x784)^T", 256, 1024, 784, "NT"),
-    ("fwd x.W^T 256x1024.(1024x1024)^T", 256, 1024, 1024, "NT"),
-    ("fwd x.W^T 64x784.(128x784)^T", 64, 128, 784, "NT"),
-    ("dX dz.W 256x1024.1024x784", 256, 784, 1024, "NN"),
-    ("dW dz^T.x (256x1024)^T.256x784", 1024, 784, 256, "TN"),
-    ("dW dz^T.x (256x1024)^T.256x1024", 1024, 1024, 256, "TN"),
-    # a larger batch, closer to what a GPU is used for
-    ("fwd x.W^T 4096x1024.(4096x1024)^T", 4096, 4096, 1024, "NT"),
-]
-
-
-def cases(quick: bool) -> list[tuple[str, int, int, int, str]]:
-    sizes = SQUARES[:2] if quick else SQUARES
-    out = [(f"square {n} {lay}", n, n, n, lay) for n in sizes for lay in ("NN", "NT", "TN")]
-    return out + (MLP_SHAPES[:4] if quick else MLP_SHAPES)
+# The GEMMs of MLP training are the CPU benchmark's (nnfast.bench.gemm.TRAINING_SHAPES);
+# these are added: a larger batch, closer to what a GPU is used for.
+LARGE_SHAPES = [("fwd x.W^T 4096x1024.(4096x1024)^T", 4096, 4096, 1024, "NT")]
 
 
 def _import_nnfast() -> Any:
@@ -59,6 +46,16 @@ def _import_nnfast() -> Any:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
         import nnfast
     return nnfast
+
+
+def cases(quick: bool) -> list[tuple[str, int, int, int, str]]:
+    sizes = SQUARES[:2] if quick else SQUARES
+    out = [(f"square {n} {lay}", n, n, n, lay) for n in sizes for lay in ("NN", "NT", "TN")]
+    _import_nnfast()  # imported here, not at the top: importing this file needs no nnfast build
+    from nnfast.bench.gemm import TRAINING_SHAPES
+
+    mlp_shapes = TRAINING_SHAPES + LARGE_SHAPES
+    return out + (mlp_shapes[:4] if quick else mlp_shapes)
 
 
 def _operands(cp: Any, m: int, n: int, k: int, layout: str, rng: Any) -> tuple[Any, Any]:

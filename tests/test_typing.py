@@ -147,6 +147,12 @@ def _declared_tensor_methods():
     for n in block.body:
         if isinstance(n, ast.FunctionDef):
             out.setdefault(n.name, []).append(n)
+        elif isinstance(n, ast.Assign):  # aliases: `add, sub = __add__, __sub__`, `matmul = mm = __matmul__`
+            values = n.value.elts if isinstance(n.value, ast.Tuple) else [n.value]
+            for target in n.targets:
+                names = target.elts if isinstance(target, ast.Tuple) else [target]
+                for alias, value in zip(names, values, strict=True):
+                    out[alias.id] = out[value.id]
     return out
 
 

@@ -79,12 +79,18 @@ struct NormShapes {
 struct NormArgs {
   Arr x, mean, rstd, weight;
 
-  void check_stats_and_weight(const char* op, const py::object& mean_o, const py::object& rstd_o,
-                              const py::object& weight_o, const NormShapes& s, bool forward) {
+  // The checks both directions open with, in this order: input, the tensor of its
+  // shape (forward: out, written; backward: grad, read), returned, then the
+  // statistics and weight.
+  Arr check_shared(const char* op, const py::array& x_a, const py::object& data_o, const py::object& mean_o,
+                   const py::object& rstd_o, const py::object& weight_o, const NormShapes& s, bool forward) {
+    x = in(x_a);
+    Arr data = data_arr(op, x_a, data_o, forward ? "out" : "grad", s.data, forward);
     mean = has(mean_o) ? stat_arr(op, mean_o, "mean", s.stat, forward) : Arr();
     if (s.mean_required && !mean.on) value_error(op, s.mean_missing);
     rstd = stat_arr(op, rstd_o, "rstd", s.stat, forward);
     weight = opt_data(op, x.a, weight_o, "weight", s.param, false);
+    return data;
   }
 };
 
@@ -96,9 +102,7 @@ NormForward check_norm_forward(const char* op, const py::array& x, const py::obj
                                const py::object& rstd, const py::object& weight, const py::object& bias,
                                const NormShapes& s) {
   NormForward f;
-  f.x = in(x);
-  f.y = data_arr(op, x, y, "out", s.data, true);
-  f.check_stats_and_weight(op, mean, rstd, weight, s, true);
+  f.y = f.check_shared(op, x, y, mean, rstd, weight, s, true);
   f.bias = opt_data(op, x, bias, "bias", s.param, false);
   return f;
 }
@@ -129,9 +133,7 @@ NormBackward check_norm_backward(const char* op, const py::object& dx, const py:
                                  const py::object& mean, const py::object& rstd, const py::object& weight,
                                  const NormShapes& s) {
   NormBackward b;
-  b.x = in(x);
-  b.dy = data_arr(op, x, dy, "grad", s.data, false);
-  b.check_stats_and_weight(op, mean, rstd, weight, s, false);
+  b.dy = b.check_shared(op, x, dy, mean, rstd, weight, s, false);
   b.dx = opt_data(op, x, dx, "grad_input", s.data, true);
   b.dweight = opt_data(op, x, dweight, "grad_weight", s.param, true);
   b.dbias = opt_data(op, x, dbias, "grad_bias", s.param, true);

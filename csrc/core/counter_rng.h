@@ -18,7 +18,7 @@
 #pragma once
 #include <stdint.h>
 
-#include "core/math_scalar.h"  // NNFAST_HD
+#include "core/host_device.h"  // NNFAST_HD
 
 namespace nnfast {
 namespace counter_rng {

@@ -11,11 +11,8 @@
 #pragma once
 #include <math.h>
 
-#if defined(__CUDACC__)
-#define NNFAST_HD __host__ __device__
-#else
-#define NNFAST_HD
-#endif
+#include "core/act_formulas.h"
+#include "core/host_device.h"
 
 namespace nnfast {
 namespace scalar {
@@ -46,6 +43,23 @@ NNFAST_HD inline T sigmoid(T x) {
   const T r = T(1) / (e + T(1));
   return x >= T(0) ? r : e * r;
 }
+
+// sigmoid(x) and 1 - sigmoid(x) without cancellation (vm::sigmoid2); Sigmoid2 is
+// it as a function object for the formulas of core/act_formulas.h.
+template <typename T>
+NNFAST_HD inline void sigmoid2(T x, T& s, T& sc) {
+  const T e = scalar::exp(-scalar::fabs(x));
+  const T r = T(1) / (e + T(1));
+  const T er = e * r;
+  s = x >= T(0) ? r : er;
+  sc = x >= T(0) ? er : r;
+}
+struct Sigmoid2 {
+  template <typename T>
+  NNFAST_HD_INLINE void operator()(T x, T& s, T& sc) const {
+    sigmoid2(x, s, sc);
+  }
+};
 
 // Standard normal tail Phi(-|x|) = erfc(|x| / sqrt 2) / 2.
 template <typename T>
@@ -80,8 +94,17 @@ NNFAST_HD inline T gelu_tanh(T x) {
 }
 
 template <typename T>
+NNFAST_HD inline T gelu_tanh_grad(T x) {
+  return formula::gelu_tanh_grad<T>(x, Sigmoid2{});
+}
+
+template <typename T>
 NNFAST_HD inline T silu(T x) {
   return x * sigmoid(x);
+}
+template <typename T>
+NNFAST_HD inline T silu_grad(T x) {
+  return formula::silu_grad<T>(x, Sigmoid2{});
 }
 
 // softplus with beta and threshold (PyTorch semantics).

@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/act_formulas.h"
 #include "core/simd.h"
 #include "nnfast/common.h"
 
@@ -189,6 +190,14 @@ inline void sigmoid2(V x, V& s, V& sc) {
   s = pos ? r : er;
   sc = pos ? er : r;
 }
+// sigmoid2 as a function object, for the formulas of core/act_formulas.h (ISA-local
+// type: their instantiations here never merge with another ISA's).
+struct Sigmoid2 {
+  template <class V>
+  NNFAST_HD_INLINE void operator()(V x, V& s, V& sc) const {
+    sigmoid2(x, s, sc);
+  }
+};
 template <class V>
 inline V sigmoid(V x) {
   V s, sc;
@@ -310,24 +319,14 @@ struct ActMath<Act::GELUTanh> {
     return x * sigmoid(u + u);
   }
   template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
-    using E = elem_t<V>;
-    const E k = E(0.79788456080286535588);
-    const V x2 = x * x;
-    const V u = (x + x2 * x * E(0.044715)) * k;
-    V sg, sc;
-    sigmoid2(u + u, sg, sc);
-    return sg + x * (sg * sc) * (E(2) * k) * (x2 * E(3 * 0.044715) + E(1));
+    return formula::gelu_tanh_grad<elem_t<V>>(x, Sigmoid2{});
   }
 };
 
 template <>
 struct ActMath<Act::SiLU> {
   template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return x * sigmoid(x); }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
-    V sg, sc;
-    sigmoid2(x, sg, sc);
-    return sg * (x * sc + elem_t<V>(1));
-  }
+  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) { return formula::silu_grad<elem_t<V>>(x, Sigmoid2{}); }
 };
 
 template <>

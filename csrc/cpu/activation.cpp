@@ -18,7 +18,7 @@ namespace nnfast::cpu {
 
 namespace {
 
-using act_detail::act_ops;
+using act_detail::ActOps;
 
 // Elements per reduction block (fixed: it sets the summation order).
 constexpr index_t kBlock = 16384;
@@ -52,14 +52,14 @@ double blocked_sum(index_t n, F f) {
 // ------------------------------------------------------------------ pointwise
 template <typename T>
 void act_forward(T* y, const T* x, index_t n, Act act, const ActParams& p) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   const T a = T(p.a), b = T(p.b);
   parallel_for(n, act_grain(act), [&](index_t lo, index_t hi) { ops.fwd(y + lo, x + lo, hi - lo, act, a, b); });
 }
 
 template <typename T>
 void act_backward(T* dx, const T* dy, const T* saved, index_t n, Act act, const ActParams& p) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   const T a = T(p.a), b = T(p.b);
   parallel_for(n, act_grain(act),
                [&](index_t lo, index_t hi) { ops.bwd(dx + lo, dy + lo, saved + lo, hi - lo, act, a, b); });
@@ -68,7 +68,7 @@ void act_backward(T* dx, const T* dy, const T* saved, index_t n, Act act, const 
 // ------------------------------------------------------------------ PReLU
 template <typename T>
 void prelu_forward(T* y, const T* x, const T* weight, index_t N, index_t C, index_t S) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   if (C == 1) {
     const T w = weight[0];
     parallel_for(N * S, kElementwiseGrain, [&](index_t lo, index_t hi) { ops.prelu_seg(y + lo, x + lo, hi - lo, w); });
@@ -85,7 +85,7 @@ void prelu_forward(T* y, const T* x, const T* weight, index_t N, index_t C, inde
 
 template <typename T>
 void prelu_backward(T* dx, T* dweight, const T* dy, const T* x, const T* weight, index_t N, index_t C, index_t S) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   if (N * C * S <= 0) return;
   if (C == 1) {
     const T w = weight[0];
@@ -139,13 +139,13 @@ void prelu_backward(T* dx, T* dweight, const T* dy, const T* x, const T* weight,
 // ------------------------------------------------------------------ Swish
 template <typename T>
 void swish_forward(T* y, const T* x, index_t n, T beta) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) { ops.swish(y + lo, x + lo, hi - lo, beta); });
 }
 
 template <typename T>
 void swish_backward(T* dx, T* dbeta, const T* dy, const T* x, index_t n, T beta) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   const double s = blocked_sum(n, [&](index_t lo, index_t hi) {
     return ops.swish_bwd(dx ? dx + lo : nullptr, dy + lo, x + lo, hi - lo, beta);
   });
@@ -171,7 +171,7 @@ void for_gated_pieces(index_t outer, index_t L, F f) {
 
 template <typename T>
 void glu_forward(T* y, const T* x, index_t outer, index_t L, Act act, bool gate_first) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   const index_t gofs = gate_first ? 0 : L, vofs = gate_first ? L : 0;
   for_gated_pieces(outer, L, [&](index_t in, index_t out, index_t len) {
     ops.glu(y + out, x + in + vofs, x + in + gofs, len, act);
@@ -180,7 +180,7 @@ void glu_forward(T* y, const T* x, index_t outer, index_t L, Act act, bool gate_
 
 template <typename T>
 void glu_backward(T* dx, const T* dy, const T* x, index_t outer, index_t L, Act act, bool gate_first) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   const index_t gofs = gate_first ? 0 : L, vofs = gate_first ? L : 0;
   for_gated_pieces(outer, L, [&](index_t in, index_t out, index_t len) {
     ops.glu_bwd(dx + in + vofs, dx + in + gofs, dy + out, x + in + vofs, x + in + gofs, len, act);
@@ -212,7 +212,7 @@ void for_softmax_slices(index_t outer, index_t D, index_t inner, Row row, Cols c
 
 template <typename T>
 void softmax_forward(T* y, const T* x, index_t outer, index_t D, index_t inner, bool log) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   for_softmax_slices(
       outer, D, inner, [&](index_t base) { ops.softmax_row(y + base, x + base, D, log); },
       [&](index_t base, index_t n) { ops.softmax_cols(y + base, x + base, D, inner, n, log); });
@@ -220,7 +220,7 @@ void softmax_forward(T* y, const T* x, index_t outer, index_t D, index_t inner, 
 
 template <typename T>
 void softmax_backward(T* dx, const T* dy, const T* y, index_t outer, index_t D, index_t inner, bool log) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   for_softmax_slices(
       outer, D, inner, [&](index_t base) { ops.softmax_row_bwd(dx + base, dy + base, y + base, D, log); },
       [&](index_t base, index_t n) { ops.softmax_cols_bwd(dx + base, dy + base, y + base, D, inner, n, log); });
@@ -229,7 +229,7 @@ void softmax_backward(T* dx, const T* dy, const T* y, index_t outer, index_t D, 
 // ------------------------------------------------------------------ step / sign
 template <typename T>
 void step_forward(T* y, const T* x, index_t n, bool sign, T threshold) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   parallel_for(n, kElementwiseGrain,
                [&](index_t lo, index_t hi) { ops.step(y + lo, x + lo, hi - lo, sign ? 1 : 0, threshold); });
 }

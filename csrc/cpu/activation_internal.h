@@ -1,7 +1,7 @@
 // Per-ISA serial loops of the activation / regularization family. Compiled
 // once per instruction set in activation_isa.cpp (lane-generic templates from
 // core/vec_math.h); activation.cpp and dropout.cpp split the work across
-// threads and pick the table for the running CPU with act_ops<T>().
+// threads and pick the table for the running CPU with isa_ops<ActOps<T>>().
 #pragma once
 #include <cstdint>
 
@@ -61,12 +61,6 @@ constexpr index_t kSoftmaxCols = 128;
 NNFAST_ISA_DECLARE_TABLE_T(act_detail::ActOps)
 
 namespace act_detail {
-
-// The table of the ISA in use.
-template <typename T>
-inline const ActOps<T>& act_ops() {
-  return isa_ops<ActOps<T>>();
-}
 
 // Counter-based dropout bits: splitmix64 over element pairs, so any thread
 // split and any vector width draw the same mask. `static`: this header is

@@ -1,6 +1,6 @@
 // Per-ISA loops of the activation / regularization family: compiled three
 // times (NNFAST_ISA_NS = isa_generic / isa_avx2 / isa_avx512) and picked at
-// run time by act_ops<T>() in activation.cpp.
+// run time by isa_ops<ActOps<T>>() in activation.cpp.
 //
 // All loops are written once over a vector type V of kVecBytes (16 / 32 / 64
 // bytes); tails run the same templates with one lane, so element i gets the

@@ -14,7 +14,7 @@
 namespace nnfast::cpu {
 namespace {
 
-using act_detail::act_ops;
+using act_detail::ActOps;
 
 constexpr index_t kBlock = 16384;  // reduction block (fixed: it sets the summation order)
 
@@ -34,7 +34,7 @@ void dropout_apply(T* y, const T* x, index_t n, double p, std::uint64_t seed, st
     std::fill(y, y + n, T(0));
     return;
   }
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   const std::uint64_t key = dropout_stream_key(seed, offset);
   const std::uint32_t keep = keep_threshold(p);
   const T scale = static_cast<T>(1.0 / (1.0 - p));
@@ -64,7 +64,7 @@ bool dropout_keep(index_t i, double p, std::uint64_t seed, std::uint64_t offset)
 template <typename T>
 double penalty_sum(const T* x, index_t n, Penalty kind) {
   if (n <= 0) return 0.0;
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   const bool l2 = kind == Penalty::L2;
   const index_t nb = (n + kBlock - 1) / kBlock;
   if (nb == 1) return ops.penalty_sum(x, n, l2);
@@ -82,7 +82,7 @@ double penalty_sum(const T* x, index_t n, Penalty kind) {
 
 template <typename T>
 void penalty_backward(T* dx, const T* x, index_t n, Penalty kind, T scale) {
-  const auto& ops = act_ops<T>();
+  const auto& ops = isa_ops<ActOps<T>>();
   const bool l2 = kind == Penalty::L2;
   parallel_for(n, kElementwiseGrain,
                [&](index_t lo, index_t hi) { ops.penalty_bwd(dx + lo, x + lo, hi - lo, l2, scale); });

@@ -69,7 +69,7 @@ void forward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index
       // SIMD activation kernel on the row (bit-identical to act_forward, ~4x faster).
       if (bias) for (index_t j = 0; j < n; ++j) c[j] = c[j] + bias[j];
       if (aux) for (index_t j = 0; j < n; ++j) aux[j] = c[j];
-      act_detail::act_ops<T>().fwd(c, c, n, A, T(p.a), T(p.b));
+      isa_ops<act_detail::ActOps<T>>().fwd(c, c, n, A, T(p.a), T(p.b));
     } else {
       for (index_t j = 0; j < n; ++j) {
         T z = c[j * g.cs_c] + (bias ? bias[j] : T(0));
@@ -89,7 +89,7 @@ void backward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, inde
     T* c = g.C + i * g.rs_c + j0 * g.cs_c;
     const T* s = ep.dact_src + i * ep.rs_dact + j0;
     if (g.cs_c == 1) {
-      act_detail::act_ops<T>().bwd(c, c, s, n, A, T(p.a), T(p.b));
+      isa_ops<act_detail::ActOps<T>>().bwd(c, c, s, n, A, T(p.a), T(p.b));
       continue;
     }
     for (index_t j = 0; j < n; ++j)
@@ -204,7 +204,7 @@ template <typename T>
 void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a, const T* B,
           index_t rs_b, index_t cs_b, T beta, T* C, index_t rs_c, index_t cs_c, const GemmEpilogue<T>& ep) {
   if (M <= 0 || N <= 0) return;
-  GemmArgs<T> g{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, epilogue_fn(ep), &ep,
+  GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c}, epilogue_fn(ep), &ep,
                 direct_m_setting()};
   int nt = get_num_threads();
   if (K <= 0 || alpha == T(0)) {

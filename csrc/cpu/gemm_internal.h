@@ -17,23 +17,17 @@
 // `static`, or lives in namespace NNFAST_ISA_NS, so the linker can never merge
 // an AVX-512 copy of a function into the AVX2 or generic path.
 #pragma once
+#include "core/gemm_operands.h"
 #include "core/isa_dispatch.h"
 #include "nnfast/gemm.h"
 
 namespace nnfast::cpu {
 namespace gemm_detail {
 
-// Everything the per-ISA block routine needs about one gemm call.
+// Everything the per-ISA block routine needs about one gemm call: the operands
+// (core/gemm_operands.h), then the epilogue and the B-packing threshold.
 template <typename T>
-struct GemmArgs {
-  index_t M, N, K;
-  T alpha, beta;
-  const T* A;
-  index_t rs_a, cs_a;
-  const T* B;
-  index_t rs_b, cs_b;
-  T* C;
-  index_t rs_c, cs_c;
+struct GemmArgs : GemmOperands<T, index_t> {
   // Applied to each finished block of C (rows [i0, i0+m), cols [j0, j0+n))
   // after the last K block, while it is still in L2. Null: no epilogue.
   void (*tile_epilogue)(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index_t n);

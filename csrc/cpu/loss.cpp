@@ -73,7 +73,7 @@ template <typename T>
 void cross_entropy_forward(T* loss, T* dx, View3<T> x, TargetView tg, const T* w, index_t N, index_t C, index_t S,
                            index_t ignore_index, double label_smoothing, Reduction red) {
   const index_t R = N * S;
-  const RowOps<T>& ops = row_ops<T>();
+  const RowOps<T>& ops = isa_ops<RowOps<T>>();
   const double eps = label_smoothing;
   const double denom = red == Reduction::Mean ? target_weight_sum(tg, w, N, S, ignore_index) : 1.0;
   const double k = 1.0 / denom;  // inf when every row is ignored; only scales non-ignored rows
@@ -134,7 +134,7 @@ template <typename T>
 void cross_entropy_prob_forward(T* loss, T* dx, T* dtarget, View3<T> x, View3<T> tgt, const T* w, index_t N,
                                 index_t C, index_t S, double label_smoothing, Reduction red) {
   const index_t R = N * S;
-  const RowOps<T>& ops = row_ops<T>();
+  const RowOps<T>& ops = isa_ops<RowOps<T>>();
   const double eps = label_smoothing;
   const double k = red == Reduction::Mean ? 1.0 / static_cast<double>(R) : 1.0;
   const bool gx = x.sc != 1, gt = tgt.sc != 1, scatter = S != 1;

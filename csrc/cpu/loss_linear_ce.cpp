@@ -42,7 +42,7 @@ template <typename T>
 void linear_cross_entropy_forward(T* loss, T* lse, View2<T> x, View2<T> W, const T* b, const std::int64_t* target,
                                   index_t N, index_t H, index_t C, index_t ignore_index, double label_smoothing,
                                   Reduction red, index_t chunk) {
-  const auto& ops = loss_detail::row_ops<T>();
+  const auto& ops = isa_ops<loss_detail::RowOps<T>>();
   const double eps = label_smoothing;
   const LinearCETiles bk = linear_ce_tiles(N, C, chunk);
   std::vector<T> tile(static_cast<size_t>(std::min(N, bk.rows) * bk.classes));
@@ -94,7 +94,7 @@ void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_sca
                                    View2<T> W, const T* b, const std::int64_t* target, index_t N, index_t H,
                                    index_t C, index_t ignore_index, double label_smoothing, Reduction red,
                                    index_t chunk) {
-  const auto& ops = loss_detail::row_ops<T>();
+  const auto& ops = isa_ops<loss_detail::RowOps<T>>();
   const double eps = label_smoothing;
   double k = 1.0;
   if (red == Reduction::Mean) {

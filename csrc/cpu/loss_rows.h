@@ -1,6 +1,6 @@
 // Row primitives of the class-dim losses (softmax cross-entropy, linear
 // cross-entropy): contiguous rows of C values. Compiled once per ISA in
-// loss_isa.cpp and picked at run time by row_ops<T>().
+// loss_isa.cpp and picked at run time by isa_ops<RowOps<T>>().
 #pragma once
 #include "core/isa_dispatch.h"
 #include "nnfast/common.h"
@@ -23,13 +23,5 @@ struct RowOps {
 }  // namespace loss_detail
 
 NNFAST_ISA_DECLARE_TABLE_T(loss_detail::RowOps)
-
-namespace loss_detail {
-// The table of the ISA in use.
-template <typename T>
-inline const RowOps<T>& row_ops() {
-  return isa_ops<RowOps<T>>();
-}
-}  // namespace loss_detail
 
 }  // namespace nnfast::cpu

@@ -21,11 +21,6 @@ namespace {
 
 using namespace optim_detail;
 
-template <typename T>
-const OptimOps<T>& range_kernels() {
-  return isa_ops<OptimOps<T>>();
-}
-
 // Calls f(i, lo, hi) for every non-empty slice [lo, hi) of tensor i, splitting the
 // concatenation of all tensors evenly across threads (serial when small).
 template <typename F>
@@ -67,19 +62,9 @@ void for_each_block(const std::vector<Block>& blocks, F&& f) {
   });
 }
 
-template <typename T>
-T sign_of(bool maximize) {
-  return maximize ? T(-1) : T(1);
-}
-
-// The Adam family's bias corrections after `step` updates: 1 - beta^step.
-struct BiasCorrections {
-  double bc1, bc2;
-};
-inline BiasCorrections bias_corrections(double beta1, double beta2, index_t step) {
-  const double t = static_cast<double>(step);
-  return {1.0 - std::pow(beta1, t), 1.0 - std::pow(beta2, t)};
-}
+using optim_coef::bias_corrections;
+using optim_coef::BiasCorrections;
+using optim_coef::sign_of;
 
 }  // namespace
 
@@ -87,7 +72,7 @@ inline BiasCorrections bias_corrections(double beta1, double beta2, index_t step
 template <typename T>
 void sgd_step(T* const* param, T* const* momentum_buffer, const T* const* grad, const std::uint8_t* init_buffer,
               const index_t* numel, index_t count, const SGDOptions& o) {
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   SgdCoef<T> c{sign_of<T>(o.maximize), T(o.lr),           T(o.weight_decay),   T(o.momentum),
                T(1.0 - o.dampening),  o.weight_decay != 0, o.momentum != 0.0, o.nesterov};
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
@@ -101,21 +86,10 @@ template <typename T>
 void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* const* max_exp_avg_sq,
                const T* const* grad, const index_t* step, const index_t* numel, index_t count,
                const AdamOptions& o) {
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
     const BiasCorrections bc = bias_corrections(o.beta1, o.beta2, step[i]);
-    AdamCoef<T> c{sign_of<T>(o.maximize),
-                  T(o.weight_decay),
-                  T(1.0 - o.lr * o.weight_decay),
-                  T(1.0 - o.beta1),
-                  T(o.beta2),
-                  T(1.0 - o.beta2),
-                  T(1.0 / std::sqrt(bc.bc2)),
-                  T(o.eps),
-                  T(o.lr / bc.bc1),
-                  o.weight_decay != 0 && !o.decoupled_weight_decay,
-                  o.weight_decay != 0 && o.decoupled_weight_decay,
-                  o.amsgrad};
+    const AdamCoef<T> c{optim_coef::adam_consts<T>(o), T(1.0 / std::sqrt(bc.bc2)), T(o.lr / bc.bc1)};
     K.adam(param[i] + lo, exp_avg[i] + lo, exp_avg_sq[i] + lo, o.amsgrad ? max_exp_avg_sq[i] + lo : nullptr,
            grad[i] + lo, hi - lo, c);
   });
@@ -125,7 +99,7 @@ void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* cons
 template <typename T>
 void adagrad_step(T* const* param, T* const* state_sum, const T* const* grad, const index_t* step,
                   const index_t* numel, index_t count, const AdagradOptions& o) {
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
     const double clr = o.lr / (1.0 + static_cast<double>(step[i] - 1) * o.lr_decay);
     AdagradCoef<T> c{sign_of<T>(o.maximize), T(o.weight_decay), T(clr), T(o.eps), o.weight_decay != 0};
@@ -137,7 +111,7 @@ void adagrad_step(T* const* param, T* const* state_sum, const T* const* grad, co
 template <typename T>
 void rmsprop_step(T* const* param, T* const* square_avg, T* const* grad_avg, T* const* momentum_buffer,
                   const T* const* grad, const index_t* numel, index_t count, const RMSpropOptions& o) {
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   RmspropCoef<T> c{sign_of<T>(o.maximize), T(o.weight_decay), T(o.alpha),        T(1.0 - o.alpha), T(o.eps),
                    T(o.lr),                T(o.momentum),     o.weight_decay != 0, o.centered,      o.momentum > 0};
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
@@ -151,7 +125,7 @@ template <typename T>
 void adabound_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* const* max_exp_avg_sq,
                    const T* const* grad, const index_t* step, const index_t* numel, index_t count,
                    const AdaBoundOptions& o) {
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   const double final_lr = o.final_lr * o.lr / o.base_lr;
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
     const double t = static_cast<double>(step[i]);
@@ -177,7 +151,7 @@ void adabound_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* 
 template <typename T>
 void lion_step(T* const* param, T* const* exp_avg, const T* const* grad, const index_t* numel, index_t count,
                const LionOptions& o) {
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   LionCoef<T> c{sign_of<T>(o.maximize), T(o.lr),          T(1.0 - o.lr * o.weight_decay), T(o.beta1),
                 T(1.0 - o.beta1),       T(o.beta2),       T(1.0 - o.beta2),               o.weight_decay != 0};
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
@@ -190,7 +164,7 @@ template <typename T>
 void lamb_step(double* trust_ratio, T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad,
                const index_t* step, const index_t* numel, index_t count, const LambOptions& o) {
   if (count <= 0) return;
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   auto coef = [&](index_t i) {
     const BiasCorrections bc =
         o.bias_correction ? bias_corrections(o.beta1, o.beta2, step[i]) : BiasCorrections{1.0, 1.0};
@@ -226,7 +200,7 @@ void lamb_step(double* trust_ratio, T* const* param, T* const* exp_avg, T* const
 // ------------------------------------------------------------------ utilities
 template <typename T>
 bool multi_tensor_all_finite(const T* const* x, const index_t* numel, index_t count) {
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   std::atomic<bool> ok{true};
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
     if (!ok.load(std::memory_order_relaxed)) return;
@@ -253,7 +227,7 @@ double min_nan(double a, double b) { return (a < b || a != a) ? a : b; }
 template <typename T>
 void multi_tensor_norm(double* norms, const T* const* x, const index_t* numel, index_t count, double norm_type) {
   if (count <= 0) return;
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   const int kind = norm_kind(norm_type);
   const std::vector<Block> blocks = make_blocks(numel, count);
   std::vector<double> part(blocks.size(), 0.0);
@@ -297,13 +271,13 @@ double combine_norms(const double* norms, index_t count, double norm_type) {
 
 template <typename T>
 void multi_tensor_scale(T* const* x, const index_t* numel, index_t count, double scale) {
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) { K.scale(x[i] + lo, hi - lo, T(scale)); });
 }
 
 template <typename T>
 void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double lo_v, double hi_v) {
-  const auto& K = range_kernels<T>();
+  const auto& K = isa_ops<OptimOps<T>>();
   for_each_slice(numel, count,
                  [&](index_t i, index_t lo, index_t hi) { K.clamp(x[i] + lo, hi - lo, T(lo_v), T(hi_v)); });
 }

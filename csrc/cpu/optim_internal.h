@@ -4,6 +4,7 @@
 // the table of range kernels.
 #pragma once
 #include "core/isa_dispatch.h"
+#include "core/optim_coef.h"
 #include "nnfast/common.h"
 
 namespace nnfast::cpu {
@@ -16,10 +17,11 @@ struct SgdCoef {
   bool l2, has_momentum, nesterov;
 };
 
+// The per-call constants (core/optim_coef.h, shared with CUDA), then the tensor's
+// 1 / sqrt(bc2) and lr / bc1.
 template <typename T>
-struct AdamCoef {
-  T sign, wd, decay, omb1, beta2, omb2, inv_bc2_sqrt, eps, step_size;  // omb = one minus beta
-  bool l2, decoupled, amsgrad;
+struct AdamCoef : optim_coef::AdamConsts<T> {
+  T inv_bc2_sqrt, step_size;
 };
 
 template <typename T>

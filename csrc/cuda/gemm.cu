@@ -30,6 +30,7 @@
 // sm_80+ only, and the emulation build substitutes a software model of the instruction
 // (so its indexing is tested). Used only when enabled (NNFAST_CUDA_TF32=1 or
 // gemm_set_tf32(true)) on an sm_80+ device.
+#include "core/gemm_operands.h"
 #include "cuda/common.cuh"
 #include "nnfast/cuda/gemm.h"
 
@@ -49,16 +50,6 @@ namespace cugemm {
 // To add a code: specialise ActDev and add it to NNFAST_CUDA_GEMM_ACTS.
 template <Act A, typename T>
 struct ActDev;
-
-// sigmoid(x) and 1 - sigmoid(x) without cancellation (vm::sigmoid2).
-template <typename T>
-__device__ __forceinline__ void sigmoid2(T x, T& s, T& sc) {
-  const T e = scalar::exp(-scalar::fabs(x));
-  const T r = T(1) / (e + T(1));
-  const T er = e * r;
-  s = x >= T(0) ? r : er;
-  sc = x >= T(0) ? er : r;
-}
 
 template <typename T>
 struct ActDev<Act::Identity, T> {
@@ -98,23 +89,12 @@ struct ActDev<Act::GELU, T> {
 template <typename T>
 struct ActDev<Act::GELUTanh, T> {
   static __device__ __forceinline__ T fwd(T x, T, T) { return scalar::gelu_tanh(x); }
-  static __device__ __forceinline__ T grad(T x, T, T) {
-    const T k = T(0.79788456080286535588);
-    const T x2 = x * x;
-    const T u = (x + x2 * x * T(0.044715)) * k;
-    T sg, sc;
-    sigmoid2(u + u, sg, sc);
-    return sg + x * (sg * sc) * (T(2) * k) * (x2 * T(3 * 0.044715) + T(1));
-  }
+  static __device__ __forceinline__ T grad(T x, T, T) { return scalar::gelu_tanh_grad(x); }
 };
 template <typename T>
 struct ActDev<Act::SiLU, T> {
   static __device__ __forceinline__ T fwd(T x, T, T) { return scalar::silu(x); }
-  static __device__ __forceinline__ T grad(T x, T, T) {
-    T sg, sc;
-    sigmoid2(x, sg, sc);
-    return sg * (x * sc + T(1));
-  }
+  static __device__ __forceinline__ T grad(T x, T, T) { return scalar::silu_grad(x); }
 };
 template <typename T>
 struct ActDev<Act::Softplus, T> {  // a = beta, b = threshold
@@ -164,16 +144,9 @@ enum : int { kEpiNone = 0, kEpiForward = 1, kEpiBackward = 2 };
 // kVec = whole in-bounds chunks may be read with one 16-byte load.
 enum : int { kContigO = 1, kVec = 2 };
 
+// The operands (core/gemm_operands.h, as the CPU's GemmArgs) with int sizes, then the epilogue.
 template <typename T>
-struct Params {
-  int M, N, K;
-  T alpha, beta;
-  const T* A;
-  index_t rs_a, cs_a;
-  const T* B;
-  index_t rs_b, cs_b;
-  T* C;
-  index_t rs_c, cs_c;
+struct Params : GemmOperands<T, int> {
   const T* bias;
   T* aux;
   index_t rs_aux;
@@ -509,10 +482,14 @@ __global__ void __launch_bounds__(kTcNT) gemm_tf32_kernel(const NNFAST_GRID_CONS
 }
 
 // ------------------------------------------------------------------ host side
+// Internal linkage: tests/cpp/test_cuda_gemm.cpp includes this file and also links the
+// library, and two external definitions would be an ODR violation (ASan aborts on it).
+namespace {
 std::atomic<int> g_tf32{-1};       // -1: read NNFAST_CUDA_TF32 on first use
 // Test hook: 0 = small SIMT, 1 = large SIMT, 2 = TF32 tensor cores (float; the emulator
 // runs its software mma model), -1 = normal selection.
 std::atomic<int> g_force_cfg{-1};
+}  // namespace
 
 inline int loader_mode(const void* P, index_t s_o, index_t s_k, int vw) {
   const bool aligned = (reinterpret_cast<std::uintptr_t>(P) % 16) == 0;
@@ -600,20 +577,8 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
   if (K < 0) K = 0;
 
   Params<T> p;
-  p.M = int(M);
-  p.N = int(N);
-  p.K = int(K);
-  p.alpha = alpha;
-  p.beta = beta;
-  p.A = A;
-  p.rs_a = rs_a;
-  p.cs_a = cs_a;
-  p.B = B;
-  p.rs_b = rs_b;
-  p.cs_b = cs_b;
-  p.C = C;
-  p.rs_c = rs_c;
-  p.cs_c = cs_c;
+  static_cast<GemmOperands<T, int>&>(p) = {int(M), int(N), int(K), alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b,
+                                           C, rs_c, cs_c};
   p.bias = ep.bias;
   p.aux = ep.aux;
   p.rs_aux = ep.rs_aux;

@@ -12,6 +12,7 @@
 // reduced in a fixed tree inside the block; a second kernel combines each
 // tensor's chunk partials in chunk order. Results are bitwise reproducible and
 // independent of the device (the chunking depends on the sizes only).
+#include "core/optim_coef.h"
 #include "cuda/common.cuh"
 #include "cuda/reduce.cuh"
 
@@ -210,10 +211,9 @@ void for_tensor_chunks(const std::vector<index_t>& first, const std::vector<inde
 }
 
 // ------------------------------------------------------------------ coefficients
-template <typename T>
-inline T sign_of(bool maximize) {
-  return maximize ? T(-1) : T(1);
-}
+using optim_coef::bias_corrections;
+using optim_coef::BiasCorrections;
+using optim_coef::sign_of;
 
 // Adam's moments (LAMB's too): exp_avg (role 1) moves toward g by (1 - beta1), as torch's
 // lerp_; exp_avg_sq (role 2) = beta2 v + (1 - beta2) g^2. Both stored; returned in m, v.
@@ -257,18 +257,18 @@ struct SgdOp {
 
 // ------------------------------------------------------------------ Adam
 template <typename T>
-struct AdamOp {  // roles: param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad; c0 step_size, c1 1/sqrt(bc2)
-  T sign, wd, decay, omb1, beta2, omb2, eps;
-  bool l2, decoupled, amsgrad;
+struct AdamOp : optim_coef::AdamConsts<T> {  // roles: param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad;
+                                             // c0 step_size, c1 1/sqrt(bc2)
   __device__ void operator()(const ListArg<T, 5>& a, int t, index_t j) const {
+    const optim_coef::AdamConsts<T>& c = *this;
     T p = a.p[0][t][j];
-    T g = a.p[4][t][j] * sign;
-    if (decoupled) p = p * decay;
-    if (l2) g = g + wd * p;
+    T g = a.p[4][t][j] * c.sign;
+    if (c.decoupled) p = p * c.decay;
+    if (c.l2) g = g + c.wd * p;
     T m, v;
-    adam_moments(a, t, j, g, omb1, beta2, omb2, m, v);
-    const T vv = amsgrad ? running_max_v(a, t, j, v) : v;
-    const T denom = scalar::sqrt(vv) * a.c1[t] + eps;
+    adam_moments(a, t, j, g, c.omb1, c.beta2, c.omb2, m, v);
+    const T vv = c.amsgrad ? running_max_v(a, t, j, v) : v;
+    const T denom = scalar::sqrt(vv) * a.c1[t] + c.eps;
     a.p[0][t][j] = p - a.c0[t] * (m / denom);
   }
 };
@@ -523,22 +523,11 @@ void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* cons
   using namespace optim_cuda_detail;
   T* const* const roles[5] = {param, exp_avg, exp_avg_sq, o.amsgrad ? max_exp_avg_sq : nullptr, role(grad)};
   const auto G = make_groups<T, 5>(roles, numel, count, [&](index_t i, ListArg<T, 5>& a, int j) {
-    const double t = static_cast<double>(step[i]);
-    const double bc1 = 1.0 - std::pow(o.beta1, t);
-    const double bc2 = 1.0 - std::pow(o.beta2, t);
-    a.c0[j] = T(o.lr / bc1);
-    a.c1[j] = T(1.0 / std::sqrt(bc2));
+    const BiasCorrections bc = bias_corrections(o.beta1, o.beta2, step[i]);
+    a.c0[j] = T(o.lr / bc.bc1);
+    a.c1[j] = T(1.0 / std::sqrt(bc.bc2));
   });
-  AdamOp<T> op{sign_of<T>(o.maximize),
-               T(o.weight_decay),
-               T(1.0 - o.lr * o.weight_decay),
-               T(1.0 - o.beta1),
-               T(o.beta2),
-               T(1.0 - o.beta2),
-               T(o.eps),
-               o.weight_decay != 0 && !o.decoupled_weight_decay,
-               o.weight_decay != 0 && o.decoupled_weight_decay,
-               o.amsgrad};
+  const AdamOp<T> op{optim_coef::adam_consts<T>(o)};
   apply(G, op, stream);
 }
 
@@ -577,9 +566,8 @@ void adabound_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* 
   T* const* const roles[5] = {param, exp_avg, exp_avg_sq, o.amsbound ? max_exp_avg_sq : nullptr, role(grad)};
   const auto G = make_groups<T, 5>(roles, numel, count, [&](index_t i, ListArg<T, 5>& a, int j) {
     const double t = static_cast<double>(step[i]);
-    const double bc1 = 1.0 - std::pow(o.beta1, t);
-    const double bc2 = 1.0 - std::pow(o.beta2, t);
-    a.c0[j] = T(o.lr * std::sqrt(bc2) / bc1);
+    const BiasCorrections bc = bias_corrections(o.beta1, o.beta2, step[i]);
+    a.c0[j] = T(o.lr * std::sqrt(bc.bc2) / bc.bc1);
     a.c1[j] = T(final_lr * (1.0 - 1.0 / (o.gamma * t + 1.0)));
     a.c2[j] = T(final_lr * (1.0 + 1.0 / (o.gamma * t)));
   });
@@ -607,11 +595,10 @@ void lamb_step(double* trust_ratio, T* const* param, T* const* exp_avg, T* const
   if (count <= 0) return;
   T* const* const roles[4] = {param, exp_avg, exp_avg_sq, role(grad)};
   const auto G = make_groups<T, 4>(roles, numel, count, [&](index_t i, ListArg<T, 4>& a, int j) {
-    const double t = static_cast<double>(step[i]);
-    const double bc1 = o.bias_correction ? 1.0 - std::pow(o.beta1, t) : 1.0;
-    const double bc2 = o.bias_correction ? 1.0 - std::pow(o.beta2, t) : 1.0;
-    a.c0[j] = T(1.0 / bc1);
-    a.c1[j] = T(1.0 / std::sqrt(bc2));
+    const BiasCorrections bc =
+        o.bias_correction ? bias_corrections(o.beta1, o.beta2, step[i]) : BiasCorrections{1.0, 1.0};
+    a.c0[j] = T(1.0 / bc.bc1);
+    a.c1[j] = T(1.0 / std::sqrt(bc.bc2));
   });
   const LambCoefD<T> c{sign_of<T>(o.maximize), T(1.0 - o.beta1), T(o.beta2),         T(1.0 - o.beta2),
                        T(o.eps),               T(o.weight_decay), o.weight_decay != 0};

@@ -66,6 +66,16 @@ def _op(family: str, cpu: tuple[str, ...], cuda: tuple[str, ...] = ()) -> _Op:
     return _Op(family, cpu, cuda)
 
 
+def _ops(family: str, cpu: tuple[str, ...], *names: str) -> dict[str, _Op]:
+    """Table entries for several ops that run the same kernels (e.g. the pointwise losses)."""
+    return {name: _op(family, cpu=cpu) for name in names}
+
+
+def _optimizers(*names: str) -> dict[str, _Op]:
+    """Table entries for optimizers whose step is one ``<name>_step`` kernel (plus the finite check)."""
+    return {name: _op(OPTIM, cpu=(name + "_step",) + _FINITE) for name in names}
+
+
 # ---------------------------------------------------------------- the table
 # Families, in the README's order.
 DENSE, NORM, ACT, LOSS, REG, OPTIM = ("dense", "normalization", "activation", "loss", "regularization",
@@ -104,39 +114,24 @@ _TABLE: dict[str, _Op] = {
     "relu6": _op(ACT, cpu=_ACT),
     "prelu": _op(ACT, cpu=("prelu_forward", "prelu_backward")),
     "swish": _op(ACT, cpu=("swish_forward", "swish_backward")),
-    "glu": _op(ACT, cpu=_GLU),
-    "swiglu": _op(ACT, cpu=_GLU),
-    "softmax": _op(ACT, cpu=_SOFTMAX),
-    "log_softmax": _op(ACT, cpu=_SOFTMAX),
-    "step": _op(ACT, cpu=("step_forward",)),
-    "sign": _op(ACT, cpu=("step_forward",)),
+    **_ops(ACT, _GLU, "glu", "swiglu"),
+    **_ops(ACT, _SOFTMAX, "softmax", "log_softmax"),
+    **_ops(ACT, ("step_forward",), "step", "sign"),
     # losses
     "cross_entropy": _op(LOSS, cpu=("cross_entropy", "cross_entropy_prob", "loss_scale_grad")),
     "nll_loss": _op(LOSS, cpu=("nll_loss", "nll_loss_backward")),
     "linear_cross_entropy": _op(LOSS, cpu=("linear_cross_entropy", "linear_cross_entropy_backward")),
-    "mse_loss": _op(LOSS, cpu=_PW),
-    "l1_loss": _op(LOSS, cpu=_PW),
-    "huber_loss": _op(LOSS, cpu=_PW),
-    "smooth_l1_loss": _op(LOSS, cpu=_PW),
-    "binary_cross_entropy": _op(LOSS, cpu=_PW),
-    "binary_cross_entropy_with_logits": _op(LOSS, cpu=_PW),
-    "kl_div": _op(LOSS, cpu=_PW),
-    "perceptron_loss": _op(LOSS, cpu=_PW),
+    **_ops(LOSS, _PW, "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "kl_div", "perceptron_loss"),
     "rmse_loss": _op(LOSS, cpu=("rmse_loss", "pointwise_loss_backward")),
     # regularization and gradient utilities
-    "l1_penalty": _op(REG, cpu=_PENALTY),
-    "l2_penalty": _op(REG, cpu=_PENALTY),
+    **_ops(REG, _PENALTY, "l1_penalty", "l2_penalty"),
     "clip_grad_norm_": _op(REG, cpu=("multi_tensor_norm", "multi_tensor_scale")),
     "clip_grad_value_": _op(REG, cpu=("multi_tensor_clamp",)),
     # optimizer steps (one fused multi-tensor kernel per param group)
-    "sgd": _op(OPTIM, cpu=("sgd_step",) + _FINITE),
-    "adam": _op(OPTIM, cpu=_ADAM),
-    "adamw": _op(OPTIM, cpu=_ADAM),
-    "adagrad": _op(OPTIM, cpu=("adagrad_step",) + _FINITE),
-    "rmsprop": _op(OPTIM, cpu=("rmsprop_step",) + _FINITE),
-    "lion": _op(OPTIM, cpu=("lion_step",) + _FINITE),
-    "lamb": _op(OPTIM, cpu=("lamb_step",) + _FINITE),
-    "adabound": _op(OPTIM, cpu=("adabound_step",) + _FINITE),
+    **_optimizers("sgd"),
+    **_ops(OPTIM, _ADAM, "adam", "adamw"),
+    **_optimizers("adagrad", "rmsprop", "lion", "lamb", "adabound"),
 }
 
 

@@ -35,29 +35,28 @@ def _wrap(r: Any) -> Any:
     return r
 
 
+def _host_views(op: str, arrays: Any) -> list[Any]:
+    """The operands of a ufunc call (inputs, or ``out=``) as NumPy arrays: cuda arrays as host
+    views, other values as they are; a cpu array among them raises, as on a GPU."""
+    views = []
+    for x in arrays:
+        if isinstance(x, EmulatedArray):
+            views.append(x.view(np.ndarray))
+        elif isinstance(x, np.ndarray):
+            raise _mixed(op)
+        else:
+            views.append(x)
+    return views
+
+
 class EmulatedArray(np.ndarray):
     """A cuda array of an emulation build: host memory, device ``cuda``."""
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        args = []
-        for x in inputs:
-            if isinstance(x, EmulatedArray):
-                args.append(x.view(np.ndarray))
-            elif isinstance(x, np.ndarray):
-                raise _mixed(ufunc.__name__)
-            else:
-                args.append(x)
+        args = _host_views(ufunc.__name__, inputs)
         out = kwargs.get("out")
         if out is not None:
-            outs = []
-            for o in out:
-                if isinstance(o, EmulatedArray):
-                    outs.append(o.view(np.ndarray))
-                elif isinstance(o, np.ndarray):
-                    raise _mixed(ufunc.__name__)
-                else:
-                    outs.append(o)
-            kwargs["out"] = tuple(outs)
+            kwargs["out"] = tuple(_host_views(ufunc.__name__, out))
         r = getattr(ufunc, method)(*args, **kwargs)
         if out is not None:
             return out[0] if len(out) == 1 else out

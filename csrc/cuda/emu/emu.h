@@ -46,19 +46,25 @@ inline thread_local dim3 gridDim{1, 1, 1};
 constexpr int warpSize = 32;
 
 // ------------------------------------------------------------------ runtime API types
+// The error codes the emulator returns: X(name, CUDA's value, cudaGetErrorString's
+// text). The enum and cudaGetErrorName / cudaGetErrorString (emu.cpp) come from it.
+#define NNFAST_EMU_CUDA_ERRORS(X)                                                     \
+  X(cudaSuccess, 0, "no error")                                                       \
+  X(cudaErrorInvalidValue, 1, "invalid argument")                                     \
+  X(cudaErrorMemoryAllocation, 2, "out of memory")                                    \
+  X(cudaErrorInitializationError, 3, "initialization error")                          \
+  X(cudaErrorInvalidConfiguration, 9, "invalid configuration argument")               \
+  X(cudaErrorInvalidDevicePointer, 17, "invalid device pointer")                      \
+  X(cudaErrorInvalidMemcpyDirection, 21, "invalid copy direction for memcpy")         \
+  X(cudaErrorNoDevice, 100, "no CUDA-capable device is detected")                     \
+  X(cudaErrorInvalidDevice, 101, "invalid device ordinal")                            \
+  X(cudaErrorInvalidResourceHandle, 400, "invalid resource handle")                   \
+  X(cudaErrorNotReady, 600, "device not ready")                                       \
+  X(cudaErrorLaunchFailure, 719, "unspecified launch failure")
 enum cudaError_t {
-  cudaSuccess = 0,
-  cudaErrorInvalidValue = 1,
-  cudaErrorMemoryAllocation = 2,
-  cudaErrorInitializationError = 3,
-  cudaErrorInvalidConfiguration = 9,
-  cudaErrorInvalidDevicePointer = 17,
-  cudaErrorInvalidMemcpyDirection = 21,
-  cudaErrorNoDevice = 100,
-  cudaErrorInvalidDevice = 101,
-  cudaErrorInvalidResourceHandle = 400,
-  cudaErrorNotReady = 600,
-  cudaErrorLaunchFailure = 719,
+#define NNFAST_EMU_X(name, value, text) name = value,
+  NNFAST_EMU_CUDA_ERRORS(NNFAST_EMU_X)
+#undef NNFAST_EMU_X
 };
 using cudaError = cudaError_t;
 enum cudaMemcpyKind {

@@ -6,6 +6,7 @@ one GEMM), ``Step`` and ``Sign`` (the classic perceptron's threshold units).
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -20,6 +21,23 @@ __all__ = [
     "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "GELU", "SiLU", "Swish", "Softplus",
     "Hardtanh", "Mish", "Hardswish", "SELU", "CELU", "Softsign", "LogSigmoid", "GLU", "SwiGLU", "Softmax", "LogSoftmax", "Step", "Sign",
 ]
+
+
+_SAME_SHAPE = "Shape: input (*), any shape; output (*), the same shape."
+_INPLACE_NOTE = " (True overwrites the input when no gradient is recorded for it)"
+
+
+def _complete_doc(cls: type) -> None:
+    """A docstring that gives only the formula gets the common Shape line and a Defaults line read
+    off ``__init__``'s signature (so the two cannot disagree)."""
+    if not cls.__doc__ or "Shape:" in cls.__doc__:
+        return
+    params = [p for p in inspect.signature(cls).parameters.values()
+              if p.default is not p.empty]  # Module.__init__'s *args, **kwargs: none
+    defaults = ", ".join(f"{p.name}={p.default!r}" for p in params) or "none (takes no arguments)"
+    if params and params[-1].name == "inplace":
+        defaults += _INPLACE_NOTE
+    cls.__doc__ = f"{cls.__doc__.rstrip()}\n\n    {_SAME_SHAPE}\n    Defaults: {defaults}.\n    "
 
 
 class _Pointwise(Module):
@@ -49,31 +67,19 @@ class _InplacePointwise(_Pointwise):
 
 
 class ReLU(_InplacePointwise):
-    """ReLU(x) = max(0, x), elementwise (NaN stays NaN).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
-    """
+    """ReLU(x) = max(0, x), elementwise (NaN stays NaN)."""
 
     _f = staticmethod(F.relu)
 
 
 class ReLU6(_InplacePointwise):
-    """ReLU6(x) = min(max(0, x), 6), elementwise.
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
-    """
+    """ReLU6(x) = min(max(0, x), 6), elementwise."""
 
     _f = staticmethod(F.relu6)
 
 
 class LeakyReLU(_Pointwise):
-    """LeakyReLU(x) = x if x > 0 else negative_slope * x.
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: negative_slope=0.01, inplace=False (True overwrites the input when no gradient is recorded for it).
-    """
+    """LeakyReLU(x) = x if x > 0 else negative_slope * x."""
 
     _f = staticmethod(F.leaky_relu)
     _args = ("negative_slope", "inplace")
@@ -126,35 +132,21 @@ class _AlphaPointwise(_Pointwise):
 
 
 class ELU(_AlphaPointwise):
-    """ELU(x) = x if x > 0 else alpha * (exp(x) - 1).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: alpha=1.0, inplace=False (True overwrites the input when no gradient is recorded for it).
-    """
+    """ELU(x) = x if x > 0 else alpha * (exp(x) - 1)."""
 
     _f = staticmethod(F.elu)
 
 
 class Sigmoid(_Pointwise):
-    """Sigmoid(x) = 1 / (1 + exp(-x)), evaluated without overflow for any x.
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: none (takes no arguments).
-    """
+    """Sigmoid(x) = 1 / (1 + exp(-x)), evaluated without overflow for any x."""
 
     _f = staticmethod(F.sigmoid)
-    _args = ()
 
 
 class Tanh(_Pointwise):
-    """Tanh(x) = (exp(x) - exp(-x)) / (exp(x) + exp(-x)).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: none (takes no arguments).
-    """
+    """Tanh(x) = (exp(x) - exp(-x)) / (exp(x) + exp(-x))."""
 
     _f = staticmethod(F.tanh)
-    _args = ()
 
 
 class GELU(_Pointwise):
@@ -177,11 +169,7 @@ class GELU(_Pointwise):
 
 
 class SiLU(_InplacePointwise):
-    """SiLU(x) = x * sigmoid(x) = x / (1 + exp(-x)) (Swish with beta = 1).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
-    """
+    """SiLU(x) = x * sigmoid(x) = x / (1 + exp(-x)) (Swish with beta = 1)."""
 
     _f = staticmethod(F.silu)
 
@@ -219,11 +207,7 @@ class Swish(Module):
 
 
 class Softplus(_Pointwise):
-    """Softplus(x) = log(1 + exp(beta * x)) / beta; = x where beta * x > threshold (for stability).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: beta=1.0, threshold=20.0.
-    """
+    """Softplus(x) = log(1 + exp(beta * x)) / beta; = x where beta * x > threshold (for stability)."""
 
     _f = staticmethod(F.softplus)
     _args = ("beta", "threshold")
@@ -235,11 +219,7 @@ class Softplus(_Pointwise):
 
 
 class Hardtanh(_Pointwise):
-    """Hardtanh(x) = clamp(x, min_val, max_val) = min(max(x, min_val), max_val).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: min_val=-1.0, max_val=1.0, inplace=False (True overwrites the input when no gradient is recorded for it).
-    """
+    """Hardtanh(x) = clamp(x, min_val, max_val) = min(max(x, min_val), max_val)."""
 
     _f = staticmethod(F.hardtanh)
     _args = ("min_val", "max_val", "inplace")
@@ -254,21 +234,13 @@ class Hardtanh(_Pointwise):
 
 
 class Mish(_InplacePointwise):
-    """Mish(x) = x * tanh(softplus(x)) = x * tanh(log(1 + exp(x))).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
-    """
+    """Mish(x) = x * tanh(softplus(x)) = x * tanh(log(1 + exp(x)))."""
 
     _f = staticmethod(F.mish)
 
 
 class Hardswish(_InplacePointwise):
-    """Hardswish(x) = x * relu6(x + 3) / 6 (0 for x <= -3, x for x >= 3).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
-    """
+    """Hardswish(x) = x * relu6(x + 3) / 6 (0 for x <= -3, x for x >= 3)."""
 
     _f = staticmethod(F.hardswish)
 
@@ -276,40 +248,25 @@ class Hardswish(_InplacePointwise):
 class SELU(_InplacePointwise):
     """SELU(x) = scale * (max(0, x) + min(0, alpha * (exp(x) - 1))), alpha = 1.6732632423543772848170429916717,
     scale = 1.0507009873554804934193349852946.
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: inplace=False (True overwrites the input when no gradient is recorded for it).
     """
 
     _f = staticmethod(F.selu)
 
 
 class CELU(_AlphaPointwise):
-    """CELU(x) = max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); alpha == 0 raises RuntimeError.
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: alpha=1.0, inplace=False (True overwrites the input when no gradient is recorded for it).
-    """
+    """CELU(x) = max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); alpha == 0 raises RuntimeError."""
 
     _f = staticmethod(F.celu)
 
 
 class Softsign(_Pointwise):
-    """Softsign(x) = x / (1 + |x|).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: none (takes no arguments).
-    """
+    """Softsign(x) = x / (1 + |x|)."""
 
     _f = staticmethod(F.softsign)
 
 
 class LogSigmoid(_Pointwise):
-    """LogSigmoid(x) = log(1 / (1 + exp(-x))), computed without overflow.
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: none (takes no arguments).
-    """
+    """LogSigmoid(x) = log(1 / (1 + exp(-x))), computed without overflow."""
 
     _f = staticmethod(F.logsigmoid)
 
@@ -363,7 +320,20 @@ class SwiGLU(Module):
                 f"bias={self.bias is not None}")
 
 
-class Softmax(Module):
+class _Softmax(_Pointwise):
+    """Softmax and LogSoftmax: ``_f(input, dim)``, whose implicit-dim warning names the caller."""
+
+    _args = ("dim",)
+
+    def __init__(self, dim: Optional[int] = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._f(input, self.dim, _stacklevel=5)
+
+
+class Softmax(_Softmax):
     """Softmax(x)_i = exp(x_i - max(x)) / sum_j exp(x_j - max(x)) along ``dim`` (numerically stable).
 
     Shape: input (*), any shape; output (*), the same shape, summing to 1 along ``dim``.
@@ -371,18 +341,10 @@ class Softmax(Module):
     3-D input, else dim 1); pass ``dim`` explicitly.
     """
 
-    def __init__(self, dim: Optional[int] = None) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.softmax(input, self.dim, _stacklevel=5)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+    _f = staticmethod(F.softmax)
 
 
-class LogSoftmax(Module):
+class LogSoftmax(_Softmax):
     """LogSoftmax(x)_i = x_i - log(sum_j exp(x_j)) along ``dim``, computed stably (shifted by the max).
 
     Shape: input (*), any shape; output (*), the same shape.
@@ -390,24 +352,13 @@ class LogSoftmax(Module):
     3-D input, else dim 1); pass ``dim`` explicitly.
     """
 
-    def __init__(self, dim: Optional[int] = None) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.log_softmax(input, self.dim, _stacklevel=5)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+    _f = staticmethod(F.log_softmax)
 
 
 class Step(_Pointwise):
     """Step(x) = 1 if x > threshold else 0: the unit step of the classic perceptron (nnfast).
 
     Forward only: its gradient is zero everywhere (see ``F.step``).
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: threshold=0.0.
     """
 
     _f = staticmethod(F.step)
@@ -422,10 +373,12 @@ class Sign(_Pointwise):
     """Sign(x) = -1 if x < 0, 0 if x == 0, 1 if x > 0 (nnfast; NaN stays NaN).
 
     Forward only: the gradient is zero everywhere, as for ``torch.sign``.
-
-    Shape: input (*), any shape; output (*), the same shape.
-    Defaults: none (takes no arguments).
     """
 
     _f = staticmethod(F.sign)
     _args = ()
+
+
+for _name in __all__:  # see _complete_doc
+    _complete_doc(globals()[_name])
+del _name

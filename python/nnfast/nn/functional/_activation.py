@@ -33,14 +33,20 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- pointwise
+def _contiguous_and_out(a: Any) -> tuple[Any, Any]:
+    """``a`` made contiguous, and an uninitialized array like it for a kernel to write into
+    (the kernels take contiguous arrays: the output of a forward, the dx of a backward)."""
+    a = contiguous(a)
+    return a, xp_of(a).empty_like(a)
+
+
 class ActivationFunction(Function):
     """y = act(x); backward saves y when act' is a function of y, else x."""
 
     @staticmethod
     def forward(ctx: Any, x: Any, act: int, a: float, b: float, op: str = "activation") -> Any:
         K = kernels(op, x)
-        x = contiguous(x)
-        y = xp_of(x).empty_like(x)
+        x, y = _contiguous_and_out(x)
         K.act_forward(y, x, act, a, b)
         ctx.save_for_backward(y if act in codes.GRAD_FROM_OUTPUT else x)
         ctx.act, ctx.a, ctx.b, ctx.op = act, a, b, op
@@ -49,8 +55,7 @@ class ActivationFunction(Function):
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
         (saved,) = ctx.saved_tensors
-        dy = contiguous(dy)
-        dx = xp_of(dy).empty_like(dy)
+        dy, dx = _contiguous_and_out(dy)
         kernels(ctx.op, dy).act_backward(dx, dy, saved, ctx.act, ctx.a, ctx.b)
         return dx
 
@@ -300,9 +305,8 @@ class PReLUFunction(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, weight: Any) -> Any:
         K = kernels("prelu", x, weight)
-        x = contiguous(x)
+        x, y = _contiguous_and_out(x)
         weight = contiguous(weight)
-        y = xp_of(x).empty_like(x)
         K.prelu_forward(y, x, weight)
         ctx.save_for_backward(x, weight)
         return y
@@ -349,8 +353,7 @@ class SwishFunction(Function):
     def forward(ctx: Any, x: Any, beta: Any) -> Any:
         K = kernels("swish", x, beta if not isinstance(beta, float) else None)
         b = float(beta) if isinstance(beta, float) else float(np.asarray(beta).reshape(-1)[0])
-        x = contiguous(x)
-        y = xp_of(x).empty_like(x)
+        x, y = _contiguous_and_out(x)
         K.swish_forward(y, x, b)
         ctx.save_for_backward(x)
         ctx.beta, ctx.beta_shape = b, None if isinstance(beta, float) else beta.shape
@@ -460,8 +463,7 @@ class SoftmaxFunction(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, dim: int, log: bool) -> Any:
         K = kernels("log_softmax" if log else "softmax", x)
-        x = contiguous(x)
-        y = xp_of(x).empty_like(x)
+        x, y = _contiguous_and_out(x)
         K.softmax_forward(y, x, dim, log)
         ctx.save_for_backward(y)
         ctx.dim, ctx.log = dim, log
@@ -470,8 +472,7 @@ class SoftmaxFunction(Function):
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
         (y,) = ctx.saved_tensors
-        dy = contiguous(dy)
-        dx = xp_of(dy).empty_like(dy)
+        dy, dx = _contiguous_and_out(dy)
         kernels("log_softmax" if ctx.log else "softmax", dy).softmax_backward(dx, dy, y, ctx.dim, ctx.log)
         return dx
 
@@ -528,8 +529,7 @@ class StepFunction(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, sign: bool, threshold: float) -> Any:
         K = kernels("sign" if sign else "step", x)
-        x = contiguous(x)
-        y = xp_of(x).empty_like(x)
+        x, y = _contiguous_and_out(x)
         K.step_forward(y, x, sign, threshold)
         return y
 
