@@ -62,7 +62,7 @@ class ErrorInput:
 @dataclass
 class OpInfo:
     name: str
-    family: str                                   # activation | norm | loss | linear | softmax | dropout
+    family: str                                   # activation | norm | loss | linear | softmax | dropout | tensor
     call: Callable                                # call(**tensors) -> Tensor
     ref: Optional[Callable]                       # ref(**float64 arrays) -> float64 array
     samples: Callable[[str], list]                # samples(purpose) -> [Sample]; purpose in PURPOSES
@@ -1278,6 +1278,77 @@ def _dropout_call(input):
 register(OpInfo(
     "dropout", "dropout", _dropout_call, None, _shaped([(1,), (7,), (1023,), (5, 7)]), nc_dtypes=(F32, F64),
     nc_tol=None, error_inputs=_bad_dtypes("dropout", lambda dt: lambda: F.dropout(_ones(dt))), hypothesis=_dropout))
+
+
+# ---------------------------------------------------------------------------- tensor arithmetic of the tape
+# Broadcasting binary operators (same shapes, one-sided and two-sided broadcast, 0-d operands,
+# 8 dims) and reductions (all, one dim, a non-adjacent pair of dims), on the tensor kernels.
+BINARY_SHAPES = [((1,), (1,)), ((7,), (7,)), ((1023,), (1023,)), ((3, 7), (7,)), ((3, 1, 5), (4, 5)),
+                 ((2, 3), ()), ((), (7,)), ((1023,), (1,)), ((2, 1, 2, 1, 2, 1, 2, 1), (1, 2, 1, 2, 1, 2, 1, 2))]
+TENSOR_TOL = {F32: (1e-6, 1e-30), F64: (1e-15, 1e-300)}
+
+
+def _away_from_zero(r, s):
+    return np.where(r.random(s) < 0.5, -1.0, 1.0) * r.uniform(0.5, 2.0, s)
+
+
+def _binary_samples(other_gen=normal):
+    def samples(purpose):
+        out = []
+        for i, (sa, sb) in enumerate(BINARY_SHAPES):
+            r = np.random.default_rng(300 + i)
+            arrays = {"input": np.asarray(r.standard_normal(sa)), "other": np.asarray(other_gen(r, sb))}
+            out.append(Sample(f"{'x'.join(map(str, sa)) or 'scalar'}-{'x'.join(map(str, sb)) or 'scalar'}", arrays,
+                              ("input", "other")))
+        if purpose == "gradcheck":
+            return [o for o in out if all(a.size <= 64 for a in o.arrays.values())]
+        if purpose == "noncontig":
+            return [out[3], out[4], out[5]]
+        return out if purpose == "forward" else [out[2], out[4]]
+    return samples
+
+
+for _n, _fn, _ref, _gen in (("add", lambda a, b: a + b, np.add, normal), ("sub", lambda a, b: a - b, np.subtract, normal),
+                            ("mul", lambda a, b: a * b, np.multiply, normal),
+                            ("div", lambda a, b: a / b, np.divide, _away_from_zero)):
+    register(OpInfo(
+        _n, "tensor", (lambda f: lambda input, other: f(input, other))(_fn),
+        (lambda f: lambda input, other: f(input, other))(_ref), _binary_samples(_gen), fwd_tol=TENSOR_TOL,
+        nc_dtypes=(F32, F64), nc_tol=None, f32_fwd=(1e-6, 1e-7),
+        error_inputs=[ErrorInput("shapes", (lambda f: lambda: f(nnfast.ones(3, 4), nnfast.ones(3)))(_fn), ValueError,
+                                 rf"^\[{_n}\] expected broadcastable shapes, got \(3, 4\) and \(3,\)")]))
+
+REDUCE_SHAPES = [(), (1,), (7,), (1023,), (3, 7), (2, 3, 4), (7, 1, 1023)]
+
+
+def _reduce_samples(min_ndim):
+    def samples(purpose):
+        shapes = [s for s in REDUCE_SHAPES if len(s) >= min_ndim]
+        out = [Sample("x".join(map(str, s)) or "scalar", {"input": np.asarray(np.random.default_rng(400 + i).standard_normal(s))})
+               for i, s in enumerate(shapes)]
+        if purpose == "gradcheck":
+            return [o for o in out if o.arrays["input"].size <= 64]
+        return out if purpose == "forward" else [o for o in out if o.arrays["input"].size > 1][-2:]
+    return samples
+
+
+_REDUCTIONS = [  # name, call, float64 reference, min ndim
+    ("sum", lambda x: x.sum(), lambda x: np.sum(x), 0),
+    ("sum_dim", lambda x: x.sum(1, keepdim=True), lambda x: np.sum(x, axis=1, keepdims=True), 2),
+    ("sum_dims", lambda x: x.sum((0, 2)), lambda x: np.sum(x, axis=(0, 2)), 3),
+    ("mean", lambda x: x.mean(), lambda x: np.mean(x), 0),
+    ("mean_dim", lambda x: x.mean(-1), lambda x: np.mean(x, axis=-1), 1),
+    ("mean_dims", lambda x: x.mean((0, 2), keepdim=True), lambda x: np.mean(x, axis=(0, 2), keepdims=True), 3),
+    ("max", lambda x: x.max(), lambda x: np.max(x), 0),
+    ("max_dim", lambda x: x.max(1, keepdim=True)[0], lambda x: np.max(x, axis=1, keepdims=True), 2),
+    ("min", lambda x: x.min(), lambda x: np.min(x), 0),
+    ("min_dim", lambda x: x.min(0)[0], lambda x: np.min(x, axis=0), 1),
+]
+for _n, _fn, _ref, _nd in _REDUCTIONS:
+    register(OpInfo(
+        _n, "tensor", (lambda f: lambda input: f(input))(_fn), (lambda f: lambda input: f(input))(_ref),
+        _reduce_samples(_nd), fwd_tol={F32: (1e-6, 1e-12), F64: (1e-14, 1e-14)}, nc_dtypes=(F32, F64), nc_tol=None,
+        f32_fwd=(1e-6, 1e-6)))
 
 
 # ---------------------------------------------------------------------------- norms (rows of NORM_OPS)

@@ -3,14 +3,31 @@
 // layer (autograd/basic_ops.py) calls them for float32 / float64 operands of one dtype.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bindings/common.h"
 #include "nnfast/tensor.h"
 
 namespace {
 
-const char* const kBinaryNames[] = {"add", "sub", "mul", "div"};
-const char* const kReduceNames[] = {"sum", "mean", "max", "min"};
+#define NNFAST_NAME(E, name) #name,
+const std::vector<const char*> kBinaryNames = {NNFAST_BINARY_OPS(NNFAST_NAME)};
+const std::vector<const char*> kReduceNames = {NNFAST_REDUCE_OPS(NNFAST_NAME)};
+#undef NNFAST_NAME
+
+// "op 0 (add), 1 (sub), ... or 3 (div)": what an unknown op code is told.
+std::string codes_str(const std::vector<const char*>& names) {
+  std::string s = "op";
+  for (std::size_t i = 0; i < names.size(); ++i)
+    s += std::string(i == 0 ? " " : i + 1 == names.size() ? " or " : ", ") + std::to_string(i) + " (" + names[i] + ")";
+  return s;
+}
+
+const char* op_name(const char* kernel, const std::vector<const char*>& names, int code) {
+  if (code < 0 || code >= static_cast<int>(names.size()))
+    value_error(kernel, codes_str(names) + ", got " + std::to_string(code));
+  return names[code];
+}
 
 // The element strides of `a` read over out's shape, NumPy-broadcast (shapes aligned
 // on the right; a missing or size-1 dim reads stride 0).
@@ -38,8 +55,7 @@ void check_not_overlapping(const char* op, const py::array& out, const py::array
 }
 
 void binary_op_binding(py::array out, py::array a, py::array b, int code) {
-  if (code < 0 || code > 3) value_error("binary_op", "op 0 (add), 1 (sub), 2 (mul) or 3 (div), got " + std::to_string(code));
-  const char* op = kBinaryNames[code];
+  const char* op = op_name("binary_op", kBinaryNames, code);
   DType dt = float_dtype(op, out, "out");
   same_dtype(op, out, a, "a");
   same_dtype(op, out, b, "b");
@@ -85,9 +101,7 @@ void check_index(const char* op, const py::array& index, index_t size, bool out)
 }
 
 void reduce_dim_binding(py::array out, py::object index, py::array x, int dim, int code) {
-  if (code < 0 || code > 3)
-    value_error("reduce_dim", "op 0 (sum), 1 (mean), 2 (max) or 3 (min), got " + std::to_string(code));
-  const char* op = kReduceNames[code];
+  const char* op = op_name("reduce_dim", kReduceNames, code);
   DType dt = check_input(op, x, "input");
   const DimView v = dim_view(op, x, "input", dim);
   check_output(op, x, out, "out");
@@ -167,4 +181,9 @@ void init_tensor(py::module_& m) {
         py::arg("op"));
   m.def("scatter_dim", &scatter_dim_binding, py::arg("out"), py::arg("grad"), py::arg("index"), py::arg("dim"));
   m.def("cast", &cast_binding, py::arg("out"), py::arg("input"));
+  py::tuple binary(kBinaryNames.size()), reduce(kReduceNames.size());
+  for (std::size_t i = 0; i < kBinaryNames.size(); ++i) binary[i] = kBinaryNames[i];
+  for (std::size_t i = 0; i < kReduceNames.size(); ++i) reduce[i] = kReduceNames[i];
+  m.attr("TENSOR_BINARY_OPS") = binary;  // the op codes: positions in these tuples
+  m.attr("TENSOR_REDUCE_OPS") = reduce;
 }

@@ -2,7 +2,7 @@
 // CPU (csrc/cpu/tensor.cpp) and CUDA (csrc/cuda/tensor.cu) kernels: one definition of
 // each binary op, of the max / min selection rule, and of the broadcast layout.
 #pragma once
-#include "core/math_scalar.h"
+#include "core/host_device.h"
 #include "nnfast/tensor.h"
 
 namespace nnfast {

@@ -151,10 +151,10 @@ void reduce_rows(const T* x, index_t outer, index_t n, index_t inner, T* out, st
 template <typename T>
 void binary_broadcast(BinaryOp op, const BroadcastArgs& args, const T* a, const T* b, T* out) {
   switch (op) {
-    case BinaryOp::Add: return binary_all<BinaryOp::Add>(args, a, b, out);
-    case BinaryOp::Sub: return binary_all<BinaryOp::Sub>(args, a, b, out);
-    case BinaryOp::Mul: return binary_all<BinaryOp::Mul>(args, a, b, out);
-    case BinaryOp::Div: return binary_all<BinaryOp::Div>(args, a, b, out);
+#define NNFAST_X(E, name) \
+  case BinaryOp::E: return binary_all<BinaryOp::E>(args, a, b, out);
+    NNFAST_BINARY_OPS(NNFAST_X)
+#undef NNFAST_X
   }
 }
 
@@ -167,10 +167,10 @@ void reduce_dim(ReduceOp op, const T* x, index_t outer, index_t n, index_t inner
     return;
   }
   switch (op) {
-    case ReduceOp::Sum: return reduce_rows<ReduceOp::Sum>(x, outer, n, inner, out, index);
-    case ReduceOp::Mean: return reduce_rows<ReduceOp::Mean>(x, outer, n, inner, out, index);
-    case ReduceOp::Max: return reduce_rows<ReduceOp::Max>(x, outer, n, inner, out, index);
-    case ReduceOp::Min: return reduce_rows<ReduceOp::Min>(x, outer, n, inner, out, index);
+#define NNFAST_X(E, name) \
+  case ReduceOp::E: return reduce_rows<ReduceOp::E>(x, outer, n, inner, out, index);
+    NNFAST_REDUCE_OPS(NNFAST_X)
+#undef NNFAST_X
   }
 }
 

@@ -176,10 +176,10 @@ __global__ void cast_kernel(To* out, const From* __restrict__ x, index_t n) {
 template <typename T>
 void binary_broadcast(BinaryOp op, const BroadcastArgs& args, const T* a, const T* b, T* out, cudaStream_t stream) {
   switch (op) {
-    case BinaryOp::Add: return tensor_k::binary_launch<BinaryOp::Add>(args, a, b, out, stream);
-    case BinaryOp::Sub: return tensor_k::binary_launch<BinaryOp::Sub>(args, a, b, out, stream);
-    case BinaryOp::Mul: return tensor_k::binary_launch<BinaryOp::Mul>(args, a, b, out, stream);
-    case BinaryOp::Div: return tensor_k::binary_launch<BinaryOp::Div>(args, a, b, out, stream);
+#define NNFAST_X(E, name) \
+  case BinaryOp::E: return tensor_k::binary_launch<BinaryOp::E>(args, a, b, out, stream);
+    NNFAST_BINARY_OPS(NNFAST_X)
+#undef NNFAST_X
   }
 }
 
@@ -195,10 +195,10 @@ void reduce_dim(ReduceOp op, const T* x, index_t outer, index_t n, index_t inner
     return;
   }
   switch (op) {
-    case ReduceOp::Sum: return tensor_k::reduce_launch<ReduceOp::Sum>(x, outer, n, inner, out, index, stream);
-    case ReduceOp::Mean: return tensor_k::reduce_launch<ReduceOp::Mean>(x, outer, n, inner, out, index, stream);
-    case ReduceOp::Max: return tensor_k::reduce_launch<ReduceOp::Max>(x, outer, n, inner, out, index, stream);
-    case ReduceOp::Min: return tensor_k::reduce_launch<ReduceOp::Min>(x, outer, n, inner, out, index, stream);
+#define NNFAST_X(E, name) \
+  case ReduceOp::E: return tensor_k::reduce_launch<ReduceOp::E>(x, outer, n, inner, out, index, stream);
+    NNFAST_REDUCE_OPS(NNFAST_X)
+#undef NNFAST_X
   }
 }
 

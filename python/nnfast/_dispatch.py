@@ -50,7 +50,7 @@ __all__ = [
     "DEVICES", "EMULATED", "kernels", "device_of", "register_array_type", "array_module", "xp_of", "is_cupy",
     "is_cuda", "to_host", "to_cuda", "mixed_devices",
     "empty", "zeros", "full", "ascontiguousarray", "contiguous", "kernel_ready", "ops",
-    "markdown_table",
+    "markdown_table", "BINARY_CODES", "REDUCE_CODES",
 ]
 
 DEVICES = ("cpu", "cuda")
@@ -78,8 +78,8 @@ def _optimizers(*names: str) -> dict[str, _Op]:
 
 # ---------------------------------------------------------------- the table
 # Families, in the README's order.
-DENSE, NORM, ACT, LOSS, REG, OPTIM = ("dense", "normalization", "activation", "loss", "regularization",
-                                      "optimizer")
+DENSE, NORM, ACT, LOSS, REG, OPTIM, TENSOR = ("dense", "normalization", "activation", "loss", "regularization",
+                                              "optimizer", "tensor arithmetic")
 
 _ACT = ("act_forward", "act_backward")
 _LN = ("layer_norm_forward", "layer_norm_backward")
@@ -132,7 +132,19 @@ _TABLE: dict[str, _Op] = {
     **_optimizers("sgd"),
     **_ops(OPTIM, _ADAM, "adam", "adamw"),
     **_optimizers("adagrad", "rmsprop", "lion", "lamb", "adabound"),
+    # the tape's tensor arithmetic (autograd/basic_ops.py): broadcasting binary ops, reductions
+    # over dims (max / min also give argmax / argmin and scatter their gradient back), casts
+    **_ops(TENSOR, ("binary_op",), "add", "sub", "mul", "div"),
+    **_ops(TENSOR, ("reduce_dim",), "sum", "mean"),
+    **_ops(TENSOR, ("reduce_dim", "scatter_dim"), "max", "min"),
+    "cast": _op(TENSOR, cpu=("cast",)),
 }
+
+
+# The tensor kernels' op codes: op name -> its position in the C++ list (NNFAST_BINARY_OPS /
+# NNFAST_REDUCE_OPS in nnfast/tensor.h), which the bindings export in order.
+BINARY_CODES: dict[str, int] = {name: code for code, name in enumerate(_C.TENSOR_BINARY_OPS)}
+REDUCE_CODES: dict[str, int] = {name: code for code, name in enumerate(_C.TENSOR_REDUCE_OPS)}
 
 
 def _cuda_backend() -> Any:
@@ -376,7 +388,7 @@ def ops(device: Optional[str] = None) -> list[str]:
     return [op for op, e in _TABLE.items() if getattr(e, device)]
 
 
-_FAMILY_ORDER = (DENSE, NORM, ACT, LOSS, REG, OPTIM)
+_FAMILY_ORDER = (DENSE, NORM, ACT, LOSS, REG, OPTIM, TENSOR)
 
 # What a "has kernels" cell says: where those kernels were verified. The cuda kernels
 # have run under the SIMT emulator (CI) and not yet on a GPU (bench/gpu_check.sh does that).

@@ -132,22 +132,15 @@ def mean(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return ops.Mean.apply(self, dim, keepdim)
 
 
-def max_(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Any:
-    if dim is None:
-        return ops.Max.apply(self)
-    values = ops.Max.apply(self, dim, keepdim)
-    idx = xp_of(self.data).argmax(self.data, axis=dim)
-    if keepdim:
-        idx = xp_of(idx).expand_dims(idx, dim)
-    return values, Tensor._wrap(idx)
+def _extreme(fn: type[Function], arg: str) -> Callable[..., Any]:
+    """``max`` / ``min``: the value over all elements, or (values, indices) over ``dim``."""
+    def method(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Any:
+        if dim is None:
+            return fn.apply(self)
+        return fn.apply(self, dim, keepdim), _ARG_REDUCE[arg](self, dim, keepdim)
 
-
-def min_(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Any:
-    r = max_(-self, dim, keepdim)
-    if dim is None:
-        return -r
-    return -r[0], Tensor._wrap(xp_of(self.data).argmin(self.data, axis=dim) if not keepdim else
-                               xp_of(self.data).expand_dims(xp_of(self.data).argmin(self.data, axis=dim), dim))
+    method.__name__ = arg[3:]
+    return method
 
 
 def var(self: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
@@ -163,8 +156,12 @@ def std(self: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = Fa
 
 def _arg_reduce(fn: str) -> Callable[..., Tensor]:
     def reduce(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
-        xp = xp_of(self.data)
-        r = getattr(xp, fn)(self.data, axis=dim)
+        x = self.data
+        if ops._on_kernels(x):  # the index output of nnfast's max / min reduction
+            axes = None if dim is None else ops._axes(dim, x.ndim)
+            return Tensor._wrap(ops.reduce(fn[3:], x, axes, keepdim and dim is not None, with_index=True)[1])
+        xp = xp_of(x)
+        r = getattr(xp, fn)(x, axis=dim)
         if keepdim and dim is not None:
             r = xp.expand_dims(r, dim)
         return Tensor._wrap(xp.asarray(r))
@@ -175,6 +172,9 @@ def _arg_reduce(fn: str) -> Callable[..., Tensor]:
 
 argmax = _arg_reduce("argmax")
 argmin = _arg_reduce("argmin")
+_ARG_REDUCE = {"argmax": argmax, "argmin": argmin}
+max_ = _extreme(ops.Max, "argmax")
+min_ = _extreme(ops.Min, "argmin")
 
 
 def clamp(self: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002

@@ -14,8 +14,15 @@
 
 namespace nnfast {
 
-enum class BinaryOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3 };
-enum class ReduceOp : int { Sum = 0, Mean = 1, Max = 2, Min = 3 };
+// The ops, X(Enum, python name); an op's code is its position in the list (the bindings
+// export the names, nnfast._C.TENSOR_BINARY_OPS / TENSOR_REDUCE_OPS, in this order).
+#define NNFAST_BINARY_OPS(X) X(Add, add) X(Sub, sub) X(Mul, mul) X(Div, div)
+#define NNFAST_REDUCE_OPS(X) X(Sum, sum) X(Mean, mean) X(Max, max) X(Min, min)
+
+#define NNFAST_ENUM_ENTRY(E, name) E,
+enum class BinaryOp : int { NNFAST_BINARY_OPS(NNFAST_ENUM_ENTRY) };
+enum class ReduceOp : int { NNFAST_REDUCE_OPS(NNFAST_ENUM_ENTRY) };
+#undef NNFAST_ENUM_ENTRY
 
 constexpr int kMaxDims = 8;
 

@@ -1,18 +1,88 @@
 """General tensor arithmetic on the tape: broadcasting operators, reductions,
 views and indexing.
 
-These serve user arithmetic (custom losses, glue code) with NumPy/CuPy math;
-matrix products go through nnfast's GEMM kernel. The standard layers, losses
-and optimizers do not use them for their math: they have fused kernels.
+Float32 / float64 operands of one dtype run nnfast's tensor kernels (``csrc/cpu/tensor.cpp``,
+``csrc/cuda/tensor.cu``) on either device: the broadcasting add / sub / mul / div and their
+backward (including the un-broadcast sums), sum / mean / max / min over dims with the max
+backward scatter, argmax / argmin, and float casts. Other dtypes (integers, bool, mixed
+float widths) stay NumPy / CuPy arithmetic, as do pow / exp / log / sqrt / abs / clamp and
+the views; matrix products go through nnfast's GEMM kernel. The standard layers, losses and
+optimizers do not use any of this for their math: they have fused kernels.
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .._dispatch import kernels, xp_of
+from .._dispatch import BINARY_CODES as _BINARY_CODES
+from .._dispatch import REDUCE_CODES as _REDUCE_CODES
+from .._dispatch import contiguous, kernels, xp_of
 from .function import Function
+
+# ---------------------------------------------------------------- the tensor kernels
+_XP_BINARY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
+_MAX_DIMS = 8  # kMaxDims of nnfast/tensor.h
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _on_kernels(*arrays: Any) -> bool:
+    """Whether the tensor kernels take these operands: float32 / float64 arrays of one dtype."""
+    dt = getattr(arrays[0], "dtype", None)
+    return dt in _KERNEL_DTYPES and all(getattr(x, "dtype", None) == dt and x.ndim <= _MAX_DIMS for x in arrays)
+
+
+def binary(op: str, a: Any, b: Any) -> Any:
+    """``a (op) b`` with NumPy broadcasting (op: add, sub, mul, div)."""
+    if not _on_kernels(a, b):
+        return _XP_BINARY[op](a, b)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"[{op}] expected broadcastable shapes, got {tuple(a.shape)} and {tuple(b.shape)}") from None
+    if len(shape) > _MAX_DIMS:
+        return _XP_BINARY[op](a, b)
+    a, b = _aligned(a), _aligned(b)
+    out = xp_of(a).empty(shape, dtype=a.dtype)
+    kernels(op, out, a, b).binary_op(out, a, b, _BINARY_CODES[op])
+    return out
+
+
+def _scalar_like(x: Any, value: float) -> Any:
+    return xp_of(x).asarray(value, dtype=x.dtype)
+
+
+def neg(x: Any) -> Any:
+    """``-x`` (a multiply by -1: exact, and -0 for +0 as negation gives)."""
+    return binary("mul", x, _scalar_like(x, -1.0)) if _on_kernels(x) else -x
+
+
+def reduce(op: str, x: Any, axes: Optional[tuple[int, ...]], keepdim: bool, with_index: bool = False) -> Any:
+    """Sum / mean / max / min of ``x`` over ``axes`` (None: all; normalised, in range) in one
+    kernel pass; with ``with_index`` also the int64 index of the extreme within the reduced
+    axes, flattened (numpy.argmax's). Reduced axes that are not one run are moved last first
+    (a copy: layout, not math), so every element is accumulated once, in double."""
+    nd = x.ndim
+    axes = tuple(range(nd)) if axes is None else tuple(sorted(set(axes)))
+    kept = [d for d in range(nd) if d not in axes]
+    out_shape = tuple(1 if d in axes else s for d, s in enumerate(x.shape)) if keepdim else \
+        tuple(x.shape[d] for d in kept)
+    n = int(np.prod([x.shape[d] for d in axes], dtype=np.int64))
+    if not axes or axes == tuple(range(axes[0], axes[0] + len(axes))):
+        start = axes[0] if axes else 0
+        view = contiguous(x).reshape(x.shape[:start] + (n,) + x.shape[start + len(axes):])
+        dim = start
+    else:
+        view = xp_of(x).ascontiguousarray(x.transpose(kept + list(axes))).reshape(
+            tuple(x.shape[d] for d in kept) + (n,))
+        dim = len(kept)
+    view = _aligned(view)
+    xp = xp_of(x)
+    out = xp.empty(out_shape, dtype=x.dtype)
+    index = xp.empty(out_shape, dtype=np.int64) if with_index else None
+    kernels(op, out, view).reduce_dim(out, index, view, dim, _REDUCE_CODES[op])
+    return (out, index) if with_index else out
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
@@ -20,6 +90,9 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     if g.shape == shape:
         return g
     extra = g.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(extra + i for i, s in enumerate(shape) if s == 1 and g.shape[extra + i] != 1)
+    if _on_kernels(g):
+        return reduce("sum", g, axes, keepdim=False).reshape(shape)
     if extra > 0:
         g = g.sum(axis=tuple(range(extra)))
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
@@ -36,7 +109,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
         ctx.shapes = (_shape(a), _shape(b))
-        return a + b
+        return binary("add", a, b)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
@@ -48,25 +121,25 @@ class Sub(Function):
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
         ctx.shapes = (_shape(a), _shape(b))
-        return a - b
+        return binary("sub", a, b)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         sa, sb = ctx.shapes
-        return unbroadcast(g, sa), unbroadcast(-g, sb)
+        return unbroadcast(g, sa), neg(unbroadcast(g, sb))
 
 
 class Mul(Function):
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
         ctx.save_for_backward(a, b)
-        return a * b
+        return binary("mul", a, b)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         a, b = ctx.saved_tensors
-        da = unbroadcast(g * b, _shape(a)) if ctx.needs_input_grad[0] else None
-        db = unbroadcast(g * a, _shape(b)) if ctx.needs_input_grad[1] else None
+        da = unbroadcast(binary("mul", g, b), _shape(a)) if ctx.needs_input_grad[0] else None
+        db = unbroadcast(binary("mul", g, a), _shape(b)) if ctx.needs_input_grad[1] else None
         return da, db
 
 
@@ -74,24 +147,26 @@ class Div(Function):
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
         ctx.save_for_backward(a, b)
-        return a / b
+        return binary("div", a, b)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         a, b = ctx.saved_tensors
-        da = unbroadcast(g / b, _shape(a)) if ctx.needs_input_grad[0] else None
-        db = unbroadcast(-g * a / (b * b), _shape(b)) if ctx.needs_input_grad[1] else None
+        da = unbroadcast(binary("div", g, b), _shape(a)) if ctx.needs_input_grad[0] else None
+        db = None
+        if ctx.needs_input_grad[1]:  # -g a / b^2, as PyTorch forms it
+            db = neg(unbroadcast(binary("div", binary("mul", g, a), binary("mul", b, b)), _shape(b)))
         return da, db
 
 
 class Neg(Function):
     @staticmethod
     def forward(ctx: Any, a: Any) -> Any:
-        return -a
+        return neg(a)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        return -g
+        return neg(g)
 
 
 class Pow(Function):
@@ -187,42 +262,52 @@ def _expand_back(g: Any, shape: tuple[int, ...], axes: Optional[tuple[int, ...]]
 class Sum(Function):
     """Sum over ``dim`` (or all); ``Mean`` is the same with the gradient divided by the count."""
 
-    mean = False
+    op = "sum"
 
     @classmethod
     def forward(cls, ctx: Any, a: Any, dim: Any = None, keepdim: bool = False) -> Any:
         ctx.shape = a.shape
         ctx.axes = _axes(dim, a.ndim)
         ctx.keepdim = keepdim
-        if not cls.mean:
-            return xp_of(a).asarray(a.sum(axis=ctx.axes, keepdims=keepdim))
         ctx.count = a.size if ctx.axes is None else int(np.prod([a.shape[i] for i in ctx.axes]))
-        return xp_of(a).asarray(a.mean(axis=ctx.axes, keepdims=keepdim))
+        if _on_kernels(a):
+            return reduce(cls.op, a, ctx.axes, keepdim)
+        r = a.sum(axis=ctx.axes, keepdims=keepdim) if cls.op == "sum" else a.mean(axis=ctx.axes, keepdims=keepdim)
+        return xp_of(a).asarray(r)
 
     @classmethod
     def backward(cls, ctx: Any, g: Any) -> Any:
-        if cls.mean:
-            g = g / max(ctx.count, 1)
-        return _expand_back(g, ctx.shape, ctx.axes, ctx.keepdim).copy()
+        spread = _expand_back(g, ctx.shape, ctx.axes, ctx.keepdim)
+        if cls.op == "sum":
+            return spread.copy()
+        return binary("div", spread, _scalar_like(g, max(ctx.count, 1)))  # one pass: spread and scale
 
 
 class Mean(Sum):
-    mean = True
+    op = "mean"
 
 
 class Max(Function):
-    """max over a dim (or all); the gradient goes to the first maximal element."""
+    """max over a dim (or all); the gradient goes to the first maximal element (a NaN, if any:
+    NaN propagates, as in PyTorch). ``Min`` is the same with the smallest."""
 
-    @staticmethod
-    def forward(ctx: Any, a: Any, dim: Any = None, keepdim: bool = False) -> Any:
-        xp = xp_of(a)
+    op = "max"
+
+    @classmethod
+    def forward(cls, ctx: Any, a: Any, dim: Any = None, keepdim: bool = False) -> Any:
         ctx.shape = a.shape
         ctx.dim, ctx.keepdim = dim, keepdim
+        ctx.kernel = _on_kernels(a)
+        if ctx.kernel:
+            out, ctx.idx = reduce(cls.op, a, _axes(dim, a.ndim), keepdim, with_index=True)
+            return out
+        xp = xp_of(a)
+        arg = xp.argmax if cls.op == "max" else xp.argmin
         if dim is None:
-            idx = xp.argmax(a)
+            idx = arg(a)
             ctx.idx = idx
             return xp.asarray(a.reshape(-1)[idx])
-        idx = xp.argmax(a, axis=dim)
+        idx = arg(a, axis=dim)
         ctx.idx = idx
         out = xp.take_along_axis(a, xp.expand_dims(idx, dim), axis=dim)
         return out if keepdim else out.squeeze(dim)
@@ -230,6 +315,13 @@ class Max(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         xp = xp_of(g)
+        if ctx.kernel:  # out[..., idx, ...] = g, zero elsewhere
+            axes = None if ctx.dim is None else _axes(ctx.dim, len(ctx.shape))
+            dim = 0 if axes is None else axes[0]
+            out = xp.empty(ctx.shape if ctx.dim is not None else (int(np.prod(ctx.shape, dtype=np.int64)),),
+                           dtype=g.dtype)
+            kernels(Max.op, out, g, ctx.idx).scatter_dim(out, _aligned(contiguous(g)), ctx.idx, dim)
+            return out.reshape(ctx.shape)
         out = xp.zeros(ctx.shape, dtype=g.dtype)
         if ctx.dim is None:
             out.reshape(-1)[ctx.idx] = g
@@ -237,6 +329,10 @@ class Max(Function):
         gi = g if ctx.keepdim else xp.expand_dims(g, ctx.dim)
         xp.put_along_axis(out, xp.expand_dims(ctx.idx, ctx.dim), gi, axis=ctx.dim)
         return out
+
+
+class Min(Max):
+    op = "min"
 
 
 class Reshape(Function):
@@ -327,15 +423,26 @@ class Where(Function):
             unbroadcast(xp.where(ctx.cond, zero, g), ctx.shapes[1])
 
 
+def cast(a: Any, dtype: Any) -> Any:
+    """``a.astype(dtype)``: nnfast's kernel between float32 and float64 (round to nearest even)."""
+    dtype = np.dtype(dtype)
+    if not (getattr(a, "dtype", None) in _KERNEL_DTYPES and dtype in _KERNEL_DTYPES):
+        return a.astype(dtype)
+    src = _aligned(contiguous(a))
+    out = xp_of(a).empty(a.shape, dtype=dtype)
+    kernels("cast", out, src).cast(out, src)
+    return out
+
+
 class Cast(Function):
     @staticmethod
     def forward(ctx: Any, a: Any, dtype: Any) -> Any:
         ctx.dtype = a.dtype
-        return a.astype(dtype)
+        return cast(a, dtype)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        return g.astype(ctx.dtype) if ctx.dtype.kind == "f" else None
+        return cast(g, ctx.dtype) if ctx.dtype.kind == "f" else None
 
 
 class ToDevice(Function):

@@ -1,0 +1,221 @@
+"""The tape's tensor arithmetic on nnfast's tensor kernels (csrc/cpu/tensor.cpp, csrc/cuda/tensor.cu).
+
+Forward / gradcheck / non-contiguous / float32 coverage of add, sub, mul, div, sum, mean, max and
+min lives in the op registry (tests/opinfo.py, run by tests/test_ops.py). Here: what the registry
+does not state -- NaN and tie rules of max / min and their indices, casts, which operands take the
+kernels and which stay NumPy arithmetic, accuracy of long sums, and the kernels' own errors.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnfast
+from nnfast import _dispatch
+from nnfast._dispatch import to_host as _h
+from nnfast.autograd import basic_ops
+from opinfo import to_device
+
+
+def _t(a, device, grad=False):
+    t = to_device(nnfast.from_numpy(np.asarray(a)), device)
+    return t.requires_grad_(True) if grad else t
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """The op names basic_ops asks the dispatch table for, in order."""
+    calls = []
+    real = basic_ops.kernels
+
+    def spy(op, *arrays):
+        calls.append(op)
+        return real(op, *arrays)
+
+    monkeypatch.setattr(basic_ops, "kernels", spy)
+    return calls
+
+
+# ------------------------------------------------------------------------ which operands run on the kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_arithmetic_and_its_backward_run_on_the_kernels(kernel_calls, device, dtype):
+    a = _t(np.arange(12.0, dtype=dtype).reshape(3, 4) + 1, device, grad=True)
+    b = _t(np.linspace(1, 2, 4).astype(dtype), device, grad=True)
+    y = ((a + b) * a / b - b).sum(0).mean()
+    assert set(kernel_calls) == {"add", "mul", "div", "sub", "sum", "mean"}
+    del kernel_calls[:]
+    y.backward()
+    assert set(kernel_calls) <= {"add", "sub", "mul", "div", "sum"} and "sum" in kernel_calls  # unbroadcast
+    assert a.grad.dtype == dtype and b.grad.dtype == dtype
+
+
+def test_other_dtypes_stay_numpy_arithmetic(kernel_calls, device):
+    i = _t(np.arange(6, dtype=np.int64).reshape(2, 3), device)
+    assert _h((i + i).data).tolist() == [[0, 2, 4], [6, 8, 10]]
+    assert (i * 2).dtype == np.int64
+    h = _t(np.ones(3, np.float16), device)
+    assert (h + h).dtype == np.float16
+    mixed = _t(np.ones(3, np.float32), device) + _t(np.ones(3, np.float64), device)
+    assert mixed.dtype == np.float64  # promoted, as PyTorch does
+    assert kernel_calls == []
+
+
+def test_more_dims_than_the_kernel_takes_fall_back(device):
+    x = np.random.default_rng(0).standard_normal((1, 2, 1, 2, 1, 2, 1, 2, 3))
+    t = _t(x, device, grad=True)
+    y = (t * t).sum()
+    y.backward()
+    np.testing.assert_allclose(float(_h(y.data)), (x * x).sum(), rtol=1e-12)
+    np.testing.assert_allclose(_h(t.grad.data), 2 * x, rtol=1e-12)
+
+
+def test_scalar_operands_and_in_place_results(device):
+    x = _t(np.array([1.0, -2.0, 3.0], np.float32), device)
+    assert _h((2 - x).data).tolist() == [1.0, 4.0, -1.0]
+    assert _h((x / 2).data).tolist() == [0.5, -1.0, 1.5]
+    assert (x * 2).dtype == np.float32  # a Python scalar takes the tensor's dtype
+    assert _h((-x).data).tolist() == [-1.0, 2.0, -3.0]
+    z = _t(np.zeros(1, np.float64), device)
+    assert np.signbit(_h((-z).data)[0])  # -0.0, as negation gives
+
+
+# ------------------------------------------------------------------------ max / min: NaN, ties, indices
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_extremes_pick_the_first_of_ties_and_propagate_nan(device, op):
+    x = np.array([[1.0, 3.0, 3.0, 0.0], [np.nan, 5.0, np.nan, -1.0], [2.0, 2.0, 2.0, 2.0]])
+    t = _t(x, device, grad=True)
+    values, idx = getattr(t, op)(1)
+    arg = np.argmax if op == "max" else np.argmin
+    ref = np.max if op == "max" else np.min
+    np.testing.assert_array_equal(_h(idx.data), arg(x, axis=1))
+    assert idx.dtype == np.int64
+    np.testing.assert_array_equal(_h(values.data), ref(x, axis=1))  # NaN row gives NaN
+    values.sum().backward()
+    want = np.zeros_like(x)
+    want[np.arange(3), arg(x, axis=1)] = 1.0
+    np.testing.assert_array_equal(_h(t.grad.data), want)
+    # over all elements: the first extreme (the first NaN), its flat index
+    assert _h(getattr(t, "arg" + op)().data) == arg(x)
+    assert np.isnan(float(_h(getattr(t, op)().data)))
+
+
+def test_extremes_over_a_middle_dim_with_keepdim(device):
+    x = np.random.default_rng(1).standard_normal((3, 5, 4))
+    t = _t(x, device, grad=True)
+    v, i = t.max(1, keepdim=True)
+    assert v.shape == (3, 1, 4) and i.shape == (3, 1, 4)
+    np.testing.assert_array_equal(_h(v.data), x.max(1, keepdims=True))
+    np.testing.assert_array_equal(_h(i.data), np.argmax(x, 1)[:, None, :])
+    v.sum().backward()
+    want = np.zeros_like(x)
+    np.put_along_axis(want, np.argmax(x, 1)[:, None, :], 1.0, axis=1)
+    np.testing.assert_array_equal(_h(t.grad.data), want)
+    np.testing.assert_array_equal(_h(t.argmin(-1, keepdim=True).data), np.argmin(x, -1)[..., None])
+
+
+def test_empty_reductions(device):
+    e = _t(np.zeros((0, 3), np.float32), device)
+    assert _h(e.sum().data) == 0.0
+    np.testing.assert_array_equal(_h(e.sum(0).data), np.zeros(3, np.float32))
+    assert np.isnan(_h(e.mean().data))
+    assert e.sum(1).shape == (0,)
+    with pytest.raises(ValueError, match=r"^\[max\] expected a non-empty dim 0 to reduce, got size 0"):
+        e.max(0)
+    with pytest.raises(ValueError, match=r"^\[min\] expected a non-empty dim"):
+        e.min()
+
+
+# ------------------------------------------------------------------------ sums: accuracy and determinism
+def test_long_float32_sums_accumulate_in_double(device):
+    n = 1 << 14 if device == "cuda" and _dispatch.EMULATED else 1 << 20
+    x = (np.random.default_rng(2).standard_normal(n) + 1000).astype(np.float32)
+    got = float(_h(_t(x, device).sum().data))
+    exact = float(np.sum(x.astype(np.float64)))
+    assert abs(got - exact) <= np.spacing(np.float32(exact))  # within one float32 ulp of the exact sum
+    a = _t(x.reshape(64, -1), device)
+    np.testing.assert_array_equal(_h(a.sum(0).data), _h(a.sum(0).data))  # same bits every run
+    col = x.reshape(64, -1).astype(np.float64).sum(0)
+    np.testing.assert_allclose(_h(a.sum(0).data), col, rtol=1e-7)
+
+
+# ------------------------------------------------------------------------ casts
+def test_casts_round_to_nearest_even_and_keep_specials(device):
+    f64 = np.array([1.0, 1 + 2.0 ** -24, 1 + 3 * 2.0 ** -24, 1e-40, -1e-46, 3.5e38, -np.inf, np.nan, -0.0, 1e300])
+    with np.errstate(over="ignore"):
+        want = f64.astype(np.float32)  # 3.5e38 and 1e300 overflow to inf, as the kernel must
+    t = _t(f64, device, grad=True)
+    y = t.float()
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(_h(y.data), want)
+    assert np.signbit(_h(y.data)[8])
+    back = y.double()
+    assert back.dtype == np.float64
+    np.testing.assert_array_equal(_h(back.data), want.astype(np.float64))
+    finite = np.isfinite(_h(y.data))
+    (y * _t(np.where(finite, 1.0, 0.0).astype(np.float32), device)).sum().backward()
+    assert t.grad.dtype == np.float64
+    np.testing.assert_array_equal(_h(t.grad.data), np.where(finite, 1.0, 0.0))
+
+
+def test_cast_of_a_strided_view(device):
+    x = np.arange(24, dtype=np.float64).reshape(4, 6)
+    t = nnfast.Tensor(_t(x, device).data[:, ::2])
+    np.testing.assert_array_equal(_h(t.to(nnfast.float32).data), x[:, ::2].astype(np.float32))
+
+
+# ------------------------------------------------------------------------ the kernels' own errors
+def _mod(device):
+    return _dispatch._BACKENDS[device]
+
+
+def _arr(a, device):
+    return to_device(nnfast.from_numpy(np.asarray(a)), device).data
+
+
+def test_binary_kernel_errors(device):
+    K = _mod(device)
+    a = _arr(np.ones((2, 3)), device)
+    out = _arr(np.empty((2, 3)), device)
+    with pytest.raises(ValueError, match=r"^\[binary_op\] expected op 0 \(add\), 1 \(sub\), 2 \(mul\) or 3 \(div\)"):
+        K.binary_op(out, a, a, 7)
+    with pytest.raises(ValueError, match=r"^\[mul\] expected b broadcastable to out's shape"):
+        K.binary_op(out, a, _arr(np.ones(4), device), 2)
+    with pytest.raises(TypeError, match=r"^\[add\] expected b"):
+        K.binary_op(out, a, _arr(np.ones((2, 3), np.float32), device), 0)
+    with pytest.raises(ValueError, match=r"^\[sub\] expected out"):
+        K.binary_op(_arr(np.empty((3, 4)), device)[:, :3], a, a, 1)
+    big = _arr(np.ones(12), device)
+    with pytest.raises(ValueError, match=r"^\[div\] expected"):  # out overlapping an input it is not
+        K.binary_op(big[:6].reshape(2, 3), big[3:9].reshape(2, 3), a, 3)
+    K.binary_op(a, a, a, 0)  # in place: out is a itself
+    assert _h(a).tolist() == [[2.0] * 3] * 2
+
+
+def test_reduce_and_scatter_kernel_errors(device):
+    K = _mod(device)
+    x = _arr(np.ones((2, 3)), device)
+    out = _arr(np.empty(2), device)
+    with pytest.raises(ValueError, match=r"^\[sum\] expected dim in \[0, 1\], got 2"):
+        K.reduce_dim(out, None, x, 2, 0)
+    with pytest.raises(ValueError, match=r"^\[mean\] expected out with 2 elements, got 3"):
+        K.reduce_dim(_arr(np.empty(3), device), None, x, 1, 1)
+    with pytest.raises(ValueError, match=r"^\[sum\] expected index None"):
+        K.reduce_dim(out, _arr(np.empty(2, np.int64), device), x, 1, 0)
+    with pytest.raises(TypeError, match=r"^\[max\] expected index to be int64"):
+        K.reduce_dim(out, _arr(np.empty(2, np.int32), device), x, 1, 2)
+    with pytest.raises(ValueError, match=r"^\[reduce_dim\] expected op 0 \(sum\)"):
+        K.reduce_dim(out, None, x, 1, 9)
+    g = _arr(np.ones(2), device)
+    with pytest.raises(TypeError, match=r"^\[max_backward\] expected index to be int64"):
+        K.scatter_dim(_arr(np.empty((2, 3)), device), g, _arr(np.zeros(2, np.float64), device), 1)
+    with pytest.raises(ValueError, match=r"^\[max_backward\] expected grad with 2 elements, got 3"):
+        K.scatter_dim(_arr(np.empty((2, 3)), device), _arr(np.ones(3), device), _arr(np.zeros(2, np.int64), device), 1)
+    with pytest.raises(ValueError, match=r"^\[cast\] expected out with as many elements as input \(6\), got 5"):
+        K.cast(_arr(np.empty(5, np.float32), device), x)
+    with pytest.raises(TypeError, match=r"^\[cast\] expected"):
+        K.cast(_arr(np.empty(6, np.int32), device), x)
+
+
+def test_broadcast_error_through_the_tensor_api(device):
+    with pytest.raises(ValueError, match=r"^\[add\] expected broadcastable shapes, got \(2, 3\) and \(4,\)"):
+        _t(np.ones((2, 3)), device) + _t(np.ones(4), device)
