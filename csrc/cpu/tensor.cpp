@@ -79,52 +79,148 @@ void binary_all(const BroadcastArgs& args, const T* a, const T* b, T* out) {
 }
 
 constexpr index_t kSumBlock = 4096;  // a row's summation blocks (fixed: they set the order)
-constexpr index_t kInnerTile = 256;  // columns reduced together when inner > 1
+constexpr int kLanes = 16;           // independent accumulators of a contiguous row (the adds pipeline)
+constexpr index_t kInnerTile = 1024; // columns reduced together when inner > 1 (4 KB of float row)
+constexpr index_t kRowBlock = 64;    // rows per work item of a column sum; blocks are combined in order
 
-// Sum of one row of n contiguous elements in double: 8 lanes (element j to lane j % 8, so
-// the loop vectorises without reassociation) per block of kSumBlock, blocks added in order.
+// Sum of one row of n contiguous elements in double: kLanes lanes (element j to lane
+// j % kLanes, so the loop vectorises without reassociation) per block of kSumBlock, the
+// lanes added pairwise, the blocks in order. The order depends on n only.
 template <typename T>
 double row_sum(const T* x, index_t n) {
   double total = 0;
   for (index_t j0 = 0; j0 < n; j0 += kSumBlock) {
     const index_t j1 = std::min(n, j0 + kSumBlock);
-    double lane[8] = {};
+    double lane[kLanes] = {};
     index_t j = j0;
-    for (; j + 8 <= j1; j += 8)
-      for (int k = 0; k < 8; ++k) lane[k] += static_cast<double>(x[j + k]);
+    for (; j + kLanes <= j1; j += kLanes)
+      for (int k = 0; k < kLanes; ++k) lane[k] += static_cast<double>(x[j + k]);
     for (; j < j1; ++j) lane[0] += static_cast<double>(x[j]);
-    total += ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (int w = kLanes / 2; w >= 1; w /= 2)
+      for (int k = 0; k < w; ++k) lane[k] += lane[k + w];
+    total += lane[0];
   }
   return total;
+}
+
+// Max / min of one contiguous row and the index of its first occurrence. The common case
+// vectorises: a lane-wise select finds the extreme while a lane-wise v * 0 sum probes for
+// NaN (and infinities); then a scan finds the extreme's first index. A row the probe flags
+// takes the exact scalar rule (NaN first, then the smaller index).
+template <ReduceOp kOp, typename T>
+void row_extreme(const T* x, index_t n, T* value, std::int64_t* index) {
+  index_t j = 0;
+  T m = x[0];
+  if (n >= kLanes) {
+    T lane[kLanes], probe[kLanes] = {};
+    for (int k = 0; k < kLanes; ++k) lane[k] = x[k];
+    for (j = 0; j + kLanes <= n; j += kLanes)
+      for (int k = 0; k < kLanes; ++k) {
+        const T v = x[j + k];
+        lane[k] = (kOp == ReduceOp::Max ? v > lane[k] : v < lane[k]) ? v : lane[k];
+        probe[k] += v * T(0);
+      }
+    T p = 0;
+    for (int k = 0; k < kLanes; ++k) {
+      p += probe[k];
+      if (kOp == ReduceOp::Max ? lane[k] > m : lane[k] < m) m = lane[k];
+    }
+    if (p != p) j = n + 1;  // a NaN or an infinity somewhere: the exact rule below
+  }
+  if (j <= n) {
+    for (; j < n; ++j) {  // the tail; NaN here also sends the row to the exact rule
+      const T v = x[j];
+      if (v != v) break;
+      if (kOp == ReduceOp::Max ? v > m : v < m) m = v;
+    }
+    if (j == n) {
+      index_t at = 0;
+      while (x[at] != m) ++at;
+      *value = x[at];  // the first occurrence's bits (-0 or +0)
+      if (index) *index = at;
+      return;
+    }
+  }
+  index_t at = 0;
+  for (index_t i = 1; i < n; ++i)
+    if (better<kOp>(x[i], i, x[at], at)) at = i;
+  *value = x[at];
+  if (index) *index = at;
+}
+
+// Sums over the middle dim of [outer, n, inner], inner > 1: work items of kRowBlock rows x
+// kInnerTile columns (so both cores share even a single long column sum), partial sums in
+// double combined in block order -- the result does not depend on the thread count.
+template <typename T>
+void column_sums(const T* x, index_t outer, index_t n, index_t inner, T* out, double scale) {
+  const index_t tiles = (inner + kInnerTile - 1) / kInnerTile, blocks = (n + kRowBlock - 1) / kRowBlock;
+  auto block_sum = [&](double* acc, const T* xo, index_t j0, index_t j1, index_t cols) {
+    std::fill(acc, acc + cols, 0.0);
+    for (index_t j = j0; j < j1; ++j) {
+      const T* r = xo + j * inner;
+      for (index_t c = 0; c < cols; ++c) acc[c] += static_cast<double>(r[c]);
+    }
+  };
+  if (blocks == 1) {
+    parallel_for(outer * tiles, 1, [&](index_t lo, index_t hi) {
+      double acc[kInnerTile];
+      for (index_t w = lo; w < hi; ++w) {
+        const index_t o = w / tiles, c0 = (w % tiles) * kInnerTile, cols = std::min(kInnerTile, inner - c0);
+        block_sum(acc, x + o * n * inner + c0, 0, n, cols);
+        for (index_t c = 0; c < cols; ++c) out[o * inner + c0 + c] = static_cast<T>(acc[c] * scale);
+      }
+    });
+    return;
+  }
+  std::vector<double> part(static_cast<std::size_t>(outer * blocks * inner));  // allocated outside the parallel region
+  parallel_for(outer * tiles * blocks, 1, [&](index_t lo, index_t hi) {
+    for (index_t w = lo; w < hi; ++w) {
+      const index_t o = w / (tiles * blocks), c0 = (w / blocks % tiles) * kInnerTile, b = w % blocks;
+      block_sum(part.data() + (o * blocks + b) * inner + c0, x + o * n * inner + c0, b * kRowBlock,
+                std::min(n, (b + 1) * kRowBlock), std::min(kInnerTile, inner - c0));
+    }
+  });
+  parallel_for(outer * tiles, 1, [&](index_t lo, index_t hi) {
+    double acc[kInnerTile];
+    for (index_t w = lo; w < hi; ++w) {
+      const index_t o = w / tiles, c0 = (w % tiles) * kInnerTile, cols = std::min(kInnerTile, inner - c0);
+      std::fill(acc, acc + cols, 0.0);
+      for (index_t b = 0; b < blocks; ++b) {
+        const double* pb = part.data() + (o * blocks + b) * inner + c0;
+        for (index_t c = 0; c < cols; ++c) acc[c] += pb[c];
+      }
+      for (index_t c = 0; c < cols; ++c) out[o * inner + c0 + c] = static_cast<T>(acc[c] * scale);
+    }
+  });
 }
 
 template <ReduceOp kOp, typename T>
 void reduce_rows(const T* x, index_t outer, index_t n, index_t inner, T* out, std::int64_t* index) {
   constexpr bool kSum = kOp == ReduceOp::Sum || kOp == ReduceOp::Mean;
   const double scale = kOp == ReduceOp::Mean ? 1.0 / static_cast<double>(n) : 1.0;
-  const index_t tiles = (inner + kInnerTile - 1) / kInnerTile;
-  const index_t grain = std::max<index_t>(1, kElementwiseGrain / std::max<index_t>(1, n * std::min(inner, kInnerTile)));
-  parallel_for(outer * tiles, grain, [&](index_t lo, index_t hi) {
-    double acc[kInnerTile];
-    T best[kInnerTile];
-    index_t at[kInnerTile];
-    for (index_t w = lo; w < hi; ++w) {
-      const index_t o = w / tiles, c0 = (w % tiles) * kInnerTile, cols = std::min(kInnerTile, inner - c0);
-      const T* xo = x + o * n * inner + c0;
-      T* yo = out + o * inner + c0;
-      std::int64_t* io = index ? index + o * inner + c0 : nullptr;
-      if constexpr (kSum) {
-        if (inner == 1) {
-          yo[0] = static_cast<T>(row_sum(xo, n) * scale);
-          continue;
+  if (inner == 1) {  // one contiguous row per output
+    parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / n), [&](index_t lo, index_t hi) {
+      for (index_t o = lo; o < hi; ++o) {
+        if constexpr (kSum) {
+          out[o] = static_cast<T>(row_sum(x + o * n, n) * scale);
+        } else {
+          row_extreme<kOp>(x + o * n, n, out + o, index ? index + o : nullptr);
         }
-        std::fill(acc, acc + cols, 0.0);
-        for (index_t j = 0; j < n; ++j) {
-          const T* r = xo + j * inner;
-          for (index_t c = 0; c < cols; ++c) acc[c] += static_cast<double>(r[c]);
-        }
-        for (index_t c = 0; c < cols; ++c) yo[c] = static_cast<T>(acc[c] * scale);
-      } else {
+      }
+    });
+    return;
+  }
+  if constexpr (kSum) {
+    column_sums(x, outer, n, inner, out, scale);
+  } else {
+    const index_t tiles = (inner + kInnerTile - 1) / kInnerTile;
+    const index_t grain = std::max<index_t>(1, kElementwiseGrain / (n * std::min(inner, kInnerTile)));
+    parallel_for(outer * tiles, grain, [&](index_t lo, index_t hi) {
+      T best[kInnerTile];
+      index_t at[kInnerTile];
+      for (index_t w = lo; w < hi; ++w) {
+        const index_t o = w / tiles, c0 = (w % tiles) * kInnerTile, cols = std::min(kInnerTile, inner - c0);
+        const T* xo = x + o * n * inner + c0;
         for (index_t c = 0; c < cols; ++c) {
           best[c] = xo[c];
           at[c] = 0;
@@ -137,13 +233,14 @@ void reduce_rows(const T* x, index_t outer, index_t n, index_t inner, T* out, st
               at[c] = j;
             }
         }
+        std::int64_t* io = index ? index + o * inner + c0 : nullptr;
         for (index_t c = 0; c < cols; ++c) {
-          yo[c] = best[c];
+          out[o * inner + c0 + c] = best[c];
           if (io) io[c] = at[c];
         }
       }
-    }
-  });
+    });
+  }
 }
 
 }  // namespace

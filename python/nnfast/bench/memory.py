@@ -264,6 +264,65 @@ def _numpy_optimizer(cls: str, kw: dict[str, Any], p: np.ndarray, g: np.ndarray)
     return {"SGD": sgd, "Adagrad": adagrad, "RMSprop": rmsprop, "Lion": lion}.get(cls, adam_like)
 
 
+def _tensor_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.ndarray) -> list[Case]:
+    """The tape's tensor arithmetic (autograd/basic_ops.py): broadcast binary ops, reductions, casts."""
+    from .._dispatch import BINARY_CODES, REDUCE_CODES
+
+    n = x.size
+    R, D = n // 1024, 1024
+    xr, outr = x[: R * D].reshape(R, D), out[: R * D].reshape(R, D)
+    row = g[:D].copy()
+    col_out, row_out = np.empty(D, np.float32), np.empty(R, np.float32)
+    idx = np.empty(R, np.int64)
+    out64 = np.empty(n, np.float64)
+    T = (lambda a: torch.from_numpy(a)) if torch else None
+    add, mul = BINARY_CODES["add"], BINARY_CODES["mul"]
+    red_sum, red_max = REDUCE_CODES["sum"], REDUCE_CODES["max"]
+
+    def check_add() -> bool:
+        o = np.empty(4096, np.float32)
+        C.binary_op(o, x[:4096], g[:4096], add)
+        return _close(o, x[:4096].astype(np.float64) + g[:4096])
+
+    def check_sums() -> bool:
+        a, b = np.empty(D, np.float32), np.empty(16, np.float32)
+        C.reduce_dim(a, None, xr[:64], 0, red_sum)
+        C.reduce_dim(b, None, xr[:16], 1, red_sum)
+        return _close(a, xr[:64].astype(np.float64).sum(0)) and _close(b, xr[:16].astype(np.float64).sum(1))
+
+    def check_max() -> bool:
+        v, i = np.empty(16, np.float32), np.empty(16, np.int64)
+        C.reduce_dim(v, i, xr[:16], 1, red_max)
+        return bool(np.array_equal(v, xr[:16].max(1)) and np.array_equal(i, xr[:16].argmax(1)))
+
+    def check_cast() -> bool:
+        o = np.empty(4096, np.float64)
+        C.cast(o, x[:4096])
+        return bool(np.array_equal(o, x[:4096].astype(np.float64)))
+
+    def np_max() -> None:
+        np.max(xr, axis=1, out=row_out)
+        np.argmax(xr, axis=1, out=idx)
+
+    return [
+        ("add (same shape)", 3 * 4 * n, lambda: C.binary_op(out, x, g, add), lambda: np.add(x, g, out=out),
+         (lambda tx=T(x), tg=T(g), to=T(out): torch.add(tx, tg, out=to)) if torch else None, check_add),
+        ("mul (R x 1024) * row", 2 * 4 * n, lambda: C.binary_op(outr, xr, row, mul),
+         lambda: np.multiply(xr, row, out=outr),
+         (lambda tx=T(xr), tr=T(row), to=T(outr): torch.mul(tx, tr, out=to)) if torch else None, lambda: True),
+        ("sum over rows -> 1024", 4 * n, lambda: C.reduce_dim(col_out, None, xr, 0, red_sum),
+         lambda: np.sum(xr, axis=0, out=col_out),
+         (lambda tx=T(xr), to=T(col_out): torch.sum(tx, 0, out=to)) if torch else None, check_sums),
+        ("sum over last dim (1024)", 4 * n, lambda: C.reduce_dim(row_out, None, xr, 1, red_sum),
+         lambda: np.sum(xr, axis=1, out=row_out),
+         (lambda tx=T(xr), to=T(row_out): torch.sum(tx, 1, out=to)) if torch else None, lambda: True),
+        ("max + argmax over last dim", 4 * n, lambda: C.reduce_dim(row_out, idx, xr, 1, red_max), np_max,
+         (lambda tx=T(xr): torch.max(tx, 1)) if torch else None, check_max),
+        ("cast float32 -> float64", 12 * n, lambda: C.cast(out64, x), lambda: np.copyto(out64, x),
+         (lambda tx=T(x), to=T(out64): to.copy_(tx)) if torch else None, check_cast),
+    ]
+
+
 def _cases(n: int, torch: Any) -> list[Case]:
     import nnfast
 
@@ -273,7 +332,7 @@ def _cases(n: int, torch: Any) -> list[Case]:
     g = rng.standard_normal(n).astype(np.float32)
     out = np.empty_like(x)
     return (_activation_cases(C, torch, x, g, out) + _row_cases(C, torch, x, g, out)
-            + _dropout_cases(C, x, g, out) + _optimizer_cases(torch, n))
+            + _dropout_cases(C, x, g, out) + _tensor_cases(C, torch, x, g, out) + _optimizer_cases(torch, n))
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
