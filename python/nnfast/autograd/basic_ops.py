@@ -105,58 +105,70 @@ def _shape(x: Any) -> tuple[int, ...]:
     return tuple(np.shape(x))
 
 
-class Add(Function):
-    @staticmethod
-    def forward(ctx: Any, a: Any, b: Any) -> Any:
+class _Binary(Function):
+    """``a (op) b`` with broadcasting; a subclass names ``op`` and gives the gradient of each
+    input at full (broadcast) shape, which ``backward`` sums back to the input's shape."""
+
+    op = ""
+    saves_inputs = True
+
+    @classmethod
+    def forward(cls, ctx: Any, a: Any, b: Any) -> Any:
         ctx.shapes = (_shape(a), _shape(b))
-        return binary("add", a, b)
+        if cls.saves_inputs:
+            ctx.save_for_backward(a, b)
+        return binary(cls.op, a, b)
+
+    @classmethod
+    def backward(cls, ctx: Any, g: Any) -> Any:
+        a, b = ctx.saved_tensors if cls.saves_inputs else (None, None)
+        (sa, sb), (need_a, need_b) = ctx.shapes, ctx.needs_input_grad[:2]
+        return (unbroadcast(cls.grad_a(g, a, b), sa) if need_a else None,
+                unbroadcast(cls.grad_b(g, a, b), sb) if need_b else None)
 
     @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        sa, sb = ctx.shapes
-        return unbroadcast(g, sa), unbroadcast(g, sb)
-
-
-class Sub(Function):
-    @staticmethod
-    def forward(ctx: Any, a: Any, b: Any) -> Any:
-        ctx.shapes = (_shape(a), _shape(b))
-        return binary("sub", a, b)
+    def grad_a(g: Any, a: Any, b: Any) -> Any:
+        return g
 
     @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        sa, sb = ctx.shapes
-        return unbroadcast(g, sa), neg(unbroadcast(g, sb))
+    def grad_b(g: Any, a: Any, b: Any) -> Any:
+        return g
 
 
-class Mul(Function):
-    @staticmethod
-    def forward(ctx: Any, a: Any, b: Any) -> Any:
-        ctx.save_for_backward(a, b)
-        return binary("mul", a, b)
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        a, b = ctx.saved_tensors
-        da = unbroadcast(binary("mul", g, b), _shape(a)) if ctx.needs_input_grad[0] else None
-        db = unbroadcast(binary("mul", g, a), _shape(b)) if ctx.needs_input_grad[1] else None
-        return da, db
+class Add(_Binary):
+    op, saves_inputs = "add", False
 
 
-class Div(Function):
-    @staticmethod
-    def forward(ctx: Any, a: Any, b: Any) -> Any:
-        ctx.save_for_backward(a, b)
-        return binary("div", a, b)
+class Sub(_Binary):
+    op, saves_inputs = "sub", False
 
     @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        a, b = ctx.saved_tensors
-        da = unbroadcast(binary("div", g, b), _shape(a)) if ctx.needs_input_grad[0] else None
-        db = None
-        if ctx.needs_input_grad[1]:  # -g a / b^2, as PyTorch forms it
-            db = neg(unbroadcast(binary("div", binary("mul", g, a), binary("mul", b, b)), _shape(b)))
-        return da, db
+    def grad_b(g: Any, a: Any, b: Any) -> Any:
+        return neg(g)
+
+
+class Mul(_Binary):
+    op = "mul"
+
+    @staticmethod
+    def grad_a(g: Any, a: Any, b: Any) -> Any:
+        return binary("mul", g, b)
+
+    @staticmethod
+    def grad_b(g: Any, a: Any, b: Any) -> Any:
+        return binary("mul", g, a)
+
+
+class Div(_Binary):
+    op = "div"
+
+    @staticmethod
+    def grad_a(g: Any, a: Any, b: Any) -> Any:
+        return binary("div", g, b)
+
+    @staticmethod
+    def grad_b(g: Any, a: Any, b: Any) -> Any:  # -g a / b^2, as PyTorch forms it
+        return binary("div", binary("mul", neg(g), a), binary("mul", b, b))
 
 
 class Neg(Function):

@@ -275,7 +275,9 @@ def _tensor_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.ndar
     col_out, row_out = np.empty(D, np.float32), np.empty(R, np.float32)
     idx = np.empty(R, np.int64)
     out64 = np.empty(n, np.float64)
-    T = (lambda a: torch.from_numpy(a)) if torch else None
+    # PyTorch views of the same buffers (None without PyTorch)
+    tx, tg, txr, trow, tout, toutr, tcol, trow_out, tout64 = (
+        [torch.from_numpy(a) if torch else None for a in (x, g, xr, row, out, outr, col_out, row_out, out64)])
     add, mul = BINARY_CODES["add"], BINARY_CODES["mul"]
     red_sum, red_max = REDUCE_CODES["sum"], REDUCE_CODES["max"]
 
@@ -306,20 +308,20 @@ def _tensor_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.ndar
 
     return [
         ("add (same shape)", 3 * 4 * n, lambda: C.binary_op(out, x, g, add), lambda: np.add(x, g, out=out),
-         (lambda tx=T(x), tg=T(g), to=T(out): torch.add(tx, tg, out=to)) if torch else None, check_add),
+         (lambda: torch.add(tx, tg, out=tout)) if torch else None, check_add),
         ("mul (R x 1024) * row", 2 * 4 * n, lambda: C.binary_op(outr, xr, row, mul),
          lambda: np.multiply(xr, row, out=outr),
-         (lambda tx=T(xr), tr=T(row), to=T(outr): torch.mul(tx, tr, out=to)) if torch else None, lambda: True),
+         (lambda: torch.mul(txr, trow, out=toutr)) if torch else None, lambda: True),
         ("sum over rows -> 1024", 4 * n, lambda: C.reduce_dim(col_out, None, xr, 0, red_sum),
          lambda: np.sum(xr, axis=0, out=col_out),
-         (lambda tx=T(xr), to=T(col_out): torch.sum(tx, 0, out=to)) if torch else None, check_sums),
+         (lambda: torch.sum(txr, 0, out=tcol)) if torch else None, check_sums),
         ("sum over last dim (1024)", 4 * n, lambda: C.reduce_dim(row_out, None, xr, 1, red_sum),
          lambda: np.sum(xr, axis=1, out=row_out),
-         (lambda tx=T(xr), to=T(row_out): torch.sum(tx, 1, out=to)) if torch else None, lambda: True),
+         (lambda: torch.sum(txr, 1, out=trow_out)) if torch else None, lambda: True),
         ("max + argmax over last dim", 4 * n, lambda: C.reduce_dim(row_out, idx, xr, 1, red_max), np_max,
-         (lambda tx=T(xr): torch.max(tx, 1)) if torch else None, check_max),
+         (lambda: torch.max(txr, 1)) if torch else None, check_max),
         ("cast float32 -> float64", 12 * n, lambda: C.cast(out64, x), lambda: np.copyto(out64, x),
-         (lambda tx=T(x), to=T(out64): to.copy_(tx)) if torch else None, check_cast),
+         (lambda: torch.Tensor.copy_(tout64, tx)) if torch else None, check_cast),
     ]
 
 
