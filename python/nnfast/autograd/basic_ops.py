@@ -34,17 +34,25 @@ def _on_kernels(*arrays: Any) -> bool:
 
 
 def binary(op: str, a: Any, b: Any) -> Any:
-    """``a (op) b`` with NumPy broadcasting (op: add, sub, mul, div)."""
-    if not _on_kernels(a, b):
+    """``a (op) b`` with NumPy broadcasting (op: add, sub, mul, div). Kept lean: on tiny
+    tensors the Python around the kernel call is most of the cost."""
+    dt = getattr(a, "dtype", None)
+    if dt not in _KERNEL_DTYPES or getattr(b, "dtype", None) != dt:
         return _XP_BINARY[op](a, b)
-    try:
-        shape = np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f"[{op}] expected broadcastable shapes, got {tuple(a.shape)} and {tuple(b.shape)}") from None
+    sa, sb = a.shape, b.shape
+    if sa == sb or not sb:  # same shape, or a 0-d operand (a Python scalar): no broadcast arithmetic
+        shape = sa
+    elif not sa:
+        shape = sb
+    else:
+        try:
+            shape = np.broadcast_shapes(sa, sb)
+        except ValueError:
+            raise ValueError(f"[{op}] expected broadcastable shapes, got {tuple(sa)} and {tuple(sb)}") from None
     if len(shape) > _MAX_DIMS:
         return _XP_BINARY[op](a, b)
     a, b = _aligned(a), _aligned(b)
-    out = xp_of(a).empty(shape, dtype=a.dtype)
+    out = np.empty(shape, dtype=dt) if type(a) is np.ndarray else xp_of(a).empty(shape, dtype=dt)
     kernels(op, out, a, b).binary_op(out, a, b, _BINARY_CODES[op])
     return out
 
@@ -102,7 +110,8 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
 
 
 def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(np.shape(x))
+    s = getattr(x, "shape", None)  # arrays (NumPy, CuPy, emulated): their shape tuple
+    return tuple(np.shape(x)) if s is None else tuple(s)
 
 
 class _Binary(Function):
