@@ -2,8 +2,8 @@
 // per-element math (core/tensor_math.h), so both devices agree to the bit on binary ops,
 // casts, scatters and max / min; sums accumulate in double on both (their trees differ).
 //
-//   binary_broadcast  grid-stride over out; 1-D (same shape, contiguous) inputs index
-//                     directly, others decode each index over the collapsed shape
+//   binary_broadcast  grid-stride over out, each index decoded over the collapsed shape
+//                     (a same-shape contiguous op collapses to 1-D: one division per element)
 //   reduce_dim        inner == 1: a block per row (threads stride the row, then a block
 //                     reduction); inner > 1: a thread per output column, walking the
 //                     reduced dim (consecutive threads read consecutive addresses)
