@@ -95,7 +95,7 @@ def main() -> None:
     numpy_adam(ref, [g.astype(np.float64) for g in g0], [np.zeros_like(r) for r in ref],
                [np.zeros_like(r) for r in ref], 1)
     for p, r in zip(params, ref):
-        np.testing.assert_allclose(p.data, r, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p._data, r, rtol=1e-5, atol=1e-6)
 
     print(f"{'optimizer':28s} {'ms/step':>9s} {'GB/s':>7s} {'% of copy':>9s} {'NumPy ms':>9s} {'speed-up':>8s}")
     for name, (make, arrays, baseline) in CASES.items():
@@ -107,8 +107,8 @@ def main() -> None:
         gbs = arrays * sizes.sum() * dtype.itemsize / t / 1e9
         line = f"{name:28s} {t * 1e3:9.2f} {gbs:7.1f} {100 * gbs / bw_copy:8.0f}%"
         if baseline:
-            ps = [p.data.copy() for p in params]
-            gs = [p.grad.data for p in params]
+            ps = [p._data.copy() for p in params]
+            gs = [p.grad._data for p in params]
             st = [np.zeros_like(a) for a in ps]
             st2 = [np.zeros_like(a) for a in ps]
             if baseline == "adam":

@@ -38,15 +38,15 @@ FUSED = [k for k, op in POINTWISE.items() if op.fused is not None]
 
 
 def _check(actual, expected, dtype, msg=""):
-    a = np.asarray(actual.detach().data if isinstance(actual, nnfast.Tensor) else actual, dtype=np.float64)
+    a = np.asarray(actual.detach()._data if isinstance(actual, nnfast.Tensor) else actual, dtype=np.float64)
     rtol, atol = TOL[dtype]
     np.testing.assert_allclose(a, expected, rtol=rtol, atol=atol, err_msg=msg)
 
 
 def _copy_linear(src, activation):
     dst = nn.Linear(src.in_features, src.out_features, dtype=src.weight.dtype, activation=activation)
-    dst.weight.data[...] = src.weight.data
-    dst.bias.data[...] = src.bias.data
+    dst.weight._data[...] = src.weight._data
+    dst.bias._data[...] = src.bias._data
     return dst
 
 
@@ -61,12 +61,12 @@ def test_fused_linear_equals_linear_then_activation(name, dtype, rng):
     g = rng.standard_normal((9, 37)).astype(dtype)
     x1, x2 = leaf(x.copy()), leaf(x.copy())
     y1, y2 = fused(x1), fn(lin(x2))
-    assert np.array_equal(y1.data, y2.data), name  # bit for bit: same scalar code as the SIMD kernel
+    assert np.array_equal(y1._data, y2._data), name  # bit for bit: same scalar code as the SIMD kernel
     y1.backward(g)
     y2.backward(g)
-    assert np.array_equal(x1.grad.data, x2.grad.data)
-    assert np.array_equal(fused.weight.grad.data, lin.weight.grad.data)
-    assert np.array_equal(fused.bias.grad.data, lin.bias.grad.data)
+    assert np.array_equal(x1.grad._data, x2.grad._data)
+    assert np.array_equal(fused.weight.grad._data, lin.weight.grad._data)
+    assert np.array_equal(fused.bias.grad._data, lin.bias.grad._data)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -80,18 +80,18 @@ def test_epilogue_and_every_simd_level_agree_bitwise(name, dtype):
                         -np.geomspace(1e-30, 1e3, 64 * 20), np.resize(SPECIAL[np.isfinite(SPECIAL)], 64)])
     x = x.astype(dtype).reshape(-1, k)
     eye = nnfast.from_numpy(np.eye(k, dtype=dtype))  # x @ I is exact for finite x
-    fused = F.linear(nnfast.from_numpy(x), eye, None, activation=spec).data
+    fused = F.linear(nnfast.from_numpy(x), eye, None, activation=spec)._data
     # Specials (inf, NaN) cannot ride through a GEMM; one element per call runs the
     # one-lane code the epilogue uses, so compare those against the vector body.
     sp = np.resize(SPECIAL, 64).astype(dtype)
-    one_lane = np.array([fn(nnfast.from_numpy(sp[i:i + 1])).data[0] for i in range(sp.size)])
+    one_lane = np.array([fn(nnfast.from_numpy(sp[i:i + 1]))._data[0] for i in range(sp.size)])
     levels = nnfast.info()["simd_supported"]
     current = nnfast._C.cpu_isa()
     try:
         for level in levels:
             nnfast._C.set_cpu_isa(level)
-            assert np.array_equal(fn(nnfast.from_numpy(x)).data, fused), (name, level)
-            assert np.array_equal(fn(nnfast.from_numpy(sp)).data, one_lane, equal_nan=True), (name, level)
+            assert np.array_equal(fn(nnfast.from_numpy(x))._data, fused), (name, level)
+            assert np.array_equal(fn(nnfast.from_numpy(sp))._data, one_lane, equal_nan=True), (name, level)
     finally:
         nnfast._C.set_cpu_isa(current)
 
@@ -104,8 +104,8 @@ def test_float32_ulp_error(name):
     op = POINTWISE[name]
     x = np.concatenate([np.linspace(-30, 30, 600001), np.geomspace(1e-30, 1e4, 20000),
                         -np.geomspace(1e-30, 1e4, 20000)]).astype(np.float32)
-    y32 = op.call(nnfast.from_numpy(x)).data.astype(np.float64)
-    y64 = op.call(nnfast.from_numpy(x.astype(np.float64))).data
+    y32 = op.call(nnfast.from_numpy(x))._data.astype(np.float64)
+    y64 = op.call(nnfast.from_numpy(x.astype(np.float64)))._data
     ok = np.isfinite(y64) & (np.abs(y64) > 1e-30)
     ulps = np.abs(y32[ok] - y64[ok]) / np.spacing(np.abs(y64[ok]).astype(np.float32)).astype(np.float64)
     assert ulps.max() <= op.ulp, (name, float(ulps.max()), float(x[ok][np.argmax(ulps)]))
@@ -137,7 +137,7 @@ def test_prelu(shape, C, dtype, rng):
     _check(xt.grad, g * np.where(x > 0, 1.0, wb), dtype)
     red = tuple(i for i in range(len(shape)) if not (C > 1 and i == 1))
     dw = np.sum(g * np.where(x > 0, 0.0, x), axis=red).reshape(C)
-    np.testing.assert_allclose(wt.grad.data, dw, rtol=1e-5 if dtype == np.float32 else 1e-11, atol=1e-5)
+    np.testing.assert_allclose(wt.grad._data, dw, rtol=1e-5 if dtype == np.float32 else 1e-11, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape,C", PRELU_CASES)
@@ -155,15 +155,15 @@ def test_prelu_large_reduction(shape, C, rng):
     xt, wt = leaf(x), leaf(w)
     F.prelu(xt, wt).sum().backward()
     red = tuple(i for i in range(len(shape)) if not (C > 1 and i == 1))
-    np.testing.assert_allclose(wt.grad.data, np.sum(np.where(x > 0, 0.0, x), axis=red).reshape(C), rtol=1e-11)
+    np.testing.assert_allclose(wt.grad._data, np.sum(np.where(x > 0, 0.0, x), axis=red).reshape(C), rtol=1e-11)
 
 
 def test_prelu_module():
     m = nn.PReLU(3, init=0.1, dtype=np.float64)
-    assert m.weight.shape == (3,) and np.all(m.weight.data == 0.1)
+    assert m.weight.shape == (3,) and np.all(m.weight._data == 0.1)
     assert [k for k, _ in m.named_parameters()] == ["weight"]
     x = leaf(np.array([[-1.0, 2.0, -3.0]]))
-    np.testing.assert_allclose(m(x).data, [[-0.1, 2.0, -0.3]])
+    np.testing.assert_allclose(m(x)._data, [[-0.1, 2.0, -0.3]])
 
 
 # ------------------------------------------------------------------ Swish
@@ -180,8 +180,8 @@ def test_swish_learnable_beta(n, dtype, rng):
     g = rng.standard_normal(n)
     y.backward(g.astype(dtype))
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(xt.grad.data, g * (s + 0.8 * x64 * s * (1 - s)), **tol)
-    np.testing.assert_allclose(beta.grad.data, [np.sum(g * x64**2 * s * (1 - s))], **tol)
+    np.testing.assert_allclose(xt.grad._data, g * (s + 0.8 * x64 * s * (1 - s)), **tol)
+    np.testing.assert_allclose(beta.grad._data, [np.sum(g * x64**2 * s * (1 - s))], **tol)
 
 
 def test_swish_gradcheck_and_module(rng):
@@ -191,7 +191,7 @@ def test_swish_gradcheck_and_module(rng):
     m = nn.Swish(beta=1.0, dtype=np.float64)
     assert [k for k, _ in m.named_parameters()] == ["beta"]
     xv = rng.standard_normal(50)
-    np.testing.assert_array_equal(m(nnfast.from_numpy(xv)).data, F.silu(nnfast.from_numpy(xv)).data)
+    np.testing.assert_array_equal(m(nnfast.from_numpy(xv))._data, F.silu(nnfast.from_numpy(xv))._data)
     fixed = nn.Swish(beta=2.0, learnable=False)
     assert list(fixed.parameters()) == []
     _check(fixed(nnfast.from_numpy(xv)), xv * _sig(2 * xv), np.float64)
@@ -229,7 +229,7 @@ def test_swiglu_module_one_gemm(monkeypatch, rng):
     assert m.weight.shape == (8, 6) and m.bias.shape == (8,)
     assert [k for k, _ in m.named_parameters()] == ["weight", "bias"]
     x = rng.standard_normal((5, 6))
-    W, c = m.weight.data, m.bias.data
+    W, c = m.weight._data, m.bias._data
     z1, z2 = x @ W[:4].T + c[:4], x @ W[4:].T + c[4:]
     calls = []
     K = kernels("linear", W)  # the linear op's cpu kernel set (nnfast._dispatch)
@@ -276,10 +276,10 @@ def test_softmax_forward_backward(shape, dim, log, dtype, rng):
     x64 = x.astype(np.float64)
     y = fn(nnfast.from_numpy(x), dim)
     rtol = 2e-6 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(y.data, ref(x64, dim), rtol=rtol, atol=1e-6 if log and dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(y._data, ref(x64, dim), rtol=rtol, atol=1e-6 if log and dtype == np.float32 else 1e-12)
     xt = leaf(noncontig(x))
     yt = fn(xt, dim)
-    assert np.array_equal(yt.data, y.data)
+    assert np.array_equal(yt._data, y._data)
     g = rng.standard_normal(shape)
     yt.backward(g.astype(dtype))
     s = _softmax_ref(x64, dim)
@@ -287,7 +287,7 @@ def test_softmax_forward_backward(shape, dim, log, dtype, rng):
         dx = g - s * g.sum(axis=dim, keepdims=True)
     else:
         dx = s * (g - (g * s).sum(axis=dim, keepdims=True))
-    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4 if dtype == np.float32 else 1e-10,
+    np.testing.assert_allclose(xt.grad._data, dx, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
@@ -300,28 +300,28 @@ def test_softmax_gradcheck(shape, dim, log, rng):
 
 def test_softmax_masked_and_modules():
     x = np.array([[1.0, -np.inf, 2.0], [-np.inf, 0.5, -np.inf]])
-    y = nn.Softmax(dim=1)(nnfast.from_numpy(x)).data
+    y = nn.Softmax(dim=1)(nnfast.from_numpy(x))._data
     np.testing.assert_allclose(y, [[1 / (1 + math.e), 0.0, math.e / (1 + math.e)], [0.0, 1.0, 0.0]])
-    ly = nn.LogSoftmax(dim=-1)(nnfast.from_numpy(x)).data
+    ly = nn.LogSoftmax(dim=-1)(nnfast.from_numpy(x))._data
     assert ly[0, 1] == -np.inf and ly[1, 1] == 0.0
     with pytest.warns(UserWarning):
         F.softmax(nnfast.ones(2, 3))  # implicit dim, as PyTorch
     z = F.softmax(nnfast.ones(2, 3, dtype=np.float32), dim=1, dtype=np.float64)
     assert z.dtype == np.float64
     s0 = F.softmax(nnfast.tensor(3.0), dim=0)
-    assert s0.shape == () and float(s0.data) == 1.0
+    assert s0.shape == () and float(s0._data) == 1.0
 
 
 # ------------------------------------------------------------------ step / sign
 def test_step_and_sign_zero_gradient():
     x = leaf(np.array([-2.0, -0.0, 0.0, 0.5, 3.0]))
     y = F.step(x)
-    np.testing.assert_array_equal(y.data, [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(y._data, [0, 0, 0, 1, 1])
     (y * 3).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, np.zeros(5))
-    np.testing.assert_array_equal(F.step(nnfast.from_numpy(x.data), threshold=1.0).data, [0, 0, 0, 0, 1])
-    np.testing.assert_array_equal(nn.Sign()(nnfast.from_numpy(x.data)).data, [-1, 0, 0, 1, 1])
-    np.testing.assert_array_equal(nn.Step()(nnfast.from_numpy(x.data)).data, [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(x.grad._data, np.zeros(5))
+    np.testing.assert_array_equal(F.step(nnfast.from_numpy(x._data), threshold=1.0)._data, [0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(nn.Sign()(nnfast.from_numpy(x._data))._data, [-1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(nn.Step()(nnfast.from_numpy(x._data))._data, [0, 0, 0, 1, 1])
 
 
 # ------------------------------------------------------------------ modules, inplace
@@ -335,7 +335,7 @@ MODULES = [
 @pytest.mark.parametrize("module,name", MODULES, ids=[n for _, n in MODULES])
 def test_modules_match_functional(module, name, rng):
     x = nnfast.from_numpy(rng.standard_normal(40))
-    np.testing.assert_array_equal(module(x).data, POINTWISE[name].call(x).data)
+    np.testing.assert_array_equal(module(x)._data, POINTWISE[name].call(x)._data)
     repr(module)
 
 
@@ -344,16 +344,16 @@ def test_modules_match_functional(module, name, rng):
                                 lambda t: nn.ReLU(inplace=True)(t)])
 def test_inplace(fn, rng):
     x = rng.standard_normal((6, 8))
-    ref = fn(nnfast.from_numpy(x.copy())).data
+    ref = fn(nnfast.from_numpy(x.copy()))._data
     t = nnfast.from_numpy(x.copy())
-    assert fn(t) is t and np.array_equal(t.data, ref)  # written into the input
+    assert fn(t) is t and np.array_equal(t._data, ref)  # written into the input
     v = x.copy()[:, ::2]  # non-contiguous view: written back through the view
     tv = nnfast.from_numpy(v)
     fn(tv)
-    assert np.array_equal(tv.data, ref[:, ::2])
+    assert np.array_equal(tv._data, ref[:, ::2])
     a = leaf(x.copy())  # recording autograd: computed out of place, gradient still right
     y = fn(a)
-    assert y is not a and np.array_equal(a.data, x)
+    assert y is not a and np.array_equal(a._data, x)
     y.sum().backward()
     assert a.grad is not None
 
@@ -364,18 +364,18 @@ def test_l1_l2_penalties(dtype, rng):
     from nnfast.nn.regularization import l1_penalty, l2_penalty
 
     ps = [leaf(rng.standard_normal(s).astype(dtype)) for s in [(3, 4), (5,), (40000,)]]
-    ps[1].data[0] = 0.0
-    tot1 = sum(np.abs(p.data.astype(np.float64)).sum() for p in ps)
-    tot2 = sum((p.data.astype(np.float64) ** 2).sum() for p in ps)
+    ps[1]._data[0] = 0.0
+    tot1 = sum(np.abs(p._data.astype(np.float64)).sum() for p in ps)
+    tot2 = sum((p._data.astype(np.float64) ** 2).sum() for p in ps)
     r1, r2 = l1_penalty(ps), l2_penalty(ps)
     assert r1.shape == () and r1.dtype == dtype
-    np.testing.assert_allclose(float(r1.data), tot1, rtol=1e-6)
-    np.testing.assert_allclose(float(r2.data), tot2, rtol=1e-6)
+    np.testing.assert_allclose(float(r1._data), tot1, rtol=1e-6)
+    np.testing.assert_allclose(float(r2._data), tot2, rtol=1e-6)
     (3 * r1 + r2).backward()
     for p in ps:
-        np.testing.assert_allclose(p.grad.data, 3 * np.sign(p.data) + 2 * p.data, rtol=1e-6)
+        np.testing.assert_allclose(p.grad._data, 3 * np.sign(p._data) + 2 * p._data, rtol=1e-6)
     m = nn.Linear(3, 2, dtype=np.float64)
-    assert float(l2_penalty(m).data) == pytest.approx((m.weight.data**2).sum() + (m.bias.data**2).sum())
+    assert float(l2_penalty(m)._data) == pytest.approx((m.weight._data**2).sum() + (m.bias._data**2).sum())
 
 
 def test_penalty_gradcheck(rng):

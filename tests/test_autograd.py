@@ -27,7 +27,7 @@ BINARY = [
 @pytest.mark.parametrize("name, fn, sa, sb", BINARY, ids=[b[0] for b in BINARY])
 def test_binary_gradcheck(name, fn, sa, sb, rng):
     a, b = T(rng, *sa), T(rng, *sb)
-    ref = fn(a.data, b.data)
+    ref = fn(a._data, b._data)
     assert_close(fn(a, b), ref, rtol=1e-12)
     assert gradcheck(fn, (a, b))
 
@@ -71,7 +71,7 @@ def test_unary_gradcheck(name, fn, rng):
 def test_noncontiguous_inputs(rng):
     a = leaf(noncontig(randn(rng, 5, 6)))
     b = leaf(noncontig(randn(rng, 6, 3)))
-    assert_close(a @ b, a.data @ b.data, rtol=1e-12)
+    assert_close(a @ b, a._data @ b._data, rtol=1e-12)
     assert gradcheck(lambda a, b: (a @ b) * a.sum(), (a, b))
 
 
@@ -88,7 +88,7 @@ def test_gradient_accumulates_and_zero_grad(rng):
     assert_close(w.grad, np.full(3, 5.0))
     w.grad = None
     (w * w).sum().backward()
-    assert_close(w.grad, 2 * w.data)
+    assert_close(w.grad, 2 * w._data)
 
 
 def test_shared_subexpression(rng):
@@ -96,7 +96,7 @@ def test_shared_subexpression(rng):
     y = x * 2
     z = (y * y + y).sum()
     z.backward()
-    assert_close(x.grad, 8 * x.data + 2)
+    assert_close(x.grad, 8 * x._data + 2)
 
 
 def test_no_grad_enable_grad_detach(rng):
@@ -151,10 +151,10 @@ def test_creation_defaults_and_interop():
     a = np.arange(6, dtype=np.float64).reshape(2, 3)
     t = nnfast.from_numpy(a)
     a[0, 0] = 42
-    assert t.data[0, 0] == 42  # zero-copy
+    assert t._data[0, 0] == 42  # zero-copy
     assert np.asarray(t) is a or np.shares_memory(np.asarray(t), a)
     assert np.shares_memory(np.from_dlpack(t), a)
-    assert nnfast.from_dlpack(a).data.base is not None or np.shares_memory(nnfast.from_dlpack(a).data, a)
+    assert nnfast.from_dlpack(a)._data.base is not None or np.shares_memory(nnfast.from_dlpack(a)._data, a)
     assert nnfast.tensor(3.5).item() == 3.5
     assert nnfast.zeros(2, 3).shape == (2, 3) and nnfast.ones((4,)).shape == (4,)
     nnfast.manual_seed(7)
@@ -183,7 +183,7 @@ def test_cuda_tensor_without_gpu_is_clear():
 def test_autograd_grad_function(rng):
     x = T(rng, 3)
     (g,) = nnfast.autograd.grad((x * x).sum(), [x])
-    assert_close(g, 2 * x.data)
+    assert_close(g, 2 * x._data)
     assert x.grad is None
 
 

@@ -40,18 +40,18 @@ def _np_norm(grads, p):
 def test_clip_grad_norm(dtype, norm_type, max_norm):
     rng = np.random.default_rng(0)
     params = _params(dtype, rng)
-    before = [p.grad.data.copy() for p in params if p.grad is not None]
+    before = [p.grad._data.copy() for p in params if p.grad is not None]
     total = clip_grad_norm_(params, max_norm, norm_type=norm_type)
     want = _np_norm(before, norm_type)
     assert isinstance(total, Tensor) and total.dtype == dtype and total.shape == ()
     np.testing.assert_allclose(total.item(), want, rtol=1e-6 if dtype == np.float32 else 1e-12)
     coef = min(1.0, max_norm / (want + 1e-6))
     for p, g in zip(params, before):
-        np.testing.assert_allclose(p.grad.data, g * coef, rtol=1e-6 if dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(p.grad._data, g * coef, rtol=1e-6 if dtype == np.float32 else 1e-12)
         if coef == 1.0:
-            np.testing.assert_array_equal(p.grad.data, g)
+            np.testing.assert_array_equal(p.grad._data, g)
     if norm_type not in (0.0, -np.inf) and max_norm == 1.0:
-        np.testing.assert_allclose(_np_norm([p.grad.data for p in params if p.grad is not None], norm_type),
+        np.testing.assert_allclose(_np_norm([p.grad._data for p in params if p.grad is not None], norm_type),
                                    1.0, rtol=1e-5)
 
 
@@ -60,22 +60,22 @@ def test_clip_grad_norm_mixed_dtypes_and_single_tensor():
     a = nn.Parameter(np.zeros(5, np.float32))
     b = nn.Parameter(np.zeros(7))
     a.grad, b.grad = Tensor(rng.standard_normal(5).astype(np.float32)), Tensor(rng.standard_normal(7))
-    g = [a.grad.data.copy(), b.grad.data.copy()]
+    g = [a.grad._data.copy(), b.grad._data.copy()]
     total = clip_grad_norm_([a, b], 0.5)
     assert total.dtype == np.float64
     np.testing.assert_allclose(total.item(), _np_norm(g, 2), rtol=1e-7)
-    np.testing.assert_allclose(b.grad.data, g[1] * 0.5 / (total.item() + 1e-6), rtol=1e-12)
+    np.testing.assert_allclose(b.grad._data, g[1] * 0.5 / (total.item() + 1e-6), rtol=1e-12)
     c = nn.Parameter(np.zeros(3))
     c.grad = Tensor(np.array([3.0, 4.0, 0.0]))
     assert clip_grad_norm_(c, 1.0).item() == 5.0  # a single Tensor is accepted
-    np.testing.assert_allclose(c.grad.data, [0.6, 0.8, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(c.grad._data, [0.6, 0.8, 0.0], rtol=1e-6)
 
 
 def test_clip_grad_norm_generator_and_no_grads():
     assert clip_grad_norm_((p for p in [nn.Parameter(np.zeros(2))]), 1.0).item() == 0.0
     m = nn.Linear(3, 2)
     m(nnfast.randn(4, 3)).sum().backward()
-    g = [p.grad.data.copy() for p in m.parameters()]
+    g = [p.grad._data.copy() for p in m.parameters()]
     total = clip_grad_norm_(m.parameters(), 1e-3)
     np.testing.assert_allclose(total.item(), _np_norm(g, 2), rtol=1e-6)
 
@@ -93,18 +93,18 @@ def test_clip_grad_norm_strided_grad_is_scaled_in_place():
 def test_error_if_nonfinite(bad):
     rng = np.random.default_rng(2)
     params = _params(np.float32, rng)
-    params[0].grad.data[3, 4] = bad
-    before = [p.grad.data.copy() for p in params if p.grad is not None]
+    params[0].grad._data[3, 4] = bad
+    before = [p.grad._data.copy() for p in params if p.grad is not None]
     with pytest.raises(RuntimeError, match="non-finite"):
         clip_grad_norm_(params, 1.0, error_if_nonfinite=True)
     for p, g in zip(params, before):
-        np.testing.assert_array_equal(p.grad.data, g)  # raised before touching anything
+        np.testing.assert_array_equal(p.grad._data, g)  # raised before touching anything
     total = clip_grad_norm_(params, 1.0)  # without the flag, PyTorch scales by the non-finite norm
     assert not np.isfinite(total.item())
     if bad == np.inf:  # coef = 1 / inf = 0
-        np.testing.assert_array_equal(params[1].grad.data, 0.0)
+        np.testing.assert_array_equal(params[1].grad._data, 0.0)
     else:
-        assert np.isnan(params[1].grad.data).all()
+        assert np.isnan(params[1].grad._data).all()
 
 
 def test_inf_norm_propagates_nan():
@@ -131,11 +131,11 @@ def test_threads_do_not_change_the_norm():
 def test_clip_grad_value(dtype):
     rng = np.random.default_rng(3)
     params = _params(dtype, rng, scale=2.0)
-    params[1].grad.data[2] = np.nan
-    before = [p.grad.data.copy() for p in params if p.grad is not None]
+    params[1].grad._data[2] = np.nan
+    before = [p.grad._data.copy() for p in params if p.grad is not None]
     assert clip_grad_value_(params, 0.75) is None
     for p, g in zip(params, before):
-        np.testing.assert_array_equal(p.grad.data, np.clip(g, -0.75, 0.75))  # NaN stays NaN
+        np.testing.assert_array_equal(p.grad._data, np.clip(g, -0.75, 0.75))  # NaN stays NaN
     with pytest.raises(ValueError, match="clip_value >= 0"):
         clip_grad_value_(params, -1.0)
 

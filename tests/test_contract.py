@@ -339,11 +339,11 @@ def test_layers_accumulate_into_existing_grad_in_place(name, make, shape):
     x = nnfast.tensor(np.random.default_rng(0).standard_normal(shape))
     (m(x) ** 2).sum().backward()
     first = {n: p.grad.numpy().copy() for n, p in m.named_parameters()}
-    buffers = {n: p.grad.data for n, p in m.named_parameters()}
+    buffers = {n: p.grad._data for n, p in m.named_parameters()}
     (m(x) ** 2).sum().backward()
     for n, p in m.named_parameters():
         if name != "weight_norm" or n.endswith("_g"):  # weight_norm: g via the kernel, v through Linear
-            assert p.grad.data is buffers[n], f"{name}.{n}: gradient buffer was replaced"
+            assert p.grad._data is buffers[n], f"{name}.{n}: gradient buffer was replaced"
         np.testing.assert_allclose(p.grad.numpy(), 2 * first[n], rtol=1e-12, atol=1e-12)
 
 
@@ -355,9 +355,9 @@ def test_linear_cross_entropy_accumulates_into_existing_grad():
     t = nnfast.tensor(rng.integers(0, 7, 10))
     F.linear_cross_entropy(x, W, b, t).backward()
     g1 = [x.grad.numpy().copy(), W.grad.numpy().copy(), b.grad.numpy().copy()]
-    bufs = [W.grad.data, b.grad.data]
+    bufs = [W.grad._data, b.grad._data]
     F.linear_cross_entropy(x, W, b, t).backward()
-    assert W.grad.data is bufs[0] and b.grad.data is bufs[1]
+    assert W.grad._data is bufs[0] and b.grad._data is bufs[1]
     for p, g in zip((x, W, b), g1):
         np.testing.assert_allclose(p.grad.numpy(), 2 * g, rtol=1e-12, atol=1e-12)
 

@@ -217,7 +217,7 @@ def test_optimizer_state_is_allocated_by_the_device_array_module(monkeypatch, cl
     p.grad = nnfast.randn(3, 4)
     opt = cls([p], **kw)
     opt.step()
-    arrays = [v.data for v in opt.state[p].values() if isinstance(v, nnfast.Tensor)]
+    arrays = [v._data for v in opt.state[p].values() if isinstance(v, nnfast.Tensor)]
     assert arrays, "no state tensors"
     assert spy.calls and set(spy.calls) <= {"empty", "full", "zeros"}, spy.calls
     assert len(spy.calls) == len(arrays)  # every state tensor, and nothing else
@@ -234,7 +234,7 @@ def test_optimizer_state_lives_on_the_param_device(monkeypatch):
     opt = nnfast.optim.Adam([p], lr=0.1, amsgrad=True)
     opt.step()
     assert sorted(cuda_spy.calls) == ["full", "full", "full"]  # exp_avg, exp_avg_sq, max_exp_avg_sq
-    np.testing.assert_allclose(np.asarray(p.data), 0.9)
+    np.testing.assert_allclose(np.asarray(p._data), 0.9)
 
 
 def test_optimizer_on_cuda_without_kernels_raises_before_touching_anything(monkeypatch):

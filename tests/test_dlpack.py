@@ -21,10 +21,10 @@ def test_numpy_from_nnfast_shares_memory(dtype):
     t = nnfast.tensor(_sample(dtype))
     a = np.from_dlpack(t)
     assert a.dtype == t.dtype and a.shape == t.shape
-    assert np.shares_memory(a, t.data)
+    assert np.shares_memory(a, t._data)
     a[1, 2] = 0 if dtype is np.bool_ else 7
     assert t[1, 2].item() == a[1, 2]
-    t.data[0, 0] = 1
+    t._data[0, 0] = 1
     assert a[0, 0] == 1
 
 
@@ -34,7 +34,7 @@ def test_nnfast_from_numpy_dlpack_shares_memory(dtype):
     t = nnfast.from_dlpack(a)
     assert isinstance(t, nnfast.Tensor) and t.dtype == a.dtype and t.shape == a.shape
     assert t.device == nnfast.device("cpu") and not t.requires_grad
-    assert np.shares_memory(t.data, a)
+    assert np.shares_memory(t._data, a)
     a[2, 3] = 0 if dtype is np.bool_ else -5
     assert t[2, 3].item() == a[2, 3]
 
@@ -43,7 +43,7 @@ def test_numpy_strided_zero_d_and_empty():
     base = np.arange(24, dtype=np.float64).reshape(4, 6)
     view = base[::2, 1::2]  # non-contiguous
     t = nnfast.from_dlpack(view)
-    assert t.shape == (2, 3) and np.shares_memory(t.data, base)
+    assert t.shape == (2, 3) and np.shares_memory(t._data, base)
     np.testing.assert_array_equal(t.numpy(), view)
     base[2, 3] = -1.0  # view[1, 1]
     assert t[1, 1].item() == -1.0
@@ -55,7 +55,7 @@ def test_numpy_strided_zero_d_and_empty():
 def test_transposed_tensor_exports_its_strides():
     t = nnfast.tensor(np.arange(6, dtype=np.float32).reshape(2, 3)).T
     a = np.from_dlpack(t)
-    assert a.shape == (3, 2) and np.shares_memory(a, t.data)
+    assert a.shape == (3, 2) and np.shares_memory(a, t._data)
     np.testing.assert_array_equal(a, np.arange(6, dtype=np.float32).reshape(2, 3).T)
 
 
@@ -85,7 +85,7 @@ def test_torch_from_nnfast_shares_memory(torch, dtype):
     t = nnfast.tensor(_sample(dtype))
     tt = torch.from_dlpack(t)
     assert tuple(tt.shape) == t.shape and tt.device.type == "cpu"
-    assert tt.data_ptr() == t.data.ctypes.data
+    assert tt.data_ptr() == t._data.ctypes.data
     tt[0, 1] = 0 if dtype is np.bool_ else 11
     assert t[0, 1].item() == tt[0, 1].item()
     np.testing.assert_array_equal(tt.numpy(), t.numpy())
@@ -96,10 +96,10 @@ def test_nnfast_from_torch_shares_memory(torch, dtype):
     tt = torch.arange(12, dtype=getattr(torch, dtype)).reshape(3, 4)
     t = nnfast.from_dlpack(tt)
     assert t.dtype == np.dtype(dtype) and t.shape == (3, 4)
-    assert t.data.ctypes.data == tt.data_ptr()
+    assert t._data.ctypes.data == tt.data_ptr()
     tt[2, 0] = -3
     assert t[2, 0].item() == -3
-    t.data[0, 0] = 5
+    t._data[0, 0] = 5
     assert tt[0, 0].item() == 5
 
 
@@ -111,7 +111,7 @@ def test_torch_round_trip_and_strides(torch):
     back = torch.from_dlpack(nnfast.from_dlpack(torch.from_dlpack(nnfast.ones(4, 5))))
     assert back.shape == (4, 5)
     src = nnfast.randn(4, 5)
-    assert torch.from_dlpack(src).data_ptr() == nnfast.from_dlpack(torch.from_dlpack(src)).data.ctypes.data
+    assert torch.from_dlpack(src).data_ptr() == nnfast.from_dlpack(torch.from_dlpack(src))._data.ctypes.data
 
 
 def test_nnfast_result_matches_torch_on_shared_input(torch):

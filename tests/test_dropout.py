@@ -74,13 +74,13 @@ def test_kept_fraction_and_exact_scaling(p, rng):
 def test_same_seed_same_mask_and_fresh_masks():
     x = nnfast.ones(4096)
     nnfast.manual_seed(5)
-    a1, a2 = F.dropout(x, 0.5).data, F.dropout(x, 0.5).data
+    a1, a2 = F.dropout(x, 0.5)._data, F.dropout(x, 0.5)._data
     nnfast.manual_seed(5)
-    b1, b2 = F.dropout(x, 0.5).data, F.dropout(x, 0.5).data
+    b1, b2 = F.dropout(x, 0.5)._data, F.dropout(x, 0.5)._data
     assert np.array_equal(a1, b1) and np.array_equal(a2, b2)
     assert not np.array_equal(a1, a2)  # a fresh offset per call
     nnfast.manual_seed(6)
-    assert not np.array_equal(F.dropout(x, 0.5).data, a1)
+    assert not np.array_equal(F.dropout(x, 0.5)._data, a1)
 
 
 def test_mask_independent_of_threads_simd_and_dtype(rng):
@@ -109,7 +109,7 @@ def test_gradient_matches_mask(dtype, rng):
     g = rng.standard_normal(x.shape).astype(dtype)
     y.backward(g)
     scale = dtype(1.0 / 0.75)
-    assert np.array_equal(x.grad.data, np.where(y.data != 0, g * scale, 0))
+    assert np.array_equal(x.grad._data, np.where(y._data != 0, g * scale, 0))
 
 
 def test_dropout_gradcheck(rng):
@@ -131,25 +131,25 @@ def test_eval_identity_and_edge_probabilities(rng):
     assert m(x) is not x
     assert F.dropout(x, 0.0) is x and F.dropout(x, 0.7, training=False) is x
     y = F.dropout(x, 1.0)
-    assert np.array_equal(y.data, np.zeros((3, 4)))
+    assert np.array_equal(y._data, np.zeros((3, 4)))
     y.sum().backward()
-    assert np.array_equal(x.grad.data, np.zeros((3, 4)))
+    assert np.array_equal(x.grad._data, np.zeros((3, 4)))
     assert "p=0.5" in repr(m)
 
 
 def test_noncontiguous_and_inplace(rng):
     x = rng.uniform(0.5, 2.0, (6, 10))
     nnfast.manual_seed(2)
-    ref = F.dropout(nnfast.from_numpy(x.copy()), 0.5).data
+    ref = F.dropout(nnfast.from_numpy(x.copy()), 0.5)._data
     nnfast.manual_seed(2)
-    assert np.array_equal(F.dropout(nnfast.from_numpy(noncontig(x)), 0.5).data, ref)
+    assert np.array_equal(F.dropout(nnfast.from_numpy(noncontig(x)), 0.5)._data, ref)
     nnfast.manual_seed(2)
     t = nnfast.from_numpy(x.copy())
-    assert F.dropout(t, 0.5, inplace=True) is t and np.array_equal(t.data, ref)
+    assert F.dropout(t, 0.5, inplace=True) is t and np.array_equal(t._data, ref)
     nnfast.manual_seed(2)
     xl = leaf(x.copy())  # recording autograd: out of place, input untouched
     y = nn.Dropout(0.5, inplace=True)(xl)
-    assert np.array_equal(y.data, ref) and np.array_equal(xl.data, x)
+    assert np.array_equal(y._data, ref) and np.array_equal(xl._data, x)
 
 
 def test_bad_arguments():

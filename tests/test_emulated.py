@@ -23,12 +23,12 @@ def test_cuda_info_reports_the_emulator():
 def test_cuda_tensor_round_trip():
     x = nnfast.randn(3, 4)
     c = x.cuda()
-    assert isinstance(c.data, nnfast.cuda.EmulatedArray) and c.is_cuda and c.device.type == "cuda"
-    assert D.device_of(c.data) == "cuda" and D.device_of((c * 2).data) == "cuda"
+    assert isinstance(c._data, nnfast.cuda.EmulatedArray) and c.is_cuda and c.device.type == "cuda"
+    assert D.device_of(c._data) == "cuda" and D.device_of((c * 2)._data) == "cuda"
     back = c.cpu()
-    assert type(back.data) is np.ndarray and back.device.type == "cpu"
+    assert type(back._data) is np.ndarray and back.device.type == "cpu"
     np.testing.assert_array_equal(back.numpy(), x.numpy())
-    assert back.data is not c.data.base
+    assert back._data is not c._data.base
 
 
 def test_cuda_array_module_allocates_on_cuda():
@@ -41,11 +41,11 @@ def test_cuda_array_module_allocates_on_cuda():
 def test_cuda_mixing_devices_raises():
     c, h = nnfast.randn(4).cuda(), nnfast.randn(4)
     with pytest.raises(RuntimeError, match=r"^\[add\] expected all tensors on cuda, got cpu$"):
-        c.data + h.data
+        c._data + h._data
     with pytest.raises(RuntimeError, match=r"expected all tensors on cuda, got cpu"):
         c + h
     with pytest.raises(RuntimeError, match=r"^\[softmax\] expected all tensors on cuda, got cpu$"):
-        D.kernels("softmax", c.data, h.data)
+        D.kernels("softmax", c._data, h._data)
 
 
 def test_cuda_activation_matches_cpu_and_backward_stays_on_device():

@@ -154,7 +154,7 @@ def _tol(op, dtype):
 
 
 def _check_forward(op, out, arrays, dtype, contiguous_out=None):
-    got = np.asarray(out.data, dtype=np.float64)
+    got = np.asarray(out._data, dtype=np.float64)
     if op.ref is not None:
         with np.errstate(all="ignore"):
             want = np.asarray(op.ref(**arrays), dtype=np.float64)
@@ -173,7 +173,7 @@ def _backward(out, ts, seed=5):
         return {}
     r = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
     (out * Tensor(r)).sum().backward()
-    return {k: None if t.grad is None else np.array(t.grad.data, dtype=np.float64)
+    return {k: None if t.grad is None else np.array(t.grad._data, dtype=np.float64)
             for k, t in ts.items() if t.requires_grad}
 
 
@@ -280,8 +280,8 @@ def test_op_case(i, case):
         if kind == "error":
             _expect(exc, op.name, lambda: op.fn(**ts))
         else:
-            want = op.ref(**{k: t.data for k, t in ts.items()})
-            np.testing.assert_allclose(np.asarray(op.fn(**ts).data, np.float64), np.asarray(want, np.float64),
+            want = op.ref(**{k: t._data for k, t in ts.items()})
+            np.testing.assert_allclose(np.asarray(op.fn(**ts)._data, np.float64), np.asarray(want, np.float64),
                                        rtol=1e-3)
         return
 
@@ -291,8 +291,8 @@ def test_op_case(i, case):
         if kind == "error":
             _expect(exc, op.name, lambda: op.fn(**ts))
         else:
-            want = op.ref(**{k: t.data.astype(np.float64) for k, t in ts.items()})
-            np.testing.assert_allclose(op.fn(**ts).data, want, rtol=1e-5)
+            want = op.ref(**{k: t._data.astype(np.float64) for k, t in ts.items()})
+            np.testing.assert_allclose(op.fn(**ts)._data, want, rtol=1e-5)
         return
 
     if case == "mixed_dtype":
@@ -302,7 +302,7 @@ def test_op_case(i, case):
         if kind == "error":
             _expect(exc, op.name, lambda: op.fn(**ts))
         else:
-            np.testing.assert_allclose(op.fn(**ts).data, op.ref(**arrays), rtol=1e-5)
+            np.testing.assert_allclose(op.fn(**ts)._data, op.ref(**arrays), rtol=1e-5)
         return
 
     if case in ("python_list", "python_scalar"):
@@ -310,9 +310,9 @@ def test_op_case(i, case):
         if kind == "error":
             _expect(exc, op.name, lambda: op.fn(**ts))
         else:
-            want = op.ref(**{k: np.asarray(t.data if isinstance(t, Tensor) else t, np.float64)
+            want = op.ref(**{k: np.asarray(t._data if isinstance(t, Tensor) else t, np.float64)
                              for k, t in ts.items()})
-            np.testing.assert_allclose(np.asarray(op.fn(**ts).data, np.float64), want, rtol=1e-5)
+            np.testing.assert_allclose(np.asarray(op.fn(**ts)._data, np.float64), want, rtol=1e-5)
         return
 
     if case == "device_mismatch":
@@ -378,9 +378,9 @@ def test_op_case(i, case):
             layout = LAYOUT_FNS.get(case)
             ts = _tensors(op, arrays, dtype, layout=layout, readonly=case == "readonly_input")
             if layout is not None and case not in ("sliced_unaligned", "byte_misaligned"):
-                assert any(not t.data.flags.c_contiguous for t in ts.values() if t.ndim >= 2), "layout not applied"
+                assert any(not t._data.flags.c_contiguous for t in ts.values() if t.ndim >= 2), "layout not applied"
             out = _run(op, ts)
-            _check_forward(op, out, arrays, dtype, np.asarray(ref_out.data, np.float64))
+            _check_forward(op, out, arrays, dtype, np.asarray(ref_out._data, np.float64))
             grads = _backward(out, ts)
             for k, g in grads.items():
                 np.testing.assert_allclose(g, ref_grads[k], err_msg=f"grad of {k}", **_tol(op, dtype))
@@ -433,12 +433,12 @@ def _param(a, grad=None):
 
 
 def _snapshot(params):
-    return [np.array(p.data, copy=True) for p in params]
+    return [np.array(p._data, copy=True) for p in params]
 
 
 def _unchanged(params, snap):
     for p, s in zip(params, snap):
-        np.testing.assert_array_equal(p.data, s)
+        np.testing.assert_array_equal(p._data, s)
 
 
 def _step_refused(exc, name, opt, params):
@@ -457,7 +457,7 @@ def _stepped(name, arrays, grads, steps=3):
         for p, g in zip(ps, grads):
             p.grad = Tensor(np.array(g, copy=True))
         opt.step()
-    return [p.data for p in ps]
+    return [p._data for p in ps]
 
 
 @pytest.mark.parametrize("case", OPT_CASES)
@@ -490,13 +490,13 @@ def test_optimizer_case(name, case):
         return
     if case == "float64_in_float64":  # a float64 param is stepped in float64, in its own array
         p = _param(a.astype(np.float64), g.astype(np.float64))
-        own = p.data
+        own = p._data
         make([p]).step()
-        assert p.data is own and p.dtype == np.float64
+        assert p._data is own and p.dtype == np.float64
         got32 = _stepped(name, [a], [g], steps=1)[0]
         want = _reference_step(name, a.astype(np.float64), g.astype(np.float64))
-        np.testing.assert_allclose(p.data, want, rtol=1e-12, atol=1e-14)
-        assert not np.array_equal(p.data, got32.astype(np.float64)), "float64 step looks computed in float32"
+        np.testing.assert_allclose(p._data, want, rtol=1e-12, atol=1e-14)
+        assert not np.array_equal(p._data, got32.astype(np.float64)), "float64 step looks computed in float32"
         return
     if case == "python_list":
         _expect(TypeError, name, lambda: make([a.tolist()]))
@@ -523,7 +523,7 @@ def test_optimizer_case(name, case):
             for p, gg in zip(ps, [np.zeros((0,), np.float32), np.zeros((3, 0), np.float32), g]):
                 p.grad = Tensor(gg)
             opt.step()
-        np.testing.assert_array_equal(ps[2].data, _stepped(name, [a], [g])[0])
+        np.testing.assert_array_equal(ps[2]._data, _stepped(name, [a], [g])[0])
         assert ps[0].shape == (0,) and ps[1].shape == (3, 0)
         return
     if case in LAYOUTS:  # strided params are updated in their own memory; gaps stay NaN
@@ -535,7 +535,7 @@ def test_optimizer_case(name, case):
         for _ in range(3):
             p.grad = Tensor(ga)
             opt.step()
-        assert p.data is pa
+        assert p._data is pa
         np.testing.assert_array_equal(pa, _stepped(name, [a], [g])[0])
         if case in ("sliced_unaligned", "nan_gaps"):
             mask = np.ones(base.shape, bool)
@@ -560,11 +560,11 @@ def test_optimizer_case(name, case):
         gr.flags.writeable = False
         p = _param(a.copy(), gr)
         make([p]).step()
-        np.testing.assert_array_equal(p.data, _stepped(name, [a], [g], steps=1)[0])
+        np.testing.assert_array_equal(p._data, _stepped(name, [a], [g], steps=1)[0])
         return
     if case == "alias_grad_is_param":
         p = _param(a.copy())
-        p.grad = Tensor(p.data)
+        p.grad = Tensor(p._data)
         _step_refused(ValueError, name, make([p]), [p])
         return
     if case == "alias_overlapping_params":

@@ -64,7 +64,7 @@ def test_early_stopping_restores_best_weights():
     stopped_at = None
     for epoch, v in enumerate(values):
         with nnfast.no_grad():
-            model.weight.data[...] = epoch
+            model.weight._data[...] = epoch
         if v == 0.5:
             best_w = model.weight.detach().numpy().copy()
         if es.step(v, model, epoch):

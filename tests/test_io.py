@@ -75,7 +75,7 @@ def assert_same(a, b, path="root"):
     """Exact equality: same types, dict key order and key types, float bits, tensor bytes."""
     assert type(a) is type(b), f"{path}: {type(a)} != {type(b)}"
     if isinstance(a, nnfast.Tensor):
-        assert same_array(a.data, b.data), path
+        assert same_array(a._data, b._data), path
         assert a.requires_grad == b.requires_grad, path
     elif isinstance(a, (np.ndarray, np.generic)):
         assert same_array(a, b), path
@@ -109,10 +109,10 @@ def test_roundtrip_every_dtype_and_shape(name, shape, rng, tmp_path):
     assert list(out) == ["x", "y"]
     for t in out.values():
         assert isinstance(t, nnfast.Tensor) and not t.requires_grad
-        assert same_array(t.data, a)
-        assert t.data.flags.writeable and t.data.flags.c_contiguous
+        assert same_array(t._data, a)
+        assert t._data.flags.writeable and t._data.flags.c_contiguous
     nio.save_file({"x": a}, tmp_path / "f.safetensors")
-    assert same_array(nio.load_file(tmp_path / "f.safetensors")["x"].data, a)
+    assert same_array(nio.load_file(tmp_path / "f.safetensors")["x"]._data, a)
 
 
 def test_noncontiguous_fortran_and_big_endian_inputs(rng):
@@ -127,14 +127,14 @@ def test_noncontiguous_fortran_and_big_endian_inputs(rng):
     }
     out = nio.load_bytes(nio.save_bytes(cases))
     for k, v in cases.items():
-        got = out[k].data
+        got = out[k]._data
         assert got.dtype == v.dtype.newbyteorder("=") and got.dtype.isnative
         np.testing.assert_array_equal(got, v)
 
 
 def test_bool_view_of_other_bytes_is_saved_canonically():
     a = np.array([0, 1, 2, 255], np.uint8).view(np.bool_)
-    out = nio.load_bytes(nio.save_bytes({"b": a}))["b"].data
+    out = nio.load_bytes(nio.save_bytes({"b": a}))["b"]._data
     assert out.view(np.uint8).tolist() == [0, 1, 1, 1]
 
 
@@ -144,7 +144,7 @@ def test_big_tensor_roundtrip_file(tmp_path, rng):
     path = tmp_path / "big.safetensors"
     nio.save_file({"a": a, "b": b, "s": np.float64(2.5)}, path, metadata={"k": "v"})
     out = nio.load_file(path)
-    assert same_array(out["a"].data, a) and same_array(out["b"].data, b)
+    assert same_array(out["a"]._data, a) and same_array(out["b"]._data, b)
     assert out["s"].shape == () and out["s"].item() == 2.5
     assert nio.load_metadata(path) == {"k": "v"}
     assert os.path.getsize(path) == 8 + struct.unpack("<Q", open(path, "rb").read(8))[0] + a.nbytes + b.nbytes + 8
@@ -190,14 +190,14 @@ def raw_file(entries, buffer, metadata=None):
 def test_small_floats_widen_exactly_without_ml_dtypes(monkeypatch):
     monkeypatch.setattr(_format, "_ml_dtypes", lambda: None)
     for (dt, byte), want in KNOWN_F8.items():
-        got = nio.load_bytes(raw_file([("x", dt, [1], 0, 1)], bytes([byte])))["x"].data
+        got = nio.load_bytes(raw_file([("x", dt, [1], 0, 1)], bytes([byte])))["x"]._data
         assert got.dtype == np.float32
         if np.isnan(want):
             assert np.isnan(got[0]), (dt, byte)
         else:
             assert struct.pack("<f", got[0]) == struct.pack("<f", want), (dt, hex(byte), got[0], want)
     bf = np.array([0x3F80, 0xC049, 0x7F80, 0x0001], "<u2")  # 1, -3.140625, inf, smallest subnormal
-    got = nio.load_bytes(raw_file([("x", "BF16", [2, 2], 0, 8)], bf.tobytes()))["x"].data
+    got = nio.load_bytes(raw_file([("x", "BF16", [2, 2], 0, 8)], bf.tobytes()))["x"]._data
     assert got.dtype == np.float32 and got.shape == (2, 2)
     assert got.ravel()[:3].tolist() == [1.0, -3.140625, np.inf] and got.ravel()[3] == np.float32(2.0 ** -133)
 
@@ -211,10 +211,10 @@ def test_ml_dtypes_roundtrip_and_fallback_tables_match(name, monkeypatch):
     a = raw.view(dt).reshape(-1, 16)
     data = nio.save_bytes({"x": a})
     assert json.loads(data[8:].split(b"}}")[0] + b"}}")["x"]["dtype"] == name
-    out = nio.load_bytes(data)["x"].data
+    out = nio.load_bytes(data)["x"]._data
     assert out.dtype == dt and out.tobytes() == a.tobytes()
     monkeypatch.setattr(_format, "_ml_dtypes", lambda: None)
-    widened = nio.load_bytes(data)["x"].data
+    widened = nio.load_bytes(data)["x"]._data
     assert widened.dtype == np.float32
     ref = a.astype(np.float32)
     assert np.array_equal(widened, ref, equal_nan=True)
@@ -345,7 +345,7 @@ def test_model_state_dict_roundtrip_and_load_state_dict(tmp_path):
     assert nio.load_metadata(path) == {"format": "pt"}
     b.load_state_dict(sd)
     for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
-        assert same_array(x.data, y.data), k
+        assert same_array(x._data, y._data), k
 
 
 def test_training_resumes_exactly_from_a_checkpoint(tmp_path):
@@ -382,7 +382,7 @@ def test_training_resumes_exactly_from_a_checkpoint(tmp_path):
     nnfast.set_rng_state(ck["rng"])
     train(m2, opt2, sc2, 3)
     for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
-        assert same_array(a.data, b.data), k
+        assert same_array(a._data, b._data), k
     assert ck["epoch"] == 3
 
 
@@ -518,7 +518,7 @@ def test_we_read_safetensors_files(tmp_path, rng):
     out = nio.load_file(path)
     assert set(out) == set(tensors)
     for k, v in tensors.items():
-        assert same_array(out[k].data, v), k
+        assert same_array(out[k]._data, v), k
     assert nio.load_metadata(path) == {"format": "np", "x": "y"}
     loaded = nnfast.load(path)
     assert type(loaded) is OrderedDict and set(loaded) == set(tensors)

@@ -76,8 +76,8 @@ def test_linear_transposed_weight_view(rng):
     wt = randn(rng, 6, 4)  # weight given as a transposed view: (4, 6) with strides (8, 48)
     w = leaf(wt.T)
     x = leaf(randn(rng, 5, 6))
-    assert not w.data.flags.c_contiguous
-    assert_close(F.linear(x, w), x.data @ wt, rtol=1e-12)
+    assert not w._data.flags.c_contiguous
+    assert_close(F.linear(x, w), x._data @ wt, rtol=1e-12)
     assert gradcheck(lambda x, w: F.linear(x, w), (x, w))
 
 
@@ -86,7 +86,7 @@ def test_linear_3d_input(rng):
     w, b = leaf(randn(rng, 4, 5)), leaf(randn(rng, 4))
     y = F.linear(x, w, b)
     assert y.shape == (2, 3, 4)
-    assert_close(y, x.data @ w.data.T + b.data, rtol=1e-12)
+    assert_close(y, x._data @ w._data.T + b._data, rtol=1e-12)
     assert gradcheck(lambda x, w, b: F.linear(x, w, b, activation="tanh"), (x, w, b))
 
 

@@ -49,7 +49,7 @@ def test_each_simd_level(op):
             y, xt, pt = run(op, x, params, fixed, grad=True)
             assert_close(y, want, **TOL[np.float32], msg=isa)
             y.backward(np.ones(y.shape, np.float32))
-            grads[isa] = [xt.grad.data] + [pt[k].grad.data for k in params]
+            grads[isa] = [xt.grad._data] + [pt[k].grad._data for k in params]
     finally:
         _C.set_cpu_isa(before)
     for isa in levels:
@@ -79,7 +79,7 @@ def test_threads_agree():
                 xt, wt, bt = leaf(x), leaf(w), leaf(b)
                 y = fn(xt, wt, bt)
                 y.backward(g)
-                outs.append([y.data, xt.grad.data, wt.grad.data, bt.grad.data])
+                outs.append([y._data, xt.grad._data, wt.grad._data, bt.grad._data])
             finally:
                 nnfast.set_num_threads(n0)
         for a, c in zip(*outs):
@@ -111,14 +111,14 @@ def test_large_mean_float32(name):
     xt = leaf(x32)
     y = call[0](xt)
     want = call[1](x)
-    err = np.abs(y.data.astype(np.float64) - want).max() / np.abs(want).max()
+    err = np.abs(y._data.astype(np.float64) - want).max() / np.abs(want).max()
     assert err <= 1e-4, err
     # backward in float32 against the float64 kernels (gradchecked above)
     g = rng.standard_normal(shape)
     y.backward(g.astype(np.float32))
     x64 = leaf(x)
     call[0](x64).backward(g)
-    gerr = np.abs(xt.grad.data - x64.grad.data).max() / np.abs(x64.grad.data).max()
+    gerr = np.abs(xt.grad._data - x64.grad._data).max() / np.abs(x64.grad._data).max()
     assert gerr <= 1e-3, gerr
 
 
@@ -188,8 +188,8 @@ def test_batchnorm_module_api():
     bn = nn.BatchNorm1d(4)
     assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     assert repr(bn) == "BatchNorm1d(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
-    np.testing.assert_array_equal(bn.weight.data, 1)
-    np.testing.assert_array_equal(bn.bias.data, 0)
+    np.testing.assert_array_equal(bn.weight._data, 1)
+    np.testing.assert_array_equal(bn.bias._data, 0)
     bn2 = nn.BatchNorm2d(3).double()
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
     assert_close(bn2(nnfast.from_numpy(x)), ref_batch_norm(x, None, None))
@@ -258,7 +258,7 @@ def test_norms_train_in_a_model():
         loss = ((model(x) - t) ** 2).mean()
         loss.backward()
         for p in model.parameters():
-            p.data -= 0.05 * p.grad.data
+            p._data -= 0.05 * p.grad._data
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
 
@@ -268,7 +268,7 @@ def test_weight_norm_module():
     nnfast.manual_seed(1)
     rng = np.random.default_rng(1)
     lin = nn.Linear(5, 4).double()
-    w0 = lin.weight.data.copy()
+    w0 = lin.weight._data.copy()
     m = weight_norm(lin)
     assert m is lin
     assert [n for n, _ in lin.named_parameters()] == ["bias", "weight_g", "weight_v"]
@@ -276,16 +276,16 @@ def test_weight_norm_module():
     assert_close(lin.weight_g, np.linalg.norm(w0, axis=1, keepdims=True), rtol=1e-14)
     assert list(lin.state_dict()) == ["bias", "weight_g", "weight_v"]
     # the weight is recomputed from g and v before every forward, differentiably
-    lin.weight_g.data *= 2.0
+    lin.weight_g._data *= 2.0
     x = rng.standard_normal((3, 5))
     y = lin(nnfast.from_numpy(x))
-    assert_close(y, x @ (2 * w0).T + lin.bias.data, rtol=1e-12, atol=1e-12)
+    assert_close(y, x @ (2 * w0).T + lin.bias._data, rtol=1e-12, atol=1e-12)
     y.sum().backward()
     gy = np.ones((3, 4))
     dW = gy.T @ x
-    v = lin.weight_v.data
+    v = lin.weight_v._data
     nv = np.linalg.norm(v, axis=1, keepdims=True)
-    g = lin.weight_g.data
+    g = lin.weight_g._data
     s = np.sum(dW * v, axis=1, keepdims=True)
     assert_close(lin.weight_g.grad, s / nv, rtol=1e-12, atol=1e-12)
     assert_close(lin.weight_v.grad, g / nv * (dW - v * s / nv**2), rtol=1e-12, atol=1e-12)
@@ -298,11 +298,11 @@ def test_weight_norm_module():
 
 def test_weight_norm_whole_tensor():
     lin = nn.Linear(3, 2).double()
-    w0 = lin.weight.data.copy()
+    w0 = lin.weight._data.copy()
     weight_norm(lin, dim=None)
     assert lin.weight_g.shape == ()
     assert_close(lin.weight_g, np.linalg.norm(w0), rtol=1e-14)
-    lin.weight_g.data[...] = 1.0
+    lin.weight_g._data[...] = 1.0
     lin(nnfast.randn(1, 3, dtype=np.float64))
     assert_close(lin.weight, w0 / np.linalg.norm(w0), rtol=1e-13)
 
@@ -318,18 +318,18 @@ def test_spectral_norm_module():
     x = nnfast.randn(2, 12, dtype=np.float64)
     for _ in range(100):
         lin(x)
-    W = lin.weight_orig.data.copy()
+    W = lin.weight_orig._data.copy()
     sigma = np.linalg.svd(W, compute_uv=False)[0]
     assert_close(lin.weight, W / sigma, rtol=1e-8, atol=1e-10)
-    u, v = lin.weight_u.data.copy(), lin.weight_v.data.copy()
+    u, v = lin.weight_u._data.copy(), lin.weight_v._data.copy()
     assert_close(abs(u @ W @ v), sigma, rtol=1e-10)
     assert_close(np.linalg.norm(u), 1.0, rtol=1e-12)
     # eval: no power iteration, u and v stay put
     lin.eval()
-    lin.weight_orig.data[...] = W * 3
+    lin.weight_orig._data[...] = W * 3
     lin(x)
-    np.testing.assert_array_equal(lin.weight_u.data, u)
-    np.testing.assert_array_equal(lin.weight_v.data, v)
+    np.testing.assert_array_equal(lin.weight_u._data, u)
+    np.testing.assert_array_equal(lin.weight_v._data, v)
     assert_close(lin.weight, W / sigma, rtol=1e-8, atol=1e-10)  # 3W / (u . 3W v)
     remove_spectral_norm(lin)
     assert [n for n, _ in lin.named_parameters()] == ["bias", "weight"]
@@ -345,8 +345,8 @@ def test_spectral_norm_gradcheck_and_dims(dim):
     v = rng.standard_normal(W.numel() // h)
     assert gradcheck(lambda w: SpectralNormFunction.apply(w, u, v, dim), (W,))
     y = SpectralNormFunction.apply(W, u, v, dim)
-    Wm = np.moveaxis(W.data, dim, 0).reshape(h, -1)
-    assert_close(y, W.data / (u @ Wm @ v), rtol=1e-13)
+    Wm = np.moveaxis(W._data, dim, 0).reshape(h, -1)
+    assert_close(y, W._data / (u @ Wm @ v), rtol=1e-13)
 
 
 def test_spectral_norm_float32_power_iteration():
@@ -354,8 +354,8 @@ def test_spectral_norm_float32_power_iteration():
     lin = nn.Linear(33, 17)
     spectral_norm(lin, n_power_iterations=50)
     lin(nnfast.randn(1, 33))
-    s = np.linalg.svd(lin.weight_orig.data.astype(np.float64), compute_uv=False)[0]
-    assert_close(np.linalg.svd(lin.weight.data.astype(np.float64), compute_uv=False)[0], 1.0, rtol=1e-3)
+    s = np.linalg.svd(lin.weight_orig._data.astype(np.float64), compute_uv=False)[0]
+    assert_close(np.linalg.svd(lin.weight._data.astype(np.float64), compute_uv=False)[0], 1.0, rtol=1e-3)
     assert lin.weight.dtype == np.float32 and s > 0
 
 

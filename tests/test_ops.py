@@ -49,7 +49,7 @@ def _tensors(sample, dtype, device, grad=False, nc=False, names=None):
         v = a.astype(dtype) if a.dtype.kind == "f" else a.copy()
         t = to_device(nnfast.from_numpy(v), device)
         if nc and k not in sample.contiguous:  # the strided view is made on the device
-            t = nnfast.Tensor(_nc(t.data))
+            t = nnfast.Tensor(_nc(t._data))
         if grad and a.dtype.kind == "f" and k in (sample.grads if names is None else names):
             t.requires_grad_(True)
         ts[k] = t
@@ -73,7 +73,7 @@ def _rounded(sample, dtype):
 def _backward(out, ts, nc=False, seed=2):
     g = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
     out.backward(_nc(g) if nc and g.ndim else g)
-    return {k: np.asarray(_h(t.grad.data), np.float64) for k, t in ts.items() if t.requires_grad and t.grad is not None}
+    return {k: np.asarray(_h(t.grad._data), np.float64) for k, t in ts.items() if t.requires_grad and t.grad is not None}
 
 
 # ------------------------------------------------------------------------------------ forward
@@ -93,7 +93,7 @@ def test_forward_matches_float64_reference(op, sample, dtype, device):
     rtol, atol = op.fwd_tol[dtype]
     if dtype == F32 and op.f32_atol is not None:
         atol = op.f32_atol
-    np.testing.assert_allclose(np.asarray(_h(out.data), np.float64), want, rtol=rtol, atol=atol, err_msg=op.name)
+    np.testing.assert_allclose(np.asarray(_h(out._data), np.float64), want, rtol=rtol, atol=atol, err_msg=op.name)
 
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
@@ -104,7 +104,7 @@ def test_special_values(op, dtype, device):
     x = SPECIAL.astype(dtype)
     with np.errstate(all="ignore"):
         expected = op.ref(x.astype(np.float64))
-    y = _h(op.call(to_device(nnfast.from_numpy(x), device)).data).astype(np.float64)
+    y = _h(op.call(to_device(nnfast.from_numpy(x), device))._data).astype(np.float64)
     assert np.array_equal(np.isnan(y), np.isnan(expected)), (op.name, x, y, expected)
     ok = ~np.isnan(expected)
     rtol, atol = op.fwd_tol[dtype]
@@ -144,12 +144,12 @@ def test_noncontiguous_equals_contiguous(op, sample, device):
         ga = _backward(ya, a_ts) if op.gradcheck else {}
         gb = _backward(yb, b_ts, nc=True) if op.gradcheck else {}
         if op.nc_tol is None:  # bit for bit
-            assert np.array_equal(_h(ya.data), _h(yb.data)), op.name
+            assert np.array_equal(_h(ya._data), _h(yb._data)), op.name
             for k in ga:
                 assert np.array_equal(ga[k], gb[k]), k
         else:
             (fr, fa), (gr, gaa) = op.nc_tol if isinstance(op.nc_tol[0], tuple) else (op.nc_tol, op.nc_tol)
-            np.testing.assert_allclose(_h(yb.data), _h(ya.data), rtol=fr, atol=fa)
+            np.testing.assert_allclose(_h(yb._data), _h(ya._data), rtol=fr, atol=fa)
             for k in ga:
                 np.testing.assert_allclose(gb[k], ga[k], rtol=gr, atol=gaa, err_msg=k)
 
@@ -165,7 +165,7 @@ def test_float32_agrees_with_float64(op, sample, device):
     t64 = _tensors(s, F64, device, grad=op.gradcheck)
     y32, y64 = _call(op, s, t32), _call(op, s, t64)
     assert y32.dtype == F32
-    np.testing.assert_allclose(_h(y32.data), _h(y64.data), rtol=op.f32_fwd[0], atol=op.f32_fwd[1], err_msg=op.name)
+    np.testing.assert_allclose(_h(y32._data), _h(y64._data), rtol=op.f32_fwd[0], atol=op.f32_fwd[1], err_msg=op.name)
     if not op.gradcheck:
         return
     g32, g64 = _backward(y32, t32), _backward(y64, t64)

@@ -242,7 +242,7 @@ def _needs_kernels(name, device):
 def _dispatch_device(a):
     from nnfast import _dispatch
 
-    return _dispatch.device_of(a.data if isinstance(a, Tensor) else a)
+    return _dispatch.device_of(a._data if isinstance(a, Tensor) else a)
 
 
 def _tol(dtype):
@@ -257,7 +257,7 @@ def test_against_reference(name, cfg_i, dtype, device):
     _needs_kernels(name, device)
     opt, params, arrays, hps, rng = _setup(name, cfg_i, dtype, device=device)
     _, ref, _, _, _ = TABLE[name]
-    own = [p.data for p in params]
+    own = [p._data for p in params]
     ref_p = [a.astype(np.float64) for a in arrays]
     ref_st = [{} for _ in params]
     for step in range(30):
@@ -268,15 +268,15 @@ def test_against_reference(name, cfg_i, dtype, device):
                 ref_p[i] = ref(ref_p[i], g.astype(np.float64), ref_st[i], hps[0 if i < 2 else 1])
         opt.step()
     for i, p in enumerate(params):
-        assert p.data is own[i] and p.dtype == dtype, "the step must update the Parameter's own array"
+        assert p._data is own[i] and p.dtype == dtype, "the step must update the Parameter's own array"
         assert p.device.type == device
-        np.testing.assert_allclose(to_host(p.data), ref_p[i], err_msg=f"{name} {TABLE[name][3][cfg_i]} param {i}",
+        np.testing.assert_allclose(to_host(p._data), ref_p[i], err_msg=f"{name} {TABLE[name][3][cfg_i]} param {i}",
                                    **_tol(dtype))
     for st in opt.state.values():  # optimizer state lives on the parameter's device
         for v in (st.values() if isinstance(st, dict) else ()):
             if hasattr(v, "device") and hasattr(v, "shape") and getattr(v, "ndim", 0) > 0:
                 assert _dispatch_device(v) == device
-    np.testing.assert_array_equal(to_host(params[3].data), arrays[3])  # grad None: untouched
+    np.testing.assert_array_equal(to_host(params[3]._data), arrays[3])  # grad None: untouched
     if name != "Adagrad":  # PyTorch's Adagrad creates its state up front
         assert params[3] not in opt.state
 
@@ -295,15 +295,15 @@ def test_mixed_dtypes_in_one_group():
         opt.step()
         r32, r64 = ref_adam(r32, g32.astype(np.float64), s32, h), ref_adam(r64, g64, s64, h)
     assert p32.dtype == np.float32 and p64.dtype == np.float64
-    np.testing.assert_allclose(p32.data, r32, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(p64.data, r64, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(p32._data, r32, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(p64._data, r64, rtol=1e-10, atol=1e-12)
 
 
 def test_noncontiguous_param_is_updated_in_place():
     base = np.arange(24, dtype=np.float64).reshape(4, 6)
     view = base[:, ::2]
     p = nn.Parameter(view)
-    assert not p.data.flags.c_contiguous
+    assert not p._data.flags.c_contiguous
     p.grad = Tensor(np.ones(view.shape))
     optim.SGD([p], lr=0.5).step()
     np.testing.assert_array_equal(base[:, ::2], np.arange(24.0).reshape(4, 6)[:, ::2] - 0.5)
@@ -338,7 +338,7 @@ def test_step_with_closure_returns_loss():
     opt = optim.SGD([p], lr=0.25)
     loss = opt.step(closure)
     assert loss.item() == 9.0
-    np.testing.assert_allclose(p.data, [1.5])
+    np.testing.assert_allclose(p._data, [1.5])
 
 
 # ---------------------------------------------------------------------------- state dict
@@ -365,7 +365,7 @@ def test_state_dict_round_trip_continues_bit_identically(name, cfg_i):
     assert [g["params"] for g in sd["param_groups"]] == [[0, 1], [2, 3]]
     assert set(sd["state"]) <= {0, 1, 2, 3}
     snapshot = copy.deepcopy(sd)
-    resumed_params = [nn.Parameter(p.data.copy()) for p in params]
+    resumed_params = [nn.Parameter(p._data.copy()) for p in params]
     cls = TABLE[name][0]
     resumed = cls([{"params": resumed_params[:2]}, {"params": resumed_params[2:], "lr": 1.0}], lr=123.0)
     resumed.load_state_dict(sd)
@@ -373,12 +373,12 @@ def test_state_dict_round_trip_continues_bit_identically(name, cfg_i):
     run(opt, params, range(8, 20))
     run(resumed, resumed_params, range(8, 20))
     for a, b in zip(params, resumed_params):
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a._data, b._data)
     # state_dict() is a snapshot: later steps left it alone; the loaded copy is not shared.
     for k, st in snapshot["state"].items():
         for key, v in st.items():
             if isinstance(v, Tensor):
-                np.testing.assert_array_equal(v.data, sd["state"][k][key].data)
+                np.testing.assert_array_equal(v._data, sd["state"][k][key]._data)
 
 
 def test_load_state_dict_rejects_mismatched_groups():
@@ -411,7 +411,7 @@ def test_zero_grad():
     opt = optim.SGD([p])
     p.grad = Tensor(np.ones(3))
     opt.zero_grad(set_to_none=False)
-    np.testing.assert_array_equal(p.grad.data, 0)
+    np.testing.assert_array_equal(p.grad._data, 0)
     opt.zero_grad()
     assert p.grad is None
 
@@ -428,27 +428,27 @@ def test_skip_nonfinite_leaves_everything_bit_identical(name, bad):
         for p in params:
             p.grad = Tensor(rng.standard_normal(p.shape).astype(np.float32))
         opt.step()
-    before_p = [p.data.copy() for p in params]
+    before_p = [p._data.copy() for p in params]
     before_s = copy.deepcopy(opt.state_dict())
     for p in params:
         p.grad = Tensor(rng.standard_normal(p.shape).astype(np.float32))
-    params[2].grad.data[0, 0] = bad
+    params[2].grad._data[0, 0] = bad
     opt.step()
     assert opt.skipped_steps == 1
     for p, b in zip(params, before_p):
-        np.testing.assert_array_equal(p.data, b)
+        np.testing.assert_array_equal(p._data, b)
     after_s = opt.state_dict()
     for k, st in before_s["state"].items():
         for key, v in st.items():
             w = after_s["state"][k][key]
             if isinstance(v, Tensor):
-                np.testing.assert_array_equal(v.data, w.data)
+                np.testing.assert_array_equal(v._data, w._data)
             else:
                 assert v == w
-    params[2].grad.data[0, 0] = 0.5
+    params[2].grad._data[0, 0] = 0.5
     opt.step()
     assert opt.skipped_steps == 1
-    assert not np.array_equal(params[0].data, before_p[0])
+    assert not np.array_equal(params[0]._data, before_p[0])
 
 
 def test_nonfinite_grad_without_skip_is_applied():
@@ -456,7 +456,7 @@ def test_nonfinite_grad_without_skip_is_applied():
     opt = optim.SGD([p], lr=0.1)
     p.grad = Tensor(np.array([1, np.nan, 1, 1], np.float32))
     opt.step()
-    assert np.isnan(p.data[1]) and opt.skipped_steps == 0
+    assert np.isnan(p._data[1]) and opt.skipped_steps == 0
 
 
 # ---------------------------------------------------------------------------- errors
@@ -471,7 +471,7 @@ def test_grad_dtype_and_shape_mismatch_raise_before_any_update():
     q.grad = Tensor(np.ones(4, np.float32))
     with pytest.raises(ValueError, match=r"\[Adam\] expected grad of shape \(3,\)"):
         opt.step()
-    np.testing.assert_array_equal(p.data, 1)  # nothing was updated
+    np.testing.assert_array_equal(p._data, 1)  # nothing was updated
     assert not opt.state
 
 
@@ -556,15 +556,15 @@ def test_lamb_trust_ratio_guards():
     p.grad = Tensor(np.array([1.0, -2.0, 3.0, 0.5, -1.0]))
     opt.step()
     assert opt.last_trust_ratios == [[1.0]]
-    g = p.grad.data
-    np.testing.assert_allclose(p.data, -0.1 * g / (np.abs(g) + 1e-6), rtol=1e-9)
+    g = p.grad._data
+    np.testing.assert_allclose(p._data, -0.1 * g / (np.abs(g) + 1e-6), rtol=1e-9)
     # A zero grad and no decay gives u = 0: ratio 1 and no movement.
     q = nn.Parameter(np.ones(3))
     opt = optim.LAMB([q], lr=0.1)
     q.grad = Tensor(np.zeros(3))
     opt.step()
     assert opt.last_trust_ratios == [[1.0]]
-    np.testing.assert_array_equal(q.data, 1.0)
+    np.testing.assert_array_equal(q._data, 1.0)
 
 
 # ---------------------------------------------------------------------------- threads
@@ -589,7 +589,7 @@ def test_threads_give_bit_identical_results(name, cfg_i):
                 for p, g in zip(params, gs):
                     p.grad = Tensor(g)
                 opt.step()
-            results.append([p.data.copy() for p in params])
+            results.append([p._data.copy() for p in params])
     finally:
         nnfast.set_num_threads(old)
     for a, b in zip(*results):
@@ -626,6 +626,6 @@ def test_every_isa_matches_reference(isa, name, device):
                         ref_p[i] = ref(ref_p[i], g.astype(np.float64), ref_st[i], hps[0 if i < 2 else 1])
                 opt.step()
             for p, r in zip(params, ref_p):
-                np.testing.assert_allclose(p.data, r, **_tol(dtype))
+                np.testing.assert_allclose(p._data, r, **_tol(dtype))
     finally:
         _C.set_cpu_isa(old)

@@ -80,8 +80,8 @@ def _forward(name, data):
     out = fn(**ts)
     rounded = {k: (a.astype(dtype).astype(np.float64) if a.dtype.kind == "f" else a) for k, a in arrays.items()}
     if ref is None:  # dropout: each element 0 or x / (1 - p), and the same as on a contiguous copy
-        base = fn(**_tensors(arrays, dtype, "contiguous")).data
-        np.testing.assert_array_equal(out.data, base)
+        base = fn(**_tensors(arrays, dtype, "contiguous"))._data
+        np.testing.assert_array_equal(out._data, base)
         return
     want = np.asarray(ref(**rounded), np.float64)
     scale = max(1.0, float(np.max(np.abs(want)))) if want.size and np.all(np.isfinite(want)) else 1.0

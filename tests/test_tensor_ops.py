@@ -51,7 +51,7 @@ def test_float_arithmetic_and_its_backward_run_on_the_kernels(kernel_calls, devi
 
 def test_other_dtypes_stay_numpy_arithmetic(kernel_calls, device):
     i = _t(np.arange(6, dtype=np.int64).reshape(2, 3), device)
-    assert _h((i + i).data).tolist() == [[0, 2, 4], [6, 8, 10]]
+    assert _h((i + i)._data).tolist() == [[0, 2, 4], [6, 8, 10]]
     assert (i * 2).dtype == np.int64
     h = _t(np.ones(3, np.float16), device)
     assert (h + h).dtype == np.float16
@@ -65,18 +65,18 @@ def test_more_dims_than_the_kernel_takes_fall_back(device):
     t = _t(x, device, grad=True)
     y = (t * t).sum()
     y.backward()
-    np.testing.assert_allclose(float(_h(y.data)), (x * x).sum(), rtol=1e-12)
-    np.testing.assert_allclose(_h(t.grad.data), 2 * x, rtol=1e-12)
+    np.testing.assert_allclose(float(_h(y._data)), (x * x).sum(), rtol=1e-12)
+    np.testing.assert_allclose(_h(t.grad._data), 2 * x, rtol=1e-12)
 
 
 def test_scalar_operands_and_in_place_results(device):
     x = _t(np.array([1.0, -2.0, 3.0], np.float32), device)
-    assert _h((2 - x).data).tolist() == [1.0, 4.0, -1.0]
-    assert _h((x / 2).data).tolist() == [0.5, -1.0, 1.5]
+    assert _h((2 - x)._data).tolist() == [1.0, 4.0, -1.0]
+    assert _h((x / 2)._data).tolist() == [0.5, -1.0, 1.5]
     assert (x * 2).dtype == np.float32  # a Python scalar takes the tensor's dtype
-    assert _h((-x).data).tolist() == [-1.0, 2.0, -3.0]
+    assert _h((-x)._data).tolist() == [-1.0, 2.0, -3.0]
     z = _t(np.zeros(1, np.float64), device)
-    assert np.signbit(_h((-z).data)[0])  # -0.0, as negation gives
+    assert np.signbit(_h((-z)._data)[0])  # -0.0, as negation gives
 
 
 # ------------------------------------------------------------------------ max / min: NaN, ties, indices
@@ -87,16 +87,16 @@ def test_extremes_pick_the_first_of_ties_and_propagate_nan(device, op):
     values, idx = getattr(t, op)(1)
     arg = np.argmax if op == "max" else np.argmin
     ref = np.max if op == "max" else np.min
-    np.testing.assert_array_equal(_h(idx.data), arg(x, axis=1))
+    np.testing.assert_array_equal(_h(idx._data), arg(x, axis=1))
     assert idx.dtype == np.int64
-    np.testing.assert_array_equal(_h(values.data), ref(x, axis=1))  # NaN row gives NaN
+    np.testing.assert_array_equal(_h(values._data), ref(x, axis=1))  # NaN row gives NaN
     values.sum().backward()
     want = np.zeros_like(x)
     want[np.arange(3), arg(x, axis=1)] = 1.0
-    np.testing.assert_array_equal(_h(t.grad.data), want)
+    np.testing.assert_array_equal(_h(t.grad._data), want)
     # over all elements: the first extreme (the first NaN), its flat index
-    assert _h(getattr(t, "arg" + op)().data) == arg(x)
-    assert np.isnan(float(_h(getattr(t, op)().data)))
+    assert _h(getattr(t, "arg" + op)()._data) == arg(x)
+    assert np.isnan(float(_h(getattr(t, op)()._data)))
 
 
 def test_extremes_over_a_middle_dim_with_keepdim(device):
@@ -104,20 +104,20 @@ def test_extremes_over_a_middle_dim_with_keepdim(device):
     t = _t(x, device, grad=True)
     v, i = t.max(1, keepdim=True)
     assert v.shape == (3, 1, 4) and i.shape == (3, 1, 4)
-    np.testing.assert_array_equal(_h(v.data), x.max(1, keepdims=True))
-    np.testing.assert_array_equal(_h(i.data), np.argmax(x, 1)[:, None, :])
+    np.testing.assert_array_equal(_h(v._data), x.max(1, keepdims=True))
+    np.testing.assert_array_equal(_h(i._data), np.argmax(x, 1)[:, None, :])
     v.sum().backward()
     want = np.zeros_like(x)
     np.put_along_axis(want, np.argmax(x, 1)[:, None, :], 1.0, axis=1)
-    np.testing.assert_array_equal(_h(t.grad.data), want)
-    np.testing.assert_array_equal(_h(t.argmin(-1, keepdim=True).data), np.argmin(x, -1)[..., None])
+    np.testing.assert_array_equal(_h(t.grad._data), want)
+    np.testing.assert_array_equal(_h(t.argmin(-1, keepdim=True)._data), np.argmin(x, -1)[..., None])
 
 
 def test_empty_reductions(device):
     e = _t(np.zeros((0, 3), np.float32), device)
-    assert _h(e.sum().data) == 0.0
-    np.testing.assert_array_equal(_h(e.sum(0).data), np.zeros(3, np.float32))
-    assert np.isnan(_h(e.mean().data))
+    assert _h(e.sum()._data) == 0.0
+    np.testing.assert_array_equal(_h(e.sum(0)._data), np.zeros(3, np.float32))
+    assert np.isnan(_h(e.mean()._data))
     assert e.sum(1).shape == (0,)
     with pytest.raises(ValueError, match=r"^\[max\] expected a non-empty dim 0 to reduce, got size 0"):
         e.max(0)
@@ -129,13 +129,13 @@ def test_empty_reductions(device):
 def test_long_float32_sums_accumulate_in_double(device):
     n = 1 << 14 if device == "cuda" and _dispatch.EMULATED else 1 << 20
     x = (np.random.default_rng(2).standard_normal(n) + 1000).astype(np.float32)
-    got = float(_h(_t(x, device).sum().data))
+    got = float(_h(_t(x, device).sum()._data))
     exact = float(np.sum(x.astype(np.float64)))
     assert abs(got - exact) <= np.spacing(np.float32(exact))  # within one float32 ulp of the exact sum
     a = _t(x.reshape(64, -1), device)
-    np.testing.assert_array_equal(_h(a.sum(0).data), _h(a.sum(0).data))  # same bits every run
+    np.testing.assert_array_equal(_h(a.sum(0)._data), _h(a.sum(0)._data))  # same bits every run
     col = x.reshape(64, -1).astype(np.float64).sum(0)
-    np.testing.assert_allclose(_h(a.sum(0).data), col, rtol=1e-7)
+    np.testing.assert_allclose(_h(a.sum(0)._data), col, rtol=1e-7)
 
 
 # ------------------------------------------------------------------------ casts
@@ -146,21 +146,21 @@ def test_casts_round_to_nearest_even_and_keep_specials(device):
     t = _t(f64, device, grad=True)
     y = t.float()
     assert y.dtype == np.float32
-    np.testing.assert_array_equal(_h(y.data), want)
-    assert np.signbit(_h(y.data)[8])
+    np.testing.assert_array_equal(_h(y._data), want)
+    assert np.signbit(_h(y._data)[8])
     back = y.double()
     assert back.dtype == np.float64
-    np.testing.assert_array_equal(_h(back.data), want.astype(np.float64))
-    finite = np.isfinite(_h(y.data))
+    np.testing.assert_array_equal(_h(back._data), want.astype(np.float64))
+    finite = np.isfinite(_h(y._data))
     (y * _t(np.where(finite, 1.0, 0.0).astype(np.float32), device)).sum().backward()
     assert t.grad.dtype == np.float64
-    np.testing.assert_array_equal(_h(t.grad.data), np.where(finite, 1.0, 0.0))
+    np.testing.assert_array_equal(_h(t.grad._data), np.where(finite, 1.0, 0.0))
 
 
 def test_cast_of_a_strided_view(device):
     x = np.arange(24, dtype=np.float64).reshape(4, 6)
-    t = nnfast.Tensor(_t(x, device).data[:, ::2])
-    np.testing.assert_array_equal(_h(t.to(nnfast.float32).data), x[:, ::2].astype(np.float32))
+    t = nnfast.Tensor(_t(x, device)._data[:, ::2])
+    np.testing.assert_array_equal(_h(t.to(nnfast.float32)._data), x[:, ::2].astype(np.float32))
 
 
 # ------------------------------------------------------------------------ the kernels' own errors
@@ -169,7 +169,7 @@ def _mod(device):
 
 
 def _arr(a, device):
-    return to_device(nnfast.from_numpy(np.asarray(a)), device).data
+    return to_device(nnfast.from_numpy(np.asarray(a)), device)._data
 
 
 def test_binary_kernel_errors(device):

@@ -21,6 +21,10 @@ from .tensor import (
 from ._tensor_ops import cat, stack, where
 
 _tensor_ops.install()
+from . import ops as _ops  # noqa: E402
+
+_ops.install()
+globals().update(_ops.functions())
 
 __version__: str = _C.__version__
 

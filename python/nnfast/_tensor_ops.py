@@ -17,8 +17,8 @@ def _operand(x: Any, like: Tensor) -> Any:
     if isinstance(x, Tensor):
         return x
     if isinstance(x, (int, float, bool)) and like.dtype.kind == "f":
-        return xp_of(like.data).asarray(x, dtype=like.dtype)
-    return xp_of(like.data).asarray(x)
+        return xp_of(like._data).asarray(x, dtype=like.dtype)
+    return xp_of(like._data).asarray(x)
 
 
 def _binary(fn: type[Function], swap: bool = False) -> Any:
@@ -36,8 +36,8 @@ def _inplace(np_op: str) -> Any:
                 "[inplace] expected no in-place update of a tensor that requires grad; "
                 "wrap the update in nnfast.no_grad()"
             )
-        o = other.data if isinstance(other, Tensor) else other
-        getattr(self.data, np_op)(o)
+        o = other._data if isinstance(other, Tensor) else other
+        getattr(self._data, np_op)(o)
         return self
 
     return method
@@ -45,8 +45,8 @@ def _inplace(np_op: str) -> Any:
 
 def _compare(op: str) -> Any:
     def method(self: Tensor, other: Any) -> Tensor:
-        o = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(getattr(self.data, op)(o))
+        o = other._data if isinstance(other, Tensor) else other
+        return Tensor._wrap(getattr(self._data, op)(o))
 
     return method
 
@@ -109,9 +109,9 @@ def expand(self: Tensor, *sizes: Any) -> Tensor:
 
 def getitem(self: Tensor, index: Any) -> Tensor:
     if isinstance(index, Tensor):
-        index = index.data
+        index = index._data
     elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        index = tuple(i._data if isinstance(i, Tensor) else i for i in index)
     return ops.GetItem.apply(self, index)
 
 
@@ -119,8 +119,8 @@ def setitem(self: Tensor, index: Any, value: Any) -> None:
     if grad_mode.is_grad_enabled() and self.requires_grad:
         raise RuntimeError("[setitem] expected no in-place write to a tensor that requires grad")
     if isinstance(index, Tensor):
-        index = index.data
-    self.data[index] = value.data if isinstance(value, Tensor) else value
+        index = index._data
+    self._data[index] = value._data if isinstance(value, Tensor) else value
 
 
 def sum_(self: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
@@ -156,7 +156,7 @@ def std(self: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = Fa
 
 def _arg_reduce(fn: str) -> Callable[..., Tensor]:
     def reduce(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
-        x = self.data
+        x = self._data
         if ops._on_kernels(x):  # the index output of nnfast's max / min reduction
             axes = None if dim is None else ops._axes(dim, x.ndim)
             return Tensor._wrap(ops.reduce(fn[3:], x, axes, keepdim and dim is not None, with_index=True)[1])
@@ -190,18 +190,18 @@ def rpow(self: Tensor, base: Any) -> Tensor:
 
 
 def zero_(self: Tensor) -> Tensor:
-    self.data[...] = 0
+    self._data[...] = 0
     return self
 
 
 def fill_(self: Tensor, value: Any) -> Tensor:
-    self.data[...] = value
+    self._data[...] = value
     return self
 
 
 def copy_(self: Tensor, src: Any) -> Tensor:
-    s = src.data if isinstance(src, Tensor) else src
-    self.data[...] = s
+    s = src._data if isinstance(src, Tensor) else src
+    self._data[...] = s
     return self
 
 
@@ -234,19 +234,19 @@ def _T(self: Tensor) -> Tensor:
 
 
 def _any(self: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(self.data).asarray(self.data.any()))
+    return Tensor._wrap(xp_of(self._data).asarray(self._data.any()))
 
 
 def _all(self: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(self.data).asarray(self.data.all()))
+    return Tensor._wrap(xp_of(self._data).asarray(self._data.all()))
 
 
 def _isfinite(self: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(self.data).isfinite(self.data))
+    return Tensor._wrap(xp_of(self._data).isfinite(self._data))
 
 
 def _isnan(self: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(self.data).isnan(self.data))
+    return Tensor._wrap(xp_of(self._data).isnan(self._data))
 
 
 def methods() -> dict[str, Any]:
@@ -290,6 +290,6 @@ def stack(tensors: Any, dim: int = 0) -> Tensor:
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
-    c = cond.data if isinstance(cond, Tensor) else cond
+    c = cond._data if isinstance(cond, Tensor) else cond
     like = a if isinstance(a, Tensor) else b
     return ops.Where.apply(c, _operand(a, like), _operand(b, like))

@@ -112,7 +112,7 @@ def _to_device_array(a: Any, dev: device) -> Any:
 def _as_array(data: Any, dtype: Any = None) -> Any:
     """NumPy array (CuPy for CuPy input) from Python data with PyTorch's dtype defaults."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if is_cuda(data):
         arr = data.astype(dtype) if dtype is not None else data.copy()
         return arr
@@ -135,8 +135,8 @@ class Tensor:
     kernels compute on it in place of NumPy math for every standard layer.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_hooks", "__weakref__")
-    data: Any  # numpy.ndarray on cpu, cupy.ndarray on cuda
+    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_hooks", "_vc", "__weakref__")
+    _data: Any  # numpy.ndarray on cpu, cupy.ndarray on cuda
     grad: Optional[Tensor]
     requires_grad: bool
     grad_fn: Any
@@ -145,13 +145,14 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         if not (isinstance(data, np.ndarray) or is_cuda(data)):
             data = _as_array(data)
-        self.data = data
+        self._data = data
         self.grad = None
         self.grad_fn = None
         self._hooks = None
+        self._vc = [0]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -160,59 +161,87 @@ class Tensor:
     @classmethod
     def _wrap(cls, data: Any, requires_grad: bool = False) -> "Tensor":
         t = cls.__new__(cls)
-        t.data = data
+        if isinstance(data, np.generic):  # NumPy scalars (x[i], 0-d arithmetic) are kept as 0-d arrays
+            data = np.asarray(data)
+        t._data = data
         t.grad = None
         t.grad_fn = None
         t._hooks = None
+        t._vc = [0]
         t.requires_grad = requires_grad
         return t
+
+    def _alias(self, data: Any) -> "Tensor":
+        """A tensor over ``data``, a view of this tensor's storage: same version counter, no graph."""
+        t = Tensor._wrap(data)
+        t._vc = self._vc
+        return t
+
+    # ------------------------------------------------------------ storage
+    @property
+    def data(self) -> "Tensor":
+        """This tensor's storage as a tensor outside the graph (as ``torch.Tensor.data``): changes
+        through it are seen here and are not recorded."""
+        return self._alias(self._data)
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        new = value._data if isinstance(value, Tensor) else value
+        if not (isinstance(new, np.ndarray) or is_cuda(new)):
+            new = _as_array(new)
+        self._data = new
+
+    @property
+    def _version(self) -> int:
+        """How many times this storage has been modified in place (shared by its views)."""
+        return self._vc[0]
 
     # ------------------------------------------------------------ attributes
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        return tuple(self._data.shape)
 
     def size(self, dim: Optional[int] = None) -> Any:
-        return self.shape if dim is None else self.data.shape[dim]
+        return self.shape if dim is None else self._data.shape[dim]
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        dt: np.dtype[Any] = self.data.dtype
+        dt: np.dtype[Any] = self._data.dtype
         return dt
 
     @property
     def device(self) -> device:
-        return _device_of(self.data)
+        return _device_of(self._data)
 
     @property
     def is_cuda(self) -> bool:
-        return is_cuda(self.data)
+        return is_cuda(self._data)
 
     @property
     def ndim(self) -> int:
-        n: int = self.data.ndim
+        n: int = self._data.ndim
         return n
 
     def dim(self) -> int:
-        n: int = self.data.ndim
+        n: int = self._data.ndim
         return n
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return int(self.data.shape[0])
+        return int(self._data.shape[0])
 
     @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
-                f"[requires_grad_] expected a floating-point tensor, got {self.data.dtype}; "
+                f"[requires_grad_] expected a floating-point tensor, got {self._data.dtype}; "
                 "only float tensors can require gradients"
             )
         if not requires_grad and self.grad_fn is not None:
@@ -231,13 +260,13 @@ class Tensor:
             for h in self._hooks:
                 r = h(Tensor._wrap(g))
                 if r is not None:
-                    g = r.data if isinstance(r, Tensor) else r
-        if g.dtype != self.data.dtype:
-            g = g.astype(self.data.dtype)
+                    g = r._data if isinstance(r, Tensor) else r
+        if g.dtype != self._data.dtype:
+            g = g.astype(self._data.dtype)
         if self.grad is None:
             self.grad = Tensor._wrap(g)
         else:
-            self.grad.data += g
+            self.grad._data += g
 
     # ------------------------------------------------------------ autograd
     def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
@@ -250,20 +279,20 @@ class Tensor:
                 "(did you run under no_grad, or forget requires_grad=True?)"
             )
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"[backward] expected a scalar output or an explicit gradient, got shape {self.shape}"
                 )
-            g = xp_of(self.data).ones_like(self.data)
+            g = xp_of(self._data).ones_like(self._data)
         else:
-            g = gradient.data if isinstance(gradient, Tensor) else xp_of(self.data).asarray(gradient)
-            if g.shape != self.data.shape:
+            g = gradient._data if isinstance(gradient, Tensor) else xp_of(self._data).asarray(gradient)
+            if g.shape != self._data.shape:
                 raise RuntimeError(f"[backward] expected gradient of shape {self.shape}, got {tuple(g.shape)}")
-            g = g.astype(self.data.dtype, copy=True)
+            g = g.astype(self._data.dtype, copy=True)
         run_backward(self, g, retain_graph=retain_graph)
 
     def detach(self) -> "Tensor":
-        return Tensor._wrap(self.data)
+        return self._alias(self._data)
 
     def detach_(self) -> "Tensor":
         self.grad_fn = None
@@ -274,21 +303,21 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         if self.requires_grad:
             raise RuntimeError("[numpy] expected a tensor that does not require grad; call .detach().numpy()")
-        if is_cuda(self.data):
+        if is_cuda(self._data):
             raise TypeError("[numpy] expected a cpu tensor; call .cpu() first")
-        arr: np.ndarray = self.data
+        arr: np.ndarray = self._data
         return arr
 
     def tolist(self) -> Any:
         return self._host().tolist()
 
     def item(self) -> Any:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"[item] expected a tensor with one element, got shape {self.shape}")
         return self._host().reshape(()).item()
 
     def _host(self) -> np.ndarray:
-        host: np.ndarray = to_host(self.data)
+        host: np.ndarray = to_host(self._data)
         return host
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -298,16 +327,16 @@ class Tensor:
         return a.copy() if copy else a
 
     def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.data.__dlpack__(*args, **kwargs)
+        return self._data.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self) -> Any:
-        return self.data.__dlpack_device__()
+        return self._data.__dlpack_device__()
 
     @property
     def __cuda_array_interface__(self) -> Any:
-        if not is_cupy(self.data):
+        if not is_cupy(self._data):
             raise AttributeError("__cuda_array_interface__ is only defined for cuda tensors")
-        return self.data.__cuda_array_interface__
+        return self._data.__cuda_array_interface__
 
     def to(self, *args: Any, **kwargs: Any) -> "Tensor":
         """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``; differentiable."""
@@ -355,12 +384,12 @@ class Tensor:
         return Clone.apply(self)
 
     def contiguous(self) -> "Tensor":
-        if self.data.flags.c_contiguous:
+        if self._data.flags.c_contiguous:
             return self
         return self.clone()
 
     def is_contiguous(self) -> bool:
-        return bool(self.data.flags.c_contiguous)
+        return bool(self._data.flags.c_contiguous)
 
     # ------------------------------------------------------------ repr
     def __repr__(self) -> str:
@@ -377,7 +406,7 @@ class Tensor:
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError("[bool] expected a one-element tensor; use .any() or .all()")
         return bool(self.item())
 
@@ -397,6 +426,8 @@ class Tensor:
     if TYPE_CHECKING:
         # Installed at import by ``_tensor_ops.install()`` (kept out of this class body so each op is
         # one call); declared here for type checkers. tests/test_typing.py checks these names exist.
+        # The areas of ``nnfast.ops`` install many more methods; to type checkers they are Any.
+        def __getattr__(self, name: str) -> Any: ...
         def __add__(self, other: _Operand) -> Tensor: ...
         def __radd__(self, other: _Operand) -> Tensor: ...
         def __sub__(self, other: _Operand) -> Tensor: ...
@@ -573,15 +604,15 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device
 
 
 def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(xp_of(t.data).zeros_like(t.data, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(xp_of(t._data).zeros_like(t._data, dtype=dtype), requires_grad=requires_grad)
 
 
 def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(xp_of(t.data).ones_like(t.data, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(xp_of(t._data).ones_like(t._data, dtype=dtype), requires_grad=requires_grad)
 
 
 def empty_like(t: Tensor, dtype: Any = None) -> Tensor:
-    return Tensor(xp_of(t.data).empty_like(t.data, dtype=dtype))
+    return Tensor(xp_of(t._data).empty_like(t._data, dtype=dtype))
 
 
 def randn_like(t: Tensor) -> Tensor:

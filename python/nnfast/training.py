@@ -137,7 +137,7 @@ class EarlyStopping(Callback):
         if _better(self.mode, value, self.best, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights and model is not None:
-                self.best_state = {k: v.data.copy() for k, v in model.state_dict().items()}
+                self.best_state = {k: v._data.copy() for k, v in model.state_dict().items()}
             return False
         self.wait += 1
         if self.wait >= self.patience:

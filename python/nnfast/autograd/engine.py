@@ -60,10 +60,10 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
         for t, gi in zip(node.inputs, grads):
             if gi is None or gi is ACCUMULATED or t is None or not t.requires_grad:
                 continue
-            if gi.shape != t.data.shape:
+            if gi.shape != t._data.shape:
                 raise RuntimeError(
                     f"[backward] {node.name} returned a gradient of shape {tuple(gi.shape)} "
-                    f"for an input of shape {tuple(t.data.shape)}"
+                    f"for an input of shape {tuple(t._data.shape)}"
                 )
             # An array handed to two consumers (or passed through unchanged) is
             # copied so that later in-place accumulation never aliases.

@@ -74,8 +74,8 @@ class Function:
             return None
         if anomaly._enabled[0]:
             return None
-        g = t.grad.data
-        d = t.data
+        g = t.grad._data
+        d = t._data
         if g.dtype != d.dtype or g.shape != d.shape or not g.flags.c_contiguous or not g.flags.writeable:
             return None
         if type(g) is not type(d):
@@ -118,7 +118,7 @@ class Function:
         record = False
         for a in args:
             if isinstance(a, Tensor):
-                raw.append(a.data)
+                raw.append(a._data)
                 inputs.append(a)
                 rg = a.requires_grad
                 needs.append(rg)

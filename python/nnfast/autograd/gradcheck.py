@@ -48,7 +48,7 @@ def gradcheck(
     def projected() -> float:
         with grad_mode.no_grad():
             res = _as_tuple(fn(*inputs))
-        return float(sum(np.sum(np.asarray(to_host(o.data), dtype=np.float64) * d) for o, d in zip(res, dirs)))
+        return float(sum(np.sum(np.asarray(to_host(o._data), dtype=np.float64) * d) for o, d in zip(res, dirs)))
 
     for t in targets:
         t.grad = None
@@ -65,9 +65,9 @@ def gradcheck(
 
     ok = True
     for idx, t in enumerate(targets):
-        analytic = np.zeros(t.shape) if t.grad is None else np.asarray(to_host(t.grad.data), dtype=np.float64)
+        analytic = np.zeros(t.shape) if t.grad is None else np.asarray(to_host(t.grad._data), dtype=np.float64)
         numeric = np.zeros(t.shape)
-        view = t.data
+        view = t._data
         for i in np.ndindex(*t.shape) if t.shape else [()]:
             orig = view[i]
             view[i] = orig + eps

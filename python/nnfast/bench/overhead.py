@@ -22,7 +22,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     t = nnfast.tensor([0, 1, 2, 0])
     raw = np.empty((4, 8), np.float32)
     cases = [
-        ("raw binding act_forward (4x8)", lambda: nnfast._C.act_forward(raw, x.data, 1), None),
+        ("raw binding act_forward (4x8)", lambda: nnfast._C.act_forward(raw, x._data, 1), None),
         ("F.relu (4x8), no grad", lambda: F.relu(x), "relu"),
         ("F.relu (4x8), recording", lambda: F.relu(xg), "relu"),
         ("F.linear (4x8 -> 3)", lambda: F.linear(x, w, b), "linear"),

@@ -44,7 +44,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 # ---------------------------------------------------------------- writing
 def _host_array(x: Any, name: str) -> np.ndarray:
     if isinstance(x, Tensor):
-        x = x.data
+        x = x._data
     if is_cuda(x):  # saved from cuda: a host copy (CuPy, or an emulated cuda array)
         x = to_host(x)
     if isinstance(x, np.generic):

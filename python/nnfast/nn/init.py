@@ -18,8 +18,8 @@ __all__ = [
 
 
 def _fill(t: Tensor, values: np.ndarray) -> Tensor:
-    xp = xp_of(t.data)
-    t.data[...] = xp.asarray(values.astype(t.dtype, copy=False))
+    xp = xp_of(t._data)
+    t._data[...] = xp.asarray(values.astype(t.dtype, copy=False))
     return t
 
 
@@ -93,7 +93,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill ``tensor`` in place with the value ``val``: tensor[...] = val; returns it."""
-    tensor.data[...] = val
+    tensor._data[...] = val
     return tensor
 
 

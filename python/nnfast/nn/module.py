@@ -23,7 +23,7 @@ def _zero_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
         if set_to_none:
             p.grad = None
         else:
-            p.grad.data[...] = 0
+            p.grad._data[...] = 0
 
 
 class Parameter(Tensor):
@@ -34,13 +34,13 @@ class Parameter(Tensor):
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         if data is None:
             data = np.empty((0,), dtype=np.float32)
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(data._data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + Tensor.__repr__(self)
 
     def __reduce_ex__(self, proto: Any) -> Any:  # pragma: no cover - pickle is unused by nnfast
-        return (Parameter, (self.data, self.requires_grad))
+        return (Parameter, (self._data, self.requires_grad))
 
 
 class _IncompatibleKeys(NamedTuple):
@@ -300,7 +300,7 @@ class Module:
             if k not in state_dict:
                 continue
             src = state_dict[k]
-            arr = src.data if isinstance(src, Tensor) else src
+            arr = src._data if isinstance(src, Tensor) else src
             if tuple(np.shape(arr)) != target.shape:
                 errors.append(f"size mismatch for {k}: copying a param with shape {tuple(np.shape(arr))}, "
                               f"the shape in current model is {target.shape}")
@@ -313,9 +313,9 @@ class Module:
             for k, target in own.items():
                 if k in state_dict:
                     src = state_dict[k]
-                    arr = src.data if isinstance(src, Tensor) else src
-                    xp = xp_of(target.data)
-                    target.data[...] = xp.asarray(_to_device_array(np.asarray(arr) if not hasattr(arr, "device")
+                    arr = src._data if isinstance(src, Tensor) else src
+                    xp = xp_of(target._data)
+                    target._data[...] = xp.asarray(_to_device_array(np.asarray(arr) if not hasattr(arr, "device")
                                                                    else arr, target.device)).astype(target.dtype)
         return _IncompatibleKeys(missing, unexpected)
 
@@ -326,9 +326,9 @@ class Module:
                 for name, t in m.__dict__[store].items():
                     if t is None:
                         continue
-                    t.data = fn(t.data)
+                    t._data = fn(t._data)
                     if t.grad is not None:
-                        t.grad.data = fn(t.grad.data)
+                        t.grad._data = fn(t.grad._data)
         return self
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":

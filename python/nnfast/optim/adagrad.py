@@ -42,7 +42,7 @@ class Adagrad(Optimizer):
         st = self.state[p]
         if "sum" not in st:
             st["step"] = 0
-            st["sum"] = _state_tensor(p.data, float(group["initial_accumulator_value"]))
+            st["sum"] = _state_tensor(p._data, float(group["initial_accumulator_value"]))
         return st
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], p_arrays: list[np.ndarray],
@@ -50,7 +50,7 @@ class Adagrad(Optimizer):
         sums, steps = [], []
         for p in params:
             st = self._init_state(p, group)
-            sums.append(st["sum"].data)
+            sums.append(st["sum"]._data)
             steps.append(int(st.get("step", 0)) + 1)
         K.adagrad_step(p_arrays, g_arrays, sums, steps, _as_float(group["lr"]), float(group["lr_decay"]),
                         float(group["weight_decay"]), float(group["eps"]), bool(group["maximize"]))

@@ -44,7 +44,7 @@ class Lion(Optimizer):
             st = self.state[p]
             if "exp_avg" not in st:
                 st["exp_avg"] = _state_tensor(a)
-            m.append(st["exp_avg"].data)
+            m.append(st["exp_avg"]._data)
         beta1, beta2 = group["betas"]
         K.lion_step(p_arrays, g_arrays, m, _as_float(group["lr"]), float(beta1), float(beta2),
                      float(group["weight_decay"]), bool(group["maximize"]))

@@ -54,10 +54,10 @@ def _adam_moments(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], 
             st["exp_avg_sq"] = _state_tensor(a)
         if with_max and "max_exp_avg_sq" not in st:
             st["max_exp_avg_sq"] = _state_tensor(a)
-        m.append(st["exp_avg"].data)
-        v.append(st["exp_avg_sq"].data)
+        m.append(st["exp_avg"]._data)
+        v.append(st["exp_avg_sq"]._data)
         if vmax is not None:
-            vmax.append(st["max_exp_avg_sq"].data)
+            vmax.append(st["max_exp_avg_sq"]._data)
         steps.append(int(st.get("step", 0)) + 1)
     return m, v, vmax, steps
 
@@ -71,7 +71,7 @@ def _store_steps(state: Any, params: list[Tensor], steps: list[int]) -> None:
 
 def _copy_value(v: Any) -> Any:
     if isinstance(v, Tensor):
-        return Tensor._wrap(xp_of(v.data).array(v.data, copy=True))
+        return Tensor._wrap(xp_of(v._data).array(v._data, copy=True))
     if isinstance(v, np.ndarray):
         return np.array(v, copy=True)
     return copy.deepcopy(v)
@@ -183,20 +183,20 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
-                if tuple(g.shape) != tuple(p.data.shape):
-                    raise ValueError(f"[{self._name}] expected grad of shape {tuple(p.data.shape)} (as its param), "
+                g = p.grad._data if isinstance(p.grad, Tensor) else p.grad
+                if tuple(g.shape) != tuple(p._data.shape):
+                    raise ValueError(f"[{self._name}] expected grad of shape {tuple(p._data.shape)} (as its param), "
                                      f"got {tuple(g.shape)}")
-                if g.dtype != p.data.dtype:
-                    raise TypeError(f"[{self._name}] expected grad of dtype {p.data.dtype} (as its param), "
+                if g.dtype != p._data.dtype:
+                    raise TypeError(f"[{self._name}] expected grad of dtype {p._data.dtype} (as its param), "
                                     f"got {g.dtype}")
-                if not p.data.flags.writeable:  # checked for every group before any is stepped
+                if not p._data.flags.writeable:  # checked for every group before any is stepped
                     raise ValueError(f"[{self._name}] expected writeable params, got a read-only array")
                 params.append(p)
                 grads.append(g)
             if params:
                 work.append((group, params, grads))
-                everything.extend(p.data for p in params)
+                everything.extend(p._data for p in params)
                 everything.extend(grads)
         if not everything:
             return work, None
@@ -230,7 +230,7 @@ class Optimizer:
             # own array is what changes.
             p_arrays, writeback = [], []
             for p in params:
-                a = p.data
+                a = p._data
                 c = kernel_ready(a)
                 p_arrays.append(c)
                 if c is not a:
@@ -272,17 +272,17 @@ class Optimizer:
 
     def _load_value(self, p: Tensor, key: str, value: Any) -> Any:
         if key == "step":
-            return int(float(np.asarray(value.data if isinstance(value, Tensor) else value)))
+            return int(float(np.asarray(value._data if isinstance(value, Tensor) else value)))
         if value is None:
             return None
         if isinstance(value, (Tensor, np.ndarray)) or hasattr(value, "__array__"):
-            raw = value.data if isinstance(value, Tensor) else value
+            raw = value._data if isinstance(value, Tensor) else value
             arr = raw if device_of(raw) != "cpu" else np.asarray(raw)
-            if arr.shape != p.data.shape:
-                raise ValueError(f"[{self._name}] expected state '{key}' of shape {tuple(p.data.shape)}, "
+            if arr.shape != p._data.shape:
+                raise ValueError(f"[{self._name}] expected state '{key}' of shape {tuple(p._data.shape)}, "
                                  f"got {arr.shape}")
             # on the param's device, allocated by its array module
-            return Tensor._wrap(xp_of(p.data).array(arr, dtype=p.data.dtype, order="C", copy=True))
+            return Tensor._wrap(xp_of(p._data).array(arr, dtype=p._data.dtype, order="C", copy=True))
         return copy.deepcopy(value)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -52,11 +52,11 @@ class RMSprop(Optimizer):
                 st["momentum_buffer"] = _state_tensor(a)
             if centered and "grad_avg" not in st:
                 st["grad_avg"] = _state_tensor(a)
-            sq.append(st["square_avg"].data)
+            sq.append(st["square_avg"]._data)
             if ga is not None:
-                ga.append(st["grad_avg"].data)
+                ga.append(st["grad_avg"]._data)
             if buf is not None:
-                buf.append(st["momentum_buffer"].data)
+                buf.append(st["momentum_buffer"]._data)
         K.rmsprop_step(p_arrays, g_arrays, sq, ga, buf, _as_float(group["lr"]), float(group["alpha"]),
                         float(group["eps"]), float(group["weight_decay"]), momentum, centered,
                         bool(group["maximize"]))

@@ -55,10 +55,10 @@ class SGD(Optimizer):
                     # Uninitialised: the kernel sets it to the (decayed) gradient.
                     t = Tensor._wrap(empty(a.shape, a.dtype, device_of(a)))
                     new.append((p, t))
-                    bufs.append(t.data)
+                    bufs.append(t._data)
                     fresh.append(True)
                 else:
-                    bufs.append(buf.data)
+                    bufs.append(buf._data)
                     fresh.append(False)
         K.sgd_step(p_arrays, g_arrays, bufs, fresh, _as_float(group["lr"]), momentum,
                     float(group["dampening"]), float(group["weight_decay"]), bool(group["nesterov"]),

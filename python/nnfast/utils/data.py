@@ -23,7 +23,7 @@ class Dataset:
 
 
 def _raw(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x._data if isinstance(x, Tensor) else np.asarray(x)
 
 
 class TensorDataset(Dataset):

@@ -66,8 +66,8 @@ def _recording(t: Tensor) -> bool:
 
 def _in_place(op: str, input: Tensor, run: Any) -> Tensor:
     """Run ``run(out, x)`` with out = x on input's storage; returns input."""
-    K = kernels(op, input.data)
-    x = input.data
+    K = kernels(op, input._data)
+    x = input._data
     if not x.flags.writeable:
         raise ValueError(f"[{op}] expected a writeable input for the in-place op, got a read-only array")
     if x.flags.c_contiguous:

@@ -22,7 +22,7 @@ def check_float(op: str, x: Any, name: str = "input") -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"[{op}] expected {name} to be an nnfast.Tensor, got {type(x).__name__}")
     t = x
-    d = t.data
+    d = t._data
     if d.dtype not in _FLOATS:
         raise TypeError(f"[{op}] expected {name} to be float32 or float64, got {d.dtype}")
     if type(d) is np.ndarray and not d.flags.aligned:  # kernels load whole elements
@@ -37,10 +37,10 @@ def check_same_dtype(op: str, ref: Tensor, other: Any, name: str) -> None:
 
 
 def check_same_device(op: str, ref: Tensor, *others: Any) -> None:
-    kind = type(ref.data)
+    kind = type(ref._data)
     for o in others:
         # Same array type and NumPy: both on the CPU (no device objects built).
-        if o is None or (type(o.data) is kind and kind is np.ndarray):
+        if o is None or (type(o._data) is kind and kind is np.ndarray):
             continue
         if o.device != ref.device:
             raise RuntimeError(f"[{op}] expected all tensors on one device, got {ref.device} and {o.device}")

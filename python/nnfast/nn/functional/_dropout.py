@@ -60,8 +60,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         return input
     seed, offset = next_kernel_seed()
     if inplace and not (grad_mode.is_grad_enabled() and input.requires_grad):
-        K = kernels("dropout", input.data)
-        x = input.data
+        K = kernels("dropout", input._data)
+        x = input._data
         if not x.flags.writeable:
             raise ValueError("[dropout] expected a writeable input for the in-place op, got a read-only array")
         if x.flags.c_contiguous:

@@ -93,8 +93,8 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activat
     check_float(op, weight, "weight")
     if bias is not None:
         check_float(op, bias, "bias")
-    x, w = input.data, weight.data
-    if w.dtype != x.dtype or (bias is not None and bias.data.dtype != x.dtype):
+    x, w = input._data, weight._data
+    if w.dtype != x.dtype or (bias is not None and bias._data.dtype != x.dtype):
         check_same_dtype(op, input, weight, "weight")
         check_same_dtype(op, input, bias, "bias")
     check_same_device(op, input, weight, bias)
@@ -104,7 +104,7 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activat
         raise ValueError(
             f"[{op}] expected input with last dimension {w.shape[1]} (in_features), got shape {x.shape}"
         )
-    if bias is not None and bias.data.shape != (w.shape[0],):
-        raise ValueError(f"[{op}] expected bias of shape ({w.shape[0]},), got {bias.data.shape}")
+    if bias is not None and bias._data.shape != (w.shape[0],):
+        raise ValueError(f"[{op}] expected bias of shape ({w.shape[0]},), got {bias._data.shape}")
     code, a, b = codes.resolve(activation)
     return LinearFunction.apply(input, weight, bias, code, a, b)

@@ -84,7 +84,7 @@ def _class_weight(op: str, input: Tensor, weight: Any, C: int) -> Any:
 
 def _class_layout(op: str, input: Tensor) -> tuple[int, int, int]:
     """(N, C, S) of a class-dim input: (N, C, d1, ...) or (C,)."""
-    shape = input.data.shape
+    shape = input._data.shape
     if len(shape) == 1:
         return 1, shape[0], 1
     if len(shape) < 1:
@@ -101,7 +101,7 @@ def _class_loss_args(op: str, input: Tensor, target: Any, reduction: str, size_a
     check_same_device(op, input, target)
     red = _RED[_reduction(op, reduction, size_average, reduce)]
     C = _class_layout(op, input)[1]
-    if C < 1 and input.data.ndim >= 2:
+    if C < 1 and input._data.ndim >= 2:
         raise ValueError(f"[{op}] expected input with at least one class, got shape {input.shape}")
     return target, red, C
 
@@ -111,14 +111,14 @@ def _as3(a: Any, N: int, C: int, S: int) -> Any:
 
 
 def _class_index_target(op: str, input: Tensor, target: Tensor) -> None:
-    shape = input.data.shape
+    shape = input._data.shape
     want = shape[:1] + shape[2:] if len(shape) >= 2 else ()
-    if target.data.dtype.kind not in "iu":
+    if target._data.dtype.kind not in "iu":
         raise TypeError(
             f"[{op}] expected target to be int64 class indices of shape {want} or a float tensor of the input's "
             f"shape {input.shape} (class probabilities), got {target.dtype} of shape {target.shape}"
         )
-    if target.data.shape != want:
+    if target._data.shape != want:
         raise ValueError(f"[{op}] expected target of shape {want} for input of shape {shape}, got {target.shape}")
 
 
@@ -256,7 +256,7 @@ def cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, s
     if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"[{op}] expected label_smoothing in [0, 1], got {label_smoothing}")
     w = _class_weight(op, input, weight, C)
-    if target.data.dtype.kind == "f":
+    if target._data.dtype.kind == "f":
         if target.shape != input.shape:
             raise ValueError(
                 f"[{op}] expected a float (class-probability) target of the input's shape {input.shape}, "

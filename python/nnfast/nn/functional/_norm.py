@@ -98,7 +98,7 @@ def _check_running_stats(op: str, x: Tensor, running_mean: Any, running_var: Any
             raise TypeError(f"[{op}] expected {name} to have dtype {x.dtype}, got {b.dtype}")
         if tuple(b.shape) != (C,):
             raise ValueError(f"[{op}] expected {name} of shape ({C},), got {tuple(b.shape)}")
-        if not b.data.flags.c_contiguous:
+        if not b._data.flags.c_contiguous:
             raise ValueError(f"[{op}] expected {name} to be contiguous (it is updated in place)")
 
 
@@ -227,7 +227,7 @@ def _channel_checks(op: str, input: Any, weight: Any, bias: Any) -> int:
 
 
 def _raw(t: Any) -> Any:
-    return None if t is None else t.data
+    return None if t is None else t._data
 
 
 def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],

@@ -41,4 +41,4 @@ def restore_parameter(module: Module, name: str, weight: Any, *derived: str) -> 
     for d in derived:
         store = module._parameters if d in module._parameters else module._buffers
         del store[d]
-    module.register_parameter(name, Parameter(weight.data))
+    module.register_parameter(name, Parameter(weight._data))

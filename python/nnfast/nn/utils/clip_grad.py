@@ -37,7 +37,7 @@ def _grads(parameters: _TensorOrTensors, op: str = "clip_grad_norm_") -> list[np
     out = []
     for p in _params(op, parameters):
         if p.grad is not None:
-            out.append(p.grad.data if isinstance(p.grad, Tensor) else p.grad)
+            out.append(p.grad._data if isinstance(p.grad, Tensor) else p.grad)
     return out
 
 
@@ -79,7 +79,7 @@ def get_total_norm(tensors: Union[_TensorOrTensors, Iterable[np.ndarray]], norm_
     """Norm of the concatenation of ``tensors`` (PyTorch: the norm of their per-tensor norms)."""
     if isinstance(tensors, Tensor):
         tensors = [tensors]
-    arrays = [t.data if isinstance(t, Tensor) else t for t in tensors]
+    arrays = [t._data if isinstance(t, Tensor) else t for t in tensors]
     norm_type = float(norm_type)
     if not arrays:
         return Tensor(np.array(0.0, dtype=get_default_dtype()))

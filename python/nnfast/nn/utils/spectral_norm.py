@@ -81,10 +81,10 @@ class SpectralNorm:
         u = getattr(module, self.name + "_u")
         v = getattr(module, self.name + "_v")
         if do_power_iteration:
-            K = kernels("spectral_norm", weight.data, u.data, v.data)
-            K.spectral_norm_power_iteration(u.data, v.data, _to_matrix(weight.data, self.dim),
+            K = kernels("spectral_norm", weight._data, u._data, v._data)
+            K.spectral_norm_power_iteration(u._data, v._data, _to_matrix(weight._data, self.dim),
                                             self.n_power_iterations, self.eps)
-        return SpectralNormFunction.apply(weight, u.data, v.data, self.dim)
+        return SpectralNormFunction.apply(weight, u._data, v._data, self.dim)
 
     @staticmethod
     def apply(module: Module, name: str, n_power_iterations: int, dim: int, eps: float) -> "SpectralNorm":
@@ -96,14 +96,14 @@ class SpectralNorm:
         if not 0 <= d < weight.ndim:
             raise ValueError(f"[{op}] expected dim in [-{weight.ndim}, {weight.ndim}), got {dim}")
         fn = SpectralNorm(name, n_power_iterations, d, eps)
-        h, w = _to_matrix(weight.data, d).shape
+        h, w = _to_matrix(weight._data, d).shape
         rng = _random.default_generator()
         dt = weight.dtype
         u = _normalized(rng.standard_normal(h).astype(dt), fn.eps)
         v = _normalized(rng.standard_normal(w).astype(dt), fn.eps)
         del module._parameters[name]
         module.register_parameter(name + "_orig", weight)
-        object.__setattr__(module, name, Tensor(weight.data))
+        object.__setattr__(module, name, Tensor(weight._data))
         module.register_buffer(name + "_u", Tensor(u))
         module.register_buffer(name + "_v", Tensor(v))
         module.register_forward_pre_hook(fn)

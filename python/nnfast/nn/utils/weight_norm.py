@@ -129,8 +129,8 @@ class WeightNorm:
         weight = reparam_target(module, name, op, WeightNorm)
         fn = WeightNorm(name, _norm_dim(op, dim, weight.ndim))
         del module._parameters[name]
-        module.register_parameter(name + "_g", Parameter(_norm_except_dim(weight.data, fn.dim)))
-        module.register_parameter(name + "_v", Parameter(weight.data))
+        module.register_parameter(name + "_g", Parameter(_norm_except_dim(weight._data, fn.dim)))
+        module.register_parameter(name + "_v", Parameter(weight._data))
         setattr(module, name, fn.compute_weight(module))
         module.register_forward_pre_hook(fn)
         return fn
