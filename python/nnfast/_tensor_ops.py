@@ -29,20 +29,6 @@ def _binary(fn: type[Function], swap: bool = False) -> Any:
     return method
 
 
-def _inplace(np_op: str) -> Any:
-    def method(self: Tensor, other: Any) -> Tensor:
-        if grad_mode.is_grad_enabled() and self.requires_grad:
-            raise RuntimeError(
-                "[inplace] expected no in-place update of a tensor that requires grad; "
-                "wrap the update in nnfast.no_grad()"
-            )
-        o = other._data if isinstance(other, Tensor) else other
-        getattr(self._data, np_op)(o)
-        return self
-
-    return method
-
-
 def _compare(op: str) -> Any:
     def method(self: Tensor, other: Any) -> Tensor:
         o = other._data if isinstance(other, Tensor) else other
@@ -189,22 +175,6 @@ def rpow(self: Tensor, base: Any) -> Tensor:
     return ops.Pow.apply(_operand(base, self), self)
 
 
-def zero_(self: Tensor) -> Tensor:
-    self._data[...] = 0
-    return self
-
-
-def fill_(self: Tensor, value: Any) -> Tensor:
-    self._data[...] = value
-    return self
-
-
-def copy_(self: Tensor, src: Any) -> Tensor:
-    s = src._data if isinstance(src, Tensor) else src
-    self._data[...] = s
-    return self
-
-
 def _neg(self: Tensor) -> Tensor:
     return ops.Neg.apply(self)
 
@@ -260,15 +230,13 @@ def methods() -> dict[str, Any]:
         "__truediv__": div, "__rtruediv__": _binary(ops.Div, swap=True),
         "__matmul__": matmul, "__rmatmul__": _binary(ops.MatMul, swap=True),
         "__neg__": _neg, "__pos__": _pos, "__pow__": pow_, "__rpow__": rpow, "__abs__": _abs,
-        "__iadd__": _inplace("__iadd__"), "__isub__": _inplace("__isub__"),
-        "__imul__": _inplace("__imul__"), "__itruediv__": _inplace("__itruediv__"),
         "__getitem__": getitem, "__setitem__": setitem,
         "add": add, "sub": sub, "mul": mul, "div": div, "matmul": matmul, "mm": matmul, "pow": pow_,
         "neg": _neg, "abs": _abs, "exp": _exp, "log": _log, "sqrt": _sqrt, "clamp": clamp, "clip": clamp,
         "sum": sum_, "mean": mean, "max": max_, "min": min_, "var": var, "std": std,
         "argmax": argmax, "argmin": argmin, "reshape": reshape, "view": reshape, "permute": permute,
         "transpose": transpose, "t": t, "T": property(_T), "flatten": flatten, "unsqueeze": unsqueeze,
-        "squeeze": squeeze, "expand": expand, "zero_": zero_, "fill_": fill_, "copy_": copy_,
+        "squeeze": squeeze, "expand": expand,
         "any": _any, "all": _all, "isfinite": _isfinite, "isnan": _isnan,
     }
     for name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):

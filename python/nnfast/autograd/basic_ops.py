@@ -357,6 +357,8 @@ class Min(Max):
 
 
 class Reshape(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx: Any, a: Any, shape: tuple[int, ...]) -> Any:
         ctx.shape = a.shape
@@ -368,6 +370,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx: Any, a: Any, axes: tuple[int, ...]) -> Any:
         ctx.axes = axes
@@ -379,6 +383,8 @@ class Permute(Function):
 
 
 class Expand(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx: Any, a: Any, shape: tuple[int, ...]) -> Any:
         ctx.shape = a.shape
@@ -390,6 +396,8 @@ class Expand(Function):
 
 
 class GetItem(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx: Any, a: Any, index: Any) -> Any:
         ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index

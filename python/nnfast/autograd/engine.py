@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import anomaly
-from .function import ACCUMULATED
+from .function import ACCUMULATED, check_versions
 
 
 def _topological_order(root: Any) -> list[Any]:
@@ -44,6 +44,8 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
                 f"[backward] expected a graph that still holds its saved tensors; {node.name} was "
                 "already freed by an earlier backward (pass retain_graph=True the first time)"
             )
+        if node._versions is not None:
+            check_versions(node)
         if retain_graph:
             node._retain_graph = True
         grads = type(node).backward(node, g)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from . import anomaly, grad_mode
 
 if TYPE_CHECKING:
@@ -46,16 +48,20 @@ ACCUMULATED: Any = _Accumulated()
 
 
 class Function:
-    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_released", "__dict__")
+    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_released", "_versions", "__dict__")
     # Set by the engine on nodes backpropagated with retain_graph=True: backward
     # must then leave its saved arrays untouched (it may not hand them out).
     _retain_graph = False
+    # A view op (reshape, permute, basic indexing ...): an output that shares the input's memory
+    # also shares its version counter, so writing through either is seen by both.
+    is_view = False
 
     def __init__(self) -> None:
         self.inputs: tuple[Any, ...] = ()
         self.needs_input_grad: tuple[bool, ...] = ()
         self.saved_tensors: tuple[Any, ...] = ()
         self._released = False
+        self._versions: Any = None
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
@@ -130,15 +136,48 @@ class Function:
         out = cls.forward(ctx, *raw, **kwargs)
         record = record and grad_mode._enabled[0]
         result = Tensor._wrap(out, record)
+        if cls.is_view and inputs and inputs[0] is not None and _shares_memory(out, raw[0]):
+            result._vc = inputs[0]._vc
         if record:
             ctx.inputs = tuple(inputs)
             ctx.needs_input_grad = tuple(needs)
             result.grad_fn = ctx
+            if ctx.saved_tensors:
+                ctx._versions = _saved_versions(ctx.saved_tensors, inputs, raw, result)
         else:
             ctx.saved_tensors = ()
         if anomaly._enabled[0]:
             anomaly.check_forward(cls.__name__, out)
         return result
+
+
+def _shares_memory(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.may_share_memory(a, b))
+    except TypeError:  # CuPy arrays: compare the allocations
+        return getattr(getattr(a, "data", None), "mem", 1) is getattr(getattr(b, "data", None), "mem", 2)
+
+
+def _saved_versions(saved: tuple[Any, ...], inputs: list[Any], raw: list[Any], result: Any) -> Any:
+    """(counter, version, shape) of each tensor whose array backward reads (an input or the
+    output saved as it is), so backward can tell when one was modified in place since."""
+    ids = {id(a) for a in saved}
+    out = [(t._vc, t._vc[0], t.shape) for t, a in zip(inputs, raw) if t is not None and id(a) in ids]
+    if id(result._data) in ids:
+        out.append((result._vc, 0, result.shape))
+    return out or None
+
+
+def check_versions(node: Function) -> None:
+    """Raise PyTorch's error when an array saved by ``node`` was modified in place after the forward."""
+    for counter, version, shape in node._versions or ():
+        if counter[0] != version:
+            raise RuntimeError(
+                "[backward] one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: a tensor of shape {tuple(shape)} used by {node.name} is at version "
+                f"{counter[0]}; expected version {version} instead. Hint: make the in-place update out of "
+                "place (x = x + y instead of x += y), or clone() the tensor before modifying it"
+            )
 
 
 _TENSOR: list[type[Tensor]] = []

@@ -31,5 +31,6 @@ def install() -> None:
     from ..tensor import Tensor
 
     for area in AREAS:
-        for name, fn in area.METHODS.items():
+        table = area.methods() if hasattr(area, "methods") else area.METHODS
+        for name, fn in table.items():
             setattr(Tensor, name, fn)

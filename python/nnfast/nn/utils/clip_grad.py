@@ -77,9 +77,8 @@ def get_total_norm(tensors: Union[_TensorOrTensors, Iterable[np.ndarray]], norm_
                    error_if_nonfinite: bool = False,
                    foreach: Optional[bool] = None) -> Tensor:
     """Norm of the concatenation of ``tensors`` (PyTorch: the norm of their per-tensor norms)."""
-    if isinstance(tensors, Tensor):
-        tensors = [tensors]
-    arrays = [t._data if isinstance(t, Tensor) else t for t in tensors]
+    seq: Iterable[Any] = [tensors] if isinstance(tensors, Tensor) else tensors
+    arrays = [t._data if isinstance(t, Tensor) else t for t in seq]
     norm_type = float(norm_type)
     if not arrays:
         return Tensor(np.array(0.0, dtype=get_default_dtype()))
