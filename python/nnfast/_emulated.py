@@ -106,12 +106,30 @@ class _ArrayModule(types.ModuleType):
         except KeyError:
             pass
         attr = getattr(np, name)
-        if isinstance(attr, (types.FunctionType, types.BuiltinFunctionType, np.ufunc)) or (
+        if isinstance(attr, np.ufunc):
+            attr = _Ufunc(attr)
+        elif isinstance(attr, (types.FunctionType, types.BuiltinFunctionType, np.ufunc)) or (
                 callable(attr) and not isinstance(attr, type) and hasattr(attr, "__name__")
                 and not isinstance(attr, types.ModuleType)):
             attr = _wrap_fn(attr)
         cache[name] = attr
         return attr
+
+
+class _Ufunc:
+    """A NumPy ufunc whose results are cuda arrays; its methods (``at``, ``reduce``,
+    ``accumulate``, ``outer``) too, as CuPy's ufuncs have them."""
+
+    def __init__(self, uf: np.ufunc) -> None:
+        self._uf = uf
+        self.__name__ = uf.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _wrap(self._uf(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._uf, name)
+        return _wrap_fn(attr) if callable(attr) else attr
 
 
 def _wrap_fn(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,3 +8,5 @@ from .loss import *  # noqa: F401,F403
 from .module import Module as Module, Parameter as Parameter  # noqa: F401
 from .normalization import *  # noqa: F401,F403
 from . import regularization as regularization  # noqa: F401,E402
+from .rnn import *  # noqa: F401,F403,E402
+from .sparse import *  # noqa: F401,F403,E402

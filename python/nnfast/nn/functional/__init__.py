@@ -7,3 +7,4 @@ from ._dropout import *  # noqa: F401,F403
 from ._linear import *  # noqa: F401,F403
 from ._loss import *  # noqa: F401,F403
 from ._norm import *  # noqa: F401,F403
+from ..sparse import embedding as embedding  # noqa: F401,E402
