@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from ._native import _C
 from . import _tensor_ops
 from ._random import get_rng_state, initial_seed, manual_seed, set_rng_state
-from .autograd import enable_grad, no_grad, set_grad_enabled, is_grad_enabled
+from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled, is_grad_enabled
 from .tensor import (
     Tensor, arange, as_tensor, bool_, device, double, empty, empty_like, float, float16, float32,
     float64, from_dlpack, from_numpy, full, get_default_dtype, int32, int64, is_tensor, long, ones,
@@ -44,7 +44,7 @@ __all__ = [
     "float", "float16", "float32", "float64", "double", "int32", "int64", "long", "bool_",
     "get_default_dtype", "set_default_dtype",
     "manual_seed", "initial_seed", "get_rng_state", "set_rng_state",
-    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode",
     "autograd", "nn", "optim", "utils", "datasets", "io", "training", "cli", "bench",
     "save", "load", "fit",
     "cuda", "info", "get_num_threads", "set_num_threads", "get_include", "get_cmake_dir", "get_library_dir",

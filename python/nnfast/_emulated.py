@@ -63,6 +63,8 @@ class EmulatedArray(np.ndarray):
         return _wrap(r)
 
     def __array_function__(self, func: Any, types_: Any, args: Any, kwargs: Any) -> Any:
+        if func in _LIKE:  # NumPy's own *_like copy a host scalar array in: build them directly
+            return _like(func, *args, **kwargs)
         for t in types_:
             if issubclass(t, np.ndarray) and not issubclass(t, EmulatedArray):
                 raise _mixed(getattr(func, "__name__", "op"))
@@ -78,6 +80,18 @@ class EmulatedArray(np.ndarray):
 
     def __reduce__(self) -> Any:  # pickling a cuda array saves host data, as CuPy does
         return (to_device, (self.get(),))
+
+
+_LIKE = {np.zeros_like: 0, np.ones_like: 1, np.full_like: None}
+
+
+def _like(func: Any, a: Any, *args: Any, dtype: Any = None, order: Any = "K", subok: bool = True,
+          shape: Any = None, **kw: Any) -> EmulatedArray:
+    fill = _LIKE[func] if func is not np.full_like else (args[0] if args else kw["fill_value"])
+    if func is np.full_like and len(args) > 1:
+        dtype = args[1]
+    out = np.full(a.shape if shape is None else shape, fill, dtype=a.dtype if dtype is None else dtype)
+    return out.view(EmulatedArray)
 
 
 def to_device(a: Any) -> EmulatedArray:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union, overload
 
 import numpy as np
@@ -128,6 +129,17 @@ def _as_array(data: Any, dtype: Any = None) -> Any:
     return arr
 
 
+class _HookHandle:
+    """What ``register_hook`` returns: ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list[Any], hook: Any) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
 class Tensor:
     """An n-dimensional array that records differentiable operations.
 
@@ -249,11 +261,34 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    def register_hook(self, hook: Any) -> None:
-        """Call ``hook(grad) -> Tensor | None`` when this leaf's gradient is accumulated."""
-        if self._hooks is None:
-            self._hooks = []
-        self._hooks.append(hook)
+    def register_hook(self, hook: Any) -> "_HookHandle":
+        """Call ``hook(grad) -> Tensor | None`` with this tensor's gradient during backward (a
+        returned tensor replaces the gradient). Returns a handle whose ``remove()`` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("[register_hook] expected a tensor that requires grad; "
+                               "cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        else:  # a non-leaf: its node runs the hooks on the gradient it receives
+            if self.grad_fn._grad_hooks is None:
+                self.grad_fn._grad_hooks = []
+            hooks = self.grad_fn._grad_hooks
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in ``.grad`` during backward (leaves always do)."""
+        if not self.requires_grad:
+            raise RuntimeError("[retain_grad] expected a tensor that requires grad")
+        if self.grad_fn is not None:
+            self.grad_fn._retained = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        ref = None if self.grad_fn is None else self.grad_fn._retained
+        return ref is not None and ref() is self
 
     def _accumulate_grad(self, g: Any) -> None:
         if self._hooks:

@@ -1,7 +1,7 @@
 """Reverse-mode automatic differentiation: the tape, grad modes and checks."""
 from .anomaly import detect_anomaly
 from .function import Function
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import gradcheck
 
 
@@ -20,4 +20,4 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False):  # type: ignor
 
 
 __all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck",
-           "detect_anomaly", "grad"]
+           "detect_anomaly", "grad", "inference_mode"]

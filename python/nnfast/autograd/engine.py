@@ -28,6 +28,24 @@ def _topological_order(root: Any) -> list[Any]:
     return order
 
 
+def _node_hooks(node: Any, g: Any) -> Any:
+    """Hooks registered on the non-leaf tensor ``node`` produced, then ``retain_grad``'s copy."""
+    from ..tensor import Tensor
+
+    for hook in node._grad_hooks or ():
+        r = hook(Tensor._wrap(g))
+        if r is not None:
+            g = r._data if isinstance(r, Tensor) else r
+    ref = node._retained
+    t = ref() if ref is not None else None
+    if t is not None:
+        if t.grad is None:
+            t.grad = Tensor._wrap(g.copy())
+        else:
+            t.grad._data += g
+    return g
+
+
 def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (d out / d root) to every leaf that requires grad."""
     if root.grad_fn is None:
@@ -44,6 +62,8 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
                 f"[backward] expected a graph that still holds its saved tensors; {node.name} was "
                 "already freed by an earlier backward (pass retain_graph=True the first time)"
             )
+        if node._grad_hooks or node._retained is not None:
+            g = _node_hooks(node, g)
         if node._versions is not None:
             check_versions(node)
         if retain_graph:

@@ -48,7 +48,8 @@ ACCUMULATED: Any = _Accumulated()
 
 
 class Function:
-    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_released", "_versions", "__dict__")
+    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_released", "_versions", "_grad_hooks",
+                 "_retained", "__dict__")
     # Set by the engine on nodes backpropagated with retain_graph=True: backward
     # must then leave its saved arrays untouched (it may not hand them out).
     _retain_graph = False
@@ -62,6 +63,8 @@ class Function:
         self.saved_tensors: tuple[Any, ...] = ()
         self._released = False
         self._versions: Any = None
+        self._grad_hooks: Any = None  # hooks of the non-leaf tensor this node produced
+        self._retained: Any = None    # weakref to that tensor when it called retain_grad()
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays

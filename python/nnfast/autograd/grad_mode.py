@@ -67,3 +67,30 @@ class set_grad_enabled(_GradMode):
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+
+class inference_mode(_GradMode):
+    """Context manager / decorator: like ``no_grad`` (nothing is recorded); ``inference_mode(False)``
+    leaves recording as it is."""
+
+    def __init__(self, mode: bool = True) -> None:
+        self._enable = bool(mode)
+
+    def __enter__(self) -> None:
+        self._prev = _enabled[0]
+        if self._enable:
+            _enabled[0] = False
+
+    def __call__(self, fn: F) -> F:
+        enable = self._enable
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with inference_mode(enable):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def is_inference_mode_enabled() -> bool:
+    return not _enabled[0]

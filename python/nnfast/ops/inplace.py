@@ -57,7 +57,7 @@ def write(t: Tensor, values: Any, op: str) -> None:
     if not d.flags.writeable:
         raise RuntimeError(f"[{op}] expected a writeable tensor; this one is a read-only (broadcast or "
                            "memory-mapped) view: clone() it first")
-    xp_of(d).copyto(d, v, casting="unsafe")
+    d[...] = v  # casts as copyto(casting='unsafe') would, after the same_kind check above
     bump_version(t)
 
 
@@ -70,7 +70,7 @@ class Overwrite(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        return xp_of(g).zeros_like(g), None
+        return xp_of(g).zeros(g.shape, dtype=g.dtype), None
 
 
 class CopyFrom(Function):
@@ -87,7 +87,7 @@ class CopyFrom(Function):
         gs = unbroadcast(g, ctx.src_shape) if ctx.src_dtype.kind == "f" else None
         if gs is not None and gs.dtype != ctx.src_dtype:
             gs = gs.astype(ctx.src_dtype)
-        return xp_of(g).zeros_like(g), gs
+        return xp_of(g).zeros(g.shape, dtype=g.dtype), gs
 
 
 def _snapshot(t: Tensor) -> Tensor:
