@@ -131,14 +131,33 @@ class _Encoder:
                 return {"dict" if t is dict else "odict": items}
             finally:
                 self.active.discard(id(x))
-        raise TypeError(f"[save] cannot store a {t.__module__}.{t.__qualname__} at {_where(path)}; "
-                        "nnfast.save takes nested dict/list/tuple of tensors, arrays, numbers, "
-                        "str, bytes, bool and None")
+        raise _unsupported(x, path)
 
     def key(self, k: Any, path: list[str]) -> Any:
         if not _hashable_plain(k):
             raise TypeError(f"[save] cannot store a dict key of type {type(k).__name__} at {_where(path)}")
         return self.node(k, path)
+
+
+_WHAT = ("a state_dict, a tensor, or nested dict/list/tuple of tensors, arrays, numbers, str, bytes, "
+         "bool and None")
+
+
+def _unsupported(x: Any, path: list[str]) -> TypeError:
+    """The error for an object nnfast.save cannot store (it never pickles), with what to save instead."""
+    t = type(x)
+    name = f"{t.__module__}.{t.__qualname__}"
+    from ..nn.module import Module
+
+    if isinstance(x, Module):
+        hint = "save model.state_dict() instead (and load it with model.load_state_dict)"
+    elif callable(getattr(x, "state_dict", None)):
+        hint = f"save its state_dict() instead (a {t.__name__} object is not stored)"
+    else:
+        hint = "save model.state_dict() and plain values instead (nnfast.save never pickles objects)"
+    if not path:
+        return TypeError(f"[save] expected {_WHAT}, got a {name}; {hint}")
+    return TypeError(f"[save] cannot store a {name} at {_where(path)}: expected {_WHAT}; {hint}")
 
 
 def _hashable_plain(k: Any) -> bool:
