@@ -115,8 +115,7 @@ def _rebuild(like: Any, values: Any) -> Any:
 
 def collate(batch: Any, *, collate_fn_map: Optional[CollateMap] = None) -> Any:
     """Collate ``batch`` (a list of samples) with per-type functions from ``collate_fn_map``."""
-    batch = list(batch)
-    if not batch:
+    if not len(batch):
         raise ValueError("[default_collate] expected a non-empty batch")
     elem = batch[0]
     fn = _lookup(elem, collate_fn_map) if collate_fn_map is not None else None
@@ -125,14 +124,14 @@ def collate(batch: Any, *, collate_fn_map: Optional[CollateMap] = None) -> Any:
     if isinstance(elem, collections.abc.Mapping):
         return _rebuild(elem, {k: collate([d[k] for d in batch], collate_fn_map=collate_fn_map) for k in elem})
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
-        return type(elem)(*(collate(list(s), collate_fn_map=collate_fn_map) for s in zip(*batch)))
+        return type(elem)(*(collate(s, collate_fn_map=collate_fn_map) for s in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         size = len(elem)
         for i, e in enumerate(batch):
             if len(e) != size:
                 raise RuntimeError(f"[default_collate] expected samples of equal length, got {size} at entry 0 "
                                    f"and {len(e)} at entry {i}")
-        fields = [collate(list(s), collate_fn_map=collate_fn_map) for s in zip(*batch)]
+        fields = [collate(s, collate_fn_map=collate_fn_map) for s in zip(*batch)]
         return fields if isinstance(elem, tuple) else _rebuild(elem, fields)
     raise _err(type(elem))
 
