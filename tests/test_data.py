@@ -124,9 +124,6 @@ COLLATE_CASES = {
 }
 
 
-def nn_tensors(batch):
-    """Tensors in a sample list as nnfast Tensors (the test data builders use NumPy)."""
-    return batch
 
 
 @pytest.mark.parametrize("name", list(COLLATE_CASES))

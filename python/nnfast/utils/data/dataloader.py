@@ -58,7 +58,7 @@ class _InfiniteSampler(Sampler):
         return itertools.repeat(None)
 
 
-def _expect(ok: bool, msg: str) -> None:
+def _expect(ok: Any, msg: str) -> None:
     if not ok:
         raise ValueError("[DataLoader] expected " + msg)
 
@@ -80,6 +80,48 @@ def _take(t: Tensor, idx: np.ndarray) -> Tensor:
     return Tensor._wrap(a[xp_of(a).asarray(idx) if is_cupy(a) else idx])
 
 
+def _check_workers(num_workers: Any, timeout: Any, prefetch_factor: Any, persistent: bool) -> Optional[int]:
+    """Checks the worker options; returns prefetch_factor with its default (2 with workers)."""
+    _expect(isinstance(num_workers, int) and num_workers >= 0,
+            f"num_workers >= 0 (0 reads in the calling thread), got {num_workers!r}")
+    _expect(timeout >= 0, f"timeout >= 0, got {timeout!r}")
+    if num_workers == 0:
+        _expect(prefetch_factor is None, "prefetch_factor=None with num_workers=0 (it only applies to workers)")
+        _expect(not persistent, "num_workers > 0 with persistent_workers=True")
+        return None
+    prefetch_factor = 2 if prefetch_factor is None else prefetch_factor
+    _expect(isinstance(prefetch_factor, int) and prefetch_factor > 0,
+            f"prefetch_factor to be a positive int, got {prefetch_factor!r}")
+    return int(prefetch_factor)
+
+
+def _samplers(dataset: Any, batch_size: Any, shuffle: Any, sampler: Any, batch_sampler: Any, drop_last: Any,
+              generator: Any) -> tuple[Any, Any, Optional[int]]:
+    """(sampler, batch_sampler, batch_size) after PyTorch's checks and defaults."""
+    _expect(batch_size is None or (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
+                                   and batch_size > 0),
+            f"batch_size to be a positive int or None, got {batch_size!r}")
+    _expect(isinstance(drop_last, bool), f"drop_last to be a bool, got {drop_last!r}")
+    iterable = isinstance(dataset, IterableDataset)
+    if iterable:
+        _expect(not shuffle, f"shuffle unset with an IterableDataset, got shuffle={shuffle}")
+        _expect(sampler is None, "no sampler with an IterableDataset")
+        _expect(batch_sampler is None, "no batch_sampler with an IterableDataset")
+    _expect(not (sampler is not None and shuffle), "either a sampler or shuffle=True, not both")
+    if batch_sampler is not None:
+        _expect(batch_size == 1 and not shuffle and sampler is None and not drop_last,
+                "batch_sampler alone, without batch_size, shuffle, sampler or drop_last")
+        batch_size = None
+    elif batch_size is None:
+        _expect(not drop_last, "drop_last=False with batch_size=None (batching is off)")
+    if sampler is None:
+        sampler = (_InfiniteSampler() if iterable else
+                   RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset))
+    if batch_size is not None and batch_sampler is None and not iterable:
+        batch_sampler = BatchSampler(sampler, int(batch_size), drop_last)
+    return sampler, batch_sampler, None if batch_size is None else int(batch_size)
+
+
 _FROZEN = ("dataset", "batch_size", "batch_sampler", "sampler", "drop_last", "persistent_workers")
 
 
@@ -99,39 +141,12 @@ class DataLoader:
                  multiprocessing_context: Any = None, generator: Any = None, *,
                  prefetch_factor: Optional[int] = None, persistent_workers: bool = False,
                  pin_memory_device: str = "", in_order: bool = True, device: Any = None) -> None:
-        _expect(isinstance(num_workers, int) and num_workers >= 0,
-                f"num_workers >= 0 (0 reads in the calling thread), got {num_workers!r}")
-        _expect(timeout >= 0, f"timeout >= 0, got {timeout!r}")
-        if num_workers == 0:
-            _expect(prefetch_factor is None, "prefetch_factor=None with num_workers=0 (it only applies to workers)")
-            _expect(not persistent_workers, "num_workers > 0 with persistent_workers=True")
-        else:
-            prefetch_factor = 2 if prefetch_factor is None else prefetch_factor
-            _expect(isinstance(prefetch_factor, int) and prefetch_factor > 0,
-                    f"prefetch_factor to be a positive int, got {prefetch_factor!r}")
-        _expect(batch_size is None or (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
-                                       and batch_size > 0),
-                f"batch_size to be a positive int or None, got {batch_size!r}")
-        _expect(isinstance(drop_last, bool), f"drop_last to be a bool, got {drop_last!r}")
+        prefetch_factor = _check_workers(num_workers, timeout, prefetch_factor, persistent_workers)
+        sampler, batch_sampler, batch_size = _samplers(dataset, batch_size, shuffle, sampler, batch_sampler,
+                                                       drop_last, generator)
         iterable = isinstance(dataset, IterableDataset)
-        if iterable:
-            _expect(not shuffle, f"shuffle unset with an IterableDataset, got shuffle={shuffle}")
-            _expect(sampler is None, "no sampler with an IterableDataset")
-            _expect(batch_sampler is None, "no batch_sampler with an IterableDataset")
-        _expect(not (sampler is not None and shuffle), "either a sampler or shuffle=True, not both")
-        if batch_sampler is not None:
-            _expect(batch_size == 1 and not shuffle and sampler is None and not drop_last,
-                    "batch_sampler alone, without batch_size, shuffle, sampler or drop_last")
-            batch_size = None
-        elif batch_size is None:
-            _expect(not drop_last, "drop_last=False with batch_size=None (batching is off)")
-        if sampler is None:
-            sampler = (_InfiniteSampler() if iterable else
-                       RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset))
-        if batch_size is not None and batch_sampler is None and not iterable:
-            batch_sampler = BatchSampler(sampler, int(batch_size), drop_last)
         self.dataset = dataset
-        self.batch_size = None if batch_size is None else int(batch_size)
+        self.batch_size = batch_size
         self.drop_last = drop_last
         self.sampler = sampler
         self.batch_sampler = batch_sampler
