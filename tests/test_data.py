@@ -647,3 +647,17 @@ def test_training_with_a_loader_is_reproducible():
         return arr(model.weight).copy()
 
     assert np.array_equal(run(), run())
+
+
+@pytest.mark.skipif(not nnfast.cuda.is_available(), reason="no cuda device")
+def test_cuda_tensors_stay_on_cuda():
+    X, y = data(7)
+    ds = TensorDataset(nnfast.tensor(X).to("cuda"), nnfast.tensor(y).to("cuda"))
+    fast = list(DataLoader(ds, batch_size=3, shuffle=True, generator=np.random.default_rng(0)))
+    slow = list(DataLoader(ds, batch_size=3, shuffle=True, generator=np.random.default_rng(0),
+                           collate_fn=lambda b: default_collate(b), num_workers=2))
+    for a, b in zip(fast, slow):
+        for u, v in zip(a, b):
+            assert u.is_cuda and v.is_cuda and np.array_equal(u.cpu().numpy(), v.cpu().numpy())
+    moved = next(iter(DataLoader(Squares(4), batch_size=2, device="cuda")))
+    assert moved["v"].is_cuda and moved["i"].is_cuda and moved["name"] == ["s0", "s1"]

@@ -68,8 +68,8 @@ class TensorDataset(Dataset):
 
     def __getitem__(self, index: Any) -> tuple[Any, ...]:
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
-            # the common case, without the autograd indexing op
-            return tuple(t[index] if t.requires_grad else Tensor._wrap(t._data[index]) for t in self.tensors)
+            # the common case, without the autograd indexing op (`...` keeps a 0-d row an array on its device)
+            return tuple(t[index] if t.requires_grad else Tensor._wrap(t._data[index, ...]) for t in self.tensors)
         return tuple(t[index] for t in self.tensors)
 
     def __len__(self) -> int:
