@@ -661,3 +661,21 @@ def test_cuda_tensors_stay_on_cuda():
             assert u.is_cuda and v.is_cuda and np.array_equal(u.cpu().numpy(), v.cpu().numpy())
     moved = next(iter(DataLoader(Squares(4), batch_size=2, device="cuda")))
     assert moved["v"].is_cuda and moved["i"].is_cuda and moved["name"] == ["s0", "s1"]
+
+
+def test_generic_subscripting_and_subset_subclasses():
+    class Ints(Dataset[int]):
+        def __getitem__(self, i):
+            return i
+
+        def __len__(self):
+            return 5
+
+    class Negated(Subset):
+        def __getitem__(self, i):
+            return -super().__getitem__(i)
+
+    assert DataLoader[int] is DataLoader and Sampler[int] is not None and IterableDataset[int] is not None
+    got = [arr(b).tolist() for b in DataLoader(Negated(Ints(), [4, 1, 2]), batch_size=2)]
+    assert got == [[-4, -1], [-2]]
+    assert [arr(b).tolist() for b in DataLoader(Subset(Ints(), [4, 1, 2]), batch_size=3)] == [[4, 1, 2]]

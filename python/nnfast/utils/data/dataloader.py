@@ -51,7 +51,7 @@ def get_worker_info() -> Optional[WorkerInfo]:
     return getattr(_local, "info", None)
 
 
-class _InfiniteSampler(Sampler):
+class _InfiniteSampler(Sampler[None]):
     """Stands in for the sampler of an iterable dataset (which has no indices)."""
 
     def __iter__(self) -> Iterator[None]:
@@ -165,6 +165,9 @@ class DataLoader:
         self.collate_fn = collate_fn if collate_fn is not None else (default_collate if auto else default_convert)
         self._epochs = 0
         self._initialized = True
+
+    def __class_getitem__(cls, item: Any) -> type["DataLoader"]:
+        return cls  # ``DataLoader[T]`` in annotations, as with PyTorch's generic class
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _FROZEN and self.__dict__.get("_initialized"):

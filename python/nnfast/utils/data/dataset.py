@@ -5,7 +5,7 @@ import bisect
 import itertools
 import math
 import warnings
-from typing import Any, Iterable, Iterator, Sequence, Union
+from typing import Any, Generic, Iterable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -16,27 +16,30 @@ __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDatas
            "StackDataset", "random_split"]
 
 
-class Dataset:
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Dataset(Generic[T_co]):
     """Map-style dataset: subclasses define ``__getitem__(index)`` and usually ``__len__``.
 
-    ``a + b`` is ``ConcatDataset([a, b])``.
+    ``a + b`` is ``ConcatDataset([a, b])``. Generic like PyTorch's (``Dataset[int]``).
     """
 
-    def __getitem__(self, index: Any) -> Any:
+    def __getitem__(self, index: Any) -> T_co:
         raise NotImplementedError(f"[Dataset] expected {type(self).__name__} to define __getitem__")
 
-    def __add__(self, other: "Dataset") -> "ConcatDataset":
+    def __add__(self, other: "Dataset[Any]") -> "ConcatDataset":
         return ConcatDataset([self, other])
 
 
-class IterableDataset(Dataset):
+class IterableDataset(Dataset[T_co]):
     """A stream of samples: subclasses define ``__iter__``. ``a + b`` chains two streams.
 
     A DataLoader reads it in the calling thread (even with ``num_workers > 0``), so
     ``get_worker_info()`` is None inside ``__iter__`` and each sample is read once.
     """
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[T_co]:
         raise NotImplementedError(f"[IterableDataset] expected {type(self).__name__} to define __iter__")
 
     def __add__(self, other: Any) -> "ChainDataset":  # type: ignore[override]
@@ -50,7 +53,7 @@ def _as_tensor(x: Any, i: int) -> Tensor:
     return t
 
 
-class TensorDataset(Dataset):
+class TensorDataset(Dataset[Any]):
     """Sample ``i`` is ``tuple(t[i] for t in tensors)``; all tensors share their first dimension.
 
     NumPy arrays are accepted too (kept as Tensors sharing their memory).
@@ -76,7 +79,7 @@ class TensorDataset(Dataset):
         return int(self.tensors[0].shape[0])
 
 
-class Subset(Dataset):
+class Subset(Dataset[Any]):
     """The samples of ``dataset`` at ``indices``, in that order."""
 
     def __init__(self, dataset: Any, indices: Sequence[int]) -> None:
@@ -98,6 +101,8 @@ class Subset(Dataset):
         return self.dataset[self.indices[index]]
 
     def __getitems__(self, indices: list[int]) -> list[Any]:
+        if type(self).__getitem__ is not Subset.__getitem__:  # a subclass's own __getitem__ decides
+            return [self[i] for i in indices]
         inner = [self.indices[i] for i in indices]
         getitems = getattr(self.dataset, "__getitems__", None)
         if callable(getitems):
@@ -108,7 +113,7 @@ class Subset(Dataset):
         return len(self.indices)
 
 
-class ConcatDataset(Dataset):
+class ConcatDataset(Dataset[Any]):
     """Several map-style datasets one after another."""
 
     def __init__(self, datasets: Iterable[Any]) -> None:
@@ -134,7 +139,7 @@ class ConcatDataset(Dataset):
         return self.datasets[k][idx - (self.cumulative_sizes[k - 1] if k else 0)]
 
 
-class ChainDataset(IterableDataset):
+class ChainDataset(IterableDataset[Any]):
     """Several iterable datasets read one after another."""
 
     def __init__(self, datasets: Iterable[Any]) -> None:
@@ -154,7 +159,7 @@ class ChainDataset(IterableDataset):
         return sum(len(d) for d in self._checked())
 
 
-class StackDataset(Dataset):
+class StackDataset(Dataset[Any]):
     """Sample ``i`` of several equally long datasets together: a tuple (``StackDataset(a, b)``)
     or a dict (``StackDataset(x=a, y=b)``)."""
 

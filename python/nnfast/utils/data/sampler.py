@@ -8,7 +8,7 @@ restore -- so the same seed gives the same order, and a resumed run continues it
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Iterator, Optional, Sequence, Sized
+from typing import Any, Generic, Iterable, Iterator, Optional, Sequence, Sized, TypeVar
 
 import numpy as np
 
@@ -45,17 +45,20 @@ def _bool(value: Any, name: str, who: str, exc: type = ValueError) -> bool:
     return value
 
 
-class Sampler:
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Sampler(Generic[T_co]):
     """Base class: ``__iter__`` yields indices (or lists of indices); ``__len__`` when known."""
 
     def __init__(self, data_source: Optional[Sized] = None) -> None:
         pass
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[T_co]:
         raise NotImplementedError
 
 
-class SequentialSampler(Sampler):
+class SequentialSampler(Sampler[int]):
     """0, 1, ..., len(data_source) - 1."""
 
     def __init__(self, data_source: Sized) -> None:
@@ -68,7 +71,7 @@ class SequentialSampler(Sampler):
         return len(self.data_source)
 
 
-class RandomSampler(Sampler):
+class RandomSampler(Sampler[int]):
     """A random order of the indices; or, with ``replacement``, ``num_samples`` independent draws.
 
     Without replacement and ``num_samples`` > len, it yields whole permutations and then
@@ -103,7 +106,7 @@ class RandomSampler(Sampler):
         return self.num_samples
 
 
-class SubsetRandomSampler(Sampler):
+class SubsetRandomSampler(Sampler[int]):
     """The given indices in a random order."""
 
     def __init__(self, indices: Sequence[int], generator: Any = None) -> None:
@@ -119,7 +122,7 @@ class SubsetRandomSampler(Sampler):
         return len(self.indices)
 
 
-class WeightedRandomSampler(Sampler):
+class WeightedRandomSampler(Sampler[int]):
     """``num_samples`` indices of ``weights`` drawn with probability proportional to the weight."""
 
     def __init__(self, weights: Any, num_samples: int, replacement: bool = True, generator: Any = None) -> None:
@@ -145,7 +148,7 @@ class WeightedRandomSampler(Sampler):
         return self.num_samples
 
 
-class BatchSampler(Sampler):
+class BatchSampler(Sampler[list[int]]):
     """Groups the indices of ``sampler`` into lists of ``batch_size`` (the last one shorter
     unless ``drop_last``)."""
 
