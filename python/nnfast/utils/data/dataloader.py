@@ -176,10 +176,6 @@ class DataLoader:
         object.__setattr__(self, name, value)
 
     @property
-    def _auto_collation(self) -> bool:
-        return self.batch_sampler is not None or (self._iterable and self.batch_size is not None)
-
-    @property
     def _iterable(self) -> bool:
         return isinstance(self.dataset, IterableDataset)
 
@@ -223,12 +219,17 @@ class DataLoader:
         """
         if self.collate_fn is not default_collate:
             return None
-        ds, idx = self.dataset, np.asarray(index, dtype=np.int64)
+        chain, ds = [], self.dataset
         while type(ds) is Subset:
-            idx = ds._index_array()[idx]
+            chain.append(ds)
             ds = ds.dataset
-        if type(ds) is not TensorDataset or any(t.requires_grad for t in ds.tensors) or idx.ndim != 1 or not len(idx):
+        if type(ds) is not TensorDataset or any(t.requires_grad for t in ds.tensors) or not len(index):
             return None
+        idx = np.asarray(index, dtype=np.int64)
+        if idx.ndim != 1:
+            return None
+        for sub in chain:
+            idx = sub._index_array()[idx]
         return [_take(t, idx) for t in ds.tensors]
 
     def _threaded(self, indices: Iterator[Any]) -> Iterator[Any]:
