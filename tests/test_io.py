@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import collections
 from collections import OrderedDict
 
 import numpy as np
@@ -915,3 +916,157 @@ def test_load_device_argument(tmp_path):
     assert all(t.is_cuda for t in flat.values())
     nnfast.save(out, tmp_path / "from_gpu.safetensors")
     assert_same(nnfast.load(tmp_path / "from_gpu.safetensors"), nnfast.load(path))
+
+
+# ---------------------------------------------------------------- PyTorch-style checkpoints (issue 13)
+def _small_run_setup(adam, multistep):
+    m = nnfast.nn.Sequential(nnfast.nn.Linear(4, 8), nnfast.nn.ReLU(), nnfast.nn.Dropout(0.2), nnfast.nn.Linear(8, 3))
+    opt = adam(m.parameters(), lr=0.02, weight_decay=0.01)
+    return m, opt, multistep(opt, milestones=[2, 4], gamma=0.5)
+
+
+def test_pytorch_style_checkpoint_keeps_every_type(tmp_path):
+    m, opt, sc = _small_run_setup(nnfast.optim.Adam, nnfast.optim.lr_scheduler.MultiStepLR)
+    (m(nnfast.randn(5, 4)) ** 2).mean().backward()
+    opt.step()
+    sc.step()
+    ck = {"model": m.state_dict(), "optimizer": opt.state_dict(), "scheduler": sc.state_dict(), "epoch": 3,
+          "loss": 0.25, "best": None, "improved": True, "history": [1.5, 0.75, 0.25], "lr_steps": (2, 4),
+          "args": {"lr": 0.02, "name": "run-1", "layers": [4, 8, 3], "flags": (False, True)},
+          "loss_tensor": nnfast.tensor(0.25)}
+    path = tmp_path / "ckpt.pt"  # any name: the file is safetensors whatever its suffix
+    nnfast.save(ck, path)
+    out = nnfast.load(path, map_location="cpu", weights_only=True)
+    assert_same(ck, out)
+    assert type(out["optimizer"]["state"]) is dict and all(type(k) is int for k in out["optimizer"]["state"])
+    assert type(out["scheduler"]["milestones"]) is collections.Counter
+    assert out["optimizer"]["param_groups"][0]["params"] == [0, 1, 2, 3]
+    assert type(out["epoch"]) is int and type(out["loss"]) is float and type(out["improved"]) is bool
+
+
+def test_every_optimizer_and_scheduler_state_roundtrips():
+    import inspect
+
+    O, L = nnfast.optim, nnfast.optim.lr_scheduler
+    m = nnfast.nn.Linear(3, 2)
+    for name, cls in inspect.getmembers(O, inspect.isclass):
+        if not issubclass(cls, O.Optimizer) or cls is O.Optimizer:
+            continue
+        opt = cls(m.parameters(), lr=0.01)
+        m(nnfast.randn(4, 3)).sum().backward()
+        opt.step()
+        sd = opt.state_dict()
+        back = nio.loads(nio.dumps(sd))
+        assert_same(sd, back, name)
+        cls(m.parameters(), lr=0.01).load_state_dict(back)
+    scheds = {"StepLR": dict(step_size=2), "MultiStepLR": dict(milestones=[1, 3]), "ExponentialLR": dict(gamma=0.9),
+              "CosineAnnealingLR": dict(T_max=5), "LinearLR": {}, "OneCycleLR": dict(max_lr=0.1, total_steps=10),
+              "LambdaLR": dict(lr_lambda=lambda e: 0.9 ** e), "ReduceLROnPlateau": {}}
+    for name, kw in scheds.items():
+        if not hasattr(L, name):
+            continue
+        opt = O.SGD(m.parameters(), lr=0.01, momentum=0.9)
+        sc = getattr(L, name)(opt, **kw)
+        opt.step()
+        sc.step(1.0) if name == "ReduceLROnPlateau" else sc.step()
+        sd = sc.state_dict()
+        back = nio.loads(nio.dumps(sd))
+        assert_same(sd, back, name)
+        sc.load_state_dict(back)
+
+
+def test_training_with_a_shuffled_loader_resumes_bit_identically(tmp_path):
+    from nnfast.utils.data import DataLoader, TensorDataset
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    loss_fn = nnfast.nn.CrossEntropyLoss()
+
+    def epoch(m, opt, sc, loader):
+        losses = []
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = loss_fn(m(xb), yb)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        sc.step()
+        return losses
+
+    def fresh(seed):
+        nnfast.manual_seed(seed)
+        m, opt, sc = _small_run_setup(nnfast.optim.AdamW, nnfast.optim.lr_scheduler.MultiStepLR)
+        return m, opt, sc, DataLoader(TensorDataset(X, y), batch_size=8, shuffle=True, num_workers=2)
+
+    m, opt, sc, loader = fresh(5)
+    first = epoch(m, opt, sc, loader)
+    path = tmp_path / "resume.safetensors"
+    nnfast.save({"model": m.state_dict(), "optimizer": opt.state_dict(), "scheduler": sc.state_dict(),
+                 "epoch": 1, "losses": first, "rng": nnfast.get_rng_state()}, path)
+    want = [epoch(m, opt, sc, loader) for _ in range(3)]
+
+    m2, opt2, sc2, loader2 = fresh(77)  # different init and rng: everything must come from the file
+    ck = nnfast.load(path)
+    m2.load_state_dict(ck["model"])
+    opt2.load_state_dict(ck["optimizer"])
+    sc2.load_state_dict(ck["scheduler"])
+    nnfast.set_rng_state(ck["rng"])
+    assert ck["epoch"] == 1 and ck["losses"] == first
+    got = [epoch(m2, opt2, sc2, loader2) for _ in range(3)]
+    assert got == want  # the same floats, bit for bit
+    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert same_array(a._data, b._data), k
+    assert_same(opt.state_dict(), opt2.state_dict())
+
+
+@pytest.mark.parametrize("make, where, hint", [
+    (lambda: nnfast.nn.Linear(2, 2), r"got a nnfast\.nn\..*Linear", r"save model\.state_dict\(\) instead"),
+    (lambda: nnfast.optim.SGD(nnfast.nn.Linear(2, 2).parameters(), lr=0.1), r"got a nnfast\.optim\..*SGD",
+     r"save its state_dict\(\) instead"),
+    (lambda: object(), r"got a builtins\.object", r"save model\.state_dict\(\)"),
+])
+def test_saving_objects_names_the_state_dict_instead(make, where, hint, tmp_path):
+    path = tmp_path / "x.pt"
+    top = r"^\[save\] expected a state_dict, a tensor, or nested .*"
+    with pytest.raises(TypeError, match=top + where + ".*" + hint):
+        nnfast.save(make(), path)
+    with pytest.raises(TypeError, match=r"^\[save\] cannot store a .* at 'model': expected a state_dict.*" + hint):
+        nnfast.save({"model": make()}, path)
+    assert not path.exists()
+
+
+def test_map_location_forms(tmp_path):
+    path = tmp_path / "m.safetensors"
+    obj = {"w": nnfast.tensor([1.0, 2.0]), "p": nnfast.nn.Parameter(nnfast.ones(2)), "n": 3}
+    nnfast.save(obj, path)
+    seen = []
+
+    def keep(storage, loc):
+        seen.append(loc)
+        return storage
+
+    for loc in ("cpu", nnfast.device("cpu"), {"cuda:0": "cpu"}, keep, None):
+        out = nnfast.load(path, map_location=loc)
+        assert_same(obj, out)
+    assert seen == ["cpu", "cpu"]
+    with pytest.raises(TypeError, match=r"^\[load\] expected map_location to return a Tensor"):
+        nnfast.load(path, map_location=lambda s, loc: 1)
+    nnfast.load(path, "cpu", None, weights_only=False, mmap=True)  # PyTorch's options are accepted
+
+
+def test_files_written_by_torch_save_get_a_clear_error(tmp_path):
+    torch = pytest.importorskip("torch")
+    for kw in ({}, {"_use_new_zipfile_serialization": False}):
+        path = tmp_path / "t.pt"
+        torch.save({"w": torch.zeros(2)}, path, **kw)
+        with pytest.raises(nio.CheckpointError, match=r"^\[load\] the file is a (zip archive|pickle).*never unpickles"):
+            nnfast.load(path)
+
+
+def test_save_accepts_pytorch_pickle_options(tmp_path):
+    import pickle
+
+    path = tmp_path / "o.pt"
+    nnfast.save({"a": 1}, path, pickle, 2, _use_new_zipfile_serialization=True)
+    assert nnfast.load(path) == {"a": 1}

@@ -275,7 +275,7 @@ def test_fuzz_offset_tweaks(base, ops, cut):
 STRUCT_BASE = BASES[1]
 STRUCT_N, STRUCT_H = split(STRUCT_BASE)
 STRUCT_DOC = json.loads(STRUCT_H["__metadata__"]["nnfast.structure"])
-TAGS = ["int", "f64", "complex", "bytes", "tuple", "dict", "odict", "tensor", "ndarray", "numpy",
+TAGS = ["int", "f64", "complex", "bytes", "tuple", "dict", "odict", "counter", "tensor", "ndarray", "numpy",
         "requires_grad", "parameter", "version", "root"]
 NAMES = [k for k in STRUCT_H if k != "__metadata__"]
 NODE_POOL = JSON_POOL + NAMES + ["0x10", "-0x0", "0x", "7ff0000000000000", "7ff", "00ff", "zz"] + [

@@ -96,11 +96,15 @@ def _encode_obj(obj: Any, metadata: Optional[dict[str, str]]) -> list[Any]:
     return _serialize(arrays, meta)
 
 
-def save(obj: Any, f: Any, *, metadata: Optional[dict[str, str]] = None) -> None:
+def save(obj: Any, f: Any, pickle_module: Any = None, pickle_protocol: Any = None, *,
+         metadata: Optional[dict[str, str]] = None, **_torch_options: Any) -> None:
     """Save a nested object of tensors (e.g. a state_dict) to a path or binary file object.
 
     Saving to a path is atomic: the file is either the old one or the complete new one.
-    ``metadata`` adds str -> str entries to the safetensors ``__metadata__``.
+    ``metadata`` adds str -> str entries to the safetensors ``__metadata__``. A Module or
+    any other object raises TypeError: save ``model.state_dict()`` instead. PyTorch's
+    pickle options (``pickle_module``, ``pickle_protocol``, ``_use_new_zipfile_serialization``
+    ...) are accepted and ignored: nothing is pickled.
     """
     chunks = _encode_obj(obj, metadata)
     if hasattr(f, "write"):
@@ -121,7 +125,12 @@ class _Source:
 
     def __init__(self, total: int, read_at: Any) -> None:
         self.read_at = read_at  # (offset, nbytes) -> fresh uint8 array
-        n = _format.read_prefix(bytes(read_at(0, min(8, total))) if total >= 8 else b"", total)
+        first8 = bytes(read_at(0, min(8, total)))
+        try:
+            n = _format.read_prefix(first8 if total >= 8 else b"", total)
+        except CheckpointError as e:
+            _format.explain_foreign(first8, e)
+            raise
         self.start = 8 + n
         self.entries, self.metadata = _format.parse_header(bytes(read_at(8, n)), total - self.start)
 
@@ -162,11 +171,35 @@ def _file_source(f: Any) -> _Source:
     return _Source(total, read_at)
 
 
-def _wrapper(device: Any) -> Any:
+def _placer(device: Any) -> Any:
+    """array (host) -> array where ``device`` says: a device, or PyTorch's map_location forms.
+
+    A callable is called as ``fn(tensor, "cpu")`` and must return a Tensor (so
+    ``lambda storage, loc: storage`` keeps tensors on the cpu). A dict maps saved locations
+    to devices; nnfast files do not record where a tensor was, so every tensor counts as
+    saved on ``"cpu"`` (``{"cuda:0": "cpu"}`` loads to the cpu, ``{"cpu": "cuda"}`` to cuda).
+    """
+    if callable(device) and not isinstance(device, (str, _device)):
+        fn = device
+
+        def place(arr: np.ndarray) -> Any:
+            out = fn(Tensor._wrap(arr), "cpu")
+            if not isinstance(out, Tensor):
+                raise TypeError(f"[load] expected map_location to return a Tensor, got {type(out).__name__}")
+            return out._data
+
+        return place
+    if isinstance(device, dict):
+        device = device.get("cpu", "cpu")
     dev = _device(device if device is not None else "cpu")
+    return (lambda arr: arr) if dev.type == "cpu" else (lambda arr: _to_device_array(arr, dev))
+
+
+def _wrapper(device: Any) -> Any:
+    place = _placer(device)
 
     def wrap(arr: np.ndarray, requires_grad: bool = False, parameter: bool = False) -> Tensor:
-        data = arr if dev.type == "cpu" else _to_device_array(arr, dev)
+        data = place(arr)
         if parameter:
             from ..nn.module import Parameter
 
@@ -218,13 +251,15 @@ def load_metadata(source: Any) -> Optional[dict[str, str]]:
         return _file_source(f).metadata
 
 
-def load(f: Any, device: Any = "cpu", *, map_location: Any = None, weights_only: Optional[bool] = None) -> Any:
+def load(f: Any, device: Any = "cpu", pickle_module: Any = None, *, map_location: Any = None,
+         weights_only: Optional[bool] = None, mmap: Optional[bool] = None, **_pickle_load_args: Any) -> Any:
     """Load what ``nnfast.save`` wrote (or any safetensors file) from a path or binary file object.
 
-    Tensors go to ``device`` (``map_location`` is accepted as a PyTorch-style alias; only
-    a device is supported). ``weights_only`` is accepted and ignored: nnfast never
-    unpickles, so loading is always safe. A file without nnfast structure (a plain
-    safetensors file) loads as an OrderedDict of Tensors.
+    Tensors go to ``device``; ``map_location`` (PyTorch's name) overrides it and may be a
+    device, a dict or a callable (see ``_placer``). ``weights_only``, ``mmap`` and pickle
+    options are accepted and ignored: nnfast never unpickles, so loading is always safe.
+    A file without nnfast structure (a plain safetensors file) loads as an OrderedDict of
+    Tensors. A file written by ``torch.save`` (pickle) raises CheckpointError saying so.
     """
     if map_location is not None:
         device = map_location

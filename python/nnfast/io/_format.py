@@ -230,6 +230,20 @@ def read_prefix(first8: bytes, total: int) -> int:
     return n
 
 
+_FOREIGN = ((b"PK\x03\x04", "a zip archive, as torch.save writes"),
+            (b"\x80", "a pickle, as torch.save (legacy format) or pickle.dump writes"))
+
+
+def explain_foreign(first: bytes, err: CheckpointError) -> None:
+    """Raise a clearer error than ``err`` when ``first`` (the file's first bytes) shows a known
+    non-safetensors format; return otherwise."""
+    for magic, what in _FOREIGN:
+        if first.startswith(magic) and (magic != b"\x80" or first[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+            raise _fail(f"the file is {what}, not a safetensors checkpoint; nnfast never unpickles. Convert it "
+                        "once with PyTorch: safetensors.torch.save_file(torch.load(path), new_path) for a "
+                        "state_dict") from err
+
+
 def parse_header(raw: bytes, buffer_len: int) -> tuple[list[Entry], Optional[dict[str, str]]]:
     """Entries (in header order) and metadata; every check that needs no tensor data."""
     if not raw.startswith(b"{"):

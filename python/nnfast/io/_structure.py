@@ -16,6 +16,7 @@ rest of ``obj`` as JSON in ``__metadata__["nnfast.structure"]``::
           | {"tuple": [NODE, ...]}
           | {"dict": [[KEY, NODE], ...]}   dict, in insertion order; KEY is a NODE
           | {"odict": [[KEY, NODE], ...]}  collections.OrderedDict
+          | {"counter": [[KEY, NODE], ...]}  collections.Counter (MultiStepLR's milestones)
           | {"tensor": NAME [, "requires_grad": true] [, "parameter": true]}
           | {"ndarray": NAME}         numpy.ndarray
           | {"numpy": NAME}           numpy scalar (a 0-d entry)
@@ -35,7 +36,7 @@ import json
 import math
 import re
 import struct
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -44,6 +45,7 @@ from ..tensor import Tensor
 from ._format import CheckpointError, parse_json
 
 STRUCTURE_KEY = "nnfast.structure"
+_MAPPINGS: dict[type, str] = {dict: "dict", OrderedDict: "odict", Counter: "counter"}  # type -> tag
 VERSION = 1
 _EXACT_INT = 2**53
 
@@ -118,7 +120,7 @@ class _Encoder:
             return self._array(x, "ndarray", path)
         if isinstance(x, np.generic):
             return self._array(x, "numpy", path)
-        if t in (list, tuple, dict, OrderedDict):
+        if t in (list, tuple) or t in _MAPPINGS:
             if id(x) in self.active:
                 raise ValueError(f"[save] the object refers to itself at {_where(path)}")
             self.active.add(id(x))
@@ -128,17 +130,36 @@ class _Encoder:
                 if t is tuple:
                     return {"tuple": [self.node(v, path + [str(i)]) for i, v in enumerate(x)]}
                 items = [[self.key(k, path), self.node(v, path + [str(k)])] for k, v in x.items()]
-                return {"dict" if t is dict else "odict": items}
+                return {_MAPPINGS[t]: items}
             finally:
                 self.active.discard(id(x))
-        raise TypeError(f"[save] cannot store a {t.__module__}.{t.__qualname__} at {_where(path)}; "
-                        "nnfast.save takes nested dict/list/tuple of tensors, arrays, numbers, "
-                        "str, bytes, bool and None")
+        raise _unsupported(x, path)
 
     def key(self, k: Any, path: list[str]) -> Any:
         if not _hashable_plain(k):
             raise TypeError(f"[save] cannot store a dict key of type {type(k).__name__} at {_where(path)}")
         return self.node(k, path)
+
+
+_WHAT = ("a state_dict, a tensor, or nested dict/list/tuple of tensors, arrays, numbers, str, bytes, "
+         "bool and None")
+
+
+def _unsupported(x: Any, path: list[str]) -> TypeError:
+    """The error for an object nnfast.save cannot store (it never pickles), with what to save instead."""
+    t = type(x)
+    name = f"{t.__module__}.{t.__qualname__}"
+    from ..nn.module import Module
+
+    if isinstance(x, Module):
+        hint = "save model.state_dict() instead (and load it with model.load_state_dict)"
+    elif callable(getattr(x, "state_dict", None)):
+        hint = f"save its state_dict() instead (a {t.__name__} object is not stored)"
+    else:
+        hint = "save model.state_dict() and plain values instead (nnfast.save never pickles objects)"
+    if not path:
+        return TypeError(f"[save] expected {_WHAT}, got a {name}; {hint}")
+    return TypeError(f"[save] cannot store a {name} at {_where(path)}: expected {_WHAT}; {hint}")
 
 
 def _hashable_plain(k: Any) -> bool:
@@ -170,7 +191,8 @@ def encode(obj: Any) -> tuple[dict[str, Any], Optional[str]]:
 _HEX_INT = re.compile(r"-?0x[0-9a-f]+\Z")
 _HEX_F64 = re.compile(r"[0-9a-f]{16}\Z")
 _HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*\Z")
-_TAGS = {"int", "f64", "complex", "bytes", "tuple", "dict", "odict", "tensor", "ndarray", "numpy"}
+_TAGS = {"int", "f64", "complex", "bytes", "tuple", "dict", "odict", "counter", "tensor", "ndarray", "numpy"}
+_MAPPING_OF_TAG = {tag: t for t, tag in _MAPPINGS.items()}
 
 
 class _Decoder:
@@ -218,10 +240,10 @@ class _Decoder:
             if type(v) is not list:
                 raise _fail(f"structure tuple must hold a list, got {_short(v)}")
             return tuple(self.node(x) for x in v)
-        if tag in ("dict", "odict"):
+        if tag in _MAPPING_OF_TAG:
             if type(v) is not list:
                 raise _fail(f"structure {tag} must hold a list of [key, value] pairs, got {_short(v)}")
-            out: Any = {} if tag == "dict" else OrderedDict()
+            out: Any = _MAPPING_OF_TAG[tag]()
             for pair in v:
                 if not (type(pair) is list and len(pair) == 2):
                     raise _fail(f"structure {tag} item must be a [key, value] pair, got {_short(pair)}")
