@@ -246,9 +246,24 @@ def var(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim
     return _var("var", input, dim, unbiased, keepdim, correction)[0]
 
 
+class _Sqrt(Function):
+    """sqrt of a variance; its backward stays in arrays for 0-d inputs (NumPy gives scalars there)."""
+
+    @staticmethod
+    def forward(ctx: Any, v: Any) -> Any:
+        y = contiguous(xp_of(v).sqrt(v))  # an array, also for 0-d
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return ops.binary("div", contiguous(g), ops.binary("add", y, y))
+
+
 def std(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
         correction: Optional[float] = None) -> Tensor:
-    return ops.Sqrt.apply(_var("std", input, dim, unbiased, keepdim, correction)[0])
+    return _Sqrt.apply(_var("std", input, dim, unbiased, keepdim, correction)[0])
 
 
 def var_mean(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
@@ -260,7 +275,7 @@ def var_mean(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, ke
 def std_mean(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
              correction: Optional[float] = None) -> tuple[Tensor, Tensor]:
     v, axes = _var("std_mean", input, dim, unbiased, keepdim, correction)
-    return ops.Sqrt.apply(v), ops.Mean.apply(input, axes, keepdim)
+    return _Sqrt.apply(v), ops.Mean.apply(input, axes, keepdim)
 
 
 # ---------------------------------------------------------------- max, min, amax, amin, argmax
@@ -336,7 +351,7 @@ def _elementwise(op: str, a: Tensor, b: Tensor) -> Tensor:
     from . import pointwise
 
     fn = pointwise.FUNCTIONS.get(op)
-    return fn(a, b) if fn is not None else _Elementwise.apply(a, b, op)  # type: ignore[no-any-return]
+    return fn(a, b) if fn is not None else _Elementwise.apply(a, b, op)
 
 
 def _extreme(op: str) -> Any:
@@ -495,7 +510,7 @@ class _CumProd(Function):
         a, out, g = xp.moveaxis(a, dim, -1), xp.moveaxis(out, dim, -1), xp.moveaxis(g, dim, -1)
         zero = a == 0
         pos = xp.arange(a.shape[-1])
-        z = xp.where(zero.any(axis=-1, keepdims=True), zero.argmax(axis=-1)[..., None], a.shape[-1])
+        z = xp.where(zero.any(axis=-1, keepdims=True), xp.argmax(zero, axis=-1, keepdims=True), a.shape[-1])
         one, nil = a.dtype.type(1), a.dtype.type(0)
         grad = xp.where(pos < z, _rev_cumsum(g * out, -1) / xp.where(zero, one, a), nil)
         before = xp.where(pos < z, a, one).prod(axis=-1, keepdims=True)
@@ -520,19 +535,31 @@ def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     return _scan("cumprod", _CumProd, input, dim, dtype)
 
 
+def _running(fn: Any, a: Any, dim: int) -> Any:
+    """Inclusive running ``fn`` (xp.maximum / xp.minimum) along ``dim`` in log2(n) doubling steps
+    of elementwise ops (ufunc.accumulate is not on every array module)."""
+    xp = xp_of(a)
+    out = xp.moveaxis(a, dim, -1).copy()
+    step = 1
+    while step < out.shape[-1]:
+        out[..., step:] = fn(out[..., step:], out[..., :-step])
+        step *= 2
+    return xp.moveaxis(out, -1, dim)
+
+
 def _cum_extreme(op: str) -> Any:
     def cum(input: Tensor, dim: int) -> Any:
         d = _dim1(op, dim, input.ndim)
         x = _vector(input)
         xd = x._data
         xp = xp_of(xd)
-        values = (xp.maximum if op == "cummax" else xp.minimum).accumulate(xd, axis=d)
+        values = _running(xp.maximum if op == "cummax" else xp.minimum, xd, d)
         # the index of the latest element equal to the running extreme (a NaN once one is seen)
         hit = xd == values
         if xd.dtype.kind == "f":
             hit |= xp.isnan(xd)
         pos = xp.arange(xd.shape[d], dtype=np.int64).reshape([-1 if i == d else 1 for i in range(xd.ndim)])
-        idx = xp.maximum.accumulate(xp.where(hit, pos, 0), axis=d)
+        idx = _running(xp.maximum, xp.where(hit, pos, 0), d)
         r = _picked(x, values, idx, d, True, op)
         return _RESULTS[op](_scalar(r.values, input), _scalar(r.indices, input))
 
@@ -655,8 +682,8 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False) -> Any:
     s = xp.take_along_axis(xp.moveaxis(xd, d, -1), order, axis=-1)
     pos = xp.arange(s.shape[-1])
     starts = xp.concatenate([xp.ones(s.shape[:-1] + (1,), dtype=bool), s[..., 1:] != s[..., :-1]], axis=-1)
-    run = pos - xp.maximum.accumulate(xp.where(starts, pos, 0), axis=-1) + 1  # length of the run so far
-    best = (run == run.max(axis=-1, keepdims=True)).argmax(axis=-1)[..., None]  # first: smallest value
+    run = pos - _running(xp.maximum, xp.where(starts, pos, 0), -1) + 1  # length of the run so far
+    best = xp.argmax(run == run.max(axis=-1, keepdims=True), axis=-1, keepdims=True)  # first: smallest value
     keep = keepdim and input.ndim > 0
     vals, idx = _take(xd, xp.moveaxis(xp.take_along_axis(order, best, axis=-1), -1, d), d, keep)
     return _picked(x, vals, idx, d, keep, "mode")
