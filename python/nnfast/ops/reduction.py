@@ -151,17 +151,18 @@ def _take(xd: Any, idx: Any, dim: int, keepdim: bool) -> tuple[Any, Any]:
 
 
 # ---------------------------------------------------------------- sum, mean, prod
-def sum_(input: Tensor, dim: _Dim = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+# (The methods declared for type checkers in tensor.py name their tensor ``self``; the others ``input``.)
+def sum_(self: Tensor, dim: _Dim = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     """Sum over ``dim`` (every dim when None); integer and bool inputs sum to int64."""
-    x = _cast(input, dtype)
+    x = _cast(self, dtype)
     axes = _dims("sum", dim, x.ndim)
     if x.dtype.kind in "biu":
         return Tensor._wrap(x._data.sum(axis=axes, keepdims=keepdim))
     return ops.Sum.apply(x, axes, keepdim)
 
 
-def mean(input: Tensor, dim: _Dim = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
-    x = input.to(dtype) if dtype is not None else input
+def mean(self: Tensor, dim: _Dim = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    x = self.to(dtype) if dtype is not None else self
     if x.dtype.kind not in "fc":
         raise RuntimeError(f"[mean] expected a floating point or complex input (could not infer output dtype), "
                            f"got {x.dtype}")
@@ -240,10 +241,10 @@ def _var(op: str, x: Tensor, dim: Any, unbiased: Optional[bool], keepdim: bool,
     return ops.Sum.apply(d * d, axes, keepdim) / max(n - _correction(unbiased, correction), 0.0), axes
 
 
-def var(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+def var(self: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
         correction: Optional[float] = None) -> Tensor:
     """Variance over ``dim``, divided by n - correction (default 1; ``unbiased=False``: 0)."""
-    return _var("var", input, dim, unbiased, keepdim, correction)[0]
+    return _var("var", self, dim, unbiased, keepdim, correction)[0]
 
 
 class _Sqrt(Function):
@@ -261,9 +262,9 @@ class _Sqrt(Function):
         return ops.binary("div", contiguous(g), ops.binary("add", y, y))
 
 
-def std(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+def std(self: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
         correction: Optional[float] = None) -> Tensor:
-    return _Sqrt.apply(_var("std", input, dim, unbiased, keepdim, correction)[0])
+    return _Sqrt.apply(_var("std", self, dim, unbiased, keepdim, correction)[0])
 
 
 def var_mean(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
@@ -355,16 +356,16 @@ def _elementwise(op: str, a: Tensor, b: Tensor) -> Tensor:
 
 
 def _extreme(op: str) -> Any:
-    def extreme(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
+    def extreme(self: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
         if isinstance(dim, Tensor):  # max(a, b): the elementwise overload
-            return _elementwise(op + "imum", input, dim)
+            return _elementwise(op + "imum", self, dim)
         if dim is None:
-            return _AExtreme.apply(input, op, None, False)
-        return _extreme_dim(op, input, dim, keepdim)
+            return _AExtreme.apply(self, op, None, False)
+        return _extreme_dim(op, self, dim, keepdim)
 
     extreme.__name__ = op
-    extreme.__doc__ = (f"``{op}(input)``: the {op}imum value; ``{op}(input, dim, keepdim=False)``: (values, "
-                       f"indices) along dim; ``{op}(input, other)``: the elementwise {op}imum.")
+    extreme.__doc__ = (f"``{op}(self)``: the {op}imum value; ``{op}(self, dim, keepdim=False)``: (values, "
+                       f"indices) along dim; ``{op}(self, other)``: the elementwise {op}imum.")
     return extreme
 
 
@@ -376,12 +377,12 @@ def aminmax(input: Tensor, *, dim: Optional[int] = None, keepdim: bool = False) 
 
 
 def _arg_extreme(op: str) -> Any:
-    def arg(input: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
-        xd = input._data
+    def arg(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
+        xd = self._data
         if dim is None:  # the index into the flattened tensor
             xd, d = xd.reshape(-1), 0
         else:
-            d = _dim1(op, dim, input.ndim)
+            d = _dim1(op, dim, self.ndim)
             xd = xd.reshape(1) if xd.ndim == 0 else xd
         if ops._on_kernels(xd):
             idx = ops.reduce(op[3:], xd, (d,), False, with_index=True)[1]
@@ -389,8 +390,8 @@ def _arg_extreme(op: str) -> Any:
             _nonempty(op, xd, (d,))
             idx = xp_of(xd).asarray(getattr(xd, op)(axis=d))
         if keepdim:
-            idx = idx.reshape((1,) * input.ndim) if dim is None else xp_of(idx).expand_dims(idx, d)
-        return Tensor._wrap(idx.reshape(()) if input.ndim == 0 else idx)
+            idx = idx.reshape((1,) * self.ndim) if dim is None else xp_of(idx).expand_dims(idx, d)
+        return Tensor._wrap(idx.reshape(()) if self.ndim == 0 else idx)
 
     arg.__name__ = op
     return arg
@@ -572,9 +573,9 @@ cummax, cummin = _cum_extreme("cummax"), _cum_extreme("cummin")
 
 # ---------------------------------------------------------------- logical reductions, counts
 def _logical(op: str) -> Any:
-    def logical(input: Tensor, dim: _Dim = None, keepdim: bool = False) -> Tensor:
-        xd = input._data
-        r = xp_of(xd).asarray(getattr(xd, op)(axis=_dims(op, dim, input.ndim), keepdims=keepdim))
+    def logical(self: Tensor, dim: _Dim = None, keepdim: bool = False) -> Tensor:
+        xd = self._data
+        r = xp_of(xd).asarray(getattr(xd, op)(axis=_dims(op, dim, self.ndim), keepdims=keepdim))
         return Tensor._wrap(r.astype(np.uint8) if xd.dtype == np.uint8 else r)  # uint8 stays uint8, as in PyTorch
 
     logical.__name__ = op
