@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
-from .._dispatch import contiguous, kernels, xp_of
+from .._dispatch import contiguous, is_cupy, kernels, xp_of
 from ..autograd import basic_ops as ops
 from ..autograd.function import Function
 from ..tensor import Tensor, get_default_dtype
@@ -597,9 +597,10 @@ def _argsort(xd: Any, dim: int, descending: bool) -> Any:
     """Stable sort order along ``dim``; descending keeps ties in their original order and puts
     NaNs first (ascending puts them last), as PyTorch."""
     xp = xp_of(xd)
+    stable = {} if is_cupy(xd) else {"kind": "stable"}  # CuPy's sort is always stable and takes no kind
     if not descending:
-        return xp.argsort(xd, axis=dim, kind="stable")
-    rev = xp.flip(xp.argsort(xp.flip(xd, dim), axis=dim, kind="stable"), dim)
+        return xp.argsort(xd, axis=dim, **stable)
+    rev = xp.flip(xp.argsort(xp.flip(xd, dim), axis=dim, **stable), dim)
     return (xd.shape[dim] - 1) - rev
 
 
@@ -706,8 +707,8 @@ def _unique_results(values: Any, inverse: Any, counts: Any, return_inverse: bool
 
 def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False,  # noqa: A002
            return_counts: bool = False, dim: Optional[int] = None) -> Any:
-    """The distinct elements (sorted), or distinct slices along ``dim``; optionally the index of
-    each input element in them (``return_inverse``) and how often each occurs."""
+    """The distinct elements, or distinct slices along ``dim``, always sorted; optionally the index
+    of each input element in them (``return_inverse``) and how often each occurs."""
     xd = input._data
     xp = xp_of(xd)
     if dim is None:
