@@ -298,3 +298,11 @@ def test_top_level_functions_replace_the_old_ones():
     assert nnfast.sum(x, 1, keepdim=True).tolist() == [[3.0], [7.0]]
     assert nnfast.mean(x, dim=0).tolist() == [2.0, 3.0]
     assert nnfast.argmax(x, 1).tolist() == [1, 1]
+
+
+def test_full_max_with_nans_shares_the_gradient_among_them(device):
+    t = _t(np.array([1.0, np.nan, np.nan, 2.0]), device, grad=True)
+    m = t.max()
+    assert np.isnan(m.item())
+    m.backward()
+    np.testing.assert_array_equal(_h(t.grad), [0.0, 0.5, 0.5, 0.0])  # as PyTorch

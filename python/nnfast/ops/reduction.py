@@ -59,12 +59,12 @@ def _float_only(op: str, x: Tensor) -> None:
         raise RuntimeError(f"[{op}] expected a floating point input, got {x.dtype}")
 
 
-def _cast(x: Tensor, dtype: Any, ints_to_int64: bool = True) -> Tensor:
+def _cast(x: Tensor, dtype: Any) -> Tensor:
     """``x`` in ``dtype`` when given (PyTorch casts before reducing); else integer and bool
     inputs of a sum-like op accumulate in int64, as in PyTorch."""
     if dtype is not None:
         return x.to(dtype)
-    if ints_to_int64 and x.dtype.kind in "biu" and x.dtype != _INT64:
+    if x.dtype.kind in "biu" and x.dtype != _INT64:
         return Tensor._wrap(x._data.astype(_INT64))
     return x
 
@@ -297,9 +297,10 @@ class _AExtreme(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         a, out = ctx.saved_tensors
-        tied = a == _keep(out, ctx.axes, ctx.keepdim)
+        xp, o = xp_of(a), _keep(out, ctx.axes, ctx.keepdim)
+        tied = (a == o) | (xp.isnan(a) & xp.isnan(o))  # a NaN extreme: the NaNs share the gradient
         count = tied.sum(axis=ctx.axes, keepdims=True).astype(g.dtype)
-        return xp_of(g).where(tied, _keep(g, ctx.axes, ctx.keepdim) / count, g.dtype.type(0)), None, None, None
+        return xp.where(tied, _keep(g, ctx.axes, ctx.keepdim) / count, g.dtype.type(0)), None, None, None
 
 
 def _aextreme(op: str, x: Tensor, dim: _Dim, keepdim: bool) -> Tensor:
@@ -320,14 +321,14 @@ def _extreme_dim(op: str, input: Tensor, dim: int, keepdim: bool) -> Any:
     """(values, indices) of the first max / min along ``dim`` (a NaN, if any, as in PyTorch)."""
     d = _dim1(op, dim, input.ndim)
     x = _vector(input)
-    xd = x._data
+    xd, keep = x._data, keepdim and input.ndim > 0
     if ops._on_kernels(xd):
-        vals, idx = ops.reduce(op, xd, (d,), keepdim and input.ndim > 0, with_index=True)
+        vals, idx = ops.reduce(op, xd, (d,), keep, with_index=True)
     else:
         _nonempty(op, xd, (d,))
         idx = xp_of(xd).expand_dims((xd.argmax if op == "max" else xd.argmin)(axis=d), d)
-        vals, idx = _take(xd, idx, d, keepdim and input.ndim > 0)
-    return _picked(x, vals, idx, d, keepdim and input.ndim > 0, op)
+        vals, idx = _take(xd, idx, d, keep)
+    return _picked(x, vals, idx, d, keep, op)
 
 
 class _Elementwise(Function):
