@@ -7,7 +7,7 @@ activations, losses and optimizer steps.
 from __future__ import annotations
 
 import builtins as _builtins
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 from ._native import _C
 from . import _tensor_ops
@@ -87,21 +87,6 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 mm = matmul
-
-
-def sum(x: Tensor, dim: Optional[Union[int, tuple[int, ...]]] = None, keepdim: bool = False) -> Tensor:  # noqa: A001
-    """Sum of the elements of ``x`` over ``dim`` (all dims when None); differentiable."""
-    return x.sum(dim, keepdim)
-
-
-def mean(x: Tensor, dim: Optional[Union[int, tuple[int, ...]]] = None, keepdim: bool = False) -> Tensor:
-    """Mean of the elements of ``x`` over ``dim`` (all dims when None); differentiable."""
-    return x.mean(dim, keepdim)
-
-
-def argmax(x: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
-    """Indices (int64) of the maxima of ``x`` along ``dim`` (of the flattened tensor when None)."""
-    return x.argmax(dim, keepdim)
 
 
 def allclose(a: Tensor, b: Tensor, rtol: _builtins.float = 1e-5, atol: _builtins.float = 1e-8) -> bool:

@@ -1,7 +1,7 @@
 """Operators and methods of ``Tensor`` that build on the tape (``basic_ops``)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -109,60 +109,6 @@ def setitem(self: Tensor, index: Any, value: Any) -> None:
     self._data[index] = value._data if isinstance(value, Tensor) else value
 
 
-def sum_(self: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
-    out = ops.Sum.apply(self, dim, keepdim)
-    return out.to(dtype) if dtype is not None else out
-
-
-def mean(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    return ops.Mean.apply(self, dim, keepdim)
-
-
-def _extreme(fn: type[Function], arg: str) -> Callable[..., Any]:
-    """``max`` / ``min``: the value over all elements, or (values, indices) over ``dim``."""
-    def method(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Any:
-        if dim is None:
-            return fn.apply(self)
-        return fn.apply(self, dim, keepdim), _ARG_REDUCE[arg](self, dim, keepdim)
-
-    method.__name__ = arg[3:]
-    return method
-
-
-def var(self: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
-    m = mean(self, dim, True)
-    d = self - m
-    n = self.numel() if dim is None else int(np.prod([self.shape[i] for i in ops._axes(dim, self.ndim) or ()]))
-    return sum_(d * d, dim, keepdim) / max(n - (1 if unbiased else 0), 1)
-
-
-def std(self: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
-    return ops.Sqrt.apply(var(self, dim, unbiased, keepdim))
-
-
-def _arg_reduce(fn: str) -> Callable[..., Tensor]:
-    def reduce(self: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
-        x = self._data
-        if ops._on_kernels(x):  # the index output of nnfast's max / min reduction
-            axes = None if dim is None else ops._axes(dim, x.ndim)
-            return Tensor._wrap(ops.reduce(fn[3:], x, axes, keepdim and dim is not None, with_index=True)[1])
-        xp = xp_of(x)
-        r = getattr(xp, fn)(x, axis=dim)
-        if keepdim and dim is not None:
-            r = xp.expand_dims(r, dim)
-        return Tensor._wrap(xp.asarray(r))
-
-    reduce.__name__ = fn
-    return reduce
-
-
-argmax = _arg_reduce("argmax")
-argmin = _arg_reduce("argmin")
-_ARG_REDUCE = {"argmax": argmax, "argmin": argmin}
-max_ = _extreme(ops.Max, "argmax")
-min_ = _extreme(ops.Min, "argmin")
-
-
 def clamp(self: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
     return ops.Clamp.apply(self, min, max)
 
@@ -203,14 +149,6 @@ def _T(self: Tensor) -> Tensor:
     return permute(self, tuple(reversed(range(self.ndim))))
 
 
-def _any(self: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(self._data).asarray(self._data.any()))
-
-
-def _all(self: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(self._data).asarray(self._data.all()))
-
-
 def _isfinite(self: Tensor) -> Tensor:
     return Tensor._wrap(xp_of(self._data).isfinite(self._data))
 
@@ -233,11 +171,10 @@ def methods() -> dict[str, Any]:
         "__getitem__": getitem, "__setitem__": setitem,
         "add": add, "sub": sub, "mul": mul, "div": div, "matmul": matmul, "mm": matmul, "pow": pow_,
         "neg": _neg, "abs": _abs, "exp": _exp, "log": _log, "sqrt": _sqrt, "clamp": clamp, "clip": clamp,
-        "sum": sum_, "mean": mean, "max": max_, "min": min_, "var": var, "std": std,
-        "argmax": argmax, "argmin": argmin, "reshape": reshape, "view": reshape, "permute": permute,
+        "reshape": reshape, "view": reshape, "permute": permute,
         "transpose": transpose, "t": t, "T": property(_T), "flatten": flatten, "unsqueeze": unsqueeze,
         "squeeze": squeeze, "expand": expand,
-        "any": _any, "all": _all, "isfinite": _isfinite, "isnan": _isnan,
+        "isfinite": _isfinite, "isnan": _isnan,
     }
     for name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
         table[name] = _compare(name)

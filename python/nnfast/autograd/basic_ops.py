@@ -308,54 +308,6 @@ class Mean(Sum):
     op = "mean"
 
 
-class Max(Function):
-    """max over a dim (or all); the gradient goes to the first maximal element (a NaN, if any:
-    NaN propagates, as in PyTorch). ``Min`` is the same with the smallest."""
-
-    op = "max"
-
-    @classmethod
-    def forward(cls, ctx: Any, a: Any, dim: Any = None, keepdim: bool = False) -> Any:
-        ctx.shape = a.shape
-        ctx.dim, ctx.keepdim = dim, keepdim
-        ctx.kernel = _on_kernels(a)
-        if ctx.kernel:
-            out, ctx.idx = reduce(cls.op, a, _axes(dim, a.ndim), keepdim, with_index=True)
-            return out
-        xp = xp_of(a)
-        arg = xp.argmax if cls.op == "max" else xp.argmin
-        if dim is None:
-            idx = arg(a)
-            ctx.idx = idx
-            return xp.asarray(a.reshape(-1)[idx])
-        idx = arg(a, axis=dim)
-        ctx.idx = idx
-        out = xp.take_along_axis(a, xp.expand_dims(idx, dim), axis=dim)
-        return out if keepdim else out.squeeze(dim)
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        xp = xp_of(g)
-        if ctx.kernel:  # out[..., idx, ...] = g, zero elsewhere
-            axes = None if ctx.dim is None else _axes(ctx.dim, len(ctx.shape))
-            dim = 0 if axes is None else axes[0]
-            out = xp.empty(ctx.shape if ctx.dim is not None else (int(np.prod(ctx.shape, dtype=np.int64)),),
-                           dtype=g.dtype)
-            kernels(Max.op, out, g, ctx.idx).scatter_dim(out, _aligned(contiguous(g)), ctx.idx, dim)
-            return out.reshape(ctx.shape)
-        out = xp.zeros(ctx.shape, dtype=g.dtype)
-        if ctx.dim is None:
-            out.reshape(-1)[ctx.idx] = g
-            return out
-        gi = g if ctx.keepdim else xp.expand_dims(g, ctx.dim)
-        xp.put_along_axis(out, xp.expand_dims(ctx.idx, ctx.dim), gi, axis=ctx.dim)
-        return out
-
-
-class Min(Max):
-    op = "min"
-
-
 class Reshape(Function):
     is_view = True
 
