@@ -74,7 +74,12 @@ def _zeros_like_rows(input: Tensor, n: int) -> Any:
 
 
 class RNNCell(_CellBase):
-    """h' = nonlinearity(x W_ih^T + b_ih + h W_hh^T + b_hh), nonlinearity 'tanh' (default) or 'relu'."""
+    """An Elman cell: h' = nonlinearity(x W_ih^T + b_ih + h W_hh^T + b_hh), 'tanh' or 'relu'.
+
+    Shape: input (N, input_size) or (input_size,); hx like the output, (N, hidden_size) or
+    (hidden_size,), zeros when omitted.
+    Defaults: bias=True, nonlinearity='tanh'.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  device: Any = None, dtype: Any = None) -> None:
@@ -92,8 +97,13 @@ class RNNCell(_CellBase):
 
 
 class LSTMCell(_CellBase):
-    """(h', c') from (x, (h, c)): gates i, f, g, o = split(x W_ih^T + b_ih + h W_hh^T + b_hh);
-    c' = sigmoid(f) * c + sigmoid(i) * tanh(g); h' = sigmoid(o) * tanh(c')."""
+    """An LSTM cell, (h', c') from (x, (h, c)): gates i, f, g, o = split(x W_ih^T + b_ih + h W_hh^T +
+    b_hh); c' = sigmoid(f) * c + sigmoid(i) * tanh(g); h' = sigmoid(o) * tanh(c').
+
+    Shape: input (N, input_size) or (input_size,); h and c (N, hidden_size) or (hidden_size,),
+    zeros when omitted; returns (h', c') of that shape.
+    Defaults: bias=True.
+    """
 
     gates = 4
 
@@ -112,8 +122,13 @@ class LSTMCell(_CellBase):
 
 
 class GRUCell(_CellBase):
-    """h' from (x, h): r, z = sigmoid(gates), n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn));
-    h' = (1 - z) * n + z * h."""
+    """A GRU cell, h' from (x, h): r, z = sigmoid(gates), n = tanh(x W_in^T + b_in + r * (h W_hn^T +
+    b_hn)); h' = (1 - z) * n + z * h.
+
+    Shape: input (N, input_size) or (input_size,); hx (N, hidden_size) or (hidden_size,), zeros
+    when omitted.
+    Defaults: bias=True.
+    """
 
     gates = 3
 

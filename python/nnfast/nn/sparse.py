@@ -40,7 +40,11 @@ class _EmbeddingFn(Function):
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None, max_norm: Optional[float] = None,
               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
-    """Rows of ``weight`` picked by the integer tensor ``input``: output shape input.shape + (dim,)."""
+    """Rows of ``weight`` picked by the integer tensor ``input``: out[i] = weight[input[i]].
+
+    Shape: input (*) integers in [0, num_embeddings); weight (num_embeddings, dim); output (*, dim).
+    Defaults: padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False.
+    """
     idx = input._data if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"[embedding] expected an integer index tensor, got {idx.dtype}")
@@ -69,11 +73,11 @@ def _renorm_rows(weight: Tensor, idx: Any, max_norm: float, norm_type: float) ->
 
 
 class Embedding(Module):
-    """A lookup table of ``num_embeddings`` vectors of size ``embedding_dim``.
+    """A lookup table of ``num_embeddings`` vectors of size ``embedding_dim``: out[i] = weight[input[i]].
 
     Shape: input (*) integer indices; output (*, embedding_dim).
-    Defaults: padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False;
-    weight ~ N(0, 1) with the padding row zeroed.
+    Defaults: padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False,
+    _weight=None (an initial weight), _freeze=False; weight ~ N(0, 1) with the padding row zeroed.
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None,
