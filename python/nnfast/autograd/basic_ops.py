@@ -405,11 +405,14 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        xp = xp_of(g)
-        out = xp.zeros(ctx.shape, dtype=ctx.dtype)
-        # add.at handles repeated integer indices correctly
-        xp.add.at(out, ctx.index, g)
-        return out
+        out = xp_of(g).zeros(ctx.shape, dtype=ctx.dtype)
+        if isinstance(ctx.index, (int, slice, type(None), type(Ellipsis), tuple)) and all(
+                isinstance(i, (int, slice, type(None), type(Ellipsis)))
+                for i in (ctx.index if isinstance(ctx.index, tuple) else (ctx.index,))):
+            out[ctx.index] = g  # basic indexing: every element is picked at most once
+        else:
+            np.add.at(out, ctx.index, g)  # repeated indices are summed, in order (deterministic)
+        return out, None
 
 
 class Cat(Function):
