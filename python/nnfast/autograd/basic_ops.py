@@ -401,7 +401,10 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx: Any, a: Any, index: Any) -> Any:
         ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
-        return a[index]
+        r = a[index]
+        if isinstance(r, np.generic):  # a single element: index with a trailing ... for a 0-d view instead
+            r = a[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+        return r
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
@@ -424,7 +427,7 @@ class Cat(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        splits = np.cumsum(ctx.sizes)[:-1]
+        splits = np.cumsum(ctx.sizes)[:-1].tolist()  # a list: the split points are host values
         return (None, *xp_of(g).split(g, splits, axis=ctx.dim))
 
 

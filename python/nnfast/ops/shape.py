@@ -503,13 +503,19 @@ class Triangle(Function):
     @staticmethod
     def forward(ctx: Any, a: Any, k: int, upper: bool) -> Any:
         ctx.k, ctx.upper = k, upper
-        xp = xp_of(a)
-        return xp.triu(a, k) if upper else xp.tril(a, k)
+        return _keep_triangle(a, k, upper)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        xp = xp_of(g)
-        return (xp.triu(g, ctx.k) if ctx.upper else xp.tril(g, ctx.k)), None, None
+        return _keep_triangle(g, ctx.k, ctx.upper), None, None
+
+
+def _keep_triangle(a: Any, k: int, upper: bool) -> Any:
+    """``a`` with the elements outside its (upper / lower) triangle over the last two dims zeroed."""
+    xp = xp_of(a)
+    rows, cols = xp.arange(a.shape[-2])[:, None], xp.arange(a.shape[-1])[None, :]
+    keep = cols - rows >= k if upper else cols - rows <= k
+    return xp.where(keep, a, xp.zeros((), dtype=a.dtype))
 
 
 def _triangle(upper: bool) -> Any:
