@@ -401,7 +401,7 @@ def masked_fill(input: Tensor, mask: Any, value: Any) -> Tensor:
     except ValueError:
         raise RuntimeError(f"[masked_fill] expected a mask broadcastable to {tuple(input.shape)}, "
                            f"got {tuple(m.shape)}") from None
-    return Where.apply(xp_of(input._data).broadcast_to(m, shape), input, v)
+    return Where.apply(xp_of(input._data).broadcast_to(m, shape), v, input)
 
 
 def masked_select(input: Tensor, mask: Any) -> Tensor:
