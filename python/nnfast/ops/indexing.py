@@ -124,11 +124,10 @@ def _as_operand(v: Any, like: Tensor) -> Any:
 
 
 def _int_index(index: Any, op: str) -> Tensor:
-    if not isinstance(index, Tensor):
-        index = Tensor._wrap(np.asarray(index))
-    if index.dtype.kind not in "iu":
-        raise RuntimeError(f"[{op}] expected an integer (int64) index tensor, got {index.dtype}")
-    return index
+    t: Tensor = index if isinstance(index, Tensor) else Tensor._wrap(np.asarray(index))
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"[{op}] expected an integer (int64) index tensor, got {t.dtype}")
+    return t
 
 
 def _check_range(idx: Any, size: int, op: str) -> None:

@@ -346,7 +346,9 @@ def _common(tensors: Sequence[Tensor], op: str) -> list[Tensor]:
     dev = tensors[0].device
     if any(x.device != dev for x in tensors):
         raise RuntimeError(f"[{op}] expected all tensors on one device, got {sorted({str(x.device) for x in tensors})}")
-    dt = np.result_type(*[x.dtype for x in tensors])
+    dts = [x.dtype for x in tensors]
+    floats = [d for d in dts if d.kind == "f"]
+    dt = np.result_type(*(floats or dts))  # PyTorch's rule: a float tensor's dtype wins over integer ones
     return [x if x.dtype == dt else x.to(dt) for x in tensors]
 
 
