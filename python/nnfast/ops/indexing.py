@@ -17,7 +17,7 @@ from ..autograd import grad_mode
 from ..autograd.basic_ops import GetItem, Where, unbroadcast
 from ..autograd.function import Function
 from ..tensor import Tensor
-from .inplace import apply_inplace, bump_version, check_leaf
+from .inplace import apply_inplace, bump_version
 
 
 # ---------------------------------------------------------------- helpers
@@ -202,7 +202,6 @@ def setitem(self: Tensor, index: Any, value: Any) -> None:
         self._data[idx] = raw
         bump_version(self)
         return
-    check_leaf(self, "setitem")
     apply_inplace(self, "setitem", lambda s: Put.apply(s, v, idx, False))
 
 
@@ -226,7 +225,8 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     raw = xp_of(input._data).asarray(idx._data)
     n = input.numel()
     if raw.size and (int(raw.min()) < -n or int(raw.max()) >= n):
-        raise IndexError(f"[take] expected indices in [{-n}, {n}), got {int(raw.max()) if raw.max() >= n else int(raw.min())}")
+        bad = int(raw.max()) if int(raw.max()) >= n else int(raw.min())
+        raise IndexError(f"[take] expected indices in [{-n}, {n}), got {bad}")
     return Take.apply(input.reshape(-1), raw % max(n, 1))
 
 

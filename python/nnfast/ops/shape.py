@@ -97,9 +97,10 @@ def permute(self: Tensor, *dims: Any) -> Tensor:
 def transpose(self: Tensor, dim0: int, dim1: int) -> Tensor:
     axes = list(range(self.ndim))
     a, b = dim_of(dim0, self.ndim, "transpose"), dim_of(dim1, self.ndim, "transpose")
-    if self.ndim:
-        axes[a], axes[b] = axes[b], axes[a]
-    return permute(self, axes)
+    if not self.ndim:
+        return self.view(())
+    axes[a], axes[b] = axes[b], axes[a]
+    return ops.Permute.apply(self, tuple(axes))  # a valid permutation by construction
 
 
 def t(self: Tensor) -> Tensor:
