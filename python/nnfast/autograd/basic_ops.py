@@ -353,15 +353,21 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx: Any, a: Any, index: Any) -> Any:
         ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
-        return a[index]
+        r = a[index]
+        if isinstance(r, np.generic):  # a single element: index with a trailing ... for a 0-d view instead
+            r = a[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+        return r
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        xp = xp_of(g)
-        out = xp.zeros(ctx.shape, dtype=ctx.dtype)
-        # add.at handles repeated integer indices correctly
-        xp.add.at(out, ctx.index, g)
-        return out
+        out = xp_of(g).zeros(ctx.shape, dtype=ctx.dtype)
+        if isinstance(ctx.index, (int, slice, type(None), type(Ellipsis), tuple)) and all(
+                isinstance(i, (int, slice, type(None), type(Ellipsis)))
+                for i in (ctx.index if isinstance(ctx.index, tuple) else (ctx.index,))):
+            out[ctx.index] = g  # basic indexing: every element is picked at most once
+        else:
+            np.add.at(out, ctx.index, g)  # repeated indices are summed, in order (deterministic)
+        return out, None
 
 
 class Cat(Function):
@@ -373,7 +379,7 @@ class Cat(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        splits = np.cumsum(ctx.sizes)[:-1]
+        splits = np.cumsum(ctx.sizes)[:-1].tolist()  # a list: the split points are host values
         return (None, *xp_of(g).split(g, splits, axis=ctx.dim))
 
 
