@@ -143,7 +143,7 @@ OPS = [
               errors=lambda: [_err("bernoulli", lambda: nnfast.bernoulli(nnfast.tensor([1.5])))]),
     SurfaceOp("normal", lambda m, s: nnfast.normal(m, s), lambda m, s: m,
               lambda rng: [Sample("1", (_arr(rng, 1), Raw(0.0))), Sample("3x7", (_arr(rng, 3, 7), Raw(0.0)))],
-              torch_call=lambda m, s: torch.normal(m, s),
+              differentiable=False, torch_call=lambda m, s: torch.normal(m, s),
               errors=lambda: [_err("normal", lambda: nnfast.normal(nnfast.zeros(2), -1.0)),
                               _err("normal", lambda: nnfast.normal(0.0, 1.0), TypeError)]),
     SurfaceOp("poisson", lambda r: nnfast.poisson(r), lambda r: r,

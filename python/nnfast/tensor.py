@@ -650,7 +650,7 @@ def _cast(t: Tensor, dt: np.dtype[Any]) -> Tensor:
 def _float_formatter(a: np.ndarray) -> Callable[[Any], str]:
     """Integral values as ``3.``; else 4 decimals, or scientific when the finite nonzero magnitudes
     span more than 1000x, exceed 1e8 or go below 1e-4; every value right-aligned to one width."""
-    v = a.astype(np.float64).ravel()
+    v = _summarized(a).astype(np.float64).ravel()
     nz = np.abs(v[np.isfinite(v) & (v != 0)])
     if nz.size == 0:
         nz = np.zeros(1)
@@ -666,21 +666,33 @@ def _float_formatter(a: np.ndarray) -> Callable[[Any], str]:
             return f"{x:.4e}"
         return f"{x:.0f}." if integral else f"{x:.4f}"
 
-    width = builtins.max(len(one(x)) for x in v) if v.size else 0
+    shown = v[np.isfinite(v) & (v != 0)]  # zeros, nan and inf do not widen the columns (as PyTorch)
+    width = builtins.max((len(one(x)) for x in shown), default=0)
     return lambda x: one(x).rjust(width)
+
+
+def _summarized(a: np.ndarray) -> np.ndarray:
+    """The values a summarised print shows (3 at each end of every long axis): they set the format."""
+    if a.size <= 1000:
+        return a
+    for axis in range(a.ndim):
+        if a.shape[axis] > 6:
+            a = np.concatenate([a.take(range(3), axis), a.take(range(a.shape[axis] - 3, a.shape[axis]), axis)], axis)
+    return a
 
 
 def _format_values(a: np.ndarray) -> str:
     if a.dtype.kind in "biu":
-        width = builtins.max((len(str(x)) for x in a.ravel()), default=0)
+        width = builtins.max((len(str(x)) for x in _summarized(a).ravel()), default=0)
         fmt: Callable[[Any], str] = lambda x: str(x).rjust(width)  # noqa: E731
     else:
         a = a.astype(np.float64)
         fmt = _float_formatter(a)
     if a.size == 0:
         return "[]"
-    return np.array2string(a, separator=", ", prefix="tensor(", formatter={"all": fmt}, threshold=1000,
+    body = np.array2string(a, separator=", ", prefix="tensor(", formatter={"all": fmt}, threshold=1000,
                            edgeitems=3, max_line_width=80)
+    return body.replace(", ...,", ",  ...,")  # PyTorch writes ' ...' within a row
 
 
 # ---------------------------------------------------------------- factories

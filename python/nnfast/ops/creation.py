@@ -16,6 +16,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _random
+from .._dispatch import xp_of
+from ..autograd.function import Function
 from ..tensor import (
     DTYPES, Tensor, _BFLOAT16, _default_dtype, _factory, _is_float, _like, _new, _number, _on, _rng, arange, as_tensor, dtype, dtype_of, empty, empty_like, from_numpy, full, int64,
     is_tensor, ones, ones_like, rand, randint, randn, randn_like, randperm, set_default_dtype, tensor, to_dtype,
@@ -336,10 +338,25 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, gene
     return _sampled(input, np.stack(rows).reshape(w.shape[:-1] + (n,)), np.int64)
 
 
+class _Drawn(Function):
+    """Samples drawn with tensor parameters: in the graph of mean / std, with a zero gradient, as
+    PyTorch's ``normal`` (a reparameterised draw is ``mean + std * randn_like(mean)``)."""
+
+    @staticmethod
+    def forward(ctx: Any, mean: Any, std: Any, values: Any) -> Any:
+        ctx.shapes = [getattr(a, "shape", None) for a in (mean, std)]
+        return values
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        xp = xp_of(g)
+        return tuple(None if s is None else xp.zeros(s, g.dtype) for s in ctx.shapes) + (None,)
+
+
 def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, generator: Any = None, dtype: Any = None,
            device: Any = None, requires_grad: bool = False, **_: Any) -> Tensor:
     """Normal samples: ``normal(mean, std, size)`` for numbers, else mean and std (tensors or numbers)
-    broadcast; mean + std * N(0, 1), differentiable in the mean and std tensors."""
+    broadcast, with their dtype and device."""
     rng = _rng(generator)
     if not isinstance(mean, Tensor) and not isinstance(std, Tensor):
         if size is None:
@@ -350,15 +367,12 @@ def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, generator: Any = N
         return _factory("normal", lambda sh, d: rng.normal(m, s, sh).astype(d), (size,), dtype, device,
                         requires_grad)
     ref = mean if isinstance(mean, Tensor) else std
-    if isinstance(std, Tensor):
-        if np.any(~(std._host() >= 0)):
-            raise RuntimeError("[normal] expected std >= 0")
-    elif float(std) < 0:
-        raise RuntimeError(f"[normal] expected std >= 0, got {std}")
-    shape = np.broadcast_shapes(tuple(np.shape(mean)), tuple(np.shape(std)))
-    eps = _sampled(ref, rng.standard_normal(shape))
-    out: Tensor = mean + std * eps
-    return out
+    m = mean._host() if isinstance(mean, Tensor) else float(mean)
+    s = std._host() if isinstance(std, Tensor) else float(std)
+    if np.any(~(np.asarray(s) >= 0)):
+        raise RuntimeError("[normal] expected std >= 0")
+    values = _sampled(ref, rng.normal(m, s, np.broadcast_shapes(np.shape(m), np.shape(s))))
+    return _Drawn.apply(mean, std, values)
 
 
 # ---------------------------------------------------------------- in-place random fills
