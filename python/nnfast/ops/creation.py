@@ -367,11 +367,11 @@ def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, generator: Any = N
         return _factory("normal", lambda sh, d: rng.normal(m, s, sh).astype(d), (size,), dtype, device,
                         requires_grad)
     ref = mean if isinstance(mean, Tensor) else std
-    m = mean._host() if isinstance(mean, Tensor) else float(mean)
-    s = std._host() if isinstance(std, Tensor) else float(std)
-    if np.any(~(np.asarray(s) >= 0)):
+    mu = np.asarray(mean._host() if isinstance(mean, Tensor) else mean, dtype=np.float64)
+    sigma = np.asarray(std._host() if isinstance(std, Tensor) else std, dtype=np.float64)
+    if np.any(~(sigma >= 0)):
         raise RuntimeError("[normal] expected std >= 0")
-    values = _sampled(ref, rng.normal(m, s, np.broadcast_shapes(np.shape(m), np.shape(s))))
+    values = _sampled(ref, rng.normal(mu, sigma, np.broadcast_shapes(mu.shape, sigma.shape)))
     return _Drawn.apply(mean, std, values)
 
 
