@@ -11,13 +11,22 @@ from typing import TYPE_CHECKING, Any
 
 from ._native import _C
 from . import _tensor_ops
-from ._random import get_rng_state, initial_seed, manual_seed, set_rng_state
+# ---- creation area (nnfast/ops/creation.py: dtypes, factories, random): typed names; the rest
+# (nnfast.bool, nnfast.int, linspace, Generator ...) arrive with _ops.functions() below.
+from ._random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled, is_grad_enabled
 from .tensor import (
-    Tensor, arange, as_tensor, bool_, device, double, empty, empty_like, float, float16, float32,
-    float64, from_dlpack, from_numpy, full, get_default_dtype, int32, int64, is_tensor, long, ones,
-    ones_like, rand, randint, randn, randn_like, randperm, set_default_dtype, tensor, zeros, zeros_like,
+    Tensor, arange, as_tensor, bool_, device, double, dtype, empty, empty_like, float, float16, float32,
+    float64, from_dlpack, from_numpy, full, half, int8, int16, int32, int64, is_tensor, long, ones,
+    ones_like, rand, randint, randn, randn_like, randperm, set_default_dtype, short, tensor, uint8, zeros,
+    zeros_like,
 )
+from .ops.creation import (
+    Size, asarray, bernoulli, eye, finfo, full_like, get_default_dtype, iinfo, is_complex, is_floating_point,
+    linspace, logspace, multinomial, normal, poisson, rand_like, randint_like, scalar_tensor, tril_indices,
+    triu_indices,
+)
+# ---- end of the creation area
 from ._tensor_ops import cat, stack, where
 
 _tensor_ops.install()
@@ -44,6 +53,10 @@ __all__ = [
     "float", "float16", "float32", "float64", "double", "int32", "int64", "long", "bool_",
     "get_default_dtype", "set_default_dtype",
     "manual_seed", "initial_seed", "get_rng_state", "set_rng_state",
+    # creation area
+    "dtype", "half", "short", "int8", "int16", "uint8", "Size", "finfo", "iinfo", "is_floating_point",
+    "is_complex", "asarray", "scalar_tensor", "full_like", "rand_like", "randint_like", "linspace", "logspace",
+    "eye", "tril_indices", "triu_indices", "bernoulli", "multinomial", "normal", "poisson", "Generator", "seed",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode",
     "autograd", "nn", "optim", "utils", "datasets", "io", "training", "cli", "bench",
     "save", "load", "fit",
@@ -93,4 +106,4 @@ def allclose(a: Tensor, b: Tensor, rtol: _builtins.float = 1e-5, atol: _builtins
     """``|a - b| <= atol + rtol * |b|`` elementwise, for every element (as ``numpy.allclose``)."""
     import numpy as _np
 
-    return bool(_np.allclose(_np.asarray(a), _np.asarray(b), rtol=rtol, atol=atol))
+    return _builtins.bool(_np.allclose(_np.asarray(a), _np.asarray(b), rtol=rtol, atol=atol))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import operator
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union, overload
 
@@ -11,17 +12,136 @@ from . import _random
 from ._dispatch import is_cuda, is_cupy, to_cuda, to_host, xp_of
 from .autograd import grad_mode
 
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
-float16 = np.dtype(np.float16)
-int32 = np.dtype(np.int32)
-int64 = np.dtype(np.int64)
-bool_ = np.dtype(np.bool_)
+def _ml_bfloat16() -> Optional[np.dtype[Any]]:
+    """NumPy's bfloat16 dtype from the ``ml_dtypes`` package (None when it is not installed)."""
+    try:
+        import importlib
+
+        bf16: np.dtype[Any] = np.dtype(importlib.import_module("ml_dtypes").bfloat16)
+        return bf16
+    except ImportError:  # pragma: no cover - ml_dtypes is a dependency
+        return None
+
+
+_BFLOAT16 = _ml_bfloat16()
+
+
+def _is_float(dt: Any) -> builtins.bool:
+    """True for the floating-point dtypes (NumPy's float kinds and bfloat16)."""
+    return builtins.bool(dt.kind == "f" or (_BFLOAT16 is not None and dt == _BFLOAT16))
+
+
+class _DtypeMeta(type):
+    def __instancecheck__(cls, obj: Any) -> builtins.bool:
+        # ``t.dtype`` is a NumPy dtype: ``isinstance(t.dtype, nnfast.dtype)`` holds, as with torch.
+        return type.__instancecheck__(cls, obj) or isinstance(obj, np.dtype)
+
+
+class dtype(metaclass=_DtypeMeta):
+    """A tensor element type, as ``torch.dtype`` (``nnfast.float32``, ``nnfast.long`` ...).
+
+    It is its NumPy dtype under a PyTorch name: it compares and hashes equal to it
+    (``x.dtype == nnfast.float32``), NumPy takes it wherever a dtype goes, and NumPy's attributes
+    (``kind``, ``itemsize`` ...) read through.
+    """
+
+    __slots__ = ("dtype", "name")
+    dtype: np.dtype[Any]
+    name: str
+
+    def __init__(self, np_dtype: Any, name: str) -> None:
+        self.dtype = np.dtype(np_dtype)
+        self.name = name
+
+    @property
+    def is_floating_point(self) -> builtins.bool:
+        return _is_float(self.dtype)
+
+    @property
+    def is_complex(self) -> builtins.bool:
+        return False
+
+    @property
+    def is_signed(self) -> builtins.bool:
+        return self.dtype.kind != "u" and self.dtype.kind != "b"
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    def __eq__(self, other: object) -> builtins.bool:
+        if other is None or isinstance(other, str):
+            return False
+        try:
+            return builtins.bool(self.dtype == np.dtype(other))  # type: ignore[call-overload]
+        except TypeError:
+            return False
+
+    def __hash__(self) -> int:
+        return hash(self.dtype)
+
+    def __repr__(self) -> str:
+        return "nnfast." + self.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.dtype, name)
+
+    def __reduce__(self) -> Any:
+        return (_dtype_named, (self.name,))
+
+
+def _dtype_named(name: str) -> "dtype":
+    return DTYPES[name]
+
+
+float32 = dtype(np.float32, "float32")
+float64 = dtype(np.float64, "float64")
+float16 = dtype(np.float16, "float16")
+int8 = dtype(np.int8, "int8")
+int16 = dtype(np.int16, "int16")
+int32 = dtype(np.int32, "int32")
+int64 = dtype(np.int64, "int64")
+uint8 = dtype(np.uint8, "uint8")
+bool_ = dtype(np.bool_, "bool")
 float = float32  # noqa: A001 - mirrors torch.float
 double = float64
+half = float16
 long = int64
+short = int16
 
-_default_dtype: list[np.dtype[Any]] = [float32]
+# Every dtype under each of its PyTorch names (nnfast/__init__ exports them all; ``int`` and
+# ``bool`` are kept out of this module's globals so the builtins stay usable here).
+DTYPES: dict[str, dtype] = {
+    "float32": float32, "float": float32, "float64": float64, "double": float64, "float16": float16,
+    "half": float16, "int64": int64, "long": int64, "int32": int32, "int": int32, "int16": int16,
+    "short": int16, "int8": int8, "uint8": uint8, "bool": bool_, "bool_": bool_,
+}
+if _BFLOAT16 is not None:
+    DTYPES["bfloat16"] = dtype(_BFLOAT16, "bfloat16")
+
+# NumPy dtype -> its nnfast dtype (the canonical name: what repr shows)
+_NNFAST_DTYPE: dict[np.dtype[Any], dtype] = {}
+for _d in DTYPES.values():
+    _NNFAST_DTYPE.setdefault(_d.dtype, _d)
+
+
+def to_dtype(dt: Any, op: str = "dtype") -> np.dtype[Any]:
+    """The NumPy dtype of a dtype argument (an nnfast dtype, NumPy dtype or type), checked."""
+    try:
+        d: np.dtype[Any] = np.dtype(dt)
+    except TypeError:
+        raise TypeError(f"[{op}] expected a dtype such as nnfast.float32, got {dt!r}") from None
+    if d not in _NNFAST_DTYPE:
+        raise TypeError(f"[{op}] expected one of nnfast's dtypes ({', '.join(sorted(DTYPES))}), got {d}")
+    return d
+
+
+def dtype_of(dt: Any) -> dtype:
+    """The nnfast dtype of a NumPy dtype."""
+    return _NNFAST_DTYPE[np.dtype(dt)]
+
+
+_default_dtype: list[np.dtype[Any]] = [float32.dtype]
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -38,7 +158,7 @@ def get_default_dtype() -> np.dtype[Any]:
 
 def set_default_dtype(dtype: Any) -> None:
     """Set the dtype of new floating-point tensors: float32 (default) or float64."""
-    d = np.dtype(dtype)
+    d = to_dtype(dtype, "set_default_dtype")
     if d not in (float32, float64):
         raise TypeError(f"[set_default_dtype] expected float32 or float64, got {d}")
     _default_dtype[0] = d
@@ -111,15 +231,18 @@ def _to_device_array(a: Any, dev: device) -> Any:
 
 
 def _as_array(data: Any, dtype: Any = None) -> Any:
-    """NumPy array (CuPy for CuPy input) from Python data with PyTorch's dtype defaults."""
+    """A new array (CuPy / cuda for cuda input, else NumPy) from Python data, with PyTorch's dtype
+    defaults: floats -> the default dtype, ints -> int64, bools -> bool; arrays keep theirs."""
     if isinstance(data, Tensor):
         data = data._data
     if is_cuda(data):
-        arr = data.astype(dtype) if dtype is not None else data.copy()
-        return arr
+        return data.astype(dtype) if dtype is not None else data.copy()
     keep_dtype = isinstance(data, (np.ndarray, np.generic))
-    arr = np.array(data, dtype=dtype, copy=True)
-    if arr.dtype.kind not in "biuf":
+    try:
+        arr = np.array(data, dtype=dtype, copy=True)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"[tensor] expected numbers, nested sequences of numbers or tensors: {e}") from None
+    if not (arr.dtype.kind in "biu" or _is_float(arr.dtype)):
         raise TypeError(f"[tensor] expected numeric data, got dtype {arr.dtype}")
     if dtype is None and not keep_dtype:
         if arr.dtype.kind == "f":
@@ -374,25 +497,18 @@ class Tensor:
         return self._data.__cuda_array_interface__
 
     def to(self, *args: Any, **kwargs: Any) -> "Tensor":
-        """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``; differentiable."""
-        dev = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        for a in args:
-            if isinstance(a, (str, device)):
-                dev = a
-            elif isinstance(a, Tensor):
-                dev, dtype = a.device, a.dtype
-            else:
-                dtype = a
+        """``to(dtype)``, ``to(device, dtype=None)``, ``to(other)`` (its device and dtype); keywords
+        ``device``, ``dtype``, ``copy``, ``non_blocking``. Differentiable (float -> float casts and moves)."""
+        dev, dt = _to_args(args, kwargs)
         out: Tensor = self
-        if dtype is not None and np.dtype(dtype) != self.dtype:
-            from .autograd.basic_ops import Cast
-
-            out = Cast.apply(out, np.dtype(dtype))
-        if dev is not None and device(dev) != out.device:
+        if dt is not None and dt != self._data.dtype:
+            out = _cast(out, dt)
+        if dev is not None and dev != out.device:
             from .autograd.basic_ops import ToDevice
 
-            out = ToDevice.apply(out, device(dev))
+            out = ToDevice.apply(out, dev)
+        if kwargs.get("copy") and out is self:
+            out = self.clone()
         return out
 
     def cpu(self) -> "Tensor":
@@ -411,6 +527,7 @@ class Tensor:
         return self.to(int64)
 
     def type_as(self, other: "Tensor") -> "Tensor":
+        """This tensor with ``other``'s dtype (``self`` itself when they already match)."""
         return self.to(other.dtype)
 
     def clone(self) -> "Tensor":
@@ -428,17 +545,20 @@ class Tensor:
 
     # ------------------------------------------------------------ repr
     def __repr__(self) -> str:
-        body = np.array2string(self._host(), separator=", ", prefix="tensor(")
+        """PyTorch's layout: ``tensor([1., 2.], device='cuda:0', dtype=nnfast.float64, requires_grad=True)``."""
+        a = self._host()
         extras = []
-        if self.dtype != _default_dtype[0] and self.dtype.kind == "f" or self.dtype.kind not in "fi":
-            extras.append(f"dtype={self.dtype}")
         if self.is_cuda:
             extras.append(f"device='{self.device}'")
+        if a.size == 0 and a.ndim != 1:
+            extras.append(f"size={tuple(a.shape)}")
+        if a.dtype != _default_dtype[0] and (a.size == 0 or a.dtype not in (int64, bool_)):
+            extras.append(f"dtype={_NNFAST_DTYPE.get(a.dtype, a.dtype)!r}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn={self.grad_fn!r}")
         elif self.requires_grad:
             extras.append("requires_grad=True")
-        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+        return "tensor(" + _format_values(a) + "".join(", " + e for e in extras) + ")"
 
     def __bool__(self) -> bool:
         if self._data.size != 1:
@@ -535,27 +655,123 @@ class Tensor:
         def isnan(self) -> Tensor: ...
 
 
-def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """A new tensor holding a copy of ``data`` (list, scalar, array or tensor)."""
-    arr = _as_array(data, None if dtype is None else np.dtype(dtype))
-    if device is not None:
-        arr = _to_device_array(arr, globals()["device"](device))
+# ---------------------------------------------------------------- conversions
+def _to_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Optional[device], Optional[np.dtype[Any]]]:
+    """(device, dtype) of a ``Tensor.to`` call."""
+    dev, dt = kwargs.get("device"), kwargs.get("dtype")
+    for a in args:
+        if isinstance(a, (str, device)):
+            dev = a
+        elif isinstance(a, Tensor):
+            dev, dt = a.device, a._data.dtype
+        elif isinstance(a, builtins.int) and not isinstance(a, builtins.bool):
+            dev = device("cuda", a)
+        else:
+            dt = a
+    return (None if dev is None else device(dev)), (None if dt is None else to_dtype(dt, "to"))
+
+
+def _cast(t: Tensor, dt: np.dtype[Any]) -> Tensor:
+    """``t`` as dtype ``dt``: differentiable between float dtypes (the gradient is cast back), a plain
+    copy outside the graph to an integer or bool dtype (as PyTorch)."""
+    from .autograd.basic_ops import Cast, cast
+
+    if t.requires_grad and _is_float(dt):
+        return Cast.apply(t, dt)
+    return Tensor._wrap(cast(t._data, dt))
+
+
+# ---------------------------------------------------------------- printing (PyTorch's rules)
+def _float_formatter(a: np.ndarray) -> Callable[[Any], str]:
+    """Integral values as ``3.``; else 4 decimals, or scientific when the finite nonzero magnitudes
+    span more than 1000x, exceed 1e8 or go below 1e-4; every value right-aligned to one width."""
+    v = _summarized(a).astype(np.float64).ravel()
+    nz = np.abs(v[np.isfinite(v) & (v != 0)])
+    if nz.size == 0:
+        nz = np.zeros(1)
+    hi, lo = builtins.float(nz.max()), builtins.float(nz.min())
+    integral = builtins.bool(np.all(np.ceil(nz) == nz))
+    sci = hi > 1e8 or (lo > 0 and hi / lo > 1000.0) or (not integral and lo < 1e-4 and lo != 0)
+
+    def one(x: Any) -> str:
+        x = builtins.float(x)
+        if not np.isfinite(x):
+            return "nan" if np.isnan(x) else ("inf" if x > 0 else "-inf")
+        if sci:
+            return f"{x:.4e}"
+        return f"{x:.0f}." if integral else f"{x:.4f}"
+
+    shown = v[np.isfinite(v) & (v != 0)]  # zeros, nan and inf do not widen the columns (as PyTorch)
+    width = builtins.max((len(one(x)) for x in shown), default=0)
+    return lambda x: one(x).rjust(width)
+
+
+def _summarized(a: np.ndarray) -> np.ndarray:
+    """The values a summarised print shows (3 at each end of every long axis): they set the format."""
+    if a.size <= 1000:
+        return a
+    for axis in range(a.ndim):
+        if a.shape[axis] > 6:
+            a = np.concatenate([a.take(range(3), axis), a.take(range(a.shape[axis] - 3, a.shape[axis]), axis)], axis)
+    return a
+
+
+def _format_values(a: np.ndarray) -> str:
+    if a.dtype.kind in "biu":
+        width = builtins.max((len(str(x)) for x in _summarized(a).ravel()), default=0)
+        fmt: Callable[[Any], str] = lambda x: str(x).rjust(width)  # noqa: E731
+    else:
+        a = a.astype(np.float64)
+        fmt = _float_formatter(a)
+    if a.size == 0:
+        return "[]"
+    body = np.array2string(a, separator=", ", prefix="tensor(", formatter={"all": fmt}, threshold=1000,
+                           edgeitems=3, max_line_width=80)
+    return body.replace(", ...,", ",  ...,")  # PyTorch writes ' ...' within a row
+
+
+# ---------------------------------------------------------------- factories
+def _device_arg(dev: Any) -> Optional[device]:
+    return None if dev is None else device(dev)
+
+
+def _on(arr: Any, dev: Optional[device]) -> Any:
+    """``arr`` (a host array) on ``dev``."""
+    return arr if dev is None or dev.type == "cpu" else _to_device_array(arr, dev)
+
+
+def _new(arr: Any, dev: Any, requires_grad: builtins.bool) -> Tensor:
+    """A tensor over the host array ``arr``, moved to ``dev``."""
+    return Tensor(_on(arr, _device_arg(dev)), requires_grad=requires_grad)
+
+
+def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: builtins.bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (a scalar, nested lists of numbers or tensors, an array or
+    a tensor). Floats get the default dtype, ints int64, bools bool, unless ``dtype`` says otherwise."""
+    arr = _as_array(data, None if dtype is None else to_dtype(dtype, "tensor"))
+    dev = _device_arg(device)
+    if dev is not None and dev != _device_of(arr):
+        arr = _to_device_array(arr, dev)
     return Tensor(arr, requires_grad=requires_grad)
 
 
 def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
-    if isinstance(data, Tensor) and dtype is None and device is None:
-        return data
-    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype) and device in (None, "cpu"):
-        return Tensor(data)
-    return tensor(data, dtype=dtype, device=device)
+    """``data`` as a tensor, sharing memory with it when it already is a tensor or NumPy array of
+    that dtype on that device; else a copy."""
+    dt = None if dtype is None else to_dtype(dtype, "as_tensor")
+    dev = _device_arg(device)
+    if isinstance(data, Tensor):
+        return data.to(dev, dt) if dev is not None else data.to(dtype=dt)
+    if isinstance(data, np.ndarray) and (dt is None or dt == data.dtype) and (dev is None or dev.type == "cpu"):
+        return from_numpy(data)
+    return tensor(data, dtype=dt, device=dev)
 
 
 def from_numpy(a: np.ndarray) -> Tensor:
     """A tensor sharing memory with ``a`` (no copy)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"[from_numpy] expected a numpy.ndarray, got {type(a).__name__}")
-    return Tensor(a)
+    return Tensor(a)  # any dtype: the ops check theirs (the error tables feed object / byteswapped arrays)
 
 
 def from_dlpack(obj: Any) -> Tensor:
@@ -568,91 +784,159 @@ def from_dlpack(obj: Any) -> Tensor:
     return Tensor(np.from_dlpack(obj))
 
 
-def _shape_arg(size: Sequence[Any]) -> tuple[int, ...]:
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+def _shape_arg(size: Sequence[Any], op: str = "zeros") -> tuple[int, ...]:
+    """The shape of ``f(2, 3)``, ``f((2, 3))`` or ``f([2, 3])``."""
+    if len(size) == 1 and not isinstance(size[0], (builtins.int, np.integer, Tensor)):
         size = size[0]
-    return tuple(int(s) for s in size)
+    try:
+        shape = tuple(operator.index(s) for s in size)
+    except TypeError:
+        raise TypeError(f"[{op}] expected a size as ints or one tuple/list of ints, got {size!r}") from None
+    if builtins.any(d < 0 for d in shape):
+        raise RuntimeError(f"[{op}] expected non-negative sizes, got {list(shape)}")
+    return shape
 
 
-def _factory(fill: Callable[[tuple[int, ...], np.dtype[Any]], Any], size: Sequence[Any], dtype: Any, device_: Any,
-             requires_grad: bool) -> Tensor:
-    shape = _shape_arg(size)
-    dt = np.dtype(dtype) if dtype is not None else _default_dtype[0]
-    arr = fill(shape, dt)
-    if device_ is not None and globals()["device"](device_).type == "cuda":
-        arr = _to_device_array(arr, globals()["device"](device_))
-    return Tensor(arr, requires_grad=requires_grad)
+def _factory(op: str, fill: Callable[[tuple[int, ...], np.dtype[Any]], Any], size: Sequence[Any], dtype: Any,
+             device_: Any, requires_grad: builtins.bool) -> Tensor:
+    shape = _shape_arg(size, op)
+    dt = to_dtype(dtype, op) if dtype is not None else _default_dtype[0]
+    return _new(fill(shape, dt), device_, requires_grad)
 
 
-def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _factory(lambda s, d: np.zeros(s, d), size, dtype, device, requires_grad)
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: builtins.bool = False) -> Tensor:
+    return _factory("zeros", lambda s, d: np.zeros(s, d), size, dtype, device, requires_grad)
 
 
-def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _factory(lambda s, d: np.ones(s, d), size, dtype, device, requires_grad)
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: builtins.bool = False) -> Tensor:
+    return _factory("ones", lambda s, d: np.ones(s, d), size, dtype, device, requires_grad)
 
 
-def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _factory(lambda s, d: np.empty(s, d), size, dtype, device, requires_grad)
+def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: builtins.bool = False) -> Tensor:
+    return _factory("empty", lambda s, d: np.empty(s, d), size, dtype, device, requires_grad)
+
+
+def _fill_dtype(value: Any) -> np.dtype[Any]:
+    """PyTorch's dtype for a fill value: bool -> bool, int -> int64, float -> the default dtype."""
+    if isinstance(value, Tensor):
+        return value._data.dtype  # type: ignore[no-any-return]
+    if isinstance(value, (builtins.bool, np.bool_)):
+        return bool_.dtype
+    if isinstance(value, (builtins.int, np.integer)):
+        return int64.dtype
+    return _default_dtype[0]
 
 
 def full(size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = None,
-         requires_grad: bool = False) -> Tensor:
-    return _factory(lambda s, d: np.full(s, fill_value, d), (tuple(size),), dtype, device, requires_grad)
+         requires_grad: builtins.bool = False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value`` (dtype from the value when ``dtype`` is None)."""
+    v = fill_value.item() if isinstance(fill_value, Tensor) else fill_value
+    dt = _fill_dtype(fill_value) if dtype is None else dtype
+    return _factory("full", lambda s, d: np.full(s, v, d), (size,), dt, device, requires_grad)
 
 
-def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    rng = _random.default_generator()
-    return _factory(lambda s, d: rng.standard_normal(s).astype(d), size, dtype, device, requires_grad)
+def _rng(generator: Any) -> np.random.Generator:
+    return _random.generator_or_default(generator)
 
 
-def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    rng = _random.default_generator()
-    return _factory(lambda s, d: rng.random(s).astype(d), size, dtype, device, requires_grad)
+def rand(*size: Any, generator: Any = None, dtype: Any = None, device: Any = None,
+         requires_grad: builtins.bool = False) -> Tensor:
+    """Uniform samples on [0, 1) from ``generator`` (default: the one ``nnfast.manual_seed`` seeds)."""
+    rng = _rng(generator)
+    return _factory("rand", lambda s, d: rng.random(s).astype(d), size, dtype, device, requires_grad)
 
 
-def randint(low: int, high: Optional[int] = None, size: Sequence[int] = (), dtype: Any = None,
-            device: Any = None) -> Tensor:
-    if high is None:
-        low, high = 0, low
-    rng = _random.default_generator()
-    arr = rng.integers(low, high, size=tuple(size)).astype(np.dtype(dtype) if dtype else np.int64)
-    return tensor(arr, device=device)
+def randn(*size: Any, generator: Any = None, dtype: Any = None, device: Any = None,
+          requires_grad: builtins.bool = False) -> Tensor:
+    """Standard normal samples from ``generator`` (default: the one ``nnfast.manual_seed`` seeds)."""
+    rng = _rng(generator)
+    return _factory("randn", lambda s, d: rng.standard_normal(s).astype(d), size, dtype, device, requires_grad)
 
 
-def randperm(n: int, dtype: Any = None, device: Any = None) -> Tensor:
-    arr = _random.default_generator().permutation(int(n)).astype(np.dtype(dtype) if dtype else np.int64)
-    return tensor(arr, device=device)
+def randint(*args: Any, size: Any = None, generator: Any = None, dtype: Any = None, device: Any = None,
+            requires_grad: builtins.bool = False) -> Tensor:
+    """``randint(high, size)`` or ``randint(low, high, size)``: integers uniform on [low, high), int64."""
+    if size is None:
+        if len(args) not in (2, 3):
+            raise TypeError("[randint] expected randint(high, size) or randint(low, high, size)")
+        args, size = args[:-1], args[-1]
+    if len(args) not in (1, 2):
+        raise TypeError("[randint] expected randint(high, size) or randint(low, high, size)")
+    low, high = (0, args[0]) if len(args) == 1 else args
+    low, high = builtins.int(low), builtins.int(high)
+    if low >= high:
+        raise RuntimeError(f"[randint] expected low < high, got low={low}, high={high}")
+    rng = _rng(generator)
+    return _factory("randint", lambda s, d: rng.integers(low, high, size=s).astype(d), (size,),
+                    int64 if dtype is None else dtype, device, requires_grad)
 
 
-def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device: Any = None) -> Tensor:
+def randperm(n: int, generator: Any = None, dtype: Any = None, device: Any = None,
+             requires_grad: builtins.bool = False) -> Tensor:
+    """A random permutation of 0 .. n-1 (int64)."""
+    n = operator.index(n)
+    if n < 0:
+        raise RuntimeError(f"[randperm] expected a non-negative n, got {n}")
+    rng = _rng(generator)
+    dt = to_dtype(dtype, "randperm") if dtype is not None else int64.dtype
+    return _new(rng.permutation(n).astype(dt), device, requires_grad)
+
+
+def _number(x: Any) -> Any:
+    return x.item() if isinstance(x, Tensor) else x
+
+
+def arange(start: Any = 0, end: Any = None, step: Any = 1, dtype: Any = None, device: Any = None,
+           requires_grad: builtins.bool = False) -> Tensor:
+    """``[start, start + step, ...)`` up to ``end`` (exclusive): int64 when every bound is an int, else
+    the default float dtype."""
+    start, end, step = _number(start), _number(end), _number(step)
     if end is None:
         start, end = 0, start
-    arr = np.arange(start, end, step)
-    if dtype is not None:
-        arr = arr.astype(np.dtype(dtype))
-    elif arr.dtype.kind == "f":
-        arr = arr.astype(_default_dtype[0])
-    else:
-        arr = arr.astype(np.int64)
-    return tensor(arr, device=device)
+    if step == 0:
+        raise RuntimeError("[arange] expected a nonzero step")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"[arange] expected bounds consistent with the step sign, got start={start}, "
+                           f"end={end}, step={step}")
+    all_int = builtins.all(isinstance(v, (builtins.int, np.integer)) for v in (start, end, step))
+    dt = to_dtype(dtype, "arange") if dtype is not None else (int64.dtype if all_int else _default_dtype[0])
+    if all_int:
+        arr = np.arange(start, end, step, dtype=np.int64)
+    else:  # values start + i * step in double, as PyTorch
+        n = builtins.int(np.ceil((end - start) / step))
+        arr = start + np.arange(n, dtype=np.float64) * step
+    return _new(arr.astype(dt), device, requires_grad)
 
 
-def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(xp_of(t._data).zeros_like(t._data, dtype=dtype), requires_grad=requires_grad)
+def _like(op: str, t: Tensor, dtype: Any, device_: Any) -> tuple[np.dtype[Any], Any]:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"[{op}] expected a Tensor, got {type(t).__name__}")
+    return (t._data.dtype if dtype is None else to_dtype(dtype, op)), (t.device if device_ is None else device_)
 
 
-def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(xp_of(t._data).ones_like(t._data, dtype=dtype), requires_grad=requires_grad)
+def zeros_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: builtins.bool = False,
+               **_: Any) -> Tensor:
+    dt, dev = _like("zeros_like", input, dtype, device)
+    return zeros(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
-def empty_like(t: Tensor, dtype: Any = None) -> Tensor:
-    return Tensor(xp_of(t._data).empty_like(t._data, dtype=dtype))
+def ones_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: builtins.bool = False,
+              **_: Any) -> Tensor:
+    dt, dev = _like("ones_like", input, dtype, device)
+    return ones(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
-def randn_like(t: Tensor) -> Tensor:
-    return randn(*t.shape, dtype=t.dtype, device=t.device)
+def empty_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: builtins.bool = False,
+               **_: Any) -> Tensor:
+    dt, dev = _like("empty_like", input, dtype, device)
+    return empty(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
-def is_tensor(obj: Any) -> bool:
+def randn_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: builtins.bool = False,
+               generator: Any = None, **_: Any) -> Tensor:
+    dt, dev = _like("randn_like", input, dtype, device)
+    return randn(input.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def is_tensor(obj: Any) -> builtins.bool:
     return isinstance(obj, Tensor)
