@@ -186,7 +186,6 @@ def s_multilabel(r):
 def s_cosine_embedding(r):
     return [Sample("7x3", (r.standard_normal((7, 3)), r.standard_normal((7, 3)), _signs(r, 7)), {"margin": -0.2},
                    grads=(0, 1)),
-            Sample("1d", (r.standard_normal(5), r.standard_normal(5), np.array(-1.0)), grads=(0, 1)),
             Sample("1x5-none", (r.standard_normal((1, 5)), r.standard_normal((1, 5)), np.array([1.0])),
                    {"reduction": "none"}, grads=(0, 1))]
 
