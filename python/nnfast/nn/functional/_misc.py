@@ -169,32 +169,40 @@ def _pad_index(mode: str, n: int, lo: int, hi: int) -> np.ndarray:
     return np.where(m >= n, period - m, m)
 
 
+def _along(axis: int, k: Any) -> tuple[Any, ...]:
+    return (slice(None),) * axis + (k,)
+
+
 class _Pad(Function):
-    """Gathers along each padded axis by an index map; backward scatter-adds back."""
+    """Gathers along each padded axis by an index map (``maps``: (axis, index map, left pad)). Backward
+    copies the interior block back and adds each padded position into its source, one slice at a
+    time (pads are narrow), with basic indexing only: any array module serves."""
 
     @staticmethod
-    def forward(ctx: Any, x: Any, maps: list[tuple[int, np.ndarray]], value: float) -> Any:
+    def forward(ctx: Any, x: Any, maps: list[tuple[int, np.ndarray, int]], value: float) -> Any:
         xp = xp_of(x)
         ctx.maps, ctx.shape = maps, x.shape
         out = x
-        for axis, idx in maps:
+        for axis, idx, _ in maps:
             out = xp.take(out, xp.asarray(np.maximum(idx, 0)), axis=axis)
             if (idx < 0).any():
-                sel = [slice(None)] * out.ndim
-                sel[axis] = xp.asarray(np.flatnonzero(idx < 0))
-                out[tuple(sel)] = value
+                out[_along(axis, xp.asarray(np.flatnonzero(idx < 0)))] = value
         return out if out is not x else x.copy()
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         xp = xp_of(g)
         shape = list(g.shape)
-        for axis, idx in reversed(ctx.maps):
-            shape[axis] = ctx.shape[axis]
-            keep = np.flatnonzero(idx >= 0)
+        for axis, idx, lo in reversed(ctx.maps):
+            n, m = ctx.shape[axis], len(idx)
+            shape[axis] = n
             acc = xp.zeros(tuple(shape), dtype=g.dtype)
-            src = xp.moveaxis(xp.take(g, xp.asarray(keep), axis=axis), axis, 0)
-            xp.add.at(xp.moveaxis(acc, axis, 0), xp.asarray(idx[keep]), src)
+            j0, j1 = max(lo, 0), min(lo + n, m)  # output positions that are the input itself
+            if j1 > j0:
+                acc[_along(axis, slice(j0 - lo, j1 - lo))] = g[_along(axis, slice(j0, j1))]
+            for j in np.flatnonzero(idx >= 0):
+                if not j0 <= j < j1:
+                    acc[_along(axis, int(idx[j]))] += g[_along(axis, int(j))]
             g = acc
         return g, None, None
 
@@ -239,7 +247,7 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: Option
             raise ValueError(f"[pad] expected {mode} padding of dim {axis} (size {n}) in "
                              f"[0, {n - 1 if mode == 'reflect' else n}], got ({lo}, {hi})")
         if lo or hi:
-            maps.append((axis, _pad_index(mode, n, lo, hi)))
+            maps.append((axis, _pad_index(mode, n, lo, hi), lo))
     out: Tensor = _Pad.apply(input, maps, 0.0 if value is None else value)
     return out
 
