@@ -133,10 +133,10 @@ class Module:
             return
         params, modules, buffers = d["_parameters"], d["_modules"], d["_buffers"]
         if isinstance(value, Parameter):
-            self._drop(name)
+            self._drop(name, "_parameters")
             params[name] = value
         elif isinstance(value, Module):
-            self._drop(name)
+            self._drop(name, "_modules")
             modules[name] = value
         elif name in params:
             if value is not None and not isinstance(value, Parameter):
@@ -153,9 +153,11 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _drop(self, name: str) -> None:
+    def _drop(self, name: str, keep: str = "") -> None:
+        """Forgets ``name`` everywhere but in store ``keep``, where a re-registration then keeps its place."""
         for store in ("_parameters", "_modules", "_buffers"):
-            self.__dict__[store].pop(name, None)
+            if store != keep:
+                self.__dict__[store].pop(name, None)
         self.__dict__["_non_persistent"].discard(name)
         self.__dict__.pop(name, None)
 
@@ -192,14 +194,14 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"[register_parameter] expected a Parameter or None for '{name}'")
         self._check_name("register_parameter", name)
-        self._drop(name)
+        self._drop(name, "_parameters")
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Optional[Tensor], persistent: bool = True) -> None:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"[register_buffer] expected a Tensor or None for '{name}'")
         self._check_name("register_buffer", name)
-        self._drop(name)
+        self._drop(name, "_buffers")
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
@@ -210,7 +212,7 @@ class Module:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"[add_module] expected a Module for '{name}'")
         self._check_name("add_module", name)
-        self._drop(name)
+        self._drop(name, "_modules")
         self._modules[name] = module
 
     register_module = add_module
