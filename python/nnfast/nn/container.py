@@ -223,8 +223,10 @@ def _as_parameter(value: Any) -> Any:
 
 
 class ParameterList(Module):
-    """A list of parameters registered under keys ``0``, ``1``, ... (plain tensors become Parameters).
+    """A list of parameters registered under keys ``0``, ``1``, ... (plain tensors become Parameters):
+    ``plist[i] = p``, ``append``, ``extend``, ``len``, iteration.
 
+    Shape: no forward; each parameter keeps its own shape.
     Defaults: values=None (empty)."""
 
     def __init__(self, values: Optional[Iterable[Any]] = None) -> None:
@@ -266,8 +268,10 @@ class ParameterList(Module):
 
 
 class ParameterDict(_Dict):
-    """An ordered dict of parameters registered under their keys (plain tensors become Parameters).
+    """An ordered dict of parameters registered under their keys (plain tensors become Parameters):
+    ``pdict["w"] = p``, ``in``, ``len``, ``keys()``, ``items()``, ``values()``, ``update``, ``pop``.
 
+    Shape: no forward; each parameter keeps its own shape.
     Defaults: parameters=None (empty); a dict or iterable of (name, tensor) pairs otherwise."""
 
     _store = "_parameters"

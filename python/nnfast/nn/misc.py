@@ -96,7 +96,7 @@ class Bilinear(Module):
         lead = input1.shape[:-1]
         x1, x2 = input1.reshape(-1, i1), input2.reshape(-1, i2)
         w = self.weight.permute(1, 0, 2).reshape(i1, o * i2)
-        y = ((x1 @ w).reshape(-1, o, i2) * x2.unsqueeze(1)).sum(2)
+        y: Tensor = ((x1 @ w).reshape(-1, o, i2) * x2.unsqueeze(1)).sum(2)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, o)

@@ -110,7 +110,7 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, o
     """normalize(x) = x / max(||x||_p, eps), the norm taken over ``dim``.
 
     Shape: input (*), any shape; output (*), the same shape.
-    Defaults: p=2.0, dim=1, eps=1e-12.
+    Defaults: p=2.0, dim=1, eps=1e-12, out=None (out= is not supported).
     """
     check_float("normalize", input)
     if out is not None:
