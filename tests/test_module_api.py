@@ -478,3 +478,44 @@ def test_one_hot_infers_classes_and_is_int64():
     out = F.one_hot(nnfast.tensor([[0, 2], [1, 2]]))
     assert out.dtype == np.int64 and out.shape == (2, 2, 3)
     np.testing.assert_array_equal(out.numpy()[0], [[1, 0, 0], [0, 0, 1]])
+
+
+@needs_torch
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+def test_full_backward_hook_matches_torch():
+    def run(lib, m, x_requires_grad):
+        seen = []
+
+        def hook(mod, gin, gout):
+            seen.append((None if gin[0] is None else gin[0].detach().numpy().copy(), gout[0].detach().numpy().copy()))
+            return None if gin[0] is None else (gin[0] * 2,)
+
+        h = m.register_full_backward_hook(hook)
+        x = lib.tensor(np.arange(6.0).reshape(2, 3), requires_grad=x_requires_grad)
+        (m(x) * lib.tensor([[1.0, -2.0]])).sum().backward()
+        h.remove()
+        (m(x) * 1.0).sum().backward()
+        return seen, (x.grad.numpy() if x_requires_grad else None)
+
+    w = np.random.default_rng(5).standard_normal((2, 3))
+    mods = []
+    for lib in (nnfast, torch):
+        m = lib.nn.Linear(3, 2).double()
+        m.load_state_dict({"weight": lib.tensor(w), "bias": lib.zeros(2, dtype=lib.float64)})
+        mods.append((lib, m))
+    for rg in (True, False):
+        (ns, ng), (ts, tg) = [run(lib, m, rg) for lib, m in mods]
+        assert len(ns) == len(ts) == 1
+        for a, b in zip(ns[0], ts[0]):
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_allclose(a, b, rtol=1e-12)
+        if rg:
+            np.testing.assert_allclose(ng, tg, rtol=1e-12)
+
+
+def test_full_backward_hook_needs_one_tensor_input():
+    m = nn.Bilinear(2, 2, 1)
+    m.register_full_backward_hook(lambda *a: None)
+    with pytest.raises(NotImplementedError, match=r"\[register_full_backward_hook\] expected"):
+        m(nnfast.ones(1, 2), nnfast.ones(1, 2))

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._dispatch import xp_of
 from ..autograd import grad_mode
+from ..autograd.function import Function
 from ..tensor import Tensor, _to_device_array, device
 
 
@@ -87,6 +88,7 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
 
     # ------------------------------------------------------------ forward
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -101,12 +103,15 @@ class Module:
             r = hook(self, args)
             if r is not None:
                 args = r if isinstance(r, tuple) else (r,)
+        gate = _BackwardHookState(self, args) if self._backward_hooks else None
+        if gate is not None:
+            args = gate.inputs
         out = self.forward(*args, **kwargs)
         for hook in self._forward_hooks.values():
             r = hook(self, args, out)
             if r is not None:
                 out = r
-        return out
+        return out if gate is None else gate.output(out)
 
     if TYPE_CHECKING:
         __call__: _CallsForward
@@ -120,6 +125,12 @@ class Module:
     def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False) -> "RemovableHandle":
         """``hook(module, args) -> args | None`` runs before ``forward`` (a non-tuple result becomes ``(result,)``)."""
         return RemovableHandle.add(self._forward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook: Callable[..., Any], prepend: bool = False) -> "RemovableHandle":
+        """``hook(module, grad_input, grad_output) -> grad_input | None`` runs when the gradient with
+        respect to the module's input is computed (``grad_input`` is ``(None,)`` when the input needs
+        none). Modules called with one tensor input and returning one tensor."""
+        return RemovableHandle.add(self._backward_hooks, hook, prepend)
 
     # ------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -455,6 +466,62 @@ class Module:
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._modules) | set(self._buffers))
+
+
+class _GradOutputGate(Function):
+    """Identity on the module's output; its backward records grad_output for the input gate."""
+
+    is_view = True
+
+    @staticmethod
+    def forward(ctx: Any, y: Any, state: "_BackwardHookState") -> Any:
+        ctx.state = state
+        return y.view()
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        st = ctx.state
+        st.grad_output = g
+        if not st.has_input:  # nothing upstream needs a gradient: the hook runs now, as in PyTorch
+            st.fire(None)
+        return g, None
+
+
+class _GradInputGate(_GradOutputGate):
+    """Identity on the module's input; its backward runs the hooks, which may replace the gradient."""
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        return ctx.state.fire(g), None
+
+
+class _BackwardHookState:
+    """One call of a module with full backward hooks: gates its tensor input and output."""
+
+    def __init__(self, module: Module, args: tuple[Any, ...]) -> None:
+        self.module, self.grad_output = module, None
+        tensors = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        if len(tensors) != 1:
+            raise NotImplementedError(f"[register_full_backward_hook] expected a module called with one tensor "
+                                      f"input, {type(module).__name__} got {len(tensors)}")
+        self.has_input = args[tensors[0]].requires_grad and grad_mode.is_grad_enabled()
+        self.inputs = tuple(_GradInputGate.apply(a, self) if i in tensors and self.has_input else a
+                            for i, a in enumerate(args))
+
+    def output(self, out: Any) -> Any:
+        if not isinstance(out, Tensor):
+            raise NotImplementedError(f"[register_full_backward_hook] expected {type(self.module).__name__} "
+                                      f"to return one tensor, got {type(out).__name__}")
+        return _GradOutputGate.apply(out, self) if out.requires_grad else out
+
+    def fire(self, g: Any) -> Any:
+        grad_output = (Tensor._wrap(self.grad_output),)
+        for hook in list(self.module._backward_hooks.values()):
+            r = hook(self.module, (None if g is None else Tensor._wrap(g),), grad_output)
+            if r is not None and g is not None:
+                new = r[0] if isinstance(r, (tuple, list)) else r
+                g = new._data if isinstance(new, Tensor) else new
+        return g
 
 
 class RemovableHandle:
