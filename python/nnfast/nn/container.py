@@ -222,6 +222,12 @@ def _as_parameter(value: Any) -> Any:
     return value
 
 
+def _parameters_repr(self: Module) -> str:
+    """PyTorch's listing of a parameter container: one ``(key): Parameter containing: [...]`` line each."""
+    return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
+                     for k, p in self._parameters.items())
+
+
 class ParameterList(Module):
     """A list of parameters registered under keys ``0``, ``1``, ... (plain tensors become Parameters):
     ``plist[i] = p``, ``append``, ``extend``, ``len``, iteration.
@@ -262,9 +268,7 @@ class ParameterList(Module):
     def __iadd__(self, values: Iterable[Any]) -> "ParameterList":
         return self.extend(values)
 
-    def extra_repr(self) -> str:
-        return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
-                         for k, p in self._parameters.items())
+    extra_repr = _parameters_repr
 
 
 class ParameterDict(_Dict):
@@ -287,6 +291,4 @@ class ParameterDict(_Dict):
     def get(self, key: str, default: Any = None) -> Any:
         return self._parameters.get(key, default)
 
-    def extra_repr(self) -> str:
-        return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
-                         for k, p in self._parameters.items())
+    extra_repr = _parameters_repr
