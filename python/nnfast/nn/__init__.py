@@ -5,6 +5,7 @@ from .container import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .misc import *  # noqa: F401,F403
 from .module import Module as Module, Parameter as Parameter  # noqa: F401
 from .normalization import *  # noqa: F401,F403
 from . import regularization as regularization  # noqa: F401,E402

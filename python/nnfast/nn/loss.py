@@ -24,6 +24,14 @@ __all__ = [
     "RMSELoss",
     "PerceptronLoss",
     "LinearCrossEntropyLoss",
+    "MarginRankingLoss",
+    "HingeEmbeddingLoss",
+    "SoftMarginLoss",
+    "MultiLabelSoftMarginLoss",
+    "CosineEmbeddingLoss",
+    "GaussianNLLLoss",
+    "PoissonNLLLoss",
+    "TripletMarginLoss",
 ]
 
 
@@ -256,3 +264,125 @@ class LinearCrossEntropyLoss(_Loss):
         return F.linear_cross_entropy(input, weight, bias, target, ignore_index=self.ignore_index,
                                       reduction=self.reduction, label_smoothing=self.label_smoothing,
                                       chunk_size=self.chunk_size)
+
+
+class _MarginLoss(_Loss):
+    """A loss with a ``margin`` argument ahead of the reduction ones."""
+
+    def __init__(self, margin: float = 0.0, size_average: Any = None, reduce: Any = None,
+                 reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.margin = float(margin)
+
+
+class MarginRankingLoss(_MarginLoss):
+    """loss = max(0, -y * (x1 - x2) + margin); see ``F.margin_ranking_loss``.
+
+    Shape: input1 (N,) or (), input2 the same, target the same; output () or (N,) with reduction='none'.
+    Defaults: margin=0.0, reduction='mean'.
+    """
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
+        return F.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
+
+class HingeEmbeddingLoss(_MarginLoss):
+    """loss = x where y = 1, max(0, margin - x) where y = -1; see ``F.hinge_embedding_loss``.
+
+    Shape: input (*), target (*) the same shape; output () or (*) with reduction='none'.
+    Defaults: margin=1.0, reduction='mean'.
+    """
+
+    def __init__(self, margin: float = 1.0, size_average: Any = None, reduce: Any = None,
+                 reduction: str = "mean") -> None:
+        super().__init__(margin, size_average, reduce, reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)
+
+
+class CosineEmbeddingLoss(_MarginLoss):
+    """loss = 1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1;
+    see ``F.cosine_embedding_loss``.
+
+    Shape: input1 (N, D) or (D,), input2 the same, target (N,) or (); output () or (N,) with reduction='none'.
+    Defaults: margin=0.0, reduction='mean'.
+    """
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
+        return F.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
+
+class SoftMarginLoss(_Loss):
+    """loss = log(1 + exp(-y * x)); see ``F.soft_margin_loss``.
+
+    Shape: input (*), target (*) the same shape; output () or (*) with reduction='none'.
+    Defaults: reduction='mean'.
+    """
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.soft_margin_loss(input, target, reduction=self.reduction)
+
+
+class MultiLabelSoftMarginLoss(_WeightedLoss):
+    """loss_n = -mean_c w_c (y_c log sigmoid(x_c) + (1 - y_c) log sigmoid(-x_c));
+    see ``F.multilabel_soft_margin_loss``.
+
+    Shape: input (N, C) or (C,), target the same shape; output () or (N,) with reduction='none'.
+    Defaults: weight=None, reduction='mean'.
+    """
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
+
+
+class GaussianNLLLoss(_Loss):
+    """loss = (log(max(var, eps)) + (input - target)^2 / max(var, eps)) / 2; see ``F.gaussian_nll_loss``.
+
+    Shape: input (N, *), target the same, var the same or with the last dim 1 or dropped; output () or
+    (N, *) with reduction='none'.
+    Defaults: full=False, eps=1e-06, reduction='mean'.
+    """
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> None:
+        super().__init__(None, None, reduction)
+        self.full, self.eps = bool(full), float(eps)
+
+    def forward(self, input: Tensor, target: Tensor, var: Any) -> Tensor:
+        return F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
+
+
+class PoissonNLLLoss(_Loss):
+    """loss = exp(x) - y x (log_input) or x - y log(x + eps); see ``F.poisson_nll_loss``.
+
+    Shape: input (*), target (*) the same shape; output () or (*) with reduction='none'.
+    Defaults: log_input=True, full=False, eps=1e-08, reduction='mean'.
+    """
+
+    def __init__(self, log_input: bool = True, full: bool = False, size_average: Any = None, eps: float = 1e-8,
+                 reduce: Any = None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.log_input, self.full, self.eps = bool(log_input), bool(full), float(eps)
+
+    def forward(self, log_input: Tensor, target: Tensor) -> Tensor:
+        return F.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
+                                  reduction=self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """loss = max(d(a, p) - d(a, n) + margin, 0) with the pairwise p-distance; see ``F.triplet_margin_loss``.
+
+    Shape: anchor, positive, negative (N, D) or (D,); output () or (N,) with reduction='none'.
+    Defaults: margin=1.0, p=2.0, eps=1e-06, swap=False, reduction='mean'.
+    """
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                 size_average: Any = None, reduce: Any = None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        if margin <= 0:
+            raise ValueError(f"[TripletMarginLoss] expected margin > 0, got {margin}")
+        self.margin, self.p, self.eps, self.swap = float(margin), p, float(eps), bool(swap)
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return F.triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
+                                     swap=self.swap, reduction=self.reduction)

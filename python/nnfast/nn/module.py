@@ -11,7 +11,11 @@ import numpy as np
 
 from .._dispatch import xp_of
 from ..autograd import grad_mode
+from ..autograd.function import Function
 from ..tensor import Tensor, _to_device_array, device
+
+
+_Device = device  # Module.cuda's argument is named ``device``, as in PyTorch
 
 
 def _zero_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
@@ -84,6 +88,7 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
 
     # ------------------------------------------------------------ forward
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -98,27 +103,34 @@ class Module:
             r = hook(self, args)
             if r is not None:
                 args = r if isinstance(r, tuple) else (r,)
+        gate = _BackwardHookState(self, args) if self._backward_hooks else None
+        if gate is not None:
+            args = gate.inputs
         out = self.forward(*args, **kwargs)
         for hook in self._forward_hooks.values():
             r = hook(self, args, out)
             if r is not None:
                 out = r
-        return out
+        return out if gate is None else gate.output(out)
 
     if TYPE_CHECKING:
         __call__: _CallsForward
     else:
         __call__ = _call_impl
 
-    def register_forward_hook(self, hook: Callable[..., Any]) -> Any:
-        key = id(hook)
-        self._forward_hooks[key] = hook
-        return _RemovableHandle(self._forward_hooks, key)
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False) -> "RemovableHandle":
+        """``hook(module, args, output) -> output | None`` runs after ``forward``."""
+        return RemovableHandle.add(self._forward_hooks, hook, prepend)
 
-    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> Any:
-        key = id(hook)
-        self._forward_pre_hooks[key] = hook
-        return _RemovableHandle(self._forward_pre_hooks, key)
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False) -> "RemovableHandle":
+        """``hook(module, args) -> args | None`` runs before ``forward`` (a non-tuple result becomes ``(result,)``)."""
+        return RemovableHandle.add(self._forward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook: Callable[..., Any], prepend: bool = False) -> "RemovableHandle":
+        """``hook(module, grad_input, grad_output) -> grad_input | None`` runs when the gradient with
+        respect to the module's input is computed (``grad_input`` is ``(None,)`` when the input needs
+        none). Modules called with one tensor input and returning one tensor."""
+        return RemovableHandle.add(self._backward_hooks, hook, prepend)
 
     # ------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -132,10 +144,10 @@ class Module:
             return
         params, modules, buffers = d["_parameters"], d["_modules"], d["_buffers"]
         if isinstance(value, Parameter):
-            self._drop(name)
+            self._drop(name, "_parameters")
             params[name] = value
         elif isinstance(value, Module):
-            self._drop(name)
+            self._drop(name, "_modules")
             modules[name] = value
         elif name in params:
             if value is not None and not isinstance(value, Parameter):
@@ -152,10 +164,26 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _drop(self, name: str) -> None:
+    def _drop(self, name: str, keep: str = "") -> None:
+        """Forgets ``name`` everywhere but in store ``keep``, where a re-registration then keeps its place."""
         for store in ("_parameters", "_modules", "_buffers"):
-            self.__dict__[store].pop(name, None)
+            if store != keep:
+                self.__dict__[store].pop(name, None)
+        self.__dict__["_non_persistent"].discard(name)
         self.__dict__.pop(name, None)
+
+    def _check_name(self, op: str, name: Any) -> None:
+        """PyTorch's rules for a registered name: a non-empty string without '.', not an existing
+        plain attribute (a parameter/buffer/submodule of that name is replaced)."""
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"[{op}] expected Module.__init__() to run before registering '{name}'")
+        if not isinstance(name, str):
+            raise TypeError(f"[{op}] expected the name to be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"[{op}] expected a non-empty name without '.', got {name!r}")
+        if hasattr(type(self), name) or (name in self.__dict__ and name not in self._parameters
+                                         and name not in self._buffers and name not in self._modules):
+            raise KeyError(f"[{op}] expected a new name, attribute '{name}' already exists")
 
     def __getattr__(self, name: str) -> Any:
         d = self.__dict__
@@ -169,19 +197,22 @@ class Module:
         for store in ("_parameters", "_buffers", "_modules"):
             if name in self.__dict__[store]:
                 del self.__dict__[store][name]
+                self.__dict__["_non_persistent"].discard(name)
                 return
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"[register_parameter] expected a Parameter or None for '{name}'")
-        self._drop(name)
+        self._check_name("register_parameter", name)
+        self._drop(name, "_parameters")
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Optional[Tensor], persistent: bool = True) -> None:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"[register_buffer] expected a Tensor or None for '{name}'")
-        self._drop(name)
+        self._check_name("register_buffer", name)
+        self._drop(name, "_buffers")
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
@@ -191,21 +222,27 @@ class Module:
     def add_module(self, name: str, module: Optional["Module"]) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"[add_module] expected a Module for '{name}'")
-        self._drop(name)
+        self._check_name("add_module", name)
+        self._drop(name, "_modules")
         self._modules[name] = module
 
     register_module = add_module
 
     # ------------------------------------------------------------ traversal
-    def named_modules(self, memo: Optional[set[int]] = None, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+    def named_modules(self, memo: Optional[set[int]] = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """(qualified name, module) pairs, this module first (name ``prefix``), depth first; a module
+        reached twice is yielded once unless ``remove_duplicate=False``."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(memo, prefix + ("." if prefix else "") + name)
+                yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
@@ -222,29 +259,59 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def _named_members(self, store: str, prefix: str, recurse: bool) -> Iterator[tuple[str, Any]]:
+    def _named_members(self, store: str, prefix: str, recurse: bool,
+                       remove_duplicate: bool = True) -> Iterator[tuple[str, Any]]:
         seen: set[int] = set()
-        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for mp, m in mods:
             for name, v in m.__dict__[store].items():
-                if v is None or id(v) in seen:
+                if v is None or (remove_duplicate and id(v) in seen):
                     continue
                 seen.add(id(v))
                 yield mp + ("." if mp else "") + name, v
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
-        yield from self._named_members("_parameters", prefix, recurse)
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
-        yield from self._named_members("_buffers", prefix, recurse)
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
+
+    def get_submodule(self, target: str) -> "Module":
+        """The submodule at dotted path ``target`` (``""``: this module)."""
+        mod = self
+        for item in target.split(".") if target else []:
+            child = mod._modules.get(item)
+            if not isinstance(child, Module):
+                raise AttributeError(f"[get_submodule] expected '{item}' to be a submodule of "
+                                     f"{type(mod).__name__} (path '{target}')")
+            mod = child
+        return mod
+
+    def _get_member(self, op: str, store: str, target: str) -> Any:
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if name not in mod.__dict__[store]:
+            raise AttributeError(f"[{op}] expected '{name}' to be a {store[1:-1]} of {type(mod).__name__} "
+                                 f"(path '{target}')")
+        return mod.__dict__[store][name]
+
+    def get_parameter(self, target: str) -> Parameter:
+        p: Parameter = self._get_member("get_parameter", "_parameters", target)
+        return p
+
+    def get_buffer(self, target: str) -> Tensor:
+        b: Tensor = self._get_member("get_buffer", "_buffers", target)
+        return b
 
     def apply(self, fn: Callable[["Module"], Any]) -> "Module":
         for m in self.children():
@@ -256,8 +323,10 @@ class Module:
     def train(self, mode: bool = True) -> "Module":
         if not isinstance(mode, bool):
             raise ValueError("[train] expected mode to be a bool")
-        for m in self.modules():
-            object.__setattr__(m, "training", mode)
+        # Through each child's own train(), as PyTorch does, so overrides run.
+        object.__setattr__(self, "training", mode)
+        for m in self.children():
+            m.train(mode)
         return self
 
     def eval(self) -> "Module":
@@ -332,34 +401,48 @@ class Module:
         return self
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":
-        dev = kwargs.get("device")
-        dtype = kwargs.get("dtype")
-        for a in args:
-            if isinstance(a, (str, device)):
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``: moves parameters and buffers
+        in place (the Parameter objects stay the same, so optimizers keep them); a dtype applies to
+        floating tensors only."""
+        dev, dtype = kwargs.get("device"), kwargs.get("dtype")
+        for a in args + ((kwargs["tensor"],) if "tensor" in kwargs else ()):
+            if isinstance(a, Tensor):
+                dev, dtype = a.device, a.dtype
+            elif isinstance(a, (str, device)):
                 dev = a
-            else:
+            elif a is not None:
                 dtype = a
         if dtype is not None:
-            dt = np.dtype(dtype)
-            if dt.kind != "f":
-                raise TypeError(f"[Module.to] expected a floating dtype, got {dt}")
-            self._apply_to_tensors(lambda a: a.astype(dt) if a.dtype.kind == "f" else a)
+            self._cast(np.dtype(dtype), "to")
         if dev is not None:
             d = device(dev)
             self._apply_to_tensors(lambda a: _to_device_array(a, d))
         return self
 
-    def cuda(self, index: Optional[int] = None) -> "Module":
-        return self.to(device("cuda", index or 0))
+    def _cast(self, dt: np.dtype, op: str) -> "Module":
+        if dt.kind not in "fc":
+            raise TypeError(f"[Module.{op}] expected a floating dtype, got {dt}")
+        return self._apply_to_tensors(lambda a: a.astype(dt) if a.dtype.kind == "f" and a.dtype != dt else a)
+
+    def cuda(self, device: Optional[Any] = None) -> "Module":
+        return self.to(device if isinstance(device, (str, _Device)) else _Device("cuda", device or 0))
 
     def cpu(self) -> "Module":
         return self.to("cpu")
 
     def float(self) -> "Module":  # noqa: A003
-        return self.to(np.float32)
+        return self._cast(np.dtype(np.float32), "float")
 
     def double(self) -> "Module":
-        return self.to(np.float64)
+        return self._cast(np.dtype(np.float64), "double")
+
+    def half(self) -> "Module":
+        return self._cast(np.dtype(np.float16), "half")
+
+    def type(self, dst_type: Any) -> "Module":  # noqa: A003
+        """Casts every parameter and buffer (integer ones included, as PyTorch does) to ``dst_type``."""
+        dt = np.dtype(dst_type)
+        return self._apply_to_tensors(lambda a: a.astype(dt) if a.dtype != dt else a)
 
     # ------------------------------------------------------------ repr
     def extra_repr(self) -> str:
@@ -385,9 +468,88 @@ class Module:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._modules) | set(self._buffers))
 
 
-class _RemovableHandle:
-    def __init__(self, store: dict[int, Any], key: int) -> None:
-        self.store, self.key = store, key
+class _GradOutputGate(Function):
+    """Identity on the module's output; its backward records grad_output for the input gate."""
+
+    is_view = True
+
+    @staticmethod
+    def forward(ctx: Any, y: Any, state: "_BackwardHookState") -> Any:
+        ctx.state = state
+        return y.view()
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        st = ctx.state
+        st.grad_output = g
+        if not st.has_input:  # nothing upstream needs a gradient: the hook runs now, as in PyTorch
+            st.fire(None)
+        return g, None
+
+
+class _GradInputGate(_GradOutputGate):
+    """Identity on the module's input; its backward runs the hooks, which may replace the gradient."""
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        return ctx.state.fire(g), None
+
+
+class _BackwardHookState:
+    """One call of a module with full backward hooks: gates its tensor input and output."""
+
+    def __init__(self, module: Module, args: tuple[Any, ...]) -> None:
+        self.module, self.grad_output = module, None
+        tensors = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        if len(tensors) != 1:
+            raise NotImplementedError(f"[register_full_backward_hook] expected a module called with one tensor "
+                                      f"input, {type(module).__name__} got {len(tensors)}")
+        self.has_input = args[tensors[0]].requires_grad and grad_mode.is_grad_enabled()
+        self.inputs = tuple(_GradInputGate.apply(a, self) if i in tensors and self.has_input else a
+                            for i, a in enumerate(args))
+
+    def output(self, out: Any) -> Any:
+        if not isinstance(out, Tensor):
+            raise NotImplementedError(f"[register_full_backward_hook] expected {type(self.module).__name__} "
+                                      f"to return one tensor, got {type(out).__name__}")
+        return _GradOutputGate.apply(out, self) if out.requires_grad else out
+
+    def fire(self, g: Any) -> Any:
+        grad_output = (Tensor._wrap(self.grad_output),)
+        for hook in list(self.module._backward_hooks.values()):
+            r = hook(self.module, (None if g is None else Tensor._wrap(g),), grad_output)
+            if r is not None and g is not None:
+                new = r[0] if isinstance(r, (tuple, list)) else r
+                g = new._data if isinstance(new, Tensor) else new
+        return g
+
+
+class RemovableHandle:
+    """Returned by the ``register_*_hook`` methods: ``remove()`` (or leaving a ``with`` block) unregisters."""
+
+    _next_id = 0
+
+    def __init__(self, store: "OrderedDict[int, Any]", key: int) -> None:
+        self.store, self.id = store, key
+
+    @classmethod
+    def add(cls, store: "OrderedDict[int, Any]", hook: Callable[..., Any], prepend: bool) -> "RemovableHandle":
+        # A fresh key per registration: the same function may be registered twice.
+        key = cls._next_id
+        cls._next_id += 1
+        store[key] = hook
+        if prepend:
+            store.move_to_end(key, last=False)
+        return cls(store, key)
 
     def remove(self) -> None:
-        self.store.pop(self.key, None)
+        self.store.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+_RemovableHandle = RemovableHandle

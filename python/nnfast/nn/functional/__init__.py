@@ -6,5 +6,6 @@ from ._activation import *  # noqa: F401,F403
 from ._dropout import *  # noqa: F401,F403
 from ._linear import *  # noqa: F401,F403
 from ._loss import *  # noqa: F401,F403
+from ._misc import *  # noqa: F401,F403
 from ._norm import *  # noqa: F401,F403
 from ..sparse import embedding as embedding  # noqa: F401,E402
