@@ -143,7 +143,7 @@ def to_torch(a: Any, dtype: Any, requires_grad: bool = False) -> Any:
         return [to_torch(x, dtype, requires_grad) for x in a.items]
     if isinstance(a, np.ndarray):
         arr = a.astype(dtype) if a.dtype.kind == "f" else a
-        t = torch.from_numpy(np.ascontiguousarray(arr).copy())
+        t = torch.from_numpy(np.array(arr, copy=True, order="C"))
         if requires_grad and a.dtype.kind == "f":
             t.requires_grad_(True)
         return t

@@ -20,7 +20,7 @@ from nnfast.optim import lr_scheduler
 # Accepted for PyTorch compatibility (deprecated or no-op in nnfast), or the usual placement arguments.
 EXEMPT = {"size_average", "reduce", "_stacklevel", "foreach", "differentiable", "fused", "capturable",
           "device", "dtype"}
-CONTAINERS = {nn.Module, nn.Sequential, nn.ModuleList, nn.ModuleDict}
+CONTAINERS = {nn.Module, nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict}
 
 
 def _public(module, kind):

@@ -374,7 +374,7 @@ class Tensor:
         return self.grad_fn is None
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self._data.dtype.kind != "f":
+        if requires_grad and not _is_float(self._data.dtype):
             raise TypeError(
                 f"[requires_grad_] expected a floating-point tensor, got {self._data.dtype}; "
                 "only float tensors can require gradients"

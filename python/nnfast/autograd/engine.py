@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import anomaly
 from .function import ACCUMULATED, check_versions
 
@@ -82,6 +84,8 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
         for t, gi in zip(node.inputs, grads):
             if gi is None or gi is ACCUMULATED or t is None or not t.requires_grad:
                 continue
+            if isinstance(gi, np.generic):  # NumPy arithmetic on 0-d arrays gives scalars: keep arrays
+                gi = np.asarray(gi)
             if gi.shape != t._data.shape:
                 raise RuntimeError(
                     f"[backward] {node.name} returned a gradient of shape {tuple(gi.shape)} "
