@@ -6,7 +6,6 @@ activations, losses and optimizer steps.
 """
 from __future__ import annotations
 
-import builtins as _builtins
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ._native import _C
@@ -51,6 +50,7 @@ __all__ = [
     "exp", "log", "sqrt", "matmul", "mm", "sum", "mean", "argmax", "allclose",
     "__version__", "_C",
 ]
+__all__ += [n for n in _ops.pointwise.FUNCTIONS if n not in __all__]  # the pointwise area's functions
 
 
 def __getattr__(name: str) -> Any:
@@ -64,21 +64,6 @@ def __getattr__(name: str) -> Any:
     if name == "fit":
         return importlib.import_module(f"{__name__}.training").fit
     raise AttributeError(f"module 'nnfast' has no attribute {name!r}")
-
-
-def exp(x: Tensor) -> Tensor:
-    """Elementwise ``exp(x)`` = e^x; differentiable."""
-    return x.exp()
-
-
-def log(x: Tensor) -> Tensor:
-    """Elementwise natural logarithm ``log(x)`` = ln x; differentiable."""
-    return x.log()
-
-
-def sqrt(x: Tensor) -> Tensor:
-    """Elementwise square root ``sqrt(x)`` = x^(1/2); differentiable."""
-    return x.sqrt()
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -102,10 +87,3 @@ def mean(x: Tensor, dim: Optional[Union[int, tuple[int, ...]]] = None, keepdim: 
 def argmax(x: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
     """Indices (int64) of the maxima of ``x`` along ``dim`` (of the flattened tensor when None)."""
     return x.argmax(dim, keepdim)
-
-
-def allclose(a: Tensor, b: Tensor, rtol: _builtins.float = 1e-5, atol: _builtins.float = 1e-8) -> bool:
-    """``|a - b| <= atol + rtol * |b|`` elementwise, for every element (as ``numpy.allclose``)."""
-    import numpy as _np
-
-    return bool(_np.allclose(_np.asarray(a), _np.asarray(b), rtol=rtol, atol=atol))
