@@ -27,7 +27,8 @@ def _category(dt: np.dtype[Any]) -> int:
 
 def promote_types(type1: Any, type2: Any) -> np.dtype[Any]:
     """The smallest dtype both ``type1`` and ``type2`` convert to without losing their category."""
-    a, b = np.dtype(type1), np.dtype(type2)
+    a: np.dtype[Any] = np.dtype(type1)
+    b: np.dtype[Any] = np.dtype(type2)
     for d in (a, b):
         if d.kind not in "biuf":
             raise TypeError(f"[promote_types] expected bool, integer or floating dtypes, got {d}")
@@ -36,7 +37,8 @@ def promote_types(type1: Any, type2: Any) -> np.dtype[Any]:
     ca, cb = _category(a), _category(b)
     if ca != cb:
         return a if ca > cb else b
-    return np.promote_types(a, b)
+    out: np.dtype[Any] = np.promote_types(a, b)
+    return out
 
 
 def _number_dtype(x: Any) -> np.dtype[Any]:
@@ -68,10 +70,11 @@ def _result_dtype(op: str, operands: Any) -> np.dtype[Any]:
             g, d = 2, _number_dtype(x)
         else:
             arr = x._data if isinstance(x, Tensor) else x
-            d = getattr(arr, "dtype", None)
-            if d is None or d.kind not in "biuf":
+            ad = getattr(arr, "dtype", None)
+            if ad is None or ad.kind not in "biuf":
                 raise TypeError(f"[{op}] expected tensors or numbers, got {type(x).__name__}"
-                                + ("" if d is None else f" of dtype {d}"))
+                                + ("" if ad is None else f" of dtype {ad}"))
+            d = ad
             g = 0 if arr.ndim else 1
         groups[g] = d if groups[g] is None else promote_types(groups[g], d)
     out = _combine(groups[0], _combine(groups[1], groups[2]))
@@ -102,7 +105,7 @@ def _to(x: Any, dtype: np.dtype[Any], like: Any) -> Any:
 
 
 def _check_shapes(op: str, xs: Any) -> None:
-    shapes = [tuple(x.shape) for x in xs if x is not None and getattr(x, "ndim", 0)]
+    shapes = [tuple(x.shape) for x in xs if x is not None and getattr(x, "ndim", False)]
     if len(shapes) > 1 and any(s != shapes[0] for s in shapes):
         try:
             np.broadcast_shapes(*shapes)
@@ -319,12 +322,22 @@ def _all(self: Tensor) -> Tensor:
     return Tensor._wrap(xp_of(self._data).asarray(self._data.all()))
 
 
+def _array_operand(x: Any, like: Tensor) -> Any:
+    """For ``@``: tensors pass through, Python data becomes an array on ``like``'s device (numbers of
+    ``like``'s float dtype)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (int, float, bool)) and like.dtype.kind == "f":
+        return xp_of(like._data).asarray(x, dtype=like.dtype)
+    return xp_of(like._data).asarray(x)
+
+
 def _matmul(self: Tensor, other: Any) -> Tensor:
-    return ops.MatMul.apply(self, other)
+    return ops.MatMul.apply(self, _array_operand(other, self))
 
 
 def _rmatmul(self: Tensor, other: Any) -> Tensor:
-    return ops.MatMul.apply(other, self)
+    return ops.MatMul.apply(_array_operand(other, self), self)
 
 
 def methods() -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._dispatch import BINARY_CODES as _BINARY_CODES
 from .._dispatch import REDUCE_CODES as _REDUCE_CODES
-from .._dispatch import contiguous, kernels, xp_of
+from .._dispatch import contiguous, is_cupy, kernels, xp_of
 from .function import Function
 
 # ---------------------------------------------------------------- the tensor kernels
@@ -120,7 +120,7 @@ class _Binary(Function):
     each input at full (broadcast) shape, which ``backward`` sums back to the input's shape."""
 
     op = ""
-    xp_fn: Optional[Callable[[Any, Any], Any]] = None
+    xp_fn: Any = None  # a staticmethod(fn(a, b)) in subclasses
     saves_inputs = True
 
     @classmethod
@@ -147,12 +147,12 @@ class _Binary(Function):
         return g
 
 
-def _xp(name: str) -> Callable[[Any, Any], Any]:
+def _xp(name: str) -> Any:
     """``xp.<name>(a, b)`` on the operands' array module (a staticmethod for ``_Binary.xp_fn``)."""
     def fn(a: Any, b: Any) -> Any:
         return getattr(xp_of(a), name)(a, b)
 
-    return staticmethod(fn)  # type: ignore[return-value]
+    return staticmethod(fn)
 
 
 class Add(_Binary):
@@ -408,12 +408,11 @@ def _host_math(name: str) -> Callable[[Any], Any]:
     scalar = np.frompyfunc(getattr(math, name), 1, 1)
 
     def fn(a: Any) -> Any:
-        xp = xp_of(a)
-        if xp is not np and hasattr(xp, "cuda"):  # CuPy
-            import cupyx.scipy.special as special
+        if is_cupy(a):
+            import importlib
 
-            return getattr(special, name)(a)
-        return xp.asarray(np.asarray(scalar(np.asarray(a)), dtype=a.dtype))
+            return getattr(importlib.import_module("cupyx.scipy.special"), name)(a)
+        return xp_of(a).asarray(np.asarray(scalar(np.asarray(a)), dtype=a.dtype))
 
     return fn
 

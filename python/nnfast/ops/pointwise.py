@@ -31,8 +31,8 @@ def _tensor(op: str, x: Any) -> Tensor:
 def _floating(op: str, x: Any) -> Tensor:
     """``x`` as a float tensor: integer / bool tensors become the default float dtype (as PyTorch's
     math functions do)."""
-    x = _tensor(op, x)
-    return x if x._data.dtype.kind == "f" else x.to(get_default_dtype())
+    t = _tensor(op, x)
+    return t if t._data.dtype.kind == "f" else t.to(get_default_dtype())
 
 
 def _raw(x: Any) -> Any:
