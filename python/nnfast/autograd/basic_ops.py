@@ -218,7 +218,8 @@ class Pow(_Binary):
     @staticmethod
     def grad_a(g: Any, a: Any, b: Any) -> Any:
         xp = xp_of(g)
-        return xp.where(b == 0, _zero(g), g * b * a ** (b - 1))
+        with np.errstate(divide="ignore", invalid="ignore"):  # masked below (0 ** -1 where b == 0)
+            return xp.where(b == 0, _zero(g), g * b * a ** (b - 1))
 
     @staticmethod
     def grad_b(g: Any, a: Any, b: Any) -> Any:

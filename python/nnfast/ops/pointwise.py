@@ -426,13 +426,24 @@ FUNCTIONS: dict[str, Any] = {
     "where": where, "result_type": result_type, "promote_types": promote_types, "can_cast": can_cast,
 }
 
+def _method(fn: _Op) -> _Op:
+    """``Tensor.<name>(self, ...)`` for the function ``<name>(input, ...)`` (methods name their
+    receiver ``self``, as tensor.py declares them)."""
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        return fn(self, *args, **kwargs)
+
+    method.__name__, method.__qualname__, method.__doc__ = fn.__name__, f"Tensor.{fn.__name__}", fn.__doc__
+    return method
+
+
 _NOT_METHODS = ("rsub", "where", "result_type", "promote_types", "can_cast")
-METHODS: dict[str, Any] = {name: fn for name, fn in FUNCTIONS.items() if name not in _NOT_METHODS}
+METHODS: dict[str, Any] = {name: _method(fn) for name, fn in FUNCTIONS.items() if name not in _NOT_METHODS}
 METHODS.update({
     "where": _where_method,
-    "__floordiv__": floor_divide, "__rfloordiv__": _swapped(floor_divide),
-    "__mod__": remainder, "__rmod__": _swapped(remainder),
-    "__pow__": pow, "__rpow__": _rpow, "__neg__": neg, "__abs__": abs,
-    "__and__": bitwise_and, "__rand__": _swapped(bitwise_and), "__or__": bitwise_or, "__ror__": _swapped(bitwise_or),
-    "__xor__": bitwise_xor, "__rxor__": _swapped(bitwise_xor), "__invert__": bitwise_not,
+    "__floordiv__": METHODS["floor_divide"], "__rfloordiv__": _swapped(floor_divide),
+    "__mod__": METHODS["remainder"], "__rmod__": _swapped(remainder),
+    "__pow__": METHODS["pow"], "__rpow__": _rpow, "__neg__": METHODS["neg"], "__abs__": METHODS["abs"],
+    "__and__": METHODS["bitwise_and"], "__rand__": _swapped(bitwise_and), "__or__": METHODS["bitwise_or"],
+    "__ror__": _swapped(bitwise_or), "__xor__": METHODS["bitwise_xor"], "__rxor__": _swapped(bitwise_xor),
+    "__invert__": METHODS["bitwise_not"],
 })
