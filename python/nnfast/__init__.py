@@ -6,7 +6,7 @@ activations, losses and optimizer steps.
 """
 from __future__ import annotations
 
-import builtins as _builtins
+import builtins as _builtins_module
 from typing import TYPE_CHECKING, Any
 
 from ._native import _C
@@ -64,6 +64,8 @@ __all__ = [
     "exp", "log", "sqrt", "matmul", "mm", "sum", "mean", "argmax", "allclose",
     "__version__", "_C",
 ]
+# every area's functions, except names that would shadow Python's builtins on `from nnfast import *`
+__all__ += [n for n in _ops.functions() if n not in __all__ and not hasattr(_builtins_module, n)]
 
 
 def __getattr__(name: str) -> Any:
@@ -79,31 +81,3 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'nnfast' has no attribute {name!r}")
 
 
-def exp(x: Tensor) -> Tensor:
-    """Elementwise ``exp(x)`` = e^x; differentiable."""
-    return x.exp()
-
-
-def log(x: Tensor) -> Tensor:
-    """Elementwise natural logarithm ``log(x)`` = ln x; differentiable."""
-    return x.log()
-
-
-def sqrt(x: Tensor) -> Tensor:
-    """Elementwise square root ``sqrt(x)`` = x^(1/2); differentiable."""
-    return x.sqrt()
-
-
-def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """Matrix product ``a @ b`` (nnfast's GEMM for 2-D operands); differentiable."""
-    return a @ b
-
-
-mm = matmul
-
-
-def allclose(a: Tensor, b: Tensor, rtol: _builtins.float = 1e-5, atol: _builtins.float = 1e-8) -> bool:
-    """``|a - b| <= atol + rtol * |b|`` elementwise, for every element (as ``numpy.allclose``)."""
-    import numpy as _np
-
-    return _builtins.bool(_np.allclose(_np.asarray(a), _np.asarray(b), rtol=rtol, atol=atol))

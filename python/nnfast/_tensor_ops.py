@@ -9,30 +9,173 @@ from ._dispatch import xp_of
 from .autograd import basic_ops as ops
 from .autograd import grad_mode
 from .autograd.function import Function
-from .tensor import Tensor
+from .tensor import Tensor, get_default_dtype
 
 
-def _operand(x: Any, like: Tensor) -> Any:
-    """Tensors pass through; Python scalars/arrays become arrays of ``like``'s kind."""
+# ---------------------------------------------------------------- type promotion (PyTorch's rules)
+# Categories bool < integer < float. Operands fall in three groups: tensors with dims, 0-dim
+# tensors, Python numbers; a later group only counts when it raises the category of the ones
+# before it (so float32 tensor + 2.5 stays float32, int64 tensor + 2.5 gets the default dtype).
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_BOOL, _INT64 = np.dtype(np.bool_), np.dtype(np.int64)
+_NUMBERS = (bool, int, float, np.bool_, np.integer, np.floating)
+
+
+def _category(dt: np.dtype[Any]) -> int:
+    return 2 if dt.kind == "f" else 1 if dt.kind in "iu" else 0
+
+
+def promote_types(type1: Any, type2: Any) -> np.dtype[Any]:
+    """The smallest dtype both ``type1`` and ``type2`` convert to without losing their category."""
+    a: np.dtype[Any] = np.dtype(type1)
+    b: np.dtype[Any] = np.dtype(type2)
+    for d in (a, b):
+        if d.kind not in "biuf":
+            raise TypeError(f"[promote_types] expected bool, integer or floating dtypes, got {d}")
+    if a == b:
+        return a
+    ca, cb = _category(a), _category(b)
+    if ca != cb:
+        return a if ca > cb else b
+    out: np.dtype[Any] = np.promote_types(a, b)
+    return out
+
+
+def _number_dtype(x: Any) -> np.dtype[Any]:
+    """The dtype a Python (or NumPy) number takes in arithmetic: bool, int64, or the default float."""
+    if isinstance(x, (bool, np.bool_)):
+        return _BOOL
+    if isinstance(x, (int, np.integer)):
+        return _INT64
+    return get_default_dtype()
+
+
+def _combine(higher: Optional[np.dtype[Any]], lower: Optional[np.dtype[Any]]) -> Optional[np.dtype[Any]]:
+    """A lower-priority group's dtype joins only when it raises the category."""
+    if higher is None or lower is None:
+        return higher if lower is None else lower
+    if higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return promote_types(higher, lower)
+    return higher
+
+
+def _result_dtype(op: str, operands: Any) -> np.dtype[Any]:
+    groups: list[Optional[np.dtype[Any]]] = [None, None, None]  # dims, 0-dim, numbers
+    for x in operands:
+        if x is None:
+            continue
+        if isinstance(x, _NUMBERS):
+            g, d = 2, _number_dtype(x)
+        else:
+            arr = x._data if isinstance(x, Tensor) else x
+            ad = getattr(arr, "dtype", None)
+            if ad is None or ad.kind not in "biuf":
+                raise TypeError(f"[{op}] expected tensors or numbers, got {type(x).__name__}"
+                                + ("" if ad is None else f" of dtype {ad}"))
+            d = ad
+            g = 0 if arr.ndim else 1
+        groups[g] = d if groups[g] is None else promote_types(groups[g], d)
+    out = _combine(groups[0], _combine(groups[1], groups[2]))
+    if out is None:
+        raise TypeError(f"[{op}] expected at least one tensor or number")
+    return out
+
+
+def result_type(tensor1: Any, tensor2: Any) -> np.dtype[Any]:
+    """The dtype arithmetic between ``tensor1`` and ``tensor2`` (tensors or numbers) gives."""
+    return _result_dtype("result_type", (tensor1, tensor2))
+
+
+def can_cast(from_: Any, to: Any) -> bool:
+    """Whether an in-place op may write a ``from_`` result into a ``to`` tensor: never float to
+    integer/bool, nor integer to bool."""
+    return _category(np.dtype(from_)) <= _category(np.dtype(to))
+
+
+def _to(x: Any, dtype: np.dtype[Any], like: Any) -> Any:
+    """``x`` as ``dtype``: tensors through the (differentiable) cast, numbers as 0-d arrays on
+    ``like``'s device; None stays None."""
+    if x is None:
+        return None
     if isinstance(x, Tensor):
-        return x
-    if isinstance(x, (int, float, bool)) and like.dtype.kind == "f":
-        return xp_of(like._data).asarray(x, dtype=like.dtype)
-    return xp_of(like._data).asarray(x)
+        return x if x._data.dtype == dtype else x.to(dtype)
+    return xp_of(like).asarray(x, dtype=dtype)
 
 
-def _binary(fn: type[Function], swap: bool = False) -> Any:
+def _check_shapes(op: str, xs: Any) -> None:
+    shapes = [tuple(x.shape) for x in xs if x is not None and getattr(x, "ndim", False)]
+    if len(shapes) > 1 and any(s != shapes[0] for s in shapes):
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise ValueError(f"[{op}] expected broadcastable shapes, got "
+                             + " and ".join(str(s) for s in shapes)) from None
+
+
+def promote(op: str, *xs: Any, floating: bool = False, dtype: Optional[np.dtype[Any]] = None
+            ) -> tuple[np.dtype[Any], list[Any]]:
+    """The operands of a pointwise op in their common dtype (``floating``: integer results become
+    the default float dtype, as true division and exp do; ``dtype``: this dtype instead)."""
+    like = None
+    for x in xs:
+        if isinstance(x, Tensor):
+            like = x._data
+            break
+    if like is None:
+        raise TypeError(f"[{op}] expected at least one tensor argument")
+    dt = _result_dtype(op, xs) if dtype is None else dtype
+    if floating and dt.kind != "f":
+        dt = get_default_dtype()
+    _check_shapes(op, xs)
+    return dt, [_to(x, dt, like) for x in xs]
+
+
+def _bool_sub_error(op: str) -> TypeError:
+    return TypeError(f"[{op}] expected non-bool operands: subtraction, the `-` operator, with two bool tensors "
+                     "is not supported; use the `^` or `logical_xor()` operator instead")
+
+
+def arith(fn: type[Function], op: str, a: Any, b: Any) -> Tensor:
+    """``fn(a, b)`` under PyTorch's promotion (one of a, b a Tensor)."""
+    dt, (a, b) = promote(op, a, b, floating=fn is ops.Div)
+    if dt.kind == "b" and fn is ops.Sub:
+        raise _bool_sub_error(op)
+    return fn.apply(a, b)
+
+
+def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
+    """The operator ``self (op) other`` (``swap``: ``other (op) self``). Same-dtype float operands,
+    and a float tensor with a Python number, need no promotion: that fast path is inlined here."""
+    apply = fn.apply
+
     def method(self: Tensor, other: Any) -> Tensor:
-        o = _operand(other, self)
-        return fn.apply(o, self) if swap else fn.apply(self, o)
+        d = self._data.dtype
+        if isinstance(other, Tensor):
+            if d == other._data.dtype and d.kind == "f":
+                return apply(other, self) if swap else apply(self, other)
+        elif d.kind == "f" and isinstance(other, (float, int)):
+            o = xp_of(self._data).asarray(other, dtype=d)
+            return apply(o, self) if swap else apply(self, o)
+        return arith(fn, op, other, self) if swap else arith(fn, op, self, other)
 
     return method
 
 
-def _compare(op: str) -> Any:
+def compare(ufunc: str, a: Any, b: Any) -> Tensor:
+    """``xp.<ufunc>(a, b)`` (a comparison: a bool tensor) in the operands' common dtype."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype:
+        x, y = a._data, b._data
+    else:
+        _, (x, y) = promote(ufunc, a, b)
+        x, y = (v._data if isinstance(v, Tensor) else v for v in (x, y))
+    return Tensor._wrap(getattr(xp_of(x if hasattr(x, "ndim") else y), ufunc)(x, y))
+
+
+def _compare(ufunc: str, swap: bool = False) -> Any:
     def method(self: Tensor, other: Any) -> Tensor:
-        o = other._data if isinstance(other, Tensor) else other
-        return Tensor._wrap(getattr(self._data, op)(o))
+        return compare(ufunc, other, self) if swap else compare(ufunc, self, other)
 
     return method
 
@@ -109,75 +252,51 @@ def setitem(self: Tensor, index: Any, value: Any) -> None:
     self._data[index] = value._data if isinstance(value, Tensor) else value
 
 
-def clamp(self: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
-    return ops.Clamp.apply(self, min, max)
-
-
-def pow_(self: Tensor, exponent: Any) -> Tensor:
-    return ops.Pow.apply(self, _operand(exponent, self))
-
-
-def rpow(self: Tensor, base: Any) -> Tensor:
-    return ops.Pow.apply(_operand(base, self), self)
-
-
-def _neg(self: Tensor) -> Tensor:
-    return ops.Neg.apply(self)
 
 
 def _pos(self: Tensor) -> Tensor:
     return self
 
 
-def _abs(self: Tensor) -> Tensor:
-    return ops.Abs.apply(self)
-
-
-def _exp(self: Tensor) -> Tensor:
-    return ops.Exp.apply(self)
-
-
-def _log(self: Tensor) -> Tensor:
-    return ops.Log.apply(self)
-
-
-def _sqrt(self: Tensor) -> Tensor:
-    return ops.Sqrt.apply(self)
-
-
 def _T(self: Tensor) -> Tensor:
     return permute(self, tuple(reversed(range(self.ndim))))
 
 
-def _isfinite(self: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(self._data).isfinite(self._data))
+def _array_operand(x: Any, like: Tensor) -> Any:
+    """For ``@``: tensors pass through, Python data becomes an array on ``like``'s device (numbers of
+    ``like``'s float dtype)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (int, float, bool)) and like.dtype.kind == "f":
+        return xp_of(like._data).asarray(x, dtype=like.dtype)
+    return xp_of(like._data).asarray(x)
 
 
-def _isnan(self: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(self._data).isnan(self._data))
+def _matmul(self: Tensor, other: Any) -> Tensor:
+    return ops.MatMul.apply(self, _array_operand(other, self))
+
+
+def _rmatmul(self: Tensor, other: Any) -> Tensor:
+    return ops.MatMul.apply(_array_operand(other, self), self)
 
 
 def methods() -> dict[str, Any]:
     """The operators and methods ``install`` sets on ``Tensor`` (declared for type checkers in tensor.py)."""
-    add, sub, mul, div, matmul = _binary(ops.Add), _binary(ops.Sub), _binary(ops.Mul), _binary(ops.Div), \
-        _binary(ops.MatMul)
+    matmul = _matmul
     table: dict[str, Any] = {
-        "__add__": add, "__radd__": _binary(ops.Add, swap=True),
-        "__sub__": sub, "__rsub__": _binary(ops.Sub, swap=True),
-        "__mul__": mul, "__rmul__": _binary(ops.Mul, swap=True),
-        "__truediv__": div, "__rtruediv__": _binary(ops.Div, swap=True),
-        "__matmul__": matmul, "__rmatmul__": _binary(ops.MatMul, swap=True),
-        "__neg__": _neg, "__pos__": _pos, "__pow__": pow_, "__rpow__": rpow, "__abs__": _abs,
+        "__add__": _binary(ops.Add, "add"), "__radd__": _binary(ops.Add, "add", swap=True),
+        "__sub__": _binary(ops.Sub, "sub"), "__rsub__": _binary(ops.Sub, "sub", swap=True),
+        "__mul__": _binary(ops.Mul, "mul"), "__rmul__": _binary(ops.Mul, "mul", swap=True),
+        "__truediv__": _binary(ops.Div, "div"), "__rtruediv__": _binary(ops.Div, "div", swap=True),
+        "__matmul__": matmul, "__rmatmul__": _rmatmul, "__pos__": _pos,
         "__getitem__": getitem, "__setitem__": setitem,
-        "add": add, "sub": sub, "mul": mul, "div": div, "matmul": matmul, "mm": matmul, "pow": pow_,
-        "neg": _neg, "abs": _abs, "exp": _exp, "log": _log, "sqrt": _sqrt, "clamp": clamp, "clip": clamp,
-        "reshape": reshape, "view": reshape, "permute": permute,
+        "matmul": matmul, "mm": matmul, "reshape": reshape, "view": reshape, "permute": permute,
         "transpose": transpose, "t": t, "T": property(_T), "flatten": flatten, "unsqueeze": unsqueeze,
         "squeeze": squeeze, "expand": expand,
-        "isfinite": _isfinite, "isnan": _isnan,
     }
-    for name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
-        table[name] = _compare(name)
+    for name, ufunc in (("lt", "less"), ("le", "less_equal"), ("gt", "greater"), ("ge", "greater_equal"),
+                        ("eq", "equal"), ("ne", "not_equal")):
+        table[f"__{name}__"] = _compare(ufunc)
     return table
 
 
@@ -194,7 +313,20 @@ def stack(tensors: Any, dim: int = 0) -> Tensor:
     return ops.Stack.apply(dim, *tensors)
 
 
-def where(cond: Any, a: Any, b: Any) -> Tensor:
-    c = cond._data if isinstance(cond, Tensor) else cond
-    like = a if isinstance(a, Tensor) else b
-    return ops.Where.apply(c, _operand(a, like), _operand(b, like))
+def where(condition: Any, input: Any = None, other: Any = None) -> Any:  # noqa: A002
+    """``input`` where ``condition`` (a bool tensor) holds, else ``other`` (tensors or numbers, in
+    their promoted dtype); differentiable in both. ``where(condition)`` alone: the indices of its
+    True elements, one int64 tensor per dim."""
+    if not isinstance(condition, Tensor) or condition.dtype != _BOOL:
+        got = condition.dtype if isinstance(condition, Tensor) else type(condition).__name__
+        raise TypeError(f"[where] expected condition to be a bool tensor, got {got}")
+    c = condition._data
+    if input is None and other is None:
+        return tuple(Tensor._wrap(i) for i in xp_of(c).nonzero(c))
+    if input is None or other is None:
+        raise TypeError("[where] expected both input and other, or neither")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = Tensor._wrap(xp_of(c).asarray(input, dtype=_result_dtype("where", (input, other))))
+    _check_shapes("where", (c, input, other))
+    _, (a, b) = promote("where", input, other)
+    return ops.Where.apply(c, a, b)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._dispatch import BINARY_CODES as _BINARY_CODES
 from .._dispatch import REDUCE_CODES as _REDUCE_CODES
-from .._dispatch import contiguous, kernels, xp_of
+from .._dispatch import contiguous, is_cupy, kernels, xp_of
 from .function import Function
 
 # ---------------------------------------------------------------- the tensor kernels
@@ -115,10 +115,12 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 class _Binary(Function):
-    """``a (op) b`` with broadcasting; a subclass names ``op`` and gives the gradient of each
-    input at full (broadcast) shape, which ``backward`` sums back to the input's shape."""
+    """``a (op) b`` with broadcasting; a subclass names ``op`` (a kernel op of ``binary``) or
+    ``xp_fn`` (an array-module function, for the ops without kernels) and gives the gradient of
+    each input at full (broadcast) shape, which ``backward`` sums back to the input's shape."""
 
     op = ""
+    xp_fn: Any = None  # a staticmethod(fn(a, b)) in subclasses
     saves_inputs = True
 
     @classmethod
@@ -126,7 +128,8 @@ class _Binary(Function):
         ctx.shapes = (_shape(a), _shape(b))
         if cls.saves_inputs:
             ctx.save_for_backward(a, b)
-        return binary(cls.op, a, b)
+        fn = cls.xp_fn
+        return binary(cls.op, a, b) if fn is None else fn(a, b)
 
     @classmethod
     def backward(cls, ctx: Any, g: Any) -> Any:
@@ -142,6 +145,14 @@ class _Binary(Function):
     @staticmethod
     def grad_b(g: Any, a: Any, b: Any) -> Any:
         return g
+
+
+def _xp(name: str) -> Any:
+    """``xp.<name>(a, b)`` on the operands' array module (a staticmethod for ``_Binary.xp_fn``)."""
+    def fn(a: Any, b: Any) -> Any:
+        return getattr(xp_of(a), name)(a, b)
+
+    return staticmethod(fn)
 
 
 class Add(_Binary):
@@ -190,45 +201,273 @@ class Neg(Function):
         return neg(g)
 
 
-class Pow(Function):
-    @staticmethod
-    def forward(ctx: Any, a: Any, b: Any) -> Any:
-        y = a**b
-        ctx.save_for_backward(a, b, y)
-        return y
+def _zero(g: Any) -> Any:
+    return xp_of(g).zeros((), dtype=g.dtype)
+
+
+def _zeros(g: Any) -> Any:
+    return xp_of(g).zeros(g.shape, dtype=g.dtype)
+
+
+class Pow(_Binary):
+    """``a ** b``; gradients as PyTorch forms them: 0 for a where b == 0, and for b where
+    a == 0 and b >= 0 (elsewhere ``y log a``, NaN for a < 0)."""
+
+    xp_fn = _xp("power")
 
     @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        a, b, y = ctx.saved_tensors
+    def grad_a(g: Any, a: Any, b: Any) -> Any:
         xp = xp_of(g)
-        da = db = None
-        if ctx.needs_input_grad[0]:
-            da = unbroadcast(g * b * a ** (b - 1), _shape(a))
-        if ctx.needs_input_grad[1]:
-            loga = xp.log(xp.where(a > 0, a, 1))
-            db = unbroadcast(g * y * loga, _shape(b))
-        return da, db
+        with np.errstate(divide="ignore", invalid="ignore"):  # masked below (0 ** -1 where b == 0)
+            return xp.where(b == 0, _zero(g), g * b * a ** (b - 1))
+
+    @staticmethod
+    def grad_b(g: Any, a: Any, b: Any) -> Any:
+        xp = xp_of(g)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.where((a == 0) & (b >= 0), _zero(g), g * a**b * xp.log(a))
 
 
-def _unary(name: str, fn: str, grad: Callable[[Any, Any, Any], Any], save_output: bool) -> type[Function]:
-    """A pointwise Function y = xp.<fn>(a) whose backward is ``grad(g, a, y)``; it saves y
+class Maximum(_Binary):
+    """Elementwise max propagating NaN; a tie sends half the gradient to each input (PyTorch's rule).
+    ``Minimum`` is the same with the comparisons turned."""
+
+    xp_fn = _xp("maximum")
+    sign = 1
+
+    @classmethod
+    def grad_a(cls, g: Any, a: Any, b: Any) -> Any:
+        return _split(g, a, b, cls.sign)
+
+    @classmethod
+    def grad_b(cls, g: Any, a: Any, b: Any) -> Any:
+        return _split(g, b, a, cls.sign)
+
+
+def _split(g: Any, mine: Any, other: Any, sign: int) -> Any:
+    """The gradient share of ``mine`` in max (sign 1) / min (sign -1): all where it wins, half on a tie."""
+    xp = xp_of(g)
+    loses = mine < other if sign > 0 else mine > other
+    share = xp.where(mine == other, g / 2, g)
+    return xp.where(loses, _zero(g), share)
+
+
+class Minimum(Maximum):
+    xp_fn = _xp("minimum")
+    sign = -1
+
+
+class Fmax(_Binary):
+    """Elementwise max ignoring NaN (``fmax``); the gradient goes to ``a`` where a >= b or b is NaN,
+    else to ``b``. ``Fmin`` is the same with ``a <= b``."""
+
+    xp_fn = _xp("fmax")
+    sign = 1
+
+    @classmethod
+    def _a_wins(cls, a: Any, b: Any) -> Any:
+        return ((a >= b) if cls.sign > 0 else (a <= b)) | xp_of(b).isnan(b)
+
+    @classmethod
+    def grad_a(cls, g: Any, a: Any, b: Any) -> Any:
+        return xp_of(g).where(cls._a_wins(a, b), g, _zero(g))
+
+    @classmethod
+    def grad_b(cls, g: Any, a: Any, b: Any) -> Any:
+        return xp_of(g).where(cls._a_wins(a, b), _zero(g), g)
+
+
+class Fmin(Fmax):
+    xp_fn = _xp("fmin")
+    sign = -1
+
+
+class Atan2(_Binary):
+    xp_fn = _xp("arctan2")
+
+    @staticmethod
+    def grad_a(g: Any, a: Any, b: Any) -> Any:
+        return g * b / (a * a + b * b)
+
+    @staticmethod
+    def grad_b(g: Any, a: Any, b: Any) -> Any:
+        return -g * a / (a * a + b * b)
+
+
+class Hypot(_Binary):
+    xp_fn = _xp("hypot")
+
+    @staticmethod
+    def grad_a(g: Any, a: Any, b: Any) -> Any:
+        return g * a / xp_of(a).hypot(a, b)
+
+    @staticmethod
+    def grad_b(g: Any, a: Any, b: Any) -> Any:
+        return g * b / xp_of(a).hypot(a, b)
+
+
+def _xlogy(a: Any, b: Any) -> Any:
+    xp = xp_of(a)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return xp.where((a == 0) & ~xp.isnan(b), _zero(a * b), a * xp.log(b))
+
+
+class Xlogy(_Binary):
+    """``a * log(b)``, 0 where a == 0 (unless b is NaN)."""
+
+    xp_fn = staticmethod(_xlogy)
+
+    @staticmethod
+    def grad_a(g: Any, a: Any, b: Any) -> Any:
+        return xp_of(g).where((a == 0) & (b <= 0), _zero(g), _xlogy(g, b))
+
+    @staticmethod
+    def grad_b(g: Any, a: Any, b: Any) -> Any:
+        return g * a / b
+
+
+class Remainder(_Binary):
+    """Python's ``a % b`` (the sign of b); d/db = -floor(a / b). ``Fmod`` is C's (the sign of a),
+    d/db = -trunc(a / b)."""
+
+    xp_fn = _xp("remainder")
+
+    @staticmethod
+    def quotient(a: Any, b: Any) -> Any:
+        return xp_of(a).floor_divide(a, b)
+
+    @classmethod
+    def grad_b(cls, g: Any, a: Any, b: Any) -> Any:
+        return -g * cls.quotient(a, b)
+
+
+class Fmod(Remainder):
+    xp_fn = _xp("fmod")
+
+    @staticmethod
+    def quotient(a: Any, b: Any) -> Any:
+        return xp_of(a).trunc(a / b)
+
+
+class _Stepwise(_Binary):
+    """A binary op whose result is piecewise constant (rounded division): zero gradients."""
+
+    saves_inputs = False
+
+    @staticmethod
+    def grad_a(g: Any, a: Any, b: Any) -> Any:
+        return _zeros(g)
+
+    grad_b = grad_a
+
+
+def _trunc_div(a: Any, b: Any) -> Any:
+    xp = xp_of(a)
+    if a.dtype.kind == "f" or getattr(b, "dtype", a.dtype).kind == "f":
+        return xp.trunc(a / b)
+    q = xp.floor_divide(a, b)  # integers: floor, then one step toward zero where it rounded down
+    return q + ((q < 0) & (q * b != a))
+
+
+class FloorDiv(_Stepwise):
+    xp_fn = _xp("floor_divide")
+
+
+class TruncDiv(_Stepwise):
+    xp_fn = staticmethod(_trunc_div)
+
+
+def _unary(name: str, fn: Any, grad: Optional[Callable[[Any, Any, Any], Any]], save_output: bool = False
+           ) -> type[Function]:
+    """A pointwise Function y = fn(a) (``fn``: an array-module function name, or a callable on the
+    array) whose backward is ``grad(g, a, y)`` (None: zero, a piecewise-constant op); it saves y
     (``save_output``) or a, never both."""
 
     def forward(ctx: Any, a: Any) -> Any:
-        y = getattr(xp_of(a), fn)(a)
-        ctx.save_for_backward(y if save_output else a)
+        y = getattr(xp_of(a), fn)(a) if isinstance(fn, str) else fn(a)
+        if grad is not None:
+            ctx.save_for_backward(y if save_output else a)
         return y
 
     def backward(ctx: Any, g: Any) -> Any:
+        if grad is None:
+            return _zeros(g)
         (saved,) = ctx.saved_tensors
         return grad(g, None, saved) if save_output else grad(g, saved, None)
 
     return type(name, (Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
+_LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))
+
+
+def _host_math(name: str) -> Callable[[Any], Any]:
+    """``math.<name>`` elementwise (NumPy has no erf): on the host for cpu and emulated cuda arrays,
+    CuPy's special functions on a GPU."""
+    import math
+
+    scalar = np.frompyfunc(getattr(math, name), 1, 1)
+
+    def fn(a: Any) -> Any:
+        if is_cupy(a):
+            import importlib
+
+            return getattr(importlib.import_module("cupyx.scipy.special"), name)(a)
+        return xp_of(a).asarray(np.asarray(scalar(np.asarray(a)), dtype=a.dtype))
+
+    return fn
+
+
+def _sign(a: Any) -> Any:
+    xp = xp_of(a)
+    s = xp.sign(a)
+    return xp.where(xp.isnan(a), _zero(s), s) if a.dtype.kind == "f" else s  # sign(NaN) = 0, as PyTorch
+
+
+def _sqrt1m(a: Any) -> Any:
+    return xp_of(a).sqrt(1 - a * a)
+
+
 Exp = _unary("Exp", "exp", lambda g, a, y: g * y, save_output=True)
-Log = _unary("Log", "log", lambda g, a, y: g / a, save_output=False)
+Exp2 = _unary("Exp2", "exp2", lambda g, a, y: g * y * _LN2, save_output=True)
+Expm1 = _unary("Expm1", "expm1", lambda g, a, y: g * (y + 1), save_output=True)
+Log = _unary("Log", "log", lambda g, a, y: g / a)
+Log2 = _unary("Log2", "log2", lambda g, a, y: g / (a * _LN2))
+Log10 = _unary("Log10", "log10", lambda g, a, y: g / (a * _LN10))
+Log1p = _unary("Log1p", "log1p", lambda g, a, y: g / (a + 1))
 Sqrt = _unary("Sqrt", "sqrt", lambda g, a, y: g / (2 * y), save_output=True)
+Rsqrt = _unary("Rsqrt", lambda a: 1 / xp_of(a).sqrt(a), lambda g, a, y: -0.5 * g * y * y * y, save_output=True)
+Reciprocal = _unary("Reciprocal", lambda a: 1 / a, lambda g, a, y: -g * y * y, save_output=True)
+Sin = _unary("Sin", "sin", lambda g, a, y: g * xp_of(a).cos(a))
+Cos = _unary("Cos", "cos", lambda g, a, y: -g * xp_of(a).sin(a))
+Tan = _unary("Tan", "tan", lambda g, a, y: g * (1 + y * y), save_output=True)
+Asin = _unary("Asin", "arcsin", lambda g, a, y: g / _sqrt1m(a))
+Acos = _unary("Acos", "arccos", lambda g, a, y: -g / _sqrt1m(a))
+Atan = _unary("Atan", "arctan", lambda g, a, y: g / (1 + a * a))
+Sinh = _unary("Sinh", "sinh", lambda g, a, y: g * xp_of(a).cosh(a))
+Cosh = _unary("Cosh", "cosh", lambda g, a, y: g * xp_of(a).sinh(a))
+Erf = _unary("Erf", _host_math("erf"), lambda g, a, y: g * (2 / np.sqrt(np.pi)) * xp_of(a).exp(-a * a))
+Frac = _unary("Frac", lambda a: a - xp_of(a).trunc(a), lambda g, a, y: g)
+Sign = _unary("Sign", _sign, None)
+Floor = _unary("Floor", "floor", None)
+Ceil = _unary("Ceil", "ceil", None)
+Trunc = _unary("Trunc", "trunc", None)
+
+
+class Round(Function):
+    """Round half to even, at ``decimals`` decimal places; zero gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, decimals: int) -> Any:
+        rint = xp_of(a).rint
+        if decimals == 0:
+            return rint(a)
+        scale = 10.0 ** abs(decimals)  # scaled as PyTorch does: up by a power of ten, or down
+        return rint(a * scale) / scale if decimals > 0 else rint(a / scale) * scale
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        return _zeros(g), None
 
 
 class Abs(Function):
@@ -240,25 +479,73 @@ class Abs(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (a,) = ctx.saved_tensors
-        return g * xp_of(a).sign(a)
+        return g * _sign(a)
 
 
-class Clamp(Function):
+class Logit(Function):
+    """``log(a / (1 - a))`` with ``a`` first clamped to [eps, 1 - eps] when eps is given (the
+    gradient is then 0 outside that range)."""
+
     @staticmethod
-    def forward(ctx: Any, a: Any, lo: Any, hi: Any) -> Any:
+    def forward(ctx: Any, a: Any, eps: Optional[float]) -> Any:
+        xp = xp_of(a)
         ctx.save_for_backward(a)
-        ctx.lo, ctx.hi = lo, hi
-        return xp_of(a).clip(a, lo, hi)
+        ctx.eps = eps
+        z = a if eps is None else xp.clip(a, eps, 1 - eps)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.log(z / (1 - z))
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (a,) = ctx.saved_tensors
-        mask = xp_of(a).ones_like(a, dtype=bool)
-        if ctx.lo is not None:
-            mask &= a >= ctx.lo
-        if ctx.hi is not None:
-            mask &= a <= ctx.hi
-        return g * mask
+        xp = xp_of(g)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = g / (a * (1 - a))
+        if ctx.eps is not None:
+            d = xp.where((a < ctx.eps) | (a > 1 - ctx.eps), _zero(g), d)
+        return d, None
+
+
+class NanToNum(Function):
+    @staticmethod
+    def forward(ctx: Any, a: Any, nan: float, posinf: Optional[float], neginf: Optional[float]) -> Any:
+        ctx.save_for_backward(a)
+        return xp_of(a).nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        return g * xp_of(a).isfinite(a), None, None, None
+
+
+class Clamp(Function):
+    """``min(max(a, lo), hi)`` (lo, hi: arrays broadcastable with ``a``, or None). Gradients as
+    PyTorch's: ``a`` where lo <= a <= hi; ``lo`` where a < lo < hi; ``hi`` where a > hi or hi < lo."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, lo: Any, hi: Any) -> Any:
+        ctx.save_for_backward(a, lo, hi)
+        ctx.shapes = (_shape(a), None if lo is None else _shape(lo), None if hi is None else _shape(hi))
+        xp = xp_of(a)
+        y = a if lo is None else xp.maximum(a, lo)
+        return y if hi is None else xp.minimum(y, hi)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        a, lo, hi = ctx.saved_tensors
+        xp, zero, need = xp_of(g), _zero(g), ctx.needs_input_grad
+        keep = xp.ones((), dtype=bool)
+        if lo is not None:
+            keep = keep & (a >= lo)
+        if hi is not None:
+            keep = keep & (a <= hi)
+        grads = [xp.where(keep, g, zero) if need[0] else None, None, None]
+        if lo is not None and need[1]:
+            grads[1] = xp.where((a < lo) & (lo < hi) if hi is not None else a < lo, g, zero)
+        if hi is not None and need[2]:
+            grads[2] = xp.where((a > hi) | (hi < lo) if lo is not None else a > hi, g, zero)
+        return tuple(None if d is None else unbroadcast(xp.broadcast_to(d, g.shape), s)
+                     for d, s in zip(grads, ctx.shapes))
 
 
 def _axes(dim: Any, ndim: int) -> Optional[tuple[int, ...]]:
