@@ -65,6 +65,8 @@ def matmul_raw(a: Any, b: Any, op: str = "matmul") -> Any:
     except ValueError:
         raise ValueError(f"[{op}] expected broadcastable batch dimensions, got shapes {tuple(a.shape)} @ "
                          f"{tuple(b.shape)}") from None
+    if a.dtype != b.dtype:
+        raise TypeError(f"[{op}] expected both operands to have one dtype, got {a.dtype} and {b.dtype}")
     if not _float_pair(a, b):
         return a @ b  # integer / mixed products stay general user arithmetic
     a2, b2 = _aligned(a2), _aligned(b2)

@@ -92,13 +92,14 @@ def outer(input: Tensor, vec2: Tensor) -> Tensor:
 def _scaled_sum(op: str, input: Tensor, prod: Tensor, beta: float, alpha: float) -> Tensor:
     """beta * input + alpha * prod; beta == 0 ignores input (NaN in it does not propagate)."""
     try:
-        np.broadcast_shapes(tuple(input.shape), tuple(prod.shape))
+        ok = np.broadcast_shapes(tuple(input.shape), tuple(prod.shape)) == tuple(prod.shape)
     except ValueError:
+        ok = False
+    if not ok:
         _fail(op, f"input broadcastable to {tuple(prod.shape)}, got {tuple(input.shape)}")
     p = prod if alpha == 1 else prod * alpha
     if beta == 0:
-        return p if tuple(p.shape) == tuple(np.broadcast_shapes(tuple(input.shape), tuple(p.shape))) \
-            else p + input * 0.0
+        return p
     return p + (input if beta == 1 else input * beta)
 
 
