@@ -35,6 +35,10 @@ def _matmul_method(self: Tensor, other: Any) -> Tensor:
     return MatMul.apply(self, _operand(other, self))
 
 
+def _mm_method(self: Tensor, other: Tensor) -> Tensor:
+    return mm(self, other)  # named as tensor.py declares Tensor.mm
+
+
 def _need_ndim(op: str, x: Tensor, ndim: int, name: str) -> None:
     if x.ndim != ndim:
         _fail(op, f"{name} to be a {ndim}-D tensor, got {x.ndim}-D of shape {tuple(x.shape)}")
@@ -312,7 +316,7 @@ linalg.multi_dot = multi_dot  # type: ignore[attr-defined]
 
 
 METHODS: dict[str, Any] = {
-    "matmul": _matmul_method, "__matmul__": _matmul_method, "__rmatmul__": _rmatmul, "mm": mm, "bmm": bmm,
+    "matmul": _matmul_method, "__matmul__": _matmul_method, "__rmatmul__": _rmatmul, "mm": _mm_method, "bmm": bmm,
     "mv": mv, "dot": dot, "vdot": vdot, "outer": outer, "ger": outer, "addmm": addmm, "addmv": addmv,
     "addbmm": addbmm, "baddbmm": baddbmm, "kron": kron,
     # in-place twins (inplace._FROM_OUT_OF_PLACE does not list these names)
