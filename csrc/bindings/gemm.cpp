@@ -74,6 +74,43 @@ void bias_grad_binding(py::array dbias, py::array G, bool accumulate) {
   });
 }
 
+// out[b] = alpha * A[b] @ B[b] + beta * out[b] over 3-D arrays. A and B may have any
+// strides (a batch stride of 0, as np.broadcast_to gives, broadcasts one matrix);
+// out needs unit column stride and matrices that do not overlap.
+void bmm_binding(py::array C, py::array A, py::array B, double alpha, double beta) {
+  const char* op = "bmm";
+  DType dt = float_dtype(op, C, "out");
+  same_dtype(op, C, A, "A");
+  same_dtype(op, C, B, "B");
+  check_ndim(op, A, "A", 3);
+  check_ndim(op, B, "B", 3);
+  check_ndim(op, C, "out", 3);
+  const index_t batch = A.shape(0), M = A.shape(1), K = A.shape(2), N = B.shape(2);
+  if (B.shape(0) != batch || B.shape(1) != K)
+    value_error(op, "A @ B with equal batch sizes and matching inner dimensions, got A " + shape_str(A) +
+                        " and B " + shape_str(B));
+  check_shape(op, C, "out", {batch, M, N});
+  check_writeable(op, C, "out");
+  const bool nonempty = batch > 0 && M > 0 && N > 0;
+  if (nonempty && N > 1 && C.strides(2) != static_cast<py::ssize_t>(C.itemsize()))
+    value_error(op, "out to have unit column stride");
+  const index_t rs_c = nonempty ? elem_stride(op, C, "out", 1) : N;
+  const index_t bs_c = nonempty ? elem_stride(op, C, "out", 0) : M * N;
+  if (nonempty && ((M > 1 && std::abs(rs_c) < N) || (batch > 1 && std::abs(bs_c) < M * std::abs(rs_c))))
+    value_error(op, "out matrices and rows not to overlap");
+  check_no_alias(op, C, "out", A, "A");
+  check_no_alias(op, C, "out", B, "B");
+  const index_t bs_a = elem_stride(op, A, "A", 0), rs_a = elem_stride(op, A, "A", 1), cs_a = elem_stride(op, A, "A", 2);
+  const index_t bs_b = elem_stride(op, B, "B", 0), rs_b = elem_stride(op, B, "B", 1), cs_b = elem_stride(op, B, "B", 2);
+  run_released(dt, [&](auto tag) {
+    using T = decltype(tag);
+    return [=, pa = ptr<T>(A), pb = ptr<T>(B), pc = mut_ptr<T>(C)] {
+      gemm_batched<T>(batch, M, N, K, static_cast<T>(alpha), pa, bs_a, rs_a, cs_a, pb, bs_b, rs_b, cs_b,
+                      static_cast<T>(beta), pc, bs_c, rs_c, 1);
+    };
+  });
+}
+
 }  // namespace
 
 void init_gemm(py::module_& m) {
@@ -82,5 +119,7 @@ void init_gemm(py::module_& m) {
         py::arg("act_b") = 0.0, py::arg("aux") = py::none(), py::arg("dact_src") = py::none(),
         "out = epilogue(alpha * A @ B + beta * out); epilogue adds bias, applies act (storing the "
         "pre-activation in aux), or multiplies by act'(dact_src).");
+  m.def("bmm", &bmm_binding, py::arg("out"), py::arg("A"), py::arg("B"), py::arg("alpha") = 1.0,
+        py::arg("beta") = 0.0, "out[b] = alpha * A[b] @ B[b] + beta * out[b] for 3-D arrays (strided batched GEMM).");
   m.def("bias_grad", &bias_grad_binding, py::arg("dbias"), py::arg("grad"), py::arg("accumulate") = true);
 }

@@ -219,6 +219,36 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
 }
 
 template <typename T>
+void gemm_batched(index_t batch, index_t M, index_t N, index_t K, T alpha, const T* A, index_t bs_a, index_t rs_a,
+                  index_t cs_a, const T* B, index_t bs_b, index_t rs_b, index_t cs_b, T beta, T* C, index_t bs_c,
+                  index_t rs_c, index_t cs_c) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  const int nt = get_num_threads();
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  // Products big enough to keep every thread busy on their own: threads inside each GEMM.
+  if (batch == 1 || nt <= 1 || flops >= 2e6 * nt) {
+    for (index_t b = 0; b < batch; ++b)
+      gemm<T>(M, N, K, alpha, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b, beta, C + b * bs_c, rs_c, cs_c);
+    return;
+  }
+  // Small products: threads over the batch, each product on one thread (no nested regions).
+  static const GemmEpilogue<T> ep;
+  const GemmOps<T>& kr = isa_ops<GemmOps<T>>();
+  const index_t direct_m = direct_m_setting();
+  const bool scale = K <= 0 || alpha == T(0);
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+  for (index_t b = 0; b < batch; ++b) {
+    GemmArgs<T> g{{M, N, scale ? 0 : K, alpha, beta, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b,
+                   C + b * bs_c, rs_c, cs_c},
+                  nullptr, &ep, direct_m};
+    if (scale) scale_only(g, 1);
+    else run_blocks(g, kr, 1);
+  }
+}
+
+template <typename T>
 void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, index_t N, bool accumulate) {
   // Each thread owns a column range and walks the rows, so row-major G is read
   // contiguously and no two threads touch the same dbias entry.
@@ -248,7 +278,9 @@ void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, inde
 #define NNFAST_INSTANTIATE(T)                                                                          \
   template void gemm<T>(index_t, index_t, index_t, T, const T*, index_t, index_t, const T*, index_t,   \
                         index_t, T, T*, index_t, index_t, const GemmEpilogue<T>&);                     \
-  template void bias_grad<T>(T*, const T*, index_t, index_t, index_t, index_t, bool);
+  template void bias_grad<T>(T*, const T*, index_t, index_t, index_t, index_t, bool);                  \
+  template void gemm_batched<T>(index_t, index_t, index_t, index_t, T, const T*, index_t, index_t, index_t, \
+                                const T*, index_t, index_t, index_t, T, T*, index_t, index_t, index_t);
 NNFAST_INSTANTIATE(float)
 NNFAST_INSTANTIATE(double)
 

@@ -612,6 +612,18 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
   launch_simt<T, 64, 64, 16, 4, 4>(p, stream);
 }
 
+// One launch of the GEMM per product, in batch order on one stream: the kernels take
+// no batch offset, and a product's tiles already fill the GPU at the sizes batching
+// is used for (attention heads). Deterministic as gemm.
+template <typename T>
+void gemm_batched(index_t batch, index_t M, index_t N, index_t K, T alpha, const T* A, index_t bs_a, index_t rs_a,
+                  index_t cs_a, const T* B, index_t bs_b, index_t rs_b, index_t cs_b, T beta, T* C, index_t bs_c,
+                  index_t rs_c, index_t cs_c, cudaStream_t stream) {
+  for (index_t b = 0; b < batch; ++b)
+    gemm<T>(M, N, K, alpha, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b, beta, C + b * bs_c, rs_c, cs_c,
+            GemmEpilogue<T>(), stream);
+}
+
 // ------------------------------------------------------------------ bias_grad
 namespace cugemm {
 constexpr int kBgCols = 32, kBgRows = 8;
@@ -658,7 +670,10 @@ void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, inde
 #define NNFAST_INSTANTIATE(T)                                                                              \
   template void gemm<T>(index_t, index_t, index_t, T, const T*, index_t, index_t, const T*, index_t,       \
                         index_t, T, T*, index_t, index_t, const GemmEpilogue<T>&, cudaStream_t);           \
-  template void bias_grad<T>(T*, const T*, index_t, index_t, index_t, index_t, bool, cudaStream_t);
+  template void bias_grad<T>(T*, const T*, index_t, index_t, index_t, index_t, bool, cudaStream_t);      \
+  template void gemm_batched<T>(index_t, index_t, index_t, index_t, T, const T*, index_t, index_t, index_t, \
+                                const T*, index_t, index_t, index_t, T, T*, index_t, index_t, index_t,    \
+                                cudaStream_t);
 NNFAST_INSTANTIATE(float)
 NNFAST_INSTANTIATE(double)
 #undef NNFAST_INSTANTIATE

@@ -97,6 +97,7 @@ _TABLE: dict[str, _Op] = {
     # dense layers (GEMM with fused bias / activation epilogues)
     "linear": _op(DENSE, cpu=("gemm", "act_backward", "bias_grad")),
     "matmul": _op(DENSE, cpu=("gemm",)),
+    "bmm": _op(DENSE, cpu=("bmm",)),
     "dropout": _op(DENSE, cpu=("dropout_forward", "dropout_backward")),
     # normalizations
     "layer_norm": _op(NORM, cpu=_LN),

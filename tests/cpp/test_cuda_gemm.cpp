@@ -382,6 +382,30 @@ void test_errors() {
 
 }  // namespace
 
+// Strided batched GEMM: a broadcast A (batch stride 0), a transposed B, beta != 0, and a
+// gap between the C matrices that must stay untouched; against nnfast::cpu::gemm_batched.
+template <typename T>
+void test_batched() {
+  const index_t batch = 5, M = 7, N = 9, K = 13, bs_c = M * N + 1;
+  const std::vector<T> A = random_vec<T>(size_t(M * K), -1, 1);
+  const std::vector<T> B = random_vec<T>(size_t(batch * K * N), -1, 1);
+  const std::vector<T> C0 = random_vec<T>(size_t(batch * bs_c), -1, 1);
+  std::vector<T> want = C0;
+  // B[b] stored N x K (transposed): element (k, j) at j * K + k.
+  nnfast::cpu::gemm_batched<T>(batch, M, N, K, T(1.5), A.data(), 0, K, 1, B.data(), K * N, 1, K, T(0.5),
+                               want.data(), bs_c, N, 1);
+  DevBuf<T> dA(A), dB(B), dC(C0);
+  nnfast::cuda::gemm_batched<T>(batch, M, N, K, T(1.5), dA.p, 0, K, 1, dB.p, K * N, 1, K, T(0.5), dC.p, bs_c, N,
+                                1);
+  NNFAST_CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<T> got = dC.get();
+  const double tol = sizeof(T) == 4 ? 1e-5 : 1e-12;
+  for (size_t i = 0; i < got.size(); ++i)
+    CHECK(std::abs(double(got[i]) - double(want[i])) <= tol * (1 + std::abs(double(want[i]))),
+          "gemm_batched<%zu> element %zu: %g vs %g", sizeof(T), i, double(got[i]), double(want[i]));
+  ++g_cases;
+}
+
 int main() {
   const auto t0 = std::chrono::steady_clock::now();
   nnfast::cuda::gemm_set_tf32(false);
@@ -393,6 +417,8 @@ int main() {
   test_bias_grad<float>();
   test_bias_grad<double>();
   test_determinism<float>();
+  test_batched<float>();
+  test_batched<double>();
   test_errors();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("test_cuda_gemm: %d cases, %d failures, %.2f s\n", g_cases, g_failures, s);

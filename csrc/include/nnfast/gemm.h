@@ -36,6 +36,18 @@ void gemm(index_t M, index_t N, index_t K, T alpha,
           T beta, T* C, index_t rs_c, index_t cs_c,
           const GemmEpilogue<T>& ep = GemmEpilogue<T>());
 
+// Strided batched GEMM: C[b] = alpha * A[b] . B[b] + beta * C[b] for b in [0, batch),
+// where X[b] is the matrix at X + b * bs_x with the row/column strides of gemm (a
+// transpose is a stride swap). bs_a or bs_b == 0 broadcasts that operand over the
+// batch; the C matrices must not overlap. Threads split the batch when each
+// product is small and work inside each GEMM when products are big; every
+// product is reduced in the same order whatever the thread count (deterministic).
+template <typename T>
+void gemm_batched(index_t batch, index_t M, index_t N, index_t K, T alpha,
+                  const T* A, index_t bs_a, index_t rs_a, index_t cs_a,
+                  const T* B, index_t bs_b, index_t rs_b, index_t cs_b,
+                  T beta, T* C, index_t bs_c, index_t rs_c, index_t cs_c);
+
 // dbias[j] (+)= sum_i G[i, j]  (G is M x N with strides rs_g, cs_g).
 // accumulate=true adds into dbias (the contract of nnfast/common.h); false
 // overwrites, for a caller that asks for a fresh buffer. A weight gradient is

@@ -33,6 +33,14 @@ void gemm(index_t M, index_t N, index_t K, T alpha,
           T beta, T* C, index_t rs_c, index_t cs_c,
           const GemmEpilogue<T>& ep = GemmEpilogue<T>(), cudaStream_t stream = nullptr);
 
+// Strided batched GEMM (nnfast::cpu::gemm_batched): one launch of the GEMM kernel per
+// product, in batch order on `stream`. Deterministic as gemm.
+template <typename T>
+void gemm_batched(index_t batch, index_t M, index_t N, index_t K, T alpha,
+                  const T* A, index_t bs_a, index_t rs_a, index_t cs_a,
+                  const T* B, index_t bs_b, index_t rs_b, index_t cs_b,
+                  T beta, T* C, index_t bs_c, index_t rs_c, index_t cs_c, cudaStream_t stream = nullptr);
+
 // dbias[j] (+)= sum_i G[i, j]  (G is M x N with strides rs_g, cs_g), as nnfast::cpu::bias_grad.
 template <typename T>
 void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, index_t N, bool accumulate,
