@@ -7,6 +7,7 @@ import numpy as np
 
 from ._dispatch import xp_of
 from .autograd import basic_ops as ops
+from .autograd.linalg_ops import MatMul
 from .autograd import grad_mode
 from .autograd.function import Function
 from .tensor import Tensor, get_default_dtype
@@ -273,11 +274,11 @@ def _array_operand(x: Any, like: Tensor) -> Any:
 
 
 def _matmul(self: Tensor, other: Any) -> Tensor:
-    return ops.MatMul.apply(self, _array_operand(other, self))
+    return MatMul.apply(self, _array_operand(other, self))
 
 
 def _rmatmul(self: Tensor, other: Any) -> Tensor:
-    return ops.MatMul.apply(_array_operand(other, self), self)
+    return MatMul.apply(_array_operand(other, self), self)
 
 
 def methods() -> dict[str, Any]:
