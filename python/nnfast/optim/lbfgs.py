@@ -34,7 +34,7 @@ def _cubic_minimum(x1: float, f1: float, g1: float, x2: float, f2: float, g2: fl
         x = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     else:
         x = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
-    return min(max(x, lo), hi)
+    return float(min(max(x, lo), hi))
 
 
 class _Point:
@@ -193,7 +193,7 @@ class LBFGS(Optimizer):
         return _as_float(loss)
 
     # ------------------------------------------------------------ step
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Runs up to max_iter L-BFGS iterations; ``closure`` (required) clears the grads, computes
         the loss, calls backward and returns the loss. Returns the first loss."""
         if closure is None:
@@ -216,7 +216,9 @@ class LBFGS(Optimizer):
         if float(abs(g).max()) <= tol_grad:
             return first
         d, t = st.get("d"), st.get("t")
-        dirs, stps, ro = st.get("old_dirs"), st.get("old_stps"), st.get("ro")
+        dirs: list[Any] = st.get("old_dirs", [])
+        stps: list[Any] = st.get("old_stps", [])
+        ro: list[Any] = st.get("ro", [])
         h_diag, g_prev, loss_prev = st.get("H_diag"), st.get("prev_flat_grad"), st.get("prev_loss")
 
         it = 0

@@ -684,9 +684,9 @@ class CyclicLR(LRScheduler):
 
     def scale_fn(self, x: float) -> float:
         if self._scale_fn_custom is not None:
-            return self._scale_fn_custom(x)
+            return float(self._scale_fn_custom(x))
         if self.mode == "triangular2":
-            return 1 / (2.0 ** (x - 1))
+            return float(1 / (2.0 ** (x - 1)))
         if self.mode == "exp_range":
             return float(self.gamma ** x)
         return 1.0
@@ -744,7 +744,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
                 for base_lr in self.base_lrs]
 
-    def step(self, epoch: Optional[float] = None) -> None:  # type: ignore[override]
+    def step(self, epoch: Optional[float] = None) -> None:
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:
