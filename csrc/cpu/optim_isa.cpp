@@ -304,17 +304,31 @@ void adamax_range(T* param, T* exp_avg, T* exp_inf, const T* grad, index_t n, co
   });
 }
 
+// NAdam's and RAdam's start: p (decoupled decay applied), the decayed gradient g and Adam's
+// moments m (lerp) and v (stored).
+template <typename T>
+struct AdamLike {
+  vec<T> p, g, m, v;
+};
+template <typename T, typename IO>
+inline AdamLike<T> adam_like(const IO& io, T* param, T* exp_avg, T* exp_avg_sq, const T* grad,
+                             const optim_coef::StepConsts<T>& c) {
+  AdamLike<T> a;
+  a.p = io.load(param);
+  a.g = decayed_grad(io, grad, a.p, c);
+  a.m = update_first_moment(io, exp_avg, a.g, c.omr);
+  a.v = ema_square(io, exp_avg_sq, a.g, c.beta2, c.omb2);
+  return a;
+}
+
 template <typename T>
 void nadam_range(T* param, T* exp_avg, T* exp_avg_sq, const T* grad, index_t n, const NAdamCoef<T>& coef) {
   const NAdamCoef<T> c = coef;
   vec_loop<T>(n, [&](auto io, index_t i) {
-    vec<T> p = io.load(param + i);
-    const vec<T> g = decayed_grad(io, grad + i, p, c);
-    const vec<T> m = update_first_moment(io, exp_avg + i, g, c.omr);
-    const vec<T> v = ema_square(io, exp_avg_sq + i, g, c.beta2, c.omb2);
-    const vec<T> d = vsqrt(v / c.bc2) + c.eps;
-    p = p + (c.cg * g) / d;
-    io.store(param + i, p + (c.cm * m) / d);
+    const AdamLike<T> a = adam_like(io, param + i, exp_avg + i, exp_avg_sq + i, grad + i, c);
+    const vec<T> d = vsqrt(a.v / c.bc2) + c.eps;
+    const vec<T> p = a.p + (c.cg * a.g) / d;
+    io.store(param + i, p + (c.cm * a.m) / d);
   });
 }
 
@@ -323,13 +337,10 @@ void radam_range(T* param, T* exp_avg, T* exp_avg_sq, const T* grad, index_t n, 
   const RAdamCoef<T> c = coef;
   const vec<T> one = splat(T(1));
   vec_loop<T>(n, [&](auto io, index_t i) {
-    vec<T> p = io.load(param + i);
-    const vec<T> g = decayed_grad(io, grad + i, p, c);
-    const vec<T> m = update_first_moment(io, exp_avg + i, g, c.omr);
-    const vec<T> v = ema_square(io, exp_avg_sq + i, g, c.beta2, c.omb2);
-    vec<T> u = (m / c.bc1) * c.lr;
-    if (c.rectified) u = (u * ((one / (vsqrt(v) + c.eps)) * c.sqrt_bc2)) * c.rect;
-    io.store(param + i, p - u);
+    const AdamLike<T> a = adam_like(io, param + i, exp_avg + i, exp_avg_sq + i, grad + i, c);
+    vec<T> u = (a.m / c.bc1) * c.lr;
+    if (c.rectified) u = (u * ((one / (vsqrt(a.v) + c.eps)) * c.sqrt_bc2)) * c.rect;
+    io.store(param + i, a.p - u);
   });
 }
 

@@ -403,28 +403,34 @@ struct AdamaxOp : optim_coef::StepConsts<T> {  // roles: param, exp_avg, exp_inf
   }
 };
 
-// NAdam and RAdam: Adam's moments in PyTorch's order; roles param, exp_avg, exp_avg_sq, grad.
+// NAdam's and RAdam's start (roles param, exp_avg, exp_avg_sq, grad): p (decoupled decay
+// applied), the decayed gradient g and Adam's moments m (lerp) and v, stored.
 template <typename T>
-__device__ __forceinline__ void moments_torch(const ListArg<T, 4>& a, int t, index_t j, T g,
-                                              const optim_coef::StepConsts<T>& c, T& m, T& v) {
-  m = a.p[1][t][j];
-  m = m + c.omr * (g - m);
-  v = ema_square(a.p[2][t][j], g, c.beta2, c.omb2);
-  a.p[1][t][j] = m;
-  a.p[2][t][j] = v;
+struct AdamLike {
+  T p, g, m, v;
+};
+template <typename T>
+__device__ __forceinline__ AdamLike<T> adam_like(const ListArg<T, 4>& a, int t, index_t j,
+                                                 const optim_coef::StepConsts<T>& c) {
+  AdamLike<T> r;
+  r.p = a.p[0][t][j];
+  r.g = decayed_grad(a.p[3][t][j], r.p, c);
+  const T m = a.p[1][t][j];
+  r.m = m + c.omr * (r.g - m);
+  r.v = ema_square(a.p[2][t][j], r.g, c.beta2, c.omb2);
+  a.p[1][t][j] = r.m;
+  a.p[2][t][j] = r.v;
+  return r;
 }
 
 template <typename T>
 struct NAdamOp : optim_coef::StepConsts<T> {  // c0 bc2, c1 cg, c2 cm
   __device__ void operator()(const ListArg<T, 4>& a, int t, index_t j) const {
     const optim_coef::StepConsts<T>& c = *this;
-    T p = a.p[0][t][j];
-    const T g = decayed_grad(a.p[3][t][j], p, c);
-    T m, v;
-    moments_torch(a, t, j, g, c, m, v);
-    const T d = scalar::sqrt(v / a.c0[t]) + c.eps;
-    p = p + (a.c1[t] * g) / d;
-    a.p[0][t][j] = p + (a.c2[t] * m) / d;
+    const AdamLike<T> r = adam_like(a, t, j, c);
+    const T d = scalar::sqrt(r.v / a.c0[t]) + c.eps;
+    const T p = r.p + (a.c1[t] * r.g) / d;
+    a.p[0][t][j] = p + (a.c2[t] * r.m) / d;
   }
 };
 
@@ -433,13 +439,10 @@ struct RAdamOp : optim_coef::StepConsts<T> {  // c0 bc1, c1 sqrt(bc2), c2 rect; 
   T lr;
   __device__ void operator()(const ListArg<T, 4>& a, int t, index_t j) const {
     const optim_coef::StepConsts<T>& c = *this;
-    T p = a.p[0][t][j];
-    const T g = decayed_grad(a.p[3][t][j], p, c);
-    T m, v;
-    moments_torch(a, t, j, g, c, m, v);
-    T u = (m / a.c0[t]) * lr;
-    if (a.flag[t]) u = (u * ((T(1) / (scalar::sqrt(v) + c.eps)) * a.c1[t])) * a.c2[t];
-    a.p[0][t][j] = p - u;
+    const AdamLike<T> r = adam_like(a, t, j, c);
+    T u = (r.m / a.c0[t]) * lr;
+    if (a.flag[t]) u = (u * ((T(1) / (scalar::sqrt(r.v) + c.eps)) * a.c1[t])) * a.c2[t];
+    a.p[0][t][j] = r.p - u;
   }
 };
 

@@ -126,7 +126,7 @@ class LBFGS(Optimizer):
 
     One param group only; the state (PyTorch's keys: func_evals, n_iter, d, t, old_dirs, old_stps, ro,
     H_diag, prev_flat_grad, prev_loss) is kept on the first param.
-    Defaults: lr=1, max_iter=20, max_eval=max_iter * 5 // 4, tolerance_grad=1e-07, tolerance_change=1e-09,
+    Defaults: lr=1, max_iter=20, max_eval=None (max_iter * 5 // 4), tolerance_grad=1e-07, tolerance_change=1e-09,
     history_size=100, line_search_fn=None.
     """
 
