@@ -124,6 +124,84 @@ def ref_lamb(p, g, st, h):
     return p - h["lr"] * r * u
 
 
+def _decayed(p, g, h, decoupled=False):
+    """(p, g) after maximize and weight decay: L2 into g, or decoupled p *= 1 - lr wd."""
+    g = -g if h["maximize"] else g
+    if h["weight_decay"]:
+        if decoupled:
+            p = p * (1 - h["lr"] * h["weight_decay"])
+        else:
+            g = g + h["weight_decay"] * p
+    return p, g
+
+
+def _f32(x):
+    """PyTorch keeps NAdam's mu_product and ASGD's eta / mu in float32 scalar tensors."""
+    return float(np.float32(x))
+
+
+def ref_adadelta(p, g, st, h):
+    p, g = _decayed(p, g, h)
+    rho, eps = h["rho"], h["eps"]
+    st["sq"] = rho * st.get("sq", 0.0) + (1 - rho) * g * g
+    d = np.sqrt(st.get("acc", 0.0) + eps) / np.sqrt(st["sq"] + eps) * g
+    st["acc"] = rho * st.get("acc", 0.0) + (1 - rho) * d * d
+    return p - h["lr"] * d
+
+
+def ref_adamax(p, g, st, h):
+    st["step"] = t = st.get("step", 0) + 1
+    p, g = _decayed(p, g, h)
+    b1, b2 = h["betas"]
+    st["m"] = b1 * st.get("m", 0.0) + (1 - b1) * g
+    st["u"] = np.maximum(b2 * st.get("u", 0.0), np.abs(g) + h["eps"])
+    return p - h["lr"] / (1 - b1**t) * st["m"] / st["u"]
+
+
+def _moments(st, g, h):
+    b1, b2 = h["betas"]
+    st["m"] = b1 * st.get("m", 0.0) + (1 - b1) * g
+    st["v"] = b2 * st.get("v", 0.0) + (1 - b2) * g * g
+    return st["m"], st["v"]
+
+
+def ref_nadam(p, g, st, h):
+    st["step"] = t = st.get("step", 0) + 1
+    p, g = _decayed(p, g, h, h["decoupled_weight_decay"])
+    b1, b2 = h["betas"]
+    mu = b1 * (1 - 0.5 * 0.96 ** (t * h["momentum_decay"]))
+    mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * h["momentum_decay"]))
+    st["mu_product"] = mp = _f32(st.get("mu_product", 1.0) * _f32(mu))
+    m, v = _moments(st, g, h)
+    denom = np.sqrt(v / (1 - b2**t)) + h["eps"]
+    return p - h["lr"] * (1 - mu) / (1 - mp) * g / denom - h["lr"] * mu_next / (1 - mp * mu_next) * m / denom
+
+
+def ref_radam(p, g, st, h):
+    st["step"] = t = st.get("step", 0) + 1
+    p, g = _decayed(p, g, h, h["decoupled_weight_decay"])
+    b1, b2 = h["betas"]
+    m, v = _moments(st, g, h)
+    bc1, bc2 = 1 - b1**t, 1 - b2**t
+    rho_inf = 2 / (1 - b2) - 1
+    rho_t = rho_inf - 2 * t * b2**t / bc2
+    if rho_t <= 5:
+        return p - h["lr"] * m / bc1
+    rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+    return p - h["lr"] * m / bc1 * math.sqrt(bc2) / (np.sqrt(v) + h["eps"]) * rect
+
+
+def ref_asgd(p, g, st, h):
+    st["step"] = t = st.get("step", 0) + 1
+    p, g = _decayed(p, g, h)
+    eta, mu = st.get("eta", _f32(h["lr"])), st.get("mu", 1.0)
+    p = p * (1 - h["lambd"] * eta) - eta * g
+    st["ax"] = p.copy() if mu == 1 else st["ax"] + mu * (p - st["ax"])
+    st["eta"] = _f32(h["lr"] / (1 + h["lambd"] * h["lr"] * t) ** h["alpha"])
+    st["mu"] = _f32(1 / max(1, t - h["t0"]))
+    return p
+
+
 # ---------------------------------------------------------------------------- the table
 # name: (class, reference, defaults the reference needs, [option sets], group-1 overrides)
 SGD_D = dict(lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False)
@@ -135,6 +213,12 @@ ADABOUND_D = dict(lr=1e-3, betas=(0.9, 0.999), final_lr=0.1, gamma=1e-3, eps=1e-
                   maximize=False)
 LION_D = dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0, maximize=False)
 LAMB_D = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, bias_correction=True, maximize=False)
+ADADELTA_D = dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maximize=False)
+ADAMAX_D = dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, maximize=False)
+NADAM_D = dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+               decoupled_weight_decay=False, maximize=False)
+RADAM_D = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False, maximize=False)
+ASGD_D = dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, maximize=False)
 
 TABLE = {
     "SGD": (optim.SGD, ref_sgd, SGD_D, [
@@ -190,6 +274,38 @@ TABLE = {
         dict(lr=0.01, bias_correction=False, eps=1e-4),
         dict(lr=0.01, maximize=True, weight_decay=0.01),
     ], dict(lr=0.003, weight_decay=0.2)),
+    "Adadelta": (optim.Adadelta, ref_adadelta, ADADELTA_D, [
+        dict(),
+        dict(lr=0.5, rho=0.8, eps=1e-4),
+        dict(weight_decay=0.1),
+        dict(lr=0.3, maximize=True, weight_decay=0.05),
+    ], dict(lr=0.2, weight_decay=0.2)),
+    "Adamax": (optim.Adamax, ref_adamax, ADAMAX_D, [
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-4),
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.01, maximize=True, weight_decay=0.05),
+    ], dict(lr=0.003, weight_decay=0.2)),
+    "NAdam": (optim.NAdam, ref_nadam, NADAM_D, [
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.8, 0.99), momentum_decay=0.02),
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        dict(lr=0.01, maximize=True, weight_decay=0.05),
+    ], dict(lr=0.003, weight_decay=0.2)),
+    "RAdam": (optim.RAdam, ref_radam, RADAM_D, [
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.8, 0.9)),  # rectified from step 3
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        dict(lr=0.01, maximize=True, weight_decay=0.05, betas=(0.9, 0.95)),
+    ], dict(lr=0.003, weight_decay=0.2)),
+    "ASGD": (optim.ASGD, ref_asgd, ASGD_D, [
+        dict(),
+        dict(lr=0.05, lambd=0.01, alpha=0.5, t0=4),  # averaging from step 5
+        dict(lr=0.05, weight_decay=0.1, t0=0),
+        dict(lr=0.05, maximize=True, weight_decay=0.05, t0=10),
+    ], dict(lr=0.02, weight_decay=0.2)),
 }
 
 CASES = [(name, i) for name, (_, _, _, cfgs, _) in TABLE.items() for i in range(len(cfgs))]
@@ -343,7 +459,8 @@ def test_step_with_closure_returns_loss():
 
 # ---------------------------------------------------------------------------- state dict
 STATE_CASES = [("SGD", 6), ("Adam", 4), ("AdamW", 1), ("Adagrad", 1), ("RMSprop", 5), ("AdaBound", 2),
-               ("Lion", 1), ("LAMB", 3)]
+               ("Lion", 1), ("LAMB", 3), ("Adadelta", 3), ("Adamax", 3), ("NAdam", 4), ("RAdam", 4),
+               ("ASGD", 3)]
 
 
 @pytest.mark.parametrize("name,cfg_i", STATE_CASES, ids=[n for n, _ in STATE_CASES])

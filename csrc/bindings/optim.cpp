@@ -281,6 +281,112 @@ py::array_t<double> lamb_binding(py::object params, py::object grads, py::object
   return ratios;
 }
 
+void adadelta_binding(py::object params, py::object grads, py::object square_avgs, py::object acc_deltas, double lr,
+                      double rho, double eps, double weight_decay, bool maximize) {
+  const char* op = "adadelta";
+  TensorLists L = check_lists(op, {{"params", true}, {"grads", false}, {"square_avgs", true}, {"acc_deltas", true}},
+                              {params, grads, square_avgs, acc_deltas});
+  AdadeltaOptions o{lr, rho, eps, weight_decay, maximize};
+  for_each_dtype(L, [&](auto& P) {
+    py::gil_scoped_release release;
+    adadelta_step(P.list(0), P.list(2), P.list(3), P.clist(1), P.numel.data(), P.count(), o);
+  });
+}
+
+void adamax_binding(py::object params, py::object grads, py::object exp_avgs, py::object exp_infs,
+                    std::vector<index_t> steps, double lr, double beta1, double beta2, double eps, double weight_decay,
+                    bool maximize) {
+  const char* op = "adamax";
+  TensorLists L = check_lists(op, {{"params", true}, {"grads", false}, {"exp_avgs", true}, {"exp_infs", true}},
+                              {params, grads, exp_avgs, exp_infs});
+  steps_of(op, L, steps);
+  AdamaxOptions o{lr, beta1, beta2, eps, weight_decay, maximize};
+  for_each_dtype(L, [&](auto& P) {
+    std::vector<index_t> st = pick(steps, P);
+    py::gil_scoped_release release;
+    adamax_step(P.list(0), P.list(2), P.list(3), P.clist(1), st.data(), P.numel.data(), P.count(), o);
+  });
+}
+
+// Per-tensor double states a kernel advances (NAdam's mu_product, ASGD's eta / mu): one
+// value per param in, the advanced values returned in the same order.
+std::vector<double> scalars_of(const char* op, const char* name, const TensorLists& L, std::vector<double> v) {
+  if (static_cast<index_t>(v.size()) != L.count)
+    value_error(op, std::string("one ") + name + " per param (" + std::to_string(L.count) + "), got " +
+                        std::to_string(v.size()));
+  return v;
+}
+
+template <typename T>
+std::vector<double> pick_d(const std::vector<double>& v, const Part<T>& P) {
+  std::vector<double> out;
+  for (index_t i : P.idx) out.push_back(v[i]);
+  return out;
+}
+
+template <typename T>
+void put_back(std::vector<double>& v, const std::vector<double>& part, const Part<T>& P) {
+  for (size_t j = 0; j < part.size(); ++j) v[P.idx[j]] = part[j];
+}
+
+std::vector<double> nadam_binding(py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
+                                  std::vector<double> mu_products, std::vector<index_t> steps, double lr, double beta1,
+                                  double beta2, double eps, double weight_decay, double momentum_decay,
+                                  bool decoupled_weight_decay, bool maximize) {
+  const char* op = "nadam";
+  TensorLists L = check_lists(op, {{"params", true}, {"grads", false}, {"exp_avgs", true}, {"exp_avg_sqs", true}},
+                              {params, grads, exp_avgs, exp_avg_sqs});
+  steps_of(op, L, steps);
+  std::vector<double> mp = scalars_of(op, "mu_product", L, std::move(mu_products));
+  NAdamOptions o{lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize};
+  for_each_dtype(L, [&](auto& P) {
+    std::vector<index_t> st = pick(steps, P);
+    std::vector<double> m = pick_d(mp, P);
+    {
+      py::gil_scoped_release release;
+      nadam_step(P.list(0), P.list(2), P.list(3), P.clist(1), m.data(), st.data(), P.numel.data(), P.count(), o);
+    }
+    put_back(mp, m, P);
+  });
+  return mp;
+}
+
+void radam_binding(py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
+                   std::vector<index_t> steps, double lr, double beta1, double beta2, double eps, double weight_decay,
+                   bool decoupled_weight_decay, bool maximize) {
+  const char* op = "radam";
+  TensorLists L = check_lists(op, {{"params", true}, {"grads", false}, {"exp_avgs", true}, {"exp_avg_sqs", true}},
+                              {params, grads, exp_avgs, exp_avg_sqs});
+  steps_of(op, L, steps);
+  RAdamOptions o{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize};
+  for_each_dtype(L, [&](auto& P) {
+    std::vector<index_t> st = pick(steps, P);
+    py::gil_scoped_release release;
+    radam_step(P.list(0), P.list(2), P.list(3), P.clist(1), st.data(), P.numel.data(), P.count(), o);
+  });
+}
+
+py::tuple asgd_binding(py::object params, py::object grads, py::object axs, std::vector<double> etas,
+                       std::vector<double> mus, std::vector<index_t> steps, double lr, double lambd, double alpha,
+                       double t0, double weight_decay, bool maximize) {
+  const char* op = "asgd";
+  TensorLists L = check_lists(op, {{"params", true}, {"grads", false}, {"axs", true}}, {params, grads, axs});
+  steps_of(op, L, steps);
+  std::vector<double> eta = scalars_of(op, "eta", L, std::move(etas)), mu = scalars_of(op, "mu", L, std::move(mus));
+  ASGDOptions o{lr, lambd, alpha, t0, weight_decay, maximize};
+  for_each_dtype(L, [&](auto& P) {
+    std::vector<index_t> st = pick(steps, P);
+    std::vector<double> e = pick_d(eta, P), m = pick_d(mu, P);
+    {
+      py::gil_scoped_release release;
+      asgd_step(P.list(0), P.list(2), P.clist(1), e.data(), m.data(), st.data(), P.numel.data(), P.count(), o);
+    }
+    put_back(eta, e, P);
+    put_back(mu, m, P);
+  });
+  return py::make_tuple(eta, mu);
+}
+
 // ------------------------------------------------------------------ utilities
 bool all_finite_binding(py::object tensors) {
   const char* op = "multi_tensor_all_finite";
@@ -355,6 +461,20 @@ void init_optim(pybind11::module_& m) {
   m.def("lamb_step", &lamb_binding, arg("params"), arg("grads"), arg("exp_avgs"), arg("exp_avg_sqs"), arg("steps"),
         arg("lr"), arg("beta1"), arg("beta2"), arg("eps"), arg("weight_decay"), arg("bias_correction"),
         arg("maximize"), "Fused LAMB step; returns the per-tensor trust ratios.");
+  m.def("adadelta_step", &adadelta_binding, arg("params"), arg("grads"), arg("square_avgs"), arg("acc_deltas"),
+        arg("lr"), arg("rho"), arg("eps"), arg("weight_decay"), arg("maximize"));
+  m.def("adamax_step", &adamax_binding, arg("params"), arg("grads"), arg("exp_avgs"), arg("exp_infs"), arg("steps"),
+        arg("lr"), arg("beta1"), arg("beta2"), arg("eps"), arg("weight_decay"), arg("maximize"));
+  m.def("nadam_step", &nadam_binding, arg("params"), arg("grads"), arg("exp_avgs"), arg("exp_avg_sqs"),
+        arg("mu_products"), arg("steps"), arg("lr"), arg("beta1"), arg("beta2"), arg("eps"), arg("weight_decay"),
+        arg("momentum_decay"), arg("decoupled_weight_decay"), arg("maximize"),
+        "Fused NAdam step; returns the advanced mu_products.");
+  m.def("radam_step", &radam_binding, arg("params"), arg("grads"), arg("exp_avgs"), arg("exp_avg_sqs"), arg("steps"),
+        arg("lr"), arg("beta1"), arg("beta2"), arg("eps"), arg("weight_decay"), arg("decoupled_weight_decay"),
+        arg("maximize"));
+  m.def("asgd_step", &asgd_binding, arg("params"), arg("grads"), arg("axs"), arg("etas"), arg("mus"), arg("steps"),
+        arg("lr"), arg("lambd"), arg("alpha"), arg("t0"), arg("weight_decay"), arg("maximize"),
+        "Fused ASGD step; returns the advanced (etas, mus).");
   m.def("multi_tensor_all_finite", &all_finite_binding, arg("tensors"));
   m.def("multi_tensor_norm", &norm_binding, arg("tensors"), arg("norm_type") = 2.0, arg("per_tensor") = false,
         "Norm of the concatenation of the arrays; with per_tensor, (total, per-tensor norms).");

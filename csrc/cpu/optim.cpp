@@ -159,6 +159,75 @@ void lion_step(T* const* param, T* const* exp_avg, const T* const* grad, const i
   });
 }
 
+// ------------------------------------------------------------------ Adadelta, Adamax, NAdam, RAdam, ASGD
+template <typename T>
+void adadelta_step(T* const* param, T* const* square_avg, T* const* acc_delta, const T* const* grad,
+                   const index_t* numel, index_t count, const AdadeltaOptions& o) {
+  const auto& K = isa_ops<OptimOps<T>>();
+  const AdadeltaCoef<T> c{optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, false, o.rho, 0.0, o.eps),
+                          T(-o.lr)};
+  for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
+    K.adadelta(param[i] + lo, square_avg[i] + lo, acc_delta[i] + lo, grad[i] + lo, hi - lo, c);
+  });
+}
+
+template <typename T>
+void adamax_step(T* const* param, T* const* exp_avg, T* const* exp_inf, const T* const* grad, const index_t* step,
+                 const index_t* numel, index_t count, const AdamaxOptions& o) {
+  const auto& K = isa_ops<OptimOps<T>>();
+  const auto k = optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, false, o.beta1, o.beta2, o.eps);
+  for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
+    const AdamaxCoef<T> c{k, T(-(o.lr / (1.0 - std::pow(o.beta1, static_cast<double>(step[i])))))};
+    K.adamax(param[i] + lo, exp_avg[i] + lo, exp_inf[i] + lo, grad[i] + lo, hi - lo, c);
+  });
+}
+
+// Per-tensor coefficients that also advance a state (NAdam's mu_product, ASGD's eta
+// and mu) are computed once per tensor, before the threads split the elements.
+template <typename T>
+void nadam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad, double* mu_product,
+                const index_t* step, const index_t* numel, index_t count, const NAdamOptions& o) {
+  const auto& K = isa_ops<OptimOps<T>>();
+  const auto k = optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, o.decoupled_weight_decay, o.beta1,
+                                            o.beta2, o.eps);
+  std::vector<NAdamCoef<T>> c(static_cast<size_t>(std::max<index_t>(count, 0)));
+  for (index_t i = 0; i < count; ++i) {
+    const auto s = optim_coef::nadam_step_coef(o, step[i], mu_product[i]);
+    c[i] = NAdamCoef<T>{k, T(s.bc2), T(s.cg), T(s.cm)};
+  }
+  for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
+    K.nadam(param[i] + lo, exp_avg[i] + lo, exp_avg_sq[i] + lo, grad[i] + lo, hi - lo, c[i]);
+  });
+}
+
+template <typename T>
+void radam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad, const index_t* step,
+                const index_t* numel, index_t count, const RAdamOptions& o) {
+  const auto& K = isa_ops<OptimOps<T>>();
+  const auto k = optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, o.decoupled_weight_decay, o.beta1,
+                                            o.beta2, o.eps);
+  for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
+    const auto s = optim_coef::radam_step_coef(o, step[i]);
+    const RAdamCoef<T> c{k, T(s.bc1), T(o.lr), T(s.sqrt_bc2), T(s.rect), s.rectified};
+    K.radam(param[i] + lo, exp_avg[i] + lo, exp_avg_sq[i] + lo, grad[i] + lo, hi - lo, c);
+  });
+}
+
+template <typename T>
+void asgd_step(T* const* param, T* const* ax, const T* const* grad, double* eta, double* mu, const index_t* step,
+               const index_t* numel, index_t count, const ASGDOptions& o) {
+  const auto& K = isa_ops<OptimOps<T>>();
+  const auto k = optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, false, 0.0, 0.0, 0.0);
+  std::vector<AsgdCoef<T>> c(static_cast<size_t>(std::max<index_t>(count, 0)));
+  for (index_t i = 0; i < count; ++i) {
+    const auto s = optim_coef::asgd_step_coef(o, step[i], eta[i], mu[i]);
+    c[i] = AsgdCoef<T>{k, T(s.decay), T(s.neg_eta), T(s.mu), s.mu_one};
+  }
+  for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
+    K.asgd(param[i] + lo, ax[i] + lo, grad[i] + lo, hi - lo, c[i]);
+  });
+}
+
 // ------------------------------------------------------------------ LAMB
 template <typename T>
 void lamb_step(double* trust_ratio, T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad,
@@ -296,6 +365,16 @@ void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double
   template void lion_step<T>(T* const*, T* const*, const T* const*, const index_t*, index_t, const LionOptions&); \
   template void lamb_step<T>(double*, T* const*, T* const*, T* const*, const T* const*, const index_t*,         \
                              const index_t*, index_t, const LambOptions&);                                      \
+  template void adadelta_step<T>(T* const*, T* const*, T* const*, const T* const*, const index_t*, index_t,      \
+                                 const AdadeltaOptions&);                                                       \
+  template void adamax_step<T>(T* const*, T* const*, T* const*, const T* const*, const index_t*, const index_t*, \
+                               index_t, const AdamaxOptions&);                                                  \
+  template void nadam_step<T>(T* const*, T* const*, T* const*, const T* const*, double*, const index_t*,        \
+                              const index_t*, index_t, const NAdamOptions&);                                    \
+  template void radam_step<T>(T* const*, T* const*, T* const*, const T* const*, const index_t*, const index_t*,  \
+                              index_t, const RAdamOptions&);                                                    \
+  template void asgd_step<T>(T* const*, T* const*, const T* const*, double*, double*, const index_t*,           \
+                             const index_t*, index_t, const ASGDOptions&);                                      \
   template bool multi_tensor_all_finite<T>(const T* const*, const index_t*, index_t);                           \
   template void multi_tensor_norm<T>(double*, const T* const*, const index_t*, index_t, double);                \
   template void multi_tensor_scale<T>(T* const*, const index_t*, index_t, double);                              \

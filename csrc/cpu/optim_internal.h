@@ -54,6 +54,31 @@ struct LambCoef {
   bool has_wd;
 };
 
+// Adadelta, Adamax, NAdam, RAdam, ASGD: the call's constants (core/optim_coef.h, shared
+// with CUDA), then each tensor's step-dependent coefficients rounded to T.
+template <typename T>
+struct AdadeltaCoef : optim_coef::StepConsts<T> {
+  T neg_lr;
+};
+template <typename T>
+struct AdamaxCoef : optim_coef::StepConsts<T> {
+  T neg_clr;  // -lr / (1 - beta1^step)
+};
+template <typename T>
+struct NAdamCoef : optim_coef::StepConsts<T> {
+  T bc2, cg, cm;
+};
+template <typename T>
+struct RAdamCoef : optim_coef::StepConsts<T> {
+  T bc1, lr, sqrt_bc2, rect;
+  bool rectified;
+};
+template <typename T>
+struct AsgdCoef : optim_coef::StepConsts<T> {
+  T eta_decay, neg_eta, mu;  // eta_decay = 1 - lambd eta
+  bool mu_one;
+};
+
 // Norm kinds computed by the range kernels.
 enum NormKind : int { kNormL2 = 0, kNormL1 = 1, kNormL0 = 2, kNormInf = 3, kNormNegInf = 4, kNormP = 5 };
 
@@ -66,6 +91,11 @@ struct OptimOps {
   void (*rmsprop)(T*, T*, T*, T*, const T*, index_t, const RmspropCoef<T>&);
   void (*adabound)(T*, T*, T*, T*, const T*, index_t, const AdaBoundCoef<T>&);
   void (*lion)(T*, T*, const T*, index_t, const LionCoef<T>&);
+  void (*adadelta)(T*, T*, T*, const T*, index_t, const AdadeltaCoef<T>&);  // param, square_avg, acc_delta, grad
+  void (*adamax)(T*, T*, T*, const T*, index_t, const AdamaxCoef<T>&);      // param, exp_avg, exp_inf, grad
+  void (*nadam)(T*, T*, T*, const T*, index_t, const NAdamCoef<T>&);        // param, exp_avg, exp_avg_sq, grad
+  void (*radam)(T*, T*, T*, const T*, index_t, const RAdamCoef<T>&);        // param, exp_avg, exp_avg_sq, grad
+  void (*asgd)(T*, T*, const T*, index_t, const AsgdCoef<T>&);              // param, ax, grad
   void (*lamb_pass1)(double*, double*, T*, T*, const T*, const T*, index_t, const LambCoef<T>&);
   void (*lamb_pass2)(T*, const T*, const T*, index_t, const LambCoef<T>&, T);
   bool (*all_finite)(const T*, index_t);

@@ -257,6 +257,110 @@ void lion_range(T* param, T* exp_avg, const T* grad, index_t n, const LionCoef<T
   });
 }
 
+// ------------------------------------------------------------------ Adadelta, Adamax, NAdam, RAdam, ASGD
+// These follow PyTorch's single-tensor code operation by operation (addcmul's
+// (value * a) * b, addcdiv's (value * a) / b), so float32 results stay within an ulp or two.
+
+// The signed gradient, with L2 weight decay folded in or decoupled decay applied to p.
+template <typename T, typename IO>
+inline vec<T> decayed_grad(const IO& io, const T* grad, vec<T>& p, const optim_coef::StepConsts<T>& c) {
+  vec<T> g = io.load(grad) * c.sign;
+  if (c.decoupled) p = p * c.decay;
+  if (c.l2) g = g + c.wd * p;
+  return g;
+}
+
+// s = s * beta + ((1 - beta) * g) * g, stored and returned (PyTorch's mul_ then addcmul_).
+template <typename T, typename IO>
+inline vec<T> ema_square(const IO& io, T* s, const vec<T>& g, T beta, T omb) {
+  const vec<T> v = io.load(s) * beta + (omb * g) * g;
+  io.store(s, v);
+  return v;
+}
+
+template <typename T>
+void adadelta_range(T* param, T* square_avg, T* acc_delta, const T* grad, index_t n, const AdadeltaCoef<T>& coef) {
+  const AdadeltaCoef<T> c = coef;
+  vec_loop<T>(n, [&](auto io, index_t i) {
+    vec<T> p = io.load(param + i);
+    const vec<T> g = decayed_grad(io, grad + i, p, c);
+    const vec<T> sq = ema_square(io, square_avg + i, g, c.rho, c.omr);
+    const vec<T> d = (vsqrt(io.load(acc_delta + i) + c.eps) / vsqrt(sq + c.eps)) * g;
+    ema_square(io, acc_delta + i, d, c.rho, c.omr);
+    io.store(param + i, p + c.neg_lr * d);
+  });
+}
+
+template <typename T>
+void adamax_range(T* param, T* exp_avg, T* exp_inf, const T* grad, index_t n, const AdamaxCoef<T>& coef) {
+  const AdamaxCoef<T> c = coef;
+  vec_loop<T>(n, [&](auto io, index_t i) {
+    vec<T> p = io.load(param + i);
+    const vec<T> g = decayed_grad(io, grad + i, p, c);
+    const vec<T> m = update_first_moment(io, exp_avg + i, g, c.omr);
+    const vec<T> u = vmax_nan(io.load(exp_inf + i) * c.beta2, vabs(g) + c.eps);
+    io.store(exp_inf + i, u);
+    io.store(param + i, p + (c.neg_clr * m) / u);
+  });
+}
+
+// NAdam's and RAdam's start: p (decoupled decay applied), the decayed gradient g and Adam's
+// moments m (lerp) and v (stored).
+template <typename T>
+struct AdamLike {
+  vec<T> p, g, m, v;
+};
+template <typename T, typename IO>
+inline AdamLike<T> adam_like(const IO& io, T* param, T* exp_avg, T* exp_avg_sq, const T* grad,
+                             const optim_coef::StepConsts<T>& c) {
+  AdamLike<T> a;
+  a.p = io.load(param);
+  a.g = decayed_grad(io, grad, a.p, c);
+  a.m = update_first_moment(io, exp_avg, a.g, c.omr);
+  a.v = ema_square(io, exp_avg_sq, a.g, c.beta2, c.omb2);
+  return a;
+}
+
+template <typename T>
+void nadam_range(T* param, T* exp_avg, T* exp_avg_sq, const T* grad, index_t n, const NAdamCoef<T>& coef) {
+  const NAdamCoef<T> c = coef;
+  vec_loop<T>(n, [&](auto io, index_t i) {
+    const AdamLike<T> a = adam_like(io, param + i, exp_avg + i, exp_avg_sq + i, grad + i, c);
+    const vec<T> d = vsqrt(a.v / c.bc2) + c.eps;
+    const vec<T> p = a.p + (c.cg * a.g) / d;
+    io.store(param + i, p + (c.cm * a.m) / d);
+  });
+}
+
+template <typename T>
+void radam_range(T* param, T* exp_avg, T* exp_avg_sq, const T* grad, index_t n, const RAdamCoef<T>& coef) {
+  const RAdamCoef<T> c = coef;
+  const vec<T> one = splat(T(1));
+  vec_loop<T>(n, [&](auto io, index_t i) {
+    const AdamLike<T> a = adam_like(io, param + i, exp_avg + i, exp_avg_sq + i, grad + i, c);
+    vec<T> u = (a.m / c.bc1) * c.lr;
+    if (c.rectified) u = (u * ((one / (vsqrt(a.v) + c.eps)) * c.sqrt_bc2)) * c.rect;
+    io.store(param + i, a.p - u);
+  });
+}
+
+template <typename T>
+void asgd_range(T* param, T* ax, const T* grad, index_t n, const AsgdCoef<T>& coef) {
+  const AsgdCoef<T> c = coef;
+  vec_loop<T>(n, [&](auto io, index_t i) {
+    vec<T> p = io.load(param + i);
+    const vec<T> g = decayed_grad(io, grad + i, p, c);
+    p = p * c.eta_decay + c.neg_eta * g;
+    io.store(param + i, p);
+    if (c.mu_one) {
+      io.store(ax + i, p);
+    } else {
+      const vec<T> a = io.load(ax + i);
+      io.store(ax + i, a + (p - a) * c.mu);
+    }
+  });
+}
+
 template <typename T, typename IO>
 inline vec<T> lamb_update(const IO& io, const vec<T>& m, const vec<T>& v, const vec<T>& p, const LambCoef<T>& c) {
   vec<T> u = (m * c.ibc1) / (vsqrt(v) * c.ibc2_sqrt + c.eps);
@@ -379,6 +483,11 @@ OptimOps<T> make_range_kernels() {
   k.rmsprop = &rmsprop_range<T>;
   k.adabound = &adabound_range<T>;
   k.lion = &lion_range<T>;
+  k.adadelta = &adadelta_range<T>;
+  k.adamax = &adamax_range<T>;
+  k.nadam = &nadam_range<T>;
+  k.radam = &radam_range<T>;
+  k.asgd = &asgd_range<T>;
   k.lamb_pass1 = &lamb_pass1<T>;
   k.lamb_pass2 = &lamb_pass2<T>;
   k.all_finite = &all_finite_range<T>;

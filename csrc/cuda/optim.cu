@@ -356,6 +356,109 @@ struct LionOp {  // roles: param, exp_avg, grad
   }
 };
 
+// ------------------------------------------------------------------ Adadelta, Adamax, NAdam, RAdam, ASGD
+// PyTorch's single-tensor operation order, as the CPU's range kernels (cpu/optim_isa.cpp).
+template <typename T>
+__device__ __forceinline__ T decayed_grad(T g, T& p, const optim_coef::StepConsts<T>& c) {
+  g = g * c.sign;
+  if (c.decoupled) p = p * c.decay;
+  if (c.l2) g = g + c.wd * p;
+  return g;
+}
+
+// s = s * beta + ((1 - beta) * g) * g
+template <typename T>
+__device__ __forceinline__ T ema_square(T s, T g, T beta, T omb) {
+  return s * beta + (omb * g) * g;
+}
+
+template <typename T>
+struct AdadeltaOp : optim_coef::StepConsts<T> {  // roles: param, square_avg, acc_delta, grad
+  T neg_lr;
+  __device__ void operator()(const ListArg<T, 4>& a, int t, index_t j) const {
+    const optim_coef::StepConsts<T>& c = *this;
+    T p = a.p[0][t][j];
+    const T g = decayed_grad(a.p[3][t][j], p, c);
+    const T sq = ema_square(a.p[1][t][j], g, c.rho, c.omr);
+    a.p[1][t][j] = sq;
+    const T acc = a.p[2][t][j];
+    const T d = (scalar::sqrt(acc + c.eps) / scalar::sqrt(sq + c.eps)) * g;
+    a.p[2][t][j] = ema_square(acc, d, c.rho, c.omr);
+    a.p[0][t][j] = p + neg_lr * d;
+  }
+};
+
+template <typename T>
+struct AdamaxOp : optim_coef::StepConsts<T> {  // roles: param, exp_avg, exp_inf, grad; c0 -lr/bc1
+  __device__ void operator()(const ListArg<T, 4>& a, int t, index_t j) const {
+    const optim_coef::StepConsts<T>& c = *this;
+    T p = a.p[0][t][j];
+    const T g = decayed_grad(a.p[3][t][j], p, c);
+    T m = a.p[1][t][j];
+    m = m + c.omr * (g - m);
+    a.p[1][t][j] = m;
+    const T u = max_nan(a.p[2][t][j] * c.beta2, scalar::fabs(g) + c.eps);
+    a.p[2][t][j] = u;
+    a.p[0][t][j] = p + (a.c0[t] * m) / u;
+  }
+};
+
+// NAdam's and RAdam's start (roles param, exp_avg, exp_avg_sq, grad): p (decoupled decay
+// applied), the decayed gradient g and Adam's moments m (lerp) and v, stored.
+template <typename T>
+struct AdamLike {
+  T p, g, m, v;
+};
+template <typename T>
+__device__ __forceinline__ AdamLike<T> adam_like(const ListArg<T, 4>& a, int t, index_t j,
+                                                 const optim_coef::StepConsts<T>& c) {
+  AdamLike<T> r;
+  r.p = a.p[0][t][j];
+  r.g = decayed_grad(a.p[3][t][j], r.p, c);
+  const T m = a.p[1][t][j];
+  r.m = m + c.omr * (r.g - m);
+  r.v = ema_square(a.p[2][t][j], r.g, c.beta2, c.omb2);
+  a.p[1][t][j] = r.m;
+  a.p[2][t][j] = r.v;
+  return r;
+}
+
+template <typename T>
+struct NAdamOp : optim_coef::StepConsts<T> {  // c0 bc2, c1 cg, c2 cm
+  __device__ void operator()(const ListArg<T, 4>& a, int t, index_t j) const {
+    const optim_coef::StepConsts<T>& c = *this;
+    const AdamLike<T> r = adam_like(a, t, j, c);
+    const T d = scalar::sqrt(r.v / a.c0[t]) + c.eps;
+    const T p = r.p + (a.c1[t] * r.g) / d;
+    a.p[0][t][j] = p + (a.c2[t] * r.m) / d;
+  }
+};
+
+template <typename T>
+struct RAdamOp : optim_coef::StepConsts<T> {  // c0 bc1, c1 sqrt(bc2), c2 rect; flag: rectified
+  T lr;
+  __device__ void operator()(const ListArg<T, 4>& a, int t, index_t j) const {
+    const optim_coef::StepConsts<T>& c = *this;
+    const AdamLike<T> r = adam_like(a, t, j, c);
+    T u = (r.m / a.c0[t]) * lr;
+    if (a.flag[t]) u = (u * ((T(1) / (scalar::sqrt(r.v) + c.eps)) * a.c1[t])) * a.c2[t];
+    a.p[0][t][j] = r.p - u;
+  }
+};
+
+template <typename T>
+struct AsgdOp : optim_coef::StepConsts<T> {  // roles: param, ax, grad; c0 1 - lambd eta, c1 -eta, c2 mu; flag mu == 1
+  __device__ void operator()(const ListArg<T, 3>& a, int t, index_t j) const {
+    const optim_coef::StepConsts<T>& c = *this;
+    T p = a.p[0][t][j];
+    const T g = decayed_grad(a.p[2][t][j], p, c);
+    p = p * a.c0[t] + a.c1[t] * g;
+    a.p[0][t][j] = p;
+    const T x = a.p[1][t][j];
+    a.p[1][t][j] = a.flag[t] ? p : x + (p - x) * a.c2[t];
+  }
+};
+
 // ------------------------------------------------------------------ LAMB
 template <typename T>
 struct LambCoefD {
@@ -588,6 +691,82 @@ void lion_step(T* const* param, T* const* exp_avg, const T* const* grad, const i
 }
 
 template <typename T>
+void adadelta_step(T* const* param, T* const* square_avg, T* const* acc_delta, const T* const* grad,
+                   const index_t* numel, index_t count, const AdadeltaOptions& o, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[4] = {param, square_avg, acc_delta, role(grad)};
+  const AdadeltaOp<T> op{optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, false, o.rho, 0.0, o.eps),
+                         T(-o.lr)};
+  apply(make_groups<T, 4>(roles, numel, count, NoCoef{}), op, stream);
+}
+
+template <typename T>
+void adamax_step(T* const* param, T* const* exp_avg, T* const* exp_inf, const T* const* grad, const index_t* step,
+                 const index_t* numel, index_t count, const AdamaxOptions& o, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[4] = {param, exp_avg, exp_inf, role(grad)};
+  const auto G = make_groups<T, 4>(roles, numel, count, [&](index_t i, ListArg<T, 4>& a, int j) {
+    a.c0[j] = T(-(o.lr / (1.0 - std::pow(o.beta1, static_cast<double>(step[i])))));
+  });
+  const AdamaxOp<T> op{optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, false, o.beta1, o.beta2, o.eps)};
+  apply(G, op, stream);
+}
+
+template <typename T>
+void nadam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad, double* mu_product,
+                const index_t* step, const index_t* numel, index_t count, const NAdamOptions& o,
+                cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[4] = {param, exp_avg, exp_avg_sq, role(grad)};
+  // every tensor's mu_product advances, an empty one's too (make_groups skips those)
+  std::vector<optim_coef::NAdamStepCoef> s;
+  for (index_t i = 0; i < count; ++i) s.push_back(optim_coef::nadam_step_coef(o, step[i], mu_product[i]));
+  const auto G = make_groups<T, 4>(roles, numel, count, [&](index_t i, ListArg<T, 4>& a, int j) {
+    a.c0[j] = T(s[i].bc2);
+    a.c1[j] = T(s[i].cg);
+    a.c2[j] = T(s[i].cm);
+  });
+  const NAdamOp<T> op{optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, o.decoupled_weight_decay, o.beta1,
+                                                 o.beta2, o.eps)};
+  apply(G, op, stream);
+}
+
+template <typename T>
+void radam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad, const index_t* step,
+                const index_t* numel, index_t count, const RAdamOptions& o, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[4] = {param, exp_avg, exp_avg_sq, role(grad)};
+  const auto G = make_groups<T, 4>(roles, numel, count, [&](index_t i, ListArg<T, 4>& a, int j) {
+    const auto s = optim_coef::radam_step_coef(o, step[i]);
+    a.c0[j] = T(s.bc1);
+    a.c1[j] = T(s.sqrt_bc2);
+    a.c2[j] = T(s.rect);
+    a.flag[j] = s.rectified;
+  });
+  const RAdamOp<T> op{optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, o.decoupled_weight_decay, o.beta1,
+                                                 o.beta2, o.eps),
+                      T(o.lr)};
+  apply(G, op, stream);
+}
+
+template <typename T>
+void asgd_step(T* const* param, T* const* ax, const T* const* grad, double* eta, double* mu, const index_t* step,
+               const index_t* numel, index_t count, const ASGDOptions& o, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[3] = {param, ax, role(grad)};
+  std::vector<optim_coef::ASGDStepCoef> s;
+  for (index_t i = 0; i < count; ++i) s.push_back(optim_coef::asgd_step_coef(o, step[i], eta[i], mu[i]));
+  const auto G = make_groups<T, 3>(roles, numel, count, [&](index_t i, ListArg<T, 3>& a, int j) {
+    a.c0[j] = T(s[i].decay);
+    a.c1[j] = T(s[i].neg_eta);
+    a.c2[j] = T(s[i].mu);
+    a.flag[j] = s[i].mu_one;
+  });
+  const AsgdOp<T> op{optim_coef::step_consts<T>(o.maximize, o.lr, o.weight_decay, false, 0.0, 0.0, 0.0)};
+  apply(G, op, stream);
+}
+
+template <typename T>
 void lamb_step(double* trust_ratio, T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad,
                const index_t* step, const index_t* numel, index_t count, const LambOptions& o,
                cudaStream_t stream) {
@@ -688,6 +867,16 @@ void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double
                              cudaStream_t);                                                                      \
   template void lamb_step<T>(double*, T* const*, T* const*, T* const*, const T* const*, const index_t*,          \
                              const index_t*, index_t, const LambOptions&, cudaStream_t);                         \
+  template void adadelta_step<T>(T* const*, T* const*, T* const*, const T* const*, const index_t*, index_t,      \
+                                 const AdadeltaOptions&, cudaStream_t);                                         \
+  template void adamax_step<T>(T* const*, T* const*, T* const*, const T* const*, const index_t*, const index_t*, \
+                               index_t, const AdamaxOptions&, cudaStream_t);                                    \
+  template void nadam_step<T>(T* const*, T* const*, T* const*, const T* const*, double*, const index_t*,        \
+                              const index_t*, index_t, const NAdamOptions&, cudaStream_t);                      \
+  template void radam_step<T>(T* const*, T* const*, T* const*, const T* const*, const index_t*, const index_t*,  \
+                              index_t, const RAdamOptions&, cudaStream_t);                                      \
+  template void asgd_step<T>(T* const*, T* const*, const T* const*, double*, double*, const index_t*,           \
+                             const index_t*, index_t, const ASGDOptions&, cudaStream_t);                        \
   template bool multi_tensor_all_finite<T>(const T* const*, const index_t*, index_t, cudaStream_t);              \
   template void multi_tensor_norm<T>(double*, const T* const*, const index_t*, index_t, double, cudaStream_t);   \
   template void multi_tensor_scale<T>(T* const*, const index_t*, index_t, double, cudaStream_t);                 \

@@ -133,6 +133,7 @@ _TABLE: dict[str, _Op] = {
     **_optimizers("sgd"),
     **_ops(OPTIM, _ADAM, "adam", "adamw"),
     **_optimizers("adagrad", "rmsprop", "lion", "lamb", "adabound"),
+    **_optimizers("adadelta", "adamax", "nadam", "radam", "asgd"),
     # the tape's tensor arithmetic (autograd/basic_ops.py): broadcasting binary ops, reductions
     # over dims (max / min also give argmax / argmin and scatter their gradient back), casts
     **_ops(TENSOR, ("binary_op",), "add", "sub", "mul", "div"),

@@ -621,6 +621,95 @@ void test_lamb(const std::vector<index_t>& sizes) {
       }
 }
 
+// Adadelta, Adamax, NAdam, RAdam, ASGD: every option combination, per-tensor step counts;
+// NAdam's mu_product and ASGD's eta / mu (host in/out) must advance identically too.
+std::vector<index_t> tensor_steps(size_t n, int s) {
+  std::vector<index_t> st(n);
+  for (size_t i = 0; i < n; ++i) st[i] = s + static_cast<index_t>(i % 3);
+  return st;
+}
+
+// Runs `steps` steps of a kernel with `roles` roles (grad last), state roles starting at zero.
+// call(s, host_ptrs, dev_ptrs, host_grads, dev_grads) runs the cpu and the cuda kernel.
+template <typename T, typename Call>
+void run_new(const std::string& name, const std::vector<index_t>& sizes, int roles, Call&& call) {
+  Lists<T> L(sizes, roles);
+  for (int k = 1; k < roles - 1; ++k) L.set_role(k, 0.0, 0.0);
+  run_steps(name + " " + tname<T>() + " n=" + std::to_string(sizes.size()), L, roles - 1, 4, [&](int s) {
+    std::vector<std::vector<T*>> h, d;
+    for (int k = 0; k < roles - 1; ++k) {
+      h.push_back(L.hp(k));
+      d.push_back(L.dp(k));
+    }
+    auto hg0 = L.hp(roles - 1), dg0 = L.dp(roles - 1);
+    std::vector<const T*> hg(hg0.begin(), hg0.end()), dg(dg0.begin(), dg0.end());
+    call(s, L, h, d, hg, dg);
+  });
+}
+
+void check_scalars(const std::string& what, const std::vector<double>& a, const std::vector<double>& b) {
+  ++g_checks;
+  if (a != b) {
+    ++g_failures;
+    std::printf("FAIL %s: host scalars differ between cpu and cuda\n", what.c_str());
+  }
+}
+
+template <typename T>
+void test_new_optimizers(const std::vector<index_t>& sizes) {
+  const size_t n = sizes.size();
+  for (double wd : {0.0, 0.05})
+    for (bool maxi : {false, true}) {
+      const std::string opts = " wd=" + std::to_string(wd) + (maxi ? " max" : "");
+      const nnfast::AdadeltaOptions ad{0.5, 0.9, 1e-6, wd, maxi};
+      run_new<T>("adadelta" + opts, sizes, 4, [&](int, auto& L, auto& h, auto& d, auto& hg, auto& dg) {
+        nnfast::cpu::adadelta_step<T>(h[0].data(), h[1].data(), h[2].data(), hg.data(), L.numel.data(), L.count(), ad);
+        nnfast::cuda::adadelta_step<T>(d[0].data(), d[1].data(), d[2].data(), dg.data(), L.numel.data(), L.count(), ad);
+      });
+      const nnfast::AdamaxOptions am{0.01, 0.9, 0.99, 1e-8, wd, maxi};
+      run_new<T>("adamax" + opts, sizes, 4, [&](int s, auto& L, auto& h, auto& d, auto& hg, auto& dg) {
+        const auto st = tensor_steps(n, s);
+        nnfast::cpu::adamax_step<T>(h[0].data(), h[1].data(), h[2].data(), hg.data(), st.data(), L.numel.data(),
+                                    L.count(), am);
+        nnfast::cuda::adamax_step<T>(d[0].data(), d[1].data(), d[2].data(), dg.data(), st.data(), L.numel.data(),
+                                     L.count(), am);
+      });
+      for (bool decoupled : {false, true}) {
+        const std::string o2 = opts + (decoupled ? " decoupled" : "");
+        const nnfast::NAdamOptions na{0.01, 0.9, 0.99, 1e-8, wd, 4e-3, decoupled, maxi};
+        std::vector<double> mp_h(n, 1.0), mp_d(n, 1.0);
+        run_new<T>("nadam" + o2, sizes, 4, [&](int s, auto& L, auto& h, auto& d, auto& hg, auto& dg) {
+          const auto st = tensor_steps(n, s);
+          nnfast::cpu::nadam_step<T>(h[0].data(), h[1].data(), h[2].data(), hg.data(), mp_h.data(), st.data(),
+                                     L.numel.data(), L.count(), na);
+          nnfast::cuda::nadam_step<T>(d[0].data(), d[1].data(), d[2].data(), dg.data(), mp_d.data(), st.data(),
+                                      L.numel.data(), L.count(), na);
+          check_scalars("nadam mu_product" + o2, mp_h, mp_d);
+        });
+        // beta2 = 0.9: rho_t > 5 from step 4 on, so both branches run (steps differ per tensor)
+        const nnfast::RAdamOptions ra{0.01, 0.9, 0.9, 1e-8, wd, decoupled, maxi};
+        run_new<T>("radam" + o2, sizes, 4, [&](int s, auto& L, auto& h, auto& d, auto& hg, auto& dg) {
+          const auto st = tensor_steps(n, s);
+          nnfast::cpu::radam_step<T>(h[0].data(), h[1].data(), h[2].data(), hg.data(), st.data(), L.numel.data(),
+                                     L.count(), ra);
+          nnfast::cuda::radam_step<T>(d[0].data(), d[1].data(), d[2].data(), dg.data(), st.data(), L.numel.data(),
+                                      L.count(), ra);
+        });
+      }
+      const nnfast::ASGDOptions as{0.05, 0.01, 0.75, 2.0, wd, maxi};  // t0 = 2: averaging from step 3
+      std::vector<double> eta_h(n, 0.05), eta_d(n, 0.05), mu_h(n, 1.0), mu_d(n, 1.0);
+      run_new<T>("asgd" + opts, sizes, 3, [&](int s, auto& L, auto& h, auto& d, auto& hg, auto& dg) {
+        const auto st = tensor_steps(n, s);
+        nnfast::cpu::asgd_step<T>(h[0].data(), h[1].data(), hg.data(), eta_h.data(), mu_h.data(), st.data(),
+                                  L.numel.data(), L.count(), as);
+        nnfast::cuda::asgd_step<T>(d[0].data(), d[1].data(), dg.data(), eta_d.data(), mu_d.data(), st.data(),
+                                   L.numel.data(), L.count(), as);
+        check_scalars("asgd eta" + opts, eta_h, eta_d);
+        check_scalars("asgd mu" + opts, mu_h, mu_d);
+      });
+    }
+}
+
 template <typename T>
 void test_utilities(const std::vector<index_t>& sizes) {
   Lists<T> L(sizes, 1);
@@ -740,11 +829,13 @@ void optim_suite() {
   test_adabound<T>(kSizes);
   test_lion<T>(kSizes);
   test_lamb<T>(kSizes);
+  test_new_optimizers<T>(kSizes);
   test_utilities<T>(kSizes);
   // more tensors than one launch holds (two launches per call)
   const std::vector<index_t> many = many_sizes();
   test_adam<T>(many);
   test_lamb<T>(many);
+  test_new_optimizers<T>(many);
   test_utilities<T>(many);
 }
 

@@ -106,6 +106,80 @@ void lion_step(T* const* param, T* const* exp_avg, const T* const* grad, const i
                const LionOptions& opt);
 }  // namespace cpu
 
+// ------------------------------------------------------------------ Adadelta (Zeiler 2012)
+struct AdadeltaOptions {
+  double lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0.0;
+  bool maximize = false;
+};
+
+namespace cpu {
+// g = ±grad + wd*p; sq = rho*sq + (1-rho)*g^2; d = sqrt(acc + eps) / sqrt(sq + eps) * g;
+// acc = rho*acc + (1-rho)*d^2; p -= lr*d.
+template <typename T>
+void adadelta_step(T* const* param, T* const* square_avg, T* const* acc_delta, const T* const* grad,
+                   const index_t* numel, index_t count, const AdadeltaOptions& opt);
+}  // namespace cpu
+
+// ------------------------------------------------------------------ Adamax (Kingma & Ba 2015, sec. 7)
+struct AdamaxOptions {
+  double lr = 2e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool maximize = false;
+};
+
+namespace cpu {
+// m = lerp(m, g, 1-beta1); u = max(beta2*u, |g| + eps) (NaN kept); p -= lr/(1-beta1^step) * m / u.
+template <typename T>
+void adamax_step(T* const* param, T* const* exp_avg, T* const* exp_inf, const T* const* grad, const index_t* step,
+                 const index_t* numel, index_t count, const AdamaxOptions& opt);
+}  // namespace cpu
+
+// ------------------------------------------------------------------ NAdam (Dozat 2016)
+struct NAdamOptions {
+  double lr = 2e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0, momentum_decay = 4e-3;
+  bool decoupled_weight_decay = false, maximize = false;
+};
+
+namespace cpu {
+// mu_t = beta1 (1 - 0.5 * 0.96^(t*momentum_decay)); mu_product (in/out, one double per
+// tensor) is multiplied by mu_t and rounded to float32, as PyTorch keeps it in a float32
+// scalar tensor; then m = lerp(m, g, 1-beta1), v = beta2 v + (1-beta2) g^2,
+// d = sqrt(v / bc2) + eps and p += -lr (1-mu_t)/(1-mu_product) g/d
+// - lr mu_{t+1}/(1 - mu_product mu_{t+1}) m/d.
+template <typename T>
+void nadam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad,
+                double* mu_product, const index_t* step, const index_t* numel, index_t count,
+                const NAdamOptions& opt);
+}  // namespace cpu
+
+// ------------------------------------------------------------------ RAdam (Liu et al. 2020)
+struct RAdamOptions {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled_weight_decay = false, maximize = false;
+};
+
+namespace cpu {
+// Adam's moments; with rho_t = rho_inf - 2 t beta2^t / bc2 > 5 the rectified step
+// p -= (m/bc1) lr sqrt(bc2)/(sqrt(v) + eps) r_t, else the momentum step p -= (m/bc1) lr.
+template <typename T>
+void radam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad, const index_t* step,
+                const index_t* numel, index_t count, const RAdamOptions& opt);
+}  // namespace cpu
+
+// ------------------------------------------------------------------ ASGD (Polyak & Juditsky 1992)
+struct ASGDOptions {
+  double lr = 1e-2, lambd = 1e-4, alpha = 0.75, t0 = 1e6, weight_decay = 0.0;
+  bool maximize = false;
+};
+
+namespace cpu {
+// eta, mu: per tensor, in/out (PyTorch's state 'eta' and 'mu', float32 scalars there).
+// p = p (1 - lambd eta) - eta g; ax = mu == 1 ? p : ax + (p - ax) mu; then
+// eta = lr / (1 + lambd lr t)^alpha and mu = 1 / max(1, t - t0), rounded to float32.
+template <typename T>
+void asgd_step(T* const* param, T* const* ax, const T* const* grad, double* eta, double* mu, const index_t* step,
+               const index_t* numel, index_t count, const ASGDOptions& opt);
+}  // namespace cpu
+
 // ------------------------------------------------------------------ LAMB (You et al. 2020)
 struct LambOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-6, weight_decay = 0.0;

@@ -62,6 +62,26 @@ def _adam_moments(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], 
     return m, v, vmax, steps
 
 
+def _lazy_state(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], names: tuple[str, ...],
+                scalars: Optional[dict[str, float]] = None) -> tuple[list[list[np.ndarray]], list[int]]:
+    """The state arrays ``names`` of each param (zeros of its shape, created on first use, with
+    ``step`` = 0 and the float ``scalars`` as their start values), one list per name, and each
+    param's next step number."""
+    out: list[list[np.ndarray]] = [[] for _ in names]
+    steps: list[int] = []
+    for p, a in zip(params, p_arrays):
+        st = state[p]
+        if names[0] not in st:
+            st["step"] = 0
+            st.update(scalars or {})
+            for n in names:
+                st[n] = _state_tensor(a)
+        for lst, n in zip(out, names):
+            lst.append(st[n]._data)
+        steps.append(int(st.get("step", 0)) + 1)
+    return out, steps
+
+
 def _store_steps(state: Any, params: list[Tensor], steps: list[int]) -> None:
     """Records each param's new step count once its group's fused kernel has run (it is not
     advanced earlier, so a kernel that raises leaves the state as it was)."""
@@ -270,9 +290,14 @@ class Optimizer:
             state[key] = {k: _copy_value(v) for k, v in st.items()}
         return {"state": state, "param_groups": groups}
 
+    # State entries that are one number per param (PyTorch keeps them in 0-d tensors).
+    _scalar_state: tuple[str, ...] = ()
+
     def _load_value(self, p: Tensor, key: str, value: Any) -> Any:
         if key == "step":
             return int(float(np.asarray(value._data if isinstance(value, Tensor) else value)))
+        if key in self._scalar_state:
+            return float(np.asarray(value._data if isinstance(value, Tensor) else value))
         if value is None:
             return None
         if isinstance(value, (Tensor, np.ndarray)) or hasattr(value, "__array__"):
@@ -334,7 +359,7 @@ class Optimizer:
 _HPARAM_WHAT = {
     "lr": "learning rate", "eps": "epsilon value", "momentum": "momentum value", "alpha": "alpha value",
     "weight_decay": "weight_decay value", "lr_decay": "lr_decay value", "final_lr": "final learning rate",
-    "initial_accumulator_value": "initial_accumulator_value value",
+    "initial_accumulator_value": "initial_accumulator_value value", "momentum_decay": "momentum_decay value",
 }
 
 
@@ -374,6 +399,16 @@ def _check_unsupported(name: str, **flags: Any) -> None:
     for k, v in flags.items():
         if v:
             raise NotImplementedError(f"[{name}] {k}=True is not supported by nnfast")
+
+
+def _check_unit(name: str, key: str, value: Any) -> None:
+    """A hyper-parameter in [0, 1] (Adadelta's rho)."""
+    try:
+        ok = 0.0 <= float(value) <= 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"[{name}] Invalid {key} value: {value}")
 
 
 def _as_float(x: Any) -> float:

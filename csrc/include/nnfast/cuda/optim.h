@@ -49,6 +49,29 @@ template <typename T>
 void lion_step(T* const* param, T* const* exp_avg, const T* const* grad, const index_t* numel, index_t count,
                const LionOptions& opt, cudaStream_t stream = nullptr);
 
+template <typename T>
+void adadelta_step(T* const* param, T* const* square_avg, T* const* acc_delta, const T* const* grad,
+                   const index_t* numel, index_t count, const AdadeltaOptions& opt, cudaStream_t stream = nullptr);
+
+template <typename T>
+void adamax_step(T* const* param, T* const* exp_avg, T* const* exp_inf, const T* const* grad, const index_t* step,
+                 const index_t* numel, index_t count, const AdamaxOptions& opt, cudaStream_t stream = nullptr);
+
+// mu_product: host, in/out (advanced on the host before the launch).
+template <typename T>
+void nadam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad, double* mu_product,
+                const index_t* step, const index_t* numel, index_t count, const NAdamOptions& opt,
+                cudaStream_t stream = nullptr);
+
+template <typename T>
+void radam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad, const index_t* step,
+                const index_t* numel, index_t count, const RAdamOptions& opt, cudaStream_t stream = nullptr);
+
+// eta, mu: host, in/out (advanced on the host before the launch).
+template <typename T>
+void asgd_step(T* const* param, T* const* ax, const T* const* grad, double* eta, double* mu, const index_t* step,
+               const index_t* numel, index_t count, const ASGDOptions& opt, cudaStream_t stream = nullptr);
+
 // trust_ratio: host, `count` values (nullable). Synchronises when trust_ratio is set.
 template <typename T>
 void lamb_step(double* trust_ratio, T* const* param, T* const* exp_avg, T* const* exp_avg_sq, const T* const* grad,
