@@ -103,3 +103,10 @@ def test_port(name, tmp_path):
     else:
         ref = _run(torch_source(path), tmp_path, name + "_torch")
     _compare(name, got, ref)
+
+
+def test_readme_api_table_is_generated():
+    from nnfast import _api
+
+    text = (ROOT / "README.md").read_text()
+    assert _api.readme_with_table(text) == text, "README's api table is stale: run `nnfast api --write README.md`"

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._native import _C
 from . import _tensor_ops
+
+_tensor_ops.install()  # the core operators first: the ops areas build on them at import
 # ---- creation area (nnfast/ops/creation.py: dtypes, factories, random): typed names; the rest
 # (nnfast.bool, nnfast.int, linspace, Generator ...) arrive with _ops.functions() below.
 from ._random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
@@ -27,9 +29,7 @@ from .ops.creation import (
     triu_indices,
 )
 # ---- end of the creation area
-from ._tensor_ops import cat, stack, where
-
-_tensor_ops.install()
+from ._tensor_ops import cat, stack, where  # noqa: E402
 from . import ops as _ops  # noqa: E402
 
 _ops.install()

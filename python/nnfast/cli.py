@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -447,23 +447,34 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def cmd_ops(args: argparse.Namespace) -> int:
-    from . import _dispatch
-
+def _print_or_write_table(args: argparse.Namespace, what: str, table: Callable[[], str],
+                          rewrite: Callable[[str], str]) -> int:
     if args.write is None:
-        sys.stdout.write(_dispatch.markdown_table())
+        sys.stdout.write(table())
         return 0
     try:
         with open(args.write, encoding="utf-8") as f:
             text = f.read()
-        new = _dispatch.readme_with_table(text)
+        new = rewrite(text)
     except (OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
     if new != text:
         with open(args.write, "w", encoding="utf-8") as f:
             f.write(new)
-    print(f"{args.write}: ops table {'updated' if new != text else 'up to date'}")
+    print(f"{args.write}: {what} table {'updated' if new != text else 'up to date'}")
     return 0
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from . import _dispatch
+
+    return _print_or_write_table(args, "ops", _dispatch.markdown_table, _dispatch.readme_with_table)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from . import _api
+
+    return _print_or_write_table(args, "api", _api.markdown_table, _api.readme_with_table)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -540,6 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--write", default=None, metavar="README",
                    help="rewrite the table between the ops-table markers of this file instead")
     o.set_defaults(func=cmd_ops)
+    a = sub.add_parser("api", help="print the PyTorch-surface names nnfast supports, by area (markdown)")
+    a.add_argument("--write", default=None, metavar="README",
+                   help="rewrite the table between the api-table markers of this file instead")
+    a.set_defaults(func=cmd_api)
 
     i = sub.add_parser("info", help="print version, SIMD level, threads and CUDA status")
     i.add_argument("--json", action="store_true")

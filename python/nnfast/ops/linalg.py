@@ -12,7 +12,7 @@ from typing import Any, NoReturn, Sequence, Union
 import numpy as np
 
 from ..autograd.linalg_ops import MatMul
-from .._tensor_ops import _operand
+from .._tensor_ops import _array_operand as _operand
 from .inplace import _from_out_of_place
 from ..tensor import Tensor
 

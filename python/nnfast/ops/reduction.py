@@ -408,8 +408,11 @@ class _PNorm(Function):
     @staticmethod
     def forward(ctx: Any, a: Any, p: float, axes: Optional[tuple[int, ...]], keepdim: bool) -> Any:
         xp = xp_of(a)
-        ax = xp.abs(a)
-        s = (ax if p == 1 else ax * ax if p == 2 else ax**p).sum(axis=axes, keepdims=keepdim)
+        if p == 2 and ops._on_kernels(a):  # the usual 2-norm: a kernel multiply and a kernel row sum
+            s = ops.reduce("sum", ops.binary("mul", a, a), axes, keepdim)
+        else:
+            ax = xp.abs(a)
+            s = (ax if p == 1 else ax * ax if p == 2 else ax**p).sum(axis=axes, keepdims=keepdim)
         out = xp.asarray(s if p == 1 else xp.sqrt(s) if p == 2 else s ** (1.0 / p), dtype=a.dtype)
         ctx.save_for_backward(a, out)
         ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
