@@ -23,6 +23,14 @@ for seed in 1 2; do
   NNFAST_EMU_SEED=$seed python -m pytest -q -p no:cacheprovider -p no:randomly -m "not slow" -k cuda $TESTS
   echo "emulated cuda tests, seed $seed: $(( $(date +%s) - start )) s"
 done
+# The PyTorch surface (tensor ops, in-place rules, modules, optimizers, data) on cuda: once, seed 1
+# (it is mostly array-module code; the kernels under it were run under both seeds above).
+SURFACE=$(ls tests/test_surface.py tests/test_inplace_autograd.py tests/test_indexing_api.py tests/test_linalg_api.py \
+             tests/test_creation_api.py tests/test_promotion.py tests/test_reduction_api.py tests/test_module_api.py \
+             tests/test_cells_embedding.py tests/test_optim_new.py tests/test_data.py tests/test_tensor_ops.py 2>/dev/null)
+start=$(date +%s)
+NNFAST_EMU_SEED=1 python -m pytest -q -p no:cacheprovider -p no:randomly -m "not slow" -k cuda $SURFACE
+echo "emulated cuda surface tests: $(( $(date +%s) - start )) s"
 if python -c "import sys, nnfast._dispatch as D; sys.exit(0 if set(D.ops('cuda')) == set(D.ops()) else 1)"; then
   for dev in cpu cuda; do
     python -m nnfast train --device "$dev" --seed 3 | tee "$BUILD/train_$dev.log" | tail -3

@@ -953,8 +953,15 @@ def test_every_optimizer_and_scheduler_state_roundtrips():
         if not issubclass(cls, O.Optimizer) or cls is O.Optimizer:
             continue
         opt = cls(m.parameters(), lr=0.01)
-        m(nnfast.randn(4, 3)).sum().backward()
-        opt.step()
+        x = nnfast.randn(4, 3)
+
+        def closure():
+            opt.zero_grad()
+            loss = m(x).pow(2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)  # every optimizer takes a closure; LBFGS needs one
         sd = opt.state_dict()
         back = nio.loads(nio.dumps(sd))
         assert_same(sd, back, name)

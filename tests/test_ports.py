@@ -63,6 +63,9 @@ def _run(source: str, tmp_path: Path, name: str) -> dict:
     script.write_text(source)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "2")
+    for var in ("PYTHONPATH", "NNFAST_EXT_DIR"):  # the script runs elsewhere: make a dev tree's paths absolute
+        if env.get(var):
+            env[var] = os.pathsep.join(os.path.abspath(p) for p in env[var].split(os.pathsep))
     r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=900,
                        env=env)
     assert r.returncode == 0, f"{name} failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"

@@ -6,7 +6,6 @@ activations, losses and optimizer steps.
 """
 from __future__ import annotations
 
-import builtins as _builtins_module
 from typing import TYPE_CHECKING, Any
 
 from ._native import _C
@@ -64,8 +63,8 @@ __all__ = [
     "exp", "log", "sqrt", "matmul", "mm", "sum", "mean", "argmax", "allclose",
     "__version__", "_C",
 ]
-# every area's functions, except names that would shadow Python's builtins on `from nnfast import *`
-__all__ += [n for n in _ops.functions() if n not in __all__ and not hasattr(_builtins_module, n)]
+# every area's functions (the dtype names `bool` and `int` stay out: `from nnfast import *` would shadow the builtins)
+__all__ += [n for n in _ops.functions() if n not in __all__ and n not in ("bool", "int")]
 
 
 def __getattr__(name: str) -> Any:
