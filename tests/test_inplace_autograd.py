@@ -67,9 +67,9 @@ def test_writing_through_a_view_bumps_the_base(device):
     assert a._version == v2._version == 1 and a.tolist()[0] == [2.0, 3.0]
     x = _t([1.0, 2.0, 3.0, 4.0], device, True)
     y = x * 1.0
-    with pytest.raises(RuntimeError, match=r"^\[mul_\] expected a tensor that is not a view of another tensor "
-                                           r"that requires grad"):
-        y.reshape(2, 2)[0].mul_(0)
+    y.reshape(2, 2)[0].mul_(0)  # in place through a view of a graph tensor: the base's graph is rewritten
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -144,3 +144,36 @@ def test_grad_modes_as_decorators():
     with nnfast.set_grad_enabled(False):
         assert not (x * 2).requires_grad
     assert (x * 2).requires_grad
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_inplace_through_views_of_graph_tensors(device):
+    """PyTorch's CopySlices: y[0:2] += 1, chained views, setitem through a view; values and gradients."""
+    x = _t([1.0, 2.0, 3.0, 4.0], device, True)
+    y = x * 2
+    y[1:3].mul_(x[1:3])               # y = [2, 2 x1^2, 2 x2^2, 8]
+    y.reshape(2, 2)[0] += 1           # y[0:2] += 1 through a chain of two views
+    assert y.tolist() == [3.0, 9.0, 18.0, 8.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [2.0, 8.0, 12.0, 2.0]
+    x.grad = None
+    z = x * 1.0
+    z.view(2, 2).t()[0, 1] = 10.0     # overwrites z[2]: no gradient reaches x[2]
+    assert z.tolist() == [1.0, 2.0, 10.0, 4.0]
+    z.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 0.0, 1.0]
+    with pytest.raises(RuntimeError, match=r"^\[add_\] a view of a leaf Variable that requires grad"):
+        x[0:2].add_(1)
+
+
+def test_the_graph_is_frozen_when_recorded():
+    """A node's inputs keep the nodes they had: a later in-place op on an input does not reroute it."""
+    x = _t([1.0, 2.0], requires_grad=True)
+    y = x * 1.0
+    z = y + 3.0                       # add saves nothing, so modifying y afterwards is allowed
+    y.mul_(5)
+    z.sum().backward(retain_graph=True)
+    assert x.grad.tolist() == [1.0, 1.0]
+    x.grad = None
+    y.sum().backward()
+    assert x.grad.tolist() == [5.0, 5.0]

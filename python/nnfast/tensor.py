@@ -270,7 +270,7 @@ class Tensor:
     kernels compute on it in place of NumPy math for every standard layer.
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_hooks", "_vc", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_hooks", "_vc", "_view", "__weakref__")
     _data: Any  # numpy.ndarray on cpu, cupy.ndarray on cuda
     grad: Optional[Tensor]
     requires_grad: bool
@@ -288,6 +288,7 @@ class Tensor:
         self.grad_fn = None
         self._hooks = None
         self._vc = [0]
+        self._view = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -303,6 +304,7 @@ class Tensor:
         t.grad_fn = None
         t._hooks = None
         t._vc = [0]
+        t._view = None  # (base, replay) for a recorded view: replay(base) recomputes it (in-place on views)
         t.requires_grad = requires_grad
         return t
 

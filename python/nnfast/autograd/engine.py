@@ -23,9 +23,9 @@ def _topological_order(root: Any) -> list[Any]:
             continue
         seen.add(id(node))
         stack.append((node, True))
-        for t in node.inputs:
-            if t is not None and t.grad_fn is not None and id(t.grad_fn) not in seen:
-                stack.append((t.grad_fn, False))
+        for nxt in node._next:
+            if nxt is not None and id(nxt) not in seen:
+                stack.append((nxt, False))
     order.reverse()
     return order
 
@@ -81,7 +81,7 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
             node.saved_tensors = ()
             node._released = True
         seen_arrays: set[int] = set()
-        for t, gi in zip(node.inputs, grads):
+        for t, nxt, gi in zip(node.inputs, node._next, grads):
             if gi is None or gi is ACCUMULATED or t is None or not t.requires_grad:
                 continue
             if isinstance(gi, np.generic):  # NumPy arithmetic on 0-d arrays gives scalars: keep arrays
@@ -96,9 +96,9 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
             if id(gi) in seen_arrays or gi is g:
                 gi = gi.copy()
             seen_arrays.add(id(gi))
-            if t.grad_fn is None:
+            if nxt is None:
                 t._accumulate_grad(gi)
             else:
-                key = id(t.grad_fn)
+                key = id(nxt)
                 prev = pending.get(key)
                 pending[key] = gi if prev is None else prev + gi

@@ -49,13 +49,16 @@ ACCUMULATED: Any = _Accumulated()
 
 class Function:
     __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_released", "_versions", "_grad_hooks",
-                 "_retained", "__dict__")
+                 "_retained", "_next", "__dict__")
     # Set by the engine on nodes backpropagated with retain_graph=True: backward
     # must then leave its saved arrays untouched (it may not hand them out).
     _retain_graph = False
     # A view op (reshape, permute, basic indexing ...): an output that shares the input's memory
     # also shares its version counter, so writing through either is seen by both.
     is_view = False
+    # A view op whose forward can be replayed on another base (its other arguments are plain
+    # values): an in-place op on such a view rewrites the base's graph, as PyTorch's CopySlices.
+    replayable = True
 
     def __init__(self) -> None:
         self.inputs: tuple[Any, ...] = ()
@@ -65,6 +68,7 @@ class Function:
         self._versions: Any = None
         self._grad_hooks: Any = None  # hooks of the non-leaf tensor this node produced
         self._retained: Any = None    # weakref to that tensor when it called retain_grad()
+        self._next: tuple[Any, ...] = ()  # each input's node when this one was recorded (None: a leaf)
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
@@ -141,8 +145,13 @@ class Function:
         result = Tensor._wrap(out, record)
         if cls.is_view and inputs and inputs[0] is not None and _shares_memory(out, raw[0]):
             result._vc = inputs[0]._vc
+            if record and cls.replayable:
+                result._view = _view_link(inputs[0], cls, args[1:], kwargs)
         if record:
             ctx.inputs = tuple(inputs)
+            # The graph is frozen here: a later in-place op gives an input a new node, which must not
+            # change what this node's gradient flows into.
+            ctx._next = tuple(None if t is None else t.grad_fn for t in inputs)
             ctx.needs_input_grad = tuple(needs)
             result.grad_fn = ctx
             if ctx.saved_tensors:
@@ -159,6 +168,15 @@ def _shares_memory(a: Any, b: Any) -> bool:
         return bool(np.may_share_memory(a, b))
     except TypeError:  # CuPy arrays: compare the allocations
         return getattr(getattr(a, "data", None), "mem", 1) is getattr(getattr(b, "data", None), "mem", 2)
+
+
+def _view_link(src: Any, cls: Any, rest: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """(base, replay): the tensor this view's memory belongs to, and base -> this view (chained views
+    compose, so the base is the root)."""
+    if src._view is None:
+        return src, lambda t: cls.apply(t, *rest, **kwargs)
+    base, outer = src._view
+    return base, lambda t: cls.apply(outer(t), *rest, **kwargs)
 
 
 def _saved_versions(saved: tuple[Any, ...], inputs: list[Any], raw: list[Any], result: Any) -> Any:

@@ -472,6 +472,7 @@ class _GradOutputGate(Function):
     """Identity on the module's output; its backward records grad_output for the input gate."""
 
     is_view = True
+    replayable = False  # replaying it would run the module's hooks again
 
     @staticmethod
     def forward(ctx: Any, y: Any, state: "_BackwardHookState") -> Any:

@@ -102,9 +102,11 @@ def apply_inplace(self: Tensor, op: str, compute: Callable[[Tensor], Tensor]) ->
         write(self, compute(self)._data, op)
         return self
     check_leaf(self, op)
-    if self.requires_grad and self.grad_fn is not None and type(self.grad_fn).is_view:
-        raise RuntimeError(f"[{op}] expected a tensor that is not a view of another tensor that requires grad; "
-                           "in-place ops on such views are not supported: use the out-of-place op")
+    if self.grad_fn is not None and type(self.grad_fn).is_view:
+        if self._view is None:
+            raise RuntimeError(f"[{op}] expected a tensor that is not a view of another tensor that requires "
+                               "grad (this view cannot be replayed): use the out-of-place op")
+        return _inplace_on_view(self, op, compute)
     if self.requires_grad:
         src = _snapshot(self)  # the node may save the old values: give it a copy of its own
         r = compute(src)
@@ -120,6 +122,50 @@ def apply_inplace(self: Tensor, op: str, compute: Callable[[Tensor], Tensor]) ->
     if r.requires_grad:
         self.grad_fn = r.grad_fn
         self.requires_grad = True
+    return self
+
+
+class _ViewScatter(Function):
+    """``base`` with the region ``replay`` selects replaced by ``values``: the graph of an in-place op
+    on a view, seen from its base (PyTorch's CopySlices)."""
+
+    @staticmethod
+    def forward(ctx: Any, base: Any, values: Any, replay: Callable[[Tensor], Tensor]) -> Any:
+        ctx.replay = replay
+        out = base.copy()
+        _region(out, replay)[...] = values
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        gb = g.copy()
+        _region(gb, ctx.replay)[...] = 0
+        return gb, _region(g, ctx.replay).copy(), None
+
+
+def _region(a: Any, replay: Callable[[Tensor], Tensor]) -> Any:
+    """The view of array ``a`` that ``replay`` selects (run outside the graph)."""
+    with grad_mode.no_grad():
+        return replay(Tensor._wrap(a))._data
+
+
+def _inplace_on_view(self: Tensor, op: str, compute: Callable[[Tensor], Tensor]) -> Tensor:
+    """An in-place op on a view of a tensor in the graph: recompute the whole base as 'old base with
+    the view's region replaced by the op's result', make that the base's node, and re-derive the
+    view's node from the base (so gradients reach both the base's history and the op's operands)."""
+    base, replay = self._view
+    if base.requires_grad and base.grad_fn is None:
+        raise RuntimeError(f"[{op}] a view of a leaf Variable that requires grad is being used in an in-place "
+                           "operation; do the update under nnfast.no_grad()")
+    old = _snapshot(base)
+    r = compute(replay(old))
+    if tuple(r.shape) != tuple(self.shape):
+        write(self, r._data, op)  # raises the shape error
+    new_base = _ViewScatter.apply(old, r, replay)
+    write(base, new_base._data, op)
+    base.grad_fn, base.requires_grad = new_base.grad_fn, new_base.requires_grad
+    fresh = replay(base)
+    self.grad_fn, self.requires_grad = fresh.grad_fn, fresh.requires_grad
     return self
 
 
