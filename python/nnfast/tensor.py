@@ -272,6 +272,8 @@ class Tensor:
 
     __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_hooks", "_vc", "_view", "__weakref__")
     _data: Any  # numpy.ndarray on cpu, cupy.ndarray on cuda
+    _view: Any  # (base, replay) of a recorded view, else None
+    _vc: list[int]  # the storage's version counter, shared by views
     grad: Optional[Tensor]
     requires_grad: bool
     grad_fn: Any

@@ -14,7 +14,6 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..._dispatch import xp_of
-from ...autograd import basic_ops
 from ...autograd.function import Function
 from ...tensor import Tensor
 from ..._tensor_ops import where
@@ -48,47 +47,6 @@ def _dim(op: str, dim: Any, ndim: int) -> int:
     return d % n
 
 
-def _sum(a: Any, axis: int) -> Any:
-    return basic_ops.reduce("sum", a, (axis,), True) if basic_ops._on_kernels(a) else a.sum(axis=axis, keepdims=True)
-
-
-class _PNorm(Function):
-    """||x||_p over one axis (keepdim). Gradient sign(x) |x|^(p-1) / y^(p-1), 0 where y = 0;
-    for p = inf the gradient is shared equally by the entries attaining the maximum."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Any, p: float, axis: int) -> Any:
-        xp = xp_of(x)
-        a = xp.abs(x)
-        if p == math.inf:
-            y = basic_ops.reduce("max", a, (axis,), True) if basic_ops._on_kernels(a) else a.max(axis, keepdims=True)
-        elif p == 2:
-            y = xp.sqrt(_sum(basic_ops.binary("mul", x, x), axis))
-        elif p == 1:
-            y = _sum(a, axis)
-        else:
-            y = _sum(a ** p, axis) ** (1.0 / p)
-        ctx.save_for_backward(x, y)
-        ctx.p, ctx.axis = p, axis
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        x, y = ctx.saved_tensors
-        xp, p = xp_of(x), ctx.p
-        safe = xp.where(y == 0, 1, y)
-        if p == math.inf:
-            hit = (xp.abs(x) == y) & (y != 0)
-            w = xp.sign(x) * hit / xp.maximum(_sum(hit.astype(x.dtype), ctx.axis), 1)
-        elif p == 2:
-            w = x / safe
-        elif p == 1:
-            w = xp.sign(x)
-        else:
-            w = xp.sign(x) * xp.abs(x) ** (p - 1) / safe ** (p - 1)
-        return (g * xp.where(y == 0, 0, w)).astype(x.dtype), None, None
-
-
 def _norm(op: str, x: Tensor, p: Any, dim: Any, keepdim: bool = True) -> Tensor:
     p = float(p)
     if not p > 0:
@@ -96,7 +54,9 @@ def _norm(op: str, x: Tensor, p: Any, dim: Any, keepdim: bool = True) -> Tensor:
     axis = _dim(op, dim, x.ndim)
     if x.ndim == 0:
         x = x.reshape(1)
-    y: Tensor = _PNorm.apply(x, p, axis)
+    from ...ops.reduction import norm  # the p-norm of the tensor surface (kernels for p = 2)
+
+    y: Tensor = norm(x, p, axis, keepdim=True)
     return y if keepdim else y.squeeze(axis)
 
 
