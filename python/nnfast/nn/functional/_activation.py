@@ -76,6 +76,7 @@ def _in_place(op: str, input: Tensor, run: Any) -> Tensor:
         tmp = ascontiguousarray(x)
         run(K, tmp, tmp)
         x[...] = tmp
+    input._vc[0] += 1  # an in-place write: a backward that saved input sees it
     return input
 
 

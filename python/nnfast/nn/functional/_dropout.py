@@ -70,5 +70,6 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
             tmp = contiguous(x)
             K.dropout_forward(tmp, tmp, p, seed, offset)
             x[...] = tmp
+        input._vc[0] += 1  # an in-place write: a backward that saved input sees it
         return input
     return DropoutFunction.apply(input, p, seed, offset)
