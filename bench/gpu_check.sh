@@ -51,6 +51,10 @@ assert i["cuda_available"] and not i["cuda_emulated"], "no real cuda device"'
 step cuda_tests 240 bash -c 'cd tests && python3 -m pytest -q -p no:cacheprovider -p no:randomly -m "not slow" -x \
   -k cuda test_ops.py test_contract.py test_optim.py test_linear.py test_train.py test_dispatch.py \
   $(ls test_emulated.py 2>/dev/null)'
+# the PyTorch surface (tensor ops on CuPy, in-place rules, batched GEMM, modules, optimizers) on the GPU
+step cuda_surface 240 bash -c 'cd tests && python3 -m pytest -q -p no:cacheprovider -p no:randomly -m "not slow" \
+  -k cuda test_surface.py test_inplace_autograd.py test_indexing_api.py test_linalg_api.py test_creation_api.py \
+  test_promotion.py test_reduction_api.py test_module_api.py test_cells_embedding.py test_optim_new.py'
 
 # ---------------------------------------------------------------- 3. benchmarks
 cat > "$LOGS/gpu_bench.py" <<'PY'
