@@ -48,8 +48,7 @@ ACCUMULATED: Any = _Accumulated()
 
 
 class Function:
-    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_released", "_versions", "_grad_hooks",
-                 "_retained", "_next", "__dict__")
+    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_released", "__dict__")
     # Set by the engine on nodes backpropagated with retain_graph=True: backward
     # must then leave its saved arrays untouched (it may not hand them out).
     _retain_graph = False
@@ -59,16 +58,17 @@ class Function:
     # A view op whose forward can be replayed on another base (its other arguments are plain
     # values): an in-place op on such a view rewrites the base's graph, as PyTorch's CopySlices.
     replayable = True
+    # Set per node only when needed (class defaults keep the common node cheap to make):
+    _versions: Any = None         # (counter, version, shape) of the saved inputs / output
+    _grad_hooks: Any = None       # hooks of the non-leaf tensor this node produced
+    _retained: Any = None         # weakref to that tensor when it called retain_grad()
+    _next: tuple[Any, ...] = ()   # each input's node when this one was recorded (None: a leaf)
 
     def __init__(self) -> None:
         self.inputs: tuple[Any, ...] = ()
         self.needs_input_grad: tuple[bool, ...] = ()
         self.saved_tensors: tuple[Any, ...] = ()
         self._released = False
-        self._versions: Any = None
-        self._grad_hooks: Any = None  # hooks of the non-leaf tensor this node produced
-        self._retained: Any = None    # weakref to that tensor when it called retain_grad()
-        self._next: tuple[Any, ...] = ()  # each input's node when this one was recorded (None: a leaf)
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
@@ -128,17 +128,20 @@ class Function:
         raw = []
         inputs: list[Any] = []
         needs = []
+        nxt = []
         record = False
         for a in args:
             if isinstance(a, Tensor):
                 raw.append(a._data)
                 inputs.append(a)
+                nxt.append(a.grad_fn)
                 rg = a.requires_grad
                 needs.append(rg)
                 record = record or rg
             else:
                 raw.append(a)
                 inputs.append(None)
+                nxt.append(None)
                 needs.append(False)
         out = cls.forward(ctx, *raw, **kwargs)
         record = record and grad_mode._enabled[0]
@@ -151,7 +154,7 @@ class Function:
             ctx.inputs = tuple(inputs)
             # The graph is frozen here: a later in-place op gives an input a new node, which must not
             # change what this node's gradient flows into.
-            ctx._next = tuple(None if t is None else t.grad_fn for t in inputs)
+            ctx._next = tuple(nxt)
             ctx.needs_input_grad = tuple(needs)
             result.grad_fn = ctx
             if ctx.saved_tensors:
