@@ -1412,6 +1412,15 @@ def dispatch_op(name: str) -> str:
     raise KeyError(f"OpInfo {name!r} names no op of nnfast._dispatch")
 
 
+# Families with many ops keep their entries in tests/opinfo_<family>.py (conv, pool, embedding,
+# rnn, attention): each imports what it needs from here and calls register(); imported here so
+# REGISTRY is complete before the device columns below are filled in.
+import importlib as _importlib  # noqa: E402
+import pathlib as _pathlib  # noqa: E402
+
+for _path in sorted(_pathlib.Path(__file__).parent.glob("opinfo_*.py")):
+    _importlib.import_module(_path.stem)
+
 for _op in REGISTRY:
     _d = dispatch_op(_op.name)
     _op.devices = tuple(dict.fromkeys(tuple(_op.devices) + tuple(

@@ -12,6 +12,11 @@ void init_loss(py::module_& m);
 void init_optim(py::module_& m);
 void init_dropout(py::module_& m);
 void init_tensor(py::module_& m);
+void init_conv(py::module_& m);
+void init_pool(py::module_& m);
+void init_embedding(py::module_& m);
+void init_rnn(py::module_& m);
+void init_attention(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "nnfast native kernels (CPU; CUDA when compiled)";
@@ -23,4 +28,9 @@ PYBIND11_MODULE(_C, m) {
   init_optim(m);
   init_dropout(m);
   init_tensor(m);
+  init_conv(m);
+  init_pool(m);
+  init_embedding(m);
+  init_rnn(m);
+  init_attention(m);
 }

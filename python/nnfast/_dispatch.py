@@ -80,6 +80,7 @@ def _optimizers(*names: str) -> dict[str, _Op]:
 # Families, in the README's order.
 DENSE, NORM, ACT, LOSS, REG, OPTIM, TENSOR = ("dense", "normalization", "activation", "loss", "regularization",
                                               "optimizer", "tensor arithmetic")
+CONV, POOL, EMBED, RNN, ATTN = ("convolution", "pooling and resampling", "embedding", "recurrent", "attention")
 
 _ACT = ("act_forward", "act_backward")
 _LN = ("layer_norm_forward", "layer_norm_backward")
@@ -140,6 +141,16 @@ _TABLE: dict[str, _Op] = {
     **_ops(TENSOR, ("reduce_dim",), "sum", "mean"),
     **_ops(TENSOR, ("reduce_dim", "scatter_dim"), "max", "min"),
     "cast": _op(TENSOR, cpu=("cast",)),
+    # convolution (implicit GEMM on the packed GEMM)
+
+    # pooling, upsampling and pixel shuffle
+
+    # embedding (gather, deterministic scatter-add)
+
+    # recurrent layers (one GEMM per step + fused gate kernels)
+
+    # attention (fused scaled dot-product attention)
+
 }
 
 
@@ -390,7 +401,7 @@ def ops(device: Optional[str] = None) -> list[str]:
     return [op for op, e in _TABLE.items() if getattr(e, device)]
 
 
-_FAMILY_ORDER = (DENSE, NORM, ACT, LOSS, REG, OPTIM, TENSOR)
+_FAMILY_ORDER = (DENSE, CONV, POOL, EMBED, RNN, ATTN, NORM, ACT, LOSS, REG, OPTIM, TENSOR)
 
 # What a "has kernels" cell says: where those kernels were verified. The cuda kernels
 # have run under the SIMT emulator (CI) and not yet on a GPU (bench/gpu_check.sh does that).
