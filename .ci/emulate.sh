@@ -23,11 +23,14 @@ for seed in 1 2; do
   NNFAST_EMU_SEED=$seed python -m pytest -q -p no:cacheprovider -p no:randomly -m "not slow" -k cuda $TESTS
   echo "emulated cuda tests, seed $seed: $(( $(date +%s) - start )) s"
 done
-# The PyTorch surface (tensor ops, in-place rules, modules, optimizers, data) on cuda: once, seed 1
-# (it is mostly array-module code; the kernels under it were run under both seeds above).
+# The PyTorch surface (tensor ops, in-place rules, modules, optimizers, data) and the layer families'
+# module tests on cuda: once, seed 1 (the kernels under them ran under both seeds above, through the
+# op registry in test_ops.py).
 SURFACE=$(ls tests/test_surface.py tests/test_inplace_autograd.py tests/test_indexing_api.py tests/test_linalg_api.py \
              tests/test_creation_api.py tests/test_promotion.py tests/test_reduction_api.py tests/test_module_api.py \
-             tests/test_cells_embedding.py tests/test_optim_new.py tests/test_data.py tests/test_tensor_ops.py 2>/dev/null)
+             tests/test_cells_embedding.py tests/test_optim_new.py tests/test_data.py tests/test_tensor_ops.py \
+             tests/test_conv.py tests/test_pool.py tests/test_embedding.py tests/test_rnn.py tests/test_sdpa.py \
+             tests/test_transformer.py 2>/dev/null)
 start=$(date +%s)
 NNFAST_EMU_SEED=1 python -m pytest -q -p no:cacheprovider -p no:randomly -m "not slow" -k cuda $SURFACE
 echo "emulated cuda surface tests: $(( $(date +%s) - start )) s"
