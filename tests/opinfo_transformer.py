@@ -157,8 +157,9 @@ def _mha_samples(purpose):
     add("bias_kv-zero_attn", bias_kv=True, add_zero_attn=True, masks=("bool", "kpm"))
     add("unbatched", unbatched=True, masks=("float3d",))
     add("batch1", n=1, heads=2, need_weights=True)
-    if purpose == "gradcheck":  # ~1,000 forward calls each: the sdpa path, the weights path, unbatched
-        return [out[0], out[3], out[6]]
+    if purpose == "gradcheck":  # ~500-1,000 forward calls each: the sdpa path, the weights path, unbatched
+        add("b1-float3d-kpm-weights", n=1, masks=("float3d", "kpm_float"), need_weights=True, average=False)
+        return [out[0], out[-1], out[6]]
     if purpose in ("noncontig", "f32"):
         return [out[2], out[3], out[5]]
     return out

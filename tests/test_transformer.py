@@ -16,6 +16,7 @@ import nnfast.nn.functional as F
 from nnfast.autograd import gradcheck
 
 from conftest import DEVICES
+import opinfo  # noqa: F401  (first: it imports opinfo_transformer and then fills in the device columns)
 from opinfo_transformer import mha_ref
 
 try:
