@@ -497,3 +497,39 @@ def test_transformer_on_cuda_matches_cpu():
     np.testing.assert_allclose(outs[1][0], outs[0][0], rtol=1e-10, atol=1e-12)
     for k in outs[0][1]:
         np.testing.assert_allclose(outs[1][1][k], outs[0][1][k], rtol=1e-9, atol=1e-11, err_msg=k)
+
+
+@needs_torch
+def test_signatures_match_torch():
+    """Same parameter names, order and defaults as PyTorch (activation defaults to the string
+    "relu", which PyTorch also accepts, instead of the function F.relu)."""
+    import inspect
+
+    def sig(f):
+        return [(p.name, p.default) for p in inspect.signature(f).parameters.values()]
+    assert sig(F.multi_head_attention_forward) == sig(torch.nn.functional.multi_head_attention_forward)
+    for name in ("MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
+                 "TransformerDecoder", "Transformer"):
+        ours, theirs = getattr(nn, name), getattr(torch.nn, name)
+        assert sig(ours.forward) == sig(theirs.forward), name
+        a = [(k, "relu" if k == "activation" else v) for k, v in sig(ours.__init__)]
+        b = [(k, "relu" if k == "activation" else v) for k, v in sig(theirs.__init__)]
+        assert a == b, name
+
+
+@needs_torch
+@pytest.mark.parametrize("need_weights", [True, pytest.param(False, marks=pytest.mark.xfail(
+    reason="the sdpa placeholder gives NaN for a fully masked row where torch's sdpa gives 0; "
+           "the fused kernel must match torch", strict=False))])
+def test_fully_padded_sequence_matches_torch(need_weights):
+    """A batch entry whose keys are all padded: torch gives NaN on the weights path and zeros
+    (before out_proj's bias) on the sdpa path."""
+    theirs = torch.nn.MultiheadAttention(4, 2, dtype=torch.float64)
+    ours = nn.MultiheadAttention(4, 2, dtype=np.float64)
+    _copy_from_torch(theirs, ours)
+    x = np.random.default_rng(1).standard_normal((3, 2, 4))
+    kpm = np.zeros((2, 3), bool)
+    kpm[1] = True
+    a = theirs(_tt(x), _tt(x), _tt(x), key_padding_mask=_tt(kpm), need_weights=need_weights)[0].detach().numpy()
+    b = _np(ours(_t(x), _t(x), _t(x), key_padding_mask=_t(kpm), need_weights=need_weights)[0])
+    np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)  # NaN where torch has NaN
