@@ -21,18 +21,21 @@ def _example():
     return mod
 
 
-@pytest.fixture(scope="module")
-def trained():
-    # One thread: the run is tiny, and on a shared, oversubscribed CI machine OpenMP barriers
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # One thread: the model is tiny, and on a shared, oversubscribed CI machine OpenMP barriers
     # dominate such small kernels. Results do not depend on the thread count.
     before = nnfast.get_num_threads()
     nnfast.set_num_threads(1)
-    try:
-        g = _example()
-        return g, g.train(iters=200, n_layer=2, n_head=2, n_embd=32, block=32, batch=16, lr=5e-3, warmup=20,
-                          eval_every=200, log=False)
-    finally:
-        nnfast.set_num_threads(before)
+    yield
+    nnfast.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(one_thread):
+    g = _example()
+    return g, g.train(iters=200, n_layer=2, n_head=2, n_embd=32, block=32, batch=16, lr=5e-3, warmup=20,
+                      eval_every=200, log=False)
 
 
 def test_corpus_is_bundled():

@@ -28,6 +28,16 @@ needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch not installed")
 E, L, S = 6, 5, 7
 
 
+@pytest.fixture
+def one_thread():
+    """Gradchecks call these tiny kernels ~1,000 times: on a shared, oversubscribed CI machine the
+    OpenMP barriers would dominate. Results do not depend on the thread count."""
+    before = nnfast.get_num_threads()
+    nnfast.set_num_threads(1)
+    yield
+    nnfast.set_num_threads(before)
+
+
 def _t(a, device="cpu", grad=False):
     if a is None:
         return None
@@ -187,7 +197,7 @@ GRAD_CASES = ["self-causal", "cross-bool2d-kpm", "kdim-vdim-noweights", "bias_kv
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", [c for c in MHA_CASES if c[0] in GRAD_CASES], ids=GRAD_CASES)
-def test_mha_gradcheck(case, device):
+def test_mha_gradcheck(case, device, one_thread):
     """float64 gradcheck through the module, w.r.t. its inputs (the parameters' gradients are
     gradchecked through F.multi_head_attention_forward's registry rows and compared with PyTorch's
     in float64 for every case above)."""
@@ -416,7 +426,7 @@ def test_generate_square_subsequent_mask():
 
 
 @pytest.mark.parametrize("norm_first,act", [(False, "relu"), (True, "gelu")])
-def test_encoder_layer_gradcheck(norm_first, act):
+def test_encoder_layer_gradcheck(norm_first, act, one_thread):
     """float64 gradcheck of an encoder layer: the input and a parameter of each kind (all of them
     are compared with PyTorch's gradients above)."""
     rng = np.random.default_rng(5)
