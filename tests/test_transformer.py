@@ -312,9 +312,7 @@ def _layer_pair(kind, act="relu", norm_first=False, batch_first=False, bias=True
     args = dict(d_model=6, nhead=3, dim_feedforward=10, dropout=0.0, activation=act, batch_first=batch_first,
                 norm_first=norm_first, bias=bias)
     ours = getattr(nn, kind)(dtype=np.float64, **args)
-    targs = dict(args, activation={"relu": torch.nn.functional.relu, "gelu": torch.nn.functional.gelu}.get(act, act))
-    if callable(act) and not isinstance(act, str):
-        targs["activation"] = torch.nn.functional.silu
+    targs = dict(args, activation={"relu": torch.nn.functional.relu, "gelu": torch.nn.functional.gelu}[act])
     theirs = getattr(torch.nn, kind)(dtype=torch.float64, **targs)
     return ours, theirs
 
@@ -543,3 +541,14 @@ def test_fully_padded_sequence_matches_torch(need_weights):
     a = theirs(_tt(x), _tt(x), _tt(x), key_padding_mask=_tt(kpm), need_weights=need_weights)[0].detach().numpy()
     b = _np(ours(_t(x), _t(x), _t(x), key_padding_mask=_t(kpm), need_weights=need_weights)[0])
     np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)  # NaN where torch has NaN
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", ["TransformerEncoderLayer", "TransformerDecoderLayer"])
+def test_layers_without_bias_match_torch(kind):
+    rng = np.random.default_rng(14)
+    ours, theirs = _layer_pair(kind, "gelu", norm_first=True, batch_first=True, bias=False)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert not any(k.endswith("bias") for k in ours.state_dict())
+    n_in = 1 if kind == "TransformerEncoderLayer" else 2
+    _compare(ours, theirs, n_in, {}, rng, [(2, L, 6), (2, S, 6)])
