@@ -166,7 +166,8 @@ class CharData:
     def decode(self, ids: Any) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
-    def batch(self, split: str, batch: int, block: int, rng: np.random.Generator) -> tuple[nnfast.Tensor, nnfast.Tensor]:
+    def batch(self, split: str, batch: int, block: int,
+              rng: np.random.Generator) -> tuple[nnfast.Tensor, nnfast.Tensor]:
         data = self.train if split == "train" else self.val
         start = rng.integers(0, len(data) - block - 1, batch)
         x = np.stack([data[s:s + block] for s in start])

@@ -185,7 +185,8 @@ def test_mha_matches_torch_and_reference(case):
         wq, wk, wv = sd["q_proj_weight"], sd["k_proj_weight"], sd["v_proj_weight"]
     tr = (lambda a: a.transpose(1, 0, 2)) if kw.get("batch_first") and not unbatched else (lambda a: a)
     ref_out, ref_w = mha_ref(tr(q), tr(k), tr(v), heads, wq, wk, wv, sd.get("in_proj_bias"), sd["out_proj.weight"],
-                             sd.get("out_proj.bias"), sd.get("bias_k"), sd.get("bias_v"), kw.get("add_zero_attn", False),
+                             sd.get("out_proj.bias"), sd.get("bias_k"), sd.get("bias_v"),
+                             kw.get("add_zero_attn", False),
                              kpm, am, opts.get("average_attn_weights", True))
     np.testing.assert_allclose(o1, tr(ref_out), rtol=1e-10, atol=1e-12)
     if w1 is not None:
