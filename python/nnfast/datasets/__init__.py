@@ -1,4 +1,5 @@
 """Bundled datasets (no download)."""
+from .genesis import genesis_kjv
 from .mnist import mnist_5k
 
-__all__ = ["mnist_5k"]
+__all__ = ["genesis_kjv", "mnist_5k"]
