@@ -7,6 +7,9 @@
 
 #include "bindings/common.h"
 #include "nnfast/embedding.h"
+#if NNFAST_BIND_CUDA
+#include "nnfast/cuda/embedding.h"  // not in nnfast/cuda/kernels.h: that list belongs to the merge
+#endif
 
 namespace {
 

@@ -192,8 +192,8 @@ void embedding_bag_forward(T* out, index_t* max_indices, const T* weight, const 
           add_row(o, weight + r * D, D);
       }
       if (mode == BagMode::Mean && count > 1) {
-        const T inv = T(1) / static_cast<T>(count);
-        for (index_t d = 0; d < D; ++d) o[d] *= inv;
+        const T c = static_cast<T>(count);
+        for (index_t d = 0; d < D; ++d) o[d] /= c;
       }
     }
   });
