@@ -9,7 +9,8 @@ import nnfast
 import nnfast.nn as nn
 import nnfast.nn.functional as F
 from conftest import DEVICES
-from opinfo_embedding import ref_embedding_bag
+import opinfo  # noqa: F401,E402  (first: opinfo imports opinfo_embedding and fills in its devices)
+from opinfo_embedding import ref_embedding_bag  # noqa: E402
 
 torch = pytest.importorskip("torch")
 

@@ -36,33 +36,39 @@ inline void add_row(T* __restrict y, const T* __restrict x, index_t D) {
   for (index_t d = 0; d < D; ++d) y[d] += x[d];
 }
 
-// How many times each row occurs among the positions `take` accepts (rows of
-// partition part only, so the partitions write disjoint entries).
-template <typename I, typename Take>
-void count_rows(std::vector<index_t>& count, const I* idx, index_t N, index_t part, index_t P, Take take) {
-  for (index_t n = 0; n < N; ++n) {
-    const index_t r = static_cast<index_t>(idx[n]);
-    if (r % P == part && take(n)) ++count[r];
-  }
-}
-
-// dweight[idx[n]] += coef(n) * src(n) over the positions `take` accepts, rows split by
-// partition, each row summed in position order. count (size R, or empty) gets the
-// row counts first when scale_grad_by_freq.
+// dweight[idx[n]] += sum over the positions n that `take` accepts of coef(n) * src(n)
+// (coef(n) / count(idx[n]) when freq). Rows are split by partition; a partition lists its
+// positions, orders them by row (stable: position order within a row), sums each row in
+// a scratch row and adds that sum to dweight once, so a second call adds exactly the
+// same bits (the accumulation contract of nnfast/common.h).
 template <typename T, typename I, typename Take, typename Coef, typename Src>
-void scatter_rows(T* dweight, const I* idx, index_t N, index_t D, index_t R, bool freq, Take take, Coef coef,
-                  Src src) {
+void scatter_rows(T* dweight, const I* idx, index_t N, index_t D, bool freq, Take take, Coef coef, Src src) {
   const index_t P = partitions(N, D);
-  std::vector<index_t> count(freq ? static_cast<size_t>(R) : 0);
   parallel_for(P, 1, [&](index_t p0, index_t p1) {
+    std::vector<index_t> pos;
+    std::vector<T> acc(static_cast<size_t>(D));
     for (index_t part = p0; part < p1; ++part) {
-      if (freq) count_rows(count, idx, N, part, P, take);
-      for (index_t n = 0; n < N; ++n) {
-        const index_t r = static_cast<index_t>(idx[n]);
-        if (r % P != part || !take(n)) continue;
-        T c = coef(n);
-        if (freq) c = c / static_cast<T>(count[r]);
-        axpy(dweight + r * D, src(n), c, D);
+      pos.clear();
+      for (index_t n = 0; n < N; ++n)
+        if (static_cast<index_t>(idx[n]) % P == part && take(n)) pos.push_back(n);
+      std::stable_sort(pos.begin(), pos.end(), [&](index_t a, index_t b) { return idx[a] < idx[b]; });
+      for (size_t i = 0; i < pos.size();) {
+        const index_t r = static_cast<index_t>(idx[pos[i]]);
+        size_t j = i;
+        while (j < pos.size() && static_cast<index_t>(idx[pos[j]]) == r) ++j;
+        const T count = static_cast<T>(j - i);
+        for (size_t k = i; k < j; ++k) {
+          T c = coef(pos[k]);
+          if (freq) c = c / count;
+          const T* g = src(pos[k]);
+          if (k == i) {
+            for (index_t d = 0; d < D; ++d) acc[d] = c * g[d];
+          } else {
+            axpy(acc.data(), g, c, D);
+          }
+        }
+        add_row(dweight + r * D, acc.data(), D);
+        i = j;
       }
     }
   });
@@ -127,8 +133,9 @@ void embedding_forward(T* out, const T* weight, const I* idx, index_t N, index_t
 template <typename T, typename I>
 void embedding_backward(T* dweight, const T* dy, const I* idx, index_t N, index_t D, index_t R,
                         index_t padding_idx, bool scale_grad_by_freq) {
+  (void)R;
   scatter_rows<T>(
-      dweight, idx, N, D, R, scale_grad_by_freq,
+      dweight, idx, N, D, scale_grad_by_freq,
       [&](index_t n) { return static_cast<index_t>(idx[n]) != padding_idx; }, [](index_t) { return T(1); },
       [&](index_t n) { return dy + n * D; });
 }
@@ -203,14 +210,29 @@ template <typename T, typename I>
 void embedding_bag_backward(T* dweight, T* dpsw, const T* dy, const T* weight, const I* idx, const index_t* offsets,
                             const T* per_sample_weights, const index_t* max_indices, index_t N, index_t B, index_t D,
                             index_t R, index_t padding_idx, BagMode mode, bool scale_grad_by_freq) {
+  (void)R;
   if (mode == BagMode::Max) {
-    // Columns split among threads, bags in order: each dweight column has one writer.
-    parallel_for(D, std::max<index_t>(1, 64), [&](index_t d0, index_t d1) {
-      for (index_t b = 0; b < B; ++b)
-        for (index_t d = d0; d < d1; ++d) {
-          const index_t r = max_indices[b * D + d];
-          if (r >= 0) dweight[r * D + d] += dy[b * D + d];
+    // Columns split among threads (each dweight column has one writer); in a column, the bags
+    // are ordered by the row that won (stable: bag order within a row) and each row's sum is
+    // added once.
+    if (!dweight) return;
+    parallel_for(D, 16, [&](index_t d0, index_t d1) {
+      std::vector<index_t> bags;
+      for (index_t d = d0; d < d1; ++d) {
+        bags.clear();
+        for (index_t b = 0; b < B; ++b)
+          if (max_indices[b * D + d] >= 0) bags.push_back(b);
+        std::stable_sort(bags.begin(), bags.end(),
+                         [&](index_t a, index_t b) { return max_indices[a * D + d] < max_indices[b * D + d]; });
+        for (size_t i = 0; i < bags.size();) {
+          const index_t r = max_indices[bags[i] * D + d];
+          T acc = dy[bags[i] * D + d];
+          size_t j = i + 1;
+          for (; j < bags.size() && max_indices[bags[j] * D + d] == r; ++j) acc += dy[bags[j] * D + d];
+          dweight[r * D + d] += acc;
+          i = j;
         }
+      }
     });
     return;
   }
@@ -225,7 +247,7 @@ void embedding_bag_backward(T* dweight, T* dpsw, const T* dy, const T* weight, c
   }
   if (dweight)
     scatter_rows<T>(
-        dweight, idx, N, D, R, scale_grad_by_freq,
+        dweight, idx, N, D, scale_grad_by_freq,
         [&](index_t n) { return bag[n] >= 0 && static_cast<index_t>(idx[n]) != padding_idx; },
         [&](index_t n) {
           return mode == BagMode::Mean ? inv_count[bag[n]] : (per_sample_weights ? per_sample_weights[n] : T(1));
