@@ -5,6 +5,8 @@
 // thread, which walks the positions in order and adds only its rows' contributions,
 // so every dweight element is a sum in position order (the CPU's order) on one
 // thread. Integer atomics (counts, first occurrences, index min / max) are exact.
+// Into a zero gradient this gives the CPU's bits; into an existing one the terms are added
+// one by one (the CPU adds each row's sum once), so the last bits may differ there.
 #include "cuda/common.cuh"
 #include "cuda/reduce.cuh"
 

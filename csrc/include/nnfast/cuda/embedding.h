@@ -3,7 +3,8 @@
 // trailing stream (nnfast/cuda/common.h). Pointers are device pointers.
 // embedding_index_range writes HOST *lo / *hi: it synchronises `stream`.
 // The backward kernels keep the CPU's determinism rule (rows split among threads,
-// each row summed in position order), so they give the same bits run to run.
+// each row summed in position order): the same bits run to run, and the CPU's bits
+// when dweight starts at zero (csrc/cuda/embedding.cu says why only then).
 #pragma once
 #include <cstdint>
 
