@@ -12,7 +12,11 @@ from conftest import DEVICES
 import opinfo  # noqa: F401,E402  (first: opinfo imports opinfo_embedding and fills in its devices)
 from opinfo_embedding import ref_embedding_bag  # noqa: E402
 
-torch = pytest.importorskip("torch")
+try:  # PyTorch is an optional oracle: its comparisons skip without it, the rest still runs
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch not installed")
 
 
 def _pair(a, requires_grad=True):
@@ -25,6 +29,7 @@ def _close(ours, theirs, tol=1e-12):
 
 
 # ---------------------------------------------------------------- embedding
+@needs_torch
 @pytest.mark.parametrize("padding_idx", [None, 2, -1])
 @pytest.mark.parametrize("freq", [False, True])
 @pytest.mark.parametrize("itype", [np.int32, np.int64])
@@ -42,6 +47,7 @@ def test_embedding_matches_torch(padding_idx, freq, itype):
     _close(W.grad, Wt.grad)
 
 
+@needs_torch
 @pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_embedding_max_norm_renorms_weight_like_torch(norm_type, dtype):
@@ -89,6 +95,7 @@ BAG_INPUTS = [  # (id, input, offsets, include_last_offset)
 ]
 
 
+@needs_torch
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])
 @pytest.mark.parametrize("padding_idx", [None, 3])
 @pytest.mark.parametrize("case", BAG_INPUTS, ids=lambda c: c[0])
@@ -109,6 +116,7 @@ def test_embedding_bag_matches_torch(mode, padding_idx, case):
     _close(W.grad, Wt.grad)
 
 
+@needs_torch
 @pytest.mark.parametrize("case", BAG_INPUTS, ids=lambda c: c[0])
 def test_embedding_bag_per_sample_weights_match_torch(case):
     _, inp, offsets, last = case
@@ -160,6 +168,7 @@ def test_embedding_bag_empty_bags_are_zero_and_max_indices_free_rows_get_nothing
 
 
 # ---------------------------------------------------------------- modules: state dicts, from_pretrained
+@needs_torch
 @pytest.mark.parametrize("name,kw,call", [
     ("Embedding", {"padding_idx": 2}, lambda m, lib: m(lib.tensor([[0, 2, 8], [3, 3, 1]]))),
     ("EmbeddingBag", {"mode": "sum"}, lambda m, lib: m(lib.tensor([0, 2, 8, 3, 3, 1]), lib.tensor([0, 4]))),

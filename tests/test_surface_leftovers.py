@@ -13,7 +13,11 @@ import nnfast
 from nnfast.autograd import gradcheck
 from conftest import DEVICES
 
-torch = pytest.importorskip("torch")
+try:  # PyTorch is an optional oracle: its comparisons skip without it, the rest still runs
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch not installed")
 
 
 # ---------------------------------------------------------------- unique
@@ -30,6 +34,7 @@ UNIQUE_CASES = [
 ]
 
 
+@needs_torch
 @pytest.mark.parametrize("a,kw", UNIQUE_CASES, ids=lambda v: str(v) if isinstance(v, dict) else "")
 def test_unique_matches_torch(a, kw):
     ours = nnfast.unique(nnfast.tensor(a), **kw)
@@ -66,6 +71,7 @@ def test_source_of_another_dtype_raises(call, tag):
 
 
 # ---------------------------------------------------------------- nnfast.linalg
+@needs_torch
 def test_linalg_is_an_importable_module():
     L = importlib.import_module("nnfast.linalg")
     assert nnfast.linalg is L
@@ -96,6 +102,7 @@ def test_erf_erfc_accuracy_in_ulp():
     assert _ulp(erfc[ok], want_erfc[ok]).max() <= 160
 
 
+@needs_torch
 def test_erf_family_special_values_and_dtypes():
     s = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0])
     np.testing.assert_array_equal(nnfast.erf(nnfast.tensor(s)).numpy(), [np.nan, 1.0, -1.0, 0.0, -0.0])
@@ -109,6 +116,7 @@ def test_erf_family_special_values_and_dtypes():
         assert f(nnfast.tensor([0, 1])).dtype == nnfast.get_default_dtype()  # integers give the default float
 
 
+@needs_torch
 def test_erfinv_inverts_erf_up_to_the_tails():
     y = np.concatenate([np.linspace(-0.999, 0.999, 2001), 1 - np.logspace(-15, -1, 15), -(1 - np.logspace(-15, -1, 15))])
     x = nnfast.erfinv(nnfast.tensor(y)).numpy()
