@@ -13,14 +13,18 @@
 namespace nnfast::cpu {
 namespace {
 
+// Elements per thread below which a gather / scatter stays serial: a row copy or add is
+// one load and one store per element, so waking a thread only pays off from ~512 KB on.
+constexpr index_t kRowGrain = 4 * kElementwiseGrain;
+
 // Rows of a gather / scatter below which a kernel stays serial (each row is D elements).
-index_t row_grain(index_t D) { return std::max<index_t>(1, kElementwiseGrain / std::max<index_t>(D, 1)); }
+index_t row_grain(index_t D) { return std::max<index_t>(1, kRowGrain / std::max<index_t>(D, 1)); }
 
 // Row partitions of the scatter-add: row r belongs to partition r % P. P only sets the
 // parallelism, never the order of the additions into a row (position order, always).
 index_t partitions(index_t N, index_t D) {
   const index_t work = N * std::max<index_t>(D, 1);
-  if (work < kElementwiseGrain) return 1;
+  if (work < kRowGrain) return 1;
   return std::max<index_t>(1, std::min<index_t>(64, 4 * static_cast<index_t>(get_num_threads())));
 }
 
