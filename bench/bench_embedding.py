@@ -6,7 +6,8 @@ Cases (float32, int64 indices, weights of Embedding(50000, 512)):
     ``zero_grad()``: both libraries allocate and zero the 100 MB gradient);
   * embedding backward into an existing gradient (nnfast accumulates in place; PyTorch
     makes its dense gradient and adds it);
-  * EmbeddingBag(mode='sum') forward and forward + backward on the same tokens as 64 bags of 128.
+  * EmbeddingBag(mode='sum') forward and forward + backward on the same tokens as 64 bags of 128;
+  * a small Embedding(65, 48) on 16x64 tokens, forward + backward (per-call overhead).
 Each case checks nnfast's result against PyTorch's first, then times the contenders
 interleaved (median of --reps) and reports ms, the ratio nnfast / PyTorch and GB/s over the
 minimum bytes moved (gather: rows read + rows written; scatter: dy read + touched rows read and
@@ -111,6 +112,14 @@ def main() -> None:
         ("embedding_bag sum fwd+bwd, fresh grad", {"nnfast": fwd_bwd(bag, ni, ngb), "torch": fwd_bwd(tbag, ti, tgb)},
          row_bytes + B * D * 4 + 2 * row_bytes + zero_fill),
     ]
+    # a small token embedding as in a GPT-nano step (per-call overhead dominates)
+    small, tsmall = nn.Embedding(65, 48), torch.nn.Embedding(65, 48)
+    sidx = rng.integers(0, 65, (16, 64))
+    sg = rng.standard_normal((16, 64, 48)).astype(np.float32)
+    cases.append(("Embedding(65, 48) 16x64 fwd+bwd, fresh grad",
+                  {"nnfast": fwd_bwd(small, nnfast.tensor(sidx), nnfast.tensor(sg)),
+                   "torch": fwd_bwd(tsmall, torch.from_numpy(sidx), torch.from_numpy(sg))},
+                  5 * 16 * 64 * 48 * 4 + 65 * 48 * 4))
     print(f"# {cpu_name()}, {args.threads} threads, nnfast {nnfast.__version__} vs torch {torch.__version__}; "
           f"Embedding({R}, {D}), {B}x{L} int64 tokens, float32; median of {args.reps}, contenders interleaved")
     print("| case | nnfast ms | torch ms | nnfast / torch | nnfast GB/s | torch GB/s | bytes (MB) |")
@@ -118,7 +127,7 @@ def main() -> None:
     for name, fns, nbytes in cases:
         for f in fns.values():
             f()  # warm up
-        t = interleaved(fns, args.reps)
+        t = interleaved(fns, args.reps if nbytes > 1e7 else 20 * args.reps)
         print(f"| {name} | {t['nnfast'] * 1e3:.2f} | {t['torch'] * 1e3:.2f} | {t['nnfast'] / t['torch']:.2f} | "
               f"{nbytes / t['nnfast'] / 1e9:.1f} | {nbytes / t['torch'] / 1e9:.1f} | {nbytes / 1e6:.0f} |")
 
