@@ -12,6 +12,18 @@ from surface import ErrorCase, Raw, Sample, SurfaceOp, torch
 
 I64 = np.int64
 _erf = np.vectorize(math.erf, otypes=[np.float64])
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _erfinv(y):
+    """The float64 reference: bisection of math.erf (60 halvings of [-6, 6])."""
+    y = np.asarray(y, dtype=np.float64)
+    lo, hi = np.full(y.shape, -6.0), np.full(y.shape, 6.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        below = _erf(mid) < y
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return (lo + hi) / 2
 
 
 def _sig(x):
@@ -228,7 +240,9 @@ OPS = [
           errors=lambda: [err("int", lambda: nnfast.addcdiv(ONES4(), nnfast.tensor([1]), nnfast.tensor([2])),
                               TypeError, "addcdiv")]),
     tensor_only(fn_op("hypot", np.hypot, binary(0.5, 2, -2, -0.5))),
-    fn_op("erf", _erf, unary()),
+    fn_op("erf", _erf, unary(-3.0, 3.0)),
+    fn_op("erfc", _erfc, unary(-3.0, 5.0)),
+    fn_op("erfinv", _erfinv, unary(-0.95, 0.95)),
     fn_op("logit", lambda a, eps=None: np.log(np.clip(a, eps, 1 - eps) / (1 - np.clip(a, eps, 1 - eps)))
           if eps is not None else np.log(a / (1 - a)),
           lambda rng: [Sample("n7", (rng.uniform(0.1, 0.9, 7),)), Sample("3x5", (rng.uniform(0.1, 0.9, (3, 5)),)),

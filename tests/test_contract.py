@@ -272,12 +272,47 @@ CASES = (
     + [(f"gemm[dact={_C.Act(c).name}]", gemm_dact_case(c)) for c in range(_C.ACT_COUNT)]
 )
 
+# ---- embedding family: dweight accumulates (repeated rows, padding, bags), d per_sample_weights overwrites.
+def embedding_case(freq):
+    def build(dt):
+        w, idx = _r(dt, 40, 33), _rng.integers(0, 40, 600)
+        dy = _r(dt, 600, 33)
+        return (lambda o: _C.embedding_backward(o["dw"], dy, idx, 3, freq)), {"dw": (w.shape, PARAM)}
+    return build
+
+
+def embedding_bag_case(mode, psw):
+    def build(dt):
+        w, idx = _r(dt, 30, 17), _rng.integers(0, 30, 400)
+        off = np.concatenate([np.sort(_rng.integers(0, 400, 40)), [400]]).astype(np.int64)
+        off[0] = 0
+        dy, p = _r(dt, 40, 17), (_r(dt, 400) if psw else None)
+        mi = None
+        if mode == 2:
+            mi = np.empty((40, 17), np.int64)
+            _C.embedding_bag_forward(np.empty((40, 17), dt), mi, w, idx, off, None, -1, 2)
+        outs = {"dw": (w.shape, PARAM)}
+        if psw:
+            outs["dpsw"] = ((400,), ACT)
+        return (lambda o: _C.embedding_bag_backward(o["dw"], o.get("dpsw"), dy, w, idx, off, p, mi, 5, mode,
+                                                    False)), outs
+    return build
+
+
+CASES += ([(f"embedding_backward[freq={f}]", embedding_case(f)) for f in (False, True)]
+          + [("embedding_bag_backward[sum]", embedding_bag_case(0, False)),
+             ("embedding_bag_backward[sum,psw]", embedding_bag_case(0, True)),
+             ("embedding_bag_backward[mean]", embedding_bag_case(1, False)),
+             ("embedding_bag_backward[max]", embedding_bag_case(2, False))])
+
+
 # Every backward entry point of _C must appear in the table (a new one needs a line here).
 _BACKWARD_BINDINGS = {"act_backward", "prelu_backward", "swish_backward", "glu_backward", "softmax_backward",
                       "layer_norm_backward", "batch_norm_backward", "group_norm_backward", "weight_norm_backward",
                       "spectral_norm_backward", "dropout_backward", "cross_entropy", "cross_entropy_prob",
                       "loss_scale_grad", "nll_loss_backward", "pointwise_loss_backward",
                       "linear_cross_entropy_backward", "penalty_backward", "bias_grad", "gemm"}
+_BACKWARD_BINDINGS |= {"embedding_backward", "embedding_bag_backward"}
 
 
 def test_table_covers_every_backward_binding():

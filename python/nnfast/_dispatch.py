@@ -146,6 +146,8 @@ _TABLE: dict[str, _Op] = {
     # pooling, upsampling and pixel shuffle
 
     # embedding (gather, deterministic scatter-add)
+    "embedding": _op(EMBED, cpu=("embedding_forward", "embedding_backward", "embedding_renorm")),
+    "embedding_bag": _op(EMBED, cpu=("embedding_bag_forward", "embedding_bag_backward", "embedding_renorm")),
 
     # recurrent layers (one GEMM per step + fused gate kernels)
 

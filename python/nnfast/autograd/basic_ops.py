@@ -18,7 +18,8 @@ import numpy as np
 
 from .._dispatch import BINARY_CODES as _BINARY_CODES
 from .._dispatch import REDUCE_CODES as _REDUCE_CODES
-from .._dispatch import contiguous, is_cupy, kernels, xp_of
+from .._dispatch import contiguous, kernels, xp_of
+from .. import _special
 from .function import Function
 
 # ---------------------------------------------------------------- the tensor kernels
@@ -404,23 +405,6 @@ def _unary(name: str, fn: Any, grad: Optional[Callable[[Any, Any, Any], Any]], s
 _LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))
 
 
-def _host_math(name: str) -> Callable[[Any], Any]:
-    """``math.<name>`` elementwise (NumPy has no erf): on the host for cpu and emulated cuda arrays,
-    CuPy's special functions on a GPU."""
-    import math
-
-    scalar = np.frompyfunc(getattr(math, name), 1, 1)
-
-    def fn(a: Any) -> Any:
-        if is_cupy(a):
-            import importlib
-
-            return getattr(importlib.import_module("cupyx.scipy.special"), name)(a)
-        return xp_of(a).asarray(np.asarray(scalar(np.asarray(a)), dtype=a.dtype))
-
-    return fn
-
-
 def _sign(a: Any) -> Any:
     xp = xp_of(a)
     s = xp.sign(a)
@@ -449,7 +433,11 @@ Acos = _unary("Acos", "arccos", lambda g, a, y: -g / _sqrt1m(a))
 Atan = _unary("Atan", "arctan", lambda g, a, y: g / (1 + a * a))
 Sinh = _unary("Sinh", "sinh", lambda g, a, y: g * xp_of(a).cosh(a))
 Cosh = _unary("Cosh", "cosh", lambda g, a, y: g * xp_of(a).sinh(a))
-Erf = _unary("Erf", _host_math("erf"), lambda g, a, y: g * (2 / np.sqrt(np.pi)) * xp_of(a).exp(-a * a))
+# erf / erfc / erfinv: whole-array expressions (nnfast/_special.py), no per-element host loop.
+Erf = _unary("Erf", _special.erf, lambda g, a, y: g * (2 / np.sqrt(np.pi)) * xp_of(a).exp(-a * a))
+Erfc = _unary("Erfc", _special.erfc, lambda g, a, y: g * (-2 / np.sqrt(np.pi)) * xp_of(a).exp(-a * a))
+Erfinv = _unary("Erfinv", _special.erfinv, lambda g, a, y: g * (np.sqrt(np.pi) / 2) * xp_of(y).exp(y * y),
+                save_output=True)
 Frac = _unary("Frac", lambda a: a - xp_of(a).trunc(a), lambda g, a, y: g)
 Sign = _unary("Sign", _sign, None)
 Floor = _unary("Floor", "floor", None)

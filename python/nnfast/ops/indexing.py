@@ -250,8 +250,18 @@ def _src_block(src: Tensor, shape: tuple[int, ...]) -> Tensor:
     return src[tuple(slice(0, s) for s in shape)]
 
 
+def _same_dtype(input: Tensor, source: Tensor, op: str, name: str) -> None:
+    """PyTorch's rule for the scatter / index families: a tensor source of another dtype is an error,
+    never a silent cast. ``op`` is the name PyTorch's message uses (index_add_ for index_add too)."""
+    if source.dtype != input.dtype:
+        raise RuntimeError(f"[{op}] expected self and {name} to have the same dtype, got {input.dtype} and "
+                           f"{source.dtype}")
+
+
 def _scatter_args(input: Tensor, dim: int, index: Tensor, src: Any, op: str) -> tuple[Any, Any]:
     s = src if isinstance(src, Tensor) else None
+    if s is not None:
+        _same_dtype(input, s, "scatter", "src")
     d, raw = _checked_gather(input, dim, index, op, s)
     idx = _gather_index(input.shape, d, raw) if input.ndim else ()
     v = _src_block(src, raw.shape) if s is not None else _as_operand(src, input)
@@ -342,6 +352,7 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha: Any = 1) -> Tensor:
     d, raw = _dim_index(input, dim, index, "index_add")
     _check_source(input, d, raw, source, "index_add")
+    _same_dtype(input, source, "index_add_", "source")
     v = source if alpha == 1 else source * alpha
     return Put.apply(input, v, _along(input.ndim, d, raw) if input.ndim else (), True)
 
@@ -355,6 +366,7 @@ def _check_source(input: Tensor, d: int, raw: Any, source: Tensor, op: str) -> N
 def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     d, raw = _dim_index(input, dim, index, "index_copy")
     _check_source(input, d, raw, source, "index_copy")
+    _same_dtype(input, source, "index_copy_", "source")
     return Put.apply(input, source, _along(input.ndim, d, raw) if input.ndim else (), False)
 
 

@@ -228,7 +228,7 @@ _FROM_OUT_OF_PLACE = (
     "tril", "triu", "t", "squeeze", "unsqueeze", "transpose", "logical_not", "logical_and", "logical_or",
     "square", "nan_to_num", "hardtanh", "leaky_relu", "elu", "true_divide", "subtract", "multiply", "divide",
     "copysign", "atan2", "exponential", "uniform", "normal", "bernoulli", "random", "geometric", "log_normal",
-    "cauchy", "fmax", "fmin", "xlogy", "erf", "erfinv", "sinh", "cosh", "tan", "asin", "acos", "atan", "log2",
+    "cauchy", "fmax", "fmin", "xlogy", "erf", "erfc", "erfinv", "sinh", "cosh", "tan", "asin", "acos", "atan", "log2",
     "log10", "exp2", "sgn", "deg2rad", "rad2deg", "float_power", "hypot", "logit", "heaviside", "digamma",
     "lgamma", "mvlgamma", "polygamma", "renorm", "put", "index_put", "masked_scatter", "cumsum", "cumprod",
 )

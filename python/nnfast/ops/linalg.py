@@ -6,7 +6,6 @@ function here gets its gradient from the tape.
 """
 from __future__ import annotations
 
-import types
 from typing import Any, NoReturn, Sequence, Union
 
 import numpy as np
@@ -306,13 +305,7 @@ def multi_dot(tensors: Sequence[Tensor]) -> Tensor:
     return out
 
 
-def _linalg_matmul(input: Tensor, other: Tensor) -> Tensor:
-    return matmul(input, other)
-
-
-linalg = types.ModuleType("nnfast.linalg", "Linear algebra (the products: matmul, multi_dot).")
-linalg.matmul = _linalg_matmul  # type: ignore[attr-defined]
-linalg.multi_dot = multi_dot  # type: ignore[attr-defined]
+# nnfast.linalg (matmul, multi_dot, the norms) is a module of its own: python/nnfast/linalg.py.
 
 
 METHODS: dict[str, Any] = {
@@ -325,5 +318,5 @@ METHODS: dict[str, Any] = {
 FUNCTIONS: dict[str, Any] = {
     "matmul": matmul, "mm": mm, "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "outer": outer, "ger": outer,
     "addmm": addmm, "addmv": addmv, "addbmm": addbmm, "baddbmm": baddbmm, "einsum": einsum,
-    "tensordot": tensordot, "kron": kron, "linalg": linalg,
+    "tensordot": tensordot, "kron": kron,
 }

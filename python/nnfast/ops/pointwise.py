@@ -196,6 +196,7 @@ reciprocal = _float_unary(ops.Reciprocal, "reciprocal")
 sin, cos, tan = _float_unary(ops.Sin, "sin"), _float_unary(ops.Cos, "cos"), _float_unary(ops.Tan, "tan")
 asin, acos, atan = _float_unary(ops.Asin, "asin"), _float_unary(ops.Acos, "acos"), _float_unary(ops.Atan, "atan")
 sinh, cosh, erf = _float_unary(ops.Sinh, "sinh"), _float_unary(ops.Cosh, "cosh"), _float_unary(ops.Erf, "erf")
+erfc, erfinv = _float_unary(ops.Erfc, "erfc"), _float_unary(ops.Erfinv, "erfinv")
 floor, ceil, trunc = _rounding(ops.Floor, "floor"), _rounding(ops.Ceil, "ceil"), _rounding(ops.Trunc, "trunc")
 
 
@@ -416,7 +417,7 @@ FUNCTIONS: dict[str, Any] = {
     "cosh": cosh, "sign": sign, "sgn": sign, "floor": floor, "ceil": ceil, "round": round, "trunc": trunc,
     "fix": trunc, "frac": frac, "clamp": clamp, "clip": clamp, "clamp_min": clamp_min, "clamp_max": clamp_max,
     "maximum": maximum, "minimum": minimum, "fmax": fmax, "fmin": fmin, "lerp": lerp, "addcmul": addcmul,
-    "addcdiv": addcdiv, "hypot": hypot, "erf": erf, "logit": logit, "nan_to_num": nan_to_num, "xlogy": xlogy,
+    "addcdiv": addcdiv, "hypot": hypot, "erf": erf, "erfc": erfc, "erfinv": erfinv, "logit": logit, "nan_to_num": nan_to_num, "xlogy": xlogy,
     "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "softmax": softmax, "log_softmax": log_softmax,
     "eq": eq, "ne": ne, "not_equal": ne, "lt": lt, "less": lt, "le": le, "less_equal": le, "gt": gt,
     "greater": gt, "ge": ge, "greater_equal": ge, "isnan": isnan, "isinf": isinf, "isfinite": isfinite,

@@ -711,12 +711,16 @@ def _unique_results(values: Any, inverse: Any, counts: Any, return_inverse: bool
 
 def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False,  # noqa: A002
            return_counts: bool = False, dim: Optional[int] = None) -> Any:
-    """The distinct elements, or distinct slices along ``dim``, always sorted; optionally the index
-    of each input element in them (``return_inverse``) and how often each occurs."""
+    """The distinct elements, or distinct slices along ``dim``; optionally the index of each input
+    element in them (``return_inverse``) and how often each occurs (``return_counts``). Sorted
+    whatever ``sorted`` says (PyTorch's CPU result is sorted too); NaNs count as distinct elements.
+    No gradient."""
     xd = input._data
     xp = xp_of(xd)
     if dim is None:
-        values, inverse, counts = xp.unique(xd, return_inverse=True, return_counts=True)
+        # NaNs are distinct from each other, as in PyTorch (NumPy >= 1.24 would merge them).
+        kw = {"equal_nan": False} if xd.dtype.kind in "fc" else {}
+        values, inverse, counts = xp.unique(xd, return_inverse=True, return_counts=True, **kw)
         inverse = inverse.reshape(xd.shape)
     else:
         d = _dim1("unique", dim, input.ndim)

@@ -14,3 +14,4 @@ from ._pool import *  # noqa: F401,F403
 from ._rnn import *  # noqa: F401,F403
 from ._transformer import *  # noqa: F401,F403
 from ..sparse import embedding as embedding  # noqa: F401,E402
+from ..sparse import embedding_bag as embedding_bag  # noqa: F401,E402
