@@ -30,7 +30,7 @@ SURFACE=$(ls tests/test_surface.py tests/test_inplace_autograd.py tests/test_ind
              tests/test_creation_api.py tests/test_promotion.py tests/test_reduction_api.py tests/test_module_api.py \
              tests/test_cells_embedding.py tests/test_optim_new.py tests/test_data.py tests/test_tensor_ops.py \
              tests/test_conv.py tests/test_pool.py tests/test_embedding.py tests/test_rnn.py tests/test_sdpa.py \
-             tests/test_transformer.py 2>/dev/null)
+             tests/test_transformer.py tests/test_surface_leftovers.py 2>/dev/null)
 start=$(date +%s)
 NNFAST_EMU_SEED=1 python -m pytest -q -p no:cacheprovider -p no:randomly -m "not slow" -k cuda $SURFACE
 echo "emulated cuda surface tests: $(( $(date +%s) - start )) s"

@@ -55,7 +55,7 @@ step cuda_tests 240 bash -c 'cd tests && python3 -m pytest -q -p no:cacheprovide
 step cuda_surface 240 bash -c 'cd tests && python3 -m pytest -q -p no:cacheprovider -p no:randomly -m "not slow" \
   -k cuda test_surface.py test_inplace_autograd.py test_indexing_api.py test_linalg_api.py test_creation_api.py \
   test_promotion.py test_reduction_api.py test_module_api.py test_cells_embedding.py test_optim_new.py \
-  $(ls test_conv.py test_pool.py test_embedding.py test_rnn.py test_sdpa.py test_transformer.py 2>/dev/null)'
+  $(ls test_conv.py test_pool.py test_embedding.py test_rnn.py test_sdpa.py test_transformer.py test_surface_leftovers.py 2>/dev/null)'
 
 # ---------------------------------------------------------------- 3. benchmarks
 cat > "$LOGS/gpu_bench.py" <<'PY'
