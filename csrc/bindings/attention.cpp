@@ -15,6 +15,9 @@
 
 #include "bindings/common.h"
 #include "nnfast/attention.h"
+#if NNFAST_BIND_CUDA
+#include "nnfast/cuda/attention.h"  // nnfast._C_cuda: the same calls reach the CUDA launchers
+#endif
 
 namespace {
 
