@@ -197,3 +197,35 @@ def test_memory_is_linear_in_T():
     scores_4096 = 4 * 4096 * 4096 * 4
     assert d4 < scores_4096 / 8, (d2, d4)
     assert d4 < 3 * max(d2, 4 << 20), (d2, d4)  # quadratic growth would be 4x
+
+
+@pytest.mark.parametrize("kw", [dict(is_causal=True, dropout_p=0.3), dict(enable_gqa=True), dict(mask="float"),
+                                dict(mask="bool")], ids=["causal-dropout", "gqa", "float-mask", "bool-mask"])
+def test_device_matches_cpu(device, kw):
+    """The cuda kernels (emulated in CI) against the CPU kernels: same outputs and gradients, dropout
+    with the same counter-based mask; float64, two 64-row tiles."""
+    if device == "cpu":
+        pytest.skip("compares a device against cpu")
+    kw = dict(kw)
+    r = _r(11)
+    q = r.standard_normal((1, 2, 70, 4))
+    k = r.standard_normal((1, 1 if kw.get("enable_gqa") else 2, 66, 4))
+    v = r.standard_normal(k.shape[:-1] + (3,))
+    mask = kw.pop("mask", None)
+    m = None if mask is None else (r.standard_normal((70, 66)) if mask == "float" else r.random((2, 70, 66)) < 0.5)
+    g = r.standard_normal((1, 2, 70, 3))
+    res = []
+    for dev in ("cpu", device):
+        ts = [nnfast.tensor(a, requires_grad=True).to(dev).detach().requires_grad_(True) for a in (q, k, v)]
+        mt = None
+        if m is not None:
+            mt = nnfast.tensor(m).to(dev).detach()
+            if mask == "float":
+                mt.requires_grad_(True)
+        nnfast.manual_seed(3)
+        out = F.scaled_dot_product_attention(*ts, attn_mask=mt, **kw)
+        out.backward(nnfast.tensor(g).to(dev))
+        grads = [t.grad for t in ts] + ([mt.grad] if mask == "float" else [])
+        res.append([out.detach().cpu().numpy()] + [x.cpu().numpy() for x in grads])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
