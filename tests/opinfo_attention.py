@@ -4,7 +4,7 @@ The float64 reference is the composite formula (matmul, mask, softmax, matmul) i
 row with no key taking part gives 0, as PyTorch's CPU kernel. Samples cover L, S in {1, 7, 13},
 E in {1, 5, 8}, batch dims 0 / 1 / 2, causal with L != S, bool and float masks (the float mask
 differentiated), grouped-query heads, an explicit scale, a (B, T, H, D) view transposed to
-(B, H, T, D), and shapes over the kernel's 64-row tiles.
+(B, H, T, D), and shapes over the kernels' row tiles.
 """
 from __future__ import annotations
 
@@ -103,8 +103,9 @@ def _cases(gc):
                              "value": r.standard_normal((1, T + 2, 3, 4))},
                ("query", "key", "value"), _bthd_call, _bthd_ref),
     ]
-    tiles = [_sample("tiles-causal-L70S67", 50, (1,), 70, 67, 2, is_causal=True),
-             _sample("tiles-mask-L67S130", 51, (1, 1), 67, 130, 2, mask="float")]
+    # over the CPU kernel's 128-row tiles (and the CUDA kernels' 64-row blocks)
+    tiles = [_sample("tiles-causal-L133S131", 50, (1,), 133, 131, 1, is_causal=True),
+             _sample("tiles-mask-L67S260", 51, (1, 1), 67, 260, 2, mask="float")]
     return small, cases, tiles
 
 

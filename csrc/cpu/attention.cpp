@@ -31,8 +31,8 @@ namespace {
 
 using attn_detail::AttnOps;
 
-constexpr index_t kBq = 64;  // query rows per tile
-constexpr index_t kBk = 64;  // key rows per tile (and the score tile's row stride)
+constexpr index_t kBq = 128;  // query rows per tile
+constexpr index_t kBk = 128;  // key rows per tile (and the score tile's row stride)
 
 // Runs f(task) for task in [0, n) on the library's threads, tasks handed out
 // one at a time (causal tiles differ in cost). Each task writes its own outputs.
