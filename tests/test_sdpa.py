@@ -15,6 +15,7 @@ import nnfast
 import nnfast.nn.functional as F
 from nnfast import _C
 
+import opinfo  # noqa: F401  (first: it imports opinfo_attention itself, then fills the device columns)
 from opinfo_attention import sdpa_ref
 
 B, H, T, D = 2, 3, 130, 64
@@ -229,3 +230,16 @@ def test_device_matches_cpu(device, kw):
         res.append([out.detach().cpu().numpy()] + [x.cpu().numpy() for x in grads])
     for a, b in zip(*res):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_binding_rejects_offsets_outside_the_arrays():
+    q, k, v = (np.zeros((2, 5, 4)) for _ in range(3))
+    out, lse = np.empty((2, 5, 4)), np.empty((2, 5))
+    offs = np.zeros((4, 2), np.int64)
+    offs[:3, 1] = 20
+    _C.sdpa_forward(out, lse, q, k, v, None, offs, 0.5, False, 0.0, 0, 0)  # in bounds
+    offs[1, 1] = 21
+    with pytest.raises(ValueError, match=r"^\[scaled_dot_product_attention\] expected offsets of key"):
+        _C.sdpa_forward(out, lse, q, k, v, None, offs, 0.5, False, 0.0, 0, 0)
+    with pytest.raises(ValueError, match=r"^\[scaled_dot_product_attention\] expected offsets as"):
+        _C.sdpa_forward(out, lse, q, k, v, None, offs[:3], 0.5, False, 0.0, 0, 0)
