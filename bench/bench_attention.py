@@ -4,7 +4,8 @@ Forward + backward of causal self-attention, B=8, H=8, T=512, D=64, float32, 2 t
 libraries), best of N after a correctness check against PyTorch. FLOPs: causal forward
 = half of 4 B H T^2 D, backward 2.5x that; % of peak against the measured single-core FMA peak
 times the threads. Then the peak-memory table: forward + backward at T = 1024, 2048, 4096
-(B=1, H=8, D=64), each contender in its own subprocess, extra VmHWM over the inputs.
+(B=1, H=8, D=64), each contender in its own subprocess, extra VmHWM over the inputs. A second
+speed table runs 1 thread timed by process CPU time, which a loaded machine disturbs far less.
 
     python bench/bench_attention.py [--quick] [--threads 2] [--reps 5]
 """
@@ -38,17 +39,19 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def _best(fn, reps: int) -> float:
+def _best(fn, reps: int, clock=time.perf_counter) -> float:
     fn()  # warm up
     ts = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(clock() - t0)
     return min(ts)
 
 
-def speed(B: int, H: int, T: int, D: int, threads: int, reps: int) -> None:
+def speed(B: int, H: int, T: int, D: int, threads: int, reps: int, cpu_time: bool = False) -> None:
+    """Wall-clock best of ``reps`` on ``threads`` threads; ``cpu_time``: process CPU time instead
+    (meaningful on 1 thread, and far less sensitive to other processes on a loaded machine)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -88,12 +91,14 @@ def speed(B: int, H: int, T: int, D: int, threads: int, reps: int) -> None:
     for name, fn_nn, fn_t, flops in (("forward", nn_fwd, torch_fwd, fwd_flops),
                                      ("forward+backward", lambda: nn_run(), lambda: torch_run(), 3.5 * fwd_flops)):
         tn, tt = [], []
+        clock = time.process_time if cpu_time else time.perf_counter
         for _ in range(reps):  # interleaved: both contenders see the same machine load
-            tn.append(_best(fn_nn, 1))
-            tt.append(_best(fn_t, 1))
+            tn.append(_best(fn_nn, 1, clock))
+            tt.append(_best(fn_t, 1, clock))
         a, b = min(tn), min(tt)
         rows.append((name, a, b, flops))
-    print(f"causal sdpa B={B} H={H} T={T} D={D} float32, {threads} threads, best of {reps}; CPU: {_cpu_name()}; "
+    print(f"\ncausal sdpa B={B} H={H} T={T} D={D} float32, {threads} threads, best of {reps} "
+          f"({'process CPU time' if cpu_time else 'wall clock'}); CPU: {_cpu_name()}; "
           f"ISA {nnfast._C.cpu_isa()}; measured fp32 FMA peak {peak / threads:.1f} GFLOP/s per core")
     print("| pass | nnfast ms | torch ms | nnfast / torch | nnfast GFLOP/s | % of peak |")
     print("|---|---|---|---|---|---|")
@@ -154,6 +159,7 @@ def main() -> None:
         memory([1024, 2048])
     else:
         speed(8, 8, 512, 64, a.threads, a.reps)
+        speed(8, 8, 512, 64, 1, a.reps, cpu_time=True)
         memory([1024, 2048, 4096])
 
 
