@@ -25,7 +25,7 @@ def sdpa_ref(query, key, value, attn_mask=None, is_causal=False, scale=None, ena
     if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
         key = np.repeat(key, query.shape[-3] // key.shape[-3], axis=-3)
         value = np.repeat(value, query.shape[-3] // value.shape[-3], axis=-3)
-    s = 1.0 / math.sqrt(E) if scale is None else scale
+    s = (1.0 / math.sqrt(E) if E else 1.0) if scale is None else scale  # E = 0: every score is 0
     sc = np.matmul(query, np.swapaxes(key, -1, -2)) * s
     if is_causal:
         sc = np.where(np.tril(np.ones((L, S), dtype=bool)), sc, -np.inf)

@@ -243,3 +243,18 @@ def test_binding_rejects_offsets_outside_the_arrays():
         _C.sdpa_forward(out, lse, q, k, v, None, offs, 0.5, False, 0.0, 0, 0)
     with pytest.raises(ValueError, match=r"^\[scaled_dot_product_attention\] expected offsets as"):
         _C.sdpa_forward(out, lse, q, k, v, None, offs[:3], 0.5, False, 0.0, 0, 0)
+
+
+@pytest.mark.parametrize("shapes", [((2, 0, 4), (2, 5, 4), (2, 5, 3)), ((2, 3, 4), (2, 0, 4), (2, 0, 3)),
+                                    ((0, 3, 4), (0, 5, 4), (0, 5, 3)), ((2, 3, 0), (2, 5, 0), (2, 5, 3)),
+                                    ((2, 3, 4), (2, 5, 4), (2, 5, 0))], ids=["L0", "S0", "B0", "E0", "Ev0"])
+def test_empty_dims(shapes, device):
+    """Zero-sized L, S, batch, E or Ev: PyTorch's results (S = 0: zeros), gradients of the right shapes."""
+    r = _r(12)
+    arrs = [r.standard_normal(s) for s in shapes]
+    ts = [nnfast.tensor(a).to(device).detach().requires_grad_(True) for a in arrs]
+    out = F.scaled_dot_product_attention(*ts)
+    np.testing.assert_allclose(out.detach().cpu().numpy(), sdpa_ref(*arrs), rtol=1e-12, atol=1e-12)
+    out.sum().backward()
+    for t, a in zip(ts, arrs):
+        assert t.grad is None or t.grad.shape == a.shape

@@ -41,7 +41,7 @@ View view_of(const py::array& a, const char* name, const int64_t* off, index_t B
   v.cols = static_cast<index_t>(a.shape(nd - 1));
   v.rs = elem_stride(kOp, a, name, nd - 2);
   v.cs = elem_stride(kOp, a, name, nd - 1);
-  if (unit_cols && v.cols > 1 && v.cs != 1) value_error(kOp, std::string(name) + " with a unit stride along its last dim");
+  if (unit_cols && v.cols > 1 && v.cs != 1 && a.size() > 0) value_error(kOp, std::string(name) + " with a unit stride along its last dim");
   if (unit_cols) v.cs = 1;
   if (v.rows == 0 || v.cols == 0) return v;
   // Every matrix must lie inside the array's own byte range.

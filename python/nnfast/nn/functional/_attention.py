@@ -42,7 +42,7 @@ def _offsets(a: Any, batch: tuple[int, ...], rep: int) -> np.ndarray:
 
 def _unit_last(a: Any) -> Any:
     """``a`` itself when its last dim has unit stride (the kernel's requirement), else a contiguous copy."""
-    return a if a.shape[-1] <= 1 or a.strides[-1] == a.itemsize else contiguous(a)
+    return a if a.shape[-1] <= 1 or a.size == 0 or a.strides[-1] == a.itemsize else contiguous(a)
 
 
 def _sum_to(g: Any, shape: tuple[int, ...]) -> Any:
