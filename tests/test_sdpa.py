@@ -258,3 +258,12 @@ def test_empty_dims(shapes, device):
     out.sum().backward()
     for t, a in zip(ts, arrs):
         assert t.grad is None or t.grad.shape == a.shape
+
+
+def test_cuda_rejects_rows_wider_than_shared_memory(device):
+    if device == "cpu":
+        pytest.skip("the CPU kernel has no such limit")
+    q = nnfast.tensor(np.ones((1, 2, 6200), np.float32)).to(device)
+    v = nnfast.tensor(np.ones((1, 3, 6200), np.float32)).to(device)
+    with pytest.raises(ValueError, match=r"^\[scaled_dot_product_attention\] expected E \+ Ev <= "):
+        F.scaled_dot_product_attention(q, v, v)

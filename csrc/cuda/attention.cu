@@ -12,6 +12,9 @@
 #include "cuda/common.cuh"
 #include "cuda/reduce.cuh"
 
+#include <stdexcept>
+#include <string>
+
 #include "core/counter_rng.h"
 #include "nnfast/cuda/attention.h"
 
@@ -237,6 +240,16 @@ int tile_rows(index_t per_row, index_t fixed_per_row = 0) {
   return static_cast<int>(r < 1 ? 1 : (r > 32 ? 32 : r));
 }
 
+// One row of every staged tile must fit the 48 KiB a block may use without opting in.
+template <typename T>
+void check_tile_fits(index_t E, index_t Ev) {
+  const index_t per_row = E + Ev + kRows + 2;
+  if (static_cast<size_t>(per_row) * sizeof(T) > 48 * 1024)
+    throw std::invalid_argument("[scaled_dot_product_attention] expected E + Ev <= " +
+                                std::to_string(48 * 1024 / sizeof(T) - kRows - 2) + " on cuda, got " +
+                                std::to_string(E + Ev));
+}
+
 // The kernels' arguments, with the offsets copied to the device workspace `off`.
 template <typename T>
 Args<T> make_args(const AttnInputs<T>& in, const AttnParams& p, Scratch<int64_t>& off, cudaStream_t stream) {
@@ -269,6 +282,7 @@ Args<T> make_args(const AttnInputs<T>& in, const AttnParams& p, Scratch<int64_t>
 template <typename T>
 void sdpa_forward(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p, cudaStream_t stream) {
   if (p.BH <= 0 || p.L <= 0) return;
+  check_tile_fits<T>(p.E, p.Ev);
   Scratch<int64_t> off(4 * p.BH, stream);
   const Args<T> a = make_args(in, p, off, stream);
   const int Bk = tile_rows<T>(p.E + p.Ev, kRows);
@@ -291,6 +305,7 @@ void sdpa_backward(T* dq, T* dk, T* dv, T* dmask, const T* dout, const T* out, c
     if (S * p.Ev > 0) NNFAST_CUDA_CHECK(cudaMemsetAsync(dv, 0, BH * S * p.Ev * sizeof(T), stream));
     return;
   }
+  check_tile_fits<T>(p.E, p.Ev);
   Scratch<int64_t> off(4 * BH, stream);
   Scratch<T> D(BH * L, stream);
   const Args<T> a = make_args(in, p, off, stream);
