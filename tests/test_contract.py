@@ -242,6 +242,25 @@ def gemm_dact_case(code):
     return build
 
 
+def sdpa_case(build_mask):
+    """Fused attention: dq, dk, dv and the float mask's gradient are input gradients (=), two row tiles."""
+    def build(dt):
+        BH, L, S, E, Ev = 2, 131, 130, 4, 3
+        q, k, v, dy = _r(dt, BH, L, E), _r(dt, BH, S, E), _r(dt, BH, S, Ev), _r(dt, BH, L, Ev)
+        m = _r(dt, BH, L, S) if build_mask else None
+        offs = np.zeros((4, BH), np.int64)
+        offs[0], offs[1], offs[2], offs[3] = np.arange(BH) * L * E, np.arange(BH) * S * E, np.arange(BH) * S * Ev, \
+            np.arange(BH) * L * S
+        out, lse = np.empty((BH, L, Ev), dt), np.empty((BH, L), dt)
+        _C.sdpa_forward(out, lse, q, k, v, m, offs, 0.5, not build_mask, 0.2, 3, 4)
+        outs = {"dq": ((BH, L, E), ACT), "dk": ((BH, S, E), ACT), "dv": ((BH, S, Ev), ACT)}
+        if build_mask:
+            outs["dm"] = ((BH, L, S), ACT)
+        return (lambda o: _C.sdpa_backward(o["dq"], o["dk"], o["dv"], o.get("dm"), dy, out, lse, q, k, v, m, offs,
+                                           0.5, not build_mask, 0.2, 3, 4)), outs
+    return build
+
+
 _ACT_PARAMS = {int(_C.Act.LeakyReLU): (0.1, 0.0), int(_C.Act.ELU): (1.0, 0.0), int(_C.Act.Softplus): (1.5, 20.0),
                int(_C.Act.Hardtanh): (-0.5, 0.5)}
 _GATES = [_C.Act.Sigmoid, _C.Act.SiLU, _C.Act.GELU, _C.Act.GELUTanh, _C.Act.ReLU, _C.Act.Identity]
@@ -270,6 +289,7 @@ CASES = (
     + [("bias_grad[accumulate]", bias_grad_case(True)), ("bias_grad[overwrite]", bias_grad_case(False)),
        ("linear_backward[gemm+bias_grad]", linear_backward_case)]
     + [(f"gemm[dact={_C.Act(c).name}]", gemm_dact_case(c)) for c in range(_C.ACT_COUNT)]
+    + [("sdpa_backward[causal]", sdpa_case(False)), ("sdpa_backward[float mask]", sdpa_case(True))]
 )
 
 # ---- embedding family: dweight accumulates (repeated rows, padding, bags), d per_sample_weights overwrites.
@@ -311,7 +331,8 @@ _BACKWARD_BINDINGS = {"act_backward", "prelu_backward", "swish_backward", "glu_b
                       "layer_norm_backward", "batch_norm_backward", "group_norm_backward", "weight_norm_backward",
                       "spectral_norm_backward", "dropout_backward", "cross_entropy", "cross_entropy_prob",
                       "loss_scale_grad", "nll_loss_backward", "pointwise_loss_backward",
-                      "linear_cross_entropy_backward", "penalty_backward", "bias_grad", "gemm"}
+                      "linear_cross_entropy_backward", "penalty_backward", "bias_grad", "gemm",
+                      "sdpa_backward"}
 _BACKWARD_BINDINGS |= {"embedding_backward", "embedding_bag_backward"}
 
 

@@ -1,4 +1,214 @@
-// Bindings of the attention kernels (filled in by the attention family).
-#include "bindings/common.h"
+// Bindings of the fused attention kernels (nnfast/attention.h).
+//
+// query (.., L, E), key (.., S, E), value (.., S, Ev) and the optional attn_mask
+// (.., L, S) are any arrays whose last two dims are the matrices; `offsets`
+// (4, BH) int64 gives, per batch-head, the element offset of its q, k, v and
+// mask matrix from each array's data pointer (row 3 unused without a mask). The
+// Python layer computes them from the broadcast batch shape (0 steps for a
+// broadcast dim, repeated key / value heads for grouped-query attention), so no
+// view is copied. q / k / v need a unit stride along their last dim; every
+// offset is checked to stay inside its array. Outputs are C-contiguous (BH, ...).
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
 
-void init_attention(py::module_& m) { (void)m; }
+#include "bindings/common.h"
+#include "nnfast/attention.h"
+#if NNFAST_BIND_CUDA
+#include "nnfast/cuda/attention.h"  // nnfast._C_cuda: the same calls reach the CUDA launchers
+#endif
+
+namespace {
+
+using Shape = std::vector<index_t>;
+constexpr const char* kOp = "scaled_dot_product_attention";
+
+// The matrices of one operand: an array's last two dims at BH offsets.
+struct View {
+  py::array a;
+  const int64_t* off = nullptr;
+  index_t rows = 0, cols = 0, rs = 0, cs = 0;
+};
+
+View view_of(const py::array& a, const char* name, const int64_t* off, index_t BH, bool unit_cols) {
+  if (a.ndim() < 2) value_error(kOp, std::string(name) + " of rank >= 2, got rank " + std::to_string(a.ndim()));
+  View v;
+  v.a = a;
+  v.off = off;
+  const int nd = static_cast<int>(a.ndim());
+  v.rows = static_cast<index_t>(a.shape(nd - 2));
+  v.cols = static_cast<index_t>(a.shape(nd - 1));
+  v.rs = elem_stride(kOp, a, name, nd - 2);
+  v.cs = elem_stride(kOp, a, name, nd - 1);
+  if (unit_cols && v.cols > 1 && v.cs != 1 && a.size() > 0) value_error(kOp, std::string(name) + " with a unit stride along its last dim");
+  if (unit_cols) v.cs = 1;
+  if (v.rows == 0 || v.cols == 0) return v;
+  // Every matrix must lie inside the array's own byte range.
+  std::uintptr_t lo, hi;
+  byte_range(a, &lo, &hi);
+  const auto item = static_cast<std::intptr_t>(a.itemsize());
+  const std::intptr_t er = (v.rows - 1) * v.rs * item, ec = (v.cols - 1) * v.cs * item;
+  const std::intptr_t emin = std::min<std::intptr_t>(er, 0) + std::min<std::intptr_t>(ec, 0);
+  const std::intptr_t emax = std::max<std::intptr_t>(er, 0) + std::max<std::intptr_t>(ec, 0);
+  const auto base = reinterpret_cast<std::intptr_t>(a.data());
+  for (index_t b = 0; b < BH; ++b) {
+    const std::intptr_t start = base + static_cast<std::intptr_t>(off[b]) * item;
+    if (start + emin < static_cast<std::intptr_t>(lo) || start + emax + item > static_cast<std::intptr_t>(hi))
+      value_error(kOp, std::string("offsets of ") + name + " inside the array, got " + std::to_string(off[b]) +
+                           " at batch-head " + std::to_string(b));
+  }
+  return v;
+}
+
+struct Inputs {
+  DType dt;
+  index_t BH = 0;
+  View q, k, v, mask;
+  bool has_mask = false, mask_bool = false;
+};
+
+Inputs check_inputs(const py::array& query, const py::array& key, const py::array& value,
+                    const py::object& attn_mask, const py::array& offsets) {
+  Inputs in;
+  in.dt = float_dtype(kOp, query, "query");
+  same_dtype(kOp, query, key, "key");
+  same_dtype(kOp, query, value, "value");
+  if (offsets.dtype().kind() != 'i' || offsets.itemsize() != 8 || offsets.ndim() != 2 || offsets.shape(0) != 4 ||
+      !is_c_contiguous(offsets))
+    value_error(kOp, "offsets as a C-contiguous int64 array of shape (4, BH), got " + dtype_str(offsets) + " " +
+                         shape_str(offsets));
+  in.BH = static_cast<index_t>(offsets.shape(1));
+  const int64_t* off = static_cast<const int64_t*>(offsets.data());
+  in.q = view_of(query, "query", off, in.BH, true);
+  in.k = view_of(key, "key", off + in.BH, in.BH, true);
+  in.v = view_of(value, "value", off + 2 * in.BH, in.BH, true);
+  if (in.k.cols != in.q.cols)
+    value_error(kOp, "key with the feature size of query (" + std::to_string(in.q.cols) + "), got " +
+                         std::to_string(in.k.cols));
+  if (in.v.rows != in.k.rows)
+    value_error(kOp, "value with as many rows as key (" + std::to_string(in.k.rows) + "), got " +
+                         std::to_string(in.v.rows));
+  if (has(attn_mask)) {
+    py::array m = as_array(kOp, attn_mask, "attn_mask");
+    in.has_mask = true;
+    in.mask_bool = m.dtype().kind() == 'b';
+    if (!in.mask_bool) same_dtype(kOp, query, m, "attn_mask");
+    in.mask = view_of(m, "attn_mask", off + 3 * in.BH, in.BH, false);
+    if (in.mask.rows != in.q.rows || in.mask.cols != in.k.rows)
+      value_error(kOp, "attn_mask with matrix shape (" + std::to_string(in.q.rows) + ", " +
+                           std::to_string(in.k.rows) + "), got " + shape_str(m));
+  }
+  return in;
+}
+
+Shape with(index_t BH, std::initializer_list<index_t> tail) {
+  Shape s{BH};
+  s.insert(s.end(), tail);
+  return s;
+}
+
+AttnParams params_of(const Inputs& in, double scale, bool is_causal, double dropout_p, uint64_t seed,
+                     uint64_t offset) {
+  if (!std::isfinite(scale)) value_error(kOp, "a finite scale, got " + std::to_string(scale));
+  if (!(dropout_p >= 0.0 && dropout_p < 1.0))
+    value_error(kOp, "dropout_p in [0, 1), got " + std::to_string(dropout_p));
+  if (is_causal && in.has_mask) value_error(kOp, "attn_mask and is_causal not both set");
+  AttnParams p;
+  p.BH = in.BH, p.L = in.q.rows, p.S = in.k.rows, p.E = in.q.cols, p.Ev = in.v.cols;
+  p.scale = scale, p.causal = is_causal, p.dropout_p = dropout_p, p.seed = seed, p.offset = offset;
+  return p;
+}
+
+template <typename T>
+AttnInputs<T> operands(const Inputs& in) {
+  AttnInputs<T> a;
+  a.q = {ptr<T>(in.q.a), in.q.off, in.q.rs};
+  a.k = {ptr<T>(in.k.a), in.k.off, in.k.rs};
+  a.v = {ptr<T>(in.v.a), in.v.off, in.v.rs};
+  if (in.has_mask) {
+    a.mask.base = in.mask.a.data();
+    a.mask.is_bool = in.mask_bool;
+    a.mask.off = in.mask.off;
+    a.mask.rs = in.mask.rs;
+    a.mask.cs = in.mask.cs;
+  }
+  return a;
+}
+
+void no_alias_out(const py::array& out, const char* name, const Inputs& in) {
+  check_no_alias(kOp, out, name, in.q.a, "query");
+  check_no_alias(kOp, out, name, in.k.a, "key");
+  check_no_alias(kOp, out, name, in.v.a, "value");
+  if (in.has_mask) check_no_alias(kOp, out, name, in.mask.a, "attn_mask");
+}
+
+void sdpa_forward_binding(py::array out, py::array lse, py::array query, py::array key, py::array value,
+                          py::object attn_mask, py::array offsets, double scale, bool is_causal, double dropout_p, uint64_t seed,
+                          uint64_t offset) {
+  const Inputs in = check_inputs(query, key, value, attn_mask, offsets);
+  const AttnParams p = params_of(in, scale, is_causal, dropout_p, seed, offset);
+  py::array o = check_array(kOp, query, out, "out", with(in.BH, {p.L, p.Ev}), true);
+  py::array ls = check_array(kOp, query, lse, "lse", with(in.BH, {p.L}), true);
+  no_alias_out(o, "out", in);
+  no_alias_out(ls, "lse", in);
+  check_no_alias(kOp, o, "out", ls, "lse");
+  run_released(in.dt, [&](auto tag) {
+    using T = decltype(tag);
+    return [&, po = mut_ptr<T>(o), pl = mut_ptr<T>(ls), args = operands<T>(in)] {
+      sdpa_forward<T>(po, pl, args, p);
+    };
+  });
+}
+
+void sdpa_backward_binding(py::array grad_query, py::array grad_key, py::array grad_value, py::object grad_mask,
+                           py::array grad, py::array out, py::array lse, py::array query, py::array key,
+                           py::array value, py::object attn_mask, py::array offsets, double scale, bool is_causal, double dropout_p,
+                           uint64_t seed, uint64_t offset) {
+  const Inputs in = check_inputs(query, key, value, attn_mask, offsets);
+  const AttnParams p = params_of(in, scale, is_causal, dropout_p, seed, offset);
+  py::array dq = check_array(kOp, query, grad_query, "grad_query", with(in.BH, {p.L, p.E}), true);
+  py::array dk = check_array(kOp, query, grad_key, "grad_key", with(in.BH, {p.S, p.E}), true);
+  py::array dv = check_array(kOp, query, grad_value, "grad_value", with(in.BH, {p.S, p.Ev}), true);
+  py::array dy = check_array(kOp, query, grad, "grad", with(in.BH, {p.L, p.Ev}), false);
+  py::array o = check_array(kOp, query, out, "out", with(in.BH, {p.L, p.Ev}), false);
+  py::array ls = check_array(kOp, query, lse, "lse", with(in.BH, {p.L}), false);
+  py::array dm;
+  const bool want_dm = has(grad_mask);
+  if (want_dm) {
+    if (!in.has_mask || in.mask_bool) value_error(kOp, "grad_mask only with a float attn_mask");
+    dm = check_array(kOp, query, grad_mask, "grad_mask", with(in.BH, {p.L, p.S}), true);
+  }
+  const std::vector<std::pair<py::array, const char*>> outs = {
+      {dq, "grad_query"}, {dk, "grad_key"}, {dv, "grad_value"}};
+  for (size_t i = 0; i < outs.size(); ++i) {
+    no_alias_out(outs[i].first, outs[i].second, in);
+    for (const auto& r : {std::make_pair(dy, "grad"), std::make_pair(o, "out"), std::make_pair(ls, "lse")})
+      check_no_alias(kOp, outs[i].first, outs[i].second, r.first, r.second);
+    for (size_t j = i + 1; j < outs.size(); ++j)
+      check_no_alias(kOp, outs[i].first, outs[i].second, outs[j].first, outs[j].second);
+    if (want_dm) check_no_alias(kOp, outs[i].first, outs[i].second, dm, "grad_mask");
+  }
+  if (want_dm) {
+    no_alias_out(dm, "grad_mask", in);
+    check_no_alias(kOp, dm, "grad_mask", dy, "grad");
+  }
+  run_released(in.dt, [&](auto tag) {
+    using T = decltype(tag);
+    return [&, pdq = mut_ptr<T>(dq), pdk = mut_ptr<T>(dk), pdv = mut_ptr<T>(dv),
+            pdm = want_dm ? mut_ptr<T>(dm) : static_cast<T*>(nullptr), pdy = ptr<T>(dy), po = ptr<T>(o),
+            pl = ptr<T>(ls), args = operands<T>(in)] { sdpa_backward<T>(pdq, pdk, pdv, pdm, pdy, po, pl, args, p); };
+  });
+}
+
+}  // namespace
+
+void init_attention(py::module_& m) {
+  m.def("sdpa_forward", &sdpa_forward_binding, py::arg("out"), py::arg("lse"), py::arg("query"), py::arg("key"),
+        py::arg("value"), py::arg("attn_mask"), py::arg("offsets"), py::arg("scale"), py::arg("is_causal"), py::arg("dropout_p"),
+        py::arg("seed"), py::arg("offset"));
+  m.def("sdpa_backward", &sdpa_backward_binding, py::arg("grad_query"), py::arg("grad_key"), py::arg("grad_value"),
+        py::arg("grad_mask"), py::arg("grad"), py::arg("out"), py::arg("lse"), py::arg("query"), py::arg("key"),
+        py::arg("value"), py::arg("attn_mask"), py::arg("offsets"), py::arg("scale"), py::arg("is_causal"), py::arg("dropout_p"),
+        py::arg("seed"), py::arg("offset"));
+}

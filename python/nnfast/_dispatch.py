@@ -152,6 +152,7 @@ _TABLE: dict[str, _Op] = {
     # recurrent layers (one GEMM per step + fused gate kernels)
 
     # attention (fused scaled dot-product attention)
+    "scaled_dot_product_attention": _op(ATTN, cpu=("sdpa_forward", "sdpa_backward")),
 
 }
 

@@ -1,0 +1,307 @@
+// Fused scaled dot-product attention on the CPU (see nnfast/attention.h).
+//
+// Forward, one task per (bh, block of kBq query rows), key blocks of kBk in order:
+//   S = scale Q_i K_j^T (+ mask, causal -inf)      cpu::gemm on the tile
+//   online softmax: m, l per row, P = exp(S - m), O_i = alpha O_i + dropout(P) V_j
+// then O_i /= l and lse = m + log l. Only O and lse leave the task.
+// Backward recomputes P = exp(S - lse) per tile, with D = rowsum(dO * O):
+//   dV_j += Pd^T dO_i, dP = (dO_i V_j^T) * keep / (1 - p), dS = P (dP - D),
+//   dK_j += scale dS^T Q_i, dQ_i += scale dS K_j.
+// Threads never share an output block: either one task per bh does everything
+// (key blocks outer, query blocks inner), or, when there are too few bh to keep
+// the threads busy, a pass over (bh, key block) for dK / dV and a second pass over
+// (bh, query block) for dQ. Both visit the tiles of each output block in the same
+// order with the same GEMM calls, so the bits do not depend on the thread count.
+#include "nnfast/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/counter_rng.h"
+#include "core/parallel_for.h"
+#include "cpu/attention_internal.h"
+#include "nnfast/gemm.h"
+#include "nnfast/parallel.h"
+
+namespace nnfast::cpu {
+namespace {
+
+using attn_detail::AttnOps;
+
+constexpr index_t kBq = 128;  // query rows per tile
+constexpr index_t kBk = 128;  // key rows per tile (and the score tile's row stride)
+
+// Runs f(task) for task in [0, n) on the library's threads, tasks handed out
+// one at a time (causal tiles differ in cost). Each task writes its own outputs.
+template <typename F>
+void for_tasks(index_t n, F&& f) {
+  if (n <= 0) return;
+  const int nt = static_cast<int>(std::min<index_t>(get_num_threads(), n));
+#ifdef NNFAST_HAVE_OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      auto scratch = f.make_scratch();
+#pragma omp for schedule(dynamic, 1)
+      for (index_t t = 0; t < n; ++t) f(t, scratch);
+    }
+    return;
+  }
+#endif
+  auto scratch = f.make_scratch();
+  for (index_t t = 0; t < n; ++t) f(t, scratch);
+}
+
+template <typename T>
+struct Scratch {
+  std::vector<T> s, pd, dp, m, l, alpha;
+  Scratch() : s(kBq * kBk), pd(kBq * kBk), dp(kBq * kBk), m(kBq), l(kBq), alpha(kBq) {}
+};
+
+// Mask and causal rule on the score tile s (rows i0.., columns j0..).
+template <typename T>
+void mask_tile(T* s, index_t nq, index_t nk, index_t bh, index_t i0, index_t j0, const AttnInputs<T>& in,
+               const AttnParams& p) {
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const AttnMask& mk = in.mask;
+  if (mk.base) {
+    const index_t base = mk.off[bh] + i0 * mk.rs + j0 * mk.cs;
+    if (mk.is_bool) {
+      const uint8_t* mb = static_cast<const uint8_t*>(mk.base) + base;
+      for (index_t r = 0; r < nq; ++r)
+        for (index_t c = 0; c < nk; ++c)
+          if (!mb[r * mk.rs + c * mk.cs]) s[r * kBk + c] = ninf;
+    } else {
+      const T* mf = static_cast<const T*>(mk.base) + base;
+      for (index_t r = 0; r < nq; ++r)
+        for (index_t c = 0; c < nk; ++c) s[r * kBk + c] += mf[r * mk.rs + c * mk.cs];
+    }
+  }
+  if (p.causal && j0 + nk - 1 > i0) {  // the tile crosses the diagonal: j > i is masked
+    for (index_t r = 0; r < nq; ++r)
+      for (index_t c = std::max<index_t>(0, i0 + r + 1 - j0); c < nk; ++c) s[r * kBk + c] = ninf;
+  }
+}
+
+// x := x * keep / (1 - p) with the counter-based mask of elements (bh, i0 + r, j0 + c).
+template <typename T>
+void dropout_tile(T* x, index_t nq, index_t nk, index_t bh, index_t i0, index_t j0, const AttnParams& p) {
+  const uint64_t key = counter_rng::dropout_stream_key(p.seed, p.offset);
+  const uint32_t thr = counter_rng::keep_threshold(p.dropout_p);
+  const T inv = T(1) / T(1.0 - p.dropout_p);
+  for (index_t r = 0; r < nq; ++r) {
+    const uint64_t row = (static_cast<uint64_t>(bh) * p.L + (i0 + r)) * p.S + j0;
+    for (index_t c = 0; c < nk; ++c)
+      x[r * kBk + c] = counter_rng::dropout_bits(key, row + c) < thr ? x[r * kBk + c] * inv : T(0);
+  }
+}
+
+// Whether tile (query rows from i0, nq of them; keys from j0) has any key taking part under the causal rule.
+inline bool tile_live(const AttnParams& p, index_t i0, index_t nq, index_t j0) {
+  return !p.causal || j0 <= i0 + nq - 1;
+}
+
+template <typename T>
+void forward_block(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
+                   Scratch<T>& w, const AttnOps<T>& ops) {
+  const index_t nq = std::min(kBq, p.L - i0);
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
+  T* o = out + (bh * p.L + i0) * p.Ev;
+  std::fill(o, o + nq * p.Ev, T(0));
+  std::fill(w.m.begin(), w.m.begin() + nq, ninf);
+  std::fill(w.l.begin(), w.l.begin() + nq, T(0));
+  for (index_t j0 = 0; j0 < p.S && tile_live(p, i0, nq, j0); j0 += kBk) {
+    const index_t nk = std::min(kBk, p.S - j0);
+    const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
+    const T* v = in.v.base + in.v.off[bh] + j0 * in.v.rs;
+    gemm<T>(nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, T(0), w.s.data(), kBk, 1);
+    mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
+    ops.softmax_update(w.s.data(), nq, nk, kBk, w.m.data(), w.l.data(), w.alpha.data());
+    if (j0 > 0)
+      for (index_t r = 0; r < nq; ++r)
+        if (w.alpha[r] != T(1))
+          for (index_t e = 0; e < p.Ev; ++e) o[r * p.Ev + e] *= w.alpha[r];
+    if (p.dropout_p > 0) dropout_tile(w.s.data(), nq, nk, bh, i0, j0, p);
+    gemm<T>(nq, p.Ev, nk, T(1), w.s.data(), kBk, 1, v, in.v.rs, 1, T(1), o, p.Ev, 1);
+  }
+  for (index_t r = 0; r < nq; ++r) {
+    const T l = w.l[r];
+    T* orow = o + r * p.Ev;
+    if (l > T(0)) {
+      const T inv = T(1) / l;
+      for (index_t e = 0; e < p.Ev; ++e) orow[e] *= inv;
+      lse[bh * p.L + i0 + r] = w.m[r] + std::log(l);
+    } else {  // no key takes part: output 0, and +inf makes every recomputed probability 0
+      for (index_t e = 0; e < p.Ev; ++e) orow[e] = T(0);
+      lse[bh * p.L + i0 + r] = std::numeric_limits<T>::infinity();
+    }
+  }
+}
+
+// Everything backward needs from one tile: w.s = P, w.pd = dropout(P) (when dv is wanted),
+// w.dp = dS. Writes dS into dmask when given.
+template <typename T>
+struct BackwardArgs {
+  T *dq, *dk, *dv, *dmask;
+  const T *dout, *lse, *D;
+};
+
+template <typename T>
+void backward_tile(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
+                   index_t j0, bool want_pd, Scratch<T>& w, const AttnOps<T>& ops) {
+  const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
+  const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
+  const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
+  const T* v = in.v.base + in.v.off[bh] + j0 * in.v.rs;
+  const T* dout = b.dout + (bh * p.L + i0) * p.Ev;
+  gemm<T>(nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, T(0), w.s.data(), kBk, 1);
+  mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
+  ops.exp_shift(w.s.data(), nq, nk, kBk, b.lse + bh * p.L + i0);
+  if (want_pd) {
+    for (index_t r = 0; r < nq; ++r) std::memcpy(&w.pd[r * kBk], &w.s[r * kBk], nk * sizeof(T));
+    if (p.dropout_p > 0) dropout_tile(w.pd.data(), nq, nk, bh, i0, j0, p);
+  }
+  gemm<T>(nq, nk, p.Ev, T(1), dout, p.Ev, 1, v, 1, in.v.rs, T(0), w.dp.data(), kBk, 1);
+  if (p.dropout_p > 0) dropout_tile(w.dp.data(), nq, nk, bh, i0, j0, p);
+  ops.softmax_grad(w.dp.data(), w.s.data(), nq, nk, kBk, b.D + bh * p.L + i0);
+  if (b.dmask)
+    for (index_t r = 0; r < nq; ++r)
+      std::memcpy(b.dmask + (bh * p.L + i0 + r) * p.S + j0, &w.dp[r * kBk], nk * sizeof(T));
+}
+
+// dK_j / dV_j += the tile's contributions (w from backward_tile with want_pd).
+template <typename T>
+void accumulate_kv(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
+                   index_t j0, Scratch<T>& w) {
+  const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
+  const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
+  const T* dout = b.dout + (bh * p.L + i0) * p.Ev;
+  gemm<T>(nk, p.Ev, nq, T(1), w.pd.data(), 1, kBk, dout, p.Ev, 1, T(1), b.dv + (bh * p.S + j0) * p.Ev, p.Ev, 1);
+  gemm<T>(nk, p.E, nq, T(p.scale), w.dp.data(), 1, kBk, q, in.q.rs, 1, T(1), b.dk + (bh * p.S + j0) * p.E, p.E,
+          1);
+}
+
+template <typename T>
+void accumulate_q(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
+                  index_t j0, Scratch<T>& w) {
+  const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
+  const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
+  gemm<T>(nq, p.E, nk, T(p.scale), w.dp.data(), kBk, 1, k, in.k.rs, 1, T(1), b.dq + (bh * p.L + i0) * p.E, p.E, 1);
+}
+
+template <typename T>
+struct ScratchMaker {
+  Scratch<T> make_scratch() const { return Scratch<T>(); }
+};
+
+}  // namespace
+
+template <typename T>
+void sdpa_forward(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p) {
+  if (p.BH <= 0 || p.L <= 0) return;
+  const AttnOps<T>& ops = isa_ops<AttnOps<T>>();
+  const index_t nqb = (p.L + kBq - 1) / kBq;
+  struct Task : ScratchMaker<T> {
+    T *out, *lse;
+    const AttnInputs<T>* in;
+    const AttnParams* p;
+    const AttnOps<T>* ops;
+    index_t nqb;
+    void operator()(index_t t, Scratch<T>& w) const {
+      forward_block(out, lse, *in, *p, t / nqb, (t % nqb) * kBq, w, *ops);
+    }
+  } task;
+  task.out = out, task.lse = lse, task.in = &in, task.p = &p, task.ops = &ops, task.nqb = nqb;
+  for_tasks(p.BH * nqb, task);
+}
+
+template <typename T>
+void sdpa_backward(T* dq, T* dk, T* dv, T* dmask, const T* dout, const T* out, const T* lse,
+                   const AttnInputs<T>& in, const AttnParams& p) {
+  if (p.BH <= 0) return;
+  const index_t BH = p.BH, L = p.L, S = p.S;
+  // Every output block is written by its task; blocks no live tile reaches stay 0.
+  std::fill(dq, dq + BH * L * p.E, T(0));
+  std::fill(dk, dk + BH * S * p.E, T(0));
+  std::fill(dv, dv + BH * S * p.Ev, T(0));
+  if (dmask) std::fill(dmask, dmask + BH * L * S, T(0));
+  if (L <= 0 || S <= 0) return;
+  const AttnOps<T>& ops = isa_ops<AttnOps<T>>();
+  std::vector<T> D(static_cast<size_t>(BH * L));
+  parallel_for(BH * L, 4096, [&](index_t lo, index_t hi) {
+    ops.row_dot(D.data() + lo, dout + lo * p.Ev, out + lo * p.Ev, hi - lo, p.Ev);
+  });
+  const BackwardArgs<T> b{dq, dk, dv, dmask, dout, lse, D.data()};
+  const index_t nqb = (L + kBq - 1) / kBq, nkb = (S + kBk - 1) / kBk;
+  const int nt = get_num_threads();
+
+  // Enough batch-heads: one task per bh, key blocks outer, query blocks inner (5 GEMMs per tile).
+  struct Fused : ScratchMaker<T> {
+    const BackwardArgs<T>* b;
+    const AttnInputs<T>* in;
+    const AttnParams* p;
+    const AttnOps<T>* ops;
+    index_t nqb, nkb;
+    void operator()(index_t bh, Scratch<T>& w) const {
+      for (index_t kb = 0; kb < nkb; ++kb)
+        for (index_t qb = 0; qb < nqb; ++qb) {
+          const index_t i0 = qb * kBq, j0 = kb * kBk;
+          if (!tile_live(*p, i0, std::min(kBq, p->L - i0), j0)) continue;
+          backward_tile(*b, *in, *p, bh, i0, j0, true, w, *ops);
+          accumulate_kv(*b, *in, *p, bh, i0, j0, w);
+          accumulate_q(*b, *in, *p, bh, i0, j0, w);
+        }
+    }
+  };
+  // Few batch-heads: (bh, key block) tasks for dK / dV, then (bh, query block) tasks for dQ.
+  struct KV : Fused {
+    void operator()(index_t t, Scratch<T>& w) const {
+      const index_t bh = t / this->nkb, j0 = (t % this->nkb) * kBk;
+      for (index_t qb = 0; qb < this->nqb; ++qb) {
+        const index_t i0 = qb * kBq;
+        if (!tile_live(*this->p, i0, std::min(kBq, this->p->L - i0), j0)) continue;
+        backward_tile(*this->b, *this->in, *this->p, bh, i0, j0, true, w, *this->ops);
+        accumulate_kv(*this->b, *this->in, *this->p, bh, i0, j0, w);
+      }
+    }
+  };
+  struct Q : Fused {
+    void operator()(index_t t, Scratch<T>& w) const {
+      const index_t bh = t / this->nqb, i0 = (t % this->nqb) * kBq;
+      const index_t nq = std::min(kBq, this->p->L - i0);
+      const BackwardArgs<T> bq{this->b->dq, this->b->dk, this->b->dv, nullptr, this->b->dout, this->b->lse,
+                               this->b->D};
+      for (index_t kb = 0; kb < this->nkb; ++kb) {
+        const index_t j0 = kb * kBk;
+        if (!tile_live(*this->p, i0, nq, j0)) break;
+        backward_tile(bq, *this->in, *this->p, bh, i0, j0, false, w, *this->ops);
+        accumulate_q(bq, *this->in, *this->p, bh, i0, j0, w);
+      }
+    }
+  };
+  Fused f;
+  f.b = &b, f.in = &in, f.p = &p, f.ops = &ops, f.nqb = nqb, f.nkb = nkb;
+  if (nt <= 1 || BH >= 4 * nt) {
+    for_tasks(BH, f);
+  } else {
+    KV kv;
+    static_cast<Fused&>(kv) = f;
+    for_tasks(BH * nkb, kv);
+    Q qt;
+    static_cast<Fused&>(qt) = f;
+    for_tasks(BH * nqb, qt);
+  }
+}
+
+template void sdpa_forward<float>(float*, float*, const AttnInputs<float>&, const AttnParams&);
+template void sdpa_forward<double>(double*, double*, const AttnInputs<double>&, const AttnParams&);
+template void sdpa_backward<float>(float*, float*, float*, float*, const float*, const float*, const float*,
+                                   const AttnInputs<float>&, const AttnParams&);
+template void sdpa_backward<double>(double*, double*, double*, double*, const double*, const double*,
+                                    const double*, const AttnInputs<double>&, const AttnParams&);
+
+}  // namespace nnfast::cpu

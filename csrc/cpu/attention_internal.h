@@ -1,0 +1,31 @@
+// Attention internals shared by the driver (attention.cpp: tiles, threads, masks,
+// dropout) and the per-ISA row loops (attention_isa.cpp, compiled once per
+// instruction set). Every routine works on a tile of `rows` rows of `n` columns
+// with row stride `ld`, single-threaded, and never allocates.
+#pragma once
+#include "core/isa_dispatch.h"
+#include "nnfast/common.h"
+
+namespace nnfast::cpu {
+namespace attn_detail {
+
+template <typename T>
+struct AttnOps {
+  // Online-softmax step over a score tile s: per row r, m_new = max(m[r], max_j s),
+  // s := exp(s - m_new) (0 where s = -inf; a row still all -inf stays all 0),
+  // alpha[r] = exp(m[r] - m_new) (the factor rescaling what was accumulated),
+  // l[r] = l[r] * alpha[r] + sum_j s, m[r] = m_new.
+  void (*softmax_update)(T* s, index_t rows, index_t n, index_t ld, T* m, T* l, T* alpha) = nullptr;
+  // s := exp(s - shift[r]) (backward: probabilities from the saved lse; shift = +inf gives 0).
+  void (*exp_shift)(T* s, index_t rows, index_t n, index_t ld, const T* shift) = nullptr;
+  // dp := p * (dp - d[r])  (dS of softmax from dP and d = rowsum(dO * O)).
+  void (*softmax_grad)(T* dp, const T* p, index_t rows, index_t n, index_t ld, const T* d) = nullptr;
+  // d[r] = sum_j a[r, j] * b[r, j] over contiguous rows of n (row stride n).
+  void (*row_dot)(T* d, const T* a, const T* b, index_t rows, index_t n) = nullptr;
+};
+
+}  // namespace attn_detail
+
+NNFAST_ISA_DECLARE_TABLE_T(attn_detail::AttnOps)
+
+}  // namespace nnfast::cpu
