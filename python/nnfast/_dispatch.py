@@ -148,6 +148,7 @@ _TABLE: dict[str, _Op] = {
     # embedding (gather, deterministic scatter-add)
 
     # recurrent layers (one GEMM per step + fused gate kernels)
+    "rnn": _op(RNN, cpu=("rnn_forward", "rnn_backward")),
 
     # attention (fused scaled dot-product attention)
 
