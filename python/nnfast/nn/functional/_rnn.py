@@ -105,7 +105,8 @@ class RNNLayerFunction(Function):
             w_ih, w_hh, b_ih, b_hh, w_hr = ws[_PER_DIR * d:_PER_DIR * (d + 1)]
             proj = w_hr is not None
             base = 3 + _PER_DIR * d
-            bufs, results = [], []
+            bufs: list[Any] = []
+            results: list[Any] = []
             for k, wk in enumerate((w_ih, w_hh, b_ih, b_hh, w_hr)):
                 if wk is None or not need[base + k]:
                     bufs.append(None)
@@ -170,7 +171,6 @@ def _run(mode: str, input: Tensor, hx: Any, params: Sequence[Any], has_biases: b
             raise ValueError(f"[{op}] expected packed data to be 2-D, got {input.ndim}-D")
         x, bs = input, np.ascontiguousarray(np.asarray(batch_sizes, dtype=np.int64))
         N = int(bs[0]) if bs.size else 0
-    H = slots[1].shape[1] if slots[1] is not None and not proj else 0  # type: ignore[union-attr]
     w_ih0 = slots[0]
     assert w_ih0 is not None
     if x.shape[1] != w_ih0.shape[1]:

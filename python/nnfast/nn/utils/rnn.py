@@ -163,7 +163,7 @@ def pad_sequence(sequences: Sequence[Tensor], batch_first: bool = False, padding
         t0 = 0 if padding_side == "right" else L - n
         rows[t0:t0 + n, j] = np.arange(start, start + n)
         start += n
-    out = src.index_select(0, _int_tensor(rows.reshape(-1)).to(src.device)).reshape(L, N, *tail)
+    out: Tensor = src.index_select(0, _int_tensor(rows.reshape(-1)).to(src.device)).reshape(L, N, *tail)
     return out.transpose(0, 1) if batch_first else out
 
 
