@@ -133,7 +133,16 @@ def _samples(mode):
     lstm = mode == "LSTM"
 
     def samples(purpose):
-        out = [make_sample(mode, 1, 1, 1, 1, seed=1),                      # T = 1, batch 1, size 1
+        if purpose == "gradcheck":  # few parameters: gradcheck perturbs every element of every weight
+            out = [make_sample(mode, 1, 1, 1, 1, seed=1),                  # T = 1, batch 1, size 1
+                   make_sample(mode, 3, 2, 2, 3, seed=2),
+                   make_sample(mode, 2, 1, 1, 2, layers=2, bidir=True, seed=3),
+                   make_sample(mode, 3, 3, 1, 2, lengths=[3, 2, 1], bidir=True, seed=4),
+                   make_sample(mode, 2, 2, 2, 2, bias=False, seed=5)]
+            if lstm:
+                out.append(make_sample(mode, 2, 2, 1, 2, layers=2, bidir=True, proj=1, seed=6))
+            return out
+        out = [make_sample(mode, 1, 1, 1, 1, seed=1),
                make_sample(mode, 3, 2, 3, 5, seed=2),
                make_sample(mode, 3, 1, 2, 3, layers=2, bidir=True, seed=3),
                make_sample(mode, 4, 3, 2, 3, lengths=[4, 2, 1], bidir=True, seed=4),

@@ -255,3 +255,40 @@ def test_kernel_rejects_bad_batch_sizes():
         _C.rnn_forward(*args, np.array([2, 2], np.int64), "RNN_TANH", False)
     with pytest.raises(ValueError, match=r"\[rnn\] expected mode"):
         _C.rnn_forward(*args, np.array([3, 2], np.int64), "LSTMX", False)
+
+
+@pytest.mark.parametrize("cls,kw,packed", [("LSTM", dict(hidden_size=3, proj_size=2, num_layers=2, bidirectional=True),
+                                            True),
+                                           ("GRU", dict(hidden_size=3, bidirectional=True), True),
+                                           ("RNN", dict(hidden_size=3, nonlinearity="relu", num_layers=2), False)],
+                         ids=["LSTM-proj-packed", "GRU-packed", "RNN-relu"])
+def test_module_on_device_matches_cpu(cls, kw, packed, device):
+    """The same module on every device (cuda: the CUDA sequence kernels): outputs, states, all gradients."""
+    from nnfast import _dispatch
+    if device != "cpu" and "rnn" not in _dispatch.ops(device):
+        pytest.skip(f"rnn has no kernel on {device} in this build")
+    rng = np.random.default_rng(10)
+    m_cpu = getattr(nn, cls)(2, **kw, dtype=np.float64)
+    m_dev = getattr(nn, cls)(2, **kw, dtype=np.float64)
+    m_dev.load_state_dict(m_cpu.state_dict())
+    m_dev.to(device)
+    x = rng.standard_normal((4, 3, 2))
+    runs = []
+    for m, dev in ((m_cpu, "cpu"), (m_dev, device)):
+        xt = nnfast.tensor(x, requires_grad=True)
+        inp = xt.to(dev)
+        if packed:
+            inp = rnn_utils.pack_padded_sequence(inp, [2, 4, 1], enforce_sorted=False)
+        y, st = m(inp)
+        if packed:
+            y = rnn_utils.pad_packed_sequence(y)[0]
+        parts = [y] + (list(st) if cls == "LSTM" else [st])
+        sum((p * p).sum() for p in parts).backward()
+        runs.append(([p.detach().cpu().numpy() for p in parts], xt.grad.numpy(),
+                     {k: p.grad.cpu().numpy() for k, p in m.named_parameters()}))
+    (outs_a, gx_a, gw_a), (outs_b, gx_b, gw_b) = runs
+    for a, b in zip(outs_a, outs_b):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(gx_b, gx_a, rtol=1e-12, atol=1e-13)
+    for k in gw_a:
+        np.testing.assert_allclose(gw_b[k], gw_a[k], rtol=1e-12, atol=1e-13, err_msg=k)
