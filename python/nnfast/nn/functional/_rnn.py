@@ -28,6 +28,24 @@ def _op_name(mode: str) -> str:
     return "RNN" if mode.startswith("RNN") else mode
 
 
+class _Block:
+    """Views carved in order from one flat allocation (each C-contiguous, aligned to the dtype): a layer's
+    output and saved arrays (or backward's workspaces) are one allocation, not six per direction."""
+
+    def __init__(self, xp: Any, dtype: Any, shapes: Sequence[Optional[tuple[int, ...]]]) -> None:
+        total = sum(int(np.prod(s)) for s in shapes if s is not None)
+        self.flat = xp.empty(total, dtype=dtype)
+        self.views: list[Any] = []
+        at = 0
+        for s in shapes:
+            if s is None:
+                self.views.append(None)
+                continue
+            size = int(np.prod(s))
+            self.views.append(self.flat[at:at + size].reshape(s))
+            at += size
+
+
 def _sizes(w: Sequence[Any], mode: str) -> tuple[int, int, int]:
     """(G*H, H, P) of one direction's weights."""
     GH = w[0].shape[0]
@@ -55,23 +73,24 @@ class RNNLayerFunction(Function):
         GH, H, P = _sizes(w, mode)
         lstm, gru = mode == "LSTM", mode == "GRU"
         ny, nh = R * D * P, D * N * P
-        flat = xp.empty(ny + nh + (D * N * H if lstm else 0), dtype=x.dtype)
-        y = flat[:ny].reshape(R, D * P)
-        h_n = flat[ny:ny + nh].reshape(D, N, P)
-        c_n = flat[ny + nh:].reshape(D, N, H) if lstm else None
         ws = [None if a is None else contiguous(a) for a in w]
         h0 = None if h0 is None else contiguous(h0)
         c0 = None if c0 is None else contiguous(c0)
+        # One block: the returned output / h_n / c_n first, then per direction what backward reads.
+        shapes: list[Optional[tuple[int, ...]]] = [(ny + nh + (D * N * H if lstm else 0),)]
+        for d in range(D):
+            proj = ws[_PER_DIR * d + 4] is not None
+            shapes += [(R, GH), (R, H) if lstm else None, (R, H) if proj else None, (R, P),
+                       (R, H) if lstm else None, (R, H) if gru else None]
+        views = _Block(xp, x.dtype, shapes).views
+        flat = views[0]
+        y = flat[:ny].reshape(R, D * P)
+        h_n = flat[ny:ny + nh].reshape(D, N, P)
+        c_n = flat[ny + nh:].reshape(D, N, H) if lstm else None
         saved = []
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh, w_hr = ws[_PER_DIR * d:_PER_DIR * (d + 1)]
-            proj = w_hr is not None
-
-            def buf(cols: int, want: bool = True) -> Any:
-                return xp.empty((R, cols), dtype=x.dtype) if want else None
-
-            gates, h_prev = buf(GH), buf(P)
-            c_all, c_prev, h_raw, hn = buf(H, lstm), buf(H, lstm), buf(H, proj), buf(H, gru)
+            gates, c_all, h_raw, h_prev, c_prev, hn = views[1 + 6 * d:7 + 6 * d]
             K.rnn_forward(y[:, d * P:(d + 1) * P], h_n[d], None if c_n is None else c_n[d], gates, c_all, h_raw,
                           h_prev, c_prev, hn, x, w_ih, w_hh, b_ih, b_hh, w_hr,
                           None if h0 is None else h0[d], None if c0 is None else c0[d], batch_sizes, mode, d == 1)
@@ -98,12 +117,13 @@ class RNNLayerFunction(Function):
         dx = xp.empty((R, I), dtype=x.dtype) if need[0] else None
         dh0 = xp.empty((D, N, P), dtype=x.dtype)
         dc0 = xp.empty((D, N, H), dtype=x.dtype) if lstm else None
-        dgates = xp.empty((R, GH), dtype=x.dtype)
-        dgates_x = xp.empty((R, GH), dtype=x.dtype) if gru else None
+        proj = ws[4] is not None
+        dgates, dgates_x, dh_all, dh_raw = _Block(xp, x.dtype, [(R, GH), (R, GH) if gru else None,
+                                                                (R, P) if proj else None,
+                                                                (N, H) if proj else None]).views
         grads: list[Any] = []
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh, w_hr = ws[_PER_DIR * d:_PER_DIR * (d + 1)]
-            proj = w_hr is not None
             base = 3 + _PER_DIR * d
             bufs: list[Any] = []
             results: list[Any] = []
@@ -116,9 +136,7 @@ class RNNLayerFunction(Function):
                     bufs.append(b)
                     results.append(r)
             gates, c_all, h_raw, h_prev, c_prev, hn = ctx.steps[d]
-            K.rnn_backward(dx, dh0[d], None if dc0 is None else dc0[d], *bufs, dgates, dgates_x,
-                           xp.empty((R, P), dtype=x.dtype) if proj else None,
-                           xp.empty((N, H), dtype=x.dtype) if proj else None,
+            K.rnn_backward(dx, dh0[d], None if dc0 is None else dc0[d], *bufs, dgates, dgates_x, dh_all, dh_raw,
                            dy[:, d * P:(d + 1) * P], dh_n[d], None if dc_n is None else dc_n[d], x, w_ih, w_hh,
                            w_hr, gates, c_all, h_raw, h_prev, c_prev, hn, batch_sizes, mode, d == 1,
                            accumulate_grad_input=d > 0)
