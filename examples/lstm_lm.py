@@ -15,6 +15,7 @@ import importlib
 import json
 import math
 import time
+from typing import Any, Optional
 
 import numpy as np
 
@@ -38,7 +39,10 @@ p.add_argument("--seed", type=int, default=0)
 args = p.parse_args()
 
 nnfast.manual_seed(args.seed)
-text = open(inspect.getsourcefile(importlib.import_module(args.module)), encoding="utf-8").read()
+source = inspect.getsourcefile(importlib.import_module(args.module))
+if source is None:
+    raise SystemExit(f"no source file for module {args.module!r}")
+text = open(source, encoding="utf-8").read()
 if args.max_chars:
     text = text[:args.max_chars]
 vocab = sorted(set(text))
@@ -46,7 +50,7 @@ ids = np.array([vocab.index(c) for c in text], dtype=np.int64)
 split = int(0.9 * len(ids))
 
 
-def streams(a, batch):
+def streams(a: np.ndarray, batch: int) -> np.ndarray:
     """(T, batch) int64: the text cut into `batch` contiguous streams, one per column."""
     T = len(a) // batch
     return np.ascontiguousarray(a[:T * batch].reshape(batch, T).T)
@@ -56,13 +60,13 @@ train, val = streams(ids[:split], args.batch), streams(ids[split:], max(1, min(a
 
 
 class CharLSTM(nn.Module):
-    def __init__(self, V):
+    def __init__(self, V: int) -> None:
         super().__init__()
         self.embed = nn.Embedding(V, args.embed)
         self.lstm = nn.LSTM(args.embed, args.hidden, num_layers=args.layers, dropout=args.dropout)
         self.head = nn.Linear(args.hidden, V)
 
-    def forward(self, x, state=None):
+    def forward(self, x: nnfast.Tensor, state: Optional[Any] = None) -> tuple[nnfast.Tensor, Any]:
         y, state = self.lstm(self.embed(x), state)
         return self.head(y), state
 
@@ -71,9 +75,10 @@ model = CharLSTM(len(vocab))
 opt = nnfast.optim.Adam(model.parameters(), lr=args.lr)
 
 
-def run_epoch(data, training):
+def run_epoch(data: np.ndarray, training: bool) -> float:
     model.train(training)
-    state, total, count = None, 0.0, 0
+    state: Optional[Any] = None
+    total, count = 0.0, 0
     for i in range(0, data.shape[0] - 1, args.bptt):
         n = min(args.bptt, data.shape[0] - 1 - i)
         x, y = nnfast.tensor(data[i:i + n]), nnfast.tensor(data[i + 1:i + 1 + n].reshape(-1))
@@ -97,7 +102,7 @@ def run_epoch(data, training):
 
 print(f"corpus: {args.module}.py, {len(text)} characters, vocabulary {len(vocab)}; "
       f"LSTM {args.layers}x{args.hidden}, bptt {args.bptt}, batch {args.batch}")
-history = {"train_ppl": [], "val_ppl": []}
+history: dict[str, list[float]] = {"train_ppl": [], "val_ppl": []}
 for epoch in range(1, args.epochs + 1):
     t0 = time.perf_counter()
     tr = run_epoch(train, True)
