@@ -2,9 +2,9 @@
 (whole sequences, one fused C++ time loop per layer and direction: nn.functional._rnn) and the cells
 ``RNNCell``, ``LSTMCell``, ``GRUCell``.
 
-Each step is two GEMMs (``F.linear`` with the bias fused: input and hidden projections of all
-gates at once, gates stacked along the output dim in PyTorch's order) and the gate arithmetic
-on the activation and tensor kernels. Parameters: ``weight_ih`` (G*H, in), ``weight_hh``
+A cell step is the sequence kernel of its layer run for one time step (``F.lstm`` / ``F.gru`` /
+``F.rnn_tanh`` / ``F.rnn_relu`` with T = 1): the input and hidden projections of all gates at once
+(GEMMs, gates stacked along the output dim in PyTorch's order) and one fused gate kernel. Parameters: ``weight_ih`` (G*H, in), ``weight_hh``
 (G*H, H), ``bias_ih`` / ``bias_hh`` (G*H,) with G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z,
 n); all initialised U(-1/sqrt(H), 1/sqrt(H)) as PyTorch does. Inputs may be batched (N, in) or
 unbatched (in,); a missing state is zeros.
@@ -65,8 +65,9 @@ class _CellBase(Module):
                              f"{(input.shape[0], self.hidden_size)}, got {tuple(h.shape)}")
         return h
 
-    def _gates(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return F.linear(x, self.weight_ih, self.bias_ih), F.linear(h, self.weight_hh, self.bias_hh)
+    def _params(self) -> list[Tensor]:
+        ps = [self.weight_ih, self.weight_hh]
+        return ps + [self.bias_ih, self.bias_hh] if self.bias else ps
 
 
 def _zeros_like_rows(input: Tensor, n: int) -> Any:
@@ -93,8 +94,8 @@ class RNNCell(_CellBase):
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
         x, unbatched = self._batched(input)
         h = self._state(hx, x, unbatched)
-        gi, gh = self._gates(x, h)
-        out = F.tanh(gi + gh) if self.nonlinearity == "tanh" else F.relu(gi + gh)
+        fn = F.rnn_tanh if self.nonlinearity == "tanh" else F.rnn_relu
+        out = fn(x.unsqueeze(0), h.unsqueeze(0), self._params(), self.bias)[1][0]
         return out.squeeze(0) if unbatched else out
 
 
@@ -113,13 +114,8 @@ class LSTMCell(_CellBase):
         x, unbatched = self._batched(input)
         h = self._state(None if hx is None else hx[0], x, unbatched)
         c = self._state(None if hx is None else hx[1], x, unbatched)
-        gi, gh = self._gates(x, h)
-        g = gi + gh
-        H = self.hidden_size
-        i, f = F.sigmoid(g[:, :H]), F.sigmoid(g[:, H:2 * H])
-        cand, o = F.tanh(g[:, 2 * H:3 * H]), F.sigmoid(g[:, 3 * H:])
-        c1 = f * c + i * cand
-        h1 = o * F.tanh(c1)
+        _, hn, cn = F.lstm(x.unsqueeze(0), (h.unsqueeze(0), c.unsqueeze(0)), self._params(), self.bias)
+        h1, c1 = hn[0], cn[0]
         return (h1.squeeze(0), c1.squeeze(0)) if unbatched else (h1, c1)
 
 
@@ -137,12 +133,7 @@ class GRUCell(_CellBase):
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
         x, unbatched = self._batched(input)
         h = self._state(hx, x, unbatched)
-        gi, gh = self._gates(x, h)
-        H = self.hidden_size
-        r = F.sigmoid(gi[:, :H] + gh[:, :H])
-        z = F.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
-        n = F.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
-        out = n + z * (h - n)
+        out = F.gru(x.unsqueeze(0), h.unsqueeze(0), self._params(), self.bias)[1][0]
         return out.squeeze(0) if unbatched else out
 
 
