@@ -291,7 +291,7 @@ def rnn_case(mode, proj=0, packed=False):
                      c_prev=np.empty((R, H), dt) if lstm else None, hn=np.empty((R, H), dt) if gru else None)
         y, hN, cN = np.empty((R, P), dt), np.empty((N, P), dt), (np.empty((N, H), dt) if lstm else None)
         _C.rnn_forward(y, hN, cN, saved["gates"], saved["c_all"], saved["h_raw"], saved["h_prev"], saved["c_prev"],
-                       saved["hn"], x, wi, wh, bi, bh, wr, h0, c0, bs, mode, False)
+                       saved["hn"], None, x, wi, wh, bi, bh, wr, h0, c0, bs, mode, False)
         dy, dhn, dcn = _r(dt, R, P), _r(dt, N, P), (_r(dt, N, H) if lstm else None)
 
         def call(o):

@@ -247,7 +247,7 @@ def test_pack_errors():
 def test_kernel_rejects_bad_batch_sizes():
     from nnfast import _C
     x = np.zeros((5, 2))
-    args = (np.zeros((5, 3)), np.zeros((2, 3)), None, np.zeros((5, 3)), None, None, np.zeros((5, 3)), None, None, x,
+    args = (np.zeros((5, 3)), np.zeros((2, 3)), None, np.zeros((5, 3)), None, None, np.zeros((5, 3)), None, None, None, x,
             np.zeros((3, 2)), np.zeros((3, 3)), None, None, None, None, None)
     with pytest.raises(ValueError, match=r"\[RNN\] expected batch_sizes non-increasing"):
         _C.rnn_forward(*args, np.array([2, 3], np.int64), "RNN_TANH", False)

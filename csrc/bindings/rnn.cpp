@@ -112,7 +112,8 @@ Sizes read_sizes(const std::string& mode_name, const py::array& x, const py::arr
 }
 
 void rnn_forward_binding(py::array y, py::array h_n, py::object c_n, py::array gates, py::object c_all,
-                         py::object h_raw, py::array h_prev, py::object c_prev, py::object hn, py::array x,
+                         py::object h_raw, py::array h_prev, py::object c_prev, py::object hn, py::object w_hh_t,
+                         py::array x,
                          py::array w_ih, py::array w_hh, py::object b_ih, py::object b_hh, py::object w_hr,
                          py::object h0, py::object c0, py::array batch_sizes, const std::string& mode, bool reverse) {
   const char* op = "rnn";
@@ -129,6 +130,8 @@ void rnn_forward_binding(py::array y, py::array h_n, py::object c_n, py::array g
   check_array(op, x, h_prev, "h_prev", {s.R, s.P}, true);
   c_prev = opt(op, x, c_prev, "c_prev", {s.R, s.H}, true, lstm);
   hn = opt(op, x, hn, "hn", {s.R, s.H}, true, gru);
+  w_hh_t = maybe(op, x, w_hh_t, "weight_hh_t", {s.P, GH}, true);
+  if (has(w_hh_t)) check_no_alias(op, w_hh_t.cast<py::array>(), "weight_hh_t", w_hh, "weight_hh");
   b_ih = maybe(op, x, b_ih, "bias_ih", {GH}, false);
   b_hh = maybe(op, x, b_hh, "bias_hh", {GH}, false);
   if (has(b_ih) != has(b_hh)) value_error(op, "bias_ih and bias_hh both given or both None");
@@ -146,10 +149,11 @@ void rnn_forward_binding(py::array y, py::array h_n, py::object c_n, py::array g
     using T = decltype(tag);
     return [=, &s, py_ = mut_ptr<T>(y), phn = mut_ptr<T>(h_n), pcn = opt_mut_ptr<T>(c_n), pg = mut_ptr<T>(gates),
             pca = opt_mut_ptr<T>(c_all), phr = opt_mut_ptr<T>(h_raw), php = mut_ptr<T>(h_prev),
-            pcp = opt_mut_ptr<T>(c_prev), phn2 = opt_mut_ptr<T>(hn), px = ptr<T>(x), pwi = ptr<T>(w_ih),
+            pcp = opt_mut_ptr<T>(c_prev), phn2 = opt_mut_ptr<T>(hn), pwt = opt_mut_ptr<T>(w_hh_t),
+            px = ptr<T>(x), pwi = ptr<T>(w_ih),
             pwh = ptr<T>(w_hh), pbi = opt_ptr<T>(b_ih), pbh = opt_ptr<T>(b_hh), pwr = opt_ptr<T>(w_hr),
             ph0 = opt_ptr<T>(h0), pc0 = opt_ptr<T>(c0)]() mutable {
-      rnn_forward<T>(py_, rs_y, phn, pcn, pg, pca, phr, php, pcp, phn2, px, pwi, pwh, pbi, pbh, pwr, ph0, pc0,
+      rnn_forward<T>(py_, rs_y, phn, pcn, pg, pca, phr, php, pcp, phn2, pwt, px, pwi, pwh, pbi, pbh, pwr, ph0, pc0,
                      s.batch.data(), s.T, s.N, s.I, s.H, s.P, s.mode, reverse);
     };
   });
@@ -217,8 +221,8 @@ void rnn_backward_binding(py::object dx, py::array dh0, py::object dc0, py::obje
 
 void init_rnn(py::module_& m) {
   m.def("rnn_forward", &rnn_forward_binding, py::arg("out"), py::arg("h_n"), py::arg("c_n"), py::arg("gates"),
-        py::arg("c_all"), py::arg("h_raw"), py::arg("h_prev"), py::arg("c_prev"), py::arg("hn"), py::arg("input"),
-        py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"), py::arg("weight_hr"),
+        py::arg("c_all"), py::arg("h_raw"), py::arg("h_prev"), py::arg("c_prev"), py::arg("hn"),
+        py::arg("weight_hh_t"), py::arg("input"), py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"), py::arg("weight_hr"),
         py::arg("h0"), py::arg("c0"), py::arg("batch_sizes"), py::arg("mode"), py::arg("reverse"));
   m.def("rnn_backward", &rnn_backward_binding, py::arg("grad_input"), py::arg("grad_h0"), py::arg("grad_c0"),
         py::arg("grad_weight_ih"), py::arg("grad_weight_hh"), py::arg("grad_bias_ih"), py::arg("grad_bias_hh"),

@@ -4,6 +4,7 @@
 // the live rows (rnn_isa.cpp). Backward mirrors it; weight gradients are GEMMs over all
 // rows at the end. Everything is deterministic: the GEMMs reduce in a fixed order and
 // the gate kernels are elementwise.
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -44,6 +45,18 @@ void copy_rows(T* dst, const T* src, index_t n) {
   if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
 }
 
+// out (cols, rows) = in (rows, cols)^T, in cache-sized tiles.
+template <typename T>
+void transpose(T* out, const T* in, index_t rows, index_t cols) {
+  constexpr index_t kTile = 32;
+  parallel_for((rows + kTile - 1) / kTile, 4, [&](index_t lo, index_t hi) {
+    for (index_t i0 = lo * kTile; i0 < std::min(rows, hi * kTile); i0 += kTile)
+      for (index_t j0 = 0; j0 < cols; j0 += kTile)
+        for (index_t i = i0; i < std::min(rows, i0 + kTile); ++i)
+          for (index_t j = j0; j < std::min(cols, j0 + kTile); ++j) out[j * rows + i] = in[i * cols + j];
+  });
+}
+
 template <typename T>
 void init_state(T* state, const T* init, index_t n) {
   if (init) copy_rows(state, init, n);
@@ -54,7 +67,7 @@ void init_state(T* state, const T* init, index_t n) {
 
 template <typename T>
 void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_raw, T* h_prev, T* c_prev, T* hn,
-                 const T* x, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* w_hr,
+                 T* w_hh_t, const T* x, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* w_hr,
                  const T* h0, const T* c0, const index_t* batch_sizes, index_t steps, index_t N, index_t I,
                  index_t H, index_t P, RnnMode mode, bool reverse) {
   const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
@@ -63,6 +76,17 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   const Steps s(batch_sizes, steps);
   init_state(h_n, h0, N * P);
   if (lstm) init_state(c_n, c0, N * H);
+
+  // The recurrent GEMM's B operand, W_hh^T (P, G*H): transposed once into w_hh_t when given, so
+  // the small-M per-step GEMMs read it in place (unit column stride) rather than packing it.
+  const T* wt = w_hh;
+  index_t rs_wt = 1, cs_wt = P;
+  if (w_hh_t) {
+    transpose(w_hh_t, w_hh, GH, P);
+    wt = w_hh_t;
+    rs_wt = GH;
+    cs_wt = 1;
+  }
 
   // Input projection of every step at once, b_ih fused: gates = x W_ih^T + b_ih.
   GemmEpilogue<T> ep;
@@ -78,10 +102,10 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
     copy_rows(hp, h_n, B * P);
     if (lstm) copy_rows(c_prev + r0 * H, c_n, B * H);
     if (gru) {  // r, z accumulate onto the input projection; n's hidden part stays apart
-      gemm<T>(B, 2 * H, P, T(1), hp, P, 1, w_hh, 1, P, T(1), g, GH, 1);
-      gemm<T>(B, H, P, T(1), hp, P, 1, w_hh + 2 * H * P, 1, P, T(0), hn + r0 * H, H, 1);
+      gemm<T>(B, 2 * H, P, T(1), hp, P, 1, wt, rs_wt, cs_wt, T(1), g, GH, 1);
+      gemm<T>(B, H, P, T(1), hp, P, 1, wt + 2 * H * cs_wt, rs_wt, cs_wt, T(0), hn + r0 * H, H, 1);
     } else {
-      gemm<T>(B, GH, P, T(1), hp, P, 1, w_hh, 1, P, T(1), g, GH, 1);
+      gemm<T>(B, GH, P, T(1), hp, P, 1, wt, rs_wt, cs_wt, T(1), g, GH, 1);
     }
     T* yr = y + r0 * rs_y;
     parallel_for(B, row_grain(GH), [&](index_t lo, index_t hi) {
@@ -161,7 +185,7 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
 }
 
 #define NNFAST_RNN_INSTANTIATE_(T)                                                                              \
-  template void rnn_forward<T>(T*, index_t, T*, T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,      \
+  template void rnn_forward<T>(T*, index_t, T*, T*, T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,      \
                                const T*, const T*, const T*, const T*, const T*, const index_t*, index_t,       \
                                index_t, index_t, index_t, index_t, RnnMode, bool);                             \
   template void rnn_backward<T>(T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, const T*, index_t, const T*,    \

@@ -190,10 +190,11 @@ std::vector<index_t> offsets(const index_t* batch_sizes, index_t steps, index_t*
 
 template <typename T>
 void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_raw, T* h_prev, T* c_prev, T* hn,
-                 const T* x, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* w_hr,
+                 T* w_hh_t, const T* x, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* w_hr,
                  const T* h0, const T* c0, const index_t* batch_sizes, index_t steps, index_t N, index_t I,
                  index_t H, index_t P, RnnMode mode, bool reverse, cudaStream_t stream) {
   using namespace rnn_k;
+  (void)w_hh_t;  // the CUDA GEMM reads W_hh^T in place
   const index_t G = rnn_gate_count(mode), GH = G * H;
   const bool lstm = mode == RnnMode::Lstm, gru = mode == RnnMode::Gru, proj = w_hr != nullptr;
   index_t R = 0;
@@ -294,7 +295,7 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
 }
 
 #define NNFAST_RNN_INSTANTIATE_(T)                                                                              \
-  template void rnn_forward<T>(T*, index_t, T*, T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,      \
+  template void rnn_forward<T>(T*, index_t, T*, T*, T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,      \
                                const T*, const T*, const T*, const T*, const T*, const index_t*, index_t,       \
                                index_t, index_t, index_t, index_t, RnnMode, bool, cudaStream_t);               \
   template void rnn_backward<T>(T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, const T*, index_t, const T*,    \

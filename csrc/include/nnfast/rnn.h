@@ -44,9 +44,11 @@ namespace cpu {
 // write the halves of one (R, 2P) array); h_n (N, P), c_n (N, H) (LSTM, else null):
 // the final states, which start as h0 / c0 (null: zeros).
 // x (R, I); w_ih (G*H, I); w_hh (G*H, P); b_ih, b_hh (G*H) or null; w_hr (P, H) or null.
+// w_hh_t (P, G*H): an optional workspace; when given, W_hh^T is copied there once so the per-step GEMM
+// reads its B operand with unit column stride, in place, instead of packing W_hh at every step.
 template <typename T>
 void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_raw, T* h_prev, T* c_prev, T* hn,
-                 const T* x, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* w_hr,
+                 T* w_hh_t, const T* x, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* w_hr,
                  const T* h0, const T* c0, const index_t* batch_sizes, index_t steps, index_t N, index_t I,
                  index_t H, index_t P, RnnMode mode, bool reverse);
 

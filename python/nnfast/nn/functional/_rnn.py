@@ -81,7 +81,7 @@ class RNNLayerFunction(Function):
         for d in range(D):
             proj = ws[_PER_DIR * d + 4] is not None
             shapes += [(R, GH), (R, H) if lstm else None, (R, H) if proj else None, (R, P),
-                       (R, H) if lstm else None, (R, H) if gru else None]
+                       (R, H) if lstm else None, (R, H) if gru else None, (P, GH)]
         views = _Block(xp, x.dtype, shapes).views
         flat = views[0]
         y = flat[:ny].reshape(R, D * P)
@@ -90,9 +90,9 @@ class RNNLayerFunction(Function):
         saved = []
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh, w_hr = ws[_PER_DIR * d:_PER_DIR * (d + 1)]
-            gates, c_all, h_raw, h_prev, c_prev, hn = views[1 + 6 * d:7 + 6 * d]
+            gates, c_all, h_raw, h_prev, c_prev, hn, w_hh_t = views[1 + 7 * d:8 + 7 * d]
             K.rnn_forward(y[:, d * P:(d + 1) * P], h_n[d], None if c_n is None else c_n[d], gates, c_all, h_raw,
-                          h_prev, c_prev, hn, x, w_ih, w_hh, b_ih, b_hh, w_hr,
+                          h_prev, c_prev, hn, w_hh_t, x, w_ih, w_hh, b_ih, b_hh, w_hr,
                           None if h0 is None else h0[d], None if c0 is None else c0[d], batch_sizes, mode, d == 1)
             saved.append((gates, c_all, h_raw, h_prev, c_prev, hn))
         ctx.save_for_backward(x, *ws)
