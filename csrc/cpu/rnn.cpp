@@ -34,9 +34,10 @@ inline index_t step_at(index_t k, index_t steps, bool backwards_in_time) {
   return backwards_in_time ? steps - 1 - k : k;
 }
 
-// Rows per gate-kernel task: enough work per thread that a short step stays serial.
+// Rows per gate-kernel task: a step's gate work is tiny next to its GEMM, so it stays serial below
+// kElementwiseGrain gate values per thread (a fork/join per step costs more than it saves there).
 inline index_t row_grain(index_t width) {
-  const index_t g = kElementwiseGrain / 4 / (width > 0 ? width : 1);
+  const index_t g = kElementwiseGrain / (width > 0 ? width : 1);
   return g > 1 ? g : 1;
 }
 
