@@ -326,6 +326,46 @@ CASES += ([(f"embedding_backward[freq={f}]", embedding_case(f)) for f in (False,
              ("embedding_bag_backward[max]", embedding_bag_case(2, False))])
 
 
+def rnn_case(mode, proj=0, packed=False):
+    """One layer-direction of the recurrent sequence kernels: dx, dh0, dc0 overwrite; the weights accumulate.
+    (The per-call workspaces are fresh arrays inside the call: they are not gradients.)"""
+    def build(dt):
+        G = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1}[mode]
+        N, I, H = 3, 5, 4
+        P = proj or H
+        bs = np.array([3, 2, 2, 1] if packed else [3, 3, 3, 3], np.int64)
+        R = int(bs.sum())
+        lstm, gru = mode == "LSTM", mode == "GRU"
+        x, wi, wh = _r(dt, R, I), _r(dt, G * H, I), _r(dt, G * H, P)
+        bi, bh, wr = _r(dt, G * H), _r(dt, G * H), (_r(dt, P, H) if proj else None)
+        h0, c0 = _r(dt, N, P), (_r(dt, N, H) if lstm else None)
+        saved = dict(gates=np.empty((R, G * H), dt), c_all=np.empty((R, H), dt) if lstm else None,
+                     h_raw=np.empty((R, H), dt) if proj else None, h_prev=np.empty((R, P), dt),
+                     c_prev=np.empty((R, H), dt) if lstm else None, hn=np.empty((R, H), dt) if gru else None)
+        y, hN, cN = np.empty((R, P), dt), np.empty((N, P), dt), (np.empty((N, H), dt) if lstm else None)
+        _C.rnn_forward(y, hN, cN, saved["gates"], saved["c_all"], saved["h_raw"], saved["h_prev"], saved["c_prev"],
+                       saved["hn"], None, x, wi, wh, bi, bh, wr, h0, c0, bs, mode, False)
+        dy, dhn, dcn = _r(dt, R, P), _r(dt, N, P), (_r(dt, N, H) if lstm else None)
+
+        def call(o):
+            _C.rnn_backward(o["dx"], o["dh0"], o.get("dc0"), o["dwi"], o["dwh"], o["dbi"], o["dbh"], o.get("dwr"),
+                            np.empty((R, G * H), dt), np.empty((R, G * H), dt) if gru else None,
+                            np.empty((R, P), dt) if proj else None, np.empty((N, H), dt) if proj else None,
+                            dy, dhn, dcn, x, wi, wh, wr, saved["gates"], saved["c_all"], saved["h_raw"],
+                            saved["h_prev"], saved["c_prev"], saved["hn"], bs, mode, False)
+        outs = {"dx": (x.shape, ACT), "dh0": (h0.shape, ACT), "dwi": (wi.shape, PARAM), "dwh": (wh.shape, PARAM),
+                "dbi": (bi.shape, PARAM), "dbh": (bh.shape, PARAM)}
+        if lstm:
+            outs["dc0"] = ((N, H), ACT)
+        if proj:
+            outs["dwr"] = (wr.shape, PARAM)
+        return call, outs
+    return build
+
+
+CASES += [("rnn_backward[LSTM]", rnn_case("LSTM")), ("rnn_backward[LSTM,proj,packed]", rnn_case("LSTM", 2, True)),
+          ("rnn_backward[GRU,packed]", rnn_case("GRU", 0, True)), ("rnn_backward[RNN_TANH]", rnn_case("RNN_TANH"))]
+
 # Every backward entry point of _C must appear in the table (a new one needs a line here).
 _BACKWARD_BINDINGS = {"act_backward", "prelu_backward", "swish_backward", "glu_backward", "softmax_backward",
                       "layer_norm_backward", "batch_norm_backward", "group_norm_backward", "weight_norm_backward",
@@ -334,6 +374,7 @@ _BACKWARD_BINDINGS = {"act_backward", "prelu_backward", "swish_backward", "glu_b
                       "linear_cross_entropy_backward", "penalty_backward", "bias_grad", "gemm",
                       "sdpa_backward"}
 _BACKWARD_BINDINGS |= {"embedding_backward", "embedding_bag_backward"}
+_BACKWARD_BINDINGS |= {"rnn_backward"}  # recurrent family
 
 
 def test_table_covers_every_backward_binding():

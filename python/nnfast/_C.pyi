@@ -184,6 +184,20 @@ def rmse_loss(out: _Array, input: _Array, target: _Array) -> None: ...
 def rmsprop_step(params: _Arrays, grads: _Arrays, square_avgs: _Arrays, grad_avgs: Optional[_Arrays],
                  momentum_buffers: Optional[_Arrays], lr: _Float, alpha: _Float, eps: _Float, weight_decay: _Float,
                  momentum: _Float, centered: bool, maximize: bool) -> None: ...
+def rnn_backward(grad_input: Optional[_Array], grad_h0: _Array, grad_c0: Optional[_Array],
+                 grad_weight_ih: Optional[_Array], grad_weight_hh: Optional[_Array], grad_bias_ih: Optional[_Array],
+                 grad_bias_hh: Optional[_Array], grad_weight_hr: Optional[_Array], grad_gates: _Array,
+                 grad_gates_x: Optional[_Array], grad_h_all: Optional[_Array], grad_h_raw: Optional[_Array],
+                 grad: Optional[_Array], grad_h_n: Optional[_Array], grad_c_n: Optional[_Array], input: _Array,
+                 weight_ih: _Array, weight_hh: _Array, weight_hr: Optional[_Array], gates: _Array,
+                 c_all: Optional[_Array], h_raw: Optional[_Array], h_prev: _Array, c_prev: Optional[_Array],
+                 hn: Optional[_Array], batch_sizes: _Array, mode: str, reverse: bool,
+                 accumulate_grad_input: bool = False) -> None: ...
+def rnn_forward(out: _Array, h_n: _Array, c_n: Optional[_Array], gates: _Array, c_all: Optional[_Array],
+                h_raw: Optional[_Array], h_prev: _Array, c_prev: Optional[_Array], hn: Optional[_Array],
+                weight_hh_t: Optional[_Array], input: _Array, weight_ih: _Array, weight_hh: _Array, bias_ih: Optional[_Array],
+                bias_hh: Optional[_Array], weight_hr: Optional[_Array], h0: Optional[_Array], c0: Optional[_Array],
+                batch_sizes: _Array, mode: str, reverse: bool) -> None: ...
 def scatter_dim(out: _Array, grad: _Array, index: _Array, dim: _Int) -> None: ...
 def sdpa_backward(grad_query: _Array, grad_key: _Array, grad_value: _Array, grad_mask: Optional[_Array], grad: _Array,
                   out: _Array, lse: _Array, query: _Array, key: _Array, value: _Array, attn_mask: Optional[_Array],

@@ -150,6 +150,7 @@ _TABLE: dict[str, _Op] = {
     "embedding_bag": _op(EMBED, cpu=("embedding_bag_forward", "embedding_bag_backward", "embedding_renorm")),
 
     # recurrent layers (one GEMM per step + fused gate kernels)
+    "rnn": _op(RNN, cpu=("rnn_forward", "rnn_backward")),
 
     # attention (fused scaled dot-product attention)
     "scaled_dot_product_attention": _op(ATTN, cpu=("sdpa_forward", "sdpa_backward")),

@@ -1,0 +1,41 @@
+// Recurrent-layer internals: the fused gate kernels of one step, per row, as a
+// per-ISA table (rnn_isa.cpp fills one per instruction set; rnn.cpp, the sequence
+// driver, runs them over a step's rows with isa_ops<RnnOps<T>>()).
+//
+// Row layouts: g / dg / dgx hold G blocks of H (PyTorch's gate order); every other
+// row is H wide. b_hh (G*H) may be null; dy may be null (no output gradient).
+#pragma once
+#include "core/isa_dispatch.h"
+#include "nnfast/common.h"
+
+namespace nnfast::cpu {
+namespace rnn_detail {
+
+template <typename T>
+struct RnnOps {
+  // LSTM. g in: x W_ih^T + b_ih + h W_hh^T; out: sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+  // (b_hh added first). c: in c_prev, out c' = f c + i g (also stored to c_save);
+  // h = o tanh(c'), stored to h and, when h2 is set, to h2.
+  void (*lstm_forward)(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t H);
+  // dc: in the gradient of c' (from the later step), out that of c_prev; dh (+ dy) is the
+  // gradient of h; dg =: the pre-activation gradients.
+  void (*lstm_backward)(T* dg, T* dc, const T* dh, const T* dy, const T* g, const T* c, const T* c_prev,
+                        index_t H);
+  // GRU. g in: x W_ih^T + b_ih with h W_h{r,z}^T added to r, z; hn in: h W_hn^T, out: + b_hn.
+  // r, z = sigmoid, n = tanh(g_n + r hn); h' = n + z (h_prev - n) to h (and h2).
+  void (*gru_forward)(T* g, T* hn, T* h, T* h2, const T* h_prev, const T* b_hh, index_t H);
+  // dh: in the gradient of h' (plus dy), out its direct part z dh' (the GEMM adds the rest);
+  // dgh =: hidden-side gate gradients (n: dn_pre * r), dgx =: input-side ones (n: dn_pre).
+  void (*gru_backward)(T* dgh, T* dgx, T* dh, const T* dy, const T* g, const T* hn, const T* h_prev, index_t H);
+  // Elman RNN: g in the pre-activation (b_hh added here), out h' = tanh or relu; h (and h2) = h'.
+  void (*rnn_forward)(T* g, T* h, T* h2, const T* b_hh, index_t H, bool relu);
+  void (*rnn_backward)(T* dg, const T* dh, const T* dy, const T* g, index_t H, bool relu);
+  // out = a + b (b may be null: a copy); the projected LSTM's output gradient.
+  void (*add)(T* out, const T* a, const T* b, index_t n);
+};
+
+}  // namespace rnn_detail
+
+NNFAST_ISA_DECLARE_TABLE_T(rnn_detail::RnnOps)
+
+}  // namespace nnfast::cpu
