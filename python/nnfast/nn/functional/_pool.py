@@ -37,8 +37,10 @@ def _ints(op: str, v: Any, n: int, name: str) -> tuple[int, ...]:
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return (int(v),) * n
     try:
+        if isinstance(v, (str, bytes)):
+            raise TypeError
         t = tuple(int(e) for e in v)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"[{op}] expected {name} to be an int or a sequence of {n} ints, "
                         f"got {type(v).__name__}") from None
     if len(t) == 1:
