@@ -161,13 +161,22 @@ def test_max_pool_overlapping_windows_sum_gradients(device):
     assert g[0, 0, 1, 1] == 4.0 and g.sum() == 4.0
 
 
-def test_max_pool_nan_propagates_like_torch():
-    x = _x((1, 1, 4, 4))
+@pytest.mark.parametrize("padding", [0, 1])
+def test_max_pool_nan_propagates_like_torch(padding, device):
+    """NaN wins its window; with two NaNs PyTorch's rule (v > best || isnan(v)) keeps the last one."""
+    x = _x((1, 2, 6, 6))
     x[0, 0, 1, 2] = np.nan
-    yn, jn = F.max_pool2d(nnfast.from_numpy(x), 2, return_indices=True)
-    yt, jt = TF.max_pool2d(torch.tensor(x), 2, return_indices=True)
-    np.testing.assert_array_equal(yn.numpy(), yt.numpy())
-    np.testing.assert_array_equal(jn.numpy(), jt.numpy())
+    x[0, 1, 2, 2] = x[0, 1, 2, 3] = x[0, 1, 0, 0] = np.nan
+    for call_n, call_t in ((lambda t: F.max_pool2d(t, 2, padding=padding, return_indices=True),
+                            lambda t: TF.max_pool2d(t, 2, padding=padding, return_indices=True)),
+                           (lambda t: F.max_pool2d(t, 3, 1, padding, return_indices=True),
+                            lambda t: TF.max_pool2d(t, 3, 1, padding, return_indices=True)),
+                           (lambda t: F.adaptive_max_pool2d(t, 4, True), lambda t: TF.adaptive_max_pool2d(t, 4, True))):
+        t = nnfast.from_numpy(x)
+        yn, jn = call_n(t.to(device) if device != "cpu" else t)
+        yt, jt = call_t(torch.tensor(x))
+        np.testing.assert_array_equal(yn.to("cpu").numpy(), yt.numpy())
+        np.testing.assert_array_equal(jn.to("cpu").numpy(), jt.numpy())
 
 
 @pytest.mark.parametrize("case", ["max", "avg", "adaptive", "bilinear", "nearest"])

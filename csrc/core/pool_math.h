@@ -20,31 +20,55 @@ namespace nnfast {
 namespace pool_math {
 
 // ------------------------------------------------------------------ max pooling
-// Window of output (oh, ow): rows oh*sH - pH + k*dH (k < kH), inside [0, H); likewise
-// columns. The first maximum wins (strict >), NaN propagates (a NaN replaces the
-// running maximum, as in PyTorch). The index is the flat h * W + w of the plane.
+// The taps k in [lo, hi) of a window starting at `start` (k * d steps, k < K) that fall
+// inside [0, n); the common interior case costs no division.
+NNFAST_HD inline void window_taps(index_t start, index_t K, index_t d, index_t n, index_t* lo, index_t* hi) {
+  if (start >= 0 && start + (K - 1) * d < n) {
+    *lo = 0;
+    *hi = K;
+    return;
+  }
+  const index_t l = start < 0 ? (-start + d - 1) / d : 0;
+  index_t h = n - start <= 0 ? 0 : (n - start + d - 1) / d;
+  h = h < K ? h : K;
+  *lo = l;
+  *hi = h > l ? h : l;
+}
+
+// The maximum of rows h0 + k dH (k in [a0, a1)) x columns w0 + k dW (k in [b0, b1)) and its
+// flat index h * W + w, with PyTorch's rule `v > best || isnan(v)`: the first maximum wins and
+// NaN propagates (the last NaN's index). An empty window gives -inf and index -1.
+template <typename T>
+NNFAST_HD inline T window_max(const T* x, index_t W, index_t h0, index_t dH, index_t a0, index_t a1, index_t w0,
+                              index_t dW, index_t b0, index_t b1, std::int64_t* index) {
+  if (a0 >= a1 || b0 >= b1) {
+    *index = -1;
+    return -INFINITY;
+  }
+  std::int64_t bi = (h0 + a0 * dH) * W + w0 + b0 * dW;
+  T best = x[bi];
+  for (index_t kh = a0; kh < a1; ++kh) {
+    const index_t row = (h0 + kh * dH) * W + w0;
+    for (index_t kw = b0; kw < b1; ++kw) {
+      const index_t i = row + kw * dW;
+      const T v = x[i];
+      const bool take = (v > best) | (v != v);  // non-short-circuit: selects, not unpredictable branches
+      best = take ? v : best;
+      bi = take ? i : bi;
+    }
+  }
+  *index = bi;
+  return best;
+}
+
+// Window of output (oh, ow): rows oh*sH - pH + k*dH (k < kH), inside [0, H); likewise columns.
 template <typename T>
 NNFAST_HD inline T max_pool_at(const T* x, const PoolGeom& g, index_t oh, index_t ow, std::int64_t* index) {
   const index_t h0 = oh * g.sH - g.pH, w0 = ow * g.sW - g.pW;
-  T best = -INFINITY;
-  std::int64_t best_i = -1;
-  for (index_t kh = 0; kh < g.kH; ++kh) {
-    const index_t h = h0 + kh * g.dH;
-    if (h < 0 || h >= g.H) continue;
-    for (index_t kw = 0; kw < g.kW; ++kw) {
-      const index_t w = w0 + kw * g.dW;
-      if (w < 0 || w >= g.W) continue;
-      const T v = x[h * g.W + w];
-      if (best_i < 0 || v > best || v != v) {
-        best = v;
-        best_i = h * g.W + w;
-        if (v != v) goto done;  // NaN: nothing can replace it
-      }
-    }
-  }
-done:
-  *index = best_i;
-  return best;
+  index_t a0, a1, b0, b1;
+  window_taps(h0, g.kH, g.dH, g.H, &a0, &a1);
+  window_taps(w0, g.kW, g.dW, g.W, &b0, &b1);
+  return window_max(x, g.W, h0, g.dH, a0, a1, w0, g.dW, b0, b1, index);
 }
 
 // dx (in_plane) = sum of dy over the outputs whose saved index is that element
@@ -147,20 +171,7 @@ template <typename T>
 NNFAST_HD inline T adaptive_max_at(const T* x, const PoolGeom& g, index_t oh, index_t ow, std::int64_t* index) {
   const index_t h0 = adaptive_start(oh, g.H, g.OH), h1 = adaptive_end(oh, g.H, g.OH);
   const index_t w0 = adaptive_start(ow, g.W, g.OW), w1 = adaptive_end(ow, g.W, g.OW);
-  T best = -INFINITY;
-  std::int64_t best_i = -1;
-  for (index_t h = h0; h < h1; ++h)
-    for (index_t w = w0; w < w1; ++w) {
-      const T v = x[h * g.W + w];
-      if (best_i < 0 || v > best || v != v) {
-        best = v;
-        best_i = h * g.W + w;
-        if (v != v) goto done;
-      }
-    }
-done:
-  *index = best_i;
-  return best;
+  return window_max(x, g.W, h0, 1, 0, h1 - h0, w0, 1, 0, w1 - w0, index);
 }
 
 // ------------------------------------------------------------------ interpolation
@@ -207,51 +218,60 @@ NNFAST_HD inline LinearTap<A> linear_tap(index_t dst, index_t in, A ratio, bool 
   return {i0, i1, A(1) - l1, l1};
 }
 
-// The four taps of output (oh, ow) under 'bilinear' (1-d 'linear' is H = OH = 1).
+// The taps of output row / column `dst` of one axis under 'bilinear' / 'linear' (1-d is
+// H = OH = 1). The CPU driver tabulates them once per call; CUDA threads compute their own.
 template <typename T>
-struct BilinearTaps {
-  LinearTap<T> h, w;
-};
-
-template <typename T>
-NNFAST_HD inline BilinearTaps<T> bilinear_taps(const ResampleGeom& g, index_t oh, index_t ow, bool align_corners) {
-  const T rh = resample_ratio<T>(g.H, g.OH, align_corners, g.scale_h);
-  const T rw = resample_ratio<T>(g.W, g.OW, align_corners, g.scale_w);
-  return {linear_tap<T>(oh, g.H, rh, align_corners), linear_tap<T>(ow, g.W, rw, align_corners)};
+NNFAST_HD inline LinearTap<T> axis_tap(index_t dst, index_t in, index_t out, double scale_factor, bool align_corners) {
+  return linear_tap<T>(dst, in, resample_ratio<T>(in, out, align_corners, scale_factor), align_corners);
 }
+
+// One bilinear output from source rows r0 (tap h.i0) and r1 (tap h.i1); the one formula of
+// forward on both devices.
+template <typename T>
+NNFAST_HD inline T bilinear_combine(const T* r0, const T* r1, const LinearTap<T>& h, const LinearTap<T>& w) {
+  return h.w0 * (w.w0 * r0[w.i0] + w.w1 * r0[w.i1]) + h.w1 * (w.w0 * r1[w.i0] + w.w1 * r1[w.i1]);
+}
+
+// Backward of bilinear_combine: d's shares added to the four source elements, in this order.
+template <typename T>
+NNFAST_HD inline void bilinear_spread(T* r0, T* r1, const LinearTap<T>& h, const LinearTap<T>& w, T d) {
+  r0[w.i0] += h.w0 * w.w0 * d;
+  r0[w.i1] += h.w0 * w.w1 * d;
+  r1[w.i0] += h.w1 * w.w0 * d;
+  r1[w.i1] += h.w1 * w.w1 * d;
+}
+
+NNFAST_HD inline bool is_nearest(Resample mode) { return mode == Resample::Nearest || mode == Resample::NearestExact; }
 
 template <typename T>
 NNFAST_HD inline T interpolate_at(const T* x, const ResampleGeom& g, index_t oh, index_t ow, Resample mode) {
-  if (mode == Resample::Nearest || mode == Resample::NearestExact) {
+  if (is_nearest(mode)) {
     const bool exact = mode == Resample::NearestExact;
     return x[nearest_source(oh, g.H, g.OH, g.scale_h, exact) * g.W + nearest_source(ow, g.W, g.OW, g.scale_w, exact)];
   }
-  const BilinearTaps<T> t = bilinear_taps<T>(g, oh, ow, mode == Resample::BilinearAlignCorners);
-  const T* r0 = x + t.h.i0 * g.W;
-  const T* r1 = x + t.h.i1 * g.W;
-  return t.h.w0 * (t.w.w0 * r0[t.w.i0] + t.w.w1 * r0[t.w.i1]) + t.h.w1 * (t.w.w0 * r1[t.w.i0] + t.w.w1 * r1[t.w.i1]);
+  const bool align = mode == Resample::BilinearAlignCorners;
+  const LinearTap<T> h = axis_tap<T>(oh, g.H, g.OH, g.scale_h, align);
+  const LinearTap<T> w = axis_tap<T>(ow, g.W, g.OW, g.scale_w, align);
+  return bilinear_combine(x + h.i0 * g.W, x + h.i1 * g.W, h, w);
 }
 
+// The CUDA backward (one thread per plane); the CPU driver runs the same loop over tabulated taps.
 template <typename T>
 NNFAST_HD inline void interpolate_plane_backward(T* dx, const T* dy, const ResampleGeom& g, Resample mode) {
   for (index_t i = 0; i < g.H * g.W; ++i) dx[i] = T(0);
-  const bool nearest = mode == Resample::Nearest || mode == Resample::NearestExact;
   const bool exact = mode == Resample::NearestExact;
-  for (index_t oh = 0; oh < g.OH; ++oh)
-    for (index_t ow = 0; ow < g.OW; ++ow) {
-      const T d = dy[oh * g.OW + ow];
-      if (nearest) {
-        dx[nearest_source(oh, g.H, g.OH, g.scale_h, exact) * g.W + nearest_source(ow, g.W, g.OW, g.scale_w, exact)] += d;
-        continue;
-      }
-      const BilinearTaps<T> t = bilinear_taps<T>(g, oh, ow, mode == Resample::BilinearAlignCorners);
-      T* r0 = dx + t.h.i0 * g.W;
-      T* r1 = dx + t.h.i1 * g.W;
-      r0[t.w.i0] += t.h.w0 * t.w.w0 * d;
-      r0[t.w.i1] += t.h.w0 * t.w.w1 * d;
-      r1[t.w.i0] += t.h.w1 * t.w.w0 * d;
-      r1[t.w.i1] += t.h.w1 * t.w.w1 * d;
+  const bool align = mode == Resample::BilinearAlignCorners;
+  for (index_t oh = 0; oh < g.OH; ++oh) {
+    if (is_nearest(mode)) {
+      T* row = dx + nearest_source(oh, g.H, g.OH, g.scale_h, exact) * g.W;
+      for (index_t ow = 0; ow < g.OW; ++ow) row[nearest_source(ow, g.W, g.OW, g.scale_w, exact)] += dy[oh * g.OW + ow];
+      continue;
     }
+    const LinearTap<T> h = axis_tap<T>(oh, g.H, g.OH, g.scale_h, align);
+    for (index_t ow = 0; ow < g.OW; ++ow)
+      bilinear_spread(dx + h.i0 * g.W, dx + h.i1 * g.W, h, axis_tap<T>(ow, g.W, g.OW, g.scale_w, align),
+                      dy[oh * g.OW + ow]);
+  }
 }
 
 // ------------------------------------------------------------------ pixel shuffle

@@ -6,6 +6,10 @@
 #include "nnfast/pool.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "core/parallel_for.h"
 #include "core/pool_math.h"
@@ -33,6 +37,20 @@ void forward_rows(T* y, std::int64_t* idx, const T* x, index_t planes, index_t i
   });
 }
 
+// mask (all ones or zero) ? a : b on the bit patterns of floats (no branch).
+template <typename T>
+inline T blend_bits(std::int64_t mask, T a, T b) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  U ua, ub;
+  std::memcpy(&ua, &a, sizeof(T));
+  std::memcpy(&ub, &b, sizeof(T));
+  const U m = static_cast<U>(mask);
+  const U r = (ua & m) | (ub & ~m);
+  T out;
+  std::memcpy(&out, &r, sizeof(T));
+  return out;
+}
+
 // Each thread takes whole planes: f(p).
 template <typename F>
 void per_plane(index_t planes, index_t work_per_plane, F&& f) {
@@ -43,12 +61,55 @@ void per_plane(index_t planes, index_t work_per_plane, F&& f) {
 
 }  // namespace
 
+// Max pooling, one output row at a time. Border columns (windows clipped by padding) go
+// through pool_math::max_pool_at; the interior columns are updated tap by tap (taps in the
+// same row-major order as max_pool_at, so the same bits and indices), which makes the
+// compare / select chains of neighbouring outputs independent and the loop over columns
+// vectorizable, instead of one serial chain per window.
 template <typename T>
 void max_pool2d_forward(T* y, std::int64_t* indices, const T* x, index_t planes, const PoolGeom& g) {
-  forward_rows(y, indices, x, planes, g.H * g.W, g.OH, g.OW, g.kH * g.kW,
-               [&g](const T* xp, index_t oh, index_t ow, std::int64_t* i) {
-                 return pool_math::max_pool_at(xp, g, oh, ow, i);
-               });
+  const index_t OH = g.OH, OW = g.OW, W = g.W, in_plane = g.H * W;
+  // Interior columns: ow * sW - pW >= 0 and ow * sW - pW + (kW - 1) dW < W.
+  const index_t ow_lo = std::min<index_t>(OW, (g.pW + g.sW - 1) / g.sW);
+  const index_t last = W - 1 - (g.kW - 1) * g.dW + g.pW;  // largest allowed ow * sW
+  const index_t ow_hi = std::max<index_t>(ow_lo, std::min<index_t>(OW, last < 0 ? 0 : last / g.sW + 1));
+  parallel_for(planes * OH, grain_for(OW * g.kH * g.kW), [&](index_t lo, index_t hi) {
+    for (index_t r = lo; r < hi; ++r) {
+      const index_t p = r / OH, oh = r % OH;
+      const T* xp = x + p * in_plane;
+      T* yr = y + r * OW;
+      std::int64_t* ir = indices + r * OW;
+      for (index_t ow = 0; ow < ow_lo; ++ow) yr[ow] = pool_math::max_pool_at(xp, g, oh, ow, ir + ow);
+      for (index_t ow = ow_hi; ow < OW; ++ow) yr[ow] = pool_math::max_pool_at(xp, g, oh, ow, ir + ow);
+      if (ow_lo >= ow_hi) continue;
+      const index_t h0 = oh * g.sH - g.pH;
+      index_t a0, a1;
+      pool_math::window_taps(h0, g.kH, g.dH, g.H, &a0, &a1);
+      if (a0 >= a1) {  // no row of the window inside the input
+        for (index_t ow = ow_lo; ow < ow_hi; ++ow) yr[ow] = -INFINITY, ir[ow] = -1;
+        continue;
+      }
+      const index_t sW = g.sW, col0 = -g.pW;  // window of ow starts at column ow * sW + col0
+      const index_t first = (h0 + a0 * g.dH) * W + col0;
+      for (index_t ow = ow_lo; ow < ow_hi; ++ow) {
+        yr[ow] = xp[first + ow * sW];
+        ir[ow] = first + ow * sW;
+      }
+      for (index_t kh = a0; kh < a1; ++kh)
+        for (index_t kw = 0; kw < g.kW; ++kw) {
+          const index_t base = (h0 + kh * g.dH) * W + col0 + kw * g.dW;
+          for (index_t ow = ow_lo; ow < ow_hi; ++ow) {
+            const index_t i = base + ow * sW;
+            const T v = xp[i];
+            // take = v > best || isnan(v), applied with bit masks: on random data a branch
+            // here mispredicts every other element (GCC emits one for a float ternary).
+            const std::int64_t take = -static_cast<std::int64_t>((v > yr[ow]) | (v != v));
+            yr[ow] = blend_bits(take, v, yr[ow]);
+            ir[ow] = (i & take) | (ir[ow] & ~take);
+          }
+        }
+    }
+  });
 }
 
 template <typename T>
@@ -101,18 +162,86 @@ void adaptive_max_pool2d_forward(T* y, std::int64_t* indices, const T* x, index_
                });
 }
 
-template <typename T>
-void interpolate_forward(T* y, const T* x, index_t planes, const ResampleGeom& g, Resample mode) {
-  forward_rows(y, static_cast<std::int64_t*>(nullptr), x, planes, g.H * g.W, g.OH, g.OW, 4,
-               [&](const T* xp, index_t oh, index_t ow, std::int64_t*) {
-                 return pool_math::interpolate_at(xp, g, oh, ow, mode);
-               });
-}
+// Interpolation: the source index / taps of every output row and column are tabulated
+// once per call (core/pool_math.h computes each entry, as the CUDA threads do), so the
+// loops over planes only gather and combine.
+namespace {
+
+struct NearestTable {
+  std::vector<index_t> row, col;  // source row of each oh, source column of each ow
+  NearestTable(const ResampleGeom& g, bool exact) : row(g.OH), col(g.OW) {
+    for (index_t o = 0; o < g.OH; ++o) row[o] = pool_math::nearest_source(o, g.H, g.OH, g.scale_h, exact);
+    for (index_t o = 0; o < g.OW; ++o) col[o] = pool_math::nearest_source(o, g.W, g.OW, g.scale_w, exact);
+  }
+};
 
 template <typename T>
+struct LinearTable {
+  std::vector<pool_math::LinearTap<T>> row, col;
+  LinearTable(const ResampleGeom& g, bool align) : row(g.OH), col(g.OW) {
+    for (index_t o = 0; o < g.OH; ++o) row[o] = pool_math::axis_tap<T>(o, g.H, g.OH, g.scale_h, align);
+    for (index_t o = 0; o < g.OW; ++o) col[o] = pool_math::axis_tap<T>(o, g.W, g.OW, g.scale_w, align);
+  }
+};
+
+}  // namespace
+
+template <typename T>
+void interpolate_forward(T* y, const T* x, index_t planes, const ResampleGeom& g, Resample mode) {
+  const index_t in_plane = g.H * g.W, OH = g.OH, OW = g.OW;
+  if (pool_math::is_nearest(mode)) {
+    const NearestTable t(g, mode == Resample::NearestExact);
+    parallel_for(planes * OH, grain_for(OW), [&](index_t lo, index_t hi) {
+      for (index_t r = lo; r < hi; ++r) {
+        const T* src = x + (r / OH) * in_plane + t.row[r % OH] * g.W;
+        T* yr = y + r * OW;
+        for (index_t ow = 0; ow < OW; ++ow) yr[ow] = src[t.col[ow]];
+      }
+    });
+    return;
+  }
+  const LinearTable<T> t(g, mode == Resample::BilinearAlignCorners);
+  parallel_for(planes * OH, grain_for(4 * OW), [&](index_t lo, index_t hi) {
+    for (index_t r = lo; r < hi; ++r) {
+      const auto& h = t.row[r % OH];
+      const T* xp = x + (r / OH) * in_plane;
+      const T* r0 = xp + h.i0 * g.W;
+      const T* r1 = xp + h.i1 * g.W;
+      T* yr = y + r * OW;
+      for (index_t ow = 0; ow < OW; ++ow) yr[ow] = pool_math::bilinear_combine(r0, r1, h, t.col[ow]);
+    }
+  });
+}
+
+// The loop of pool_math::interpolate_plane_backward over the tables (the same order and bits).
+template <typename T>
 void interpolate_backward(T* dx, const T* dy, index_t planes, const ResampleGeom& g, Resample mode) {
-  per_plane(planes, g.H * g.W + 4 * g.OH * g.OW, [&](index_t p) {
-    pool_math::interpolate_plane_backward(dx + p * g.H * g.W, dy + p * g.OH * g.OW, g, mode);
+  const index_t in_plane = g.H * g.W, OH = g.OH, OW = g.OW;
+  if (pool_math::is_nearest(mode)) {
+    const NearestTable t(g, mode == Resample::NearestExact);
+    per_plane(planes, in_plane + OH * OW, [&](index_t p) {
+      T* d = dx + p * in_plane;
+      const T* u = dy + p * OH * OW;
+      std::fill(d, d + in_plane, T(0));
+      for (index_t oh = 0; oh < OH; ++oh) {
+        T* row = d + t.row[oh] * g.W;
+        const T* ur = u + oh * OW;
+        for (index_t ow = 0; ow < OW; ++ow) row[t.col[ow]] += ur[ow];
+      }
+    });
+    return;
+  }
+  const LinearTable<T> t(g, mode == Resample::BilinearAlignCorners);
+  per_plane(planes, in_plane + 4 * OH * OW, [&](index_t p) {
+    T* d = dx + p * in_plane;
+    const T* u = dy + p * OH * OW;
+    std::fill(d, d + in_plane, T(0));
+    for (index_t oh = 0; oh < OH; ++oh) {
+      const auto& h = t.row[oh];
+      T* r0 = d + h.i0 * g.W;
+      T* r1 = d + h.i1 * g.W;
+      for (index_t ow = 0; ow < OW; ++ow) pool_math::bilinear_spread(r0, r1, h, t.col[ow], u[oh * OW + ow]);
+    }
   });
 }
 
