@@ -365,3 +365,41 @@ register(OpInfo("pixel_unshuffle", "pool", lambda input: F.pixel_unshuffle(input
                 error_inputs=_bad("pixel_unshuffle", lambda x: F.pixel_unshuffle(x, 4)) + [
                     _err("pixel_unshuffle", "not-divisible", lambda: F.pixel_unshuffle(_t(1, 1, 5, 4), 2))]))
 _DISPATCH_ALIAS["pixel_shuffle_r3_unbatched"] = "pixel_shuffle"
+
+
+# ------------------------------------------------------------------------------------ max unpooling
+def _unpool_samples(shapes):
+    def samples(purpose):
+        out = []
+        for n, s in enumerate(shapes):
+            r = np.random.default_rng(900 + n)
+            plane_in, plane_out = s[-2] * s[-1], 4 * s[-2] * s[-1]
+            lead = s[:-2]
+            idx = np.stack([r.permutation(plane_out)[:plane_in] for _ in range(math.prod(lead))]).reshape(s)
+            out.append(Sample("x".join(map(str, s)), {"input": r.standard_normal(s), "indices": idx.astype(np.int64)}))
+        if purpose == "gradcheck":
+            return out[:3]
+        return out if purpose == "forward" else out[1:3]
+    return samples
+
+
+def unpool_ref(input, indices):
+    H, W = input.shape[-2:]
+    lead = input.shape[:-2]
+    y = np.zeros((math.prod(lead), 4 * H * W))
+    for p, (xv, iv) in enumerate(zip(input.reshape(-1, H * W), indices.reshape(-1, H * W))):
+        y[p, iv] = xv
+    return y.reshape(lead + (2 * H, 2 * W))
+
+
+register(OpInfo("max_unpool2d", "pool", lambda input, indices: F.max_unpool2d(input, indices, 2), unpool_ref,
+                _unpool_samples([(1, 1, 1, 1), (2, 3, 5, 7), (3, 4, 3), (2, 4, 16, 9)]), fwd_tol=TOL, nc_tol=None,
+                error_inputs=[
+                    _err("max_unpool2d", "index-out-of-range", lambda: F.max_unpool2d(
+                        _t(1, 1, 2, 2), nnfast.from_numpy(np.full((1, 1, 2, 2), 16, np.int64)), 2)),
+                    _err("max_unpool2d", "bad-output-size", lambda: F.max_unpool2d(
+                        _t(1, 1, 2, 2), nnfast.from_numpy(np.zeros((1, 1, 2, 2), np.int64)), 2, output_size=(9, 9))),
+                    _err("max_unpool2d", "indices-dtype", lambda: F.max_unpool2d(
+                        _t(1, 1, 2, 2), nnfast.from_numpy(np.zeros((1, 1, 2, 2), np.int32)), 2), TypeError),
+                    _err("max_unpool2d", "indices-shape", lambda: F.max_unpool2d(
+                        _t(1, 1, 2, 2), nnfast.from_numpy(np.zeros((1, 1, 2, 3), np.int64)), 2))]))

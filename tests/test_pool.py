@@ -290,6 +290,23 @@ def test_maxpool_module_return_indices():
     assert not jn.requires_grad
 
 
+def test_max_unpool2d_round_trip_matches_torch(device):
+    x = _x((2, 3, 9, 7))
+    ti = TF.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)[1]
+    mn, mt = nn.MaxUnpool2d(3, 2, 1), torch.nn.MaxUnpool2d(3, 2, 1)
+    assert repr(mn) == repr(mt)
+    for size in (None, (9, 7), (2, 3, 10, 8)):
+        def fn_n(t, size=size):
+            yn, jn = F.max_pool2d(t, 3, 2, 1, return_indices=True)
+            return mn(yn, jn, size)
+
+        def fn_t(t, size=size):
+            yt, jt = TF.max_pool2d(t, 3, 2, 1, return_indices=True)
+            return mt(yt, jt, size)
+        _check(fn_n, fn_t, x, device)
+    assert ti.dtype == torch.int64
+
+
 # ------------------------------------------------------------------------------------ channel-wise dropout
 @pytest.mark.parametrize("fn, shape, mask_dims", [(F.dropout2d, (8, 16, 3, 5), 2), (F.dropout2d, (8, 16, 7), 2),
                                                   (F.dropout1d, (8, 16, 7), 2), (F.dropout1d, (16, 7), 1)])

@@ -109,6 +109,41 @@ void max_pool2d_backward_binding(const py::object& dx_o, const py::array& dy, co
   });
 }
 
+// ------------------------------------------------------------------ max unpooling
+// forward: out (planes, OH, OW) written from input and int64 indices (planes, h, w);
+// backward: grad_input (planes, h, w) gathered from grad (planes, OH, OW).
+void max_unpool_common(const char* op, const py::object& w_o, const py::array& r, const py::object& idx_o,
+                       bool forward) {
+  DType dt = check_input(op, r, forward ? "input" : "grad", 3);
+  const char* w_name = forward ? "out" : "grad_input";
+  py::array w = as_array(op, w_o, w_name);
+  check_ndim(op, w, w_name, 3);
+  w = check_array(op, r, w_o, w_name, {dim(r, 0), dim(w, 1), dim(w, 2)}, true);
+  check_no_alias(op, w, w_name, r, forward ? "input" : "grad");
+  const py::array& small = forward ? r : w;  // the pooled (planes, h, w) side
+  py::array idx = index_array(op, idx_o, {dim(small, 0), dim(small, 1), dim(small, 2)}, false);
+  check_no_alias(op, w, w_name, idx, "indices");
+  const index_t planes = dim(r, 0), in_plane = dim(small, 1) * dim(small, 2);
+  const index_t out_plane = forward ? dim(w, 1) * dim(w, 2) : dim(r, 1) * dim(r, 2);
+  run_released(dt, [&](auto tag) {
+    using T = decltype(tag);
+    return [=, pw = mut_ptr<T>(w), pr = ptr<T>(r), pi = ptr<std::int64_t>(idx)] {
+      if (forward)
+        max_unpool2d_forward<T>(pw, pr, pi, planes, in_plane, out_plane);
+      else
+        max_unpool2d_backward<T>(pw, pr, pi, planes, in_plane, out_plane);
+    };
+  });
+}
+
+void max_unpool2d_forward_binding(const py::object& out_o, const py::array& x, const py::object& idx_o) {
+  max_unpool_common("max_unpool2d", out_o, x, idx_o, true);
+}
+
+void max_unpool2d_backward_binding(const py::object& dx_o, const py::array& dy, const py::object& idx_o) {
+  max_unpool_common("max_unpool2d_backward", dx_o, dy, idx_o, false);
+}
+
 // ------------------------------------------------------------------ average pooling
 // forward: (out, input); backward: (grad_input, grad): `a` is written, `b` read.
 struct Planes {
@@ -269,6 +304,10 @@ void init_pool(py::module_& m) {
         "Max pooling of input (planes, H, W) into out / int64 indices (planes, OH, OW).");
   m.def("max_pool2d_backward", &max_pool2d_backward_binding, py::arg("grad_input"), py::arg("grad"),
         py::arg("indices"), "grad_input (planes, H, W) = scatter-sum of grad through the saved indices.");
+  m.def("max_unpool2d_forward", &max_unpool2d_forward_binding, py::arg("out"), py::arg("input"), py::arg("indices"),
+        "out (planes, OH, OW) = 0, then out[p, indices[p, i]] = input[p, i] (input, indices (planes, h, w)).");
+  m.def("max_unpool2d_backward", &max_unpool2d_backward_binding, py::arg("grad_input"), py::arg("grad"),
+        py::arg("indices"), "grad_input[p, i] = grad[p, indices[p, i]].");
   m.def("avg_pool2d_forward", &avg_pool2d_forward_binding, py::arg("out"), py::arg("input"), py::arg("kernel_size"),
         py::arg("stride"), py::arg("padding"), py::arg("count_include_pad"), py::arg("divisor_override"),
         "Average pooling of input (planes, H, W) into out (planes, OH, OW); divisor_override 0: none.");

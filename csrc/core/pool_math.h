@@ -83,6 +83,25 @@ NNFAST_HD inline void max_plane_backward(T* dx, const T* dy, const std::int64_t*
   }
 }
 
+// Max unpooling of one plane: y = 0, then y[index[i]] = x[i] in order (a later duplicate
+// index wins, as PyTorch's CPU loop); indices outside [0, out_plane) are skipped (Python
+// rejects them before the kernel runs).
+template <typename T>
+NNFAST_HD inline void unpool_plane(T* y, const T* x, const std::int64_t* index, index_t in_plane, index_t out_plane) {
+  for (index_t o = 0; o < out_plane; ++o) y[o] = T(0);
+  for (index_t i = 0; i < in_plane; ++i) {
+    const std::int64_t o = index[i];
+    if (o >= 0 && o < out_plane) y[o] = x[i];
+  }
+}
+
+// Its backward at input element i: dy at the element's target (0 when skipped).
+template <typename T>
+NNFAST_HD inline T unpool_grad_at(const T* dy, const std::int64_t* index, index_t i, index_t out_plane) {
+  const std::int64_t o = index[i];
+  return o >= 0 && o < out_plane ? dy[o] : T(0);
+}
+
 // ------------------------------------------------------------------ average pooling
 // PyTorch's window: [oh*sH - pH, min(.. + kH, H + pH)) clipped to [0, H); the divisor
 // is divisor_override if > 0, else the window size with padding (count_include_pad)

@@ -121,6 +121,25 @@ void max_pool2d_backward(T* dx, const T* dy, const std::int64_t* indices, index_
 }
 
 template <typename T>
+void max_unpool2d_forward(T* y, const T* x, const std::int64_t* indices, index_t planes, index_t in_plane,
+                          index_t out_plane) {
+  per_plane(planes, in_plane + out_plane, [&](index_t p) {
+    pool_math::unpool_plane(y + p * out_plane, x + p * in_plane, indices + p * in_plane, in_plane, out_plane);
+  });
+}
+
+template <typename T>
+void max_unpool2d_backward(T* dx, const T* dy, const std::int64_t* indices, index_t planes, index_t in_plane,
+                           index_t out_plane) {
+  per_plane(planes, 2 * in_plane, [&](index_t p) {
+    const T* u = dy + p * out_plane;
+    const std::int64_t* ip = indices + p * in_plane;
+    T* d = dx + p * in_plane;
+    for (index_t i = 0; i < in_plane; ++i) d[i] = pool_math::unpool_grad_at(u, ip, i, out_plane);
+  });
+}
+
+template <typename T>
 void avg_pool2d_forward(T* y, const T* x, index_t planes, const PoolGeom& g, bool count_include_pad,
                         index_t divisor_override) {
   forward_rows(y, static_cast<std::int64_t*>(nullptr), x, planes, g.H * g.W, g.OH, g.OW, g.kH * g.kW,
@@ -265,6 +284,8 @@ void pixel_shuffle(T* y, const T* x, index_t N, index_t C, index_t H, index_t W,
 #define NNFAST_POOL_API(T)                                                                                       \
   template void max_pool2d_forward<T>(T*, std::int64_t*, const T*, index_t, const PoolGeom&);                   \
   template void max_pool2d_backward<T>(T*, const T*, const std::int64_t*, index_t, index_t, index_t);           \
+  template void max_unpool2d_forward<T>(T*, const T*, const std::int64_t*, index_t, index_t, index_t);          \
+  template void max_unpool2d_backward<T>(T*, const T*, const std::int64_t*, index_t, index_t, index_t);         \
   template void avg_pool2d_forward<T>(T*, const T*, index_t, const PoolGeom&, bool, index_t);                   \
   template void avg_pool2d_backward<T>(T*, const T*, index_t, const PoolGeom&, bool, index_t);                  \
   template void adaptive_avg_pool2d_forward<T>(T*, const T*, index_t, const PoolGeom&);                         \

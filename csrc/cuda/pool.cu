@@ -50,6 +50,23 @@ __global__ void max_backward_kernel(T* dx, const T* dy, const std::int64_t* idx,
 }
 
 template <typename T>
+__global__ void unpool_kernel(T* y, const T* x, const std::int64_t* idx, index_t planes, index_t in_plane,
+                              index_t out_plane) {
+  NNFAST_GRID_STRIDE(p, planes) {
+    pool_math::unpool_plane(y + p * out_plane, x + p * in_plane, idx + p * in_plane, in_plane, out_plane);
+  }
+}
+
+template <typename T>
+__global__ void unpool_backward_kernel(T* dx, const T* dy, const std::int64_t* idx, index_t planes, index_t in_plane,
+                                       index_t out_plane) {
+  NNFAST_GRID_STRIDE(e, planes * in_plane) {
+    const index_t p = e / in_plane;
+    dx[e] = pool_math::unpool_grad_at(dy + p * out_plane, idx + p * in_plane, e % in_plane, out_plane);
+  }
+}
+
+template <typename T>
 __global__ void avg_backward_kernel(T* dx, const T* dy, index_t planes, PoolGeom g, bool count_include_pad,
                                     index_t divisor_override, bool adaptive) {
   NNFAST_GRID_STRIDE(p, planes) {
@@ -121,6 +138,26 @@ void max_pool2d_backward(T* dx, const T* dy, const std::int64_t* indices, index_
 }
 
 template <typename T>
+void max_unpool2d_forward(T* y, const T* x, const std::int64_t* indices, index_t planes, index_t in_plane,
+                          index_t out_plane, cudaStream_t stream) {
+  if (planes <= 0 || out_plane <= 0) return;
+  auto* k = pool_k::unpool_kernel<T>;
+  NNFAST_LAUNCH(k, pool_k::grid_for(planes), pool_k::kThreads, 0, stream)(y, x, indices, planes, in_plane,
+                                                                          out_plane);
+  NNFAST_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void max_unpool2d_backward(T* dx, const T* dy, const std::int64_t* indices, index_t planes, index_t in_plane,
+                           index_t out_plane, cudaStream_t stream) {
+  if (planes * in_plane <= 0) return;
+  auto* k = pool_k::unpool_backward_kernel<T>;
+  NNFAST_LAUNCH(k, pool_k::grid_for(planes * in_plane), pool_k::kThreads, 0, stream)(dx, dy, indices, planes,
+                                                                                     in_plane, out_plane);
+  NNFAST_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
 void avg_pool2d_forward(T* y, const T* x, index_t planes, const PoolGeom& g, bool count_include_pad,
                         index_t divisor_override, cudaStream_t stream) {
   pool_k::launch_forward<T, pool_k::Fwd::Avg>(y, nullptr, x, planes, g, count_include_pad, divisor_override, stream);
@@ -188,6 +225,10 @@ void pixel_shuffle(T* y, const T* x, index_t N, index_t C, index_t H, index_t W,
   template void max_pool2d_forward<T>(T*, std::int64_t*, const T*, index_t, const PoolGeom&, cudaStream_t);     \
   template void max_pool2d_backward<T>(T*, const T*, const std::int64_t*, index_t, index_t, index_t,            \
                                        cudaStream_t);                                                           \
+  template void max_unpool2d_forward<T>(T*, const T*, const std::int64_t*, index_t, index_t, index_t,          \
+                                        cudaStream_t);                                                          \
+  template void max_unpool2d_backward<T>(T*, const T*, const std::int64_t*, index_t, index_t, index_t,         \
+                                         cudaStream_t);                                                         \
   template void avg_pool2d_forward<T>(T*, const T*, index_t, const PoolGeom&, bool, index_t, cudaStream_t);     \
   template void avg_pool2d_backward<T>(T*, const T*, index_t, const PoolGeom&, bool, index_t, cudaStream_t);    \
   template void adaptive_avg_pool2d_forward<T>(T*, const T*, index_t, const PoolGeom&, cudaStream_t);           \

@@ -145,6 +145,7 @@ _TABLE: dict[str, _Op] = {
 
     # pooling, upsampling and pixel shuffle
     "max_pool2d": _op(POOL, cpu=("max_pool2d_forward", "max_pool2d_backward")),
+    "max_unpool2d": _op(POOL, cpu=("max_unpool2d_forward", "max_unpool2d_backward")),
     "avg_pool2d": _op(POOL, cpu=("avg_pool2d_forward", "avg_pool2d_backward")),
     "adaptive_avg_pool2d": _op(POOL, cpu=("adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward")),
     "adaptive_max_pool2d": _op(POOL, cpu=("adaptive_max_pool2d_forward", "max_pool2d_backward")),

@@ -41,6 +41,16 @@ template <typename T>
 void max_pool2d_backward(T* dx, const T* dy, const std::int64_t* indices, index_t planes, index_t in_plane,
                          index_t out_plane);
 
+// Max unpooling: y (planes, out_plane) = 0, then y[p, indices[p, i]] = x[p, i] (a later
+// duplicate wins; out-of-range indices skipped). Backward: dx[p, i] = dy[p, indices[p, i]].
+template <typename T>
+void max_unpool2d_forward(T* y, const T* x, const std::int64_t* indices, index_t planes, index_t in_plane,
+                          index_t out_plane);
+
+template <typename T>
+void max_unpool2d_backward(T* dx, const T* dy, const std::int64_t* indices, index_t planes, index_t in_plane,
+                           index_t out_plane);
+
 // ---------------------------------------------------------------- average pooling
 // divisor_override <= 0: none.
 template <typename T>

@@ -8,10 +8,15 @@ from ..tensor import Tensor
 from . import functional as F
 from .module import Module
 
-__all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+__all__ = ["MaxPool1d", "MaxPool2d", "MaxUnpool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
            "AdaptiveMaxPool1d", "AdaptiveMaxPool2d"]
 
 _Size = Union[int, Sequence[int]]
+
+
+def _pair(v: Any) -> Any:
+    """MaxUnpool2d stores its sizes as pairs (PyTorch's _pair)."""
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
 def _single(v: Any) -> Any:
@@ -61,6 +66,28 @@ class MaxPool2d(_MaxPoolNd):
     """
 
     _f = staticmethod(F.max_pool2d)
+
+
+class MaxUnpool2d(Module):
+    """Partial inverse of MaxPool2d (``F.max_unpool2d``): places each input value at its saved index,
+    zeros elsewhere; forward(input, indices, output_size=None).
+
+    Shape: input and indices (N, C, H, W) or (C, H, W); output (N, C, H_out, W_out) with H_out =
+    (H - 1) stride - 2 padding + kernel_size, or output_size.
+    Defaults: stride=None (kernel_size), padding=0.
+    """
+
+    def __init__(self, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0) -> None:
+        super().__init__()
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride if stride is not None else kernel_size)
+        self.padding = _pair(padding)
+
+    def forward(self, input: Tensor, indices: Tensor, output_size: Optional[Sequence[int]] = None) -> Tensor:
+        return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AvgPool1d(Module):

@@ -18,6 +18,12 @@ template <typename T>
 void max_pool2d_backward(T* dx, const T* dy, const std::int64_t* indices, index_t planes, index_t in_plane,
                          index_t out_plane, cudaStream_t stream = nullptr);
 template <typename T>
+void max_unpool2d_forward(T* y, const T* x, const std::int64_t* indices, index_t planes, index_t in_plane,
+                          index_t out_plane, cudaStream_t stream = nullptr);
+template <typename T>
+void max_unpool2d_backward(T* dx, const T* dy, const std::int64_t* indices, index_t planes, index_t in_plane,
+                           index_t out_plane, cudaStream_t stream = nullptr);
+template <typename T>
 void avg_pool2d_forward(T* y, const T* x, index_t planes, const PoolGeom& g, bool count_include_pad,
                         index_t divisor_override, cudaStream_t stream = nullptr);
 template <typename T>

@@ -20,7 +20,7 @@ from ...tensor import Tensor
 from ._checks import check_float
 
 __all__ = [
-    "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    "max_pool1d", "max_pool2d", "max_unpool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate", "upsample", "upsample_nearest",
     "upsample_bilinear", "pixel_shuffle", "pixel_unshuffle",
 ]
@@ -182,6 +182,73 @@ def max_pool2d(input: Tensor, kernel_size: _Size, stride: Optional[_Size] = None
     Defaults: stride=None (kernel_size), padding=0, dilation=1, ceil_mode=False, return_indices=False.
     """
     return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+# ---------------------------------------------------------------- max unpooling
+class MaxUnpoolFunction(Function):
+    """y = zeros, y[indices] = x per plane (the inverse placement of max pooling); dx = dy[indices]."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, indices: Any, out: _Pair) -> Any:
+        K = kernels("max_unpool2d", x, indices)
+        lead = tuple(x.shape[:-2])
+        planes = math.prod(lead)
+        x3 = contiguous(x).reshape((planes,) + tuple(x.shape[-2:]))
+        i3 = contiguous(indices).reshape(x3.shape)
+        y = xp_of(x).empty((planes,) + tuple(out), dtype=x.dtype)
+        K.max_unpool2d_forward(y, x3, i3)
+        ctx.indices, ctx.x3_shape, ctx.y3_shape, ctx.in_shape = i3, x3.shape, y.shape, x.shape
+        return y.reshape(lead + tuple(out))
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        dx = xp_of(dy).empty(ctx.x3_shape, dtype=dy.dtype)
+        kernels("max_unpool2d", dy).max_unpool2d_backward(dx, contiguous(dy).reshape(ctx.y3_shape), ctx.indices)
+        return dx.reshape(ctx.in_shape), None
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: _Size, stride: Optional[_Size] = None,
+                 padding: _Size = 0, output_size: Optional[Sequence[int]] = None) -> Tensor:
+    """Partial inverse of ``max_pool2d``: out = 0 except out[n, c].flat[indices[n, c, h, w]] = input[n, c, h, w]
+    (a later duplicate index wins).
+
+    Shape: input and int64 indices (N, C, H, W) or (C, H, W); output (N, C, H_out, W_out) with
+    H_out = (H - 1) stride - 2 padding + kernel_size, or ``output_size`` (its last two entries, within
+    one stride of that size).
+    Defaults: stride=None (kernel_size), padding=0, output_size=None.
+    """
+    op = "max_unpool2d"
+    _as_planes(op, input, 2)
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"[{op}] expected indices to be an nnfast.Tensor, got {type(indices).__name__}")
+    if indices.dtype != np.int64:
+        raise TypeError(f"[{op}] expected indices to be int64, got {indices.dtype}")
+    if tuple(indices.shape) != tuple(input.shape):
+        raise ValueError(f"[{op}] expected indices of the input's shape {tuple(input.shape)}, "
+                         f"got {tuple(indices.shape)}")
+    k = _ints(op, kernel_size, 2, "kernel_size")
+    s = k if stride is None else _ints(op, stride, 2, "stride")
+    p = _ints(op, padding, 2, "padding")
+    default = tuple((n - 1) * si - 2 * pi + ki for n, si, pi, ki in zip(input.shape[-2:], s, p, k))
+    if output_size is None:
+        out = default
+    else:
+        sizes = tuple(int(v) for v in output_size)[-2:]
+        if len(sizes) != 2:
+            raise ValueError(f"[{op}] expected output_size with 2 (or 4) entries, got {tuple(output_size)}")
+        for d, (want, lo_hi, si) in enumerate(zip(sizes, default, s)):
+            if not lo_hi - si < want < lo_hi + si:
+                raise ValueError(f"[{op}] expected output_size[{d}] between {lo_hi - si} and {lo_hi + si} "
+                                 f"(exclusive), got {want}")
+        out = sizes
+    if min(out) < 1:
+        raise ValueError(f"[{op}] expected an output size >= 1, got {out}")
+    plane = out[0] * out[1]
+    idx = indices._data
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= plane):
+        raise ValueError(f"[{op}] expected indices in [0, {plane}) (output planes of {out[0]}x{out[1]}), "
+                         f"got values in [{int(idx.min())}, {int(idx.max())}]")
+    return MaxUnpoolFunction.apply(input, indices, out)
 
 
 # ---------------------------------------------------------------- average pooling
