@@ -242,6 +242,30 @@ def gemm_dact_case(code):
     return build
 
 
+# ------------------------------------------------------------------------------ pooling (act gradients only)
+def pool_case(kind):
+    def build(dt):
+        x = _r(dt, 12, 9, 11)
+        if kind in ("max", "unpool"):
+            y, idx = np.empty((12, 5, 6), dt), np.empty((12, 5, 6), np.int64)
+            _C.max_pool2d_forward(y, idx, x, (3, 3), (2, 2), (1, 1), (1, 1))
+            if kind == "max":
+                dy = _r(dt, 12, 5, 6)
+                return (lambda o: _C.max_pool2d_backward(o["dx"], dy, idx)), {"dx": (x.shape, ACT)}
+            dy = _r(dt, 12, 9, 11)
+            return (lambda o: _C.max_unpool2d_backward(o["dx"], dy, idx)), {"dx": ((12, 5, 6), ACT)}
+        if kind == "avg":
+            dy = _r(dt, 12, 5, 6)
+            return (lambda o: _C.avg_pool2d_backward(o["dx"], dy, (3, 3), (2, 2), (1, 1), False, 0)), \
+                {"dx": (x.shape, ACT)}
+        if kind == "adaptive":
+            dy = _r(dt, 12, 4, 5)
+            return (lambda o: _C.adaptive_avg_pool2d_backward(o["dx"], dy)), {"dx": (x.shape, ACT)}
+        dy = _r(dt, 12, 14, 17)
+        return (lambda o: _C.interpolate_backward(o["dx"], dy, kind, False, 0.0, 0.0)), {"dx": (x.shape, ACT)}
+    return build
+
+
 _ACT_PARAMS = {int(_C.Act.LeakyReLU): (0.1, 0.0), int(_C.Act.ELU): (1.0, 0.0), int(_C.Act.Softplus): (1.5, 20.0),
                int(_C.Act.Hardtanh): (-0.5, 0.5)}
 _GATES = [_C.Act.Sigmoid, _C.Act.SiLU, _C.Act.GELU, _C.Act.GELUTanh, _C.Act.ReLU, _C.Act.Identity]
@@ -270,6 +294,7 @@ CASES = (
     + [("bias_grad[accumulate]", bias_grad_case(True)), ("bias_grad[overwrite]", bias_grad_case(False)),
        ("linear_backward[gemm+bias_grad]", linear_backward_case)]
     + [(f"gemm[dact={_C.Act(c).name}]", gemm_dact_case(c)) for c in range(_C.ACT_COUNT)]
+    + [(f"pool_backward[{k}]", pool_case(k)) for k in ("max", "unpool", "avg", "adaptive", "nearest", "bilinear")]
 )
 
 # Every backward entry point of _C must appear in the table (a new one needs a line here).
@@ -277,7 +302,9 @@ _BACKWARD_BINDINGS = {"act_backward", "prelu_backward", "swish_backward", "glu_b
                       "layer_norm_backward", "batch_norm_backward", "group_norm_backward", "weight_norm_backward",
                       "spectral_norm_backward", "dropout_backward", "cross_entropy", "cross_entropy_prob",
                       "loss_scale_grad", "nll_loss_backward", "pointwise_loss_backward",
-                      "linear_cross_entropy_backward", "penalty_backward", "bias_grad", "gemm"}
+                      "linear_cross_entropy_backward", "penalty_backward", "bias_grad", "gemm",
+                      "max_pool2d_backward", "max_unpool2d_backward", "avg_pool2d_backward",
+                      "adaptive_avg_pool2d_backward", "interpolate_backward"}
 
 
 def test_table_covers_every_backward_binding():
