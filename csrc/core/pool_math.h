@@ -125,15 +125,26 @@ NNFAST_HD inline AvgWindow avg_window(const PoolGeom& g, index_t oh, index_t ow,
   return {h0, h1, w0, w1, static_cast<double>(n)};
 }
 
-// The window sum in double, divided once and rounded to T (an empty window gives 0).
+// The window sum in double, divided once and rounded to T (an empty window gives 0). Four
+// partial sums over columns w0 + 4j + k (then (s0 + s1) + (s2 + s3)): independent add chains
+// for long windows (global pooling); windows narrower than 4 use s0 only.
 template <typename T>
 NNFAST_HD inline T window_mean(const T* x, index_t W, index_t h0, index_t h1, index_t w0, index_t w1,
                                double divisor) {
   if (h1 <= h0 || w1 <= w0) return T(0);
-  double s = 0;
-  for (index_t h = h0; h < h1; ++h)
-    for (index_t w = w0; w < w1; ++w) s += static_cast<double>(x[h * W + w]);
-  return static_cast<T>(s / divisor);
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (index_t h = h0; h < h1; ++h) {
+    const T* r = x + h * W;
+    index_t w = w0;
+    for (; w + 4 <= w1; w += 4) {
+      s0 += static_cast<double>(r[w]);
+      s1 += static_cast<double>(r[w + 1]);
+      s2 += static_cast<double>(r[w + 2]);
+      s3 += static_cast<double>(r[w + 3]);
+    }
+    for (; w < w1; ++w) s0 += static_cast<double>(r[w]);
+  }
+  return static_cast<T>(((s0 + s1) + (s2 + s3)) / divisor);
 }
 
 template <typename T>
