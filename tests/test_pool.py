@@ -308,6 +308,7 @@ def test_max_unpool2d_round_trip_matches_torch(device):
 
 
 # ------------------------------------------------------------------------------------ channel-wise dropout
+@pytest.mark.filterwarnings("ignore:dropout2d. received a 3-D input")
 @pytest.mark.parametrize("fn, shape, mask_dims", [(F.dropout2d, (8, 16, 3, 5), 2), (F.dropout2d, (8, 16, 7), 2),
                                                   (F.dropout1d, (8, 16, 7), 2), (F.dropout1d, (16, 7), 1)])
 def test_channel_dropout_zeroes_whole_channels(fn, shape, mask_dims, device):
@@ -333,6 +334,8 @@ def test_channel_dropout_eval_identity_and_modules():
     assert repr(nn.Dropout1d(0.3)) == repr(torch.nn.Dropout1d(0.3))
     assert repr(nn.Dropout2d()) == repr(torch.nn.Dropout2d())
     assert F.dropout2d(x, 0.0) is x
+    with pytest.warns(UserWarning, match="dropout2d: received a 3-D input"):
+        F.dropout2d(nnfast.from_numpy(np.ones((2, 3, 4))), 0.5)
     np.testing.assert_array_equal(F.dropout2d(x, 1.0).numpy(), np.zeros((2, 3, 4, 4)))
     nnfast.manual_seed(5)
     a = F.dropout1d(nnfast.from_numpy(np.ones((4, 8, 3))), 0.5).numpy()

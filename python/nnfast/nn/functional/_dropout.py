@@ -8,6 +8,7 @@ exactly after re-seeding. Backward regenerates the mask from the same
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from ..._dispatch import contiguous, kernels, xp_of
@@ -93,6 +94,9 @@ def _feature_dropout(op: str, input: Tensor, p: float, training: bool, inplace: 
     lead = 1 if nd == batched_ndim - 1 else 2
     if batched_ndim == 4 and nd == 3:
         lead = 2  # PyTorch: a 3-D input to dropout2d is taken as (N, C, L) (channel-wise 1-d dropout)
+        warnings.warn("dropout2d: received a 3-D input; it is taken as (N, C, L) (channel-wise 1-d dropout), "
+                      "as PyTorch does. Use dropout1d for that, or pass a 4-D (N, C, H, W) input.", UserWarning,
+                      stacklevel=3)
     mask_shape = tuple(input.shape[:lead]) + (1,) * (nd - lead)
     xp = xp_of(input._data)
     ones = Tensor._wrap(xp.ones(mask_shape, dtype=input.dtype))
