@@ -258,6 +258,27 @@ def sdpa_case(build_mask):
             outs["dm"] = ((BH, L, S), ACT)
         return (lambda o: _C.sdpa_backward(o["dq"], o["dk"], o["dv"], o.get("dm"), dy, out, lse, q, k, v, m, offs,
                                            0.5, not build_mask, 0.2, 3, 4)), outs
+# ------------------------------------------------------------------------------ pooling (act gradients only)
+def pool_case(kind):
+    def build(dt):
+        x = _r(dt, 12, 9, 11)
+        if kind in ("max", "unpool"):
+            y, idx = np.empty((12, 5, 6), dt), np.empty((12, 5, 6), np.int64)
+            _C.max_pool2d_forward(y, idx, x, (3, 3), (2, 2), (1, 1), (1, 1))
+            if kind == "max":
+                dy = _r(dt, 12, 5, 6)
+                return (lambda o: _C.max_pool2d_backward(o["dx"], dy, idx)), {"dx": (x.shape, ACT)}
+            dy = _r(dt, 12, 9, 11)
+            return (lambda o: _C.max_unpool2d_backward(o["dx"], dy, idx)), {"dx": ((12, 5, 6), ACT)}
+        if kind == "avg":
+            dy = _r(dt, 12, 5, 6)
+            return (lambda o: _C.avg_pool2d_backward(o["dx"], dy, (3, 3), (2, 2), (1, 1), False, 0)), \
+                {"dx": (x.shape, ACT)}
+        if kind == "adaptive":
+            dy = _r(dt, 12, 4, 5)
+            return (lambda o: _C.adaptive_avg_pool2d_backward(o["dx"], dy)), {"dx": (x.shape, ACT)}
+        dy = _r(dt, 12, 14, 17)
+        return (lambda o: _C.interpolate_backward(o["dx"], dy, kind, False, 0.0, 0.0)), {"dx": (x.shape, ACT)}
     return build
 
 
@@ -290,6 +311,7 @@ CASES = (
        ("linear_backward[gemm+bias_grad]", linear_backward_case)]
     + [(f"gemm[dact={_C.Act(c).name}]", gemm_dact_case(c)) for c in range(_C.ACT_COUNT)]
     + [("sdpa_backward[causal]", sdpa_case(False)), ("sdpa_backward[float mask]", sdpa_case(True))]
+    + [(f"pool_backward[{k}]", pool_case(k)) for k in ("max", "unpool", "avg", "adaptive", "nearest", "bilinear")]
 )
 
 # ---- embedding family: dweight accumulates (repeated rows, padding, bags), d per_sample_weights overwrites.
@@ -375,6 +397,8 @@ _BACKWARD_BINDINGS = {"act_backward", "prelu_backward", "swish_backward", "glu_b
                       "sdpa_backward"}
 _BACKWARD_BINDINGS |= {"embedding_backward", "embedding_bag_backward"}
 _BACKWARD_BINDINGS |= {"rnn_backward"}  # recurrent family
+_BACKWARD_BINDINGS |= {"max_pool2d_backward", "max_unpool2d_backward", "avg_pool2d_backward",
+                       "adaptive_avg_pool2d_backward", "interpolate_backward"}  # pooling family
 
 
 def test_table_covers_every_backward_binding():

@@ -144,6 +144,13 @@ _TABLE: dict[str, _Op] = {
     # convolution (implicit GEMM on the packed GEMM)
 
     # pooling, upsampling and pixel shuffle
+    "max_pool2d": _op(POOL, cpu=("max_pool2d_forward", "max_pool2d_backward")),
+    "max_unpool2d": _op(POOL, cpu=("max_unpool2d_forward", "max_unpool2d_backward")),
+    "avg_pool2d": _op(POOL, cpu=("avg_pool2d_forward", "avg_pool2d_backward")),
+    "adaptive_avg_pool2d": _op(POOL, cpu=("adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward")),
+    "adaptive_max_pool2d": _op(POOL, cpu=("adaptive_max_pool2d_forward", "max_pool2d_backward")),
+    "interpolate": _op(POOL, cpu=("interpolate_forward", "interpolate_backward")),
+    **_ops(POOL, ("pixel_shuffle",), "pixel_shuffle", "pixel_unshuffle"),
 
     # embedding (gather, deterministic scatter-add)
     "embedding": _op(EMBED, cpu=("embedding_forward", "embedding_backward", "embedding_renorm")),
