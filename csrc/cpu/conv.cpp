@@ -24,9 +24,9 @@
 namespace nnfast::cpu {
 namespace {
 
-// Elements of the gathered patch matrix per chunk (4 Mi = 16 MB float): large enough for
+// Elements of the gathered patch matrix per chunk (1 Mi = 4 MB float): large enough for
 // efficient GEMMs, small enough that memory is bounded for any batch or image size.
-constexpr index_t kColBudget = index_t(1) << 22;
+constexpr index_t kColBudget = index_t(1) << 20;
 // Elements per thread below which a gather / scatter stays serial.
 constexpr index_t kCopyGrain = 16384;
 
