@@ -10,6 +10,9 @@
 
 #include "bindings/common.h"
 #include "nnfast/conv.h"
+#if NNFAST_BIND_CUDA
+#include "nnfast/cuda/conv.h"
+#endif
 
 namespace {
 
