@@ -44,8 +44,17 @@ struct Geometry {
     Kg = Kc / G;
     Cg = s.C / G;
     OCg = s.OC / G;
-    chunk = std::min(max1(Q), max1(kColBudget / max1(std::max(Kc, s.OC))));
+    const index_t per_image = max1(std::max(Kc, s.OC) * P);
+    if (per_image <= kColBudget) {  // whole images per chunk: chunks never share a dx image
+      images_per_chunk = std::min(max1(s.N), kColBudget / per_image);
+      chunk = images_per_chunk * P;
+    } else {
+      images_per_chunk = 0;
+      chunk = std::min(max1(Q), max1(kColBudget / max1(std::max(Kc, s.OC))));
+    }
+    chunks = Q > 0 ? (Q + chunk - 1) / chunk : 0;
   }
+  index_t images_per_chunk, chunks;
   // 1x1, stride 1, no padding: the input image is the patch matrix.
   bool pointwise() const { return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0; }
 };
@@ -200,6 +209,21 @@ void channel_sum_add(T* db, const T* a, index_t N, index_t channels, index_t len
 }
 
 // ------------------------------------------------------------------ the three products
+// When chunks hold whole images, threads take whole chunks (gather, GEMM, scatter on one
+// thread: one parallel region per call instead of three per chunk, and no two chunks write
+// one element); otherwise chunks run one after another with threads inside each step.
+template <typename F>
+void for_each_chunk(const Geometry& g, F&& chunk_fn) {
+  auto run = [&](index_t c) { chunk_fn(c * g.chunk, std::min(g.chunk, g.Q - c * g.chunk)); };
+  if (g.images_per_chunk > 0) {
+    parallel_for(g.chunks, 1, [&](index_t c0, index_t c1) {
+      for (index_t c = c0; c < c1; ++c) run(c);
+    });
+  } else {
+    for (index_t c = 0; c < g.chunks; ++c) run(c);
+  }
+}
+
 // y = conv(x, w) + bias.
 template <typename T>
 void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry& g) {
@@ -211,15 +235,14 @@ void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry
     if (bias) add_channel_bias(y, bias, s.N * s.OC, s.OC, g.P);
     return;
   }
-  T* col = scratch<T>(0, g.Kc * g.chunk);
-  T* out = scratch<T>(1, s.OC * g.chunk);
-  for (index_t q0 = 0; q0 < g.Q; q0 += g.chunk) {
-    const index_t qn = std::min(g.chunk, g.Q - q0);
+  for_each_chunk(g, [&](index_t q0, index_t qn) {
+    T* col = scratch<T>(0, g.Kc * qn);
+    T* out = scratch<T>(1, s.OC * qn);
     im2col(col, x, g, q0, qn);
     gemm_batched<T>(g.G, g.OCg, qn, g.Kg, T(1), w, g.OCg * g.Kg, g.Kg, 1, col, g.Kg * qn, qn, 1, T(0), out,
                     g.OCg * qn, qn, 1);
     scatter_out(y, out, bias, g, q0, qn);
-  }
+  });
 }
 
 // dx = conv^T(dy, w) (overwrites dx).
@@ -232,37 +255,51 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
                       s.OC * g.P, g.P, 1, T(0), dx + gr * g.Cg * g.P, s.C * g.P, g.P, 1);
     return;
   }
-  const index_t nx = s.N * s.C * s.H * s.W;
-  parallel_for(nx, kCopyGrain, [&](index_t i0, index_t i1) { std::fill(dx + i0, dx + i1, T(0)); });
-  T* col = scratch<T>(0, g.Kc * g.chunk);
-  T* out = scratch<T>(1, s.OC * g.chunk);
-  for (index_t q0 = 0; q0 < g.Q; q0 += g.chunk) {
-    const index_t qn = std::min(g.chunk, g.Q - q0);
+  const index_t image = s.C * s.H * s.W;
+  if (g.images_per_chunk == 0) {  // chunks split images: zero all of dx first
+    parallel_for(s.N * image, kCopyGrain, [&](index_t i0, index_t i1) { std::fill(dx + i0, dx + i1, T(0)); });
+  }
+  for_each_chunk(g, [&](index_t q0, index_t qn) {
+    T* col = scratch<T>(0, g.Kc * qn);
+    T* out = scratch<T>(1, s.OC * qn);
+    if (g.images_per_chunk > 0) std::fill(dx + (q0 / g.P) * image, dx + ((q0 + qn) / g.P) * image, T(0));
     gather_out(out, dy, g, q0, qn);
     gemm_batched<T>(g.G, g.Kg, qn, g.OCg, T(1), w, g.OCg * g.Kg, 1, g.Kg, out, g.OCg * qn, qn, 1, T(0), col,
                     g.Kg * qn, qn, 1);
     col2im_add(dx, col, g, q0, qn);
-  }
+  });
 }
 
-// dw += sum over column space of dy . patches^T: summed over the chunks in order into a
-// scratch buffer, then added once (so two calls give exactly twice one call).
+// dw += sum over column space of dy . patches^T. Chunks are summed into a fixed number of
+// partial sums (chunk c into part c % parts, in chunk order; parts run in parallel), the parts
+// are added in order and the total added once: the bits depend on the shape only, and two
+// calls give exactly twice one call.
+constexpr index_t kWeightParts = 8;
+
 template <typename T>
 void weight_grad_product(T* dw, const T* dy, const T* x, const Geometry& g) {
   const Conv2dShape& s = g.s;
-  std::vector<T> sum(static_cast<size_t>(s.OC * g.Kg));
-  T* col = scratch<T>(0, g.Kc * g.chunk);
-  T* out = scratch<T>(1, s.OC * g.chunk);
-  for (index_t q0 = 0; q0 < g.Q; q0 += g.chunk) {
-    const index_t qn = std::min(g.chunk, g.Q - q0);
-    im2col(col, x, g, q0, qn);
-    gather_out(out, dy, g, q0, qn);
-    gemm_batched<T>(g.G, g.OCg, g.Kg, qn, T(1), out, g.OCg * qn, qn, 1, col, g.Kg * qn, 1, qn,
-                    q0 == 0 ? T(0) : T(1), sum.data(), g.OCg * g.Kg, g.Kg, 1);
-  }
-  if (g.Q == 0) return;
-  parallel_for(s.OC * g.Kg, kCopyGrain, [&](index_t i0, index_t i1) {
-    for (index_t i = i0; i < i1; ++i) dw[i] += sum[static_cast<size_t>(i)];
+  if (g.chunks == 0) return;
+  const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, g.chunks);
+  std::vector<T> part(static_cast<size_t>(parts * size));
+  parallel_for(parts, 1, [&](index_t p0, index_t p1) {
+    for (index_t p = p0; p < p1; ++p)
+      for (index_t c = p; c < g.chunks; c += parts) {
+        const index_t q0 = c * g.chunk, qn = std::min(g.chunk, g.Q - q0);
+        T* col = scratch<T>(0, g.Kc * qn);
+        T* out = scratch<T>(1, s.OC * qn);
+        im2col(col, x, g, q0, qn);
+        gather_out(out, dy, g, q0, qn);
+        gemm_batched<T>(g.G, g.OCg, g.Kg, qn, T(1), out, g.OCg * qn, qn, 1, col, g.Kg * qn, 1, qn,
+                        c == p ? T(0) : T(1), part.data() + p * size, g.OCg * g.Kg, g.Kg, 1);
+      }
+  });
+  parallel_for(size, kCopyGrain, [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) {
+      T t = part[static_cast<size_t>(i)];
+      for (index_t p = 1; p < parts; ++p) t += part[static_cast<size_t>(p * size + i)];
+      dw[i] += t;
+    }
   });
 }
 
