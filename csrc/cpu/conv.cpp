@@ -9,9 +9,10 @@
 // Forward:       out[g] = W[g] . col[g]                (then scattered to y, + bias)
 // Input grad:    col[g] = W[g]^T . out[g]              (then col2im-added into dx)
 // Weight grad:   dW[g] (+)= out[g] . col[g]^T          (summed over chunks in order)
-// Each is one cpu::gemm_batched over the groups (threads inside each product when it
-// is big, over the groups when they are many and small, e.g. depthwise). Gathers and
-// scatters split threads by patch row / channel, so no two threads write one element.
+// Each is one cpu::gemm_batched over the groups. When a chunk holds whole images (the
+// usual case) threads take whole chunks; for images larger than a chunk, chunks run in
+// order with threads inside each GEMM and inside the gathers / scatters (split by patch
+// row / channel). Either way no two threads write one element.
 #include "nnfast/conv.h"
 
 #include <algorithm>
