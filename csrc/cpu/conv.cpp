@@ -19,46 +19,18 @@
 #include <cstring>
 #include <vector>
 
+#include "core/conv_geometry.h"
 #include "core/parallel_for.h"
 #include "nnfast/gemm.h"
 
 namespace nnfast::cpu {
 namespace {
 
-// Elements of the gathered patch matrix per chunk (1 Mi = 4 MB float): large enough for
-// efficient GEMMs, small enough that memory is bounded for any batch or image size.
-constexpr index_t kColBudget = index_t(1) << 20;
 // Elements per thread below which a gather / scatter stays serial.
 constexpr index_t kCopyGrain = 16384;
 
-inline index_t max1(index_t v) { return v > 1 ? v : 1; }
-
-struct Geometry {
-  Conv2dShape s;
-  index_t P, Q, kk, Kc, Kg, Cg, OCg, G, chunk;
-  explicit Geometry(const Conv2dShape& sh) : s(sh) {
-    P = s.OH * s.OW;
-    Q = s.N * P;
-    kk = s.kh * s.kw;
-    Kc = s.C * kk;
-    G = s.groups;
-    Kg = Kc / G;
-    Cg = s.C / G;
-    OCg = s.OC / G;
-    const index_t per_image = max1(std::max(Kc, s.OC) * P);
-    if (per_image <= kColBudget) {  // whole images per chunk: chunks never share a dx image
-      images_per_chunk = std::min(max1(s.N), kColBudget / per_image);
-      chunk = images_per_chunk * P;
-    } else {
-      images_per_chunk = 0;
-      chunk = std::min(max1(Q), max1(kColBudget / max1(std::max(Kc, s.OC))));
-    }
-    chunks = Q > 0 ? (Q + chunk - 1) / chunk : 0;
-  }
-  index_t images_per_chunk, chunks;
-  // 1x1, stride 1, no padding: the input image is the patch matrix.
-  bool pointwise() const { return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0; }
-};
+using conv_detail::Geometry;
+using conv_detail::max1;
 
 // Grow-only per-thread scratch (a fresh multi-MB allocation per call would page-fault every time).
 template <typename T>

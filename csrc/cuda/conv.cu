@@ -1,7 +1,7 @@
 // CUDA convolution: the chunked implicit GEMM of csrc/cpu/conv.cpp on the device.
 //
 // Column space q = (n, oh, ow), processed in chunks [q0, q0 + qn) of the same size as on
-// the CPU (conv_chunk in nnfast/conv.h terms: about 1 Mi patch elements):
+// the CPU (core/conv_geometry.h: about 1 Mi patch elements):
 //   im2col_kernel     col (C kh kw, qn) = the chunk's input patches (one thread per element)
 //   gather / scatter  out (OC, qn) <-> y (N, OC, OH, OW) (+ bias on scatter)
 //   col2im_kernel     dx += patches: one thread per dx element *gathers* its (ky, kx) taps
@@ -13,6 +13,8 @@
 #include "cuda/common.cuh"
 #include "cuda/reduce.cuh"
 
+#include "core/conv_geometry.h"
+
 #include "nnfast/cuda/conv.h"
 #include "nnfast/cuda/gemm.h"
 
@@ -21,29 +23,12 @@ namespace cuda {
 namespace conv_k {
 
 constexpr int kThreads = 256;
-constexpr index_t kColBudget = index_t(1) << 20;  // as csrc/cpu/conv.cpp
+using conv_detail::Geometry;
 
 inline unsigned grid_for(index_t work) {
   const index_t b = (work + kThreads - 1) / kThreads;
   return static_cast<unsigned>(b < 8192 ? (b > 0 ? b : 1) : 8192);
 }
-inline index_t max1(index_t v) { return v > 1 ? v : 1; }
-
-struct Geometry {
-  Conv2dShape s;
-  index_t P, Q, kk, Kc, Kg, Cg, OCg, G, chunk;
-  explicit Geometry(const Conv2dShape& sh) : s(sh) {
-    P = s.OH * s.OW;
-    Q = s.N * P;
-    kk = s.kh * s.kw;
-    Kc = s.C * kk;
-    G = s.groups;
-    Kg = Kc / G;
-    Cg = s.C / G;
-    OCg = s.OC / G;
-    chunk = std::min(max1(Q), max1(kColBudget / max1(std::max(Kc, s.OC))));
-  }
-};
 
 #define NNFAST_GRID_STRIDE(i, n)                                                                 \
   for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \

@@ -107,7 +107,20 @@ class _ConvNd(Module):
         return conv(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-class Conv1d(_ConvNd):
+class _Conv(_ConvNd):
+    """Conv1d / Conv2d: PyTorch's constructor signature (kernel_size etc. an int or a tuple of _nd ints)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: _IntOrTuple, stride: _IntOrTuple = 1,
+                 padding: Union[str, _IntOrTuple] = 0, dilation: _IntOrTuple = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._conv_forward(input, self.weight, self.bias)
+
+
+class Conv1d(_Conv):
     """1-D convolution layer over (N, C_in, L) inputs; ``weight`` (out_channels, in_channels / groups,
     kernel_size) and ``bias`` (out_channels,), initialised as PyTorch (kaiming_uniform with a=sqrt(5)).
     ``padding_mode`` other than 'zeros' pads with F.pad first, as PyTorch.
@@ -120,17 +133,8 @@ class Conv1d(_ConvNd):
 
     _nd = 1
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: _IntOrTuple, stride: _IntOrTuple = 1,
-                 padding: Union[str, _IntOrTuple] = 0, dilation: _IntOrTuple = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, device, dtype)
 
-    def forward(self, input: Tensor) -> Tensor:
-        return self._conv_forward(input, self.weight, self.bias)
-
-
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-D convolution layer over (N, C_in, H, W) inputs (implicit GEMM on nnfast's GEMM);
     ``weight`` (out_channels, in_channels / groups, kH, kW) and ``bias`` (out_channels,), initialised
     as PyTorch (kaiming_uniform with a=sqrt(5)). ``padding_mode`` other than 'zeros' pads with F.pad first.
@@ -142,15 +146,6 @@ class Conv2d(_ConvNd):
     """
 
     _nd = 2
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: _IntOrTuple, stride: _IntOrTuple = 1,
-                 padding: Union[str, _IntOrTuple] = 0, dilation: _IntOrTuple = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, device, dtype)
-
-    def forward(self, input: Tensor) -> Tensor:
-        return self._conv_forward(input, self.weight, self.bias)
 
 
 class ConvTranspose2d(_ConvNd):
