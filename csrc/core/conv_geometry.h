@@ -31,6 +31,9 @@ struct Geometry {
     const index_t per_image = max1(std::max(Kc, s.OC) * P);
     if (per_image <= kColBudget) {
       images_per_chunk = std::min(max1(s.N), kColBudget / per_image);
+      // Even chunks (64 images: 8 x 8 rather than 7 x 9 + 1), so threads taking whole chunks balance.
+      const index_t n_chunks = (max1(s.N) + images_per_chunk - 1) / images_per_chunk;
+      images_per_chunk = (max1(s.N) + n_chunks - 1) / n_chunks;
       chunk = images_per_chunk * P;
     } else {
       images_per_chunk = 0;
