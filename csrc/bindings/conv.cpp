@@ -1,4 +1,194 @@
-// Bindings of the conv kernels (filled in by the conv family).
-#include "bindings/common.h"
+// Bindings of the convolution kernels (nnfast/conv.h). input / weight / bias / out
+// and the gradients share one float dtype and are C-contiguous. stride, padding and
+// dilation are (height, width) pairs; the geometry is checked here (channels,
+// groups, kernel vs padded input, output shape) before any kernel runs.
+#include <string>
+#include <utility>
+#include <vector>
 
-void init_conv(py::module_& m) { (void)m; }
+#include <pybind11/stl.h>
+
+#include "bindings/common.h"
+#include "nnfast/conv.h"
+#if NNFAST_BIND_CUDA
+#include "nnfast/cuda/conv.h"
+#endif
+
+namespace {
+
+using Pair = std::pair<index_t, index_t>;
+using Shape = std::vector<index_t>;
+
+index_t dim(const py::array& a, int d) { return static_cast<index_t>(a.shape(d)); }
+
+std::string pair_str(const Pair& p) { return "(" + std::to_string(p.first) + ", " + std::to_string(p.second) + ")"; }
+
+// The convolution geometry of `x` (N, C, H, W) and `weight` (OC, C / groups, kh, kw): checks the
+// channels, groups, stride / padding / dilation and that the dilated kernel fits the padded input.
+Conv2dShape conv_geometry(const char* op, const py::array& x, const py::array& weight, Pair stride, Pair padding,
+                          Pair dilation, index_t groups) {
+  check_ndim(op, weight, "weight", 4);
+  if (groups < 1) value_error(op, "groups >= 1, got " + std::to_string(groups));
+  if (stride.first < 1 || stride.second < 1) value_error(op, "stride >= 1, got " + pair_str(stride));
+  if (dilation.first < 1 || dilation.second < 1) value_error(op, "dilation >= 1, got " + pair_str(dilation));
+  if (padding.first < 0 || padding.second < 0) value_error(op, "padding >= 0, got " + pair_str(padding));
+  Conv2dShape s;
+  s.N = dim(x, 0), s.C = dim(x, 1), s.H = dim(x, 2), s.W = dim(x, 3);
+  s.OC = dim(weight, 0), s.kh = dim(weight, 2), s.kw = dim(weight, 3);
+  s.sh = stride.first, s.sw = stride.second, s.ph = padding.first, s.pw = padding.second;
+  s.dh = dilation.first, s.dw = dilation.second, s.groups = groups;
+  if (s.C % groups != 0 || s.OC % groups != 0)
+    value_error(op, "channels divisible by groups = " + std::to_string(groups) + ", got " + std::to_string(s.C) +
+                        " input and " + std::to_string(s.OC) + " output channels");
+  if (dim(weight, 1) * groups != s.C)
+    value_error(op, "weight of shape (out, " + std::to_string(s.C / groups) + ", kh, kw) for " +
+                        std::to_string(s.C) + " input channels and groups = " + std::to_string(groups) + ", got " +
+                        shape_str(weight));
+  if (s.kh < 1 || s.kw < 1) value_error(op, "a non-empty kernel, got weight of shape " + shape_str(weight));
+  const index_t ekh = s.dh * (s.kh - 1) + 1, ekw = s.dw * (s.kw - 1) + 1;
+  if (ekh > s.H + 2 * s.ph || ekw > s.W + 2 * s.pw)
+    value_error(op, "a (dilated) kernel " + pair_str({ekh, ekw}) + " no larger than the padded input " +
+                        pair_str({s.H + 2 * s.ph, s.W + 2 * s.pw}));
+  s.OH = (s.H + 2 * s.ph - ekh) / s.sh + 1;
+  s.OW = (s.W + 2 * s.pw - ekw) / s.sw + 1;
+  return s;
+}
+
+struct Opt {
+  py::array a;
+  bool on = false;
+};
+Opt opt(const char* op, const py::array& ref, const py::object& o, const char* name, const Shape& shape, bool out) {
+  if (!has(o)) return {};
+  return {check_array(op, ref, o, name, shape, out), true};
+}
+template <typename T>
+T* mp(Opt& o) {
+  return o.on ? mut_ptr<T>(o.a) : nullptr;
+}
+template <typename T>
+const T* cp(const Opt& o) {
+  return o.on ? ptr<T>(o.a) : nullptr;
+}
+
+void no_alias(const char* op, const std::vector<std::pair<const Opt*, const char*>>& outs,
+              const std::vector<std::pair<const Opt*, const char*>>& ins) {
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (!outs[i].first->on) continue;
+    for (const auto& p : ins)
+      if (p.first->on) check_no_alias(op, outs[i].first->a, outs[i].second, p.first->a, p.second);
+    for (size_t j = i + 1; j < outs.size(); ++j)
+      if (outs[j].first->on) check_no_alias(op, outs[i].first->a, outs[i].second, outs[j].first->a, outs[j].second);
+  }
+}
+
+Shape conv_in_shape(const Conv2dShape& s) { return {s.N, s.C, s.H, s.W}; }
+Shape conv_out_shape(const Conv2dShape& s) { return {s.N, s.OC, s.OH, s.OW}; }
+Shape weight_shape(const Conv2dShape& s) { return {s.OC, s.C / s.groups, s.kh, s.kw}; }
+
+// conv2d: x is the convolution's input. conv_transpose2d: `out` / `grad` (N, C_out, H_out, W_out)
+// is the convolution's input and x (N, C_in, H, W) must be that convolution's output.
+Conv2dShape geometry(const char* op, bool transposed, const py::array& x, const py::array& big,
+                     const py::array& weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
+  check_input(op, x, "input", 4);
+  same_dtype(op, x, weight, "weight");
+  check_contiguous(op, weight, "weight");
+  if (!transposed) return conv_geometry(op, x, weight, stride, padding, dilation, groups);
+  check_ndim(op, big, "out", 4);
+  Conv2dShape s = conv_geometry(op, big, weight, stride, padding, dilation, groups);
+  // In a transposed convolution weight (C_in, C_out / groups, kh, kw): C_in must be the input's channels.
+  if (dim(x, 1) != s.OC || dim(x, 0) != s.N || dim(x, 2) != s.OH || dim(x, 3) != s.OW)
+    value_error(op, "input of shape (" + std::to_string(s.N) + ", " + std::to_string(s.OC) + ", " +
+                        std::to_string(s.OH) + ", " + std::to_string(s.OW) + ") for this output, got " +
+                        shape_str(x));
+  return s;
+}
+
+void forward_binding(const char* op, bool transposed, py::array out, py::array x, py::array weight, py::object bias,
+                     Pair stride, Pair padding, Pair dilation, index_t groups) {
+  const DType dt = check_input(op, x, "input", 4);
+  if (transposed) check_output(op, x, out, "out");
+  const Conv2dShape s = geometry(op, transposed, x, out, weight, stride, padding, dilation, groups);
+  Opt o{check_array(op, x, out, "out", transposed ? conv_in_shape(s) : conv_out_shape(s), true), true};
+  Opt b = opt(op, x, bias, "bias", {transposed ? s.C : s.OC}, false);
+  Opt xi{x, true}, w{weight, true};
+  no_alias(op, {{&o, "out"}}, {{&xi, "input"}, {&w, "weight"}, {&b, "bias"}});
+  run_released(dt, [&](auto tag) {
+    using T = decltype(tag);
+    return [=, &o, &b] {
+      if (transposed) conv_transpose2d_forward<T>(mut_ptr<T>(o.a), ptr<T>(x), ptr<T>(weight), cp<T>(b), s);
+      else conv2d_forward<T>(mut_ptr<T>(o.a), ptr<T>(x), ptr<T>(weight), cp<T>(b), s);
+    };
+  });
+}
+
+void backward_binding(const char* op, bool transposed, py::object grad_input, py::object grad_weight,
+                      py::object grad_bias, py::array grad, py::array x, py::array weight, Pair stride, Pair padding,
+                      Pair dilation, index_t groups) {
+  const DType dt = check_input(op, x, "input", 4);
+  if (transposed) {
+    same_dtype(op, x, grad, "grad");
+    check_contiguous(op, grad, "grad");
+  }
+  const Conv2dShape s = geometry(op, transposed, x, grad, weight, stride, padding, dilation, groups);
+  const Shape x_shape = transposed ? conv_out_shape(s) : conv_in_shape(s);
+  const Shape y_shape = transposed ? conv_in_shape(s) : conv_out_shape(s);
+  Opt dy{check_array(op, x, grad, "grad", y_shape, false), true};
+  Opt dx = opt(op, x, grad_input, "grad_input", x_shape, true);
+  Opt dw = opt(op, x, grad_weight, "grad_weight", weight_shape(s), true);
+  Opt db = opt(op, x, grad_bias, "grad_bias", {transposed ? s.C : s.OC}, true);
+  Opt xi{x, true}, w{weight, true};
+  no_alias(op, {{&dx, "grad_input"}, {&dw, "grad_weight"}, {&db, "grad_bias"}},
+           {{&dy, "grad"}, {&xi, "input"}, {&w, "weight"}});
+  run_released(dt, [&](auto tag) {
+    using T = decltype(tag);
+    return [=, &dx, &dw, &db] {
+      if (transposed)
+        conv_transpose2d_backward<T>(mp<T>(dx), mp<T>(dw), mp<T>(db), ptr<T>(grad), ptr<T>(x), ptr<T>(weight), s);
+      else
+        conv2d_backward<T>(mp<T>(dx), mp<T>(dw), mp<T>(db), ptr<T>(grad), ptr<T>(x), ptr<T>(weight), s);
+    };
+  });
+}
+
+}  // namespace
+
+void init_conv(py::module_& m) {
+  m.def(
+      "conv2d_forward",
+      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
+         index_t groups) { forward_binding("conv2d", false, out, input, weight, bias, stride, padding, dilation, groups); },
+      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"),
+      "out (N, OC, OH, OW) = conv2d(input (N, C, H, W), weight (OC, C/groups, kh, kw)) + bias (OC,) or None.");
+  m.def(
+      "conv2d_backward",
+      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
+         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
+        backward_binding("conv2d_backward", false, grad_input, grad_weight, grad_bias, grad, input, weight, stride,
+                         padding, dilation, groups);
+      },
+      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
+      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+      "grad_input = (overwrite), grad_weight += , grad_bias += (each None when not wanted) from grad (N, OC, OH, OW).");
+  m.def(
+      "conv_transpose2d_forward",
+      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
+         index_t groups) {
+        forward_binding("conv_transpose2d", true, out, input, weight, bias, stride, padding, dilation, groups);
+      },
+      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"),
+      "out (N, C_out, H_out, W_out; its shape fixes output_padding) = conv_transpose2d(input (N, C_in, H, W), "
+      "weight (C_in, C_out/groups, kh, kw)) + bias (C_out,) or None.");
+  m.def(
+      "conv_transpose2d_backward",
+      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
+         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
+        backward_binding("conv_transpose2d_backward", true, grad_input, grad_weight, grad_bias, grad, input, weight,
+                         stride, padding, dilation, groups);
+      },
+      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
+      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+      "grad_input = , grad_weight += , grad_bias += from grad (N, C_out, H_out, W_out).");
+}

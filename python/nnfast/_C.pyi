@@ -85,6 +85,22 @@ def bias_grad(dbias: _Array, grad: _Array, accumulate: bool = True) -> None: ...
 def binary_op(out: _Array, a: _Array, b: _Array, op: _Int) -> None: ...
 def bmm(out: _Array, A: _Array, B: _Array, alpha: _Float = 1.0, beta: _Float = 0.0) -> None: ...
 def cast(out: _Array, input: _Array) -> None: ...
+def conv2d_backward(grad_input: Optional[_Array], grad_weight: Optional[_Array], grad_bias: Optional[_Array],
+                    grad: _Array, input: _Array, weight: _Array, stride: tuple[_Int, _Int],
+                    padding: tuple[_Int, _Int], dilation: tuple[_Int, _Int], groups: _Int) -> None:
+    """grad_input = (overwrite), grad_weight += , grad_bias += (each None when not wanted) from grad (N, OC, OH, OW)."""
+def conv2d_forward(out: _Array, input: _Array, weight: _Array, bias: Optional[_Array], stride: tuple[_Int, _Int],
+                   padding: tuple[_Int, _Int], dilation: tuple[_Int, _Int], groups: _Int) -> None:
+    """out (N, OC, OH, OW) = conv2d(input (N, C, H, W), weight (OC, C/groups, kh, kw)) + bias (OC,) or None."""
+def conv_transpose2d_backward(grad_input: Optional[_Array], grad_weight: Optional[_Array],
+                              grad_bias: Optional[_Array], grad: _Array, input: _Array, weight: _Array,
+                              stride: tuple[_Int, _Int], padding: tuple[_Int, _Int], dilation: tuple[_Int, _Int],
+                              groups: _Int) -> None:
+    """grad_input = , grad_weight += , grad_bias += from grad (N, C_out, H_out, W_out)."""
+def conv_transpose2d_forward(out: _Array, input: _Array, weight: _Array, bias: Optional[_Array],
+                             stride: tuple[_Int, _Int], padding: tuple[_Int, _Int], dilation: tuple[_Int, _Int],
+                             groups: _Int) -> None:
+    """out (N, C_out, H_out, W_out; its shape fixes output_padding) = conv_transpose2d(input (N, C_in, H, W), weight (C_in, C_out/groups, kh, kw)) + bias (C_out,) or None."""
 def cpu_isa() -> str: ...
 def cpu_isa_supported(arg0: str, /) -> bool: ...
 def cross_entropy(loss: _Array, grad_input: Optional[_Array], input: _Array, target: _Array, weight: Optional[_Array],

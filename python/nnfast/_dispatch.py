@@ -142,6 +142,8 @@ _TABLE: dict[str, _Op] = {
     **_ops(TENSOR, ("reduce_dim", "scatter_dim"), "max", "min"),
     "cast": _op(TENSOR, cpu=("cast",)),
     # convolution (implicit GEMM on the packed GEMM)
+    **_ops(CONV, ("conv2d_forward", "conv2d_backward"), "conv1d", "conv2d"),
+    "conv_transpose2d": _op(CONV, cpu=("conv_transpose2d_forward", "conv_transpose2d_backward")),
 
     # pooling, upsampling and pixel shuffle
     "max_pool2d": _op(POOL, cpu=("max_pool2d_forward", "max_pool2d_backward")),

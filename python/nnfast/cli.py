@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -123,6 +124,41 @@ def build_mlp(in_features: int, hidden: Sequence[int], out_features: int, activa
         prev = h
     layers.append(nn.Linear(prev, out_features))
     return nn.Sequential(*layers)
+
+
+def build_cnn(in_features: int, hidden: Sequence[int], out_features: int, dropout: float = 0.0) -> Any:
+    """A small CNN for square one-channel images given as flat rows of ``in_features`` pixels: two
+    3x3 convolutions per resolution (the second strided by 2 instead of pooling), ReLU, then a
+    Linear+ReLU of width ``hidden[0]`` (128 when empty) and the output Linear."""
+    from . import nn
+
+    side = math.isqrt(in_features)
+    if side * side != in_features or side < 4:
+        raise UserError(f"--model cnn expects square one-channel images (in_features = side^2, side >= 4), "
+                        f"got {in_features} features")
+    quarter = -(-(-(-side // 2)) // 2)  # two stride-2 convolutions with padding 1: ceil(ceil(side / 2) / 2)
+    width = hidden[0] if hidden else 128
+    layers: list[Any] = [
+        nn.Unflatten(1, (1, side, side)),
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64 * quarter * quarter, width, activation="relu"),
+    ]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
+def build_model(kind: str, in_features: int, hidden: Sequence[int], out_features: int, activation: str = "relu",
+                norm: str = "none", dropout: float = 0.0) -> Any:
+    """``--model mlp`` (build_mlp) or ``--model cnn`` (build_cnn: activation and norm do not apply)."""
+    if kind == "cnn":
+        return build_cnn(in_features, hidden, out_features, dropout)
+    return build_mlp(in_features, hidden, out_features, activation, norm, dropout)
 
 
 def _activation_module(name: str) -> Any:
@@ -262,7 +298,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_name = f"{args.data} ({len(tr)} train / {len(te)} validation)"
 
     n_out = int(max(ytr.max(), yte.max()) + 1) if task == "classification" else ytr.shape[1]
-    model = build_mlp(Xtr.shape[1], hidden, n_out, args.activation, args.norm, args.dropout)
+    model = build_model(args.model, Xtr.shape[1], hidden, n_out, args.activation, args.norm, args.dropout)
     if device != "cpu":
         model.to(device)
     try:
@@ -299,7 +335,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = (lambda s: None) if quiet else print
     out(f"nnfast {nnfast.__version__} | {data_name} | device {device} | simd {nnfast.info()['simd']} "
         f"| threads {nnfast.get_num_threads()}")
-    out(f"model: {Xtr.shape[1]}-" + "-".join(str(h) for h in hidden + [n_out]) +
+    out(f"model: {'cnn ' if args.model == 'cnn' else ''}{Xtr.shape[1]}-" + "-".join(str(h) for h in hidden + [n_out]) +
         f" {args.activation}, norm {args.norm}, dropout {args.dropout}; optimizer {args.optimizer} lr {args.lr}"
         f", schedule {args.schedule}, batch {args.batch_size}, epochs {args.epochs}")
     callbacks: list[Callback] = []
@@ -339,7 +375,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                      "rng": nnfast.get_rng_state(), "epoch": start_epoch + len(history.epochs),
                      "config": {"in_features": int(Xtr.shape[1]), "hidden": hidden, "out_features": int(n_out),
                                 "activation": args.activation, "norm": args.norm, "dropout": args.dropout,
-                                "task": task}}, args.save)
+                                "task": task, "model": args.model}}, args.save)
         out(f"saved checkpoint to {args.save}")
     if args.plot:
         history.plot(args.plot)
@@ -360,8 +396,8 @@ def _model_from_checkpoint(path: str) -> tuple[Any, dict[str, Any]]:
         cfg = ck["config"]
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path}: not an nnfast training checkpoint ({str(exc).splitlines()[0]})") from None
-    model = build_mlp(cfg["in_features"], cfg["hidden"], cfg["out_features"], cfg["activation"], cfg["norm"],
-                      cfg["dropout"])
+    model = build_model(cfg.get("model", "mlp"), cfg["in_features"], cfg["hidden"], cfg["out_features"],
+                        cfg["activation"], cfg["norm"], cfg["dropout"])
     model.load_state_dict(ck["model"])
     model.eval()
     return model, cfg
@@ -494,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--label-column", type=int, default=None, help="CSV label column (default: the last)")
     t.add_argument("--task", choices=["classification", "regression"], default="classification",
                    help="loss and metrics: cross-entropy + accuracy, or MSE + MAE/RMSE")
+    t.add_argument("--model", default="mlp", choices=["mlp", "cnn"],
+                   help="mlp: Linear layers; cnn: 3x3 convolutions for square one-channel images (the "
+                        "first --hidden size is its dense layer)")
     t.add_argument("--hidden", default="256,128", help="hidden layer sizes, comma-separated ('none': no hidden layer)")
     t.add_argument("--activation", default="relu",
                    choices=["relu", "gelu", "tanh", "sigmoid", "silu", "elu", "leaky_relu", "softplus"],

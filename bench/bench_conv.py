@@ -1,0 +1,102 @@
+"""Conv2d training step benchmark: forward + backward (input, weight and bias gradients), nnfast vs
+PyTorch CPU (oneDNN) in the same run, same thread count, float32.
+
+    python bench/bench_conv.py [--threads 2] [--repeats 7] [--quick]
+
+Checks nnfast against PyTorch first, then times the two libraries in alternating blocks (so machine
+noise hits both alike) and prints the best and median time per step, GFLOP/s, % of the machine's
+fp32 FMA peak (nnfast's single-core probe x threads) and the ratio nnfast / torch (< 1: nnfast faster).
+FLOPs: forward 2 N OC OH OW (C / G) kh kw; the two backward products the same each (bias: ignored).
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import time
+
+import numpy as np
+
+import nnfast
+import nnfast.nn.functional as F
+
+LAYERS = [
+    # name, N, C, OC, H, W, k, stride, padding
+    ("N64 32->64 28x28 3x3 s1 p1", 64, 32, 64, 28, 28, 3, 1, 1),
+    ("N64 64->128 14x14 3x3 s1 p1", 64, 64, 128, 14, 14, 3, 1, 1),
+    ("N64 64->128 14x14 1x1 s1", 64, 64, 128, 14, 14, 1, 1, 0),
+    ("N64 64->128 28x28 3x3 s2 p1", 64, 64, 128, 28, 28, 3, 2, 1),
+]
+
+
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="first two layers, 3 repeats")
+    args = ap.parse_args()
+    import torch
+
+    nnfast.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    layers = LAYERS[:2] if args.quick else LAYERS
+    repeats = 3 if args.quick else args.repeats
+    peak = float(nnfast._C.fma_peak_gflops()) * args.threads
+    print(f"CPU: {cpu_name()} | threads {args.threads} | simd {nnfast.info()['simd']} | "
+          f"fp32 FMA peak {peak:.0f} GFLOP/s ({args.threads} cores) | torch {torch.__version__}")
+    print(f"{'layer':<30} {'GFLOP':>6} {'nnfast ms':>10} {'torch ms':>9} {'nnfast GF/s':>11} {'% peak':>7} "
+          f"{'torch GF/s':>10} {'ratio':>6}")
+    rng = np.random.default_rng(0)
+    for name, N, C, OC, H, W, k, s, p in layers:
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = (rng.standard_normal((OC, C, k, k)) / np.sqrt(C * k * k)).astype(np.float32)
+        b = rng.standard_normal(OC).astype(np.float32)
+        OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        g = rng.standard_normal((N, OC, OH, OW)).astype(np.float32)
+        flops = 3 * 2.0 * N * OC * OH * OW * C * k * k
+        xn, wn, bn = (nnfast.tensor(a, requires_grad=True) for a in (x, w, b))
+        xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        gt = torch.tensor(g)
+
+        def step_nnfast() -> None:
+            xn.grad = wn.grad = bn.grad = None
+            F.conv2d(xn, wn, bn, stride=s, padding=p).backward(g)
+
+        def step_torch() -> None:
+            xt.grad = wt.grad = bt.grad = None
+            torch.nn.functional.conv2d(xt, wt, bt, stride=s, padding=p).backward(gt)
+
+        step_nnfast()
+        step_torch()  # correctness before timing
+        for a, t in ((xn, xt), (wn, wt), (bn, bt)):
+            ref = t.grad.numpy()
+            np.testing.assert_allclose(a.grad.numpy(), ref, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(ref).max())))
+        times: dict[str, list[float]] = {"nnfast": [], "torch": []}
+        for _ in range(repeats):
+            for lib, fn in (("nnfast", step_nnfast), ("torch", step_torch)):
+                t0 = time.perf_counter()
+                fn()
+                times[lib].append(time.perf_counter() - t0)
+                time.sleep(0.05)  # let idle OpenMP threads stop spinning before the other library runs
+        bn_, bt_ = min(times["nnfast"]), min(times["torch"])
+        print(f"{name:<30} {flops / 1e9:6.2f} {bn_ * 1e3:10.1f} {bt_ * 1e3:9.1f} {flops / bn_ / 1e9:11.1f} "
+              f"{100 * flops / bn_ / 1e9 / peak:6.1f}% {flops / bt_ / 1e9:10.1f} {bn_ / bt_:6.2f}"
+              f"   (median {statistics.median(times['nnfast']) * 1e3:.1f} / "
+              f"{statistics.median(times['torch']) * 1e3:.1f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

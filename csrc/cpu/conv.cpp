@@ -1,0 +1,318 @@
+// Convolution driver: implicit GEMM over bounded chunks of column space.
+//
+// Column space: q = (n, oh, ow) flattened, Q = N * OH * OW. A chunk [q0, q0 + qn)
+// of it is processed at a time (qn depends on the shape only, so results do not
+// depend on the thread count):
+//   col (C kh kw, qn)  the chunk's input patches, row r = (c, ky, kx); rows of group g
+//                      are the contiguous block [g Kg, (g + 1) Kg), Kg = C / G * kh * kw
+//   out (OC, qn)       the chunk's outputs (or output gradients), gathered per channel
+// Forward:       out[g] = W[g] . col[g]                (then scattered to y, + bias)
+// Input grad:    col[g] = W[g]^T . out[g]              (then col2im-added into dx)
+// Weight grad:   dW[g] (+)= out[g] . col[g]^T          (summed over chunks in order)
+// Each is one cpu::gemm_batched over the groups. When a chunk holds whole images (the
+// usual case) threads take whole chunks; for images larger than a chunk, chunks run in
+// order with threads inside each GEMM and inside the gathers / scatters (split by patch
+// row / channel). Either way no two threads write one element.
+#include "nnfast/conv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/conv_geometry.h"
+#include "core/parallel_for.h"
+#include "nnfast/gemm.h"
+
+namespace nnfast::cpu {
+namespace {
+
+// Elements per thread below which a gather / scatter stays serial.
+constexpr index_t kCopyGrain = 16384;
+
+using conv_detail::Geometry;
+using conv_detail::max1;
+
+// Grow-only per-thread scratch (a fresh multi-MB allocation per call would page-fault every time).
+template <typename T>
+T* scratch(int slot, index_t elems) {
+  thread_local std::vector<T> bufs[2];
+  auto& b = bufs[slot];
+  if (static_cast<index_t>(b.size()) < elems) b.resize(static_cast<size_t>(elems));
+  return b.data();
+}
+
+// The output columns ow of one row for which the input column iw = ow * sw + off is inside [0, W).
+inline void valid_cols(index_t off, index_t sw, index_t W, index_t OW, index_t* lo, index_t* hi) {
+  *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+  *hi = (W - 1 - off) < 0 ? 0 : std::min(OW, (W - 1 - off) / sw + 1);
+  if (*lo > *hi) *lo = *hi;
+}
+
+// Walks the chunk [q0, q0 + qn) as runs within one output row: f(n, oh, ow0, len, pos) where pos
+// is the run's offset inside the chunk.
+template <typename F>
+inline void for_each_row_run(const Geometry& g, index_t q0, index_t qn, F&& f) {
+  index_t q = q0;
+  const index_t end = q0 + qn;
+  while (q < end) {
+    const index_t n = q / g.P, p = q % g.P, oh = p / g.s.OW, ow0 = p % g.s.OW;
+    const index_t len = std::min(g.s.OW - ow0, end - q);
+    f(n, oh, ow0, len, q - q0);
+    q += len;
+  }
+}
+
+// col (Kc, qn) = the input patches of the chunk (zeros where the window covers padding).
+template <typename T>
+void im2col(T* col, const T* x, const Geometry& g, index_t q0, index_t qn) {
+  const Conv2dShape& s = g.s;
+  parallel_for(g.Kc, max1(kCopyGrain / qn), [&](index_t r0, index_t r1) {
+    for (index_t r = r0; r < r1; ++r) {
+      const index_t c = r / g.kk, ky = (r % g.kk) / s.kw, kx = r % s.kw;
+      const index_t off = kx * s.dw - s.pw;
+      index_t lo_ow, hi_ow;
+      valid_cols(off, s.sw, s.W, s.OW, &lo_ow, &hi_ow);
+      T* row = col + r * qn;
+      for_each_row_run(g, q0, qn, [&](index_t n, index_t oh, index_t ow0, index_t len, index_t pos) {
+        T* d = row + pos;
+        const index_t ih = oh * s.sh - s.ph + ky * s.dh;
+        if (ih < 0 || ih >= s.H) {
+          std::fill(d, d + len, T(0));
+          return;
+        }
+        const index_t jlo = std::clamp(lo_ow - ow0, index_t(0), len);
+        const index_t jhi = std::clamp(hi_ow - ow0, jlo, len);
+        const T* src = x + ((n * s.C + c) * s.H + ih) * s.W + off;
+        std::fill(d, d + jlo, T(0));
+        if (s.sw == 1) {
+          std::memcpy(d + jlo, src + ow0 + jlo, static_cast<size_t>(jhi - jlo) * sizeof(T));
+        } else {
+          for (index_t j = jlo; j < jhi; ++j) d[j] = src[(ow0 + j) * s.sw];
+        }
+        std::fill(d + jhi, d + len, T(0));
+      });
+    }
+  });
+}
+
+// dx += the patches of col (Kc, qn) put back where they came from. Threads split the input
+// channels: channel c receives only from its own rows, added in (ky, kx, q) order.
+template <typename T>
+void col2im_add(T* dx, const T* col, const Geometry& g, index_t q0, index_t qn) {
+  const Conv2dShape& s = g.s;
+  parallel_for(s.C, max1(kCopyGrain / (g.kk * qn)), [&](index_t c0, index_t c1) {
+    for (index_t c = c0; c < c1; ++c)
+      for (index_t ky = 0; ky < s.kh; ++ky)
+        for (index_t kx = 0; kx < s.kw; ++kx) {
+          const index_t off = kx * s.dw - s.pw;
+          index_t lo_ow, hi_ow;
+          valid_cols(off, s.sw, s.W, s.OW, &lo_ow, &hi_ow);
+          const T* row = col + ((c * s.kh + ky) * s.kw + kx) * qn;
+          for_each_row_run(g, q0, qn, [&](index_t n, index_t oh, index_t ow0, index_t len, index_t pos) {
+            const index_t ih = oh * s.sh - s.ph + ky * s.dh;
+            if (ih < 0 || ih >= s.H) return;
+            const index_t jlo = std::clamp(lo_ow - ow0, index_t(0), len);
+            const index_t jhi = std::clamp(hi_ow - ow0, jlo, len);
+            T* dst = dx + ((n * s.C + c) * s.H + ih) * s.W + off;
+            const T* src = row + pos;
+            for (index_t j = jlo; j < jhi; ++j) dst[(ow0 + j) * s.sw] += src[j];
+          });
+        }
+  });
+}
+
+// buf (OC, qn) = y's values at the chunk's positions (y is (N, OC, OH, OW)).
+template <typename T>
+void gather_out(T* buf, const T* y, const Geometry& g, index_t q0, index_t qn) {
+  parallel_for(g.s.OC, max1(kCopyGrain / qn), [&](index_t o0, index_t o1) {
+    for (index_t o = o0; o < o1; ++o) {
+      index_t q = q0;
+      while (q < q0 + qn) {
+        const index_t n = q / g.P, p = q % g.P, len = std::min(g.P - p, q0 + qn - q);
+        std::memcpy(buf + o * qn + (q - q0), y + (n * g.s.OC + o) * g.P + p, static_cast<size_t>(len) * sizeof(T));
+        q += len;
+      }
+    }
+  });
+}
+
+// y at the chunk's positions = buf (OC, qn) + bias[o] (bias may be null).
+template <typename T>
+void scatter_out(T* y, const T* buf, const T* bias, const Geometry& g, index_t q0, index_t qn) {
+  parallel_for(g.s.OC, max1(kCopyGrain / qn), [&](index_t o0, index_t o1) {
+    for (index_t o = o0; o < o1; ++o) {
+      const T b = bias ? bias[o] : T(0);
+      index_t q = q0;
+      while (q < q0 + qn) {
+        const index_t n = q / g.P, p = q % g.P, len = std::min(g.P - p, q0 + qn - q);
+        const T* src = buf + o * qn + (q - q0);
+        T* dst = y + (n * g.s.OC + o) * g.P + p;
+        for (index_t j = 0; j < len; ++j) dst[j] = src[j] + b;
+        q += len;
+      }
+    }
+  });
+}
+
+// a (rows of `len` elements, channel = row % channels) += bias[channel].
+template <typename T>
+void add_channel_bias(T* a, const T* bias, index_t rows, index_t channels, index_t len) {
+  parallel_for(rows, max1(kCopyGrain / max1(len)), [&](index_t r0, index_t r1) {
+    for (index_t r = r0; r < r1; ++r) {
+      const T b = bias[r % channels];
+      T* p = a + r * len;
+      for (index_t j = 0; j < len; ++j) p[j] += b;
+    }
+  });
+}
+
+// db[c] += sum over n and the len positions of a (N, channels, len); double sums in a fixed order.
+template <typename T>
+void channel_sum_add(T* db, const T* a, index_t N, index_t channels, index_t len) {
+  parallel_for(channels, max1(kCopyGrain / max1(N * len)), [&](index_t c0, index_t c1) {
+    for (index_t c = c0; c < c1; ++c) {
+      double s = 0.0;
+      for (index_t n = 0; n < N; ++n) {
+        const T* p = a + (n * channels + c) * len;
+        for (index_t j = 0; j < len; ++j) s += static_cast<double>(p[j]);
+      }
+      db[c] += static_cast<T>(s);
+    }
+  });
+}
+
+// ------------------------------------------------------------------ the three products
+// When chunks hold whole images, threads take whole chunks (gather, GEMM, scatter on one
+// thread: one parallel region per call instead of three per chunk, and no two chunks write
+// one element); otherwise chunks run one after another with threads inside each step.
+template <typename F>
+void for_each_chunk(const Geometry& g, F&& chunk_fn) {
+  auto run = [&](index_t c) { chunk_fn(c * g.chunk, std::min(g.chunk, g.Q - c * g.chunk)); };
+  if (g.images_per_chunk > 0) {
+    parallel_for(g.chunks, 1, [&](index_t c0, index_t c1) {
+      for (index_t c = c0; c < c1; ++c) run(c);
+    });
+  } else {
+    for (index_t c = 0; c < g.chunks; ++c) run(c);
+  }
+}
+
+// y = conv(x, w) + bias.
+template <typename T>
+void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry& g) {
+  const Conv2dShape& s = g.s;
+  if (g.pointwise()) {  // y[n, group] = W[group] . x[n, group]: a GEMM per image, no gather
+    for (index_t gr = 0; gr < g.G; ++gr)
+      gemm_batched<T>(s.N, g.OCg, g.P, g.Cg, T(1), w + gr * g.OCg * g.Cg, 0, g.Cg, 1, x + gr * g.Cg * g.P,
+                      s.C * g.P, g.P, 1, T(0), y + gr * g.OCg * g.P, s.OC * g.P, g.P, 1);
+    if (bias) add_channel_bias(y, bias, s.N * s.OC, s.OC, g.P);
+    return;
+  }
+  for_each_chunk(g, [&](index_t q0, index_t qn) {
+    T* col = scratch<T>(0, g.Kc * qn);
+    T* out = scratch<T>(1, s.OC * qn);
+    im2col(col, x, g, q0, qn);
+    gemm_batched<T>(g.G, g.OCg, qn, g.Kg, T(1), w, g.OCg * g.Kg, g.Kg, 1, col, g.Kg * qn, qn, 1, T(0), out,
+                    g.OCg * qn, qn, 1);
+    scatter_out(y, out, bias, g, q0, qn);
+  });
+}
+
+// dx = conv^T(dy, w) (overwrites dx).
+template <typename T>
+void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
+  const Conv2dShape& s = g.s;
+  if (g.pointwise()) {  // dx[n, group] = W[group]^T . dy[n, group]
+    for (index_t gr = 0; gr < g.G; ++gr)
+      gemm_batched<T>(s.N, g.Cg, g.P, g.OCg, T(1), w + gr * g.OCg * g.Cg, 0, 1, g.Cg, dy + gr * g.OCg * g.P,
+                      s.OC * g.P, g.P, 1, T(0), dx + gr * g.Cg * g.P, s.C * g.P, g.P, 1);
+    return;
+  }
+  const index_t image = s.C * s.H * s.W;
+  if (g.images_per_chunk == 0) {  // chunks split images: zero all of dx first
+    parallel_for(s.N * image, kCopyGrain, [&](index_t i0, index_t i1) { std::fill(dx + i0, dx + i1, T(0)); });
+  }
+  for_each_chunk(g, [&](index_t q0, index_t qn) {
+    T* col = scratch<T>(0, g.Kc * qn);
+    T* out = scratch<T>(1, s.OC * qn);
+    if (g.images_per_chunk > 0) std::fill(dx + (q0 / g.P) * image, dx + ((q0 + qn) / g.P) * image, T(0));
+    gather_out(out, dy, g, q0, qn);
+    gemm_batched<T>(g.G, g.Kg, qn, g.OCg, T(1), w, g.OCg * g.Kg, 1, g.Kg, out, g.OCg * qn, qn, 1, T(0), col,
+                    g.Kg * qn, qn, 1);
+    col2im_add(dx, col, g, q0, qn);
+  });
+}
+
+// dw += sum over column space of dy . patches^T. Chunks are summed into a fixed number of
+// partial sums (chunk c into part c % parts, in chunk order; parts run in parallel), the parts
+// are added in order and the total added once: the bits depend on the shape only, and two
+// calls give exactly twice one call.
+constexpr index_t kWeightParts = 8;
+
+template <typename T>
+void weight_grad_product(T* dw, const T* dy, const T* x, const Geometry& g) {
+  const Conv2dShape& s = g.s;
+  if (g.chunks == 0) return;
+  const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, g.chunks);
+  std::vector<T> part(static_cast<size_t>(parts * size));
+  parallel_for(parts, 1, [&](index_t p0, index_t p1) {
+    for (index_t p = p0; p < p1; ++p)
+      for (index_t c = p; c < g.chunks; c += parts) {
+        const index_t q0 = c * g.chunk, qn = std::min(g.chunk, g.Q - q0);
+        T* col = scratch<T>(0, g.Kc * qn);
+        T* out = scratch<T>(1, s.OC * qn);
+        im2col(col, x, g, q0, qn);
+        gather_out(out, dy, g, q0, qn);
+        gemm_batched<T>(g.G, g.OCg, g.Kg, qn, T(1), out, g.OCg * qn, qn, 1, col, g.Kg * qn, 1, qn,
+                        c == p ? T(0) : T(1), part.data() + p * size, g.OCg * g.Kg, g.Kg, 1);
+      }
+  });
+  parallel_for(size, kCopyGrain, [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) {
+      T t = part[static_cast<size_t>(i)];
+      for (index_t p = 1; p < parts; ++p) t += part[static_cast<size_t>(p * size + i)];
+      dw[i] += t;
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* weight, const T* bias, const Conv2dShape& s) {
+  forward_product(y, x, weight, bias, Geometry(s));
+}
+
+template <typename T>
+void conv2d_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const T* weight, const Conv2dShape& s) {
+  const Geometry g(s);
+  if (dx) input_grad_product(dx, dy, weight, g);
+  if (dweight) weight_grad_product(dweight, dy, x, g);
+  if (dbias) channel_sum_add(dbias, dy, s.N, s.OC, g.P);
+}
+
+template <typename T>
+void conv_transpose2d_forward(T* y, const T* x, const T* weight, const T* bias, const Conv2dShape& s) {
+  input_grad_product(y, x, weight, Geometry(s));
+  if (bias) add_channel_bias(y, bias, s.N * s.C, s.C, s.H * s.W);
+}
+
+template <typename T>
+void conv_transpose2d_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const T* weight,
+                               const Conv2dShape& s) {
+  const Geometry g(s);
+  if (dx) forward_product<T>(dx, dy, weight, nullptr, g);
+  if (dweight) weight_grad_product(dweight, x, dy, g);  // the convolution's dy is x, its input is dy
+  if (dbias) channel_sum_add(dbias, dy, s.N, s.C, s.H * s.W);
+}
+
+#define NNFAST_CONV_INSTANTIATE(T)                                                                      \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&);                \
+  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const Conv2dShape&);       \
+  template void conv_transpose2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&);      \
+  template void conv_transpose2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const Conv2dShape&);
+NNFAST_CONV_INSTANTIATE(float)
+NNFAST_CONV_INSTANTIATE(double)
+#undef NNFAST_CONV_INSTANTIATE
+
+}  // namespace nnfast::cpu

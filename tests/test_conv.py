@@ -1,0 +1,217 @@
+"""Convolution modules and kernels beyond the registry (tests/opinfo_conv.py): PyTorch parity of
+the modules (state_dict both ways, outputs, gradients, repr, errors), 'same' / 'valid', depthwise,
+ConvTranspose2d output sizes, a multi-chunk float32 shape, the gradient contract and determinism."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import nnfast
+import nnfast.nn as nn
+import nnfast.nn.functional as F
+from nnfast._native import _C
+
+torch = pytest.importorskip("torch")
+
+MODULE_CASES = [
+    (nn.Conv2d, "Conv2d", dict(in_channels=4, out_channels=6, kernel_size=(3, 2), stride=(2, 1), padding=1,
+                               dilation=(1, 2), groups=2), (2, 4, 9, 8)),
+    (nn.Conv2d, "Conv2d", dict(in_channels=3, out_channels=5, kernel_size=4, padding="same"), (2, 3, 9, 8)),
+    (nn.Conv2d, "Conv2d", dict(in_channels=3, out_channels=5, kernel_size=3, padding="valid", bias=False),
+     (1, 3, 7, 7)),
+    (nn.Conv2d, "Conv2d", dict(in_channels=6, out_channels=6, kernel_size=3, padding=1, groups=6), (2, 6, 7, 5)),
+    (nn.Conv2d, "Conv2d", dict(in_channels=3, out_channels=5, kernel_size=3, padding=2, padding_mode="reflect"),
+     (2, 3, 7, 6)),
+    (nn.Conv2d, "Conv2d", dict(in_channels=3, out_channels=5, kernel_size=3, padding=1, padding_mode="replicate"),
+     (2, 3, 7, 6)),
+    (nn.Conv2d, "Conv2d", dict(in_channels=3, out_channels=5, kernel_size=3, padding=1, padding_mode="circular"),
+     (2, 3, 7, 6)),
+    (nn.Conv2d, "Conv2d", dict(in_channels=3, out_channels=4, kernel_size=1), (3, 5, 5)),  # unbatched
+    (nn.Conv1d, "Conv1d", dict(in_channels=3, out_channels=5, kernel_size=4, padding="same", dilation=3), (2, 3, 17)),
+    (nn.Conv1d, "Conv1d", dict(in_channels=4, out_channels=2, kernel_size=3, stride=2, groups=2), (1, 4, 11)),
+    (nn.Conv1d, "Conv1d", dict(in_channels=3, out_channels=5, kernel_size=4, padding=2, padding_mode="circular"),
+     (3, 17)),
+    (nn.ConvTranspose2d, "ConvTranspose2d", dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1,
+                                                 output_padding=1, groups=2), (2, 4, 5, 6)),
+    (nn.ConvTranspose2d, "ConvTranspose2d", dict(in_channels=3, out_channels=2, kernel_size=(2, 3), stride=(1, 2),
+                                                 dilation=2, bias=False), (1, 3, 4, 4)),
+]
+
+
+def _np(t):
+    return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+def _compare(m, t, shape, rtol=1e-10, atol=1e-10, seed=0):
+    r = np.random.default_rng(seed)
+    x = r.standard_normal(shape)
+    xn = nnfast.tensor(x, requires_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    yn, yt = m(xn), t(xt)
+    assert tuple(yn.shape) == tuple(yt.shape)
+    np.testing.assert_allclose(_np(yn), _np(yt), rtol=rtol, atol=atol)
+    g = r.standard_normal(tuple(yt.shape))
+    yn.backward(g)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(xn.grad.numpy(), xt.grad.numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(m.weight.grad.numpy(), t.weight.grad.numpy(), rtol=rtol, atol=atol)
+    if m.bias is not None:
+        np.testing.assert_allclose(m.bias.grad.numpy(), t.bias.grad.numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("cls,tname,kw,shape", MODULE_CASES,
+                         ids=[f"{c[1]}-{i}" for i, c in enumerate(MODULE_CASES)])
+def test_module_matches_torch_state_dict_both_ways(cls, tname, kw, shape):
+    nnfast.manual_seed(1)
+    m = cls(**kw, dtype=np.float64)
+    t = getattr(torch.nn, tname)(**kw).double()
+    assert repr(m) == repr(t)
+    assert set(m.state_dict()) == set(t.state_dict())
+    t.load_state_dict({k: torch.tensor(_np(v)) for k, v in m.state_dict().items()})  # nnfast -> torch
+    _compare(m, t, shape)
+    torch.manual_seed(2)
+    t2 = getattr(torch.nn, tname)(**kw).double()
+    m2 = cls(**kw, dtype=np.float64)
+    m2.load_state_dict({k: v.detach().numpy().copy() for k, v in t2.state_dict().items()})  # torch -> nnfast
+    _compare(m2, t2, shape, seed=3)
+
+
+@pytest.mark.parametrize("cls,kw", [(nn.Conv2d, dict(in_channels=8, out_channels=300, kernel_size=3, groups=2)),
+                                    (nn.Conv1d, dict(in_channels=6, out_channels=400, kernel_size=5)),
+                                    (nn.ConvTranspose2d, dict(in_channels=300, out_channels=8, kernel_size=3))])
+def test_default_init_bounds_as_torch(cls, kw):
+    m = cls(**kw)
+    fan_in = m.weight.shape[1] * math.prod(m.kernel_size)
+    bound = 1 / math.sqrt(fan_in)
+    w, b = m.weight.detach().numpy(), m.bias.detach().numpy()
+    assert w.dtype == np.float32 and np.abs(w).max() <= bound
+    assert np.abs(b).max() <= bound
+    assert abs(w.std() - bound / math.sqrt(3)) < 0.1 * bound  # U(-bound, bound)
+
+
+def test_same_and_valid_match_torch():
+    r = np.random.default_rng(4)
+    for k, d in [(3, 1), (4, 1), (2, 3), (5, 2)]:
+        x, w = r.standard_normal((2, 3, 9, 10)), r.standard_normal((4, 3, k, k))
+        for pad in ("same", "valid"):
+            got = F.conv2d(nnfast.tensor(x), nnfast.tensor(w), padding=pad, dilation=d).numpy()
+            want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=pad, dilation=d).numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+            if pad == "same":
+                assert got.shape[2:] == x.shape[2:]
+
+
+def test_depthwise_with_multiplier_matches_torch():
+    r = np.random.default_rng(5)
+    x, w, b = r.standard_normal((2, 4, 7, 9)), r.standard_normal((8, 1, 3, 3)), r.standard_normal(8)
+    got = F.conv2d(nnfast.tensor(x), nnfast.tensor(w), nnfast.tensor(b), stride=2, padding=1, groups=4).numpy()
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=2, padding=1,
+                                      groups=4).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("stride,padding,output_padding,dilation", [(2, 1, 1, 1), (3, 0, 2, 1), (2, 2, 0, 3),
+                                                                   ((2, 3), (1, 0), (1, 2), (1, 1))])
+def test_conv_transpose2d_output_sizes(stride, padding, output_padding, dilation):
+    kw = dict(in_channels=3, out_channels=2, kernel_size=3, stride=stride, padding=padding,
+              output_padding=output_padding, dilation=dilation)
+    m, t = nn.ConvTranspose2d(**kw, dtype=np.float64), torch.nn.ConvTranspose2d(**kw).double()
+    t.load_state_dict({k: torch.tensor(_np(v)) for k, v in m.state_dict().items()})
+    x = np.random.default_rng(6).standard_normal((1, 3, 5, 4))
+    yn, yt = m(nnfast.tensor(x)), t(torch.tensor(x))
+    assert tuple(yn.shape) == tuple(yt.shape)
+    np.testing.assert_allclose(yn.detach().numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_conv_transpose2d_output_size_argument():
+    m = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, dtype=np.float64)
+    t = torch.nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1).double()
+    t.load_state_dict({k: torch.tensor(_np(v)) for k, v in m.state_dict().items()})
+    x = np.random.default_rng(7).standard_normal((1, 3, 5, 5))
+    for size in [(9, 9), (10, 9), (10, 10)]:
+        yn, yt = m(nnfast.tensor(x), output_size=size), t(torch.tensor(x), output_size=size)
+        assert tuple(yn.shape[2:]) == size
+        np.testing.assert_allclose(yn.detach().numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match=r"^\[ConvTranspose2d\] expected output_size"):
+        m(nnfast.tensor(x), output_size=(12, 9))
+
+
+def test_larger_float32_multi_chunk_matches_torch():
+    """Column space larger than one chunk (chunks split images): float32 forward and all gradients."""
+    r = np.random.default_rng(8)
+    x = r.standard_normal((3, 64, 48, 40)).astype(np.float32)
+    w = (0.05 * r.standard_normal((32, 64, 3, 3))).astype(np.float32)
+    b = r.standard_normal(32).astype(np.float32)
+    xn, wn, bn = (nnfast.tensor(a, requires_grad=True) for a in (x, w, b))
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yn = F.conv2d(xn, wn, bn, padding=1)
+    yt = torch.nn.functional.conv2d(xt, wt, bt, padding=1)
+    np.testing.assert_allclose(yn.detach().numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-4)
+    g = r.standard_normal(tuple(yt.shape)).astype(np.float32)
+    yn.backward(g)
+    yt.backward(torch.tensor(g))
+    for a, t_ in ((xn, xt), (wn, wt), (bn, bt)):
+        ref = t_.grad.numpy()
+        np.testing.assert_allclose(a.grad.numpy(), ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_gradient_contract_and_thread_determinism(transposed):
+    """dx overwrites (NaN-filled buffer), dweight / dbias accumulate exactly; same bits on 1 and 2 threads."""
+    r = np.random.default_rng(9)
+    x = r.standard_normal((2, 4, 30, 31)).astype(np.float32)
+    w = r.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    args = ((2, 2), (1, 1), (1, 1), 2)
+    if transposed:
+        dy = r.standard_normal((2, 4, 59, 61)).astype(np.float32)
+        bwd, nb = _C.conv_transpose2d_backward, 4
+    else:
+        dy = r.standard_normal((2, 4, 15, 16)).astype(np.float32)
+        bwd, nb = _C.conv2d_backward, 4
+    old = nnfast.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            nnfast.set_num_threads(threads)
+            dx = np.full_like(x, np.nan)
+            dw, db = np.zeros_like(w), np.zeros(nb, np.float32)
+            bwd(dx, dw, db, dy, x, w, *args)
+            once_w, once_b = dw.copy(), db.copy()
+            bwd(dx, dw, db, dy, x, w, *args)
+            assert np.isfinite(dx).all()
+            assert np.array_equal(dw, 2 * once_w) and np.array_equal(db, 2 * once_b)
+            results.append((dx, dw, db))
+    finally:
+        nnfast.set_num_threads(old)
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: nn.Conv2d(3, 4, 3, groups=2), r"^\[Conv2d\] expected in_channels"),
+    (lambda: nn.Conv2d(4, 3, 3, groups=2), r"^\[Conv2d\] expected out_channels"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=0), r"^\[Conv2d\] expected groups"),
+    (lambda: nn.Conv2d(3, 4, 3, stride=2, padding="same"), r"^\[Conv2d\] expected stride 1"),
+    (lambda: nn.Conv2d(3, 4, 3, padding="full"), r"^\[Conv2d\] expected padding"),
+    (lambda: nn.Conv2d(3, 4, 3, padding_mode="mirror"), r"^\[Conv2d\] expected padding_mode"),
+    (lambda: nn.Conv1d(3, 4, (3, 3)), r"^\[Conv1d\] expected kernel_size"),
+    (lambda: nn.ConvTranspose2d(3, 4, 3, padding_mode="reflect"), r"^\[ConvTranspose2d\] expected padding_mode"),
+])
+def test_module_constructor_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_binding_checks_before_the_kernel():
+    x, w = np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"^\[conv2d\] expected out of shape"):
+        _C.conv2d_forward(np.empty((1, 2, 4, 4)), x, w, None, (1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match=r"^\[conv2d\] expected a \(dilated\) kernel"):
+        _C.conv2d_forward(np.empty((1, 2, 1, 1)), x, w, None, (1, 1), (0, 0), (3, 3), 1)
+    with pytest.raises(ValueError, match=r"^\[conv2d\] expected stride"):
+        _C.conv2d_forward(np.empty((1, 2, 3, 3)), x, w, None, (0, 1), (0, 0), (1, 1), 1)
+    out = x.reshape(-1)[:18].reshape(1, 2, 3, 3)  # a view of the input
+    with pytest.raises(ValueError, match=r"^\[conv2d\] expected out not to share memory"):
+        _C.conv2d_forward(out, x, w, None, (1, 1), (0, 0), (1, 1), 1)
