@@ -195,7 +195,11 @@ def test_registry_covers_the_functional_api():
                "swish", "step", "sign", "softmax", "log_softmax", "glu", "swiglu", "prelu", "linear", "dropout",
                "layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm", "cross_entropy", "nll_loss",
                "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
-               "binary_cross_entropy_with_logits", "kl_div", "perceptron_loss", "rmse_loss", "linear_cross_entropy"):
+               "binary_cross_entropy_with_logits", "kl_div", "perceptron_loss", "rmse_loss", "linear_cross_entropy",
+               # the layer families
+               "conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+               "adaptive_avg_pool2d", "adaptive_max_pool2d", "interpolate", "pixel_shuffle", "embedding",
+               "scaled_dot_product_attention", "multi_head_attention_forward"):
         assert hasattr(F, fn), fn
         assert fn in tags, f"{fn} has no OpInfo"
     for op in REGISTRY:
