@@ -66,13 +66,23 @@ struct Scratch {
       : s(kBq * kBk), pd(kBq * kBk), dp(kBq * kBk), m(kBq), l(kBq), alpha(kBq), bt(kSmallHead * kBk) {}
 };
 
+// Where a tile product meets the causal triangle (direct path, tiles crossing the diagonal): the
+// entries of P / dS with key j > query i are exactly 0 (scores: -inf, rewritten by mask_tile), so
+// chunks of output rows skip the keys / queries no row of theirs can see.
+enum class Causal { None, KeyCols, KeySum, QuerySum };  // keys are the columns / the sum / queries are the sum
+struct TileAt {
+  Causal kind;
+  index_t i0, j0;  // the tile's first query and key
+};
+constexpr index_t kCausalChunk = 16;  // output rows per chunk (a multiple of small_gemm's row blocks)
+
 // c (row stride ldc, unit columns) = alpha * A B (+ c when accumulate), A(i, k) = a[i * ars + k * acs],
 // B(k, j) = b[k * brs + j * bcs]: the blocked GEMM, or for small heads the direct loop (a B with
 // strided columns is first transposed into bt, K rows of at most kBk).
 template <typename T>
 void tile_product(const AttnParams& p, const AttnOps<T>& ops, T* bt, index_t M, index_t N, index_t K, T alpha,
                   const T* a, index_t ars, index_t acs, const T* b, index_t brs, index_t bcs, bool accumulate, T* c,
-                  index_t ldc) {
+                  index_t ldc, TileAt at = {Causal::None, 0, 0}) {
   if (p.E > kSmallHead || p.Ev > kSmallHead) {
     gemm<T>(M, N, K, alpha, a, ars, acs, b, brs, bcs, accumulate ? T(1) : T(0), c, ldc, 1);
     return;
@@ -82,7 +92,27 @@ void tile_product(const AttnParams& p, const AttnOps<T>& ops, T* bt, index_t M, 
       for (index_t k = 0; k < K; ++k) bt[k * kBk + j] = b[k * brs + j * bcs];
     b = bt, brs = kBk;
   }
-  ops.small_gemm(c, ldc, a, ars, acs, b, brs, M, N, K, alpha, accumulate);
+  const index_t keys = at.kind == Causal::KeyCols ? N : at.kind == Causal::KeySum ? K : M;
+  if (!p.causal || at.kind == Causal::None || at.j0 + keys - 1 <= at.i0) {
+    ops.small_gemm(c, ldc, a, ars, acs, b, brs, M, N, K, alpha, accumulate);
+    return;
+  }
+  for (index_t r0 = 0; r0 < M; r0 += kCausalChunk) {
+    const index_t r1 = std::min(M, r0 + kCausalChunk);
+    // keys the chunk's last query row sees (queries rows), or queries before the chunk's first key (keys rows)
+    const index_t live = std::clamp<index_t>(at.i0 + r1 - at.j0, 0, keys);
+    if (at.kind == Causal::KeyCols) {
+      ops.small_gemm(c + r0 * ldc, ldc, a + r0 * ars, ars, acs, b, brs, r1 - r0, live, K, alpha, accumulate);
+      if (!accumulate)  // columns no row of the chunk sees: 0, as P and dS are there
+        for (index_t r = r0; r < r1; ++r) std::fill(c + r * ldc + live, c + r * ldc + N, T(0));
+    } else if (at.kind == Causal::KeySum) {
+      ops.small_gemm(c + r0 * ldc, ldc, a + r0 * ars, ars, acs, b, brs, r1 - r0, N, live, alpha, accumulate);
+    } else {
+      const index_t ks = std::clamp<index_t>(at.j0 + r0 - at.i0, 0, K);
+      ops.small_gemm(c + r0 * ldc, ldc, a + r0 * ars + ks * acs, ars, acs, b + ks * brs, brs, r1 - r0, N, K - ks,
+                     alpha, accumulate);
+    }
+  }
 }
 
 // Mask and causal rule on the score tile s (rows i0.., columns j0..).
@@ -143,7 +173,7 @@ void forward_block(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p,
     const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
     const T* v = in.v.base + in.v.off[bh] + j0 * in.v.rs;
     tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(),
-                 kBk);
+                 kBk, {Causal::KeyCols, i0, j0});
     mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
     ops.softmax_update(w.s.data(), nq, nk, kBk, w.m.data(), w.l.data(), w.alpha.data());
     if (j0 > 0)
@@ -151,7 +181,8 @@ void forward_block(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p,
         if (w.alpha[r] != T(1))
           for (index_t e = 0; e < p.Ev; ++e) o[r * p.Ev + e] *= w.alpha[r];
     if (p.dropout_p > 0) dropout_tile(w.s.data(), nq, nk, bh, i0, j0, p);
-    tile_product(p, ops, w.bt.data(), nq, p.Ev, nk, T(1), w.s.data(), kBk, 1, v, in.v.rs, 1, true, o, p.Ev);
+    tile_product(p, ops, w.bt.data(), nq, p.Ev, nk, T(1), w.s.data(), kBk, 1, v, in.v.rs, 1, true, o, p.Ev,
+                 {Causal::KeySum, i0, j0});
   }
   for (index_t r = 0; r < nq; ++r) {
     const T l = w.l[r];
@@ -183,14 +214,16 @@ void backward_tile(const BackwardArgs<T>& b, const AttnInputs<T>& in, const Attn
   const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
   const T* v = in.v.base + in.v.off[bh] + j0 * in.v.rs;
   const T* dout = b.dout + (bh * p.L + i0) * p.Ev;
-  tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(), kBk);
+  tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(), kBk,
+               {Causal::KeyCols, i0, j0});
   mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
   ops.exp_shift(w.s.data(), nq, nk, kBk, b.lse + bh * p.L + i0);
   if (want_pd) {
     for (index_t r = 0; r < nq; ++r) std::memcpy(&w.pd[r * kBk], &w.s[r * kBk], nk * sizeof(T));
     if (p.dropout_p > 0) dropout_tile(w.pd.data(), nq, nk, bh, i0, j0, p);
   }
-  tile_product(p, ops, w.bt.data(), nq, nk, p.Ev, T(1), dout, p.Ev, 1, v, 1, in.v.rs, false, w.dp.data(), kBk);
+  tile_product(p, ops, w.bt.data(), nq, nk, p.Ev, T(1), dout, p.Ev, 1, v, 1, in.v.rs, false, w.dp.data(), kBk,
+               {Causal::KeyCols, i0, j0});
   if (p.dropout_p > 0) dropout_tile(w.dp.data(), nq, nk, bh, i0, j0, p);
   ops.softmax_grad(w.dp.data(), w.s.data(), nq, nk, kBk, b.D + bh * p.L + i0);
   if (b.dmask)
@@ -206,9 +239,9 @@ void accumulate_kv(const BackwardArgs<T>& b, const AttnInputs<T>& in, const Attn
   const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
   const T* dout = b.dout + (bh * p.L + i0) * p.Ev;
   tile_product(p, ops, w.bt.data(), nk, p.Ev, nq, T(1), w.pd.data(), 1, kBk, dout, p.Ev, 1, true,
-               b.dv + (bh * p.S + j0) * p.Ev, p.Ev);
+               b.dv + (bh * p.S + j0) * p.Ev, p.Ev, {Causal::QuerySum, i0, j0});
   tile_product(p, ops, w.bt.data(), nk, p.E, nq, T(p.scale), w.dp.data(), 1, kBk, q, in.q.rs, 1, true,
-               b.dk + (bh * p.S + j0) * p.E, p.E);
+               b.dk + (bh * p.S + j0) * p.E, p.E, {Causal::QuerySum, i0, j0});
 }
 
 template <typename T>
@@ -217,7 +250,7 @@ void accumulate_q(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnP
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
   const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
   tile_product(p, ops, w.bt.data(), nq, p.E, nk, T(p.scale), w.dp.data(), kBk, 1, k, in.k.rs, 1, true,
-               b.dq + (bh * p.L + i0) * p.E, p.E);
+               b.dq + (bh * p.L + i0) * p.E, p.E, {Causal::KeySum, i0, j0});
 }
 
 template <typename T>
