@@ -1,7 +1,7 @@
 """GPT training-step benchmark: examples/char_gpt.py's model on nnfast vs the same model written in
 PyTorch (CPU), in one run.
 
-    python bench/bench_gpt.py [--threads 2] [--rounds 15] [--only nano,micro] [--profile]
+    python bench/bench_gpt.py [--threads 2] [--rounds 15] [--only nano,micro] [--profile] [--cpu-time]
 
 A step is forward (fused tied-head + cross-entropy), backward and an AdamW step (zero_grad
 included), float32, on a fixed batch of the bundled Genesis text. Both models start from the same
@@ -104,6 +104,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--only", default="nano,micro")
     ap.add_argument("--profile", action="store_true", help="cProfile nnfast's step (top 25 by own time)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the process's CPU time instead of wall time (steadier on a loaded machine; "
+                         "at N > 1 threads it counts every thread, spin-waits included)")
     args = ap.parse_args()
     torch = torch_or_none()
     if torch is None:
@@ -111,10 +114,12 @@ def main() -> int:
         return 1
     nnfast.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
+    clock = time.process_time if args.cpu_time else time.perf_counter
     g = _example()
     data = g.CharData(nnfast.datasets.genesis_kjv())
     vocab = len(data.chars)
     peak = nnfast._C.fma_peak_gflops()
+    print(("timing: process CPU time" if args.cpu_time else "timing: wall time") + "; ", end="")
     print(f"CPU: {cpu_name()}; threads: nnfast {nnfast.get_num_threads()}, torch {torch.get_num_threads()}; "
           f"measured FMA peak {peak:.0f} GFLOP/s per core (float32)")
     print("F.scaled_dot_product_attention: " + ("PLACEHOLDER composite (matmul + softmax + matmul)"
@@ -169,11 +174,11 @@ def main() -> int:
             step_t()
         tn, tt = [], []
         for _ in range(args.rounds):
-            t0 = time.perf_counter()
+            t0 = clock()
             step_n()
-            t1 = time.perf_counter()
+            t1 = clock()
             step_t()
-            t2 = time.perf_counter()
+            t2 = clock()
             tn.append(t1 - t0)
             tt.append(t2 - t1)
         fl = flops_per_step(L, C, T, B, vocab)
@@ -193,13 +198,13 @@ def main() -> int:
         qt = [torch.tensor(a, requires_grad=True) for a in q_np]
         sn, st = [], []
         for _ in range(args.rounds):
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(L):
                 nnfast.nn.functional.scaled_dot_product_attention(*qn, is_causal=True).sum().backward()
-            t1 = time.perf_counter()
+            t1 = clock()
             for _ in range(L):
                 torch.nn.functional.scaled_dot_product_attention(*qt, is_causal=True).sum().backward()
-            t2 = time.perf_counter()
+            t2 = clock()
             sn.append(t1 - t0)
             st.append(t2 - t1)
         print(f"  of which sdpa fwd+bwd x {L} layers: nnfast best {min(sn) * 1e3:.2f} ms, torch best "

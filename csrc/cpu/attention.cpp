@@ -55,11 +55,65 @@ void for_tasks(index_t n, F&& f) {
   for (index_t t = 0; t < n; ++t) f(t, scratch);
 }
 
+// Heads up to this wide run their tile products through AttnOps::small_gemm (no packing:
+// at E = 16, packing a 64 x 64 x 16 product for the blocked GEMM costs as much as the product).
+constexpr index_t kSmallHead = 64;
+
 template <typename T>
 struct Scratch {
-  std::vector<T> s, pd, dp, m, l, alpha;
-  Scratch() : s(kBq * kBk), pd(kBq * kBk), dp(kBq * kBk), m(kBq), l(kBq), alpha(kBq) {}
+  std::vector<T> s, pd, dp, m, l, alpha, bt;
+  Scratch()
+      : s(kBq * kBk), pd(kBq * kBk), dp(kBq * kBk), m(kBq), l(kBq), alpha(kBq), bt(kSmallHead * kBk) {}
 };
+
+// Where a tile product meets the causal triangle (direct path, tiles crossing the diagonal): the
+// entries of P / dS with key j > query i are exactly 0 (scores: -inf, rewritten by mask_tile), so
+// chunks of output rows skip the keys / queries no row of theirs can see.
+enum class Causal { None, KeyCols, KeySum, QuerySum };  // keys are the columns / the sum / queries are the sum
+struct TileAt {
+  Causal kind;
+  index_t i0, j0;  // the tile's first query and key
+};
+constexpr index_t kCausalChunk = 16;  // output rows per chunk (a multiple of small_gemm's row blocks)
+
+// c (row stride ldc, unit columns) = alpha * A B (+ c when accumulate), A(i, k) = a[i * ars + k * acs],
+// B(k, j) = b[k * brs + j * bcs]: the blocked GEMM, or for small heads the direct loop (a B with
+// strided columns is first transposed into bt, K rows of at most kBk).
+template <typename T>
+void tile_product(const AttnParams& p, const AttnOps<T>& ops, T* bt, index_t M, index_t N, index_t K, T alpha,
+                  const T* a, index_t ars, index_t acs, const T* b, index_t brs, index_t bcs, bool accumulate, T* c,
+                  index_t ldc, TileAt at = {Causal::None, 0, 0}) {
+  if (p.E > kSmallHead || p.Ev > kSmallHead) {
+    gemm<T>(M, N, K, alpha, a, ars, acs, b, brs, bcs, accumulate ? T(1) : T(0), c, ldc, 1);
+    return;
+  }
+  if (bcs != 1) {  // here K <= kSmallHead (a head dim) and N <= kBk (a key tile)
+    for (index_t j = 0; j < N; ++j)
+      for (index_t k = 0; k < K; ++k) bt[k * kBk + j] = b[k * brs + j * bcs];
+    b = bt, brs = kBk;
+  }
+  const index_t keys = at.kind == Causal::KeyCols ? N : at.kind == Causal::KeySum ? K : M;
+  if (!p.causal || at.kind == Causal::None || at.j0 + keys - 1 <= at.i0) {
+    ops.small_gemm(c, ldc, a, ars, acs, b, brs, M, N, K, alpha, accumulate);
+    return;
+  }
+  for (index_t r0 = 0; r0 < M; r0 += kCausalChunk) {
+    const index_t r1 = std::min(M, r0 + kCausalChunk);
+    // keys the chunk's last query row sees (queries rows), or queries before the chunk's first key (keys rows)
+    const index_t live = std::clamp<index_t>(at.i0 + r1 - at.j0, 0, keys);
+    if (at.kind == Causal::KeyCols) {
+      ops.small_gemm(c + r0 * ldc, ldc, a + r0 * ars, ars, acs, b, brs, r1 - r0, live, K, alpha, accumulate);
+      if (!accumulate)  // columns no row of the chunk sees: 0, as P and dS are there
+        for (index_t r = r0; r < r1; ++r) std::fill(c + r * ldc + live, c + r * ldc + N, T(0));
+    } else if (at.kind == Causal::KeySum) {
+      ops.small_gemm(c + r0 * ldc, ldc, a + r0 * ars, ars, acs, b, brs, r1 - r0, N, live, alpha, accumulate);
+    } else {
+      const index_t ks = std::clamp<index_t>(at.j0 + r0 - at.i0, 0, K);
+      ops.small_gemm(c + r0 * ldc, ldc, a + r0 * ars + ks * acs, ars, acs, b + ks * brs, brs, r1 - r0, N, K - ks,
+                     alpha, accumulate);
+    }
+  }
+}
 
 // Mask and causal rule on the score tile s (rows i0.., columns j0..).
 template <typename T>
@@ -118,7 +172,8 @@ void forward_block(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p,
     const index_t nk = std::min(kBk, p.S - j0);
     const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
     const T* v = in.v.base + in.v.off[bh] + j0 * in.v.rs;
-    gemm<T>(nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, T(0), w.s.data(), kBk, 1);
+    tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(),
+                 kBk, {Causal::KeyCols, i0, j0});
     mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
     ops.softmax_update(w.s.data(), nq, nk, kBk, w.m.data(), w.l.data(), w.alpha.data());
     if (j0 > 0)
@@ -126,7 +181,8 @@ void forward_block(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p,
         if (w.alpha[r] != T(1))
           for (index_t e = 0; e < p.Ev; ++e) o[r * p.Ev + e] *= w.alpha[r];
     if (p.dropout_p > 0) dropout_tile(w.s.data(), nq, nk, bh, i0, j0, p);
-    gemm<T>(nq, p.Ev, nk, T(1), w.s.data(), kBk, 1, v, in.v.rs, 1, T(1), o, p.Ev, 1);
+    tile_product(p, ops, w.bt.data(), nq, p.Ev, nk, T(1), w.s.data(), kBk, 1, v, in.v.rs, 1, true, o, p.Ev,
+                 {Causal::KeySum, i0, j0});
   }
   for (index_t r = 0; r < nq; ++r) {
     const T l = w.l[r];
@@ -158,14 +214,16 @@ void backward_tile(const BackwardArgs<T>& b, const AttnInputs<T>& in, const Attn
   const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
   const T* v = in.v.base + in.v.off[bh] + j0 * in.v.rs;
   const T* dout = b.dout + (bh * p.L + i0) * p.Ev;
-  gemm<T>(nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, T(0), w.s.data(), kBk, 1);
+  tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(), kBk,
+               {Causal::KeyCols, i0, j0});
   mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
   ops.exp_shift(w.s.data(), nq, nk, kBk, b.lse + bh * p.L + i0);
   if (want_pd) {
     for (index_t r = 0; r < nq; ++r) std::memcpy(&w.pd[r * kBk], &w.s[r * kBk], nk * sizeof(T));
     if (p.dropout_p > 0) dropout_tile(w.pd.data(), nq, nk, bh, i0, j0, p);
   }
-  gemm<T>(nq, nk, p.Ev, T(1), dout, p.Ev, 1, v, 1, in.v.rs, T(0), w.dp.data(), kBk, 1);
+  tile_product(p, ops, w.bt.data(), nq, nk, p.Ev, T(1), dout, p.Ev, 1, v, 1, in.v.rs, false, w.dp.data(), kBk,
+               {Causal::KeyCols, i0, j0});
   if (p.dropout_p > 0) dropout_tile(w.dp.data(), nq, nk, bh, i0, j0, p);
   ops.softmax_grad(w.dp.data(), w.s.data(), nq, nk, kBk, b.D + bh * p.L + i0);
   if (b.dmask)
@@ -176,21 +234,23 @@ void backward_tile(const BackwardArgs<T>& b, const AttnInputs<T>& in, const Attn
 // dK_j / dV_j += the tile's contributions (w from backward_tile with want_pd).
 template <typename T>
 void accumulate_kv(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
-                   index_t j0, Scratch<T>& w) {
+                   index_t j0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
   const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
   const T* dout = b.dout + (bh * p.L + i0) * p.Ev;
-  gemm<T>(nk, p.Ev, nq, T(1), w.pd.data(), 1, kBk, dout, p.Ev, 1, T(1), b.dv + (bh * p.S + j0) * p.Ev, p.Ev, 1);
-  gemm<T>(nk, p.E, nq, T(p.scale), w.dp.data(), 1, kBk, q, in.q.rs, 1, T(1), b.dk + (bh * p.S + j0) * p.E, p.E,
-          1);
+  tile_product(p, ops, w.bt.data(), nk, p.Ev, nq, T(1), w.pd.data(), 1, kBk, dout, p.Ev, 1, true,
+               b.dv + (bh * p.S + j0) * p.Ev, p.Ev, {Causal::QuerySum, i0, j0});
+  tile_product(p, ops, w.bt.data(), nk, p.E, nq, T(p.scale), w.dp.data(), 1, kBk, q, in.q.rs, 1, true,
+               b.dk + (bh * p.S + j0) * p.E, p.E, {Causal::QuerySum, i0, j0});
 }
 
 template <typename T>
 void accumulate_q(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
-                  index_t j0, Scratch<T>& w) {
+                  index_t j0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
   const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
-  gemm<T>(nq, p.E, nk, T(p.scale), w.dp.data(), kBk, 1, k, in.k.rs, 1, T(1), b.dq + (bh * p.L + i0) * p.E, p.E, 1);
+  tile_product(p, ops, w.bt.data(), nq, p.E, nk, T(p.scale), w.dp.data(), kBk, 1, k, in.k.rs, 1, true,
+               b.dq + (bh * p.L + i0) * p.E, p.E, {Causal::KeySum, i0, j0});
 }
 
 template <typename T>
@@ -252,8 +312,8 @@ void sdpa_backward(T* dq, T* dk, T* dv, T* dmask, const T* dout, const T* out, c
           const index_t i0 = qb * kBq, j0 = kb * kBk;
           if (!tile_live(*p, i0, std::min(kBq, p->L - i0), j0)) continue;
           backward_tile(*b, *in, *p, bh, i0, j0, true, w, *ops);
-          accumulate_kv(*b, *in, *p, bh, i0, j0, w);
-          accumulate_q(*b, *in, *p, bh, i0, j0, w);
+          accumulate_kv(*b, *in, *p, bh, i0, j0, w, *ops);
+          accumulate_q(*b, *in, *p, bh, i0, j0, w, *ops);
         }
     }
   };
@@ -265,7 +325,7 @@ void sdpa_backward(T* dq, T* dk, T* dv, T* dmask, const T* dout, const T* out, c
         const index_t i0 = qb * kBq;
         if (!tile_live(*this->p, i0, std::min(kBq, this->p->L - i0), j0)) continue;
         backward_tile(*this->b, *this->in, *this->p, bh, i0, j0, true, w, *this->ops);
-        accumulate_kv(*this->b, *this->in, *this->p, bh, i0, j0, w);
+        accumulate_kv(*this->b, *this->in, *this->p, bh, i0, j0, w, *this->ops);
       }
     }
   };
@@ -279,7 +339,7 @@ void sdpa_backward(T* dq, T* dk, T* dv, T* dmask, const T* dout, const T* out, c
         const index_t j0 = kb * kBk;
         if (!tile_live(*this->p, i0, nq, j0)) break;
         backward_tile(bq, *this->in, *this->p, bh, i0, j0, false, w, *this->ops);
-        accumulate_q(bq, *this->in, *this->p, bh, i0, j0, w);
+        accumulate_q(bq, *this->in, *this->p, bh, i0, j0, w, *this->ops);
       }
     }
   };

@@ -121,6 +121,80 @@ void attn_row_dot(T* d, const T* a, const T* b, index_t rows, index_t n) {
   }
 }
 
+// R rows x NV vectors of the small product at once: with NV a compile-time count the R * NV
+// accumulators stay in registers (R independent chains per loaded vector of b). Columns past
+// the last full vector (n % W of them) are summed in scalars, same order.
+template <typename T, int R, int NV>
+void small_gemm_rows(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t n,
+                     index_t kk, T alpha, bool accumulate) {
+  using V = VW<T>;
+  constexpr index_t W = width<T>();
+  V acc[R][NV > 0 ? NV : 1] = {};
+  T tail[R][W] = {};
+  const index_t nt = n - NV * W;
+  for (index_t k = 0; k < kk; ++k) {
+    const T* brow = b + k * ldb;
+    T as[R];
+    for (int r = 0; r < R; ++r) as[r] = a[r * ars + k * acs];
+    for (int v = 0; v < NV; ++v) {
+      const V bv = vm::load<V>(brow + v * W);
+      for (int r = 0; r < R; ++r) acc[r][v] += vm::splat<V>(as[r]) * bv;
+    }
+    for (index_t j = 0; j < nt; ++j)
+      for (int r = 0; r < R; ++r) tail[r][j] += as[r] * brow[NV * W + j];
+  }
+  const V al = vm::splat<V>(alpha);
+  for (int r = 0; r < R; ++r) {
+    T* crow = c + r * ldc;
+    for (int v = 0; v < NV; ++v) {
+      V x = acc[r][v] * al;
+      if (accumulate) x = vm::load<V>(crow + v * W) + x;
+      vm::store(crow + v * W, x);
+    }
+    for (index_t j = 0; j < nt; ++j) {
+      const T x = tail[r][j] * alpha;
+      crow[NV * W + j] = accumulate ? crow[NV * W + j] + x : x;
+    }
+  }
+}
+
+// All m rows for a fixed NV: blocks of R rows (about 8-16 accumulators), then single rows.
+template <typename T, int NV>
+void small_gemm_nv(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
+                   index_t n, index_t kk, T alpha, bool accumulate) {
+  constexpr int R = NV <= 1 ? 8 : NV <= 3 ? 4 : 2;
+  index_t i = 0;
+  for (; i + R <= m; i += R)
+    small_gemm_rows<T, R, NV>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
+  for (; i < m; ++i)
+    small_gemm_rows<T, 1, NV>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
+}
+
+template <typename T>
+void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
+                     index_t n, index_t kk, T alpha, bool accumulate) {
+  // n <= kSmallGemmMaxN = 128: at most 8 full vectors of 16 floats; narrower ISAs (or double)
+  // with more than 8 vectors run 8 at a time over column slices.
+  constexpr index_t W = width<T>();
+  index_t nv = n / W;
+  if (nv > 8) {
+    small_gemm_nv<T, 8>(c, ldc, a, ars, acs, b, ldb, m, 8 * W, kk, alpha, accumulate);
+    attn_small_gemm(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
+    return;
+  }
+  switch (nv) {
+    case 0: small_gemm_nv<T, 0>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 1: small_gemm_nv<T, 1>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 2: small_gemm_nv<T, 2>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 3: small_gemm_nv<T, 3>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 4: small_gemm_nv<T, 4>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 5: small_gemm_nv<T, 5>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 6: small_gemm_nv<T, 6>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 7: small_gemm_nv<T, 7>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    default: small_gemm_nv<T, 8>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+  }
+}
+
 template <typename T>
 attn_detail::AttnOps<T> make_attn_ops() {
   attn_detail::AttnOps<T> o;
@@ -128,6 +202,7 @@ attn_detail::AttnOps<T> make_attn_ops() {
   o.exp_shift = &attn_exp_shift<T>;
   o.softmax_grad = &attn_softmax_grad<T>;
   o.row_dot = &attn_row_dot<T>;
+  o.small_gemm = &attn_small_gemm<T>;
   return o;
 }
 

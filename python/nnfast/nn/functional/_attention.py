@@ -40,6 +40,30 @@ def _offsets(a: Any, batch: tuple[int, ...], rep: int) -> np.ndarray:
     return np.broadcast_to(off, batch).reshape(-1)
 
 
+# The offset table depends only on shapes and strides, which repeat every training step:
+# building it costs a dozen small NumPy calls, so it is kept (read-only) per layout.
+_OFFSET_TABLES: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def _offset_table(batch: tuple[int, ...], reps: tuple[int, int], q: Any, k: Any, v: Any, mask: Any) -> np.ndarray:
+    """(4, BH) element offsets of q, k, v and mask (row 3 is 0 without a mask), cached by layout."""
+    key = (batch, reps, q.itemsize, q.shape, q.strides, k.shape, k.strides, v.shape, v.strides,
+           None if mask is None else (mask.shape, mask.strides, mask.itemsize))
+    offs = _OFFSET_TABLES.get(key)
+    if offs is None:
+        offs = np.zeros((4, math.prod(batch)), dtype=np.int64)
+        offs[0] = _offsets(q, batch, 1)
+        offs[1] = _offsets(k, batch, reps[0])
+        offs[2] = _offsets(v, batch, reps[1])
+        if mask is not None:
+            offs[3] = _offsets(mask, batch, 1)
+        offs.setflags(write=False)
+        if len(_OFFSET_TABLES) >= 256:  # bounded: shapes that vary every call (generation) must not grow it
+            _OFFSET_TABLES.clear()
+        _OFFSET_TABLES[key] = offs
+    return offs
+
+
 def _unit_last(a: Any) -> Any:
     """``a`` itself when its last dim has unit stride (the kernel's requirement), else a contiguous copy."""
     return a if a.shape[-1] <= 1 or a.size == 0 or a.strides[-1] == a.itemsize else contiguous(a)
@@ -72,14 +96,10 @@ class SDPAFunction(Function):
         L, S, E, Ev = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
         qa, ka, va = _unit_last(q), _unit_last(k), _unit_last(v)
         BH = math.prod(batch)
-        offs = np.zeros((4, BH), dtype=np.int64)
-        offs[0] = _offsets(qa, batch, 1)
-        offs[1] = _offsets(ka, batch, reps[0])
-        offs[2] = _offsets(va, batch, reps[1])
         ma = None
         if mask is not None:
             ma = xp.broadcast_to(mask, mask.shape[:-2] + (L, S))
-            offs[3] = _offsets(ma, batch, 1)
+        offs = _offset_table(batch, reps, qa, ka, va, ma)
         out = xp.empty((BH, L, Ev), dtype=q.dtype)
         lse = xp.empty((BH, L), dtype=q.dtype)
         K.sdpa_forward(out, lse, qa, ka, va, ma, offs, scale, is_causal, dropout_p, seed, offset)
