@@ -258,6 +258,21 @@ def sdpa_case(build_mask):
             outs["dm"] = ((BH, L, S), ACT)
         return (lambda o: _C.sdpa_backward(o["dq"], o["dk"], o["dv"], o.get("dm"), dy, out, lse, q, k, v, m, offs,
                                            0.5, not build_mask, 0.2, 3, 4)), outs
+    return build
+
+
+# ------------------------------------------------------------------------------ convolution
+def conv_case(transposed):
+    """conv2d / conv_transpose2d: dx overwrites, dweight and dbias accumulate (stride 2, groups 2)."""
+    def build(dt):
+        x, w = _r(dt, 2, 4, 9, 10), _r(dt, 4, 2, 3, 3)
+        dy = _r(dt, 2, 4, 17, 19) if transposed else _r(dt, 2, 4, 5, 5)
+        bwd = _C.conv_transpose2d_backward if transposed else _C.conv2d_backward
+        outs = {"dx": (x.shape, ACT), "dw": (w.shape, PARAM), "db": ((4,), PARAM)}
+        return (lambda o: bwd(o["dx"], o["dw"], o["db"], dy, x, w, (2, 2), (1, 1), (1, 1), 2)), outs
+    return build
+
+
 # ------------------------------------------------------------------------------ pooling (act gradients only)
 def pool_case(kind):
     def build(dt):
@@ -388,6 +403,8 @@ def rnn_case(mode, proj=0, packed=False):
 CASES += [("rnn_backward[LSTM]", rnn_case("LSTM")), ("rnn_backward[LSTM,proj,packed]", rnn_case("LSTM", 2, True)),
           ("rnn_backward[GRU,packed]", rnn_case("GRU", 0, True)), ("rnn_backward[RNN_TANH]", rnn_case("RNN_TANH"))]
 
+CASES += [("conv2d_backward", conv_case(False)), ("conv_transpose2d_backward", conv_case(True))]
+
 # Every backward entry point of _C must appear in the table (a new one needs a line here).
 _BACKWARD_BINDINGS = {"act_backward", "prelu_backward", "swish_backward", "glu_backward", "softmax_backward",
                       "layer_norm_backward", "batch_norm_backward", "group_norm_backward", "weight_norm_backward",
@@ -397,6 +414,7 @@ _BACKWARD_BINDINGS = {"act_backward", "prelu_backward", "swish_backward", "glu_b
                       "sdpa_backward"}
 _BACKWARD_BINDINGS |= {"embedding_backward", "embedding_bag_backward"}
 _BACKWARD_BINDINGS |= {"rnn_backward"}  # recurrent family
+_BACKWARD_BINDINGS |= {"conv2d_backward", "conv_transpose2d_backward"}  # convolution family
 _BACKWARD_BINDINGS |= {"max_pool2d_backward", "max_unpool2d_backward", "avg_pool2d_backward",
                        "adaptive_avg_pool2d_backward", "interpolate_backward"}  # pooling family
 

@@ -25,14 +25,8 @@ namespace conv_k {
 constexpr int kThreads = 256;
 using conv_detail::Geometry;
 
-inline unsigned grid_for(index_t work) {
-  const index_t b = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 8192 ? (b > 0 ? b : 1) : 8192);
-}
+inline unsigned grid_for(index_t work) { return grid_stride_blocks(work, kThreads); }
 
-#define NNFAST_GRID_STRIDE(i, n)                                                                 \
-  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<index_t>(gridDim.x) * blockDim.x)
 
 template <typename T>
 __global__ void im2col_kernel(T* col, const T* x, Conv2dShape s, index_t q0, index_t qn) {

@@ -18,10 +18,7 @@ namespace dropout_k {
 
 constexpr int kThreads = 256;
 
-inline unsigned grid_for(index_t work) {
-  const index_t b = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 8192 ? (b > 0 ? b : 1) : 8192);
-}
+inline unsigned grid_for(index_t work) { return grid_stride_blocks(work, kThreads); }
 
 template <typename T>
 __global__ void dropout_kernel(T* y, const T* x, index_t n, uint64_t key, uint32_t keep, T scale) {

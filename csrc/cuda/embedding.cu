@@ -18,14 +18,8 @@ namespace embedding_k {
 
 constexpr int kThreads = 256;
 
-inline unsigned grid_for(index_t work) {
-  const index_t b = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 8192 ? (b > 0 ? b : 1) : 8192);
-}
+inline unsigned grid_for(index_t work) { return grid_stride_blocks(work, kThreads); }
 
-#define NNFAST_GRID_STRIDE(i, n)                                                     \
-  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<index_t>(gridDim.x) * blockDim.x)
 
 // Row partitions of a scatter-add: enough (partition, column) threads to fill the
 // device, at most 64 partitions (each thread scans every index once).
@@ -312,7 +306,6 @@ NNFAST_CUDA_EMBEDDING_API(double, std::int64_t)
 #undef NNFAST_CUDA_EMBEDDING_API
 template void embedding_index_range<std::int32_t>(const std::int32_t*, index_t, index_t*, index_t*, cudaStream_t);
 template void embedding_index_range<std::int64_t>(const std::int64_t*, index_t, index_t*, index_t*, cudaStream_t);
-#undef NNFAST_GRID_STRIDE
 
 }  // namespace cuda
 }  // namespace nnfast

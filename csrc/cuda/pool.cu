@@ -16,14 +16,8 @@ namespace pool_k {
 
 constexpr int kThreads = 256;
 
-inline unsigned grid_for(index_t work) {
-  const index_t b = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 65535 ? (b > 0 ? b : 1) : 65535);
-}
+inline unsigned grid_for(index_t work) { return grid_stride_blocks(work, kThreads, 65535); }
 
-#define NNFAST_GRID_STRIDE(i, n)                                                                     \
-  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);            \
-       i += static_cast<index_t>(gridDim.x) * blockDim.x)
 
 enum class Fwd { Max, Avg, AdaptiveAvg, AdaptiveMax };
 
@@ -107,7 +101,6 @@ __global__ void pixel_shuffle_kernel(T* y, const T* x, index_t n, index_t C, ind
   }
 }
 
-#undef NNFAST_GRID_STRIDE
 
 template <typename T, Fwd K>
 void launch_forward(T* y, std::int64_t* idx, const T* x, index_t planes, const PoolGeom& g, bool cip, index_t div,

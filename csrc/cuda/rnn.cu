@@ -17,14 +17,8 @@ namespace rnn_k {
 
 constexpr int kThreads = 256;
 
-inline unsigned grid_for(index_t work) {
-  const index_t b = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 4096 ? (b > 0 ? b : 1) : 4096);
-}
+inline unsigned grid_for(index_t work) { return grid_stride_blocks(work, kThreads, 4096); }
 
-#define NNFAST_RNN_FOR_EACH_(n)                                                                          \
-  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);                 \
-       i += static_cast<index_t>(gridDim.x) * blockDim.x)
 
 template <typename T>
 NNFAST_HD inline T bias_at(const T* b, index_t j) {
@@ -36,7 +30,7 @@ NNFAST_HD inline T bias_at(const T* b, index_t j) {
 template <typename T>
 __global__ void lstm_forward_kernel(T* g, T* c, T* c_save, T* h, index_t rs_h, T* h2, index_t rs_h2, const T* b_hh,
                                     index_t B, index_t H) {
-  NNFAST_RNN_FOR_EACH_(B * H) {
+  NNFAST_GRID_STRIDE(i, B * H) {
     const index_t b = i / H, j = i % H;
     T* gb = g + b * 4 * H;
     const T ig = scalar::sigmoid(gb[j] + bias_at(b_hh, j));
@@ -59,7 +53,7 @@ __global__ void lstm_forward_kernel(T* g, T* c, T* c_save, T* h, index_t rs_h, T
 template <typename T>
 __global__ void lstm_backward_kernel(T* dg, T* dc, const T* dh, index_t rs_dh, const T* dy, index_t rs_dy, const T* g,
                                      const T* c, const T* c_prev, index_t B, index_t H) {
-  NNFAST_RNN_FOR_EACH_(B * H) {
+  NNFAST_GRID_STRIDE(i, B * H) {
     const index_t b = i / H, j = i % H;
     const T* gb = g + b * 4 * H;
     const T ig = gb[j], fg = gb[H + j], gg = gb[2 * H + j], og = gb[3 * H + j];
@@ -78,7 +72,7 @@ __global__ void lstm_backward_kernel(T* dg, T* dc, const T* dh, index_t rs_dh, c
 template <typename T>
 __global__ void gru_forward_kernel(T* g, T* hn, T* h, index_t rs_h, T* h2, index_t rs_h2, const T* h_prev,
                                    index_t rs_hp, const T* b_hh, index_t B, index_t H) {
-  NNFAST_RNN_FOR_EACH_(B * H) {
+  NNFAST_GRID_STRIDE(i, B * H) {
     const index_t b = i / H, j = i % H;
     T* gb = g + b * 3 * H;
     const T r = scalar::sigmoid(gb[j] + bias_at(b_hh, j));
@@ -98,7 +92,7 @@ __global__ void gru_forward_kernel(T* g, T* hn, T* h, index_t rs_h, T* h2, index
 template <typename T>
 __global__ void gru_backward_kernel(T* dgh, T* dgx, T* dh, index_t rs_dh, const T* dy, index_t rs_dy, const T* g,
                                     const T* hn, const T* h_prev, index_t rs_hp, index_t B, index_t H) {
-  NNFAST_RNN_FOR_EACH_(B * H) {
+  NNFAST_GRID_STRIDE(i, B * H) {
     const index_t b = i / H, j = i % H;
     const T* gb = g + b * 3 * H;
     const T r = gb[j], z = gb[H + j], n = gb[2 * H + j];
@@ -119,7 +113,7 @@ __global__ void gru_backward_kernel(T* dgh, T* dgx, T* dh, index_t rs_dh, const 
 template <typename T>
 __global__ void rnn_forward_kernel(T* g, T* h, index_t rs_h, T* h2, index_t rs_h2, const T* b_hh, index_t B,
                                    index_t H, bool relu) {
-  NNFAST_RNN_FOR_EACH_(B * H) {
+  NNFAST_GRID_STRIDE(i, B * H) {
     const index_t b = i / H, j = i % H;
     const T pre = g[b * H + j] + bias_at(b_hh, j);
     const T h1 = relu ? (pre > T(0) ? pre : T(0)) : scalar::tanh(pre);
@@ -132,7 +126,7 @@ __global__ void rnn_forward_kernel(T* g, T* h, index_t rs_h, T* h2, index_t rs_h
 template <typename T>
 __global__ void rnn_backward_kernel(T* dg, const T* dh, index_t rs_dh, const T* dy, index_t rs_dy, const T* g,
                                     index_t B, index_t H, bool relu) {
-  NNFAST_RNN_FOR_EACH_(B * H) {
+  NNFAST_GRID_STRIDE(i, B * H) {
     const index_t b = i / H, j = i % H;
     const T h1 = g[b * H + j];
     const T d = dh[b * rs_dh + j] + (dy ? dy[b * rs_dy + j] : T(0));
@@ -144,13 +138,12 @@ __global__ void rnn_backward_kernel(T* dg, const T* dh, index_t rs_dh, const T* 
 template <typename T>
 __global__ void add_rows_kernel(T* out, index_t rs_o, const T* a, index_t rs_a, const T* c, index_t rs_c, index_t B,
                                 index_t W) {
-  NNFAST_RNN_FOR_EACH_(B * W) {
+  NNFAST_GRID_STRIDE(i, B * W) {
     const index_t b = i / W, j = i % W;
     out[b * rs_o + j] = a[b * rs_a + j] + (c ? c[b * rs_c + j] : T(0));
   }
 }
 
-#undef NNFAST_RNN_FOR_EACH_
 
 template <typename T>
 void copy_rows(T* dst, index_t rs_dst, const T* src, index_t rs_src, index_t B, index_t W, cudaStream_t stream) {

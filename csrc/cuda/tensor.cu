@@ -22,10 +22,7 @@ namespace tensor_k {
 
 constexpr int kThreads = reduce::kThreads;
 
-inline unsigned grid_for(index_t work) {
-  const index_t b = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 8192 ? (b > 0 ? b : 1) : 8192);
-}
+inline unsigned grid_for(index_t work) { return grid_stride_blocks(work, kThreads); }
 
 template <BinaryOp kOp, typename T>
 __global__ void binary_kernel(BroadcastArgs s, const T* __restrict__ a, const T* __restrict__ b, T* out, index_t n) {
