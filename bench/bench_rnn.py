@@ -106,10 +106,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     nnfast.set_num_threads(args.threads)
     reps = 5 if args.quick else args.repeats
-    peak = nnfast._C.fma_peak_gflops(False, 0.2)
+    peak = nnfast._C.fma_peak_gflops(False, 0.2) * args.threads  # the per-core figure times the threads used
     gpeak = gemm_rate()
     print(f"CPU: {cpu_name()}; threads {args.threads}; nnfast ISA {nnfast._C.cpu_isa()}; torch {torch.__version__}; "
-          f"fp32 FMA peak measured {peak:.0f} GFLOP/s, nnfast GEMM 700x800x400 {gpeak:.0f} GFLOP/s "
+          f"fp32 FMA peak measured {peak:.0f} GFLOP/s ({args.threads} cores), nnfast GEMM 700x800x400 {gpeak:.0f} GFLOP/s "
           f"({args.threads} threads, same run)")
     print("T=35 N=20 I=200 H=200 layers=2, float32, full training step (forward + backward + SGD)")
     print(f"| layer | PyTorch best / median ms | nnfast best / median ms | nnfast / PyTorch (best) | GFLOP | "
