@@ -243,6 +243,67 @@ def _check_can_plot() -> None:
                         "(or `pip install matplotlib`)") from None
 
 
+# ---------------------------------------------------------------------- data-parallel launch
+# Variables MPI launchers (MPICH/Intel MPI Hydra, Open MPI, MVAPICH) and Slurm's srun set in each
+# process: enough to know, before initializing MPI, whether this is one rank of several.
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS")
+_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
+
+
+def launched_world() -> tuple[int, int]:
+    """(rank, world size) announced by the launcher's environment; (0, 1) for a plain process."""
+    for size_var, rank_var in zip(_SIZE_VARS, _RANK_VARS):
+        size, rank = os.environ.get(size_var), os.environ.get(rank_var)
+        if size and rank and size.isdigit() and rank.isdigit():
+            return int(rank), int(size)
+    return 0, 1
+
+
+class _Parallel:
+    """This process's place in a data-parallel ``nnfast train`` (rank 0 of 1 when not distributed)."""
+
+    def __init__(self, rank: int = 0, world: int = 1, active: bool = False) -> None:
+        self.rank, self.world, self.active = rank, world, active
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.active:
+            from . import distributed as dist
+
+            dist.barrier()
+
+
+def _start_parallel(mode: str, device: str, threads: int) -> _Parallel:
+    """Join the process group when launched as several ranks (``--distributed auto``) or when asked
+    (``on``); give each rank its share of the node's cores unless --threads or NNFAST_NUM_THREADS say."""
+    import nnfast
+
+    _, world = launched_world()
+    if mode == "off" or (mode == "auto" and world <= 1):
+        return _Parallel()
+    try:
+        from . import distributed as dist
+    except ImportError as exc:  # pragma: no cover - the package ships with nnfast
+        raise UserError(f"--distributed needs nnfast.distributed ({exc})") from None
+    if not dist.is_available():
+        raise UserError("--distributed needs MPI: install it with `pip install 'nnfast[distributed]'` "
+                        "(mpi4py + mpich) or use the site's MPI, then launch with mpiexec or srun")
+    backend = "nccl" if device == "cuda" and not nnfast.cuda.is_emulated() else "mpi"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    par = _Parallel(int(dist.get_rank()), int(dist.get_world_size()), True)
+    if not threads and not os.environ.get("NNFAST_NUM_THREADS"):
+        from mpi4py import MPI
+
+        local = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED)
+        nnfast.set_num_threads(max(1, (os.cpu_count() or 1) // local.Get_size()))
+        local.Free()
+    return par
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import nnfast
     from . import nn
@@ -278,6 +339,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"--early-stopping must be >= 0 (0 = off), got {args.early_stopping}")
     device = _resolve_device(args.device)
     task = args.task
+    ranks_launched = launched_world()[1] if args.distributed != "off" else 1
+    if args.batch_size % ranks_launched:
+        raise UserError(f"--batch-size {args.batch_size} is the global batch and must be divisible by the "
+                        f"{ranks_launched} ranks")
 
     if args.data in (None, "mnist_5k", "mnist"):
         Xtr, ytr, Xte, yte = nnfast.datasets.mnist_5k()
@@ -297,13 +362,34 @@ def cmd_train(args: argparse.Namespace) -> int:
             ytr, yte = ytr.astype(np.float32), yte.astype(np.float32)
         data_name = f"{args.data} ({len(tr)} train / {len(te)} validation)"
 
+    par = _start_parallel(args.distributed, device, args.threads)
+    args._parallel = par  # from here on, main() aborts every rank when one fails
+    if args.batch_size % par.world:
+        raise UserError(f"--batch-size {args.batch_size} is the global batch and must be divisible by the "
+                        f"{par.world} ranks")
+    if device == "cuda" and par.world > 1 and not nnfast.cuda.is_emulated():
+        import cupy  # one GPU per rank (unverified here: no GPU); ranks on a node are numbered consecutively
+
+        cupy.cuda.Device(par.rank % max(nnfast.cuda.device_count(), 1)).use()
     n_out = int(max(ytr.max(), yte.max()) + 1) if task == "classification" else ytr.shape[1]
     model = build_model(args.model, Xtr.shape[1], hidden, n_out, args.activation, args.norm, args.dropout)
     if device != "cpu":
         model.to(device)
+    train_data: Any = (Xtr, ytr)
+    local_batch = args.batch_size // par.world
+    if par.active:
+        # Each rank trains on its DistributedSampler shard with batch_size / world rows per step:
+        # the same global batch, steps per epoch and learning-rate schedule on any number of ranks.
+        from .utils.data import DataLoader, TensorDataset
+        from .utils.data.distributed import DistributedSampler
+
+        ds = TensorDataset(Xtr, ytr)
+        sampler = DistributedSampler(ds, num_replicas=par.world, rank=par.rank, shuffle=True, seed=args.seed)
+        train_data = DataLoader(ds, batch_size=local_batch, sampler=sampler,
+                                device=device if device == "cuda" else None)
     try:
         opt = _make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.momentum)
-        steps = -(-len(Xtr) // args.batch_size)
+        steps = len(train_data) if par.active else -(-len(Xtr) // args.batch_size)
         sched = _make_scheduler(args.schedule, opt, args.lr, args.epochs, steps)
     except (ValueError, TypeError) as exc:  # an option value the optimizer or schedule rejects
         raise UserError(str(exc)) from None
@@ -331,14 +417,29 @@ def cmd_train(args: argparse.Namespace) -> int:
             nnfast.set_rng_state(ck["rng"])
         start_epoch = int(ck.get("epoch", 0))
 
-    quiet = args.quiet
+    # The checkpoint holds the plain module's state (no DDP "module." prefix) and one optimizer
+    # state: the same on every rank, so it resumes on any number of ranks.
+    net = model
+    callbacks: list[Callback] = []
+    if par.active:
+        from .nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model)  # broadcasts rank 0's parameters and buffers
+        epoch_base = start_epoch
+
+        class _ShuffleEachEpoch(Callback):
+            def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
+                sampler.set_epoch(epoch_base + epoch)
+
+        callbacks.append(_ShuffleEachEpoch())
+    quiet = args.quiet or not par.main  # progress, logs, plots, JSON and checkpoints: rank 0 only
     out = (lambda s: None) if quiet else print
-    out(f"nnfast {nnfast.__version__} | {data_name} | device {device} | simd {nnfast.info()['simd']} "
-        f"| threads {nnfast.get_num_threads()}")
+    ranks = f" | {par.world} ranks x {nnfast.get_num_threads()} threads, batch {local_batch} per rank" \
+        if par.active else f" | threads {nnfast.get_num_threads()}"
+    out(f"nnfast {nnfast.__version__} | {data_name} | device {device} | simd {nnfast.info()['simd']}{ranks}")
     out(f"model: {'cnn ' if args.model == 'cnn' else ''}{Xtr.shape[1]}-" + "-".join(str(h) for h in hidden + [n_out]) +
         f" {args.activation}, norm {args.norm}, dropout {args.dropout}; optimizer {args.optimizer} lr {args.lr}"
         f", schedule {args.schedule}, batch {args.batch_size}, epochs {args.epochs}")
-    callbacks: list[Callback] = []
     if args.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_loss", patience=args.early_stopping))
     val_name = "test" if args.data in (None, "mnist_5k", "mnist") else "val"
@@ -354,14 +455,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     callbacks.append(LambdaCallback(print_epoch))
     t0 = time.perf_counter()
-    history = fit(model, loss_fn, opt, (Xtr, ytr), (Xte, yte), epochs=args.epochs, batch_size=args.batch_size,
+    history = fit(net, loss_fn, opt, train_data, (Xte, yte), epochs=args.epochs, batch_size=args.batch_size,
                   scheduler=sched, callbacks=callbacks, metrics=metric_list, verbose=not quiet,
                   log=lambda line: None)
     total = time.perf_counter() - t0
     h = history.history
-    final = evaluate(model, loss_fn, (Xte, yte), metrics=metric_list)
+    final = evaluate(net, loss_fn, (Xte, yte), metrics=metric_list, distributed=par.active)
     summary = {"epochs_run": len(history.epochs), "train_loss": h["loss"][-1] if h.get("loss") else None,
-               f"{val_name}_loss": final["loss"], "seconds": round(total, 3)}
+               f"{val_name}_loss": final["loss"], "seconds": round(total, 3), "world_size": par.world}
     for m in metric_list:
         summary[f"train_{m}"] = h[m][-1] if h.get(m) else None
         summary[f"{val_name}_{m}"] = final[m]
@@ -369,7 +470,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("summary:")
         for k, v in summary.items():
             print(f"  {k:<16} {v:.4f}" if isinstance(v, float) else f"  {k:<16} {v}")
-    if args.save:
+    if args.save and par.main:
         nnfast.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                      **({"scheduler": sched.state_dict()} if sched is not None else {}),
                      "rng": nnfast.get_rng_state(), "epoch": start_epoch + len(history.epochs),
@@ -377,12 +478,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 "activation": args.activation, "norm": args.norm, "dropout": args.dropout,
                                 "task": task, "model": args.model}}, args.save)
         out(f"saved checkpoint to {args.save}")
-    if args.plot:
+    if args.plot and par.main:
         history.plot(args.plot)
         out(f"wrote curves to {args.plot}")
-    if args.json:
+    if args.json and par.main:
         with open(args.json, "w") as f:
             json.dump({"summary": summary, "history": history.to_dict()}, f, indent=2)
+    par.barrier()  # no rank leaves before rank 0's files are complete
     return 0
 
 
@@ -562,6 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--plot", default=None, metavar="PNG", help="write loss/metric curves (needs matplotlib)")
     t.add_argument("--json", default=None, metavar="PATH", help="write metrics as JSON")
     t.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    t.add_argument("--distributed", default="auto", choices=["auto", "on", "off"],
+                   help="data-parallel over MPI ranks: auto = when launched as several ranks by mpiexec/srun; "
+                        "--batch-size is then the global batch, split over the ranks")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on data (default: mnist_5k test split)",
@@ -615,11 +720,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"nnfast {args.command}: error: {exc}", file=sys.stderr)
+        par = getattr(args, "_parallel", None)
+        if par is None:  # before joining the ranks: every rank sees the same mistake; rank 0 says it
+            if launched_world()[0] == 0:
+                print(f"nnfast {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        where = f" (rank {par.rank} of {par.world})" if par.world > 1 else ""
+        print(f"nnfast {args.command}: error{where}: {exc}", file=sys.stderr)
+        _abort_ranks(par, 2)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BaseException as exc:
+        par = getattr(args, "_parallel", None)
+        if par is not None and par.world > 1:  # the other ranks would wait in a collective forever
+            import traceback
+
+            traceback.print_exc()
+            print(f"nnfast {args.command}: rank {par.rank} of {par.world} failed ({type(exc).__name__}); "
+                  "aborting every rank", file=sys.stderr)
+            _abort_ranks(par, 1)
+        raise
+
+
+def _abort_ranks(par: Any, code: int) -> None:
+    """Stop every rank of a data-parallel job now: the others may be blocked in a collective."""
+    if par.world > 1:
+        sys.stderr.flush()
+        from mpi4py import MPI
+
+        MPI.COMM_WORLD.Abort(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

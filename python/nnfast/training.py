@@ -192,8 +192,60 @@ def _model_device(model: Any) -> Any:
     return None
 
 
-def evaluate(model: Any, loss_fn: Any, data: Any, batch_size: int = 256, metrics: Sequence[Any] = ()) -> dict[str, float]:
-    """Mean loss and metrics over ``data`` ((X, y) arrays, a Dataset or a DataLoader), in eval mode."""
+def _world() -> tuple[int, int]:
+    """(rank, world size) of an initialized ``nnfast.distributed`` process group, else (0, 1)."""
+    try:
+        from . import distributed as dist
+    except ImportError:
+        return 0, 1
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0, 1
+    return int(dist.get_rank()), int(dist.get_world_size())
+
+
+def _unwrap(model: Any) -> Any:
+    """The module inside a ``DistributedDataParallel`` wrapper (whose forward is a collective)."""
+    from .nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _weighted(name: str, value: float) -> float:
+    # RMSE does not average: the ranks' mean squares do.
+    return value * value if name == "rmse" else value
+
+
+def _average_over_ranks(values: dict[str, float], count: int) -> tuple[dict[str, float], int]:
+    """Sample-weighted mean of each local value over all ranks (one all_reduce of a float64 vector):
+    exact for the loss, accuracy, top5, MAE, MSE and RMSE; user metrics are weighted means."""
+    from . import distributed as dist
+    from .tensor import tensor
+
+    names = list(values)
+    vec = tensor(np.array([float(count)] + [_weighted(k, values[k]) * count for k in names], dtype=np.float64))
+    dist.all_reduce(vec)
+    tot = np.asarray(vec.detach().numpy(), dtype=np.float64)
+    n = int(round(tot[0]))
+    out = {k: float(tot[i + 1] / max(n, 1)) for i, k in enumerate(names)}
+    if "rmse" in out:
+        out["rmse"] = math.sqrt(max(out["rmse"], 0.0))
+    return out, n
+
+
+def evaluate(model: Any, loss_fn: Any, data: Any, batch_size: int = 256, metrics: Sequence[Any] = (),
+             distributed: bool = False) -> dict[str, float]:
+    """Mean loss and metrics over ``data`` ((X, y) arrays, a Dataset or a DataLoader), in eval mode.
+
+    ``distributed=True`` (every rank of an initialized process group calls it with the same
+    ``(X, y)``): each rank evaluates rows ``rank::world_size`` and the results are averaged over
+    the ranks, weighted by their row counts, so every rank returns the whole set's values.
+    """
+    rank, world = _world() if distributed else (0, 1)
+    model = _unwrap(model) if world > 1 else model
+    if world > 1:
+        if not (isinstance(data, (tuple, list)) and len(data) == 2):
+            raise TypeError(f"[evaluate] expected (X, y) arrays with distributed=True, got {type(data).__name__}")
+        data = (data[0][rank::world], data[1][rank::world])
     dev = _model_device(model)
     loader = _as_loader(data, batch_size, False, dev if dev is not None and dev.type == "cuda" else None)
     assert loader is not None
@@ -212,11 +264,15 @@ def evaluate(model: Any, loss_fn: Any, data: Any, batch_size: int = 256, metrics
                 tgts.append(np.asarray(yb))
     model.train(was_training)
     res = {"loss": total / max(count, 1)}
-    if metrics:
+    if metrics and outs:
         o, t = np.concatenate(outs), np.concatenate(tgts)
         for m in metrics:
             name, fn = _metrics.get(m)
             res[name] = fn(o, t)
+    elif metrics:  # a rank with no rows (more ranks than rows) adds nothing to the weighted mean
+        res.update({_metrics.get(m)[0]: 0.0 for m in metrics})
+    if world > 1:
+        res, _ = _average_over_ranks(res, count)
     return res
 
 
@@ -246,6 +302,13 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
     validation loss for ReduceLROnPlateau, and once per epoch otherwise.
     ``metrics``: names ('accuracy', 'top5', 'mse', 'mae', 'rmse') or
     callables ``fn(output, target) -> float``, computed on train and val sets.
+
+    Data-parallel (``nnfast.distributed`` initialized with several ranks, ``model``
+    usually a ``DistributedDataParallel``, ``train_data`` a DataLoader over a
+    ``DistributedSampler``): every rank calls ``fit``; the train loss and metrics are
+    averaged over all ranks' samples, validation runs sharded (``evaluate(...,
+    distributed=True)``), so every rank logs the same values and takes the same
+    scheduler and early-stopping decisions.
     """
     if epochs < 0:
         raise ValueError(f"[fit] expected epochs >= 0, got {epochs}")
@@ -261,6 +324,7 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
         scheduler, "per_batch", type(scheduler).__name__ in ("OneCycleLR", "CyclicLR"))
     on_plateau = scheduler is not None and type(scheduler).__name__ == "ReduceLROnPlateau"
     say = log if log is not None else (print if verbose else None)
+    world = _world()[1]
     history = History()
     named = [_metrics.get(m) for m in metrics]
     for cb in callbacks:
@@ -298,8 +362,12 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
             o, t = np.concatenate(outs), np.concatenate(tgts)
             for name, fn in named:
                 logs[name] = fn(o, t)
-        if val_loader is not None:
-            vres = evaluate(model, loss_fn, val_loader, metrics=metrics)
+        if world > 1:
+            logs, _ = _average_over_ranks(logs, count)
+        if val_loader is not None and world > 1 and isinstance(val_data, (tuple, list)):
+            vres = evaluate(model, loss_fn, val_data, max(batch_size, 256), metrics=metrics, distributed=True)
+        elif val_loader is not None:
+            vres = evaluate(_unwrap(model) if world > 1 else model, loss_fn, val_loader, metrics=metrics)
             for k, v in vres.items():
                 logs["val_" + k] = v
         logs["lr"] = float(optimizer.param_groups[0]["lr"])
