@@ -288,7 +288,7 @@ def _start_parallel(mode: str, device: str, threads: int) -> _Parallel:
         from . import distributed as dist
     except ImportError as exc:  # pragma: no cover - the package ships with nnfast
         raise UserError(f"--distributed needs nnfast.distributed ({exc})") from None
-    if not dist.is_available():
+    if not getattr(dist, "is_mpi_available", dist.is_available)():
         raise UserError("--distributed needs MPI: install it with `pip install 'nnfast[distributed]'` "
                         "(mpi4py + mpich) or use the site's MPI, then launch with mpiexec or srun")
     backend = "nccl" if device == "cuda" and not nnfast.cuda.is_emulated() else "mpi"
@@ -688,7 +688,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark kernels and training steps against NumPy (and PyTorch)")
     b.add_argument("--quick", action="store_true", help="about one minute")
     b.add_argument("--json", default=None, metavar="PATH")
-    b.add_argument("--only", default=None, help="comma-separated subset: gemm,memory,overhead,step")
+    b.add_argument("--only", default=None, help="comma-separated subset: gemm,memory,overhead,step, or distributed "
+                        "(data-parallel over `mpiexec -n 2`; only when named)")
     b.set_defaults(func=cmd_bench)
 
     o = sub.add_parser("ops", help="print which ops have kernels on which device (markdown)")

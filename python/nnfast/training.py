@@ -368,6 +368,7 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
             vres = evaluate(model, loss_fn, val_data, max(batch_size, 256), metrics=metrics, distributed=True)
         elif val_loader is not None:
             vres = evaluate(_unwrap(model) if world > 1 else model, loss_fn, val_loader, metrics=metrics)
+        if val_loader is not None:
             for k, v in vres.items():
                 logs["val_" + k] = v
         logs["lr"] = float(optimizer.param_groups[0]["lr"])

@@ -1,0 +1,173 @@
+"""Data-parallel `nnfast train` under `mpiexec`: only rank 0 prints and writes files, the logged
+metrics are averaged over every rank's samples, a checkpoint written by 2 ranks resumes on 1 and
+on 3 ranks, the JSON has the same structure on any number of ranks, and a failing rank ends the
+whole job (no hang). Skipped, with the reason, where MPI cannot start."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT = 120
+
+
+def _mpiexec():
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.path.exists(here) else shutil.which("mpiexec")
+
+
+def _env():
+    env = dict(os.environ, NNFAST_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    if env.get("NNFAST_EXT_DIR"):  # the ranks run in a temporary folder
+        env["NNFAST_EXT_DIR"] = os.path.abspath(env["NNFAST_EXT_DIR"])
+    import nnfast
+
+    # The ranks import the nnfast under test (a development tree when NNFAST_EXT_DIR is set).
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(nnfast.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
+
+
+@pytest.fixture(scope="module")
+def mpiexec():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        pytest.skip("mpi4py is not installed (pip install 'nnfast[distributed]')")
+    exe = _mpiexec()
+    if exe is None:
+        pytest.skip("mpiexec not found (pip install mpich, or load the site's MPI)")
+    probe = "from mpi4py import MPI; assert MPI.COMM_WORLD.Get_size() == 2"
+    try:
+        r = subprocess.run([exe, "-n", "2", sys.executable, "-c", probe], capture_output=True, text=True,
+                           timeout=60, env=_env())
+    except subprocess.TimeoutExpired:
+        pytest.skip("MPI cannot start: `mpiexec -n 2` did not finish in 60 s")
+    if r.returncode != 0:
+        pytest.skip(f"MPI cannot start: `mpiexec -n 2` failed: {r.stderr.strip()[-300:]}")
+    return exe
+
+
+def _run(cmd, cwd):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=_env(), cwd=cwd)
+
+
+def _train(mpiexec, n, cwd, *args):
+    """`mpiexec -n n nnfast train` (n = 0: a plain process) on a small MLP over mnist_5k."""
+    base = ["train", "--hidden", "16", "--epochs", "1", "--batch-size", "96"]
+    cli = [sys.executable, "-m", "nnfast", *base, *args]
+    return _run(cli if n == 0 else [mpiexec, "-n", str(n), *cli], cwd)
+
+
+# On every rank but 0 the writers raise, so a rank other than 0 writing a file fails the job.
+_GUARDED = textwrap.dedent("""
+    import json, sys
+    from mpi4py import MPI
+    import nnfast, nnfast.training, nnfast.cli
+    if MPI.COMM_WORLD.Get_rank() != 0:
+        def forbid(*a, **k):
+            raise AssertionError("a rank other than 0 wrote a file")
+        nnfast.save = forbid
+        json.dump = forbid
+        nnfast.training.History.plot = forbid
+    sys.exit(nnfast.cli.main(sys.argv[1:]))
+""")
+
+
+def test_two_ranks_write_from_rank_0_only_and_average_metrics(mpiexec, tmp_path):
+    ck, js = tmp_path / "c2.safetensors", tmp_path / "m2.json"
+    cli = ["train", "--hidden", "16", "--epochs", "1", "--batch-size", "96", "--save", str(ck), "--json", str(js)]
+    r = _run([mpiexec, "-n", "2", sys.executable, "-c", _GUARDED, *cli], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # One log, from rank 0: the epoch line and the summary appear once.
+    assert r.stdout.count("epoch   1/1") == 1 and r.stdout.count("summary:") == 1, r.stdout
+    assert "2 ranks x 1 threads, batch 48 per rank" in r.stdout
+    assert sorted(os.listdir(tmp_path)) == ["c2.safetensors", "m2.json"]  # no temporaries left behind
+    summary = json.loads(js.read_text())["summary"]
+    assert summary["world_size"] == 2
+    # The logged test metrics are the whole test set's (each rank scored half of it): a plain
+    # single-process evaluation of the saved model gives the same numbers.
+    r = _run([sys.executable, "-m", "nnfast", "evaluate", str(ck), "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    whole = json.loads(r.stdout)
+    assert abs(whole["loss"] - summary["test_loss"]) < 1e-5 * max(1.0, whole["loss"])
+    assert abs(whole["accuracy"] - summary["test_accuracy"]) < 1e-9
+    assert summary["test_accuracy"] > 0.7
+
+
+def test_checkpoint_resumes_on_one_and_three_ranks_with_the_same_json(mpiexec, tmp_path):
+    import nnfast
+
+    ck2 = tmp_path / "c2.safetensors"
+    r = _train(mpiexec, 2, tmp_path, "--save", str(ck2), "--json", str(tmp_path / "j2.json"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    plain = tmp_path / "c0.safetensors"
+    r = _train(mpiexec, 0, tmp_path, "--save", str(plain), "--json", str(tmp_path / "j0.json"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    # World-size independent: the same entries (no DDP "module." prefix) as a plain run's.
+    a, b = nnfast.load(str(ck2)), nnfast.load(str(plain))
+    assert sorted(a["model"]) == sorted(b["model"]) and a["epoch"] == b["epoch"] == 1
+    assert sorted(a["optimizer"]) == sorted(b["optimizer"])
+    for n, extra in ((1, []), (3, [])):
+        out = tmp_path / f"r{n}.safetensors"
+        js = tmp_path / f"r{n}.json"
+        r = _train(mpiexec, n, tmp_path, "--resume", str(ck2), "--save", str(out), "--json", str(js), *extra)
+        assert r.returncode == 0, (n, r.stderr[-3000:])
+        assert r.stdout.count("epoch   2/2") == 1, r.stdout  # continues after the saved epoch
+        assert nnfast.load(str(out))["epoch"] == 2
+        data = json.loads(js.read_text())
+        assert data["summary"]["world_size"] == n
+        assert data["summary"]["test_accuracy"] > 0.75
+    ref = json.loads((tmp_path / "j0.json").read_text())
+    for name in ("j2.json", "r1.json", "r3.json"):
+        data = json.loads((tmp_path / name).read_text())
+        assert sorted(data) == sorted(ref)
+        assert sorted(data["summary"]) == sorted(ref["summary"])
+        assert {k: len(v) for k, v in data["history"].items()} == {k: len(v) for k, v in ref["history"].items()}
+
+
+def test_metrics_are_sample_weighted_means_over_ranks(mpiexec, tmp_path):
+    # Rank r holds r + 1 samples with loss r, accuracy r / 10 and RMSE r: the averages over all
+    # samples are sum((r + 1) * v) / sum(r + 1), and RMSE averages the squares.
+    script = textwrap.dedent("""
+        import json, sys
+        import nnfast.distributed as dist
+        from nnfast.training import _average_over_ranks
+        dist.init_process_group("mpi")
+        r = dist.get_rank()
+        out, n = _average_over_ranks({"loss": float(r), "accuracy": r / 10, "rmse": float(r)}, r + 1)
+        if r == 0:
+            json.dump({"out": out, "n": n}, open(sys.argv[1], "w"))
+        dist.destroy_process_group()
+    """)
+    path = tmp_path / "avg.json"
+    r = _run([mpiexec, "-n", "3", sys.executable, "-c", script, str(path)], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(path.read_text())
+    w = np.array([1.0, 2.0, 3.0])
+    v = np.array([0.0, 1.0, 2.0])
+    assert got["n"] == 6
+    assert got["out"]["loss"] == pytest.approx((w * v).sum() / 6, rel=1e-12)
+    assert got["out"]["accuracy"] == pytest.approx((w * v / 10).sum() / 6, rel=1e-12)
+    assert got["out"]["rmse"] == pytest.approx(np.sqrt((w * v * v).sum() / 6), rel=1e-12)
+
+
+def test_an_error_on_the_ranks_ends_the_job_with_its_message(mpiexec, tmp_path):
+    ck = tmp_path / "small.safetensors"
+    r = _train(mpiexec, 0, tmp_path, "--save", str(ck))
+    assert r.returncode == 0, r.stderr[-3000:]
+    # A checkpoint of another shape: the ranks fail after joining the group; the job must end
+    # (within the timeout) with a non-zero status and the error, not hang in a collective.
+    r = _run([mpiexec, "-n", "2", sys.executable, "-m", "nnfast", "train", "--hidden", "32", "--epochs", "1",
+              "--resume", str(ck)], tmp_path)
+    assert r.returncode != 0
+    assert "checkpoint does not fit this model" in r.stderr and "of 2)" in r.stderr, r.stderr[-2000:]
+    # A global batch the ranks cannot split is refused before training, once.
+    r = _run([mpiexec, "-n", "2", sys.executable, "-m", "nnfast", "train", "--batch-size", "63"], tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.count("must be divisible by the 2 ranks") == 1, r.stderr
