@@ -171,3 +171,14 @@ def test_an_error_on_the_ranks_ends_the_job_with_its_message(mpiexec, tmp_path):
     r = _run([mpiexec, "-n", "2", sys.executable, "-m", "nnfast", "train", "--batch-size", "63"], tmp_path)
     assert r.returncode == 2
     assert r.stderr.count("must be divisible by the 2 ranks") == 1, r.stderr
+
+
+def test_ddp_example_trains_on_two_ranks(mpiexec, tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    r = _run([mpiexec, "-n", "2", sys.executable, os.path.join(ROOT, "examples", "ddp_mnist.py"), "--epochs", "1",
+              "--save", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("epoch 0:")]
+    assert len(lines) == 1 and "(2 ranks)" in lines[0], r.stdout  # rank 0 alone prints
+    assert float(lines[0].split("test accuracy")[1].split()[0]) > 0.85
+    assert sorted(os.listdir(tmp_path)) == ["ddp.safetensors"]

@@ -118,6 +118,7 @@ def _worker(out_path: str, quick: bool) -> None:
         for b in buckets:
             ddp._launch(b)
         for b in buckets:
+            assert b.work is not None
             b.work.wait()
             b.work = None
 
@@ -155,7 +156,8 @@ def _worker(out_path: str, quick: bool) -> None:
                 rec["done"] = time.perf_counter()
             return r
 
-        work.is_completed, work.wait = is_completed, wait_
+        setattr(work, "is_completed", is_completed)  # noqa: B010 - instrument this one handle
+        setattr(work, "wait", wait_)  # noqa: B010
 
     def finish() -> None:
         cur["backward_end"] = time.perf_counter()
@@ -163,11 +165,12 @@ def _worker(out_path: str, quick: bool) -> None:
         events.append(dict(cur))
         cur.clear()
 
-    ddp._launch, ddp._finish_backward = launch, finish
+    setattr(ddp, "_launch", launch)  # noqa: B010 - instrument DDP's bucket launch and backward end
+    setattr(ddp, "_finish_backward", finish)  # noqa: B010
     for _ in range(reps):
         comm.Barrier()
         step()
-    ddp._launch, ddp._finish_backward = orig_launch, orig_finish
+    del ddp._launch, ddp._finish_backward  # back to the class's methods
     total = overlapped = 0.0
     for ev in events:
         end = ev["backward_end"]
@@ -175,7 +178,7 @@ def _worker(out_path: str, quick: bool) -> None:
             total += rec["done"] - rec["start"]
             overlapped += max(0.0, min(rec["done"], end) - rec["start"])
     frac = overlapped / total if total > 0 else 0.0
-    fracs = comm.gather(frac, root=0)
+    fracs: list[float] = comm.gather(frac, root=0) or []
 
     if rank == 0:
         res = {"world": world, "local_batch": local, "threads": nnfast.get_num_threads(),
