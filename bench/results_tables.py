@@ -55,6 +55,13 @@ def overhead(rows: list[dict[str, Any]]) -> str:
                   lambda r: [r["op"], _f(r["nnfast_us"], 2), _f(r.get("torch_us"), 2)])
 
 
+def distributed(rows: list[dict[str, Any]]) -> str:
+    return _table("| case | setup | ms | speed-up vs 1 process | GB/s | % of mpi4py | % overlapped |",
+                  "|---|---|---:|---:|---:|---:|---:|", rows,
+                  lambda r: [r["case"], r["setup"], _f(r.get("ms"), 2), _f(r.get("speedup"), 2), _f(r.get("gb_s"), 2),
+                             _pct(r.get("pct_of_mpi4py")), _pct(r.get("overlap_pct"))])
+
+
 def main(path: str) -> None:
     with open(path) as f:
         data = json.load(f)
@@ -62,7 +69,8 @@ def main(path: str) -> None:
     print(f"Machine: {m['cpu']}, {m['cores']} cores, SIMD {m['simd']}, {m['threads']} threads, NumPy {m['numpy']}, "
           f"nnfast {m['nnfast']}, commit {m['commit']}, {m['date']}; measured fp32 FMA peak "
           f"{m.get('fma_peak_gflops_per_core', 0):.1f} GFLOP/s per core.\n")
-    for name, fn in (("gemm", gemm), ("memory", memory), ("step", step), ("overhead", overhead)):
+    for name, fn in (("gemm", gemm), ("memory", memory), ("step", step), ("overhead", overhead),
+                     ("distributed", distributed)):
         if name in data:
             print(f"### {name}\n\n{fn(data[name])}\n")
 
