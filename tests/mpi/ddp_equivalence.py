@@ -120,6 +120,7 @@ def main() -> None:
             ddp = DDP(model, bucket_cap_mb=0.0005)  # tiny buckets: several per backward
             opt = make_opt(ddp.parameters(), a.opt)
             opt.load_state_dict(ckpt["optim"])
+            nnfast.set_rng_state(ckpt["rng"])  # the dropout stream continues where it stopped
             train(model, opt, range(K, 2 * K), micro, a.dtype, shard, ddp)
             compare(f"{case}-resumed", ref, model, tol)
             continue
@@ -130,7 +131,7 @@ def main() -> None:
         train(model, opt, range(K), micro, a.dtype, shard, ddp)
         compare(case, ref, model, tol)
         if a.save and r == 0:
-            nnfast.save({"model": model.state_dict(), "optim": opt.state_dict()},
+            nnfast.save({"model": model.state_dict(), "optim": opt.state_dict(), "rng": nnfast.get_rng_state()},
                         f"{a.save}.{case}")
         dist.barrier()
     dist.destroy_process_group()

@@ -17,6 +17,9 @@ during backward so that every rank's optimizer takes the same step. How:
   reach), waits for all of them and divides by the world size with nnfast's scale kernel.
 - ``no_sync()``: backward accumulates locally without communication; the next synchronised
   backward averages the sum.
+- Forward runs in the generator's shard mode (``nnfast._random.shard``): dropout on rank r draws
+  the mask rows that one process would draw for rows [r B, (r + 1) B) of the global batch, so
+  training with equal contiguous shards of dim 0 equals training on the whole batch.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from ... import distributed as dist
+from ... import _random, distributed as dist
 from ...autograd import engine, grad_mode
 from ...tensor import Tensor
 from ..module import Module
@@ -100,6 +103,7 @@ class DistributedDataParallel(Module):
         self.bucket_bytes_cap = int(cap * 1024 * 1024)
         self.require_backward_grad_sync = True
         self.world_size = dist.get_world_size(process_group)
+        self._rank = dist.get_rank(process_group)
         params = [p for p in module.parameters() if p.requires_grad]
         self._check_layout(op, params)
         with grad_mode.no_grad():
@@ -173,7 +177,10 @@ class DistributedDataParallel(Module):
                 if w is not None:
                     w.wait()
         self._bind_grads()
-        out = self.module(*inputs, **kwargs)
+        # Counter-based kernels (dropout) draw this rank's slice of the global batch's mask: with the
+        # batch split along dim 0 into equal contiguous shards, training equals one process on it.
+        with _random.shard(self._rank, self.world_size):
+            out = self.module(*inputs, **kwargs)
         if grad_mode.is_grad_enabled() and self.require_backward_grad_sync:
             self._expected = self._count_uses(out)
             self._armed = True
