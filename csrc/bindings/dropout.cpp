@@ -15,18 +15,26 @@ void check_p(const char* op, double p) {
 
 // out = dropout(input) for (seed, offset); out may be input (in place). The
 // backward is the same call on the gradient with the same (p, seed, offset).
+// first: the mask-stream index of element 0 (a data-parallel shard's slice).
 void dropout_binding(const char* op, py::array y, py::array x, double p, std::uint64_t seed, std::uint64_t offset,
-                     bool backward) {
+                     bool backward, std::uint64_t first) {
   check_p(op, p);
   DType dt = check_unary(op, y, x, backward ? "grad_input" : "out", backward ? "grad" : "input");
   const index_t n = x.size();
   run_released(dt, [&](auto tag) {
     using T = decltype(tag);
     return [=, py_ = mut_ptr<T>(y), px = ptr<T>(x)] {
+#if NNFAST_BIND_CUDA
       if (backward)
-        dropout_backward<T>(py_, px, n, p, seed, offset);
+        dropout_backward<T>(py_, px, n, p, seed, offset, nullptr, first);
       else
-        dropout_forward<T>(py_, px, n, p, seed, offset);
+        dropout_forward<T>(py_, px, n, p, seed, offset, nullptr, first);
+#else
+      if (backward)
+        dropout_backward<T>(py_, px, n, p, seed, offset, first);
+      else
+        dropout_forward<T>(py_, px, n, p, seed, offset, first);
+#endif
     };
   });
 }
@@ -100,16 +108,16 @@ void penalty_backward_binding(py::sequence gseq, py::sequence xseq, int kind, do
 void init_dropout(py::module_& m) {
   m.def(
       "dropout_forward",
-      [](py::array out, py::array input, double p, std::uint64_t seed, std::uint64_t offset) {
-        dropout_binding("dropout", out, input, p, seed, offset, false);
+      [](py::array out, py::array input, double p, std::uint64_t seed, std::uint64_t offset, std::uint64_t first) {
+        dropout_binding("dropout", out, input, p, seed, offset, false, first);
       },
-      py::arg("out"), py::arg("input"), py::arg("p"), py::arg("seed"), py::arg("offset"));
+      py::arg("out"), py::arg("input"), py::arg("p"), py::arg("seed"), py::arg("offset"), py::arg("first") = 0);
   m.def(
       "dropout_backward",
-      [](py::array grad_input, py::array grad, double p, std::uint64_t seed, std::uint64_t offset) {
-        dropout_binding("dropout_backward", grad_input, grad, p, seed, offset, true);
-      },
-      py::arg("grad_input"), py::arg("grad"), py::arg("p"), py::arg("seed"), py::arg("offset"));
+      [](py::array grad_input, py::array grad, double p, std::uint64_t seed, std::uint64_t offset,
+         std::uint64_t first) { dropout_binding("dropout_backward", grad_input, grad, p, seed, offset, true, first); },
+      py::arg("grad_input"), py::arg("grad"), py::arg("p"), py::arg("seed"), py::arg("offset"),
+      py::arg("first") = 0);
   m.def("penalty_sum", &penalty_sum_binding, py::arg("params"), py::arg("kind"));
   m.def("penalty_backward", &penalty_backward_binding, py::arg("grads"), py::arg("params"), py::arg("kind"),
         py::arg("scale"));

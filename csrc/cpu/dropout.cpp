@@ -24,7 +24,8 @@ using counter_rng::dropout_stream_key;
 using counter_rng::keep_threshold;
 
 template <typename T>
-void dropout_apply(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset) {
+void dropout_apply(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset,
+                   std::uint64_t first) {
   if (n <= 0) return;
   if (p <= 0.0) {
     if (y != x) std::memcpy(y, x, static_cast<size_t>(n) * sizeof(T));
@@ -38,20 +39,23 @@ void dropout_apply(T* y, const T* x, index_t n, double p, std::uint64_t seed, st
   const std::uint64_t key = dropout_stream_key(seed, offset);
   const std::uint32_t keep = keep_threshold(p);
   const T scale = static_cast<T>(1.0 / (1.0 - p));
+  const index_t i0 = static_cast<index_t>(first);
   parallel_for(n, kElementwiseGrain,
-               [&](index_t lo, index_t hi) { ops.dropout(y + lo, x + lo, lo, hi - lo, key, keep, scale); });
+               [&](index_t lo, index_t hi) { ops.dropout(y + lo, x + lo, i0 + lo, hi - lo, key, keep, scale); });
 }
 
 }  // namespace
 
 template <typename T>
-void dropout_forward(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset) {
-  dropout_apply(y, x, n, p, seed, offset);
+void dropout_forward(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset,
+                     std::uint64_t first) {
+  dropout_apply(y, x, n, p, seed, offset, first);
 }
 
 template <typename T>
-void dropout_backward(T* dx, const T* dy, index_t n, double p, std::uint64_t seed, std::uint64_t offset) {
-  dropout_apply(dx, dy, n, p, seed, offset);
+void dropout_backward(T* dx, const T* dy, index_t n, double p, std::uint64_t seed, std::uint64_t offset,
+                      std::uint64_t first) {
+  dropout_apply(dx, dy, n, p, seed, offset, first);
 }
 
 bool dropout_keep(index_t i, double p, std::uint64_t seed, std::uint64_t offset) {
@@ -89,8 +93,8 @@ void penalty_backward(T* dx, const T* x, index_t n, Penalty kind, T scale) {
 }
 
 #define NNFAST_DROPOUT_INSTANTIATE(T)                                                      \
-  template void dropout_forward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t);  \
-  template void dropout_backward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t); \
+  template void dropout_forward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t, std::uint64_t);  \
+  template void dropout_backward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t, std::uint64_t); \
   template double penalty_sum<T>(const T*, index_t, Penalty);                              \
   template void penalty_backward<T>(T*, const T*, index_t, Penalty, T);
 NNFAST_DROPOUT_INSTANTIATE(float)

@@ -33,6 +33,15 @@ __global__ void dropout_kernel(T* y, const T* x, index_t n, uint64_t key, uint32
   }
 }
 
+// An odd first index splits the generator's pairs: one element per thread.
+template <typename T>
+__global__ void dropout_odd_kernel(T* y, const T* x, index_t n, uint64_t key, uint64_t first, uint32_t keep,
+                                   T scale) {
+  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<index_t>(gridDim.x) * blockDim.x)
+    y[i] = counter_rng::dropout_bits(key, first + static_cast<uint64_t>(i)) < keep ? x[i] * scale : T(0);
+}
+
 template <typename T>
 __global__ void fill_zero_kernel(T* y, index_t n) {
   for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
@@ -74,7 +83,8 @@ __global__ void penalty_bwd_kernel(T* dx, const T* x, index_t n, bool l2, T scal
 }
 
 template <typename T>
-void dropout_apply(T* y, const T* x, index_t n, double p, uint64_t seed, uint64_t offset, cudaStream_t stream) {
+void dropout_apply(T* y, const T* x, index_t n, double p, uint64_t seed, uint64_t offset, cudaStream_t stream,
+                   uint64_t first) {
   if (n <= 0) return;
   if (p <= 0.0) {
     if (y != x)
@@ -91,8 +101,17 @@ void dropout_apply(T* y, const T* x, index_t n, double p, uint64_t seed, uint64_
   const uint64_t key = counter_rng::dropout_stream_key(seed, offset);
   const uint32_t keep = counter_rng::keep_threshold(p);
   const T scale = static_cast<T>(1.0 / (1.0 - p));
+  if (first & 1) {
+    auto* ko = dropout_odd_kernel<T>;
+    NNFAST_LAUNCH(ko, grid_for(n), kThreads, 0, stream)(y, x, n, key, first, keep, scale);
+    NNFAST_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  // An even first index keeps the pairs aligned: pair j of this shard is pair j + first / 2 of
+  // the stream, i.e. the pair kernel with its key advanced by first / 2 golden steps.
   auto* k = dropout_kernel<T>;
-  NNFAST_LAUNCH(k, grid_for((n + 1) / 2), kThreads, 0, stream)(y, x, n, key, keep, scale);
+  NNFAST_LAUNCH(k, grid_for((n + 1) / 2), kThreads, 0, stream)(y, x, n, key + (first >> 1) * counter_rng::kGolden,
+                                                                keep, scale);
   NNFAST_CUDA_CHECK_LAUNCH();
 }
 
@@ -100,14 +119,14 @@ void dropout_apply(T* y, const T* x, index_t n, double p, uint64_t seed, uint64_
 
 template <typename T>
 void dropout_forward(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset,
-                     cudaStream_t stream) {
-  dropout_k::dropout_apply(y, x, n, p, seed, offset, stream);
+                     cudaStream_t stream, std::uint64_t first) {
+  dropout_k::dropout_apply(y, x, n, p, seed, offset, stream, first);
 }
 
 template <typename T>
 void dropout_backward(T* dx, const T* dy, index_t n, double p, std::uint64_t seed, std::uint64_t offset,
-                      cudaStream_t stream) {
-  dropout_k::dropout_apply(dx, dy, n, p, seed, offset, stream);
+                      cudaStream_t stream, std::uint64_t first) {
+  dropout_k::dropout_apply(dx, dy, n, p, seed, offset, stream, first);
 }
 
 bool dropout_keep(index_t i, double p, std::uint64_t seed, std::uint64_t offset) {
@@ -151,8 +170,10 @@ void penalty_backward(T* dx, const T* x, index_t n, Penalty kind, T scale, cudaS
 }
 
 #define NNFAST_CUDA_DROPOUT_API(T)                                                                              \
-  template void dropout_forward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t, cudaStream_t);  \
-  template void dropout_backward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t, cudaStream_t); \
+  template void dropout_forward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t, cudaStream_t,   \
+                                   std::uint64_t);                                                             \
+  template void dropout_backward<T>(T*, const T*, index_t, double, std::uint64_t, std::uint64_t, cudaStream_t,  \
+                                    std::uint64_t);                                                            \
   template double penalty_sum<T>(const T*, index_t, Penalty, cudaStream_t);                                    \
   template void penalty_backward<T>(T*, const T*, index_t, Penalty, T, cudaStream_t);
 NNFAST_CUDA_DROPOUT_API(float)

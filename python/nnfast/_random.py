@@ -140,6 +140,34 @@ def next_kernel_seed() -> tuple[int, int]:
     return _DEFAULT.next_kernel_seed()
 
 
+# Data-parallel shard of the counter-based kernels' streams: (rank, world size). Inside
+# ``shard(r, n)`` a kernel drawing a mask for m elements starts at stream index r * m, so when a
+# global batch is split along dim 0 into n equal contiguous shards, rank r draws exactly the rows
+# the single process draws for them (DistributedDataParallel turns it on during forward).
+_SHARD = [0, 1]
+
+
+class shard:
+    """Context manager: counter-based kernels draw rank ``rank``'s slice of a ``world``-way split."""
+
+    def __init__(self, rank: int, world: int) -> None:
+        self._new = (int(rank), int(world))
+        self._old = (0, 1)
+
+    def __enter__(self) -> "shard":
+        self._old = (_SHARD[0], _SHARD[1])
+        _SHARD[0], _SHARD[1] = self._new
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _SHARD[0], _SHARD[1] = self._old
+
+
+def kernel_first(numel: int) -> int:
+    """The stream index of element 0 of an ``numel``-element draw: rank * numel inside ``shard``, else 0."""
+    return _SHARD[0] * int(numel) if _SHARD[1] > 1 else 0
+
+
 def get_rng_state() -> dict[str, Any]:
     return _DEFAULT.get_state()
 

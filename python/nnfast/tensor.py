@@ -270,7 +270,7 @@ class Tensor:
     kernels compute on it in place of NumPy math for every standard layer.
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_hooks", "_vc", "_view", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_hooks", "_vc", "_view", "_post_hooks", "__weakref__")
     _data: Any  # numpy.ndarray on cpu, cupy.ndarray on cuda
     _view: Any  # (base, replay) of a recorded view, else None
     _vc: list[int]  # the storage's version counter, shared by views
@@ -289,6 +289,7 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self._hooks = None
+        self._post_hooks = None
         self._vc = [0]
         self._view = None
         self.requires_grad = False
@@ -305,6 +306,7 @@ class Tensor:
         t.grad = None
         t.grad_fn = None
         t._hooks = None
+        t._post_hooks = None
         t._vc = [0]
         t._view = None  # (base, replay) for a recorded view: replay(base) recomputes it (in-place on views)
         t.requires_grad = requires_grad
@@ -405,6 +407,22 @@ class Tensor:
         hooks.append(hook)
         return _HookHandle(hooks, hook)
 
+    def register_post_accumulate_grad_hook(self, hook: Any) -> "_HookHandle":
+        """Call ``hook(tensor)`` on this leaf each time backward has accumulated into its ``.grad``
+        (the gradient is read from ``tensor.grad``; the return value is ignored). Returns a handle
+        whose ``remove()`` unregisters it. Unlike ``register_hook`` it leaves in-place accumulation
+        into an existing ``.grad`` on (DistributedDataParallel's gradient-ready signal)."""
+        if not self.requires_grad:
+            raise RuntimeError("[register_post_accumulate_grad_hook] expected a tensor that requires grad; "
+                               "cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError("[register_post_accumulate_grad_hook] expected a leaf tensor; post accumulate "
+                               "grad hooks cannot be registered on non-leaf tensors")
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(hook)
+        return _HookHandle(self._post_hooks, hook)
+
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in ``.grad`` during backward (leaves always do)."""
         if not self.requires_grad:
@@ -429,6 +447,9 @@ class Tensor:
             self.grad = Tensor._wrap(g)
         else:
             self.grad._data += g
+        if self._post_hooks:
+            for ph in self._post_hooks:
+                ph(self)
 
     # ------------------------------------------------------------ autograd
     def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:

@@ -12,12 +12,17 @@ namespace cpu {
 // probability 1 - p. keep(i) depends only on (seed, offset, i): 32 bits of
 // splitmix64 per element, so the mask is the same for any thread count, any
 // SIMD width and either dtype. p <= 0 copies, p >= 1 zeroes. y may equal x.
+// first: the stream index of element 0 (element i draws keep(first + i)), so a
+// shard of a larger tensor (data-parallel ranks) draws exactly its slice of the
+// whole tensor's mask.
 template <typename T>
-void dropout_forward(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset);
+void dropout_forward(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset,
+                     std::uint64_t first = 0);
 
-// dx = keep(i) ? dy / (1 - p) : 0, the mask regenerated from (seed, offset).
+// dx = keep(first + i) ? dy / (1 - p) : 0, the mask regenerated from (seed, offset).
 template <typename T>
-void dropout_backward(T* dx, const T* dy, index_t n, double p, std::uint64_t seed, std::uint64_t offset);
+void dropout_backward(T* dx, const T* dy, index_t n, double p, std::uint64_t seed, std::uint64_t offset,
+                      std::uint64_t first = 0);
 
 // Whether element i is kept (the mask the two kernels above use).
 bool dropout_keep(index_t i, double p, std::uint64_t seed, std::uint64_t offset);

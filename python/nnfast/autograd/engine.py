@@ -48,11 +48,37 @@ def _node_hooks(node: Any, g: Any) -> Any:
     return g
 
 
+# Callbacks queued during a backward (``queue_callback``), run once after its sweep.
+_final_callbacks: list[Any] = []
+
+
+def queue_callback(callback: Any) -> None:
+    """Run ``callback()`` once when the backward now running has finished (as PyTorch's
+    ``Variable._execution_engine.queue_callback``; DistributedDataParallel waits for its
+    allreduces there)."""
+    _final_callbacks.append(callback)
+
+
+def _run_final_callbacks() -> None:
+    while _final_callbacks:
+        _final_callbacks.pop(0)()
+
+
 def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (d out / d root) to every leaf that requires grad."""
     if root.grad_fn is None:
         root._accumulate_grad(grad)
+        _run_final_callbacks()
         return
+    try:
+        _sweep(root, grad, retain_graph)
+    except BaseException:
+        _final_callbacks.clear()
+        raise
+    _run_final_callbacks()
+
+
+def _sweep(root: Any, grad: Any, retain_graph: bool) -> None:
     pending: dict[int, Any] = {id(root.grad_fn): grad}
     check = anomaly.is_enabled()
     for node in _topological_order(root.grad_fn):
@@ -83,6 +109,9 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
         seen_arrays: set[int] = set()
         for t, nxt, gi in zip(node.inputs, node._next, grads):
             if gi is None or gi is ACCUMULATED or t is None or not t.requires_grad:
+                if gi is ACCUMULATED and t is not None and t._post_hooks:  # the kernel added into .grad
+                    for ph in t._post_hooks:
+                        ph(t)
                 continue
             if isinstance(gi, np.generic):  # NumPy arithmetic on 0-d arrays gives scalars: keep arrays
                 gi = np.asarray(gi)

@@ -14,5 +14,7 @@ from .pooling import *  # noqa: F401,F403
 from . import regularization as regularization  # noqa: F401,E402
 from .rnn import *  # noqa: F401,F403,E402
 from .sparse import *  # noqa: F401,F403,E402
+from .syncbatchnorm import *  # noqa: F401,F403,E402
+from . import parallel as parallel  # noqa: F401,E402
 from .transformer import *  # noqa: F401,F403,E402
 from .upsampling import *  # noqa: F401,F403,E402

@@ -13,13 +13,15 @@
 namespace nnfast {
 namespace cuda {
 
+// first: the stream index of element 0, as in the CPU's (after the stream, so
+// existing (…, offset, stream) calls keep their meaning).
 template <typename T>
 void dropout_forward(T* y, const T* x, index_t n, double p, std::uint64_t seed, std::uint64_t offset,
-                     cudaStream_t stream = nullptr);
+                     cudaStream_t stream = nullptr, std::uint64_t first = 0);
 
 template <typename T>
 void dropout_backward(T* dx, const T* dy, index_t n, double p, std::uint64_t seed, std::uint64_t offset,
-                      cudaStream_t stream = nullptr);
+                      cudaStream_t stream = nullptr, std::uint64_t first = 0);
 
 // Host query, no launch: the same answer as nnfast::cpu::dropout_keep.
 bool dropout_keep(index_t i, double p, std::uint64_t seed, std::uint64_t offset);

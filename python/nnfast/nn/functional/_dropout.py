@@ -12,7 +12,7 @@ import warnings
 from typing import Any
 
 from ..._dispatch import contiguous, kernels, xp_of
-from ..._random import next_kernel_seed
+from ..._random import kernel_first, next_kernel_seed
 from ...autograd import grad_mode
 from ...autograd.function import Function
 from ...tensor import Tensor
@@ -25,19 +25,19 @@ class DropoutFunction(Function):
     """y = mask * x / (1 - p); dx = mask * dy / (1 - p) with the mask regenerated."""
 
     @staticmethod
-    def forward(ctx: Any, x: Any, p: float, seed: int, offset: int) -> Any:
+    def forward(ctx: Any, x: Any, p: float, seed: int, offset: int, first: int) -> Any:
         K = kernels("dropout", x)
         x = contiguous(x)
         y = xp_of(x).empty_like(x)
-        K.dropout_forward(y, x, p, seed, offset)
-        ctx.p, ctx.seed, ctx.offset = p, seed, offset
+        K.dropout_forward(y, x, p, seed, offset, first)
+        ctx.p, ctx.seed, ctx.offset, ctx.first = p, seed, offset, first
         return y
 
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
         dy = contiguous(dy)
         dx = xp_of(dy).empty_like(dy)
-        kernels("dropout", dy).dropout_backward(dx, dy, ctx.p, ctx.seed, ctx.offset)
+        kernels("dropout", dy).dropout_backward(dx, dy, ctx.p, ctx.seed, ctx.offset, ctx.first)
         return dx
 
 
@@ -60,20 +60,21 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if not training or p == 0.0 or input.numel() == 0:
         return input
     seed, offset = next_kernel_seed()
+    first = kernel_first(input.numel())  # a data-parallel rank's slice of the global batch's mask
     if inplace and not (grad_mode.is_grad_enabled() and input.requires_grad):
         K = kernels("dropout", input._data)
         x = input._data
         if not x.flags.writeable:
             raise ValueError("[dropout] expected a writeable input for the in-place op, got a read-only array")
         if x.flags.c_contiguous:
-            K.dropout_forward(x, x, p, seed, offset)
+            K.dropout_forward(x, x, p, seed, offset, first)
         else:
             tmp = contiguous(x)
-            K.dropout_forward(tmp, tmp, p, seed, offset)
+            K.dropout_forward(tmp, tmp, p, seed, offset, first)
             x[...] = tmp
         input._vc[0] += 1  # an in-place write: a backward that saved input sees it
         return input
-    return DropoutFunction.apply(input, p, seed, offset)
+    return DropoutFunction.apply(input, p, seed, offset, first)
 
 
 def _feature_dropout(op: str, input: Tensor, p: float, training: bool, inplace: bool, batched_ndim: int) -> Tensor:
