@@ -79,20 +79,30 @@ _GUARDED = textwrap.dedent("""
 """)
 
 
-def test_two_ranks_write_from_rank_0_only_and_average_metrics(mpiexec, tmp_path):
-    ck, js = tmp_path / "c2.safetensors", tmp_path / "m2.json"
-    cli = ["train", "--hidden", "16", "--epochs", "1", "--batch-size", "96", "--save", str(ck), "--json", str(js)]
-    r = _run([mpiexec, "-n", "2", sys.executable, "-c", _GUARDED, *cli], tmp_path)
+@pytest.fixture(scope="module")
+def trained(mpiexec, tmp_path_factory):
+    """One 2-rank run (its writers guarded on ranks 1+) and one plain run, each saving a
+    checkpoint and JSON in its own folder."""
+    two, plain = tmp_path_factory.mktemp("two"), tmp_path_factory.mktemp("plain")
+    cli = ["train", "--hidden", "16", "--epochs", "1", "--batch-size", "96", "--save", str(two / "c2.safetensors"),
+           "--json", str(two / "m2.json")]
+    r2 = _run([mpiexec, "-n", "2", sys.executable, "-c", _GUARDED, *cli], two)
+    r0 = _train(mpiexec, 0, plain, "--save", str(plain / "c0.safetensors"), "--json", str(plain / "m0.json"))
+    return {"two": two, "plain": plain, "r2": r2, "r0": r0}
+
+
+def test_two_ranks_write_from_rank_0_only_and_average_metrics(trained):
+    r, two = trained["r2"], trained["two"]
     assert r.returncode == 0, r.stderr[-3000:]
     # One log, from rank 0: the epoch line and the summary appear once.
     assert r.stdout.count("epoch   1/1") == 1 and r.stdout.count("summary:") == 1, r.stdout
     assert "2 ranks x 1 threads, batch 48 per rank" in r.stdout
-    assert sorted(os.listdir(tmp_path)) == ["c2.safetensors", "m2.json"]  # no temporaries left behind
-    summary = json.loads(js.read_text())["summary"]
+    assert sorted(os.listdir(two)) == ["c2.safetensors", "m2.json"]  # no temporaries left behind
+    summary = json.loads((two / "m2.json").read_text())["summary"]
     assert summary["world_size"] == 2
     # The logged test metrics are the whole test set's (each rank scored half of it): a plain
     # single-process evaluation of the saved model gives the same numbers.
-    r = _run([sys.executable, "-m", "nnfast", "evaluate", str(ck), "--json"], tmp_path)
+    r = _run([sys.executable, "-m", "nnfast", "evaluate", str(two / "c2.safetensors"), "--json"], two)
     assert r.returncode == 0, r.stderr[-3000:]
     whole = json.loads(r.stdout)
     assert abs(whole["loss"] - summary["test_loss"]) < 1e-5 * max(1.0, whole["loss"])
@@ -100,32 +110,28 @@ def test_two_ranks_write_from_rank_0_only_and_average_metrics(mpiexec, tmp_path)
     assert summary["test_accuracy"] > 0.7
 
 
-def test_checkpoint_resumes_on_one_and_three_ranks_with_the_same_json(mpiexec, tmp_path):
+def test_checkpoint_resumes_on_one_and_three_ranks_with_the_same_json(mpiexec, trained, tmp_path):
     import nnfast
 
-    ck2 = tmp_path / "c2.safetensors"
-    r = _train(mpiexec, 2, tmp_path, "--save", str(ck2), "--json", str(tmp_path / "j2.json"))
-    assert r.returncode == 0, r.stderr[-3000:]
-    plain = tmp_path / "c0.safetensors"
-    r = _train(mpiexec, 0, tmp_path, "--save", str(plain), "--json", str(tmp_path / "j0.json"))
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert trained["r0"].returncode == 0, trained["r0"].stderr[-3000:]
+    ck2, plain = trained["two"] / "c2.safetensors", trained["plain"] / "c0.safetensors"
     # World-size independent: the same entries (no DDP "module." prefix) as a plain run's.
     a, b = nnfast.load(str(ck2)), nnfast.load(str(plain))
     assert sorted(a["model"]) == sorted(b["model"]) and a["epoch"] == b["epoch"] == 1
     assert sorted(a["optimizer"]) == sorted(b["optimizer"])
-    for n, extra in ((1, []), (3, [])):
+    for n in (1, 3):
         out = tmp_path / f"r{n}.safetensors"
         js = tmp_path / f"r{n}.json"
-        r = _train(mpiexec, n, tmp_path, "--resume", str(ck2), "--save", str(out), "--json", str(js), *extra)
+        r = _train(mpiexec, n, tmp_path, "--resume", str(ck2), "--save", str(out), "--json", str(js))
         assert r.returncode == 0, (n, r.stderr[-3000:])
         assert r.stdout.count("epoch   2/2") == 1, r.stdout  # continues after the saved epoch
         assert nnfast.load(str(out))["epoch"] == 2
         data = json.loads(js.read_text())
         assert data["summary"]["world_size"] == n
         assert data["summary"]["test_accuracy"] > 0.75
-    ref = json.loads((tmp_path / "j0.json").read_text())
-    for name in ("j2.json", "r1.json", "r3.json"):
-        data = json.loads((tmp_path / name).read_text())
+    ref = json.loads((trained["plain"] / "m0.json").read_text())
+    for path in (trained["two"] / "m2.json", tmp_path / "r1.json", tmp_path / "r3.json"):
+        data = json.loads(path.read_text())
         assert sorted(data) == sorted(ref)
         assert sorted(data["summary"]) == sorted(ref["summary"])
         assert {k: len(v) for k, v in data["history"].items()} == {k: len(v) for k, v in ref["history"].items()}
@@ -157,10 +163,8 @@ def test_metrics_are_sample_weighted_means_over_ranks(mpiexec, tmp_path):
     assert got["out"]["rmse"] == pytest.approx(np.sqrt((w * v * v).sum() / 6), rel=1e-12)
 
 
-def test_an_error_on_the_ranks_ends_the_job_with_its_message(mpiexec, tmp_path):
-    ck = tmp_path / "small.safetensors"
-    r = _train(mpiexec, 0, tmp_path, "--save", str(ck))
-    assert r.returncode == 0, r.stderr[-3000:]
+def test_an_error_on_the_ranks_ends_the_job_with_its_message(mpiexec, trained, tmp_path):
+    ck = trained["plain"] / "c0.safetensors"  # a 784-16-10 model
     # A checkpoint of another shape: the ranks fail after joining the group; the job must end
     # (within the timeout) with a non-zero status and the error, not hang in a collective.
     r = _run([mpiexec, "-n", "2", sys.executable, "-m", "nnfast", "train", "--hidden", "32", "--epochs", "1",
@@ -182,3 +186,25 @@ def test_ddp_example_trains_on_two_ranks(mpiexec, tmp_path):
     assert len(lines) == 1 and "(2 ranks)" in lines[0], r.stdout  # rank 0 alone prints
     assert float(lines[0].split("test accuracy")[1].split()[0]) > 0.85
     assert sorted(os.listdir(tmp_path)) == ["ddp.safetensors"]
+
+
+def test_bench_distributed_section_runs_its_ranks(mpiexec, tmp_path):
+    # `nnfast bench --only distributed` launches `mpiexec -n 2` itself; its ranks check that the
+    # DDP step lowers the loss and keeps the replicas identical before timing. Timings are not asserted.
+    out = tmp_path / "bench.json"
+    r = _run([sys.executable, "-m", "nnfast", "bench", "--only", "distributed", "--quick", "--json", str(out)],
+             tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads(out.read_text())["distributed"]
+    setups = [row["setup"] for row in rows]
+    assert setups[0] == "1 process x 2 threads, batch 256"
+    assert setups[1] == "2 ranks x 1 thread, batch 2 x 128 (DDP)"
+    assert all(row["ms"] > 0 for row in rows[:5])
+    assert rows[3]["gb_s"] > 0 and rows[4]["pct_of_mpi4py"] == 100.0
+    assert all(0 <= row["overlap_pct"] <= 100 for row in rows[5:])
+
+
+def test_bench_distributed_is_opt_in():
+    from nnfast.bench import OPT_IN, SECTIONS
+
+    assert "distributed" in SECTIONS and "distributed" in OPT_IN

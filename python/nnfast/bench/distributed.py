@@ -103,10 +103,10 @@ def _worker(out_path: str, quick: bool) -> None:
     if not np.array_equal(lo, hi):
         raise AssertionError("DDP replicas differ after 6 steps")
 
-    reps = 7 if quick else 15
+    reps, rounds = (5, 1) if quick else (15, 3)
     # Alternate the contenders so a load spike on the shared machine hits both alike.
     t_ddp, t_loc = [], []
-    for _ in range(3):
+    for _ in range(rounds):
         t_ddp.append(_synced_median(comm, step, reps))
         t_loc.append(_synced_median(comm, local_step, reps))
 
@@ -128,7 +128,7 @@ def _worker(out_path: str, quick: bool) -> None:
         comm.Allreduce(MPI.IN_PLACE, raw, op=MPI.SUM)
 
     t_nn, t_raw = [], []
-    for _ in range(3):
+    for _ in range(rounds):
         t_nn.append(_synced_median(comm, nnfast_allreduce, reps * 2))
         t_raw.append(_synced_median(comm, mpi4py_allreduce, reps * 2))
 
@@ -230,7 +230,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         one = nnfast_step_fn(SIZES, x, y)
         check_losses_decrease(one)
         time.sleep(0.3)
-        t_one = min(median_time(one, repeats=7 if quick else 15, warmup=2) for _ in range(3))
+        t_one = min(median_time(one, repeats=5 if quick else 15, warmup=2) for _ in range(1 if quick else 3))
     finally:
         nnfast.set_num_threads(old)
     model = "-".join(map(str, SIZES))
