@@ -96,7 +96,7 @@ def test_two_ranks_write_from_rank_0_only_and_average_metrics(trained):
     assert r.returncode == 0, r.stderr[-3000:]
     # One log, from rank 0: the epoch line and the summary appear once.
     assert r.stdout.count("epoch   1/1") == 1 and r.stdout.count("summary:") == 1, r.stdout
-    assert "2 ranks x 1 threads, batch 48 per rank" in r.stdout
+    assert "2 ranks x 1 thread, batch 48 per rank" in r.stdout
     assert sorted(os.listdir(two)) == ["c2.safetensors", "m2.json"]  # no temporaries left behind
     summary = json.loads((two / "m2.json").read_text())["summary"]
     assert summary["world_size"] == 2

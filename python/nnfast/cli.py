@@ -434,8 +434,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         callbacks.append(_ShuffleEachEpoch())
     quiet = args.quiet or not par.main  # progress, logs, plots, JSON and checkpoints: rank 0 only
     out = (lambda s: None) if quiet else print
-    ranks = f" | {par.world} ranks x {nnfast.get_num_threads()} threads, batch {local_batch} per rank" \
-        if par.active else f" | threads {nnfast.get_num_threads()}"
+    nthreads = nnfast.get_num_threads()
+    ranks = f" | {par.world} ranks x {nthreads} thread{'s' if nthreads != 1 else ''}, batch {local_batch} per rank" \
+        if par.active else f" | threads {nthreads}"
     out(f"nnfast {nnfast.__version__} | {data_name} | device {device} | simd {nnfast.info()['simd']}{ranks}")
     out(f"model: {'cnn ' if args.model == 'cnn' else ''}{Xtr.shape[1]}-" + "-".join(str(h) for h in hidden + [n_out]) +
         f" {args.activation}, norm {args.norm}, dropout {args.dropout}; optimizer {args.optimizer} lr {args.lr}"
