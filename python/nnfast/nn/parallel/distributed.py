@@ -119,6 +119,7 @@ class DistributedDataParallel(Module):
         self._armed = False       # a synchronised forward ran; its backward reduces
         self._in_backward = False
         self._next_launch = 0
+        self._early_launches = 0  # buckets of the last backward started from a hook (overlapping it)
 
     # ------------------------------------------------------------ construction
     def _check_layout(self, op: str, params: list[Any]) -> None:
@@ -150,7 +151,7 @@ class DistributedDataParallel(Module):
             ps.append(p)
             nbytes += int(p._data.nbytes)
             open_[key] = (ps, nbytes)
-            cap = _FIRST_BUCKET_BYTES if not buckets else self.bucket_bytes_cap
+            cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap) if not buckets else self.bucket_bytes_cap
             if nbytes >= cap:
                 close(key)
         for key in list(open_):
@@ -225,6 +226,7 @@ class DistributedDataParallel(Module):
     def _start_backward(self) -> None:
         self._in_backward = True
         self._next_launch = 0
+        self._early_launches = 0
         for b in self._buckets:
             b.pending = sum(self._expected.get(id(p), 0) for p in b.params)
             b.work = None
@@ -257,6 +259,7 @@ class DistributedDataParallel(Module):
         while self._next_launch < len(self._buckets) and self._buckets[self._next_launch].pending <= 0:
             self._launch(self._buckets[self._next_launch])
             self._next_launch += 1
+            self._early_launches += 1
 
     def _launch(self, b: _Bucket) -> None:
         b.work = dist._allreduce_raw(b.buf, self.process_group, "DistributedDataParallel")
