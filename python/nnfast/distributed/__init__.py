@@ -238,6 +238,8 @@ def destroy_process_group(group: Optional[ProcessGroup] = None) -> None:
 
 def _free(g: ProcessGroup) -> None:
     comm = getattr(g.backend, "mpi_comm", None) or getattr(g.backend, "comm", None)
+    if comm is None:
+        return
     try:
         comm.Free()
     except Exception:  # pragma: no cover - already freed / MPI finalized

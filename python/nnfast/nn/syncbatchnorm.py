@@ -123,12 +123,14 @@ def _param_grad(ctx: Any, i: int, local_sum: Any) -> Any:
 
 
 class SyncBatchNorm(_BatchNorm):
-    """Batch normalization over the global batch of every rank of ``process_group`` (statistics,
-    running statistics and gradients as if one process saw the whole batch); outside training, or
-    without an initialized process group, it is ``BatchNorm``. Input (N, C, *).
+    """Batch normalization over the global batch of every rank of ``process_group``:
+    y = (x - mean) / sqrt(var + eps) * weight + bias, with mean and (biased) var per channel over
+    N (and every dim after C) of all the ranks' inputs together; the running statistics (unbiased
+    var over the global count) and the gradients are those of one process that saw the whole
+    batch. Outside training, or without an initialized process group of more than one rank, it is
+    ``BatchNorm``. Build it directly or with ``SyncBatchNorm.convert_sync_batchnorm(model)``.
 
-    Build it directly or with ``SyncBatchNorm.convert_sync_batchnorm(model)``.
-
+    Shape: input (N, C, *) (2-D to 5-D); output the same shape.
     Defaults: eps=1e-05, momentum=0.1, affine=True, track_running_stats=True, process_group=None
     (the world), device=None, dtype=None.
     """

@@ -24,6 +24,7 @@ during backward so that every rank's optimizer takes the same step. How:
 from __future__ import annotations
 
 import contextlib
+import time
 import zlib
 from typing import Any, Iterator, Optional
 
@@ -77,7 +78,8 @@ class DistributedDataParallel(Module):
     ``device_ids`` / ``output_device`` / ``dim`` are accepted for PyTorch compatibility.
 
     Defaults: device_ids=None, output_device=None, dim=0, broadcast_buffers=True, process_group=None,
-    bucket_cap_mb=None (25), find_unused_parameters=False, gradient_as_bucket_view=False.
+    bucket_cap_mb=None (25), find_unused_parameters=False, check_reduction=False,
+    gradient_as_bucket_view=False (gradients are always bucket views here), static_graph=False.
     """
 
     def __init__(self, module: Module, device_ids: Any = None, output_device: Any = None, dim: int = 0,
@@ -120,6 +122,9 @@ class DistributedDataParallel(Module):
         self._in_backward = False
         self._next_launch = 0
         self._early_launches = 0  # buckets of the last backward started from a hook (overlapping it)
+        # perf_counter times of the last synchronised backward: first bucket started, backward's sweep
+        # done (the final callback), every allreduce done; the exposed communication is the last gap.
+        self.comm_stats: dict[str, float] = {}
 
     # ------------------------------------------------------------ construction
     def _check_layout(self, op: str, params: list[Any]) -> None:
@@ -262,12 +267,15 @@ class DistributedDataParallel(Module):
             self._early_launches += 1
 
     def _launch(self, b: _Bucket) -> None:
+        if b.index == 0:
+            self.comm_stats["first_launch"] = time.perf_counter()
         b.work = dist._allreduce_raw(b.buf, self.process_group, "DistributedDataParallel")
 
     def _finish_backward(self) -> None:
         """End of backward: start what is left (in order), wait for everything, average."""
         from ..._dispatch import kernels
 
+        self.comm_stats["backward_done"] = time.perf_counter()
         for b in self._buckets[self._next_launch:]:
             self._launch(b)
         self._next_launch = len(self._buckets)
@@ -277,5 +285,6 @@ class DistributedDataParallel(Module):
             b.work.wait()
             b.work = None
             kernels("clip_grad_norm_", b.buf).multi_tensor_scale([b.buf], inv)
+        self.comm_stats["comm_done"] = time.perf_counter()
         self._in_backward = False
         self._armed = False
