@@ -68,12 +68,14 @@ def main() -> None:
     x = nnfast.tensor(rng.standard_normal((a.batch, 784)).astype(np.float32))
     y = nnfast.tensor(rng.integers(0, 10, a.batch))
     exposed: list[float] = []
+    early: list[float] = []
 
     def step() -> None:
         opt.zero_grad()
         loss_fn(ddp(x), y).backward()
         opt.step()
         exposed.append(ddp.comm_stats["comm_done"] - ddp.comm_stats["backward_done"])
+        early.append(ddp.comm_stats["buckets_done_in_backward"])
 
     step()
     exposed.clear()
@@ -85,7 +87,8 @@ def main() -> None:
         print(f"allreduce nnfast DDP   {t_nn * 1e3:8.3f} ms  {nbytes / t_nn / 1e9:6.2f} GB/s  "
               f"ratio {t_raw / t_nn:.2f} of raw")
         print(f"DDP step (batch {a.batch}/rank) {t_step * 1e3:8.3f} ms; exposed allreduce {t_exp * 1e3:.3f} ms; "
-              f"overlap {max(0.0, 1 - t_exp / t_nn) * 100:.0f}% of the bucketed allreduce")
+              f"overlap {max(0.0, 1 - t_exp / t_nn) * 100:.0f}% of the bucketed allreduce; "
+              f"buckets finished during backward {statistics.mean(early):.2f} of {len(ddp._buckets)}")
     dist.destroy_process_group()
 
 

@@ -13,6 +13,8 @@ during backward so that every rank's optimizer takes the same step. How:
   backward will accumulate. A post-accumulate-grad hook counts them down; when a bucket's last
   gradient is in, its non-blocking allreduce (SUM) starts at once, overlapping the rest of backward.
   Buckets start in index order, so every rank issues the same collectives in the same order.
+- A progress thread (when the node has a spare core per rank) tests the in-flight requests while
+  backward's kernels run, since MPI advances non-blocking collectives only inside MPI calls.
 - A final backward callback starts any bucket still waiting (a parameter this backward did not
   reach), waits for all of them and divides by the world size with nnfast's scale kernel.
 - ``no_sync()``: backward accumulates locally without communication; the next synchronised
@@ -24,6 +26,8 @@ during backward so that every rank's optimizer takes the same step. How:
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import time
 import zlib
 from typing import Any, Iterator, Optional
@@ -57,6 +61,40 @@ class _Bucket:
         self.work: Optional[dist.Work] = None
 
 
+class _Progress(threading.Thread):
+    """Drives the buckets' allreduces while backward computes. MPI advances a non-blocking
+    collective only inside MPI calls, and backward's kernels (which release the GIL) make none, so
+    without this thread communication would not overlap them. It tests the in-flight requests every
+    ~0.1 ms until stopped; the main thread reads their completion only after ``stop()`` (MPI forbids
+    testing one request from two threads at once)."""
+
+    def __init__(self, test: Any) -> None:
+        super().__init__(name="nnfast-ddp-progress", daemon=True)
+        self._test = test
+        self._reqs: list[Any] = []
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self.done = 0  # requests seen complete (they complete in order)
+
+    def add(self, req: Any) -> None:
+        with self._lock:
+            self._reqs.append(req)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            with self._lock:
+                reqs = list(self._reqs)
+            for q in reqs[self.done:]:
+                if not self._test(q):
+                    break  # buckets complete in order: no use testing the later ones yet
+                self.done += 1
+            self._halt.wait(1e-4)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
 def _tensors_in(obj: Any) -> Iterator[Tensor]:
     if isinstance(obj, Tensor):
         yield obj
@@ -66,6 +104,25 @@ def _tensors_in(obj: Any) -> Iterator[Tensor]:
     elif isinstance(obj, dict):
         for o in obj.values():
             yield from _tensors_in(o)
+
+
+def _thread_ok(group: Any) -> bool:
+    """Whether to run the progress thread: the mpi backend with MPI_THREAD_MULTIPLE (mpi4py asks for
+    it by default), and a spare core per rank on this node (cores >= 2 x ranks here), since a thread
+    that competes with the kernels for a core costs more than the overlap gains.
+    NNFAST_DDP_PROGRESS_THREAD=1 / 0 forces it on / off. Collective: every rank calls it."""
+    if dist.get_backend(group) != "mpi":
+        return False
+    from mpi4py import MPI
+
+    comm = dist._group(group).backend.comm
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks sharing this node
+    local = node.Get_size()
+    node.Free()
+    env = os.environ.get("NNFAST_DDP_PROGRESS_THREAD", "")
+    if MPI.Query_thread() < MPI.THREAD_MULTIPLE or env == "0":
+        return False
+    return env == "1" or (os.cpu_count() or 1) >= 2 * local
 
 
 class DistributedDataParallel(Module):
@@ -125,6 +182,8 @@ class DistributedDataParallel(Module):
         # perf_counter times of the last synchronised backward: first bucket started, backward's sweep
         # done (the final callback), every allreduce done; the exposed communication is the last gap.
         self.comm_stats: dict[str, float] = {}
+        self._progress: Optional[_Progress] = None
+        self._use_thread = self.world_size > 1 and _thread_ok(process_group)
 
     # ------------------------------------------------------------ construction
     def _check_layout(self, op: str, params: list[Any]) -> None:
@@ -176,6 +235,11 @@ class DistributedDataParallel(Module):
             self.require_backward_grad_sync = old
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        if self._in_backward:  # the last backward raised before its end: drop its state
+            if self._progress is not None:
+                self._progress.stop()
+                self._progress = None
+            self._in_backward = False
         if self.broadcast_buffers and self.world_size > 1:
             bufs = [b for b in self.module.buffers() if b is not None]
             works = [dist.broadcast(b, 0, group=self.process_group, async_op=True) for b in bufs]
@@ -255,7 +319,7 @@ class DistributedDataParallel(Module):
         b.pending -= 1
         if b.pending == 0:
             self._launch_ready()
-        else:
+        elif self._progress is None:
             for w in self._buckets[:self._next_launch]:  # let MPI progress the buckets in flight
                 if w.work is not None:
                     w.work.is_completed()
@@ -270,12 +334,22 @@ class DistributedDataParallel(Module):
         if b.index == 0:
             self.comm_stats["first_launch"] = time.perf_counter()
         b.work = dist._allreduce_raw(b.buf, self.process_group, "DistributedDataParallel")
+        if self._in_backward and self._use_thread:
+            if self._progress is None:
+                self._progress = _Progress(b.work._group.backend.test)
+                self._progress.start()
+            self._progress.add(b.work._req)
 
     def _finish_backward(self) -> None:
         """End of backward: start what is left (in order), wait for everything, average."""
         from ..._dispatch import kernels
 
         self.comm_stats["backward_done"] = time.perf_counter()
+        self.comm_stats["buckets_done_in_backward"] = 0
+        if self._progress is not None:  # from here on this thread waits (and tests) itself
+            self._progress.stop()
+            self.comm_stats["buckets_done_in_backward"] = self._progress.done
+            self._progress = None
         for b in self._buckets[self._next_launch:]:
             self._launch(b)
         self._next_launch = len(self._buckets)
