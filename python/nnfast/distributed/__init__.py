@@ -385,6 +385,13 @@ def _allreduce_raw(buf: Any, group: Optional[ProcessGroup], op: str) -> Work:
     return Work(op, g, g.backend.allreduce(buf.reshape(-1), "SUM"))
 
 
+def _allgather_raw(out: Any, inp: Any, group: Optional[ProcessGroup], op: str) -> None:
+    """Gather the contiguous arrays ``inp`` of every rank into ``out`` (blocking), unchecked
+    (SyncBatchNorm's statistics, whose size is the same on every rank by construction)."""
+    g = _group(group)
+    Work(op, g, g.backend.allgather(out.reshape(-1), inp.reshape(-1))).wait()
+
+
 def broadcast(tensor: Tensor, src: int, group: Optional[ProcessGroup] = None, async_op: bool = False) -> Optional[Work]:
     """Copy ``tensor`` of rank ``src`` into ``tensor`` on every rank.
 

@@ -246,7 +246,8 @@ class DistributedDataParallel(Module):
             for w in works:
                 if w is not None:
                     w.wait()
-        self._bind_grads()
+        if grad_mode.is_grad_enabled():
+            self._bind_grads()
         # Counter-based kernels (dropout) draw this rank's slice of the global batch's mask: with the
         # batch split along dim 0 into equal contiguous shards, training equals one process on it.
         with _random.shard(self._rank, self.world_size):
