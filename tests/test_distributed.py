@@ -224,8 +224,11 @@ def test_api_before_init():
         dist.get_rank()
     with pytest.raises(RuntimeError, match=r"\[distributed\] expected an initialized"):
         dist.all_reduce(nnfast.ones(2))
-    with pytest.raises(ValueError, match=r"\[init_process_group\] expected backend 'mpi' or 'nccl', got 'gloo'"):
-        dist.init_process_group("gloo")
+    with pytest.raises(ValueError, match=r"\[init_process_group\] expected backend 'mpi', 'gloo' \(runs as 'mpi'\) "
+                                         r"or 'nccl', got 'ucc'"):
+        dist.init_process_group("ucc")
+    with pytest.raises(TypeError, match=r"\[init_process_group\] expected timeout to be a datetime.timedelta"):
+        dist.init_process_group("mpi", timeout=5)
     with pytest.raises(RuntimeError, match=r"\[DistributedDataParallel\] expected an initialized"):
         nn.parallel.DistributedDataParallel(nn.Linear(2, 2))
     assert repr(dist.ReduceOp.AVG) == "<ReduceOp.AVG>"

@@ -33,7 +33,7 @@ def expect_error(fn, text: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    dist.init_process_group(backend="mpi", timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(backend="gloo", timeout=datetime.timedelta(seconds=60))  # runs as "mpi"
     assert dist.is_initialized() and dist.get_backend() == "mpi"
     r, n = dist.get_rank(), dist.get_world_size()
     every = [local(i) for i in range(n)]
@@ -180,6 +180,18 @@ def main() -> None:
     mx = nnfast.tensor(g0.copy())
     dist.all_reduce(mx, op=dist.ReduceOp.MAX)
     eq(mx.numpy(), g0, "DDP gradients agree")
+    # broadcast_buffers: plain BatchNorm's running stats diverge on rank-specific data; the next
+    # forward starts by copying rank 0's to every rank
+    bn_model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+    bddp = DDP(bn_model)
+    bddp(nnfast.tensor(np.random.default_rng(r).standard_normal((6, 3))))
+    rm0 = bn_model[1].running_mean.numpy().copy()
+    mine = nnfast.tensor(rm0.copy())
+    dist.broadcast(mine, 0)
+    bn_model.eval()
+    with nnfast.no_grad():
+        bddp(nnfast.tensor(np.zeros((2, 3))))
+    eq(bn_model[1].running_mean.numpy(), mine.numpy(), "broadcast_buffers")
     # a model whose parameters differ between ranks: a clear error at construction
     bad = nn.Linear(4, 4 + r)
     expect_error(lambda: DDP(bad), "[DistributedDataParallel] expected the same parameters")

@@ -190,8 +190,9 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
                        device_id: Any = None) -> None:
     """Join the default process group: rank and world size come from MPI (``mpiexec`` / ``srun``).
 
-    ``backend``: ``"mpi"`` (the default; cpu tensors) or ``"nccl"`` (cuda tensors through CuPy's
-    NCCL; MPI broadcasts its unique id). ``world_size`` / ``rank``, when given, must match MPI's.
+    ``backend``: ``"mpi"`` (the default; cpu tensors; ``"gloo"``, PyTorch's cpu backend, runs as
+    ``"mpi"`` so ported scripts work unchanged) or ``"nccl"`` (cuda tensors through CuPy's NCCL;
+    MPI broadcasts its unique id). ``world_size`` / ``rank``, when given, must match MPI's.
     ``timeout`` bounds every wait (default 30 minutes). ``init_method`` / ``store`` are accepted for
     PyTorch compatibility; MPI does the rendezvous.
 
@@ -202,8 +203,10 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
         raise RuntimeError(f"[{op}] expected no default process group yet; trying to initialize the default "
                            "process group twice (call destroy_process_group first)")
     name = "mpi" if backend is None else str(backend).lower()
+    if name == "gloo":  # PyTorch's cpu backend: a ported script's cpu collectives run over MPI
+        name = "mpi"
     if name not in ("mpi", "nccl"):
-        raise ValueError(f"[{op}] expected backend 'mpi' or 'nccl', got {backend!r}")
+        raise ValueError(f"[{op}] expected backend 'mpi', 'gloo' (runs as 'mpi') or 'nccl', got {backend!r}")
     if timeout is None:
         timeout = default_pg_timeout
     if not isinstance(timeout, datetime.timedelta):
@@ -383,6 +386,13 @@ def _allreduce_raw(buf: Any, group: Optional[ProcessGroup], op: str) -> Work:
     whose layout was checked once)."""
     g = _group(group)
     return Work(op, g, g.backend.allreduce(buf.reshape(-1), "SUM"))
+
+
+def _broadcast_raw(buf: Any, src: int, group: Optional[ProcessGroup], op: str) -> Work:
+    """Start broadcasting the contiguous array ``buf`` from group rank ``src``, unchecked (DDP's
+    buffers, whose layout was checked once)."""
+    g = _group(group)
+    return Work(op, g, g.backend.broadcast(buf.reshape(-1), src))
 
 
 def _allgather_raw(out: Any, inp: Any, group: Optional[ProcessGroup], op: str) -> None:

@@ -164,7 +164,7 @@ class DistributedDataParallel(Module):
         self.world_size = dist.get_world_size(process_group)
         self._rank = dist.get_rank(process_group)
         params = [p for p in module.parameters() if p.requires_grad]
-        self._check_layout(op, params)
+        self._check_layout(op, params + [b for b in module.buffers() if b is not None])
         with grad_mode.no_grad():
             for t in list(module.parameters()) + [b for b in module.buffers() if b is not None]:
                 dist.broadcast(t, 0, group=process_group)
@@ -187,17 +187,17 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------ construction
     def _check_layout(self, op: str, params: list[Any]) -> None:
-        """Every rank has the same parameters (count, shapes, dtypes): one allreduce of 3 int64 and
-        their negations (MAX) gives each field's max and min."""
+        """Every rank has the same parameters and buffers (count, shapes, dtypes): one allreduce of
+        3 int64 and their negations (MAX) gives each field's max and min."""
         desc = repr([(tuple(p.shape), str(p._data.dtype)) for p in params]).encode()
         sig = np.array([len(params), sum(int(p._data.size) for p in params), zlib.crc32(desc)], dtype=np.int64)
         buf = Tensor(np.concatenate([sig, -sig]))
         dist.all_reduce(buf, op=dist.ReduceOp.MAX, group=self.process_group)
         v = buf._data
         if np.any(v[:3] != -v[3:]):
-            raise RuntimeError(f"[{op}] expected the same parameters (count, shapes, dtypes) on every rank; "
-                               f"rank {dist.get_rank(self.process_group)} has {len(params)} parameters with "
-                               f"{int(sig[1])} elements, the ranks range over [{-v[3]}, {v[0]}] parameters")
+            raise RuntimeError(f"[{op}] expected the same parameters and buffers (count, shapes, dtypes) on "
+                               f"every rank; rank {dist.get_rank(self.process_group)} has {len(params)} tensors "
+                               f"with {int(sig[1])} elements, the ranks range over [{-v[3]}, {v[0]}] tensors")
 
     def _make_buckets(self, params: list[Any]) -> list[_Bucket]:
         from ..._dispatch import xp_of
@@ -241,11 +241,18 @@ class DistributedDataParallel(Module):
                 self._progress = None
             self._in_backward = False
         if self.broadcast_buffers and self.world_size > 1:
-            bufs = [b for b in self.module.buffers() if b is not None]
-            works = [dist.broadcast(b, 0, group=self.process_group, async_op=True) for b in bufs]
+            # all started at once, unchecked (the layout was compared at construction)
+            works = []
+            for b in self.module.buffers():
+                if b is None:
+                    continue
+                if b._data.flags.c_contiguous:
+                    works.append(dist._broadcast_raw(b._data, 0, self.process_group, "DistributedDataParallel"))
+                    b._vc[0] += 1
+                else:
+                    dist.broadcast(b, 0, group=self.process_group)
             for w in works:
-                if w is not None:
-                    w.wait()
+                w.wait()
         if grad_mode.is_grad_enabled():
             self._bind_grads()
         # Counter-based kernels (dropout) draw this rank's slice of the global batch's mask: with the
