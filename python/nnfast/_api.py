@@ -2,7 +2,8 @@
 
 One row per area of the PyTorch surface: the ``nnfast.<name>`` functions of each tensor area
 (``nnfast/ops/*``), the Tensor methods, ``nnfast.nn`` modules, ``nnfast.nn.functional``,
-``nnfast.optim`` and its schedulers, and ``nnfast.utils.data``. ``nnfast api`` prints it,
+``nnfast.optim`` and its schedulers, ``nnfast.utils.data``, ``nnfast.autograd``,
+``nnfast.distributed`` and ``nnfast.nn.parallel``. ``nnfast api`` prints it,
 ``nnfast api --write README.md`` rewrites it between its markers, and a test fails when the
 README's copy is stale.
 """
@@ -43,6 +44,11 @@ def rows() -> list[tuple[str, list[str]]]:
     out.append(("`nnfast.optim.lr_scheduler`", _public(lr_scheduler, inspect.isclass)))
     out.append(("`nnfast.utils.data`", _public(data, lambda o: inspect.isclass(o) or inspect.isfunction(o))))
     out.append(("`nnfast.autograd`", _public(nnfast.autograd, lambda o: callable(o))))
+    from nnfast import distributed
+    from nnfast.nn import parallel
+
+    out.append(("`nnfast.distributed`", _public(distributed, lambda o: callable(o))))
+    out.append(("`nnfast.nn.parallel`", _public(parallel, inspect.isclass)))
     return out
 
 

@@ -278,6 +278,7 @@ class Tensor:
     requires_grad: bool
     grad_fn: Any
     _hooks: Any
+    _post_hooks: Any  # register_post_accumulate_grad_hook's hooks (a leaf's), else None
     __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:

@@ -179,6 +179,7 @@ def _abort_on_exception(exc_type: Any, exc: Any, tb: Any) -> None:
     text = "".join(traceback.format_exception(exc_type, exc, tb))
     sys.stderr.write(f"[rank {rank}] uncaught exception, aborting every rank:\n{text}")
     sys.stderr.flush()
+    time.sleep(0.5)  # let the launcher forward the message before MPI_Abort tears the job down
     world.backend.abort(1)  # MPI_Abort: every rank exits, mpiexec returns non-zero
     os._exit(1)  # pragma: no cover - should MPI_Abort return
 
@@ -189,8 +190,9 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
                        device_id: Any = None) -> None:
     """Join the default process group: rank and world size come from MPI (``mpiexec`` / ``srun``).
 
-    ``backend``: ``"mpi"`` (the default; cpu tensors) or ``"nccl"`` (cuda tensors through CuPy's
-    NCCL; MPI broadcasts its unique id). ``world_size`` / ``rank``, when given, must match MPI's.
+    ``backend``: ``"mpi"`` (the default; cpu tensors; ``"gloo"``, PyTorch's cpu backend, runs as
+    ``"mpi"`` so ported scripts work unchanged) or ``"nccl"`` (cuda tensors through CuPy's NCCL;
+    MPI broadcasts its unique id). ``world_size`` / ``rank``, when given, must match MPI's.
     ``timeout`` bounds every wait (default 30 minutes). ``init_method`` / ``store`` are accepted for
     PyTorch compatibility; MPI does the rendezvous.
 
@@ -201,8 +203,10 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
         raise RuntimeError(f"[{op}] expected no default process group yet; trying to initialize the default "
                            "process group twice (call destroy_process_group first)")
     name = "mpi" if backend is None else str(backend).lower()
+    if name == "gloo":  # PyTorch's cpu backend: a ported script's cpu collectives run over MPI
+        name = "mpi"
     if name not in ("mpi", "nccl"):
-        raise ValueError(f"[{op}] expected backend 'mpi' or 'nccl', got {backend!r}")
+        raise ValueError(f"[{op}] expected backend 'mpi', 'gloo' (runs as 'mpi') or 'nccl', got {backend!r}")
     if timeout is None:
         timeout = default_pg_timeout
     if not isinstance(timeout, datetime.timedelta):
@@ -237,6 +241,8 @@ def destroy_process_group(group: Optional[ProcessGroup] = None) -> None:
 
 def _free(g: ProcessGroup) -> None:
     comm = getattr(g.backend, "mpi_comm", None) or getattr(g.backend, "comm", None)
+    if comm is None:
+        return
     try:
         comm.Free()
     except Exception:  # pragma: no cover - already freed / MPI finalized
@@ -380,6 +386,20 @@ def _allreduce_raw(buf: Any, group: Optional[ProcessGroup], op: str) -> Work:
     whose layout was checked once)."""
     g = _group(group)
     return Work(op, g, g.backend.allreduce(buf.reshape(-1), "SUM"))
+
+
+def _broadcast_raw(buf: Any, src: int, group: Optional[ProcessGroup], op: str) -> Work:
+    """Start broadcasting the contiguous array ``buf`` from group rank ``src``, unchecked (DDP's
+    buffers, whose layout was checked once)."""
+    g = _group(group)
+    return Work(op, g, g.backend.broadcast(buf.reshape(-1), src))
+
+
+def _allgather_raw(out: Any, inp: Any, group: Optional[ProcessGroup], op: str) -> None:
+    """Gather the contiguous arrays ``inp`` of every rank into ``out`` (blocking), unchecked
+    (SyncBatchNorm's statistics, whose size is the same on every rank by construction)."""
+    g = _group(group)
+    Work(op, g, g.backend.allgather(out.reshape(-1), inp.reshape(-1))).wait()
 
 
 def broadcast(tensor: Tensor, src: int, group: Optional[ProcessGroup] = None, async_op: bool = False) -> Optional[Work]:

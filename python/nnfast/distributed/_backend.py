@@ -7,6 +7,7 @@ nnfast's kernels.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Optional
 
@@ -103,7 +104,7 @@ class NCCLBackend:
                  np.dtype(np.int64): n.NCCL_INT64, np.dtype(np.uint8): n.NCCL_UINT8,
                  np.dtype(np.int8): n.NCCL_INT8}
         try:
-            return table[np.dtype(a.dtype)]
+            return int(table[np.dtype(a.dtype)])
         except KeyError:
             raise TypeError(f"[nccl] expected a float16/32/64 or int8/32/64 tensor, got {a.dtype}") from None
 
@@ -159,16 +160,16 @@ class NCCLBackend:
 
 
 def poll(test: Callable[[], bool], deadline: float, what: str) -> None:
-    """Wait for ``test()`` to turn true: spin briefly (latency), then back off with short sleeps so
-    an oversubscribed rank leaves its core to the others; past ``deadline`` raise the timeout error."""
+    """Wait for ``test()`` to turn true. MPI progresses a non-blocking collective only inside its
+    calls, so this polls without sleeping (a sleep between polls stalls every step of the
+    collective's schedule); past the first polls it yields the core between them, so oversubscribed
+    ranks still share it. Past ``deadline`` it raises the timeout error."""
     spins = 0
-    delay = 0.0
     while not test():
         spins += 1
-        if spins < 200:
+        if spins < 1000:
             continue
-        if time.monotonic() > deadline:
+        os.sched_yield()
+        if spins % 1024 == 0 and time.monotonic() > deadline:
             raise RuntimeError(f"{what} timed out: not every rank reached this collective within the "
                                "process group's timeout (a rank died, hangs, or runs a different collective)")
-        delay = min(1e-3, delay + 2e-5)
-        time.sleep(delay)

@@ -55,9 +55,8 @@ class SyncBatchNormFunction(Function):
         var_l = 1.0 / (rstd_l * rstd_l) - eps if n_local > 0 else xp.zeros((C,), dtype=np.float64)
         mine = xp.concatenate([xp.asarray([float(n_local)]), mean_l, var_l])
         size = dist.get_world_size(group)
-        allst = Tensor._wrap(xp.empty((size, 2 * C + 1), dtype=np.float64))
-        dist.all_gather_into_tensor(allst, Tensor._wrap(mine), group=group)
-        a = allst._data
+        a = xp.empty((size, 2 * C + 1), dtype=np.float64)
+        dist._allgather_raw(a, mine, group, "SyncBatchNorm")
         counts, means, vars_ = a[:, 0], a[:, 1:C + 1], a[:, C + 1:]
         n = float(counts.sum())
         if n <= 1:
@@ -97,9 +96,9 @@ class SyncBatchNormFunction(Function):
             db = _param_grad(ctx, 2, sums[1])
         if dx is None:  # the same on every rank (the same graph), so no rank waits for a collective
             return None, dw, db
-        glob = Tensor._wrap(sums.copy())
-        dist.all_reduce(glob, group=ctx.group)
-        s_dxh, s_dy = glob._data[0].astype(np.float64), glob._data[1].astype(np.float64)
+        glob = sums.copy()
+        dist._allreduce_raw(glob, ctx.group, "SyncBatchNorm").wait()
+        s_dxh, s_dy = glob[0].astype(np.float64), glob[1].astype(np.float64)
         wd = np.ones((C,)) if w is None else w.astype(np.float64)
         # corr = -w rstd (s_dy / n) - w rstd^2 (s_dxh / n) (x - mean): per-channel affine in x
         cw = (-wd * rstd * s_dxh / ctx.n).astype(dy.dtype)
@@ -123,12 +122,14 @@ def _param_grad(ctx: Any, i: int, local_sum: Any) -> Any:
 
 
 class SyncBatchNorm(_BatchNorm):
-    """Batch normalization over the global batch of every rank of ``process_group`` (statistics,
-    running statistics and gradients as if one process saw the whole batch); outside training, or
-    without an initialized process group, it is ``BatchNorm``. Input (N, C, *).
+    """Batch normalization over the global batch of every rank of ``process_group``:
+    y = (x - mean) / sqrt(var + eps) * weight + bias, with mean and (biased) var per channel over
+    N (and every dim after C) of all the ranks' inputs together; the running statistics (unbiased
+    var over the global count) and the gradients are those of one process that saw the whole
+    batch. Outside training, or without an initialized process group of more than one rank, it is
+    ``BatchNorm``. Build it directly or with ``SyncBatchNorm.convert_sync_batchnorm(model)``.
 
-    Build it directly or with ``SyncBatchNorm.convert_sync_batchnorm(model)``.
-
+    Shape: input (N, C, *) (2-D to 5-D); output the same shape.
     Defaults: eps=1e-05, momentum=0.1, affine=True, track_running_stats=True, process_group=None
     (the world), device=None, dtype=None.
     """

@@ -13,6 +13,8 @@ during backward so that every rank's optimizer takes the same step. How:
   backward will accumulate. A post-accumulate-grad hook counts them down; when a bucket's last
   gradient is in, its non-blocking allreduce (SUM) starts at once, overlapping the rest of backward.
   Buckets start in index order, so every rank issues the same collectives in the same order.
+- A progress thread (when the node has a spare core per rank) tests the in-flight requests while
+  backward's kernels run, since MPI advances non-blocking collectives only inside MPI calls.
 - A final backward callback starts any bucket still waiting (a parameter this backward did not
   reach), waits for all of them and divides by the world size with nnfast's scale kernel.
 - ``no_sync()``: backward accumulates locally without communication; the next synchronised
@@ -24,6 +26,9 @@ during backward so that every rank's optimizer takes the same step. How:
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import time
 import zlib
 from typing import Any, Iterator, Optional
 
@@ -56,6 +61,40 @@ class _Bucket:
         self.work: Optional[dist.Work] = None
 
 
+class _Progress(threading.Thread):
+    """Drives the buckets' allreduces while backward computes. MPI advances a non-blocking
+    collective only inside MPI calls, and backward's kernels (which release the GIL) make none, so
+    without this thread communication would not overlap them. It tests the in-flight requests every
+    ~0.1 ms until stopped; the main thread reads their completion only after ``stop()`` (MPI forbids
+    testing one request from two threads at once)."""
+
+    def __init__(self, test: Any) -> None:
+        super().__init__(name="nnfast-ddp-progress", daemon=True)
+        self._test = test
+        self._reqs: list[Any] = []
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self.done = 0  # requests seen complete (they complete in order)
+
+    def add(self, req: Any) -> None:
+        with self._lock:
+            self._reqs.append(req)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            with self._lock:
+                reqs = list(self._reqs)
+            for q in reqs[self.done:]:
+                if not self._test(q):
+                    break  # buckets complete in order: no use testing the later ones yet
+                self.done += 1
+            self._halt.wait(1e-4)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
 def _tensors_in(obj: Any) -> Iterator[Tensor]:
     if isinstance(obj, Tensor):
         yield obj
@@ -65,6 +104,25 @@ def _tensors_in(obj: Any) -> Iterator[Tensor]:
     elif isinstance(obj, dict):
         for o in obj.values():
             yield from _tensors_in(o)
+
+
+def _thread_ok(group: Any) -> bool:
+    """Whether to run the progress thread: the mpi backend with MPI_THREAD_MULTIPLE (mpi4py asks for
+    it by default), and a spare core per rank on this node (cores >= 2 x ranks here), since a thread
+    that competes with the kernels for a core costs more than the overlap gains.
+    NNFAST_DDP_PROGRESS_THREAD=1 / 0 forces it on / off. Collective: every rank calls it."""
+    if dist.get_backend(group) != "mpi":
+        return False
+    from mpi4py import MPI
+
+    comm = dist._group(group).backend.comm
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks sharing this node
+    local = node.Get_size()
+    node.Free()
+    env = os.environ.get("NNFAST_DDP_PROGRESS_THREAD", "")
+    if MPI.Query_thread() < MPI.THREAD_MULTIPLE or env == "0":
+        return False
+    return env == "1" or (os.cpu_count() or 1) >= 2 * local
 
 
 class DistributedDataParallel(Module):
@@ -77,7 +135,8 @@ class DistributedDataParallel(Module):
     ``device_ids`` / ``output_device`` / ``dim`` are accepted for PyTorch compatibility.
 
     Defaults: device_ids=None, output_device=None, dim=0, broadcast_buffers=True, process_group=None,
-    bucket_cap_mb=None (25), find_unused_parameters=False, gradient_as_bucket_view=False.
+    bucket_cap_mb=None (25), find_unused_parameters=False, check_reduction=False,
+    gradient_as_bucket_view=False (gradients are always bucket views here), static_graph=False.
     """
 
     def __init__(self, module: Module, device_ids: Any = None, output_device: Any = None, dim: int = 0,
@@ -105,7 +164,7 @@ class DistributedDataParallel(Module):
         self.world_size = dist.get_world_size(process_group)
         self._rank = dist.get_rank(process_group)
         params = [p for p in module.parameters() if p.requires_grad]
-        self._check_layout(op, params)
+        self._check_layout(op, params + [b for b in module.buffers() if b is not None])
         with grad_mode.no_grad():
             for t in list(module.parameters()) + [b for b in module.buffers() if b is not None]:
                 dist.broadcast(t, 0, group=process_group)
@@ -119,20 +178,26 @@ class DistributedDataParallel(Module):
         self._armed = False       # a synchronised forward ran; its backward reduces
         self._in_backward = False
         self._next_launch = 0
+        self._early_launches = 0  # buckets of the last backward started from a hook (overlapping it)
+        # perf_counter times of the last synchronised backward: first bucket started, backward's sweep
+        # done (the final callback), every allreduce done; the exposed communication is the last gap.
+        self.comm_stats: dict[str, float] = {}
+        self._progress: Optional[_Progress] = None
+        self._use_thread = self.world_size > 1 and _thread_ok(process_group)
 
     # ------------------------------------------------------------ construction
     def _check_layout(self, op: str, params: list[Any]) -> None:
-        """Every rank has the same parameters (count, shapes, dtypes): one allreduce of 3 int64 and
-        their negations (MAX) gives each field's max and min."""
+        """Every rank has the same parameters and buffers (count, shapes, dtypes): one allreduce of
+        3 int64 and their negations (MAX) gives each field's max and min."""
         desc = repr([(tuple(p.shape), str(p._data.dtype)) for p in params]).encode()
         sig = np.array([len(params), sum(int(p._data.size) for p in params), zlib.crc32(desc)], dtype=np.int64)
         buf = Tensor(np.concatenate([sig, -sig]))
         dist.all_reduce(buf, op=dist.ReduceOp.MAX, group=self.process_group)
         v = buf._data
         if np.any(v[:3] != -v[3:]):
-            raise RuntimeError(f"[{op}] expected the same parameters (count, shapes, dtypes) on every rank; "
-                               f"rank {dist.get_rank(self.process_group)} has {len(params)} parameters with "
-                               f"{int(sig[1])} elements, the ranks range over [{-v[3]}, {v[0]}] parameters")
+            raise RuntimeError(f"[{op}] expected the same parameters and buffers (count, shapes, dtypes) on "
+                               f"every rank; rank {dist.get_rank(self.process_group)} has {len(params)} tensors "
+                               f"with {int(sig[1])} elements, the ranks range over [{-v[3]}, {v[0]}] tensors")
 
     def _make_buckets(self, params: list[Any]) -> list[_Bucket]:
         from ..._dispatch import xp_of
@@ -150,7 +215,7 @@ class DistributedDataParallel(Module):
             ps.append(p)
             nbytes += int(p._data.nbytes)
             open_[key] = (ps, nbytes)
-            cap = _FIRST_BUCKET_BYTES if not buckets else self.bucket_bytes_cap
+            cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap) if not buckets else self.bucket_bytes_cap
             if nbytes >= cap:
                 close(key)
         for key in list(open_):
@@ -170,13 +235,26 @@ class DistributedDataParallel(Module):
             self.require_backward_grad_sync = old
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        if self._in_backward:  # the last backward raised before its end: drop its state
+            if self._progress is not None:
+                self._progress.stop()
+                self._progress = None
+            self._in_backward = False
         if self.broadcast_buffers and self.world_size > 1:
-            bufs = [b for b in self.module.buffers() if b is not None]
-            works = [dist.broadcast(b, 0, group=self.process_group, async_op=True) for b in bufs]
+            # all started at once, unchecked (the layout was compared at construction)
+            works = []
+            for b in self.module.buffers():
+                if b is None:
+                    continue
+                if b._data.flags.c_contiguous:
+                    works.append(dist._broadcast_raw(b._data, 0, self.process_group, "DistributedDataParallel"))
+                    b._vc[0] += 1
+                else:
+                    dist.broadcast(b, 0, group=self.process_group)
             for w in works:
-                if w is not None:
-                    w.wait()
-        self._bind_grads()
+                w.wait()
+        if grad_mode.is_grad_enabled():
+            self._bind_grads()
         # Counter-based kernels (dropout) draw this rank's slice of the global batch's mask: with the
         # batch split along dim 0 into equal contiguous shards, training equals one process on it.
         with _random.shard(self._rank, self.world_size):
@@ -225,6 +303,7 @@ class DistributedDataParallel(Module):
     def _start_backward(self) -> None:
         self._in_backward = True
         self._next_launch = 0
+        self._early_launches = 0
         for b in self._buckets:
             b.pending = sum(self._expected.get(id(p), 0) for p in b.params)
             b.work = None
@@ -248,7 +327,7 @@ class DistributedDataParallel(Module):
         b.pending -= 1
         if b.pending == 0:
             self._launch_ready()
-        else:
+        elif self._progress is None:
             for w in self._buckets[:self._next_launch]:  # let MPI progress the buckets in flight
                 if w.work is not None:
                     w.work.is_completed()
@@ -257,14 +336,28 @@ class DistributedDataParallel(Module):
         while self._next_launch < len(self._buckets) and self._buckets[self._next_launch].pending <= 0:
             self._launch(self._buckets[self._next_launch])
             self._next_launch += 1
+            self._early_launches += 1
 
     def _launch(self, b: _Bucket) -> None:
+        if b.index == 0:
+            self.comm_stats["first_launch"] = time.perf_counter()
         b.work = dist._allreduce_raw(b.buf, self.process_group, "DistributedDataParallel")
+        if self._in_backward and self._use_thread:
+            if self._progress is None:
+                self._progress = _Progress(b.work._group.backend.test)
+                self._progress.start()
+            self._progress.add(b.work._req)
 
     def _finish_backward(self) -> None:
         """End of backward: start what is left (in order), wait for everything, average."""
         from ..._dispatch import kernels
 
+        self.comm_stats["backward_done"] = time.perf_counter()
+        self.comm_stats["buckets_done_in_backward"] = 0
+        if self._progress is not None:  # from here on this thread waits (and tests) itself
+            self._progress.stop()
+            self.comm_stats["buckets_done_in_backward"] = self._progress.done
+            self._progress = None
         for b in self._buckets[self._next_launch:]:
             self._launch(b)
         self._next_launch = len(self._buckets)
@@ -274,5 +367,6 @@ class DistributedDataParallel(Module):
             b.work.wait()
             b.work = None
             kernels("clip_grad_norm_", b.buf).multi_tensor_scale([b.buf], inv)
+        self.comm_stats["comm_done"] = time.perf_counter()
         self._in_backward = False
         self._armed = False
