@@ -653,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning-rate schedule")
     t.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing, in [0, 1]")
     t.add_argument("--epochs", type=int, default=15, help="passes over the training data")
-    t.add_argument("--batch-size", type=int, default=64, help="samples per step")
+    t.add_argument("--batch-size", type=int, default=64,
+                   help="samples per step (data-parallel: the global batch, split over the ranks)")
     t.add_argument("--val-split", type=float, default=0.2, help="validation fraction for user data")
     t.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation loss (0 = off)")

@@ -253,8 +253,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     mb = nbytes / 1e6
     thread = "DDP progress thread on" if ranks["progress_thread"] else "DDP progress thread off"
     return [
-        {"case": f"{model} Adam step, global batch {GLOBAL_BATCH}", "setup": f"1 process x {RANKS} threads, batch {GLOBAL_BATCH}",
-         "ms": t_one * 1e3, "speedup": 1.0},
+        {"case": f"{model} Adam step, global batch {GLOBAL_BATCH}",
+         "setup": f"1 process x {RANKS} threads, batch {GLOBAL_BATCH}", "ms": t_one * 1e3, "speedup": 1.0},
         {"case": f"{model} Adam step, global batch {GLOBAL_BATCH}",
          "setup": f"{n} ranks x 1 thread, batch {n} x {ranks['local_batch']} (DDP)", "ms": t_ddp * 1e3,
          "speedup": t_one / t_ddp},
