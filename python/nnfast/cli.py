@@ -304,6 +304,13 @@ def _start_parallel(mode: str, device: str, threads: int) -> _Parallel:
     return par
 
 
+def _check_global_batch(batch: int, world: int) -> None:
+    if batch % world:
+        lo, hi = batch - batch % world, batch + world - batch % world
+        raise UserError(f"--batch-size {batch} is the global batch and must be divisible by the {world} ranks "
+                        f"(e.g. {lo if lo else hi} or {hi})")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import nnfast
     from . import nn
@@ -339,10 +346,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"--early-stopping must be >= 0 (0 = off), got {args.early_stopping}")
     device = _resolve_device(args.device)
     task = args.task
-    ranks_launched = launched_world()[1] if args.distributed != "off" else 1
-    if args.batch_size % ranks_launched:
-        raise UserError(f"--batch-size {args.batch_size} is the global batch and must be divisible by the "
-                        f"{ranks_launched} ranks")
+    _check_global_batch(args.batch_size, launched_world()[1] if args.distributed != "off" else 1)
 
     if args.data in (None, "mnist_5k", "mnist"):
         Xtr, ytr, Xte, yte = nnfast.datasets.mnist_5k()
@@ -364,9 +368,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     par = _start_parallel(args.distributed, device, args.threads)
     args._parallel = par  # from here on, main() aborts every rank when one fails
-    if args.batch_size % par.world:
-        raise UserError(f"--batch-size {args.batch_size} is the global batch and must be divisible by the "
-                        f"{par.world} ranks")
+    _check_global_batch(args.batch_size, par.world)
     if device == "cuda" and par.world > 1 and not nnfast.cuda.is_emulated():
         import cupy  # one GPU per rank (unverified here: no GPU); ranks on a node are numbered consecutively
 
