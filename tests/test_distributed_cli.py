@@ -163,6 +163,44 @@ def test_metrics_are_sample_weighted_means_over_ranks(mpiexec, tmp_path):
     assert got["out"]["rmse"] == pytest.approx(np.sqrt((w * v * v).sum() / 6), rel=1e-12)
 
 
+def test_fit_averages_over_ranks_unless_told_not_to(mpiexec, tmp_path):
+    # Each rank fits its own data: with a process group, fit's logged loss and metrics are the
+    # average over both ranks (equal on both); distributed=False keeps them local (and needs no
+    # other rank: rank 0 fits alone while rank 1 waits at the barrier).
+    script = textwrap.dedent("""
+        import json, sys
+        import numpy as np
+        import nnfast, nnfast.nn as nn
+        import nnfast.distributed as dist
+        from nnfast.training import fit
+        dist.init_process_group("mpi")
+        r = dist.get_rank()
+        rng = np.random.default_rng(r)
+        X = rng.standard_normal((40 + 20 * r, 3)).astype(np.float32)
+        y = (X[:, 0] > r * 0.5).astype(np.int64)
+        def run(distributed):
+            nnfast.manual_seed(0)
+            m = nn.Linear(3, 2)
+            h = fit(m, nn.CrossEntropyLoss(), nnfast.optim.SGD(m.parameters(), lr=0.1), (X, y), (X, y), epochs=1,
+                    batch_size=20, shuffle=False, metrics=["accuracy"], verbose=False, distributed=distributed)
+            return h.last()
+        both = run(None)
+        alone = run(False) if r == 0 else None
+        dist.barrier()
+        json.dump({"both": both, "alone": alone}, open(sys.argv[1] + str(r), "w"))
+        dist.destroy_process_group()
+    """)
+    base = str(tmp_path / "fit")
+    r = _run([mpiexec, "-n", "2", sys.executable, "-c", script, base], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r0, r1 = (json.loads(open(base + str(k)).read()) for k in (0, 1))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert r0["both"][key] == pytest.approx(r1["both"][key], rel=1e-12), key
+    assert r1["alone"] is None
+    # Rank 0's local values differ from the average over both ranks' (different) data.
+    assert r0["alone"]["val_loss"] != pytest.approx(r0["both"]["val_loss"], rel=1e-6)
+
+
 def test_an_error_on_the_ranks_ends_the_job_with_its_message(mpiexec, trained, tmp_path):
     ck = trained["plain"] / "c0.safetensors"  # a 784-16-10 model
     # A checkpoint of another shape: the ranks fail after joining the group; the job must end

@@ -293,7 +293,7 @@ def predict(model: Any, X: Any, batch_size: int = 1024) -> np.ndarray:
 def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any = None, epochs: int = 10,
         batch_size: int = 64, scheduler: Any = None, callbacks: Iterable[Callback] = (),
         metrics: Sequence[Any] = (), shuffle: bool = True, verbose: bool = True,
-        log: Optional[Callable[[str], None]] = None) -> History:
+        log: Optional[Callable[[str], None]] = None, distributed: Optional[bool] = None) -> History:
     """Train ``model`` and return its ``History``.
 
     ``train_data``/``val_data``: ``(X, y)`` arrays or tensors, a Dataset, or a
@@ -308,7 +308,9 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
     ``DistributedSampler``): every rank calls ``fit``; the train loss and metrics are
     averaged over all ranks' samples, validation runs sharded (``evaluate(...,
     distributed=True)``), so every rank logs the same values and takes the same
-    scheduler and early-stopping decisions.
+    scheduler and early-stopping decisions. ``distributed``: None (the default) does
+    this whenever such a group exists; False keeps ``fit`` local to this rank (for a
+    model that is not shared by the ranks, e.g. trained by rank 0 alone).
     """
     if epochs < 0:
         raise ValueError(f"[fit] expected epochs >= 0, got {epochs}")
@@ -324,7 +326,7 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
         scheduler, "per_batch", type(scheduler).__name__ in ("OneCycleLR", "CyclicLR"))
     on_plateau = scheduler is not None and type(scheduler).__name__ == "ReduceLROnPlateau"
     say = log if log is not None else (print if verbose else None)
-    world = _world()[1]
+    world = _world()[1] if distributed is not False else 1
     history = History()
     named = [_metrics.get(m) for m in metrics]
     for cb in callbacks:
