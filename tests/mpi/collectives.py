@@ -3,6 +3,7 @@ of what each rank holds, blocking and async, contiguous and not; the mismatched-
 DDP's bucket launches during backward. Prints ``OK collectives`` on rank 0."""
 from __future__ import annotations
 
+import copy
 import datetime
 
 import numpy as np
@@ -180,6 +181,32 @@ def main() -> None:
     mx = nnfast.tensor(g0.copy())
     dist.all_reduce(mx, op=dist.ReduceOp.MAX)
     eq(mx.numpy(), g0, "DDP gradients agree")
+    # a parameter the graph does not reach (its bucket is reduced at the end, as zeros); a
+    # parameter used twice (two accumulations before its bucket may start)
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+            self.unused = nn.Linear(4, 4)
+            self.b = nn.Linear(4, 2)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return self.b(self.a(self.a(x)))
+
+    nnfast.manual_seed(1)
+    net = Net().double()
+    uddp = DDP(net, bucket_cap_mb=0.0001, find_unused_parameters=True)
+    xs = [np.random.default_rng(i).standard_normal((3, 4)) for i in range(n)]
+    uddp(nnfast.tensor(xs[r])).sum().backward()
+    ref = copy.deepcopy(net)
+    for p in ref.parameters():
+        p.grad = None
+    for i in range(n):  # the average of every rank's gradient, computed locally
+        (ref(nnfast.tensor(xs[i])).sum() / n).backward()
+    for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+        want = np.zeros(p.shape) if q.grad is None else q.grad.numpy()
+        eq(p.grad.numpy(), want, f"DDP grad of {name}")
+
     # broadcast_buffers: plain BatchNorm's running stats diverge on rank-specific data; the next
     # forward starts by copying rank 0's to every rank
     bn_model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
