@@ -66,7 +66,8 @@ def main() -> None:
     want[:, ::2] = sum(local(i, (4, 6)) for i in range(n))[:, ::2]
     eq(big.numpy(), want, "all_reduce non-contiguous")
     expect_error(lambda: dist.all_reduce(ti, op=dist.ReduceOp.AVG), "[all_reduce] expected a floating-point")
-    expect_error(lambda: dist.all_reduce(local(r)), "[all_reduce] expected tensor to be an nnfast.Tensor")  # type: ignore[arg-type]
+    expect_error(lambda: dist.all_reduce(local(r)),  # type: ignore[arg-type]
+                 "[all_reduce] expected tensor to be an nnfast.Tensor")
 
     # mismatched shapes across ranks: a clear error on every rank, no hang
     expect_error(lambda: dist.all_reduce(nnfast.zeros(3 + r)), "[all_reduce] expected the same tensor shape")

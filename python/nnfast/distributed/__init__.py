@@ -442,8 +442,8 @@ def all_gather(tensor_list: list[Tensor], tensor: Tensor, group: Optional[Proces
     a = _check_tensor(name, tensor)
     _check_device(name, g, a)
     if not isinstance(tensor_list, (list, tuple)) or len(tensor_list) != g.size():
-        raise ValueError(f"[{name}] expected tensor_list to be a list of {g.size()} tensors, got "
-                         f"{len(tensor_list) if isinstance(tensor_list, (list, tuple)) else type(tensor_list).__name__}")
+        got = len(tensor_list) if isinstance(tensor_list, (list, tuple)) else type(tensor_list).__name__
+        raise ValueError(f"[{name}] expected tensor_list to be a list of {g.size()} tensors, got {got}")
     outs = [_check_tensor(name, t, "tensor_list entries") for t in tensor_list]
     for o in outs:
         if o.shape != a.shape or o.dtype != a.dtype:
