@@ -179,7 +179,7 @@ def _abort_on_exception(exc_type: Any, exc: Any, tb: Any) -> None:
     text = "".join(traceback.format_exception(exc_type, exc, tb))
     sys.stderr.write(f"[rank {rank}] uncaught exception, aborting every rank:\n{text}")
     sys.stderr.flush()
-    time.sleep(0.5)  # let the launcher forward the message before MPI_Abort tears the job down
+    time.sleep(1.0)  # let the launcher forward the message before MPI_Abort tears the job down
     world.backend.abort(1)  # MPI_Abort: every rank exits, mpiexec returns non-zero
     os._exit(1)  # pragma: no cover - should MPI_Abort return
 
