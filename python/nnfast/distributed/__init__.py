@@ -316,13 +316,18 @@ def _check_same(op: str, g: ProcessGroup, a: Any, what: str = "tensor") -> None:
     sig = np.array([a.size, len(a.shape), zlib.crc32(repr((tuple(a.shape), str(a.dtype))).encode()), 0],
                    dtype=np.int64)
     buf = np.concatenate([sig, -sig])
-    req = g.backend.allreduce(buf, "MAX") if g.backend.name == "mpi" else \
-        _backend.MPIBackend(g.backend.mpi_comm).allreduce(buf, "MAX")
-    Work(op, g, req).wait()
+    _host_max(buf, g, op)
     if np.any(buf[:4] != -buf[4:]):
         raise RuntimeError(f"[{op}] expected the same {what} shape and dtype on every rank; rank {g.rank()} "
                            f"has shape {tuple(a.shape)} {a.dtype} ({a.size} elements) but the ranks' element "
                            f"counts range over [{-buf[4]}, {buf[0]}]")
+
+
+def _host_max(buf: np.ndarray, g: ProcessGroup, op: str) -> None:
+    """In-place MAX allreduce of a small host (NumPy) array over ``g``'s MPI communicator, whatever
+    the group's backend (NCCL groups keep the MPI communicator they were built from)."""
+    be = g.backend if g.backend.name == "mpi" else _backend.MPIBackend(g.backend.mpi_comm)
+    Work(op, ProcessGroup(be, g.ranks, g.timeout), be.allreduce(buf, "MAX")).wait()
 
 
 def _scale(a: Any, s: float) -> None:
