@@ -169,6 +169,56 @@ def main() -> None:
                 dist.all_reduce(gsum)
                 eq(gsum.numpy(), getattr(ref, name).grad.numpy(), f"SyncBatchNorm {name} grad")
 
+    # SyncBatchNorm gradcheck (float64 central differences on the real kernels): the loss is the
+    # sum over every rank of <cot_r, y_r>; each probe perturbs one element of one rank's input (or
+    # one weight / bias entry, which every rank holds) and all ranks recompute it together
+    sb = nn.SyncBatchNorm(3, track_running_stats=False, dtype=nnfast.float64)
+    sb.weight.data = nnfast.tensor(np.array([0.7, 1.3, -0.4]))
+    sb.bias.data = nnfast.tensor(np.array([0.1, -0.2, 0.3]))
+    rng = np.random.default_rng(5 + r)
+    xl = rng.standard_normal((2 + r, 3, 2))  # unequal shards
+    cot = rng.standard_normal(xl.shape)
+
+    def global_loss() -> float:
+        with nnfast.no_grad():
+            part = nnfast.tensor(np.array([float((sb(nnfast.tensor(xl)).numpy() * cot).sum())]))
+        dist.all_reduce(part)
+        return float(part.numpy()[0])
+
+    xt = nnfast.tensor(xl.copy(), requires_grad=True)
+    (sb(xt) * nnfast.tensor(cot)).sum().backward()
+    dw = nnfast.tensor(sb.weight.grad.numpy().copy())
+    db = nnfast.tensor(sb.bias.grad.numpy().copy())
+    dist.all_reduce(dw)
+    dist.all_reduce(db)
+    h = 1e-6
+    for owner in range(n):
+        for idx in ((0, 0, 0), (1, 2, 1), (0, 1, 1)):
+            old = xl[idx]
+            if r == owner:
+                xl[idx] = old + h
+            lp = global_loss()
+            if r == owner:
+                xl[idx] = old - h
+            lm = global_loss()
+            if r == owner:
+                xl[idx] = old
+                num, ana = (lp - lm) / (2 * h), xt.grad.numpy()[idx]
+                if abs(num - ana) > 1e-6 * max(1.0, abs(num)):
+                    raise AssertionError(f"SyncBatchNorm gradcheck dx{idx} rank {r}: numeric {num} analytic {ana}")
+    for name, g_all in (("weight", dw), ("bias", db)):
+        par = getattr(sb, name)
+        for c in range(3):
+            old = par._data[c]
+            par._data[c] = old + h
+            lp = global_loss()
+            par._data[c] = old - h
+            lm = global_loss()
+            par._data[c] = old
+            num, ana = (lp - lm) / (2 * h), g_all.numpy()[c]
+            if abs(num - ana) > 1e-6 * max(1.0, abs(num)):
+                raise AssertionError(f"SyncBatchNorm gradcheck d{name}[{c}]: numeric {num} analytic {ana}")
+
     # DDP: several buckets, all started from backward hooks (before the final wait)
     nnfast.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 3)).double()
