@@ -7,11 +7,13 @@ Rank 0 prints (all times medians over the repeats, same run):
 - a DDP training step (batch ``--batch`` per rank, SGD) and how much of its allreduce overlaps
   backward: exposed = time from backward's last kernel to the last allreduce done, overlap =
   1 - exposed / (the bucketed allreduce alone).
-The one-process reference step (1 process x 2 threads, batch 2B) is ``nnfast bench``'s MLP step.
+- the same step in one process on the whole batch (N x B rows, N threads: the other ranks sleep
+  meanwhile) against the DDP step (N ranks x 1 thread each): the ratio is the data-parallel speedup.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -81,6 +83,31 @@ def main() -> None:
     exposed.clear()
     t_step = median_time(step, a.repeats)
     t_exp = statistics.median(exposed)
+
+    # one process, the whole batch, n threads; the other ranks sleep (a blocking barrier would spin)
+    t_one = 0.0
+    if r == 0:
+        nnfast.set_num_threads(n)
+        one = copy.deepcopy(model)
+        opt1 = nnfast.optim.SGD(one.parameters(), lr=0.01)
+        xa = nnfast.tensor(np.concatenate([x.numpy()] * n))
+        ya = nnfast.tensor(np.concatenate([y.numpy()] * n))
+
+        def step1() -> None:
+            opt1.zero_grad()
+            loss_fn(one(xa), ya).backward()
+            opt1.step()
+
+        step1()
+        ts = []
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            step1()
+            ts.append(time.perf_counter() - t0)
+        t_one = statistics.median(ts)
+    req = comm.Ibarrier()
+    while not req.Test():
+        time.sleep(0.01)
     if r == 0:
         print(f"ranks {n}, buckets {len(ddp._buckets)}, gradient bytes {nbytes / 1e6:.2f} MB")
         print(f"allreduce raw mpi4py   {t_raw * 1e3:8.3f} ms  {nbytes / t_raw / 1e9:6.2f} GB/s")
@@ -89,6 +116,8 @@ def main() -> None:
         print(f"DDP step (batch {a.batch}/rank) {t_step * 1e3:8.3f} ms; exposed allreduce {t_exp * 1e3:.3f} ms; "
               f"overlap {max(0.0, 1 - t_exp / t_nn) * 100:.0f}% of the bucketed allreduce; "
               f"buckets finished during backward {statistics.mean(early):.2f} of {len(ddp._buckets)}")
+        print(f"1 process x {n} threads, batch {n * a.batch}: {t_one * 1e3:8.3f} ms; "
+              f"DDP {n} ranks x 1 thread: {t_step * 1e3:8.3f} ms; speedup {t_one / t_step:.2f}")
     dist.destroy_process_group()
 
 

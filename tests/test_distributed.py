@@ -328,7 +328,7 @@ def _mpi_skip_reason() -> str:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    py = str(HERE.parent / "python")
+    py = str(Path(nnfast.__file__).resolve().parent.parent)  # the ranks import the nnfast this test imported
     env["PYTHONPATH"] = py + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("OMP_NUM_THREADS", "1")  # ranks share the cores
     return env

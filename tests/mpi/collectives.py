@@ -3,6 +3,7 @@ of what each rank holds, blocking and async, contiguous and not; the mismatched-
 DDP's bucket launches during backward. Prints ``OK collectives`` on rank 0."""
 from __future__ import annotations
 
+import copy
 import datetime
 
 import numpy as np
@@ -65,7 +66,8 @@ def main() -> None:
     want[:, ::2] = sum(local(i, (4, 6)) for i in range(n))[:, ::2]
     eq(big.numpy(), want, "all_reduce non-contiguous")
     expect_error(lambda: dist.all_reduce(ti, op=dist.ReduceOp.AVG), "[all_reduce] expected a floating-point")
-    expect_error(lambda: dist.all_reduce(local(r)), "[all_reduce] expected tensor to be an nnfast.Tensor")  # type: ignore[arg-type]
+    expect_error(lambda: dist.all_reduce(local(r)),  # type: ignore[arg-type]
+                 "[all_reduce] expected tensor to be an nnfast.Tensor")
 
     # mismatched shapes across ranks: a clear error on every rank, no hang
     expect_error(lambda: dist.all_reduce(nnfast.zeros(3 + r)), "[all_reduce] expected the same tensor shape")
@@ -167,6 +169,56 @@ def main() -> None:
                 dist.all_reduce(gsum)
                 eq(gsum.numpy(), getattr(ref, name).grad.numpy(), f"SyncBatchNorm {name} grad")
 
+    # SyncBatchNorm gradcheck (float64 central differences on the real kernels): the loss is the
+    # sum over every rank of <cot_r, y_r>; each probe perturbs one element of one rank's input (or
+    # one weight / bias entry, which every rank holds) and all ranks recompute it together
+    sb = nn.SyncBatchNorm(3, track_running_stats=False, dtype=nnfast.float64)
+    sb.weight.data = nnfast.tensor(np.array([0.7, 1.3, -0.4]))
+    sb.bias.data = nnfast.tensor(np.array([0.1, -0.2, 0.3]))
+    rng = np.random.default_rng(5 + r)
+    xl = rng.standard_normal((2 + r, 3, 2))  # unequal shards
+    cot = rng.standard_normal(xl.shape)
+
+    def global_loss() -> float:
+        with nnfast.no_grad():
+            part = nnfast.tensor(np.array([float((sb(nnfast.tensor(xl)).numpy() * cot).sum())]))
+        dist.all_reduce(part)
+        return float(part.numpy()[0])
+
+    xt = nnfast.tensor(xl.copy(), requires_grad=True)
+    (sb(xt) * nnfast.tensor(cot)).sum().backward()
+    dw = nnfast.tensor(sb.weight.grad.numpy().copy())
+    db = nnfast.tensor(sb.bias.grad.numpy().copy())
+    dist.all_reduce(dw)
+    dist.all_reduce(db)
+    h = 1e-6
+    for owner in range(n):
+        for idx in ((0, 0, 0), (1, 2, 1), (0, 1, 1)):
+            old = xl[idx]
+            if r == owner:
+                xl[idx] = old + h
+            lp = global_loss()
+            if r == owner:
+                xl[idx] = old - h
+            lm = global_loss()
+            if r == owner:
+                xl[idx] = old
+                num, ana = (lp - lm) / (2 * h), xt.grad.numpy()[idx]
+                if abs(num - ana) > 1e-6 * max(1.0, abs(num)):
+                    raise AssertionError(f"SyncBatchNorm gradcheck dx{idx} rank {r}: numeric {num} analytic {ana}")
+    for name, g_all in (("weight", dw), ("bias", db)):
+        par = getattr(sb, name)
+        for c in range(3):
+            old = par._data[c]
+            par._data[c] = old + h
+            lp = global_loss()
+            par._data[c] = old - h
+            lm = global_loss()
+            par._data[c] = old
+            num, ana = (lp - lm) / (2 * h), g_all.numpy()[c]
+            if abs(num - ana) > 1e-6 * max(1.0, abs(num)):
+                raise AssertionError(f"SyncBatchNorm gradcheck d{name}[{c}]: numeric {num} analytic {ana}")
+
     # DDP: several buckets, all started from backward hooks (before the final wait)
     nnfast.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 3)).double()
@@ -180,6 +232,32 @@ def main() -> None:
     mx = nnfast.tensor(g0.copy())
     dist.all_reduce(mx, op=dist.ReduceOp.MAX)
     eq(mx.numpy(), g0, "DDP gradients agree")
+    # a parameter the graph does not reach (its bucket is reduced at the end, as zeros); a
+    # parameter used twice (two accumulations before its bucket may start)
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+            self.unused = nn.Linear(4, 4)
+            self.b = nn.Linear(4, 2)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return self.b(self.a(self.a(x)))
+
+    nnfast.manual_seed(1)
+    net = Net().double()
+    uddp = DDP(net, bucket_cap_mb=0.0001, find_unused_parameters=True)
+    xs = [np.random.default_rng(i).standard_normal((3, 4)) for i in range(n)]
+    uddp(nnfast.tensor(xs[r])).sum().backward()
+    ref = copy.deepcopy(net)
+    for p in ref.parameters():
+        p.grad = None
+    for i in range(n):  # the average of every rank's gradient, computed locally
+        (ref(nnfast.tensor(xs[i])).sum() / n).backward()
+    for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+        want = np.zeros(p.shape) if q.grad is None else q.grad.numpy()
+        eq(p.grad.numpy(), want, f"DDP grad of {name}")
+
     # broadcast_buffers: plain BatchNorm's running stats diverge on rank-specific data; the next
     # forward starts by copying rank 0's to every rank
     bn_model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()

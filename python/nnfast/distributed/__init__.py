@@ -179,7 +179,7 @@ def _abort_on_exception(exc_type: Any, exc: Any, tb: Any) -> None:
     text = "".join(traceback.format_exception(exc_type, exc, tb))
     sys.stderr.write(f"[rank {rank}] uncaught exception, aborting every rank:\n{text}")
     sys.stderr.flush()
-    time.sleep(0.5)  # let the launcher forward the message before MPI_Abort tears the job down
+    time.sleep(1.0)  # let the launcher forward the message before MPI_Abort tears the job down
     world.backend.abort(1)  # MPI_Abort: every rank exits, mpiexec returns non-zero
     os._exit(1)  # pragma: no cover - should MPI_Abort return
 
@@ -316,13 +316,18 @@ def _check_same(op: str, g: ProcessGroup, a: Any, what: str = "tensor") -> None:
     sig = np.array([a.size, len(a.shape), zlib.crc32(repr((tuple(a.shape), str(a.dtype))).encode()), 0],
                    dtype=np.int64)
     buf = np.concatenate([sig, -sig])
-    req = g.backend.allreduce(buf, "MAX") if g.backend.name == "mpi" else \
-        _backend.MPIBackend(g.backend.mpi_comm).allreduce(buf, "MAX")
-    Work(op, g, req).wait()
+    _host_max(buf, g, op)
     if np.any(buf[:4] != -buf[4:]):
         raise RuntimeError(f"[{op}] expected the same {what} shape and dtype on every rank; rank {g.rank()} "
                            f"has shape {tuple(a.shape)} {a.dtype} ({a.size} elements) but the ranks' element "
                            f"counts range over [{-buf[4]}, {buf[0]}]")
+
+
+def _host_max(buf: np.ndarray, g: ProcessGroup, op: str) -> None:
+    """In-place MAX allreduce of a small host (NumPy) array over ``g``'s MPI communicator, whatever
+    the group's backend (NCCL groups keep the MPI communicator they were built from)."""
+    be = g.backend if g.backend.name == "mpi" else _backend.MPIBackend(g.backend.mpi_comm)
+    Work(op, ProcessGroup(be, g.ranks, g.timeout), be.allreduce(buf, "MAX")).wait()
 
 
 def _scale(a: Any, s: float) -> None:
@@ -442,8 +447,8 @@ def all_gather(tensor_list: list[Tensor], tensor: Tensor, group: Optional[Proces
     a = _check_tensor(name, tensor)
     _check_device(name, g, a)
     if not isinstance(tensor_list, (list, tuple)) or len(tensor_list) != g.size():
-        raise ValueError(f"[{name}] expected tensor_list to be a list of {g.size()} tensors, got "
-                         f"{len(tensor_list) if isinstance(tensor_list, (list, tuple)) else type(tensor_list).__name__}")
+        got = len(tensor_list) if isinstance(tensor_list, (list, tuple)) else type(tensor_list).__name__
+        raise ValueError(f"[{name}] expected tensor_list to be a list of {g.size()} tensors, got {got}")
     outs = [_check_tensor(name, t, "tensor_list entries") for t in tensor_list]
     for o in outs:
         if o.shape != a.shape or o.dtype != a.dtype:

@@ -191,9 +191,8 @@ class DistributedDataParallel(Module):
         3 int64 and their negations (MAX) gives each field's max and min."""
         desc = repr([(tuple(p.shape), str(p._data.dtype)) for p in params]).encode()
         sig = np.array([len(params), sum(int(p._data.size) for p in params), zlib.crc32(desc)], dtype=np.int64)
-        buf = Tensor(np.concatenate([sig, -sig]))
-        dist.all_reduce(buf, op=dist.ReduceOp.MAX, group=self.process_group)
-        v = buf._data
+        v = np.concatenate([sig, -sig])
+        dist._host_max(v, dist._group(self.process_group), op)  # over MPI for either backend
         if np.any(v[:3] != -v[3:]):
             raise RuntimeError(f"[{op}] expected the same parameters and buffers (count, shapes, dtypes) on "
                                f"every rank; rank {dist.get_rank(self.process_group)} has {len(params)} tensors "

@@ -3,8 +3,9 @@
 - ``dataset``: Dataset, IterableDataset, TensorDataset, Subset, ConcatDataset, ChainDataset,
   StackDataset, random_split
 - ``sampler``: Sampler, SequentialSampler, RandomSampler, SubsetRandomSampler,
-  WeightedRandomSampler, BatchSampler, ``distributed``: DistributedSampler (random ones draw from ``generator`` or nnfast's
+  WeightedRandomSampler, BatchSampler (random ones draw from ``generator`` or nnfast's
   global generator, see ``nnfast.manual_seed``)
+- ``distributed``: DistributedSampler (each rank's share of the indices)
 - ``_collate``: default_collate, default_convert, collate, default_collate_fn_map
 - ``dataloader``: DataLoader (worker *threads*, batches in order), get_worker_info, WorkerInfo
 """
@@ -19,6 +20,6 @@ from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, S
 __all__ = [
     "Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "ChainDataset", "StackDataset",
     "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
-    "WeightedRandomSampler", "BatchSampler", "DistributedSampler", "DataLoader", "WorkerInfo", "get_worker_info", "default_collate",
-    "default_convert", "collate", "default_collate_fn_map",
+    "WeightedRandomSampler", "BatchSampler", "DistributedSampler", "DataLoader", "WorkerInfo", "get_worker_info",
+    "default_collate", "default_convert", "collate", "default_collate_fn_map",
 ]
