@@ -8,8 +8,8 @@ rank 0 alone evaluating, printing and saving. Launch it with MPI:
     mpiexec -n 8 -f hosts python examples/ddp_mnist.py   # several machines (a hostfile)
     srun -n 8 python examples/ddp_mnist.py                # Slurm
 
-Run plainly (`python examples/ddp_mnist.py`) it is a world of one rank. With PyTorch the backend
-would be "gloo" or "nccl"; nnfast's CPU backend is "mpi" (PyTorch's name for the same thing).
+Run plainly (`python examples/ddp_mnist.py`) it is a world of one rank. nnfast's CPU backend is
+"mpi" (PyTorch's name for the same thing; a ported script's "gloo" runs as "mpi"), "nccl" for GPUs.
 """
 import argparse
 
