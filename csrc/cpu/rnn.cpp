@@ -152,8 +152,11 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
       }
       barrier();
       if (h.n() > 0) {
-        // Gate q's columns of this thread's units; GRU's n gate (q = 2) goes to hn, apart.
-        for (index_t q = 0; q < G; ++q) {
+        // Gate q's columns of this thread's units; GRU's n gate (q = 2) goes to hn, apart. A thread
+        // that owns every unit runs the gates onto g as one GEMM (A packed once, one call).
+        const index_t onto = gru ? 2 : G;
+        if (h.n() == H) gemm<T>(B, onto * H, P, T(1), hp, P, 1, wt, rs_wt, cs_wt, T(1), g, GH, 1);
+        for (index_t q = h.n() == H ? onto : 0; q < G; ++q) {
           const bool apart = gru && q == 2;
           gemm<T>(B, h.n(), P, T(1), hp, P, 1, wt + (q * H + h.lo) * cs_wt, rs_wt, cs_wt, apart ? T(0) : T(1),
                   apart ? hn + r0 * H + h.lo : g + q * H + h.lo, apart ? H : GH, 1);
