@@ -9,7 +9,7 @@ of N interleaved repeats, the nnfast / PyTorch time ratio, the GEMM FLOPs of the
 rate as a fraction of the FMA peak and of nnfast's GEMM rate on the step's largest product, both measured
 in the same run.
 
-    python bench/bench_rnn.py [--threads 2] [--repeats 20] [--quick]
+    python bench/bench_rnn.py [--threads 2] [--repeats 20] [--quick] [--cpu-time]
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def step_flops(G: int, H: int, I: int, layers: int, R: int) -> float:
     return float(sum(6 * R * G * H * ((I if k == 0 else H) + H) for k in range(layers)))
 
 
-def case(kind: str, T: int, N: int, I: int, H: int, layers: int, repeats: int, torch) -> dict:
+def case(kind: str, T: int, N: int, I: int, H: int, layers: int, repeats: int, torch, clock=time.perf_counter) -> dict:
     rng = np.random.default_rng(0)
     tm = getattr(torch.nn, kind)(I, H, num_layers=layers)
     nm = getattr(nnfast.nn, kind)(I, H, num_layers=layers)
@@ -85,9 +85,9 @@ def case(kind: str, T: int, N: int, I: int, H: int, layers: int, repeats: int, t
         n_step()
     for _ in range(repeats):
         for name, fn in (("torch", t_step), ("nnfast", n_step)):
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
     G = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
     fl = step_flops(G, H, I, layers, T * N)
     best = {k: min(v) for k, v in times.items()}
@@ -100,7 +100,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the process's CPU time (steadier on a loaded machine; at N > 1 threads it "
+                         "counts every thread, spin-waits included)")
     args = ap.parse_args()
+    clock = time.process_time if args.cpu_time else time.perf_counter
     import torch
 
     torch.set_num_threads(args.threads)
@@ -111,12 +115,13 @@ def main() -> None:
     print(f"CPU: {cpu_name()}; threads {args.threads}; nnfast ISA {nnfast._C.cpu_isa()}; torch {torch.__version__}; "
           f"fp32 FMA peak measured {peak:.0f} GFLOP/s ({args.threads} cores), nnfast GEMM 700x800x400 {gpeak:.0f} GFLOP/s "
           f"({args.threads} threads, same run)")
-    print("T=35 N=20 I=200 H=200 layers=2, float32, full training step (forward + backward + SGD)")
+    print("T=35 N=20 I=200 H=200 layers=2, float32, full training step (forward + backward + SGD); timing: "
+          + ("process CPU time (all threads)" if args.cpu_time else "wall time"))
     print(f"| layer | PyTorch best / median ms | nnfast best / median ms | nnfast / PyTorch (best) | GFLOP | "
           f"nnfast GFLOP/s | % of FMA peak | % of GEMM rate |")
     print("|---|---|---|---|---|---|---|---|")
     for kind in ("LSTM", "GRU"):
-        r = case(kind, 35, 20, 200, 200, 2, reps, torch)
+        r = case(kind, 35, 20, 200, 200, 2, reps, torch, clock)
         b, m = r["best"], r["med"]
         rate = r["flops"] / b["nnfast"] / 1e9
         print(f"| {kind} | {b['torch'] * 1e3:.2f} / {m['torch'] * 1e3:.2f} | {b['nnfast'] * 1e3:.2f} / "

@@ -4,8 +4,9 @@
                                 [--batch 16] [--sample 300] [--threads N]
 
 The model is nanoGPT's shape: token + position ``nn.Embedding``, pre-norm blocks of causal
-self-attention (one packed q/k/v GEMM, ``F.scaled_dot_product_attention(is_causal=True)``) and a
-GELU MLP (GELU fused in the first GEMM's epilogue), a final LayerNorm and a language-model head
+self-attention (one packed q/k/v GEMM, ``F.packed_self_attention(is_causal=True)``: the fused
+attention kernel reading the heads in place) and a GELU MLP (GELU fused in the first GEMM's
+epilogue), a final LayerNorm and a language-model head
 tied to the token embedding, whose loss runs in nnfast's fused linear + cross-entropy (the logits
 are never stored). Training: AdamW with weight-decay parameter groups (no decay on biases,
 LayerNorm weights or embeddings), ``clip_grad_norm_``, linear warmup then cosine decay.
@@ -48,13 +49,11 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.dropout = cfg.n_head, cfg.dropout
 
     def forward(self, x: nnfast.Tensor) -> nnfast.Tensor:
-        B, T, C = x.shape
-        H = self.n_head
-        # (B, T, 3, H, D) -> three (B, H, T, D) views
-        qkv = self.c_attn(x).reshape(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
-        y = y.transpose(1, 2).reshape(B, T, C)
+        # The packed (B, T, 3C) projection goes to the attention kernel as strided per-head views
+        # and comes back with the heads merged, (B, T, C): F.scaled_dot_product_attention on
+        # (B, H, T, D) heads, without the split / merge reshapes in the graph.
+        y = F.packed_self_attention(self.c_attn(x), self.n_head, is_causal=True,
+                                    dropout_p=self.dropout if self.training else 0.0)
         return self.resid_dropout(self.c_proj(y))
 
 

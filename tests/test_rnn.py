@@ -294,24 +294,34 @@ def test_module_on_device_matches_cpu(cls, kw, packed, device):
         np.testing.assert_allclose(gw_b[k], gw_a[k], rtol=1e-12, atol=1e-13, err_msg=k)
 
 
-@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
-def test_same_bits_whatever_the_thread_count(cls):
-    """The gate kernels split rows across threads only for big steps (here 64 x 4*130 gate values); the
-    GEMMs reduce in a fixed order: outputs and gradients are bit-identical on 1 and 2 threads."""
+@pytest.mark.parametrize("cls,kw,packed", [("LSTM", {}, False), ("GRU", {}, False), ("GRU", {}, True),
+                                           ("RNN", {}, True), ("LSTM", {"proj_size": 10}, False),
+                                           ("LSTM", {"proj_size": 70}, True)])
+def test_same_bits_whatever_the_thread_count(cls, kw, packed):
+    """A layer's time loop runs in one team of threads that split the hidden units (and the projected
+    outputs) into slices: 1, 2 and 3 threads (uneven slices; with proj_size=10 some threads own no
+    output column) give bit-identical outputs and gradients, padded or packed, both directions."""
     rng = np.random.default_rng(11)
-    m = getattr(nn, cls)(5, 130, bidirectional=True, dtype=np.float32)
+    m = getattr(nn, cls)(5, 130, bidirectional=True, dtype=np.float32, **kw)
     x = rng.standard_normal((3, 64, 5)).astype(np.float32)
+    lengths = [3] * 20 + [2] * 30 + [1] * 14
     runs = []
     old = nnfast.get_num_threads()
     try:
-        for n in (1, 2):
+        for n in (1, 2, 3):
             nnfast.set_num_threads(n)
             m.zero_grad()
             xt = nnfast.tensor(x, requires_grad=True)
-            y, _ = m(xt)
-            (y * y).sum().backward()
-            runs.append([y.detach().numpy(), xt.grad.numpy()] + [p.grad.numpy() for p in m.parameters()])
+            inp = rnn_utils.pack_padded_sequence(xt, lengths) if packed else xt
+            y, st = m(inp)
+            if packed:
+                y = rnn_utils.pad_packed_sequence(y)[0]
+            h = st[0] if cls == "LSTM" else st
+            ((y * y).sum() + (h * h).sum()).backward()
+            runs.append([y.detach().numpy(), h.detach().numpy(), xt.grad.numpy()]
+                        + [p.grad.numpy() for p in m.parameters()])
     finally:
         nnfast.set_num_threads(old)
-    for a, b in zip(*runs):
-        np.testing.assert_array_equal(a, b)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)

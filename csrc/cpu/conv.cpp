@@ -8,6 +8,8 @@
 //   out (OC, qn)       the chunk's outputs (or output gradients), gathered per channel
 // Forward:       out[g] = W[g] . col[g]                (then scattered to y, + bias)
 // Input grad:    col[g] = W[g]^T . out[g]              (then col2im-added into dx)
+// (When a chunk holds whole images, forward writes each image's product straight into y
+// and input grad reads each image's dy in place: out is then only the weight grad's.)
 // Weight grad:   dW[g] (+)= out[g] . col[g]^T          (summed over chunks in order)
 // Each is one cpu::gemm_batched over the groups. When a chunk holds whole images (the
 // usual case) threads take whole chunks; for images larger than a chunk, chunks run in
@@ -210,8 +212,20 @@ void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry
   }
   for_each_chunk(g, [&](index_t q0, index_t qn) {
     T* col = scratch<T>(0, g.Kc * qn);
-    T* out = scratch<T>(1, s.OC * qn);
     im2col(col, x, g, q0, qn);
+    if (g.images_per_chunk > 0) {
+      // Whole images: image n's (OC, P) block of y is a GEMM output as it stands, so each
+      // image's product lands in y directly (no staging buffer, no scatter pass) and the bias
+      // is added while the block is still in cache. Same K order per element: same bits.
+      for (index_t n = q0 / g.P; n < (q0 + qn) / g.P; ++n) {
+        T* yn = y + n * s.OC * g.P;
+        gemm_batched<T>(g.G, g.OCg, g.P, g.Kg, T(1), w, g.OCg * g.Kg, g.Kg, 1, col + (n * g.P - q0), g.Kg * qn,
+                        qn, 1, T(0), yn, g.OCg * g.P, g.P, 1);
+        if (bias) add_channel_bias(yn, bias, s.OC, s.OC, g.P);
+      }
+      return;
+    }
+    T* out = scratch<T>(1, s.OC * qn);
     gemm_batched<T>(g.G, g.OCg, qn, g.Kg, T(1), w, g.OCg * g.Kg, g.Kg, 1, col, g.Kg * qn, qn, 1, T(0), out,
                     g.OCg * qn, qn, 1);
     scatter_out(y, out, bias, g, q0, qn);
@@ -235,10 +249,17 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
   for_each_chunk(g, [&](index_t q0, index_t qn) {
     T* col = scratch<T>(0, g.Kc * qn);
     T* out = scratch<T>(1, s.OC * qn);
-    if (g.images_per_chunk > 0) std::fill(dx + (q0 / g.P) * image, dx + ((q0 + qn) / g.P) * image, T(0));
-    gather_out(out, dy, g, q0, qn);
-    gemm_batched<T>(g.G, g.Kg, qn, g.OCg, T(1), w, g.OCg * g.Kg, 1, g.Kg, out, g.OCg * qn, qn, 1, T(0), col,
-                    g.Kg * qn, qn, 1);
+    if (g.images_per_chunk > 0) {
+      // Whole images: each image's dy block (OC, P) is the GEMM's B operand in place (no gather).
+      std::fill(dx + (q0 / g.P) * image, dx + ((q0 + qn) / g.P) * image, T(0));
+      for (index_t n = q0 / g.P; n < (q0 + qn) / g.P; ++n)
+        gemm_batched<T>(g.G, g.Kg, g.P, g.OCg, T(1), w, g.OCg * g.Kg, 1, g.Kg, dy + n * s.OC * g.P, g.OCg * g.P,
+                        g.P, 1, T(0), col + (n * g.P - q0), g.Kg * qn, qn, 1);
+    } else {
+      gather_out(out, dy, g, q0, qn);
+      gemm_batched<T>(g.G, g.Kg, qn, g.OCg, T(1), w, g.OCg * g.Kg, 1, g.Kg, out, g.OCg * qn, qn, 1, T(0), col,
+                      g.Kg * qn, qn, 1);
+    }
     col2im_add(dx, col, g, q0, qn);
   });
 }

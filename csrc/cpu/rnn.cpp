@@ -2,13 +2,18 @@
 // C++. Per step: copy the live states into the saved h_prev / c_prev rows, one GEMM
 // (h_prev W_hh^T onto the precomputed input projection), one fused gate kernel over
 // the live rows (rnn_isa.cpp). Backward mirrors it; weight gradients are GEMMs over all
-// rows at the end. Everything is deterministic: the GEMMs reduce in a fixed order and
-// the gate kernels are elementwise.
+// rows at the end. The whole time loop runs in ONE OpenMP team (a region per step cost
+// more in fork/join and spin-wait than the step's work at word-LM sizes): each thread
+// owns a slice of the hidden units, runs the GEMM columns of its units' gates and their
+// gate kernel, and meets the others at one barrier per step. Everything is deterministic
+// whatever the thread count: every GEMM element reduces over K in the same order
+// whichever columns a call covers, and the gate kernels are elementwise.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "core/parallel_for.h"
+#include "nnfast/parallel.h"
 #include "cpu/rnn_internal.h"
 #include "nnfast/gemm.h"
 #include "nnfast/rnn.h"
@@ -34,11 +39,46 @@ inline index_t step_at(index_t k, index_t steps, bool backwards_in_time) {
   return backwards_in_time ? steps - 1 - k : k;
 }
 
-// Rows per gate-kernel task: a step's gate work is tiny next to its GEMM, so it stays serial below
-// kElementwiseGrain gate values per thread (a fork/join per step costs more than it saves there).
-inline index_t row_grain(index_t width) {
-  const index_t g = kElementwiseGrain / (width > 0 ? width : 1);
-  return g > 1 ? g : 1;
+// A contiguous share of n columns, cut at multiples of 16 (one 64-byte line of floats) so
+// neighbouring threads never write the same cache line of a row.
+struct Slice {
+  index_t lo, hi;
+  index_t n() const { return hi - lo; }
+};
+inline Slice slice(index_t n, int tid, int nt) {
+  const index_t blocks = (n + 15) / 16;
+  return {std::min(n, blocks * tid / nt * 16), std::min(n, blocks * (tid + 1) / nt * 16)};
+}
+
+// Threads for a layer's time loop: one per 16 hidden units at most, and one in all when a
+// step's recurrent GEMM (2 N GH K flops) is too small to repay a barrier per step.
+inline int step_team(index_t N, index_t GH, index_t K, index_t H) {
+  int nt = get_num_threads();
+  const index_t blocks = (H + 15) / 16;
+  if (nt > blocks) nt = static_cast<int>(blocks);
+  if (2.0 * double(N) * double(GH) * double(K) < 2e5) nt = 1;
+  return nt > 1 ? nt : 1;
+}
+
+// body(tid, nt) on a team of nt threads (or inline on this one); body may call barrier().
+// The split uses the team actually granted (a nested call gets one thread).
+template <class F>
+void team(int nt, F&& body) {
+#ifdef NNFAST_HAVE_OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    body(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  body(0, 1);
+}
+
+// Every thread of the team (a no-op outside one) waits here for the others.
+inline void barrier() {
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp barrier
+#endif
 }
 
 template <typename T>
@@ -94,39 +134,57 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   ep.bias = b_ih;
   if (s.rows > 0) gemm<T>(s.rows, GH, I, T(1), x, I, 1, w_ih, 1, I, T(0), gates, GH, 1, ep);
 
-  for (index_t kk = 0; kk < steps; ++kk) {
-    const index_t t = step_at(kk, steps, reverse);
-    const index_t r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
-    if (B == 0) continue;
-    T* g = gates + r0 * GH;
-    T* hp = h_prev + r0 * P;
-    copy_rows(hp, h_n, B * P);
-    if (lstm) copy_rows(c_prev + r0 * H, c_n, B * H);
-    if (gru) {  // r, z accumulate onto the input projection; n's hidden part stays apart
-      gemm<T>(B, 2 * H, P, T(1), hp, P, 1, wt, rs_wt, cs_wt, T(1), g, GH, 1);
-      gemm<T>(B, H, P, T(1), hp, P, 1, wt + 2 * H * cs_wt, rs_wt, cs_wt, T(0), hn + r0 * H, H, 1);
-    } else {
-      gemm<T>(B, GH, P, T(1), hp, P, 1, wt, rs_wt, cs_wt, T(1), g, GH, 1);
-    }
-    T* yr = y + r0 * rs_y;
-    parallel_for(B, row_grain(GH), [&](index_t lo, index_t hi) {
-      for (index_t b = lo; b < hi; ++b) {
-        T* gb = g + b * GH;
-        if (lstm) {
-          T* hout = proj ? h_raw + (r0 + b) * H : yr + b * rs_y;
-          k.lstm_forward(gb, c_n + b * H, c_all + (r0 + b) * H, hout, proj ? nullptr : h_n + b * P, b_hh, H);
-        } else if (gru) {
-          k.gru_forward(gb, hn + (r0 + b) * H, yr + b * rs_y, h_n + b * P, hp + b * P, b_hh, H);
-        } else {
-          k.rnn_forward(gb, yr + b * rs_y, h_n + b * P, b_hh, H, mode == RnnMode::RnnRelu);
+  // The time loop, in one team: a thread owns the hidden units [h.lo, h.hi) (all G gate
+  // columns of them, so its gate kernel needs nobody else's GEMM output) and the outputs
+  // [p.lo, p.hi). The only barrier per step waits until the step's h_prev row is whole.
+  team(step_team(N, GH, P + (proj ? H : 0), H), [&](int tid, int nt) {
+    const Slice h = slice(H, tid, nt), p = slice(P, tid, nt);
+    for (index_t kk = 0; kk < steps; ++kk) {
+      const index_t t = step_at(kk, steps, reverse);
+      const index_t r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
+      if (B == 0) continue;
+      T* g = gates + r0 * GH;
+      T* hp = h_prev + r0 * P;
+      T* yr = y + r0 * rs_y;
+      for (index_t b = 0; b < B; ++b) {  // this thread's columns of the state, saved for backward
+        copy_rows(hp + b * P + p.lo, h_n + b * P + p.lo, p.n());
+        if (lstm) copy_rows(c_prev + (r0 + b) * H + h.lo, c_n + b * H + h.lo, h.n());
+      }
+      barrier();
+      if (h.n() > 0) {
+        // Gate q's columns of this thread's units; GRU's n gate (q = 2) goes to hn, apart. A thread
+        // that owns every unit runs the gates onto g as one GEMM (A packed once, one call).
+        const index_t onto = gru ? 2 : G;
+        if (h.n() == H) gemm<T>(B, onto * H, P, T(1), hp, P, 1, wt, rs_wt, cs_wt, T(1), g, GH, 1);
+        for (index_t q = h.n() == H ? onto : 0; q < G; ++q) {
+          const bool apart = gru && q == 2;
+          gemm<T>(B, h.n(), P, T(1), hp, P, 1, wt + (q * H + h.lo) * cs_wt, rs_wt, cs_wt, apart ? T(0) : T(1),
+                  apart ? hn + r0 * H + h.lo : g + q * H + h.lo, apart ? H : GH, 1);
+        }
+        for (index_t b = 0; b < B; ++b) {
+          T* gb = g + b * GH + h.lo;
+          const T* bh = b_hh ? b_hh + h.lo : nullptr;
+          if (lstm) {
+            T* hout = proj ? h_raw + (r0 + b) * H : yr + b * rs_y;
+            k.lstm_forward(gb, c_n + b * H + h.lo, c_all + (r0 + b) * H + h.lo, hout + h.lo,
+                           proj ? nullptr : h_n + b * P + h.lo, bh, h.n(), H);
+          } else if (gru) {
+            k.gru_forward(gb, hn + (r0 + b) * H + h.lo, yr + b * rs_y + h.lo, h_n + b * P + h.lo,
+                          hp + b * P + h.lo, bh, h.n(), H);
+          } else {
+            k.rnn_forward(gb, yr + b * rs_y + h.lo, h_n + b * P + h.lo, bh, h.n(), mode == RnnMode::RnnRelu);
+          }
         }
       }
-    });
-    if (proj) {  // h = (o tanh c) W_hr^T, then it is the state too
-      gemm<T>(B, P, H, T(1), h_raw + r0 * H, H, 1, w_hr, 1, H, T(0), yr, rs_y, 1);
-      for (index_t b = 0; b < B; ++b) copy_rows(h_n + b * P, yr + b * rs_y, P);
+      if (proj) {  // h = (o tanh c) W_hr^T over every unit's o tanh c, then it is the state too
+        barrier();
+        if (p.n() > 0) {
+          gemm<T>(B, p.n(), H, T(1), h_raw + r0 * H, H, 1, w_hr + p.lo * H, 1, H, T(0), yr + p.lo, rs_y, 1);
+          for (index_t b = 0; b < B; ++b) copy_rows(h_n + b * P + p.lo, yr + b * rs_y + p.lo, p.n());
+        }
+      }
     }
-  }
+  });
 }
 
 template <typename T>
@@ -145,34 +203,46 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   init_state(dh0, dh_n, N * P);
   if (lstm) init_state(dc0, dc_n, N * H);
 
-  for (index_t kk = 0; kk < steps; ++kk) {
-    const index_t t = step_at(kk, steps, !reverse);  // the forward pass's steps, last first
-    const index_t r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
-    if (B == 0) continue;
-    const T* dyr = dy ? dy + r0 * rs_dy : nullptr;
-    if (proj) {  // dh of the projected output, then back through W_hr to o tanh(c)
-      T* dha = dh_all + r0 * P;
-      for (index_t b = 0; b < B; ++b) k.add(dha + b * P, dh0 + b * P, dyr ? dyr + b * rs_dy : nullptr, P);
-      gemm<T>(B, H, P, T(1), dha, P, 1, w_hr, H, 1, T(0), dh_raw, H, 1);
-    }
-    parallel_for(B, row_grain(GH), [&](index_t lo, index_t hi) {
-      for (index_t b = lo; b < hi; ++b) {
-        const index_t r = r0 + b;
-        const T* dyb = proj || !dyr ? nullptr : dyr + b * rs_dy;
-        if (lstm) {
-          const T* dh = proj ? dh_raw + b * H : dh0 + b * P;
-          k.lstm_backward(dgates + r * GH, dc0 + b * H, dh, dyb, gates + r * GH, c_all + r * H, c_prev + r * H, H);
-        } else if (gru) {
-          k.gru_backward(dgates + r * GH, dgx + r * GH, dh0 + b * P, dyb, gates + r * GH, hn + r * H,
-                         h_prev + r * P, H);
-        } else {
-          k.rnn_backward(dgates + r * GH, dh0 + b * P, dyb, gates + r * GH, H, mode == RnnMode::RnnRelu);
+  // The time loop in one team, split as in forward: a thread's gate kernel covers its units
+  // [h.lo, h.hi), its dh_prev GEMM the state columns [p.lo, p.hi). The barrier per step waits
+  // until every unit's gate gradients of the step are written (the GEMM reads all of them).
+  team(step_team(N, GH, P + (proj ? H : 0), H), [&](int tid, int nt) {
+    const Slice h = slice(H, tid, nt), p = slice(P, tid, nt);
+    for (index_t kk = 0; kk < steps; ++kk) {
+      const index_t t = step_at(kk, steps, !reverse);  // the forward pass's steps, last first
+      const index_t r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
+      if (B == 0) continue;
+      const T* dyr = dy ? dy + r0 * rs_dy : nullptr;
+      if (proj) {  // dh of the projected output, then back through W_hr to o tanh(c)
+        T* dha = dh_all + r0 * P;
+        for (index_t b = 0; b < B; ++b)
+          k.add(dha + b * P + p.lo, dh0 + b * P + p.lo, dyr ? dyr + b * rs_dy + p.lo : nullptr, p.n());
+        barrier();
+        if (h.n() > 0) gemm<T>(B, h.n(), P, T(1), dha, P, 1, w_hr + h.lo, H, 1, T(0), dh_raw + h.lo, H, 1);
+      }
+      if (h.n() > 0) {
+        for (index_t b = 0; b < B; ++b) {
+          const index_t r = r0 + b;
+          const T* dyb = proj || !dyr ? nullptr : dyr + b * rs_dy + h.lo;
+          if (lstm) {
+            const T* dh = proj ? dh_raw + b * H : dh0 + b * P;
+            k.lstm_backward(dgates + r * GH + h.lo, dc0 + b * H + h.lo, dh + h.lo, dyb, gates + r * GH + h.lo,
+                            c_all + r * H + h.lo, c_prev + r * H + h.lo, h.n(), H);
+          } else if (gru) {
+            k.gru_backward(dgates + r * GH + h.lo, dgx + r * GH + h.lo, dh0 + b * P + h.lo, dyb,
+                           gates + r * GH + h.lo, hn + r * H + h.lo, h_prev + r * P + h.lo, h.n(), H);
+          } else {
+            k.rnn_backward(dgates + r * GH + h.lo, dh0 + b * P + h.lo, dyb, gates + r * GH + h.lo, h.n(),
+                           mode == RnnMode::RnnRelu);
+          }
         }
       }
-    });
-    // dh_prev = dgates W_hh (GRU: added to the direct part z dh' the gate kernel wrote).
-    gemm<T>(B, P, GH, T(1), dgates + r0 * GH, GH, 1, w_hh, P, 1, gru ? T(1) : T(0), dh0, P, 1);
-  }
+      barrier();
+      // dh_prev = dgates W_hh (GRU: added to the direct part z dh' the gate kernel wrote).
+      if (p.n() > 0)
+        gemm<T>(B, p.n(), GH, T(1), dgates + r0 * GH, GH, 1, w_hh + p.lo, P, 1, gru ? T(1) : T(0), dh0 + p.lo, P, 1);
+    }
+  });
 
   // Weight gradients over all rows at once (accumulated, beta = 1).
   const index_t R = s.rows;

@@ -4,6 +4,8 @@
 //
 // Row layouts: g / dg / dgx hold G blocks of H (PyTorch's gate order); every other
 // row is H wide. b_hh (G*H) may be null; dy may be null (no output gradient).
+// A call covers n hidden units of the row: every pointer is already offset to the
+// first of them (gate q of unit j at g[q * H + j]), so a thread can own a slice.
 #pragma once
 #include "core/isa_dispatch.h"
 #include "nnfast/common.h"
@@ -16,17 +18,18 @@ struct RnnOps {
   // LSTM. g in: x W_ih^T + b_ih + h W_hh^T; out: sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
   // (b_hh added first). c: in c_prev, out c' = f c + i g (also stored to c_save);
   // h = o tanh(c'), stored to h and, when h2 is set, to h2.
-  void (*lstm_forward)(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t H);
+  void (*lstm_forward)(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t n, index_t H);
   // dc: in the gradient of c' (from the later step), out that of c_prev; dh (+ dy) is the
   // gradient of h; dg =: the pre-activation gradients.
   void (*lstm_backward)(T* dg, T* dc, const T* dh, const T* dy, const T* g, const T* c, const T* c_prev,
-                        index_t H);
+                        index_t n, index_t H);
   // GRU. g in: x W_ih^T + b_ih with h W_h{r,z}^T added to r, z; hn in: h W_hn^T, out: + b_hn.
   // r, z = sigmoid, n = tanh(g_n + r hn); h' = n + z (h_prev - n) to h (and h2).
-  void (*gru_forward)(T* g, T* hn, T* h, T* h2, const T* h_prev, const T* b_hh, index_t H);
+  void (*gru_forward)(T* g, T* hn, T* h, T* h2, const T* h_prev, const T* b_hh, index_t n, index_t H);
   // dh: in the gradient of h' (plus dy), out its direct part z dh' (the GEMM adds the rest);
   // dgh =: hidden-side gate gradients (n: dn_pre * r), dgx =: input-side ones (n: dn_pre).
-  void (*gru_backward)(T* dgh, T* dgx, T* dh, const T* dy, const T* g, const T* hn, const T* h_prev, index_t H);
+  void (*gru_backward)(T* dgh, T* dgx, T* dh, const T* dy, const T* g, const T* hn, const T* h_prev, index_t n,
+                       index_t H);
   // Elman RNN: g in the pre-activation (b_hh added here), out h' = tanh or relu; h (and h2) = h'.
   void (*rnn_forward)(T* g, T* h, T* h2, const T* b_hh, index_t H, bool relu);
   void (*rnn_backward)(T* dg, const T* dh, const T* dy, const T* g, index_t H, bool relu);

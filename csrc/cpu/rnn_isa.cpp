@@ -1,8 +1,9 @@
 // Per-ISA fused gate kernels of the recurrent layers: compiled three times
 // (NNFAST_ISA_NS = isa_generic / isa_avx2 / isa_avx512) and picked at run time by
-// rnn.cpp. Each routine is one row of one step; every loop runs one body over full
-// vectors and again with one lane for the tail, so an element's bits do not depend
-// on H or the vector width.
+// rnn.cpp. Each routine is one row of one step, or of a slice of its hidden units
+// (a thread's share): every loop runs one body over full vectors and again with one
+// lane for the tail, so an element's bits do not depend on H, the slice or the
+// vector width.
 #include "core/vec_math.h"
 #include "cpu/rnn_internal.h"
 
@@ -34,8 +35,8 @@ inline V load_or_zero(const simd::elem_t<V>* p, index_t j) {
 }
 
 template <typename T>
-void lstm_forward_row(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t H) {
-  over_row<T>(H, [&](auto tag, index_t j) {
+void lstm_forward_row(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t n, index_t H) {
+  over_row<T>(n, [&](auto tag, index_t j) {
     using V = decltype(tag);
     const V i = vm::sigmoid(load<V>(g + j) + load_or_zero<V>(b_hh, j));
     const V f = vm::sigmoid(load<V>(g + H + j) + load_or_zero<V>(b_hh, H + j));
@@ -55,8 +56,9 @@ void lstm_forward_row(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t
 }
 
 template <typename T>
-void lstm_backward_row(T* dg, T* dc, const T* dh, const T* dy, const T* g, const T* c, const T* c_prev, index_t H) {
-  over_row<T>(H, [&](auto tag, index_t j) {
+void lstm_backward_row(T* dg, T* dc, const T* dh, const T* dy, const T* g, const T* c, const T* c_prev, index_t n,
+                       index_t H) {
+  over_row<T>(n, [&](auto tag, index_t j) {
     using V = decltype(tag);
     const V one = splat<V>(T(1));
     const V i = load<V>(g + j), f = load<V>(g + H + j), gg = load<V>(g + 2 * H + j), o = load<V>(g + 3 * H + j);
@@ -72,8 +74,8 @@ void lstm_backward_row(T* dg, T* dc, const T* dh, const T* dy, const T* g, const
 }
 
 template <typename T>
-void gru_forward_row(T* g, T* hn, T* h, T* h2, const T* h_prev, const T* b_hh, index_t H) {
-  over_row<T>(H, [&](auto tag, index_t j) {
+void gru_forward_row(T* g, T* hn, T* h, T* h2, const T* h_prev, const T* b_hh, index_t n, index_t H) {
+  over_row<T>(n, [&](auto tag, index_t j) {
     using V = decltype(tag);
     const V r = vm::sigmoid(load<V>(g + j) + load_or_zero<V>(b_hh, j));
     const V z = vm::sigmoid(load<V>(g + H + j) + load_or_zero<V>(b_hh, H + j));
@@ -90,8 +92,9 @@ void gru_forward_row(T* g, T* hn, T* h, T* h2, const T* h_prev, const T* b_hh, i
 }
 
 template <typename T>
-void gru_backward_row(T* dgh, T* dgx, T* dh, const T* dy, const T* g, const T* hn, const T* h_prev, index_t H) {
-  over_row<T>(H, [&](auto tag, index_t j) {
+void gru_backward_row(T* dgh, T* dgx, T* dh, const T* dy, const T* g, const T* hn, const T* h_prev, index_t n,
+                      index_t H) {
+  over_row<T>(n, [&](auto tag, index_t j) {
     using V = decltype(tag);
     const V one = splat<V>(T(1));
     const V r = load<V>(g + j), z = load<V>(g + H + j), n = load<V>(g + 2 * H + j);

@@ -4,23 +4,29 @@ Every product runs on nnfast's kernels: the in-projections and the out-projectio
 ``F.linear`` (one GEMM with the bias fused in its epilogue; self-attention's packed q/k/v
 projection is ONE GEMM of width 3E), the attention itself is ``F.scaled_dot_product_attention``
 when no weights are asked for, else nnfast's batched GEMM + softmax kernels (as PyTorch does).
-Head split and merge are reshapes / transposes. Semantics follow ``torch.nn.functional``:
+Head split and merge are reshapes / transposes, except on self-attention's fast path
+(``packed_self_attention``: the packed q/k/v GEMM output goes to the attention kernel as strided
+views and the heads come back merged, in one autograd node). Semantics follow ``torch.nn.functional``:
 bool masks mean "True = masked out" here (they become 0 / -inf float masks), ``key_padding_mask``
 is merged into ``attn_mask``, ``is_causal`` is a hint that needs ``attn_mask``.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
+from ..._dispatch import kernels, xp_of
+from ..._random import next_kernel_seed
+from ...autograd.function import Function
 from ...tensor import Tensor
-from ._attention import scaled_dot_product_attention
+from ._attention import _offset_table, scaled_dot_product_attention
+from ._checks import check_float, check_tensor
 from ._activation import softmax
 from ._dropout import dropout as _dropout
 from ._linear import linear
 from ._misc import pad
 
-__all__ = ["multi_head_attention_forward"]
+__all__ = ["multi_head_attention_forward", "packed_self_attention"]
 
 _OP = "MultiheadAttention"
 
@@ -95,6 +101,95 @@ def _in_projection_packed(q: Tensor, k: Tensor, v: Tensor, w: Tensor,
     return linear(q, w_q, b_q), linear(k, w_k, b_k), linear(v, w_v, b_v)
 
 
+_SDPA = "scaled_dot_product_attention"  # the kernels it runs
+
+
+def _heads(a: Any, H: int, batch_first: bool) -> tuple[Any, Any, Any]:
+    """q, k, v of a packed (N, L, 3E) (batch_first) or (L, N, 3E) array as (N, H, L, D) strided
+    views: the kernel reads them in place (row stride 3E, or N * 3E), no copy."""
+    if not batch_first:
+        a = a.transpose(1, 0, 2)
+    N, L, E3 = a.shape
+    a5 = a.reshape(N, L, 3, H, E3 // (3 * H))  # splits the unit-stride dim: always a view
+    return a5[:, :, 0].transpose(0, 2, 1, 3), a5[:, :, 1].transpose(0, 2, 1, 3), a5[:, :, 2].transpose(0, 2, 1, 3)
+
+
+class PackedSelfAttentionFunction(Function):
+    """out = merge_heads(sdpa(split_heads(qkv))) in one node. Forward runs the fused attention
+    kernel on strided views of qkv and merges the heads with one copy; backward splits the
+    output gradient with one copy, runs the attention backward kernel and writes dq / dk / dv
+    straight into their thirds of one packed gradient (no zero-filled buffers, no per-head
+    index, permute or reshape nodes in the graph)."""
+
+    @staticmethod
+    def forward(ctx: Any, qkv: Any, H: int, batch_first: bool, scale: float, is_causal: bool, dropout_p: float,
+                seed: int, offset: int) -> Any:
+        xp = xp_of(qkv)
+        if qkv.strides[-1] != qkv.itemsize:  # the kernel wants unit column stride
+            qkv = xp.ascontiguousarray(qkv)
+        q, k, v = _heads(qkv, H, batch_first)
+        N, _, L, D = q.shape
+        offs = _offset_table((N, H), (1, 1), q, k, v, None)
+        out = xp.empty((N * H, L, D), dtype=qkv.dtype)
+        lse = xp.empty((N * H, L), dtype=qkv.dtype)
+        kernels(_SDPA, qkv).sdpa_forward(out, lse, q, k, v, None, offs, scale, is_causal, dropout_p, seed, offset)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.offs, ctx.shape, ctx.batch_first = offs, qkv.shape, batch_first
+        ctx.args = (scale, is_causal, dropout_p, seed, offset)
+        o4 = out.reshape(N, H, L, D)  # heads merged: (N, L, H, D) or (L, N, H, D), one copy
+        merged = o4.transpose(0, 2, 1, 3) if batch_first else o4.transpose(2, 0, 1, 3)
+        return xp.ascontiguousarray(merged).reshape(qkv.shape[:2] + (H * D,))
+
+    @staticmethod
+    def backward(ctx: Any, dout: Any) -> Any:
+        q, k, v, out, lse = ctx.saved_tensors
+        xp = xp_of(dout)
+        N, H, L, D = q.shape
+        bf = ctx.batch_first
+        d4 = dout.reshape(dout.shape[:2] + (H, D))
+        dsplit = xp.ascontiguousarray(d4.transpose(0, 2, 1, 3) if bf else d4.transpose(1, 2, 0, 3))
+        dq, dk, dv = (xp.empty((N * H, L, D), dtype=out.dtype) for _ in range(3))
+        kernels(_SDPA, dout).sdpa_backward(dq, dk, dv, None, dsplit.reshape(N * H, L, D), out, lse, q, k, v, None,
+                                           ctx.offs, *ctx.args)
+        dqkv = xp.empty(ctx.shape[:2] + (3, H, D), dtype=out.dtype)
+        for i, g in enumerate((dq, dk, dv)):
+            g4 = g.reshape(N, H, L, D)
+            dqkv[:, :, i] = g4.transpose(0, 2, 1, 3) if bf else g4.transpose(2, 0, 1, 3)
+        return dqkv.reshape(ctx.shape), None, None, None, None, None, None, None
+
+
+def packed_self_attention(qkv: Tensor, num_heads: int, is_causal: bool = False, dropout_p: float = 0.0,
+                          scale: Optional[float] = None, batch_first: bool = True) -> Tensor:
+    """Multi-head self-attention on the packed output of one q/k/v projection GEMM, heads split
+    and merged inside: the same values as splitting ``qkv`` (last dim: q, k, v, each ``num_heads``
+    heads of D = E / num_heads features, as ``in_proj_weight`` / nanoGPT's ``c_attn`` lay it out)
+    into (N, num_heads, L, D) heads, ``scaled_dot_product_attention(q, k, v, None, dropout_p,
+    is_causal, scale)`` and merging the heads back, in one autograd node on the fused kernel.
+
+    Shape: qkv (N, L, 3E) if batch_first else (L, N, 3E); output (N, L, E) or (L, N, E).
+    Defaults: is_causal=False, dropout_p=0.0, scale=None (1/sqrt(D)), batch_first=True.
+    """
+    op = "packed_self_attention"
+    check_tensor(op, qkv, "qkv")
+    check_float(op, qkv, "qkv")
+    if qkv.ndim != 3:
+        raise ValueError(f"[{op}] expected a 3-D qkv, got {qkv.ndim}-D")
+    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads <= 0:
+        raise ValueError(f"[{op}] expected a positive int num_heads, got {num_heads!r}")
+    if qkv.shape[-1] % (3 * num_heads) != 0:
+        raise ValueError(f"[{op}] expected a last dim divisible by 3 * num_heads = {3 * num_heads}, "
+                         f"got {qkv.shape[-1]}")
+    dropout_p = float(dropout_p)
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"[{op}] expected dropout_p in [0, 1), got {dropout_p}")
+    D = qkv.shape[-1] // (3 * num_heads)
+    s = (1.0 / math.sqrt(D) if D > 0 else 1.0) if scale is None else float(scale)
+    seed, offset = next_kernel_seed() if dropout_p > 0.0 else (0, 0)
+    out: Tensor = PackedSelfAttentionFunction.apply(qkv, num_heads, bool(batch_first), s, bool(is_causal), dropout_p,
+                                                    seed, offset)
+    return out
+
+
 def multi_head_attention_forward(
     query: Tensor, key: Tensor, value: Tensor, embed_dim_to_check: int, num_heads: int,
     in_proj_weight: Optional[Tensor], in_proj_bias: Optional[Tensor], bias_k: Optional[Tensor],
@@ -167,6 +262,16 @@ def multi_head_attention_forward(
         attn_mask = _canonical_mask(attn_mask, "attn_mask", query.dtype)
         if key_padding_mask is not None:
             is_causal = False  # the merged mask is no longer the causal one
+
+    if (not use_separate_proj_weight and query is key and key is value and not need_weights and attn_mask is None
+            and key_padding_mask is None and bias_k is None and bias_v is None and not add_zero_attn):
+        # Self-attention fast path: one q/k/v GEMM, the heads read in place by the kernel and
+        # merged on the way out (one autograd node between the two projections).
+        assert in_proj_weight is not None
+        qkv = linear(query, in_proj_weight, in_proj_bias)  # (L, N, 3E)
+        out = packed_self_attention(qkv, num_heads, is_causal, dropout_p if training else 0.0, batch_first=False)
+        out = linear(out, out_proj_weight, out_proj_bias)
+        return (out.squeeze(1) if not is_batched else out), None
 
     if not use_separate_proj_weight:
         assert in_proj_weight is not None
