@@ -192,8 +192,20 @@ def _model_device(model: Any) -> Any:
     return None
 
 
-def evaluate(model: Any, loss_fn: Any, data: Any, batch_size: int = 256, metrics: Sequence[Any] = ()) -> dict[str, float]:
-    """Mean loss and metrics over ``data`` ((X, y) arrays, a Dataset or a DataLoader), in eval mode."""
+def _precision(op: str, precision: str, model: Any) -> Any:
+    """The autocast region of ``precision``: "bf16" (nnfast.autocast on the model's device) or "fp32" (off)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"[{op}] expected precision 'fp32' or 'bf16', got {precision!r}")
+    from .amp import autocast
+
+    dev = _model_device(model)
+    return autocast("cuda" if dev is not None and dev.type == "cuda" else "cpu", enabled=precision == "bf16")
+
+
+def evaluate(model: Any, loss_fn: Any, data: Any, batch_size: int = 256, metrics: Sequence[Any] = (),
+             precision: str = "fp32") -> dict[str, float]:
+    """Mean loss and metrics over ``data`` ((X, y) arrays, a Dataset or a DataLoader), in eval mode;
+    ``precision="bf16"`` runs the forward under ``nnfast.autocast``."""
     dev = _model_device(model)
     loader = _as_loader(data, batch_size, False, dev if dev is not None and dev.type == "cuda" else None)
     assert loader is not None
@@ -201,7 +213,7 @@ def evaluate(model: Any, loss_fn: Any, data: Any, batch_size: int = 256, metrics
     model.eval()
     total, count = 0.0, 0
     outs, tgts = [], []
-    with no_grad():
+    with no_grad(), _precision("evaluate", precision, model):
         for xb, yb in loader:
             out = model(xb)
             n = len(xb)
@@ -237,7 +249,7 @@ def predict(model: Any, X: Any, batch_size: int = 1024) -> np.ndarray:
 def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any = None, epochs: int = 10,
         batch_size: int = 64, scheduler: Any = None, callbacks: Iterable[Callback] = (),
         metrics: Sequence[Any] = (), shuffle: bool = True, verbose: bool = True,
-        log: Optional[Callable[[str], None]] = None) -> History:
+        log: Optional[Callable[[str], None]] = None, precision: str = "fp32") -> History:
     """Train ``model`` and return its ``History``.
 
     ``train_data``/``val_data``: ``(X, y)`` arrays or tensors, a Dataset, or a
@@ -246,7 +258,10 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
     validation loss for ReduceLROnPlateau, and once per epoch otherwise.
     ``metrics``: names ('accuracy', 'top5', 'mse', 'mae', 'rmse') or
     callables ``fn(output, target) -> float``, computed on train and val sets.
+    ``precision``: "fp32", or "bf16" for mixed precision (forward and loss under ``nnfast.autocast``;
+    parameters, gradients and optimizer state stay float32).
     """
+    amp_region = _precision("fit", precision, model)
     if epochs < 0:
         raise ValueError(f"[fit] expected epochs >= 0, got {epochs}")
     dev = _model_device(model)
@@ -276,8 +291,9 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
         tgts: list[np.ndarray] = []
         for step, (xb, yb) in enumerate(train_loader, 1):
             optimizer.zero_grad()
-            out = model(xb)
-            loss = loss_fn(out, yb)
+            with amp_region:
+                out = model(xb)
+                loss = loss_fn(out, yb)
             loss.backward()
             optimizer.step()
             if per_batch:
@@ -299,7 +315,7 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
             for name, fn in named:
                 logs[name] = fn(o, t)
         if val_loader is not None:
-            vres = evaluate(model, loss_fn, val_loader, metrics=metrics)
+            vres = evaluate(model, loss_fn, val_loader, metrics=metrics, precision=precision)
             for k, v in vres.items():
                 logs["val_" + k] = v
         logs["lr"] = float(optimizer.param_groups[0]["lr"])
