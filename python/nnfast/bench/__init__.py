@@ -16,7 +16,8 @@ SECTIONS = {
                           "torch_ms", "vs_torch"]),
     "overhead": ("overhead", ["op", "nnfast_us", "torch_us"]),
     "step": ("step", ["model", "batch", "nnfast_ms", "numpy_ms", "vs_numpy", "torch_ms", "vs_torch",
-                      "nnfast_gflops", "pct_peak"]),
+                      "nnfast_gflops", "pct_peak", "nnfast_bf16_ms", "bf16_vs_fp32", "torch_bf16_ms",
+                      "bf16_vs_torch_bf16"]),
 }
 
 
