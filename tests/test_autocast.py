@@ -240,3 +240,42 @@ def test_api_context_decorator_nesting_and_errors():
         nnfast.autocast("cpu", dtype=nnfast.float16)
     with pytest.raises(ValueError, match=r"^\[autocast\] expected device_type 'cpu' or 'cuda'"):
         nnfast.autocast("tpu")
+
+
+def _fit_accuracy(precision, epochs=3):
+    nnfast.manual_seed(0)
+    X, y, Xte, yte = nnfast.datasets.mnist_5k()
+    model = nnfast.nn.Sequential(nnfast.nn.Linear(784, 128, activation="relu"), nnfast.nn.Linear(128, 10))
+    opt = nnfast.optim.Adam(model.parameters(), lr=2e-3)
+    h = nnfast.fit(model, nnfast.nn.CrossEntropyLoss(), opt, (X, y), (Xte, yte), epochs=epochs, batch_size=64,
+                   metrics=["accuracy"], verbose=False, precision=precision)
+    assert all(p.dtype == nnfast.float32 for p in model.parameters())
+    return h["val_accuracy"][-1]
+
+
+def test_bf16_training_matches_fp32_accuracy_small():
+    """The fast twin of the CLI acceptance run below: a 784-128-10 MLP, 3 epochs."""
+    fp32, bf16 = _fit_accuracy("fp32"), _fit_accuracy("bf16")
+    assert fp32 >= 0.9 and abs(bf16 - fp32) <= 0.005, (fp32, bf16)
+
+
+def test_fit_rejects_an_unknown_precision():
+    with pytest.raises(ValueError, match=r"^\[fit\] expected precision 'fp32' or 'bf16', got 'fp16'"):
+        nnfast.fit(nnfast.nn.Linear(2, 2), nnfast.nn.MSELoss(), None, (np.zeros((2, 2), np.float32),) * 2,
+                   precision="fp16")
+
+
+@pytest.mark.slow
+def test_cli_train_bf16_within_half_a_point_of_fp32(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    acc = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.json"
+        r = subprocess.run([sys.executable, "-m", "nnfast", "train", "--precision", precision, "--quiet",
+                            "--json", str(out)], capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr
+        acc[precision] = json.loads(out.read_text())["summary"]["test_accuracy"]
+    assert abs(acc["bf16"] - acc["fp32"]) <= 0.005, acc

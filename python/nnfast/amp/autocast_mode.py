@@ -405,6 +405,6 @@ def _linear_lower(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     w = weight._data
     x = input._data
     if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
-        return cast(Tensor, linear(input, weight, bias, activation))  # its own error message
+        return linear(input, weight, bias, activation)  # its own error message
     code, a, b = codes.resolve(activation)
-    return cast(Tensor, LinearBF16Function.apply(input, weight, bias, code, a, b))
+    return LinearBF16Function.apply(input, weight, bias, code, a, b)
