@@ -6,8 +6,8 @@ and with no bfloat16 input the wrapper costs one attribute test and calls the op
 
 - LOWER (linear, matmul, conv, attention, prelu): float32 inputs are cast to bfloat16 (a leaf
   parameter's cast is cached for the region, as PyTorch's ``cache_enabled``). ``linear`` runs
-  nnfast's bf16 GEMM straight on the float32 master weight (``_C.gemm(precision="bf16")``: the
-  packing rounds it to bf16, accumulation is float32, the output is stored bf16) so no bf16 copy
+  nnfast's bf16 GEMM straight on the float32 master weight (the GEMM kernel with ``precision="bf16"``:
+  its packing rounds it to bf16, accumulation is float32, the output is stored bf16) so no bf16 copy
   of the weight is made and its gradient lands in float32. matmul / mm / bmm take bf16 operands
   in the same GEMM. conv and attention call the GEMM inside their C++ kernels, which are float32
   / float64 only: autocast feeds them the bf16-rounded inputs widened to float32 and rounds the
@@ -316,11 +316,10 @@ _NATIVE_BF16 = frozenset({"matmul", "mm", "bmm"})
 
 
 # ---------------------------------------------------------------- linear on the bf16 GEMM
+@functools.lru_cache(maxsize=None)
 def _gemm_has_bf16() -> bool:
     """Whether this build's GEMM takes ``precision="bf16"`` (nnfast's bf16 GEMM)."""
-    from .._native import _C
-
-    doc = getattr(_C.gemm, "__doc__", "") or ""
+    doc = getattr(kernels("linear").gemm, "__doc__", "") or ""
     return "precision" in doc
 
 
