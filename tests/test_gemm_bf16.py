@@ -302,3 +302,22 @@ def test_environment_switch_subprocess(env, level, kernel):
     r = subprocess.run([sys.executable, "-c", _CHILD, level, kernel] + paths, env=full, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+def test_cuda_binding_precision_argument():
+    """nnfast._C_cuda.gemm / bmm take the same precision argument; bf16 has no CUDA kernel yet."""
+    if not _C.cuda_emulated():
+        pytest.skip("checked on the emulated cuda device (host arrays)")
+    from nnfast import _C_cuda
+
+    A = np.ones((3, 4), np.float32)
+    B = np.ones((4, 5), np.float32)
+    C = np.zeros((3, 5), np.float32)
+    _C_cuda.gemm(C, A, B, precision="fp32")
+    assert np.array_equal(C, np.full((3, 5), 4.0, np.float32))
+    with pytest.raises(NotImplementedError, match=r"^\[gemm\] precision='bf16' on cuda"):
+        _C_cuda.gemm(C, A, B, precision="bf16")
+    with pytest.raises(NotImplementedError, match=r"^\[bmm\] precision='bf16' on cuda"):
+        _C_cuda.bmm(C[None], A[None], B[None], precision="bf16")
+    with pytest.raises(ValueError, match=r"^\[gemm\] expected precision 'fp32' or 'bf16'"):
+        _C_cuda.gemm(C, A, B, precision="tf32")
