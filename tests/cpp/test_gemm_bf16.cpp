@@ -118,7 +118,8 @@ static void check_gemm(index_t M, index_t N, index_t K, int la, int lb, bool a16
     Ch[size_t(i)] = float_to_bf16(x);
     C0[size_t(i)] = round_to_bf16(x);  // C0 at storage position i
   }
-  std::vector<float> bias(size_t(N)), aux(size_t(M * N), -7.0f);
+  std::vector<float> bias(static_cast<size_t>(N));
+  std::vector<float> aux(static_cast<size_t>(M * N), -7.0f);
   for (auto& b : bias) b = d(rng);
   GemmBf16Epilogue ep;
   if (epi) {
