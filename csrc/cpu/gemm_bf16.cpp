@@ -6,7 +6,7 @@
 // float32 one of gemm<float> (same routine), so a bf16 layer and its float32
 // twin differ only by the rounding of the inputs and of the stores.
 #include <cstdlib>
-#include <vector>
+#include <new>
 
 #include "core/bf16.h"
 #include "core/cpu_features.h"
@@ -21,6 +21,25 @@ using gemm_detail::Bf16Args;
 using gemm_detail::Bf16Kernel;
 using gemm_detail::GemmArgs;
 
+// Grow-only float32 buffers of the calling thread, one per role, kept between
+// calls: a layer's GEMM would otherwise allocate and zero-fill them every step.
+enum Slot { kSlotC, kSlotBias, kSlotAux, kSlotDact, kSlotA, kSlotB, kSlots };
+struct Scratch {
+  float* ptr = nullptr;
+  size_t n = 0;
+  ~Scratch() { std::free(ptr); }
+  float* get(size_t need) {
+    if (need > n) {
+      std::free(ptr);
+      n = need;
+      ptr = static_cast<float*>(std::malloc(need * sizeof(float)));
+      if (!ptr) throw std::bad_alloc();
+    }
+    return ptr;
+  }
+};
+thread_local Scratch tl_scratch[kSlots];
+
 // Element (i, j) of m as float32, rounded to bf16 when `round` (bf16 sources are exact).
 inline float load_elem(const GemmMat& m, index_t i, index_t j, bool round) {
   const index_t off = i * m.rs + j * m.cs;
@@ -29,16 +48,15 @@ inline float load_elem(const GemmMat& m, index_t i, index_t j, bool round) {
   return round ? round_to_bf16(x) : x;
 }
 
-// rows x cols of m into a dense row-major float32 buffer (rounded to bf16 when `round`).
-std::vector<float> widen(const GemmMat& m, index_t rows, index_t cols, bool round) {
-  std::vector<float> out(static_cast<size_t>(rows * cols));
-  float* o = out.data();
+// rows x cols of m into the dense row-major float32 buffer of `slot` (rounded to bf16 when `round`).
+float* widen(const GemmMat& m, index_t rows, index_t cols, bool round, Slot slot) {
+  float* o = tl_scratch[slot].get(static_cast<size_t>(rows * cols));
 #ifdef NNFAST_HAVE_OPENMP
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * cols > 65536)
 #endif
   for (index_t i = 0; i < rows; ++i)
     for (index_t j = 0; j < cols; ++j) o[i * cols + j] = load_elem(m, i, j, round);
-  return out;
+  return o;
 }
 
 // Dense row-major float32 rows x cols -> bf16 destination (row stride rs, column stride cs), RNE.
@@ -53,9 +71,9 @@ void narrow(const float* src, index_t rows, index_t cols, bf16_t* dst, index_t r
 // Portable path: round A and B to bf16 in float32 copies and run the float32 GEMM
 // (products of two bf16 values are exact in float32, so only the summation differs).
 void core_portable(const Bf16Args& g, const GemmEpilogue<float>& ep) {
-  const std::vector<float> a = widen(g.A, g.M, g.K, true);
-  const std::vector<float> b = widen(g.B, g.K, g.N, true);
-  gemm<float>(g.M, g.N, g.K, g.alpha, a.data(), g.K, 1, b.data(), g.N, 1, g.beta, g.C, g.rs_c, g.cs_c, ep);
+  const float* a = widen(g.A, g.M, g.K, true, kSlotA);
+  const float* b = widen(g.B, g.K, g.N, true, kSlotB);
+  gemm<float>(g.M, g.N, g.K, g.alpha, a, g.K, 1, b, g.N, 1, g.beta, g.C, g.rs_c, g.cs_c, ep);
 }
 
 void core_kernel(const Bf16Args& g, const Bf16Kernel& kr) {
@@ -83,33 +101,31 @@ void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, c
   if (M <= 0 || N <= 0) return;
   // The float32 view of C: C itself, or a dense buffer that is rounded into a bf16 C at the end.
   const bool c_bf16 = c_type == ElemType::BF16;
-  std::vector<float> c_tmp;
   float* Cf = static_cast<float*>(C);
   index_t rs_cf = rs_c, cs_cf = cs_c;
   if (c_bf16) {
-    if (beta != 0.0f) c_tmp = widen(GemmMat{C, ElemType::BF16, rs_c, cs_c}, M, N, false);
-    else c_tmp.resize(static_cast<size_t>(M * N));
-    Cf = c_tmp.data();
+    // beta == 0: C is write-only, so the buffer needs no initial values.
+    Cf = beta != 0.0f ? widen(GemmMat{C, ElemType::BF16, rs_c, cs_c}, M, N, false, kSlotC)
+                      : tl_scratch[kSlotC].get(static_cast<size_t>(M * N));
     rs_cf = N;
     cs_cf = 1;
   }
   // The float32 epilogue, with bf16 arrays widened (bias, dact_src) or staged (aux).
   GemmEpilogue<float> ef;
-  std::vector<float> bias_tmp, aux_tmp, dact_tmp;
+  float* aux_tmp = nullptr;
   ef.act = ep.act;
   ef.act_params = ep.act_params;
   if (ep.bias) {
     if (ep.bias_type == ElemType::BF16) {
-      bias_tmp = widen(GemmMat{ep.bias, ElemType::BF16, 0, 1}, 1, N, false);
-      ef.bias = bias_tmp.data();
+      ef.bias = widen(GemmMat{ep.bias, ElemType::BF16, 0, 1}, 1, N, false, kSlotBias);
     } else {
       ef.bias = static_cast<const float*>(ep.bias);
     }
   }
   if (ep.aux) {
     if (ep.aux_type == ElemType::BF16) {
-      aux_tmp.resize(static_cast<size_t>(M * N));
-      ef.aux = aux_tmp.data();
+      aux_tmp = tl_scratch[kSlotAux].get(static_cast<size_t>(M * N));
+      ef.aux = aux_tmp;
       ef.rs_aux = N;
     } else {
       ef.aux = static_cast<float*>(ep.aux);
@@ -118,8 +134,7 @@ void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, c
   }
   if (ep.dact_src) {
     if (ep.dact_type == ElemType::BF16) {
-      dact_tmp = widen(GemmMat{ep.dact_src, ElemType::BF16, ep.rs_dact, 1}, M, N, false);
-      ef.dact_src = dact_tmp.data();
+      ef.dact_src = widen(GemmMat{ep.dact_src, ElemType::BF16, ep.rs_dact, 1}, M, N, false, kSlotDact);
       ef.rs_dact = N;
     } else {
       ef.dact_src = static_cast<const float*>(ep.dact_src);
@@ -142,7 +157,7 @@ void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, c
     core_kernel(g, *kr);
   }
   if (c_bf16) narrow(Cf, M, N, static_cast<bf16_t*>(C), rs_c, cs_c);
-  if (!aux_tmp.empty()) narrow(aux_tmp.data(), M, N, static_cast<bf16_t*>(ep.aux), ep.rs_aux, 1);
+  if (aux_tmp) narrow(aux_tmp, M, N, static_cast<bf16_t*>(ep.aux), ep.rs_aux, 1);
 }
 
 void gemm_bf16_batched(index_t batch, index_t M, index_t N, index_t K, float alpha, const GemmMat& A, index_t bs_a,

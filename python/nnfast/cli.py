@@ -585,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark kernels and training steps against NumPy (and PyTorch)")
     b.add_argument("--quick", action="store_true", help="about one minute")
     b.add_argument("--json", default=None, metavar="PATH")
-    b.add_argument("--only", default=None, help="comma-separated subset: gemm,memory,overhead,step")
+    b.add_argument("--only", default=None, help="comma-separated subset: gemm,gemm_bf16,memory,overhead,step")
     b.set_defaults(func=cmd_bench)
 
     o = sub.add_parser("ops", help="print which ops have kernels on which device (markdown)")
