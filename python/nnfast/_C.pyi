@@ -92,6 +92,8 @@ def bf16_peak_gflops(seconds: float = 0.2) -> float:
     """Measured single-core vdpbf16ps peak (GFLOP/s); 0 without AVX512-BF16."""
 def bmm(out: _Array, A: _Array, B: _Array, alpha: _Float = 1.0, beta: _Float = 0.0, precision: str = "fp32") -> None: ...
 def cast(out: _Array, input: _Array) -> None: ...
+def convert(out: _Array, src: _Array) -> None:
+    """out = src converted between bfloat16 and float32 / float64 (round to nearest even; exact from bf16)."""
 def conv2d_backward(grad_input: Optional[_Array], grad_weight: Optional[_Array], grad_bias: Optional[_Array],
                     grad: _Array, input: _Array, weight: _Array, stride: tuple[_Int, _Int],
                     padding: tuple[_Int, _Int], dilation: tuple[_Int, _Int], groups: _Int) -> None:
