@@ -274,13 +274,17 @@ def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -
 def amp_op(name: str) -> Callable[[_Fn], _Fn]:
     """Decorator for a functional op: autocast's policy for ``name`` and bfloat16 inputs support."""
 
+    st, bf16 = _state, _BFLOAT16
+
     def deco(fn: _Fn) -> _Fn:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not _state.active:
-                a0 = args[0] if args else None
-                d = getattr(getattr(a0, "_data", None), "dtype", None)
-                if d is None or d != _BFLOAT16:
+            if not st.active:  # the common case, kept to a few attribute reads
+                try:
+                    plain = args[0]._data.dtype is not bf16  # ml_dtypes' dtype is one object
+                except (IndexError, AttributeError):
+                    plain = True
+                if plain:
                     return fn(*args, **kwargs)
             return _run(name, fn, args, kwargs)
 
