@@ -1,5 +1,5 @@
 // Binding of the bfloat16 conversions (nnfast/convert.h): _C.convert(out, src) with one
-// side bfloat16 (ml_dtypes' dtype: NumPy kind 'V', 2 bytes, named "bfloat16"; read here
+// side bfloat16 (ml_dtypes' dtype: NumPy kind 'V', 2 bytes, type char 'E'; read here
 // as its raw 16 bits) and the other float32 or float64. Python's Tensor casts
 // (autograd/basic_ops.cast) call it for every conversion to or from bfloat16.
 #include <cstdint>
@@ -13,8 +13,10 @@ namespace {
 using namespace nnfast;
 using namespace nnfast::bind;
 
+// ml_dtypes registers bfloat16 with type char 'E': read without calling into Python.
 bool is_bf16(const py::array& a) {
-  return a.itemsize() == 2 && a.dtype().kind() == 'V' && py::str(a.dtype()).cast<std::string>() == "bfloat16";
+  const py::dtype d = a.dtype();
+  return a.itemsize() == 2 && d.kind() == 'V' && d.char_() == 'E';
 }
 
 // float32 / float64 (true for float64), or a TypeError naming both accepted kinds.

@@ -710,7 +710,7 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        return cast(g, ctx.dtype) if ctx.dtype.kind == "f" or ctx.dtype.name == "bfloat16" else None
+        return cast(g, ctx.dtype) if ctx.dtype.kind in "fV" else None  # V: ml_dtypes' bfloat16
 
 
 class ToDevice(Function):
