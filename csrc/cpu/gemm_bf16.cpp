@@ -163,17 +163,29 @@ void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, c
 void gemm_bf16_batched(index_t batch, index_t M, index_t N, index_t K, float alpha, const GemmMat& A, index_t bs_a,
                        const GemmMat& B, index_t bs_b, float beta, void* C, ElemType c_type, index_t bs_c,
                        index_t rs_c, index_t cs_c) {
-  // Threads work inside each product (the batched fp32 driver's small-product
-  // split over the batch is not done here yet).
   const size_t sa = A.type == ElemType::BF16 ? 2 : 4, sb = B.type == ElemType::BF16 ? 2 : 4;
   const size_t sc = c_type == ElemType::BF16 ? 2 : 4;
-  for (index_t b = 0; b < batch; ++b) {
+  auto one = [&](index_t b) {
     GemmMat Ab = A, Bb = B;
     Ab.data = static_cast<const char*>(A.data) + static_cast<std::ptrdiff_t>(b * bs_a) * static_cast<std::ptrdiff_t>(sa);
     Bb.data = static_cast<const char*>(B.data) + static_cast<std::ptrdiff_t>(b * bs_b) * static_cast<std::ptrdiff_t>(sb);
     void* Cb = static_cast<char*>(C) + static_cast<std::ptrdiff_t>(b * bs_c) * static_cast<std::ptrdiff_t>(sc);
     gemm_bf16(M, N, K, alpha, Ab, Bb, beta, Cb, c_type, rs_c, cs_c);
+  };
+  const int nt = get_num_threads();
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  if (batch <= 1 || nt <= 1 || flops >= 2e6 * nt) {
+    // Big products: threads inside each one.
+    for (index_t b = 0; b < batch; ++b) one(b);
+    return;
   }
+  // Small products: threads over the batch; each product runs on one thread (the
+  // nested parallel regions inside gemm_bf16 are inactive), in the same K order as
+  // a single call, so the result does not depend on the thread count.
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+  for (index_t b = 0; b < batch; ++b) one(b);
 }
 
 double bf16_peak_gflops(double seconds) {

@@ -8,7 +8,10 @@ nnfast's float32 GEMM and the percentage of the bf16 peak measured in this run
 with a ``vdpbf16ps`` probe (0 where the CPU has no AVX512-BF16: the portable path
 then runs, and only the ratio means anything).
 
-    python -m nnfast.bench.gemm_bf16 [--quick] [--threads 2] [--json out.json]
+    python -m nnfast.bench.gemm_bf16 [--quick] [--threads 2] [--json out.json] [--cpu-time]
+
+``--cpu-time`` adds single-thread rows timed by process CPU time (best of 4), which a
+loaded machine disturbs less than wall time (it still shares caches and cores).
 """
 from __future__ import annotations
 
@@ -97,6 +100,48 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
     return rows
 
 
+def cpu_time_rows(sizes: tuple[int, ...] = (512, 1024, 2048)) -> list[dict[str, Any]]:
+    """Single-thread GFLOP/s by process CPU time (best of 4): fp32, bf16 NN and bf16 NT (A @ W^T)."""
+    _C = _load_nnfast()
+    peak = float(_C.bf16_peak_gflops(0.3))
+    fp32_peak = float(_C.fma_peak_gflops(False, 0.3))
+    rng = np.random.default_rng(1)
+    rows: list[dict[str, Any]] = []
+    old = _C.get_num_threads()
+    _C.set_num_threads(1)
+    try:
+        for n in sizes:
+            a = rng.standard_normal((n, n)).astype(np.float32)
+            b = rng.standard_normal((n, n)).astype(np.float32)
+            w = np.ascontiguousarray(b.T)
+            c = np.empty((n, n), np.float32)
+
+            def best(fn: Callable[[], Any]) -> float:
+                fn()
+                t = min(_cpu_seconds(fn) for _ in range(4))
+                return 2.0 * n ** 3 / max(t, 1e-9) * 1e-9
+
+            row: dict[str, Any] = {"case": f"square {n}", "threads": 1, "clock": "cpu",
+                                   "fp32_gflops": best(lambda: _C.gemm(c, a, b)),
+                                   "bf16_gflops": best(lambda: _C.gemm(c, a, b, precision="bf16")),
+                                   "bf16_nt_gflops": best(lambda: _C.gemm(c, a, w.T, precision="bf16"))}
+            row["bf16_vs_fp32"] = row["bf16_gflops"] / row["fp32_gflops"]
+            row["fp32_pct_peak"] = 100 * row["fp32_gflops"] / fp32_peak if fp32_peak else float("nan")
+            if peak > 0:
+                row["pct_bf16_peak"] = 100 * row["bf16_gflops"] / peak
+                row["pct_bf16_peak_nt"] = 100 * row["bf16_nt_gflops"] / peak
+            rows.append(row)
+    finally:
+        _C.set_num_threads(old)
+    return rows
+
+
+def _cpu_seconds(fn: Callable[[], Any]) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
 def _print(rows: list[dict[str, Any]]) -> None:
     print(f"{'case':12s} {'thr':>3s} {'fp32':>7s} {'bf16':>7s} {'bf16in':>7s} {'torch16':>7s} {'x fp32':>7s} "
           f"{'%peak16':>7s} {'%peak32':>7s}   (median GFLOP/s)")
@@ -113,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
     p.add_argument("--sizes", default="", help="comma-separated square sizes (default 1024,2048,4096)")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    p.add_argument("--cpu-time", action="store_true", help="also single-thread rows timed by CPU time")
     args = p.parse_args(argv)
     _C = _load_nnfast()
     threads = tuple(int(t) for t in args.threads.split(","))
@@ -121,9 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {cpu_name()}, bf16 level {_C.bf16_level()} (kernel {_C.bf16_kernel()}), isa {_C.cpu_isa()}, "
           f"bf16 peak {rows[0]['bf16_peak_gflops_per_core']:.1f} GFLOP/s per core")
     _print(rows)
+    cpu_rows = cpu_time_rows() if args.cpu_time else []
+    if cpu_rows:
+        print("\n# 1 thread, CPU time (best of 4): GFLOP/s (% of peak)")
+        for r in cpu_rows:
+            print(f"{r['case']:12s} fp32 {r['fp32_gflops']:6.1f} ({r['fp32_pct_peak']:3.0f} %)  bf16 NN "
+                  f"{r['bf16_gflops']:6.1f} ({r.get('pct_bf16_peak', float('nan')):3.0f} %)  bf16 NT "
+                  f"{r['bf16_nt_gflops']:6.1f} ({r.get('pct_bf16_peak_nt', float('nan')):3.0f} %)  "
+                  f"x fp32 {r['bf16_vs_fp32']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cpu": cpu_name(), "bf16_level": _C.bf16_level(), "rows": rows}, f, indent=1)
+            json.dump({"cpu": cpu_name(), "bf16_level": _C.bf16_level(), "rows": rows, "cpu_time_rows": cpu_rows},
+                      f, indent=1)
     return 0
 
 
