@@ -3,14 +3,64 @@
 
 namespace {
 
+// ------------------------------------------------------------------ precision="bf16"
+// Under precision="bf16" each array may be float32 or bfloat16 (ml_dtypes'
+// bfloat16: itemsize 2, dtype name "bfloat16"), each independently.
+bool is_bf16(const py::array& a) { return a.itemsize() == 2 && dtype_str(a) == "bfloat16"; }
+
+ElemType bf16_operand(const char* op, const py::array& a, const char* name) {
+  if (is_bf16(a)) {
+    check_aligned(op, a, name);
+    return ElemType::BF16;
+  }
+  if (a.dtype().kind() == 'f' && a.itemsize() == 4) {
+    float_dtype(op, a, name);  // byte order, alignment
+    return ElemType::F32;
+  }
+  type_error(op, std::string(name) + " to be float32 or bfloat16 with precision='bf16', got " + dtype_str(a));
+}
+
+// An optional epilogue array of gemm under precision="bf16": float32 or bfloat16, C-contiguous.
+py::array bf16_epilogue_array(const char* op, const py::object& o, const char* name, const std::vector<index_t>& shape,
+                              bool out, ElemType* type) {
+  py::array a = as_array(op, o, name);
+  *type = bf16_operand(op, a, name);
+  check_shape(op, a, name, shape);
+  check_contiguous(op, a, name);
+  if (out) check_writeable(op, a, name);
+  return a;
+}
+
+// "fp32" (every array one float dtype) or "bf16"; anything else is an error.
+bool wants_bf16(const char* op, const std::string& precision) {
+  if (precision == "bf16") {
+#if NNFAST_BIND_CUDA
+    PyErr_SetString(PyExc_NotImplementedError, (std::string("[") + op + "] precision='bf16' on cuda").c_str());
+    throw py::error_already_set();
+#endif
+    return true;
+  }
+  if (precision != "fp32") value_error(op, "precision 'fp32' or 'bf16', got '" + precision + "'");
+  return false;
+}
+
 // C = epilogue(alpha * A @ B + beta * C). A and B may have any strides
 // (transposed views are free); C needs a unit column stride.
 void gemm_binding(py::array C, py::array A, py::array B, double alpha, double beta, py::object bias, int act,
-                  double act_a, double act_b, py::object aux, py::object dact_src) {
+                  double act_a, double act_b, py::object aux, py::object dact_src, const std::string& precision) {
   const char* op = "gemm";
-  DType dt = float_dtype(op, C, "out");
-  same_dtype(op, C, A, "A");
-  same_dtype(op, C, B, "B");
+  const bool bf16 = wants_bf16(op, precision);
+  DType dt = DType::F32;
+  ElemType ta = ElemType::F32, tb = ElemType::F32, tc = ElemType::F32;
+  if (bf16) {
+    tc = bf16_operand(op, C, "out");
+    ta = bf16_operand(op, A, "A");
+    tb = bf16_operand(op, B, "B");
+  } else {
+    dt = float_dtype(op, C, "out");
+    same_dtype(op, C, A, "A");
+    same_dtype(op, C, B, "B");
+  }
   check_ndim(op, A, "A", 2);
   check_ndim(op, B, "B", 2);
   check_ndim(op, C, "out", 2);
@@ -27,6 +77,37 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
   check_no_alias(op, C, "out", A, "A");
   check_no_alias(op, C, "out", B, "B");
   if (act < 0 || act >= kActCount) value_error(op, "a valid activation code");
+
+  if (bf16) {
+    GemmBf16Epilogue ep;
+    py::array bias_a, aux_a, dact_a;
+    if (has(bias)) { bias_a = bf16_epilogue_array(op, bias, "bias", {N}, false, &ep.bias_type); ep.bias = bias_a.data(); }
+    if (has(aux)) {
+      aux_a = bf16_epilogue_array(op, aux, "aux", {M, N}, true, &ep.aux_type);
+      check_no_alias(op, aux_a, "aux", C, "out");
+      ep.aux = aux_a.mutable_data();
+      ep.rs_aux = N;
+    }
+    if (has(dact_src)) {
+      dact_a = bf16_epilogue_array(op, dact_src, "dact_src", {M, N}, false, &ep.dact_type);
+      ep.dact_src = dact_a.data();
+      ep.rs_dact = N;
+    }
+    ep.act = static_cast<Act>(act);
+    ep.act_params.a = act_a;
+    ep.act_params.b = act_b;
+    const GemmMat ma{A.data(), ta, elem_stride(op, A, "A", 0), elem_stride(op, A, "A", 1)};
+    const GemmMat mb{B.data(), tb, elem_stride(op, B, "B", 0), elem_stride(op, B, "B", 1)};
+    const index_t rs_c = M > 0 ? elem_stride(op, C, "out", 0) : N;
+    void* pc = C.mutable_data();
+    py::gil_scoped_release release;
+#if !NNFAST_BIND_CUDA
+    gemm_bf16(M, N, K, static_cast<float>(alpha), ma, mb, static_cast<float>(beta), pc, tc, rs_c, 1, ep);
+#else
+    (void)ma, (void)mb, (void)pc, (void)rs_c;
+#endif
+    return;
+  }
 
   py::array bias_a, aux_a, dact_a;
   if (has(bias)) bias_a = check_array(op, C, bias, "bias", {N}, false);
@@ -77,11 +158,20 @@ void bias_grad_binding(py::array dbias, py::array G, bool accumulate) {
 // out[b] = alpha * A[b] @ B[b] + beta * out[b] over 3-D arrays. A and B may have any
 // strides (a batch stride of 0, as np.broadcast_to gives, broadcasts one matrix);
 // out needs unit column stride and matrices that do not overlap.
-void bmm_binding(py::array C, py::array A, py::array B, double alpha, double beta) {
+void bmm_binding(py::array C, py::array A, py::array B, double alpha, double beta, const std::string& precision) {
   const char* op = "bmm";
-  DType dt = float_dtype(op, C, "out");
-  same_dtype(op, C, A, "A");
-  same_dtype(op, C, B, "B");
+  const bool bf16 = wants_bf16(op, precision);
+  DType dt = DType::F32;
+  ElemType ta = ElemType::F32, tb = ElemType::F32, tc = ElemType::F32;
+  if (bf16) {
+    tc = bf16_operand(op, C, "out");
+    ta = bf16_operand(op, A, "A");
+    tb = bf16_operand(op, B, "B");
+  } else {
+    dt = float_dtype(op, C, "out");
+    same_dtype(op, C, A, "A");
+    same_dtype(op, C, B, "B");
+  }
   check_ndim(op, A, "A", 3);
   check_ndim(op, B, "B", 3);
   check_ndim(op, C, "out", 3);
@@ -102,6 +192,18 @@ void bmm_binding(py::array C, py::array A, py::array B, double alpha, double bet
   check_no_alias(op, C, "out", B, "B");
   const index_t bs_a = elem_stride(op, A, "A", 0), rs_a = elem_stride(op, A, "A", 1), cs_a = elem_stride(op, A, "A", 2);
   const index_t bs_b = elem_stride(op, B, "B", 0), rs_b = elem_stride(op, B, "B", 1), cs_b = elem_stride(op, B, "B", 2);
+  if (bf16) {
+    const GemmMat ma{A.data(), ta, rs_a, cs_a}, mb{B.data(), tb, rs_b, cs_b};
+    void* pc = C.mutable_data();
+    py::gil_scoped_release release;
+#if !NNFAST_BIND_CUDA
+    gemm_bf16_batched(batch, M, N, K, static_cast<float>(alpha), ma, bs_a, mb, bs_b, static_cast<float>(beta), pc, tc,
+                      bs_c, rs_c, 1);
+#else
+    (void)ma, (void)mb, (void)pc;
+#endif
+    return;
+  }
   run_released(dt, [&](auto tag) {
     using T = decltype(tag);
     return [=, pa = ptr<T>(A), pb = ptr<T>(B), pc = mut_ptr<T>(C)] {
@@ -117,9 +219,11 @@ void init_gemm(py::module_& m) {
   m.def("gemm", &gemm_binding, py::arg("out"), py::arg("A"), py::arg("B"), py::arg("alpha") = 1.0,
         py::arg("beta") = 0.0, py::arg("bias") = py::none(), py::arg("act") = 0, py::arg("act_a") = 0.0,
         py::arg("act_b") = 0.0, py::arg("aux") = py::none(), py::arg("dact_src") = py::none(),
+        py::arg("precision") = "fp32",
         "out = epilogue(alpha * A @ B + beta * out); epilogue adds bias, applies act (storing the "
-        "pre-activation in aux), or multiplies by act'(dact_src).");
+        "pre-activation in aux), or multiplies by act'(dact_src). precision='bf16': A, B, out, bias, aux, "
+        "dact_src each float32 or bfloat16; A and B rounded to bf16, float32 accumulation and epilogue.");
   m.def("bmm", &bmm_binding, py::arg("out"), py::arg("A"), py::arg("B"), py::arg("alpha") = 1.0,
-        py::arg("beta") = 0.0, "out[b] = alpha * A[b] @ B[b] + beta * out[b] for 3-D arrays (strided batched GEMM).");
+        py::arg("beta") = 0.0, py::arg("precision") = "fp32", "out[b] = alpha * A[b] @ B[b] + beta * out[b] for 3-D arrays (strided batched GEMM).");
   m.def("bias_grad", &bias_grad_binding, py::arg("dbias"), py::arg("grad"), py::arg("accumulate") = true);
 }

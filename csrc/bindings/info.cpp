@@ -4,6 +4,7 @@
 
 #include "core/cpu_features.h"
 #include "nnfast/cuda.h"
+#include "nnfast/gemm.h"
 #include "nnfast/parallel.h"
 
 #ifndef NNFAST_VERSION
@@ -34,6 +35,26 @@ void init_info(py::module_& m) {
     return nnfast::fma_peak_gflops(f64, seconds);
   }, py::arg("f64") = false, py::arg("seconds") = 0.2,
      "Measured single-core FMA peak (GFLOP/s) with the SIMD level in use.");
+  // bf16 GEMM level (core/cpu_features.h): portable / avx512_bf16 / amx_bf16.
+  m.def("bf16_level", [] { return std::string(nnfast::bf16_level_name(nnfast::active_bf16_level())); },
+        "The bf16 level of this CPU in use (lowered by NNFAST_BF16 or set_bf16_level).");
+  m.def("bf16_kernel", [] { return std::string(nnfast::bf16_level_name(nnfast::bf16_kernel_level())); },
+        "The bf16 GEMM path that runs now (portable or avx512_bf16).");
+  m.def("set_bf16_level", [](const std::string& name) {
+    nnfast::Bf16Level level;
+    if (!nnfast::parse_bf16_level(name.c_str(), &level) || !nnfast::bf16_level_supported(level))
+      throw py::value_error("[set_bf16_level] expected one of portable/avx512_bf16/amx_bf16 supported by this CPU, got '" +
+                            name + "'");
+    nnfast::force_bf16_level(level);
+  });
+  m.def("bf16_level_supported", [](const std::string& name) {
+    nnfast::Bf16Level level;
+    return nnfast::parse_bf16_level(name.c_str(), &level) && nnfast::bf16_level_supported(level);
+  });
+  m.def("bf16_peak_gflops", [](double seconds) {
+    py::gil_scoped_release nogil;
+    return nnfast::cpu::bf16_peak_gflops(seconds);
+  }, py::arg("seconds") = 0.2, "Measured single-core vdpbf16ps peak (GFLOP/s); 0 without AVX512-BF16.");
   m.def("cuda_compiled", &nnfast::cuda_compiled);
   m.def("cuda_emulated", &nnfast::cuda_emulated);
   m.def("cuda_device_count", &nnfast::cuda_device_count);

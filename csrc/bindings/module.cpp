@@ -17,6 +17,7 @@ void init_pool(py::module_& m);
 void init_embedding(py::module_& m);
 void init_rnn(py::module_& m);
 void init_attention(py::module_& m);
+void init_convert(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "nnfast native kernels (CPU; CUDA when compiled)";
@@ -33,4 +34,5 @@ PYBIND11_MODULE(_C, m) {
   init_embedding(m);
   init_rnn(m);
   init_attention(m);
+  init_convert(m);
 }

@@ -40,7 +40,71 @@ std::atomic<int>& current() {
   return isa;
 }
 
+bool cpu_has_bf16(Bf16Level level) {
+#if defined(NNFAST_HAVE_X86_ISA) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  switch (level) {
+    case Bf16Level::Portable: return true;
+    case Bf16Level::AVX512_BF16: return cpu_has(Isa::AVX512) && __builtin_cpu_supports("avx512bf16");
+    case Bf16Level::AMX_BF16:
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+      return __builtin_cpu_supports("amx-bf16");
+#else
+      return false;
+#endif
+  }
+  return false;
+#else
+  return level == Bf16Level::Portable;
+#endif
+}
+
+Bf16Level detect_bf16() {
+  Bf16Level best = Bf16Level::Portable;
+  if (cpu_has_bf16(Bf16Level::AVX512_BF16)) best = Bf16Level::AVX512_BF16;
+  if (cpu_has_bf16(Bf16Level::AMX_BF16)) best = Bf16Level::AMX_BF16;
+  const char* env = std::getenv("NNFAST_BF16");
+  Bf16Level want;
+  if (env && *env && parse_bf16_level(env, &want) && static_cast<int>(want) < static_cast<int>(best)) best = want;
+  return best;
+}
+
+std::atomic<int>& current_bf16() {
+  static std::atomic<int> level{static_cast<int>(detect_bf16())};
+  return level;
+}
+
 }  // namespace
+
+Bf16Level active_bf16_level() { return static_cast<Bf16Level>(current_bf16().load(std::memory_order_relaxed)); }
+bool bf16_level_supported(Bf16Level level) { return cpu_has_bf16(level); }
+void force_bf16_level(Bf16Level level) { current_bf16().store(static_cast<int>(level)); }
+
+Bf16Level bf16_kernel_level() {
+#if defined(NNFAST_HAVE_AVX512BF16)
+  // AMX has no kernel yet: an AMX CPU runs the AVX512-BF16 one (every AMX CPU has it).
+  if (active_bf16_level() != Bf16Level::Portable && active_isa() == Isa::AVX512 &&
+      cpu_has_bf16(Bf16Level::AVX512_BF16))
+    return Bf16Level::AVX512_BF16;
+#endif
+  return Bf16Level::Portable;
+}
+
+const char* bf16_level_name(Bf16Level level) {
+  switch (level) {
+    case Bf16Level::AMX_BF16: return "amx_bf16";
+    case Bf16Level::AVX512_BF16: return "avx512_bf16";
+    default: return "portable";
+  }
+}
+
+bool parse_bf16_level(const char* name, Bf16Level* out) {
+  if (!name) return false;
+  if (!std::strcmp(name, "portable")) { *out = Bf16Level::Portable; return true; }
+  if (!std::strcmp(name, "avx512_bf16")) { *out = Bf16Level::AVX512_BF16; return true; }
+  if (!std::strcmp(name, "amx_bf16")) { *out = Bf16Level::AMX_BF16; return true; }
+  return false;
+}
 
 Isa active_isa() { return static_cast<Isa>(current().load(std::memory_order_relaxed)); }
 bool isa_supported(Isa isa) { return cpu_has(isa); }

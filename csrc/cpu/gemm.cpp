@@ -97,8 +97,7 @@ void backward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, inde
   }
 }
 
-template <typename T>
-using TileFn = void (*)(const GemmArgs<T>&, index_t, index_t, index_t, index_t);
+using gemm_detail::TileFn;
 
 template <typename T>
 TileFn<T> epilogue_fn(const GemmEpilogue<T>& ep) {
@@ -137,23 +136,20 @@ Grid choose_grid(index_t M, index_t N, int nt, const GemmBlocking& bk) {
   return best;
 }
 
-template <typename T>
-void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
-  const GemmBlocking& bk = kr.blocking;
-  const Grid grid = choose_grid(g.M, g.N, nt, bk);
+void run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
+              void (*fn)(void*, index_t, index_t, index_t, index_t), void* ctx) {
+  const Grid grid = choose_grid(M, N, nt, bk);
   const int used = grid.tm * grid.tn;
-  const index_t mb = (g.M + bk.mr - 1) / bk.mr, nb = (g.N + bk.nr - 1) / bk.nr;
+  const index_t mb = (M + bk.mr - 1) / bk.mr, nb = (N + bk.nr - 1) / bk.nr;
   auto work = [&](int tid) {
     const int ti = tid / grid.tn, tj = tid % grid.tn;
     // Contiguous ranges of micro-tile rows / columns, as even as possible.
-    const index_t i0 = gemm_detail::gemm_min(g.M, (mb * ti / grid.tm) * bk.mr);
-    const index_t i1 = gemm_detail::gemm_min(g.M, (mb * (ti + 1) / grid.tm) * bk.mr);
-    const index_t j0 = gemm_detail::gemm_min(g.N, (nb * tj / grid.tn) * bk.nr);
-    const index_t j1 = gemm_detail::gemm_min(g.N, (nb * (tj + 1) / grid.tn) * bk.nr);
+    const index_t i0 = gemm_detail::gemm_min(M, (mb * ti / grid.tm) * bk.mr);
+    const index_t i1 = gemm_detail::gemm_min(M, (mb * (ti + 1) / grid.tm) * bk.mr);
+    const index_t j0 = gemm_detail::gemm_min(N, (nb * tj / grid.tn) * bk.nr);
+    const index_t j1 = gemm_detail::gemm_min(N, (nb * (tj + 1) / grid.tn) * bk.nr);
     if (i1 <= i0 || j1 <= j0) return;
-    const index_t elems = gemm_detail::gemm_workspace_elems<T>(bk, i1 - i0, j1 - j0, g.K);
-    T* ws = static_cast<T*>(tl_workspace.get(static_cast<size_t>(elems) * sizeof(T)));
-    kr.block(g, ws, i0, i1, j0, j1);
+    fn(ctx, i0, i1, j0, j1);
   };
   if (used <= 1) {
     work(0);
@@ -170,6 +166,20 @@ void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
 #else
   for (int t = 0; t < used; ++t) work(t);
 #endif
+}
+
+template <typename T>
+void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
+  struct Ctx {
+    const GemmArgs<T>* g;
+    const GemmOps<T>* kr;
+  } ctx{&g, &kr};
+  run_grid(g.M, g.N, nt, kr.blocking, [](void* p, index_t i0, index_t i1, index_t j0, index_t j1) {
+    const Ctx& c = *static_cast<Ctx*>(p);
+    const index_t elems = gemm_detail::gemm_workspace_elems<T>(c.kr->blocking, i1 - i0, j1 - j0, c.g->K);
+    T* ws = static_cast<T*>(tl_workspace.get(static_cast<size_t>(elems) * sizeof(T)));
+    c.kr->block(*c.g, ws, i0, i1, j0, j1);
+  }, &ctx);
 }
 
 // C = beta * C (beta == 0: C write-only), then the epilogue, for K == 0 or alpha == 0.
@@ -200,6 +210,21 @@ index_t direct_m_setting() { return g_direct_m.load(std::memory_order_relaxed); 
 
 void gemm_set_direct_m(index_t rows) { g_direct_m.store(rows < 0 ? kDirectM : rows); }
 
+namespace gemm_detail {
+TileFn<float> gemm_epilogue_fn(const GemmEpilogue<float>& ep) { return epilogue_fn(ep); }
+void* gemm_thread_workspace(size_t bytes) { return tl_workspace.get(bytes); }
+void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
+                   void (*work)(void*, index_t, index_t, index_t, index_t), void* ctx) {
+  run_grid(M, N, nt, bk, work, ctx);
+}
+int gemm_threads_for(double flops, int nt) {
+  // Below ~2 MFLOP a parallel region costs more than it saves.
+  if (flops < 2e6) return 1;
+  if (flops < 2e6 * nt) return int(flops / 2e6) > 1 ? int(flops / 2e6) : 1;
+  return nt;
+}
+}  // namespace gemm_detail
+
 template <typename T>
 void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a, const T* B,
           index_t rs_b, index_t cs_b, T beta, T* C, index_t rs_c, index_t cs_c, const GemmEpilogue<T>& ep) {
@@ -211,10 +236,7 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
     scale_only(g, nt);
     return;
   }
-  // Below ~2 MFLOP a parallel region costs more than it saves.
-  const double flops = 2.0 * double(M) * double(N) * double(K);
-  if (flops < 2e6) nt = 1;
-  else if (flops < 2e6 * nt) nt = int(flops / 2e6) > 1 ? int(flops / 2e6) : 1;
+  nt = gemm_detail::gemm_threads_for(2.0 * double(M) * double(N) * double(K), nt);
   run_blocks(g, isa_ops<GemmOps<T>>(), nt);
 }
 

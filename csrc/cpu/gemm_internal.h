@@ -17,6 +17,8 @@
 // `static`, or lives in namespace NNFAST_ISA_NS, so the linker can never merge
 // an AVX-512 copy of a function into the AVX2 or generic path.
 #pragma once
+#include <cstddef>
+
 #include "core/gemm_operands.h"
 #include "core/isa_dispatch.h"
 #include "nnfast/gemm.h"
@@ -84,6 +86,22 @@ struct GemmOps {
 }  // namespace gemm_detail
 
 NNFAST_ISA_DECLARE_TABLE_T(gemm_detail::GemmOps)
+
+// Driver pieces that gemm.cpp shares with the bf16 GEMM (gemm_bf16.cpp).
+namespace gemm_detail {
+template <typename T>
+using TileFn = void (*)(const GemmArgs<T>&, index_t, index_t, index_t, index_t);
+// The fused epilogue routine for ep (null when there is nothing to do).
+TileFn<float> gemm_epilogue_fn(const GemmEpilogue<float>& ep);
+// This thread's packing buffer (64-byte aligned, grown on demand and kept).
+void* gemm_thread_workspace(std::size_t bytes);
+// Splits C (M x N) into up to nt rectangles on the micro-tile grid of bk and runs
+// work(ctx, i0, i1, j0, j1) for each, one per thread.
+void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
+                   void (*work)(void* ctx, index_t i0, index_t i1, index_t j0, index_t j1), void* ctx);
+// Threads worth using for a product of this many flops (nt at most).
+int gemm_threads_for(double flops, int nt);
+}  // namespace gemm_detail
 
 }  // namespace nnfast::cpu
 

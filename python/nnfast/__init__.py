@@ -37,6 +37,8 @@ globals().update(_ops.functions())
 __version__: str = _C.__version__
 
 from . import autograd, linalg, nn, optim  # noqa: E402
+from . import amp  # noqa: E402
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_enabled  # noqa: E402
 from ._info import cuda, get_cmake_dir, get_include, get_library_dir, get_num_threads, info, set_num_threads  # noqa: E402,E501
 
 
@@ -57,7 +59,8 @@ __all__ = [
     "is_complex", "asarray", "scalar_tensor", "full_like", "rand_like", "randint_like", "linspace", "logspace",
     "eye", "tril_indices", "triu_indices", "bernoulli", "multinomial", "normal", "poisson", "Generator", "seed",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode",
-    "autograd", "linalg", "nn", "optim", "utils", "datasets", "io", "training", "cli", "bench",
+    "autograd", "linalg", "nn", "optim", "amp", "autocast", "is_autocast_enabled", "get_autocast_dtype",
+    "set_autocast_enabled", "utils", "datasets", "io", "training", "cli", "bench",
     "save", "load", "fit",
     "cuda", "info", "get_num_threads", "set_num_threads", "get_include", "get_cmake_dir", "get_library_dir",
     "exp", "log", "sqrt", "matmul", "mm", "sum", "mean", "argmax", "allclose",

@@ -141,6 +141,7 @@ _TABLE: dict[str, _Op] = {
     **_ops(TENSOR, ("reduce_dim",), "sum", "mean"),
     **_ops(TENSOR, ("reduce_dim", "scatter_dim"), "max", "min"),
     "cast": _op(TENSOR, cpu=("cast",)),
+    "convert": _op(TENSOR, cpu=("convert",)),  # bfloat16 <-> float32 / float64 (amp/_convert.py)
     # convolution (implicit GEMM on the packed GEMM)
     **_ops(CONV, ("conv2d_forward", "conv2d_backward"), "conv1d", "conv2d"),
     "conv_transpose2d": _op(CONV, cpu=("conv_transpose2d_forward", "conv_transpose2d_backward")),

@@ -10,7 +10,7 @@ from .autograd import basic_ops as ops
 from .autograd.linalg_ops import MatMul
 from .autograd import grad_mode
 from .autograd.function import Function
-from .tensor import Tensor, get_default_dtype
+from .tensor import _BFLOAT16, Tensor, get_default_dtype
 
 
 # ---------------------------------------------------------------- type promotion (PyTorch's rules)
@@ -19,11 +19,17 @@ from .tensor import Tensor, get_default_dtype
 # before it (so float32 tensor + 2.5 stays float32, int64 tensor + 2.5 gets the default dtype).
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _BOOL, _INT64 = np.dtype(np.bool_), np.dtype(np.int64)
+_BF16 = _BFLOAT16 if _BFLOAT16 is not None else _BOOL  # the bool stand-in never matches a 'V' check
 _NUMBERS = (bool, int, float, np.bool_, np.integer, np.floating)
 
 
 def _category(dt: np.dtype[Any]) -> int:
-    return 2 if dt.kind == "f" else 1 if dt.kind in "iu" else 0
+    return 2 if dt.kind == "f" or dt == _BF16 else 1 if dt.kind in "iu" else 0
+
+
+def _arith_kind(dt: np.dtype[Any]) -> bool:
+    """bool, integer or floating (bfloat16, an ml_dtypes 'V' dtype, included)."""
+    return dt.kind in "biuf" or dt == _BF16
 
 
 def promote_types(type1: Any, type2: Any) -> np.dtype[Any]:
@@ -31,7 +37,7 @@ def promote_types(type1: Any, type2: Any) -> np.dtype[Any]:
     a: np.dtype[Any] = np.dtype(type1)
     b: np.dtype[Any] = np.dtype(type2)
     for d in (a, b):
-        if d.kind not in "biuf":
+        if not _arith_kind(d):
             raise TypeError(f"[promote_types] expected bool, integer or floating dtypes, got {d}")
     if a == b:
         return a
@@ -55,9 +61,9 @@ def _combine(higher: Optional[np.dtype[Any]], lower: Optional[np.dtype[Any]]) ->
     """A lower-priority group's dtype joins only when it raises the category."""
     if higher is None or lower is None:
         return higher if lower is None else lower
-    if higher.kind == "f":
+    if _category(higher) == 2:
         return higher
-    if higher.kind == "b" or lower.kind == "f":
+    if higher.kind == "b" or _category(lower) == 2:
         return promote_types(higher, lower)
     return higher
 
@@ -72,7 +78,7 @@ def _result_dtype(op: str, operands: Any) -> np.dtype[Any]:
         else:
             arr = x._data if isinstance(x, Tensor) else x
             ad = getattr(arr, "dtype", None)
-            if ad is None or ad.kind not in "biuf":
+            if ad is None or not _arith_kind(ad):
                 raise TypeError(f"[{op}] expected tensors or numbers, got {type(x).__name__}"
                                 + ("" if ad is None else f" of dtype {ad}"))
             d = ad
@@ -127,7 +133,7 @@ def promote(op: str, *xs: Any, floating: bool = False, dtype: Optional[np.dtype[
     if like is None:
         raise TypeError(f"[{op}] expected at least one tensor argument")
     dt = _result_dtype(op, xs) if dtype is None else dtype
-    if floating and dt.kind != "f":
+    if floating and _category(dt) != 2:
         dt = get_default_dtype()
     _check_shapes(op, xs)
     return dt, [_to(x, dt, like) for x in xs]

@@ -460,10 +460,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     history = fit(net, loss_fn, opt, train_data, (Xte, yte), epochs=args.epochs, batch_size=args.batch_size,
                   scheduler=sched, callbacks=callbacks, metrics=metric_list, verbose=not quiet,
-                  log=lambda line: None)
+                  log=lambda line: None, precision=args.precision)
     total = time.perf_counter() - t0
     h = history.history
-    final = evaluate(net, loss_fn, (Xte, yte), metrics=metric_list, distributed=par.active)
+    final = evaluate(net, loss_fn, (Xte, yte), metrics=metric_list, distributed=par.active,
+                     precision=args.precision)
     summary = {"epochs_run": len(history.epochs), "train_loss": h["loss"][-1] if h.get("loss") else None,
                f"{val_name}_loss": final["loss"], "seconds": round(total, 3), "world_size": par.world}
     for m in metric_list:
@@ -661,6 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation loss (0 = off)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    t.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: mixed precision (nnfast.autocast; float32 master weights and optimizer state)")
     t.add_argument("--seed", type=int, default=0, help="random seed (initialization, shuffling, dropout)")
     t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = NNFAST_NUM_THREADS, else all cores)")
     t.add_argument("--save", default=None, metavar="CKPT", help="write a checkpoint (safetensors)")
@@ -692,8 +695,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark kernels and training steps against NumPy (and PyTorch)")
     b.add_argument("--quick", action="store_true", help="about one minute")
     b.add_argument("--json", default=None, metavar="PATH")
-    b.add_argument("--only", default=None, help="comma-separated subset: gemm,memory,overhead,step, or distributed "
-                        "(data-parallel over `mpiexec -n 2`; only when named)")
+    b.add_argument("--only", default=None, help="comma-separated subset: gemm,gemm_bf16,memory,overhead,step, or "
+                        "distributed (data-parallel over `mpiexec -n 2`; only when named)")
     b.set_defaults(func=cmd_bench)
 
     o = sub.add_parser("ops", help="print which ops have kernels on which device (markdown)")

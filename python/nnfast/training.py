@@ -232,9 +232,20 @@ def _average_over_ranks(values: dict[str, float], count: int) -> tuple[dict[str,
     return out, n
 
 
+def _precision(op: str, precision: str, model: Any) -> Any:
+    """The autocast region of ``precision``: "bf16" (nnfast.autocast on the model's device) or "fp32" (off)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"[{op}] expected precision 'fp32' or 'bf16', got {precision!r}")
+    from .amp import autocast
+
+    dev = _model_device(model)
+    return autocast("cuda" if dev is not None and dev.type == "cuda" else "cpu", enabled=precision == "bf16")
+
+
 def evaluate(model: Any, loss_fn: Any, data: Any, batch_size: int = 256, metrics: Sequence[Any] = (),
-             distributed: bool = False) -> dict[str, float]:
-    """Mean loss and metrics over ``data`` ((X, y) arrays, a Dataset or a DataLoader), in eval mode.
+             distributed: bool = False, precision: str = "fp32") -> dict[str, float]:
+    """Mean loss and metrics over ``data`` ((X, y) arrays, a Dataset or a DataLoader), in eval mode;
+    ``precision="bf16"`` runs the forward under ``nnfast.autocast``.
 
     ``distributed=True`` (every rank of an initialized process group calls it with the same
     ``(X, y)``): each rank evaluates rows ``rank::world_size`` and the results are averaged over
@@ -253,7 +264,7 @@ def evaluate(model: Any, loss_fn: Any, data: Any, batch_size: int = 256, metrics
     model.eval()
     total, count = 0.0, 0
     outs, tgts = [], []
-    with no_grad():
+    with no_grad(), _precision("evaluate", precision, model):
         for xb, yb in loader:
             out = model(xb)
             n = len(xb)
@@ -293,7 +304,8 @@ def predict(model: Any, X: Any, batch_size: int = 1024) -> np.ndarray:
 def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any = None, epochs: int = 10,
         batch_size: int = 64, scheduler: Any = None, callbacks: Iterable[Callback] = (),
         metrics: Sequence[Any] = (), shuffle: bool = True, verbose: bool = True,
-        log: Optional[Callable[[str], None]] = None, distributed: Optional[bool] = None) -> History:
+        log: Optional[Callable[[str], None]] = None, distributed: Optional[bool] = None,
+        precision: str = "fp32") -> History:
     """Train ``model`` and return its ``History``.
 
     ``train_data``/``val_data``: ``(X, y)`` arrays or tensors, a Dataset, or a
@@ -311,7 +323,10 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
     scheduler and early-stopping decisions. ``distributed``: None (the default) does
     this whenever such a group exists; False keeps ``fit`` local to this rank (for a
     model that is not shared by the ranks, e.g. trained by rank 0 alone).
+    ``precision``: "fp32", or "bf16" for mixed precision (forward and loss under ``nnfast.autocast``;
+    parameters, gradients and optimizer state stay float32).
     """
+    amp_region = _precision("fit", precision, model)
     if epochs < 0:
         raise ValueError(f"[fit] expected epochs >= 0, got {epochs}")
     dev = _model_device(model)
@@ -342,8 +357,9 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
         tgts: list[np.ndarray] = []
         for step, (xb, yb) in enumerate(train_loader, 1):
             optimizer.zero_grad()
-            out = model(xb)
-            loss = loss_fn(out, yb)
+            with amp_region:
+                out = model(xb)
+                loss = loss_fn(out, yb)
             loss.backward()
             optimizer.step()
             if per_batch:
@@ -367,9 +383,11 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_data: Any, val_data: Any
         if world > 1:
             logs, _ = _average_over_ranks(logs, count)
         if val_loader is not None and world > 1 and isinstance(val_data, (tuple, list)):
-            vres = evaluate(model, loss_fn, val_data, max(batch_size, 256), metrics=metrics, distributed=True)
+            vres = evaluate(model, loss_fn, val_data, max(batch_size, 256), metrics=metrics, distributed=True,
+                            precision=precision)
         elif val_loader is not None:
-            vres = evaluate(_unwrap(model) if world > 1 else model, loss_fn, val_loader, metrics=metrics)
+            vres = evaluate(_unwrap(model) if world > 1 else model, loss_fn, val_loader, metrics=metrics,
+                            precision=precision)
         if val_loader is not None:
             for k, v in vres.items():
                 logs["val_" + k] = v

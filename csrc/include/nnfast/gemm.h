@@ -56,4 +56,54 @@ template <typename T>
 void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, index_t N, bool accumulate);
 }  // namespace cpu
 
+// ------------------------------------------------------------------ bf16 GEMM
+// Mixed precision: every operand is float32 or bfloat16 (raw bits, uint16_t,
+// see core/bf16.h), each chosen independently. A and B are rounded to bf16
+// (round to nearest even) while they are packed, so a float32 weight needs no
+// bf16 copy; products accumulate in float32; the epilogue (alpha, beta, bias,
+// activation, aux, dact) runs in float32 exactly as in gemm<float>; each store
+// to a bf16 destination (C, aux) is rounded to nearest even once, at the end.
+enum class ElemType : int { F32 = 0, BF16 = 1 };
+
+// A read-only matrix: element (i, j) at data[i * rs + j * cs] of type `type`.
+struct GemmMat {
+  const void* data = nullptr;
+  ElemType type = ElemType::F32;
+  index_t rs = 0, cs = 0;
+};
+
+// The epilogue of gemm_bf16: GemmEpilogue<float> with a type per array.
+struct GemmBf16Epilogue {
+  const void* bias = nullptr;  // length N
+  ElemType bias_type = ElemType::F32;
+  Act act = Act::Identity;
+  ActParams act_params{};
+  void* aux = nullptr;  // M x N, row stride rs_aux, unit column stride
+  ElemType aux_type = ElemType::F32;
+  index_t rs_aux = 0;
+  const void* dact_src = nullptr;  // M x N, row stride rs_dact, unit column stride
+  ElemType dact_type = ElemType::F32;
+  index_t rs_dact = 0;
+};
+
+namespace cpu {
+// C[M,N] = epilogue(alpha * bf16(A) . bf16(B) + beta * C), C of type c_type with
+// strides rs_c, cs_c. Runs the AVX512-BF16 kernel (vdpbf16ps) where the CPU
+// has it (core/cpu_features.h: bf16_kernel_level), else the portable path.
+// Results of the two paths differ only by float32 summation order and by
+// vdpbf16ps flushing subnormal inputs / products to zero.
+void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, const GemmMat& B, float beta,
+               void* C, ElemType c_type, index_t rs_c, index_t cs_c,
+               const GemmBf16Epilogue& ep = GemmBf16Epilogue());
+
+// Strided batched form (gemm_batched's batch strides; 0 broadcasts A or B).
+void gemm_bf16_batched(index_t batch, index_t M, index_t N, index_t K, float alpha, const GemmMat& A, index_t bs_a,
+                       const GemmMat& B, index_t bs_b, float beta, void* C, ElemType c_type, index_t bs_c,
+                       index_t rs_c, index_t cs_c);
+
+// Measured single-core vdpbf16ps peak (GFLOP/s, 2 flops per bf16 product pair
+// term); 0 when this CPU or build has no AVX512-BF16.
+double bf16_peak_gflops(double seconds = 0.2);
+}  // namespace cpu
+
 }  // namespace nnfast

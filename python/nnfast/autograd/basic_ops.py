@@ -692,7 +692,10 @@ def cast(a: Any, dtype: Any) -> Any:
     """``a.astype(dtype)``: nnfast's kernel between float32 and float64 (round to nearest even)."""
     dtype = np.dtype(dtype)
     if not (getattr(a, "dtype", None) in _KERNEL_DTYPES and dtype in _KERNEL_DTYPES):
-        return a.astype(dtype)
+        from ..amp._convert import convert_bf16  # bfloat16 <-> float on nnfast's kernel
+
+        out = convert_bf16(a, dtype)
+        return a.astype(dtype) if out is None else out
     src = _aligned(contiguous(a))
     out = xp_of(a).empty(a.shape, dtype=dtype)
     kernels("cast", out, src).cast(out, src)
@@ -707,7 +710,7 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        return cast(g, ctx.dtype) if ctx.dtype.kind == "f" else None
+        return cast(g, ctx.dtype) if ctx.dtype.kind in "fV" else None  # V: ml_dtypes' bfloat16
 
 
 class ToDevice(Function):

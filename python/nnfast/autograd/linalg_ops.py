@@ -66,6 +66,10 @@ def matmul_raw(a: Any, b: Any, op: str = "matmul") -> Any:
         raise ValueError(f"[{op}] expected broadcastable batch dimensions, got shapes {tuple(a.shape)} @ "
                          f"{tuple(b.shape)}") from None
     if not _float_pair(a, b):
+        if a.dtype == b.dtype and a.dtype.name == "bfloat16":
+            from ..amp.autocast_mode import bf16_matmul_raw
+
+            return bf16_matmul_raw(a, b, matmul_raw)  # the bf16 GEMM (fp32 accumulation)
         return a @ b  # integer / mixed products stay general user arithmetic (tests/test_error_table.py)
     a2, b2 = _aligned(a2), _aligned(b2)
     if a2.ndim == 2 and b2.ndim == 2:

@@ -12,11 +12,14 @@ from .common import machine, table
 SECTIONS = {
     "gemm": ("gemm", ["case", "layout", "threads", "nnfast_gflops", "numpy_gflops", "ratio_vs_numpy", "torch_gflops",
                       "pct_peak"]),
+    "gemm_bf16": ("gemm_bf16", ["case", "threads", "bf16_kernel", "fp32_gflops", "bf16_gflops", "bf16_in_gflops",
+                                "torch_bf16_gflops", "bf16_vs_fp32", "pct_bf16_peak"]),
     "memory": ("memory", ["kernel", "size_mb", "nnfast_gbs", "pct_copy_bw", "nnfast_ms", "numpy_ms", "speedup",
                           "torch_ms", "vs_torch"]),
     "overhead": ("overhead", ["op", "nnfast_us", "torch_us"]),
     "step": ("step", ["model", "batch", "nnfast_ms", "numpy_ms", "vs_numpy", "torch_ms", "vs_torch",
-                      "nnfast_gflops", "pct_peak"]),
+                      "nnfast_gflops", "pct_peak", "nnfast_bf16_ms", "bf16_vs_fp32", "torch_bf16_ms",
+                      "bf16_vs_torch_bf16"]),
     "distributed": ("distributed", ["case", "setup", "ms", "speedup", "gb_s", "pct_of_mpi4py", "overlap_pct"]),
 }
 # Sections that run only when named with --only: ``distributed`` launches ``mpiexec -n 2``.

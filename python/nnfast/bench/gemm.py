@@ -14,6 +14,11 @@ shapes of MLP training (forward, dX and dW GEMMs of 784-1024-1024-10 nets).
 NumPy's thread count is set with threadpoolctl when it is installed; otherwise
 each thread count runs in a child process started with OPENBLAS_NUM_THREADS /
 OMP_NUM_THREADS / MKL_NUM_THREADS set (BLAS libraries read them at load time).
+
+Fair NumPy baseline: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (set on some machines)
+pin NumPy's OpenBLAS to older kernels when NumPy loads. When either is set, the
+measurements run in a child process with both unset, and every row records the
+OpenBLAS kernel that ran (threadpoolctl's ``architecture``) in ``numpy_blas``.
 """
 from __future__ import annotations
 
@@ -27,6 +32,31 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+
+# Variables that pin NumPy's OpenBLAS to handicapped kernels (read when NumPy loads).
+PINNED_BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def blas_pinned() -> bool:
+    """Whether this process's NumPy was loaded with its OpenBLAS kernel choice pinned."""
+    return any(v in os.environ for v in PINNED_BLAS_VARS)
+
+
+def unpinned_env() -> dict[str, str]:
+    """This process's environment without the OpenBLAS pinning variables."""
+    return {k: v for k, v in os.environ.items() if k not in PINNED_BLAS_VARS}
+
+
+def blas_info() -> str:
+    """The BLAS behind NumPy as threadpoolctl sees it: library, version, kernel architecture."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    libs = [f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')} ({d.get('num_threads')} threads)"
+            for d in threadpool_info() if d.get("user_api") == "blas"]
+    return "; ".join(libs) or "none found"
+
 
 TRAINING_SHAPES = [
     # (name, M, N, K, layout): layout gives op(A), op(B); N = plain, T = transposed view.
@@ -148,7 +178,7 @@ def _bench_threads(nt: int, quick: bool, full: bool, dtype: Any = np.float32,
             times = _time_rounds(fns, reps, nt)
             flops = 2.0 * m * n * k
             row = {"case": name, "layout": lay, "M": m, "N": n, "K": k, "threads": nt, "dtype": np.dtype(dtype).name,
-                   "reps": reps, "max_rel_err": err}
+                   "reps": reps, "max_rel_err": err, "numpy_blas": blas_info(), "blas_pinned": blas_pinned()}
             for lib, ts in times.items():
                 ts = sorted(ts)
                 row[f"{lib}_gflops"] = flops / ts[len(ts) // 2] * 1e-9
@@ -177,10 +207,12 @@ def run(quick: bool = False, full: bool = False, threads: tuple[int, ...] = (1, 
     """Benchmark rows (one dict per case and thread count); raises if a result is wrong."""
     rows: list[dict[str, Any]] = []
     for nt in threads:
-        if _have_threadpoolctl():
+        if _have_threadpoolctl() and not blas_pinned():
             rows += _bench_threads(nt, quick, full, use_torch=use_torch)
             continue
-        env = dict(os.environ)
+        # A child with the pinning variables unset (and thread counts set for BLAS libraries
+        # that read them at load time).
+        env = unpinned_env()
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NNFAST_NUM_THREADS"):
             env[var] = str(nt)
         cmd = [sys.executable, "-m", "nnfast.bench.gemm", "--child", str(nt)]
@@ -229,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(quick=args.quick, full=args.full, threads=threads, use_torch=not args.no_torch)
     _C = _load_nnfast()
     print(f"# {platform.processor() or platform.machine()}, nnfast isa={_C.cpu_isa()}, numpy {np.__version__}")
+    print(f"# NumPy BLAS: {rows[0].get('numpy_blas') if rows else '?'}; "
+          f"OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE {'SET (pinned)' if rows and rows[0].get('blas_pinned') else 'unset'} "
+          "for the NumPy contender; 0.2 s pause between contenders")
     _print(rows)
     if args.json:
         with open(args.json, "w") as f:

@@ -76,33 +76,36 @@ class NumpyMLP:
         return loss
 
 
-def nnfast_step_fn(sizes: tuple[int, ...], x: np.ndarray, y: np.ndarray) -> Any:
+def nnfast_step_fn(sizes: tuple[int, ...], x: np.ndarray, y: np.ndarray, bf16: bool = False) -> Any:
     import nnfast
     import nnfast.nn as nn
 
     layers = [nn.Linear(i, o, activation="relu" if k < len(sizes) - 2 else None)
               for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    return _adam_ce_step(nnfast, nn.Sequential(*layers), nnfast.from_numpy(x), nnfast.from_numpy(y))
+    return _adam_ce_step(nnfast, nn.Sequential(*layers), nnfast.from_numpy(x), nnfast.from_numpy(y), bf16)
 
 
-def torch_step_fn(torch: Any, sizes: tuple[int, ...], x: np.ndarray, y: np.ndarray) -> Any:
+def torch_step_fn(torch: Any, sizes: tuple[int, ...], x: np.ndarray, y: np.ndarray, bf16: bool = False) -> Any:
     layers: list[Any] = []
     for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(torch.nn.Linear(i, o))
         if k < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
-    return _adam_ce_step(torch, torch.nn.Sequential(*layers), torch.from_numpy(x), torch.from_numpy(y))
+    return _adam_ce_step(torch, torch.nn.Sequential(*layers), torch.from_numpy(x), torch.from_numpy(y), bf16)
 
 
-def _adam_ce_step(lib: Any, model: Any, xt: Any, yt: Any) -> Any:
+def _adam_ce_step(lib: Any, model: Any, xt: Any, yt: Any, bf16: bool = False) -> Any:
     """One Adam + cross-entropy training step of ``model``, written once for nnfast and torch
-    (the same API), so both contenders run the same code."""
+    (the same API), so both contenders run the same code; ``bf16``: forward and loss under
+    ``lib.autocast("cpu", dtype=lib.bfloat16)`` (float32 weights and Adam state)."""
     opt = lib.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = lib.nn.CrossEntropyLoss()
+    region = lib.autocast("cpu", dtype=lib.bfloat16, enabled=bf16)
 
     def step() -> float:
         opt.zero_grad(set_to_none=False)
-        loss = loss_fn(model(xt), yt)
+        with region:
+            loss = loss_fn(model(xt), yt)
         loss.backward()
         opt.step()
         return float(loss.item())
@@ -156,5 +159,69 @@ def run(quick: bool = False, threads: Optional[list[int]] = None, peak_gflops: O
             row["vs_torch"] = t_ours / t_torch
         if peak_gflops:
             row["pct_peak"] = 100 * row["nnfast_gflops"] / peak_gflops
+        if sizes in BF16_SIZES:
+            row.update(bf16_columns(sizes, x, y, reps, torch, t_ours))
         rows.append(row)
     return rows
+
+
+# The bf16 autocast step is measured on the MLP the mixed-precision issue names.
+BF16_SIZES = [(784, 1024, 1024, 10)]
+
+
+def bf16_columns(sizes: tuple[int, ...], x: np.ndarray, y: np.ndarray, reps: int, torch: Any,
+                 t_fp32: float) -> dict[str, Any]:
+    """nnfast's bf16 autocast step next to its fp32 step (``t_fp32``, same run) and PyTorch's bf16
+    autocast step: ``bf16_vs_fp32`` (target <= 0.6) and ``bf16_vs_torch_bf16`` (target < 1)."""
+    import nnfast
+
+    nnfast.manual_seed(0)
+    ours = nnfast_step_fn(sizes, x, y, bf16=True)
+    check_losses_decrease(ours)
+    time.sleep(0.3)
+    t_bf16 = median_time(ours, repeats=reps, warmup=2)
+    cols: dict[str, Any] = {"nnfast_bf16_ms": t_bf16 * 1e3, "bf16_vs_fp32": t_bf16 / t_fp32}
+    if torch is not None:
+        torch.manual_seed(0)
+        ts = torch_step_fn(torch, sizes, x, y, bf16=True)
+        check_losses_decrease(ts)
+        time.sleep(0.3)
+        t_torch = median_time(ts, repeats=reps, warmup=2)
+        cols["torch_bf16_ms"] = t_torch * 1e3
+        cols["bf16_vs_torch_bf16"] = t_bf16 / t_torch
+    return cols
+
+
+def run_bf16(repeats: int = 7) -> dict[str, Any]:
+    """The four bf16-table contenders in one run, each after a pause: nnfast fp32, nnfast bf16 autocast,
+    PyTorch fp32, PyTorch bf16 autocast (784-1024-1024-10, batch 256, Adam)."""
+    import nnfast
+
+    torch = torch_or_none()
+    sizes, batch = BF16_SIZES[0], 256
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], batch).astype(np.int64)
+    nnfast.manual_seed(0)
+    ours = nnfast_step_fn(sizes, x, y)
+    check_losses_decrease(ours)
+    time.sleep(0.3)
+    t_ours = median_time(ours, repeats=repeats, warmup=2)
+    row: dict[str, Any] = {"model": "-".join(map(str, sizes)), "batch": batch, "nnfast_ms": t_ours * 1e3}
+    row.update(bf16_columns(sizes, x, y, repeats, torch, t_ours))
+    if torch is not None:
+        torch.manual_seed(0)
+        ts = torch_step_fn(torch, sizes, x, y)
+        time.sleep(0.3)
+        row["torch_ms"] = median_time(ts, repeats=repeats, warmup=2) * 1e3
+    return row
+
+
+if __name__ == "__main__":  # python -m nnfast.bench.step: the bf16 step table alone (under a minute)
+    from .common import machine
+
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, simd {info['simd']}, commit {info['commit']}")
+    r = run_bf16()
+    for k, v in r.items():
+        print(f"  {k:<20} {v:.3f}" if isinstance(v, float) else f"  {k:<20} {v}")

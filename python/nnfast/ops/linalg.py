@@ -10,6 +10,7 @@ from typing import Any, NoReturn, Sequence, Union
 
 import numpy as np
 
+from ..amp.autocast_mode import lower_operands
 from ..autograd.linalg_ops import MatMul
 from .._tensor_ops import _array_operand as _operand
 from .inplace import _from_out_of_place
@@ -23,15 +24,15 @@ def _fail(op: str, what: str) -> NoReturn:
 
 
 def matmul(input: Tensor, other: Tensor) -> Tensor:
-    return MatMul.apply(input, other)
+    return MatMul.apply(*lower_operands(input, other))
 
 
 def _rmatmul(self: Tensor, other: Any) -> Tensor:
-    return MatMul.apply(_operand(other, self), self)
+    return MatMul.apply(*lower_operands(_operand(other, self), self))
 
 
 def _matmul_method(self: Tensor, other: Any) -> Tensor:
-    return MatMul.apply(self, _operand(other, self))
+    return MatMul.apply(*lower_operands(self, _operand(other, self)))
 
 
 def _mm_method(self: Tensor, other: Tensor) -> Tensor:

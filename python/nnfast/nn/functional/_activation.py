@@ -24,6 +24,7 @@ from ...autograd.function import Function
 from ...tensor import Tensor
 from . import _act_codes as codes
 from ._checks import check_float, check_same_device, check_same_dtype, check_tensor
+from ...amp.autocast_mode import amp_op
 
 __all__ = [
     "activation", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "prelu", "elu", "elu_", "sigmoid",
@@ -87,6 +88,7 @@ def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: b
     return ActivationFunction.apply(input, code, a, b, op=op)
 
 
+@amp_op("activation")
 def activation(input: Tensor, name: Any) -> Tensor:
     """Apply the pointwise activation named by ``name``: y = f(x) elementwise.
 
@@ -121,6 +123,7 @@ def _inplace_variant(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return variant
 
 
+@amp_op("relu")
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """relu(x) = max(0, x), elementwise (NaN stays NaN).
 
@@ -130,6 +133,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
     return _pointwise("relu", input, codes.RELU, 0.0, 0.0, inplace)
 
 
+@amp_op("relu6")
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """relu6(x) = min(max(0, x), 6), elementwise.
 
@@ -139,6 +143,7 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     return _pointwise("relu6", input, codes.HARDTANH, 0.0, 6.0, inplace)
 
 
+@amp_op("leaky_relu")
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """leaky_relu(x) = x if x > 0 else negative_slope * x.
 
@@ -148,6 +153,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     return _pointwise("leaky_relu", input, codes.LEAKY_RELU, float(negative_slope), 0.0, inplace)
 
 
+@amp_op("elu")
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """elu(x) = x if x > 0 else alpha * (exp(x) - 1).
 
@@ -157,6 +163,7 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     return _pointwise("elu", input, codes.ELU, float(alpha), 0.0, inplace)
 
 
+@amp_op("sigmoid")
 def sigmoid(input: Tensor) -> Tensor:
     """sigmoid(x) = 1 / (1 + exp(-x)), evaluated without overflow for any x.
 
@@ -166,6 +173,7 @@ def sigmoid(input: Tensor) -> Tensor:
     return _pointwise("sigmoid", input, codes.SIGMOID, 0.0, 0.0)
 
 
+@amp_op("tanh")
 def tanh(input: Tensor) -> Tensor:
     """tanh(x) = (exp(x) - exp(-x)) / (exp(x) + exp(-x)).
 
@@ -175,6 +183,7 @@ def tanh(input: Tensor) -> Tensor:
     return _pointwise("tanh", input, codes.TANH, 0.0, 0.0)
 
 
+@amp_op("gelu")
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """gelu(x) = x * Phi(x) with Phi(x) = (1 + erf(x / sqrt(2))) / 2 (``approximate='none'``), or
     0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (``approximate='tanh'``).
@@ -187,6 +196,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     return _pointwise("gelu", input, codes.GELU_TANH if approximate == "tanh" else codes.GELU, 0.0, 0.0)
 
 
+@amp_op("silu")
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """silu(x) = x * sigmoid(x) (swish with beta = 1).
 
@@ -196,6 +206,7 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     return _pointwise("silu", input, codes.SILU, 0.0, 0.0, inplace)
 
 
+@amp_op("softplus")
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """softplus(x) = log(1 + exp(beta * x)) / beta, or x where beta * x > threshold.
 
@@ -211,6 +222,7 @@ def _check_hardtanh(min_val: float, max_val: float) -> None:
         raise ValueError(f"[hardtanh] expected min_val < max_val, got {min_val} and {max_val}")
 
 
+@amp_op("hardtanh")
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """hardtanh(x) = clamp(x, min_val, max_val) = min(max(x, min_val), max_val).
 
@@ -221,6 +233,7 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     return _pointwise("hardtanh", input, codes.HARDTANH, float(min_val), float(max_val), inplace)
 
 
+@amp_op("mish")
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """mish(x) = x * tanh(softplus(x)) = x * tanh(log(1 + exp(x))).
 
@@ -230,6 +243,7 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
     return _pointwise("mish", input, codes.CODES["mish"], 0.0, 0.0, inplace)
 
 
+@amp_op("hardswish")
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """hardswish(x) = x * relu6(x + 3) / 6 (0 for x <= -3, x for x >= 3).
 
@@ -241,6 +255,7 @@ def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     return _pointwise("hardswish", input, codes.CODES["hardswish"], 0.0, 0.0, inplace)
 
 
+@amp_op("selu")
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """selu(x) = scale * (max(0, x) + min(0, alpha * (exp(x) - 1))), alpha = 1.6732632423543772848170429916717,
     scale = 1.0507009873554804934193349852946 (the gradient at x <= 0 is scale * alpha * exp(x)).
@@ -257,6 +272,7 @@ def _check_celu(alpha: float) -> None:
         raise RuntimeError("[celu] expected alpha != 0 (ZeroDivisionError: alpha cannot be 0 for CELU)")
 
 
+@amp_op("celu")
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """celu(x) = max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); alpha == 0 raises RuntimeError
     (the gradient at x <= 0 is exp(x / alpha)).
@@ -268,6 +284,7 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     return _pointwise("celu", input, codes.CODES["celu"], float(alpha), 0.0, inplace)
 
 
+@amp_op("softsign")
 def softsign(input: Tensor) -> Tensor:
     """softsign(x) = x / (1 + |x|) (gradient 1 / (1 + |x|)^2).
 
@@ -277,6 +294,7 @@ def softsign(input: Tensor) -> Tensor:
     return _pointwise("softsign", input, codes.CODES["softsign"], 0.0, 0.0)
 
 
+@amp_op("logsigmoid")
 def logsigmoid(input: Tensor) -> Tensor:
     """logsigmoid(x) = log(1 / (1 + exp(-x))) = min(x, 0) - log(1 + exp(-|x|)) (gradient sigmoid(-x)).
 
@@ -325,6 +343,7 @@ class PReLUFunction(Function):
         return dx, dw_out
 
 
+@amp_op("prelu")
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """prelu(x) = x if x > 0 else a * x, with slopes a = ``weight``: (1,) shared, or (C,) per channel
     (dim 1 of the input).
@@ -373,6 +392,7 @@ class SwishFunction(Function):
         return dx, db_out
 
 
+@amp_op("swish")
 def swish(input: Tensor, beta: Union[float, Tensor] = 1.0) -> Tensor:
     """swish(x) = x * sigmoid(beta * x) (nnfast); ``beta`` a float or a one-element tensor (learnable:
     its gradient sum(dy * x^2 sigmoid'(beta x)) is reduced by the backward kernel).
@@ -433,6 +453,7 @@ def _gated(op: str, input: Tensor, dim: int, act: int, gate_first: bool) -> Tens
     return GLUFunction.apply(input, dim, act, gate_first)
 
 
+@amp_op("glu")
 def glu(input: Tensor, dim: int = -1) -> Tensor:
     """glu(x) = a * sigmoid(b), where a, b are the first and second halves of x along ``dim``.
 
@@ -442,6 +463,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     return _gated("glu", input, int(dim), codes.SIGMOID, False)
 
 
+@amp_op("swiglu")
 def swiglu(input: Tensor, dim: int = -1) -> Tensor:
     """swiglu(x) = silu(a) * b, where a, b are the first and second halves of x along ``dim`` (nnfast).
 
@@ -503,6 +525,7 @@ def _softmax(op: str, input: Tensor, dim: Optional[int], dtype: Any, log: bool, 
     return SoftmaxFunction.apply(input, d, log)
 
 
+@amp_op("softmax")
 def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:
     """softmax(x)_i = exp(x_i - max(x)) / sum_j exp(x_j - max(x)) along ``dim`` (numerically stable).
 
@@ -513,6 +536,7 @@ def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtyp
     return _softmax("softmax", input, dim, dtype, False, _stacklevel)
 
 
+@amp_op("log_softmax")
 def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:
     """log_softmax(x)_i = x_i - max(x) - log(sum_j exp(x_j - max(x))) along ``dim``.
 

@@ -20,6 +20,7 @@ from ..._random import next_kernel_seed
 from ...autograd.function import Function
 from ...tensor import Tensor
 from ._checks import check_float, check_same_device, check_tensor
+from ...amp.autocast_mode import amp_op
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -138,6 +139,7 @@ class SDPAFunction(Function):
                 None, None, None, None, None, None, None)
 
 
+@amp_op("scaled_dot_product_attention")
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: Optional[float] = None,
                                  enable_gqa: bool = False) -> Tensor:

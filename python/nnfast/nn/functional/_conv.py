@@ -15,6 +15,7 @@ from ..._dispatch import contiguous, kernels, xp_of
 from ...autograd.function import ACCUMULATED, Function
 from ...tensor import Tensor
 from ._checks import check_float, check_same_device, check_same_dtype, check_tensor
+from ...amp.autocast_mode import amp_op
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d"]
 
@@ -250,6 +251,7 @@ def _conv(op: str, nd: int, input: Tensor, weight: Tensor, bias: Optional[Tensor
     return out
 
 
+@amp_op("conv1d")
 def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _IntOrPair = 1,
            padding: _Padding = 0, dilation: _IntOrPair = 1, groups: int = 1) -> Tensor:
     """1-D convolution (cross-correlation, as PyTorch) over the last dimension.
@@ -261,6 +263,7 @@ def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
+@amp_op("conv2d")
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _IntOrPair = 1,
            padding: _Padding = 0, dilation: _IntOrPair = 1, groups: int = 1) -> Tensor:
     """2-D convolution (cross-correlation, as PyTorch) over the last two dimensions, as an implicit
@@ -289,6 +292,7 @@ def transpose_output_size(op: str, size: Sequence[int], kernel: Sequence[int], s
     return tuple(out)
 
 
+@amp_op("conv_transpose2d")
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _IntOrPair = 1,
                      padding: _IntOrPair = 0, output_padding: _IntOrPair = 0, groups: int = 1,
                      dilation: _IntOrPair = 1) -> Tensor:

@@ -17,6 +17,7 @@ from ...autograd import grad_mode
 from ...autograd.function import Function
 from ...tensor import Tensor
 from ._checks import check_float
+from ...amp.autocast_mode import amp_op
 
 __all__ = ["dropout", "dropout1d", "dropout2d"]
 
@@ -41,6 +42,7 @@ class DropoutFunction(Function):
         return dx
 
 
+@amp_op("dropout")
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """dropout(x) = x * m / (1 - p), m_i ~ Bernoulli(1 - p): zero each element with probability ``p``
     and scale the rest by 1 / (1 - p).
@@ -113,6 +115,7 @@ def _feature_dropout(op: str, input: Tensor, p: float, training: bool, inplace: 
     return input * mask
 
 
+@amp_op("dropout1d")
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Channel-wise dropout: zero each whole channel input[n, c, :] with probability ``p`` and scale
     the kept ones by 1 / (1 - p).
@@ -123,6 +126,7 @@ def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
     return _feature_dropout("dropout1d", input, p, training, inplace, 3)
 
 
+@amp_op("dropout2d")
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Channel-wise dropout: zero each whole feature map input[n, c, :, :] with probability ``p`` and
     scale the kept ones by 1 / (1 - p). A 3-D input is taken as (N, C, L), as PyTorch does.

@@ -9,6 +9,7 @@ from ...autograd.function import ACCUMULATED, Function
 from ...tensor import Tensor
 from . import _act_codes as codes
 from ._checks import check_float, check_same_device, check_same_dtype
+from ...amp.autocast_mode import amp_op
 
 __all__ = ["linear"]
 
@@ -77,6 +78,7 @@ class LinearFunction(Function):
         return dx, dw, db
 
 
+@amp_op("linear")
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
     """Affine map with an optional fused activation: y = activation(input @ weight.T + bias), one GEMM
     with bias and activation in its epilogue.

@@ -18,6 +18,7 @@ from ...autograd import grad_mode
 from ...autograd.function import Function
 from ...tensor import Tensor
 from ._checks import check_float, check_same_device, check_same_dtype
+from ...amp.autocast_mode import amp_op
 
 __all__ = [
     "cross_entropy",
@@ -233,6 +234,7 @@ def _class_dims(x: Any) -> tuple[int, int, int]:
     return x.shape[0], x.shape[1], int(math.prod(x.shape[2:]))
 
 
+@amp_op("cross_entropy")
 def cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_average: Any = None,
                   ignore_index: int = -100, reduce: Any = None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -291,6 +293,7 @@ class NLLLossFunction(Function):
         return dx.reshape(ctx.in_shape), None, None
 
 
+@amp_op("nll_loss")
 def nll_loss(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_average: Any = None,
              ignore_index: int = -100, reduce: Any = None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood: loss_n = -w[y_n] * x_n[y_n] on log-probabilities x at class indices y.
@@ -390,6 +393,7 @@ def _pointwise(op: str, input: Tensor, target: Any, kind: int, reduction: str, p
     return PointwiseLossFunction.apply(input, target, weight, pos_weight, kind, float(param), red, scale, op)
 
 
+@amp_op("mse_loss")
 def mse_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
              reduction: str = "mean") -> Tensor:
     """Mean squared error: loss = reduce((input - target)^2).
@@ -400,6 +404,7 @@ def mse_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any =
     return _pointwise("mse_loss", input, target, _MSE, reduction, size_average=size_average, reduce=reduce)
 
 
+@amp_op("l1_loss")
 def l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
             reduction: str = "mean") -> Tensor:
     """Mean absolute error: loss = reduce(|input - target|); gradient sign(input - target), 0 at 0.
@@ -410,6 +415,7 @@ def l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = 
     return _pointwise("l1_loss", input, target, _L1, reduction, size_average=size_average, reduce=reduce)
 
 
+@amp_op("huber_loss")
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """Huber loss with d = input - target: 0.5 d^2 where |d| < delta, else delta * (|d| - delta / 2).
 
@@ -421,6 +427,7 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
     return _pointwise("huber_loss", input, target, _HUBER, reduction, param=float(delta))
 
 
+@amp_op("smooth_l1_loss")
 def smooth_l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """Smooth L1 with d = input - target: 0.5 d^2 / beta where |d| < beta, else |d| - beta / 2
@@ -435,6 +442,7 @@ def smooth_l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce:
                       size_average=size_average, reduce=reduce)
 
 
+@amp_op("binary_cross_entropy")
 def binary_cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, size_average: Any = None,
                          reduce: Any = None, reduction: str = "mean") -> Tensor:
     """Binary cross-entropy on probabilities x: loss = -w * (y log(x) + (1 - y) log(1 - x)), the logs
@@ -449,6 +457,7 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = 
                       size_average=size_average, reduce=reduce)
 
 
+@amp_op("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Optional[Tensor] = None,
                                      size_average: Any = None, reduce: Any = None, reduction: str = "mean",
                                      pos_weight: Optional[Tensor] = None) -> Tensor:
@@ -465,6 +474,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Optiona
                       pos_weight=pos_weight, size_average=size_average, reduce=reduce)
 
 
+@amp_op("kl_div")
 def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """Pointwise KL divergence: loss = target * (log(target) - input), with ``input``
@@ -584,6 +594,7 @@ class LinearCrossEntropyFunction(Function):
         return (None if dx is None else dx.reshape(ctx.x_shape)), dW_out, db_out
 
 
+@amp_op("linear_cross_entropy")
 def linear_cross_entropy(input: Tensor, weight: Tensor, bias: Optional[Tensor], target: Any,
                          ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
                          chunk_size: int = 4096) -> Tensor:

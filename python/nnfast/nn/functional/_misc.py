@@ -20,6 +20,7 @@ from ..._tensor_ops import where
 from ._activation import logsigmoid, softplus
 from ._checks import check_float, check_tensor
 from ._loss import _reduction
+from ...amp.autocast_mode import amp_op
 
 __all__ = [
     "normalize",
@@ -254,6 +255,7 @@ def _target(op: str, target: Any, like: Tensor) -> Tensor:
     return t if t.dtype == like.dtype else t.to(like.dtype)
 
 
+@amp_op("margin_ranking_loss")
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                         size_average: Any = None, reduce: Any = None, reduction: str = "mean") -> Tensor:
     """loss = max(0, -y * (x1 - x2) + margin), y in {1, -1}.
@@ -269,6 +271,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
     return _reduce((-y * (input1 - input2) + margin).clamp(min=0), red)
 
 
+@amp_op("hinge_embedding_loss")
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average: Any = None,
                          reduce: Any = None, reduction: str = "mean") -> Tensor:
     """loss = x where y = 1, max(0, margin - x) where y = -1.
@@ -283,6 +286,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
     return _reduce(hinge + where(y != -1, input, zero), red)
 
 
+@amp_op("soft_margin_loss")
 def soft_margin_loss(input: Tensor, target: Tensor, size_average: Any = None, reduce: Any = None,
                      reduction: str = "mean") -> Tensor:
     """loss = log(1 + exp(-y * x)) (softplus on the activation kernel).
@@ -295,6 +299,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average: Any = None, re
     return _reduce(softplus(-y * input), red)
 
 
+@amp_op("multilabel_soft_margin_loss")
 def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                                 size_average: Any = None, reduce: Any = None, reduction: str = "mean") -> Tensor:
     """loss_n = -mean_c w_c (y_c log sigmoid(x_c) + (1 - y_c) log sigmoid(-x_c)).
@@ -310,6 +315,7 @@ def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Optional[
     return _reduce(loss.mean(input.ndim - 1) if input.ndim else loss, red)
 
 
+@amp_op("cosine_embedding_loss")
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                           size_average: Any = None, reduce: Any = None, reduction: str = "mean") -> Tensor:
     """loss = 1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1
@@ -346,6 +352,7 @@ def _gaussian_var(input: Tensor, var: Tensor) -> Tensor:
                      f"{input.shape[:-1] + (1,)}, got {var.shape}")
 
 
+@amp_op("gaussian_nll_loss")
 def gaussian_nll_loss(input: Tensor, target: Tensor, var: Any, full: bool = False, eps: float = 1e-6,
                       reduction: str = "mean") -> Tensor:
     """loss = (log(max(var, eps)) + (input - target)^2 / max(var, eps)) / 2 (+ log(2 pi) / 2 if full).
@@ -368,6 +375,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Any, full: bool = Fals
     return _reduce(loss, red)
 
 
+@amp_op("poisson_nll_loss")
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average: Any = None, eps: float = 1e-8, reduce: Any = None,
                      reduction: str = "mean") -> Tensor:
@@ -387,6 +395,7 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
     return _reduce(loss, red)
 
 
+@amp_op("triplet_margin_loss")
 def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
                         eps: float = 1e-6, swap: bool = False, size_average: Any = None, reduce: Any = None,
                         reduction: str = "mean") -> Tensor:

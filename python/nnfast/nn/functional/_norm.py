@@ -17,6 +17,7 @@ from ..._dispatch import contiguous, kernels, xp_of
 from ...autograd.function import ACCUMULATED, Function
 from ...tensor import Tensor
 from ._checks import check_float, check_same_device, check_same_dtype, check_tensor
+from ...amp.autocast_mode import amp_op
 
 __all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm"]
 
@@ -159,6 +160,7 @@ def _check_row_norm(op: str, input: Any, ns: tuple[int, ...], weight: Any, bias:
     return math.prod(ns)
 
 
+@amp_op("layer_norm")
 def layer_norm(input: Tensor, normalized_shape: _ShapeArg, weight: Optional[Tensor] = None,
                bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
     """Layer normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with mean and (biased)
@@ -174,6 +176,7 @@ def layer_norm(input: Tensor, normalized_shape: _ShapeArg, weight: Optional[Tens
     return LayerNormFunction.apply(input, weight, bias, D, float(eps), False)
 
 
+@amp_op("rms_norm")
 def rms_norm(input: Tensor, normalized_shape: _ShapeArg, weight: Optional[Tensor] = None,
              eps: Optional[float] = None) -> Tensor:
     """RMS normalization: y = x / sqrt(mean(x^2) + eps) * weight, the mean over the trailing
@@ -230,6 +233,7 @@ def _raw(t: Any) -> Any:
     return None if t is None else t._data
 
 
+@amp_op("batch_norm")
 def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
                weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -283,6 +287,7 @@ class GroupNormFunction(Function):
         return _norm_backward(ctx, dy, kernels("group_norm", dy).group_norm_backward)
 
 
+@amp_op("group_norm")
 def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                eps: float = 1e-5) -> Tensor:
     """Group normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, with (biased)
@@ -299,6 +304,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, 
     return GroupNormFunction.apply(input, weight, bias, G, float(eps), None, None, 0.0)
 
 
+@amp_op("instance_norm")
 def instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_var: Optional[Tensor] = None,
                   weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:

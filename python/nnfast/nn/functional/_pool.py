@@ -18,6 +18,7 @@ from ..._dispatch import contiguous, kernels, xp_of
 from ...autograd.function import Function
 from ...tensor import Tensor
 from ._checks import check_float
+from ...amp.autocast_mode import amp_op
 
 __all__ = [
     "max_pool1d", "max_pool2d", "max_unpool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -157,6 +158,7 @@ def _max_pool(op: str, nsp: int, input: Tensor, kernel_size: Any, stride: Any, p
     return (y, Tensor._wrap(holder[0])) if return_indices else y
 
 
+@amp_op("max_pool1d")
 def max_pool1d(input: Tensor, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0,
                dilation: _Size = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
     """1-d max pooling: out[n, c, l] = max over the window of input[n, c, l * stride - padding +
@@ -170,6 +172,7 @@ def max_pool1d(input: Tensor, kernel_size: _Size, stride: Optional[_Size] = None
     return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
+@amp_op("max_pool2d")
 def max_pool2d(input: Tensor, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0,
                dilation: _Size = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
     """2-d max pooling over (H, W) windows (kernel_size, stride, padding, dilation per axis; padding
@@ -295,6 +298,7 @@ def _avg_pool(op: str, nsp: int, input: Tensor, kernel_size: Any, stride: Any, p
     return AvgPoolFunction.apply(input, planes, lead, out, window[:3], bool(count_include_pad), div)
 
 
+@amp_op("avg_pool1d")
 def avg_pool1d(input: Tensor, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0,
                ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     """1-d average pooling: the mean of each window (zero padding counted in the divisor when
@@ -307,6 +311,7 @@ def avg_pool1d(input: Tensor, kernel_size: _Size, stride: Optional[_Size] = None
     return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
 
 
+@amp_op("avg_pool2d")
 def avg_pool2d(input: Tensor, kernel_size: _Size, stride: Optional[_Size] = None, padding: _Size = 0,
                ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Optional[int] = None) -> Tensor:
@@ -343,6 +348,7 @@ def _adaptive(op: str, nsp: int, input: Tensor, output_size: Any) -> tuple[int, 
     return planes, lead, _adaptive_out(op, output_size, spatial)
 
 
+@amp_op("adaptive_avg_pool1d")
 def adaptive_avg_pool1d(input: Tensor, output_size: _Size) -> Tensor:
     """1-d adaptive average pooling: output l averages input[floor(l L / L_out) : ceil((l + 1) L / L_out)].
 
@@ -353,6 +359,7 @@ def adaptive_avg_pool1d(input: Tensor, output_size: _Size) -> Tensor:
     return AvgPoolFunction.apply(input, planes, lead, out, None, True, 0)
 
 
+@amp_op("adaptive_avg_pool2d")
 def adaptive_avg_pool2d(input: Tensor, output_size: _OptSize) -> Tensor:
     """2-d adaptive average pooling: output (i, j) averages rows [floor(i H / H_out), ceil((i + 1) H /
     H_out)) and the matching columns.
@@ -365,6 +372,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: _OptSize) -> Tensor:
     return AvgPoolFunction.apply(input, planes, lead, out, None, True, 0)
 
 
+@amp_op("adaptive_max_pool1d")
 def adaptive_max_pool1d(input: Tensor, output_size: _Size, return_indices: bool = False) -> Any:
     """1-d adaptive max pooling over the adaptive windows (see ``adaptive_avg_pool1d``).
 
@@ -377,6 +385,7 @@ def adaptive_max_pool1d(input: Tensor, output_size: _Size, return_indices: bool 
     return (y, Tensor._wrap(holder[0])) if return_indices else y
 
 
+@amp_op("adaptive_max_pool2d")
 def adaptive_max_pool2d(input: Tensor, output_size: _OptSize, return_indices: bool = False) -> Any:
     """2-d adaptive max pooling over the adaptive windows (see ``adaptive_avg_pool2d``); the first
     maximum wins, NaN propagates.

@@ -1,0 +1,202 @@
+// bf16 GEMM driver: operand types, the float32 view of C and of the epilogue
+// arrays, and the choice between the AVX512-BF16 kernel and the portable path.
+//
+// Shape letters as gemm.cpp: C[M,N] = A[M,K] . B[K,N]. Whatever the path, the
+// arithmetic is float32 on bf16-rounded A and B, and the epilogue is the
+// float32 one of gemm<float> (same routine), so a bf16 layer and its float32
+// twin differ only by the rounding of the inputs and of the stores.
+#include <cstdlib>
+#include <new>
+
+#include "core/bf16.h"
+#include "core/cpu_features.h"
+#include "cpu/gemm_bf16_internal.h"
+#include "nnfast/gemm.h"
+#include "nnfast/parallel.h"
+
+namespace nnfast::cpu {
+namespace {
+
+using gemm_detail::Bf16Args;
+using gemm_detail::Bf16Kernel;
+using gemm_detail::GemmArgs;
+
+// Grow-only float32 buffers of the calling thread, one per role, kept between
+// calls: a layer's GEMM would otherwise allocate and zero-fill them every step.
+enum Slot { kSlotC, kSlotBias, kSlotAux, kSlotDact, kSlotA, kSlotB, kSlots };
+struct Scratch {
+  float* ptr = nullptr;
+  size_t n = 0;
+  ~Scratch() { std::free(ptr); }
+  float* get(size_t need) {
+    if (need > n) {
+      std::free(ptr);
+      n = need;
+      ptr = static_cast<float*>(std::malloc(need * sizeof(float)));
+      if (!ptr) throw std::bad_alloc();
+    }
+    return ptr;
+  }
+};
+thread_local Scratch tl_scratch[kSlots];
+
+// Element (i, j) of m as float32, rounded to bf16 when `round` (bf16 sources are exact).
+inline float load_elem(const GemmMat& m, index_t i, index_t j, bool round) {
+  const index_t off = i * m.rs + j * m.cs;
+  if (m.type == ElemType::BF16) return bf16_to_float(static_cast<const bf16_t*>(m.data)[off]);
+  const float x = static_cast<const float*>(m.data)[off];
+  return round ? round_to_bf16(x) : x;
+}
+
+// rows x cols of m into the dense row-major float32 buffer of `slot` (rounded to bf16 when `round`).
+float* widen(const GemmMat& m, index_t rows, index_t cols, bool round, Slot slot) {
+  float* o = tl_scratch[slot].get(static_cast<size_t>(rows * cols));
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * cols > 65536)
+#endif
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) o[i * cols + j] = load_elem(m, i, j, round);
+  return o;
+}
+
+// Dense row-major float32 rows x cols -> bf16 destination (row stride rs, column stride cs), RNE.
+void narrow(const float* src, index_t rows, index_t cols, bf16_t* dst, index_t rs, index_t cs) {
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * cols > 65536)
+#endif
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) dst[i * rs + j * cs] = float_to_bf16(src[i * cols + j]);
+}
+
+// Portable path: round A and B to bf16 in float32 copies and run the float32 GEMM
+// (products of two bf16 values are exact in float32, so only the summation differs).
+void core_portable(const Bf16Args& g, const GemmEpilogue<float>& ep) {
+  const float* a = widen(g.A, g.M, g.K, true, kSlotA);
+  const float* b = widen(g.B, g.K, g.N, true, kSlotB);
+  gemm<float>(g.M, g.N, g.K, g.alpha, a, g.K, 1, b, g.N, 1, g.beta, g.C, g.rs_c, g.cs_c, ep);
+}
+
+void core_kernel(const Bf16Args& g, const Bf16Kernel& kr) {
+  const int nt = gemm_detail::gemm_threads_for(2.0 * double(g.M) * double(g.N) * double(g.K), get_num_threads());
+  struct Ctx {
+    const Bf16Args* g;
+    const Bf16Kernel* kr;
+  } ctx{&g, &kr};
+  gemm_detail::gemm_run_grid(g.M, g.N, nt, kr.blocking, [](void* p, index_t i0, index_t i1, index_t j0, index_t j1) {
+    const Ctx& c = *static_cast<Ctx*>(p);
+    void* ws = gemm_detail::gemm_thread_workspace(c.kr->workspace_bytes(i1 - i0, j1 - j0, c.g->K));
+    c.kr->block(*c.g, ws, i0, i1, j0, j1);
+  }, &ctx);
+}
+
+const Bf16Kernel* active_kernel() {
+  if (bf16_kernel_level() == Bf16Level::AVX512_BF16) return gemm_detail::bf16_kernel_avx512();
+  return nullptr;
+}
+
+}  // namespace
+
+void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, const GemmMat& B, float beta,
+               void* C, ElemType c_type, index_t rs_c, index_t cs_c, const GemmBf16Epilogue& ep) {
+  if (M <= 0 || N <= 0) return;
+  // The float32 view of C: C itself, or a dense buffer that is rounded into a bf16 C at the end.
+  const bool c_bf16 = c_type == ElemType::BF16;
+  float* Cf = static_cast<float*>(C);
+  index_t rs_cf = rs_c, cs_cf = cs_c;
+  if (c_bf16) {
+    // beta == 0: C is write-only, so the buffer needs no initial values.
+    Cf = beta != 0.0f ? widen(GemmMat{C, ElemType::BF16, rs_c, cs_c}, M, N, false, kSlotC)
+                      : tl_scratch[kSlotC].get(static_cast<size_t>(M * N));
+    rs_cf = N;
+    cs_cf = 1;
+  }
+  // The float32 epilogue, with bf16 arrays widened (bias, dact_src) or staged (aux).
+  GemmEpilogue<float> ef;
+  float* aux_tmp = nullptr;
+  ef.act = ep.act;
+  ef.act_params = ep.act_params;
+  if (ep.bias) {
+    if (ep.bias_type == ElemType::BF16) {
+      ef.bias = widen(GemmMat{ep.bias, ElemType::BF16, 0, 1}, 1, N, false, kSlotBias);
+    } else {
+      ef.bias = static_cast<const float*>(ep.bias);
+    }
+  }
+  if (ep.aux) {
+    if (ep.aux_type == ElemType::BF16) {
+      aux_tmp = tl_scratch[kSlotAux].get(static_cast<size_t>(M * N));
+      ef.aux = aux_tmp;
+      ef.rs_aux = N;
+    } else {
+      ef.aux = static_cast<float*>(ep.aux);
+      ef.rs_aux = ep.rs_aux;
+    }
+  }
+  if (ep.dact_src) {
+    if (ep.dact_type == ElemType::BF16) {
+      ef.dact_src = widen(GemmMat{ep.dact_src, ElemType::BF16, ep.rs_dact, 1}, M, N, false, kSlotDact);
+      ef.rs_dact = N;
+    } else {
+      ef.dact_src = static_cast<const float*>(ep.dact_src);
+      ef.rs_dact = ep.rs_dact;
+    }
+  }
+
+  const Bf16Kernel* kr = active_kernel();
+  if (K <= 0 || alpha == 0.0f || !kr) {
+    // K == 0 / alpha == 0 never read A or B: the float32 driver scales C and runs the epilogue.
+    Bf16Args g{M, N, K, alpha, beta, A, B, Cf, rs_cf, cs_cf, nullptr, nullptr};
+    if (K <= 0 || alpha == 0.0f)
+      gemm<float>(M, N, K, alpha, nullptr, 0, 0, nullptr, 0, 0, beta, Cf, rs_cf, cs_cf, ef);
+    else
+      core_portable(g, ef);
+  } else {
+    GemmArgs<float> ea{{M, N, K, alpha, beta, nullptr, 0, 0, nullptr, 0, 0, Cf, rs_cf, cs_cf},
+                       gemm_detail::gemm_epilogue_fn(ef), &ef, 0};
+    Bf16Args g{M, N, K, alpha, beta, A, B, Cf, rs_cf, cs_cf, ea.tile_epilogue, &ea};
+    core_kernel(g, *kr);
+  }
+  if (c_bf16) narrow(Cf, M, N, static_cast<bf16_t*>(C), rs_c, cs_c);
+  if (aux_tmp) narrow(aux_tmp, M, N, static_cast<bf16_t*>(ep.aux), ep.rs_aux, 1);
+}
+
+void gemm_bf16_batched(index_t batch, index_t M, index_t N, index_t K, float alpha, const GemmMat& A, index_t bs_a,
+                       const GemmMat& B, index_t bs_b, float beta, void* C, ElemType c_type, index_t bs_c,
+                       index_t rs_c, index_t cs_c) {
+  const size_t sa = A.type == ElemType::BF16 ? 2 : 4, sb = B.type == ElemType::BF16 ? 2 : 4;
+  const size_t sc = c_type == ElemType::BF16 ? 2 : 4;
+  auto one = [&](index_t b) {
+    GemmMat Ab = A, Bb = B;
+    Ab.data = static_cast<const char*>(A.data) + static_cast<std::ptrdiff_t>(b * bs_a) * static_cast<std::ptrdiff_t>(sa);
+    Bb.data = static_cast<const char*>(B.data) + static_cast<std::ptrdiff_t>(b * bs_b) * static_cast<std::ptrdiff_t>(sb);
+    void* Cb = static_cast<char*>(C) + static_cast<std::ptrdiff_t>(b * bs_c) * static_cast<std::ptrdiff_t>(sc);
+    gemm_bf16(M, N, K, alpha, Ab, Bb, beta, Cb, c_type, rs_c, cs_c);
+  };
+  const int nt = get_num_threads();
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  if (batch <= 1 || nt <= 1 || flops >= 2e6 * nt) {
+    // Big products: threads inside each one.
+    for (index_t b = 0; b < batch; ++b) one(b);
+    return;
+  }
+  // Small products: threads over the batch; each product runs on one thread (the
+  // nested parallel regions inside gemm_bf16 are inactive), in the same K order as
+  // a single call, so the result does not depend on the thread count.
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+  for (index_t b = 0; b < batch; ++b) one(b);
+}
+
+double bf16_peak_gflops(double seconds) {
+  const Bf16Kernel* kr = bf16_level_supported(Bf16Level::AVX512_BF16) ? gemm_detail::bf16_kernel_avx512() : nullptr;
+  return kr ? kr->peak_gflops(seconds) : 0.0;
+}
+
+#if !defined(NNFAST_HAVE_AVX512BF16)
+namespace gemm_detail {
+const Bf16Kernel* bf16_kernel_avx512() { return nullptr; }
+}  // namespace gemm_detail
+#endif
+
+}  // namespace nnfast::cpu

@@ -1,0 +1,250 @@
+// AVX512-BF16 GEMM kernel (vdpbf16ps), compiled alone with -mavx512bf16 and run
+// only where the CPU has it (gemm_bf16.cpp asks cpu_features first).
+//
+// Same BLIS loop nest as gemm_internal.h's gemm_block. The packed panels hold
+// bf16 pairs along K: one 32-bit word = (k even, k odd) of one row of A or one
+// column of B, which is what vdpbf16ps multiplies (16 lanes x 2 products into
+// float32 accumulators). Packing reads float32 or bf16 operands with any
+// strides and rounds float32 to bf16 on the way (vcvtneps2bf16, round to
+// nearest even; it flushes subnormal inputs to zero), so no bf16 copy of an
+// operand is ever made. K is padded to even with zeros.
+//
+// ODR: everything with code is in an anonymous namespace and only plain
+// declarations come from headers, so no AVX-512 instruction can leak into a
+// function that another object shares.
+#include <immintrin.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/gemm_bf16_internal.h"
+
+namespace nnfast::cpu::gemm_detail {
+namespace {
+
+using u32 = std::uint32_t;
+using u16 = std::uint16_t;
+
+// 12 x 32 register tile: 24 accumulators + 2 B vectors + broadcasts (32 zmm).
+constexpr int MR = 12, NV = 2, NR = NV * 16;
+constexpr int MC = 144, KC = 512, NC = 4096;
+
+inline u32 pair_bits(u16 lo, u16 hi) { return u32(lo) | (u32(hi) << 16); }
+
+// Scalar RNE (same as core/bf16.h, with vcvtneps2bf16's flush of subnormals so
+// every packing route gives the same bits).
+inline u16 to_bf16(float x) {
+  u32 u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return u16((u >> 16) | 0x40u);
+  if ((u & 0x7f800000u) == 0) return u16((u >> 16) & 0x8000u);
+  return u16((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline u16 elem_bits(const float* p) { return to_bf16(*p); }
+inline u16 elem_bits(const u16* p) { return *p; }
+
+// Up to 16 consecutive values (mask picks them, the rest read as 0) as 16 bf16.
+inline __m256i load16(const float* p, __mmask16 m) {
+  return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, p));
+}
+inline __m256i load16(const u16* p, __mmask16 m) { return _mm256_maskz_loadu_epi16(m, p); }
+
+inline __mmask16 first_n(index_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u); }
+
+// Packs n x kc values of one operand into P-wide panels of bf16 pairs:
+// dst[panel][p][q] = (v(q, 2p), v(q, 2p + 1)), v(q, k) = src[q * qs + k * ks],
+// q past n and k past kc read as 0. For A: q = row, for B: q = column.
+template <typename S, int P>
+void pack_pairs(index_t n, index_t kc, const S* src, index_t qs, index_t ks, u32* dst) {
+  const index_t kp = (kc + 1) / 2;
+  for (index_t i = 0; i < n; i += P, dst += P * kp) {
+    const index_t np = n - i < P ? n - i : P;
+    const S* s = src + i * qs;
+    if (np == P && qs == 1) {
+      // The P values of one k are contiguous (row-major B, column-major A):
+      // two rows of k become the low and high halves of P words.
+      for (index_t p = 0; p < kp; ++p) {
+        const S* r0 = s + 2 * p * ks;
+        const bool has1 = 2 * p + 1 < kc;
+        for (int c = 0; c < P; c += 16) {
+          const __mmask16 m = first_n(P - c);
+          const __m512i lo = _mm512_cvtepu16_epi32(load16(r0 + c, m));
+          const __m512i hi = has1 ? _mm512_cvtepu16_epi32(load16(r0 + ks + c, m)) : _mm512_setzero_si512();
+          _mm512_mask_storeu_epi32(dst + p * P + c, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+      }
+    } else if (np == P && ks == 1) {
+      // Each q's values run contiguously along k (row-major A, B = W^T): 32 of
+      // them make 16 pairs, scattered down the panel's column q.
+      const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(P));
+      for (int q = 0; q < P; ++q) {
+        const S* run = s + q * qs;
+        for (index_t p0 = 0; p0 < kp; p0 += 16) {
+          const index_t k0 = 2 * p0, left = kc - k0;
+          const __m256i lo = load16(run + k0, first_n(left));
+          const __m256i hi = left > 16 ? load16(run + k0 + 16, first_n(left - 16)) : _mm256_setzero_si256();
+          const __m512i words = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+          _mm512_mask_i32scatter_epi32(dst + p0 * P + q, first_n(kp - p0), idx, words, 4);
+        }
+      }
+    } else {
+      for (index_t p = 0; p < kp; ++p)
+        for (int q = 0; q < P; ++q) {
+          u16 lo = 0, hi = 0;
+          if (q < np) {
+            lo = elem_bits(s + q * qs + 2 * p * ks);
+            if (2 * p + 1 < kc) hi = elem_bits(s + q * qs + (2 * p + 1) * ks);
+          }
+          dst[p * P + q] = pair_bits(lo, hi);
+        }
+    }
+  }
+}
+
+template <int P>
+void pack_operand(const GemmMat& m, index_t row0, index_t col0, index_t n, index_t kc, bool panels_are_rows, u32* dst) {
+  // panels_are_rows: A (q = row, k = column); else B (q = column, k = row).
+  const index_t qs = panels_are_rows ? m.rs : m.cs, ks = panels_are_rows ? m.cs : m.rs;
+  const index_t off = row0 * m.rs + col0 * m.cs;
+  if (m.type == ElemType::BF16)
+    pack_pairs<u16, P>(n, kc, static_cast<const u16*>(m.data) + off, qs, ks, dst);
+  else
+    pack_pairs<float, P>(n, kc, static_cast<const float*>(m.data) + off, qs, ks, dst);
+}
+
+// out[r * NR + j] = sum over kp pairs of a . b for the MR x NR tile.
+__attribute__((noinline)) void micro_kernel(index_t kp, const u32* __restrict a, const u32* __restrict b,
+                                            float* __restrict out) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (index_t p = 0; p < kp; ++p) {
+    __m512bh bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * 16);
+    __builtin_prefetch(a + 8 * MR);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh ar = (__m512bh)_mm512_set1_epi32(int(a[r]));
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], ar, bv[v]);
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + r * NR + v * 16, acc[r][v]);
+}
+
+// c = alpha * t + beta * c over an m x n corner (beta == 0 never reads c), as gemm<float>'s tile store.
+void store_tile(const float* t, index_t m, index_t n, float alpha, float beta, float* c, index_t rs_c, index_t cs_c) {
+  if (m == MR && n == NR && cs_c == 1) {
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) {
+        float* p = c + r * rs_c + v * 16;
+        const __m512 x = _mm512_loadu_ps(t + r * NR + v * 16);
+        if (beta == 0.0f) _mm512_storeu_ps(p, _mm512_mul_ps(va, x));
+        else if (beta == 1.0f) _mm512_storeu_ps(p, _mm512_fmadd_ps(va, x, _mm512_loadu_ps(p)));
+        else _mm512_storeu_ps(p, _mm512_fmadd_ps(va, x, _mm512_mul_ps(vb, _mm512_loadu_ps(p))));
+      }
+    return;
+  }
+  for (index_t r = 0; r < m; ++r)
+    for (index_t j = 0; j < n; ++j) {
+      float* p = c + r * rs_c + j * cs_c;
+      *p = beta == 0.0f ? alpha * t[r * NR + j] : alpha * t[r * NR + j] + beta * *p;
+    }
+}
+
+inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+size_t workspace_bytes(index_t m, index_t n, index_t K) {
+  const index_t kcb = gemm_balanced_block(K, KC, 8), mcb = gemm_balanced_block(m, MC, MR);
+  const index_t ncb = gemm_balanced_block(n, NC, NR);
+  // Words (4 bytes) of packed A and B, then the float tile; each 64-byte aligned.
+  return size_t(round_up(mcb * kcb / 2, 16) + round_up(ncb * kcb / 2, 16) + MR * NR) * 4;
+}
+
+void block(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, index_t j1) {
+  const index_t m = i1 - i0, n = j1 - j0;
+  const index_t kcb = gemm_balanced_block(g.K, KC, 8), mcb = gemm_balanced_block(m, MC, MR);
+  const index_t ncb = gemm_balanced_block(n, NC, NR);
+  u32* Ap = static_cast<u32*>(ws);
+  u32* Bp = Ap + round_up(mcb * kcb / 2, 16);
+  float* tile = reinterpret_cast<float*>(Bp + round_up(ncb * kcb / 2, 16));
+  for (index_t jc = j0; jc < j1; jc += ncb) {
+    const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
+    for (index_t pc = 0; pc < g.K; pc += kcb) {
+      const index_t kc = g.K - pc < kcb ? g.K - pc : kcb, kp = (kc + 1) / 2;
+      const bool last = pc + kc >= g.K;
+      const float beta = pc == 0 ? g.beta : 1.0f;
+      pack_operand<NR>(g.B, pc, jc, nc, kc, false, Bp);
+      for (index_t ic = i0; ic < i1; ic += mcb) {
+        const index_t mc = i1 - ic < mcb ? i1 - ic : mcb;
+        pack_operand<MR>(g.A, ic, pc, mc, kc, true, Ap);
+        for (index_t jr = 0; jr < nc; jr += NR) {
+          const index_t nr = nc - jr < NR ? nc - jr : NR;
+          for (index_t ir = 0; ir < mc; ir += MR) {
+            const index_t mr = mc - ir < MR ? mc - ir : MR;
+            float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
+            for (index_t r = 0; r < mr; ++r) __builtin_prefetch(c + r * g.rs_c, 1);
+            micro_kernel(kp, Ap + ir * kp, Bp + jr * kp, tile);
+            store_tile(tile, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
+          }
+        }
+        if (last && g.epi) g.epi(*g.epi_args, ic, mc, jc, nc);
+      }
+    }
+  }
+}
+
+// 12 independent vdpbf16ps chains (as peak_isa.cpp's FMA probe): 64 flops each.
+__attribute__((noinline)) float dp_chains(long iters, float x) {
+  const __m512bh va = (__m512bh)_mm512_set1_epi32(0x3f803f80), vb = (__m512bh)_mm512_set1_epi32(0x3a003a00);
+  __m512 c0 = _mm512_set1_ps(x), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+  __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+  for (long it = 0; it < iters; ++it) {
+    c0 = _mm512_dpbf16_ps(c0, va, vb), c1 = _mm512_dpbf16_ps(c1, va, vb), c2 = _mm512_dpbf16_ps(c2, va, vb);
+    c3 = _mm512_dpbf16_ps(c3, va, vb), c4 = _mm512_dpbf16_ps(c4, va, vb), c5 = _mm512_dpbf16_ps(c5, va, vb);
+    c6 = _mm512_dpbf16_ps(c6, va, vb), c7 = _mm512_dpbf16_ps(c7, va, vb), c8 = _mm512_dpbf16_ps(c8, va, vb);
+    c9 = _mm512_dpbf16_ps(c9, va, vb), c10 = _mm512_dpbf16_ps(c10, va, vb), c11 = _mm512_dpbf16_ps(c11, va, vb);
+    __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7),
+                     "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+  }
+  const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
+                                 _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)),
+                                               _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11))));
+  return _mm512_reduce_add_ps(s);
+}
+
+double peak_gflops(double seconds) {
+  constexpr double flops_per_iter = 12.0 * 64.0;
+  long iters = 1 << 16;
+  double best = 0;
+  volatile float sink = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    sink = sink + dp_chains(iters, 1e-3f);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt > 0 && flops_per_iter * iters / dt > best) best = flops_per_iter * iters / dt;
+    if (dt < 2e-3) iters *= 2;
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > seconds) break;
+  }
+  return best * 1e-9;
+}
+
+const Bf16Kernel kKernel{{MR, NR, MC, KC, NC}, &workspace_bytes, &block, &peak_gflops};
+
+}  // namespace
+
+const Bf16Kernel* bf16_kernel_avx512() { return &kKernel; }
+
+}  // namespace nnfast::cpu::gemm_detail

@@ -1,0 +1,32 @@
+// Between the bf16 GEMM driver (gemm_bf16.cpp) and its AVX512-BF16 kernel
+// (gemm_bf16_avx512.cpp, the one file compiled with -mavx512bf16). Plain data
+// and declarations only: nothing here may be emitted by the AVX512-BF16 object.
+#pragma once
+#include "cpu/gemm_internal.h"
+
+namespace nnfast::cpu::gemm_detail {
+
+// One bf16 GEMM with its C already float32 (the driver widens / narrows a bf16
+// C around the call): C = alpha * A.B + beta * C, then epi on finished blocks.
+struct Bf16Args {
+  index_t M, N, K;
+  float alpha, beta;
+  GemmMat A, B;
+  float* C;
+  index_t rs_c, cs_c;
+  TileFn<float> epi;              // null: no epilogue
+  const GemmArgs<float>* epi_args;  // C, its strides and the float32 epilogue, for epi
+};
+
+struct Bf16Kernel {
+  GemmBlocking blocking;  // kc counts bf16 values along K (even)
+  size_t (*workspace_bytes)(index_t m, index_t n, index_t K);
+  // C block [i0, i1) x [j0, j1), all of K, on one thread; ws 64-byte aligned.
+  void (*block)(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, index_t j1);
+  double (*peak_gflops)(double seconds);
+};
+
+// The AVX512-BF16 kernel (null when the build has none).
+const Bf16Kernel* bf16_kernel_avx512();
+
+}  // namespace nnfast::cpu::gemm_detail

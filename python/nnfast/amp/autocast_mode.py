@@ -1,0 +1,413 @@
+"""``nnfast.autocast``: PyTorch's automatic mixed precision (bfloat16) for nnfast's ops.
+
+Each functional op that autocast knows carries ``@amp_op("name")`` (one line). Outside a region
+and with no bfloat16 input the wrapper costs one attribute test and calls the op. Inside a region
+(or with a bfloat16 input) it applies the op's policy from ``_table.POLICY``:
+
+- LOWER (linear, matmul, conv, attention, prelu): float32 inputs are cast to bfloat16 (a leaf
+  parameter's cast is cached for the region, as PyTorch's ``cache_enabled``). ``linear`` runs
+  nnfast's bf16 GEMM straight on the float32 master weight (the GEMM kernel with ``precision="bf16"``:
+  its packing rounds it to bf16, accumulation is float32, the output is stored bf16) so no bf16 copy
+  of the weight is made and its gradient lands in float32. matmul / mm / bmm take bf16 operands
+  in the same GEMM. conv and attention call the GEMM inside their C++ kernels, which are float32
+  / float64 only: autocast feeds them the bf16-rounded inputs widened to float32 and rounds the
+  output to bf16, so dtypes and input rounding match PyTorch's, the accumulation is float32.
+- FP32 (losses): bfloat16 inputs are cast to float32.
+- everything else: the input's dtype; a bfloat16 input runs the float32 kernel between two
+  conversions (nnfast's ``_C.convert``) and gives a bfloat16 output, with bfloat16 gradients.
+
+float64 tensors are never cast. Master weights and optimizer state stay float32.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from typing import Any, Callable, Optional, TypeVar, cast
+
+import numpy as np
+
+from .._dispatch import contiguous, kernels, xp_of
+from ..autograd.function import ACCUMULATED, Function
+from ..tensor import _BFLOAT16, Tensor, float32
+from . import _table
+
+__all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled",
+           "set_autocast_dtype", "is_autocast_cache_enabled", "set_autocast_cache_enabled",
+           "clear_autocast_cache", "amp_op", "lower_operands", "bf16_matmul_raw"]
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_DEVICES = ("cpu", "cuda")
+
+
+class _State(threading.local):
+    """Per-thread autocast state, as PyTorch's (a region in one thread leaves others alone)."""
+
+    def __init__(self) -> None:
+        self.enabled = {"cpu": False, "cuda": False}
+        self.dtype = {"cpu": _BFLOAT16, "cuda": _BFLOAT16}
+        self.active = False  # any device enabled and not suspended inside an op: the wrappers' fast test
+        self.cache_enabled = True
+        self.depth = 0
+        self.cache: dict[int, tuple[Tensor, Tensor]] = {}
+
+
+_state = _State()
+
+
+def _refresh() -> None:
+    _state.active = _state.enabled["cpu"] or _state.enabled["cuda"]
+
+
+def _device_type(device_type: Any, op: str) -> str:
+    d = str(getattr(device_type, "type", device_type))
+    if d not in _DEVICES:
+        raise ValueError(f"[{op}] expected device_type 'cpu' or 'cuda', got {device_type!r}")
+    return d
+
+
+def is_autocast_enabled(device_type: Any = "cpu") -> bool:
+    """Whether autocast is on for ``device_type`` ("cpu" or "cuda") in this thread.
+
+    Defaults: device_type="cpu" (PyTorch's argument-less form asks about the GPU; nnfast's about the CPU).
+    """
+    return bool(_state.enabled[_device_type(device_type, "is_autocast_enabled")])
+
+
+def set_autocast_enabled(device_type: Any, enabled: bool) -> None:
+    """Turn autocast on or off for ``device_type`` (what ``autocast`` does on entry and exit)."""
+    _state.enabled[_device_type(device_type, "set_autocast_enabled")] = bool(enabled)
+    _refresh()
+
+
+def get_autocast_dtype(device_type: Any = "cpu") -> Any:
+    """The lower-precision dtype autocast uses on ``device_type`` (nnfast.bfloat16).
+
+    Defaults: device_type="cpu".
+    """
+    from ..tensor import dtype_of
+
+    return dtype_of(_state.dtype[_device_type(device_type, "get_autocast_dtype")])
+
+
+def set_autocast_dtype(device_type: Any, dtype: Any) -> None:
+    """Set the lower-precision dtype of ``device_type``; only bfloat16 is supported."""
+    _state.dtype[_device_type(device_type, "set_autocast_dtype")] = _check_dtype(dtype, "set_autocast_dtype")
+
+
+def is_autocast_cache_enabled() -> bool:
+    """Whether casts of leaf parameters are cached within an autocast region."""
+    return bool(_state.cache_enabled)
+
+
+def set_autocast_cache_enabled(enabled: bool) -> None:
+    """Turn the region's cache of parameter casts on or off."""
+    _state.cache_enabled = bool(enabled)
+
+
+def clear_autocast_cache() -> None:
+    """Drop the cached parameter casts (done when the outermost region exits)."""
+    _state.cache.clear()
+
+
+def _check_dtype(dtype: Any, op: str) -> Any:
+    if _BFLOAT16 is None:  # pragma: no cover - ml_dtypes is a dependency
+        raise RuntimeError(f"[{op}] expected the ml_dtypes package (bfloat16 storage)")
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        d = None
+    if d != _BFLOAT16:
+        raise ValueError(f"[{op}] expected dtype nnfast.bfloat16 (the only autocast dtype nnfast supports), "
+                         f"got {dtype!r}")
+    return d
+
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+class autocast:
+    """Context manager and decorator: run the ops inside in mixed precision (PyTorch's autocast).
+
+    Inside, matmul-based ops (linear, matmul, conv, attention) compute in bfloat16 with float32
+    accumulation and return bfloat16; losses run in float32; other ops keep their input's dtype
+    (the table: ``nnfast.amp._table``). Parameters stay float32; backward runs outside or inside.
+
+    Defaults: dtype=nnfast.bfloat16, enabled=True, cache_enabled=True.
+    """
+
+    def __init__(self, device_type: str = "cpu", dtype: Any = None, enabled: bool = True,
+                 cache_enabled: Optional[bool] = None) -> None:
+        self.device_type = _device_type(device_type, "autocast")
+        self.fast_dtype = _check_dtype(_BFLOAT16 if dtype is None else dtype, "autocast")
+        self._enabled = bool(enabled)
+        self._cache_enabled = True if cache_enabled is None else bool(cache_enabled)
+        self._prev: list[tuple[bool, Any, bool]] = []
+
+    def __enter__(self) -> "autocast":
+        st = _state
+        self._prev.append((st.enabled[self.device_type], st.dtype[self.device_type], st.cache_enabled))
+        st.enabled[self.device_type] = self._enabled
+        st.dtype[self.device_type] = self.fast_dtype
+        st.cache_enabled = self._cache_enabled
+        st.depth += 1
+        _refresh()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        st = _state
+        enabled, dt, cache_enabled = self._prev.pop()
+        st.enabled[self.device_type], st.dtype[self.device_type], st.cache_enabled = enabled, dt, cache_enabled
+        st.depth -= 1
+        if st.depth == 0:
+            st.cache.clear()  # as PyTorch: the parameter casts live for the outermost region
+        _refresh()
+
+    def __call__(self, fn: _Fn) -> _Fn:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with autocast(self.device_type, self.fast_dtype, self._enabled, self._cache_enabled):
+                return fn(*args, **kwargs)
+
+        return cast(_Fn, wrapper)
+
+
+# ---------------------------------------------------------------- casts
+def _to_lower(t: Tensor) -> Tensor:
+    """A float32 tensor cast to bf16; a leaf parameter's cast is reused within the region."""
+    st = _state
+    if not (st.cache_enabled and t.requires_grad and t.grad_fn is None):
+        return t.to(_BFLOAT16)
+    hit = st.cache.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    low = t.to(_BFLOAT16)
+    st.cache[id(t)] = (t, low)
+    return low
+
+
+def _map(args: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """``fn`` applied to every Tensor in ``args`` (tuples / lists walked one level deep)."""
+    out = []
+    for a in args:
+        if isinstance(a, Tensor):
+            a = fn(a)
+        elif isinstance(a, (tuple, list)) and any(isinstance(x, Tensor) for x in a):
+            a = type(a)(fn(x) if isinstance(x, Tensor) else x for x in a)
+        out.append(a)
+    return out
+
+
+def _tensors(args: Any, kwargs: dict[str, Any]) -> list[Tensor]:
+    found: list[Tensor] = []
+    for a in list(args) + list(kwargs.values()):
+        if isinstance(a, Tensor):
+            found.append(a)
+        elif isinstance(a, (tuple, list)):
+            found.extend(x for x in a if isinstance(x, Tensor))
+    return found
+
+
+def _widen(t: Tensor) -> Tensor:
+    return t.to(float32) if t._data.dtype == _BFLOAT16 else t
+
+
+def _narrow(t: Tensor) -> Tensor:
+    return t.to(_BFLOAT16) if t._data.dtype == _F32 else t
+
+
+def _narrow_outputs(r: Any) -> Any:
+    if isinstance(r, Tensor):
+        return _narrow(r)
+    if isinstance(r, tuple):
+        return type(r)(_narrow_outputs(x) for x in r) if not hasattr(r, "_fields") else \
+            type(r)(*(_narrow_outputs(x) for x in r))
+    if isinstance(r, list):
+        return [_narrow_outputs(x) for x in r]
+    return r
+
+
+def _suspended(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:
+    """``fn(*args, **kwargs)`` with autocast off (the op's own inner calls are not re-cast)."""
+    st = _state
+    saved = st.active
+    st.active = False
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        st.active = saved
+
+
+def _via_float32(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:
+    """Run a float32 kernel on bfloat16 inputs: widen them (exact), run, round float outputs to bf16."""
+    args = _map(args, _widen)
+    kwargs = dict(zip(kwargs, _map(kwargs.values(), _widen)))
+    return _narrow_outputs(_suspended(fn, args, kwargs))
+
+
+def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:
+    ts = _tensors(args, kwargs)
+    if not ts:
+        return fn(*args, **kwargs)
+    dev = "cuda" if ts[0].is_cuda else "cpu"
+    policy = _table.POLICY.get(name, _table.INPUT)
+    has_bf16 = any(t._data.dtype == _BFLOAT16 for t in ts)
+    if _state.active and _state.enabled[dev] and not any(t._data.dtype == _F64 for t in ts):
+        if policy == _table.LOWER:
+            if name == "linear":
+                return _suspended(_linear_lower, args, kwargs)
+            args = _map(args, lambda t: _to_lower(t) if t._data.dtype == _F32 else t)
+            kwargs = dict(zip(kwargs, _map(kwargs.values(), lambda t: _to_lower(t) if t._data.dtype == _F32 else t)))
+            if name in _NATIVE_BF16:
+                return _suspended(fn, args, kwargs)
+            return _via_float32(fn, args, kwargs)
+        if policy == _table.FP32:
+            return _suspended(fn, _map(args, _widen), dict(zip(kwargs, _map(kwargs.values(), _widen))))
+    if has_bf16:
+        if name in _NATIVE_BF16:
+            return _suspended(fn, args, kwargs)
+        return _via_float32(fn, args, kwargs)
+    return _suspended(fn, args, kwargs) if _state.active else fn(*args, **kwargs)
+
+
+def amp_op(name: str) -> Callable[[_Fn], _Fn]:
+    """Decorator for a functional op: autocast's policy for ``name`` and bfloat16 inputs support."""
+
+    st, bf16 = _state, _BFLOAT16
+
+    def deco(fn: _Fn) -> _Fn:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not st.active:  # the common case, kept to a few attribute reads
+                try:
+                    plain = args[0]._data.dtype is not bf16  # ml_dtypes' dtype is one object
+                except (IndexError, AttributeError):
+                    plain = True
+                if plain:
+                    return fn(*args, **kwargs)
+            return _run(name, fn, args, kwargs)
+
+        return cast(_Fn, wrapper)
+
+    return deco
+
+
+def lower_operands(a: Any, b: Any) -> tuple[Any, Any]:
+    """matmul's operands under autocast: two float32 tensors become bfloat16 (LOWER policy)."""
+    st = _state
+    if not st.active or not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        return a, b
+    if a._data.dtype == _F64 or b._data.dtype == _F64 or not st.enabled["cuda" if a.is_cuda else "cpu"]:
+        return a, b
+    return (_to_lower(a) if a._data.dtype == _F32 else a), (_to_lower(b) if b._data.dtype == _F32 else b)
+
+
+def bf16_matmul_raw(a: Any, b: Any, matmul_raw: Callable[..., Any]) -> Any:
+    """The matmul of two bf16 arrays, bf16 out: one bf16 GEMM for 2-D CPU operands; else the float32
+    GEMM on the widened operands (exact: they are bf16 values; float32 accumulation either way)."""
+    from ..autograd.basic_ops import cast as cast_array
+
+    if a.ndim == 2 and b.ndim == 2 and type(a) is np.ndarray and _gemm_has_bf16():
+        out = np.empty((a.shape[0], b.shape[1]), dtype=_BFLOAT16)
+        kernels("matmul", out, a, b).gemm(out, a, b, 1.0, 0.0, precision="bf16")
+        return out
+    return cast_array(matmul_raw(cast_array(a, _F32), cast_array(b, _F32)), _BFLOAT16)
+
+
+# Ops whose kernels take bfloat16 operands themselves (the bf16 GEMM); the rest go via float32.
+_NATIVE_BF16 = frozenset({"matmul", "mm", "bmm"})
+
+
+# ---------------------------------------------------------------- linear on the bf16 GEMM
+@functools.lru_cache(maxsize=None)
+def _gemm_has_bf16() -> bool:
+    """Whether this build's GEMM takes ``precision="bf16"`` (nnfast's bf16 GEMM)."""
+    doc = getattr(kernels("linear").gemm, "__doc__", "") or ""
+    return "precision" in doc
+
+
+class LinearBF16Function(Function):
+    """y = act(x @ W^T + b) in bf16: x float32 or bf16, W and b the float32 master parameters.
+
+    Forward is one bf16 GEMM (operands rounded to bf16 while packing, float32 accumulation and
+    epilogue) storing y in bf16. Backward widens dy once (the activation derivative and bias sum
+    are float32 kernels), then dx = dz @ W (bf16 GEMM, stored bf16 like x's own dtype) and
+    dW += dz^T @ x (bf16 GEMM accumulating straight into W's float32 .grad).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, weight: Any, bias: Any, act: int, a: float, b: float) -> Any:
+        from ..nn.functional import _act_codes as codes
+
+        K = kernels("linear", x, weight, bias)
+        xp = xp_of(x)
+        lead = x.shape[:-1]
+        x2 = x.reshape(math.prod(lead), x.shape[-1])
+        if bias is not None:
+            bias = contiguous(bias)
+        out = xp.empty((x2.shape[0], weight.shape[0]), dtype=_BFLOAT16)
+        aux = None
+        if act not in codes.GRAD_FROM_OUTPUT:
+            aux = xp.empty(out.shape, dtype=_F32)  # the pre-activation, kept float32 for act'
+        K.gemm(out, x2, weight.T, 1.0, 0.0, bias, act, a, b, aux, precision="bf16")
+        ctx.save_for_backward(x2, weight, out if aux is None else aux)
+        ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = act, a, b, bias is not None, lead
+        ctx.x_dtype = x.dtype
+        return out.reshape(lead + (weight.shape[0],))
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        from ..autograd.basic_ops import cast as _cast_array
+        from ..nn.functional import _act_codes as codes
+
+        x2, weight, saved = ctx.saved_tensors
+        K = kernels("linear", dy)
+        xp = xp_of(dy)
+        dz = _cast_array(dy.reshape(x2.shape[0], weight.shape[0]), _F32)
+        if ctx.act != codes.IDENTITY:
+            if saved.dtype != _F32:
+                saved = _cast_array(saved, _F32)
+            dz2 = xp.empty_like(dz)
+            K.act_backward(dz2, dz, saved, ctx.act, ctx.a, ctx.b)
+            dz = dz2
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = xp.empty(x2.shape, dtype=ctx.x_dtype)
+            K.gemm(dx, dz, weight, precision="bf16")
+            dx = dx.reshape(ctx.lead + (weight.shape[1],))
+        if ctx.needs_input_grad[1]:
+            buf = ctx.grad_buffer(1)
+            if buf is not None:
+                K.gemm(buf, dz.T, x2, 1.0, 1.0, precision="bf16")
+                dw = ACCUMULATED
+            else:
+                dw = xp.empty(weight.shape, dtype=weight.dtype)
+                K.gemm(dw, dz.T, x2, precision="bf16")
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            buf = ctx.grad_buffer(2)
+            if buf is not None:
+                K.bias_grad(buf, dz, True)
+                db = ACCUMULATED
+            else:
+                db = xp.empty((weight.shape[0],), dtype=weight.dtype)
+                K.bias_grad(db, dz, False)
+        return dx, dw, db
+
+
+def _linear_lower(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
+    """F.linear under autocast: the bf16 GEMM on the float32 parameters (no bf16 weight copy)."""
+    from ..nn.functional import _act_codes as codes
+    from ..nn.functional._linear import linear
+
+    ok = (weight._data.dtype == _F32 and (bias is None or bias._data.dtype == _F32)
+          and input._data.dtype in (_F32, _BFLOAT16) and not input.is_cuda and _gemm_has_bf16())
+    if not ok:  # no bf16 GEMM here: PyTorch's casts, then float32 kernels on the bf16-rounded values
+        args = _map((input, weight, bias), lambda t: _to_lower(t) if t._data.dtype == _F32 else t)
+        return cast(Tensor, _via_float32(linear, args + [activation], {}))
+    w = weight._data
+    x = input._data
+    if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
+        return linear(input, weight, bias, activation)  # its own error message
+    code, a, b = codes.resolve(activation)
+    return LinearBF16Function.apply(input, weight, bias, code, a, b)

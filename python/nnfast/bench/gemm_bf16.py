@@ -1,0 +1,186 @@
+"""bf16 GEMM benchmark: nnfast's bf16 GEMM vs its float32 GEMM (and PyTorch's bf16 mm), same run.
+
+Square sizes 1024, 2048, 4096 (1024 and 2048 with ``quick``) on 2 threads by default.
+The bf16 contenders: float32 operands rounded to bf16 while packing (what a Linear
+layer with float32 master weights runs under autocast) and bf16 operands. Reports
+GFLOP/s (median of alternating blocks, as the float32 GEMM bench), the ratio to
+nnfast's float32 GEMM and the percentage of the bf16 peak measured in this run
+with a ``vdpbf16ps`` probe (0 where the CPU has no AVX512-BF16: the portable path
+then runs, and only the ratio means anything).
+
+    python -m nnfast.bench.gemm_bf16 [--quick] [--threads 2] [--json out.json] [--cpu-time]
+
+``--cpu-time`` adds single-thread rows timed by process CPU time (best of 4), which a
+loaded machine disturbs less than wall time (it still shares caches and cores).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from .common import cpu_name
+from .gemm import _load_nnfast, _load_torch, _time_rounds
+
+
+def _check(_C: Any, bf16: Any, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+    """Max error of the first 64 rows of c = bf16(a) @ bf16(b) relative to the bf16 rounding bound."""
+    rows = min(64, a.shape[0])
+    a64, b64 = a[:rows].astype(np.float64), b.astype(np.float64)
+    want = a64 @ b64
+    tol = (2 * 2.0 ** -8 + a.shape[1] * 2.0 ** -24) * (np.abs(a64) @ np.abs(b64)) + 1e-30
+    err = float(np.max(np.abs(c[:rows].astype(np.float64) - want) / tol))
+    if not err <= 1.0:
+        raise AssertionError(f"[bench_gemm_bf16] bf16 GEMM outside its error bound ({err:.3g} x bound)")
+    return err
+
+
+def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, ...] = ()) -> list[dict[str, Any]]:
+    """Benchmark rows, one per size and thread count; raises if a result is outside its bound."""
+    import ml_dtypes
+
+    bf16 = ml_dtypes.bfloat16
+    _C = _load_nnfast()
+    torch = _load_torch()
+    peak = float(_C.bf16_peak_gflops(0.3))
+    fp32_peak = float(_C.fma_peak_gflops(False, 0.3))
+    sizes = sizes or ((1024, 2048) if quick else (1024, 2048, 4096))
+    rng = np.random.default_rng(0)
+    rows: list[dict[str, Any]] = []
+    old = _C.get_num_threads()
+    try:
+        for nt in threads:
+            _C.set_num_threads(nt)
+            if torch is not None:
+                torch.set_num_threads(nt)
+            for n in sizes:
+                a = rng.standard_normal((n, n)).astype(np.float32)
+                b = rng.standard_normal((n, n)).astype(np.float32)
+                ab, bb = a.astype(bf16), b.astype(bf16)
+                c32 = np.empty((n, n), np.float32)
+                c16 = np.empty((n, n), np.float32)
+                _C.gemm(c16, a, b, precision="bf16")
+                err = _check(_C, bf16, a, b, c16)
+                fns: dict[str, Callable[[], Any]] = {
+                    "fp32": lambda: _C.gemm(c32, a, b),
+                    "bf16": lambda: _C.gemm(c16, a, b, precision="bf16"),
+                    "bf16_in": lambda: _C.gemm(c16, ab, bb, precision="bf16"),
+                }
+                if torch is not None:
+                    ta, tb = torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()
+                    fns["torch_bf16"] = lambda: torch.mm(ta, tb)
+                t0 = time.perf_counter()
+                for fn in fns.values():
+                    fn()
+                one = (time.perf_counter() - t0) / len(fns)
+                reps = int(min(30, max(3, 0.3 / max(one, 1e-9))))
+                if quick:
+                    reps = max(3, reps // 2)
+                times = _time_rounds(fns, reps, nt)
+                flops = 2.0 * n ** 3
+                row: dict[str, Any] = {"case": f"square {n}", "threads": nt, "bf16_kernel": _C.bf16_kernel(),
+                                       "max_err_over_bound": err, "reps": reps}
+                for lib, ts in times.items():
+                    row[f"{lib}_gflops"] = flops / sorted(ts)[len(ts) // 2] * 1e-9
+                row["bf16_vs_fp32"] = row["bf16_gflops"] / row["fp32_gflops"]
+                if peak > 0:
+                    row["pct_bf16_peak"] = 100 * row["bf16_gflops"] / (peak * nt)
+                    row["pct_bf16_peak_bf16_in"] = 100 * row["bf16_in_gflops"] / (peak * nt)
+                row["bf16_peak_gflops_per_core"] = peak
+                row["fp32_pct_peak"] = 100 * row["fp32_gflops"] / (fp32_peak * nt)
+                if "torch_bf16_gflops" in row:
+                    row["bf16_vs_torch_bf16"] = row["bf16_gflops"] / row["torch_bf16_gflops"]
+                rows.append(row)
+    finally:
+        _C.set_num_threads(old)
+    return rows
+
+
+def cpu_time_rows(sizes: tuple[int, ...] = (512, 1024, 2048)) -> list[dict[str, Any]]:
+    """Single-thread GFLOP/s by process CPU time (best of 4): fp32, bf16 NN and bf16 NT (A @ W^T)."""
+    _C = _load_nnfast()
+    peak = float(_C.bf16_peak_gflops(0.3))
+    fp32_peak = float(_C.fma_peak_gflops(False, 0.3))
+    rng = np.random.default_rng(1)
+    rows: list[dict[str, Any]] = []
+    old = _C.get_num_threads()
+    _C.set_num_threads(1)
+    try:
+        for n in sizes:
+            a = rng.standard_normal((n, n)).astype(np.float32)
+            b = rng.standard_normal((n, n)).astype(np.float32)
+            w = np.ascontiguousarray(b.T)
+            c = np.empty((n, n), np.float32)
+
+            def best(fn: Callable[[], Any]) -> float:
+                fn()
+                t = min(_cpu_seconds(fn) for _ in range(4))
+                return 2.0 * n ** 3 / max(t, 1e-9) * 1e-9
+
+            row: dict[str, Any] = {"case": f"square {n}", "threads": 1, "clock": "cpu",
+                                   "fp32_gflops": best(lambda: _C.gemm(c, a, b)),
+                                   "bf16_gflops": best(lambda: _C.gemm(c, a, b, precision="bf16")),
+                                   "bf16_nt_gflops": best(lambda: _C.gemm(c, a, w.T, precision="bf16"))}
+            row["bf16_vs_fp32"] = row["bf16_gflops"] / row["fp32_gflops"]
+            row["fp32_pct_peak"] = 100 * row["fp32_gflops"] / fp32_peak if fp32_peak else float("nan")
+            if peak > 0:
+                row["pct_bf16_peak"] = 100 * row["bf16_gflops"] / peak
+                row["pct_bf16_peak_nt"] = 100 * row["bf16_nt_gflops"] / peak
+            rows.append(row)
+    finally:
+        _C.set_num_threads(old)
+    return rows
+
+
+def _cpu_seconds(fn: Callable[[], Any]) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    print(f"{'case':12s} {'thr':>3s} {'fp32':>7s} {'bf16':>7s} {'bf16in':>7s} {'torch16':>7s} {'x fp32':>7s} "
+          f"{'%peak16':>7s} {'%peak32':>7s}   (median GFLOP/s)")
+    for r in rows:
+        print(f"{r['case']:12s} {r['threads']:3d} {r['fp32_gflops']:7.1f} {r['bf16_gflops']:7.1f} "
+              f"{r['bf16_in_gflops']:7.1f} {r.get('torch_bf16_gflops', float('nan')):7.1f} {r['bf16_vs_fp32']:7.2f} "
+              f"{r.get('pct_bf16_peak', float('nan')):7.1f} {r['fp32_pct_peak']:7.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: prints the table (and writes JSON with ``--json``)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1024 and 2048 only, fewer repeats")
+    p.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
+    p.add_argument("--sizes", default="", help="comma-separated square sizes (default 1024,2048,4096)")
+    p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    p.add_argument("--cpu-time", action="store_true", help="also single-thread rows timed by CPU time")
+    args = p.parse_args(argv)
+    _C = _load_nnfast()
+    threads = tuple(int(t) for t in args.threads.split(","))
+    sizes = tuple(int(s) for s in args.sizes.split(",") if s)
+    rows = run(quick=args.quick, threads=threads, sizes=sizes)
+    print(f"# {cpu_name()}, bf16 level {_C.bf16_level()} (kernel {_C.bf16_kernel()}), isa {_C.cpu_isa()}, "
+          f"bf16 peak {rows[0]['bf16_peak_gflops_per_core']:.1f} GFLOP/s per core")
+    _print(rows)
+    cpu_rows = cpu_time_rows() if args.cpu_time else []
+    if cpu_rows:
+        print("\n# 1 thread, CPU time (best of 4): GFLOP/s (% of peak)")
+        for r in cpu_rows:
+            print(f"{r['case']:12s} fp32 {r['fp32_gflops']:6.1f} ({r['fp32_pct_peak']:3.0f} %)  bf16 NN "
+                  f"{r['bf16_gflops']:6.1f} ({r.get('pct_bf16_peak', float('nan')):3.0f} %)  bf16 NT "
+                  f"{r['bf16_nt_gflops']:6.1f} ({r.get('pct_bf16_peak_nt', float('nan')):3.0f} %)  "
+                  f"x fp32 {r['bf16_vs_fp32']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"cpu": cpu_name(), "bf16_level": _C.bf16_level(), "rows": rows, "cpu_time_rows": cpu_rows},
+                      f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

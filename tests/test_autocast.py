@@ -1,0 +1,282 @@
+"""nnfast.autocast: the op-by-op dtype table (static, and against live PyTorch when installed),
+gradients' dtypes, float64 left alone, the parameter-cast cache, bf16 numerics against float64
+references, bf16 inputs outside a region, and the API's errors."""
+import numpy as np
+import pytest
+
+import nnfast
+import nnfast.nn.functional as F
+from nnfast.amp import _table
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+BF16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def bf(a):
+    """float64 values of ``a`` rounded to bf16 (ml_dtypes' RNE, an independent oracle)."""
+    return np.asarray(a, np.float64).astype(np.float32).astype(BF16).astype(np.float64)
+
+
+def _inputs(xp_tensor, dtype):
+    """Deterministic inputs for the table, built with ``xp_tensor(array)``, in ``dtype``."""
+    rng = np.random.default_rng(7)
+    a = {
+        "x": rng.standard_normal((4, 8)), "w": rng.standard_normal((6, 8)), "b": rng.standard_normal(6),
+        "img": rng.standard_normal((2, 3, 8, 8)), "cw": rng.standard_normal((4, 3, 3, 3)),
+        "q": rng.standard_normal((1, 2, 5, 8)), "p": rng.random((4, 8)) * 0.8 + 0.1,
+    }
+    return {k: xp_tensor(v, dtype) for k, v in a.items()}
+
+
+# op -> f(lib, F, inputs, target) with lib = nnfast or torch (the same call in both)
+CALLS = {
+    "linear": lambda L, F, i, t: F.linear(i["x"], i["w"], i["b"]),
+    "matmul": lambda L, F, i, t: L.matmul(i["x"], i["w"].T),
+    "mm": lambda L, F, i, t: L.mm(i["x"], i["w"].T),
+    "bmm": lambda L, F, i, t: L.bmm(i["x"][None], i["w"].T[None]),
+    "conv1d": lambda L, F, i, t: F.conv1d(i["img"][:, :, 0], i["cw"][:, :, 0]),
+    "conv2d": lambda L, F, i, t: F.conv2d(i["img"], i["cw"], padding=1),
+    "conv_transpose2d": lambda L, F, i, t: F.conv_transpose2d(i["img"], i["cw"].transpose(0, 1)),
+    "prelu": lambda L, F, i, t: F.prelu(i["x"], i["b"][:1]),
+    "scaled_dot_product_attention": lambda L, F, i, t: F.scaled_dot_product_attention(i["q"], i["q"], i["q"]),
+    "cross_entropy": lambda L, F, i, t: F.cross_entropy(i["x"], t),
+    "nll_loss": lambda L, F, i, t: F.nll_loss(i["x"], t),
+    "mse_loss": lambda L, F, i, t: F.mse_loss(i["x"], i["x"] * 0.5),
+    "l1_loss": lambda L, F, i, t: F.l1_loss(i["x"], i["x"] * 0.5),
+    "smooth_l1_loss": lambda L, F, i, t: F.smooth_l1_loss(i["x"], i["x"] * 0.5),
+    "huber_loss": lambda L, F, i, t: F.huber_loss(i["x"], i["x"] * 0.5),
+    "binary_cross_entropy_with_logits": lambda L, F, i, t: F.binary_cross_entropy_with_logits(i["x"], i["p"]),
+    "kl_div": lambda L, F, i, t: F.kl_div(i["x"], i["p"], reduction="batchmean"),
+    "softmax": lambda L, F, i, t: F.softmax(i["x"], dim=-1),
+    "log_softmax": lambda L, F, i, t: F.log_softmax(i["x"], dim=-1),
+    "relu": lambda L, F, i, t: F.relu(i["x"]),
+    "gelu": lambda L, F, i, t: F.gelu(i["x"]),
+    "sigmoid": lambda L, F, i, t: F.sigmoid(i["x"]),
+    "tanh": lambda L, F, i, t: F.tanh(i["x"]),
+    "silu": lambda L, F, i, t: F.silu(i["x"]),
+    "dropout": lambda L, F, i, t: F.dropout(i["x"], 0.5, training=True),
+    "layer_norm": lambda L, F, i, t: F.layer_norm(i["x"], (8,)),
+    "batch_norm": lambda L, F, i, t: F.batch_norm(i["x"], None, None, training=True),
+    "group_norm": lambda L, F, i, t: F.group_norm(i["img"], 3),
+    "rms_norm": lambda L, F, i, t: F.rms_norm(i["x"], (8,)),
+    "max_pool2d": lambda L, F, i, t: F.max_pool2d(i["img"], 2),
+    "avg_pool2d": lambda L, F, i, t: F.avg_pool2d(i["img"], 2),
+}
+
+
+def _nn_tensor(a, dtype):
+    return nnfast.tensor(np.asarray(a, np.float32)).to(dtype)
+
+
+def _run_nnfast(op, dtype):
+    i = _inputs(_nn_tensor, dtype)
+    with nnfast.autocast("cpu", dtype=nnfast.bfloat16):
+        out = CALLS[op](nnfast, F, i, nnfast.tensor([0, 1, 2, 3]))
+    return out.dtype
+
+
+def test_table_covers_every_policy_op_and_expected_row():
+    assert set(_table.EXPECTED) == set(CALLS)
+    for op, policy in _table.POLICY.items():
+        assert policy in (_table.LOWER, _table.FP32)
+        if op in _table.EXPECTED:
+            f32, b16 = _table.EXPECTED[op]
+            assert (f32, b16) == (("bfloat16", "bfloat16") if policy == _table.LOWER else ("float32", "float32"))
+
+
+@pytest.mark.parametrize("op", sorted(CALLS))
+def test_output_dtypes_match_the_static_table(op):
+    f32, b16 = _table.EXPECTED[op]
+    assert _run_nnfast(op, nnfast.float32) == getattr(nnfast, f32)
+    assert _run_nnfast(op, nnfast.bfloat16) == getattr(nnfast, b16)
+
+
+@pytest.mark.parametrize("op", sorted(CALLS))
+def test_output_dtypes_match_live_pytorch(op):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as TF
+
+    def tt(a, dtype):
+        return torch.tensor(np.asarray(a, np.float32)).to(dtype)
+
+    got = []
+    for dtype in (torch.float32, torch.bfloat16):
+        i = _inputs(tt, dtype)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got.append(str(CALLS[op](torch, TF, i, torch.tensor([0, 1, 2, 3])).dtype).replace("torch.", ""))
+    assert tuple(got) == _table.EXPECTED[op]
+    for want, dtype in zip(got, (nnfast.float32, nnfast.bfloat16)):
+        assert _run_nnfast(op, dtype) == getattr(nnfast, want)
+
+
+def test_float64_is_never_autocast():
+    x = nnfast.randn(4, 8, dtype=nnfast.float64)
+    lin = nnfast.nn.Linear(8, 3).double()
+    with nnfast.autocast("cpu"):
+        assert lin(x).dtype == nnfast.float64
+        assert (x @ x.T).dtype == nnfast.float64
+        assert F.relu(x).dtype == nnfast.float64
+
+
+def test_mlp_gradients_flow_in_the_right_dtypes(device):
+    """On every device (the cuda device widens and rounds through CuPy casts: no bf16 kernels there)."""
+    nnfast.manual_seed(0)
+    model = nnfast.nn.Sequential(nnfast.nn.Linear(12, 16), nnfast.nn.ReLU(), nnfast.nn.Linear(16, 5)).to(device)
+    x = nnfast.randn(9, 12, device=device)
+    y = nnfast.tensor(np.arange(9) % 5, device=device)
+    with nnfast.autocast("cpu" if device == "cpu" else "cuda"):
+        h = model[0](x)
+        h.retain_grad()
+        a = model[1](h)
+        logits = model[2](a)
+        loss = F.cross_entropy(logits, y)
+    assert (h.dtype, a.dtype, logits.dtype, loss.dtype) == (nnfast.bfloat16,) * 3 + (nnfast.float32,)
+    loss.backward()
+    assert h.grad.dtype == nnfast.bfloat16  # an activation's gradient in its own dtype
+    for p in model.parameters():
+        assert p.dtype == nnfast.float32 and p.grad.dtype == nnfast.float32
+    # optimizer state stays float32
+    opt = nnfast.optim.Adam(model.parameters(), lr=1e-3)
+    opt.step()
+    for p in model.parameters():
+        assert p.dtype == nnfast.float32
+        assert all(getattr(v, "dtype", nnfast.float32) in (nnfast.float32, nnfast.float64, nnfast.int64)
+                   for v in opt.state[p].values() if hasattr(v, "dtype"))
+
+
+def test_linear_numerics_against_float64_of_bf16_rounded_operands():
+    rng = np.random.default_rng(3)
+    for m, k, n in ((1, 7, 3), (7, 1023, 5), (33, 64, 17)):
+        x, w, b = rng.standard_normal((m, k)), rng.standard_normal((n, k)), rng.standard_normal(n)
+        tx, tw, tb = (nnfast.tensor(v.astype(np.float32), requires_grad=True) for v in (x, w, b))
+        with nnfast.autocast("cpu"):
+            y = F.linear(tx, tw, tb)
+        ref = bf(x) @ bf(w).T + b.astype(np.float32)
+        # float32 accumulation of exact products (k * 2^-24 relative), one bf16 rounding of the output,
+        # and of the bias where it is cast to bf16 too (PyTorch's casts; the bf16 GEMM keeps it float32)
+        bound = (2.0 ** -8) * (np.abs(ref) + np.abs(b)) + k * 2.0 ** -23 * (np.abs(bf(x)) @ np.abs(bf(w)).T + np.abs(b))
+        err = np.abs(y.detach().float().numpy() - ref)
+        assert np.all(err <= bound), (m, k, n, float(np.max(err - bound)))
+        g = rng.standard_normal((m, n))
+        y.backward(nnfast.tensor(g.astype(np.float32)).bfloat16())
+        gb = bf(g)
+        dw_ref = gb.T @ bf(x)
+        dw_bound = (m * 2.0 ** -23 + 2.0 ** -8) * (np.abs(gb).T @ np.abs(bf(x))) + 1e-30
+        assert tw.grad.dtype == nnfast.float32
+        assert np.all(np.abs(tw.grad.numpy() - dw_ref) <= dw_bound)
+        # bf16 rounding of the sum where the bias was cast (PyTorch's path), float32 summation otherwise
+        assert np.all(np.abs(tb.grad.numpy() - gb.sum(0)) <= (2.0 ** -8 + m * 2.0 ** -23) * np.abs(gb).sum(0))
+        dx_ref = gb @ bf(w)
+        dx_bound = 2.0 ** -8 * np.abs(dx_ref) + n * 2.0 ** -22 * (np.abs(gb) @ np.abs(bf(w)))
+        assert np.all(np.abs(tx.grad.numpy() - dx_ref) <= dx_bound + 1e-30)
+
+
+def test_bf16_inputs_outside_a_region_run_the_float32_kernels_and_round():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((3, 2, 7, 7)).astype(np.float32)
+    xb = nnfast.tensor(a).bfloat16()
+    x32 = nnfast.tensor(bf(a).astype(np.float32))
+    for f in (F.relu, F.gelu, lambda t: F.max_pool2d(t, 2), lambda t: F.layer_norm(t, (7,)),
+              lambda t: F.batch_norm(t, None, None, training=True), lambda t: F.softmax(t, dim=1),
+              lambda t: F.log_softmax(t, dim=-1), lambda t: t.reshape(6, 49).T, lambda t: t * 2 + t):
+        out = f(xb)
+        assert out.dtype == nnfast.bfloat16
+        want = f(x32).detach().numpy()
+        np.testing.assert_array_equal(out.detach().float().numpy(), bf(want))
+
+
+def test_bf16_dropout_and_gradient_dtype():
+    x = nnfast.randn(64, 33).bfloat16().requires_grad_()
+    y = F.dropout(x, 0.5, training=True)
+    assert y.dtype == nnfast.bfloat16
+    y.float().sum().backward()
+    assert x.grad.dtype == nnfast.bfloat16
+    kept = y.detach().float().numpy() != 0
+    np.testing.assert_array_equal(x.grad.float().numpy()[kept], 2.0)
+
+
+def test_ops_without_bf16_support_raise_clearly():
+    xb = nnfast.randn(1, 2, 4, 4).bfloat16()
+    with pytest.raises(TypeError, match=r"^\[interpolate\] expected input to be float32 or float64, got bfloat16"):
+        F.interpolate(xb, scale_factor=2)
+
+
+def test_parameter_casts_are_cached_within_a_region():
+    from nnfast.amp import autocast_mode as am
+
+    w = nnfast.nn.Parameter(nnfast.randn(5, 5))
+    x = nnfast.randn(3, 5)
+    with nnfast.autocast("cpu"):
+        a = am._to_lower(w)
+        assert am._to_lower(w) is a
+        x @ w
+        with nnfast.autocast("cpu"):
+            assert am._to_lower(w) is a  # nested regions share it
+        assert am._to_lower(w) is a
+        assert am._to_lower(x) is not am._to_lower(x)  # not a leaf parameter: never cached
+    assert not am._state.cache  # the outermost exit drops it
+    with nnfast.autocast("cpu", cache_enabled=False):
+        assert am._to_lower(w) is not am._to_lower(w)
+
+
+def test_api_context_decorator_nesting_and_errors():
+    assert not nnfast.is_autocast_enabled() and not nnfast.is_autocast_enabled("cuda")
+    assert nnfast.get_autocast_dtype("cpu") == nnfast.bfloat16
+    assert nnfast.amp.autocast is nnfast.autocast
+
+    @nnfast.autocast("cpu")
+    def f(x):
+        return nnfast.is_autocast_enabled("cpu"), (x @ x).dtype
+
+    assert f(nnfast.randn(3, 3)) == (True, nnfast.bfloat16)
+    assert not nnfast.is_autocast_enabled("cpu")
+    with nnfast.autocast("cpu"):
+        with nnfast.autocast("cpu", enabled=False):
+            assert not nnfast.is_autocast_enabled("cpu")
+            assert (nnfast.randn(2, 2) @ nnfast.randn(2, 2)).dtype == nnfast.float32
+        assert nnfast.is_autocast_enabled("cpu")
+    with nnfast.autocast("cuda"):  # another device's region leaves the CPU's ops alone
+        assert (nnfast.randn(2, 2) @ nnfast.randn(2, 2)).dtype == nnfast.float32
+    with pytest.raises(ValueError, match=r"^\[autocast\] expected dtype nnfast.bfloat16"):
+        nnfast.autocast("cpu", dtype=nnfast.float16)
+    with pytest.raises(ValueError, match=r"^\[autocast\] expected device_type 'cpu' or 'cuda'"):
+        nnfast.autocast("tpu")
+
+
+def _fit_accuracy(precision, epochs=3):
+    nnfast.manual_seed(0)
+    X, y, Xte, yte = nnfast.datasets.mnist_5k()
+    model = nnfast.nn.Sequential(nnfast.nn.Linear(784, 128, activation="relu"), nnfast.nn.Linear(128, 10))
+    opt = nnfast.optim.Adam(model.parameters(), lr=2e-3)
+    h = nnfast.fit(model, nnfast.nn.CrossEntropyLoss(), opt, (X, y), (Xte, yte), epochs=epochs, batch_size=64,
+                   metrics=["accuracy"], verbose=False, precision=precision)
+    assert all(p.dtype == nnfast.float32 for p in model.parameters())
+    return h["val_accuracy"][-1]
+
+
+def test_bf16_training_matches_fp32_accuracy_small():
+    """The fast twin of the CLI acceptance run below: a 784-128-10 MLP, 3 epochs."""
+    fp32, bf16 = _fit_accuracy("fp32"), _fit_accuracy("bf16")
+    assert fp32 >= 0.9 and abs(bf16 - fp32) <= 0.005, (fp32, bf16)
+
+
+def test_fit_rejects_an_unknown_precision():
+    with pytest.raises(ValueError, match=r"^\[fit\] expected precision 'fp32' or 'bf16', got 'fp16'"):
+        nnfast.fit(nnfast.nn.Linear(2, 2), nnfast.nn.MSELoss(), None, (np.zeros((2, 2), np.float32),) * 2,
+                   precision="fp16")
+
+
+@pytest.mark.slow
+def test_cli_train_bf16_within_half_a_point_of_fp32(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    acc = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.json"
+        r = subprocess.run([sys.executable, "-m", "nnfast", "train", "--precision", precision, "--quiet",
+                            "--json", str(out)], capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr
+        acc[precision] = json.loads(out.read_text())["summary"]["test_accuracy"]
+    assert abs(acc["bf16"] - acc["fp32"]) <= 0.005, acc
