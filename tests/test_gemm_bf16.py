@@ -241,6 +241,15 @@ def test_bmm(level, tc):
     assert np.all(np.abs(_f64(C) - ref) <= tol)
 
 
+def test_bf16_peak_probe():
+    peak = _C.bf16_peak_gflops(0.05)
+    if not _C.bf16_level_supported("avx512_bf16"):
+        assert peak == 0.0
+        return
+    fp32 = _C.fma_peak_gflops(False, 0.05)
+    assert peak > 0 and 1.0 < peak / fp32 < 4.0  # vdpbf16ps: twice the fp32 FMA rate; loose for a loaded machine
+
+
 def test_errors():
     A = np.ones((3, 4), np.float32)
     B = np.ones((4, 5), BF16)
