@@ -20,7 +20,7 @@ def test_bench_quick_prints_tables_and_writes_json(tmp_path):
     r = subprocess.run([sys.executable, "-m", "nnfast", "bench", "--quick", "--json", str(out)],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
-    for section in ("## gemm", "## memory", "## overhead", "## step"):
+    for section in ("## gemm", "## gemm_bf16", "## memory", "## overhead", "## step"):
         assert section in r.stdout
     data = json.loads(out.read_text())
     assert data["machine"]["fma_peak_gflops_per_core"] > 0
@@ -28,6 +28,11 @@ def test_bench_quick_prints_tables_and_writes_json(tmp_path):
     assert {r["threads"] for r in gemm} == {1, 2}
     assert {r["layout"] for r in gemm} >= {"NN", "NT", "TN"}
     assert all(r["nnfast_gflops"] > 0 and r["ratio_vs_numpy"] > 0 and r["pct_peak"] > 0 for r in gemm)
+    bf16 = data["gemm_bf16"]
+    assert [r["case"] for r in bf16] == ["square 512", "square 1024"]
+    assert all(r["bf16_gflops"] > 0 and r["bf16_vs_fp32"] > 0 for r in bf16)
+    if nnfast._C.bf16_kernel() == "avx512_bf16":
+        assert all(r["pct_bf16_peak"] > 0 for r in bf16)
     memory = {r["kernel"]: r for r in data["memory"]}
     assert "numpy copy, 2 threads (ceiling)" in memory
     for name in ("relu fwd", "cross_entropy loss+grad (rows of 1000)", "layer_norm bwd", "batch_norm fwd (train, 1024 features)",

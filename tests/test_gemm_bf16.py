@@ -241,6 +241,15 @@ def test_bmm(level, tc):
     assert np.all(np.abs(_f64(C) - ref) <= tol)
 
 
+def test_bf16_peak_probe():
+    peak = _C.bf16_peak_gflops(0.05)
+    if not _C.bf16_level_supported("avx512_bf16"):
+        assert peak == 0.0
+        return
+    fp32 = _C.fma_peak_gflops(False, 0.05)
+    assert peak > 0 and 1.0 < peak / fp32 < 4.0  # vdpbf16ps: twice the fp32 FMA rate; loose for a loaded machine
+
+
 def test_errors():
     A = np.ones((3, 4), np.float32)
     B = np.ones((4, 5), BF16)
@@ -304,20 +313,44 @@ def test_environment_switch_subprocess(env, level, kernel):
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
 
 
-def test_cuda_binding_precision_argument():
-    """nnfast._C_cuda.gemm / bmm take the same precision argument; bf16 has no CUDA kernel yet."""
+def test_cuda_portable_path():
+    """nnfast._C_cuda.gemm / bmm with precision="bf16" (the GPU's portable path) on the emulated
+    cuda device: within the float32-summation bound of the CPU result, bf16 stores RNE."""
     if not _C.cuda_emulated():
         pytest.skip("checked on the emulated cuda device (host arrays)")
     from nnfast import _C_cuda
 
-    A = np.ones((3, 4), np.float32)
-    B = np.ones((4, 5), np.float32)
-    C = np.zeros((3, 5), np.float32)
-    _C_cuda.gemm(C, A, B, precision="fp32")
-    assert np.array_equal(C, np.full((3, 5), 4.0, np.float32))
-    with pytest.raises(NotImplementedError, match=r"^\[gemm\] precision='bf16' on cuda"):
-        _C_cuda.gemm(C, A, B, precision="bf16")
-    with pytest.raises(NotImplementedError, match=r"^\[bmm\] precision='bf16' on cuda"):
-        _C_cuda.bmm(C[None], A[None], B[None], precision="bf16")
+    rng = np.random.default_rng(5)
+    M, N, K = 37, 21, 300
+    for ta, tb, tc in [(np.float32, np.float32, np.float32), (BF16, np.float32, BF16), (np.float32, BF16, BF16)]:
+        A = _operand(rng, M, K, ta, "C")
+        B = _operand(rng, K, N, tb, "F")
+        bias = rng.standard_normal(N).astype(BF16)
+        aux_c, aux_g = np.empty((M, N), BF16), np.empty((M, N), BF16)
+        want = np.empty((M, N), tc)
+        got = np.empty((M, N), tc)
+        _C.gemm(want, A, B, 1.0, 0.0, bias, 1, 0.0, 0.0, aux_c, precision="bf16")
+        _C_cuda.gemm(got, A, B, 1.0, 0.0, bias, 1, 0.0, 0.0, aux_g, precision="bf16")
+        mag = np.abs(_f64(A)) @ np.abs(_f64(B)) + np.abs(_f64(bias))
+        tol = 2 * (K + 4) * U_F32 * mag + (2 * U_BF16 * np.abs(_f64(want)) if tc == BF16 else 0.0)
+        assert np.all(np.abs(_f64(got) - _f64(want)) <= tol)
+        assert np.all(np.abs(_f64(aux_g) - _f64(aux_c)) <= 2 * (K + 4) * U_F32 * mag + 2 * U_BF16 * np.abs(_f64(aux_c)))
+    # beta with a bf16 C, and dact_src in bf16.
+    C0 = rng.standard_normal((M, N)).astype(BF16)
+    src = rng.standard_normal((M, N)).astype(BF16)
+    want, got = C0.copy(), C0.copy()
+    _C.gemm(want, A, B, 0.5, 1.0, None, 4, 0.0, 0.0, None, src, precision="bf16")
+    _C_cuda.gemm(got, A, B, 0.5, 1.0, None, 4, 0.0, 0.0, None, src, precision="bf16")
+    assert np.all(np.abs(_f64(got) - _f64(want)) <= 2 * (K + 4) * U_F32 * (mag + np.abs(_f64(C0))) +
+                  2 * U_BF16 * np.abs(_f64(want)))
+    # bmm, and the same errors as the CPU binding.
+    Ab = rng.standard_normal((3, 5, 64)).astype(BF16)
+    Bb = rng.standard_normal((3, 64, 6)).astype(np.float32)
+    want, got = np.empty((3, 5, 6), np.float32), np.empty((3, 5, 6), np.float32)
+    _C.bmm(want, Ab, Bb, precision="bf16")
+    _C_cuda.bmm(got, Ab, Bb, precision="bf16")
+    assert np.all(np.abs(got - want) <= 140 * U_F32 * (np.abs(_f64(Ab)) @ np.abs(_f64(Bb))))
     with pytest.raises(ValueError, match=r"^\[gemm\] expected precision 'fp32' or 'bf16'"):
-        _C_cuda.gemm(C, A, B, precision="tf32")
+        _C_cuda.gemm(want[0], Ab[0], Bb[0], precision="tf32")
+    with pytest.raises(TypeError, match=r"^\[gemm\] expected A to be float32 or bfloat16"):
+        _C_cuda.gemm(want[0], Ab[0].astype(np.float64), Bb[0], precision="bf16")

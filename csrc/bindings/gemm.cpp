@@ -33,13 +33,7 @@ py::array bf16_epilogue_array(const char* op, const py::object& o, const char* n
 
 // "fp32" (every array one float dtype) or "bf16"; anything else is an error.
 bool wants_bf16(const char* op, const std::string& precision) {
-  if (precision == "bf16") {
-#if NNFAST_BIND_CUDA
-    PyErr_SetString(PyExc_NotImplementedError, (std::string("[") + op + "] precision='bf16' on cuda").c_str());
-    throw py::error_already_set();
-#endif
-    return true;
-  }
+  if (precision == "bf16") return true;
   if (precision != "fp32") value_error(op, "precision 'fp32' or 'bf16', got '" + precision + "'");
   return false;
 }
@@ -101,11 +95,7 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
     const index_t rs_c = M > 0 ? elem_stride(op, C, "out", 0) : N;
     void* pc = C.mutable_data();
     py::gil_scoped_release release;
-#if !NNFAST_BIND_CUDA
     gemm_bf16(M, N, K, static_cast<float>(alpha), ma, mb, static_cast<float>(beta), pc, tc, rs_c, 1, ep);
-#else
-    (void)ma, (void)mb, (void)pc, (void)rs_c;
-#endif
     return;
   }
 
@@ -196,12 +186,8 @@ void bmm_binding(py::array C, py::array A, py::array B, double alpha, double bet
     const GemmMat ma{A.data(), ta, rs_a, cs_a}, mb{B.data(), tb, rs_b, cs_b};
     void* pc = C.mutable_data();
     py::gil_scoped_release release;
-#if !NNFAST_BIND_CUDA
     gemm_bf16_batched(batch, M, N, K, static_cast<float>(alpha), ma, bs_a, mb, bs_b, static_cast<float>(beta), pc, tc,
                       bs_c, rs_c, 1);
-#else
-    (void)ma, (void)mb, (void)pc;
-#endif
     return;
   }
   run_released(dt, [&](auto tag) {

@@ -19,9 +19,13 @@ namespace nnfast {
 using bf16_t = std::uint16_t;
 
 NNFAST_HD inline std::uint32_t bf16_float_bits(float x) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(x);
+#else
   std::uint32_t u;
   std::memcpy(&u, &x, sizeof u);
   return u;
+#endif
 }
 
 // float32 -> bfloat16 bits, round to nearest even.
@@ -37,9 +41,13 @@ NNFAST_HD inline bf16_t float_to_bf16(float x) {
 // bfloat16 bits -> float32 (exact).
 NNFAST_HD inline float bf16_to_float(bf16_t h) {
   const std::uint32_t u = static_cast<std::uint32_t>(h) << 16;
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
   float x;
   std::memcpy(&x, &u, sizeof x);
   return x;
+#endif
 }
 
 // float32 rounded to the nearest bfloat16 and widened back (the value a bf16

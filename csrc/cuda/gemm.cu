@@ -30,6 +30,7 @@
 // sm_80+ only, and the emulation build substitutes a software model of the instruction
 // (so its indexing is tested). Used only when enabled (NNFAST_CUDA_TF32=1 or
 // gemm_set_tf32(true)) on an sm_80+ device.
+#include "core/bf16.h"
 #include "core/gemm_operands.h"
 #include "cuda/common.cuh"
 #include "nnfast/cuda/gemm.h"
@@ -677,5 +678,114 @@ void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, inde
 NNFAST_INSTANTIATE(float)
 NNFAST_INSTANTIATE(double)
 #undef NNFAST_INSTANTIATE
+
+// ------------------------------------------------------------------ bf16 (portable path)
+// precision="bf16" on the GPU: A and B rounded to bf16 into float32 device copies,
+// the float32 GEMM above (same epilogue), then RNE stores to a bf16 C / aux. No
+// bf16 tensor-core kernel yet: this is the reference path, as the CPU's portable one.
+namespace cugemm {
+
+// dst[i * cols + j] = element (i, j) of m as float32, rounded to bf16 when `round`.
+__global__ void bf16_widen_kernel(float* dst, GemmMat m, index_t rows, index_t cols, int round) {
+  const index_t n = rows * cols;
+  for (index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x; t < n; t += index_t(gridDim.x) * blockDim.x) {
+    const index_t i = t / cols, j = t % cols, off = i * m.rs + j * m.cs;
+    const float x = m.type == ElemType::BF16 ? bf16_to_float(static_cast<const bf16_t*>(m.data)[off])
+                                             : static_cast<const float*>(m.data)[off];
+    dst[t] = round ? round_to_bf16(x) : x;
+  }
+}
+
+// Dense row-major float32 rows x cols -> bf16 matrix (strides rs, cs), RNE.
+__global__ void bf16_narrow_kernel(bf16_t* dst, index_t rs, index_t cs, const float* src, index_t rows,
+                                   index_t cols) {
+  const index_t n = rows * cols;
+  for (index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x; t < n; t += index_t(gridDim.x) * blockDim.x)
+    dst[(t / cols) * rs + (t % cols) * cs] = float_to_bf16(src[t]);
+}
+
+// A float32 device buffer for one call (cudaFree waits for the stream's work).
+struct DeviceFloats {
+  float* p = nullptr;
+  explicit DeviceFloats(index_t n) {
+    if (n > 0) NNFAST_CUDA_CHECK(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)));
+  }
+  ~DeviceFloats() {
+    if (p) cudaFree(p);
+  }
+  DeviceFloats(const DeviceFloats&) = delete;
+  DeviceFloats& operator=(const DeviceFloats&) = delete;
+};
+
+constexpr int kConvThreads = 256;
+
+void widen(float* dst, const GemmMat& m, index_t rows, index_t cols, bool round, cudaStream_t stream) {
+  if (rows * cols <= 0) return;
+  NNFAST_LAUNCH(bf16_widen_kernel, grid_stride_blocks(rows * cols, kConvThreads), kConvThreads, 0, stream)(
+      dst, m, rows, cols, round ? 1 : 0);
+  NNFAST_CUDA_CHECK_LAUNCH();
+}
+
+void narrow(bf16_t* dst, index_t rs, index_t cs, const float* src, index_t rows, index_t cols, cudaStream_t stream) {
+  if (rows * cols <= 0) return;
+  NNFAST_LAUNCH(bf16_narrow_kernel, grid_stride_blocks(rows * cols, kConvThreads), kConvThreads, 0, stream)(
+      dst, rs, cs, src, rows, cols);
+  NNFAST_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace cugemm
+
+void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, const GemmMat& B, float beta,
+               void* C, ElemType c_type, index_t rs_c, index_t cs_c, const GemmBf16Epilogue& ep,
+               cudaStream_t stream) {
+  using namespace cugemm;
+  if (M <= 0 || N <= 0) return;
+  const index_t Kp = K > 0 ? K : 0;
+  DeviceFloats a(M * Kp), b(Kp * N);
+  widen(a.p, A, M, Kp, true, stream);
+  widen(b.p, B, Kp, N, true, stream);
+  const bool c_bf16 = c_type == ElemType::BF16;
+  DeviceFloats c(c_bf16 ? M * N : 0);
+  float* Cf = c_bf16 ? c.p : static_cast<float*>(C);
+  const index_t rs_cf = c_bf16 ? N : rs_c, cs_cf = c_bf16 ? 1 : cs_c;
+  if (c_bf16 && beta != 0.0f) widen(c.p, GemmMat{C, ElemType::BF16, rs_c, cs_c}, M, N, false, stream);
+  GemmEpilogue<float> ef;
+  ef.act = ep.act;
+  ef.act_params = ep.act_params;
+  const bool bias16 = ep.bias && ep.bias_type == ElemType::BF16;
+  const bool aux16 = ep.aux && ep.aux_type == ElemType::BF16;
+  const bool dact16 = ep.dact_src && ep.dact_type == ElemType::BF16;
+  DeviceFloats bias(bias16 ? N : 0), aux(aux16 ? M * N : 0), dact(dact16 ? M * N : 0);
+  if (ep.bias) {
+    if (bias16) widen(bias.p, GemmMat{ep.bias, ElemType::BF16, 0, 1}, 1, N, false, stream);
+    ef.bias = bias16 ? bias.p : static_cast<const float*>(ep.bias);
+  }
+  if (ep.aux) {
+    ef.aux = aux16 ? aux.p : static_cast<float*>(ep.aux);
+    ef.rs_aux = aux16 ? N : ep.rs_aux;
+  }
+  if (ep.dact_src) {
+    if (dact16) widen(dact.p, GemmMat{ep.dact_src, ElemType::BF16, ep.rs_dact, 1}, M, N, false, stream);
+    ef.dact_src = dact16 ? dact.p : static_cast<const float*>(ep.dact_src);
+    ef.rs_dact = dact16 ? N : ep.rs_dact;
+  }
+  gemm<float>(M, N, K, alpha, a.p, Kp, 1, b.p, N, 1, beta, Cf, rs_cf, cs_cf, ef, stream);
+  if (c_bf16) narrow(static_cast<bf16_t*>(C), rs_c, cs_c, c.p, M, N, stream);
+  if (aux16) narrow(static_cast<bf16_t*>(ep.aux), ep.rs_aux, 1, aux.p, M, N, stream);
+}
+
+void gemm_bf16_batched(index_t batch, index_t M, index_t N, index_t K, float alpha, const GemmMat& A, index_t bs_a,
+                       const GemmMat& B, index_t bs_b, float beta, void* C, ElemType c_type, index_t bs_c,
+                       index_t rs_c, index_t cs_c, cudaStream_t stream) {
+  const index_t sa = A.type == ElemType::BF16 ? 2 : 4, sb = B.type == ElemType::BF16 ? 2 : 4;
+  const index_t sc = c_type == ElemType::BF16 ? 2 : 4;
+  for (index_t i = 0; i < batch; ++i) {
+    GemmMat Ai = A, Bi = B;
+    Ai.data = static_cast<const char*>(A.data) + i * bs_a * sa;
+    Bi.data = static_cast<const char*>(B.data) + i * bs_b * sb;
+    gemm_bf16(M, N, K, alpha, Ai, Bi, beta, static_cast<char*>(C) + i * bs_c * sc, c_type, rs_c, cs_c,
+              GemmBf16Epilogue(), stream);
+  }
+}
 
 }  // namespace nnfast::cuda

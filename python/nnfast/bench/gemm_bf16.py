@@ -1,6 +1,6 @@
 """bf16 GEMM benchmark: nnfast's bf16 GEMM vs its float32 GEMM (and PyTorch's bf16 mm), same run.
 
-Square sizes 1024, 2048, 4096 (1024 and 2048 with ``quick``) on 2 threads by default.
+Square sizes 1024, 2048, 4096 (512 and 1024 with ``quick``) on 2 threads by default.
 The bf16 contenders: float32 operands rounded to bf16 while packing (what a Linear
 layer with float32 master weights runs under autocast) and bf16 operands. Reports
 GFLOP/s (median of alternating blocks, as the float32 GEMM bench), the ratio to
@@ -48,7 +48,7 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
     torch = _load_torch()
     peak = float(_C.bf16_peak_gflops(0.3))
     fp32_peak = float(_C.fma_peak_gflops(False, 0.3))
-    sizes = sizes or ((1024, 2048) if quick else (1024, 2048, 4096))
+    sizes = sizes or ((512, 1024) if quick else (1024, 2048, 4096))
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
     old = _C.get_num_threads()
@@ -154,7 +154,7 @@ def _print(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command line: prints the table (and writes JSON with ``--json``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="1024 and 2048 only, fewer repeats")
+    p.add_argument("--quick", action="store_true", help="512 and 1024 only, fewer repeats")
     p.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
     p.add_argument("--sizes", default="", help="comma-separated square sizes (default 1024,2048,4096)")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")

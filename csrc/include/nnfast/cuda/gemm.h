@@ -46,6 +46,16 @@ template <typename T>
 void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, index_t N, bool accumulate,
                cudaStream_t stream = nullptr);
 
+// bf16 GEMM (nnfast::cpu::gemm_bf16's contract): the portable path on the GPU, A
+// and B rounded to bf16 into float32 device copies, the float32 GEMM with the same
+// epilogue, RNE stores to bf16 outputs. Allocates its temporaries per call.
+void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, const GemmMat& B, float beta,
+               void* C, ElemType c_type, index_t rs_c, index_t cs_c,
+               const GemmBf16Epilogue& ep = GemmBf16Epilogue(), cudaStream_t stream = nullptr);
+void gemm_bf16_batched(index_t batch, index_t M, index_t N, index_t K, float alpha, const GemmMat& A, index_t bs_a,
+                       const GemmMat& B, index_t bs_b, float beta, void* C, ElemType c_type, index_t bs_c,
+                       index_t rs_c, index_t cs_c, cudaStream_t stream = nullptr);
+
 // TF32 tensor-core path for float GEMMs (UNVERIFIED, off by default). The
 // setter overrides NNFAST_CUDA_TF32; it takes effect only on sm_80+ devices
 // and never in the emulation build. The flag is a process-wide atomic; calls already
