@@ -10,7 +10,12 @@
 // turn contraction off (GCC optimize / STDC FP_CONTRACT pragmas), and baseline
 // x86-64 has no FMA. Checked by tests/test_activation.py (epilogue vs every SIMD level).
 //
-// float32: branch-free polynomials (Cephes-style range reductions, no FMA).
+// float32: branch-free polynomials (Cephes-style range reductions) evaluated with
+// fused multiply-adds through vm::fmadd, which rounds once on EVERY path: the FMA
+// instruction where the ISA object has one (AVX2, AVX-512, NEON; one lane
+// included), correctly rounded std::fma elsewhere (baseline x86-64: a libm call,
+// slow but the same bits). 2^n scaling: AVX-512 vscalefps, elsewhere two exact
+// power-of-two products; both round y 2^n once, so the bits agree too.
 // Max error vs the float64 result over strided scans of all floats in range:
 // exp, expm1, tanh, log1p 1.5 ulp; softplus 2; sigmoid, SiLU, GELU ~3 ulp
 // (mean ~0.1 ulp). float64: libm, lane by lane.
@@ -50,6 +55,39 @@ using simd::umask_t;
 using simd::vabs;
 using simd::Vec;
 
+// a * b + c rounded once, identical bits on every ISA and width (see the header
+// comment). Vectors wider than a native register are split in halves.
+#if defined(__AVX512F__)
+constexpr int kFmaBytes = 64;
+#elif defined(__FMA__) || (defined(__aarch64__) && defined(__ARM_NEON))
+constexpr int kFmaBytes = simd::kNativeBytes;
+#else
+constexpr int kFmaBytes = 0;  // no FMA instruction: std::fma
+#endif
+template <class V>
+inline V fmadd(V a, V b, V c) {
+  using E = elem_t<V>;
+  constexpr int W = lanes<V>();
+  if constexpr (kFmaBytes > 0 && sizeof(V) >= 16 && sizeof(V) <= kFmaBytes) {
+    return simd::fma(a, b, c);
+  } else if constexpr (kFmaBytes > 0 && sizeof(V) > kFmaBytes) {
+    using H = Vec<E, W / 2>;
+    constexpr size_t h = sizeof(H);
+    H al, ah, bl, bh, cl, ch;
+    std::memcpy(&al, &a, h), std::memcpy(&ah, reinterpret_cast<const char*>(&a) + h, h);
+    std::memcpy(&bl, &b, h), std::memcpy(&bh, reinterpret_cast<const char*>(&b) + h, h);
+    std::memcpy(&cl, &c, h), std::memcpy(&ch, reinterpret_cast<const char*>(&c) + h, h);
+    const H lo = fmadd(al, bl, cl), hi = fmadd(ah, bh, ch);
+    V r;
+    std::memcpy(&r, &lo, h), std::memcpy(reinterpret_cast<char*>(&r) + h, &hi, h);
+    return r;
+  } else {
+    V r;
+    for (int i = 0; i < W; ++i) r[i] = std::fma(a[i], b[i], c[i]);
+    return r;
+  }
+}
+
 // ------------------------------------------------------------------ float32 core
 // exp(a + c) = 2^n (1 + q) with n = round(a / ln2) taken from a alone, so a
 // caller holding a value as an exact big part a plus a small correction c
@@ -60,7 +98,7 @@ using simd::Vec;
 // the activation kernels.)
 template <class V>
 struct ExpParts {
-  V q, s1, s2;
+  V q, s1, s2, n;  // exp = 2^n (1 + q) = (1 + q) s1 s2
 };
 template <bool kCorr = true, bool kNonpos = false, class V>
 inline ExpParts<V> exp_parts_f32(V a, V c) {
@@ -73,20 +111,21 @@ inline ExpParts<V> exp_parts_f32(V a, V c) {
     a = a > 89.0f ? splat<V>(89.0f) : a;
   }
   const V magic = splat<V>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const V t = a * 1.44269504088896341f + magic;
+  const V t = fmadd(a, splat<V>(1.44269504088896341f), magic);
   const V n = t - magic;
   const I ni = (I)t - (I)magic;
-  V r = a - n * 0.693359375f;  // Cody-Waite ln2 = C1 + C2, n * C1 exact
-  r = r - n * -2.12194440e-4f;
+  V r = fmadd(n, splat<V>(-0.693359375f), a);  // Cody-Waite ln2 = C1 + C2
+  r = fmadd(n, splat<V>(2.12194440e-4f), r);
   if (kCorr) r = r + c;
   // expm1(r) on |r| <= ln2/2 + 0.05 (Cephes expf coefficients).
-  V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  V p = fmadd(r, splat<V>(1.9875691500e-4f), splat<V>(1.3981999507e-3f));
+  p = fmadd(p, r, splat<V>(8.3334519073e-3f));
+  p = fmadd(p, r, splat<V>(4.1665795894e-2f));
+  p = fmadd(p, r, splat<V>(1.6666665459e-1f));
+  p = fmadd(p, r, splat<V>(5.0000001201e-1f));
   ExpParts<V> out;
-  out.q = p * (r * r) + r;
+  out.q = fmadd(p, r * r, r);
+  out.n = n;
   if constexpr (kNonpos) {
     out.s1 = (V)((U)(ni + 127) << 23);  // n = -127: bit pattern 0, +0
     out.s2 = V{};
@@ -96,6 +135,16 @@ inline ExpParts<V> exp_parts_f32(V a, V c) {
     out.s2 = (V)((U)(ni - h + 127) << 23);
   }
   return out;
+}
+
+// y 2^n rounded once (p from exp_parts_f32 without kNonpos): vscalefps on
+// AVX-512 registers, else two exact power-of-two products (same bits).
+template <class V>
+inline V scale2n(V y, const ExpParts<V>& p) {
+#if defined(__AVX512F__)
+  if constexpr (is_f32<V>() && sizeof(V) == 64) return (V)_mm512_scalef_ps((__m512)y, (__m512)p.n);
+#endif
+  return (y * p.s1) * p.s2;
 }
 
 // log(x) for finite normal x > 0 (Cephes logf).
@@ -109,20 +158,20 @@ inline V log_f32(V x) {
   e = small ? e - 1 : e;
   m = (small ? m + m : m) - 1.0f;
   const V z = m * m;
-  V y = m * 7.0376836292e-2f - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
+  V y = fmadd(m, splat<V>(7.0376836292e-2f), splat<V>(-1.1514610310e-1f));
+  y = fmadd(y, m, splat<V>(1.1676998740e-1f));
+  y = fmadd(y, m, splat<V>(-1.2420140846e-1f));
+  y = fmadd(y, m, splat<V>(1.4249322787e-1f));
+  y = fmadd(y, m, splat<V>(-1.6668057665e-1f));
+  y = fmadd(y, m, splat<V>(2.0000714765e-1f));
+  y = fmadd(y, m, splat<V>(-2.4999993993e-1f));
+  y = fmadd(y, m, splat<V>(3.3333331174e-1f));
   y = y * m * z;
   const V fe = __builtin_convertvector(e, V);
-  y = y + fe * -2.12194440e-4f;
-  y = y - z * 0.5f;
+  y = fmadd(fe, splat<V>(-2.12194440e-4f), y);
+  y = fmadd(z, splat<V>(-0.5f), y);
   V r = m + y;
-  return r + fe * 0.693359375f;
+  return fmadd(fe, splat<V>(0.693359375f), r);
 }
 
 // ------------------------------------------------------------------ T-generic
@@ -130,7 +179,7 @@ template <class V>
 inline V exp(V x) {
   if constexpr (is_f32<V>()) {
     const ExpParts<V> p = exp_parts_f32<false>(x, V{});
-    return ((p.q + 1.0f) * p.s1) * p.s2;
+    return scale2n(p.q + 1.0f, p);
   } else {
     return lanewise(x, [](elem_t<V> v) { return std::exp(v); });
   }
@@ -141,7 +190,7 @@ inline V expm1(V x) {
   if constexpr (is_f32<V>()) {
     const ExpParts<V> p = exp_parts_f32<false>(x, V{});
     // 2^n (1 + q) - 1 = 2^n q + (2^n - 1); n = 0 gives q exactly.
-    return (p.q * p.s1) * p.s2 + (p.s1 * p.s2 - 1.0f);
+    return scale2n(p.q, p) + (scale2n(splat<V>(1.0f), p) - 1.0f);
   } else {
     return lanewise(x, [](elem_t<V> v) { return std::expm1(v); });
   }
@@ -166,11 +215,11 @@ inline V tanh(V x) {
     ax = ax > 10.0f ? splat<V>(10.0f) : ax;  // tanh(10) rounds to 1; keeps expm1 finite
     // Small |x|: the Cephes tanhf odd polynomial (< 1 ulp); else expm1(2|x|) / (expm1(2|x|) + 2).
     const V z = ax * ax;
-    V p = z * -5.70498872745e-3f + 2.06390887954e-2f;
-    p = p * z - 5.37397155531e-2f;
-    p = p * z + 1.33314422036e-1f;
-    p = p * z - 3.33332819422e-1f;
-    const V small = p * z * ax + ax;
+    V p = fmadd(z, splat<V>(-5.70498872745e-3f), splat<V>(2.06390887954e-2f));
+    p = fmadd(p, z, splat<V>(-5.37397155531e-2f));
+    p = fmadd(p, z, splat<V>(1.33314422036e-1f));
+    p = fmadd(p, z, splat<V>(-3.33332819422e-1f));
+    const V small = fmadd(p * z, ax, ax);
     const V t = expm1(ax + ax);
     const V big = t / (t + 2.0f);
     return copysign_of(ax < 0.625f ? small : big, x);
@@ -219,22 +268,22 @@ inline void normal_tail(V x, V& t, V& g) {
     const V uh = (V)((I)u & (ielem_t<V>)0xfffff000);
     const V d = (u - uh) * (u + uh);
     const ExpParts<V> p = exp_parts_f32((uh * uh) * -0.5f, d * -0.5f);
-    g = ((p.q + 1.0f) * p.s1) * p.s2;
+    g = scale2n(p.q + 1.0f, p);
     // M in double: a float Horner of this length would cost ~6 ulp; this way
     // GELU stays within ~3 ulp for ~10% more time.
     using VD = Vec<double, lanes<V>()>;
     const VD ud = __builtin_convertvector(u, VD);
-    VD num = ud * 8.76680308e-04 + 1.15198810e-02;
-    num = num * ud + 7.07612783e-02;
-    num = num * ud + 2.49279261e-01;
-    num = num * ud + 5.06082714e-01;
-    num = num * ud + 0.5;
-    VD den = ud * 2.19751475e-03 + 2.88758576e-02;
-    den = den * ud + 1.79575697e-01;
-    den = den * ud + 6.53621972e-01;
-    den = den * ud + 1.44276953e+00;
-    den = den * ud + 1.81005001e+00;
-    den = den * ud + 1.0;
+    VD num = fmadd(ud, splat<VD>(8.76680308e-04), splat<VD>(1.15198810e-02));
+    num = fmadd(num, ud, splat<VD>(7.07612783e-02));
+    num = fmadd(num, ud, splat<VD>(2.49279261e-01));
+    num = fmadd(num, ud, splat<VD>(5.06082714e-01));
+    num = fmadd(num, ud, splat<VD>(0.5));
+    VD den = fmadd(ud, splat<VD>(2.19751475e-03), splat<VD>(2.88758576e-02));
+    den = fmadd(den, ud, splat<VD>(1.79575697e-01));
+    den = fmadd(den, ud, splat<VD>(6.53621972e-01));
+    den = fmadd(den, ud, splat<VD>(1.44276953e+00));
+    den = fmadd(den, ud, splat<VD>(1.81005001e+00));
+    den = fmadd(den, ud, splat<VD>(1.0));
     t = g * __builtin_convertvector(num / den, V);
   } else {
     using E = elem_t<V>;
@@ -538,6 +587,7 @@ inline ExpParts<V> exp_parts_f64(V a) {
   p = p * r + 0.5;
   ExpParts<V> out;
   out.q = p * (r * r) + r;
+  out.n = n;
   if constexpr (kNonpos) {
     out.s1 = (V)((U)(ni + 1023) << 52);  // n = -1023: +0
     out.s2 = V{};
