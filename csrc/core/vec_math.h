@@ -36,6 +36,14 @@
 #include "nnfast/common.h"
 
 
+// Forced inlining: an out-of-line exp costs a call plus spilling every live
+// vector register around it (GCC kept exp out of line in the softmax rows).
+#if defined(__GNUC__)
+#define NNFAST_VM_INLINE inline __attribute__((always_inline))
+#else
+#define NNFAST_VM_INLINE inline
+#endif
+
 namespace nnfast {
 namespace NNFAST_VM_NS {
 namespace vm {
@@ -65,7 +73,7 @@ constexpr int kFmaBytes = simd::kNativeBytes;
 constexpr int kFmaBytes = 0;  // no FMA instruction: std::fma
 #endif
 template <class V>
-inline V fmadd(V a, V b, V c) {
+NNFAST_VM_INLINE V fmadd(V a, V b, V c) {
   using E = elem_t<V>;
   constexpr int W = lanes<V>();
   if constexpr (kFmaBytes > 0 && sizeof(V) >= 16 && sizeof(V) <= kFmaBytes) {
@@ -101,7 +109,7 @@ struct ExpParts {
   V q, s1, s2, n;  // exp = 2^n (1 + q) = (1 + q) s1 s2
 };
 template <bool kCorr = true, bool kNonpos = false, class V>
-inline ExpParts<V> exp_parts_f32(V a, V c) {
+NNFAST_VM_INLINE ExpParts<V> exp_parts_f32(V a, V c) {
   using I = mask_t<V>;
   using U = umask_t<V>;
   if constexpr (kNonpos) {
@@ -140,7 +148,7 @@ inline ExpParts<V> exp_parts_f32(V a, V c) {
 // y 2^n rounded once (p from exp_parts_f32 without kNonpos): vscalefps on
 // AVX-512 registers, else two exact power-of-two products (same bits).
 template <class V>
-inline V scale2n(V y, const ExpParts<V>& p) {
+NNFAST_VM_INLINE V scale2n(V y, const ExpParts<V>& p) {
 #if defined(__AVX512F__)
   if constexpr (is_f32<V>() && sizeof(V) == 64) return (V)_mm512_scalef_ps((__m512)y, (__m512)p.n);
 #endif
@@ -149,7 +157,7 @@ inline V scale2n(V y, const ExpParts<V>& p) {
 
 // log(x) for finite normal x > 0 (Cephes logf).
 template <class V>
-inline V log_f32(V x) {
+NNFAST_VM_INLINE V log_f32(V x) {
   using I = mask_t<V>;
   const I ix = (I)x;
   I e = ((ix >> 23) & 0xff) - 126;             // x = m 2^e, m in [0.5, 1)
@@ -176,7 +184,7 @@ inline V log_f32(V x) {
 
 // ------------------------------------------------------------------ T-generic
 template <class V>
-inline V exp(V x) {
+NNFAST_VM_INLINE V exp(V x) {
   if constexpr (is_f32<V>()) {
     const ExpParts<V> p = exp_parts_f32<false>(x, V{});
     return scale2n(p.q + 1.0f, p);
@@ -186,7 +194,7 @@ inline V exp(V x) {
 }
 
 template <class V>
-inline V expm1(V x) {
+NNFAST_VM_INLINE V expm1(V x) {
   if constexpr (is_f32<V>()) {
     const ExpParts<V> p = exp_parts_f32<false>(x, V{});
     // 2^n (1 + q) - 1 = 2^n q + (2^n - 1); n = 0 gives q exactly.
@@ -198,7 +206,7 @@ inline V expm1(V x) {
 
 // log1p(v) for v >= 0 (v = exp(-|z|) in softplus).
 template <class V>
-inline V log1p_pos(V v) {
+NNFAST_VM_INLINE V log1p_pos(V v) {
   if constexpr (is_f32<V>()) {
     const V u = v + 1.0f;
     // log(u) plus the rounding error of 1 + v, to first order.
@@ -209,7 +217,7 @@ inline V log1p_pos(V v) {
 }
 
 template <class V>
-inline V tanh(V x) {
+NNFAST_VM_INLINE V tanh(V x) {
   if constexpr (is_f32<V>()) {
     V ax = vabs(x);
     ax = ax > 10.0f ? splat<V>(10.0f) : ax;  // tanh(10) rounds to 1; keeps expm1 finite
@@ -230,7 +238,7 @@ inline V tanh(V x) {
 
 // sigmoid(x) and 1 - sigmoid(x), both without cancellation.
 template <class V>
-inline void sigmoid2(V x, V& s, V& sc) {
+NNFAST_VM_INLINE void sigmoid2(V x, V& s, V& sc) {
   using E = elem_t<V>;
   const V e = exp(-vabs(x));
   const V r = E(1) / (e + E(1));
@@ -248,7 +256,7 @@ struct Sigmoid2 {
   }
 };
 template <class V>
-inline V sigmoid(V x) {
+NNFAST_VM_INLINE V sigmoid(V x) {
   V s, sc;
   sigmoid2(x, s, sc);
   return s;
@@ -260,7 +268,7 @@ inline V sigmoid(V x) {
 // from u = 14.4 on), evaluated in double. u^2 is split as uh^2 + (u - uh)(u + uh)
 // with uh holding 12 bits, so uh^2 / 2 is exact and exp keeps full precision.
 template <class V>
-inline void normal_tail(V x, V& t, V& g) {
+NNFAST_VM_INLINE void normal_tail(V x, V& t, V& g) {
   if constexpr (is_f32<V>()) {
     using I = mask_t<V>;
     V u = vabs(x);
@@ -510,17 +518,17 @@ NNFAST_ACTIVATIONS(NNFAST_ACT_HAS_MATH_)
 #undef NNFAST_ACT_HAS_MATH_
 
 template <Act A, class V>
-inline V act_fwd(V x, elem_t<V> a, elem_t<V> b) {
+NNFAST_VM_INLINE V act_fwd(V x, elem_t<V> a, elem_t<V> b) {
   return ActMath<A>::fwd(x, a, b);
 }
 template <Act A, class V>
-inline V act_grad(V s, elem_t<V> a, elem_t<V> b) {
+NNFAST_VM_INLINE V act_grad(V s, elem_t<V> a, elem_t<V> b) {
   return ActMath<A>::grad(s, a, b);
 }
 
 // y = A(x) and d = A'(x) from the input in one go (gated units need both).
 template <Act A, class V>
-inline void act_fwd_grad(V x, elem_t<V> a, elem_t<V> b, V& y, V& d) {
+NNFAST_VM_INLINE void act_fwd_grad(V x, elem_t<V> a, elem_t<V> b, V& y, V& d) {
   y = act_fwd<A>(x, a, b);
   if constexpr (act_grad_from_output(A)) {
     d = act_grad<A>(y, a, b);
@@ -559,7 +567,7 @@ namespace vm {
 // exp(a) = 2^n (1 + q), n = round(a / ln2), float64: as exp_parts_f32, with a
 // Taylor expm1 to r^13 on |r| <= ln2/2 (truncation < 4e-18 relative).
 template <bool kNonpos = false, class V>
-inline ExpParts<V> exp_parts_f64(V a) {
+NNFAST_VM_INLINE ExpParts<V> exp_parts_f64(V a) {
   using I = mask_t<V>;
   using U = umask_t<V>;
   if constexpr (kNonpos) {
@@ -603,7 +611,7 @@ inline ExpParts<V> exp_parts_f64(V a) {
 // m in [sqrt(1/2), sqrt(2)), f = m - 1, s = f / (2 + f),
 // log(1 + f) = f - (f^2/2 - s (f^2/2 + R)), R = 2 (s^2/3 + s^4/5 + ... + s^24/25).
 template <class V>
-inline V log_f64(V x) {
+NNFAST_VM_INLINE V log_f64(V x) {
   using I = mask_t<V>;
   const I ix = (I)x;
   I e = ((ix >> 52) & 0x7ff) - 1023;
@@ -634,7 +642,7 @@ inline V log_f64(V x) {
 }
 
 template <class V>
-inline V exp_full(V x) {
+NNFAST_VM_INLINE V exp_full(V x) {
   if constexpr (is_f32<V>()) {
     return exp(x);  // exp_parts_f32: already full range
   } else {
@@ -652,7 +660,7 @@ inline V exp_full(V x) {
 // costs a microcode assist; such terms are far below a row sum's rounding).
 // NaN -> NaN. x > 0 is outside the contract.
 template <class V>
-inline V exp_nonpos(V x) {
+NNFAST_VM_INLINE V exp_nonpos(V x) {
   if constexpr (is_f32<V>()) {
     const ExpParts<V> p = exp_parts_f32<false, true>(x, V{});
     return (p.q + 1.0f) * p.s1;
@@ -663,7 +671,7 @@ inline V exp_nonpos(V x) {
 }
 
 template <class V>
-inline V log_full(V x) {
+NNFAST_VM_INLINE V log_full(V x) {
   using E = elem_t<V>;
   constexpr bool f32 = is_f32<V>();
   // Subnormals are scaled by 2^up into the normal range, log(2^up) taken off after.
@@ -687,7 +695,7 @@ inline V log_full(V x) {
 // log1p(u) = log(w) + (u - (w - 1)) / w, w = 1 + u: the quotient restores the
 // bits of u that rounding 1 + u lost. u <= -1, u = inf, NaN: log(w) as it is.
 template <class V>
-inline V log1p_full(V u) {
+NNFAST_VM_INLINE V log1p_full(V u) {
   using E = elem_t<V>;
   const V w = u + E(1);
   const V lw = log_full(w);
