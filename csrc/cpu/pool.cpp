@@ -157,8 +157,47 @@ void avg_pool2d_backward(T* dx, const T* dy, index_t planes, const PoolGeom& g, 
   });
 }
 
+// Sum of n contiguous values in double: 16 lanes in four vector accumulators, added
+// in a fixed order at the end (the same bits whatever the thread split). This file is
+// built for the baseline ISA; GCC's vector types still give SSE2 pairs, ~4x the
+// scalar loop.
+template <typename T>
+double span_sum(const T* x, index_t n) {
+  using VD = double __attribute__((vector_size(4 * sizeof(double))));
+  typedef T VT __attribute__((vector_size(4 * sizeof(T))));
+  VD a0{}, a1{}, a2{}, a3{};
+  index_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    VT v0, v1, v2, v3;
+    std::memcpy(&v0, x + i, sizeof(VT));
+    std::memcpy(&v1, x + i + 4, sizeof(VT));
+    std::memcpy(&v2, x + i + 8, sizeof(VT));
+    std::memcpy(&v3, x + i + 12, sizeof(VT));
+    a0 += __builtin_convertvector(v0, VD);
+    a1 += __builtin_convertvector(v1, VD);
+    a2 += __builtin_convertvector(v2, VD);
+    a3 += __builtin_convertvector(v3, VD);
+  }
+  const VD a = (a0 + a1) + (a2 + a3);
+  double s = (a[0] + a[1]) + (a[2] + a[3]);
+  for (; i < n; ++i) s += static_cast<double>(x[i]);
+  return s;
+}
+
 template <typename T>
 void adaptive_avg_pool2d_forward(T* y, const T* x, index_t planes, const PoolGeom& g) {
+  if (g.OW == 1 && g.W > 0) {
+    // A window spanning whole rows is one contiguous run of the plane (global pooling: OH = OW = 1).
+    parallel_for(planes * g.OH, grain_for(g.H * g.W / std::max<index_t>(1, g.OH) + g.W), [&](index_t lo, index_t hi) {
+      for (index_t r = lo; r < hi; ++r) {
+        const index_t p = r / g.OH, oh = r % g.OH;
+        const index_t h0 = pool_math::adaptive_start(oh, g.H, g.OH), h1 = pool_math::adaptive_end(oh, g.H, g.OH);
+        const index_t cnt = (h1 - h0) * g.W;
+        y[r] = cnt > 0 ? static_cast<T>(span_sum(x + p * g.H * g.W + h0 * g.W, cnt) / static_cast<double>(cnt)) : T(0);
+      }
+    });
+    return;
+  }
   const index_t window = (g.H / std::max<index_t>(1, g.OH) + 1) * (g.W / std::max<index_t>(1, g.OW) + 1);
   forward_rows(y, static_cast<std::int64_t*>(nullptr), x, planes, g.H * g.W, g.OH, g.OW, window,
                [&g](const T* xp, index_t oh, index_t ow, std::int64_t*) {
