@@ -315,51 +315,51 @@ struct ActMath;
 
 template <>
 struct ActMath<Act::Identity> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return x; }
-  template <class V> static V grad(V, elem_t<V>, elem_t<V>) { return splat<V>(elem_t<V>(1)); }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return x; }
+  template <class V> NNFAST_VM_INLINE static V grad(V, elem_t<V>, elem_t<V>) { return splat<V>(elem_t<V>(1)); }
 };
 
 template <>
 struct ActMath<Act::ReLU> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return x < elem_t<V>(0) ? V{} : x; }  // NaN propagates
-  template <class V> static V grad(V y, elem_t<V>, elem_t<V>) { return y > elem_t<V>(0) ? splat<V>(1) : V{}; }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return x < elem_t<V>(0) ? V{} : x; }  // NaN propagates
+  template <class V> NNFAST_VM_INLINE static V grad(V y, elem_t<V>, elem_t<V>) { return y > elem_t<V>(0) ? splat<V>(1) : V{}; }
 };
 
 template <>
 struct ActMath<Act::LeakyReLU> {  // a = negative_slope
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? x : x * a; }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? x : x * a; }
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V>) {
     return x > elem_t<V>(0) ? splat<V>(1) : splat<V>(a);
   }
 };
 
 template <>
 struct ActMath<Act::ELU> {  // a = alpha
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? x : expm1(x) * a; }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? splat<V>(1) : exp(x) * a; }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? x : expm1(x) * a; }
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? splat<V>(1) : exp(x) * a; }
 };
 
 template <>
 struct ActMath<Act::Sigmoid> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return sigmoid(x); }
-  template <class V> static V grad(V y, elem_t<V>, elem_t<V>) { return y * (elem_t<V>(1) - y); }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return sigmoid(x); }
+  template <class V> NNFAST_VM_INLINE static V grad(V y, elem_t<V>, elem_t<V>) { return y * (elem_t<V>(1) - y); }
 };
 
 template <>
 struct ActMath<Act::Tanh> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return tanh(x); }
-  template <class V> static V grad(V y, elem_t<V>, elem_t<V>) { return elem_t<V>(1) - y * y; }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return tanh(x); }
+  template <class V> NNFAST_VM_INLINE static V grad(V y, elem_t<V>, elem_t<V>) { return elem_t<V>(1) - y * y; }
 };
 
 template <>
 struct ActMath<Act::GELU> {  // exact, erf form
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     V t, g;
     normal_tail(x, t, g);
     return x * (x < E(0) ? t : E(1) - t);
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     V t, g;
     normal_tail(x, t, g);
@@ -370,31 +370,31 @@ struct ActMath<Act::GELU> {  // exact, erf form
 template <>
 struct ActMath<Act::GELUTanh> {
   // 0.5 x (1 + tanh(u)) = x sigmoid(2u): no cancellation for x < 0.
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     const V u = (x + x * x * x * E(0.044715)) * E(0.79788456080286535588);
     return x * sigmoid(u + u);
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     return formula::gelu_tanh_grad<elem_t<V>>(x, Sigmoid2{});
   }
 };
 
 template <>
 struct ActMath<Act::SiLU> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return x * sigmoid(x); }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) { return formula::silu_grad<elem_t<V>>(x, Sigmoid2{}); }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return x * sigmoid(x); }
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) { return formula::silu_grad<elem_t<V>>(x, Sigmoid2{}); }
 };
 
 template <>
 struct ActMath<Act::Softplus> {  // a = beta, b = threshold
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V> b) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V> b) {
     using E = elem_t<V>;
     const V bx = x * a;
     const V soft = log1p_pos(exp(-vabs(bx))) * (E(1) / a) + (bx > E(0) ? x : V{});
     return bx > b ? x : soft;
   }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V> b) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V> b) {
     const V bx = x * a;
     return bx > b ? splat<V>(1) : sigmoid(bx);
   }
@@ -402,10 +402,10 @@ struct ActMath<Act::Softplus> {  // a = beta, b = threshold
 
 template <>
 struct ActMath<Act::Hardtanh> {  // a = min_val, b = max_val
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V> b) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V> b) {
     return x < a ? splat<V>(a) : (x > b ? splat<V>(b) : x);
   }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V> b) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V> b) {
     return (x > a) & (x < b) ? splat<V>(1) : V{};
   }
 };
@@ -417,7 +417,7 @@ struct ActMath<Act::Hardtanh> {  // a = min_val, b = max_val
 // float32: <= 4.1 ulp.
 template <>
 struct ActMath<Act::Mish> {
-  template <class V> static void parts(V x, V& e, V& t, V& tc) {
+  template <class V> NNFAST_VM_INLINE static void parts(V x, V& e, V& t, V& tc) {
     using E = elem_t<V>;
     const auto big = x > E(20);
     e = exp(big ? splat<V>(20) : x);
@@ -426,12 +426,12 @@ struct ActMath<Act::Mish> {
     t = big ? splat<V>(1) : n * r;  // tanh(softplus(x))
     tc = big ? V{} : r + r;         // 1 - t
   }
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     V e, t, tc;
     parts(x, e, t, tc);
     return x * t;
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     V e, t, tc;
     parts(x, e, t, tc);
@@ -443,14 +443,14 @@ struct ActMath<Act::Mish> {
 // [-3, 3] (both ends), 1 above (NaN: 1). float32: <= 1.9 ulp (two roundings).
 template <>
 struct ActMath<Act::Hardswish> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     V r = x + E(3);
     r = r < E(0) ? V{} : r;  // NaN propagates
     r = r > E(6) ? splat<V>(6) : r;
     return (x * r) / E(6);
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     return x < E(-3) ? V{} : (x <= E(3) ? x / E(3) + E(0.5) : splat<V>(1));
   }
@@ -462,11 +462,11 @@ template <>
 struct ActMath<Act::SELU> {
   static constexpr double kScale = 1.0507009873554804934193349852946;
   static constexpr double kAlphaScale = 1.6732632423543772848170429916717 * 1.0507009873554804934193349852946;
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     return x <= E(0) ? expm1(x) * E(kAlphaScale) : x * E(kScale);
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     return x <= E(0) ? exp(x) * E(kAlphaScale) : splat<V>(E(kScale));
   }
@@ -476,11 +476,11 @@ struct ActMath<Act::SELU> {
 // derivative at x <= 0 from the exp branch. float32: <= 1.9 ulp.
 template <>
 struct ActMath<Act::CELU> {
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V>) {
     using E = elem_t<V>;
     return x <= E(0) ? expm1(x * (E(1) / a)) * a : x;
   }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V>) {
     using E = elem_t<V>;
     return x <= E(0) ? exp(x * (E(1) / a)) : splat<V>(1);
   }
@@ -490,8 +490,8 @@ struct ActMath<Act::CELU> {
 // float32: <= 1.5 ulp forward, 3.4 derivative.
 template <>
 struct ActMath<Act::Softsign> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return x / (vabs(x) + elem_t<V>(1)); }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return x / (vabs(x) + elem_t<V>(1)); }
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     const V d = vabs(x) + elem_t<V>(1);
     return elem_t<V>(1) / (d * d);
   }
@@ -501,11 +501,11 @@ struct ActMath<Act::Softsign> {
 // sigmoid(-x) = 1 - sigmoid(x) without cancellation (0.5 at 0). float32: <= 1.9 ulp.
 template <>
 struct ActMath<Act::LogSigmoid> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     return (x < E(0) ? x : V{}) - log1p_pos(exp(-vabs(x)));
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     V s, sc;
     sigmoid2(x, s, sc);
     return sc;
