@@ -39,7 +39,7 @@ def _best(fn, reps):
 def l1_costs() -> None:
     """The arithmetic per element of each memory-bound kernel: one thread (nnfast and
     PyTorch), operands resident in L1/L2 (8192 activations; 64 rows of 1000 / 1024),
-    best of 15 runs, so a loaded machine still gives stable figures. A kernel reaches
+    best of 40 short runs, so a loaded machine still gives stable figures. A kernel reaches
     the bandwidth floor when this cost is below bytes-per-element / per-thread copy
     bandwidth (8 B / 13 GB/s = 0.62 ns forward at 26 GB/s over 2 threads)."""
     try:
@@ -50,10 +50,12 @@ def l1_costs() -> None:
     nnfast.set_num_threads(1)
     rng = np.random.default_rng(0)
 
-    def cost(fn, n, reps=200):
+    def cost(fn, n):
+        # Short windows (~0.1-0.3 ms) so that some of them escape preemption on a loaded machine.
         fn()
+        reps = max(3, 100_000 // n)
         best = float("inf")
-        for _ in range(15):
+        for _ in range(40):
             t0 = time.perf_counter()
             for _ in range(reps):
                 fn()
@@ -76,7 +78,7 @@ def l1_costs() -> None:
             ("elu", "elu", lambda: tf.elu(tx), None),
             ("softplus", "softplus", lambda: tf.softplus(tx), None),
             ("mish", "mish", lambda: tf.mish(tx), None)]
-    print(f"ns per element, 1 thread, L1-resident, best of 15 (simd={nnfast.info()['simd']})")
+    print(f"ns per element, 1 thread, L1-resident, best of 40 (simd={nnfast.info()['simd']})")
     print(f"{'kernel':<28}{'nnfast':>9}{'torch':>9}{'vs torch':>10}")
 
     def row(name, ours, theirs, m):
