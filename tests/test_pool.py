@@ -231,6 +231,13 @@ def test_cuda_equals_cpu_bit_for_bit():
             y.sum().backward()
             res.append((y.detach().to("cpu").numpy(), t.grad.to("cpu").numpy()))
         assert np.array_equal(res[0][0], res[1][0]) and np.array_equal(res[0][1], res[1][1])
+    # whole-row windows (global pooling): the CPU's vector blocks and the CUDA threads' loops
+    # (pool_math::span_sum_blocked) add in the same order; planes of 667 and 23 x 17 (2 blocks + tail)
+    for shape, out in (((2, 3, 23, 29), 1), ((2, 3, 40, 17), (3, 1))):
+        x = _x(shape, dtype=np.float32)
+        ys = [F.adaptive_avg_pool2d(nnfast.from_numpy(x).to(dev) if dev != "cpu" else nnfast.from_numpy(x), out)
+              .to("cpu").numpy() for dev in ("cpu", "cuda")]
+        assert np.array_equal(ys[0], ys[1])
 
 
 # ------------------------------------------------------------------------------------ errors

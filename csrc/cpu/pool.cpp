@@ -157,12 +157,10 @@ void avg_pool2d_backward(T* dx, const T* dy, index_t planes, const PoolGeom& g, 
   });
 }
 
-// Sum of n contiguous values: blocks of 256 summed in T by 16 lanes (four vector
-// accumulators), each block's lanes then added into double accumulators, the
-// lanes combined in a fixed order at the end (same bits whatever the thread
-// split). T-precision chains of 16 values keep the float32 error near 1e-7 of the
-// block's magnitude; the double outer sum keeps it from growing with n. This file
-// is built for the baseline ISA: GCC vector types give SSE2, ~4 floats per add.
+// pool_math::span_sum_blocked with vectors: lane l of a0..a3 is the scalar form's
+// a[j][l], so the same IEEE operations in the same order, the same bits as the CUDA
+// kernel. This file is built for the baseline ISA: GCC vector types give SSE2, ~4x
+// the scalar double loop.
 template <typename T>
 double span_sum(const T* x, index_t n) {
   typedef T VT __attribute__((vector_size(16 * sizeof(T))));
