@@ -1,6 +1,7 @@
 """Activation / dropout kernel throughput against a memory copy and NumPy.
 
 Usage: python bench/bench_activation.py [--mb 16] [--dtype float32] [--threads N]
+       python bench/bench_activation.py --l1   (arithmetic cost per element, see l1_costs)
 
 Each row checks the kernel against a float64 NumPy formula first, then times
 (best of --reps) the kernel writing into a preallocated output, the same
@@ -35,13 +36,106 @@ def _best(fn, reps):
     return best
 
 
+def l1_costs() -> None:
+    """The arithmetic per element of each memory-bound kernel: one thread (nnfast and
+    PyTorch), operands resident in L1/L2 (8192 activations; 64 rows of 1000 / 1024),
+    best of 40 short runs, so a loaded machine still gives stable figures. A kernel reaches
+    the bandwidth floor when this cost is below bytes-per-element / per-thread copy
+    bandwidth (8 B / 13 GB/s = 0.62 ns forward at 26 GB/s over 2 threads)."""
+    try:
+        import torch
+        torch.set_num_threads(1)
+    except Exception:  # pragma: no cover
+        torch = None
+    nnfast.set_num_threads(1)
+    rng = np.random.default_rng(0)
+
+    def cost(fn, n):
+        # Short windows (~0.1-0.3 ms) so that some of them escape preemption on a loaded machine.
+        fn()
+        reps = max(3, 100_000 // n)
+        best = float("inf")
+        for _ in range(40):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            best = min(best, (time.perf_counter() - t0) / reps)
+        return best / n * 1e9
+
+    n = 8192
+    x = (rng.standard_normal(n) * 3).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    y = np.empty_like(x)
+    tx, tg, ty = (torch.from_numpy(a) for a in (x, g, y)) if torch else (None,) * 3
+    tf = torch.nn.functional if torch else None
+    acts = [("relu", "relu", lambda: torch.relu(tx), lambda: torch.ops.aten.threshold_backward(tg, tx, 0)),
+            ("sigmoid", "sigmoid", lambda: torch.sigmoid(tx, out=ty), lambda: torch.ops.aten.sigmoid_backward(tg, tx)),
+            ("tanh", "tanh", lambda: torch.tanh(tx, out=ty), lambda: torch.ops.aten.tanh_backward(tg, tx)),
+            ("silu", "silu", lambda: tf.silu(tx), lambda: torch.ops.aten.silu_backward(tg, tx)),
+            ("gelu (tanh)", ("gelu", {"approximate": "tanh"}), lambda: tf.gelu(tx, approximate="tanh"),
+             lambda: torch.ops.aten.gelu_backward(tg, tx, approximate="tanh")),
+            ("gelu (erf)", "gelu", lambda: tf.gelu(tx), lambda: torch.ops.aten.gelu_backward(tg, tx)),
+            ("elu", "elu", lambda: tf.elu(tx), None),
+            ("softplus", "softplus", lambda: tf.softplus(tx), None),
+            ("mish", "mish", lambda: tf.mish(tx), None)]
+    print(f"ns per element, 1 thread, L1-resident, best of 40 (simd={nnfast.info()['simd']})")
+    print(f"{'kernel':<28}{'nnfast':>9}{'torch':>9}{'vs torch':>10}")
+
+    def row(name, ours, theirs, m):
+        a = cost(ours, m)
+        b = cost(theirs, m) if (torch and theirs) else float("nan")
+        print(f"{name:<28}{a:>9.3f}{b:>9.3f}{b / a:>10.2f}")
+
+    for name, spec, tfwd, tbwd in acts:
+        code = codes.resolve(spec)[0]
+        row(name + " fwd", lambda: _C.act_forward(y, x, code), tfwd, n)
+        row(name + " bwd", lambda: _C.act_backward(y, g, x, code), tbwd, n)
+    B, K = 64, 1000
+    z = rng.standard_normal((B, K)).astype(np.float32)
+    zo, gz = np.empty_like(z), rng.standard_normal((B, K)).astype(np.float32)
+    sm = np.empty_like(z)
+    _C.softmax_forward(sm, z, 1)
+    tgt = rng.integers(0, K, B)
+    tz, tgz, tsm, tt = (torch.from_numpy(a) for a in (z, gz, sm, tgt)) if torch else (None,) * 4
+    row("softmax fwd (rows of 1000)", lambda: _C.softmax_forward(zo, z, 1), lambda: torch.softmax(tz, 1), B * K)
+    row("log_softmax fwd", lambda: _C.softmax_forward(zo, z, 1, True), lambda: torch.log_softmax(tz, 1), B * K)
+    row("softmax bwd", lambda: _C.softmax_backward(zo, gz, sm, 1),
+        lambda: torch.ops.aten._softmax_backward_data(tgz, tsm, 1, torch.float32), B * K)
+    loss = np.empty(1, np.float32)
+    row("cross_entropy loss+grad", lambda: _C.cross_entropy(loss, zo.reshape(B, K, 1), z.reshape(B, K, 1),
+                                                              tgt.reshape(B, 1), None, -100, 0.0, 1),
+        lambda: tf.cross_entropy(tz, tt), B * K)
+    R, D = 64, 1024
+    xr = rng.standard_normal((R, D)).astype(np.float32)
+    gr, yr = rng.standard_normal((R, D)).astype(np.float32), np.empty((R, D), np.float32)
+    w, b = np.ones(D, np.float32), np.zeros(D, np.float32)
+    mean, rstd, dw, db = np.empty(R), np.empty(R), np.zeros(D, np.float32), np.zeros(D, np.float32)
+    _C.layer_norm_forward(yr, mean, rstd, xr, w, b, 1e-5)
+    bm, br = np.empty(D), np.empty(D)
+    txr, tw, tb = (torch.from_numpy(a) for a in (xr, w, b)) if torch else (None,) * 3
+    row("layer_norm fwd (rows 1024)", lambda: _C.layer_norm_forward(yr, mean, rstd, xr, w, b, 1e-5),
+        lambda: tf.layer_norm(txr, (D,), tw, tb), R * D)
+    row("layer_norm bwd", lambda: _C.layer_norm_backward(yr, dw, db, gr, xr, mean, rstd, w), None, R * D)
+    row("batch_norm fwd (train)", lambda: _C.batch_norm_forward(yr[:, :, None], bm, br, None, None, xr[:, :, None],
+                                                                w, b, True, 0.1, 1e-5),
+        lambda: tf.batch_norm(txr, None, None, tw, tb, True), R * D)
+    row("batch_norm bwd", lambda: _C.batch_norm_backward(yr[:, :, None], dw, db, gr[:, :, None], xr[:, :, None],
+                                                         bm, br, w, True), None, R * D)
+    xf = x.copy()
+    row("dropout fwd", lambda: _C.dropout_forward(y, xf, 0.1, 7, 0), lambda: tf.dropout(tx, 0.1, True), n)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=float, default=16.0, help="input size in MB")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--l1", action="store_true", help="ns per element on one thread, operands in L1/L2")
     args = ap.parse_args()
+    if args.l1:
+        l1_costs()
+        return
     if args.threads:
         nnfast.set_num_threads(args.threads)
     dt = np.dtype(args.dtype)

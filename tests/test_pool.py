@@ -88,11 +88,25 @@ def test_avg_pool1d_matches_torch(device):
         _check(lambda t: F.avg_pool1d(t, **kw), lambda t: TF.avg_pool1d(t, **kw), _x((2, 3, 15)), device)
 
 
-@pytest.mark.parametrize("out", [1, 3, (2, 5), (None, 4), (9, 13), (11, 6)])
+@pytest.mark.parametrize("out", [1, 3, (2, 5), (None, 4), (9, 13), (11, 6), (4, 1), (9, 1)])
 def test_adaptive_pool2d_matches_torch(out, device):
     x = _x((2, 3, 9, 10))
     _check(lambda t: F.adaptive_avg_pool2d(t, out), lambda t: TF.adaptive_avg_pool2d(t, out), x, device)
     _check(lambda t: F.adaptive_max_pool2d(t, out, True), lambda t: TF.adaptive_max_pool2d(t, out, True), x, device)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+@pytest.mark.parametrize("hw,out", [((1, 1), 1), ((7, 37), 1), ((33, 31), (5, 1)), ((3, 1023), (2, 1))])
+def test_adaptive_avg_pool2d_whole_rows_float64_reference(hw, out, dtype):
+    """Windows spanning whole rows (global pooling included) take the contiguous-run sum:
+    against a float64 mean, on odd sizes and a non-contiguous input."""
+    H, W = hw
+    x = _x((3, 4, W, H), dtype=dtype).transpose(0, 1, 3, 2)  # non-contiguous (H, W) planes
+    y = F.adaptive_avg_pool2d(nnfast.from_numpy(x), out).numpy()
+    OH = out if isinstance(out, int) else out[0]
+    ref = np.stack([x[:, :, (i * H) // OH:-(-(i + 1) * H // OH)].astype(np.float64).mean((2, 3))
+                    for i in range(OH)], 2)[..., None]
+    np.testing.assert_allclose(y, ref, rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-7)
 
 
 def test_adaptive_pool1d_matches_torch(device):
@@ -179,10 +193,10 @@ def test_max_pool_nan_propagates_like_torch(padding, device):
         np.testing.assert_array_equal(jn.to("cpu").numpy(), jt.numpy())
 
 
-@pytest.mark.parametrize("case", ["max", "avg", "adaptive", "bilinear", "nearest"])
+@pytest.mark.parametrize("case", ["max", "avg", "adaptive", "global", "bilinear", "nearest"])
 def test_results_do_not_depend_on_thread_count(case):
     fn = {"max": lambda t: F.max_pool2d(t, 3, 2, 1), "avg": lambda t: F.avg_pool2d(t, 3, 1, 1),
-          "adaptive": lambda t: F.adaptive_avg_pool2d(t, (5, 3)),
+          "adaptive": lambda t: F.adaptive_avg_pool2d(t, (5, 3)), "global": lambda t: F.adaptive_avg_pool2d(t, 1),
           "bilinear": lambda t: F.interpolate(t, scale_factor=1.5, mode="bilinear"),
           "nearest": lambda t: F.interpolate(t, scale_factor=0.7)}[case]
     x = _x((4, 16, 24, 24), dtype=np.float32)
@@ -217,6 +231,13 @@ def test_cuda_equals_cpu_bit_for_bit():
             y.sum().backward()
             res.append((y.detach().to("cpu").numpy(), t.grad.to("cpu").numpy()))
         assert np.array_equal(res[0][0], res[1][0]) and np.array_equal(res[0][1], res[1][1])
+    # whole-row windows (global pooling): the CPU's vector blocks and the CUDA threads' loops
+    # (pool_math::span_sum_blocked) add in the same order; planes of 667 and 23 x 17 (2 blocks + tail)
+    for shape, out in (((2, 3, 23, 29), 1), ((2, 3, 40, 17), (3, 1))):
+        x = _x(shape, dtype=np.float32)
+        ys = [F.adaptive_avg_pool2d(nnfast.from_numpy(x).to(dev) if dev != "cpu" else nnfast.from_numpy(x), out)
+              .to("cpu").numpy() for dev in ("cpu", "cuda")]
+        assert np.array_equal(ys[0], ys[1])
 
 
 # ------------------------------------------------------------------------------------ errors

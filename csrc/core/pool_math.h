@@ -177,10 +177,39 @@ NNFAST_HD inline void avg_plane_backward(T* dx, const T* dy, const PoolGeom& g, 
 NNFAST_HD inline index_t adaptive_start(index_t i, index_t in, index_t out) { return (i * in) / out; }
 NNFAST_HD inline index_t adaptive_end(index_t i, index_t in, index_t out) { return ((i + 1) * in + out - 1) / out; }
 
+// Sum of n contiguous values in blocks of 256: in each block, lane l (of 16) of four
+// T accumulators j adds x[k + 16 j + l] for k = block start, +64, +128, +192; the lanes
+// (a0 + a1) + (a2 + a3) are added into 16 double sums; then the double sums in lane
+// order, then the tail. The CPU runs this very order with vectors (cpu/pool.cpp
+// span_sum), CUDA threads with these loops: the same bits on both devices.
+template <typename T>
+NNFAST_HD inline double span_sum_blocked(const T* x, index_t n) {
+  double acc[16];
+  for (int l = 0; l < 16; ++l) acc[l] = 0.0;
+  index_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+    T a[4][16];
+    for (int j = 0; j < 4; ++j)
+      for (int l = 0; l < 16; ++l) a[j][l] = T(0);
+    for (index_t k = i; k < i + 256; k += 64)
+      for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < 16; ++l) a[j][l] = a[j][l] + x[k + 16 * j + l];
+    for (int l = 0; l < 16; ++l) acc[l] = acc[l] + static_cast<double>((a[0][l] + a[1][l]) + (a[2][l] + a[3][l]));
+  }
+  double s = 0;
+  for (int l = 0; l < 16; ++l) s += acc[l];
+  for (; i < n; ++i) s += static_cast<double>(x[i]);
+  return s;
+}
+
 template <typename T>
 NNFAST_HD inline T adaptive_avg_at(const T* x, const PoolGeom& g, index_t oh, index_t ow) {
   const index_t h0 = adaptive_start(oh, g.H, g.OH), h1 = adaptive_end(oh, g.H, g.OH);
   const index_t w0 = adaptive_start(ow, g.W, g.OW), w1 = adaptive_end(ow, g.W, g.OW);
+  if (w0 == 0 && w1 == g.W) {  // whole rows (OW = 1, global pooling): one contiguous run
+    const index_t cnt = (h1 - h0) * g.W;
+    return cnt > 0 ? static_cast<T>(span_sum_blocked(x + h0 * g.W, cnt) / static_cast<double>(cnt)) : T(0);
+  }
   return window_mean(x, g.W, h0, h1, w0, w1, static_cast<double>((h1 - h0) * (w1 - w0)));
 }
 

@@ -10,7 +10,12 @@
 // turn contraction off (GCC optimize / STDC FP_CONTRACT pragmas), and baseline
 // x86-64 has no FMA. Checked by tests/test_activation.py (epilogue vs every SIMD level).
 //
-// float32: branch-free polynomials (Cephes-style range reductions, no FMA).
+// float32: branch-free polynomials (Cephes-style range reductions) evaluated with
+// fused multiply-adds through vm::fmadd, which rounds once on EVERY path: the FMA
+// instruction where the ISA object has one (AVX2, AVX-512, NEON; one lane
+// included), correctly rounded std::fma elsewhere (baseline x86-64: a libm call,
+// slow but the same bits). 2^n scaling: AVX-512 vscalefps, elsewhere two exact
+// power-of-two products; both round y 2^n once, so the bits agree too.
 // Max error vs the float64 result over strided scans of all floats in range:
 // exp, expm1, tanh, log1p 1.5 ulp; softplus 2; sigmoid, SiLU, GELU ~3 ulp
 // (mean ~0.1 ulp). float64: libm, lane by lane.
@@ -31,6 +36,14 @@
 #include "nnfast/common.h"
 
 
+// Forced inlining: an out-of-line exp costs a call plus spilling every live
+// vector register around it (GCC kept exp out of line in the softmax rows).
+#if defined(__GNUC__)
+#define NNFAST_VM_INLINE inline __attribute__((always_inline))
+#else
+#define NNFAST_VM_INLINE inline
+#endif
+
 namespace nnfast {
 namespace NNFAST_VM_NS {
 namespace vm {
@@ -50,6 +63,39 @@ using simd::umask_t;
 using simd::vabs;
 using simd::Vec;
 
+// a * b + c rounded once, identical bits on every ISA and width (see the header
+// comment). Vectors wider than a native register are split in halves.
+#if defined(__AVX512F__)
+constexpr int kFmaBytes = 64;
+#elif defined(__FMA__) || (defined(__aarch64__) && defined(__ARM_NEON))
+constexpr int kFmaBytes = simd::kNativeBytes;
+#else
+constexpr int kFmaBytes = 0;  // no FMA instruction: std::fma
+#endif
+template <class V>
+NNFAST_VM_INLINE V fmadd(V a, V b, V c) {
+  using E = elem_t<V>;
+  constexpr int W = lanes<V>();
+  if constexpr (kFmaBytes > 0 && sizeof(V) >= 16 && sizeof(V) <= kFmaBytes) {
+    return simd::fma(a, b, c);
+  } else if constexpr (kFmaBytes > 0 && sizeof(V) > kFmaBytes) {
+    using H = Vec<E, W / 2>;
+    constexpr size_t h = sizeof(H);
+    H al, ah, bl, bh, cl, ch;
+    std::memcpy(&al, &a, h), std::memcpy(&ah, reinterpret_cast<const char*>(&a) + h, h);
+    std::memcpy(&bl, &b, h), std::memcpy(&bh, reinterpret_cast<const char*>(&b) + h, h);
+    std::memcpy(&cl, &c, h), std::memcpy(&ch, reinterpret_cast<const char*>(&c) + h, h);
+    const H lo = fmadd(al, bl, cl), hi = fmadd(ah, bh, ch);
+    V r;
+    std::memcpy(&r, &lo, h), std::memcpy(reinterpret_cast<char*>(&r) + h, &hi, h);
+    return r;
+  } else {
+    V r;
+    for (int i = 0; i < W; ++i) r[i] = std::fma(a[i], b[i], c[i]);
+    return r;
+  }
+}
+
 // ------------------------------------------------------------------ float32 core
 // exp(a + c) = 2^n (1 + q) with n = round(a / ln2) taken from a alone, so a
 // caller holding a value as an exact big part a plus a small correction c
@@ -60,10 +106,10 @@ using simd::Vec;
 // the activation kernels.)
 template <class V>
 struct ExpParts {
-  V q, s1, s2;
+  V q, s1, s2, n;  // exp = 2^n (1 + q) = (1 + q) s1 s2
 };
 template <bool kCorr = true, bool kNonpos = false, class V>
-inline ExpParts<V> exp_parts_f32(V a, V c) {
+NNFAST_VM_INLINE ExpParts<V> exp_parts_f32(V a, V c) {
   using I = mask_t<V>;
   using U = umask_t<V>;
   if constexpr (kNonpos) {
@@ -73,20 +119,21 @@ inline ExpParts<V> exp_parts_f32(V a, V c) {
     a = a > 89.0f ? splat<V>(89.0f) : a;
   }
   const V magic = splat<V>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const V t = a * 1.44269504088896341f + magic;
+  const V t = fmadd(a, splat<V>(1.44269504088896341f), magic);
   const V n = t - magic;
   const I ni = (I)t - (I)magic;
-  V r = a - n * 0.693359375f;  // Cody-Waite ln2 = C1 + C2, n * C1 exact
-  r = r - n * -2.12194440e-4f;
+  V r = fmadd(n, splat<V>(-0.693359375f), a);  // Cody-Waite ln2 = C1 + C2
+  r = fmadd(n, splat<V>(2.12194440e-4f), r);
   if (kCorr) r = r + c;
   // expm1(r) on |r| <= ln2/2 + 0.05 (Cephes expf coefficients).
-  V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  V p = fmadd(r, splat<V>(1.9875691500e-4f), splat<V>(1.3981999507e-3f));
+  p = fmadd(p, r, splat<V>(8.3334519073e-3f));
+  p = fmadd(p, r, splat<V>(4.1665795894e-2f));
+  p = fmadd(p, r, splat<V>(1.6666665459e-1f));
+  p = fmadd(p, r, splat<V>(5.0000001201e-1f));
   ExpParts<V> out;
-  out.q = p * (r * r) + r;
+  out.q = fmadd(p, r * r, r);
+  out.n = n;
   if constexpr (kNonpos) {
     out.s1 = (V)((U)(ni + 127) << 23);  // n = -127: bit pattern 0, +0
     out.s2 = V{};
@@ -98,9 +145,19 @@ inline ExpParts<V> exp_parts_f32(V a, V c) {
   return out;
 }
 
+// y 2^n rounded once (p from exp_parts_f32 without kNonpos): vscalefps on
+// AVX-512 registers, else two exact power-of-two products (same bits).
+template <class V>
+NNFAST_VM_INLINE V scale2n(V y, const ExpParts<V>& p) {
+#if defined(__AVX512F__)
+  if constexpr (is_f32<V>() && sizeof(V) == 64) return (V)_mm512_scalef_ps((__m512)y, (__m512)p.n);
+#endif
+  return (y * p.s1) * p.s2;
+}
+
 // log(x) for finite normal x > 0 (Cephes logf).
 template <class V>
-inline V log_f32(V x) {
+NNFAST_VM_INLINE V log_f32(V x) {
   using I = mask_t<V>;
   const I ix = (I)x;
   I e = ((ix >> 23) & 0xff) - 126;             // x = m 2^e, m in [0.5, 1)
@@ -109,39 +166,39 @@ inline V log_f32(V x) {
   e = small ? e - 1 : e;
   m = (small ? m + m : m) - 1.0f;
   const V z = m * m;
-  V y = m * 7.0376836292e-2f - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
+  V y = fmadd(m, splat<V>(7.0376836292e-2f), splat<V>(-1.1514610310e-1f));
+  y = fmadd(y, m, splat<V>(1.1676998740e-1f));
+  y = fmadd(y, m, splat<V>(-1.2420140846e-1f));
+  y = fmadd(y, m, splat<V>(1.4249322787e-1f));
+  y = fmadd(y, m, splat<V>(-1.6668057665e-1f));
+  y = fmadd(y, m, splat<V>(2.0000714765e-1f));
+  y = fmadd(y, m, splat<V>(-2.4999993993e-1f));
+  y = fmadd(y, m, splat<V>(3.3333331174e-1f));
   y = y * m * z;
   const V fe = __builtin_convertvector(e, V);
-  y = y + fe * -2.12194440e-4f;
-  y = y - z * 0.5f;
+  y = fmadd(fe, splat<V>(-2.12194440e-4f), y);
+  y = fmadd(z, splat<V>(-0.5f), y);
   V r = m + y;
-  return r + fe * 0.693359375f;
+  return fmadd(fe, splat<V>(0.693359375f), r);
 }
 
 // ------------------------------------------------------------------ T-generic
 template <class V>
-inline V exp(V x) {
+NNFAST_VM_INLINE V exp(V x) {
   if constexpr (is_f32<V>()) {
     const ExpParts<V> p = exp_parts_f32<false>(x, V{});
-    return ((p.q + 1.0f) * p.s1) * p.s2;
+    return scale2n(p.q + 1.0f, p);
   } else {
     return lanewise(x, [](elem_t<V> v) { return std::exp(v); });
   }
 }
 
 template <class V>
-inline V expm1(V x) {
+NNFAST_VM_INLINE V expm1(V x) {
   if constexpr (is_f32<V>()) {
     const ExpParts<V> p = exp_parts_f32<false>(x, V{});
     // 2^n (1 + q) - 1 = 2^n q + (2^n - 1); n = 0 gives q exactly.
-    return (p.q * p.s1) * p.s2 + (p.s1 * p.s2 - 1.0f);
+    return scale2n(p.q, p) + (scale2n(splat<V>(1.0f), p) - 1.0f);
   } else {
     return lanewise(x, [](elem_t<V> v) { return std::expm1(v); });
   }
@@ -149,7 +206,7 @@ inline V expm1(V x) {
 
 // log1p(v) for v >= 0 (v = exp(-|z|) in softplus).
 template <class V>
-inline V log1p_pos(V v) {
+NNFAST_VM_INLINE V log1p_pos(V v) {
   if constexpr (is_f32<V>()) {
     const V u = v + 1.0f;
     // log(u) plus the rounding error of 1 + v, to first order.
@@ -160,17 +217,17 @@ inline V log1p_pos(V v) {
 }
 
 template <class V>
-inline V tanh(V x) {
+NNFAST_VM_INLINE V tanh(V x) {
   if constexpr (is_f32<V>()) {
     V ax = vabs(x);
     ax = ax > 10.0f ? splat<V>(10.0f) : ax;  // tanh(10) rounds to 1; keeps expm1 finite
     // Small |x|: the Cephes tanhf odd polynomial (< 1 ulp); else expm1(2|x|) / (expm1(2|x|) + 2).
     const V z = ax * ax;
-    V p = z * -5.70498872745e-3f + 2.06390887954e-2f;
-    p = p * z - 5.37397155531e-2f;
-    p = p * z + 1.33314422036e-1f;
-    p = p * z - 3.33332819422e-1f;
-    const V small = p * z * ax + ax;
+    V p = fmadd(z, splat<V>(-5.70498872745e-3f), splat<V>(2.06390887954e-2f));
+    p = fmadd(p, z, splat<V>(-5.37397155531e-2f));
+    p = fmadd(p, z, splat<V>(1.33314422036e-1f));
+    p = fmadd(p, z, splat<V>(-3.33332819422e-1f));
+    const V small = fmadd(p * z, ax, ax);
     const V t = expm1(ax + ax);
     const V big = t / (t + 2.0f);
     return copysign_of(ax < 0.625f ? small : big, x);
@@ -181,7 +238,7 @@ inline V tanh(V x) {
 
 // sigmoid(x) and 1 - sigmoid(x), both without cancellation.
 template <class V>
-inline void sigmoid2(V x, V& s, V& sc) {
+NNFAST_VM_INLINE void sigmoid2(V x, V& s, V& sc) {
   using E = elem_t<V>;
   const V e = exp(-vabs(x));
   const V r = E(1) / (e + E(1));
@@ -199,7 +256,7 @@ struct Sigmoid2 {
   }
 };
 template <class V>
-inline V sigmoid(V x) {
+NNFAST_VM_INLINE V sigmoid(V x) {
   V s, sc;
   sigmoid2(x, s, sc);
   return s;
@@ -211,7 +268,7 @@ inline V sigmoid(V x) {
 // from u = 14.4 on), evaluated in double. u^2 is split as uh^2 + (u - uh)(u + uh)
 // with uh holding 12 bits, so uh^2 / 2 is exact and exp keeps full precision.
 template <class V>
-inline void normal_tail(V x, V& t, V& g) {
+NNFAST_VM_INLINE void normal_tail(V x, V& t, V& g) {
   if constexpr (is_f32<V>()) {
     using I = mask_t<V>;
     V u = vabs(x);
@@ -219,22 +276,22 @@ inline void normal_tail(V x, V& t, V& g) {
     const V uh = (V)((I)u & (ielem_t<V>)0xfffff000);
     const V d = (u - uh) * (u + uh);
     const ExpParts<V> p = exp_parts_f32((uh * uh) * -0.5f, d * -0.5f);
-    g = ((p.q + 1.0f) * p.s1) * p.s2;
+    g = scale2n(p.q + 1.0f, p);
     // M in double: a float Horner of this length would cost ~6 ulp; this way
     // GELU stays within ~3 ulp for ~10% more time.
     using VD = Vec<double, lanes<V>()>;
     const VD ud = __builtin_convertvector(u, VD);
-    VD num = ud * 8.76680308e-04 + 1.15198810e-02;
-    num = num * ud + 7.07612783e-02;
-    num = num * ud + 2.49279261e-01;
-    num = num * ud + 5.06082714e-01;
-    num = num * ud + 0.5;
-    VD den = ud * 2.19751475e-03 + 2.88758576e-02;
-    den = den * ud + 1.79575697e-01;
-    den = den * ud + 6.53621972e-01;
-    den = den * ud + 1.44276953e+00;
-    den = den * ud + 1.81005001e+00;
-    den = den * ud + 1.0;
+    VD num = fmadd(ud, splat<VD>(8.76680308e-04), splat<VD>(1.15198810e-02));
+    num = fmadd(num, ud, splat<VD>(7.07612783e-02));
+    num = fmadd(num, ud, splat<VD>(2.49279261e-01));
+    num = fmadd(num, ud, splat<VD>(5.06082714e-01));
+    num = fmadd(num, ud, splat<VD>(0.5));
+    VD den = fmadd(ud, splat<VD>(2.19751475e-03), splat<VD>(2.88758576e-02));
+    den = fmadd(den, ud, splat<VD>(1.79575697e-01));
+    den = fmadd(den, ud, splat<VD>(6.53621972e-01));
+    den = fmadd(den, ud, splat<VD>(1.44276953e+00));
+    den = fmadd(den, ud, splat<VD>(1.81005001e+00));
+    den = fmadd(den, ud, splat<VD>(1.0));
     t = g * __builtin_convertvector(num / den, V);
   } else {
     using E = elem_t<V>;
@@ -258,51 +315,51 @@ struct ActMath;
 
 template <>
 struct ActMath<Act::Identity> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return x; }
-  template <class V> static V grad(V, elem_t<V>, elem_t<V>) { return splat<V>(elem_t<V>(1)); }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return x; }
+  template <class V> NNFAST_VM_INLINE static V grad(V, elem_t<V>, elem_t<V>) { return splat<V>(elem_t<V>(1)); }
 };
 
 template <>
 struct ActMath<Act::ReLU> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return x < elem_t<V>(0) ? V{} : x; }  // NaN propagates
-  template <class V> static V grad(V y, elem_t<V>, elem_t<V>) { return y > elem_t<V>(0) ? splat<V>(1) : V{}; }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return x < elem_t<V>(0) ? V{} : x; }  // NaN propagates
+  template <class V> NNFAST_VM_INLINE static V grad(V y, elem_t<V>, elem_t<V>) { return y > elem_t<V>(0) ? splat<V>(1) : V{}; }
 };
 
 template <>
 struct ActMath<Act::LeakyReLU> {  // a = negative_slope
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? x : x * a; }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? x : x * a; }
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V>) {
     return x > elem_t<V>(0) ? splat<V>(1) : splat<V>(a);
   }
 };
 
 template <>
 struct ActMath<Act::ELU> {  // a = alpha
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? x : expm1(x) * a; }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? splat<V>(1) : exp(x) * a; }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? x : expm1(x) * a; }
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V>) { return x > elem_t<V>(0) ? splat<V>(1) : exp(x) * a; }
 };
 
 template <>
 struct ActMath<Act::Sigmoid> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return sigmoid(x); }
-  template <class V> static V grad(V y, elem_t<V>, elem_t<V>) { return y * (elem_t<V>(1) - y); }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return sigmoid(x); }
+  template <class V> NNFAST_VM_INLINE static V grad(V y, elem_t<V>, elem_t<V>) { return y * (elem_t<V>(1) - y); }
 };
 
 template <>
 struct ActMath<Act::Tanh> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return tanh(x); }
-  template <class V> static V grad(V y, elem_t<V>, elem_t<V>) { return elem_t<V>(1) - y * y; }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return tanh(x); }
+  template <class V> NNFAST_VM_INLINE static V grad(V y, elem_t<V>, elem_t<V>) { return elem_t<V>(1) - y * y; }
 };
 
 template <>
 struct ActMath<Act::GELU> {  // exact, erf form
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     V t, g;
     normal_tail(x, t, g);
     return x * (x < E(0) ? t : E(1) - t);
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     V t, g;
     normal_tail(x, t, g);
@@ -313,31 +370,31 @@ struct ActMath<Act::GELU> {  // exact, erf form
 template <>
 struct ActMath<Act::GELUTanh> {
   // 0.5 x (1 + tanh(u)) = x sigmoid(2u): no cancellation for x < 0.
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     const V u = (x + x * x * x * E(0.044715)) * E(0.79788456080286535588);
     return x * sigmoid(u + u);
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     return formula::gelu_tanh_grad<elem_t<V>>(x, Sigmoid2{});
   }
 };
 
 template <>
 struct ActMath<Act::SiLU> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return x * sigmoid(x); }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) { return formula::silu_grad<elem_t<V>>(x, Sigmoid2{}); }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return x * sigmoid(x); }
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) { return formula::silu_grad<elem_t<V>>(x, Sigmoid2{}); }
 };
 
 template <>
 struct ActMath<Act::Softplus> {  // a = beta, b = threshold
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V> b) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V> b) {
     using E = elem_t<V>;
     const V bx = x * a;
     const V soft = log1p_pos(exp(-vabs(bx))) * (E(1) / a) + (bx > E(0) ? x : V{});
     return bx > b ? x : soft;
   }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V> b) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V> b) {
     const V bx = x * a;
     return bx > b ? splat<V>(1) : sigmoid(bx);
   }
@@ -345,10 +402,10 @@ struct ActMath<Act::Softplus> {  // a = beta, b = threshold
 
 template <>
 struct ActMath<Act::Hardtanh> {  // a = min_val, b = max_val
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V> b) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V> b) {
     return x < a ? splat<V>(a) : (x > b ? splat<V>(b) : x);
   }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V> b) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V> b) {
     return (x > a) & (x < b) ? splat<V>(1) : V{};
   }
 };
@@ -360,7 +417,7 @@ struct ActMath<Act::Hardtanh> {  // a = min_val, b = max_val
 // float32: <= 4.1 ulp.
 template <>
 struct ActMath<Act::Mish> {
-  template <class V> static void parts(V x, V& e, V& t, V& tc) {
+  template <class V> NNFAST_VM_INLINE static void parts(V x, V& e, V& t, V& tc) {
     using E = elem_t<V>;
     const auto big = x > E(20);
     e = exp(big ? splat<V>(20) : x);
@@ -369,12 +426,12 @@ struct ActMath<Act::Mish> {
     t = big ? splat<V>(1) : n * r;  // tanh(softplus(x))
     tc = big ? V{} : r + r;         // 1 - t
   }
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     V e, t, tc;
     parts(x, e, t, tc);
     return x * t;
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     V e, t, tc;
     parts(x, e, t, tc);
@@ -386,14 +443,14 @@ struct ActMath<Act::Mish> {
 // [-3, 3] (both ends), 1 above (NaN: 1). float32: <= 1.9 ulp (two roundings).
 template <>
 struct ActMath<Act::Hardswish> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     V r = x + E(3);
     r = r < E(0) ? V{} : r;  // NaN propagates
     r = r > E(6) ? splat<V>(6) : r;
     return (x * r) / E(6);
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     return x < E(-3) ? V{} : (x <= E(3) ? x / E(3) + E(0.5) : splat<V>(1));
   }
@@ -405,11 +462,11 @@ template <>
 struct ActMath<Act::SELU> {
   static constexpr double kScale = 1.0507009873554804934193349852946;
   static constexpr double kAlphaScale = 1.6732632423543772848170429916717 * 1.0507009873554804934193349852946;
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     return x <= E(0) ? expm1(x) * E(kAlphaScale) : x * E(kScale);
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     return x <= E(0) ? exp(x) * E(kAlphaScale) : splat<V>(E(kScale));
   }
@@ -419,11 +476,11 @@ struct ActMath<Act::SELU> {
 // derivative at x <= 0 from the exp branch. float32: <= 1.9 ulp.
 template <>
 struct ActMath<Act::CELU> {
-  template <class V> static V fwd(V x, elem_t<V> a, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V> a, elem_t<V>) {
     using E = elem_t<V>;
     return x <= E(0) ? expm1(x * (E(1) / a)) * a : x;
   }
-  template <class V> static V grad(V x, elem_t<V> a, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V> a, elem_t<V>) {
     using E = elem_t<V>;
     return x <= E(0) ? exp(x * (E(1) / a)) : splat<V>(1);
   }
@@ -433,8 +490,8 @@ struct ActMath<Act::CELU> {
 // float32: <= 1.5 ulp forward, 3.4 derivative.
 template <>
 struct ActMath<Act::Softsign> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) { return x / (vabs(x) + elem_t<V>(1)); }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return x / (vabs(x) + elem_t<V>(1)); }
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     const V d = vabs(x) + elem_t<V>(1);
     return elem_t<V>(1) / (d * d);
   }
@@ -444,11 +501,11 @@ struct ActMath<Act::Softsign> {
 // sigmoid(-x) = 1 - sigmoid(x) without cancellation (0.5 at 0). float32: <= 1.9 ulp.
 template <>
 struct ActMath<Act::LogSigmoid> {
-  template <class V> static V fwd(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
     return (x < E(0) ? x : V{}) - log1p_pos(exp(-vabs(x)));
   }
-  template <class V> static V grad(V x, elem_t<V>, elem_t<V>) {
+  template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     V s, sc;
     sigmoid2(x, s, sc);
     return sc;
@@ -461,17 +518,17 @@ NNFAST_ACTIVATIONS(NNFAST_ACT_HAS_MATH_)
 #undef NNFAST_ACT_HAS_MATH_
 
 template <Act A, class V>
-inline V act_fwd(V x, elem_t<V> a, elem_t<V> b) {
+NNFAST_VM_INLINE V act_fwd(V x, elem_t<V> a, elem_t<V> b) {
   return ActMath<A>::fwd(x, a, b);
 }
 template <Act A, class V>
-inline V act_grad(V s, elem_t<V> a, elem_t<V> b) {
+NNFAST_VM_INLINE V act_grad(V s, elem_t<V> a, elem_t<V> b) {
   return ActMath<A>::grad(s, a, b);
 }
 
 // y = A(x) and d = A'(x) from the input in one go (gated units need both).
 template <Act A, class V>
-inline void act_fwd_grad(V x, elem_t<V> a, elem_t<V> b, V& y, V& d) {
+NNFAST_VM_INLINE void act_fwd_grad(V x, elem_t<V> a, elem_t<V> b, V& y, V& d) {
   y = act_fwd<A>(x, a, b);
   if constexpr (act_grad_from_output(A)) {
     d = act_grad<A>(y, a, b);
@@ -510,7 +567,7 @@ namespace vm {
 // exp(a) = 2^n (1 + q), n = round(a / ln2), float64: as exp_parts_f32, with a
 // Taylor expm1 to r^13 on |r| <= ln2/2 (truncation < 4e-18 relative).
 template <bool kNonpos = false, class V>
-inline ExpParts<V> exp_parts_f64(V a) {
+NNFAST_VM_INLINE ExpParts<V> exp_parts_f64(V a) {
   using I = mask_t<V>;
   using U = umask_t<V>;
   if constexpr (kNonpos) {
@@ -538,6 +595,7 @@ inline ExpParts<V> exp_parts_f64(V a) {
   p = p * r + 0.5;
   ExpParts<V> out;
   out.q = p * (r * r) + r;
+  out.n = n;
   if constexpr (kNonpos) {
     out.s1 = (V)((U)(ni + 1023) << 52);  // n = -1023: +0
     out.s2 = V{};
@@ -553,7 +611,7 @@ inline ExpParts<V> exp_parts_f64(V a) {
 // m in [sqrt(1/2), sqrt(2)), f = m - 1, s = f / (2 + f),
 // log(1 + f) = f - (f^2/2 - s (f^2/2 + R)), R = 2 (s^2/3 + s^4/5 + ... + s^24/25).
 template <class V>
-inline V log_f64(V x) {
+NNFAST_VM_INLINE V log_f64(V x) {
   using I = mask_t<V>;
   const I ix = (I)x;
   I e = ((ix >> 52) & 0x7ff) - 1023;
@@ -584,7 +642,7 @@ inline V log_f64(V x) {
 }
 
 template <class V>
-inline V exp_full(V x) {
+NNFAST_VM_INLINE V exp_full(V x) {
   if constexpr (is_f32<V>()) {
     return exp(x);  // exp_parts_f32: already full range
   } else {
@@ -602,7 +660,7 @@ inline V exp_full(V x) {
 // costs a microcode assist; such terms are far below a row sum's rounding).
 // NaN -> NaN. x > 0 is outside the contract.
 template <class V>
-inline V exp_nonpos(V x) {
+NNFAST_VM_INLINE V exp_nonpos(V x) {
   if constexpr (is_f32<V>()) {
     const ExpParts<V> p = exp_parts_f32<false, true>(x, V{});
     return (p.q + 1.0f) * p.s1;
@@ -613,7 +671,7 @@ inline V exp_nonpos(V x) {
 }
 
 template <class V>
-inline V log_full(V x) {
+NNFAST_VM_INLINE V log_full(V x) {
   using E = elem_t<V>;
   constexpr bool f32 = is_f32<V>();
   // Subnormals are scaled by 2^up into the normal range, log(2^up) taken off after.
@@ -637,7 +695,7 @@ inline V log_full(V x) {
 // log1p(u) = log(w) + (u - (w - 1)) / w, w = 1 + u: the quotient restores the
 // bits of u that rounding 1 + u lost. u <= -1, u = inf, NaN: log(w) as it is.
 template <class V>
-inline V log1p_full(V u) {
+NNFAST_VM_INLINE V log1p_full(V u) {
   using E = elem_t<V>;
   const V w = u + E(1);
   const V lw = log_full(w);

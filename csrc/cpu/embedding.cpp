@@ -172,7 +172,11 @@ void embedding_renorm(T* weight, const I* idx, index_t N, index_t D, index_t R, 
 template <typename T, typename I>
 void embedding_bag_forward(T* out, index_t* max_indices, const T* weight, const I* idx, const index_t* offsets,
                            const T* per_sample_weights, index_t B, index_t D, index_t padding_idx, BagMode mode) {
-  parallel_for(B, row_grain(D), [&](index_t b0, index_t b1) {
+  // Grain from the rows a bag gathers on average, not one row per bag: 64 bags of 128
+  // rows used to stay serial. Each bag is summed by one thread in position order, so the
+  // bits do not depend on the split.
+  const index_t rows_per_bag = B > 0 ? std::max<index_t>(1, (offsets[B] - offsets[0]) / B) : 1;
+  parallel_for(B, std::max<index_t>(1, row_grain(D) / rows_per_bag), [&](index_t b0, index_t b1) {
     for (index_t b = b0; b < b1; ++b) {
       T* o = out + b * D;
       std::fill(o, o + D, T(0));

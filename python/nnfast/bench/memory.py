@@ -1,5 +1,8 @@
-"""Memory-bound kernels on large float32 tensors (64 MB per operand; 16 MB with
-``--quick``) against the machine's copy bandwidth, NumPy, and PyTorch when installed.
+"""Memory-bound kernels on large float32 tensors against the machine's copy
+bandwidth, NumPy, and PyTorch when installed: 16 MB per operand (in or near L3)
+and 64 MB (DRAM) in the same run; ``--quick``: 16 MB only. The percentage of copy
+bandwidth is the one to read at 64 MB; the PyTorch ratio (``vs_torch`` > 1: nnfast
+faster) at both sizes. The NumPy reference is timed at the largest size only.
 
 Every kernel is called with preallocated outputs (the kernel is measured, not
 the allocator's page faults). Bytes counted are the minimum each kernel must
@@ -65,8 +68,13 @@ def _activation_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.
             return _close(o, ref)
         return check
 
-    relu, sigmoid, tanh, silu, gelu_tanh = (codes.resolve(a)[0] for a in ("relu", "sigmoid", "tanh", "silu",
-                                                                         ("gelu", {"approximate": "tanh"})))
+    relu, sigmoid, tanh, silu, gelu_tanh, gelu = (codes.resolve(a)[0] for a in (
+        "relu", "sigmoid", "tanh", "silu", ("gelu", {"approximate": "tanh"}), "gelu"))
+    from math import erf
+    gelu_erf = x64 * 0.5 * (1 + np.vectorize(erf)(x64 / np.sqrt(2)))
+    y_sig = np.empty_like(x)
+    C.act_forward(y_sig, x, sigmoid)
+    ts = torch.from_numpy(y_sig) if torch else None
     return [
         ("relu fwd", 2 * 4 * n, lambda: C.act_forward(out, x, relu), lambda: np.maximum(x, 0, out=out),
          (lambda: torch.clamp_min(tx, 0, out=tout)) if torch else None, check_fwd(relu, np.maximum(x64, 0))),
@@ -76,6 +84,9 @@ def _activation_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.
         ("sigmoid fwd", 2 * 4 * n, lambda: C.act_forward(out, x, sigmoid),
          lambda: np.divide(1, 1 + np.exp(-x), out=out),
          (lambda: torch.sigmoid(tx, out=tout)) if torch else None, check_fwd(sigmoid, sig)),
+        ("sigmoid bwd (from y)", 3 * 4 * n, lambda: C.act_backward(out, g, y_sig, sigmoid),
+         lambda: np.multiply(g, y_sig * (1 - y_sig), out=out),
+         (lambda: torch.ops.aten.sigmoid_backward(tg, ts)) if torch else None, lambda: True),
         ("tanh fwd", 2 * 4 * n, lambda: C.act_forward(out, x, tanh), lambda: np.tanh(x, out=out),
          (lambda: torch.tanh(tx, out=tout)) if torch else None, check_fwd(tanh, np.tanh(x64))),
         ("silu fwd", 2 * 4 * n, lambda: C.act_forward(out, x, silu), lambda: np.multiply(x, 1 / (1 + np.exp(-x)), out=out),
@@ -86,7 +97,11 @@ def _activation_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.
          check_fwd(gelu_tanh, gelu_t)),
         ("gelu (tanh) bwd", 3 * 4 * n, lambda: C.act_backward(out, g, x, gelu_tanh),
          lambda: np.multiply(g, 0.5 * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x**3))), out=out),
-         None, lambda: True),
+         (lambda: torch.ops.aten.gelu_backward(tg, tx, approximate="tanh")) if torch else None, lambda: True),
+        ("gelu (erf) fwd", 2 * 4 * n, lambda: C.act_forward(out, x, gelu), lambda: None,
+         (lambda: torch.nn.functional.gelu(tx)) if torch else None, check_fwd(gelu, gelu_erf)),
+        ("gelu (erf) bwd", 3 * 4 * n, lambda: C.act_backward(out, g, x, gelu), lambda: None,
+         (lambda: torch.ops.aten.gelu_backward(tg, tx)) if torch else None, lambda: True),
     ]
 
 
@@ -150,14 +165,27 @@ def _row_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.ndarray
         np.exp(zo, out=zo)
         np.divide(zo, zo.sum(1, keepdims=True), out=zo)
 
+    def check_log_softmax() -> bool:
+        zs = z[:16].astype(np.float64)
+        ref = zs - zs.max(1, keepdims=True)
+        ref -= np.log(np.exp(ref).sum(1, keepdims=True))
+        o = np.empty((16, K), np.float32)
+        C.softmax_forward(o, z[:16], 1, True)
+        return _close(o, ref, 1e-5)
+
     tz = torch.from_numpy(z) if torch else None
+    tgz, tsm = (torch.from_numpy(gz), torch.from_numpy(sm)) if torch else (None, None)
     tt = torch.from_numpy(target) if torch else None
     txr, tw, tb = (torch.from_numpy(xr), torch.from_numpy(w), torch.from_numpy(bias)) if torch else (None,) * 3
     return [
         ("softmax fwd (rows of 1000)", 2 * 4 * B * K, lambda: C.softmax_forward(zo, z, 1), np_softmax,
          (lambda: torch.softmax(tz, 1)) if torch else None, check_softmax),
         ("softmax bwd", 3 * 4 * B * K, lambda: C.softmax_backward(zo, gz, sm, 1),
-         lambda: np.multiply(sm, gz - (gz * sm).sum(1, keepdims=True), out=zo), None, lambda: True),
+         lambda: np.multiply(sm, gz - (gz * sm).sum(1, keepdims=True), out=zo),
+         (lambda: torch.ops.aten._softmax_backward_data(tgz, tsm, 1, torch.float32)) if torch else None,
+         lambda: True),
+        ("log_softmax fwd (rows of 1000)", 2 * 4 * B * K, lambda: C.softmax_forward(zo, z, 1, True), lambda: None,
+         (lambda: torch.log_softmax(tz, 1)) if torch else None, check_log_softmax),
         ("cross_entropy loss+grad (rows of 1000)", 2 * 4 * B * K,
          lambda: C.cross_entropy(loss, zo.reshape(B, K, 1), z.reshape(B, K, 1), target.reshape(B, 1), None, -100,
                                  0.0, 1),
@@ -174,15 +202,17 @@ def _row_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.ndarray
          lambda: True),
         ("batch_norm fwd (train, 1024 features)", 2 * 4 * R * D,
          lambda: C.batch_norm_forward(yr3, bn_mean, bn_rstd, None, None, xr3, w, bias, True, 0.1, 1e-5),
-         lambda: np.divide(xr - xr.mean(0), np.sqrt(xr.var(0) + 1e-5), out=yr), None, lambda: True),
+         lambda: np.divide(xr - xr.mean(0), np.sqrt(xr.var(0) + 1e-5), out=yr),
+         (lambda: torch.nn.functional.batch_norm(txr, None, None, tw, tb, True)) if torch else None, lambda: True),
         ("batch_norm bwd", 3 * 4 * R * D,
          lambda: C.batch_norm_backward(yr3, dw, db, gr3, xr3, bn_mean, bn_rstd, w, True), lambda: None, None,
          lambda: True),
     ]
 
 
-def _dropout_cases(C: Any, x: np.ndarray, g: np.ndarray, out: np.ndarray) -> list[Case]:
+def _dropout_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.ndarray) -> list[Case]:
     n = x.size
+    tx = torch.from_numpy(x) if torch else None
     rng = np.random.default_rng(2)
 
     def check() -> bool:
@@ -193,7 +223,8 @@ def _dropout_cases(C: Any, x: np.ndarray, g: np.ndarray, out: np.ndarray) -> lis
 
     return [
         ("dropout fwd", 2 * 4 * n, lambda: C.dropout_forward(out, x, 0.1, 7, 0),
-         lambda: np.multiply(x, (rng.random(n, dtype=np.float32) >= 0.1) / np.float32(0.9), out=out), None, check),
+         lambda: np.multiply(x, (rng.random(n, dtype=np.float32) >= 0.1) / np.float32(0.9), out=out),
+         (lambda: torch.nn.functional.dropout(tx, 0.1, True)) if torch else None, check),
         ("dropout bwd", 2 * 4 * n, lambda: C.dropout_backward(out, g, 0.1, 7, 0),
          lambda: np.multiply(g, (rng.random(n, dtype=np.float32) >= 0.1) / np.float32(0.9), out=out), None,
          lambda: True),
@@ -334,30 +365,37 @@ def _cases(n: int, torch: Any) -> list[Case]:
     g = rng.standard_normal(n).astype(np.float32)
     out = np.empty_like(x)
     return (_activation_cases(C, torch, x, g, out) + _row_cases(C, torch, x, g, out)
-            + _dropout_cases(C, x, g, out) + _tensor_cases(C, torch, x, g, out) + _optimizer_cases(torch, n))
+            + _dropout_cases(C, torch, x, g, out) + _tensor_cases(C, torch, x, g, out) + _optimizer_cases(torch, n))
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    n = (4 << 20) if quick else (16 << 20)  # float32 elements per operand: 16 MB quick, 64 MB full
     torch = torch_or_none()
+    rows: list[dict[str, Any]] = []
+    sizes = [4 << 20] if quick else [4 << 20, 16 << 20]  # float32 elements per operand: 16 MB, 64 MB
+    for n in sizes:
+        rows += _run_size(n, torch, reps=3 if quick else 5, numpy_ref=n == sizes[-1])
+    return rows
+
+
+def _run_size(n: int, torch: Any, reps: int, numpy_ref: bool) -> list[dict[str, Any]]:
     bw1 = copy_bandwidth(n, 1)
     bw2 = copy_bandwidth(n, 2)
     ceiling = max(bw1, bw2)
+    mb = 4 * n / 2**20
     rows: list[dict[str, Any]] = [
-        {"kernel": "numpy copy, 1 thread", "size_mb": 4 * n / 2**20, "nnfast_gbs": bw1, "pct_copy_bw": 100 * bw1 / ceiling},
-        {"kernel": "numpy copy, 2 threads (ceiling)", "size_mb": 4 * n / 2**20, "nnfast_gbs": bw2,
+        {"kernel": "numpy copy, 1 thread", "size_mb": mb, "nnfast_gbs": bw1, "pct_copy_bw": 100 * bw1 / ceiling},
+        {"kernel": "numpy copy, 2 threads (ceiling)", "size_mb": mb, "nnfast_gbs": bw2,
          "pct_copy_bw": 100 * bw2 / ceiling},
     ]
-    reps = 3 if quick else 7
     for name, nbytes, ours, ref, tref, check in _cases(n, torch):
         if not check():
             raise AssertionError(f"[bench] {name}: nnfast result does not match the reference")
         time.sleep(0.05)
         t_ours = median_time(ours, repeats=reps, warmup=1)
-        t_ref = median_time(ref, repeats=reps, warmup=1)
         gbs = nbytes / t_ours / 1e9
-        row: dict[str, Any] = {"kernel": name, "size_mb": 4 * n / 2**20, "nnfast_gbs": gbs,
+        row: dict[str, Any] = {"kernel": name, "size_mb": mb, "nnfast_gbs": gbs,
                                "pct_copy_bw": 100 * gbs / ceiling, "nnfast_ms": t_ours * 1e3}
+        t_ref = median_time(ref, repeats=reps, warmup=1) if numpy_ref else 0.0
         if t_ref > 1e-5:  # a timed NumPy reference exists
             row["numpy_ms"] = t_ref * 1e3
             row["speedup"] = t_ref / t_ours
