@@ -4,8 +4,12 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+import numpy as np
+
+from ... import _dispatch
 from ..._dispatch import contiguous, kernels, xp_of
-from ...autograd.function import ACCUMULATED, Function
+from ...autograd import grad_mode
+from ...autograd.function import ACCUMULATED, Function, record_node
 from ...tensor import Tensor
 from . import _act_codes as codes
 from ._checks import check_float, check_same_device, check_same_dtype
@@ -27,7 +31,8 @@ class LinearFunction(Function):
         K = kernels("linear", x, weight, bias)
         xp = xp_of(x)
         lead = x.shape[:-1]
-        x2 = x.reshape(math.prod(lead), x.shape[-1])  # explicit: -1 is ambiguous for empty inputs
+        # (A 2-D input is used as it is: the node then tracks its version, as the fast path's does.)
+        x2 = x if x.ndim == 2 else x.reshape(math.prod(lead), x.shape[-1])  # -1 is ambiguous when empty
         if bias is not None:
             bias = contiguous(bias)  # the epilogue reads bias with unit stride
         out = xp.empty((x2.shape[0], weight.shape[0]), dtype=x.dtype)
@@ -88,6 +93,12 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activat
     None; output (*, out_features).
     Defaults: bias=None (no bias), activation=None (identity).
     """
+    # (autocast's cast of the operands belongs here, above the fast path, which steps aside
+    # -- _dispatch.FAST_PATHS -- inside an autocast region.)
+    if _FAST[0]:
+        y = _linear_fast(input, weight, bias, activation)
+        if y is not None:
+            return y
     op = "linear"
     check_float(op, input)
     check_float(op, weight, "weight")
@@ -108,3 +119,45 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activat
         raise ValueError(f"[{op}] expected bias of shape ({w.shape[0]},), got {bias._data.shape}")
     code, a, b = codes.resolve(activation)
     return LinearFunction.apply(input, weight, bias, code, a, b)
+
+
+# ---------------------------------------------------------------- the fast path
+_ndarray, _empty, _empty_like, _wrap = np.ndarray, np.empty, np.empty_like, Tensor._wrap
+_FAST = _dispatch.FAST_PATHS
+_CPU = _dispatch._CPU_KERNELS  # op -> cpu kernel set (read per call: tests may patch a kernel)
+_ACTS: dict[Any, tuple[int, float, float]] = {None: (codes.IDENTITY, 0.0, 0.0)}  # activation name -> resolved
+
+
+def _linear_fast(input: Any, weight: Any, bias: Any, activation: Any) -> Optional[Tensor]:
+    """``linear`` for 2-D CPU operands, the kernel called inline (no generic ``Function.apply``);
+    None when anything is unusual, and the checked path then runs (and words any error)."""
+    x = getattr(input, "_data", None)
+    w = getattr(weight, "_data", None)
+    bd = None if bias is None else getattr(bias, "_data", None)
+    if type(x) is not _ndarray or type(w) is not _ndarray or (bias is not None and type(bd) is not _ndarray) \
+            or x.ndim != 2:
+        return None
+    try:
+        code, a, b = _ACTS[activation]
+    except (KeyError, TypeError):  # a new name (resolved once, then cached) or an unhashable spec
+        if not isinstance(activation, str):
+            return None
+        try:
+            code, a, b = _ACTS[activation] = codes.resolve(activation)
+        except (TypeError, ValueError):  # the checked path words the error
+            return None
+    try:
+        out = _empty((x.shape[0], w.shape[0]), x.dtype)
+        aux = None if code in codes.GRAD_FROM_OUTPUT else _empty_like(out)
+        _CPU["linear"].gemm(out, x, w.T, 1.0, 0.0, bd, code, a, b, aux)  # checks dtypes, shapes, strides, alignment
+    except (TypeError, ValueError, IndexError):
+        return None
+    if not (grad_mode._enabled[0] and (input.requires_grad or weight.requires_grad
+                                       or (bias is not None and bias.requires_grad))):
+        return _wrap(out)
+    ctx = LinearFunction()
+    y = _wrap(out, True)
+    ctx.saved_tensors = (x, w, out if aux is None else aux)
+    ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = code, a, b, bias is not None, x.shape[:1]
+    record_node(ctx, (input, weight, bias, None, None, None), (x, w, bd, code, a, b), y)
+    return y
