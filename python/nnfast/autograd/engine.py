@@ -10,8 +10,11 @@ from .function import ACCUMULATED, check_versions
 
 
 def _topological_order(root: Any) -> list[Any]:
-    """Nodes reachable from ``root``, each before the nodes it depends on."""
+    """Nodes reachable from ``root``, each before the nodes it depends on. Each node's
+    ``_sole_consumer`` is set to whether exactly one edge of this graph feeds it its gradient
+    (so a consumer may fold that node's activation derivative into its own kernel)."""
     order: list[Any] = []
+    edges: dict[int, int] = {}
     seen: set[int] = set()
     stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
@@ -24,9 +27,14 @@ def _topological_order(root: Any) -> list[Any]:
         seen.add(id(node))
         stack.append((node, True))
         for nxt in node._next:
-            if nxt is not None and id(nxt) not in seen:
-                stack.append((nxt, False))
+            if nxt is not None:
+                k = id(nxt)
+                edges[k] = edges.get(k, 0) + 1
+                if k not in seen:
+                    stack.append((nxt, False))
     order.reverse()
+    for node in order:
+        node._sole_consumer = edges.get(id(node)) == 1
     return order
 
 

@@ -69,6 +69,7 @@ class Function:
     _grad_hooks: Any = None       # hooks of the non-leaf tensor this node produced
     _retained: Any = None         # weakref to that tensor when it called retain_grad()
     _next: tuple[Any, ...] = ()   # each input's node when this one was recorded (None: a leaf)
+    _sole_consumer = False        # set by the engine per backward: one edge feeds this node's gradient
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays

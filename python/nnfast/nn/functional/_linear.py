@@ -8,7 +8,7 @@ import numpy as np
 
 from ... import _dispatch
 from ..._dispatch import contiguous, kernels, xp_of
-from ...autograd import grad_mode
+from ...autograd import anomaly, grad_mode
 from ...autograd.function import ACCUMULATED, Function, record_node
 from ...tensor import Tensor
 from . import _act_codes as codes
@@ -44,6 +44,8 @@ class LinearFunction(Function):
         ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = act, a, b, bias is not None, lead
         return out.reshape(lead + (weight.shape[0],))
 
+    _dact_done = False  # set by the consumer that fused this node's activation backward
+
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
         x2, weight, saved = ctx.saved_tensors
@@ -53,13 +55,23 @@ class LinearFunction(Function):
         if not dz.flags.c_contiguous:
             dz = xp.ascontiguousarray(dz)
         if ctx.act != codes.IDENTITY:
-            dz2 = xp.empty_like(dz)
-            K.act_backward(dz2, dz, saved, ctx.act, ctx.a, ctx.b)
-            dz = dz2
+            if ctx._dact_done:  # the consumer's dx GEMM already multiplied by act'(saved)
+                ctx._dact_done = False
+            else:
+                dz2 = xp.empty_like(dz)
+                K.act_backward(dz2, dz, saved, ctx.act, ctx.a, ctx.b)
+                dz = dz2
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             dx = xp.empty(x2.shape, dtype=dy.dtype)
-            K.gemm(dx, dz, weight)
+            prev = ctx._next[0]
+            if _fusable(prev, dx):
+                # The producer of our input is a linear with an activation, and our dx is all the
+                # gradient it gets: fold its act' into this GEMM's epilogue (one pass fewer).
+                K.gemm(dx, dz, weight, 1.0, 0.0, None, prev.act, prev.a, prev.b, None, prev.saved_tensors[2])
+                prev._dact_done = True
+            else:
+                K.gemm(dx, dz, weight)
             dx = dx.reshape(ctx.lead + (weight.shape[1],))
         # Parameter gradients go straight into an existing .grad (beta = 1)
         # when there is one: no temporary, no separate accumulation pass.
@@ -80,6 +92,17 @@ class LinearFunction(Function):
                 db = xp.empty((weight.shape[0],), dtype=dy.dtype)
                 K.bias_grad(db, dz, False)
         return dx, dw, db
+
+
+def _fusable(prev: Any, dx: Any) -> bool:
+    """Whether the node ``prev`` (the producer of a linear's input) is a linear with an activation
+    whose backward can be folded into the GEMM that makes ``dx``: its gradient is ``dx`` alone (one
+    consumer; no hook or retain_grad to see the gradient before act'), its saved array has dx's
+    shape and device, and it has not run or been freed yet."""
+    return (type(prev) is LinearFunction and prev.act != codes.IDENTITY and prev._sole_consumer
+            and prev._grad_hooks is None and prev._retained is None and not prev._released
+            and not anomaly._enabled[0] and prev.saved_tensors[2].shape == dx.shape
+            and type(prev.saved_tensors[2]) is type(dx))
 
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
