@@ -154,7 +154,8 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
     """The operator ``self (op) other`` (``swap``: ``other (op) self``). Same-dtype float operands,
     and a float tensor with a Python number, need no promotion: that fast path is inlined here."""
     apply = fn.apply
-    code, saves = BINARY_CODES[op], fn.saves_inputs
+    binary_cls: Any = fn  # an autograd.basic_ops._Binary subclass
+    code, saves = BINARY_CODES[op], bool(binary_cls.saves_inputs)
     kset = _dispatch._CPU_KERNELS[op]  # its kernel is read per call: tests may patch it
     ndarray, empty, asarray, wrap, fast = np.ndarray, np.empty, np.asarray, Tensor._wrap, FAST_PATHS
 
@@ -181,7 +182,7 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
             if ok:
                 if not ((self.requires_grad or (t is not None and t.requires_grad)) and grad_mode._enabled[0]):
                     return wrap(out)
-                ctx = fn()
+                ctx: Any = fn()
                 ctx.shapes = (x.shape, y.shape)
                 if saves:
                     ctx.saved_tensors = (x, y)

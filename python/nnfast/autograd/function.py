@@ -25,7 +25,7 @@ beta = 1) returns ``ACCUMULATED`` in that slot, so no temporary is made.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -187,7 +187,7 @@ def _view_link(src: Any, cls: Any, rest: tuple[Any, ...], kwargs: dict[str, Any]
     return base, lambda t: cls.apply(outer(t), *rest, **kwargs)
 
 
-def _saved_versions(saved: tuple[Any, ...], inputs: list[Any], raw: list[Any], result: Any) -> Any:
+def _saved_versions(saved: tuple[Any, ...], inputs: Sequence[Any], raw: Sequence[Any], result: Any) -> Any:
     """(counter, version, shape) of each tensor whose array backward reads (an input or the
     output saved as it is), so backward can tell when one was modified in place since."""
     ids = {id(a) for a in saved}

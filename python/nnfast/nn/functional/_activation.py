@@ -101,7 +101,7 @@ def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: b
             else:
                 if not (input.requires_grad and grad_mode._enabled[0]):
                     return _wrap(y)
-                ctx = ActivationFunction()
+                ctx: Any = ActivationFunction()
                 out = _wrap(y, True)
                 ctx.saved_tensors = (y,) if code in _FROM_OUTPUT else (x,)
                 ctx.act, ctx.a, ctx.b, ctx.op = code, a, b, op

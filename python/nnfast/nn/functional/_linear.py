@@ -99,10 +99,12 @@ def _fusable(prev: Any, dx: Any) -> bool:
     whose backward can be folded into the GEMM that makes ``dx``: its gradient is ``dx`` alone (one
     consumer; no hook or retain_grad to see the gradient before act'), its saved array has dx's
     shape and device, and it has not run or been freed yet."""
-    return (type(prev) is LinearFunction and prev.act != codes.IDENTITY and prev._sole_consumer
-            and prev._grad_hooks is None and prev._retained is None and not prev._released
-            and not anomaly._enabled[0] and prev.saved_tensors[2].shape == dx.shape
-            and type(prev.saved_tensors[2]) is type(dx))
+    if type(prev) is not LinearFunction:
+        return False
+    node: Any = prev
+    return (node.act != codes.IDENTITY and node._sole_consumer and node._grad_hooks is None
+            and node._retained is None and not node._released and not anomaly._enabled[0]
+            and node.saved_tensors[2].shape == dx.shape and type(node.saved_tensors[2]) is type(dx))
 
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
@@ -178,7 +180,7 @@ def _linear_fast(input: Any, weight: Any, bias: Any, activation: Any) -> Optiona
     if not (grad_mode._enabled[0] and (input.requires_grad or weight.requires_grad
                                        or (bias is not None and bias.requires_grad))):
         return _wrap(out)
-    ctx = LinearFunction()
+    ctx: Any = LinearFunction()
     y = _wrap(out, True)
     ctx.saved_tensors = (x, w, out if aux is None else aux)
     ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = code, a, b, bias is not None, x.shape[:1]

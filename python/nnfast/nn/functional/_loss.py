@@ -299,7 +299,7 @@ def _cross_entropy_fast(input: Any, target: Any, ignore_index: int) -> Optional[
         return None
     if not need:
         return Tensor._wrap(loss.reshape(()))
-    ctx = CrossEntropyFunction()
+    ctx: Any = CrossEntropyFunction()
     ctx.saved_tensors = (dx,)
     ctx.red, ctx.in_shape = 1, x.shape
     y = Tensor._wrap(loss.reshape(()), True)
