@@ -184,10 +184,12 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
                     return wrap(out)
                 ctx: Any = fn()
                 ctx.shapes = (x.shape, y.shape)
+                versions = None
                 if saves:
                     ctx.saved_tensors = (x, y)
+                    versions = [(v._vc, v._vc[0], v._data.shape) for v in (tx, ty) if v is not None] or None
                 res = wrap(out, True)
-                record_node(ctx, (tx, ty), (x, y), res)
+                record_node(ctx, (tx, ty), (x, y), res, versions)
                 return res
         if isinstance(other, Tensor):
             if d == other._data.dtype and d.kind == "f":

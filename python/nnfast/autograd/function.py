@@ -155,19 +155,23 @@ class Function:
         return result
 
 
-def record_node(ctx: Function, inputs: tuple[Any, ...], raw: Any, result: Any) -> None:
+def record_node(ctx: Function, inputs: tuple[Any, ...], raw: Any, result: Any, versions: Any = ()) -> None:
     """Put ``ctx`` on the tape as the node that made ``result`` from ``inputs`` (one entry per
     positional argument of the forward: the Tensor, or None), whose arrays are ``raw``.
 
     ``Function.apply`` and the ops' fast paths (which run their kernels inline) both end here,
-    so a recorded node looks the same whichever way it was made."""
+    so a recorded node looks the same whichever way it was made. A fast path that knows which of
+    its arrays backward reads passes their ``versions`` itself ((counter, version, shape) each, as
+    ``_saved_versions`` makes them; None when none is an input or the output)."""
     ctx.inputs = inputs
     # The graph is frozen here: a later in-place op gives an input a new node, which must not
     # change what this node's gradient flows into.
     ctx._next = tuple([None if t is None else t.grad_fn for t in inputs])  # (lists: faster than generators)
     ctx.needs_input_grad = tuple([t is not None and t.requires_grad for t in inputs])
     result.grad_fn = ctx
-    if ctx.saved_tensors:
+    if versions != ():
+        ctx._versions = versions
+    elif ctx.saved_tensors:
         ctx._versions = _saved_versions(ctx.saved_tensors, inputs, raw, result)
 
 

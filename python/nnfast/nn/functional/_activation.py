@@ -103,9 +103,14 @@ def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: b
                     return _wrap(y)
                 ctx: Any = ActivationFunction()
                 out = _wrap(y, True)
-                ctx.saved_tensors = (y,) if code in _FROM_OUTPUT else (x,)
+                if code in _FROM_OUTPUT:
+                    ctx.saved_tensors = (y,)
+                    versions = [(out._vc, 0, y.shape)]
+                else:
+                    ctx.saved_tensors = (x,)
+                    versions = [(input._vc, input._vc[0], x.shape)]
                 ctx.act, ctx.a, ctx.b, ctx.op = code, a, b, op
-                record_node(ctx, (input, None, None, None), (x, code, a, b), out)
+                record_node(ctx, (input, None, None, None), (x, code, a, b), out, versions)
                 return out
     check_float(op, input)
     if inplace and not _recording(input):

@@ -184,5 +184,8 @@ def _linear_fast(input: Any, weight: Any, bias: Any, activation: Any) -> Optiona
     y = _wrap(out, True)
     ctx.saved_tensors = (x, w, out if aux is None else aux)
     ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = code, a, b, bias is not None, x.shape[:1]
-    record_node(ctx, (input, weight, bias, None, None, None), (x, w, bd, code, a, b), y)
+    versions = [(input._vc, input._vc[0], x.shape), (weight._vc, weight._vc[0], w.shape)]
+    if aux is None:
+        versions.append((y._vc, 0, out.shape))
+    record_node(ctx, (input, weight, bias, None, None, None), (x, w, bd, code, a, b), y, versions)
     return y

@@ -303,7 +303,8 @@ def _cross_entropy_fast(input: Any, target: Any, ignore_index: int) -> Optional[
     ctx.saved_tensors = (dx,)
     ctx.red, ctx.in_shape = 1, x.shape
     y = Tensor._wrap(loss.reshape(()), True)
-    record_node(ctx, (input, target, None, None, None, None, None), (x, t, None, ignore_index, 0.0, 1, need), y)
+    record_node(ctx, (input, target, None, None, None, None, None), (x, t, None, ignore_index, 0.0, 1, need), y,
+                None)  # dx, the one saved array, is neither an input nor the output
     return y
 
 
