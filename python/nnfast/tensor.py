@@ -263,6 +263,9 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
+_object_new, _ndarray = object.__new__, np.ndarray
+
+
 class Tensor:
     """An n-dimensional array that records differentiable operations.
 
@@ -298,8 +301,9 @@ class Tensor:
     # ------------------------------------------------------------ construction
     @classmethod
     def _wrap(cls, data: Any, requires_grad: bool = False) -> "Tensor":
-        t = cls.__new__(cls)
-        if isinstance(data, np.generic):  # NumPy scalars (x[i], 0-d arithmetic) are kept as 0-d arrays
+        # Made on every op: object.__new__ directly (no Tensor.__new__ exists), type test first.
+        t = _object_new(cls)
+        if type(data) is not _ndarray and isinstance(data, np.generic):  # NumPy scalars -> 0-d arrays
             data = np.asarray(data)
         t._data = data
         t.grad = None
