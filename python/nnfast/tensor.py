@@ -264,6 +264,14 @@ class _HookHandle:
 
 
 _object_new, _ndarray = object.__new__, np.ndarray
+_ENGINE: list[Any] = []  # autograd.engine.run_backward, imported on the first backward (a cycle at import)
+
+
+def _engine() -> Any:
+    from .autograd.engine import run_backward
+
+    _ENGINE.append(run_backward)
+    return run_backward
 
 
 class Tensor:
@@ -437,8 +445,7 @@ class Tensor:
     # ------------------------------------------------------------ autograd
     def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
-        from .autograd.engine import run_backward
-
+        run_backward = _ENGINE[0] if _ENGINE else _engine()
         if not self.requires_grad:
             raise RuntimeError(
                 "[backward] expected a tensor that requires grad; this one has no grad_fn "
@@ -449,7 +456,8 @@ class Tensor:
                 raise RuntimeError(
                     f"[backward] expected a scalar output or an explicit gradient, got shape {self.shape}"
                 )
-            g = xp_of(self._data).ones_like(self._data)
+            d = self._data
+            g = np.ones(d.shape, d.dtype) if type(d) is _ndarray else xp_of(d).ones_like(d)
         else:
             g = gradient._data if isinstance(gradient, Tensor) else xp_of(self._data).asarray(gradient)
             if g.shape != self._data.shape:

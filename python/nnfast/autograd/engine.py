@@ -81,8 +81,7 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
         grads = type(node).backward(node, g)
         if not isinstance(grads, tuple):
             grads = (grads,)
-        if len(grads) < len(node.inputs):
-            grads = grads + (None,) * (len(node.inputs) - len(grads))
+        # (fewer grads than inputs: the rest are None -- zip below stops at the shorter)
         if check:
             anomaly.check_backward(node.name, grads)
         if not retain_graph:
