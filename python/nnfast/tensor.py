@@ -264,14 +264,14 @@ class _HookHandle:
 
 
 _object_new, _ndarray = object.__new__, np.ndarray
-_ENGINE: list[Any] = []  # autograd.engine.run_backward, imported on the first backward (a cycle at import)
+_ENGINE: list[Any] = []  # the autograd.engine module, imported on the first backward (a cycle at import)
 
 
 def _engine() -> Any:
-    from .autograd.engine import run_backward
+    from .autograd import engine
 
-    _ENGINE.append(run_backward)
-    return run_backward
+    _ENGINE.append(engine)
+    return engine
 
 
 class Tensor:
@@ -445,7 +445,7 @@ class Tensor:
     # ------------------------------------------------------------ autograd
     def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
-        run_backward = _ENGINE[0] if _ENGINE else _engine()
+        run_backward = (_ENGINE[0] if _ENGINE else _engine()).run_backward  # read per call: patchable
         if not self.requires_grad:
             raise RuntimeError(
                 "[backward] expected a tensor that requires grad; this one has no grad_fn "
