@@ -50,7 +50,7 @@ __all__ = [
     "DEVICES", "EMULATED", "kernels", "device_of", "register_array_type", "array_module", "xp_of", "is_cupy",
     "is_cuda", "to_host", "to_cuda", "mixed_devices",
     "empty", "zeros", "full", "ascontiguousarray", "contiguous", "kernel_ready", "ops",
-    "markdown_table", "BINARY_CODES", "REDUCE_CODES",
+    "markdown_table", "BINARY_CODES", "REDUCE_CODES", "FAST_PATHS", "block_fast_paths",
 ]
 
 DEVICES = ("cpu", "cuda")
@@ -241,6 +241,27 @@ def _build(device: str) -> dict[str, KernelSet]:
 
 _KERNELS: dict[str, dict[str, KernelSet]] = {d: _build(d) for d in DEVICES}
 _CPU_KERNELS = _KERNELS["cpu"]
+
+
+# ---------------------------------------------------------------- fast paths
+# The hot ops (F.relu & co, F.linear, cross_entropy, tensor + - * /) run their CPU kernels inline
+# for plain float32/float64 NumPy operands, skipping the generic Function.apply. This flag is the
+# one switch that turns every such fast path off: anomaly mode and autocast call
+# block_fast_paths for the length of their region, so each op takes its full path (where the
+# anomaly checks and the autocast cast sit).
+FAST_PATHS: list[bool] = [True]
+_FAST_BLOCKERS: set[str] = set()
+
+
+def block_fast_paths(reason: str, blocked: bool = True) -> None:
+    """Turn the ops' fast paths off while any ``reason`` holds ("anomaly", "autocast", ...):
+    ``block_fast_paths("autocast")`` on entering a region, ``block_fast_paths("autocast", False)``
+    on leaving it."""
+    if blocked:
+        _FAST_BLOCKERS.add(reason)
+    else:
+        _FAST_BLOCKERS.discard(reason)
+    FAST_PATHS[0] = not _FAST_BLOCKERS
 
 
 # ---------------------------------------------------------------- devices

@@ -5,11 +5,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._dispatch import xp_of
+from . import _dispatch
+from ._dispatch import BINARY_CODES, FAST_PATHS, xp_of
 from .autograd import basic_ops as ops
 from .autograd.linalg_ops import MatMul
 from .autograd import grad_mode
-from .autograd.function import Function
+from .autograd.function import Function, record_node
 from .tensor import _BFLOAT16, Tensor, get_default_dtype
 
 
@@ -152,13 +153,50 @@ def arith(fn: type[Function], op: str, a: Any, b: Any) -> Tensor:
     return fn.apply(a, b)
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
     """The operator ``self (op) other`` (``swap``: ``other (op) self``). Same-dtype float operands,
     and a float tensor with a Python number, need no promotion: that fast path is inlined here."""
     apply = fn.apply
+    binary_cls: Any = fn  # an autograd.basic_ops._Binary subclass
+    code, saves = BINARY_CODES[op], bool(binary_cls.saves_inputs)
+    kset = _dispatch._CPU_KERNELS[op]  # its kernel is read per call: tests may patch it
+    ndarray, empty, asarray, wrap, fast = np.ndarray, np.empty, np.asarray, Tensor._wrap, FAST_PATHS
 
     def method(self: Tensor, other: Any) -> Tensor:
-        d = self._data.dtype
+        a = self._data
+        d = a.dtype
+        if fast[0] and type(a) is ndarray and (d is _F32 or d is _F64):
+            # Fast path: CPU float operands of one dtype, the same shape or a Python number; the
+            # kernel is called inline and the node recorded as Function.apply would.
+            t = other if isinstance(other, Tensor) else None
+            if t is not None:
+                b = t._data
+                ok = type(b) is ndarray and b.dtype is d and b.shape == a.shape
+            else:
+                ok = type(other) is float or type(other) is int
+                b = asarray(other, d) if ok else None
+            if ok:
+                x, y, tx, ty = (b, a, t, self) if swap else (a, b, self, t)
+                out = empty(a.shape, d)
+                try:
+                    kset.binary_op(out, x, y, code)
+                except ValueError:  # e.g. more dims than the kernel takes: the general path below
+                    ok = False
+            if ok:
+                if not ((self.requires_grad or (t is not None and t.requires_grad)) and grad_mode._enabled[0]):
+                    return wrap(out)
+                ctx: Any = fn()
+                ctx.shapes = (x.shape, y.shape)
+                versions = None
+                if saves:
+                    ctx.saved_tensors = (x, y)
+                    versions = [(v._vc, v._vc[0], v._data.shape) for v in (tx, ty) if v is not None] or None
+                res = wrap(out, True)
+                record_node(ctx, (tx, ty), (x, y), res, versions)
+                return res
         if isinstance(other, Tensor):
             if d == other._data.dtype and d.kind == "f":
                 return apply(other, self) if swap else apply(self, other)

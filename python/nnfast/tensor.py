@@ -263,6 +263,17 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
+_object_new, _ndarray = object.__new__, np.ndarray
+_ENGINE: list[Any] = []  # the autograd.engine module, imported on the first backward (a cycle at import)
+
+
+def _engine() -> Any:
+    from .autograd import engine
+
+    _ENGINE.append(engine)
+    return engine
+
+
 class Tensor:
     """An n-dimensional array that records differentiable operations.
 
@@ -300,8 +311,9 @@ class Tensor:
     # ------------------------------------------------------------ construction
     @classmethod
     def _wrap(cls, data: Any, requires_grad: bool = False) -> "Tensor":
-        t = cls.__new__(cls)
-        if isinstance(data, np.generic):  # NumPy scalars (x[i], 0-d arithmetic) are kept as 0-d arrays
+        # Made on every op: object.__new__ directly (no Tensor.__new__ exists), type test first.
+        t = _object_new(cls)
+        if type(data) is not _ndarray and isinstance(data, np.generic):  # NumPy scalars -> 0-d arrays
             data = np.asarray(data)
         t._data = data
         t.grad = None
@@ -455,8 +467,7 @@ class Tensor:
     # ------------------------------------------------------------ autograd
     def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
-        from .autograd.engine import run_backward
-
+        run_backward = (_ENGINE[0] if _ENGINE else _engine()).run_backward  # read per call: patchable
         if not self.requires_grad:
             raise RuntimeError(
                 "[backward] expected a tensor that requires grad; this one has no grad_fn "
@@ -467,7 +478,8 @@ class Tensor:
                 raise RuntimeError(
                     f"[backward] expected a scalar output or an explicit gradient, got shape {self.shape}"
                 )
-            g = xp_of(self._data).ones_like(self._data)
+            d = self._data
+            g = np.ones(d.shape, d.dtype) if type(d) is _ndarray else xp_of(d).ones_like(d)
         else:
             g = gradient._data if isinstance(gradient, Tensor) else xp_of(self._data).asarray(gradient)
             if g.shape != self._data.shape:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, TypeVar, cast
 
 import numpy as np
 
-from .._dispatch import contiguous, kernels, xp_of
+from .._dispatch import block_fast_paths, contiguous, kernels, xp_of
 from ..autograd.function import ACCUMULATED, Function
 from ..tensor import _BFLOAT16, Tensor, float32
 from . import _table
@@ -58,6 +58,9 @@ _state = _State()
 
 def _refresh() -> None:
     _state.active = _state.enabled["cpu"] or _state.enabled["cuda"]
+    # The ops' float32 fast paths (_dispatch.FAST_PATHS) step aside inside a region, so every
+    # listed op goes through its autocast policy.
+    block_fast_paths("autocast", bool(_state.active))
 
 
 def _device_type(device_type: Any, op: str) -> str:

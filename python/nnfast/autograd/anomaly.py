@@ -20,10 +20,19 @@ class detect_anomaly:
     def __enter__(self) -> "detect_anomaly":
         self._prev = _enabled[0]
         _enabled[0] = self.check_nan
+        _sync_fast_paths()
         return self
 
     def __exit__(self, *exc: object) -> None:
         _enabled[0] = self._prev
+        _sync_fast_paths()
+
+
+def _sync_fast_paths() -> None:
+    # The ops' fast paths skip the per-op checks: they step aside while anomaly mode is on.
+    from .._dispatch import block_fast_paths
+
+    block_fast_paths("anomaly", _enabled[0])
 
 
 def _all_finite(a: Any) -> bool:

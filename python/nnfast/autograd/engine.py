@@ -10,8 +10,11 @@ from .function import ACCUMULATED, check_versions
 
 
 def _topological_order(root: Any) -> list[Any]:
-    """Nodes reachable from ``root``, each before the nodes it depends on."""
+    """Nodes reachable from ``root``, each before the nodes it depends on. Each node's
+    ``_sole_consumer`` is set to whether exactly one edge of this graph feeds it its gradient
+    (so a consumer may fold that node's activation derivative into its own kernel)."""
     order: list[Any] = []
+    edges: dict[int, int] = {}
     seen: set[int] = set()
     stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
@@ -24,9 +27,14 @@ def _topological_order(root: Any) -> list[Any]:
         seen.add(id(node))
         stack.append((node, True))
         for nxt in node._next:
-            if nxt is not None and id(nxt) not in seen:
-                stack.append((nxt, False))
+            if nxt is not None:
+                k = id(nxt)
+                edges[k] = edges.get(k, 0) + 1
+                if k not in seen:
+                    stack.append((nxt, False))
     order.reverse()
+    for node in order:
+        node._sole_consumer = edges.get(id(node)) == 1
     return order
 
 
@@ -99,8 +107,7 @@ def _sweep(root: Any, grad: Any, retain_graph: bool) -> None:
         grads = type(node).backward(node, g)
         if not isinstance(grads, tuple):
             grads = (grads,)
-        if len(grads) < len(node.inputs):
-            grads = grads + (None,) * (len(node.inputs) - len(grads))
+        # (fewer grads than inputs: the rest are None -- zip below stops at the shorter)
         if check:
             anomaly.check_backward(node.name, grads)
         if not retain_graph:

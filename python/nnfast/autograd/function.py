@@ -25,7 +25,7 @@ beta = 1) returns ``ACCUMULATED`` in that slot, so no temporary is made.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -48,7 +48,13 @@ ACCUMULATED: Any = _Accumulated()
 
 
 class Function:
-    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_released", "__dict__")
+    # No __init__: a node is made on every op, so its fields start as class defaults (the
+    # instance dict only gets what a forward or the recording sets).
+    __slots__ = ("__dict__",)
+    inputs: tuple[Any, ...] = ()
+    needs_input_grad: tuple[bool, ...] = ()
+    saved_tensors: tuple[Any, ...] = ()
+    _released = False
     # Set by the engine on nodes backpropagated with retain_graph=True: backward
     # must then leave its saved arrays untouched (it may not hand them out).
     _retain_graph = False
@@ -63,12 +69,7 @@ class Function:
     _grad_hooks: Any = None       # hooks of the non-leaf tensor this node produced
     _retained: Any = None         # weakref to that tensor when it called retain_grad()
     _next: tuple[Any, ...] = ()   # each input's node when this one was recorded (None: a leaf)
-
-    def __init__(self) -> None:
-        self.inputs: tuple[Any, ...] = ()
-        self.needs_input_grad: tuple[bool, ...] = ()
-        self.saved_tensors: tuple[Any, ...] = ()
-        self._released = False
+    _sole_consumer = False        # set by the engine per backward: one edge feeds this node's gradient
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
@@ -89,7 +90,10 @@ class Function:
             return None
         g = t.grad._data
         d = t._data
-        if g.dtype != d.dtype or g.shape != d.shape or not g.flags.c_contiguous or not g.flags.writeable:
+        if g.dtype != d.dtype or g.shape != d.shape:
+            return None
+        f = g.flags
+        if not f.c_contiguous or not f.writeable:
             return None
         if type(g) is not type(d):
             return None
@@ -124,46 +128,51 @@ class Function:
     def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
         Tensor = _TENSOR[0] if _TENSOR else _tensor_class()
         ctx = cls()
-        # One pass over the arguments: unwrap tensors, note which need a gradient.
+        # One pass over the arguments: unwrap tensors, note whether any needs a gradient (the
+        # per-input tuples are only built when the node is recorded).
         raw = []
-        inputs: list[Any] = []
-        needs = []
-        nxt = []
         record = False
         for a in args:
             if isinstance(a, Tensor):
                 raw.append(a._data)
-                inputs.append(a)
-                nxt.append(a.grad_fn)
-                rg = a.requires_grad
-                needs.append(rg)
-                record = record or rg
+                if a.requires_grad:
+                    record = True
             else:
                 raw.append(a)
-                inputs.append(None)
-                nxt.append(None)
-                needs.append(False)
         out = cls.forward(ctx, *raw, **kwargs)
         record = record and grad_mode._enabled[0]
         result = Tensor._wrap(out, record)
-        if cls.is_view and inputs and inputs[0] is not None and _shares_memory(out, raw[0]):
-            result._vc = inputs[0]._vc
+        if cls.is_view and raw and isinstance(args[0], Tensor) and _shares_memory(out, raw[0]):
+            result._vc = args[0]._vc
             if record and cls.replayable:
-                result._view = _view_link(inputs[0], cls, args[1:], kwargs)
+                result._view = _view_link(args[0], cls, args[1:], kwargs)
         if record:
-            ctx.inputs = tuple(inputs)
-            # The graph is frozen here: a later in-place op gives an input a new node, which must not
-            # change what this node's gradient flows into.
-            ctx._next = tuple(nxt)
-            ctx.needs_input_grad = tuple(needs)
-            result.grad_fn = ctx
-            if ctx.saved_tensors:
-                ctx._versions = _saved_versions(ctx.saved_tensors, inputs, raw, result)
-        else:
+            record_node(ctx, tuple(a if isinstance(a, Tensor) else None for a in args), raw, result)
+        elif ctx.saved_tensors:
             ctx.saved_tensors = ()
         if anomaly._enabled[0]:
             anomaly.check_forward(cls.__name__, out)
         return result
+
+
+def record_node(ctx: Function, inputs: tuple[Any, ...], raw: Any, result: Any, versions: Any = ()) -> None:
+    """Put ``ctx`` on the tape as the node that made ``result`` from ``inputs`` (one entry per
+    positional argument of the forward: the Tensor, or None), whose arrays are ``raw``.
+
+    ``Function.apply`` and the ops' fast paths (which run their kernels inline) both end here,
+    so a recorded node looks the same whichever way it was made. A fast path that knows which of
+    its arrays backward reads passes their ``versions`` itself ((counter, version, shape) each, as
+    ``_saved_versions`` makes them; None when none is an input or the output)."""
+    ctx.inputs = inputs
+    # The graph is frozen here: a later in-place op gives an input a new node, which must not
+    # change what this node's gradient flows into.
+    ctx._next = tuple([None if t is None else t.grad_fn for t in inputs])  # (lists: faster than generators)
+    ctx.needs_input_grad = tuple([t is not None and t.requires_grad for t in inputs])
+    result.grad_fn = ctx
+    if versions != ():
+        ctx._versions = versions
+    elif ctx.saved_tensors:
+        ctx._versions = _saved_versions(ctx.saved_tensors, inputs, raw, result)
 
 
 def _shares_memory(a: Any, b: Any) -> bool:
@@ -182,7 +191,7 @@ def _view_link(src: Any, cls: Any, rest: tuple[Any, ...], kwargs: dict[str, Any]
     return base, lambda t: cls.apply(outer(t), *rest, **kwargs)
 
 
-def _saved_versions(saved: tuple[Any, ...], inputs: list[Any], raw: list[Any], result: Any) -> Any:
+def _saved_versions(saved: tuple[Any, ...], inputs: Sequence[Any], raw: Sequence[Any], result: Any) -> Any:
     """(counter, version, shape) of each tensor whose array backward reads (an input or the
     output saved as it is), so backward can tell when one was modified in place since."""
     ids = {id(a) for a in saved}

@@ -18,9 +18,10 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from ... import _dispatch
 from ..._dispatch import ascontiguousarray, contiguous, kernels, xp_of
 from ...autograd import grad_mode
-from ...autograd.function import Function
+from ...autograd.function import Function, record_node
 from ...tensor import Tensor
 from . import _act_codes as codes
 from ._checks import check_float, check_same_device, check_same_dtype, check_tensor
@@ -34,6 +35,12 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- pointwise
+_ndarray, _empty_like, _wrap = np.ndarray, np.empty_like, Tensor._wrap
+_CPU = _dispatch._CPU_KERNELS  # op -> its cpu kernel set (the dispatch table's, read directly)
+_FROM_OUTPUT = codes.GRAD_FROM_OUTPUT
+_FAST = _dispatch.FAST_PATHS  # False while autocast (or anything else) must see every call
+
+
 def _contiguous_and_out(a: Any) -> tuple[Any, Any]:
     """``a`` made contiguous, and an uninitialized array like it for a kernel to write into
     (the kernels take contiguous arrays: the output of a forward, the dx of a backward)."""
@@ -82,6 +89,30 @@ def _in_place(op: str, input: Tensor, run: Any) -> Tensor:
 
 
 def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: bool = False) -> Tensor:
+    if not inplace and _FAST[0]:
+        # Fast path (a CPU array; what the binding rejects -- another dtype, strides, a
+        # misaligned view -- falls through to the checked path below for its own message).
+        x = getattr(input, "_data", None)
+        if type(x) is _ndarray:
+            y = _empty_like(x)
+            try:
+                _CPU[op].act_forward(y, x, code, a, b)
+            except (TypeError, ValueError):
+                pass
+            else:
+                if not (input.requires_grad and grad_mode._enabled[0]):
+                    return _wrap(y)
+                ctx: Any = ActivationFunction()
+                out = _wrap(y, True)
+                if code in _FROM_OUTPUT:
+                    ctx.saved_tensors = (y,)
+                    versions = [(out._vc, 0, y.shape)]
+                else:
+                    ctx.saved_tensors = (x,)
+                    versions = [(input._vc, input._vc[0], x.shape)]
+                ctx.act, ctx.a, ctx.b, ctx.op = code, a, b, op
+                record_node(ctx, (input, None, None, None), (x, code, a, b), out, versions)
+                return out
     check_float(op, input)
     if inplace and not _recording(input):
         return _in_place(op, input, lambda K, out, x: K.act_forward(out, x, code, a, b))

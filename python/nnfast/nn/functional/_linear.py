@@ -4,8 +4,12 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+import numpy as np
+
+from ... import _dispatch
 from ..._dispatch import contiguous, kernels, xp_of
-from ...autograd.function import ACCUMULATED, Function
+from ...autograd import anomaly, grad_mode
+from ...autograd.function import ACCUMULATED, Function, record_node
 from ...tensor import Tensor
 from . import _act_codes as codes
 from ._checks import check_float, check_same_device, check_same_dtype
@@ -28,7 +32,8 @@ class LinearFunction(Function):
         K = kernels("linear", x, weight, bias)
         xp = xp_of(x)
         lead = x.shape[:-1]
-        x2 = x.reshape(math.prod(lead), x.shape[-1])  # explicit: -1 is ambiguous for empty inputs
+        # (A 2-D input is used as it is: the node then tracks its version, as the fast path's does.)
+        x2 = x if x.ndim == 2 else x.reshape(math.prod(lead), x.shape[-1])  # -1 is ambiguous when empty
         if bias is not None:
             bias = contiguous(bias)  # the epilogue reads bias with unit stride
         out = xp.empty((x2.shape[0], weight.shape[0]), dtype=x.dtype)
@@ -40,22 +45,36 @@ class LinearFunction(Function):
         ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = act, a, b, bias is not None, lead
         return out.reshape(lead + (weight.shape[0],))
 
+    _dact_done = False  # set by the consumer that fused this node's activation backward
+
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
         x2, weight, saved = ctx.saved_tensors
-        K = kernels("linear", dy)
-        xp = xp_of(dy)
+        if type(dy) is _ndarray:  # the cpu kernels, without the device lookup
+            K, xp = _CPU["linear"], np
+        else:
+            K, xp = kernels("linear", dy), xp_of(dy)
         dz = dy.reshape(x2.shape[0], weight.shape[0])
         if not dz.flags.c_contiguous:
             dz = xp.ascontiguousarray(dz)
         if ctx.act != codes.IDENTITY:
-            dz2 = xp.empty_like(dz)
-            K.act_backward(dz2, dz, saved, ctx.act, ctx.a, ctx.b)
-            dz = dz2
+            if ctx._dact_done:  # the consumer's dx GEMM already multiplied by act'(saved)
+                ctx._dact_done = False
+            else:
+                dz2 = xp.empty_like(dz)
+                K.act_backward(dz2, dz, saved, ctx.act, ctx.a, ctx.b)
+                dz = dz2
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             dx = xp.empty(x2.shape, dtype=dy.dtype)
-            K.gemm(dx, dz, weight)
+            prev = ctx._next[0]
+            if _fusable(prev, dx):
+                # The producer of our input is a linear with an activation, and our dx is all the
+                # gradient it gets: fold its act' into this GEMM's epilogue (one pass fewer).
+                K.gemm(dx, dz, weight, 1.0, 0.0, None, prev.act, prev.a, prev.b, None, prev.saved_tensors[2])
+                prev._dact_done = True
+            else:
+                K.gemm(dx, dz, weight)
             dx = dx.reshape(ctx.lead + (weight.shape[1],))
         # Parameter gradients go straight into an existing .grad (beta = 1)
         # when there is one: no temporary, no separate accumulation pass.
@@ -78,6 +97,19 @@ class LinearFunction(Function):
         return dx, dw, db
 
 
+def _fusable(prev: Any, dx: Any) -> bool:
+    """Whether the node ``prev`` (the producer of a linear's input) is a linear with an activation
+    whose backward can be folded into the GEMM that makes ``dx``: its gradient is ``dx`` alone (one
+    consumer; no hook or retain_grad to see the gradient before act'), its saved array has dx's
+    shape and device, and it has not run or been freed yet."""
+    if type(prev) is not LinearFunction:
+        return False
+    node: Any = prev
+    return (node.act != codes.IDENTITY and node._sole_consumer and node._grad_hooks is None
+            and node._retained is None and not node._released and not anomaly._enabled[0]
+            and node.saved_tensors[2].shape == dx.shape and type(node.saved_tensors[2]) is type(dx))
+
+
 @amp_op("linear")
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
     """Affine map with an optional fused activation: y = activation(input @ weight.T + bias), one GEMM
@@ -90,6 +122,12 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activat
     None; output (*, out_features).
     Defaults: bias=None (no bias), activation=None (identity).
     """
+    # (autocast's cast of the operands belongs here, above the fast path, which steps aside
+    # -- _dispatch.FAST_PATHS -- inside an autocast region.)
+    if _FAST[0]:
+        y = _linear_fast(input, weight, bias, activation)
+        if y is not None:
+            return y
     op = "linear"
     check_float(op, input)
     check_float(op, weight, "weight")
@@ -110,3 +148,48 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activat
         raise ValueError(f"[{op}] expected bias of shape ({w.shape[0]},), got {bias._data.shape}")
     code, a, b = codes.resolve(activation)
     return LinearFunction.apply(input, weight, bias, code, a, b)
+
+
+# ---------------------------------------------------------------- the fast path
+_ndarray, _empty, _empty_like, _wrap = np.ndarray, np.empty, np.empty_like, Tensor._wrap
+_FAST = _dispatch.FAST_PATHS
+_CPU = _dispatch._CPU_KERNELS  # op -> cpu kernel set (read per call: tests may patch a kernel)
+_ACTS: dict[Any, tuple[int, float, float]] = {None: (codes.IDENTITY, 0.0, 0.0)}  # activation name -> resolved
+
+
+def _linear_fast(input: Any, weight: Any, bias: Any, activation: Any) -> Optional[Tensor]:
+    """``linear`` for 2-D CPU operands, the kernel called inline (no generic ``Function.apply``);
+    None when anything is unusual, and the checked path then runs (and words any error)."""
+    x = getattr(input, "_data", None)
+    w = getattr(weight, "_data", None)
+    bd = None if bias is None else getattr(bias, "_data", None)
+    if type(x) is not _ndarray or type(w) is not _ndarray or (bias is not None and type(bd) is not _ndarray) \
+            or x.ndim != 2:
+        return None
+    try:
+        code, a, b = _ACTS[activation]
+    except (KeyError, TypeError):  # a new name (resolved once, then cached) or an unhashable spec
+        if not isinstance(activation, str):
+            return None
+        try:
+            code, a, b = _ACTS[activation] = codes.resolve(activation)
+        except (TypeError, ValueError):  # the checked path words the error
+            return None
+    try:
+        out = _empty((x.shape[0], w.shape[0]), x.dtype)
+        aux = None if code in codes.GRAD_FROM_OUTPUT else _empty_like(out)
+        _CPU["linear"].gemm(out, x, w.T, 1.0, 0.0, bd, code, a, b, aux)  # checks dtypes, shapes, strides, alignment
+    except (TypeError, ValueError, IndexError):
+        return None
+    if not (grad_mode._enabled[0] and (input.requires_grad or weight.requires_grad
+                                       or (bias is not None and bias.requires_grad))):
+        return _wrap(out)
+    ctx: Any = LinearFunction()
+    y = _wrap(out, True)
+    ctx.saved_tensors = (x, w, out if aux is None else aux)
+    ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = code, a, b, bias is not None, x.shape[:1]
+    versions = [(input._vc, input._vc[0], x.shape), (weight._vc, weight._vc[0], w.shape)]
+    if aux is None:
+        versions.append((y._vc, 0, out.shape))
+    record_node(ctx, (input, weight, bias, None, None, None), (x, w, bd, code, a, b), y, versions)
+    return y

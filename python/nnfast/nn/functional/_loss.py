@@ -13,9 +13,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ... import _dispatch
 from ..._dispatch import contiguous, kernels, xp_of
 from ...autograd import grad_mode
-from ...autograd.function import Function
+from ...autograd.function import Function, record_node
 from ...tensor import Tensor
 from ._checks import check_float, check_same_device, check_same_dtype
 from ...amp.autocast_mode import amp_op
@@ -253,6 +254,11 @@ def cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, s
     output () or, with reduction='none', the target's shape.
     Defaults: weight=None (all classes 1), ignore_index=-100, reduction='mean', label_smoothing=0.0.
     """
+    if _FAST[0] and weight is None and reduction == "mean" and size_average is None and reduce is None \
+            and not label_smoothing and type(ignore_index) is int:
+        y = _cross_entropy_fast(input, target, ignore_index)
+        if y is not None:
+            return y
     op = "cross_entropy"
     target, red, C = _class_loss_args(op, input, target, reduction, size_average, reduce)
     if not 0.0 <= float(label_smoothing) <= 1.0:
@@ -270,6 +276,38 @@ def cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, s
     _class_index_target(op, input, target)
     return CrossEntropyFunction.apply(input, target, w, int(ignore_index), float(label_smoothing), red,
                                       _needs_grad(input))
+
+
+_FAST = _dispatch.FAST_PATHS
+_CPU = _dispatch._CPU_KERNELS  # op -> cpu kernel set (read per call: tests may patch a kernel)
+_I64 = np.dtype(np.int64)
+
+
+def _cross_entropy_fast(input: Any, target: Any, ignore_index: int) -> Optional[Tensor]:
+    """Mean cross-entropy of (N, C) CPU logits and (N,) int64 targets with the kernel called inline
+    (no generic ``Function.apply``); None when anything is unusual, and the checked path then runs
+    (and words any error)."""
+    x = getattr(input, "_data", None)
+    t = getattr(target, "_data", None)
+    if type(x) is not np.ndarray or type(t) is not np.ndarray or x.ndim != 2 or t.dtype is not _I64 or t.ndim != 1:
+        return None
+    N, C = x.shape
+    need = input.requires_grad and grad_mode._enabled[0]
+    loss = np.empty((1,), x.dtype)
+    dx = np.empty((N, C, 1), x.dtype) if need else None
+    try:
+        _CPU["cross_entropy"].cross_entropy(loss, dx, x.reshape(N, C, 1), t.reshape(N, 1), None, ignore_index, 0.0, 1)  # checks everything
+    except (TypeError, ValueError):
+        return None
+    if not need:
+        return Tensor._wrap(loss.reshape(()))
+    ctx: Any = CrossEntropyFunction()
+    ctx.saved_tensors = (dx,)
+    ctx.red, ctx.in_shape = 1, x.shape
+    y = Tensor._wrap(loss.reshape(()), True)
+    record_node(ctx, (input, target, None, None, None, None, None), (x, t, None, ignore_index, 0.0, 1, need), y,
+                None)  # dx, the one saved array, is neither an input nor the output
+    return y
 
 
 # ---------------------------------------------------------------------------------------- nll_loss
