@@ -232,6 +232,58 @@ def test_mlp_act_backward_folded_into_the_bf16_dx_gemm(act, lead, monkeypatch):
     assert np.array_equal(dw2, uw2) and np.array_equal(db2, ub2)
 
 
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh", "silu"])
+def test_separate_activation_module_on_bf16_is_one_node_and_folds(act, monkeypatch):
+    """Linear -> nn.ReLU (etc.) -> Linear under autocast: the activation runs as one bf16 node, the
+    second linear's dx GEMM applies its act' and the float32 dz reaches the first linear. Values and
+    gradients equal the three-node cast / float32 op / cast path up to one bf16 rounding of dz."""
+    from nnfast.amp import autocast_mode as am
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((7, 13)).astype(np.float32)
+    g = rng.standard_normal((7, 5)).astype(np.float32)
+    mods = {"relu": nnfast.nn.ReLU, "sigmoid": nnfast.nn.Sigmoid, "tanh": nnfast.nn.Tanh, "silu": nnfast.nn.SiLU}
+
+    def run(fast, retain=False):
+        if not fast:
+            monkeypatch.setattr(am, "_ACT_BF16", {})
+        nnfast.manual_seed(0)
+        model = nnfast.nn.Sequential(nnfast.nn.Linear(13, 33), mods[act](), nnfast.nn.Linear(33, 5))
+        xt = nnfast.tensor(x, requires_grad=True)
+        with nnfast.autocast("cpu"):
+            h = model[0](xt)
+            a = model[1](h)
+            if retain:
+                h.retain_grad()
+            y = model[2](a)
+        assert a.dtype == nnfast.bfloat16 and y.dtype == nnfast.bfloat16
+        if fast:
+            assert type(a.grad_fn) is am.ActivationBF16Function
+        y.backward(nnfast.tensor(g).bfloat16())
+        if retain:
+            assert h.grad.dtype == nnfast.bfloat16
+        assert xt.grad.dtype == nnfast.float32
+        return a.detach().float().numpy(), [p.grad.numpy() for p in model.parameters()] + [xt.grad.numpy()]
+
+    a_fast, g_fast = run(True)
+    a_ret, g_ret = run(True, retain=True)
+    a_slow, g_slow = run(False)
+    assert np.array_equal(a_fast, a_slow)  # one rounding of the float32 activation either way
+    for gf, gr, gs in zip(g_fast, g_ret, g_slow):
+        scale = np.abs(gs).max() + 1e-30
+        assert np.abs(gf - gs).max() <= 2.0 ** -6 * scale
+        assert np.abs(gr - gs).max() <= 2.0 ** -6 * scale
+    assert np.array_equal(g_fast[2], g_slow[2]) and np.array_equal(g_fast[3], g_slow[3])  # 2nd layer's
+
+
+def test_bf16_activation_leaf_gradient_keeps_bf16():
+    x = nnfast.tensor(np.array([-1.5, 0.0, 2.25, 3.0], np.float32)).bfloat16().requires_grad_()
+    y = F.relu(x)
+    assert y.dtype == nnfast.bfloat16 and np.array_equal(y.detach().float().numpy(), [0, 0, 2.25, 3])
+    (y.float() * nnfast.tensor(np.array([1, 2, 3, 4], np.float32))).sum().backward()
+    assert x.grad.dtype == nnfast.bfloat16 and np.array_equal(x.grad.float().numpy(), [0, 0, 3, 4])
+
+
 def test_bf16_inputs_outside_a_region_run_the_float32_kernels_and_round():
     rng = np.random.default_rng(5)
     a = rng.standard_normal((3, 2, 7, 7)).astype(np.float32)
