@@ -171,6 +171,119 @@ def test_linear_numerics_against_float64_of_bf16_rounded_operands():
         assert np.all(np.abs(tx.grad.numpy() - dx_ref) <= dx_bound + 1e-30)
 
 
+@pytest.mark.parametrize("act, lead", [("relu", (7,)), ("gelu", (3, 5)), ("sigmoid", (1,))])
+def test_mlp_act_backward_folded_into_the_bf16_dx_gemm(act, lead, monkeypatch):
+    """linear(act) -> linear under autocast: the second layer's dx GEMM applies act' and hands the
+    first layer a float32 dz. The weight/bias gradients match a float64 reference (of the bf16-rounded
+    operands) and the unfused path; the fold is really taken, and not when the activation's gradient
+    is retained."""
+    from nnfast.amp import autocast_mode as am
+
+    rng = np.random.default_rng(11)
+    k, h, n = 13, 33, 6
+    x, w1, b1 = rng.standard_normal(lead + (k,)), rng.standard_normal((h, k)) / 3, rng.standard_normal(h)
+    w2, b2, g = rng.standard_normal((n, h)) / 5, rng.standard_normal(n), rng.standard_normal(lead + (n,))
+    taken = []
+    real = am._fusable_bf16
+    monkeypatch.setattr(am, "_fusable_bf16", lambda prev, shape: taken.append(real(prev, shape)) or taken[-1])
+
+    def grads(fold, retain=False):
+        if not fold:
+            monkeypatch.setattr(am, "_fusable_bf16", lambda prev, shape: False)
+        ps = [nnfast.tensor(v.astype(np.float32), requires_grad=True) for v in (w1, b1, w2, b2)]
+        with nnfast.autocast("cpu"):
+            hid = F.linear(nnfast.tensor(x.astype(np.float32)), ps[0], ps[1], activation=act)
+            if retain:
+                hid.retain_grad()
+            y = F.linear(hid, ps[2], ps[3])
+        y.backward(nnfast.tensor(g.astype(np.float32)).bfloat16())
+        assert all(p.grad.dtype == nnfast.float32 for p in ps)
+        if retain:
+            assert hid.grad.dtype == nnfast.bfloat16
+        return [p.grad.numpy().astype(np.float64) for p in ps], hid.detach().float().numpy().astype(np.float64)
+
+    (dw1, db1, dw2, db2), hid = grads(True)
+    assert taken == [True]
+    taken.clear()
+    grads(True, retain=True)
+    assert taken == [False]  # a retained gradient must be the bf16 dy, before act'
+    (uw1, ub1, uw2, ub2), _ = grads(False)
+
+    # float64 reference on the bf16-rounded operands (the GEMM packing rounds x, W and dz to bf16)
+    x2, g2 = x.reshape(-1, k), bf(g).reshape(-1, n)
+    pre = bf(x2) @ bf(w1).T + b1
+    if act == "relu":
+        dact = (hid.reshape(-1, h) > 0).astype(np.float64)
+    elif act == "sigmoid":
+        s = hid.reshape(-1, h)  # sigmoid' from its bf16 output, as the unfused path and PyTorch
+        dact = s * (1 - s)
+    else:
+        from math import erf, pi, sqrt
+        cdf = 0.5 * (1 + np.vectorize(erf)(pre / sqrt(2)))
+        dact = cdf + pre * np.exp(-pre ** 2 / 2) / sqrt(2 * pi)
+    dz1 = (g2 @ bf(w2)) * dact
+    mag = (np.abs(g2) @ np.abs(bf(w2))) * np.abs(dact)
+    tol = 2.0 ** -6  # dz1 rounded to bf16 once (packing), activation inputs bf16 / float32
+    assert np.all(np.abs(dw1 - dz1.T @ bf(x2)) <= tol * (mag.T @ np.abs(bf(x2))) + 1e-6)
+    assert np.all(np.abs(db1 - dz1.sum(0)) <= tol * mag.sum(0) + 1e-6)
+    # the fold changes only where dz1 is rounded: the unfused path's bf16 dy differs by <= 2^-8 relative
+    assert np.all(np.abs(dw1 - uw1) <= tol * (mag.T @ np.abs(bf(x2))) + 1e-6)
+    assert np.all(np.abs(db1 - ub1) <= tol * mag.sum(0) + 1e-6)
+    assert np.array_equal(dw2, uw2) and np.array_equal(db2, ub2)
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh", "silu"])
+def test_separate_activation_module_on_bf16_is_one_node_and_folds(act, monkeypatch):
+    """Linear -> nn.ReLU (etc.) -> Linear under autocast: the activation runs as one bf16 node, the
+    second linear's dx GEMM applies its act' and the float32 dz reaches the first linear. Values and
+    gradients equal the three-node cast / float32 op / cast path up to one bf16 rounding of dz."""
+    from nnfast.amp import autocast_mode as am
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((7, 13)).astype(np.float32)
+    g = rng.standard_normal((7, 5)).astype(np.float32)
+    mods = {"relu": nnfast.nn.ReLU, "sigmoid": nnfast.nn.Sigmoid, "tanh": nnfast.nn.Tanh, "silu": nnfast.nn.SiLU}
+
+    def run(fast, retain=False):
+        if not fast:
+            monkeypatch.setattr(am, "_ACT_BF16", {})
+        nnfast.manual_seed(0)
+        model = nnfast.nn.Sequential(nnfast.nn.Linear(13, 33), mods[act](), nnfast.nn.Linear(33, 5))
+        xt = nnfast.tensor(x, requires_grad=True)
+        with nnfast.autocast("cpu"):
+            h = model[0](xt)
+            a = model[1](h)
+            if retain:
+                h.retain_grad()
+            y = model[2](a)
+        assert a.dtype == nnfast.bfloat16 and y.dtype == nnfast.bfloat16
+        if fast:
+            assert type(a.grad_fn) is am.ActivationBF16Function
+        y.backward(nnfast.tensor(g).bfloat16())
+        if retain:
+            assert h.grad.dtype == nnfast.bfloat16
+        assert xt.grad.dtype == nnfast.float32
+        return a.detach().float().numpy(), [p.grad.numpy() for p in model.parameters()] + [xt.grad.numpy()]
+
+    a_fast, g_fast = run(True)
+    a_ret, g_ret = run(True, retain=True)
+    a_slow, g_slow = run(False)
+    assert np.array_equal(a_fast, a_slow)  # one rounding of the float32 activation either way
+    for gf, gr, gs in zip(g_fast, g_ret, g_slow):
+        scale = np.abs(gs).max() + 1e-30
+        assert np.abs(gf - gs).max() <= 2.0 ** -6 * scale
+        assert np.abs(gr - gs).max() <= 2.0 ** -6 * scale
+    assert np.array_equal(g_fast[2], g_slow[2]) and np.array_equal(g_fast[3], g_slow[3])  # 2nd layer's
+
+
+def test_bf16_activation_leaf_gradient_keeps_bf16():
+    x = nnfast.tensor(np.array([-1.5, 0.0, 2.25, 3.0], np.float32)).bfloat16().requires_grad_()
+    y = F.relu(x)
+    assert y.dtype == nnfast.bfloat16 and np.array_equal(y.detach().float().numpy(), [0, 0, 2.25, 3])
+    (y.float() * nnfast.tensor(np.array([1, 2, 3, 4], np.float32))).sum().backward()
+    assert x.grad.dtype == nnfast.bfloat16 and np.array_equal(x.grad.float().numpy(), [0, 0, 3, 4])
+
+
 def test_bf16_inputs_outside_a_region_run_the_float32_kernels_and_round():
     rng = np.random.default_rng(5)
     a = rng.standard_normal((3, 2, 7, 7)).astype(np.float32)

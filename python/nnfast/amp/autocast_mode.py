@@ -270,6 +270,10 @@ def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -
     if has_bf16:
         if name in _NATIVE_BF16:
             return _suspended(fn, args, kwargs)
+        if name in _ACT_BF16:
+            y = _act_bf16(name, args, kwargs)
+            if y is not None:
+                return y
         return _via_float32(fn, args, kwargs)
     return _suspended(fn, args, kwargs) if _state.active else fn(*args, **kwargs)
 
@@ -334,9 +338,11 @@ class LinearBF16Function(Function):
     """y = act(x @ W^T + b) in bf16: x float32 or bf16, W and b the float32 master parameters.
 
     Forward is one bf16 GEMM (operands rounded to bf16 while packing, float32 accumulation and
-    epilogue) storing y in bf16. Backward widens dy once (the activation derivative and bias sum
-    are float32 kernels), then dx = dz @ W (bf16 GEMM, stored bf16 like x's own dtype) and
-    dW += dz^T @ x (bf16 GEMM accumulating straight into W's float32 .grad).
+    epilogue) storing y in bf16. Backward works on a float32 dz: dx = dz @ W (bf16 GEMM, stored
+    bf16 like x's own dtype) and dW += dz^T @ x (bf16 GEMM accumulating straight into W's float32
+    .grad). When x is the output of another bf16 linear with an activation (an MLP), the dx GEMM
+    applies that layer's act' in its epilogue and stores its float32 dz instead, so the bf16 dy is
+    never written, widened or passed through a separate act' kernel.
     """
 
     @staticmethod
@@ -359,6 +365,8 @@ class LinearBF16Function(Function):
         ctx.x_dtype = x.dtype
         return out.reshape(lead + (weight.shape[0],))
 
+    _dact_done = False  # set by the consumer whose dx GEMM already applied this node's act'
+
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
         from ..autograd.basic_ops import cast as _cast_array
@@ -367,17 +375,34 @@ class LinearBF16Function(Function):
         x2, weight, saved = ctx.saved_tensors
         K = kernels("linear", dy)
         xp = xp_of(dy)
-        dz = _cast_array(dy.reshape(x2.shape[0], weight.shape[0]), _F32)
-        if ctx.act != codes.IDENTITY:
-            if saved.dtype != _F32:
-                saved = _cast_array(saved, _F32)
-            dz2 = xp.empty_like(dz)
-            K.act_backward(dz2, dz, saved, ctx.act, ctx.a, ctx.b)
-            dz = dz2
+        dz = dy.reshape(x2.shape[0], weight.shape[0])
+        if ctx._dact_done:
+            # The consumer's dx GEMM wrote dz = dy * act'(saved) in float32 straight from its
+            # accumulators: no widening of dy, no act' pass.
+            ctx._dact_done = False
+        else:
+            if dz.dtype != _F32:
+                dz = _cast_array(dz, _F32)
+            if ctx.act != codes.IDENTITY:
+                if saved.dtype != _F32:
+                    saved = _cast_array(saved, _F32)
+                dz2 = xp.empty(dz.shape, dtype=_F32)
+                K.act_backward(dz2, xp.ascontiguousarray(dz), saved, ctx.act, ctx.a, ctx.b)
+                dz = dz2
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            dx = xp.empty(x2.shape, dtype=ctx.x_dtype)
-            K.gemm(dx, dz, weight, precision="bf16")
+            prev = ctx._next[0]
+            if _fusable_bf16(prev, x2.shape):
+                # Our input is the bf16 output of a linear with an activation and dx is its whole
+                # gradient: this GEMM's epilogue multiplies by its act' and stores its float32 dz.
+                node: Any = prev
+                dx = xp.empty(x2.shape, dtype=_F32)
+                src = node.saved_tensors[0 if type(node) is ActivationBF16Function else 2]
+                K.gemm(dx, dz, weight, 1.0, 0.0, None, node.act, node.a, node.b, None, src, precision="bf16")
+                node._dact_done = True
+            else:
+                dx = xp.empty(x2.shape, dtype=ctx.x_dtype)
+                K.gemm(dx, dz, weight, precision="bf16")
             dx = dx.reshape(ctx.lead + (weight.shape[1],))
         if ctx.needs_input_grad[1]:
             buf = ctx.grad_buffer(1)
@@ -396,6 +421,87 @@ class LinearBF16Function(Function):
                 db = xp.empty((weight.shape[0],), dtype=weight.dtype)
                 K.bias_grad(db, dz, False)
         return dx, dw, db
+
+
+# ---------------------------------------------------------------- pointwise activations on bf16
+# Activations (all parameters at their defaults) that run as one node on a bf16 input.
+_ACT_BF16 = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "silu": "silu"}
+
+
+class ActivationBF16Function(Function):
+    """y = act(x) for a bf16 x, as one node: x widened, the float32 kernel, y rounded to bf16 (one
+    rounding, as the three-node cast / op / cast it replaces). It saves the float32 y (or x) that
+    act' reads, so backward widens nothing but dy. When x is the output of a bf16 linear and this
+    node's gradient is all that linear gets, the float32 dx goes to it as it is (its backward takes
+    float32 dz); and when the consumer is a bf16 linear, its dx GEMM applies act' (see
+    ``_fusable_bf16``) and this node passes that float32 gradient on."""
+
+    _dact_done = False
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, act: int, a: float, b: float) -> Any:
+        from ..autograd.basic_ops import cast as _cast_array
+        from ..nn.functional import _act_codes as codes
+
+        K = kernels("activation", x)
+        xf = _cast_array(x, _F32)  # contiguous
+        yf = np.empty_like(xf)
+        K.act_forward(yf, xf, act, a, b)
+        ctx.save_for_backward(yf if act in codes.GRAD_FROM_OUTPUT else xf)
+        ctx.act, ctx.a, ctx.b = act, a, b
+        return _cast_array(yf, _BFLOAT16)
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        from ..autograd.basic_ops import cast as _cast_array
+
+        (saved,) = ctx.saved_tensors
+        if ctx._dact_done:  # the consumer's dx GEMM applied act' already
+            ctx._dact_done = False
+            dx = dy
+        else:
+            dyf = _cast_array(dy, _F32) if dy.dtype != _F32 else np.ascontiguousarray(dy)
+            dx = np.empty(saved.shape, dtype=_F32)
+            kernels("activation", dyf).act_backward(dx, dyf, saved, ctx.act, ctx.a, ctx.b)
+        # float32 only to a bf16 linear that gets no other gradient; otherwise x's own dtype
+        prev: Any = ctx._next[0]
+        if not (type(prev) is LinearBF16Function and prev._sole_consumer and prev._grad_hooks is None
+                and prev._retained is None):
+            dx = _cast_array(dx, _BFLOAT16)
+        return dx
+
+
+def _act_bf16(name: str, args: Any, kwargs: dict[str, Any]) -> Optional[Tensor]:
+    """``relu(x)`` (and the others of _ACT_BF16) for a bf16 CPU tensor at default arguments, else None."""
+    from ..nn.functional import _act_codes as codes
+
+    if len(args) > 2 or (len(args) == 2 and args[1] is not False) or any(
+            k != "inplace" or v is not False for k, v in kwargs.items()):
+        return None
+    x = args[0]
+    if not isinstance(x, Tensor) or type(x._data) is not np.ndarray or x._data.dtype != _BFLOAT16:
+        return None
+    code, a, b = codes.resolve(_ACT_BF16[name])
+    return ActivationBF16Function.apply(x, code, a, b)
+
+
+def _fusable_bf16(prev: Any, shape: tuple[int, ...]) -> bool:
+    """Whether ``prev`` (the producer of a bf16 linear's input) is a bf16 linear with an activation
+    whose act' can be folded into the GEMM making the input's gradient: that gradient is all it gets
+    (one consumer, no hook or retain_grad that must see the bf16 gradient before act'), and its saved
+    array has the input's 2-D shape and has not been freed. Its backward then takes the float32 dz."""
+    from ..autograd import anomaly
+    from ..nn.functional import _act_codes as codes
+
+    node: Any = prev
+    if type(prev) is ActivationBF16Function:  # act' from its float32 saved array
+        return (node._sole_consumer and node._grad_hooks is None and node._retained is None
+                and not node._released and not anomaly._enabled[0] and node.saved_tensors[0].shape == shape)
+    if type(prev) is not LinearBF16Function:
+        return False
+    return (node.act != codes.IDENTITY and node._sole_consumer and node._grad_hooks is None
+            and node._retained is None and not node._released and not anomaly._enabled[0]
+            and node.saved_tensors[2].shape == shape and type(node.saved_tensors[2]) is np.ndarray)
 
 
 def _linear_lower(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
