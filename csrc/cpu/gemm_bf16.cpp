@@ -8,6 +8,10 @@
 #include <cstdlib>
 #include <new>
 
+#ifdef NNFAST_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 #include "core/bf16.h"
 #include "core/cpu_features.h"
 #include "cpu/gemm_bf16_internal.h"
@@ -76,8 +80,86 @@ void core_portable(const Bf16Args& g, const GemmEpilogue<float>& ep) {
   gemm<float>(g.M, g.N, g.K, g.alpha, a, g.K, 1, b, g.N, 1, g.beta, g.C, g.rs_c, g.cs_c, ep);
 }
 
+// 64-byte aligned grow-only buffer of the calling thread (the shared B panels).
+struct AlignedScratch {
+  void* ptr = nullptr;
+  size_t n = 0;
+  ~AlignedScratch() { std::free(ptr); }
+  void* get(size_t need) {
+    if (need > n) {
+      std::free(ptr);
+      n = (need + 63) / 64 * 64;
+      ptr = std::aligned_alloc(64, n);
+      if (!ptr) throw std::bad_alloc();
+    }
+    return ptr;
+  }
+};
+thread_local AlignedScratch tl_shared_b;
+
+// NNFAST_BF16_SHARED_B=0 turns the shared-B schedule off (before/after timing in
+// one process; read per call, which costs far less than the >= 4 MFLOP GEMMs that ask).
+bool shared_b_enabled() {
+  const char* e = std::getenv("NNFAST_BF16_SHARED_B");
+  return !(e && e[0] == '0');
+}
+
+// Each thread owns a contiguous range of rows of C; every B panel (K block x
+// N block) is packed ONCE, its NR-wide panels shared out among the threads, and
+// read by all of them. A per-thread grid would make each thread that shares
+// columns pack its own copy of the same panel: at 2 threads and K = N = 1024
+// that is as much packing (4 bytes read per float32 element, converted) as half
+// the thread's arithmetic time costs. Two panel buffers alternate, so one
+// barrier per panel suffices: a thread packing panel s + 1 into the other
+// buffer only overwrites panel s - 1, which every thread finished before
+// passing panel s's barrier. Each C element still sums its K blocks in order
+// and each block in the micro-kernel's order, so the result does not depend on
+// the thread count.
+void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
+  const gemm_detail::GemmBlocking& bk = kr.blocking;
+  const index_t mb = (g.M + bk.mr - 1) / bk.mr;
+  const index_t kcb = gemm_detail::gemm_balanced_block(g.K, bk.kc, 8);
+  const index_t ncb = gemm_detail::gemm_balanced_block(g.N, bk.nc, bk.nr);
+  const size_t panel = kr.b_panel_bytes(g.N, g.K);
+  char* bufs = static_cast<char*>(tl_shared_b.get(2 * panel));
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+  {
+#ifdef NNFAST_HAVE_OPENMP
+    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+    const int tid = 0, team = 1;
+#endif
+    const index_t i0 = gemm_detail::gemm_min(g.M, (mb * tid / team) * bk.mr);
+    const index_t i1 = gemm_detail::gemm_min(g.M, (mb * (tid + 1) / team) * bk.mr);
+    void* ws = gemm_detail::gemm_thread_workspace(kr.a_workspace_bytes(i1 - i0 > 0 ? i1 - i0 : 1, g.K));
+    int step = 0;
+    for (index_t jc = 0; jc < g.N; jc += ncb) {
+      const index_t nc = g.N - jc < ncb ? g.N - jc : ncb, np = (nc + bk.nr - 1) / bk.nr;
+      for (index_t pc = 0; pc < g.K; pc += kcb, ++step) {
+        const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
+        void* bp = bufs + (step & 1) * panel;
+        kr.pack_b(g, pc, kc, jc, gemm_detail::gemm_min(nc, np * tid / team * bk.nr),
+                  gemm_detail::gemm_min(nc, np * (tid + 1) / team * bk.nr), bp);
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp barrier
+#endif
+        if (i1 > i0) kr.rows(g, bp, ws, i0, i1, pc, kc, jc, nc);
+      }
+    }
+  }
+}
+
 void core_kernel(const Bf16Args& g, const Bf16Kernel& kr) {
   const int nt = gemm_detail::gemm_threads_for(2.0 * double(g.M) * double(g.N) * double(g.K), get_num_threads());
+  const index_t mb = (g.M + kr.blocking.mr - 1) / kr.blocking.mr;
+  // Enough rows for every thread (two micro-tile rows each): share B. Otherwise
+  // (few rows, many columns) the thread grid splits N and each thread packs its own.
+  if (nt > 1 && mb >= 2 * nt && shared_b_enabled()) {
+    core_shared_b(g, kr, nt);
+    return;
+  }
   struct Ctx {
     const Bf16Args* g;
     const Bf16Kernel* kr;
