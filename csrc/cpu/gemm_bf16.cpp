@@ -104,15 +104,16 @@ bool shared_b_enabled() {
   return !(e && e[0] == '0');
 }
 
-// Each thread owns a contiguous range of rows of C; every B panel (K block x
-// N block) is packed ONCE, its NR-wide panels shared out among the threads, and
-// read by all of them. A per-thread grid would make each thread that shares
+// Each thread owns a contiguous range of rows of C; every B panel (all of K x
+// one N block) is packed ONCE, its NR-wide panels shared out among the threads,
+// and read by all of them. A per-thread grid would make each thread that shares
 // columns pack its own copy of the same panel: at 2 threads and K = N = 1024
-// that is as much packing (4 bytes read per float32 element, converted) as half
-// the thread's arithmetic time costs. Two panel buffers alternate, so one
-// barrier per panel suffices: a thread packing panel s + 1 into the other
-// buffer only overwrites panel s - 1, which every thread finished before
-// passing panel s's barrier. Each C element still sums its K blocks in order
+// that duplicate packing (4 bytes read and converted per float32 element) costs
+// a sizeable fraction of the thread's arithmetic. All K blocks of the N block are
+// packed before the single barrier (the buffer is K x N-block bf16, half a float32
+// K x 4096 matrix at most), so a call with N <= NC has one barrier more than the
+// grid, not one per K block: a barrier is where a loaded machine's descheduled
+// thread makes the others wait. Each C element still sums its K blocks in order
 // and each block in the micro-kernel's order, so the result does not depend on
 // the thread count.
 void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
@@ -120,8 +121,9 @@ void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   const index_t mb = (g.M + bk.mr - 1) / bk.mr;
   const index_t kcb = gemm_detail::gemm_balanced_block(g.K, bk.kc, 8);
   const index_t ncb = gemm_detail::gemm_balanced_block(g.N, bk.nc, bk.nr);
+  const index_t nkb = (g.K + kcb - 1) / kcb;
   const size_t panel = kr.b_panel_bytes(g.N, g.K);
-  char* bufs = static_cast<char*>(tl_shared_b.get(2 * panel));
+  char* bufs = static_cast<char*>(tl_shared_b.get(static_cast<size_t>(nkb) * panel));
 #ifdef NNFAST_HAVE_OPENMP
 #pragma omp parallel num_threads(nt)
 #endif
@@ -134,19 +136,25 @@ void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
     const index_t i0 = gemm_detail::gemm_min(g.M, (mb * tid / team) * bk.mr);
     const index_t i1 = gemm_detail::gemm_min(g.M, (mb * (tid + 1) / team) * bk.mr);
     void* ws = gemm_detail::gemm_thread_workspace(kr.a_workspace_bytes(i1 - i0 > 0 ? i1 - i0 : 1, g.K));
-    int step = 0;
     for (index_t jc = 0; jc < g.N; jc += ncb) {
       const index_t nc = g.N - jc < ncb ? g.N - jc : ncb, np = (nc + bk.nr - 1) / bk.nr;
-      for (index_t pc = 0; pc < g.K; pc += kcb, ++step) {
+#ifdef NNFAST_HAVE_OPENMP
+      // The previous N block's panels are being read until every thread is done with them.
+      if (jc > 0) {
+#pragma omp barrier
+      }
+#endif
+      for (index_t pc = 0, s = 0; pc < g.K; pc += kcb, ++s) {
         const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
-        void* bp = bufs + (step & 1) * panel;
         kr.pack_b(g, pc, kc, jc, gemm_detail::gemm_min(nc, np * tid / team * bk.nr),
-                  gemm_detail::gemm_min(nc, np * (tid + 1) / team * bk.nr), bp);
+                  gemm_detail::gemm_min(nc, np * (tid + 1) / team * bk.nr), bufs + s * panel);
+      }
 #ifdef NNFAST_HAVE_OPENMP
 #pragma omp barrier
 #endif
-        if (i1 > i0) kr.rows(g, bp, ws, i0, i1, pc, kc, jc, nc);
-      }
+      if (i1 > i0)
+        for (index_t pc = 0, s = 0; pc < g.K; pc += kcb, ++s)
+          kr.rows(g, bufs + s * panel, ws, i0, i1, pc, g.K - pc < kcb ? g.K - pc : kcb, jc, nc);
     }
   }
 }
