@@ -358,9 +358,9 @@ def test_cuda_portable_path():
 
 @pytest.mark.parametrize("M,N,K", [(80, 4100, 520), (301, 97, 1100), (37, 33, 700)])
 def test_shared_b_schedule(monkeypatch, M, N, K):
-    # Threads own rows of C and share each packed B panel (several N panels, K blocks
-    # alternating between the two panel buffers, row ranges that end mid-tile, and a
-    # team too big for the rows, which takes the per-thread grid): the same bits as
+    # Threads own rows of C and share each packed B panel (two N blocks, so the panel
+    # buffer is reused after a barrier; several K blocks; row ranges that end mid-tile;
+    # a team too big for the rows, which takes the per-thread grid): the same bits as
     # one thread and as the per-thread grid (NNFAST_BF16_SHARED_B=0), within the bound.
     rng = np.random.default_rng(12)
     A = rng.standard_normal((M, K)).astype(np.float32)
