@@ -354,3 +354,34 @@ def test_cuda_portable_path():
         _C_cuda.gemm(want[0], Ab[0], Bb[0], precision="tf32")
     with pytest.raises(TypeError, match=r"^\[gemm\] expected A to be float32 or bfloat16"):
         _C_cuda.gemm(want[0], Ab[0].astype(np.float64), Bb[0], precision="bf16")
+
+
+@pytest.mark.parametrize("M,N,K", [(80, 4100, 520), (301, 97, 1100), (37, 33, 700)])
+def test_shared_b_schedule(monkeypatch, M, N, K):
+    # Threads own rows of C and share each packed B panel (two N blocks, so the panel
+    # buffer is reused after a barrier; several K blocks; row ranges that end mid-tile;
+    # a team too big for the rows, which takes the per-thread grid): the same bits as
+    # one thread and as the per-thread grid (NNFAST_BF16_SHARED_B=0), within the bound.
+    rng = np.random.default_rng(12)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    B = B if N > 1000 else np.asfortranarray(B)  # both B packing routes
+    old_lv, old_nt = _C.bf16_level(), _C.get_num_threads()
+    outs = {}
+    try:
+        _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
+        for nt in (1, 2, 3):
+            _C.set_num_threads(nt)
+            for shared in ("1", "0"):
+                monkeypatch.setenv("NNFAST_BF16_SHARED_B", shared)
+                C = np.full((M, N), np.nan, np.float32)
+                _C.gemm(C, A, B, precision="bf16")
+                outs[nt, shared] = C
+    finally:
+        _C.set_bf16_level(old_lv)
+        _C.set_num_threads(old_nt)
+    for key, C in outs.items():
+        assert np.array_equal(C, outs[1, "1"]), key
+    want = _rne(A) @ _rne(B)
+    mag = np.abs(_rne(A)) @ np.abs(_rne(B))
+    assert np.all(np.abs(_f64(outs[1, "1"]) - want) <= (K + 4) * U_F32 * mag)

@@ -8,6 +8,10 @@
 #include <cstdlib>
 #include <new>
 
+#ifdef NNFAST_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 #include "core/bf16.h"
 #include "core/cpu_features.h"
 #include "cpu/gemm_bf16_internal.h"
@@ -76,8 +80,94 @@ void core_portable(const Bf16Args& g, const GemmEpilogue<float>& ep) {
   gemm<float>(g.M, g.N, g.K, g.alpha, a, g.K, 1, b, g.N, 1, g.beta, g.C, g.rs_c, g.cs_c, ep);
 }
 
+// 64-byte aligned grow-only buffer of the calling thread (the shared B panels).
+struct AlignedScratch {
+  void* ptr = nullptr;
+  size_t n = 0;
+  ~AlignedScratch() { std::free(ptr); }
+  void* get(size_t need) {
+    if (need > n) {
+      std::free(ptr);
+      n = (need + 63) / 64 * 64;
+      ptr = std::aligned_alloc(64, n);
+      if (!ptr) throw std::bad_alloc();
+    }
+    return ptr;
+  }
+};
+thread_local AlignedScratch tl_shared_b;
+
+// NNFAST_BF16_SHARED_B=0 turns the shared-B schedule off (before/after timing in
+// one process; read per call, which costs far less than the >= 4 MFLOP GEMMs that ask).
+bool shared_b_enabled() {
+  const char* e = std::getenv("NNFAST_BF16_SHARED_B");
+  return !(e && e[0] == '0');
+}
+
+// Each thread owns a contiguous range of rows of C; every B panel (all of K x
+// one N block) is packed ONCE, its NR-wide panels shared out among the threads,
+// and read by all of them. A per-thread grid would make each thread that shares
+// columns pack its own copy of the same panel: at 2 threads and K = N = 1024
+// that duplicate packing (4 bytes read and converted per float32 element) costs
+// a sizeable fraction of the thread's arithmetic. All K blocks of the N block are
+// packed before the single barrier (the buffer is K x N-block bf16, half a float32
+// K x 4096 matrix at most), so a call with N <= NC has one barrier more than the
+// grid, not one per K block: a barrier is where a loaded machine's descheduled
+// thread makes the others wait. Each C element still sums its K blocks in order
+// and each block in the micro-kernel's order, so the result does not depend on
+// the thread count.
+void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
+  const gemm_detail::GemmBlocking& bk = kr.blocking;
+  const index_t mb = (g.M + bk.mr - 1) / bk.mr;
+  const index_t kcb = gemm_detail::gemm_balanced_block(g.K, bk.kc, 8);
+  const index_t ncb = gemm_detail::gemm_balanced_block(g.N, bk.nc, bk.nr);
+  const index_t nkb = (g.K + kcb - 1) / kcb;
+  const size_t panel = kr.b_panel_bytes(g.N, g.K);
+  char* bufs = static_cast<char*>(tl_shared_b.get(static_cast<size_t>(nkb) * panel));
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+  {
+#ifdef NNFAST_HAVE_OPENMP
+    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+    const int tid = 0, team = 1;
+#endif
+    const index_t i0 = gemm_detail::gemm_min(g.M, (mb * tid / team) * bk.mr);
+    const index_t i1 = gemm_detail::gemm_min(g.M, (mb * (tid + 1) / team) * bk.mr);
+    void* ws = gemm_detail::gemm_thread_workspace(kr.a_workspace_bytes(i1 - i0 > 0 ? i1 - i0 : 1, g.K));
+    for (index_t jc = 0; jc < g.N; jc += ncb) {
+      const index_t nc = g.N - jc < ncb ? g.N - jc : ncb, np = (nc + bk.nr - 1) / bk.nr;
+#ifdef NNFAST_HAVE_OPENMP
+      // The previous N block's panels are being read until every thread is done with them.
+      if (jc > 0) {
+#pragma omp barrier
+      }
+#endif
+      for (index_t pc = 0, s = 0; pc < g.K; pc += kcb, ++s) {
+        const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
+        kr.pack_b(g, pc, kc, jc, gemm_detail::gemm_min(nc, np * tid / team * bk.nr),
+                  gemm_detail::gemm_min(nc, np * (tid + 1) / team * bk.nr), bufs + s * panel);
+      }
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp barrier
+#endif
+      if (i1 > i0)
+        for (index_t pc = 0, s = 0; pc < g.K; pc += kcb, ++s)
+          kr.rows(g, bufs + s * panel, ws, i0, i1, pc, g.K - pc < kcb ? g.K - pc : kcb, jc, nc);
+    }
+  }
+}
+
 void core_kernel(const Bf16Args& g, const Bf16Kernel& kr) {
   const int nt = gemm_detail::gemm_threads_for(2.0 * double(g.M) * double(g.N) * double(g.K), get_num_threads());
+  const index_t mb = (g.M + kr.blocking.mr - 1) / kr.blocking.mr;
+  // Enough rows for every thread (two micro-tile rows each): share B. Otherwise
+  // (few rows, many columns) the thread grid splits N and each thread packs its own.
+  if (nt > 1 && mb >= 2 * nt && shared_b_enabled()) {
+    core_shared_b(g, kr, nt);
+    return;
+  }
   struct Ctx {
     const Bf16Args* g;
     const Bf16Kernel* kr;

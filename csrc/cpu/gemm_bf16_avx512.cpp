@@ -165,42 +165,72 @@ void store_tile(const float* t, index_t m, index_t n, float alpha, float beta, f
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
-size_t workspace_bytes(index_t m, index_t n, index_t K) {
+// Workspace of one thread: packed A (mc x kc), the float tile, then (for
+// `block` only) packed B (kc x nc); words of 4 bytes, each part 64-byte aligned.
+size_t a_words(index_t m, index_t K) {
   const index_t kcb = gemm_balanced_block(K, KC, 8), mcb = gemm_balanced_block(m, MC, MR);
-  const index_t ncb = gemm_balanced_block(n, NC, NR);
-  // Words (4 bytes) of packed A and B, then the float tile; each 64-byte aligned.
-  return size_t(round_up(mcb * kcb / 2, 16) + round_up(ncb * kcb / 2, 16) + MR * NR) * 4;
+  return size_t(round_up(mcb * kcb / 2, 16) + MR * NR);
+}
+size_t a_workspace_bytes(index_t m, index_t K) { return a_words(m, K) * 4; }
+
+size_t workspace_bytes(index_t m, index_t n, index_t K) {
+  const index_t kcb = gemm_balanced_block(K, KC, 8), ncb = gemm_balanced_block(n, NC, NR);
+  return (a_words(m, K) + size_t(round_up(ncb * kcb / 2, 16))) * 4;
 }
 
+// Words of one packed B panel (kc x nc), for a buffer shared by the threads.
+size_t b_panel_bytes(index_t N, index_t K) {
+  const index_t kcb = gemm_balanced_block(K, KC, 8), ncb = gemm_balanced_block(N, NC, NR);
+  return size_t(round_up(ncb * kcb / 2, 16)) * 4;
+}
+
+// Columns [jc + a, jc + b) of the B panel at rows [pc, pc + kc): NR-wide panels
+// a / NR .. of Bp (a is a multiple of NR), so threads can pack disjoint shares.
+void pack_b(const Bf16Args& g, index_t pc, index_t kc, index_t jc, index_t a, index_t b, void* bp) {
+  if (b <= a) return;
+  pack_operand<NR>(g.B, pc, jc + a, b - a, kc, false, static_cast<u32*>(bp) + a * ((kc + 1) / 2));
+}
+
+// Rows [i0, i1) of C times the packed B panel (rows pc.., columns jc..jc + nc):
+// packs A per mc block into ws, runs the micro-kernels, and the epilogue after
+// the last K block.
+void rows(const Bf16Args& g, const void* bp, void* ws, index_t i0, index_t i1, index_t pc, index_t kc, index_t jc,
+          index_t nc) {
+  const index_t m = i1 - i0, kp = (kc + 1) / 2;
+  const index_t kcb = gemm_balanced_block(g.K, KC, 8), mcb = gemm_balanced_block(m, MC, MR);
+  const u32* Bp = static_cast<const u32*>(bp);
+  u32* Ap = static_cast<u32*>(ws);
+  float* tile = reinterpret_cast<float*>(Ap + round_up(mcb * kcb / 2, 16));
+  const bool last = pc + kc >= g.K;
+  const float beta = pc == 0 ? g.beta : 1.0f;
+  for (index_t ic = i0; ic < i1; ic += mcb) {
+    const index_t mc = i1 - ic < mcb ? i1 - ic : mcb;
+    pack_operand<MR>(g.A, ic, pc, mc, kc, true, Ap);
+    for (index_t jr = 0; jr < nc; jr += NR) {
+      const index_t nr = nc - jr < NR ? nc - jr : NR;
+      for (index_t ir = 0; ir < mc; ir += MR) {
+        const index_t mr = mc - ir < MR ? mc - ir : MR;
+        float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
+        for (index_t r = 0; r < mr; ++r) __builtin_prefetch(c + r * g.rs_c, 1);
+        micro_kernel(kp, Ap + ir * kp, Bp + jr * kp, tile);
+        store_tile(tile, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
+      }
+    }
+    if (last && g.epi) g.epi(*g.epi_args, ic, mc, jc, nc);
+  }
+}
+
+// C block [i0, i1) x [j0, j1) on one thread, B packed privately.
 void block(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, index_t j1) {
   const index_t m = i1 - i0, n = j1 - j0;
-  const index_t kcb = gemm_balanced_block(g.K, KC, 8), mcb = gemm_balanced_block(m, MC, MR);
-  const index_t ncb = gemm_balanced_block(n, NC, NR);
-  u32* Ap = static_cast<u32*>(ws);
-  u32* Bp = Ap + round_up(mcb * kcb / 2, 16);
-  float* tile = reinterpret_cast<float*>(Bp + round_up(ncb * kcb / 2, 16));
+  const index_t kcb = gemm_balanced_block(g.K, KC, 8), ncb = gemm_balanced_block(n, NC, NR);
+  u32* Bp = static_cast<u32*>(ws) + a_words(m, g.K);
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
     for (index_t pc = 0; pc < g.K; pc += kcb) {
-      const index_t kc = g.K - pc < kcb ? g.K - pc : kcb, kp = (kc + 1) / 2;
-      const bool last = pc + kc >= g.K;
-      const float beta = pc == 0 ? g.beta : 1.0f;
-      pack_operand<NR>(g.B, pc, jc, nc, kc, false, Bp);
-      for (index_t ic = i0; ic < i1; ic += mcb) {
-        const index_t mc = i1 - ic < mcb ? i1 - ic : mcb;
-        pack_operand<MR>(g.A, ic, pc, mc, kc, true, Ap);
-        for (index_t jr = 0; jr < nc; jr += NR) {
-          const index_t nr = nc - jr < NR ? nc - jr : NR;
-          for (index_t ir = 0; ir < mc; ir += MR) {
-            const index_t mr = mc - ir < MR ? mc - ir : MR;
-            float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
-            for (index_t r = 0; r < mr; ++r) __builtin_prefetch(c + r * g.rs_c, 1);
-            micro_kernel(kp, Ap + ir * kp, Bp + jr * kp, tile);
-            store_tile(tile, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
-          }
-        }
-        if (last && g.epi) g.epi(*g.epi_args, ic, mc, jc, nc);
-      }
+      const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
+      pack_b(g, pc, kc, jc, 0, nc, Bp);
+      rows(g, Bp, ws, i0, i1, pc, kc, jc, nc);
     }
   }
 }
@@ -241,7 +271,8 @@ double peak_gflops(double seconds) {
   return best * 1e-9;
 }
 
-const Bf16Kernel kKernel{{MR, NR, MC, KC, NC}, &workspace_bytes, &block, &peak_gflops};
+const Bf16Kernel kKernel{{MR, NR, MC, KC, NC}, &workspace_bytes, &block,         &peak_gflops,
+                         &a_workspace_bytes,     &b_panel_bytes,   &pack_b, &rows};
 
 }  // namespace
 

@@ -24,6 +24,15 @@ struct Bf16Kernel {
   // C block [i0, i1) x [j0, j1), all of K, on one thread; ws 64-byte aligned.
   void (*block)(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, index_t j1);
   double (*peak_gflops)(double seconds);
+  // Pieces for a B panel packed once and shared by the threads (each thread owns
+  // rows of C): a thread's A workspace, one B panel buffer, packing columns
+  // [jc + a, jc + b) of the panel at K rows [pc, pc + kc), and rows [i0, i1)
+  // times a packed panel (epilogue included after the last K block).
+  size_t (*a_workspace_bytes)(index_t m, index_t K);
+  size_t (*b_panel_bytes)(index_t N, index_t K);
+  void (*pack_b)(const Bf16Args& g, index_t pc, index_t kc, index_t jc, index_t a, index_t b, void* bp);
+  void (*rows)(const Bf16Args& g, const void* bp, void* ws, index_t i0, index_t i1, index_t pc, index_t kc,
+               index_t jc, index_t nc);
 };
 
 // The AVX512-BF16 kernel (null when the build has none).

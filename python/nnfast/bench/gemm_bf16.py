@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any, Callable
@@ -39,8 +40,18 @@ def _check(_C: Any, bf16: Any, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> f
     return err
 
 
-def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, ...] = ()) -> list[dict[str, Any]]:
-    """Benchmark rows, one per size and thread count; raises if a result is outside its bound."""
+def _grid_schedule(fn: Callable[[], Any]) -> None:
+    """Runs fn with the per-thread grid schedule (each thread packs its own B panel): the 'before'."""
+    os.environ["NNFAST_BF16_SHARED_B"] = "0"
+    try:
+        fn()
+    finally:
+        os.environ.pop("NNFAST_BF16_SHARED_B", None)
+
+
+def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, ...] = (),
+        mlp: bool = False) -> list[dict[str, Any]]:
+    """Benchmark rows, one per case and thread count; raises if a result is outside its bound."""
     import ml_dtypes
 
     bf16 = ml_dtypes.bfloat16
@@ -50,6 +61,16 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
     fp32_peak = float(_C.fma_peak_gflops(False, 0.3))
     sizes = sizes or ((512, 1024) if quick else (1024, 2048, 4096))
     rng = np.random.default_rng(0)
+    cases: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for n in sizes:
+        cases.append((f"square {n}", rng.standard_normal((n, n)).astype(np.float32),
+                      rng.standard_normal((n, n)).astype(np.float32)))
+    if mlp:
+        # The MLP layer's GEMMs: forward x.W^T (NT) and the weight gradient dz^T.x (TN).
+        for m, n, k, lay in ((256, 1024, 784, "NT"), (256, 1024, 1024, "NT"), (1024, 784, 256, "TN")):
+            x = rng.standard_normal((m, k) if lay == "NT" else (k, m)).astype(np.float32)
+            w = rng.standard_normal((n, k) if lay == "NT" else (k, n)).astype(np.float32)
+            cases.append((f"{lay} {m}x{n}x{k}", x if lay == "NT" else x.T, w.T if lay == "NT" else w))
     rows: list[dict[str, Any]] = []
     old = _C.get_num_threads()
     try:
@@ -57,21 +78,24 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
             _C.set_num_threads(nt)
             if torch is not None:
                 torch.set_num_threads(nt)
-            for n in sizes:
-                a = rng.standard_normal((n, n)).astype(np.float32)
-                b = rng.standard_normal((n, n)).astype(np.float32)
+            for name, a, b in cases:
+                n_m, n_k, n_n = a.shape[0], a.shape[1], b.shape[1]
                 ab, bb = a.astype(bf16), b.astype(bf16)
-                c32 = np.empty((n, n), np.float32)
-                c16 = np.empty((n, n), np.float32)
+                c32 = np.empty((n_m, n_n), np.float32)
+                c16 = np.empty((n_m, n_n), np.float32)
                 _C.gemm(c16, a, b, precision="bf16")
                 err = _check(_C, bf16, a, b, c16)
                 fns: dict[str, Callable[[], Any]] = {
                     "fp32": lambda: _C.gemm(c32, a, b),
                     "bf16": lambda: _C.gemm(c16, a, b, precision="bf16"),
                     "bf16_in": lambda: _C.gemm(c16, ab, bb, precision="bf16"),
+                    "bf16_grid": lambda: _grid_schedule(lambda: _C.gemm(c16, a, b, precision="bf16")),
                 }
                 if torch is not None:
-                    ta, tb = torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()
+                    ta, tb = torch.from_numpy(np.ascontiguousarray(a)).bfloat16(), torch.from_numpy(
+                        np.ascontiguousarray(b)).bfloat16()
+                    ta, tb = (ta if a.flags.c_contiguous else ta.t().contiguous().t()), (
+                        tb if b.flags.c_contiguous else tb.t().contiguous().t())
                     fns["torch_bf16"] = lambda: torch.mm(ta, tb)
                 t0 = time.perf_counter()
                 for fn in fns.values():
@@ -81,11 +105,12 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
                 if quick:
                     reps = max(3, reps // 2)
                 times = _time_rounds(fns, reps, nt)
-                flops = 2.0 * n ** 3
-                row: dict[str, Any] = {"case": f"square {n}", "threads": nt, "bf16_kernel": _C.bf16_kernel(),
+                flops = 2.0 * n_m * n_n * n_k
+                row: dict[str, Any] = {"case": name, "threads": nt, "bf16_kernel": _C.bf16_kernel(),
                                        "max_err_over_bound": err, "reps": reps}
                 for lib, ts in times.items():
                     row[f"{lib}_gflops"] = flops / sorted(ts)[len(ts) // 2] * 1e-9
+                row["bf16_vs_grid"] = row["bf16_gflops"] / row["bf16_grid_gflops"]
                 row["bf16_vs_fp32"] = row["bf16_gflops"] / row["fp32_gflops"]
                 if peak > 0:
                     row["pct_bf16_peak"] = 100 * row["bf16_gflops"] / (peak * nt)
@@ -143,11 +168,12 @@ def _cpu_seconds(fn: Callable[[], Any]) -> float:
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
-    print(f"{'case':12s} {'thr':>3s} {'fp32':>7s} {'bf16':>7s} {'bf16in':>7s} {'torch16':>7s} {'x fp32':>7s} "
-          f"{'%peak16':>7s} {'%peak32':>7s}   (median GFLOP/s)")
+    print(f"{'case':16s} {'thr':>3s} {'fp32':>7s} {'bf16':>7s} {'bf16in':>7s} {'grid16':>7s} {'torch16':>7s} "
+          f"{'x fp32':>7s} {'x grid':>7s} {'%peak16':>7s} {'%peak32':>7s}   (median GFLOP/s)")
     for r in rows:
-        print(f"{r['case']:12s} {r['threads']:3d} {r['fp32_gflops']:7.1f} {r['bf16_gflops']:7.1f} "
-              f"{r['bf16_in_gflops']:7.1f} {r.get('torch_bf16_gflops', float('nan')):7.1f} {r['bf16_vs_fp32']:7.2f} "
+        print(f"{r['case']:16s} {r['threads']:3d} {r['fp32_gflops']:7.1f} {r['bf16_gflops']:7.1f} "
+              f"{r['bf16_in_gflops']:7.1f} {r['bf16_grid_gflops']:7.1f} {r.get('torch_bf16_gflops', float('nan')):7.1f} "
+              f"{r['bf16_vs_fp32']:7.2f} {r['bf16_vs_grid']:7.2f} "
               f"{r.get('pct_bf16_peak', float('nan')):7.1f} {r['fp32_pct_peak']:7.1f}")
 
 
@@ -159,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="", help="comma-separated square sizes (default 1024,2048,4096)")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     p.add_argument("--cpu-time", action="store_true", help="also single-thread rows timed by CPU time")
+    p.add_argument("--mlp", action="store_true", help="also the MLP layer shapes (forward NT, weight-gradient TN)")
     args = p.parse_args(argv)
     _C = _load_nnfast()
     threads = tuple(int(t) for t in args.threads.split(","))
     sizes = tuple(int(s) for s in args.sizes.split(",") if s)
-    rows = run(quick=args.quick, threads=threads, sizes=sizes)
+    rows = run(quick=args.quick, threads=threads, sizes=sizes, mlp=args.mlp)
     print(f"# {cpu_name()}, bf16 level {_C.bf16_level()} (kernel {_C.bf16_kernel()}), isa {_C.cpu_isa()}, "
           f"bf16 peak {rows[0]['bf16_peak_gflops_per_core']:.1f} GFLOP/s per core")
     _print(rows)
