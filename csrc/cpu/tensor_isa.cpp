@@ -97,39 +97,53 @@ void row_sums(const T* x, index_t n, index_t o0, index_t o1, T* out, double scal
 }
 
 // Max / min of one contiguous row and the index of its first occurrence, in one pass.
-// The common case runs on kLanes-wide vectors: each lane keeps its extreme and the
-// block where it first reached it (strict improvement only, so the first of equals);
+// The common case runs on native vectors: each lane keeps its extreme and the
+// step where it first reached it (strict improvement only, so the first of equals);
 // a lane-wise v * 0 sum probes for NaN (and infinities). The row's first occurrence is
-// then the smallest block + lane among the lanes holding the extreme (elements equal to
+// then the smallest step + lane among the lanes holding the extreme (elements equal to
 // it compare equal: -0 and +0 tie, and the first one's bits are returned). A row the
 // probe flags takes the exact scalar rule (NaN first, then the smaller index).
 template <ReduceOp kOp, typename T>
 void row_extreme(const T* x, index_t n, T* value, std::int64_t* index) {
-  using V = simd::Vec<T, kLanes>;
+  // Native-width vectors (a wider vector type is split through memory: ~10x slower),
+  // two of them per step so the compare / blend chains overlap.
+  using V = simd::Native<T>;
   using M = simd::mask_t<V>;  // int32 lanes for float, int64 for double
   using I = simd::elem_t<M>;
+  constexpr int W = simd::kLanes<T>, kStep = 2 * W;
   auto wins = [](T v, T m) { return kOp == ReduceOp::Max ? v > m : v < m; };
-  if (n >= kLanes && (sizeof(I) >= 8 || n < (index_t(1) << 30))) {
-    V best = simd::load<V>(x);
-    V probe = best * T(0);
-    M first = M{};  // per lane: the block start where `best` was reached
-    index_t j = kLanes;
-    for (; j + kLanes <= n; j += kLanes) {
-      const V v = simd::load<V>(x + j);
-      const M w = kOp == ReduceOp::Max ? v > best : v < best;
-      best = w ? v : best;
-      first = w ? M{} + static_cast<I>(j) : first;
-      probe += v * T(0);
+  if (n >= kStep && (sizeof(I) >= 8 || n < (index_t(1) << 30))) {
+    V best0 = simd::load<V>(x), best1 = simd::load<V>(x + W);
+    V probe = best0 * T(0) + best1 * T(0);
+    M first0 = M{}, first1 = M{};  // per lane: the step start where `best` was reached
+    index_t j = kStep;
+    for (; j + kStep <= n; j += kStep) {
+      const V v0 = simd::load<V>(x + j), v1 = simd::load<V>(x + j + W);
+      const M w0 = kOp == ReduceOp::Max ? v0 > best0 : v0 < best0;
+      const M w1 = kOp == ReduceOp::Max ? v1 > best1 : v1 < best1;
+      const M jv = M{} + static_cast<I>(j);
+      best0 = w0 ? v0 : best0;
+      best1 = w1 ? v1 : best1;
+      first0 = w0 ? jv : first0;
+      first1 = w1 ? jv : first1;
+      probe += v0 * T(0) + v1 * T(0);
+    }
+    T best[kStep];
+    index_t first[kStep];
+    for (int k = 0; k < W; ++k) {
+      best[k] = best0[k];
+      best[W + k] = best1[k];
+      first[k] = static_cast<index_t>(first0[k]) + k;
+      first[W + k] = static_cast<index_t>(first1[k]) + W + k;
     }
     T p = 0, m = best[0];
-    for (int k = 0; k < kLanes; ++k) {
-      p += probe[k];
+    for (int k = 0; k < W; ++k) p += probe[k];
+    for (int k = 0; k < kStep; ++k)
       if (wins(best[k], m)) m = best[k];
-    }
     if (p == p) {  // no NaN or infinity in the vector part
       index_t at = n;
-      for (int k = 0; k < kLanes; ++k)
-        if (best[k] == m && static_cast<index_t>(first[k]) + k < at) at = static_cast<index_t>(first[k]) + k;
+      for (int k = 0; k < kStep; ++k)
+        if (best[k] == m && first[k] < at) at = first[k];
       for (; j < n; ++j) {  // the tail; a NaN here sends the row to the exact rule
         const T v = x[j];
         if (v != v) break;
@@ -144,7 +158,7 @@ void row_extreme(const T* x, index_t n, T* value, std::int64_t* index) {
         return;
       }
     }
-  } else if (n < kLanes) {
+  } else if (n < kStep) {
     index_t at = 0;  // short row: a plain scan unless there is a NaN
     index_t j = 1;
     for (; j < n && x[j] == x[j] && x[0] == x[0]; ++j)
