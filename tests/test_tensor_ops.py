@@ -233,3 +233,97 @@ def test_reduce_and_scatter_kernel_errors(device):
 def test_broadcast_error_through_the_tensor_api(device):
     with pytest.raises(ValueError, match=r"^\[add\] expected broadcastable shapes, got \(2, 3\) and \(4,\)"):
         _t(np.ones((2, 3)), device) + _t(np.ones(4), device)
+
+
+# ------------------------------------------------------------------------ per-ISA loops (csrc/cpu/tensor_isa.cpp)
+def _isa_levels():
+    return [n for n in ("generic", "avx2", "avx512") if nnfast._C.cpu_isa_supported(n)]
+
+
+def _extreme_rows(dtype):
+    """Rows that exercise the vector body, the tail, ties, signed zeros, infinities and NaN."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for n in (1, 7, 15, 16, 17, 33, 100, 1023):
+        rows.append(rng.integers(-3, 4, n).astype(dtype))  # many ties: the first one must win
+        rows.append(rng.standard_normal(n).astype(dtype))
+        z = np.zeros(n, dtype)
+        z[n // 2:] = -0.0  # +0 then -0: equal, the first one's bits
+        rows.append(z)
+        z = -np.zeros(n, dtype)
+        z[n // 3:] = 0.0
+        rows.append(z)
+        for pos in {0, n // 2, n - 1}:
+            for special in (np.inf, -np.inf, np.nan):
+                r = rng.integers(-3, 4, n).astype(dtype)
+                r[pos] = special
+                if special is np.nan and n > 2:
+                    r[(pos + 1) % n] = np.nan  # two NaNs: the first one's index
+                rows.append(r)
+    return rows
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_row_extremes_match_numpy_on_every_isa(dtype, op):
+    C = nnfast._C
+    code = _dispatch.REDUCE_CODES[op]
+    arg, ref = (np.argmax, np.max) if op == "max" else (np.argmin, np.min)
+    current = C.cpu_isa()
+    try:
+        for level in _isa_levels():
+            C.set_cpu_isa(level)
+            for r in _extreme_rows(dtype):
+                x = np.stack([r, r[::-1]])  # two rows: the per-row loop and its offsets
+                v, i = np.empty(2, dtype), np.empty(2, np.int64)
+                C.reduce_dim(v, i, x, 1, code)
+                np.testing.assert_array_equal(i, arg(x, axis=1), err_msg=f"{level} {x}")
+                want = x[np.arange(2), arg(x, axis=1)]
+                np.testing.assert_array_equal(v, want)  # NaN where numpy gives NaN
+                assert np.array_equal(np.signbit(v), np.signbit(want)), (level, x)  # the first zero's sign
+                np.testing.assert_array_equal(v, ref(x, axis=1))
+    finally:
+        C.set_cpu_isa(current)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_isa_loops_give_the_same_bits(dtype):
+    """Sums, binary ops, column extremes and casts: every ISA gives the bits of the generic loop."""
+    C = nnfast._C
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((7, 1023)).astype(dtype)
+    y = rng.standard_normal((7, 1023)).astype(dtype)
+    other = np.float64 if dtype == np.float32 else np.float32
+
+    def run():
+        res = []
+        for dim in (0, 1):
+            for op in ("sum", "mean", "max"):
+                out = np.empty(x.shape[1 - dim], dtype)
+                idx = np.empty(out.shape, np.int64) if op == "max" else None
+                C.reduce_dim(out, idx, x, dim, _dispatch.REDUCE_CODES[op])
+                res += [out] + ([idx] if idx is not None else [])
+        for code in _dispatch.BINARY_CODES.values():
+            out = np.empty_like(x)
+            C.binary_op(out, x, y, code)
+            res.append(out)
+            out = np.empty_like(x)
+            C.binary_op(out, x, y[0], code)  # a broadcast row
+            res.append(out)
+        out = np.empty(x.shape, other)
+        C.cast(out, x)
+        res.append(out)
+        return res
+
+    current = C.cpu_isa()
+    try:
+        C.set_cpu_isa("generic")
+        want = run()
+        np.testing.assert_allclose(want[0], x.astype(np.float64).sum(0), rtol=1e-6 if dtype == np.float32 else 1e-13)
+        np.testing.assert_array_equal(want[-1], x.astype(other))
+        for level in _isa_levels():
+            C.set_cpu_isa(level)
+            for a, b in zip(run(), want):
+                np.testing.assert_array_equal(a, b, err_msg=level)
+    finally:
+        C.set_cpu_isa(current)

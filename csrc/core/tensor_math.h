@@ -1,6 +1,8 @@
 // The per-element math of the tape's tensor kernels (nnfast/tensor.h), shared by the
 // CPU (csrc/cpu/tensor.cpp) and CUDA (csrc/cuda/tensor.cu) kernels: one definition of
 // each binary op, of the max / min selection rule, and of the broadcast layout.
+// `static`: the per-ISA objects (csrc/cpu/tensor_isa.cpp) compile these with different
+// -m flags, so each object keeps its own copy (no cross-ISA merge by the linker).
 #pragma once
 #include "core/host_device.h"
 #include "nnfast/tensor.h"
@@ -9,7 +11,7 @@ namespace nnfast {
 namespace tensor_math {
 
 template <BinaryOp kOp, typename T>
-NNFAST_HD inline T binary(T a, T b) {
+NNFAST_HD static inline T binary(T a, T b) {
   if constexpr (kOp == BinaryOp::Add) return a + b;
   if constexpr (kOp == BinaryOp::Sub) return a - b;
   if constexpr (kOp == BinaryOp::Mul) return a * b;
@@ -20,7 +22,7 @@ NNFAST_HD inline T binary(T a, T b) {
 // NaN beats any number, and between equals (or two NaNs) the smaller index wins --
 // numpy.argmax's answer, for a left-to-right scan and for a tree of partial results.
 template <ReduceOp kOp, typename T>
-NNFAST_HD inline bool better(T v, index_t iv, T m, index_t im) {
+NNFAST_HD static inline bool better(T v, index_t iv, T m, index_t im) {
   const bool v_nan = v != v, m_nan = m != m;
   if (v_nan || m_nan) return v_nan && (!m_nan || iv < im);
   if (v == m) return iv < im;

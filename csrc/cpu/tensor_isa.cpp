@@ -1,0 +1,249 @@
+// Per-ISA tensor arithmetic loops: compiled three times (NNFAST_ISA_NS = isa_generic,
+// isa_avx2, isa_avx512) and picked at run time by tensor.cpp. Plain unit-stride loops
+// that the compiler vectorises for the ISA at hand (the baseline build would give
+// SSE2 only: half or a quarter of the vector width, no cvtps2pd to 512 bits).
+//
+// ODR: everything here is in NNFAST_ISA_NS or an anonymous namespace, and no
+// std:: template is instantiated (the linker could merge one ISA's copy into another).
+#include "cpu/tensor_internal.h"
+#include "core/simd.h"
+#include "core/tensor_math.h"
+
+namespace nnfast::cpu {
+namespace NNFAST_ISA_NS {
+namespace {
+
+using namespace ::nnfast::cpu::tensor_detail;
+namespace simd = ::nnfast::NNFAST_ISA_NS::simd;
+
+inline index_t imin(index_t a, index_t b) { return a < b ? a : b; }
+
+// out[0, len) = a[j * sa] (op) b[j * sb]; the unit / zero stride cases are separate
+// loops so that each vectorises.
+template <BinaryOp kOp, typename T>
+void binary_row(T* out, const T* a, index_t sa, const T* b, index_t sb, index_t len) {
+  auto f = [](T x, T y) { return tensor_math::binary<kOp>(x, y); };
+  if (sa == 1 && sb == 1) {
+    for (index_t j = 0; j < len; ++j) out[j] = f(a[j], b[j]);
+  } else if (sa == 1 && sb == 0) {
+    const T y = b[0];
+    for (index_t j = 0; j < len; ++j) out[j] = f(a[j], y);
+  } else if (sa == 0 && sb == 1) {
+    const T x = a[0];
+    for (index_t j = 0; j < len; ++j) out[j] = f(x, b[j]);
+  } else {
+    for (index_t j = 0; j < len; ++j) out[j] = f(a[j * sa], b[j * sb]);
+  }
+}
+
+// Elements [lo, hi) of out: rows of the last dim, the coordinates of the rest carried
+// along (no division per element).
+template <BinaryOp kOp, typename T>
+void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi) {
+  const int last = s.ndim - 1;
+  const index_t cols = s.shape[last];
+  index_t coord[kMaxDims] = {};
+  index_t rest = lo / cols, oa = 0, ob = 0;
+  for (int d = last - 1; d >= 0; --d) {
+    coord[d] = rest % s.shape[d];
+    rest /= s.shape[d];
+    oa += coord[d] * s.a_stride[d];
+    ob += coord[d] * s.b_stride[d];
+  }
+  index_t i = lo, col = lo % cols;
+  while (i < hi) {
+    const index_t len = imin(cols - col, hi - i);
+    binary_row<kOp>(out + i, a + oa + col * s.a_stride[last], s.a_stride[last], b + ob + col * s.b_stride[last],
+                    s.b_stride[last], len);
+    i += len;
+    col = 0;
+    for (int d = last - 1; d >= 0; --d) {  // next row
+      oa += s.a_stride[d];
+      ob += s.b_stride[d];
+      if (++coord[d] < s.shape[d]) break;
+      oa -= coord[d] * s.a_stride[d];
+      ob -= coord[d] * s.b_stride[d];
+      coord[d] = 0;
+    }
+  }
+}
+
+constexpr index_t kSumBlock = 4096;  // a row's summation blocks (fixed: they set the order)
+constexpr int kLanes = 16;           // independent accumulators of a contiguous row (the adds pipeline)
+
+// Sum of one row of n contiguous elements in double: kLanes lanes (element j to lane
+// j % kLanes, so the loop vectorises without reassociation) per block of kSumBlock, the
+// lanes added pairwise, the blocks in order. The order depends on n only.
+template <typename T>
+double row_sum(const T* x, index_t n) {
+  double total = 0;
+  for (index_t j0 = 0; j0 < n; j0 += kSumBlock) {
+    const index_t j1 = imin(n, j0 + kSumBlock);
+    double lane[kLanes] = {};
+    index_t j = j0;
+    for (; j + kLanes <= j1; j += kLanes)
+      for (int k = 0; k < kLanes; ++k) lane[k] += static_cast<double>(x[j + k]);
+    for (; j < j1; ++j) lane[0] += static_cast<double>(x[j]);
+    for (int w = kLanes / 2; w >= 1; w /= 2)
+      for (int k = 0; k < w; ++k) lane[k] += lane[k + w];
+    total += lane[0];
+  }
+  return total;
+}
+
+template <typename T>
+void row_sums(const T* x, index_t n, index_t o0, index_t o1, T* out, double scale) {
+  for (index_t o = o0; o < o1; ++o) out[o] = static_cast<T>(row_sum(x + o * n, n) * scale);
+}
+
+// Max / min of one contiguous row and the index of its first occurrence, in one pass.
+// The common case runs on native vectors: each lane keeps its extreme and the
+// step where it first reached it (strict improvement only, so the first of equals);
+// a lane-wise v * 0 sum probes for NaN (and infinities). The row's first occurrence is
+// then the smallest step + lane among the lanes holding the extreme (elements equal to
+// it compare equal: -0 and +0 tie, and the first one's bits are returned). A row the
+// probe flags takes the exact scalar rule (NaN first, then the smaller index).
+template <ReduceOp kOp, typename T>
+void row_extreme(const T* x, index_t n, T* value, std::int64_t* index) {
+  // Native-width vectors (a wider vector type is split through memory: ~10x slower),
+  // two of them per step so the compare / blend chains overlap.
+  using V = simd::Native<T>;
+  using M = simd::mask_t<V>;  // int32 lanes for float, int64 for double
+  using I = simd::elem_t<M>;
+  constexpr int W = simd::kLanes<T>, kStep = 2 * W;
+  auto wins = [](T v, T m) { return kOp == ReduceOp::Max ? v > m : v < m; };
+  if (n >= kStep && (sizeof(I) >= 8 || n < (index_t(1) << 30))) {
+    V best0 = simd::load<V>(x), best1 = simd::load<V>(x + W);
+    V probe = best0 * T(0) + best1 * T(0);
+    M first0 = M{}, first1 = M{};  // per lane: the step start where `best` was reached
+    index_t j = kStep;
+    for (; j + kStep <= n; j += kStep) {
+      const V v0 = simd::load<V>(x + j), v1 = simd::load<V>(x + j + W);
+      const M w0 = kOp == ReduceOp::Max ? v0 > best0 : v0 < best0;
+      const M w1 = kOp == ReduceOp::Max ? v1 > best1 : v1 < best1;
+      const M jv = M{} + static_cast<I>(j);
+      best0 = w0 ? v0 : best0;
+      best1 = w1 ? v1 : best1;
+      first0 = w0 ? jv : first0;
+      first1 = w1 ? jv : first1;
+      probe += v0 * T(0) + v1 * T(0);
+    }
+    T best[kStep];
+    index_t first[kStep];
+    for (int k = 0; k < W; ++k) {
+      best[k] = best0[k];
+      best[W + k] = best1[k];
+      first[k] = static_cast<index_t>(first0[k]) + k;
+      first[W + k] = static_cast<index_t>(first1[k]) + W + k;
+    }
+    T p = 0, m = best[0];
+    for (int k = 0; k < W; ++k) p += probe[k];
+    for (int k = 0; k < kStep; ++k)
+      if (wins(best[k], m)) m = best[k];
+    if (p == p) {  // no NaN or infinity in the vector part
+      index_t at = n;
+      for (int k = 0; k < kStep; ++k)
+        if (best[k] == m && first[k] < at) at = first[k];
+      for (; j < n; ++j) {  // the tail; a NaN here sends the row to the exact rule
+        const T v = x[j];
+        if (v != v) break;
+        if (wins(v, m)) {
+          m = v;
+          at = j;
+        }
+      }
+      if (j == n) {
+        *value = x[at];
+        if (index) *index = at;
+        return;
+      }
+    }
+  } else if (n < kStep) {
+    index_t at = 0;  // short row: a plain scan unless there is a NaN
+    index_t j = 1;
+    for (; j < n && x[j] == x[j] && x[0] == x[0]; ++j)
+      if (wins(x[j], x[at])) at = j;
+    if (j == n) {
+      *value = x[at];
+      if (index) *index = at;
+      return;
+    }
+  }
+  index_t at = 0;
+  for (index_t i = 1; i < n; ++i)
+    if (tensor_math::better<kOp>(x[i], i, x[at], at)) at = i;
+  *value = x[at];
+  if (index) *index = at;
+}
+
+template <ReduceOp kOp, typename T>
+void row_extremes(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index) {
+  for (index_t o = o0; o < o1; ++o) row_extreme<kOp>(x + o * n, n, out + o, index ? index + o : nullptr);
+}
+
+template <typename T>
+void block_sum(double* acc, const T* xo, index_t j0, index_t j1, index_t inner, index_t cols) {
+  for (index_t c = 0; c < cols; ++c) acc[c] = 0;
+  for (index_t j = j0; j < j1; ++j) {
+    const T* r = xo + j * inner;
+    for (index_t c = 0; c < cols; ++c) acc[c] += static_cast<double>(r[c]);
+  }
+}
+
+// One tile of a max / min over the middle dim: rows in order, the exact rule per column.
+template <ReduceOp kOp, typename T>
+void col_extreme(const T* xo, index_t n, index_t inner, index_t cols, T* out, std::int64_t* index) {
+  T best[kInnerTile];
+  index_t at[kInnerTile];
+  for (index_t c = 0; c < cols; ++c) {
+    best[c] = xo[c];
+    at[c] = 0;
+  }
+  for (index_t j = 1; j < n; ++j) {
+    const T* r = xo + j * inner;
+    for (index_t c = 0; c < cols; ++c)
+      if (tensor_math::better<kOp>(r[c], j, best[c], at[c])) {
+        best[c] = r[c];
+        at[c] = j;
+      }
+  }
+  for (index_t c = 0; c < cols; ++c) {
+    out[c] = best[c];
+    if (index) index[c] = at[c];
+  }
+}
+
+template <typename From, typename To>
+void cast_range(To* out, const From* x, index_t n) {
+  for (index_t i = 0; i < n; ++i) out[i] = static_cast<To>(x[i]);
+}
+
+template <typename T>
+TensorOps<T> make_tensor_ops() {
+  TensorOps<T> o;
+#define NNFAST_X(E, name) o.binary[static_cast<int>(BinaryOp::E)] = &binary_range<BinaryOp::E, T>;
+  NNFAST_BINARY_OPS(NNFAST_X)
+#undef NNFAST_X
+  o.row_sums = &row_sums<T>;
+  o.row_max = &row_extremes<ReduceOp::Max, T>;
+  o.row_min = &row_extremes<ReduceOp::Min, T>;
+  o.block_sum = &block_sum<T>;
+  o.col_max = &col_extreme<ReduceOp::Max, T>;
+  o.col_min = &col_extreme<ReduceOp::Min, T>;
+  return o;
+}
+
+CastOps make_cast_ops() {
+  CastOps o;
+  o.f32_to_f64 = &cast_range<float, double>;
+  o.f64_to_f32 = &cast_range<double, float>;
+  return o;
+}
+
+}  // namespace
+
+NNFAST_ISA_TABLE_T(tensor_detail::TensorOps, make_tensor_ops)
+NNFAST_ISA_TABLE(tensor_detail::CastOps, make_cast_ops())
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast::cpu
