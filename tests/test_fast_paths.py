@@ -254,3 +254,53 @@ def test_fast_paths_leave_cuda_tensors_to_the_cuda_kernels():
     for y, want in ((F.relu(x), np.maximum(a, 0)), (F.linear(x, wt), a @ w.T), (x + x, a + a)):
         assert y.device.type == "cuda"
         np.testing.assert_allclose(_dispatch.to_host(y._data), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 1023])
+def test_cross_entropy_binding_takes_2d_logits_as_n_c_1(dtype, n):
+    # The fast path hands (N, C) logits, (N,) targets and a 0-d loss to the kernel as they are:
+    # the same loss and gradient as the (N, C, 1) layout, strided logits included.
+    rng = np.random.default_rng(n)
+    C = 5
+    big = rng.standard_normal((n, 2 * C)).astype(dtype)
+    x = big[:, ::2]  # non-contiguous
+    t = rng.integers(0, C, n).astype(np.int64)
+    if n > 1:
+        t[0] = -100  # an ignored row (all ignored would give nan)
+    K = nnfast._C
+    loss2, dx2 = np.empty((), dtype), np.empty((n, C), dtype)
+    K.cross_entropy(loss2, dx2, x, t, None, -100, 0.0, 1)
+    loss3, dx3 = np.empty((1,), dtype), np.empty((n, C, 1), dtype)
+    K.cross_entropy(loss3, dx3, x.reshape(n, C, 1), t.reshape(n, 1), None, -100, 0.0, 1)
+    assert loss2 == loss3[0]
+    np.testing.assert_array_equal(dx2, dx3[:, :, 0])
+    with pytest.raises(ValueError, match=r"^\[cross_entropy\] expected target"):
+        K.cross_entropy(loss2, dx2, x, t[:-1] if n > 1 else np.zeros(2, np.int64), None, -100, 0.0, 1)
+    with pytest.raises(ValueError, match=r"^\[cross_entropy\] expected grad_input"):
+        K.cross_entropy(loss2, np.empty((n, C, 1), dtype), x, t, None, -100, 0.0, 1)
+    with pytest.raises(ValueError, match=r"^\[cross_entropy\] expected target values"):
+        K.cross_entropy(loss2, dx2, x, np.full(n, C, np.int64), None, -100, 0.0, 1)
+
+
+def test_cross_entropy_fast_path_scaled_backward_and_gradcheck():
+    # loss * 3 sends a non-unit gradient through the (N, C)-saved gradient of the fast path.
+    x = nnfast.tensor(np.random.default_rng(0).standard_normal((7, 4)), requires_grad=True)
+    t = nnfast.tensor(np.array([0, 1, 2, 3, 0, 1, 2], np.int64))
+    (F.cross_entropy(x, t) * 3.0).backward()
+    xr = x._data
+    p = np.exp(xr - xr.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(7), t._data] -= 1.0
+    np.testing.assert_allclose(x.grad._data, 3.0 * p / 7, rtol=1e-12, atol=1e-14)
+    assert gradcheck(lambda a: F.cross_entropy(a, t), (x,))
+
+
+@pytest.mark.parametrize("n", [5, 20000])
+def test_kernels_below_and_above_the_gil_threshold_agree_with_numpy(n):
+    # Small calls run with the GIL held, large ones release it: both must compute the same thing.
+    rng = np.random.default_rng(n)
+    a, b = rng.standard_normal(n), rng.standard_normal(n)
+    ta, tb = nnfast.tensor(a), nnfast.tensor(b)
+    np.testing.assert_array_equal((ta + tb)._data, a + b)
+    np.testing.assert_array_equal(F.relu(ta)._data, np.maximum(a, 0.0))

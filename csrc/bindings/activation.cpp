@@ -66,7 +66,7 @@ void act_forward_binding(py::array y, py::array x, int act, double a, double b) 
   DType dt = check_unary(op, y, x);
   Act code = act_code(op, act);
   const index_t n = x.size();
-  run_released(dt, [&](auto tag) {
+  run_sized(dt, n, [&](auto tag) {
     using T = decltype(tag);
     return [py_ = mut_ptr<T>(y), px = ptr<T>(x), n, code, p = ActParams{a, b}] { act_forward<T>(py_, px, n, code, p); };
   });
@@ -79,7 +79,7 @@ void act_backward_binding(py::array dx, py::array dy, py::array saved, int act, 
   check_like(op, dy, saved, "saved", dx, "grad_input");
   Act code = act_code(op, act);
   const index_t n = dy.size();
-  run_released(dt, [&](auto tag) {
+  run_sized(dt, n, [&](auto tag) {
     using T = decltype(tag);
     return [pdx = mut_ptr<T>(dx), pdy = ptr<T>(dy), ps = ptr<T>(saved), n, code, p = ActParams{a, b}] {
       act_backward<T>(pdx, pdy, ps, n, code, p);

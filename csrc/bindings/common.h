@@ -252,6 +252,17 @@ inline void run_released(DType dt, F&& make) {
   });
 }
 
+// As run_released, for a kernel over `work` elements: below kHoldGilBelow the call
+// runs with the GIL held, since releasing and re-taking it costs about as much as a
+// tiny kernel (the per-op overhead of small tensors, issue 18). Such a call is short
+// (microseconds), so other Python threads are not held up noticeably.
+constexpr std::int64_t kHoldGilBelow = 16384;
+template <typename F>
+inline void run_sized(DType dt, std::int64_t work, F&& make) {
+  if (work >= kHoldGilBelow) return run_released(dt, std::forward<F>(make));
+  dispatch_float(dt, [&](auto tag) { make(tag)(); });
+}
+
 // ------------------------------------------------------------------ device arrays (nnfast._C_cuda)
 // On a GPU, cuda arrays are CuPy arrays (or anything with __cuda_array_interface__:
 // PyTorch cuda tensors, nnfast cuda Tensors). _C_cuda's functions take them by turning

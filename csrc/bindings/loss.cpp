@@ -19,6 +19,8 @@ Reduction reduction_code(const char* op, int red) {
 
 template <typename T>
 View3<T> view3(const char* op, const py::array& a, const char* name) {
+  if (a.ndim() == 2)  // (N, C) is (N, C, 1): the common classifier case, passed without a reshape
+    return View3<T>{ptr<T>(a), elem_stride(op, a, name, 0), elem_stride(op, a, name, 1), 1};
   check_ndim(op, a, name, 3);
   return View3<T>{ptr<T>(a), elem_stride(op, a, name, 0), elem_stride(op, a, name, 1), elem_stride(op, a, name, 2)};
 }
@@ -35,6 +37,10 @@ TargetView target_view(const char* op, const py::array& t, index_t N, index_t S)
   const char order = t.dtype().byteorder();
   if (order == '>' || order == '!') type_error(op, "target in native byte order");
   check_aligned(op, t, "target");
+  if (S == 1 && t.ndim() == 1) {  // (N,) targets of (N, C) logits
+    check_shape(op, t, "target", {N});
+    return TargetView{static_cast<const std::int64_t*>(t.data()), elem_stride(op, t, "target", 0), 1};
+  }
   check_shape(op, t, "target", {N, S});
   return TargetView{static_cast<const std::int64_t*>(t.data()), elem_stride(op, t, "target", 0),
                     elem_stride(op, t, "target", 1)};
@@ -42,7 +48,9 @@ TargetView target_view(const char* op, const py::array& t, index_t N, index_t S)
 
 void check_targets(const char* op, TargetView tv, index_t N, index_t S, index_t C, index_t ignore_index) {
   index_t bad;
-  {
+  if (N * S < kHoldGilBelow) {  // a short scan: not worth releasing the GIL for
+    bad = find_bad_target(tv, N, S, C, ignore_index);
+  } else {
     py::gil_scoped_release release;
     bad = find_bad_target(tv, N, S, C, ignore_index);
   }
@@ -99,8 +107,8 @@ struct ClassInput {
 };
 ClassInput class_input(const char* op, const py::array& x, int reduction) {
   DType dt = float_dtype(op, x, "input");
-  check_ndim(op, x, "input", 3);
-  const index_t N = x.shape(0), C = x.shape(1), S = x.shape(2);
+  if (x.ndim() != 2) check_ndim(op, x, "input", 3);  // (N, C) counts as (N, C, 1)
+  const index_t N = x.shape(0), C = x.shape(1), S = x.ndim() == 2 ? 1 : x.shape(2);
   if (C < 1) value_error(op, "input with at least one class, got C = 0");
   return {dt, N, C, S, reduction_code(op, reduction)};
 }
@@ -115,10 +123,13 @@ void cross_entropy_binding(py::array loss, py::object dx, py::array x, py::array
   py::object w = class_weight(op, x, weight, c.C);
   check_out(op, x, loss, "loss", c.red == Reduction::None ? c.N * c.S : 1, {&x, &target});
   check_opt_out(op, x, dx, "grad_input", c.N * c.C * c.S, {&x, &target, &loss}, {{&w, "weight"}});
-  if (!dx.is_none()) check_shape(op, dx.cast<py::array>(), "grad_input", {c.N, c.C, c.S});
+  if (!dx.is_none()) {
+    if (x.ndim() == 2) check_shape(op, dx.cast<py::array>(), "grad_input", {c.N, c.C});
+    else check_shape(op, dx.cast<py::array>(), "grad_input", {c.N, c.C, c.S});
+  }
   if (!w.is_none()) check_no_alias(op, loss, "loss", w.cast<py::array>(), "weight");
   check_targets(op, tv, c.N, c.S, c.C, ignore_index);
-  run_released(c.dt, [&](auto tag) {
+  run_sized(c.dt, c.N * c.C * c.S, [&](auto tag) {
     using T = decltype(tag);
     return [=, pl = mut_ptr<T>(loss), pdx = opt_mut_ptr<T>(dx), xv = view3<T>(op, x, "input"), pw = opt_ptr<T>(w)] {
       cross_entropy_forward<T>(pl, pdx, xv, tv, pw, c.N, c.C, c.S, ignore_index, label_smoothing, c.red);

@@ -71,7 +71,7 @@ void binary_op_binding(py::array out, py::array a, py::array b, int code) {
   check_not_overlapping(op, out, a, "a");
   check_not_overlapping(op, out, b, "b");
   const auto bop = static_cast<BinaryOp>(code);
-  run_released(dt, [&](auto tag) {
+  run_sized(dt, static_cast<std::int64_t>(out.size()), [&](auto tag) {
     using T = decltype(tag);
     return [=, po = mut_ptr<T>(out), pa = ptr<T>(a), pb = ptr<T>(b)] { binary_broadcast<T>(bop, args, pa, pb, po); };
   });

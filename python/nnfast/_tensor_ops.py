@@ -179,15 +179,18 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
                 ok = type(other) is float or type(other) is int
                 b = asarray(other, d) if ok else None
             if ok:
-                x, y, tx, ty = (b, a, t, self) if swap else (a, b, self, t)
                 out = empty(a.shape, d)
                 try:
-                    kset.binary_op(out, x, y, code)
+                    if swap:
+                        kset.binary_op(out, b, a, code)
+                    else:
+                        kset.binary_op(out, a, b, code)
                 except ValueError:  # e.g. more dims than the kernel takes: the general path below
                     ok = False
             if ok:
                 if not ((self.requires_grad or (t is not None and t.requires_grad)) and grad_mode._enabled[0]):
                     return wrap(out)
+                x, y, tx, ty = (b, a, t, self) if swap else (a, b, self, t)
                 ctx: Any = fn()
                 ctx.shapes = (x.shape, y.shape)
                 versions = None

@@ -21,7 +21,7 @@ import numpy as np
 from ... import _dispatch
 from ..._dispatch import ascontiguousarray, contiguous, kernels, xp_of
 from ...autograd import grad_mode
-from ...autograd.function import Function, record_node
+from ...autograd.function import Function
 from ...tensor import Tensor
 from . import _act_codes as codes
 from ._checks import check_float, check_same_device, check_same_dtype, check_tensor
@@ -88,6 +88,9 @@ def _in_place(op: str, input: Tensor, run: Any) -> Tensor:
     return input
 
 
+_NEEDS_FIRST = (True, False, False, False)
+
+
 def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: bool = False) -> Tensor:
     if not inplace and _FAST[0]:
         # Fast path (a CPU array; what the binding rejects -- another dtype, strides, a
@@ -111,7 +114,12 @@ def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: b
                     ctx.saved_tensors = (x,)
                     versions = [(input._vc, input._vc[0], x.shape)]
                 ctx.act, ctx.a, ctx.b, ctx.op = code, a, b, op
-                record_node(ctx, (input, None, None, None), (x, code, a, b), out, versions)
+                # record_node's fields written directly: one tensor input, which requires grad.
+                ctx.inputs = (input, None, None, None)
+                ctx._next = (input.grad_fn, None, None, None)
+                ctx.needs_input_grad = _NEEDS_FIRST
+                ctx._versions = versions
+                out.grad_fn = ctx
                 return out
     check_float(op, input)
     if inplace and not _recording(input):

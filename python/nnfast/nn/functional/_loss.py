@@ -151,6 +151,8 @@ def _class_loss_result(ctx: Any, x: Any, loss: Any, red: int) -> Any:
 
 def _scale_saved(K: Any, saved: Any, g: Any, ga: Any, in_shape: tuple[int, ...]) -> Any:
     """A forward-saved d(loss)/d(input) times the incoming gradient ``g`` (``ga``: as the kernel takes it)."""
+    if saved.ndim == 2:  # saved (N, C) by the cross_entropy fast path: the kernel takes (N, C, 1)
+        saved = saved.reshape(saved.shape + (1,))
     d = xp_of(g).empty_like(saved)
     K.loss_scale_grad(d, saved, ga)
     return d.reshape(in_shape)
@@ -281,6 +283,7 @@ def cross_entropy(input: Tensor, target: Any, weight: Optional[Tensor] = None, s
 _FAST = _dispatch.FAST_PATHS
 _CPU = _dispatch._CPU_KERNELS  # op -> cpu kernel set (read per call: tests may patch a kernel)
 _I64 = np.dtype(np.int64)
+_empty = np.empty
 
 
 def _cross_entropy_fast(input: Any, target: Any, ignore_index: int) -> Optional[Tensor]:
@@ -291,20 +294,20 @@ def _cross_entropy_fast(input: Any, target: Any, ignore_index: int) -> Optional[
     t = getattr(target, "_data", None)
     if type(x) is not np.ndarray or type(t) is not np.ndarray or x.ndim != 2 or t.dtype is not _I64 or t.ndim != 1:
         return None
-    N, C = x.shape
     need = input.requires_grad and grad_mode._enabled[0]
-    loss = np.empty((1,), x.dtype)
-    dx = np.empty((N, C, 1), x.dtype) if need else None
+    # The binding takes (N, C) logits, (N,) targets and a 0-d loss as they are (no reshapes).
+    loss = _empty((), x.dtype)
+    dx = _empty(x.shape, x.dtype) if need else None
     try:
-        _CPU["cross_entropy"].cross_entropy(loss, dx, x.reshape(N, C, 1), t.reshape(N, 1), None, ignore_index, 0.0, 1)  # checks everything
+        _CPU["cross_entropy"].cross_entropy(loss, dx, x, t, None, ignore_index, 0.0, 1)  # checks everything
     except (TypeError, ValueError):
         return None
     if not need:
-        return Tensor._wrap(loss.reshape(()))
+        return Tensor._wrap(loss)
     ctx: Any = CrossEntropyFunction()
     ctx.saved_tensors = (dx,)
     ctx.red, ctx.in_shape = 1, x.shape
-    y = Tensor._wrap(loss.reshape(()), True)
+    y = Tensor._wrap(loss, True)
     record_node(ctx, (input, target, None, None, None, None, None), (x, t, None, ignore_index, 0.0, 1, need), y,
                 None)  # dx, the one saved array, is neither an input nor the output
     return y
