@@ -312,6 +312,23 @@ def test_softmax_masked_and_modules():
     assert s0.shape == () and float(s0._data) == 1.0
 
 
+@pytest.mark.parametrize("D", (7, 16, 1000, 1023))
+@pytest.mark.parametrize("log", (False, True))
+def test_softmax_wide_rows_tails_and_nan(D, log, rng):
+    """Rows whose exps span far below the smallest normal (exp(x - max) of those is 0 in
+    float32, within the absolute tolerance), whose last partial vector (the padded tail)
+    holds the max, and a NaN in the tail that must spread to its whole row only."""
+    x = rng.uniform(-300.0, 0.0, (3, D)).astype(np.float32)
+    x[:, -1] = 5.0  # the max sits in the tail
+    fn, ref = (F.log_softmax, _log_softmax_ref) if log else (F.softmax, _softmax_ref)
+    y = fn(nnfast.from_numpy(x), 1)._data
+    # rtol: x - max rounds to float32 (relative 2^-24 of up to 305), which exp turns into 305 * 6e-8.
+    np.testing.assert_allclose(y, ref(x.astype(np.float64), 1), rtol=2e-5, atol=1e-6 if log else 1e-30)
+    x[1, -2] = np.nan
+    y = fn(nnfast.from_numpy(x), 1)._data
+    assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
+
+
 # ------------------------------------------------------------------ step / sign
 def test_step_and_sign_zero_gradient():
     x = leaf(np.array([-2.0, -0.0, 0.0, 0.5, 3.0]))
