@@ -122,6 +122,28 @@ def test_large_mean_float32(name):
     assert gerr <= 1e-3, gerr
 
 
+@pytest.mark.parametrize("shape", [(37, 1031), (70, 19), (5, 3)])
+def test_batchnorm_rows_float32_blocked(shape):
+    """(N, C) float32 batch norm, forward and backward, against the float64
+    kernels on the same inputs: C past one chunk of float coefficients (1031),
+    odd channel tails and several row blocks taken last to first."""
+    rng = np.random.default_rng(5)
+    x32 = (3.0 + rng.standard_normal(shape)).astype(np.float32)
+    w = rng.standard_normal(shape[1]).astype(np.float32)
+    b = rng.standard_normal(shape[1]).astype(np.float32)
+    g = rng.standard_normal(shape)
+    outs = []
+    for dt in (np.float32, np.float64):
+        xt, wt, bt = leaf(x32.astype(dt)), leaf(w.astype(dt)), leaf(b.astype(dt))
+        y = F.batch_norm(xt, None, None, wt, bt, True)
+        y.backward(g.astype(dt))
+        outs.append([y._data, xt.grad._data, wt.grad._data, bt.grad._data])
+    assert_close(outs[1][0], ref_batch_norm(x32.astype(np.float64), w.astype(np.float64), b.astype(np.float64)))
+    for a, c in zip(outs[0], outs[1]):
+        scale = max(1.0, float(np.abs(c).max()))
+        assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * scale
+
+
 # ---------------------------------------------------------------- batch norm state
 def _np_running(batches, momentum, C):
     rm, rv = np.zeros(C), np.ones(C)

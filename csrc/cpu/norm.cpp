@@ -215,8 +215,9 @@ void batch_norm_forward_rows(const NormOps<T>& k, T* y, double* mean, double* rs
   }
   batch_norm_coefs(mean, rstd, running_mean, running_var, weight, bias, N, training, momentum, eps, scale, shift,
                    /*c0=*/0, /*c1=*/C);
+  // Same halves of the rows per thread as the statistics pass, taken backwards.
   parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
-    k.chan_affine(y + n0 * C, nullptr, x + n0 * C, nullptr, scale, mean, shift, n1 - n0, C, 1, 0, C);
+    k.chan_affine_rows(y + n0 * C, nullptr, x + n0 * C, nullptr, scale, mean, shift, n1 - n0, C);
   });
 }
 
@@ -283,7 +284,7 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   });
   if (dx && rows)
     parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
-      k.chan_affine(dx + n0 * C, dy + n0 * C, x + n0 * C, al, be, mean, ga, n1 - n0, C, 1, 0, C);
+      k.chan_affine_rows(dx + n0 * C, dy + n0 * C, x + n0 * C, al, be, mean, ga, n1 - n0, C);
     });
 }
 
