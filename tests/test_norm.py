@@ -144,6 +144,28 @@ def test_batchnorm_rows_float32_blocked(shape):
         assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * scale
 
 
+@pytest.mark.parametrize("rms", [False, True])
+@pytest.mark.parametrize("M", [1, 7, 13])
+def test_row_norm_backward_row_groups(rms, M):
+    """layer / RMS norm backward with weight and bias gradients (rows taken in
+    groups of four plus single rows) against float64 formulas."""
+    rng = np.random.default_rng(M)
+    D = 37
+    x, dy = rng.standard_normal((M, D)), rng.standard_normal((M, D))
+    w, b = rng.standard_normal(D), rng.standard_normal(D)
+    xt, wt, bt = leaf(x), leaf(w), leaf(b)
+    y = F.rms_norm(xt, D, wt, eps=1e-5) if rms else F.layer_norm(xt, D, wt, bt, eps=1e-5)
+    y.backward(dy)
+    xc = x if rms else x - x.mean(1, keepdims=True)
+    s = 1 / np.sqrt((xc * xc).mean(1, keepdims=True) + 1e-5)
+    xh, g = xc * s, dy * w
+    cg = 0 if rms else g.mean(1, keepdims=True)
+    assert_close(xt.grad._data, s * (g - cg - xh * (g * xh).mean(1, keepdims=True)))
+    assert_close(wt.grad._data, (dy * xh).sum(0))
+    if not rms:
+        assert_close(bt.grad._data, dy.sum(0))
+
+
 # ---------------------------------------------------------------- batch norm state
 def _np_running(batches, momentum, C):
     rm, rv = np.zeros(C), np.ones(C)

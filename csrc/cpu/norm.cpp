@@ -134,9 +134,10 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   }
   // Part p owns rows [p R, (p + 1) R) and its own (D,) partial sums.
   const index_t R = part_rows(D), P = num_parts(M, R);
-  std::vector<double> ws(static_cast<size_t>(2 * P * D), 0.0);
+  // pb starts 16 doubles past pw's end: no 4 KB aliasing between pw[j] and pb[j].
+  std::vector<double> ws(static_cast<size_t>(2 * P * D + 16), 0.0);
   double* pw = ws.data();
-  double* pb = pw + P * D;
+  double* pb = pw + P * D + 16;
   parallel_for(P, 1, [&](index_t lo, index_t hi) {
     for (index_t p = lo; p < hi; ++p) k.row_backward(a, p * R, std::min(M, (p + 1) * R), pw + p * D, pb + p * D);
   });

@@ -278,10 +278,61 @@ NORM_INLINE void row_dx(T* dx, const T* dy, const T* x, const T* w, double m, do
   });
 }
 
+// With the weight / bias partial sums, rows go in groups of G: one column pass
+// reads the group's dy and x once, forms each row's sg / sgx and adds the
+// group's dy * xhat and dy to pw / pb, which are loaded and stored once per
+// group instead of once per row (that read-modify-write cost as much as the
+// whole dx pass). The rows are added to pw / pb in order within the group.
+constexpr int kRowGroup = 4;
+
+template <typename T, bool HW, int G>
+NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const double* m, const double* s, index_t D,
+                                   double* pw, double* pb, double* sg, double* sgx) {
+  V ag[G], ax[G], mv[G], sv[G];
+  for (int g = 0; g < G; ++g) ag[g] = V{}, ax[g] = V{}, mv[g] = splat(m[g]), sv[g] = splat(s[g]);
+  blocks(D, [&](index_t j, auto io, auto) {
+    V p = io.ld(pw + j), q = io.ld(pb + j);
+    const V wv = HW ? io.ld(w + j) : V{};
+    for (int g = 0; g < G; ++g) {
+      const V d = io.ld(dy + g * D + j);  // padded lanes: d = 0 adds nothing
+      const V xh = (io.ld(x + g * D + j) - mv[g]) * sv[g];
+      const V gg = HW ? d * wv : d;
+      ag[g] += gg;
+      ax[g] = simd::fma(gg, xh, ax[g]);
+      p = simd::fma(d, xh, p);
+      q += d;
+    }
+    io.st(pw + j, p);
+    io.st(pb + j, q);
+  });
+  for (int g = 0; g < G; ++g) sg[g] = hsum(ag[g]), sgx[g] = hsum(ax[g]);
+}
+
+template <typename T, bool HW, int G>
+NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, double* pw, double* pb) {
+  const index_t D = a.D;
+  const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
+  double m[G], s[G], sg[G], sgx[G];
+  for (int g = 0; g < G; ++g) m[g] = a.rms ? 0.0 : a.mean[r + g], s[g] = a.rstd[r + g];
+  const T* dy = a.dy + r * D;
+  const T* x = a.x + r * D;
+  rows_reduce_group<T, HW, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  if (!a.dx) return;
+  for (int g = 0; g < G; ++g)
+    row_dx<T, HW>(a.dx + (r + g) * D, dy + g * D, x + g * D, a.weight, m[g], s[g], a.rms ? 0.0 : sg[g] * inv_d,
+                  sgx[g] * inv_d, D);
+}
+
 template <typename T, bool HW, bool HP>
 NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb) {
   const index_t D = a.D;
   const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
+  if constexpr (HP) {
+    index_t r = r0;
+    for (; r + kRowGroup <= r1; r += kRowGroup) row_backward_group<T, HW, kRowGroup>(a, r, pw, pb);
+    for (; r < r1; ++r) row_backward_group<T, HW, 1>(a, r, pw, pb);
+    return;
+  }
   for (index_t r = r0; r < r1; ++r) {
     const T* dy = a.dy + r * D;
     const T* x = a.x + r * D;
