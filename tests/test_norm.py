@@ -122,6 +122,50 @@ def test_large_mean_float32(name):
     assert gerr <= 1e-3, gerr
 
 
+@pytest.mark.parametrize("shape", [(37, 1031), (70, 19), (5, 3)])
+def test_batchnorm_rows_float32_blocked(shape):
+    """(N, C) float32 batch norm, forward and backward, against the float64
+    kernels on the same inputs: C past one chunk of float coefficients (1031),
+    odd channel tails and several row blocks taken last to first."""
+    rng = np.random.default_rng(5)
+    x32 = (3.0 + rng.standard_normal(shape)).astype(np.float32)
+    w = rng.standard_normal(shape[1]).astype(np.float32)
+    b = rng.standard_normal(shape[1]).astype(np.float32)
+    g = rng.standard_normal(shape)
+    outs = []
+    for dt in (np.float32, np.float64):
+        xt, wt, bt = leaf(x32.astype(dt)), leaf(w.astype(dt)), leaf(b.astype(dt))
+        y = F.batch_norm(xt, None, None, wt, bt, True)
+        y.backward(g.astype(dt))
+        outs.append([y._data, xt.grad._data, wt.grad._data, bt.grad._data])
+    assert_close(outs[1][0], ref_batch_norm(x32.astype(np.float64), w.astype(np.float64), b.astype(np.float64)))
+    for a, c in zip(outs[0], outs[1]):
+        scale = max(1.0, float(np.abs(c).max()))
+        assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * scale
+
+
+@pytest.mark.parametrize("rms", [False, True])
+@pytest.mark.parametrize("M", [1, 7, 13])
+def test_row_norm_backward_row_groups(rms, M):
+    """layer / RMS norm backward with weight and bias gradients (rows taken in
+    groups of four plus single rows) against float64 formulas."""
+    rng = np.random.default_rng(M)
+    D = 37
+    x, dy = rng.standard_normal((M, D)), rng.standard_normal((M, D))
+    w, b = rng.standard_normal(D), rng.standard_normal(D)
+    xt, wt, bt = leaf(x), leaf(w), leaf(b)
+    y = F.rms_norm(xt, D, wt, eps=1e-5) if rms else F.layer_norm(xt, D, wt, bt, eps=1e-5)
+    y.backward(dy)
+    xc = x if rms else x - x.mean(1, keepdims=True)
+    s = 1 / np.sqrt((xc * xc).mean(1, keepdims=True) + 1e-5)
+    xh, g = xc * s, dy * w
+    cg = 0 if rms else g.mean(1, keepdims=True)
+    assert_close(xt.grad._data, s * (g - cg - xh * (g * xh).mean(1, keepdims=True)))
+    assert_close(wt.grad._data, (dy * xh).sum(0))
+    if not rms:
+        assert_close(bt.grad._data, dy.sum(0))
+
+
 # ---------------------------------------------------------------- batch norm state
 def _np_running(batches, momentum, C):
     rm, rv = np.zeros(C), np.ones(C)

@@ -134,9 +134,10 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   }
   // Part p owns rows [p R, (p + 1) R) and its own (D,) partial sums.
   const index_t R = part_rows(D), P = num_parts(M, R);
-  std::vector<double> ws(static_cast<size_t>(2 * P * D), 0.0);
+  // pb starts 16 doubles past pw's end: no 4 KB aliasing between pw[j] and pb[j].
+  std::vector<double> ws(static_cast<size_t>(2 * P * D + 16), 0.0);
   double* pw = ws.data();
-  double* pb = pw + P * D;
+  double* pb = pw + P * D + 16;
   parallel_for(P, 1, [&](index_t lo, index_t hi) {
     for (index_t p = lo; p < hi; ++p) k.row_backward(a, p * R, std::min(M, (p + 1) * R), pw + p * D, pb + p * D);
   });
@@ -215,8 +216,9 @@ void batch_norm_forward_rows(const NormOps<T>& k, T* y, double* mean, double* rs
   }
   batch_norm_coefs(mean, rstd, running_mean, running_var, weight, bias, N, training, momentum, eps, scale, shift,
                    /*c0=*/0, /*c1=*/C);
+  // Same halves of the rows per thread as the statistics pass, taken backwards.
   parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
-    k.chan_affine(y + n0 * C, nullptr, x + n0 * C, nullptr, scale, mean, shift, n1 - n0, C, 1, 0, C);
+    k.chan_affine_rows(y + n0 * C, nullptr, x + n0 * C, nullptr, scale, mean, shift, n1 - n0, C);
   });
 }
 
@@ -283,7 +285,7 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   });
   if (dx && rows)
     parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
-      k.chan_affine(dx + n0 * C, dy + n0 * C, x + n0 * C, al, be, mean, ga, n1 - n0, C, 1, 0, C);
+      k.chan_affine_rows(dx + n0 * C, dy + n0 * C, x + n0 * C, al, be, mean, ga, n1 - n0, C);
     });
 }
 

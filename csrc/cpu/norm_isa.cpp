@@ -278,10 +278,61 @@ NORM_INLINE void row_dx(T* dx, const T* dy, const T* x, const T* w, double m, do
   });
 }
 
+// With the weight / bias partial sums, rows go in groups of G: one column pass
+// reads the group's dy and x once, forms each row's sg / sgx and adds the
+// group's dy * xhat and dy to pw / pb, which are loaded and stored once per
+// group instead of once per row (that read-modify-write cost as much as the
+// whole dx pass). The rows are added to pw / pb in order within the group.
+constexpr int kRowGroup = 4;
+
+template <typename T, bool HW, int G>
+NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const double* m, const double* s, index_t D,
+                                   double* pw, double* pb, double* sg, double* sgx) {
+  V ag[G], ax[G], mv[G], sv[G];
+  for (int g = 0; g < G; ++g) ag[g] = V{}, ax[g] = V{}, mv[g] = splat(m[g]), sv[g] = splat(s[g]);
+  blocks(D, [&](index_t j, auto io, auto) {
+    V p = io.ld(pw + j), q = io.ld(pb + j);
+    const V wv = HW ? io.ld(w + j) : V{};
+    for (int g = 0; g < G; ++g) {
+      const V d = io.ld(dy + g * D + j);  // padded lanes: d = 0 adds nothing
+      const V xh = (io.ld(x + g * D + j) - mv[g]) * sv[g];
+      const V gg = HW ? d * wv : d;
+      ag[g] += gg;
+      ax[g] = simd::fma(gg, xh, ax[g]);
+      p = simd::fma(d, xh, p);
+      q += d;
+    }
+    io.st(pw + j, p);
+    io.st(pb + j, q);
+  });
+  for (int g = 0; g < G; ++g) sg[g] = hsum(ag[g]), sgx[g] = hsum(ax[g]);
+}
+
+template <typename T, bool HW, int G>
+NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, double* pw, double* pb) {
+  const index_t D = a.D;
+  const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
+  double m[G], s[G], sg[G], sgx[G];
+  for (int g = 0; g < G; ++g) m[g] = a.rms ? 0.0 : a.mean[r + g], s[g] = a.rstd[r + g];
+  const T* dy = a.dy + r * D;
+  const T* x = a.x + r * D;
+  rows_reduce_group<T, HW, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  if (!a.dx) return;
+  for (int g = 0; g < G; ++g)
+    row_dx<T, HW>(a.dx + (r + g) * D, dy + g * D, x + g * D, a.weight, m[g], s[g], a.rms ? 0.0 : sg[g] * inv_d,
+                  sgx[g] * inv_d, D);
+}
+
 template <typename T, bool HW, bool HP>
 NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb) {
   const index_t D = a.D;
   const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
+  if constexpr (HP) {
+    index_t r = r0;
+    for (; r + kRowGroup <= r1; r += kRowGroup) row_backward_group<T, HW, kRowGroup>(a, r, pw, pb);
+    for (; r < r1; ++r) row_backward_group<T, HW, 1>(a, r, pw, pb);
+    return;
+  }
   for (index_t r = r0; r < r1; ++r) {
     const T* dy = a.dy + r * D;
     const T* x = a.x + r * D;
@@ -495,6 +546,68 @@ NORM_FLAT void norm_chan_affine(T* y, const T* a, const T* x, const double* alph
   }
 }
 
+// (N, C) rows, row blocks of about kBlockElems taken from the last to the first
+// (each block front to back, so the prefetchers still see forward streams).
+// float32 runs in float with the coefficients rounded to float once per chunk of
+// channels and the shift split in two (as in normalize_f32): twice the lanes of
+// the double loop, no conversions in the inner loop.
+constexpr index_t kBlockElems = index_t(1) << 15;
+constexpr index_t kCoefChunk = 1024;
+
+template <typename T>
+NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double* alpha, const double* beta,
+                                     const double* shift, const double* gamma, index_t N, index_t C) {
+  if (N <= 0 || C <= 0) return;
+  const index_t blk = imin(N, kBlockElems / C > 16 ? kBlockElems / C : 16);
+  if constexpr (sizeof(T) == 4) {
+    alignas(64) float al[kCoefChunk], be[kCoefChunk], mh[kCoefChunk], ml[kCoefChunk], ga[kCoefChunk];
+    for (index_t c0 = 0; c0 < C; c0 += kCoefChunk) {
+      const index_t nc = imin(kCoefChunk, C - c0);
+      for (index_t c = 0; c < nc; ++c) {
+        const SplitMean ms(shift[c0 + c]);
+        mh[c] = ms.hi;
+        ml[c] = ms.lo;
+        be[c] = static_cast<float>(beta[c0 + c]);
+        ga[c] = static_cast<float>(gamma[c0 + c]);
+        al[c] = a ? static_cast<float>(alpha[c0 + c]) : 0.0f;
+      }
+      for (index_t hi = N; hi > 0; hi -= blk) {
+        const index_t lo = hi > blk ? hi - blk : 0;
+        for (index_t n = lo; n < hi; ++n) {
+          const float* xr = x + n * C + c0;
+          float* yr = y + n * C + c0;
+          index_t i = 0;
+          if (a) {
+            const float* ar = a + n * C + c0;
+            for (; i + kF <= nc; i += kF) {
+              const VN xc = (fload(xr + i) - fload(mh + i)) - fload(ml + i);
+              fstore(yr + i, fload(al + i) * fload(ar + i) + (xc * fload(be + i) + fload(ga + i)));
+            }
+            for (; i < nc; ++i) yr[i] = al[i] * ar[i] + (((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i]);
+          } else {
+            for (; i + kF <= nc; i += kF) {
+              const VN xc = (fload(xr + i) - fload(mh + i)) - fload(ml + i);
+              fstore(yr + i, xc * fload(be + i) + fload(ga + i));
+            }
+            for (; i < nc; ++i) yr[i] = ((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i];
+          }
+        }
+        if (lo == 0) break;
+      }
+    }
+  } else {
+    for (index_t hi = N; hi > 0; hi -= blk) {
+      const index_t lo = hi > blk ? hi - blk : 0;
+      for (index_t n = lo; n < hi; ++n) {
+        const index_t o = n * C;
+        if (a) run_affine2_vec(y + o, a + o, x + o, alpha, beta, shift, gamma, C);
+        else run_affine_vec(y + o, x + o, shift, beta, gamma, C);
+      }
+      if (lo == 0) break;
+    }
+  }
+}
+
 // ------------------------------------------------------------------ vectors (weight / spectral norm)
 template <typename T>
 NORM_FLAT double norm_dot(const T* a, const T* b, index_t n) {
@@ -542,6 +655,7 @@ norm_detail::NormOps<T> make_norm_ops() {
   o.chan_shifted_sums = &norm_chan_shifted_sums<T>;
   o.chan_sums = &norm_chan_sums<T>;
   o.chan_affine = &norm_chan_affine<T>;
+  o.chan_affine_rows = &norm_chan_affine_rows<T>;
   o.dot = &norm_dot<T>;
   o.mv_rows = &norm_mv_rows<T>;
   o.mtv_acc = &norm_mtv_acc<T>;
