@@ -38,23 +38,38 @@ bool wants_bf16(const char* op, const std::string& precision) {
   return false;
 }
 
+// The element types of out, A and B: with precision "bf16" each may be float32 or bfloat16;
+// with "fp32" all three share one float dtype (dt).
+struct GemmTypes {
+  bool bf16;
+  DType dt;
+  ElemType ta, tb, tc;
+};
+
+GemmTypes gemm_types(const char* op, const std::string& precision, const py::array& C, const py::array& A,
+                     const py::array& B) {
+  GemmTypes t{wants_bf16(op, precision), DType::F32, ElemType::F32, ElemType::F32, ElemType::F32};
+  if (t.bf16) {
+    t.tc = bf16_operand(op, C, "out");
+    t.ta = bf16_operand(op, A, "A");
+    t.tb = bf16_operand(op, B, "B");
+  } else {
+    t.dt = float_dtype(op, C, "out");
+    same_dtype(op, C, A, "A");
+    same_dtype(op, C, B, "B");
+  }
+  return t;
+}
+
 // C = epilogue(alpha * A @ B + beta * C). A and B may have any strides
 // (transposed views are free); C needs a unit column stride.
 void gemm_binding(py::array C, py::array A, py::array B, double alpha, double beta, py::object bias, int act,
                   double act_a, double act_b, py::object aux, py::object dact_src, const std::string& precision) {
   const char* op = "gemm";
-  const bool bf16 = wants_bf16(op, precision);
-  DType dt = DType::F32;
-  ElemType ta = ElemType::F32, tb = ElemType::F32, tc = ElemType::F32;
-  if (bf16) {
-    tc = bf16_operand(op, C, "out");
-    ta = bf16_operand(op, A, "A");
-    tb = bf16_operand(op, B, "B");
-  } else {
-    dt = float_dtype(op, C, "out");
-    same_dtype(op, C, A, "A");
-    same_dtype(op, C, B, "B");
-  }
+  const GemmTypes ty = gemm_types(op, precision, C, A, B);
+  const bool bf16 = ty.bf16;
+  const DType dt = ty.dt;
+  const ElemType ta = ty.ta, tb = ty.tb, tc = ty.tc;
   check_ndim(op, A, "A", 2);
   check_ndim(op, B, "B", 2);
   check_ndim(op, C, "out", 2);
@@ -150,18 +165,10 @@ void bias_grad_binding(py::array dbias, py::array G, bool accumulate) {
 // out needs unit column stride and matrices that do not overlap.
 void bmm_binding(py::array C, py::array A, py::array B, double alpha, double beta, const std::string& precision) {
   const char* op = "bmm";
-  const bool bf16 = wants_bf16(op, precision);
-  DType dt = DType::F32;
-  ElemType ta = ElemType::F32, tb = ElemType::F32, tc = ElemType::F32;
-  if (bf16) {
-    tc = bf16_operand(op, C, "out");
-    ta = bf16_operand(op, A, "A");
-    tb = bf16_operand(op, B, "B");
-  } else {
-    dt = float_dtype(op, C, "out");
-    same_dtype(op, C, A, "A");
-    same_dtype(op, C, B, "B");
-  }
+  const GemmTypes ty = gemm_types(op, precision, C, A, B);
+  const bool bf16 = ty.bf16;
+  const DType dt = ty.dt;
+  const ElemType ta = ty.ta, tb = ty.tb, tc = ty.tc;
   check_ndim(op, A, "A", 3);
   check_ndim(op, B, "B", 3);
   check_ndim(op, C, "out", 3);

@@ -360,6 +360,22 @@ def _bump(t: Tensor) -> None:
     t._vc[0] += 1  # an in-place write: a saved tensor's backward sees it
 
 
+def _write_back(g: "ProcessGroup", buf: Any, dest: Any, tensor: Tensor, copied: bool,
+                average: bool = False) -> Callable[[], None]:
+    """A collective's completion: divide by the world size (ReduceOp.AVG, nnfast's scale kernel),
+    copy the contiguous staging buffer back into ``dest`` when one was needed, and bump the
+    tensor's version (its data changed in place)."""
+
+    def done() -> None:
+        if average:
+            _scale(buf, 1.0 / g.size())
+        if copied:
+            _copy(dest, buf)
+        _bump(tensor)
+
+    return done
+
+
 def all_reduce(tensor: Tensor, op: ReduceOp = ReduceOp.SUM, group: Optional[ProcessGroup] = None,
                async_op: bool = False) -> Optional[Work]:
     """Reduce ``tensor`` over the ranks in place (``op``: SUM, AVG, PRODUCT, MIN, MAX).
@@ -376,14 +392,7 @@ def all_reduce(tensor: Tensor, op: ReduceOp = ReduceOp.SUM, group: Optional[Proc
     buf, copied = _contig(a)
     req = g.backend.allreduce(buf.reshape(-1), rop)
 
-    def done() -> None:
-        if rop == "AVG":
-            _scale(buf, 1.0 / g.size())
-        if copied:
-            _copy(a, buf)
-        _bump(tensor)
-
-    return _finish(Work(name, g, req, done), async_op)
+    return _finish(Work(name, g, req, _write_back(g, buf, a, tensor, copied, rop == "AVG")), async_op)
 
 
 def _allreduce_raw(buf: Any, group: Optional[ProcessGroup], op: str) -> Work:
@@ -421,12 +430,7 @@ def broadcast(tensor: Tensor, src: int, group: Optional[ProcessGroup] = None, as
     buf, copied = _contig(a)
     req = g.backend.broadcast(buf.reshape(-1), src)
 
-    def done() -> None:
-        if copied:
-            _copy(a, buf)
-        _bump(tensor)
-
-    return _finish(Work(name, g, req, done), async_op)
+    return _finish(Work(name, g, req, _write_back(g, buf, a, tensor, copied)), async_op)
 
 
 def _src(op: str, g: ProcessGroup, r: int, what: str) -> int:
@@ -494,12 +498,7 @@ def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor, group: O
     buf, copied = _contig(o)
     req = g.backend.allgather(buf.reshape(-1), inp.reshape(-1))
 
-    def done() -> None:
-        if copied:
-            _copy(o, buf)
-        _bump(output_tensor)
-
-    return _finish(Work(name, g, req, done), async_op)
+    return _finish(Work(name, g, req, _write_back(g, buf, o, output_tensor, copied)), async_op)
 
 
 def reduce_scatter_tensor(output: Tensor, input: Tensor, op: ReduceOp = ReduceOp.SUM,
@@ -526,14 +525,7 @@ def _reduce_scatter(name: str, g: ProcessGroup, out_t: Tensor, o: Any, flat_in: 
     buf, copied = _contig(o)
     req = g.backend.reduce_scatter(buf.reshape(-1), flat_in, rop)
 
-    def done() -> None:
-        if rop == "AVG":
-            _scale(buf, 1.0 / g.size())
-        if copied:
-            _copy(o, buf)
-        _bump(out_t)
-
-    return _finish(Work(name, g, req, done), async_op)
+    return _finish(Work(name, g, req, _write_back(g, buf, o, out_t, copied, rop == "AVG")), async_op)
 
 
 def reduce_scatter(output: Tensor, input_list: list[Tensor], op: ReduceOp = ReduceOp.SUM,
@@ -575,15 +567,8 @@ def reduce(tensor: Tensor, dst: int, op: ReduceOp = ReduceOp.SUM, group: Optiona
     buf, copied = _contig(a)
     req = g.backend.reduce(buf.reshape(-1), root, rop)
 
-    def done() -> None:
-        if g.rank() == root:
-            if rop == "AVG":
-                _scale(buf, 1.0 / g.size())
-            if copied:
-                _copy(a, buf)
-            _bump(tensor)
-
-    return _finish(Work(name, g, req, done), async_op)
+    on_root = _write_back(g, buf, a, tensor, copied, rop == "AVG")
+    return _finish(Work(name, g, req, on_root if g.rank() == root else None), async_op)
 
 
 def gather(tensor: Tensor, gather_list: Optional[list[Tensor]] = None, dst: int = 0,
@@ -646,12 +631,7 @@ def scatter(tensor: Tensor, scatter_list: Optional[list[Tensor]] = None, src: in
     buf, copied = _contig(o)
     req = g.backend.scatter(buf.reshape(-1), flat, root)
 
-    def done() -> None:
-        if copied:
-            _copy(o, buf)
-        _bump(tensor)
-
-    return _finish(Work(name, g, req, done), async_op)
+    return _finish(Work(name, g, req, _write_back(g, buf, o, tensor, copied)), async_op)
 
 
 def barrier(group: Optional[ProcessGroup] = None, async_op: bool = False, device_ids: Any = None) -> Optional[Work]:
