@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, TypeVar, cast
 import numpy as np
 
 from .._dispatch import block_fast_paths, contiguous, kernels, xp_of
-from ..autograd.function import ACCUMULATED, Function
+from ..autograd.function import Function
 from ..tensor import _BFLOAT16, Tensor, float32
 from . import _table
 
@@ -404,22 +404,9 @@ class LinearBF16Function(Function):
                 dx = xp.empty(x2.shape, dtype=ctx.x_dtype)
                 K.gemm(dx, dz, weight, precision="bf16")
             dx = dx.reshape(ctx.lead + (weight.shape[1],))
-        if ctx.needs_input_grad[1]:
-            buf = ctx.grad_buffer(1)
-            if buf is not None:
-                K.gemm(buf, dz.T, x2, 1.0, 1.0, precision="bf16")
-                dw = ACCUMULATED
-            else:
-                dw = xp.empty(weight.shape, dtype=weight.dtype)
-                K.gemm(dw, dz.T, x2, precision="bf16")
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            buf = ctx.grad_buffer(2)
-            if buf is not None:
-                K.bias_grad(buf, dz, True)
-                db = ACCUMULATED
-            else:
-                db = xp.empty((weight.shape[0],), dtype=weight.dtype)
-                K.bias_grad(db, dz, False)
+        from ..nn.functional._linear import linear_param_grads
+
+        dw, db = linear_param_grads(ctx, K, xp, dz, x2, weight.shape, weight.dtype, precision="bf16")
         return dx, dw, db
 
 

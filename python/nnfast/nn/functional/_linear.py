@@ -76,25 +76,33 @@ class LinearFunction(Function):
             else:
                 K.gemm(dx, dz, weight)
             dx = dx.reshape(ctx.lead + (weight.shape[1],))
-        # Parameter gradients go straight into an existing .grad (beta = 1)
-        # when there is one: no temporary, no separate accumulation pass.
-        if ctx.needs_input_grad[1]:
-            buf = ctx.grad_buffer(1)
-            if buf is not None:
-                K.gemm(buf, dz.T, x2, 1.0, 1.0)
-                dw = ACCUMULATED
-            else:
-                dw = xp.empty(weight.shape, dtype=dy.dtype)
-                K.gemm(dw, dz.T, x2)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            buf = ctx.grad_buffer(2)
-            if buf is not None:
-                K.bias_grad(buf, dz, True)
-                db = ACCUMULATED
-            else:
-                db = xp.empty((weight.shape[0],), dtype=dy.dtype)
-                K.bias_grad(db, dz, False)
+        dw, db = linear_param_grads(ctx, K, xp, dz, x2, weight.shape, dy.dtype)
         return dx, dw, db
+
+
+def linear_param_grads(ctx: Any, K: Any, xp: Any, dz: Any, x2: Any, w_shape: Any, dtype: Any,
+                       precision: str = "fp32") -> tuple[Any, Any]:
+    """A linear node's weight and bias gradients from dz (rows, out) and the saved 2-D input x2.
+    They go straight into an existing .grad (beta = 1) when there is one: no temporary, no
+    separate accumulation pass. ``precision`` is the GEMM's ("bf16" under autocast)."""
+    dw = db = None
+    if ctx.needs_input_grad[1]:
+        buf = ctx.grad_buffer(1)
+        if buf is not None:
+            K.gemm(buf, dz.T, x2, 1.0, 1.0, precision=precision)
+            dw = ACCUMULATED
+        else:
+            dw = xp.empty(w_shape, dtype=dtype)
+            K.gemm(dw, dz.T, x2, precision=precision)
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        buf = ctx.grad_buffer(2)
+        if buf is not None:
+            K.bias_grad(buf, dz, True)
+            db = ACCUMULATED
+        else:
+            db = xp.empty((w_shape[0],), dtype=dtype)
+            K.bias_grad(db, dz, False)
+    return dw, db
 
 
 def _fusable(prev: Any, dx: Any) -> bool:
