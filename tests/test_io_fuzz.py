@@ -7,6 +7,7 @@ IO), plus a few hundred through files to check that both readers agree.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -189,6 +190,12 @@ JSON_POOL = [
     {"dtype": "U8", "shape": [], "data_offsets": [0, 1], "x": 1}, {"tensor": "w"}, {"int": "0x1"},
 ]
 JSON_POOL += list(range(-3, 41))
+
+
+def pool_value(i):
+    """A fresh copy of a pool entry: the edits below mutate what they insert (a shared dict or list
+    could end up inside itself, a circular header json cannot encode, and leak into later examples)."""
+    return copy.deepcopy(pick(JSON_POOL, i))
 FIELDS = ["dtype", "shape", "data_offsets", "extra", "", "__metadata__"]
 OPS = ["set", "delete", "add", "dtype", "shape", "replace", "rename", "metadata", "drop"]
 META_KEYS = ["k", "format", "nnfast.structure", ""]
@@ -207,19 +214,19 @@ def test_fuzz_header_edits(base, ops, n_delta, pad):
         if op == "drop":
             h.pop(name, None)
         elif op == "replace":
-            h[name] = pick(JSON_POOL, c)
+            h[name] = pool_value(c)
         elif op == "rename":
             h[pick(names + ["__metadata__", "", "x"], c)] = h.pop(name, None)
         elif op == "metadata":
-            h["__metadata__"] = pick(JSON_POOL, c) if d % 3 == 0 else {pick(META_KEYS, d): pick(JSON_POOL, c)}
+            h["__metadata__"] = pool_value(c) if d % 3 == 0 else {pick(META_KEYS, d): pool_value(c)}
         elif isinstance(info, dict):
             field = pick(FIELDS, c)
             if op == "set":
-                info[field] = pick(JSON_POOL, d)
+                info[field] = pool_value(d)
             elif op == "delete":
                 info.pop(field, None)
             elif op == "add":
-                info[field] = pick(JSON_POOL, d)
+                info[field] = pool_value(d)
             elif op == "dtype":
                 info["dtype"] = pick(ALL_DTYPES, d)
             elif op == "shape" and isinstance(info.get("shape"), list):
