@@ -293,6 +293,12 @@ NODE_POOL = JSON_POOL + NAMES + ["0x10", "-0x0", "0x", "7ff0000000000000", "7ff"
 NODE_POOL += list(range(-3, 6))
 
 
+def node_value(i):
+    """A fresh copy of a node-pool entry, for the same reason as pool_value: the second edit of an
+    example may mutate what the first inserted (a shared entry could end up inside itself)."""
+    return copy.deepcopy(pick(NODE_POOL, i))
+
+
 def _paths(doc, prefix=()):
     yield prefix
     if isinstance(doc, list):
@@ -323,9 +329,9 @@ def test_fuzz_structure_edits(ops, char_edit):
             continue
         op = pick(["replace", "replace", "dup", "delete"], b)
         if parent is None:
-            doc = pick(NODE_POOL, c)
+            doc = node_value(c)
         elif op == "replace":
-            parent[path[-1]] = pick(NODE_POOL, c)
+            parent[path[-1]] = node_value(c)
         elif op == "dup" and isinstance(parent, list):
             parent.append(node)
         elif isinstance(parent, list):
