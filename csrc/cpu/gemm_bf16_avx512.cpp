@@ -271,6 +271,50 @@ void block(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, inde
   }
 }
 
+// bf16 stores of the driver's staged blocks (an m x n block of a dense float32
+// buffer, row stride ld -> bf16 with strides rs, cs): exact RNE as core/bf16.h's
+// float_to_bf16 (subnormals rounded, not flushed as vcvtneps2bf16 does; NaN
+// kept NaN), 16 lanes at a time in integer arithmetic. The scalar copy below is
+// local: the header's inline would be emitted with this file's AVX-512 flags.
+inline u16 to_bf16_exact(float x) {
+  u32 u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return u16((u >> 16) | 0x40u);
+  return u16((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+void narrow_block(const float* src, index_t ld, u16* dst, index_t rs, index_t cs, index_t m, index_t n) {
+  const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  for (index_t i = 0; i < m; ++i) {
+    const float* s = src + i * ld;
+    u16* d = dst + i * rs;
+    if (cs != 1) {
+      for (index_t j = 0; j < n; ++j) d[j * cs] = to_bf16_exact(s[j]);
+      continue;
+    }
+    for (index_t j = 0; j < n; j += 16) {
+      const __mmask16 k = first_n(n - j);
+      const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(k, s + j));
+      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+      __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+      const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
+      r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), quiet);
+      _mm256_mask_storeu_epi16(d + j, k, _mm512_cvtepi32_epi16(r));
+    }
+  }
+}
+
+// bf16 (row stride rs, unit column stride) m x n -> dense float32 (row stride ld), exact.
+void widen_block(const u16* src, index_t rs, float* dst, index_t ld, index_t m, index_t n) {
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; j += 16) {
+      const __mmask16 k = first_n(n - j);
+      const __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, src + i * rs + j));
+      _mm512_mask_storeu_epi32(dst + i * ld + j, k, _mm512_slli_epi32(w, 16));
+    }
+}
+
 // 12 independent vdpbf16ps chains (as peak_isa.cpp's FMA probe): 64 flops each.
 __attribute__((noinline)) float dp_chains(long iters, float x) {
   const __m512bh va = (__m512bh)_mm512_set1_epi32(0x3f803f80), vb = (__m512bh)_mm512_set1_epi32(0x3a003a00);
@@ -308,7 +352,8 @@ double peak_gflops(double seconds) {
 }
 
 const Bf16Kernel kKernel{{MR, NR, MC, KC, NC}, &workspace_bytes, &block,         &peak_gflops,
-                         &a_workspace_bytes,     &b_panel_bytes,   &pack_b, &rows};
+                         &a_workspace_bytes,     &b_panel_bytes,   &pack_b, &rows,
+                         &narrow_block,          &widen_block};
 
 }  // namespace
 
