@@ -438,3 +438,16 @@ def test_bf16_store_rounding_per_block(alpha):
     assert np.array_equal(np.isnan(C32), np.isnan(_f64(C16))) and np.isnan(C32[3]).all()
     ok = ~np.isnan(C32)
     assert np.array_equal(C16.view(np.uint16)[ok], C32.astype(BF16).view(np.uint16)[ok])
+
+
+def test_pack_rows_4k_apart():
+    # Operands whose k-contiguous rows are a multiple of 4 KB apart (float32 K = 1024,
+    # bf16 K = 2048) are packed 8 rows at a time (L1 set conflicts); full and partial
+    # panels of A (row-major) and of B = W^T (column-major), within the bound.
+    old_lv = _C.bf16_level()
+    try:
+        _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
+        _check(40, 70, 1024, np.float32, np.float32, np.float32, "C", "F")
+        _check(29, 33, 2048, BF16, BF16, BF16, "C", "F", bias=np.float32, act="relu")
+    finally:
+        _C.set_bf16_level(old_lv)
