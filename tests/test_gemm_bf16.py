@@ -385,3 +385,69 @@ def test_shared_b_schedule(monkeypatch, M, N, K):
     want = _rne(A) @ _rne(B)
     mag = np.abs(_rne(A)) @ np.abs(_rne(B))
     assert np.all(np.abs(_f64(outs[1, "1"]) - want) <= (K + 4) * U_F32 * mag)
+
+
+def test_bf16_stores_per_block(monkeypatch):
+    # The kernel converts a bf16 out / aux and widens a bf16 dact_src block by block
+    # inside its epilogue (on the thread that computed the block): with several
+    # MC / K blocks, rows split mid-block, and both thread schedules, the bf16 out is
+    # still the RNE of the same call's float32 out, aux too (_check), within the
+    # bound, and the same bits for every thread count and schedule.
+    old_lv, old_nt = _C.bf16_level(), _C.get_num_threads()
+    outs = {}
+    try:
+        _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
+        for nt in (1, 2, 3):
+            _C.set_num_threads(nt)
+            for shared in ("1", "0"):
+                monkeypatch.setenv("NNFAST_BF16_SHARED_B", shared)
+                outs["fwd", nt, shared] = _check(301, 97, 1100, np.float32, np.float32, BF16, "C", "C",
+                                                 bias=np.float32, act="gelu", aux=BF16)
+                outs["bwd", nt, shared] = _check(290, 70, 530, BF16, np.float32, BF16, "C", "F",
+                                                 dact=BF16, act="tanh")
+    finally:
+        _C.set_bf16_level(old_lv)
+        _C.set_num_threads(old_nt)
+    for (kind, nt, shared), C in outs.items():
+        assert np.array_equal(C.view(np.uint16), outs[kind, 1, "1"].view(np.uint16)), (kind, nt, shared)
+
+
+@pytest.mark.parametrize("alpha", [2.0 ** -134, 1.0])
+def test_bf16_store_rounding_per_block(alpha):
+    # The kernel's vector bf16 store is exact RNE like float_to_bf16: float32 results
+    # that are subnormal (alpha = 2^-134) are rounded, not flushed; inf and NaN rows
+    # (alpha = 1) stay inf / NaN; N = 37 ends mid-vector.
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((40, 64)).astype(np.float32)
+    B = rng.standard_normal((64, 37)).astype(np.float32)
+    A[3, 5] = np.nan
+    A[7] *= np.float32(3e37)  # row 7 overflows to +-inf
+    old_lv = _C.bf16_level()
+    try:
+        _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
+        C32, C16 = np.empty((40, 37), np.float32), np.full((40, 37), np.nan, BF16)
+        _C.gemm(C32, A, B, alpha, precision="bf16")
+        _C.gemm(C16, A, B, alpha, precision="bf16")
+    finally:
+        _C.set_bf16_level(old_lv)
+    finite = np.isfinite(C32)
+    if alpha < 1:
+        assert np.count_nonzero(finite & (C32 != 0) & (np.abs(C32) < 2.0 ** -126)) > 500
+    else:
+        assert np.isinf(C32[7]).sum() >= 3
+    assert np.array_equal(np.isnan(C32), np.isnan(_f64(C16))) and np.isnan(C32[3]).all()
+    ok = ~np.isnan(C32)
+    assert np.array_equal(C16.view(np.uint16)[ok], C32.astype(BF16).view(np.uint16)[ok])
+
+
+def test_pack_rows_4k_apart():
+    # Operands whose k-contiguous rows are a multiple of 4 KB apart (float32 K = 1024,
+    # bf16 K = 2048) are packed 8 rows at a time (L1 set conflicts); full and partial
+    # panels of A (row-major) and of B = W^T (column-major), within the bound.
+    old_lv = _C.bf16_level()
+    try:
+        _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
+        _check(40, 70, 1024, np.float32, np.float32, np.float32, "C", "F")
+        _check(29, 33, 2048, BF16, BF16, BF16, "C", "F", bias=np.float32, act="relu")
+    finally:
+        _C.set_bf16_level(old_lv)

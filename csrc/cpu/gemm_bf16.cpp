@@ -72,6 +72,32 @@ void narrow(const float* src, index_t rows, index_t cols, bf16_t* dst, index_t r
     for (index_t j = 0; j < cols; ++j) dst[i * rs + j * cs] = float_to_bf16(src[i * cols + j]);
 }
 
+// The float32 epilogue of the kernel path wrapped with the bf16 staging of one
+// finished block: widen its part of a bf16 dact_src first, narrow its part of a
+// bf16 C / aux after. Each block is converted by the thread that computed it,
+// while it is still in cache, instead of in separate passes over all of M x N.
+struct StagedEpilogue : GemmArgs<float> {
+  const Bf16Kernel* kr;              // its narrow / widen
+  gemm_detail::TileFn<float> inner;  // the float32 epilogue (null: none)
+  const bf16_t* dact16 = nullptr;    // bf16 dact_src (row stride rs_dact16) -> dact_f (row stride N)
+  index_t rs_dact16 = 0;
+  float* dact_f = nullptr;
+  bf16_t* c16 = nullptr;  // bf16 C (strides rs_c16, cs_c16) <- the float32 C (row stride N)
+  index_t rs_c16 = 0, cs_c16 = 0;
+  bf16_t* aux16 = nullptr;  // bf16 aux (row stride rs_aux16) <- aux_f (row stride N)
+  index_t rs_aux16 = 0;
+  float* aux_f = nullptr;
+};
+
+void staged_epilogue(const GemmArgs<float>& base, index_t i0, index_t m, index_t j0, index_t n) {
+  const StagedEpilogue& s = static_cast<const StagedEpilogue&>(base);
+  const index_t N = s.N;
+  if (s.dact16) s.kr->widen(s.dact16 + i0 * s.rs_dact16 + j0, s.rs_dact16, s.dact_f + i0 * N + j0, N, m, n);
+  if (s.inner) s.inner(base, i0, m, j0, n);
+  if (s.c16) s.kr->narrow(s.C + i0 * N + j0, N, s.c16 + i0 * s.rs_c16 + j0 * s.cs_c16, s.rs_c16, s.cs_c16, m, n);
+  if (s.aux16) s.kr->narrow(s.aux_f + i0 * N + j0, N, s.aux16 + i0 * s.rs_aux16 + j0, s.rs_aux16, 1, m, n);
+}
+
 // Portable path: round A and B to bf16 in float32 copies and run the float32 GEMM
 // (products of two bf16 values are exact in float32, so only the summation differs).
 void core_portable(const Bf16Args& g, const GemmEpilogue<float>& ep) {
@@ -189,7 +215,11 @@ const Bf16Kernel* active_kernel() {
 void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, const GemmMat& B, float beta,
                void* C, ElemType c_type, index_t rs_c, index_t cs_c, const GemmBf16Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
-  // The float32 view of C: C itself, or a dense buffer that is rounded into a bf16 C at the end.
+  const Bf16Kernel* kr = active_kernel();
+  // The kernel path converts bf16 C / aux / dact_src block by block in its
+  // epilogue (staged_epilogue); the other paths run gemm<float> on whole buffers.
+  const bool per_block = kr && K > 0 && alpha != 0.0f;
+  // The float32 view of C: C itself, or a dense buffer that is rounded into a bf16 C.
   const bool c_bf16 = c_type == ElemType::BF16;
   float* Cf = static_cast<float*>(C);
   index_t rs_cf = rs_c, cs_cf = cs_c;
@@ -203,6 +233,7 @@ void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, c
   // The float32 epilogue, with bf16 arrays widened (bias, dact_src) or staged (aux).
   GemmEpilogue<float> ef;
   float* aux_tmp = nullptr;
+  bool dact_bf16 = false;
   ef.act = ep.act;
   ef.act_params = ep.act_params;
   if (ep.bias) {
@@ -224,7 +255,9 @@ void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, c
   }
   if (ep.dact_src) {
     if (ep.dact_type == ElemType::BF16) {
-      ef.dact_src = widen(GemmMat{ep.dact_src, ElemType::BF16, ep.rs_dact, 1}, M, N, false, kSlotDact);
+      dact_bf16 = true;
+      ef.dact_src = per_block ? tl_scratch[kSlotDact].get(static_cast<size_t>(M * N))
+                              : widen(GemmMat{ep.dact_src, ElemType::BF16, ep.rs_dact, 1}, M, N, false, kSlotDact);
       ef.rs_dact = N;
     } else {
       ef.dact_src = static_cast<const float*>(ep.dact_src);
@@ -232,22 +265,41 @@ void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, c
     }
   }
 
-  const Bf16Kernel* kr = active_kernel();
-  if (K <= 0 || alpha == 0.0f || !kr) {
+  if (!per_block) {
     // K == 0 / alpha == 0 never read A or B: the float32 driver scales C and runs the epilogue.
     Bf16Args g{M, N, K, alpha, beta, A, B, Cf, rs_cf, cs_cf, nullptr, nullptr};
     if (K <= 0 || alpha == 0.0f)
       gemm<float>(M, N, K, alpha, nullptr, 0, 0, nullptr, 0, 0, beta, Cf, rs_cf, cs_cf, ef);
     else
       core_portable(g, ef);
-  } else {
-    GemmArgs<float> ea{{M, N, K, alpha, beta, nullptr, 0, 0, nullptr, 0, 0, Cf, rs_cf, cs_cf},
-                       gemm_detail::gemm_epilogue_fn(ef), &ef, 0};
-    Bf16Args g{M, N, K, alpha, beta, A, B, Cf, rs_cf, cs_cf, ea.tile_epilogue, &ea};
-    core_kernel(g, *kr);
+    if (c_bf16) narrow(Cf, M, N, static_cast<bf16_t*>(C), rs_c, cs_c);
+    if (aux_tmp) narrow(aux_tmp, M, N, static_cast<bf16_t*>(ep.aux), ep.rs_aux, 1);
+    return;
   }
-  if (c_bf16) narrow(Cf, M, N, static_cast<bf16_t*>(C), rs_c, cs_c);
-  if (aux_tmp) narrow(aux_tmp, M, N, static_cast<bf16_t*>(ep.aux), ep.rs_aux, 1);
+  StagedEpilogue ea;
+  static_cast<GemmArgs<float>&>(ea) = GemmArgs<float>{
+      {M, N, K, alpha, beta, nullptr, 0, 0, nullptr, 0, 0, Cf, rs_cf, cs_cf}, nullptr, &ef, 0};
+  ea.kr = kr;
+  ea.inner = gemm_detail::gemm_epilogue_fn(ef);
+  if (dact_bf16) {
+    ea.dact16 = static_cast<const bf16_t*>(ep.dact_src);
+    ea.rs_dact16 = ep.rs_dact;
+    ea.dact_f = const_cast<float*>(ef.dact_src);
+  }
+  if (c_bf16) {
+    ea.c16 = static_cast<bf16_t*>(C);
+    ea.rs_c16 = rs_c;
+    ea.cs_c16 = cs_c;
+  }
+  if (aux_tmp) {
+    ea.aux16 = static_cast<bf16_t*>(ep.aux);
+    ea.rs_aux16 = ep.rs_aux;
+    ea.aux_f = aux_tmp;
+  }
+  const bool staged = ea.dact16 || ea.c16 || ea.aux16;
+  ea.tile_epilogue = staged ? &staged_epilogue : ea.inner;
+  Bf16Args g{M, N, K, alpha, beta, A, B, Cf, rs_cf, cs_cf, ea.tile_epilogue, &ea};
+  core_kernel(g, *kr);
 }
 
 void gemm_bf16_batched(index_t batch, index_t M, index_t N, index_t K, float alpha, const GemmMat& A, index_t bs_a,

@@ -52,6 +52,32 @@ inline __m256i load16(const u16* p, __mmask16 m) { return _mm256_maskz_loadu_epi
 
 inline __mmask16 first_n(index_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u); }
 
+// In-register transpose of a 16 x 16 matrix of 32-bit words (r[i] = row i).
+inline void transpose16(__m512i (&r)[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // u[4i + j], 128-bit lane L: column 4L + j of rows 4i .. 4i + 3.
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i x0 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x44), x1 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xee);
+    const __m512i y0 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x44);
+    const __m512i y1 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xee);
+    t[j] = _mm512_shuffle_i32x4(x0, y0, 0x88);
+    t[4 + j] = _mm512_shuffle_i32x4(x0, y0, 0xdd);
+    t[8 + j] = _mm512_shuffle_i32x4(x1, y1, 0x88);
+    t[12 + j] = _mm512_shuffle_i32x4(x1, y1, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
 // Packs n x kc values of one operand into P-wide panels of bf16 pairs:
 // dst[panel][p][q] = (v(q, 2p), v(q, 2p + 1)), v(q, k) = src[q * qs + k * ks],
 // q past n and k past kc read as 0. For A: q = row, for B: q = column.
@@ -76,17 +102,31 @@ void pack_pairs(index_t n, index_t kc, const S* src, index_t qs, index_t ks, u32
       }
     } else if (np == P && ks == 1) {
       // Each q's values run contiguously along k (row-major A, B = W^T): 32 of
-      // them make 16 pairs, scattered down the panel's column q.
-      const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                             _mm512_set1_epi32(P));
-      for (int q = 0; q < P; ++q) {
-        const S* run = s + q * qs;
+      // them make one vector of 16 pairs, and a 16 x 16 transpose of such
+      // vectors from 16 q gives 16 rows (one per pair) of the panel. A gather
+      // or scatter of one element per lane costs several times more here.
+      // Rows a multiple of 4 KB apart (float32 K = 1024) all map to the same L1
+      // sets, and 16 such streams overflow its 8 ways (the packing runs at half
+      // speed): take them 8 at a time (the transpose's other rows are zero).
+      const int gq = (qs * index_t(sizeof(S))) % 4096 == 0 ? 8 : 16;
+      for (int g0 = 0; g0 < P; g0 += gq) {
+        const int nq = P - g0 < gq ? P - g0 : gq;
+        const __mmask16 qm = first_n(nq);
         for (index_t p0 = 0; p0 < kp; p0 += 16) {
           const index_t k0 = 2 * p0, left = kc - k0;
-          const __m256i lo = load16(run + k0, first_n(left));
-          const __m256i hi = left > 16 ? load16(run + k0 + 16, first_n(left - 16)) : _mm256_setzero_si256();
-          const __m512i words = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-          _mm512_mask_i32scatter_epi32(dst + p0 * P + q, first_n(kp - p0), idx, words, 4);
+          const __mmask16 m0 = first_n(left), m1 = left > 16 ? first_n(left - 16) : __mmask16(0);
+          __m512i r[16];
+          for (int q = 0; q < 16; ++q) {
+            if (q < nq) {
+              const S* run = s + (g0 + q) * qs + k0;
+              r[q] = _mm512_inserti64x4(_mm512_castsi256_si512(load16(run, m0)), load16(run + 16, m1), 1);
+            } else {
+              r[q] = _mm512_setzero_si512();
+            }
+          }
+          transpose16(r);
+          const index_t np0 = kp - p0 < 16 ? kp - p0 : 16;
+          for (index_t j = 0; j < np0; ++j) _mm512_mask_storeu_epi32(dst + (p0 + j) * P + g0, qm, r[j]);
         }
       }
     } else {
@@ -235,6 +275,50 @@ void block(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, inde
   }
 }
 
+// bf16 stores of the driver's staged blocks (an m x n block of a dense float32
+// buffer, row stride ld -> bf16 with strides rs, cs): exact RNE as core/bf16.h's
+// float_to_bf16 (subnormals rounded, not flushed as vcvtneps2bf16 does; NaN
+// kept NaN), 16 lanes at a time in integer arithmetic. The scalar copy below is
+// local: the header's inline would be emitted with this file's AVX-512 flags.
+inline u16 to_bf16_exact(float x) {
+  u32 u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return u16((u >> 16) | 0x40u);
+  return u16((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+void narrow_block(const float* src, index_t ld, u16* dst, index_t rs, index_t cs, index_t m, index_t n) {
+  const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  for (index_t i = 0; i < m; ++i) {
+    const float* s = src + i * ld;
+    u16* d = dst + i * rs;
+    if (cs != 1) {
+      for (index_t j = 0; j < n; ++j) d[j * cs] = to_bf16_exact(s[j]);
+      continue;
+    }
+    for (index_t j = 0; j < n; j += 16) {
+      const __mmask16 k = first_n(n - j);
+      const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(k, s + j));
+      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+      __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+      const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
+      r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), quiet);
+      _mm256_mask_storeu_epi16(d + j, k, _mm512_cvtepi32_epi16(r));
+    }
+  }
+}
+
+// bf16 (row stride rs, unit column stride) m x n -> dense float32 (row stride ld), exact.
+void widen_block(const u16* src, index_t rs, float* dst, index_t ld, index_t m, index_t n) {
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; j += 16) {
+      const __mmask16 k = first_n(n - j);
+      const __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, src + i * rs + j));
+      _mm512_mask_storeu_epi32(dst + i * ld + j, k, _mm512_slli_epi32(w, 16));
+    }
+}
+
 // 12 independent vdpbf16ps chains (as peak_isa.cpp's FMA probe): 64 flops each.
 __attribute__((noinline)) float dp_chains(long iters, float x) {
   const __m512bh va = (__m512bh)_mm512_set1_epi32(0x3f803f80), vb = (__m512bh)_mm512_set1_epi32(0x3a003a00);
@@ -272,7 +356,8 @@ double peak_gflops(double seconds) {
 }
 
 const Bf16Kernel kKernel{{MR, NR, MC, KC, NC}, &workspace_bytes, &block,         &peak_gflops,
-                         &a_workspace_bytes,     &b_panel_bytes,   &pack_b, &rows};
+                         &a_workspace_bytes,     &b_panel_bytes,   &pack_b, &rows,
+                         &narrow_block,          &widen_block};
 
 }  // namespace
 

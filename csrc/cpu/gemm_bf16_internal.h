@@ -2,6 +2,8 @@
 // (gemm_bf16_avx512.cpp, the one file compiled with -mavx512bf16). Plain data
 // and declarations only: nothing here may be emitted by the AVX512-BF16 object.
 #pragma once
+#include <cstdint>
+
 #include "cpu/gemm_internal.h"
 
 namespace nnfast::cpu::gemm_detail {
@@ -33,6 +35,11 @@ struct Bf16Kernel {
   void (*pack_b)(const Bf16Args& g, index_t pc, index_t kc, index_t jc, index_t a, index_t b, void* bp);
   void (*rows)(const Bf16Args& g, const void* bp, void* ws, index_t i0, index_t i1, index_t pc, index_t kc,
                index_t jc, index_t nc);
+  // bf16 staging of one block (exact RNE as float_to_bf16 / exact widening):
+  // m x n dense float32 (row stride ld) -> bf16 (strides rs, cs), and bf16 (row
+  // stride rs, unit column stride) -> dense float32.
+  void (*narrow)(const float* src, index_t ld, std::uint16_t* dst, index_t rs, index_t cs, index_t m, index_t n);
+  void (*widen)(const std::uint16_t* src, index_t rs, float* dst, index_t ld, index_t m, index_t n);
 };
 
 // The AVX512-BF16 kernel (null when the build has none).

@@ -8,10 +8,11 @@ nnfast's float32 GEMM and the percentage of the bf16 peak measured in this run
 with a ``vdpbf16ps`` probe (0 where the CPU has no AVX512-BF16: the portable path
 then runs, and only the ratio means anything).
 
-    python -m nnfast.bench.gemm_bf16 [--quick] [--threads 2] [--json out.json] [--cpu-time]
+    python -m nnfast.bench.gemm_bf16 [--quick] [--threads 2] [--json out.json] [--cpu-time] [--mlp]
 
 ``--cpu-time`` adds single-thread rows timed by process CPU time (best of 4), which a
-loaded machine disturbs less than wall time (it still shares caches and cores).
+loaded machine disturbs less than wall time (it still shares caches and cores); with
+``--mlp`` they include the MLP layer shapes too.
 """
 from __future__ import annotations
 
@@ -125,8 +126,9 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
     return rows
 
 
-def cpu_time_rows(sizes: tuple[int, ...] = (512, 1024, 2048)) -> list[dict[str, Any]]:
-    """Single-thread GFLOP/s by process CPU time (best of 4): fp32, bf16 NN and bf16 NT (A @ W^T)."""
+def cpu_time_rows(sizes: tuple[int, ...] = (512, 1024, 2048), mlp: bool = False) -> list[dict[str, Any]]:
+    """Single-thread GFLOP/s by process CPU time (best of 4): fp32, bf16 NN and bf16 NT (A @ W^T);
+    with ``mlp`` also fp32 and bf16 on the MLP layer shapes (forward NT, weight-gradient TN)."""
     _C = _load_nnfast()
     peak = float(_C.bf16_peak_gflops(0.3))
     fp32_peak = float(_C.fma_peak_gflops(False, 0.3))
@@ -156,6 +158,25 @@ def cpu_time_rows(sizes: tuple[int, ...] = (512, 1024, 2048)) -> list[dict[str, 
                 row["pct_bf16_peak"] = 100 * row["bf16_gflops"] / peak
                 row["pct_bf16_peak_nt"] = 100 * row["bf16_nt_gflops"] / peak
             rows.append(row)
+        for m, n, k, lay in ((256, 1024, 784, "NT"), (256, 1024, 1024, "NT"), (1024, 784, 256, "TN")) if mlp else ():
+            x = rng.standard_normal((m, k) if lay == "NT" else (k, m)).astype(np.float32)
+            w = rng.standard_normal((n, k) if lay == "NT" else (k, n)).astype(np.float32)
+            xa, wb = (x, w.T) if lay == "NT" else (x.T, w)
+            cm = np.empty((m, n), np.float32)
+            flops = 2.0 * m * n * k
+
+            def best_mlp(fn: Callable[[], Any]) -> float:
+                fn()
+                return flops / max(min(_cpu_seconds(fn) for _ in range(8)), 1e-9) * 1e-9
+
+            mrow: dict[str, Any] = {"case": f"{lay} {m}x{n}x{k}", "threads": 1, "clock": "cpu",
+                                    "fp32_gflops": best_mlp(lambda: _C.gemm(cm, xa, wb)),
+                                    "bf16_gflops": best_mlp(lambda: _C.gemm(cm, xa, wb, precision="bf16"))}
+            mrow["bf16_vs_fp32"] = mrow["bf16_gflops"] / mrow["fp32_gflops"]
+            mrow["fp32_pct_peak"] = 100 * mrow["fp32_gflops"] / fp32_peak if fp32_peak else float("nan")
+            if peak > 0:
+                mrow["pct_bf16_peak"] = 100 * mrow["bf16_gflops"] / peak
+            rows.append(mrow)
     finally:
         _C.set_num_threads(old)
     return rows
@@ -194,13 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {cpu_name()}, bf16 level {_C.bf16_level()} (kernel {_C.bf16_kernel()}), isa {_C.cpu_isa()}, "
           f"bf16 peak {rows[0]['bf16_peak_gflops_per_core']:.1f} GFLOP/s per core")
     _print(rows)
-    cpu_rows = cpu_time_rows() if args.cpu_time else []
+    cpu_rows = cpu_time_rows(mlp=args.mlp) if args.cpu_time else []
     if cpu_rows:
         print("\n# 1 thread, CPU time (best of 4): GFLOP/s (% of peak)")
         for r in cpu_rows:
-            print(f"{r['case']:12s} fp32 {r['fp32_gflops']:6.1f} ({r['fp32_pct_peak']:3.0f} %)  bf16 NN "
-                  f"{r['bf16_gflops']:6.1f} ({r.get('pct_bf16_peak', float('nan')):3.0f} %)  bf16 NT "
-                  f"{r['bf16_nt_gflops']:6.1f} ({r.get('pct_bf16_peak_nt', float('nan')):3.0f} %)  "
+            nt_part = (f"bf16 NT {r['bf16_nt_gflops']:6.1f} ({r.get('pct_bf16_peak_nt', float('nan')):3.0f} %)  "
+                       if "bf16_nt_gflops" in r else "")
+            print(f"{r['case']:16s} fp32 {r['fp32_gflops']:6.1f} ({r['fp32_pct_peak']:3.0f} %)  bf16 "
+                  f"{r['bf16_gflops']:6.1f} ({r.get('pct_bf16_peak', float('nan')):3.0f} %)  {nt_part}"
                   f"x fp32 {r['bf16_vs_fp32']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
