@@ -171,6 +171,42 @@ def test_linear_numerics_against_float64_of_bf16_rounded_operands():
         assert np.all(np.abs(tx.grad.numpy() - dx_ref) <= dx_bound + 1e-30)
 
 
+@pytest.mark.parametrize("lead", [(1,), (7,), (3, 5)])
+def test_float32_input_is_rounded_once_and_saved_bf16(lead):
+    """A float32 x of a linear under autocast is rounded to bf16 once (PyTorch's cast): the node saves
+    the bf16 x (for dW), x's gradient stays float32, and output and gradients are bit-identical to
+    those of the same layer fed x.bfloat16(), whose dx is rounded to bf16 (non-contiguous x included)."""
+    rng = np.random.default_rng(5)
+    k, n = 13, 6
+    x = rng.standard_normal(lead + (2 * k,)).astype(np.float32)[..., ::2]  # strided last axis
+    w, b, g = rng.standard_normal((n, k)), rng.standard_normal(n), rng.standard_normal(lead + (n,))
+    runs = []
+    for pre_round in (False, True):
+        tx = nnfast.tensor(x, requires_grad=True)
+        tw, tb = (nnfast.tensor(v.astype(np.float32), requires_grad=True) for v in (w, b))
+        with nnfast.autocast("cpu"):
+            y = F.linear(tx.bfloat16() if pre_round else tx, tw, tb, activation="relu")
+        assert y.dtype == nnfast.bfloat16
+        if not pre_round:
+            saved_x = y.grad_fn.saved_tensors[0]
+            assert saved_x.dtype == BF16 and saved_x.shape == (int(np.prod(lead)), k)
+            assert np.array_equal(saved_x.astype(np.float64), bf(x).reshape(-1, k))
+        y.backward(nnfast.tensor(g.astype(np.float32)).bfloat16())
+        assert tx.grad.dtype == nnfast.float32 and tw.grad.dtype == nnfast.float32
+        runs.append([y.detach().float().numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()])
+    (y0, dx0, dw0, db0), (y1, dx1, dw1, db1) = runs
+    np.testing.assert_array_equal(y0, y1)
+    np.testing.assert_array_equal(dw0, dw1)
+    np.testing.assert_array_equal(db0, db1)
+    # x.bfloat16()'s gradient is the bf16 dx widened by the cast; a float32 x gets it unrounded
+    np.testing.assert_array_equal(bf(dx0), dx1)
+    # and against float64 of the bf16-rounded operands (relu of the pre-activation)
+    z = bf(x).reshape(-1, k) @ bf(w).T + b.astype(np.float32)
+    ref = np.maximum(z, 0)
+    bound = 2.0 ** -8 * np.abs(ref) + k * 2.0 ** -23 * (np.abs(bf(x)).reshape(-1, k) @ np.abs(bf(w)).T + np.abs(b))
+    assert np.all(np.abs(runs[0][0].reshape(-1, n) - ref) <= bound)
+
+
 @pytest.mark.parametrize("act, lead", [("relu", (7,)), ("gelu", (3, 5)), ("sigmoid", (1,))])
 def test_mlp_act_backward_folded_into_the_bf16_dx_gemm(act, lead, monkeypatch):
     """linear(act) -> linear under autocast: the second layer's dx GEMM applies act' and hands the

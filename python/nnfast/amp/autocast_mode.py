@@ -337,7 +337,7 @@ def _gemm_has_bf16() -> bool:
 class LinearBF16Function(Function):
     """y = act(x @ W^T + b) in bf16: x float32 or bf16, W and b the float32 master parameters.
 
-    Forward is one bf16 GEMM (operands rounded to bf16 while packing, float32 accumulation and
+    Forward is one bf16 GEMM (a float32 x rounded to bf16 once, W while packing; float32 accumulation and
     epilogue) storing y in bf16. Backward works on a float32 dz: dx = dz @ W (bf16 GEMM, stored
     bf16 like x's own dtype) and dW += dz^T @ x (bf16 GEMM accumulating straight into W's float32
     .grad). When x is the output of another bf16 linear with an activation (an MLP), the dx GEMM
@@ -353,6 +353,13 @@ class LinearBF16Function(Function):
         xp = xp_of(x)
         lead = x.shape[:-1]
         x2 = x.reshape(math.prod(lead), x.shape[-1])
+        if x2.dtype == _F32 and type(x2) is np.ndarray:
+            # Rounded to bf16 once (PyTorch's autocast casts x too): the forward GEMM's A and the
+            # dW GEMM's B then pack bf16, where a float32 x would be converted in each packing
+            # (and per N block), and backward keeps half the bytes.
+            from ..autograd.basic_ops import cast as _cast_array
+
+            x2 = _cast_array(x2, _BFLOAT16)
         if bias is not None:
             bias = contiguous(bias)
         out = xp.empty((x2.shape[0], weight.shape[0]), dtype=_BFLOAT16)
