@@ -368,6 +368,51 @@ def test_parameter_casts_are_cached_within_a_region():
         assert am._to_lower(w) is not am._to_lower(w)
 
 
+@pytest.mark.parametrize("write", ["sgd_step", "adam_step", "lbfgs_step", "load_state_dict", "mul_", "replace_data"])
+def test_parameter_cast_cache_is_invalidated_by_in_place_writes(write):
+    """A region spanning an optimizer step (or load_state_dict, an in-place op under no_grad, a new
+    array) must not reuse the old cast: the next matmul sees the new weight values."""
+    from nnfast.amp import autocast_mode as am
+
+    rng = np.random.default_rng(2)
+    lin = nnfast.nn.Linear(5, 3, bias=False)
+    w = lin.weight
+    x = nnfast.tensor(rng.standard_normal((4, 5)).astype(np.float32))
+    with nnfast.autocast("cpu"):
+        first = am._to_lower(w)
+        assert am._to_lower(w) is first  # cached while nothing writes
+        y = nnfast.matmul(x, w.T)
+        if write == "load_state_dict":
+            lin.load_state_dict({"weight": rng.standard_normal((3, 5)).astype(np.float32)})
+        elif write == "mul_":
+            with nnfast.no_grad():
+                w.mul_(3.0)
+        elif write == "replace_data":
+            w.data = nnfast.tensor(rng.standard_normal((3, 5)).astype(np.float32))
+        else:
+            opt = {"sgd_step": lambda: nnfast.optim.SGD([w], lr=0.5),
+                   "adam_step": lambda: nnfast.optim.Adam([w], lr=0.5),
+                   "lbfgs_step": lambda: nnfast.optim.LBFGS([w], lr=0.5, max_iter=2)}[write]()
+            y.float().sum().backward()
+            if write == "lbfgs_step":
+                def closure():
+                    opt.zero_grad()
+                    loss = nnfast.matmul(x, w.T).float().pow(2).sum()
+                    loss.backward()
+                    return loss
+                opt.step(closure)
+            else:
+                opt.step()
+        low = am._to_lower(w)
+        assert low is not first
+        wv = w.detach().numpy().astype(np.float64)
+        assert not np.array_equal(bf(wv), first.detach().float().numpy())  # the write changed the values
+        np.testing.assert_array_equal(low.detach().float().numpy(), bf(wv))
+        y2 = nnfast.matmul(x, w.T).detach().float().numpy()
+    ref = bf(x.numpy()) @ bf(wv).T
+    assert np.all(np.abs(y2 - ref) <= 2.0 ** -7 * np.abs(ref) + 5 * 2.0 ** -22 * (np.abs(bf(x.numpy())) @ np.abs(bf(wv)).T))
+
+
 def test_api_context_decorator_nesting_and_errors():
     assert not nnfast.is_autocast_enabled() and not nnfast.is_autocast_enabled("cuda")
     assert nnfast.get_autocast_dtype("cpu") == nnfast.bfloat16

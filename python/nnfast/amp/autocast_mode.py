@@ -50,7 +50,8 @@ class _State(threading.local):
         self.active = False  # any device enabled and not suspended inside an op: the wrappers' fast test
         self.cache_enabled = True
         self.depth = 0
-        self.cache: dict[int, tuple[Tensor, Tensor]] = {}
+        # id(param) -> (param, its array, its version, the bf16 cast)
+        self.cache: dict[int, tuple[Tensor, Any, int, Tensor]] = {}
 
 
 _state = _State()
@@ -178,15 +179,17 @@ class autocast:
 
 # ---------------------------------------------------------------- casts
 def _to_lower(t: Tensor) -> Tensor:
-    """A float32 tensor cast to bf16; a leaf parameter's cast is reused within the region."""
+    """A float32 tensor cast to bf16; a leaf parameter's cast is reused within the region while the
+    parameter keeps its array and version (an in-place write -- an optimizer step, load_state_dict,
+    ``mul_`` under no_grad -- bumps the version, so a region spanning a step casts afresh)."""
     st = _state
     if not (st.cache_enabled and t.requires_grad and t.grad_fn is None):
         return t.to(_BFLOAT16)
     hit = st.cache.get(id(t))
-    if hit is not None and hit[0] is t:
-        return hit[1]
+    if hit is not None and hit[0] is t and hit[1] is t._data and hit[2] == t._vc[0]:
+        return hit[3]
     low = t.to(_BFLOAT16)
-    st.cache[id(t)] = (t, low)
+    st.cache[id(t)] = (t, t._data, t._vc[0], low)
     return low
 
 
