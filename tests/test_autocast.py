@@ -207,6 +207,62 @@ def test_float32_input_is_rounded_once_and_saved_bf16(lead):
     assert np.all(np.abs(runs[0][0].reshape(-1, n) - ref) <= bound)
 
 
+LINEAR_CALLS = {
+    "positional": lambda x, w, b: F.linear(x, w, b),
+    "keywords": lambda x, w, b: F.linear(input=x, weight=w, bias=b, activation="relu"),
+    "no_bias_act_positional": lambda x, w, b: F.linear(x, w, None, "silu"),
+    "act_spec_tuple": lambda x, w, b: F.linear(x, w, b, activation=("gelu", {"approximate": "tanh"})),
+    "bf16_input_3d": lambda x, w, b: F.linear(x.bfloat16().reshape(3, 1, 7), w, b, activation="tanh"),
+    "module": lambda x, w, b: nnfast.nn.Linear(7, 5, activation="relu")(x),
+}
+
+
+@pytest.mark.parametrize("form", sorted(LINEAR_CALLS))
+def test_linear_autocast_lane_matches_the_general_route(form, monkeypatch):
+    """The direct lane of ``linear`` in a region gives bit-identical outputs and gradients to the
+    general route (``_run`` -> ``_linear_lower``), is taken for the plain forms and steps aside for
+    what it does not handle (an unhashable activation spec)."""
+    from nnfast.amp import autocast_mode as am
+
+    rng = np.random.default_rng(9)
+    x0, w0, b0, g0 = (rng.standard_normal(s).astype(np.float32) for s in ((3, 7), (5, 7), (5,), (3, 5)))
+    taken, real = [], am._linear_autocast_cpu
+
+    def spy(args, kwargs):
+        y = real(args, kwargs)
+        taken.append(y is not None)
+        return y
+
+    results = []
+    for lane in (True, False):
+        monkeypatch.setattr(am, "_linear_autocast_cpu", spy if lane else (lambda args, kwargs: None))
+        nnfast.manual_seed(4)  # the module form's parameters
+        x, w, b = (nnfast.tensor(v, requires_grad=True) for v in (x0, w0, b0))
+        with nnfast.autocast("cpu"):
+            y = LINEAR_CALLS[form](x, w, b)
+        assert y.dtype == nnfast.bfloat16
+        y.float().reshape(3, 5).backward(nnfast.tensor(g0))
+        params = [t for t in y.grad_fn.inputs if t is not None] if form == "module" else [x, w, b]
+        grads = [t.grad.numpy() for t in params if t.grad is not None]
+        assert len(grads) >= 2
+        results.append([y.detach().float().numpy()] + grads)
+    assert taken == [form != "act_spec_tuple"]
+    assert len(results[0]) == len(results[1])
+    for a, r in zip(*results):
+        np.testing.assert_array_equal(a, r)
+
+
+def test_linear_autocast_errors_are_the_general_routes():
+    x, w = nnfast.randn(3, 7), nnfast.randn(5, 6)
+    with nnfast.autocast("cpu"):
+        with pytest.raises(ValueError, match=r"^\[linear\] expected"):
+            F.linear(x, w)
+        with pytest.raises(TypeError, match=r"^\[linear\] expected"):
+            F.linear(x, "w")
+        y = F.linear(x.double(), nnfast.randn(5, 7).double())  # float64 is never autocast
+    assert y.dtype == nnfast.float64
+
+
 @pytest.mark.parametrize("act, lead", [("relu", (7,)), ("gelu", (3, 5)), ("sigmoid", (1,))])
 def test_mlp_act_backward_folded_into_the_bf16_dx_gemm(act, lead, monkeypatch):
     """linear(act) -> linear under autocast: the second layer's dx GEMM applies act' and hands the

@@ -253,6 +253,10 @@ def _via_float32(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> A
 
 
 def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:
+    if name == "linear" and _state.active:
+        y = _linear_autocast_cpu(args, kwargs)  # the common case (an MLP layer), without the generic walk
+        if y is not None:
+            return y
     ts = _tensors(args, kwargs)
     if not ts:
         return fn(*args, **kwargs)
@@ -501,11 +505,57 @@ def _fusable_bf16(prev: Any, shape: tuple[int, ...]) -> bool:
             and node.saved_tensors[2].shape == shape and type(node.saved_tensors[2]) is np.ndarray)
 
 
+_ACT_CODES: dict[Any, tuple[int, float, float]] = {}  # activation name -> codes.resolve(name)
+
+
+def _linear_autocast_cpu(args: Any, kwargs: dict[str, Any]) -> Optional[Tensor]:
+    """``linear`` inside a cpu region on float32 parameters and a float32 / bf16 NumPy input, by
+    position or keyword: LinearBF16Function straight away (what ``_run`` -> ``_linear_lower`` end
+    in); None for anything else, which then takes the general route (and its checks / errors)."""
+    n = len(args)
+    if n > 4 or not _state.enabled["cpu"]:
+        return None
+    try:
+        input = args[0] if n > 0 else kwargs["input"]
+        weight = args[1] if n > 1 else kwargs["weight"]
+    except KeyError:
+        return None
+    bias = args[2] if n > 2 else kwargs.get("bias")
+    activation = args[3] if n > 3 else kwargs.get("activation")
+    if len(kwargs) + n > 4 or not (isinstance(input, Tensor) and isinstance(weight, Tensor)):
+        return None
+    x, w = input._data, weight._data
+    if type(x) is not np.ndarray or type(w) is not np.ndarray or w.dtype != _F32 or w.ndim != 2 \
+            or x.ndim < 1 or x.shape[-1] != w.shape[1] or x.dtype not in (_F32, _BFLOAT16) \
+            or not (bias is None or (isinstance(bias, Tensor) and type(bias._data) is np.ndarray
+                                     and bias._data.dtype == _F32)) or not _gemm_has_bf16():
+        return None
+    try:
+        code, a, b = _ACT_CODES[activation]
+    except (KeyError, TypeError):  # a new name (resolved once, then kept) or an unhashable spec
+        if not (activation is None or isinstance(activation, str)):
+            return None
+        from ..nn.functional import _act_codes as codes
+
+        try:
+            code, a, b = _ACT_CODES[activation] = codes.resolve(activation)
+        except (TypeError, ValueError):  # the general route words the error
+            return None
+    saved = _state.active
+    _state.active = False  # the node's own calls are not re-cast
+    try:
+        return LinearBF16Function.apply(input, weight, bias, code, a, b)
+    finally:
+        _state.active = saved
+
+
 def _linear_lower(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
     """F.linear under autocast: the bf16 GEMM on the float32 parameters (no bf16 weight copy)."""
     from ..nn.functional import _act_codes as codes
     from ..nn.functional._linear import linear
 
+    if not all(isinstance(t, Tensor) for t in (input, weight) + (() if bias is None else (bias,))):
+        return linear(input, weight, bias, activation)  # its own "[linear] expected ..." error
     ok = (weight._data.dtype == _F32 and (bias is None or bias._data.dtype == _F32)
           and input._data.dtype in (_F32, _BFLOAT16) and not input.is_cuda and _gemm_has_bf16())
     if not ok:  # no bf16 GEMM here: PyTorch's casts, then float32 kernels on the bf16-rounded values
