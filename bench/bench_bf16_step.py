@@ -6,7 +6,9 @@ same process, alternating, best of N; optionally against another checkout's Pyth
     ... python bench/bench_bf16_step.py --base /path/to/base/checkout --rounds 4
 
 ``--cpu``: process CPU time (sum over threads; use with OMP_WAIT_POLICY=passive), which survives a
-loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (target <= 0.6).
+loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (target <= 0.6), and
+the bf16 step with LinearBF16Function's round-once switches off (x and W converted inside each
+GEMM's packing instead: the before/after of that change, same process).
 """
 from __future__ import annotations
 
@@ -30,14 +32,25 @@ def measure(reps: int, cpu: bool) -> dict[str, float]:
     sizes = (784, 1024, 1024, 10)
     nnfast.manual_seed(0)
     fns = {"fp32": nnfast_step_fn(sizes, x, y, False), "bf16": nnfast_step_fn(sizes, x, y, True)}
-    best = {k: 1e9 for k in fns}
-    for f in fns.values():
-        f(), f()
+    try:
+        from nnfast.amp.autocast_mode import _ROUND_ONCE as flags
+    except ImportError:  # a checkout without the switches
+        flags = {}
+    variants = [("fp32", "fp32", {}), ("bf16", "bf16", {k: True for k in flags})]
+    if flags:  # the same bf16 step with x / W converted inside each GEMM's packing (before/after)
+        variants += [("bf16 packing-converts", "bf16", {k: False for k in flags}),
+                     ("bf16 x once only", "bf16", {"x": True, "weight": False})]
+    best = {name: 1e9 for name, _, _ in variants}
+    for _, fn, sw in variants:
+        flags.update(sw)
+        fns[fn](), fns[fn]()
     for _ in range(reps):
-        for k, f in fns.items():
+        for name, fn, sw in variants:
+            flags.update(sw)
             t = clock()
-            f()
-            best[k] = min(best[k], clock() - t)
+            fns[fn]()
+            best[name] = min(best[name], clock() - t)
+    flags.update({k: True for k in flags})
     return {k: v * 1e3 for k, v in best.items()}
 
 
@@ -52,6 +65,9 @@ def main() -> None:
     if a.child or not a.base:
         r = measure(a.reps, a.cpu)
         print(f"fp32 {r['fp32']:.3f} bf16 {r['bf16']:.3f} ratio {r['bf16'] / r['fp32']:.3f}", flush=True)
+        for k, v in r.items():
+            if k not in ("fp32", "bf16"):
+                print(f"  {k:<22} {v:.3f} ms  ({v / r['fp32']:.3f} of fp32)", flush=True)
         return
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
     trees = {"base": os.path.join(a.base, "python"), "new": here}

@@ -172,39 +172,70 @@ def test_linear_numerics_against_float64_of_bf16_rounded_operands():
 
 
 @pytest.mark.parametrize("lead", [(1,), (7,), (3, 5)])
-def test_float32_input_is_rounded_once_and_saved_bf16(lead):
-    """A float32 x of a linear under autocast is rounded to bf16 once (PyTorch's cast): the node saves
-    the bf16 x (for dW), x's gradient stays float32, and output and gradients are bit-identical to
-    those of the same layer fed x.bfloat16(), whose dx is rounded to bf16 (non-contiguous x included)."""
+def test_float32_input_and_weight_are_rounded_once_and_saved_bf16(lead, monkeypatch):
+    """A float32 x and the weight of a linear under autocast are rounded to bf16 once (PyTorch's
+    casts): the node saves the bf16 x (for dW) and the bf16 weight (for dx), x's and W's gradients
+    stay float32, and output and gradients are bit-identical to those of the same layer fed
+    x.bfloat16() (whose dx is rounded to bf16) and to the GEMM-packing conversion (the switches
+    off); non-contiguous x included."""
+    from nnfast.amp import autocast_mode as am
+
     rng = np.random.default_rng(5)
     k, n = 13, 6
     x = rng.standard_normal(lead + (2 * k,)).astype(np.float32)[..., ::2]  # strided last axis
     w, b, g = rng.standard_normal((n, k)), rng.standard_normal(n), rng.standard_normal(lead + (n,))
     runs = []
-    for pre_round in (False, True):
+    for pre_round, once in ((False, True), (True, True), (False, False)):
+        monkeypatch.setitem(am._ROUND_ONCE, "x", once)
+        monkeypatch.setitem(am._ROUND_ONCE, "weight", once)
         tx = nnfast.tensor(x, requires_grad=True)
         tw, tb = (nnfast.tensor(v.astype(np.float32), requires_grad=True) for v in (w, b))
         with nnfast.autocast("cpu"):
             y = F.linear(tx.bfloat16() if pre_round else tx, tw, tb, activation="relu")
         assert y.dtype == nnfast.bfloat16
+        saved_x, saved_w, _ = y.grad_fn.saved_tensors
+        assert saved_w.dtype == (BF16 if once else np.float32)
+        np.testing.assert_array_equal(saved_w.astype(np.float64), bf(w) if once else w.astype(np.float32))
         if not pre_round:
-            saved_x = y.grad_fn.saved_tensors[0]
-            assert saved_x.dtype == BF16 and saved_x.shape == (int(np.prod(lead)), k)
-            assert np.array_equal(saved_x.astype(np.float64), bf(x).reshape(-1, k))
+            assert saved_x.dtype == (BF16 if once else np.float32) and saved_x.shape == (int(np.prod(lead)), k)
+            if once:
+                assert np.array_equal(saved_x.astype(np.float64), bf(x).reshape(-1, k))
         y.backward(nnfast.tensor(g.astype(np.float32)).bfloat16())
-        assert tx.grad.dtype == nnfast.float32 and tw.grad.dtype == nnfast.float32
+        assert tx.grad.dtype == nnfast.float32 and tw.grad.dtype == nnfast.float32  # fresh grads: float32
         runs.append([y.detach().float().numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()])
-    (y0, dx0, dw0, db0), (y1, dx1, dw1, db1) = runs
+    (y0, dx0, dw0, db0), (y1, dx1, dw1, db1), packing = runs
     np.testing.assert_array_equal(y0, y1)
     np.testing.assert_array_equal(dw0, dw1)
     np.testing.assert_array_equal(db0, db1)
     # x.bfloat16()'s gradient is the bf16 dx widened by the cast; a float32 x gets it unrounded
     np.testing.assert_array_equal(bf(dx0), dx1)
+    for a, r in zip(runs[0], packing):
+        np.testing.assert_array_equal(a, r)
     # and against float64 of the bf16-rounded operands (relu of the pre-activation)
     z = bf(x).reshape(-1, k) @ bf(w).T + b.astype(np.float32)
     ref = np.maximum(z, 0)
     bound = 2.0 ** -8 * np.abs(ref) + k * 2.0 ** -23 * (np.abs(bf(x)).reshape(-1, k) @ np.abs(bf(w)).T + np.abs(b))
     assert np.all(np.abs(runs[0][0].reshape(-1, n) - ref) <= bound)
+
+
+def test_linear_backward_reads_the_forwards_weight_cast():
+    """The bf16 weight a region's linear computed with is what its dx GEMM uses (PyTorch's autocast
+    saves the cast, not the master): an in-place update of the master between forward and
+    backward changes neither dx nor raises; dW lands in the master's float32 .grad."""
+    rng = np.random.default_rng(8)
+    x0, w0, g0 = rng.standard_normal((4, 6)), rng.standard_normal((3, 6)), rng.standard_normal((4, 3))
+    x = nnfast.tensor(x0.astype(np.float32), requires_grad=True)
+    w = nnfast.tensor(w0.astype(np.float32), requires_grad=True)
+    with nnfast.autocast("cpu"):
+        y = F.linear(x, w)
+    with nnfast.no_grad():
+        w.mul_(4.0)
+    y.backward(nnfast.tensor(g0.astype(np.float32)).bfloat16())
+    gb = bf(g0)
+    dx_ref = gb @ bf(w0)
+    assert np.all(np.abs(x.grad.numpy() - dx_ref) <= 3 * 2.0 ** -22 * (np.abs(gb) @ np.abs(bf(w0))) + 1e-30)
+    assert w.grad.dtype == nnfast.float32
+    np.testing.assert_allclose(w.grad.numpy(), gb.T @ bf(x0), rtol=2.0 ** -7, atol=1e-6)
 
 
 LINEAR_CALLS = {

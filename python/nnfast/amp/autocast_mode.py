@@ -341,32 +341,41 @@ def _gemm_has_bf16() -> bool:
     return "precision" in doc
 
 
+# Whether LinearBF16Function rounds a float32 x / weight to bf16 once before its GEMMs (else each
+# GEMM's packing converts it): switches for same-process before/after timing (bench/bench_bf16_step.py).
+_ROUND_ONCE = {"x": True, "weight": True}
+
+
 class LinearBF16Function(Function):
     """y = act(x @ W^T + b) in bf16: x float32 or bf16, W and b the float32 master parameters.
 
-    Forward is one bf16 GEMM (a float32 x rounded to bf16 once, W while packing; float32 accumulation and
-    epilogue) storing y in bf16. Backward works on a float32 dz: dx = dz @ W (bf16 GEMM, stored
-    bf16 like x's own dtype) and dW += dz^T @ x (bf16 GEMM accumulating straight into W's float32
-    .grad). When x is the output of another bf16 linear with an activation (an MLP), the dx GEMM
-    applies that layer's act' in its epilogue and stores its float32 dz instead, so the bf16 dy is
-    never written, widened or passed through a separate act' kernel.
+    Forward rounds a float32 x and the weight to bf16 once (PyTorch's autocast casts both; the
+    weight's cast is what backward's dx GEMM reads too, so it is converted once per step, not in
+    each GEMM's packing), then runs one bf16 GEMM (float32 accumulation and epilogue) storing y in
+    bf16. Backward works on a float32 dz: dx = dz @ W (bf16 GEMM, stored bf16 like x's own dtype)
+    and dW += dz^T @ x (bf16 GEMM accumulating straight into W's float32 .grad). When x is the
+    output of another bf16 linear with an activation (an MLP), the dx GEMM applies that layer's act'
+    in its epilogue and stores its float32 dz instead, so the bf16 dy is never written, widened or
+    passed through a separate act' kernel.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any, weight: Any, bias: Any, act: int, a: float, b: float) -> Any:
+        from ..autograd.basic_ops import cast as _cast_array
         from ..nn.functional import _act_codes as codes
 
         K = kernels("linear", x, weight, bias)
         xp = xp_of(x)
         lead = x.shape[:-1]
         x2 = x.reshape(math.prod(lead), x.shape[-1])
-        if x2.dtype == _F32 and type(x2) is np.ndarray:
-            # Rounded to bf16 once (PyTorch's autocast casts x too): the forward GEMM's A and the
-            # dW GEMM's B then pack bf16, where a float32 x would be converted in each packing
-            # (and per N block), and backward keeps half the bytes.
-            from ..autograd.basic_ops import cast as _cast_array
-
+        # A float32 operand packed by the GEMM is converted in each packing (x: the forward's A and
+        # the dW GEMM's B; W: the forward's transposed B, the slow one, and the dx GEMM's B): one
+        # conversion each (nnfast's vectorised kernel) is cheaper, and backward keeps half the bytes.
+        if _ROUND_ONCE["x"] and x2.dtype == _F32 and type(x2) is np.ndarray:
             x2 = _cast_array(x2, _BFLOAT16)
+        ctx.w_dtype = weight.dtype
+        if _ROUND_ONCE["weight"] and weight.dtype == _F32 and type(weight) is np.ndarray:
+            weight = _cast_array(weight, _BFLOAT16)
         if bias is not None:
             bias = contiguous(bias)
         out = xp.empty((x2.shape[0], weight.shape[0]), dtype=_BFLOAT16)
@@ -420,7 +429,7 @@ class LinearBF16Function(Function):
             dx = dx.reshape(ctx.lead + (weight.shape[1],))
         from ..nn.functional._linear import linear_param_grads
 
-        dw, db = linear_param_grads(ctx, K, xp, dz, x2, weight.shape, weight.dtype, precision="bf16")
+        dw, db = linear_param_grads(ctx, K, xp, dz, x2, weight.shape, ctx.w_dtype, precision="bf16")
         return dx, dw, db
 
 
