@@ -171,6 +171,129 @@ def test_linear_numerics_against_float64_of_bf16_rounded_operands():
         assert np.all(np.abs(tx.grad.numpy() - dx_ref) <= dx_bound + 1e-30)
 
 
+@pytest.mark.parametrize("lead", [(1,), (7,), (3, 5)])
+def test_float32_input_and_weight_are_rounded_once_and_saved_bf16(lead, monkeypatch):
+    """A float32 x and the weight of a linear under autocast are rounded to bf16 once (PyTorch's
+    casts): the node saves the bf16 x (for dW) and the bf16 weight (for dx), x's and W's gradients
+    stay float32, and output and gradients are bit-identical to those of the same layer fed
+    x.bfloat16() (whose dx is rounded to bf16) and to the GEMM-packing conversion (the switches
+    off); non-contiguous x included."""
+    from nnfast.amp import autocast_mode as am
+
+    rng = np.random.default_rng(5)
+    k, n = 13, 6
+    x = rng.standard_normal(lead + (2 * k,)).astype(np.float32)[..., ::2]  # strided last axis
+    w, b, g = rng.standard_normal((n, k)), rng.standard_normal(n), rng.standard_normal(lead + (n,))
+    runs = []
+    for pre_round, once in ((False, True), (True, True), (False, False)):
+        monkeypatch.setitem(am._ROUND_ONCE, "x", once)
+        monkeypatch.setitem(am._ROUND_ONCE, "weight", once)
+        tx = nnfast.tensor(x, requires_grad=True)
+        tw, tb = (nnfast.tensor(v.astype(np.float32), requires_grad=True) for v in (w, b))
+        with nnfast.autocast("cpu"):
+            y = F.linear(tx.bfloat16() if pre_round else tx, tw, tb, activation="relu")
+        assert y.dtype == nnfast.bfloat16
+        saved_x, saved_w, _ = y.grad_fn.saved_tensors
+        assert saved_w.dtype == (BF16 if once else np.float32)
+        np.testing.assert_array_equal(saved_w.astype(np.float64), bf(w) if once else w.astype(np.float32))
+        if not pre_round:
+            assert saved_x.dtype == (BF16 if once else np.float32) and saved_x.shape == (int(np.prod(lead)), k)
+            if once:
+                assert np.array_equal(saved_x.astype(np.float64), bf(x).reshape(-1, k))
+        y.backward(nnfast.tensor(g.astype(np.float32)).bfloat16())
+        assert tx.grad.dtype == nnfast.float32 and tw.grad.dtype == nnfast.float32  # fresh grads: float32
+        runs.append([y.detach().float().numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()])
+    (y0, dx0, dw0, db0), (y1, dx1, dw1, db1), packing = runs
+    np.testing.assert_array_equal(y0, y1)
+    np.testing.assert_array_equal(dw0, dw1)
+    np.testing.assert_array_equal(db0, db1)
+    # x.bfloat16()'s gradient is the bf16 dx widened by the cast; a float32 x gets it unrounded
+    np.testing.assert_array_equal(bf(dx0), dx1)
+    for a, r in zip(runs[0], packing):
+        np.testing.assert_array_equal(a, r)
+    # and against float64 of the bf16-rounded operands (relu of the pre-activation)
+    z = bf(x).reshape(-1, k) @ bf(w).T + b.astype(np.float32)
+    ref = np.maximum(z, 0)
+    bound = 2.0 ** -8 * np.abs(ref) + k * 2.0 ** -23 * (np.abs(bf(x)).reshape(-1, k) @ np.abs(bf(w)).T + np.abs(b))
+    assert np.all(np.abs(runs[0][0].reshape(-1, n) - ref) <= bound)
+
+
+def test_linear_backward_reads_the_forwards_weight_cast():
+    """The bf16 weight a region's linear computed with is what its dx GEMM uses (PyTorch's autocast
+    saves the cast, not the master): an in-place update of the master between forward and
+    backward changes neither dx nor raises; dW lands in the master's float32 .grad."""
+    rng = np.random.default_rng(8)
+    x0, w0, g0 = rng.standard_normal((4, 6)), rng.standard_normal((3, 6)), rng.standard_normal((4, 3))
+    x = nnfast.tensor(x0.astype(np.float32), requires_grad=True)
+    w = nnfast.tensor(w0.astype(np.float32), requires_grad=True)
+    with nnfast.autocast("cpu"):
+        y = F.linear(x, w)
+    with nnfast.no_grad():
+        w.mul_(4.0)
+    y.backward(nnfast.tensor(g0.astype(np.float32)).bfloat16())
+    gb = bf(g0)
+    dx_ref = gb @ bf(w0)
+    assert np.all(np.abs(x.grad.numpy() - dx_ref) <= 3 * 2.0 ** -22 * (np.abs(gb) @ np.abs(bf(w0))) + 1e-30)
+    assert w.grad.dtype == nnfast.float32
+    np.testing.assert_allclose(w.grad.numpy(), gb.T @ bf(x0), rtol=2.0 ** -7, atol=1e-6)
+
+
+LINEAR_CALLS = {
+    "positional": lambda x, w, b: F.linear(x, w, b),
+    "keywords": lambda x, w, b: F.linear(input=x, weight=w, bias=b, activation="relu"),
+    "no_bias_act_positional": lambda x, w, b: F.linear(x, w, None, "silu"),
+    "act_spec_tuple": lambda x, w, b: F.linear(x, w, b, activation=("gelu", {"approximate": "tanh"})),
+    "bf16_input_3d": lambda x, w, b: F.linear(x.bfloat16().reshape(3, 1, 7), w, b, activation="tanh"),
+    "module": lambda x, w, b: nnfast.nn.Linear(7, 5, activation="relu")(x),
+}
+
+
+@pytest.mark.parametrize("form", sorted(LINEAR_CALLS))
+def test_linear_autocast_lane_matches_the_general_route(form, monkeypatch):
+    """The direct lane of ``linear`` in a region gives bit-identical outputs and gradients to the
+    general route (``_run`` -> ``_linear_lower``), is taken for the plain forms and steps aside for
+    what it does not handle (an unhashable activation spec)."""
+    from nnfast.amp import autocast_mode as am
+
+    rng = np.random.default_rng(9)
+    x0, w0, b0, g0 = (rng.standard_normal(s).astype(np.float32) for s in ((3, 7), (5, 7), (5,), (3, 5)))
+    taken, real = [], am._linear_autocast_cpu
+
+    def spy(args, kwargs):
+        y = real(args, kwargs)
+        taken.append(y is not None)
+        return y
+
+    results = []
+    for lane in (True, False):
+        monkeypatch.setattr(am, "_linear_autocast_cpu", spy if lane else (lambda args, kwargs: None))
+        nnfast.manual_seed(4)  # the module form's parameters
+        x, w, b = (nnfast.tensor(v, requires_grad=True) for v in (x0, w0, b0))
+        with nnfast.autocast("cpu"):
+            y = LINEAR_CALLS[form](x, w, b)
+        assert y.dtype == nnfast.bfloat16
+        y.float().reshape(3, 5).backward(nnfast.tensor(g0))
+        params = [t for t in y.grad_fn.inputs if t is not None] if form == "module" else [x, w, b]
+        grads = [t.grad.numpy() for t in params if t.grad is not None]
+        assert len(grads) >= 2
+        results.append([y.detach().float().numpy()] + grads)
+    assert taken == [form != "act_spec_tuple"]
+    assert len(results[0]) == len(results[1])
+    for a, r in zip(*results):
+        np.testing.assert_array_equal(a, r)
+
+
+def test_linear_autocast_errors_are_the_general_routes():
+    x, w = nnfast.randn(3, 7), nnfast.randn(5, 6)
+    with nnfast.autocast("cpu"):
+        with pytest.raises(ValueError, match=r"^\[linear\] expected"):
+            F.linear(x, w)
+        with pytest.raises(TypeError, match=r"^\[linear\] expected"):
+            F.linear(x, "w")
+        y = F.linear(x.double(), nnfast.randn(5, 7).double())  # float64 is never autocast
+    assert y.dtype == nnfast.float64
+
+
 @pytest.mark.parametrize("act, lead", [("relu", (7,)), ("gelu", (3, 5)), ("sigmoid", (1,))])
 def test_mlp_act_backward_folded_into_the_bf16_dx_gemm(act, lead, monkeypatch):
     """linear(act) -> linear under autocast: the second layer's dx GEMM applies act' and hands the
@@ -330,6 +453,51 @@ def test_parameter_casts_are_cached_within_a_region():
     assert not am._state.cache  # the outermost exit drops it
     with nnfast.autocast("cpu", cache_enabled=False):
         assert am._to_lower(w) is not am._to_lower(w)
+
+
+@pytest.mark.parametrize("write", ["sgd_step", "adam_step", "lbfgs_step", "load_state_dict", "mul_", "replace_data"])
+def test_parameter_cast_cache_is_invalidated_by_in_place_writes(write):
+    """A region spanning an optimizer step (or load_state_dict, an in-place op under no_grad, a new
+    array) must not reuse the old cast: the next matmul sees the new weight values."""
+    from nnfast.amp import autocast_mode as am
+
+    rng = np.random.default_rng(2)
+    lin = nnfast.nn.Linear(5, 3, bias=False)
+    w = lin.weight
+    x = nnfast.tensor(rng.standard_normal((4, 5)).astype(np.float32))
+    with nnfast.autocast("cpu"):
+        first = am._to_lower(w)
+        assert am._to_lower(w) is first  # cached while nothing writes
+        y = nnfast.matmul(x, w.T)
+        if write == "load_state_dict":
+            lin.load_state_dict({"weight": rng.standard_normal((3, 5)).astype(np.float32)})
+        elif write == "mul_":
+            with nnfast.no_grad():
+                w.mul_(3.0)
+        elif write == "replace_data":
+            w.data = nnfast.tensor(rng.standard_normal((3, 5)).astype(np.float32))
+        else:
+            opt = {"sgd_step": lambda: nnfast.optim.SGD([w], lr=0.5),
+                   "adam_step": lambda: nnfast.optim.Adam([w], lr=0.5),
+                   "lbfgs_step": lambda: nnfast.optim.LBFGS([w], lr=0.5, max_iter=2)}[write]()
+            y.float().sum().backward()
+            if write == "lbfgs_step":
+                def closure():
+                    opt.zero_grad()
+                    loss = nnfast.matmul(x, w.T).float().pow(2).sum()
+                    loss.backward()
+                    return loss
+                opt.step(closure)
+            else:
+                opt.step()
+        low = am._to_lower(w)
+        assert low is not first
+        wv = w.detach().numpy().astype(np.float64)
+        assert not np.array_equal(bf(wv), first.detach().float().numpy())  # the write changed the values
+        np.testing.assert_array_equal(low.detach().float().numpy(), bf(wv))
+        y2 = nnfast.matmul(x, w.T).detach().float().numpy()
+    ref = bf(x.numpy()) @ bf(wv).T
+    assert np.all(np.abs(y2 - ref) <= 2.0 ** -7 * np.abs(ref) + 5 * 2.0 ** -22 * (np.abs(bf(x.numpy())) @ np.abs(bf(wv)).T))
 
 
 def test_api_context_decorator_nesting_and_errors():

@@ -164,3 +164,25 @@ def test_bad_inputs_raise_clear_errors():
         out = np.zeros(4, BF16)
         out.flags.writeable = False
         _C.convert(out, f)
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_every_isa_copy_of_the_kernels_rounds_the_same(isa):
+    """convert_isa.cpp is compiled once per ISA (vectorised at its width) and chosen at run time:
+    each copy passes the boundary, NaN, float64 and widening checks above, tails included."""
+    if not _C.cpu_isa_supported(isa):
+        pytest.skip(f"CPU lacks {isa}")
+    prev = _C.cpu_isa()
+    _C.set_cpu_isa(isa)
+    try:
+        assert _C.cpu_isa() == isa
+        test_every_bf16_value_widens_exactly()
+        test_float32_boundaries()
+        test_nan_payloads_stay_nan_quiet_and_signed()
+        test_float64_rounds_once()
+        for n in (1, 7, 17, 33, 1023):  # vector bodies and every tail length around them
+            x = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 1e-38  # subnormals too
+            check_rounding(x)
+            check_rounding(x.astype(np.float64))
+    finally:
+        _C.set_cpu_isa(prev)

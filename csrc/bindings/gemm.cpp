@@ -5,8 +5,13 @@ namespace {
 
 // ------------------------------------------------------------------ precision="bf16"
 // Under precision="bf16" each array may be float32 or bfloat16 (ml_dtypes'
-// bfloat16: itemsize 2, dtype name "bfloat16"), each independently.
-bool is_bf16(const py::array& a) { return a.itemsize() == 2 && dtype_str(a) == "bfloat16"; }
+// bfloat16: NumPy kind 'V', 2 bytes, type char 'E'), each independently. Read from the
+// descriptor without calling into Python (str(dtype) cost microseconds per array per call).
+bool is_bf16(const py::array& a) {
+  if (a.itemsize() != 2) return false;
+  const py::dtype d = a.dtype();
+  return d.kind() == 'V' && d.char_() == 'E';
+}
 
 ElemType bf16_operand(const char* op, const py::array& a, const char* name) {
   if (is_bf16(a)) {

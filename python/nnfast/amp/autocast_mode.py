@@ -50,7 +50,8 @@ class _State(threading.local):
         self.active = False  # any device enabled and not suspended inside an op: the wrappers' fast test
         self.cache_enabled = True
         self.depth = 0
-        self.cache: dict[int, tuple[Tensor, Tensor]] = {}
+        # id(param) -> (param, its array, its version, the bf16 cast)
+        self.cache: dict[int, tuple[Tensor, Any, int, Tensor]] = {}
 
 
 _state = _State()
@@ -178,15 +179,17 @@ class autocast:
 
 # ---------------------------------------------------------------- casts
 def _to_lower(t: Tensor) -> Tensor:
-    """A float32 tensor cast to bf16; a leaf parameter's cast is reused within the region."""
+    """A float32 tensor cast to bf16; a leaf parameter's cast is reused within the region while the
+    parameter keeps its array and version (an in-place write -- an optimizer step, load_state_dict,
+    ``mul_`` under no_grad -- bumps the version, so a region spanning a step casts afresh)."""
     st = _state
     if not (st.cache_enabled and t.requires_grad and t.grad_fn is None):
         return t.to(_BFLOAT16)
     hit = st.cache.get(id(t))
-    if hit is not None and hit[0] is t:
-        return hit[1]
+    if hit is not None and hit[0] is t and hit[1] is t._data and hit[2] == t._vc[0]:
+        return hit[3]
     low = t.to(_BFLOAT16)
-    st.cache[id(t)] = (t, low)
+    st.cache[id(t)] = (t, t._data, t._vc[0], low)
     return low
 
 
@@ -250,6 +253,10 @@ def _via_float32(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> A
 
 
 def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:
+    if name == "linear" and _state.active:
+        y = _linear_autocast_cpu(args, kwargs)  # the common case (an MLP layer), without the generic walk
+        if y is not None:
+            return y
     ts = _tensors(args, kwargs)
     if not ts:
         return fn(*args, **kwargs)
@@ -334,25 +341,41 @@ def _gemm_has_bf16() -> bool:
     return "precision" in doc
 
 
+# Whether LinearBF16Function rounds a float32 x / weight to bf16 once before its GEMMs (else each
+# GEMM's packing converts it): switches for same-process before/after timing (bench/bench_bf16_step.py).
+_ROUND_ONCE = {"x": True, "weight": True}
+
+
 class LinearBF16Function(Function):
     """y = act(x @ W^T + b) in bf16: x float32 or bf16, W and b the float32 master parameters.
 
-    Forward is one bf16 GEMM (operands rounded to bf16 while packing, float32 accumulation and
-    epilogue) storing y in bf16. Backward works on a float32 dz: dx = dz @ W (bf16 GEMM, stored
-    bf16 like x's own dtype) and dW += dz^T @ x (bf16 GEMM accumulating straight into W's float32
-    .grad). When x is the output of another bf16 linear with an activation (an MLP), the dx GEMM
-    applies that layer's act' in its epilogue and stores its float32 dz instead, so the bf16 dy is
-    never written, widened or passed through a separate act' kernel.
+    Forward rounds a float32 x and the weight to bf16 once (PyTorch's autocast casts both; the
+    weight's cast is what backward's dx GEMM reads too, so it is converted once per step, not in
+    each GEMM's packing), then runs one bf16 GEMM (float32 accumulation and epilogue) storing y in
+    bf16. Backward works on a float32 dz: dx = dz @ W (bf16 GEMM, stored bf16 like x's own dtype)
+    and dW += dz^T @ x (bf16 GEMM accumulating straight into W's float32 .grad). When x is the
+    output of another bf16 linear with an activation (an MLP), the dx GEMM applies that layer's act'
+    in its epilogue and stores its float32 dz instead, so the bf16 dy is never written, widened or
+    passed through a separate act' kernel.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any, weight: Any, bias: Any, act: int, a: float, b: float) -> Any:
+        from ..autograd.basic_ops import cast as _cast_array
         from ..nn.functional import _act_codes as codes
 
         K = kernels("linear", x, weight, bias)
         xp = xp_of(x)
         lead = x.shape[:-1]
         x2 = x.reshape(math.prod(lead), x.shape[-1])
+        # A float32 operand packed by the GEMM is converted in each packing (x: the forward's A and
+        # the dW GEMM's B; W: the forward's transposed B, the slow one, and the dx GEMM's B): one
+        # conversion each (nnfast's vectorised kernel) is cheaper, and backward keeps half the bytes.
+        if _ROUND_ONCE["x"] and x2.dtype == _F32 and type(x2) is np.ndarray:
+            x2 = _cast_array(x2, _BFLOAT16)
+        ctx.w_dtype = weight.dtype
+        if _ROUND_ONCE["weight"] and weight.dtype == _F32 and type(weight) is np.ndarray:
+            weight = _cast_array(weight, _BFLOAT16)
         if bias is not None:
             bias = contiguous(bias)
         out = xp.empty((x2.shape[0], weight.shape[0]), dtype=_BFLOAT16)
@@ -406,7 +429,7 @@ class LinearBF16Function(Function):
             dx = dx.reshape(ctx.lead + (weight.shape[1],))
         from ..nn.functional._linear import linear_param_grads
 
-        dw, db = linear_param_grads(ctx, K, xp, dz, x2, weight.shape, weight.dtype, precision="bf16")
+        dw, db = linear_param_grads(ctx, K, xp, dz, x2, weight.shape, ctx.w_dtype, precision="bf16")
         return dx, dw, db
 
 
@@ -491,11 +514,57 @@ def _fusable_bf16(prev: Any, shape: tuple[int, ...]) -> bool:
             and node.saved_tensors[2].shape == shape and type(node.saved_tensors[2]) is np.ndarray)
 
 
+_ACT_CODES: dict[Any, tuple[int, float, float]] = {}  # activation name -> codes.resolve(name)
+
+
+def _linear_autocast_cpu(args: Any, kwargs: dict[str, Any]) -> Optional[Tensor]:
+    """``linear`` inside a cpu region on float32 parameters and a float32 / bf16 NumPy input, by
+    position or keyword: LinearBF16Function straight away (what ``_run`` -> ``_linear_lower`` end
+    in); None for anything else, which then takes the general route (and its checks / errors)."""
+    n = len(args)
+    if n > 4 or not _state.enabled["cpu"]:
+        return None
+    try:
+        input = args[0] if n > 0 else kwargs["input"]
+        weight = args[1] if n > 1 else kwargs["weight"]
+    except KeyError:
+        return None
+    bias = args[2] if n > 2 else kwargs.get("bias")
+    activation = args[3] if n > 3 else kwargs.get("activation")
+    if len(kwargs) + n > 4 or not (isinstance(input, Tensor) and isinstance(weight, Tensor)):
+        return None
+    x, w = input._data, weight._data
+    if type(x) is not np.ndarray or type(w) is not np.ndarray or w.dtype != _F32 or w.ndim != 2 \
+            or x.ndim < 1 or x.shape[-1] != w.shape[1] or x.dtype not in (_F32, _BFLOAT16) \
+            or not (bias is None or (isinstance(bias, Tensor) and type(bias._data) is np.ndarray
+                                     and bias._data.dtype == _F32)) or not _gemm_has_bf16():
+        return None
+    try:
+        code, a, b = _ACT_CODES[activation]
+    except (KeyError, TypeError):  # a new name (resolved once, then kept) or an unhashable spec
+        if not (activation is None or isinstance(activation, str)):
+            return None
+        from ..nn.functional import _act_codes as codes
+
+        try:
+            code, a, b = _ACT_CODES[activation] = codes.resolve(activation)
+        except (TypeError, ValueError):  # the general route words the error
+            return None
+    saved = _state.active
+    _state.active = False  # the node's own calls are not re-cast
+    try:
+        return LinearBF16Function.apply(input, weight, bias, code, a, b)
+    finally:
+        _state.active = saved
+
+
 def _linear_lower(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
     """F.linear under autocast: the bf16 GEMM on the float32 parameters (no bf16 weight copy)."""
     from ..nn.functional import _act_codes as codes
     from ..nn.functional._linear import linear
 
+    if not all(isinstance(t, Tensor) for t in (input, weight) + (() if bias is None else (bias,))):
+        return linear(input, weight, bias, activation)  # its own "[linear] expected ..." error
     ok = (weight._data.dtype == _F32 and (bias is None or bias._data.dtype == _F32)
           and input._data.dtype in (_F32, _BFLOAT16) and not input.is_cuda and _gemm_has_bf16())
     if not ok:  # no bf16 GEMM here: PyTorch's casts, then float32 kernels on the bf16-rounded values

@@ -386,6 +386,7 @@ class Module:
                     xp = xp_of(target._data)
                     target._data[...] = xp.asarray(_to_device_array(np.asarray(arr) if not hasattr(arr, "device")
                                                                    else arr, target.device)).astype(target.dtype)
+                    target._vc[0] += 1  # an in-place write (autocast's cached casts check the version)
         return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ device / dtype

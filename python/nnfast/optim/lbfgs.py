@@ -174,6 +174,7 @@ class LBFGS(Optimizer):
         for p in self._params:
             a = p._data
             a[...] += (scale * d[off:off + a.size]).reshape(a.shape)
+            p._vc[0] += 1
             off += a.size
 
     def _get_params(self) -> list[Any]:
@@ -182,6 +183,7 @@ class LBFGS(Optimizer):
     def _set_params(self, saved: list[Any]) -> None:
         for p, a in zip(self._params, saved):
             p._data[...] = a
+            p._vc[0] += 1  # an in-place write (autocast's cached casts check the version)
 
     def _scalar(self, x: Any) -> Any:
         """x as a scalar of the params' dtype (PyTorch's 0-d tensors round to it)."""

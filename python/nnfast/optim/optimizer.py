@@ -267,6 +267,8 @@ class Optimizer:
                 raise
             for a, c in writeback:
                 a[...] = c
+            for p in params:  # written in place: saved copies and autocast's cached casts are stale
+                p._vc[0] += 1
         return loss
 
     # ------------------------------------------------------------ state dict

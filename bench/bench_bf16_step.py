@@ -1,0 +1,87 @@
+"""bf16 autocast training step (784-1024-1024-10, batch 256, Adam) against nnfast's fp32 step,
+same process, alternating, best of N; optionally against another checkout's Python package
+(``--base DIR``: DIR/python with the same build) in alternating subprocesses.
+
+    NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/bench_bf16_step.py [--cpu] [--reps 15]
+    ... python bench/bench_bf16_step.py --base /path/to/base/checkout --rounds 4
+
+``--cpu``: process CPU time (sum over threads; use with OMP_WAIT_POLICY=passive), which survives a
+loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (target <= 0.6), and
+the bf16 step with LinearBF16Function's round-once switches off (x and W converted inside each
+GEMM's packing instead: the before/after of that change, same process).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+
+def measure(reps: int, cpu: bool) -> dict[str, float]:
+    import numpy as np
+
+    import nnfast
+    from nnfast.bench.step import nnfast_step_fn
+
+    clock = time.process_time if cpu else time.perf_counter
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 256).astype(np.int64)
+    sizes = (784, 1024, 1024, 10)
+    nnfast.manual_seed(0)
+    fns = {"fp32": nnfast_step_fn(sizes, x, y, False), "bf16": nnfast_step_fn(sizes, x, y, True)}
+    try:
+        from nnfast.amp.autocast_mode import _ROUND_ONCE as flags
+    except ImportError:  # a checkout without the switches
+        flags = {}
+    variants = [("fp32", "fp32", {}), ("bf16", "bf16", {k: True for k in flags})]
+    if flags:  # the same bf16 step with x / W converted inside each GEMM's packing (before/after)
+        variants += [("bf16 packing-converts", "bf16", {k: False for k in flags}),
+                     ("bf16 x once only", "bf16", {"x": True, "weight": False})]
+    best = {name: 1e9 for name, _, _ in variants}
+    for _, fn, sw in variants:
+        flags.update(sw)
+        fns[fn](), fns[fn]()
+    for _ in range(reps):
+        for name, fn, sw in variants:
+            flags.update(sw)
+            t = clock()
+            fns[fn]()
+            best[name] = min(best[name], clock() - t)
+    flags.update({k: True for k in flags})
+    return {k: v * 1e3 for k, v in best.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cpu", action="store_true", help="process CPU time instead of wall time")
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--base", help="a checkout whose python/ to compare against (alternating subprocesses)")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child or not a.base:
+        r = measure(a.reps, a.cpu)
+        print(f"fp32 {r['fp32']:.3f} bf16 {r['bf16']:.3f} ratio {r['bf16'] / r['fp32']:.3f}", flush=True)
+        for k, v in r.items():
+            if k not in ("fp32", "bf16"):
+                print(f"  {k:<22} {v:.3f} ms  ({v / r['fp32']:.3f} of fp32)", flush=True)
+        return
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
+    trees = {"base": os.path.join(a.base, "python"), "new": here}
+    best: dict[str, list[float]] = {k: [1e9, 1e9] for k in trees}
+    for _ in range(a.rounds):
+        for name, py in trees.items():
+            env = dict(os.environ, PYTHONPATH=py)
+            cmd = [sys.executable, os.path.abspath(__file__), "--child", "--reps", str(a.reps)] + (["--cpu"] if a.cpu else [])
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()
+            best[name] = [min(best[name][0], float(out[1])), min(best[name][1], float(out[3]))]
+            print(f"{name:5s} {' '.join(out)}", flush=True)
+    for name, (f, b) in best.items():
+        print(f"best {name:5s} fp32 {f:.3f} ms  bf16 {b:.3f} ms  bf16/fp32 {b / f:.3f}")
+
+
+if __name__ == "__main__":
+    main()
