@@ -148,6 +148,53 @@ def test_gelu_table_interval_edges():
         nnfast._C.set_cpu_isa(current)
 
 
+def test_streaming_stores_and_alignment_peel():
+    """Outputs above 16 MB per thread are written with non-temporal stores after a one-lane peel
+    to vector alignment; below, ordinary stores. Both paths and every offset must give the same
+    bits: one thread, 4.3 M floats at byte offsets 4 and 8 (peel lengths that differ), ReLU exact,
+    GELU forward and backward equal bit for bit to the same kernel run on small slices."""
+    n = (17 << 20) // 4
+    rng = np.random.default_rng(3)
+    buf = (3 * rng.standard_normal(n + 2)).astype(np.float32)
+    gbuf = rng.standard_normal(n + 2).astype(np.float32)
+    codes = F._act_codes
+    old = nnfast.get_num_threads()
+    nnfast.set_num_threads(1)
+    try:
+        for off in (1, 2):
+            x, g = buf[off:off + n - 1], gbuf[off:off + n - 1]
+            out = np.empty(n + 2, np.float32)[off:off + n - 1]
+            nnfast._C.act_forward(out, x, codes.RELU)
+            assert np.array_equal(out, np.maximum(x, 0)), off
+            nnfast._C.act_backward(out, g, x, codes.RELU, 0.0, 0.0)
+            assert np.array_equal(out, np.where(x > 0, g, 0)), off
+            for fwd in (True, False):
+                if fwd:
+                    nnfast._C.act_forward(out, x, codes.GELU)
+                else:
+                    nnfast._C.act_backward(out, g, x, codes.GELU, 0.0, 0.0)
+                ref = np.empty(x.size, np.float32)
+                for lo in range(0, x.size, 65539):  # slices start at every alignment
+                    sl = slice(lo, min(x.size, lo + 65539))
+                    if fwd:
+                        nnfast._C.act_forward(ref[sl], x[sl], codes.GELU)
+                    else:
+                        nnfast._C.act_backward(ref[sl], g[sl], x[sl], codes.GELU, 0.0, 0.0)
+                assert np.array_equal(out, ref), (off, fwd)
+        current = nnfast._C.cpu_isa()
+        try:
+            for level in nnfast.info()["simd_supported"]:  # each level's streaming store and alignment
+                nnfast._C.set_cpu_isa(level)
+                x = buf[1:n]
+                out = np.full(n + 2, np.nan, np.float32)[1:n]
+                nnfast._C.act_forward(out, x, codes.RELU)
+                assert np.array_equal(out, np.maximum(x, 0)), level
+        finally:
+            nnfast._C.set_cpu_isa(current)
+    finally:
+        nnfast.set_num_threads(old)
+
+
 # ------------------------------------------------------------------ PReLU
 # shape, num_parameters
 PRELU_CASES = [((7,), 1), ((4, 5), 1), ((4, 5), 5), ((3, 4, 6), 4), ((2, 3, 4, 5), 3), ((1, 1), 1)]
