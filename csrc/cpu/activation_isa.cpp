@@ -10,9 +10,9 @@
 // act_forward used by the GEMM epilogue must match these loops bit for bit.
 
 #include <algorithm>
-#include <type_traits>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/vec_math.h"
 #include "cpu/activation_internal.h"
@@ -67,6 +67,13 @@ inline index_t peel_count(const T* y, index_t n) {
   if (a % sizeof(T) != 0) return 0;
   const auto gap = static_cast<index_t>((kVecBytes - a % kVecBytes) % kVecBytes / sizeof(T));
   return std::min(n, gap);
+}
+
+// Streaming stores need a vector-aligned address: a buffer that is not even
+// element-aligned (a byte view) gets ordinary stores.
+template <typename T>
+inline bool use_stream(const T* y, index_t n, index_t peeled) {
+  return static_cast<size_t>(n) * sizeof(T) > kStreamBytes && reinterpret_cast<uintptr_t>(y + peeled) % kVecBytes == 0;
 }
 
 template <bool kStream, class V>
@@ -132,7 +139,7 @@ inline void map1(T* y, const T* x, index_t n, F f) {
     const V1<T> v = {x[i]};
     y[i] = f(v)[0];
   }
-  if (static_cast<size_t>(n) * sizeof(T) > kStreamBytes) map1_body<true>(y, x, n, p, f);
+  if (use_stream(y, n, p)) map1_body<true>(y, x, n, p, f);
   else map1_body<false>(y, x, n, p, f);
 }
 
@@ -160,7 +167,7 @@ inline void map2(T* y, const T* x0, const T* x1, index_t n, F f) {
     const V1<T> a = {x0[i]}, b = {x1[i]};
     y[i] = f(a, b)[0];
   }
-  if (static_cast<size_t>(n) * sizeof(T) > kStreamBytes) map2_body<true>(y, x0, x1, n, p, f);
+  if (use_stream(y, n, p)) map2_body<true>(y, x0, x1, n, p, f);
   else map2_body<false>(y, x0, x1, n, p, f);
 }
 
