@@ -1,8 +1,10 @@
-"""GELU (erf) fwd/bwd and softmax / log_softmax fwd against PyTorch, same run.
+"""ReLU, tanh, GELU (tanh / erf) fwd/bwd and softmax / log_softmax fwd against PyTorch, same run.
 
 Usage: python bench/bench_softmax_erf.py [--threads 2] [--reps 15]
 Prints ms (best of --reps), GB/s of the bytes the op must move, % of a threaded
 copy of the same bytes, and PyTorch's time / ours (> 1: nnfast faster), at 16 and 64 MB.
+The copy is nnfast's own threaded identity kernel (streaming stores above 16 MB per thread, like
+every activation); PyTorch's pointwise ops write into a preallocated output as ours do.
 """
 from __future__ import annotations
 
@@ -48,10 +50,18 @@ def main() -> None:
         zo = np.empty_like(z)
         tz = torch.from_numpy(z)
         t_copy = _best(lambda: _C.act_forward(y, x, codes.IDENTITY), args.reps)
+        ty = torch.from_numpy(y)  # PyTorch writes into a preallocated output too (out= / grad_input=)
+        aten = torch.ops.aten
         rows = [
-            ("gelu (erf) fwd", 2, lambda: _C.act_forward(y, x, codes.GELU), lambda: tf.gelu(tx)),
+            ("relu fwd", 2, lambda: _C.act_forward(y, x, codes.RELU), lambda: torch.clamp_min(tx, 0, out=ty)),
+            ("relu bwd", 3, lambda: _C.act_backward(y, g, x, codes.RELU, 0.0, 0.0),
+             lambda: aten.threshold_backward.grad_input(tg, tx, 0, grad_input=ty)),
+            ("tanh fwd", 2, lambda: _C.act_forward(y, x, codes.TANH), lambda: torch.tanh(tx, out=ty)),
+            ("gelu (tanh) fwd", 2, lambda: _C.act_forward(y, x, codes.GELU_TANH),
+             lambda: aten.gelu.out(tx, approximate="tanh", out=ty)),
+            ("gelu (erf) fwd", 2, lambda: _C.act_forward(y, x, codes.GELU), lambda: aten.gelu.out(tx, out=ty)),
             ("gelu (erf) bwd", 3, lambda: _C.act_backward(y, g, x, codes.GELU, 0.0, 0.0),
-             lambda: torch.ops.aten.gelu_backward(tg, tx)),
+             lambda: aten.gelu_backward.grad_input(tg, tx, grad_input=ty)),
             ("softmax fwd (1000)", 2, lambda: _C.softmax_forward(zo, z, 1), lambda: torch.softmax(tz, 1)),
             ("log_softmax fwd (1000)", 2, lambda: _C.softmax_forward(zo, z, 1, True),
              lambda: torch.log_softmax(tz, 1)),

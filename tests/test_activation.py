@@ -111,6 +111,90 @@ def test_float32_ulp_error(name):
     assert ulps.max() <= op.ulp, (name, float(ulps.max()), float(x[ok][np.argmax(ulps)]))
 
 
+def test_gelu_table_interval_edges():
+    """The float32 normal tail (GELU forward and backward) picks a polynomial per interval of |x|,
+    from the bits of |x| + 1 (quarter binades: edges 0.25, 0.5, ..., 7, 9, 11, 13); rounding of
+    |x| + 1 can file a value just below an edge under the next interval. 32 floats either side of
+    every edge, both signs, every SIMD level: forward within the op's ulp bound of float64, the
+    derivative within 4e-7 of the size of its two terms Phi(x) and x phi(x) (it crosses zero
+    near x = -0.75); and
+    x <= -14.5 (clamped tail) gives -0, never NaN."""
+    edges = [2.0 ** (k // 4) * (1 + (k % 4) / 4) - 1 for k in range(1, 16)]
+    base = np.array(edges, np.float32)
+    bits = base.view(np.int32)[:, None] + np.arange(-32, 33, dtype=np.int32)[None, :]
+    x = bits.ravel().view(np.float32)
+    x = np.concatenate([x, -x, np.float32([-14.4, -14.5, -14.6, -20.0, -1e4])])
+    op = POINTWISE["gelu"]
+    x64 = x.astype(np.float64)
+    y64 = op.call(nnfast.from_numpy(x64))._data
+    g64 = np.empty_like(x64)
+    nnfast._C.act_backward(g64, np.ones_like(x64), x64, F._act_codes.GELU, 0.0, 0.0)
+    # the derivative Phi(x) + x phi(x) cancels near x = -0.75: bound the error by its terms' size
+    phi = np.exp(-0.5 * x64 * x64) / math.sqrt(2 * math.pi)
+    scale = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in x64]) + np.abs(x64) * phi
+    current = nnfast._C.cpu_isa()
+    try:
+        for level in nnfast.info()["simd_supported"]:
+            nnfast._C.set_cpu_isa(level)
+            y32 = op.call(nnfast.from_numpy(x))._data.astype(np.float64)
+            ok = np.abs(y64) > 1e-30
+            ulps = np.abs(y32[ok] - y64[ok]) / np.spacing(np.abs(y64[ok]).astype(np.float32)).astype(np.float64)
+            assert ulps.max() <= op.ulp, (level, float(ulps.max()), float(x[ok][np.argmax(ulps)]))
+            assert not np.isnan(y32).any() and np.all(y32[x <= -14.5] == 0), level
+            g32 = np.empty_like(x)
+            nnfast._C.act_backward(g32, np.ones_like(x), x, F._act_codes.GELU, 0.0, 0.0)
+            assert np.all(np.abs(g32 - g64) <= 4e-7 * scale + 1e-30), level
+    finally:
+        nnfast._C.set_cpu_isa(current)
+
+
+def test_streaming_stores_and_alignment_peel():
+    """Outputs above 16 MB per thread are written with non-temporal stores after a one-lane peel
+    to vector alignment; below, ordinary stores. Both paths and every offset must give the same
+    bits: one thread, 4.3 M floats at byte offsets 4 and 8 (peel lengths that differ), ReLU exact,
+    GELU forward and backward equal bit for bit to the same kernel run on small slices."""
+    n = (17 << 20) // 4
+    rng = np.random.default_rng(3)
+    buf = (3 * rng.standard_normal(n + 2)).astype(np.float32)
+    gbuf = rng.standard_normal(n + 2).astype(np.float32)
+    codes = F._act_codes
+    old = nnfast.get_num_threads()
+    nnfast.set_num_threads(1)
+    try:
+        for off in (1, 2):
+            x, g = buf[off:off + n - 1], gbuf[off:off + n - 1]
+            out = np.empty(n + 2, np.float32)[off:off + n - 1]
+            nnfast._C.act_forward(out, x, codes.RELU)
+            assert np.array_equal(out, np.maximum(x, 0)), off
+            nnfast._C.act_backward(out, g, x, codes.RELU, 0.0, 0.0)
+            assert np.array_equal(out, np.where(x > 0, g, 0)), off
+            for fwd in (True, False):
+                if fwd:
+                    nnfast._C.act_forward(out, x, codes.GELU)
+                else:
+                    nnfast._C.act_backward(out, g, x, codes.GELU, 0.0, 0.0)
+                ref = np.empty(x.size, np.float32)
+                for lo in range(0, x.size, 65539):  # slices start at every alignment
+                    sl = slice(lo, min(x.size, lo + 65539))
+                    if fwd:
+                        nnfast._C.act_forward(ref[sl], x[sl], codes.GELU)
+                    else:
+                        nnfast._C.act_backward(ref[sl], g[sl], x[sl], codes.GELU, 0.0, 0.0)
+                assert np.array_equal(out, ref), (off, fwd)
+        current = nnfast._C.cpu_isa()
+        try:
+            for level in nnfast.info()["simd_supported"]:  # each level's streaming store and alignment
+                nnfast._C.set_cpu_isa(level)
+                x = buf[1:n]
+                out = np.full(n + 2, np.nan, np.float32)[1:n]
+                nnfast._C.act_forward(out, x, codes.RELU)
+                assert np.array_equal(out, np.maximum(x, 0)), level
+        finally:
+            nnfast._C.set_cpu_isa(current)
+    finally:
+        nnfast.set_num_threads(old)
+
+
 # ------------------------------------------------------------------ PReLU
 # shape, num_parameters
 PRELU_CASES = [((7,), 1), ((4, 5), 1), ((4, 5), 5), ((3, 4, 6), 4), ((2, 3, 4, 5), 3), ((1, 1), 1)]

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/vec_math.h"
 #include "cpu/activation_internal.h"
@@ -39,42 +40,135 @@ constexpr index_t width() { return kVecBytes / static_cast<index_t>(sizeof(T)); 
 using vm::load;
 using vm::splat;
 using vm::store;
+template <class V>
+using elem_t_of = vm::elem_t<V>;
+
 
 // ------------------------------------------------------------------ drivers
+// The loop bodies inline f and everything it calls: GCC otherwise keeps a long f
+// (GELU) out of line, one call per vector with every constant re-broadcast.
+#if defined(__GNUC__)
+#define NNFAST_ACT_FLATTEN inline __attribute__((flatten))
+#else
+#define NNFAST_ACT_FLATTEN inline
+#endif
+// Outputs of more than this many bytes per call are written with non-temporal
+// stores: they cannot stay in the last-level cache anyway (half a typical 32 MB
+// L3; the thread split gives each thread its own call), and a streaming store
+// skips the read-for-ownership of every line, one memory transfer in place of two.
+constexpr size_t kStreamBytes = size_t(16) << 20;
+
+// Elements before y reaches vector alignment (NumPy's large buffers sit 16 bytes
+// past a 64-byte line, so every unaligned 64-byte store would touch two lines).
+// The peeled elements run the one-lane code: the same bits, as for the tails.
+template <typename T>
+inline index_t peel_count(const T* y, index_t n) {
+  const auto a = reinterpret_cast<uintptr_t>(y);
+  if (a % sizeof(T) != 0) return 0;
+  const auto gap = static_cast<index_t>((kVecBytes - a % kVecBytes) % kVecBytes / sizeof(T));
+  return std::min(n, gap);
+}
+
+// Streaming stores need a vector-aligned address: a buffer that is not even
+// element-aligned (a byte view) gets ordinary stores.
+template <typename T>
+inline bool use_stream(const T* y, index_t n, index_t peeled) {
+  return static_cast<size_t>(n) * sizeof(T) > kStreamBytes && reinterpret_cast<uintptr_t>(y + peeled) % kVecBytes == 0;
+}
+
+template <bool kStream, class V>
+inline void store_out(elem_t_of<V>* p, V v) {
+#if defined(__x86_64__) || defined(__i386__)
+  if constexpr (kStream) {
+    // p is vector-aligned here (peel_count)
+    using E = elem_t_of<V>;
+    if constexpr (sizeof(V) == 64 && std::is_same_v<E, float>) {
+#if defined(__AVX512F__)
+      return _mm512_stream_ps(p, (__m512)v);
+#endif
+    } else if constexpr (sizeof(V) == 64 && std::is_same_v<E, double>) {
+#if defined(__AVX512F__)
+      return _mm512_stream_pd(p, (__m512d)v);
+#endif
+    } else if constexpr (sizeof(V) == 32 && std::is_same_v<E, float>) {
+#if defined(__AVX__)
+      return _mm256_stream_ps(p, (__m256)v);
+#endif
+    } else if constexpr (sizeof(V) == 32 && std::is_same_v<E, double>) {
+#if defined(__AVX__)
+      return _mm256_stream_pd(p, (__m256d)v);
+#endif
+    } else if constexpr (sizeof(V) == 16 && std::is_same_v<E, float>) {
+      return _mm_stream_ps(p, (__m128)v);
+    } else if constexpr (sizeof(V) == 16 && std::is_same_v<E, double>) {
+      return _mm_stream_pd(p, (__m128d)v);
+    }
+  }
+#endif
+  store(p, v);
+}
+
+template <bool kStream>
+inline void stream_fence() {
+#if defined(__x86_64__) || defined(__i386__)
+  if constexpr (kStream) _mm_sfence();  // streaming stores are weakly ordered: publish them before the join
+#endif
+}
+
 // y[i] = f(x[i]) with f a generic lambda over vectors; two vectors in flight.
-template <typename T, class F>
-inline void map1(T* y, const T* x, index_t n, F f) {
+template <bool kStream, typename T, class F>
+NNFAST_ACT_FLATTEN void map1_body(T* y, const T* x, index_t n, index_t i, F f) {
   using V = VW<T>;
   constexpr index_t W = width<T>();
-  index_t i = 0;
   for (; i + 2 * W <= n; i += 2 * W) {
     const V a = load<V>(x + i), b = load<V>(x + i + W);
-    store(y + i, f(a));
-    store(y + i + W, f(b));
+    store_out<kStream>(y + i, f(a));
+    store_out<kStream>(y + i + W, f(b));
   }
-  for (; i + W <= n; i += W) store(y + i, f(load<V>(x + i)));
+  for (; i + W <= n; i += W) store_out<kStream>(y + i, f(load<V>(x + i)));
+  stream_fence<kStream>();
   for (; i < n; ++i) {
     const V1<T> v = {x[i]};
     y[i] = f(v)[0];
   }
 }
-
 template <typename T, class F>
-inline void map2(T* y, const T* x0, const T* x1, index_t n, F f) {
+inline void map1(T* y, const T* x, index_t n, F f) {
+  const index_t p = peel_count(y, n);
+  for (index_t i = 0; i < p; ++i) {
+    const V1<T> v = {x[i]};
+    y[i] = f(v)[0];
+  }
+  if (use_stream(y, n, p)) map1_body<true>(y, x, n, p, f);
+  else map1_body<false>(y, x, n, p, f);
+}
+
+template <bool kStream, typename T, class F>
+NNFAST_ACT_FLATTEN void map2_body(T* y, const T* x0, const T* x1, index_t n, index_t i, F f) {
   using V = VW<T>;
   constexpr index_t W = width<T>();
-  index_t i = 0;
   for (; i + 2 * W <= n; i += 2 * W) {
     const V a0 = load<V>(x0 + i), a1 = load<V>(x1 + i);
     const V b0 = load<V>(x0 + i + W), b1 = load<V>(x1 + i + W);
-    store(y + i, f(a0, a1));
-    store(y + i + W, f(b0, b1));
+    store_out<kStream>(y + i, f(a0, a1));
+    store_out<kStream>(y + i + W, f(b0, b1));
   }
-  for (; i + W <= n; i += W) store(y + i, f(load<V>(x0 + i), load<V>(x1 + i)));
+  for (; i + W <= n; i += W) store_out<kStream>(y + i, f(load<V>(x0 + i), load<V>(x1 + i)));
+  stream_fence<kStream>();
   for (; i < n; ++i) {
     const V1<T> a = {x0[i]}, b = {x1[i]};
     y[i] = f(a, b)[0];
   }
+}
+template <typename T, class F>
+inline void map2(T* y, const T* x0, const T* x1, index_t n, F f) {
+  const index_t p = peel_count(y, n);
+  for (index_t i = 0; i < p; ++i) {
+    const V1<T> a = {x0[i]}, b = {x1[i]};
+    y[i] = f(a, b)[0];
+  }
+  if (use_stream(y, n, p)) map2_body<true>(y, x0, x1, n, p, f);
+  else map2_body<false>(y, x0, x1, n, p, f);
 }
 
 // Horizontal sum of a vector, lanes in order.
