@@ -87,8 +87,8 @@ def test_threads_agree():
 
 
 # ---------------------------------------------------------------- numerical stability
-@pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm", "batch_norm_tall", "group_norm",
-                                  "instance_norm"])
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm", "batch_norm_tall", "batch_norm_nchw",
+                                  "group_norm", "instance_norm"])
 def test_large_mean_float32(name):
     """mean 1e4, std 1e-2: float32 results within 1e-4 relative of float64
     formulas on the same (float32-rounded) inputs. batch_norm_tall has enough
@@ -97,6 +97,8 @@ def test_large_mean_float32(name):
     shape = (8, 1023) if name in ("layer_norm", "rms_norm", "batch_norm") else (4, 6, 257)
     if name == "batch_norm_tall":
         name, shape = "batch_norm", (20001, 7)
+    if name == "batch_norm_nchw":  # (N, C, L): per-channel runs, the float32 dx pass with a split mean
+        name, shape = "batch_norm", (5, 3, 49)
     x32 = (1e4 + 1e-2 * rng.standard_normal(shape)).astype(np.float32)
     x = x32.astype(np.float64)
     call = {
@@ -122,11 +124,12 @@ def test_large_mean_float32(name):
     assert gerr <= 1e-3, gerr
 
 
-@pytest.mark.parametrize("shape", [(37, 1031), (70, 19), (5, 3)])
+@pytest.mark.parametrize("shape", [(37, 1031), (70, 19), (5, 3), (4, 5, 49), (3, 2, 33), (2, 3, 1)])
 def test_batchnorm_rows_float32_blocked(shape):
     """(N, C) float32 batch norm, forward and backward, against the float64
     kernels on the same inputs: C past one chunk of float coefficients (1031),
-    odd channel tails and several row blocks taken last to first."""
+    odd channel tails and several row blocks taken last to first; (N, C, L):
+    channel runs with float vector bodies and odd tails (49 = 3 x 16 + 1)."""
     rng = np.random.default_rng(5)
     x32 = (3.0 + rng.standard_normal(shape)).astype(np.float32)
     w = rng.standard_normal(shape[1]).astype(np.float32)

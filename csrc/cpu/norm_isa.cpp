@@ -130,18 +130,36 @@ NORM_INLINE double sum_squares(const T* x, index_t n) {
   return hsum(a);
 }
 
-// sa += sum(a), sax += sum(a * (x - m)) over a contiguous run.
+// p += a, q += a * (x - m) over a contiguous run, into the caller's kS accumulators
+// (a channel's N runs share them: one horizontal sum per channel, not per run of L).
 template <typename T>
-NORM_INLINE void run_sums(const T* a, const T* x, double m, index_t n, double* sa, double* sax) {
-  V p[kS] = {}, q[kS] = {};
+NORM_INLINE void run_sums_acc(V* p, V* q, const T* a, const T* x, double m, index_t n) {
   const V mv = splat(m);
   blocks(n, [&](index_t i, auto io, auto sl) {
     const V ai = io.ld(a + i);
     p[sl.v] += ai;
     q[sl.v] = simd::fma(ai, (io.ld(x + i) - mv), q[sl.v]);
   });
+}
+
+// sa += sum(a), sax += sum(a * (x - m)) over a contiguous run.
+template <typename T>
+NORM_INLINE void run_sums(const T* a, const T* x, double m, index_t n, double* sa, double* sax) {
+  V p[kS] = {}, q[kS] = {};
+  run_sums_acc(p, q, a, x, m, n);
   *sa += hsum(p);
   *sax += hsum(q);
+}
+
+// The same for shifted_sums: d = x - K summed and squared into the caller's accumulators.
+template <typename T>
+NORM_INLINE void shifted_sums_acc(V* a1, V* a2, const T* x, index_t n, double K) {
+  const V k = splat(K);
+  blocks(n, [&](index_t i, auto io, auto sl) {
+    const V d = io.ld(x + i, K) - k;  // padded lanes give d = 0
+    a1[sl.v] += d;
+    a2[sl.v] = simd::fma(d, d, a2[sl.v]);
+  });
 }
 
 // ---- float32 write passes run in float (twice the lanes of double). The mean
@@ -211,9 +229,24 @@ NORM_INLINE void run_affine(T* y, const T* x, double m, double s, double b, inde
   blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(io.ld(x + i) - mv, sv, bv)); });
 }
 
+// y = al * a + be * (x - m) + ga in float, the mean split as in normalize_f32.
+NORM_INLINE void affine2_f32(float* y, const float* a, const float* x, double al, double be, double m, double ga,
+                             index_t n) {
+  const SplitMean ms(m);
+  const float alf = static_cast<float>(al), bef = static_cast<float>(be), gaf = static_cast<float>(ga);
+  const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo), alv = fsplat(alf), bev = fsplat(bef), gav = fsplat(gaf);
+  index_t i = 0;
+  for (; i + kF <= n; i += kF) fstore(y + i, alv * fload(a + i) + (((fload(x + i) - mh) - ml) * bev + gav));
+  for (; i < n; ++i) y[i] = alf * a[i] + (((x[i] - ms.hi) - ms.lo) * bef + gaf);
+}
+
 // y = al * a + be * (x - m) + ga over a contiguous run.
 template <typename T>
 NORM_INLINE void run_affine2(T* y, const T* a, const T* x, double al, double be, double m, double ga, index_t n) {
+  if constexpr (sizeof(T) == 4) {
+    affine2_f32(y, a, x, al, be, m, ga, n);
+    return;
+  }
   const V alv = splat(al), bev = splat(be), mv = splat(m), gav = splat(ga);
   blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(alv, io.ld(a + i), simd::fma(bev, io.ld(x + i) - mv, gav))); });
 }
@@ -505,9 +538,9 @@ NORM_FLAT void norm_chan_stats(double* mean, double* var, const T* x, index_t N,
   }
   for (index_t c = c0; c < c1; ++c) {
     const double K = cnt > 0 ? static_cast<double>(x[c * L]) : 0.0;
-    double s1 = 0, s2 = 0;
-    for (index_t n = 0; n < N; ++n) shifted_sums(x + (n * C + c) * L, L, K, &s1, &s2);
-    finish_stats(K, s1, s2, cnt, mean + c, var + c);
+    V a1[kS] = {}, a2[kS] = {};
+    for (index_t n = 0; n < N; ++n) shifted_sums_acc(a1, a2, x + (n * C + c) * L, L, K);
+    finish_stats(K, hsum(a1), hsum(a2), cnt, mean + c, var + c);
   }
 }
 
@@ -526,10 +559,10 @@ NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x,
     return;
   }
   for (index_t c = c0; c < c1; ++c) {
-    double p = 0, q = 0;
-    for (index_t n = 0; n < N; ++n) run_sums(a + (n * C + c) * L, x + (n * C + c) * L, shift[c], L, &p, &q);
-    s_a[c] = p;
-    s_ax[c] = q;
+    V p[kS] = {}, q[kS] = {};
+    for (index_t n = 0; n < N; ++n) run_sums_acc(p, q, a + (n * C + c) * L, x + (n * C + c) * L, shift[c], L);
+    s_a[c] = hsum(p);
+    s_ax[c] = hsum(q);
   }
 }
 
