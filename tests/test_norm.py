@@ -169,6 +169,27 @@ def test_row_norm_backward_row_groups(rms, M):
         assert_close(bt.grad._data, dy.sum(0))
 
 
+@pytest.mark.parametrize("rms", [False, True])
+@pytest.mark.parametrize("shape", [(1, 37), (7, 1023), (13, 300), (5, 16)])
+def test_row_norm_backward_float32(rms, shape):
+    """float32 layer / RMS norm backward with weight and bias gradients (the float
+    row-group reduction: vector columns in runs of 256, odd column tails, groups of
+    four rows plus single rows) against the float64 kernels on the same inputs."""
+    rng = np.random.default_rng(shape[1])
+    x32 = (2.0 + rng.standard_normal(shape)).astype(np.float32)
+    w32, b32 = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+    dy = rng.standard_normal(shape)
+    outs = []
+    for dt in (np.float32, np.float64):
+        xt, wt, bt = leaf(x32.astype(dt)), leaf(w32.astype(dt)), leaf(b32.astype(dt))
+        D = shape[1]
+        y = F.rms_norm(xt, D, wt, eps=1e-5) if rms else F.layer_norm(xt, D, wt, bt, eps=1e-5)
+        y.backward(dy.astype(dt))
+        outs.append([xt.grad._data, wt.grad._data] + ([] if rms else [bt.grad._data]))
+    for a, c in zip(*outs):
+        assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * max(1.0, float(np.abs(c).max()))
+
+
 # ---------------------------------------------------------------- batch norm state
 def _np_running(batches, momentum, C):
     rm, rv = np.zeros(C), np.ones(C)
