@@ -1,6 +1,8 @@
 """Per-element arithmetic cost of the norm kernels and the row sum, one thread, L2-resident.
 
-    NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_l2.py [--rows 64] [--nhw 1,8,49]
+    NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_l2.py [--rows 64] [--reps 200]
+
+(--rows 16384 --reps 7: the same at 64 MB, one thread, memory-bound.)
 
 Operands of (rows, 1024) float32 (256 KB each at 64 rows) stay in L2, so the figure is the
 kernel's own cost per element (ns), not the memory system's: best of many short windows,
@@ -24,6 +26,7 @@ except ImportError:  # pragma: no cover
 
 nnfast.set_num_threads(1)
 rows = int(sys.argv[sys.argv.index("--rows") + 1]) if "--rows" in sys.argv else 64
+reps = int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 200
 D = 1024
 n = rows * D
 rng = np.random.default_rng(0)
@@ -50,7 +53,7 @@ row_out = np.empty(rows, np.float32)
 rsum = REDUCE_CODES["sum"]
 
 
-def best_ns(f, elems, reps=200):
+def best_ns(f, elems):
     f()
     t = 1e9
     for _ in range(reps):
@@ -91,7 +94,7 @@ if torch:
             tg4, tx4, tw4, None, None, tbm4, tbs4, True, 1e-5, [True, True, True]),
         "sum over last dim (1024)": lambda: torch.sum(tx, 1, out=trow),
     }
-print(f"one thread, {rows} x {D} float32 (L2-resident), best of 200, ns per element")
+print(f"one thread, {rows} x {D} float32, best of {reps}, ns per element")
 print(f"{'kernel':28} {'nnfast':>7} {'torch':>7} {'vs torch':>8}")
 for name, elems, f in cases:
     a = best_ns(f, elems)
