@@ -139,7 +139,8 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   double* pw = ws.data();
   double* pb = pw + P * D + 16;
   parallel_for(P, 1, [&](index_t lo, index_t hi) {
-    for (index_t p = lo; p < hi; ++p) k.row_backward(a, p * R, std::min(M, (p + 1) * R), pw + p * D, pb + p * D);
+    for (index_t p = lo; p < hi; ++p)
+      k.row_backward(a, p * R, std::min(M, (p + 1) * R), pw + p * D, dbias ? pb + p * D : nullptr);
   });
   if (dweight) sum_parts(dweight, pw, P, D, D, /*add=*/true);
   if (dbias) sum_parts(dbias, pb, P, D, D, /*add=*/true);

@@ -326,13 +326,13 @@ NORM_INLINE void row_dx(T* dx, const T* dy, const T* x, const T* w, double m, do
 // whole dx pass). The rows are added to pw / pb in order within the group.
 constexpr int kRowGroup = 4;
 
-template <typename T, bool HW, int G>
+template <typename T, bool HW, bool HB, int G>
 NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const double* m, const double* s, index_t D,
                                    double* pw, double* pb, double* sg, double* sgx) {
   V ag[G], ax[G], mv[G], sv[G];
   for (int g = 0; g < G; ++g) ag[g] = V{}, ax[g] = V{}, mv[g] = splat(m[g]), sv[g] = splat(s[g]);
   blocks(D, [&](index_t j, auto io, auto) {
-    V p = io.ld(pw + j), q = io.ld(pb + j);
+    V p = io.ld(pw + j), q = HB ? io.ld(pb + j) : V{};
     const V wv = HW ? io.ld(w + j) : V{};
     for (int g = 0; g < G; ++g) {
       const V d = io.ld(dy + g * D + j);  // padded lanes: d = 0 adds nothing
@@ -341,10 +341,10 @@ NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const do
       ag[g] += gg;
       ax[g] = simd::fma(gg, xh, ax[g]);
       p = simd::fma(d, xh, p);
-      q += d;
+      if (HB) q += d;
     }
     io.st(pw + j, p);
-    io.st(pb + j, q);
+    if (HB) io.st(pb + j, q);
   });
   for (int g = 0; g < G; ++g) sg[g] = hsum(ag[g]), sgx[g] = hsum(ax[g]);
 }
@@ -364,7 +364,7 @@ NORM_INLINE void add_widened(double* p, VN v) {
   store(p + kW, load(p + kW) + load(t + kW));
 }
 
-template <bool HW, int G>
+template <bool HW, bool HB, int G>
 NORM_INLINE void rows_reduce_group_f32(const float* dy, const float* x, const float* w, const double* m,
                                        const double* s, index_t D, double* pw, double* pb, double* sg, double* sgx) {
   VN mh[G], ml[G], sv[G];
@@ -390,10 +390,10 @@ NORM_INLINE void rows_reduce_group_f32(const float* dy, const float* x, const fl
         ag[g] += gg;
         ax[g] += gg * xh;
         p += d * xh;
-        q += d;
+        if (HB) q += d;
       }
       add_widened(pw + j, p);
-      add_widened(pb + j, q);
+      if (HB) add_widened(pb + j, q);
     }
     for (int g = 0; g < G; ++g) {
       alignas(64) float t[kF];
@@ -415,7 +415,7 @@ NORM_INLINE void rows_reduce_group_f32(const float* dy, const float* x, const fl
       q += d;
     }
     pw[j] += p;
-    pb[j] += q;
+    if (HB) pb[j] += q;
   }
 }
 
@@ -427,8 +427,14 @@ NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, double* pw, 
   for (int g = 0; g < G; ++g) m[g] = a.rms ? 0.0 : a.mean[r + g], s[g] = a.rstd[r + g];
   const T* dy = a.dy + r * D;
   const T* x = a.x + r * D;
-  if constexpr (sizeof(T) == 4) rows_reduce_group_f32<HW, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
-  else rows_reduce_group<T, HW, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  // pb null: no bias gradient wanted (RMS norm), so no dy column sums.
+  if constexpr (sizeof(T) == 4) {
+    if (pb) rows_reduce_group_f32<HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+    else rows_reduce_group_f32<HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  } else {
+    if (pb) rows_reduce_group<T, HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+    else rows_reduce_group<T, HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  }
   if (!a.dx) return;
   for (int g = 0; g < G; ++g)
     row_dx<T, HW>(a.dx + (r + g) * D, dy + g * D, x + g * D, a.weight, m[g], s[g], a.rms ? 0.0 : sg[g] * inv_d,
