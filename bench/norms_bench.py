@@ -1,4 +1,4 @@
-"""Norm kernels (64 MB float32, rows of 1024) vs a 2-thread NumPy copy and PyTorch, same run.
+"""Norm kernels (64 MB float32, rows of 1024; NCHW rows (N, 64, 49)) vs a 2-thread NumPy copy and PyTorch, same run.
 
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py [--mb 64]
 """
@@ -26,6 +26,13 @@ C.layer_norm_forward(y, mean, rstd, x, w, b, 1e-5)
 dw, db = np.zeros(D, np.float32), np.zeros(D, np.float32)
 bm, bs = np.empty(D), np.empty(D)
 x3, g3, y3 = x[:, :, None], g[:, :, None], y[:, :, None]
+# NCHW with small HW: (N, 64, 49), about the same bytes.
+N4 = n // (64 * 49)
+x4, g4 = x.reshape(-1)[: N4 * 64 * 49].reshape(N4, 64, 49), g.reshape(-1)[: N4 * 64 * 49].reshape(N4, 64, 49)
+y4 = y.reshape(-1)[: N4 * 64 * 49].reshape(N4, 64, 49)
+w4, b4, dw4, db4 = np.ones(64, np.float32), np.zeros(64, np.float32), np.zeros(64, np.float32), np.zeros(64, np.float32)
+bm4, bs4 = np.empty(64), np.empty(64)
+C.batch_norm_forward(y4, bm4, bs4, None, None, x4, w4, b4, True, 0.1, 1e-5)
 
 
 def best(f, reps=7):
@@ -56,10 +63,17 @@ cases = [
      lambda: torch.nn.functional.batch_norm(tx, None, None, tw, tb, True)),
     ("batch_norm bwd", 3, lambda: C.batch_norm_backward(y3, dw, db, g3, x3, bm, bs, w, True),
      lambda: torch.ops.aten.native_batch_norm_backward(tg, tx, tw, None, None, tbm, tbs, True, 1e-5, [True, True, True])),
+    ("batch_norm fwd (N,64,49)", 2, lambda: C.batch_norm_forward(y4, bm4, bs4, None, None, x4, w4, b4, True, 0.1, 1e-5),
+     lambda: torch.nn.functional.batch_norm(tx4, None, None, tw4, tb4, True)),
+    ("batch_norm bwd (N,64,49)", 3, lambda: C.batch_norm_backward(y4, dw4, db4, g4, x4, bm4, bs4, w4, True),
+     lambda: torch.ops.aten.native_batch_norm_backward(tg4, tx4, tw4, None, None, tbm4, tbs4, True, 1e-5,
+                                                       [True, True, True])),
 ]
 if torch:
     _, tm, trs = torch.ops.aten.native_layer_norm(tx, (D,), tw, tb, 1e-5)
     _, tbm, tbs = torch.ops.aten.native_batch_norm(tx, tw, tb, None, None, True, 0.1, 1e-5)
+    tx4, tg4, tw4, tb4 = (torch.from_numpy(a) for a in (x4, g4, w4, b4))
+    _, tbm4, tbs4 = torch.ops.aten.native_batch_norm(tx4, tw4, tb4, None, None, True, 0.1, 1e-5)
 C.batch_norm_forward(y3, bm, bs, None, None, x3, w, b, True, 0.1, 1e-5)
 tc = best(copy2)
 cbw = 2 * 4 * n / tc / 1e9

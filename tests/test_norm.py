@@ -87,8 +87,8 @@ def test_threads_agree():
 
 
 # ---------------------------------------------------------------- numerical stability
-@pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm", "batch_norm_tall", "group_norm",
-                                  "instance_norm"])
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm", "batch_norm_tall", "batch_norm_nchw",
+                                  "group_norm", "instance_norm"])
 def test_large_mean_float32(name):
     """mean 1e4, std 1e-2: float32 results within 1e-4 relative of float64
     formulas on the same (float32-rounded) inputs. batch_norm_tall has enough
@@ -97,6 +97,8 @@ def test_large_mean_float32(name):
     shape = (8, 1023) if name in ("layer_norm", "rms_norm", "batch_norm") else (4, 6, 257)
     if name == "batch_norm_tall":
         name, shape = "batch_norm", (20001, 7)
+    if name == "batch_norm_nchw":  # (N, C, L): per-channel runs, the float32 dx pass with a split mean
+        name, shape = "batch_norm", (5, 3, 49)
     x32 = (1e4 + 1e-2 * rng.standard_normal(shape)).astype(np.float32)
     x = x32.astype(np.float64)
     call = {
@@ -122,11 +124,13 @@ def test_large_mean_float32(name):
     assert gerr <= 1e-3, gerr
 
 
-@pytest.mark.parametrize("shape", [(37, 1031), (70, 19), (5, 3)])
+@pytest.mark.parametrize("shape", [(37, 1031), (70, 19), (5, 3), (4, 5, 49), (3, 2, 33), (2, 3, 1), (3, 2, 1100)])
 def test_batchnorm_rows_float32_blocked(shape):
     """(N, C) float32 batch norm, forward and backward, against the float64
     kernels on the same inputs: C past one chunk of float coefficients (1031),
-    odd channel tails and several row blocks taken last to first."""
+    odd channel tails and several row blocks taken last to first; (N, C, L):
+    channel runs with float vector bodies and odd tails (49 = 3 x 16 + 1), float
+    sums flushed to double inside a run (1100 > 64 x 16)."""
     rng = np.random.default_rng(5)
     x32 = (3.0 + rng.standard_normal(shape)).astype(np.float32)
     w = rng.standard_normal(shape[1]).astype(np.float32)
@@ -164,6 +168,27 @@ def test_row_norm_backward_row_groups(rms, M):
     assert_close(wt.grad._data, (dy * xh).sum(0))
     if not rms:
         assert_close(bt.grad._data, dy.sum(0))
+
+
+@pytest.mark.parametrize("rms", [False, True])
+@pytest.mark.parametrize("shape", [(1, 37), (7, 1023), (13, 300), (5, 16)])
+def test_row_norm_backward_float32(rms, shape):
+    """float32 layer / RMS norm backward with weight and bias gradients (the float
+    row-group reduction: vector columns in runs of 256, odd column tails, groups of
+    four rows plus single rows) against the float64 kernels on the same inputs."""
+    rng = np.random.default_rng(shape[1])
+    x32 = (2.0 + rng.standard_normal(shape)).astype(np.float32)
+    w32, b32 = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+    dy = rng.standard_normal(shape)
+    outs = []
+    for dt in (np.float32, np.float64):
+        xt, wt, bt = leaf(x32.astype(dt)), leaf(w32.astype(dt)), leaf(b32.astype(dt))
+        D = shape[1]
+        y = F.rms_norm(xt, D, wt, eps=1e-5) if rms else F.layer_norm(xt, D, wt, bt, eps=1e-5)
+        y.backward(dy.astype(dt))
+        outs.append([xt.grad._data, wt.grad._data] + ([] if rms else [bt.grad._data]))
+    for a, c in zip(*outs):
+        assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * max(1.0, float(np.abs(c).max()))
 
 
 # ---------------------------------------------------------------- batch norm state

@@ -152,6 +152,34 @@ def test_long_float32_sums_accumulate_in_double(device):
     np.testing.assert_allclose(_h(a.sum(0)._data), col, rtol=1e-7)
 
 
+@pytest.mark.parametrize("n", [1, 7, 31, 127, 128, 129, 1023, 4096, 4097, 9000])
+def test_row_sums_error_bound_and_every_simd_level_agree(n):
+    """Sums over the last dim (the cpu row kernel): float32 runs of four are added in float32
+    (error <= 2^-23 of their absolute sum), everything else in double -- so |error| is within the
+    result's rounding plus 2^-22 sum |x| even where the row cancels (a float32 running sum of 9000
+    values near 1e4 is off by hundreds); the order depends on n only, so every SIMD level and
+    thread count gives the same bits."""
+    rng = np.random.default_rng(n)
+    rows = np.stack([rng.standard_normal(n) + 1e4, rng.standard_normal(n) * np.where(np.arange(n) % 2, 1e4, -1e4),
+                     rng.standard_normal(n)]).astype(np.float32)
+    exact = rows.astype(np.float64).sum(1)
+    bound = np.spacing(np.abs(exact).astype(np.float32)) / 2 + 2.0 ** -22 * np.abs(rows.astype(np.float64)).sum(1)
+    for dt in (np.float32, np.float64):
+        x = rows.astype(dt)
+        want = nnfast.from_numpy(x).sum(1)._data
+        assert np.all(np.abs(want.astype(np.float64) - exact) <= bound), (dt, want - exact, bound)
+        levels, current, threads = nnfast.info()["simd_supported"], nnfast._C.cpu_isa(), nnfast.get_num_threads()
+        try:
+            for level in levels:
+                nnfast._C.set_cpu_isa(level)
+                for t in (1, 2):
+                    nnfast.set_num_threads(t)
+                    np.testing.assert_array_equal(nnfast.from_numpy(x).sum(1)._data, want, err_msg=f"{level} {t}")
+        finally:
+            nnfast._C.set_cpu_isa(current)
+            nnfast.set_num_threads(threads)
+
+
 # ------------------------------------------------------------------------ casts
 def test_casts_round_to_nearest_even_and_keep_specials(device):
     f64 = np.array([1.0, 1 + 2.0 ** -24, 1 + 3 * 2.0 ** -24, 1e-40, -1e-46, 3.5e38, -np.inf, np.nan, -0.0, 1e300])

@@ -139,7 +139,8 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   double* pw = ws.data();
   double* pb = pw + P * D + 16;
   parallel_for(P, 1, [&](index_t lo, index_t hi) {
-    for (index_t p = lo; p < hi; ++p) k.row_backward(a, p * R, std::min(M, (p + 1) * R), pw + p * D, pb + p * D);
+    for (index_t p = lo; p < hi; ++p)
+      k.row_backward(a, p * R, std::min(M, (p + 1) * R), pw + p * D, dbias ? pb + p * D : nullptr);
   });
   if (dweight) sum_parts(dweight, pw, P, D, D, /*add=*/true);
   if (dbias) sum_parts(dbias, pb, P, D, D, /*add=*/true);
@@ -236,11 +237,15 @@ void batch_norm_forward(T* y, double* mean, double* rstd, T* running_mean, T* ru
                             eps, scale, shift);
     return;
   }
+  // One channel at a time, statistics then output: the channel's N runs are still in
+  // L2 / L3 for the second pass (all channels' statistics first re-read them from memory).
   parallel_for(C, grain_for(cnt), [&](index_t c0, index_t c1) {
-    if (training) k.chan_stats(mean, rstd, x, N, C, L, c0, c1);  // rstd holds the biased var for now
-    batch_norm_coefs(mean, rstd, running_mean, running_var, weight, bias, cnt, training, momentum, eps, scale, shift,
-                     c0, c1);
-    k.chan_affine(y, nullptr, x, nullptr, scale, mean, shift, N, C, L, c0, c1);
+    for (index_t c = c0; c < c1; ++c) {
+      if (training) k.chan_stats(mean, rstd, x, N, C, L, c, c + 1);  // rstd holds the biased var for now
+      batch_norm_coefs(mean, rstd, running_mean, running_var, weight, bias, cnt, training, momentum, eps, scale,
+                       shift, c, c + 1);
+      k.chan_affine(y, nullptr, x, nullptr, scale, mean, shift, N, C, L, c, c + 1);
+    }
   });
 }
 
@@ -262,9 +267,9 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   // give each thread a strided half-row per row and defeat the prefetchers.
   const bool rows = L == 1;
   if (rows && sums) row_chunk_sums(k, s_dy, s_dx, dy, x, mean, N, C);
-  parallel_for(rows ? 1 : C, rows ? 1 : grain_for(cnt), [&](index_t c0, index_t c1) {
-    if (rows) c0 = 0, c1 = C;
-    else if (sums) k.chan_sums(s_dy, s_dx, dy, x, mean, N, C, L, c0, c1);
+  // (N, C, L): one channel at a time, sums then dx, while the channel's runs are still
+  // in L2 / L3 (sums of every channel first would re-read x and dy from memory).
+  auto coefs = [&](index_t c0, index_t c1) {
     for (index_t c = c0; c < c1; ++c) {
       const double s = rstd[c];
       const double w = weight ? static_cast<double>(weight[c]) : 1.0;
@@ -281,8 +286,18 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
       }
       al[c] = w * s;
     }
-    if (dx && !rows) k.chan_affine(dx, dy, x, al, be, mean, ga, N, C, L, c0, c1);
-  });
+  };
+  if (rows) {
+    coefs(0, C);
+  } else {
+    parallel_for(C, grain_for(cnt), [&](index_t c0, index_t c1) {
+      for (index_t c = c0; c < c1; ++c) {
+        if (sums) k.chan_sums(s_dy, s_dx, dy, x, mean, N, C, L, c, c + 1);
+        coefs(c, c + 1);
+        if (dx) k.chan_affine(dx, dy, x, al, be, mean, ga, N, C, L, c, c + 1);
+      }
+    });
+  }
   if (dx && rows)
     parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
       k.chan_affine_rows(dx + n0 * C, dy + n0 * C, x + n0 * C, al, be, mean, ga, n1 - n0, C);

@@ -72,7 +72,8 @@ namespace norm_detail {
 template <typename T>
 struct NormOps {
   void (*row_forward)(const RowArgs<T>& a, index_t r0, index_t r1);
-  // pw / pb (D,): += sum over rows of dy * xhat and dy (both null when not wanted)
+  // pw / pb (D,): += sum over rows of dy * xhat and dy (both null when not wanted;
+  // pb alone null when only pw is: no bias gradient)
   void (*row_backward)(const RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb);
   void (*group_forward)(const GroupArgs<T>& a, index_t r0, index_t r1);
   void (*group_backward)(const GroupArgs<T>& a, index_t r0, index_t r1);

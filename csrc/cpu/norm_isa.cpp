@@ -49,7 +49,15 @@ NORM_INLINE double hsum(const V* a) {
 NORM_INLINE index_t imin(index_t a, index_t b) { return a < b ? a : b; }
 
 NORM_INLINE V load(const double* p) { return simd::load<V>(p); }
-NORM_INLINE V load(const float* p) { return simd::convert<V>(simd::load<VF>(p)); }
+NORM_INLINE V load(const float* p) {
+#if defined(__AVX512F__)
+  // GCC 12 lowers the 8-float -> 8-double vector conversion as two 128-bit halves and
+  // an insert (four instructions); one vcvtps2pd zmm, m256 does it. Same values.
+  return reinterpret_cast<V>(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
+#else
+  return simd::convert<V>(simd::load<VF>(p));
+#endif
+}
 NORM_INLINE void store(double* p, V v) { simd::store(p, v); }
 NORM_INLINE void store(float* p, V v) { simd::store(p, simd::convert<VF>(v)); }
 
@@ -122,18 +130,36 @@ NORM_INLINE double sum_squares(const T* x, index_t n) {
   return hsum(a);
 }
 
-// sa += sum(a), sax += sum(a * (x - m)) over a contiguous run.
+// p += a, q += a * (x - m) over a contiguous run, into the caller's kS accumulators
+// (a channel's N runs share them: one horizontal sum per channel, not per run of L).
 template <typename T>
-NORM_INLINE void run_sums(const T* a, const T* x, double m, index_t n, double* sa, double* sax) {
-  V p[kS] = {}, q[kS] = {};
+NORM_INLINE void run_sums_acc(V* p, V* q, const T* a, const T* x, double m, index_t n) {
   const V mv = splat(m);
   blocks(n, [&](index_t i, auto io, auto sl) {
     const V ai = io.ld(a + i);
     p[sl.v] += ai;
     q[sl.v] = simd::fma(ai, (io.ld(x + i) - mv), q[sl.v]);
   });
+}
+
+// sa += sum(a), sax += sum(a * (x - m)) over a contiguous run.
+template <typename T>
+NORM_INLINE void run_sums(const T* a, const T* x, double m, index_t n, double* sa, double* sax) {
+  V p[kS] = {}, q[kS] = {};
+  run_sums_acc(p, q, a, x, m, n);
   *sa += hsum(p);
   *sax += hsum(q);
+}
+
+// The same for shifted_sums: d = x - K summed and squared into the caller's accumulators.
+template <typename T>
+NORM_INLINE void shifted_sums_acc(V* a1, V* a2, const T* x, index_t n, double K) {
+  const V k = splat(K);
+  blocks(n, [&](index_t i, auto io, auto sl) {
+    const V d = io.ld(x + i, K) - k;  // padded lanes give d = 0
+    a1[sl.v] += d;
+    a2[sl.v] = simd::fma(d, d, a2[sl.v]);
+  });
 }
 
 // ---- float32 write passes run in float (twice the lanes of double). The mean
@@ -203,9 +229,24 @@ NORM_INLINE void run_affine(T* y, const T* x, double m, double s, double b, inde
   blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(io.ld(x + i) - mv, sv, bv)); });
 }
 
+// y = al * a + be * (x - m) + ga in float, the mean split as in normalize_f32.
+NORM_INLINE void affine2_f32(float* y, const float* a, const float* x, double al, double be, double m, double ga,
+                             index_t n) {
+  const SplitMean ms(m);
+  const float alf = static_cast<float>(al), bef = static_cast<float>(be), gaf = static_cast<float>(ga);
+  const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo), alv = fsplat(alf), bev = fsplat(bef), gav = fsplat(gaf);
+  index_t i = 0;
+  for (; i + kF <= n; i += kF) fstore(y + i, alv * fload(a + i) + (((fload(x + i) - mh) - ml) * bev + gav));
+  for (; i < n; ++i) y[i] = alf * a[i] + (((x[i] - ms.hi) - ms.lo) * bef + gaf);
+}
+
 // y = al * a + be * (x - m) + ga over a contiguous run.
 template <typename T>
 NORM_INLINE void run_affine2(T* y, const T* a, const T* x, double al, double be, double m, double ga, index_t n) {
+  if constexpr (sizeof(T) == 4) {
+    affine2_f32(y, a, x, al, be, m, ga, n);
+    return;
+  }
   const V alv = splat(al), bev = splat(be), mv = splat(m), gav = splat(ga);
   blocks(n, [&](index_t i, auto io, auto sl) { io.st(y + i, simd::fma(alv, io.ld(a + i), simd::fma(bev, io.ld(x + i) - mv, gav))); });
 }
@@ -285,13 +326,13 @@ NORM_INLINE void row_dx(T* dx, const T* dy, const T* x, const T* w, double m, do
 // whole dx pass). The rows are added to pw / pb in order within the group.
 constexpr int kRowGroup = 4;
 
-template <typename T, bool HW, int G>
+template <typename T, bool HW, bool HB, int G>
 NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const double* m, const double* s, index_t D,
                                    double* pw, double* pb, double* sg, double* sgx) {
   V ag[G], ax[G], mv[G], sv[G];
   for (int g = 0; g < G; ++g) ag[g] = V{}, ax[g] = V{}, mv[g] = splat(m[g]), sv[g] = splat(s[g]);
   blocks(D, [&](index_t j, auto io, auto) {
-    V p = io.ld(pw + j), q = io.ld(pb + j);
+    V p = io.ld(pw + j), q = HB ? io.ld(pb + j) : V{};
     const V wv = HW ? io.ld(w + j) : V{};
     for (int g = 0; g < G; ++g) {
       const V d = io.ld(dy + g * D + j);  // padded lanes: d = 0 adds nothing
@@ -300,12 +341,82 @@ NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const do
       ag[g] += gg;
       ax[g] = simd::fma(gg, xh, ax[g]);
       p = simd::fma(d, xh, p);
-      q += d;
+      if (HB) q += d;
     }
     io.st(pw + j, p);
-    io.st(pb + j, q);
+    if (HB) io.st(pb + j, q);
   });
   for (int g = 0; g < G; ++g) sg[g] = hsum(ag[g]), sgx[g] = hsum(ax[g]);
+}
+
+// float32 form of rows_reduce_group: xhat = ((x - mh) - ml) * s and the products in
+// float (16 lanes, no float -> double conversion per element: two vcvtps2pd per 8
+// elements were the kernel's bottleneck). The row sums sg / sgx gather in float over
+// runs of kFlush columns (kFlush / kF values per lane) and then go to double; the
+// group's dy * xhat and dy are summed in float over its G rows, then added to the
+// double partials pw / pb. The order is fixed by the code (not the thread count).
+constexpr index_t kFlush = 256;
+
+NORM_INLINE void add_widened(double* p, VN v) {
+  alignas(64) float t[kF];
+  fstore(t, v);
+  store(p, load(p) + load(t));
+  store(p + kW, load(p + kW) + load(t + kW));
+}
+
+template <bool HW, bool HB, int G>
+NORM_INLINE void rows_reduce_group_f32(const float* dy, const float* x, const float* w, const double* m,
+                                       const double* s, index_t D, double* pw, double* pb, double* sg, double* sgx) {
+  VN mh[G], ml[G], sv[G];
+  float mhs[G], mls[G], ss[G];
+  for (int g = 0; g < G; ++g) {
+    const SplitMean ms(m[g]);
+    mhs[g] = ms.hi, mls[g] = ms.lo, ss[g] = static_cast<float>(s[g]);
+    mh[g] = fsplat(mhs[g]), ml[g] = fsplat(mls[g]), sv[g] = fsplat(ss[g]);
+    sg[g] = 0.0, sgx[g] = 0.0;
+  }
+  const index_t Dv = D / kF * kF;  // columns of whole vectors
+  for (index_t j0 = 0; j0 < Dv; j0 += kFlush) {
+    const index_t j1 = imin(Dv, j0 + kFlush);
+    VN ag[G], ax[G];
+    for (int g = 0; g < G; ++g) ag[g] = VN{}, ax[g] = VN{};
+    for (index_t j = j0; j < j1; j += kF) {
+      VN p = VN{}, q = VN{};
+      const VN wv = HW ? fload(w + j) : VN{};
+      for (int g = 0; g < G; ++g) {
+        const VN d = fload(dy + g * D + j);
+        const VN xh = ((fload(x + g * D + j) - mh[g]) - ml[g]) * sv[g];
+        const VN gg = HW ? d * wv : d;
+        ag[g] += gg;
+        ax[g] += gg * xh;
+        p += d * xh;
+        if (HB) q += d;
+      }
+      add_widened(pw + j, p);
+      if (HB) add_widened(pb + j, q);
+    }
+    for (int g = 0; g < G; ++g) {
+      alignas(64) float t[kF];
+      fstore(t, ag[g]);
+      sg[g] += hsum(load(t) + load(t + kW));
+      fstore(t, ax[g]);
+      sgx[g] += hsum(load(t) + load(t + kW));
+    }
+  }
+  for (index_t j = Dv; j < D; ++j) {  // the last D % kF columns, sums in double
+    double p = 0, q = 0;
+    for (int g = 0; g < G; ++g) {
+      const float d = dy[g * D + j];
+      const float xh = ((x[g * D + j] - mhs[g]) - mls[g]) * ss[g];
+      const float gg = HW ? d * w[j] : d;
+      sg[g] += gg;
+      sgx[g] += static_cast<double>(gg * xh);
+      p += static_cast<double>(d * xh);
+      q += d;
+    }
+    pw[j] += p;
+    if (HB) pb[j] += q;
+  }
 }
 
 template <typename T, bool HW, int G>
@@ -316,7 +427,14 @@ NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, double* pw, 
   for (int g = 0; g < G; ++g) m[g] = a.rms ? 0.0 : a.mean[r + g], s[g] = a.rstd[r + g];
   const T* dy = a.dy + r * D;
   const T* x = a.x + r * D;
-  rows_reduce_group<T, HW, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  // pb null: no bias gradient wanted (RMS norm), so no dy column sums.
+  if constexpr (sizeof(T) == 4) {
+    if (pb) rows_reduce_group_f32<HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+    else rows_reduce_group_f32<HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  } else {
+    if (pb) rows_reduce_group<T, HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+    else rows_reduce_group<T, HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  }
   if (!a.dx) return;
   for (int g = 0; g < G; ++g)
     row_dx<T, HW>(a.dx + (r + g) * D, dy + g * D, x + g * D, a.weight, m[g], s[g], a.rms ? 0.0 : sg[g] * inv_d,
@@ -497,9 +615,9 @@ NORM_FLAT void norm_chan_stats(double* mean, double* var, const T* x, index_t N,
   }
   for (index_t c = c0; c < c1; ++c) {
     const double K = cnt > 0 ? static_cast<double>(x[c * L]) : 0.0;
-    double s1 = 0, s2 = 0;
-    for (index_t n = 0; n < N; ++n) shifted_sums(x + (n * C + c) * L, L, K, &s1, &s2);
-    finish_stats(K, s1, s2, cnt, mean + c, var + c);
+    V a1[kS] = {}, a2[kS] = {};
+    for (index_t n = 0; n < N; ++n) shifted_sums_acc(a1, a2, x + (n * C + c) * L, L, K);
+    finish_stats(K, hsum(a1), hsum(a2), cnt, mean + c, var + c);
   }
 }
 
@@ -517,11 +635,56 @@ NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x,
     });
     return;
   }
+  if constexpr (sizeof(T) == 4) {
+    // float: the N runs' vector parts go to float lanes (x - m with the mean split as in
+    // normalize_f32), flushed to double after at most kRunFlush values per lane; the
+    // runs' last L % kF elements go in double. No float -> double conversion per element.
+    constexpr index_t kRunFlush = 64;
+    const index_t Lv = L / kF * kF;
+    for (index_t c = c0; c < c1; ++c) {
+      const SplitMean ms(shift[c]);
+      const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo);
+      VN p = VN{}, q = VN{};
+      double sa = 0, sax = 0;
+      index_t held = 0;  // values per lane in p / q
+      auto flush = [&]() {
+        alignas(64) float t[kF];
+        fstore(t, p);
+        sa += hsum(load(t) + load(t + kW));
+        fstore(t, q);
+        sax += hsum(load(t) + load(t + kW));
+        p = VN{}, q = VN{}, held = 0;
+      };
+      for (index_t n = 0; n < N; ++n) {
+        const float* ar = a + (n * C + c) * L;
+        const float* xr = x + (n * C + c) * L;
+        for (index_t i = 0; i < Lv;) {
+          const index_t e = imin(Lv, i + (kRunFlush - held) * kF);
+          held += (e - i) / kF;
+          for (; i < e; i += kF) {
+            const VN ai = fload(ar + i);
+            p += ai;
+            q += ai * ((fload(xr + i) - mh) - ml);
+          }
+          if (held == kRunFlush) flush();
+        }
+        for (index_t i = Lv; i < L; ++i) {
+          const double ai = static_cast<double>(ar[i]);
+          sa += ai;
+          sax += ai * (static_cast<double>(xr[i]) - shift[c]);
+        }
+      }
+      flush();
+      s_a[c] = sa;
+      s_ax[c] = sax;
+    }
+    return;
+  }
   for (index_t c = c0; c < c1; ++c) {
-    double p = 0, q = 0;
-    for (index_t n = 0; n < N; ++n) run_sums(a + (n * C + c) * L, x + (n * C + c) * L, shift[c], L, &p, &q);
-    s_a[c] = p;
-    s_ax[c] = q;
+    V p[kS] = {}, q[kS] = {};
+    for (index_t n = 0; n < N; ++n) run_sums_acc(p, q, a + (n * C + c) * L, x + (n * C + c) * L, shift[c], L);
+    s_a[c] = hsum(p);
+    s_ax[c] = hsum(q);
   }
 }
 
