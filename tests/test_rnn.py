@@ -111,6 +111,22 @@ def test_unbatched_matches_torch(cls, kw):
     _run_both(cls, kw, rng.standard_normal((3, 4)), _states(cls, kw, 1, rng, unbatched=True))
 
 
+@pytest.mark.parametrize("H,N,proj", [(1, 1, 0), (7, 13, 0), (17, 7, 0), (33, 25, 0), (33, 7, 17), (16, 12, 0),
+                                     (20, 3, 0)])
+def test_step_kernel_sizes_match_torch(H, N, proj):
+    """The per-step recurrent product runs on W_hh packed in blocks of 16 units and row tiles that split
+    the batch evenly: hidden sizes around the block width (a partial last block, 1, exactly 16) and
+    batch sizes around the tile heights (6 and 12 rows), packed or padded, both directions, float64."""
+    rng = np.random.default_rng(H * 100 + N)
+    kw = dict(hidden_size=H, bidirectional=True, proj_size=proj)
+    # packed (distinct lengths: the batch shrinks step by step) up to N = 7, padded above
+    T = 8 if N <= 7 else 4
+    x = rng.standard_normal((T, N, 3))
+    lengths = [int(v) for v in rng.permutation(np.arange(T, T - N, -1))] if N <= 7 else None
+    _run_both("LSTM", kw, x, _states("LSTM", kw, N, rng), packed_lengths=lengths)
+    _run_both("GRU", dict(hidden_size=H), x, [])
+
+
 def test_float32_matches_torch():
     rng = np.random.default_rng(3)
     for cls in ("LSTM", "GRU", "RNN"):

@@ -98,6 +98,64 @@ void transpose(T* out, const T* in, index_t rows, index_t cols) {
   });
 }
 
+// The packed B operand of the per-step product (RnnOps::step_gemm), kept per calling thread and
+// reused by every later pass: packing W_hh once per pass instead of once per step and gate.
+template <typename T>
+T* step_panels(index_t n) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
+  return buf.data();
+}
+
+// Blocks of kStepCols columns (units / state columns) covering a thread's slice.
+struct Blocks {
+  index_t lo, hi;
+};
+inline Blocks blocks_of(Slice s) {
+  constexpr index_t C = rnn_detail::kStepCols;
+  return {s.lo / C, (s.hi + C - 1) / C};
+}
+
+// Forward panels (LSTM, B = W_hh^T), in kFwdRuns-gate groups: group s, block j holds units
+// [16 j, 16 j + 16) of gates s R .. s R + R - 1 side by side, panel[k][r * 16 + l] =
+// W_hh[(s R + r) H + 16 j + l][k], zero past unit H; group s starts at dst + s * nblk * P * R * 16.
+// Two gates a group: a block's panel (P x 32) stays in L1 while the row tiles of a step reuse it.
+constexpr int kFwdRuns = 2;
+template <typename T>
+void pack_step_forward(T* dst, const T* w_hh, index_t H, index_t P, Blocks b) {
+  constexpr index_t C = rnn_detail::kStepCols, BW = kFwdRuns * C;
+  const index_t nblk = (H + C - 1) / C;
+  for (index_t s = 0; s < 4 / kFwdRuns; ++s)
+    for (index_t j = b.lo; j < b.hi; ++j) {
+      T* d = dst + (s * nblk + j) * P * BW;
+      for (index_t r = 0; r < kFwdRuns; ++r)
+        for (index_t l = 0; l < C; ++l) {
+          const index_t u = j * C + l;
+          T* dc = d + r * C + l;
+          if (u < H) {
+            const T* row = w_hh + ((s * kFwdRuns + r) * H + u) * P;
+            for (index_t k = 0; k < P; ++k) dc[k * BW] = row[k];
+          } else {
+            for (index_t k = 0; k < P; ++k) dc[k * BW] = T(0);
+          }
+        }
+    }
+}
+
+// Backward panels (B = W_hh, K = G H): block j holds state columns [16 j, 16 j + 16), zero past P.
+template <typename T>
+void pack_step_backward(T* dst, const T* w_hh, index_t GH, index_t P, Blocks b) {
+  constexpr index_t C = rnn_detail::kStepCols;
+  for (index_t j = b.lo; j < b.hi; ++j) {
+    T* d = dst + j * GH * C;
+    const index_t n = std::min(C, P - j * C);
+    for (index_t k = 0; k < GH; ++k) {
+      copy_rows(d + k * C, w_hh + k * P + j * C, n);
+      for (index_t l = n; l < C; ++l) d[k * C + l] = T(0);
+    }
+  }
+}
+
 template <typename T>
 void init_state(T* state, const T* init, index_t n) {
   if (init) copy_rows(state, init, n);
@@ -122,7 +180,11 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   // the small-M per-step GEMMs read it in place (unit column stride) rather than packing it.
   const T* wt = w_hh;
   index_t rs_wt = 1, cs_wt = P;
-  if (w_hh_t) {
+  // LSTM: W_hh^T packed once per pass into blocks of 16 units x kFwdRuns gates, step_gemm per thread
+  // and step (the other modes keep the general GEMM: GRU's n gate goes apart).
+  constexpr index_t SC = rnn_detail::kStepCols;
+  T* panels = lstm ? step_panels<T>((H + SC - 1) / SC * 4 * SC * P) : nullptr;
+  if (w_hh_t && !lstm) {
     transpose(w_hh_t, w_hh, GH, P);
     wt = w_hh_t;
     rs_wt = GH;
@@ -139,6 +201,8 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   // [p.lo, p.hi). The only barrier per step waits until the step's h_prev row is whole.
   team(step_team(N, GH, P + (proj ? H : 0), H), [&](int tid, int nt) {
     const Slice h = slice(H, tid, nt), p = slice(P, tid, nt);
+    const Blocks hb = blocks_of(h);
+    if (panels) pack_step_forward(panels, w_hh, H, P, hb);  // only this thread reads its blocks
     for (index_t kk = 0; kk < steps; ++kk) {
       const index_t t = step_at(kk, steps, reverse);
       const index_t r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
@@ -155,8 +219,14 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
         // Gate q's columns of this thread's units; GRU's n gate (q = 2) goes to hn, apart. A thread
         // that owns every unit runs the gates onto g as one GEMM (A packed once, one call).
         const index_t onto = gru ? 2 : G;
-        if (h.n() == H) gemm<T>(B, onto * H, P, T(1), hp, P, 1, wt, rs_wt, cs_wt, T(1), g, GH, 1);
-        for (index_t q = h.n() == H ? onto : 0; q < G; ++q) {
+        if (panels) {
+          const index_t group = (H + SC - 1) / SC * P * kFwdRuns * SC;
+          for (index_t gs = 0; gs < 4 / kFwdRuns; ++gs)
+            k.step_gemm(g + gs * kFwdRuns * H, GH, hp, P, panels + gs * group, B, P, hb.lo, hb.hi, kFwdRuns, H, H,
+                        true);
+        }
+        else if (h.n() == H) gemm<T>(B, onto * H, P, T(1), hp, P, 1, wt, rs_wt, cs_wt, T(1), g, GH, 1);
+        for (index_t q = panels ? G : h.n() == H ? onto : 0; q < G; ++q) {
           const bool apart = gru && q == 2;
           gemm<T>(B, h.n(), P, T(1), hp, P, 1, wt + (q * H + h.lo) * cs_wt, rs_wt, cs_wt, apart ? T(0) : T(1),
                   apart ? hn + r0 * H + h.lo : g + q * H + h.lo, apart ? H : GH, 1);
@@ -203,11 +273,17 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   init_state(dh0, dh_n, N * P);
   if (lstm) init_state(dc0, dc_n, N * H);
 
+  // W_hh packed once per pass for the dh_prev products (blocks of 16 state columns).
+  constexpr index_t SC = rnn_detail::kStepCols;
+  T* panels = step_panels<T>((P + SC - 1) / SC * SC * GH);
+
   // The time loop in one team, split as in forward: a thread's gate kernel covers its units
   // [h.lo, h.hi), its dh_prev GEMM the state columns [p.lo, p.hi). The barrier per step waits
   // until every unit's gate gradients of the step are written (the GEMM reads all of them).
   team(step_team(N, GH, P + (proj ? H : 0), H), [&](int tid, int nt) {
     const Slice h = slice(H, tid, nt), p = slice(P, tid, nt);
+    const Blocks pb = blocks_of(p);
+    pack_step_backward(panels, w_hh, GH, P, pb);  // only this thread reads its blocks
     for (index_t kk = 0; kk < steps; ++kk) {
       const index_t t = step_at(kk, steps, !reverse);  // the forward pass's steps, last first
       const index_t r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
@@ -239,8 +315,7 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
       }
       barrier();
       // dh_prev = dgates W_hh (GRU: added to the direct part z dh' the gate kernel wrote).
-      if (p.n() > 0)
-        gemm<T>(B, p.n(), GH, T(1), dgates + r0 * GH, GH, 1, w_hh + p.lo, P, 1, gru ? T(1) : T(0), dh0 + p.lo, P, 1);
+      k.step_gemm(dh0, P, dgates + r0 * GH, GH, panels, B, GH, pb.lo, pb.hi, 1, 0, P, gru);
     }
   });
 
@@ -249,9 +324,18 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   if (R == 0) return;
   if (dx) gemm<T>(R, I, GH, T(1), dgx, GH, 1, w_ih, I, 1, accumulate_dx ? T(1) : T(0), dx, I, 1);
   if (dw_ih) gemm<T>(GH, I, R, T(1), dgx, 1, GH, x, I, 1, T(1), dw_ih, I, 1);
-  if (db_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
   if (dw_hh) gemm<T>(GH, P, R, T(1), dgates, 1, GH, h_prev, P, 1, T(1), dw_hh, P, 1);
-  if (db_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
+  if (db_ih && db_hh && dgx == dgates) {  // both biases take the same column sums: one pass over dgates
+    T* sum = step_panels<T>(GH);
+    bias_grad<T>(sum, dgates, GH, 1, R, GH, false);
+    for (index_t j = 0; j < GH; ++j) {
+      db_ih[j] += sum[j];
+      db_hh[j] += sum[j];
+    }
+  } else {
+    if (db_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
+    if (db_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
+  }
   if (proj && dw_hr) gemm<T>(P, H, R, T(1), dh_all, 1, P, h_raw, H, 1, T(1), dw_hr, H, 1);
 }
 
