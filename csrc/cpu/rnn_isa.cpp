@@ -174,6 +174,11 @@ void step_tile(T* c, index_t ldc, const index_t* coff, const T* a, index_t lda, 
   const T* ar[MR];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) ar[r] = a + r * lda;
+  // C's lines arrive while the K loop runs (forward: the gate rows of the input projection, long
+  // out of cache; their miss would otherwise stall the final add).
+  if (accumulate)
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) __builtin_prefetch(c + r * ldc + coff[v], 1);
   for (index_t k = 0; k < K; ++k, bp += NV * W) {
     V b[NV];
 #pragma GCC unroll 16
