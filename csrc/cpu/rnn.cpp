@@ -108,12 +108,20 @@ void transpose(T* out, const T* in, index_t rows, index_t cols) {
   });
 }
 
-// The packed B operand of the per-step product (RnnOps::step_gemm), kept per calling thread and
-// reused by every later pass: packing W_hh once per pass instead of once per step and gate.
+// The packed B operand of the per-step product (RnnOps::step_gemm): W_hh is packed once per pass
+// instead of once per step and gate. Up to 16 MB it is kept per calling thread and reused by every
+// later pass (no allocation, no page faults per call); a larger one lives in `big`, the caller's,
+// so a huge layer does not pin its panels for the life of the thread.
 template <typename T>
-T* step_panels(index_t n) {
+T* step_panels(index_t n, std::vector<T>& big) {
+  constexpr size_t kKeep = (size_t{16} << 20) / sizeof(T);
+  const size_t want = static_cast<size_t>(n);
+  if (want > kKeep) {
+    big.resize(want);
+    return big.data();
+  }
   thread_local std::vector<T> buf;
-  if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
+  if (buf.size() < want) buf.resize(want);
   return buf.data();
 }
 
@@ -193,7 +201,8 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   // LSTM: W_hh^T packed once per pass into blocks of 16 units x kFwdRuns gates, step_gemm per thread
   // and step (the other modes keep the general GEMM: GRU's n gate goes apart).
   constexpr index_t SC = rnn_detail::kStepCols;
-  T* panels = lstm ? step_panels<T>((H + SC - 1) / SC * 4 * SC * P) : nullptr;
+  std::vector<T> big;
+  T* panels = lstm ? step_panels<T>((H + SC - 1) / SC * 4 * SC * P, big) : nullptr;
   if (w_hh_t && !lstm) {
     transpose(w_hh_t, w_hh, GH, P);
     wt = w_hh_t;
@@ -297,7 +306,8 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
 
   // W_hh packed once per pass for the dh_prev products (blocks of 16 state columns).
   constexpr index_t SC = rnn_detail::kStepCols;
-  T* panels = step_panels<T>((P + SC - 1) / SC * SC * GH);
+  std::vector<T> big;
+  T* panels = step_panels<T>((P + SC - 1) / SC * SC * GH, big);
 
   // The time loop in one team, split as in forward: a thread's gate kernel covers its units
   // [h.lo, h.hi), its dh_prev GEMM the state columns [p.lo, p.hi). The barrier per step waits
@@ -354,7 +364,7 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   if (dw_ih) gemm<T>(GH, I, R, T(1), dgx, 1, GH, x, I, 1, T(1), dw_ih, I, 1);
   if (dw_hh) gemm<T>(GH, P, R, T(1), dgates, 1, GH, h_prev, P, 1, T(1), dw_hh, P, 1);
   if (db_ih && db_hh && dgx == dgates) {  // both biases take the same column sums: one pass over dgates
-    T* sum = step_panels<T>(GH);
+    T* sum = step_panels<T>(GH, big);
     bias_grad<T>(sum, dgates, GH, 1, R, GH, false);
     for (index_t j = 0; j < GH; ++j) {
       db_ih[j] += sum[j];
