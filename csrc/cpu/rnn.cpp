@@ -12,6 +12,7 @@
 // whatever the thread count: every GEMM element reduces over K in the same order
 // whichever columns a call covers, and the gate kernels are elementwise.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -81,8 +82,16 @@ void team(int nt, F&& body) {
 // rows of a batch never meet in a step, so such a team needs no barrier inside the time loop, and
 // its shares are even (by hidden units, H = 200 splits 96 / 104 at 16-unit cuts). Below it, it
 // splits the hidden units (a small batch still has several threads' worth of units).
-constexpr index_t kRowsPerThread = 8;
-inline bool split_rows(index_t N, int nt) { return nt > 1 && N >= kRowsPerThread * nt; }
+// NNFAST_RNN_ROWS_PER_THREAD overrides it (benchmarks: a huge value always splits the units).
+index_t rows_per_thread() {
+  static const index_t v = [] {
+    const char* e = std::getenv("NNFAST_RNN_ROWS_PER_THREAD");
+    const long long n = e && *e ? std::atoll(e) : 0;
+    return n > 0 ? static_cast<index_t>(n) : index_t{8};
+  }();
+  return v;
+}
+inline bool split_rows(index_t N, int nt) { return nt > 1 && N >= rows_per_thread() * nt; }
 
 // Every thread of the team (a no-op outside one) waits here for the others.
 inline void barrier() {
@@ -134,10 +143,10 @@ inline Blocks blocks_of(Slice s) {
   return {s.lo / C, (s.hi + C - 1) / C};
 }
 
-// Forward panels (LSTM, B = W_hh^T), in kFwdRuns-gate groups: group s, block j holds units
+// Forward panels (LSTM, B = W_hh^T), in groups of R = kFwdRuns gates: group s, block j holds units
 // [16 j, 16 j + 16) of gates s R .. s R + R - 1 side by side, panel[k][r * 16 + l] =
 // W_hh[(s R + r) H + 16 j + l][k], zero past unit H; group s starts at dst + s * nblk * P * R * 16.
-// Two gates a group: a block's panel (P x 32) stays in L1 while the row tiles of a step reuse it.
+// All 4 gates in one group (one step_gemm call a step); 2 (two calls, 10-row tiles) measured the same.
 constexpr int kFwdRuns = 4;
 template <typename T>
 void pack_step_forward(T* dst, const T* w_hh, index_t H, index_t P, Blocks b) {
