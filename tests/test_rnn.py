@@ -111,6 +111,22 @@ def test_unbatched_matches_torch(cls, kw):
     _run_both(cls, kw, rng.standard_normal((3, 4)), _states(cls, kw, 1, rng, unbatched=True))
 
 
+@pytest.mark.parametrize("H,N,proj", [(1, 1, 0), (7, 13, 0), (17, 7, 0), (33, 25, 0), (33, 7, 17), (16, 12, 0),
+                                     (20, 3, 0)])
+def test_step_kernel_sizes_match_torch(H, N, proj):
+    """The per-step recurrent product runs on W_hh packed in blocks of 16 units and row tiles that split
+    the batch evenly: hidden sizes around the block width (a partial last block, 1, exactly 16) and
+    batch sizes around the tile heights (6 and 12 rows), packed or padded, both directions, float64."""
+    rng = np.random.default_rng(H * 100 + N)
+    kw = dict(hidden_size=H, bidirectional=True, proj_size=proj)
+    # packed (distinct lengths: the batch shrinks step by step) up to N = 7, padded above
+    T = 8 if N <= 7 else 4
+    x = rng.standard_normal((T, N, 3))
+    lengths = [int(v) for v in rng.permutation(np.arange(T, T - N, -1))] if N <= 7 else None
+    _run_both("LSTM", kw, x, _states("LSTM", kw, N, rng), packed_lengths=lengths)
+    _run_both("GRU", dict(hidden_size=H), x, [])
+
+
 def test_float32_matches_torch():
     rng = np.random.default_rng(3)
     for cls in ("LSTM", "GRU", "RNN"):
@@ -294,17 +310,20 @@ def test_module_on_device_matches_cpu(cls, kw, packed, device):
         np.testing.assert_allclose(gw_b[k], gw_a[k], rtol=1e-12, atol=1e-13, err_msg=k)
 
 
-@pytest.mark.parametrize("cls,kw,packed", [("LSTM", {}, False), ("GRU", {}, False), ("GRU", {}, True),
-                                           ("RNN", {}, True), ("LSTM", {"proj_size": 10}, False),
-                                           ("LSTM", {"proj_size": 70}, True)])
-def test_same_bits_whatever_the_thread_count(cls, kw, packed):
-    """A layer's time loop runs in one team of threads that split the hidden units (and the projected
-    outputs) into slices: 1, 2 and 3 threads (uneven slices; with proj_size=10 some threads own no
-    output column) give bit-identical outputs and gradients, padded or packed, both directions."""
+@pytest.mark.parametrize("cls,kw,packed,N", [("LSTM", {}, False, 64), ("GRU", {}, False, 64), ("GRU", {}, True, 64),
+                                             ("RNN", {}, True, 64), ("LSTM", {"proj_size": 10}, False, 64),
+                                             ("LSTM", {"proj_size": 70}, True, 64), ("LSTM", {}, True, 6),
+                                             ("GRU", {}, False, 6), ("LSTM", {"proj_size": 10}, True, 6)])
+def test_same_bits_whatever_the_thread_count(cls, kw, packed, N):
+    """A layer's time loop runs in one team of threads that split the batch rows (N = 64: at least 8
+    rows a thread; packed, the later steps leave some threads without rows) or, for a small batch
+    (N = 6), the hidden units and projected outputs into slices: 1, 2 and 3 threads (uneven slices;
+    with proj_size=10 some threads own no output column) give bit-identical outputs and gradients,
+    padded or packed, both directions."""
     rng = np.random.default_rng(11)
     m = getattr(nn, cls)(5, 130, bidirectional=True, dtype=np.float32, **kw)
-    x = rng.standard_normal((3, 64, 5)).astype(np.float32)
-    lengths = [3] * 20 + [2] * 30 + [1] * 14
+    x = rng.standard_normal((3, N, 5)).astype(np.float32)
+    lengths = [3] * 20 + [2] * 30 + [1] * 14 if N == 64 else [3, 3, 2, 2, 1, 1]
     runs = []
     old = nnfast.get_num_threads()
     try:

@@ -3,12 +3,16 @@
 // (h_prev W_hh^T onto the precomputed input projection), one fused gate kernel over
 // the live rows (rnn_isa.cpp). Backward mirrors it; weight gradients are GEMMs over all
 // rows at the end. The whole time loop runs in ONE OpenMP team (a region per step cost
-// more in fork/join and spin-wait than the step's work at word-LM sizes): each thread
-// owns a slice of the hidden units, runs the GEMM columns of its units' gates and their
-// gate kernel, and meets the others at one barrier per step. Everything is deterministic
+// more in fork/join and spin-wait than the step's work at word-LM sizes). With enough
+// sequences each thread owns a share of the batch rows and runs every step of them without
+// ever waiting (rows never meet in a step); otherwise each thread owns a slice of the hidden
+// units, runs the GEMM columns of its units' gates and their gate kernel, and meets the
+// others at one barrier per step. The per-step product runs on W_hh packed once per pass
+// (RnnOps::step_gemm). Everything is deterministic
 // whatever the thread count: every GEMM element reduces over K in the same order
 // whichever columns a call covers, and the gate kernels are elementwise.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -74,6 +78,21 @@ void team(int nt, F&& body) {
   body(0, 1);
 }
 
+// A team splits a step by sequences (batch rows) when each thread gets at least this many: the
+// rows of a batch never meet in a step, so such a team needs no barrier inside the time loop, and
+// its shares are even (by hidden units, H = 200 splits 96 / 104 at 16-unit cuts). Below it, it
+// splits the hidden units (a small batch still has several threads' worth of units).
+// NNFAST_RNN_ROWS_PER_THREAD overrides it (benchmarks: a huge value always splits the units).
+index_t rows_per_thread() {
+  static const index_t v = [] {
+    const char* e = std::getenv("NNFAST_RNN_ROWS_PER_THREAD");
+    const long long n = e && *e ? std::atoll(e) : 0;
+    return n > 0 ? static_cast<index_t>(n) : index_t{8};
+  }();
+  return v;
+}
+inline bool split_rows(index_t N, int nt) { return nt > 1 && N >= rows_per_thread() * nt; }
+
 // Every thread of the team (a no-op outside one) waits here for the others.
 inline void barrier() {
 #ifdef NNFAST_HAVE_OPENMP
@@ -96,6 +115,72 @@ void transpose(T* out, const T* in, index_t rows, index_t cols) {
         for (index_t i = i0; i < std::min(rows, i0 + kTile); ++i)
           for (index_t j = j0; j < std::min(cols, j0 + kTile); ++j) out[j * rows + i] = in[i * cols + j];
   });
+}
+
+// The packed B operand of the per-step product (RnnOps::step_gemm): W_hh is packed once per pass
+// instead of once per step and gate. Up to 16 MB it is kept per calling thread and reused by every
+// later pass (no allocation, no page faults per call); a larger one lives in `big`, the caller's,
+// so a huge layer does not pin its panels for the life of the thread.
+template <typename T>
+T* step_panels(index_t n, std::vector<T>& big) {
+  constexpr size_t kKeep = (size_t{16} << 20) / sizeof(T);
+  const size_t want = static_cast<size_t>(n);
+  if (want > kKeep) {
+    big.resize(want);
+    return big.data();
+  }
+  thread_local std::vector<T> buf;
+  if (buf.size() < want) buf.resize(want);
+  return buf.data();
+}
+
+// Blocks of kStepCols columns (units / state columns) covering a thread's slice.
+struct Blocks {
+  index_t lo, hi;
+};
+inline Blocks blocks_of(Slice s) {
+  constexpr index_t C = rnn_detail::kStepCols;
+  return {s.lo / C, (s.hi + C - 1) / C};
+}
+
+// Forward panels (LSTM, B = W_hh^T), in groups of R = kFwdRuns gates: group s, block j holds units
+// [16 j, 16 j + 16) of gates s R .. s R + R - 1 side by side, panel[k][r * 16 + l] =
+// W_hh[(s R + r) H + 16 j + l][k], zero past unit H; group s starts at dst + s * nblk * P * R * 16.
+// All 4 gates in one group (one step_gemm call a step); 2 (two calls, 10-row tiles) measured the same.
+constexpr int kFwdRuns = 4;
+template <typename T>
+void pack_step_forward(T* dst, const T* w_hh, index_t H, index_t P, Blocks b) {
+  constexpr index_t C = rnn_detail::kStepCols, BW = kFwdRuns * C;
+  const index_t nblk = (H + C - 1) / C;
+  for (index_t s = 0; s < 4 / kFwdRuns; ++s)
+    for (index_t j = b.lo; j < b.hi; ++j) {
+      T* d = dst + (s * nblk + j) * P * BW;
+      for (index_t r = 0; r < kFwdRuns; ++r)
+        for (index_t l = 0; l < C; ++l) {
+          const index_t u = j * C + l;
+          T* dc = d + r * C + l;
+          if (u < H) {
+            const T* row = w_hh + ((s * kFwdRuns + r) * H + u) * P;
+            for (index_t k = 0; k < P; ++k) dc[k * BW] = row[k];
+          } else {
+            for (index_t k = 0; k < P; ++k) dc[k * BW] = T(0);
+          }
+        }
+    }
+}
+
+// Backward panels (B = W_hh, K = G H): block j holds state columns [16 j, 16 j + 16), zero past P.
+template <typename T>
+void pack_step_backward(T* dst, const T* w_hh, index_t GH, index_t P, Blocks b) {
+  constexpr index_t C = rnn_detail::kStepCols;
+  for (index_t j = b.lo; j < b.hi; ++j) {
+    T* d = dst + j * GH * C;
+    const index_t n = std::min(C, P - j * C);
+    for (index_t k = 0; k < GH; ++k) {
+      copy_rows(d + k * C, w_hh + k * P + j * C, n);
+      for (index_t l = n; l < C; ++l) d[k * C + l] = T(0);
+    }
+  }
 }
 
 template <typename T>
@@ -122,7 +207,12 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   // the small-M per-step GEMMs read it in place (unit column stride) rather than packing it.
   const T* wt = w_hh;
   index_t rs_wt = 1, cs_wt = P;
-  if (w_hh_t) {
+  // LSTM: W_hh^T packed once per pass into blocks of 16 units x kFwdRuns gates, step_gemm per thread
+  // and step (the other modes keep the general GEMM: GRU's n gate goes apart).
+  constexpr index_t SC = rnn_detail::kStepCols;
+  std::vector<T> big;
+  T* panels = lstm ? step_panels<T>((H + SC - 1) / SC * 4 * SC * P, big) : nullptr;
+  if (w_hh_t && !lstm) {
     transpose(w_hh_t, w_hh, GH, P);
     wt = w_hh_t;
     rs_wt = GH;
@@ -134,34 +224,53 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   ep.bias = b_ih;
   if (s.rows > 0) gemm<T>(s.rows, GH, I, T(1), x, I, 1, w_ih, 1, I, T(0), gates, GH, 1, ep);
 
-  // The time loop, in one team: a thread owns the hidden units [h.lo, h.hi) (all G gate
-  // columns of them, so its gate kernel needs nobody else's GEMM output) and the outputs
-  // [p.lo, p.hi). The only barrier per step waits until the step's h_prev row is whole.
+  // The time loop, in one team. Split by rows (split_rows): a thread owns the sequences
+  // [n_lo, n_hi) and every unit, and never waits. Split by units: a thread owns the rows' hidden
+  // units [h.lo, h.hi) (all G gate columns of them, so its gate kernel needs nobody else's GEMM
+  // output) and the outputs [p.lo, p.hi); the only barrier per step waits until the step's h_prev
+  // row is whole.
   team(step_team(N, GH, P + (proj ? H : 0), H), [&](int tid, int nt) {
-    const Slice h = slice(H, tid, nt), p = slice(P, tid, nt);
+    const bool by_rows = split_rows(N, nt), sync = nt > 1 && !by_rows;
+    const Slice h = by_rows ? Slice{0, H} : slice(H, tid, nt), p = by_rows ? Slice{0, P} : slice(P, tid, nt);
+    const index_t n_lo = by_rows ? N * tid / nt : 0, n_hi = by_rows ? N * (tid + 1) / nt : N;
+    const Blocks hb = blocks_of(h);
+    if (panels) {  // each thread packs its unit share; split by rows, everyone reads every block
+      pack_step_forward(panels, w_hh, H, P, blocks_of(slice(H, tid, nt)));
+      if (by_rows) barrier();
+    }
     for (index_t kk = 0; kk < steps; ++kk) {
       const index_t t = step_at(kk, steps, reverse);
       const index_t r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
       if (B == 0) continue;
+      const index_t b0 = n_lo, b1 = std::min(n_hi, B), nb = b1 - b0;  // this thread's rows (nb may be <= 0)
       T* g = gates + r0 * GH;
       T* hp = h_prev + r0 * P;
       T* yr = y + r0 * rs_y;
-      for (index_t b = 0; b < B; ++b) {  // this thread's columns of the state, saved for backward
+      for (index_t b = b0; b < b1; ++b) {  // this thread's part of the state, saved for backward
         copy_rows(hp + b * P + p.lo, h_n + b * P + p.lo, p.n());
         if (lstm) copy_rows(c_prev + (r0 + b) * H + h.lo, c_n + b * H + h.lo, h.n());
       }
-      barrier();
-      if (h.n() > 0) {
+      if (sync) barrier();
+      if (h.n() > 0 && nb > 0) {
+        T* ga = g + b0 * GH;
+        const T* ha = hp + b0 * P;
         // Gate q's columns of this thread's units; GRU's n gate (q = 2) goes to hn, apart. A thread
         // that owns every unit runs the gates onto g as one GEMM (A packed once, one call).
         const index_t onto = gru ? 2 : G;
-        if (h.n() == H) gemm<T>(B, onto * H, P, T(1), hp, P, 1, wt, rs_wt, cs_wt, T(1), g, GH, 1);
-        for (index_t q = h.n() == H ? onto : 0; q < G; ++q) {
-          const bool apart = gru && q == 2;
-          gemm<T>(B, h.n(), P, T(1), hp, P, 1, wt + (q * H + h.lo) * cs_wt, rs_wt, cs_wt, apart ? T(0) : T(1),
-                  apart ? hn + r0 * H + h.lo : g + q * H + h.lo, apart ? H : GH, 1);
+        if (panels) {
+          const index_t group = (H + SC - 1) / SC * P * kFwdRuns * SC;
+          for (index_t gs = 0; gs < 4 / kFwdRuns; ++gs)
+            k.step_gemm(ga + gs * kFwdRuns * H, GH, ha, P, panels + gs * group, nb, P, hb.lo, hb.hi, kFwdRuns, H,
+                        H, true);
+        } else if (h.n() == H) {
+          gemm<T>(nb, onto * H, P, T(1), ha, P, 1, wt, rs_wt, cs_wt, T(1), ga, GH, 1);
         }
-        for (index_t b = 0; b < B; ++b) {
+        for (index_t q = panels ? G : h.n() == H ? onto : 0; q < G; ++q) {
+          const bool apart = gru && q == 2;
+          gemm<T>(nb, h.n(), P, T(1), ha, P, 1, wt + (q * H + h.lo) * cs_wt, rs_wt, cs_wt, apart ? T(0) : T(1),
+                  apart ? hn + (r0 + b0) * H + h.lo : ga + q * H + h.lo, apart ? H : GH, 1);
+        }
+        for (index_t b = b0; b < b1; ++b) {
           T* gb = g + b * GH + h.lo;
           const T* bh = b_hh ? b_hh + h.lo : nullptr;
           if (lstm) {
@@ -177,10 +286,11 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
         }
       }
       if (proj) {  // h = (o tanh c) W_hr^T over every unit's o tanh c, then it is the state too
-        barrier();
-        if (p.n() > 0) {
-          gemm<T>(B, p.n(), H, T(1), h_raw + r0 * H, H, 1, w_hr + p.lo * H, 1, H, T(0), yr + p.lo, rs_y, 1);
-          for (index_t b = 0; b < B; ++b) copy_rows(h_n + b * P + p.lo, yr + b * rs_y + p.lo, p.n());
+        if (sync) barrier();
+        if (p.n() > 0 && nb > 0) {
+          gemm<T>(nb, p.n(), H, T(1), h_raw + (r0 + b0) * H, H, 1, w_hr + p.lo * H, 1, H, T(0),
+                  yr + b0 * rs_y + p.lo, rs_y, 1);
+          for (index_t b = b0; b < b1; ++b) copy_rows(h_n + b * P + p.lo, yr + b * rs_y + p.lo, p.n());
         }
       }
     }
@@ -203,25 +313,38 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   init_state(dh0, dh_n, N * P);
   if (lstm) init_state(dc0, dc_n, N * H);
 
+  // W_hh packed once per pass for the dh_prev products (blocks of 16 state columns).
+  constexpr index_t SC = rnn_detail::kStepCols;
+  std::vector<T> big;
+  T* panels = step_panels<T>((P + SC - 1) / SC * SC * GH, big);
+
   // The time loop in one team, split as in forward: a thread's gate kernel covers its units
   // [h.lo, h.hi), its dh_prev GEMM the state columns [p.lo, p.hi). The barrier per step waits
   // until every unit's gate gradients of the step are written (the GEMM reads all of them).
+  // Split by rows (split_rows), a thread owns sequences [n_lo, n_hi) and every unit and column.
   team(step_team(N, GH, P + (proj ? H : 0), H), [&](int tid, int nt) {
-    const Slice h = slice(H, tid, nt), p = slice(P, tid, nt);
+    const bool by_rows = split_rows(N, nt), sync = nt > 1 && !by_rows;
+    const Slice h = by_rows ? Slice{0, H} : slice(H, tid, nt), p = by_rows ? Slice{0, P} : slice(P, tid, nt);
+    const index_t n_lo = by_rows ? N * tid / nt : 0, n_hi = by_rows ? N * (tid + 1) / nt : N;
+    const Blocks pb = blocks_of(p);
+    pack_step_backward(panels, w_hh, GH, P, blocks_of(slice(P, tid, nt)));  // this thread's share
+    if (by_rows) barrier();  // split by rows, everyone reads every block
     for (index_t kk = 0; kk < steps; ++kk) {
       const index_t t = step_at(kk, steps, !reverse);  // the forward pass's steps, last first
       const index_t r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
       if (B == 0) continue;
+      const index_t b0 = n_lo, b1 = std::min(n_hi, B), nb = b1 - b0;  // this thread's rows (nb may be <= 0)
       const T* dyr = dy ? dy + r0 * rs_dy : nullptr;
       if (proj) {  // dh of the projected output, then back through W_hr to o tanh(c)
         T* dha = dh_all + r0 * P;
-        for (index_t b = 0; b < B; ++b)
+        for (index_t b = b0; b < b1; ++b)
           k.add(dha + b * P + p.lo, dh0 + b * P + p.lo, dyr ? dyr + b * rs_dy + p.lo : nullptr, p.n());
-        barrier();
-        if (h.n() > 0) gemm<T>(B, h.n(), P, T(1), dha, P, 1, w_hr + h.lo, H, 1, T(0), dh_raw + h.lo, H, 1);
+        if (sync) barrier();
+        if (h.n() > 0 && nb > 0)
+          gemm<T>(nb, h.n(), P, T(1), dha + b0 * P, P, 1, w_hr + h.lo, H, 1, T(0), dh_raw + b0 * H + h.lo, H, 1);
       }
       if (h.n() > 0) {
-        for (index_t b = 0; b < B; ++b) {
+        for (index_t b = b0; b < b1; ++b) {
           const index_t r = r0 + b;
           const T* dyb = proj || !dyr ? nullptr : dyr + b * rs_dy + h.lo;
           if (lstm) {
@@ -237,10 +360,9 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
           }
         }
       }
-      barrier();
+      if (sync) barrier();
       // dh_prev = dgates W_hh (GRU: added to the direct part z dh' the gate kernel wrote).
-      if (p.n() > 0)
-        gemm<T>(B, p.n(), GH, T(1), dgates + r0 * GH, GH, 1, w_hh + p.lo, P, 1, gru ? T(1) : T(0), dh0 + p.lo, P, 1);
+      k.step_gemm(dh0 + b0 * P, P, dgates + (r0 + b0) * GH, GH, panels, nb, GH, pb.lo, pb.hi, 1, 0, P, gru);
     }
   });
 
@@ -249,9 +371,18 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   if (R == 0) return;
   if (dx) gemm<T>(R, I, GH, T(1), dgx, GH, 1, w_ih, I, 1, accumulate_dx ? T(1) : T(0), dx, I, 1);
   if (dw_ih) gemm<T>(GH, I, R, T(1), dgx, 1, GH, x, I, 1, T(1), dw_ih, I, 1);
-  if (db_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
   if (dw_hh) gemm<T>(GH, P, R, T(1), dgates, 1, GH, h_prev, P, 1, T(1), dw_hh, P, 1);
-  if (db_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
+  if (db_ih && db_hh && dgx == dgates) {  // both biases take the same column sums: one pass over dgates
+    T* sum = step_panels<T>(GH, big);
+    bias_grad<T>(sum, dgates, GH, 1, R, GH, false);
+    for (index_t j = 0; j < GH; ++j) {
+      db_ih[j] += sum[j];
+      db_hh[j] += sum[j];
+    }
+  } else {
+    if (db_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
+    if (db_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
+  }
   if (proj && dw_hr) gemm<T>(P, H, R, T(1), dh_all, 1, P, h_raw, H, 1, T(1), dw_hr, H, 1);
 }
 

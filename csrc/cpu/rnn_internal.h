@@ -35,7 +35,21 @@ struct RnnOps {
   void (*rnn_backward)(T* dg, const T* dh, const T* dy, const T* g, index_t H, bool relu);
   // out = a + b (b may be null: a copy); the projected LSTM's output gradient.
   void (*add)(T* out, const T* a, const T* b, index_t n);
+  // The per-step recurrent product on a B operand packed once per pass (rnn.cpp's pack_step_*):
+  // C (M rows, row stride ldc) = (accumulate ? C : 0) + A (M x K, row stride lda) Bp, over the
+  // column blocks [b0, b1). Block j is `runs` runs of kStepCols columns, run q starting at column
+  // q * run_stride + j * kStepCols (LSTM forward: the 4 gates of 16 units; backward: 16 state
+  // columns); its panel is Bp + j * K * runs * kStepCols, K rows of the runs' values side by side.
+  // A run has ncols columns in all (H or P): the last block may be partial, its panel zero-padded.
+  // runs is 1, 2 or 4. Every element is
+  // sum_k in order (one fma each) then added to C: the bits do not depend on the blocks a call
+  // covers, so a thread's share gives the same C as one call over everything.
+  void (*step_gemm)(T* C, index_t ldc, const T* A, index_t lda, const T* Bp, index_t M, index_t K, index_t b0,
+                    index_t b1, int runs, index_t run_stride, index_t ncols, bool accumulate);
 };
+
+// Columns of one run of a packed step block (and the units a thread's slice is cut at).
+inline constexpr index_t kStepCols = 16;
 
 }  // namespace rnn_detail
 

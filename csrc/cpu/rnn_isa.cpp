@@ -4,6 +4,10 @@
 // (a thread's share): every loop runs one body over full vectors and again with one
 // lane for the tail, so an element's bits do not depend on H, the slice or the
 // vector width.
+#include <algorithm>
+#include <array>
+#include <utility>
+
 #include "core/vec_math.h"
 #include "cpu/rnn_internal.h"
 
@@ -11,6 +15,7 @@ namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 namespace {
 
+using rnn_detail::kStepCols;
 using vm::load;
 using vm::splat;
 using vm::store;
@@ -142,6 +147,105 @@ void add_row(T* out, const T* a, const T* b, index_t n) {
   });
 }
 
+// ---- The per-step recurrent product (RnnOps::step_gemm) ----
+// A register tile of MR rows x NV vectors (one block: runs x kStepCols columns) over all of K: B is
+// packed, so each k is NV contiguous loads, and A is read in place (one broadcast per row and k;
+// at M = 20 rows packing A would cost as much as its reuse saves). The general GEMM's 12-row tile
+// wastes 4 of 24 rows at M = 20 and packs A again for every gate; this one splits M evenly.
+constexpr int kVecRegs = simd::kNativeBytes == 64 ? 32 : 16;
+constexpr int kMaxTileRows = 12;
+
+// Rows per tile for NV vectors a row: the accumulators, NV B vectors and one broadcast fit the registers.
+constexpr int tile_rows(int nv) {
+  const int r = (kVecRegs - nv - 1) / nv;
+  return r < 1 ? 1 : (r > kMaxTileRows ? kMaxTileRows : r);
+}
+
+template <typename T, int NV, int MR>
+void step_tile(T* c, index_t ldc, const index_t* coff, const T* a, index_t lda, const T* bp, index_t K, index_t ncols,
+               bool accumulate) {
+  using V = VW<T>;
+  constexpr int W = simd::lanes<V>();
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  const T* ar[MR];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) ar[r] = a + r * lda;
+  // C's lines arrive while the K loop runs (forward: the gate rows of the input projection, long
+  // out of cache; their miss would otherwise stall the final add).
+  if (accumulate)
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) __builtin_prefetch(c + r * ldc + coff[v], 1);
+  for (index_t k = 0; k < K; ++k, bp += NV * W) {
+    V b[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) b[v] = load<V>(bp + v * W);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const V s = splat<V>(ar[r][k]);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[r][v] = vm::fmadd(s, b[v], acc[r][v]);
+    }
+  }
+  constexpr int VR = static_cast<int>(kStepCols) / W;  // vectors per run
+  for (int r = 0; r < MR; ++r) {
+    T* cr = c + r * ldc;
+    for (int v = 0; v < NV; ++v) {
+      const index_t j = (v % VR) * W;  // first column of this vector within its run
+      if (j >= ncols) continue;
+      T* p = cr + coff[v];
+      const index_t n = ncols - j;
+      if (n >= W) store(p, accumulate ? load<V>(p) + acc[r][v] : acc[r][v]);
+      else simd::store_n(p, accumulate ? simd::load_n<V>(p, static_cast<long>(n)) + acc[r][v] : acc[r][v],
+                       static_cast<long>(n));
+    }
+  }
+}
+
+template <typename T, int NV, int... R>
+constexpr auto step_tiles(std::integer_sequence<int, R...>) {
+  using Fn = void (*)(T*, index_t, const index_t*, const T*, index_t, const T*, index_t, index_t, bool);
+  return std::array<Fn, sizeof...(R)>{&step_tile<T, NV, R + 1>...};
+}
+
+template <typename T, int Runs>
+void step_gemm_runs(T* C, index_t ldc, const T* A, index_t lda, const T* Bp, index_t M, index_t K, index_t b0,
+                    index_t b1, index_t run_stride, index_t ncols, bool accumulate) {
+  constexpr int W = simd::lanes<VW<T>>();
+  constexpr int NV = Runs * static_cast<int>(kStepCols) / W;
+  constexpr int MRmax = tile_rows(NV);
+  static constexpr auto tiles = step_tiles<T, NV>(std::make_integer_sequence<int, MRmax>{});
+  constexpr index_t BW = Runs * kStepCols;
+  index_t coff[NV];
+  for (int v = 0; v < NV; ++v)
+    coff[v] = (v / (static_cast<int>(kStepCols) / W)) * run_stride + (v % (static_cast<int>(kStepCols) / W)) * W;
+  // Rows split evenly into the fewest tiles of at most MRmax (M = 20 at 6: 5 5 5 5, not 6 6 6 2).
+  const index_t ntiles = (M + MRmax - 1) / MRmax;
+  for (index_t j = b0; j < b1; ++j) {
+    const T* bp = Bp + j * K * BW;
+    const index_t nc = std::min<index_t>(kStepCols, ncols - j * kStepCols);
+    index_t r0 = 0;
+    for (index_t t = 0; t < ntiles; ++t) {
+      const index_t mr = M / ntiles + (t < M % ntiles ? 1 : 0);
+      tiles[static_cast<size_t>(mr - 1)](C + r0 * ldc + j * kStepCols, ldc, coff, A + r0 * lda, lda, bp, K, nc,
+                                         accumulate);
+      r0 += mr;
+    }
+  }
+}
+
+template <typename T>
+void step_gemm(T* C, index_t ldc, const T* A, index_t lda, const T* Bp, index_t M, index_t K, index_t b0, index_t b1,
+               int runs, index_t run_stride, index_t ncols, bool accumulate) {
+  if (M <= 0 || b1 <= b0) return;
+  if (runs == 4) step_gemm_runs<T, 4>(C, ldc, A, lda, Bp, M, K, b0, b1, run_stride, ncols, accumulate);
+  else if (runs == 2) step_gemm_runs<T, 2>(C, ldc, A, lda, Bp, M, K, b0, b1, run_stride, ncols, accumulate);
+  else step_gemm_runs<T, 1>(C, ldc, A, lda, Bp, M, K, b0, b1, run_stride, ncols, accumulate);
+}
+
 }  // namespace
 
 template <typename T>
@@ -154,6 +258,7 @@ rnn_detail::RnnOps<T> make_rnn_ops() {
   o.rnn_forward = &rnn_forward_row<T>;
   o.rnn_backward = &rnn_backward_row<T>;
   o.add = &add_row<T>;
+  o.step_gemm = &step_gemm<T>;
   return o;
 }
 
