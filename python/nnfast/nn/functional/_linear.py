@@ -175,11 +175,13 @@ def _linear_fast(input: Any, weight: Any, bias: Any, activation: Any) -> Optiona
     bd = None if bias is None else getattr(bias, "_data", None)
     if type(x) is not _ndarray or type(w) is not _ndarray or (bias is not None and type(bd) is not _ndarray):
         return None
-    xs = x.shape
-    if len(xs) != 2:
-        if len(xs) < 2 or not x.flags.c_contiguous or w.ndim != 2:
+    lead = None  # the leading dims of an input of rank > 2
+    if x.ndim != 2:
+        if x.ndim < 2 or not x.flags.c_contiguous or w.ndim != 2:
             return None
-        x = x.reshape(x.size // xs[-1] if xs[-1] else math.prod(xs[:-1]), xs[-1])  # a view
+        xs = x.shape
+        lead = xs[:-1]
+        x = x.reshape(x.size // xs[-1] if xs[-1] else math.prod(lead), xs[-1])  # a view
     try:
         code, a, b = _ACTS[activation]
     except (KeyError, TypeError):  # a new name (resolved once, then cached) or an unhashable spec
@@ -195,16 +197,15 @@ def _linear_fast(input: Any, weight: Any, bias: Any, activation: Any) -> Optiona
         _CPU["linear"].gemm(out, x, w.T, 1.0, 0.0, bd, code, a, b, aux)  # checks dtypes, shapes, strides, alignment
     except (TypeError, ValueError, IndexError):
         return None
-    lead = xs[:-1]
-    y_arr = out if len(xs) == 2 else out.reshape(lead + (w.shape[0],))
+    y_arr = out if lead is None else out.reshape(lead + (w.shape[0],))
     if not (grad_mode._enabled[0] and (input.requires_grad or weight.requires_grad
                                        or (bias is not None and bias.requires_grad))):
         return _wrap(y_arr)
     ctx: Any = LinearFunction()
     y = _wrap(y_arr, True)
     ctx.saved_tensors = (x, w, out if aux is None else aux)
-    ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = code, a, b, bias is not None, lead
-    versions = [(input._vc, input._vc[0], xs), (weight._vc, weight._vc[0], w.shape)]
+    ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = code, a, b, bias is not None, x.shape[:1] if lead is None else lead
+    versions = [(input._vc, input._vc[0], input._data.shape), (weight._vc, weight._vc[0], w.shape)]
     if aux is None:
         versions.append((y._vc, 0, y_arr.shape))
     record_node(ctx, (input, weight, bias, None, None, None), (x, w, bd, code, a, b), y, versions)
