@@ -10,6 +10,9 @@ every gradient and the parameters after one AdamW step agree. Timing alternates 
 (one step each per round) so load changes hit both, and reports the best and the median step.
 FLOPs: 6 x (non-embedding matmul parameters + tied head) x tokens + 12 x B x T^2 x C for attention
 (scores and weighted sum, forward and backward, the full T x T as both contenders compute it).
+Importing nnfast fixes glibc's mmap / trim thresholds for the whole process (nnfast/_malloc.py: no
+per-step page faults of freed activation buffers), so PyTorch here runs with them too;
+NNFAST_MALLOC_TUNE=0 leaves glibc's defaults (an A/B of that change in one command each).
 """
 from __future__ import annotations
 

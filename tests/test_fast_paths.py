@@ -304,3 +304,57 @@ def test_kernels_below_and_above_the_gil_threshold_agree_with_numpy(n):
     ta, tb = nnfast.tensor(a), nnfast.tensor(b)
     np.testing.assert_array_equal((ta + tb)._data, a + b)
     np.testing.assert_array_equal(F.relu(ta)._data, np.maximum(a, 0.0))
+
+
+# ---------------------------------------------------------------- F.linear on (B, T, C) inputs
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 5), (1, 1, 5), (3, 7, 1, 5), (0, 4, 5)])
+@pytest.mark.parametrize("act", [None, "gelu", "tanh"])
+def test_nd_linear_fast_path_matches_the_checked_path(shape, dtype, act, slow, monkeypatch):
+    rng = np.random.default_rng(len(shape))
+    xs, ws, bs = rng.standard_normal(shape), rng.standard_normal((4, 5)), rng.standard_normal(4)
+    results = []
+    for use_slow in (False, True):
+        x, w, b = (_t(a.astype(dtype), grad=True) for a in (xs, ws, bs))
+        if use_slow:
+            with slow:
+                y = F.linear(x, w, b, activation=act)
+        else:
+            gemms, applied = _spy(monkeypatch, "linear", "gemm"), []
+            real_apply = _linear.LinearFunction.apply
+            monkeypatch.setattr(_linear.LinearFunction, "apply",
+                                classmethod(lambda cls, *a: (applied.append(1), real_apply(*a))[1]))
+            y = F.linear(x, w, b, activation=act)
+            monkeypatch.undo()
+            # the fast path ran: the kernel once, no generic Function.apply
+            assert len(gemms) == 1 and not applied and type(y.grad_fn) is _linear.LinearFunction
+        assert y.shape == shape[:-1] + (4,)
+        (y * y).sum().backward()
+        results.append([y.detach().numpy()] + [v.grad.numpy() for v in (x, w, b)])
+    for fast, ref in zip(*results):
+        assert fast.dtype == ref.dtype and fast.shape == ref.shape
+        np.testing.assert_array_equal(fast, ref)
+
+
+def test_nd_linear_fast_path_reference_gradcheck_and_fallbacks():
+    rng = np.random.default_rng(3)
+    x = nnfast.from_numpy(rng.standard_normal((2, 7, 5))).requires_grad_(True)
+    w = nnfast.from_numpy(rng.standard_normal((3, 5))).requires_grad_(True)
+    b = nnfast.from_numpy(rng.standard_normal(3)).requires_grad_(True)
+    # float64 reference formula (tanh GELU), and gradcheck through the fast path's node
+    z = x.detach().numpy() @ w.detach().numpy().T + b.detach().numpy()
+    ref = 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z ** 3)))
+    gt = ("gelu", {"approximate": "tanh"})
+    np.testing.assert_allclose(F.linear(x, w, b, activation=gt).detach().numpy(), ref,
+                               rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda x, w, b: F.linear(x, w, b, activation="gelu"), (x, w, b))
+    # a non-contiguous 3-D input (the checked path) gives the same values
+    xt = nnfast.from_numpy(np.ascontiguousarray(x.detach().numpy().transpose(1, 0, 2))).permute(1, 0, 2)
+    assert not xt.numpy().flags.c_contiguous
+    np.testing.assert_array_equal(F.linear(xt, w, b).detach().numpy(), F.linear(x, w, b).detach().numpy())
+    # an in-place change of the saved input after the forward is caught by the version check
+    x2 = x.detach().clone().requires_grad_(False)
+    y = F.linear(x2, w, b)
+    x2.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()

@@ -142,6 +142,12 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
     const T* pa = ptr<T>(A);
     const T* pb = ptr<T>(B);
     T* pc = mut_ptr<T>(C);
+    // A tiny product (M*N*K below kHoldGilBelow multiply-adds: a few hundred ns of work) keeps
+    // the GIL: releasing and re-taking it would cost as much as the GEMM (F.linear's dispatch).
+    if (M * N * K < kHoldGilBelow) {
+      gemm<T>(M, N, K, static_cast<T>(alpha), pa, rs_a, cs_a, pb, rs_b, cs_b, static_cast<T>(beta), pc, rs_c, 1, ep);
+      return;
+    }
     py::gil_scoped_release release;
     gemm<T>(M, N, K, static_cast<T>(alpha), pa, rs_a, cs_a, pb, rs_b, cs_b, static_cast<T>(beta), pc, rs_c, 1, ep);
   });
@@ -159,7 +165,7 @@ void bias_grad_binding(py::array dbias, py::array G, bool accumulate) {
   check_no_alias(op, dbias, "dbias", G, "grad");
   const index_t M = G.shape(0), N = G.shape(1);
   const index_t rs = elem_stride(op, G, "grad", 0), cs = elem_stride(op, G, "grad", 1);
-  run_released(dt, [&](auto tag) {
+  run_sized(dt, M * N, [&](auto tag) {
     using T = decltype(tag);
     return [=, pd = mut_ptr<T>(dbias), pg = ptr<T>(G)] { bias_grad<T>(pd, pg, rs, cs, M, N, accumulate); };
   });

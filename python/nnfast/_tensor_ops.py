@@ -164,6 +164,7 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
     code, saves = BINARY_CODES[op], bool(binary_cls.saves_inputs)
     kset = _dispatch._CPU_KERNELS[op]  # its kernel is read per call: tests may patch it
     ndarray, empty, asarray, wrap, fast = np.ndarray, np.empty, np.asarray, Tensor._wrap, FAST_PATHS
+    new = object.__new__
 
     def method(self: Tensor, other: Any) -> Tensor:
         a = self._data
@@ -174,7 +175,7 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
             t = other if isinstance(other, Tensor) else None
             if t is not None:
                 b = t._data
-                ok = type(b) is ndarray and b.dtype is d and b.shape == a.shape
+                ok = type(b) is ndarray and (b is a or (b.dtype is d and b.shape == a.shape))
             else:
                 ok = type(other) is float or type(other) is int
                 b = asarray(other, d) if ok else None
@@ -189,7 +190,11 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
                     ok = False
             if ok:
                 if not ((self.requires_grad or (t is not None and t.requires_grad)) and grad_mode._enabled[0]):
-                    return wrap(out)
+                    # Tensor._wrap(out) inlined (out is a fresh ndarray): this return is the hot one
+                    r = new(Tensor)
+                    r._data, r.grad, r.grad_fn, r._hooks, r._post_hooks = out, None, None, None, None
+                    r._vc, r._view, r.requires_grad = [0], None, False
+                    return r
                 x, y, tx, ty = (b, a, t, self) if swap else (a, b, self, t)
                 ctx: Any = fn()
                 ctx.shapes = (x.shape, y.shape)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union, over
 
 import numpy as np
 
-from . import _random
+from . import _malloc, _random  # noqa: F401  (_malloc: the allocator thresholds, at import)
 from ._dispatch import is_cuda, is_cupy, to_cuda, to_host, xp_of
 from .autograd import grad_mode
 

@@ -166,14 +166,22 @@ _ACTS: dict[Any, tuple[int, float, float]] = {None: (codes.IDENTITY, 0.0, 0.0)} 
 
 
 def _linear_fast(input: Any, weight: Any, bias: Any, activation: Any) -> Optional[Tensor]:
-    """``linear`` for 2-D CPU operands, the kernel called inline (no generic ``Function.apply``);
-    None when anything is unusual, and the checked path then runs (and words any error)."""
+    """``linear`` for CPU operands of rank >= 2, the kernel called inline (no generic
+    ``Function.apply``); None when anything is unusual, and the checked path then runs (and words
+    any error). An input of rank > 2 (a transformer's (B, T, C)) runs as its (rows, in) view when
+    that is a view (C-contiguous leading dims), as the checked path does."""
     x = getattr(input, "_data", None)
     w = getattr(weight, "_data", None)
     bd = None if bias is None else getattr(bias, "_data", None)
-    if type(x) is not _ndarray or type(w) is not _ndarray or (bias is not None and type(bd) is not _ndarray) \
-            or x.ndim != 2:
+    if type(x) is not _ndarray or type(w) is not _ndarray or (bias is not None and type(bd) is not _ndarray):
         return None
+    lead = None  # the leading dims of an input of rank > 2
+    if x.ndim != 2:
+        if x.ndim < 2 or not x.flags.c_contiguous or w.ndim != 2:
+            return None
+        xs = x.shape
+        lead = xs[:-1]
+        x = x.reshape(x.size // xs[-1] if xs[-1] else math.prod(lead), xs[-1])  # a view
     try:
         code, a, b = _ACTS[activation]
     except (KeyError, TypeError):  # a new name (resolved once, then cached) or an unhashable spec
@@ -189,15 +197,16 @@ def _linear_fast(input: Any, weight: Any, bias: Any, activation: Any) -> Optiona
         _CPU["linear"].gemm(out, x, w.T, 1.0, 0.0, bd, code, a, b, aux)  # checks dtypes, shapes, strides, alignment
     except (TypeError, ValueError, IndexError):
         return None
+    y_arr = out if lead is None else out.reshape(lead + (w.shape[0],))
     if not (grad_mode._enabled[0] and (input.requires_grad or weight.requires_grad
                                        or (bias is not None and bias.requires_grad))):
-        return _wrap(out)
+        return _wrap(y_arr)
     ctx: Any = LinearFunction()
-    y = _wrap(out, True)
+    y = _wrap(y_arr, True)
     ctx.saved_tensors = (x, w, out if aux is None else aux)
-    ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = code, a, b, bias is not None, x.shape[:1]
-    versions = [(input._vc, input._vc[0], x.shape), (weight._vc, weight._vc[0], w.shape)]
+    ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = code, a, b, bias is not None, x.shape[:1] if lead is None else lead
+    versions = [(input._vc, input._vc[0], input._data.shape), (weight._vc, weight._vc[0], w.shape)]
     if aux is None:
-        versions.append((y._vc, 0, out.shape))
+        versions.append((y._vc, 0, y_arr.shape))
     record_node(ctx, (input, weight, bias, None, None, None), (x, w, bd, code, a, b), y, versions)
     return y
