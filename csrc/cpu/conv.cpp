@@ -18,12 +18,16 @@
 #include "nnfast/conv.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "core/conv_geometry.h"
 #include "core/parallel_for.h"
+#include "cpu/conv_internal.h"
+#include "cpu/gemm_internal.h"
 #include "nnfast/gemm.h"
+#include "nnfast/parallel.h"
 
 namespace nnfast::cpu {
 namespace {
@@ -199,6 +203,83 @@ void for_each_chunk(const Geometry& g, F&& chunk_fn) {
   }
 }
 
+// Implicit GEMM (the default; NNFAST_CONV_IMPLICIT=0 selects the im2col path for comparison).
+inline bool use_implicit() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_CONV_IMPLICIT");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+// y = conv(x, w) + bias with the patches packed straight from x into the GEMM's B panels:
+// one GEMM per image and group, y's (OCg, P) block as C. Threads take whole images (each
+// GEMM on one thread) when the batch splits evenly enough, else run inside each GEMM;
+// either way every element is the same K-ordered sum, so the bits do not depend on the
+// thread count.
+template <typename T>
+void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometry& g) {
+  const Conv2dShape& s = g.s;
+  const auto pack = isa_ops<conv_pack::ConvOps<T>>().pack_patches;
+  const index_t image = s.C * s.H * s.W, plane = s.H * s.W;
+  auto one = [&](index_t n, int nt) {
+    for (index_t gr = 0; gr < g.G; ++gr) {
+      const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * plane, s, g.kk};
+      const gemm_detail::GemmBPack<T> bp{pack, &src};
+      gemm_detail::gemm_packed_b<T>(g.OCg, g.P, g.Kg, T(1), w + gr * g.OCg * g.Kg, g.Kg, 1, bp, T(0),
+                                    y + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, nt);
+    }
+    if (bias) {  // while the image's block is still in cache
+      T* yn = y + n * s.OC * g.P;
+      for (index_t o = 0; o < s.OC; ++o)
+        for (index_t j = 0; j < g.P; ++j) yn[o * g.P + j] += bias[o];
+    }
+  };
+  const int nt = get_num_threads();
+  if (nt > 1 && (s.N % nt == 0 || s.N >= 4 * nt)) {
+    parallel_for(s.N, 1, [&](index_t n0, index_t n1) {
+      for (index_t n = n0; n < n1; ++n) one(n, 1);
+    });
+  } else {
+    for (index_t n = 0; n < s.N; ++n) one(n, nt);
+  }
+}
+
+// Stride 1: dx is the convolution of dy with the flipped, transposed kernel
+// W'[c, o, ky, kx] = W[o, c, kh-1-ky, kw-1-kx] and padding d (k - 1) - p, so it runs as an
+// implicit-GEMM forward (no col2im pass). False (nothing done) where that does not apply.
+template <typename T>
+bool input_grad_implicit(T* dx, const T* dy, const T* w, const Geometry& g) {
+  const Conv2dShape& s = g.s;
+  if (s.sh != 1 || s.sw != 1) return false;
+  Conv2dShape t;
+  t.N = s.N;
+  t.C = s.OC;
+  t.H = s.OH;
+  t.W = s.OW;
+  t.OC = s.C;
+  t.OH = s.H;
+  t.OW = s.W;
+  t.kh = s.kh;
+  t.kw = s.kw;
+  t.ph = s.dh * (s.kh - 1) - s.ph;
+  t.pw = s.dw * (s.kw - 1) - s.pw;
+  t.dh = s.dh;
+  t.dw = s.dw;
+  t.groups = s.groups;
+  if (t.ph < 0 || t.pw < 0 || t.OH != t.H + 2 * t.ph - t.dh * (t.kh - 1) || t.OW != t.W + 2 * t.pw - t.dw * (t.kw - 1))
+    return false;
+  std::vector<T> wt(static_cast<size_t>(s.C * g.OCg * g.kk));
+  for (index_t gr = 0; gr < g.G; ++gr)
+    for (index_t o = 0; o < g.OCg; ++o)
+      for (index_t c = 0; c < g.Cg; ++c)
+        for (index_t k = 0; k < g.kk; ++k)
+          wt[static_cast<size_t>(((gr * g.Cg + c) * g.OCg + o) * g.kk + (g.kk - 1 - k))] =
+              w[((gr * g.OCg + o) * g.Cg + c) * g.kk + k];
+  forward_implicit<T>(dx, dy, wt.data(), nullptr, Geometry(t));
+  return true;
+}
+
 // y = conv(x, w) + bias.
 template <typename T>
 void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry& g) {
@@ -208,6 +289,10 @@ void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry
       gemm_batched<T>(s.N, g.OCg, g.P, g.Cg, T(1), w + gr * g.OCg * g.Cg, 0, g.Cg, 1, x + gr * g.Cg * g.P,
                       s.C * g.P, g.P, 1, T(0), y + gr * g.OCg * g.P, s.OC * g.P, g.P, 1);
     if (bias) add_channel_bias(y, bias, s.N * s.OC, s.OC, g.P);
+    return;
+  }
+  if (use_implicit()) {
+    forward_implicit(y, x, w, bias, g);
     return;
   }
   for_each_chunk(g, [&](index_t q0, index_t qn) {
@@ -242,6 +327,7 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
                       s.OC * g.P, g.P, 1, T(0), dx + gr * g.Cg * g.P, s.C * g.P, g.P, 1);
     return;
   }
+  if (use_implicit() && input_grad_implicit(dx, dy, w, g)) return;
   const index_t image = s.C * s.H * s.W;
   if (g.images_per_chunk == 0) {  // chunks split images: zero all of dx first
     parallel_for(s.N * image, kCopyGrain, [&](index_t i0, index_t i1) { std::fill(dx + i0, dx + i1, T(0)); });

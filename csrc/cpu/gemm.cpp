@@ -223,6 +223,23 @@ int gemm_threads_for(double flops, int nt) {
   if (flops < 2e6 * nt) return int(flops / 2e6) > 1 ? int(flops / 2e6) : 1;
   return nt;
 }
+
+template <typename T>
+void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
+                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt) {
+  if (M <= 0 || N <= 0) return;
+  static const GemmEpilogue<T> ep;
+  GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, nullptr, 0, 0, C, rs_c, cs_c}, nullptr, &ep, 0, &b};
+  if (K <= 0 || alpha == T(0)) {
+    scale_only(g, 1);
+    return;
+  }
+  run_blocks(g, isa_ops<GemmOps<T>>(), gemm_threads_for(2.0 * double(M) * double(N) * double(K), nt));
+}
+template void gemm_packed_b<float>(index_t, index_t, index_t, float, const float*, index_t, index_t,
+                                   const GemmBPack<float>&, float, float*, index_t, index_t, int);
+template void gemm_packed_b<double>(index_t, index_t, index_t, double, const double*, index_t, index_t,
+                                    const GemmBPack<double>&, double, double*, index_t, index_t, int);
 }  // namespace gemm_detail
 
 template <typename T>

@@ -26,6 +26,17 @@
 namespace nnfast::cpu {
 namespace gemm_detail {
 
+// A B operand produced on demand instead of read from memory (implicit GEMM: the
+// convolution's patch matrix is gathered from the image straight into the packed
+// layout, so the full matrix is never written and re-read). pack(ctx, k0, kc, j0, nc,
+// dst, nr) writes B[k0 : k0 + kc, j0 : j0 + nc] as nr-column panels, dst[panel][k][j]
+// (panel p at dst + p * nr * kc), columns past nc zero. Called from the GEMM's threads.
+template <typename T>
+struct GemmBPack {
+  void (*pack)(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr);
+  const void* ctx;
+};
+
 // Everything the per-ISA block routine needs about one gemm call: the operands
 // (core/gemm_operands.h), then the epilogue and the B-packing threshold.
 template <typename T>
@@ -37,6 +48,8 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // Threads whose block has at most this many rows read B in place instead of
   // packing it (set by the driver; see gemm.cpp).
   index_t direct_m;
+  // Non-null: B comes from this packer (g.B, rs_b, cs_b are unused).
+  const GemmBPack<T>* b_pack = nullptr;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -101,6 +114,11 @@ void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
                    void (*work)(void* ctx, index_t i0, index_t i1, index_t j0, index_t j1), void* ctx);
 // Threads worth using for a product of this many flops (nt at most).
 int gemm_threads_for(double flops, int nt);
+// C = alpha * A . B + beta * C with B from a packer (float, double); at most nt threads
+// (1 inside a caller's parallel region). Same bits as gemm() on the materialised B.
+template <typename T>
+void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
+                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt);
 }  // namespace gemm_detail
 
 }  // namespace nnfast::cpu
@@ -391,7 +409,7 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   T* Bp = Ap + gemm_round_up(mcb * kcb, line);
   T* tile = Bp + gemm_round_up(kcb * ncb, line);
 
-  const bool direct_b = g.cs_b == 1 && m <= g.direct_m;
+  const bool direct_b = !g.b_pack && g.cs_b == 1 && m <= g.direct_m;
 
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = gemm_min(ncb, j1 - jc);
@@ -400,8 +418,10 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
       const index_t kc = gemm_min(kcb, g.K - pc);
       const bool first = pc == 0, last = pc + kc >= g.K;
       const T beta = first ? g.beta : T(1);
-      const T* Bsrc = g.B + pc * g.rs_b + jc * g.cs_b;
-      if (nc_full < nc)
+      const T* Bsrc = g.b_pack ? nullptr : g.B + pc * g.rs_b + jc * g.cs_b;
+      if (g.b_pack)
+        g.b_pack->pack(g.b_pack->ctx, pc, kc, jc, nc, Bp, NR);
+      else if (nc_full < nc)
         pack_b<T, NR>(kc, nc - nc_full, Bsrc + nc_full * g.cs_b, g.rs_b, g.cs_b, Bp + nc_full * kc);
       for (index_t ic = i0; ic < i1; ic += mcb) {
         const index_t mc = gemm_min(mcb, i1 - ic);
