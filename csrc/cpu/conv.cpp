@@ -356,10 +356,43 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
 // calls give exactly twice one call.
 constexpr index_t kWeightParts = 8;
 
+// Implicit-GEMM weight gradient (stride 1, OW == W, where the ISA packs the transposed
+// patches fast): dW[g] (+)= dy_n[g] . patches_n[g]^T per image n, images summed into the same
+// fixed parts as above (image n into part n % parts, in order). False: nothing done.
+template <typename T>
+bool weight_grad_implicit(T* dw, const T* dy, const T* x, const Geometry& g) {
+  const Conv2dShape& s = g.s;
+  const auto pack = isa_ops<conv_pack::ConvOps<T>>().pack_patches_t;
+  if (!pack || s.sh != 1 || s.sw != 1 || s.OW != s.W || s.kh > 16 || s.kw > 16 ||
+      g.Cg * s.H * s.W >= (index_t(1) << 30) || s.N == 0)
+    return false;
+  const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, s.N), image = s.C * s.H * s.W;
+  std::vector<T> part(static_cast<size_t>(parts * size));
+  parallel_for(parts, 1, [&](index_t p0, index_t p1) {
+    for (index_t p = p0; p < p1; ++p)
+      for (index_t n = p; n < s.N; n += parts)
+        for (index_t gr = 0; gr < g.G; ++gr) {
+          const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * s.H * s.W, s, g.kk};
+          const gemm_detail::GemmBPack<T> bp{pack, &src};
+          gemm_detail::gemm_packed_b<T>(g.OCg, g.Kg, g.P, T(1), dy + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, bp,
+                                        n == p ? T(0) : T(1), part.data() + p * size + gr * g.OCg * g.Kg, g.Kg, 1, 1);
+        }
+  });
+  parallel_for(size, kCopyGrain, [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) {
+      T t = part[static_cast<size_t>(i)];
+      for (index_t p = 1; p < parts; ++p) t += part[static_cast<size_t>(p * size + i)];
+      dw[i] += t;
+    }
+  });
+  return true;
+}
+
 template <typename T>
 void weight_grad_product(T* dw, const T* dy, const T* x, const Geometry& g) {
   const Conv2dShape& s = g.s;
   if (g.chunks == 0) return;
+  if (!g.pointwise() && use_implicit() && weight_grad_implicit(dw, dy, x, g)) return;
   const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, g.chunks);
   std::vector<T> part(static_cast<size_t>(parts * size));
   parallel_for(parts, 1, [&](index_t p0, index_t p1) {
