@@ -177,11 +177,16 @@ template <typename T>
 void channel_sum_add(T* db, const T* a, index_t N, index_t channels, index_t len) {
   parallel_for(channels, max1(kCopyGrain / max1(N * len)), [&](index_t c0, index_t c1) {
     for (index_t c = c0; c < c1; ++c) {
-      double s = 0.0;
+      // 8 interleaved partial sums (vectorisable, no dependency chain through one register).
+      double acc[8] = {};
       for (index_t n = 0; n < N; ++n) {
         const T* p = a + (n * channels + c) * len;
-        for (index_t j = 0; j < len; ++j) s += static_cast<double>(p[j]);
+        index_t j = 0;
+        for (; j + 8 <= len; j += 8)
+          for (int u = 0; u < 8; ++u) acc[u] += static_cast<double>(p[j + u]);
+        for (; j < len; ++j) acc[j % 8] += static_cast<double>(p[j]);
       }
+      const double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
       db[c] += static_cast<T>(s);
     }
   });

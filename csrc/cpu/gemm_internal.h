@@ -95,6 +95,11 @@ struct GemmOps {
   // C block [i0, i1) x [j0, j1) (all of K) with one thread; ws is 64-byte aligned and
   // holds gemm_workspace_elems(blocking, i1 - i0, j1 - j0, K) elements.
   void (*block)(const GemmArgs<T>& g, T* ws, index_t i0, index_t i1, index_t j0, index_t j1);
+  // A second register tile for shapes the first pads badly (AVX-512: 8 x 48 for M = 32, 64,
+  // 128 ... where 12 x 32 computes 12 % extra rows); null where the ISA has none. The driver
+  // takes whichever pads C less. Same K blocking and order: the bits do not depend on the tile.
+  GemmBlocking alt_blocking;
+  void (*alt_block)(const GemmArgs<T>& g, T* ws, index_t i0, index_t i1, index_t j0, index_t j1);
 };
 }  // namespace gemm_detail
 
@@ -212,6 +217,36 @@ struct MicroKernel {
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) V::store(out + r * NR + v * W, acc[r][v]);
+  }
+
+  // The tile's first NVN vectors of columns only, B rows still NR apart: the last panel of a
+  // C whose width is not a multiple of NR (e.g. N = 196 = 6 x 32 + 4) then costs NVN / NV of a
+  // full tile instead of all of it. Same per-element FMA order as compute().
+  template <int NVN>
+  __attribute__((noinline)) static void compute_part(index_t kc, const T* __restrict a, const T* __restrict b,
+                                                     T* __restrict out) {
+    R acc[MR][NVN];
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NVN; ++v) acc[r][v] = V::zero();
+    for (index_t k = 0; k < kc; ++k) {
+      R bv[NVN];
+#pragma GCC unroll 8
+      for (int v = 0; v < NVN; ++v) bv[v] = V::load(b + v * W);
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) {
+        R ar = V::set1(a[r]);
+#pragma GCC unroll 8
+        for (int v = 0; v < NVN; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
+      }
+      a += MR;
+      b += NR;
+    }
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NVN; ++v) V::store(out + r * NR + v * W, acc[r][v]);
   }
 
   // Same tile with B read in place: B(k, j) = b[k * brs + j] (unit column
@@ -438,6 +473,10 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
             }
             if (jr < nc_full)
               K_::compute_direct_b(kc, Ap + ir * kc, Bsrc + jr, g.rs_b, tile);
+            else if (NV > 1 && nr <= V::W)
+              K_::template compute_part<1>(kc, Ap + ir * kc, Bp + jr * kc, tile);
+            else if (NV > 2 && nr <= 2 * V::W)
+              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ap + ir * kc, Bp + jr * kc, tile);
             else
               K_::compute(kc, Ap + ir * kc, Bp + jr * kc, tile);
             if (mr == MR && nr == NR && g.cs_c == 1)
