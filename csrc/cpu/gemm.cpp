@@ -168,9 +168,12 @@ void run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
 #endif
 }
 
-// C's area padded to whole micro-tiles.
+// C's area as computed: rows padded to whole micro-tiles, columns to whole panels except the
+// last, which is padded to whole vectors where the ISA has the narrow kernels (bk.nw).
 inline double padded_area(index_t M, index_t N, const GemmBlocking& bk) {
-  return double(gemm_detail::gemm_round_up(M, bk.mr)) * double(gemm_detail::gemm_round_up(N, bk.nr));
+  const index_t rem = N % bk.nr;
+  const index_t cols = N - rem + (rem == 0 ? 0 : bk.nw > 0 ? gemm_detail::gemm_round_up(rem, bk.nw) : bk.nr);
+  return double(gemm_detail::gemm_round_up(M, bk.mr)) * double(cols);
 }
 
 // NNFAST_GEMM_ALT_TILE=0 keeps the main tile everywhere (for A/B timing).

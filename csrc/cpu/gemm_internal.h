@@ -56,6 +56,9 @@ struct GemmArgs : GemmOperands<T, index_t> {
 struct GemmBlocking {
   int mr, nr;  // micro-tile
   int mc, kc, nc;  // L2 block of A rows, K block, L3 block of B columns
+  // Vector width in columns where a last, narrower B panel is computed in whole vectors
+  // only (gemm_block's compute_part); 0: the last panel costs a full nr.
+  int nw = 0;
 };
 
 static inline index_t gemm_round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
@@ -396,9 +399,15 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
 
 // Pack rows [0, mc) x cols [0, kc) of A (any strides) into MR-row panels:
 // dst[panel][k][r], zero rows past mc.
+// Row-major A with MR a multiple of the transpose block (the 8-row tile) goes through the
+// register transposes; otherwise MR rows are gathered k by k.
 template <typename T, int MR>
 static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
-  pack_panels<T, MR, pack_k_runs_gather<T, MR>>(mc, kc, A, rs, cs, dst);
+  constexpr int TW = TransposeBlock<T>::W;
+  if constexpr (TW > 0 && MR % TW == 0)
+    pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst);
+  else
+    pack_panels<T, MR, pack_k_runs_gather<T, MR>>(mc, kc, A, rs, cs, dst);
 }
 
 // Pack rows [0, kc) x cols [0, nc) of B (any strides) into NR-column panels:
