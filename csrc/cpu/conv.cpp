@@ -1,6 +1,17 @@
-// Convolution driver: implicit GEMM over bounded chunks of column space.
+// Convolution driver.
 //
-// Column space: q = (n, oh, ow) flattened, Q = N * OH * OW. A chunk [q0, q0 + qn)
+// Default: implicit GEMM (conv_internal.h). Per image and group, the GEMM's B operand is the
+// image's patch matrix (row r = (c, ky, kx), column q = (oh, ow)), packed straight from x into
+// the GEMM's panels by conv_isa.cpp; nothing the size of the patch matrix is written.
+// Forward:       y_n[g] = W[g] . patches(x_n)[g]          (+ bias while the block is in cache)
+// Input grad:    stride 1: dx = the forward convolution of dy with the flipped, transposed
+//                kernel and padding d (k - 1) - p (no col2im pass)
+// Weight grad:   stride 1, OW == W, fp32 on AVX-512: dW[g] (+)= dy_n[g] . patches(x_n)[g]^T
+// Threads take whole images (1-thread GEMMs) or, for small batches, run inside each GEMM;
+// every element is the same K-ordered sum either way.
+//
+// Otherwise (and with NNFAST_CONV_IMPLICIT=0, kept for A/B timing): explicit im2col over
+// bounded chunks of column space q = (n, oh, ow), Q = N * OH * OW. A chunk [q0, q0 + qn)
 // of it is processed at a time (qn depends on the shape only, so results do not
 // depend on the thread count):
 //   col (C kh kw, qn)  the chunk's input patches, row r = (c, ky, kx); rows of group g
@@ -231,7 +242,8 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
   std::vector<T> wt(static_cast<size_t>(s.OC * g.Kg));
   for (index_t gr = 0; gr < g.G; ++gr)
     for (index_t o = 0; o < g.OCg; ++o)
-      for (index_t k = 0; k < g.Kg; ++k) wt[static_cast<size_t>((gr * g.Kg + k) * g.OCg + o)] = w[(gr * g.OCg + o) * g.Kg + k];
+      for (index_t k = 0; k < g.Kg; ++k)
+        wt[static_cast<size_t>((gr * g.Kg + k) * g.OCg + o)] = w[(gr * g.OCg + o) * g.Kg + k];
   auto one = [&](index_t n, int nt) {
     for (index_t gr = 0; gr < g.G; ++gr) {
       const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * plane, s, g.kk};

@@ -99,7 +99,8 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
         for (int j = 0; j < nr; ++j) {
           T v = T(0);
           if (j < np) {
-            const index_t q = q0 + j, ih = (q / s.OW) * s.sh - s.ph + ky * s.dh, iw = (q % s.OW) * s.sw - s.pw + kx * s.dw;
+            const index_t q = q0 + j;
+            const index_t ih = (q / s.OW) * s.sh - s.ph + ky * s.dh, iw = (q % s.OW) * s.sw - s.pw + kx * s.dw;
             if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) v = p.x[c * HW + ih * s.W + iw];
           }
           d[k * nr + j] = v;
