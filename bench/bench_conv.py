@@ -1,7 +1,12 @@
 """Conv2d training step benchmark: forward + backward (input, weight and bias gradients), nnfast vs
 PyTorch CPU (oneDNN) in the same run, same thread count, float32.
 
-    python bench/bench_conv.py [--threads 2] [--repeats 7] [--quick]
+    python bench/bench_conv.py [--threads 2] [--repeats 7] [--quick] [--split] [--cpu-time]
+
+--split also times each product alone (forward, input gradient, weight gradient, bias gradient) against
+PyTorch's (aten.convolution_backward with one output mask). --cpu-time measures process CPU time instead of
+wall time (robust on a loaded machine; use it with --threads 1). Old-path A/B in one shell:
+NNFAST_CONV_IMPLICIT=0 (im2col instead of implicit GEMM) and NNFAST_GEMM_ALT_TILE=0 (12 x 32 tile only).
 
 Checks nnfast against PyTorch first, then times the two libraries in alternating blocks (so machine
 noise hits both alike) and prints the best and median time per step, GFLOP/s, % of the machine's
@@ -41,11 +46,46 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def _split(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, s: int, p: int, repeats: int,
+           clock) -> None:
+    """Each product alone through the raw kernels: nnfast ms / torch ms (best of `repeats`)."""
+    import torch
+    from nnfast._native import _C
+
+    y = np.empty(g.shape, np.float32)
+    dx, dw, db = np.empty_like(x), np.zeros_like(w), np.zeros_like(b)
+    geo = ((s, s), (p, p), (1, 1), 1)
+    xt, wt, bt, gt = (torch.tensor(a) for a in (x, w, b, g))
+    tgeo = ([s, s], [p, p], [1, 1], False, [0, 0], 1)
+    parts = {
+        "fwd": (lambda: _C.conv2d_forward(y, x, w, b, *geo),
+                lambda: torch.nn.functional.conv2d(xt, wt, bt, stride=s, padding=p)),
+        "dx": (lambda: _C.conv2d_backward(dx, None, None, g, x, w, *geo),
+               lambda: torch.ops.aten.convolution_backward(gt, xt, wt, [b.size], *tgeo, [True, False, False])),
+        "dW": (lambda: _C.conv2d_backward(None, dw, None, g, x, w, *geo),
+               lambda: torch.ops.aten.convolution_backward(gt, xt, wt, [b.size], *tgeo, [False, True, False])),
+        "db": (lambda: _C.conv2d_backward(None, None, db, g, x, w, *geo),
+               lambda: torch.ops.aten.convolution_backward(gt, xt, wt, [b.size], *tgeo, [False, False, True])),
+    }
+    out = []
+    for part, (fn_n, fn_t) in parts.items():
+        best = {"n": float("inf"), "t": float("inf")}
+        for _ in range(repeats):
+            for key, fn in (("n", fn_n), ("t", fn_t)):
+                t0 = clock()
+                fn()
+                best[key] = min(best[key], clock() - t0)
+        out.append(f"{part} {best['n'] * 1e3:.1f}/{best['t'] * 1e3:.1f} ms ({best['n'] / best['t']:.2f})")
+    print("    split nnfast/torch: " + ", ".join(out))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="first two layers, 3 repeats")
+    ap.add_argument("--split", action="store_true", help="also time forward / dx / dW / db alone")
+    ap.add_argument("--cpu-time", action="store_true", help="process CPU time instead of wall time")
     args = ap.parse_args()
     import torch
 
@@ -58,6 +98,7 @@ def main() -> int:
           f"fp32 FMA peak {peak:.0f} GFLOP/s ({args.threads} cores) | torch {torch.__version__}")
     print(f"{'layer':<30} {'GFLOP':>6} {'nnfast ms':>10} {'torch ms':>9} {'nnfast GF/s':>11} {'% peak':>7} "
           f"{'torch GF/s':>10} {'ratio':>6}")
+    clock = time.process_time if args.cpu_time else time.perf_counter
     rng = np.random.default_rng(0)
     for name, N, C, OC, H, W, k, s, p in layers:
         x = rng.standard_normal((N, C, H, W)).astype(np.float32)
@@ -86,15 +127,17 @@ def main() -> int:
         times: dict[str, list[float]] = {"nnfast": [], "torch": []}
         for _ in range(repeats):
             for lib, fn in (("nnfast", step_nnfast), ("torch", step_torch)):
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn()
-                times[lib].append(time.perf_counter() - t0)
+                times[lib].append(clock() - t0)
                 time.sleep(0.05)  # let idle OpenMP threads stop spinning before the other library runs
         bn_, bt_ = min(times["nnfast"]), min(times["torch"])
         print(f"{name:<30} {flops / 1e9:6.2f} {bn_ * 1e3:10.1f} {bt_ * 1e3:9.1f} {flops / bn_ / 1e9:11.1f} "
               f"{100 * flops / bn_ / 1e9 / peak:6.1f}% {flops / bt_ / 1e9:10.1f} {bn_ / bt_:6.2f}"
               f"   (median {statistics.median(times['nnfast']) * 1e3:.1f} / "
               f"{statistics.median(times['torch']) * 1e3:.1f} ms)")
+        if args.split:
+            _split(x, w, b, g, s, p, repeats, clock)
     return 0
 
 

@@ -102,10 +102,14 @@ CONVT = [
     ("b2-c3-5x5-k1", (2, 3, 5, 5), (3, 7, 1, 1), False, {}),
     ("b1-c2-7x7-k4-s3-p1-op2", (1, 2, 7, 7), (2, 3, 4, 4), True, {"stride": 3, "padding": 1, "output_padding": 2}),
     ("b2-c3-3x4-depthwise-s2", (2, 3, 3, 4), (3, 1, 3, 3), True, {"stride": 2, "groups": 3}),
+    # stride 1: the implicit-GEMM paths (forward as a flipped-kernel convolution, dW's transposed patches)
+    ("b2-c3-5x6-k3-p1", (2, 3, 5, 6), (3, 4, 3, 3), True, {"padding": 1}),
+    ("b1-c4-4x3-k2x3-d21-g2", (1, 4, 4, 3), (4, 1, 2, 3), False, {"dilation": (2, 1), "groups": 2}),
 ]
 GRADCHECK_IDS = {"1x1x1x1-k1", "1x1x1-k1", "b2-c4-6x7-k3x2-s21-p01-d12-g2", "b2-c3-5x5-depthwise", "b1-c3-7x6-same-k4",
                  "b2-c5-7x7-1x1", "b1-c4-11-k3-s2-d2-g2", "b2-c3-9-same-k4", "b2-c3-4x5-k3-s2-p1-op1",
-                 "b1-c4-3x3-k3x2-s21-g2-d12", "unbatched-c3-5x6"}
+                 "b1-c4-3x3-k3x2-s21-g2-d12", "unbatched-c3-5x6", "b2-c3-5x6-k3-p1",
+                 "b1-c4-4x3-k2x3-d21-g2"}
 
 
 def _conv_ref(transposed, kw):

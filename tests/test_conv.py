@@ -215,3 +215,71 @@ def test_binding_checks_before_the_kernel():
     out = x.reshape(-1)[:18].reshape(1, 2, 3, 3)  # a view of the input
     with pytest.raises(ValueError, match=r"^\[conv2d\] expected out not to share memory"):
         _C.conv2d_forward(out, x, w, None, (1, 1), (0, 0), (1, 1), 1)
+
+
+# Implicit-GEMM paths (csrc/cpu/conv.cpp, conv_isa.cpp): forward packs the patches straight from x
+# (masked contiguous rows when stride 1 and OW == W, masked gathers otherwise, per element for
+# kernels over 16 taps), stride-1 dx runs as the flipped-kernel convolution, and float32 dW packs
+# the transposed patches (stride 1, OW == W). Shapes chosen to hit each path and its edges: a
+# panel of output positions spanning several rows, widths 1 and 7, odd channel counts, groups,
+# dilation, panel / K-block tails.
+IMPLICIT_CASES = [
+    # N, C, OC, H, W, (kh, kw), stride, padding, dilation, groups
+    (2, 3, 5, 7, 7, (3, 3), 1, 1, 1, 1),        # "same": masked rows, dx as conv, transposed pack
+    (3, 4, 6, 9, 1, (3, 1), 1, (1, 0), 1, 2),   # width 1, groups
+    (1, 5, 7, 11, 13, (5, 3), 1, (4, 2), (2, 2), 1),  # dilated "same"
+    (2, 6, 4, 10, 9, (3, 3), 2, 1, 1, 2),       # stride 2: gathers; dx / dW take the im2col path
+    (2, 3, 4, 8, 9, (2, 3), 1, 0, 1, 1),        # "valid" (OW != W): gathers, dx as conv
+    (1, 2, 3, 20, 6, (17, 1), 1, (8, 0), 1, 1),  # kh > 16: per-element packing
+    (2, 33, 9, 6, 6, (3, 3), 1, 1, 1, 1),       # K = 297: two K blocks, r panels with tails
+]
+
+
+@pytest.mark.parametrize("case", IMPLICIT_CASES)
+def test_implicit_gemm_paths_match_float64_torch(case):
+    N, C, OC, H, W, k, s, p, d, g = case
+    r = np.random.default_rng(11)
+    x = r.standard_normal((N, C, H, W))
+    w = r.standard_normal((OC, C // g) + k)
+    b = r.standard_normal(OC)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, stride=s, padding=p, dilation=d, groups=g)
+    gy = r.standard_normal(tuple(yt.shape))
+    yt.backward(torch.tensor(gy))
+    for dt, tol in ((np.float64, 1e-10), (np.float32, 2e-4)):
+        xn, wn, bn = (nnfast.tensor(a.astype(dt), requires_grad=True) for a in (x, w, b))
+        yn = F.conv2d(xn, wn, bn, stride=s, padding=p, dilation=d, groups=g)
+        yn.backward(gy.astype(dt))
+        for got, ref in ((yn.detach().numpy(), yt.detach().numpy()), (xn.grad.numpy(), xt.grad.numpy()),
+                         (wn.grad.numpy(), wt.grad.numpy()), (bn.grad.numpy(), bt.grad.numpy())):
+            scale = max(1.0, float(np.abs(ref).max()))
+            np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * scale)
+
+
+@pytest.mark.parametrize("n", [3, 8])
+def test_implicit_gemm_thread_determinism(n):
+    """Stride-1 'same' conv (all implicit paths): same bits on 1, 2 and 3 threads, forward and backward, whether
+    threads take whole images (n = 8) or work inside each image's GEMM (n = 3 on 2 threads)."""
+    r = np.random.default_rng(12)
+    x = r.standard_normal((n, 16, 12, 12)).astype(np.float32)
+    w = r.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    b = r.standard_normal(24).astype(np.float32)
+    dy = r.standard_normal((n, 24, 12, 12)).astype(np.float32)
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    old = nnfast.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            nnfast.set_num_threads(threads)
+            y = np.full((n, 24, 12, 12), np.nan, np.float32)
+            _C.conv2d_forward(y, x, w, b, *args)
+            dx = np.full_like(x, np.nan)
+            dw, db = np.zeros_like(w), np.zeros_like(b)
+            _C.conv2d_backward(dx, dw, db, dy, x, w, *args)
+            results.append((y, dx, dw, db))
+    finally:
+        nnfast.set_num_threads(old)
+    assert np.isfinite(results[0][0]).all() and np.isfinite(results[0][1]).all()
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            assert np.array_equal(a, b_)

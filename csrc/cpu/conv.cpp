@@ -1,6 +1,17 @@
-// Convolution driver: implicit GEMM over bounded chunks of column space.
+// Convolution driver.
 //
-// Column space: q = (n, oh, ow) flattened, Q = N * OH * OW. A chunk [q0, q0 + qn)
+// Default: implicit GEMM (conv_internal.h). Per image and group, the GEMM's B operand is the
+// image's patch matrix (row r = (c, ky, kx), column q = (oh, ow)), packed straight from x into
+// the GEMM's panels by conv_isa.cpp; nothing the size of the patch matrix is written.
+// Forward:       y_n[g] = W[g] . patches(x_n)[g]          (+ bias while the block is in cache)
+// Input grad:    stride 1: dx = the forward convolution of dy with the flipped, transposed
+//                kernel and padding d (k - 1) - p (no col2im pass)
+// Weight grad:   stride 1, OW == W, fp32 on AVX-512: dW[g] (+)= dy_n[g] . patches(x_n)[g]^T
+// Threads take whole images (1-thread GEMMs) or, for small batches, run inside each GEMM;
+// every element is the same K-ordered sum either way.
+//
+// Otherwise (and with NNFAST_CONV_IMPLICIT=0, kept for A/B timing): explicit im2col over
+// bounded chunks of column space q = (n, oh, ow), Q = N * OH * OW. A chunk [q0, q0 + qn)
 // of it is processed at a time (qn depends on the shape only, so results do not
 // depend on the thread count):
 //   col (C kh kw, qn)  the chunk's input patches, row r = (c, ky, kx); rows of group g
@@ -18,12 +29,16 @@
 #include "nnfast/conv.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "core/conv_geometry.h"
 #include "core/parallel_for.h"
+#include "cpu/conv_internal.h"
+#include "cpu/gemm_internal.h"
 #include "nnfast/gemm.h"
+#include "nnfast/parallel.h"
 
 namespace nnfast::cpu {
 namespace {
@@ -173,11 +188,16 @@ template <typename T>
 void channel_sum_add(T* db, const T* a, index_t N, index_t channels, index_t len) {
   parallel_for(channels, max1(kCopyGrain / max1(N * len)), [&](index_t c0, index_t c1) {
     for (index_t c = c0; c < c1; ++c) {
-      double s = 0.0;
+      // 8 interleaved partial sums (vectorisable, no dependency chain through one register).
+      double acc[8] = {};
       for (index_t n = 0; n < N; ++n) {
         const T* p = a + (n * channels + c) * len;
-        for (index_t j = 0; j < len; ++j) s += static_cast<double>(p[j]);
+        index_t j = 0;
+        for (; j + 8 <= len; j += 8)
+          for (int u = 0; u < 8; ++u) acc[u] += static_cast<double>(p[j + u]);
+        for (; j < len; ++j) acc[j % 8] += static_cast<double>(p[j]);
       }
+      const double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
       db[c] += static_cast<T>(s);
     }
   });
@@ -199,6 +219,89 @@ void for_each_chunk(const Geometry& g, F&& chunk_fn) {
   }
 }
 
+// Implicit GEMM (the default; NNFAST_CONV_IMPLICIT=0 selects the im2col path for comparison).
+inline bool use_implicit() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_CONV_IMPLICIT");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+// y = conv(x, w) + bias with the patches packed straight from x into the GEMM's B panels:
+// one GEMM per image and group, y's (OCg, P) block as C. Threads take whole images (each
+// GEMM on one thread) when the batch splits evenly enough, else run inside each GEMM;
+// either way every element is the same K-ordered sum, so the bits do not depend on the
+// thread count.
+template <typename T>
+void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometry& g) {
+  const Conv2dShape& s = g.s;
+  const auto pack = isa_ops<conv_pack::ConvOps<T>>().pack_patches;
+  const index_t image = s.C * s.H * s.W, plane = s.H * s.W;
+  // Each image's GEMM packs A (the weight) again: column-major, that pack is contiguous copies.
+  std::vector<T> wt(static_cast<size_t>(s.OC * g.Kg));
+  for (index_t gr = 0; gr < g.G; ++gr)
+    for (index_t o = 0; o < g.OCg; ++o)
+      for (index_t k = 0; k < g.Kg; ++k)
+        wt[static_cast<size_t>((gr * g.Kg + k) * g.OCg + o)] = w[(gr * g.OCg + o) * g.Kg + k];
+  auto one = [&](index_t n, int nt) {
+    for (index_t gr = 0; gr < g.G; ++gr) {
+      const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * plane, s, g.kk};
+      const gemm_detail::GemmBPack<T> bp{pack, &src};
+      gemm_detail::gemm_packed_b<T>(g.OCg, g.P, g.Kg, T(1), wt.data() + gr * g.Kg * g.OCg, 1, g.OCg, bp, T(0),
+                                    y + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, nt);
+    }
+    if (bias) {  // while the image's block is still in cache
+      T* yn = y + n * s.OC * g.P;
+      for (index_t o = 0; o < s.OC; ++o)
+        for (index_t j = 0; j < g.P; ++j) yn[o * g.P + j] += bias[o];
+    }
+  };
+  const int nt = get_num_threads();
+  if (nt > 1 && (s.N % nt == 0 || s.N >= 4 * nt)) {
+    parallel_for(s.N, 1, [&](index_t n0, index_t n1) {
+      for (index_t n = n0; n < n1; ++n) one(n, 1);
+    });
+  } else {
+    for (index_t n = 0; n < s.N; ++n) one(n, nt);
+  }
+}
+
+// Stride 1: dx is the convolution of dy with the flipped, transposed kernel
+// W'[c, o, ky, kx] = W[o, c, kh-1-ky, kw-1-kx] and padding d (k - 1) - p, so it runs as an
+// implicit-GEMM forward (no col2im pass). False (nothing done) where that does not apply.
+template <typename T>
+bool input_grad_implicit(T* dx, const T* dy, const T* w, const Geometry& g) {
+  const Conv2dShape& s = g.s;
+  if (s.sh != 1 || s.sw != 1) return false;
+  Conv2dShape t;
+  t.N = s.N;
+  t.C = s.OC;
+  t.H = s.OH;
+  t.W = s.OW;
+  t.OC = s.C;
+  t.OH = s.H;
+  t.OW = s.W;
+  t.kh = s.kh;
+  t.kw = s.kw;
+  t.ph = s.dh * (s.kh - 1) - s.ph;
+  t.pw = s.dw * (s.kw - 1) - s.pw;
+  t.dh = s.dh;
+  t.dw = s.dw;
+  t.groups = s.groups;
+  if (t.ph < 0 || t.pw < 0 || t.OH != t.H + 2 * t.ph - t.dh * (t.kh - 1) || t.OW != t.W + 2 * t.pw - t.dw * (t.kw - 1))
+    return false;
+  std::vector<T> wt(static_cast<size_t>(s.C * g.OCg * g.kk));
+  for (index_t gr = 0; gr < g.G; ++gr)
+    for (index_t o = 0; o < g.OCg; ++o)
+      for (index_t c = 0; c < g.Cg; ++c)
+        for (index_t k = 0; k < g.kk; ++k)
+          wt[static_cast<size_t>(((gr * g.Cg + c) * g.OCg + o) * g.kk + (g.kk - 1 - k))] =
+              w[((gr * g.OCg + o) * g.Cg + c) * g.kk + k];
+  forward_implicit<T>(dx, dy, wt.data(), nullptr, Geometry(t));
+  return true;
+}
+
 // y = conv(x, w) + bias.
 template <typename T>
 void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry& g) {
@@ -208,6 +311,10 @@ void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry
       gemm_batched<T>(s.N, g.OCg, g.P, g.Cg, T(1), w + gr * g.OCg * g.Cg, 0, g.Cg, 1, x + gr * g.Cg * g.P,
                       s.C * g.P, g.P, 1, T(0), y + gr * g.OCg * g.P, s.OC * g.P, g.P, 1);
     if (bias) add_channel_bias(y, bias, s.N * s.OC, s.OC, g.P);
+    return;
+  }
+  if (use_implicit()) {
+    forward_implicit(y, x, w, bias, g);
     return;
   }
   for_each_chunk(g, [&](index_t q0, index_t qn) {
@@ -242,6 +349,7 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
                       s.OC * g.P, g.P, 1, T(0), dx + gr * g.Cg * g.P, s.C * g.P, g.P, 1);
     return;
   }
+  if (use_implicit() && input_grad_implicit(dx, dy, w, g)) return;
   const index_t image = s.C * s.H * s.W;
   if (g.images_per_chunk == 0) {  // chunks split images: zero all of dx first
     parallel_for(s.N * image, kCopyGrain, [&](index_t i0, index_t i1) { std::fill(dx + i0, dx + i1, T(0)); });
@@ -270,10 +378,43 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
 // calls give exactly twice one call.
 constexpr index_t kWeightParts = 8;
 
+// Implicit-GEMM weight gradient (stride 1, OW == W, where the ISA packs the transposed
+// patches fast): dW[g] (+)= dy_n[g] . patches_n[g]^T per image n, images summed into the same
+// fixed parts as above (image n into part n % parts, in order). False: nothing done.
+template <typename T>
+bool weight_grad_implicit(T* dw, const T* dy, const T* x, const Geometry& g) {
+  const Conv2dShape& s = g.s;
+  const auto pack = isa_ops<conv_pack::ConvOps<T>>().pack_patches_t;
+  if (!pack || s.sh != 1 || s.sw != 1 || s.OW != s.W || s.kh > 16 || s.kw > 16 ||
+      g.Cg * s.H * s.W >= (index_t(1) << 30) || s.N == 0)
+    return false;
+  const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, s.N), image = s.C * s.H * s.W;
+  std::vector<T> part(static_cast<size_t>(parts * size));
+  parallel_for(parts, 1, [&](index_t p0, index_t p1) {
+    for (index_t p = p0; p < p1; ++p)
+      for (index_t n = p; n < s.N; n += parts)
+        for (index_t gr = 0; gr < g.G; ++gr) {
+          const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * s.H * s.W, s, g.kk};
+          const gemm_detail::GemmBPack<T> bp{pack, &src};
+          gemm_detail::gemm_packed_b<T>(g.OCg, g.Kg, g.P, T(1), dy + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, bp,
+                                        n == p ? T(0) : T(1), part.data() + p * size + gr * g.OCg * g.Kg, g.Kg, 1, 1);
+        }
+  });
+  parallel_for(size, kCopyGrain, [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) {
+      T t = part[static_cast<size_t>(i)];
+      for (index_t p = 1; p < parts; ++p) t += part[static_cast<size_t>(p * size + i)];
+      dw[i] += t;
+    }
+  });
+  return true;
+}
+
 template <typename T>
 void weight_grad_product(T* dw, const T* dy, const T* x, const Geometry& g) {
   const Conv2dShape& s = g.s;
   if (g.chunks == 0) return;
+  if (!g.pointwise() && use_implicit() && weight_grad_implicit(dw, dy, x, g)) return;
   const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, g.chunks);
   std::vector<T> part(static_cast<size_t>(parts * size));
   parallel_for(parts, 1, [&](index_t p0, index_t p1) {

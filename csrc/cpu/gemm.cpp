@@ -168,17 +168,41 @@ void run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
 #endif
 }
 
+// C's area as computed: rows padded to whole micro-tiles, columns to whole panels except the
+// last, which is padded to whole vectors where the ISA has the narrow kernels (bk.nw).
+inline double padded_area(index_t M, index_t N, const GemmBlocking& bk) {
+  const index_t rem = N % bk.nr;
+  const index_t cols = N - rem + (rem == 0 ? 0 : bk.nw > 0 ? gemm_detail::gemm_round_up(rem, bk.nw) : bk.nr);
+  return double(gemm_detail::gemm_round_up(M, bk.mr)) * double(cols);
+}
+
+// NNFAST_GEMM_ALT_TILE=0 keeps the main tile everywhere (for A/B timing).
+bool alt_tile_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_GEMM_ALT_TILE");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 template <typename T>
 void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
   struct Ctx {
     const GemmArgs<T>* g;
-    const GemmOps<T>* kr;
-  } ctx{&g, &kr};
-  run_grid(g.M, g.N, nt, kr.blocking, [](void* p, index_t i0, index_t i1, index_t j0, index_t j1) {
+    const GemmBlocking* bk;
+    void (*block)(const GemmArgs<T>&, T*, index_t, index_t, index_t, index_t);
+  } ctx{&g, &kr.blocking, kr.block};
+  // The second tile where it pads C at least 5 % less (the main tile is the faster kernel).
+  if (kr.alt_block && alt_tile_enabled() &&
+      padded_area(g.M, g.N, kr.alt_blocking) < 0.95 * padded_area(g.M, g.N, kr.blocking)) {
+    ctx.bk = &kr.alt_blocking;
+    ctx.block = kr.alt_block;
+  }
+  run_grid(g.M, g.N, nt, *ctx.bk, [](void* p, index_t i0, index_t i1, index_t j0, index_t j1) {
     const Ctx& c = *static_cast<Ctx*>(p);
-    const index_t elems = gemm_detail::gemm_workspace_elems<T>(c.kr->blocking, i1 - i0, j1 - j0, c.g->K);
+    const index_t elems = gemm_detail::gemm_workspace_elems<T>(*c.bk, i1 - i0, j1 - j0, c.g->K);
     T* ws = static_cast<T*>(tl_workspace.get(static_cast<size_t>(elems) * sizeof(T)));
-    c.kr->block(*c.g, ws, i0, i1, j0, j1);
+    c.block(*c.g, ws, i0, i1, j0, j1);
   }, &ctx);
 }
 
@@ -223,6 +247,23 @@ int gemm_threads_for(double flops, int nt) {
   if (flops < 2e6 * nt) return int(flops / 2e6) > 1 ? int(flops / 2e6) : 1;
   return nt;
 }
+
+template <typename T>
+void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
+                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt) {
+  if (M <= 0 || N <= 0) return;
+  static const GemmEpilogue<T> ep;
+  GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, nullptr, 0, 0, C, rs_c, cs_c}, nullptr, &ep, 0, &b};
+  if (K <= 0 || alpha == T(0)) {
+    scale_only(g, 1);
+    return;
+  }
+  run_blocks(g, isa_ops<GemmOps<T>>(), gemm_threads_for(2.0 * double(M) * double(N) * double(K), nt));
+}
+template void gemm_packed_b<float>(index_t, index_t, index_t, float, const float*, index_t, index_t,
+                                   const GemmBPack<float>&, float, float*, index_t, index_t, int);
+template void gemm_packed_b<double>(index_t, index_t, index_t, double, const double*, index_t, index_t,
+                                    const GemmBPack<double>&, double, double*, index_t, index_t, int);
 }  // namespace gemm_detail
 
 template <typename T>

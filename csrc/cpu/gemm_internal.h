@@ -26,6 +26,17 @@
 namespace nnfast::cpu {
 namespace gemm_detail {
 
+// A B operand produced on demand instead of read from memory (implicit GEMM: the
+// convolution's patch matrix is gathered from the image straight into the packed
+// layout, so the full matrix is never written and re-read). pack(ctx, k0, kc, j0, nc,
+// dst, nr) writes B[k0 : k0 + kc, j0 : j0 + nc] as nr-column panels, dst[panel][k][j]
+// (panel p at dst + p * nr * kc), columns past nc zero. Called from the GEMM's threads.
+template <typename T>
+struct GemmBPack {
+  void (*pack)(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr);
+  const void* ctx;
+};
+
 // Everything the per-ISA block routine needs about one gemm call: the operands
 // (core/gemm_operands.h), then the epilogue and the B-packing threshold.
 template <typename T>
@@ -37,12 +48,17 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // Threads whose block has at most this many rows read B in place instead of
   // packing it (set by the driver; see gemm.cpp).
   index_t direct_m;
+  // Non-null: B comes from this packer (g.B, rs_b, cs_b are unused).
+  const GemmBPack<T>* b_pack = nullptr;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
 struct GemmBlocking {
   int mr, nr;  // micro-tile
   int mc, kc, nc;  // L2 block of A rows, K block, L3 block of B columns
+  // Vector width in columns where a last, narrower B panel is computed in whole vectors
+  // only (gemm_block's compute_part); 0: the last panel costs a full nr.
+  int nw = 0;
 };
 
 static inline index_t gemm_round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
@@ -82,6 +98,11 @@ struct GemmOps {
   // C block [i0, i1) x [j0, j1) (all of K) with one thread; ws is 64-byte aligned and
   // holds gemm_workspace_elems(blocking, i1 - i0, j1 - j0, K) elements.
   void (*block)(const GemmArgs<T>& g, T* ws, index_t i0, index_t i1, index_t j0, index_t j1);
+  // A second register tile for shapes the first pads badly (AVX-512: 8 x 48 for M = 32, 64,
+  // 128 ... where 12 x 32 computes 12 % extra rows); null where the ISA has none. The driver
+  // takes whichever pads C less. Same K blocking and order: the bits do not depend on the tile.
+  GemmBlocking alt_blocking;
+  void (*alt_block)(const GemmArgs<T>& g, T* ws, index_t i0, index_t i1, index_t j0, index_t j1);
 };
 }  // namespace gemm_detail
 
@@ -101,6 +122,11 @@ void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
                    void (*work)(void* ctx, index_t i0, index_t i1, index_t j0, index_t j1), void* ctx);
 // Threads worth using for a product of this many flops (nt at most).
 int gemm_threads_for(double flops, int nt);
+// C = alpha * A . B + beta * C with B from a packer (float, double); at most nt threads
+// (1 inside a caller's parallel region). Same bits as gemm() on the materialised B.
+template <typename T>
+void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
+                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt);
 }  // namespace gemm_detail
 
 }  // namespace nnfast::cpu
@@ -194,6 +220,36 @@ struct MicroKernel {
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) V::store(out + r * NR + v * W, acc[r][v]);
+  }
+
+  // The tile's first NVN vectors of columns only, B rows still NR apart: the last panel of a
+  // C whose width is not a multiple of NR (e.g. N = 196 = 6 x 32 + 4) then costs NVN / NV of a
+  // full tile instead of all of it. Same per-element FMA order as compute().
+  template <int NVN>
+  __attribute__((noinline)) static void compute_part(index_t kc, const T* __restrict a, const T* __restrict b,
+                                                     T* __restrict out) {
+    R acc[MR][NVN];
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NVN; ++v) acc[r][v] = V::zero();
+    for (index_t k = 0; k < kc; ++k) {
+      R bv[NVN];
+#pragma GCC unroll 8
+      for (int v = 0; v < NVN; ++v) bv[v] = V::load(b + v * W);
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) {
+        R ar = V::set1(a[r]);
+#pragma GCC unroll 8
+        for (int v = 0; v < NVN; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
+      }
+      a += MR;
+      b += NR;
+    }
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NVN; ++v) V::store(out + r * NR + v * W, acc[r][v]);
   }
 
   // Same tile with B read in place: B(k, j) = b[k * brs + j] (unit column
@@ -343,9 +399,15 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
 
 // Pack rows [0, mc) x cols [0, kc) of A (any strides) into MR-row panels:
 // dst[panel][k][r], zero rows past mc.
+// Row-major A with MR a multiple of the transpose block (the 8-row tile) goes through the
+// register transposes; otherwise MR rows are gathered k by k.
 template <typename T, int MR>
 static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
-  pack_panels<T, MR, pack_k_runs_gather<T, MR>>(mc, kc, A, rs, cs, dst);
+  constexpr int TW = TransposeBlock<T>::W;
+  if constexpr (TW > 0 && MR % TW == 0)
+    pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst);
+  else
+    pack_panels<T, MR, pack_k_runs_gather<T, MR>>(mc, kc, A, rs, cs, dst);
 }
 
 // Pack rows [0, kc) x cols [0, nc) of B (any strides) into NR-column panels:
@@ -391,7 +453,7 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   T* Bp = Ap + gemm_round_up(mcb * kcb, line);
   T* tile = Bp + gemm_round_up(kcb * ncb, line);
 
-  const bool direct_b = g.cs_b == 1 && m <= g.direct_m;
+  const bool direct_b = !g.b_pack && g.cs_b == 1 && m <= g.direct_m;
 
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = gemm_min(ncb, j1 - jc);
@@ -400,8 +462,10 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
       const index_t kc = gemm_min(kcb, g.K - pc);
       const bool first = pc == 0, last = pc + kc >= g.K;
       const T beta = first ? g.beta : T(1);
-      const T* Bsrc = g.B + pc * g.rs_b + jc * g.cs_b;
-      if (nc_full < nc)
+      const T* Bsrc = g.b_pack ? nullptr : g.B + pc * g.rs_b + jc * g.cs_b;
+      if (g.b_pack)
+        g.b_pack->pack(g.b_pack->ctx, pc, kc, jc, nc, Bp, NR);
+      else if (nc_full < nc)
         pack_b<T, NR>(kc, nc - nc_full, Bsrc + nc_full * g.cs_b, g.rs_b, g.cs_b, Bp + nc_full * kc);
       for (index_t ic = i0; ic < i1; ic += mcb) {
         const index_t mc = gemm_min(mcb, i1 - ic);
@@ -418,6 +482,10 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
             }
             if (jr < nc_full)
               K_::compute_direct_b(kc, Ap + ir * kc, Bsrc + jr, g.rs_b, tile);
+            else if (NV > 1 && nr <= V::W)
+              K_::template compute_part<1>(kc, Ap + ir * kc, Bp + jr * kc, tile);
+            else if (NV > 2 && nr <= 2 * V::W)
+              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ap + ir * kc, Bp + jr * kc, tile);
             else
               K_::compute(kc, Ap + ir * kc, Bp + jr * kc, tile);
             if (mr == MR && nr == NR && g.cs_c == 1)

@@ -86,6 +86,9 @@ NNFAST_GEMM_X86_TRAITS(VF, float, __m512, 16, _mm512, ps)
 NNFAST_GEMM_X86_TRAITS(VD, double, __m512d, 8, _mm512, pd)
 constexpr int MR_F = 12, NV_F = 2, MC_F = 144, KC_F = 256, NC_F = 4096;
 constexpr int MR_D = 12, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
+// The alternative tile: 8 rows x 3 vectors (24 accumulators, 3 B loads + 8 broadcasts per k).
+#define NNFAST_GEMM_ALT_TILE 1
+constexpr int MR_F2 = 8, NV_F2 = 3, MR_D2 = 8, NV_D2 = 3;
 
 #elif defined(__AVX2__) && defined(__FMA__)
 // 16 ymm registers: 12 accumulators + 2 B vectors + 1 broadcast.
@@ -117,6 +120,19 @@ gemm_detail::GemmOps<T> make_gemm_ops() {
     o.blocking = {MR_D, NV_D * VD::W, MC_D, KC_D, NC_D};
     o.block = &gemm_impl::gemm_block<VD, MR_D, NV_D, MC_D, KC_D, NC_D>;
   }
+  o.blocking.nw = sizeof(T) == 4 ? VF::W : VD::W;
+  o.alt_blocking = o.blocking;
+  o.alt_block = nullptr;
+#ifdef NNFAST_GEMM_ALT_TILE
+  // Same KC as the main tile (so the same K blocks: same bits), MC a multiple of both MRs.
+  if constexpr (sizeof(T) == 4) {
+    o.alt_blocking = {MR_F2, NV_F2 * VF::W, MC_F, KC_F, NC_F, VF::W};
+    o.alt_block = &gemm_impl::gemm_block<VF, MR_F2, NV_F2, MC_F, KC_F, NC_F>;
+  } else {
+    o.alt_blocking = {MR_D2, NV_D2 * VD::W, MC_D, KC_D, NC_D, VD::W};
+    o.alt_block = &gemm_impl::gemm_block<VD, MR_D2, NV_D2, MC_D, KC_D, NC_D>;
+  }
+#endif
   return o;
 }
 }  // namespace

@@ -1,0 +1,249 @@
+// Per-ISA patch packer of the implicit-GEMM convolution (see conv_internal.h): compiled
+// three times (NNFAST_ISA_NS = isa_generic, isa_avx2, isa_avx512) and picked at run time.
+//
+// A panel's nr columns are nr consecutive output positions q; row r = (c, ky, kx) takes
+// x[c, oh sh - ph + ky dh, ow sw - pw + kx dw] for each. Per panel, base[j] (the offset of
+// column j's window origin) and two bit masks per kernel row / column (which columns see
+// an in-bounds input row ih / column iw) are computed once; a row is then
+// value = mask bit ? x_c[base[j] + ky dh W + kx dw] : 0. With stride 1 and OW == W (the
+// usual "same" convolution) base[j] = base[0] + j, so a row is one masked contiguous load
+// (AVX-512: the masked-off lanes, e.g. the padding rows above the image, are never read);
+// otherwise it is a masked gather.
+#include <cstdint>
+
+#include "cpu/conv_internal.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace nnfast::cpu {
+namespace NNFAST_ISA_NS {
+namespace {
+
+using conv_pack::PatchSource;
+
+// Kernel extents above this take the per-element path (masks are kept per kernel row / column).
+constexpr index_t kMaxTaps = 16;
+constexpr int kMaxNr = 64;
+
+// The address p + off without forming an out-of-range pointer expression the compiler could
+// reason about (off may point outside x where the mask excludes it).
+template <typename T>
+inline const T* at(const T* p, index_t off) {
+  return reinterpret_cast<const T*>(reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(off) * sizeof(T));
+}
+
+// row[j] = bit j of m ? src[j] : 0, j < nr (src + j contiguous).
+template <typename T>
+inline void masked_row(T* __restrict row, const T* src, std::uint64_t m, int nr) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) {
+    if (nr % 16 == 0) {
+      for (int v = 0; v < nr; v += 16)
+        _mm512_storeu_ps(row + v, _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> v), at(src, v)));
+      return;
+    }
+  } else {
+    if (nr % 8 == 0) {
+      for (int v = 0; v < nr; v += 8)
+        _mm512_storeu_pd(row + v, _mm512_maskz_loadu_pd(static_cast<__mmask8>(m >> v), at(src, v)));
+      return;
+    }
+  }
+#endif
+  for (int j = 0; j < nr; ++j) row[j] = (m >> j) & 1 ? *at(src, j) : T(0);
+}
+
+// row[j] = bit j of m ? src[base[j]] : 0, j < nr.
+template <typename T>
+inline void masked_gather(T* __restrict row, const T* src, const std::int32_t* base, std::uint64_t m, int nr) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) {
+    if (nr % 16 == 0) {
+      for (int v = 0; v < nr; v += 16) {
+        const __m512i idx = _mm512_loadu_si512(base + v);
+        _mm512_storeu_ps(row + v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), static_cast<__mmask16>(m >> v), idx,
+                                                           src, 4));
+      }
+      return;
+    }
+  } else {
+    if (nr % 8 == 0) {
+      for (int v = 0; v < nr; v += 8) {
+        const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + v));
+        _mm512_storeu_pd(row + v, _mm512_mask_i32gather_pd(_mm512_setzero_pd(), static_cast<__mmask8>(m >> v), idx,
+                                                           src, 8));
+      }
+      return;
+    }
+  }
+#endif
+  for (int j = 0; j < nr; ++j) row[j] = (m >> j) & 1 ? *at(src, base[j]) : T(0);
+}
+
+template <typename T>
+void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr) {
+  const PatchSource<T>& p = *static_cast<const PatchSource<T>*>(ctx);
+  const Conv2dShape& s = p.s;
+  const index_t HW = s.H * s.W;
+  const bool small = s.kh <= kMaxTaps && s.kw <= kMaxTaps && nr <= kMaxNr && HW < (index_t(1) << 30);
+  const bool contiguous = s.sh == 1 && s.sw == 1 && s.OW == s.W;
+  for (index_t jp = 0; jp < nc; jp += nr) {
+    const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
+    T* d = dst + jp * kc;
+    const index_t q0 = j0 + jp;
+    if (!small) {  // per element (huge kernels only)
+      for (index_t k = 0; k < kc; ++k) {
+        const index_t r = k0 + k, c = r / p.kk, ky = (r % p.kk) / s.kw, kx = r % s.kw;
+        for (int j = 0; j < nr; ++j) {
+          T v = T(0);
+          if (j < np) {
+            const index_t q = q0 + j;
+            const index_t ih = (q / s.OW) * s.sh - s.ph + ky * s.dh, iw = (q % s.OW) * s.sw - s.pw + kx * s.dw;
+            if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) v = p.x[c * HW + ih * s.W + iw];
+          }
+          d[k * nr + j] = v;
+        }
+      }
+      continue;
+    }
+    std::int32_t base[kMaxNr];
+    std::uint64_t rows[kMaxTaps] = {}, cols[kMaxTaps] = {};
+    index_t oh = q0 / s.OW, ow = q0 % s.OW;
+    for (int j = 0; j < nr; ++j) {
+      if (j >= np) {
+        base[j] = 0;
+        continue;
+      }
+      const index_t ih0 = oh * s.sh - s.ph, iw0 = ow * s.sw - s.pw;
+      base[j] = static_cast<std::int32_t>(ih0 * s.W + iw0);
+      for (index_t ky = 0; ky < s.kh; ++ky) {
+        const index_t ih = ih0 + ky * s.dh;
+        if (ih >= 0 && ih < s.H) rows[ky] |= std::uint64_t(1) << j;
+      }
+      for (index_t kx = 0; kx < s.kw; ++kx) {
+        const index_t iw = iw0 + kx * s.dw;
+        if (iw >= 0 && iw < s.W) cols[kx] |= std::uint64_t(1) << j;
+      }
+      if (++ow == s.OW) {
+        ow = 0;
+        ++oh;
+      }
+    }
+    index_t c = k0 / p.kk, ky = (k0 % p.kk) / s.kw, kx = k0 % s.kw;
+    for (index_t k = 0; k < kc; ++k) {
+      const std::uint64_t m = rows[ky] & cols[kx];
+      const T* xc = at(p.x, c * HW + ky * s.dh * s.W + kx * s.dw);
+      if (contiguous)
+        masked_row(d + k * nr, at(xc, base[0]), m, nr);
+      else
+        masked_gather(d + k * nr, xc, base, m, nr);
+      if (++kx == s.kw) {
+        kx = 0;
+        if (++ky == s.kh) {
+          ky = 0;
+          ++c;
+        }
+      }
+    }
+  }
+}
+
+#if defined(__AVX512F__)
+// Transposed patches B(q, r) = x_c[q + (ky dh - ph) W + kx dw - pw] (stride 1, OW == W): for a
+// fixed r the q run is contiguous, so 8 columns r x 8 rows q are 8 masked 8-wide loads and an
+// 8 x 8 register transpose; the mask of (r, q) is rows[ky_r](q) & cols[kx_r](q).
+inline void transpose8_store(__m256 r0, __m256 r1, __m256 r2, __m256 r3, __m256 r4, __m256 r5, __m256 r6, __m256 r7,
+                             float* d, index_t ldd) {
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(d + 0 * ldd, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(d + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, float* dst, int nr) {
+  const PatchSource<float>& p = *static_cast<const PatchSource<float>*>(ctx);
+  const Conv2dShape& s = p.s;
+  const index_t HW = s.H * s.W;
+  std::int32_t off[kMaxNr];
+  int kyj[kMaxNr], kxj[kMaxNr];
+  for (index_t jp = 0; jp < nc; jp += nr) {
+    const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
+    float* d = dst + jp * kc;
+    for (int j = 0; j < np; ++j) {
+      const index_t r = j0 + jp + j, c = r / p.kk;
+      kyj[j] = static_cast<int>((r % p.kk) / s.kw);
+      kxj[j] = static_cast<int>(r % s.kw);
+      off[j] = static_cast<std::int32_t>(c * HW + (kyj[j] * s.dh - s.ph) * s.W + kxj[j] * s.dw - s.pw);
+    }
+    const int nfull = np / 8 * 8;
+    for (index_t kb = 0; kb < kc; kb += 8) {
+      const int kn = static_cast<int>(kc - kb < 8 ? kc - kb : 8);
+      // Row / column validity of the kn output positions for each kernel tap.
+      unsigned rows[kMaxTaps] = {}, cols[kMaxTaps] = {};
+      const index_t q0 = k0 + kb;
+      index_t oh = q0 / s.OW, ow = q0 % s.OW;
+      for (int i = 0; i < kn; ++i) {
+        for (index_t ky = 0; ky < s.kh; ++ky) {
+          const index_t ih = oh - s.ph + ky * s.dh;
+          if (ih >= 0 && ih < s.H) rows[ky] |= 1u << i;
+        }
+        for (index_t kx = 0; kx < s.kw; ++kx) {
+          const index_t iw = ow - s.pw + kx * s.dw;
+          if (iw >= 0 && iw < s.W) cols[kx] |= 1u << i;
+        }
+        if (++ow == s.OW) {
+          ow = 0;
+          ++oh;
+        }
+      }
+      float* dk = d + kb * nr;
+      if (kn == 8) {
+        for (int j = 0; j < nfull; j += 8) {
+          __m256 v[8];
+          for (int t = 0; t < 8; ++t)
+            v[t] = _mm256_maskz_loadu_ps(static_cast<__mmask8>(rows[kyj[j + t]] & cols[kxj[j + t]]),
+                                         at(p.x, q0 + off[j + t]));
+          transpose8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
+        }
+      }
+      for (int i = 0; i < kn; ++i) {
+        for (int j = kn == 8 ? nfull : 0; j < np; ++j)
+          dk[i * nr + j] = (rows[kyj[j]] & cols[kxj[j]]) >> i & 1 ? *at(p.x, q0 + i + off[j]) : 0.f;
+        for (int j = np; j < nr; ++j) dk[i * nr + j] = 0.f;
+      }
+    }
+  }
+}
+#endif
+
+template <typename T>
+conv_pack::ConvOps<T> make_conv_ops() {
+  conv_pack::ConvOps<T> o;
+  o.pack_patches = &pack_patches<T>;
+  o.pack_patches_t = nullptr;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) o.pack_patches_t = &pack_patches_t;
+#endif
+  return o;
+}
+
+}  // namespace
+
+NNFAST_ISA_TABLE_T(conv_pack::ConvOps, make_conv_ops)
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast::cpu
