@@ -374,7 +374,7 @@ def test_shared_b_schedule(monkeypatch, M, N, K):
         for nt in (1, 2, 3):
             _C.set_num_threads(nt)
             for shared in ("1", "0", "auto"):
-                if shared == "auto":  # the size rule: shared B for the 4100-column case, else the grid
+                if shared == "auto":  # the rule: at 2 threads shared B for 4100 columns, else the grid
                     monkeypatch.delenv("NNFAST_BF16_SHARED_B", raising=False)
                 else:
                     monkeypatch.setenv("NNFAST_BF16_SHARED_B", shared)

@@ -136,10 +136,13 @@ int shared_b_setting() {
 // other threads' panels from their caches but packs nothing twice. Measured (idle,
 // 2 threads): while the grid's slab fits in half a 1 MiB L2 (N <= 1024 at KC = 512:
 // square 1024, the MLP forward 256x1024x{784,1024}, the dW 1024x784x256) the grid is
-// 1-7 % faster; beyond (square 2048, 4096) shared B is 1-5 % faster.
+// 1-7 % faster; beyond (square 2048, 4096) shared B is 1-5 % faster. Only measured at
+// 2 threads: with more, the grid packs the unsplit operand once per thread team column
+// or row, so larger teams keep shared B.
 bool use_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   const int set = shared_b_setting();
   if (set >= 0) return set == 1;
+  if (nt != 2) return true;
   const gemm_detail::GemmBlocking& bk = kr.blocking;
   const double kcb = double(gemm_detail::gemm_balanced_block(g.K, bk.kc, 8));
   const double slab = kcb * double((g.N + nt - 1) / nt) * 2.0;
