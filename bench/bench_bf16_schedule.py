@@ -1,8 +1,8 @@
 """bf16 GEMM thread schedules, same process: shared B (NNFAST_BF16_SHARED_B=1) against the
 per-thread grid (=0), alternated, best of ROUNDS (default 10). Prints wall and process-CPU-time
-GFLOP/s and grid/shared ratios (> 1: the grid is faster). The default (variable unset) takes the
-grid where its per-thread B slab (one K block x N/threads bf16) fits in 512 KiB, else shared B
-(2 threads only; other team sizes keep shared B).
+GFLOP/s and grid/shared ratios (> 1: the grid is faster). The default (variable unset) is shared B;
+NNFAST_BF16_SHARED_B=auto is the candidate rule: the grid where its per-thread B slab (one K block
+x N/threads bf16) fits in 512 KiB, else shared B (2 threads only).
 
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python OMP_WAIT_POLICY=passive python bench/bench_bf16_schedule.py
 """

@@ -123,22 +123,23 @@ struct AlignedScratch {
 };
 thread_local AlignedScratch tl_shared_b;
 
-// NNFAST_BF16_SHARED_B: unset = the size rule below, 0 = always the grid, 1 = always
-// shared B (same-process A/B timing; read per call, which costs far less than the
+// NNFAST_BF16_SHARED_B: unset or 1 = shared B, 0 = the per-thread grid, auto = the size
+// rule below (same-process A/B timing; read per call, which costs far less than the
 // >= 4 MFLOP GEMMs that ask).
 int shared_b_setting() {
   const char* e = std::getenv("NNFAST_BF16_SHARED_B");
-  return e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : -1;
+  return e && e[0] == '0' ? 0 : e && e[0] == 'a' ? -1 : 1;
 }
 
 // Shared B or the per-thread grid. The grid has each thread pack its own slab of B
 // (one K block x N/nt bf16), which then stays in that core's L2; shared B reads the
-// other threads' panels from their caches but packs nothing twice. Measured (idle,
-// 2 threads): while the grid's slab fits in half a 1 MiB L2 (N <= 1024 at KC = 512:
-// square 1024, the MLP forward 256x1024x{784,1024}, the dW 1024x784x256) the grid is
-// 1-7 % faster; beyond (square 2048, 4096) shared B is 1-5 % faster. Only measured at
-// 2 threads: with more, the grid packs the unsplit operand once per thread team column
-// or row, so larger teams keep shared B.
+// other threads' panels from their caches but packs nothing twice. The candidate rule
+// (NNFAST_BF16_SHARED_B=auto, 2 threads only): the grid while its slab fits in half a
+// 1 MiB L2 (N <= 1024 at KC = 512), else shared B. It matches the idle bench (the grid
+// 1-7 % faster on square 1024 and the MLP shapes hot, shared B 1-5 % faster on square
+// 2048 / 4096), but on a loaded machine the MLP training step took 1-3.5 % more CPU
+// time with it than with shared B everywhere, so it is not the default until an idle
+// A/B of the step (bench/bench_bf16_step.py) says it wins there too.
 bool use_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   const int set = shared_b_setting();
   if (set >= 0) return set == 1;
