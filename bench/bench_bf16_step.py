@@ -8,7 +8,8 @@ same process, alternating, best of N; optionally against another checkout's Pyth
 ``--cpu``: process CPU time (sum over threads; use with OMP_WAIT_POLICY=passive), which survives a
 loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (target <= 0.6), and
 the bf16 step with LinearBF16Function's round-once switches off (x and W converted inside each
-GEMM's packing instead: the before/after of that change, same process).
+GEMM's packing instead: the before/after of that change, same process), and with the bf16 GEMM's
+candidate thread-schedule size rule (NNFAST_BF16_SHARED_B=auto) instead of shared B.
 """
 from __future__ import annotations
 
@@ -40,16 +41,27 @@ def measure(reps: int, cpu: bool) -> dict[str, float]:
     if flags:  # the same bf16 step with x / W converted inside each GEMM's packing (before/after)
         variants += [("bf16 packing-converts", "bf16", {k: False for k in flags}),
                      ("bf16 x once only", "bf16", {"x": True, "weight": False})]
+    # The bf16 step with the GEMM's candidate size rule for its thread schedule instead of shared B
+    # (NNFAST_BF16_SHARED_B=auto, read per call: the grid where its B slab fits half an L2).
+    variants += [("bf16 schedule rule", "bf16", {k: True for k in flags})]
     best = {name: 1e9 for name, _, _ in variants}
-    for _, fn, sw in variants:
+
+    def run(name: str, fn: str, sw: dict[str, bool]) -> float:
         flags.update(sw)
-        fns[fn](), fns[fn]()
-    for _ in range(reps):
-        for name, fn, sw in variants:
-            flags.update(sw)
+        if name == "bf16 schedule rule":
+            os.environ["NNFAST_BF16_SHARED_B"] = "auto"
+        try:
             t = clock()
             fns[fn]()
-            best[name] = min(best[name], clock() - t)
+            return clock() - t
+        finally:
+            os.environ.pop("NNFAST_BF16_SHARED_B", None)
+
+    for v in variants:
+        run(*v), run(*v)
+    for _ in range(reps):
+        for v in variants:
+            best[v[0]] = min(best[v[0]], run(*v))
     flags.update({k: True for k in flags})
     return {k: v * 1e3 for k, v in best.items()}
 

@@ -361,7 +361,8 @@ def test_shared_b_schedule(monkeypatch, M, N, K):
     # Threads own rows of C and share each packed B panel (two N blocks, so the panel
     # buffer is reused after a barrier; several K blocks; row ranges that end mid-tile;
     # a team too big for the rows, which takes the per-thread grid): the same bits as
-    # one thread and as the per-thread grid (NNFAST_BF16_SHARED_B=0), within the bound.
+    # one thread and as the per-thread grid (NNFAST_BF16_SHARED_B=0) and the size rule
+    # (=auto), within the bound.
     rng = np.random.default_rng(12)
     A = rng.standard_normal((M, K)).astype(np.float32)
     B = rng.standard_normal((K, N)).astype(np.float32)
@@ -372,7 +373,7 @@ def test_shared_b_schedule(monkeypatch, M, N, K):
         _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
         for nt in (1, 2, 3):
             _C.set_num_threads(nt)
-            for shared in ("1", "0"):
+            for shared in ("1", "0", "auto"):  # auto: at 2 threads shared B for 4100 columns, else the grid
                 monkeypatch.setenv("NNFAST_BF16_SHARED_B", shared)
                 C = np.full((M, N), np.nan, np.float32)
                 _C.gemm(C, A, B, precision="bf16")

@@ -123,11 +123,31 @@ struct AlignedScratch {
 };
 thread_local AlignedScratch tl_shared_b;
 
-// NNFAST_BF16_SHARED_B=0 turns the shared-B schedule off (before/after timing in
-// one process; read per call, which costs far less than the >= 4 MFLOP GEMMs that ask).
-bool shared_b_enabled() {
+// NNFAST_BF16_SHARED_B: unset or 1 = shared B, 0 = the per-thread grid, auto = the size
+// rule below (same-process A/B timing; read per call, which costs far less than the
+// >= 4 MFLOP GEMMs that ask).
+int shared_b_setting() {
   const char* e = std::getenv("NNFAST_BF16_SHARED_B");
-  return !(e && e[0] == '0');
+  return e && e[0] == '0' ? 0 : e && e[0] == 'a' ? -1 : 1;
+}
+
+// Shared B or the per-thread grid. The grid has each thread pack its own slab of B
+// (one K block x N/nt bf16), which then stays in that core's L2; shared B reads the
+// other threads' panels from their caches but packs nothing twice. The candidate rule
+// (NNFAST_BF16_SHARED_B=auto, 2 threads only): the grid while its slab fits in half a
+// 1 MiB L2 (N <= 1024 at KC = 512), else shared B. It matches the idle bench (the grid
+// 1-7 % faster on square 1024 and the MLP shapes hot, shared B 1-5 % faster on square
+// 2048 / 4096), but on a loaded machine the MLP training step took 1-3.5 % more CPU
+// time with it than with shared B everywhere, so it is not the default until an idle
+// A/B of the step (bench/bench_bf16_step.py) says it wins there too.
+bool use_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
+  const int set = shared_b_setting();
+  if (set >= 0) return set == 1;
+  if (nt != 2) return true;
+  const gemm_detail::GemmBlocking& bk = kr.blocking;
+  const double kcb = double(gemm_detail::gemm_balanced_block(g.K, bk.kc, 8));
+  const double slab = kcb * double((g.N + nt - 1) / nt) * 2.0;
+  return slab > 512.0 * 1024.0;
 }
 
 // Each thread owns a contiguous range of rows of C; every B panel (all of K x
@@ -188,9 +208,9 @@ void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
 void core_kernel(const Bf16Args& g, const Bf16Kernel& kr) {
   const int nt = gemm_detail::gemm_threads_for(2.0 * double(g.M) * double(g.N) * double(g.K), get_num_threads());
   const index_t mb = (g.M + kr.blocking.mr - 1) / kr.blocking.mr;
-  // Enough rows for every thread (two micro-tile rows each): share B. Otherwise
-  // (few rows, many columns) the thread grid splits N and each thread packs its own.
-  if (nt > 1 && mb >= 2 * nt && shared_b_enabled()) {
+  // Enough rows for every thread (two micro-tile rows each) and a B too big for the
+  // grid's per-core slabs: share B. Otherwise the thread grid, each thread packing its own.
+  if (nt > 1 && mb >= 2 * nt && use_shared_b(g, kr, nt)) {
     core_shared_b(g, kr, nt);
     return;
   }

@@ -10,6 +10,9 @@ then runs, and only the ratio means anything).
 
     python -m nnfast.bench.gemm_bf16 [--quick] [--threads 2] [--json out.json] [--cpu-time] [--mlp]
 
+``x grid`` / ``x rule``: the default thread schedule (shared B) over the per-thread grid / the
+candidate size rule (NNFAST_BF16_SHARED_B=auto: the grid where its B slab fits half an L2), same run.
+
 ``--cpu-time`` adds single-thread rows timed by process CPU time (best of 4), which a
 loaded machine disturbs less than wall time (it still shares caches and cores); with
 ``--mlp`` they include the MLP layer shapes too.
@@ -41,9 +44,11 @@ def _check(_C: Any, bf16: Any, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> f
     return err
 
 
-def _grid_schedule(fn: Callable[[], Any]) -> None:
-    """Runs fn with the per-thread grid schedule (each thread packs its own B panel): the 'before'."""
-    os.environ["NNFAST_BF16_SHARED_B"] = "0"
+def _schedule(setting: str, fn: Callable[[], Any]) -> None:
+    """Runs fn with a thread schedule: "0" the per-thread grid (each thread packs its own B slab),
+    "auto" the kernel's size rule (the grid where its B slab fits half an L2, else shared B); the
+    default is shared B (B packed once, read by every thread)."""
+    os.environ["NNFAST_BF16_SHARED_B"] = setting
     try:
         fn()
     finally:
@@ -90,7 +95,8 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
                     "fp32": lambda: _C.gemm(c32, a, b),
                     "bf16": lambda: _C.gemm(c16, a, b, precision="bf16"),
                     "bf16_in": lambda: _C.gemm(c16, ab, bb, precision="bf16"),
-                    "bf16_grid": lambda: _grid_schedule(lambda: _C.gemm(c16, a, b, precision="bf16")),
+                    "bf16_grid": lambda: _schedule("0", lambda: _C.gemm(c16, a, b, precision="bf16")),
+                    "bf16_rule": lambda: _schedule("auto", lambda: _C.gemm(c16, a, b, precision="bf16")),
                 }
                 if torch is not None:
                     ta, tb = torch.from_numpy(np.ascontiguousarray(a)).bfloat16(), torch.from_numpy(
@@ -112,6 +118,7 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
                 for lib, ts in times.items():
                     row[f"{lib}_gflops"] = flops / sorted(ts)[len(ts) // 2] * 1e-9
                 row["bf16_vs_grid"] = row["bf16_gflops"] / row["bf16_grid_gflops"]
+                row["bf16_vs_rule"] = row["bf16_gflops"] / row["bf16_rule_gflops"]
                 row["bf16_vs_fp32"] = row["bf16_gflops"] / row["fp32_gflops"]
                 if peak > 0:
                     row["pct_bf16_peak"] = 100 * row["bf16_gflops"] / (peak * nt)
@@ -190,11 +197,11 @@ def _cpu_seconds(fn: Callable[[], Any]) -> float:
 
 def _print(rows: list[dict[str, Any]]) -> None:
     print(f"{'case':16s} {'thr':>3s} {'fp32':>7s} {'bf16':>7s} {'bf16in':>7s} {'grid16':>7s} {'torch16':>7s} "
-          f"{'x fp32':>7s} {'x grid':>7s} {'%peak16':>7s} {'%peak32':>7s}   (median GFLOP/s)")
+          f"{'x fp32':>7s} {'x grid':>7s} {'x rule':>7s} {'%peak16':>7s} {'%peak32':>7s}   (median GFLOP/s)")
     for r in rows:
         print(f"{r['case']:16s} {r['threads']:3d} {r['fp32_gflops']:7.1f} {r['bf16_gflops']:7.1f} "
               f"{r['bf16_in_gflops']:7.1f} {r['bf16_grid_gflops']:7.1f} {r.get('torch_bf16_gflops', float('nan')):7.1f} "
-              f"{r['bf16_vs_fp32']:7.2f} {r['bf16_vs_grid']:7.2f} "
+              f"{r['bf16_vs_fp32']:7.2f} {r['bf16_vs_grid']:7.2f} {r['bf16_vs_rule']:7.2f} "
               f"{r.get('pct_bf16_peak', float('nan')):7.1f} {r['fp32_pct_peak']:7.1f}")
 
 
