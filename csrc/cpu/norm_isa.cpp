@@ -635,51 +635,6 @@ NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x,
     });
     return;
   }
-  if constexpr (sizeof(T) == 4) {
-    // float: the N runs' vector parts go to float lanes (x - m with the mean split as in
-    // normalize_f32), flushed to double after at most kRunFlush values per lane; the
-    // runs' last L % kF elements go in double. No float -> double conversion per element.
-    constexpr index_t kRunFlush = 64;
-    const index_t Lv = L / kF * kF;
-    for (index_t c = c0; c < c1; ++c) {
-      const SplitMean ms(shift[c]);
-      const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo);
-      VN p = VN{}, q = VN{};
-      double sa = 0, sax = 0;
-      index_t held = 0;  // values per lane in p / q
-      auto flush = [&]() {
-        alignas(64) float t[kF];
-        fstore(t, p);
-        sa += hsum(load(t) + load(t + kW));
-        fstore(t, q);
-        sax += hsum(load(t) + load(t + kW));
-        p = VN{}, q = VN{}, held = 0;
-      };
-      for (index_t n = 0; n < N; ++n) {
-        const float* ar = a + (n * C + c) * L;
-        const float* xr = x + (n * C + c) * L;
-        for (index_t i = 0; i < Lv;) {
-          const index_t e = imin(Lv, i + (kRunFlush - held) * kF);
-          held += (e - i) / kF;
-          for (; i < e; i += kF) {
-            const VN ai = fload(ar + i);
-            p += ai;
-            q += ai * ((fload(xr + i) - mh) - ml);
-          }
-          if (held == kRunFlush) flush();
-        }
-        for (index_t i = Lv; i < L; ++i) {
-          const double ai = static_cast<double>(ar[i]);
-          sa += ai;
-          sax += ai * (static_cast<double>(xr[i]) - shift[c]);
-        }
-      }
-      flush();
-      s_a[c] = sa;
-      s_ax[c] = sax;
-    }
-    return;
-  }
   for (index_t c = c0; c < c1; ++c) {
     V p[kS] = {}, q[kS] = {};
     for (index_t n = 0; n < N; ++n) run_sums_acc(p, q, a + (n * C + c) * L, x + (n * C + c) * L, shift[c], L);
