@@ -170,13 +170,15 @@ def test_row_norm_backward_row_groups(rms, M):
 
 
 @pytest.mark.parametrize("rms", [False, True])
-@pytest.mark.parametrize("shape", [(1, 37), (7, 1023), (13, 300), (5, 16)])
-def test_row_norm_backward_float32(rms, shape):
-    """float32 layer / RMS norm backward with weight and bias gradients (the float
-    row-group reduction: vector columns in runs of 256, odd column tails, groups of
-    four rows plus single rows) against the float64 kernels on the same inputs."""
+@pytest.mark.parametrize("shape", [(1, 37), (7, 1023), (13, 300), (5, 16), (7, 33)])
+@pytest.mark.parametrize("mean", [2.0, 1e4])
+def test_row_norm_backward_float32(rms, shape, mean):
+    """float32 layer / RMS norm backward with weight and bias gradients (vector columns,
+    odd column tails, groups of four rows plus single rows) against the float64 kernels on
+    the same inputs; a mean of 1e4 catches x - mean formed in float (a float-lane reduction
+    tried once lost three digits there)."""
     rng = np.random.default_rng(shape[1])
-    x32 = (2.0 + rng.standard_normal(shape)).astype(np.float32)
+    x32 = (mean + rng.standard_normal(shape)).astype(np.float32)
     w32, b32 = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
     dy = rng.standard_normal(shape)
     outs = []

@@ -349,76 +349,6 @@ NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const do
   for (int g = 0; g < G; ++g) sg[g] = hsum(ag[g]), sgx[g] = hsum(ax[g]);
 }
 
-// float32 form of rows_reduce_group: xhat = ((x - mh) - ml) * s and the products in
-// float (16 lanes, no float -> double conversion per element: two vcvtps2pd per 8
-// elements were the kernel's bottleneck). The row sums sg / sgx gather in float over
-// runs of kFlush columns (kFlush / kF values per lane) and then go to double; the
-// group's dy * xhat and dy are summed in float over its G rows, then added to the
-// double partials pw / pb. The order is fixed by the code (not the thread count).
-constexpr index_t kFlush = 256;
-
-NORM_INLINE void add_widened(double* p, VN v) {
-  alignas(64) float t[kF];
-  fstore(t, v);
-  store(p, load(p) + load(t));
-  store(p + kW, load(p + kW) + load(t + kW));
-}
-
-template <bool HW, bool HB, int G>
-NORM_INLINE void rows_reduce_group_f32(const float* dy, const float* x, const float* w, const double* m,
-                                       const double* s, index_t D, double* pw, double* pb, double* sg, double* sgx) {
-  VN mh[G], ml[G], sv[G];
-  float mhs[G], mls[G], ss[G];
-  for (int g = 0; g < G; ++g) {
-    const SplitMean ms(m[g]);
-    mhs[g] = ms.hi, mls[g] = ms.lo, ss[g] = static_cast<float>(s[g]);
-    mh[g] = fsplat(mhs[g]), ml[g] = fsplat(mls[g]), sv[g] = fsplat(ss[g]);
-    sg[g] = 0.0, sgx[g] = 0.0;
-  }
-  const index_t Dv = D / kF * kF;  // columns of whole vectors
-  for (index_t j0 = 0; j0 < Dv; j0 += kFlush) {
-    const index_t j1 = imin(Dv, j0 + kFlush);
-    VN ag[G], ax[G];
-    for (int g = 0; g < G; ++g) ag[g] = VN{}, ax[g] = VN{};
-    for (index_t j = j0; j < j1; j += kF) {
-      VN p = VN{}, q = VN{};
-      const VN wv = HW ? fload(w + j) : VN{};
-      for (int g = 0; g < G; ++g) {
-        const VN d = fload(dy + g * D + j);
-        const VN xh = ((fload(x + g * D + j) - mh[g]) - ml[g]) * sv[g];
-        const VN gg = HW ? d * wv : d;
-        ag[g] += gg;
-        ax[g] += gg * xh;
-        p += d * xh;
-        if (HB) q += d;
-      }
-      add_widened(pw + j, p);
-      if (HB) add_widened(pb + j, q);
-    }
-    for (int g = 0; g < G; ++g) {
-      alignas(64) float t[kF];
-      fstore(t, ag[g]);
-      sg[g] += hsum(load(t) + load(t + kW));
-      fstore(t, ax[g]);
-      sgx[g] += hsum(load(t) + load(t + kW));
-    }
-  }
-  for (index_t j = Dv; j < D; ++j) {  // the last D % kF columns, sums in double
-    double p = 0, q = 0;
-    for (int g = 0; g < G; ++g) {
-      const float d = dy[g * D + j];
-      const float xh = ((x[g * D + j] - mhs[g]) - mls[g]) * ss[g];
-      const float gg = HW ? d * w[j] : d;
-      sg[g] += gg;
-      sgx[g] += static_cast<double>(gg * xh);
-      p += static_cast<double>(d * xh);
-      q += d;
-    }
-    pw[j] += p;
-    if (HB) pb[j] += q;
-  }
-}
-
 template <typename T, bool HW, int G>
 NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, double* pw, double* pb) {
   const index_t D = a.D;
@@ -428,13 +358,8 @@ NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, double* pw, 
   const T* dy = a.dy + r * D;
   const T* x = a.x + r * D;
   // pb null: no bias gradient wanted (RMS norm), so no dy column sums.
-  if constexpr (sizeof(T) == 4) {
-    if (pb) rows_reduce_group_f32<HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
-    else rows_reduce_group_f32<HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
-  } else {
-    if (pb) rows_reduce_group<T, HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
-    else rows_reduce_group<T, HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
-  }
+  if (pb) rows_reduce_group<T, HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  else rows_reduce_group<T, HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
   if (!a.dx) return;
   for (int g = 0; g < G; ++g)
     row_dx<T, HW>(a.dx + (r + g) * D, dy + g * D, x + g * D, a.weight, m[g], s[g], a.rms ? 0.0 : sg[g] * inv_d,
