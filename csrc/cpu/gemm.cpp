@@ -63,7 +63,8 @@ void forward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index
   const ActParams& p = ep.act_params;
   for (index_t i = i0; i < i0 + m; ++i) {
     T* c = g.C + i * g.rs_c + j0 * g.cs_c;
-    const T* bias = ep.bias ? ep.bias + j0 : nullptr;
+    // A bias the kernel already added while storing C (g.store_bias) is not added again.
+    const T* bias = ep.bias && !g.store_bias ? ep.bias + j0 : nullptr;
     T* aux = ep.aux ? ep.aux + i * ep.rs_aux + j0 : nullptr;
     if (g.cs_c == 1) {
       // SIMD activation kernel on the row (bit-identical to act_forward, ~4x faster).
@@ -72,7 +73,7 @@ void forward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index
       isa_ops<act_detail::ActOps<T>>().fwd(c, c, n, A, T(p.a), T(p.b));
     } else {
       for (index_t j = 0; j < n; ++j) {
-        T z = c[j * g.cs_c] + (bias ? bias[j] : T(0));
+        T z = bias ? c[j * g.cs_c] + bias[j] : c[j * g.cs_c];
         if (aux) aux[j] = z;
         c[j * g.cs_c] = act_forward(A, z, p);
       }
@@ -99,13 +100,14 @@ void backward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, inde
 
 using gemm_detail::TileFn;
 
+// bias_in_store: the kernel adds ep.bias as it stores C (GemmArgs::store_bias).
 template <typename T>
-TileFn<T> epilogue_fn(const GemmEpilogue<T>& ep) {
+TileFn<T> epilogue_fn(const GemmEpilogue<T>& ep, bool bias_in_store = false) {
   if (ep.dact_src) {
     if (ep.act == Act::Identity) return nullptr;  // derivative 1
     return act_visit(ep.act, [](auto A) -> TileFn<T> { return backward_rows<T, decltype(A)::value>; });
   }
-  if (ep.act == Act::Identity && !ep.bias && !ep.aux) return nullptr;
+  if (ep.act == Act::Identity && (!ep.bias || bias_in_store) && !ep.aux) return nullptr;
   return act_visit(ep.act, [](auto A) -> TileFn<T> { return forward_rows<T, decltype(A)::value>; });
 }
 
@@ -225,6 +227,16 @@ void scale_only(const GemmArgs<T>& g, int nt) {
   (void)nt;
 }
 
+// NNFAST_GEMM_STORE_BIAS=0 adds the bias in the epilogue pass instead of in the
+// kernel's store (for A/B timing; same bits either way).
+bool store_bias_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_GEMM_STORE_BIAS");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 // Rows per thread at or below which packing is skipped (see gemm_block).
 constexpr index_t kDirectM = 24;
 std::atomic<index_t> g_direct_m{kDirectM};
@@ -276,6 +288,10 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
   if (K <= 0 || alpha == T(0)) {
     scale_only(g, nt);
     return;
+  }
+  if (ep.bias && !ep.dact_src && store_bias_enabled()) {
+    g.store_bias = ep.bias;
+    g.tile_epilogue = epilogue_fn(ep, true);
   }
   nt = gemm_detail::gemm_threads_for(2.0 * double(M) * double(N) * double(K), nt);
   run_blocks(g, isa_ops<GemmOps<T>>(), nt);

@@ -50,6 +50,10 @@ struct GemmArgs : GemmOperands<T, index_t> {
   index_t direct_m;
   // Non-null: B comes from this packer (g.B, rs_b, cs_b are unused).
   const GemmBPack<T>* b_pack = nullptr;
+  // Non-null: bias[j] is added to column j of C as the last K block is stored
+  // (after alpha * acc + beta * C, so the same bits as adding it afterwards); the
+  // epilogue then skips it. Saves a second pass over C (~15 % at K = 48).
+  const T* store_bias = nullptr;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -135,7 +139,7 @@ void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t
 // Implementation templates: only compiled inside an ISA object (or a test that
 // defines NNFAST_ISA_NS itself), parameterised by a vector-traits type V:
 //   V::T (scalar), V::R (register type), V::W (lanes), zero(), load(p), store(p, r),
-//   set1(x), mul(a, b), fma(a, b, c) = a * b + c.
+//   set1(x), mul(a, b), add(a, b), fma(a, b, c) = a * b + c.
 #if defined(NNFAST_ISA_NS) && defined(NNFAST_GEMM_IMPL)
 #include <cstring>
 
@@ -166,6 +170,7 @@ struct VecExt {
   static inline void store(T* p, R v) { simd::store(p, v); }
   static inline R set1(T x) { return R{} + x; }
   static inline R mul(R a, R b) { return a * b; }
+  static inline R add(R a, R b) { return a + b; }
   static inline R fma(R a, R b, R c) { return simd::fma(a, b, c); }
 };
 
@@ -276,22 +281,41 @@ struct MicroKernel {
       for (int v = 0; v < NV; ++v) V::store(out + r * NR + v * W, acc[r][v]);
   }
 
-  // c = alpha * t + beta * c for a full MR x NR tile (unit column stride);
-  // beta == 0 never reads c.
-  static inline void store(const T* __restrict t, T alpha, T beta, T* __restrict c, index_t rs_c) {
+  // c = alpha * t + beta * c (+ bias[j] when bias is non-null) for a full MR x NR tile
+  // (unit column stride); beta == 0 never reads c.
+  static inline void store(const T* __restrict t, T alpha, T beta, T* __restrict c, index_t rs_c,
+                           const T* __restrict bias) {
+    if (bias)
+      store_tile<true>(t, alpha, beta, c, rs_c, bias);
+    else
+      store_tile<false>(t, alpha, beta, c, rs_c, bias);
+  }
+
+  template <bool BIAS>
+  static inline void store_tile(const T* __restrict t, T alpha, T beta, T* __restrict c, index_t rs_c,
+                                const T* __restrict bias) {
     const R va = V::set1(alpha);
+    R bv[NV];
+    if constexpr (BIAS) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) bv[v] = V::load(bias + v * W);
+    }
+    auto put = [&](T* p, R x, int v) {
+      if constexpr (BIAS) x = V::add(x, bv[v]);
+      V::store(p, x);
+    };
     if (beta == T(0)) {
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) V::store(c + r * rs_c + v * W, V::mul(va, V::load(t + r * NR + v * W)));
+        for (int v = 0; v < NV; ++v) put(c + r * rs_c + v * W, V::mul(va, V::load(t + r * NR + v * W)), v);
     } else if (beta == T(1)) {
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           T* p = c + r * rs_c + v * W;
-          V::store(p, V::fma(va, V::load(t + r * NR + v * W), V::load(p)));
+          put(p, V::fma(va, V::load(t + r * NR + v * W), V::load(p)), v);
         }
     } else {
       const R vb = V::set1(beta);
@@ -300,7 +324,7 @@ struct MicroKernel {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           T* p = c + r * rs_c + v * W;
-          V::store(p, V::fma(va, V::load(t + r * NR + v * W), V::mul(vb, V::load(p))));
+          put(p, V::fma(va, V::load(t + r * NR + v * W), V::mul(vb, V::load(p))), v);
         }
     }
   }
@@ -417,10 +441,11 @@ static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, in
   pack_panels<T, NR, pack_k_runs_transpose<T, NR>>(nc, kc, B, cs, rs, dst);
 }
 
-// Merge a temporary MR x NR tile (row stride NR) into an m x n corner of C.
+// Merge a temporary MR x NR tile (row stride NR) into an m x n corner of C, adding
+// bias[j] (non-null) after the alpha / beta combination.
 template <typename T>
 static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n, T alpha, T beta, T* __restrict c,
-                       index_t rs_c, index_t cs_c) {
+                       index_t rs_c, index_t cs_c, const T* __restrict bias) {
   for (index_t r = 0; r < m; ++r) {
     T* cr = c + r * rs_c;
     const T* tr = t + r * ldt;
@@ -429,6 +454,8 @@ static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n,
     } else {
       for (index_t j = 0; j < n; ++j) cr[j * cs_c] = alpha * tr[j] + beta * cr[j * cs_c];
     }
+    if (bias)
+      for (index_t j = 0; j < n; ++j) cr[j * cs_c] = cr[j * cs_c] + bias[j];
   }
 }
 
@@ -462,6 +489,7 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
       const index_t kc = gemm_min(kcb, g.K - pc);
       const bool first = pc == 0, last = pc + kc >= g.K;
       const T beta = first ? g.beta : T(1);
+      const T* bias = last ? g.store_bias : nullptr;
       const T* Bsrc = g.b_pack ? nullptr : g.B + pc * g.rs_b + jc * g.cs_b;
       if (g.b_pack)
         g.b_pack->pack(g.b_pack->ctx, pc, kc, jc, nc, Bp, NR);
@@ -488,10 +516,11 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ap + ir * kc, Bp + jr * kc, tile);
             else
               K_::compute(kc, Ap + ir * kc, Bp + jr * kc, tile);
+            const T* bj = bias ? bias + jc + jr : nullptr;
             if (mr == MR && nr == NR && g.cs_c == 1)
-              K_::store(tile, g.alpha, beta, c, g.rs_c);
+              K_::store(tile, g.alpha, beta, c, g.rs_c, bj);
             else
-              merge_tile(tile, NR, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
+              merge_tile(tile, NR, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c, bj);
           }
         }
         // Epilogue on the finished mc x nc block (still in L2), one call per

@@ -64,7 +64,7 @@ struct TransposeBlock<double> {
 #endif
 
 // Vector traits (see gemm_internal.h) on x86 intrinsics. Every width and type
-// spells the same six operations as <prefix>_<op>_<suffix> (_mm512_fmadd_ps,
+// spells the same seven operations as <prefix>_<op>_<suffix> (_mm512_fmadd_ps,
 // _mm256_loadu_pd, ...), so one definition serves all four; a template cannot
 // name an intrinsic by parts, hence the macro.
 #define NNFAST_GEMM_X86_TRAITS(Name, Scalar, Reg, Lanes, PFX, SFX)                \
@@ -77,6 +77,7 @@ struct TransposeBlock<double> {
     static inline void store(T* p, R v) { PFX##_storeu_##SFX(p, v); }             \
     static inline R set1(T x) { return PFX##_set1_##SFX(x); }                     \
     static inline R mul(R a, R b) { return PFX##_mul_##SFX(a, b); }               \
+    static inline R add(R a, R b) { return PFX##_add_##SFX(a, b); }               \
     static inline R fma(R a, R b, R c) { return PFX##_fmadd_##SFX(a, b, c); }     \
   };
 
