@@ -30,6 +30,7 @@ using gemm_detail::GemmArgs;
 using gemm_detail::GemmBlocking;
 
 using gemm_detail::GemmOps;
+using gemm_detail::gemm_round_up;
 
 // ------------------------------------------------------------------ workspace
 // Per-thread packing buffer, grown on demand and kept: a fresh multi-MB malloc
@@ -187,6 +188,14 @@ bool alt_tile_enabled() {
   return on;
 }
 
+// The second tile where it pads C at least 5 % less (the main tile is the faster kernel).
+// gemm_prepack_a packs A for the same choice.
+template <typename T>
+bool use_alt_tile(index_t M, index_t N, const GemmOps<T>& kr) {
+  return kr.alt_block && alt_tile_enabled() &&
+         padded_area(M, N, kr.alt_blocking) < 0.95 * padded_area(M, N, kr.blocking);
+}
+
 template <typename T>
 void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
   struct Ctx {
@@ -194,9 +203,7 @@ void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
     const GemmBlocking* bk;
     void (*block)(const GemmArgs<T>&, T*, index_t, index_t, index_t, index_t);
   } ctx{&g, &kr.blocking, kr.block};
-  // The second tile where it pads C at least 5 % less (the main tile is the faster kernel).
-  if (kr.alt_block && alt_tile_enabled() &&
-      padded_area(g.M, g.N, kr.alt_blocking) < 0.95 * padded_area(g.M, g.N, kr.blocking)) {
+  if (use_alt_tile(g.M, g.N, kr)) {
     ctx.bk = &kr.alt_blocking;
     ctx.block = kr.alt_block;
   }
@@ -261,21 +268,40 @@ int gemm_threads_for(double flops, int nt) {
 }
 
 template <typename T>
+index_t gemm_prepack_a_elems(index_t M, index_t N, index_t K) {
+  const GemmOps<T>& kr = isa_ops<GemmOps<T>>();
+  const GemmBlocking& bk = use_alt_tile(M, N, kr) ? kr.alt_blocking : kr.blocking;
+  return M <= 0 || K <= 0 ? 0 : gemm_round_up(M, bk.mr) * K;
+}
+
+template <typename T>
+void gemm_prepack_a(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a, T* dst) {
+  if (M <= 0 || K <= 0) return;
+  const GemmOps<T>& kr = isa_ops<GemmOps<T>>();
+  (use_alt_tile(M, N, kr) ? kr.alt_pack_a_all : kr.pack_a_all)(M, K, A, rs_a, cs_a, dst);
+}
+
+template <typename T>
 void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
-                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt) {
+                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt, const T* a_packed) {
   if (M <= 0 || N <= 0) return;
   static const GemmEpilogue<T> ep;
   GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, nullptr, 0, 0, C, rs_c, cs_c}, nullptr, &ep, 0, &b};
+  g.a_packed = a_packed;
   if (K <= 0 || alpha == T(0)) {
     scale_only(g, 1);
     return;
   }
   run_blocks(g, isa_ops<GemmOps<T>>(), gemm_threads_for(2.0 * double(M) * double(N) * double(K), nt));
 }
-template void gemm_packed_b<float>(index_t, index_t, index_t, float, const float*, index_t, index_t,
-                                   const GemmBPack<float>&, float, float*, index_t, index_t, int);
-template void gemm_packed_b<double>(index_t, index_t, index_t, double, const double*, index_t, index_t,
-                                    const GemmBPack<double>&, double, double*, index_t, index_t, int);
+#define NNFAST_INSTANTIATE_PACKED(T)                                                                       \
+  template void gemm_packed_b<T>(index_t, index_t, index_t, T, const T*, index_t, index_t, const GemmBPack<T>&, T, \
+                                 T*, index_t, index_t, int, const T*);                                       \
+  template index_t gemm_prepack_a_elems<T>(index_t, index_t, index_t);                                      \
+  template void gemm_prepack_a<T>(index_t, index_t, index_t, const T*, index_t, index_t, T*);
+NNFAST_INSTANTIATE_PACKED(float)
+NNFAST_INSTANTIATE_PACKED(double)
+#undef NNFAST_INSTANTIATE_PACKED
 }  // namespace gemm_detail
 
 template <typename T>

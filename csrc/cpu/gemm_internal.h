@@ -54,6 +54,9 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // (after alpha * acc + beta * C, so the same bits as adding it afterwards); the
   // epilogue then skips it. Saves a second pass over C (~15 % at K = 48).
   const T* store_bias = nullptr;
+  // Non-null: A already packed by gemm_prepack_a for this M, N, K (its panels are
+  // read in place; A, rs_a, cs_a are unused).
+  const T* a_packed = nullptr;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -107,6 +110,10 @@ struct GemmOps {
   // takes whichever pads C less. Same K blocking and order: the bits do not depend on the tile.
   GemmBlocking alt_blocking;
   void (*alt_block)(const GemmArgs<T>& g, T* ws, index_t i0, index_t i1, index_t j0, index_t j1);
+  // All of A (M x K) packed for block / alt_block: per K block (offset pc * round_up(M, mr)),
+  // the M rows in mr-row panels, exactly as the block routine would pack them itself.
+  void (*pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
+  void (*alt_pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
 };
 }  // namespace gemm_detail
 
@@ -128,9 +135,17 @@ void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
 int gemm_threads_for(double flops, int nt);
 // C = alpha * A . B + beta * C with B from a packer (float, double); at most nt threads
 // (1 inside a caller's parallel region). Same bits as gemm() on the materialised B.
+// a_packed: non-null, A as packed by gemm_prepack_a(M, N, K, ...) (A, rs_a, cs_a unused).
 template <typename T>
 void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
-                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt);
+                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt,
+                   const T* a_packed = nullptr);
+// A operand packed once for several gemm_packed_b calls with the same A and M, N, K (a
+// convolution's weight, one GEMM per image): elements of the buffer, then the packing.
+template <typename T>
+index_t gemm_prepack_a_elems(index_t M, index_t N, index_t K);
+template <typename T>
+void gemm_prepack_a(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a, T* dst);
 }  // namespace gemm_detail
 
 }  // namespace nnfast::cpu
@@ -441,6 +456,14 @@ static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, in
   pack_panels<T, NR, pack_k_runs_transpose<T, NR>>(nc, kc, B, cs, rs, dst);
 }
 
+// All of A for gemm_block<.., MR, .., KC, ..> with a_packed (see GemmOps::pack_a_all).
+template <typename T, int MR, int KC>
+static void pack_a_all(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst) {
+  const index_t kcb = gemm_balanced_block(K, KC, 8), mpad = gemm_round_up(M, MR);
+  for (index_t pc = 0; pc < K; pc += kcb)
+    pack_a<T, MR>(M, gemm_min(kcb, K - pc), A + pc * cs, rs, cs, dst + pc * mpad);
+}
+
 // Merge a temporary MR x NR tile (row stride NR) into an m x n corner of C, adding
 // bias[j] (non-null) after the alpha / beta combination.
 template <typename T>
@@ -497,7 +520,13 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
         pack_b<T, NR>(kc, nc - nc_full, Bsrc + nc_full * g.cs_b, g.rs_b, g.cs_b, Bp + nc_full * kc);
       for (index_t ic = i0; ic < i1; ic += mcb) {
         const index_t mc = gemm_min(mcb, i1 - ic);
-        pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap);
+        // Block [ic, ic + mc) of the prepacked A is where pack_a would have put it (ic is a
+        // multiple of MR, and every earlier K block is kcb wide).
+        const T* Ab = Ap;
+        if (g.a_packed)
+          Ab = g.a_packed + pc * gemm_round_up(g.M, MR) + ic * kc;
+        else
+          pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap);
         for (index_t jr = 0; jr < nc; jr += NR) {
           const index_t nr = gemm_min(NR, nc - jr);
           for (index_t ir = 0; ir < mc; ir += MR) {
@@ -509,13 +538,13 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               __builtin_prefetch(c + r * g.rs_c + (nr - 1) * g.cs_c, 1);
             }
             if (jr < nc_full)
-              K_::compute_direct_b(kc, Ap + ir * kc, Bsrc + jr, g.rs_b, tile);
+              K_::compute_direct_b(kc, Ab + ir * kc, Bsrc + jr, g.rs_b, tile);
             else if (NV > 1 && nr <= V::W)
-              K_::template compute_part<1>(kc, Ap + ir * kc, Bp + jr * kc, tile);
+              K_::template compute_part<1>(kc, Ab + ir * kc, Bp + jr * kc, tile);
             else if (NV > 2 && nr <= 2 * V::W)
-              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ap + ir * kc, Bp + jr * kc, tile);
+              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ab + ir * kc, Bp + jr * kc, tile);
             else
-              K_::compute(kc, Ap + ir * kc, Bp + jr * kc, tile);
+              K_::compute(kc, Ab + ir * kc, Bp + jr * kc, tile);
             const T* bj = bias ? bias + jc + jr : nullptr;
             if (mr == MR && nr == NR && g.cs_c == 1)
               K_::store(tile, g.alpha, beta, c, g.rs_c, bj);
