@@ -283,3 +283,32 @@ def test_implicit_gemm_thread_determinism(n):
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             assert np.array_equal(a, b_)
+
+
+_PREPACK_CHILD = r"""
+import sys, numpy as np
+from nnfast._native import _C
+r = np.random.default_rng(13)
+for dt in (np.float32, np.float64):
+    x = r.standard_normal((3, 66, 7, 9)).astype(dt)
+    w = r.standard_normal((20, 33, 3, 3)).astype(dt)
+    b = r.standard_normal(20).astype(dt)
+    y = np.full((3, 20, 7, 9), np.nan, dt)
+    _C.conv2d_forward(y, x, w, b, (1, 1), (1, 1), (1, 1), 2)
+    sys.stdout.write(y.tobytes().hex() + "\n")
+"""
+
+
+def test_forward_weight_prepacked_once_same_bits():
+    """The forward packs the weight once per call (NNFAST_CONV_PREPACK=0: once per image's GEMM); both
+    must give the same bits (groups, 20 output channels: a partial register tile, K = 297: two K blocks)."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, NNFAST_CONV_PREPACK=flag)
+        outs.append(subprocess.run([sys.executable, "-c", _PREPACK_CHILD], env=env, check=True,
+                                   capture_output=True, text=True).stdout)
+    assert outs[0] and outs[0] == outs[1]

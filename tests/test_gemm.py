@@ -180,6 +180,24 @@ def test_threads_agree():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_same_bits_as_adding_after(dtype):
+    # The kernel adds the bias as it stores C (last K block, full and edge tiles, C rows
+    # with a gap); the result must be bit-identical to alpha * A.B + beta * C, rounded, plus bias.
+    rng = np.random.default_rng(5)
+    for M, N, K, beta in [(37, 53, 29, 0.0), (200, 190, 270, 1.0), (25, 48, 48, 0.5), (1, 7, 3, 0.0)]:
+        A = rng.standard_normal((M, K)).astype(dtype)
+        B = rng.standard_normal((N, K)).astype(dtype).T
+        bias = rng.standard_normal(N).astype(dtype)
+        C0 = rng.standard_normal((M, N)).astype(dtype)
+        for c_layout in ("C", "padded"):
+            c1 = C0.copy() if c_layout == "C" else np.pad(C0, ((0, 0), (0, 3)))[:, :N]
+            c2 = c1.copy()
+            _C.gemm(c1, A, B, 0.75, beta, bias)
+            _C.gemm(c2, A, B, 0.75, beta)
+            np.testing.assert_array_equal(c1, c2 + bias, err_msg=f"{M}x{N}x{K} beta={beta} C={c_layout}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bias_grad(dtype):
     rng = np.random.default_rng(5)
     for M, N in [(1, 1), (3, 5), (300, 700), (64, 1030)]:

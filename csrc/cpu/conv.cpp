@@ -238,18 +238,23 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
   const Conv2dShape& s = g.s;
   const auto pack = isa_ops<conv_pack::ConvOps<T>>().pack_patches;
   const index_t image = s.C * s.H * s.W, plane = s.H * s.W;
-  // Each image's GEMM packs A (the weight) again: column-major, that pack is contiguous copies.
-  std::vector<T> wt(static_cast<size_t>(s.OC * g.Kg));
-  for (index_t gr = 0; gr < g.G; ++gr)
-    for (index_t o = 0; o < g.OCg; ++o)
-      for (index_t k = 0; k < g.Kg; ++k)
-        wt[static_cast<size_t>((gr * g.Kg + k) * g.OCg + o)] = w[(gr * g.OCg + o) * g.Kg + k];
+  // The weight (A) is packed into the GEMM's panels once per call, not once per image
+  // (NNFAST_CONV_PREPACK=0: each GEMM packs it, for A/B timing; same bits).
+  static const bool prepack = [] {
+    const char* e = std::getenv("NNFAST_CONV_PREPACK");
+    return !(e && e[0] == '0');
+  }();
+  const index_t wpk = prepack ? gemm_detail::gemm_prepack_a_elems<T>(g.OCg, g.P, g.Kg) : 0;
+  std::vector<T> wp(static_cast<size_t>(g.G * wpk));
+  for (index_t gr = 0; gr < g.G && wpk > 0; ++gr)
+    gemm_detail::gemm_prepack_a<T>(g.OCg, g.P, g.Kg, w + gr * g.OCg * g.Kg, g.Kg, 1, wp.data() + gr * wpk);
   auto one = [&](index_t n, int nt) {
     for (index_t gr = 0; gr < g.G; ++gr) {
       const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * plane, s, g.kk};
       const gemm_detail::GemmBPack<T> bp{pack, &src};
-      gemm_detail::gemm_packed_b<T>(g.OCg, g.P, g.Kg, T(1), wt.data() + gr * g.Kg * g.OCg, 1, g.OCg, bp, T(0),
-                                    y + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, nt);
+      gemm_detail::gemm_packed_b<T>(g.OCg, g.P, g.Kg, T(1), w + gr * g.OCg * g.Kg, g.Kg, 1, bp, T(0),
+                                    y + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, nt,
+                                    wpk > 0 ? wp.data() + gr * wpk : nullptr);
     }
     if (bias) {  // while the image's block is still in cache
       T* yn = y + n * s.OC * g.P;

@@ -30,6 +30,7 @@ using gemm_detail::GemmArgs;
 using gemm_detail::GemmBlocking;
 
 using gemm_detail::GemmOps;
+using gemm_detail::gemm_round_up;
 
 // ------------------------------------------------------------------ workspace
 // Per-thread packing buffer, grown on demand and kept: a fresh multi-MB malloc
@@ -63,7 +64,8 @@ void forward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index
   const ActParams& p = ep.act_params;
   for (index_t i = i0; i < i0 + m; ++i) {
     T* c = g.C + i * g.rs_c + j0 * g.cs_c;
-    const T* bias = ep.bias ? ep.bias + j0 : nullptr;
+    // A bias the kernel already added while storing C (g.store_bias) is not added again.
+    const T* bias = ep.bias && !g.store_bias ? ep.bias + j0 : nullptr;
     T* aux = ep.aux ? ep.aux + i * ep.rs_aux + j0 : nullptr;
     if (g.cs_c == 1) {
       // SIMD activation kernel on the row (bit-identical to act_forward, ~4x faster).
@@ -72,7 +74,7 @@ void forward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, index
       isa_ops<act_detail::ActOps<T>>().fwd(c, c, n, A, T(p.a), T(p.b));
     } else {
       for (index_t j = 0; j < n; ++j) {
-        T z = c[j * g.cs_c] + (bias ? bias[j] : T(0));
+        T z = bias ? c[j * g.cs_c] + bias[j] : c[j * g.cs_c];
         if (aux) aux[j] = z;
         c[j * g.cs_c] = act_forward(A, z, p);
       }
@@ -99,13 +101,14 @@ void backward_rows(const GemmArgs<T>& g, index_t i0, index_t m, index_t j0, inde
 
 using gemm_detail::TileFn;
 
+// bias_in_store: the kernel adds ep.bias as it stores C (GemmArgs::store_bias).
 template <typename T>
-TileFn<T> epilogue_fn(const GemmEpilogue<T>& ep) {
+TileFn<T> epilogue_fn(const GemmEpilogue<T>& ep, bool bias_in_store = false) {
   if (ep.dact_src) {
     if (ep.act == Act::Identity) return nullptr;  // derivative 1
     return act_visit(ep.act, [](auto A) -> TileFn<T> { return backward_rows<T, decltype(A)::value>; });
   }
-  if (ep.act == Act::Identity && !ep.bias && !ep.aux) return nullptr;
+  if (ep.act == Act::Identity && (!ep.bias || bias_in_store) && !ep.aux) return nullptr;
   return act_visit(ep.act, [](auto A) -> TileFn<T> { return forward_rows<T, decltype(A)::value>; });
 }
 
@@ -185,6 +188,14 @@ bool alt_tile_enabled() {
   return on;
 }
 
+// The second tile where it pads C at least 5 % less (the main tile is the faster kernel).
+// gemm_prepack_a packs A for the same choice.
+template <typename T>
+bool use_alt_tile(index_t M, index_t N, const GemmOps<T>& kr) {
+  return kr.alt_block && alt_tile_enabled() &&
+         padded_area(M, N, kr.alt_blocking) < 0.95 * padded_area(M, N, kr.blocking);
+}
+
 template <typename T>
 void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
   struct Ctx {
@@ -192,9 +203,7 @@ void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
     const GemmBlocking* bk;
     void (*block)(const GemmArgs<T>&, T*, index_t, index_t, index_t, index_t);
   } ctx{&g, &kr.blocking, kr.block};
-  // The second tile where it pads C at least 5 % less (the main tile is the faster kernel).
-  if (kr.alt_block && alt_tile_enabled() &&
-      padded_area(g.M, g.N, kr.alt_blocking) < 0.95 * padded_area(g.M, g.N, kr.blocking)) {
+  if (use_alt_tile(g.M, g.N, kr)) {
     ctx.bk = &kr.alt_blocking;
     ctx.block = kr.alt_block;
   }
@@ -225,6 +234,16 @@ void scale_only(const GemmArgs<T>& g, int nt) {
   (void)nt;
 }
 
+// NNFAST_GEMM_STORE_BIAS=0 adds the bias in the epilogue pass instead of in the
+// kernel's store (for A/B timing; same bits either way).
+bool store_bias_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_GEMM_STORE_BIAS");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 // Rows per thread at or below which packing is skipped (see gemm_block).
 constexpr index_t kDirectM = 24;
 std::atomic<index_t> g_direct_m{kDirectM};
@@ -249,21 +268,40 @@ int gemm_threads_for(double flops, int nt) {
 }
 
 template <typename T>
+index_t gemm_prepack_a_elems(index_t M, index_t N, index_t K) {
+  const GemmOps<T>& kr = isa_ops<GemmOps<T>>();
+  const GemmBlocking& bk = use_alt_tile(M, N, kr) ? kr.alt_blocking : kr.blocking;
+  return M <= 0 || K <= 0 ? 0 : gemm_round_up(M, bk.mr) * K;
+}
+
+template <typename T>
+void gemm_prepack_a(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a, T* dst) {
+  if (M <= 0 || K <= 0) return;
+  const GemmOps<T>& kr = isa_ops<GemmOps<T>>();
+  (use_alt_tile(M, N, kr) ? kr.alt_pack_a_all : kr.pack_a_all)(M, K, A, rs_a, cs_a, dst);
+}
+
+template <typename T>
 void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
-                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt) {
+                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt, const T* a_packed) {
   if (M <= 0 || N <= 0) return;
   static const GemmEpilogue<T> ep;
   GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, nullptr, 0, 0, C, rs_c, cs_c}, nullptr, &ep, 0, &b};
+  g.a_packed = a_packed;
   if (K <= 0 || alpha == T(0)) {
     scale_only(g, 1);
     return;
   }
   run_blocks(g, isa_ops<GemmOps<T>>(), gemm_threads_for(2.0 * double(M) * double(N) * double(K), nt));
 }
-template void gemm_packed_b<float>(index_t, index_t, index_t, float, const float*, index_t, index_t,
-                                   const GemmBPack<float>&, float, float*, index_t, index_t, int);
-template void gemm_packed_b<double>(index_t, index_t, index_t, double, const double*, index_t, index_t,
-                                    const GemmBPack<double>&, double, double*, index_t, index_t, int);
+#define NNFAST_INSTANTIATE_PACKED(T)                                                                       \
+  template void gemm_packed_b<T>(index_t, index_t, index_t, T, const T*, index_t, index_t, const GemmBPack<T>&, T, \
+                                 T*, index_t, index_t, int, const T*);                                       \
+  template index_t gemm_prepack_a_elems<T>(index_t, index_t, index_t);                                      \
+  template void gemm_prepack_a<T>(index_t, index_t, index_t, const T*, index_t, index_t, T*);
+NNFAST_INSTANTIATE_PACKED(float)
+NNFAST_INSTANTIATE_PACKED(double)
+#undef NNFAST_INSTANTIATE_PACKED
 }  // namespace gemm_detail
 
 template <typename T>
@@ -276,6 +314,10 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
   if (K <= 0 || alpha == T(0)) {
     scale_only(g, nt);
     return;
+  }
+  if (ep.bias && !ep.dact_src && store_bias_enabled()) {
+    g.store_bias = ep.bias;
+    g.tile_epilogue = epilogue_fn(ep, true);
   }
   nt = gemm_detail::gemm_threads_for(2.0 * double(M) * double(N) * double(K), nt);
   run_blocks(g, isa_ops<GemmOps<T>>(), nt);

@@ -50,6 +50,13 @@ struct GemmArgs : GemmOperands<T, index_t> {
   index_t direct_m;
   // Non-null: B comes from this packer (g.B, rs_b, cs_b are unused).
   const GemmBPack<T>* b_pack = nullptr;
+  // Non-null: bias[j] is added to column j of C as the last K block is stored
+  // (after alpha * acc + beta * C, so the same bits as adding it afterwards); the
+  // epilogue then skips it. Saves a second pass over C (~15 % at K = 48).
+  const T* store_bias = nullptr;
+  // Non-null: A already packed by gemm_prepack_a for this M, N, K (its panels are
+  // read in place; A, rs_a, cs_a are unused).
+  const T* a_packed = nullptr;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -103,6 +110,10 @@ struct GemmOps {
   // takes whichever pads C less. Same K blocking and order: the bits do not depend on the tile.
   GemmBlocking alt_blocking;
   void (*alt_block)(const GemmArgs<T>& g, T* ws, index_t i0, index_t i1, index_t j0, index_t j1);
+  // All of A (M x K) packed for block / alt_block: per K block (offset pc * round_up(M, mr)),
+  // the M rows in mr-row panels, exactly as the block routine would pack them itself.
+  void (*pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
+  void (*alt_pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
 };
 }  // namespace gemm_detail
 
@@ -124,9 +135,17 @@ void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
 int gemm_threads_for(double flops, int nt);
 // C = alpha * A . B + beta * C with B from a packer (float, double); at most nt threads
 // (1 inside a caller's parallel region). Same bits as gemm() on the materialised B.
+// a_packed: non-null, A as packed by gemm_prepack_a(M, N, K, ...) (A, rs_a, cs_a unused).
 template <typename T>
 void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
-                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt);
+                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt,
+                   const T* a_packed = nullptr);
+// A operand packed once for several gemm_packed_b calls with the same A and M, N, K (a
+// convolution's weight, one GEMM per image): elements of the buffer, then the packing.
+template <typename T>
+index_t gemm_prepack_a_elems(index_t M, index_t N, index_t K);
+template <typename T>
+void gemm_prepack_a(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a, T* dst);
 }  // namespace gemm_detail
 
 }  // namespace nnfast::cpu
@@ -135,7 +154,7 @@ void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t
 // Implementation templates: only compiled inside an ISA object (or a test that
 // defines NNFAST_ISA_NS itself), parameterised by a vector-traits type V:
 //   V::T (scalar), V::R (register type), V::W (lanes), zero(), load(p), store(p, r),
-//   set1(x), mul(a, b), fma(a, b, c) = a * b + c.
+//   set1(x), mul(a, b), add(a, b), fma(a, b, c) = a * b + c.
 #if defined(NNFAST_ISA_NS) && defined(NNFAST_GEMM_IMPL)
 #include <cstring>
 
@@ -166,6 +185,7 @@ struct VecExt {
   static inline void store(T* p, R v) { simd::store(p, v); }
   static inline R set1(T x) { return R{} + x; }
   static inline R mul(R a, R b) { return a * b; }
+  static inline R add(R a, R b) { return a + b; }
   static inline R fma(R a, R b, R c) { return simd::fma(a, b, c); }
 };
 
@@ -276,22 +296,41 @@ struct MicroKernel {
       for (int v = 0; v < NV; ++v) V::store(out + r * NR + v * W, acc[r][v]);
   }
 
-  // c = alpha * t + beta * c for a full MR x NR tile (unit column stride);
-  // beta == 0 never reads c.
-  static inline void store(const T* __restrict t, T alpha, T beta, T* __restrict c, index_t rs_c) {
+  // c = alpha * t + beta * c (+ bias[j] when bias is non-null) for a full MR x NR tile
+  // (unit column stride); beta == 0 never reads c.
+  static inline void store(const T* __restrict t, T alpha, T beta, T* __restrict c, index_t rs_c,
+                           const T* __restrict bias) {
+    if (bias)
+      store_tile<true>(t, alpha, beta, c, rs_c, bias);
+    else
+      store_tile<false>(t, alpha, beta, c, rs_c, bias);
+  }
+
+  template <bool BIAS>
+  static inline void store_tile(const T* __restrict t, T alpha, T beta, T* __restrict c, index_t rs_c,
+                                const T* __restrict bias) {
     const R va = V::set1(alpha);
+    R bv[NV];
+    if constexpr (BIAS) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) bv[v] = V::load(bias + v * W);
+    }
+    auto put = [&](T* p, R x, int v) {
+      if constexpr (BIAS) x = V::add(x, bv[v]);
+      V::store(p, x);
+    };
     if (beta == T(0)) {
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) V::store(c + r * rs_c + v * W, V::mul(va, V::load(t + r * NR + v * W)));
+        for (int v = 0; v < NV; ++v) put(c + r * rs_c + v * W, V::mul(va, V::load(t + r * NR + v * W)), v);
     } else if (beta == T(1)) {
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           T* p = c + r * rs_c + v * W;
-          V::store(p, V::fma(va, V::load(t + r * NR + v * W), V::load(p)));
+          put(p, V::fma(va, V::load(t + r * NR + v * W), V::load(p)), v);
         }
     } else {
       const R vb = V::set1(beta);
@@ -300,7 +339,7 @@ struct MicroKernel {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           T* p = c + r * rs_c + v * W;
-          V::store(p, V::fma(va, V::load(t + r * NR + v * W), V::mul(vb, V::load(p))));
+          put(p, V::fma(va, V::load(t + r * NR + v * W), V::mul(vb, V::load(p))), v);
         }
     }
   }
@@ -417,10 +456,19 @@ static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, in
   pack_panels<T, NR, pack_k_runs_transpose<T, NR>>(nc, kc, B, cs, rs, dst);
 }
 
-// Merge a temporary MR x NR tile (row stride NR) into an m x n corner of C.
+// All of A for gemm_block<.., MR, .., KC, ..> with a_packed (see GemmOps::pack_a_all).
+template <typename T, int MR, int KC>
+static void pack_a_all(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst) {
+  const index_t kcb = gemm_balanced_block(K, KC, 8), mpad = gemm_round_up(M, MR);
+  for (index_t pc = 0; pc < K; pc += kcb)
+    pack_a<T, MR>(M, gemm_min(kcb, K - pc), A + pc * cs, rs, cs, dst + pc * mpad);
+}
+
+// Merge a temporary MR x NR tile (row stride NR) into an m x n corner of C, adding
+// bias[j] (non-null) after the alpha / beta combination.
 template <typename T>
 static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n, T alpha, T beta, T* __restrict c,
-                       index_t rs_c, index_t cs_c) {
+                       index_t rs_c, index_t cs_c, const T* __restrict bias) {
   for (index_t r = 0; r < m; ++r) {
     T* cr = c + r * rs_c;
     const T* tr = t + r * ldt;
@@ -429,6 +477,8 @@ static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n,
     } else {
       for (index_t j = 0; j < n; ++j) cr[j * cs_c] = alpha * tr[j] + beta * cr[j * cs_c];
     }
+    if (bias)
+      for (index_t j = 0; j < n; ++j) cr[j * cs_c] = cr[j * cs_c] + bias[j];
   }
 }
 
@@ -462,6 +512,7 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
       const index_t kc = gemm_min(kcb, g.K - pc);
       const bool first = pc == 0, last = pc + kc >= g.K;
       const T beta = first ? g.beta : T(1);
+      const T* bias = last ? g.store_bias : nullptr;
       const T* Bsrc = g.b_pack ? nullptr : g.B + pc * g.rs_b + jc * g.cs_b;
       if (g.b_pack)
         g.b_pack->pack(g.b_pack->ctx, pc, kc, jc, nc, Bp, NR);
@@ -469,7 +520,13 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
         pack_b<T, NR>(kc, nc - nc_full, Bsrc + nc_full * g.cs_b, g.rs_b, g.cs_b, Bp + nc_full * kc);
       for (index_t ic = i0; ic < i1; ic += mcb) {
         const index_t mc = gemm_min(mcb, i1 - ic);
-        pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap);
+        // Block [ic, ic + mc) of the prepacked A is where pack_a would have put it (ic is a
+        // multiple of MR, and every earlier K block is kcb wide).
+        const T* Ab = Ap;
+        if (g.a_packed)
+          Ab = g.a_packed + pc * gemm_round_up(g.M, MR) + ic * kc;
+        else
+          pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap);
         for (index_t jr = 0; jr < nc; jr += NR) {
           const index_t nr = gemm_min(NR, nc - jr);
           for (index_t ir = 0; ir < mc; ir += MR) {
@@ -481,17 +538,18 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               __builtin_prefetch(c + r * g.rs_c + (nr - 1) * g.cs_c, 1);
             }
             if (jr < nc_full)
-              K_::compute_direct_b(kc, Ap + ir * kc, Bsrc + jr, g.rs_b, tile);
+              K_::compute_direct_b(kc, Ab + ir * kc, Bsrc + jr, g.rs_b, tile);
             else if (NV > 1 && nr <= V::W)
-              K_::template compute_part<1>(kc, Ap + ir * kc, Bp + jr * kc, tile);
+              K_::template compute_part<1>(kc, Ab + ir * kc, Bp + jr * kc, tile);
             else if (NV > 2 && nr <= 2 * V::W)
-              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ap + ir * kc, Bp + jr * kc, tile);
+              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ab + ir * kc, Bp + jr * kc, tile);
             else
-              K_::compute(kc, Ap + ir * kc, Bp + jr * kc, tile);
+              K_::compute(kc, Ab + ir * kc, Bp + jr * kc, tile);
+            const T* bj = bias ? bias + jc + jr : nullptr;
             if (mr == MR && nr == NR && g.cs_c == 1)
-              K_::store(tile, g.alpha, beta, c, g.rs_c);
+              K_::store(tile, g.alpha, beta, c, g.rs_c, bj);
             else
-              merge_tile(tile, NR, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
+              merge_tile(tile, NR, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c, bj);
           }
         }
         // Epilogue on the finished mc x nc block (still in L2), one call per

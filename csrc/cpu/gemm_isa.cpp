@@ -64,7 +64,7 @@ struct TransposeBlock<double> {
 #endif
 
 // Vector traits (see gemm_internal.h) on x86 intrinsics. Every width and type
-// spells the same six operations as <prefix>_<op>_<suffix> (_mm512_fmadd_ps,
+// spells the same seven operations as <prefix>_<op>_<suffix> (_mm512_fmadd_ps,
 // _mm256_loadu_pd, ...), so one definition serves all four; a template cannot
 // name an intrinsic by parts, hence the macro.
 #define NNFAST_GEMM_X86_TRAITS(Name, Scalar, Reg, Lanes, PFX, SFX)                \
@@ -77,6 +77,7 @@ struct TransposeBlock<double> {
     static inline void store(T* p, R v) { PFX##_storeu_##SFX(p, v); }             \
     static inline R set1(T x) { return PFX##_set1_##SFX(x); }                     \
     static inline R mul(R a, R b) { return PFX##_mul_##SFX(a, b); }               \
+    static inline R add(R a, R b) { return PFX##_add_##SFX(a, b); }               \
     static inline R fma(R a, R b, R c) { return PFX##_fmadd_##SFX(a, b, c); }     \
   };
 
@@ -116,21 +117,26 @@ gemm_detail::GemmOps<T> make_gemm_ops() {
   if constexpr (sizeof(T) == 4) {
     o.blocking = {MR_F, NV_F * VF::W, MC_F, KC_F, NC_F};
     o.block = &gemm_impl::gemm_block<VF, MR_F, NV_F, MC_F, KC_F, NC_F>;
+    o.pack_a_all = &gemm_impl::pack_a_all<T, MR_F, KC_F>;
   } else {
     o.blocking = {MR_D, NV_D * VD::W, MC_D, KC_D, NC_D};
     o.block = &gemm_impl::gemm_block<VD, MR_D, NV_D, MC_D, KC_D, NC_D>;
+    o.pack_a_all = &gemm_impl::pack_a_all<T, MR_D, KC_D>;
   }
   o.blocking.nw = sizeof(T) == 4 ? VF::W : VD::W;
   o.alt_blocking = o.blocking;
   o.alt_block = nullptr;
+  o.alt_pack_a_all = o.pack_a_all;
 #ifdef NNFAST_GEMM_ALT_TILE
   // Same KC as the main tile (so the same K blocks: same bits), MC a multiple of both MRs.
   if constexpr (sizeof(T) == 4) {
     o.alt_blocking = {MR_F2, NV_F2 * VF::W, MC_F, KC_F, NC_F, VF::W};
     o.alt_block = &gemm_impl::gemm_block<VF, MR_F2, NV_F2, MC_F, KC_F, NC_F>;
+    o.alt_pack_a_all = &gemm_impl::pack_a_all<T, MR_F2, KC_F>;
   } else {
     o.alt_blocking = {MR_D2, NV_D2 * VD::W, MC_D, KC_D, NC_D, VD::W};
     o.alt_block = &gemm_impl::gemm_block<VD, MR_D2, NV_D2, MC_D, KC_D, NC_D>;
+    o.alt_pack_a_all = &gemm_impl::pack_a_all<T, MR_D2, KC_D>;
   }
 #endif
   return o;
