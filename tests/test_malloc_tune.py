@@ -8,7 +8,10 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import nnfast
+
+# The interpreter under test imports the nnfast this test imported (installed, or a dev tree).
+PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(nnfast.__file__)))
 
 # One "step" allocates and frees buffers of 1-8 MiB, as a transformer step does; prints whether
 # the thresholds were set and the minor page faults per step after warm-up.
@@ -32,7 +35,7 @@ def _run(**env):
     for k in ("NNFAST_MALLOC_TUNE", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
         e.pop(k, None)
     e.update(env)
-    e["PYTHONPATH"] = os.path.join(ROOT, "python") + os.pathsep + e.get("PYTHONPATH", "")
+    e["PYTHONPATH"] = PKG_PARENT + os.pathsep + e.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=e, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     tuned, faults = out.stdout.split()
