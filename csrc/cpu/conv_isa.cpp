@@ -13,12 +13,13 @@
 
 #include "cpu/conv_internal.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
+#include "cpu/transpose_isa.h"
 namespace {
 
 using conv_pack::PatchSource;
@@ -154,26 +155,6 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
 // Transposed patches B(q, r) = x_c[q + (ky dh - ph) W + kx dw - pw] (stride 1, OW == W): for a
 // fixed r the q run is contiguous, so 8 columns r x 8 rows q are 8 masked 8-wide loads and an
 // 8 x 8 register transpose; the mask of (r, q) is rows[ky_r](q) & cols[kx_r](q).
-inline void transpose8_store(__m256 r0, __m256 r1, __m256 r2, __m256 r3, __m256 r4, __m256 r5, __m256 r6, __m256 r7,
-                             float* d, index_t ldd) {
-  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  _mm256_storeu_ps(d + 0 * ldd, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_storeu_ps(d + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-
 void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, float* dst, int nr) {
   const PatchSource<float>& p = *static_cast<const PatchSource<float>*>(ctx);
   const Conv2dShape& s = p.s;
@@ -217,7 +198,7 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
           for (int t = 0; t < 8; ++t)
             v[t] = _mm256_maskz_loadu_ps(static_cast<__mmask8>(rows[kyj[j + t]] & cols[kxj[j + t]]),
                                          at(p.x, q0 + off[j + t]));
-          transpose8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
+          transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
         }
       }
       for (int i = 0; i < kn; ++i) {
