@@ -755,10 +755,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _abort_ranks(par: Any, code: int) -> None:
     """Stop every rank of a data-parallel job now: the others may be blocked in a collective."""
     if par.world > 1:
-        sys.stderr.flush()
-        from mpi4py import MPI
+        from .distributed._backend import abort_job
 
-        MPI.COMM_WORLD.Abort(code)
+        abort_job(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -178,10 +178,7 @@ def _abort_on_exception(exc_type: Any, exc: Any, tb: Any) -> None:
     rank = world.rank()
     text = "".join(traceback.format_exception(exc_type, exc, tb))
     sys.stderr.write(f"[rank {rank}] uncaught exception, aborting every rank:\n{text}")
-    sys.stderr.flush()
-    time.sleep(1.0)  # let the launcher forward the message before MPI_Abort tears the job down
-    world.backend.abort(1)  # MPI_Abort: every rank exits, mpiexec returns non-zero
-    os._exit(1)  # pragma: no cover - should MPI_Abort return
+    world.backend.abort(1)  # MPI_Abort once the message is out: every rank exits, mpiexec returns non-zero
 
 
 def init_process_group(backend: Optional[str] = None, init_method: Optional[str] = None,

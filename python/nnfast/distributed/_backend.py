@@ -8,6 +8,7 @@ nnfast's kernels.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -74,7 +75,7 @@ class MPIBackend:
         return bool(req.Test())
 
     def abort(self, code: int = 1) -> None:
-        self.MPI.COMM_WORLD.Abort(code)
+        abort_job(code)
 
 
 class NCCLBackend:
@@ -154,9 +155,24 @@ class NCCLBackend:
         return bool(req.done)
 
     def abort(self, code: int = 1) -> None:  # pragma: no cover - needs a GPU
-        from mpi4py import MPI
+        abort_job(code)
 
-        MPI.COMM_WORLD.Abort(code)
+
+def abort_job(code: int) -> None:
+    """MPI_Abort the whole job once this rank's last words have left it. The launcher's proxy reads
+    each rank's pipes; an immediate MPI_Abort kills it before it forwards what was just written,
+    and the job ends with a non-zero status and no message (seen under mpiexec on a loaded CI
+    machine). Flush both streams, give the proxy a second, then abort."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or broken stream must not stop the abort
+            pass
+    time.sleep(1.0)
+    from mpi4py import MPI
+
+    MPI.COMM_WORLD.Abort(code)
+    os._exit(code)  # pragma: no cover - should MPI_Abort return
 
 
 def poll(test: Callable[[], bool], deadline: float, what: str) -> None:
