@@ -5,7 +5,8 @@ PyTorch alternated in one process. The minimum is what survives a loaded machine
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/overhead_min.py [case ...]
 
 Cases: raw, relu, "relu rec", linear, lin+ce, add, "lin+ce fwd+bwd" (default: all).
-TORCH_THREADS (default 2) sets PyTorch's threads.
+TORCH_THREADS (default 2) sets PyTorch's threads. ``--cpu``: process CPU time, both libraries on one
+thread (survives a loaded machine better than wall time; use it for before/after A/Bs of two trees).
 """
 import os
 import sys
@@ -18,7 +19,11 @@ import nnfast
 import nnfast.nn.functional as F
 
 tf = torch.nn.functional
-torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
+CPU = "--cpu" in sys.argv
+torch.set_num_threads(1 if CPU else int(os.environ.get("TORCH_THREADS", "2")))
+if CPU:
+    nnfast.set_num_threads(1)
+_clock = time.process_time_ns if CPU else time.perf_counter_ns
 
 
 def best_us(fn, n=2000, rep=15):
@@ -26,10 +31,10 @@ def best_us(fn, n=2000, rep=15):
         fn()
     best = float("inf")
     for _ in range(rep):
-        t0 = time.perf_counter_ns()
+        t0 = _clock()
         for _ in range(n):
             fn()
-        best = min(best, (time.perf_counter_ns() - t0) / n / 1e3)
+        best = min(best, (_clock() - t0) / n / 1e3)
     return best
 
 
@@ -51,7 +56,7 @@ CASES = [
      lambda: tf.cross_entropy(tf.linear(tx, twg, tbg), tt).backward()),
 ]
 if __name__ == "__main__":
-    sel = sys.argv[1:]
+    sel = [a for a in sys.argv[1:] if a != "--cpu"]
     for name, ours, theirs in CASES:
         if sel and name not in sel:
             continue

@@ -358,3 +358,37 @@ def test_nd_linear_fast_path_reference_gradcheck_and_fallbacks():
     x2.add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_relu_and_linear_fast_paths_run_ahead_of_autocasts_wrapper(monkeypatch):
+    """F.relu and F.linear try their fast path before autocast's wrapper (one frame fewer per call);
+    what that wrapper must see -- an autocast region, bfloat16 operands, cuda or odd operands --
+    still reaches it (the *_checked functions are autocast's ops)."""
+    from nnfast.nn.functional import _activation
+
+    calls = []
+    for mod, name in ((_activation, "_relu_checked"), (_linear, "_linear_checked")):
+        real = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda *a, _r=real, _n=name, **k: (calls.append(_n), _r(*a, **k))[1])
+    x, w, b = nnfast.randn(4, 8), nnfast.randn(3, 8), nnfast.randn(3)
+    xg = nnfast.randn(4, 8, requires_grad=True)
+    y = F.relu(x)
+    F.relu(xg).sum().backward()
+    z = F.linear(x, w, b, activation="relu")
+    assert calls == []  # the plain float32 calls never reached the wrapper
+    np.testing.assert_array_equal(y.numpy(), np.maximum(x.numpy(), 0))
+    np.testing.assert_array_equal(xg.grad.numpy(), (xg.detach().numpy() > 0).astype(np.float32))
+    np.testing.assert_allclose(z.numpy(), np.maximum(x.numpy() @ w.numpy().T + b.numpy(), 0), rtol=1e-5, atol=1e-6)
+    xb = x.to(nnfast.bfloat16)
+    rb = F.relu(xb)  # bfloat16: the binding rejects it, autocast's wrapper routes it
+    assert rb.dtype == nnfast.bfloat16 and calls == ["_relu_checked"]
+    np.testing.assert_array_equal(rb.float().numpy(), np.maximum(xb.float().numpy(), 0))
+    with nnfast.autocast("cpu", dtype=nnfast.bfloat16):
+        za = F.linear(x, w, b)
+        ra = F.relu(x)
+    assert calls[1:] == ["_linear_checked", "_relu_checked"]
+    assert za.dtype == nnfast.bfloat16  # the autocast policy ran
+    np.testing.assert_array_equal(ra.numpy(), y.numpy())
+    with pytest.raises(ValueError, match=r"^\[linear\] expected input with last dimension 8"):
+        F.linear(nnfast.randn(4, 7), w, b)
+    assert calls[-1] == "_linear_checked"

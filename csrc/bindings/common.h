@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -83,15 +84,22 @@ inline std::string shape_str(const py::array& a) {
   return s + ")";
 }
 
-inline void check_shape(const char* op, const py::array& a, const char* name, const std::vector<index_t>& shape) {
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(static_cast<py::ssize_t>(i)) == shape[i];
+inline void check_shape(const char* op, const py::array& a, const char* name, const index_t* shape, size_t n) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(n);
+  for (size_t i = 0; ok && i < n; ++i) ok = a.shape(static_cast<py::ssize_t>(i)) == shape[i];
   if (!ok) {
     std::string want = "(";
-    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-    if (shape.size() == 1) want += ",";
+    for (size_t i = 0; i < n; ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+    if (n == 1) want += ",";
     value_error(op, std::string(name) + " of shape " + want + "), got " + shape_str(a));
   }
+}
+inline void check_shape(const char* op, const py::array& a, const char* name, const std::vector<index_t>& shape) {
+  check_shape(op, a, name, shape.data(), shape.size());
+}
+// A braced shape ({M, N}) binds here: no std::vector, so no heap allocation per call.
+inline void check_shape(const char* op, const py::array& a, const char* name, std::initializer_list<index_t> shape) {
+  check_shape(op, a, name, shape.begin(), shape.size());
 }
 
 // Stride of dimension `dim` in elements (NumPy strides are in bytes).
@@ -159,14 +167,19 @@ inline DType check_input(const char* op, const py::array& a, const char* name, i
 }
 
 // An array of ref's dtype and the given shape, C-contiguous; writeable when `out`.
+template <typename Shape>
 inline py::array check_array(const char* op, const py::array& ref, const py::object& o, const char* name,
-                             const std::vector<index_t>& shape, bool out) {
+                             const Shape& shape, bool out) {
   py::array a = as_array(op, o, name);
   same_dtype(op, ref, a, name);
   check_shape(op, a, name, shape);
   check_contiguous(op, a, name);
   if (out) check_writeable(op, a, name);
   return a;
+}
+inline py::array check_array(const char* op, const py::array& ref, const py::object& o, const char* name,
+                             std::initializer_list<index_t> shape, bool out) {
+  return check_array<std::initializer_list<index_t>>(op, ref, o, name, shape, out);
 }
 
 // An output array: ref's dtype, C-contiguous, writeable.

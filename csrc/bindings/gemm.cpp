@@ -26,8 +26,8 @@ ElemType bf16_operand(const char* op, const py::array& a, const char* name) {
 }
 
 // An optional epilogue array of gemm under precision="bf16": float32 or bfloat16, C-contiguous.
-py::array bf16_epilogue_array(const char* op, const py::object& o, const char* name, const std::vector<index_t>& shape,
-                              bool out, ElemType* type) {
+py::array bf16_epilogue_array(const char* op, const py::object& o, const char* name,
+                              std::initializer_list<index_t> shape, bool out, ElemType* type) {
   py::array a = as_array(op, o, name);
   *type = bf16_operand(op, a, name);
   check_shape(op, a, name, shape);
@@ -94,17 +94,16 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
 
   if (bf16) {
     GemmBf16Epilogue ep;
-    py::array bias_a, aux_a, dact_a;
-    if (has(bias)) { bias_a = bf16_epilogue_array(op, bias, "bias", {N}, false, &ep.bias_type); ep.bias = bias_a.data(); }
+    // (The checked arrays are the caller's objects, alive for the call: only their pointers are kept.)
+    if (has(bias)) ep.bias = bf16_epilogue_array(op, bias, "bias", {N}, false, &ep.bias_type).data();
     if (has(aux)) {
-      aux_a = bf16_epilogue_array(op, aux, "aux", {M, N}, true, &ep.aux_type);
+      py::array aux_a = bf16_epilogue_array(op, aux, "aux", {M, N}, true, &ep.aux_type);
       check_no_alias(op, aux_a, "aux", C, "out");
       ep.aux = aux_a.mutable_data();
       ep.rs_aux = N;
     }
     if (has(dact_src)) {
-      dact_a = bf16_epilogue_array(op, dact_src, "dact_src", {M, N}, false, &ep.dact_type);
-      ep.dact_src = dact_a.data();
+      ep.dact_src = bf16_epilogue_array(op, dact_src, "dact_src", {M, N}, false, &ep.dact_type).data();
       ep.rs_dact = N;
     }
     ep.act = static_cast<Act>(act);
@@ -119,13 +118,19 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
     return;
   }
 
-  py::array bias_a, aux_a, dact_a;
-  if (has(bias)) bias_a = check_array(op, C, bias, "bias", {N}, false);
+  // Pointers only, no py::array holders: a default-constructed py::array is a new NumPy array
+  // (three of them cost more than the rest of a small call's checks). The checked arrays are the
+  // caller's objects, alive for the call.
+  const void* bias_p = nullptr;
+  void* aux_p = nullptr;
+  const void* dact_p = nullptr;
+  if (has(bias)) bias_p = check_array(op, C, bias, "bias", {N}, false).data();
   if (has(aux)) {
-    aux_a = check_array(op, C, aux, "aux", {M, N}, true);
+    py::array aux_a = check_array(op, C, aux, "aux", {M, N}, true);
     check_no_alias(op, aux_a, "aux", C, "out");
+    aux_p = aux_a.mutable_data();
   }
-  if (has(dact_src)) dact_a = check_array(op, C, dact_src, "dact_src", {M, N}, false);
+  if (has(dact_src)) dact_p = check_array(op, C, dact_src, "dact_src", {M, N}, false).data();
   const index_t rs_a = elem_stride(op, A, "A", 0), cs_a = elem_stride(op, A, "A", 1);
   const index_t rs_b = elem_stride(op, B, "B", 0), cs_b = elem_stride(op, B, "B", 1);
   const index_t rs_c = M > 0 ? elem_stride(op, C, "out", 0) : N;
@@ -133,12 +138,12 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
     GemmEpilogue<T> ep;
-    ep.bias = has(bias) ? ptr<T>(bias_a) : nullptr;
+    ep.bias = static_cast<const T*>(bias_p);
     ep.act = static_cast<Act>(act);
     ep.act_params.a = act_a;
     ep.act_params.b = act_b;
-    if (has(aux)) { ep.aux = mut_ptr<T>(aux_a); ep.rs_aux = N; }
-    if (has(dact_src)) { ep.dact_src = ptr<T>(dact_a); ep.rs_dact = N; }
+    if (aux_p) { ep.aux = static_cast<T*>(aux_p); ep.rs_aux = N; }
+    if (dact_p) { ep.dact_src = static_cast<const T*>(dact_p); ep.rs_dact = N; }
     const T* pa = ptr<T>(A);
     const T* pb = ptr<T>(B);
     T* pc = mut_ptr<T>(C);

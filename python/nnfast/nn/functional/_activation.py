@@ -35,9 +35,10 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- pointwise
-_ndarray, _empty_like, _wrap = np.ndarray, np.empty_like, Tensor._wrap
+_ndarray, _empty, _wrap = np.ndarray, np.empty, Tensor._wrap
 _CPU = _dispatch._CPU_KERNELS  # op -> its cpu kernel set (the dispatch table's, read directly)
 _FROM_OUTPUT = codes.GRAD_FROM_OUTPUT
+_RELU = codes.RELU
 _FAST = _dispatch.FAST_PATHS  # False while autocast (or anything else) must see every call
 
 
@@ -97,34 +98,39 @@ def _pointwise(op: str, input: Tensor, code: int, a: float, b: float, inplace: b
         # misaligned view -- falls through to the checked path below for its own message).
         x = getattr(input, "_data", None)
         if type(x) is _ndarray:
-            y = _empty_like(x)
+            y = _empty(x.shape, x.dtype)  # (np.empty: cheaper than empty_like; the kernel takes C order only)
             try:
                 _CPU[op].act_forward(y, x, code, a, b)
             except (TypeError, ValueError):
                 pass
             else:
-                if not (input.requires_grad and grad_mode._enabled[0]):
-                    return _wrap(y)
-                ctx: Any = ActivationFunction()
-                out = _wrap(y, True)
-                if code in _FROM_OUTPUT:
-                    ctx.saved_tensors = (y,)
-                    versions = [(out._vc, 0, y.shape)]
-                else:
-                    ctx.saved_tensors = (x,)
-                    versions = [(input._vc, input._vc[0], x.shape)]
-                ctx.act, ctx.a, ctx.b, ctx.op = code, a, b, op
-                # record_node's fields written directly: one tensor input, which requires grad.
-                ctx.inputs = (input, None, None, None)
-                ctx._next = (input.grad_fn, None, None, None)
-                ctx.needs_input_grad = _NEEDS_FIRST
-                ctx._versions = versions
-                out.grad_fn = ctx
-                return out
+                if input.requires_grad and grad_mode._enabled[0]:
+                    return _record_pointwise(op, input, x, y, code, a, b)
+                return _wrap(y)
     check_float(op, input)
     if inplace and not _recording(input):
         return _in_place(op, input, lambda K, out, x: K.act_forward(out, x, code, a, b))
     return ActivationFunction.apply(input, code, a, b, op=op)
+
+
+def _record_pointwise(op: str, input: Tensor, x: Any, y: Any, code: int, a: float, b: float) -> Tensor:
+    """The fast path's node for ``y = act(x)`` (the fields record_node would write: one tensor input,
+    which requires grad)."""
+    ctx: Any = ActivationFunction()
+    out = _wrap(y, True)
+    if code in _FROM_OUTPUT:
+        ctx.saved_tensors = (y,)
+        versions = [(out._vc, 0, y.shape)]
+    else:
+        ctx.saved_tensors = (x,)
+        versions = [(input._vc, input._vc[0], x.shape)]
+    ctx.act, ctx.a, ctx.b, ctx.op = code, a, b, op
+    ctx.inputs = (input, None, None, None)
+    ctx._next = (input.grad_fn, None, None, None)
+    ctx.needs_input_grad = _NEEDS_FIRST
+    ctx._versions = versions
+    out.grad_fn = ctx
+    return out
 
 
 @amp_op("activation")
@@ -162,14 +168,34 @@ def _inplace_variant(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return variant
 
 
-@amp_op("relu")
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """relu(x) = max(0, x), elementwise (NaN stays NaN).
 
     Shape: input (*), any shape; output (*), the same shape.
     Defaults: inplace=False (True writes into ``input`` when no gradient is recorded for it).
     """
-    return _pointwise("relu", input, codes.RELU, 0.0, 0.0, inplace)
+    # _pointwise's fast path inlined: F.relu on a small tensor is all dispatch, and each Python
+    # frame is a tenth of it. FAST_PATHS is off inside autocast, and the binding rejects bfloat16,
+    # so whatever autocast's wrapper would reroute reaches it through _relu_checked.
+    if not inplace and _FAST[0]:
+        x = getattr(input, "_data", None)
+        if type(x) is _ndarray:
+            y = _empty(x.shape, x.dtype)
+            try:
+                _CPU["relu"].act_forward(y, x, _RELU, 0.0, 0.0)
+            except (TypeError, ValueError):
+                pass
+            else:
+                if input.requires_grad and grad_mode._enabled[0]:
+                    return _record_pointwise("relu", input, x, y, _RELU, 0.0, 0.0)
+                return _wrap(y)
+    return _relu_checked(input, inplace)
+
+
+@amp_op("relu")
+def _relu_checked(input: Tensor, inplace: bool = False) -> Tensor:
+    """``relu`` through autocast's wrapper and the checked path."""
+    return _pointwise("relu", input, _RELU, 0.0, 0.0, inplace)
 
 
 @amp_op("relu6")

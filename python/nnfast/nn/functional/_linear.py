@@ -118,7 +118,6 @@ def _fusable(prev: Any, dx: Any) -> bool:
             and node.saved_tensors[2].shape == dx.shape and type(node.saved_tensors[2]) is type(dx))
 
 
-@amp_op("linear")
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
     """Affine map with an optional fused activation: y = activation(input @ weight.T + bias), one GEMM
     with bias and activation in its epilogue.
@@ -130,12 +129,19 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activat
     None; output (*, out_features).
     Defaults: bias=None (no bias), activation=None (identity).
     """
-    # (autocast's cast of the operands belongs here, above the fast path, which steps aside
-    # -- _dispatch.FAST_PATHS -- inside an autocast region.)
+    # The fast path is tried here, before autocast's wrapper (one Python frame fewer per call):
+    # FAST_PATHS is off inside an autocast region, and the float GEMM rejects bfloat16 operands,
+    # so every call autocast's wrapper would reroute reaches it through _linear_checked.
     if _FAST[0]:
         y = _linear_fast(input, weight, bias, activation)
         if y is not None:
             return y
+    return _linear_checked(input, weight, bias, activation)
+
+
+@amp_op("linear")
+def _linear_checked(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
+    """``linear`` through autocast's wrapper and the checked path (errors worded here)."""
     op = "linear"
     check_float(op, input)
     check_float(op, weight, "weight")
