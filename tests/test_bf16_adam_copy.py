@@ -62,6 +62,28 @@ def test_kernel_copies_are_the_rounded_update(amsgrad, decoupled, threads):
             assert np.array_equal(c.view(np.uint16), p.astype(BF16).view(np.uint16))
 
 
+def test_kernel_copy_special_values():
+    # lr = 0 and zero gradients leave every param as it is, so each copy must be the RNE of the
+    # param itself: subnormals rounded (not flushed as vcvtneps2bf16 would), ties to even,
+    # overflow to inf, inf and NaN kept, over tails and 16-lane vectors mixing them.
+    rng = np.random.default_rng(9)
+    n = 4099
+    p = (rng.standard_normal(n) * 2.0 ** -130).astype(np.float32)  # subnormal float32
+    p[::7] = rng.standard_normal(len(p[::7])).astype(np.float32)
+    p[3::11] = np.float32(1.0) + np.float32(2.0 ** -8)  # exact ties: to even
+    p[5::13] = np.finfo(np.float32).max
+    p[6::17], p[8::19], p[9::23] = np.inf, -np.inf, np.nan
+    ps, gs = [p], [np.zeros(n, np.float32)]
+    ms, vs = [np.zeros(n, np.float32)], [np.zeros(n, np.float32)]
+    c = np.empty(n, BF16)
+    _C.adam_step(ps, gs, ms, vs, None, [1], 0.0, 0.9, 0.999, 1e-8, 0.0, False, False, False, bf16_copies=[c])
+    want = p.astype(BF16)
+    assert np.count_nonzero((np.abs(p) < 2.0 ** -126) & (want.astype(np.float32) != 0)) > 1000
+    assert np.array_equal(np.isnan(c.astype(np.float32)), np.isnan(p))
+    ok = ~np.isnan(p)
+    assert np.array_equal(c.view(np.uint16)[ok], want.view(np.uint16)[ok])
+
+
 def test_kernel_copy_errors():
     ps, gs, ms, vs, _ = _lists(2)
     good = [np.empty(n, BF16) for n in SIZES]
