@@ -10,8 +10,8 @@ loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (tar
 the bf16 step with LinearBF16Function's round-once switches off (x and W converted inside each
 GEMM's packing instead: the before/after of that change, same process), and with the bf16 GEMM's
 candidate thread-schedule size rule (NNFAST_BF16_SHARED_B=auto) instead of shared B, and without the
-bf16 weight copies written by Adam in its pass ("bf16 Adam copy", opt-in NNFAST_BF16_ADAM_COPY=1;
-the other bf16 rows convert the weights in each forward).
+bf16 weight copies that Adam writes in its pass ("bf16 no Adam copy": each forward converts the
+weights, as with NNFAST_BF16_ADAM_COPY=0).
 """
 from __future__ import annotations
 
@@ -47,18 +47,19 @@ def measure(reps: int, cpu: bool) -> dict[str, float]:
     # The bf16 step with the GEMM's candidate size rule for its thread schedule instead of shared B
     # (NNFAST_BF16_SHARED_B=auto, read per call: the grid where its B slab fits half an L2).
     variants += [("bf16 schedule rule", "bf16", {k: True for k in flags})]
-    # The bf16 step with Adam writing the bf16 weight copies in its pass (opt-in:
-    # NNFAST_BF16_ADAM_COPY=1) instead of each forward converting the weights, on a model of its
-    # own: the copies are per weight, so sharing the model would mix the two.
+    # The bf16 step without and with the bf16 weight copies that Adam writes in its pass
+    # (NNFAST_BF16_ADAM_COPY=0 / 1; without, each forward converts the weights), each on a model of
+    # its own: the copies are per weight, so sharing a model would mix the two.
     copies: Any = None
     try:
         from nnfast.amp import _weight_copies as copies
     except ImportError:  # a checkout without them
         pass
     if copies is not None:
-        nnfast.manual_seed(0)
-        fns["bf16 Adam copy"] = nnfast_step_fn(sizes, x, y, True)
-        variants += [("bf16 Adam copy", "bf16 Adam copy", {k: True for k in flags})]
+        for name in ("bf16 no Adam copy", "bf16 Adam copy"):  # both on fresh models (placement alike)
+            nnfast.manual_seed(0)
+            fns[name] = nnfast_step_fn(sizes, x, y, True)
+            variants += [(name, name, {k: True for k in flags})]
     best = {name: 1e9 for name, _, _ in variants}
 
     enabled0 = copies.ENABLED[0] if copies is not None else False
@@ -68,7 +69,7 @@ def measure(reps: int, cpu: bool) -> dict[str, float]:
         if name == "bf16 schedule rule":
             os.environ["NNFAST_BF16_SHARED_B"] = "auto"
         if copies is not None:
-            copies.ENABLED[0] = name == "bf16 Adam copy"
+            copies.ENABLED[0] = name != "bf16 no Adam copy"
         try:
             t = clock()
             fns[fn]()

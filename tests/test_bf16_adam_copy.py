@@ -16,7 +16,7 @@ ml_dtypes = pytest.importorskip("ml_dtypes")
 
 @pytest.fixture(autouse=True)
 def copies_on():
-    """The copies are opt-in (NNFAST_BF16_ADAM_COPY=1): on for these tests, as they were."""
+    """The copies on for these tests (the default, unless NNFAST_BF16_ADAM_COPY=0)."""
     old = _weight_copies.ENABLED[0]
     _weight_copies.ENABLED[0] = True
     yield

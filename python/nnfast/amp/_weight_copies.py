@@ -19,13 +19,12 @@ import numpy as np
 
 from ..tensor import _BFLOAT16, Tensor
 
-# Whether forwards register copies and Adam writes them. Opt-in (NNFAST_BF16_ADAM_COPY=1, read at
-# import; tests and bench/bench_bf16_step.py flip ENABLED[0]) until an idle A/B of the training step
-# says it wins: on a loaded machine, same-run CPU time, it saved 0.13-0.17 ms of the 1.6 ms that
-# Adam plus the separate conversions take for the 784-1024-1024-10 MLP (1 and 2 threads), about
-# 1 % of the bf16 step, within the step's own noise (-2.7 % to +0.7 % over three runs).
-# Off, every forward converts the weight (the earlier behaviour).
-ENABLED = [os.environ.get("NNFAST_BF16_ADAM_COPY", "0") == "1"]
+# Whether forwards register copies and Adam writes them (NNFAST_BF16_ADAM_COPY=0 at import turns
+# it off; tests and bench/bench_bf16_step.py flip ENABLED[0]); off, every forward converts the
+# weights (the earlier behaviour). Same-run A/B, loaded machine, CPU time, 784-1024-1024-10 MLP:
+# Adam + copies took 0.28-0.30 ms less than Adam + the separate conversions (1.8M params, 1 and 2
+# threads); the bf16 step 1.6-5 % less than every other bf16 variant, in 3 runs of 3.
+ENABLED = [os.environ.get("NNFAST_BF16_ADAM_COPY", "1") != "0"]
 
 # id(weight array) -> [weakref to it, its version cell, the version the copy matches, bf16 copy]
 _COPIES: dict[int, list[Any]] = {}
