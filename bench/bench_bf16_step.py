@@ -9,7 +9,9 @@ same process, alternating, best of N; optionally against another checkout's Pyth
 loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (target <= 0.6), and
 the bf16 step with LinearBF16Function's round-once switches off (x and W converted inside each
 GEMM's packing instead: the before/after of that change, same process), and with the bf16 GEMM's
-candidate thread-schedule size rule (NNFAST_BF16_SHARED_B=auto) instead of shared B.
+candidate thread-schedule size rule (NNFAST_BF16_SHARED_B=auto) instead of shared B, and without the
+bf16 weight copies that Adam writes in its pass ("bf16 no Adam copy": each forward converts the
+weights, as with NNFAST_BF16_ADAM_COPY=0).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 
 def measure(reps: int, cpu: bool) -> dict[str, float]:
@@ -44,18 +47,37 @@ def measure(reps: int, cpu: bool) -> dict[str, float]:
     # The bf16 step with the GEMM's candidate size rule for its thread schedule instead of shared B
     # (NNFAST_BF16_SHARED_B=auto, read per call: the grid where its B slab fits half an L2).
     variants += [("bf16 schedule rule", "bf16", {k: True for k in flags})]
+    # The bf16 step without and with the bf16 weight copies that Adam writes in its pass
+    # (NNFAST_BF16_ADAM_COPY=0 / 1; without, each forward converts the weights), each on a model of
+    # its own: the copies are per weight, so sharing a model would mix the two.
+    copies: Any = None
+    try:
+        from nnfast.amp import _weight_copies as copies
+    except ImportError:  # a checkout without them
+        pass
+    if copies is not None:
+        for name in ("bf16 no Adam copy", "bf16 Adam copy"):  # both on fresh models (placement alike)
+            nnfast.manual_seed(0)
+            fns[name] = nnfast_step_fn(sizes, x, y, True)
+            variants += [(name, name, {k: True for k in flags})]
     best = {name: 1e9 for name, _, _ in variants}
+
+    enabled0 = copies.ENABLED[0] if copies is not None else False
 
     def run(name: str, fn: str, sw: dict[str, bool]) -> float:
         flags.update(sw)
         if name == "bf16 schedule rule":
             os.environ["NNFAST_BF16_SHARED_B"] = "auto"
+        if copies is not None:
+            copies.ENABLED[0] = name != "bf16 no Adam copy"
         try:
             t = clock()
             fns[fn]()
             return clock() - t
         finally:
             os.environ.pop("NNFAST_BF16_SHARED_B", None)
+            if copies is not None:
+                copies.ENABLED[0] = enabled0
 
     for v in variants:
         run(*v), run(*v)

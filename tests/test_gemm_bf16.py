@@ -356,61 +356,67 @@ def test_cuda_portable_path():
         _C_cuda.gemm(want[0], Ab[0].astype(np.float64), Bb[0], precision="bf16")
 
 
-@pytest.mark.parametrize("M,N,K", [(80, 4100, 520), (301, 97, 1100), (37, 33, 700)])
-def test_shared_b_schedule(monkeypatch, M, N, K):
-    # Threads own rows of C and share each packed B panel (two N blocks, so the panel
-    # buffer is reused after a barrier; several K blocks; row ranges that end mid-tile;
-    # a team too big for the rows, which takes the per-thread grid): the same bits as
-    # one thread and as the per-thread grid (NNFAST_BF16_SHARED_B=0) and the size rule
-    # (=auto), within the bound.
+def _plain_gemm(M, N, K):
+    """float32 A, B -> float32 C (both B packing routes), and the bound check of one result."""
     rng = np.random.default_rng(12)
     A = rng.standard_normal((M, K)).astype(np.float32)
     B = rng.standard_normal((K, N)).astype(np.float32)
-    B = B if N > 1000 else np.asfortranarray(B)  # both B packing routes
-    old_lv, old_nt = _C.bf16_level(), _C.get_num_threads()
-    outs = {}
-    try:
-        _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
-        for nt in (1, 2, 3):
-            _C.set_num_threads(nt)
-            for shared in ("1", "0", "auto"):  # auto: at 2 threads shared B for 4100 columns, else the grid
-                monkeypatch.setenv("NNFAST_BF16_SHARED_B", shared)
-                C = np.full((M, N), np.nan, np.float32)
-                _C.gemm(C, A, B, precision="bf16")
-                outs[nt, shared] = C
-    finally:
-        _C.set_bf16_level(old_lv)
-        _C.set_num_threads(old_nt)
-    for key, C in outs.items():
-        assert np.array_equal(C, outs[1, "1"]), key
-    want = _rne(A) @ _rne(B)
-    mag = np.abs(_rne(A)) @ np.abs(_rne(B))
-    assert np.all(np.abs(_f64(outs[1, "1"]) - want) <= (K + 4) * U_F32 * mag)
+    B = B if N > 1000 else np.asfortranarray(B)
+
+    def run():
+        C = np.full((M, N), np.nan, np.float32)
+        _C.gemm(C, A, B, precision="bf16")
+        return C
+
+    def bound(C):
+        want = _rne(A) @ _rne(B)
+        mag = np.abs(_rne(A)) @ np.abs(_rne(B))
+        assert np.all(np.abs(_f64(C) - want) <= (K + 4) * U_F32 * mag)
+
+    return run, bound
 
 
-def test_bf16_stores_per_block(monkeypatch):
+SCHEDULE_CASES = {
+    # Threads own rows of C and share each packed B panel: two N blocks (the panel
+    # buffer is reused after a barrier), several K blocks, row ranges that end
+    # mid-tile, a team too big for the rows (which takes the per-thread grid).
+    "80x4100x520": lambda: _plain_gemm(80, 4100, 520),
+    "301x97x1100": lambda: _plain_gemm(301, 97, 1100),
+    "37x33x700": lambda: _plain_gemm(37, 33, 700),
     # The kernel converts a bf16 out / aux and widens a bf16 dact_src block by block
-    # inside its epilogue (on the thread that computed the block): with several
-    # MC / K blocks, rows split mid-block, and both thread schedules, the bf16 out is
-    # still the RNE of the same call's float32 out, aux too (_check), within the
-    # bound, and the same bits for every thread count and schedule.
+    # inside its epilogue, on the thread that computed the block; _check proves the
+    # bf16 out / aux are the RNE of the same call's float32 ones, within the bound.
+    "fwd bf16 out+aux": lambda: (lambda: _check(301, 97, 1100, np.float32, np.float32, BF16, "C", "C",
+                                                bias=np.float32, act="gelu", aux=BF16), None),
+    "bwd bf16 dact": lambda: (lambda: _check(290, 70, 530, BF16, np.float32, BF16, "C", "F",
+                                             dact=BF16, act="tanh"), None),
+}
+
+
+@pytest.mark.parametrize("case", list(SCHEDULE_CASES))
+def test_thread_schedules_same_bits(monkeypatch, case):
+    # Every thread count (1, 2, 3) and schedule (NNFAST_BF16_SHARED_B: 1 shared B,
+    # 0 the per-thread grid, auto the size rule, which at 2 threads takes shared B for
+    # 4100 columns and the grid otherwise) gives the same bits as one thread.
+    run, bound = SCHEDULE_CASES[case]()
     old_lv, old_nt = _C.bf16_level(), _C.get_num_threads()
     outs = {}
     try:
         _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
         for nt in (1, 2, 3):
             _C.set_num_threads(nt)
-            for shared in ("1", "0"):
+            for shared in ("1", "0", "auto"):
                 monkeypatch.setenv("NNFAST_BF16_SHARED_B", shared)
-                outs["fwd", nt, shared] = _check(301, 97, 1100, np.float32, np.float32, BF16, "C", "C",
-                                                 bias=np.float32, act="gelu", aux=BF16)
-                outs["bwd", nt, shared] = _check(290, 70, 530, BF16, np.float32, BF16, "C", "F",
-                                                 dact=BF16, act="tanh")
+                outs[nt, shared] = run()
     finally:
         _C.set_bf16_level(old_lv)
         _C.set_num_threads(old_nt)
-    for (kind, nt, shared), C in outs.items():
-        assert np.array_equal(C.view(np.uint16), outs[kind, 1, "1"].view(np.uint16)), (kind, nt, shared)
+    ref = outs[1, "1"]
+    bits = np.uint16 if ref.dtype == BF16 else np.uint32
+    for key, C in outs.items():
+        assert np.array_equal(C.view(bits), ref.view(bits)), key
+    if bound is not None:
+        bound(ref)
 
 
 @pytest.mark.parametrize("alpha", [2.0 ** -134, 1.0])

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <pybind11/stl.h>
@@ -177,19 +178,69 @@ void sgd_binding(py::object params, py::object grads, py::object momentum_buffer
   });
 }
 
+// bf16_copies (nnfast, for autocast): None, or one entry per param, None or a C-contiguous
+// writeable bfloat16 array of a float32 param's size that receives the updated param
+// rounded to bf16 in the same pass (cpu::adam_step_bf16_copy).
+std::vector<std::uint16_t*> bf16_copies_of(const char* op, const TensorLists& L, const py::object& params,
+                                           const py::object& copies) {
+  std::vector<std::uint16_t*> out(static_cast<size_t>(L.count), nullptr);
+  if (copies.is_none()) return out;
+  if (!py::isinstance<py::list>(copies) && !py::isinstance<py::tuple>(copies))
+    type_error(op, "bf16_copies to be None or a list of arrays");
+  const py::sequence seq = copies.cast<py::sequence>();
+  if (static_cast<index_t>(seq.size()) != L.count)
+    value_error(op, "bf16_copies to hold " + std::to_string(L.count) + " entries (one per params), got " +
+                        std::to_string(seq.size()));
+  const py::sequence ps = params.cast<py::sequence>();
+  for (index_t i = 0; i < L.count; ++i) {
+    py::object o = seq[static_cast<size_t>(i)];
+    if (o.is_none()) continue;
+    const std::string name = "bf16_copies[" + std::to_string(i) + "]";
+    py::array a = as_array(op, o, name.c_str());
+    const py::dtype d = a.dtype();
+    if (!(d.kind() == 'V' && d.char_() == 'E' && a.itemsize() == 2))
+      type_error(op, name + " to be bfloat16, got " + dtype_str(a));
+    if (L.dtype[i] != DType::F32) type_error(op, name + " only for a float32 param");
+    if (static_cast<index_t>(a.size()) != L.numel[i])
+      value_error(op, name + " to hold " + std::to_string(L.numel[i]) + " values (as params[" + std::to_string(i) +
+                          "]), got " + std::to_string(a.size()));
+    check_contiguous(op, a, name.c_str());
+    check_writeable(op, a, name.c_str());
+    if (may_overlap(a, ps[static_cast<size_t>(i)].cast<py::array>()))
+      value_error(op, name + " not to share memory with params[" + std::to_string(i) + "]");
+    out[static_cast<size_t>(i)] = static_cast<std::uint16_t*>(a.mutable_data());
+  }
+  return out;
+}
+
 void adam_binding(py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
                   py::object max_exp_avg_sqs, std::vector<index_t> steps, double lr, double beta1, double beta2,
-                  double eps, double weight_decay, bool amsgrad, bool maximize, bool decoupled_weight_decay) {
+                  double eps, double weight_decay, bool amsgrad, bool maximize, bool decoupled_weight_decay,
+                  py::object bf16_copies) {
   const char* op = "adam";
   require(op, !amsgrad || !max_exp_avg_sqs.is_none(), "max_exp_avg_sqs when amsgrad");
   TensorLists L = check_lists(
       op, {{"params", true}, {"grads", false}, {"exp_avgs", true}, {"exp_avg_sqs", true}, {"max_exp_avg_sqs", true}},
       {params, grads, exp_avgs, exp_avg_sqs, amsgrad ? max_exp_avg_sqs : py::none()});
   steps_of(op, L, steps);
+  const std::vector<std::uint16_t*> copies = bf16_copies_of(op, L, params, bf16_copies);
   AdamOptions o{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay};
   for_each_dtype(L, [&](auto& P) {
     std::vector<index_t> st = pick(steps, P);
+    std::vector<std::uint16_t*> cp;
+    bool any = false;
+    for (index_t i : P.idx) {
+      cp.push_back(copies[static_cast<size_t>(i)]);
+      any = any || cp.back() != nullptr;
+    }
     py::gil_scoped_release release;
+    if constexpr (std::is_same_v<decltype(P.list(0)), float* const*>) {
+      if (any) {
+        adam_step_bf16_copy(P.list(0), P.list(2), P.list(3), P.list(4), P.clist(1), cp.data(), st.data(),
+                            P.numel.data(), P.count(), o);
+        return;
+      }
+    }
     adam_step(P.list(0), P.list(2), P.list(3), P.list(4), P.clist(1), st.data(), P.numel.data(), P.count(), o);
   });
 }
@@ -446,8 +497,9 @@ void init_optim(pybind11::module_& m) {
         "Fused SGD step over lists of arrays (in place).");
   m.def("adam_step", &adam_binding, arg("params"), arg("grads"), arg("exp_avgs"), arg("exp_avg_sqs"),
         arg("max_exp_avg_sqs"), arg("steps"), arg("lr"), arg("beta1"), arg("beta2"), arg("eps"), arg("weight_decay"),
-        arg("amsgrad"), arg("maximize"), arg("decoupled_weight_decay"),
-        "Fused Adam/AdamW/AMSGrad step over lists of arrays (in place).");
+        arg("amsgrad"), arg("maximize"), arg("decoupled_weight_decay"), arg("bf16_copies") = py::none(),
+        "Fused Adam/AdamW/AMSGrad step over lists of arrays (in place); bf16_copies: None or per param "
+        "None or a bfloat16 array that receives the updated float32 param rounded to bf16.");
   m.def("adagrad_step", &adagrad_binding, arg("params"), arg("grads"), arg("state_sums"), arg("steps"), arg("lr"),
         arg("lr_decay"), arg("weight_decay"), arg("eps"), arg("maximize"));
   m.def("rmsprop_step", &rmsprop_binding, arg("params"), arg("grads"), arg("square_avgs"), arg("grad_avgs"),

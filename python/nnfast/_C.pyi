@@ -69,7 +69,8 @@ def adagrad_step(params: _Arrays, grads: _Arrays, state_sums: _Arrays, steps: Se
 def adam_step(params: _Arrays, grads: _Arrays, exp_avgs: _Arrays, exp_avg_sqs: _Arrays,
               max_exp_avg_sqs: Optional[_Arrays], steps: Sequence[_Int], lr: _Float, beta1: _Float, beta2: _Float,
               eps: _Float, weight_decay: _Float, amsgrad: bool, maximize: bool,
-              decoupled_weight_decay: bool) -> None: ...
+              decoupled_weight_decay: bool, bf16_copies: Optional[Sequence[Optional[NDArray[Any]]]] = None
+              ) -> None: ...
 def adamax_step(params: _Arrays, grads: _Arrays, exp_avgs: _Arrays, exp_infs: _Arrays, steps: Sequence[_Int],
                 lr: _Float, beta1: _Float, beta2: _Float, eps: _Float, weight_decay: _Float, maximize: bool) -> None: ...
 def asgd_step(params: _Arrays, grads: _Arrays, axs: _Arrays, etas: Sequence[_Float], mus: Sequence[_Float],

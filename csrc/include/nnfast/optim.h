@@ -48,6 +48,12 @@ template <typename T>
 void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* const* max_exp_avg_sq,
                const T* const* grad, const index_t* step, const index_t* numel, index_t count,
                const AdamOptions& opt);
+// float32 Adam / AdamW that also stores each updated param rounded to bf16 (RNE, as
+// nnfast's convert) into copy[i] when copy[i] is non-null, in the same pass: the bf16
+// weight an autocast forward reads, without a separate conversion pass over the params.
+void adam_step_bf16_copy(float* const* param, float* const* exp_avg, float* const* exp_avg_sq,
+                         float* const* max_exp_avg_sq, const float* const* grad, std::uint16_t* const* copy,
+                         const index_t* step, const index_t* numel, index_t count, const AdamOptions& opt);
 }  // namespace cpu
 
 // ------------------------------------------------------------------ Adagrad

@@ -30,7 +30,7 @@ import numpy as np
 from .._dispatch import block_fast_paths, contiguous, kernels, xp_of
 from ..autograd.function import Function
 from ..tensor import _BFLOAT16, Tensor, float32
-from . import _table
+from . import _table, _weight_copies
 
 __all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled",
            "set_autocast_dtype", "is_autocast_cache_enabled", "set_autocast_cache_enabled",
@@ -365,7 +365,7 @@ class LinearBF16Function(Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Any, weight: Any, bias: Any, act: int, a: float, b: float) -> Any:
+    def forward(ctx: Any, x: Any, weight: Any, bias: Any, act: int, a: float, b: float, w_low: Any = None) -> Any:
         from ..autograd.basic_ops import cast as _cast_array
         from ..nn.functional import _act_codes as codes
 
@@ -379,7 +379,9 @@ class LinearBF16Function(Function):
         if _ROUND_ONCE["x"] and x2.dtype == _F32 and type(x2) is np.ndarray:
             x2 = _cast_array(x2, _BFLOAT16)
         ctx.w_dtype = weight.dtype
-        if _ROUND_ONCE["weight"] and weight.dtype == _F32 and type(weight) is np.ndarray:
+        if w_low is not None:  # the weight's bf16 copy (_weight_copies: kept by Adam, or converted now)
+            weight = w_low
+        elif _ROUND_ONCE["weight"] and weight.dtype == _F32 and type(weight) is np.ndarray:
             weight = _cast_array(weight, _BFLOAT16)
         if bias is not None:
             bias = contiguous(bias)
@@ -558,9 +560,18 @@ def _linear_autocast_cpu(args: Any, kwargs: dict[str, Any]) -> Optional[Tensor]:
     saved = _state.active
     _state.active = False  # the node's own calls are not re-cast
     try:
-        return LinearBF16Function.apply(input, weight, bias, code, a, b)
+        return LinearBF16Function.apply(input, weight, bias, code, a, b, w_low=_weight_low(weight))
     finally:
         _state.active = saved
+
+
+def _weight_low(weight: Tensor) -> Any:
+    """The float32 NumPy weight's bf16 cast for LinearBF16Function (the copy Adam keeps when there is
+    one, see _weight_copies), or None: the forward then converts it itself (or lets its GEMM's
+    packing do it, with the round-once switch off)."""
+    if not _ROUND_ONCE["weight"] or type(weight._data) is not np.ndarray or weight._data.dtype != _F32:
+        return None
+    return _weight_copies.weight_copy(weight)
 
 
 def _linear_lower(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, activation: Any = None) -> Tensor:
@@ -580,4 +591,4 @@ def _linear_lower(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
         return linear(input, weight, bias, activation)  # its own error message
     code, a, b = codes.resolve(activation)
-    return LinearBF16Function.apply(input, weight, bias, code, a, b)
+    return LinearBF16Function.apply(input, weight, bias, code, a, b, w_low=_weight_low(weight))

@@ -6,6 +6,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._dispatch import KernelSet
+from ..amp import _weight_copies as _amp_copies
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, _adam_moments, _as_float, _check_hparams, _check_unsupported, _store_steps
 
@@ -44,9 +45,12 @@ class Adam(Optimizer):
         amsgrad = bool(group["amsgrad"])
         m, v, vmax, steps = _adam_moments(self.state, params, p_arrays, amsgrad)
         beta1, beta2 = group["betas"]
+        copies = _amp_copies.adam_copies(params, p_arrays)  # autocast's bf16 weights, rounded in this pass
         K.adam_step(p_arrays, g_arrays, m, v, vmax, steps, _as_float(group["lr"]), float(beta1), float(beta2),
                      float(group["eps"]), float(group["weight_decay"]), amsgrad, bool(group["maximize"]),
-                     self._decoupled)
+                     self._decoupled, **({"bf16_copies": copies} if copies else {}))
+        if copies:
+            _amp_copies.copies_written(params, copies)
         _store_steps(self.state, params, steps)
 
 
