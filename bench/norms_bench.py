@@ -2,6 +2,7 @@
 
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py [--mb 64] [--only batch_norm]
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --l2 [--rows 64] [--reps 200]
+    NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --ab [--threads 1] [--mb 64]
 
 Default (bandwidth): float32 rows (R, 1024) and NCHW (N, 64, 49) of about --mb MB each, 2 threads,
 best of --reps (7); GB/s counts the bytes a kernel must move (fwd: read x, write y; bwd: read dy
@@ -11,7 +12,12 @@ and x, write dx) against the same run's 2-thread copy (read + write).
 --reps (200): the kernel's own cost per element in ns, not the memory system's; stable on a
 loaded machine. The bandwidth floor per thread is bytes-per-element / (half the 2-thread copy
 rate): e.g. 12 B at 33 GB/s = 0.73 ns. (--l2 --rows 16384 --reps 7: the same at 64 MB.)
+
+--ab: the same process times each kernel with the float32 non-temporal output stores off
+(NNFAST_NORM_STREAM=0) and on, alternating, best of --reps (10); with --threads 1 it uses
+process CPU time (run with OMP_WAIT_POLICY=passive), which survives a loaded machine.
 """
+import os
 import sys
 import threading
 import time
@@ -33,7 +39,8 @@ def arg(name, default, cast=int):
 
 
 l2 = "--l2" in sys.argv
-threads = 1 if l2 else 2
+ab = "--ab" in sys.argv
+threads = 1 if l2 else arg("--threads", 2)
 nnfast.set_num_threads(threads)
 if torch:
     torch.set_num_threads(threads)
@@ -44,7 +51,7 @@ if l2:
 else:
     mb = arg("--mb", 64)
     rows = mb * (1 << 20) // 4 // D
-    reps = arg("--reps", 7)
+    reps = arg("--reps", 10 if ab else 7)
 only = arg("--only", "", str)
 n = rows * D
 rng = np.random.default_rng(0)
@@ -126,7 +133,23 @@ if torch:
         "sum over last dim (1024)": lambda: torch.sum(tx, 1, out=trow),
     }
 
-if l2:
+if ab:
+    clock = time.process_time if threads == 1 else time.perf_counter
+    res = {}
+    for _ in range(reps):
+        for mode in ("0", "1"):
+            os.environ["NNFAST_NORM_STREAM"] = mode
+            for name, _, _, f in cases:
+                t0 = clock()
+                f()
+                t = clock() - t0
+                res[name, mode] = min(res.get((name, mode), 1e9), t)
+    print(f"{mb} MB, {threads} thread(s), best of {reps}, non-temporal stores off / on (ms)")
+    print(f"{'kernel':24} {'off':>7} {'on':>7} {'on/off':>7}")
+    for name, _, _, _ in cases:
+        a, b = res[name, "0"], res[name, "1"]
+        print(f"{name:24} {a*1e3:7.2f} {b*1e3:7.2f} {b / a:7.3f}")
+elif l2:
     print(f"one thread, {rows} x {D} float32, best of {reps}, ns per element")
     print(f"{'kernel':28} {'nnfast':>7} {'torch':>7} {'vs torch':>8}")
     for name, elems, _, f in cases:
