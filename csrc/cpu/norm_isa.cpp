@@ -72,13 +72,32 @@ struct Tail {
   index_t n;
   template <typename T>
   NORM_INLINE V ld(const T* p, double pad = 0.0) const {
+#if defined(__AVX512F__)
+    // One masked load: lane-by-lane inserts go through the stack, and the vector
+    // read back stalls on store forwarding (once per run of L in the channel loops).
+    const __mmask8 m = static_cast<__mmask8>((1u << n) - 1);
+    if constexpr (sizeof(T) == 4)
+      return reinterpret_cast<V>(_mm512_mask_cvtps_pd(reinterpret_cast<__m512d>(splat(pad)), m,
+                                                      _mm256_maskz_loadu_ps(m, p)));
+    else
+      return reinterpret_cast<V>(_mm512_mask_loadu_pd(reinterpret_cast<__m512d>(splat(pad)), m, p));
+#else
     V v = splat(pad);
     for (index_t k = 0; k < n; ++k) v[k] = static_cast<double>(p[k]);
     return v;
+#endif
   }
   template <typename T>
   NORM_INLINE void st(T* p, V v) const {
+#if defined(__AVX512F__)
+    const __mmask8 m = static_cast<__mmask8>((1u << n) - 1);
+    if constexpr (sizeof(T) == 4)
+      _mm256_mask_storeu_ps(p, m, _mm512_cvtpd_ps(reinterpret_cast<__m512d>(v)));
+    else
+      _mm512_mask_storeu_pd(p, m, reinterpret_cast<__m512d>(v));
+#else
     for (index_t k = 0; k < n; ++k) p[k] = static_cast<T>(v[k]);
+#endif
   }
 };
 
