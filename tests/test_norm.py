@@ -192,6 +192,34 @@ def test_row_norm_backward_float32(rms, shape, mean):
         assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * max(1.0, float(np.abs(c).max()))
 
 
+def test_large_float32_outputs_streamed():
+    """float32 outputs past 32 MB are written with non-temporal stores after a
+    scalar head up to the first vector-aligned element: rows of 1023 put that
+    head at every offset. Layer / RMS / batch norm (N, C), forward and backward,
+    against the float64 kernels on the same inputs (a skipped or misplaced
+    streamed vector, or a lost head or tail element, is far outside 2e-5)."""
+    rng = np.random.default_rng(8)
+    shape = (8256, 1023)  # 33.8 MB of float32, above the 32 MiB threshold
+    assert np.prod(shape) * 4 > 32 << 20
+    x32 = (2.0 + rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
+    w32, b32 = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+    dy32 = rng.standard_normal(shape, dtype=np.float32)
+    for op in ("layer_norm", "rms_norm", "batch_norm"):
+        outs = []
+        for dt in (np.float32, np.float64):
+            xt, wt, bt = leaf(x32.astype(dt)), leaf(w32.astype(dt)), leaf(b32.astype(dt))
+            if op == "layer_norm":
+                y = F.layer_norm(xt, shape[1], wt, bt, eps=1e-5)
+            elif op == "rms_norm":
+                y = F.rms_norm(xt, shape[1], wt, eps=1e-5)
+            else:
+                y = F.batch_norm(xt, None, None, wt, bt, True)
+            y.backward(dy32.astype(dt))
+            outs.append([y._data, xt.grad._data])
+        for a, c in zip(*outs):
+            assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * max(1.0, float(np.abs(c).max())), op
+
+
 # ---------------------------------------------------------------- batch norm state
 def _np_running(batches, momentum, C):
     rm, rv = np.zeros(C), np.ones(C)

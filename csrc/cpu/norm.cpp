@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -57,6 +58,19 @@ void sum_parts(T* out, const double* parts, index_t nparts, index_t stride, inde
   });
 }
 
+// NNFAST_NORM_STREAM=0 turns the non-temporal stores off (A/B timing in one
+// process); read only for outputs past kStreamBytes, so small calls never pay for it.
+inline bool stream_enabled() {
+  const char* e = std::getenv("NNFAST_NORM_STREAM");
+  return !(e && e[0] == '0');
+}
+
+// Whether an output of n elements of T is written with non-temporal stores.
+template <typename T>
+bool large_output(index_t n) {
+  return static_cast<size_t>(n) * sizeof(T) > norm_detail::kStreamBytes && stream_enabled();
+}
+
 inline double rstd_of(double var, double eps) { return 1.0 / std::sqrt(var + eps); }
 
 // r = (1 - momentum) r + momentum s, in double, stored as T.
@@ -73,6 +87,7 @@ RowArgs<T> row_args(index_t M, index_t D, bool rms) {
   a.M = M;
   a.D = D;
   a.rms = rms;
+  a.stream = large_output<T>(M * D);
   return a;
 }
 template <typename T>
@@ -218,8 +233,9 @@ void batch_norm_forward_rows(const NormOps<T>& k, T* y, double* mean, double* rs
   batch_norm_coefs(mean, rstd, running_mean, running_var, weight, bias, N, training, momentum, eps, scale, shift,
                    /*c0=*/0, /*c1=*/C);
   // Same halves of the rows per thread as the statistics pass, taken backwards.
+  const bool stream = large_output<T>(N * C);
   parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
-    k.chan_affine_rows(y + n0 * C, nullptr, x + n0 * C, nullptr, scale, mean, shift, n1 - n0, C);
+    k.chan_affine_rows(y + n0 * C, nullptr, x + n0 * C, nullptr, scale, mean, shift, n1 - n0, C, stream);
   });
 }
 
@@ -298,9 +314,10 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
       }
     });
   }
+  const bool stream = large_output<T>(N * C);
   if (dx && rows)
     parallel_for(N, grain_for(C), [&](index_t n0, index_t n1) {
-      k.chan_affine_rows(dx + n0 * C, dy + n0 * C, x + n0 * C, al, be, mean, ga, n1 - n0, C);
+      k.chan_affine_rows(dx + n0 * C, dy + n0 * C, x + n0 * C, al, be, mean, ga, n1 - n0, C, stream);
     });
 }
 

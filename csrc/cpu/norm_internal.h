@@ -13,6 +13,11 @@
 namespace nnfast::cpu {
 namespace norm_detail {
 
+// Outputs of more than this many bytes in all cannot stay in the (32 MB) L3: the
+// write passes then use non-temporal stores (no read-for-ownership of each line,
+// and the L3 keeps the inputs the second pass re-reads). Values are unchanged.
+constexpr size_t kStreamBytes = size_t(32) << 20;
+
 // Layer / RMS norm over the rows of x (M, D).
 template <typename T>
 struct RowArgs {
@@ -27,6 +32,7 @@ struct RowArgs {
   double* rstd = nullptr;  // (M,)
   const T* dy = nullptr;
   T* dx = nullptr;  // backward; null: only the weight / bias partial sums
+  bool stream = false;  // write y / dx with non-temporal stores (float32; see kStreamBytes)
 };
 
 // Group (and instance) norm over x (N, C, L); row r = n * G + g covers the
@@ -92,7 +98,7 @@ struct NormOps {
   // chan_affine for L == 1 over rows [0, N) of (N, C), the row blocks taken last to
   // first: the rows a thread's statistics pass read last are still in cache.
   void (*chan_affine_rows)(T* y, const T* a, const T* x, const double* alpha, const double* beta,
-                           const double* shift, const double* gamma, index_t N, index_t C);
+                           const double* shift, const double* gamma, index_t N, index_t C, bool stream);
   double (*dot)(const T* a, const T* b, index_t n);
   // out[i] = W[i, :] . v for rows [r0, r1) of W (M, D)
   void (*mv_rows)(double* out, const T* W, const double* v, index_t D, index_t r0, index_t r1);

@@ -72,13 +72,32 @@ struct Tail {
   index_t n;
   template <typename T>
   NORM_INLINE V ld(const T* p, double pad = 0.0) const {
+#if defined(__AVX512F__)
+    // One masked load: lane-by-lane inserts go through the stack, and the vector
+    // read back stalls on store forwarding (once per run of L in the channel loops).
+    const __mmask8 m = static_cast<__mmask8>((1u << n) - 1);
+    if constexpr (sizeof(T) == 4)
+      return reinterpret_cast<V>(_mm512_mask_cvtps_pd(reinterpret_cast<__m512d>(splat(pad)), m,
+                                                      _mm256_maskz_loadu_ps(m, p)));
+    else
+      return reinterpret_cast<V>(_mm512_mask_loadu_pd(reinterpret_cast<__m512d>(splat(pad)), m, p));
+#else
     V v = splat(pad);
     for (index_t k = 0; k < n; ++k) v[k] = static_cast<double>(p[k]);
     return v;
+#endif
   }
   template <typename T>
   NORM_INLINE void st(T* p, V v) const {
+#if defined(__AVX512F__)
+    const __mmask8 m = static_cast<__mmask8>((1u << n) - 1);
+    if constexpr (sizeof(T) == 4)
+      _mm256_mask_storeu_ps(p, m, _mm512_cvtpd_ps(reinterpret_cast<__m512d>(v)));
+    else
+      _mm512_mask_storeu_pd(p, m, reinterpret_cast<__m512d>(v));
+#else
     for (index_t k = 0; k < n; ++k) p[k] = static_cast<T>(v[k]);
+#endif
   }
 };
 
@@ -172,6 +191,48 @@ NORM_INLINE VN fsplat(float a) { return VN{} + a; }
 NORM_INLINE VN fload(const float* p) { return simd::load<VN>(p); }
 NORM_INLINE void fstore(float* p, VN v) { simd::store(p, v); }
 
+// Non-temporal store of one VN to a sizeof(VN)-aligned p: for outputs too large
+// to stay in the L3, it skips the read-for-ownership of every line (one memory
+// transfer per output line instead of two) and leaves the L3 to the inputs.
+NORM_INLINE void fstream(float* p, VN v) {
+#if defined(__AVX512F__)
+  static_assert(sizeof(VN) == 64);
+  _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+#elif defined(__AVX__)
+  static_assert(sizeof(VN) == 32);
+  _mm256_stream_ps(p, reinterpret_cast<__m256>(v));
+#elif defined(__SSE2__)
+  static_assert(sizeof(VN) == 16);
+  _mm_stream_ps(p, reinterpret_cast<__m128>(v));
+#else
+  fstore(p, v);
+#endif
+}
+
+// Streaming stores are weakly ordered: publish them before the threads join.
+NORM_INLINE void stream_fence(bool stream) {
+#if defined(__SSE2__)
+  if (stream) _mm_sfence();
+#endif
+}
+
+// y[i] = one(i) for i in [0, n), kF at a time through vec(i) (the same value in
+// vector lanes). With stream, the elements before y's first VN-aligned address
+// go through one() and the rest are streamed.
+template <class Vec, class One>
+NORM_INLINE void write_f32(float* y, index_t n, bool stream, Vec vec, One one) {
+  index_t i = 0;
+  const auto addr = reinterpret_cast<uintptr_t>(y);
+  if (stream && addr % sizeof(float) == 0) {
+    const index_t peel = imin(n, static_cast<index_t>((sizeof(VN) - addr % sizeof(VN)) % sizeof(VN) / sizeof(float)));
+    for (; i < peel; ++i) y[i] = one(i);
+    for (; i + kF <= n; i += kF) fstream(y + i, vec(i));
+  } else {
+    for (; i + kF <= n; i += kF) fstore(y + i, vec(i));
+  }
+  for (; i < n; ++i) y[i] = one(i);
+}
+
 struct SplitMean {
   float hi, lo;
   explicit SplitMean(double m) : hi(static_cast<float>(m)), lo(static_cast<float>(m - static_cast<double>(hi))) {}
@@ -180,42 +241,43 @@ struct SplitMean {
 // y = ((x - m) * s) [* w] + (b or bc).
 template <bool HW, bool HB>
 NORM_INLINE void normalize_f32(float* y, const float* x, const float* w, const float* b, double m, double s,
-                               double bc, index_t n) {
+                               double bc, index_t n, bool stream = false) {
   const SplitMean ms(m);
   const float sf = static_cast<float>(s), bf = static_cast<float>(bc);
   const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo), sv = fsplat(sf), bv = fsplat(bf);
-  index_t i = 0;
-  for (; i + kF <= n; i += kF) {
-    VN v = ((fload(x + i) - mh) - ml) * sv;
-    if (HW) v *= fload(w + i);
-    v += HB ? fload(b + i) : bv;
-    fstore(y + i, v);
-  }
-  for (; i < n; ++i) {
-    float v = ((x[i] - ms.hi) - ms.lo) * sf;
-    if (HW) v *= w[i];
-    y[i] = v + (HB ? b[i] : bf);
-  }
+  write_f32(
+      y, n, stream,
+      [&](index_t i) {
+        VN v = ((fload(x + i) - mh) - ml) * sv;
+        if (HW) v *= fload(w + i);
+        return v + (HB ? fload(b + i) : bv);
+      },
+      [&](index_t i) {
+        float v = ((x[i] - ms.hi) - ms.lo) * sf;
+        if (HW) v *= w[i];
+        return v + (HB ? b[i] : bf);
+      });
 }
 
 // dx = s * (g - cg) - (s * cx) * xhat, g = dy [* w], xhat = ((x - m) * s).
 template <bool HW>
 NORM_INLINE void row_dx_f32(float* dx, const float* dy, const float* x, const float* w, double m, double s, double cg,
-                            double cx, index_t n) {
+                            double cx, index_t n, bool stream = false) {
   const SplitMean ms(m);
   const float sf = static_cast<float>(s), cgf = static_cast<float>(cg), kf = static_cast<float>(s * cx);
   const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo), sv = fsplat(sf), cgv = fsplat(cgf), kv = fsplat(kf);
-  index_t i = 0;
-  for (; i + kF <= n; i += kF) {
-    const VN g = HW ? fload(dy + i) * fload(w + i) : fload(dy + i);
-    const VN xh = ((fload(x + i) - mh) - ml) * sv;
-    fstore(dx + i, sv * (g - cgv) - kv * xh);
-  }
-  for (; i < n; ++i) {
-    const float g = HW ? dy[i] * w[i] : dy[i];
-    const float xh = ((x[i] - ms.hi) - ms.lo) * sf;
-    dx[i] = sf * (g - cgf) - kf * xh;
-  }
+  write_f32(
+      dx, n, stream,
+      [&](index_t i) {
+        const VN g = HW ? fload(dy + i) * fload(w + i) : fload(dy + i);
+        const VN xh = ((fload(x + i) - mh) - ml) * sv;
+        return sv * (g - cgv) - kv * xh;
+      },
+      [&](index_t i) {
+        const float g = HW ? dy[i] * w[i] : dy[i];
+        const float xh = ((x[i] - ms.hi) - ms.lo) * sf;
+        return sf * (g - cgf) - kf * xh;
+      });
 }
 
 // y = (x - m) * s + b over a contiguous run.
@@ -267,9 +329,10 @@ NORM_INLINE void run_affine2_vec(T* y, const T* a, const T* x, const double* al,
 
 // ------------------------------------------------------------------ layer / RMS norm rows
 template <typename T, bool HW, bool HB>
-NORM_INLINE void row_normalize(T* y, const T* x, const T* w, const T* b, double m, double s, index_t D) {
+NORM_INLINE void row_normalize(T* y, const T* x, const T* w, const T* b, double m, double s, index_t D,
+                               bool stream) {
   if constexpr (sizeof(T) == 4) {
-    normalize_f32<HW, HB>(y, x, w, b, m, s, 0.0, D);
+    normalize_f32<HW, HB>(y, x, w, b, m, s, 0.0, D, stream);
     return;
   }
   const V mv = splat(m), sv = splat(s);
@@ -305,9 +368,10 @@ NORM_INLINE void row_reduce(const T* dy, const T* x, const T* w, double m, doubl
 
 // dx = s * (g - cg - xhat * cx), g = dy * w, xhat = (x - m) * s.
 template <typename T, bool HW>
-NORM_INLINE void row_dx(T* dx, const T* dy, const T* x, const T* w, double m, double s, double cg, double cx, index_t D) {
+NORM_INLINE void row_dx(T* dx, const T* dy, const T* x, const T* w, double m, double s, double cg, double cx, index_t D,
+                        bool stream) {
   if constexpr (sizeof(T) == 4) {
-    row_dx_f32<HW>(dx, dy, x, w, m, s, cg, cx, D);
+    row_dx_f32<HW>(dx, dy, x, w, m, s, cg, cx, D, stream);
     return;
   }
   const V mv = splat(m), sv = splat(s), cgv = splat(cg), cxv = splat(cx);
@@ -363,7 +427,7 @@ NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, double* pw, 
   if (!a.dx) return;
   for (int g = 0; g < G; ++g)
     row_dx<T, HW>(a.dx + (r + g) * D, dy + g * D, x + g * D, a.weight, m[g], s[g], a.rms ? 0.0 : sg[g] * inv_d,
-                  sgx[g] * inv_d, D);
+                  sgx[g] * inv_d, D, a.stream);
 }
 
 template <typename T, bool HW, bool HP>
@@ -383,7 +447,7 @@ NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, 
     const double s = a.rstd[r];
     double sg, sgx;
     row_reduce<T, HW, HP>(dy, x, a.weight, m, s, D, pw, pb, &sg, &sgx);
-    if (a.dx) row_dx<T, HW>(a.dx + r * D, dy, x, a.weight, m, s, a.rms ? 0.0 : sg * inv_d, sgx * inv_d, D);
+    if (a.dx) row_dx<T, HW>(a.dx + r * D, dy, x, a.weight, m, s, a.rms ? 0.0 : sg * inv_d, sgx * inv_d, D, a.stream);
   }
 }
 
@@ -406,11 +470,12 @@ NORM_FLAT void norm_row_forward(const RowArgs<T>& a, index_t r0, index_t r1) {
     }
     a.rstd[r] = s;
     T* y = a.y + r * D;
-    if (a.weight && a.bias) row_normalize<T, true, true>(y, x, a.weight, a.bias, m, s, D);
-    else if (a.weight) row_normalize<T, true, false>(y, x, a.weight, a.bias, m, s, D);
-    else if (a.bias) row_normalize<T, false, true>(y, x, a.weight, a.bias, m, s, D);
-    else row_normalize<T, false, false>(y, x, a.weight, a.bias, m, s, D);
+    if (a.weight && a.bias) row_normalize<T, true, true>(y, x, a.weight, a.bias, m, s, D, a.stream);
+    else if (a.weight) row_normalize<T, true, false>(y, x, a.weight, a.bias, m, s, D, a.stream);
+    else if (a.bias) row_normalize<T, false, true>(y, x, a.weight, a.bias, m, s, D, a.stream);
+    else row_normalize<T, false, false>(y, x, a.weight, a.bias, m, s, D, a.stream);
   }
+  stream_fence(a.stream);
 }
 
 template <typename T>
@@ -423,6 +488,7 @@ NORM_FLAT void norm_row_backward(const RowArgs<T>& a, index_t r0, index_t r1, do
     if (hp) row_backward_impl<T, false, true>(a, r0, r1, pw, pb);
     else row_backward_impl<T, false, false>(a, r0, r1, pw, pb);
   }
+  stream_fence(a.stream);
 }
 
 // ------------------------------------------------------------------ group norm rows
@@ -599,7 +665,7 @@ constexpr index_t kCoefChunk = 1024;
 
 template <typename T>
 NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double* alpha, const double* beta,
-                                     const double* shift, const double* gamma, index_t N, index_t C) {
+                                     const double* shift, const double* gamma, index_t N, index_t C, bool stream) {
   if (N <= 0 || C <= 0) return;
   const index_t blk = imin(N, kBlockElems / C > 16 ? kBlockElems / C : 16);
   if constexpr (sizeof(T) == 4) {
@@ -619,25 +685,29 @@ NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double*
         for (index_t n = lo; n < hi; ++n) {
           const float* xr = x + n * C + c0;
           float* yr = y + n * C + c0;
-          index_t i = 0;
           if (a) {
             const float* ar = a + n * C + c0;
-            for (; i + kF <= nc; i += kF) {
-              const VN xc = (fload(xr + i) - fload(mh + i)) - fload(ml + i);
-              fstore(yr + i, fload(al + i) * fload(ar + i) + (xc * fload(be + i) + fload(ga + i)));
-            }
-            for (; i < nc; ++i) yr[i] = al[i] * ar[i] + (((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i]);
+            write_f32(
+                yr, nc, stream,
+                [&](index_t i) {
+                  const VN xc = (fload(xr + i) - fload(mh + i)) - fload(ml + i);
+                  return fload(al + i) * fload(ar + i) + (xc * fload(be + i) + fload(ga + i));
+                },
+                [&](index_t i) { return al[i] * ar[i] + (((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i]); });
           } else {
-            for (; i + kF <= nc; i += kF) {
-              const VN xc = (fload(xr + i) - fload(mh + i)) - fload(ml + i);
-              fstore(yr + i, xc * fload(be + i) + fload(ga + i));
-            }
-            for (; i < nc; ++i) yr[i] = ((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i];
+            write_f32(
+                yr, nc, stream,
+                [&](index_t i) {
+                  const VN xc = (fload(xr + i) - fload(mh + i)) - fload(ml + i);
+                  return xc * fload(be + i) + fload(ga + i);
+                },
+                [&](index_t i) { return ((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i]; });
           }
         }
         if (lo == 0) break;
       }
     }
+    stream_fence(stream);
   } else {
     for (index_t hi = N; hi > 0; hi -= blk) {
       const index_t lo = hi > blk ? hi - blk : 0;
