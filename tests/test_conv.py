@@ -296,6 +296,11 @@ for dt in (np.float32, np.float64):
     y = np.full((3, 20, 7, 9), np.nan, dt)
     _C.conv2d_forward(y, x, w, b, (1, 1), (1, 1), (1, 1), 2)
     sys.stdout.write(y.tobytes().hex() + "\n")
+    if "dw" in sys.argv:  # the weight gradient's transposed patch pack too
+        g = r.standard_normal(y.shape).astype(dt)
+        dw = np.zeros_like(w)
+        _C.conv2d_backward(None, dw, None, g, x, w, (1, 1), (1, 1), (1, 1), 2)
+        sys.stdout.write(dw.tobytes().hex() + "\n")
 """
 
 
@@ -312,3 +317,21 @@ def test_forward_weight_prepacked_once_same_bits():
         outs.append(subprocess.run([sys.executable, "-c", _PREPACK_CHILD], env=env, check=True,
                                    capture_output=True, text=True).stdout)
     assert outs[0] and outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("switch", ["NNFAST_CONV_STORE_BIAS", "NNFAST_CONV_PACK_FAST"])
+def test_forward_fast_paths_same_bits(switch):
+    """The bias added as the GEMM stores C (NNFAST_CONV_STORE_BIAS=0: a pass afterwards) and the
+    unrolled "same"-convolution patch packers (NNFAST_CONV_PACK_FAST=0: the generic ones) must give
+    the same bits as the paths they replace: full and partial register tiles (20 channels), two K
+    blocks, groups; the weight gradient too."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, **{switch: flag})
+        outs.append(subprocess.run([sys.executable, "-c", _PREPACK_CHILD, "dw"], env=env, check=True,
+                                   capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == 4 and outs[0] == outs[1]

@@ -248,15 +248,22 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
   std::vector<T> wp(static_cast<size_t>(g.G * wpk));
   for (index_t gr = 0; gr < g.G && wpk > 0; ++gr)
     gemm_detail::gemm_prepack_a<T>(g.OCg, g.P, g.Kg, w + gr * g.OCg * g.Kg, g.Kg, 1, wp.data() + gr * wpk);
+  // The bias is added as the GEMM stores each tile (same bits as a pass afterwards, without
+  // the pass; NNFAST_CONV_STORE_BIAS=0: the separate pass, for A/B timing).
+  static const bool store_bias = [] {
+    const char* e = std::getenv("NNFAST_CONV_STORE_BIAS");
+    return !(e && e[0] == '0');
+  }();
   auto one = [&](index_t n, int nt) {
     for (index_t gr = 0; gr < g.G; ++gr) {
       const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * plane, s, g.kk};
       const gemm_detail::GemmBPack<T> bp{pack, &src};
       gemm_detail::gemm_packed_b<T>(g.OCg, g.P, g.Kg, T(1), w + gr * g.OCg * g.Kg, g.Kg, 1, bp, T(0),
                                     y + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, nt,
-                                    wpk > 0 ? wp.data() + gr * wpk : nullptr);
+                                    wpk > 0 ? wp.data() + gr * wpk : nullptr,
+                                    bias && store_bias ? bias + gr * g.OCg : nullptr);
     }
-    if (bias) {  // while the image's block is still in cache
+    if (bias && !store_bias) {  // while the image's block is still in cache
       T* yn = y + n * s.OC * g.P;
       for (index_t o = 0; o < s.OC; ++o)
         for (index_t j = 0; j < g.P; ++j) yn[o * g.P + j] += bias[o];
