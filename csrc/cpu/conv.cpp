@@ -6,7 +6,7 @@
 // Forward:       y_n[g] = W[g] . patches(x_n)[g]          (+ bias while the block is in cache)
 // Input grad:    stride 1: dx = the forward convolution of dy with the flipped, transposed
 //                kernel and padding d (k - 1) - p (no col2im pass)
-// Weight grad:   stride 1, OW == W, fp32 on AVX-512: dW[g] (+)= dy_n[g] . patches(x_n)[g]^T
+// Weight grad:   fp32 on AVX-512: dW[g] (+)= dy_n[g] . patches(x_n)[g]^T
 // Threads take whole images (1-thread GEMMs) or, for small batches, run inside each GEMM;
 // every element is the same K-ordered sum either way.
 //
@@ -390,15 +390,25 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
 // calls give exactly twice one call.
 constexpr index_t kWeightParts = 8;
 
-// Implicit-GEMM weight gradient (stride 1, OW == W, where the ISA packs the transposed
-// patches fast): dW[g] (+)= dy_n[g] . patches_n[g]^T per image n, images summed into the same
+// NNFAST_CONV_STRIDED_DW=0: strided weight gradients take the im2col path (A/B timing).
+inline bool strided_weight_grad() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_CONV_STRIDED_DW");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+// Implicit-GEMM weight gradient (where the ISA packs the transposed patches: fp32, AVX-512;
+// stride 1 with OW == W by masked loads, otherwise by masked gathers): dW[g] (+)= dy_n[g] . patches_n[g]^T per image n, images summed into the same
 // fixed parts as above (image n into part n % parts, in order). False: nothing done.
 template <typename T>
 bool weight_grad_implicit(T* dw, const T* dy, const T* x, const Geometry& g) {
   const Conv2dShape& s = g.s;
   const auto pack = isa_ops<conv_pack::ConvOps<T>>().pack_patches_t;
-  if (!pack || s.sh != 1 || s.sw != 1 || s.OW != s.W || s.kh > 16 || s.kw > 16 ||
-      g.Cg * s.H * s.W >= (index_t(1) << 30) || s.N == 0)
+  if (!pack || s.kh > 16 || s.kw > 16 || s.N == 0 ||
+      g.Cg * (s.H + 2 * s.ph + 1) * (s.W + 2 * s.pw + 1) >= (index_t(1) << 30) ||
+      (!strided_weight_grad() && (s.sh != 1 || s.sw != 1 || s.OW != s.W)))
     return false;
   const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, s.N), image = s.C * s.H * s.W;
   std::vector<T> part(static_cast<size_t>(parts * size));

@@ -244,7 +244,8 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
 #if defined(__AVX512F__)
 // Transposed patches B(q, r) = x_c[q + (ky dh - ph) W + kx dw - pw] (stride 1, OW == W): for a
 // fixed r the q run is contiguous, so 8 columns r x 8 rows q are 8 masked 8-wide loads and an
-// 8 x 8 register transpose; the mask of (r, q) is rows[ky_r](q) & cols[kx_r](q).
+// 8 x 8 register transpose; the mask of (r, q) is rows[ky_r](q) & cols[kx_r](q). Other strides
+// (or OW != W): the same with 8-wide masked gathers at the 8 positions' window origins.
 void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, float* dst, int nr) {
   const PatchSource<float>& p = *static_cast<const PatchSource<float>*>(ctx);
   const Conv2dShape& s = p.s;
@@ -255,22 +256,29 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
   // once for up to kGroup blocks and shared by every panel (per panel it cost ~30 % of the pack).
   constexpr int kGroup = 32;
   unsigned rows_g[kGroup][kMaxTaps], cols_g[kGroup][kMaxTaps];
+  // Any stride, or OW != W: the 8 positions of a block are not one contiguous run of x; each
+  // run is then a masked gather at idx (the positions' window origins, shared by every column).
+  const bool same = s.sh == 1 && s.sw == 1 && s.OW == s.W;
+  alignas(32) std::int32_t idx_g[kGroup][8];
   const bool hoist = fast_same();
   for (index_t g0 = 0; g0 < kc; g0 += 8 * kGroup) {
     const index_t g1 = kc - g0 < 8 * kGroup ? kc : g0 + 8 * kGroup;
-    auto masks = [&](index_t kb, unsigned* rows, unsigned* cols) {
+    auto masks = [&](index_t kb, unsigned* rows, unsigned* cols, std::int32_t* idx) {
       const int kn = static_cast<int>(kc - kb < 8 ? kc - kb : 8);
       for (index_t t = 0; t < s.kh; ++t) rows[t] = 0;
       for (index_t t = 0; t < s.kw; ++t) cols[t] = 0;
       const index_t q0 = k0 + kb;
       index_t oh = q0 / s.OW, ow = q0 % s.OW;
+      for (int i = 0; i < 8; ++i) idx[i] = 0;
       for (int i = 0; i < kn; ++i) {
+        // Relative to x + off[j] (whose origin term is -ph W - pw), as q0 + i is for "same".
+        idx[i] = static_cast<std::int32_t>(oh * s.sh * s.W + ow * s.sw);
         for (index_t ky = 0; ky < s.kh; ++ky) {
-          const index_t ih = oh - s.ph + ky * s.dh;
+          const index_t ih = oh * s.sh - s.ph + ky * s.dh;
           if (ih >= 0 && ih < s.H) rows[ky] |= 1u << i;
         }
         for (index_t kx = 0; kx < s.kw; ++kx) {
-          const index_t iw = ow - s.pw + kx * s.dw;
+          const index_t iw = ow * s.sw - s.pw + kx * s.dw;
           if (iw >= 0 && iw < s.W) cols[kx] |= 1u << i;
         }
         if (++ow == s.OW) {
@@ -280,7 +288,8 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
       }
     };
     if (hoist)
-      for (index_t kb = g0; kb < g1; kb += 8) masks(kb, rows_g[(kb - g0) / 8], cols_g[(kb - g0) / 8]);
+      for (index_t kb = g0; kb < g1; kb += 8)
+        masks(kb, rows_g[(kb - g0) / 8], cols_g[(kb - g0) / 8], idx_g[(kb - g0) / 8]);
     for (index_t jp = 0; jp < nc; jp += nr) {
       const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
       float* d = dst + jp * kc;
@@ -294,17 +303,34 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
       for (index_t kb = g0; kb < g1; kb += 8) {
         const int kn = static_cast<int>(kc - kb < 8 ? kc - kb : 8);
         unsigned rows_l[kMaxTaps], cols_l[kMaxTaps];
+        alignas(32) std::int32_t idx_l[8];
         const unsigned* rows = rows_g[(kb - g0) / 8];
         const unsigned* cols = cols_g[(kb - g0) / 8];
+        const std::int32_t* idx = idx_g[(kb - g0) / 8];
         if (!hoist) {
-          masks(kb, rows_l, cols_l);
+          masks(kb, rows_l, cols_l, idx_l);
           rows = rows_l;
           cols = cols_l;
+          idx = idx_l;
         }
         const index_t q0 = k0 + kb;
         float* dk = d + kb * nr;
-        if (kn == 8) {
+        if (kn == 8 && !same) {
+          const __m256i vi = _mm256_load_si256(reinterpret_cast<const __m256i*>(idx));
           for (int j = 0; j < nfull; j += 8) {
+            __m256 v[8];
+            for (int t = 0; t < 8; ++t)
+              v[t] = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(),
+                                               static_cast<__mmask8>(rows[kyj[j + t]] & cols[kxj[j + t]]), vi,
+                                               at(p.x, off[j + t]), 4);
+            transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
+          }
+        } else if (kn == 8) {
+          for (int j = 0; j < nfull; j += 8) {
+            // Two cache lines ahead on each of the 8 runs, every other block (one line = 2 blocks).
+            if (kPrefetch && (kb & 8) == 0)
+              for (int t = 0; t < 8; ++t)
+                _mm_prefetch(reinterpret_cast<const char*>(at(p.x, q0 + 32 + off[j + t])), _MM_HINT_T0);
             __m256 v[8];
             for (int t = 0; t < 8; ++t)
               v[t] = _mm256_maskz_loadu_ps(static_cast<__mmask8>(rows[kyj[j + t]] & cols[kxj[j + t]]),
@@ -314,7 +340,7 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
         }
         for (int i = 0; i < kn; ++i) {
           for (int j = kn == 8 ? nfull : 0; j < np; ++j)
-            dk[i * nr + j] = (rows[kyj[j]] & cols[kxj[j]]) >> i & 1 ? *at(p.x, q0 + i + off[j]) : 0.f;
+            dk[i * nr + j] = (rows[kyj[j]] & cols[kxj[j]]) >> i & 1 ? *at(p.x, idx[i] + off[j]) : 0.f;
           for (int j = np; j < nr; ++j) dk[i * nr + j] = 0.f;
         }
       }
