@@ -6,7 +6,9 @@ PyTorch CPU (oneDNN) in the same run, same thread count, float32.
 --split also times each product alone (forward, input gradient, weight gradient, bias gradient) against
 PyTorch's (aten.convolution_backward with one output mask). --cpu-time measures process CPU time instead of
 wall time (robust on a loaded machine; use it with --threads 1). Old-path A/B in one shell:
-NNFAST_CONV_IMPLICIT=0 (im2col instead of implicit GEMM) and NNFAST_GEMM_ALT_TILE=0 (12 x 32 tile only).
+NNFAST_CONV_IMPLICIT=0 (im2col instead of implicit GEMM), NNFAST_GEMM_ALT_TILE=0 (12 x 32 tile only),
+NNFAST_CONV_STORE_BIAS=0 (forward bias as a separate pass), NNFAST_CONV_PACK_FAST=0 (generic patch packers),
+NNFAST_CONV_PACK_PF=0 (no software prefetch in the packers), NNFAST_CONV_STRIDED_DW=0 (strided dW via im2col).
 
 Checks nnfast against PyTorch first, then times the two libraries in alternating blocks (so machine
 noise hits both alike) and prints the best and median time per step, GFLOP/s, % of the machine's

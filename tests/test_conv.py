@@ -220,7 +220,7 @@ def test_binding_checks_before_the_kernel():
 # Implicit-GEMM paths (csrc/cpu/conv.cpp, conv_isa.cpp): forward packs the patches straight from x
 # (masked contiguous rows when stride 1 and OW == W, masked gathers otherwise, per element for
 # kernels over 16 taps), stride-1 dx runs as the flipped-kernel convolution, and float32 dW packs
-# the transposed patches (stride 1, OW == W). Shapes chosen to hit each path and its edges: a
+# the transposed patches (masked rows for stride 1 and OW == W, masked gathers otherwise). Shapes chosen to hit each path and its edges: a
 # panel of output positions spanning several rows, widths 1 and 7, odd channel counts, groups,
 # dilation, panel / K-block tails.
 IMPLICIT_CASES = [
@@ -228,7 +228,10 @@ IMPLICIT_CASES = [
     (2, 3, 5, 7, 7, (3, 3), 1, 1, 1, 1),        # "same": masked rows, dx as conv, transposed pack
     (3, 4, 6, 9, 1, (3, 1), 1, (1, 0), 1, 2),   # width 1, groups
     (1, 5, 7, 11, 13, (5, 3), 1, (4, 2), (2, 2), 1),  # dilated "same"
-    (2, 6, 4, 10, 9, (3, 3), 2, 1, 1, 2),       # stride 2: gathers; dx / dW take the im2col path
+    (2, 6, 4, 10, 9, (3, 3), 2, 1, 1, 2),       # stride 2: gathers (dW too); dx takes the im2col path
+    (2, 16, 8, 13, 13, (3, 3), 2, 1, 1, 1),     # stride 2 dW: full 8 x 8 gathered blocks, 49 positions
+    (2, 9, 5, 11, 10, (3, 3), 2, 1, 1, 1),      # stride 2 dW: 81 columns (panel tails), 30 positions
+    (1, 4, 3, 9, 12, (3, 2), (2, 3), (0, 1), (2, 1), 1),  # unequal strides, dilation, OW != W
     (2, 3, 4, 8, 9, (2, 3), 1, 0, 1, 1),        # "valid" (OW != W): gathers, dx as conv
     (1, 2, 3, 20, 6, (17, 1), 1, (8, 0), 1, 1),  # kh > 16: per-element packing
     (2, 33, 9, 6, 6, (3, 3), 1, 1, 1, 1),       # K = 297: two K blocks, r panels with tails
@@ -296,6 +299,11 @@ for dt in (np.float32, np.float64):
     y = np.full((3, 20, 7, 9), np.nan, dt)
     _C.conv2d_forward(y, x, w, b, (1, 1), (1, 1), (1, 1), 2)
     sys.stdout.write(y.tobytes().hex() + "\n")
+    if "dw" in sys.argv:  # the weight gradient's transposed patch pack too
+        g = r.standard_normal(y.shape).astype(dt)
+        dw = np.zeros_like(w)
+        _C.conv2d_backward(None, dw, None, g, x, w, (1, 1), (1, 1), (1, 1), 2)
+        sys.stdout.write(dw.tobytes().hex() + "\n")
 """
 
 
@@ -312,3 +320,21 @@ def test_forward_weight_prepacked_once_same_bits():
         outs.append(subprocess.run([sys.executable, "-c", _PREPACK_CHILD], env=env, check=True,
                                    capture_output=True, text=True).stdout)
     assert outs[0] and outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("switch", ["NNFAST_CONV_STORE_BIAS", "NNFAST_CONV_PACK_FAST"])
+def test_forward_fast_paths_same_bits(switch):
+    """The bias added as the GEMM stores C (NNFAST_CONV_STORE_BIAS=0: a pass afterwards) and the
+    unrolled "same"-convolution patch packers (NNFAST_CONV_PACK_FAST=0: the generic ones) must give
+    the same bits as the paths they replace: full and partial register tiles (20 channels), two K
+    blocks, groups; the weight gradient too."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, **{switch: flag})
+        outs.append(subprocess.run([sys.executable, "-c", _PREPACK_CHILD, "dw"], env=env, check=True,
+                                   capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == 4 and outs[0] == outs[1]

@@ -6,7 +6,7 @@
 // Forward:       y_n[g] = W[g] . patches(x_n)[g]          (+ bias while the block is in cache)
 // Input grad:    stride 1: dx = the forward convolution of dy with the flipped, transposed
 //                kernel and padding d (k - 1) - p (no col2im pass)
-// Weight grad:   stride 1, OW == W, fp32 on AVX-512: dW[g] (+)= dy_n[g] . patches(x_n)[g]^T
+// Weight grad:   fp32 on AVX-512: dW[g] (+)= dy_n[g] . patches(x_n)[g]^T
 // Threads take whole images (1-thread GEMMs) or, for small batches, run inside each GEMM;
 // every element is the same K-ordered sum either way.
 //
@@ -248,15 +248,22 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
   std::vector<T> wp(static_cast<size_t>(g.G * wpk));
   for (index_t gr = 0; gr < g.G && wpk > 0; ++gr)
     gemm_detail::gemm_prepack_a<T>(g.OCg, g.P, g.Kg, w + gr * g.OCg * g.Kg, g.Kg, 1, wp.data() + gr * wpk);
+  // The bias is added as the GEMM stores each tile (same bits as a pass afterwards, without
+  // the pass; NNFAST_CONV_STORE_BIAS=0: the separate pass, for A/B timing).
+  static const bool store_bias = [] {
+    const char* e = std::getenv("NNFAST_CONV_STORE_BIAS");
+    return !(e && e[0] == '0');
+  }();
   auto one = [&](index_t n, int nt) {
     for (index_t gr = 0; gr < g.G; ++gr) {
       const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * plane, s, g.kk};
       const gemm_detail::GemmBPack<T> bp{pack, &src};
       gemm_detail::gemm_packed_b<T>(g.OCg, g.P, g.Kg, T(1), w + gr * g.OCg * g.Kg, g.Kg, 1, bp, T(0),
                                     y + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, nt,
-                                    wpk > 0 ? wp.data() + gr * wpk : nullptr);
+                                    wpk > 0 ? wp.data() + gr * wpk : nullptr,
+                                    bias && store_bias ? bias + gr * g.OCg : nullptr);
     }
-    if (bias) {  // while the image's block is still in cache
+    if (bias && !store_bias) {  // while the image's block is still in cache
       T* yn = y + n * s.OC * g.P;
       for (index_t o = 0; o < s.OC; ++o)
         for (index_t j = 0; j < g.P; ++j) yn[o * g.P + j] += bias[o];
@@ -383,15 +390,25 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
 // calls give exactly twice one call.
 constexpr index_t kWeightParts = 8;
 
-// Implicit-GEMM weight gradient (stride 1, OW == W, where the ISA packs the transposed
-// patches fast): dW[g] (+)= dy_n[g] . patches_n[g]^T per image n, images summed into the same
+// NNFAST_CONV_STRIDED_DW=0: strided weight gradients take the im2col path (A/B timing).
+inline bool strided_weight_grad() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_CONV_STRIDED_DW");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+// Implicit-GEMM weight gradient (where the ISA packs the transposed patches: fp32, AVX-512;
+// stride 1 with OW == W by masked loads, otherwise by masked gathers): dW[g] (+)= dy_n[g] . patches_n[g]^T per image n, images summed into the same
 // fixed parts as above (image n into part n % parts, in order). False: nothing done.
 template <typename T>
 bool weight_grad_implicit(T* dw, const T* dy, const T* x, const Geometry& g) {
   const Conv2dShape& s = g.s;
   const auto pack = isa_ops<conv_pack::ConvOps<T>>().pack_patches_t;
-  if (!pack || s.sh != 1 || s.sw != 1 || s.OW != s.W || s.kh > 16 || s.kw > 16 ||
-      g.Cg * s.H * s.W >= (index_t(1) << 30) || s.N == 0)
+  if (!pack || s.kh > 16 || s.kw > 16 || s.N == 0 ||
+      g.Cg * (s.H + 2 * s.ph + 1) * (s.W + 2 * s.pw + 1) >= (index_t(1) << 30) ||
+      (!strided_weight_grad() && (s.sh != 1 || s.sw != 1 || s.OW != s.W)))
     return false;
   const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, s.N), image = s.C * s.H * s.W;
   std::vector<T> part(static_cast<size_t>(parts * size));

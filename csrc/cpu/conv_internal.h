@@ -26,7 +26,7 @@ struct ConvOps {
   // panels (nr <= 64), zeros in the padding and past nc.
   void (*pack_patches)(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr);
   // The same for the transposed patch matrix (row q, column r: the weight gradient's B),
-  // stride 1 and OW == W only; null where the ISA has no fast version (the driver then
+  // kernels up to 16 x 16; null where the ISA has no fast version (the driver then
   // materialises the patches).
   void (*pack_patches_t)(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr);
 };

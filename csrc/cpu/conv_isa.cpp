@@ -10,6 +10,7 @@
 // (AVX-512: the masked-off lanes, e.g. the padding rows above the image, are never read);
 // otherwise it is a masked gather.
 #include <cstdint>
+#include <cstdlib>
 
 #include "cpu/conv_internal.h"
 
@@ -23,6 +24,15 @@ namespace NNFAST_ISA_NS {
 namespace {
 
 using conv_pack::PatchSource;
+
+// NNFAST_CONV_PACK_FAST=0: the generic packers only (for A/B timing; same values).
+inline bool fast_same() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_CONV_PACK_FAST");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
 
 // Kernel extents above this take the per-element path (masks are kept per kernel row / column).
 constexpr index_t kMaxTaps = 16;
@@ -83,6 +93,82 @@ inline void masked_gather(T* __restrict row, const T* src, const std::int32_t* b
   for (int j = 0; j < nr; ++j) row[j] = (m >> j) & 1 ? *at(src, base[j]) : T(0);
 }
 
+#if defined(__AVX512F__)
+// Taps (ky, kx) at or below which the "same" fp32 path keeps a per-tap offset / mask table.
+constexpr index_t kMaxTable = 64;
+static const bool kPrefetch = [] {
+  const char* e = std::getenv("NNFAST_CONV_PACK_PF");
+  return !(e && e[0] == '0');
+}();
+
+// Rows [k0, k0 + kc) of one NR-column panel of a stride-1, OW == W fp32 convolution: row
+// k = (c, tap) is NR / 16 masked loads at x + c HW + off[tap] with mask msk[tap]. The table is
+// built once per panel and the row loop is unrolled for the panel width: the generic loop
+// spent more instructions recomputing (c, ky, kx), their offset and mask per row than on the
+// copies themselves (the pack was 11-17 % of the micro-kernel's time).
+template <int NR>
+void pack_rows_same(const float* x, index_t HW, const std::int64_t* off, const std::uint64_t* msk, index_t kk,
+                    index_t k0, index_t kc, float* __restrict d) {
+  index_t tap = k0 % kk;
+  const float* xc = at(x, (k0 / kk) * HW);
+  for (index_t k = 0; k < kc; ++k, d += NR) {
+    const float* src = at(xc, off[tap]);
+    const std::uint64_t m = msk[tap];
+#pragma GCC unroll 4
+    for (int v = 0; v < NR; v += 16) {
+      // The same row of the panel after next: its first touch would otherwise stall the
+      // masked load (each image is read from L3 the first time it is packed).
+      if (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(at(src, 2 * NR + v)), _MM_HINT_T0);
+      _mm512_storeu_ps(d + v, _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> v), at(src, v)));
+    }
+    if (++tap == kk) {
+      tap = 0;
+      xc = at(xc, HW);
+    }
+  }
+}
+
+// The table for one panel starting at output position q0 with np valid columns; false where
+// this path does not apply (the caller then runs the generic one).
+bool pack_panel_same(const PatchSource<float>& p, index_t k0, index_t kc, index_t q0, int np, float* d, int nr) {
+  const Conv2dShape& s = p.s;
+  if (p.kk > kMaxTable || (nr != 32 && nr != 48 && nr != 16 && nr != 64)) return false;
+  std::uint64_t rows[kMaxTaps] = {}, cols[kMaxTaps] = {};
+  index_t oh = q0 / s.OW, ow = q0 % s.OW;
+  for (int j = 0; j < np; ++j) {
+    for (index_t ky = 0; ky < s.kh; ++ky) {
+      const index_t ih = oh - s.ph + ky * s.dh;
+      if (ih >= 0 && ih < s.H) rows[ky] |= std::uint64_t(1) << j;
+    }
+    for (index_t kx = 0; kx < s.kw; ++kx) {
+      const index_t iw = ow - s.pw + kx * s.dw;
+      if (iw >= 0 && iw < s.W) cols[kx] |= std::uint64_t(1) << j;
+    }
+    if (++ow == s.OW) {
+      ow = 0;
+      ++oh;
+    }
+  }
+  // Column j's window origin is base + j (stride 1, OW == W: q0 + j is one flat index).
+  const index_t base = (q0 / s.OW - s.ph) * s.W + q0 % s.OW - s.pw;
+  std::int64_t off[kMaxTable];
+  std::uint64_t msk[kMaxTable];
+  for (index_t ky = 0, t = 0; ky < s.kh; ++ky)
+    for (index_t kx = 0; kx < s.kw; ++kx, ++t) {
+      off[t] = base + ky * s.dh * s.W + kx * s.dw;
+      msk[t] = rows[ky] & cols[kx];
+    }
+  const index_t HW = s.H * s.W;
+  switch (nr) {
+    case 16: pack_rows_same<16>(p.x, HW, off, msk, p.kk, k0, kc, d); break;
+    case 32: pack_rows_same<32>(p.x, HW, off, msk, p.kk, k0, kc, d); break;
+    case 48: pack_rows_same<48>(p.x, HW, off, msk, p.kk, k0, kc, d); break;
+    default: pack_rows_same<64>(p.x, HW, off, msk, p.kk, k0, kc, d); break;
+  }
+  return true;
+}
+#endif
+
 template <typename T>
 void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr) {
   const PatchSource<T>& p = *static_cast<const PatchSource<T>*>(ctx);
@@ -94,6 +180,10 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
     const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
     T* d = dst + jp * kc;
     const index_t q0 = j0 + jp;
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4)
+      if (small && contiguous && fast_same() && pack_panel_same(p, k0, kc, q0, np, d, nr)) continue;
+#endif
     if (!small) {  // per element (huge kernels only)
       for (index_t k = 0; k < kc; ++k) {
         const index_t r = k0 + k, c = r / p.kk, ky = (r % p.kk) / s.kw, kx = r % s.kw;
@@ -154,36 +244,41 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
 #if defined(__AVX512F__)
 // Transposed patches B(q, r) = x_c[q + (ky dh - ph) W + kx dw - pw] (stride 1, OW == W): for a
 // fixed r the q run is contiguous, so 8 columns r x 8 rows q are 8 masked 8-wide loads and an
-// 8 x 8 register transpose; the mask of (r, q) is rows[ky_r](q) & cols[kx_r](q).
+// 8 x 8 register transpose; the mask of (r, q) is rows[ky_r](q) & cols[kx_r](q). Other strides
+// (or OW != W): the same with 8-wide masked gathers at the 8 positions' window origins.
 void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, float* dst, int nr) {
   const PatchSource<float>& p = *static_cast<const PatchSource<float>*>(ctx);
   const Conv2dShape& s = p.s;
   const index_t HW = s.H * s.W;
   std::int32_t off[kMaxNr];
   int kyj[kMaxNr], kxj[kMaxNr];
-  for (index_t jp = 0; jp < nc; jp += nr) {
-    const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
-    float* d = dst + jp * kc;
-    for (int j = 0; j < np; ++j) {
-      const index_t r = j0 + jp + j, c = r / p.kk;
-      kyj[j] = static_cast<int>((r % p.kk) / s.kw);
-      kxj[j] = static_cast<int>(r % s.kw);
-      off[j] = static_cast<std::int32_t>(c * HW + (kyj[j] * s.dh - s.ph) * s.W + kxj[j] * s.dw - s.pw);
-    }
-    const int nfull = np / 8 * 8;
-    for (index_t kb = 0; kb < kc; kb += 8) {
+  // Row / column validity of each group of 8 output positions for each kernel tap, computed
+  // once for up to kGroup blocks and shared by every panel (per panel it cost ~30 % of the pack).
+  constexpr int kGroup = 32;
+  unsigned rows_g[kGroup][kMaxTaps], cols_g[kGroup][kMaxTaps];
+  // Any stride, or OW != W: the 8 positions of a block are not one contiguous run of x; each
+  // run is then a masked gather at idx (the positions' window origins, shared by every column).
+  const bool same = s.sh == 1 && s.sw == 1 && s.OW == s.W;
+  alignas(32) std::int32_t idx_g[kGroup][8];
+  const bool hoist = fast_same();
+  for (index_t g0 = 0; g0 < kc; g0 += 8 * kGroup) {
+    const index_t g1 = kc - g0 < 8 * kGroup ? kc : g0 + 8 * kGroup;
+    auto masks = [&](index_t kb, unsigned* rows, unsigned* cols, std::int32_t* idx) {
       const int kn = static_cast<int>(kc - kb < 8 ? kc - kb : 8);
-      // Row / column validity of the kn output positions for each kernel tap.
-      unsigned rows[kMaxTaps] = {}, cols[kMaxTaps] = {};
+      for (index_t t = 0; t < s.kh; ++t) rows[t] = 0;
+      for (index_t t = 0; t < s.kw; ++t) cols[t] = 0;
       const index_t q0 = k0 + kb;
       index_t oh = q0 / s.OW, ow = q0 % s.OW;
+      for (int i = 0; i < 8; ++i) idx[i] = 0;
       for (int i = 0; i < kn; ++i) {
+        // Relative to x + off[j] (whose origin term is -ph W - pw), as q0 + i is for "same".
+        idx[i] = static_cast<std::int32_t>(oh * s.sh * s.W + ow * s.sw);
         for (index_t ky = 0; ky < s.kh; ++ky) {
-          const index_t ih = oh - s.ph + ky * s.dh;
+          const index_t ih = oh * s.sh - s.ph + ky * s.dh;
           if (ih >= 0 && ih < s.H) rows[ky] |= 1u << i;
         }
         for (index_t kx = 0; kx < s.kw; ++kx) {
-          const index_t iw = ow - s.pw + kx * s.dw;
+          const index_t iw = ow * s.sw - s.pw + kx * s.dw;
           if (iw >= 0 && iw < s.W) cols[kx] |= 1u << i;
         }
         if (++ow == s.OW) {
@@ -191,20 +286,63 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
           ++oh;
         }
       }
-      float* dk = d + kb * nr;
-      if (kn == 8) {
-        for (int j = 0; j < nfull; j += 8) {
-          __m256 v[8];
-          for (int t = 0; t < 8; ++t)
-            v[t] = _mm256_maskz_loadu_ps(static_cast<__mmask8>(rows[kyj[j + t]] & cols[kxj[j + t]]),
-                                         at(p.x, q0 + off[j + t]));
-          transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
-        }
+    };
+    if (hoist)
+      for (index_t kb = g0; kb < g1; kb += 8)
+        masks(kb, rows_g[(kb - g0) / 8], cols_g[(kb - g0) / 8], idx_g[(kb - g0) / 8]);
+    for (index_t jp = 0; jp < nc; jp += nr) {
+      const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
+      float* d = dst + jp * kc;
+      for (int j = 0; j < np; ++j) {
+        const index_t r = j0 + jp + j, c = r / p.kk;
+        kyj[j] = static_cast<int>((r % p.kk) / s.kw);
+        kxj[j] = static_cast<int>(r % s.kw);
+        off[j] = static_cast<std::int32_t>(c * HW + (kyj[j] * s.dh - s.ph) * s.W + kxj[j] * s.dw - s.pw);
       }
-      for (int i = 0; i < kn; ++i) {
-        for (int j = kn == 8 ? nfull : 0; j < np; ++j)
-          dk[i * nr + j] = (rows[kyj[j]] & cols[kxj[j]]) >> i & 1 ? *at(p.x, q0 + i + off[j]) : 0.f;
-        for (int j = np; j < nr; ++j) dk[i * nr + j] = 0.f;
+      const int nfull = np / 8 * 8;
+      for (index_t kb = g0; kb < g1; kb += 8) {
+        const int kn = static_cast<int>(kc - kb < 8 ? kc - kb : 8);
+        unsigned rows_l[kMaxTaps], cols_l[kMaxTaps];
+        alignas(32) std::int32_t idx_l[8];
+        const unsigned* rows = rows_g[(kb - g0) / 8];
+        const unsigned* cols = cols_g[(kb - g0) / 8];
+        const std::int32_t* idx = idx_g[(kb - g0) / 8];
+        if (!hoist) {
+          masks(kb, rows_l, cols_l, idx_l);
+          rows = rows_l;
+          cols = cols_l;
+          idx = idx_l;
+        }
+        const index_t q0 = k0 + kb;
+        float* dk = d + kb * nr;
+        if (kn == 8 && !same) {
+          const __m256i vi = _mm256_load_si256(reinterpret_cast<const __m256i*>(idx));
+          for (int j = 0; j < nfull; j += 8) {
+            __m256 v[8];
+            for (int t = 0; t < 8; ++t)
+              v[t] = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(),
+                                               static_cast<__mmask8>(rows[kyj[j + t]] & cols[kxj[j + t]]), vi,
+                                               at(p.x, off[j + t]), 4);
+            transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
+          }
+        } else if (kn == 8) {
+          for (int j = 0; j < nfull; j += 8) {
+            // Two cache lines ahead on each of the 8 runs, every other block (one line = 2 blocks).
+            if (kPrefetch && (kb & 8) == 0)
+              for (int t = 0; t < 8; ++t)
+                _mm_prefetch(reinterpret_cast<const char*>(at(p.x, q0 + 32 + off[j + t])), _MM_HINT_T0);
+            __m256 v[8];
+            for (int t = 0; t < 8; ++t)
+              v[t] = _mm256_maskz_loadu_ps(static_cast<__mmask8>(rows[kyj[j + t]] & cols[kxj[j + t]]),
+                                           at(p.x, q0 + off[j + t]));
+            transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
+          }
+        }
+        for (int i = 0; i < kn; ++i) {
+          for (int j = kn == 8 ? nfull : 0; j < np; ++j)
+            dk[i * nr + j] = (rows[kyj[j]] & cols[kxj[j]]) >> i & 1 ? *at(p.x, idx[i] + off[j]) : 0.f;
+          for (int j = np; j < nr; ++j) dk[i * nr + j] = 0.f;
+        }
       }
     }
   }

@@ -283,20 +283,24 @@ void gemm_prepack_a(index_t M, index_t N, index_t K, const T* A, index_t rs_a, i
 
 template <typename T>
 void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
-                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt, const T* a_packed) {
+                   const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt, const T* a_packed,
+                   const T* row_bias) {
   if (M <= 0 || N <= 0) return;
   static const GemmEpilogue<T> ep;
   GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, nullptr, 0, 0, C, rs_c, cs_c}, nullptr, &ep, 0, &b};
   g.a_packed = a_packed;
+  g.store_bias_rows = row_bias;
   if (K <= 0 || alpha == T(0)) {
     scale_only(g, 1);
+    for (index_t i = 0; row_bias && i < M; ++i)
+      for (index_t j = 0; j < N; ++j) C[i * rs_c + j * cs_c] += row_bias[i];
     return;
   }
   run_blocks(g, isa_ops<GemmOps<T>>(), gemm_threads_for(2.0 * double(M) * double(N) * double(K), nt));
 }
 #define NNFAST_INSTANTIATE_PACKED(T)                                                                       \
   template void gemm_packed_b<T>(index_t, index_t, index_t, T, const T*, index_t, index_t, const GemmBPack<T>&, T, \
-                                 T*, index_t, index_t, int, const T*);                                       \
+                                 T*, index_t, index_t, int, const T*, const T*);                             \
   template index_t gemm_prepack_a_elems<T>(index_t, index_t, index_t);                                      \
   template void gemm_prepack_a<T>(index_t, index_t, index_t, const T*, index_t, index_t, T*);
 NNFAST_INSTANTIATE_PACKED(float)

@@ -57,6 +57,9 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // Non-null: A already packed by gemm_prepack_a for this M, N, K (its panels are
   // read in place; A, rs_a, cs_a are unused).
   const T* a_packed = nullptr;
+  // Non-null: bias[i] is added to row i of C as the last K block is stored, like store_bias
+  // (a convolution's per-channel bias: saves its own pass over the output).
+  const T* store_bias_rows = nullptr;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -136,10 +139,11 @@ int gemm_threads_for(double flops, int nt);
 // C = alpha * A . B + beta * C with B from a packer (float, double); at most nt threads
 // (1 inside a caller's parallel region). Same bits as gemm() on the materialised B.
 // a_packed: non-null, A as packed by gemm_prepack_a(M, N, K, ...) (A, rs_a, cs_a unused).
+// row_bias: non-null, row_bias[i] is added to row i of C after the product (while storing it).
 template <typename T>
 void gemm_packed_b(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a,
                    const GemmBPack<T>& b, T beta, T* C, index_t rs_c, index_t cs_c, int nt,
-                   const T* a_packed = nullptr);
+                   const T* a_packed = nullptr, const T* row_bias = nullptr);
 // A operand packed once for several gemm_packed_b calls with the same A and M, N, K (a
 // convolution's weight, one GEMM per image): elements of the buffer, then the packing.
 template <typename T>
@@ -298,39 +302,44 @@ struct MicroKernel {
 
   // c = alpha * t + beta * c (+ bias[j] when bias is non-null) for a full MR x NR tile
   // (unit column stride); beta == 0 never reads c.
+  // rbias (non-null): rbias[r] is added to row r instead (both null: no bias).
   static inline void store(const T* __restrict t, T alpha, T beta, T* __restrict c, index_t rs_c,
-                           const T* __restrict bias) {
+                           const T* __restrict bias, const T* __restrict rbias = nullptr) {
     if (bias)
-      store_tile<true>(t, alpha, beta, c, rs_c, bias);
+      store_tile<1>(t, alpha, beta, c, rs_c, bias);
+    else if (rbias)
+      store_tile<2>(t, alpha, beta, c, rs_c, rbias);
     else
-      store_tile<false>(t, alpha, beta, c, rs_c, bias);
+      store_tile<0>(t, alpha, beta, c, rs_c, bias);
   }
 
-  template <bool BIAS>
+  // BIAS: 0 none, 1 bias[j] per column, 2 bias[r] per row.
+  template <int BIAS>
   static inline void store_tile(const T* __restrict t, T alpha, T beta, T* __restrict c, index_t rs_c,
                                 const T* __restrict bias) {
     const R va = V::set1(alpha);
     R bv[NV];
-    if constexpr (BIAS) {
+    if constexpr (BIAS == 1) {
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) bv[v] = V::load(bias + v * W);
     }
-    auto put = [&](T* p, R x, int v) {
-      if constexpr (BIAS) x = V::add(x, bv[v]);
+    auto put = [&](T* p, R x, int r, int v) {
+      if constexpr (BIAS == 1) x = V::add(x, bv[v]);
+      if constexpr (BIAS == 2) x = V::add(x, V::set1(bias[r]));
       V::store(p, x);
     };
     if (beta == T(0)) {
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) put(c + r * rs_c + v * W, V::mul(va, V::load(t + r * NR + v * W)), v);
+        for (int v = 0; v < NV; ++v) put(c + r * rs_c + v * W, V::mul(va, V::load(t + r * NR + v * W)), r, v);
     } else if (beta == T(1)) {
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           T* p = c + r * rs_c + v * W;
-          put(p, V::fma(va, V::load(t + r * NR + v * W), V::load(p)), v);
+          put(p, V::fma(va, V::load(t + r * NR + v * W), V::load(p)), r, v);
         }
     } else {
       const R vb = V::set1(beta);
@@ -339,7 +348,7 @@ struct MicroKernel {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           T* p = c + r * rs_c + v * W;
-          put(p, V::fma(va, V::load(t + r * NR + v * W), V::mul(vb, V::load(p))), v);
+          put(p, V::fma(va, V::load(t + r * NR + v * W), V::mul(vb, V::load(p))), r, v);
         }
     }
   }
@@ -468,7 +477,7 @@ static void pack_a_all(index_t M, index_t K, const T* A, index_t rs, index_t cs,
 // bias[j] (non-null) after the alpha / beta combination.
 template <typename T>
 static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n, T alpha, T beta, T* __restrict c,
-                       index_t rs_c, index_t cs_c, const T* __restrict bias) {
+                       index_t rs_c, index_t cs_c, const T* __restrict bias, const T* __restrict rbias = nullptr) {
   for (index_t r = 0; r < m; ++r) {
     T* cr = c + r * rs_c;
     const T* tr = t + r * ldt;
@@ -479,6 +488,8 @@ static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n,
     }
     if (bias)
       for (index_t j = 0; j < n; ++j) cr[j * cs_c] = cr[j * cs_c] + bias[j];
+    if (rbias)
+      for (index_t j = 0; j < n; ++j) cr[j * cs_c] = cr[j * cs_c] + rbias[r];
   }
 }
 
@@ -513,6 +524,7 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
       const bool first = pc == 0, last = pc + kc >= g.K;
       const T beta = first ? g.beta : T(1);
       const T* bias = last ? g.store_bias : nullptr;
+      const T* rbias = last ? g.store_bias_rows : nullptr;
       const T* Bsrc = g.b_pack ? nullptr : g.B + pc * g.rs_b + jc * g.cs_b;
       if (g.b_pack)
         g.b_pack->pack(g.b_pack->ctx, pc, kc, jc, nc, Bp, NR);
@@ -546,10 +558,11 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
             else
               K_::compute(kc, Ab + ir * kc, Bp + jr * kc, tile);
             const T* bj = bias ? bias + jc + jr : nullptr;
+            const T* bi = rbias ? rbias + ic + ir : nullptr;
             if (mr == MR && nr == NR && g.cs_c == 1)
-              K_::store(tile, g.alpha, beta, c, g.rs_c, bj);
+              K_::store(tile, g.alpha, beta, c, g.rs_c, bj, bi);
             else
-              merge_tile(tile, NR, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c, bj);
+              merge_tile(tile, NR, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c, bj, bi);
           }
         }
         // Epilogue on the finished mc x nc block (still in L2), one call per
