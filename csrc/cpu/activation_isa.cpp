@@ -273,7 +273,7 @@ void prelu_rows_bwd(T* dx, T* dw, const T* dy, const T* x, const T* w, index_t r
 // ------------------------------------------------------------------ Swish
 template <typename T>
 void swish(T* y, const T* x, index_t n, T beta) {
-  map1(y, x, n, [=](auto v) { return v * vm::sigmoid(v * beta); });
+  map1(y, x, n, [=](auto v) { return vm::mul_sigmoid(v, v * beta); });  // beta = 1: SiLU's bits
 }
 
 template <typename T>
