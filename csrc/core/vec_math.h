@@ -257,6 +257,15 @@ struct Sigmoid2 {
     sigmoid2(x, s, sc);
   }
 };
+// x sigmoid(z) = (z >= 0 ? x : x e) / (1 + e), e = exp(-|z|): no overflow, no
+// cancellation, and one rounding after the exp where 1 / (1 + e), e times it and the
+// product with x took three (and three operations where that took four).
+template <class V>
+NNFAST_VM_INLINE V mul_sigmoid(V x, V z) {
+  using E = elem_t<V>;
+  const V e = exp(-vabs(z));
+  return (z >= E(0) ? x : x * e) / (e + E(1));
+}
 template <class V>
 NNFAST_VM_INLINE V sigmoid(V x) {
   V s, sc;
@@ -408,11 +417,10 @@ struct ActMath<Act::GELU> {  // exact, erf form
 
 template <>
 struct ActMath<Act::GELUTanh> {
-  // 0.5 x (1 + tanh(u)) = x sigmoid(2u): no cancellation for x < 0.
+  // 0.5 x (1 + tanh(u)) = x sigmoid(z), z = 2u = x (2k + 2k 0.044715 x^2) (one FMA).
   template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) {
     using E = elem_t<V>;
-    const V u = (x + x * x * x * E(0.044715)) * E(0.79788456080286535588);
-    return x * sigmoid(u + u);
+    return mul_sigmoid(x, x * fmadd(x * x, splat<V>(E(0.07135481627260025)), splat<V>(E(1.5957691216057308))));
   }
   template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) {
     return formula::gelu_tanh_grad<elem_t<V>>(x, Sigmoid2{});
@@ -421,7 +429,7 @@ struct ActMath<Act::GELUTanh> {
 
 template <>
 struct ActMath<Act::SiLU> {
-  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return x * sigmoid(x); }
+  template <class V> NNFAST_VM_INLINE static V fwd(V x, elem_t<V>, elem_t<V>) { return mul_sigmoid(x, x); }
   template <class V> NNFAST_VM_INLINE static V grad(V x, elem_t<V>, elem_t<V>) { return formula::silu_grad<elem_t<V>>(x, Sigmoid2{}); }
 };
 

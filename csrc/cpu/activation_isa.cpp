@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "core/vec_math.h"
 #include "cpu/activation_internal.h"
@@ -115,60 +116,45 @@ inline void stream_fence() {
 #endif
 }
 
-// y[i] = f(x[i]) with f a generic lambda over vectors; two vectors in flight.
-template <bool kStream, typename T, class F>
-NNFAST_ACT_FLATTEN void map1_body(T* y, const T* x, index_t n, index_t i, F f) {
+// y[i] = f(x0[i], x1[i], ...) with f a generic lambda over vectors, one driver for
+// every input count: the peel to y's alignment and the tail run f on one lane
+// (the same bits as the vector body), the body keeps two vectors in flight and
+// loads both before storing either (y may alias an input).
+template <bool kStream, typename T, class F, size_t... K>
+NNFAST_ACT_FLATTEN void map_body(T* y, const T* const* xin, index_t n, index_t i, F f, std::index_sequence<K...>) {
   using V = VW<T>;
+  const T* const x[] = {xin[K]...};  // locals: no reload of the pointers after each store
   constexpr index_t W = width<T>();
   for (; i + 2 * W <= n; i += 2 * W) {
-    const V a = load<V>(x + i), b = load<V>(x + i + W);
-    store_out<kStream>(y + i, f(a));
-    store_out<kStream>(y + i + W, f(b));
+    const V a[] = {load<V>(x[K] + i)...};
+    const V b[] = {load<V>(x[K] + i + W)...};
+    store_out<kStream>(y + i, f(a[K]...));
+    store_out<kStream>(y + i + W, f(b[K]...));
   }
-  for (; i + W <= n; i += W) store_out<kStream>(y + i, f(load<V>(x + i)));
+  for (; i + W <= n; i += W) store_out<kStream>(y + i, f(load<V>(x[K] + i)...));
   stream_fence<kStream>();
-  for (; i < n; ++i) {
-    const V1<T> v = {x[i]};
-    y[i] = f(v)[0];
-  }
+  for (; i < n; ++i) y[i] = f(V1<T>{x[K][i]}...)[0];
+}
+template <typename T, class F, size_t... K>
+inline void map_seq(T* y, const T* const* x, index_t n, F f, std::index_sequence<K...> seq) {
+  const index_t p = peel_count(y, n);
+  for (index_t i = 0; i < p; ++i) y[i] = f(V1<T>{x[K][i]}...)[0];
+  if (use_stream(y, n, p)) map_body<true>(y, x, n, p, f, seq);
+  else map_body<false>(y, x, n, p, f, seq);
+}
+template <typename T, class F, class... P>
+inline void map_n(T* y, index_t n, F f, const P*... xs) {
+  static_assert((std::is_same_v<P, T> && ...), "inputs and output share one element type");
+  const T* const x[] = {xs...};
+  map_seq(y, x, n, f, std::make_index_sequence<sizeof...(P)>{});
 }
 template <typename T, class F>
 inline void map1(T* y, const T* x, index_t n, F f) {
-  const index_t p = peel_count(y, n);
-  for (index_t i = 0; i < p; ++i) {
-    const V1<T> v = {x[i]};
-    y[i] = f(v)[0];
-  }
-  if (use_stream(y, n, p)) map1_body<true>(y, x, n, p, f);
-  else map1_body<false>(y, x, n, p, f);
-}
-
-template <bool kStream, typename T, class F>
-NNFAST_ACT_FLATTEN void map2_body(T* y, const T* x0, const T* x1, index_t n, index_t i, F f) {
-  using V = VW<T>;
-  constexpr index_t W = width<T>();
-  for (; i + 2 * W <= n; i += 2 * W) {
-    const V a0 = load<V>(x0 + i), a1 = load<V>(x1 + i);
-    const V b0 = load<V>(x0 + i + W), b1 = load<V>(x1 + i + W);
-    store_out<kStream>(y + i, f(a0, a1));
-    store_out<kStream>(y + i + W, f(b0, b1));
-  }
-  for (; i + W <= n; i += W) store_out<kStream>(y + i, f(load<V>(x0 + i), load<V>(x1 + i)));
-  stream_fence<kStream>();
-  for (; i < n; ++i) {
-    const V1<T> a = {x0[i]}, b = {x1[i]};
-    y[i] = f(a, b)[0];
-  }
+  map_n(y, n, f, x);
 }
 template <typename T, class F>
 inline void map2(T* y, const T* x0, const T* x1, index_t n, F f) {
-  const index_t p = peel_count(y, n);
-  for (index_t i = 0; i < p; ++i) {
-    const V1<T> a = {x0[i]}, b = {x1[i]};
-    y[i] = f(a, b)[0];
-  }
-  if (use_stream(y, n, p)) map2_body<true>(y, x0, x1, n, p, f);
-  else map2_body<false>(y, x0, x1, n, p, f);
+  map_n(y, n, f, x0, x1);
 }
 
 // Horizontal sum of a vector, lanes in order.
@@ -287,7 +273,7 @@ void prelu_rows_bwd(T* dx, T* dw, const T* dy, const T* x, const T* w, index_t r
 // ------------------------------------------------------------------ Swish
 template <typename T>
 void swish(T* y, const T* x, index_t n, T beta) {
-  map1(y, x, n, [=](auto v) { return v * vm::sigmoid(v * beta); });
+  map1(y, x, n, [=](auto v) { return vm::mul_sigmoid(v, v * beta); });  // beta = 1: SiLU's bits
 }
 
 template <typename T>
