@@ -9,7 +9,10 @@ of N interleaved repeats, the nnfast / PyTorch time ratio, the GEMM FLOPs of the
 rate as a fraction of the FMA peak and of nnfast's GEMM rate on the step's largest product, both measured
 in the same run.
 
-    python bench/bench_rnn.py [--threads 2] [--repeats 20] [--quick] [--cpu-time]
+    python bench/bench_rnn.py [--threads 2] [--repeats 20] [--quick] [--cpu-time] [--batch 20] [--hidden 200]
+
+--batch / --hidden change N and H (= I); e.g. --batch 256 --hidden 8 is a step where the gate kernels,
+not the GEMMs, take most of the time.
 """
 from __future__ import annotations
 
@@ -100,6 +103,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--batch", type=int, default=20, help="N, sequences per batch")
+    ap.add_argument("--hidden", type=int, default=200, help="H, also the input size I")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time with the process's CPU time (steadier on a loaded machine; at N > 1 threads it "
                          "counts every thread, spin-waits included)")
@@ -115,13 +120,14 @@ def main() -> None:
     print(f"CPU: {cpu_name()}; threads {args.threads}; nnfast ISA {nnfast._C.cpu_isa()}; torch {torch.__version__}; "
           f"fp32 FMA peak measured {peak:.0f} GFLOP/s ({args.threads} cores), nnfast GEMM 700x800x400 {gpeak:.0f} GFLOP/s "
           f"({args.threads} threads, same run)")
-    print("T=35 N=20 I=200 H=200 layers=2, float32, full training step (forward + backward + SGD); timing: "
+    N, H = args.batch, args.hidden
+    print(f"T=35 N={N} I={H} H={H} layers=2, float32, full training step (forward + backward + SGD); timing: "
           + ("process CPU time (all threads)" if args.cpu_time else "wall time"))
     print(f"| layer | PyTorch best / median ms | nnfast best / median ms | nnfast / PyTorch (best) | GFLOP | "
           f"nnfast GFLOP/s | % of FMA peak | % of GEMM rate |")
     print("|---|---|---|---|---|---|---|---|")
     for kind in ("LSTM", "GRU"):
-        r = case(kind, 35, 20, 200, 200, 2, reps, torch, clock)
+        r = case(kind, 35, N, H, H, 2, reps, torch, clock)
         b, m = r["best"], r["med"]
         rate = r["flops"] / b["nnfast"] / 1e9
         print(f"| {kind} | {b['torch'] * 1e3:.2f} / {m['torch'] * 1e3:.2f} | {b['nnfast'] * 1e3:.2f} / "
