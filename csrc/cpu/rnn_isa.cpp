@@ -34,8 +34,17 @@ struct Run {
 };
 template <class V, bool Tail>
 inline V ld(Run<V, Tail> r, const simd::elem_t<V>* p) {
-  if constexpr (Tail) return simd::load_n<V>(p, r.n);
-  else return load<V>(p);
+  if constexpr (Tail) {
+#if defined(__AVX512F__)  // one masked load, not n scalar ones (masked-off lanes read as 0, never touched)
+    if constexpr (sizeof(V) == 64 && sizeof(simd::elem_t<V>) == 4)
+      return (V)_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << r.n) - 1), p);
+    if constexpr (sizeof(V) == 64 && sizeof(simd::elem_t<V>) == 8)
+      return (V)_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << r.n) - 1), p);
+#endif
+    return simd::load_n<V>(p, r.n);
+  } else {
+    return load<V>(p);
+  }
 }
 template <class V, bool Tail>
 inline V ld0(Run<V, Tail> r, const simd::elem_t<V>* p, index_t j) {
@@ -43,8 +52,21 @@ inline V ld0(Run<V, Tail> r, const simd::elem_t<V>* p, index_t j) {
 }
 template <class V, bool Tail>
 inline void st(Run<V, Tail> r, simd::elem_t<V>* p, V v) {
-  if constexpr (Tail) simd::store_n(p, v, r.n);
-  else store(p, v);
+  if constexpr (Tail) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64 && sizeof(simd::elem_t<V>) == 4) {
+      _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << r.n) - 1), (__m512)v);
+      return;
+    }
+    if constexpr (sizeof(V) == 64 && sizeof(simd::elem_t<V>) == 8) {
+      _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << r.n) - 1), (__m512d)v);
+      return;
+    }
+#endif
+    simd::store_n(p, v, r.n);
+  } else {
+    store(p, v);
+  }
 }
 
 // body(run, j) for j over [0, H) in steps of a vector's lanes, the tail as one partial run.
