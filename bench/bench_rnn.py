@@ -9,7 +9,10 @@ of N interleaved repeats, the nnfast / PyTorch time ratio, the GEMM FLOPs of the
 rate as a fraction of the FMA peak and of nnfast's GEMM rate on the step's largest product, both measured
 in the same run.
 
-    python bench/bench_rnn.py [--threads 2] [--repeats 20] [--quick] [--cpu-time]
+    python bench/bench_rnn.py [--threads 2] [--repeats 20] [--quick] [--cpu-time] [--batch 20] [--hidden 200]
+
+--batch / --hidden change N and H (= I); e.g. --batch 256 --hidden 8 is a step where the gate kernels,
+not the GEMMs, take most of the time.
 """
 from __future__ import annotations
 
@@ -29,18 +32,18 @@ except ImportError:  # run from a checkout
 from nnfast.bench.common import cpu_name  # noqa: E402
 
 
-def gemm_rate(threads_reps: int = 10) -> float:
+def gemm_rate(threads_reps: int = 10, clock=time.perf_counter) -> float:
     """nnfast's float32 GEMM rate (GFLOP/s) on the LSTM's big product shape (R=700, 800 x 400), best of N:
-    the practical peak the step's GEMMs can reach on this machine now."""
+    the practical peak the step's GEMMs can reach on this machine now (timed with the steps' clock)."""
     rng = np.random.default_rng(1)
     a = rng.standard_normal((700, 400)).astype(np.float32)
     b = rng.standard_normal((400, 800)).astype(np.float32)
     c = np.empty((700, 800), np.float32)
     ts = []
     for _ in range(threads_reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         nnfast._C.gemm(c, a, b)
-        ts.append(time.perf_counter() - t0)
+        ts.append(clock() - t0)
     return 2 * 700 * 800 * 400 / min(ts) / 1e9
 
 
@@ -100,6 +103,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--batch", type=int, default=20, help="N, sequences per batch")
+    ap.add_argument("--hidden", type=int, default=200, help="H, also the input size I")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time with the process's CPU time (steadier on a loaded machine; at N > 1 threads it "
                          "counts every thread, spin-waits included)")
@@ -111,17 +116,18 @@ def main() -> None:
     nnfast.set_num_threads(args.threads)
     reps = 5 if args.quick else args.repeats
     peak = nnfast._C.fma_peak_gflops(False, 0.2) * args.threads  # the per-core figure times the threads used
-    gpeak = gemm_rate()
+    gpeak = gemm_rate(clock=clock)
     print(f"CPU: {cpu_name()}; threads {args.threads}; nnfast ISA {nnfast._C.cpu_isa()}; torch {torch.__version__}; "
           f"fp32 FMA peak measured {peak:.0f} GFLOP/s ({args.threads} cores), nnfast GEMM 700x800x400 {gpeak:.0f} GFLOP/s "
           f"({args.threads} threads, same run)")
-    print("T=35 N=20 I=200 H=200 layers=2, float32, full training step (forward + backward + SGD); timing: "
+    N, H = args.batch, args.hidden
+    print(f"T=35 N={N} I={H} H={H} layers=2, float32, full training step (forward + backward + SGD); timing: "
           + ("process CPU time (all threads)" if args.cpu_time else "wall time"))
     print(f"| layer | PyTorch best / median ms | nnfast best / median ms | nnfast / PyTorch (best) | GFLOP | "
           f"nnfast GFLOP/s | % of FMA peak | % of GEMM rate |")
     print("|---|---|---|---|---|---|---|---|")
     for kind in ("LSTM", "GRU"):
-        r = case(kind, 35, 20, 200, 200, 2, reps, torch, clock)
+        r = case(kind, 35, N, H, H, 2, reps, torch, clock)
         b, m = r["best"], r["med"]
         rate = r["flops"] / b["nnfast"] / 1e9
         print(f"| {kind} | {b['torch'] * 1e3:.2f} / {m['torch'] * 1e3:.2f} | {b['nnfast'] * 1e3:.2f} / "

@@ -127,15 +127,23 @@ def test_step_kernel_sizes_match_torch(H, N, proj):
     _run_both("GRU", dict(hidden_size=H), x, [])
 
 
-def test_float32_matches_torch():
-    rng = np.random.default_rng(3)
+@pytest.mark.parametrize("H", [6, 20, 33])
+def test_float32_matches_torch(H):
+    """float32 forward and gradients; H = 6, 20, 33: a row that is all tail, full vectors then a partial
+    one (the gate kernels run a row's tail as one partial vector), on every vector width."""
+    rng = np.random.default_rng(3 + H)
     for cls in ("LSTM", "GRU", "RNN"):
-        tm, nm = _pair(cls, dict(hidden_size=6, num_layers=2), dtype=np.float32)
-        x = rng.standard_normal((5, 2, 4)).astype(np.float32)
+        tm, nm = _pair(cls, dict(hidden_size=H, num_layers=2), dtype=np.float32)
+        x = rng.standard_normal((5, 3, 4)).astype(np.float32)
+        g = rng.standard_normal((5, 3, H)).astype(np.float32)
         ty, _ = tm(torch.tensor(x))
         ny, _ = nm(nnfast.tensor(x))
         assert ny.dtype == np.float32
         np.testing.assert_allclose(ny.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        (ty * torch.tensor(g)).sum().backward()
+        (ny * nnfast.tensor(g)).sum().backward()
+        for k, p in tm.named_parameters():
+            np.testing.assert_allclose(getattr(nm, k).grad.numpy(), p.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("cls,kw", CONFIGS, ids=[f"{c}-{i}" for i, (c, _) in enumerate(CONFIGS)])

@@ -1,9 +1,9 @@
 // Per-ISA fused gate kernels of the recurrent layers: compiled three times
 // (NNFAST_ISA_NS = isa_generic / isa_avx2 / isa_avx512) and picked at run time by
 // rnn.cpp. Each routine is one row of one step, or of a slice of its hidden units
-// (a thread's share): every loop runs one body over full vectors and again with one
-// lane for the tail, so an element's bits do not depend on H, the slice or the
-// vector width.
+// (a thread's share): every loop runs one body over full vectors and once more over the
+// tail in a partial vector (lanes never mix), so an element's bits do not depend on H,
+// the slice or the vector width.
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -22,128 +22,168 @@ using vm::store;
 
 template <typename T>
 using VW = vm::Vec<T, simd::kNativeBytes / static_cast<int>(sizeof(T))>;
-template <typename T>
-using V1 = vm::Vec<T, 1>;
 
-// body(V{}, j) for j over [0, H) in steps of V's lanes, tail one lane at a time.
-template <typename T, class F>
-inline void over_row(index_t H, F body) {
-  constexpr index_t W = simd::lanes<VW<T>>();
-  index_t j = 0;
-  for (; j + W <= H; j += W) body(VW<T>{}, j);
-  for (; j < H; ++j) body(V1<T>{}, j);
+// A run of lanes a row kernel covers: a full vector, or the row's tail (n < lanes) in one vector with
+// its other lanes zero and unwritten. Lanes never mix, so an element's bits are the same either way
+// (and the same as one lane at a time): the tail costs one vector, not n single-lane passes (at
+// H = 200 on AVX-512 those were 8 of 20 passes a row).
+template <class Vec, bool Tail>
+struct Run {
+  using V = Vec;
+  long n;
+};
+template <class V, bool Tail>
+inline V ld(Run<V, Tail> r, const simd::elem_t<V>* p) {
+  if constexpr (Tail) {
+#if defined(__AVX512F__)  // one masked load, not n scalar ones (masked-off lanes read as 0, never touched)
+    if constexpr (sizeof(V) == 64 && sizeof(simd::elem_t<V>) == 4)
+      return (V)_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << r.n) - 1), p);
+    if constexpr (sizeof(V) == 64 && sizeof(simd::elem_t<V>) == 8)
+      return (V)_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << r.n) - 1), p);
+#endif
+    return simd::load_n<V>(p, r.n);
+  } else {
+    return load<V>(p);
+  }
+}
+template <class V, bool Tail>
+inline V ld0(Run<V, Tail> r, const simd::elem_t<V>* p, index_t j) {
+  return p ? ld(r, p + j) : V{};
+}
+template <class V, bool Tail>
+inline void st(Run<V, Tail> r, simd::elem_t<V>* p, V v) {
+  if constexpr (Tail) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64 && sizeof(simd::elem_t<V>) == 4) {
+      _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << r.n) - 1), (__m512)v);
+      return;
+    }
+    if constexpr (sizeof(V) == 64 && sizeof(simd::elem_t<V>) == 8) {
+      _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << r.n) - 1), (__m512d)v);
+      return;
+    }
+#endif
+    simd::store_n(p, v, r.n);
+  } else {
+    store(p, v);
+  }
 }
 
-template <class V>
-inline V load_or_zero(const simd::elem_t<V>* p, index_t j) {
-  return p ? load<V>(p + j) : V{};
+// body(run, j) for j over [0, H) in steps of a vector's lanes, the tail as one partial run.
+template <typename T, class F>
+inline void over_row(index_t H, F body) {
+  using V = VW<T>;
+  constexpr index_t W = simd::lanes<V>();
+  index_t j = 0;
+  for (; j + W <= H; j += W) body(Run<V, false>{W}, j);
+  if (j < H) body(Run<V, true>{static_cast<long>(H - j)}, j);
 }
 
 template <typename T>
 void lstm_forward_row(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t n, index_t H) {
-  over_row<T>(n, [&](auto tag, index_t j) {
-    using V = decltype(tag);
-    const V i = vm::sigmoid(load<V>(g + j) + load_or_zero<V>(b_hh, j));
-    const V f = vm::sigmoid(load<V>(g + H + j) + load_or_zero<V>(b_hh, H + j));
-    const V gg = vm::tanh(load<V>(g + 2 * H + j) + load_or_zero<V>(b_hh, 2 * H + j));
-    const V o = vm::sigmoid(load<V>(g + 3 * H + j) + load_or_zero<V>(b_hh, 3 * H + j));
-    const V c1 = f * load<V>(c + j) + i * gg;
+  over_row<T>(n, [&](auto run, index_t j) {
+    using V = typename decltype(run)::V;
+    const V i = vm::sigmoid(ld(run, g + j) + ld0(run, b_hh, j));
+    const V f = vm::sigmoid(ld(run, g + H + j) + ld0(run, b_hh, H + j));
+    const V gg = vm::tanh(ld(run, g + 2 * H + j) + ld0(run, b_hh, 2 * H + j));
+    const V o = vm::sigmoid(ld(run, g + 3 * H + j) + ld0(run, b_hh, 3 * H + j));
+    const V c1 = f * ld(run, c + j) + i * gg;
     const V h1 = o * vm::tanh(c1);
-    store(g + j, i);
-    store(g + H + j, f);
-    store(g + 2 * H + j, gg);
-    store(g + 3 * H + j, o);
-    store(c + j, c1);
-    store(c_save + j, c1);
-    store(h + j, h1);
-    if (h2) store(h2 + j, h1);
+    st(run, g + j, i);
+    st(run, g + H + j, f);
+    st(run, g + 2 * H + j, gg);
+    st(run, g + 3 * H + j, o);
+    st(run, c + j, c1);
+    st(run, c_save + j, c1);
+    st(run, h + j, h1);
+    if (h2) st(run, h2 + j, h1);
   });
 }
 
 template <typename T>
 void lstm_backward_row(T* dg, T* dc, const T* dh, const T* dy, const T* g, const T* c, const T* c_prev, index_t n,
                        index_t H) {
-  over_row<T>(n, [&](auto tag, index_t j) {
-    using V = decltype(tag);
+  over_row<T>(n, [&](auto run, index_t j) {
+    using V = typename decltype(run)::V;
     const V one = splat<V>(T(1));
-    const V i = load<V>(g + j), f = load<V>(g + H + j), gg = load<V>(g + 2 * H + j), o = load<V>(g + 3 * H + j);
-    const V d = load<V>(dh + j) + load_or_zero<V>(dy, j);
-    const V tc = vm::tanh(load<V>(c + j));
-    const V dcell = load<V>(dc + j) + d * o * (one - tc * tc);
-    store(dg + j, dcell * gg * i * (one - i));
-    store(dg + H + j, dcell * load<V>(c_prev + j) * f * (one - f));
-    store(dg + 2 * H + j, dcell * i * (one - gg * gg));
-    store(dg + 3 * H + j, d * tc * o * (one - o));
-    store(dc + j, dcell * f);
+    const V i = ld(run, g + j), f = ld(run, g + H + j), gg = ld(run, g + 2 * H + j), o = ld(run, g + 3 * H + j);
+    const V d = ld(run, dh + j) + ld0(run, dy, j);
+    const V tc = vm::tanh(ld(run, c + j));
+    const V dcell = ld(run, dc + j) + d * o * (one - tc * tc);
+    st(run, dg + j, dcell * gg * i * (one - i));
+    st(run, dg + H + j, dcell * ld(run, c_prev + j) * f * (one - f));
+    st(run, dg + 2 * H + j, dcell * i * (one - gg * gg));
+    st(run, dg + 3 * H + j, d * tc * o * (one - o));
+    st(run, dc + j, dcell * f);
   });
 }
 
 template <typename T>
 void gru_forward_row(T* g, T* hn, T* h, T* h2, const T* h_prev, const T* b_hh, index_t n, index_t H) {
-  over_row<T>(n, [&](auto tag, index_t j) {
-    using V = decltype(tag);
-    const V r = vm::sigmoid(load<V>(g + j) + load_or_zero<V>(b_hh, j));
-    const V z = vm::sigmoid(load<V>(g + H + j) + load_or_zero<V>(b_hh, H + j));
-    const V hnj = load<V>(hn + j) + load_or_zero<V>(b_hh, 2 * H + j);
-    const V n = vm::tanh(load<V>(g + 2 * H + j) + r * hnj);
-    const V h1 = n + z * (load<V>(h_prev + j) - n);
-    store(g + j, r);
-    store(g + H + j, z);
-    store(g + 2 * H + j, n);
-    store(hn + j, hnj);
-    store(h + j, h1);
-    if (h2) store(h2 + j, h1);
+  over_row<T>(n, [&](auto run, index_t j) {
+    using V = typename decltype(run)::V;
+    const V r = vm::sigmoid(ld(run, g + j) + ld0(run, b_hh, j));
+    const V z = vm::sigmoid(ld(run, g + H + j) + ld0(run, b_hh, H + j));
+    const V hnj = ld(run, hn + j) + ld0(run, b_hh, 2 * H + j);
+    const V n = vm::tanh(ld(run, g + 2 * H + j) + r * hnj);
+    const V h1 = n + z * (ld(run, h_prev + j) - n);
+    st(run, g + j, r);
+    st(run, g + H + j, z);
+    st(run, g + 2 * H + j, n);
+    st(run, hn + j, hnj);
+    st(run, h + j, h1);
+    if (h2) st(run, h2 + j, h1);
   });
 }
 
 template <typename T>
 void gru_backward_row(T* dgh, T* dgx, T* dh, const T* dy, const T* g, const T* hn, const T* h_prev, index_t n,
                       index_t H) {
-  over_row<T>(n, [&](auto tag, index_t j) {
-    using V = decltype(tag);
+  over_row<T>(n, [&](auto run, index_t j) {
+    using V = typename decltype(run)::V;
     const V one = splat<V>(T(1));
-    const V r = load<V>(g + j), z = load<V>(g + H + j), n = load<V>(g + 2 * H + j);
-    const V d = load<V>(dh + j) + load_or_zero<V>(dy, j);
+    const V r = ld(run, g + j), z = ld(run, g + H + j), n = ld(run, g + 2 * H + j);
+    const V d = ld(run, dh + j) + ld0(run, dy, j);
     const V dn = d * (one - z) * (one - n * n);  // gradient of n's pre-activation
-    const V dr = dn * load<V>(hn + j) * r * (one - r);
-    const V dz = d * (load<V>(h_prev + j) - n) * z * (one - z);
-    store(dgh + j, dr);
-    store(dgh + H + j, dz);
-    store(dgh + 2 * H + j, dn * r);
-    store(dgx + j, dr);
-    store(dgx + H + j, dz);
-    store(dgx + 2 * H + j, dn);
-    store(dh + j, d * z);
+    const V dr = dn * ld(run, hn + j) * r * (one - r);
+    const V dz = d * (ld(run, h_prev + j) - n) * z * (one - z);
+    st(run, dgh + j, dr);
+    st(run, dgh + H + j, dz);
+    st(run, dgh + 2 * H + j, dn * r);
+    st(run, dgx + j, dr);
+    st(run, dgx + H + j, dz);
+    st(run, dgx + 2 * H + j, dn);
+    st(run, dh + j, d * z);
   });
 }
 
 template <typename T>
 void rnn_forward_row(T* g, T* h, T* h2, const T* b_hh, index_t H, bool relu) {
-  over_row<T>(H, [&](auto tag, index_t j) {
-    using V = decltype(tag);
-    const V pre = load<V>(g + j) + load_or_zero<V>(b_hh, j);
+  over_row<T>(H, [&](auto run, index_t j) {
+    using V = typename decltype(run)::V;
+    const V pre = ld(run, g + j) + ld0(run, b_hh, j);
     const V h1 = relu ? (pre > T(0) ? pre : V{}) : vm::tanh(pre);
-    store(g + j, h1);
-    store(h + j, h1);
-    if (h2) store(h2 + j, h1);
+    st(run, g + j, h1);
+    st(run, h + j, h1);
+    if (h2) st(run, h2 + j, h1);
   });
 }
 
 template <typename T>
 void rnn_backward_row(T* dg, const T* dh, const T* dy, const T* g, index_t H, bool relu) {
-  over_row<T>(H, [&](auto tag, index_t j) {
-    using V = decltype(tag);
-    const V h1 = load<V>(g + j);
-    const V d = load<V>(dh + j) + load_or_zero<V>(dy, j);
-    store(dg + j, relu ? (h1 > T(0) ? d : V{}) : d * (splat<V>(T(1)) - h1 * h1));
+  over_row<T>(H, [&](auto run, index_t j) {
+    using V = typename decltype(run)::V;
+    const V h1 = ld(run, g + j);
+    const V d = ld(run, dh + j) + ld0(run, dy, j);
+    st(run, dg + j, relu ? (h1 > T(0) ? d : V{}) : d * (splat<V>(T(1)) - h1 * h1));
   });
 }
 
 template <typename T>
 void add_row(T* out, const T* a, const T* b, index_t n) {
-  over_row<T>(n, [&](auto tag, index_t j) {
-    using V = decltype(tag);
-    store(out + j, load<V>(a + j) + load_or_zero<V>(b, j));
+  over_row<T>(n, [&](auto run, index_t j) {
+    using V = typename decltype(run)::V;
+    st(run, out + j, ld(run, a + j) + ld0(run, b, j));
   });
 }
 
