@@ -133,3 +133,92 @@ def test_errors():
         F.packed_self_attention(x, 0)
     with pytest.raises(ValueError, match=m + "dropout_p"):
         F.packed_self_attention(x, 2, dropout_p=1.0)
+
+
+def _in_place(flag):
+    import nnfast.nn.functional._transformer as tr
+    old, tr._HEADS_IN_PLACE = tr._HEADS_IN_PLACE, flag
+    return old
+
+
+@pytest.mark.parametrize("bf", [True, False])
+@pytest.mark.parametrize("grad", ["contiguous", "transposed", "broadcast"])
+def test_heads_in_place_same_bits_as_copies(bf, grad):
+    """The CPU kernel writing the merged heads / the packed dq, dk, dv in place (out_offsets) gives
+    the bits of the split / merge copies, for any layout of the incoming gradient and any thread count."""
+    import nnfast.nn.functional._transformer as tr
+    rng = np.random.default_rng(21)
+    N, L, H, D = 3, 7, 2, 5
+    a = rng.standard_normal((N, L, 3 * H * D) if bf else (L, N, 3 * H * D)).astype(np.float32)
+    gshape = a.shape[:2] + (H * D,)
+    g0 = rng.standard_normal(gshape[::-1]).astype(np.float32)
+    res = []
+    for flag, threads in ((False, 2), (True, 1), (True, 2)):
+        old, n0 = _in_place(flag), nnfast.get_num_threads()
+        nnfast.set_num_threads(threads)
+        try:
+            x = nnfast.tensor(a, requires_grad=True)
+            y = F.packed_self_attention(x, H, is_causal=True, batch_first=bf)
+            assert y.grad_fn.in_place == flag  # the path under test ran
+            if grad == "contiguous":
+                y.backward(nnfast.tensor(np.ascontiguousarray(g0.T)))
+            elif grad == "transposed":  # a strided gradient reaches the kernel as it is
+                y.backward(nnfast.tensor(g0).permute(2, 1, 0))
+            else:  # sum's gradient: a broadcast (zero-stride) array
+                y.sum().backward()
+            res.append((y.detach().numpy(), x.grad.numpy()))
+        finally:
+            tr._HEADS_IN_PLACE = old
+            nnfast.set_num_threads(n0)
+    for y, g in res[1:]:
+        np.testing.assert_array_equal(y, res[0][0])
+        np.testing.assert_array_equal(g, res[0][1])
+    assert np.any(res[0][1] != 0)
+
+
+def test_output_modified_in_place_is_an_error():
+    """The output is the array backward reads (no copy kept): changing it in place is caught, as
+    PyTorch does for the ops that save their output."""
+    x = nnfast.randn(2, 5, 12, requires_grad=True)
+    y = F.packed_self_attention(x, 2, is_causal=True)
+    y.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+def test_out_offsets_errors():
+    """The kernel's strided-output mode checks its offset table and refuses overlapping outputs."""
+    from nnfast._dispatch import kernels
+    from nnfast.nn.functional._transformer import _heads, _mat_table, _offset_table, _split
+    rng = np.random.default_rng(4)
+    N, L, H, D = 2, 3, 2, 4
+    qkv = rng.standard_normal((N, L, 3 * H * D))
+    q, k, v = _heads(qkv, H, True)
+    offs = _offset_table((N, H), (1, 1), q, k, v, None)
+    K = kernels("scaled_dot_product_attention", qkv)
+    m = r"^\[scaled_dot_product_attention\] expected "
+    out = np.empty((N, L, H * D))
+    lse = np.empty((N * H, L))
+    o4 = _split(out, H, True)
+    with pytest.raises(ValueError, match=m + r"out_offsets as a C-contiguous int64 array of shape \(1, 4\)"):
+        K.sdpa_forward(o4, lse, q, k, v, None, offs, 0.5, True, 0.0, 0, 0, out_offsets=np.zeros((2, 4), np.int64))
+    with pytest.raises(ValueError, match=m + "strided gradient matrices that do not overlap"):
+        K.sdpa_forward(o4, lse, q, k, v, None, offs, 0.5, True, 0.0, 0, 0, out_offsets=np.zeros((1, 4), np.int64))
+    with pytest.raises(ValueError, match=m + "offsets of out inside the array"):
+        K.sdpa_forward(o4, lse, q, k, v, None, offs, 0.5, True, 0.0, 0, 0,
+                       out_offsets=np.full((1, 4), 10 ** 6, np.int64))
+    K.sdpa_forward(o4, lse, q, k, v, None, offs, 0.5, True, 0.0, 0, 0, out_offsets=_mat_table(o4))
+    dqkv = np.empty_like(qkv)
+    dq, dk, dv = _heads(dqkv, H, True)
+    dy = _split(rng.standard_normal((N, L, H * D)), H, True)
+    t = np.array(_mat_table(dq, dk, dv, dy, o4))
+    K.sdpa_backward(dq, dk, dv, None, dy, o4, lse, q, k, v, None, offs, 0.5, True, 0.0, 0, 0, out_offsets=t)
+    bad = t.copy()
+    bad[2] = bad[0]  # grad_value over grad_query's columns
+    with pytest.raises(ValueError, match=m + "strided gradient matrices that do not overlap"):
+        K.sdpa_backward(dq, dq, dq, None, dy, o4, lse, q, k, v, None, offs, 0.5, True, 0.0, 0, 0, out_offsets=bad)
+    with pytest.raises(ValueError, match=m + "grad_key not to share memory with query"):
+        K.sdpa_backward(dq, k, dv, None, dy, o4, lse, q, k, v, None, offs, 0.5, True, 0.0, 0, 0, out_offsets=t)
+    with pytest.raises(ValueError, match=m + r"grad with matrices of shape \(3, 4\)"):
+        K.sdpa_backward(dq, dk, dv, None, dy[..., :2], o4, lse, q, k, v, None, offs, 0.5, True, 0.0, 0, 0,
+                        out_offsets=t)

@@ -7,8 +7,13 @@
 // Python layer computes them from the broadcast batch shape (0 steps for a
 // broadcast dim, repeated key / value heads for grouped-query attention), so no
 // view is copied. q / k / v need a unit stride along their last dim; every
-// offset is checked to stay inside its array. Outputs are C-contiguous (BH, ...).
+// offset is checked to stay inside its array. Outputs are C-contiguous (BH, ...),
+// unless `out_offsets` is given (CPU only): then out (forward) or grad_query,
+// grad_key, grad_value, grad and out (backward, rows 0-4) are strided views read
+// and written like q / k / v at those offsets (packed_self_attention's merged
+// heads and packed dq / dk / dv, no copies); written matrices must not overlap.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -59,6 +64,20 @@ View view_of(const py::array& a, const char* name, const int64_t* off, index_t B
                            " at batch-head " + std::to_string(b));
   }
   return v;
+}
+
+// out_offsets: None, or a C-contiguous int64 (n, BH) table (the strided outputs' matrix offsets).
+const int64_t* out_table(const py::object& o, index_t n, index_t BH) {
+  if (!has(o)) return nullptr;
+#if NNFAST_BIND_CUDA
+  value_error(kOp, "out_offsets only on the CPU (C-contiguous outputs on cuda)");
+#endif
+  py::array t = as_array(kOp, o, "out_offsets");
+  if (t.dtype().kind() != 'i' || t.itemsize() != 8 || t.ndim() != 2 || t.shape(0) != n || t.shape(1) != BH ||
+      !is_c_contiguous(t))
+    value_error(kOp, "out_offsets as a C-contiguous int64 array of shape (" + std::to_string(n) + ", " +
+                         std::to_string(BH) + "), got " + dtype_str(t) + " " + shape_str(t));
+  return static_cast<const int64_t*>(t.data());
 }
 
 struct Inputs {
@@ -136,6 +155,72 @@ AttnInputs<T> operands(const Inputs& in) {
   return a;
 }
 
+#if !NNFAST_BIND_CUDA
+// A strided output / dout operand: ref's dtype, (rows, cols) matrices, writeable when written.
+View mat_of(const py::array& ref, const py::object& o, const char* name, const int64_t* off, index_t BH, index_t rows,
+            index_t cols, bool out) {
+  py::array a = as_array(kOp, o, name);
+  same_dtype(kOp, ref, a, name);
+  if (out) check_writeable(kOp, a, name);
+  View v = view_of(a, name, off, BH, true);
+  if (v.rows != rows || v.cols != cols)
+    value_error(kOp, std::string(name) + " with matrices of shape (" + std::to_string(rows) + ", " +
+                         std::to_string(cols) + "), got " + shape_str(a));
+  return v;
+}
+
+// Written strided matrices must not overlap one another (threads write them concurrently). Views whose arrays'
+// byte ranges meet must share a row stride rs; with element addresses e taken from the lowest array, a matrix
+// covers columns [e % rs, e % rs + cols) of rows [e / rs, e / rs + rows). Matrices with the same column range
+// must have disjoint row ranges, and different column ranges must not meet (conservative, exact for the
+// head layouts nnfast passes): sorting makes it O(n log n).
+void check_disjoint(const std::vector<const View*>& vs, index_t BH) {
+  std::vector<const View*> live;
+  for (const View* v : vs)
+    if (v->rows > 0 && v->cols > 0 && v->a.size() > 0) live.push_back(v);
+  if (live.empty() || BH <= 0) return;
+  const char* msg = "strided gradient matrices that do not overlap one another";
+  const auto item = static_cast<std::intptr_t>(live[0]->a.itemsize());
+  std::uintptr_t lo0 = ~std::uintptr_t(0), lo, hi;
+  for (const View* v : live) {
+    byte_range(v->a, &lo, &hi);
+    lo0 = std::min(lo0, lo);
+  }
+  bool shared = false;
+  for (size_t i = 0; i < live.size(); ++i)
+    for (size_t j = 0; j < i; ++j) shared = shared || may_overlap(live[i]->a, live[j]->a);
+  const index_t rs = live[0]->rs;
+  if (rs <= 0) value_error(kOp, msg);
+  for (const View* v : live)
+    if (v->rs <= 0 || (shared && v->rs != rs) || (v->rows > 1 && v->rs < v->cols)) value_error(kOp, msg);
+  // (c0, c1, r0, r1) per matrix; separate arrays that do not share memory are checked apart
+  std::vector<std::array<std::intptr_t, 4>> rects;
+  auto check = [&]() {
+    std::sort(rects.begin(), rects.end());
+    for (size_t i = 1; i < rects.size(); ++i) {
+      const auto &p = rects[i - 1], &q = rects[i];
+      if (q[0] == p[0] && q[1] == p[1]) {
+        if (q[2] < p[3]) value_error(kOp, msg);
+      } else if (q[0] < p[1]) {
+        value_error(kOp, msg);
+      }
+    }
+    rects.clear();
+  };
+  for (const View* v : live) {
+    const std::intptr_t base = (reinterpret_cast<std::intptr_t>(v->a.data()) - static_cast<std::intptr_t>(lo0)) / item;
+    for (index_t b = 0; b < BH; ++b) {
+      const std::intptr_t e = base + v->off[b], c0 = e % v->rs, r0 = e / v->rs;
+      if (v->rows > 1 && c0 + v->cols > v->rs) value_error(kOp, msg);
+      rects.push_back({c0, c0 + v->cols, r0, r0 + v->rows});
+    }
+    if (!shared) check();
+  }
+  if (shared) check();
+}
+
+#endif  // !NNFAST_BIND_CUDA
+
 void no_alias_out(const py::array& out, const char* name, const Inputs& in) {
   check_no_alias(kOp, out, name, in.q.a, "query");
   check_no_alias(kOp, out, name, in.k.a, "key");
@@ -145,9 +230,26 @@ void no_alias_out(const py::array& out, const char* name, const Inputs& in) {
 
 void sdpa_forward_binding(py::array out, py::array lse, py::array query, py::array key, py::array value,
                           py::object attn_mask, py::array offsets, double scale, bool is_causal, double dropout_p, uint64_t seed,
-                          uint64_t offset) {
+                          uint64_t offset, py::object out_offsets) {
   const Inputs in = check_inputs(query, key, value, attn_mask, offsets);
   const AttnParams p = params_of(in, scale, is_causal, dropout_p, seed, offset);
+  if (const int64_t* oo = out_table(out_offsets, 1, in.BH)) {
+#if !NNFAST_BIND_CUDA
+    View ov = mat_of(query, out, "out", oo, in.BH, p.L, p.Ev, true);
+    py::array ls = check_array(kOp, query, lse, "lse", with(in.BH, {p.L}), true);
+    no_alias_out(ov.a, "out", in);
+    no_alias_out(ls, "lse", in);
+    check_no_alias(kOp, ov.a, "out", ls, "lse");
+    check_disjoint({&ov}, in.BH);
+    run_released(in.dt, [&](auto tag) {
+      using T = decltype(tag);
+      return [&, po = AttnMat<T>{mut_ptr<T>(ov.a), oo, ov.rs}, pl = mut_ptr<T>(ls), args = operands<T>(in)] {
+        cpu::sdpa_forward<T>(po, pl, args, p);
+      };
+    });
+#endif
+    return;
+  }
   py::array o = check_array(kOp, query, out, "out", with(in.BH, {p.L, p.Ev}), true);
   py::array ls = check_array(kOp, query, lse, "lse", with(in.BH, {p.L}), true);
   no_alias_out(o, "out", in);
@@ -164,9 +266,39 @@ void sdpa_forward_binding(py::array out, py::array lse, py::array query, py::arr
 void sdpa_backward_binding(py::array grad_query, py::array grad_key, py::array grad_value, py::object grad_mask,
                            py::array grad, py::array out, py::array lse, py::array query, py::array key,
                            py::array value, py::object attn_mask, py::array offsets, double scale, bool is_causal, double dropout_p,
-                           uint64_t seed, uint64_t offset) {
+                           uint64_t seed, uint64_t offset, py::object out_offsets) {
   const Inputs in = check_inputs(query, key, value, attn_mask, offsets);
   const AttnParams p = params_of(in, scale, is_causal, dropout_p, seed, offset);
+  if (const int64_t* oo = out_table(out_offsets, 5, in.BH)) {
+#if !NNFAST_BIND_CUDA
+    if (has(grad_mask) || in.has_mask) value_error(kOp, "no attn_mask / grad_mask with out_offsets");
+    const index_t BH = in.BH;
+    View vq = mat_of(query, grad_query, "grad_query", oo, BH, p.L, p.E, true);
+    View vk = mat_of(query, grad_key, "grad_key", oo + BH, BH, p.S, p.E, true);
+    View vv = mat_of(query, grad_value, "grad_value", oo + 2 * BH, BH, p.S, p.Ev, true);
+    const View vy = mat_of(query, grad, "grad", oo + 3 * BH, BH, p.L, p.Ev, false);
+    const View vo = mat_of(query, out, "out", oo + 4 * BH, BH, p.L, p.Ev, false);
+    py::array ls = check_array(kOp, query, lse, "lse", with(BH, {p.L}), false);
+    for (const auto& [w, name] : {std::make_pair(&vq, "grad_query"), std::make_pair(&vk, "grad_key"),
+                                  std::make_pair(&vv, "grad_value")}) {
+      no_alias_out(w->a, name, in);
+      check_no_alias(kOp, w->a, name, vy.a, "grad");
+      check_no_alias(kOp, w->a, name, vo.a, "out");
+      check_no_alias(kOp, w->a, name, ls, "lse");
+    }
+    check_disjoint({&vq, &vk, &vv}, BH);
+    run_released(in.dt, [&](auto tag) {
+      using T = decltype(tag);
+      return [&, dq = AttnMat<T>{mut_ptr<T>(vq.a), oo, vq.rs}, dk = AttnMat<T>{mut_ptr<T>(vk.a), oo + BH, vk.rs},
+              dv = AttnMat<T>{mut_ptr<T>(vv.a), oo + 2 * BH, vv.rs},
+              dy = AttnMat<const T>{ptr<T>(vy.a), oo + 3 * BH, vy.rs},
+              o = AttnMat<const T>{ptr<T>(vo.a), oo + 4 * BH, vo.rs}, pl = ptr<T>(ls), args = operands<T>(in)] {
+        cpu::sdpa_backward<T>(dq, dk, dv, static_cast<T*>(nullptr), dy, o, pl, args, p);
+      };
+    });
+#endif
+    return;
+  }
   py::array dq = check_array(kOp, query, grad_query, "grad_query", with(in.BH, {p.L, p.E}), true);
   py::array dk = check_array(kOp, query, grad_key, "grad_key", with(in.BH, {p.S, p.E}), true);
   py::array dv = check_array(kOp, query, grad_value, "grad_value", with(in.BH, {p.S, p.Ev}), true);
@@ -206,9 +338,9 @@ void sdpa_backward_binding(py::array grad_query, py::array grad_key, py::array g
 void init_attention(py::module_& m) {
   m.def("sdpa_forward", &sdpa_forward_binding, py::arg("out"), py::arg("lse"), py::arg("query"), py::arg("key"),
         py::arg("value"), py::arg("attn_mask"), py::arg("offsets"), py::arg("scale"), py::arg("is_causal"), py::arg("dropout_p"),
-        py::arg("seed"), py::arg("offset"));
+        py::arg("seed"), py::arg("offset"), py::arg("out_offsets") = py::none());
   m.def("sdpa_backward", &sdpa_backward_binding, py::arg("grad_query"), py::arg("grad_key"), py::arg("grad_value"),
         py::arg("grad_mask"), py::arg("grad"), py::arg("out"), py::arg("lse"), py::arg("query"), py::arg("key"),
         py::arg("value"), py::arg("attn_mask"), py::arg("offsets"), py::arg("scale"), py::arg("is_causal"), py::arg("dropout_p"),
-        py::arg("seed"), py::arg("offset"));
+        py::arg("seed"), py::arg("offset"), py::arg("out_offsets") = py::none());
 }

@@ -159,13 +159,14 @@ inline bool tile_live(const AttnParams& p, index_t i0, index_t nq, index_t j0) {
 }
 
 template <typename T>
-void forward_block(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
-                   Scratch<T>& w, const AttnOps<T>& ops) {
+void forward_block(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const AttnParams& p, index_t bh,
+                   index_t i0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0);
   const T ninf = -std::numeric_limits<T>::infinity();
   const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
-  T* o = out + (bh * p.L + i0) * p.Ev;
-  std::fill(o, o + nq * p.Ev, T(0));
+  const index_t ldo = out.rs;
+  T* o = out.at(bh, p.L) + i0 * ldo;
+  for (index_t r = 0; r < nq; ++r) std::fill(o + r * ldo, o + r * ldo + p.Ev, T(0));
   std::fill(w.m.begin(), w.m.begin() + nq, ninf);
   std::fill(w.l.begin(), w.l.begin() + nq, T(0));
   for (index_t j0 = 0; j0 < p.S && tile_live(p, i0, nq, j0); j0 += kBk) {
@@ -179,14 +180,14 @@ void forward_block(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p,
     if (j0 > 0)
       for (index_t r = 0; r < nq; ++r)
         if (w.alpha[r] != T(1))
-          for (index_t e = 0; e < p.Ev; ++e) o[r * p.Ev + e] *= w.alpha[r];
+          for (index_t e = 0; e < p.Ev; ++e) o[r * ldo + e] *= w.alpha[r];
     if (p.dropout_p > 0) dropout_tile(w.s.data(), nq, nk, bh, i0, j0, p);
-    tile_product(p, ops, w.bt.data(), nq, p.Ev, nk, T(1), w.s.data(), kBk, 1, v, in.v.rs, 1, true, o, p.Ev,
+    tile_product(p, ops, w.bt.data(), nq, p.Ev, nk, T(1), w.s.data(), kBk, 1, v, in.v.rs, 1, true, o, ldo,
                  {Causal::KeySum, i0, j0});
   }
   for (index_t r = 0; r < nq; ++r) {
     const T l = w.l[r];
-    T* orow = o + r * p.Ev;
+    T* orow = o + r * ldo;
     if (l > T(0)) {
       const T inv = T(1) / l;
       for (index_t e = 0; e < p.Ev; ++e) orow[e] *= inv;
@@ -202,8 +203,10 @@ void forward_block(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p,
 // w.dp = dS. Writes dS into dmask when given.
 template <typename T>
 struct BackwardArgs {
-  T *dq, *dk, *dv, *dmask;
-  const T *dout, *lse, *D;
+  AttnMat<T> dq, dk, dv;
+  T* dmask;
+  AttnMat<const T> dout;
+  const T *lse, *D;
 };
 
 template <typename T>
@@ -213,7 +216,7 @@ void backward_tile(const BackwardArgs<T>& b, const AttnInputs<T>& in, const Attn
   const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
   const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
   const T* v = in.v.base + in.v.off[bh] + j0 * in.v.rs;
-  const T* dout = b.dout + (bh * p.L + i0) * p.Ev;
+  const T* dout = b.dout.at(bh, p.L) + i0 * b.dout.rs;
   tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(), kBk,
                {Causal::KeyCols, i0, j0});
   mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
@@ -222,7 +225,7 @@ void backward_tile(const BackwardArgs<T>& b, const AttnInputs<T>& in, const Attn
     for (index_t r = 0; r < nq; ++r) std::memcpy(&w.pd[r * kBk], &w.s[r * kBk], nk * sizeof(T));
     if (p.dropout_p > 0) dropout_tile(w.pd.data(), nq, nk, bh, i0, j0, p);
   }
-  tile_product(p, ops, w.bt.data(), nq, nk, p.Ev, T(1), dout, p.Ev, 1, v, 1, in.v.rs, false, w.dp.data(), kBk,
+  tile_product(p, ops, w.bt.data(), nq, nk, p.Ev, T(1), dout, b.dout.rs, 1, v, 1, in.v.rs, false, w.dp.data(), kBk,
                {Causal::KeyCols, i0, j0});
   if (p.dropout_p > 0) dropout_tile(w.dp.data(), nq, nk, bh, i0, j0, p);
   ops.softmax_grad(w.dp.data(), w.s.data(), nq, nk, kBk, b.D + bh * p.L + i0);
@@ -237,11 +240,11 @@ void accumulate_kv(const BackwardArgs<T>& b, const AttnInputs<T>& in, const Attn
                    index_t j0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
   const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
-  const T* dout = b.dout + (bh * p.L + i0) * p.Ev;
-  tile_product(p, ops, w.bt.data(), nk, p.Ev, nq, T(1), w.pd.data(), 1, kBk, dout, p.Ev, 1, true,
-               b.dv + (bh * p.S + j0) * p.Ev, p.Ev, {Causal::QuerySum, i0, j0});
+  const T* dout = b.dout.at(bh, p.L) + i0 * b.dout.rs;
+  tile_product(p, ops, w.bt.data(), nk, p.Ev, nq, T(1), w.pd.data(), 1, kBk, dout, b.dout.rs, 1, true,
+               b.dv.at(bh, p.S) + j0 * b.dv.rs, b.dv.rs, {Causal::QuerySum, i0, j0});
   tile_product(p, ops, w.bt.data(), nk, p.E, nq, T(p.scale), w.dp.data(), 1, kBk, q, in.q.rs, 1, true,
-               b.dk + (bh * p.S + j0) * p.E, p.E, {Causal::QuerySum, i0, j0});
+               b.dk.at(bh, p.S) + j0 * b.dk.rs, b.dk.rs, {Causal::QuerySum, i0, j0});
 }
 
 template <typename T>
@@ -250,7 +253,7 @@ void accumulate_q(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnP
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
   const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
   tile_product(p, ops, w.bt.data(), nq, p.E, nk, T(p.scale), w.dp.data(), kBk, 1, k, in.k.rs, 1, true,
-               b.dq + (bh * p.L + i0) * p.E, p.E, {Causal::KeySum, i0, j0});
+               b.dq.at(bh, p.L) + i0 * b.dq.rs, b.dq.rs, {Causal::KeySum, i0, j0});
 }
 
 template <typename T>
@@ -262,39 +265,73 @@ struct ScratchMaker {
 
 template <typename T>
 void sdpa_forward(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p) {
+  sdpa_forward(AttnMat<T>{out, nullptr, p.Ev}, lse, in, p);
+}
+
+template <typename T>
+void sdpa_forward(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const AttnParams& p) {
   if (p.BH <= 0 || p.L <= 0) return;
   const AttnOps<T>& ops = isa_ops<AttnOps<T>>();
   const index_t nqb = (p.L + kBq - 1) / kBq;
   struct Task : ScratchMaker<T> {
-    T *out, *lse;
+    const AttnMat<T>* out;
+    T* lse;
     const AttnInputs<T>* in;
     const AttnParams* p;
     const AttnOps<T>* ops;
     index_t nqb;
     void operator()(index_t t, Scratch<T>& w) const {
-      forward_block(out, lse, *in, *p, t / nqb, (t % nqb) * kBq, w, *ops);
+      forward_block(*out, lse, *in, *p, t / nqb, (t % nqb) * kBq, w, *ops);
     }
   } task;
-  task.out = out, task.lse = lse, task.in = &in, task.p = &p, task.ops = &ops, task.nqb = nqb;
+  task.out = &out, task.lse = lse, task.in = &in, task.p = &p, task.ops = &ops, task.nqb = nqb;
   for_tasks(p.BH * nqb, task);
 }
 
 template <typename T>
 void sdpa_backward(T* dq, T* dk, T* dv, T* dmask, const T* dout, const T* out, const T* lse,
                    const AttnInputs<T>& in, const AttnParams& p) {
+  sdpa_backward(AttnMat<T>{dq, nullptr, p.E}, AttnMat<T>{dk, nullptr, p.E}, AttnMat<T>{dv, nullptr, p.Ev}, dmask,
+                AttnMat<const T>{dout, nullptr, p.Ev}, AttnMat<const T>{out, nullptr, p.Ev}, lse, in, p);
+}
+
+// Zeros the BH matrices (rows x cols) of m: one fill when contiguous, else row by row.
+template <typename T>
+void zero_mats(const AttnMat<T>& m, index_t BH, index_t rows, index_t cols) {
+  if (!m.off && m.rs == cols) {
+    std::fill(m.base, m.base + BH * rows * cols, T(0));
+    return;
+  }
+  for (index_t bh = 0; bh < BH; ++bh)
+    for (index_t r = 0; r < rows; ++r) std::fill(m.at(bh, rows) + r * m.rs, m.at(bh, rows) + r * m.rs + cols, T(0));
+}
+
+template <typename T>
+void sdpa_backward(const AttnMat<T>& dq, const AttnMat<T>& dk, const AttnMat<T>& dv, T* dmask,
+                   const AttnMat<const T>& dout, const AttnMat<const T>& out, const T* lse, const AttnInputs<T>& in,
+                   const AttnParams& p) {
   if (p.BH <= 0) return;
   const index_t BH = p.BH, L = p.L, S = p.S;
   // Every output block is written by its task; blocks no live tile reaches stay 0.
-  std::fill(dq, dq + BH * L * p.E, T(0));
-  std::fill(dk, dk + BH * S * p.E, T(0));
-  std::fill(dv, dv + BH * S * p.Ev, T(0));
+  zero_mats(dq, BH, L, p.E);
+  zero_mats(dk, BH, S, p.E);
+  zero_mats(dv, BH, S, p.Ev);
   if (dmask) std::fill(dmask, dmask + BH * L * S, T(0));
   if (L <= 0 || S <= 0) return;
   const AttnOps<T>& ops = isa_ops<AttnOps<T>>();
   std::vector<T> D(static_cast<size_t>(BH * L));
-  parallel_for(BH * L, 4096, [&](index_t lo, index_t hi) {
-    ops.row_dot(D.data() + lo, dout + lo * p.Ev, out + lo * p.Ev, hi - lo, p.Ev);
-  });
+  if (!dout.off && !out.off && dout.rs == p.Ev && out.rs == p.Ev) {
+    parallel_for(BH * L, 4096, [&](index_t lo, index_t hi) {
+      ops.row_dot(D.data() + lo, dout.base + lo * p.Ev, out.base + lo * p.Ev, hi - lo, p.Ev);
+    });
+  } else {  // strided rows: one row_dot per row (a row is the unit both layouts share)
+    parallel_for(BH * L, 4096, [&](index_t lo, index_t hi) {
+      for (index_t t = lo; t < hi; ++t) {
+        const index_t bh = t / L, r = t % L;
+        ops.row_dot(D.data() + t, dout.at(bh, L) + r * dout.rs, out.at(bh, L) + r * out.rs, 1, p.Ev);
+      }
+    });
+  }
   const BackwardArgs<T> b{dq, dk, dv, dmask, dout, lse, D.data()};
   const index_t nqb = (L + kBq - 1) / kBq, nkb = (S + kBk - 1) / kBk;
   const int nt = get_num_threads();
@@ -362,6 +399,14 @@ template void sdpa_forward<double>(double*, double*, const AttnInputs<double>&, 
 template void sdpa_backward<float>(float*, float*, float*, float*, const float*, const float*, const float*,
                                    const AttnInputs<float>&, const AttnParams&);
 template void sdpa_backward<double>(double*, double*, double*, double*, const double*, const double*,
+                                    const double*, const AttnInputs<double>&, const AttnParams&);
+template void sdpa_forward<float>(const AttnMat<float>&, float*, const AttnInputs<float>&, const AttnParams&);
+template void sdpa_forward<double>(const AttnMat<double>&, double*, const AttnInputs<double>&, const AttnParams&);
+template void sdpa_backward<float>(const AttnMat<float>&, const AttnMat<float>&, const AttnMat<float>&, float*,
+                                   const AttnMat<const float>&, const AttnMat<const float>&, const float*,
+                                   const AttnInputs<float>&, const AttnParams&);
+template void sdpa_backward<double>(const AttnMat<double>&, const AttnMat<double>&, const AttnMat<double>&,
+                                    double*, const AttnMat<const double>&, const AttnMat<const double>&,
                                     const double*, const AttnInputs<double>&, const AttnParams&);
 
 }  // namespace nnfast::cpu

@@ -41,6 +41,17 @@ struct AttnOperand {
   index_t rs = 0;                // row stride in elements (unit column stride)
 };
 
+// One matrix per batch-head of an output (or of dout / out in backward): matrix bh at
+// base + off[bh] with row stride rs, unit columns; off null means C-contiguous (BH, rows, rs).
+// packed_self_attention writes the merged heads / the packed dq, dk, dv through it in place.
+template <typename T>
+struct AttnMat {
+  T* base = nullptr;
+  const int64_t* off = nullptr;
+  index_t rs = 0;
+  T* at(index_t bh, index_t rows) const { return base + (off ? off[bh] : bh * rows * rs); }
+};
+
 struct AttnMask {
   const void* base = nullptr;  // null: no mask
   bool is_bool = false;        // uint8 keep flags, else additive values of the data dtype
@@ -66,12 +77,20 @@ namespace cpu {
 // out (BH, L, Ev) and lse (BH, L), C-contiguous, written.
 template <typename T>
 void sdpa_forward(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p);
+// The same with out's matrices strided (AttnMat; lse stays (BH, L)).
+template <typename T>
+void sdpa_forward(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const AttnParams& p);
 
 // dq (BH, L, E), dk (BH, S, E), dv (BH, S, Ev), dmask (BH, L, S) or null, written,
 // from dout (BH, L, Ev) and forward's out / lse (all C-contiguous).
 template <typename T>
 void sdpa_backward(T* dq, T* dk, T* dv, T* dmask, const T* dout, const T* out, const T* lse,
                    const AttnInputs<T>& in, const AttnParams& p);
+// The same with dq / dk / dv / dout / out strided (AttnMat; their matrices must not overlap).
+template <typename T>
+void sdpa_backward(const AttnMat<T>& dq, const AttnMat<T>& dk, const AttnMat<T>& dv, T* dmask,
+                   const AttnMat<const T>& dout, const AttnMat<const T>& out, const T* lse, const AttnInputs<T>& in,
+                   const AttnParams& p);
 }  // namespace cpu
 
 }  // namespace nnfast

@@ -13,13 +13,15 @@ is merged into ``attn_mask``, ``is_causal`` is a hint that needs ``attn_mask``.
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from typing import Any, Optional
 
 from ..._dispatch import kernels, xp_of
 from ..._random import next_kernel_seed
 from ...autograd.function import Function
 from ...tensor import Tensor
-from ._attention import _offset_table, scaled_dot_product_attention
+from ._attention import _offset_table, _offsets, scaled_dot_product_attention
 from ._checks import check_float, check_tensor
 from ._activation import softmax
 from ._dropout import dropout as _dropout
@@ -114,12 +116,40 @@ def _heads(a: Any, H: int, batch_first: bool) -> tuple[Any, Any, Any]:
     return a5[:, :, 0].transpose(0, 2, 1, 3), a5[:, :, 1].transpose(0, 2, 1, 3), a5[:, :, 2].transpose(0, 2, 1, 3)
 
 
+# False: the CPU takes the CuPy path's split / merge copies too (bench/gpt_parts.py's in-process A/B).
+_HEADS_IN_PLACE = True
+
+# Per-head matrix offsets of (N, H, rows, D) strided views, by layout (they repeat every step).
+_MAT_OFFSETS: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def _mat_table(*views: Any) -> np.ndarray:
+    """(len(views), N * H) int64 element offsets of the (rows, D) matrices of each (N, H, rows, D) view
+    (from the view's own data pointer), cached by layout: the kernel's ``out_offsets``."""
+    key = tuple((v.shape, v.strides, v.itemsize) for v in views)
+    t = _MAT_OFFSETS.get(key)
+    if t is None:
+        t = np.stack([_offsets(v, v.shape[:2], 1) for v in views])
+        t.setflags(write=False)
+        if len(_MAT_OFFSETS) >= 256:
+            _MAT_OFFSETS.clear()
+        _MAT_OFFSETS[key] = t
+    return t
+
+
+def _split(a: Any, H: int, batch_first: bool) -> Any:
+    """(N, L, H * D) or (L, N, H * D) merged heads as an (N, H, L, D) view."""
+    s = a.shape
+    a4 = a.reshape(s[0], s[1], H, s[2] // H)
+    return a4.transpose(0, 2, 1, 3) if batch_first else a4.transpose(1, 2, 0, 3)
+
+
 class PackedSelfAttentionFunction(Function):
-    """out = merge_heads(sdpa(split_heads(qkv))) in one node. Forward runs the fused attention
-    kernel on strided views of qkv and merges the heads with one copy; backward splits the
-    output gradient with one copy, runs the attention backward kernel and writes dq / dk / dv
-    straight into their thirds of one packed gradient (no zero-filled buffers, no per-head
-    index, permute or reshape nodes in the graph)."""
+    """out = merge_heads(sdpa(split_heads(qkv))) in one node. The fused attention kernel reads the
+    heads of qkv in place (strided views); on the CPU it also writes the merged output, reads the
+    output gradient and writes dq / dk / dv into their thirds of one packed gradient in place
+    (``out_offsets``: no split / merge copies, no zero-filled buffers, no per-head index, permute or
+    reshape nodes in the graph). CuPy arrays take one merge copy forward and split copies backward."""
 
     @staticmethod
     def forward(ctx: Any, qkv: Any, H: int, batch_first: bool, scale: float, is_causal: bool, dropout_p: float,
@@ -130,13 +160,22 @@ class PackedSelfAttentionFunction(Function):
         q, k, v = _heads(qkv, H, batch_first)
         N, _, L, D = q.shape
         offs = _offset_table((N, H), (1, 1), q, k, v, None)
-        out = xp.empty((N * H, L, D), dtype=qkv.dtype)
         lse = xp.empty((N * H, L), dtype=qkv.dtype)
-        kernels(_SDPA, qkv).sdpa_forward(out, lse, q, k, v, None, offs, scale, is_causal, dropout_p, seed, offset)
-        ctx.save_for_backward(q, k, v, out, lse)
         ctx.offs, ctx.shape, ctx.batch_first = offs, qkv.shape, batch_first
         ctx.args = (scale, is_causal, dropout_p, seed, offset)
-        o4 = out.reshape(N, H, L, D)  # heads merged: (N, L, H, D) or (L, N, H, D), one copy
+        K = kernels(_SDPA, qkv)
+        ctx.in_place = xp is np and _HEADS_IN_PLACE
+        if ctx.in_place:  # the kernel writes the heads merged, (N, L, H, D) or (L, N, H, D)
+            merged = np.empty(qkv.shape[:2] + (H * D,), dtype=qkv.dtype)
+            o4 = _split(merged, H, batch_first)
+            K.sdpa_forward(o4, lse, q, k, v, None, offs, scale, is_causal, dropout_p, seed, offset,
+                           out_offsets=_mat_table(o4))
+            ctx.save_for_backward(q, k, v, merged, lse)  # merged is the output: its version is tracked
+            return merged
+        out = xp.empty((N * H, L, D), dtype=qkv.dtype)
+        K.sdpa_forward(out, lse, q, k, v, None, offs, scale, is_causal, dropout_p, seed, offset)
+        ctx.save_for_backward(q, k, v, out, lse)
+        o4 = out.reshape(N, H, L, D)  # heads merged: one copy
         merged = o4.transpose(0, 2, 1, 3) if batch_first else o4.transpose(2, 0, 1, 3)
         return xp.ascontiguousarray(merged).reshape(qkv.shape[:2] + (H * D,))
 
@@ -146,11 +185,20 @@ class PackedSelfAttentionFunction(Function):
         xp = xp_of(dout)
         N, H, L, D = q.shape
         bf = ctx.batch_first
+        K = kernels(_SDPA, dout)
+        if ctx.in_place:
+            if dout.shape[-1] > 1 and dout.strides[-1] != dout.itemsize:
+                dout = np.ascontiguousarray(dout)
+            dqkv = np.empty(ctx.shape, dtype=out.dtype)
+            dq, dk, dv = _heads(dqkv, H, bf)
+            dy, o4 = _split(dout, H, bf), _split(out, H, bf)
+            K.sdpa_backward(dq, dk, dv, None, dy, o4, lse, q, k, v, None, ctx.offs, *ctx.args,
+                            out_offsets=_mat_table(dq, dk, dv, dy, o4))
+            return dqkv, None, None, None, None, None, None, None
         d4 = dout.reshape(dout.shape[:2] + (H, D))
         dsplit = xp.ascontiguousarray(d4.transpose(0, 2, 1, 3) if bf else d4.transpose(1, 2, 0, 3))
         dq, dk, dv = (xp.empty((N * H, L, D), dtype=out.dtype) for _ in range(3))
-        kernels(_SDPA, dout).sdpa_backward(dq, dk, dv, None, dsplit.reshape(N * H, L, D), out, lse, q, k, v, None,
-                                           ctx.offs, *ctx.args)
+        K.sdpa_backward(dq, dk, dv, None, dsplit.reshape(N * H, L, D), out, lse, q, k, v, None, ctx.offs, *ctx.args)
         dqkv = xp.empty(ctx.shape[:2] + (3, H, D), dtype=out.dtype)
         for i, g in enumerate((dq, dk, dv)):
             g4 = g.reshape(N, H, L, D)
