@@ -31,7 +31,7 @@ constexpr const char* kOp = "scaled_dot_product_attention";
 
 // The matrices of one operand: an array's last two dims at BH offsets.
 struct View {
-  py::array a;
+  py::array a = no_array();
   const int64_t* off = nullptr;
   index_t rows = 0, cols = 0, rs = 0, cs = 0;
 };
@@ -305,7 +305,7 @@ void sdpa_backward_binding(py::array grad_query, py::array grad_key, py::array g
   py::array dy = check_array(kOp, query, grad, "grad", with(in.BH, {p.L, p.Ev}), false);
   py::array o = check_array(kOp, query, out, "out", with(in.BH, {p.L, p.Ev}), false);
   py::array ls = check_array(kOp, query, lse, "lse", with(in.BH, {p.L}), false);
-  py::array dm;
+  py::array dm = no_array();
   const bool want_dm = has(grad_mask);
   if (want_dm) {
     if (!in.has_mask || in.mask_bool) value_error(kOp, "grad_mask only with a float attn_mask");

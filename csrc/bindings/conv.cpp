@@ -55,7 +55,7 @@ Conv2dShape conv_geometry(const char* op, const py::array& x, const py::array& w
 }
 
 struct Opt {
-  py::array a;
+  py::array a = no_array();
   bool on = false;
 };
 Opt opt(const char* op, const py::array& ref, const py::object& o, const char* name, const Shape& shape, bool out) {

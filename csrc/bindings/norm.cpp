@@ -13,7 +13,7 @@ using Shape = std::vector<index_t>;
 
 // An array argument that may be absent (None).
 struct Arr {
-  py::array a;
+  py::array a = no_array();
   bool on = false;
 };
 inline Arr in(const py::array& a) { return {a, true}; }

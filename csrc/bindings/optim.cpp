@@ -233,6 +233,11 @@ void adam_binding(py::object params, py::object grads, py::object exp_avgs, py::
       cp.push_back(copies[static_cast<size_t>(i)]);
       any = any || cp.back() != nullptr;
     }
+#if NNFAST_BIND_CUDA
+    // autocast registers copies for NumPy weights only; the cuda kernels have no bf16-copy variant
+    if (any) value_error(op, "bf16_copies only for cpu params");
+    py::gil_scoped_release release;
+#else
     py::gil_scoped_release release;
     if constexpr (std::is_same_v<decltype(P.list(0)), float* const*>) {
       if (any) {
@@ -241,6 +246,7 @@ void adam_binding(py::object params, py::object grads, py::object exp_avgs, py::
         return;
       }
     }
+#endif
     adam_step(P.list(0), P.list(2), P.list(3), P.list(4), P.clist(1), st.data(), P.numel.data(), P.count(), o);
   });
 }
