@@ -3,6 +3,7 @@
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py [--mb 64] [--only batch_norm]
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --l2 [--rows 64] [--reps 200]
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --ab [--threads 1] [--mb 64]
+    NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --ab --var NNFAST_NORM_NCHW --only 49
 
 Default (bandwidth): float32 rows (R, 1024) and NCHW (N, 64, 49) of about --mb MB each, 2 threads,
 best of --reps (7); GB/s counts the bytes a kernel must move (fwd: read x, write y; bwd: read dy
@@ -15,7 +16,9 @@ rate): e.g. 12 B at 33 GB/s = 0.73 ns. (--l2 --rows 16384 --reps 7: the same at 
 
 --ab: the same process times each kernel with the float32 non-temporal output stores off
 (NNFAST_NORM_STREAM=0) and on, alternating, best of --reps (10); with --threads 1 it uses
-process CPU time (run with OMP_WAIT_POLICY=passive), which survives a loaded machine.
+process CPU time (run with OMP_WAIT_POLICY=passive), which survives a loaded machine. --var NAME
+toggles another switch the same way: NNFAST_NORM_NCHW (0: the (N, C, L) batch norm one channel
+at a time instead of in groups of channels read as contiguous stretches).
 """
 import os
 import sys
@@ -53,6 +56,7 @@ else:
     rows = mb * (1 << 20) // 4 // D
     reps = arg("--reps", 10 if ab else 7)
 only = arg("--only", "", str)
+var = arg("--var", "NNFAST_NORM_STREAM", str)
 n = rows * D
 rng = np.random.default_rng(0)
 x = rng.standard_normal((rows, D), dtype=np.float32)
@@ -138,13 +142,13 @@ if ab:
     res = {}
     for _ in range(reps):
         for mode in ("0", "1"):
-            os.environ["NNFAST_NORM_STREAM"] = mode
+            os.environ[var] = mode
             for name, _, _, f in cases:
                 t0 = clock()
                 f()
                 t = clock() - t0
                 res[name, mode] = min(res.get((name, mode), 1e9), t)
-    print(f"{mb} MB, {threads} thread(s), best of {reps}, non-temporal stores off / on (ms)")
+    print(f"{mb} MB, {threads} thread(s), best of {reps}, {var}=0 / 1 (ms)")
     print(f"{'kernel':24} {'off':>7} {'on':>7} {'on/off':>7}")
     for name, _, _, _ in cases:
         a, b = res[name, "0"], res[name, "1"]

@@ -95,10 +95,12 @@ struct NormOps {
   // y = alpha[c] * a + beta[c] * (x - shift[c]) + gamma[c]
   void (*chan_affine)(T* y, const T* a, const T* x, const double* alpha, const double* beta, const double* shift,
                       const double* gamma, index_t N, index_t C, index_t L, index_t c0, index_t c1);
-  // chan_affine for L == 1 over rows [0, N) of (N, C), the row blocks taken last to
-  // first: the rows a thread's statistics pass read last are still in cache.
+  // y = alpha[j] * a + beta[j] * (x - shift[j]) + gamma[j] over rows [0, N) of C
+  // columns j (row stride ld), the row blocks taken last to first: the rows a thread's
+  // statistics pass read last are still in cache. alpha may be null when a is.
   void (*chan_affine_rows)(T* y, const T* a, const T* x, const double* alpha, const double* beta,
-                           const double* shift, const double* gamma, index_t N, index_t C, bool stream);
+                           const double* shift, const double* gamma, index_t N, index_t C, index_t ld,
+                           bool stream);
   double (*dot)(const T* a, const T* b, index_t n);
   // out[i] = W[i, :] . v for rows [r0, r1) of W (M, D)
   void (*mv_rows)(double* out, const T* W, const double* v, index_t D, index_t r0, index_t r1);

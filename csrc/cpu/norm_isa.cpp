@@ -588,6 +588,10 @@ NORM_FLAT void norm_chan_shifted_sums(double* s1, double* s2, const double* Kc, 
   });
 }
 
+// Channels per block in the (N, C, L) reductions (L > 1): per-channel accumulators
+// on the stack (kChanBlock * 2 * kS vectors).
+constexpr index_t kChanBlock = 8;
+
 template <typename T>
 NORM_FLAT void norm_chan_stats(double* mean, double* var, const T* x, index_t N, index_t C, index_t L, index_t c0,
                      index_t c1) {
@@ -604,11 +608,20 @@ NORM_FLAT void norm_chan_stats(double* mean, double* var, const T* x, index_t N,
     }
     return;
   }
-  for (index_t c = c0; c < c1; ++c) {
-    const double K = cnt > 0 ? static_cast<double>(x[c * L]) : 0.0;
-    V a1[kS] = {}, a2[kS] = {};
-    for (index_t n = 0; n < N; ++n) shifted_sums_acc(a1, a2, x + (n * C + c) * L, L, K);
-    finish_stats(K, hsum(a1), hsum(a2), cnt, mean + c, var + c);
+  // Up to kChanBlock channels at a time, n outer: each row of x is read as one
+  // contiguous stretch of nb runs (not nb separate strided streams). Every channel
+  // has its own accumulators, fed its runs in order n = 0..N-1 as with one channel
+  // at a time: the sums do not depend on the block size or the caller's range.
+  for (index_t cb = c0; cb < c1; cb += kChanBlock) {
+    const index_t nb = imin(kChanBlock, c1 - cb);
+    double K[kChanBlock];
+    V a1[kChanBlock][kS] = {}, a2[kChanBlock][kS] = {};
+    for (index_t j = 0; j < nb; ++j) K[j] = cnt > 0 ? static_cast<double>(x[(cb + j) * L]) : 0.0;
+    for (index_t n = 0; n < N; ++n) {
+      const T* xr = x + (n * C + cb) * L;
+      for (index_t j = 0; j < nb; ++j) shifted_sums_acc(a1[j], a2[j], xr + j * L, L, K[j]);
+    }
+    for (index_t j = 0; j < nb; ++j) finish_stats(K[j], hsum(a1[j]), hsum(a2[j]), cnt, mean + cb + j, var + cb + j);
   }
 }
 
@@ -626,11 +639,18 @@ NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x,
     });
     return;
   }
-  for (index_t c = c0; c < c1; ++c) {
-    V p[kS] = {}, q[kS] = {};
-    for (index_t n = 0; n < N; ++n) run_sums_acc(p, q, a + (n * C + c) * L, x + (n * C + c) * L, shift[c], L);
-    s_a[c] = hsum(p);
-    s_ax[c] = hsum(q);
+  // Blocks of channels, n outer, per-channel accumulators (as in norm_chan_stats).
+  for (index_t cb = c0; cb < c1; cb += kChanBlock) {
+    const index_t nb = imin(kChanBlock, c1 - cb);
+    V p[kChanBlock][kS] = {}, q[kChanBlock][kS] = {};
+    for (index_t n = 0; n < N; ++n) {
+      const index_t o = (n * C + cb) * L;
+      for (index_t j = 0; j < nb; ++j) run_sums_acc(p[j], q[j], a + o + j * L, x + o + j * L, shift[cb + j], L);
+    }
+    for (index_t j = 0; j < nb; ++j) {
+      s_a[cb + j] = hsum(p[j]);
+      s_ax[cb + j] = hsum(q[j]);
+    }
   }
 }
 
@@ -665,7 +685,8 @@ constexpr index_t kCoefChunk = 1024;
 
 template <typename T>
 NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double* alpha, const double* beta,
-                                     const double* shift, const double* gamma, index_t N, index_t C, bool stream) {
+                                     const double* shift, const double* gamma, index_t N, index_t C, index_t ld,
+                                     bool stream) {
   if (N <= 0 || C <= 0) return;
   const index_t blk = imin(N, kBlockElems / C > 16 ? kBlockElems / C : 16);
   if constexpr (sizeof(T) == 4) {
@@ -683,10 +704,10 @@ NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double*
       for (index_t hi = N; hi > 0; hi -= blk) {
         const index_t lo = hi > blk ? hi - blk : 0;
         for (index_t n = lo; n < hi; ++n) {
-          const float* xr = x + n * C + c0;
-          float* yr = y + n * C + c0;
+          const float* xr = x + n * ld + c0;
+          float* yr = y + n * ld + c0;
           if (a) {
-            const float* ar = a + n * C + c0;
+            const float* ar = a + n * ld + c0;
             write_f32(
                 yr, nc, stream,
                 [&](index_t i) {
@@ -712,7 +733,7 @@ NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double*
     for (index_t hi = N; hi > 0; hi -= blk) {
       const index_t lo = hi > blk ? hi - blk : 0;
       for (index_t n = lo; n < hi; ++n) {
-        const index_t o = n * C;
+        const index_t o = n * ld;
         if (a) run_affine2_vec(y + o, a + o, x + o, alpha, beta, shift, gamma, C);
         else run_affine_vec(y + o, x + o, shift, beta, gamma, C);
       }
