@@ -620,9 +620,10 @@ def test_batch_norm_nchw_groups_streamed(monkeypatch):
         assert np.abs(a - c).max() <= 1e-6 * max(1.0, float(np.abs(c).max()))
 
 
-def test_batch_norm_nchw_groups_noncontig_gradcheck():
+def test_batch_norm_nchw_groups_noncontig_gradcheck(monkeypatch):
     """The grouped path through the autograd function: float64 gradcheck on
     (8, 3, 5) and a non-contiguous float32 input against the float64 formula."""
+    monkeypatch.setenv("NNFAST_NORM_NCHW", "1")
     rng = np.random.default_rng(33)
     x = leaf(rng.standard_normal((8, 3, 5)))
     w, b = leaf(rng.standard_normal(3)), leaf(rng.standard_normal(3))
