@@ -238,6 +238,10 @@ IMPLICIT_CASES = [
     (2, 3, 4, 28, 28, (3, 3), 2, 1, 1, 1),      # stride 2, OW = 14: segments over 2-3 output rows
     (1, 2, 3, 9, 31, (2, 3), (1, 3), (0, 1), 1, 1),  # column stride 3: more segments per vector
     (1, 3, 2, 17, 23, (3, 2), 2, (3, 4), (2, 3), 1),  # padding past the kernel's reach: empty columns
+    (2, 5, 4, 11, 12, (5, 4), (2, 3), (2, 1), 1, 1),  # strided dx by phases: 3/2 x 1/1/2 taps, padding 1/0
+    (1, 4, 6, 7, 8, (3, 3), 3, 0, 1, 1),        # stride = kernel: one tap per phase, phases of 3 / 2 rows
+    (2, 4, 6, 9, 9, (3, 3), 2, 0, 1, 2),        # stride 2, no padding, groups: phase padding 1 / 0
+    (1, 2, 3, 8, 8, (2, 2), 3, 1, 1, 1),        # stride > kernel (a phase without taps): im2col dx
 ]
 
 
