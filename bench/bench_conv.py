@@ -8,7 +8,9 @@ PyTorch's (aten.convolution_backward with one output mask). --cpu-time measures 
 wall time (robust on a loaded machine; use it with --threads 1). Old-path A/B in one shell:
 NNFAST_CONV_IMPLICIT=0 (im2col instead of implicit GEMM), NNFAST_GEMM_ALT_TILE=0 (12 x 32 tile only),
 NNFAST_CONV_STORE_BIAS=0 (forward bias as a separate pass), NNFAST_CONV_PACK_FAST=0 (generic patch packers),
-NNFAST_CONV_PACK_PF=0 (no software prefetch in the packers), NNFAST_CONV_STRIDED_DW=0 (strided dW via im2col).
+NNFAST_CONV_PACK_PF=0 (no software prefetch in the packers), NNFAST_CONV_STRIDED_DW=0 (strided dW via im2col),
+NNFAST_CONV_PACK_STRIDED=0 (strided forward pack by masked gathers), NNFAST_CONV_STRIDED_DX=0 (strided dx via
+im2col + col2im instead of per-phase stride-1 forwards).
 
 Checks nnfast against PyTorch first, then times the two libraries in alternating blocks (so machine
 noise hits both alike) and prints the best and median time per step, GFLOP/s, % of the machine's

@@ -235,6 +235,13 @@ IMPLICIT_CASES = [
     (2, 3, 4, 8, 9, (2, 3), 1, 0, 1, 1),        # "valid" (OW != W): gathers, dx as conv
     (1, 2, 3, 20, 6, (17, 1), 1, (8, 0), 1, 1),  # kh > 16: per-element packing
     (2, 33, 9, 6, 6, (3, 3), 1, 1, 1, 1),       # K = 297: two K blocks, r panels with tails
+    (2, 3, 4, 28, 28, (3, 3), 2, 1, 1, 1),      # stride 2, OW = 14: segments over 2-3 output rows
+    (1, 2, 3, 9, 31, (2, 3), (1, 3), (0, 1), 1, 1),  # column stride 3: more segments per vector
+    (1, 3, 2, 17, 23, (3, 2), 2, (3, 4), (2, 3), 1),  # padding past the kernel's reach: empty columns
+    (2, 5, 4, 11, 12, (5, 4), (2, 3), (2, 1), 1, 1),  # strided dx by phases: 3/2 x 1/1/2 taps, padding 1/0
+    (1, 4, 6, 7, 8, (3, 3), 3, 0, 1, 1),        # stride = kernel: one tap per phase, phases of 3 / 2 rows
+    (2, 4, 6, 9, 9, (3, 3), 2, 0, 1, 2),        # stride 2, no padding, groups: phase padding 1 / 0
+    (1, 2, 3, 8, 8, (2, 2), 3, 1, 1, 1),        # stride > kernel (a phase without taps): im2col dx
 ]
 
 
@@ -338,3 +345,40 @@ def test_forward_fast_paths_same_bits(switch):
         outs.append(subprocess.run([sys.executable, "-c", _PREPACK_CHILD, "dw"], env=env, check=True,
                                    capture_output=True, text=True).stdout)
     assert outs[0].count("\n") == 4 and outs[0] == outs[1]
+
+
+_STRIDED_CHILD = r"""
+import sys, numpy as np
+from nnfast._native import _C
+r = np.random.default_rng(14)
+# stride 2 (OW = 14: vectors over 2-3 output rows), stride (1, 3) with OW != W, a "valid"
+# stride-1 conv, stride 2 with dilation and padding wider than the kernel reach (edge columns
+# with no valid tap), odd sizes (panel tails), groups and two K blocks.
+for shape, k, st, pd, dl, g in (((3, 66, 28, 28), (3, 3), (2, 2), (1, 1), (1, 1), 2),
+                                ((2, 5, 9, 31), (2, 3), (1, 3), (0, 1), (1, 1), 1),
+                                ((2, 7, 13, 11), (3, 3), (1, 1), (0, 0), (1, 1), 1),
+                                ((1, 3, 17, 23), (3, 2), (2, 2), (3, 4), (2, 3), 1)):
+    x = r.standard_normal(shape).astype(np.float32)
+    w = r.standard_normal((20, shape[1] // g) + k).astype(np.float32)
+    b = r.standard_normal(20).astype(np.float32)
+    oh = (shape[2] + 2 * pd[0] - dl[0] * (k[0] - 1) - 1) // st[0] + 1
+    ow = (shape[3] + 2 * pd[1] - dl[1] * (k[1] - 1) - 1) // st[1] + 1
+    y = np.full((shape[0], 20, oh, ow), np.nan, np.float32)
+    _C.conv2d_forward(y, x, w, b, st, pd, dl, g)
+    sys.stdout.write(y.tobytes().hex() + "\n")
+"""
+
+
+def test_strided_patch_pack_same_bits():
+    """The strided / OW != W patch packer (segment loads + permutes; NNFAST_CONV_PACK_STRIDED=0: masked
+    gathers) must give the same bits as the gathers it replaces."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, NNFAST_CONV_PACK_STRIDED=flag)
+        outs.append(subprocess.run([sys.executable, "-c", _STRIDED_CHILD], env=env, check=True,
+                                   capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == 4 and outs[0] == outs[1] and "nan" not in outs[0]

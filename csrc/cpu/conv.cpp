@@ -314,6 +314,82 @@ bool input_grad_implicit(T* dx, const T* dy, const T* w, const Geometry& g) {
   return true;
 }
 
+// Strided dx (dilation 1): the dx positions of one phase, ih = sh a + rh and iw = sw b + rw, are
+// reached only by the taps ky = ky0 + sh i (ky0 = (rh + ph) mod sh), kx likewise, from
+// oh = a + (rh + ph - ky0) / sh - i: a stride-1 convolution of dy with the flipped sub-kernel
+// (nth x ntw taps, top / left padding ph', pw', the bottom / right implied by the phase's size
+// A x B). Each phase runs as an implicit-GEMM forward into a scratch block, scattered into dx:
+// no col2im pass, no (C k k, P) column matrix (NNFAST_CONV_STRIDED_DX=0: im2col + col2im).
+// Also the forward of conv_transpose2d.
+template <typename T>
+bool input_grad_phases(T* dx, const T* dy, const T* w, const Geometry& g) {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_CONV_STRIDED_DX");
+    return !(e && e[0] == '0');
+  }();
+  const Conv2dShape& s = g.s;
+  if (!on || (s.sh == 1 && s.sw == 1) || s.dh != 1 || s.dw != 1 || s.sh > s.kh || s.sw > s.kw) return false;
+  // Per phase row / column: first tap, tap count, padding (a phase without taps or with
+  // negative padding: not this path).
+  auto phase = [](index_t r, index_t p, index_t st, index_t k, index_t& k0, index_t& nt, index_t& pad) {
+    k0 = (r + p) % st;
+    nt = k0 < k ? (k - 1 - k0) / st + 1 : 0;
+    pad = nt - 1 - (r + p - k0) / st;
+  };
+  for (index_t r = 0; r < s.sh; ++r) {
+    index_t k0, nt, pad;
+    phase(r, s.ph, s.sh, s.kh, k0, nt, pad);
+    if (nt == 0 || pad < 0) return false;
+  }
+  for (index_t r = 0; r < s.sw; ++r) {
+    index_t k0, nt, pad;
+    phase(r, s.pw, s.sw, s.kw, k0, nt, pad);
+    if (nt == 0 || pad < 0) return false;
+  }
+  std::vector<T> wt, buf;
+  for (index_t rh = 0; rh < s.sh && rh < s.H; ++rh)
+    for (index_t rw = 0; rw < s.sw && rw < s.W; ++rw) {
+      index_t ky0, nth, ph, kx0, ntw, pw;
+      phase(rh, s.ph, s.sh, s.kh, ky0, nth, ph);
+      phase(rw, s.pw, s.sw, s.kw, kx0, ntw, pw);
+      const index_t A = (s.H - rh + s.sh - 1) / s.sh, B = (s.W - rw + s.sw - 1) / s.sw;
+      Conv2dShape t;
+      t.N = s.N;
+      t.C = s.OC;
+      t.H = s.OH;
+      t.W = s.OW;
+      t.OC = s.C;
+      t.OH = A;
+      t.OW = B;
+      t.kh = nth;
+      t.kw = ntw;
+      t.ph = ph;
+      t.pw = pw;
+      t.groups = s.groups;
+      const index_t tk = nth * ntw;
+      wt.assign(static_cast<size_t>(s.C * g.OCg * tk), T(0));
+      for (index_t gr = 0; gr < g.G; ++gr)
+        for (index_t o = 0; o < g.OCg; ++o)
+          for (index_t c = 0; c < g.Cg; ++c)
+            for (index_t ty = 0; ty < nth; ++ty)
+              for (index_t tx = 0; tx < ntw; ++tx)
+                wt[static_cast<size_t>(((gr * g.Cg + c) * g.OCg + o) * tk + ty * ntw + tx)] =
+                    w[((gr * g.OCg + o) * g.Cg + c) * g.kk + (ky0 + s.sh * (nth - 1 - ty)) * s.kw +
+                      kx0 + s.sw * (ntw - 1 - tx)];
+      buf.resize(static_cast<size_t>(s.N * s.C * A * B));
+      forward_implicit<T>(buf.data(), dy, wt.data(), nullptr, Geometry(t));
+      parallel_for(s.N * s.C, 1, [&](index_t p0, index_t p1) {
+        for (index_t pc = p0; pc < p1; ++pc) {
+          const T* src = buf.data() + pc * A * B;
+          T* dst = dx + pc * s.H * s.W + rh * s.W + rw;
+          for (index_t a = 0; a < A; ++a)
+            for (index_t b = 0; b < B; ++b) dst[a * s.sh * s.W + b * s.sw] = src[a * B + b];
+        }
+      });
+    }
+  return true;
+}
+
 // y = conv(x, w) + bias.
 template <typename T>
 void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry& g) {
@@ -362,6 +438,7 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
     return;
   }
   if (use_implicit() && input_grad_implicit(dx, dy, w, g)) return;
+  if (use_implicit() && input_grad_phases(dx, dy, w, g)) return;
   const index_t image = s.C * s.H * s.W;
   if (g.images_per_chunk == 0) {  // chunks split images: zero all of dx first
     parallel_for(s.N * image, kCopyGrain, [&](index_t i0, index_t i1) { std::fill(dx + i0, dx + i1, T(0)); });

@@ -167,6 +167,131 @@ bool pack_panel_same(const PatchSource<float>& p, index_t k0, index_t kc, index_
   }
   return true;
 }
+
+// NNFAST_CONV_PACK_STRIDED=0: strided / OW != W fp32 panels take the masked gathers (A/B timing;
+// same values).
+static const bool kPackStrided = [] {
+  const char* e = std::getenv("NNFAST_CONV_PACK_STRIDED");
+  return !(e && e[0] == '0');
+}();
+
+// Segments per panel / widest column stride the strided packer takes (else: gathers).
+constexpr int kMaxSegs = 16;
+
+// Rows [k0, k0 + kc) of one NR-column panel of any fp32 convolution whose window origins
+// rise slowly (stride, OW != W): the 16 columns of each vector split into segments whose
+// window origins lie within 32 floats of the segment's first; per segment and tap the row is
+// two masked 16-wide loads (only the elements some valid column reads: never outside x) and a
+// two-source permute, merged into the vector under the columns' validity mask. Segments and
+// permute indices depend on the panel only, the offsets and masks on the tap too: both are
+// built once per panel and reused for every channel. The 16-wide masked gathers they replace
+// cost ~60 % on top of the micro-kernel in the stride-2 forward.
+struct SegTap {
+  std::int64_t off;   // x_c offset of the segment's 32-float window for this tap
+  std::uint32_t ld;   // which of the window's 32 floats are read (bits 0-15: first load)
+  std::uint32_t lane; // which of the vector's 16 columns this segment writes (valid ones only)
+};
+
+template <int NR>
+void pack_rows_strided(const float* x, index_t HW, const SegTap* tab, int nseg, const int* seg_end,
+                       const __m512i* pidx, index_t kk, index_t k0, index_t kc, float* __restrict d) {
+  index_t tap = k0 % kk;
+  const float* xc = at(x, (k0 / kk) * HW);
+  for (index_t k = 0; k < kc; ++k, d += NR) {
+    const SegTap* e = tab + tap * nseg;
+    int sg = 0;
+#pragma GCC unroll 4
+    for (int v = 0; v < NR / 16; ++v) {
+      __m512 acc = _mm512_setzero_ps();
+      for (; sg < seg_end[v]; ++sg) {
+        const float* src = at(xc, e[sg].off);
+        const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(e[sg].ld), src);
+        const __m512 hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(e[sg].ld >> 16), at(src, 16));
+        acc = _mm512_mask_mov_ps(acc, static_cast<__mmask16>(e[sg].lane), _mm512_permutex2var_ps(lo, pidx[sg], hi));
+      }
+      _mm512_storeu_ps(d + 16 * v, acc);
+    }
+    if (++tap == kk) {
+      tap = 0;
+      xc = at(xc, HW);
+    }
+  }
+}
+
+// The segment / tap tables for one panel (q0, np valid columns); false where this path does not
+// apply (too many segments, large kernels or panel widths it is not unrolled for).
+bool pack_panel_strided(const PatchSource<float>& p, index_t k0, index_t kc, index_t q0, int np, float* d, int nr) {
+  const Conv2dShape& s = p.s;
+  if (!kPackStrided || p.kk > kMaxTable || (nr != 32 && nr != 48 && nr != 16 && nr != 64) || s.sw > 4 || s.sw < 1 ||
+      s.H * s.W >= (index_t(1) << 30))
+    return false;
+  std::int64_t base[kMaxNr];
+  std::uint64_t rows[kMaxTaps] = {}, cols[kMaxTaps] = {};
+  index_t oh = q0 / s.OW, ow = q0 % s.OW;
+  for (int j = 0; j < np; ++j) {
+    const index_t ih0 = oh * s.sh - s.ph, iw0 = ow * s.sw - s.pw;
+    base[j] = ih0 * s.W + iw0;
+    for (index_t ky = 0; ky < s.kh; ++ky) {
+      const index_t ih = ih0 + ky * s.dh;
+      if (ih >= 0 && ih < s.H) rows[ky] |= std::uint64_t(1) << j;
+    }
+    for (index_t kx = 0; kx < s.kw; ++kx) {
+      const index_t iw = iw0 + kx * s.dw;
+      if (iw >= 0 && iw < s.W) cols[kx] |= std::uint64_t(1) << j;
+    }
+    if (++ow == s.OW) {
+      ow = 0;
+      ++oh;
+    }
+  }
+  // Segments: consecutive columns of one vector whose origins lie in [b, b + 32) (origins rise
+  // with q). Columns past np belong to no segment and stay 0.
+  std::int64_t seg_b[kMaxSegs];
+  std::uint32_t seg_lanes[kMaxSegs];
+  int seg_first[kMaxSegs], seg_end[4] = {0, 0, 0, 0};
+  alignas(64) std::int32_t idx[kMaxSegs][16];
+  int nseg = 0;
+  for (int v = 0; v < nr / 16; ++v) {
+    for (int l = 0; l < 16; ++l) {
+      const int j = 16 * v + l;
+      if (j >= np) break;
+      if (nseg == 0 || seg_first[nseg - 1] < 16 * v || base[j] - seg_b[nseg - 1] >= 32 || base[j] < seg_b[nseg - 1]) {
+        if (nseg == kMaxSegs) return false;
+        seg_b[nseg] = base[j];
+        seg_first[nseg] = j;
+        seg_lanes[nseg] = 0;
+        for (int t = 0; t < 16; ++t) idx[nseg][t] = 0;
+        ++nseg;
+      }
+      seg_lanes[nseg - 1] |= 1u << l;
+      idx[nseg - 1][l] = static_cast<std::int32_t>(base[j] - seg_b[nseg - 1]);
+    }
+    seg_end[v] = nseg;
+  }
+  __m512i pidx[kMaxSegs];
+  for (int g = 0; g < nseg; ++g) pidx[g] = _mm512_load_si512(idx[g]);
+  SegTap tab[kMaxTable * kMaxSegs];
+  for (index_t ky = 0, t = 0; ky < s.kh; ++ky)
+    for (index_t kx = 0; kx < s.kw; ++kx, ++t) {
+      const std::uint64_t m = rows[ky] & cols[kx];
+      const index_t toff = ky * s.dh * s.W + kx * s.dw;
+      for (int g = 0; g < nseg; ++g) {
+        const int v = seg_first[g] / 16;
+        const std::uint32_t lane = seg_lanes[g] & static_cast<std::uint32_t>((m >> (16 * v)) & 0xffff);
+        std::uint32_t ld = 0;
+        for (std::uint32_t b = lane; b; b &= b - 1) ld |= 1u << idx[g][__builtin_ctz(b)];
+        tab[t * nseg + g] = SegTap{seg_b[g] + toff, ld, lane};
+      }
+    }
+  const index_t HW = s.H * s.W;
+  switch (nr) {
+    case 16: pack_rows_strided<16>(p.x, HW, tab, nseg, seg_end, pidx, p.kk, k0, kc, d); break;
+    case 32: pack_rows_strided<32>(p.x, HW, tab, nseg, seg_end, pidx, p.kk, k0, kc, d); break;
+    case 48: pack_rows_strided<48>(p.x, HW, tab, nseg, seg_end, pidx, p.kk, k0, kc, d); break;
+    default: pack_rows_strided<64>(p.x, HW, tab, nseg, seg_end, pidx, p.kk, k0, kc, d); break;
+  }
+  return true;
+}
 #endif
 
 template <typename T>
@@ -183,6 +308,8 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
 #if defined(__AVX512F__)
     if constexpr (sizeof(T) == 4)
       if (small && contiguous && fast_same() && pack_panel_same(p, k0, kc, q0, np, d, nr)) continue;
+    if constexpr (sizeof(T) == 4)
+      if (small && !contiguous && pack_panel_strided(p, k0, kc, q0, np, d, nr)) continue;
 #endif
     if (!small) {  // per element (huge kernels only)
       for (index_t k = 0; k < kc; ++k) {
