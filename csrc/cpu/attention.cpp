@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -256,6 +257,16 @@ void accumulate_q(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnP
                b.dq.at(bh, p.L) + i0 * b.dq.rs, b.dq.rs, {Causal::KeySum, i0, j0});
 }
 
+// The ISA's row loops; NNFAST_ATTN_UNFUSED=1 (read per call) swaps in the multiply-then-add
+// small_gemm, so benches can alternate the two paths in one process.
+template <typename T>
+AttnOps<T> attn_ops() {
+  AttnOps<T> o = isa_ops<AttnOps<T>>();
+  const char* env = std::getenv("NNFAST_ATTN_UNFUSED");
+  if (env && env[0] == '1') o.small_gemm = o.small_gemm_unfused;
+  return o;
+}
+
 template <typename T>
 struct ScratchMaker {
   Scratch<T> make_scratch() const { return Scratch<T>(); }
@@ -271,7 +282,7 @@ void sdpa_forward(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p) 
 template <typename T>
 void sdpa_forward(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const AttnParams& p) {
   if (p.BH <= 0 || p.L <= 0) return;
-  const AttnOps<T>& ops = isa_ops<AttnOps<T>>();
+  const AttnOps<T> ops = attn_ops<T>();
   const index_t nqb = (p.L + kBq - 1) / kBq;
   struct Task : ScratchMaker<T> {
     const AttnMat<T>* out;
@@ -318,7 +329,7 @@ void sdpa_backward(const AttnMat<T>& dq, const AttnMat<T>& dk, const AttnMat<T>&
   zero_mats(dv, BH, S, p.Ev);
   if (dmask) std::fill(dmask, dmask + BH * L * S, T(0));
   if (L <= 0 || S <= 0) return;
-  const AttnOps<T>& ops = isa_ops<AttnOps<T>>();
+  const AttnOps<T> ops = attn_ops<T>();
   std::vector<T> D(static_cast<size_t>(BH * L));
   if (!dout.off && !out.off && dout.rs == p.Ev && out.rs == p.Ev) {
     parallel_for(BH * L, 4096, [&](index_t lo, index_t hi) {
