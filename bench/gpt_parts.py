@@ -32,8 +32,8 @@ def main() -> int:
                     help="instead: A/B of the whole nnfast step (bench_gpt's) and of the attention layer alone "
                          "(fwd + bwd), new vs old path alternated in one process (see --ab-what)")
     ap.add_argument("--ab-what", choices=("fma", "heads"), default="fma",
-                    help="fma: the attention kernel's small products with FMAs (new) vs multiply-then-add "
-                         "(old, NNFAST_ATTN_UNFUSED=1); heads: packed_self_attention's heads written in place "
+                    help="fma: the attention kernel's small products with FMAs and exps over the causal rows' "
+                         "live columns only (new) vs multiply-then-add and whole rows (old, NNFAST_ATTN_OLD=1); heads: packed_self_attention's heads written in place "
                          "(new) vs split / merge copies (old)")
     a = ap.parse_args()
     if a.ab:
@@ -120,9 +120,9 @@ def ab(a) -> int:
             if a.ab_what == "heads":
                 tr._HEADS_IN_PLACE = flag
             elif flag:
-                os.environ.pop("NNFAST_ATTN_UNFUSED", None)
+                os.environ.pop("NNFAST_ATTN_OLD", None)
             else:
-                os.environ["NNFAST_ATTN_UNFUSED"] = "1"
+                os.environ["NNFAST_ATTN_OLD"] = "1"
 
         qkv = nnfast.tensor((0.5 * np.random.default_rng(1).standard_normal((B, T, 3 * C))).astype(np.float32),
                             requires_grad=True)

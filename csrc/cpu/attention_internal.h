@@ -28,9 +28,11 @@ struct AttnOps {
   void (*small_gemm)(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                      index_t n, index_t kk, T alpha, bool accumulate) = nullptr;
   // small_gemm with a separate multiply and add (two roundings), the path before the FMA one:
-  // chosen per call by NNFAST_ATTN_UNFUSED=1, for same-process A/B timing only.
+  // chosen per call by NNFAST_ATTN_OLD=1, for same-process A/B timing only.
   void (*small_gemm_unfused)(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb,
                              index_t m, index_t n, index_t kk, T alpha, bool accumulate) = nullptr;
+  // Set by the driver (NNFAST_ATTN_OLD=1) only: causal diagonal tiles take the exp over whole rows.
+  bool full_rows = false;
 };
 
 constexpr index_t kSmallGemmMaxN = 128;

@@ -135,7 +135,7 @@ inline V mul_add(V x, V y, V acc) {
 // R rows x NV vectors of the small product at once: with NV a compile-time count the R * NV
 // accumulators stay in registers (R independent chains per loaded vector of b). Columns past
 // the last full vector (n % W of them) are summed in one-lane vectors, same order.
-// kFused = false is the old multiply-then-add path (NNFAST_ATTN_UNFUSED=1, for A/B timing).
+// kFused = false is the old multiply-then-add path (NNFAST_ATTN_OLD=1, for A/B timing).
 template <typename T, int R, int NV, bool kFused, bool kTail>
 void small_gemm_rows(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t n,
                      index_t kk, T alpha, bool accumulate) {
