@@ -1,6 +1,6 @@
 """Per-layer profile of the GPT step (examples/char_gpt.py), nnfast vs PyTorch, same process.
 
-    python bench/gpt_parts.py [--only nano,micro] [--threads 1] [--rounds 20]
+    python bench/gpt_parts.py [--only nano,micro] [--threads 1] [--rounds 20] [--ab [--ab-what fma|heads]]
 
 Times each layer of one transformer block at the bench's shapes, forward and backward apart
 (best of rounds, the two contenders alternated; process CPU time at 1 thread, wall time above),
@@ -29,8 +29,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--ab", action="store_true",
-                    help="instead: A/B of the whole nnfast step (bench_gpt's) with packed_self_attention's heads "
-                         "written in place (new) vs split / merge copies (old), alternated in one process")
+                    help="instead: A/B of the whole nnfast step (bench_gpt's) and of the attention layer alone "
+                         "(fwd + bwd), new vs old path alternated in one process (see --ab-what)")
+    ap.add_argument("--ab-what", choices=("fma", "heads"), default="fma",
+                    help="fma: the attention kernel's small products with FMAs and exps over the causal rows' "
+                         "live columns only (new) vs multiply-then-add and whole rows (old, NNFAST_ATTN_OLD=1); heads: packed_self_attention's heads written in place "
+                         "(new) vs split / merge copies (old)")
     a = ap.parse_args()
     if a.ab:
         return ab(a)
@@ -112,20 +116,36 @@ def ab(a) -> int:
             loss.backward()
             opt.step()
 
-        res = {True: [], False: []}
-        for r in range(a.rounds * 2 + 4):
-            for flag in (True, False) if r % 2 else (False, True):
+        def set_new(flag: bool) -> None:
+            if a.ab_what == "heads":
                 tr._HEADS_IN_PLACE = flag
-                t0 = clock()
-                step()
-                if r >= 4:
-                    res[flag].append(clock() - t0)
-        tr._HEADS_IN_PLACE = True
-        new, old = min(res[True]), min(res[False])
-        mn, mo = float(np.median(res[True])), float(np.median(res[False]))
-        print(f"GPT-{name} step, {a.threads} thread(s): heads in place best {new * 1e3:.2f} ms (median {mn * 1e3:.2f}), "
-              f"copies best {old * 1e3:.2f} ms (median {mo * 1e3:.2f}): new/old {new / old:.3f} best, "
-              f"{mn / mo:.3f} median")
+            elif flag:
+                os.environ.pop("NNFAST_ATTN_OLD", None)
+            else:
+                os.environ["NNFAST_ATTN_OLD"] = "1"
+
+        qkv = nnfast.tensor((0.5 * np.random.default_rng(1).standard_normal((B, T, 3 * C))).astype(np.float32),
+                            requires_grad=True)
+
+        def attn():
+            F.packed_self_attention(qkv, H, is_causal=True).sum().backward()
+            qkv.grad = None
+
+        for what, fn in (("step", step), ("attention fwd+bwd", attn)):
+            res: dict[bool, list[float]] = {True: [], False: []}
+            for r in range(a.rounds * 2 + 4):
+                for flag in (True, False) if r % 2 else (False, True):
+                    set_new(flag)
+                    t0 = clock()
+                    fn()
+                    if r >= 4:
+                        res[flag].append(clock() - t0)
+            set_new(True)
+            new, old = min(res[True]), min(res[False])
+            mn, mo = float(np.median(res[True])), float(np.median(res[False]))
+            print(f"GPT-{name} {what}, {a.threads} thread(s), A/B {a.ab_what}: new best {new * 1e3:.3f} ms "
+                  f"(median {mn * 1e3:.3f}), old best {old * 1e3:.3f} ms (median {mo * 1e3:.3f}): "
+                  f"new/old {new / old:.3f} best, {mn / mo:.3f} median")
     return 0
 
 

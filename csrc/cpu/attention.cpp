@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -153,6 +154,18 @@ void dropout_tile(T* x, index_t nq, index_t nk, index_t bh, index_t i0, index_t 
   }
 }
 
+// A causal tile crossing the diagonal: row r's keys past i0 + r are -inf (mask_tile), so its exp
+// runs over its first causal_cols columns only and the rest is set to 0 (= exp(-inf)). The count is
+// rounded up to 16 columns, whole vectors at every SIMD width from the tile's start, so the row's
+// max, its lane sums and so every bit are those of the full row; about a third of the exps go.
+inline bool crosses_diagonal(const AttnParams& p, index_t i0, index_t j0, index_t nk) {
+  return p.causal && j0 + nk - 1 > i0;
+}
+inline index_t causal_cols(index_t i0, index_t j0, index_t r, index_t nk) {
+  const index_t seen = std::max<index_t>(0, i0 + r + 1 - j0);
+  return std::min(nk, (seen + 15) / 16 * 16);
+}
+
 // Whether tile (query rows from i0, nq of them; keys from j0) has any key taking part under the causal rule.
 inline bool tile_live(const AttnParams& p, index_t i0, index_t nq, index_t j0) {
   return !p.causal || j0 <= i0 + nq - 1;
@@ -176,7 +189,15 @@ void forward_block(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const
     tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(),
                  kBk, {Causal::KeyCols, i0, j0});
     mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
-    ops.softmax_update(w.s.data(), nq, nk, kBk, w.m.data(), w.l.data(), w.alpha.data());
+    if (!ops.full_rows && crosses_diagonal(p, i0, j0, nk)) {
+      for (index_t r = 0; r < nq; ++r) {
+        const index_t n = causal_cols(i0, j0, r, nk);
+        ops.softmax_update(w.s.data() + r * kBk, 1, n, kBk, w.m.data() + r, w.l.data() + r, w.alpha.data() + r);
+        std::fill(w.s.data() + r * kBk + n, w.s.data() + r * kBk + nk, T(0));
+      }
+    } else {
+      ops.softmax_update(w.s.data(), nq, nk, kBk, w.m.data(), w.l.data(), w.alpha.data());
+    }
     if (j0 > 0)
       for (index_t r = 0; r < nq; ++r)
         if (w.alpha[r] != T(1))
@@ -220,7 +241,15 @@ void backward_tile(const BackwardArgs<T>& b, const AttnInputs<T>& in, const Attn
   tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(), kBk,
                {Causal::KeyCols, i0, j0});
   mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
-  ops.exp_shift(w.s.data(), nq, nk, kBk, b.lse + bh * p.L + i0);
+  if (!ops.full_rows && crosses_diagonal(p, i0, j0, nk)) {
+    for (index_t r = 0; r < nq; ++r) {
+      const index_t n = causal_cols(i0, j0, r, nk);
+      ops.exp_shift(w.s.data() + r * kBk, 1, n, kBk, b.lse + bh * p.L + i0 + r);
+      std::fill(w.s.data() + r * kBk + n, w.s.data() + r * kBk + nk, T(0));
+    }
+  } else {
+    ops.exp_shift(w.s.data(), nq, nk, kBk, b.lse + bh * p.L + i0);
+  }
   if (want_pd) {
     for (index_t r = 0; r < nq; ++r) std::memcpy(&w.pd[r * kBk], &w.s[r * kBk], nk * sizeof(T));
     if (p.dropout_p > 0) dropout_tile(w.pd.data(), nq, nk, bh, i0, j0, p);
@@ -256,6 +285,17 @@ void accumulate_q(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnP
                b.dq.at(bh, p.L) + i0 * b.dq.rs, b.dq.rs, {Causal::KeySum, i0, j0});
 }
 
+// The ISA's row loops; NNFAST_ATTN_OLD=1 (read per call) swaps in the earlier paths (the
+// multiply-then-add small_gemm, exps over whole diagonal-tile rows), so benches can alternate
+// old and new in one process.
+template <typename T>
+AttnOps<T> attn_ops() {
+  AttnOps<T> o = isa_ops<AttnOps<T>>();
+  const char* env = std::getenv("NNFAST_ATTN_OLD");
+  if (env && env[0] == '1') o.small_gemm = o.small_gemm_unfused, o.full_rows = true;
+  return o;
+}
+
 template <typename T>
 struct ScratchMaker {
   Scratch<T> make_scratch() const { return Scratch<T>(); }
@@ -271,7 +311,7 @@ void sdpa_forward(T* out, T* lse, const AttnInputs<T>& in, const AttnParams& p) 
 template <typename T>
 void sdpa_forward(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const AttnParams& p) {
   if (p.BH <= 0 || p.L <= 0) return;
-  const AttnOps<T>& ops = isa_ops<AttnOps<T>>();
+  const AttnOps<T> ops = attn_ops<T>();
   const index_t nqb = (p.L + kBq - 1) / kBq;
   struct Task : ScratchMaker<T> {
     const AttnMat<T>* out;
@@ -318,7 +358,7 @@ void sdpa_backward(const AttnMat<T>& dq, const AttnMat<T>& dk, const AttnMat<T>&
   zero_mats(dv, BH, S, p.Ev);
   if (dmask) std::fill(dmask, dmask + BH * L * S, T(0));
   if (L <= 0 || S <= 0) return;
-  const AttnOps<T>& ops = isa_ops<AttnOps<T>>();
+  const AttnOps<T> ops = attn_ops<T>();
   std::vector<T> D(static_cast<size_t>(BH * L));
   if (!dout.off && !out.off && dout.rs == p.Ev && out.rs == p.Ev) {
     parallel_for(BH * L, 4096, [&](index_t lo, index_t hi) {

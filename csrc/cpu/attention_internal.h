@@ -23,10 +23,16 @@ struct AttnOps {
   // d[r] = sum_j a[r, j] * b[r, j] over contiguous rows of n (row stride n).
   void (*row_dot)(T* d, const T* a, const T* b, index_t rows, index_t n) = nullptr;
   // c[i, 0:n] = alpha * sum_k a[i * ars + k * acs] * b[k * ldb + 0:n] (+ c[i, 0:n] when accumulate),
-  // for i < m, k < kk ascending (a fixed order per element), n <= kSmallGemmMaxN. The tile products of
+  // for i < m, k < kk ascending (a fixed order per element; each step one FMA where the ISA has it), n <= kSmallGemmMaxN. The tile products of
   // small heads: no packing, so it beats the blocked GEMM when a product is ~64 x 64 x 16.
   void (*small_gemm)(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                      index_t n, index_t kk, T alpha, bool accumulate) = nullptr;
+  // small_gemm with a separate multiply and add (two roundings), the path before the FMA one:
+  // chosen per call by NNFAST_ATTN_OLD=1, for same-process A/B timing only.
+  void (*small_gemm_unfused)(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb,
+                             index_t m, index_t n, index_t kk, T alpha, bool accumulate) = nullptr;
+  // Set by the driver (NNFAST_ATTN_OLD=1) only: causal diagonal tiles take the exp over whole rows.
+  bool full_rows = false;
 };
 
 constexpr index_t kSmallGemmMaxN = 128;

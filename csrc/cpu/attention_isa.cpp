@@ -121,27 +121,42 @@ void attn_row_dot(T* d, const T* a, const T* b, index_t rows, index_t n) {
   }
 }
 
+// acc + x * y: one FMA (one rounding) where the ISA object has the instruction. With
+// contraction off, x * y + acc is a multiply and an add, and the broadcast of x cannot fold
+// into the FMA's memory operand: the N = 16 products (one vector per row) were bound on those
+// three FP-pipe ops per lane-vector. Baseline x86-64 (no FMA: std::fma is a libm call) keeps
+// the two roundings. Every lane, tail lanes included, rounds the same way at a given ISA.
+template <bool kFused, class V>
+inline V mul_add(V x, V y, V acc) {
+  if constexpr (kFused && vm::kFmaBytes > 0) return vm::fmadd(x, y, acc);
+  else return acc + x * y;
+}
+
 // R rows x NV vectors of the small product at once: with NV a compile-time count the R * NV
 // accumulators stay in registers (R independent chains per loaded vector of b). Columns past
-// the last full vector (n % W of them) are summed in scalars, same order.
-template <typename T, int R, int NV>
+// the last full vector (n % W of them) are summed in one-lane vectors, same order.
+// kFused = false is the old multiply-then-add path (NNFAST_ATTN_OLD=1, for A/B timing).
+template <typename T, int R, int NV, bool kFused, bool kTail>
 void small_gemm_rows(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t n,
                      index_t kk, T alpha, bool accumulate) {
   using V = VW<T>;
   constexpr index_t W = width<T>();
   V acc[R][NV > 0 ? NV : 1] = {};
   T tail[R][W] = {};
-  const index_t nt = n - NV * W;
+  const index_t nt = kTail ? n - NV * W : 0;  // kTail = false: n = NV * W, no scalars kept live
   for (index_t k = 0; k < kk; ++k) {
     const T* brow = b + k * ldb;
-    T as[R];
-    for (int r = 0; r < R; ++r) as[r] = a[r * ars + k * acs];
+    // Broadcast straight from memory (a load-port op), not a scalar load then a register
+    // broadcast (a shuffle on the FP pipes the FMAs need).
+    V as[R];
+    for (int r = 0; r < R; ++r) as[r] = vm::splat<V>(a[r * ars + k * acs]);
     for (int v = 0; v < NV; ++v) {
       const V bv = vm::load<V>(brow + v * W);
-      for (int r = 0; r < R; ++r) acc[r][v] += vm::splat<V>(as[r]) * bv;
+      for (int r = 0; r < R; ++r) acc[r][v] = mul_add<kFused>(as[r], bv, acc[r][v]);
     }
     for (index_t j = 0; j < nt; ++j)
-      for (int r = 0; r < R; ++r) tail[r][j] += as[r] * brow[NV * W + j];
+      for (int r = 0; r < R; ++r)
+        tail[r][j] = mul_add<kFused>(V1<T>{as[r][0]}, V1<T>{brow[NV * W + j]}, V1<T>{tail[r][j]})[0];
   }
   const V al = vm::splat<V>(alpha);
   for (int r = 0; r < R; ++r) {
@@ -159,18 +174,28 @@ void small_gemm_rows(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
 }
 
 // All m rows for a fixed NV: blocks of R rows (about 8-16 accumulators), then single rows.
-template <typename T, int NV>
+template <typename T, int NV, bool kFused>
 void small_gemm_nv(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                    index_t n, index_t kk, T alpha, bool accumulate) {
+  constexpr index_t W = width<T>();
   constexpr int R = NV <= 1 ? 8 : NV <= 3 ? 4 : 2;
   index_t i = 0;
+  if (n == NV * W) {  // whole vectors (head dims 16 / 32 / 64, key tiles of 16k)
+    for (; i + R <= m; i += R)
+      small_gemm_rows<T, R, NV, kFused, false>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha,
+                                               accumulate);
+    for (; i < m; ++i)
+      small_gemm_rows<T, 1, NV, kFused, false>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha,
+                                               accumulate);
+    return;
+  }
   for (; i + R <= m; i += R)
-    small_gemm_rows<T, R, NV>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
+    small_gemm_rows<T, R, NV, kFused, true>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
   for (; i < m; ++i)
-    small_gemm_rows<T, 1, NV>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
+    small_gemm_rows<T, 1, NV, kFused, true>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
 }
 
-template <typename T>
+template <typename T, bool kFused>
 void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                      index_t n, index_t kk, T alpha, bool accumulate) {
   // n <= kSmallGemmMaxN = 128: at most 8 full vectors of 16 floats; narrower ISAs (or double)
@@ -178,20 +203,20 @@ void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
   constexpr index_t W = width<T>();
   index_t nv = n / W;
   if (nv > 8) {
-    small_gemm_nv<T, 8>(c, ldc, a, ars, acs, b, ldb, m, 8 * W, kk, alpha, accumulate);
-    attn_small_gemm(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
+    small_gemm_nv<T, 8, kFused>(c, ldc, a, ars, acs, b, ldb, m, 8 * W, kk, alpha, accumulate);
+    attn_small_gemm<T, kFused>(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
     return;
   }
   switch (nv) {
-    case 0: small_gemm_nv<T, 0>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 1: small_gemm_nv<T, 1>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 2: small_gemm_nv<T, 2>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 3: small_gemm_nv<T, 3>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 4: small_gemm_nv<T, 4>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 5: small_gemm_nv<T, 5>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 6: small_gemm_nv<T, 6>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 7: small_gemm_nv<T, 7>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    default: small_gemm_nv<T, 8>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 0: small_gemm_nv<T, 0, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 1: small_gemm_nv<T, 1, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 2: small_gemm_nv<T, 2, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 3: small_gemm_nv<T, 3, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 4: small_gemm_nv<T, 4, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 5: small_gemm_nv<T, 5, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 6: small_gemm_nv<T, 6, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 7: small_gemm_nv<T, 7, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    default: small_gemm_nv<T, 8, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
   }
 }
 
@@ -202,7 +227,8 @@ attn_detail::AttnOps<T> make_attn_ops() {
   o.exp_shift = &attn_exp_shift<T>;
   o.softmax_grad = &attn_softmax_grad<T>;
   o.row_dot = &attn_row_dot<T>;
-  o.small_gemm = &attn_small_gemm<T>;
+  o.small_gemm = &attn_small_gemm<T, true>;
+  o.small_gemm_unfused = &attn_small_gemm<T, false>;
   return o;
 }
 
