@@ -279,6 +279,26 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
   }
 }
 
+// A forward convolution whose input is dy (N, OC, OH, OW) and whose (OH x OW) output is dx or one
+// stride phase of it: the channel counts swap; stride 1, no dilation unless the caller sets it.
+inline Conv2dShape dy_as_input(const Conv2dShape& s, index_t OH, index_t OW, index_t kh, index_t kw, index_t ph,
+                               index_t pw) {
+  Conv2dShape t;
+  t.N = s.N;
+  t.C = s.OC;
+  t.H = s.OH;
+  t.W = s.OW;
+  t.OC = s.C;
+  t.OH = OH;
+  t.OW = OW;
+  t.kh = kh;
+  t.kw = kw;
+  t.ph = ph;
+  t.pw = pw;
+  t.groups = s.groups;
+  return t;
+}
+
 // Stride 1: dx is the convolution of dy with the flipped, transposed kernel
 // W'[c, o, ky, kx] = W[o, c, kh-1-ky, kw-1-kx] and padding d (k - 1) - p, so it runs as an
 // implicit-GEMM forward (no col2im pass). False (nothing done) where that does not apply.
@@ -286,21 +306,9 @@ template <typename T>
 bool input_grad_implicit(T* dx, const T* dy, const T* w, const Geometry& g) {
   const Conv2dShape& s = g.s;
   if (s.sh != 1 || s.sw != 1) return false;
-  Conv2dShape t;
-  t.N = s.N;
-  t.C = s.OC;
-  t.H = s.OH;
-  t.W = s.OW;
-  t.OC = s.C;
-  t.OH = s.H;
-  t.OW = s.W;
-  t.kh = s.kh;
-  t.kw = s.kw;
-  t.ph = s.dh * (s.kh - 1) - s.ph;
-  t.pw = s.dw * (s.kw - 1) - s.pw;
+  Conv2dShape t = dy_as_input(s, s.H, s.W, s.kh, s.kw, s.dh * (s.kh - 1) - s.ph, s.dw * (s.kw - 1) - s.pw);
   t.dh = s.dh;
   t.dw = s.dw;
-  t.groups = s.groups;
   if (t.ph < 0 || t.pw < 0 || t.OH != t.H + 2 * t.ph - t.dh * (t.kh - 1) || t.OW != t.W + 2 * t.pw - t.dw * (t.kw - 1))
     return false;
   std::vector<T> wt(static_cast<size_t>(s.C * g.OCg * g.kk));
@@ -353,19 +361,7 @@ bool input_grad_phases(T* dx, const T* dy, const T* w, const Geometry& g) {
       phase(rh, s.ph, s.sh, s.kh, ky0, nth, ph);
       phase(rw, s.pw, s.sw, s.kw, kx0, ntw, pw);
       const index_t A = (s.H - rh + s.sh - 1) / s.sh, B = (s.W - rw + s.sw - 1) / s.sw;
-      Conv2dShape t;
-      t.N = s.N;
-      t.C = s.OC;
-      t.H = s.OH;
-      t.W = s.OW;
-      t.OC = s.C;
-      t.OH = A;
-      t.OW = B;
-      t.kh = nth;
-      t.kw = ntw;
-      t.ph = ph;
-      t.pw = pw;
-      t.groups = s.groups;
+      const Conv2dShape t = dy_as_input(s, A, B, nth, ntw, ph, pw);
       const index_t tk = nth * ntw;
       wt.assign(static_cast<size_t>(s.C * g.OCg * tk), T(0));
       for (index_t gr = 0; gr < g.G; ++gr)

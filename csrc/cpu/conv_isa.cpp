@@ -93,6 +93,31 @@ inline void masked_gather(T* __restrict row, const T* src, const std::int32_t* b
   for (int j = 0; j < nr; ++j) row[j] = (m >> j) & 1 ? *at(src, base[j]) : T(0);
 }
 
+// For the panel's np output columns from q0: each column's input origin (row-major offset of its
+// top-left tap, possibly outside the image) and, per kernel row / column, a bit per column that is
+// set where that tap lands inside the image.
+template <typename Offset>
+inline void panel_origins(const Conv2dShape& s, index_t q0, int np, Offset* base, std::uint64_t* rows,
+                          std::uint64_t* cols) {
+  index_t oh = q0 / s.OW, ow = q0 % s.OW;
+  for (int j = 0; j < np; ++j) {
+    const index_t ih0 = oh * s.sh - s.ph, iw0 = ow * s.sw - s.pw;
+    base[j] = static_cast<Offset>(ih0 * s.W + iw0);
+    for (index_t ky = 0; ky < s.kh; ++ky) {
+      const index_t ih = ih0 + ky * s.dh;
+      if (ih >= 0 && ih < s.H) rows[ky] |= std::uint64_t(1) << j;
+    }
+    for (index_t kx = 0; kx < s.kw; ++kx) {
+      const index_t iw = iw0 + kx * s.dw;
+      if (iw >= 0 && iw < s.W) cols[kx] |= std::uint64_t(1) << j;
+    }
+    if (++ow == s.OW) {
+      ow = 0;
+      ++oh;
+    }
+  }
+}
+
 #if defined(__AVX512F__)
 // Taps (ky, kx) at or below which the "same" fp32 path keeps a per-tap offset / mask table.
 constexpr index_t kMaxTable = 64;
@@ -227,23 +252,7 @@ bool pack_panel_strided(const PatchSource<float>& p, index_t k0, index_t kc, ind
     return false;
   std::int64_t base[kMaxNr];
   std::uint64_t rows[kMaxTaps] = {}, cols[kMaxTaps] = {};
-  index_t oh = q0 / s.OW, ow = q0 % s.OW;
-  for (int j = 0; j < np; ++j) {
-    const index_t ih0 = oh * s.sh - s.ph, iw0 = ow * s.sw - s.pw;
-    base[j] = ih0 * s.W + iw0;
-    for (index_t ky = 0; ky < s.kh; ++ky) {
-      const index_t ih = ih0 + ky * s.dh;
-      if (ih >= 0 && ih < s.H) rows[ky] |= std::uint64_t(1) << j;
-    }
-    for (index_t kx = 0; kx < s.kw; ++kx) {
-      const index_t iw = iw0 + kx * s.dw;
-      if (iw >= 0 && iw < s.W) cols[kx] |= std::uint64_t(1) << j;
-    }
-    if (++ow == s.OW) {
-      ow = 0;
-      ++oh;
-    }
-  }
+  panel_origins(s, q0, np, base, rows, cols);
   // Segments: consecutive columns of one vector whose origins lie in [b, b + 32) (origins rise
   // with q). Columns past np belong to no segment and stay 0.
   std::int64_t seg_b[kMaxSegs];
@@ -328,27 +337,8 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
     }
     std::int32_t base[kMaxNr];
     std::uint64_t rows[kMaxTaps] = {}, cols[kMaxTaps] = {};
-    index_t oh = q0 / s.OW, ow = q0 % s.OW;
-    for (int j = 0; j < nr; ++j) {
-      if (j >= np) {
-        base[j] = 0;
-        continue;
-      }
-      const index_t ih0 = oh * s.sh - s.ph, iw0 = ow * s.sw - s.pw;
-      base[j] = static_cast<std::int32_t>(ih0 * s.W + iw0);
-      for (index_t ky = 0; ky < s.kh; ++ky) {
-        const index_t ih = ih0 + ky * s.dh;
-        if (ih >= 0 && ih < s.H) rows[ky] |= std::uint64_t(1) << j;
-      }
-      for (index_t kx = 0; kx < s.kw; ++kx) {
-        const index_t iw = iw0 + kx * s.dw;
-        if (iw >= 0 && iw < s.W) cols[kx] |= std::uint64_t(1) << j;
-      }
-      if (++ow == s.OW) {
-        ow = 0;
-        ++oh;
-      }
-    }
+    panel_origins(s, q0, np, base, rows, cols);
+    for (int j = np; j < nr; ++j) base[j] = 0;
     index_t c = k0 / p.kk, ky = (k0 % p.kk) / s.kw, kx = k0 % s.kw;
     for (index_t k = 0; k < kc; ++k) {
       const std::uint64_t m = rows[ky] & cols[kx];
