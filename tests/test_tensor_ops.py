@@ -12,7 +12,7 @@ import pytest
 
 import nnfast
 from nnfast import _dispatch
-from nnfast import _dispatch
+from nnfast import _C
 from nnfast._dispatch import to_host as _h
 from nnfast.autograd import basic_ops
 from opinfo import to_device
@@ -42,11 +42,12 @@ def kernel_calls(monkeypatch):
     for op in ("add", "sub", "mul", "div"):
         kset = _dispatch._CPU_KERNELS[op]
 
-        def binary_spy(*args, _op=op, _real=kset.binary_op):
-            calls.append(_op)
-            return _real(*args)
+        for name in kset.names():  # binary_op, and binary_new (the operators' fast path)
+            def binary_spy(*args, _op=op, _real=getattr(kset, name)):
+                calls.append(_op)
+                return _real(*args)
 
-        monkeypatch.setitem(vars(kset), "binary_op", binary_spy)
+            monkeypatch.setitem(vars(kset), name, binary_spy)
     return calls
 
 
@@ -355,3 +356,31 @@ def test_isa_loops_give_the_same_bits(dtype):
                 np.testing.assert_array_equal(a, b, err_msg=level)
     finally:
         C.set_cpu_isa(current)
+
+
+@pytest.mark.parametrize("n", [1, 7, 1023])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_new_allocates_what_binary_op_writes(n, dtype):
+    # binary_new (the CPU operators' fast path) = binary_op into a fresh C-contiguous array of a's shape
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((n, 6)).astype(dtype)[:, ::2]  # non-contiguous
+    for b in (rng.standard_normal((n, 3)).astype(dtype), np.asarray(1.5, dtype)):
+        for code in range(4):
+            out = _C.binary_new(a, b, code)
+            ref = np.empty_like(a, order="C")
+            _C.binary_op(ref, a, b, code)
+            assert out.flags.c_contiguous and out.dtype == dtype and out.shape == a.shape
+            np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(_C.binary_new(a, a, 0), a + a)
+
+
+def test_binary_new_errors():
+    a = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"^\[binary_op\] expected op 0 \(add\)"):
+        _C.binary_new(a, a, 9)
+    with pytest.raises(ValueError, match=r"^\[mul\] expected b broadcastable to out's shape"):
+        _C.binary_new(a, np.ones((2, 4)), 2)
+    with pytest.raises(TypeError, match=r"^\[add\] expected b"):
+        _C.binary_new(a, a.astype(np.float32), 0)
+    with pytest.raises(TypeError, match=r"^\[sub\] expected"):
+        _C.binary_new(np.ones((2, 3), np.int64), np.ones((2, 3), np.int64), 1)

@@ -77,6 +77,19 @@ void binary_op_binding(py::array out, py::array a, py::array b, int code) {
   });
 }
 
+// binary_op into a fresh C-contiguous array of a's shape (b broadcast to it): the tape's hot
+// `x + y`, where allocating here saves the Python-side np.empty call.
+#if !NNFAST_BIND_CUDA
+py::array binary_new_binding(py::array a, py::array b, int code) {
+  const char* op = op_name("binary_op", kBinaryNames, code);
+  float_dtype(op, a, "a");
+  same_dtype(op, a, b, "b");
+  py::array out(a.dtype(), std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  binary_op_binding(out, std::move(a), std::move(b), code);
+  return out;
+}
+#endif
+
 // [outer, n, inner] of a C-contiguous array reduced (or scattered) over `dim`.
 struct DimView {
   index_t outer = 1, n = 1, inner = 1;
@@ -177,6 +190,9 @@ void cast_binding(py::array out, py::array x) {
 
 void init_tensor(py::module_& m) {
   m.def("binary_op", &binary_op_binding, py::arg("out"), py::arg("a"), py::arg("b"), py::arg("op"));
+#if !NNFAST_BIND_CUDA
+  m.def("binary_new", &binary_new_binding, py::arg("a"), py::arg("b"), py::arg("op"));
+#endif
   m.def("reduce_dim", &reduce_dim_binding, py::arg("out"), py::arg("index"), py::arg("input"), py::arg("dim"),
         py::arg("op"));
   m.def("scatter_dim", &scatter_dim_binding, py::arg("out"), py::arg("grad"), py::arg("index"), py::arg("dim"));

@@ -137,7 +137,8 @@ _TABLE: dict[str, _Op] = {
     **_optimizers("adadelta", "adamax", "nadam", "radam", "asgd"),
     # the tape's tensor arithmetic (autograd/basic_ops.py): broadcasting binary ops, reductions
     # over dims (max / min also give argmax / argmin and scatter their gradient back), casts
-    **_ops(TENSOR, ("binary_op",), "add", "sub", "mul", "div"),
+    # (binary_new: binary_op into a fresh array, the operators' CPU fast path; NumPy-only, so not on cuda)
+    **{name: _op(TENSOR, cpu=("binary_op", "binary_new"), cuda=("binary_op",)) for name in ("add", "sub", "mul", "div")},
     **_ops(TENSOR, ("reduce_dim",), "sum", "mean"),
     **_ops(TENSOR, ("reduce_dim", "scatter_dim"), "max", "min"),
     "cast": _op(TENSOR, cpu=("cast",)),

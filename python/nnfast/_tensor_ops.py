@@ -180,12 +180,12 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
                 ok = type(other) is float or type(other) is int
                 b = asarray(other, d) if ok else None
             if ok:
-                out = empty(a.shape, d)
                 try:
                     if swap:
+                        out = empty(a.shape, d)
                         kset.binary_op(out, b, a, code)
-                    else:
-                        kset.binary_op(out, a, b, code)
+                    else:  # the kernel allocates the result (b has a's shape or is 0-d)
+                        out = kset.binary_new(a, b, code)
                 except ValueError:  # e.g. more dims than the kernel takes: the general path below
                     ok = False
             if ok:
