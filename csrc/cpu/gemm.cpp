@@ -135,8 +135,10 @@ inline double padded_cols(index_t n, const GemmBlocking& bk) {
 }
 
 // Estimated time of the slowest thread for this grid and tile: its padded tile area (x
-// `slow`, the tile's relative speed) plus the packing of its A and B parts.
-double grid_cost(index_t M, index_t N, const GemmBlocking& bk, const Grid& gr, double slow) {
+// `slow`, the tile's relative speed) plus the packing of its A and B parts. A share of at
+// most direct_m rows reads B in place (gemm_block): not packed, but read strided, about half
+// the cost (measured on 20..64 x 1024 x 256 shares).
+double grid_cost(index_t M, index_t N, const GemmBlocking& bk, const Grid& gr, double slow, index_t direct_m) {
   double worst = 0;
   for (int ti = 0; ti < gr.tm; ++ti)
     for (int tj = 0; tj < gr.tn; ++tj) {
@@ -145,7 +147,7 @@ double grid_cost(index_t M, index_t N, const GemmBlocking& bk, const Grid& gr, d
       if (m <= 0 || n <= 0) continue;
       const double rows = double(gemm_detail::gemm_round_up(m, bk.mr)), cols = padded_cols(n, bk);
       // ~16 flops/cycle/element-pair of arithmetic vs ~1 cycle per packed element.
-      const double cost = slow * rows * cols / 16.0 + rows + cols;
+      const double cost = slow * rows * cols / 16.0 + rows + (m <= direct_m ? 0.5 : 1.0) * cols;
       worst = cost > worst ? cost : worst;
     }
   return worst;
@@ -153,7 +155,8 @@ double grid_cost(index_t M, index_t N, const GemmBlocking& bk, const Grid& gr, d
 
 // The cheapest grid of nt threads for this tile, columns split in whole panels or on bk.nw;
 // its cost in *cost.
-Grid choose_grid(index_t M, index_t N, int nt, const GemmBlocking& bk, double slow, double* cost) {
+Grid choose_grid(index_t M, index_t N, int nt, const GemmBlocking& bk, double slow, index_t direct_m,
+                 double* cost) {
   Grid best;
   best.cq = bk.nr;
   double best_cost = -1;
@@ -165,7 +168,7 @@ Grid choose_grid(index_t M, index_t N, int nt, const GemmBlocking& bk, double sl
     for (const index_t cq : {index_t(bk.nr), index_t(bk.nw)}) {
       if (cq <= 0 || tn > (N + cq - 1) / cq) continue;
       const Grid g{tm, tn, cq};
-      const double c = grid_cost(M, N, bk, g, slow);
+      const double c = grid_cost(M, N, bk, g, slow, direct_m);
       if (best_cost < 0 || c < best_cost) {
         best_cost = c;
         best = g;
@@ -287,9 +290,10 @@ void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
     // (M = 128 on two threads: 2 x 64 rows fit the 8-row tile exactly, the 12-row one pads).
     // Every tile and split gives the same bits (same K blocks, one thread per C element).
     double cost_main = 0, cost_alt = 0;
-    grid = choose_grid(g.M, g.N, nt, kr.blocking, 1.0, &cost_main);
+    const index_t direct_m = !g.b_pack && g.cs_b == 1 ? g.direct_m : 0;
+    grid = choose_grid(g.M, g.N, nt, kr.blocking, 1.0, direct_m, &cost_main);
     if (kr.alt_block && alt_tile_enabled()) {
-      const Grid alt = choose_grid(g.M, g.N, nt, kr.alt_blocking, kAltTileSlow, &cost_alt);
+      const Grid alt = choose_grid(g.M, g.N, nt, kr.alt_blocking, kAltTileSlow, direct_m, &cost_alt);
       if (cost_alt < cost_main) {
         grid = alt;
         ctx.bk = &kr.alt_blocking;
