@@ -233,16 +233,18 @@ np.save(sys.stdout.buffer, np.concatenate([c.ravel() for cs in outs.values() for
 """
 
 
-def test_grid_switch_same_bits():
-    # NNFAST_GEMM_GRID=0 (the whole-panel split, tile chosen on all of C) and the default give
-    # the same bits on 1 and 2 threads.
+@pytest.mark.parametrize("switch", ["NNFAST_GEMM_GRID", "NNFAST_GEMM_PACK_A_T", "NNFAST_GEMM_ALT_TILE"])
+def test_switches_same_bits(switch):
+    # Each A/B switch at 0 (GRID: the whole-panel split, tile chosen on all of C; PACK_A_T: the
+    # 12-row A panels gathered k by k; ALT_TILE: the 12 x 32 tile only) gives the default's bits
+    # on 1 and 2 threads.
     import io
 
     here = os.path.dirname(os.path.abspath(__file__))
     paths = [here] + [p for p in sys.path if p]
     got = []
     for val in ("1", "0"):
-        r = subprocess.run([sys.executable, "-c", _GRID_CHILD] + paths, env=dict(os.environ, NNFAST_GEMM_GRID=val),
+        r = subprocess.run([sys.executable, "-c", _GRID_CHILD] + paths, env=dict(os.environ, **{switch: val}),
                            capture_output=True, timeout=300)
         assert r.returncode == 0, r.stderr.decode()
         got.append(np.load(io.BytesIO(r.stdout)))

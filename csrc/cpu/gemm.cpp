@@ -354,6 +354,13 @@ void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
                    void (*work)(void*, index_t, index_t, index_t, index_t), void* ctx) {
   run_grid(M, N, nt, bk, work, ctx);
 }
+bool gemm_pack_a_transpose_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_GEMM_PACK_A_T");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
 int gemm_threads_for(double flops, int nt) {
   // Below ~2 MFLOP a parallel region costs more than it saves.
   if (flops < 2e6) return 1;
