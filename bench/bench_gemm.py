@@ -1,6 +1,89 @@
-"""GEMM benchmark (see nnfast/bench/gemm.py): python bench/bench_gemm.py [--quick] [--json PATH]."""
+"""GEMM benchmark (see nnfast/bench/gemm.py): python bench/bench_gemm.py [--quick] [--json PATH].
+
+``--step``: every GEMM of the MLP training steps of issue 18 (784-128-10 batch 64 and
+784-1024-1024-10 batch 256; forward, dX and dW of each layer, with the operand layouts
+nnfast's Linear passes), nnfast vs torch.mm in the same process, alternated, best-of:
+1 thread in process CPU time (a figure that survives a loaded machine) and, with
+``--threads 1,2``, 2 threads in wall time (noise on a shared machine); ``--only TEXT``: the
+GEMMs whose name contains TEXT (e.g. ``b64``).
+"""
+import os
 import sys
+import time
 
-from nnfast.bench.gemm import main
 
-sys.exit(main())
+def step_cases():
+    """(name, M, N, K, a(m,k) builder layout, b layout, beta) of the two steps' GEMMs.
+    Layout 'n': the operand is a C-contiguous array; 't': the transpose view of one."""
+    cases = []
+    for sizes, batch in (((784, 128, 10), 64), ((784, 1024, 1024, 10), 256)):
+        tag = "x".join(map(str, sizes)) + f"/b{batch}"
+        for li, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
+            cases.append((f"{tag} L{li} fwd", batch, o, i, "n", "t"))   # x @ W^T
+            if li > 0:
+                cases.append((f"{tag} L{li} dX", batch, i, o, "n", "n"))  # dz @ W
+            cases.append((f"{tag} L{li} dW", o, i, batch, "t", "n"))      # dz^T @ x
+    return cases
+
+
+def _operand(rows, cols, lay, rng, np):
+    if lay == "n":
+        return rng.standard_normal((rows, cols)).astype(np.float32)
+    return rng.standard_normal((cols, rows)).astype(np.float32).T
+
+
+def _best(fn, n, rep, clock):
+    best = float("inf")
+    for _ in range(rep):
+        t0 = clock()
+        for _ in range(n):
+            fn()
+        best = min(best, (clock() - t0) / n)
+    return best
+
+
+def step_main(threads, only=None):
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    import numpy as np
+    import torch
+
+    from nnfast import _C
+
+    rng = np.random.default_rng(0)
+    print(f"{'gemm':34s} {'M':>5s} {'N':>5s} {'K':>5s} thr {'nnfast us':>10s} {'torch us':>9s} {'ratio':>6s} "
+          f"{'nnfast GF/s':>11s}")
+    for nt in threads:
+        _C.set_num_threads(nt)
+        torch.set_num_threads(nt)
+        clock = time.process_time if nt == 1 else time.perf_counter
+        for name, M, N, K, la, lb in step_cases():
+            if only and only not in name:
+                continue
+            a, b = _operand(M, K, la, rng, np), _operand(K, N, lb, rng, np)
+            c1, c2 = np.empty((M, N), np.float32), np.empty((M, N), np.float32)
+            ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c2)
+            ours, theirs = (lambda: _C.gemm(c1, a, b)), (lambda: torch.mm(ta, tb, out=tc))
+            ours(), theirs()
+            ref = a.astype(np.float64) @ b.astype(np.float64)
+            err = float(np.max(np.abs(c1 - ref)) / (np.max(np.abs(ref)) + 1e-30))
+            assert err < 1e-5, (name, err)
+            flops = 2.0 * M * N * K
+            n = max(3, int(2e7 / flops))  # ~ a few ms per block
+            x, y = float("inf"), float("inf")
+            for _ in range(5):
+                x, y = min(x, _best(ours, n, 3, clock)), min(y, _best(theirs, n, 3, clock))
+            print(f"{name:34s} {M:5d} {N:5d} {K:5d} {nt:3d} {x * 1e6:10.1f} {y * 1e6:9.1f} {x / y:6.2f} "
+                  f"{flops / x * 1e-9:11.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    if "--step" in sys.argv:
+        thr = (1,)
+        if "--threads" in sys.argv:
+            thr = tuple(int(t) for t in sys.argv[sys.argv.index("--threads") + 1].split(","))
+        only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+        step_main(thr, only)
+        sys.exit(0)
+    from nnfast.bench.gemm import main
+
+    sys.exit(main())

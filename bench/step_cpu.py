@@ -1,8 +1,9 @@
 """The 784-128-10 batch-64 Adam step (nnfast.bench.step's model and step) timed in process CPU time,
 both libraries on one thread, alternated, best-of: a figure that survives a loaded machine. With
-``--prof``: nnfast's step under cProfile (the kernels against the Python around them). Usage:
+``--prof``: nnfast's step under cProfile (the kernels against the Python around them). With
+``--threads N`` (N > 1): both on N threads, wall time best-of (noise on a shared machine). Usage:
 
-    NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/step_cpu.py [--prof]
+    NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/step_cpu.py [--prof] [--threads N]
 """
 import os
 import sys
@@ -15,8 +16,10 @@ import torch  # noqa: E402
 import nnfast  # noqa: E402
 from nnfast.bench.step import nnfast_step_fn, torch_step_fn  # noqa: E402
 
-nnfast.set_num_threads(1)
-torch.set_num_threads(1)
+THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
+CLOCK = time.process_time if THREADS == 1 else time.perf_counter
+nnfast.set_num_threads(THREADS)
+torch.set_num_threads(THREADS)
 rng = np.random.default_rng(0)
 sizes, batch = (784, 128, 10), 64
 x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
@@ -28,10 +31,10 @@ ours, theirs = nnfast_step_fn(sizes, x, y), torch_step_fn(torch, sizes, x, y)
 def best_us(fn, n=100, rep=5):
     best = float("inf")
     for _ in range(rep):
-        t0 = time.process_time()
+        t0 = CLOCK()
         for _ in range(n):
             fn()
-        best = min(best, (time.process_time() - t0) / n * 1e6)
+        best = min(best, (CLOCK() - t0) / n * 1e6)
     return best
 
 
@@ -41,7 +44,8 @@ for f in (ours, theirs):
 a, b = float("inf"), float("inf")
 for _ in range(4):
     a, b = min(a, best_us(ours)), min(b, best_us(theirs))
-print(f"784-128-10 batch 64 Adam step, 1 thread CPU time: nnfast {a:.1f} us  torch {b:.1f} us  ratio {a / b:.3f}")
+clock = "CPU" if THREADS == 1 else "wall"
+print(f"784-128-10 batch 64 Adam step, {THREADS} thread(s) {clock} time: nnfast {a:.1f} us  torch {b:.1f} us  ratio {a / b:.3f}")
 if "--prof" in sys.argv:
     import cProfile
     import pstats

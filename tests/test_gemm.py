@@ -179,6 +179,78 @@ def test_threads_agree():
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
 
 
+# Shapes where the thread split and the tile choice differ between thread counts and between
+# NNFAST_GEMM_GRID=1 / 0 (columns split inside a panel, 8- or 12-row tile per share): the MLP
+# step's forward (64 x 128 x 784, B transposed) and dW (128 x 784 x 64, A transposed), LSTM-like
+# 32 / 40-row products whose row shares read B in place, odd sizes.
+SPLIT_CASES = [(64, 128, 784, "C", "F"), (128, 784, 64, "F", "C"), (64, 10, 128, "C", "F"), (37, 100, 53, "C", "C"),
+               (7, 1023, 33, "S", "C"), (250, 97, 40, "F", "S"), (1, 130, 70, "C", "C"), (32, 1024, 40, "C", "C"),
+               (40, 260, 30, "C", "C")]
+
+
+def _split_outputs(dtype=np.float32, nts=(1, 2, 3, 4)):
+    """{case index: [C for each thread count]} with a bias + relu epilogue on odd cases."""
+    rng = np.random.default_rng(11)
+    old = _C.get_num_threads()
+    outs = {}
+    try:
+        for ci, (M, N, K, la, lb) in enumerate(SPLIT_CASES):
+            A, B = _mat(rng, M, K, dtype, la), _mat(rng, K, N, dtype, lb)
+            bias = rng.standard_normal(N).astype(dtype) if ci % 2 else None
+            C0 = rng.standard_normal((M, N)).astype(dtype)
+            for nt in nts:
+                _C.set_num_threads(nt)
+                C = C0.copy()
+                if bias is None:
+                    _C.gemm(C, A, B, 1.0, 0.5)
+                else:
+                    _C.gemm(C, A, B, 1.0, 0.0, bias, ACTS["relu"][0], 0.0, 0.0)
+                outs.setdefault(ci, []).append(C)
+            ref = A.astype(np.float64) @ B.astype(np.float64)
+            ref = ref + 0.5 * C0 if bias is None else np.maximum(ref + bias, 0)
+            tol = 30 * EPS[dtype] * (np.abs(A).astype(np.float64) @ np.abs(B).astype(np.float64) + 1)
+            assert np.all(np.abs(outs[ci][0] - ref) <= tol), (M, N, K)
+    finally:
+        _C.set_num_threads(old)
+    return outs
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_thread_splits_same_bits(dtype):
+    # Any thread count picks its own grid and tile; each C element is still one thread's
+    # sum over the same K blocks in the same order: the bits never change.
+    for ci, cs in _split_outputs(dtype).items():
+        for nt, C in zip((2, 3, 4), cs[1:]):
+            assert np.array_equal(cs[0], C), (SPLIT_CASES[ci], nt)
+
+
+_GRID_CHILD = r"""
+import sys, numpy as np
+sys.path[:0] = sys.argv[1:]
+import test_gemm as t
+outs = t._split_outputs(np.float32, (1, 2))
+np.save(sys.stdout.buffer, np.concatenate([c.ravel() for cs in outs.values() for c in cs]))
+"""
+
+
+@pytest.mark.parametrize("switch", ["NNFAST_GEMM_GRID", "NNFAST_GEMM_PACK_A_T", "NNFAST_GEMM_ALT_TILE"])
+def test_switches_same_bits(switch):
+    # Each A/B switch at 0 (GRID: the whole-panel split, tile chosen on all of C; PACK_A_T: the
+    # 12-row A panels gathered k by k; ALT_TILE: the 12 x 32 tile only) gives the default's bits
+    # on 1 and 2 threads.
+    import io
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = [here] + [p for p in sys.path if p]
+    got = []
+    for val in ("1", "0"):
+        r = subprocess.run([sys.executable, "-c", _GRID_CHILD] + paths, env=dict(os.environ, **{switch: val}),
+                           capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr.decode()
+        got.append(np.load(io.BytesIO(r.stdout)))
+    assert got[0].size > 0 and np.array_equal(got[0], got[1])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bias_same_bits_as_adding_after(dtype):
     # The kernel adds the bias as it stores C (last K block, full and edge tiles, C rows
@@ -235,6 +307,9 @@ for dt in (np.float32, np.float64):
 for nt in (1, 2):
     _C.set_num_threads(nt)
     t._check(200, 190, 270, np.float32, "F", "F", beta=1.0, bias=True, act="relu")
+for dt in (np.float32, np.float64):
+    for ci, cs in t._split_outputs(dt, (1, 2, 3)).items():
+        assert all(np.array_equal(cs[0], c) for c in cs[1:]), (dt, t.SPLIT_CASES[ci])
 print("ok")
 """
 

@@ -113,15 +113,78 @@ TileFn<T> epilogue_fn(const GemmEpilogue<T>& ep, bool bias_in_store = false) {
 }
 
 // ------------------------------------------------------------------ threads
+// How C is split over the threads: tm x tn rectangles, rows on the micro-tile grid (mr),
+// columns on a grid of `cq` columns (nr, or the vector width where the ISA computes a
+// narrow last panel in whole vectors: N = 128 on two threads is then 64 + 64 columns
+// with the 48-column tile, not 96 + 32).
 struct Grid {
-  int tm, tn;
+  int tm = 1, tn = 1;
+  index_t cq = 1;
 };
 
-// Split nt threads into tm x tn over (M, N), minimising the slowest thread's
-// estimated time: its padded tile area plus the packing of its A and B parts.
-Grid choose_grid(index_t M, index_t N, int nt, const GemmBlocking& bk) {
+// Thread t's share of [0, n) split in `parts` near-even runs of whole q units.
+inline index_t split_at(index_t n, index_t q, int t, int parts) {
+  return gemm_detail::gemm_min(n, ((n + q - 1) / q * t / parts) * q);
+}
+
+// Columns a thread computes for n columns of C: whole nr panels, the last one padded to
+// whole vectors where the ISA has the narrow kernels (bk.nw), to a full panel otherwise.
+inline double padded_cols(index_t n, const GemmBlocking& bk) {
+  const index_t rem = n % bk.nr;
+  return double(n - rem + (rem == 0 ? 0 : bk.nw > 0 ? gemm_detail::gemm_round_up(rem, bk.nw) : bk.nr));
+}
+
+// Estimated time of the slowest thread for this grid and tile: its padded tile area (x
+// `slow`, the tile's relative speed) plus the packing of its A and B parts. A share of at
+// most direct_m rows reads B in place (gemm_block): not packed, but read strided, about half
+// the cost (measured on 20..64 x 1024 x 256 shares).
+double grid_cost(index_t M, index_t N, const GemmBlocking& bk, const Grid& gr, double slow, index_t direct_m) {
+  double worst = 0;
+  for (int ti = 0; ti < gr.tm; ++ti)
+    for (int tj = 0; tj < gr.tn; ++tj) {
+      const index_t m = split_at(M, bk.mr, ti + 1, gr.tm) - split_at(M, bk.mr, ti, gr.tm);
+      const index_t n = split_at(N, gr.cq, tj + 1, gr.tn) - split_at(N, gr.cq, tj, gr.tn);
+      if (m <= 0 || n <= 0) continue;
+      const double rows = double(gemm_detail::gemm_round_up(m, bk.mr)), cols = padded_cols(n, bk);
+      // ~16 flops/cycle/element-pair of arithmetic vs ~1 cycle per packed element.
+      const double cost = slow * rows * cols / 16.0 + rows + (m <= direct_m ? 0.5 : 1.0) * cols;
+      worst = cost > worst ? cost : worst;
+    }
+  return worst;
+}
+
+// The cheapest grid of nt threads for this tile, columns split in whole panels or on bk.nw;
+// its cost in *cost.
+Grid choose_grid(index_t M, index_t N, int nt, const GemmBlocking& bk, double slow, index_t direct_m,
+                 double* cost) {
+  Grid best;
+  best.cq = bk.nr;
+  double best_cost = -1;
+  const index_t mb = (M + bk.mr - 1) / bk.mr;
+  for (int tm = 1; tm <= nt; ++tm) {
+    if (nt % tm) continue;
+    const int tn = nt / tm;
+    if (tm > mb) continue;
+    for (const index_t cq : {index_t(bk.nr), index_t(bk.nw)}) {
+      if (cq <= 0 || tn > (N + cq - 1) / cq) continue;
+      const Grid g{tm, tn, cq};
+      const double c = grid_cost(M, N, bk, g, slow, direct_m);
+      if (best_cost < 0 || c < best_cost) {
+        best_cost = c;
+        best = g;
+      }
+    }
+  }
+  if (cost) *cost = best_cost;
+  return best;
+}
+
+// The earlier split (NNFAST_GEMM_GRID=0, and the bf16 GEMM's gemm_run_grid): whole panels,
+// each thread's share estimated as the largest one.
+Grid choose_grid_panels(index_t M, index_t N, int nt, const GemmBlocking& bk) {
   const index_t mb = (M + bk.mr - 1) / bk.mr, nb = (N + bk.nr - 1) / bk.nr;
-  Grid best{1, 1};
+  Grid best;
+  best.cq = bk.nr;
   double best_cost = -1;
   for (int tm = 1; tm <= nt; ++tm) {
     if (nt % tm) continue;
@@ -129,28 +192,23 @@ Grid choose_grid(index_t M, index_t N, int nt, const GemmBlocking& bk) {
     if (tm > mb || tn > nb) continue;
     const double rows = double((mb + tm - 1) / tm) * bk.mr;
     const double cols = double((nb + tn - 1) / tn) * bk.nr;
-    // ~16 flops/cycle/element-pair of arithmetic vs ~1 cycle per packed element.
     const double cost = rows * cols / 16.0 + rows + cols;
     if (best_cost < 0 || cost < best_cost) {
       best_cost = cost;
-      best = {tm, tn};
+      best = {tm, tn, bk.nr};
     }
   }
   return best;
 }
 
-void run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
-              void (*fn)(void*, index_t, index_t, index_t, index_t), void* ctx) {
-  const Grid grid = choose_grid(M, N, nt, bk);
+void run_on_grid(index_t M, index_t N, const Grid& grid, const GemmBlocking& bk,
+                 void (*fn)(void*, index_t, index_t, index_t, index_t), void* ctx) {
   const int used = grid.tm * grid.tn;
-  const index_t mb = (M + bk.mr - 1) / bk.mr, nb = (N + bk.nr - 1) / bk.nr;
   auto work = [&](int tid) {
     const int ti = tid / grid.tn, tj = tid % grid.tn;
-    // Contiguous ranges of micro-tile rows / columns, as even as possible.
-    const index_t i0 = gemm_detail::gemm_min(M, (mb * ti / grid.tm) * bk.mr);
-    const index_t i1 = gemm_detail::gemm_min(M, (mb * (ti + 1) / grid.tm) * bk.mr);
-    const index_t j0 = gemm_detail::gemm_min(N, (nb * tj / grid.tn) * bk.nr);
-    const index_t j1 = gemm_detail::gemm_min(N, (nb * (tj + 1) / grid.tn) * bk.nr);
+    // Contiguous ranges of micro-tile rows / column units, as even as possible.
+    const index_t i0 = split_at(M, bk.mr, ti, grid.tm), i1 = split_at(M, bk.mr, ti + 1, grid.tm);
+    const index_t j0 = split_at(N, grid.cq, tj, grid.tn), j1 = split_at(N, grid.cq, tj + 1, grid.tn);
     if (i1 <= i0 || j1 <= j0) return;
     fn(ctx, i0, i1, j0, j1);
   };
@@ -171,18 +229,30 @@ void run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
 #endif
 }
 
-// C's area as computed: rows padded to whole micro-tiles, columns to whole panels except the
-// last, which is padded to whole vectors where the ISA has the narrow kernels (bk.nw).
+void run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
+              void (*fn)(void*, index_t, index_t, index_t, index_t), void* ctx) {
+  run_on_grid(M, N, choose_grid_panels(M, N, nt, bk), bk, fn, ctx);
+}
+
+// C's area as computed: rows padded to whole micro-tiles, columns as padded_cols.
 inline double padded_area(index_t M, index_t N, const GemmBlocking& bk) {
-  const index_t rem = N % bk.nr;
-  const index_t cols = N - rem + (rem == 0 ? 0 : bk.nw > 0 ? gemm_detail::gemm_round_up(rem, bk.nw) : bk.nr);
-  return double(gemm_detail::gemm_round_up(M, bk.mr)) * double(cols);
+  return double(gemm_detail::gemm_round_up(M, bk.mr)) * padded_cols(N, bk);
 }
 
 // NNFAST_GEMM_ALT_TILE=0 keeps the main tile everywhere (for A/B timing).
 bool alt_tile_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("NNFAST_GEMM_ALT_TILE");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+// NNFAST_GEMM_GRID=0: the earlier thread split (tile chosen on the whole of C, then the grid,
+// columns split in whole nr panels only), for A/B timing. Same bits either way.
+bool grid_plan_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_GEMM_GRID");
     return !(e && e[0] == '0');
   }();
   return on;
@@ -196,6 +266,10 @@ bool use_alt_tile(index_t M, index_t N, const GemmOps<T>& kr) {
          padded_area(M, N, kr.alt_blocking) < 0.95 * padded_area(M, N, kr.blocking);
 }
 
+// Relative time per padded element of the alternative tile (8 x 48 on AVX-512: 3 B loads and
+// 8 broadcasts per 24 FMAs against 2 and 12): ~5 % slower than the main tile, measured.
+constexpr double kAltTileSlow = 1.05;
+
 template <typename T>
 void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
   struct Ctx {
@@ -203,11 +277,31 @@ void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
     const GemmBlocking* bk;
     void (*block)(const GemmArgs<T>&, T*, index_t, index_t, index_t, index_t);
   } ctx{&g, &kr.blocking, kr.block};
-  if (use_alt_tile(g.M, g.N, kr)) {
-    ctx.bk = &kr.alt_blocking;
-    ctx.block = kr.alt_block;
+  Grid grid;
+  if (g.a_packed || !grid_plan_enabled()) {
+    // A prepacked A fixes the tile (gemm_prepack_a chose it on the whole of C).
+    if (use_alt_tile(g.M, g.N, kr)) {
+      ctx.bk = &kr.alt_blocking;
+      ctx.block = kr.alt_block;
+    }
+    grid = choose_grid_panels(g.M, g.N, nt, *ctx.bk);
+  } else {
+    // Tile and grid together: the tile that pads C least depends on each thread's share
+    // (M = 128 on two threads: 2 x 64 rows fit the 8-row tile exactly, the 12-row one pads).
+    // Every tile and split gives the same bits (same K blocks, one thread per C element).
+    double cost_main = 0, cost_alt = 0;
+    const index_t direct_m = !g.b_pack && g.cs_b == 1 ? g.direct_m : 0;
+    grid = choose_grid(g.M, g.N, nt, kr.blocking, 1.0, direct_m, &cost_main);
+    if (kr.alt_block && alt_tile_enabled()) {
+      const Grid alt = choose_grid(g.M, g.N, nt, kr.alt_blocking, kAltTileSlow, direct_m, &cost_alt);
+      if (cost_alt < cost_main) {
+        grid = alt;
+        ctx.bk = &kr.alt_blocking;
+        ctx.block = kr.alt_block;
+      }
+    }
   }
-  run_grid(g.M, g.N, nt, *ctx.bk, [](void* p, index_t i0, index_t i1, index_t j0, index_t j1) {
+  run_on_grid(g.M, g.N, grid, *ctx.bk, [](void* p, index_t i0, index_t i1, index_t j0, index_t j1) {
     const Ctx& c = *static_cast<Ctx*>(p);
     const index_t elems = gemm_detail::gemm_workspace_elems<T>(*c.bk, i1 - i0, j1 - j0, c.g->K);
     T* ws = static_cast<T*>(tl_workspace.get(static_cast<size_t>(elems) * sizeof(T)));
@@ -259,6 +353,13 @@ void* gemm_thread_workspace(size_t bytes) { return tl_workspace.get(bytes); }
 void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
                    void (*work)(void*, index_t, index_t, index_t, index_t), void* ctx) {
   run_grid(M, N, nt, bk, work, ctx);
+}
+bool gemm_pack_a_transpose_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_GEMM_PACK_A_T");
+    return !(e && e[0] == '0');
+  }();
+  return on;
 }
 int gemm_threads_for(double flops, int nt) {
   // Below ~2 MFLOP a parallel region costs more than it saves.

@@ -134,6 +134,9 @@ void* gemm_thread_workspace(std::size_t bytes);
 // work(ctx, i0, i1, j0, j1) for each, one per thread.
 void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
                    void (*work)(void* ctx, index_t i0, index_t i1, index_t j0, index_t j1), void* ctx);
+// NNFAST_GEMM_PACK_A_T (read once): row-major A packed by register transposes also where
+// MR is not a whole number of transpose blocks (see pack_a).
+bool gemm_pack_a_transpose_enabled();
 // Threads worth using for a product of this many flops (nt at most).
 int gemm_threads_for(double flops, int nt);
 // C = alpha * A . B + beta * C with B from a packer (float, double); at most nt threads
@@ -381,22 +384,31 @@ static inline void pack_k_runs_gather(index_t kc, const T* __restrict src, index
 }
 
 // The same panel transposed in TW x TW register blocks where the ISA has them
-// (B^T stored row-major: Linear's forward), scalar for the rest.
+// (B^T stored row-major: Linear's forward; row-major A), scalar for the rest: the k
+// tail, and the runs past the last whole block (P = 12 rows: 8 by blocks, 4 gathered).
 template <typename T, int P>
 static inline void pack_k_runs_transpose(index_t kc, const T* __restrict src, index_t ps, T* __restrict dst) {
   constexpr int TW = TransposeBlock<T>::W;
+  constexpr int PB = TW > 0 ? P / TW * TW : 0;  // runs packed by blocks
   index_t k = 0;
-  if constexpr (TW > 0 && P % TW == 0) {
+  if constexpr (PB > 0) {
     // k in steps of two blocks, so each source cache line is used up by two
     // back-to-back transposes (the P runs are often 4 KB apart and would
     // otherwise evict each other from one L1 set between uses).
     for (; k + 2 * TW <= kc; k += 2 * TW)
-      for (int c = 0; c < P; c += TW) {
+      for (int c = 0; c < PB; c += TW) {
         TransposeBlock<T>::run(src + c * ps + k, ps, dst + k * P + c, P);
         TransposeBlock<T>::run(src + c * ps + k + TW, ps, dst + (k + TW) * P + c, P);
       }
     for (; k + TW <= kc; k += TW)
-      for (int c = 0; c < P; c += TW) TransposeBlock<T>::run(src + c * ps + k, ps, dst + k * P + c, P);
+      for (int c = 0; c < PB; c += TW) TransposeBlock<T>::run(src + c * ps + k, ps, dst + k * P + c, P);
+  }
+  if constexpr (PB < P) {
+    const T* runs[P - PB];
+    for (int c = PB; c < P; ++c) runs[c - PB] = src + c * ps;
+    for (index_t kk = 0; kk < k; ++kk)
+#pragma GCC unroll 8
+      for (int c = PB; c < P; ++c) dst[kk * P + c] = runs[c - PB][kk];
   }
   for (int c = 0; c < P; ++c) {
     const T* run = src + c * ps;
@@ -447,11 +459,18 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
 
 // Pack rows [0, mc) x cols [0, kc) of A (any strides) into MR-row panels:
 // dst[panel][k][r], zero rows past mc.
-// Row-major A with MR a multiple of the transpose block (the 8-row tile) goes through the
-// register transposes; otherwise MR rows are gathered k by k.
+// Row-major A goes through the register transposes where MR holds at least one transpose
+// block (12 rows: 8 by blocks, 4 gathered; NNFAST_GEMM_PACK_A_T=0: only where MR is a whole
+// number of blocks, the rest gathered k by k as before, for A/B timing; same bits).
 template <typename T, int MR>
 static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
   constexpr int TW = TransposeBlock<T>::W;
+  if constexpr (TW > 0 && MR > TW && MR % TW != 0) {
+    if (gemm_detail::gemm_pack_a_transpose_enabled()) {
+      pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst);
+      return;
+    }
+  }
   if constexpr (TW > 0 && MR % TW == 0)
     pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst);
   else
