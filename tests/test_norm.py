@@ -573,10 +573,21 @@ def _bn_nchw_paths(monkeypatch, x, w, b, dy, runs):
 _BN_NAMES = ("y", "mean", "rstd", "running_mean", "running_var", "dx", "dweight", "dbias")
 
 
+@pytest.fixture(params=["generic", "avx2", "avx512"])
+def isa_level(request):
+    """Runs a test with the kernels of one ISA (skipped where the CPU lacks it)."""
+    if not _C.cpu_isa_supported(request.param):
+        pytest.skip(f"no {request.param}")
+    before = _C.cpu_isa()
+    assert _C.set_cpu_isa(request.param) is not False
+    yield request.param
+    _C.set_cpu_isa(before)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(9, 7, 49), (8, 2, 512), (11, 19, 3), (16, 5, 7), (8, 1, 49), (7, 3, 49),
                                    (1, 5, 49), (8, 3, 1), (9, 3, 1023), (13, 23, 1)])
-def test_batch_norm_nchw_groups(monkeypatch, dtype, shape):
+def test_batch_norm_nchw_groups(monkeypatch, isa_level, dtype, shape):
     """(N, C, L) batch norm runs channels in groups read as contiguous stretches of
     rows (NNFAST_NORM_NCHW=0: one channel at a time). Inside a group the sums go to
     one accumulator per element of the stretch (NNFAST_NORM_COLS=0: per-channel
@@ -618,7 +629,7 @@ def test_batch_norm_nchw_groups(monkeypatch, dtype, shape):
                                    atol=1e-4 if f32 else 1e-11)
 
 
-def test_batch_norm_nchw_groups_streamed(monkeypatch):
+def test_batch_norm_nchw_groups_streamed(monkeypatch, isa_level):
     """(N, 64, 49) float32 past 32 MB: the grouped output pass streams y / dx after a
     head per stretch of rows (stretches of 4 * 49 and 1 * 49 floats start at every
     4-byte offset of a line); every path against the per-channel one within rounding,

@@ -191,12 +191,14 @@ void row_chunk_sums(const NormOps<T>& k, double* s_a, double* s_ax, const T* a, 
 // so that a thread's group (group_bytes, bytes_per_elem over all inputs) stays in
 // cache for the second pass, and a group's row fits one coefficient chunk of
 // chan_affine_rows (1024 values). group_bytes: measured best (1-thread CPU time, 16 and
-// 64 MB): 4 MB forward, 1 MB backward (bigger backward groups were slower). Groups were
-// as fast or faster from 256 KB (L2 resident) to 64 MB. 0: the per-channel path (short
+// 64 MB): 4 MB forward, 8 MB backward (with the per-element sums, under load, (5350, 64,
+// 49): 1 MB 26.7 ms, 4 MB 27.1, 8 MB 23.3, 16 MB 24.1; the stretch of a row, gc * L
+// values, has to reach a few hundred bytes). Groups were as fast or faster from 256 KB
+// (L2 resident) to 64 MB. 0: the per-channel path (short
 // N, where expanding the coefficients per element would cost more than it saves; long
 // runs, already contiguous; NNFAST_NORM_NCHW=0 for A/B timing). Values do not depend
 // on the group.
-constexpr size_t kGroupBytesFwd = size_t(4) << 20, kGroupBytesBwd = size_t(1) << 20;
+constexpr size_t kGroupBytesFwd = size_t(4) << 20, kGroupBytesBwd = size_t(8) << 20;
 inline index_t nchw_group(index_t N, index_t C, index_t L, size_t bytes_per_elem, size_t group_bytes) {
   if (L <= 1 || L > 512 || N < 8 || C < 2) return 0;
   const char* e = std::getenv("NNFAST_NORM_NCHW");
@@ -640,3 +642,4 @@ NNFAST_NORM_API(double)
 #undef NNFAST_NORM_API
 
 }  // namespace nnfast::cpu
+
