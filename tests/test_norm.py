@@ -650,6 +650,21 @@ def test_batch_norm_nchw_groups_streamed(monkeypatch, isa_level):
             assert np.abs(a - c).max() <= 1e-6 * max(1.0, float(np.abs(c).max())), (key, _BN_NAMES[i])
 
 
+@pytest.mark.parametrize("shape", [(9, 7, 49), (16, 5, 7), (13, 23, 1)])
+def test_batch_norm_prefetch_switch(monkeypatch, isa_level, shape):
+    """NNFAST_NORM_PREFETCH=0 (no software prefetch of strided stretches) gives the same bits."""
+    rng = np.random.default_rng(34)
+    x = (2.0 + rng.standard_normal(shape)).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    w, b = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+    outs = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("NNFAST_NORM_PREFETCH", mode)
+        outs[mode] = _bn_nchw_kernels(x, w, b, dy)
+    for name, a, c in zip(_BN_NAMES, outs["0"], outs["1"]):
+        np.testing.assert_array_equal(a, c, err_msg=name)
+
+
 @pytest.mark.parametrize("cols", ["0", "1"])
 def test_batch_norm_nchw_groups_noncontig_gradcheck(monkeypatch, cols):
     """The grouped paths through the autograd function: float64 gradcheck on
