@@ -4,6 +4,8 @@
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --l2 [--rows 64] [--reps 200]
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --ab [--threads 1] [--mb 64]
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --ab --var NNFAST_NORM_NCHW --only 49
+    OMP_WAIT_POLICY=passive NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --ab \
+        --var NNFAST_NORM_COLS --only 49 --threads 1
 
 Default (bandwidth): float32 rows (R, 1024) and NCHW (N, 64, 49) of about --mb MB each, 2 threads,
 best of --reps (7); GB/s counts the bytes a kernel must move (fwd: read x, write y; bwd: read dy
@@ -18,7 +20,9 @@ rate): e.g. 12 B at 33 GB/s = 0.73 ns. (--l2 --rows 16384 --reps 7: the same at 
 (NNFAST_NORM_STREAM=0) and on, alternating, best of --reps (10); with --threads 1 it uses
 process CPU time (run with OMP_WAIT_POLICY=passive), which survives a loaded machine. --var NAME
 toggles another switch the same way: NNFAST_NORM_NCHW (0: the (N, C, L) batch norm one channel
-at a time instead of in groups of channels read as contiguous stretches).
+at a time instead of in groups of channels read as contiguous stretches), NNFAST_NORM_COLS (0: the
+groups' sums in per-channel register accumulators instead of one per element of the stretch),
+NNFAST_NORM_PREFETCH (0: no software prefetch of the groups' strided stretches).
 """
 import os
 import sys

@@ -555,75 +555,122 @@ def _bn_nchw_kernels(x, w, b, dy):
     return y, mean, rstd, rm, rv, dx, dw, db
 
 
+def _bn_nchw_paths(monkeypatch, x, w, b, dy, runs):
+    """_bn_nchw_kernels under each (NNFAST_NORM_NCHW, NNFAST_NORM_COLS, threads) of runs."""
+    outs = {}
+    for nchw, cols, threads in runs:
+        monkeypatch.setenv("NNFAST_NORM_NCHW", nchw)
+        monkeypatch.setenv("NNFAST_NORM_COLS", cols)
+        old = nnfast.get_num_threads()
+        nnfast.set_num_threads(threads)
+        try:
+            outs[nchw, cols, threads] = _bn_nchw_kernels(x, w, b, dy)
+        finally:
+            nnfast.set_num_threads(old)
+    return outs
+
+
+_BN_NAMES = ("y", "mean", "rstd", "running_mean", "running_var", "dx", "dweight", "dbias")
+
+
+@pytest.fixture(params=["generic", "avx2", "avx512"])
+def isa_level(request):
+    """Runs a test with the kernels of one ISA (skipped where the CPU lacks it)."""
+    if not _C.cpu_isa_supported(request.param):
+        pytest.skip(f"no {request.param}")
+    before = _C.cpu_isa()
+    assert _C.set_cpu_isa(request.param) is not False
+    yield request.param
+    _C.set_cpu_isa(before)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(9, 7, 49), (8, 2, 512), (11, 19, 3), (16, 5, 7), (8, 1, 49), (7, 3, 49)])
-def test_batch_norm_nchw_groups(monkeypatch, dtype, shape):
+@pytest.mark.parametrize("shape", [(9, 7, 49), (8, 2, 512), (11, 19, 3), (16, 5, 7), (8, 1, 49), (7, 3, 49),
+                                   (1, 5, 49), (8, 3, 1), (9, 3, 1023), (13, 23, 1)])
+def test_batch_norm_nchw_groups(monkeypatch, isa_level, dtype, shape):
     """(N, C, L) batch norm runs channels in groups read as contiguous stretches of
-    rows (NNFAST_NORM_NCHW=0: one channel at a time). Both paths feed each channel's
-    runs to its own accumulators in the same order, so the statistics and parameter
-    gradients are bit-identical; y / dx agree to rounding, do not depend on the
-    thread count, and match the float64 formulas. Shapes: several groups and channel
-    blocks of 8 (11, 19, 3), two channels of 512 per group, N < 8 and C == 1 (the
-    per-channel path)."""
+    rows (NNFAST_NORM_NCHW=0: one channel at a time). Inside a group the sums go to
+    one accumulator per element of the stretch (NNFAST_NORM_COLS=0: per-channel
+    accumulators, whose statistics and parameter gradients equal the per-channel
+    path's bit for bit). Every path matches the float64 formulas, the paths agree to
+    rounding, and none depends on the thread count. Shapes: several groups (11, 19, 3),
+    two channels of 512 per group, and the per-channel / rows paths (N < 8, C == 1,
+    L == 1, L == 1023)."""
     rng = np.random.default_rng(31)
     x = (3.0 + 2.0 * rng.standard_normal(shape)).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     w, b = rng.standard_normal(shape[1]).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
-    outs = {}
-    for mode, threads in (("0", 2), ("1", 1), ("1", 2)):
-        monkeypatch.setenv("NNFAST_NORM_NCHW", mode)
-        old = nnfast.get_num_threads()
-        nnfast.set_num_threads(threads)
-        try:
-            outs[mode, threads] = _bn_nchw_kernels(x, w, b, dy)
-        finally:
-            nnfast.set_num_threads(old)
-    for a, c in zip(outs["1", 1], outs["1", 2]):
-        np.testing.assert_array_equal(a, c)  # no thread-count dependence
+    outs = _bn_nchw_paths(monkeypatch, x, w, b, dy,
+                          [("0", "1", 2), ("1", "0", 2), ("1", "0", 1), ("1", "1", 1), ("1", "1", 2)])
+    for cols in ("0", "1"):
+        for a, c in zip(outs["1", cols, 1], outs["1", cols, 2]):
+            np.testing.assert_array_equal(a, c)  # no thread-count dependence
+    for name, a, c in zip(_BN_NAMES, outs["1", "0", 2], outs["0", "1", 2]):
+        if name not in ("y", "dx"):
+            np.testing.assert_array_equal(a, c, err_msg=name)  # the old grouped sums: same bits
     tol = 1e-6 if dtype == np.float32 else 1e-13
-    names = ("y", "mean", "rstd", "running_mean", "running_var", "dx", "dweight", "dbias")
-    for name, a, c in zip(names, outs["1", 2], outs["0", 2]):
-        if name in ("y", "dx"):
-            assert np.abs(a - c).max() <= tol * max(1.0, float(np.abs(c).max())), name
-        else:
-            np.testing.assert_array_equal(a, c, err_msg=name)
-    y, dx = outs["1", 2][0], outs["1", 2][5]
+    for name, a, c in zip(_BN_NAMES, outs["1", "1", 2], outs["0", "1", 2]):
+        assert np.abs(a - c).max() <= tol * max(1.0, float(np.abs(c).max())), name
     x64, w64, b64, dy64 = (v.astype(np.float64) for v in (x, w, b, dy))
     f32 = dtype == np.float32
-    assert_close(y, ref_batch_norm(x64, w64, b64), rtol=1e-5 if f32 else 1e-10, atol=2e-6 if f32 else 1e-12)
-    # dx from the float64 formula: w rstd (dy - mean(dy) - xhat mean(dy xhat))
     ax = (0, 2)
-    xh = (x64 - x64.mean(ax, keepdims=True)) / np.sqrt(x64.var(ax, keepdims=True) + 1e-5)
-    ref_dx = w64[None, :, None] / np.sqrt(x64.var(ax, keepdims=True) + 1e-5) * (
+    mu, var = x64.mean(ax), x64.var(ax)
+    xh = (x64 - mu[None, :, None]) / np.sqrt(var[None, :, None] + 1e-5)
+    # dx from the float64 formula: w rstd (dy - mean(dy) - xhat mean(dy xhat))
+    ref_dx = w64[None, :, None] / np.sqrt(var[None, :, None] + 1e-5) * (
         dy64 - dy64.mean(ax, keepdims=True) - xh * (dy64 * xh).mean(ax, keepdims=True))
-    np.testing.assert_allclose(dx, ref_dx, rtol=1e-4 if f32 else 1e-9, atol=1e-5 if f32 else 1e-11)
+    for key, (y, mean, rstd, _, _, dx, dw, db) in outs.items():
+        np.testing.assert_allclose(mean, mu, rtol=1e-12, atol=1e-12, err_msg=str(key))
+        np.testing.assert_allclose(rstd, 1 / np.sqrt(var + 1e-5), rtol=1e-11, err_msg=str(key))
+        assert_close(y, ref_batch_norm(x64, w64, b64), rtol=1e-5 if f32 else 1e-10, atol=2e-6 if f32 else 1e-12)
+        np.testing.assert_allclose(dx, ref_dx, rtol=1e-4 if f32 else 1e-9, atol=1e-5 if f32 else 1e-11)
+        np.testing.assert_allclose(db, dy64.sum(ax), rtol=1e-5 if f32 else 1e-12, atol=1e-4 if f32 else 1e-11)
+        np.testing.assert_allclose(dw, (dy64 * xh).sum(ax), rtol=1e-5 if f32 else 1e-12,
+                                   atol=1e-4 if f32 else 1e-11)
 
 
-def test_batch_norm_nchw_groups_streamed(monkeypatch):
+def test_batch_norm_nchw_groups_streamed(monkeypatch, isa_level):
     """(N, 64, 49) float32 past 32 MB: the grouped output pass streams y / dx after a
-    scalar head per stretch of rows (stretches of 4 * 49 and 1 * 49 floats start at
-    every 4-byte offset of a line); against the per-channel path within rounding."""
+    head per stretch of rows (stretches of 4 * 49 and 1 * 49 floats start at every
+    4-byte offset of a line); every path against the per-channel one within rounding,
+    the old grouped sums bit for bit."""
     rng = np.random.default_rng(32)
     shape = (2700, 64, 49)
     assert np.prod(shape) * 4 > 32 << 20
     x = (1.0 + rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
     dy = rng.standard_normal(shape, dtype=np.float32)
     w, b = rng.standard_normal(64).astype(np.float32), rng.standard_normal(64).astype(np.float32)
+    outs = _bn_nchw_paths(monkeypatch, x, w, b, dy, [("0", "1", 2), ("1", "0", 2), ("1", "1", 2)])
+    ref = outs["0", "1", 2]
+    for i in (1, 2, 6, 7):  # mean, rstd, dweight, dbias: the same sums
+        np.testing.assert_array_equal(outs["1", "0", 2][i], ref[i])
+    for key in (("1", "0", 2), ("1", "1", 2)):
+        for i in range(8):
+            a, c = outs[key][i], ref[i]
+            assert np.abs(a - c).max() <= 1e-6 * max(1.0, float(np.abs(c).max())), (key, _BN_NAMES[i])
+
+
+@pytest.mark.parametrize("shape", [(9, 7, 49), (16, 5, 7), (13, 23, 1)])
+def test_batch_norm_prefetch_switch(monkeypatch, isa_level, shape):
+    """NNFAST_NORM_PREFETCH=0 (no software prefetch of strided stretches) gives the same bits."""
+    rng = np.random.default_rng(34)
+    x = (2.0 + rng.standard_normal(shape)).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    w, b = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
     outs = {}
     for mode in ("0", "1"):
-        monkeypatch.setenv("NNFAST_NORM_NCHW", mode)
+        monkeypatch.setenv("NNFAST_NORM_PREFETCH", mode)
         outs[mode] = _bn_nchw_kernels(x, w, b, dy)
-    for i in (1, 2, 6, 7):  # mean, rstd, dweight, dbias: the same sums
-        np.testing.assert_array_equal(outs["1"][i], outs["0"][i])
-    for i in (0, 5):  # y, dx
-        a, c = outs["1"][i], outs["0"][i]
-        assert np.abs(a - c).max() <= 1e-6 * max(1.0, float(np.abs(c).max()))
+    for name, a, c in zip(_BN_NAMES, outs["0"], outs["1"]):
+        np.testing.assert_array_equal(a, c, err_msg=name)
 
 
-def test_batch_norm_nchw_groups_noncontig_gradcheck(monkeypatch):
-    """The grouped path through the autograd function: float64 gradcheck on
+@pytest.mark.parametrize("cols", ["0", "1"])
+def test_batch_norm_nchw_groups_noncontig_gradcheck(monkeypatch, cols):
+    """The grouped paths through the autograd function: float64 gradcheck on
     (8, 3, 5) and a non-contiguous float32 input against the float64 formula."""
     monkeypatch.setenv("NNFAST_NORM_NCHW", "1")
+    monkeypatch.setenv("NNFAST_NORM_COLS", cols)
     rng = np.random.default_rng(33)
     x = leaf(rng.standard_normal((8, 3, 5)))
     w, b = leaf(rng.standard_normal(3)), leaf(rng.standard_normal(3))

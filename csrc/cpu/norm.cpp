@@ -191,12 +191,14 @@ void row_chunk_sums(const NormOps<T>& k, double* s_a, double* s_ax, const T* a, 
 // so that a thread's group (group_bytes, bytes_per_elem over all inputs) stays in
 // cache for the second pass, and a group's row fits one coefficient chunk of
 // chan_affine_rows (1024 values). group_bytes: measured best (1-thread CPU time, 16 and
-// 64 MB): 4 MB forward, 1 MB backward (bigger backward groups were slower). Groups were
-// as fast or faster from 256 KB (L2 resident) to 64 MB. 0: the per-channel path (short
+// 64 MB): 4 MB forward, 8 MB backward (with the per-element sums, under load, (5350, 64,
+// 49): 1 MB 26.7 ms, 4 MB 27.1, 8 MB 23.3, 16 MB 24.1; the stretch of a row, gc * L
+// values, has to reach a few hundred bytes). Groups were as fast or faster from 256 KB
+// (L2 resident) to 64 MB. 0: the per-channel path (short
 // N, where expanding the coefficients per element would cost more than it saves; long
 // runs, already contiguous; NNFAST_NORM_NCHW=0 for A/B timing). Values do not depend
 // on the group.
-constexpr size_t kGroupBytesFwd = size_t(4) << 20, kGroupBytesBwd = size_t(1) << 20;
+constexpr size_t kGroupBytesFwd = size_t(4) << 20, kGroupBytesBwd = size_t(8) << 20;
 inline index_t nchw_group(index_t N, index_t C, index_t L, size_t bytes_per_elem, size_t group_bytes) {
   if (L <= 1 || L > 512 || N < 8 || C < 2) return 0;
   const char* e = std::getenv("NNFAST_NORM_NCHW");
@@ -204,6 +206,26 @@ inline index_t nchw_group(index_t N, index_t C, index_t L, size_t bytes_per_elem
   const size_t chan = static_cast<size_t>(N) * static_cast<size_t>(L) * bytes_per_elem;
   const index_t by_bytes = static_cast<index_t>(std::max<size_t>(1, group_bytes / chan));
   return std::max<index_t>(1, std::min(by_bytes, 1024 / L));
+}
+
+// Inside a group, the sums over (n, l) go to one double accumulator per element of the
+// group's stretch of a row (gc * L values, N rows at stride C * L, added in n order by
+// the (N, C) column kernels), then each channel adds its L totals in l order: the rows
+// stream through plain vector code with no per-run heads / tails and no per-channel
+// register blocks (the kChanBlock accumulators spill). NNFAST_NORM_COLS=0: the
+// per-channel accumulators of the channel kernels (the earlier grouped path, whose sums
+// equal the per-channel path's bit for bit) for A/B timing; both are checked against
+// float64 and their sums agree to rounding.
+inline bool cols_enabled() {
+  const char* e = std::getenv("NNFAST_NORM_COLS");
+  return !(e && e[0] == '0');
+}
+
+// Sum of a channel's L per-element totals, in l order.
+inline double run_total(const double* s, index_t L) {
+  double t = 0;
+  for (index_t l = 0; l < L; ++l) t += s[l];
+  return t;
 }
 
 // Batch norm forward after the statistics, channels [c0, c1): in training,
@@ -281,10 +303,25 @@ void batch_norm_forward(T* y, double* mean, double* rstd, T* running_mean, T* ru
     const index_t CL = C * L;
     std::vector<double> ex(static_cast<size_t>(3 * CL));
     const bool stream = large_output<T>(N * CL);
+    const bool cols = cols_enabled();
     parallel_for(C, grain_for(cnt), [&](index_t c0, index_t c1) {
+      // Per-element shifts and sums of one group (cols path).
+      std::vector<double> sc(cols && training ? static_cast<size_t>(3 * gc * L) : 0);
       for (index_t cg = c0; cg < c1; cg += gc) {
         const index_t ce = std::min(c1, cg + gc);
-        if (training) k.chan_stats(mean, rstd, x, N, C, L, cg, ce);  // rstd holds the biased var for now
+        if (training && cols) {
+          // Shifted sums around each channel's first value, as in chan_stats.
+          double *Kx = sc.data(), *s1 = Kx + gc * L, *s2 = s1 + gc * L;
+          for (index_t c = cg; c < ce; ++c)
+            std::fill_n(Kx + (c - cg) * L, L, static_cast<double>(x[c * L]));
+          k.chan_shifted_sums(s1, s2, Kx, x + cg * L, N, CL, (ce - cg) * L);
+          for (index_t c = cg; c < ce; ++c) {
+            const index_t j = (c - cg) * L;
+            finish_stats(Kx[j], run_total(s1 + j, L), run_total(s2 + j, L), cnt, mean + c, rstd + c);
+          }
+        } else if (training) {
+          k.chan_stats(mean, rstd, x, N, C, L, cg, ce);  // rstd holds the biased var for now
+        }
         batch_norm_coefs(mean, rstd, running_mean, running_var, weight, bias, cnt, training, momentum, eps, scale,
                          shift, cg, ce);
         for (index_t c = cg; c < ce; ++c)
@@ -356,21 +393,34 @@ void batch_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   } else if (gc > 0) {
     // Groups of gc channels, sums then dx, as in batch_norm_forward.
     const index_t CL = C * L;
-    std::vector<double> ex(dx ? static_cast<size_t>(4 * CL) : 0);
+    std::vector<double> ex(static_cast<size_t>(4 * CL));
     const bool stream = large_output<T>(N * CL);
+    const bool cols = cols_enabled();
     parallel_for(C, grain_for(cnt), [&](index_t c0, index_t c1) {
+      // Per-element sums of one group (cols path).
+      std::vector<double> sc(cols && sums ? static_cast<size_t>(2 * gc * L) : 0);
       for (index_t cg = c0; cg < c1; cg += gc) {
         const index_t ce = std::min(c1, cg + gc);
-        if (sums) k.chan_sums(s_dy, s_dx, dy, x, mean, N, C, L, cg, ce);
+        for (index_t c = cg; c < ce; ++c) std::fill_n(ex.data() + 2 * CL + c * L, L, mean[c]);
+        if (sums && cols) {
+          double *p = sc.data(), *q = p + gc * L;
+          const index_t o = cg * L;
+          // (N, CL) rows read as L == 1 channels [o, o + (ce - cg) L): per-element sums.
+          k.chan_sums(p, q, dy + o, x + o, ex.data() + 2 * CL + o, N, CL, 1, 0, (ce - cg) * L);
+          for (index_t c = cg; c < ce; ++c) {
+            s_dy[c] = run_total(p + (c - cg) * L, L);
+            s_dx[c] = run_total(q + (c - cg) * L, L);
+          }
+        } else if (sums) {
+          k.chan_sums(s_dy, s_dx, dy, x, mean, N, C, L, cg, ce);
+        }
         coefs(cg, ce);
         if (!dx) continue;
-        for (index_t c = cg; c < ce; ++c)
-          for (index_t l = 0; l < L; ++l) {
-            ex[c * L + l] = al[c];
-            ex[CL + c * L + l] = be[c];
-            ex[2 * CL + c * L + l] = mean[c];
-            ex[3 * CL + c * L + l] = ga[c];
-          }
+        for (index_t c = cg; c < ce; ++c) {
+          std::fill_n(ex.data() + c * L, L, al[c]);
+          std::fill_n(ex.data() + CL + c * L, L, be[c]);
+          std::fill_n(ex.data() + 3 * CL + c * L, L, ga[c]);
+        }
         const index_t o = cg * L;
         k.chan_affine_rows(dx + o, dy + o, x + o, ex.data() + o, ex.data() + CL + o, ex.data() + 2 * CL + o,
                            ex.data() + 3 * CL + o, N, (ce - cg) * L, CL, stream);
@@ -592,3 +642,4 @@ NNFAST_NORM_API(double)
 #undef NNFAST_NORM_API
 
 }  // namespace nnfast::cpu
+
