@@ -108,7 +108,7 @@ template <class V>
 struct ExpParts {
   V q, s1, s2, n;  // exp = 2^n (1 + q) = (1 + q) s1 s2
 };
-template <bool kCorr = true, bool kNonpos = false, bool kClamp = true, class V>
+template <bool kCorr = true, bool kNonpos = false, bool kClamp = true, bool kLowClampOnly = false, class V>
 NNFAST_VM_INLINE ExpParts<V> exp_parts_f32(V a, V c) {
   using I = mask_t<V>;
   using U = umask_t<V>;
@@ -118,7 +118,7 @@ NNFAST_VM_INLINE ExpParts<V> exp_parts_f32(V a, V c) {
     a = a < -87.3365402f ? splat<V>(-88.0f) : a;  // -88 / ln2 rounds to -127; NaN compares false
   } else {
     a = a < -104.0f ? splat<V>(-104.0f) : a;  // NaN passes both clamps
-    a = a > 89.0f ? splat<V>(89.0f) : a;
+    if constexpr (!kLowClampOnly) a = a > 89.0f ? splat<V>(89.0f) : a;  // (the caller's a <= 0: never taken)
   }
   const V magic = splat<V>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const V t = fmadd(a, splat<V>(1.44269504088896341f), magic);
@@ -195,6 +195,18 @@ NNFAST_VM_INLINE V exp(V x) {
   }
 }
 
+// exp(x) for x <= 0 (NaN passes), the bits of exp: only the low clamp (subnormal
+// results kept, unlike exp_nonpos). The sigmoid family's exp(-|z|).
+template <class V>
+NNFAST_VM_INLINE V exp_neg(V x) {
+  if constexpr (is_f32<V>()) {
+    const ExpParts<V> p = exp_parts_f32<false, false, true, true>(x, V{});
+    return scale2n(p.q + 1.0f, p);
+  } else {
+    return lanewise(x, [](elem_t<V> v) { return std::exp(v); });
+  }
+}
+
 template <class V>
 NNFAST_VM_INLINE V expm1(V x) {
   if constexpr (is_f32<V>()) {
@@ -245,7 +257,7 @@ NNFAST_VM_INLINE V tanh(V x) {
 template <class V>
 NNFAST_VM_INLINE void sigmoid2(V x, V& s, V& sc) {
   using E = elem_t<V>;
-  const V e = exp(-vabs(x));
+  const V e = exp_neg(-vabs(x));
   const V r = E(1) / (e + E(1));
   const V er = e * r;
   const auto pos = x >= E(0);
@@ -266,7 +278,7 @@ struct Sigmoid2 {
 template <class V>
 NNFAST_VM_INLINE V mul_sigmoid(V x, V z) {
   using E = elem_t<V>;
-  const V e = exp(-vabs(z));
+  const V e = exp_neg(-vabs(z));
   return (z >= E(0) ? x : x * e) / (e + E(1));
 }
 template <class V>
