@@ -413,6 +413,49 @@ def test_softmax_wide_rows_tails_and_nan(D, log, rng):
     assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
 
 
+_SOFTMAX_STREAM_CHILD = r"""
+import hashlib, sys
+import numpy as np
+import nnfast
+from nnfast._native import _C
+r = np.random.default_rng(5)
+h = hashlib.sha256()
+# (rows, D): odd D (every row starts at another alignment), a row wider than the
+# 16 KB exp buffer (its exps go through y), float64; all above the 16 MB streaming size.
+for dt, rows, D in ((np.float32, 4300, 1001), (np.float32, 850, 5003), (np.float64, 2100, 1001)):
+    buf = (4 * r.standard_normal(rows * D + 1)).astype(dt)
+    x = buf[1:].reshape(rows, D)  # 4 / 8 bytes past the allocation: a peel before each aligned body
+    for log in (False, True):
+        for threads in (1, 2):
+            nnfast.set_num_threads(threads)
+            y = np.full(rows * D + 1, np.nan, dt)[1:].reshape(rows, D)
+            _C.softmax_forward(y, x, 1, log)
+            ref = np.empty_like(y)
+            for lo in range(0, rows, 37):  # small calls: ordinary stores
+                _C.softmax_forward(ref[lo:lo + 37], x[lo:lo + 37], 1, log)
+            assert np.array_equal(y, ref), (dt, D, log, threads)
+        h.update(y.tobytes())
+sys.stdout.write(h.hexdigest() + "\n")
+"""
+
+
+def test_softmax_streaming_rows_same_bits():
+    """Softmax / log-softmax rows of a tensor above 16 MB are written with non-temporal stores
+    (softmax's exps staged in a stack buffer at y's alignment; rows wider than it keep them in y);
+    the bits must equal small calls (ordinary stores) at every row alignment, 1 and 2 threads,
+    and the run with NNFAST_SOFTMAX_STREAM=0."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, NNFAST_SOFTMAX_STREAM=flag)
+        outs.append(subprocess.run([sys.executable, "-c", _SOFTMAX_STREAM_CHILD], env=env, check=True,
+                                   capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == 1 and outs[0] == outs[1]
+
+
 # ------------------------------------------------------------------ step / sign
 def test_step_and_sign_zero_gradient():
     x = leaf(np.array([-2.0, -0.0, 0.0, 0.5, 3.0]))

@@ -8,6 +8,7 @@
 #include "nnfast/activation.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -189,16 +190,15 @@ void glu_backward(T* dx, const T* dy, const T* x, index_t outer, index_t L, Act 
 
 // ------------------------------------------------------------------ softmax
 // The (outer, D, inner) slices softmax reduces over D, split across threads:
-// row(base) for each contiguous row when inner == 1, else cols(base, n) for
-// chunks of n <= kSoftmaxCols adjacent columns (stride inner); base is the
+// rows(base, count) for runs of contiguous rows when inner == 1, else cols(base, n)
+// for chunks of n <= kSoftmaxCols adjacent columns (stride inner); base is the
 // offset of the slice's first element.
-template <class Row, class Cols>
-void for_softmax_slices(index_t outer, index_t D, index_t inner, Row row, Cols cols) {
+template <class Rows, class Cols>
+void for_softmax_slices(index_t outer, index_t D, index_t inner, Rows rows, Cols cols) {
   if (outer <= 0 || D <= 0 || inner <= 0) return;
   if (inner == 1) {
-    parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / D), [&](index_t r0, index_t r1) {
-      for (index_t r = r0; r < r1; ++r) row(r * D);
-    });
+    parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / D),
+                 [&](index_t r0, index_t r1) { rows(r0 * D, r1 - r0); });
     return;
   }
   const index_t CW = act_detail::kSoftmaxCols, chunks = ceil_div(inner, CW);
@@ -210,11 +210,27 @@ void for_softmax_slices(index_t outer, index_t D, index_t inner, Row row, Cols c
   });
 }
 
+// Softmax rows of a tensor bigger than this are written with non-temporal stores
+// (as the pointwise kernels' outputs above 16 MB per thread): the output cannot stay
+// in the last-level cache, and streaming skips the read-for-ownership of each line.
+// NNFAST_SOFTMAX_STREAM=0: ordinary stores (A/B; the same bits).
+namespace {
+constexpr double kSoftmaxStreamBytes = double(size_t(16) << 20);
+bool softmax_stream_on() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_SOFTMAX_STREAM");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+}  // namespace
+
 template <typename T>
 void softmax_forward(T* y, const T* x, index_t outer, index_t D, index_t inner, bool log) {
   const auto& ops = isa_ops<ActOps<T>>();
+  const bool stream = softmax_stream_on() && double(outer) * double(D) * sizeof(T) > kSoftmaxStreamBytes;
   for_softmax_slices(
-      outer, D, inner, [&](index_t base) { ops.softmax_row(y + base, x + base, D, log); },
+      outer, D, inner, [&](index_t base, index_t rows) { ops.softmax_rows(y + base, x + base, rows, D, log, stream); },
       [&](index_t base, index_t n) { ops.softmax_cols(y + base, x + base, D, inner, n, log); });
 }
 
@@ -222,7 +238,10 @@ template <typename T>
 void softmax_backward(T* dx, const T* dy, const T* y, index_t outer, index_t D, index_t inner, bool log) {
   const auto& ops = isa_ops<ActOps<T>>();
   for_softmax_slices(
-      outer, D, inner, [&](index_t base) { ops.softmax_row_bwd(dx + base, dy + base, y + base, D, log); },
+      outer, D, inner,
+      [&](index_t base, index_t rows) {
+        for (index_t r = 0; r < rows; ++r) ops.softmax_row_bwd(dx + base + r * D, dy + base + r * D, y + base + r * D, D, log);
+      },
       [&](index_t base, index_t n) { ops.softmax_cols_bwd(dx + base, dy + base, y + base, D, inner, n, log); });
 }
 

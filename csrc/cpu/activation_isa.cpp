@@ -121,7 +121,8 @@ inline void stream_fence() {
 // (the same bits as the vector body), the body keeps two vectors in flight and
 // loads both before storing either (y may alias an input).
 template <bool kStream, typename T, class F, size_t... K>
-NNFAST_ACT_FLATTEN void map_body(T* y, const T* const* xin, index_t n, index_t i, F f, std::index_sequence<K...>) {
+NNFAST_ACT_FLATTEN void map_body(T* y, const T* const* xin, index_t n, index_t i, F f, std::index_sequence<K...>,
+                                 bool fence = true) {
   using V = VW<T>;
   const T* const x[] = {xin[K]...};  // locals: no reload of the pointers after each store
   constexpr index_t W = width<T>();
@@ -132,29 +133,35 @@ NNFAST_ACT_FLATTEN void map_body(T* y, const T* const* xin, index_t n, index_t i
     store_out<kStream>(y + i + W, f(b[K]...));
   }
   for (; i + W <= n; i += W) store_out<kStream>(y + i, f(load<V>(x[K] + i)...));
-  stream_fence<kStream>();
+  if (fence) stream_fence<kStream>();
   for (; i < n; ++i) y[i] = f(V1<T>{x[K][i]}...)[0];
 }
+// Stream: Auto = by this call's size (use_stream); Rows = the caller decided the
+// whole tensor is too big to cache (softmax rows) and fences once after its last row.
+enum class Stream { Auto, Rows };
 template <typename T, class F, size_t... K>
-inline void map_seq(T* y, const T* const* x, index_t n, F f, std::index_sequence<K...> seq) {
+inline void map_seq(T* y, const T* const* x, index_t n, F f, std::index_sequence<K...> seq,
+                    Stream mode = Stream::Auto) {
   const index_t p = peel_count(y, n);
   for (index_t i = 0; i < p; ++i) y[i] = f(V1<T>{x[K][i]}...)[0];
-  if (use_stream(y, n, p)) map_body<true>(y, x, n, p, f, seq);
+  const bool aligned = reinterpret_cast<uintptr_t>(y + p) % kVecBytes == 0;
+  if (mode == Stream::Rows && aligned) map_body<true>(y, x, n, p, f, seq, false);
+  else if (mode == Stream::Auto && use_stream(y, n, p)) map_body<true>(y, x, n, p, f, seq);
   else map_body<false>(y, x, n, p, f, seq);
 }
 template <typename T, class F, class... P>
-inline void map_n(T* y, index_t n, F f, const P*... xs) {
+inline void map_n(T* y, index_t n, F f, Stream mode, const P*... xs) {
   static_assert((std::is_same_v<P, T> && ...), "inputs and output share one element type");
   const T* const x[] = {xs...};
-  map_seq(y, x, n, f, std::make_index_sequence<sizeof...(P)>{});
+  map_seq(y, x, n, f, std::make_index_sequence<sizeof...(P)>{}, mode);
 }
 template <typename T, class F>
-inline void map1(T* y, const T* x, index_t n, F f) {
-  map_n(y, n, f, x);
+inline void map1(T* y, const T* x, index_t n, F f, Stream mode = Stream::Auto) {
+  map_n(y, n, f, mode, x);
 }
 template <typename T, class F>
 inline void map2(T* y, const T* x0, const T* x1, index_t n, F f) {
-  map_n(y, n, f, x0, x1);
+  map_n(y, n, f, Stream::Auto, x0, x1);
 }
 
 // Horizontal sum of a vector, lanes in order.
@@ -398,8 +405,9 @@ T row_max(const T* x, index_t D) {
 // vector runs padded with -inf (exp -> 0) instead of one lane at a time: a
 // row of 1000 floats has an 8-element tail, otherwise ~10% of its exps.
 // The row is L1-resident by now; this pass is the compute-heavy one, so it
-// prefetches the next row (x + D, and y + D for writing) to overlap its DRAM
-// traffic with the exps instead of paying it in the next row's max pass.
+// prefetches the next row (x + D, and y + D for writing unless y is null: rows
+// written with streaming stores must not pull their lines into the cache) to
+// overlap its DRAM traffic with the exps instead of paying it in the next row's max pass.
 template <typename T>
 double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
   using V = VW<T>;
@@ -410,7 +418,7 @@ double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
   for (; i + 2 * W <= D; i += 2 * W) {
     for (index_t k = 0; k < 2 * W; k += L) {
       __builtin_prefetch(x + D + i + k, 0, 3);
-      __builtin_prefetch(y + D + i + k, 1, 3);
+      if (y) __builtin_prefetch(y + D + i + k, 1, 3);
     }
     const V a = vm::exp_nonpos(load<V>(x + i) - m), b = vm::exp_nonpos(load<V>(x + i + W) - m);
     s0 += a;
@@ -433,19 +441,41 @@ double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
   return hsum(s0 + s1);
 }
 
+// Rows up to this many bytes keep their exps in a stack buffer when streaming.
+constexpr size_t kSoftmaxScratchBytes = size_t(16) << 10;
+
+// One row: max, sum of exps, then the output pass. stream (the tensor outgrows
+// the cache): the output pass writes y with non-temporal stores, so y's lines are
+// never read for ownership (two memory transfers per element instead of three);
+// softmax keeps its exps in a stack buffer at y's alignment (the same vector
+// split, so the same bits) instead of in y. Rows wider than the buffer: y.
 template <typename T>
-void softmax_row(T* y, const T* x, index_t D, bool log) {
+void softmax_row(T* y, const T* x, index_t D, bool log, bool stream) {
   if (D <= 0) return;
   const T m = row_max(x, D);
+  const Stream mode = stream ? Stream::Rows : Stream::Auto;
   if (log) {
-    const double s = row_sumexp<T>(x, D, m, nullptr, y);
+    const double s = row_sumexp<T>(x, D, m, nullptr, stream ? nullptr : y);
     const T ls = static_cast<T>(std::log(s));
-    map1(y, x, D, [=](auto v) { return (v - m) - ls; });
-  } else {
-    const double s = row_sumexp<T>(x, D, m, y, y);
-    const T r = static_cast<T>(1.0 / s);
-    map1(y, y, D, [=](auto v) { return v * r; });
+    map1(y, x, D, [=](auto v) { return (v - m) - ls; }, mode);
+    return;
   }
+  constexpr index_t kCap = static_cast<index_t>(kSoftmaxScratchBytes / sizeof(T));
+  alignas(64) T scratch[kCap + kVecBytes / sizeof(T)];
+  T* e = y;
+  if (stream && D <= kCap && reinterpret_cast<uintptr_t>(y) % sizeof(T) == 0)
+    e = scratch + (reinterpret_cast<uintptr_t>(y) % kVecBytes) / sizeof(T);
+  else
+    stream = false;
+  const double s = row_sumexp<T>(x, D, m, e, stream ? nullptr : y);
+  const T r = static_cast<T>(1.0 / s);
+  map1(y, e, D, [=](auto v) { return v * r; }, stream ? Stream::Rows : Stream::Auto);
+}
+
+template <typename T>
+void softmax_rows(T* y, const T* x, index_t rows, index_t D, bool log, bool stream) {
+  for (index_t r = 0; r < rows; ++r) softmax_row(y + r * D, x + r * D, D, log, stream);
+  if (stream) stream_fence<true>();  // publish the streaming stores before the join
 }
 
 template <typename T>
@@ -647,7 +677,7 @@ act_detail::ActOps<T> make_ops() {
   o.swish_bwd = swish_bwd<T>;
   o.glu = glu<T>;
   o.glu_bwd = glu_bwd<T>;
-  o.softmax_row = softmax_row<T>;
+  o.softmax_rows = softmax_rows<T>;
   o.softmax_row_bwd = softmax_row_bwd<T>;
   o.softmax_cols = softmax_cols<T>;
   o.softmax_cols_bwd = softmax_cols_bwd<T>;
