@@ -353,11 +353,17 @@ from nnfast._native import _C
 r = np.random.default_rng(14)
 # stride 2 (OW = 14: vectors over 2-3 output rows), stride (1, 3) with OW != W, a "valid"
 # stride-1 conv, stride 2 with dilation and padding wider than the kernel reach (edge columns
-# with no valid tap), odd sizes (panel tails), groups and two K blocks.
-for shape, k, st, pd, dl, g in (((3, 66, 28, 28), (3, 3), (2, 2), (1, 1), (1, 1), 2),
-                                ((2, 5, 9, 31), (2, 3), (1, 3), (0, 1), (1, 1), 1),
-                                ((2, 7, 13, 11), (3, 3), (1, 1), (0, 0), (1, 1), 1),
-                                ((1, 3, 17, 23), (3, 2), (2, 2), (3, 4), (2, 3), 1)):
+# with no valid tap), odd sizes (panel tails), groups and two K blocks. "dw": the weight gradient
+# too, plus a 5 x 4 kernel (20 taps) and OW = 1 (8 segments per block): both take the gathers.
+cases = [((3, 66, 28, 28), (3, 3), (2, 2), (1, 1), (1, 1), 2),
+         ((2, 5, 9, 31), (2, 3), (1, 3), (0, 1), (1, 1), 1),
+         ((2, 7, 13, 11), (3, 3), (1, 1), (0, 0), (1, 1), 1),
+         ((1, 3, 17, 23), (3, 2), (2, 2), (3, 4), (2, 3), 1)]
+if "dw" in sys.argv:
+    cases += [((2, 9, 11, 10), (3, 3), (2, 2), (1, 1), (1, 1), 1),
+              ((2, 4, 9, 12), (5, 4), (2, 3), (2, 1), (1, 1), 1),
+              ((1, 2, 12, 16), (1, 16), (1, 1), (0, 0), (1, 1), 1)]
+for shape, k, st, pd, dl, g in cases:
     x = r.standard_normal(shape).astype(np.float32)
     w = r.standard_normal((20, shape[1] // g) + k).astype(np.float32)
     b = r.standard_normal(20).astype(np.float32)
@@ -366,19 +372,25 @@ for shape, k, st, pd, dl, g in (((3, 66, 28, 28), (3, 3), (2, 2), (1, 1), (1, 1)
     y = np.full((shape[0], 20, oh, ow), np.nan, np.float32)
     _C.conv2d_forward(y, x, w, b, st, pd, dl, g)
     sys.stdout.write(y.tobytes().hex() + "\n")
+    if "dw" in sys.argv:
+        dw = np.zeros_like(w)
+        _C.conv2d_backward(None, dw, None, r.standard_normal(y.shape).astype(np.float32), x, w, st, pd, dl, g)
+        sys.stdout.write(dw.tobytes().hex() + "\n")
 """
 
 
-def test_strided_patch_pack_same_bits():
-    """The strided / OW != W patch packer (segment loads + permutes; NNFAST_CONV_PACK_STRIDED=0: masked
-    gathers) must give the same bits as the gathers it replaces."""
+@pytest.mark.parametrize("switch, lines", [("NNFAST_CONV_PACK_STRIDED", 4), ("NNFAST_CONV_PACK_STRIDED_T", 14)])
+def test_strided_patch_pack_same_bits(switch, lines):
+    """The strided / OW != W patch packers (segment loads + permutes; =0: masked gathers), the forward's
+    (NNFAST_CONV_PACK_STRIDED) and the weight gradient's transposed one (NNFAST_CONV_PACK_STRIDED_T),
+    must give the same bits as the gathers they replace."""
     import os
     import subprocess
     import sys
 
     outs = []
     for flag in ("1", "0"):
-        env = dict(os.environ, NNFAST_CONV_PACK_STRIDED=flag)
-        outs.append(subprocess.run([sys.executable, "-c", _STRIDED_CHILD], env=env, check=True,
-                                   capture_output=True, text=True).stdout)
-    assert outs[0].count("\n") == 4 and outs[0] == outs[1] and "nan" not in outs[0]
+        env = dict(os.environ, **{switch: flag})
+        args = [sys.executable, "-c", _STRIDED_CHILD] + (["dw"] if lines > 4 else [])
+        outs.append(subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == lines and outs[0] == outs[1] and "nan" not in outs[0]
