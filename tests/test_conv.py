@@ -329,12 +329,13 @@ def test_forward_weight_prepacked_once_same_bits():
     assert outs[0] and outs[0] == outs[1]
 
 
-@pytest.mark.parametrize("switch", ["NNFAST_CONV_STORE_BIAS", "NNFAST_CONV_PACK_FAST"])
+@pytest.mark.parametrize("switch", ["NNFAST_CONV_STORE_BIAS", "NNFAST_CONV_PACK_FAST", "NNFAST_CONV_PACK_T_COLS"])
 def test_forward_fast_paths_same_bits(switch):
-    """The bias added as the GEMM stores C (NNFAST_CONV_STORE_BIAS=0: a pass afterwards) and the
-    unrolled "same"-convolution patch packers (NNFAST_CONV_PACK_FAST=0: the generic ones) must give
-    the same bits as the paths they replace: full and partial register tiles (20 channels), two K
-    blocks, groups; the weight gradient too."""
+    """The bias added as the GEMM stores C (NNFAST_CONV_STORE_BIAS=0: a pass afterwards), the
+    unrolled "same"-convolution patch packers (NNFAST_CONV_PACK_FAST=0: the generic ones) and the
+    column-group order of the weight gradient's transposed pack (NNFAST_CONV_PACK_T_COLS=0: block
+    order) must give the same bits as the paths they replace: full and partial register tiles
+    (20 channels), two K blocks, groups, 63 positions (a partial block of 8); the weight gradient too."""
     import os
     import subprocess
     import sys

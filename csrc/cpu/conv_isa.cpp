@@ -414,6 +414,13 @@ inline void seg_block_t(const Conv2dShape& s, index_t kk, const unsigned* rows, 
   sg.n = n;
 }
 
+// NNFAST_CONV_PACK_T_COLS=0: the "same" transposed pack walks blocks of 8 positions outermost
+// (the per-column offsets and masks looked up again for every block; A/B timing, same values).
+static const bool kPackTCols = [] {
+  const char* e = std::getenv("NNFAST_CONV_PACK_T_COLS");
+  return !(e && e[0] == '0');
+}();
+
 // Transposed patches B(q, r) = x_c[q + (ky dh - ph) W + kx dw - pw] (stride 1, OW == W): for a
 // fixed r the q run is contiguous, so 8 columns r x 8 rows q are 8 masked 8-wide loads and an
 // 8 x 8 register transpose; the mask of (r, q) is rows[ky_r](q) & cols[kx_r](q). Other strides
@@ -433,7 +440,11 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
   const bool same = s.sh == 1 && s.sw == 1 && s.OW == s.W;
   alignas(32) std::int32_t idx_g[kGroup][8];
   SegBlockT seg_g[kGroup];
+  // Per block and tap (ky kw + kx, up to kMaxSegTaps): the 8 positions' validity, rows & cols.
+  std::uint8_t tapm_g[kGroup][kMaxSegTaps];
   const bool hoist = fast_same();
+  // "Same", full blocks: 8 columns at a time over all blocks of the group (see below).
+  const bool by_cols = same && hoist && kPackTCols && p.kk <= kMaxSegTaps;
   for (index_t g0 = 0; g0 < kc; g0 += 8 * kGroup) {
     const index_t g1 = kc - g0 < 8 * kGroup ? kc : g0 + 8 * kGroup;
     auto masks = [&](index_t kb, unsigned* rows, unsigned* cols, std::int32_t* idx, SegBlockT* seg) {
@@ -466,7 +477,16 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
       for (index_t kb = g0; kb < g1; kb += 8) {
         const index_t b = (kb - g0) / 8;
         masks(kb, rows_g[b], cols_g[b], idx_g[b], &seg_g[b]);
+        if (by_cols)
+          for (index_t ky = 0, t = 0; ky < s.kh; ++ky)
+            for (index_t kx = 0; kx < s.kw; ++kx, ++t)
+              tapm_g[b][t] = static_cast<std::uint8_t>(rows_g[b][ky] & cols_g[b][kx]);
       }
+    // The full blocks of the group: blocks of 8 positions outside at a fixed group of 8 columns
+    // (their 8 sources and taps stay in registers; each block is then 8 masked loads from a
+    // per-tap table and the transpose), instead of looking up every column's offset and masks
+    // again per block. The per-block loop below then only does the tails.
+    const index_t g1_full = by_cols ? g0 + (g1 - g0) / 8 * 8 : g0;
     for (index_t jp = 0; jp < nc; jp += nr) {
       const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
       float* d = dst + jp * kc;
@@ -477,6 +497,20 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
         off[j] = static_cast<std::int32_t>(c * HW + (kyj[j] * s.dh - s.ph) * s.W + kxj[j] * s.dw - s.pw);
       }
       const int nfull = np / 8 * 8;
+      for (int j = 0; j < nfull && g1_full > g0; j += 8) {
+        const float* src[8];
+        int tap[8];
+        for (int t = 0; t < 8; ++t) {
+          src[t] = at(p.x, k0 + off[j + t]);
+          tap[t] = kyj[j + t] * static_cast<int>(s.kw) + kxj[j + t];
+        }
+        for (index_t kb = g0; kb < g1_full; kb += 8) {
+          const std::uint8_t* m = tapm_g[(kb - g0) / 8];
+          __m256 v[8];
+          for (int t = 0; t < 8; ++t) v[t] = _mm256_maskz_loadu_ps(static_cast<__mmask8>(m[tap[t]]), at(src[t], kb));
+          transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], d + kb * nr + j, nr);
+        }
+      }
       for (index_t kb = g0; kb < g1; kb += 8) {
         const int kn = static_cast<int>(kc - kb < 8 ? kc - kb : 8);
         unsigned rows_l[kMaxTaps], cols_l[kMaxTaps];
@@ -521,7 +555,7 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
                                                at(p.x, off[j + t]), 4);
             transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
           }
-        } else if (kn == 8) {
+        } else if (kn == 8 && kb >= g1_full) {
           for (int j = 0; j < nfull; j += 8) {
             // Two cache lines ahead on each of the 8 runs, every other block (one line = 2 blocks).
             if (kPrefetch && (kb & 8) == 0)
