@@ -395,3 +395,49 @@ def test_strided_patch_pack_same_bits(switch, lines):
         args = [sys.executable, "-c", _STRIDED_CHILD] + (["dw"] if lines > 4 else [])
         outs.append(subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout)
     assert outs[0].count("\n") == lines and outs[0] == outs[1] and "nan" not in outs[0]
+
+
+_MULTI_CHILD = r"""
+import sys, numpy as np, nnfast
+from nnfast._native import _C
+nnfast.set_num_threads(int(sys.argv[1]))
+r = np.random.default_rng(21)
+# OH OW = 196 (4 images per GEMM; N = 5: a last group of 1), 70 (8 per GEMM, groups), 100 (stride 2:
+# strided packs; dx by phases), 64 (one image per GEMM), 14 x 13 (8 per GEMM, N = 9: 8 + 1);
+# forward and dx (stride 1: as a forward; stride 2: by phases), float32 and float64.
+for dt in (np.float32, np.float64):
+    for shape, oc, k, st, pd, g in (((5, 8, 14, 14), 20, (3, 3), (1, 1), (1, 1), 1),
+                                    ((3, 6, 7, 10), 10, (3, 3), (1, 1), (1, 1), 2),
+                                    ((6, 5, 20, 20), 7, (3, 3), (2, 2), (1, 1), 1),
+                                    ((2, 4, 8, 8), 5, (3, 3), (1, 1), (1, 1), 1),
+                                    ((9, 3, 15, 13), 4, (2, 3), (1, 1), (0, 1), 1)):
+        x = r.standard_normal(shape).astype(dt)
+        w = r.standard_normal((oc, shape[1] // g) + k).astype(dt)
+        b = r.standard_normal(oc).astype(dt)
+        oh = (shape[2] + 2 * pd[0] - k[0]) // st[0] + 1
+        ow = (shape[3] + 2 * pd[1] - k[1]) // st[1] + 1
+        y = np.full((shape[0], oc, oh, ow), np.nan, dt)
+        _C.conv2d_forward(y, x, w, b, st, pd, (1, 1), g)
+        dx = np.full_like(x, np.nan)
+        _C.conv2d_backward(dx, None, None, r.standard_normal(y.shape).astype(dt), x, w, st, pd, (1, 1), g)
+        assert np.isfinite(y).all() and np.isfinite(dx).all()
+        sys.stdout.write(y.tobytes().hex() + " " + dx.tobytes().hex() + "\n")
+"""
+
+
+def test_multi_image_gemm_same_bits():
+    """Several images per forward GEMM (columns (n, q); panels across an image's end spliced from
+    the two images' packs; NNFAST_CONV_MULTI_IMAGE=0: one image per GEMM) must give the same bits,
+    on 1 and 2 threads."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("1", "0"):
+        for threads in ("1", "2"):
+            env = dict(os.environ, NNFAST_CONV_MULTI_IMAGE=flag)
+            outs.append(subprocess.run([sys.executable, "-c", _MULTI_CHILD, threads], env=env, check=True,
+                                       capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == 10
+    assert all(o == outs[0] for o in outs[1:])

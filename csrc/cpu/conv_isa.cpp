@@ -11,6 +11,7 @@
 // otherwise it is a masked gather.
 #include <cstdint>
 #include <cstdlib>
+#include <vector>
 
 #include "cpu/conv_internal.h"
 
@@ -303,22 +304,19 @@ bool pack_panel_strided(const PatchSource<float>& p, index_t k0, index_t kc, ind
 }
 #endif
 
+// Rows [k0, k0 + kc) of the panel of np columns from q0 (inside one image), zeros past np.
 template <typename T>
-void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr) {
-  const PatchSource<T>& p = *static_cast<const PatchSource<T>*>(ctx);
+void pack_panel(const PatchSource<T>& p, index_t k0, index_t kc, index_t q0, int np, T* d, int nr) {
   const Conv2dShape& s = p.s;
   const index_t HW = s.H * s.W;
   const bool small = s.kh <= kMaxTaps && s.kw <= kMaxTaps && nr <= kMaxNr && HW < (index_t(1) << 30);
   const bool contiguous = s.sh == 1 && s.sw == 1 && s.OW == s.W;
-  for (index_t jp = 0; jp < nc; jp += nr) {
-    const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
-    T* d = dst + jp * kc;
-    const index_t q0 = j0 + jp;
+  {
 #if defined(__AVX512F__)
     if constexpr (sizeof(T) == 4)
-      if (small && contiguous && fast_same() && pack_panel_same(p, k0, kc, q0, np, d, nr)) continue;
+      if (small && contiguous && fast_same() && pack_panel_same(p, k0, kc, q0, np, d, nr)) return;
     if constexpr (sizeof(T) == 4)
-      if (small && !contiguous && pack_panel_strided(p, k0, kc, q0, np, d, nr)) continue;
+      if (small && !contiguous && pack_panel_strided(p, k0, kc, q0, np, d, nr)) return;
 #endif
     if (!small) {  // per element (huge kernels only)
       for (index_t k = 0; k < kc; ++k) {
@@ -333,7 +331,7 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
           d[k * nr + j] = v;
         }
       }
-      continue;
+      return;
     }
     std::int32_t base[kMaxNr];
     std::uint64_t rows[kMaxTaps] = {}, cols[kMaxTaps] = {};
@@ -355,6 +353,38 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
         }
       }
     }
+  }
+}
+
+template <typename T>
+void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr) {
+  const PatchSource<T>& p = *static_cast<const PatchSource<T>*>(ctx);
+  const index_t P = p.s.OH * p.s.OW;
+  for (index_t jp = 0; jp < nc; jp += nr) {
+    const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
+    T* d = dst + jp * kc;
+    const index_t q0 = j0 + jp;
+    if (p.image == 0) {
+      pack_panel(p, k0, kc, q0, np, d, nr);
+      continue;
+    }
+    // Several images: a panel inside one image is that image's panel; one across an image's end
+    // is packed as the two images' parts (each from column 0 of its own panel) and spliced.
+    const index_t n = q0 / P, ql = q0 % P;
+    PatchSource<T> one = p;
+    one.x = p.x + n * p.image;
+    if (ql + np <= P) {
+      pack_panel(one, k0, kc, ql, np, d, nr);
+      continue;
+    }
+    const int na = static_cast<int>(P - ql), nb = np - na;
+    thread_local std::vector<T> tmp;
+    if (tmp.size() < static_cast<size_t>(kc * nr)) tmp.resize(static_cast<size_t>(kc * nr));
+    pack_panel(one, k0, kc, ql, na, d, nr);
+    one.x = p.x + (n + 1) * p.image;
+    pack_panel(one, k0, kc, index_t(0), nb, tmp.data(), nr);
+    for (index_t k = 0; k < kc; ++k)
+      for (int j = 0; j < nb; ++j) d[k * nr + na + j] = tmp[static_cast<size_t>(k * nr + j)];
   }
 }
 
