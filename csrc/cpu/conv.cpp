@@ -8,7 +8,8 @@
 //                kernel and padding d (k - 1) - p (no col2im pass)
 // Weight grad:   fp32 on AVX-512: dW[g] (+)= dy_n[g] . patches(x_n)[g]^T
 // Threads take whole images (1-thread GEMMs) or, for small batches, run inside each GEMM;
-// every element is the same K-ordered sum either way.
+// every element is the same K-ordered sum either way. Where OH OW is not a multiple of 16, a
+// forward GEMM takes several images side by side (full column panels; see forward_implicit).
 //
 // Otherwise (and with NNFAST_CONV_IMPLICIT=0, kept for A/B timing): explicit im2col over
 // bounded chunks of column space q = (n, oh, ow), Q = N * OH * OW. A chunk [q0, q0 + qn)
