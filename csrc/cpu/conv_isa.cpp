@@ -520,11 +520,21 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
     for (index_t jp = 0; jp < nc; jp += nr) {
       const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
       float* d = dst + jp * kc;
+      // Column r = (c, ky, kx) walked incrementally from the panel's first (divisions were
+      // ~7 % of this pack's time).
+      const index_t r0 = j0 + jp;
+      index_t c = r0 / p.kk, ky = (r0 % p.kk) / s.kw, kx = r0 % s.kw;
       for (int j = 0; j < np; ++j) {
-        const index_t r = j0 + jp + j, c = r / p.kk;
-        kyj[j] = static_cast<int>((r % p.kk) / s.kw);
-        kxj[j] = static_cast<int>(r % s.kw);
-        off[j] = static_cast<std::int32_t>(c * HW + (kyj[j] * s.dh - s.ph) * s.W + kxj[j] * s.dw - s.pw);
+        kyj[j] = static_cast<int>(ky);
+        kxj[j] = static_cast<int>(kx);
+        off[j] = static_cast<std::int32_t>(c * HW + (ky * s.dh - s.ph) * s.W + kx * s.dw - s.pw);
+        if (++kx == s.kw) {
+          kx = 0;
+          if (++ky == s.kh) {
+            ky = 0;
+            ++c;
+          }
+        }
       }
       const int nfull = np / 8 * 8;
       for (int j = 0; j < nfull && g1_full > g0; j += 8) {
