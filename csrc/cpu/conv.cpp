@@ -255,8 +255,11 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
     const char* e = std::getenv("NNFAST_CONV_MULTI_IMAGE");
     return !(e && e[0] == '0');
   }();
+  // At most N / threads images per group, so that small batches still give every thread whole
+  // groups (the bits do not depend on nb).
+  const int nt = get_num_threads();
   const index_t nb = multi && g.P >= 64 && s.N > 1
-                         ? std::min(s.N, 16 / std::gcd(g.P, index_t(16)))
+                         ? std::max(index_t(1), std::min(s.N / nt, 16 / std::gcd(g.P, index_t(16))))
                          : 1;
   // Packed for nb P columns (the GEMM's tile depends on N); a last, smaller group packs its own.
   const index_t wpk = prepack ? gemm_detail::gemm_prepack_a_elems<T>(g.OCg, nb * g.P, g.Kg) : 0;
@@ -293,7 +296,6 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
           for (index_t j = 0; j < g.P; ++j) yn[o * g.P + j] += bias[o];
       }
   };
-  const int nt = get_num_threads();
   const index_t units = (s.N + nb - 1) / nb;
   auto run = [&](index_t u, int threads) { one(u * nb, std::min(nb, s.N - u * nb), threads); };
   if (nt > 1 && (units % nt == 0 || units >= 4 * nt)) {
