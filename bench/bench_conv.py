@@ -10,7 +10,9 @@ NNFAST_CONV_IMPLICIT=0 (im2col instead of implicit GEMM), NNFAST_GEMM_ALT_TILE=0
 NNFAST_CONV_STORE_BIAS=0 (forward bias as a separate pass), NNFAST_CONV_PACK_FAST=0 (generic patch packers),
 NNFAST_CONV_PACK_PF=0 (no software prefetch in the packers), NNFAST_CONV_STRIDED_DW=0 (strided dW via im2col),
 NNFAST_CONV_PACK_STRIDED=0 (strided forward pack by masked gathers), NNFAST_CONV_STRIDED_DX=0 (strided dx via
-im2col + col2im instead of per-phase stride-1 forwards).
+im2col + col2im instead of per-phase stride-1 forwards), NNFAST_CONV_PACK_STRIDED_T=0 (strided dW pack by masked
+gathers), NNFAST_CONV_PACK_T_COLS=0 ("same" dW pack in block order), NNFAST_CONV_MULTI_IMAGE=0 (one image per
+forward / dx GEMM).
 
 Checks nnfast against PyTorch first, then times the two libraries in alternating blocks (so machine
 noise hits both alike) and prints the best and median time per step, GFLOP/s, % of the machine's

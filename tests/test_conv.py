@@ -329,12 +329,13 @@ def test_forward_weight_prepacked_once_same_bits():
     assert outs[0] and outs[0] == outs[1]
 
 
-@pytest.mark.parametrize("switch", ["NNFAST_CONV_STORE_BIAS", "NNFAST_CONV_PACK_FAST"])
+@pytest.mark.parametrize("switch", ["NNFAST_CONV_STORE_BIAS", "NNFAST_CONV_PACK_FAST", "NNFAST_CONV_PACK_T_COLS"])
 def test_forward_fast_paths_same_bits(switch):
-    """The bias added as the GEMM stores C (NNFAST_CONV_STORE_BIAS=0: a pass afterwards) and the
-    unrolled "same"-convolution patch packers (NNFAST_CONV_PACK_FAST=0: the generic ones) must give
-    the same bits as the paths they replace: full and partial register tiles (20 channels), two K
-    blocks, groups; the weight gradient too."""
+    """The bias added as the GEMM stores C (NNFAST_CONV_STORE_BIAS=0: a pass afterwards), the
+    unrolled "same"-convolution patch packers (NNFAST_CONV_PACK_FAST=0: the generic ones) and the
+    column-group order of the weight gradient's transposed pack (NNFAST_CONV_PACK_T_COLS=0: block
+    order) must give the same bits as the paths they replace: full and partial register tiles
+    (20 channels), two K blocks, groups, 63 positions (a partial block of 8); the weight gradient too."""
     import os
     import subprocess
     import sys
@@ -353,11 +354,17 @@ from nnfast._native import _C
 r = np.random.default_rng(14)
 # stride 2 (OW = 14: vectors over 2-3 output rows), stride (1, 3) with OW != W, a "valid"
 # stride-1 conv, stride 2 with dilation and padding wider than the kernel reach (edge columns
-# with no valid tap), odd sizes (panel tails), groups and two K blocks.
-for shape, k, st, pd, dl, g in (((3, 66, 28, 28), (3, 3), (2, 2), (1, 1), (1, 1), 2),
-                                ((2, 5, 9, 31), (2, 3), (1, 3), (0, 1), (1, 1), 1),
-                                ((2, 7, 13, 11), (3, 3), (1, 1), (0, 0), (1, 1), 1),
-                                ((1, 3, 17, 23), (3, 2), (2, 2), (3, 4), (2, 3), 1)):
+# with no valid tap), odd sizes (panel tails), groups and two K blocks. "dw": the weight gradient
+# too, plus a 5 x 4 kernel (20 taps) and OW = 1 (8 segments per block): both take the gathers.
+cases = [((3, 66, 28, 28), (3, 3), (2, 2), (1, 1), (1, 1), 2),
+         ((2, 5, 9, 31), (2, 3), (1, 3), (0, 1), (1, 1), 1),
+         ((2, 7, 13, 11), (3, 3), (1, 1), (0, 0), (1, 1), 1),
+         ((1, 3, 17, 23), (3, 2), (2, 2), (3, 4), (2, 3), 1)]
+if "dw" in sys.argv:
+    cases += [((2, 9, 11, 10), (3, 3), (2, 2), (1, 1), (1, 1), 1),
+              ((2, 4, 9, 12), (5, 4), (2, 3), (2, 1), (1, 1), 1),
+              ((1, 2, 12, 16), (1, 16), (1, 1), (0, 0), (1, 1), 1)]
+for shape, k, st, pd, dl, g in cases:
     x = r.standard_normal(shape).astype(np.float32)
     w = r.standard_normal((20, shape[1] // g) + k).astype(np.float32)
     b = r.standard_normal(20).astype(np.float32)
@@ -366,19 +373,71 @@ for shape, k, st, pd, dl, g in (((3, 66, 28, 28), (3, 3), (2, 2), (1, 1), (1, 1)
     y = np.full((shape[0], 20, oh, ow), np.nan, np.float32)
     _C.conv2d_forward(y, x, w, b, st, pd, dl, g)
     sys.stdout.write(y.tobytes().hex() + "\n")
+    if "dw" in sys.argv:
+        dw = np.zeros_like(w)
+        _C.conv2d_backward(None, dw, None, r.standard_normal(y.shape).astype(np.float32), x, w, st, pd, dl, g)
+        sys.stdout.write(dw.tobytes().hex() + "\n")
 """
 
 
-def test_strided_patch_pack_same_bits():
-    """The strided / OW != W patch packer (segment loads + permutes; NNFAST_CONV_PACK_STRIDED=0: masked
-    gathers) must give the same bits as the gathers it replaces."""
+@pytest.mark.parametrize("switch, lines", [("NNFAST_CONV_PACK_STRIDED", 4), ("NNFAST_CONV_PACK_STRIDED_T", 14)])
+def test_strided_patch_pack_same_bits(switch, lines):
+    """The strided / OW != W patch packers (segment loads + permutes; =0: masked gathers), the forward's
+    (NNFAST_CONV_PACK_STRIDED) and the weight gradient's transposed one (NNFAST_CONV_PACK_STRIDED_T),
+    must give the same bits as the gathers they replace."""
     import os
     import subprocess
     import sys
 
     outs = []
     for flag in ("1", "0"):
-        env = dict(os.environ, NNFAST_CONV_PACK_STRIDED=flag)
-        outs.append(subprocess.run([sys.executable, "-c", _STRIDED_CHILD], env=env, check=True,
-                                   capture_output=True, text=True).stdout)
-    assert outs[0].count("\n") == 4 and outs[0] == outs[1] and "nan" not in outs[0]
+        env = dict(os.environ, **{switch: flag})
+        args = [sys.executable, "-c", _STRIDED_CHILD] + (["dw"] if lines > 4 else [])
+        outs.append(subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == lines and outs[0] == outs[1] and "nan" not in outs[0]
+
+
+_MULTI_CHILD = r"""
+import sys, numpy as np, nnfast
+from nnfast._native import _C
+nnfast.set_num_threads(int(sys.argv[1]))
+r = np.random.default_rng(21)
+# OH OW = 196 (4 images per GEMM; N = 5: a last group of 1), 70 (8 per GEMM, groups), 100 (stride 2:
+# strided packs; dx by phases), 64 (one image per GEMM), 14 x 13 (8 per GEMM, N = 9: 8 + 1);
+# forward and dx (stride 1: as a forward; stride 2: by phases), float32 and float64.
+for dt in (np.float32, np.float64):
+    for shape, oc, k, st, pd, g in (((5, 8, 14, 14), 20, (3, 3), (1, 1), (1, 1), 1),
+                                    ((3, 6, 7, 10), 10, (3, 3), (1, 1), (1, 1), 2),
+                                    ((6, 5, 20, 20), 7, (3, 3), (2, 2), (1, 1), 1),
+                                    ((2, 4, 8, 8), 5, (3, 3), (1, 1), (1, 1), 1),
+                                    ((9, 3, 15, 13), 4, (2, 3), (1, 1), (0, 1), 1)):
+        x = r.standard_normal(shape).astype(dt)
+        w = r.standard_normal((oc, shape[1] // g) + k).astype(dt)
+        b = r.standard_normal(oc).astype(dt)
+        oh = (shape[2] + 2 * pd[0] - k[0]) // st[0] + 1
+        ow = (shape[3] + 2 * pd[1] - k[1]) // st[1] + 1
+        y = np.full((shape[0], oc, oh, ow), np.nan, dt)
+        _C.conv2d_forward(y, x, w, b, st, pd, (1, 1), g)
+        dx = np.full_like(x, np.nan)
+        _C.conv2d_backward(dx, None, None, r.standard_normal(y.shape).astype(dt), x, w, st, pd, (1, 1), g)
+        assert np.isfinite(y).all() and np.isfinite(dx).all()
+        sys.stdout.write(y.tobytes().hex() + " " + dx.tobytes().hex() + "\n")
+"""
+
+
+def test_multi_image_gemm_same_bits():
+    """Several images per forward GEMM (columns (n, q); panels across an image's end spliced from
+    the two images' packs; NNFAST_CONV_MULTI_IMAGE=0: one image per GEMM) must give the same bits,
+    on 1 and 2 threads."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("1", "0"):
+        for threads in ("1", "2"):
+            env = dict(os.environ, NNFAST_CONV_MULTI_IMAGE=flag)
+            outs.append(subprocess.run([sys.executable, "-c", _MULTI_CHILD, threads], env=env, check=True,
+                                       capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == 10
+    assert all(o == outs[0] for o in outs[1:])

@@ -8,7 +8,8 @@
 //                kernel and padding d (k - 1) - p (no col2im pass)
 // Weight grad:   fp32 on AVX-512: dW[g] (+)= dy_n[g] . patches(x_n)[g]^T
 // Threads take whole images (1-thread GEMMs) or, for small batches, run inside each GEMM;
-// every element is the same K-ordered sum either way.
+// every element is the same K-ordered sum either way. Where OH OW is not a multiple of 16, a
+// forward GEMM takes several images side by side (full column panels; see forward_implicit).
 //
 // Otherwise (and with NNFAST_CONV_IMPLICIT=0, kept for A/B timing): explicit im2col over
 // bounded chunks of column space q = (n, oh, ow), Q = N * OH * OW. A chunk [q0, q0 + qn)
@@ -31,6 +32,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "core/conv_geometry.h"
@@ -244,38 +246,64 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
     const char* e = std::getenv("NNFAST_CONV_PREPACK");
     return !(e && e[0] == '0');
   }();
-  const index_t wpk = prepack ? gemm_detail::gemm_prepack_a_elems<T>(g.OCg, g.P, g.Kg) : 0;
+  // Images per GEMM: where OH OW is not a multiple of 16 columns (14 x 14 = 196), the last
+  // column panel of every image is mostly padding; nb images side by side (columns (n, q)) fill
+  // it (4 x 196 = 49 vectors), the product goes to a scratch (OC, nb P) block and is copied into
+  // y. A panel spans at most two images (P >= 64 >= the widest panel). Same K order per element:
+  // same bits (NNFAST_CONV_MULTI_IMAGE=0: one image per GEMM, for A/B timing).
+  static const bool multi = [] {
+    const char* e = std::getenv("NNFAST_CONV_MULTI_IMAGE");
+    return !(e && e[0] == '0');
+  }();
+  // At most N / threads images per group, so that small batches still give every thread whole
+  // groups (the bits do not depend on nb).
+  const int nt = get_num_threads();
+  const index_t nb = multi && g.P >= 64 && s.N > 1
+                         ? std::max(index_t(1), std::min(s.N / nt, 16 / std::gcd(g.P, index_t(16))))
+                         : 1;
+  // Packed for nb P columns (the GEMM's tile depends on N); a last, smaller group packs its own.
+  const index_t wpk = prepack ? gemm_detail::gemm_prepack_a_elems<T>(g.OCg, nb * g.P, g.Kg) : 0;
   std::vector<T> wp(static_cast<size_t>(g.G * wpk));
   for (index_t gr = 0; gr < g.G && wpk > 0; ++gr)
-    gemm_detail::gemm_prepack_a<T>(g.OCg, g.P, g.Kg, w + gr * g.OCg * g.Kg, g.Kg, 1, wp.data() + gr * wpk);
+    gemm_detail::gemm_prepack_a<T>(g.OCg, nb * g.P, g.Kg, w + gr * g.OCg * g.Kg, g.Kg, 1, wp.data() + gr * wpk);
   // The bias is added as the GEMM stores each tile (same bits as a pass afterwards, without
   // the pass; NNFAST_CONV_STORE_BIAS=0: the separate pass, for A/B timing).
   static const bool store_bias = [] {
     const char* e = std::getenv("NNFAST_CONV_STORE_BIAS");
     return !(e && e[0] == '0');
   }();
-  auto one = [&](index_t n, int nt) {
+  auto gemm_images = [&](index_t n, index_t cnt, int nt) {
+    T* ys = cnt > 1 ? scratch<T>(0, s.OC * cnt * g.P) : nullptr;
     for (index_t gr = 0; gr < g.G; ++gr) {
-      const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * plane, s, g.kk};
+      conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * plane, s, g.kk};
+      src.image = cnt > 1 ? image : 0;
       const gemm_detail::GemmBPack<T> bp{pack, &src};
-      gemm_detail::gemm_packed_b<T>(g.OCg, g.P, g.Kg, T(1), w + gr * g.OCg * g.Kg, g.Kg, 1, bp, T(0),
-                                    y + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, nt,
-                                    wpk > 0 ? wp.data() + gr * wpk : nullptr,
+      gemm_detail::gemm_packed_b<T>(g.OCg, cnt * g.P, g.Kg, T(1), w + gr * g.OCg * g.Kg, g.Kg, 1, bp, T(0),
+                                    cnt > 1 ? ys + gr * g.OCg * cnt * g.P : y + (n * s.OC + gr * g.OCg) * g.P,
+                                    cnt * g.P, 1, nt, wpk > 0 && cnt == nb ? wp.data() + gr * wpk : nullptr,
                                     bias && store_bias ? bias + gr * g.OCg : nullptr);
     }
-    if (bias && !store_bias) {  // while the image's block is still in cache
-      T* yn = y + n * s.OC * g.P;
+    for (index_t i = 0; i < cnt && cnt > 1; ++i)
       for (index_t o = 0; o < s.OC; ++o)
-        for (index_t j = 0; j < g.P; ++j) yn[o * g.P + j] += bias[o];
-    }
+        std::memcpy(y + ((n + i) * s.OC + o) * g.P, ys + (o * cnt + i) * g.P, static_cast<size_t>(g.P) * sizeof(T));
   };
-  const int nt = get_num_threads();
-  if (nt > 1 && (s.N % nt == 0 || s.N >= 4 * nt)) {
-    parallel_for(s.N, 1, [&](index_t n0, index_t n1) {
-      for (index_t n = n0; n < n1; ++n) one(n, 1);
+  auto one = [&](index_t n, index_t cnt, int nt) {
+    gemm_images(n, cnt, nt);
+    if (bias && !store_bias)  // while the images' blocks are still in cache
+      for (index_t m = n; m < n + cnt; ++m) {
+        T* yn = y + m * s.OC * g.P;
+        for (index_t o = 0; o < s.OC; ++o)
+          for (index_t j = 0; j < g.P; ++j) yn[o * g.P + j] += bias[o];
+      }
+  };
+  const index_t units = (s.N + nb - 1) / nb;
+  auto run = [&](index_t u, int threads) { one(u * nb, std::min(nb, s.N - u * nb), threads); };
+  if (nt > 1 && (units % nt == 0 || units >= 4 * nt)) {
+    parallel_for(units, 1, [&](index_t u0, index_t u1) {
+      for (index_t u = u0; u < u1; ++u) run(u, 1);
     });
   } else {
-    for (index_t n = 0; n < s.N; ++n) one(n, nt);
+    for (index_t u = 0; u < units; ++u) run(u, nt);
   }
 }
 

@@ -18,6 +18,9 @@ struct PatchSource {
   const T* x;      // the image's first channel of the group, (Cg, H, W) contiguous
   Conv2dShape s;   // the convolution (C, OC are the full counts; only the geometry is used)
   index_t kk;      // kh * kw
+  // Several images per GEMM (pack_patches only): columns q >= OH OW continue in the next image,
+  // `image` elements further on (0: one image).
+  index_t image = 0;
 };
 
 template <typename T>

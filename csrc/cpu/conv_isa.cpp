@@ -11,6 +11,7 @@
 // otherwise it is a masked gather.
 #include <cstdint>
 #include <cstdlib>
+#include <vector>
 
 #include "cpu/conv_internal.h"
 
@@ -303,22 +304,19 @@ bool pack_panel_strided(const PatchSource<float>& p, index_t k0, index_t kc, ind
 }
 #endif
 
+// Rows [k0, k0 + kc) of the panel of np columns from q0 (inside one image), zeros past np.
 template <typename T>
-void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr) {
-  const PatchSource<T>& p = *static_cast<const PatchSource<T>*>(ctx);
+void pack_panel(const PatchSource<T>& p, index_t k0, index_t kc, index_t q0, int np, T* d, int nr) {
   const Conv2dShape& s = p.s;
   const index_t HW = s.H * s.W;
   const bool small = s.kh <= kMaxTaps && s.kw <= kMaxTaps && nr <= kMaxNr && HW < (index_t(1) << 30);
   const bool contiguous = s.sh == 1 && s.sw == 1 && s.OW == s.W;
-  for (index_t jp = 0; jp < nc; jp += nr) {
-    const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
-    T* d = dst + jp * kc;
-    const index_t q0 = j0 + jp;
+  {
 #if defined(__AVX512F__)
     if constexpr (sizeof(T) == 4)
-      if (small && contiguous && fast_same() && pack_panel_same(p, k0, kc, q0, np, d, nr)) continue;
+      if (small && contiguous && fast_same() && pack_panel_same(p, k0, kc, q0, np, d, nr)) return;
     if constexpr (sizeof(T) == 4)
-      if (small && !contiguous && pack_panel_strided(p, k0, kc, q0, np, d, nr)) continue;
+      if (small && !contiguous && pack_panel_strided(p, k0, kc, q0, np, d, nr)) return;
 #endif
     if (!small) {  // per element (huge kernels only)
       for (index_t k = 0; k < kc; ++k) {
@@ -333,7 +331,7 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
           d[k * nr + j] = v;
         }
       }
-      continue;
+      return;
     }
     std::int32_t base[kMaxNr];
     std::uint64_t rows[kMaxTaps] = {}, cols[kMaxTaps] = {};
@@ -358,7 +356,101 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
   }
 }
 
+template <typename T>
+void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr) {
+  const PatchSource<T>& p = *static_cast<const PatchSource<T>*>(ctx);
+  const index_t P = p.s.OH * p.s.OW;
+  for (index_t jp = 0; jp < nc; jp += nr) {
+    const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
+    T* d = dst + jp * kc;
+    const index_t q0 = j0 + jp;
+    if (p.image == 0) {
+      pack_panel(p, k0, kc, q0, np, d, nr);
+      continue;
+    }
+    // Several images: a panel inside one image is that image's panel; one across an image's end
+    // is packed as the two images' parts (each from column 0 of its own panel) and spliced.
+    const index_t n = q0 / P, ql = q0 % P;
+    PatchSource<T> one = p;
+    one.x = p.x + n * p.image;
+    if (ql + np <= P) {
+      pack_panel(one, k0, kc, ql, np, d, nr);
+      continue;
+    }
+    const int na = static_cast<int>(P - ql), nb = np - na;
+    thread_local std::vector<T> tmp;
+    if (tmp.size() < static_cast<size_t>(kc * nr)) tmp.resize(static_cast<size_t>(kc * nr));
+    pack_panel(one, k0, kc, ql, na, d, nr);
+    one.x = p.x + (n + 1) * p.image;
+    pack_panel(one, k0, kc, index_t(0), nb, tmp.data(), nr);
+    for (index_t k = 0; k < kc; ++k)
+      for (int j = 0; j < nb; ++j) d[k * nr + na + j] = tmp[static_cast<size_t>(k * nr + j)];
+  }
+}
+
 #if defined(__AVX512F__)
+// NNFAST_CONV_PACK_STRIDED_T=0: strided / OW != W transposed panels (the weight gradient's) take
+// 8-wide masked gathers only (A/B timing; same values).
+static const bool kPackStridedT = [] {
+  const char* e = std::getenv("NNFAST_CONV_PACK_STRIDED_T");
+  return !(e && e[0] == '0');
+}();
+
+// Segments per 8-position block / kernel taps the transposed strided packer takes (else: gathers).
+constexpr int kMaxSegT = 4;
+constexpr index_t kMaxSegTaps = 16;
+
+// One block of 8 output positions of a strided / OW != W convolution, split into segments of
+// consecutive positions whose window origins lie within 16 floats of the segment's first. Per
+// column r, a segment is one masked 16-wide load at x + off_r + base (only the floats a valid
+// position reads: never outside x) and a permute into its lanes, so the 8 values of (r, block)
+// cost nseg load + permute pairs instead of an 8-wide gather (the gathers were ~15 % of the
+// stride-2 weight gradient). The load / lane masks depend on the tap only: built once per block.
+struct SegBlockT {
+  alignas(64) std::int32_t perm[kMaxSegT][16];  // lane i of segment s takes float perm[s][i] of its window
+  std::int32_t base[kMaxSegT];                  // window origin, relative like the gather indices
+  std::uint16_t ld[kMaxSegTaps][kMaxSegT];      // per tap: the window floats that valid lanes read
+  std::uint8_t lane[kMaxSegTaps][kMaxSegT];     // per tap: the segment's valid lanes
+  int n;                                        // segments; 0: this block takes the gathers
+};
+
+// The segments of the block whose 8 window origins are idx (rows / cols: the per-tap validity bits).
+inline void seg_block_t(const Conv2dShape& s, index_t kk, const unsigned* rows, const unsigned* cols,
+                        const std::int32_t* idx, SegBlockT& sg) {
+  sg.n = 0;
+  if (!kPackStridedT || kk > kMaxSegTaps) return;
+  unsigned lanes[kMaxSegT];
+  int n = 0;
+  for (int i = 0; i < 8; ++i) {
+    if (n == 0 || idx[i] < sg.base[n - 1] || idx[i] - sg.base[n - 1] >= 16) {
+      if (n == kMaxSegT) return;
+      sg.base[n] = idx[i];
+      lanes[n] = 0;
+      for (int t = 0; t < 16; ++t) sg.perm[n][t] = 0;
+      ++n;
+    }
+    lanes[n - 1] |= 1u << i;
+    sg.perm[n - 1][i] = idx[i] - sg.base[n - 1];
+  }
+  for (index_t ky = 0, t = 0; ky < s.kh; ++ky)
+    for (index_t kx = 0; kx < s.kw; ++kx, ++t)
+      for (int g = 0; g < n; ++g) {
+        const unsigned lane = lanes[g] & rows[ky] & cols[kx];
+        unsigned ld = 0;
+        for (unsigned b = lane; b; b &= b - 1) ld |= 1u << sg.perm[g][__builtin_ctz(b)];
+        sg.ld[t][g] = static_cast<std::uint16_t>(ld);
+        sg.lane[t][g] = static_cast<std::uint8_t>(lane);
+      }
+  sg.n = n;
+}
+
+// NNFAST_CONV_PACK_T_COLS=0: the "same" transposed pack walks blocks of 8 positions outermost
+// (the per-column offsets and masks looked up again for every block; A/B timing, same values).
+static const bool kPackTCols = [] {
+  const char* e = std::getenv("NNFAST_CONV_PACK_T_COLS");
+  return !(e && e[0] == '0');
+}();
+
 // Transposed patches B(q, r) = x_c[q + (ky dh - ph) W + kx dw - pw] (stride 1, OW == W): for a
 // fixed r the q run is contiguous, so 8 columns r x 8 rows q are 8 masked 8-wide loads and an
 // 8 x 8 register transpose; the mask of (r, q) is rows[ky_r](q) & cols[kx_r](q). Other strides
@@ -377,10 +469,15 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
   // run is then a masked gather at idx (the positions' window origins, shared by every column).
   const bool same = s.sh == 1 && s.sw == 1 && s.OW == s.W;
   alignas(32) std::int32_t idx_g[kGroup][8];
+  SegBlockT seg_g[kGroup];
+  // Per block and tap (ky kw + kx, up to kMaxSegTaps): the 8 positions' validity, rows & cols.
+  std::uint8_t tapm_g[kGroup][kMaxSegTaps];
   const bool hoist = fast_same();
+  // "Same", full blocks: 8 columns at a time over all blocks of the group (see below).
+  const bool by_cols = same && hoist && kPackTCols && p.kk <= kMaxSegTaps;
   for (index_t g0 = 0; g0 < kc; g0 += 8 * kGroup) {
     const index_t g1 = kc - g0 < 8 * kGroup ? kc : g0 + 8 * kGroup;
-    auto masks = [&](index_t kb, unsigned* rows, unsigned* cols, std::int32_t* idx) {
+    auto masks = [&](index_t kb, unsigned* rows, unsigned* cols, std::int32_t* idx, SegBlockT* seg) {
       const int kn = static_cast<int>(kc - kb < 8 ? kc - kb : 8);
       for (index_t t = 0; t < s.kh; ++t) rows[t] = 0;
       for (index_t t = 0; t < s.kw; ++t) cols[t] = 0;
@@ -403,36 +500,92 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
           ++oh;
         }
       }
+      seg->n = 0;
+      if (kn == 8 && !same) seg_block_t(s, p.kk, rows, cols, idx, *seg);
     };
     if (hoist)
-      for (index_t kb = g0; kb < g1; kb += 8)
-        masks(kb, rows_g[(kb - g0) / 8], cols_g[(kb - g0) / 8], idx_g[(kb - g0) / 8]);
+      for (index_t kb = g0; kb < g1; kb += 8) {
+        const index_t b = (kb - g0) / 8;
+        masks(kb, rows_g[b], cols_g[b], idx_g[b], &seg_g[b]);
+        if (by_cols)
+          for (index_t ky = 0, t = 0; ky < s.kh; ++ky)
+            for (index_t kx = 0; kx < s.kw; ++kx, ++t)
+              tapm_g[b][t] = static_cast<std::uint8_t>(rows_g[b][ky] & cols_g[b][kx]);
+      }
+    // The full blocks of the group: blocks of 8 positions outside at a fixed group of 8 columns
+    // (their 8 sources and taps stay in registers; each block is then 8 masked loads from a
+    // per-tap table and the transpose), instead of looking up every column's offset and masks
+    // again per block. The per-block loop below then only does the tails.
+    const index_t g1_full = by_cols ? g0 + (g1 - g0) / 8 * 8 : g0;
     for (index_t jp = 0; jp < nc; jp += nr) {
       const int np = static_cast<int>(nc - jp < nr ? nc - jp : nr);
       float* d = dst + jp * kc;
+      // Column r = (c, ky, kx) walked incrementally from the panel's first (divisions were
+      // ~7 % of this pack's time).
+      const index_t r0 = j0 + jp;
+      index_t c = r0 / p.kk, ky = (r0 % p.kk) / s.kw, kx = r0 % s.kw;
       for (int j = 0; j < np; ++j) {
-        const index_t r = j0 + jp + j, c = r / p.kk;
-        kyj[j] = static_cast<int>((r % p.kk) / s.kw);
-        kxj[j] = static_cast<int>(r % s.kw);
-        off[j] = static_cast<std::int32_t>(c * HW + (kyj[j] * s.dh - s.ph) * s.W + kxj[j] * s.dw - s.pw);
+        kyj[j] = static_cast<int>(ky);
+        kxj[j] = static_cast<int>(kx);
+        off[j] = static_cast<std::int32_t>(c * HW + (ky * s.dh - s.ph) * s.W + kx * s.dw - s.pw);
+        if (++kx == s.kw) {
+          kx = 0;
+          if (++ky == s.kh) {
+            ky = 0;
+            ++c;
+          }
+        }
       }
       const int nfull = np / 8 * 8;
+      for (int j = 0; j < nfull && g1_full > g0; j += 8) {
+        const float* src[8];
+        int tap[8];
+        for (int t = 0; t < 8; ++t) {
+          src[t] = at(p.x, k0 + off[j + t]);
+          tap[t] = kyj[j + t] * static_cast<int>(s.kw) + kxj[j + t];
+        }
+        for (index_t kb = g0; kb < g1_full; kb += 8) {
+          const std::uint8_t* m = tapm_g[(kb - g0) / 8];
+          __m256 v[8];
+          for (int t = 0; t < 8; ++t) v[t] = _mm256_maskz_loadu_ps(static_cast<__mmask8>(m[tap[t]]), at(src[t], kb));
+          transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], d + kb * nr + j, nr);
+        }
+      }
       for (index_t kb = g0; kb < g1; kb += 8) {
         const int kn = static_cast<int>(kc - kb < 8 ? kc - kb : 8);
         unsigned rows_l[kMaxTaps], cols_l[kMaxTaps];
         alignas(32) std::int32_t idx_l[8];
+        SegBlockT seg_l;
         const unsigned* rows = rows_g[(kb - g0) / 8];
         const unsigned* cols = cols_g[(kb - g0) / 8];
         const std::int32_t* idx = idx_g[(kb - g0) / 8];
+        const SegBlockT* seg = &seg_g[(kb - g0) / 8];
         if (!hoist) {
-          masks(kb, rows_l, cols_l, idx_l);
+          masks(kb, rows_l, cols_l, idx_l, &seg_l);
           rows = rows_l;
           cols = cols_l;
           idx = idx_l;
+          seg = &seg_l;
         }
         const index_t q0 = k0 + kb;
         float* dk = d + kb * nr;
-        if (kn == 8 && !same) {
+        if (kn == 8 && seg->n > 0) {
+          __m512i pv[kMaxSegT];
+          for (int g = 0; g < seg->n; ++g) pv[g] = _mm512_load_si512(seg->perm[g]);
+          for (int j = 0; j < nfull; j += 8) {
+            __m256 v[8];
+            for (int t = 0; t < 8; ++t) {
+              const int tap = kyj[j + t] * static_cast<int>(s.kw) + kxj[j + t];
+              const float* src = at(p.x, off[j + t]);
+              __m512 acc = _mm512_setzero_ps();
+              for (int g = 0; g < seg->n; ++g)
+                acc = _mm512_mask_permutexvar_ps(acc, seg->lane[tap][g], pv[g],
+                                                 _mm512_maskz_loadu_ps(seg->ld[tap][g], at(src, seg->base[g])));
+              v[t] = _mm512_castps512_ps256(acc);
+            }
+            transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
+          }
+        } else if (kn == 8 && !same) {
           const __m256i vi = _mm256_load_si256(reinterpret_cast<const __m256i*>(idx));
           for (int j = 0; j < nfull; j += 8) {
             __m256 v[8];
@@ -442,7 +595,7 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
                                                at(p.x, off[j + t]), 4);
             transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], dk + j, nr);
           }
-        } else if (kn == 8) {
+        } else if (kn == 8 && kb >= g1_full) {
           for (int j = 0; j < nfull; j += 8) {
             // Two cache lines ahead on each of the 8 runs, every other block (one line = 2 blocks).
             if (kPrefetch && (kb & 8) == 0)
