@@ -93,6 +93,18 @@ index_t rows_per_thread() {
 }
 inline bool split_rows(index_t N, int nt) { return nt > 1 && N >= rows_per_thread() * nt; }
 
+// LSTM forward saves tanh(c') rather than c' (c_all), so backward's gate kernel reads the tanh
+// it needs instead of taking it again: the same bits, one transcendental fewer per unit.
+// NNFAST_RNN_SAVE_TANH=0 saves c' and takes the tanh in backward (the old path, for A/B).
+// Read once, so a forward and its backward always agree on what c_all holds.
+bool save_tanh() {
+  static const bool v = [] {
+    const char* e = std::getenv("NNFAST_RNN_SAVE_TANH");
+    return !(e && e[0] == '0' && e[1] == '\0');
+  }();
+  return v;
+}
+
 // Every thread of the team (a no-op outside one) waits here for the others.
 inline void barrier() {
 #ifdef NNFAST_HAVE_OPENMP
@@ -199,6 +211,7 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
   const index_t G = rnn_gate_count(mode), GH = G * H;
   const bool lstm = mode == RnnMode::Lstm, gru = mode == RnnMode::Gru, proj = w_hr != nullptr;
+  const bool tanh_saved = save_tanh();
   const Steps s(batch_sizes, steps);
   init_state(h_n, h0, N * P);
   if (lstm) init_state(c_n, c0, N * H);
@@ -276,7 +289,7 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
           if (lstm) {
             T* hout = proj ? h_raw + (r0 + b) * H : yr + b * rs_y;
             k.lstm_forward(gb, c_n + b * H + h.lo, c_all + (r0 + b) * H + h.lo, hout + h.lo,
-                           proj ? nullptr : h_n + b * P + h.lo, bh, h.n(), H);
+                           proj ? nullptr : h_n + b * P + h.lo, bh, h.n(), H, tanh_saved);
           } else if (gru) {
             k.gru_forward(gb, hn + (r0 + b) * H + h.lo, yr + b * rs_y + h.lo, h_n + b * P + h.lo,
                           hp + b * P + h.lo, bh, h.n(), H);
@@ -307,6 +320,7 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
   const index_t G = rnn_gate_count(mode), GH = G * H;
   const bool lstm = mode == RnnMode::Lstm, gru = mode == RnnMode::Gru, proj = w_hr != nullptr;
+  const bool tanh_saved = save_tanh();
   const Steps s(batch_sizes, steps);
   T* dgx = gru ? dgates_x : dgates;  // the input-side gate gradients
   // dh0 / dc0 carry the running state gradients: row b is sequence b's.
@@ -350,7 +364,7 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
           if (lstm) {
             const T* dh = proj ? dh_raw + b * H : dh0 + b * P;
             k.lstm_backward(dgates + r * GH + h.lo, dc0 + b * H + h.lo, dh + h.lo, dyb, gates + r * GH + h.lo,
-                            c_all + r * H + h.lo, c_prev + r * H + h.lo, h.n(), H);
+                            c_all + r * H + h.lo, c_prev + r * H + h.lo, h.n(), H, tanh_saved);
           } else if (gru) {
             k.gru_backward(dgates + r * GH + h.lo, dgx + r * GH + h.lo, dh0 + b * P + h.lo, dyb,
                            gates + r * GH + h.lo, hn + r * H + h.lo, h_prev + r * P + h.lo, h.n(), H);
