@@ -354,7 +354,7 @@ def test_same_bits_whatever_the_thread_count(cls, kw, packed, N):
             np.testing.assert_array_equal(a, b)
 
 
-_SAVE_TANH_CHILD = r"""
+_LSTM_PATHS_CHILD = r"""
 import sys, numpy as np
 import nnfast, nnfast.nn as nn
 from nnfast._native import _C
@@ -374,22 +374,28 @@ for isa in nnfast.info()["simd_supported"]:
                 y = rnn_utils.pad_packed_sequence(y)[0]
             ((y * y).sum() + (h * h).sum() + (c * c).sum()).backward()
             for a in [y, h, c, x.grad] + [p.grad for p in m.parameters()]:
-                a = a.detach() if hasattr(a, "detach") else a
-                sys.stdout.write(a.numpy().tobytes().hex() + "\n")
+                a = (a.detach() if hasattr(a, "detach") else a).numpy()
+                if "zeros-equal" in sys.argv:  # +0 and -0 compare equal
+                    a = a + 0.0
+                sys.stdout.write(a.tobytes().hex() + "\n")
 """
 
 
-def test_lstm_saved_tanh_same_bits():
+@pytest.mark.parametrize("switch", ["NNFAST_RNN_SAVE_TANH", "NNFAST_RNN_SKIP_ZERO_STATE"])
+def test_lstm_fast_paths_same_values(switch):
     """LSTM forward saves tanh(c') for backward (NNFAST_RNN_SAVE_TANH=0: saves c' and backward takes
-    the tanh again): outputs and every gradient must keep their bits, on every SIMD level, float32 and
-    float64, H = 1 / 7 / 130 / 33 (vector tails), bidirectional, two layers, projected, packed."""
+    the tanh again): outputs and every gradient keep their bits. Without an initial state the first
+    step's recurrent product on the zero state is skipped (NNFAST_RNN_SKIP_ZERO_STATE=0: run anyway):
+    the same values (a zero's sign aside). On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
+    33 (vector tails), bidirectional (the reverse direction starts at the last step), two layers,
+    projected, packed."""
     import os
     import subprocess
     import sys
 
+    args = [sys.executable, "-c", _LSTM_PATHS_CHILD] + (["zeros-equal"] if "ZERO" in switch else [])
     outs = []
     for flag in ("1", "0"):
-        env = dict(os.environ, NNFAST_RNN_SAVE_TANH=flag)
-        outs.append(subprocess.run([sys.executable, "-c", _SAVE_TANH_CHILD], env=env, check=True,
-                                   capture_output=True, text=True).stdout)
+        env = dict(os.environ, **{switch: flag})
+        outs.append(subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout)
     assert outs[0].count("\n") > 50 and outs[0] == outs[1]
