@@ -352,3 +352,50 @@ def test_same_bits_whatever_the_thread_count(cls, kw, packed, N):
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+_LSTM_PATHS_CHILD = r"""
+import sys, numpy as np
+import nnfast, nnfast.nn as nn
+from nnfast._native import _C
+from nnfast.nn.utils import rnn as rnn_utils
+r = np.random.default_rng(21)
+nnfast.manual_seed(21)
+for isa in nnfast.info()["simd_supported"]:
+    _C.set_cpu_isa(isa)
+    for dt in (np.float32, np.float64):
+        for H, N, kw, lengths in ((1, 1, {}, None), (7, 3, {"bidirectional": True}, [3, 1, 2]),
+                                  (130, 20, {"num_layers": 2}, None), (33, 6, {"proj_size": 5}, [3, 3, 2, 2, 1, 1])):
+            m = nn.LSTM(4, H, dtype=dt, **kw)
+            x = nnfast.tensor(r.standard_normal((3, N, 4)).astype(dt), requires_grad=True)
+            inp = rnn_utils.pack_padded_sequence(x, lengths, enforce_sorted=False) if lengths else x
+            y, (h, c) = m(inp)
+            if lengths:
+                y = rnn_utils.pad_packed_sequence(y)[0]
+            ((y * y).sum() + (h * h).sum() + (c * c).sum()).backward()
+            for a in [y, h, c, x.grad] + [p.grad for p in m.parameters()]:
+                a = (a.detach() if hasattr(a, "detach") else a).numpy()
+                if "zeros-equal" in sys.argv:  # +0 and -0 compare equal
+                    a = a + 0.0
+                sys.stdout.write(a.tobytes().hex() + "\n")
+"""
+
+
+@pytest.mark.parametrize("switch", ["NNFAST_RNN_SAVE_TANH", "NNFAST_RNN_SKIP_ZERO_STATE"])
+def test_lstm_fast_paths_same_values(switch):
+    """LSTM forward saves tanh(c') for backward (NNFAST_RNN_SAVE_TANH=0: saves c' and backward takes
+    the tanh again): outputs and every gradient keep their bits. Without an initial state the first
+    step's recurrent product on the zero state is skipped (NNFAST_RNN_SKIP_ZERO_STATE=0: run anyway):
+    the same values (a zero's sign aside). On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
+    33 (vector tails), bidirectional (the reverse direction starts at the last step), two layers,
+    projected, packed."""
+    import os
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-c", _LSTM_PATHS_CHILD] + (["zeros-equal"] if "ZERO" in switch else [])
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, **{switch: flag})
+        outs.append(subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") > 50 and outs[0] == outs[1]

@@ -93,6 +93,27 @@ index_t rows_per_thread() {
 }
 inline bool split_rows(index_t N, int nt) { return nt > 1 && N >= rows_per_thread() * nt; }
 
+// An A/B switch: on unless the variable is "0". Callers read it once (a static), so a forward and
+// its backward always take the same path.
+bool env_on(const char* name) {
+  const char* e = std::getenv(name);
+  return !(e && e[0] == '0' && e[1] == '\0');
+}
+
+// LSTM forward saves tanh(c') rather than c' (c_all), so backward's gate kernel reads the tanh
+// it needs instead of taking it again: the same bits, one transcendental fewer per unit.
+// NNFAST_RNN_SAVE_TANH=0 saves c' and takes the tanh in backward (the old path, for A/B).
+bool save_tanh() {
+  static const bool v = env_on("NNFAST_RNN_SAVE_TANH");
+  return v;
+}
+
+// NNFAST_RNN_SKIP_ZERO_STATE=0: run the first step's product on a zero initial state anyway (A/B).
+bool skip_zero_state() {
+  static const bool v = env_on("NNFAST_RNN_SKIP_ZERO_STATE");
+  return v;
+}
+
 // Every thread of the team (a no-op outside one) waits here for the others.
 inline void barrier() {
 #ifdef NNFAST_HAVE_OPENMP
@@ -199,6 +220,11 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
   const index_t G = rnn_gate_count(mode), GH = G * H;
   const bool lstm = mode == RnnMode::Lstm, gru = mode == RnnMode::Gru, proj = w_hr != nullptr;
+  const bool tanh_saved = save_tanh();
+  // LSTM without an initial state: the first step's h_prev is all zeros, so its recurrent product
+  // (1 / T of them) is skipped: the gates get the same values (only a -0 pre-activation may become
+  // +0, and a non-finite W_hh no longer turns that one step's output into NaN).
+  const bool zero_start = h0 == nullptr && skip_zero_state();
   const Steps s(batch_sizes, steps);
   init_state(h_n, h0, N * P);
   if (lstm) init_state(c_n, c0, N * H);
@@ -257,12 +283,12 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
         // Gate q's columns of this thread's units; GRU's n gate (q = 2) goes to hn, apart. A thread
         // that owns every unit runs the gates onto g as one GEMM (A packed once, one call).
         const index_t onto = gru ? 2 : G;
-        if (panels) {
+        if (panels && !(kk == 0 && zero_start)) {
           const index_t group = (H + SC - 1) / SC * P * kFwdRuns * SC;
           for (index_t gs = 0; gs < 4 / kFwdRuns; ++gs)
             k.step_gemm(ga + gs * kFwdRuns * H, GH, ha, P, panels + gs * group, nb, P, hb.lo, hb.hi, kFwdRuns, H,
                         H, true);
-        } else if (h.n() == H) {
+        } else if (!panels && h.n() == H) {
           gemm<T>(nb, onto * H, P, T(1), ha, P, 1, wt, rs_wt, cs_wt, T(1), ga, GH, 1);
         }
         for (index_t q = panels ? G : h.n() == H ? onto : 0; q < G; ++q) {
@@ -276,7 +302,7 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
           if (lstm) {
             T* hout = proj ? h_raw + (r0 + b) * H : yr + b * rs_y;
             k.lstm_forward(gb, c_n + b * H + h.lo, c_all + (r0 + b) * H + h.lo, hout + h.lo,
-                           proj ? nullptr : h_n + b * P + h.lo, bh, h.n(), H);
+                           proj ? nullptr : h_n + b * P + h.lo, bh, h.n(), H, tanh_saved);
           } else if (gru) {
             k.gru_forward(gb, hn + (r0 + b) * H + h.lo, yr + b * rs_y + h.lo, h_n + b * P + h.lo,
                           hp + b * P + h.lo, bh, h.n(), H);
@@ -307,6 +333,7 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
   const index_t G = rnn_gate_count(mode), GH = G * H;
   const bool lstm = mode == RnnMode::Lstm, gru = mode == RnnMode::Gru, proj = w_hr != nullptr;
+  const bool tanh_saved = save_tanh();
   const Steps s(batch_sizes, steps);
   T* dgx = gru ? dgates_x : dgates;  // the input-side gate gradients
   // dh0 / dc0 carry the running state gradients: row b is sequence b's.
@@ -350,7 +377,7 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
           if (lstm) {
             const T* dh = proj ? dh_raw + b * H : dh0 + b * P;
             k.lstm_backward(dgates + r * GH + h.lo, dc0 + b * H + h.lo, dh + h.lo, dyb, gates + r * GH + h.lo,
-                            c_all + r * H + h.lo, c_prev + r * H + h.lo, h.n(), H);
+                            c_all + r * H + h.lo, c_prev + r * H + h.lo, h.n(), H, tanh_saved);
           } else if (gru) {
             k.gru_backward(dgates + r * GH + h.lo, dgx + r * GH + h.lo, dh0 + b * P + h.lo, dyb,
                            gates + r * GH + h.lo, hn + r * H + h.lo, h_prev + r * P + h.lo, h.n(), H);

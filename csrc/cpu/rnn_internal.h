@@ -16,13 +16,15 @@ namespace rnn_detail {
 template <typename T>
 struct RnnOps {
   // LSTM. g in: x W_ih^T + b_ih + h W_hh^T; out: sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
-  // (b_hh added first). c: in c_prev, out c' = f c + i g (also stored to c_save);
-  // h = o tanh(c'), stored to h and, when h2 is set, to h2.
-  void (*lstm_forward)(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t n, index_t H);
+  // (b_hh added first). c: in c_prev, out c' = f c + i g; c_save =: tanh(c') when save_tanh
+  // (backward then needs no tanh of its own), else c'; h = o tanh(c'), stored to h and, when h2
+  // is set, to h2.
+  void (*lstm_forward)(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t n, index_t H, bool save_tanh);
   // dc: in the gradient of c' (from the later step), out that of c_prev; dh (+ dy) is the
-  // gradient of h; dg =: the pre-activation gradients.
+  // gradient of h; dg =: the pre-activation gradients. c is forward's c_save: tanh(c') when
+  // tanh_saved (the same bits as taking it here), else c'.
   void (*lstm_backward)(T* dg, T* dc, const T* dh, const T* dy, const T* g, const T* c, const T* c_prev,
-                        index_t n, index_t H);
+                        index_t n, index_t H, bool tanh_saved);
   // GRU. g in: x W_ih^T + b_ih with h W_h{r,z}^T added to r, z; hn in: h W_hn^T, out: + b_hn.
   // r, z = sigmoid, n = tanh(g_n + r hn); h' = n + z (h_prev - n) to h (and h2).
   void (*gru_forward)(T* g, T* hn, T* h, T* h2, const T* h_prev, const T* b_hh, index_t n, index_t H);

@@ -80,7 +80,7 @@ inline void over_row(index_t H, F body) {
 }
 
 template <typename T>
-void lstm_forward_row(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t n, index_t H) {
+void lstm_forward_row(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t n, index_t H, bool save_tanh) {
   over_row<T>(n, [&](auto run, index_t j) {
     using V = typename decltype(run)::V;
     const V i = vm::sigmoid(ld(run, g + j) + ld0(run, b_hh, j));
@@ -88,27 +88,30 @@ void lstm_forward_row(T* g, T* c, T* c_save, T* h, T* h2, const T* b_hh, index_t
     const V gg = vm::tanh(ld(run, g + 2 * H + j) + ld0(run, b_hh, 2 * H + j));
     const V o = vm::sigmoid(ld(run, g + 3 * H + j) + ld0(run, b_hh, 3 * H + j));
     const V c1 = f * ld(run, c + j) + i * gg;
-    const V h1 = o * vm::tanh(c1);
+    const V tc = vm::tanh(c1);
+    const V h1 = o * tc;
     st(run, g + j, i);
     st(run, g + H + j, f);
     st(run, g + 2 * H + j, gg);
     st(run, g + 3 * H + j, o);
     st(run, c + j, c1);
-    st(run, c_save + j, c1);
+    st(run, c_save + j, save_tanh ? tc : c1);
     st(run, h + j, h1);
     if (h2) st(run, h2 + j, h1);
   });
 }
 
-template <typename T>
-void lstm_backward_row(T* dg, T* dc, const T* dh, const T* dy, const T* g, const T* c, const T* c_prev, index_t n,
-                       index_t H) {
+// The body of lstm_backward_row, with forward's tanh(c') saved (Saved) or taken here.
+template <typename T, bool Saved>
+void lstm_backward_body(T* dg, T* dc, const T* dh, const T* dy, const T* g, const T* c, const T* c_prev, index_t n,
+                        index_t H) {
   over_row<T>(n, [&](auto run, index_t j) {
     using V = typename decltype(run)::V;
     const V one = splat<V>(T(1));
     const V i = ld(run, g + j), f = ld(run, g + H + j), gg = ld(run, g + 2 * H + j), o = ld(run, g + 3 * H + j);
     const V d = ld(run, dh + j) + ld0(run, dy, j);
-    const V tc = vm::tanh(ld(run, c + j));
+    V tc = ld(run, c + j);
+    if constexpr (!Saved) tc = vm::tanh(tc);
     const V dcell = ld(run, dc + j) + d * o * (one - tc * tc);
     st(run, dg + j, dcell * gg * i * (one - i));
     st(run, dg + H + j, dcell * ld(run, c_prev + j) * f * (one - f));
@@ -116,6 +119,13 @@ void lstm_backward_row(T* dg, T* dc, const T* dh, const T* dy, const T* g, const
     st(run, dg + 3 * H + j, d * tc * o * (one - o));
     st(run, dc + j, dcell * f);
   });
+}
+
+template <typename T>
+void lstm_backward_row(T* dg, T* dc, const T* dh, const T* dy, const T* g, const T* c, const T* c_prev, index_t n,
+                       index_t H, bool tanh_saved) {
+  if (tanh_saved) lstm_backward_body<T, true>(dg, dc, dh, dy, g, c, c_prev, n, H);
+  else lstm_backward_body<T, false>(dg, dc, dh, dy, g, c, c_prev, n, H);
 }
 
 template <typename T>

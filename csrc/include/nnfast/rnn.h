@@ -21,7 +21,8 @@
 //
 // Saved arrays (written by forward, read by backward; all C-contiguous):
 //   gates  (R, G*H) activated gates (RNN: the new h);
-//   c_all  (R, H)   LSTM cell state after each step, else null;
+//   c_all  (R, H)   LSTM: tanh of the cell state after each step (the CPU kernels; the cell
+//                   state itself with NNFAST_RNN_SAVE_TANH=0 and on CUDA), else null;
 //   h_raw  (R, H)   projected LSTM: o * tanh(c) before W_hr, else null;
 //   h_prev (R, P)   each row's state before its step;
 //   c_prev (R, H)   LSTM cell state before each step, else null;
