@@ -657,7 +657,9 @@ def linear_cross_entropy(input: Tensor, weight: Tensor, bias: Optional[Tensor], 
     Logits are produced ``chunk_size`` classes at a time (times a block of rows) by nnfast's GEMM and
     folded into an online log-sum-exp; the backward recomputes each tile to form d(input),
     d(weight) and d(bias). Extra memory: about N + (row block x chunk_size) values instead of N x C
-    (plus 2 N x C for the usual saved gradient and logits-gradient). Same semantics as
+    (plus 2 N x C for the usual saved gradient and logits-gradient). On the CPU, logits of at most
+    2^20 values are kept for the backward when a gradient is wanted (it then skips recomputing
+    them; same values; ``NNFAST_LINEAR_CE_KEEP=0`` turns this off). Same semantics as
     ``cross_entropy`` otherwise (no class ``weight``).
 
     Shape: input (*, H); weight (C, H); bias (C,) or None; target int64 of shape input.shape[:-1];
