@@ -31,11 +31,12 @@ def main() -> int:
     ap.add_argument("--ab", action="store_true",
                     help="instead: A/B of the whole nnfast step (bench_gpt's) and of the attention layer alone "
                          "(fwd + bwd), new vs old path alternated in one process (see --ab-what)")
-    ap.add_argument("--ab-what", choices=("fma", "heads", "ce"), default="fma",
+    ap.add_argument("--ab-what", choices=("fma", "heads", "ce", "kvt"), default="fma",
                     help="fma: the attention kernel's small products with FMAs and exps over the causal rows' "
                          "live columns only (new) vs multiply-then-add and whole rows (old, NNFAST_ATTN_OLD=1); heads: packed_self_attention's heads written in place "
                          "(new) vs split / merge copies (old); ce: the tied head + cross-entropy's backward reading the "
-                         "logits its forward kept (new) vs recomputing them (old, NNFAST_LINEAR_CE_KEEP=0)")
+                         "logits its forward kept (new) vs recomputing them (old, NNFAST_LINEAR_CE_KEEP=0); kvt: small heads' K / V tiles "
+                         "transposed in 8 x 8 register blocks (new) vs element by element (old, NNFAST_ATTN_BLOCKED_T=0)")
     a = ap.parse_args()
     if a.ab:
         return ab(a)
@@ -123,6 +124,8 @@ def ab(a) -> int:
                 tr._HEADS_IN_PLACE = flag
             elif a.ab_what == "ce":
                 lo._KEEP_LOGITS = flag
+            elif a.ab_what == "kvt":
+                os.environ["NNFAST_ATTN_BLOCKED_T"] = "1" if flag else "0"
             elif flag:
                 os.environ.pop("NNFAST_ATTN_OLD", None)
             else:
