@@ -31,10 +31,12 @@ def main() -> int:
     ap.add_argument("--ab", action="store_true",
                     help="instead: A/B of the whole nnfast step (bench_gpt's) and of the attention layer alone "
                          "(fwd + bwd), new vs old path alternated in one process (see --ab-what)")
-    ap.add_argument("--ab-what", choices=("fma", "heads"), default="fma",
+    ap.add_argument("--ab-what", choices=("fma", "heads", "ce", "kvt"), default="fma",
                     help="fma: the attention kernel's small products with FMAs and exps over the causal rows' "
                          "live columns only (new) vs multiply-then-add and whole rows (old, NNFAST_ATTN_OLD=1); heads: packed_self_attention's heads written in place "
-                         "(new) vs split / merge copies (old)")
+                         "(new) vs split / merge copies (old); ce: the tied head + cross-entropy's backward reading the "
+                         "logits its forward kept (new) vs recomputing them (old, NNFAST_LINEAR_CE_KEEP=0); kvt: small heads' K / V tiles "
+                         "transposed in 8 x 8 register blocks (new) vs element by element (old, NNFAST_ATTN_BLOCKED_T=0)")
     a = ap.parse_args()
     if a.ab:
         return ab(a)
@@ -98,6 +100,7 @@ def main() -> int:
 
 
 def ab(a) -> int:
+    import nnfast.nn.functional._loss as lo
     import nnfast.nn.functional._transformer as tr
     nnfast.set_num_threads(a.threads)
     clock = time.process_time if a.threads == 1 else time.perf_counter
@@ -119,6 +122,10 @@ def ab(a) -> int:
         def set_new(flag: bool) -> None:
             if a.ab_what == "heads":
                 tr._HEADS_IN_PLACE = flag
+            elif a.ab_what == "ce":
+                lo._KEEP_LOGITS = flag
+            elif a.ab_what == "kvt":
+                os.environ["NNFAST_ATTN_BLOCKED_T"] = "1" if flag else "0"
             elif flag:
                 os.environ.pop("NNFAST_ATTN_OLD", None)
             else:
@@ -131,7 +138,16 @@ def ab(a) -> int:
             F.packed_self_attention(qkv, H, is_causal=True).sum().backward()
             qkv.grad = None
 
-        for what, fn in (("step", step), ("attention fwd+bwd", attn)):
+        xh = nnfast.tensor((0.5 * np.random.default_rng(2).standard_normal((B, T, C))).astype(np.float32),
+                           requires_grad=True)
+
+        def head():
+            F.linear_cross_entropy(xh, model.wte.weight, None, y).backward()
+            xh.grad = None
+            model.wte.weight.grad = None
+
+        part = ("head+CE fwd+bwd", head) if a.ab_what == "ce" else ("attention fwd+bwd", attn)
+        for what, fn in (("step", step), part):
             res: dict[bool, list[float]] = {True: [], False: []}
             for r in range(a.rounds * 2 + 4):
                 for flag in (True, False) if r % 2 else (False, True):

@@ -267,3 +267,56 @@ def test_cuda_rejects_rows_wider_than_shared_memory(device):
     v = nnfast.tensor(np.ones((1, 3, 6200), np.float32)).to(device)
     with pytest.raises(ValueError, match=r"^\[scaled_dot_product_attention\] expected E \+ Ev <= "):
         F.scaled_dot_product_attention(q, v, v)
+
+
+_TRANSPOSE_CHILD = r"""
+import os, sys, numpy as np
+sys.path[:0] = sys.argv[2:]
+import nnfast, nnfast.nn.functional as F
+from nnfast import _C
+assert _C.cpu_isa() == sys.argv[1], (_C.cpu_isa(), sys.argv[1])
+
+def run(q, k, v, causal, packed):
+    if packed:  # strided per-head views of one (N, L, 3E) array (row stride 3E), as the GPT example's
+        t = nnfast.tensor(q, requires_grad=True)
+        out = F.packed_self_attention(t, k, is_causal=causal)
+        ts = [t]
+    else:
+        ts = [nnfast.tensor(a, requires_grad=True) for a in (q, k, v)]
+        out = F.scaled_dot_product_attention(*ts, is_causal=causal)
+    g = np.random.default_rng(99).standard_normal(out.shape).astype(out.dtype)
+    out.backward(nnfast.tensor(g))
+    return [out.detach().numpy()] + [t.grad.numpy() for t in ts]
+
+r = np.random.default_rng(0)
+cases = []
+for dt in (np.float32, np.float64):
+    for (L, S, D, Dv) in [(1, 1, 1, 1), (7, 7, 7, 5), (64, 64, 16, 16), (64, 64, 32, 32), (130, 129, 33, 9),
+                          (9, 1023, 8, 8), (64, 64, 64, 64)]:
+        for causal in (False, True):
+            cases.append(([r.standard_normal(s).astype(dt) for s in ((2, 3, L, D), (2, 3, S, D), (2, 3, S, Dv))],
+                          causal, False))
+    for H, D in [(3, 16), (4, 32), (2, 7)]:
+        cases.append(((r.standard_normal((3, 64, 3 * H * D)).astype(dt), H, None), True, True))
+for args, causal, packed in cases:
+    res = []
+    for flag in ("0", "1"):
+        os.environ["NNFAST_ATTN_BLOCKED_T"] = flag
+        res.append(run(*args, causal, packed))
+    for a, b in zip(*res):
+        assert np.array_equal(a, b), (a.shape, causal, packed, a.dtype)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_blocked_kv_transpose_same_bits_as_copy(isa):
+    """Small heads' K / V tiles are transposed for the direct tile products in 8 x 8 register blocks;
+    NNFAST_ATTN_BLOCKED_T=0 (read per call) copies them element by element: the same bits, every ISA."""
+    if not _C.cpu_isa_supported(isa):
+        pytest.skip(f"CPU lacks {isa}")
+    env = dict(os.environ, NNFAST_ISA=isa)
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run([sys.executable, "-c", _TRANSPOSE_CHILD, isa, here] + [p for p in sys.path if p], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr

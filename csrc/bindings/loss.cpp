@@ -324,9 +324,25 @@ LinearCEArgs check_linear_ce(const char* op, const py::array& x, const py::array
   return LinearCEArgs{N, H, C, tv.p};
 }
 
+// The optional kept logits (forward's output, backward's input): None, or on the CPU an (N, C)
+// C-contiguous array of the input's dtype, apart from the other operands (the CUDA kernels
+// always recompute the logits).
+void check_logits(const char* op, const py::array& x, const py::object& logits, LinearCEArgs a, bool written,
+                  std::initializer_list<const py::object*> others) {
+  if (logits.is_none()) return;
+#if NNFAST_BIND_CUDA
+  (void)x, (void)a, (void)written, (void)others;
+  value_error(op, "logits=None on cuda (its kernels recompute the logits tiles)");
+#else
+  const py::array l = check_array(op, x, logits, "logits", {a.N, a.C}, written);
+  for (const py::object* o : others)
+    if (!o->is_none()) check_no_alias(op, l, "logits", o->cast<py::array>(), "another operand");
+#endif
+}
+
 void linear_cross_entropy_binding(py::array loss, py::array lse, py::array x, py::array W, py::object b,
                                   py::array target, index_t ignore_index, double label_smoothing, int reduction,
-                                  index_t chunk) {
+                                  index_t chunk, py::object logits) {
   const char* op = "linear_cross_entropy";
   DType dt = float_dtype(op, x, "input");
   Reduction red = reduction_code(op, reduction);
@@ -336,12 +352,20 @@ void linear_cross_entropy_binding(py::array loss, py::array lse, py::array x, py
   if (!b.is_none())
     for (auto o : {std::make_pair(&loss, "loss"), std::make_pair(&lse, "lse")})
       check_no_alias(op, *o.first, o.second, b.cast<py::array>(), "bias");
+  const py::object ox = x, ow = W, ot = target, ol = loss, oe = lse;
+  check_logits(op, x, logits, a, true, {&ox, &ow, &ot, &ol, &oe, &b});
   run_released(dt, [&](auto tag) {
     using T = decltype(tag);
     return [=, pl = mut_ptr<T>(loss), pe = mut_ptr<T>(lse), xv = view2<T>(op, x, "input"),
-            wv = view2<T>(op, W, "weight"), pb = opt_ptr<T>(b)] {
+            wv = view2<T>(op, W, "weight"), pb = opt_ptr<T>(b), pz = opt_mut_ptr<T>(logits)] {
+#if NNFAST_BIND_CUDA
+      (void)pz;
       linear_cross_entropy_forward<T>(pl, pe, xv, wv, pb, a.t, a.N, a.H, a.C, ignore_index, label_smoothing, red,
                                       chunk);
+#else
+      linear_cross_entropy_forward<T>(pl, pe, xv, wv, pb, a.t, a.N, a.H, a.C, ignore_index, label_smoothing, red,
+                                      chunk, pz);
+#endif
     };
   });
 }
@@ -349,7 +373,7 @@ void linear_cross_entropy_binding(py::array loss, py::array lse, py::array x, py
 void linear_cross_entropy_backward_binding(py::object dx, py::object dW, py::object db, py::object grad,
                                            py::array lse, py::array x, py::array W, py::object b, py::array target,
                                            index_t ignore_index, double label_smoothing, int reduction,
-                                           index_t chunk) {
+                                           index_t chunk, py::object logits) {
   const char* op = "linear_cross_entropy_backward";
   DType dt = float_dtype(op, x, "input");
   Reduction red = reduction_code(op, reduction);
@@ -362,14 +386,22 @@ void linear_cross_entropy_backward_binding(py::object dx, py::object dW, py::obj
   check_opt_out(op, x, dW, "grad_weight", a.C * a.H, ins, {{&b, "bias"}, {&dx, "grad_input"}});
   check_opt_out(op, x, db, "grad_bias", a.C, ins, {{&b, "bias"}, {&dx, "grad_input"}, {&dW, "grad_weight"}});
   if (!db.is_none() && b.is_none()) value_error(op, "no grad_bias without a bias");
+  check_logits(op, x, logits, a, false, {&dx, &dW, &db});  // written outputs must not meet it
   const GradArg g = grad_arg(op, x, grad, a.N);
   run_released(dt, [&](auto tag) {
     using T = decltype(tag);
     return [=, pdx = opt_mut_ptr<T>(dx), pdw = opt_mut_ptr<T>(dW), pdb = opt_mut_ptr<T>(db),
             pg = opt_ptr<T>(g.array), gs = static_cast<T>(g.scalar), pe = ptr<T>(lse),
-            xv = view2<T>(op, x, "input"), wv = view2<T>(op, W, "weight"), pb = opt_ptr<T>(b)] {
+            xv = view2<T>(op, x, "input"), wv = view2<T>(op, W, "weight"), pb = opt_ptr<T>(b),
+            pz = opt_ptr<T>(logits)] {
+#if NNFAST_BIND_CUDA
+      (void)pz;
       linear_cross_entropy_backward<T>(pdx, pdw, pdb, pg, gs, pe, xv, wv, pb, a.t, a.N, a.H, a.C, ignore_index,
                                        label_smoothing, red, chunk);
+#else
+      linear_cross_entropy_backward<T>(pdx, pdw, pdb, pg, gs, pe, xv, wv, pb, a.t, a.N, a.H, a.C, ignore_index,
+                                       label_smoothing, red, chunk, pz);
+#endif
     };
   });
 }
@@ -401,11 +433,12 @@ void init_loss(py::module_& m) {
   m.def("rmse_loss", &rmse_loss_binding, py::arg("out"), py::arg("input"), py::arg("target"));
   m.def("linear_cross_entropy", &linear_cross_entropy_binding, py::arg("loss"), py::arg("lse"), py::arg("input"),
         py::arg("weight"), py::arg("bias"), py::arg("target"), py::arg("ignore_index"), py::arg("label_smoothing"),
-        py::arg("reduction"), py::arg("chunk_size"),
+        py::arg("reduction"), py::arg("chunk_size"), py::arg("logits") = py::none(),
         "cross_entropy(input @ weight.T + bias, target) in (row block x chunk_size) logits tiles; "
-        "writes the loss and the per-row log-sum-exp for the backward.");
+        "writes the loss and the per-row log-sum-exp for the backward (and, given an (N, C) logits "
+        "array on the CPU, the logits, for the backward to reuse).");
   m.def("linear_cross_entropy_backward", &linear_cross_entropy_backward_binding, py::arg("grad_input"),
         py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("lse"), py::arg("input"),
         py::arg("weight"), py::arg("bias"), py::arg("target"), py::arg("ignore_index"), py::arg("label_smoothing"),
-        py::arg("reduction"), py::arg("chunk_size"));
+        py::arg("reduction"), py::arg("chunk_size"), py::arg("logits") = py::none());
 }

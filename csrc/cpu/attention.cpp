@@ -88,9 +88,8 @@ void tile_product(const AttnParams& p, const AttnOps<T>& ops, T* bt, index_t M, 
     gemm<T>(M, N, K, alpha, a, ars, acs, b, brs, bcs, accumulate ? T(1) : T(0), c, ldc, 1);
     return;
   }
-  if (bcs != 1) {  // here K <= kSmallHead (a head dim) and N <= kBk (a key tile)
-    for (index_t j = 0; j < N; ++j)
-      for (index_t k = 0; k < K; ++k) bt[k * kBk + j] = b[k * brs + j * bcs];
+  if (bcs != 1) {  // here K <= kSmallHead (a head dim), N <= kBk (a key tile) and brs == 1 (K^T, V^T)
+    ops.transpose(bt, kBk, b, bcs, N, K);
     b = bt, brs = kBk;
   }
   const index_t keys = at.kind == Causal::KeyCols ? N : at.kind == Causal::KeySum ? K : M;
@@ -285,14 +284,26 @@ void accumulate_q(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnP
                b.dq.at(bh, p.L) + i0 * b.dq.rs, b.dq.rs, {Causal::KeySum, i0, j0});
 }
 
+// The element-by-element K / V tile transpose the ISA's blocked one replaced (NNFAST_ATTN_BLOCKED_T=0
+// or NNFAST_ATTN_OLD=1). Its own copy here, not an inline template shared with the per-ISA files,
+// whose AVX-512 instance the linker could otherwise pick for every caller.
+template <typename T>
+void copy_transpose(T* bt, index_t ldb, const T* b, index_t rs, index_t n, index_t kk) {
+  for (index_t j = 0; j < n; ++j)
+    for (index_t k = 0; k < kk; ++k) bt[k * ldb + j] = b[j * rs + k];
+}
+
 // The ISA's row loops; NNFAST_ATTN_OLD=1 (read per call) swaps in the earlier paths (the
-// multiply-then-add small_gemm, exps over whole diagonal-tile rows), so benches can alternate
-// old and new in one process.
+// multiply-then-add small_gemm, exps over whole diagonal-tile rows, the copied K / V transposes), so
+// benches can alternate old and new in one process; NNFAST_ATTN_BLOCKED_T=0 (per call too) only the
+// copied transposes (same bits: a test compares the two in one process).
 template <typename T>
 AttnOps<T> attn_ops() {
   AttnOps<T> o = isa_ops<AttnOps<T>>();
   const char* env = std::getenv("NNFAST_ATTN_OLD");
   if (env && env[0] == '1') o.small_gemm = o.small_gemm_unfused, o.full_rows = true;
+  const char* bt = std::getenv("NNFAST_ATTN_BLOCKED_T");
+  if ((env && env[0] == '1') || (bt && bt[0] == '0')) o.transpose = &copy_transpose<T>;
   return o;
 }
 

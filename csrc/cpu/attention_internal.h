@@ -31,6 +31,9 @@ struct AttnOps {
   // chosen per call by NNFAST_ATTN_OLD=1, for same-process A/B timing only.
   void (*small_gemm_unfused)(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb,
                              index_t m, index_t n, index_t kk, T alpha, bool accumulate) = nullptr;
+  // bt[k * ldb + j] = b[j * rs + k] for j < n, k < kk (a key / value tile's rows as small_gemm's
+  // B columns); NNFAST_ATTN_BLOCKED_T=0 or NNFAST_ATTN_OLD=1 swap in the element-by-element copy (the driver's).
+  void (*transpose)(T* bt, index_t ldb, const T* b, index_t rs, index_t n, index_t kk) = nullptr;
   // Set by the driver (NNFAST_ATTN_OLD=1) only: causal diagonal tiles take the exp over whole rows.
   bool full_rows = false;
 };

@@ -6,12 +6,18 @@
 // a fixed order per width only: the kernels' determinism is per ISA).
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "core/vec_math.h"
 #include "cpu/attention_internal.h"
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
+#include "cpu/transpose_isa.h"
 namespace {
 
 template <typename T>
@@ -220,6 +226,31 @@ void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
   }
 }
 
+// bt[k * ldb + j] = b[j * rs + k] for j < n, k < kk: a key tile (n rows of a head, row stride rs)
+// as kk rows of n columns for small_gemm's B. Float takes 8 x 8 register blocks where the ISA has
+// them (the tile was copied element by element before; a pure copy: same bits either way).
+template <typename T>
+void attn_transpose(T* bt, index_t ldb, const T* b, index_t rs, index_t n, index_t kk) {
+  index_t j = 0;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; j + 8 <= n; j += 8) {
+      const float* r = b + j * rs;
+      index_t k = 0;
+      for (; k + 8 <= kk; k += 8)
+        transpose8x8_store(_mm256_loadu_ps(r + k), _mm256_loadu_ps(r + rs + k), _mm256_loadu_ps(r + 2 * rs + k),
+                           _mm256_loadu_ps(r + 3 * rs + k), _mm256_loadu_ps(r + 4 * rs + k),
+                           _mm256_loadu_ps(r + 5 * rs + k), _mm256_loadu_ps(r + 6 * rs + k),
+                           _mm256_loadu_ps(r + 7 * rs + k), bt + k * ldb + j, ldb);
+      for (; k < kk; ++k)
+        for (index_t i = 0; i < 8; ++i) bt[k * ldb + j + i] = r[i * rs + k];
+    }
+  }
+#endif
+  for (; j < n; ++j)
+    for (index_t k = 0; k < kk; ++k) bt[k * ldb + j] = b[j * rs + k];
+}
+
 template <typename T>
 attn_detail::AttnOps<T> make_attn_ops() {
   attn_detail::AttnOps<T> o;
@@ -229,6 +260,7 @@ attn_detail::AttnOps<T> make_attn_ops() {
   o.row_dot = &attn_row_dot<T>;
   o.small_gemm = &attn_small_gemm<T, true>;
   o.small_gemm_unfused = &attn_small_gemm<T, false>;
+  o.transpose = &attn_transpose<T>;
   return o;
 }
 

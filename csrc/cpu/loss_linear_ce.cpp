@@ -8,6 +8,9 @@
 // three GEMMs: dx (+)= dz W over class chunks, dW += dz^T x, db += colsum(dz)
 // (dW / db accumulate into the caller's buffer, nnfast/common.h). Extra memory is one
 // tile (<= kLinearCETileElems values, core/linear_ce_tiles.h) plus O(row block) row state.
+// Small heads (a char-level vocabulary) may instead keep the whole (N, C) logits: the
+// forward writes its tiles there and the backward reads them back instead of
+// recomputing them (one GEMM fewer; the same values, the same bits).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -22,13 +25,13 @@
 namespace nnfast::cpu {
 namespace {
 
-// tile[i, j] = x[r0 + i, :] . W[c0 + j, :] + b[c0 + j]   (nr x nc, row stride nc)
+// tile[i, j] = x[r0 + i, :] . W[c0 + j, :] + b[c0 + j]   (nr x nc, row stride ld)
 template <typename T>
-void logits_tile(T* tile, View2<T> x, View2<T> W, const T* b, index_t r0, index_t nr, index_t c0, index_t nc,
-                 index_t H) {
+void logits_tile(T* tile, index_t ld, View2<T> x, View2<T> W, const T* b, index_t r0, index_t nr, index_t c0,
+                 index_t nc, index_t H) {
   GemmEpilogue<T> ep;
   ep.bias = b ? b + c0 : nullptr;
-  gemm<T>(nr, nc, H, T(1), x.p + r0 * x.rs, x.rs, x.cs, W.p + c0 * W.rs, W.cs, W.rs, T(0), tile, nc, 1, ep);
+  gemm<T>(nr, nc, H, T(1), x.p + r0 * x.rs, x.rs, x.cs, W.p + c0 * W.rs, W.cs, W.rs, T(0), tile, ld, 1, ep);
 }
 
 template <typename T>
@@ -41,11 +44,12 @@ index_t row_grain(index_t nc) {
 template <typename T>
 void linear_cross_entropy_forward(T* loss, T* lse, View2<T> x, View2<T> W, const T* b, const std::int64_t* target,
                                   index_t N, index_t H, index_t C, index_t ignore_index, double label_smoothing,
-                                  Reduction red, index_t chunk) {
+                                  Reduction red, index_t chunk, T* logits) {
   const auto& ops = isa_ops<loss_detail::RowOps<T>>();
   const double eps = label_smoothing;
   const LinearCETiles bk = linear_ce_tiles(N, C, chunk);
-  std::vector<T> tile(static_cast<size_t>(std::min(N, bk.rows) * bk.classes));
+  // With `logits` the tiles are made in place there (row stride C) for the backward to reuse.
+  std::vector<T> tile(logits ? 0 : static_cast<size_t>(std::min(N, bk.rows) * bk.classes));
   std::vector<double> m(bk.rows), s(bk.rows), zt(bk.rows), zs(bk.rows);
   double total = 0.0, count = 0.0;
   for (index_t r0 = 0; r0 < N; r0 += bk.rows) {
@@ -56,10 +60,12 @@ void linear_cross_entropy_forward(T* loss, T* lse, View2<T> x, View2<T> W, const
     std::fill(zs.begin(), zs.end(), 0.0);
     for (index_t c0 = 0; c0 < C; c0 += bk.classes) {
       const index_t nc = std::min(bk.classes, C - c0);
-      logits_tile(tile.data(), x, W, b, r0, nr, c0, nc, H);
+      const index_t ld = logits ? C : nc;
+      T* z0 = logits ? logits + r0 * C + c0 : tile.data();
+      logits_tile(z0, ld, x, W, b, r0, nr, c0, nc, H);
       parallel_for(nr, row_grain<T>(nc), [&](index_t i0, index_t i1) {
         for (index_t i = i0; i < i1; ++i) {
-          const T* z = tile.data() + i * nc;
+          const T* z = z0 + i * ld;
           const T tm = ops.max(z, nc);
           const double mn = std::max(m[i], static_cast<double>(tm));
           const double carry = s[i] == 0.0 ? 0.0 : s[i] * std::exp(m[i] - mn);
@@ -93,7 +99,7 @@ template <typename T>
 void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_scalar, const T* lse, View2<T> x,
                                    View2<T> W, const T* b, const std::int64_t* target, index_t N, index_t H,
                                    index_t C, index_t ignore_index, double label_smoothing, Reduction red,
-                                   index_t chunk) {
+                                   index_t chunk, const T* logits) {
   const auto& ops = isa_ops<loss_detail::RowOps<T>>();
   const double eps = label_smoothing;
   double k = 1.0;
@@ -110,7 +116,7 @@ void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_sca
     for (index_t c0 = 0; c0 < C; c0 += bk.classes) {
       const index_t nc = std::min(bk.classes, C - c0);
       T* z = tile.data();
-      logits_tile(z, x, W, b, r0, nr, c0, nc, H);
+      if (!logits) logits_tile(z, nc, x, W, b, r0, nr, c0, nc, H);  // else the forward's, read below
       parallel_for(nr, row_grain<T>(nc), [&](index_t i0, index_t i1) {
         for (index_t i = i0; i < i1; ++i) {
           T* zr = z + i * nc;
@@ -121,7 +127,7 @@ void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_sca
             continue;
           }
           const double g = (g_rows ? static_cast<double>(g_rows[r]) : static_cast<double>(g_scalar)) * k;
-          ops.sumexp(zr, nc, lse[r], zr);  // zr = softmax probabilities
+          ops.sumexp(logits ? logits + r * C + c0 : zr, nc, lse[r], zr);  // zr = softmax probabilities
           ops.affine(zr, nc, static_cast<T>(g), static_cast<T>(-g * eps / static_cast<double>(C)), nullptr);
           if (t >= c0 && t < c0 + nc) zr[t - c0] -= static_cast<T>(g * (1.0 - eps));
         }
@@ -137,15 +143,17 @@ void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_sca
 
 template void linear_cross_entropy_forward<float>(float*, float*, View2<float>, View2<float>, const float*,
                                                   const std::int64_t*, index_t, index_t, index_t, index_t, double,
-                                                  Reduction, index_t);
+                                                  Reduction, index_t, float*);
 template void linear_cross_entropy_forward<double>(double*, double*, View2<double>, View2<double>, const double*,
                                                    const std::int64_t*, index_t, index_t, index_t, index_t, double,
-                                                   Reduction, index_t);
+                                                   Reduction, index_t, double*);
 template void linear_cross_entropy_backward<float>(float*, float*, float*, const float*, float, const float*,
                                                    View2<float>, View2<float>, const float*, const std::int64_t*,
-                                                   index_t, index_t, index_t, index_t, double, Reduction, index_t);
+                                                   index_t, index_t, index_t, index_t, double, Reduction, index_t,
+                                                   const float*);
 template void linear_cross_entropy_backward<double>(double*, double*, double*, const double*, double, const double*,
                                                     View2<double>, View2<double>, const double*, const std::int64_t*,
-                                                    index_t, index_t, index_t, index_t, double, Reduction, index_t);
+                                                    index_t, index_t, index_t, index_t, double, Reduction, index_t,
+                                                    const double*);
 
 }  // namespace nnfast::cpu

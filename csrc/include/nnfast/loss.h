@@ -126,19 +126,21 @@ void rmse_loss_forward(T* out, View2<T> x, View2<T> y, index_t R, index_t K);
 // computed in (row block x class chunk) tiles through nnfast::gemm with an
 // online log-sum-exp. lse: N values saved for the backward (ignored rows too).
 // The tile workspace is at most row_block * chunk elements (allocated here).
+// logits (optional, (N, C) contiguous): the tiles are made there instead, for the backward.
 template <typename T>
 void linear_cross_entropy_forward(T* loss, T* lse, View2<T> x, View2<T> W, const T* b, const std::int64_t* target,
                                   index_t N, index_t H, index_t C, index_t ignore_index, double label_smoothing,
-                                  Reduction red, index_t chunk);
+                                  Reduction red, index_t chunk, T* logits = nullptr);
 
 // Backward by recomputing each logits tile: dz = g k (softmax - smoothed one-hot),
 // dx = dz W, dW += dz^T x, db += colsum(dz). dx (N, H) is overwritten, dW (C, H)
-// and db (C,) accumulate (nnfast/common.h); contiguous, each optional.
+// and db (C,) accumulate (nnfast/common.h); contiguous, each optional. logits: the
+// forward's (N, C) logits when it kept them (read, not recomputed), else nullptr.
 template <typename T>
 void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_scalar, const T* lse, View2<T> x,
                                    View2<T> W, const T* b, const std::int64_t* target, index_t N, index_t H,
                                    index_t C, index_t ignore_index, double label_smoothing, Reduction red,
-                                   index_t chunk);
+                                   index_t chunk, const T* logits = nullptr);
 }  // namespace cpu
 
 }  // namespace nnfast

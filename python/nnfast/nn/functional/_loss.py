@@ -9,6 +9,7 @@ arguments, reshapes and allocates.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Optional
 
 import numpy as np
@@ -595,13 +596,22 @@ def rmse_loss(input: Tensor, target: Any, reduction: str = "mean", eps: float = 
 
 
 # ---------------------------------------------------------------------------------------- linear_cross_entropy
+# Logits of at most this many values (the kernel's tile, kLinearCETileElems) are kept from the forward
+# on the CPU when a gradient will be asked for, so the backward reads them instead of recomputing them
+# with a GEMM (same bits); a char-level head (1024 x 70) saves a third of its backward.
+# NNFAST_LINEAR_CE_KEEP=0 (read once): always recompute (A/B of the two, same values).
+_KEEP_LOGITS_MAX = 1 << 20
+_KEEP_LOGITS = os.environ.get("NNFAST_LINEAR_CE_KEEP", "1") != "0"
+
+
 class LinearCrossEntropyFunction(Function):
     """cross_entropy(x W^T + b, target) without the (N, C) logits: the forward
-    keeps only the per-row log-sum-exp; the backward recomputes each logits tile."""
+    keeps only the per-row log-sum-exp (and, when ``keep``, the small logits); the
+    backward recomputes each logits tile (or reads the kept ones)."""
 
     @staticmethod
     def forward(ctx: Any, x: Any, W: Any, b: Any, target: Any, ignore_index: int, label_smoothing: float,
-                red: int, chunk: int) -> Any:
+                red: int, chunk: int, keep: bool = False) -> Any:
         K = kernels("linear_cross_entropy", x, W, b, target)
         xp = xp_of(x)
         lead = x.shape[:-1]
@@ -611,15 +621,17 @@ class LinearCrossEntropyFunction(Function):
         bb = None if b is None else contiguous(b)
         loss = xp.empty((N,) if red == 0 else (1,), dtype=x.dtype)
         lse = xp.empty((N,), dtype=x.dtype)
-        K.linear_cross_entropy(loss, lse, x2, W, bb, t, int(ignore_index), float(label_smoothing), red, int(chunk))
-        ctx.save_for_backward(x2, W, bb, t, lse)
+        z = xp.empty((N, W.shape[0]), dtype=x.dtype) if keep else None
+        K.linear_cross_entropy(loss, lse, x2, W, bb, t, int(ignore_index), float(label_smoothing), red, int(chunk),
+                               logits=z)
+        ctx.save_for_backward(x2, W, bb, t, lse, z)
         ctx.args = (int(ignore_index), float(label_smoothing), red, int(chunk))
         ctx.x_shape = x.shape
         return loss.reshape(lead if red == 0 else ())
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        x2, W, bb, t, lse = ctx.saved_tensors
+        x2, W, bb, t, lse, z = ctx.saved_tensors
         ignore_index, eps, red, chunk = ctx.args
         xp = xp_of(g)
         need = ctx.needs_input_grad
@@ -631,7 +643,7 @@ class LinearCrossEntropyFunction(Function):
         if bb is not None and need[2]:
             db, db_out = ctx.param_grad(2, xp, (W.shape[0],), x2.dtype)
         kernels("linear_cross_entropy", g).linear_cross_entropy_backward(
-            dx, dW, db, _grad_arg(g, red), lse, x2, W, bb, t, ignore_index, eps, red, chunk)
+            dx, dW, db, _grad_arg(g, red), lse, x2, W, bb, t, ignore_index, eps, red, chunk, logits=z)
         return (None if dx is None else dx.reshape(ctx.x_shape)), dW_out, db_out
 
 
@@ -645,7 +657,9 @@ def linear_cross_entropy(input: Tensor, weight: Tensor, bias: Optional[Tensor], 
     Logits are produced ``chunk_size`` classes at a time (times a block of rows) by nnfast's GEMM and
     folded into an online log-sum-exp; the backward recomputes each tile to form d(input),
     d(weight) and d(bias). Extra memory: about N + (row block x chunk_size) values instead of N x C
-    (plus 2 N x C for the usual saved gradient and logits-gradient). Same semantics as
+    (plus 2 N x C for the usual saved gradient and logits-gradient). On the CPU, logits of at most
+    2^20 values are kept for the backward when a gradient is wanted (it then skips recomputing
+    them; same values; ``NNFAST_LINEAR_CE_KEEP=0`` turns this off). Same semantics as
     ``cross_entropy`` otherwise (no class ``weight``).
 
     Shape: input (*, H); weight (C, H); bias (C,) or None; target int64 of shape input.shape[:-1];
@@ -678,5 +692,8 @@ def linear_cross_entropy(input: Tensor, weight: Tensor, bias: Optional[Tensor], 
         raise ValueError(f"[{op}] expected label_smoothing in [0, 1], got {label_smoothing}")
     if int(chunk_size) < 1:
         raise ValueError(f"[{op}] expected chunk_size >= 1, got {chunk_size}")
+    keep = (_KEEP_LOGITS and grad_mode._enabled[0] and input.device.type == "cpu"
+            and math.prod(input.shape[:-1]) * weight.shape[0] <= _KEEP_LOGITS_MAX
+            and (input.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)))
     return LinearCrossEntropyFunction.apply(input, weight, bias, target, int(ignore_index), float(label_smoothing),
-                                            red, int(chunk_size))
+                                            red, int(chunk_size), keep)
