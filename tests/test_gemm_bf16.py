@@ -476,9 +476,12 @@ for nt in (1, 2):
     t._check(97, 70, 1000, np.float32, t.BF16, np.float32, "C", "F", beta=1.0)
     t._check(130, 66, 2100, t.BF16, np.float32, t.BF16, "S", "R", alpha=-1.5, beta=0.5)
     # Bits of single-K-block products (K <= 512: same K split in both nests): full tiles
-    # stored from the registers here, through the float tile in the old nest.
+    # stored from the registers and edge tiles by the 4 / 8-row, 1-vector kernels here,
+    # all through the float tile and the 12 x 32 kernel in the old nest. Edge rows
+    # M % 12 = 4, 1, 8, 7 and columns N % 32 = 1, 18, 16.
     r = np.random.default_rng(3)
-    for M, N, K, beta in ((100, 97, 512, 0.0), (37, 64, 300, 1.0), (24, 96, 7, 0.5)):
+    for M, N, K, beta in ((100, 97, 512, 0.0), (37, 64, 300, 1.0), (24, 96, 7, 0.5), (20, 50, 130, 0.0),
+                          (31, 16, 64, 1.0)):
         A = r.standard_normal((M, K)).astype(np.float32)
         B = r.standard_normal((K, N)).astype(np.float32)
         C = r.standard_normal((M, N)).astype(np.float32)
@@ -502,4 +505,4 @@ def test_nest_switch_subprocess():
                            text=True, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
         outs.append(r.stdout)
-    assert outs[0].count("\n") == 6 and outs[0] == outs[1]
+    assert outs[0].count("\n") == 10 and outs[0] == outs[1]

@@ -154,49 +154,61 @@ void pack_operand(const GemmMat& m, index_t row0, index_t col0, index_t n, index
     pack_pairs<float, P>(n, kc, static_cast<const float*>(m.data) + off, qs, ks, dst);
 }
 
-// The MR x NR tile's sums over kp pairs of a . b: kDirect, out = the C tile (row
-// stride rs_out, unit columns) <- alpha * sum + beta * C as store_tile's vector
-// path; else out[r * NR + j] = sum (alpha, beta unused).
-template <bool kDirect>
+// The sums over kp pairs of a . b for the first R rows and V vectors of an MR x NR
+// tile (panels keep their MR / NR strides; R < MR, V < NV serve edge tiles without
+// computing the padding). kDirect: out = the C tile (row stride rs_out, unit columns)
+// <- alpha * sum + beta * C as store_tile's vector path; else out[r * NR + j] = sum
+// (alpha, beta unused). Each sum runs over p in order whatever R, V: same bits.
+template <int R, int V, bool kDirect>
 __attribute__((noinline)) void micro_kernel(index_t kp, const u32* __restrict a, const u32* __restrict b,
                                             float* __restrict out, index_t rs_out, float alpha, float beta) {
-  __m512 acc[MR][NV];
+  __m512 acc[R][V];
 #pragma GCC unroll 12
-  for (int r = 0; r < MR; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
   for (index_t p = 0; p < kp; ++p) {
-    __m512bh bv[NV];
+    __m512bh bv[V];
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * 16);
+    for (int v = 0; v < V; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * 16);
     __builtin_prefetch(a + 8 * MR);
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r) {
+    for (int r = 0; r < R; ++r) {
       const __m512bh ar = (__m512bh)_mm512_set1_epi32(int(a[r]));
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], ar, bv[v]);
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], ar, bv[v]);
     }
     a += MR;
     b += NR;
   }
   if (!kDirect) {
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + r * NR + v * 16, acc[r][v]);
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(out + r * NR + v * 16, acc[r][v]);
     return;
   }
   // Straight into a full, unit-stride C tile: the formulas of store_tile's vector path (same bits).
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 12
-  for (int r = 0; r < MR; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) {
+    for (int v = 0; v < V; ++v) {
       float* p = out + r * rs_out + v * 16;
       if (beta == 0.0f) _mm512_storeu_ps(p, _mm512_mul_ps(va, acc[r][v]));
       else if (beta == 1.0f) _mm512_storeu_ps(p, _mm512_fmadd_ps(va, acc[r][v], _mm512_loadu_ps(p)));
       else _mm512_storeu_ps(p, _mm512_fmadd_ps(va, acc[r][v], _mm512_mul_ps(vb, _mm512_loadu_ps(p))));
     }
+}
+
+// Sums of an mr x nr edge tile into the float tile, by the smallest kernel that covers it.
+using TileSums = void (*)(index_t, const u32*, const u32*, float*, index_t, float, float);
+inline TileSums edge_kernel(index_t mr, index_t nr) {
+  static constexpr TileSums k[3][2] = {{&micro_kernel<4, 1, false>, &micro_kernel<4, 2, false>},
+                                       {&micro_kernel<8, 1, false>, &micro_kernel<8, 2, false>},
+                                       {&micro_kernel<12, 1, false>, &micro_kernel<12, 2, false>}};
+  static_assert(MR == 12 && NV == 2, "edge_kernel's table covers a 12 x 32 tile");
+  return k[(mr - 1) / 4][(nr - 1) / 16];
 }
 
 // c = alpha * t + beta * c over an m x n corner (beta == 0 never reads c), as gemm<float>'s tile store.
@@ -275,9 +287,11 @@ struct Nest {
           float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
           for (index_t r = 0; r < mr; ++r) __builtin_prefetch(c + r * g.rs_c, 1);
           if (kDirect && mr == MR && nr == NR && g.cs_c == 1) {
-            micro_kernel<true>(kp, Ap + ir * kp, Bp + jr * kp, c, g.rs_c, g.alpha, beta);
+            micro_kernel<MR, NV, true>(kp, Ap + ir * kp, Bp + jr * kp, c, g.rs_c, g.alpha, beta);
           } else {
-            micro_kernel<false>(kp, Ap + ir * kp, Bp + jr * kp, tile, NR, 1.0f, 0.0f);
+            // The old nest (!kDirect) runs the full kernel on edges too.
+            const TileSums sums = kDirect ? edge_kernel(mr, nr) : &micro_kernel<MR, NV, false>;
+            sums(kp, Ap + ir * kp, Bp + jr * kp, tile, NR, 1.0f, 0.0f);
             store_tile(tile, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
           }
         }
