@@ -1,9 +1,12 @@
 """bf16 autocast training step (784-1024-1024-10, batch 256, Adam) against nnfast's fp32 step,
 same process, alternating, best of N; optionally against another checkout's Python package
-(``--base DIR``: DIR/python with the same build) in alternating subprocesses.
+(``--base DIR``: DIR/python with the same build) in alternating subprocesses, or against this
+checkout with an environment switch set (``--ab VAR=VALUE``, e.g. ``NNFAST_BF16_NEST=0``: the bf16
+GEMM's previous loop nest), for switches a process reads once.
 
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/bench_bf16_step.py [--cpu] [--reps 15]
     ... python bench/bench_bf16_step.py --base /path/to/base/checkout --rounds 4
+    ... python bench/bench_bf16_step.py --ab NNFAST_BF16_NEST=0 --cpu --rounds 4
 
 ``--cpu``: process CPU time (sum over threads; use with OMP_WAIT_POLICY=passive), which survives a
 loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (target <= 0.6), and
@@ -93,10 +96,11 @@ def main() -> None:
     ap.add_argument("--cpu", action="store_true", help="process CPU time instead of wall time")
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--base", help="a checkout whose python/ to compare against (alternating subprocesses)")
+    ap.add_argument("--ab", metavar="VAR=VALUE", help="compare against this checkout with VAR=VALUE set (subprocesses)")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.child or not a.base:
+    if a.child or not (a.base or a.ab):
         r = measure(a.reps, a.cpu)
         print(f"fp32 {r['fp32']:.3f} bf16 {r['bf16']:.3f} ratio {r['bf16'] / r['fp32']:.3f}", flush=True)
         for k, v in r.items():
@@ -104,11 +108,17 @@ def main() -> None:
                 print(f"  {k:<22} {v:.3f} ms  ({v / r['fp32']:.3f} of fp32)", flush=True)
         return
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
-    trees = {"base": os.path.join(a.base, "python"), "new": here}
+    # name -> (PYTHONPATH, extra environment)
+    trees: dict[str, tuple[str, dict[str, str]]] = {"new": (here, {})}
+    if a.base:
+        trees["base"] = (os.path.join(a.base, "python"), {})
+    else:
+        var, _, value = a.ab.partition("=")
+        trees["base"] = (here, {var: value})
     best: dict[str, list[float]] = {k: [1e9, 1e9] for k in trees}
     for _ in range(a.rounds):
-        for name, py in trees.items():
-            env = dict(os.environ, PYTHONPATH=py)
+        for name, (py, extra) in trees.items():
+            env = dict(os.environ, PYTHONPATH=py, **extra)
             cmd = [sys.executable, os.path.abspath(__file__), "--child", "--reps", str(a.reps)] + (["--cpu"] if a.cpu else [])
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()
             best[name] = [min(best[name][0], float(out[1])), min(best[name][1], float(out[3]))]

@@ -458,3 +458,51 @@ def test_pack_rows_4k_apart():
         _check(29, 33, 2048, BF16, BF16, BF16, "C", "F", bias=np.float32, act="relu")
     finally:
         _C.set_bf16_level(old_lv)
+
+
+_NEST_CHILD = r"""
+import sys
+sys.path[:0] = sys.argv[1:]
+import numpy as np
+import test_gemm_bf16 as t
+from nnfast import _C
+_C.set_bf16_level("avx512_bf16")
+for nt in (1, 2):
+    _C.set_num_threads(nt)
+    # Within the bound: one K block in both nests (K <= 512), several in both (K = 2100),
+    # one here and two in the old nest (K = 1000); beta = 1 and 0.5 read C; odd sizes
+    # (tile edges), a strided C (the tile route), bf16 out.
+    t._check(1, 7, 1023, np.float32, np.float32, np.float32, "C", "C")
+    t._check(97, 70, 1000, np.float32, t.BF16, np.float32, "C", "F", beta=1.0)
+    t._check(130, 66, 2100, t.BF16, np.float32, t.BF16, "S", "R", alpha=-1.5, beta=0.5)
+    # Bits of single-K-block products (K <= 512: same K split in both nests): full tiles
+    # stored from the registers and edge tiles by the 4 / 8-row, 1-vector kernels here,
+    # all through the float tile and the 12 x 32 kernel in the old nest. Edge rows
+    # M % 12 = 4, 1, 8, 7 and columns N % 32 = 1, 18, 16.
+    r = np.random.default_rng(3)
+    for M, N, K, beta in ((100, 97, 512, 0.0), (37, 64, 300, 1.0), (24, 96, 7, 0.5), (20, 50, 130, 0.0),
+                          (31, 16, 64, 1.0)):
+        A = r.standard_normal((M, K)).astype(np.float32)
+        B = r.standard_normal((K, N)).astype(np.float32)
+        C = r.standard_normal((M, N)).astype(np.float32)
+        _C.gemm(C, A, B, -1.5, beta, precision="bf16")
+        sys.stdout.write(C.tobytes().hex() + "\n")
+"""
+
+
+def test_nest_switch_subprocess():
+    """NNFAST_BF16_NEST=0 (the KC = 512 nest, C through the float tile) and the default
+    (KC = 1024, accumulators straight into C): both within the bound, 1 and 2 threads,
+    and the same bits where both nests split K alike."""
+    if "avx512_bf16" not in LEVELS:
+        pytest.skip("CPU lacks AVX512-BF16")
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = [here] + [p for p in sys.path if p]
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, NNFAST_BF16_NEST=flag)
+        r = subprocess.run([sys.executable, "-c", _NEST_CHILD] + paths, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs.append(r.stdout)
+    assert outs[0].count("\n") == 10 and outs[0] == outs[1]

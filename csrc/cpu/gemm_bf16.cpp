@@ -135,7 +135,8 @@ int shared_b_setting() {
 // (one K block x N/nt bf16), which then stays in that core's L2; shared B reads the
 // other threads' panels from their caches but packs nothing twice. The candidate rule
 // (NNFAST_BF16_SHARED_B=auto, 2 threads only): the grid while its slab fits in half a
-// 1 MiB L2 (N <= 1024 at KC = 512), else shared B. It matches the idle bench (the grid
+// 1 MiB L2 (N <= 1024 at KC = 512, N <= 512 at today's KC = 1024), else shared B.
+// Measured at KC = 512, it matched the idle bench (the grid
 // 1-7 % faster on square 1024 and the MLP shapes hot, shared B 1-5 % faster on square
 // 2048 / 4096), but on a loaded machine the MLP training step took 1-3.5 % more CPU
 // time with it than with shared B everywhere, so it is not the default until an idle

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "cpu/gemm_bf16_internal.h"
@@ -28,7 +29,6 @@ using u16 = std::uint16_t;
 
 // 12 x 32 register tile: 24 accumulators + 2 B vectors + broadcasts (32 zmm).
 constexpr int MR = 12, NV = 2, NR = NV * 16;
-constexpr int MC = 144, KC = 512, NC = 4096;
 
 inline u32 pair_bits(u16 lo, u16 hi) { return u32(lo) | (u32(hi) << 16); }
 
@@ -154,32 +154,61 @@ void pack_operand(const GemmMat& m, index_t row0, index_t col0, index_t n, index
     pack_pairs<float, P>(n, kc, static_cast<const float*>(m.data) + off, qs, ks, dst);
 }
 
-// out[r * NR + j] = sum over kp pairs of a . b for the MR x NR tile.
+// The sums over kp pairs of a . b for the first R rows and V vectors of an MR x NR
+// tile (panels keep their MR / NR strides; R < MR, V < NV serve edge tiles without
+// computing the padding). kDirect: out = the C tile (row stride rs_out, unit columns)
+// <- alpha * sum + beta * C as store_tile's vector path; else out[r * NR + j] = sum
+// (alpha, beta unused). Each sum runs over p in order whatever R, V: same bits.
+template <int R, int V, bool kDirect>
 __attribute__((noinline)) void micro_kernel(index_t kp, const u32* __restrict a, const u32* __restrict b,
-                                            float* __restrict out) {
-  __m512 acc[MR][NV];
+                                            float* __restrict out, index_t rs_out, float alpha, float beta) {
+  __m512 acc[R][V];
 #pragma GCC unroll 12
-  for (int r = 0; r < MR; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
   for (index_t p = 0; p < kp; ++p) {
-    __m512bh bv[NV];
+    __m512bh bv[V];
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * 16);
+    for (int v = 0; v < V; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * 16);
     __builtin_prefetch(a + 8 * MR);
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r) {
+    for (int r = 0; r < R; ++r) {
       const __m512bh ar = (__m512bh)_mm512_set1_epi32(int(a[r]));
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], ar, bv[v]);
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], ar, bv[v]);
     }
     a += MR;
     b += NR;
   }
+  if (!kDirect) {
 #pragma GCC unroll 12
-  for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + r * NR + v * 16, acc[r][v]);
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(out + r * NR + v * 16, acc[r][v]);
+    return;
+  }
+  // Straight into a full, unit-stride C tile: the formulas of store_tile's vector path (same bits).
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) {
+      float* p = out + r * rs_out + v * 16;
+      if (beta == 0.0f) _mm512_storeu_ps(p, _mm512_mul_ps(va, acc[r][v]));
+      else if (beta == 1.0f) _mm512_storeu_ps(p, _mm512_fmadd_ps(va, acc[r][v], _mm512_loadu_ps(p)));
+      else _mm512_storeu_ps(p, _mm512_fmadd_ps(va, acc[r][v], _mm512_mul_ps(vb, _mm512_loadu_ps(p))));
+    }
+}
+
+// Sums of an mr x nr edge tile into the float tile, by the smallest kernel that covers it.
+using TileSums = void (*)(index_t, const u32*, const u32*, float*, index_t, float, float);
+inline TileSums edge_kernel(index_t mr, index_t nr) {
+  static constexpr TileSums k[3][2] = {{&micro_kernel<4, 1, false>, &micro_kernel<4, 2, false>},
+                                       {&micro_kernel<8, 1, false>, &micro_kernel<8, 2, false>},
+                                       {&micro_kernel<12, 1, false>, &micro_kernel<12, 2, false>}};
+  static_assert(MR == 12 && NV == 2, "edge_kernel's table covers a 12 x 32 tile");
+  return k[(mr - 1) / 4][(nr - 1) / 16];
 }
 
 // c = alpha * t + beta * c over an m x n corner (beta == 0 never reads c), as gemm<float>'s tile store.
@@ -205,25 +234,6 @@ void store_tile(const float* t, index_t m, index_t n, float alpha, float beta, f
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
-// Workspace of one thread: packed A (mc x kc), the float tile, then (for
-// `block` only) packed B (kc x nc); words of 4 bytes, each part 64-byte aligned.
-size_t a_words(index_t m, index_t K) {
-  const index_t kcb = gemm_balanced_block(K, KC, 8), mcb = gemm_balanced_block(m, MC, MR);
-  return size_t(round_up(mcb * kcb / 2, 16) + MR * NR);
-}
-size_t a_workspace_bytes(index_t m, index_t K) { return a_words(m, K) * 4; }
-
-size_t workspace_bytes(index_t m, index_t n, index_t K) {
-  const index_t kcb = gemm_balanced_block(K, KC, 8), ncb = gemm_balanced_block(n, NC, NR);
-  return (a_words(m, K) + size_t(round_up(ncb * kcb / 2, 16))) * 4;
-}
-
-// Words of one packed B panel (kc x nc), for a buffer shared by the threads.
-size_t b_panel_bytes(index_t N, index_t K) {
-  const index_t kcb = gemm_balanced_block(K, KC, 8), ncb = gemm_balanced_block(N, NC, NR);
-  return size_t(round_up(ncb * kcb / 2, 16)) * 4;
-}
-
 // Columns [jc + a, jc + b) of the B panel at rows [pc, pc + kc): NR-wide panels
 // a / NR .. of Bp (a is a multiple of NR), so threads can pack disjoint shares.
 void pack_b(const Bf16Args& g, index_t pc, index_t kc, index_t jc, index_t a, index_t b, void* bp) {
@@ -231,49 +241,80 @@ void pack_b(const Bf16Args& g, index_t pc, index_t kc, index_t jc, index_t a, in
   pack_operand<NR>(g.B, pc, jc + a, b - a, kc, false, static_cast<u32*>(bp) + a * ((kc + 1) / 2));
 }
 
-// Rows [i0, i1) of C times the packed B panel (rows pc.., columns jc..jc + nc):
-// packs A per mc block into ws, runs the micro-kernels, and the epilogue after
-// the last K block.
-void rows(const Bf16Args& g, const void* bp, void* ws, index_t i0, index_t i1, index_t pc, index_t kc, index_t jc,
-          index_t nc) {
-  const index_t m = i1 - i0, kp = (kc + 1) / 2;
-  const index_t kcb = gemm_balanced_block(g.K, KC, 8), mcb = gemm_balanced_block(m, MC, MR);
-  const u32* Bp = static_cast<const u32*>(bp);
-  u32* Ap = static_cast<u32*>(ws);
-  float* tile = reinterpret_cast<float*>(Ap + round_up(mcb * kcb / 2, 16));
-  const bool last = pc + kc >= g.K;
-  const float beta = pc == 0 ? g.beta : 1.0f;
-  for (index_t ic = i0; ic < i1; ic += mcb) {
-    const index_t mc = i1 - ic < mcb ? i1 - ic : mcb;
-    pack_operand<MR>(g.A, ic, pc, mc, kc, true, Ap);
-    for (index_t jr = 0; jr < nc; jr += NR) {
-      const index_t nr = nc - jr < NR ? nc - jr : NR;
-      for (index_t ir = 0; ir < mc; ir += MR) {
-        const index_t mr = mc - ir < MR ? mc - ir : MR;
-        float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
-        for (index_t r = 0; r < mr; ++r) __builtin_prefetch(c + r * g.rs_c, 1);
-        micro_kernel(kp, Ap + ir * kp, Bp + jr * kp, tile);
-        store_tile(tile, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
+// One blocking of the loop nest (MC rows of A, KC bf16 values of K, NC columns of
+// B) and the micro-kernel's C store (kDirect: accumulators straight into full C
+// tiles; else through the float tile and store_tile).
+template <int MC, int KC, int NC, bool kDirect>
+struct Nest {
+  // Workspace of one thread: packed A (mc x kc), the float tile, then (for
+  // `block` only) packed B (kc x nc); words of 4 bytes, each part 64-byte aligned.
+  static size_t a_words(index_t m, index_t K) {
+    const index_t kcb = gemm_balanced_block(K, KC, 8), mcb = gemm_balanced_block(m, MC, MR);
+    return size_t(round_up(mcb * kcb / 2, 16) + MR * NR);
+  }
+  static size_t a_workspace_bytes(index_t m, index_t K) { return a_words(m, K) * 4; }
+
+  static size_t workspace_bytes(index_t m, index_t n, index_t K) {
+    const index_t kcb = gemm_balanced_block(K, KC, 8), ncb = gemm_balanced_block(n, NC, NR);
+    return (a_words(m, K) + size_t(round_up(ncb * kcb / 2, 16))) * 4;
+  }
+
+  // Words of one packed B panel (kc x nc), for a buffer shared by the threads.
+  static size_t b_panel_bytes(index_t N, index_t K) {
+    const index_t kcb = gemm_balanced_block(K, KC, 8), ncb = gemm_balanced_block(N, NC, NR);
+    return size_t(round_up(ncb * kcb / 2, 16)) * 4;
+  }
+
+  // Rows [i0, i1) of C times the packed B panel (rows pc.., columns jc..jc + nc):
+  // packs A per mc block into ws, runs the micro-kernels, and the epilogue after
+  // the last K block.
+  static void rows(const Bf16Args& g, const void* bp, void* ws, index_t i0, index_t i1, index_t pc, index_t kc,
+                   index_t jc, index_t nc) {
+    const index_t m = i1 - i0, kp = (kc + 1) / 2;
+    const index_t kcb = gemm_balanced_block(g.K, KC, 8), mcb = gemm_balanced_block(m, MC, MR);
+    const u32* Bp = static_cast<const u32*>(bp);
+    u32* Ap = static_cast<u32*>(ws);
+    float* tile = reinterpret_cast<float*>(Ap + round_up(mcb * kcb / 2, 16));
+    const bool last = pc + kc >= g.K;
+    const float beta = pc == 0 ? g.beta : 1.0f;
+    for (index_t ic = i0; ic < i1; ic += mcb) {
+      const index_t mc = i1 - ic < mcb ? i1 - ic : mcb;
+      pack_operand<MR>(g.A, ic, pc, mc, kc, true, Ap);
+      for (index_t jr = 0; jr < nc; jr += NR) {
+        const index_t nr = nc - jr < NR ? nc - jr : NR;
+        for (index_t ir = 0; ir < mc; ir += MR) {
+          const index_t mr = mc - ir < MR ? mc - ir : MR;
+          float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
+          for (index_t r = 0; r < mr; ++r) __builtin_prefetch(c + r * g.rs_c, 1);
+          if (kDirect && mr == MR && nr == NR && g.cs_c == 1) {
+            micro_kernel<MR, NV, true>(kp, Ap + ir * kp, Bp + jr * kp, c, g.rs_c, g.alpha, beta);
+          } else {
+            // The old nest (!kDirect) runs the full kernel on edges too.
+            const TileSums sums = kDirect ? edge_kernel(mr, nr) : &micro_kernel<MR, NV, false>;
+            sums(kp, Ap + ir * kp, Bp + jr * kp, tile, NR, 1.0f, 0.0f);
+            store_tile(tile, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
+          }
+        }
+      }
+      if (last && g.epi) g.epi(*g.epi_args, ic, mc, jc, nc);
+    }
+  }
+
+  // C block [i0, i1) x [j0, j1) on one thread, B packed privately.
+  static void block(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, index_t j1) {
+    const index_t m = i1 - i0, n = j1 - j0;
+    const index_t kcb = gemm_balanced_block(g.K, KC, 8), ncb = gemm_balanced_block(n, NC, NR);
+    u32* Bp = static_cast<u32*>(ws) + a_words(m, g.K);
+    for (index_t jc = j0; jc < j1; jc += ncb) {
+      const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
+      for (index_t pc = 0; pc < g.K; pc += kcb) {
+        const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
+        pack_b(g, pc, kc, jc, 0, nc, Bp);
+        rows(g, Bp, ws, i0, i1, pc, kc, jc, nc);
       }
     }
-    if (last && g.epi) g.epi(*g.epi_args, ic, mc, jc, nc);
   }
-}
-
-// C block [i0, i1) x [j0, j1) on one thread, B packed privately.
-void block(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, index_t j1) {
-  const index_t m = i1 - i0, n = j1 - j0;
-  const index_t kcb = gemm_balanced_block(g.K, KC, 8), ncb = gemm_balanced_block(n, NC, NR);
-  u32* Bp = static_cast<u32*>(ws) + a_words(m, g.K);
-  for (index_t jc = j0; jc < j1; jc += ncb) {
-    const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
-    for (index_t pc = 0; pc < g.K; pc += kcb) {
-      const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
-      pack_b(g, pc, kc, jc, 0, nc, Bp);
-      rows(g, Bp, ws, i0, i1, pc, kc, jc, nc);
-    }
-  }
-}
+};
 
 // bf16 stores of the driver's staged blocks (an m x n block of a dense float32
 // buffer, row stride ld -> bf16 with strides rs, cs): exact RNE as core/bf16.h's
@@ -355,12 +396,33 @@ double peak_gflops(double seconds) {
   return best * 1e-9;
 }
 
-const Bf16Kernel kKernel{{MR, NR, MC, KC, NC}, &workspace_bytes, &block,         &peak_gflops,
-                         &a_workspace_bytes,     &b_panel_bytes,   &pack_b, &rows,
-                         &narrow_block,          &widen_block};
+template <int MC, int KC, int NC, bool kDirect>
+constexpr Bf16Kernel make_kernel() {
+  using X = Nest<MC, KC, NC, kDirect>;
+  return Bf16Kernel{{MR, NR, MC, KC, NC}, &X::workspace_bytes, &X::block, &peak_gflops, &X::a_workspace_bytes,
+                    &X::b_panel_bytes, &pack_b, &X::rows, &narrow_block, &widen_block};
+}
+
+// KC = 1024 bf16 values (two float32 K blocks' worth): the C tile is read and
+// written once per K block, and at KC = 512 that update was ~5 % of a square
+// product's time (1-thread CPU time, 2048: 86 -> 90 % of the vdpbf16ps peak);
+// the 64 KB B micro-panel then streams from L2, which the kernel's 24 vdpbf16ps
+// per 128 B of B hide. MC = 96 keeps the packed A block (192 KB) well inside L2.
+// The accumulators go straight into full C tiles (no float tile round trip).
+const Bf16Kernel kKernel = make_kernel<96, 1024, 4096, true>();
+// NNFAST_BF16_NEST=0: the previous nest (KC = 512, MC = 144, C through the float
+// tile), for A/B timing; same bits where K <= 512, else the float32 partial sums
+// split at other K points (both within the same bound).
+const Bf16Kernel kKernelOld = make_kernel<144, 512, 4096, false>();
 
 }  // namespace
 
-const Bf16Kernel* bf16_kernel_avx512() { return &kKernel; }
+const Bf16Kernel* bf16_kernel_avx512() {
+  static const bool old = [] {
+    const char* e = std::getenv("NNFAST_BF16_NEST");
+    return e && e[0] == '0';
+  }();
+  return old ? &kKernelOld : &kKernel;
+}
 
 }  // namespace nnfast::cpu::gemm_detail
