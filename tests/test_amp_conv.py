@@ -282,3 +282,45 @@ def test_against_torch_autocast(case):
         got = _np(got).astype(np.float64)
         assert got.shape == want.shape
         assert np.all(np.abs(got - want) <= 2 * U_BF16 * m + U_ACC * m)
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[10], CASES[12]], ids=_id)
+def test_bf16_model_outside_a_region(case):
+    """bf16 input, weight and bias outside a region run on the bf16 node too (bf16 out and grads),
+    within the bounds of the bf16 leaves; a float32 weight with a bf16 input keeps the old route."""
+    x, w, b = _data(case)
+    xt, wt, bt = (nnfast.tensor(a.astype(BF16), requires_grad=True) for a in (x, w, b))
+    y = getattr(F, case[0])(xt, wt, bt, **_kwargs(case))
+    assert type(y.grad_fn).__name__ == "ConvBF16Function" and y.dtype == nnfast.bfloat16
+    with nnfast.autocast("cpu"):
+        ya = getattr(F, case[0])(xt, wt, bt, **_kwargs(case))
+    assert np.array_equal(_np(y).view(np.uint16), _np(ya).view(np.uint16))
+    y.float().sum().backward()
+    assert xt.grad.dtype == wt.grad.dtype == bt.grad.dtype == nnfast.bfloat16
+    y2 = getattr(F, case[0])(xt, nnfast.tensor(w), None, **_kwargs(case))
+    assert type(y2.grad_fn).__name__ != "ConvBF16Function"
+
+
+_CHILD_BITS = """
+import sys, hashlib
+sys.path[:0] = sys.argv[1:]
+import test_amp_conv as t
+for c in (t.CASES[6], t.CASES[3]):
+    x, w, _ = t._data(c)
+    y = t._run(c, x, w, None)[0]
+    print(hashlib.sha256(t._np(y).tobytes()).hexdigest())
+"""
+
+
+def test_direct_store_switch_same_bits():
+    """NNFAST_CONV_BF16_DIRECT=0 (a bias-less forward staged in float32 and stored by the pass that
+    adds a bias) gives the bits of the default (the GEMM storing y itself)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    outs = []
+    for v in ("0", "1"):
+        env = dict(os.environ, NNFAST_CONV_BF16_DIRECT=v)
+        r = subprocess.run([sys.executable, "-c", _CHILD_BITS, here] + [p for p in sys.path if p], env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs.append(r.stdout.split())
+    assert len(outs[0]) == 2 and outs[0] == outs[1]

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -187,6 +188,16 @@ void store_rows(void* dst, ElemType t, index_t rs, const float* src, index_t ld,
   });
 }
 
+// NNFAST_CONV_BF16_DIRECT=0: a forward without bias goes through the float32 staging buffer and
+// the store pass like one with bias (same bits; for A/B timing).
+inline bool direct_store() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_CONV_BF16_DIRECT");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 // ------------------------------------------------------------------ the three products
 // y (N, OC, OH, OW) = conv(x, w) + bias.
 void forward_product(void* y, ElemType yt, ConvOperand x, ConvOperand w, const float* bias, const Geometry& g) {
@@ -203,10 +214,15 @@ void forward_product(void* y, ElemType yt, ConvOperand x, ConvOperand w, const f
       for (index_t gr = 0; gr < g.G; ++gr) {
         const GemmMat B = pw ? mat(xn, gr * g.Cg * g.P + p0, g.P, 1)
                              : GemmMat{col + gr * g.Kg * m, ElemType::BF16, m, 1};
-        gemm_bf16(g.OCg, m, g.Kg, 1.0f, mat(w, gr * g.OCg * g.Kg, g.Kg, 1), B, 0.0f, acc, ElemType::F32, m, 1);
-        const index_t yo = (n * s.OC + gr * g.OCg) * g.P + p0;
-        store_rows(static_cast<char*>(y) + yo * elem_bytes(yt), yt, g.P, acc, m, g.OCg, m,
-                   bias ? bias + gr * g.OCg : nullptr);
+        const GemmMat A = mat(w, gr * g.OCg * g.Kg, g.Kg, 1);
+        char* yo = static_cast<char*>(y) + ((n * s.OC + gr * g.OCg) * g.P + p0) * elem_bytes(yt);
+        if (!bias && direct_store()) {  // the GEMM stores (and rounds) y itself: same bits, no pass
+          gemm_bf16(g.OCg, m, g.Kg, 1.0f, A, B, 0.0f, yo, yt, g.P, 1);
+          continue;
+        }
+        // gemm_bf16's bias runs along N: the per-channel (row) bias is added in the one store pass
+        gemm_bf16(g.OCg, m, g.Kg, 1.0f, A, B, 0.0f, acc, ElemType::F32, m, 1);
+        store_rows(yo, yt, g.P, acc, m, g.OCg, m, bias ? bias + gr * g.OCg : nullptr);
       }
     }
   });

@@ -284,6 +284,12 @@ def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -
     if has_bf16:
         if name in _NATIVE_BF16:
             return _suspended(fn, args, kwargs)
+        if name in _conv_bf16.OPS and _conv_bf16.ENABLED[0] and all(t._data.dtype == _BFLOAT16 for t in ts):
+            # bf16 input and parameters (a model cast with .to(bfloat16)): the bf16 GEMM, as PyTorch's
+            # bf16 conv; mixed float32 / bf16 operands keep the float32 route below
+            y = _suspended(_conv_bf16.conv_autocast, (name, args, kwargs), {})
+            if y is not None:
+                return y
         if name in _ACT_BF16:
             y = _act_bf16(name, args, kwargs)
             if y is not None:
