@@ -12,6 +12,8 @@
 #include "nnfast/conv.h"
 #if NNFAST_BIND_CUDA
 #include "nnfast/cuda/conv.h"
+#else
+#include "cpu/conv_bf16.h"
 #endif
 
 namespace {
@@ -151,6 +153,98 @@ void backward_binding(const char* op, bool transposed, py::object grad_input, py
   });
 }
 
+#if !NNFAST_BIND_CUDA
+// ------------------------------------------------------------------ bf16 (autocast, CPU only)
+// The *_bf16 entries (cpu/conv_bf16.h): input, weight, grad and the data outputs each float32
+// or bfloat16 (ml_dtypes: kind 'V', 2 bytes, char 'E'), C-contiguous; bias, grad_weight and
+// grad_bias float32 (the master parameters and their gradients).
+ElemType bf16_elem(const char* op, const py::array& a, const char* name) {
+  if (a.itemsize() == 2 && a.dtype().kind() == 'V' && a.dtype().char_() == 'E') {
+    check_aligned(op, a, name);
+    return ElemType::BF16;
+  }
+  if (a.dtype().kind() == 'f' && a.itemsize() == 4) {
+    float_dtype(op, a, name);  // byte order, alignment
+    return ElemType::F32;
+  }
+  type_error(op, std::string(name) + " to be float32 or bfloat16, got " + dtype_str(a));
+}
+
+// A float32-or-bf16 array of the given shape, C-contiguous (writeable when `out`).
+ConvOperand bf16_array(const char* op, const py::array& a, const char* name, const Shape& shape, bool out) {
+  const ElemType t = bf16_elem(op, a, name);
+  check_shape(op, a, name, shape);
+  check_contiguous(op, a, name);
+  if (out) check_writeable(op, a, name);
+  return {a.data(), t};
+}
+
+// An optional float32 array of the given shape (bias, grad_weight, grad_bias).
+Opt f32_array(const char* op, const py::object& o, const char* name, const Shape& shape, bool out) {
+  if (!has(o)) return {};
+  py::array a = as_array(op, o, name);
+  if (float_dtype(op, a, name) != DType::F32) type_error(op, std::string(name) + " to be float32, got " + dtype_str(a));
+  check_shape(op, a, name, shape);
+  check_contiguous(op, a, name);
+  if (out) check_writeable(op, a, name);
+  return {a, true};
+}
+
+// The geometry of a bf16 call: x is the convolution's input (conv2d) or its output (transposed,
+// whose `big` array, out / grad, is the convolution's input).
+Conv2dShape bf16_geometry(const char* op, bool transposed, const py::array& x, const py::array& big,
+                          const py::array& weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
+  check_ndim(op, x, "input", 4);
+  check_ndim(op, big, transposed ? "out" : "input", 4);
+  Conv2dShape s = conv_geometry(op, transposed ? big : x, weight, stride, padding, dilation, groups);
+  if (transposed) check_shape(op, x, "input", conv_out_shape(s));
+  return s;
+}
+
+void forward_bf16_binding(const char* op, bool transposed, py::array out, py::array x, py::array weight,
+                          py::object bias, Pair stride, Pair padding, Pair dilation, index_t groups) {
+  const Conv2dShape s = bf16_geometry(op, transposed, x, out, weight, stride, padding, dilation, groups);
+  const ConvOperand xi = bf16_array(op, x, "input", transposed ? conv_out_shape(s) : conv_in_shape(s), false);
+  const ConvOperand wi = bf16_array(op, weight, "weight", weight_shape(s), false);
+  const ConvOperand yo = bf16_array(op, out, "out", transposed ? conv_in_shape(s) : conv_out_shape(s), true);
+  Opt b = f32_array(op, bias, "bias", {transposed ? s.C : s.OC}, false);
+  Opt o{out, true}, xa{x, true}, w{weight, true};
+  no_alias(op, {{&o, "out"}}, {{&xa, "input"}, {&w, "weight"}, {&b, "bias"}});
+  void* y = out.mutable_data();
+  const float* bp = cp<float>(b);
+  py::gil_scoped_release release;
+  if (transposed) conv_transpose2d_forward_bf16(y, yo.type, xi, wi, bp, s);
+  else conv2d_forward_bf16(y, yo.type, xi, wi, bp, s);
+}
+
+void backward_bf16_binding(const char* op, bool transposed, py::object grad_input, py::object grad_weight,
+                           py::object grad_bias, py::array grad, py::array x, py::array weight, Pair stride,
+                           Pair padding, Pair dilation, index_t groups) {
+  const Conv2dShape s = bf16_geometry(op, transposed, x, grad, weight, stride, padding, dilation, groups);
+  const Shape x_shape = transposed ? conv_out_shape(s) : conv_in_shape(s);
+  const ConvOperand dyi = bf16_array(op, grad, "grad", transposed ? conv_in_shape(s) : conv_out_shape(s), false);
+  const ConvOperand xi = bf16_array(op, x, "input", x_shape, false);
+  const ConvOperand wi = bf16_array(op, weight, "weight", weight_shape(s), false);
+  Opt dx;
+  ElemType dxt = ElemType::F32;
+  if (has(grad_input)) {
+    dx = {as_array(op, grad_input, "grad_input"), true};
+    dxt = bf16_array(op, dx.a, "grad_input", x_shape, true).type;
+  }
+  Opt dw = f32_array(op, grad_weight, "grad_weight", weight_shape(s), true);
+  Opt db = f32_array(op, grad_bias, "grad_bias", {transposed ? s.C : s.OC}, true);
+  Opt dy{grad, true}, xa{x, true}, w{weight, true};
+  no_alias(op, {{&dx, "grad_input"}, {&dw, "grad_weight"}, {&db, "grad_bias"}},
+           {{&dy, "grad"}, {&xa, "input"}, {&w, "weight"}});
+  void* dxp = dx.on ? dx.a.mutable_data() : nullptr;
+  float* dwp = mp<float>(dw);
+  float* dbp = mp<float>(db);
+  py::gil_scoped_release release;
+  if (transposed) conv_transpose2d_backward_bf16(dxp, dxt, dwp, dbp, dyi, xi, wi, s);
+  else conv2d_backward_bf16(dxp, dxt, dwp, dbp, dyi, xi, wi, s);
+}
+#endif  // !NNFAST_BIND_CUDA
+
 }  // namespace
 
 void init_conv(py::module_& m) {
@@ -191,4 +285,46 @@ void init_conv(py::module_& m) {
       py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
       py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
       "grad_input = , grad_weight += , grad_bias += from grad (N, C_out, H_out, W_out).");
+
+#if !NNFAST_BIND_CUDA
+  m.def(
+      "conv2d_forward_bf16",
+      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
+         index_t groups) {
+        forward_bf16_binding("conv2d", false, out, input, weight, bias, stride, padding, dilation, groups);
+      },
+      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"),
+      "conv2d_forward on the bf16 GEMM: input, weight, out float32 or bfloat16 (rounded to bf16 into the GEMM, "
+      "float32 accumulation, out stored once); bias float32 or None, added in float32.");
+  m.def(
+      "conv2d_backward_bf16",
+      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
+         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
+        backward_bf16_binding("conv2d_backward", false, grad_input, grad_weight, grad_bias, grad, input, weight,
+                              stride, padding, dilation, groups);
+      },
+      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
+      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+      "conv2d_backward on the bf16 GEMM: grad, input, weight, grad_input float32 or bfloat16; grad_weight and "
+      "grad_bias float32, accumulated (+=).");
+  m.def(
+      "conv_transpose2d_forward_bf16",
+      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
+         index_t groups) {
+        forward_bf16_binding("conv_transpose2d", true, out, input, weight, bias, stride, padding, dilation, groups);
+      },
+      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), "conv_transpose2d_forward on the bf16 GEMM (dtypes as conv2d_forward_bf16).");
+  m.def(
+      "conv_transpose2d_backward_bf16",
+      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
+         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
+        backward_bf16_binding("conv_transpose2d_backward", true, grad_input, grad_weight, grad_bias, grad, input,
+                              weight, stride, padding, dilation, groups);
+      },
+      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
+      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+      "conv_transpose2d_backward on the bf16 GEMM (dtypes as conv2d_backward_bf16).");
+#endif
 }

@@ -9,9 +9,12 @@ and with no bfloat16 input the wrapper costs one attribute test and calls the op
   nnfast's bf16 GEMM straight on the float32 master weight (the GEMM kernel with ``precision="bf16"``:
   its packing rounds it to bf16, accumulation is float32, the output is stored bf16) so no bf16 copy
   of the weight is made and its gradient lands in float32. matmul / mm / bmm take bf16 operands
-  in the same GEMM. conv and attention call the GEMM inside their C++ kernels, which are float32
-  / float64 only: autocast feeds them the bf16-rounded inputs widened to float32 and rounds the
-  output to bf16, so dtypes and input rounding match PyTorch's, the accumulation is float32.
+  in the same GEMM. conv1d / conv2d / conv_transpose2d on CPU tensors run their forward and both
+  backward products on the bf16 GEMM too (``_conv_bf16``: patches gathered straight into bf16,
+  float32 accumulation, float32 bias, bf16 output; NNFAST_AMP_CONV=0 restores the route below).
+  Attention (and conv on cuda tensors) calls the GEMM inside float32 / float64 C++ kernels:
+  autocast feeds them the bf16-rounded inputs widened to float32 and rounds the output to bf16,
+  so dtypes and input rounding match PyTorch's, the accumulation is float32.
 - FP32 (losses): bfloat16 inputs are cast to float32.
 - everything else: the input's dtype; a bfloat16 input runs the float32 kernel between two
   conversions (nnfast's ``_C.convert``) and gives a bfloat16 output, with bfloat16 gradients.
@@ -30,7 +33,7 @@ import numpy as np
 from .._dispatch import block_fast_paths, contiguous, kernels, xp_of
 from ..autograd.function import Function
 from ..tensor import _BFLOAT16, Tensor, float32
-from . import _table, _weight_copies
+from . import _conv_bf16, _table, _weight_copies
 
 __all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled",
            "set_autocast_dtype", "is_autocast_cache_enabled", "set_autocast_cache_enabled",
@@ -267,6 +270,10 @@ def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -
         if policy == _table.LOWER:
             if name == "linear":
                 return _suspended(_linear_lower, args, kwargs)
+            if name in _conv_bf16.OPS and _conv_bf16.ENABLED[0] and dev == "cpu":
+                y = _suspended(_conv_bf16.conv_autocast, (name, args, kwargs), {})
+                if y is not None:
+                    return y
             args = _map(args, lambda t: _to_lower(t) if t._data.dtype == _F32 else t)
             kwargs = dict(zip(kwargs, _map(kwargs.values(), lambda t: _to_lower(t) if t._data.dtype == _F32 else t)))
             if name in _NATIVE_BF16:
@@ -277,6 +284,12 @@ def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -
     if has_bf16:
         if name in _NATIVE_BF16:
             return _suspended(fn, args, kwargs)
+        if name in _conv_bf16.OPS and _conv_bf16.ENABLED[0] and all(t._data.dtype == _BFLOAT16 for t in ts):
+            # bf16 input and parameters (a model cast with .to(bfloat16)): the bf16 GEMM, as PyTorch's
+            # bf16 conv; mixed float32 / bf16 operands keep the float32 route below
+            y = _suspended(_conv_bf16.conv_autocast, (name, args, kwargs), {})
+            if y is not None:
+                return y
         if name in _ACT_BF16:
             y = _act_bf16(name, args, kwargs)
             if y is not None:
