@@ -144,8 +144,12 @@ _TABLE: dict[str, _Op] = {
     "cast": _op(TENSOR, cpu=("cast",)),
     "convert": _op(TENSOR, cpu=("convert",)),  # bfloat16 <-> float32 / float64 (amp/_convert.py)
     # convolution (implicit GEMM on the packed GEMM)
-    **_ops(CONV, ("conv2d_forward", "conv2d_backward"), "conv1d", "conv2d"),
-    "conv_transpose2d": _op(CONV, cpu=("conv_transpose2d_forward", "conv_transpose2d_backward")),
+    # (the *_bf16 kernels: autocast's conv on the bf16 GEMM, amp/_conv_bf16.py; NumPy-only, so not on cuda)
+    **{name: _op(CONV, cpu=("conv2d_forward", "conv2d_backward", "conv2d_forward_bf16", "conv2d_backward_bf16"),
+                 cuda=("conv2d_forward", "conv2d_backward")) for name in ("conv1d", "conv2d")},
+    "conv_transpose2d": _op(CONV, cpu=("conv_transpose2d_forward", "conv_transpose2d_backward",
+                                       "conv_transpose2d_forward_bf16", "conv_transpose2d_backward_bf16"),
+                            cuda=("conv_transpose2d_forward", "conv_transpose2d_backward")),
 
     # pooling, upsampling and pixel shuffle
     "max_pool2d": _op(POOL, cpu=("max_pool2d_forward", "max_pool2d_backward")),

@@ -19,15 +19,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._dispatch import contiguous
-from .._native import _C
+from .._dispatch import contiguous, kernels
 from ..autograd.function import ACCUMULATED, Function
 from ..tensor import _BFLOAT16, Tensor
 
 ENABLED = [os.environ.get("NNFAST_AMP_CONV", "1") != "0"]
-# The *_bf16 kernels are CPU-only entries of nnfast._C (not in _dispatch's op table, whose cpu=
-# lists also decide which ops run on cuda): NumPy arrays only reach them.
-_HAVE = hasattr(_C, "conv2d_forward_bf16")
+# The *_bf16 kernels are CPU-only entries of the conv ops' kernel sets (their cuda= lists leave
+# them out): NumPy arrays only reach them.
 
 _F32 = np.dtype(np.float32)
 _LOW = (_F32, _BFLOAT16)
@@ -57,7 +55,7 @@ class ConvBF16Function(Function):
         from ..nn.functional._conv import _to4d, _weight4d
 
         stride, padding, dilation, extra, groups = geom
-        K = _C
+        K = kernels(op)
         x4 = _to4d(_as_bf16(x), nd, batched)
         w4 = _weight4d(w_low if w_low is not None else _as_bf16(weight), nd)
         b = None if bias is None else _as_f32(bias)
@@ -96,7 +94,7 @@ class ConvBF16Function(Function):
         want_w, want_b = need[1], has_bias and need[2]
         if not (need[0] or want_w or want_b):
             return None, None, None
-        K = _C
+        K = kernels(op)
         dy4 = _to4d(dy if dy.dtype in _LOW else _as_f32(dy), nd, batched)
         dx = np.empty(x4.shape, dtype=x_dtype) if need[0] else None
 
@@ -172,7 +170,7 @@ def conv_autocast(name: str, args: Any, kwargs: dict[str, Any]) -> Optional[Tens
     except TypeError:
         return None
     nd = 1 if name == "conv1d" else 2
-    if not (_HAVE and _eligible(input, weight, bias, nd)):
+    if not _eligible(input, weight, bias, nd):
         return None
     if transposed and isinstance(padding, str):
         return None
