@@ -112,6 +112,22 @@ def conv_transpose2d_forward(out: _Array, input: _Array, weight: _Array, bias: O
                              stride: tuple[_Int, _Int], padding: tuple[_Int, _Int], dilation: tuple[_Int, _Int],
                              groups: _Int) -> None:
     """out (N, C_out, H_out, W_out; its shape fixes output_padding) = conv_transpose2d(input (N, C_in, H, W), weight (C_in, C_out/groups, kh, kw)) + bias (C_out,) or None."""
+def conv2d_forward_bf16(out: _Array, input: _Array, weight: _Array, bias: Optional[_Array], stride: tuple[_Int, _Int],
+                        padding: tuple[_Int, _Int], dilation: tuple[_Int, _Int], groups: _Int) -> None:
+    """conv2d_forward on the bf16 GEMM (autocast): input, weight bf16; bias float32 or None; out bf16 or float32."""
+def conv2d_backward_bf16(grad_input: Optional[_Array], grad_weight: Optional[_Array], grad_bias: Optional[_Array],
+                         grad: _Array, input: _Array, weight: _Array, stride: tuple[_Int, _Int],
+                         padding: tuple[_Int, _Int], dilation: tuple[_Int, _Int], groups: _Int) -> None:
+    """conv2d_backward on the bf16 GEMM: grad_weight / grad_bias float32 (+=), grad_input bf16 or float32."""
+def conv_transpose2d_forward_bf16(out: _Array, input: _Array, weight: _Array, bias: Optional[_Array],
+                                  stride: tuple[_Int, _Int], padding: tuple[_Int, _Int], dilation: tuple[_Int, _Int],
+                                  groups: _Int) -> None:
+    """conv_transpose2d_forward on the bf16 GEMM (dtypes as conv2d_forward_bf16)."""
+def conv_transpose2d_backward_bf16(grad_input: Optional[_Array], grad_weight: Optional[_Array],
+                                   grad_bias: Optional[_Array], grad: _Array, input: _Array, weight: _Array,
+                                   stride: tuple[_Int, _Int], padding: tuple[_Int, _Int],
+                                   dilation: tuple[_Int, _Int], groups: _Int) -> None:
+    """conv_transpose2d_backward on the bf16 GEMM (dtypes as conv2d_backward_bf16)."""
 def cpu_isa() -> str: ...
 def cpu_isa_supported(arg0: str, /) -> bool: ...
 def cross_entropy(loss: _Array, grad_input: Optional[_Array], input: _Array, target: _Array, weight: Optional[_Array],

@@ -102,7 +102,8 @@ class ConvBF16Function(Function):
             # float32 parameters: straight into their .grad (or fresh zeros); bf16 ones: float32
             # zeros accumulated by the kernel, rounded to bf16 once afterwards.
             if dtype == _F32:
-                return ctx.param_grad(i, np, shape, _F32)
+                g: tuple[Any, Any] = ctx.param_grad(i, np, shape, _F32)
+                return g
             z = np.zeros(shape, dtype=_F32)
             return z, None
 
