@@ -241,40 +241,40 @@ static const bool g_masked_tails = [] {
 }();
 #endif
 
+// The body of write_f32: y[i] = vec(i) over whole VNs (streamed past the scalar head
+// when stream); returns where the tail starts.
 template <class Vec, class One>
-NORM_INLINE void write_f32(float* y, index_t n, bool stream, Vec vec, One one) {
+NORM_INLINE index_t write_f32_body(float* y, index_t n, bool stream, Vec& vec, One& one) {
   index_t i = 0;
   const auto addr = reinterpret_cast<uintptr_t>(y);
-#if defined(__AVX512F__)
-  // The tail as one masked vector (the lanes of the body's arithmetic): scalar heads /
-  // tails of up to 2 x 15 values per row were ~15 % of the output pass on (N, C, L)
-  // stretches of a few hundred values.
-  static_assert(sizeof(VN) == 64);
-  if (g_masked_tails) {
-    auto part = [&](index_t at, index_t cnt) {
-      const __mmask16 m = static_cast<__mmask16>((1u << cnt) - 1);
-      _mm512_mask_storeu_ps(y + at, m, reinterpret_cast<__m512>(vec(at, MaskF{m})));
-    };
-    if (stream && addr % sizeof(float) == 0) {
-      // The head stays scalar: a masked 64-byte store that spans the first streamed
-      // line cost 35 % more time at 64 MB (fwd 12.3 -> 16.9 ms, 1-thread CPU time).
-      const index_t peel = imin(n, static_cast<index_t>((sizeof(VN) - addr % sizeof(VN)) % sizeof(VN) / sizeof(float)));
-      for (; i < peel; ++i) y[i] = one(i);
-      for (; i + kF <= n; i += kF) fstream(y + i, vec(i, FullF{}));
-    } else {
-      for (; i + kF <= n; i += kF) fstore(y + i, vec(i, FullF{}));
-    }
-    if (i < n) part(i, n - i);
-    return;
-  }
-#endif
   if (stream && addr % sizeof(float) == 0) {
+    // The head stays scalar even with AVX-512: a masked 64-byte store that spans the
+    // first streamed line cost 35 % more time at 64 MB (fwd 12.3 -> 16.9 ms, 1-thread CPU time).
     const index_t peel = imin(n, static_cast<index_t>((sizeof(VN) - addr % sizeof(VN)) % sizeof(VN) / sizeof(float)));
     for (; i < peel; ++i) y[i] = one(i);
     for (; i + kF <= n; i += kF) fstream(y + i, vec(i, FullF{}));
   } else {
     for (; i + kF <= n; i += kF) fstore(y + i, vec(i, FullF{}));
   }
+  return i;
+}
+
+template <class Vec, class One>
+NORM_INLINE void write_f32(float* y, index_t n, bool stream, Vec vec, One one) {
+  index_t i = write_f32_body(y, n, stream, vec, one);
+#if defined(__AVX512F__)
+  // The tail as one masked vector (the lanes of the body's arithmetic): scalar heads /
+  // tails of up to 2 x 15 values per row were ~15 % of the output pass on (N, C, L)
+  // stretches of a few hundred values.
+  static_assert(sizeof(VN) == 64);
+  if (g_masked_tails) {
+    if (i < n) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+      _mm512_mask_storeu_ps(y + i, m, reinterpret_cast<__m512>(vec(i, MaskF{m})));
+    }
+    return;
+  }
+#endif
   for (; i < n; ++i) y[i] = one(i);
 }
 
