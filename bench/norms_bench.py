@@ -22,7 +22,8 @@ process CPU time (run with OMP_WAIT_POLICY=passive), which survives a loaded mac
 toggles another switch the same way: NNFAST_NORM_NCHW (0: the (N, C, L) batch norm one channel
 at a time instead of in groups of channels read as contiguous stretches), NNFAST_NORM_COLS (0: the
 groups' sums in per-channel register accumulators instead of one per element of the stretch),
-NNFAST_NORM_PREFETCH (0: no software prefetch of the groups' strided stretches).
+NNFAST_NORM_PREFETCH (0: no software prefetch of the groups' strided stretches), NNFAST_NORM_NSPLIT
+(opt-in 1: the threads split the rows inside one group of twice the channels; for it, on / off reads 1 / 0).
 """
 import os
 import sys

@@ -556,15 +556,18 @@ def _bn_nchw_kernels(x, w, b, dy):
 
 
 def _bn_nchw_paths(monkeypatch, x, w, b, dy, runs):
-    """_bn_nchw_kernels under each (NNFAST_NORM_NCHW, NNFAST_NORM_COLS, threads) of runs."""
+    """_bn_nchw_kernels under each (NNFAST_NORM_NCHW, NNFAST_NORM_COLS, threads[, NNFAST_NORM_NSPLIT])
+    of runs (NNFAST_NORM_NSPLIT "1" unless given: the row-split groups); keyed by the run's tuple."""
     outs = {}
-    for nchw, cols, threads in runs:
+    for run_ in runs:
+        nchw, cols, threads, nsplit = run_ if len(run_) == 4 else run_ + ("1",)
         monkeypatch.setenv("NNFAST_NORM_NCHW", nchw)
         monkeypatch.setenv("NNFAST_NORM_COLS", cols)
+        monkeypatch.setenv("NNFAST_NORM_NSPLIT", nsplit)
         old = nnfast.get_num_threads()
         nnfast.set_num_threads(threads)
         try:
-            outs[nchw, cols, threads] = _bn_nchw_kernels(x, w, b, dy)
+            outs[run_] = _bn_nchw_kernels(x, w, b, dy)
         finally:
             nnfast.set_num_threads(old)
     return outs
@@ -586,7 +589,7 @@ def isa_level(request):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(9, 7, 49), (8, 2, 512), (11, 19, 3), (16, 5, 7), (8, 1, 49), (7, 3, 49),
-                                   (1, 5, 49), (8, 3, 1), (9, 3, 1023), (13, 23, 1)])
+                                   (1, 5, 49), (8, 3, 1), (9, 3, 1023), (13, 23, 1), (37, 5, 7), (53, 3, 49)])
 def test_batch_norm_nchw_groups(monkeypatch, isa_level, dtype, shape):
     """(N, C, L) batch norm runs channels in groups read as contiguous stretches of
     rows (NNFAST_NORM_NCHW=0: one channel at a time). Inside a group the sums go to
@@ -595,22 +598,29 @@ def test_batch_norm_nchw_groups(monkeypatch, isa_level, dtype, shape):
     path's bit for bit). Every path matches the float64 formulas, the paths agree to
     rounding, and none depends on the thread count. Shapes: several groups (11, 19, 3),
     two channels of 512 per group, and the per-channel / rows paths (N < 8, C == 1,
-    L == 1, L == 1023)."""
+    L == 1, L == 1023). With NNFAST_NORM_NSPLIT=1 (opt-in) the threads share a group, the
+    rows in 16 fixed parts (N = 37, 53: parts of uneven size); NNFAST_NORM_NSPLIT=0 (the
+    default): one group per thread, the sums in one part."""
     rng = np.random.default_rng(31)
     x = (3.0 + 2.0 * rng.standard_normal(shape)).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     w, b = rng.standard_normal(shape[1]).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
     outs = _bn_nchw_paths(monkeypatch, x, w, b, dy,
-                          [("0", "1", 2), ("1", "0", 2), ("1", "0", 1), ("1", "1", 1), ("1", "1", 2)])
-    for cols in ("0", "1"):
-        for a, c in zip(outs["1", cols, 1], outs["1", cols, 2]):
+                          [("0", "1", 2), ("1", "0", 2), ("1", "0", 1), ("1", "1", 1), ("1", "1", 2),
+                           ("1", "1", 1, "0"), ("1", "1", 2, "0"), ("1", "1", 3)])
+    for key in (("1", "0"), ("1", "1"), ("1", "1", "0")):
+        one, two = key[:2] + (1,) + key[2:], key[:2] + (2,) + key[2:]
+        for a, c in zip(outs[one], outs[two]):
             np.testing.assert_array_equal(a, c)  # no thread-count dependence
+    for a, c in zip(outs["1", "1", 2], outs["1", "1", 3]):
+        np.testing.assert_array_equal(a, c)  # 3 threads over 16 parts: the same parts
     for name, a, c in zip(_BN_NAMES, outs["1", "0", 2], outs["0", "1", 2]):
         if name not in ("y", "dx"):
             np.testing.assert_array_equal(a, c, err_msg=name)  # the old grouped sums: same bits
     tol = 1e-6 if dtype == np.float32 else 1e-13
-    for name, a, c in zip(_BN_NAMES, outs["1", "1", 2], outs["0", "1", 2]):
-        assert np.abs(a - c).max() <= tol * max(1.0, float(np.abs(c).max())), name
+    for key in (("1", "1", 2), ("1", "1", 2, "0")):
+        for name, a, c in zip(_BN_NAMES, outs[key], outs["0", "1", 2]):
+            assert np.abs(a - c).max() <= tol * max(1.0, float(np.abs(c).max())), (key, name)
     x64, w64, b64, dy64 = (v.astype(np.float64) for v in (x, w, b, dy))
     f32 = dtype == np.float32
     ax = (0, 2)
@@ -640,11 +650,12 @@ def test_batch_norm_nchw_groups_streamed(monkeypatch, isa_level):
     x = (1.0 + rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
     dy = rng.standard_normal(shape, dtype=np.float32)
     w, b = rng.standard_normal(64).astype(np.float32), rng.standard_normal(64).astype(np.float32)
-    outs = _bn_nchw_paths(monkeypatch, x, w, b, dy, [("0", "1", 2), ("1", "0", 2), ("1", "1", 2)])
+    outs = _bn_nchw_paths(monkeypatch, x, w, b, dy,
+                          [("0", "1", 2), ("1", "0", 2), ("1", "1", 2), ("1", "1", 2, "0")])
     ref = outs["0", "1", 2]
     for i in (1, 2, 6, 7):  # mean, rstd, dweight, dbias: the same sums
         np.testing.assert_array_equal(outs["1", "0", 2][i], ref[i])
-    for key in (("1", "0", 2), ("1", "1", 2)):
+    for key in (("1", "0", 2), ("1", "1", 2), ("1", "1", 2, "0")):
         for i in range(8):
             a, c = outs[key][i], ref[i]
             assert np.abs(a - c).max() <= 1e-6 * max(1.0, float(np.abs(c).max())), (key, _BN_NAMES[i])
@@ -665,14 +676,17 @@ def test_batch_norm_prefetch_switch(monkeypatch, isa_level, shape):
         np.testing.assert_array_equal(a, c, err_msg=name)
 
 
-@pytest.mark.parametrize("cols", ["0", "1"])
-def test_batch_norm_nchw_groups_noncontig_gradcheck(monkeypatch, cols):
+@pytest.mark.parametrize("cols,nsplit", [("0", "1"), ("1", "0"), ("1", "1")])
+@pytest.mark.parametrize("n", [8, 19])
+def test_batch_norm_nchw_groups_noncontig_gradcheck(monkeypatch, cols, nsplit, n):
     """The grouped paths through the autograd function: float64 gradcheck on
-    (8, 3, 5) and a non-contiguous float32 input against the float64 formula."""
+    (n, 3, 5) (n = 19: 16 row parts of one or two rows) and a non-contiguous float32
+    input against the float64 formula."""
     monkeypatch.setenv("NNFAST_NORM_NCHW", "1")
     monkeypatch.setenv("NNFAST_NORM_COLS", cols)
+    monkeypatch.setenv("NNFAST_NORM_NSPLIT", nsplit)
     rng = np.random.default_rng(33)
-    x = leaf(rng.standard_normal((8, 3, 5)))
+    x = leaf(rng.standard_normal((n, 3, 5)))
     w, b = leaf(rng.standard_normal(3)), leaf(rng.standard_normal(3))
     assert gradcheck(lambda t, ww, bb: F.batch_norm(t, None, None, ww, bb, True), (x, w, b))
     x32 = rng.standard_normal((9, 4, 7)).astype(np.float32)
