@@ -616,10 +616,17 @@ NORM_INLINE void col_pass(double* s1, double* s2, index_t nc, index_t n, Step& s
 // Rows ahead whose stretches col_stream prefetches when the rows are strided: a short
 // stretch per row (a group of (N, C, L) channels, a few hundred bytes every C * L
 // values) ends before the hardware prefetchers ramp up.
-// Measured (1-thread CPU time under load, (5350, 64, 49) float32): 2-4 % off the
-// grouped batch norm; NNFAST_NORM_PREFETCH=0 turns it off (A/B; values unchanged).
+// Only for spans of rows past kStreamBytes (one operand, N rows at its stride), which
+// cannot be L3-resident: on L3-resident data the touches are pure overhead.
+// Measured (1-thread process CPU time under load, grouped (N, 64, 49) float32, prefetch
+// on / off): 64 MB fwd 0.961, bwd 0.964; 16 MB fwd 1.048, bwd 1.037 (so not below
+// 32 MB); (N, C) rows are not strided and unaffected. NNFAST_NORM_PREFETCH=0 turns it
+// off (A/B; values unchanged).
 constexpr index_t kPrefetchRows = 8;
-inline bool prefetch_enabled() {
+template <typename T>
+inline bool prefetch_wanted(index_t N, index_t ld, index_t nc) {
+  if (ld <= nc || static_cast<size_t>(N) * static_cast<size_t>(ld) * sizeof(T) <= norm_detail::kStreamBytes)
+    return false;
   const char* e = std::getenv("NNFAST_NORM_PREFETCH");
   return !(e && e[0] == '0');
 }
@@ -651,7 +658,7 @@ NORM_INLINE void col_stream(double* s1, double* s2, index_t N, index_t nc, Step 
 template <typename T>
 NORM_FLAT void norm_chan_shifted_sums(double* s1, double* s2, const double* Kc, const T* x, index_t N, index_t ldx,
                                       index_t nc) {
-  const bool strided = ldx > nc && prefetch_enabled();
+  const bool strided = prefetch_wanted<T>(N, ldx, nc);
   col_stream(
       s1, s2, N, nc,
       [&](V& p, V& q, index_t n, index_t i, auto io) {
@@ -708,7 +715,7 @@ NORM_FLAT void norm_chan_sums(double* s_a, double* s_ax, const T* a, const T* x,
     const T* ar = a + c0;
     const T* xr = x + c0;
     const double* m = shift + c0;
-    const bool strided = C > c1 - c0 && prefetch_enabled();
+    const bool strided = prefetch_wanted<T>(N, C, c1 - c0);
     col_stream(
         s_a + c0, s_ax + c0, N, c1 - c0,
         [&](V& p, V& q, index_t n, index_t i, auto io) {
