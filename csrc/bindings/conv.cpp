@@ -260,86 +260,59 @@ void backward_bf16_binding(const char* op, bool transposed, py::object grad_inpu
 }
 #endif  // !NNFAST_BIND_CUDA
 
+using ForwardFn = void (*)(const char*, bool, py::array, py::array, py::array, py::object, Pair, Pair, Pair, index_t);
+using BackwardFn = void (*)(const char*, bool, py::object, py::object, py::object, py::array, py::array, py::array,
+                            Pair, Pair, Pair, index_t);
+
+// One forward entry (the float32 / float64 and the bf16 ones share the signature): `op` names
+// it in error messages.
+void def_forward(py::module_& m, const char* name, const char* op, bool transposed, ForwardFn fn, const char* doc) {
+  m.def(
+      name,
+      [op, transposed, fn](py::array out, py::array input, py::array weight, py::object bias, Pair stride,
+                           Pair padding, Pair dilation, index_t groups) {
+        fn(op, transposed, out, input, weight, bias, stride, padding, dilation, groups);
+      },
+      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), doc);
+}
+
+void def_backward(py::module_& m, const char* name, const char* op, bool transposed, BackwardFn fn,
+                  const char* doc) {
+  m.def(
+      name,
+      [op, transposed, fn](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad,
+                           py::array input, py::array weight, Pair stride, Pair padding, Pair dilation,
+                           index_t groups) {
+        fn(op, transposed, grad_input, grad_weight, grad_bias, grad, input, weight, stride, padding, dilation, groups);
+      },
+      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
+      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"), doc);
+}
+
 }  // namespace
 
 void init_conv(py::module_& m) {
-  m.def(
-      "conv2d_forward",
-      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
-         index_t groups) { forward_binding("conv2d", false, out, input, weight, bias, stride, padding, dilation, groups); },
-      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"),
-      "out (N, OC, OH, OW) = conv2d(input (N, C, H, W), weight (OC, C/groups, kh, kw)) + bias (OC,) or None.");
-  m.def(
-      "conv2d_backward",
-      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
-         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-        backward_binding("conv2d_backward", false, grad_input, grad_weight, grad_bias, grad, input, weight, stride,
-                         padding, dilation, groups);
-      },
-      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
-      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-      "grad_input = (overwrite), grad_weight += , grad_bias += (each None when not wanted) from grad (N, OC, OH, OW).");
-  m.def(
-      "conv_transpose2d_forward",
-      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
-         index_t groups) {
-        forward_binding("conv_transpose2d", true, out, input, weight, bias, stride, padding, dilation, groups);
-      },
-      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"),
-      "out (N, C_out, H_out, W_out; its shape fixes output_padding) = conv_transpose2d(input (N, C_in, H, W), "
-      "weight (C_in, C_out/groups, kh, kw)) + bias (C_out,) or None.");
-  m.def(
-      "conv_transpose2d_backward",
-      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
-         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-        backward_binding("conv_transpose2d_backward", true, grad_input, grad_weight, grad_bias, grad, input, weight,
-                         stride, padding, dilation, groups);
-      },
-      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
-      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-      "grad_input = , grad_weight += , grad_bias += from grad (N, C_out, H_out, W_out).");
-
+  def_forward(m, "conv2d_forward", "conv2d", false, forward_binding,
+              "out (N, OC, OH, OW) = conv2d(input (N, C, H, W), weight (OC, C/groups, kh, kw)) + bias (OC,) or None.");
+  def_backward(m, "conv2d_backward", "conv2d_backward", false, backward_binding,
+               "grad_input = (overwrite), grad_weight += , grad_bias += (each None when not wanted) from grad "
+               "(N, OC, OH, OW).");
+  def_forward(m, "conv_transpose2d_forward", "conv_transpose2d", true, forward_binding,
+              "out (N, C_out, H_out, W_out; its shape fixes output_padding) = conv_transpose2d(input (N, C_in, H, W), "
+              "weight (C_in, C_out/groups, kh, kw)) + bias (C_out,) or None.");
+  def_backward(m, "conv_transpose2d_backward", "conv_transpose2d_backward", true, backward_binding,
+               "grad_input = , grad_weight += , grad_bias += from grad (N, C_out, H_out, W_out).");
 #if !NNFAST_BIND_CUDA
-  m.def(
-      "conv2d_forward_bf16",
-      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
-         index_t groups) {
-        forward_bf16_binding("conv2d", false, out, input, weight, bias, stride, padding, dilation, groups);
-      },
-      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"),
-      "conv2d_forward on the bf16 GEMM: input, weight, out float32 or bfloat16 (rounded to bf16 into the GEMM, "
-      "float32 accumulation, out stored once); bias float32 or None, added in float32.");
-  m.def(
-      "conv2d_backward_bf16",
-      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
-         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-        backward_bf16_binding("conv2d_backward", false, grad_input, grad_weight, grad_bias, grad, input, weight,
-                              stride, padding, dilation, groups);
-      },
-      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
-      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-      "conv2d_backward on the bf16 GEMM: grad, input, weight, grad_input float32 or bfloat16; grad_weight and "
-      "grad_bias float32, accumulated (+=).");
-  m.def(
-      "conv_transpose2d_forward_bf16",
-      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
-         index_t groups) {
-        forward_bf16_binding("conv_transpose2d", true, out, input, weight, bias, stride, padding, dilation, groups);
-      },
-      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"), "conv_transpose2d_forward on the bf16 GEMM (dtypes as conv2d_forward_bf16).");
-  m.def(
-      "conv_transpose2d_backward_bf16",
-      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
-         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-        backward_bf16_binding("conv_transpose2d_backward", true, grad_input, grad_weight, grad_bias, grad, input,
-                              weight, stride, padding, dilation, groups);
-      },
-      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
-      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-      "conv_transpose2d_backward on the bf16 GEMM (dtypes as conv2d_backward_bf16).");
+  def_forward(m, "conv2d_forward_bf16", "conv2d", false, forward_bf16_binding,
+              "conv2d_forward on the bf16 GEMM: input, weight, out float32 or bfloat16 (rounded to bf16 into the "
+              "GEMM, float32 accumulation, out stored once); bias float32 or None, added in float32.");
+  def_backward(m, "conv2d_backward_bf16", "conv2d_backward", false, backward_bf16_binding,
+               "conv2d_backward on the bf16 GEMM: grad, input, weight, grad_input float32 or bfloat16; grad_weight "
+               "and grad_bias float32, accumulated (+=).");
+  def_forward(m, "conv_transpose2d_forward_bf16", "conv_transpose2d", true, forward_bf16_binding,
+              "conv_transpose2d_forward on the bf16 GEMM (dtypes as conv2d_forward_bf16).");
+  def_backward(m, "conv_transpose2d_backward_bf16", "conv_transpose2d_backward", true, backward_bf16_binding,
+               "conv_transpose2d_backward on the bf16 GEMM (dtypes as conv2d_backward_bf16).");
 #endif
 }
