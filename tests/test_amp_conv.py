@@ -239,6 +239,12 @@ def test_binding_errors():
         _C.conv2d_forward_bf16(np.empty((1, 2, 4, 4), BF16), x, w, None, *p)
     with pytest.raises(ValueError, match=r"^\[conv2d_backward\] expected grad_weight"):
         _C.conv2d_backward_bf16(None, np.zeros((2, 3, 3, 2), np.float32), None, y, x, w, *p)
+    # the transposed entries share the float32 bindings' geometry checks (one message for both)
+    wt = np.zeros((3, 2, 3, 3), BF16)
+    for entry in (_C.conv_transpose2d_forward, _C.conv_transpose2d_forward_bf16):
+        a = (lambda v: v.astype(np.float32)) if entry is _C.conv_transpose2d_forward else (lambda v: v)
+        with pytest.raises(ValueError, match=r"^\[conv_transpose2d\] expected input of shape \(1, 3, 3, 3\)"):
+            entry(a(np.empty((1, 2, 5, 5), BF16)), a(np.zeros((1, 3, 4, 4), BF16)), a(wt), None, *p)
 
 
 _CHILD = """

@@ -348,6 +348,40 @@ def test_forward_fast_paths_same_bits(switch):
     assert outs[0].count("\n") == 4 and outs[0] == outs[1]
 
 
+_TILE_CHILD = r"""
+import sys, numpy as np
+from nnfast._native import _C
+r = np.random.default_rng(15)
+# 128 output channels (the prepacked weight's tile: 16 x 8 rows, or 11 x 12 with 4 padded), two K
+# blocks (C k k = 360), stride 1 (several images per GEMM) and 2, 1 and 3 images; dx of a stride-1
+# convolution with 128 input channels runs the same prepacked forward (M = 128).
+for dt in (np.float32, np.float64):
+    for shape, st in (((3, 40, 9, 9), 1), ((1, 40, 13, 11), 2), ((3, 128, 9, 9), 1)):
+        x = r.standard_normal(shape).astype(dt)
+        w = r.standard_normal((128, shape[1], 3, 3)).astype(dt)
+        oh, ow = (shape[2] - 1) // st + 1, (shape[3] - 1) // st + 1
+        y = np.full((shape[0], 128, oh, ow), np.nan, dt)
+        _C.conv2d_forward(y, x, w, r.standard_normal(128).astype(dt), (st, st), (1, 1), (1, 1), 1)
+        dx = np.full(shape, np.nan, dt)
+        _C.conv2d_backward(dx, None, None, r.standard_normal(y.shape).astype(dt), x, w, (st, st), (1, 1), (1, 1), 1)
+        assert np.isfinite(y).all() and np.isfinite(dx).all()
+        sys.stdout.write(y.tobytes().hex() + "\n" + dx.tobytes().hex() + "\n")
+"""
+
+
+def test_prepacked_weight_tile_same_bits():
+    """The prepacked weight takes the 8 x 48 tile wherever it pads less (M = 128);
+    NNFAST_GEMM_PREPACK_ALT=0 keeps the general 5 % rule (12 x 32 there). Same bits either way,
+    forward and input gradient, stride 1 and 2, both dtypes."""
+    import os
+    import subprocess
+    import sys
+
+    outs = [subprocess.run([sys.executable, "-c", _TILE_CHILD], env=dict(os.environ, NNFAST_GEMM_PREPACK_ALT=flag),
+                           check=True, capture_output=True, text=True).stdout for flag in ("1", "0")]
+    assert outs[0].count("\n") == 12 and outs[0] == outs[1]
+
+
 _STRIDED_CHILD = r"""
 import sys, numpy as np
 from nnfast._native import _C

@@ -88,13 +88,23 @@ Shape conv_in_shape(const Conv2dShape& s) { return {s.N, s.C, s.H, s.W}; }
 Shape conv_out_shape(const Conv2dShape& s) { return {s.N, s.OC, s.OH, s.OW}; }
 Shape weight_shape(const Conv2dShape& s) { return {s.OC, s.C / s.groups, s.kh, s.kw}; }
 
-// conv2d: x is the convolution's input. conv_transpose2d: `out` / `grad` (N, C_out, H_out, W_out)
-// is the convolution's input and x (N, C_in, H, W) must be that convolution's output.
-Conv2dShape geometry(const char* op, bool transposed, const py::array& x, const py::array& big,
-                     const py::array& weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-  check_input(op, x, "input", 4);
-  same_dtype(op, x, weight, "weight");
-  check_contiguous(op, weight, "weight");
+// The shapes of one call's arrays. conv2d: x is the convolution's input, y its output.
+// conv_transpose2d: x (N, C_in, H, W) is the convolution's output and y (its output) the
+// convolution's input; bias has one entry per channel of y.
+struct IoShapes {
+  Shape x, y, weight, bias;
+};
+IoShapes io_shapes(const Conv2dShape& s, bool transposed) {
+  if (transposed) return {conv_out_shape(s), conv_in_shape(s), weight_shape(s), {s.C}};
+  return {conv_in_shape(s), conv_out_shape(s), weight_shape(s), {s.OC}};
+}
+
+// The geometry of a call (float32 / float64 and bf16 alike): conv2d reads it from x; the
+// transposed op from `big` (out or grad, the convolution's input), and x must then be that
+// convolution's output. Dtypes are the caller's to check.
+Conv2dShape call_geometry(const char* op, bool transposed, const py::array& x, const py::array& big,
+                          const py::array& weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
+  check_ndim(op, x, "input", 4);
   if (!transposed) return conv_geometry(op, x, weight, stride, padding, dilation, groups);
   check_ndim(op, big, "out", 4);
   Conv2dShape s = conv_geometry(op, big, weight, stride, padding, dilation, groups);
@@ -106,15 +116,36 @@ Conv2dShape geometry(const char* op, bool transposed, const py::array& x, const 
   return s;
 }
 
+// float32 / float64: one dtype for all, weight C-contiguous.
+Conv2dShape geometry(const char* op, bool transposed, const py::array& x, const py::array& big,
+                     const py::array& weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
+  check_input(op, x, "input", 4);
+  same_dtype(op, x, weight, "weight");
+  check_contiguous(op, weight, "weight");
+  return call_geometry(op, transposed, x, big, weight, stride, padding, dilation, groups);
+}
+
+// No output may share memory with an input or another output (both dtype families).
+void forward_no_alias(const char* op, const Opt& out, const py::array& x, const py::array& weight, const Opt& bias) {
+  const Opt xi{x, true}, w{weight, true};
+  no_alias(op, {{&out, "out"}}, {{&xi, "input"}, {&w, "weight"}, {&bias, "bias"}});
+}
+void backward_no_alias(const char* op, const Opt& dx, const Opt& dw, const Opt& db, const py::array& grad,
+                       const py::array& x, const py::array& weight) {
+  const Opt dy{grad, true}, xi{x, true}, w{weight, true};
+  no_alias(op, {{&dx, "grad_input"}, {&dw, "grad_weight"}, {&db, "grad_bias"}},
+           {{&dy, "grad"}, {&xi, "input"}, {&w, "weight"}});
+}
+
 void forward_binding(const char* op, bool transposed, py::array out, py::array x, py::array weight, py::object bias,
                      Pair stride, Pair padding, Pair dilation, index_t groups) {
   const DType dt = check_input(op, x, "input", 4);
   if (transposed) check_output(op, x, out, "out");
   const Conv2dShape s = geometry(op, transposed, x, out, weight, stride, padding, dilation, groups);
-  Opt o{check_array(op, x, out, "out", transposed ? conv_in_shape(s) : conv_out_shape(s), true), true};
-  Opt b = opt(op, x, bias, "bias", {transposed ? s.C : s.OC}, false);
-  Opt xi{x, true}, w{weight, true};
-  no_alias(op, {{&o, "out"}}, {{&xi, "input"}, {&w, "weight"}, {&b, "bias"}});
+  const IoShapes sh = io_shapes(s, transposed);
+  Opt o{check_array(op, x, out, "out", sh.y, true), true};
+  Opt b = opt(op, x, bias, "bias", sh.bias, false);
+  forward_no_alias(op, o, x, weight, b);
   run_released(dt, [&](auto tag) {
     using T = decltype(tag);
     return [=, &o, &b] {
@@ -133,15 +164,12 @@ void backward_binding(const char* op, bool transposed, py::object grad_input, py
     check_contiguous(op, grad, "grad");
   }
   const Conv2dShape s = geometry(op, transposed, x, grad, weight, stride, padding, dilation, groups);
-  const Shape x_shape = transposed ? conv_out_shape(s) : conv_in_shape(s);
-  const Shape y_shape = transposed ? conv_in_shape(s) : conv_out_shape(s);
-  Opt dy{check_array(op, x, grad, "grad", y_shape, false), true};
-  Opt dx = opt(op, x, grad_input, "grad_input", x_shape, true);
-  Opt dw = opt(op, x, grad_weight, "grad_weight", weight_shape(s), true);
-  Opt db = opt(op, x, grad_bias, "grad_bias", {transposed ? s.C : s.OC}, true);
-  Opt xi{x, true}, w{weight, true};
-  no_alias(op, {{&dx, "grad_input"}, {&dw, "grad_weight"}, {&db, "grad_bias"}},
-           {{&dy, "grad"}, {&xi, "input"}, {&w, "weight"}});
+  const IoShapes sh = io_shapes(s, transposed);
+  check_array(op, x, grad, "grad", sh.y, false);
+  Opt dx = opt(op, x, grad_input, "grad_input", sh.x, true);
+  Opt dw = opt(op, x, grad_weight, "grad_weight", sh.weight, true);
+  Opt db = opt(op, x, grad_bias, "grad_bias", sh.bias, true);
+  backward_no_alias(op, dx, dw, db, grad, x, weight);
   run_released(dt, [&](auto tag) {
     using T = decltype(tag);
     return [=, &dx, &dw, &db] {
@@ -190,26 +218,15 @@ Opt f32_array(const char* op, const py::object& o, const char* name, const Shape
   return {a, true};
 }
 
-// The geometry of a bf16 call: x is the convolution's input (conv2d) or its output (transposed,
-// whose `big` array, out / grad, is the convolution's input).
-Conv2dShape bf16_geometry(const char* op, bool transposed, const py::array& x, const py::array& big,
-                          const py::array& weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-  check_ndim(op, x, "input", 4);
-  check_ndim(op, big, transposed ? "out" : "input", 4);
-  Conv2dShape s = conv_geometry(op, transposed ? big : x, weight, stride, padding, dilation, groups);
-  if (transposed) check_shape(op, x, "input", conv_out_shape(s));
-  return s;
-}
-
 void forward_bf16_binding(const char* op, bool transposed, py::array out, py::array x, py::array weight,
                           py::object bias, Pair stride, Pair padding, Pair dilation, index_t groups) {
-  const Conv2dShape s = bf16_geometry(op, transposed, x, out, weight, stride, padding, dilation, groups);
-  const ConvOperand xi = bf16_array(op, x, "input", transposed ? conv_out_shape(s) : conv_in_shape(s), false);
-  const ConvOperand wi = bf16_array(op, weight, "weight", weight_shape(s), false);
-  const ConvOperand yo = bf16_array(op, out, "out", transposed ? conv_in_shape(s) : conv_out_shape(s), true);
-  Opt b = f32_array(op, bias, "bias", {transposed ? s.C : s.OC}, false);
-  Opt o{out, true}, xa{x, true}, w{weight, true};
-  no_alias(op, {{&o, "out"}}, {{&xa, "input"}, {&w, "weight"}, {&b, "bias"}});
+  const Conv2dShape s = call_geometry(op, transposed, x, out, weight, stride, padding, dilation, groups);
+  const IoShapes sh = io_shapes(s, transposed);
+  const ConvOperand xi = bf16_array(op, x, "input", sh.x, false);
+  const ConvOperand wi = bf16_array(op, weight, "weight", sh.weight, false);
+  const ConvOperand yo = bf16_array(op, out, "out", sh.y, true);
+  Opt b = f32_array(op, bias, "bias", sh.bias, false);
+  forward_no_alias(op, Opt{out, true}, x, weight, b);
   void* y = out.mutable_data();
   const float* bp = cp<float>(b);
   py::gil_scoped_release release;
@@ -220,22 +237,20 @@ void forward_bf16_binding(const char* op, bool transposed, py::array out, py::ar
 void backward_bf16_binding(const char* op, bool transposed, py::object grad_input, py::object grad_weight,
                            py::object grad_bias, py::array grad, py::array x, py::array weight, Pair stride,
                            Pair padding, Pair dilation, index_t groups) {
-  const Conv2dShape s = bf16_geometry(op, transposed, x, grad, weight, stride, padding, dilation, groups);
-  const Shape x_shape = transposed ? conv_out_shape(s) : conv_in_shape(s);
-  const ConvOperand dyi = bf16_array(op, grad, "grad", transposed ? conv_in_shape(s) : conv_out_shape(s), false);
-  const ConvOperand xi = bf16_array(op, x, "input", x_shape, false);
-  const ConvOperand wi = bf16_array(op, weight, "weight", weight_shape(s), false);
+  const Conv2dShape s = call_geometry(op, transposed, x, grad, weight, stride, padding, dilation, groups);
+  const IoShapes sh = io_shapes(s, transposed);
+  const ConvOperand dyi = bf16_array(op, grad, "grad", sh.y, false);
+  const ConvOperand xi = bf16_array(op, x, "input", sh.x, false);
+  const ConvOperand wi = bf16_array(op, weight, "weight", sh.weight, false);
   Opt dx;
   ElemType dxt = ElemType::F32;
   if (has(grad_input)) {
     dx = {as_array(op, grad_input, "grad_input"), true};
-    dxt = bf16_array(op, dx.a, "grad_input", x_shape, true).type;
+    dxt = bf16_array(op, dx.a, "grad_input", sh.x, true).type;
   }
-  Opt dw = f32_array(op, grad_weight, "grad_weight", weight_shape(s), true);
-  Opt db = f32_array(op, grad_bias, "grad_bias", {transposed ? s.C : s.OC}, true);
-  Opt dy{grad, true}, xa{x, true}, w{weight, true};
-  no_alias(op, {{&dx, "grad_input"}, {&dw, "grad_weight"}, {&db, "grad_bias"}},
-           {{&dy, "grad"}, {&xa, "input"}, {&w, "weight"}});
+  Opt dw = f32_array(op, grad_weight, "grad_weight", sh.weight, true);
+  Opt db = f32_array(op, grad_bias, "grad_bias", sh.bias, true);
+  backward_no_alias(op, dx, dw, db, grad, x, weight);
   void* dxp = dx.on ? dx.a.mutable_data() : nullptr;
   float* dwp = mp<float>(dw);
   float* dbp = mp<float>(db);
@@ -245,86 +260,59 @@ void backward_bf16_binding(const char* op, bool transposed, py::object grad_inpu
 }
 #endif  // !NNFAST_BIND_CUDA
 
+using ForwardFn = void (*)(const char*, bool, py::array, py::array, py::array, py::object, Pair, Pair, Pair, index_t);
+using BackwardFn = void (*)(const char*, bool, py::object, py::object, py::object, py::array, py::array, py::array,
+                            Pair, Pair, Pair, index_t);
+
+// One forward entry (the float32 / float64 and the bf16 ones share the signature): `op` names
+// it in error messages.
+void def_forward(py::module_& m, const char* name, const char* op, bool transposed, ForwardFn fn, const char* doc) {
+  m.def(
+      name,
+      [op, transposed, fn](py::array out, py::array input, py::array weight, py::object bias, Pair stride,
+                           Pair padding, Pair dilation, index_t groups) {
+        fn(op, transposed, out, input, weight, bias, stride, padding, dilation, groups);
+      },
+      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), doc);
+}
+
+void def_backward(py::module_& m, const char* name, const char* op, bool transposed, BackwardFn fn,
+                  const char* doc) {
+  m.def(
+      name,
+      [op, transposed, fn](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad,
+                           py::array input, py::array weight, Pair stride, Pair padding, Pair dilation,
+                           index_t groups) {
+        fn(op, transposed, grad_input, grad_weight, grad_bias, grad, input, weight, stride, padding, dilation, groups);
+      },
+      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
+      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"), doc);
+}
+
 }  // namespace
 
 void init_conv(py::module_& m) {
-  m.def(
-      "conv2d_forward",
-      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
-         index_t groups) { forward_binding("conv2d", false, out, input, weight, bias, stride, padding, dilation, groups); },
-      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"),
-      "out (N, OC, OH, OW) = conv2d(input (N, C, H, W), weight (OC, C/groups, kh, kw)) + bias (OC,) or None.");
-  m.def(
-      "conv2d_backward",
-      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
-         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-        backward_binding("conv2d_backward", false, grad_input, grad_weight, grad_bias, grad, input, weight, stride,
-                         padding, dilation, groups);
-      },
-      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
-      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-      "grad_input = (overwrite), grad_weight += , grad_bias += (each None when not wanted) from grad (N, OC, OH, OW).");
-  m.def(
-      "conv_transpose2d_forward",
-      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
-         index_t groups) {
-        forward_binding("conv_transpose2d", true, out, input, weight, bias, stride, padding, dilation, groups);
-      },
-      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"),
-      "out (N, C_out, H_out, W_out; its shape fixes output_padding) = conv_transpose2d(input (N, C_in, H, W), "
-      "weight (C_in, C_out/groups, kh, kw)) + bias (C_out,) or None.");
-  m.def(
-      "conv_transpose2d_backward",
-      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
-         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-        backward_binding("conv_transpose2d_backward", true, grad_input, grad_weight, grad_bias, grad, input, weight,
-                         stride, padding, dilation, groups);
-      },
-      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
-      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-      "grad_input = , grad_weight += , grad_bias += from grad (N, C_out, H_out, W_out).");
-
+  def_forward(m, "conv2d_forward", "conv2d", false, forward_binding,
+              "out (N, OC, OH, OW) = conv2d(input (N, C, H, W), weight (OC, C/groups, kh, kw)) + bias (OC,) or None.");
+  def_backward(m, "conv2d_backward", "conv2d_backward", false, backward_binding,
+               "grad_input = (overwrite), grad_weight += , grad_bias += (each None when not wanted) from grad "
+               "(N, OC, OH, OW).");
+  def_forward(m, "conv_transpose2d_forward", "conv_transpose2d", true, forward_binding,
+              "out (N, C_out, H_out, W_out; its shape fixes output_padding) = conv_transpose2d(input (N, C_in, H, W), "
+              "weight (C_in, C_out/groups, kh, kw)) + bias (C_out,) or None.");
+  def_backward(m, "conv_transpose2d_backward", "conv_transpose2d_backward", true, backward_binding,
+               "grad_input = , grad_weight += , grad_bias += from grad (N, C_out, H_out, W_out).");
 #if !NNFAST_BIND_CUDA
-  m.def(
-      "conv2d_forward_bf16",
-      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
-         index_t groups) {
-        forward_bf16_binding("conv2d", false, out, input, weight, bias, stride, padding, dilation, groups);
-      },
-      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"),
-      "conv2d_forward on the bf16 GEMM: input, weight, out float32 or bfloat16 (rounded to bf16 into the GEMM, "
-      "float32 accumulation, out stored once); bias float32 or None, added in float32.");
-  m.def(
-      "conv2d_backward_bf16",
-      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
-         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-        backward_bf16_binding("conv2d_backward", false, grad_input, grad_weight, grad_bias, grad, input, weight,
-                              stride, padding, dilation, groups);
-      },
-      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
-      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-      "conv2d_backward on the bf16 GEMM: grad, input, weight, grad_input float32 or bfloat16; grad_weight and "
-      "grad_bias float32, accumulated (+=).");
-  m.def(
-      "conv_transpose2d_forward_bf16",
-      [](py::array out, py::array input, py::array weight, py::object bias, Pair stride, Pair padding, Pair dilation,
-         index_t groups) {
-        forward_bf16_binding("conv_transpose2d", true, out, input, weight, bias, stride, padding, dilation, groups);
-      },
-      py::arg("out"), py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"), "conv_transpose2d_forward on the bf16 GEMM (dtypes as conv2d_forward_bf16).");
-  m.def(
-      "conv_transpose2d_backward_bf16",
-      [](py::object grad_input, py::object grad_weight, py::object grad_bias, py::array grad, py::array input,
-         py::array weight, Pair stride, Pair padding, Pair dilation, index_t groups) {
-        backward_bf16_binding("conv_transpose2d_backward", true, grad_input, grad_weight, grad_bias, grad, input,
-                              weight, stride, padding, dilation, groups);
-      },
-      py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad"), py::arg("input"),
-      py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-      "conv_transpose2d_backward on the bf16 GEMM (dtypes as conv2d_backward_bf16).");
+  def_forward(m, "conv2d_forward_bf16", "conv2d", false, forward_bf16_binding,
+              "conv2d_forward on the bf16 GEMM: input, weight, out float32 or bfloat16 (rounded to bf16 into the "
+              "GEMM, float32 accumulation, out stored once); bias float32 or None, added in float32.");
+  def_backward(m, "conv2d_backward_bf16", "conv2d_backward", false, backward_bf16_binding,
+               "conv2d_backward on the bf16 GEMM: grad, input, weight, grad_input float32 or bfloat16; grad_weight "
+               "and grad_bias float32, accumulated (+=).");
+  def_forward(m, "conv_transpose2d_forward_bf16", "conv_transpose2d", true, forward_bf16_binding,
+              "conv_transpose2d_forward on the bf16 GEMM (dtypes as conv2d_forward_bf16).");
+  def_backward(m, "conv_transpose2d_backward_bf16", "conv_transpose2d_backward", true, backward_bf16_binding,
+               "conv_transpose2d_backward on the bf16 GEMM (dtypes as conv2d_backward_bf16).");
 #endif
 }

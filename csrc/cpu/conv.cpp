@@ -51,21 +51,9 @@ constexpr index_t kCopyGrain = 16384;
 using conv_detail::Geometry;
 using conv_detail::max1;
 
-// Grow-only per-thread scratch (a fresh multi-MB allocation per call would page-fault every time).
-template <typename T>
-T* scratch(int slot, index_t elems) {
-  thread_local std::vector<T> bufs[2];
-  auto& b = bufs[slot];
-  if (static_cast<index_t>(b.size()) < elems) b.resize(static_cast<size_t>(elems));
-  return b.data();
-}
-
-// The output columns ow of one row for which the input column iw = ow * sw + off is inside [0, W).
-inline void valid_cols(index_t off, index_t sw, index_t W, index_t OW, index_t* lo, index_t* hi) {
-  *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-  *hi = (W - 1 - off) < 0 ? 0 : std::min(OW, (W - 1 - off) / sw + 1);
-  if (*lo > *hi) *lo = *hi;
-}
+using conv_driver::add_parts;
+using conv_driver::scratch;
+using conv_driver::valid_cols;
 
 // Walks the chunk [q0, q0 + qn) as runs within one output row: f(n, oh, ow0, len, pos) where pos
 // is the run's offset inside the chunk.
@@ -273,7 +261,7 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
     return !(e && e[0] == '0');
   }();
   auto gemm_images = [&](index_t n, index_t cnt, int nt) {
-    T* ys = cnt > 1 ? scratch<T>(0, s.OC * cnt * g.P) : nullptr;
+    T* ys = cnt > 1 ? scratch<T>(conv_driver::kConvCol, s.OC * cnt * g.P) : nullptr;
     for (index_t gr = 0; gr < g.G; ++gr) {
       conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * plane, s, g.kk};
       src.image = cnt > 1 ? image : 0;
@@ -430,7 +418,7 @@ void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry
     return;
   }
   for_each_chunk(g, [&](index_t q0, index_t qn) {
-    T* col = scratch<T>(0, g.Kc * qn);
+    T* col = scratch<T>(conv_driver::kConvCol, g.Kc * qn);
     im2col(col, x, g, q0, qn);
     if (g.images_per_chunk > 0) {
       // Whole images: image n's (OC, P) block of y is a GEMM output as it stands, so each
@@ -444,7 +432,7 @@ void forward_product(T* y, const T* x, const T* w, const T* bias, const Geometry
       }
       return;
     }
-    T* out = scratch<T>(1, s.OC * qn);
+    T* out = scratch<T>(conv_driver::kConvOut, s.OC * qn);
     gemm_batched<T>(g.G, g.OCg, qn, g.Kg, T(1), w, g.OCg * g.Kg, g.Kg, 1, col, g.Kg * qn, qn, 1, T(0), out,
                     g.OCg * qn, qn, 1);
     scatter_out(y, out, bias, g, q0, qn);
@@ -468,8 +456,8 @@ void input_grad_product(T* dx, const T* dy, const T* w, const Geometry& g) {
     parallel_for(s.N * image, kCopyGrain, [&](index_t i0, index_t i1) { std::fill(dx + i0, dx + i1, T(0)); });
   }
   for_each_chunk(g, [&](index_t q0, index_t qn) {
-    T* col = scratch<T>(0, g.Kc * qn);
-    T* out = scratch<T>(1, s.OC * qn);
+    T* col = scratch<T>(conv_driver::kConvCol, g.Kc * qn);
+    T* out = scratch<T>(conv_driver::kConvOut, s.OC * qn);
     if (g.images_per_chunk > 0) {
       // Whole images: each image's dy block (OC, P) is the GEMM's B operand in place (no gather).
       std::fill(dx + (q0 / g.P) * image, dx + ((q0 + qn) / g.P) * image, T(0));
@@ -523,13 +511,7 @@ bool weight_grad_implicit(T* dw, const T* dy, const T* x, const Geometry& g) {
                                         n == p ? T(0) : T(1), part.data() + p * size + gr * g.OCg * g.Kg, g.Kg, 1, 1);
         }
   });
-  parallel_for(size, kCopyGrain, [&](index_t i0, index_t i1) {
-    for (index_t i = i0; i < i1; ++i) {
-      T t = part[static_cast<size_t>(i)];
-      for (index_t p = 1; p < parts; ++p) t += part[static_cast<size_t>(p * size + i)];
-      dw[i] += t;
-    }
-  });
+  add_parts(dw, part.data(), parts, size, kCopyGrain);
   return true;
 }
 
@@ -544,21 +526,15 @@ void weight_grad_product(T* dw, const T* dy, const T* x, const Geometry& g) {
     for (index_t p = p0; p < p1; ++p)
       for (index_t c = p; c < g.chunks; c += parts) {
         const index_t q0 = c * g.chunk, qn = std::min(g.chunk, g.Q - q0);
-        T* col = scratch<T>(0, g.Kc * qn);
-        T* out = scratch<T>(1, s.OC * qn);
+        T* col = scratch<T>(conv_driver::kConvCol, g.Kc * qn);
+        T* out = scratch<T>(conv_driver::kConvOut, s.OC * qn);
         im2col(col, x, g, q0, qn);
         gather_out(out, dy, g, q0, qn);
         gemm_batched<T>(g.G, g.OCg, g.Kg, qn, T(1), out, g.OCg * qn, qn, 1, col, g.Kg * qn, 1, qn,
                         c == p ? T(0) : T(1), part.data() + p * size, g.OCg * g.Kg, g.Kg, 1);
       }
   });
-  parallel_for(size, kCopyGrain, [&](index_t i0, index_t i1) {
-    for (index_t i = i0; i < i1; ++i) {
-      T t = part[static_cast<size_t>(i)];
-      for (index_t p = 1; p < parts; ++p) t += part[static_cast<size_t>(p * size + i)];
-      dw[i] += t;
-    }
-  });
+  add_parts(dw, part.data(), parts, size, kCopyGrain);
 }
 
 }  // namespace

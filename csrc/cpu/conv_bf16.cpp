@@ -22,6 +22,7 @@
 #include "core/bf16.h"
 #include "core/conv_geometry.h"
 #include "core/parallel_for.h"
+#include "cpu/conv_internal.h"
 #include "nnfast/parallel.h"
 
 namespace nnfast::cpu {
@@ -29,6 +30,9 @@ namespace {
 
 using conv_detail::Geometry;
 using conv_detail::max1;
+using conv_driver::add_parts;
+using conv_driver::scratch;
+using conv_driver::valid_cols;
 
 // Elements of one patch chunk (bf16: 4 MB) or of its float32 GEMM output.
 constexpr index_t kPatchBudget = index_t(1) << 21;
@@ -59,15 +63,6 @@ inline float load_f32(ConvOperand a, index_t i) {
                                   : static_cast<const float*>(a.data)[i];
 }
 
-// Grow-only per-thread scratch (a fresh multi-MB allocation per image would page-fault every time).
-template <typename T>
-T* scratch(int slot, index_t elems) {
-  thread_local std::vector<T> bufs[2];
-  auto& b = bufs[slot];
-  if (static_cast<index_t>(b.size()) < elems) b.resize(static_cast<size_t>(elems));
-  return b.data();
-}
-
 // Columns per chunk of an image's patch matrix with `rows` rows.
 inline index_t chunk_cols(const Geometry& g, index_t rows) { return std::min(max1(g.P), max1(kPatchBudget / max1(rows))); }
 
@@ -84,13 +79,6 @@ void for_each_image(index_t N, F&& f) {
   } else {
     for (index_t n = 0; n < N; ++n) f(n);
   }
-}
-
-// The output columns ow of a row for which the input column ow * sw + off is inside [0, W).
-inline void valid_cols(index_t off, index_t sw, index_t W, index_t OW, index_t* lo, index_t* hi) {
-  *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-  *hi = (W - 1 - off) < 0 ? 0 : std::min(OW, (W - 1 - off) / sw + 1);
-  if (*lo > *hi) *lo = *hi;
 }
 
 // f(r, ih, off, jlo, jhi, pos, len, ow0) for each run of chunk [p0, p0 + m) within one output row,
@@ -206,8 +194,8 @@ void forward_product(void* y, ElemType yt, ConvOperand x, ConvOperand w, const f
   const index_t image = s.C * s.H * s.W, mmax = chunk_cols(g, std::max(g.Kc, g.OCg));
   for_each_image(s.N, [&](index_t n) {
     const ConvOperand xn = shift(x, n * image);
-    bf16_t* col = pw ? nullptr : scratch<bf16_t>(0, g.Kc * mmax);
-    float* acc = scratch<float>(1, g.OCg * mmax);
+    bf16_t* col = pw ? nullptr : scratch<bf16_t>(conv_driver::kBf16Col, g.Kc * mmax);
+    float* acc = scratch<float>(conv_driver::kBf16Acc, g.OCg * mmax);
     for (index_t p0 = 0; p0 < g.P; p0 += mmax) {
       const index_t m = std::min(mmax, g.P - p0);
       if (!pw) gather_patches(col, xn, s, p0, m);
@@ -236,14 +224,14 @@ void input_grad_product(void* dx, ElemType dxt, ConvOperand dy, ConvOperand w, c
   const index_t plane = s.H * s.W, image = s.C * plane, mmax = chunk_cols(g, g.Kc);
   for_each_image(s.N, [&](index_t n) {
     const ConvOperand dyn = shift(dy, n * s.OC * g.P);
-    float* img = scratch<float>(0, image);
+    float* img = scratch<float>(conv_driver::kBf16Col, image);
     if (pw) {  // the GEMM's output is the image
       for (index_t gr = 0; gr < g.G; ++gr)
         gemm_bf16(g.Cg, g.P, g.OCg, 1.0f, mat(w, gr * g.OCg * g.Cg, 1, g.Cg), mat(dyn, gr * g.OCg * g.P, g.P, 1),
                   0.0f, img + gr * g.Cg * g.P, ElemType::F32, g.P, 1);
     } else {
       std::fill(img, img + image, 0.0f);
-      float* colf = scratch<float>(1, g.Kc * mmax);
+      float* colf = scratch<float>(conv_driver::kBf16Acc, g.Kc * mmax);
       for (index_t p0 = 0; p0 < g.P; p0 += mmax) {
         const index_t m = std::min(mmax, g.P - p0);
         for (index_t gr = 0; gr < g.G; ++gr)
@@ -270,7 +258,7 @@ void weight_grad_product(float* dw, ConvOperand dy, ConvOperand x, const Geometr
       bool first = true;
       for (index_t n = p; n < s.N; n += parts) {
         const ConvOperand xn = shift(x, n * image), dyn = shift(dy, n * s.OC * g.P);
-        bf16_t* col = pw ? nullptr : scratch<bf16_t>(0, g.Kc * mmax);
+        bf16_t* col = pw ? nullptr : scratch<bf16_t>(conv_driver::kBf16Col, g.Kc * mmax);
         for (index_t q0 = 0; q0 < g.P; q0 += mmax) {
           const index_t m = std::min(mmax, g.P - q0);
           if (!pw) gather_patches(col, xn, s, q0, m);
@@ -287,13 +275,7 @@ void weight_grad_product(float* dw, ConvOperand dy, ConvOperand x, const Geometr
       if (first) std::fill(acc, acc + size, 0.0f);  // P == 0: no product wrote this part
     }
   });
-  parallel_for(size, kCopyGrain, [&](index_t i0, index_t i1) {
-    for (index_t i = i0; i < i1; ++i) {
-      float t = part[static_cast<size_t>(i)];
-      for (index_t p = 1; p < parts; ++p) t += part[static_cast<size_t>(p * size + i)];
-      dw[i] += t;
-    }
-  });
+  add_parts(dw, part.data(), parts, size, kCopyGrain);
 }
 
 // db[c] += sum over n and the len positions of a (N, channels, len), in double, fixed order.

@@ -8,6 +8,12 @@
 #pragma once
 #include "core/isa_dispatch.h"
 #include "nnfast/conv.h"
+#ifndef NNFAST_ISA_NS
+#include <algorithm>
+#include <vector>
+
+#include "core/parallel_for.h"
+#endif
 
 namespace nnfast::cpu {
 namespace conv_pack {
@@ -37,5 +43,46 @@ struct ConvOps {
 }  // namespace conv_pack
 
 NNFAST_ISA_DECLARE_TABLE_T(conv_pack::ConvOps)
+
+#ifndef NNFAST_ISA_NS
+// Driver helpers of conv.cpp and conv_bf16.cpp (compiled once, with the baseline flags: kept out
+// of the per-ISA objects, see the ODR note in gemm_internal.h).
+namespace conv_driver {
+
+// Per-thread scratch slots. The float32 driver and the bf16 one have their own, so neither can
+// hand out a buffer the other still holds.
+enum ScratchSlot : int { kConvCol = 0, kConvOut = 1, kBf16Col = 2, kBf16Acc = 3, kScratchSlots = 4 };
+
+// Grow-only per-thread scratch (a fresh multi-MB allocation per call would page-fault every time).
+template <typename T>
+T* scratch(ScratchSlot slot, index_t elems) {
+  thread_local std::vector<T> bufs[kScratchSlots];
+  auto& b = bufs[slot];
+  if (static_cast<index_t>(b.size()) < elems) b.resize(static_cast<size_t>(elems));
+  return b.data();
+}
+
+// The output columns ow of one row for which the input column iw = ow * sw + off is inside [0, W).
+inline void valid_cols(index_t off, index_t sw, index_t W, index_t OW, index_t* lo, index_t* hi) {
+  *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+  *hi = (W - 1 - off) < 0 ? 0 : std::min(OW, (W - 1 - off) / sw + 1);
+  if (*lo > *hi) *lo = *hi;
+}
+
+// dw[i] += part[0][i] + part[1][i] + ... (parts of `size` elements, added in order): the weight
+// gradients' fixed partial sums, so the bits do not depend on the thread count.
+template <typename T>
+void add_parts(T* dw, const T* part, index_t parts, index_t size, index_t grain) {
+  parallel_for(size, grain, [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) {
+      T t = part[i];
+      for (index_t p = 1; p < parts; ++p) t += part[p * size + i];
+      dw[i] += t;
+    }
+  });
+}
+
+}  // namespace conv_driver
+#endif
 
 }  // namespace nnfast::cpu

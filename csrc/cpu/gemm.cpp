@@ -266,6 +266,21 @@ bool use_alt_tile(index_t M, index_t N, const GemmOps<T>& kr) {
          padded_area(M, N, kr.alt_blocking) < 0.95 * padded_area(M, N, kr.blocking);
 }
 
+// A prepacked A (gemm_prepack_a: only the convolution's weight, packed once per call): the
+// second tile wherever it pads C less at all. Conv forward M = 128, N = 784 (14 x 14 and the
+// stride-2 28 x 28 layers), 1 thread: 8 x 48 was 3-5 % faster than 12 x 32, not the 5 % slower
+// the general rule assumes. NNFAST_GEMM_PREPACK_ALT=0: the general rule (A/B timing; the tile
+// never changes the bits). Owned by the conv branch (minimal hook, see reports/conv.md).
+template <typename T>
+bool use_alt_tile_prepacked(index_t M, index_t N, const GemmOps<T>& kr) {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_GEMM_PREPACK_ALT");
+    return !(e && e[0] == '0');
+  }();
+  if (!on) return use_alt_tile(M, N, kr);
+  return kr.alt_block && alt_tile_enabled() && padded_area(M, N, kr.alt_blocking) < padded_area(M, N, kr.blocking);
+}
+
 // Relative time per padded element of the alternative tile (8 x 48 on AVX-512: 3 B loads and
 // 8 broadcasts per 24 FMAs against 2 and 12): ~5 % slower than the main tile, measured.
 constexpr double kAltTileSlow = 1.05;
@@ -280,7 +295,7 @@ void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
   Grid grid;
   if (g.a_packed || !grid_plan_enabled()) {
     // A prepacked A fixes the tile (gemm_prepack_a chose it on the whole of C).
-    if (use_alt_tile(g.M, g.N, kr)) {
+    if (g.a_packed ? use_alt_tile_prepacked(g.M, g.N, kr) : use_alt_tile(g.M, g.N, kr)) {
       ctx.bk = &kr.alt_blocking;
       ctx.block = kr.alt_block;
     }
@@ -371,7 +386,7 @@ int gemm_threads_for(double flops, int nt) {
 template <typename T>
 index_t gemm_prepack_a_elems(index_t M, index_t N, index_t K) {
   const GemmOps<T>& kr = isa_ops<GemmOps<T>>();
-  const GemmBlocking& bk = use_alt_tile(M, N, kr) ? kr.alt_blocking : kr.blocking;
+  const GemmBlocking& bk = use_alt_tile_prepacked(M, N, kr) ? kr.alt_blocking : kr.blocking;
   return M <= 0 || K <= 0 ? 0 : gemm_round_up(M, bk.mr) * K;
 }
 
@@ -379,7 +394,7 @@ template <typename T>
 void gemm_prepack_a(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a, T* dst) {
   if (M <= 0 || K <= 0) return;
   const GemmOps<T>& kr = isa_ops<GemmOps<T>>();
-  (use_alt_tile(M, N, kr) ? kr.alt_pack_a_all : kr.pack_a_all)(M, K, A, rs_a, cs_a, dst);
+  (use_alt_tile_prepacked(M, N, kr) ? kr.alt_pack_a_all : kr.pack_a_all)(M, K, A, rs_a, cs_a, dst);
 }
 
 template <typename T>
