@@ -138,7 +138,8 @@ void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
 // MR is not a whole number of transpose blocks (see pack_a).
 bool gemm_pack_a_transpose_enabled();
 // NNFAST_GEMM_PACK_RUNS (read once): the transposing pack walks TW source runs at a time
-// along all of kc (0: all P runs at each k step, the earlier order; same bits).
+// along all of kc, and transposes the 4 runs past the last block of a 12-run panel too
+// (0: all P runs at each k step, those 4 gathered value by value, as before; same bits).
 bool gemm_pack_runs_by_block_enabled();
 // Threads worth using for a product of this many flops (nt at most).
 int gemm_threads_for(double flops, int nt);
@@ -364,10 +365,14 @@ struct MicroKernel {
 // no block (W == 0: scalar packing); an ISA object specialises it before use:
 // run() reads W rows of W contiguous values (row stride lds) and writes them
 // transposed (row stride ldd).
+// kQuad: run_quad(s, lds, d, ldd) transposes 4 runs of W values into W rows of 4 (the 4 runs
+// past the last whole block of a 12-row panel).
 template <typename T>
 struct TransposeBlock {
   static constexpr int W = 0;
   static inline void run(const T*, index_t, T*, index_t) {}
+  static constexpr bool kQuad = false;
+  static inline void run_quad(const T*, index_t, T*, index_t) {}
 };
 
 // Packing A into MR-row panels and B into NR-column panels is one operation
@@ -419,9 +424,16 @@ static inline void pack_k_runs_transpose(index_t kc, const T* __restrict src, in
       for (int c = 0; c < PB; c += TW) TransposeBlock<T>::run(src + c * ps + k, ps, dst + k * P + c, P);
   }
   if constexpr (PB < P) {
+    index_t kq = 0;  // k values of the last P - PB runs done by run_quad
+    if constexpr (P - PB == 4) {
+      // (k is a multiple of TW here.) NNFAST_GEMM_PACK_RUNS=0: gathered value by value.
+      if constexpr (TransposeBlock<T>::kQuad)
+        if (gemm_detail::gemm_pack_runs_by_block_enabled())
+          for (; kq < k; kq += TW) TransposeBlock<T>::run_quad(src + PB * ps + kq, ps, dst + kq * P + PB, P);
+    }
     const T* runs[P - PB];
     for (int c = PB; c < P; ++c) runs[c - PB] = src + c * ps;
-    for (index_t kk = 0; kk < k; ++kk)
+    for (index_t kk = kq; kk < k; ++kk)
 #pragma GCC unroll 8
       for (int c = PB; c < P; ++c) dst[kk * P + c] = runs[c - PB][kk];
   }
