@@ -5,15 +5,35 @@
 nnfast's Linear passes), nnfast vs torch.mm in the same process, alternated, best-of:
 1 thread in process CPU time (a figure that survives a loaded machine) and, with
 ``--threads 1,2``, 2 threads in wall time (noise on a shared machine); ``--only TEXT``: the
-GEMMs whose name contains TEXT (e.g. ``b64``).
+GEMMs whose name contains TEXT (e.g. ``b64``). ``--gpt``: the same for GPT-micro's linears
+(1024 rows; issue 14).
 """
 import os
 import sys
 import time
 
 
+def _linear_cases(tag, rows, linears, first_dx=False):
+    """Forward (x @ W^T), dX (dz @ W) and dW (dz^T @ x) of each (in, out) linear on `rows` rows,
+    with the operand layouts nnfast's Linear passes."""
+    cases = []
+    for li, (i, o) in enumerate(linears):
+        cases.append((f"{tag} L{li} fwd", rows, o, i, "n", "t"))
+        if li > 0 or first_dx:
+            cases.append((f"{tag} L{li} dX", rows, i, o, "n", "n"))
+        cases.append((f"{tag} L{li} dW", o, i, rows, "t", "n"))
+    return cases
+
+
+def gpt_cases(vocab=65):
+    """GPT-micro's linears (n_embd 128, batch 16 x block 64 = 1024 rows): qkv, attention proj,
+    MLP up / down, tied head (issue 14). L0..L4 = c_attn, c_proj, c_fc, mlp c_proj, lm_head."""
+    return _linear_cases("gpt-micro", 1024, ((128, 384), (128, 128), (128, 512), (512, 128), (128, vocab)),
+                         first_dx=True)
+
+
 def step_cases():
-    """(name, M, N, K, a(m,k) builder layout, b layout, beta) of the two steps' GEMMs.
+    """(name, M, N, K, a(m,k) builder layout, b layout) of the two steps' GEMMs.
     Layout 'n': the operand is a C-contiguous array; 't': the transpose view of one."""
     cases = []
     for sizes, batch in (((784, 128, 10), 64), ((784, 1024, 1024, 10), 256)):
@@ -24,6 +44,9 @@ def step_cases():
                 cases.append((f"{tag} L{li} dX", batch, i, o, "n", "n"))  # dz @ W
             cases.append((f"{tag} L{li} dW", o, i, batch, "t", "n"))      # dz^T @ x
     return cases
+
+
+PEAK_GFLOPS = 118.0  # fp32 FMA peak per core of the reference machine (AVX-512, COMMON.md)
 
 
 def _operand(rows, cols, lay, rng, np):
@@ -42,7 +65,7 @@ def _best(fn, n, rep, clock):
     return best
 
 
-def step_main(threads, only=None):
+def step_main(threads, only=None, cases=None):
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     import numpy as np
     import torch
@@ -51,12 +74,12 @@ def step_main(threads, only=None):
 
     rng = np.random.default_rng(0)
     print(f"{'gemm':34s} {'M':>5s} {'N':>5s} {'K':>5s} thr {'nnfast us':>10s} {'torch us':>9s} {'ratio':>6s} "
-          f"{'nnfast GF/s':>11s}")
+          f"{'nnfast GF/s':>11s} {'peak':>5s}")
     for nt in threads:
         _C.set_num_threads(nt)
         torch.set_num_threads(nt)
         clock = time.process_time if nt == 1 else time.perf_counter
-        for name, M, N, K, la, lb in step_cases():
+        for name, M, N, K, la, lb in cases or step_cases():
             if only and only not in name:
                 continue
             a, b = _operand(M, K, la, rng, np), _operand(K, N, lb, rng, np)
@@ -73,16 +96,16 @@ def step_main(threads, only=None):
             for _ in range(5):
                 x, y = min(x, _best(ours, n, 3, clock)), min(y, _best(theirs, n, 3, clock))
             print(f"{name:34s} {M:5d} {N:5d} {K:5d} {nt:3d} {x * 1e6:10.1f} {y * 1e6:9.1f} {x / y:6.2f} "
-                  f"{flops / x * 1e-9:11.1f}", flush=True)
+                  f"{flops / x * 1e-9:11.1f} {flops / x * 1e-9 / (PEAK_GFLOPS * nt):5.0%}", flush=True)
 
 
 if __name__ == "__main__":
-    if "--step" in sys.argv:
+    if "--step" in sys.argv or "--gpt" in sys.argv:
         thr = (1,)
         if "--threads" in sys.argv:
             thr = tuple(int(t) for t in sys.argv[sys.argv.index("--threads") + 1].split(","))
         only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-        step_main(thr, only)
+        step_main(thr, only, gpt_cases() if "--gpt" in sys.argv else None)
         sys.exit(0)
     from nnfast.bench.gemm import main
 

@@ -376,6 +376,13 @@ bool gemm_pack_a_transpose_enabled() {
   }();
   return on;
 }
+bool gemm_pack_runs_by_block_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_GEMM_PACK_RUNS");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
 int gemm_threads_for(double flops, int nt) {
   // Below ~2 MFLOP a parallel region costs more than it saves.
   if (flops < 2e6) return 1;

@@ -31,6 +31,23 @@ struct TransposeBlock<float> {
     __m256 r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
     transpose8x8_store(r0, r1, r2, r3, r4, r5, r6, r7, d, ldd);
   }
+  // 4 runs x 8 values -> 8 rows of 4: the runs a 12-row A panel has past its 8 x 8 block.
+  static constexpr bool kQuad = true;
+  static inline void run_quad(const float* s, index_t lds, float* d, index_t ldd) {
+    __m128 a0 = _mm_loadu_ps(s), a1 = _mm_loadu_ps(s + lds), a2 = _mm_loadu_ps(s + 2 * lds);
+    __m128 a3 = _mm_loadu_ps(s + 3 * lds), b0 = _mm_loadu_ps(s + 4), b1 = _mm_loadu_ps(s + lds + 4);
+    __m128 b2 = _mm_loadu_ps(s + 2 * lds + 4), b3 = _mm_loadu_ps(s + 3 * lds + 4);
+    _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+    _MM_TRANSPOSE4_PS(b0, b1, b2, b3);
+    _mm_storeu_ps(d + 0 * ldd, a0);
+    _mm_storeu_ps(d + 1 * ldd, a1);
+    _mm_storeu_ps(d + 2 * ldd, a2);
+    _mm_storeu_ps(d + 3 * ldd, a3);
+    _mm_storeu_ps(d + 4 * ldd, b0);
+    _mm_storeu_ps(d + 5 * ldd, b1);
+    _mm_storeu_ps(d + 6 * ldd, b2);
+    _mm_storeu_ps(d + 7 * ldd, b3);
+  }
 };
 template <>
 struct TransposeBlock<double> {
