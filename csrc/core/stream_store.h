@@ -70,6 +70,16 @@ inline void store_out(simd::elem_t<V>* p, V v) {
       return _mm_stream_ps(p, (__m128)v);
     } else if constexpr (sizeof(V) == 16 && std::is_same_v<E, double>) {
       return _mm_stream_pd(p, (__m128d)v);
+    } else if constexpr (std::is_integral_v<E> && sizeof(V) == 64) {  // bfloat16 bits and the like
+#if defined(__AVX512F__)
+      return _mm512_stream_si512(reinterpret_cast<void*>(p), (__m512i)v);
+#endif
+    } else if constexpr (std::is_integral_v<E> && sizeof(V) == 32) {
+#if defined(__AVX__)
+      return _mm256_stream_si256(reinterpret_cast<__m256i*>(p), (__m256i)v);
+#endif
+    } else if constexpr (std::is_integral_v<E> && sizeof(V) == 16) {
+      return _mm_stream_si128(reinterpret_cast<__m128i*>(p), (__m128i)v);
     }
   }
 #endif
