@@ -188,12 +188,12 @@ def test_every_isa_copy_of_the_kernels_rounds_the_same(isa):
         _C.set_cpu_isa(prev)
 
 
-def test_outputs_over_16_mb_are_streamed_with_the_same_bits():
-    """float32 <-> bfloat16 outputs of >= 16 MB take the streaming-store kernels (a peel to the
+def test_conversions_over_32_mb_are_streamed_with_the_same_bits():
+    """float32 <-> bfloat16 conversions touching >= 32 MB take the streaming-store kernels (a peel to the
     output's vector alignment, then non-temporal stores): every ISA, 1 and 2 threads, two output
     alignments, must give the bits of small calls (ordinary stores) -- specials, subnormals and
     NaN payloads included."""
-    n = (8 << 20) + 5  # 16 MB + 10 bytes of bfloat16
+    n = (8 << 20) + 5  # 48 MB of input + output
     rng = np.random.default_rng(11)
     u = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)  # every bit pattern class
     u[::97] = 0x7F800001  # signalling NaN payloads

@@ -31,11 +31,15 @@ namespace {
 using tensor_detail::kInnerTile;
 using tensor_detail::TensorOps;
 
-// Whether an output of n elements of T is written with streaming stores.
+// Bytes an op moves: its output (n elements of T) and each input read at full size.
 template <typename T>
-bool streamed(index_t n) {
-  return tensor_detail::stream_enabled() && static_cast<std::size_t>(n) * sizeof(T) >= tensor_detail::kTensorStreamBytes;
+std::size_t touched(index_t n, int full_inputs, std::size_t in_elem = sizeof(T)) {
+  return static_cast<std::size_t>(n) * (sizeof(T) + full_inputs * in_elem);
 }
+
+// Inputs of a collapsed broadcast counted as out-sized: those that move along the outermost
+// dim (a broadcast row or scalar is not; an (n, 1) column is, an over-count).
+inline int full_inputs(const BroadcastArgs& s) { return (s.a_stride[0] != 0) + (s.b_stride[0] != 0); }
 
 // parallel_for over out[0, n) with every thread's slice starting on a 64-byte line of
 // out: the threads never share a line (a streaming store there would split it), and each
@@ -71,7 +75,7 @@ void binary_all(BinaryOp op, const BroadcastArgs& args, const T* a, const T* b, 
     return;
   }
   const auto fn = isa_ops<TensorOps<T>>().binary[static_cast<int>(op)];
-  const bool stream = streamed<T>(n);
+  const bool stream = tensor_detail::stream_touching(touched<T>(n, full_inputs(s)));
   parallel_for_lines(out, n, [&](index_t lo, index_t hi) { fn(s, a, b, out, lo, hi, stream); });
 }
 
@@ -184,7 +188,7 @@ void cast(To* out, const From* x, index_t n) {
   void (*fn)(To*, const From*, index_t, bool) = nullptr;
   if constexpr (std::is_same_v<From, float> && std::is_same_v<To, double>) fn = isa_ops<tensor_detail::CastOps>().f32_to_f64;
   if constexpr (std::is_same_v<From, double> && std::is_same_v<To, float>) fn = isa_ops<tensor_detail::CastOps>().f64_to_f32;
-  const bool stream = streamed<To>(n);
+  const bool stream = tensor_detail::stream_touching(touched<To>(n, 1, sizeof(From)));
   parallel_for_lines(out, n, [&](index_t lo, index_t hi) {
     if constexpr (std::is_same_v<From, To>) std::copy(x + lo, x + hi, out + lo);
     else fn(out + lo, x + lo, hi - lo, stream);

@@ -42,10 +42,13 @@ struct CastOps {
 
 // NNFAST_TENSOR_STREAM=0: no streaming stores in the tensor ops (the old path, for A/B).
 bool stream_enabled();
-// Whole outputs of at least this many bytes are written with streaming stores: with
-// their inputs they overflow the 32 MB L3, so a store that skips the line fill saves
-// one memory transfer in three (add) or in two (a cast).
-constexpr std::size_t kTensorStreamBytes = std::size_t(16) << 20;
+// An op whose output and inputs together touch at least this many bytes (the 32 MB L3)
+// writes its output with streaming stores: nothing of it would stay cached, and a store
+// that skips the line fill saves one memory transfer in three (add) or in two (a cast).
+// Below it a repeated op finds its output in L3 (bf16 -> f32 of 8 MB: 24 MB touched,
+// streaming measured slower there), so ordinary stores.
+constexpr std::size_t kTensorStreamBytes = std::size_t(32) << 20;
+inline bool stream_touching(std::size_t bytes) { return stream_enabled() && bytes >= kTensorStreamBytes; }
 
 }  // namespace tensor_detail
 
