@@ -1,9 +1,12 @@
 """Tensor arithmetic kernels (binary ops, reductions, casts, SGD step) against PyTorch, same run.
 
 Usage: NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/bench_tensor.py [--mb 16 64] [--reps 15]
+       [--threads N] [--cpu-time] [--only add cast ...]
 
 Best-of --reps, nnfast and torch calls alternated, preallocated outputs on both sides.
 Prints nnfast ms, torch ms, vs_torch (> 1: nnfast faster) and GB/s of the bytes each op must move.
+--cpu-time: both libraries on one thread, process CPU time (survives a loaded machine better than
+wall time). NNFAST_TENSOR_STREAM=0 runs the tensor ops without streaming stores (the A/B switch).
 """
 from __future__ import annotations
 
@@ -16,14 +19,15 @@ import torch
 import nnfast
 from nnfast import _C as C
 from nnfast._dispatch import BINARY_CODES, REDUCE_CODES
+from nnfast.tensor import _BFLOAT16
 
 
-def best_pair(f, g, reps):
+def best_pair(f, g, reps, clock=time.perf_counter):
     f(); g()
     bf = bg = float("inf")
     for _ in range(reps):
-        t = time.perf_counter(); f(); bf = min(bf, time.perf_counter() - t)
-        t = time.perf_counter(); g(); bg = min(bg, time.perf_counter() - t)
+        t = clock(); f(); bf = min(bf, clock() - t)
+        t = clock(); g(); bg = min(bg, clock() - t)
     return bf, bg
 
 
@@ -32,9 +36,14 @@ def main() -> None:
     ap.add_argument("--mb", type=int, nargs="+", default=[16, 64])
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--threads", type=int, default=0, help="both libraries (default: nnfast's count)")
+    ap.add_argument("--cpu-time", action="store_true", help="1 thread each, process CPU time")
+    ap.add_argument("--only", nargs="+", default=None, help="cases whose name starts with one of these")
     args = ap.parse_args()
+    if args.cpu_time:
+        args.threads = 1
     if args.threads:
         nnfast.set_num_threads(args.threads)
+    clock = time.process_time if args.cpu_time else time.perf_counter
     torch.set_num_threads(nnfast.get_num_threads())
     add, mul = BINARY_CODES["add"], BINARY_CODES["mul"]
     rsum, rmax = REDUCE_CODES["sum"], REDUCE_CODES["max"]
@@ -50,15 +59,25 @@ def main() -> None:
         row = g[:D].copy()
         col_out, row_out, idx = np.empty(D, np.float32), np.empty(R, np.float32), np.empty(R, np.int64)
         out64 = np.empty(n, np.float64)
+        x64 = x[: n // 2].astype(np.float64)  # mb MB of float64
+        out32h = np.empty(n // 2, np.float32)
+        bf = np.empty(n, _BFLOAT16)
         T = torch.from_numpy
-        tx, tg, txr, trow, tout, toutr, tcol, trow_out, tout64, tidx = map(
-            T, (x, g, xr, row, out, outr, col_out, row_out, out64, idx))
+        tx, tg, txr, trow, tout, toutr, tcol, trow_out, tout64, tidx, tx64, tout32h = map(
+            T, (x, g, xr, row, out, outr, col_out, row_out, out64, idx, x64, out32h))
+        tbf = torch.empty(n, dtype=torch.bfloat16)
+        C.convert(bf, x)
         p = nnfast.nn.Parameter(x.copy()); p.grad = nnfast.from_numpy(g.copy() * 1e-2)
         opt = nnfast.optim.SGD([p], lr=1e-3, momentum=0.9)
         tp = torch.nn.Parameter(T(x.copy())); tp.grad = T(g.copy() * 1e-2)
         topt = torch.optim.SGD([tp], lr=1e-3, momentum=0.9, foreach=False)
         cases = [
             ("add (same shape)", 12 * n, lambda: C.binary_op(out, x, g, add), lambda: torch.add(tx, tg, out=tout)),
+            ("sub (same shape)", 12 * n, lambda: C.binary_op(out, x, g, BINARY_CODES["sub"]),
+             lambda: torch.sub(tx, tg, out=tout)),
+            ("mul (same shape)", 12 * n, lambda: C.binary_op(out, x, g, mul), lambda: torch.mul(tx, tg, out=tout)),
+            ("div (same shape)", 12 * n, lambda: C.binary_op(out, x, g, BINARY_CODES["div"]),
+             lambda: torch.div(tx, tg, out=tout)),
             ("mul (R x 1024) * row", 8 * n, lambda: C.binary_op(outr, xr, row, mul),
              lambda: torch.mul(txr, trow, out=toutr)),
             ("sum over rows -> 1024", 4 * n, lambda: C.reduce_dim(col_out, None, xr, 0, rsum),
@@ -68,10 +87,15 @@ def main() -> None:
             ("max+argmax over last dim", 4 * n, lambda: C.reduce_dim(row_out, idx, xr, 1, rmax),
              lambda: torch.max(txr, 1, out=(trow_out, tidx))),
             ("cast f32 -> f64", 12 * n, lambda: C.cast(out64, x), lambda: tout64.copy_(tx)),
+            ("cast f64 -> f32", 6 * n, lambda: C.cast(out32h, x64), lambda: tout32h.copy_(tx64)),
+            ("cast f32 -> bf16", 6 * n, lambda: C.convert(bf, x), lambda: tbf.copy_(tx)),
+            ("cast bf16 -> f32", 6 * n, lambda: C.convert(out, bf), lambda: tout.copy_(tbf)),
             ("SGD (momentum) step", 20 * n, opt.step, topt.step),
         ]
         for name, nbytes, f, tf in cases:
-            a, b = best_pair(f, tf, args.reps)
+            if args.only and not any(name.startswith(o) for o in args.only):
+                continue
+            a, b = best_pair(f, tf, args.reps, clock)
             print(f"{name:28s} {mb:4d} {a * 1e3:9.3f} {b * 1e3:9.3f} {b / a:8.2f} {nbytes / a / 1e9:6.1f}", flush=True)
 
 

@@ -186,3 +186,40 @@ def test_every_isa_copy_of_the_kernels_rounds_the_same(isa):
             check_rounding(x.astype(np.float64))
     finally:
         _C.set_cpu_isa(prev)
+
+
+def test_conversions_over_32_mb_are_streamed_with_the_same_bits():
+    """float32 <-> bfloat16 conversions touching >= 32 MB take the streaming-store kernels (a peel to the
+    output's vector alignment, then non-temporal stores): every ISA, 1 and 2 threads, two output
+    alignments, must give the bits of small calls (ordinary stores) -- specials, subnormals and
+    NaN payloads included."""
+    n = (8 << 20) + 5  # 48 MB of input + output
+    rng = np.random.default_rng(11)
+    u = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)  # every bit pattern class
+    u[::97] = 0x7F800001  # signalling NaN payloads
+    u[1::89] = 0x00000001  # the smallest subnormal
+    x = u.view(np.float32)
+    want = np.empty(n, BF16)
+    for lo in range(0, n, 1 << 20):  # 2 MB outputs: the ordinary kernel
+        _C.convert(want[lo:lo + (1 << 20)], x[lo:lo + (1 << 20)])
+    back_want = np.empty(n, np.float32)
+    for lo in range(0, n, 1 << 20):
+        _C.convert(back_want[lo:lo + (1 << 20)], want[lo:lo + (1 << 20)])
+    prev, threads = _C.cpu_isa(), nnfast.get_num_threads()
+    try:
+        for isa in ("generic", "avx2", "avx512"):
+            if not _C.cpu_isa_supported(isa):
+                continue
+            _C.set_cpu_isa(isa)
+            for t in (1, 2):
+                nnfast.set_num_threads(t)
+                for off in (0, 1):
+                    out = np.empty(n + 1, BF16)[off:off + n]
+                    _C.convert(out, x)
+                    assert np.array_equal(out.view(np.uint16), want.view(np.uint16)), (isa, t, off)
+                    back = np.empty(n + 1, np.float32)[off:off + n]
+                    _C.convert(back, want)
+                    assert np.array_equal(back.view(np.uint32), back_want.view(np.uint32)), (isa, t, off)
+    finally:
+        _C.set_cpu_isa(prev)
+        nnfast.set_num_threads(threads)

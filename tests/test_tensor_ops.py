@@ -384,3 +384,126 @@ def test_binary_new_errors():
         _C.binary_new(a, a.astype(np.float32), 0)
     with pytest.raises(TypeError, match=r"^\[sub\] expected"):
         _C.binary_new(np.ones((2, 3), np.int64), np.ones((2, 3), np.int64), 1)
+
+
+# ------------------------------------------------------------------ elementwise bits
+_INT_VIEW = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+
+
+def _same_bits(got, want, msg=""):
+    want = np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape, msg
+    assert np.array_equal(got.view(_INT_VIEW[got.dtype]), want.view(_INT_VIEW[want.dtype])), msg
+
+
+_UFUNCS = (np.add, np.subtract, np.multiply, np.divide)  # in BINARY_CODES order
+
+
+@pytest.mark.parametrize("n", [1, 7, 1023, (1 << 20) + 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_ops_and_casts_give_numpys_bits(n, dtype):
+    """add / sub / mul / div are one IEEE operation per element and the casts one rounding: every
+    ISA and thread count must give NumPy's bits, for contiguous, strided and broadcast operands
+    (odd sizes: the vector tails and the peel to the output's alignment)."""
+    assert list(_dispatch.BINARY_CODES) == ["add", "sub", "mul", "div"]
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(2 * n + 1).astype(dtype)
+    a, b, a_strided = x[1:n + 1], x[n + 1:], x[::2][:n]  # a: one element past the allocation
+    col = rng.standard_normal((n, 1)).astype(dtype)
+    other = np.float64 if dtype == np.float32 else np.float32
+    levels, current, threads = _isa_levels(), _C.cpu_isa(), nnfast.get_num_threads()
+    try:
+        for level in levels:
+            _C.set_cpu_isa(level)
+            for t in (1, 2):
+                nnfast.set_num_threads(t)
+                msg = f"{level} {t} threads"
+                for code, f in enumerate(_UFUNCS):
+                    for lhs, rhs in ((a, b), (a_strided, b), (a, dtype(0.75)), (dtype(-1.25), a)):
+                        out = np.empty(n, dtype)
+                        _C.binary_op(out, np.asarray(lhs), np.asarray(rhs), code)
+                        _same_bits(out, f(lhs, rhs), msg)
+                    out = np.empty((n, min(n, 5)), dtype)  # (n, 1) against a row: both broadcast
+                    _C.binary_op(out, col, a[:out.shape[1]], code)
+                    _same_bits(out, f(col, a[:out.shape[1]]), msg)
+                for src in (a, a_strided):
+                    out = np.empty(n, other)
+                    _C.cast(out, np.ascontiguousarray(src))
+                    _same_bits(out, src.astype(other), msg)
+    finally:
+        _C.set_cpu_isa(current)
+        nnfast.set_num_threads(threads)
+
+
+_STREAM_CHILD = r"""
+import hashlib, sys
+import numpy as np
+import nnfast
+from nnfast import _C
+
+ints = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+def same(got, want, msg):
+    want = np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, msg
+    assert np.array_equal(got.view(ints[got.dtype]), want.view(ints[want.dtype])), msg
+
+h, checks = hashlib.sha256(), 0
+levels = [n for n in ("generic", "avx2", "avx512") if _C.cpu_isa_supported(n)]
+ufuncs = (np.add, np.subtract, np.multiply, np.divide)
+# over the 32 MB L3 in output + inputs (the streaming rule), float64 -> float32 included
+for dt, n in ((np.float32, (4 << 20) + 3), (np.float64, (3 << 20) + 3)):
+    r = np.random.default_rng(n)
+    buf = r.standard_normal(2 * n + 1).astype(dt)
+    a, b = buf[1:n + 1], buf[n + 1:]  # one element past the allocation: a peel before the aligned body
+    D = 1021
+    a2, row = a[:n - n % D].reshape(-1, D), b[:D]  # rows of an odd width against a broadcast row
+    s = np.asarray(1.5, dt)
+    other = np.float64 if dt == np.float32 else np.float32
+    refs = [(f(a, b), f(a2, row), f(a, s), f(s, a)) for f in ufuncs]
+    for level in levels:
+        _C.set_cpu_isa(level)
+        for threads in ((1, 2) if level == levels[-1] else (2,)):  # the thread split once
+            nnfast.set_num_threads(threads)
+            msg = (level, threads, np.dtype(dt).name)
+            for code, (ab, rows, a_s, s_a) in enumerate(refs):
+                for off in (0, 1):  # the output aligned, then one element past a line
+                    out = np.full(n + 1, np.nan, dt)[off:off + n]
+                    _C.binary_op(out, a, b, code)
+                    same(out, ab, msg)
+                out = np.empty_like(a2)
+                _C.binary_op(out, a2, row, code)
+                same(out, rows, msg)
+                same(_C.binary_new(a, s, code), a_s, msg)
+                out = np.empty_like(a)
+                _C.binary_op(out, s, a, code)
+                same(out, s_a, msg)
+                c = a.copy()
+                _C.binary_op(c, c, b, code)  # in place
+                same(c, ab, msg)
+                checks += 6
+            for off in (0, 1):
+                out = np.empty(n + 1, other)[off:off + n]
+                _C.cast(out, a)
+                same(out, a.astype(other), msg)
+                h.update(out.tobytes())
+                checks += 1
+    h.update(out.tobytes())
+sys.stdout.write(f"{checks} {h.hexdigest()}\n")
+"""
+
+
+def test_streamed_outputs_give_the_same_bits_with_and_without_streaming():
+    """Ops touching >= 32 MB write their outputs with non-temporal stores after a peel to vector alignment
+    (binary ops, broadcast rows, scalars, in place; f32 <-> f64 casts): the bits must be NumPy's
+    on every ISA, 1 and 2 threads, at two output alignments, with NNFAST_TENSOR_STREAM=1 and =0
+    (the old stores)."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, NNFAST_TENSOR_STREAM=flag)
+        outs.append(subprocess.run([sys.executable, "-c", _STREAM_CHILD], env=env, check=True,
+                                   capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == 1 and int(outs[0].split()[0]) > 0 and outs[0] == outs[1]

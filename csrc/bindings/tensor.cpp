@@ -54,22 +54,14 @@ void check_not_overlapping(const char* op, const py::array& out, const py::array
   if (!same) check_no_alias(op, out, "out", in, name);
 }
 
-void binary_op_binding(py::array out, py::array a, py::array b, int code) {
-  const char* op = op_name("binary_op", kBinaryNames, code);
-  DType dt = float_dtype(op, out, "out");
-  same_dtype(op, out, a, "a");
-  same_dtype(op, out, b, "b");
-  check_contiguous(op, out, "out");
-  check_writeable(op, out, "out");
-  if (out.ndim() > kMaxDims)
-    value_error(op, "at most " + std::to_string(kMaxDims) + " dims, got " + std::to_string(out.ndim()));
+// out (op) = a (op) b, b and a broadcast to out's shape; out is C-contiguous, writeable and
+// shares no memory with a or b unless it is one of them (the callers check or know it).
+void run_binary(const char* op, DType dt, py::array& out, const py::array& a, const py::array& b, int code) {
   BroadcastArgs args;
   args.ndim = static_cast<int>(out.ndim());
   for (int d = 0; d < args.ndim; ++d) args.shape[d] = out.shape(d);
   broadcast_strides(op, a, "a", out, args.a_stride);
   broadcast_strides(op, b, "b", out, args.b_stride);
-  check_not_overlapping(op, out, a, "a");
-  check_not_overlapping(op, out, b, "b");
   const auto bop = static_cast<BinaryOp>(code);
   run_sized(dt, static_cast<std::int64_t>(out.size()), [&](auto tag) {
     using T = decltype(tag);
@@ -77,15 +69,41 @@ void binary_op_binding(py::array out, py::array a, py::array b, int code) {
   });
 }
 
+void check_dims(const char* op, const py::array& a) {
+  if (a.ndim() > kMaxDims)
+    value_error(op, "at most " + std::to_string(kMaxDims) + " dims, got " + std::to_string(a.ndim()));
+}
+
+void binary_op_binding(py::array out, py::array a, py::array b, int code) {
+  const char* op = op_name("binary_op", kBinaryNames, code);
+  DType dt = float_dtype(op, out, "out");
+  same_dtype(op, out, a, "a");
+  same_dtype(op, out, b, "b");
+  check_contiguous(op, out, "out");
+  check_writeable(op, out, "out");
+  check_dims(op, out);
+  check_not_overlapping(op, out, a, "a");
+  check_not_overlapping(op, out, b, "b");
+  run_binary(op, dt, out, a, b, code);
+}
+
 // binary_op into a fresh C-contiguous array of a's shape (b broadcast to it): the tape's hot
-// `x + y`, where allocating here saves the Python-side np.empty call.
+// `x + y`, where allocating here saves the Python-side np.empty call. The array is made by
+// NumPy's C API with a's dtype and shape (no shape vector, no stride computation), and a
+// fresh array needs none of binary_op's checks on out: this call is the operators' dispatch
+// cost on small tensors.
 #if !NNFAST_BIND_CUDA
 py::array binary_new_binding(py::array a, py::array b, int code) {
   const char* op = op_name("binary_op", kBinaryNames, code);
-  float_dtype(op, a, "a");
+  DType dt = float_dtype(op, a, "a");
   same_dtype(op, a, b, "b");
-  py::array out(a.dtype(), std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
-  binary_op_binding(out, std::move(a), std::move(b), code);
+  check_dims(op, a);
+  auto& api = py::detail::npy_api::get();
+  PyObject* descr = a.dtype().release().ptr();  // NewFromDescr steals this reference
+  py::array out = py::reinterpret_steal<py::array>(api.PyArray_NewFromDescr_(
+      api.PyArray_Type_, descr, static_cast<int>(a.ndim()), a.shape(), nullptr, nullptr, 0, nullptr));
+  if (!out) throw py::error_already_set();
+  run_binary(op, dt, out, a, b, code);
   return out;
 }
 #endif

@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/stream_store.h"
 #include "core/vec_math.h"
 #include "cpu/activation_internal.h"
 
@@ -53,68 +54,15 @@ using elem_t_of = vm::elem_t<V>;
 #else
 #define NNFAST_ACT_FLATTEN inline
 #endif
-// Outputs of more than this many bytes per call are written with non-temporal
-// stores: they cannot stay in the last-level cache anyway (half a typical 32 MB
-// L3; the thread split gives each thread its own call), and a streaming store
-// skips the read-for-ownership of every line, one memory transfer in place of two.
-constexpr size_t kStreamBytes = size_t(16) << 20;
-
-// Elements before y reaches vector alignment (NumPy's large buffers sit 16 bytes
-// past a 64-byte line, so every unaligned 64-byte store would touch two lines).
-// The peeled elements run the one-lane code: the same bits, as for the tails.
+// Streaming stores for outputs too big to cache, the peel to vector alignment
+// (core/stream_store.h, shared with the tensor ops), at this file's vector width.
+namespace stream_store = ::nnfast::NNFAST_ISA_NS::stream_store;
+using stream_store::store_out;
+using stream_store::stream_fence;
 template <typename T>
-inline index_t peel_count(const T* y, index_t n) {
-  const auto a = reinterpret_cast<uintptr_t>(y);
-  if (a % sizeof(T) != 0) return 0;
-  const auto gap = static_cast<index_t>((kVecBytes - a % kVecBytes) % kVecBytes / sizeof(T));
-  return std::min(n, gap);
-}
-
-// Streaming stores need a vector-aligned address: a buffer that is not even
-// element-aligned (a byte view) gets ordinary stores.
+inline index_t peel_count(const T* y, index_t n) { return stream_store::peel_count<kVecBytes>(y, n); }
 template <typename T>
-inline bool use_stream(const T* y, index_t n, index_t peeled) {
-  return static_cast<size_t>(n) * sizeof(T) > kStreamBytes && reinterpret_cast<uintptr_t>(y + peeled) % kVecBytes == 0;
-}
-
-template <bool kStream, class V>
-inline void store_out(elem_t_of<V>* p, V v) {
-#if defined(__x86_64__) || defined(__i386__)
-  if constexpr (kStream) {
-    // p is vector-aligned here (peel_count)
-    using E = elem_t_of<V>;
-    if constexpr (sizeof(V) == 64 && std::is_same_v<E, float>) {
-#if defined(__AVX512F__)
-      return _mm512_stream_ps(p, (__m512)v);
-#endif
-    } else if constexpr (sizeof(V) == 64 && std::is_same_v<E, double>) {
-#if defined(__AVX512F__)
-      return _mm512_stream_pd(p, (__m512d)v);
-#endif
-    } else if constexpr (sizeof(V) == 32 && std::is_same_v<E, float>) {
-#if defined(__AVX__)
-      return _mm256_stream_ps(p, (__m256)v);
-#endif
-    } else if constexpr (sizeof(V) == 32 && std::is_same_v<E, double>) {
-#if defined(__AVX__)
-      return _mm256_stream_pd(p, (__m256d)v);
-#endif
-    } else if constexpr (sizeof(V) == 16 && std::is_same_v<E, float>) {
-      return _mm_stream_ps(p, (__m128)v);
-    } else if constexpr (sizeof(V) == 16 && std::is_same_v<E, double>) {
-      return _mm_stream_pd(p, (__m128d)v);
-    }
-  }
-#endif
-  store(p, v);
-}
-
-template <bool kStream>
-inline void stream_fence() {
-#if defined(__x86_64__) || defined(__i386__)
-  if constexpr (kStream) _mm_sfence();  // streaming stores are weakly ordered: publish them before the join
-#endif
-}
+inline bool use_stream(const T* y, index_t n, index_t peeled) { return stream_store::use_stream<kVecBytes>(y, n, peeled); }
 
 // y[i] = f(x0[i], x1[i], ...) with f a generic lambda over vectors, one driver for
 // every input count: the peel to y's alignment and the tail run f on one lane

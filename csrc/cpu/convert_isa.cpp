@@ -7,11 +7,16 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/simd.h"
+#include "core/stream_store.h"
 #include "cpu/convert_internal.h"
 
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
 namespace {
+
+namespace simd = ::nnfast::NNFAST_ISA_NS::simd;
+namespace ss = ::nnfast::NNFAST_ISA_NS::stream_store;
 
 inline std::uint32_t bits_of(float f) {
   std::uint32_t u;
@@ -46,7 +51,7 @@ inline float f64_to_f32_odd(double d) {
   return float_of(u | 1u);
 }
 
-void f32_to_bf16_range(std::uint16_t* out, const float* x, index_t n) {
+void f32_to_bf16_plain(std::uint16_t* out, const float* x, index_t n) {
   for (index_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
 }
 
@@ -55,16 +60,52 @@ void f64_to_bf16_range(std::uint16_t* out, const double* x, index_t n) {
 }
 
 template <typename T>
-void from_bf16_range(T* out, const std::uint16_t* x, index_t n) {
+void from_bf16_plain(T* out, const std::uint16_t* x, index_t n) {
   for (index_t i = 0; i < n; ++i) out[i] = static_cast<T>(float_of(static_cast<std::uint32_t>(x[i]) << 16));
+}
+
+// float32 <-> bfloat16 with streaming stores (the driver found the output too big to cache):
+// a peel to the output vector's alignment, then one native register of 32-bit lanes a step,
+// the integer rules of f32_to_bf16 / from_bf16_plain lane by lane (the same bits).
+constexpr int kW = simd::kNativeBytes / 4;
+using VU32 = simd::Vec<std::uint32_t, kW>;
+using VU16 = simd::Vec<std::uint16_t, kW>;
+using VF = simd::Vec<float, kW>;
+
+template <class VO, typename O, typename I, class Body, class Plain>
+void stream_range(O* out, const I* x, index_t n, Body body, Plain plain) {
+  const index_t p = ss::peel_count<static_cast<int>(sizeof(VO))>(out, n);
+  if (!ss::use_stream<static_cast<int>(sizeof(VO))>(out, n, p, 0)) return plain(out, x, n);
+  plain(out, x, p);
+  index_t i = p;
+  for (; i + kW <= n; i += kW) ss::store_out<true>(out + i, body(x + i));
+  ss::stream_fence<true>();
+  plain(out + i, x + i, n - i);
+}
+
+void f32_to_bf16_stream(std::uint16_t* out, const float* x, index_t n) {
+  stream_range<VU16>(out, x, n, [](const float* p) {
+    const VU32 u = simd::load<VU32>(reinterpret_cast<const std::uint32_t*>(p));
+    const VU32 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    const VU32 nan_bits = (u >> 16) | 0x0040u;
+    return simd::convert<VU16>((u & 0x7FFFFFFFu) > 0x7F800000u ? nan_bits : rounded);
+  }, f32_to_bf16_plain);
+}
+
+void bf16_to_f32_stream(float* out, const std::uint16_t* x, index_t n) {
+  stream_range<VF>(out, x, n, [](const std::uint16_t* p) {
+    return reinterpret_cast<VF>(simd::convert<VU32>(simd::load<VU16>(p)) << 16);
+  }, from_bf16_plain<float>);
 }
 
 convert_detail::ConvertOps make_convert_ops() {
   convert_detail::ConvertOps o;
-  o.f32_to_bf16 = &f32_to_bf16_range;
+  o.f32_to_bf16 = &f32_to_bf16_plain;
   o.f64_to_bf16 = &f64_to_bf16_range;
-  o.bf16_to_f32 = &from_bf16_range<float>;
-  o.bf16_to_f64 = &from_bf16_range<double>;
+  o.bf16_to_f32 = &from_bf16_plain<float>;
+  o.bf16_to_f64 = &from_bf16_plain<double>;
+  o.f32_to_bf16_stream = &f32_to_bf16_stream;
+  o.bf16_to_f32_stream = &bf16_to_f32_stream;
   return o;
 }
 

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -15,10 +17,48 @@
 #include "cpu/tensor_internal.h"
 
 namespace nnfast::cpu {
+
+bool tensor_detail::stream_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_TENSOR_STREAM");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 namespace {
 
 using tensor_detail::kInnerTile;
 using tensor_detail::TensorOps;
+
+// Bytes an op moves: its output (n elements of T) and each input read at full size.
+template <typename T>
+std::size_t touched(index_t n, int full_inputs, std::size_t in_elem = sizeof(T)) {
+  return static_cast<std::size_t>(n) * (sizeof(T) + full_inputs * in_elem);
+}
+
+// Inputs of a collapsed broadcast counted as out-sized: those that move along the outermost
+// dim (a broadcast row or scalar is not; an (n, 1) column is, an over-count).
+inline int full_inputs(const BroadcastArgs& s) { return (s.a_stride[0] != 0) + (s.b_stride[0] != 0); }
+
+// parallel_for over out[0, n) with every thread's slice starting on a 64-byte line of
+// out: the threads never share a line (a streaming store there would split it), and each
+// slice's vector peel is the same. Neighbouring slices round their common boundary
+// the same way, so they still tile [0, n) exactly.
+template <typename T, typename F>
+void parallel_for_lines(const T* out, index_t n, F&& f) {
+  const auto line_start = [out, n](index_t i) {
+    if (i == 0 || i >= n) return i;
+    const auto addr = reinterpret_cast<std::uintptr_t>(out + i);
+    if (addr % sizeof(T) != 0) return i;  // not even element-aligned: no line boundary to find
+    return std::min(n, i + static_cast<index_t>((64 - addr % 64) % 64 / sizeof(T)));
+  };
+  parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) {
+    lo = line_start(lo);
+    hi = line_start(hi);
+    if (lo < hi) f(lo, hi);
+  });
+}
 
 template <typename T>
 void binary_all(BinaryOp op, const BroadcastArgs& args, const T* a, const T* b, T* out) {
@@ -35,7 +75,8 @@ void binary_all(BinaryOp op, const BroadcastArgs& args, const T* a, const T* b, 
     return;
   }
   const auto fn = isa_ops<TensorOps<T>>().binary[static_cast<int>(op)];
-  parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) { fn(s, a, b, out, lo, hi); });
+  const bool stream = tensor_detail::stream_touching(touched<T>(n, full_inputs(s)));
+  parallel_for_lines(out, n, [&](index_t lo, index_t hi) { fn(s, a, b, out, lo, hi, stream); });
 }
 
 constexpr index_t kRowBlock = 64;  // rows per work item of a column sum; blocks are combined in order
@@ -140,16 +181,17 @@ void scatter_dim(T* out, const T* grad, const std::int64_t* index, index_t outer
                });
 }
 
-// The widening / narrowing casts run the per-ISA loop (AVX-512: 16 cvtps2pd lanes a
-// step); the same-dtype cast is a plain copy.
+// The widening / narrowing casts run the per-ISA loop (AVX-512: two 8-lane cvtps2pd a
+// step, streaming stores for a big output); the same-dtype cast is a plain copy.
 template <typename From, typename To>
 void cast(To* out, const From* x, index_t n) {
-  void (*fn)(To*, const From*, index_t) = nullptr;
+  void (*fn)(To*, const From*, index_t, bool) = nullptr;
   if constexpr (std::is_same_v<From, float> && std::is_same_v<To, double>) fn = isa_ops<tensor_detail::CastOps>().f32_to_f64;
   if constexpr (std::is_same_v<From, double> && std::is_same_v<To, float>) fn = isa_ops<tensor_detail::CastOps>().f64_to_f32;
-  parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) {
+  const bool stream = tensor_detail::stream_touching(touched<To>(n, 1, sizeof(From)));
+  parallel_for_lines(out, n, [&](index_t lo, index_t hi) {
     if constexpr (std::is_same_v<From, To>) std::copy(x + lo, x + hi, out + lo);
-    else fn(out + lo, x + lo, hi - lo);
+    else fn(out + lo, x + lo, hi - lo, stream);
   });
 }
 

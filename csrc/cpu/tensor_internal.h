@@ -4,6 +4,7 @@
 // never allocates. The loops are the same source for every ISA and no fast-math is
 // used, so all ISAs (and thread counts) give the same bits.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "core/isa_dispatch.h"
@@ -17,8 +18,10 @@ constexpr index_t kInnerTile = 1024;  // columns reduced together when inner > 1
 
 template <typename T>
 struct TensorOps {
-  // out[lo, hi) of a collapsed broadcast (ndim >= 1), indexed by BinaryOp
-  void (*binary[kNumBinaryOps])(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi);
+  // out[lo, hi) of a collapsed broadcast (ndim >= 1), indexed by BinaryOp; `stream`: write
+  // the unit-stride rows with non-temporal stores (the same bits; fenced before return)
+  void (*binary[kNumBinaryOps])(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi,
+                                bool stream);
   // out[o] = scale * sum of the contiguous row x[o * n, (o + 1) * n), o in [o0, o1)
   void (*row_sums)(const T* x, index_t n, index_t o0, index_t o1, T* out, double scale);
   // out[o] / index[o] (nullable) = max (min) of row o and the first index of it
@@ -31,10 +34,21 @@ struct TensorOps {
   void (*col_min)(const T* xo, index_t n, index_t inner, index_t cols, T* out, std::int64_t* index);
 };
 
+// out[0, n) = x[0, n) converted; `stream` as for binary (fenced before return)
 struct CastOps {
-  void (*f32_to_f64)(double* out, const float* x, index_t n);
-  void (*f64_to_f32)(float* out, const double* x, index_t n);
+  void (*f32_to_f64)(double* out, const float* x, index_t n, bool stream);
+  void (*f64_to_f32)(float* out, const double* x, index_t n, bool stream);
 };
+
+// NNFAST_TENSOR_STREAM=0: no streaming stores in the tensor ops (the old path, for A/B).
+bool stream_enabled();
+// An op whose output and inputs together touch at least this many bytes (the 32 MB L3)
+// writes its output with streaming stores: nothing of it would stay cached, and a store
+// that skips the line fill saves one memory transfer in three (add) or in two (a cast).
+// Below it a repeated op finds its output in L3 (bf16 -> f32 of 8 MB: 24 MB touched,
+// streaming measured slower there), so ordinary stores.
+constexpr std::size_t kTensorStreamBytes = std::size_t(32) << 20;
+inline bool stream_touching(std::size_t bytes) { return stream_enabled() && bytes >= kTensorStreamBytes; }
 
 }  // namespace tensor_detail
 

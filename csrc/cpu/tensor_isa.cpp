@@ -7,6 +7,7 @@
 // std:: template is instantiated (the linker could merge one ISA's copy into another).
 #include "cpu/tensor_internal.h"
 #include "core/simd.h"
+#include "core/stream_store.h"
 #include "core/tensor_math.h"
 
 namespace nnfast::cpu {
@@ -15,6 +16,7 @@ namespace {
 
 using namespace ::nnfast::cpu::tensor_detail;
 namespace simd = ::nnfast::NNFAST_ISA_NS::simd;
+namespace ss = ::nnfast::NNFAST_ISA_NS::stream_store;
 
 inline index_t imin(index_t a, index_t b) { return a < b ? a : b; }
 
@@ -36,10 +38,47 @@ void binary_row(T* out, const T* a, index_t sa, const T* b, index_t sb, index_t 
   }
 }
 
+// binary_row with streaming stores (outputs too big to cache, tensor.cpp decides):
+// the peel to out's vector alignment and the tail run binary_row, the body the same
+// op on native vectors -- add / sub / mul / div are exact per lane, so the same bits.
+// kA1 / kB1: unit stride (else stride 0, a broadcast scalar). The caller fences.
+template <BinaryOp kOp, bool kA1, bool kB1, typename T>
+void binary_row_stream_body(T* out, const T* a, const T* b, index_t len) {
+  using V = simd::Native<T>;
+  constexpr index_t W = simd::kLanes<T>;
+  const V a0 = simd::splat<V>(a[0]), b0 = simd::splat<V>(b[0]);
+  index_t j = 0;
+  for (; j + 2 * W <= len; j += 2 * W) {  // both loads before the stores: out may be a or b
+    const V x0 = kA1 ? simd::load<V>(a + j) : a0, x1 = kA1 ? simd::load<V>(a + j + W) : a0;
+    const V y0 = kB1 ? simd::load<V>(b + j) : b0, y1 = kB1 ? simd::load<V>(b + j + W) : b0;
+    ss::store_out<true>(out + j, tensor_math::binary<kOp>(x0, y0));
+    ss::store_out<true>(out + j + W, tensor_math::binary<kOp>(x1, y1));
+  }
+  binary_row<kOp>(out + j, a + (kA1 ? j : 0), kA1 ? 1 : 0, b + (kB1 ? j : 0), kB1 ? 1 : 0, len - j);
+}
+
+template <BinaryOp kOp, typename T>
+void binary_row_stream(T* out, const T* a, index_t sa, const T* b, index_t sb, index_t len) {
+  const index_t p = ss::peel_count<simd::kNativeBytes>(out, len);
+  if ((sa != 0 && sa != 1) || (sb != 0 && sb != 1) || !ss::use_stream<simd::kNativeBytes>(out, len, p, 0)) {
+    binary_row<kOp>(out, a, sa, b, sb, len);
+    return;
+  }
+  binary_row<kOp>(out, a, sa, b, sb, p);
+  out += p;
+  a += sa * p;
+  b += sb * p;
+  len -= p;
+  if (sa == 1 && sb == 1) binary_row_stream_body<kOp, true, true>(out, a, b, len);
+  else if (sa == 1) binary_row_stream_body<kOp, true, false>(out, a, b, len);
+  else if (sb == 1) binary_row_stream_body<kOp, false, true>(out, a, b, len);
+  else binary_row<kOp>(out, a, 0, b, 0, len);
+}
+
 // Elements [lo, hi) of out: rows of the last dim, the coordinates of the rest carried
 // along (no division per element).
 template <BinaryOp kOp, typename T>
-void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi) {
+void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi, bool stream) {
   const int last = s.ndim - 1;
   const index_t cols = s.shape[last];
   index_t coord[kMaxDims] = {};
@@ -53,8 +92,9 @@ void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_
   index_t i = lo, col = lo % cols;
   while (i < hi) {
     const index_t len = imin(cols - col, hi - i);
-    binary_row<kOp>(out + i, a + oa + col * s.a_stride[last], s.a_stride[last], b + ob + col * s.b_stride[last],
-                    s.b_stride[last], len);
+    const T *pa = a + oa + col * s.a_stride[last], *pb = b + ob + col * s.b_stride[last];
+    if (stream) binary_row_stream<kOp>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
+    else binary_row<kOp>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
     i += len;
     col = 0;
     for (int d = last - 1; d >= 0; --d) {  // next row
@@ -66,6 +106,7 @@ void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_
       coord[d] = 0;
     }
   }
+  if (stream) ss::stream_fence<true>();
 }
 
 constexpr index_t kSumBlock = 4096;  // a row's summation blocks (fixed: they set the order)
@@ -250,8 +291,32 @@ void col_extreme(const T* xo, index_t n, index_t inner, index_t cols, T* out, st
 }
 
 template <typename From, typename To>
-void cast_range(To* out, const From* x, index_t n) {
+void cast_plain(To* out, const From* x, index_t n) {
   for (index_t i = 0; i < n; ++i) out[i] = static_cast<To>(x[i]);
+}
+
+// float32 <-> float64, W lanes a step (W doubles: one native register on the double
+// side); `stream`: the output bypasses the cache (tensor.cpp decides by its size), after
+// a peel to the output vector's alignment. The conversion rounds as static_cast does.
+template <typename From, typename To>
+void cast_range(To* out, const From* x, index_t n, bool stream) {
+  constexpr int W = simd::kLanes<double>;
+  using VI = simd::Vec<From, W>;
+  using VO = simd::Vec<To, W>;
+  const index_t p = ss::peel_count<static_cast<int>(sizeof(VO))>(out, n);
+  if (!stream || !ss::use_stream<static_cast<int>(sizeof(VO))>(out, n, p, 0)) {
+    cast_plain(out, x, n);
+    return;
+  }
+  cast_plain(out, x, p);
+  index_t i = p;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const VO y0 = simd::convert<VO>(simd::load<VI>(x + i)), y1 = simd::convert<VO>(simd::load<VI>(x + i + W));
+    ss::store_out<true>(out + i, y0);
+    ss::store_out<true>(out + i + W, y1);
+  }
+  ss::stream_fence<true>();
+  cast_plain(out + i, x + i, n - i);
 }
 
 template <typename T>

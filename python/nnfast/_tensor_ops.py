@@ -162,9 +162,11 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
     apply = fn.apply
     binary_cls: Any = fn  # an autograd.basic_ops._Binary subclass
     code, saves = BINARY_CODES[op], bool(binary_cls.saves_inputs)
-    kset = _dispatch._CPU_KERNELS[op]  # its kernel is read per call: tests may patch it
+    # Its kernels are read per call (tests patch them), from the set's __dict__: a dict lookup
+    # is cheaper than the attribute (KernelSet's __getattr__ keeps CPython from specialising it).
+    kernels = vars(_dispatch._CPU_KERNELS[op])
     ndarray, empty, asarray, wrap, fast = np.ndarray, np.empty, np.asarray, Tensor._wrap, FAST_PATHS
-    new = object.__new__
+    new, tensor_cls = object.__new__, Tensor
 
     def method(self: Tensor, other: Any) -> Tensor:
         a = self._data
@@ -183,17 +185,24 @@ def _binary(fn: type[Function], op: str, swap: bool = False) -> Any:
                 try:
                     if swap:
                         out = empty(a.shape, d)
-                        kset.binary_op(out, b, a, code)
+                        kernels["binary_op"](out, b, a, code)
                     else:  # the kernel allocates the result (b has a's shape or is 0-d)
-                        out = kset.binary_new(a, b, code)
+                        out = kernels["binary_new"](a, b, code)
                 except ValueError:  # e.g. more dims than the kernel takes: the general path below
                     ok = False
             if ok:
                 if not ((self.requires_grad or (t is not None and t.requires_grad)) and grad_mode._enabled[0]):
-                    # Tensor._wrap(out) inlined (out is a fresh ndarray): this return is the hot one
-                    r = new(Tensor)
-                    r._data, r.grad, r.grad_fn, r._hooks, r._post_hooks = out, None, None, None, None
-                    r._vc, r._view, r.requires_grad = [0], None, False
+                    # Tensor._wrap(out) inlined (out is a fresh ndarray): this return is the hot one.
+                    # One store per statement: a tuple assignment builds and unpacks a tuple first.
+                    r = new(tensor_cls)
+                    r._data = out
+                    r.grad = None
+                    r.grad_fn = None
+                    r._hooks = None
+                    r._post_hooks = None
+                    r._vc = [0]
+                    r._view = None
+                    r.requires_grad = False
                     return r
                 x, y, tx, ty = (b, a, t, self) if swap else (a, b, self, t)
                 ctx: Any = fn()
