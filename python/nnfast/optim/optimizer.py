@@ -124,6 +124,15 @@ def _store_steps(state: Any, params: list[Tensor], steps: list[int]) -> None:
         state[p]["step"] = s
 
 
+def _ready(a: Any, _nd: type = np.ndarray) -> bool:
+    """Whether a NumPy array is already as the fused kernels take it (``kernel_ready`` would return it
+    as is): the common case, checked without the call."""
+    if type(a) is not _nd:
+        return False
+    f = a.flags
+    return f.c_contiguous and f.aligned
+
+
 def _copy_value(v: Any) -> Any:
     if isinstance(v, Tensor):
         return Tensor._wrap(xp_of(v._data).array(v._data, copy=True))
@@ -236,23 +245,25 @@ class Optimizer:
         for group in self.param_groups:
             params, grads = [], []
             for p in group["params"]:
-                if p.grad is None:
+                gt = p.grad
+                if gt is None:
                     continue
-                g = p.grad._data if isinstance(p.grad, Tensor) else p.grad
-                if tuple(g.shape) != tuple(p._data.shape):
-                    raise ValueError(f"[{self._name}] expected grad of shape {tuple(p._data.shape)} (as its param), "
+                g = gt._data if isinstance(gt, Tensor) else gt
+                d = p._data
+                if tuple(g.shape) != tuple(d.shape):
+                    raise ValueError(f"[{self._name}] expected grad of shape {tuple(d.shape)} (as its param), "
                                      f"got {tuple(g.shape)}")
-                if g.dtype != p._data.dtype:
-                    raise TypeError(f"[{self._name}] expected grad of dtype {p._data.dtype} (as its param), "
+                if g.dtype is not d.dtype and g.dtype != d.dtype:  # (builtin dtypes are singletons)
+                    raise TypeError(f"[{self._name}] expected grad of dtype {d.dtype} (as its param), "
                                     f"got {g.dtype}")
-                if not p._data.flags.writeable:  # checked for every group before any is stepped
+                if not d.flags.writeable:  # checked for every group before any is stepped
                     raise ValueError(f"[{self._name}] expected writeable params, got a read-only array")
                 params.append(p)
                 grads.append(g)
             if params:
                 work.append((group, params, grads))
-                everything.extend(p._data for p in params)
-                everything.extend(grads)
+                everything += [p._data for p in params]
+                everything += grads
         if not everything:
             return work, None
         try:  # one device for the whole step; a device without this step's kernels raises here
@@ -286,11 +297,11 @@ class Optimizer:
             p_arrays, writeback = [], []
             for p in params:
                 a = p._data
-                c = kernel_ready(a)
+                c = a if _ready(a) else kernel_ready(a)
                 p_arrays.append(c)
                 if c is not a:
                     writeback.append((a, c))
-            g_arrays = [kernel_ready(g) for g in grads]
+            g_arrays = [g if _ready(g) else kernel_ready(g) for g in grads]
             try:
                 self._group_step(group, params, p_arrays, g_arrays, K)
             except (TypeError, ValueError) as e:
