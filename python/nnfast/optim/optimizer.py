@@ -124,13 +124,13 @@ def _store_steps(state: Any, params: list[Tensor], steps: list[int]) -> None:
         state[p]["step"] = s
 
 
-def _ready(a: Any, _nd: type = np.ndarray) -> bool:
+def _ready(a: Any) -> bool:
     """Whether a NumPy array is already as the fused kernels take it (``kernel_ready`` would return it
     as is): the common case, checked without the call."""
-    if type(a) is not _nd:
+    if type(a) is not np.ndarray:
         return False
     f = a.flags
-    return f.c_contiguous and f.aligned
+    return bool(f.c_contiguous and f.aligned)
 
 
 def _copy_value(v: Any) -> Any:
