@@ -229,7 +229,7 @@ def _is_unit_grad(g: Any, ctx: Any) -> bool:
     the graph is not retained, so the saved gradient can be returned as is."""
     if ctx.red == 0 or ctx._retain_graph or g.size != 1 or not isinstance(g, np.ndarray):
         return False
-    return bool(g.reshape(-1)[0] == 1)
+    return bool(g.item() == 1)  # (size 1: item() is the one value, without a reshaped view)
 
 
 def _class_dims(x: Any) -> tuple[int, int, int]:
