@@ -746,3 +746,91 @@ def test_every_isa_matches_reference(isa, name, device):
                 np.testing.assert_allclose(p._data, r, **_tol(dtype))
     finally:
         _C.set_cpu_isa(old)
+
+
+# ------------------------------------------------------------------ state placement (4K aliasing)
+# Large CPU state arrays start at an in-page offset away from their param's, grad's and sibling
+# states' (optimizer._state_tensor): the values must not depend on it.
+_PLACED = ["Adam", "AdamW", "NAdam", "Adamax", "Adadelta", "RMSprop", "Adagrad", "Lion"]
+_BIG = (37, 223)  # 32,996 bytes in float32: above the placement threshold, odd sizes
+
+
+def _page_gap(a, b):
+    d = (a.ctypes.data - b.ctypes.data) % 4096
+    return min(d, 4096 - d)
+
+
+def _run_placed(name, staggered, monkeypatch, dtype=np.float32, steps=5, kw=None):
+    from nnfast.optim import optimizer as O
+
+    monkeypatch.setattr(O, "_STAGGER", [staggered])
+    rng = np.random.default_rng(3)
+    shapes = [_BIG, (1,), (7,), (1023,), (9000,)]
+    params = [nn.Parameter(Tensor(rng.standard_normal(s).astype(dtype))) for s in shapes]
+    opt = getattr(optim, name)(params, **(kw or {}))
+    for _ in range(steps):
+        for p in params:
+            p.grad = Tensor(rng.standard_normal(p.shape).astype(dtype))
+        opt.step()
+    return opt, params
+
+
+@pytest.mark.parametrize("name", _PLACED)
+def test_state_placement_is_bit_identical(name, monkeypatch):
+    kw = {"amsgrad": True} if name in ("Adam", "AdamW") else {}
+    for dtype in (np.float32, np.float64):
+        a, pa = _run_placed(name, False, monkeypatch, dtype, kw=kw)
+        b, pb = _run_placed(name, True, monkeypatch, dtype, kw=kw)
+        for p, q in zip(pa, pb):
+            assert p._data.tobytes() == q._data.tobytes()
+            for k, v in a.state[p].items():
+                w = b.state[q][k]
+                if isinstance(v, Tensor):
+                    assert w._data.flags.c_contiguous and w._data.dtype == v._data.dtype
+                    assert w._data.tobytes() == v._data.tobytes(), k
+                else:
+                    assert v == w, k
+
+
+@pytest.mark.parametrize("name", ["Adam", "NAdam", "Adadelta"])
+def test_large_state_arrays_are_staggered_in_the_page(name, monkeypatch):
+    opt, params = _run_placed(name, True, monkeypatch, steps=1)
+    p = params[0]
+    arrays = [p._data, p.grad._data] + [v._data for v in opt.state[p].values() if isinstance(v, Tensor)]
+    assert len(arrays) == 4
+    for i in range(2, len(arrays)):
+        for j in range(i):
+            assert _page_gap(arrays[i], arrays[j]) >= 512, (i, j)
+    off, params = _run_placed(name, False, monkeypatch, steps=1)  # the switch: plain allocations
+    assert all(v._data.flags.owndata for v in off.state[params[0]].values() if isinstance(v, Tensor))
+
+
+def test_staggered_state_dict_round_trip(monkeypatch):
+    opt, params = _run_placed("Adam", True, monkeypatch, steps=3)
+    saved = opt.state_dict()
+    clone = [nn.Parameter(Tensor(p._data.copy())) for p in params]
+    other = optim.Adam(clone)
+    other.load_state_dict(saved)
+    rng = np.random.default_rng(9)
+    for _ in range(3):
+        for p, q in zip(params, clone):
+            g = rng.standard_normal(p.shape).astype(np.float32)
+            p.grad, q.grad = Tensor(g.copy()), Tensor(g.copy())
+        opt.step()
+        other.step()
+    for p, q in zip(params, clone):
+        assert p._data.tobytes() == q._data.tobytes()
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert opt.state[p][k]._data.tobytes() == other.state[q][k]._data.tobytes()
+
+
+def test_stagger_switch_is_read_from_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = "from nnfast.optim import optimizer as O; print(O._STAGGER[0])"
+    for val, want in (("0", "False"), ("1", "True")):
+        env = dict(os.environ, NNFAST_OPTIM_STAGGER=val)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == want

@@ -89,8 +89,9 @@ def run_backward(root: Any, grad: Any, retain_graph: bool = False) -> None:
 def _sweep(root: Any, grad: Any, retain_graph: bool) -> None:
     pending: dict[int, Any] = {id(root.grad_fn): grad}
     check = anomaly.is_enabled()
+    pop = pending.pop
     for node in _topological_order(root.grad_fn):
-        g = pending.pop(id(node), None)
+        g = pop(id(node), None)
         if g is None:
             continue
         if node._released:
@@ -100,8 +101,11 @@ def _sweep(root: Any, grad: Any, retain_graph: bool) -> None:
             )
         if node._grad_hooks or node._retained is not None:
             g = _node_hooks(node, g)
-        if node._versions is not None:
-            check_versions(node)
+        versions = node._versions
+        if versions is not None:
+            for counter, version, _ in versions:  # (inline: one call fewer per node; raises below)
+                if counter[0] != version:
+                    check_versions(node)
         if retain_graph:
             node._retain_graph = True
         grads = type(node).backward(node, g)
@@ -113,12 +117,16 @@ def _sweep(root: Any, grad: Any, retain_graph: bool) -> None:
         if not retain_graph:
             node.saved_tensors = ()
             node._released = True
-        seen_arrays: set[int] = set()
+        handed: Any = None  # ids of the arrays passed on by this node (made on the second one)
         for t, nxt, gi in zip(node.inputs, node._next, grads):
-            if gi is None or gi is ACCUMULATED or t is None or not t.requires_grad:
-                if gi is ACCUMULATED and t is not None and t._post_hooks:  # the kernel added into .grad
+            if gi is None or t is None:
+                continue
+            if gi is ACCUMULATED:  # the kernel added into .grad
+                if t._post_hooks:
                     for ph in t._post_hooks:
                         ph(t)
+                continue
+            if not t.requires_grad:
                 continue
             if isinstance(gi, np.generic):  # NumPy arithmetic on 0-d arrays gives scalars: keep arrays
                 gi = np.asarray(gi)
@@ -129,9 +137,12 @@ def _sweep(root: Any, grad: Any, retain_graph: bool) -> None:
                 )
             # An array handed to two consumers (or passed through unchanged) is
             # copied so that later in-place accumulation never aliases.
-            if id(gi) in seen_arrays or gi is g:
+            if gi is g or (handed is not None and id(gi) in handed):
                 gi = gi.copy()
-            seen_arrays.add(id(gi))
+            if handed is None:
+                handed = {id(gi)}
+            else:
+                handed.add(id(gi))
             if nxt is None:
                 t._accumulate_grad(gi)
             else:

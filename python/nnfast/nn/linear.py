@@ -44,7 +44,12 @@ class Linear(Module):
         reset_linear(self.weight, self.bias, self.in_features)
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.linear(input, self.weight, self.bias, activation=self.activation)
+        # weight / bias read from _parameters directly (Module.__getattr__ is a Python call per
+        # name); a reparametrized weight (weight_norm, ...) is no longer there and is read as before.
+        ps = self._parameters
+        w = ps["weight"] if "weight" in ps else self.weight
+        b = ps["bias"] if "bias" in ps else self.bias
+        return F.linear(input, w, b, activation=self.activation)
 
     def extra_repr(self) -> str:
         s = f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -75,7 +75,8 @@ class LinearFunction(Function):
                 prev._dact_done = True
             else:
                 K.gemm(dx, dz, weight)
-            dx = dx.reshape(ctx.lead + (weight.shape[1],))
+            if len(ctx.lead) != 1:  # (a 2-D input's dx already has its shape)
+                dx = dx.reshape(ctx.lead + (weight.shape[1],))
         dw, db = linear_param_grads(ctx, K, xp, dz, x2, weight.shape, dy.dtype)
         return dx, dw, db
 
