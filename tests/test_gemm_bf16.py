@@ -383,6 +383,8 @@ SCHEDULE_CASES = {
     "80x4100x520": lambda: _plain_gemm(80, 4100, 520),
     "301x97x1100": lambda: _plain_gemm(301, 97, 1100),
     "37x33x700": lambda: _plain_gemm(37, 33, 700),
+    # Many row chunks for the dynamic schedule (3/4 shares, then the guided tail).
+    "1000x70x300": lambda: _plain_gemm(1000, 70, 300),
     # The kernel converts a bf16 out / aux and widens a bf16 dact_src block by block
     # inside its epilogue, on the thread that computed the block; _check proves the
     # bf16 out / aux are the RNE of the same call's float32 ones, within the bound.
@@ -506,3 +508,36 @@ def test_nest_switch_subprocess():
         assert r.returncode == 0, r.stdout + r.stderr
         outs.append(r.stdout)
     assert outs[0].count("\n") == 10 and outs[0] == outs[1]
+
+
+_DYNAMIC_CHILD = r"""
+import sys
+sys.path[:0] = sys.argv[1:]
+import hashlib
+import numpy as np
+import test_gemm_bf16 as t
+from nnfast import _C
+_C.set_bf16_level("avx512_bf16" if "avx512_bf16" in t.LEVELS else "portable")
+for case in sorted(t.SCHEDULE_CASES):
+    run, _ = t.SCHEDULE_CASES[case]()
+    for nt in (1, 2, 3):
+        _C.set_num_threads(nt)
+        sys.stdout.write(case + " " + str(nt) + " " + hashlib.sha1(np.ascontiguousarray(run()).tobytes()).hexdigest() + "\n")
+"""
+
+
+def test_dynamic_schedule_switch_subprocess():
+    """NNFAST_BF16_DYNAMIC=0 (each thread packs and computes a fixed share of the shared-B
+    schedule) and the default (chunks claimed as threads come free): the same bits for every
+    schedule case at 1, 2 and 3 threads (test_thread_schedules_same_bits holds each to one thread
+    and to the bound)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = [here] + [p for p in sys.path if p]
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, NNFAST_BF16_DYNAMIC=flag)
+        r = subprocess.run([sys.executable, "-c", _DYNAMIC_CHILD] + paths, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs.append(r.stdout)
+    assert outs[0].count("\n") == 3 * len(SCHEDULE_CASES) and outs[0] == outs[1]
