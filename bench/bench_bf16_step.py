@@ -7,6 +7,12 @@ GEMM's previous loop nest), for switches a process reads once.
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/bench_bf16_step.py [--cpu] [--reps 15]
     ... python bench/bench_bf16_step.py --base /path/to/base/checkout --rounds 4
     ... python bench/bench_bf16_step.py --ab NNFAST_BF16_NEST=0 --cpu --rounds 4
+    ... python bench/bench_bf16_step.py --ab NNFAST_BF16_PACK_GROUP=0 --cpu --rounds 3 --reps 8
+
+Other read-once switches of the bf16 GEMM worth an ``--ab``: NNFAST_BF16_DYNAMIC=0 (the shared-B
+schedule's fixed equal shares instead of chunks claimed as threads come free; it shows in wall time
+or in the calling thread's CPU time, not in the process total), NNFAST_BF16_PACK_GROUP=0 (one panel
+per visit of a K row in the packing).
 
 ``--cpu``: process CPU time (sum over threads; use with OMP_WAIT_POLICY=passive), which survives a
 loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (target <= 0.6), and

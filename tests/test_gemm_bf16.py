@@ -356,11 +356,13 @@ def test_cuda_portable_path():
         _C_cuda.gemm(want[0], Ab[0].astype(np.float64), Bb[0], precision="bf16")
 
 
-def _plain_gemm(M, N, K):
-    """float32 A, B -> float32 C (both B packing routes), and the bound check of one result."""
+def _plain_gemm(M, N, K, a_fortran=False, dtype=np.float32):
+    """float32 (or bf16) A, B -> float32 C (both B packing routes; A row-major, or column-major
+    as the dW GEMM's dz^T), and the bound check of one result."""
     rng = np.random.default_rng(12)
-    A = rng.standard_normal((M, K)).astype(np.float32)
-    B = rng.standard_normal((K, N)).astype(np.float32)
+    A = rng.standard_normal((M, K)).astype(dtype)
+    A = np.asfortranarray(A) if a_fortran else A
+    B = rng.standard_normal((K, N)).astype(dtype)
     B = B if N > 1000 else np.asfortranarray(B)
 
     def run():
@@ -383,6 +385,12 @@ SCHEDULE_CASES = {
     "80x4100x520": lambda: _plain_gemm(80, 4100, 520),
     "301x97x1100": lambda: _plain_gemm(301, 97, 1100),
     "37x33x700": lambda: _plain_gemm(37, 33, 700),
+    # Many row chunks for the dynamic schedule (3/4 shares, then the guided tail).
+    "1000x70x300": lambda: _plain_gemm(1000, 70, 300),
+    # A column-major (12-row panels with contiguous rows: packed ~10 panels per visit
+    # of a K row, then a partial panel), B row-major (4 panels per visit, then a partial).
+    "A^T 301x1100x600": lambda: _plain_gemm(301, 1100, 600, a_fortran=True),
+    "bf16 A^T 301x1100x600": lambda: _plain_gemm(301, 1100, 600, a_fortran=True, dtype=BF16),
     # The kernel converts a bf16 out / aux and widens a bf16 dact_src block by block
     # inside its epilogue, on the thread that computed the block; _check proves the
     # bf16 out / aux are the RNE of the same call's float32 ones, within the bound.
@@ -506,3 +514,38 @@ def test_nest_switch_subprocess():
         assert r.returncode == 0, r.stdout + r.stderr
         outs.append(r.stdout)
     assert outs[0].count("\n") == 10 and outs[0] == outs[1]
+
+
+_DYNAMIC_CHILD = r"""
+import sys
+sys.path[:0] = sys.argv[1:]
+import hashlib
+import numpy as np
+import test_gemm_bf16 as t
+from nnfast import _C
+_C.set_bf16_level("avx512_bf16" if "avx512_bf16" in t.LEVELS else "portable")
+for case in sorted(t.SCHEDULE_CASES):
+    run, _ = t.SCHEDULE_CASES[case]()
+    for nt in (1, 2, 3):
+        _C.set_num_threads(nt)
+        sys.stdout.write(case + " " + str(nt) + " " + hashlib.sha1(np.ascontiguousarray(run()).tobytes()).hexdigest() + "\n")
+"""
+
+
+@pytest.mark.parametrize("var", ["NNFAST_BF16_DYNAMIC", "NNFAST_BF16_PACK_GROUP"])
+def test_schedule_switches_subprocess(var):
+    """Each switch at 0 and at its default gives the same bits for every schedule case at 1, 2
+    and 3 threads (test_thread_schedules_same_bits holds each to one thread and to the bound).
+    NNFAST_BF16_DYNAMIC=0: each thread packs and computes a fixed share of the shared-B
+    schedule (default: chunks claimed as threads come free). NNFAST_BF16_PACK_GROUP=0: operands
+    with contiguous panel values packed one panel at a time (default: ~128 values per row visit)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = [here] + [p for p in sys.path if p]
+    outs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, **{var: flag})
+        r = subprocess.run([sys.executable, "-c", _DYNAMIC_CHILD] + paths, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs.append(r.stdout)
+    assert outs[0].count("\n") == 3 * len(SCHEDULE_CASES) and outs[0] == outs[1]

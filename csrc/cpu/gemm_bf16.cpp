@@ -7,6 +7,7 @@
 // twin differ only by the rounding of the inputs and of the stores.
 #include <cstdlib>
 #include <new>
+#include <vector>
 
 #ifdef NNFAST_HAVE_OPENMP
 #include <omp.h>
@@ -151,6 +152,40 @@ bool use_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   return slab > 512.0 * 1024.0;
 }
 
+// NNFAST_BF16_DYNAMIC (read once): unset or 1 = core_shared_b hands out its packing and
+// its rows in chunks that threads claim as they come free; 0 = each thread packs and
+// computes a fixed equal share (the earlier schedule), for A/B timing. Same bits either
+// way: every C tile is summed over the same K blocks in the same order by whichever thread.
+bool dynamic_schedule() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_BF16_DYNAMIC");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+// Row chunks (in micro-tile rows) for the dynamic schedule: first one chunk of 3/4 of an
+// equal share per thread (it keeps the B panel's reuse of a static split), then chunks
+// halving the rest per thread down to one micro-tile row (guided), so a thread that
+// arrives late or runs slower (descheduled on a loaded machine; the caller's thread
+// often starts with Python's data in its caches) leaves its tail to the others
+// instead of making them wait at the end of the parallel region. starts[c] is chunk c's
+// first tile row, starts.back() == mb.
+void row_chunks(index_t mb, int team, std::vector<index_t>& starts) {
+  starts.clear();
+  index_t at = 0;
+  const index_t big = mb / team * 3 / 4;
+  if (big > 0)
+    for (int t = 0; t < team; ++t, at += big) starts.push_back(at);
+  while (at < mb) {
+    starts.push_back(at);
+    const index_t left = mb - at, c = left / (2 * team);
+    at += c > 1 ? c : 1;
+  }
+  starts.push_back(mb);
+}
+thread_local std::vector<index_t> tl_row_chunks;
+
 // Each thread owns a contiguous range of rows of C; every B panel (all of K x
 // one N block) is packed ONCE, its NR-wide panels shared out among the threads,
 // and read by all of them. A per-thread grid would make each thread that shares
@@ -163,6 +198,34 @@ bool use_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
 // thread makes the others wait. Each C element still sums its K blocks in order
 // and each block in the micro-kernel's order, so the result does not depend on
 // the thread count.
+// One N block of core_shared_b under the dynamic schedule, called by every thread of its
+// team (orphaned worksharing loops): the panel's K blocks x groups of 4 NR-wide panels
+// are packed by whichever thread is free (the loop's closing barrier is the one before
+// the panel is read), then the row chunks are claimed likewise; no barrier after them
+// (the next N block's, or the parallel region's end, waits).
+void shared_b_dynamic(const Bf16Args& g, const Bf16Kernel& kr, char* bufs, size_t panel, index_t kcb, index_t nkb,
+                      index_t jc, index_t nc, index_t np, const std::vector<index_t>& starts, void* ws) {
+  const gemm_detail::GemmBlocking& bk = kr.blocking;
+  constexpr index_t kGroup = 4;  // NR-wide panels per packing chunk (128 columns at NR = 32)
+  const index_t groups = (np + kGroup - 1) / kGroup, nchunks = index_t(starts.size()) - 1;
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+  for (index_t t = 0; t < nkb * groups; ++t) {
+    const index_t s = t / groups, q = t % groups, pc = s * kcb;
+    kr.pack_b(g, pc, g.K - pc < kcb ? g.K - pc : kcb, jc, gemm_detail::gemm_min(nc, q * kGroup * bk.nr),
+              gemm_detail::gemm_min(nc, (q + 1) * kGroup * bk.nr), bufs + s * panel);
+  }
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 1) nowait
+#endif
+  for (index_t c = 0; c < nchunks; ++c) {
+    const index_t i0 = gemm_detail::gemm_min(g.M, starts[c] * bk.mr), i1 = gemm_detail::gemm_min(g.M, starts[c + 1] * bk.mr);
+    for (index_t pc = 0, s = 0; pc < g.K; pc += kcb, ++s)
+      kr.rows(g, bufs + s * panel, ws, i0, i1, pc, g.K - pc < kcb ? g.K - pc : kcb, jc, nc);
+  }
+}
+
 void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   const gemm_detail::GemmBlocking& bk = kr.blocking;
   const index_t mb = (g.M + bk.mr - 1) / bk.mr;
@@ -171,6 +234,9 @@ void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   const index_t nkb = (g.K + kcb - 1) / kcb;
   const size_t panel = kr.b_panel_bytes(g.N, g.K);
   char* bufs = static_cast<char*>(tl_shared_b.get(static_cast<size_t>(nkb) * panel));
+  const bool dyn = dynamic_schedule();
+  std::vector<index_t>& starts = tl_row_chunks;
+  if (dyn) row_chunks(mb, nt, starts);
 #ifdef NNFAST_HAVE_OPENMP
 #pragma omp parallel num_threads(nt)
 #endif
@@ -182,7 +248,10 @@ void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
 #endif
     const index_t i0 = gemm_detail::gemm_min(g.M, (mb * tid / team) * bk.mr);
     const index_t i1 = gemm_detail::gemm_min(g.M, (mb * (tid + 1) / team) * bk.mr);
-    void* ws = gemm_detail::gemm_thread_workspace(kr.a_workspace_bytes(i1 - i0 > 0 ? i1 - i0 : 1, g.K));
+    // Dynamic: any chunk may come to this thread; no row block of A is larger than
+    // min(M, MC) rows' (see Nest::a_words).
+    const index_t wm = dyn ? gemm_detail::gemm_min(g.M, index_t(bk.mc)) : (i1 - i0 > 0 ? i1 - i0 : 1);
+    void* ws = gemm_detail::gemm_thread_workspace(kr.a_workspace_bytes(wm, g.K));
     for (index_t jc = 0; jc < g.N; jc += ncb) {
       const index_t nc = g.N - jc < ncb ? g.N - jc : ncb, np = (nc + bk.nr - 1) / bk.nr;
 #ifdef NNFAST_HAVE_OPENMP
@@ -191,6 +260,10 @@ void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
 #pragma omp barrier
       }
 #endif
+      if (dyn && team > 1) {
+        shared_b_dynamic(g, kr, bufs, panel, kcb, nkb, jc, nc, np, starts, ws);
+        continue;
+      }
       for (index_t pc = 0, s = 0; pc < g.K; pc += kcb, ++s) {
         const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
         kr.pack_b(g, pc, kc, jc, gemm_detail::gemm_min(nc, np * tid / team * bk.nr),

@@ -81,24 +81,45 @@ inline void transpose16(__m512i (&r)[16]) {
 // Packs n x kc values of one operand into P-wide panels of bf16 pairs:
 // dst[panel][p][q] = (v(q, 2p), v(q, 2p + 1)), v(q, k) = src[q * qs + k * ks],
 // q past n and k past kc read as 0. For A: q = row, for B: q = column.
+// NNFAST_BF16_PACK_GROUP (read once): unset or 1 = pack_pairs takes the full panels of an
+// operand whose P values of one k are contiguous several at a time (~128 values of each
+// row of k per visit); 0 = one panel at a time (the earlier order), for A/B timing. Same
+// bits: only the order of the loads and stores changes.
+index_t pack_group_values() {
+  static const index_t v = [] {
+    const char* e = std::getenv("NNFAST_BF16_PACK_GROUP");
+    return e && e[0] == '0' ? index_t(0) : index_t(128);
+  }();
+  return v;
+}
+
 template <typename S, int P>
 void pack_pairs(index_t n, index_t kc, const S* src, index_t qs, index_t ks, u32* dst) {
   const index_t kp = (kc + 1) / 2;
-  for (index_t i = 0; i < n; i += P, dst += P * kp) {
+  for (index_t i = 0, adv = 1; i < n; i += adv * P, dst += adv * P * kp) {
     const index_t np = n - i < P ? n - i : P;
     const S* s = src + i * qs;
+    adv = 1;
     if (np == P && qs == 1) {
       // The P values of one k are contiguous (row-major B, column-major A):
-      // two rows of k become the low and high halves of P words.
+      // two rows of k become the low and high halves of P words. One panel
+      // alone reads P values of each row (at most two cache lines) a whole row
+      // stride apart, and rows 2 or 4 KB apart all land in the same few L1 sets
+      // (the dx GEMM's W, the dW GEMM's dz^T): visit each row once for up to
+      // ~128 values, i.e. for `adv` full panels side by side.
+      const index_t full = (n - i) / P, want = pack_group_values() / P;
+      adv = want < 1 ? 1 : full < want ? full : want;
       for (index_t p = 0; p < kp; ++p) {
         const S* r0 = s + 2 * p * ks;
         const bool has1 = 2 * p + 1 < kc;
-        for (int c = 0; c < P; c += 16) {
-          const __mmask16 m = first_n(P - c);
-          const __m512i lo = _mm512_cvtepu16_epi32(load16(r0 + c, m));
-          const __m512i hi = has1 ? _mm512_cvtepu16_epi32(load16(r0 + ks + c, m)) : _mm512_setzero_si512();
-          _mm512_mask_storeu_epi32(dst + p * P + c, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-        }
+        for (index_t t = 0; t < adv; ++t)
+          for (int c = 0; c < P; c += 16) {
+            const __mmask16 m = first_n(P - c);
+            const __m512i lo = _mm512_cvtepu16_epi32(load16(r0 + t * P + c, m));
+            const __m512i hi =
+                has1 ? _mm512_cvtepu16_epi32(load16(r0 + ks + t * P + c, m)) : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(dst + t * P * kp + p * P + c, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+          }
       }
     } else if (np == P && ks == 1) {
       // Each q's values run contiguously along k (row-major A, B = W^T): 32 of
