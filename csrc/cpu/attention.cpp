@@ -7,6 +7,9 @@
 // Backward recomputes P = exp(S - lse) per tile, with D = rowsum(dO * O):
 //   dV_j += Pd^T dO_i, dP = (dO_i V_j^T) * keep / (1 - p), dS = P (dP - D),
 //   dK_j += scale dS^T Q_i, dQ_i += scale dS K_j.
+// Under autocast (AttnParams::bf16, float only) each of those products runs on cpu::gemm_bf16:
+// operands rounded to bf16 (Q, K, V, dO, the P / dS tiles), float32 accumulation; the online
+// softmax, lse, D, dS and the O / dQ / dK / dV accumulators stay float32.
 // Threads never share an output block: either one task per bh does everything
 // (key blocks outer, query blocks inner), or, when there are too few bh to keep
 // the threads busy, a pass over (bh, key block) for dK / dV and a second pass over
@@ -19,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/counter_rng.h"
@@ -78,12 +82,19 @@ struct TileAt {
 constexpr index_t kCausalChunk = 16;  // output rows per chunk (a multiple of small_gemm's row blocks)
 
 // c (row stride ldc, unit columns) = alpha * A B (+ c when accumulate), A(i, k) = a[i * ars + k * acs],
-// B(k, j) = b[k * brs + j * bcs]: the blocked GEMM, or for small heads the direct loop (a B with
-// strided columns is first transposed into bt, K rows of at most kBk).
+// B(k, j) = b[k * brs + j * bcs]: the bf16 GEMM under p.bf16, else the blocked GEMM, or for small heads
+// the direct loop (a B with strided columns is first transposed into bt, K rows of at most kBk).
 template <typename T>
 void tile_product(const AttnParams& p, const AttnOps<T>& ops, T* bt, index_t M, index_t N, index_t K, T alpha,
                   const T* a, index_t ars, index_t acs, const T* b, index_t brs, index_t bcs, bool accumulate, T* c,
                   index_t ldc, TileAt at = {Causal::None, 0, 0}) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (p.bf16) {  // whole tiles (causal zeros included): the GEMM picks its bf16 level and threads
+      gemm_bf16(M, N, K, alpha, GemmMat{a, ElemType::F32, ars, acs}, GemmMat{b, ElemType::F32, brs, bcs},
+                accumulate ? 1.0f : 0.0f, c, ElemType::F32, ldc, 1);
+      return;
+    }
+  }
   if (p.E > kSmallHead || p.Ev > kSmallHead) {
     gemm<T>(M, N, K, alpha, a, ars, acs, b, brs, bcs, accumulate ? T(1) : T(0), c, ldc, 1);
     return;
