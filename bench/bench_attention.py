@@ -7,7 +7,10 @@ times the threads. Then the peak-memory table: forward + backward at T = 1024, 2
 (B=1, H=8, D=64), each contender in its own subprocess, extra VmHWM over the inputs. A second
 speed table runs 1 thread timed by process CPU time, which a loaded machine disturbs far less.
 
-    python bench/bench_attention.py [--quick] [--threads 2] [--reps 5]
+    python bench/bench_attention.py [--quick] [--threads 2] [--reps 5] [--amp]
+
+``--amp``: causal fwd+bwd under autocast, nnfast's bf16 route vs its float32 route vs torch.autocast
+(1 thread, process CPU time).
 """
 from __future__ import annotations
 
@@ -107,6 +110,58 @@ def speed(B: int, H: int, T: int, D: int, threads: int, reps: int, cpu_time: boo
               f"{100 * flops / a / 1e9 / peak:.0f}% |")
 
 
+def amp_speed(B: int, H: int, T: int, D: int, threads: int, reps: int) -> None:
+    """Causal forward+backward under autocast (issue 17), process CPU time on ``threads`` (use 1):
+    nnfast's bf16 route (tile products on the bf16 GEMM) vs its previous float32 route
+    (NNFAST_AMP_ATTENTION=0's, toggled in process) vs torch.autocast + torch SDPA, interleaved."""
+    from nnfast.amp import _attention_bf16
+
+    nnfast.set_num_threads(threads)
+    r = np.random.default_rng(0)
+    q, k, v, g = (r.standard_normal((B, H, T, D)).astype(np.float32) for _ in range(4))
+
+    def nn_run(bf16: bool):
+        def run():
+            _attention_bf16.ENABLED[0] = bf16
+            ts = [nnfast.tensor(a, requires_grad=True) for a in (q, k, v)]
+            with nnfast.autocast("cpu"):
+                out = F.scaled_dot_product_attention(*ts, is_causal=True)
+            out.backward(nnfast.tensor(g).to(out.dtype))
+        return run
+
+    runs = {"nnfast bf16 route": nn_run(True), "nnfast fp32 route": nn_run(False)}
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+
+        def torch_run():
+            ts = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = torch.nn.functional.scaled_dot_product_attention(*ts, is_causal=True)
+            out.backward(torch.tensor(g).to(out.dtype))
+
+        runs["torch autocast"] = torch_run
+    except ImportError:
+        pass
+    saved = _attention_bf16.ENABLED[0]
+    best = {name: float("inf") for name in runs}
+    try:
+        for _ in range(reps):  # interleaved: every contender sees the same machine load
+            for name, fn in runs.items():
+                best[name] = min(best[name], _best(fn, 1, time.process_time))
+    finally:
+        _attention_bf16.ENABLED[0] = saved
+    flops = 3.5 * 0.5 * 4 * B * H * T * T * D
+    print(f"\ncausal sdpa fwd+bwd under autocast(bf16), B={B} H={H} T={T} D={D}, {threads} thread(s), best of {reps} "
+          f"(process CPU time); bf16 level {nnfast._C.bf16_level()}; CPU: {_cpu_name()}")
+    print("| route | ms | / nnfast fp32 route | GFLOP/s |")
+    print("|---|---|---|---|")
+    base = best["nnfast fp32 route"]
+    for name, t in best.items():
+        print(f"| {name} | {t * 1e3:.1f} | {t / base:.2f} | {flops / t / 1e9:.1f} |")
+
+
 _PEAK = r"""
 import json, sys, numpy as np
 lib, T = sys.argv[1], int(sys.argv[2])
@@ -153,8 +208,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--amp", action="store_true", help="only the autocast table (1 thread, CPU time)")
     a = ap.parse_args()
-    if a.quick:
+    if a.amp:
+        amp_speed(2, 4, 256, 64, 1, a.reps) if a.quick else amp_speed(8, 8, 512, 64, 1, a.reps)
+    elif a.quick:
         speed(2, 4, 256, 64, a.threads, 3)
         memory([1024, 2048])
     else:

@@ -228,11 +228,20 @@ void no_alias_out(const py::array& out, const char* name, const Inputs& in) {
   if (in.has_mask) check_no_alias(kOp, out, name, in.mask.a, "attn_mask");
 }
 
-void sdpa_forward_binding(py::array out, py::array lse, py::array query, py::array key, py::array value,
-                          py::object attn_mask, py::array offsets, double scale, bool is_causal, double dropout_p, uint64_t seed,
-                          uint64_t offset, py::object out_offsets) {
+// bf16: the *_bf16 entries (CPU only): float32 arrays, every tile product on the bf16 GEMM.
+void check_bf16_route(bool bf16, const Inputs& in, const py::object& out_offsets) {
+  if (!bf16) return;
+  if (in.dt != DType::F32) type_error(kOp, "float32 arrays for the bf16 kernel, got " + dtype_str(in.q.a));
+  if (has(out_offsets)) value_error(kOp, "no out_offsets with the bf16 kernel");
+}
+
+void sdpa_forward_impl(bool bf16, py::array out, py::array lse, py::array query, py::array key, py::array value,
+                       py::object attn_mask, py::array offsets, double scale, bool is_causal, double dropout_p,
+                       uint64_t seed, uint64_t offset, py::object out_offsets) {
   const Inputs in = check_inputs(query, key, value, attn_mask, offsets);
-  const AttnParams p = params_of(in, scale, is_causal, dropout_p, seed, offset);
+  check_bf16_route(bf16, in, out_offsets);
+  AttnParams p = params_of(in, scale, is_causal, dropout_p, seed, offset);
+  p.bf16 = bf16;
   if (const int64_t* oo = out_table(out_offsets, 1, in.BH)) {
 #if !NNFAST_BIND_CUDA
     View ov = mat_of(query, out, "out", oo, in.BH, p.L, p.Ev, true);
@@ -263,12 +272,14 @@ void sdpa_forward_binding(py::array out, py::array lse, py::array query, py::arr
   });
 }
 
-void sdpa_backward_binding(py::array grad_query, py::array grad_key, py::array grad_value, py::object grad_mask,
-                           py::array grad, py::array out, py::array lse, py::array query, py::array key,
-                           py::array value, py::object attn_mask, py::array offsets, double scale, bool is_causal, double dropout_p,
-                           uint64_t seed, uint64_t offset, py::object out_offsets) {
+void sdpa_backward_impl(bool bf16, py::array grad_query, py::array grad_key, py::array grad_value,
+                        py::object grad_mask, py::array grad, py::array out, py::array lse, py::array query,
+                        py::array key, py::array value, py::object attn_mask, py::array offsets, double scale,
+                        bool is_causal, double dropout_p, uint64_t seed, uint64_t offset, py::object out_offsets) {
   const Inputs in = check_inputs(query, key, value, attn_mask, offsets);
-  const AttnParams p = params_of(in, scale, is_causal, dropout_p, seed, offset);
+  check_bf16_route(bf16, in, out_offsets);
+  AttnParams p = params_of(in, scale, is_causal, dropout_p, seed, offset);
+  p.bf16 = bf16;
   if (const int64_t* oo = out_table(out_offsets, 5, in.BH)) {
 #if !NNFAST_BIND_CUDA
     if (has(grad_mask) || in.has_mask) value_error(kOp, "no attn_mask / grad_mask with out_offsets");
@@ -333,14 +344,43 @@ void sdpa_backward_binding(py::array grad_query, py::array grad_key, py::array g
   });
 }
 
+template <bool kBf16>
+void sdpa_forward_binding(py::array out, py::array lse, py::array query, py::array key, py::array value,
+                          py::object attn_mask, py::array offsets, double scale, bool is_causal, double dropout_p,
+                          uint64_t seed, uint64_t offset, py::object out_offsets) {
+  sdpa_forward_impl(kBf16, out, lse, query, key, value, attn_mask, offsets, scale, is_causal, dropout_p, seed, offset,
+                    out_offsets);
+}
+
+template <bool kBf16>
+void sdpa_backward_binding(py::array grad_query, py::array grad_key, py::array grad_value, py::object grad_mask,
+                           py::array grad, py::array out, py::array lse, py::array query, py::array key,
+                           py::array value, py::object attn_mask, py::array offsets, double scale, bool is_causal,
+                           double dropout_p, uint64_t seed, uint64_t offset, py::object out_offsets) {
+  sdpa_backward_impl(kBf16, grad_query, grad_key, grad_value, grad_mask, grad, out, lse, query, key, value, attn_mask,
+                     offsets, scale, is_causal, dropout_p, seed, offset, out_offsets);
+}
+
 }  // namespace
 
 void init_attention(py::module_& m) {
-  m.def("sdpa_forward", &sdpa_forward_binding, py::arg("out"), py::arg("lse"), py::arg("query"), py::arg("key"),
+  m.def("sdpa_forward", &sdpa_forward_binding<false>, py::arg("out"), py::arg("lse"), py::arg("query"), py::arg("key"),
         py::arg("value"), py::arg("attn_mask"), py::arg("offsets"), py::arg("scale"), py::arg("is_causal"), py::arg("dropout_p"),
         py::arg("seed"), py::arg("offset"), py::arg("out_offsets") = py::none());
-  m.def("sdpa_backward", &sdpa_backward_binding, py::arg("grad_query"), py::arg("grad_key"), py::arg("grad_value"),
+  m.def("sdpa_backward", &sdpa_backward_binding<false>, py::arg("grad_query"), py::arg("grad_key"), py::arg("grad_value"),
         py::arg("grad_mask"), py::arg("grad"), py::arg("out"), py::arg("lse"), py::arg("query"), py::arg("key"),
         py::arg("value"), py::arg("attn_mask"), py::arg("offsets"), py::arg("scale"), py::arg("is_causal"), py::arg("dropout_p"),
         py::arg("seed"), py::arg("offset"), py::arg("out_offsets") = py::none());
+#if !NNFAST_BIND_CUDA
+  // autocast's attention (amp/_attention_bf16.py): the same arguments, float32 arrays, bf16 tile products
+  m.def("sdpa_forward_bf16", &sdpa_forward_binding<true>, py::arg("out"), py::arg("lse"), py::arg("query"),
+        py::arg("key"), py::arg("value"), py::arg("attn_mask"), py::arg("offsets"), py::arg("scale"),
+        py::arg("is_causal"), py::arg("dropout_p"), py::arg("seed"), py::arg("offset"),
+        py::arg("out_offsets") = py::none());
+  m.def("sdpa_backward_bf16", &sdpa_backward_binding<true>, py::arg("grad_query"), py::arg("grad_key"),
+        py::arg("grad_value"), py::arg("grad_mask"), py::arg("grad"), py::arg("out"), py::arg("lse"),
+        py::arg("query"), py::arg("key"), py::arg("value"), py::arg("attn_mask"), py::arg("offsets"),
+        py::arg("scale"), py::arg("is_causal"), py::arg("dropout_p"), py::arg("seed"), py::arg("offset"),
+        py::arg("out_offsets") = py::none());
+#endif
 }

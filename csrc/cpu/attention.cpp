@@ -7,6 +7,9 @@
 // Backward recomputes P = exp(S - lse) per tile, with D = rowsum(dO * O):
 //   dV_j += Pd^T dO_i, dP = (dO_i V_j^T) * keep / (1 - p), dS = P (dP - D),
 //   dK_j += scale dS^T Q_i, dQ_i += scale dS K_j.
+// Under autocast (AttnParams::bf16, float only) each of those products runs on cpu::gemm_bf16:
+// operands rounded to bf16 (Q, K, V, dO, the P / dS tiles), float32 accumulation; the online
+// softmax, lse, D, dS and the O / dQ / dK / dV accumulators stay float32.
 // Threads never share an output block: either one task per bh does everything
 // (key blocks outer, query blocks inner), or, when there are too few bh to keep
 // the threads busy, a pass over (bh, key block) for dK / dV and a second pass over
@@ -19,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/counter_rng.h"
@@ -78,39 +82,61 @@ struct TileAt {
 constexpr index_t kCausalChunk = 16;  // output rows per chunk (a multiple of small_gemm's row blocks)
 
 // c (row stride ldc, unit columns) = alpha * A B (+ c when accumulate), A(i, k) = a[i * ars + k * acs],
-// B(k, j) = b[k * brs + j * bcs]: the blocked GEMM, or for small heads the direct loop (a B with
-// strided columns is first transposed into bt, K rows of at most kBk).
+// B(k, j) = b[k * brs + j * bcs]: the bf16 GEMM under p.bf16, else the blocked GEMM, or for small heads
+// the direct loop (a B with strided columns is first transposed into bt, K rows of at most kBk).
+// Tiles crossing the causal diagonal run in chunks of rows (see TileAt) on the bf16 GEMM and the
+// direct loop; the bf16 chunks are taller (each call packs its own A and B): 48 rows (4 micro-tile
+// rows of the AVX512-BF16 kernel) took 4-5 % less CPU time than whole tiles at B=8 H=8 T=512 D=64
+// fwd+bwd, 1 thread, under load (64: the same; 16: slower than whole tiles).
+constexpr index_t kCausalChunkBf16 = 48;
+
 template <typename T>
 void tile_product(const AttnParams& p, const AttnOps<T>& ops, T* bt, index_t M, index_t N, index_t K, T alpha,
                   const T* a, index_t ars, index_t acs, const T* b, index_t brs, index_t bcs, bool accumulate, T* c,
                   index_t ldc, TileAt at = {Causal::None, 0, 0}) {
-  if (p.E > kSmallHead || p.Ev > kSmallHead) {
+  bool bf16 = false;
+  if constexpr (std::is_same_v<T, float>) bf16 = p.bf16;
+  if (!bf16 && (p.E > kSmallHead || p.Ev > kSmallHead)) {
     gemm<T>(M, N, K, alpha, a, ars, acs, b, brs, bcs, accumulate ? T(1) : T(0), c, ldc, 1);
     return;
   }
-  if (bcs != 1) {  // here K <= kSmallHead (a head dim), N <= kBk (a key tile) and brs == 1 (K^T, V^T)
+  if (!bf16 && bcs != 1) {  // here K <= kSmallHead (a head dim), N <= kBk (a key tile) and brs == 1 (K^T, V^T)
     ops.transpose(bt, kBk, b, bcs, N, K);
-    b = bt, brs = kBk;
+    b = bt, brs = kBk, bcs = 1;
   }
+  // Rows [r0, r0 + m) of c, n columns, terms [k0, k0 + kk).
+  auto run = [&](index_t r0, index_t m, index_t n, index_t k0, index_t kk) {
+    T* cc = c + r0 * ldc;
+    const T* aa = a + r0 * ars + k0 * acs;
+    const T* bb = b + k0 * brs;
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16) {  // the GEMM picks its bf16 level (and threads, for big heads)
+        gemm_bf16(m, n, kk, alpha, GemmMat{aa, ElemType::F32, ars, acs}, GemmMat{bb, ElemType::F32, brs, bcs},
+                  accumulate ? 1.0f : 0.0f, cc, ElemType::F32, ldc, 1);
+        return;
+      }
+    }
+    ops.small_gemm(cc, ldc, aa, ars, acs, bb, brs, m, n, kk, alpha, accumulate);
+  };
   const index_t keys = at.kind == Causal::KeyCols ? N : at.kind == Causal::KeySum ? K : M;
   if (!p.causal || at.kind == Causal::None || at.j0 + keys - 1 <= at.i0) {
-    ops.small_gemm(c, ldc, a, ars, acs, b, brs, M, N, K, alpha, accumulate);
+    run(0, M, N, 0, K);
     return;
   }
-  for (index_t r0 = 0; r0 < M; r0 += kCausalChunk) {
-    const index_t r1 = std::min(M, r0 + kCausalChunk);
+  const index_t chunk = bf16 ? kCausalChunkBf16 : kCausalChunk;
+  for (index_t r0 = 0; r0 < M; r0 += chunk) {
+    const index_t r1 = std::min(M, r0 + chunk);
     // keys the chunk's last query row sees (queries rows), or queries before the chunk's first key (keys rows)
     const index_t live = std::clamp<index_t>(at.i0 + r1 - at.j0, 0, keys);
     if (at.kind == Causal::KeyCols) {
-      ops.small_gemm(c + r0 * ldc, ldc, a + r0 * ars, ars, acs, b, brs, r1 - r0, live, K, alpha, accumulate);
+      run(r0, r1 - r0, live, 0, K);
       if (!accumulate)  // columns no row of the chunk sees: 0, as P and dS are there
         for (index_t r = r0; r < r1; ++r) std::fill(c + r * ldc + live, c + r * ldc + N, T(0));
     } else if (at.kind == Causal::KeySum) {
-      ops.small_gemm(c + r0 * ldc, ldc, a + r0 * ars, ars, acs, b, brs, r1 - r0, N, live, alpha, accumulate);
+      run(r0, r1 - r0, N, 0, live);
     } else {
       const index_t ks = std::clamp<index_t>(at.j0 + r0 - at.i0, 0, K);
-      ops.small_gemm(c + r0 * ldc, ldc, a + r0 * ars + ks * acs, ars, acs, b + ks * brs, brs, r1 - r0, N, K - ks,
-                     alpha, accumulate);
+      run(r0, r1 - r0, N, ks, K - ks);
     }
   }
 }

@@ -251,6 +251,15 @@ def sdpa_backward(grad_query: _Array, grad_key: _Array, grad_value: _Array, grad
 def sdpa_forward(out: _Array, lse: _Array, query: _Array, key: _Array, value: _Array, attn_mask: Optional[_Array],
                  offsets: _Array, scale: _Float, is_causal: bool, dropout_p: _Float, seed: _Int,
                  offset: _Int, out_offsets: Optional[_Array] = None) -> None: ...
+def sdpa_backward_bf16(grad_query: _Array, grad_key: _Array, grad_value: _Array, grad_mask: Optional[_Array],
+                       grad: _Array, out: _Array, lse: _Array, query: _Array, key: _Array, value: _Array,
+                       attn_mask: Optional[_Array], offsets: _Array, scale: _Float, is_causal: bool,
+                       dropout_p: _Float, seed: _Int, offset: _Int, out_offsets: Optional[_Array] = None) -> None:
+    """sdpa_backward with every tile product on the bf16 GEMM (autocast): float32 arrays, no out_offsets."""
+def sdpa_forward_bf16(out: _Array, lse: _Array, query: _Array, key: _Array, value: _Array,
+                      attn_mask: Optional[_Array], offsets: _Array, scale: _Float, is_causal: bool,
+                      dropout_p: _Float, seed: _Int, offset: _Int, out_offsets: Optional[_Array] = None) -> None:
+    """sdpa_forward with every tile product on the bf16 GEMM (autocast): float32 arrays, no out_offsets."""
 def set_bf16_level(arg0: str, /) -> None: ...
 def set_cpu_isa(arg0: str, /) -> None: ...
 def set_num_threads(arg0: _Int, /) -> None: ...

@@ -168,7 +168,9 @@ _TABLE: dict[str, _Op] = {
     "rnn": _op(RNN, cpu=("rnn_forward", "rnn_backward")),
 
     # attention (fused scaled dot-product attention)
-    "scaled_dot_product_attention": _op(ATTN, cpu=("sdpa_forward", "sdpa_backward")),
+    # (the *_bf16 pair: autocast's attention on the bf16 GEMM, amp/_attention_bf16.py; cpu only)
+    "scaled_dot_product_attention": _op(ATTN, cpu=("sdpa_forward", "sdpa_backward", "sdpa_forward_bf16",
+                                                   "sdpa_backward_bf16"), cuda=("sdpa_forward", "sdpa_backward")),
 
 }
 

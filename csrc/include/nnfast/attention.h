@@ -65,6 +65,10 @@ struct AttnParams {
   bool causal = false;
   double dropout_p = 0.0;  // in [0, 1)
   uint64_t seed = 0, offset = 0;
+  // float only (autocast): every tile product on the bf16 GEMM (cpu::gemm_bf16: operands rounded
+  // to bf16 as packed -- Q, K, V, dO and the P / dS tiles -- products accumulated in float32);
+  // softmax, its statistics, D and dS stay float32.
+  bool bf16 = false;
 };
 
 template <typename T>

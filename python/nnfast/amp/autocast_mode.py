@@ -12,7 +12,9 @@ and with no bfloat16 input the wrapper costs one attribute test and calls the op
   in the same GEMM. conv1d / conv2d / conv_transpose2d on CPU tensors run their forward and both
   backward products on the bf16 GEMM too (``_conv_bf16``: patches gathered straight into bf16,
   float32 accumulation, float32 bias, bf16 output; NNFAST_AMP_CONV=0 restores the route below).
-  Attention (and conv on cuda tensors) calls the GEMM inside float32 / float64 C++ kernels:
+  scaled_dot_product_attention on CPU tensors runs its fused kernel's tile products on the bf16
+  GEMM (``_attention_bf16``; NNFAST_AMP_ATTENTION=0 restores the route below).
+  Conv on cuda tensors calls the GEMM inside float32 / float64 C++ kernels:
   autocast feeds them the bf16-rounded inputs widened to float32 and rounds the output to bf16,
   so dtypes and input rounding match PyTorch's, the accumulation is float32.
 - FP32 (losses): bfloat16 inputs are cast to float32.
@@ -33,7 +35,7 @@ import numpy as np
 from .._dispatch import block_fast_paths, contiguous, kernels, xp_of
 from ..autograd.function import Function
 from ..tensor import _BFLOAT16, Tensor, float32
-from . import _conv_bf16, _table, _weight_copies
+from . import _attention_bf16, _conv_bf16, _table, _weight_copies
 
 __all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled",
            "set_autocast_dtype", "is_autocast_cache_enabled", "set_autocast_cache_enabled",
@@ -272,6 +274,10 @@ def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -
                 return _suspended(_linear_lower, args, kwargs)
             if name in _conv_bf16.OPS and _conv_bf16.ENABLED[0] and dev == "cpu":
                 y = _suspended(_conv_bf16.conv_autocast, (name, args, kwargs), {})
+                if y is not None:
+                    return y
+            if name == _attention_bf16.OP and _attention_bf16.ENABLED[0] and dev == "cpu":
+                y = _suspended(_attention_bf16.attention_autocast, (args, kwargs), {})
                 if y is not None:
                     return y
             args = _map(args, lambda t: _to_lower(t) if t._data.dtype == _F32 else t)

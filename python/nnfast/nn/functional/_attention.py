@@ -87,11 +87,14 @@ class SDPAFunction(Function):
     Backward (kernel): P = exp(scale q k^T + mask - lse), D = rowsum(dout * out),
     dv = Pd^T dout, dS = P (dropout'(dout v^T) - D), dq = scale dS k, dk = scale dS^T q,
     dmask = dS; here the per-batch-head gradients are summed back to each input's shape.
+    ``bf16`` (autocast, float32 arrays on the CPU): the ``*_bf16`` kernels, every tile product on the
+    bf16 GEMM (operands rounded to bf16, float32 accumulation; softmax and its statistics float32).
     """
 
     @staticmethod
     def forward(ctx: Any, q: Any, k: Any, v: Any, mask: Any, batch: tuple[int, ...], reps: tuple[int, int],
-                scale: float, is_causal: bool, dropout_p: float, seed: int, offset: int) -> Any:
+                scale: float, is_causal: bool, dropout_p: float, seed: int, offset: int,
+                bf16: bool = False) -> Any:
         K = kernels(_OP, q, k, v)
         xp = xp_of(q)
         L, S, E, Ev = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
@@ -103,9 +106,10 @@ class SDPAFunction(Function):
         offs = _offset_table(batch, reps, qa, ka, va, ma)
         out = xp.empty((BH, L, Ev), dtype=q.dtype)
         lse = xp.empty((BH, L), dtype=q.dtype)
-        K.sdpa_forward(out, lse, qa, ka, va, ma, offs, scale, is_causal, dropout_p, seed, offset)
+        (K.sdpa_forward_bf16 if bf16 else K.sdpa_forward)(out, lse, qa, ka, va, ma, offs, scale, is_causal,
+                                                          dropout_p, seed, offset)
         ctx.save_for_backward(qa, ka, va, ma, out, lse)
-        ctx.offs, ctx.batch, ctx.reps = offs, batch, reps
+        ctx.offs, ctx.batch, ctx.reps, ctx.bf16 = offs, batch, reps, bf16
         ctx.shapes = (q.shape, k.shape, v.shape, None if mask is None else mask.shape)
         ctx.args = (scale, is_causal, dropout_p, seed, offset)
         return out.reshape(batch + (L, Ev))
@@ -122,8 +126,9 @@ class SDPAFunction(Function):
         dv = xp.empty((BH, S, Ev), dtype=out.dtype)
         want_mask = ma is not None and ma.dtype != np.bool_ and need[3]
         dm = xp.empty((BH, L, S), dtype=out.dtype) if want_mask else None
-        kernels(_OP, dout).sdpa_backward(dq, dk, dv, dm, contiguous(dout).reshape(BH, L, Ev), out, lse, qa, ka, va,
-                                         ma, ctx.offs, *ctx.args)
+        K = kernels(_OP, dout)
+        (K.sdpa_backward_bf16 if ctx.bf16 else K.sdpa_backward)(dq, dk, dv, dm, contiguous(dout).reshape(BH, L, Ev),
+                                                                out, lse, qa, ka, va, ma, ctx.offs, *ctx.args)
         qs, ks, vs, ms = ctx.shapes
         b = ctx.batch
 
@@ -136,7 +141,7 @@ class SDPAFunction(Function):
 
         return (back(dq, qs, 1) if need[0] else None, back(dk, ks, ctx.reps[0]) if need[1] else None,
                 back(dv, vs, ctx.reps[1]) if need[2] else None, back(dm, ms, 1) if want_mask else None,
-                None, None, None, None, None, None, None)
+                None, None, None, None, None, None, None, None)
 
 
 @amp_op("scaled_dot_product_attention")
@@ -157,6 +162,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     output (*, L, Ev).
     Defaults: attn_mask=None, dropout_p=0.0, is_causal=False, scale=None (1/sqrt(E)), enable_gqa=False.
     """
+    return sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+
+
+def sdpa(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None, dropout_p: float = 0.0,
+         is_causal: bool = False, scale: Optional[float] = None, enable_gqa: bool = False, *,
+         bf16: bool = False) -> Tensor:
+    """scaled_dot_product_attention's checks and node; ``bf16``: the bf16 tile products (autocast's
+    route, amp/_attention_bf16.py; float32 CPU tensors only)."""
     for name, t in (("query", query), ("key", key), ("value", value)):
         check_tensor(_OP, t, name)
         check_float(_OP, t, name)
@@ -211,4 +224,4 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     s = (1.0 / math.sqrt(E) if E > 0 else 1.0) if scale is None else float(scale)
     seed, offset = next_kernel_seed() if dropout_p > 0.0 else (0, 0)
     return SDPAFunction.apply(query, key, value, attn_mask, batch, (reps[0], reps[1]), s, bool(is_causal),
-                              dropout_p, seed, offset)
+                              dropout_p, seed, offset, bool(bf16))
