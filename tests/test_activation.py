@@ -434,6 +434,15 @@ for dt, rows, D in ((np.float32, 4300, 1001), (np.float32, 850, 5003), (np.float
             for lo in range(0, rows, 37):  # small calls: ordinary stores
                 _C.softmax_forward(ref[lo:lo + 37], x[lo:lo + 37], 1, log)
             assert np.array_equal(y, ref), (dt, D, log, threads)
+            # backward: dx streams too (dy odd-aligned, dx at y's alignment)
+            dy = np.ascontiguousarray(x[::-1])
+            dx = np.full(rows * D + 1, np.nan, dt)[1:].reshape(rows, D)
+            _C.softmax_backward(dx, dy, y, 1, log)
+            dref = np.empty_like(dx)
+            for lo in range(0, rows, 37):
+                _C.softmax_backward(dref[lo:lo + 37], dy[lo:lo + 37], y[lo:lo + 37], 1, log)
+            assert np.array_equal(dx, dref), ("bwd", dt, D, log, threads)
+            h.update(dx.tobytes())
         h.update(y.tobytes())
 sys.stdout.write(h.hexdigest() + "\n")
 """
@@ -441,9 +450,9 @@ sys.stdout.write(h.hexdigest() + "\n")
 
 def test_softmax_streaming_rows_same_bits():
     """Softmax / log-softmax rows of a tensor above 16 MB are written with non-temporal stores
-    (softmax's exps staged in a stack buffer at y's alignment; rows wider than it keep them in y);
-    the bits must equal small calls (ordinary stores) at every row alignment, 1 and 2 threads,
-    and the run with NNFAST_SOFTMAX_STREAM=0."""
+    (softmax's exps staged in a stack buffer at y's alignment; rows wider than it keep them in y),
+    and so is the backward's dx; the bits must equal small calls (ordinary stores) at every row
+    alignment, 1 and 2 threads, and the run with NNFAST_SOFTMAX_STREAM=0."""
     import os
     import subprocess
     import sys

@@ -36,10 +36,11 @@ struct ActOps {
   // Gated unit y = value * act(gate) on n elements of each half.
   void (*glu)(T* y, const T* value, const T* gate, index_t n, Act act);
   void (*glu_bwd)(T* dvalue, T* dgate, const T* dy, const T* value, const T* gate, index_t n, Act act);
-  // Softmax / log-softmax of rows contiguous rows of D values; stream: write y
-  // with non-temporal stores (the caller's tensor outgrows the cache).
+  // Softmax / log-softmax of rows contiguous rows of D values, forward and
+  // backward; stream: write y / dx with non-temporal stores (the caller's tensor
+  // outgrows the cache).
   void (*softmax_rows)(T* y, const T* x, index_t rows, index_t D, bool log, bool stream);
-  void (*softmax_row_bwd)(T* dx, const T* dy, const T* y, index_t D, bool log);
+  void (*softmax_rows_bwd)(T* dx, const T* dy, const T* y, index_t rows, index_t D, bool log, bool stream);
   // The same over ncols (<= kSoftmaxCols) columns of a (D, inner) block: element
   // (d, c) at p[d * inner + c].
   void (*softmax_cols)(T* y, const T* x, index_t D, index_t inner, index_t ncols, bool log);
