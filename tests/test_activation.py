@@ -195,6 +195,48 @@ def test_streaming_stores_and_alignment_peel():
         nnfast.set_num_threads(old)
 
 
+_BWD_STREAM_CHILD = r"""
+import hashlib, sys
+import numpy as np
+import nnfast
+from nnfast._native import _C
+codes = nnfast.nn.functional._act_codes
+r = np.random.default_rng(4)
+n = (12 << 20) // 4 + 5  # 12 MB: dy + x + dx above 32 MB, each thread's piece below 16 MB
+x = (3 * r.standard_normal(n + 1)).astype(np.float32)[1:]  # 4 bytes past the allocation
+g = r.standard_normal(n).astype(np.float32)
+h = hashlib.sha256()
+for level in nnfast.info()["simd_supported"]:
+    _C.set_cpu_isa(level)
+    for threads in (1, 2):
+        nnfast.set_num_threads(threads)
+        dx = np.full(n + 1, np.nan, np.float32)[1:]
+        _C.act_backward(dx, g, x, codes.RELU, 0.0, 0.0)
+        assert np.array_equal(dx, np.where(x > 0, g, 0)), (level, threads)
+        _C.act_backward(dx, g, x, codes.GELU, 0.0, 0.0)
+        ref = np.empty_like(dx)
+        for lo in range(0, n, 65539):  # small calls: ordinary stores, every alignment
+            _C.act_backward(ref[lo:lo + 65539], g[lo:lo + 65539], x[lo:lo + 65539], codes.GELU, 0.0, 0.0)
+        assert np.array_equal(dx, ref), (level, threads)
+        h.update(dx.tobytes())
+sys.stdout.write(h.hexdigest() + "\n")
+"""
+
+
+def test_backward_streams_above_cache_same_bits():
+    """Pointwise backward of a 12 MB tensor writes dx with non-temporal stores (dy, saved and dx
+    together outgrow a 32 MB cache) at 1 and 2 threads, though each piece is below the forward's
+    16 MB per-call size: the bits must equal small calls and the NNFAST_ACT_BWD_STREAM=0 run, on
+    every SIMD level."""
+    import os
+    import subprocess
+    import sys
+
+    outs = [subprocess.run([sys.executable, "-c", _BWD_STREAM_CHILD], env=dict(os.environ, NNFAST_ACT_BWD_STREAM=f),
+                           check=True, capture_output=True, text=True).stdout for f in ("1", "0")]
+    assert outs[0].count("\n") == 1 and outs[0] == outs[1]
+
+
 # ------------------------------------------------------------------ PReLU
 # shape, num_parameters
 PRELU_CASES = [((7,), 1), ((4, 5), 1), ((4, 5), 5), ((3, 4, 6), 4), ((2, 3, 4, 5), 3), ((1, 1), 1)]

@@ -58,12 +58,28 @@ void act_forward(T* y, const T* x, index_t n, Act act, const ActParams& p) {
   parallel_for(n, act_grain(act), [&](index_t lo, index_t hi) { ops.fwd(y + lo, x + lo, hi - lo, act, a, b); });
 }
 
+// The backward streams dx once dy, saved and dx together outgrow a 32 MB
+// last-level cache (16 MB tensors: 48 MB), whatever the thread split: the
+// per-call rule of the forward (a piece above 16 MB) streams only above 32 MB on
+// two threads, and below that every dx line was read for ownership first, four
+// transfers per element where three are needed. NNFAST_ACT_BWD_STREAM=0: the
+// per-call rule (A/B; the same bits).
+template <typename T>
+bool act_bwd_streams(index_t n) {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_ACT_BWD_STREAM");
+    return !(e && e[0] == '0');
+  }();
+  return on && 3.0 * double(n) * sizeof(T) > double(size_t(32) << 20);
+}
+
 template <typename T>
 void act_backward(T* dx, const T* dy, const T* saved, index_t n, Act act, const ActParams& p) {
   const auto& ops = isa_ops<ActOps<T>>();
   const T a = T(p.a), b = T(p.b);
+  const auto bwd = act_bwd_streams<T>(n) ? ops.bwd_stream : ops.bwd;
   parallel_for(n, act_grain(act),
-               [&](index_t lo, index_t hi) { ops.bwd(dx + lo, dy + lo, saved + lo, hi - lo, act, a, b); });
+               [&](index_t lo, index_t hi) { bwd(dx + lo, dy + lo, saved + lo, hi - lo, act, a, b); });
 }
 
 // ------------------------------------------------------------------ PReLU

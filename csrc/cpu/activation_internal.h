@@ -22,6 +22,8 @@ struct ActOps {
   // y = act(x) / dx = dy * act'(s) over n contiguous elements (y may be x, dx may be dy).
   void (*fwd)(T* y, const T* x, index_t n, Act act, T a, T b);
   void (*bwd)(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b);
+  // bwd writing dx with non-temporal stores at any n (the same bits).
+  void (*bwd_stream)(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b);
   // PReLU on a segment with one weight w: y = x > 0 ? x : w x.
   void (*prelu_seg)(T* y, const T* x, index_t n, T w);
   // dx = dy * (x > 0 ? 1 : w) (dx may be null); returns sum over x <= 0 of dy * x.

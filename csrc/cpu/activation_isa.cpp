@@ -160,8 +160,8 @@ inline void map1(T* y, const T* x, index_t n, F f, Stream mode = Stream::Auto) {
   map_n(y, n, f, mode, x);
 }
 template <typename T, class F>
-inline void map2(T* y, const T* x0, const T* x1, index_t n, F f) {
-  map_n(y, n, f, Stream::Auto, x0, x1);
+inline void map2(T* y, const T* x0, const T* x1, index_t n, F f, Stream mode = Stream::Auto) {
+  map_n(y, n, f, mode, x0, x1);
 }
 
 // Horizontal sum of a vector, lanes in order.
@@ -178,8 +178,8 @@ void fwd_act(T* y, const T* x, index_t n, T a, T b) {
   map1(y, x, n, [=](auto v) { return vm::act_fwd<A>(v, a, b); });
 }
 template <typename T, Act A>
-void bwd_act(T* dx, const T* dy, const T* s, index_t n, T a, T b) {
-  map2(dx, dy, s, n, [=](auto g, auto v) { return g * vm::act_grad<A>(v, a, b); });
+void bwd_act(T* dx, const T* dy, const T* s, index_t n, T a, T b, Stream mode) {
+  map2(dx, dy, s, n, [=](auto g, auto v) { return g * vm::act_grad<A>(v, a, b); }, mode);
 }
 
 template <typename T>
@@ -193,14 +193,25 @@ void act_fwd(T* y, const T* x, index_t n, Act act, T a, T b) {
   }
 }
 template <typename T>
-void act_bwd(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b) {
+void act_bwd_mode(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b, Stream mode) {
   switch (act) {
 #define NNFAST_ACT_BWD_(Name, ...) \
-  case Act::Name: return bwd_act<T, Act::Name>(dx, dy, s, n, a, b);
+  case Act::Name: return bwd_act<T, Act::Name>(dx, dy, s, n, a, b, mode);
     NNFAST_ACTIVATIONS(NNFAST_ACT_BWD_)
 #undef NNFAST_ACT_BWD_
     case Act::Count: break;
   }
+}
+template <typename T>
+void act_bwd(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b) {
+  act_bwd_mode(dx, dy, s, n, act, a, b, Stream::Auto);
+}
+// dx with non-temporal stores whatever this piece's size (the caller's dy, s, dx
+// outgrow the cache together), fenced before returning. The same bits as act_bwd.
+template <typename T>
+void act_bwd_stream(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b) {
+  act_bwd_mode(dx, dy, s, n, act, a, b, Stream::Rows);
+  stream_fence<true>();
 }
 
 // ------------------------------------------------------------------ PReLU
@@ -682,6 +693,7 @@ act_detail::ActOps<T> make_ops() {
   act_detail::ActOps<T> o;
   o.fwd = act_fwd<T>;
   o.bwd = act_bwd<T>;
+  o.bwd_stream = act_bwd_stream<T>;
   o.prelu_seg = prelu_seg<T>;
   o.prelu_seg_bwd = prelu_seg_bwd<T>;
   o.prelu_rows = prelu_rows<T>;
