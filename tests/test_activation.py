@@ -490,6 +490,43 @@ sys.stdout.write(h.hexdigest() + "\n")
 """
 
 
+_EXP_SCALEF_CHILD = r"""
+import hashlib, sys
+import numpy as np
+import nnfast
+from nnfast._native import _C
+r = np.random.default_rng(6)
+h = hashlib.sha256()
+# rows whose x - max spans 0 .. -110: exps normal, subnormal (-87.3 .. -103.3) and flushed to 0;
+# -inf (masked) entries, a NaN row; widths with and without tails; 1 and 2 threads; each SIMD level.
+for D in (1, 7, 16, 1023):
+    x = r.uniform(-110.0, 0.0, (64, D)).astype(np.float32)
+    x[:, 0] = 0.0
+    x[3, -1] = -np.inf
+    x[5, D // 2] = np.nan
+    for level in nnfast.info()["simd_supported"]:
+        _C.set_cpu_isa(level)
+        for log in (False, True):
+            y = np.empty_like(x)
+            _C.softmax_forward(y, x, 1, log)
+            h.update(y.tobytes())
+sys.stdout.write(h.hexdigest() + "\n")
+"""
+
+
+def test_softmax_exp_scalef_same_bits():
+    """The softmax rows' exp on AVX-512 scales by 2^n with vscalefps (masked to +0 below
+    ln(FLT_MIN)) instead of an integer-built 2^n: the same bits, subnormal results, flushed lanes,
+    -inf and NaN included, as NNFAST_EXP_SCALEF=0 and as the other SIMD levels (one hash over all)."""
+    import os
+    import subprocess
+    import sys
+
+    outs = [subprocess.run([sys.executable, "-c", _EXP_SCALEF_CHILD], env=dict(os.environ, NNFAST_EXP_SCALEF=f),
+                           check=True, capture_output=True, text=True).stdout for f in ("1", "0")]
+    assert outs[0].count("\n") == 1 and outs[0] == outs[1]
+
+
 def test_softmax_streaming_rows_same_bits():
     """Softmax / log-softmax rows of a tensor above 16 MB are written with non-temporal stores
     (softmax's exps staged in a stack buffer at y's alignment; rows wider than it keep them in y),

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -419,7 +420,7 @@ T row_max(const T* x, index_t D) {
 // prefetches the next row (x + D, and y + D for writing unless y is null: rows
 // written with streaming stores must not pull their lines into the cache) to
 // overlap its DRAM traffic with the exps instead of paying it in the next row's max pass.
-template <typename T>
+template <typename T, bool kScalef = true>
 double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
   using V = VW<T>;
   constexpr index_t W = width<T>();
@@ -431,7 +432,7 @@ double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
       __builtin_prefetch(x + D + i + k, 0, 3);
       if (y) __builtin_prefetch(y + D + i + k, 1, 3);
     }
-    const V a = vm::exp_nonpos(load<V>(x + i) - m), b = vm::exp_nonpos(load<V>(x + i + W) - m);
+    const V a = vm::exp_nonpos<kScalef>(load<V>(x + i) - m), b = vm::exp_nonpos<kScalef>(load<V>(x + i + W) - m);
     s0 += a;
     s1 += b;
     if (e) {
@@ -440,16 +441,27 @@ double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
     }
   }
   for (; i + W <= D; i += W) {
-    const V a = vm::exp_nonpos(load<V>(x + i) - m);
+    const V a = vm::exp_nonpos<kScalef>(load<V>(x + i) - m);
     s0 += a;
     if (e) store(e + i, a);
   }
   if (i < D) {
-    const V a = vm::exp_nonpos(simd::load_n<V>(x + i, D - i, -std::numeric_limits<T>::infinity()) - m);
+    const V a = vm::exp_nonpos<kScalef>(simd::load_n<V>(x + i, D - i, -std::numeric_limits<T>::infinity()) - m);
     s1 += a;
     if (e) simd::store_n(e + i, a, D - i);
   }
   return hsum(s0 + s1);
+}
+
+// NNFAST_EXP_SCALEF=0: the rows' exp builds 2^n with integer ops on AVX-512 too
+// (A/B for vm::exp_nonpos's vscalefps; the same bits). Read once.
+const bool kExpScalefOn = [] {
+  const char* e = std::getenv("NNFAST_EXP_SCALEF");
+  return !(e && e[0] == '0');
+}();
+template <typename T>
+double row_sumexp_ab(const T* x, index_t D, T m, T* e, T* y) {
+  return kExpScalefOn ? row_sumexp<T, true>(x, D, m, e, y) : row_sumexp<T, false>(x, D, m, e, y);
 }
 
 // Rows up to this many bytes keep their exps in a stack buffer when streaming.
@@ -466,7 +478,7 @@ void softmax_row(T* y, const T* x, index_t D, bool log, bool stream) {
   const T m = row_max(x, D);
   const Stream mode = stream ? Stream::Rows : Stream::Auto;
   if (log) {
-    const double s = row_sumexp<T>(x, D, m, nullptr, stream ? nullptr : y);
+    const double s = row_sumexp_ab<T>(x, D, m, nullptr, stream ? nullptr : y);
     const T ls = static_cast<T>(std::log(s));
     map1(y, x, D, [=](auto v) { return (v - m) - ls; }, mode);
     return;
@@ -478,7 +490,7 @@ void softmax_row(T* y, const T* x, index_t D, bool log, bool stream) {
     e = scratch + (reinterpret_cast<uintptr_t>(y) % kVecBytes) / sizeof(T);
   else
     stream = false;
-  const double s = row_sumexp<T>(x, D, m, e, stream ? nullptr : y);
+  const double s = row_sumexp_ab<T>(x, D, m, e, stream ? nullptr : y);
   const T r = static_cast<T>(1.0 / s);
   map1(y, e, D, [=](auto v) { return v * r; }, stream ? Stream::Rows : Stream::Auto);
 }
