@@ -91,7 +91,7 @@ def _activation_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.
     x64 = x[:4096].astype(np.float64)
     y_relu = np.maximum(x, 0)
     tx, tout = (torch.from_numpy(x), torch.from_numpy(out)) if torch else (None, None)
-    aten = torch.ops.aten if torch else None  # out= / grad_input= overloads: no allocation timed
+    aten: Any = torch.ops.aten if torch else None  # out= / grad_input= overloads: no allocation timed
     tg, ty = (torch.from_numpy(g), torch.from_numpy(y_relu)) if torch else (None, None)
     sig = 1 / (1 + np.exp(-x64))
     gelu_t = 0.5 * x64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64**3)))
@@ -209,7 +209,7 @@ def _row_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.ndarray
         return _close(o, ref, 1e-5)
 
     tz, tzo = (torch.from_numpy(z), torch.from_numpy(zo)) if torch else (None, None)
-    aten = torch.ops.aten if torch else None  # out= / grad_input= overloads: no allocation timed
+    aten: Any = torch.ops.aten if torch else None  # out= / grad_input= overloads: no allocation timed
     tgz, tsm = (torch.from_numpy(gz), torch.from_numpy(sm)) if torch else (None, None)
     tt = torch.from_numpy(target) if torch else None
     txr, tw, tb = (torch.from_numpy(xr), torch.from_numpy(w), torch.from_numpy(bias)) if torch else (None,) * 3
