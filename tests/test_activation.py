@@ -195,6 +195,48 @@ def test_streaming_stores_and_alignment_peel():
         nnfast.set_num_threads(old)
 
 
+_BWD_STREAM_CHILD = r"""
+import hashlib, sys
+import numpy as np
+import nnfast
+from nnfast._native import _C
+codes = nnfast.nn.functional._act_codes
+r = np.random.default_rng(4)
+n = (12 << 20) // 4 + 5  # 12 MB: dy + x + dx above 32 MB, each thread's piece below 16 MB
+x = (3 * r.standard_normal(n + 1)).astype(np.float32)[1:]  # 4 bytes past the allocation
+g = r.standard_normal(n).astype(np.float32)
+h = hashlib.sha256()
+for level in nnfast.info()["simd_supported"]:
+    _C.set_cpu_isa(level)
+    for threads in (1, 2):
+        nnfast.set_num_threads(threads)
+        dx = np.full(n + 1, np.nan, np.float32)[1:]
+        _C.act_backward(dx, g, x, codes.RELU, 0.0, 0.0)
+        assert np.array_equal(dx, np.where(x > 0, g, 0)), (level, threads)
+        _C.act_backward(dx, g, x, codes.GELU, 0.0, 0.0)
+        ref = np.empty_like(dx)
+        for lo in range(0, n, 65539):  # small calls: ordinary stores, every alignment
+            _C.act_backward(ref[lo:lo + 65539], g[lo:lo + 65539], x[lo:lo + 65539], codes.GELU, 0.0, 0.0)
+        assert np.array_equal(dx, ref), (level, threads)
+        h.update(dx.tobytes())
+sys.stdout.write(h.hexdigest() + "\n")
+"""
+
+
+def test_backward_streams_above_cache_same_bits():
+    """Pointwise backward of a 12 MB tensor writes dx with non-temporal stores (dy, saved and dx
+    together outgrow a 32 MB cache) at 1 and 2 threads, though each piece is below the forward's
+    16 MB per-call size: the bits must equal small calls and the NNFAST_ACT_BWD_STREAM=0 run, on
+    every SIMD level."""
+    import os
+    import subprocess
+    import sys
+
+    outs = [subprocess.run([sys.executable, "-c", _BWD_STREAM_CHILD], env=dict(os.environ, NNFAST_ACT_BWD_STREAM=f),
+                           check=True, capture_output=True, text=True).stdout for f in ("1", "0")]
+    assert outs[0].count("\n") == 1 and outs[0] == outs[1]
+
+
 # ------------------------------------------------------------------ PReLU
 # shape, num_parameters
 PRELU_CASES = [((7,), 1), ((4, 5), 1), ((4, 5), 5), ((3, 4, 6), 4), ((2, 3, 4, 5), 3), ((1, 1), 1)]
@@ -434,16 +476,62 @@ for dt, rows, D in ((np.float32, 4300, 1001), (np.float32, 850, 5003), (np.float
             for lo in range(0, rows, 37):  # small calls: ordinary stores
                 _C.softmax_forward(ref[lo:lo + 37], x[lo:lo + 37], 1, log)
             assert np.array_equal(y, ref), (dt, D, log, threads)
+            # backward: dx streams too (dy odd-aligned, dx at y's alignment)
+            dy = np.ascontiguousarray(x[::-1])
+            dx = np.full(rows * D + 1, np.nan, dt)[1:].reshape(rows, D)
+            _C.softmax_backward(dx, dy, y, 1, log)
+            dref = np.empty_like(dx)
+            for lo in range(0, rows, 37):
+                _C.softmax_backward(dref[lo:lo + 37], dy[lo:lo + 37], y[lo:lo + 37], 1, log)
+            assert np.array_equal(dx, dref), ("bwd", dt, D, log, threads)
+            h.update(dx.tobytes())
         h.update(y.tobytes())
 sys.stdout.write(h.hexdigest() + "\n")
 """
 
 
+_EXP_SCALEF_CHILD = r"""
+import hashlib, sys
+import numpy as np
+import nnfast
+from nnfast._native import _C
+r = np.random.default_rng(6)
+h = hashlib.sha256()
+# rows whose x - max spans 0 .. -110: exps normal, subnormal (-87.3 .. -103.3) and flushed to 0;
+# -inf (masked) entries, a NaN row; widths with and without tails; 1 and 2 threads; each SIMD level.
+for D in (1, 7, 16, 1023):
+    x = r.uniform(-110.0, 0.0, (64, D)).astype(np.float32)
+    x[:, 0] = 0.0
+    x[3, -1] = -np.inf
+    x[5, D // 2] = np.nan
+    for level in nnfast.info()["simd_supported"]:
+        _C.set_cpu_isa(level)
+        for log in (False, True):
+            y = np.empty_like(x)
+            _C.softmax_forward(y, x, 1, log)
+            h.update(y.tobytes())
+sys.stdout.write(h.hexdigest() + "\n")
+"""
+
+
+def test_softmax_exp_scalef_same_bits():
+    """The softmax rows' exp on AVX-512 scales by 2^n with vscalefps (masked to +0 below
+    ln(FLT_MIN)) instead of an integer-built 2^n: the same bits, subnormal results, flushed lanes,
+    -inf and NaN included, as NNFAST_EXP_SCALEF=0 and as the other SIMD levels (one hash over all)."""
+    import os
+    import subprocess
+    import sys
+
+    outs = [subprocess.run([sys.executable, "-c", _EXP_SCALEF_CHILD], env=dict(os.environ, NNFAST_EXP_SCALEF=f),
+                           check=True, capture_output=True, text=True).stdout for f in ("1", "0")]
+    assert outs[0].count("\n") == 1 and outs[0] == outs[1]
+
+
 def test_softmax_streaming_rows_same_bits():
     """Softmax / log-softmax rows of a tensor above 16 MB are written with non-temporal stores
-    (softmax's exps staged in a stack buffer at y's alignment; rows wider than it keep them in y);
-    the bits must equal small calls (ordinary stores) at every row alignment, 1 and 2 threads,
-    and the run with NNFAST_SOFTMAX_STREAM=0."""
+    (softmax's exps staged in a stack buffer at y's alignment; rows wider than it keep them in y),
+    and so is the backward's dx; the bits must equal small calls (ordinary stores) at every row
+    alignment, 1 and 2 threads, and the run with NNFAST_SOFTMAX_STREAM=0."""
     import os
     import subprocess
     import sys

@@ -721,10 +721,21 @@ NNFAST_VM_INLINE V exp_full(V x) {
 // (-inf included): +0, never a subnormal (no FTZ here, so a subnormal product
 // costs a microcode assist; such terms are far below a row sum's rounding).
 // NaN -> NaN. x > 0 is outside the contract.
-template <class V>
+// kScalef = false: the integer 2^n on AVX-512 too (the softmax rows' A/B switch
+// NNFAST_EXP_SCALEF=0; the same bits).
+template <bool kScalef = true, class V>
 NNFAST_VM_INLINE V exp_nonpos(V x) {
   if constexpr (is_f32<V>()) {
     const ExpParts<V> p = exp_parts_f32<false, true>(x, V{});
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64 && kScalef) {
+      // vscalefps takes n as it is: no integer 2^n to build (3 of the loop's ~20
+      // vector ops). (1 + q) 2^n rounds once, as (1 + q) s1 does, subnormal results
+      // included; the clamped lanes (s1 = +0 above) are zeroed by the same compare.
+      const V y = (V)_mm512_scalef_ps((__m512)(p.q + 1.0f), (__m512)p.n);
+      return x < -87.3365402f ? V{} : y;
+    }
+#endif
     return (p.q + 1.0f) * p.s1;
   } else {
     const ExpParts<V> p = exp_parts_f64<true>(x);

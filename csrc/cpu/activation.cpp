@@ -58,12 +58,28 @@ void act_forward(T* y, const T* x, index_t n, Act act, const ActParams& p) {
   parallel_for(n, act_grain(act), [&](index_t lo, index_t hi) { ops.fwd(y + lo, x + lo, hi - lo, act, a, b); });
 }
 
+// The backward streams dx once dy, saved and dx together outgrow a 32 MB
+// last-level cache (16 MB tensors: 48 MB), whatever the thread split: the
+// per-call rule of the forward (a piece above 16 MB) streams only above 32 MB on
+// two threads, and below that every dx line was read for ownership first, four
+// transfers per element where three are needed. NNFAST_ACT_BWD_STREAM=0: the
+// per-call rule (A/B; the same bits).
+template <typename T>
+bool act_bwd_streams(index_t n) {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_ACT_BWD_STREAM");
+    return !(e && e[0] == '0');
+  }();
+  return on && 3.0 * double(n) * sizeof(T) > double(size_t(32) << 20);
+}
+
 template <typename T>
 void act_backward(T* dx, const T* dy, const T* saved, index_t n, Act act, const ActParams& p) {
   const auto& ops = isa_ops<ActOps<T>>();
   const T a = T(p.a), b = T(p.b);
+  const auto bwd = act_bwd_streams<T>(n) ? ops.bwd_stream : ops.bwd;
   parallel_for(n, act_grain(act),
-               [&](index_t lo, index_t hi) { ops.bwd(dx + lo, dy + lo, saved + lo, hi - lo, act, a, b); });
+               [&](index_t lo, index_t hi) { bwd(dx + lo, dy + lo, saved + lo, hi - lo, act, a, b); });
 }
 
 // ------------------------------------------------------------------ PReLU
@@ -210,25 +226,27 @@ void for_softmax_slices(index_t outer, index_t D, index_t inner, Rows rows, Cols
   });
 }
 
-// Softmax rows of a tensor bigger than this are written with non-temporal stores
-// (as the pointwise kernels' outputs above 16 MB per thread): the output cannot stay
-// in the last-level cache, and streaming skips the read-for-ownership of each line.
-// NNFAST_SOFTMAX_STREAM=0: ordinary stores (A/B; the same bits).
+// Softmax rows (forward y, backward dx) are written with non-temporal stores when
+// the arrays the kernel touches (x, y forward; dy, y, dx backward) outgrow this
+// (a 32 MB last-level cache: as the pointwise kernels' outputs above 16 MB): the
+// output cannot stay cached, and streaming skips the read-for-ownership of each
+// line. NNFAST_SOFTMAX_STREAM=0: ordinary stores (A/B; the same bits).
 namespace {
-constexpr double kSoftmaxStreamBytes = double(size_t(16) << 20);
-bool softmax_stream_on() {
+constexpr double kSoftmaxStreamBytes = double(size_t(32) << 20);
+template <typename T>
+bool softmax_stream(index_t outer, index_t D, int arrays) {
   static const bool on = [] {
     const char* e = std::getenv("NNFAST_SOFTMAX_STREAM");
     return !(e && e[0] == '0');
   }();
-  return on;
+  return on && arrays * double(outer) * double(D) * sizeof(T) > kSoftmaxStreamBytes;
 }
 }  // namespace
 
 template <typename T>
 void softmax_forward(T* y, const T* x, index_t outer, index_t D, index_t inner, bool log) {
   const auto& ops = isa_ops<ActOps<T>>();
-  const bool stream = softmax_stream_on() && double(outer) * double(D) * sizeof(T) > kSoftmaxStreamBytes;
+  const bool stream = softmax_stream<T>(outer, D, 2);
   for_softmax_slices(
       outer, D, inner, [&](index_t base, index_t rows) { ops.softmax_rows(y + base, x + base, rows, D, log, stream); },
       [&](index_t base, index_t n) { ops.softmax_cols(y + base, x + base, D, inner, n, log); });
@@ -237,11 +255,10 @@ void softmax_forward(T* y, const T* x, index_t outer, index_t D, index_t inner, 
 template <typename T>
 void softmax_backward(T* dx, const T* dy, const T* y, index_t outer, index_t D, index_t inner, bool log) {
   const auto& ops = isa_ops<ActOps<T>>();
+  const bool stream = softmax_stream<T>(outer, D, 3);
   for_softmax_slices(
       outer, D, inner,
-      [&](index_t base, index_t rows) {
-        for (index_t r = 0; r < rows; ++r) ops.softmax_row_bwd(dx + base + r * D, dy + base + r * D, y + base + r * D, D, log);
-      },
+      [&](index_t base, index_t rows) { ops.softmax_rows_bwd(dx + base, dy + base, y + base, rows, D, log, stream); },
       [&](index_t base, index_t n) { ops.softmax_cols_bwd(dx + base, dy + base, y + base, D, inner, n, log); });
 }
 

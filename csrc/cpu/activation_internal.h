@@ -22,6 +22,8 @@ struct ActOps {
   // y = act(x) / dx = dy * act'(s) over n contiguous elements (y may be x, dx may be dy).
   void (*fwd)(T* y, const T* x, index_t n, Act act, T a, T b);
   void (*bwd)(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b);
+  // bwd writing dx with non-temporal stores at any n (the same bits).
+  void (*bwd_stream)(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b);
   // PReLU on a segment with one weight w: y = x > 0 ? x : w x.
   void (*prelu_seg)(T* y, const T* x, index_t n, T w);
   // dx = dy * (x > 0 ? 1 : w) (dx may be null); returns sum over x <= 0 of dy * x.
@@ -36,10 +38,11 @@ struct ActOps {
   // Gated unit y = value * act(gate) on n elements of each half.
   void (*glu)(T* y, const T* value, const T* gate, index_t n, Act act);
   void (*glu_bwd)(T* dvalue, T* dgate, const T* dy, const T* value, const T* gate, index_t n, Act act);
-  // Softmax / log-softmax of rows contiguous rows of D values; stream: write y
-  // with non-temporal stores (the caller's tensor outgrows the cache).
+  // Softmax / log-softmax of rows contiguous rows of D values, forward and
+  // backward; stream: write y / dx with non-temporal stores (the caller's tensor
+  // outgrows the cache).
   void (*softmax_rows)(T* y, const T* x, index_t rows, index_t D, bool log, bool stream);
-  void (*softmax_row_bwd)(T* dx, const T* dy, const T* y, index_t D, bool log);
+  void (*softmax_rows_bwd)(T* dx, const T* dy, const T* y, index_t rows, index_t D, bool log, bool stream);
   // The same over ncols (<= kSoftmaxCols) columns of a (D, inner) block: element
   // (d, c) at p[d * inner + c].
   void (*softmax_cols)(T* y, const T* x, index_t D, index_t inner, index_t ncols, bool log);

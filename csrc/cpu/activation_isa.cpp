@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -108,8 +109,8 @@ inline void map1(T* y, const T* x, index_t n, F f, Stream mode = Stream::Auto) {
   map_n(y, n, f, mode, x);
 }
 template <typename T, class F>
-inline void map2(T* y, const T* x0, const T* x1, index_t n, F f) {
-  map_n(y, n, f, Stream::Auto, x0, x1);
+inline void map2(T* y, const T* x0, const T* x1, index_t n, F f, Stream mode = Stream::Auto) {
+  map_n(y, n, f, mode, x0, x1);
 }
 
 // Horizontal sum of a vector, lanes in order.
@@ -126,8 +127,8 @@ void fwd_act(T* y, const T* x, index_t n, T a, T b) {
   map1(y, x, n, [=](auto v) { return vm::act_fwd<A>(v, a, b); });
 }
 template <typename T, Act A>
-void bwd_act(T* dx, const T* dy, const T* s, index_t n, T a, T b) {
-  map2(dx, dy, s, n, [=](auto g, auto v) { return g * vm::act_grad<A>(v, a, b); });
+void bwd_act(T* dx, const T* dy, const T* s, index_t n, T a, T b, Stream mode) {
+  map2(dx, dy, s, n, [=](auto g, auto v) { return g * vm::act_grad<A>(v, a, b); }, mode);
 }
 
 template <typename T>
@@ -141,14 +142,25 @@ void act_fwd(T* y, const T* x, index_t n, Act act, T a, T b) {
   }
 }
 template <typename T>
-void act_bwd(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b) {
+void act_bwd_mode(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b, Stream mode) {
   switch (act) {
 #define NNFAST_ACT_BWD_(Name, ...) \
-  case Act::Name: return bwd_act<T, Act::Name>(dx, dy, s, n, a, b);
+  case Act::Name: return bwd_act<T, Act::Name>(dx, dy, s, n, a, b, mode);
     NNFAST_ACTIVATIONS(NNFAST_ACT_BWD_)
 #undef NNFAST_ACT_BWD_
     case Act::Count: break;
   }
+}
+template <typename T>
+void act_bwd(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b) {
+  act_bwd_mode(dx, dy, s, n, act, a, b, Stream::Auto);
+}
+// dx with non-temporal stores whatever this piece's size (the caller's dy, s, dx
+// outgrow the cache together), fenced before returning. The same bits as act_bwd.
+template <typename T>
+void act_bwd_stream(T* dx, const T* dy, const T* s, index_t n, Act act, T a, T b) {
+  act_bwd_mode(dx, dy, s, n, act, a, b, Stream::Rows);
+  stream_fence<true>();
 }
 
 // ------------------------------------------------------------------ PReLU
@@ -356,7 +368,7 @@ T row_max(const T* x, index_t D) {
 // prefetches the next row (x + D, and y + D for writing unless y is null: rows
 // written with streaming stores must not pull their lines into the cache) to
 // overlap its DRAM traffic with the exps instead of paying it in the next row's max pass.
-template <typename T>
+template <typename T, bool kScalef = true>
 double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
   using V = VW<T>;
   constexpr index_t W = width<T>();
@@ -368,7 +380,7 @@ double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
       __builtin_prefetch(x + D + i + k, 0, 3);
       if (y) __builtin_prefetch(y + D + i + k, 1, 3);
     }
-    const V a = vm::exp_nonpos(load<V>(x + i) - m), b = vm::exp_nonpos(load<V>(x + i + W) - m);
+    const V a = vm::exp_nonpos<kScalef>(load<V>(x + i) - m), b = vm::exp_nonpos<kScalef>(load<V>(x + i + W) - m);
     s0 += a;
     s1 += b;
     if (e) {
@@ -377,16 +389,27 @@ double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
     }
   }
   for (; i + W <= D; i += W) {
-    const V a = vm::exp_nonpos(load<V>(x + i) - m);
+    const V a = vm::exp_nonpos<kScalef>(load<V>(x + i) - m);
     s0 += a;
     if (e) store(e + i, a);
   }
   if (i < D) {
-    const V a = vm::exp_nonpos(simd::load_n<V>(x + i, D - i, -std::numeric_limits<T>::infinity()) - m);
+    const V a = vm::exp_nonpos<kScalef>(simd::load_n<V>(x + i, D - i, -std::numeric_limits<T>::infinity()) - m);
     s1 += a;
     if (e) simd::store_n(e + i, a, D - i);
   }
   return hsum(s0 + s1);
+}
+
+// NNFAST_EXP_SCALEF=0: the rows' exp builds 2^n with integer ops on AVX-512 too
+// (A/B for vm::exp_nonpos's vscalefps; the same bits). Read once.
+const bool kExpScalefOn = [] {
+  const char* e = std::getenv("NNFAST_EXP_SCALEF");
+  return !(e && e[0] == '0');
+}();
+template <typename T>
+double row_sumexp_ab(const T* x, index_t D, T m, T* e, T* y) {
+  return kExpScalefOn ? row_sumexp<T, true>(x, D, m, e, y) : row_sumexp<T, false>(x, D, m, e, y);
 }
 
 // Rows up to this many bytes keep their exps in a stack buffer when streaming.
@@ -403,7 +426,7 @@ void softmax_row(T* y, const T* x, index_t D, bool log, bool stream) {
   const T m = row_max(x, D);
   const Stream mode = stream ? Stream::Rows : Stream::Auto;
   if (log) {
-    const double s = row_sumexp<T>(x, D, m, nullptr, stream ? nullptr : y);
+    const double s = row_sumexp_ab<T>(x, D, m, nullptr, stream ? nullptr : y);
     const T ls = static_cast<T>(std::log(s));
     map1(y, x, D, [=](auto v) { return (v - m) - ls; }, mode);
     return;
@@ -415,7 +438,7 @@ void softmax_row(T* y, const T* x, index_t D, bool log, bool stream) {
     e = scratch + (reinterpret_cast<uintptr_t>(y) % kVecBytes) / sizeof(T);
   else
     stream = false;
-  const double s = row_sumexp<T>(x, D, m, e, stream ? nullptr : y);
+  const double s = row_sumexp_ab<T>(x, D, m, e, stream ? nullptr : y);
   const T r = static_cast<T>(1.0 / s);
   map1(y, e, D, [=](auto v) { return v * r; }, stream ? Stream::Rows : Stream::Auto);
 }
@@ -426,27 +449,40 @@ void softmax_rows(T* y, const T* x, index_t rows, index_t D, bool log, bool stre
   if (stream) stream_fence<true>();  // publish the streaming stores before the join
 }
 
+// sum(dy y) over one row (softmax backward) or sum(dy) (log-softmax backward).
 template <typename T>
-void softmax_row_bwd(T* dx, const T* dy, const T* y, index_t D, bool log) {
+T row_grad_dot(const T* dy, const T* y, index_t D, bool log) {
   using V = VW<T>;
   constexpr index_t W = width<T>();
   V s0{};
   index_t i = 0;
+  double s;
   if (log) {
-    // dx = dy - exp(y) sum(dy)
     for (; i + W <= D; i += W) s0 += load<V>(dy + i);
-    double s = hsum(s0);
+    s = hsum(s0);
     for (; i < D; ++i) s += static_cast<double>(dy[i]);
-    const T st = static_cast<T>(s);
-    map2(dx, dy, y, D, [=](auto g, auto v) { return g - vm::exp(v) * st; });
   } else {
-    // dx = y (dy - sum(dy y))
     for (; i + W <= D; i += W) s0 += load<V>(dy + i) * load<V>(y + i);
-    double s = hsum(s0);
+    s = hsum(s0);
     for (; i < D; ++i) s += static_cast<double>(dy[i] * y[i]);
-    const T st = static_cast<T>(s);
-    map2(dx, dy, y, D, [=](auto g, auto v) { return v * (g - st); });
   }
+  return static_cast<T>(s);
+}
+
+// Rows of D: the dot pass reads (dy, y) from memory, the output pass finds them in
+// L1 / L2 (a row of 1000 floats: 8 KB). stream: dx with non-temporal stores, as the
+// forward's y (no read for ownership of dx's lines; the same bits), one fence at the end.
+template <typename T>
+void softmax_rows_bwd(T* dx, const T* dy, const T* y, index_t rows, index_t D, bool log, bool stream) {
+  const Stream mode = stream ? Stream::Rows : Stream::Auto;
+  for (index_t r = 0; r < rows; ++r, dx += D, dy += D, y += D) {
+    const T st = row_grad_dot(dy, y, D, log);
+    if (log)  // dx = dy - exp(y) sum(dy)
+      map_n(dx, D, [=](auto g, auto v) { return g - vm::exp(v) * st; }, mode, dy, y);
+    else  // dx = y (dy - sum(dy y))
+      map_n(dx, D, [=](auto g, auto v) { return v * (g - st); }, mode, dy, y);
+  }
+  if (stream) stream_fence<true>();  // publish the streaming stores before the join
 }
 
 // Column blocks: element (d, c) at p[d * inner + c], c < ncols <= kSoftmaxCols.
@@ -617,6 +653,7 @@ act_detail::ActOps<T> make_ops() {
   act_detail::ActOps<T> o;
   o.fwd = act_fwd<T>;
   o.bwd = act_bwd<T>;
+  o.bwd_stream = act_bwd_stream<T>;
   o.prelu_seg = prelu_seg<T>;
   o.prelu_seg_bwd = prelu_seg_bwd<T>;
   o.prelu_rows = prelu_rows<T>;
@@ -626,7 +663,7 @@ act_detail::ActOps<T> make_ops() {
   o.glu = glu<T>;
   o.glu_bwd = glu_bwd<T>;
   o.softmax_rows = softmax_rows<T>;
-  o.softmax_row_bwd = softmax_row_bwd<T>;
+  o.softmax_rows_bwd = softmax_rows_bwd<T>;
   o.softmax_cols = softmax_cols<T>;
   o.softmax_cols_bwd = softmax_cols_bwd<T>;
   o.step = step<T>;
