@@ -21,6 +21,21 @@ def device(request):
     return request.param
 
 
+# The bf16 GEMM levels this CPU can run (the portable one always): the `level` fixture runs a test
+# once per level, forcing it in process and restoring the previous one afterwards.
+BF16_LEVELS = [lv for lv in ("portable", "avx512_bf16") if nnfast._C.bf16_level_supported(lv)]
+
+
+@pytest.fixture(params=BF16_LEVELS)
+def level(request):
+    old = nnfast._C.bf16_level()
+    nnfast._C.set_bf16_level(request.param)
+    try:
+        yield request.param
+    finally:
+        nnfast._C.set_bf16_level(old)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -42,17 +42,8 @@ U_F32 = 1e-5
 
 pytestmark = pytest.mark.skipif(not hasattr(_C, "sdpa_forward_bf16"), reason="no bf16 attention in this build")
 
-LEVELS = [lv for lv in ("portable", "avx512_bf16") if _C.bf16_level_supported(lv)]
+from conftest import BF16_LEVELS as LEVELS  # noqa: E402  (the `level` fixture lives there too)
 
-
-@pytest.fixture(params=LEVELS)
-def level(request):
-    old = _C.bf16_level()
-    _C.set_bf16_level(request.param)
-    try:
-        yield request.param
-    finally:
-        _C.set_bf16_level(old)
 
 
 def _rne(a):

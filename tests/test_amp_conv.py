@@ -24,7 +24,7 @@ U_ACC = 2.0 ** -16   # float32 accumulation (sums of <= a few hundred terms), ti
 
 pytestmark = pytest.mark.skipif(not hasattr(_C, "conv2d_forward_bf16"), reason="no bf16 conv in this build")
 
-LEVELS = [lv for lv in ("portable", "avx512_bf16") if _C.bf16_level_supported(lv)]
+from conftest import BF16_LEVELS as LEVELS  # noqa: E402  (the `level` fixture lives there too)
 
 # (op, input shape, weight shape, keyword arguments)
 CASES = [
@@ -50,15 +50,6 @@ FAST = [c for c in CASES if np.prod(c[1]) < 100000]
 def _id(c):
     return f"{c[0]}-{'x'.join(map(str, c[1]))}-{'x'.join(map(str, c[2]))}"
 
-
-@pytest.fixture(params=LEVELS)
-def level(request):
-    old = _C.bf16_level()
-    _C.set_bf16_level(request.param)
-    try:
-        yield request.param
-    finally:
-        _C.set_bf16_level(old)
 
 
 def _np(t):

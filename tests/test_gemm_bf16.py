@@ -33,17 +33,8 @@ U_F32 = 2.0 ** -24
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_gemm import ACTS, FROM_OUTPUT, _mat  # noqa: E402  (shared activation table and layouts)
 
-LEVELS = [lv for lv in ("portable", "avx512_bf16") if _C.bf16_level_supported(lv)]
+from conftest import BF16_LEVELS as LEVELS  # noqa: E402  (the `level` fixture lives there too)
 
-
-@pytest.fixture(params=LEVELS)
-def level(request):
-    old = _C.bf16_level()
-    _C.set_bf16_level(request.param)
-    try:
-        yield request.param
-    finally:
-        _C.set_bf16_level(old)
 
 
 def _f64(x):
