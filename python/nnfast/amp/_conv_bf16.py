@@ -52,39 +52,31 @@ class ConvBF16Function(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, weight: Any, bias: Any, op: str, nd: int, batched: bool, geom: tuple[Any, ...],
                 transposed: bool, out_hw: Optional[tuple[int, int]], w_low: Any = None) -> Any:
-        from ..nn.functional._conv import _to4d, _weight4d
+        from ..nn.functional._conv import _from4d, _to4d, _weight4d, forward_input
 
         stride, padding, dilation, extra, groups = geom
         K = kernels(op)
         x4 = _to4d(_as_bf16(x), nd, batched)
         w4 = _weight4d(w_low if w_low is not None else _as_bf16(weight), nd)
         b = None if bias is None else _as_f32(bias)
-        N, C, H, W = x4.shape
+        N, _, H, W = x4.shape
         if transposed:
             assert out_hw is not None
             y = np.empty((N, w4.shape[1] * groups) + out_hw, dtype=_BFLOAT16)
             K.conv_transpose2d_forward_bf16(y, x4, w4, b, stride, padding, dilation, groups)
         else:
-            if extra != (0, 0):  # 'same' with an even dilated kernel: the odd padding row / column at the end
-                xpad = np.zeros((N, C, H + extra[0], W + extra[1]), dtype=_BFLOAT16)
-                xpad[:, :, :H, :W] = x4
-                x4 = xpad
-            kh, kw = w4.shape[2], w4.shape[3]
-            OH = (x4.shape[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-            OW = (x4.shape[3] + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-            y = np.empty((N, w4.shape[0], OH, OW), dtype=_BFLOAT16)
+            x4, out_shape = forward_input(np, x4, w4, geom)
+            y = np.empty(out_shape, dtype=_BFLOAT16)
             K.conv2d_forward_bf16(y, x4, w4, b, stride, padding, dilation, groups)
         ctx.save_for_backward(x4, w4)
         ctx.args = (op, nd, batched, geom, transposed, (H, W), weight.shape, bias is not None)
         ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
-        from ..nn.functional._conv import _from4d
-
         return _from4d(y, nd, batched)
 
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
         from ..autograd.basic_ops import cast as cast_array
-        from ..nn.functional._conv import _from4d, _to4d
+        from ..nn.functional._conv import _to4d, input_grad
 
         x4, w4 = ctx.saved_tensors
         op, nd, batched, geom, transposed, (H, W), wshape, has_bias = ctx.args
@@ -117,9 +109,7 @@ class ConvBF16Function(Function):
         else:
             K.conv2d_backward_bf16(dx, dw, db, dy4, x4, w4, stride, padding, dilation, groups)
         if dx is not None:
-            if extra != (0, 0):
-                dx = np.ascontiguousarray(dx[:, :, :H, :W])
-            dx = _from4d(dx, nd, batched)
+            dx = input_grad(np, dx, extra, (H, W), nd, batched)
         if want_w:
             if dw_out is None:
                 dw_out = cast_array(dw, w_dtype)

@@ -157,6 +157,30 @@ def _from4d(a: Any, nd: int, batched: bool) -> Any:
     return a if batched else a.reshape(a.shape[1:])
 
 
+def forward_input(xp: Any, x4: Any, w4: Any, geom: tuple[Any, ...]) -> tuple[Any, tuple[int, int, int, int]]:
+    """The (N, C, H, W) input a conv2d kernel reads and the shape of its output. 'same' with an even
+    dilated kernel pads one more zero row / column at the end (``extra``) here, in x's dtype; the
+    kernels take symmetric padding only. Shared by the float32 and the bf16 (autocast) nodes."""
+    stride, padding, dilation, extra, _ = geom
+    N, C, H, W = x4.shape
+    if extra != (0, 0):
+        xpad = xp.zeros((N, C, H + extra[0], W + extra[1]), dtype=x4.dtype)
+        xpad[:, :, :H, :W] = x4
+        x4 = xpad
+    kh, kw = w4.shape[2], w4.shape[3]
+    OH = (x4.shape[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    OW = (x4.shape[3] + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return x4, (N, w4.shape[0], OH, OW)
+
+
+def input_grad(xp: Any, dx: Any, extra: tuple[int, int], hw: tuple[int, int], nd: int, batched: bool) -> Any:
+    """The kernel's (N, C, H', W') input gradient as the caller's input shape: drops the 'same'
+    padding's extra row / column (see ``forward_input``), then the 1-D / unbatched reshape."""
+    if extra != (0, 0):
+        dx = xp.ascontiguousarray(dx[:, :, :hw[0], :hw[1]])
+    return _from4d(dx, nd, batched)
+
+
 # ---------------------------------------------------------------- autograd
 class ConvFunction(Function):
     """y = conv(x, W) + b, or its transpose (``transposed``): y = conv^T(x, W) + b.
@@ -176,20 +200,14 @@ class ConvFunction(Function):
         x4 = _to4d(x, nd, batched)
         w4 = _weight4d(weight, nd)
         b = None if bias is None else contiguous(bias)
-        N, C, H, W = x4.shape
+        N, _, H, W = x4.shape
         if transposed:
             assert out_hw is not None
             y = xp.empty((N, w4.shape[1] * groups) + out_hw, dtype=x.dtype)
             K.conv_transpose2d_forward(y, x4, w4, b, stride, padding, dilation, groups)
         else:
-            if extra != (0, 0):  # 'same' with an even dilated kernel: the odd padding row / column at the end
-                xpad = xp.zeros((N, C, H + extra[0], W + extra[1]), dtype=x.dtype)
-                xpad[:, :, :H, :W] = x4
-                x4 = xpad
-            kh, kw = w4.shape[2], w4.shape[3]
-            OH = (x4.shape[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-            OW = (x4.shape[3] + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-            y = xp.empty((N, w4.shape[0], OH, OW), dtype=x.dtype)
+            x4, out_shape = forward_input(xp, x4, w4, geom)
+            y = xp.empty(out_shape, dtype=x.dtype)
             K.conv2d_forward(y, x4, w4, b, stride, padding, dilation, groups)
         ctx.save_for_backward(x4, w4)
         ctx.args = (op, nd, batched, geom, transposed, (H, W), weight.shape, bias is not None)
@@ -221,9 +239,7 @@ class ConvFunction(Function):
         else:
             K.conv2d_backward(dx, dw, db, dy4, x4, w4, stride, padding, dilation, groups)
         if dx is not None:
-            if extra != (0, 0):
-                dx = xp.ascontiguousarray(dx[:, :, :H, :W])
-            dx = _from4d(dx, nd, batched)
+            dx = input_grad(xp, dx, extra, (H, W), nd, batched)
         if dw_out is not None and dw_out is not ACCUMULATED:
             dw_out = dw_out.reshape(wshape)
         return dx, dw_out, db_out
