@@ -3,8 +3,9 @@ PyTorch CPU (oneDNN) in the same run, same thread count, float32.
 
     python bench/bench_conv.py [--threads 2] [--repeats 7] [--quick] [--split] [--cpu-time]
 
---split also times each product alone (forward, input gradient, weight gradient, bias gradient) against
-PyTorch's (aten.convolution_backward with one output mask). --cpu-time measures process CPU time instead of
+--split also times each product alone (forward, input gradient, weight gradient, bias gradient, and the
+weight + bias gradients of one backward) against PyTorch's (aten.convolution_backward with that output mask),
+with each side's % of peak. --cpu-time measures process CPU time instead of
 wall time (robust on a loaded machine; use it with --threads 1). Old-path A/B in one shell:
 NNFAST_CONV_IMPLICIT=0 (im2col instead of implicit GEMM), NNFAST_GEMM_ALT_TILE=0 (12 x 32 tile only),
 NNFAST_CONV_STORE_BIAS=0 (forward bias as a separate pass), NNFAST_CONV_PACK_FAST=0 (generic patch packers),
@@ -12,7 +13,7 @@ NNFAST_CONV_PACK_PF=0 (no software prefetch in the packers), NNFAST_CONV_STRIDED
 NNFAST_CONV_PACK_STRIDED=0 (strided forward pack by masked gathers), NNFAST_CONV_STRIDED_DX=0 (strided dx via
 im2col + col2im instead of per-phase stride-1 forwards), NNFAST_CONV_PACK_STRIDED_T=0 (strided dW pack by masked
 gathers), NNFAST_CONV_PACK_T_COLS=0 ("same" dW pack in block order), NNFAST_CONV_MULTI_IMAGE=0 (one image per
-forward / dx GEMM).
+forward / dx GEMM), NNFAST_CONV_FOLD_DB=0 (bias gradient as its own pass over dy, not in dW's).
 
 Checks nnfast against PyTorch first, then times the two libraries in alternating blocks (so machine
 noise hits both alike) and prints the best and median time per step, GFLOP/s, % of the machine's
@@ -53,8 +54,9 @@ def cpu_name() -> str:
 
 
 def _split(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, s: int, p: int, repeats: int,
-           clock) -> None:
-    """Each product alone through the raw kernels: nnfast ms / torch ms (best of `repeats`)."""
+           clock, flops: float, peak: float) -> None:
+    """Each product alone through the raw kernels: nnfast ms / torch ms (best of `repeats`) and, but
+    for db, nnfast's / torch's % of the fp32 FMA peak (`flops`: one product's FLOPs)."""
     import torch
     from nnfast._native import _C
 
@@ -72,6 +74,9 @@ def _split(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, s: int, p
                lambda: torch.ops.aten.convolution_backward(gt, xt, wt, [b.size], *tgeo, [False, True, False])),
         "db": (lambda: _C.conv2d_backward(None, None, db, g, x, w, *geo),
                lambda: torch.ops.aten.convolution_backward(gt, xt, wt, [b.size], *tgeo, [False, False, True])),
+        # the weight and bias gradients of one backward (NNFAST_CONV_FOLD_DB: db in dW's pass)
+        "dW+db": (lambda: _C.conv2d_backward(None, dw, db, g, x, w, *geo),
+                  lambda: torch.ops.aten.convolution_backward(gt, xt, wt, [b.size], *tgeo, [False, True, True])),
     }
     out = []
     for part, (fn_n, fn_t) in parts.items():
@@ -81,7 +86,8 @@ def _split(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, s: int, p
                 t0 = clock()
                 fn()
                 best[key] = min(best[key], clock() - t0)
-        out.append(f"{part} {best['n'] * 1e3:.1f}/{best['t'] * 1e3:.1f} ms ({best['n'] / best['t']:.2f})")
+        pk = "" if part == "db" else f", {100 * flops / best['n'] / 1e9 / peak:.0f}/{100 * flops / best['t'] / 1e9 / peak:.0f} % peak"
+        out.append(f"{part} {best['n'] * 1e3:.1f}/{best['t'] * 1e3:.1f} ms ({best['n'] / best['t']:.2f}{pk})")
     print("    split nnfast/torch: " + ", ".join(out))
 
 
@@ -143,7 +149,7 @@ def main() -> int:
               f"   (median {statistics.median(times['nnfast']) * 1e3:.1f} / "
               f"{statistics.median(times['torch']) * 1e3:.1f} ms)")
         if args.split:
-            _split(x, w, b, g, s, p, repeats, clock)
+            _split(x, w, b, g, s, p, repeats, clock, flops / 3, peak)
     return 0
 
 

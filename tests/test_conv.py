@@ -475,3 +475,60 @@ def test_multi_image_gemm_same_bits():
                                        capture_output=True, text=True).stdout)
     assert outs[0].count("\n") == 10
     assert all(o == outs[0] for o in outs[1:])
+
+
+_FOLD_DB_CHILD = r"""
+import sys, numpy as np, nnfast
+from nnfast._native import _C
+r = np.random.default_rng(22)
+# The bias gradient summed in the weight gradient's pass (per image, then the fixed parts in order)
+# or by its own pass (NNFAST_CONV_FOLD_DB=0): batch 1, 7 (7 parts), 9 (8 parts, image 8 into part 0),
+# 1023 positions per image, groups, stride 2, OC = 7 (a partial register tile); a db that already
+# holds a value (+=), and db without dW (its own pass on either setting). Prints the hex of every
+# db and dW and the largest error of db against a float64 sum.
+cases = [((1, 3, 31, 33), 7, (3, 3), (1, 1), (1, 1), 1),
+         ((7, 4, 9, 9), 6, (3, 3), (1, 1), (1, 1), 2),
+         ((9, 5, 13, 12), 7, (3, 3), (2, 2), (1, 1), 1),
+         ((3, 6, 8, 8), 8, (2, 3), (1, 1), (0, 1), 1)]
+nnfast.set_num_threads(int(sys.argv[1]))
+worst = 0.0
+for dt in (np.float32, np.float64):
+    for shape, oc, k, st, pd, g in cases:
+        x = r.standard_normal(shape).astype(dt)
+        w = r.standard_normal((oc, shape[1] // g) + k).astype(dt)
+        oh = (shape[2] + 2 * pd[0] - k[0]) // st[0] + 1
+        ow = (shape[3] + 2 * pd[1] - k[1]) // st[1] + 1
+        dy = (r.standard_normal((shape[0], oc, oh, ow)) + 3.0).astype(dt)
+        db0 = r.standard_normal(oc).astype(dt)
+        ref = db0.astype(np.float64) + dy.astype(np.float64).sum(axis=(0, 2, 3))
+        for with_dw in (True, False):
+            dw = np.zeros_like(w) if with_dw else None
+            db = db0.copy()
+            _C.conv2d_backward(None, dw, db, dy, x, w, st, pd, (1, 1), g)
+            eps = np.finfo(dt).eps
+            worst = max(worst, float(np.max(np.abs(db - ref) / (np.abs(ref) * eps))))
+            sys.stdout.write(db.tobytes().hex() + " " + (dw.tobytes().hex() if with_dw else "-") + "\n")
+sys.stdout.write(f"{worst}\n")
+"""
+
+
+def test_bias_grad_folded_into_weight_grad():
+    """db summed in the weight gradient's pass (NNFAST_CONV_FOLD_DB=1, default) and by its own pass
+    (=0): both within one rounding of the float64 sum, the same bits on 1, 2 and 3 threads, dW
+    unchanged by the switch."""
+    import os
+    import subprocess
+    import sys
+
+    outs = {}
+    for flag in ("1", "0"):
+        for threads in ("1", "2", "3"):
+            env = dict(os.environ, NNFAST_CONV_FOLD_DB=flag)
+            outs[flag, threads] = subprocess.run([sys.executable, "-c", _FOLD_DB_CHILD, threads], env=env,
+                                                 check=True, capture_output=True, text=True).stdout.splitlines()
+    for flag in ("1", "0"):
+        lines = outs[flag, "1"]
+        assert len(lines) == 17 and float(lines[-1]) <= 1.0, lines[-1]
+        assert outs[flag, "2"] == lines and outs[flag, "3"] == lines
+    fold, sep = outs["1", "1"], outs["0", "1"]
+    assert [ln.split()[1] for ln in fold[:-1]] == [ln.split()[1] for ln in sep[:-1]]  # dW: same bits

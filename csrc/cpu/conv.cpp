@@ -173,22 +173,28 @@ void add_channel_bias(T* a, const T* bias, index_t rows, index_t channels, index
   });
 }
 
+// acc[0..7] += the len values of p, element j into acc[j % 8] (8 interleaved double sums:
+// vectorisable, no dependency chain through one register).
+template <typename T>
+inline void add_interleaved(double* acc, const T* p, index_t len) {
+  index_t j = 0;
+  for (; j + 8 <= len; j += 8)
+    for (int u = 0; u < 8; ++u) acc[u] += static_cast<double>(p[j + u]);
+  for (; j < len; ++j) acc[j % 8] += static_cast<double>(p[j]);
+}
+
+inline double sum8(const double* acc) {
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 // db[c] += sum over n and the len positions of a (N, channels, len); double sums in a fixed order.
 template <typename T>
 void channel_sum_add(T* db, const T* a, index_t N, index_t channels, index_t len) {
   parallel_for(channels, max1(kCopyGrain / max1(N * len)), [&](index_t c0, index_t c1) {
     for (index_t c = c0; c < c1; ++c) {
-      // 8 interleaved partial sums (vectorisable, no dependency chain through one register).
       double acc[8] = {};
-      for (index_t n = 0; n < N; ++n) {
-        const T* p = a + (n * channels + c) * len;
-        index_t j = 0;
-        for (; j + 8 <= len; j += 8)
-          for (int u = 0; u < 8; ++u) acc[u] += static_cast<double>(p[j + u]);
-        for (; j < len; ++j) acc[j % 8] += static_cast<double>(p[j]);
-      }
-      const double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-      db[c] += static_cast<T>(s);
+      for (index_t n = 0; n < N; ++n) add_interleaved(acc, a + (n * channels + c) * len, len);
+      db[c] += static_cast<T>(sum8(acc));
     }
   });
 }
@@ -488,11 +494,26 @@ inline bool strided_weight_grad() {
   return on;
 }
 
+// The bias gradient is summed in the weight gradient's pass (NNFAST_CONV_FOLD_DB=0: a separate
+// pass over dy afterwards, for A/B timing): image n's dy block is summed right after its GEMM
+// has read it, from cache, instead of a second trip through memory for all of dy (oneDNN does
+// the same). Its order differs from channel_sum_add's (per image, then the parts in order).
+inline bool fold_bias_grad() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_CONV_FOLD_DB");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 // Implicit-GEMM weight gradient (where the ISA packs the transposed patches: fp32, AVX-512;
-// stride 1 with OW == W by masked loads, otherwise by masked gathers): dW[g] (+)= dy_n[g] . patches_n[g]^T per image n, images summed into the same
-// fixed parts as above (image n into part n % parts, in order). False: nothing done.
+// stride 1 with OW == W by masked loads, otherwise by masked gathers): dW[g] (+)= dy_n[g] . patches_n[g]^T
+// per image n, images summed into the same fixed parts as above (image n into part n % parts, in
+// order). db (non-null): db[o] += the sum of dy over (n, oh, ow): per image and channel an
+// interleaved double sum, added to the image's part in double, the parts added in order; the
+// bits depend on the shape only. False: nothing done (db untouched).
 template <typename T>
-bool weight_grad_implicit(T* dw, const T* dy, const T* x, const Geometry& g) {
+bool weight_grad_implicit(T* dw, T* db, const T* dy, const T* x, const Geometry& g) {
   const Conv2dShape& s = g.s;
   const auto pack = isa_ops<conv_pack::ConvOps<T>>().pack_patches_t;
   if (!pack || s.kh > 16 || s.kw > 16 || s.N == 0 ||
@@ -501,25 +522,44 @@ bool weight_grad_implicit(T* dw, const T* dy, const T* x, const Geometry& g) {
     return false;
   const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, s.N), image = s.C * s.H * s.W;
   std::vector<T> part(static_cast<size_t>(parts * size));
+  std::vector<double> dbpart(db ? static_cast<size_t>(parts * s.OC) : 0);
   parallel_for(parts, 1, [&](index_t p0, index_t p1) {
     for (index_t p = p0; p < p1; ++p)
-      for (index_t n = p; n < s.N; n += parts)
+      for (index_t n = p; n < s.N; n += parts) {
         for (index_t gr = 0; gr < g.G; ++gr) {
           const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * s.H * s.W, s, g.kk};
           const gemm_detail::GemmBPack<T> bp{pack, &src};
           gemm_detail::gemm_packed_b<T>(g.OCg, g.Kg, g.P, T(1), dy + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, bp,
                                         n == p ? T(0) : T(1), part.data() + p * size + gr * g.OCg * g.Kg, g.Kg, 1, 1);
         }
+        for (index_t o = 0; db && o < s.OC; ++o) {
+          double acc[8] = {};
+          add_interleaved(acc, dy + (n * s.OC + o) * g.P, g.P);
+          dbpart[static_cast<size_t>(p * s.OC + o)] += sum8(acc);
+        }
+      }
   });
   add_parts(dw, part.data(), parts, size, kCopyGrain);
+  for (index_t o = 0; db && o < s.OC; ++o) {
+    double t = dbpart[static_cast<size_t>(o)];
+    for (index_t p = 1; p < parts; ++p) t += dbpart[static_cast<size_t>(p * s.OC + o)];
+    db[o] += static_cast<T>(t);
+  }
   return true;
 }
 
+// dw += the weight gradient; db (non-null) += the bias gradient, in the same pass over dy where
+// the implicit path runs (fold_bias_grad), else by channel_sum_add.
 template <typename T>
-void weight_grad_product(T* dw, const T* dy, const T* x, const Geometry& g) {
+void weight_grad_product(T* dw, T* db, const T* dy, const T* x, const Geometry& g) {
   const Conv2dShape& s = g.s;
+  T* const fold_db = fold_bias_grad() ? db : nullptr;
+  if (g.chunks > 0 && !g.pointwise() && use_implicit() && weight_grad_implicit(dw, fold_db, dy, x, g)) {
+    if (db && !fold_db) channel_sum_add(db, dy, s.N, s.OC, g.P);
+    return;
+  }
+  if (db) channel_sum_add(db, dy, s.N, s.OC, g.P);
   if (g.chunks == 0) return;
-  if (!g.pointwise() && use_implicit() && weight_grad_implicit(dw, dy, x, g)) return;
   const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, g.chunks);
   std::vector<T> part(static_cast<size_t>(parts * size));
   parallel_for(parts, 1, [&](index_t p0, index_t p1) {
@@ -548,8 +588,10 @@ template <typename T>
 void conv2d_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const T* weight, const Conv2dShape& s) {
   const Geometry g(s);
   if (dx) input_grad_product(dx, dy, weight, g);
-  if (dweight) weight_grad_product(dweight, dy, x, g);
-  if (dbias) channel_sum_add(dbias, dy, s.N, s.OC, g.P);
+  if (dweight)
+    weight_grad_product(dweight, dbias, dy, x, g);
+  else if (dbias)
+    channel_sum_add(dbias, dy, s.N, s.OC, g.P);
 }
 
 template <typename T>
@@ -563,7 +605,7 @@ void conv_transpose2d_backward(T* dx, T* dweight, T* dbias, const T* dy, const T
                                const Conv2dShape& s) {
   const Geometry g(s);
   if (dx) forward_product<T>(dx, dy, weight, nullptr, g);
-  if (dweight) weight_grad_product(dweight, x, dy, g);  // the convolution's dy is x, its input is dy
+  if (dweight) weight_grad_product<T>(dweight, nullptr, x, dy, g);  // the convolution's dy is x, its input is dy
   if (dbias) channel_sum_add(dbias, dy, s.N, s.C, s.H * s.W);
 }
 
