@@ -363,23 +363,26 @@ for dt in (np.float32, np.float64):
         y = np.full((shape[0], 128, oh, ow), np.nan, dt)
         _C.conv2d_forward(y, x, w, r.standard_normal(128).astype(dt), (st, st), (1, 1), (1, 1), 1)
         dx = np.full(shape, np.nan, dt)
-        _C.conv2d_backward(dx, None, None, r.standard_normal(y.shape).astype(dt), x, w, (st, st), (1, 1), (1, 1), 1)
+        dy = r.standard_normal(y.shape).astype(dt)
+        _C.conv2d_backward(dx, None, None, dy, x, w, (st, st), (1, 1), (1, 1), 1)
+        dw = np.zeros_like(w)  # the weight gradient's GEMM: M = 128 with a packer-fed B
+        _C.conv2d_backward(None, dw, None, dy, x, w, (st, st), (1, 1), (1, 1), 1)
         assert np.isfinite(y).all() and np.isfinite(dx).all()
-        sys.stdout.write(y.tobytes().hex() + "\n" + dx.tobytes().hex() + "\n")
+        sys.stdout.write(y.tobytes().hex() + "\n" + dx.tobytes().hex() + "\n" + dw.tobytes().hex() + "\n")
 """
 
 
 def test_prepacked_weight_tile_same_bits():
-    """The prepacked weight takes the 8 x 48 tile wherever it pads less (M = 128);
-    NNFAST_GEMM_PREPACK_ALT=0 keeps the general 5 % rule (12 x 32 there). Same bits either way,
-    forward and input gradient, stride 1 and 2, both dtypes."""
+    """The prepacked weight (forward, dx) and the weight gradient's packer-fed B take the 8 x 48 tile
+    wherever it pads less (M = 128); NNFAST_GEMM_PREPACK_ALT=0 keeps the general 5 % rule (12 x 32
+    there). Same bits either way, forward, input and weight gradients, stride 1 and 2, both dtypes."""
     import os
     import subprocess
     import sys
 
     outs = [subprocess.run([sys.executable, "-c", _TILE_CHILD], env=dict(os.environ, NNFAST_GEMM_PREPACK_ALT=flag),
                            check=True, capture_output=True, text=True).stdout for flag in ("1", "0")]
-    assert outs[0].count("\n") == 12 and outs[0] == outs[1]
+    assert outs[0].count("\n") == 18 and outs[0] == outs[1]
 
 
 _STRIDED_CHILD = r"""

@@ -271,19 +271,31 @@ bool use_alt_tile(index_t M, index_t N, const GemmOps<T>& kr) {
 // stride-2 28 x 28 layers), 1 thread: 8 x 48 was 3-5 % faster than 12 x 32, not the 5 % slower
 // the general rule assumes. NNFAST_GEMM_PREPACK_ALT=0: the general rule (A/B timing; the tile
 // never changes the bits). Owned by the conv branch (minimal hook, see reports/conv.md).
-template <typename T>
-bool use_alt_tile_prepacked(index_t M, index_t N, const GemmOps<T>& kr) {
+bool prepack_alt_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("NNFAST_GEMM_PREPACK_ALT");
     return !(e && e[0] == '0');
   }();
-  if (!on) return use_alt_tile(M, N, kr);
+  return on;
+}
+
+template <typename T>
+bool use_alt_tile_prepacked(index_t M, index_t N, const GemmOps<T>& kr) {
+  if (!prepack_alt_enabled()) return use_alt_tile(M, N, kr);
   return kr.alt_block && alt_tile_enabled() && padded_area(M, N, kr.alt_blocking) < padded_area(M, N, kr.blocking);
 }
 
 // Relative time per padded element of the alternative tile (8 x 48 on AVX-512: 3 B loads and
 // 8 broadcasts per 24 FMAs against 2 and 12): ~5 % slower than the main tile, measured.
 constexpr double kAltTileSlow = 1.05;
+
+// The same measured exception for a packer-fed B (gemm_packed_b: the convolution's weight
+// gradient, M = OC = 128, N = C k k): the tiles cost alike per padded element there, so the one
+// that pads less wins (NNFAST_GEMM_PREPACK_ALT=0: kAltTileSlow, as before). Conv branch hook.
+template <typename T>
+double alt_tile_slow(const GemmArgs<T>& g) {
+  return g.b_pack && prepack_alt_enabled() ? 1.0 : kAltTileSlow;
+}
 
 template <typename T>
 void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
@@ -308,7 +320,7 @@ void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
     const index_t direct_m = !g.b_pack && g.cs_b == 1 ? g.direct_m : 0;
     grid = choose_grid(g.M, g.N, nt, kr.blocking, 1.0, direct_m, &cost_main);
     if (kr.alt_block && alt_tile_enabled()) {
-      const Grid alt = choose_grid(g.M, g.N, nt, kr.alt_blocking, kAltTileSlow, direct_m, &cost_alt);
+      const Grid alt = choose_grid(g.M, g.N, nt, kr.alt_blocking, alt_tile_slow(g), direct_m, &cost_alt);
       if (cost_alt < cost_main) {
         grid = alt;
         ctx.bk = &kr.alt_blocking;
