@@ -173,29 +173,15 @@ void add_channel_bias(T* a, const T* bias, index_t rows, index_t channels, index
   });
 }
 
-// acc[0..7] += the len values of p, element j into acc[j % 8] (8 interleaved double sums:
-// vectorisable, no dependency chain through one register).
-template <typename T>
-inline void add_interleaved(double* acc, const T* p, index_t len) {
-  index_t j = 0;
-  for (; j + 8 <= len; j += 8)
-    for (int u = 0; u < 8; ++u) acc[u] += static_cast<double>(p[j + u]);
-  for (; j < len; ++j) acc[j % 8] += static_cast<double>(p[j]);
-}
-
-inline double sum8(const double* acc) {
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-// db[c] += sum over n and the len positions of a (N, channels, len); double sums in a fixed order.
+// db[c] += sum over n and the len positions of a (N, channels, len): per channel one double sum
+// in a fixed order (ConvOps::sum_rows over the N blocks).
 template <typename T>
 void channel_sum_add(T* db, const T* a, index_t N, index_t channels, index_t len) {
+  const auto sum_rows = isa_ops<conv_pack::ConvOps<T>>().sum_rows;
   parallel_for(channels, max1(kCopyGrain / max1(N * len)), [&](index_t c0, index_t c1) {
-    for (index_t c = c0; c < c1; ++c) {
-      double acc[8] = {};
-      for (index_t n = 0; n < N; ++n) add_interleaved(acc, a + (n * channels + c) * len, len);
-      db[c] += static_cast<T>(sum8(acc));
-    }
+    std::vector<double> s(static_cast<size_t>(c1 - c0), 0.0);
+    sum_rows(a + c0 * len, c1 - c0, len, N, channels * len, s.data());
+    for (index_t c = c0; c < c1; ++c) db[c] += static_cast<T>(s[static_cast<size_t>(c - c0)]);
   });
 }
 
@@ -516,6 +502,7 @@ template <typename T>
 bool weight_grad_implicit(T* dw, T* db, const T* dy, const T* x, const Geometry& g) {
   const Conv2dShape& s = g.s;
   const auto pack = isa_ops<conv_pack::ConvOps<T>>().pack_patches_t;
+  const auto sum_rows = isa_ops<conv_pack::ConvOps<T>>().sum_rows;
   if (!pack || s.kh > 16 || s.kw > 16 || s.N == 0 ||
       g.Cg * (s.H + 2 * s.ph + 1) * (s.W + 2 * s.pw + 1) >= (index_t(1) << 30) ||
       (!strided_weight_grad() && (s.sh != 1 || s.sw != 1 || s.OW != s.W)))
@@ -532,11 +519,7 @@ bool weight_grad_implicit(T* dw, T* db, const T* dy, const T* x, const Geometry&
           gemm_detail::gemm_packed_b<T>(g.OCg, g.Kg, g.P, T(1), dy + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, bp,
                                         n == p ? T(0) : T(1), part.data() + p * size + gr * g.OCg * g.Kg, g.Kg, 1, 1);
         }
-        for (index_t o = 0; db && o < s.OC; ++o) {
-          double acc[8] = {};
-          add_interleaved(acc, dy + (n * s.OC + o) * g.P, g.P);
-          dbpart[static_cast<size_t>(p * s.OC + o)] += sum8(acc);
-        }
+        if (db) sum_rows(dy + n * s.OC * g.P, s.OC, g.P, 1, 0, dbpart.data() + p * s.OC);
       }
   });
   add_parts(dw, part.data(), parts, size, kCopyGrain);

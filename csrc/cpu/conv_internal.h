@@ -38,6 +38,12 @@ struct ConvOps {
   // kernels up to 16 x 16; null where the ISA has no fast version (the driver then
   // materialises the patches).
   void (*pack_patches_t)(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* dst, int nr);
+  // The bias gradient's sums: out[r] += the double sum of row r of `reps` blocks (row r of block
+  // i at a + i * rep_stride + r * len, len values), element j of a row into one of 8 interleaved
+  // partial sums (j % 8, blocks in order), then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)).
+  // The same order on every ISA (AVX-512: 8 lanes of one double vector per row, rows 4 at a
+  // time; elsewhere the scalar loop), so the same bits.
+  void (*sum_rows)(const T* a, index_t rows, index_t len, index_t reps, index_t rep_stride, double* out);
 };
 
 }  // namespace conv_pack

@@ -619,13 +619,67 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
 }
 #endif
 
+inline double sum8(const double* s) { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
+
+// ConvOps::sum_rows, scalar (8 independent chains: no dependency through one register).
+template <typename T>
+void sum_rows(const T* a, index_t rows, index_t len, index_t reps, index_t rep_stride, double* out) {
+  for (index_t r = 0; r < rows; ++r) {
+    double acc[8] = {};
+    for (index_t i = 0; i < reps; ++i) {
+      const T* p = a + i * rep_stride + r * len;
+      index_t j = 0;
+      for (; j + 8 <= len; j += 8)
+        for (int u = 0; u < 8; ++u) acc[u] += static_cast<double>(p[j + u]);
+      for (; j < len; ++j) acc[j % 8] += static_cast<double>(p[j]);
+    }
+    out[r] += sum8(acc);
+  }
+}
+
+#if defined(__AVX512F__)
+// R rows at once, one 8-lane accumulator each (lane u = partial sum u): R independent add
+// chains. The tail's masked-off lanes add +0.0, which leaves a sum unchanged (a sum that
+// starts at +0.0 is never -0.0): the scalar loop's bits.
+template <int R>
+inline void sum_rows_f32_block(const float* a, index_t len, index_t reps, index_t rep_stride, double* out) {
+  __m512d acc[R];
+  for (int t = 0; t < R; ++t) acc[t] = _mm512_setzero_pd();
+  const index_t full = len / 8 * 8;
+  const __mmask8 tail = static_cast<__mmask8>((1u << (len % 8)) - 1);
+  for (index_t i = 0; i < reps; ++i) {
+    const float* p = a + i * rep_stride;
+    for (index_t j = 0; j < full; j += 8)
+      for (int t = 0; t < R; ++t) acc[t] = _mm512_add_pd(acc[t], _mm512_cvtps_pd(_mm256_loadu_ps(p + t * len + j)));
+    if (tail)
+      for (int t = 0; t < R; ++t)
+        acc[t] = _mm512_add_pd(acc[t], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(tail, p + t * len + full)));
+  }
+  for (int t = 0; t < R; ++t) {
+    alignas(64) double s[8];
+    _mm512_store_pd(s, acc[t]);
+    out[t] += sum8(s);
+  }
+}
+
+void sum_rows_f32(const float* a, index_t rows, index_t len, index_t reps, index_t rep_stride, double* out) {
+  index_t r = 0;
+  for (; r + 4 <= rows; r += 4) sum_rows_f32_block<4>(a + r * len, len, reps, rep_stride, out + r);
+  for (; r < rows; ++r) sum_rows_f32_block<1>(a + r * len, len, reps, rep_stride, out + r);
+}
+#endif
+
 template <typename T>
 conv_pack::ConvOps<T> make_conv_ops() {
   conv_pack::ConvOps<T> o;
   o.pack_patches = &pack_patches<T>;
   o.pack_patches_t = nullptr;
+  o.sum_rows = &sum_rows<T>;
 #if defined(__AVX512F__)
-  if constexpr (sizeof(T) == 4) o.pack_patches_t = &pack_patches_t;
+  if constexpr (sizeof(T) == 4) {
+    o.pack_patches_t = &pack_patches_t;
+    o.sum_rows = &sum_rows_f32;
+  }
 #endif
   return o;
 }
