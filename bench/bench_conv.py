@@ -27,6 +27,7 @@ import platform
 import statistics
 import subprocess
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def cpu_name() -> str:
 
 
 def _split(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, s: int, p: int, repeats: int,
-           clock, flops: float, peak: float) -> None:
+           clock: Callable[[], float], flops: float, peak: float) -> None:
     """Each product alone through the raw kernels: nnfast ms / torch ms (best of `repeats`) and, but
     for db, nnfast's / torch's % of the fp32 FMA peak (`flops`: one product's FLOPs)."""
     import torch
@@ -135,6 +136,7 @@ def main() -> int:
         step_torch()  # correctness before timing
         for a, t in ((xn, xt), (wn, wt), (bn, bt)):
             ref = t.grad.numpy()
+            assert a.grad is not None
             np.testing.assert_allclose(a.grad.numpy(), ref, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(ref).max())))
         times: dict[str, list[float]] = {"nnfast": [], "torch": []}
         for _ in range(repeats):
