@@ -11,6 +11,9 @@
 // (RnnOps::step_gemm). Everything is deterministic
 // whatever the thread count: every GEMM element reduces over K in the same order
 // whichever columns a call covers, and the gate kernels are elementwise.
+// Two stacked LSTM layers (the word-LM case) have their own driver at the end of this file,
+// lstm2_forward / lstm2_backward: a wavefront where each of two threads owns a whole layer
+// (NNFAST_RNN_WAVEFRONT=0 in nnfast/nn/functional/_rnn.py runs them layer by layer instead).
 #include <algorithm>
 #include <atomic>
 #include <thread>
