@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import nnfast
-import nnfast.nn.functional as F
 from nnfast._native import _C
 from nnfast.autograd.gradcheck import gradcheck
 from opinfo_rnn import make_sample
@@ -27,21 +26,6 @@ CASES = [dict(T=1, N=1, I=1, H=1), dict(T=3, N=2, I=3, H=5), dict(T=4, N=3, I=2,
 def _sample(c, seed):
     c = dict(c)
     return make_sample("LSTM", c.pop("T"), c.pop("N"), c.pop("I"), c.pop("H"), layers=2, seed=seed, **c)
-
-
-def _uses_wavefront(s):
-    """The sample's call runs LSTM2Function (the graph node of its output)."""
-    ts = {k: nnfast.tensor(v, requires_grad=True) for k, v in s.arrays.items()}
-    out = s.call(**ts)
-    names = set()
-    stack = [out.grad_fn]
-    while stack:
-        n = stack.pop()
-        if n is None or type(n).__name__ in names:
-            continue
-        names.add(type(n).__name__)
-        stack.extend(getattr(n, "next_functions", None) or [f for f, *_ in getattr(n, "next_fns", [])])
-    return names
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
@@ -138,7 +122,7 @@ def test_the_wavefront_runs_and_the_switch_turns_it_off():
         assert out.stdout.strip() == want
 
 
-def _layers(x, R=6, N=2, H=3, I=4):
+def _layers(R=6, N=2, H=3, I=4):
     def layer(i):
         z = lambda *s: np.zeros(s)  # noqa: E731
         return (z(R, H), z(N, H), z(N, H), z(R, 4 * H), z(R, H), z(R, H), z(R, H), z(4 * H, i), z(4 * H, H),
@@ -148,7 +132,7 @@ def _layers(x, R=6, N=2, H=3, I=4):
 
 def test_kernel_errors():
     x, bs = np.zeros((6, 4)), np.array([2, 2, 2], np.int64)
-    ok = _layers(x)
+    ok = _layers()
     _C.lstm2_forward(ok, x, bs)
     with pytest.raises(ValueError, match=r"\[LSTM\] expected 2 layers"):
         _C.lstm2_forward(ok[:1], x, bs)
