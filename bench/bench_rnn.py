@@ -9,10 +9,11 @@ of N interleaved repeats, the nnfast / PyTorch time ratio, the GEMM FLOPs of the
 rate as a fraction of the FMA peak and of nnfast's GEMM rate on the step's largest product, both measured
 in the same run.
 
-    python bench/bench_rnn.py [--threads 2] [--repeats 20] [--quick] [--cpu-time] [--batch 20] [--hidden 200]
+    python bench/bench_rnn.py [--threads 2] [--repeats 20] [--quick] [--cpu-time] [--batch 20] [--hidden 200] [--ab]
 
 --batch / --hidden change N and H (= I); e.g. --batch 256 --hidden 8 is a step where the gate kernels,
-not the GEMMs, take most of the time.
+not the GEMMs, take most of the time. --ab also times the LSTM step layer by layer (as NNFAST_RNN_WAVEFRONT=0),
+interleaved with the other two in the same run (row "LSTM layer-by-layer").
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def step_flops(G: int, H: int, I: int, layers: int, R: int) -> float:
     return float(sum(6 * R * G * H * ((I if k == 0 else H) + H) for k in range(layers)))
 
 
-def case(kind: str, T: int, N: int, I: int, H: int, layers: int, repeats: int, torch, clock=time.perf_counter) -> dict:
+def case(kind: str, T: int, N: int, I: int, H: int, layers: int, repeats: int, torch, clock=time.perf_counter,
+         ab: bool = False) -> dict:
     rng = np.random.default_rng(0)
     tm = getattr(torch.nn, kind)(I, H, num_layers=layers)
     nm = getattr(nnfast.nn, kind)(I, H, num_layers=layers)
@@ -82,15 +84,26 @@ def case(kind: str, T: int, N: int, I: int, H: int, layers: int, repeats: int, t
     np.testing.assert_allclose(y_n.detach().numpy(), y_t.detach().numpy(), rtol=1e-4, atol=1e-5)
     for k, p in tm.named_parameters():
         np.testing.assert_allclose(getattr(nm, k).grad.numpy(), p.grad.numpy(), rtol=2e-3, atol=2e-3)
-    times = {"torch": [], "nnfast": []}
-    for _ in range(3):
-        t_step()
-        n_step()
-    for _ in range(repeats):
-        for name, fn in (("torch", t_step), ("nnfast", n_step)):
-            t0 = clock()
-            fn()
-            times[name].append(clock() - t0)
+    from nnfast.nn.functional import _rnn
+
+    wavefront = _rnn._WAVEFRONT
+    runs = [("torch", t_step, wavefront), ("nnfast", n_step, wavefront)]
+    if ab and kind == "LSTM":  # the layer-by-layer path, same process, interleaved
+        runs.append(("layers", n_step, False))
+    times: dict = {name: [] for name, _, _ in runs}
+    try:
+        for _ in range(3):
+            for _, fn, wf in runs:
+                _rnn._WAVEFRONT = wf
+                fn()
+        for _ in range(repeats):
+            for name, fn, wf in runs:
+                _rnn._WAVEFRONT = wf
+                t0 = clock()
+                fn()
+                times[name].append(clock() - t0)
+    finally:
+        _rnn._WAVEFRONT = wavefront
     G = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
     fl = step_flops(G, H, I, layers, T * N)
     best = {k: min(v) for k, v in times.items()}
@@ -105,6 +118,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--batch", type=int, default=20, help="N, sequences per batch")
     ap.add_argument("--hidden", type=int, default=200, help="H, also the input size I")
+    ap.add_argument("--ab", action="store_true", help="also time the LSTM layer by layer (NNFAST_RNN_WAVEFRONT=0)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time with the process's CPU time (steadier on a loaded machine; at N > 1 threads it "
                          "counts every thread, spin-waits included)")
@@ -127,12 +141,15 @@ def main() -> None:
           f"nnfast GFLOP/s | % of FMA peak | % of GEMM rate |")
     print("|---|---|---|---|---|---|---|---|")
     for kind in ("LSTM", "GRU"):
-        r = case(kind, 35, N, H, H, 2, reps, torch, clock)
+        r = case(kind, 35, N, H, H, 2, reps, torch, clock, args.ab)
         b, m = r["best"], r["med"]
-        rate = r["flops"] / b["nnfast"] / 1e9
-        print(f"| {kind} | {b['torch'] * 1e3:.2f} / {m['torch'] * 1e3:.2f} | {b['nnfast'] * 1e3:.2f} / "
-              f"{m['nnfast'] * 1e3:.2f} | {b['nnfast'] / b['torch']:.2f} | {r['flops'] / 1e9:.2f} | {rate:.0f} | "
-              f"{100 * rate / peak:.0f} % | {100 * rate / gpeak:.0f} % |")
+        for name, label in (("nnfast", kind), ("layers", kind + " layer-by-layer")):
+            if name not in b:
+                continue
+            rate = r["flops"] / b[name] / 1e9
+            print(f"| {label} | {b['torch'] * 1e3:.2f} / {m['torch'] * 1e3:.2f} | {b[name] * 1e3:.2f} / "
+                  f"{m[name] * 1e3:.2f} | {b[name] / b['torch']:.2f} | {r['flops'] / 1e9:.2f} | {rate:.0f} | "
+                  f"{100 * rate / peak:.0f} % | {100 * rate / gpeak:.0f} % |")
 
 
 if __name__ == "__main__":

@@ -403,6 +403,35 @@ def rnn_case(mode, proj=0, packed=False):
 CASES += [("rnn_backward[LSTM]", rnn_case("LSTM")), ("rnn_backward[LSTM,proj,packed]", rnn_case("LSTM", 2, True)),
           ("rnn_backward[GRU,packed]", rnn_case("GRU", 0, True)), ("rnn_backward[RNN_TANH]", rnn_case("RNN_TANH"))]
 
+def lstm2_case(packed=False):
+    """The two-layer LSTM wavefront: dx, each layer's dh0 / dc0 overwrite; both layers' weights accumulate."""
+    def build(dt):
+        N, I, H = 3, 5, 4
+        bs = np.array([3, 2, 2, 1] if packed else [3, 3, 3, 3], np.int64)
+        R = int(bs.sum())
+        x = _r(dt, R, I)
+        w = [(_r(dt, 4 * H, i), _r(dt, 4 * H, H), _r(dt, 4 * H), _r(dt, 4 * H)) for i in (I, H)]
+        layers = [(np.empty((R, H), dt), np.empty((N, H), dt), np.empty((N, H), dt), np.empty((R, 4 * H), dt),
+                   np.empty((R, H), dt), np.empty((R, H), dt), np.empty((R, H), dt), *w[l], _r(dt, N, H),
+                   _r(dt, N, H)) for l in range(2)]
+        _C.lstm2_forward(layers, x, bs)
+        dy, dhn, dcn = _r(dt, R, H), [_r(dt, N, H) for _ in range(2)], [_r(dt, N, H) for _ in range(2)]
+
+        def call(o):
+            grads = [(o[f"dh0_{l}"], o[f"dc0_{l}"], o[f"dwi{l}"], o[f"dwh{l}"], o[f"dbi{l}"], o[f"dbh{l}"],
+                      np.empty((R, 4 * H), dt), dhn[l], dcn[l]) for l in range(2)]
+            _C.lstm2_backward(o["dx"], np.empty((R, H), dt), dy, grads, layers, x, bs)
+        outs = {"dx": (x.shape, ACT)}
+        for l in range(2):
+            outs.update({f"dh0_{l}": ((N, H), ACT), f"dc0_{l}": ((N, H), ACT), f"dwi{l}": (w[l][0].shape, PARAM),
+                         f"dwh{l}": (w[l][1].shape, PARAM), f"dbi{l}": ((4 * H,), PARAM),
+                         f"dbh{l}": ((4 * H,), PARAM)})
+        return call, outs
+    return build
+
+
+CASES += [("lstm2_backward", lstm2_case()), ("lstm2_backward[packed]", lstm2_case(True))]
+
 CASES += [("conv2d_backward", conv_case(False)), ("conv_transpose2d_backward", conv_case(True))]
 
 # Every backward entry point of _C must appear in the table (a new one needs a line here).
@@ -413,7 +442,7 @@ _BACKWARD_BINDINGS = {"act_backward", "prelu_backward", "swish_backward", "glu_b
                       "linear_cross_entropy_backward", "penalty_backward", "bias_grad", "gemm",
                       "sdpa_backward"}
 _BACKWARD_BINDINGS |= {"embedding_backward", "embedding_bag_backward"}
-_BACKWARD_BINDINGS |= {"rnn_backward"}  # recurrent family
+_BACKWARD_BINDINGS |= {"rnn_backward", "lstm2_backward"}  # recurrent family
 _BACKWARD_BINDINGS |= {"conv2d_backward", "conv_transpose2d_backward"}  # convolution family
 _BACKWARD_BINDINGS |= {"max_pool2d_backward", "max_unpool2d_backward", "avg_pool2d_backward",
                        "adaptive_avg_pool2d_backward", "interpolate_backward"}  # pooling family

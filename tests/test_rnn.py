@@ -18,6 +18,8 @@ CONFIGS = [
     ("LSTM", dict(hidden_size=5)),
     ("LSTM", dict(hidden_size=5, num_layers=2, bidirectional=True)),
     ("LSTM", dict(hidden_size=5, bias=False, batch_first=True)),
+    ("LSTM", dict(hidden_size=5, num_layers=2)),  # the 2-layer wavefront (test_rnn_wavefront.py)
+    ("LSTM", dict(hidden_size=5, num_layers=2, bias=False, batch_first=True)),
     ("LSTM", dict(hidden_size=5, proj_size=3, num_layers=2, bidirectional=True)),
     ("GRU", dict(hidden_size=5)),
     ("GRU", dict(hidden_size=5, num_layers=2, bidirectional=True, batch_first=True)),

@@ -2,6 +2,7 @@
 // layer-direction's forward or backward. Checks every shape and dtype once (the op name
 // in messages is the mode, "LSTM", "GRU", "RNN_TANH", "RNN_RELU"), then releases the GIL.
 // batch_sizes is a host int64 array (the time loop runs on the host on every device).
+#include <array>
 #include <string>
 #include <vector>
 
@@ -217,6 +218,121 @@ void rnn_backward_binding(py::object dx, py::array dh0, py::object dc0, py::obje
   });
 }
 
+#if !NNFAST_BIND_CUDA
+// ---- lstm2_forward / lstm2_backward: two stacked LSTM layers in one call (nnfast/rnn.h) ----
+// A layer is a 13-tuple (output, h_n, c_n, gates, c_all, h_prev, c_prev, weight_ih, weight_hh,
+// bias_ih, bias_hh, h0, c0), checked against its input (R, I) as rnn_forward checks its arguments.
+constexpr int kLayer2Items = 13;
+struct Layer2 {
+  py::object a[kLayer2Items];
+  Sizes s;
+};
+
+Layer2 check_layer2(const py::array& x, const py::handle& item, const py::array& batch_sizes, bool out) {
+  const char* op = "LSTM";
+  if (!py::isinstance<py::tuple>(item) || py::len(item) != kLayer2Items)
+    value_error(op, "a layer as a tuple of " + std::to_string(kLayer2Items) + " arrays / None");
+  Layer2 L;
+  const py::tuple t = py::reinterpret_borrow<py::tuple>(item);
+  for (int i = 0; i < kLayer2Items; ++i) L.a[i] = t[static_cast<size_t>(i)];
+  const char* unused = op;
+  L.s = read_sizes("LSTM", x, as_array(op, L.a[7], "weight_ih"), as_array(op, L.a[8], "weight_hh"), py::none(),
+                   as_array(op, L.a[1], "h_n"), batch_sizes, unused);
+  const index_t R = L.s.R, N = L.s.N, H = L.s.H;
+  static const char* const names[7] = {"output", "h_n", "c_n", "gates", "c_all", "h_prev", "c_prev"};
+  const Shape shapes[7] = {{R, H}, {N, H}, {N, H}, {R, 4 * H}, {R, H}, {R, H}, {R, H}};
+  for (int i = 0; i < 7; ++i) L.a[i] = check_array(op, x, L.a[i], names[i], shapes[i], out);
+  L.a[9] = maybe(op, x, L.a[9], "bias_ih", {4 * H}, false);
+  L.a[10] = maybe(op, x, L.a[10], "bias_hh", {4 * H}, false);
+  if (has(L.a[9]) != has(L.a[10])) value_error(op, "bias_ih and bias_hh both given or both None");
+  L.a[11] = maybe(op, x, L.a[11], "h0", {N, H}, false);
+  L.a[12] = maybe(op, x, L.a[12], "c0", {N, H}, false);
+  if (out)
+    for (int i = 0; i < 7; ++i)
+      for (const py::array& in : {x, L.a[7].cast<py::array>(), L.a[8].cast<py::array>()})
+        check_no_alias(op, L.a[i].cast<py::array>(), names[i], in, "an input");
+  return L;
+}
+
+// Both layers, layer 1's input being layer 0's output.
+std::vector<Layer2> check_layers2(const py::array& x, const py::sequence& layers, const py::array& batch_sizes,
+                                  bool out) {
+  const char* op = "LSTM";
+  check_input(op, x, "input", 2);
+  if (py::len(layers) != 2) value_error(op, "2 layers, got " + std::to_string(py::len(layers)));
+  std::vector<Layer2> Ls;
+  Ls.push_back(check_layer2(x, layers[0], batch_sizes, out));
+  Ls.push_back(check_layer2(Ls[0].a[0].cast<py::array>(), layers[1], batch_sizes, out));
+  if (Ls[1].s.N != Ls[0].s.N)
+    value_error(op, "both layers' h_n with " + std::to_string(Ls[0].s.N) + " rows, got " + std::to_string(Ls[1].s.N));
+  return Ls;
+}
+
+template <typename T>
+LstmLayer<T> layer_ptrs(const Layer2& L) {
+  const py::object* a = L.a;
+  return {opt_mut_ptr<T>(a[0]), opt_mut_ptr<T>(a[1]), opt_mut_ptr<T>(a[2]),  opt_mut_ptr<T>(a[3]),
+          opt_mut_ptr<T>(a[4]), opt_mut_ptr<T>(a[5]), opt_mut_ptr<T>(a[6]),  opt_ptr<T>(a[7]),
+          opt_ptr<T>(a[8]),     opt_ptr<T>(a[9]),     opt_ptr<T>(a[10]),     opt_ptr<T>(a[11]),
+          opt_ptr<T>(a[12]),    L.s.I,                L.s.H};
+}
+
+void lstm2_forward_binding(const py::sequence& layers, py::array x, py::array batch_sizes) {
+  const std::vector<Layer2> Ls = check_layers2(x, layers, batch_sizes, true);
+  run_released(float_dtype("LSTM", x, "input"), [&](auto tag) {
+    using T = decltype(tag);
+    return [=, L = std::array<LstmLayer<T>, 2>{layer_ptrs<T>(Ls[0]), layer_ptrs<T>(Ls[1])}, &Ls, px = ptr<T>(x)]() {
+      lstm2_forward<T>(L.data(), px, Ls[0].s.batch.data(), Ls[0].s.T, Ls[0].s.N);
+    };
+  });
+}
+
+// grads: per layer (grad_h0, grad_c0, grad_weight_ih, grad_weight_hh, grad_bias_ih, grad_bias_hh,
+// grad_gates, grad_h_n, grad_c_n); grad_out0 (R, H0) a workspace; grad (R, H1) and grad_input or None.
+void lstm2_backward_binding(py::object dx, py::array dy0, py::object dy, const py::sequence& grads,
+                            const py::sequence& layers, py::array x, py::array batch_sizes) {
+  const char* op = "LSTM";
+  const std::vector<Layer2> Ls = check_layers2(x, layers, batch_sizes, false);
+  const index_t R = Ls[0].s.R, N = Ls[0].s.N;
+  dx = maybe(op, x, dx, "grad_input", {R, Ls[0].s.I}, true);
+  check_array(op, x, dy0, "grad_out0", {R, Ls[0].s.H}, true);
+  dy = maybe(op, x, dy, "grad", {R, Ls[1].s.H}, false);
+  if (py::len(grads) != 2) value_error(op, "2 layers' gradients, got " + std::to_string(py::len(grads)));
+  std::vector<std::array<py::object, 9>> G(2);
+  for (size_t l = 0; l < 2; ++l) {
+    if (!py::isinstance<py::tuple>(grads[l]) || py::len(grads[l]) != 9)
+      value_error(op, "a layer's gradients as a tuple of 9 arrays / None");
+    const py::tuple t = grads[l].cast<py::tuple>();
+    const index_t H = Ls[l].s.H, I = Ls[l].s.I;
+    const bool bias = has(Ls[l].a[9]);
+    G[l][0] = check_array(op, x, t[0], "grad_h0", {N, H}, true);
+    G[l][1] = check_array(op, x, t[1], "grad_c0", {N, H}, true);
+    G[l][2] = maybe(op, x, t[2], "grad_weight_ih", {4 * H, I}, true);
+    G[l][3] = maybe(op, x, t[3], "grad_weight_hh", {4 * H, H}, true);
+    G[l][4] = bias ? maybe(op, x, t[4], "grad_bias_ih", {4 * H}, true) : opt(op, x, t[4], "grad_bias_ih", {}, true, false);
+    G[l][5] = bias ? maybe(op, x, t[5], "grad_bias_hh", {4 * H}, true) : opt(op, x, t[5], "grad_bias_hh", {}, true, false);
+    G[l][6] = check_array(op, x, t[6], "grad_gates", {R, 4 * H}, true);
+    G[l][7] = maybe(op, x, t[7], "grad_h_n", {N, H}, false);
+    G[l][8] = maybe(op, x, t[8], "grad_c_n", {N, H}, false);
+    for (int i : {0, 1, 6})
+      for (int j = 0; j < 7; ++j) check_no_alias(op, G[l][i].cast<py::array>(), "a gradient", Ls[l].a[j].cast<py::array>(), "a saved array");
+  }
+  run_released(float_dtype(op, x, "input"), [&](auto tag) {
+    using T = decltype(tag);
+    std::array<LstmLayerGrad<T>, 2> D;
+    for (size_t l = 0; l < 2; ++l) {
+      const auto& g = G[l];
+      D[l] = {opt_mut_ptr<T>(g[0]), opt_mut_ptr<T>(g[1]), opt_mut_ptr<T>(g[2]), opt_mut_ptr<T>(g[3]),
+              opt_mut_ptr<T>(g[4]), opt_mut_ptr<T>(g[5]), opt_mut_ptr<T>(g[6]), opt_ptr<T>(g[7]), opt_ptr<T>(g[8])};
+    }
+    return [=, L = std::array<LstmLayer<T>, 2>{layer_ptrs<T>(Ls[0]), layer_ptrs<T>(Ls[1])}, &Ls,
+            pdx = opt_mut_ptr<T>(dx), pdy0 = mut_ptr<T>(dy0), pdy = opt_ptr<T>(dy), px = ptr<T>(x)]() {
+      lstm2_backward<T>(pdx, pdy0, pdy, L.data(), D.data(), px, Ls[0].s.batch.data(), Ls[0].s.T, Ls[0].s.N);
+    };
+  });
+}
+#endif
+
 }  // namespace
 
 void init_rnn(py::module_& m) {
@@ -231,4 +347,9 @@ void init_rnn(py::module_& m) {
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("weight_hr"), py::arg("gates"), py::arg("c_all"),
         py::arg("h_raw"), py::arg("h_prev"), py::arg("c_prev"), py::arg("hn"), py::arg("batch_sizes"),
         py::arg("mode"), py::arg("reverse"), py::arg("accumulate_grad_input") = false);
+#if !NNFAST_BIND_CUDA
+  m.def("lstm2_forward", &lstm2_forward_binding, py::arg("layers"), py::arg("input"), py::arg("batch_sizes"));
+  m.def("lstm2_backward", &lstm2_backward_binding, py::arg("grad_input"), py::arg("grad_out0"), py::arg("grad"),
+        py::arg("grads"), py::arg("layers"), py::arg("input"), py::arg("batch_sizes"));
+#endif
 }

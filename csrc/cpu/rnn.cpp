@@ -11,7 +11,12 @@
 // (RnnOps::step_gemm). Everything is deterministic
 // whatever the thread count: every GEMM element reduces over K in the same order
 // whichever columns a call covers, and the gate kernels are elementwise.
+// Two stacked LSTM layers (the word-LM case) have their own driver at the end of this file,
+// lstm2_forward / lstm2_backward: a wavefront where each of two threads owns a whole layer
+// (NNFAST_RNN_WAVEFRONT=0 in nnfast/nn/functional/_rnn.py runs them layer by layer instead).
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -210,6 +215,28 @@ void init_state(T* state, const T* init, index_t n) {
   else if (n > 0) std::memset(state, 0, static_cast<size_t>(n) * sizeof(T));
 }
 
+// Weight gradients over all R rows at once (accumulated, beta = 1), and dx = dgx W_ih.
+template <typename T>
+void weight_grads(T* dx, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T* dgx, const T* dgates, const T* x,
+                  const T* w_ih, const T* h_prev, index_t R, index_t I, index_t GH, index_t P, bool accumulate_dx,
+                  std::vector<T>& big) {
+  if (R == 0) return;
+  if (dx) gemm<T>(R, I, GH, T(1), dgx, GH, 1, w_ih, I, 1, accumulate_dx ? T(1) : T(0), dx, I, 1);
+  if (dw_ih) gemm<T>(GH, I, R, T(1), dgx, 1, GH, x, I, 1, T(1), dw_ih, I, 1);
+  if (dw_hh) gemm<T>(GH, P, R, T(1), dgates, 1, GH, h_prev, P, 1, T(1), dw_hh, P, 1);
+  if (db_ih && db_hh && dgx == dgates) {  // both biases take the same column sums: one pass over dgates
+    T* sum = step_panels<T>(GH, big);
+    bias_grad<T>(sum, dgates, GH, 1, R, GH, false);
+    for (index_t j = 0; j < GH; ++j) {
+      db_ih[j] += sum[j];
+      db_hh[j] += sum[j];
+    }
+  } else {
+    if (db_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
+    if (db_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -393,24 +420,211 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
     }
   });
 
-  // Weight gradients over all rows at once (accumulated, beta = 1).
-  const index_t R = s.rows;
-  if (R == 0) return;
-  if (dx) gemm<T>(R, I, GH, T(1), dgx, GH, 1, w_ih, I, 1, accumulate_dx ? T(1) : T(0), dx, I, 1);
-  if (dw_ih) gemm<T>(GH, I, R, T(1), dgx, 1, GH, x, I, 1, T(1), dw_ih, I, 1);
-  if (dw_hh) gemm<T>(GH, P, R, T(1), dgates, 1, GH, h_prev, P, 1, T(1), dw_hh, P, 1);
-  if (db_ih && db_hh && dgx == dgates) {  // both biases take the same column sums: one pass over dgates
-    T* sum = step_panels<T>(GH, big);
-    bias_grad<T>(sum, dgates, GH, 1, R, GH, false);
-    for (index_t j = 0; j < GH; ++j) {
-      db_ih[j] += sum[j];
-      db_hh[j] += sum[j];
+  weight_grads<T>(dx, dw_ih, dw_hh, db_ih, db_hh, dgx, dgates, x, w_ih, h_prev, s.rows, I, GH, P, accumulate_dx, big);
+  if (proj && dw_hr && s.rows > 0) gemm<T>(P, H, s.rows, T(1), dh_all, 1, P, h_raw, H, 1, T(1), dw_hr, H, 1);
+}
+
+// ---- Two stacked LSTM layers as a wavefront (lstm2_forward / lstm2_backward) ----
+
+namespace {
+
+// A step counter one thread publishes (release) and the other waits on (acquire): spins with pause,
+// then yields the core (8 processes may share 2 cores; a descheduled producer must get to run).
+struct StepFlag {
+  std::atomic<index_t> done{0};
+  void publish(index_t n) { done.store(n, std::memory_order_release); }
+  void wait(index_t n) const {
+    for (int spins = 0; done.load(std::memory_order_acquire) < n; ++spins) {
+      if (spins < (1 << 14)) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
     }
-  } else {
-    if (db_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
-    if (db_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
   }
-  if (proj && dw_hr) gemm<T>(P, H, R, T(1), dh_all, 1, P, h_raw, H, 1, T(1), dw_hr, H, 1);
+};
+
+// One LSTM step of a whole layer (every row and unit, on this thread): save the live state for
+// backward, add h_prev W_hh^T onto the step's gate rows (skipped on a zero initial state, as
+// rnn_forward does), run the gate kernel. panels: W_hh packed by pack_step_forward (all blocks).
+template <typename T>
+void lstm_layer_step(const rnn_detail::RnnOps<T>& k, const LstmLayer<T>& L, const T* panels, index_t r0, index_t B,
+                     bool skip_product, bool tanh_saved) {
+  const index_t H = L.H, GH = 4 * H, nblk = (H + rnn_detail::kStepCols - 1) / rnn_detail::kStepCols;
+  T* hp = L.h_prev + r0 * H;
+  copy_rows(hp, L.h_n, B * H);
+  copy_rows(L.c_prev + r0 * H, L.c_n, B * H);
+  T* g = L.gates + r0 * GH;
+  if (!skip_product) k.step_gemm(g, GH, hp, H, panels, B, H, 0, nblk, kFwdRuns, H, H, true);
+  for (index_t b = 0; b < B; ++b)
+    k.lstm_forward(g + b * GH, L.c_n + b * H, L.c_all + (r0 + b) * H, L.y + (r0 + b) * H, L.h_n + b * H, L.b_hh, H,
+                   H, tanh_saved);
+}
+
+// Layer 1's input projection of one step over the unit blocks [j0, j1): gates = y0 W_ih^T + b_ih, as
+// rnn_forward's GEMM over all steps gives it (its bias is added to the finished sum: here the sum is
+// added to the bias).
+template <typename T>
+void lstm_project_step(const rnn_detail::RnnOps<T>& k, const LstmLayer<T>& L, const T* x, const T* panels, index_t r0,
+                       index_t B, index_t j0, index_t j1) {
+  constexpr index_t C = rnn_detail::kStepCols;
+  const index_t H = L.H, GH = 4 * H, u0 = std::min(H, j0 * C), u1 = std::min(H, j1 * C);
+  T* g = L.gates + r0 * GH;
+  if (L.b_ih)
+    for (index_t b = 0; b < B; ++b)
+      for (index_t q = 0; q < 4; ++q) copy_rows(g + b * GH + q * H + u0, L.b_ih + q * H + u0, u1 - u0);
+  k.step_gemm(g, GH, x + r0 * L.I, L.I, panels, B, L.I, j0, j1, kFwdRuns, H, H, L.b_ih != nullptr);
+}
+
+// One LSTM backward step of a whole layer: the gate-backward kernel over the rows (dy: the step's
+// output gradient rows or null), then dh_prev = dgates W_hh (panels: pack_step_backward, all blocks).
+template <typename T>
+void lstm_layer_step_back(const rnn_detail::RnnOps<T>& k, const LstmLayer<T>& L, const LstmLayerGrad<T>& D,
+                          const T* dy, const T* panels, index_t r0, index_t B, bool tanh_saved) {
+  const index_t H = L.H, GH = 4 * H, nblk = (H + rnn_detail::kStepCols - 1) / rnn_detail::kStepCols;
+  for (index_t b = 0; b < B; ++b) {
+    const index_t r = r0 + b;
+    k.lstm_backward(D.dgates + r * GH, D.dc0 + b * H, D.dh0 + b * H, dy ? dy + b * H : nullptr, L.gates + r * GH,
+                    L.c_all + r * H, L.c_prev + r * H, H, H, tanh_saved);
+  }
+  k.step_gemm(D.dh0, H, D.dgates + r0 * GH, GH, panels, B, GH, 0, nblk, 1, 0, H, false);
+}
+
+// Threads for the wavefront: two, unless the step is too small to repay a flag per step (step_team).
+template <typename T>
+int wavefront_team(const LstmLayer<T>* Ls, index_t N) {
+  const index_t H = std::max(Ls[0].H, Ls[1].H);
+  return std::min(2, step_team(N, 4 * H, H, H));
+}
+
+// Runs role 0 (tid 0) and role 1 (tid 1) over every step kk, role 1's step kk after role 0's (the flag);
+// on a single thread it interleaves them: role0(kk), role1(kk).
+template <class F0, class F1>
+void wavefront(int nt, index_t steps, F0&& role0, F1&& role1) {
+  StepFlag flag;
+  team(nt, [&](int tid, int n) {
+    if (n == 1) {
+      for (index_t kk = 0; kk < steps; ++kk) {
+        role0(kk);
+        role1(kk);
+      }
+    } else if (tid == 0) {
+      for (index_t kk = 0; kk < steps; ++kk) {
+        role0(kk);
+        flag.publish(kk + 1);
+      }
+    } else if (tid == 1) {
+      for (index_t kk = 0; kk < steps; ++kk) {
+        flag.wait(kk + 1);
+        role1(kk);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void lstm2_forward(const LstmLayer<T>* Ls, const T* x, const index_t* batch_sizes, index_t steps, index_t N) {
+  const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
+  constexpr index_t C = rnn_detail::kStepCols;
+  const bool tanh_saved = save_tanh();
+  const LstmLayer<T>&L0 = Ls[0], &L1 = Ls[1];
+  const Steps s(batch_sizes, steps);
+  for (const LstmLayer<T>& L : {L0, L1}) {
+    init_state(L.h_n, L.h0, N * L.H);
+    init_state(L.c_n, L.c0, N * L.H);
+  }
+  // Layer 0's input projection for every step at once (the general GEMM, all threads), as rnn_forward.
+  GemmEpilogue<T> ep;
+  ep.bias = L0.b_ih;
+  if (s.rows > 0) gemm<T>(s.rows, 4 * L0.H, L0.I, T(1), x, L0.I, 1, L0.w_ih, 1, L0.I, T(0), L0.gates, 4 * L0.H, 1, ep);
+  // Panels: W_hh of each layer, then layer 1's W_ih (its unit blocks split: role 0 runs [0, half)).
+  const index_t nb0 = (L0.H + C - 1) / C, nb1 = (L1.H + C - 1) / C, half = nb1 / 2;
+  const index_t sz0 = nb0 * 4 * C * L0.H, sz1 = nb1 * 4 * C * L1.H, szi = nb1 * 4 * C * L1.I;
+  std::vector<T> big;
+  T* const p0 = step_panels<T>(sz0 + sz1 + szi, big);
+  T* const p1 = p0 + sz0;
+  T* const pi = p1 + sz1;
+  const bool skip0 = L0.h0 == nullptr && skip_zero_state(), skip1 = L1.h0 == nullptr && skip_zero_state();
+  // Each role packs the panels it reads, at its first step (no barrier between the threads).
+  wavefront(
+      wavefront_team(Ls, N), steps,
+      [&](index_t kk) {  // layer 0's step, then its part of layer 1's input projection
+        if (kk == 0) {
+          pack_step_forward(p0, L0.w_hh, L0.H, L0.H, Blocks{0, nb0});
+          pack_step_forward(pi, L1.w_ih, L1.H, L1.I, Blocks{0, half});
+        }
+        const index_t r0 = s.off[static_cast<size_t>(kk)], B = batch_sizes[kk];
+        if (B == 0) return;
+        lstm_layer_step(k, L0, p0, r0, B, kk == 0 && skip0, tanh_saved);
+        lstm_project_step(k, L1, L0.y, pi, r0, B, 0, half);
+      },
+      [&](index_t kk) {  // the rest of layer 1's input projection, then its step
+        if (kk == 0) {
+          pack_step_forward(p1, L1.w_hh, L1.H, L1.H, Blocks{0, nb1});
+          pack_step_forward(pi, L1.w_ih, L1.H, L1.I, Blocks{half, nb1});
+        }
+        const index_t r0 = s.off[static_cast<size_t>(kk)], B = batch_sizes[kk];
+        if (B == 0) return;
+        lstm_project_step(k, L1, L0.y, pi, r0, B, half, nb1);
+        lstm_layer_step(k, L1, p1, r0, B, kk == 0 && skip1, tanh_saved);
+      });
+}
+
+template <typename T>
+void lstm2_backward(T* dx, T* dy0, const T* dy, const LstmLayer<T>* Ls, const LstmLayerGrad<T>* Ds, const T* x,
+                    const index_t* batch_sizes, index_t steps, index_t N) {
+  const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
+  constexpr index_t C = rnn_detail::kStepCols;
+  const bool tanh_saved = save_tanh();
+  const LstmLayer<T>&L0 = Ls[0], &L1 = Ls[1];
+  const LstmLayerGrad<T>&D0 = Ds[0], &D1 = Ds[1];
+  const Steps s(batch_sizes, steps);
+  for (int l = 0; l < 2; ++l) {
+    init_state(Ds[l].dh0, Ds[l].dh_n, N * Ls[l].H);
+    init_state(Ds[l].dc0, Ds[l].dc_n, N * Ls[l].H);
+  }
+  // Panels: W_hh of each layer (B = W_hh, K = 4 H), then layer 1's W_ih for dy0 = dgates1 W_ih (its
+  // column blocks split: role 0, layer 1's, runs [0, half)).
+  const index_t G1 = 4 * L1.H, nb0 = (L0.H + C - 1) / C, nb1 = (L1.H + C - 1) / C, nbi = (L1.I + C - 1) / C;
+  const index_t half = nbi / 2;
+  const index_t sz1 = nb1 * C * G1, sz0 = nb0 * C * 4 * L0.H, szi = nbi * C * G1;
+  std::vector<T> big;
+  T* const p1 = step_panels<T>(sz0 + sz1 + szi, big);
+  T* const p0 = p1 + sz1;
+  T* const pi = p0 + sz0;
+  const auto at = [&](index_t kk) { return step_at(kk, steps, true); };  // the forward's steps, last first
+  wavefront(
+      wavefront_team(Ls, N), steps,
+      [&](index_t kk) {  // layer 1's step, then its part of layer 0's output gradient dy0 = dgates1 W_ih
+        if (kk == 0) {
+          pack_step_backward(p1, L1.w_hh, G1, L1.H, Blocks{0, nb1});
+          pack_step_backward(pi, L1.w_ih, G1, L1.I, Blocks{0, half});
+        }
+        const index_t t = at(kk), r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
+        if (B == 0) return;
+        lstm_layer_step_back(k, L1, D1, dy ? dy + r0 * L1.H : nullptr, p1, r0, B, tanh_saved);
+        k.step_gemm(dy0 + r0 * L1.I, L1.I, D1.dgates + r0 * G1, G1, pi, B, G1, 0, half, 1, 0, L1.I, false);
+      },
+      [&](index_t kk) {  // the rest of dy0's step, then layer 0's step
+        if (kk == 0) {
+          pack_step_backward(p0, L0.w_hh, 4 * L0.H, L0.H, Blocks{0, nb0});
+          pack_step_backward(pi, L1.w_ih, G1, L1.I, Blocks{half, nbi});
+        }
+        const index_t t = at(kk), r0 = s.off[static_cast<size_t>(t)], B = batch_sizes[t];
+        if (B == 0) return;
+        k.step_gemm(dy0 + r0 * L1.I, L1.I, D1.dgates + r0 * G1, G1, pi, B, G1, half, nbi, 1, 0, L1.I, false);
+        lstm_layer_step_back(k, L0, D0, dy0 + r0 * L0.H, p0, r0, B, tanh_saved);
+      });
+  // Weight gradients of both layers over all rows (all threads), and dx.
+  std::vector<T> big2;
+  weight_grads<T>(nullptr, D1.dw_ih, D1.dw_hh, D1.db_ih, D1.db_hh, D1.dgates, D1.dgates, L0.y, L1.w_ih, L1.h_prev,
+                  s.rows, L1.I, G1, L1.H, false, big2);
+  weight_grads<T>(dx, D0.dw_ih, D0.dw_hh, D0.db_ih, D0.db_hh, D0.dgates, D0.dgates, x, L0.w_ih, L0.h_prev, s.rows,
+                  L0.I, 4 * L0.H, L0.H, false, big2);
 }
 
 #define NNFAST_RNN_INSTANTIATE_(T)                                                                              \
@@ -420,7 +634,10 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   template void rnn_backward<T>(T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, const T*, index_t, const T*,    \
                                 const T*, const T*, const T*, const T*, const T*, const T*, const T*,          \
                                 const T*, const T*, const T*, const T*, const index_t*, index_t, index_t,      \
-                                index_t, index_t, index_t, RnnMode, bool, bool);
+                                index_t, index_t, index_t, RnnMode, bool, bool);                         \
+  template void lstm2_forward<T>(const LstmLayer<T>*, const T*, const index_t*, index_t, index_t);              \
+  template void lstm2_backward<T>(T*, T*, const T*, const LstmLayer<T>*, const LstmLayerGrad<T>*, const T*,     \
+                                  const index_t*, index_t, index_t);
 NNFAST_RNN_INSTANTIATE_(float)
 NNFAST_RNN_INSTANTIATE_(double)
 #undef NNFAST_RNN_INSTANTIATE_

@@ -165,7 +165,7 @@ _TABLE: dict[str, _Op] = {
     "embedding_bag": _op(EMBED, cpu=("embedding_bag_forward", "embedding_bag_backward", "embedding_renorm")),
 
     # recurrent layers (one GEMM per step + fused gate kernels)
-    "rnn": _op(RNN, cpu=("rnn_forward", "rnn_backward")),
+    "rnn": _op(RNN, cpu=("rnn_forward", "rnn_backward", "lstm2_forward", "lstm2_backward")),
 
     # attention (fused scaled dot-product attention)
     # (the *_bf16 pair: autocast's attention on the bf16 GEMM, amp/_attention_bf16.py; cpu only)

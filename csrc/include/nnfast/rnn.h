@@ -67,6 +67,48 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
                   const T* h_raw, const T* h_prev, const T* c_prev, const T* hn, const index_t* batch_sizes,
                   index_t steps, index_t N, index_t I, index_t H, index_t P, RnnMode mode, bool reverse,
                   bool accumulate_dx);
+
+// A stack of two LSTM layers (one direction, no projection) run as a wavefront: with two threads, one
+// runs layer 0's step t while the other runs layer 1's step t - 1 (backward: layer 1's step t, then layer
+// 0's), meeting at a per-step flag instead of a team barrier; each thread owns every row of its layer, so
+// its W_hh panels stay in its core's cache. Layer 1's input projection (forward) and input gradient
+// (backward) run per step, their columns split between the two threads. The same values as two
+// rnn_forward / rnn_backward calls (layer 1's input is layer 0's y); one thread interleaves the roles.
+template <typename T>
+struct LstmLayer {  // one layer's arrays; P = H, every array C-contiguous
+  T* y;  // (R, H): layer 0's output (layer 1's input, kept for backward), layer 1's the stack's
+  T* h_n;
+  T* c_n;
+  T* gates;
+  T* c_all;
+  T* h_prev;
+  T* c_prev;
+  const T* w_ih;
+  const T* w_hh;
+  const T* b_ih;  // b_ih, b_hh both given or both null
+  const T* b_hh;
+  const T* h0;  // (N, H) or null (zeros), like c0
+  const T* c0;
+  index_t I, H;
+};
+template <typename T>
+struct LstmLayerGrad {  // one layer's gradients, as rnn_backward's (weights accumulate, null: not wanted)
+  T* dh0;
+  T* dc0;
+  T* dw_ih;
+  T* dw_hh;
+  T* db_ih;
+  T* db_hh;
+  T* dgates;  // (R, 4 H) workspace
+  const T* dh_n;  // (N, H) or null, like dc_n
+  const T* dc_n;
+};
+template <typename T>
+void lstm2_forward(const LstmLayer<T>* layers, const T* x, const index_t* batch_sizes, index_t steps, index_t N);
+// dx (R, I0) or null; dy0 (R, H0) a workspace (layer 0's output gradient); dy (R, H1) or null.
+template <typename T>
+void lstm2_backward(T* dx, T* dy0, const T* dy, const LstmLayer<T>* layers, const LstmLayerGrad<T>* grads,
+                    const T* x, const index_t* batch_sizes, index_t steps, index_t N);
 }  // namespace cpu
 
 }  // namespace nnfast

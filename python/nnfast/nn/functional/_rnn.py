@@ -9,6 +9,7 @@ as views of one flat array (a Function has one output), so no step is ever a Pyt
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -144,6 +145,89 @@ class RNNLayerFunction(Function):
         return (dx, dh0 if need[1] else None, dc0 if need[2] else None, *grads)
 
 
+# NNFAST_RNN_WAVEFRONT=0: a 2-layer LSTM runs layer by layer (one RNNLayerFunction each) instead of as
+# one LSTM2Function wavefront (the same values; for A/B). Read once.
+_WAVEFRONT = os.environ.get("NNFAST_RNN_WAVEFRONT", "1") != "0"
+
+
+class LSTM2Function(Function):
+    """Two stacked LSTM layers (one direction, no projection, no dropout between them, hidden size H both)
+    in one kernel call per pass (csrc/cpu/rnn.cpp lstm2_forward / lstm2_backward): with two threads layer 1
+    runs one step behind layer 0 (a wavefront), so each thread owns a whole layer. The same values as two
+    RNNLayerFunction calls.
+
+    Arguments: x (R, I), h0 (2, N, H) or None, c0 (2, N, H) or None, then the 10 weight slots of the two
+    layers (w_ih, w_hh, b_ih, b_hh, None each); keywords batch_sizes, N. Returns one flat array holding
+    layer 1's output (R, H), h_n (2, N, H), c_n (2, N, H).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, h0: Any, c0: Any, *w: Any, batch_sizes: Any, N: int) -> Any:
+        K = kernels("rnn", x, h0, c0, *w)
+        xp = xp_of(x)
+        x = contiguous(x)
+        R, H = x.shape[0], w[1].shape[1]
+        ws = [None if a is None else contiguous(a) for a in w]
+        h0 = None if h0 is None else contiguous(h0)
+        c0 = None if c0 is None else contiguous(c0)
+        ny, nh = R * H, 2 * N * H
+        # The returned output / h_n / c_n, then per layer what backward reads (and layer 0's output).
+        shapes: list[Optional[tuple[int, ...]]] = [(ny + 2 * nh,), (R, H)]
+        shapes += [(R, 4 * H), (R, H), (R, H), (R, H)] * 2
+        views = _Block(xp, x.dtype, shapes).views
+        flat = views[0]
+        ys = (views[1], flat[:ny].reshape(R, H))
+        h_n, c_n = flat[ny:ny + nh].reshape(2, N, H), flat[ny + nh:].reshape(2, N, H)
+        layers = []
+        for l in range(2):
+            gates, c_all, h_prev, c_prev = views[2 + 4 * l:6 + 4 * l]
+            w_ih, w_hh, b_ih, b_hh, _ = ws[_PER_DIR * l:_PER_DIR * (l + 1)]
+            layers.append((ys[l], h_n[l], c_n[l], gates, c_all, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh,
+                           None if h0 is None else h0[l], None if c0 is None else c0[l]))
+        K.lstm2_forward(layers, x, batch_sizes)
+        ctx.save_for_backward(x, *ws)
+        ctx.layers, ctx.batch_sizes, ctx.N = layers, batch_sizes, N
+        return flat
+
+    @staticmethod
+    def backward(ctx: Any, dflat: Any) -> Any:
+        x, *ws = ctx.saved_tensors
+        layers, N, batch_sizes = ctx.layers, ctx.N, ctx.batch_sizes
+        need = ctx.needs_input_grad
+        K = kernels("rnn", dflat)
+        xp = xp_of(dflat)
+        dflat = contiguous(dflat)
+        R, I = x.shape
+        H = ws[1].shape[1]
+        ny, nh = R * H, 2 * N * H
+        dh_n, dc_n = dflat[ny:ny + nh].reshape(2, N, H), dflat[ny + nh:].reshape(2, N, H)
+        dx = xp.empty((R, I), dtype=x.dtype) if need[0] else None
+        dh0, dc0 = xp.empty((2, N, H), dtype=x.dtype), xp.empty((2, N, H), dtype=x.dtype)
+        dy0, dg0, dg1 = _Block(xp, x.dtype, [(R, H), (R, 4 * H), (R, 4 * H)]).views
+        grads, results = [], []
+        for l in range(2):
+            bufs: list[Any] = []
+            for k in range(_PER_DIR):
+                i, wk = 3 + _PER_DIR * l + k, ws[_PER_DIR * l + k]
+                b, r = (None, None) if wk is None or not need[i] else ctx.param_grad(i, xp, wk.shape, wk.dtype)
+                bufs.append(b)
+                results.append(r)
+            grads.append((dh0[l], dc0[l], *bufs[:4], (dg0, dg1)[l], dh_n[l], dc_n[l]))
+        K.lstm2_backward(dx, dy0, dflat[:ny].reshape(R, H), grads, layers, x, batch_sizes)
+        return (dx, dh0 if need[1] else None, dc0 if need[2] else None, *results)
+
+
+def _wavefront(mode: str, x: Tensor, slots: Sequence[Optional[Tensor]], num_layers: int, D: int, proj: bool,
+               dropout: float, train: bool) -> bool:
+    """Whether the layers run as one LSTM2Function: two unidirectional unprojected LSTM layers on the CPU
+    with nothing (dropout) between them."""
+    if not (_WAVEFRONT and mode == "LSTM" and num_layers == 2 and D == 1 and not proj
+            and not (dropout > 0 and train) and x.device.type == "cpu"):
+        return False
+    w_hh0, w_ih1, w_hh1 = slots[1], slots[_PER_DIR], slots[_PER_DIR + 1]
+    return w_hh0.shape == w_hh1.shape and w_ih1.shape == w_hh1.shape  # type: ignore[union-attr]
+
+
 def _check_params(op: str, x: Tensor, params: Sequence[Any], mode: str, has_biases: bool, num_layers: int,
                   D: int, proj: bool) -> list[Optional[Tensor]]:
     """PyTorch's flat weight list (per layer and direction: w_ih, w_hh, [b_ih, b_hh], [w_hr]) as 5 slots each."""
@@ -198,6 +282,19 @@ def _run(mode: str, input: Tensor, hx: Any, params: Sequence[Any], has_biases: b
             check_float(op, s, name)
             check_same_dtype(op, input, s, name)
     out_h, out_c = [], []
+    if _wavefront(mode, x, slots, num_layers, D, proj, dropout, train):
+        H = slots[1].shape[1]  # type: ignore[union-attr]
+        for name, s in (("h0", h0), ("c0", c0)):
+            if s is not None and tuple(s.shape) != (2, N, H):
+                raise ValueError(f"[{op}] expected {name} of shape {(2, N, H)}, got {tuple(s.shape)}")
+        flat = LSTM2Function.apply(x, h0, c0, *slots, batch_sizes=bs, N=N)
+        R = x.shape[0]
+        ny, nh = R * H, 2 * N * H
+        x, h_n, c_n = flat[:ny].reshape(R, H), flat[ny:ny + nh].reshape(2, N, H), flat[ny + nh:].reshape(2, N, H)
+        if batch_sizes is None:
+            y = x.reshape(T, N, H)
+            x = y.transpose(0, 1) if batch_first else y
+        return x, h_n, c_n
     for layer in range(num_layers):
         w = slots[_PER_DIR * D * layer:_PER_DIR * D * (layer + 1)]
         GH = w[0].shape[0]  # type: ignore[union-attr]
