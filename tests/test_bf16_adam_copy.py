@@ -190,9 +190,9 @@ def nnn_param(a):
     return nn.Parameter(nnfast.tensor(np.asarray(a, np.float32)))
 
 
-# Big enough for 2 and 3 threads on the kernel's dynamic block schedule (> 3 x 32768 elements,
-# several 16K blocks, tails in blocks and in 512-value chunks).
-BIG = (1, 7, 1023, 70001, 40000)
+# Big enough for 2 and 3 threads and for the dynamic schedule's big first chunks (> 4 x 65536 elements,
+# then 64K blocks; chunks spanning tensors, tails in chunks and in 512-value runs).
+BIG = (1, 7, 1023, 300001, 70001, 40000)
 
 
 def _big_lists(seed):
@@ -214,7 +214,7 @@ def test_kernel_copies_big_lists_same_bits_across_threads(threads):
         try:
             ls = _big_lists(5)
             kw = {} if copies is None else {"bf16_copies": copies}
-            _C.adam_step(*ls, None, [4, 1, 9, 2, 3], 1e-2, 0.9, 0.99, 1e-8, 0.1, False, False, True, **kw)
+            _C.adam_step(*ls, None, [4, 1, 9, 6, 2, 3], 1e-2, 0.9, 0.99, 1e-8, 0.1, False, False, True, **kw)
             return ls
         finally:
             _C.set_num_threads(old)
@@ -240,10 +240,10 @@ h = hashlib.sha1()
 for nt in (1, 2, 3):
     _C.set_num_threads(nt)
     rng = np.random.default_rng(5)
-    ls = [[(rng.standard_normal(n) * s).astype(np.float32) for n in (1, 1023, 70001, 40000)] for s in (1, 1, .1, .1)]
+    ls = [[(rng.standard_normal(n) * s).astype(np.float32) for n in (1, 1023, 300001, 70001, 40000)] for s in (1, 1, .1, .1)]
     ls[3] = [np.abs(v) for v in ls[3]]
-    copies = [np.empty(n, ml_dtypes.bfloat16) for n in (1, 1023, 70001, 40000)]
-    _C.adam_step(*ls, None, [3, 1, 2, 5], 1e-2, 0.9, 0.99, 1e-8, 0.0, False, False, False, bf16_copies=copies)
+    copies = [np.empty(n, ml_dtypes.bfloat16) for n in (1, 1023, 300001, 70001, 40000)]
+    _C.adam_step(*ls, None, [3, 1, 4, 2, 5], 1e-2, 0.9, 0.99, 1e-8, 0.0, False, False, False, bf16_copies=copies)
     for a in [x for l in ls for x in l] + copies:
         h.update(np.ascontiguousarray(a).view(np.uint8).tobytes())
 print(h.hexdigest())

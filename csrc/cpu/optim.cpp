@@ -97,8 +97,8 @@ void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* cons
   });
 }
 
-// NNFAST_BF16_ADAM_DYNAMIC (read once): unset or 1 = adam_step_bf16_copy hands out fixed
-// blocks that threads claim as they come free; 0 = each thread steps an equal static share
+// NNFAST_BF16_ADAM_DYNAMIC (read once): unset or 1 = adam_step_bf16_copy hands out chunks
+// that threads claim as they come free; 0 = each thread steps an equal static share
 // (the earlier schedule), for A/B timing. Same bits either way: the update is elementwise.
 static bool adam_copy_dynamic() {
   static const bool on = [] {
@@ -135,23 +135,38 @@ void adam_step_bf16_copy(float* const* param, float* const* exp_avg, float* cons
       if (copy[i]) narrow(copy[i] + a, param[i] + a, n);
     }
   };
-  index_t total = 0;
-  for (index_t i = 0; i < count; ++i) total += numel[i];
+  std::vector<index_t> off(static_cast<size_t>(count) + 1, 0);
+  for (index_t i = 0; i < count; ++i) off[i + 1] = off[i] + numel[i];
+  const index_t total = off[count];
   const int nt = static_cast<int>(std::min<index_t>(get_num_threads(), total / kElementwiseGrain));
 #ifdef NNFAST_HAVE_OPENMP
   if (nt > 1 && adam_copy_dynamic()) {
-    // 64K-element blocks (256 KB of each array, long runs for the prefetchers): ~30 for the
-    // 1.9M-param MLP, so a late thread leaves at most one block (~0.03 ms) to the other.
+    // Chunks of the concatenated range, claimed in order: first one of 3/4 of an equal share per
+    // thread (long runs, as the static split), then 64K-element blocks (256 KB of each array), so
+    // a late thread leaves at most one block (~0.03 ms at the MLP's size) to the others.
     constexpr index_t kBlock = 65536;
-    std::vector<Block> blocks;
-    for (index_t i = 0; i < count; ++i)
-      for (index_t lo = 0; lo < numel[i]; lo += kBlock) blocks.push_back({i, lo, std::min(numel[i], lo + kBlock)});
+    std::vector<index_t> starts;
+    const index_t big = total / nt * 3 / 4;
+    index_t at = 0;
+    if (big > kBlock)
+      for (int t = 0; t < nt; ++t, at += big) starts.push_back(at);
+    for (; at < total; at += kBlock) starts.push_back(at);
+    starts.push_back(total);
     std::vector<AdamCoef<float>> cs;
     cs.reserve(static_cast<size_t>(count));
     for (index_t i = 0; i < count; ++i) cs.push_back(coef(i));
-    const index_t nb = static_cast<index_t>(blocks.size());
+    const index_t nchunks = static_cast<index_t>(starts.size()) - 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (index_t b = 0; b < nb; ++b) run(blocks[b].tensor, blocks[b].lo, blocks[b].hi, cs[blocks[b].tensor]);
+    for (index_t c = 0; c < nchunks; ++c) {
+      index_t lo = starts[c];
+      const index_t hi = starts[c + 1];
+      index_t t = static_cast<index_t>(std::upper_bound(off.begin(), off.end(), lo) - off.begin()) - 1;
+      for (; lo < hi; ++t) {  // the chunk's slice of each tensor it spans
+        const index_t end = std::min(hi, off[t + 1]);
+        if (end > lo) run(t, lo - off[t], end - off[t], cs[t]);
+        lo = end;
+      }
+    }
     return;
   }
 #endif
