@@ -12,7 +12,9 @@ GEMM's previous loop nest), for switches a process reads once.
 Other read-once switches of the bf16 GEMM worth an ``--ab``: NNFAST_BF16_DYNAMIC=0 (the shared-B
 schedule's fixed equal shares instead of chunks claimed as threads come free; it shows in wall time
 or in the calling thread's CPU time, not in the process total), NNFAST_BF16_PACK_GROUP=0 (one panel
-per visit of a K row in the packing).
+per visit of a K row in the packing), NNFAST_BF16_ADAM_DYNAMIC=0 (Adam with bf16 copies in equal
+static shares per thread instead of 64K-element blocks claimed as threads come free; like the
+dynamic GEMM schedule it shows in wall time, not in the process total).
 
 ``--cpu``: process CPU time (sum over threads; use with OMP_WAIT_POLICY=passive), which survives a
 loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (target <= 0.6), and

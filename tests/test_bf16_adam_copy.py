@@ -188,3 +188,80 @@ def test_graph_that_kept_the_cast_is_not_overwritten():
 
 def nnn_param(a):
     return nn.Parameter(nnfast.tensor(np.asarray(a, np.float32)))
+
+
+# Big enough for 2 and 3 threads and for the dynamic schedule's big first chunks (> 4 x 65536 elements,
+# then 64K blocks; chunks spanning tensors, tails in chunks and in 512-value runs).
+BIG = (1, 7, 1023, 300001, 70001, 40000)
+
+
+def _big_lists(seed):
+    rng = np.random.default_rng(seed)
+    ps = [rng.standard_normal(n).astype(np.float32) for n in BIG]
+    gs = [rng.standard_normal(n).astype(np.float32) for n in BIG]
+    ms = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in BIG]
+    vs = [rng.random(n).astype(np.float32) * 0.1 for n in BIG]
+    return ps, gs, ms, vs
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_kernel_copies_big_lists_same_bits_across_threads(threads):
+    """The dynamic block schedule (any thread count) gives the bits of the plain float32 step on 1
+    thread, and every copy is the RNE of its updated param."""
+    def run(nt, copies):
+        old = _C.get_num_threads()
+        _C.set_num_threads(nt)
+        try:
+            ls = _big_lists(5)
+            kw = {} if copies is None else {"bf16_copies": copies}
+            _C.adam_step(*ls, None, [4, 1, 9, 6, 2, 3], 1e-2, 0.9, 0.99, 1e-8, 0.1, False, False, True, **kw)
+            return ls
+        finally:
+            _C.set_num_threads(old)
+
+    ref = run(1, None)
+    copies = [np.full(n, np.nan, BF16) if i != 2 else None for i, n in enumerate(BIG)]
+    got = run(threads, copies)
+    for r, g in zip(ref, got):
+        for a, b in zip(r, g):
+            assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    for p, c in zip(got[0], copies):
+        if c is not None:
+            assert np.array_equal(c.view(np.uint16), p.astype(BF16).view(np.uint16))
+
+
+_SCHEDULE_CHILD = r"""
+import hashlib, sys
+import numpy as np
+sys.path[:0] = sys.argv[1:]
+import ml_dtypes
+from nnfast import _C
+h = hashlib.sha1()
+for nt in (1, 2, 3):
+    _C.set_num_threads(nt)
+    rng = np.random.default_rng(5)
+    ls = [[(rng.standard_normal(n) * s).astype(np.float32) for n in (1, 1023, 300001, 70001, 40000)] for s in (1, 1, .1, .1)]
+    ls[3] = [np.abs(v) for v in ls[3]]
+    copies = [np.empty(n, ml_dtypes.bfloat16) for n in (1, 1023, 300001, 70001, 40000)]
+    _C.adam_step(*ls, None, [3, 1, 4, 2, 5], 1e-2, 0.9, 0.99, 1e-8, 0.0, False, False, False, bf16_copies=copies)
+    for a in [x for l in ls for x in l] + copies:
+        h.update(np.ascontiguousarray(a).view(np.uint8).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_dynamic_schedule_switch_subprocess():
+    """NNFAST_BF16_ADAM_DYNAMIC=0 (static equal shares) and =1 (claimed blocks) give the same bits."""
+    import os
+    import subprocess
+    import sys
+
+    paths = [p for p in sys.path if p]
+    out = []
+    for v in ("0", "1"):
+        env = dict(os.environ, NNFAST_BF16_ADAM_DYNAMIC=v)
+        r = subprocess.run([sys.executable, "-c", _SCHEDULE_CHILD] + paths, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        out.append(r.stdout.strip())
+    assert out[0] == out[1] and len(out[0]) == 40

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -96,9 +97,23 @@ void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* cons
   });
 }
 
+// NNFAST_BF16_ADAM_DYNAMIC (read once): unset or 1 = adam_step_bf16_copy hands out chunks
+// that threads claim as they come free; 0 = each thread steps an equal static share
+// (the earlier schedule), for A/B timing. Same bits either way: the update is elementwise.
+static bool adam_copy_dynamic() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_BF16_ADAM_DYNAMIC");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 // The same update; each slice is stepped in L1-sized chunks and every chunk of a param
 // with a copy is rounded to bf16 right after (the updated values are still in L1),
 // by the per-ISA convert kernel, so the copy is bit for bit nnfast's convert of it.
+// Scheduled dynamically (see adam_copy_dynamic): this step runs right after Python on
+// the calling thread, which starts it late and cold, and on a loaded machine either
+// thread may be descheduled; with equal static shares the other waits out the gap.
 void adam_step_bf16_copy(float* const* param, float* const* exp_avg, float* const* exp_avg_sq,
                          float* const* max_exp_avg_sq, const float* const* grad, std::uint16_t* const* copy,
                          const index_t* step, const index_t* numel, index_t count, const AdamOptions& o) {
@@ -108,17 +123,54 @@ void adam_step_bf16_copy(float* const* param, float* const* exp_avg, float* cons
   // 8 KB each, the four streams fill a 32 KB L1; same-run A/B, 784-1024-1024-10 MLP params,
   // CPU time: 512 took 0.15-0.19 ms less than 2048 at 1 and 2 threads, 256 more than 512).
   constexpr index_t kChunk = 512;
-  for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
+  auto coef = [&](index_t i) {
     const BiasCorrections bc = bias_corrections(o.beta1, o.beta2, step[i]);
-    const AdamCoef<float> c{optim_coef::adam_consts<float>(o), float(1.0 / std::sqrt(bc.bc2)),
-                            float(o.lr / bc.bc1)};
+    return AdamCoef<float>{optim_coef::adam_consts<float>(o), float(1.0 / std::sqrt(bc.bc2)), float(o.lr / bc.bc1)};
+  };
+  auto run = [&](index_t i, index_t lo, index_t hi, const AdamCoef<float>& c) {
     for (index_t a = lo; a < hi; a += kChunk) {
       const index_t n = std::min(kChunk, hi - a);
       K.adam(param[i] + a, exp_avg[i] + a, exp_avg_sq[i] + a, o.amsgrad ? max_exp_avg_sq[i] + a : nullptr,
              grad[i] + a, n, c);
       if (copy[i]) narrow(copy[i] + a, param[i] + a, n);
     }
-  });
+  };
+  std::vector<index_t> off(static_cast<size_t>(count) + 1, 0);
+  for (index_t i = 0; i < count; ++i) off[i + 1] = off[i] + numel[i];
+  const index_t total = off[count];
+  const int nt = static_cast<int>(std::min<index_t>(get_num_threads(), total / kElementwiseGrain));
+#ifdef NNFAST_HAVE_OPENMP
+  if (nt > 1 && adam_copy_dynamic()) {
+    // Chunks of the concatenated range, claimed in order: first one of 3/4 of an equal share per
+    // thread (long runs, as the static split), then 64K-element blocks (256 KB of each array), so
+    // a late thread leaves at most one block (~0.03 ms at the MLP's size) to the others.
+    constexpr index_t kBlock = 65536;
+    std::vector<index_t> starts;
+    const index_t big = total / nt * 3 / 4;
+    index_t at = 0;
+    if (big > kBlock)
+      for (int t = 0; t < nt; ++t, at += big) starts.push_back(at);
+    for (; at < total; at += kBlock) starts.push_back(at);
+    starts.push_back(total);
+    std::vector<AdamCoef<float>> cs;
+    cs.reserve(static_cast<size_t>(count));
+    for (index_t i = 0; i < count; ++i) cs.push_back(coef(i));
+    const index_t nchunks = static_cast<index_t>(starts.size()) - 1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (index_t c = 0; c < nchunks; ++c) {
+      index_t lo = starts[c];
+      const index_t hi = starts[c + 1];
+      index_t t = static_cast<index_t>(std::upper_bound(off.begin(), off.end(), lo) - off.begin()) - 1;
+      for (; lo < hi; ++t) {  // the chunk's slice of each tensor it spans
+        const index_t end = std::min(hi, off[t + 1]);
+        if (end > lo) run(t, lo - off[t], end - off[t], cs[t]);
+        lo = end;
+      }
+    }
+    return;
+  }
+#endif
+  for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) { run(i, lo, hi, coef(i)); });
 }
 
 // ------------------------------------------------------------------ Adagrad

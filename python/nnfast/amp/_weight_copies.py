@@ -18,6 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..tensor import _BFLOAT16, Tensor
+from ._convert import convert_bf16
 
 # Whether forwards register copies and Adam writes them (NNFAST_BF16_ADAM_COPY=0 at import turns
 # it off; tests and bench/bench_bf16_step.py flip ENABLED[0]); off, every forward converts the
@@ -33,13 +34,13 @@ _COPIES: dict[int, list[Any]] = {}
 def weight_copy(weight: Tensor) -> Any:
     """The weight's float32 array rounded to bf16: the registered copy when it matches the weight's
     array and version, else a fresh conversion (registered for a leaf that requires grad)."""
-    from ..autograd.basic_ops import cast as _cast_array
-
     w = weight._data
     e = _COPIES.get(id(w))
     if e is not None and e[0]() is w and e[1] is weight._vc and e[2] == weight._vc[0]:
         return e[3]
-    low = _cast_array(w, _BFLOAT16)
+    low = convert_bf16(w, _BFLOAT16)  # a float32 NumPy weight (the only kind the linear routes pass)
+    if low is None:
+        low = w.astype(_BFLOAT16)
     if ENABLED[0] and weight.requires_grad and weight.grad_fn is None and type(w) is np.ndarray:
         if e is None or e[0]() is not w:
             weakref.finalize(w, _COPIES.pop, id(w), None)

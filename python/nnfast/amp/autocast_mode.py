@@ -32,10 +32,11 @@ from typing import Any, Callable, Optional, TypeVar, cast
 
 import numpy as np
 
+from .. import _dispatch
 from .._dispatch import block_fast_paths, contiguous, kernels, xp_of
 from ..autograd.function import Function
 from ..tensor import _BFLOAT16, Tensor, float32
-from . import _attention_bf16, _conv_bf16, _table, _weight_copies
+from . import _attention_bf16, _conv_bf16, _convert, _table, _weight_copies
 
 __all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled",
            "set_autocast_dtype", "is_autocast_cache_enabled", "set_autocast_cache_enabled",
@@ -360,6 +361,31 @@ def _gemm_has_bf16() -> bool:
     return "precision" in doc
 
 
+# Names from modules that import this one (nn.functional, autograd.basic_ops), bound once on the
+# first bf16 linear / activation instead of by a function-level import in every forward and backward
+# (each such import costs a module-lock round trip: ~7 per layer per step, ~25 us per MLP step).
+_cast_array: Any = None
+codes: Any = None
+_param_grads: Any = None
+_anomaly: Any = None
+_grad_mode: Any = None
+_record_node: Any = None
+_CPU = _dispatch._CPU_KERNELS  # op -> cpu kernel set (read per call: tests may patch a kernel)
+_ndarray, _wrap = np.ndarray, Tensor._wrap
+
+
+def _bind_late() -> None:
+    global _cast_array, codes, _param_grads, _anomaly, _grad_mode, _record_node
+    from ..autograd import anomaly, grad_mode
+    from ..autograd.basic_ops import cast
+    from ..autograd.function import record_node
+    from ..nn.functional import _act_codes
+    from ..nn.functional._linear import linear_param_grads
+
+    _cast_array, _param_grads, _anomaly, _grad_mode, _record_node = cast, linear_param_grads, anomaly, grad_mode, record_node
+    codes = _act_codes
+
+
 # Whether LinearBF16Function rounds a float32 x / weight to bf16 once before its GEMMs (else each
 # GEMM's packing converts it): switches for same-process before/after timing (bench/bench_bf16_step.py).
 # Both stay on: saving the cast is PyTorch's autocast behaviour (an in-place update of the master
@@ -385,23 +411,24 @@ class LinearBF16Function(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, weight: Any, bias: Any, act: int, a: float, b: float, w_low: Any = None) -> Any:
-        from ..autograd.basic_ops import cast as _cast_array
-        from ..nn.functional import _act_codes as codes
-
-        K = kernels("linear", x, weight, bias)
-        xp = xp_of(x)
+        if codes is None:
+            _bind_late()
+        if type(x) is _ndarray and type(weight) is _ndarray and (bias is None or type(bias) is _ndarray):
+            K, xp = _CPU["linear"], np  # the cpu kernels, without the device lookup
+        else:
+            K, xp = kernels("linear", x, weight, bias), xp_of(x)
         lead = x.shape[:-1]
         x2 = x.reshape(math.prod(lead), x.shape[-1])
         # A float32 operand packed by the GEMM is converted in each packing (x: the forward's A and
         # the dW GEMM's B; W: the forward's transposed B, the slow one, and the dx GEMM's B): one
         # conversion each (nnfast's vectorised kernel) is cheaper, and backward keeps half the bytes.
         if _ROUND_ONCE["x"] and x2.dtype == _F32 and type(x2) is np.ndarray:
-            x2 = _cast_array(x2, _BFLOAT16)
+            x2 = _convert.convert_bf16(x2, _BFLOAT16)  # (the kernel's route of basic_ops.cast, directly)
         ctx.w_dtype = weight.dtype
         if w_low is not None:  # the weight's bf16 copy (_weight_copies: kept by Adam, or converted now)
             weight = w_low
         elif _ROUND_ONCE["weight"] and weight.dtype == _F32 and type(weight) is np.ndarray:
-            weight = _cast_array(weight, _BFLOAT16)
+            weight = _convert.convert_bf16(weight, _BFLOAT16)
         if bias is not None:
             bias = contiguous(bias)
         out = xp.empty((x2.shape[0], weight.shape[0]), dtype=_BFLOAT16)
@@ -418,12 +445,11 @@ class LinearBF16Function(Function):
 
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
-        from ..autograd.basic_ops import cast as _cast_array
-        from ..nn.functional import _act_codes as codes
-
         x2, weight, saved = ctx.saved_tensors
-        K = kernels("linear", dy)
-        xp = xp_of(dy)
+        if type(dy) is _ndarray:
+            K, xp = _CPU["linear"], np
+        else:
+            K, xp = kernels("linear", dy), xp_of(dy)
         dz = dy.reshape(x2.shape[0], weight.shape[0])
         if ctx._dact_done:
             # The consumer's dx GEMM wrote dz = dy * act'(saved) in float32 straight from its
@@ -453,9 +479,7 @@ class LinearBF16Function(Function):
                 dx = xp.empty(x2.shape, dtype=ctx.x_dtype)
                 K.gemm(dx, dz, weight, precision="bf16")
             dx = dx.reshape(ctx.lead + (weight.shape[1],))
-        from ..nn.functional._linear import linear_param_grads
-
-        dw, db = linear_param_grads(ctx, K, xp, dz, x2, weight.shape, ctx.w_dtype, precision="bf16")
+        dw, db = _param_grads(ctx, K, xp, dz, x2, weight.shape, ctx.w_dtype, precision="bf16")
         return dx, dw, db
 
 
@@ -476,9 +500,8 @@ class ActivationBF16Function(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, act: int, a: float, b: float) -> Any:
-        from ..autograd.basic_ops import cast as _cast_array
-        from ..nn.functional import _act_codes as codes
-
+        if codes is None:
+            _bind_late()
         K = kernels("activation", x)
         xf = _cast_array(x, _F32)  # contiguous
         yf = np.empty_like(xf)
@@ -489,8 +512,6 @@ class ActivationBF16Function(Function):
 
     @staticmethod
     def backward(ctx: Any, dy: Any) -> Any:
-        from ..autograd.basic_ops import cast as _cast_array
-
         (saved,) = ctx.saved_tensors
         if ctx._dact_done:  # the consumer's dx GEMM applied act' already
             ctx._dact_done = False
@@ -509,8 +530,8 @@ class ActivationBF16Function(Function):
 
 def _act_bf16(name: str, args: Any, kwargs: dict[str, Any]) -> Optional[Tensor]:
     """``relu(x)`` (and the others of _ACT_BF16) for a bf16 CPU tensor at default arguments, else None."""
-    from ..nn.functional import _act_codes as codes
-
+    if codes is None:
+        _bind_late()
     if len(args) > 2 or (len(args) == 2 and args[1] is not False) or any(
             k != "inplace" or v is not False for k, v in kwargs.items()):
         return None
@@ -526,9 +547,7 @@ def _fusable_bf16(prev: Any, shape: tuple[int, ...]) -> bool:
     whose act' can be folded into the GEMM making the input's gradient: that gradient is all it gets
     (one consumer, no hook or retain_grad that must see the bf16 gradient before act'), and its saved
     array has the input's 2-D shape and has not been freed. Its backward then takes the float32 dz."""
-    from ..autograd import anomaly
-    from ..nn.functional import _act_codes as codes
-
+    anomaly = _anomaly
     node: Any = prev
     if type(prev) is ActivationBF16Function:  # act' from its float32 saved array
         return (node._sole_consumer and node._grad_hooks is None and node._retained is None
@@ -565,23 +584,37 @@ def _linear_autocast_cpu(args: Any, kwargs: dict[str, Any]) -> Optional[Tensor]:
             or not (bias is None or (isinstance(bias, Tensor) and type(bias._data) is np.ndarray
                                      and bias._data.dtype == _F32)) or not _gemm_has_bf16():
         return None
+    if codes is None:
+        _bind_late()
     try:
         code, a, b = _ACT_CODES[activation]
     except (KeyError, TypeError):  # a new name (resolved once, then kept) or an unhashable spec
         if not (activation is None or isinstance(activation, str)):
             return None
-        from ..nn.functional import _act_codes as codes
-
         try:
             code, a, b = _ACT_CODES[activation] = codes.resolve(activation)
         except (TypeError, ValueError):  # the general route words the error
             return None
+    # LinearBF16Function.apply's work for these known argument types, inline (no generic walk over
+    # the arguments): forward on the arrays, then the node on the tape exactly as apply records it.
+    bd = None if bias is None else bias._data
+    ctx: Any = LinearBF16Function()
     saved = _state.active
     _state.active = False  # the node's own calls are not re-cast
     try:
-        return LinearBF16Function.apply(input, weight, bias, code, a, b, w_low=_weight_low(weight))
+        out = LinearBF16Function.forward(ctx, x, w, bd, code, a, b, _weight_low(weight))
     finally:
         _state.active = saved
+    record = _grad_mode._enabled[0] and (input.requires_grad or weight.requires_grad
+                                         or (bias is not None and bias.requires_grad))
+    y = _wrap(out, record)
+    if record:
+        _record_node(ctx, (input, weight, bias, None, None, None), (x, w, bd, code, a, b), y)
+    else:
+        ctx.saved_tensors = ()
+    if _anomaly._enabled[0]:
+        _anomaly.check_forward("LinearBF16Function", out)
+    return y
 
 
 def _weight_low(weight: Tensor) -> Any:
