@@ -71,9 +71,10 @@ constexpr index_t kSmallHead = 64;
 
 template <typename T>
 struct Scratch {
-  std::vector<T> s, pd, dp, m, l, alpha, bt;
+  std::vector<T> s, pd, dp, m, l, alpha, bt, qa;  // qa: the portable bf16 level's rounded Q block
   Scratch()
-      : s(kBq * kBk), pd(kBq * kBk), dp(kBq * kBk), m(kBq), l(kBq), alpha(kBq), bt(kSmallHead * kBk) {}
+      : s(kBq * kBk), pd(kBq * kBk), dp(kBq * kBk), m(kBq), l(kBq), alpha(kBq), bt(kSmallHead * kBk),
+        qa(kBq * kSmallHead) {}
 };
 
 // Where a tile product meets the causal triangle (direct path, tiles crossing the diagonal): the
@@ -119,9 +120,10 @@ struct TileMat {
   const void* p;
   index_t rs, cs;
   bool bf16 = false;
+  bool raw = false;  // portable level: float32 values that tile_product rounds as it stages them in bt
   TileMat plus(index_t elems) const {
-    if (bf16) return {static_cast<const bf16_t*>(p) + elems, rs, cs, true};
-    return {static_cast<const T*>(p) + elems, rs, cs, false};
+    if (bf16) return {static_cast<const bf16_t*>(p) + elems, rs, cs, true, raw};
+    return {static_cast<const T*>(p) + elems, rs, cs, false, raw};
   }
   TileMat at(index_t i, index_t k) const { return plus(i * rs + k * cs); }
   const T* f() const { return static_cast<const T*>(p); }
@@ -137,7 +139,7 @@ struct TileMat {
 constexpr index_t kCausalChunkBf16 = 48;
 
 template <typename T>
-void tile_product(const AttnParams& p, Bf16Mode mode, const AttnOps<T>& ops, T* bt, index_t M, index_t N,
+void tile_product(const AttnParams& p, Bf16Mode mode, const AttnOps<T>& ops, Scratch<T>& w, index_t M, index_t N,
                   index_t K, T alpha, TileMat<T> a, TileMat<T> b, bool accumulate, T* c, index_t ldc,
                   TileAt at = {Causal::None, 0, 0}) {
   const bool bf16 = mode == Bf16Mode::Gemm || mode == Bf16Mode::Native;
@@ -145,9 +147,20 @@ void tile_product(const AttnParams& p, Bf16Mode mode, const AttnOps<T>& ops, T* 
     gemm<T>(M, N, K, alpha, a.f(), a.rs, a.cs, b.f(), b.rs, b.cs, accumulate ? T(1) : T(0), c, ldc, 1);
     return;
   }
+  T* bt = w.bt.data();
+  if constexpr (std::is_same_v<T, float>)
+    if (a.raw) {  // a Q / dO block (M <= kBq rows of K <= kSmallHead) rounded into qa
+      ops.round_bf16(w.qa.data(), K, a.f(), a.rs, M, K);
+      a = {w.qa.data(), K, 1};
+    }
   if (!bf16 && b.cs != 1) {  // here K <= kSmallHead (a head dim), N <= kBk (a key tile) and rs == 1 (K^T, V^T)
     ops.transpose(bt, kBk, b.f(), b.cs, N, K);
+    if constexpr (std::is_same_v<T, float>)
+      if (b.raw) ops.round_bf16(bt, kBk, bt, kBk, K, N);  // in cache: cheaper than a per-call copy's traffic
     b = {bt, kBk, 1};
+  } else if (b.raw) {  // a value tile (K <= kBk rows of N <= kSmallHead) rounded into bt
+    if constexpr (std::is_same_v<T, float>) ops.round_bf16(bt, N, b.f(), b.rs, K, N);
+    b = {bt, N, 1};
   }
   // Rows [r0, r0 + m) of c, n columns, terms [k0, k0 + kk).
   auto run = [&](index_t r0, index_t m, index_t n, index_t k0, index_t kk) {
@@ -189,16 +202,13 @@ void tile_product(const AttnParams& p, Bf16Mode mode, const AttnOps<T>& ops, T* 
 
 // One operand of every batch-head: matrix bh at base + off[bh] (or bh * bh_stride when off is null),
 // element (i, k) at i * rs + k * cs, of type T or bf16 bits.
-// panel > 0: column blocks of kBk stored apart, panel elements each (K^T / V^T copies: a key tile's
-// rows kBk apart, not S, which L1 sets would alias); k is then a key tile's first key or within one.
 template <typename T>
 struct Src {
   TileMat<T> m{nullptr, 0, 1};
   const int64_t* off = nullptr;
-  index_t bh_stride = 0, panel = 0;
+  index_t bh_stride = 0;
   TileMat<T> at(index_t bh, index_t i, index_t k) const {
-    const TileMat<T> b = m.plus(off ? static_cast<index_t>(off[bh]) : bh * bh_stride);
-    return panel ? b.plus(k / kBk * panel).at(i, k % kBk) : b.at(i, k);
+    return m.plus(off ? static_cast<index_t>(off[bh]) : bh * bh_stride).at(i, k);
   }
 };
 
@@ -279,7 +289,12 @@ void forward_block(const AttnMat<T>& out, T* lse, const Operands<T>& in, const A
                    index_t i0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0);
   const T ninf = -std::numeric_limits<T>::infinity();
-  const TileMat<T> q = in.q.at(bh, i0, 0);
+  TileMat<T> q = in.q.at(bh, i0, 0);
+  if constexpr (std::is_same_v<T, float>)
+    if (q.raw) {  // portable level, small heads: the block rounded once for all its key tiles
+      ops.round_bf16(w.qa.data(), p.E, q.f(), q.rs, nq, p.E);
+      q = {w.qa.data(), p.E, 1};
+    }
   const index_t ldo = out.rs;
   T* o = out.at(bh, p.L) + i0 * ldo;
   for (index_t r = 0; r < nq; ++r) std::fill(o + r * ldo, o + r * ldo + p.Ev, T(0));
@@ -287,7 +302,7 @@ void forward_block(const AttnMat<T>& out, T* lse, const Operands<T>& in, const A
   std::fill(w.l.begin(), w.l.begin() + nq, T(0));
   for (index_t j0 = 0; j0 < p.S && tile_live(p, i0, nq, j0); j0 += kBk) {
     const index_t nk = std::min(kBk, p.S - j0);
-    tile_product(p, in.mode, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.kt.at(bh, 0, j0), false, w.s.data(),
+    tile_product(p, in.mode, ops, w, nq, nk, p.E, T(p.scale), q, in.kt.at(bh, 0, j0), false, w.s.data(),
                  kBk, {Causal::KeyCols, i0, j0});
     mask_tile(w.s.data(), nq, nk, bh, i0, j0, in.mask, p);
     if (!ops.full_rows && crosses_diagonal(p, i0, j0, nk)) {
@@ -305,7 +320,7 @@ void forward_block(const AttnMat<T>& out, T* lse, const Operands<T>& in, const A
           for (index_t e = 0; e < p.Ev; ++e) o[r * ldo + e] *= w.alpha[r];
     if (p.dropout_p > 0) dropout_tile(w.s.data(), nq, nk, bh, i0, j0, p);
     round_tile(in.mode, ops, w.s.data(), nq, nk);  // l summed the float32 P; the product takes bf16(P)
-    tile_product(p, in.mode, ops, w.bt.data(), nq, p.Ev, nk, T(1), {w.s.data(), kBk, 1}, in.v.at(bh, j0, 0), true,
+    tile_product(p, in.mode, ops, w, nq, p.Ev, nk, T(1), {w.s.data(), kBk, 1}, in.v.at(bh, j0, 0), true,
                  o, ldo, {Causal::KeySum, i0, j0});
   }
   for (index_t r = 0; r < nq; ++r) {
@@ -335,7 +350,7 @@ template <typename T>
 void backward_tile(const BackwardArgs<T>& b, const Operands<T>& in, const AttnParams& p, index_t bh, index_t i0,
                    index_t j0, bool want_pd, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
-  tile_product(p, in.mode, ops, w.bt.data(), nq, nk, p.E, T(p.scale), in.q.at(bh, i0, 0), in.kt.at(bh, 0, j0), false,
+  tile_product(p, in.mode, ops, w, nq, nk, p.E, T(p.scale), in.q.at(bh, i0, 0), in.kt.at(bh, 0, j0), false,
                w.s.data(), kBk, {Causal::KeyCols, i0, j0});
   mask_tile(w.s.data(), nq, nk, bh, i0, j0, in.mask, p);
   if (!ops.full_rows && crosses_diagonal(p, i0, j0, nk)) {
@@ -352,7 +367,7 @@ void backward_tile(const BackwardArgs<T>& b, const Operands<T>& in, const AttnPa
     if (p.dropout_p > 0) dropout_tile(w.pd.data(), nq, nk, bh, i0, j0, p);
     round_tile(in.mode, ops, w.pd.data(), nq, nk);
   }
-  tile_product(p, in.mode, ops, w.bt.data(), nq, nk, p.Ev, T(1), in.dout.at(bh, i0, 0), in.vt.at(bh, 0, j0), false,
+  tile_product(p, in.mode, ops, w, nq, nk, p.Ev, T(1), in.dout.at(bh, i0, 0), in.vt.at(bh, 0, j0), false,
                w.dp.data(), kBk, {Causal::KeyCols, i0, j0});
   if (p.dropout_p > 0) dropout_tile(w.dp.data(), nq, nk, bh, i0, j0, p);
   ops.softmax_grad(w.dp.data(), w.s.data(), nq, nk, kBk, b.D + bh * p.L + i0);
@@ -367,9 +382,9 @@ template <typename T>
 void accumulate_kv(const BackwardArgs<T>& b, const Operands<T>& in, const AttnParams& p, index_t bh, index_t i0,
                    index_t j0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
-  tile_product(p, in.mode, ops, w.bt.data(), nk, p.Ev, nq, T(1), {w.pd.data(), 1, kBk}, in.dout.at(bh, i0, 0), true,
+  tile_product(p, in.mode, ops, w, nk, p.Ev, nq, T(1), {w.pd.data(), 1, kBk}, in.dout.at(bh, i0, 0), true,
                b.dv.at(bh, p.S) + j0 * b.dv.rs, b.dv.rs, {Causal::QuerySum, i0, j0});
-  tile_product(p, in.mode, ops, w.bt.data(), nk, p.E, nq, T(p.scale), {w.dp.data(), 1, kBk}, in.q.at(bh, i0, 0), true,
+  tile_product(p, in.mode, ops, w, nk, p.E, nq, T(p.scale), {w.dp.data(), 1, kBk}, in.q.at(bh, i0, 0), true,
                b.dk.at(bh, p.S) + j0 * b.dk.rs, b.dk.rs, {Causal::QuerySum, i0, j0});
 }
 
@@ -377,7 +392,7 @@ template <typename T>
 void accumulate_q(const BackwardArgs<T>& b, const Operands<T>& in, const AttnParams& p, index_t bh, index_t i0,
                   index_t j0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
-  tile_product(p, in.mode, ops, w.bt.data(), nq, p.E, nk, T(p.scale), {w.dp.data(), kBk, 1}, in.k.at(bh, j0, 0),
+  tile_product(p, in.mode, ops, w, nq, p.E, nk, T(p.scale), {w.dp.data(), kBk, 1}, in.k.at(bh, j0, 0),
                true, b.dq.at(bh, p.L) + i0 * b.dq.rs, b.dq.rs, {Causal::KeySum, i0, j0});
 }
 
@@ -450,34 +465,12 @@ Src<float> copy_operand(OperandCopy<E>& c, const Src<float>& s, index_t BH, inde
   return out;
 }
 
-// The portable level's K^T / V^T: per matrix and key tile, a cols x kBk panel (the tile's rows
-// transposed, then rounded in place while in cache), made once per call instead of once per tile.
-Src<float> panel_copy(OperandCopy<float>& c, const Src<float>& s, index_t BH, index_t rows, index_t cols,
-                      const AttnOps<float>& ops) {
-  const index_t nkb = (rows + kBk - 1) / kBk, panel = cols * kBk;
-  c.distinct(s, BH, nkb * panel);
-  const index_t rs = s.m.rs;
-  parallel_for(static_cast<index_t>(c.src.size()) * nkb, 4, [&](index_t lo, index_t hi) {
-    for (index_t t = lo; t < hi; ++t) {
-      const index_t u = t / nkb, j0 = (t % nkb) * kBk, nk = std::min(kBk, rows - j0);
-      float* dst = c.data.data() + t * panel;
-      ops.transpose(dst, kBk, c.src[u] + j0 * rs, rs, nk, cols);
-      ops.round_bf16(dst, kBk, dst, kBk, cols, nk);
-    }
-  });
-  Src<float> out;
-  out.m = {c.data.data(), kBk, 1};
-  out.off = c.off.data();
-  out.panel = panel;
-  return out;
-}
-
 // Storage of the bf16 levels' per-call copies (Operands points into it), one per calling thread and
 // kept from call to call: fresh buffers cost a page fault and a zero fill per 4 KB on every call, about
 // as much as the conversion (B=8 H=8 T=512 D=64: 40 MB a backward call). It holds the largest call's
 // copies until the thread ends.
 struct Bf16Copies {
-  OperandCopy<float> f[6];   // portable: q, k, K^T, v, V^T, dout rounded
+  OperandCopy<float> f[4];   // portable, big heads: q, k, v, dout rounded
   OperandCopy<bf16_t> h[4];  // AVX512-BF16: q, k, v, dout in bf16
 };
 
@@ -494,9 +487,8 @@ Src<T> view(const AttnOperand<T>& a) {
   return s;
 }
 
-// The operands of one call: views of the inputs (dout null: forward), or at the bf16 levels the
-// copies in st of those the products read (portable forward: q, K^T, v; backward: q, k, K^T, V^T,
-// dout; the others stay unrounded views, never read).
+// The operands of one call: views of the inputs (dout null: forward), marked raw (to be rounded
+// in tile_product) or replaced by the bf16 copies in st at the bf16 levels.
 template <typename T>
 Operands<T> make_operands(const AttnInputs<T>& in, const AttnMat<const T>* dout, const AttnParams& p,
                           const AttnOps<T>& ops, Bf16Copies& st) {
@@ -512,17 +504,18 @@ Operands<T> make_operands(const AttnInputs<T>& in, const AttnMat<const T>* dout,
   const bool bw = dout != nullptr;
   if constexpr (std::is_same_v<T, float>) {
     const index_t BH = p.BH, L = p.L, S = p.S, E = p.E, Ev = p.Ev;
-    if (o.mode == Bf16Mode::Portable) {
+    if (o.mode == Bf16Mode::Portable && E <= kSmallHead && Ev <= kSmallHead) {
+      // Small heads: Q / dO blocks and K / V tiles are rounded as tile_product stages them (in qa
+      // and bt, where the float32 route transposes K / V anyway), in cache; per-call copies cost
+      // more in memory traffic (B=8 H=8 T=512 D=64 fwd+bwd, 1 thread, under load: copies 1.19x the
+      // float32 route's CPU time, in-tile rounding 1.02x).
+      o.q.m.raw = o.k.m.raw = o.v.m.raw = o.dout.m.raw = true;
+    } else if (o.mode == Bf16Mode::Portable) {  // big heads: rounded copies for the blocked GEMM
       const auto r = ops.round_bf16;
       o.q = copy_operand(st.f[0], o.q, BH, L, E, r);
-      o.kt = panel_copy(st.f[2], o.k, BH, S, E, ops);
-      if (bw) {
-        o.k = copy_operand(st.f[1], o.k, BH, S, E, r);
-        o.vt = panel_copy(st.f[4], o.v, BH, S, Ev, ops);
-        o.dout = copy_operand(st.f[5], o.dout, BH, L, Ev, r);
-      } else {
-        o.v = copy_operand(st.f[3], o.v, BH, S, Ev, r);
-      }
+      o.k = copy_operand(st.f[1], o.k, BH, S, E, r);
+      o.v = copy_operand(st.f[2], o.v, BH, S, Ev, r);
+      if (bw) o.dout = copy_operand(st.f[3], o.dout, BH, L, Ev, r);
     } else if (o.mode == Bf16Mode::Native) {
       const auto r = ops.narrow_bf16;
       o.q = copy_operand(st.h[0], o.q, BH, L, E, r);
