@@ -10,8 +10,9 @@
 // Under autocast (AttnParams::bf16, float only) each of those products has its operands rounded to
 // bf16 (Q, K, V, dO, the P / dS tiles) and accumulates in float32; the online softmax, lse, D, dS
 // and the O / dQ / dK / dV accumulators stay float32. Q, K, V and dO are converted once per call
-// (see Bf16Mode): bf16 copies for cpu::gemm_bf16 at the AVX512-BF16 level, bf16-rounded float
-// copies (K and V also transposed) for the float32 products at the portable level.
+// to bf16 copies for cpu::gemm_bf16 at the AVX512-BF16 level; at the portable level they are
+// rounded to bf16 values as their tiles are staged (copies for big heads) and the float32
+// products run on them (see Bf16Mode).
 // Threads never share an output block: either one task per bh does everything
 // (key blocks outer, query blocks inner), or, when there are too few bh to keep
 // the threads busy, a pass over (bh, key block) for dK / dV and a second pass over
@@ -90,10 +91,11 @@ constexpr index_t kCausalChunk = 16;  // output rows per chunk (a multiple of sm
 // How the bf16 route (AttnParams::bf16) runs its products; Off for float32 (and double).
 //   Native:   Q / K / V / dO converted to bf16 once per call (the AVX512-BF16 GEMM's rounding, so the
 //             bits are Gemm's), every product on cpu::gemm_bf16, which packs a bf16 operand by copying.
-//   Portable: Q / K / V / dO rounded to bf16 values once per call, K and V also transposed once, and
-//             the P / dS tiles rounded in place: the float32 products (small_gemm / gemm) then give
-//             bf16 operands with float32 accumulation, as the portable gemm_bf16 does, without its
-//             per-tile widened copies (it was 1.26x slower than the float32 route).
+//   Portable: Q / K / V / dO rounded to bf16 values (vectorised, in cache as tile_product stages a
+//             tile -- TileMat::raw -- or, for heads over kSmallHead, in per-call copies) and the
+//             P / dS tiles rounded in place: the float32 products (small_gemm / gemm) then have bf16
+//             operands and float32 accumulation, as the portable gemm_bf16, without its per-tile
+//             widened copies and blocked GEMM (that route was 1.26x slower than the float32 one).
 //   Gemm:     every product on cpu::gemm_bf16 from the float32 operands (rounded as it packs each
 //             tile): the route before the per-call copies, NNFAST_ATTN_BF16_COPY=0 (read once).
 enum class Bf16Mode { Off, Gemm, Portable, Native };
