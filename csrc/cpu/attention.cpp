@@ -72,10 +72,10 @@ constexpr index_t kSmallHead = 64;
 
 template <typename T>
 struct Scratch {
-  std::vector<T> s, pd, dp, m, l, alpha, bt, qa;  // qa: the portable bf16 level's rounded Q block
+  std::vector<T> s, pd, dp, m, l, alpha, bt, qa, da;  // qa / da: the portable bf16 level's rounded Q / dO block
   Scratch()
       : s(kBq * kBk), pd(kBq * kBk), dp(kBq * kBk), m(kBq), l(kBq), alpha(kBq), bt(kSmallHead * kBk),
-        qa(kBq * kSmallHead) {}
+        qa(kBq * kSmallHead), da(kBq * kSmallHead) {}
 };
 
 // Where a tile product meets the causal triangle (direct path, tiles crossing the diagonal): the
@@ -149,12 +149,7 @@ void tile_product(const AttnParams& p, Bf16Mode mode, const AttnOps<T>& ops, Scr
     gemm<T>(M, N, K, alpha, a.f(), a.rs, a.cs, b.f(), b.rs, b.cs, accumulate ? T(1) : T(0), c, ldc, 1);
     return;
   }
-  T* bt = w.bt.data();
-  if constexpr (std::is_same_v<T, float>)
-    if (a.raw) {  // a Q / dO block (M <= kBq rows of K <= kSmallHead) rounded into qa
-      ops.round_bf16(w.qa.data(), K, a.f(), a.rs, M, K);
-      a = {w.qa.data(), K, 1};
-    }
+  T* bt = w.bt.data();  // (raw a-operands, Q / dO blocks, were staged by the caller: see query_block)
   if (!bf16 && b.cs != 1) {  // here K <= kSmallHead (a head dim), N <= kBk (a key tile) and rs == 1 (K^T, V^T)
     ops.transpose(bt, kBk, b.f(), b.cs, N, K);
     if constexpr (std::is_same_v<T, float>)
@@ -286,17 +281,26 @@ void round_tile(Bf16Mode mode, const AttnOps<T>& ops, T* x, index_t nq, index_t 
     if (mode == Bf16Mode::Portable) ops.round_bf16(x, kBk, x, kBk, nq, nk);
 }
 
+// Rows [i0, i0 + nq) of Q or dO (cols wide) for the products. At the portable level (raw) the block
+// is rounded into buf once (stage) and read there by every product that takes it.
+template <typename T>
+TileMat<T> query_block(const Src<T>& src, index_t bh, index_t i0, index_t nq, index_t cols, std::vector<T>& buf,
+                       const AttnOps<T>& ops, bool stage) {
+  const TileMat<T> x = src.at(bh, i0, 0);
+  if constexpr (std::is_same_v<T, float>)
+    if (x.raw) {
+      if (stage) ops.round_bf16(buf.data(), cols, x.f(), x.rs, nq, cols);
+      return {buf.data(), cols, 1};
+    }
+  return x;
+}
+
 template <typename T>
 void forward_block(const AttnMat<T>& out, T* lse, const Operands<T>& in, const AttnParams& p, index_t bh,
                    index_t i0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0);
   const T ninf = -std::numeric_limits<T>::infinity();
-  TileMat<T> q = in.q.at(bh, i0, 0);
-  if constexpr (std::is_same_v<T, float>)
-    if (q.raw) {  // portable level, small heads: the block rounded once for all its key tiles
-      ops.round_bf16(w.qa.data(), p.E, q.f(), q.rs, nq, p.E);
-      q = {w.qa.data(), p.E, 1};
-    }
+  const TileMat<T> q = query_block(in.q, bh, i0, nq, p.E, w.qa, ops, true);
   const index_t ldo = out.rs;
   T* o = out.at(bh, p.L) + i0 * ldo;
   for (index_t r = 0; r < nq; ++r) std::fill(o + r * ldo, o + r * ldo + p.Ev, T(0));
@@ -352,8 +356,10 @@ template <typename T>
 void backward_tile(const BackwardArgs<T>& b, const Operands<T>& in, const AttnParams& p, index_t bh, index_t i0,
                    index_t j0, bool want_pd, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
-  tile_product(p, in.mode, ops, w, nq, nk, p.E, T(p.scale), in.q.at(bh, i0, 0), in.kt.at(bh, 0, j0), false,
-               w.s.data(), kBk, {Causal::KeyCols, i0, j0});
+  const TileMat<T> q = query_block(in.q, bh, i0, nq, p.E, w.qa, ops, true);  // staged for accumulate_kv too
+  const TileMat<T> dout = query_block(in.dout, bh, i0, nq, p.Ev, w.da, ops, true);
+  tile_product(p, in.mode, ops, w, nq, nk, p.E, T(p.scale), q, in.kt.at(bh, 0, j0), false, w.s.data(), kBk,
+               {Causal::KeyCols, i0, j0});
   mask_tile(w.s.data(), nq, nk, bh, i0, j0, in.mask, p);
   if (!ops.full_rows && crosses_diagonal(p, i0, j0, nk)) {
     for (index_t r = 0; r < nq; ++r) {
@@ -369,8 +375,8 @@ void backward_tile(const BackwardArgs<T>& b, const Operands<T>& in, const AttnPa
     if (p.dropout_p > 0) dropout_tile(w.pd.data(), nq, nk, bh, i0, j0, p);
     round_tile(in.mode, ops, w.pd.data(), nq, nk);
   }
-  tile_product(p, in.mode, ops, w, nq, nk, p.Ev, T(1), in.dout.at(bh, i0, 0), in.vt.at(bh, 0, j0), false,
-               w.dp.data(), kBk, {Causal::KeyCols, i0, j0});
+  tile_product(p, in.mode, ops, w, nq, nk, p.Ev, T(1), dout, in.vt.at(bh, 0, j0), false, w.dp.data(), kBk,
+               {Causal::KeyCols, i0, j0});
   if (p.dropout_p > 0) dropout_tile(w.dp.data(), nq, nk, bh, i0, j0, p);
   ops.softmax_grad(w.dp.data(), w.s.data(), nq, nk, kBk, b.D + bh * p.L + i0);
   if (b.dmask)
@@ -384,9 +390,11 @@ template <typename T>
 void accumulate_kv(const BackwardArgs<T>& b, const Operands<T>& in, const AttnParams& p, index_t bh, index_t i0,
                    index_t j0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
-  tile_product(p, in.mode, ops, w, nk, p.Ev, nq, T(1), {w.pd.data(), 1, kBk}, in.dout.at(bh, i0, 0), true,
+  const TileMat<T> q = query_block(in.q, bh, i0, nq, p.E, w.qa, ops, false);  // as backward_tile staged them
+  const TileMat<T> dout = query_block(in.dout, bh, i0, nq, p.Ev, w.da, ops, false);
+  tile_product(p, in.mode, ops, w, nk, p.Ev, nq, T(1), {w.pd.data(), 1, kBk}, dout, true,
                b.dv.at(bh, p.S) + j0 * b.dv.rs, b.dv.rs, {Causal::QuerySum, i0, j0});
-  tile_product(p, in.mode, ops, w, nk, p.E, nq, T(p.scale), {w.dp.data(), 1, kBk}, in.q.at(bh, i0, 0), true,
+  tile_product(p, in.mode, ops, w, nk, p.E, nq, T(p.scale), {w.dp.data(), 1, kBk}, q, true,
                b.dk.at(bh, p.S) + j0 * b.dk.rs, b.dk.rs, {Causal::QuerySum, i0, j0});
 }
 
@@ -507,8 +515,8 @@ Operands<T> make_operands(const AttnInputs<T>& in, const AttnMat<const T>* dout,
   if constexpr (std::is_same_v<T, float>) {
     const index_t BH = p.BH, L = p.L, S = p.S, E = p.E, Ev = p.Ev;
     if (o.mode == Bf16Mode::Portable && E <= kSmallHead && Ev <= kSmallHead) {
-      // Small heads: Q / dO blocks and K / V tiles are rounded as tile_product stages them (in qa
-      // and bt, where the float32 route transposes K / V anyway), in cache; per-call copies cost
+      // Small heads: Q / dO blocks (query_block, into qa / da) and K / V tiles (tile_product, into
+      // bt, where the float32 route transposes K / V anyway) are rounded as they are staged, in cache; per-call copies cost
       // more in memory traffic (B=8 H=8 T=512 D=64 fwd+bwd, 1 thread, under load: copies 1.19x the
       // float32 route's CPU time, in-tile rounding 1.02x).
       o.q.m.raw = o.k.m.raw = o.v.m.raw = o.dout.m.raw = true;
