@@ -10,7 +10,9 @@ speed table runs 1 thread timed by process CPU time, which a loaded machine dist
     python bench/bench_attention.py [--quick] [--threads 2] [--reps 5] [--amp]
 
 ``--amp``: causal fwd+bwd under autocast, nnfast's bf16 route vs its float32 route vs torch.autocast
-(1 thread, process CPU time).
+(1 thread, process CPU time). ``--bf16-level portable`` forces the portable bf16 level in process (as
+NNFAST_BF16=portable; the table names the level); NNFAST_ATTN_BF16_COPY=0 restores the route that
+rounds every operand as the bf16 GEMM packs each tile (read once: run it as a separate process).
 """
 from __future__ import annotations
 
@@ -209,7 +211,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--amp", action="store_true", help="only the autocast table (1 thread, CPU time)")
+    ap.add_argument("--bf16-level", choices=["portable", "avx512_bf16"], help="force this bf16 level")
     a = ap.parse_args()
+    if a.bf16_level:
+        nnfast._C.set_bf16_level(a.bf16_level)
     if a.amp:
         amp_speed(2, 4, 256, 64, 1, a.reps) if a.quick else amp_speed(8, 8, 512, 64, 1, a.reps)
     elif a.quick:

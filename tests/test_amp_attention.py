@@ -18,7 +18,10 @@ all elementwise, doubled. Covered: causal / bool mask / float mask / none, T in 
 ISA in a subprocess), dtypes (bf16 output, gradients in the inputs' dtypes), P really rounded to
 bf16 (dV of one query row), dropout against the float32 route with the same mask, GQA, the
 NNFAST_AMP_ATTENTION=0 route (bits of the old route, env read at import), torch.autocast where
-installed, binding errors.
+installed, binding errors. The per-call operand conversion: edge values (ties, subnormals -- rounded at
+the portable level, flushed at AVX512-BF16 --, overflow, inf, NaN) through dV = bf16(dO), and at the
+AVX512-BF16 level the bits of the route that rounds operands as the GEMM packs each tile
+(NNFAST_ATTN_BF16_COPY=0, subprocess). bf16 q / k / v outside autocast take the bf16 route.
 """
 from __future__ import annotations
 
@@ -318,3 +321,130 @@ def test_each_isa_subprocess(isa):
     r = subprocess.run([sys.executable, "-c", _CHILD, here] + [p for p in sys.path if p],
                        env=dict(os.environ, NNFAST_ISA=isa), capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+
+
+def _edge_values(n):
+    """float32 values that stress the bf16 rounding: ties (to even, both ways), just above / below a
+    tie, subnormals, values a subnormal rounds up from to the least normal bf16, the largest
+    finite values (overflow to inf), inf, NaN, signed zeros; then ordinary values up to n."""
+    u = np.array([0x3F808000, 0x3F818000, 0x3F808001, 0x3F807FFF, 0x00000001, 0x80400000, 0x007FFFFF,
+                  0x807F8000, 0x7F7FFFFF, 0xFF7FFFFF, 0x7F800000, 0xFF800000, 0x7FC00001, 0x00000000,
+                  0x80000000, 0x3F7FFFFF], np.uint32).view(np.float32)
+    rest = np.random.default_rng(9).standard_normal(max(0, n - u.size)).astype(np.float32)
+    return np.concatenate([u, rest])[:n]
+
+
+def _rne_bits(x, flush):
+    """Expected bf16 rounding of float32 x as float32 (RNE, NaN kept NaN; flush: subnormals -> +-0)."""
+    u = x.view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) & 0xFFFF
+    r = np.where((u & 0x7FFFFFFF) > 0x7F800000, (u >> 16) | 0x40, r)
+    if flush:
+        r = np.where((u & 0x7F800000) == 0, (u >> 16) & 0x8000, r)
+    return (r.astype(np.uint32) << 16).view(np.float32)
+
+
+@pytest.mark.parametrize("Ev", [37, 80])
+def test_operand_rounding_edge_values(level, Ev):
+    """One query, one key (P = 1): dV = bf16(dO) exactly, so the per-call / in-tile conversion of dO
+    shows through (vector lanes and a scalar tail; Ev = 80 is the big-head copy path). The portable
+    level rounds subnormals, the AVX512-BF16 level flushes them to zero as vcvtneps2bf16."""
+    g = _edge_values(Ev).reshape(1, 1, Ev)
+    q = np.ones((1, 1, 8), np.float32)
+    v = np.ones((1, 1, Ev), np.float32)
+    offs = np.zeros((4, 1), np.int64)
+    out, lse = np.empty((1, 1, Ev), np.float32), np.empty((1, 1), np.float32)
+    _C.sdpa_forward_bf16(out, lse, q, q, v, None, offs, 1.0, False, 0.0, 0, 0)
+    dq, dk, dv = np.empty_like(q), np.empty_like(q), np.empty_like(v)
+    _C.sdpa_backward_bf16(dq, dk, dv, None, g, out, lse, q, q, v, None, offs, 1.0, False, 0.0, 0, 0)
+    want = _rne_bits(g, level == "avx512_bf16")
+    assert np.array_equal(dv.view(np.uint32), want.view(np.uint32)) or \
+        np.array_equal(dv, want, equal_nan=True), (dv, want)
+
+
+def _bf16_tensors(q, k, v):
+    return [nnfast.tensor(a.astype(BF16), requires_grad=True) for a in (q, k, v)]
+
+
+@pytest.mark.parametrize("kind", ["causal", "bool", "none"])
+def test_bf16_inputs_outside_autocast_take_the_bf16_route(level, kind):
+    """All of q / k / v bf16, no autocast region (a model cast with .to(bfloat16)): the bf16 kernels,
+    the same bits as the autocast route on those inputs, bf16 output and gradients, within the
+    float64 bounds; not the float32 kernel on widened inputs (ENABLED off keeps that route)."""
+    q, k, v, g, mask = _inputs(1, 2, 33, 33, 64, 64, kind, seed=4)
+    m = None if mask is None else nnfast.tensor(mask)
+    gb = nnfast.tensor(g.astype(BF16))
+
+    def plain():
+        ts = _bf16_tensors(q, k, v)
+        y = F.scaled_dot_product_attention(*ts, attn_mask=m, is_causal=kind == "causal")
+        y.backward(gb)
+        return y, ts
+
+    y, ts = plain()
+    assert y.dtype == nnfast.bfloat16 and all(t.grad.dtype == nnfast.bfloat16 for t in ts)
+    ya, tsa = _run(q.astype(BF16), k.astype(BF16), v.astype(BF16), g, mask, kind == "causal", dtype=BF16)
+    for a, b in zip([y] + [t.grad for t in ts], [ya] + [t.grad for t in tsa]):
+        assert np.array_equal(_np(a), _np(b))
+    ref, bnd = _reference(q, k, v, g, mask, kind == "causal", 1 / 8)
+    assert np.all(np.abs(_np(y) - ref["out"]) <= bnd["out"])
+    assert np.all(np.abs(_np(ts[2].grad) - ref["dv"]) <= bnd["dv"] + U * np.abs(ref["dv"]))
+    y0, _ = _route(False, plain)
+    assert not np.array_equal(_np(y0), _np(y))
+
+
+def test_bf16_inputs_with_a_float32_mask_keep_the_float32_route():
+    """bf16 q / k / v with a float32 mask (torch would refuse it) keep the widened float32 route."""
+    q, k, v, g, mask = _inputs(1, 2, 9, 9, 8, 8, "float")
+    ts = _bf16_tensors(q, k, v)
+    y = F.scaled_dot_product_attention(*ts, attn_mask=nnfast.tensor(mask))
+    y0 = _route(False, lambda: F.scaled_dot_product_attention(*_bf16_tensors(q, k, v), attn_mask=nnfast.tensor(mask)))
+    assert y.dtype == nnfast.bfloat16 and np.array_equal(_np(y), _np(y0))
+
+
+_COPY_CHILD = r"""
+import sys, hashlib
+sys.path[:0] = sys.argv[1:]
+import numpy as np
+from nnfast import _C
+import test_amp_attention as t
+_C.set_bf16_level("avx512_bf16")
+h = hashlib.sha256()
+for B, H, L, S, E, Ev, causal, p, strided in ((1, 2, 1, 1, 8, 8, False, 0.0, False), (1, 2, 7, 7, 64, 64, True, 0.0, False),
+                                          (1, 2, 150, 260, 24, 40, False, 0.2, False), (2, 3, 33, 33, 80, 80, True, 0.0, True),
+                                          (1, 1, 129, 129, 64, 64, True, 0.0, False)):
+    q, k, v, g, _ = t._inputs(B, H, L, S, E, Ev, "none", seed=L, strided=strided)
+    q = np.ascontiguousarray(q).reshape(B * H, L, E); g = g.reshape(B * H, L, Ev)
+    k = np.ascontiguousarray(k).reshape(B * H, S, E); v = np.ascontiguousarray(v).reshape(B * H, S, Ev)
+    # head 0: subnormal q that RNE would round up to the least normal bf16 (flushed to 0 by both routes;
+    # a large dO makes dK's products normal, so an unflushed q would show), and the edge values
+    q[0] = np.where(np.arange(L * E).reshape(L, E) % 2, 1, -1) * np.uint32(0x007FFFFF).view(np.float32)
+    q[-1].reshape(-1)[:16] = t._edge_values(16)[:min(16, L * E)] if L * E >= 16 else q[-1].reshape(-1)[:16]
+    g[0] *= 1000
+    offs = np.zeros((4, B * H), np.int64)
+    offs[0] = np.arange(B * H) * L * E; offs[1] = np.arange(B * H) * S * E; offs[2] = np.arange(B * H) * S * Ev
+    offs[1][1::2] = offs[1][::2][: offs[1][1::2].size]  # heads sharing a key matrix (GQA-like)
+    out, lse = np.empty((B * H, L, Ev), np.float32), np.empty((B * H, L), np.float32)
+    _C.sdpa_forward_bf16(out, lse, q, k, v, None, offs, 0.3, causal, p, 5, 0)
+    dq, dk, dv = np.empty_like(q), np.empty((B * H, S, E), np.float32), np.empty((B * H, S, Ev), np.float32)
+    _C.sdpa_backward_bf16(dq, dk, dv, None, g, out, lse, q, k, v, None, offs, 0.3, causal, p, 5, 0)
+    for a in (out, lse, dq, dk, dv):
+        h.update(np.ascontiguousarray(a).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_converted_once_same_bits_as_packing_each_tile():
+    """AVX512-BF16 level: Q / K / V / dO converted to bf16 once per call (NNFAST_ATTN_BF16_COPY=1, the
+    default) give the bits of the route that rounds them as the GEMM packs each tile (=0): odd
+    sizes, several tiles, dropout, big heads, subnormal operands (flushed by both), shared heads."""
+    if "avx512_bf16" not in LEVELS:
+        pytest.skip("no AVX512-BF16 on this CPU")
+    here = os.path.dirname(os.path.abspath(__file__))
+    outs = []
+    for flag in ("1", "0"):
+        r = subprocess.run([sys.executable, "-c", _COPY_CHILD, here] + [p for p in sys.path if p],
+                           env=dict(os.environ, NNFAST_ATTN_BF16_COPY=flag), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        outs.append(r.stdout.strip())
+    assert len(outs[0]) == 64 and outs[0] == outs[1]

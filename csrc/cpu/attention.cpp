@@ -7,9 +7,12 @@
 // Backward recomputes P = exp(S - lse) per tile, with D = rowsum(dO * O):
 //   dV_j += Pd^T dO_i, dP = (dO_i V_j^T) * keep / (1 - p), dS = P (dP - D),
 //   dK_j += scale dS^T Q_i, dQ_i += scale dS K_j.
-// Under autocast (AttnParams::bf16, float only) each of those products runs on cpu::gemm_bf16:
-// operands rounded to bf16 (Q, K, V, dO, the P / dS tiles), float32 accumulation; the online
-// softmax, lse, D, dS and the O / dQ / dK / dV accumulators stay float32.
+// Under autocast (AttnParams::bf16, float only) each of those products has its operands rounded to
+// bf16 (Q, K, V, dO, the P / dS tiles) and accumulates in float32; the online softmax, lse, D, dS
+// and the O / dQ / dK / dV accumulators stay float32. Q, K, V and dO are converted once per call
+// to bf16 copies for cpu::gemm_bf16 at the AVX512-BF16 level; at the portable level they are
+// rounded to bf16 values as their tiles are staged (copies for big heads) and the float32
+// products run on them (see Bf16Mode).
 // Threads never share an output block: either one task per bh does everything
 // (key blocks outer, query blocks inner), or, when there are too few bh to keep
 // the threads busy, a pass over (bh, key block) for dK / dV and a second pass over
@@ -23,9 +26,12 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/counter_rng.h"
+#include "core/cpu_features.h"
 #include "core/parallel_for.h"
 #include "cpu/attention_internal.h"
 #include "nnfast/gemm.h"
@@ -66,9 +72,10 @@ constexpr index_t kSmallHead = 64;
 
 template <typename T>
 struct Scratch {
-  std::vector<T> s, pd, dp, m, l, alpha, bt;
+  std::vector<T> s, pd, dp, m, l, alpha, bt, qa, da;  // qa / da: the portable bf16 level's rounded Q / dO block
   Scratch()
-      : s(kBq * kBk), pd(kBq * kBk), dp(kBq * kBk), m(kBq), l(kBq), alpha(kBq), bt(kSmallHead * kBk) {}
+      : s(kBq * kBk), pd(kBq * kBk), dp(kBq * kBk), m(kBq), l(kBq), alpha(kBq), bt(kSmallHead * kBk),
+        qa(kBq * kSmallHead), da(kBq * kSmallHead) {}
 };
 
 // Where a tile product meets the causal triangle (direct path, tiles crossing the diagonal): the
@@ -81,9 +88,52 @@ struct TileAt {
 };
 constexpr index_t kCausalChunk = 16;  // output rows per chunk (a multiple of small_gemm's row blocks)
 
-// c (row stride ldc, unit columns) = alpha * A B (+ c when accumulate), A(i, k) = a[i * ars + k * acs],
-// B(k, j) = b[k * brs + j * bcs]: the bf16 GEMM under p.bf16, else the blocked GEMM, or for small heads
-// the direct loop (a B with strided columns is first transposed into bt, K rows of at most kBk).
+// How the bf16 route (AttnParams::bf16) runs its products; Off for float32 (and double).
+//   Native:   Q / K / V / dO converted to bf16 once per call (the AVX512-BF16 GEMM's rounding, so the
+//             bits are Gemm's), every product on cpu::gemm_bf16, which packs a bf16 operand by copying.
+//   Portable: Q / K / V / dO rounded to bf16 values (vectorised, in cache as tile_product stages a
+//             tile -- TileMat::raw -- or, for heads over kSmallHead, in per-call copies) and the
+//             P / dS tiles rounded in place: the float32 products (small_gemm / gemm) then have bf16
+//             operands and float32 accumulation, as the portable gemm_bf16, without its per-tile
+//             widened copies and blocked GEMM (that route was 1.26x slower than the float32 one).
+//   Gemm:     every product on cpu::gemm_bf16 from the float32 operands (rounded as it packs each
+//             tile): the route before the per-call copies, NNFAST_ATTN_BF16_COPY=0 (read once).
+enum class Bf16Mode { Off, Gemm, Portable, Native };
+
+inline bool bf16_copies_on() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_ATTN_BF16_COPY");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+template <typename T>
+Bf16Mode bf16_mode(const AttnParams& p) {
+  if (!std::is_same_v<T, float> || !p.bf16) return Bf16Mode::Off;
+  if (!bf16_copies_on()) return Bf16Mode::Gemm;
+  return bf16_kernel_level() == Bf16Level::Portable ? Bf16Mode::Portable : Bf16Mode::Native;
+}
+
+// One operand of a tile product: element (i, k) at p[i * rs + k * cs], of type T or (Native's
+// copies) bf16 bits.
+template <typename T>
+struct TileMat {
+  const void* p;
+  index_t rs, cs;
+  bool bf16 = false;
+  bool raw = false;  // portable level: float32 values that tile_product rounds as it stages them in bt
+  TileMat plus(index_t elems) const {
+    if (bf16) return {static_cast<const bf16_t*>(p) + elems, rs, cs, true, raw};
+    return {static_cast<const T*>(p) + elems, rs, cs, false, raw};
+  }
+  TileMat at(index_t i, index_t k) const { return plus(i * rs + k * cs); }
+  const T* f() const { return static_cast<const T*>(p); }
+};
+
+// c (row stride ldc, unit columns) = alpha * A B (+ c when accumulate): the bf16 GEMM (Gemm / Native),
+// else the blocked GEMM, or for small heads the direct loop (a B with strided columns is first
+// transposed into bt, K rows of at most kBk).
 // Tiles crossing the causal diagonal run in chunks of rows (see TileAt) on the bf16 GEMM and the
 // direct loop; the bf16 chunks are taller (each call packs its own A and B): 48 rows (4 micro-tile
 // rows of the AVX512-BF16 kernel) took 4-5 % less CPU time than whole tiles at B=8 H=8 T=512 D=64
@@ -91,32 +141,38 @@ constexpr index_t kCausalChunk = 16;  // output rows per chunk (a multiple of sm
 constexpr index_t kCausalChunkBf16 = 48;
 
 template <typename T>
-void tile_product(const AttnParams& p, const AttnOps<T>& ops, T* bt, index_t M, index_t N, index_t K, T alpha,
-                  const T* a, index_t ars, index_t acs, const T* b, index_t brs, index_t bcs, bool accumulate, T* c,
-                  index_t ldc, TileAt at = {Causal::None, 0, 0}) {
-  bool bf16 = false;
-  if constexpr (std::is_same_v<T, float>) bf16 = p.bf16;
+void tile_product(const AttnParams& p, Bf16Mode mode, const AttnOps<T>& ops, Scratch<T>& w, index_t M, index_t N,
+                  index_t K, T alpha, TileMat<T> a, TileMat<T> b, bool accumulate, T* c, index_t ldc,
+                  TileAt at = {Causal::None, 0, 0}) {
+  const bool bf16 = mode == Bf16Mode::Gemm || mode == Bf16Mode::Native;
   if (!bf16 && (p.E > kSmallHead || p.Ev > kSmallHead)) {
-    gemm<T>(M, N, K, alpha, a, ars, acs, b, brs, bcs, accumulate ? T(1) : T(0), c, ldc, 1);
+    gemm<T>(M, N, K, alpha, a.f(), a.rs, a.cs, b.f(), b.rs, b.cs, accumulate ? T(1) : T(0), c, ldc, 1);
     return;
   }
-  if (!bf16 && bcs != 1) {  // here K <= kSmallHead (a head dim), N <= kBk (a key tile) and brs == 1 (K^T, V^T)
-    ops.transpose(bt, kBk, b, bcs, N, K);
-    b = bt, brs = kBk, bcs = 1;
+  T* bt = w.bt.data();  // (raw a-operands, Q / dO blocks, were staged by the caller: see query_block)
+  if (!bf16 && b.cs != 1) {  // here K <= kSmallHead (a head dim), N <= kBk (a key tile) and rs == 1 (K^T, V^T)
+    ops.transpose(bt, kBk, b.f(), b.cs, N, K);
+    if constexpr (std::is_same_v<T, float>)
+      if (b.raw) ops.round_bf16(bt, kBk, bt, kBk, K, N);  // in cache: cheaper than a per-call copy's traffic
+    b = {bt, kBk, 1};
+  } else if (b.raw) {  // a value tile (K <= kBk rows of N <= kSmallHead) rounded into bt
+    if constexpr (std::is_same_v<T, float>) ops.round_bf16(bt, N, b.f(), b.rs, K, N);
+    b = {bt, N, 1};
   }
   // Rows [r0, r0 + m) of c, n columns, terms [k0, k0 + kk).
   auto run = [&](index_t r0, index_t m, index_t n, index_t k0, index_t kk) {
     T* cc = c + r0 * ldc;
-    const T* aa = a + r0 * ars + k0 * acs;
-    const T* bb = b + k0 * brs;
+    const TileMat<T> aa = a.at(r0, k0), bb = b.at(k0, 0);
     if constexpr (std::is_same_v<T, float>) {
       if (bf16) {  // the GEMM picks its bf16 level (and threads, for big heads)
-        gemm_bf16(m, n, kk, alpha, GemmMat{aa, ElemType::F32, ars, acs}, GemmMat{bb, ElemType::F32, brs, bcs},
-                  accumulate ? 1.0f : 0.0f, cc, ElemType::F32, ldc, 1);
+        auto mat = [](const TileMat<T>& x) {
+          return GemmMat{x.p, x.bf16 ? ElemType::BF16 : ElemType::F32, x.rs, x.cs};
+        };
+        gemm_bf16(m, n, kk, alpha, mat(aa), mat(bb), accumulate ? 1.0f : 0.0f, cc, ElemType::F32, ldc, 1);
         return;
       }
     }
-    ops.small_gemm(cc, ldc, aa, ars, acs, bb, brs, m, n, kk, alpha, accumulate);
+    ops.small_gemm(cc, ldc, aa.f(), aa.rs, aa.cs, bb.f(), bb.rs, m, n, kk, alpha, accumulate);
   };
   const index_t keys = at.kind == Causal::KeyCols ? N : at.kind == Causal::KeySum ? K : M;
   if (!p.causal || at.kind == Causal::None || at.j0 + keys - 1 <= at.i0) {
@@ -141,12 +197,33 @@ void tile_product(const AttnParams& p, const AttnOps<T>& ops, T* bt, index_t M, 
   }
 }
 
+// One operand of every batch-head: matrix bh at base + off[bh] (or bh * bh_stride when off is null),
+// element (i, k) at i * rs + k * cs, of type T or bf16 bits.
+template <typename T>
+struct Src {
+  TileMat<T> m{nullptr, 0, 1};
+  const int64_t* off = nullptr;
+  index_t bh_stride = 0;
+  TileMat<T> at(index_t bh, index_t i, index_t k) const {
+    return m.plus(off ? static_cast<index_t>(off[bh]) : bh * bh_stride).at(i, k);
+  }
+};
+
+// What the tile loops read: q (L x E), k (S x E), kt = K^T (E x S), v (S x Ev), vt = V^T (Ev x S),
+// dout (L x Ev), the mask, and how the products run. kt / vt are views of k / v (rs 1) except at
+// the portable bf16 level, whose copies are transposed once per call.
+template <typename T>
+struct Operands {
+  Src<T> q, k, kt, v, vt, dout;
+  AttnMask mask;
+  Bf16Mode mode = Bf16Mode::Off;
+};
+
 // Mask and causal rule on the score tile s (rows i0.., columns j0..).
 template <typename T>
-void mask_tile(T* s, index_t nq, index_t nk, index_t bh, index_t i0, index_t j0, const AttnInputs<T>& in,
+void mask_tile(T* s, index_t nq, index_t nk, index_t bh, index_t i0, index_t j0, const AttnMask& mk,
                const AttnParams& p) {
   const T ninf = -std::numeric_limits<T>::infinity();
-  const AttnMask& mk = in.mask;
   if (mk.base) {
     const index_t base = mk.off[bh] + i0 * mk.rs + j0 * mk.cs;
     if (mk.is_bool) {
@@ -196,12 +273,34 @@ inline bool tile_live(const AttnParams& p, index_t i0, index_t nq, index_t j0) {
   return !p.causal || j0 <= i0 + nq - 1;
 }
 
+// The portable bf16 level rounds a P / dS tile (nq x nk, row stride kBk) in place before its products
+// (Native / Gemm: the bf16 GEMM rounds it as it packs).
 template <typename T>
-void forward_block(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const AttnParams& p, index_t bh,
+void round_tile(Bf16Mode mode, const AttnOps<T>& ops, T* x, index_t nq, index_t nk) {
+  if constexpr (std::is_same_v<T, float>)
+    if (mode == Bf16Mode::Portable) ops.round_bf16(x, kBk, x, kBk, nq, nk);
+}
+
+// Rows [i0, i0 + nq) of Q or dO (cols wide) for the products. At the portable level (raw) the block
+// is rounded into buf once (stage) and read there by every product that takes it.
+template <typename T>
+TileMat<T> query_block(const Src<T>& src, index_t bh, index_t i0, index_t nq, index_t cols, std::vector<T>& buf,
+                       const AttnOps<T>& ops, bool stage) {
+  const TileMat<T> x = src.at(bh, i0, 0);
+  if constexpr (std::is_same_v<T, float>)
+    if (x.raw) {
+      if (stage) ops.round_bf16(buf.data(), cols, x.f(), x.rs, nq, cols);
+      return {buf.data(), cols, 1};
+    }
+  return x;
+}
+
+template <typename T>
+void forward_block(const AttnMat<T>& out, T* lse, const Operands<T>& in, const AttnParams& p, index_t bh,
                    index_t i0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0);
   const T ninf = -std::numeric_limits<T>::infinity();
-  const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
+  const TileMat<T> q = query_block(in.q, bh, i0, nq, p.E, w.qa, ops, true);
   const index_t ldo = out.rs;
   T* o = out.at(bh, p.L) + i0 * ldo;
   for (index_t r = 0; r < nq; ++r) std::fill(o + r * ldo, o + r * ldo + p.Ev, T(0));
@@ -209,11 +308,9 @@ void forward_block(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const
   std::fill(w.l.begin(), w.l.begin() + nq, T(0));
   for (index_t j0 = 0; j0 < p.S && tile_live(p, i0, nq, j0); j0 += kBk) {
     const index_t nk = std::min(kBk, p.S - j0);
-    const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
-    const T* v = in.v.base + in.v.off[bh] + j0 * in.v.rs;
-    tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(),
+    tile_product(p, in.mode, ops, w, nq, nk, p.E, T(p.scale), q, in.kt.at(bh, 0, j0), false, w.s.data(),
                  kBk, {Causal::KeyCols, i0, j0});
-    mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
+    mask_tile(w.s.data(), nq, nk, bh, i0, j0, in.mask, p);
     if (!ops.full_rows && crosses_diagonal(p, i0, j0, nk)) {
       for (index_t r = 0; r < nq; ++r) {
         const index_t n = causal_cols(i0, j0, r, nk);
@@ -228,8 +325,9 @@ void forward_block(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const
         if (w.alpha[r] != T(1))
           for (index_t e = 0; e < p.Ev; ++e) o[r * ldo + e] *= w.alpha[r];
     if (p.dropout_p > 0) dropout_tile(w.s.data(), nq, nk, bh, i0, j0, p);
-    tile_product(p, ops, w.bt.data(), nq, p.Ev, nk, T(1), w.s.data(), kBk, 1, v, in.v.rs, 1, true, o, ldo,
-                 {Causal::KeySum, i0, j0});
+    round_tile(in.mode, ops, w.s.data(), nq, nk);  // l summed the float32 P; the product takes bf16(P)
+    tile_product(p, in.mode, ops, w, nq, p.Ev, nk, T(1), {w.s.data(), kBk, 1}, in.v.at(bh, j0, 0), true,
+                 o, ldo, {Causal::KeySum, i0, j0});
   }
   for (index_t r = 0; r < nq; ++r) {
     const T l = w.l[r];
@@ -251,21 +349,18 @@ template <typename T>
 struct BackwardArgs {
   AttnMat<T> dq, dk, dv;
   T* dmask;
-  AttnMat<const T> dout;
   const T *lse, *D;
 };
 
 template <typename T>
-void backward_tile(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
+void backward_tile(const BackwardArgs<T>& b, const Operands<T>& in, const AttnParams& p, index_t bh, index_t i0,
                    index_t j0, bool want_pd, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
-  const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
-  const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
-  const T* v = in.v.base + in.v.off[bh] + j0 * in.v.rs;
-  const T* dout = b.dout.at(bh, p.L) + i0 * b.dout.rs;
-  tile_product(p, ops, w.bt.data(), nq, nk, p.E, T(p.scale), q, in.q.rs, 1, k, 1, in.k.rs, false, w.s.data(), kBk,
+  const TileMat<T> q = query_block(in.q, bh, i0, nq, p.E, w.qa, ops, true);  // staged for accumulate_kv too
+  const TileMat<T> dout = query_block(in.dout, bh, i0, nq, p.Ev, w.da, ops, true);
+  tile_product(p, in.mode, ops, w, nq, nk, p.E, T(p.scale), q, in.kt.at(bh, 0, j0), false, w.s.data(), kBk,
                {Causal::KeyCols, i0, j0});
-  mask_tile(w.s.data(), nq, nk, bh, i0, j0, in, p);
+  mask_tile(w.s.data(), nq, nk, bh, i0, j0, in.mask, p);
   if (!ops.full_rows && crosses_diagonal(p, i0, j0, nk)) {
     for (index_t r = 0; r < nq; ++r) {
       const index_t n = causal_cols(i0, j0, r, nk);
@@ -278,36 +373,37 @@ void backward_tile(const BackwardArgs<T>& b, const AttnInputs<T>& in, const Attn
   if (want_pd) {
     for (index_t r = 0; r < nq; ++r) std::memcpy(&w.pd[r * kBk], &w.s[r * kBk], nk * sizeof(T));
     if (p.dropout_p > 0) dropout_tile(w.pd.data(), nq, nk, bh, i0, j0, p);
+    round_tile(in.mode, ops, w.pd.data(), nq, nk);
   }
-  tile_product(p, ops, w.bt.data(), nq, nk, p.Ev, T(1), dout, b.dout.rs, 1, v, 1, in.v.rs, false, w.dp.data(), kBk,
+  tile_product(p, in.mode, ops, w, nq, nk, p.Ev, T(1), dout, in.vt.at(bh, 0, j0), false, w.dp.data(), kBk,
                {Causal::KeyCols, i0, j0});
   if (p.dropout_p > 0) dropout_tile(w.dp.data(), nq, nk, bh, i0, j0, p);
   ops.softmax_grad(w.dp.data(), w.s.data(), nq, nk, kBk, b.D + bh * p.L + i0);
   if (b.dmask)
     for (index_t r = 0; r < nq; ++r)
       std::memcpy(b.dmask + (bh * p.L + i0 + r) * p.S + j0, &w.dp[r * kBk], nk * sizeof(T));
+  round_tile(in.mode, ops, w.dp.data(), nq, nk);  // dmask is the float32 dS; the products take bf16(dS)
 }
 
 // dK_j / dV_j += the tile's contributions (w from backward_tile with want_pd).
 template <typename T>
-void accumulate_kv(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
+void accumulate_kv(const BackwardArgs<T>& b, const Operands<T>& in, const AttnParams& p, index_t bh, index_t i0,
                    index_t j0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
-  const T* q = in.q.base + in.q.off[bh] + i0 * in.q.rs;
-  const T* dout = b.dout.at(bh, p.L) + i0 * b.dout.rs;
-  tile_product(p, ops, w.bt.data(), nk, p.Ev, nq, T(1), w.pd.data(), 1, kBk, dout, b.dout.rs, 1, true,
+  const TileMat<T> q = query_block(in.q, bh, i0, nq, p.E, w.qa, ops, false);  // as backward_tile staged them
+  const TileMat<T> dout = query_block(in.dout, bh, i0, nq, p.Ev, w.da, ops, false);
+  tile_product(p, in.mode, ops, w, nk, p.Ev, nq, T(1), {w.pd.data(), 1, kBk}, dout, true,
                b.dv.at(bh, p.S) + j0 * b.dv.rs, b.dv.rs, {Causal::QuerySum, i0, j0});
-  tile_product(p, ops, w.bt.data(), nk, p.E, nq, T(p.scale), w.dp.data(), 1, kBk, q, in.q.rs, 1, true,
+  tile_product(p, in.mode, ops, w, nk, p.E, nq, T(p.scale), {w.dp.data(), 1, kBk}, q, true,
                b.dk.at(bh, p.S) + j0 * b.dk.rs, b.dk.rs, {Causal::QuerySum, i0, j0});
 }
 
 template <typename T>
-void accumulate_q(const BackwardArgs<T>& b, const AttnInputs<T>& in, const AttnParams& p, index_t bh, index_t i0,
+void accumulate_q(const BackwardArgs<T>& b, const Operands<T>& in, const AttnParams& p, index_t bh, index_t i0,
                   index_t j0, Scratch<T>& w, const AttnOps<T>& ops) {
   const index_t nq = std::min(kBq, p.L - i0), nk = std::min(kBk, p.S - j0);
-  const T* k = in.k.base + in.k.off[bh] + j0 * in.k.rs;
-  tile_product(p, ops, w.bt.data(), nq, p.E, nk, T(p.scale), w.dp.data(), kBk, 1, k, in.k.rs, 1, true,
-               b.dq.at(bh, p.L) + i0 * b.dq.rs, b.dq.rs, {Causal::KeySum, i0, j0});
+  tile_product(p, in.mode, ops, w, nq, p.E, nk, T(p.scale), {w.dp.data(), kBk, 1}, in.k.at(bh, j0, 0),
+               true, b.dq.at(bh, p.L) + i0 * b.dq.rs, b.dq.rs, {Causal::KeySum, i0, j0});
 }
 
 // The element-by-element K / V tile transpose the ISA's blocked one replaced (NNFAST_ATTN_BLOCKED_T=0
@@ -338,6 +434,115 @@ struct ScratchMaker {
   Scratch<T> make_scratch() const { return Scratch<T>(); }
 };
 
+// A per-call copy of an operand's distinct matrices (heads sharing an offset -- GQA, broadcast batch
+// dims -- once), each converted to bf16-rounded float values or bf16 bits.
+template <typename E>
+struct OperandCopy {
+  std::vector<E> data;
+  std::vector<int64_t> off;       // (BH,) element offsets of the copy's matrices
+  std::vector<const float*> src;  // the distinct source matrices
+  // Numbers the distinct matrices of s; matrix u of the copy is mat elements from u * mat.
+  void distinct(const Src<float>& s, index_t BH, index_t mat) {
+    std::unordered_map<const float*, int64_t> slot;
+    src.clear();
+    off.resize(static_cast<size_t>(BH));
+    for (index_t bh = 0; bh < BH; ++bh) {
+      const float* m = s.at(bh, 0, 0).f();
+      const auto it = slot.emplace(m, static_cast<int64_t>(src.size())).first;
+      if (it->second == static_cast<int64_t>(src.size())) src.push_back(m);
+      off[bh] = it->second * mat;
+    }
+    data.resize(src.size() * static_cast<size_t>(mat));
+  }
+};
+
+// Row-major copies (rows x cols, contiguous) of s's matrices, converted row by row by conv.
+template <typename E>
+Src<float> copy_operand(OperandCopy<E>& c, const Src<float>& s, index_t BH, index_t rows, index_t cols,
+                        void (*conv)(E*, index_t, const float*, index_t, index_t, index_t)) {
+  c.distinct(s, BH, rows * cols);
+  const index_t rs = s.m.rs;
+  parallel_for(static_cast<index_t>(c.src.size()) * rows, 64, [&](index_t lo, index_t hi) {
+    for (index_t t = lo; t < hi;) {  // runs of rows within one matrix
+      const index_t u = t / rows, r = t % rows, n = std::min(hi - t, rows - r);
+      conv(c.data.data() + t * cols, cols, c.src[u] + r * rs, rs, n, cols);
+      t += n;
+    }
+  });
+  Src<float> out;
+  out.m = {c.data.data(), cols, 1, std::is_same_v<E, bf16_t>};
+  out.off = c.off.data();
+  return out;
+}
+
+// Storage of the bf16 levels' per-call copies (Operands points into it), one per calling thread and
+// kept from call to call: fresh buffers cost a page fault and a zero fill per 4 KB on every call, about
+// as much as the conversion (B=8 H=8 T=512 D=64: 40 MB a backward call). It holds the largest call's
+// copies until the thread ends.
+struct Bf16Copies {
+  OperandCopy<float> f[4];   // portable, big heads: q, k, v, dout rounded
+  OperandCopy<bf16_t> h[4];  // AVX512-BF16: q, k, v, dout in bf16
+};
+
+inline Bf16Copies& bf16_copies() {
+  thread_local Bf16Copies st;
+  return st;
+}
+
+template <typename T>
+Src<T> view(const AttnOperand<T>& a) {
+  Src<T> s;
+  s.m = {a.base, a.rs, 1};
+  s.off = a.off;
+  return s;
+}
+
+// The operands of one call: views of the inputs (dout null: forward), marked raw (to be rounded
+// in tile_product) or replaced by the bf16 copies in st at the bf16 levels.
+template <typename T>
+Operands<T> make_operands(const AttnInputs<T>& in, const AttnMat<const T>* dout, const AttnParams& p,
+                          const AttnOps<T>& ops, Bf16Copies& st) {
+  Operands<T> o;
+  o.mask = in.mask;
+  o.mode = bf16_mode<T>(p);
+  o.q = view(in.q), o.k = view(in.k), o.v = view(in.v);
+  if (dout) {
+    o.dout.m = {dout->base, dout->rs, 1};
+    o.dout.off = dout->off;
+    o.dout.bh_stride = p.L * dout->rs;
+  }
+  const bool bw = dout != nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    const index_t BH = p.BH, L = p.L, S = p.S, E = p.E, Ev = p.Ev;
+    if (o.mode == Bf16Mode::Portable && E <= kSmallHead && Ev <= kSmallHead) {
+      // Small heads: Q / dO blocks (query_block, into qa / da) and K / V tiles (tile_product, into
+      // bt, where the float32 route transposes K / V anyway) are rounded as they are staged, in cache; per-call copies cost
+      // more in memory traffic (B=8 H=8 T=512 D=64 fwd+bwd, 1 thread, under load: copies 1.19x the
+      // float32 route's CPU time, in-tile rounding 1.02x).
+      o.q.m.raw = o.k.m.raw = o.v.m.raw = o.dout.m.raw = true;
+    } else if (o.mode == Bf16Mode::Portable) {  // big heads: rounded copies for the blocked GEMM
+      const auto r = ops.round_bf16;
+      o.q = copy_operand(st.f[0], o.q, BH, L, E, r);
+      o.k = copy_operand(st.f[1], o.k, BH, S, E, r);
+      o.v = copy_operand(st.f[2], o.v, BH, S, Ev, r);
+      if (bw) o.dout = copy_operand(st.f[3], o.dout, BH, L, Ev, r);
+    } else if (o.mode == Bf16Mode::Native) {
+      const auto r = ops.narrow_bf16;
+      o.q = copy_operand(st.h[0], o.q, BH, L, E, r);
+      o.k = copy_operand(st.h[1], o.k, BH, S, E, r);
+      o.v = copy_operand(st.h[2], o.v, BH, S, Ev, r);
+      if (bw) o.dout = copy_operand(st.h[3], o.dout, BH, L, Ev, r);
+    }
+  }
+  auto transposed = [](Src<T> s) {  // K^T / V^T read in place: element (e, j) = row j's e
+    std::swap(s.m.rs, s.m.cs);
+    return s;
+  };
+  if (!o.kt.m.p) o.kt = transposed(o.k);
+  if (!o.vt.m.p) o.vt = transposed(o.v);
+  return o;
+}
+
 }  // namespace
 
 template <typename T>
@@ -349,11 +554,13 @@ template <typename T>
 void sdpa_forward(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const AttnParams& p) {
   if (p.BH <= 0 || p.L <= 0) return;
   const AttnOps<T> ops = attn_ops<T>();
+  Bf16Copies& st = bf16_copies();
+  const Operands<T> op = make_operands<T>(in, nullptr, p, ops, st);
   const index_t nqb = (p.L + kBq - 1) / kBq;
   struct Task : ScratchMaker<T> {
     const AttnMat<T>* out;
     T* lse;
-    const AttnInputs<T>* in;
+    const Operands<T>* in;
     const AttnParams* p;
     const AttnOps<T>* ops;
     index_t nqb;
@@ -361,7 +568,7 @@ void sdpa_forward(const AttnMat<T>& out, T* lse, const AttnInputs<T>& in, const 
       forward_block(*out, lse, *in, *p, t / nqb, (t % nqb) * kBq, w, *ops);
     }
   } task;
-  task.out = &out, task.lse = lse, task.in = &in, task.p = &p, task.ops = &ops, task.nqb = nqb;
+  task.out = &out, task.lse = lse, task.in = &op, task.p = &p, task.ops = &ops, task.nqb = nqb;
   for_tasks(p.BH * nqb, task);
 }
 
@@ -409,14 +616,16 @@ void sdpa_backward(const AttnMat<T>& dq, const AttnMat<T>& dk, const AttnMat<T>&
       }
     });
   }
-  const BackwardArgs<T> b{dq, dk, dv, dmask, dout, lse, D.data()};
+  Bf16Copies& st = bf16_copies();
+  const Operands<T> op = make_operands<T>(in, &dout, p, ops, st);
+  const BackwardArgs<T> b{dq, dk, dv, dmask, lse, D.data()};
   const index_t nqb = (L + kBq - 1) / kBq, nkb = (S + kBk - 1) / kBk;
   const int nt = get_num_threads();
 
   // Enough batch-heads: one task per bh, key blocks outer, query blocks inner (5 GEMMs per tile).
   struct Fused : ScratchMaker<T> {
     const BackwardArgs<T>* b;
-    const AttnInputs<T>* in;
+    const Operands<T>* in;
     const AttnParams* p;
     const AttnOps<T>* ops;
     index_t nqb, nkb;
@@ -447,8 +656,7 @@ void sdpa_backward(const AttnMat<T>& dq, const AttnMat<T>& dk, const AttnMat<T>&
     void operator()(index_t t, Scratch<T>& w) const {
       const index_t bh = t / this->nqb, i0 = (t % this->nqb) * kBq;
       const index_t nq = std::min(kBq, this->p->L - i0);
-      const BackwardArgs<T> bq{this->b->dq, this->b->dk, this->b->dv, nullptr, this->b->dout, this->b->lse,
-                               this->b->D};
+      const BackwardArgs<T> bq{this->b->dq, this->b->dk, this->b->dv, nullptr, this->b->lse, this->b->D};
       for (index_t kb = 0; kb < this->nkb; ++kb) {
         const index_t j0 = kb * kBk;
         if (!tile_live(*this->p, i0, nq, j0)) break;
@@ -458,7 +666,7 @@ void sdpa_backward(const AttnMat<T>& dq, const AttnMat<T>& dk, const AttnMat<T>&
     }
   };
   Fused f;
-  f.b = &b, f.in = &in, f.p = &p, f.ops = &ops, f.nqb = nqb, f.nkb = nkb;
+  f.b = &b, f.in = &op, f.p = &p, f.ops = &ops, f.nqb = nqb, f.nkb = nkb;
   if (nt <= 1 || BH >= 4 * nt) {
     for_tasks(BH, f);
   } else {

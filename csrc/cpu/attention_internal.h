@@ -3,6 +3,8 @@
 // instruction set). Every routine works on a tile of `rows` rows of `n` columns
 // with row stride `ld`, single-threaded, and never allocates.
 #pragma once
+#include <cstdint>
+
 #include "core/isa_dispatch.h"
 #include "nnfast/common.h"
 
@@ -34,6 +36,12 @@ struct AttnOps {
   // bt[k * ldb + j] = b[j * rs + k] for j < n, k < kk (a key / value tile's rows as small_gemm's
   // B columns); NNFAST_ATTN_BLOCKED_T=0 or NNFAST_ATTN_OLD=1 swap in the element-by-element copy (the driver's).
   void (*transpose)(T* bt, index_t ldb, const T* b, index_t rs, index_t n, index_t kk) = nullptr;
+  // The bf16 route's operand staging (float only; null for double): dst (rows x cols, row stride ldd)
+  // = src (row stride lds) rounded to bf16, as float values (round_bf16: the portable level; dst may
+  // be src) or as bf16 bits with subnormals flushed (narrow_bf16: the AVX512-BF16 GEMM's rule).
+  void (*round_bf16)(float* dst, index_t ldd, const float* src, index_t lds, index_t rows, index_t cols) = nullptr;
+  void (*narrow_bf16)(std::uint16_t* dst, index_t ldd, const float* src, index_t lds, index_t rows,
+                      index_t cols) = nullptr;
   // Set by the driver (NNFAST_ATTN_OLD=1) only: causal diagonal tiles take the exp over whole rows.
   bool full_rows = false;
 };

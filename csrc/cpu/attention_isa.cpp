@@ -5,6 +5,8 @@
 // vectors, so every width gives the same bits lane by lane (sums are taken in
 // a fixed order per width only: the kernels' determinism is per ISA).
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -251,6 +253,83 @@ void attn_transpose(T* bt, index_t ldb, const T* b, index_t rs, index_t n, index
     for (index_t k = 0; k < kk; ++k) bt[k * ldb + j] = b[j * rs + k];
 }
 
+// bf16 staging of the bf16 route's operands (float only): core/bf16.h's float_to_bf16 bits (round to
+// nearest even, NaN kept NaN), with kFlush also vcvtneps2bf16's flush of subnormals to a signed zero
+// (the AVX512-BF16 GEMM's packing rule, so its pre-converted operands pack to the same bits).
+template <bool kFlush>
+inline std::uint32_t bf16_bits(std::uint32_t u) {
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  if (kFlush && (u & 0x7f800000u) == 0) return (u >> 16) & 0x8000u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+#if defined(__AVX512F__)
+template <bool kFlush>
+inline __m512i bf16_bits(__m512 x) {  // 16 lanes: the bits in each lane's low half
+  const __m512i u = _mm512_castps_si512(x), hi = _mm512_srli_epi32(u, 16);
+  const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+  if (kFlush)
+    r = _mm512_mask_mov_epi32(r, _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000)),
+                              _mm512_and_si512(hi, _mm512_set1_epi32(0x8000)));
+  return r;
+}
+#elif defined(__AVX2__)
+template <bool kFlush>
+inline __m256i bf16_bits(__m256 x) {  // 8 lanes, as above
+  const __m256i u = _mm256_castps_si256(x), hi = _mm256_srli_epi32(u, 16);
+  const __m256i lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  r = _mm256_blendv_epi8(r, _mm256_or_si256(hi, _mm256_set1_epi32(0x40)),
+                         _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+  if (kFlush)
+    r = _mm256_blendv_epi8(r, _mm256_and_si256(hi, _mm256_set1_epi32(0x8000)),
+                           _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7f800000)), _mm256_setzero_si256()));
+  return r;
+}
+#endif
+
+// dst row r = src row r, `cols` values, as bf16: float values (Out = float, no flush: the portable
+// level's rounding, as its GEMM's) or bf16 bits (Out = uint16_t, flushed: the AVX512-BF16 level's).
+// dst may be src (float).
+template <typename Out>
+void bf16_rows(Out* dst, index_t ldd, const float* src, index_t lds, index_t rows, index_t cols) {
+  constexpr bool kFlush = std::is_same_v<Out, std::uint16_t>;
+  for (index_t r = 0; r < rows; ++r) {
+    const float* x = src + r * lds;
+    Out* y = dst + r * ldd;
+    index_t j = 0;
+#if defined(__AVX512F__)
+    for (; j < cols; j += 16) {
+      const __mmask16 m = cols - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (cols - j)) - 1u);
+      const __m512i b = bf16_bits<kFlush>(_mm512_maskz_loadu_ps(m, x + j));
+      if constexpr (kFlush) _mm256_mask_storeu_epi16(y + j, m, _mm512_cvtepi32_epi16(b));
+      else _mm512_mask_storeu_ps(y + j, m, _mm512_castsi512_ps(_mm512_slli_epi32(b, 16)));
+    }
+#elif defined(__AVX2__)
+    for (; j + 8 <= cols; j += 8) {
+      const __m256i b = bf16_bits<kFlush>(_mm256_loadu_ps(x + j));
+      if constexpr (kFlush)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + j),
+                         _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(b, b), 0x08)));
+      else _mm256_storeu_ps(y + j, _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)));
+    }
+#endif
+    for (; j < cols; ++j) {
+      std::uint32_t u;
+      std::memcpy(&u, x + j, 4);
+      const std::uint32_t b = bf16_bits<kFlush>(u);
+      if constexpr (kFlush) {
+        y[j] = static_cast<std::uint16_t>(b);
+      } else {
+        const std::uint32_t w = b << 16;
+        std::memcpy(y + j, &w, 4);
+      }
+    }
+  }
+}
+
 template <typename T>
 attn_detail::AttnOps<T> make_attn_ops() {
   attn_detail::AttnOps<T> o;
@@ -261,6 +340,10 @@ attn_detail::AttnOps<T> make_attn_ops() {
   o.small_gemm = &attn_small_gemm<T, true>;
   o.small_gemm_unfused = &attn_small_gemm<T, false>;
   o.transpose = &attn_transpose<T>;
+  if constexpr (std::is_same_v<T, float>) {
+    o.round_bf16 = &bf16_rows<float>;
+    o.narrow_bf16 = &bf16_rows<std::uint16_t>;
+  }
   return o;
 }
 

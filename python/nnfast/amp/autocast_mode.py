@@ -297,6 +297,10 @@ def _run(name: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -
             y = _suspended(_conv_bf16.conv_autocast, (name, args, kwargs), {})
             if y is not None:
                 return y
+        if name == _attention_bf16.OP and _attention_bf16.ENABLED[0] and dev == "cpu":
+            y = _suspended(_attention_bf16.attention_bf16_inputs, (args, kwargs), {})  # all of q / k / v bf16
+            if y is not None:
+                return y
         if name in _ACT_BF16:
             y = _act_bf16(name, args, kwargs)
             if y is not None:
