@@ -644,3 +644,52 @@ def test_bad_shapes_and_args():
         _C.softmax_forward(a, a, 0, False)
     with pytest.raises(ValueError, match=r"^\[glu\] expected"):
         _C.glu_forward(np.ones(2, np.float32), np.ones(5, np.float32), 0, 4, False)
+
+
+_TANH_CHILD = r"""
+import sys
+import numpy as np
+import nnfast
+import nnfast.nn as nn
+import nnfast.nn.functional as F
+from nnfast._native import _C
+# every float32 in [0.6, 0.7] (the branch edge 0.625, where the big branch errs most) and a
+# sweep to +-12 (the clamp at 10), both signs, odd sizes; each SIMD level must give the same bits,
+# and the GEMM epilogue (one lane) too. Prints the max ulp error against float64 and a hash.
+import hashlib
+lo, hi = np.float32(0.6).view(np.int32), np.float32(0.7).view(np.int32)
+x = np.arange(lo, hi, dtype=np.int32).view(np.float32)
+x = np.concatenate([x, -x, np.linspace(-12, 12, 100003, dtype=np.float32)])[:1023 * 1024 + 7]
+ref = np.tanh(x.astype(np.float64))
+ok = np.abs(ref) > 1e-30
+outs = []
+for level in nnfast.info()["simd_supported"]:
+    _C.set_cpu_isa(level)
+    outs.append(F.tanh(nnfast.from_numpy(x))._data.copy())
+assert all(np.array_equal(o, outs[0]) for o in outs)
+k = 64
+xm = x[: x.size // k * k].reshape(-1, k)
+fused = F.linear(nnfast.from_numpy(xm), nnfast.from_numpy(np.eye(k, dtype=np.float32)), None, activation="tanh")._data
+assert np.array_equal(fused.ravel(), outs[0][: xm.size])
+y = outs[0].astype(np.float64)
+ulp = np.abs(y[ok] - ref[ok]) / np.spacing(np.abs(ref[ok]).astype(np.float32)).astype(np.float64)
+sys.stdout.write(f"{ulp.max():.4f} {hashlib.sha256(outs[0].tobytes()).hexdigest()}\n")
+"""
+
+
+def test_tanh_fast_switch():
+    """float32 tanh's big branch (|x| >= 0.625) is 1 - 2 / (2^y + 1) with a degree-6 2^f polynomial
+    (NNFAST_TANH_FAST=1, default) or the older Cephes-exp form (=0). Both: within 2 ulp of float64
+    around the branch edge and the clamp, the same bits on every SIMD level and through the GEMM
+    epilogue; and the switch really changes the kernel (different bits)."""
+    import os
+    import subprocess
+    import sys
+
+    res = {}
+    for flag in ("1", "0"):
+        out = subprocess.run([sys.executable, "-c", _TANH_CHILD], env=dict(os.environ, NNFAST_TANH_FAST=flag),
+                             check=True, capture_output=True, text=True).stdout.split()
+        res[flag] = (float(out[0]), out[1])
+    assert res["1"][0] <= 2.0 and res["0"][0] <= 2.0, res
+    assert res["1"][1] != res["0"][1]

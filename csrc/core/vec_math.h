@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -230,23 +231,82 @@ NNFAST_VM_INLINE V log1p_pos(V v) {
   }
 }
 
+// min(c, x) with x's NaN kept: vminps(c, x) returns its second operand when
+// either is NaN, which is exactly `c < x ? c : x`; one instruction where GCC
+// emits a compare plus a masked move for the ternary. Only selects, so every
+// path (the intrinsics, the ternary) gives the same bits.
+template <class V>
+NNFAST_VM_INLINE V min_keep_nan(elem_t<V> c, V x) {
+#if defined(__AVX512F__)
+  if constexpr (is_f32<V>() && sizeof(V) == 64) return (V)_mm512_min_ps((__m512)splat<V>(c), (__m512)x);
+#endif
+#if defined(__AVX__)
+  if constexpr (is_f32<V>() && sizeof(V) == 32) return (V)_mm256_min_ps((__m256)splat<V>(c), (__m256)x);
+#endif
+  return c < x ? splat<V>(c) : x;
+}
+
+// NNFAST_TANH_FAST=0: tanh's big branch as before (the Cephes exp, 17 vector ops
+// where the exp2 form takes 12; A/B and fallback). Read once at load time from
+// the one variable by every ISA object's copy, the GEMM epilogue's included, so
+// fused and standalone tanh keep equal bits under either setting.
+inline const bool kTanhFast = [] {
+  const char* e = std::getenv("NNFAST_TANH_FAST");
+  return !(e && e[0] == '0');
+}();
+
+// float32 tanh(|x|) for |x| in [0.625, 10] (NaN passes): 1 - 2 / (e + 1),
+// e = exp(2|x|) = 2^y, y = 2|x| log2(e) = n + f, n = round(y), |f| <= 1/2 and
+// f = fma(|x|, K, -n) rounded once. K's own rounding and f's are relative
+// errors of e weighted by 2 / (e + 1) <= 0.45 in the result, so they cost
+// < 0.3 ulp; 2^f a degree-6 minimax polynomial (relative error 1.6e-8, fitted
+// in float64 with the coefficients rounded to float32), then 2^n exactly
+// (n in [0, 29]). Exhaustive scan of [0.625, 10]: <= 1.46 ulp (old: 1.33).
+template <class V>
+NNFAST_VM_INLINE V tanh_big_exp2(V ax) {
+  using U = umask_t<V>;
+  using I = mask_t<V>;
+  const V magic = splat<V>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const V k = splat<V>(2.88539008177792681f);  // 2 log2(e)
+  const V t = fmadd(ax, k, magic);
+  const V n = t - magic;
+  const V f = fmadd(ax, k, -n);
+  V p = fmadd(f, splat<V>(1.5353362e-4f), splat<V>(1.3398875e-3f));
+  p = fmadd(p, f, splat<V>(9.6184369e-3f));
+  p = fmadd(p, f, splat<V>(5.5503324e-2f));
+  p = fmadd(p, f, splat<V>(2.4022648e-1f));
+  p = fmadd(p, f, splat<V>(6.9314718e-1f));
+  p = fmadd(p, f, splat<V>(1.0f));
+  V e;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) e = (V)_mm512_scalef_ps((__m512)p, (__m512)n);
+  else
+#endif
+    e = p * (V)((U)(((I)t - (I)magic) + 127) << 23);  // 2^n normal: one exact product
+  return 1.0f - 2.0f / (e + 1.0f);
+}
+
 template <class V>
 NNFAST_VM_INLINE V tanh(V x) {
   if constexpr (is_f32<V>()) {
-    V ax = vabs(x);
-    ax = ax > 10.0f ? splat<V>(10.0f) : ax;  // tanh(10) rounds to 1; keeps expm1 finite
-    // Small |x|: the Cephes tanhf odd polynomial (< 1 ulp); else expm1(2|x|) / (expm1(2|x|) + 2).
+    const V ax = min_keep_nan(10.0f, vabs(x));  // tanh(10) rounds to 1; keeps the exp finite
+    // Small |x|: the Cephes tanhf odd polynomial (< 1 ulp); else 1 - 2 / (exp(2|x|) + 1).
     const V z = ax * ax;
     V p = fmadd(z, splat<V>(-5.70498872745e-3f), splat<V>(2.06390887954e-2f));
     p = fmadd(p, z, splat<V>(-5.37397155531e-2f));
     p = fmadd(p, z, splat<V>(1.33314422036e-1f));
     p = fmadd(p, z, splat<V>(-3.33332819422e-1f));
     const V small = fmadd(p * z, ax, ax);
-    // Else 1 - 2 / (exp(2|x|) + 1): 2|x| in [1.25, 20] needs no exp clamps, and one
-    // scale where expm1 takes two scales and two adds. 2 / (e + 1) <= 0.45, so its
-    // error (<= ~1.8 ulp relative) costs < 1 ulp of the result in [0.55, 1).
-    const ExpParts<V> ep = exp_parts_f32<false, false, false>(ax + ax, V{});
-    const V big = 1.0f - 2.0f / (scale2n(ep.q + 1.0f, ep) + 1.0f);
+    V big;
+    if (kTanhFast) {
+      big = tanh_big_exp2(ax);
+    } else {
+      // 2|x| in [1.25, 20] needs no exp clamps, and one scale where expm1 takes two
+      // scales and two adds. 2 / (e + 1) <= 0.45, so its error (<= ~1.8 ulp
+      // relative) costs < 1 ulp of the result in [0.55, 1).
+      const ExpParts<V> ep = exp_parts_f32<false, false, false>(ax + ax, V{});
+      big = 1.0f - 2.0f / (scale2n(ep.q + 1.0f, ep) + 1.0f);
+    }
     return copysign_of(ax < 0.625f ? small : big, x);
   } else {
     return lanewise(x, [](elem_t<V> v) { return std::tanh(v); });
