@@ -109,7 +109,8 @@ template <class V>
 struct ExpParts {
   V q, s1, s2, n;  // exp = 2^n (1 + q) = (1 + q) s1 s2
 };
-template <bool kCorr = true, bool kNonpos = false, bool kClamp = true, bool kLowClampOnly = false, class V>
+template <bool kCorr = true, bool kNonpos = false, bool kClamp = true, bool kLowClampOnly = false, bool kShort = false,
+          class V>
 NNFAST_VM_INLINE ExpParts<V> exp_parts_f32(V a, V c) {
   using I = mask_t<V>;
   using U = umask_t<V>;
@@ -128,12 +129,24 @@ NNFAST_VM_INLINE ExpParts<V> exp_parts_f32(V a, V c) {
   V r = fmadd(n, splat<V>(-0.693359375f), a);  // Cody-Waite ln2 = C1 + C2
   r = fmadd(n, splat<V>(2.12194440e-4f), r);
   if (kCorr) r = r + c;
-  // expm1(r) on |r| <= ln2/2 + 0.05 (Cephes expf coefficients).
-  V p = fmadd(r, splat<V>(1.9875691500e-4f), splat<V>(1.3981999507e-3f));
-  p = fmadd(p, r, splat<V>(8.3334519073e-3f));
-  p = fmadd(p, r, splat<V>(4.1665795894e-2f));
-  p = fmadd(p, r, splat<V>(1.6666665459e-1f));
-  p = fmadd(p, r, splat<V>(5.0000001201e-1f));
+  V p;
+  if constexpr (kShort) {
+    // expm1(r) = r + r^2 P(r), P of degree 4 minimax in the relative error of
+    // exp on |r| <= ln2/2 + 5e-4 (fitted in float64, coefficients rounded to
+    // float32): 0.07 ulp, one FMA fewer than Cephes's degree 5, whose own error
+    // (~1e-10) is far below a rounding. Only where <= 1 ulp is not promised.
+    p = fmadd(r, splat<V>(1.38143904e-3f), splat<V>(8.36881716e-3f));
+    p = fmadd(p, r, splat<V>(4.16683964e-2f));
+    p = fmadd(p, r, splat<V>(1.66665196e-1f));
+    p = fmadd(p, r, splat<V>(4.99999940e-1f));
+  } else {
+    // expm1(r) on |r| <= ln2/2 + 0.05 (Cephes expf coefficients).
+    p = fmadd(r, splat<V>(1.9875691500e-4f), splat<V>(1.3981999507e-3f));
+    p = fmadd(p, r, splat<V>(8.3334519073e-3f));
+    p = fmadd(p, r, splat<V>(4.1665795894e-2f));
+    p = fmadd(p, r, splat<V>(1.6666665459e-1f));
+    p = fmadd(p, r, splat<V>(5.0000001201e-1f));
+  }
   ExpParts<V> out;
   out.q = fmadd(p, r * r, r);
   out.n = n;
@@ -387,6 +400,13 @@ alignas(64) constexpr float kNormTailM[7][16] = {
     {6.126420340e-04f, -1.676388138e-06f, 4.934608587e-04f, 1.575522037e-04f, 1.445020189e-05f, 1.942026984e-06f, 4.533196716e-06f, 4.118215656e-06f, 1.661418594e-07f, 2.264020793e-08f, 2.458810267e-09f, 4.225477213e-08f, 7.069993299e-03f, 1.104526222e-02f, 6.544569880e-02f, -3.829624131e-02f},
 };
 
+// NNFAST_GELU_EXP_SHORT=0: the normal tail's exp with Cephes's degree-7
+// polynomial (A/B; the short one adds <= 0.07 ulp to the exp, GELU stays within
+// its 3 ulp). Read once, so the GEMM epilogue and the kernels agree.
+inline const bool kGeluExpShort = [] {
+  const char* e = std::getenv("NNFAST_GELU_EXP_SHORT");
+  return !(e && e[0] == '0');
+}();
 // Standard normal tail t = Phi(-|x|) and g = exp(-x^2 / 2).
 // float32: Phi(-u) = exp(-u^2/2) M(u), M from kNormTailM (table lookups and 6
 // FMAs, no division). -u^2/2 = hi + lo exactly (u/2 exact, lo the FMA residual
@@ -394,28 +414,32 @@ alignas(64) constexpr float kNormTailM[7][16] = {
 // rounds to 0, which bounds the exp argument (no clamps inside) and the table
 // index. t = 2^n (M + q M): M (1 + q) in one rounding. GELU: <= 3 ulp
 // (tests/test_activation.py), the old double rational ~3.1 at twice the cost.
+template <bool kShort, class V>
+NNFAST_VM_INLINE void normal_tail_f32(V x, V& t, V& g) {
+  using I = mask_t<V>;
+  const V u = min_keep_nan(14.5f, vabs(x));  // NaN stays NaN (and gives NaN below)
+  const V h = u * -0.5f;
+  const V hi = h * u;
+  const V lo = fmadd(h, u, -hi);
+  const ExpParts<V> p = exp_parts_f32<true, false, false, false, kShort>(hi, lo);
+  const I b = (I)(u + 1.0f);
+  const I idx = b >> 21;
+  const V w = u - ((V)(b & (ielem_t<V>)0xffe00000) - 1.0f);  // exact (Sterbenz)
+  V m = lut16<V>(kNormTailM[6], idx);
+  m = fmadd(m, w, lut16<V>(kNormTailM[5], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[4], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[3], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[2], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[1], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[0], idx));
+  t = scale2n(fmadd(p.q, m, m), p);
+  g = scale2n(p.q + 1.0f, p);
+}
 template <class V>
 NNFAST_VM_INLINE void normal_tail(V x, V& t, V& g) {
   if constexpr (is_f32<V>()) {
-    using I = mask_t<V>;
-    V u = vabs(x);
-    u = u > 14.5f ? splat<V>(14.5f) : u;  // NaN stays NaN (and gives NaN below)
-    const V h = u * -0.5f;
-    const V hi = h * u;
-    const V lo = fmadd(h, u, -hi);
-    const ExpParts<V> p = exp_parts_f32<true, false, false>(hi, lo);
-    const I b = (I)(u + 1.0f);
-    const I idx = b >> 21;
-    const V w = u - ((V)(b & (ielem_t<V>)0xffe00000) - 1.0f);  // exact (Sterbenz)
-    V m = lut16<V>(kNormTailM[6], idx);
-    m = fmadd(m, w, lut16<V>(kNormTailM[5], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[4], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[3], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[2], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[1], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[0], idx));
-    t = scale2n(fmadd(p.q, m, m), p);
-    g = scale2n(p.q + 1.0f, p);
+    if (kGeluExpShort) normal_tail_f32<true>(x, t, g);
+    else normal_tail_f32<false>(x, t, g);
   } else {
     using E = elem_t<V>;
     t = lanewise(x, [](E v) { return E(0.5) * std::erfc(std::fabs(v) * E(0.70710678118654752440)); });
@@ -783,19 +807,23 @@ NNFAST_VM_INLINE V exp_full(V x) {
 // NaN -> NaN. x > 0 is outside the contract.
 // kScalef = false: the integer 2^n on AVX-512 too (the softmax rows' A/B switch
 // NNFAST_EXP_SCALEF=0; the same bits).
-template <bool kScalef = true, class V>
+// kShort (float32, the softmax rows' NNFAST_SOFTMAX_EXP_SHORT): the degree-6
+// polynomial of exp_parts_f32, <= 0.07 ulp more, no longer bit-equal to exp_full.
+template <bool kScalef = true, bool kShort = false, class V>
 NNFAST_VM_INLINE V exp_nonpos(V x) {
   if constexpr (is_f32<V>()) {
-    const ExpParts<V> p = exp_parts_f32<false, true>(x, V{});
 #if defined(__AVX512F__)
     if constexpr (sizeof(V) == 64 && kScalef) {
       // vscalefps takes n as it is: no integer 2^n to build (3 of the loop's ~20
       // vector ops). (1 + q) 2^n rounds once, as (1 + q) s1 does, subnormal results
-      // included; the clamped lanes (s1 = +0 above) are zeroed by the same compare.
+      // included. No input clamp either: lanes below lo (-inf, huge) may compute
+      // garbage, and the one compare zeroes them (NaN compares false and passes).
+      const ExpParts<V> p = exp_parts_f32<false, true, false, false, kShort>(x, V{});
       const V y = (V)_mm512_scalef_ps((__m512)(p.q + 1.0f), (__m512)p.n);
       return x < -87.3365402f ? V{} : y;
     }
 #endif
+    const ExpParts<V> p = exp_parts_f32<false, true, true, false, kShort>(x, V{});
     return (p.q + 1.0f) * p.s1;
   } else {
     const ExpParts<V> p = exp_parts_f64<true>(x);
