@@ -517,12 +517,13 @@ sys.stdout.write(h.hexdigest() + "\n")
 def test_softmax_exp_scalef_same_bits():
     """The softmax rows' exp on AVX-512 scales by 2^n with vscalefps (masked to +0 below
     ln(FLT_MIN)) instead of an integer-built 2^n: the same bits, subnormal results, flushed lanes,
-    -inf and NaN included, as NNFAST_EXP_SCALEF=0 and as the other SIMD levels (one hash over all)."""
+    -inf and NaN included, as NNFAST_EXP_SCALEF=0 and as the other SIMD levels (one hash over all).
+    Both with the degree-7 exp (NNFAST_SOFTMAX_EXP_SHORT=0; EXP_SCALEF=0 always uses it)."""
     import os
     import subprocess
     import sys
 
-    outs = [subprocess.run([sys.executable, "-c", _EXP_SCALEF_CHILD], env=dict(os.environ, NNFAST_EXP_SCALEF=f),
+    outs = [subprocess.run([sys.executable, "-c", _EXP_SCALEF_CHILD], env=dict(os.environ, NNFAST_EXP_SCALEF=f, NNFAST_SOFTMAX_EXP_SHORT="0"),
                            check=True, capture_output=True, text=True).stdout for f in ("1", "0")]
     assert outs[0].count("\n") == 1 and outs[0] == outs[1]
 
@@ -644,3 +645,123 @@ def test_bad_shapes_and_args():
         _C.softmax_forward(a, a, 0, False)
     with pytest.raises(ValueError, match=r"^\[glu\] expected"):
         _C.glu_forward(np.ones(2, np.float32), np.ones(5, np.float32), 0, 4, False)
+
+
+_ACT_SWITCH_CHILD = r"""
+import hashlib
+import sys
+import numpy as np
+import nnfast
+import nnfast.nn.functional as F
+from nnfast._native import _C
+# sys.argv: op (tanh | gelu), lo, hi, wide: every float32 in [lo, hi] (where the switched
+# code errs most), both signs, and a sweep of [-wide, wide]; odd total size. Each SIMD level
+# must give the same bits, and the GEMM epilogue (one lane) too. Prints the max ulp error
+# against float64 (|y| > 1e-30) and a hash of the bits.
+op, lo, hi, wide = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+fn = {"tanh": F.tanh, "gelu": F.gelu}[op]
+x = np.arange(np.float32(lo).view(np.int32), np.float32(hi).view(np.int32), dtype=np.int32).view(np.float32)
+x = np.concatenate([x, -x, np.linspace(-wide, wide, 100003, dtype=np.float32)])
+x = x[: x.size - (x.size % 2 == 0)]
+outs = []
+for level in nnfast.info()["simd_supported"]:
+    _C.set_cpu_isa(level)
+    outs.append(fn(nnfast.from_numpy(x))._data.copy())
+assert all(np.array_equal(o, outs[0]) for o in outs)
+k = 64
+xm = x[: x.size // k * k].reshape(-1, k)
+fused = F.linear(nnfast.from_numpy(xm), nnfast.from_numpy(np.eye(k, dtype=np.float32)), None, activation=op)._data
+assert np.array_equal(fused.ravel(), outs[0][: xm.size])
+ref = fn(nnfast.from_numpy(x.astype(np.float64)))._data
+ok = np.abs(ref) > 1e-30
+y = outs[0].astype(np.float64)
+ulp = np.abs(y[ok] - ref[ok]) / np.spacing(np.abs(ref[ok]).astype(np.float32)).astype(np.float64)
+sys.stdout.write(f"{ulp.max():.4f} {hashlib.sha256(outs[0].tobytes()).hexdigest()}\n")
+"""
+
+
+def _act_switch(var, args):
+    import os
+    import subprocess
+    import sys
+
+    res = {}
+    for flag in ("1", "0"):
+        out = subprocess.run([sys.executable, "-c", _ACT_SWITCH_CHILD, *args], env=dict(os.environ, **{var: flag}),
+                             check=True, capture_output=True, text=True).stdout.split()
+        res[flag] = (float(out[0]), out[1])
+    return res
+
+
+def test_tanh_fast_switch():
+    """float32 tanh's big branch (|x| >= 0.625) is 1 - 2 / (2^y + 1) with a degree-6 2^f polynomial
+    (NNFAST_TANH_FAST=1, default) or the older Cephes-exp form (=0). Both: within 2 ulp of float64
+    around the branch edge (every float in [0.6, 0.7]) and to the clamp at 10, the same bits on every
+    SIMD level and through the GEMM epilogue; and the switch really changes the kernel (other bits)."""
+    res = _act_switch("NNFAST_TANH_FAST", ["tanh", "0.6", "0.7", "12"])
+    assert res["1"][0] <= 2.0 and res["0"][0] <= 2.0, res
+    assert res["1"][1] != res["0"][1]
+
+
+def test_gelu_exp_short_switch():
+    """GELU (erf) float32: the normal tail's exp with the degree-6 polynomial (NNFAST_GELU_EXP_SHORT=1,
+    default) or Cephes's degree 7 (=0). Both within GELU's 3 ulp of float64 (every float in
+    [0.5, 0.75], both signs, and a sweep of [-15, 15]), the same bits on every SIMD level and through
+    the GEMM epilogue, and different bits from each other."""
+    res = _act_switch("NNFAST_GELU_EXP_SHORT", ["gelu", "0.5", "0.75", "15"])
+    assert res["1"][0] <= 3.0 and res["0"][0] <= 3.0, res
+    assert res["1"][1] != res["0"][1]
+
+
+_SOFTMAX_SHORT_CHILD = r"""
+import hashlib
+import sys
+import numpy as np
+import nnfast
+from nnfast._native import _C
+# softmax / log-softmax rows (D 1, 7, 1000, 1023; x - max spanning 0 .. -90) at each SIMD level;
+# prints the max error in float32 ulps of the float64 result and a hash of all the outputs.
+r = np.random.default_rng(3)
+h = hashlib.sha256()
+worst = 0.0
+for D in (1, 7, 1000, 1023):
+    x = r.uniform(-90.0, 0.0, (33, D)).astype(np.float32)
+    x[:, 0] = 0.0
+    x[1] = r.standard_normal(D).astype(np.float32) * 3
+    # x - m as the kernel rounds it (float32): the reference then measures exp, the sum and 1/s only
+    z = (x - x.max(1, keepdims=True)).astype(np.float64)
+    for log in (False, True):
+        ref = z - np.log(np.exp(z).sum(1, keepdims=True)) if log else np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        outs = []
+        for level in nnfast.info()["simd_supported"]:
+            _C.set_cpu_isa(level)
+            y = np.empty_like(x)
+            _C.softmax_forward(y, x, 1, log)
+            outs.append(y)
+        # log-softmax near 0 (the max of a peaked row): log s is rounded in float32, ulps of max(|ref|, 1)
+        scale = np.maximum(np.abs(ref), 1.0) if log else np.abs(ref)
+        ok = scale > 1e-30
+        for o in outs:  # (levels sum a row in different orders: bits may differ between them)
+            ulp = np.abs(o[ok] - ref[ok]) / np.spacing(scale[ok].astype(np.float32)).astype(np.float64)
+            worst = max(worst, float(ulp.max(initial=0.0)))
+            h.update(o.tobytes())
+sys.stdout.write(f"{worst:.4f} {h.hexdigest()}\n")
+"""
+
+
+def test_softmax_exp_short_switch():
+    """The softmax rows' exp with the degree-6 polynomial (NNFAST_SOFTMAX_EXP_SHORT=1, default) or
+    the degree-7 one (=0, exp_full's bits): both within 4 ulp of float64 at every SIMD level
+    (softmax: exp, the sum and 1/s; log-softmax: (x - m) - log s), and different bits."""
+    import os
+    import subprocess
+    import sys
+
+    res = {}
+    for flag in ("1", "0"):
+        out = subprocess.run([sys.executable, "-c", _SOFTMAX_SHORT_CHILD],
+                             env=dict(os.environ, NNFAST_SOFTMAX_EXP_SHORT=flag),
+                             check=True, capture_output=True, text=True).stdout.split()
+        res[flag] = (float(out[0]), out[1])
+    assert res["1"][0] <= 4.0 and res["0"][0] <= 4.0, res
+    assert res["1"][1] != res["0"][1]

@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -108,7 +109,8 @@ template <class V>
 struct ExpParts {
   V q, s1, s2, n;  // exp = 2^n (1 + q) = (1 + q) s1 s2
 };
-template <bool kCorr = true, bool kNonpos = false, bool kClamp = true, bool kLowClampOnly = false, class V>
+template <bool kCorr = true, bool kNonpos = false, bool kClamp = true, bool kLowClampOnly = false, bool kShort = false,
+          class V>
 NNFAST_VM_INLINE ExpParts<V> exp_parts_f32(V a, V c) {
   using I = mask_t<V>;
   using U = umask_t<V>;
@@ -127,12 +129,24 @@ NNFAST_VM_INLINE ExpParts<V> exp_parts_f32(V a, V c) {
   V r = fmadd(n, splat<V>(-0.693359375f), a);  // Cody-Waite ln2 = C1 + C2
   r = fmadd(n, splat<V>(2.12194440e-4f), r);
   if (kCorr) r = r + c;
-  // expm1(r) on |r| <= ln2/2 + 0.05 (Cephes expf coefficients).
-  V p = fmadd(r, splat<V>(1.9875691500e-4f), splat<V>(1.3981999507e-3f));
-  p = fmadd(p, r, splat<V>(8.3334519073e-3f));
-  p = fmadd(p, r, splat<V>(4.1665795894e-2f));
-  p = fmadd(p, r, splat<V>(1.6666665459e-1f));
-  p = fmadd(p, r, splat<V>(5.0000001201e-1f));
+  V p;
+  if constexpr (kShort) {
+    // expm1(r) = r + r^2 P(r), P of degree 4 minimax in the relative error of
+    // exp on |r| <= ln2/2 + 5e-4 (fitted in float64, coefficients rounded to
+    // float32): 0.07 ulp, one FMA fewer than Cephes's degree 5, whose own error
+    // (~1e-10) is far below a rounding. Only where <= 1 ulp is not promised.
+    p = fmadd(r, splat<V>(1.38143904e-3f), splat<V>(8.36881716e-3f));
+    p = fmadd(p, r, splat<V>(4.16683964e-2f));
+    p = fmadd(p, r, splat<V>(1.66665196e-1f));
+    p = fmadd(p, r, splat<V>(4.99999940e-1f));
+  } else {
+    // expm1(r) on |r| <= ln2/2 + 0.05 (Cephes expf coefficients).
+    p = fmadd(r, splat<V>(1.9875691500e-4f), splat<V>(1.3981999507e-3f));
+    p = fmadd(p, r, splat<V>(8.3334519073e-3f));
+    p = fmadd(p, r, splat<V>(4.1665795894e-2f));
+    p = fmadd(p, r, splat<V>(1.6666665459e-1f));
+    p = fmadd(p, r, splat<V>(5.0000001201e-1f));
+  }
   ExpParts<V> out;
   out.q = fmadd(p, r * r, r);
   out.n = n;
@@ -230,23 +244,82 @@ NNFAST_VM_INLINE V log1p_pos(V v) {
   }
 }
 
+// min(c, x) with x's NaN kept: vminps(c, x) returns its second operand when
+// either is NaN, which is exactly `c < x ? c : x`; one instruction where GCC
+// emits a compare plus a masked move for the ternary. Only selects, so every
+// path (the intrinsics, the ternary) gives the same bits.
+template <class V>
+NNFAST_VM_INLINE V min_keep_nan(elem_t<V> c, V x) {
+#if defined(__AVX512F__)
+  if constexpr (is_f32<V>() && sizeof(V) == 64) return (V)_mm512_min_ps((__m512)splat<V>(c), (__m512)x);
+#endif
+#if defined(__AVX__)
+  if constexpr (is_f32<V>() && sizeof(V) == 32) return (V)_mm256_min_ps((__m256)splat<V>(c), (__m256)x);
+#endif
+  return c < x ? splat<V>(c) : x;
+}
+
+// NNFAST_TANH_FAST=0: tanh's big branch as before (the Cephes exp, 17 vector ops
+// where the exp2 form takes 12; A/B and fallback). Read once at load time from
+// the one variable by every ISA object's copy, the GEMM epilogue's included, so
+// fused and standalone tanh keep equal bits under either setting.
+inline const bool kTanhFast = [] {
+  const char* e = std::getenv("NNFAST_TANH_FAST");
+  return !(e && e[0] == '0');
+}();
+
+// float32 tanh(|x|) for |x| in [0.625, 10] (NaN passes): 1 - 2 / (e + 1),
+// e = exp(2|x|) = 2^y, y = 2|x| log2(e) = n + f, n = round(y), |f| <= 1/2 and
+// f = fma(|x|, K, -n) rounded once. K's own rounding and f's are relative
+// errors of e weighted by 2 / (e + 1) <= 0.45 in the result, so they cost
+// < 0.3 ulp; 2^f a degree-6 minimax polynomial (relative error 1.6e-8, fitted
+// in float64 with the coefficients rounded to float32), then 2^n exactly
+// (n in [0, 29]). Exhaustive scan of [0.625, 10]: <= 1.46 ulp (old: 1.33).
+template <class V>
+NNFAST_VM_INLINE V tanh_big_exp2(V ax) {
+  using U = umask_t<V>;
+  using I = mask_t<V>;
+  const V magic = splat<V>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const V k = splat<V>(2.88539008177792681f);  // 2 log2(e)
+  const V t = fmadd(ax, k, magic);
+  const V n = t - magic;
+  const V f = fmadd(ax, k, -n);
+  V p = fmadd(f, splat<V>(1.5353362e-4f), splat<V>(1.3398875e-3f));
+  p = fmadd(p, f, splat<V>(9.6184369e-3f));
+  p = fmadd(p, f, splat<V>(5.5503324e-2f));
+  p = fmadd(p, f, splat<V>(2.4022648e-1f));
+  p = fmadd(p, f, splat<V>(6.9314718e-1f));
+  p = fmadd(p, f, splat<V>(1.0f));
+  V e;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) e = (V)_mm512_scalef_ps((__m512)p, (__m512)n);
+  else
+#endif
+    e = p * (V)((U)(((I)t - (I)magic) + 127) << 23);  // 2^n normal: one exact product
+  return 1.0f - 2.0f / (e + 1.0f);
+}
+
 template <class V>
 NNFAST_VM_INLINE V tanh(V x) {
   if constexpr (is_f32<V>()) {
-    V ax = vabs(x);
-    ax = ax > 10.0f ? splat<V>(10.0f) : ax;  // tanh(10) rounds to 1; keeps expm1 finite
-    // Small |x|: the Cephes tanhf odd polynomial (< 1 ulp); else expm1(2|x|) / (expm1(2|x|) + 2).
+    const V ax = min_keep_nan(10.0f, vabs(x));  // tanh(10) rounds to 1; keeps the exp finite
+    // Small |x|: the Cephes tanhf odd polynomial (< 1 ulp); else 1 - 2 / (exp(2|x|) + 1).
     const V z = ax * ax;
     V p = fmadd(z, splat<V>(-5.70498872745e-3f), splat<V>(2.06390887954e-2f));
     p = fmadd(p, z, splat<V>(-5.37397155531e-2f));
     p = fmadd(p, z, splat<V>(1.33314422036e-1f));
     p = fmadd(p, z, splat<V>(-3.33332819422e-1f));
     const V small = fmadd(p * z, ax, ax);
-    // Else 1 - 2 / (exp(2|x|) + 1): 2|x| in [1.25, 20] needs no exp clamps, and one
-    // scale where expm1 takes two scales and two adds. 2 / (e + 1) <= 0.45, so its
-    // error (<= ~1.8 ulp relative) costs < 1 ulp of the result in [0.55, 1).
-    const ExpParts<V> ep = exp_parts_f32<false, false, false>(ax + ax, V{});
-    const V big = 1.0f - 2.0f / (scale2n(ep.q + 1.0f, ep) + 1.0f);
+    V big;
+    if (kTanhFast) {
+      big = tanh_big_exp2(ax);
+    } else {
+      // 2|x| in [1.25, 20] needs no exp clamps, and one scale where expm1 takes two
+      // scales and two adds. 2 / (e + 1) <= 0.45, so its error (<= ~1.8 ulp
+      // relative) costs < 1 ulp of the result in [0.55, 1).
+      const ExpParts<V> ep = exp_parts_f32<false, false, false>(ax + ax, V{});
+      big = 1.0f - 2.0f / (scale2n(ep.q + 1.0f, ep) + 1.0f);
+    }
     return copysign_of(ax < 0.625f ? small : big, x);
   } else {
     return lanewise(x, [](elem_t<V> v) { return std::tanh(v); });
@@ -327,6 +400,13 @@ alignas(64) constexpr float kNormTailM[7][16] = {
     {6.126420340e-04f, -1.676388138e-06f, 4.934608587e-04f, 1.575522037e-04f, 1.445020189e-05f, 1.942026984e-06f, 4.533196716e-06f, 4.118215656e-06f, 1.661418594e-07f, 2.264020793e-08f, 2.458810267e-09f, 4.225477213e-08f, 7.069993299e-03f, 1.104526222e-02f, 6.544569880e-02f, -3.829624131e-02f},
 };
 
+// NNFAST_GELU_EXP_SHORT=0: the normal tail's exp with Cephes's degree-7
+// polynomial (A/B; the short one adds <= 0.07 ulp to the exp, GELU stays within
+// its 3 ulp). Read once, so the GEMM epilogue and the kernels agree.
+inline const bool kGeluExpShort = [] {
+  const char* e = std::getenv("NNFAST_GELU_EXP_SHORT");
+  return !(e && e[0] == '0');
+}();
 // Standard normal tail t = Phi(-|x|) and g = exp(-x^2 / 2).
 // float32: Phi(-u) = exp(-u^2/2) M(u), M from kNormTailM (table lookups and 6
 // FMAs, no division). -u^2/2 = hi + lo exactly (u/2 exact, lo the FMA residual
@@ -334,28 +414,32 @@ alignas(64) constexpr float kNormTailM[7][16] = {
 // rounds to 0, which bounds the exp argument (no clamps inside) and the table
 // index. t = 2^n (M + q M): M (1 + q) in one rounding. GELU: <= 3 ulp
 // (tests/test_activation.py), the old double rational ~3.1 at twice the cost.
+template <bool kShort, class V>
+NNFAST_VM_INLINE void normal_tail_f32(V x, V& t, V& g) {
+  using I = mask_t<V>;
+  const V u = min_keep_nan(14.5f, vabs(x));  // NaN stays NaN (and gives NaN below)
+  const V h = u * -0.5f;
+  const V hi = h * u;
+  const V lo = fmadd(h, u, -hi);
+  const ExpParts<V> p = exp_parts_f32<true, false, false, false, kShort>(hi, lo);
+  const I b = (I)(u + 1.0f);
+  const I idx = b >> 21;
+  const V w = u - ((V)(b & (ielem_t<V>)0xffe00000) - 1.0f);  // exact (Sterbenz)
+  V m = lut16<V>(kNormTailM[6], idx);
+  m = fmadd(m, w, lut16<V>(kNormTailM[5], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[4], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[3], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[2], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[1], idx));
+  m = fmadd(m, w, lut16<V>(kNormTailM[0], idx));
+  t = scale2n(fmadd(p.q, m, m), p);
+  g = scale2n(p.q + 1.0f, p);
+}
 template <class V>
 NNFAST_VM_INLINE void normal_tail(V x, V& t, V& g) {
   if constexpr (is_f32<V>()) {
-    using I = mask_t<V>;
-    V u = vabs(x);
-    u = u > 14.5f ? splat<V>(14.5f) : u;  // NaN stays NaN (and gives NaN below)
-    const V h = u * -0.5f;
-    const V hi = h * u;
-    const V lo = fmadd(h, u, -hi);
-    const ExpParts<V> p = exp_parts_f32<true, false, false>(hi, lo);
-    const I b = (I)(u + 1.0f);
-    const I idx = b >> 21;
-    const V w = u - ((V)(b & (ielem_t<V>)0xffe00000) - 1.0f);  // exact (Sterbenz)
-    V m = lut16<V>(kNormTailM[6], idx);
-    m = fmadd(m, w, lut16<V>(kNormTailM[5], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[4], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[3], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[2], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[1], idx));
-    m = fmadd(m, w, lut16<V>(kNormTailM[0], idx));
-    t = scale2n(fmadd(p.q, m, m), p);
-    g = scale2n(p.q + 1.0f, p);
+    if (kGeluExpShort) normal_tail_f32<true>(x, t, g);
+    else normal_tail_f32<false>(x, t, g);
   } else {
     using E = elem_t<V>;
     t = lanewise(x, [](E v) { return E(0.5) * std::erfc(std::fabs(v) * E(0.70710678118654752440)); });
@@ -723,19 +807,23 @@ NNFAST_VM_INLINE V exp_full(V x) {
 // NaN -> NaN. x > 0 is outside the contract.
 // kScalef = false: the integer 2^n on AVX-512 too (the softmax rows' A/B switch
 // NNFAST_EXP_SCALEF=0; the same bits).
-template <bool kScalef = true, class V>
+// kShort (float32, the softmax rows' NNFAST_SOFTMAX_EXP_SHORT): the degree-6
+// polynomial of exp_parts_f32, <= 0.07 ulp more, no longer bit-equal to exp_full.
+template <bool kScalef = true, bool kShort = false, class V>
 NNFAST_VM_INLINE V exp_nonpos(V x) {
   if constexpr (is_f32<V>()) {
-    const ExpParts<V> p = exp_parts_f32<false, true>(x, V{});
 #if defined(__AVX512F__)
     if constexpr (sizeof(V) == 64 && kScalef) {
       // vscalefps takes n as it is: no integer 2^n to build (3 of the loop's ~20
       // vector ops). (1 + q) 2^n rounds once, as (1 + q) s1 does, subnormal results
-      // included; the clamped lanes (s1 = +0 above) are zeroed by the same compare.
+      // included. No input clamp either: lanes below lo (-inf, huge) may compute
+      // garbage, and the one compare zeroes them (NaN compares false and passes).
+      const ExpParts<V> p = exp_parts_f32<false, true, false, false, kShort>(x, V{});
       const V y = (V)_mm512_scalef_ps((__m512)(p.q + 1.0f), (__m512)p.n);
       return x < -87.3365402f ? V{} : y;
     }
 #endif
+    const ExpParts<V> p = exp_parts_f32<false, true, true, false, kShort>(x, V{});
     return (p.q + 1.0f) * p.s1;
   } else {
     const ExpParts<V> p = exp_parts_f64<true>(x);
