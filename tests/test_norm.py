@@ -693,3 +693,67 @@ def test_batch_norm_nchw_groups_noncontig_gradcheck(monkeypatch, cols, nsplit, n
     x32 = rng.standard_normal((9, 4, 7)).astype(np.float32)
     y = F.batch_norm(nnfast.from_numpy(noncontig(x32)), None, None, training=True)
     assert_close(y, ref_batch_norm(x32.astype(np.float64), None, None), rtol=1e-5, atol=2e-6)
+
+
+# ---------------------------------------------------------------- float32 output pass: folded shift
+@pytest.mark.parametrize("fold", ["1", "0"])
+@pytest.mark.parametrize("mean", [3.0, 1e4])
+@pytest.mark.parametrize("shape", [(1, 7), (1, 7, 3), (37, 1031), (2001, 7), (9, 3, 1), (9, 5, 7), (9, 3, 49), (8, 2, 512),
+                                   (9, 3, 1023)])
+def test_batch_norm_fold(monkeypatch, isa_level, fold, mean, shape):
+    """float32 batch norm's row / group output pass (chan_affine_rows) with the split mean's
+    low part folded into the constant, fma(x - mh, be, ga - ml * be) (NNFAST_NORM_FOLD=0:
+    ((x - mh) - ml) * be + ga). Both settings, training (y, dx) and eval (y), contiguous and
+    non-contiguous, against float64 formulas on the same float32 inputs; mean 1e4 with std
+    1e-2 is the large-mean case (x - mh exact, ml * be ~ 0.05 must not be lost). Shapes: N = 1,
+    C past a coefficient chunk (1031), several row blocks, (N, C, 1) rows, the grouped
+    L = 7 / 49 / 512 and the per-channel L = 1023 (which the switch does not touch)."""
+    monkeypatch.setenv("NNFAST_NORM_FOLD", fold)
+    rng = np.random.default_rng(35)
+    std = 1e-2 if mean > 100 else 2.0
+    x32 = (mean + std * rng.standard_normal(shape)).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    C = shape[1]
+    w = (1.0 + rng.random(C)).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    x64, w64, b64, dy64 = (v.astype(np.float64) for v in (x32, w, b, dy))
+    ax = (0,) + tuple(range(2, len(shape)))
+    ex = (slice(None),) + (None,) * (len(shape) - 2)  # (C,) -> broadcast over (C, L...)
+    mu, var = x64.mean(ax), x64.var(ax)
+    s = 1 / np.sqrt(var + 1e-5)
+    xh = (x64 - mu[ex]) * s[ex]
+    ref_dx = (w64 * s)[ex] * (dy64 - dy64.mean(ax, keepdims=True) - xh * (dy64 * xh).mean(ax, keepdims=True))
+    # forward relative to the output's scale; dx to its own (large mean: 1e-4 / 1e-3 as in test_large_mean_float32)
+    ytol, dtol = (1e-4, 1e-3) if mean > 100 else (4e-6, 2e-5)
+    rm, rv = mu.astype(np.float32), (var * 1.5).astype(np.float32)
+    want_eval = ref_batch_norm(x64, w64, b64, mean=rm.astype(np.float64), var=rv.astype(np.float64))
+    for xin in (x32, noncontig(x32)):
+        if x32.size > C:  # training needs more than one value per channel; N = 1, L = 1: eval only
+            xt, wt, bt = leaf(xin), leaf(w), leaf(b)
+            y = F.batch_norm(xt, None, None, wt, bt, True)
+            y.backward(dy)
+            want = ref_batch_norm(x64, w64, b64)
+            assert np.abs(y._data - want).max() <= ytol * np.abs(want).max()
+            assert np.abs(xt.grad._data - ref_dx).max() <= dtol * np.abs(ref_dx).max()
+        ye = F.batch_norm(nnfast.from_numpy(xin), nnfast.from_numpy(rm), nnfast.from_numpy(rv), nnfast.from_numpy(w),
+                          nnfast.from_numpy(b), False)
+        assert np.abs(ye._data - want_eval).max() <= ytol * np.abs(want_eval).max()
+
+
+def test_batch_norm_fold_agrees(monkeypatch):
+    """The folded and unfolded output passes agree to float rounding (one float ulp of the
+    output's scale), on the rows path and a grouped path, forward and backward."""
+    rng = np.random.default_rng(36)
+    for shape in ((301, 1031, 1), (19, 6, 49)):
+        x = (3.0 + rng.standard_normal(shape)).astype(np.float32)
+        dy = rng.standard_normal(shape).astype(np.float32)
+        w, b = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+        outs = {}
+        for mode in ("0", "1"):
+            monkeypatch.setenv("NNFAST_NORM_FOLD", mode)
+            outs[mode] = _bn_nchw_kernels(x, w, b, dy)
+        for name, a, c in zip(_BN_NAMES, outs["0"], outs["1"]):
+            if name in ("y", "dx"):
+                assert np.abs(a - c).max() <= 4e-7 * max(1.0, float(np.abs(c).max())), name
+            else:
+                np.testing.assert_array_equal(a, c, err_msg=name)  # the statistics do not change

@@ -772,6 +772,71 @@ NORM_FLAT void norm_chan_affine(T* y, const T* a, const T* x, const double* alph
 constexpr index_t kBlockElems = index_t(1) << 15;
 constexpr index_t kCoefChunk = 1024;
 
+// NNFAST_NORM_FOLD=0: the float32 rows subtract the split shift in two steps,
+// ((x - mh) - ml) * be + ga (five coefficient arrays with the a term). Default: ml is
+// folded into the constant, fma(x - mh, be, ga - ml * be): one subtraction, one
+// multiply-add and one coefficient stream (of the L1-resident chunk) fewer per element.
+// x - mh is exact for x within a factor 2 of mh (Sterbenz), so a large mean keeps its
+// accuracy; the values agree with the unfolded ones to float rounding (both are
+// checked against float64). Read per call (tests toggle it), like NNFAST_NORM_NCHW.
+inline bool fold_enabled() {
+  const char* e = std::getenv("NNFAST_NORM_FOLD");
+  return !(e && e[0] == '0');
+}
+
+// Scalar a * b + c rounded as simd::fma rounds the vector lanes (heads / tails).
+NORM_INLINE float fmaf_lane(float a, float b, float c) {
+#if defined(__FMA__) || defined(__AVX512F__)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// Float coefficients of one chunk of nc channels from c0: with Fold, ga holds
+// gamma - ml * be and ml is unused.
+struct CoefF32 {
+  alignas(64) float al[kCoefChunk], be[kCoefChunk], mh[kCoefChunk], ml[kCoefChunk], ga[kCoefChunk];
+  void fill(const double* alpha, const double* beta, const double* shift, const double* gamma, index_t c0,
+            index_t nc, bool fold) {
+    for (index_t c = 0; c < nc; ++c) {
+      const SplitMean ms(shift[c0 + c]);
+      mh[c] = ms.hi;
+      ml[c] = ms.lo;
+      be[c] = static_cast<float>(beta[c0 + c]);
+      ga[c] = static_cast<float>(fold ? gamma[c0 + c] - static_cast<double>(ms.lo) * static_cast<double>(be[c])
+                                      : gamma[c0 + c]);
+      al[c] = alpha ? static_cast<float>(alpha[c0 + c]) : 0.0f;
+    }
+  }
+};
+
+// Rows [lo, hi) of one chunk (the chunk's columns start at x, y, a): y = al * a + (x - shift) * be + ga.
+template <bool Fold>
+NORM_INLINE void affine_rows_f32(float* y, const float* a, const float* x, const CoefF32& k, index_t lo, index_t hi,
+                                 index_t nc, index_t ld, bool stream) {
+  const float *al = k.al, *be = k.be, *mh = k.mh, *ml = k.ml, *ga = k.ga;
+  for (index_t n = lo; n < hi; ++n) {
+    const float* xr = x + n * ld;
+    const float* ar = a ? a + n * ld : nullptr;
+    // (x - shift) * be + ga, vector and scalar
+    auto lin = [&](index_t i, auto ld) {
+      if constexpr (Fold) return simd::fma(ld(xr + i) - ld(mh + i), ld(be + i), ld(ga + i));
+      else return ((ld(xr + i) - ld(mh + i)) - ld(ml + i)) * ld(be + i) + ld(ga + i);
+    };
+    auto lin1 = [&](index_t i) {
+      if constexpr (Fold) return fmaf_lane(xr[i] - mh[i], be[i], ga[i]);
+      else return ((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i];
+    };
+    if (ar)
+      write_f32(
+          y + n * ld, nc, stream, [&](index_t i, auto ld) { return ld(al + i) * ld(ar + i) + lin(i, ld); },
+          [&](index_t i) { return al[i] * ar[i] + lin1(i); });
+    else
+      write_f32(y + n * ld, nc, stream, lin, lin1);
+  }
+}
+
 template <typename T>
 NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double* alpha, const double* beta,
                                      const double* shift, const double* gamma, index_t N, index_t C, index_t ld,
@@ -779,41 +844,15 @@ NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double*
   if (N <= 0 || C <= 0) return;
   const index_t blk = imin(N, kBlockElems / C > 16 ? kBlockElems / C : 16);
   if constexpr (sizeof(T) == 4) {
-    alignas(64) float al[kCoefChunk], be[kCoefChunk], mh[kCoefChunk], ml[kCoefChunk], ga[kCoefChunk];
+    const bool fold = fold_enabled();
+    CoefF32 k;
     for (index_t c0 = 0; c0 < C; c0 += kCoefChunk) {
       const index_t nc = imin(kCoefChunk, C - c0);
-      for (index_t c = 0; c < nc; ++c) {
-        const SplitMean ms(shift[c0 + c]);
-        mh[c] = ms.hi;
-        ml[c] = ms.lo;
-        be[c] = static_cast<float>(beta[c0 + c]);
-        ga[c] = static_cast<float>(gamma[c0 + c]);
-        al[c] = a ? static_cast<float>(alpha[c0 + c]) : 0.0f;
-      }
+      k.fill(a ? alpha : nullptr, beta, shift, gamma, c0, nc, fold);
       for (index_t hi = N; hi > 0; hi -= blk) {
         const index_t lo = hi > blk ? hi - blk : 0;
-        for (index_t n = lo; n < hi; ++n) {
-          const float* xr = x + n * ld + c0;
-          float* yr = y + n * ld + c0;
-          if (a) {
-            const float* ar = a + n * ld + c0;
-            write_f32(
-                yr, nc, stream,
-                [&](index_t i, auto ld) {
-                  const VN xc = (ld(xr + i) - ld(mh + i)) - ld(ml + i);
-                  return ld(al + i) * ld(ar + i) + (xc * ld(be + i) + ld(ga + i));
-                },
-                [&](index_t i) { return al[i] * ar[i] + (((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i]); });
-          } else {
-            write_f32(
-                yr, nc, stream,
-                [&](index_t i, auto ld) {
-                  const VN xc = (ld(xr + i) - ld(mh + i)) - ld(ml + i);
-                  return xc * ld(be + i) + ld(ga + i);
-                },
-                [&](index_t i) { return ((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i]; });
-          }
-        }
+        if (fold) affine_rows_f32<true>(y + c0, a ? a + c0 : nullptr, x + c0, k, lo, hi, nc, ld, stream);
+        else affine_rows_f32<false>(y + c0, a ? a + c0 : nullptr, x + c0, k, lo, hi, nc, ld, stream);
         if (lo == 0) break;
       }
     }
