@@ -89,10 +89,13 @@ def test_threads_agree():
 # ---------------------------------------------------------------- numerical stability
 @pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm", "batch_norm_tall", "batch_norm_nchw",
                                   "group_norm", "instance_norm"])
-def test_large_mean_float32(name):
+@pytest.mark.parametrize("fold", ["1", "0"])
+def test_large_mean_float32(monkeypatch, fold, name):
     """mean 1e4, std 1e-2: float32 results within 1e-4 relative of float64
     formulas on the same (float32-rounded) inputs. batch_norm_tall has enough
-    rows for the row-chunked (N, C) statistics with partial sums."""
+    rows for the row-chunked (N, C) statistics with partial sums. NNFAST_NORM_FOLD
+    on and off (the float32 output passes with the split mean's low part folded)."""
+    monkeypatch.setenv("NNFAST_NORM_FOLD", fold)
     rng = np.random.default_rng(11)
     shape = (8, 1023) if name in ("layer_norm", "rms_norm", "batch_norm") else (4, 6, 257)
     if name == "batch_norm_tall":
@@ -169,14 +172,17 @@ def test_row_norm_backward_row_groups(rms, M):
         assert_close(bt.grad._data, dy.sum(0))
 
 
+@pytest.mark.parametrize("fold", ["1", "0"])
 @pytest.mark.parametrize("rms", [False, True])
 @pytest.mark.parametrize("shape", [(1, 37), (7, 1023), (13, 300), (5, 16), (7, 33)])
 @pytest.mark.parametrize("mean", [2.0, 1e4])
-def test_row_norm_backward_float32(rms, shape, mean):
+def test_row_norm_backward_float32(monkeypatch, isa_level, fold, rms, shape, mean):
     """float32 layer / RMS norm backward with weight and bias gradients (vector columns,
     odd column tails, groups of four rows plus single rows) against the float64 kernels on
     the same inputs; a mean of 1e4 catches x - mean formed in float (a float-lane reduction
-    tried once lost three digits there)."""
+    tried once lost three digits there). Every ISA, dx folded into two multiply-adds on
+    x - mh and not (NNFAST_NORM_FOLD=0)."""
+    monkeypatch.setenv("NNFAST_NORM_FOLD", fold)
     rng = np.random.default_rng(shape[1])
     x32 = (mean + rng.standard_normal(shape)).astype(np.float32)
     w32, b32 = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
@@ -192,12 +198,15 @@ def test_row_norm_backward_float32(rms, shape, mean):
         assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * max(1.0, float(np.abs(c).max()))
 
 
-def test_large_float32_outputs_streamed():
+@pytest.mark.parametrize("fold", ["1", "0"])
+def test_large_float32_outputs_streamed(monkeypatch, fold):
     """float32 outputs past 32 MB are written with non-temporal stores after a
     scalar head up to the first vector-aligned element: rows of 1023 put that
     head at every offset. Layer / RMS / batch norm (N, C), forward and backward,
     against the float64 kernels on the same inputs (a skipped or misplaced
-    streamed vector, or a lost head or tail element, is far outside 2e-5)."""
+    streamed vector, or a lost head or tail element, is far outside 2e-5);
+    NNFAST_NORM_FOLD on and off."""
+    monkeypatch.setenv("NNFAST_NORM_FOLD", fold)
     rng = np.random.default_rng(8)
     shape = (8256, 1023)  # 33.8 MB of float32, above the 32 MiB threshold
     assert np.prod(shape) * 4 > 32 << 20

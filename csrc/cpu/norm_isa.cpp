@@ -283,6 +283,16 @@ struct SplitMean {
   explicit SplitMean(double m) : hi(static_cast<float>(m)), lo(static_cast<float>(m - static_cast<double>(hi))) {}
 };
 
+// Scalar a * b + c rounded as simd::fma rounds the vector lanes (heads / tails).
+NORM_INLINE float fmaf_lane(float a, float b, float c) {
+#if defined(__FMA__) || defined(__AVX512F__)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+using norm_detail::fold_enabled;
+
 // y = ((x - m) * s) [* w] + (b or bc).
 template <bool HW, bool HB>
 NORM_INLINE void normalize_f32(float* y, const float* x, const float* w, const float* b, double m, double s,
@@ -304,11 +314,30 @@ NORM_INLINE void normalize_f32(float* y, const float* x, const float* w, const f
       });
 }
 
-// dx = s * (g - cg) - (s * cx) * xhat, g = dy [* w], xhat = ((x - m) * s).
-template <bool HW>
+// dx = s * (g - cg) - (s * cx) * xhat, g = dy [* w], xhat = ((x - m) * s). Fold (see
+// fold_enabled): the same as fma(s, g, fma(-s^2 cx, x - mh, s^2 cx ml - s cg)), three
+// operations instead of six (x - mh exact near the mean, as in affine_rows_f32).
+template <bool HW, bool Fold>
 NORM_INLINE void row_dx_f32(float* dx, const float* dy, const float* x, const float* w, double m, double s, double cg,
                             double cx, index_t n, bool stream = false) {
   const SplitMean ms(m);
+  if constexpr (Fold) {
+    const double k2 = s * s * cx;
+    const float sf = static_cast<float>(s), nk = static_cast<float>(-k2),
+                c0 = static_cast<float>(k2 * static_cast<double>(ms.lo) - s * cg);
+    const VN mh = fsplat(ms.hi), sv = fsplat(sf), nkv = fsplat(nk), c0v = fsplat(c0);
+    write_f32(
+        dx, n, stream,
+        [&](index_t i, auto ld) {
+          const VN g = HW ? ld(dy + i) * ld(w + i) : ld(dy + i);
+          return simd::fma(sv, g, simd::fma(nkv, ld(x + i) - mh, c0v));
+        },
+        [&](index_t i) {
+          const float g = HW ? dy[i] * w[i] : dy[i];
+          return fmaf_lane(sf, g, fmaf_lane(nk, x[i] - ms.hi, c0));
+        });
+    return;
+  }
   const float sf = static_cast<float>(s), cgf = static_cast<float>(cg), kf = static_cast<float>(s * cx);
   const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo), sv = fsplat(sf), cgv = fsplat(cgf), kv = fsplat(kf);
   write_f32(
@@ -414,9 +443,10 @@ NORM_INLINE void row_reduce(const T* dy, const T* x, const T* w, double m, doubl
 // dx = s * (g - cg - xhat * cx), g = dy * w, xhat = (x - m) * s.
 template <typename T, bool HW>
 NORM_INLINE void row_dx(T* dx, const T* dy, const T* x, const T* w, double m, double s, double cg, double cx, index_t D,
-                        bool stream) {
+                        bool stream, bool fold) {
   if constexpr (sizeof(T) == 4) {
-    row_dx_f32<HW>(dx, dy, x, w, m, s, cg, cx, D, stream);
+    if (fold) row_dx_f32<HW, true>(dx, dy, x, w, m, s, cg, cx, D, stream);
+    else row_dx_f32<HW, false>(dx, dy, x, w, m, s, cg, cx, D, stream);
     return;
   }
   const V mv = splat(m), sv = splat(s), cgv = splat(cg), cxv = splat(cx);
@@ -472,7 +502,7 @@ NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, double* pw, 
   if (!a.dx) return;
   for (int g = 0; g < G; ++g)
     row_dx<T, HW>(a.dx + (r + g) * D, dy + g * D, x + g * D, a.weight, m[g], s[g], a.rms ? 0.0 : sg[g] * inv_d,
-                  sgx[g] * inv_d, D, a.stream);
+                  sgx[g] * inv_d, D, a.stream, a.fold);
 }
 
 template <typename T, bool HW, bool HP>
@@ -492,7 +522,7 @@ NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, 
     const double s = a.rstd[r];
     double sg, sgx;
     row_reduce<T, HW, HP>(dy, x, a.weight, m, s, D, pw, pb, &sg, &sgx);
-    if (a.dx) row_dx<T, HW>(a.dx + r * D, dy, x, a.weight, m, s, a.rms ? 0.0 : sg * inv_d, sgx * inv_d, D, a.stream);
+    if (a.dx) row_dx<T, HW>(a.dx + r * D, dy, x, a.weight, m, s, a.rms ? 0.0 : sg * inv_d, sgx * inv_d, D, a.stream, a.fold);
   }
 }
 
@@ -772,29 +802,9 @@ NORM_FLAT void norm_chan_affine(T* y, const T* a, const T* x, const double* alph
 constexpr index_t kBlockElems = index_t(1) << 15;
 constexpr index_t kCoefChunk = 1024;
 
-// NNFAST_NORM_FOLD=0: the float32 rows subtract the split shift in two steps,
-// ((x - mh) - ml) * be + ga (five coefficient arrays with the a term). Default: ml is
-// folded into the constant, fma(x - mh, be, ga - ml * be): one subtraction, one
-// multiply-add and one coefficient stream (of the L1-resident chunk) fewer per element.
-// x - mh is exact for x within a factor 2 of mh (Sterbenz), so a large mean keeps its
-// accuracy; the values agree with the unfolded ones to float rounding (both are
-// checked against float64). Read per call (tests toggle it), like NNFAST_NORM_NCHW.
-inline bool fold_enabled() {
-  const char* e = std::getenv("NNFAST_NORM_FOLD");
-  return !(e && e[0] == '0');
-}
-
-// Scalar a * b + c rounded as simd::fma rounds the vector lanes (heads / tails).
-NORM_INLINE float fmaf_lane(float a, float b, float c) {
-#if defined(__FMA__) || defined(__AVX512F__)
-  return std::fma(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
-
-// Float coefficients of one chunk of nc channels from c0: with Fold, ga holds
-// gamma - ml * be and ml is unused.
+// Float coefficients of one chunk of nc channels from c0. Folded (fold_enabled): ga holds
+// gamma - ml * be and ml is unused, so the pass reads four arrays with the a term, not five,
+// and fma(x - mh, be, ga) replaces ((x - mh) - ml) * be + ga.
 struct CoefF32 {
   alignas(64) float al[kCoefChunk], be[kCoefChunk], mh[kCoefChunk], ml[kCoefChunk], ga[kCoefChunk];
   void fill(const double* alpha, const double* beta, const double* shift, const double* gamma, index_t c0,
