@@ -25,7 +25,9 @@ toggles another switch the same way: NNFAST_NORM_NCHW (0: the (N, C, L) batch no
 at a time instead of in groups of channels read as contiguous stretches), NNFAST_NORM_COLS (0: the
 groups' sums in per-channel register accumulators instead of one per element of the stretch),
 NNFAST_NORM_PREFETCH (0: no software prefetch of the groups' strided stretches), NNFAST_NORM_NSPLIT
-(opt-in 1: the threads split the rows inside one group of twice the channels; for it, on / off reads 1 / 0).
+(opt-in 1: the threads split the rows inside one group of twice the channels; for it, on / off reads 1 / 0),
+NNFAST_NORM_FOLD (0: the float32 output passes of batch norm and the layer / RMS norm dx subtract the split
+mean in two steps instead of folding its low part into the constant of one multiply-add).
 """
 import os
 import sys
