@@ -1,4 +1,4 @@
-"""Norm kernels vs a 2-thread NumPy copy and PyTorch, same run; or, with --l2, their per-element cost.
+"""Norm kernels vs the same run's copy ceiling and PyTorch; or, with --l2, their per-element cost.
 
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py [--mb 64] [--only batch_norm]
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/norms_bench.py --l2 [--rows 64] [--reps 200]
@@ -9,7 +9,9 @@
 
 Default (bandwidth): float32 rows (R, 1024) and NCHW (N, 64, 49) of about --mb MB each, 2 threads,
 best of --reps (7); GB/s counts the bytes a kernel must move (fwd: read x, write y; bwd: read dy
-and x, write dx) against the same run's 2-thread copy (read + write).
+and x, write dx) against the same run's copy ceiling (read + write): nnfast.bench.memory.copy_ceiling,
+the one definition every memory-bound bench divides by (fastest of NumPy 1 / 2 threads and nnfast's
+streaming threaded copy), timed with this bench's best-of like the kernels.
 
 --l2: one thread, (--rows, 1024) float32 operands (256 KB each at 64 rows, L2-resident), best of
 --reps (200): the kernel's own cost per element in ns, not the memory system's; stable on a
@@ -23,16 +25,18 @@ toggles another switch the same way: NNFAST_NORM_NCHW (0: the (N, C, L) batch no
 at a time instead of in groups of channels read as contiguous stretches), NNFAST_NORM_COLS (0: the
 groups' sums in per-channel register accumulators instead of one per element of the stretch),
 NNFAST_NORM_PREFETCH (0: no software prefetch of the groups' strided stretches), NNFAST_NORM_NSPLIT
-(opt-in 1: the threads split the rows inside one group of twice the channels; for it, on / off reads 1 / 0).
+(opt-in 1: the threads split the rows inside one group of twice the channels; for it, on / off reads 1 / 0),
+NNFAST_NORM_FOLD (0: the float32 output passes of batch norm and the layer / RMS norm dx subtract the split
+mean in two steps instead of folding its low part into the constant of one multiply-add).
 """
 import os
 import sys
-import threading
 import time
 
 import numpy as np
 
 import nnfast
+from nnfast.bench.memory import copy_ceiling
 import nnfast._C as C  # type: ignore
 from nnfast._dispatch import REDUCE_CODES
 
@@ -97,14 +101,6 @@ def best(f):
     return t
 
 
-def copy2():
-    h = rows // 2
-    th = threading.Thread(target=np.copyto, args=(y[h:], x[h:]))
-    th.start()
-    np.copyto(y[:h], x[:h])
-    th.join()
-
-
 # name, elements, bytes per element moved (x4 bytes), nnfast call
 cases = [
     ("layer_norm fwd", n, 2, lambda: C.layer_norm_forward(y, mean, rstd, x, w, b, 1e-5)),
@@ -167,9 +163,10 @@ elif l2:
         t = best(tf) / elems * 1e9 if tf else float("nan")
         print(f"{name:28} {a:7.3f} {t:7.3f} {t / a:8.2f}", flush=True)
 else:
-    tc = best(copy2)
-    cbw = 2 * 4 * n / tc / 1e9
-    print(f"{mb} MB: 2-thread numpy copy {cbw:.1f} GB/s ({tc*1e3:.2f} ms)")
+    copies = copy_ceiling(n, best)
+    cbw = copies["ceiling"]
+    print(f"{mb} MB: copy ceiling {cbw:.1f} GB/s (" + ", ".join(f"{k} {v:.1f}" for k, v in copies.items()
+                                                     if k != "ceiling") + ")")
     print(f"{'kernel':24} {'ms':>7} {'GB/s':>6} {'%copy':>6} {'torch ms':>9} {'vs torch':>8}")
     for name, elems, k, f in cases:
         t = best(f)

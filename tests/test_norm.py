@@ -89,10 +89,13 @@ def test_threads_agree():
 # ---------------------------------------------------------------- numerical stability
 @pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm", "batch_norm_tall", "batch_norm_nchw",
                                   "group_norm", "instance_norm"])
-def test_large_mean_float32(name):
+@pytest.mark.parametrize("fold", ["1", "0"])
+def test_large_mean_float32(monkeypatch, fold, name):
     """mean 1e4, std 1e-2: float32 results within 1e-4 relative of float64
     formulas on the same (float32-rounded) inputs. batch_norm_tall has enough
-    rows for the row-chunked (N, C) statistics with partial sums."""
+    rows for the row-chunked (N, C) statistics with partial sums. NNFAST_NORM_FOLD
+    on and off (the float32 output passes with the split mean's low part folded)."""
+    monkeypatch.setenv("NNFAST_NORM_FOLD", fold)
     rng = np.random.default_rng(11)
     shape = (8, 1023) if name in ("layer_norm", "rms_norm", "batch_norm") else (4, 6, 257)
     if name == "batch_norm_tall":
@@ -169,14 +172,17 @@ def test_row_norm_backward_row_groups(rms, M):
         assert_close(bt.grad._data, dy.sum(0))
 
 
+@pytest.mark.parametrize("fold", ["1", "0"])
 @pytest.mark.parametrize("rms", [False, True])
 @pytest.mark.parametrize("shape", [(1, 37), (7, 1023), (13, 300), (5, 16), (7, 33)])
 @pytest.mark.parametrize("mean", [2.0, 1e4])
-def test_row_norm_backward_float32(rms, shape, mean):
+def test_row_norm_backward_float32(monkeypatch, isa_level, fold, rms, shape, mean):
     """float32 layer / RMS norm backward with weight and bias gradients (vector columns,
     odd column tails, groups of four rows plus single rows) against the float64 kernels on
     the same inputs; a mean of 1e4 catches x - mean formed in float (a float-lane reduction
-    tried once lost three digits there)."""
+    tried once lost three digits there). Every ISA, dx folded into two multiply-adds on
+    x - mh and not (NNFAST_NORM_FOLD=0)."""
+    monkeypatch.setenv("NNFAST_NORM_FOLD", fold)
     rng = np.random.default_rng(shape[1])
     x32 = (mean + rng.standard_normal(shape)).astype(np.float32)
     w32, b32 = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
@@ -192,12 +198,15 @@ def test_row_norm_backward_float32(rms, shape, mean):
         assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * max(1.0, float(np.abs(c).max()))
 
 
-def test_large_float32_outputs_streamed():
+@pytest.mark.parametrize("fold", ["1", "0"])
+def test_large_float32_outputs_streamed(monkeypatch, fold):
     """float32 outputs past 32 MB are written with non-temporal stores after a
     scalar head up to the first vector-aligned element: rows of 1023 put that
     head at every offset. Layer / RMS / batch norm (N, C), forward and backward,
     against the float64 kernels on the same inputs (a skipped or misplaced
-    streamed vector, or a lost head or tail element, is far outside 2e-5)."""
+    streamed vector, or a lost head or tail element, is far outside 2e-5);
+    NNFAST_NORM_FOLD on and off."""
+    monkeypatch.setenv("NNFAST_NORM_FOLD", fold)
     rng = np.random.default_rng(8)
     shape = (8256, 1023)  # 33.8 MB of float32, above the 32 MiB threshold
     assert np.prod(shape) * 4 > 32 << 20
@@ -693,3 +702,67 @@ def test_batch_norm_nchw_groups_noncontig_gradcheck(monkeypatch, cols, nsplit, n
     x32 = rng.standard_normal((9, 4, 7)).astype(np.float32)
     y = F.batch_norm(nnfast.from_numpy(noncontig(x32)), None, None, training=True)
     assert_close(y, ref_batch_norm(x32.astype(np.float64), None, None), rtol=1e-5, atol=2e-6)
+
+
+# ---------------------------------------------------------------- float32 output pass: folded shift
+@pytest.mark.parametrize("fold", ["1", "0"])
+@pytest.mark.parametrize("mean", [3.0, 1e4])
+@pytest.mark.parametrize("shape", [(1, 7), (1, 7, 3), (37, 1031), (2001, 7), (9, 3, 1), (9, 5, 7), (9, 3, 49), (8, 2, 512),
+                                   (9, 3, 1023)])
+def test_batch_norm_fold(monkeypatch, isa_level, fold, mean, shape):
+    """float32 batch norm's row / group output pass (chan_affine_rows) with the split mean's
+    low part folded into the constant, fma(x - mh, be, ga - ml * be) (NNFAST_NORM_FOLD=0:
+    ((x - mh) - ml) * be + ga). Both settings, training (y, dx) and eval (y), contiguous and
+    non-contiguous, against float64 formulas on the same float32 inputs; mean 1e4 with std
+    1e-2 is the large-mean case (x - mh exact, ml * be ~ 0.05 must not be lost). Shapes: N = 1,
+    C past a coefficient chunk (1031), several row blocks, (N, C, 1) rows, the grouped
+    L = 7 / 49 / 512 and the per-channel L = 1023 (which the switch does not touch)."""
+    monkeypatch.setenv("NNFAST_NORM_FOLD", fold)
+    rng = np.random.default_rng(35)
+    std = 1e-2 if mean > 100 else 2.0
+    x32 = (mean + std * rng.standard_normal(shape)).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    C = shape[1]
+    w = (1.0 + rng.random(C)).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    x64, w64, b64, dy64 = (v.astype(np.float64) for v in (x32, w, b, dy))
+    ax = (0,) + tuple(range(2, len(shape)))
+    ex = (slice(None),) + (None,) * (len(shape) - 2)  # (C,) -> broadcast over (C, L...)
+    mu, var = x64.mean(ax), x64.var(ax)
+    s = 1 / np.sqrt(var + 1e-5)
+    xh = (x64 - mu[ex]) * s[ex]
+    ref_dx = (w64 * s)[ex] * (dy64 - dy64.mean(ax, keepdims=True) - xh * (dy64 * xh).mean(ax, keepdims=True))
+    # forward relative to the output's scale; dx to its own (large mean: 1e-4 / 1e-3 as in test_large_mean_float32)
+    ytol, dtol = (1e-4, 1e-3) if mean > 100 else (4e-6, 2e-5)
+    rm, rv = mu.astype(np.float32), (var * 1.5).astype(np.float32)
+    want_eval = ref_batch_norm(x64, w64, b64, mean=rm.astype(np.float64), var=rv.astype(np.float64))
+    for xin in (x32, noncontig(x32)):
+        if x32.size > C:  # training needs more than one value per channel; N = 1, L = 1: eval only
+            xt, wt, bt = leaf(xin), leaf(w), leaf(b)
+            y = F.batch_norm(xt, None, None, wt, bt, True)
+            y.backward(dy)
+            want = ref_batch_norm(x64, w64, b64)
+            assert np.abs(y._data - want).max() <= ytol * np.abs(want).max()
+            assert np.abs(xt.grad._data - ref_dx).max() <= dtol * np.abs(ref_dx).max()
+        ye = F.batch_norm(nnfast.from_numpy(xin), nnfast.from_numpy(rm), nnfast.from_numpy(rv), nnfast.from_numpy(w),
+                          nnfast.from_numpy(b), False)
+        assert np.abs(ye._data - want_eval).max() <= ytol * np.abs(want_eval).max()
+
+
+def test_batch_norm_fold_agrees(monkeypatch):
+    """The folded and unfolded output passes agree to float rounding (one float ulp of the
+    output's scale), on the rows path and a grouped path, forward and backward."""
+    rng = np.random.default_rng(36)
+    for shape in ((301, 1031, 1), (19, 6, 49)):
+        x = (3.0 + rng.standard_normal(shape)).astype(np.float32)
+        dy = rng.standard_normal(shape).astype(np.float32)
+        w, b = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+        outs = {}
+        for mode in ("0", "1"):
+            monkeypatch.setenv("NNFAST_NORM_FOLD", mode)
+            outs[mode] = _bn_nchw_kernels(x, w, b, dy)
+        for name, a, c in zip(_BN_NAMES, outs["0"], outs["1"]):
+            if name in ("y", "dx"):
+                assert np.abs(a - c).max() <= 4e-7 * max(1.0, float(np.abs(c).max())), name
+            else:
+                np.testing.assert_array_equal(a, c, err_msg=name)  # the statistics do not change

@@ -142,6 +142,7 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   const NormOps<T>& k = isa_ops<NormOps<T>>();
   RowArgs<T> a = row_args<T>(M, D, rms);
   set_backward_tensors(a, dx, dy, x, mean, rstd, weight);
+  a.fold = sizeof(T) == 4 && norm_detail::fold_enabled();
   const bool partials = dweight || dbias;
   if (!partials) {
     if (dx) parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.row_backward(a, lo, hi, nullptr, nullptr); });

@@ -7,6 +7,8 @@
 // its code lives in namespace NNFAST_ISA_NS or is `static`, and it uses no
 // std:: templates the linker could merge across ISA objects.
 #pragma once
+#include <cstdlib>
+
 #include "core/isa_dispatch.h"
 #include "nnfast/common.h"
 
@@ -17,6 +19,18 @@ namespace norm_detail {
 // write passes then use non-temporal stores (no read-for-ownership of each line,
 // and the L3 keeps the inputs the second pass re-reads). Values are unchanged.
 constexpr size_t kStreamBytes = size_t(32) << 20;
+
+// NNFAST_NORM_FOLD=0: the float32 output passes of batch norm (chan_affine_rows) and of
+// the layer / RMS norm dx subtract the split mean in two steps, ((x - mh) - ml), and apply
+// the coefficients one by one, as before. Default: ml is folded into the constant and
+// the rest into multiply-adds on x - mh (fewer operations and coefficient streams). x - mh
+// is exact for x within a factor 2 of mh (Sterbenz), so a large mean keeps its accuracy;
+// the values agree with the unfolded ones to float rounding (both are checked against
+// float64). Read per call (tests toggle it), like NNFAST_NORM_NCHW.
+static inline bool fold_enabled() {
+  const char* e = std::getenv("NNFAST_NORM_FOLD");
+  return !(e && e[0] == '0');
+}
 
 // Layer / RMS norm over the rows of x (M, D).
 template <typename T>
@@ -33,6 +47,7 @@ struct RowArgs {
   const T* dy = nullptr;
   T* dx = nullptr;  // backward; null: only the weight / bias partial sums
   bool stream = false;  // write y / dx with non-temporal stores (float32; see kStreamBytes)
+  bool fold = true;     // float32 dx: fold_enabled()
 };
 
 // Group (and instance) norm over x (N, C, L); row r = n * G + g covers the

@@ -283,6 +283,16 @@ struct SplitMean {
   explicit SplitMean(double m) : hi(static_cast<float>(m)), lo(static_cast<float>(m - static_cast<double>(hi))) {}
 };
 
+// Scalar a * b + c rounded as simd::fma rounds the vector lanes (heads / tails).
+NORM_INLINE float fmaf_lane(float a, float b, float c) {
+#if defined(__FMA__) || defined(__AVX512F__)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+using norm_detail::fold_enabled;
+
 // y = ((x - m) * s) [* w] + (b or bc).
 template <bool HW, bool HB>
 NORM_INLINE void normalize_f32(float* y, const float* x, const float* w, const float* b, double m, double s,
@@ -304,11 +314,30 @@ NORM_INLINE void normalize_f32(float* y, const float* x, const float* w, const f
       });
 }
 
-// dx = s * (g - cg) - (s * cx) * xhat, g = dy [* w], xhat = ((x - m) * s).
-template <bool HW>
+// dx = s * (g - cg) - (s * cx) * xhat, g = dy [* w], xhat = ((x - m) * s). Fold (see
+// fold_enabled): the same as fma(s, g, fma(-s^2 cx, x - mh, s^2 cx ml - s cg)), three
+// operations instead of six (x - mh exact near the mean, as in affine_rows_f32).
+template <bool HW, bool Fold>
 NORM_INLINE void row_dx_f32(float* dx, const float* dy, const float* x, const float* w, double m, double s, double cg,
                             double cx, index_t n, bool stream = false) {
   const SplitMean ms(m);
+  if constexpr (Fold) {
+    const double k2 = s * s * cx;
+    const float sf = static_cast<float>(s), nk = static_cast<float>(-k2),
+                c0 = static_cast<float>(k2 * static_cast<double>(ms.lo) - s * cg);
+    const VN mh = fsplat(ms.hi), sv = fsplat(sf), nkv = fsplat(nk), c0v = fsplat(c0);
+    write_f32(
+        dx, n, stream,
+        [&](index_t i, auto ld) {
+          const VN g = HW ? ld(dy + i) * ld(w + i) : ld(dy + i);
+          return simd::fma(sv, g, simd::fma(nkv, ld(x + i) - mh, c0v));
+        },
+        [&](index_t i) {
+          const float g = HW ? dy[i] * w[i] : dy[i];
+          return fmaf_lane(sf, g, fmaf_lane(nk, x[i] - ms.hi, c0));
+        });
+    return;
+  }
   const float sf = static_cast<float>(s), cgf = static_cast<float>(cg), kf = static_cast<float>(s * cx);
   const VN mh = fsplat(ms.hi), ml = fsplat(ms.lo), sv = fsplat(sf), cgv = fsplat(cgf), kv = fsplat(kf);
   write_f32(
@@ -414,9 +443,10 @@ NORM_INLINE void row_reduce(const T* dy, const T* x, const T* w, double m, doubl
 // dx = s * (g - cg - xhat * cx), g = dy * w, xhat = (x - m) * s.
 template <typename T, bool HW>
 NORM_INLINE void row_dx(T* dx, const T* dy, const T* x, const T* w, double m, double s, double cg, double cx, index_t D,
-                        bool stream) {
+                        bool stream, bool fold) {
   if constexpr (sizeof(T) == 4) {
-    row_dx_f32<HW>(dx, dy, x, w, m, s, cg, cx, D, stream);
+    if (fold) row_dx_f32<HW, true>(dx, dy, x, w, m, s, cg, cx, D, stream);
+    else row_dx_f32<HW, false>(dx, dy, x, w, m, s, cg, cx, D, stream);
     return;
   }
   const V mv = splat(m), sv = splat(s), cgv = splat(cg), cxv = splat(cx);
@@ -472,7 +502,7 @@ NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, double* pw, 
   if (!a.dx) return;
   for (int g = 0; g < G; ++g)
     row_dx<T, HW>(a.dx + (r + g) * D, dy + g * D, x + g * D, a.weight, m[g], s[g], a.rms ? 0.0 : sg[g] * inv_d,
-                  sgx[g] * inv_d, D, a.stream);
+                  sgx[g] * inv_d, D, a.stream, a.fold);
 }
 
 template <typename T, bool HW, bool HP>
@@ -492,7 +522,7 @@ NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, 
     const double s = a.rstd[r];
     double sg, sgx;
     row_reduce<T, HW, HP>(dy, x, a.weight, m, s, D, pw, pb, &sg, &sgx);
-    if (a.dx) row_dx<T, HW>(a.dx + r * D, dy, x, a.weight, m, s, a.rms ? 0.0 : sg * inv_d, sgx * inv_d, D, a.stream);
+    if (a.dx) row_dx<T, HW>(a.dx + r * D, dy, x, a.weight, m, s, a.rms ? 0.0 : sg * inv_d, sgx * inv_d, D, a.stream, a.fold);
   }
 }
 
@@ -772,6 +802,51 @@ NORM_FLAT void norm_chan_affine(T* y, const T* a, const T* x, const double* alph
 constexpr index_t kBlockElems = index_t(1) << 15;
 constexpr index_t kCoefChunk = 1024;
 
+// Float coefficients of one chunk of nc channels from c0. Folded (fold_enabled): ga holds
+// gamma - ml * be and ml is unused, so the pass reads four arrays with the a term, not five,
+// and fma(x - mh, be, ga) replaces ((x - mh) - ml) * be + ga.
+struct CoefF32 {
+  alignas(64) float al[kCoefChunk], be[kCoefChunk], mh[kCoefChunk], ml[kCoefChunk], ga[kCoefChunk];
+  void fill(const double* alpha, const double* beta, const double* shift, const double* gamma, index_t c0,
+            index_t nc, bool fold) {
+    for (index_t c = 0; c < nc; ++c) {
+      const SplitMean ms(shift[c0 + c]);
+      mh[c] = ms.hi;
+      ml[c] = ms.lo;
+      be[c] = static_cast<float>(beta[c0 + c]);
+      ga[c] = static_cast<float>(fold ? gamma[c0 + c] - static_cast<double>(ms.lo) * static_cast<double>(be[c])
+                                      : gamma[c0 + c]);
+      al[c] = alpha ? static_cast<float>(alpha[c0 + c]) : 0.0f;
+    }
+  }
+};
+
+// Rows [lo, hi) of one chunk (the chunk's columns start at x, y, a): y = al * a + (x - shift) * be + ga.
+template <bool Fold>
+NORM_INLINE void affine_rows_f32(float* y, const float* a, const float* x, const CoefF32& k, index_t lo, index_t hi,
+                                 index_t nc, index_t ld, bool stream) {
+  const float *al = k.al, *be = k.be, *mh = k.mh, *ml = k.ml, *ga = k.ga;
+  for (index_t n = lo; n < hi; ++n) {
+    const float* xr = x + n * ld;
+    const float* ar = a ? a + n * ld : nullptr;
+    // (x - shift) * be + ga, vector and scalar
+    auto lin = [&](index_t i, auto ld) {
+      if constexpr (Fold) return simd::fma(ld(xr + i) - ld(mh + i), ld(be + i), ld(ga + i));
+      else return ((ld(xr + i) - ld(mh + i)) - ld(ml + i)) * ld(be + i) + ld(ga + i);
+    };
+    auto lin1 = [&](index_t i) {
+      if constexpr (Fold) return fmaf_lane(xr[i] - mh[i], be[i], ga[i]);
+      else return ((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i];
+    };
+    if (ar)
+      write_f32(
+          y + n * ld, nc, stream, [&](index_t i, auto ld) { return ld(al + i) * ld(ar + i) + lin(i, ld); },
+          [&](index_t i) { return al[i] * ar[i] + lin1(i); });
+    else
+      write_f32(y + n * ld, nc, stream, lin, lin1);
+  }
+}
+
 template <typename T>
 NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double* alpha, const double* beta,
                                      const double* shift, const double* gamma, index_t N, index_t C, index_t ld,
@@ -779,41 +854,15 @@ NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double*
   if (N <= 0 || C <= 0) return;
   const index_t blk = imin(N, kBlockElems / C > 16 ? kBlockElems / C : 16);
   if constexpr (sizeof(T) == 4) {
-    alignas(64) float al[kCoefChunk], be[kCoefChunk], mh[kCoefChunk], ml[kCoefChunk], ga[kCoefChunk];
+    const bool fold = fold_enabled();
+    CoefF32 k;
     for (index_t c0 = 0; c0 < C; c0 += kCoefChunk) {
       const index_t nc = imin(kCoefChunk, C - c0);
-      for (index_t c = 0; c < nc; ++c) {
-        const SplitMean ms(shift[c0 + c]);
-        mh[c] = ms.hi;
-        ml[c] = ms.lo;
-        be[c] = static_cast<float>(beta[c0 + c]);
-        ga[c] = static_cast<float>(gamma[c0 + c]);
-        al[c] = a ? static_cast<float>(alpha[c0 + c]) : 0.0f;
-      }
+      k.fill(a ? alpha : nullptr, beta, shift, gamma, c0, nc, fold);
       for (index_t hi = N; hi > 0; hi -= blk) {
         const index_t lo = hi > blk ? hi - blk : 0;
-        for (index_t n = lo; n < hi; ++n) {
-          const float* xr = x + n * ld + c0;
-          float* yr = y + n * ld + c0;
-          if (a) {
-            const float* ar = a + n * ld + c0;
-            write_f32(
-                yr, nc, stream,
-                [&](index_t i, auto ld) {
-                  const VN xc = (ld(xr + i) - ld(mh + i)) - ld(ml + i);
-                  return ld(al + i) * ld(ar + i) + (xc * ld(be + i) + ld(ga + i));
-                },
-                [&](index_t i) { return al[i] * ar[i] + (((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i]); });
-          } else {
-            write_f32(
-                yr, nc, stream,
-                [&](index_t i, auto ld) {
-                  const VN xc = (ld(xr + i) - ld(mh + i)) - ld(ml + i);
-                  return xc * ld(be + i) + ld(ga + i);
-                },
-                [&](index_t i) { return ((xr[i] - mh[i]) - ml[i]) * be[i] + ga[i]; });
-          }
-        }
+        if (fold) affine_rows_f32<true>(y + c0, a ? a + c0 : nullptr, x + c0, k, lo, hi, nc, ld, stream);
+        else affine_rows_f32<false>(y + c0, a ? a + c0 : nullptr, x + c0, k, lo, hi, nc, ld, stream);
         if (lo == 0) break;
       }
     }
