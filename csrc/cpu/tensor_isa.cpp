@@ -109,8 +109,7 @@ void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_
   if (stream) ss::stream_fence<true>();
 }
 
-constexpr index_t kSumBlock = 4096;  // a row's summation blocks (fixed: they set the order)
-constexpr int kSumLanes = 32;        // logical lanes of a block's double accumulators
+constexpr int kSumLanes = 32;  // logical lanes of a block's double accumulators
 
 // W floats (a GCC vector) as W doubles. GCC 12 lowers the 8-float -> 8-double vector
 // conversion as two 128-bit halves and an insert; one vcvtps2pd zmm, ymm does it.
@@ -122,55 +121,73 @@ inline VD widen(VT v) {
   return simd::convert<VD>(v);
 }
 
-// Sum of one row of n contiguous elements: per block of kSumBlock, logical lane i of
+// Sum of one block x[0, len), len <= kSumBlock, of a contiguous row: logical lane i of
 // kSumLanes doubles gets, for each run of 4 kSumLanes elements, the quad
 // (x[i] + x[i + 32]) + (x[i + 64] + x[i + 96]) formed in T. For float32 that is two
 // roundings, an error of at most 2^-23 (1 + 2^-24) of the quad's absolute sum, far
 // below the float32 result's own rounding unless the row cancels; the lanes, blocks and
 // total are double. The float -> double conversion was the bottleneck (a zmm vcvtps2pd
 // takes two cycles on Zen 4): one per 32 elements now. The lanes are kSumLanes / W
-// native registers (independent add chains), the block's tail goes lane by lane in
-// double, the lanes are added pairwise (whole registers first: a scalar tree per row
-// cost as much as the row's loads), the blocks in order. The order depends on n only,
-// not on the ISA's width or the thread count.
-template <typename T>
-double row_sum(const T* x, index_t n) {
+// native registers (independent add chains); the block's tail (< 4 kSumLanes elements)
+// then goes to the lanes in double, element j + k to lane k % kSumLanes in order; the
+// lanes are added pairwise (whole registers first: a scalar tree per row cost as much as
+// the row's loads). The order depends on len only, not on the ISA's width or the thread count.
+// kVectorTail: the tail kSumLanes elements a step (the last, partial step padded with +0,
+// which leaves a lane's bits alone: a lane starts at +0 and an IEEE sum is -0 only when
+// both terms are), else element by element through memory (the old loop: the same bits,
+// but a 1000-wide row took twice as long as a 1024-wide one).
+template <bool kVectorTail, typename T>
+double block_sum_row(const T* x, index_t len) {
   using VD = simd::Native<double>;
   constexpr int W = simd::kLanes<double>, A = kSumLanes / W;
   using VT = simd::Vec<T, W>;
-  double total = 0;
-  for (index_t j0 = 0; j0 < n; j0 += kSumBlock) {
-    const index_t j1 = imin(n, j0 + kSumBlock);
-    VD acc[A] = {};
-    index_t j = j0;
-    for (; j + 4 * kSumLanes <= j1; j += 4 * kSumLanes)
-      for (int a = 0; a < A; ++a) {
-        const T* p = x + j + a * W;
-        acc[a] += widen<VD>((simd::load<VT>(p) + simd::load<VT>(p + kSumLanes)) +
-                            (simd::load<VT>(p + 2 * kSumLanes) + simd::load<VT>(p + 3 * kSumLanes)));
-      }
-    if (j < j1) {  // the block's tail: element j + i to lane i % kSumLanes, in double
-      double lane[kSumLanes];
-      for (int a = 0; a < A; ++a) simd::store(lane + a * W, acc[a]);
-      for (int k = 0; j < j1; ++j, k = (k + 1) % kSumLanes) lane[k] += static_cast<double>(x[j]);
-      for (int a = 0; a < A; ++a) acc[a] = simd::load<VD>(lane + a * W);
+  VD acc[A] = {};
+  index_t j = 0;
+  for (; j + 4 * kSumLanes <= len; j += 4 * kSumLanes)
+    for (int a = 0; a < A; ++a) {
+      const T* p = x + j + a * W;
+      acc[a] += widen<VD>((simd::load<VT>(p) + simd::load<VT>(p + kSumLanes)) +
+                          (simd::load<VT>(p + 2 * kSumLanes) + simd::load<VT>(p + 3 * kSumLanes)));
     }
-    // Pairwise over the lanes, lane k += lane k + w for w = kSumLanes / 2 ... 1: whole
-    // registers while w >= W, then within the first.
-    for (int w = A / 2; w >= 1; w /= 2)
-      for (int a = 0; a < w; ++a) acc[a] += acc[a + w];
-    double lane[W];
-    simd::store(lane, acc[0]);
-    for (int w = W / 2; w >= 1; w /= 2)
-      for (int k = 0; k < w; ++k) lane[k] += lane[k + w];
-    total += lane[0];
+  if constexpr (kVectorTail) {
+    for (; j < len; j += kSumLanes)
+      for (int a = 0; a < A; ++a) {
+        const index_t m = len - j - a * W;  // elements left for this register's lanes
+        if (m >= W) acc[a] += widen<VD>(simd::load<VT>(x + j + a * W));
+        else if (m > 0) acc[a] += widen<VD>(simd::load_n<VT>(x + j + a * W, m));
+      }
+  } else if (j < len) {
+    double lane[kSumLanes];
+    for (int a = 0; a < A; ++a) simd::store(lane + a * W, acc[a]);
+    for (int k = 0; j < len; ++j, k = (k + 1) % kSumLanes) lane[k] += static_cast<double>(x[j]);
+    for (int a = 0; a < A; ++a) acc[a] = simd::load<VD>(lane + a * W);
   }
-  return total;
+  // Pairwise over the lanes, lane k += lane k + w for w = kSumLanes / 2 ... 1: whole
+  // registers while w >= W, then within the first.
+  for (int w = A / 2; w >= 1; w /= 2)
+    for (int a = 0; a < w; ++a) acc[a] += acc[a + w];
+  double lane[W];
+  simd::store(lane, acc[0]);
+  for (int w = W / 2; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) lane[k] += lane[k + w];
+  return lane[0];
+}
+
+// A row's blocks of kSumBlock added in order (tensor.cpp's split of a long row adds the
+// same block sums in the same order).
+template <bool kVectorTail, typename T>
+void row_sums(const T* x, index_t n, index_t o0, index_t o1, T* out, double scale) {
+  for (index_t o = o0; o < o1; ++o) {
+    const T* r = x + o * n;
+    double total = 0;
+    for (index_t j = 0; j < n; j += kSumBlock) total += block_sum_row<kVectorTail>(r + j, imin(kSumBlock, n - j));
+    out[o] = static_cast<T>(total * scale);
+  }
 }
 
 template <typename T>
-void row_sums(const T* x, index_t n, index_t o0, index_t o1, T* out, double scale) {
-  for (index_t o = o0; o < o1; ++o) out[o] = static_cast<T>(row_sum(x + o * n, n) * scale);
+void row_block_sums(const T* x, index_t n, index_t b0, index_t b1, double* part) {
+  for (index_t b = b0; b < b1; ++b) part[b - b0] = block_sum_row<true>(x + b * kSumBlock, imin(kSumBlock, n - b * kSumBlock));
 }
 
 // Max / min of one contiguous row and the index of its first occurrence, in one pass.
@@ -325,7 +342,9 @@ TensorOps<T> make_tensor_ops() {
 #define NNFAST_X(E, name) o.binary[static_cast<int>(BinaryOp::E)] = &binary_range<BinaryOp::E, T>;
   NNFAST_BINARY_OPS(NNFAST_X)
 #undef NNFAST_X
-  o.row_sums = &row_sums<T>;
+  o.row_sums = &row_sums<true, T>;
+  o.row_sums_scalar_tail = &row_sums<false, T>;
+  o.row_block_sums = &row_block_sums<T>;
   o.row_max = &row_extremes<ReduceOp::Max, T>;
   o.row_min = &row_extremes<ReduceOp::Min, T>;
   o.block_sum = &block_sum<T>;
