@@ -79,8 +79,8 @@ void binary_all(BinaryOp op, const BroadcastArgs& args, const T* a, const T* b, 
   }
   const auto fn = isa_ops<TensorOps<T>>().binary[static_cast<int>(op)];
   const std::size_t out_bytes = static_cast<std::size_t>(n) * sizeof(T);
-  const bool stream = tensor_detail::stream_output(out_bytes, out_bytes * full_inputs(s));
-  parallel_for_lines(out, n, [&](index_t lo, index_t hi) { fn(s, a, b, out, lo, hi, stream); });
+  const auto stores = tensor_detail::stores_for(out_bytes, out_bytes * full_inputs(s));
+  parallel_for_lines(out, n, [&](index_t lo, index_t hi) { fn(s, a, b, out, lo, hi, stores); });
 }
 
 constexpr index_t kRowBlock = 64;  // rows per work item of a column sum; blocks are combined in order
@@ -216,14 +216,14 @@ void scatter_dim(T* out, const T* grad, const std::int64_t* index, index_t outer
 // step, streaming stores for a big output); the same-dtype cast is a plain copy.
 template <typename From, typename To>
 void cast(To* out, const From* x, index_t n) {
-  void (*fn)(To*, const From*, index_t, bool) = nullptr;
+  void (*fn)(To*, const From*, index_t, tensor_detail::Stores) = nullptr;
   if constexpr (std::is_same_v<From, float> && std::is_same_v<To, double>) fn = isa_ops<tensor_detail::CastOps>().f32_to_f64;
   if constexpr (std::is_same_v<From, double> && std::is_same_v<To, float>) fn = isa_ops<tensor_detail::CastOps>().f64_to_f32;
-  const bool stream = tensor_detail::stream_output(static_cast<std::size_t>(n) * sizeof(To),
-                                                   static_cast<std::size_t>(n) * sizeof(From));
+  const auto stores = tensor_detail::stores_for(static_cast<std::size_t>(n) * sizeof(To),
+                                                static_cast<std::size_t>(n) * sizeof(From));
   parallel_for_lines(out, n, [&](index_t lo, index_t hi) {
     if constexpr (std::is_same_v<From, To>) std::copy(x + lo, x + hi, out + lo);
-    else fn(out + lo, x + lo, hi - lo, stream);
+    else fn(out + lo, x + lo, hi - lo, stores);
   });
 }
 
