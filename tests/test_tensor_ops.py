@@ -501,6 +501,37 @@ def test_binary_ops_and_casts_give_numpys_bits(n, dtype):
         nnfast.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_matrix_against_a_row_gives_numpys_bits(dtype):
+    """(R, C) (op) (C,) and (C,) (op) (R, C) run as one flat stream against a repeated copy of the
+    row (tensor_isa.cpp: binary_flat_row): NumPy's bits for widths around the vector width and the
+    4096 limit, rows that are not whole in a thread's slice, an output one element past its vector
+    alignment, in place, every ISA, 1 and 2 threads."""
+    rng = np.random.default_rng(11)
+    levels, current, threads = _isa_levels(), _C.cpu_isa(), nnfast.get_num_threads()
+    try:
+        for C in (1, 2, 3, 15, 16, 17, 33, 1000, 1024, 4096, 4097):
+            for R in (1, 5, 77):
+                buf = rng.standard_normal(R * C + 1).astype(dtype)
+                m, row = buf[1:].reshape(R, C), rng.standard_normal(C).astype(dtype)
+                for level in levels:
+                    _C.set_cpu_isa(level)
+                    for t in (1, 2):
+                        nnfast.set_num_threads(t)
+                        msg = f"{level} {t} threads C={C} R={R}"
+                        for code, f in enumerate(_UFUNCS):
+                            for lhs, rhs in ((m, row), (row, m)):
+                                out = np.empty(R * C + 1, dtype)[1:].reshape(R, C)
+                                _C.binary_op(out, lhs, rhs, code)
+                                _same_bits(out, f(lhs, rhs), msg)
+                            c = m.copy()
+                            _C.binary_op(c, c, row, code)  # in place
+                            _same_bits(c, f(m, row), msg)
+    finally:
+        _C.set_cpu_isa(current)
+        nnfast.set_num_threads(threads)
+
+
 _STREAM_CHILD = r"""
 import hashlib, sys
 import numpy as np

@@ -22,8 +22,10 @@ constexpr index_t kSumBlock = 4096;   // a row sum's blocks (fixed: they set the
 // - Aligned: a peel to the output's vector alignment, then native vectors two a step (NumPy's
 //   big buffers sit 16 bytes past a line: every unaligned 64-byte store touches two lines;
 //   a C++ loop of 4 MB, one thread: 107 -> 90 us); binary ops take it for rows of 4096+ only;
-// - Stream: Aligned with non-temporal stores (fenced before return).
-enum class Stores : int { Plain, Aligned, Stream };
+// - Stream: Aligned with non-temporal stores (fenced before return); StreamByRow: the same
+//   row by row where Stream runs a matrix against a row as one flat stream (the old path).
+enum class Stores : int { Plain, Aligned, Stream, StreamByRow };
+inline bool streams(Stores s) { return s == Stores::Stream || s == Stores::StreamByRow; }
 
 template <typename T>
 struct TensorOps {
@@ -82,7 +84,7 @@ inline bool stream_output(std::size_t out_bytes, std::size_t in_bytes) {
   return touched >= 2 * l3 || (touched > l3 && out_bytes < l3);
 }
 inline Stores stores_for(std::size_t out_bytes, std::size_t in_bytes) {
-  if (stream_output(out_bytes, in_bytes)) return Stores::Stream;
+  if (stream_output(out_bytes, in_bytes)) return fast_enabled() ? Stores::Stream : Stores::StreamByRow;
   return fast_enabled() ? Stores::Aligned : Stores::Plain;
 }
 

@@ -81,12 +81,64 @@ void binary_row_aligned(T* out, const T* a, index_t sa, const T* b, index_t sb, 
 // 0.105 ms against 0.097 ms for the plain loop).
 constexpr index_t kAlignedRow = 4096;
 
+// (R, C) (op) (C,) or (C,) (op) (R, C), the matrix contiguous (out always is): out[i] =
+// m[i] (op) row[i % C] over the flat range [lo, hi), as one stream -- one peel to out's vector
+// alignment and one tail per call, not per row (a 1024-wide row paid both, plus the row
+// loop's call and stride tests, every 4 KB). The row is first copied to ext, repeated so that
+// two vectors from any column c < C read ext[c, c + 2W) without wrapping; ext lives in L1.
+// The same IEEE op per element: the bits of binary_row. kRowFirst: the row is the left operand.
+constexpr index_t kFlatRowMax = 4096;  // longest row taken (ext on the stack: 16 KB of float)
+
+template <BinaryOp kOp, bool kRowFirst, bool kStream, typename T>
+void binary_flat_row(const T* m, const T* row, index_t C, T* out, index_t lo, index_t hi) {
+  using V = simd::Native<T>;
+  constexpr index_t W = simd::kLanes<T>;
+  alignas(64) T ext[kFlatRowMax + 2 * W];
+  for (index_t k = 0; k < C + 2 * W; ++k) ext[k] = row[k % C];
+  auto one = [](T x, T r) { return kRowFirst ? tensor_math::binary<kOp>(r, x) : tensor_math::binary<kOp>(x, r); };
+  auto vec = [](V x, V r) { return kRowFirst ? tensor_math::binary<kOp>(r, x) : tensor_math::binary<kOp>(x, r); };
+  index_t i = lo, col = lo % C;
+  const auto scalar_to = [&](index_t end) {
+    for (; i < end; ++i) {
+      out[i] = one(m[i], ext[col]);
+      if (++col == C) col = 0;
+    }
+  };
+  scalar_to(imin(hi, lo + ss::peel_count<simd::kNativeBytes>(out + lo, hi - lo)));
+  if (reinterpret_cast<std::uintptr_t>(out + i) % simd::kNativeBytes == 0) {
+    for (; i + 2 * W <= hi; i += 2 * W) {  // both loads before the stores: out may be m
+      const V x0 = simd::load<V>(m + i), x1 = simd::load<V>(m + i + W);
+      const V r0 = simd::load<V>(ext + col), r1 = simd::load<V>(ext + col + W);
+      ss::store_out<kStream>(out + i, vec(x0, r0));
+      ss::store_out<kStream>(out + i + W, vec(x1, r1));
+      col += 2 * W;
+      while (col >= C) col -= C;
+    }
+  }
+  scalar_to(hi);
+}
+
 // Elements [lo, hi) of out: rows of the last dim, the coordinates of the rest carried
 // along (no division per element).
 template <BinaryOp kOp, typename T>
 void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi, Stores stores) {
   const int last = s.ndim - 1;
   const index_t cols = s.shape[last];
+  if ((stores == Stores::Aligned || stores == Stores::Stream) && s.ndim == 2 && cols <= kFlatRowMax) {  // a contiguous matrix against a row
+    const bool a_mat = s.a_stride[0] == cols && s.a_stride[1] == 1, b_mat = s.b_stride[0] == cols && s.b_stride[1] == 1;
+    const bool a_row = s.a_stride[0] == 0 && s.a_stride[1] == 1, b_row = s.b_stride[0] == 0 && s.b_stride[1] == 1;
+    if (a_mat && b_row) {
+      if (stores == Stores::Stream) binary_flat_row<kOp, false, true>(a, b, cols, out, lo, hi);
+      else binary_flat_row<kOp, false, false>(a, b, cols, out, lo, hi);
+    } else if (a_row && b_mat) {
+      if (stores == Stores::Stream) binary_flat_row<kOp, true, true>(b, a, cols, out, lo, hi);
+      else binary_flat_row<kOp, true, false>(b, a, cols, out, lo, hi);
+    }
+    if ((a_mat && b_row) || (a_row && b_mat)) {
+      if (stores == Stores::Stream) ss::stream_fence<true>();
+      return;
+    }
+  }
   index_t coord[kMaxDims] = {};
   index_t rest = lo / cols, oa = 0, ob = 0;
   for (int d = last - 1; d >= 0; --d) {
@@ -99,7 +151,7 @@ void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_
   while (i < hi) {
     const index_t len = imin(cols - col, hi - i);
     const T *pa = a + oa + col * s.a_stride[last], *pb = b + ob + col * s.b_stride[last];
-    if (stores == Stores::Stream) binary_row_aligned<kOp, true>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
+    if (streams(stores)) binary_row_aligned<kOp, true>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
     else if (stores == Stores::Aligned && len >= kAlignedRow)
       binary_row_aligned<kOp, false>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
     else binary_row<kOp>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
@@ -114,7 +166,7 @@ void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_
       coord[d] = 0;
     }
   }
-  if (stores == Stores::Stream) ss::stream_fence<true>();
+  if (streams(stores)) ss::stream_fence<true>();
 }
 
 constexpr int kSumLanes = 32;  // logical lanes of a block's double accumulators
@@ -348,7 +400,7 @@ void cast_aligned(To* out, const From* x, index_t n) {
 
 template <typename From, typename To>
 void cast_range(To* out, const From* x, index_t n, Stores stores) {
-  if (stores == Stores::Stream) cast_aligned<true>(out, x, n);
+  if (streams(stores)) cast_aligned<true>(out, x, n);
   else if (stores == Stores::Aligned) cast_aligned<false>(out, x, n);
   else cast_plain(out, x, n);
 }
