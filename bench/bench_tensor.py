@@ -6,7 +6,8 @@ Usage: NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/bench_tensor.py [
 Best-of --reps, nnfast and torch calls alternated, preallocated outputs on both sides.
 Prints nnfast ms, torch ms, vs_torch (> 1: nnfast faster) and GB/s of the bytes each op must move.
 --cpu-time: both libraries on one thread, process CPU time (survives a loaded machine better than
-wall time). NNFAST_TENSOR_STREAM=0 runs the tensor ops without streaming stores (the A/B switch).
+wall time). NNFAST_TENSOR_STREAM=0 runs the tensor ops without streaming stores, NNFAST_TENSOR_FAST=0
+with the old streaming rule, plain stores and element-wise row-sum tails (the A/B switches).
 """
 from __future__ import annotations
 

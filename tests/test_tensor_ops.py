@@ -153,7 +153,7 @@ def test_long_float32_sums_accumulate_in_double(device):
     np.testing.assert_allclose(_h(a.sum(0)._data), col, rtol=1e-7)
 
 
-@pytest.mark.parametrize("n", [1, 7, 31, 127, 128, 129, 1023, 4096, 4097, 9000])
+@pytest.mark.parametrize("n", [1, 7, 31, 100, 127, 128, 129, 1000, 1023, 4096, 4097, 9000, (1 << 17) + 37])
 def test_row_sums_error_bound_and_every_simd_level_agree(n):
     """Sums over the last dim (the cpu row kernel): float32 runs of four are added in float32
     (error <= 2^-23 of their absolute sum), everything else in double -- so |error| is within the
@@ -179,6 +179,72 @@ def test_row_sums_error_bound_and_every_simd_level_agree(n):
         finally:
             nnfast._C.set_cpu_isa(current)
             nnfast.set_num_threads(threads)
+
+
+_ROW_SUM_CHILD = r"""
+import sys
+import numpy as np
+import nnfast
+from nnfast import _C, _dispatch
+
+def model(row):
+    # The row kernel's order (csrc/cpu/tensor_isa.cpp, block_sum_row), written out in NumPy: blocks of
+    # 4096; per block 32 double lanes; each run of 128 adds the quad (x[i] + x[i+32]) + (x[i+64] + x[i+96])
+    # formed in the input dtype to lane i; the tail element j + k goes to lane k % 32 in order; the lanes
+    # pairwise (lane k += lane k + w, w = 16 ... 1); the block sums added in order.
+    total = np.float64(0)
+    for j0 in range(0, len(row), 4096):
+        blk = row[j0:j0 + 4096]
+        q = len(blk) // 128
+        lanes = np.zeros(32)
+        quads = blk[:q * 128].reshape(q, 4, 32)
+        for r in range(q):
+            lanes += ((quads[r, 0] + quads[r, 1]) + (quads[r, 2] + quads[r, 3])).astype(np.float64)
+        for k, v in enumerate(blk[q * 128:]):
+            lanes[k % 32] += np.float64(v)
+        w = 16
+        while w >= 1:
+            lanes[:w] = lanes[:w] + lanes[w:2 * w]
+            w //= 2
+        total += lanes[0]
+    return total
+
+levels = [n for n in ("generic", "avx2", "avx512") if _C.cpu_isa_supported(n)]
+rng, checks = np.random.default_rng(3), 0
+for dt in (np.float32, np.float64):
+    # tails of every kind (none, < 32, whole runs of 32 plus a part, < 128 over a block), several blocks,
+    # and rows long enough that a few of them are split across the threads
+    for n, rows in ((1, 3), (7, 2), (31, 1), (33, 2), (100, 3), (127, 1), (128, 2), (129, 1), (1000, 3),
+                    (1023, 2), (4097, 1), (9000, 2), ((1 << 17) + 37, 1), ((1 << 16) + 99, 2), ((1 << 15) + 5, 5)):
+        x = (rng.standard_normal((rows, n)) * np.where(rng.random((rows, n)) < 0.5, 1.0, 1e4)).astype(dt)
+        sums = np.array([model(r) for r in x])
+        want, want_mean = sums.astype(dt), (sums * (1.0 / n)).astype(dt)
+        for level in levels:
+            _C.set_cpu_isa(level)
+            for t in (1, 2, 3):  # 3: two rows split across the threads too
+                nnfast.set_num_threads(t)
+                for op, ref in (("sum", want), ("mean", want_mean)):
+                    out = np.empty(rows, dt)
+                    _C.reduce_dim(out, None, x, 1, _dispatch.REDUCE_CODES[op])
+                    assert np.array_equal(out, ref), (level, t, n, rows, op, out - ref)
+                    checks += 1
+sys.stdout.write(f"{checks}\n")
+"""
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_row_sums_follow_their_documented_order_bit_for_bit(fast):
+    """The row kernel (sums and means over a contiguous last dim) against a NumPy model of its
+    summation order, bit for bit: odd widths (each kind of block tail: the vector tail and, with
+    NNFAST_TENSOR_FAST=0, the old element-wise one), several blocks, and rows fewer than the threads
+    (split across them by blocks), on every ISA with 1, 2 and 3 threads."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NNFAST_TENSOR_FAST=fast)
+    out = subprocess.run([sys.executable, "-c", _ROW_SUM_CHILD], env=env, check=True, capture_output=True, text=True)
+    assert int(out.stdout) > 0
 
 
 # ------------------------------------------------------------------------ casts
@@ -435,6 +501,37 @@ def test_binary_ops_and_casts_give_numpys_bits(n, dtype):
         nnfast.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_matrix_against_a_row_gives_numpys_bits(dtype):
+    """(R, C) (op) (C,) and (C,) (op) (R, C) run as one flat stream against a repeated copy of the
+    row (tensor_isa.cpp: binary_flat_row): NumPy's bits for widths around the vector width and the
+    4096 limit, rows that are not whole in a thread's slice, an output one element past its vector
+    alignment, in place, every ISA, 1 and 2 threads."""
+    rng = np.random.default_rng(11)
+    levels, current, threads = _isa_levels(), _C.cpu_isa(), nnfast.get_num_threads()
+    try:
+        for C in (1, 2, 3, 15, 16, 17, 33, 1000, 1024, 4096, 4097):
+            for R in (1, 5, 77):
+                buf = rng.standard_normal(R * C + 1).astype(dtype)
+                m, row = buf[1:].reshape(R, C), rng.standard_normal(C).astype(dtype)
+                for level in levels:
+                    _C.set_cpu_isa(level)
+                    for t in (1, 2):
+                        nnfast.set_num_threads(t)
+                        msg = f"{level} {t} threads C={C} R={R}"
+                        for code, f in enumerate(_UFUNCS):
+                            for lhs, rhs in ((m, row), (row, m)):
+                                out = np.empty(R * C + 1, dtype)[1:].reshape(R, C)
+                                _C.binary_op(out, lhs, rhs, code)
+                                _same_bits(out, f(lhs, rhs), msg)
+                            c = m.copy()
+                            _C.binary_op(c, c, row, code)  # in place
+                            _same_bits(c, f(m, row), msg)
+    finally:
+        _C.set_cpu_isa(current)
+        nnfast.set_num_threads(threads)
+
+
 _STREAM_CHILD = r"""
 import hashlib, sys
 import numpy as np
@@ -488,22 +585,33 @@ for dt, n in ((np.float32, (4 << 20) + 3), (np.float64, (3 << 20) + 3)):
                 h.update(out.tobytes())
                 checks += 1
     h.update(out.tobytes())
+# float32 -> float64 over two L3s touched (the rule streams a float64 output of an L3 or more only there)
+a = np.random.default_rng(5).standard_normal((6 << 20) + 3).astype(np.float32)[1:]
+for level in levels:
+    _C.set_cpu_isa(level)
+    nnfast.set_num_threads(2)
+    for off in (0, 1):
+        out = np.empty(a.size + 1, np.float64)[off:off + a.size]
+        _C.cast(out, a)
+        same(out, a.astype(np.float64), (level, off))
+        checks += 1
+    h.update(out.tobytes())
 sys.stdout.write(f"{checks} {h.hexdigest()}\n")
 """
 
 
 def test_streamed_outputs_give_the_same_bits_with_and_without_streaming():
-    """Ops touching >= 32 MB write their outputs with non-temporal stores after a peel to vector alignment
-    (binary ops, broadcast rows, scalars, in place; f32 <-> f64 casts): the bits must be NumPy's
-    on every ISA, 1 and 2 threads, at two output alignments, with NNFAST_TENSOR_STREAM=1 and =0
-    (the old stores)."""
+    """Ops touching over 32 MB (the rule: tensor_internal.h, stream_output) write their outputs with
+    non-temporal stores after a peel to vector alignment (binary ops, broadcast rows, scalars, in place;
+    f32 <-> f64 casts): the bits must be NumPy's on every ISA, 1 and 2 threads, at two output alignments,
+    with NNFAST_TENSOR_STREAM=1 and =0 (the old stores), and with NNFAST_TENSOR_FAST=0 (the old rule)."""
     import os
     import subprocess
     import sys
 
     outs = []
-    for flag in ("1", "0"):
-        env = dict(os.environ, NNFAST_TENSOR_STREAM=flag)
+    for stream, fast in (("1", "1"), ("0", "1"), ("1", "0")):  # FAST=0: the old streaming rule
+        env = dict(os.environ, NNFAST_TENSOR_STREAM=stream, NNFAST_TENSOR_FAST=fast)
         outs.append(subprocess.run([sys.executable, "-c", _STREAM_CHILD], env=env, check=True,
                                    capture_output=True, text=True).stdout)
-    assert outs[0].count("\n") == 1 and int(outs[0].split()[0]) > 0 and outs[0] == outs[1]
+    assert outs[0].count("\n") == 1 and int(outs[0].split()[0]) > 0 and outs[0] == outs[1] == outs[2]

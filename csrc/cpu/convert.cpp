@@ -16,11 +16,11 @@ void run(void (*kernel)(O*, const I*, index_t), O* out, const I* x, index_t n) {
   parallel_for(n, kElementwiseGrain, [&](index_t lo, index_t hi) { kernel(out + lo, x + lo, hi - lo); });
 }
 
-// Output and input together over the L3 take the streaming kernel, as the tensor casts do
-// (one switch, NNFAST_TENSOR_STREAM=0, turns both off).
+// The streaming kernel by the tensor casts' rule (tensor_internal.h: stream_output; one switch,
+// NNFAST_TENSOR_STREAM=0, turns both off).
 template <typename O, typename I>
 bool streamed(index_t n) {
-  return tensor_detail::stream_touching(static_cast<std::size_t>(n) * (sizeof(O) + sizeof(I)));
+  return tensor_detail::stream_output(static_cast<std::size_t>(n) * sizeof(O), static_cast<std::size_t>(n) * sizeof(I));
 }
 
 }  // namespace

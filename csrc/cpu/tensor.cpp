@@ -26,16 +26,19 @@ bool tensor_detail::stream_enabled() {
   return on;
 }
 
+bool tensor_detail::fast_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_TENSOR_FAST");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 namespace {
 
 using tensor_detail::kInnerTile;
+using tensor_detail::kSumBlock;
 using tensor_detail::TensorOps;
-
-// Bytes an op moves: its output (n elements of T) and each input read at full size.
-template <typename T>
-std::size_t touched(index_t n, int full_inputs, std::size_t in_elem = sizeof(T)) {
-  return static_cast<std::size_t>(n) * (sizeof(T) + full_inputs * in_elem);
-}
 
 // Inputs of a collapsed broadcast counted as out-sized: those that move along the outermost
 // dim (a broadcast row or scalar is not; an (n, 1) column is, an over-count).
@@ -75,8 +78,9 @@ void binary_all(BinaryOp op, const BroadcastArgs& args, const T* a, const T* b, 
     return;
   }
   const auto fn = isa_ops<TensorOps<T>>().binary[static_cast<int>(op)];
-  const bool stream = tensor_detail::stream_touching(touched<T>(n, full_inputs(s)));
-  parallel_for_lines(out, n, [&](index_t lo, index_t hi) { fn(s, a, b, out, lo, hi, stream); });
+  const std::size_t out_bytes = static_cast<std::size_t>(n) * sizeof(T);
+  const auto stores = tensor_detail::stores_for(out_bytes, out_bytes * full_inputs(s));
+  parallel_for_lines(out, n, [&](index_t lo, index_t hi) { fn(s, a, b, out, lo, hi, stores); });
 }
 
 constexpr index_t kRowBlock = 64;  // rows per work item of a column sum; blocks are combined in order
@@ -121,15 +125,42 @@ void column_sums(const T* x, index_t outer, index_t n, index_t inner, T* out, do
   });
 }
 
+// Sums of rows too few to give every thread one (x.sum() of a whole tensor is one row): the
+// threads share out the rows' kSumBlock blocks, then each row adds its block sums in order, as
+// row_sums does -- the same bits for every thread count.
+template <typename T>
+bool split_row_sums(const T* x, index_t outer, index_t n, T* out, double scale) {
+  const index_t blocks = (n + kSumBlock - 1) / kSumBlock;
+  if (!tensor_detail::fast_enabled() || outer >= get_num_threads() || blocks < 2 || outer * n < 2 * kElementwiseGrain)
+    return false;
+  const auto block_sums = isa_ops<TensorOps<T>>().row_block_sums;
+  std::vector<double> part(static_cast<std::size_t>(outer * blocks));  // allocated outside the parallel region
+  parallel_for(outer * blocks, std::max<index_t>(1, kElementwiseGrain / kSumBlock), [&](index_t lo, index_t hi) {
+    while (lo < hi) {  // the run of blocks [lo, hi) cut at row ends
+      const index_t o = lo / blocks, b0 = lo % blocks, b1 = std::min(blocks, b0 + hi - lo);
+      block_sums(x + o * n, n, b0, b1, part.data() + lo);
+      lo += b1 - b0;
+    }
+  });
+  for (index_t o = 0; o < outer; ++o) {
+    double total = 0;
+    for (index_t b = 0; b < blocks; ++b) total += part[static_cast<std::size_t>(o * blocks + b)];
+    out[o] = static_cast<T>(total * scale);
+  }
+  return true;
+}
+
 template <typename T>
 void reduce_rows(ReduceOp op, const T* x, index_t outer, index_t n, index_t inner, T* out, std::int64_t* index) {
   const TensorOps<T>& K = isa_ops<TensorOps<T>>();
   const bool sum = op == ReduceOp::Sum || op == ReduceOp::Mean;
   const double scale = op == ReduceOp::Mean ? 1.0 / static_cast<double>(n) : 1.0;
   if (inner == 1) {  // one contiguous row per output
+    if (sum && split_row_sums(x, outer, n, out, scale)) return;
     const auto extreme = op == ReduceOp::Max ? K.row_max : K.row_min;
+    const auto sums = tensor_detail::fast_enabled() ? K.row_sums : K.row_sums_scalar_tail;
     parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / n), [&](index_t lo, index_t hi) {
-      if (sum) K.row_sums(x, n, lo, hi, out, scale);
+      if (sum) sums(x, n, lo, hi, out, scale);
       else extreme(x, n, lo, hi, out, index);
     });
     return;
@@ -185,13 +216,14 @@ void scatter_dim(T* out, const T* grad, const std::int64_t* index, index_t outer
 // step, streaming stores for a big output); the same-dtype cast is a plain copy.
 template <typename From, typename To>
 void cast(To* out, const From* x, index_t n) {
-  void (*fn)(To*, const From*, index_t, bool) = nullptr;
+  void (*fn)(To*, const From*, index_t, tensor_detail::Stores) = nullptr;
   if constexpr (std::is_same_v<From, float> && std::is_same_v<To, double>) fn = isa_ops<tensor_detail::CastOps>().f32_to_f64;
   if constexpr (std::is_same_v<From, double> && std::is_same_v<To, float>) fn = isa_ops<tensor_detail::CastOps>().f64_to_f32;
-  const bool stream = tensor_detail::stream_touching(touched<To>(n, 1, sizeof(From)));
+  const auto stores = tensor_detail::stores_for(static_cast<std::size_t>(n) * sizeof(To),
+                                                static_cast<std::size_t>(n) * sizeof(From));
   parallel_for_lines(out, n, [&](index_t lo, index_t hi) {
     if constexpr (std::is_same_v<From, To>) std::copy(x + lo, x + hi, out + lo);
-    else fn(out + lo, x + lo, hi - lo, stream);
+    else fn(out + lo, x + lo, hi - lo, stores);
   });
 }
 

@@ -15,15 +15,32 @@ namespace tensor_detail {
 
 constexpr int kNumBinaryOps = 4;      // entries of NNFAST_BINARY_OPS
 constexpr index_t kInnerTile = 1024;  // columns reduced together when inner > 1 (4 KB of float row)
+constexpr index_t kSumBlock = 4096;   // a row sum's blocks (fixed: they set the order), added in order
+
+// How a binary op or cast writes its output (the same bits each way):
+// - Plain: the compiler's loop (the old path, NNFAST_TENSOR_FAST=0);
+// - Aligned: a peel to the output's vector alignment, then native vectors two a step (NumPy's
+//   big buffers sit 16 bytes past a line: every unaligned 64-byte store touches two lines;
+//   a C++ loop of 4 MB, one thread: 107 -> 90 us); binary ops take it for rows of 4096+ only;
+// - Stream: Aligned with non-temporal stores (fenced before return); StreamByRow: the same
+//   row by row where Stream runs a matrix against a row as one flat stream (the old path).
+enum class Stores : int { Plain, Aligned, Stream, StreamByRow };
+inline bool streams(Stores s) { return s == Stores::Stream || s == Stores::StreamByRow; }
 
 template <typename T>
 struct TensorOps {
-  // out[lo, hi) of a collapsed broadcast (ndim >= 1), indexed by BinaryOp; `stream`: write
-  // the unit-stride rows with non-temporal stores (the same bits; fenced before return)
+  // out[lo, hi) of a collapsed broadcast (ndim >= 1), indexed by BinaryOp; rows with unit or
+  // zero strides are written as `stores` says
   void (*binary[kNumBinaryOps])(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi,
-                                bool stream);
-  // out[o] = scale * sum of the contiguous row x[o * n, (o + 1) * n), o in [o0, o1)
+                                Stores stores);
+  // out[o] = scale * sum of the contiguous row x[o * n, (o + 1) * n), o in [o0, o1): the row's
+  // blocks of kSumBlock, each summed in double, added in order
   void (*row_sums)(const T* x, index_t n, index_t o0, index_t o1, T* out, double scale);
+  // the same bits with each block's tail added element by element (the old loop, NNFAST_TENSOR_FAST=0)
+  void (*row_sums_scalar_tail)(const T* x, index_t n, index_t o0, index_t o1, T* out, double scale);
+  // part[b - b0] = the double sum of block b in [b0, b1) of the row x[0, n) (row_sums' blocks: a long
+  // row split across threads, the blocks then added in order by the caller, gives row_sums' bits)
+  void (*row_block_sums)(const T* x, index_t n, index_t b0, index_t b1, double* part);
   // out[o] / index[o] (nullable) = max (min) of row o and the first index of it
   void (*row_max)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
   void (*row_min)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
@@ -34,21 +51,42 @@ struct TensorOps {
   void (*col_min)(const T* xo, index_t n, index_t inner, index_t cols, T* out, std::int64_t* index);
 };
 
-// out[0, n) = x[0, n) converted; `stream` as for binary (fenced before return)
+// out[0, n) = x[0, n) converted, written as `stores` says
 struct CastOps {
-  void (*f32_to_f64)(double* out, const float* x, index_t n, bool stream);
-  void (*f64_to_f32)(float* out, const double* x, index_t n, bool stream);
+  void (*f32_to_f64)(double* out, const float* x, index_t n, Stores stores);
+  void (*f64_to_f32)(float* out, const double* x, index_t n, Stores stores);
 };
 
 // NNFAST_TENSOR_STREAM=0: no streaming stores in the tensor ops (the old path, for A/B).
 bool stream_enabled();
-// An op whose output and inputs together touch at least this many bytes (the 32 MB L3)
-// writes its output with streaming stores: nothing of it would stay cached, and a store
-// that skips the line fill saves one memory transfer in three (add) or in two (a cast).
-// Below it a repeated op finds its output in L3 (bf16 -> f32 of 8 MB: 24 MB touched,
-// streaming measured slower there), so ordinary stores.
+// NNFAST_TENSOR_FAST=0: this round's changes off, for A/B (same bits either way): the old
+// streaming rule (stream whenever >= one L3 is touched) and the row sums' element-wise tails,
+// one thread per row.
+bool fast_enabled();
+// The last-level cache (32 MB on the machine these rules were measured on).
 constexpr std::size_t kTensorStreamBytes = std::size_t(32) << 20;
-inline bool stream_touching(std::size_t bytes) { return stream_enabled() && bytes >= kTensorStreamBytes; }
+// Whether an op that writes out_bytes and reads in_bytes streams its output (non-temporal
+// stores: no line fill, one memory transfer saved in three for add, in two for a cast).
+// - Up to one L3 touched: no. A repeated op (or the next layer) finds its data in the L3
+//   (bf16 -> f32 of 8 MB, 24 MB touched: streaming measured slower).
+// - Two L3s or more: yes, nothing would stay cached.
+// - In between, part of the data is still in the L3 at the next call: stream only an output
+//   smaller than the L3, whose streaming stores then leave the inputs cached. A bigger output
+//   is written faster with ordinary stores, some of its lines still being in the L3 (idle,
+//   2 threads: f32 -> f64 of 16 MB, 32 MB written, took 1.23-1.29 ms streamed against
+//   0.98-1.08 ms for PyTorch's ordinary stores; (R, 1024) * row of 16 MB, 32 MB touched,
+//   0.60 ms streamed against 0.43-0.46 ms; add of 16 MB, 48 MB touched, 16 MB written, was
+//   1.03-1.17x PyTorch's speed streamed).
+inline bool stream_output(std::size_t out_bytes, std::size_t in_bytes) {
+  if (!stream_enabled()) return false;
+  const std::size_t touched = out_bytes + in_bytes, l3 = kTensorStreamBytes;
+  if (!fast_enabled()) return touched >= l3;  // the old rule
+  return touched >= 2 * l3 || (touched > l3 && out_bytes < l3);
+}
+inline Stores stores_for(std::size_t out_bytes, std::size_t in_bytes) {
+  if (stream_output(out_bytes, in_bytes)) return fast_enabled() ? Stores::Stream : Stores::StreamByRow;
+  return fast_enabled() ? Stores::Aligned : Stores::Plain;
+}
 
 }  // namespace tensor_detail
 

@@ -38,12 +38,13 @@ void binary_row(T* out, const T* a, index_t sa, const T* b, index_t sb, index_t 
   }
 }
 
-// binary_row with streaming stores (outputs too big to cache, tensor.cpp decides):
-// the peel to out's vector alignment and the tail run binary_row, the body the same
-// op on native vectors -- add / sub / mul / div are exact per lane, so the same bits.
-// kA1 / kB1: unit stride (else stride 0, a broadcast scalar). The caller fences.
-template <BinaryOp kOp, bool kA1, bool kB1, typename T>
-void binary_row_stream_body(T* out, const T* a, const T* b, index_t len) {
+// binary_row from out's vector alignment on (Stores::Aligned / Stream, tensor.cpp decides):
+// the peel to that alignment and the tail run binary_row, the body the same op on native
+// vectors, with streaming stores when kStream -- add / sub / mul / div are exact per lane,
+// so the same bits. kA1 / kB1: unit stride (else stride 0, a broadcast scalar). The caller
+// fences streaming stores.
+template <BinaryOp kOp, bool kA1, bool kB1, bool kStream, typename T>
+void binary_row_body(T* out, const T* a, const T* b, index_t len) {
   using V = simd::Native<T>;
   constexpr index_t W = simd::kLanes<T>;
   const V a0 = simd::splat<V>(a[0]), b0 = simd::splat<V>(b[0]);
@@ -51,16 +52,17 @@ void binary_row_stream_body(T* out, const T* a, const T* b, index_t len) {
   for (; j + 2 * W <= len; j += 2 * W) {  // both loads before the stores: out may be a or b
     const V x0 = kA1 ? simd::load<V>(a + j) : a0, x1 = kA1 ? simd::load<V>(a + j + W) : a0;
     const V y0 = kB1 ? simd::load<V>(b + j) : b0, y1 = kB1 ? simd::load<V>(b + j + W) : b0;
-    ss::store_out<true>(out + j, tensor_math::binary<kOp>(x0, y0));
-    ss::store_out<true>(out + j + W, tensor_math::binary<kOp>(x1, y1));
+    ss::store_out<kStream>(out + j, tensor_math::binary<kOp>(x0, y0));
+    ss::store_out<kStream>(out + j + W, tensor_math::binary<kOp>(x1, y1));
   }
   binary_row<kOp>(out + j, a + (kA1 ? j : 0), kA1 ? 1 : 0, b + (kB1 ? j : 0), kB1 ? 1 : 0, len - j);
 }
 
-template <BinaryOp kOp, typename T>
-void binary_row_stream(T* out, const T* a, index_t sa, const T* b, index_t sb, index_t len) {
+template <BinaryOp kOp, bool kStream, typename T>
+void binary_row_aligned(T* out, const T* a, index_t sa, const T* b, index_t sb, index_t len) {
   const index_t p = ss::peel_count<simd::kNativeBytes>(out, len);
-  if ((sa != 0 && sa != 1) || (sb != 0 && sb != 1) || !ss::use_stream<simd::kNativeBytes>(out, len, p, 0)) {
+  if ((sa != 0 && sa != 1) || (sb != 0 && sb != 1) || (sa == 0 && sb == 0) ||
+      !ss::use_stream<simd::kNativeBytes>(out, len, p, 0)) {
     binary_row<kOp>(out, a, sa, b, sb, len);
     return;
   }
@@ -69,18 +71,74 @@ void binary_row_stream(T* out, const T* a, index_t sa, const T* b, index_t sb, i
   a += sa * p;
   b += sb * p;
   len -= p;
-  if (sa == 1 && sb == 1) binary_row_stream_body<kOp, true, true>(out, a, b, len);
-  else if (sa == 1) binary_row_stream_body<kOp, true, false>(out, a, b, len);
-  else if (sb == 1) binary_row_stream_body<kOp, false, true>(out, a, b, len);
-  else binary_row<kOp>(out, a, 0, b, 0, len);
+  if (sa == 1 && sb == 1) binary_row_body<kOp, true, true, kStream>(out, a, b, len);
+  else if (sa == 1) binary_row_body<kOp, true, false, kStream>(out, a, b, len);
+  else binary_row_body<kOp, false, true, kStream>(out, a, b, len);
+}
+
+// Stores::Aligned only for rows this long: its scalar peel and tail cost more than the
+// aligned stores gained on a 1024-wide row ((R, 1024) * row of 4 MB, one thread, under load:
+// 0.105 ms against 0.097 ms for the plain loop).
+constexpr index_t kAlignedRow = 4096;
+
+// (R, C) (op) (C,) or (C,) (op) (R, C), the matrix contiguous (out always is): out[i] =
+// m[i] (op) row[i % C] over the flat range [lo, hi), as one stream -- one peel to out's vector
+// alignment and one tail per call, not per row (a 1024-wide row paid both, plus the row
+// loop's call and stride tests, every 4 KB). The row is first copied to ext, repeated so that
+// two vectors from any column c < C read ext[c, c + 2W) without wrapping; ext lives in L1.
+// The same IEEE op per element: the bits of binary_row. kRowFirst: the row is the left operand.
+constexpr index_t kFlatRowMax = 4096;  // longest row taken (ext on the stack: 16 KB of float)
+
+template <BinaryOp kOp, bool kRowFirst, bool kStream, typename T>
+void binary_flat_row(const T* m, const T* row, index_t C, T* out, index_t lo, index_t hi) {
+  using V = simd::Native<T>;
+  constexpr index_t W = simd::kLanes<T>;
+  alignas(64) T ext[kFlatRowMax + 2 * W];
+  for (index_t k = 0; k < C + 2 * W; ++k) ext[k] = row[k % C];
+  auto one = [](T x, T r) { return kRowFirst ? tensor_math::binary<kOp>(r, x) : tensor_math::binary<kOp>(x, r); };
+  auto vec = [](V x, V r) { return kRowFirst ? tensor_math::binary<kOp>(r, x) : tensor_math::binary<kOp>(x, r); };
+  index_t i = lo, col = lo % C;
+  const auto scalar_to = [&](index_t end) {
+    for (; i < end; ++i) {
+      out[i] = one(m[i], ext[col]);
+      if (++col == C) col = 0;
+    }
+  };
+  scalar_to(imin(hi, lo + ss::peel_count<simd::kNativeBytes>(out + lo, hi - lo)));
+  if (reinterpret_cast<std::uintptr_t>(out + i) % simd::kNativeBytes == 0) {
+    for (; i + 2 * W <= hi; i += 2 * W) {  // both loads before the stores: out may be m
+      const V x0 = simd::load<V>(m + i), x1 = simd::load<V>(m + i + W);
+      const V r0 = simd::load<V>(ext + col), r1 = simd::load<V>(ext + col + W);
+      ss::store_out<kStream>(out + i, vec(x0, r0));
+      ss::store_out<kStream>(out + i + W, vec(x1, r1));
+      col += 2 * W;
+      while (col >= C) col -= C;
+    }
+  }
+  scalar_to(hi);
 }
 
 // Elements [lo, hi) of out: rows of the last dim, the coordinates of the rest carried
 // along (no division per element).
 template <BinaryOp kOp, typename T>
-void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi, bool stream) {
+void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_t lo, index_t hi, Stores stores) {
   const int last = s.ndim - 1;
   const index_t cols = s.shape[last];
+  if ((stores == Stores::Aligned || stores == Stores::Stream) && s.ndim == 2 && cols <= kFlatRowMax) {  // a contiguous matrix against a row
+    const bool a_mat = s.a_stride[0] == cols && s.a_stride[1] == 1, b_mat = s.b_stride[0] == cols && s.b_stride[1] == 1;
+    const bool a_row = s.a_stride[0] == 0 && s.a_stride[1] == 1, b_row = s.b_stride[0] == 0 && s.b_stride[1] == 1;
+    if (a_mat && b_row) {
+      if (stores == Stores::Stream) binary_flat_row<kOp, false, true>(a, b, cols, out, lo, hi);
+      else binary_flat_row<kOp, false, false>(a, b, cols, out, lo, hi);
+    } else if (a_row && b_mat) {
+      if (stores == Stores::Stream) binary_flat_row<kOp, true, true>(b, a, cols, out, lo, hi);
+      else binary_flat_row<kOp, true, false>(b, a, cols, out, lo, hi);
+    }
+    if ((a_mat && b_row) || (a_row && b_mat)) {
+      if (stores == Stores::Stream) ss::stream_fence<true>();
+      return;
+    }
+  }
   index_t coord[kMaxDims] = {};
   index_t rest = lo / cols, oa = 0, ob = 0;
   for (int d = last - 1; d >= 0; --d) {
@@ -93,7 +151,9 @@ void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_
   while (i < hi) {
     const index_t len = imin(cols - col, hi - i);
     const T *pa = a + oa + col * s.a_stride[last], *pb = b + ob + col * s.b_stride[last];
-    if (stream) binary_row_stream<kOp>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
+    if (streams(stores)) binary_row_aligned<kOp, true>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
+    else if (stores == Stores::Aligned && len >= kAlignedRow)
+      binary_row_aligned<kOp, false>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
     else binary_row<kOp>(out + i, pa, s.a_stride[last], pb, s.b_stride[last], len);
     i += len;
     col = 0;
@@ -106,14 +166,14 @@ void binary_range(const BroadcastArgs& s, const T* a, const T* b, T* out, index_
       coord[d] = 0;
     }
   }
-  if (stream) ss::stream_fence<true>();
+  if (streams(stores)) ss::stream_fence<true>();
 }
 
-constexpr index_t kSumBlock = 4096;  // a row's summation blocks (fixed: they set the order)
-constexpr int kSumLanes = 32;        // logical lanes of a block's double accumulators
+constexpr int kSumLanes = 32;  // logical lanes of a block's double accumulators
 
-// W floats (a GCC vector) as W doubles. GCC 12 lowers the 8-float -> 8-double vector
-// conversion as two 128-bit halves and an insert; one vcvtps2pd zmm, ymm does it.
+// W floats (a GCC vector) as W doubles (other same-lane conversions: simd::convert). GCC 12
+// lowers the 8-float -> 8-double vector conversion as two 128-bit halves and an insert; one
+// vcvtps2pd zmm, ymm does it.
 template <class VD, class VT>
 inline VD widen(VT v) {
 #if defined(__AVX512F__)
@@ -122,55 +182,73 @@ inline VD widen(VT v) {
   return simd::convert<VD>(v);
 }
 
-// Sum of one row of n contiguous elements: per block of kSumBlock, logical lane i of
+// Sum of one block x[0, len), len <= kSumBlock, of a contiguous row: logical lane i of
 // kSumLanes doubles gets, for each run of 4 kSumLanes elements, the quad
 // (x[i] + x[i + 32]) + (x[i + 64] + x[i + 96]) formed in T. For float32 that is two
 // roundings, an error of at most 2^-23 (1 + 2^-24) of the quad's absolute sum, far
 // below the float32 result's own rounding unless the row cancels; the lanes, blocks and
 // total are double. The float -> double conversion was the bottleneck (a zmm vcvtps2pd
 // takes two cycles on Zen 4): one per 32 elements now. The lanes are kSumLanes / W
-// native registers (independent add chains), the block's tail goes lane by lane in
-// double, the lanes are added pairwise (whole registers first: a scalar tree per row
-// cost as much as the row's loads), the blocks in order. The order depends on n only,
-// not on the ISA's width or the thread count.
-template <typename T>
-double row_sum(const T* x, index_t n) {
+// native registers (independent add chains); the block's tail (< 4 kSumLanes elements)
+// then goes to the lanes in double, element j + k to lane k % kSumLanes in order; the
+// lanes are added pairwise (whole registers first: a scalar tree per row cost as much as
+// the row's loads). The order depends on len only, not on the ISA's width or the thread count.
+// kVectorTail: the tail kSumLanes elements a step (the last, partial step padded with +0,
+// which leaves a lane's bits alone: a lane starts at +0 and an IEEE sum is -0 only when
+// both terms are), else element by element through memory (the old loop: the same bits,
+// but a 1000-wide row took twice as long as a 1024-wide one).
+template <bool kVectorTail, typename T>
+double block_sum_row(const T* x, index_t len) {
   using VD = simd::Native<double>;
   constexpr int W = simd::kLanes<double>, A = kSumLanes / W;
   using VT = simd::Vec<T, W>;
-  double total = 0;
-  for (index_t j0 = 0; j0 < n; j0 += kSumBlock) {
-    const index_t j1 = imin(n, j0 + kSumBlock);
-    VD acc[A] = {};
-    index_t j = j0;
-    for (; j + 4 * kSumLanes <= j1; j += 4 * kSumLanes)
-      for (int a = 0; a < A; ++a) {
-        const T* p = x + j + a * W;
-        acc[a] += widen<VD>((simd::load<VT>(p) + simd::load<VT>(p + kSumLanes)) +
-                            (simd::load<VT>(p + 2 * kSumLanes) + simd::load<VT>(p + 3 * kSumLanes)));
-      }
-    if (j < j1) {  // the block's tail: element j + i to lane i % kSumLanes, in double
-      double lane[kSumLanes];
-      for (int a = 0; a < A; ++a) simd::store(lane + a * W, acc[a]);
-      for (int k = 0; j < j1; ++j, k = (k + 1) % kSumLanes) lane[k] += static_cast<double>(x[j]);
-      for (int a = 0; a < A; ++a) acc[a] = simd::load<VD>(lane + a * W);
+  VD acc[A] = {};
+  index_t j = 0;
+  for (; j + 4 * kSumLanes <= len; j += 4 * kSumLanes)
+    for (int a = 0; a < A; ++a) {
+      const T* p = x + j + a * W;
+      acc[a] += widen<VD>((simd::load<VT>(p) + simd::load<VT>(p + kSumLanes)) +
+                          (simd::load<VT>(p + 2 * kSumLanes) + simd::load<VT>(p + 3 * kSumLanes)));
     }
-    // Pairwise over the lanes, lane k += lane k + w for w = kSumLanes / 2 ... 1: whole
-    // registers while w >= W, then within the first.
-    for (int w = A / 2; w >= 1; w /= 2)
-      for (int a = 0; a < w; ++a) acc[a] += acc[a + w];
-    double lane[W];
-    simd::store(lane, acc[0]);
-    for (int w = W / 2; w >= 1; w /= 2)
-      for (int k = 0; k < w; ++k) lane[k] += lane[k + w];
-    total += lane[0];
+  if constexpr (kVectorTail) {
+    for (; j < len; j += kSumLanes)
+      for (int a = 0; a < A; ++a) {
+        const index_t m = len - j - a * W;  // elements left for this register's lanes
+        if (m >= W) acc[a] += widen<VD>(simd::load<VT>(x + j + a * W));
+        else if (m > 0) acc[a] += widen<VD>(simd::load_n<VT>(x + j + a * W, m));
+      }
+  } else if (j < len) {
+    double lane[kSumLanes];
+    for (int a = 0; a < A; ++a) simd::store(lane + a * W, acc[a]);
+    for (int k = 0; j < len; ++j, k = (k + 1) % kSumLanes) lane[k] += static_cast<double>(x[j]);
+    for (int a = 0; a < A; ++a) acc[a] = simd::load<VD>(lane + a * W);
   }
-  return total;
+  // Pairwise over the lanes, lane k += lane k + w for w = kSumLanes / 2 ... 1: whole
+  // registers while w >= W, then within the first.
+  for (int w = A / 2; w >= 1; w /= 2)
+    for (int a = 0; a < w; ++a) acc[a] += acc[a + w];
+  double lane[W];
+  simd::store(lane, acc[0]);
+  for (int w = W / 2; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) lane[k] += lane[k + w];
+  return lane[0];
+}
+
+// A row's blocks of kSumBlock added in order (tensor.cpp's split of a long row adds the
+// same block sums in the same order).
+template <bool kVectorTail, typename T>
+void row_sums(const T* x, index_t n, index_t o0, index_t o1, T* out, double scale) {
+  for (index_t o = o0; o < o1; ++o) {
+    const T* r = x + o * n;
+    double total = 0;
+    for (index_t j = 0; j < n; j += kSumBlock) total += block_sum_row<kVectorTail>(r + j, imin(kSumBlock, n - j));
+    out[o] = static_cast<T>(total * scale);
+  }
 }
 
 template <typename T>
-void row_sums(const T* x, index_t n, index_t o0, index_t o1, T* out, double scale) {
-  for (index_t o = o0; o < o1; ++o) out[o] = static_cast<T>(row_sum(x + o * n, n) * scale);
+void row_block_sums(const T* x, index_t n, index_t b0, index_t b1, double* part) {
+  for (index_t b = b0; b < b1; ++b) part[b - b0] = block_sum_row<true>(x + b * kSumBlock, imin(kSumBlock, n - b * kSumBlock));
 }
 
 // Max / min of one contiguous row and the index of its first occurrence, in one pass.
@@ -296,27 +374,35 @@ void cast_plain(To* out, const From* x, index_t n) {
 }
 
 // float32 <-> float64, W lanes a step (W doubles: one native register on the double
-// side); `stream`: the output bypasses the cache (tensor.cpp decides by its size), after
-// a peel to the output vector's alignment. The conversion rounds as static_cast does.
-template <typename From, typename To>
-void cast_range(To* out, const From* x, index_t n, bool stream) {
+// side), from the output vector's alignment on (Stores::Aligned / Stream: tensor.cpp decides
+// by the sizes); the rest, and Stores::Plain, cast_plain. The conversion rounds as
+// static_cast does.
+template <bool kStream, typename From, typename To>
+void cast_aligned(To* out, const From* x, index_t n) {
   constexpr int W = simd::kLanes<double>;
   using VI = simd::Vec<From, W>;
   using VO = simd::Vec<To, W>;
   const index_t p = ss::peel_count<static_cast<int>(sizeof(VO))>(out, n);
-  if (!stream || !ss::use_stream<static_cast<int>(sizeof(VO))>(out, n, p, 0)) {
+  if (!ss::use_stream<static_cast<int>(sizeof(VO))>(out, n, p, 0)) {
     cast_plain(out, x, n);
     return;
   }
   cast_plain(out, x, p);
   index_t i = p;
   for (; i + 2 * W <= n; i += 2 * W) {
-    const VO y0 = simd::convert<VO>(simd::load<VI>(x + i)), y1 = simd::convert<VO>(simd::load<VI>(x + i + W));
-    ss::store_out<true>(out + i, y0);
-    ss::store_out<true>(out + i + W, y1);
+    const VO y0 = widen<VO>(simd::load<VI>(x + i)), y1 = widen<VO>(simd::load<VI>(x + i + W));
+    ss::store_out<kStream>(out + i, y0);
+    ss::store_out<kStream>(out + i + W, y1);
   }
-  ss::stream_fence<true>();
+  ss::stream_fence<kStream>();
   cast_plain(out + i, x + i, n - i);
+}
+
+template <typename From, typename To>
+void cast_range(To* out, const From* x, index_t n, Stores stores) {
+  if (streams(stores)) cast_aligned<true>(out, x, n);
+  else if (stores == Stores::Aligned) cast_aligned<false>(out, x, n);
+  else cast_plain(out, x, n);
 }
 
 template <typename T>
@@ -325,7 +411,9 @@ TensorOps<T> make_tensor_ops() {
 #define NNFAST_X(E, name) o.binary[static_cast<int>(BinaryOp::E)] = &binary_range<BinaryOp::E, T>;
   NNFAST_BINARY_OPS(NNFAST_X)
 #undef NNFAST_X
-  o.row_sums = &row_sums<T>;
+  o.row_sums = &row_sums<true, T>;
+  o.row_sums_scalar_tail = &row_sums<false, T>;
+  o.row_block_sums = &row_block_sums<T>;
   o.row_max = &row_extremes<ReduceOp::Max, T>;
   o.row_min = &row_extremes<ReduceOp::Min, T>;
   o.block_sum = &block_sum<T>;
