@@ -18,11 +18,11 @@ from ..tensor import _BFLOAT16
 _WIDE = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def convert_bf16(a: Any, dtype: np.dtype[Any]) -> Optional[Any]:
+def convert_bf16(a: Any, dtype: Optional[np.dtype[Any]]) -> Optional[Any]:
     """``a`` converted to ``dtype`` when exactly one side is bfloat16 and the other float32 / float64
     and ``a`` is a NumPy array (the CPU kernel); None for every other cast (the caller's job)."""
     src = getattr(a, "dtype", None)
-    if _BFLOAT16 is None or type(a) is not np.ndarray:
+    if _BFLOAT16 is None or dtype is None or type(a) is not np.ndarray:
         return None
     if not ((src == _BFLOAT16 and dtype in _WIDE) or (dtype == _BFLOAT16 and src in _WIDE)):
         return None

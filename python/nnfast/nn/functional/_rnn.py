@@ -290,11 +290,11 @@ def _run(mode: str, input: Tensor, hx: Any, params: Sequence[Any], has_biases: b
         flat = LSTM2Function.apply(x, h0, c0, *slots, batch_sizes=bs, N=N)
         R = x.shape[0]
         ny, nh = R * H, 2 * N * H
-        x, h_n, c_n = flat[:ny].reshape(R, H), flat[ny:ny + nh].reshape(2, N, H), flat[ny + nh:].reshape(2, N, H)
+        x, h_last, c_last = flat[:ny].reshape(R, H), flat[ny:ny + nh].reshape(2, N, H), flat[ny + nh:].reshape(2, N, H)
         if batch_sizes is None:
             y = x.reshape(T, N, H)
             x = y.transpose(0, 1) if batch_first else y
-        return x, h_n, c_n
+        return x, h_last, c_last
     for layer in range(num_layers):
         w = slots[_PER_DIR * D * layer:_PER_DIR * D * (layer + 1)]
         GH = w[0].shape[0]  # type: ignore[union-attr]
