@@ -60,6 +60,11 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // Non-null: bias[i] is added to row i of C as the last K block is stored, like store_bias
   // (a convolution's per-channel bias: saves its own pass over the output).
   const T* store_bias_rows = nullptr;
+  // Non-null: row_sum[i] (+= when row_sum_acc, else =) sum_k A(i, k), k ascending, summed
+  // from the packed A by the threads whose C block starts at column 0 (gemm_row_sums: a
+  // Linear's bias gradient out of its dW GEMM, the bits of bias_grad on A^T).
+  T* row_sum = nullptr;
+  bool row_sum_acc = false;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -83,15 +88,18 @@ static inline index_t gemm_balanced_block(index_t total, index_t blk, index_t q)
 }
 
 // Workspace (in elements) for one thread working on an m x n block of C:
-// packed A (mc x kc), packed B (kc x nc), one MR x NR temporary tile; each part
-// starts on a 64-byte boundary. Must match the carving in gemm_impl::gemm_block.
+// packed A (mc x kc), packed B (kc x nc), one MR x NR temporary tile, and with row_sums
+// the block's row sums (m rounded up to MR); each part starts on a 64-byte boundary.
+// Must match the carving in gemm_impl::gemm_block.
 template <typename T>
-static inline index_t gemm_workspace_elems(const GemmBlocking& bk, index_t m, index_t n, index_t K) {
+static inline index_t gemm_workspace_elems(const GemmBlocking& bk, index_t m, index_t n, index_t K,
+                                           bool row_sums = false) {
   const index_t line = 64 / sizeof(T);
   const index_t kc = gemm_balanced_block(K, bk.kc, 8);
   const index_t mc = gemm_balanced_block(m, bk.mc, bk.mr);
   const index_t nc = gemm_balanced_block(n, bk.nc, bk.nr);
-  return gemm_round_up(mc * kc, line) + gemm_round_up(kc * nc, line) + gemm_round_up(bk.mr * bk.nr, line);
+  return gemm_round_up(mc * kc, line) + gemm_round_up(kc * nc, line) + gemm_round_up(bk.mr * bk.nr, line) +
+         (row_sums ? gemm_round_up(gemm_round_up(m, bk.mr), line) : 0);
 }
 
 }  // namespace gemm_detail
@@ -539,6 +547,23 @@ static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n,
   }
 }
 
+// Adds the row sums of a packed A block (mc rows in MR-row panels, kc values each) to
+// sums[0, round_up(mc, MR)), k ascending per row (first: start from 0). Each row is its own
+// lane of the inner loop, so the order per row is bias_grad's (0 + v0 + v1 + ...); the
+// panels are still in L1 / L2 from packing, against a pass over the whole of A in memory.
+template <typename T, int MR>
+static void add_packed_row_sums(const T* __restrict Ap, index_t mc, index_t kc, T* __restrict sums, bool first) {
+  for (index_t p = 0; p * MR < mc; ++p) {
+    const T* a = Ap + p * MR * kc;
+    T s[MR];
+    for (int r = 0; r < MR; ++r) s[r] = first ? T(0) : sums[p * MR + r];
+    for (index_t k = 0; k < kc; ++k)
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) s[r] += a[k * MR + r];
+    for (int r = 0; r < MR; ++r) sums[p * MR + r] = s[r];
+  }
+}
+
 // One thread, C block [i0, i1) x [j0, j1), all of K. When B has unit column
 // stride and this thread has at most g.direct_m rows, each B element feeds so
 // few FMAs that packing it costs more than it saves: full NR-column panels are
@@ -559,6 +584,9 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   T* Ap = ws;
   T* Bp = Ap + gemm_round_up(mcb * kcb, line);
   T* tile = Bp + gemm_round_up(kcb * ncb, line);
+  // Row sums of A (g.row_sum): by the threads whose block starts at column 0, once.
+  const bool sum_rows = g.row_sum && j0 == 0;
+  T* sums = tile + gemm_round_up(MR * NR, line);
 
   const bool direct_b = !g.b_pack && g.cs_b == 1 && m <= g.direct_m;
 
@@ -585,6 +613,7 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
           Ab = g.a_packed + pc * gemm_round_up(g.M, MR) + ic * kc;
         else
           pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap);
+        if (sum_rows && jc == j0) add_packed_row_sums<T, MR>(Ab, mc, kc, sums + (ic - i0), first);
         for (index_t jr = 0; jr < nc; jr += NR) {
           const index_t nr = gemm_min(NR, nc - jr);
           for (index_t ir = 0; ir < mc; ir += MR) {
@@ -618,6 +647,8 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
       }
     }
   }
+  if (sum_rows)
+    for (index_t i = 0; i < m; ++i) g.row_sum[i0 + i] = g.row_sum_acc ? g.row_sum[i0 + i] + sums[i] : sums[i];
 }
 
 }  // namespace gemm_impl
