@@ -464,8 +464,9 @@ template <typename T>
 void gemm_row_sums(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a, const T* B,
                    index_t rs_b, index_t cs_b, T beta, T* C, index_t rs_c, index_t cs_c, T* row_sum, bool accumulate) {
   if (M <= 0) return;
-  if (N <= 0 || K <= 0 || alpha == T(0) || !row_sums_enabled()) {
-    // Nothing packs A here (or the switch is off): the sums as their own pass, same bits.
+  if (N <= 0 || K <= 0 || alpha == T(0) || rs_a != 1 || !row_sums_enabled()) {
+    // Nothing packs A here, or A's rows are not contiguous across i (the sums would be serial
+    // chains along k), or the switch is off: the sums as their own pass, same bits.
     gemm<T>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c);
     bias_grad<T>(row_sum, A, cs_a, rs_a, K, M, accumulate);
     return;

@@ -60,9 +60,10 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // Non-null: bias[i] is added to row i of C as the last K block is stored, like store_bias
   // (a convolution's per-channel bias: saves its own pass over the output).
   const T* store_bias_rows = nullptr;
-  // Non-null: row_sum[i] (+= when row_sum_acc, else =) sum_k A(i, k), k ascending, summed
-  // from the packed A by the threads whose C block starts at column 0 (gemm_row_sums: a
-  // Linear's bias gradient out of its dW GEMM, the bits of bias_grad on A^T).
+  // Non-null (A with unit row stride, not prepacked): row_sum[i] (+= when row_sum_acc, else =)
+  // sum_k A(i, k), k ascending, summed by pack_a as it copies A, by the threads whose C block
+  // starts at column 0 (gemm_row_sums: a Linear's bias gradient out of its dW GEMM, the bits
+  // of bias_grad on A^T).
   T* row_sum = nullptr;
   bool row_sum_acc = false;
 };
@@ -454,10 +455,39 @@ static inline void pack_k_runs_transpose(index_t kc, const T* __restrict src, in
 // Packs n x kc values into P-wide panels, dst[panel][k][p], the last panel
 // zero-padded to P. PackKRuns(kc, src, ps, dst) copies a full panel whose source
 // is contiguous along k (ks == 1).
+// sums (only with ps == 1): sums[p] += the panel values p over k ascending (first: from 0),
+// in registers 8 k at a time: each value is summed as it is copied (row_sum, gemm_row_sums).
 template <typename T, int P, void (*PackKRuns)(index_t, const T*, index_t, T*)>
-static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t ps, index_t ks, T* __restrict dst) {
+static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t ps, index_t ks, T* __restrict dst,
+                        T* __restrict sums = nullptr, bool first = false) {
   index_t i = 0;
-  if (ps == 1) {
+  if (sums && first)
+    for (index_t p = 0; p < n; ++p) sums[p] = T(0);
+  if (ps == 1 && sums) {
+    // The copy below with the P running sums of each panel kept in registers for its 8 k.
+    const index_t npan = n / P;
+    for (index_t k0 = 0; k0 < kc; k0 += 8) {
+      const index_t kb = gemm_min(8, kc - k0);
+      for (index_t p = 0; p < npan; ++p) {
+        const T* s = src + k0 * ks + p * P;
+        T* d = dst + p * P * kc + k0 * P;
+        T acc[P];
+#pragma GCC unroll 64
+        for (int c = 0; c < P; ++c) acc[c] = sums[p * P + c];
+        for (index_t k = 0; k < kb; ++k)
+#pragma GCC unroll 64
+          for (int c = 0; c < P; ++c) {
+            const T v = s[k * ks + c];
+            d[k * P + c] = v;
+            acc[c] += v;
+          }
+#pragma GCC unroll 64
+        for (int c = 0; c < P; ++c) sums[p * P + c] = acc[c];
+      }
+    }
+    i = npan * P;
+    dst += npan * P * kc;
+  } else if (ps == 1) {
     // The P values of each k are contiguous (column-major A: the TN case;
     // row-major B): all full panels together, 8 k at a time, so the 8 source
     // runs stay in L1 (row-major B: kc rows often 4 KB apart, one L1 set, would
@@ -487,6 +517,9 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
         for (index_t p = 0; p < np; ++p) dst[k * P + p] = s[p * ps + k * ks];
         for (index_t p = np; p < P; ++p) dst[k * P + p] = T(0);
       }
+      if (sums)  // (the partial last panel; full ones with ps != 1 take no sums)
+        for (index_t k = 0; k < kc; ++k)
+          for (index_t p = 0; p < np; ++p) sums[i + p] += s[p * ps + k * ks];
     }
     dst += P * kc;
   }
@@ -497,19 +530,21 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
 // Row-major A goes through the register transposes where MR holds at least one transpose
 // block (12 rows: 8 by blocks, 4 gathered; NNFAST_GEMM_PACK_A_T=0: only where MR is a whole
 // number of blocks, the rest gathered k by k as before, for A/B timing; same bits).
+// sums (A with unit row stride only): sums[r] += row r's values, as pack_panels.
 template <typename T, int MR>
-static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
+static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst,
+                   T* __restrict sums = nullptr, bool first = false) {
   constexpr int TW = TransposeBlock<T>::W;
   if constexpr (TW > 0 && MR > TW && MR % TW != 0) {
     if (gemm_detail::gemm_pack_a_transpose_enabled()) {
-      pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst);
+      pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst, sums, first);
       return;
     }
   }
   if constexpr (TW > 0 && MR % TW == 0)
-    pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst);
+    pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst, sums, first);
   else
-    pack_panels<T, MR, pack_k_runs_gather<T, MR>>(mc, kc, A, rs, cs, dst);
+    pack_panels<T, MR, pack_k_runs_gather<T, MR>>(mc, kc, A, rs, cs, dst, sums, first);
 }
 
 // Pack rows [0, kc) x cols [0, nc) of B (any strides) into NR-column panels:
@@ -544,23 +579,6 @@ static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n,
       for (index_t j = 0; j < n; ++j) cr[j * cs_c] = cr[j * cs_c] + bias[j];
     if (rbias)
       for (index_t j = 0; j < n; ++j) cr[j * cs_c] = cr[j * cs_c] + rbias[r];
-  }
-}
-
-// Adds the row sums of a packed A block (mc rows in MR-row panels, kc values each) to
-// sums[0, round_up(mc, MR)), k ascending per row (first: start from 0). Each row is its own
-// lane of the inner loop, so the order per row is bias_grad's (0 + v0 + v1 + ...); the
-// panels are still in L1 / L2 from packing, against a pass over the whole of A in memory.
-template <typename T, int MR>
-static void add_packed_row_sums(const T* __restrict Ap, index_t mc, index_t kc, T* __restrict sums, bool first) {
-  for (index_t p = 0; p * MR < mc; ++p) {
-    const T* a = Ap + p * MR * kc;
-    T s[MR];
-    for (int r = 0; r < MR; ++r) s[r] = first ? T(0) : sums[p * MR + r];
-    for (index_t k = 0; k < kc; ++k)
-#pragma GCC unroll 32
-      for (int r = 0; r < MR; ++r) s[r] += a[k * MR + r];
-    for (int r = 0; r < MR; ++r) sums[p * MR + r] = s[r];
   }
 }
 
@@ -612,8 +630,8 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
         if (g.a_packed)
           Ab = g.a_packed + pc * gemm_round_up(g.M, MR) + ic * kc;
         else
-          pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap);
-        if (sum_rows && jc == j0) add_packed_row_sums<T, MR>(Ab, mc, kc, sums + (ic - i0), first);
+          pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap,
+                        sum_rows && jc == j0 ? sums + (ic - i0) : nullptr, first);
         for (index_t jr = 0; jr < nc; jr += NR) {
           const index_t nr = gemm_min(NR, nc - jr);
           for (index_t ir = 0; ir < mc; ir += MR) {
