@@ -452,6 +452,28 @@ static inline void pack_k_runs_transpose(index_t kc, const T* __restrict src, in
   }
 }
 
+// kb rows of P contiguous values (row k at s + k * ks) into d[k * P + c]; SUM: also
+// sums[c] += the values, k ascending, the P running sums in registers for the kb rows.
+template <typename T, int P, bool SUM>
+static inline void copy_k_rows(index_t kb, const T* __restrict s, index_t ks, T* __restrict d, T* __restrict sums) {
+  T acc[P];
+  if constexpr (SUM) {
+#pragma GCC unroll 64
+    for (int c = 0; c < P; ++c) acc[c] = sums[c];
+  }
+  for (index_t k = 0; k < kb; ++k)
+#pragma GCC unroll 64
+    for (int c = 0; c < P; ++c) {
+      const T v = s[k * ks + c];
+      d[k * P + c] = v;
+      if constexpr (SUM) acc[c] += v;
+    }
+  if constexpr (SUM) {
+#pragma GCC unroll 64
+    for (int c = 0; c < P; ++c) sums[c] = acc[c];
+  }
+}
+
 // Packs n x kc values into P-wide panels, dst[panel][k][p], the last panel
 // zero-padded to P. PackKRuns(kc, src, ps, dst) copies a full panel whose source
 // is contiguous along k (ks == 1).
@@ -463,31 +485,7 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
   index_t i = 0;
   if (sums && first)
     for (index_t p = 0; p < n; ++p) sums[p] = T(0);
-  if (ps == 1 && sums) {
-    // The copy below with the P running sums of each panel kept in registers for its 8 k.
-    const index_t npan = n / P;
-    for (index_t k0 = 0; k0 < kc; k0 += 8) {
-      const index_t kb = gemm_min(8, kc - k0);
-      for (index_t p = 0; p < npan; ++p) {
-        const T* s = src + k0 * ks + p * P;
-        T* d = dst + p * P * kc + k0 * P;
-        T acc[P];
-#pragma GCC unroll 64
-        for (int c = 0; c < P; ++c) acc[c] = sums[p * P + c];
-        for (index_t k = 0; k < kb; ++k)
-#pragma GCC unroll 64
-          for (int c = 0; c < P; ++c) {
-            const T v = s[k * ks + c];
-            d[k * P + c] = v;
-            acc[c] += v;
-          }
-#pragma GCC unroll 64
-        for (int c = 0; c < P; ++c) sums[p * P + c] = acc[c];
-      }
-    }
-    i = npan * P;
-    dst += npan * P * kc;
-  } else if (ps == 1) {
+  if (ps == 1) {
     // The P values of each k are contiguous (column-major A: the TN case;
     // row-major B): all full panels together, 8 k at a time, so the 8 source
     // runs stay in L1 (row-major B: kc rows often 4 KB apart, one L1 set, would
@@ -499,9 +497,10 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
       for (index_t p = 0; p < npan; ++p) {
         const T* s = src + k0 * ks + p * P;
         T* d = dst + p * P * kc + k0 * P;
-        for (index_t k = 0; k < kb; ++k)
-#pragma GCC unroll 64
-          for (int c = 0; c < P; ++c) d[k * P + c] = s[k * ks + c];
+        if (sums)
+          copy_k_rows<T, P, true>(kb, s, ks, d, sums + p * P);
+        else
+          copy_k_rows<T, P, false>(kb, s, ks, d, nullptr);
       }
     }
     i = npan * P;
