@@ -6,7 +6,8 @@ nnfast's Linear passes), nnfast vs torch.mm in the same process, alternated, bes
 1 thread in process CPU time (a figure that survives a loaded machine) and, with
 ``--threads 1,2``, 2 threads in wall time (noise on a shared machine); ``--only TEXT``: the
 GEMMs whose name contains TEXT (e.g. ``b64``). ``--gpt``: the same for GPT-micro's linears
-(1024 rows; issue 14).
+(1024 rows; issue 14). ``--dw-bias``: each dW GEMM of both (``--gpt``: GPT-micro's) with its bias
+gradient, fused (gemm's row_sums) vs gemm then bias_grad, same process, alternated, best-of.
 """
 import os
 import sys
@@ -99,7 +100,39 @@ def step_main(threads, only=None, cases=None):
                   f"{flops / x * 1e-9:11.1f} {flops / x * 1e-9 / (PEAK_GFLOPS * nt):5.0%}", flush=True)
 
 
+def dw_bias_main(threads, cases):
+    """A Linear's dW + db: gemm(dW, dz^T, x, row_sums=db) vs gemm then bias_grad (the path before)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    import numpy as np
+
+    from nnfast import _C
+
+    rng = np.random.default_rng(0)
+    print(f"{'dW + db':34s} {'out':>5s} {'in':>5s} {'rows':>5s} thr {'fused us':>9s} {'separate us':>11s} {'ratio':>6s}")
+    for nt in threads:
+        _C.set_num_threads(nt)
+        clock = time.process_time if nt == 1 else time.perf_counter
+        for name, M, N, K, la, lb in cases:
+            if not name.endswith("dW"):
+                continue
+            dz, x = rng.standard_normal((K, M)).astype(np.float32), rng.standard_normal((K, N)).astype(np.float32)
+            dw, db = np.zeros((M, N), np.float32), np.zeros(M, np.float32)
+            fused = lambda: _C.gemm(dw, dz.T, x, 1.0, 1.0, row_sums=db)  # noqa: E731
+            sep = lambda: (_C.gemm(dw, dz.T, x, 1.0, 1.0), _C.bias_grad(db, dz, True))  # noqa: E731
+            n = max(3, int(2e7 / (2.0 * M * N * K)))
+            a, b = float("inf"), float("inf")
+            for _ in range(7):
+                a, b = min(a, _best(fused, n, 3, clock)), min(b, _best(sep, n, 3, clock))
+            print(f"{name:34s} {M:5d} {N:5d} {K:5d} {nt:3d} {a * 1e6:9.1f} {b * 1e6:11.1f} {a / b:6.3f}", flush=True)
+
+
 if __name__ == "__main__":
+    if "--dw-bias" in sys.argv:
+        thr = (1,)
+        if "--threads" in sys.argv:
+            thr = tuple(int(t) for t in sys.argv[sys.argv.index("--threads") + 1].split(","))
+        dw_bias_main(thr, gpt_cases() if "--gpt" in sys.argv else step_cases())
+        sys.exit(0)
     if "--step" in sys.argv or "--gpt" in sys.argv:
         thr = (1,)
         if "--threads" in sys.argv:

@@ -231,16 +231,18 @@ import sys, numpy as np
 sys.path[:0] = sys.argv[1:]
 import test_gemm as t
 outs = t._split_outputs(np.float32, (1, 2))
-np.save(sys.stdout.buffer, np.concatenate([c.ravel() for cs in outs.values() for c in cs]))
+sums = [a for _, arrs in t._row_sum_outputs(np.float32, (1, 2)) for a in arrs]
+np.save(sys.stdout.buffer, np.concatenate([c.ravel() for cs in outs.values() for c in cs] + [a.ravel() for a in sums]))
 """
 
 
 @pytest.mark.parametrize("switch", ["NNFAST_GEMM_GRID", "NNFAST_GEMM_PACK_A_T", "NNFAST_GEMM_ALT_TILE",
-                                    "NNFAST_GEMM_PACK_RUNS"])
+                                    "NNFAST_GEMM_PACK_RUNS", "NNFAST_GEMM_ROW_SUMS"])
 def test_switches_same_bits(switch):
     # Each A/B switch at 0 (GRID: the whole-panel split, tile chosen on all of C; PACK_A_T: the
     # 12-row A panels gathered k by k; ALT_TILE: the 12 x 32 tile only; PACK_RUNS: the transposing
-    # pack walks all the panel's runs at each k step) gives the default's bits on 1 and 2 threads.
+    # pack walks all the panel's runs at each k step; ROW_SUMS: gemm's row_sums by a bias_grad
+    # pass after the GEMM) gives the default's bits on 1 and 2 threads.
     import io
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -252,6 +254,70 @@ def test_switches_same_bits(switch):
         assert r.returncode == 0, r.stderr.decode()
         got.append(np.load(io.BytesIO(r.stdout)))
     assert got[0].size > 0 and np.array_equal(got[0], got[1])
+
+
+# gemm(..., row_sums=): a Linear's dW = dz^T x with db = column sums of dz from the GEMM's pack of
+# dz^T. Shapes: GPT-micro's dW (128 / 384 / 70 rows, K = 1024 tokens: 4 K blocks; 1 x 2 and 2 x 1
+# thread grids), the MLP's (1024 x 784 x 256: two column blocks of the 8 x 48 tile), odd sizes
+# (1, 7, 1023 rows: partial panels), K = 1 and a K tail; A transposed (dz^T), row-major, strided.
+ROW_SUM_CASES = [(128, 128, 1024, "F"), (384, 128, 1024, "F"), (70, 128, 1024, "F"), (1024, 784, 256, "F"),
+                 (1, 1, 1, "C"), (7, 5, 3, "S"), (1023, 33, 65, "F"), (13, 1030, 300, "C"), (64, 10, 9, "R")]
+
+
+def _row_sum_outputs(dtype, nts=(1, 2, 3, 4)):
+    """[(case, [C, row_sums accumulated, row_sums fresh] per thread count)], each checked against
+    plain gemm and bias_grad (same bits) and a float64 reference."""
+    rng = np.random.default_rng(17)
+    old = _C.get_num_threads()
+    out = []
+    try:
+        for M, N, K, la in ROW_SUM_CASES:
+            A, B = _mat(rng, M, K, dtype, la), _mat(rng, K, N, dtype, "C")
+            C0 = rng.standard_normal((M, N)).astype(dtype)
+            s0 = rng.standard_normal(M).astype(dtype)
+            ref_c, ref_s = C0.copy(), s0.copy()
+            _C.gemm(ref_c, A, B, 1.0, 1.0)
+            _C.bias_grad(ref_s, A.T, True)
+            ref_fresh = np.empty(M, dtype)
+            _C.bias_grad(ref_fresh, A.T, False)
+            s64 = A.astype(np.float64).sum(1)
+            tol = 8 * (K + 1) * EPS[dtype] * (np.abs(A).astype(np.float64).sum(1) + 1)
+            assert np.all(np.abs(ref_fresh - s64) <= tol), (M, N, K)
+            arrs = []
+            for nt in nts:
+                _C.set_num_threads(nt)
+                c, s = C0.copy(), s0.copy()
+                _C.gemm(c, A, B, 1.0, 1.0, row_sums=s)  # accumulate (the default)
+                fresh = np.full(M, np.nan, dtype)
+                c2 = np.full((M, N), np.nan, dtype)
+                _C.gemm(c2, A, B, row_sums=fresh, row_sums_accumulate=False)
+                for got, want in ((c, ref_c), (s, ref_s), (fresh, ref_fresh)):
+                    assert np.array_equal(got, want), (M, N, K, la, nt)
+                arrs += [c, s, fresh, c2]
+            out.append(((M, N, K, la), arrs))
+    finally:
+        _C.set_num_threads(old)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_sums_same_bits(dtype):
+    # C is plain gemm's, row_sums bias_grad's on A^T, on 1..4 threads (whichever thread grid).
+    assert len(_row_sum_outputs(dtype)) == len(ROW_SUM_CASES)
+
+
+def test_row_sums_bad_input():
+    A, B = np.ones((4, 3), np.float32), np.ones((3, 5), np.float32)
+    C = np.empty((4, 5), np.float32)
+    bad = [dict(row_sums=np.zeros(5, np.float32)), dict(row_sums=np.zeros(4, np.float64)),
+           dict(row_sums=np.zeros(8, np.float32)[::2]), dict(row_sums=np.zeros(4, np.float32), bias=np.zeros(5, np.float32)),
+           dict(row_sums=np.zeros(4, np.float32), act=1)]
+    for kw in bad:
+        with pytest.raises((ValueError, TypeError), match=r"^\[gemm\] expected"):
+            _C.gemm(C, A, B, **kw)
+    out = np.zeros((4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"^\[gemm\] expected"):  # row sums written into out itself
+        _C.gemm(out, A, np.ones((3, 4), np.float32), row_sums=out[0])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -310,6 +376,8 @@ for dt in (np.float32, np.float64):
 for nt in (1, 2):
     _C.set_num_threads(nt)
     t._check(200, 190, 270, np.float32, "F", "F", beta=1.0, bias=True, act="relu")
+for dt in (np.float32, np.float64):
+    t._row_sum_outputs(dt, (1, 2))
 for dt in (np.float32, np.float64):
     for ci, cs in t._split_outputs(dt, (1, 2, 3)).items():
         assert all(np.array_equal(cs[0], c) for c in cs[1:]), (dt, t.SPLIT_CASES[ci])

@@ -142,3 +142,26 @@ def test_gemm_binding_rejects_bad_memory():
         C.gemm(out, a.astype(">f4"), b)
     with pytest.raises(ValueError, match=r"^\[gemm\].*inner dimensions"):
         C.gemm(out, a, np.ones((3, 5), np.float32))
+
+
+@pytest.mark.parametrize("w_grad", [True, False])
+def test_linear_bias_grad_from_dw_gemm_same_bits(w_grad):
+    # With the weight's gradient wanted, the bias gradient comes out of the dW GEMM (gemm's
+    # row_sums); without it, from bias_grad. Either way: bias_grad's bits on dz, into a fresh
+    # .grad on the first backward and accumulated on the second. 1023 tokens: partial panels.
+    rng = np.random.default_rng(4)
+    dz1, dz2 = (rng.standard_normal((3, 341, 70)).astype(np.float32) for _ in range(2))
+    x = nnfast.tensor(rng.standard_normal((3, 341, 40)).astype(np.float32))
+    w = nnfast.tensor(rng.standard_normal((70, 40)).astype(np.float32), requires_grad=w_grad)
+    b = nnfast.tensor(rng.standard_normal(70).astype(np.float32), requires_grad=True)
+    ref = np.empty(70, np.float32)
+    for i, dz in enumerate((dz1, dz2)):
+        F.linear(x, w, b).backward(nnfast.tensor(dz))
+        nnfast._C.bias_grad(ref, dz.reshape(-1, 70), i > 0)
+        assert np.array_equal(b.grad.numpy(), ref)
+    assert_close(b.grad, (dz1 + dz2).reshape(-1, 70).astype(np.float64).sum(0), rtol=1e-4, atol=1e-3)
+    if w_grad:
+        wref = np.zeros((70, 40), np.float32)
+        for dz in (dz1, dz2):
+            nnfast._C.gemm(wref, dz.reshape(-1, 70).T, x.numpy().reshape(-1, 40), 1.0, 1.0)
+        assert np.array_equal(w.grad.numpy(), wref)

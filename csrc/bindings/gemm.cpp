@@ -68,8 +68,11 @@ GemmTypes gemm_types(const char* op, const std::string& precision, const py::arr
 
 // C = epilogue(alpha * A @ B + beta * C). A and B may have any strides
 // (transposed views are free); C needs a unit column stride.
+// row_sums (fp32, no epilogue): also row_sums[i] (+)= sum_k A[i, k] (a Linear's bias gradient
+// from its dW GEMM: gemm_row_sums, the bits of bias_grad(row_sums, A.T)).
 void gemm_binding(py::array C, py::array A, py::array B, double alpha, double beta, py::object bias, int act,
-                  double act_a, double act_b, py::object aux, py::object dact_src, const std::string& precision) {
+                  double act_a, double act_b, py::object aux, py::object dact_src, const std::string& precision,
+                  py::object row_sums, bool row_sums_accumulate) {
   const char* op = "gemm";
   const GemmTypes ty = gemm_types(op, precision, C, A, B);
   const bool bf16 = ty.bf16;
@@ -91,6 +94,8 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
   check_no_alias(op, C, "out", A, "A");
   check_no_alias(op, C, "out", B, "B");
   if (act < 0 || act >= kActCount) value_error(op, "a valid activation code");
+  if (has(row_sums) && (bf16 || has(bias) || act != 0 || has(aux) || has(dact_src)))
+    value_error(op, "row_sums only with precision 'fp32' and no bias, activation, aux or dact_src");
 
   if (bf16) {
     GemmBf16Epilogue ep;
@@ -131,6 +136,14 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
     aux_p = aux_a.mutable_data();
   }
   if (has(dact_src)) dact_p = check_array(op, C, dact_src, "dact_src", {M, N}, false).data();
+  void* rsum_p = nullptr;
+  if (has(row_sums)) {
+    py::array rs_arr = check_array(op, C, row_sums, "row_sums", {M}, true);
+    check_no_alias(op, rs_arr, "row_sums", C, "out");
+    check_no_alias(op, rs_arr, "row_sums", A, "A");
+    check_no_alias(op, rs_arr, "row_sums", B, "B");
+    rsum_p = rs_arr.mutable_data();
+  }
   const index_t rs_a = elem_stride(op, A, "A", 0), cs_a = elem_stride(op, A, "A", 1);
   const index_t rs_b = elem_stride(op, B, "B", 0), cs_b = elem_stride(op, B, "B", 1);
   const index_t rs_c = M > 0 ? elem_stride(op, C, "out", 0) : N;
@@ -147,6 +160,19 @@ void gemm_binding(py::array C, py::array A, py::array B, double alpha, double be
     const T* pa = ptr<T>(A);
     const T* pb = ptr<T>(B);
     T* pc = mut_ptr<T>(C);
+    if (rsum_p) {
+      T* pr = static_cast<T*>(rsum_p);
+      py::gil_scoped_release release;
+#if NNFAST_BIND_CUDA
+      // (No fused form on cuda: the GEMM, then the sums as bias_grad of A^T.)
+      gemm<T>(M, N, K, static_cast<T>(alpha), pa, rs_a, cs_a, pb, rs_b, cs_b, static_cast<T>(beta), pc, rs_c, 1, ep);
+      bias_grad<T>(pr, pa, cs_a, rs_a, K, M, row_sums_accumulate);
+#else
+      gemm_row_sums<T>(M, N, K, static_cast<T>(alpha), pa, rs_a, cs_a, pb, rs_b, cs_b, static_cast<T>(beta), pc, rs_c,
+                       1, pr, row_sums_accumulate);
+#endif
+      return;
+    }
     // A tiny product (M*N*K below kHoldGilBelow multiply-adds: a few hundred ns of work) keeps
     // the GIL: releasing and re-taking it would cost as much as the GEMM (F.linear's dispatch).
     if (M * N * K < kHoldGilBelow) {
@@ -228,10 +254,11 @@ void init_gemm(py::module_& m) {
   m.def("gemm", &gemm_binding, py::arg("out"), py::arg("A"), py::arg("B"), py::arg("alpha") = 1.0,
         py::arg("beta") = 0.0, py::arg("bias") = py::none(), py::arg("act") = 0, py::arg("act_a") = 0.0,
         py::arg("act_b") = 0.0, py::arg("aux") = py::none(), py::arg("dact_src") = py::none(),
-        py::arg("precision") = "fp32",
+        py::arg("precision") = "fp32", py::arg("row_sums") = py::none(), py::arg("row_sums_accumulate") = true,
         "out = epilogue(alpha * A @ B + beta * out); epilogue adds bias, applies act (storing the "
         "pre-activation in aux), or multiplies by act'(dact_src). precision='bf16': A, B, out, bias, aux, "
-        "dact_src each float32 or bfloat16; A and B rounded to bf16, float32 accumulation and epilogue.");
+        "dact_src each float32 or bfloat16; A and B rounded to bf16, float32 accumulation and epilogue. "
+        "row_sums (fp32, no epilogue): also row_sums[i] (+)= sum_k A[i, k], as bias_grad(row_sums, A.T).");
   m.def("bmm", &bmm_binding, py::arg("out"), py::arg("A"), py::arg("B"), py::arg("alpha") = 1.0,
         py::arg("beta") = 0.0, py::arg("precision") = "fp32", "out[b] = alpha * A[b] @ B[b] + beta * out[b] for 3-D arrays (strided batched GEMM).");
   m.def("bias_grad", &bias_grad_binding, py::arg("dbias"), py::arg("grad"), py::arg("accumulate") = true);

@@ -330,7 +330,7 @@ void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
   }
   run_on_grid(g.M, g.N, grid, *ctx.bk, [](void* p, index_t i0, index_t i1, index_t j0, index_t j1) {
     const Ctx& c = *static_cast<Ctx*>(p);
-    const index_t elems = gemm_detail::gemm_workspace_elems<T>(*c.bk, i1 - i0, j1 - j0, c.g->K);
+    const index_t elems = gemm_detail::gemm_workspace_elems<T>(*c.bk, i1 - i0, j1 - j0, c.g->K, c.g->row_sum);
     T* ws = static_cast<T*>(tl_workspace.get(static_cast<size_t>(elems) * sizeof(T)));
     c.block(*c.g, ws, i0, i1, j0, j1);
   }, &ctx);
@@ -360,6 +360,16 @@ void scale_only(const GemmArgs<T>& g, int nt) {
 bool store_bias_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("NNFAST_GEMM_STORE_BIAS");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+// NNFAST_GEMM_ROW_SUMS=0: gemm_row_sums runs gemm and then bias_grad over A^T (a second pass
+// over A, on one thread when M <= 512), for A/B timing. Same bits either way.
+bool row_sums_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("NNFAST_GEMM_ROW_SUMS");
     return !(e && e[0] == '0');
   }();
   return on;
@@ -463,6 +473,26 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
 }
 
 template <typename T>
+void gemm_row_sums(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, index_t cs_a, const T* B,
+                   index_t rs_b, index_t cs_b, T beta, T* C, index_t rs_c, index_t cs_c, T* row_sum, bool accumulate) {
+  if (M <= 0) return;
+  if (N <= 0 || K <= 0 || alpha == T(0) || rs_a != 1 || !row_sums_enabled()) {
+    // Nothing packs A here, or A's rows are not contiguous across i (the sums would be serial
+    // chains along k), or the switch is off: the sums as their own pass, same bits.
+    gemm<T>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c, cs_c);
+    bias_grad<T>(row_sum, A, cs_a, rs_a, K, M, accumulate);
+    return;
+  }
+  static const GemmEpilogue<T> ep;
+  GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c}, nullptr, &ep,
+                direct_m_setting()};
+  g.row_sum = row_sum;
+  g.row_sum_acc = accumulate;
+  run_blocks(g, isa_ops<GemmOps<T>>(),
+             gemm_detail::gemm_threads_for(2.0 * double(M) * double(N) * double(K), get_num_threads()));
+}
+
+template <typename T>
 void gemm_batched(index_t batch, index_t M, index_t N, index_t K, T alpha, const T* A, index_t bs_a, index_t rs_a,
                   index_t cs_a, const T* B, index_t bs_b, index_t rs_b, index_t cs_b, T beta, T* C, index_t bs_c,
                   index_t rs_c, index_t cs_c) {
@@ -523,6 +553,8 @@ void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, inde
   template void gemm<T>(index_t, index_t, index_t, T, const T*, index_t, index_t, const T*, index_t,   \
                         index_t, T, T*, index_t, index_t, const GemmEpilogue<T>&);                     \
   template void bias_grad<T>(T*, const T*, index_t, index_t, index_t, index_t, bool);                  \
+  template void gemm_row_sums<T>(index_t, index_t, index_t, T, const T*, index_t, index_t, const T*, index_t, \
+                                 index_t, T, T*, index_t, index_t, T*, bool);                            \
   template void gemm_batched<T>(index_t, index_t, index_t, index_t, T, const T*, index_t, index_t, index_t, \
                                 const T*, index_t, index_t, index_t, T, T*, index_t, index_t, index_t);
 NNFAST_INSTANTIATE(float)

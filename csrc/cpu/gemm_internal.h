@@ -60,6 +60,12 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // Non-null: bias[i] is added to row i of C as the last K block is stored, like store_bias
   // (a convolution's per-channel bias: saves its own pass over the output).
   const T* store_bias_rows = nullptr;
+  // Non-null (A with unit row stride, not prepacked): row_sum[i] (+= when row_sum_acc, else =)
+  // sum_k A(i, k), k ascending, summed by pack_a as it copies A, by the threads whose C block
+  // starts at column 0 (gemm_row_sums: a Linear's bias gradient out of its dW GEMM, the bits
+  // of bias_grad on A^T).
+  T* row_sum = nullptr;
+  bool row_sum_acc = false;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -83,15 +89,18 @@ static inline index_t gemm_balanced_block(index_t total, index_t blk, index_t q)
 }
 
 // Workspace (in elements) for one thread working on an m x n block of C:
-// packed A (mc x kc), packed B (kc x nc), one MR x NR temporary tile; each part
-// starts on a 64-byte boundary. Must match the carving in gemm_impl::gemm_block.
+// packed A (mc x kc), packed B (kc x nc), one MR x NR temporary tile, and with row_sums
+// the block's row sums (m rounded up to MR); each part starts on a 64-byte boundary.
+// Must match the carving in gemm_impl::gemm_block.
 template <typename T>
-static inline index_t gemm_workspace_elems(const GemmBlocking& bk, index_t m, index_t n, index_t K) {
+static inline index_t gemm_workspace_elems(const GemmBlocking& bk, index_t m, index_t n, index_t K,
+                                           bool row_sums = false) {
   const index_t line = 64 / sizeof(T);
   const index_t kc = gemm_balanced_block(K, bk.kc, 8);
   const index_t mc = gemm_balanced_block(m, bk.mc, bk.mr);
   const index_t nc = gemm_balanced_block(n, bk.nc, bk.nr);
-  return gemm_round_up(mc * kc, line) + gemm_round_up(kc * nc, line) + gemm_round_up(bk.mr * bk.nr, line);
+  return gemm_round_up(mc * kc, line) + gemm_round_up(kc * nc, line) + gemm_round_up(bk.mr * bk.nr, line) +
+         (row_sums ? gemm_round_up(gemm_round_up(m, bk.mr), line) : 0);
 }
 
 }  // namespace gemm_detail
@@ -443,12 +452,39 @@ static inline void pack_k_runs_transpose(index_t kc, const T* __restrict src, in
   }
 }
 
+// kb rows of P contiguous values (row k at s + k * ks) into d[k * P + c]; SUM: also
+// sums[c] += the values, k ascending, the P running sums in registers for the kb rows.
+template <typename T, int P, bool SUM>
+static inline void copy_k_rows(index_t kb, const T* __restrict s, index_t ks, T* __restrict d, T* __restrict sums) {
+  T acc[P];
+  if constexpr (SUM) {
+#pragma GCC unroll 64
+    for (int c = 0; c < P; ++c) acc[c] = sums[c];
+  }
+  for (index_t k = 0; k < kb; ++k)
+#pragma GCC unroll 64
+    for (int c = 0; c < P; ++c) {
+      const T v = s[k * ks + c];
+      d[k * P + c] = v;
+      if constexpr (SUM) acc[c] += v;
+    }
+  if constexpr (SUM) {
+#pragma GCC unroll 64
+    for (int c = 0; c < P; ++c) sums[c] = acc[c];
+  }
+}
+
 // Packs n x kc values into P-wide panels, dst[panel][k][p], the last panel
 // zero-padded to P. PackKRuns(kc, src, ps, dst) copies a full panel whose source
 // is contiguous along k (ks == 1).
+// sums (only with ps == 1): sums[p] += the panel values p over k ascending (first: from 0),
+// in registers 8 k at a time: each value is summed as it is copied (row_sum, gemm_row_sums).
 template <typename T, int P, void (*PackKRuns)(index_t, const T*, index_t, T*)>
-static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t ps, index_t ks, T* __restrict dst) {
+static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t ps, index_t ks, T* __restrict dst,
+                        T* __restrict sums = nullptr, bool first = false) {
   index_t i = 0;
+  if (sums && first)
+    for (index_t p = 0; p < n; ++p) sums[p] = T(0);
   if (ps == 1) {
     // The P values of each k are contiguous (column-major A: the TN case;
     // row-major B): all full panels together, 8 k at a time, so the 8 source
@@ -461,9 +497,10 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
       for (index_t p = 0; p < npan; ++p) {
         const T* s = src + k0 * ks + p * P;
         T* d = dst + p * P * kc + k0 * P;
-        for (index_t k = 0; k < kb; ++k)
-#pragma GCC unroll 64
-          for (int c = 0; c < P; ++c) d[k * P + c] = s[k * ks + c];
+        if (sums)
+          copy_k_rows<T, P, true>(kb, s, ks, d, sums + p * P);
+        else
+          copy_k_rows<T, P, false>(kb, s, ks, d, nullptr);
       }
     }
     i = npan * P;
@@ -479,6 +516,9 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
         for (index_t p = 0; p < np; ++p) dst[k * P + p] = s[p * ps + k * ks];
         for (index_t p = np; p < P; ++p) dst[k * P + p] = T(0);
       }
+      if (sums)  // (the partial last panel; full ones with ps != 1 take no sums)
+        for (index_t k = 0; k < kc; ++k)
+          for (index_t p = 0; p < np; ++p) sums[i + p] += s[p * ps + k * ks];
     }
     dst += P * kc;
   }
@@ -489,19 +529,21 @@ static void pack_panels(index_t n, index_t kc, const T* __restrict src, index_t 
 // Row-major A goes through the register transposes where MR holds at least one transpose
 // block (12 rows: 8 by blocks, 4 gathered; NNFAST_GEMM_PACK_A_T=0: only where MR is a whole
 // number of blocks, the rest gathered k by k as before, for A/B timing; same bits).
+// sums (A with unit row stride only): sums[r] += row r's values, as pack_panels.
 template <typename T, int MR>
-static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst) {
+static void pack_a(index_t mc, index_t kc, const T* __restrict A, index_t rs, index_t cs, T* __restrict dst,
+                   T* __restrict sums = nullptr, bool first = false) {
   constexpr int TW = TransposeBlock<T>::W;
   if constexpr (TW > 0 && MR > TW && MR % TW != 0) {
     if (gemm_detail::gemm_pack_a_transpose_enabled()) {
-      pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst);
+      pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst, sums, first);
       return;
     }
   }
   if constexpr (TW > 0 && MR % TW == 0)
-    pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst);
+    pack_panels<T, MR, pack_k_runs_transpose<T, MR>>(mc, kc, A, rs, cs, dst, sums, first);
   else
-    pack_panels<T, MR, pack_k_runs_gather<T, MR>>(mc, kc, A, rs, cs, dst);
+    pack_panels<T, MR, pack_k_runs_gather<T, MR>>(mc, kc, A, rs, cs, dst, sums, first);
 }
 
 // Pack rows [0, kc) x cols [0, nc) of B (any strides) into NR-column panels:
@@ -559,6 +601,9 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   T* Ap = ws;
   T* Bp = Ap + gemm_round_up(mcb * kcb, line);
   T* tile = Bp + gemm_round_up(kcb * ncb, line);
+  // Row sums of A (g.row_sum): by the threads whose block starts at column 0, once.
+  const bool sum_rows = g.row_sum && j0 == 0;
+  T* sums = tile + gemm_round_up(MR * NR, line);
 
   const bool direct_b = !g.b_pack && g.cs_b == 1 && m <= g.direct_m;
 
@@ -584,7 +629,8 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
         if (g.a_packed)
           Ab = g.a_packed + pc * gemm_round_up(g.M, MR) + ic * kc;
         else
-          pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap);
+          pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap,
+                        sum_rows && jc == j0 ? sums + (ic - i0) : nullptr, first);
         for (index_t jr = 0; jr < nc; jr += NR) {
           const index_t nr = gemm_min(NR, nc - jr);
           for (index_t ir = 0; ir < mc; ir += MR) {
@@ -618,6 +664,8 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
       }
     }
   }
+  if (sum_rows)
+    for (index_t i = 0; i < m; ++i) g.row_sum[i0 + i] = g.row_sum_acc ? g.row_sum[i0 + i] + sums[i] : sums[i];
 }
 
 }  // namespace gemm_impl

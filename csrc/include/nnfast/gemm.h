@@ -54,6 +54,16 @@ void gemm_batched(index_t batch, index_t M, index_t N, index_t K, T alpha,
 // gemm(..., beta = 1, dW, ...) by the same rule.
 template <typename T>
 void bias_grad(T* dbias, const T* G, index_t rs_g, index_t cs_g, index_t M, index_t N, bool accumulate);
+
+// gemm (no epilogue) and, from the same pass over A, row_sum[i] (+)= sum_k A(i, k) for
+// i < M (accumulate as in bias_grad; the sums are of A itself, alpha not applied). A Linear's
+// backward: dW = dz^T . x with db = bias_grad(dz) in one call, the same bits as the two
+// calls (each row is summed in ascending k, bias_grad's order). row_sum must not alias C.
+template <typename T>
+void gemm_row_sums(index_t M, index_t N, index_t K, T alpha,
+                   const T* A, index_t rs_a, index_t cs_a,
+                   const T* B, index_t rs_b, index_t cs_b,
+                   T beta, T* C, index_t rs_c, index_t cs_c, T* row_sum, bool accumulate);
 }  // namespace cpu
 
 // ------------------------------------------------------------------ bf16 GEMM

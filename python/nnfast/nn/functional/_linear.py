@@ -87,22 +87,29 @@ def linear_param_grads(ctx: Any, K: Any, xp: Any, dz: Any, x2: Any, w_shape: Any
     They go straight into an existing .grad (beta = 1) when there is one: no temporary, no
     separate accumulation pass. ``precision`` is the GEMM's ("bf16" under autocast)."""
     dw = db = None
+    # The bias gradient: into its .grad (accumulated) or a fresh array; None when not wanted.
+    db_out, db_acc = None, False
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        db_out = ctx.grad_buffer(2)
+        db_acc = db_out is not None
+        db = ACCUMULATED if db_acc else xp.empty((w_shape[0],), dtype=dtype)
+        if not db_acc:
+            db_out = db
+    # In fp32 the dW GEMM sums dz's columns as it packs dz^T (row_sums): no pass of its own.
+    fuse = db_out is not None and precision == "fp32" and db_out.dtype == dz.dtype
     if ctx.needs_input_grad[1]:
+        extra = {"row_sums": db_out, "row_sums_accumulate": db_acc} if fuse else {}
         buf = ctx.grad_buffer(1)
         if buf is not None:
-            K.gemm(buf, dz.T, x2, 1.0, 1.0, precision=precision)
+            K.gemm(buf, dz.T, x2, 1.0, 1.0, precision=precision, **extra)
             dw = ACCUMULATED
         else:
             dw = xp.empty(w_shape, dtype=dtype)
-            K.gemm(dw, dz.T, x2, precision=precision)
-    if ctx.has_bias and ctx.needs_input_grad[2]:
-        buf = ctx.grad_buffer(2)
-        if buf is not None:
-            K.bias_grad(buf, dz, True)
-            db = ACCUMULATED
-        else:
-            db = xp.empty((w_shape[0],), dtype=dtype)
-            K.bias_grad(db, dz, False)
+            K.gemm(dw, dz.T, x2, precision=precision, **extra)
+    else:
+        fuse = False
+    if db_out is not None and not fuse:
+        K.bias_grad(db_out, dz, db_acc)
     return dw, db
 
 
