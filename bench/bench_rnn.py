@@ -12,8 +12,9 @@ in the same run.
     python bench/bench_rnn.py [--threads 2] [--repeats 20] [--quick] [--cpu-time] [--batch 20] [--hidden 200] [--ab]
 
 --batch / --hidden change N and H (= I); e.g. --batch 256 --hidden 8 is a step where the gate kernels,
-not the GEMMs, take most of the time. --ab also times the LSTM step layer by layer (as NNFAST_RNN_WAVEFRONT=0),
-interleaved with the other two in the same run (row "LSTM layer-by-layer").
+not the GEMMs, take most of the time. --ab also times the LSTM step with the other setting of NNFAST_RNN_WAVEFRONT (default: layer by layer;
+=1: the 2-layer wavefront), interleaved with the other two in the same run (row "LSTM wavefront" or
+"LSTM layer-by-layer").
 """
 from __future__ import annotations
 
@@ -88,8 +89,8 @@ def case(kind: str, T: int, N: int, I: int, H: int, layers: int, repeats: int, t
 
     wavefront = _rnn._WAVEFRONT
     runs = [("torch", t_step, wavefront), ("nnfast", n_step, wavefront)]
-    if ab and kind == "LSTM":  # the layer-by-layer path, same process, interleaved
-        runs.append(("layers", n_step, False))
+    if ab and kind == "LSTM":  # the other path (wavefront / layer by layer), same process, interleaved
+        runs.append(("other", n_step, not wavefront))
     times: dict = {name: [] for name, _, _ in runs}
     try:
         for _ in range(3):
@@ -143,7 +144,10 @@ def main() -> None:
     for kind in ("LSTM", "GRU"):
         r = case(kind, 35, N, H, H, 2, reps, torch, clock, args.ab)
         b, m = r["best"], r["med"]
-        for name, label in (("nnfast", kind), ("layers", kind + " layer-by-layer")):
+        from nnfast.nn.functional import _rnn
+
+        other = kind + (" layer-by-layer" if _rnn._WAVEFRONT else " wavefront")
+        for name, label in (("nnfast", kind), ("other", other)):
             if name not in b:
                 continue
             rate = r["flops"] / b[name] / 1e9

@@ -19,6 +19,13 @@ from nnfast._native import _C
 from nnfast.autograd.gradcheck import gradcheck
 from opinfo_rnn import make_sample
 
+
+@pytest.fixture(autouse=True)
+def _wavefront_on(monkeypatch):
+    """The wavefront is opt-in (NNFAST_RNN_WAVEFRONT=1); the in-process tests here run it."""
+    from nnfast.nn.functional import _rnn
+    monkeypatch.setattr(_rnn, "_WAVEFRONT", True)
+
 CASES = [dict(T=1, N=1, I=1, H=1), dict(T=3, N=2, I=3, H=5), dict(T=4, N=3, I=2, H=3, lengths=[4, 2, 1]),
          dict(T=2, N=2, I=3, H=3, bias=False), dict(T=5, N=3, I=7, H=7), dict(T=3, N=4, I=5, H=17)]
 

@@ -145,9 +145,12 @@ class RNNLayerFunction(Function):
         return (dx, dh0 if need[1] else None, dc0 if need[2] else None, *grads)
 
 
-# NNFAST_RNN_WAVEFRONT=0: a 2-layer LSTM runs layer by layer (one RNNLayerFunction each) instead of as
-# one LSTM2Function wavefront (the same values; for A/B). Read once.
-_WAVEFRONT = os.environ.get("NNFAST_RNN_WAVEFRONT", "1") != "0"
+# NNFAST_RNN_WAVEFRONT=1: a 2-layer LSTM runs as one LSTM2Function wavefront instead of layer by layer
+# (one RNNLayerFunction each; the same values to rounding). Opt-in: idle on the 2-vCPU AVX-512 machine the
+# word-LM step (bench_rnn.py --ab) took 15.50 ms as a wavefront against 14.46 ms layer by layer, because
+# the layer-by-layer path already splits the batch rows with no barrier per step and keeps layer 1's input
+# projection in one big GEMM. Read once.
+_WAVEFRONT = os.environ.get("NNFAST_RNN_WAVEFRONT", "0") == "1"
 
 
 class LSTM2Function(Function):
