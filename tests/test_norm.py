@@ -670,18 +670,24 @@ def test_batch_norm_nchw_groups_streamed(monkeypatch, isa_level):
             assert np.abs(a - c).max() <= 1e-6 * max(1.0, float(np.abs(c).max())), (key, _BN_NAMES[i])
 
 
-@pytest.mark.parametrize("shape", [(9, 7, 49), (16, 5, 7), (13, 23, 1), (2700, 64, 49)])
-def test_batch_norm_prefetch_switch(monkeypatch, isa_level, shape):
-    """NNFAST_NORM_PREFETCH=0 (no software prefetch of strided stretches) gives the same bits;
-    the prefetch runs only past 32 MB ((2700, 64, 49) float32)."""
-    rng = np.random.default_rng(34)
-    x = (2.0 + rng.standard_normal(shape)).astype(np.float32)
+def _bn_under_switch(monkeypatch, var, rng, shape, mean):
+    """The batch_norm kernels' outputs on one random float32 input (mean `mean`), with `var` set to
+    "0" and to "1": {"0": outputs, "1": outputs}."""
+    x = (mean + rng.standard_normal(shape)).astype(np.float32)
     dy = rng.standard_normal(shape).astype(np.float32)
     w, b = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
     outs = {}
     for mode in ("0", "1"):
-        monkeypatch.setenv("NNFAST_NORM_PREFETCH", mode)
+        monkeypatch.setenv(var, mode)
         outs[mode] = _bn_nchw_kernels(x, w, b, dy)
+    return outs
+
+
+@pytest.mark.parametrize("shape", [(9, 7, 49), (16, 5, 7), (13, 23, 1), (2700, 64, 49)])
+def test_batch_norm_prefetch_switch(monkeypatch, isa_level, shape):
+    """NNFAST_NORM_PREFETCH=0 (no software prefetch of strided stretches) gives the same bits;
+    the prefetch runs only past 32 MB ((2700, 64, 49) float32)."""
+    outs = _bn_under_switch(monkeypatch, "NNFAST_NORM_PREFETCH", np.random.default_rng(34), shape, 2.0)
     for name, a, c in zip(_BN_NAMES, outs["0"], outs["1"]):
         np.testing.assert_array_equal(a, c, err_msg=name)
 
@@ -754,13 +760,7 @@ def test_batch_norm_fold_agrees(monkeypatch):
     output's scale), on the rows path and a grouped path, forward and backward."""
     rng = np.random.default_rng(36)
     for shape in ((301, 1031, 1), (19, 6, 49)):
-        x = (3.0 + rng.standard_normal(shape)).astype(np.float32)
-        dy = rng.standard_normal(shape).astype(np.float32)
-        w, b = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
-        outs = {}
-        for mode in ("0", "1"):
-            monkeypatch.setenv("NNFAST_NORM_FOLD", mode)
-            outs[mode] = _bn_nchw_kernels(x, w, b, dy)
+        outs = _bn_under_switch(monkeypatch, "NNFAST_NORM_FOLD", rng, shape, 3.0)
         for name, a, c in zip(_BN_NAMES, outs["0"], outs["1"]):
             if name in ("y", "dx"):
                 assert np.abs(a - c).max() <= 4e-7 * max(1.0, float(np.abs(c).max())), name

@@ -465,6 +465,20 @@ def _same_bits(got, want, msg=""):
 _UFUNCS = (np.add, np.subtract, np.multiply, np.divide)  # in BINARY_CODES order
 
 
+def _each_level_and_thread_count():
+    """Yield a message naming each (ISA level, 1 or 2 threads) while it is set; restores both after."""
+    current, threads = _C.cpu_isa(), nnfast.get_num_threads()
+    try:
+        for level in _isa_levels():
+            _C.set_cpu_isa(level)
+            for t in (1, 2):
+                nnfast.set_num_threads(t)
+                yield f"{level} {t} threads"
+    finally:
+        _C.set_cpu_isa(current)
+        nnfast.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("n", [1, 7, 1023, (1 << 20) + 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_binary_ops_and_casts_give_numpys_bits(n, dtype):
@@ -477,28 +491,19 @@ def test_binary_ops_and_casts_give_numpys_bits(n, dtype):
     a, b, a_strided = x[1:n + 1], x[n + 1:], x[::2][:n]  # a: one element past the allocation
     col = rng.standard_normal((n, 1)).astype(dtype)
     other = np.float64 if dtype == np.float32 else np.float32
-    levels, current, threads = _isa_levels(), _C.cpu_isa(), nnfast.get_num_threads()
-    try:
-        for level in levels:
-            _C.set_cpu_isa(level)
-            for t in (1, 2):
-                nnfast.set_num_threads(t)
-                msg = f"{level} {t} threads"
-                for code, f in enumerate(_UFUNCS):
-                    for lhs, rhs in ((a, b), (a_strided, b), (a, dtype(0.75)), (dtype(-1.25), a)):
-                        out = np.empty(n, dtype)
-                        _C.binary_op(out, np.asarray(lhs), np.asarray(rhs), code)
-                        _same_bits(out, f(lhs, rhs), msg)
-                    out = np.empty((n, min(n, 5)), dtype)  # (n, 1) against a row: both broadcast
-                    _C.binary_op(out, col, a[:out.shape[1]], code)
-                    _same_bits(out, f(col, a[:out.shape[1]]), msg)
-                for src in (a, a_strided):
-                    out = np.empty(n, other)
-                    _C.cast(out, np.ascontiguousarray(src))
-                    _same_bits(out, src.astype(other), msg)
-    finally:
-        _C.set_cpu_isa(current)
-        nnfast.set_num_threads(threads)
+    for msg in _each_level_and_thread_count():
+        for code, f in enumerate(_UFUNCS):
+            for lhs, rhs in ((a, b), (a_strided, b), (a, dtype(0.75)), (dtype(-1.25), a)):
+                out = np.empty(n, dtype)
+                _C.binary_op(out, np.asarray(lhs), np.asarray(rhs), code)
+                _same_bits(out, f(lhs, rhs), msg)
+            out = np.empty((n, min(n, 5)), dtype)  # (n, 1) against a row: both broadcast
+            _C.binary_op(out, col, a[:out.shape[1]], code)
+            _same_bits(out, f(col, a[:out.shape[1]]), msg)
+        for src in (a, a_strided):
+            out = np.empty(n, other)
+            _C.cast(out, np.ascontiguousarray(src))
+            _same_bits(out, src.astype(other), msg)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -508,28 +513,20 @@ def test_a_matrix_against_a_row_gives_numpys_bits(dtype):
     4096 limit, rows that are not whole in a thread's slice, an output one element past its vector
     alignment, in place, every ISA, 1 and 2 threads."""
     rng = np.random.default_rng(11)
-    levels, current, threads = _isa_levels(), _C.cpu_isa(), nnfast.get_num_threads()
-    try:
-        for C in (1, 2, 3, 15, 16, 17, 33, 1000, 1024, 4096, 4097):
-            for R in (1, 5, 77):
-                buf = rng.standard_normal(R * C + 1).astype(dtype)
-                m, row = buf[1:].reshape(R, C), rng.standard_normal(C).astype(dtype)
-                for level in levels:
-                    _C.set_cpu_isa(level)
-                    for t in (1, 2):
-                        nnfast.set_num_threads(t)
-                        msg = f"{level} {t} threads C={C} R={R}"
-                        for code, f in enumerate(_UFUNCS):
-                            for lhs, rhs in ((m, row), (row, m)):
-                                out = np.empty(R * C + 1, dtype)[1:].reshape(R, C)
-                                _C.binary_op(out, lhs, rhs, code)
-                                _same_bits(out, f(lhs, rhs), msg)
-                            c = m.copy()
-                            _C.binary_op(c, c, row, code)  # in place
-                            _same_bits(c, f(m, row), msg)
-    finally:
-        _C.set_cpu_isa(current)
-        nnfast.set_num_threads(threads)
+    for C in (1, 2, 3, 15, 16, 17, 33, 1000, 1024, 4096, 4097):
+        for R in (1, 5, 77):
+            buf = rng.standard_normal(R * C + 1).astype(dtype)
+            m, row = buf[1:].reshape(R, C), rng.standard_normal(C).astype(dtype)
+            for where in _each_level_and_thread_count():
+                msg = f"{where} C={C} R={R}"
+                for code, f in enumerate(_UFUNCS):
+                    for lhs, rhs in ((m, row), (row, m)):
+                        out = np.empty(R * C + 1, dtype)[1:].reshape(R, C)
+                        _C.binary_op(out, lhs, rhs, code)
+                        _same_bits(out, f(lhs, rhs), msg)
+                    c = m.copy()
+                    _C.binary_op(c, c, row, code)  # in place
+                    _same_bits(c, f(m, row), msg)
 
 
 _STREAM_CHILD = r"""
