@@ -165,7 +165,9 @@ _TABLE: dict[str, _Op] = {
     "embedding_bag": _op(EMBED, cpu=("embedding_bag_forward", "embedding_bag_backward", "embedding_renorm")),
 
     # recurrent layers (one GEMM per step + fused gate kernels)
-    "rnn": _op(RNN, cpu=("rnn_forward", "rnn_backward", "lstm2_forward", "lstm2_backward")),
+    # (the lstm2 pair: the opt-in two-layer LSTM wavefront, NNFAST_RNN_WAVEFRONT=1; cpu only)
+    "rnn": _op(RNN, cpu=("rnn_forward", "rnn_backward", "lstm2_forward", "lstm2_backward"),
+               cuda=("rnn_forward", "rnn_backward")),
 
     # attention (fused scaled dot-product attention)
     # (the *_bf16 pair: autocast's attention on the bf16 GEMM, amp/_attention_bf16.py; cpu only)
