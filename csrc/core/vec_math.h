@@ -35,6 +35,7 @@
 #include "core/act_formulas.h"
 #include "core/simd.h"
 #include "nnfast/common.h"
+#include "core/env_switch.h"
 
 
 // Forced inlining: an out-of-line exp costs a call plus spilling every live
@@ -263,10 +264,7 @@ NNFAST_VM_INLINE V min_keep_nan(elem_t<V> c, V x) {
 // where the exp2 form takes 12; A/B and fallback). Read once at load time from
 // the one variable by every ISA object's copy, the GEMM epilogue's included, so
 // fused and standalone tanh keep equal bits under either setting.
-inline const bool kTanhFast = [] {
-  const char* e = std::getenv("NNFAST_TANH_FAST");
-  return !(e && e[0] == '0');
-}();
+inline const bool kTanhFast = env_switch_on("NNFAST_TANH_FAST");
 
 // float32 tanh(|x|) for |x| in [0.625, 10] (NaN passes): 1 - 2 / (e + 1),
 // e = exp(2|x|) = 2^y, y = 2|x| log2(e) = n + f, n = round(y), |f| <= 1/2 and
@@ -403,10 +401,7 @@ alignas(64) constexpr float kNormTailM[7][16] = {
 // NNFAST_GELU_EXP_SHORT=0: the normal tail's exp with Cephes's degree-7
 // polynomial (A/B; the short one adds <= 0.07 ulp to the exp, GELU stays within
 // its 3 ulp). Read once, so the GEMM epilogue and the kernels agree.
-inline const bool kGeluExpShort = [] {
-  const char* e = std::getenv("NNFAST_GELU_EXP_SHORT");
-  return !(e && e[0] == '0');
-}();
+inline const bool kGeluExpShort = env_switch_on("NNFAST_GELU_EXP_SHORT");
 // Standard normal tail t = Phi(-|x|) and g = exp(-x^2 / 2).
 // float32: Phi(-u) = exp(-u^2/2) M(u), M from kNormTailM (table lookups and 6
 // FMAs, no division). -u^2/2 = hi + lo exactly (u/2 exact, lo the FMA residual

@@ -14,6 +14,7 @@
 #include "core/cpu_features.h"
 #include "core/parallel_for.h"
 #include "cpu/activation_internal.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 
@@ -66,10 +67,7 @@ void act_forward(T* y, const T* x, index_t n, Act act, const ActParams& p) {
 // per-call rule (A/B; the same bits).
 template <typename T>
 bool act_bwd_streams(index_t n) {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_ACT_BWD_STREAM");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_ACT_BWD_STREAM");
   return on && 3.0 * double(n) * sizeof(T) > double(size_t(32) << 20);
 }
 
@@ -235,10 +233,7 @@ namespace {
 constexpr double kSoftmaxStreamBytes = double(size_t(32) << 20);
 template <typename T>
 bool softmax_stream(index_t outer, index_t D, int arrays) {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_SOFTMAX_STREAM");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_SOFTMAX_STREAM");
   return on && arrays * double(outer) * double(D) * sizeof(T) > kSoftmaxStreamBytes;
 }
 }  // namespace

@@ -19,6 +19,7 @@
 #include "core/stream_store.h"
 #include "core/vec_math.h"
 #include "cpu/activation_internal.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
@@ -403,17 +404,11 @@ double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
 
 // NNFAST_EXP_SCALEF=0: the rows' exp builds 2^n with integer ops on AVX-512 too
 // (A/B for vm::exp_nonpos's vscalefps; the same bits). Read once.
-const bool kExpScalefOn = [] {
-  const char* e = std::getenv("NNFAST_EXP_SCALEF");
-  return !(e && e[0] == '0');
-}();
+const bool kExpScalefOn = env_switch_on("NNFAST_EXP_SCALEF");
 // NNFAST_SOFTMAX_EXP_SHORT=0: the rows' exp with the degree-7 polynomial, the
 // bits of exp_full (A/B for the degree-6 one, one FMA of ~10 fewer per vector;
 // <= 1.07 ulp instead of <= 0.99). Read once. NNFAST_EXP_SCALEF=0 implies it.
-const bool kSoftmaxExpShort = [] {
-  const char* e = std::getenv("NNFAST_SOFTMAX_EXP_SHORT");
-  return !(e && e[0] == '0');
-}();
+const bool kSoftmaxExpShort = env_switch_on("NNFAST_SOFTMAX_EXP_SHORT");
 template <typename T>
 double row_sumexp_ab(const T* x, index_t D, T m, T* e, T* y) {
   if (!kExpScalefOn) return row_sumexp<T, false>(x, D, m, e, y);

@@ -36,6 +36,7 @@
 #include "cpu/attention_internal.h"
 #include "nnfast/gemm.h"
 #include "nnfast/parallel.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 namespace {
@@ -101,10 +102,7 @@ constexpr index_t kCausalChunk = 16;  // output rows per chunk (a multiple of sm
 enum class Bf16Mode { Off, Gemm, Portable, Native };
 
 inline bool bf16_copies_on() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_ATTN_BF16_COPY");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_ATTN_BF16_COPY");
   return on;
 }
 

@@ -41,6 +41,7 @@
 #include "cpu/gemm_internal.h"
 #include "nnfast/gemm.h"
 #include "nnfast/parallel.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 namespace {
@@ -203,10 +204,7 @@ void for_each_chunk(const Geometry& g, F&& chunk_fn) {
 
 // Implicit GEMM (the default; NNFAST_CONV_IMPLICIT=0 selects the im2col path for comparison).
 inline bool use_implicit() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_CONV_IMPLICIT");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_CONV_IMPLICIT");
   return on;
 }
 
@@ -222,19 +220,13 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
   const index_t image = s.C * s.H * s.W, plane = s.H * s.W;
   // The weight (A) is packed into the GEMM's panels once per call, not once per image
   // (NNFAST_CONV_PREPACK=0: each GEMM packs it, for A/B timing; same bits).
-  static const bool prepack = [] {
-    const char* e = std::getenv("NNFAST_CONV_PREPACK");
-    return !(e && e[0] == '0');
-  }();
+  static const bool prepack = env_switch_on("NNFAST_CONV_PREPACK");
   // Images per GEMM: where OH OW is not a multiple of 16 columns (14 x 14 = 196), the last
   // column panel of every image is mostly padding; nb images side by side (columns (n, q)) fill
   // it (4 x 196 = 49 vectors), the product goes to a scratch (OC, nb P) block and is copied into
   // y. A panel spans at most two images (P >= 64 >= the widest panel). Same K order per element:
   // same bits (NNFAST_CONV_MULTI_IMAGE=0: one image per GEMM, for A/B timing).
-  static const bool multi = [] {
-    const char* e = std::getenv("NNFAST_CONV_MULTI_IMAGE");
-    return !(e && e[0] == '0');
-  }();
+  static const bool multi = env_switch_on("NNFAST_CONV_MULTI_IMAGE");
   // At most N / threads images per group, so that small batches still give every thread whole
   // groups (the bits do not depend on nb).
   const int nt = get_num_threads();
@@ -248,10 +240,7 @@ void forward_implicit(T* y, const T* x, const T* w, const T* bias, const Geometr
     gemm_detail::gemm_prepack_a<T>(g.OCg, nb * g.P, g.Kg, w + gr * g.OCg * g.Kg, g.Kg, 1, wp.data() + gr * wpk);
   // The bias is added as the GEMM stores each tile (same bits as a pass afterwards, without
   // the pass; NNFAST_CONV_STORE_BIAS=0: the separate pass, for A/B timing).
-  static const bool store_bias = [] {
-    const char* e = std::getenv("NNFAST_CONV_STORE_BIAS");
-    return !(e && e[0] == '0');
-  }();
+  static const bool store_bias = env_switch_on("NNFAST_CONV_STORE_BIAS");
   auto gemm_images = [&](index_t n, index_t cnt, int nt) {
     T* ys = cnt > 1 ? scratch<T>(conv_driver::kConvCol, s.OC * cnt * g.P) : nullptr;
     for (index_t gr = 0; gr < g.G; ++gr) {
@@ -339,10 +328,7 @@ bool input_grad_implicit(T* dx, const T* dy, const T* w, const Geometry& g) {
 // Also the forward of conv_transpose2d.
 template <typename T>
 bool input_grad_phases(T* dx, const T* dy, const T* w, const Geometry& g) {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_CONV_STRIDED_DX");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_CONV_STRIDED_DX");
   const Conv2dShape& s = g.s;
   if (!on || (s.sh == 1 && s.sw == 1) || s.dh != 1 || s.dw != 1 || s.sh > s.kh || s.sw > s.kw) return false;
   // Per phase row / column: first tap, tap count, padding (a phase without taps or with
@@ -473,10 +459,7 @@ constexpr index_t kWeightParts = 8;
 
 // NNFAST_CONV_STRIDED_DW=0: strided weight gradients take the im2col path (A/B timing).
 inline bool strided_weight_grad() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_CONV_STRIDED_DW");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_CONV_STRIDED_DW");
   return on;
 }
 
@@ -485,10 +468,7 @@ inline bool strided_weight_grad() {
 // has read it, from cache, instead of a second trip through memory for all of dy (oneDNN does
 // the same). Its order differs from channel_sum_add's (per image, then the parts in order).
 inline bool fold_bias_grad() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_CONV_FOLD_DB");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_CONV_FOLD_DB");
   return on;
 }
 

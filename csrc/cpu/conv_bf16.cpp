@@ -24,6 +24,7 @@
 #include "core/parallel_for.h"
 #include "cpu/conv_internal.h"
 #include "nnfast/parallel.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 namespace {
@@ -179,10 +180,7 @@ void store_rows(void* dst, ElemType t, index_t rs, const float* src, index_t ld,
 // NNFAST_CONV_BF16_DIRECT=0: a forward without bias goes through the float32 staging buffer and
 // the store pass like one with bias (same bits; for A/B timing).
 inline bool direct_store() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_CONV_BF16_DIRECT");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_CONV_BF16_DIRECT");
   return on;
 }
 

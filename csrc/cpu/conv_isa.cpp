@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cpu/conv_internal.h"
+#include "core/env_switch.h"
 
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
@@ -28,10 +29,7 @@ using conv_pack::PatchSource;
 
 // NNFAST_CONV_PACK_FAST=0: the generic packers only (for A/B timing; same values).
 inline bool fast_same() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_CONV_PACK_FAST");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_CONV_PACK_FAST");
   return on;
 }
 
@@ -122,10 +120,7 @@ inline void panel_origins(const Conv2dShape& s, index_t q0, int np, Offset* base
 #if defined(__AVX512F__)
 // Taps (ky, kx) at or below which the "same" fp32 path keeps a per-tap offset / mask table.
 constexpr index_t kMaxTable = 64;
-static const bool kPrefetch = [] {
-  const char* e = std::getenv("NNFAST_CONV_PACK_PF");
-  return !(e && e[0] == '0');
-}();
+static const bool kPrefetch = env_switch_on("NNFAST_CONV_PACK_PF");
 
 // Rows [k0, k0 + kc) of one NR-column panel of a stride-1, OW == W fp32 convolution: row
 // k = (c, tap) is NR / 16 masked loads at x + c HW + off[tap] with mask msk[tap]. The table is
@@ -196,10 +191,7 @@ bool pack_panel_same(const PatchSource<float>& p, index_t k0, index_t kc, index_
 
 // NNFAST_CONV_PACK_STRIDED=0: strided / OW != W fp32 panels take the masked gathers (A/B timing;
 // same values).
-static const bool kPackStrided = [] {
-  const char* e = std::getenv("NNFAST_CONV_PACK_STRIDED");
-  return !(e && e[0] == '0');
-}();
+static const bool kPackStrided = env_switch_on("NNFAST_CONV_PACK_STRIDED");
 
 // Segments per panel / widest column stride the strided packer takes (else: gathers).
 constexpr int kMaxSegs = 16;
@@ -391,10 +383,7 @@ void pack_patches(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
 #if defined(__AVX512F__)
 // NNFAST_CONV_PACK_STRIDED_T=0: strided / OW != W transposed panels (the weight gradient's) take
 // 8-wide masked gathers only (A/B timing; same values).
-static const bool kPackStridedT = [] {
-  const char* e = std::getenv("NNFAST_CONV_PACK_STRIDED_T");
-  return !(e && e[0] == '0');
-}();
+static const bool kPackStridedT = env_switch_on("NNFAST_CONV_PACK_STRIDED_T");
 
 // Segments per 8-position block / kernel taps the transposed strided packer takes (else: gathers).
 constexpr int kMaxSegT = 4;
@@ -446,10 +435,7 @@ inline void seg_block_t(const Conv2dShape& s, index_t kk, const unsigned* rows, 
 
 // NNFAST_CONV_PACK_T_COLS=0: the "same" transposed pack walks blocks of 8 positions outermost
 // (the per-column offsets and masks looked up again for every block; A/B timing, same values).
-static const bool kPackTCols = [] {
-  const char* e = std::getenv("NNFAST_CONV_PACK_T_COLS");
-  return !(e && e[0] == '0');
-}();
+static const bool kPackTCols = env_switch_on("NNFAST_CONV_PACK_T_COLS");
 
 // Transposed patches B(q, r) = x_c[q + (ky dh - ph) W + kx dw - pw] (stride 1, OW == W): for a
 // fixed r the q run is contiguous, so 8 columns r x 8 rows q are 8 masked 8-wide loads and an

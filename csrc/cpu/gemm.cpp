@@ -19,6 +19,8 @@
 #include "cpu/gemm_internal.h"
 #include "nnfast/parallel.h"
 
+#include "core/env_switch.h"
+
 #ifdef NNFAST_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -241,20 +243,14 @@ inline double padded_area(index_t M, index_t N, const GemmBlocking& bk) {
 
 // NNFAST_GEMM_ALT_TILE=0 keeps the main tile everywhere (for A/B timing).
 bool alt_tile_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_GEMM_ALT_TILE");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_GEMM_ALT_TILE");
   return on;
 }
 
 // NNFAST_GEMM_GRID=0: the earlier thread split (tile chosen on the whole of C, then the grid,
 // columns split in whole nr panels only), for A/B timing. Same bits either way.
 bool grid_plan_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_GEMM_GRID");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_GEMM_GRID");
   return on;
 }
 
@@ -272,10 +268,7 @@ bool use_alt_tile(index_t M, index_t N, const GemmOps<T>& kr) {
 // the general rule assumes. NNFAST_GEMM_PREPACK_ALT=0: the general rule (A/B timing; the tile
 // never changes the bits). Owned by the conv branch (minimal hook, see reports/conv.md).
 bool prepack_alt_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_GEMM_PREPACK_ALT");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_GEMM_PREPACK_ALT");
   return on;
 }
 
@@ -358,20 +351,14 @@ void scale_only(const GemmArgs<T>& g, int nt) {
 // NNFAST_GEMM_STORE_BIAS=0 adds the bias in the epilogue pass instead of in the
 // kernel's store (for A/B timing; same bits either way).
 bool store_bias_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_GEMM_STORE_BIAS");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_GEMM_STORE_BIAS");
   return on;
 }
 
 // NNFAST_GEMM_ROW_SUMS=0: gemm_row_sums runs gemm and then bias_grad over A^T (a second pass
 // over A, on one thread when M <= 512), for A/B timing. Same bits either way.
 bool row_sums_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_GEMM_ROW_SUMS");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_GEMM_ROW_SUMS");
   return on;
 }
 
@@ -392,17 +379,11 @@ void gemm_run_grid(index_t M, index_t N, int nt, const GemmBlocking& bk,
   run_grid(M, N, nt, bk, work, ctx);
 }
 bool gemm_pack_a_transpose_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_GEMM_PACK_A_T");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_GEMM_PACK_A_T");
   return on;
 }
 bool gemm_pack_runs_by_block_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_GEMM_PACK_RUNS");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_GEMM_PACK_RUNS");
   return on;
 }
 int gemm_threads_for(double flops, int nt) {

@@ -18,6 +18,7 @@
 #include "cpu/gemm_bf16_internal.h"
 #include "nnfast/gemm.h"
 #include "nnfast/parallel.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 namespace {
@@ -157,10 +158,7 @@ bool use_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
 // computes a fixed equal share (the earlier schedule), for A/B timing. Same bits either
 // way: every C tile is summed over the same K blocks in the same order by whichever thread.
 bool dynamic_schedule() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_BF16_DYNAMIC");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_BF16_DYNAMIC");
   return on;
 }
 

@@ -18,6 +18,7 @@
 #include "core/parallel_for.h"
 #include "cpu/norm_internal.h"
 #include "nnfast/parallel.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 namespace {
@@ -60,10 +61,7 @@ void sum_parts(T* out, const double* parts, index_t nparts, index_t stride, inde
 
 // NNFAST_NORM_STREAM=0 turns the non-temporal stores off (A/B timing in one
 // process); read only for outputs past kStreamBytes, so small calls never pay for it.
-inline bool stream_enabled() {
-  const char* e = std::getenv("NNFAST_NORM_STREAM");
-  return !(e && e[0] == '0');
-}
+inline bool stream_enabled() { return env_switch_on("NNFAST_NORM_STREAM"); }
 
 // Whether an output of n elements of T is written with non-temporal stores.
 template <typename T>
@@ -217,10 +215,7 @@ inline index_t nchw_group(index_t N, index_t C, index_t L, size_t bytes_per_elem
 // per-channel accumulators of the channel kernels (the earlier grouped path, whose sums
 // equal the per-channel path's bit for bit) for A/B timing; both are checked against
 // float64 and their sums agree to rounding.
-inline bool cols_enabled() {
-  const char* e = std::getenv("NNFAST_NORM_COLS");
-  return !(e && e[0] == '0');
-}
+inline bool cols_enabled() { return env_switch_on("NNFAST_NORM_COLS"); }
 
 // Sum of a channel's L per-element totals, in l order.
 inline double run_total(const double* s, index_t L) {

@@ -11,6 +11,7 @@
 
 #include "core/isa_dispatch.h"
 #include "nnfast/common.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 namespace norm_detail {
@@ -27,10 +28,7 @@ constexpr size_t kStreamBytes = size_t(32) << 20;
 // is exact for x within a factor 2 of mh (Sterbenz), so a large mean keeps its accuracy;
 // the values agree with the unfolded ones to float rounding (both are checked against
 // float64). Read per call (tests toggle it), like NNFAST_NORM_NCHW.
-static inline bool fold_enabled() {
-  const char* e = std::getenv("NNFAST_NORM_FOLD");
-  return !(e && e[0] == '0');
-}
+static inline bool fold_enabled() { return env_switch_on("NNFAST_NORM_FOLD"); }
 
 // Layer / RMS norm over the rows of x (M, D).
 template <typename T>

@@ -17,6 +17,7 @@
 
 #include "core/simd.h"
 #include "cpu/norm_internal.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
@@ -235,10 +236,7 @@ struct MaskF {
 #if defined(__AVX512F__)
 // NNFAST_NORM_MASKED=0: write_f32's scalar head / tail on AVX-512 too (A/B; read once
 // per process, as the per-row branch must stay cheap).
-static const bool g_masked_tails = [] {
-  const char* e = std::getenv("NNFAST_NORM_MASKED");
-  return !(e && e[0] == '0');
-}();
+static const bool g_masked_tails = env_switch_on("NNFAST_NORM_MASKED");
 #endif
 
 // The body of write_f32: y[i] = vec(i) over whole VNs (streamed past the scalar head
@@ -657,8 +655,7 @@ template <typename T>
 inline bool prefetch_wanted(index_t N, index_t ld, index_t nc) {
   if (ld <= nc || static_cast<size_t>(N) * static_cast<size_t>(ld) * sizeof(T) <= norm_detail::kStreamBytes)
     return false;
-  const char* e = std::getenv("NNFAST_NORM_PREFETCH");
-  return !(e && e[0] == '0');
+  return env_switch_on("NNFAST_NORM_PREFETCH");
 }
 
 // Prefetch the nc values of T from p (one touch per 64-byte line).

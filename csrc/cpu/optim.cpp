@@ -17,6 +17,7 @@
 #include "core/parallel_for.h"
 #include "cpu/convert_internal.h"
 #include "cpu/optim_internal.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 namespace {
@@ -101,10 +102,7 @@ void adam_step(T* const* param, T* const* exp_avg, T* const* exp_avg_sq, T* cons
 // that threads claim as they come free; 0 = each thread steps an equal static share
 // (the earlier schedule), for A/B timing. Same bits either way: the update is elementwise.
 static bool adam_copy_dynamic() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_BF16_ADAM_DYNAMIC");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_BF16_ADAM_DYNAMIC");
   return on;
 }
 

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/env_switch.h"
 #include "core/parallel_for.h"
 #include "nnfast/parallel.h"
 #include "cpu/rnn_internal.h"
@@ -98,24 +99,17 @@ index_t rows_per_thread() {
 }
 inline bool split_rows(index_t N, int nt) { return nt > 1 && N >= rows_per_thread() * nt; }
 
-// An A/B switch: on unless the variable is "0". Callers read it once (a static), so a forward and
-// its backward always take the same path.
-bool env_on(const char* name) {
-  const char* e = std::getenv(name);
-  return !(e && e[0] == '0' && e[1] == '\0');
-}
-
 // LSTM forward saves tanh(c') rather than c' (c_all), so backward's gate kernel reads the tanh
 // it needs instead of taking it again: the same bits, one transcendental fewer per unit.
 // NNFAST_RNN_SAVE_TANH=0 saves c' and takes the tanh in backward (the old path, for A/B).
 bool save_tanh() {
-  static const bool v = env_on("NNFAST_RNN_SAVE_TANH");
+  static const bool v = env_switch_on("NNFAST_RNN_SAVE_TANH");
   return v;
 }
 
 // NNFAST_RNN_SKIP_ZERO_STATE=0: run the first step's product on a zero initial state anyway (A/B).
 bool skip_zero_state() {
-  static const bool v = env_on("NNFAST_RNN_SKIP_ZERO_STATE");
+  static const bool v = env_switch_on("NNFAST_RNN_SKIP_ZERO_STATE");
   return v;
 }
 

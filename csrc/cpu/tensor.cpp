@@ -15,22 +15,17 @@
 #include "core/parallel_for.h"
 #include "core/tensor_math.h"
 #include "cpu/tensor_internal.h"
+#include "core/env_switch.h"
 
 namespace nnfast::cpu {
 
 bool tensor_detail::stream_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_TENSOR_STREAM");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_TENSOR_STREAM");
   return on;
 }
 
 bool tensor_detail::fast_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("NNFAST_TENSOR_FAST");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("NNFAST_TENSOR_FAST");
   return on;
 }
 
