@@ -16,8 +16,8 @@ PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(nnfast.__file__)))
 # One "step" allocates and frees buffers of 1-8 MiB, as a transformer step does; prints whether
 # the thresholds were set and the minor page faults per step after warm-up.
 SCRIPT = """
-import resource, numpy as np, nnfast
-sizes = [(1 << 20) * k for k in (1, 2, 3, 5, 8, 1, 4)]
+import resource, sys, numpy as np, nnfast
+sizes = [(1 << 20) * int(k) for k in sys.argv[1:]]
 def step():
     keep = [np.ones(s // 8) for s in sizes]
     del keep
@@ -30,13 +30,19 @@ print(nnfast._malloc.TUNED, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt 
 """
 
 
-def _run(**env):
+SMALL = (1, 2, 3, 5, 8, 1, 4)  # MiB
+BIG = (64, 1, 64)  # above glibc's 32 MiB cap on the mmap threshold
+
+
+def _run(sizes=SMALL, **env):
     e = dict(os.environ)
-    for k in ("NNFAST_MALLOC_TUNE", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+    for k in ("NNFAST_MALLOC_TUNE", "NNFAST_MALLOC_BIG", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+              "MALLOC_MMAP_MAX_"):
         e.pop(k, None)
     e.update(env)
     e["PYTHONPATH"] = PKG_PARENT + os.pathsep + e.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", SCRIPT], env=e, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", SCRIPT, *map(str, sizes)], env=e, capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     tuned, faults = out.stdout.split()
     return tuned == "True", float(faults)
@@ -60,3 +66,19 @@ def test_the_environment_opts_out(env):
     assert not tuned
     if "NNFAST_MALLOC_TUNE" in env:  # glibc's defaults: the step faults its buffers in again
         assert faults > 500, faults
+
+
+@pytest.mark.skipif(not glibc, reason="the thresholds are glibc's")
+def test_blocks_above_the_mmap_cap_are_reused():
+    tuned, faults = _run(BIG)
+    assert tuned
+    assert faults < 50, faults  # 129 MiB freed and re-allocated per step
+
+
+@pytest.mark.skipif(not glibc, reason="the thresholds are glibc's")
+@pytest.mark.parametrize("env", [{"NNFAST_MALLOC_BIG": "0"}, {"MALLOC_MMAP_MAX_": "65536"}])
+def test_big_blocks_switch_off_maps_them_afresh(env):
+    tuned, faults = _run(BIG, **env)
+    assert tuned == ("NNFAST_MALLOC_BIG" in env)
+    # each 64 MiB block a fresh mapping: 32 faults of 2 MiB pages at the very least, 16,384 of 4 KiB
+    assert faults >= 64, faults
