@@ -6,8 +6,9 @@ faster) at both sizes. The NumPy reference is timed at the largest size only.
 
 Every kernel is called with preallocated outputs, PyTorch's included where
 ATen has an ``out=`` overload (the kernel is measured, not the allocator's page
-faults). Bytes counted are the minimum each kernel must move: every input read
-once, every output written once. The copy ceiling counts the same bytes (read +
+faults), except "relu fwd (fresh output)", which allocates as a layer does.
+Bytes counted are the minimum each kernel must move: every input read once,
+every output written once. The copy ceiling counts the same bytes (read +
 write) and is the fastest of three copies timed the same way as the kernels:
 NumPy on one thread, NumPy split over two Python threads, and nnfast's own
 threaded copy (the identity activation), whose streaming stores above 16 MB per
@@ -149,6 +150,10 @@ def _activation_cases(C: Any, torch: Any, x: np.ndarray, g: np.ndarray, out: np.
     return [
         ("relu fwd", 2 * 4 * n, lambda: C.act_forward(out, x, relu), lambda: np.maximum(x, 0, out=out),
          (lambda: torch.clamp_min(tx, 0, out=tout)) if torch else None, check_fwd(relu, np.maximum(x64, 0))),
+        # A fresh output per call, as nnfast.relu(t) / torch.relu(t) allocate: the allocator's page
+        # faults included (a 64 MB block is above glibc's mmap-threshold cap: see nnfast._malloc).
+        ("relu fwd (fresh output)", 2 * 4 * n, lambda: C.act_forward(np.empty_like(x), x, relu),
+         lambda: np.maximum(x, 0), (lambda: torch.relu(tx)) if torch else None, lambda: True),
         ("relu bwd", 3 * 4 * n, lambda: C.act_backward(out, g, y_relu, relu),
          lambda: np.multiply(g, y_relu > 0, out=out),
          (lambda: aten.threshold_backward.grad_input(tg, ty, 0, grad_input=tout)) if torch else None, lambda: True),
