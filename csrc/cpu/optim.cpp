@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -421,6 +422,13 @@ void multi_tensor_scale(T* const* x, const index_t* numel, index_t count, double
 }
 
 template <typename T>
+void multi_tensor_zero(T* const* x, const index_t* numel, index_t count) {
+  for_each_slice(numel, count, [&](index_t i, index_t lo, index_t hi) {
+    std::memset(static_cast<void*>(x[i] + lo), 0, static_cast<size_t>(hi - lo) * sizeof(T));
+  });
+}
+
+template <typename T>
 void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double lo_v, double hi_v) {
   const auto& K = isa_ops<OptimOps<T>>();
   for_each_slice(numel, count,
@@ -454,6 +462,7 @@ void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double
   template bool multi_tensor_all_finite<T>(const T* const*, const index_t*, index_t);                           \
   template void multi_tensor_norm<T>(double*, const T* const*, const index_t*, index_t, double);                \
   template void multi_tensor_scale<T>(T* const*, const index_t*, index_t, double);                              \
+  template void multi_tensor_zero<T>(T* const*, const index_t*, index_t);                                       \
   template void multi_tensor_clamp<T>(T* const*, const index_t*, index_t, double, double);
 
 NNFAST_OPTIM_INSTANTIATE(float)
