@@ -132,11 +132,11 @@ def fused_zero():
 
 
 def _filled_params(fill=np.nan):
-    """Params of odd sizes (one spanning several thread slices), float32 and float64, whose grads
+    """Params of odd sizes (the large ones split across threads: 1 MiB a thread), float32 and float64, whose grads
     hold ``fill`` (a missed element stays non-zero), plus one non-contiguous grad."""
     rng = np.random.default_rng(5)
     ps = []
-    for n, dt in [(1, np.float32), (7, np.float64), (1023, np.float32), (70001, np.float32), (33, np.float64)]:
+    for n, dt in [(1, np.float32), (7, np.float64), (1023, np.float32), (600001, np.float32), (300001, np.float64)]:
         p = nn.Parameter(rng.standard_normal(n).astype(dt))
         p.grad = nnfast.from_numpy(np.full(n, fill, dt))
         ps.append(p)
