@@ -118,3 +118,81 @@ def test_cross_entropy_non_unit_upstream_gradient_is_scaled():
     z.grad = None
     F.cross_entropy(z, t).backward()
     np.testing.assert_allclose(g, 2.5 * z.grad.numpy(), rtol=1e-13)
+
+
+# ---------------------------------------------------------------- zero_grad(set_to_none=False)
+@pytest.fixture
+def fused_zero():
+    """Sets the NNFAST_FUSED_ZERO switch for a test (``fused_zero(False)``: the fill one by one)."""
+    from nnfast.nn import module
+
+    saved = module._FUSED_ZERO[0]
+    yield lambda on: module._FUSED_ZERO.__setitem__(0, on)
+    module._FUSED_ZERO[0] = saved
+
+
+def _filled_params(fill=np.nan):
+    """Params of odd sizes (the large ones split across threads: 1 MiB a thread), float32 and float64, whose grads
+    hold ``fill`` (a missed element stays non-zero), plus one non-contiguous grad."""
+    rng = np.random.default_rng(5)
+    ps = []
+    for n, dt in [(1, np.float32), (7, np.float64), (1023, np.float32), (600001, np.float32), (300001, np.float64)]:
+        p = nn.Parameter(rng.standard_normal(n).astype(dt))
+        p.grad = nnfast.from_numpy(np.full(n, fill, dt))
+        ps.append(p)
+    q = nn.Parameter(np.ones((3, 5), np.float32))
+    q.grad = nnfast.from_numpy(np.full((5, 3), fill, np.float32).T)  # a transposed view
+    return ps + [q]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fill", [np.nan, -np.inf, -1.5])
+@pytest.mark.parametrize("owner", ["optimizer", "module"])
+def test_zero_grad_in_place_clears_every_grad_and_keeps_the_buffers(fused, fill, owner, fused_zero):
+    fused_zero(fused)
+    ps = _filled_params(fill)
+    buffers = [p.grad._data for p in ps]
+    if owner == "optimizer":
+        nnfast.optim.SGD(ps, lr=0.1).zero_grad(set_to_none=False)
+    else:
+        m = nn.Module()
+        for i, p in enumerate(ps):
+            m.register_parameter(f"p{i}", p)
+        m.zero_grad(set_to_none=False)
+    for p, buf in zip(ps, buffers):
+        assert p.grad._data is buf
+        assert not buf.any() and not np.signbit(buf).any(), "zero_grad left a non-zero (or -0.0) element"
+
+
+def test_zero_grad_in_place_with_aliased_grads_falls_back():
+    # Two grads sharing memory: the multi-tensor kernel refuses the list; each is still cleared.
+    base = np.full(10, 3.0, np.float32)
+    a, b = nn.Parameter(np.ones(6, np.float32)), nn.Parameter(np.ones(6, np.float32))
+    a.grad, b.grad = nnfast.from_numpy(base[:6]), nnfast.from_numpy(base[4:])
+    nnfast.optim.SGD([a, b], lr=0.1).zero_grad(set_to_none=False)
+    assert not base.any()
+
+
+def test_multi_tensor_zero_rejects_bad_input():
+    with pytest.raises(TypeError, match=r"\[multi_tensor_zero\] expected"):
+        nnfast._C.multi_tensor_zero([np.ones(3, np.int32)])
+    ro = np.ones(3, np.float32)
+    ro.setflags(write=False)
+    with pytest.raises(ValueError, match=r"\[multi_tensor_zero\] expected"):
+        nnfast._C.multi_tensor_zero([ro])
+
+
+def test_fused_zero_training_run_matches_the_fill_one_by_one_bitwise(fused_zero):
+    runs = []
+    for fused in (True, False):
+        fused_zero(fused)
+        m = _mlp()
+        opt = nnfast.optim.Adam(m.parameters(), lr=1e-2)
+        x, y = _batch()
+        for _ in range(4):
+            opt.zero_grad(set_to_none=False)
+            F.cross_entropy(m(x), y).backward()
+            opt.step()
+        runs.append([p.detach().numpy().copy() for p in m.parameters()])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)

@@ -484,6 +484,14 @@ void scale_binding(py::object tensors, double scale) {
   });
 }
 
+void zero_binding(py::object tensors) {
+  TensorLists L = check_lists("multi_tensor_zero", {{"tensors", true}}, {tensors});
+  for_each_dtype(L, [&](auto& P) {
+    py::gil_scoped_release release;
+    multi_tensor_zero(P.list(0), P.numel.data(), P.count());
+  });
+}
+
 void clamp_binding(py::object tensors, double lo, double hi) {
   const char* op = "multi_tensor_clamp";
   if (lo > hi) value_error(op, "min <= max");
@@ -537,5 +545,6 @@ void init_optim(pybind11::module_& m) {
   m.def("multi_tensor_norm", &norm_binding, arg("tensors"), arg("norm_type") = 2.0, arg("per_tensor") = false,
         "Norm of the concatenation of the arrays; with per_tensor, (total, per-tensor norms).");
   m.def("multi_tensor_scale", &scale_binding, arg("tensors"), arg("scale"));
+  m.def("multi_tensor_zero", &zero_binding, arg("tensors"), "Fills every array with zeros (one parallel pass).");
   m.def("multi_tensor_clamp", &clamp_binding, arg("tensors"), arg("min"), arg("max"));
 }

@@ -580,6 +580,11 @@ struct ScaleOp {
 };
 
 template <typename T>
+struct ZeroOp {
+  __device__ void operator()(const ListArg<T, 1>& a, int t, index_t j) const { a.p[0][t][j] = T(0); }
+};
+
+template <typename T>
 struct ClampOp {
   T lo, hi;
   __device__ void operator()(const ListArg<T, 1>& a, int t, index_t j) const {
@@ -846,6 +851,13 @@ void multi_tensor_scale(T* const* x, const index_t* numel, index_t count, double
 }
 
 template <typename T>
+void multi_tensor_zero(T* const* x, const index_t* numel, index_t count, cudaStream_t stream) {
+  using namespace optim_cuda_detail;
+  T* const* const roles[1] = {x};
+  apply(make_groups<T, 1>(roles, numel, count, NoCoef{}), ZeroOp<T>{}, stream);
+}
+
+template <typename T>
 void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double lo, double hi, cudaStream_t stream) {
   using namespace optim_cuda_detail;
   T* const* const roles[1] = {x};
@@ -880,6 +892,7 @@ void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double
   template bool multi_tensor_all_finite<T>(const T* const*, const index_t*, index_t, cudaStream_t);              \
   template void multi_tensor_norm<T>(double*, const T* const*, const index_t*, index_t, double, cudaStream_t);   \
   template void multi_tensor_scale<T>(T* const*, const index_t*, index_t, double, cudaStream_t);                 \
+  template void multi_tensor_zero<T>(T* const*, const index_t*, index_t, cudaStream_t);                          \
   template void multi_tensor_clamp<T>(T* const*, const index_t*, index_t, double, double, cudaStream_t);
 
 NNFAST_CUDA_OPTIM_INSTANTIATE(float)

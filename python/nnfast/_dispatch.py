@@ -130,6 +130,7 @@ _TABLE: dict[str, _Op] = {
     **_ops(REG, _PENALTY, "l1_penalty", "l2_penalty"),
     "clip_grad_norm_": _op(REG, cpu=("multi_tensor_norm", "multi_tensor_scale")),
     "clip_grad_value_": _op(REG, cpu=("multi_tensor_clamp",)),
+    "zero_grad": _op(REG, cpu=("multi_tensor_zero",)),
     # optimizer steps (one fused multi-tensor kernel per param group)
     **_optimizers("sgd"),
     **_ops(OPTIM, _ADAM, "adam", "adamw"),

@@ -219,6 +219,11 @@ double combine_norms(const double* norms, index_t count, double norm_type);
 template <typename T>
 void multi_tensor_scale(T* const* x, const index_t* numel, index_t count, double scale);
 
+// x = 0 (every bit clear), the threads splitting the concatenation: zero_grad(set_to_none=False)
+// in one call, off the calling thread's sole charge.
+template <typename T>
+void multi_tensor_zero(T* const* x, const index_t* numel, index_t count);
+
 // x = min(max(x, lo), hi); NaN stays NaN.
 template <typename T>
 void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double lo, double hi);

@@ -1,6 +1,7 @@
 """``nn.Module`` and ``nn.Parameter`` with PyTorch's semantics and naming."""
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Optional, Protocol, TypeVar, overload
 
@@ -9,7 +10,7 @@ if TYPE_CHECKING:
 
 import numpy as np
 
-from .._dispatch import xp_of
+from .._dispatch import kernels, xp_of
 from ..autograd import grad_mode
 from ..autograd.function import Function
 from ..tensor import Tensor, _to_device_array, device
@@ -18,16 +19,38 @@ from ..tensor import Tensor, _to_device_array, device
 _Device = device  # Module.cuda's argument is named ``device``, as in PyTorch
 
 
+# NNFAST_FUSED_ZERO=0: zero_grad(set_to_none=False) fills each gradient on its own, on the calling
+# thread (the A/B switch of the one parallel kernel call below).
+_FUSED_ZERO = [os.environ.get("NNFAST_FUSED_ZERO", "1") != "0"]
+_ZEROABLE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _zero_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
     """Sets each param's ``.grad`` to None or to zeros in place: ``zero_grad`` of both
-    ``Module`` and ``Optimizer``, which must agree."""
+    ``Module`` and ``Optimizer``, which must agree. In place, the CPU float gradients are
+    cleared by one multi-tensor kernel call (split across the threads), the rest one by one."""
+    if set_to_none:
+        for p in params:
+            if p.grad is not None:
+                p.grad = None
+        return
+    fused: list[Any] = []
     for p in params:
-        if p.grad is None:
+        g = p.grad
+        if g is None:
             continue
-        if set_to_none:
-            p.grad = None
+        a = g._data
+        if (_FUSED_ZERO[0] and type(a) is np.ndarray and a.dtype in _ZEROABLE and a.flags.c_contiguous
+                and a.flags.writeable):
+            fused.append(a)
         else:
-            p.grad._data[...] = 0
+            a[...] = 0
+    if fused:
+        try:
+            kernels("zero_grad").multi_tensor_zero(fused)  # (numpy arrays only: the cpu kernel)
+        except ValueError:  # two gradients sharing memory: the kernel's checks refuse the list
+            for a in fused:
+                a[...] = 0
 
 
 class Parameter(Tensor):

@@ -95,6 +95,9 @@ void multi_tensor_scale(T* const* x, const index_t* numel, index_t count, double
                         cudaStream_t stream = nullptr);
 
 template <typename T>
+void multi_tensor_zero(T* const* x, const index_t* numel, index_t count, cudaStream_t stream = nullptr);
+
+template <typename T>
 void multi_tensor_clamp(T* const* x, const index_t* numel, index_t count, double lo, double hi,
                         cudaStream_t stream = nullptr);
 
