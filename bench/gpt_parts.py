@@ -128,7 +128,7 @@ def family_totals(a, torch, clock, name, per) -> None:
     rows += [("rest of the step", best["step_n"] - sn, best["step_t"] - st), ("whole step", best["step_n"], best["step_t"])]
     print(f"GPT-{name} step by family (ms per step, nnfast / torch, share of nnfast's step):")
     for k, n, t in rows:
-        print(f"  {k:18s} {n:7.2f} / {t:7.2f}  {n / t if t > 0 else float('nan'):5.2f}x  {100 * n / best['step_n']:5.1f}%")
+        print(f"  {k:18s} {n:7.2f} / {t:7.2f}  {n / t if t else float('nan'):5.2f}x  {100 * n / best['step_n']:5.1f}%")
 
 
 def ab(a) -> int:
