@@ -101,6 +101,35 @@ def flops_per_step(n_layer, n_embd, block, batch, vocab):
     return 6.0 * matmul_params * tokens + n_layer * 12.0 * batch * block * block * n_embd
 
 
+def build(torch, g, data, name):
+    """Both contenders of config ``name``, same weights: models, step functions, optimizers, the batch."""
+    L, H, C, T, B = CONFIGS[name]
+    vocab = len(data.chars)
+    nnfast.manual_seed(0)
+    cfg = g.GPTConfig(vocab_size=vocab, block_size=T, n_layer=L, n_head=H, n_embd=C)
+    ours = g.GPT(cfg)
+    theirs = torch_gpt(torch, L, H, C, T, vocab)
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in ours.state_dict().items()})
+    opt_n = nnfast.optim.AdamW(g.param_groups(ours, 0.1), lr=1e-3)
+    decay = {id(m.weight) for m in theirs.modules() if isinstance(m, torch.nn.Linear)}
+    opt_t = torch.optim.AdamW([{"params": [p for p in theirs.parameters() if id(p) in decay], "weight_decay": 0.1},
+                               {"params": [p for p in theirs.parameters() if id(p) not in decay],
+                                "weight_decay": 0.0}], lr=1e-3)
+    x, y = data.batch("train", B, T, np.random.default_rng(0))
+    xt, yt = torch.from_numpy(x.numpy()), torch.from_numpy(y.numpy())
+
+    def stepper(model, opt, idx, targets):  # a step: forward + loss, zero_grad, backward, AdamW
+        def step():
+            loss = model(idx, targets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+
+    return ours, theirs, stepper(ours, opt_n, x, y), stepper(theirs, opt_t, xt, yt), opt_n, opt_t, x, y
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -129,33 +158,7 @@ def main() -> int:
           if "PLACEHOLDER" in (nnfast.nn.functional._attention.__doc__ or "") else "fused kernel"))
     for name in args.only.split(","):
         L, H, C, T, B = CONFIGS[name]
-        nnfast.manual_seed(0)
-        cfg = g.GPTConfig(vocab_size=vocab, block_size=T, n_layer=L, n_head=H, n_embd=C)
-        ours = g.GPT(cfg)
-        theirs = torch_gpt(torch, L, H, C, T, vocab)
-        theirs.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in ours.state_dict().items()})
-        opt_n = nnfast.optim.AdamW(g.param_groups(ours, 0.1), lr=1e-3)
-        decay = {id(m.weight) for m in theirs.modules() if isinstance(m, torch.nn.Linear)}
-        opt_t = torch.optim.AdamW([{"params": [p for p in theirs.parameters() if id(p) in decay], "weight_decay": 0.1},
-                                   {"params": [p for p in theirs.parameters() if id(p) not in decay],
-                                    "weight_decay": 0.0}], lr=1e-3)
-        x, y = data.batch("train", B, T, np.random.default_rng(0))
-        xt, yt = torch.from_numpy(x.numpy()), torch.from_numpy(y.numpy())
-
-        def step_n():
-            loss = ours(x, y)
-            opt_n.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_n.step()
-            return loss
-
-        def step_t():
-            loss = theirs(xt, yt)
-            opt_t.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_t.step()
-            return loss
-
+        ours, theirs, step_n, step_t, opt_n, opt_t, x, y = build(torch, g, data, name)
         # correctness first: the loss, every gradient, and the parameters after one step
         ln, lt = step_n(), step_t()
         if abs(ln.item() - lt.item()) > 1e-5 * abs(lt.item()):

@@ -4,7 +4,8 @@
 
 Times each layer of one transformer block at the bench's shapes, forward and backward apart
 (best of rounds, the two contenders alternated; process CPU time at 1 thread, wall time above),
-plus the head (tied linear + cross-entropy), the embeddings and AdamW.
+plus the head (tied linear + cross-entropy), then the whole step by op family (each part times its
+count per step, AdamW's step alone, and the rest: autograd / module Python, embeddings, zero_grad).
 """
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ def main() -> int:
                         lambda d: TF.cross_entropy(TF.linear(d["x"], d["wte"]).view(-1, V), tt.view(-1))),
         }
         print(f"\nGPT-{name} parts (ms, best of {a.rounds}; nnfast / torch; fwd, bwd incl. a .sum()):")
+        per = {}
         for cname, (fn, ft) in cases.items():
             res = {"n": ([], []), "t": ([], [])}
             for _ in range(a.rounds):
@@ -96,7 +98,37 @@ def main() -> int:
             ft_, bt = min(res["t"][0]) * 1e3, min(res["t"][1]) * 1e3
             print(f"  {cname:18s} fwd {fn_:6.3f} / {ft_:6.3f}   bwd {bn:6.3f} / {bt:6.3f}   "
                   f"total {(fn_ + bn) / (ft_ + bt):.2f}x")
+            per[cname] = (fn_ + bn, ft_ + bt)
+        family_totals(a, torch, clock, name, per)
     return 0
+
+
+def family_totals(a, torch, clock, name, per) -> None:
+    """The step by op family: each part above times its count per step (attention less its c_attn),
+    AdamW's step alone, and the rest of bench_gpt's whole step (autograd and module Python,
+    embeddings, zero_grad, the .sum()s' difference) as whole step minus those."""
+    L = bg.CONFIGS[name][0]
+    counts = {"layer_norm": 2 * L + 1, "c_attn C->3C": L, "attention": L, "c_proj C->C": L,
+              "residual add": 2 * L, "c_fc+gelu C->4C": L, "mlp c_proj 4C->C": L, "head+CE": 1}
+    per = dict(per, attention=tuple(x - c for x, c in zip(per["attention"], per["c_attn C->3C"])))
+    g = bg._example()
+    data = g.CharData(nnfast.datasets.genesis_kjv())
+    _, _, step_n, step_t, opt_n, opt_t, _, _ = bg.build(torch, g, data, name)
+    res = {k: [] for k in ("step_n", "step_t", "adam_n", "adam_t")}
+    for r in range(a.rounds + 2):
+        for k, f in (("step_n", step_n), ("step_t", step_t), ("adam_n", opt_n.step), ("adam_t", opt_t.step)):
+            t0 = clock()
+            f()
+            if r >= 2:
+                res[k].append(clock() - t0)
+    best = {k: min(v) * 1e3 for k, v in res.items()}
+    rows = [(k, c * per[k][0], c * per[k][1]) for k, c in counts.items()]
+    rows.append(("AdamW step", best["adam_n"], best["adam_t"]))
+    sn, st = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    rows += [("rest of the step", best["step_n"] - sn, best["step_t"] - st), ("whole step", best["step_n"], best["step_t"])]
+    print(f"GPT-{name} step by family (ms per step, nnfast / torch, share of nnfast's step):")
+    for k, n, t in rows:
+        print(f"  {k:18s} {n:7.2f} / {t:7.2f}  {n / t if t else float('nan'):5.2f}x  {100 * n / best['step_n']:5.1f}%")
 
 
 def ab(a) -> int:
