@@ -733,6 +733,22 @@ def test_batch_norm_prefetch_switch(monkeypatch, isa_level, shape):
         np.testing.assert_array_equal(a, c, err_msg=name)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(37, 1031, 1), (9000, 7, 1), (5, 3, 1), (9, 7, 49), (40, 3, 300)])
+def test_batch_norm_reverse_switch(monkeypatch, isa_level, threads, shape):
+    """NNFAST_NORM_REVERSE=0 (the float32 output passes' row blocks front to back instead of
+    last to first) gives the same bits: (N, C) with several row blocks (37 rows of 1031: blocks
+    of 31; 9000 of 7: blocks of 4681) and the grouped (N, C, L) path, 1 and 2 threads."""
+    old = nnfast.get_num_threads()
+    nnfast.set_num_threads(threads)
+    try:
+        outs = _bn_under_switch(monkeypatch, "NNFAST_NORM_REVERSE", np.random.default_rng(35), shape, 2.0)
+    finally:
+        nnfast.set_num_threads(old)
+    for name, a, c in zip(_BN_NAMES, outs["0"], outs["1"]):
+        np.testing.assert_array_equal(a, c, err_msg=name)
+
+
 @pytest.mark.parametrize("cols,nsplit", [("0", "1"), ("1", "0"), ("1", "1")])
 @pytest.mark.parametrize("n", [8, 19])
 def test_batch_norm_nchw_groups_noncontig_gradcheck(monkeypatch, cols, nsplit, n):
