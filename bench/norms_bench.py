@@ -27,7 +27,9 @@ groups' sums in per-channel register accumulators instead of one per element of 
 NNFAST_NORM_PREFETCH (0: no software prefetch of the groups' strided stretches), NNFAST_NORM_NSPLIT
 (opt-in 1: the threads split the rows inside one group of twice the channels; for it, on / off reads 1 / 0),
 NNFAST_NORM_FOLD (0: the float32 output passes of batch norm and the layer / RMS norm dx subtract the split
-mean in two steps instead of folding its low part into the constant of one multiply-add).
+mean in two steps instead of folding its low part into the constant of one multiply-add), NNFAST_NORM_ROWPF
+(0: the layer / RMS norm float32 dx pass does not prefetch the next rows' dy and x), NNFAST_NORM_REVERSE (0:
+the batch norm float32 output pass takes the rows front to back instead of last to first).
 """
 import os
 import sys
@@ -91,13 +93,17 @@ row_out = np.empty(rows, np.float32)
 rsum = REDUCE_CODES["sum"]
 
 
+# --threads 1: process CPU time (run with OMP_WAIT_POLICY=passive), which survives a loaded machine.
+clock = time.process_time if threads == 1 else time.perf_counter
+
+
 def best(f):
     f()
     t = 1e9
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         f()
-        t = min(t, time.perf_counter() - t0)
+        t = min(t, clock() - t0)
     return t
 
 
@@ -139,7 +145,6 @@ if torch:
     }
 
 if ab:
-    clock = time.process_time if threads == 1 else time.perf_counter
     res = {}
     for _ in range(reps):
         for mode in ("0", "1"):

@@ -198,6 +198,47 @@ def test_row_norm_backward_float32(monkeypatch, isa_level, fold, rms, shape, mea
         assert np.abs(a.astype(np.float64) - c).max() <= 2e-5 * max(1.0, float(np.abs(c).max()))
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("shape", [(263, 1023), (9, 40000), (1, 300000)])
+def test_row_norm_backward_prefetch_switch(monkeypatch, isa_level, threads, shape):
+    """NNFAST_NORM_ROWPF=0 (no prefetch of the next rows during the float32 dx pass) gives
+    the same bits: layer / RMS norm backward past 1 MB, with and without the weight / bias
+    partials (groups of four rows, the single-row tail: 263 = 65 x 4 + 3; one row: nothing
+    ahead), 1 and 3 threads; and the values stay within 2e-5 of the float64 kernels."""
+    rng = np.random.default_rng(shape[1])
+    x32 = (2.0 + rng.standard_normal(shape)).astype(np.float32)
+    w32, b32 = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+    dy32 = rng.standard_normal(shape).astype(np.float32)
+    assert x32.nbytes > 1 << 20
+    M, D = shape
+    old = nnfast.get_num_threads()
+    nnfast.set_num_threads(threads)
+    try:
+        for rms in (False, True):
+            mean, rstd = (None if rms else np.empty(M)), np.empty(M)
+            _C.layer_norm_forward(np.empty_like(x32), mean, rstd, x32, w32, None if rms else b32, 1e-5, rms)
+            outs = {}
+            for mode in ("0", "1"):
+                monkeypatch.setenv("NNFAST_NORM_ROWPF", mode)
+                dx, dw, db = np.empty_like(x32), np.zeros(D, np.float32), np.zeros(D, np.float32)
+                _C.layer_norm_backward(dx, dw, None if rms else db, dy32, x32, mean, rstd, w32, rms)
+                dx2 = np.empty_like(x32)  # no partials: the row-at-a-time path
+                _C.layer_norm_backward(dx2, None, None, dy32, x32, mean, rstd, w32, rms)
+                outs[mode] = (dx, dw, db, dx2)
+            for a, c in zip(outs["0"], outs["1"]):
+                np.testing.assert_array_equal(a, c, err_msg=f"rms={rms}")
+            x64, w64, dy64 = x32.astype(np.float64), w32.astype(np.float64), dy32.astype(np.float64)
+            mean64, rstd64 = (None if rms else np.empty(M)), np.empty(M)
+            _C.layer_norm_forward(np.empty_like(x64), mean64, rstd64, x64, w64, None if rms else b32.astype(np.float64),
+                                  1e-5, rms)
+            dx64 = np.empty_like(x64)
+            _C.layer_norm_backward(dx64, None, None, dy64, x64, mean64, rstd64, w64, rms)
+            assert np.abs(outs["1"][0] - dx64).max() <= 2e-5 * max(1.0, float(np.abs(dx64).max()))
+            assert np.abs(outs["1"][3] - dx64).max() <= 2e-5 * max(1.0, float(np.abs(dx64).max()))
+    finally:
+        nnfast.set_num_threads(old)
+
+
 @pytest.mark.parametrize("fold", ["1", "0"])
 def test_large_float32_outputs_streamed(monkeypatch, fold):
     """float32 outputs past 32 MB are written with non-temporal stores after a
@@ -688,6 +729,22 @@ def test_batch_norm_prefetch_switch(monkeypatch, isa_level, shape):
     """NNFAST_NORM_PREFETCH=0 (no software prefetch of strided stretches) gives the same bits;
     the prefetch runs only past 32 MB ((2700, 64, 49) float32)."""
     outs = _bn_under_switch(monkeypatch, "NNFAST_NORM_PREFETCH", np.random.default_rng(34), shape, 2.0)
+    for name, a, c in zip(_BN_NAMES, outs["0"], outs["1"]):
+        np.testing.assert_array_equal(a, c, err_msg=name)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(37, 1031, 1), (9000, 7, 1), (5, 3, 1), (9, 7, 49), (40, 3, 300)])
+def test_batch_norm_reverse_switch(monkeypatch, isa_level, threads, shape):
+    """NNFAST_NORM_REVERSE=0 (the float32 output passes' row blocks front to back instead of
+    last to first) gives the same bits: (N, C) with several row blocks (37 rows of 1031: blocks
+    of 31; 9000 of 7: blocks of 4681) and the grouped (N, C, L) path, 1 and 2 threads."""
+    old = nnfast.get_num_threads()
+    nnfast.set_num_threads(threads)
+    try:
+        outs = _bn_under_switch(monkeypatch, "NNFAST_NORM_REVERSE", np.random.default_rng(35), shape, 2.0)
+    finally:
+        nnfast.set_num_threads(old)
     for name, a, c in zip(_BN_NAMES, outs["0"], outs["1"]):
         np.testing.assert_array_equal(a, c, err_msg=name)
 

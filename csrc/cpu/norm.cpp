@@ -141,6 +141,8 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   RowArgs<T> a = row_args<T>(M, D, rms);
   set_backward_tensors(a, dx, dy, x, mean, rstd, weight);
   a.fold = sizeof(T) == 4 && norm_detail::fold_enabled();
+  a.prefetch = sizeof(T) == 4 && static_cast<size_t>(M * D) * sizeof(T) > norm_detail::kRowPrefetchBytes &&
+               env_switch_on("NNFAST_NORM_ROWPF");
   const bool partials = dweight || dbias;
   if (!partials) {
     if (dx) parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.row_backward(a, lo, hi, nullptr, nullptr); });

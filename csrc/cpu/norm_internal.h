@@ -21,6 +21,11 @@ namespace norm_detail {
 // and the L3 keeps the inputs the second pass re-reads). Values are unchanged.
 constexpr size_t kStreamBytes = size_t(32) << 20;
 
+// Layer / RMS norm backward inputs past this many bytes (not L2-resident): each row's
+// float32 dx pass prefetches the next rows' dy and x (norm_isa.cpp, Ahead).
+// NNFAST_NORM_ROWPF=0 turns it off (A/B; same values).
+constexpr size_t kRowPrefetchBytes = size_t(1) << 20;
+
 // NNFAST_NORM_FOLD=0: the float32 output passes of batch norm (chan_affine_rows) and of
 // the layer / RMS norm dx subtract the split mean in two steps, ((x - mh) - ml), and apply
 // the coefficients one by one, as before. Default: ml is folded into the constant and
@@ -46,6 +51,7 @@ struct RowArgs {
   T* dx = nullptr;  // backward; null: only the weight / bias partial sums
   bool stream = false;  // write y / dx with non-temporal stores (float32; see kStreamBytes)
   bool fold = true;     // float32 dx: fold_enabled()
+  bool prefetch = false;  // float32 dx passes prefetch the next rows (see kRowPrefetchBytes)
 };
 
 // Group (and instance) norm over x (N, C, L); row r = n * G + g covers the
