@@ -7,10 +7,18 @@ read of the logits and one write of the gradient (2 N C itemsize bytes); its
 backward reads the saved gradient and writes d(logits) (2 N C itemsize).
 
     PYTHONPATH=python python bench/bench_loss.py [--threads 1] [--quick]
+
+``--ab NNFAST_X --op ce|gelu --mb 64``: 1-thread CPU-time A/B of a switch (subprocesses
+alternate NNFAST_X=1 / 0; min and median process_time of preallocated-output calls), the
+figure to quote on a loaded machine. ce: ``_C.cross_entropy`` rows of 1000; gelu: the erf
+GELU forward.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -144,11 +152,58 @@ def bench_pointwise(n, dtype):
                                                      f"{t_np / t_n:4.2f}x"), flush=True)
 
 
+_AB_CHILD = r"""
+import sys, time
+import numpy as np
+import nnfast.nn.functional as F
+from nnfast._native import _C
+op, n, reps = sys.argv[1], int(sys.argv[2]) * (1 << 20) // 4, int(sys.argv[3])
+r = np.random.default_rng(0)
+if op == "gelu":
+    x = r.standard_normal(n).astype(np.float32)
+    out = np.empty_like(x)
+    fn = lambda: _C.act_forward(out, x, F._act_codes.GELU)
+else:
+    K = 1000
+    B = n // K
+    z = (3 * r.standard_normal((B, K))).astype(np.float32)
+    zo, loss, t = np.empty_like(z), np.empty(1, np.float32), r.integers(0, K, B)
+    fn = lambda: _C.cross_entropy(loss, zo.reshape(B, K, 1), z.reshape(B, K, 1), t.reshape(B, 1), None, -100, 0.0, 1)
+fn(); fn()
+ts = []
+for _ in range(reps):
+    a = time.process_time(); fn(); ts.append(time.process_time() - a)
+ts.sort()
+print(ts[0], ts[len(ts) // 2])
+"""
+
+
+def cpu_ab(var, op, mb, rounds=4, reps=15):
+    res = {"1": [], "0": []}
+    for k in range(rounds):
+        for flag in ("1", "0") if k % 2 == 0 else ("0", "1"):
+            env = dict(os.environ, NNFAST_NUM_THREADS="1", **{var: flag})
+            out = subprocess.run([sys.executable, "-c", _AB_CHILD, op, str(mb), str(reps)], env=env, check=True,
+                                 capture_output=True, text=True).stdout.split()
+            res[flag].append((float(out[0]), float(out[1])))
+    for flag in ("1", "0"):
+        mins, meds = sorted(a for a, _ in res[flag]), sorted(b for _, b in res[flag])
+        print(f"{var}={flag} {op} {mb} MB, 1 thread CPU time: min {mins[0] * 1e3:.3f} ms, "
+              f"median of medians {meds[len(meds) // 2] * 1e3:.3f} ms")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--ab", help="switch to A/B on 1-thread CPU time (e.g. NNFAST_CE_STREAM)")
+    ap.add_argument("--op", choices=("ce", "gelu"), default="ce")
+    ap.add_argument("--mb", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()
+    if args.ab:
+        cpu_ab(args.ab, args.op, args.mb, args.rounds)
+        return
     if args.threads:
         nnfast.set_num_threads(args.threads)
         if torch is not None:

@@ -113,13 +113,15 @@ def test_float32_ulp_error(name):
 
 def test_gelu_table_interval_edges():
     """The float32 normal tail (GELU forward and backward) picks a polynomial per interval of |x|,
-    from the bits of |x| + 1 (quarter binades: edges 0.25, 0.5, ..., 7, 9, 11, 13); rounding of
-    |x| + 1 can file a value just below an edge under the next interval. 32 floats either side of
+    from the bits of |x| + 1 (quarter binades: edges 0.25, 0.5, ..., 7, 9, 11, 13; the forward's
+    direct table for |x| < 3, eighth binades: 0.125, 0.25, ..., 1, 1.25, ..., 2.75 and its end at
+    3); rounding of |x| + 1 can file a value just below an edge under the next interval. 32 floats either side of
     every edge, both signs, every SIMD level: forward within the op's ulp bound of float64, the
     derivative within 4e-7 of the size of its two terms Phi(x) and x phi(x) (it crosses zero
     near x = -0.75); and
     x <= -14.5 (clamped tail) gives -0, never NaN."""
     edges = [2.0 ** (k // 4) * (1 + (k % 4) / 4) - 1 for k in range(1, 16)]
+    edges += [2.0 ** (k // 8) * (1 + (k % 8) / 8) - 1 for k in range(1, 17) if k % 2]
     base = np.array(edges, np.float32)
     bits = base.view(np.int32)[:, None] + np.arange(-32, 33, dtype=np.int32)[None, :]
     x = bits.ravel().view(np.float32)
@@ -709,6 +711,18 @@ def test_gelu_exp_short_switch():
     [0.5, 0.75], both signs, and a sweep of [-15, 15]), the same bits on every SIMD level and through
     the GEMM epilogue, and different bits from each other."""
     res = _act_switch("NNFAST_GELU_EXP_SHORT", ["gelu", "0.5", "0.75", "15"])
+    assert res["1"][0] <= 3.0 and res["0"][0] <= 3.0, res
+    assert res["1"][1] != res["0"][1]
+
+
+def test_gelu_erf_poly_switch():
+    """GELU (erf) float32 forward: Phi(-|x|) from the direct polynomial table for |x| < 3, the exp
+    form beyond (NNFAST_GELU_ERF_POLY=1, default), or the exp form everywhere (=0). Both within
+    GELU's 3 ulp of float64 on every float in [2.5, 3.25] (both signs: the direct table's widest
+    intervals, its end at 3 and the lanes past it) and a sweep of [-15, 15]; the same bits on every
+    SIMD level and through the GEMM epilogue (one lane), so a lane never depends on its
+    neighbours; and different bits from each other."""
+    res = _act_switch("NNFAST_GELU_ERF_POLY", ["gelu", "2.5", "3.25", "15"])
     assert res["1"][0] <= 3.0 and res["0"][0] <= 3.0, res
     assert res["1"][1] != res["0"][1]
 

@@ -440,3 +440,54 @@ def test_bce_with_logits_gradient_wide_range():
     sig_neg = 1 / (1 + np.exp(x))
     expect = (1 - y) - (1 + (pw - 1) * y) * sig_neg
     np.testing.assert_allclose(xt.grad.numpy(), expect, rtol=1e-13, atol=1e-300)
+
+
+_CE_STREAM_CHILD = r"""
+import hashlib, sys
+import numpy as np
+import nnfast
+import nnfast.nn.functional as F
+from nnfast._native import _C
+r = np.random.default_rng(8)
+C = 1001  # odd: each row starts at another alignment (peel, streamed body, tail)
+cases = []
+for dtype, N in ((np.float32, 4203), (np.float64, 2101)):  # dx just past 16 MB
+    x = (3 * r.standard_normal(N * C + 1)).astype(dtype)[1:].reshape(N, C)
+    t = r.integers(0, C, N)
+    t[::97] = -100  # ignored rows
+    w = r.uniform(0.5, 2.0, C).astype(dtype)
+    cases += [(x, t, {}), (x, t, {"weight": nnfast.from_numpy(w), "label_smoothing": 0.1, "reduction": "none"}),
+              (np.asfortranarray(x), t, {"reduction": "sum"})]  # class stride N: the gathered row
+h = hashlib.sha256()  # every level's bits (the levels' row sums differ)
+for level in nnfast.info()["simd_supported"]:
+    _C.set_cpu_isa(level)
+    first = None
+    for threads in (1, 2):
+        nnfast.set_num_threads(threads)
+        hl = hashlib.sha256()
+        for x, t, kw in cases:
+            xt = nnfast.from_numpy(x).requires_grad_()
+            loss = F.cross_entropy(xt, nnfast.tensor(t), **kw)
+            loss.sum().backward() if loss.ndim else loss.backward()
+            hl.update(loss.detach().numpy().tobytes())
+            hl.update(xt.grad.numpy().tobytes())
+        first = first or hl.hexdigest()
+        assert hl.hexdigest() == first, (level, threads)
+    h.update(first.encode())
+sys.stdout.write(h.hexdigest() + "\n")
+"""
+
+
+def test_cross_entropy_streamed_grad_same_bits():
+    """cross_entropy writes a dx past 16 MB from a cached scratch row with non-temporal stores
+    (NNFAST_CE_STREAM=1, default) or in place with ordinary stores (=0): float32 and float64,
+    C = 1001 (every row alignment), class weights + label smoothing, ignored rows, a non-contiguous
+    input. The loss and gradient bits must equal across the switch (each SIMD level) and 1 / 2 threads."""
+    import subprocess
+    import sys
+
+    out = {}
+    for flag in ("1", "0"):
+        out[flag] = subprocess.run([sys.executable, "-c", _CE_STREAM_CHILD], env=dict(os.environ, NNFAST_CE_STREAM=flag),
+                                   check=True, capture_output=True, text=True).stdout.strip()
+    assert out["1"] == out["0"] and len(out["1"]) == 64, out

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "core/env_switch.h"
+#include "core/stream_store.h"
 #include "core/parallel_for.h"
 #include "cpu/loss_rows.h"
 #include "nnfast/loss.h"
@@ -36,6 +38,11 @@ double blocked_rows(index_t R, index_t work_per_row, F&& f) {
   for (double v : part) s += v;
   return s;
 }
+
+// NNFAST_CE_STREAM=0: cross_entropy writes a big dx with ordinary stores (A/B).
+inline const bool kCeStream = env_switch_on("NNFAST_CE_STREAM");
+// NNFAST_CE_PREFETCH=0: no prefetch of the next row of contiguous logits (A/B).
+inline const bool kCePrefetch = env_switch_on("NNFAST_CE_PREFETCH");
 
 inline std::int64_t target_at(const TargetView& t, index_t r, index_t S) {
   const index_t n = S == 1 ? r : r / S, s = r - n * S;
@@ -84,9 +91,15 @@ void cross_entropy_forward(T* loss, T* dx, View3<T> x, TargetView tg, const T* w
   }
   const bool gather = x.sc != 1;     // strided class dim: copy the row to a buffer
   const bool scatter = dx && S != 1;  // dx row (n, :, s) has stride S
+  // A dx past the cache: exp(x - m) goes to a cached scratch row, and dx is written
+  // once from it with non-temporal stores (no read-for-ownership of dx).
+  const bool stream = dx && !scatter && kCeStream &&
+                      static_cast<size_t>(R) * static_cast<size_t>(C) * sizeof(T) > ::nnfast::NNFAST_VM_NS::stream_store::kStreamBytes;
+
+  const bool prefetch = kCePrefetch && !gather && S == 1;  // row n + 1 at x.p + (n + 1) x.sn
 
   double total = blocked_rows(R, C, [&](index_t r0, index_t r1) {
-    std::vector<T> xbuf(gather ? C : 0), dbuf(scatter ? C : 0);
+    std::vector<T> xbuf(gather ? C : 0), dbuf(scatter || stream ? C : 0);
     double acc = 0.0;
     for (index_t r = r0; r < r1; ++r) {
       const index_t n = S == 1 ? r : r / S, s = r - n * S;
@@ -103,10 +116,10 @@ void cross_entropy_forward(T* loss, T* dx, View3<T> x, TargetView tg, const T* w
         for (index_t c = 0; c < C; ++c) xbuf[c] = xr[c * x.sc];
         xr = xbuf.data();
       }
-      T* dr = dx ? (scatter ? dbuf.data() : dxr) : nullptr;
+      T* dr = dx ? (scatter || stream ? dbuf.data() : dxr) : nullptr;
       const double wt = w ? static_cast<double>(w[t]) : 1.0;
       const T m = ops.max(xr, C);
-      const T se = ops.sumexp(xr, C, m, dr);
+      const T se = ops.sumexp(xr, C, m, dr, prefetch && r + 1 < R ? x.p + (n + 1) * x.sn : nullptr);
       const double lse_m = static_cast<double>(std::log(se));  // lse - m (logf for float: se >= 1)
       double l = (1.0 - eps) * wt * (lse_m - (static_cast<double>(xr[t]) - m));
       if (eps > 0.0) {
@@ -116,14 +129,20 @@ void cross_entropy_forward(T* loss, T* dx, View3<T> x, TargetView tg, const T* w
       if (dr) {
         const double a = k * ((1.0 - eps) * wt + eps * Wsum / static_cast<double>(C)) / se;
         const double b = -k * eps / static_cast<double>(C);
-        ops.affine(dr, C, static_cast<T>(a), static_cast<T>(b), eps > 0.0 ? w : nullptr);
-        dr[t] -= static_cast<T>(k * (1.0 - eps) * wt);
+        const T fix = static_cast<T>(k * (1.0 - eps) * wt);
+        if (stream) {
+          ops.affine_stream(dxr, dr, C, static_cast<T>(a), static_cast<T>(b), eps > 0.0 ? w : nullptr, t, fix);
+        } else {
+          ops.affine(dr, C, static_cast<T>(a), static_cast<T>(b), eps > 0.0 ? w : nullptr);
+          dr[t] -= fix;
+        }
         if (scatter)
           for (index_t c = 0; c < C; ++c) dxr[c * S] = dr[c];
       }
       if (red == Reduction::None) loss[r] = static_cast<T>(l);
       else acc += l;
     }
+    if (stream) ops.fence();
     return acc;
   });
   if (red != Reduction::None) loss[0] = static_cast<T>(total * k);
@@ -156,7 +175,7 @@ void cross_entropy_prob_forward(T* loss, T* dx, T* dtarget, View3<T> x, View3<T>
       }
       T* e = dbuf.data();
       const T m = ops.max(xr, C);
-      const T se = ops.sumexp(xr, C, m, e);
+      const T se = ops.sumexp(xr, C, m, e, nullptr);
       const double lse_m = static_cast<double>(std::log(se));
       double Q = 0.0, qx = 0.0;
       const double off = eps / static_cast<double>(C);

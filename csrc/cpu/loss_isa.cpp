@@ -7,6 +7,7 @@
 // cross_entropy ~10% slower).
 // NaN propagates; exp(x - max) below the smallest normal (-inf included) is 0.
 #include "core/simd.h"
+#include "core/stream_store.h"
 #include "core/vec_math.h"
 #include "cpu/loss_rows.h"
 
@@ -63,14 +64,19 @@ T row_max(const T* x, index_t C) {
 
 // The last partial vector of a row goes through a padded W-lane buffer (pad
 // lanes masked to 0), so short rows (C = 10, 100) stay on the vector path.
+// The next row's prefetch: the exps are the compute-heavy pass, so its DRAM reads
+// overlap them instead of stalling the next row's max pass (softmax rows do the same).
 template <typename T>
-T row_sumexp(const T* x, index_t C, T m, T* e) {
+T row_sumexp(const T* x, index_t C, T m, T* e, const T* next) {
   constexpr int W = lanes<T>();
   using V = VecT<T>;
   V acc0 = V{}, acc1 = V{};
   index_t c = 0;
+  constexpr index_t L = 64 / static_cast<index_t>(sizeof(T));  // elements per cache line
   if (e) {
     for (; c + 2 * W <= C; c += 2 * W) {
+      if (next)
+        for (index_t k = 0; k < 2 * W; k += L) __builtin_prefetch(next + c + k, 0, 3);
       V u = vexp<T>(vload(x + c) - m), v = vexp<T>(vload(x + c + W) - m);
       vstore(e + c, u);
       vstore(e + c + W, v);
@@ -79,10 +85,14 @@ T row_sumexp(const T* x, index_t C, T m, T* e) {
     }
   } else {
     for (; c + 2 * W <= C; c += 2 * W) {
+      if (next)
+        for (index_t k = 0; k < 2 * W; k += L) __builtin_prefetch(next + c + k, 0, 3);
       acc0 += vexp<T>(vload(x + c) - m);
       acc1 += vexp<T>(vload(x + c + W) - m);
     }
   }
+  if (next)
+    for (index_t k = c; k < C; k += L) __builtin_prefetch(next + k, 0, 3);
   for (; c + W <= C; c += W) {
     V u = vexp<T>(vload(x + c) - m);
     if (e) vstore(e + c, u);
@@ -138,6 +148,30 @@ void row_affine(T* d, index_t C, T a, T b, const T* w) {
   }
 }
 
+// Unaligned head and the tail through one lane, the body streamed (the peel makes
+// d + c vector-aligned; a d that is not element-aligned gets ordinary stores).
+template <typename T>
+void row_affine_stream(T* d, const T* e, index_t C, T a, T b, const T* w, index_t t, T fix) {
+  constexpr int W = lanes<T>();
+  using V = VecT<T>;
+  namespace ss = ::nnfast::NNFAST_ISA_NS::stream_store;
+  const index_t p = ss::peel_count<sizeof(V)>(d, C);
+  const bool stream = reinterpret_cast<std::uintptr_t>(d + p) % sizeof(V) == 0;
+  auto one = [&](index_t c) {
+    const T v = w ? a * e[c] + b * w[c] : a * e[c] + b;
+    d[c] = c == t ? v - fix : v;
+  };
+  index_t c = 0;
+  for (; c < p; ++c) one(c);
+  const index_t body = p + (stream ? (C - p) / W * W : 0);
+  for (; c < body; c += W) {
+    V v = w ? vload(e + c) * a + vload(w + c) * b : vload(e + c) * a + b;
+    if (t >= c && t < c + W) v[t - c] -= fix;
+    ss::store_out<true>(d + c, v);
+  }
+  for (; c < C; ++c) one(c);
+}
+
 template <typename T>
 loss_detail::RowOps<T> make_row_ops() {
   loss_detail::RowOps<T> o;
@@ -145,6 +179,8 @@ loss_detail::RowOps<T> make_row_ops() {
   o.sumexp = &row_sumexp<T>;
   o.shift_dot = &row_shift_dot<T>;
   o.affine = &row_affine<T>;
+  o.affine_stream = &row_affine_stream<T>;
+  o.fence = &::nnfast::NNFAST_ISA_NS::stream_store::stream_fence<true>;
   return o;
 }
 

@@ -69,7 +69,7 @@ void linear_cross_entropy_forward(T* loss, T* lse, View2<T> x, View2<T> W, const
           const T tm = ops.max(z, nc);
           const double mn = std::max(m[i], static_cast<double>(tm));
           const double carry = s[i] == 0.0 ? 0.0 : s[i] * std::exp(m[i] - mn);
-          s[i] = carry + static_cast<double>(ops.sumexp(z, nc, static_cast<T>(mn), nullptr));
+          s[i] = carry + static_cast<double>(ops.sumexp(z, nc, static_cast<T>(mn), nullptr, nullptr));
           m[i] = mn;
           const std::int64_t t = target[r0 + i];
           if (t >= c0 && t < c0 + nc) zt[i] = z[t - c0];
@@ -127,7 +127,7 @@ void linear_cross_entropy_backward(T* dx, T* dW, T* db, const T* g_rows, T g_sca
             continue;
           }
           const double g = (g_rows ? static_cast<double>(g_rows[r]) : static_cast<double>(g_scalar)) * k;
-          ops.sumexp(logits ? logits + r * C + c0 : zr, nc, lse[r], zr);  // zr = softmax probabilities
+          ops.sumexp(logits ? logits + r * C + c0 : zr, nc, lse[r], zr, nullptr);  // zr = softmax probabilities
           ops.affine(zr, nc, static_cast<T>(g), static_cast<T>(-g * eps / static_cast<double>(C)), nullptr);
           if (t >= c0 && t < c0 + nc) zr[t - c0] -= static_cast<T>(g * (1.0 - eps));
         }

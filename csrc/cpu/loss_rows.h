@@ -12,12 +12,19 @@ template <typename T>
 struct RowOps {
   // max_c x[c]; NaN when any x[c] is NaN. C >= 1.
   T (*max)(const T* x, index_t C);
-  // sum_c exp(x[c] - m), storing exp(x[c] - m) in e[c] when e != nullptr (e may be x).
-  T (*sumexp)(const T* x, index_t C, T m, T* e);
+  // sum_c exp(x[c] - m), storing exp(x[c] - m) in e[c] when e != nullptr (e may be x);
+  // prefetches next[0, C) when next != nullptr (the next row, read while the exps run).
+  T (*sumexp)(const T* x, index_t C, T m, T* e, const T* next);
   // sum_c w[c] (x[c] - m), or sum_c (x[c] - m) when w == nullptr.
   T (*shift_dot)(const T* x, const T* w, index_t C, T m);
   // d[c] = a d[c] + b w[c] (b when w == nullptr).
   void (*affine)(T* d, index_t C, T a, T b, const T* w);
+  // d[c] = a e[c] + b w[c] (b when w == nullptr), then d[t] -= fix: the same bits as
+  // affine on a copy of e, written with non-temporal stores (d, a row of an output too
+  // big to cache, skips its read-for-ownership; e is a cached scratch row).
+  void (*affine_stream)(T* d, const T* e, index_t C, T a, T b, const T* w, index_t t, T fix);
+  // Publishes this thread's non-temporal stores (before the parallel join).
+  void (*fence)();
 };
 
 }  // namespace loss_detail
