@@ -493,7 +493,7 @@ bool weight_grad_implicit(T* dw, T* db, const T* dy, const T* x, const Geometry&
   // Stride 1, OW == W: each image's product by the direct kernel (no packing; NNFAST_CONV_DW_DIRECT=0:
   // the packed GEMM, for A/B timing). Its sums run along q in 16 lanes: not the GEMM's bits.
   // Images of fewer than 512 positions keep the GEMM: per tile the 16-lane sums cost more than the
-  // packing saves (14 x 14, 64 -> 128: 13.7 ms vs 9.5, 1 thread).
+  // packing saves (14 x 14, 64 -> 128: 12.4 ms vs 10.3, 1 thread).
   static const bool direct_on = env_switch_on("NNFAST_CONV_DW_DIRECT");
   const auto direct = direct_on && s.sh == 1 && s.sw == 1 && s.OW == s.W && g.P >= 512
                           ? isa_ops<conv_pack::ConvOps<T>>().weight_grad_same

@@ -683,23 +683,28 @@ void dw_rows(const float* dy, const float* x, index_t P, index_t HW, index_t kk,
              bool accumulate) {
   const float* src[3];
   const std::uint16_t* msk[3];
-  auto setup = [&](index_t r, int nt) {
+  // Row r = (c, tap) walked incrementally (three divisions per tile were ~10 % at 14 x 14).
+  index_t c = 0, tap = 0;
+  auto setup = [&](int nt) {
     for (int t = 0; t < nt; ++t) {
-      const index_t c = (r + t) / kk, tap = (r + t) % kk;
       src[t] = at(x, c * HW + off[tap]);
       msk[t] = masks + tap * nchunks;
+      if (++tap == kk) {
+        tap = 0;
+        ++c;
+      }
     }
   };
   index_t r = 0;
   for (; r + 3 <= Kg; r += 3) {
-    setup(r, 3);
+    setup(3);
     dw_tile<MO, 3>(dy, P, src, msk, nfull, tail, out + r, Kg, accumulate);
   }
   if (Kg - r == 2) {
-    setup(r, 2);
+    setup(2);
     dw_tile<MO, 2>(dy, P, src, msk, nfull, tail, out + r, Kg, accumulate);
   } else if (Kg - r == 1) {
-    setup(r, 1);
+    setup(1);
     dw_tile<MO, 1>(dy, P, src, msk, nfull, tail, out + r, Kg, accumulate);
   }
 }
