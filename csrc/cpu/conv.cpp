@@ -499,7 +499,7 @@ bool weight_grad_implicit(T* dw, T* db, const T* dy, const T* x, const Geometry&
                           ? isa_ops<conv_pack::ConvOps<T>>().weight_grad_same
                           : nullptr;
   parallel_for(parts, 1, [&](index_t p0, index_t p1) {
-    for (index_t p = p0; p < p1; ++p) {
+    for (index_t p = p0; p < p1; ++p)
       for (index_t n = p; n < s.N; n += parts) {
         for (index_t gr = 0; gr < g.G; ++gr) {
           if (direct) {
@@ -514,7 +514,6 @@ bool weight_grad_implicit(T* dw, T* db, const T* dy, const T* x, const Geometry&
         }
         if (db) sum_rows(dy + n * s.OC * g.P, s.OC, g.P, 1, 0, dbpart.data() + p * s.OC);
       }
-    }
   });
   add_parts(dw, part.data(), parts, size, kCopyGrain);
   for (index_t o = 0; db && o < s.OC; ++o) {
