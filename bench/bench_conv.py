@@ -13,7 +13,8 @@ NNFAST_CONV_PACK_PF=0 (no software prefetch in the packers), NNFAST_CONV_STRIDED
 NNFAST_CONV_PACK_STRIDED=0 (strided forward pack by masked gathers), NNFAST_CONV_STRIDED_DX=0 (strided dx via
 im2col + col2im instead of per-phase stride-1 forwards), NNFAST_CONV_PACK_STRIDED_T=0 (strided dW pack by masked
 gathers), NNFAST_CONV_PACK_T_COLS=0 ("same" dW pack in block order), NNFAST_CONV_MULTI_IMAGE=0 (one image per
-forward / dx GEMM), NNFAST_CONV_FOLD_DB=0 (bias gradient as its own pass over dy, not in dW's).
+forward / dx GEMM), NNFAST_CONV_FOLD_DB=0 (bias gradient as its own pass over dy, not in dW's),
+NNFAST_CONV_DW_DIRECT=0 (stride-1 dW of >= 512 positions by the packed GEMM, not the direct kernel).
 
 Checks nnfast against PyTorch first, then times the two libraries in alternating blocks (so machine
 noise hits both alike) and prints the best and median time per step, GFLOP/s, % of the machine's

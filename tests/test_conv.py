@@ -565,3 +565,93 @@ def test_bias_grad_folded_into_weight_grad():
         assert outs[flag, "2"] == lines and outs[flag, "3"] == lines
     fold, sep = outs["1", "1"], outs["0", "1"]
     assert [ln.split()[1] for ln in fold[:-1]] == [ln.split()[1] for ln in sep[:-1]]  # dW: same bits
+
+
+# The direct stride-1 weight gradient (NNFAST_CONV_DW_DIRECT, images of >= 512 positions): 8 / 4 / 2 / 1
+# channel tiles (OC per group 15 = 8 + 4 + 2 + 1), 3 / 2 / 1 patch-row tiles (C k k = 14, 10),
+# blocks of 16 positions with a tail (1023 = 63 x 16 + 15), groups, dilation, a 5 x 3 kernel,
+# a 1 x 3 kernel, 9 images (8 parts).
+DW_DIRECT_CASES = [
+    # N, C, OC, H, W, k, p, d, g
+    (2, 3, 15, 31, 33, (3, 3), (1, 1), (1, 1), 1),
+    (9, 4, 6, 24, 24, (3, 3), (1, 1), (1, 1), 2),
+    (1, 2, 5, 32, 17, (5, 3), (2, 1), (1, 1), 1),
+    (2, 2, 7, 30, 20, (3, 3), (2, 2), (2, 2), 1),
+    (1, 1, 3, 40, 13, (1, 3), (0, 1), (1, 1), 1),
+]
+
+
+def _dw_direct_check(N, C, OC, H, W, k, p, d, g, threads):
+    r = np.random.default_rng(31)
+    x = r.standard_normal((N, C, H, W)).astype(np.float32)
+    w = r.standard_normal((OC, C // g) + k).astype(np.float32)
+    OH, OW = H + 2 * p[0] - d[0] * (k[0] - 1), W + 2 * p[1] - d[1] * (k[1] - 1)
+    dy = r.standard_normal((N, OC, OH, OW)).astype(np.float32)
+    old = nnfast.get_num_threads()
+    outs = []
+    try:
+        for t in threads:
+            nnfast.set_num_threads(t)
+            dw = np.full_like(w, 0.5)  # += onto what is there
+            _C.conv2d_backward(None, dw, None, dy, x, w, (1, 1), p, d, g)
+            outs.append(dw)
+    finally:
+        nnfast.set_num_threads(old)
+
+    def ref(a, b):
+        return torch.ops.aten.convolution_backward(torch.tensor(a).double(), torch.tensor(b).double(),
+                                                   torch.tensor(w).double(), [OC], [1, 1], list(p), list(d), False,
+                                                   [0, 0], g, [False, True, False])[1].numpy()
+    exact = 0.5 + ref(dy, x)
+    # Per element: 16 lanes of OH OW / 16 sequential terms each, a 16-lane tree, then <= N image adds
+    # into the parts and the parts in order: n terms give at most n eps of the sum of |terms|.
+    bound = (OH * OW / 16 + 4 + N + 2) * np.finfo(np.float32).eps * (0.5 + ref(np.abs(dy), np.abs(x)))
+    for dw in outs:
+        assert np.all(np.abs(dw - exact) <= bound), float(np.max(np.abs(dw - exact) / bound))
+    return outs
+
+
+@pytest.mark.parametrize("case", DW_DIRECT_CASES)
+def test_weight_grad_direct_float64_bound(case):
+    """The direct weight gradient against a float64 reference, within its summation bound, and the same
+    bits on 1, 2 and 3 threads."""
+    outs = _dw_direct_check(*case, threads=(1, 2, 3))
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+_DW_DIRECT_CHILD = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import test_conv
+for case in test_conv.DW_DIRECT_CASES:
+    test_conv._dw_direct_check(*case, threads=(1,))
+print("ok")
+"""
+
+
+def test_weight_grad_direct_switch_off_same_bound():
+    """NNFAST_CONV_DW_DIRECT=0 (the packed GEMM) meets the same float64 bound on the same shapes."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NNFAST_CONV_DW_DIRECT="0")
+    out = subprocess.run([sys.executable, "-c", _DW_DIRECT_CHILD, os.path.dirname(__file__)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "ok"
+
+
+def test_weight_grad_direct_noncontiguous_module():
+    """Conv2d on a non-contiguous input (a transposed view) through autograd: dW of the direct path
+    within 2e-4 of float64 torch."""
+    r = np.random.default_rng(32)
+    x = r.standard_normal((2, 4, 24, 25)).transpose(0, 1, 3, 2)  # (2, 4, 25, 24), strided
+    w = r.standard_normal((6, 4, 3, 3))
+    gy = r.standard_normal((2, 6, 25, 24))
+    xt, wt = torch.tensor(np.ascontiguousarray(x), requires_grad=True), torch.tensor(w, requires_grad=True)
+    torch.nn.functional.conv2d(xt, wt, padding=1).backward(torch.tensor(gy))
+    xn = nnfast.tensor(x.astype(np.float32), requires_grad=True)
+    wn = nnfast.tensor(w.astype(np.float32), requires_grad=True)
+    F.conv2d(xn, wn, padding=1).backward(gy.astype(np.float32))
+    ref = wt.grad.numpy()
+    np.testing.assert_allclose(wn.grad.numpy(), ref, rtol=2e-4, atol=2e-4 * np.abs(ref).max())

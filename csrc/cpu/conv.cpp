@@ -490,10 +490,23 @@ bool weight_grad_implicit(T* dw, T* db, const T* dy, const T* x, const Geometry&
   const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, s.N), image = s.C * s.H * s.W;
   std::vector<T> part(static_cast<size_t>(parts * size));
   std::vector<double> dbpart(db ? static_cast<size_t>(parts * s.OC) : 0);
+  // Stride 1, OW == W: each image's product by the direct kernel (no packing; NNFAST_CONV_DW_DIRECT=0:
+  // the packed GEMM, for A/B timing). Its sums run along q in 16 lanes: not the GEMM's bits.
+  // Images of fewer than 512 positions keep the GEMM: per tile the 16-lane sums cost more than the
+  // packing saves (14 x 14, 64 -> 128: 12.4 ms vs 10.3, 1 thread).
+  static const bool direct_on = env_switch_on("NNFAST_CONV_DW_DIRECT");
+  const auto direct = direct_on && s.sh == 1 && s.sw == 1 && s.OW == s.W && g.P >= 512
+                          ? isa_ops<conv_pack::ConvOps<T>>().weight_grad_same
+                          : nullptr;
   parallel_for(parts, 1, [&](index_t p0, index_t p1) {
     for (index_t p = p0; p < p1; ++p)
       for (index_t n = p; n < s.N; n += parts) {
         for (index_t gr = 0; gr < g.G; ++gr) {
+          if (direct) {
+            direct(dy + (n * s.OC + gr * g.OCg) * g.P, x + n * image + gr * g.Cg * s.H * s.W, s, g.OCg, g.Cg,
+                   part.data() + p * size + gr * g.OCg * g.Kg, n != p);
+            continue;
+          }
           const conv_pack::PatchSource<T> src{x + n * image + gr * g.Cg * s.H * s.W, s, g.kk};
           const gemm_detail::GemmBPack<T> bp{pack, &src};
           gemm_detail::gemm_packed_b<T>(g.OCg, g.Kg, g.P, T(1), dy + (n * s.OC + gr * g.OCg) * g.P, g.P, 1, bp,

@@ -44,6 +44,11 @@ struct ConvOps {
   // The same order on every ISA (AVX-512: 8 lanes of one double vector per row, rows 4 at a
   // time; elsewhere the scalar loop), so the same bits.
   void (*sum_rows)(const T* a, index_t rows, index_t len, index_t reps, index_t rep_stride, double* out);
+  // One image and group of a stride-1, OW == W weight gradient without packing (fp32 AVX-512; null
+  // elsewhere): out (ocg, cg kh kw) (+)= dy (ocg, OH OW) . patches(x)^T, each element a 16-lane
+  // dot product along q (masked loads of x shifted by the tap), its lanes summed at the end.
+  void (*weight_grad_same)(const T* dy, const T* x, const Conv2dShape& s, index_t ocg, index_t cg, T* out,
+                           bool accumulate);
 };
 
 }  // namespace conv_pack

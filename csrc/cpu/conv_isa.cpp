@@ -603,6 +603,145 @@ void pack_patches_t(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
     }
   }
 }
+
+// Direct weight gradient of a stride-1, OW == W convolution (ConvOps::weight_grad_same): both
+// operands run along q in memory (dy row o, x row c shifted by the tap), so instead of packing them
+// into GEMM panels (the transposed patch pack and dy's A pack were ~45 % on top of the micro-kernel)
+// a tile of MO channels o x NT patch rows r keeps MO NT 16-lane accumulators over q and sums the
+// lanes once at the end. Row r = (c, tap) reads x_c + off[tap] + q under the tap's validity mask
+// for that block of 16 positions (padding rows / columns and the tail past P): never outside x.
+// r[i] = the sum of the 16 lanes of v[i], by a tree of in-register shuffles (15 adds for all 16,
+// where 16 separate horizontal sums take 64). Each level halves the partial sums per vector.
+__attribute__((always_inline)) inline __m512 lane_sums16(const __m512 (&v)[16]) {
+  __m512 w[8], u[4], z[2];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k)  // 128-bit lanes 0-1: v[2k]'s 8 partial sums, 2-3: v[2k+1]'s
+    w[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k)  // lane L: v[4k + L]'s 4 partial sums
+    u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * k], w[2 * k + 1], 0x88),
+                         _mm512_shuffle_f32x4(w[2 * k], w[2 * k + 1], 0xDD));
+#pragma GCC unroll 2
+  for (int k = 0; k < 2; ++k)  // lane L: 2 partial sums each of v[8k + L], v[8k + 4 + L]
+    z[k] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * k], u[2 * k + 1], 0x44), _mm512_shuffle_ps(u[2 * k], u[2 * k + 1], 0xEE));
+  // Element 4 L + e: the sum of v[4 e + L]; permuted into element order.
+  const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x88), _mm512_shuffle_ps(z[0], z[1], 0xDD));
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(idx, r);
+}
+
+template <int MO, int NT>
+void dw_tile(const float* dy, index_t P, const float* const* src, const std::uint16_t* const* msk, index_t nfull,
+             __mmask16 tail, float* out, index_t ldo, bool accumulate) {
+  // Every loop over acc fully unrolled: one runtime index and GCC keeps acc in memory.
+  __m512 acc[MO][NT];
+#pragma GCC unroll 8
+  for (int o = 0; o < MO; ++o)
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; ++t) acc[o][t] = _mm512_setzero_ps();
+  // One loop for the full blocks and the tail.
+  const index_t nblocks = nfull + (tail ? 1 : 0);
+  for (index_t j = 0; j < nblocks; ++j) {
+    const index_t q = 16 * j;
+    const __mmask16 amask = j < nfull ? static_cast<__mmask16>(0xffff) : tail;
+    __m512 b[NT];
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; ++t) b[t] = _mm512_maskz_loadu_ps(static_cast<__mmask16>(msk[t][j]), at(src[t], q));
+#pragma GCC unroll 8
+    for (int o = 0; o < MO; ++o) {
+      __m512 a = _mm512_maskz_loadu_ps(amask, dy + o * P + q);
+      // One load per row: without this GCC folds it into each of the NT FMAs (NT loads).
+      asm("" : "+v"(a));
+#pragma GCC unroll 3
+      for (int t = 0; t < NT; ++t) acc[o][t] = _mm512_fmadd_ps(a, b[t], acc[o][t]);
+    }
+  }
+  // The lane sums, 16 accumulators at a time (zeros past MO NT).
+  constexpr int kAcc = MO * NT, kGroups = (kAcc + 15) / 16;
+  alignas(64) float sums[kGroups * 16];
+#pragma GCC unroll 2
+  for (int gi = 0; gi < kGroups; ++gi) {
+    __m512 v[16];
+#pragma GCC unroll 16
+    for (int f = 0; f < 16; ++f) v[f] = 16 * gi + f < kAcc ? acc[(16 * gi + f) / NT][(16 * gi + f) % NT] : _mm512_setzero_ps();
+    _mm512_store_ps(sums + 16 * gi, lane_sums16(v));
+  }
+#pragma GCC unroll 8
+  for (int o = 0; o < MO; ++o)
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; ++t) {
+      const float v = sums[o * NT + t];
+      out[o * ldo + t] = accumulate ? out[o * ldo + t] + v : v;
+    }
+}
+
+// Rows [o0, o0 + MO) against every patch row, NT = 3 rows at a time, then the 2 / 1 left.
+template <int MO>
+void dw_rows(const float* dy, const float* x, index_t P, index_t HW, index_t kk, index_t Kg, const std::int64_t* off,
+             const std::uint16_t* masks, index_t nchunks, index_t nfull, __mmask16 tail, float* out,
+             bool accumulate) {
+  const float* src[3];
+  const std::uint16_t* msk[3];
+  // Row r = (c, tap) walked incrementally (three divisions per tile were ~10 % at 14 x 14).
+  index_t c = 0, tap = 0;
+  auto setup = [&](int nt) {
+    for (int t = 0; t < nt; ++t) {
+      src[t] = at(x, c * HW + off[tap]);
+      msk[t] = masks + tap * nchunks;
+      if (++tap == kk) {
+        tap = 0;
+        ++c;
+      }
+    }
+  };
+  index_t r = 0;
+  for (; r + 3 <= Kg; r += 3) {
+    setup(3);
+    dw_tile<MO, 3>(dy, P, src, msk, nfull, tail, out + r, Kg, accumulate);
+  }
+  if (Kg - r == 2) {
+    setup(2);
+    dw_tile<MO, 2>(dy, P, src, msk, nfull, tail, out + r, Kg, accumulate);
+  } else if (Kg - r == 1) {
+    setup(1);
+    dw_tile<MO, 1>(dy, P, src, msk, nfull, tail, out + r, Kg, accumulate);
+  }
+}
+
+void weight_grad_same(const float* dy, const float* x, const Conv2dShape& s, index_t ocg, index_t cg, float* out,
+                      bool accumulate) {
+  const index_t P = s.OH * s.OW, HW = s.H * s.W, kk = s.kh * s.kw, Kg = cg * kk;
+  const index_t nchunks = (P + 15) / 16, nfull = P / 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (P % 16)) - 1);
+  // Per tap: x offset of position q's tap (q + off) and, per block of 16 positions, the validity bits.
+  thread_local std::vector<std::int64_t> off;
+  thread_local std::vector<std::uint16_t> masks;
+  off.resize(static_cast<size_t>(kk));
+  masks.assign(static_cast<size_t>(kk * nchunks), 0);
+  for (index_t ky = 0, t = 0; ky < s.kh; ++ky)
+    for (index_t kx = 0; kx < s.kw; ++kx, ++t) {
+      off[static_cast<size_t>(t)] = (ky * s.dh - s.ph) * s.W + kx * s.dw - s.pw;
+      std::uint16_t* m = masks.data() + t * nchunks;
+      for (index_t q = 0; q < P; ++q) {
+        const index_t ih = q / s.OW - s.ph + ky * s.dh, iw = q % s.OW - s.pw + kx * s.dw;
+        if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) m[q / 16] |= static_cast<std::uint16_t>(1u << (q % 16));
+      }
+    }
+  index_t o = 0;
+  for (; o + 8 <= ocg; o += 8)
+    dw_rows<8>(dy + o * P, x, P, HW, kk, Kg, off.data(), masks.data(), nchunks, nfull, tail, out + o * Kg, accumulate);
+  if (ocg - o >= 4) {
+    dw_rows<4>(dy + o * P, x, P, HW, kk, Kg, off.data(), masks.data(), nchunks, nfull, tail, out + o * Kg, accumulate);
+    o += 4;
+  }
+  if (ocg - o >= 2) {
+    dw_rows<2>(dy + o * P, x, P, HW, kk, Kg, off.data(), masks.data(), nchunks, nfull, tail, out + o * Kg, accumulate);
+    o += 2;
+  }
+  if (ocg - o >= 1)
+    dw_rows<1>(dy + o * P, x, P, HW, kk, Kg, off.data(), masks.data(), nchunks, nfull, tail, out + o * Kg, accumulate);
+}
 #endif
 
 inline double sum8(const double* s) { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
@@ -661,8 +800,10 @@ conv_pack::ConvOps<T> make_conv_ops() {
   o.pack_patches = &pack_patches<T>;
   o.pack_patches_t = nullptr;
   o.sum_rows = &sum_rows<T>;
+  o.weight_grad_same = nullptr;
 #if defined(__AVX512F__)
   if constexpr (sizeof(T) == 4) {
+    o.weight_grad_same = &weight_grad_same;
     o.pack_patches_t = &pack_patches_t;
     o.sum_rows = &sum_rows_f32;
   }
