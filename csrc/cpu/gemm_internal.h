@@ -66,6 +66,9 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // of bias_grad on A^T).
   T* row_sum = nullptr;
   bool row_sum_acc = false;
+  // Non-null: B already packed (all K blocks, all N columns, by pack_b_cols; read in place, as
+  // a_packed): the threads of a row split share one packing of B (gemm.cpp, run_shared_pack).
+  const T* b_packed = nullptr;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -124,8 +127,18 @@ struct GemmOps {
   void (*alt_block)(const GemmArgs<T>& g, T* ws, index_t i0, index_t i1, index_t j0, index_t j1);
   // All of A (M x K) packed for block / alt_block: per K block (offset pc * round_up(M, mr)),
   // the M rows in mr-row panels, exactly as the block routine would pack them itself.
-  void (*pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
-  void (*alt_pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
+  // Rows [r0, r1) (r0 a multiple of mr) of that layout; sums non-null: sums[i - r0] = sum_k A(i, k)
+  // (k ascending, the bits of block's row sums; A with unit row stride only).
+  void (*pack_a_all)(index_t M, index_t K, index_t r0, index_t r1, const T* A, index_t rs, index_t cs, T* dst,
+                     T* sums);
+  void (*alt_pack_a_all)(index_t M, index_t K, index_t r0, index_t r1, const T* A, index_t rs, index_t cs,
+                         T* dst, T* sums);
+  // All of B (K x N) packed for block / alt_block (GemmArgs::b_packed): per K block (offset
+  // pc * round_up(N, nr)) the N columns in nr-column panels; here columns [j0, j1) (j0 a
+  // multiple of nr).
+  void (*pack_b_all)(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs, T* dst);
+  void (*alt_pack_b_all)(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs,
+                         T* dst);
 };
 }  // namespace gemm_detail
 
@@ -553,12 +566,26 @@ static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, in
   pack_panels<T, NR, pack_k_runs_transpose<T, NR>>(nc, kc, B, cs, rs, dst);
 }
 
-// All of A for gemm_block<.., MR, .., KC, ..> with a_packed (see GemmOps::pack_a_all).
+// Rows [r0, r1) of all of A for gemm_block<.., MR, .., KC, ..> with a_packed (see
+// GemmOps::pack_a_all).
 template <typename T, int MR, int KC>
-static void pack_a_all(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst) {
+static void pack_a_all(index_t M, index_t K, index_t r0, index_t r1, const T* A, index_t rs, index_t cs, T* dst,
+                       T* sums) {
   const index_t kcb = gemm_balanced_block(K, KC, 8), mpad = gemm_round_up(M, MR);
-  for (index_t pc = 0; pc < K; pc += kcb)
-    pack_a<T, MR>(M, gemm_min(kcb, K - pc), A + pc * cs, rs, cs, dst + pc * mpad);
+  for (index_t pc = 0; pc < K; pc += kcb) {
+    const index_t kc = gemm_min(kcb, K - pc);
+    pack_a<T, MR>(r1 - r0, kc, A + r0 * rs + pc * cs, rs, cs, dst + pc * mpad + r0 * kc, sums, pc == 0);
+  }
+}
+
+// Columns [j0, j1) of all of B for gemm_block<.., NR, KC, ..> with b_packed (GemmOps::pack_b_all).
+template <typename T, int NR, int KC>
+static void pack_b_all(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs, T* dst) {
+  const index_t kcb = gemm_balanced_block(K, KC, 8), npad = gemm_round_up(N, NR);
+  for (index_t pc = 0; pc < K; pc += kcb) {
+    const index_t kc = gemm_min(kcb, K - pc);
+    pack_b<T, NR>(kc, j1 - j0, B + pc * rs + j0 * cs, rs, cs, dst + pc * npad + j0 * kc);
+  }
 }
 
 // Merge a temporary MR x NR tile (row stride NR) into an m x n corner of C, adding
@@ -605,7 +632,7 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   const bool sum_rows = g.row_sum && j0 == 0;
   T* sums = tile + gemm_round_up(MR * NR, line);
 
-  const bool direct_b = !g.b_pack && g.cs_b == 1 && m <= g.direct_m;
+  const bool direct_b = !g.b_pack && !g.b_packed && g.cs_b == 1 && m <= g.direct_m;
 
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = gemm_min(ncb, j1 - jc);
@@ -617,9 +644,11 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
       const T* bias = last ? g.store_bias : nullptr;
       const T* rbias = last ? g.store_bias_rows : nullptr;
       const T* Bsrc = g.b_pack ? nullptr : g.B + pc * g.rs_b + jc * g.cs_b;
+      // Block [jc, jc + nc) of a prepacked B is where pack_b would have put it (jc: a multiple of NR).
+      const T* Bb = g.b_packed ? g.b_packed + pc * gemm_round_up(g.N, NR) + jc * kc : Bp;
       if (g.b_pack)
         g.b_pack->pack(g.b_pack->ctx, pc, kc, jc, nc, Bp, NR);
-      else if (nc_full < nc)
+      else if (!g.b_packed && nc_full < nc)
         pack_b<T, NR>(kc, nc - nc_full, Bsrc + nc_full * g.cs_b, g.rs_b, g.cs_b, Bp + nc_full * kc);
       for (index_t ic = i0; ic < i1; ic += mcb) {
         const index_t mc = gemm_min(mcb, i1 - ic);
@@ -644,11 +673,11 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
             if (jr < nc_full)
               K_::compute_direct_b(kc, Ab + ir * kc, Bsrc + jr, g.rs_b, tile);
             else if (NV > 1 && nr <= V::W)
-              K_::template compute_part<1>(kc, Ab + ir * kc, Bp + jr * kc, tile);
+              K_::template compute_part<1>(kc, Ab + ir * kc, Bb + jr * kc, tile);
             else if (NV > 2 && nr <= 2 * V::W)
-              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ab + ir * kc, Bp + jr * kc, tile);
+              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ab + ir * kc, Bb + jr * kc, tile);
             else
-              K_::compute(kc, Ab + ir * kc, Bp + jr * kc, tile);
+              K_::compute(kc, Ab + ir * kc, Bb + jr * kc, tile);
             const T* bj = bias ? bias + jc + jr : nullptr;
             const T* bi = rbias ? rbias + ic + ir : nullptr;
             if (mr == MR && nr == NR && g.cs_c == 1)
