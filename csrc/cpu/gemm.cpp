@@ -56,7 +56,7 @@ struct Workspace {
   }
 };
 thread_local Workspace tl_workspace;
-// The calling thread's buffer for an operand all the GEMM's threads share (run_shared_pack).
+// The calling thread's buffer for a B all the GEMM's threads share (run_shared_b).
 thread_local Workspace tl_shared;
 
 // ------------------------------------------------------------------ epilogue
@@ -292,76 +292,50 @@ double alt_tile_slow(const GemmArgs<T>& g) {
   return g.b_pack && prepack_alt_enabled() ? 1.0 : kAltTileSlow;
 }
 
-// NNFAST_GEMM_SHARED_PACK=0: each thread packs the operand its C share has in common with
-// the others' itself (A on a column split, B on a row split), as before. Same bits either way.
+// NNFAST_GEMM_SHARED_PACK=0: the threads of a row split each pack all of B, as before. Same bits.
 bool shared_pack_enabled() {
   static const bool on = env_switch_on("NNFAST_GEMM_SHARED_PACK");
   return on;
 }
 
-// Which operand the threads of this grid can pack once for all: 'A' (a column split), 'B' (a row
-// split whose shares all pack B: none reads it in place), 0 none (one thread, a 2-D grid, a
-// packer-fed or prepacked operand, the switch off).
+// Whether the threads of this grid pack B once for all: a row split (2 or 3 threads here) whose
+// shares all pack B (none reads it in place), B read from memory (no packer) and big enough that
+// the packing saved outweighs a barrier (the step's 256 x 1024 x 10 dx: +6 % CPU time shared).
+// A column split shares A the same way, but measured no gain (256 x 1024 x 784 forward -1.7 %,
+// x 1024: +1.8 %, dx: +-0.5 %; the packed A comes half from the other core's cache): not done.
 template <typename T>
-char shared_operand(const GemmArgs<T>& g, const Grid& grid, const GemmBlocking& bk) {
-  if (grid.tm * grid.tn <= 1 || (grid.tm > 1 && grid.tn > 1) || g.b_pack || g.a_packed || !shared_pack_enabled())
-    return 0;
-  // Below ~16 K values the packing saved is worth less than the barrier (the step's
-  // 256 x 1024 x 10 dx, A = 256 x 10: +6 % CPU time shared).
-  constexpr double kMinShared = 16384;
-  if (double(grid.tn > 1 ? g.M : g.N) * double(g.K) < kMinShared) return 0;
-  if (grid.tn > 1) return 'A';
+bool share_b(const GemmArgs<T>& g, const Grid& grid, const GemmBlocking& bk) {
+  if (grid.tm <= 1 || grid.tn != 1 || g.b_pack || !shared_pack_enabled() || double(g.N) * double(g.K) < 16384)
+    return false;
   for (int ti = 0; ti < grid.tm; ++ti) {
     const index_t m = split_at(g.M, bk.mr, ti + 1, grid.tm) - split_at(g.M, bk.mr, ti, grid.tm);
-    if (m > 0 && g.cs_b == 1 && m <= g.direct_m) return 0;
+    if (m > 0 && g.cs_b == 1 && m <= g.direct_m) return false;
   }
-  return 'B';
+  return true;
 }
 
-// The grid's threads first pack the shared operand together (each a run of whole panels, all K
-// blocks, into one buffer of the calling thread; A's row sums with it), then, after one barrier,
-// each runs its C share reading those panels in place. Packing copies values, and the row sums
-// add them in the order gemm_block does: the bits of the per-thread packing. Saves the shared
-// operand's packing on all threads but one (the step's dW: B = x, 256 x 784 on each thread).
+// A row split's threads first pack B together (each a run of whole nr panels, all K blocks, into
+// one buffer of the calling thread), then, after one barrier, each runs its rows of C reading those
+// panels in place: the bits of packing B per thread (packing only copies). The step's dW GEMMs
+// (1024 x 1024 and 1024 x 784, B = the layer input, 256 x N) saved 5 % and 2 % CPU time.
 template <typename T>
-void run_shared_pack(const GemmArgs<T>& g0, const GemmOps<T>& kr, bool alt, const Grid& grid, char which) {
+void run_shared_b(const GemmArgs<T>& g0, const GemmOps<T>& kr, bool alt, const Grid& grid) {
   const GemmBlocking& bk = alt ? kr.alt_blocking : kr.blocking;
   const auto block = alt ? kr.alt_block : kr.block;
-  const bool share_a = which == 'A';
-  const index_t q = share_a ? bk.mr : bk.nr, units = ((share_a ? g0.M : g0.N) + q - 1) / q;
-  const index_t line = 64 / sizeof(T);
-  const index_t packed = gemm_round_up(units * q * g0.K, line);
-  const bool sums = share_a && g0.row_sum;
-  T* buf = static_cast<T*>(tl_shared.get(static_cast<size_t>(packed + (sums ? units * q : 0)) * sizeof(T)));
+  const index_t units = (g0.N + bk.nr - 1) / bk.nr;
+  T* buf = static_cast<T*>(tl_shared.get(static_cast<size_t>(units * bk.nr * g0.K) * sizeof(T)));
   GemmArgs<T> g = g0;
-  if (share_a) {
-    g.a_packed = buf;
-    g.row_sum = nullptr;  // summed here, as A is packed
-  } else {
-    g.b_packed = buf;
-  }
-  const int used = grid.tm * grid.tn;
+  g.b_packed = buf;
+  const int used = grid.tm;
   auto pack = [&](int part, int parts) {
-    const index_t u0 = units * part / parts, u1 = units * (part + 1) / parts;
-    if (u1 <= u0) return;
-    if (share_a) {
-      const index_t r0 = u0 * q, r1 = gemm_detail::gemm_min(g0.M, u1 * q);
-      T* s = sums ? buf + packed + r0 : nullptr;
-      (alt ? kr.alt_pack_a_all : kr.pack_a_all)(g0.M, g0.K, r0, r1, g0.A, g0.rs_a, g0.cs_a, buf, s);
-      for (index_t i = r0; s && i < r1; ++i)
-        g0.row_sum[i] = g0.row_sum_acc ? g0.row_sum[i] + s[i - r0] : s[i - r0];
-    } else {
-      const index_t c0 = u0 * q, c1 = gemm_detail::gemm_min(g0.N, u1 * q);
-      (alt ? kr.alt_pack_b_all : kr.pack_b_all)(g0.N, g0.K, c0, c1, g0.B, g0.rs_b, g0.cs_b, buf);
-    }
+    const index_t c0 = units * part / parts * bk.nr, c1 = gemm_detail::gemm_min(g.N, units * (part + 1) / parts * bk.nr);
+    if (c1 > c0) (alt ? kr.alt_pack_b_all : kr.pack_b_all)(g.N, g.K, c0, c1, g.B, g.rs_b, g.cs_b, buf);
   };
-  auto work = [&](int tid) {
-    const int ti = tid / grid.tn, tj = tid % grid.tn;
-    const index_t i0 = split_at(g.M, bk.mr, ti, grid.tm), i1 = split_at(g.M, bk.mr, ti + 1, grid.tm);
-    const index_t j0 = split_at(g.N, grid.cq, tj, grid.tn), j1 = split_at(g.N, grid.cq, tj + 1, grid.tn);
-    if (i1 <= i0 || j1 <= j0) return;
-    const index_t elems = gemm_detail::gemm_workspace_elems<T>(bk, i1 - i0, j1 - j0, g.K, g.row_sum);
-    block(g, static_cast<T*>(tl_workspace.get(static_cast<size_t>(elems) * sizeof(T))), i0, i1, j0, j1);
+  auto work = [&](int t) {
+    const index_t i0 = split_at(g.M, bk.mr, t, used), i1 = split_at(g.M, bk.mr, t + 1, used);
+    if (i1 <= i0) return;
+    const index_t elems = gemm_detail::gemm_workspace_elems<T>(bk, i1 - i0, g.N, g.K, g.row_sum);
+    block(g, static_cast<T*>(tl_workspace.get(static_cast<size_t>(elems) * sizeof(T))), i0, i1, 0, g.N);
   };
 #ifdef NNFAST_HAVE_OPENMP
 #pragma omp parallel num_threads(used)
@@ -408,8 +382,8 @@ void run_blocks(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
       }
     }
   }
-  if (const char which = shared_operand(g, grid, *ctx.bk)) {
-    run_shared_pack(g, kr, ctx.block != kr.block, grid, which);
+  if (share_b(g, grid, *ctx.bk)) {
+    run_shared_b(g, kr, ctx.block != kr.block, grid);
     return;
   }
   run_on_grid(g.M, g.N, grid, *ctx.bk, [](void* p, index_t i0, index_t i1, index_t j0, index_t j1) {
@@ -495,7 +469,7 @@ template <typename T>
 void gemm_prepack_a(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a, T* dst) {
   if (M <= 0 || K <= 0) return;
   const GemmOps<T>& kr = isa_ops<GemmOps<T>>();
-  (use_alt_tile_prepacked(M, N, kr) ? kr.alt_pack_a_all : kr.pack_a_all)(M, K, 0, M, A, rs_a, cs_a, dst, nullptr);
+  (use_alt_tile_prepacked(M, N, kr) ? kr.alt_pack_a_all : kr.pack_a_all)(M, K, A, rs_a, cs_a, dst);
 }
 
 template <typename T>

@@ -66,8 +66,8 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // of bias_grad on A^T).
   T* row_sum = nullptr;
   bool row_sum_acc = false;
-  // Non-null: B already packed (all K blocks, all N columns, by pack_b_cols; read in place, as
-  // a_packed): the threads of a row split share one packing of B (gemm.cpp, run_shared_pack).
+  // Non-null: B already packed (all K blocks, all N columns, by pack_b_all; read in place, as
+  // a_packed): the threads of a row split share one packing of B (gemm.cpp, run_shared_b).
   const T* b_packed = nullptr;
 };
 
@@ -127,12 +127,8 @@ struct GemmOps {
   void (*alt_block)(const GemmArgs<T>& g, T* ws, index_t i0, index_t i1, index_t j0, index_t j1);
   // All of A (M x K) packed for block / alt_block: per K block (offset pc * round_up(M, mr)),
   // the M rows in mr-row panels, exactly as the block routine would pack them itself.
-  // Rows [r0, r1) (r0 a multiple of mr) of that layout; sums non-null: sums[i - r0] = sum_k A(i, k)
-  // (k ascending, the bits of block's row sums; A with unit row stride only).
-  void (*pack_a_all)(index_t M, index_t K, index_t r0, index_t r1, const T* A, index_t rs, index_t cs, T* dst,
-                     T* sums);
-  void (*alt_pack_a_all)(index_t M, index_t K, index_t r0, index_t r1, const T* A, index_t rs, index_t cs,
-                         T* dst, T* sums);
+  void (*pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
+  void (*alt_pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
   // All of B (K x N) packed for block / alt_block (GemmArgs::b_packed): per K block (offset
   // pc * round_up(N, nr)) the N columns in nr-column panels; here columns [j0, j1) (j0 a
   // multiple of nr).
@@ -566,16 +562,12 @@ static void pack_b(index_t kc, index_t nc, const T* __restrict B, index_t rs, in
   pack_panels<T, NR, pack_k_runs_transpose<T, NR>>(nc, kc, B, cs, rs, dst);
 }
 
-// Rows [r0, r1) of all of A for gemm_block<.., MR, .., KC, ..> with a_packed (see
-// GemmOps::pack_a_all).
+// All of A for gemm_block<.., MR, .., KC, ..> with a_packed (see GemmOps::pack_a_all).
 template <typename T, int MR, int KC>
-static void pack_a_all(index_t M, index_t K, index_t r0, index_t r1, const T* A, index_t rs, index_t cs, T* dst,
-                       T* sums) {
+static void pack_a_all(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst) {
   const index_t kcb = gemm_balanced_block(K, KC, 8), mpad = gemm_round_up(M, MR);
-  for (index_t pc = 0; pc < K; pc += kcb) {
-    const index_t kc = gemm_min(kcb, K - pc);
-    pack_a<T, MR>(r1 - r0, kc, A + r0 * rs + pc * cs, rs, cs, dst + pc * mpad + r0 * kc, sums, pc == 0);
-  }
+  for (index_t pc = 0; pc < K; pc += kcb)
+    pack_a<T, MR>(M, gemm_min(kcb, K - pc), A + pc * cs, rs, cs, dst + pc * mpad);
 }
 
 // Columns [j0, j1) of all of B for gemm_block<.., NR, KC, ..> with b_packed (GemmOps::pack_b_all).
