@@ -185,7 +185,7 @@ def test_threads_agree():
 # 32 / 40-row products whose row shares read B in place, odd sizes; a transposed B with K
 # blocks of 208 and 198 (whole and partial 2-block k steps of the transposing pack); 72 rows of
 # row-major A on the 12-row tile (1 and 2 threads), whose 4 runs past the 8 x 8 block are transposed;
-# the step's 784 -> 1024 forward (A shared by a column split) and a strided A on a row split (B shared).
+# the step's 784 -> 1024 forward (a column split) and a strided A on a row split (B packed once, shared).
 SPLIT_CASES = [(64, 128, 784, "C", "F"), (128, 784, 64, "F", "C"), (64, 10, 128, "C", "F"), (37, 100, 53, "C", "C"),
                (7, 1023, 33, "S", "C"), (250, 97, 40, "F", "S"), (1, 130, 70, "C", "C"), (32, 1024, 40, "C", "C"),
                (40, 260, 30, "C", "C"), (50, 96, 1030, "C", "F"), (72, 64, 70, "C", "C"), (256, 1024, 784, "C", "F"),
