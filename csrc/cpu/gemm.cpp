@@ -316,8 +316,9 @@ bool share_b(const GemmArgs<T>& g, const Grid& grid, const GemmBlocking& bk) {
 
 // A row split's threads first pack B together (each a run of whole nr panels, all K blocks, into
 // one buffer of the calling thread), then, after one barrier, each runs its rows of C reading those
-// panels in place: the bits of packing B per thread (packing only copies). The step's dW GEMMs
-// (1024 x 1024 and 1024 x 784, B = the layer input, 256 x N) saved 5 % and 2 % CPU time.
+// panels in place: the bits of packing B per thread (packing only copies). The step's dW GEMM
+// 1024 x 1024 x 256 (B = the layer input) took 3-6 % less CPU time on 2 threads (1024 x 784: -2 to
+// +1 %, noise). The grid cost (choose_grid) still counts B's packing on every thread.
 template <typename T>
 void run_shared_b(const GemmArgs<T>& g0, const GemmOps<T>& kr, bool alt, const Grid& grid) {
   const GemmBlocking& bk = alt ? kr.alt_blocking : kr.blocking;
