@@ -184,10 +184,12 @@ def test_threads_agree():
 # step's forward (64 x 128 x 784, B transposed) and dW (128 x 784 x 64, A transposed), LSTM-like
 # 32 / 40-row products whose row shares read B in place, odd sizes; a transposed B with K
 # blocks of 208 and 198 (whole and partial 2-block k steps of the transposing pack); 72 rows of
-# row-major A on the 12-row tile (1 and 2 threads), whose 4 runs past the 8 x 8 block are transposed.
+# row-major A on the 12-row tile (1 and 2 threads), whose 4 runs past the 8 x 8 block are transposed;
+# the step's 784 -> 1024 forward (a column split) and a strided A on a row split (B packed once, shared).
 SPLIT_CASES = [(64, 128, 784, "C", "F"), (128, 784, 64, "F", "C"), (64, 10, 128, "C", "F"), (37, 100, 53, "C", "C"),
                (7, 1023, 33, "S", "C"), (250, 97, 40, "F", "S"), (1, 130, 70, "C", "C"), (32, 1024, 40, "C", "C"),
-               (40, 260, 30, "C", "C"), (50, 96, 1030, "C", "F"), (72, 64, 70, "C", "C")]
+               (40, 260, 30, "C", "C"), (50, 96, 1030, "C", "F"), (72, 64, 70, "C", "C"), (256, 1024, 784, "C", "F"),
+               (1000, 100, 300, "S", "C")]
 
 
 def _split_outputs(dtype=np.float32, nts=(1, 2, 3, 4)):
@@ -237,12 +239,13 @@ np.save(sys.stdout.buffer, np.concatenate([c.ravel() for cs in outs.values() for
 
 
 @pytest.mark.parametrize("switch", ["NNFAST_GEMM_GRID", "NNFAST_GEMM_PACK_A_T", "NNFAST_GEMM_ALT_TILE",
-                                    "NNFAST_GEMM_PACK_RUNS", "NNFAST_GEMM_ROW_SUMS"])
+                                    "NNFAST_GEMM_PACK_RUNS", "NNFAST_GEMM_ROW_SUMS", "NNFAST_GEMM_SHARED_PACK"])
 def test_switches_same_bits(switch):
     # Each A/B switch at 0 (GRID: the whole-panel split, tile chosen on all of C; PACK_A_T: the
     # 12-row A panels gathered k by k; ALT_TILE: the 12 x 32 tile only; PACK_RUNS: the transposing
     # pack walks all the panel's runs at each k step; ROW_SUMS: gemm's row_sums by a bias_grad
-    # pass after the GEMM) gives the default's bits on 1 and 2 threads.
+    # pass after the GEMM; SHARED_PACK: each thread packs the operand shared by a row or column
+    # split itself) gives the default's bits on 1 and 2 threads.
     import io
 
     here = os.path.dirname(os.path.abspath(__file__))

@@ -66,6 +66,9 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // of bias_grad on A^T).
   T* row_sum = nullptr;
   bool row_sum_acc = false;
+  // Non-null: B already packed (all K blocks, all N columns, by pack_b_all; read in place, as
+  // a_packed): the threads of a row split share one packing of B (gemm.cpp, run_shared_b).
+  const T* b_packed = nullptr;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -126,6 +129,12 @@ struct GemmOps {
   // the M rows in mr-row panels, exactly as the block routine would pack them itself.
   void (*pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
   void (*alt_pack_a_all)(index_t M, index_t K, const T* A, index_t rs, index_t cs, T* dst);
+  // All of B (K x N) packed for block / alt_block (GemmArgs::b_packed): per K block (offset
+  // pc * round_up(N, nr)) the N columns in nr-column panels; here columns [j0, j1) (j0 a
+  // multiple of nr).
+  void (*pack_b_all)(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs, T* dst);
+  void (*alt_pack_b_all)(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs,
+                         T* dst);
 };
 }  // namespace gemm_detail
 
@@ -561,6 +570,16 @@ static void pack_a_all(index_t M, index_t K, const T* A, index_t rs, index_t cs,
     pack_a<T, MR>(M, gemm_min(kcb, K - pc), A + pc * cs, rs, cs, dst + pc * mpad);
 }
 
+// Columns [j0, j1) of all of B for gemm_block<.., NR, KC, ..> with b_packed (GemmOps::pack_b_all).
+template <typename T, int NR, int KC>
+static void pack_b_all(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs, T* dst) {
+  const index_t kcb = gemm_balanced_block(K, KC, 8), npad = gemm_round_up(N, NR);
+  for (index_t pc = 0; pc < K; pc += kcb) {
+    const index_t kc = gemm_min(kcb, K - pc);
+    pack_b<T, NR>(kc, j1 - j0, B + pc * rs + j0 * cs, rs, cs, dst + pc * npad + j0 * kc);
+  }
+}
+
 // Merge a temporary MR x NR tile (row stride NR) into an m x n corner of C, adding
 // bias[j] (non-null) after the alpha / beta combination.
 template <typename T>
@@ -605,7 +624,7 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   const bool sum_rows = g.row_sum && j0 == 0;
   T* sums = tile + gemm_round_up(MR * NR, line);
 
-  const bool direct_b = !g.b_pack && g.cs_b == 1 && m <= g.direct_m;
+  const bool direct_b = !g.b_pack && !g.b_packed && g.cs_b == 1 && m <= g.direct_m;
 
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = gemm_min(ncb, j1 - jc);
@@ -617,9 +636,11 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
       const T* bias = last ? g.store_bias : nullptr;
       const T* rbias = last ? g.store_bias_rows : nullptr;
       const T* Bsrc = g.b_pack ? nullptr : g.B + pc * g.rs_b + jc * g.cs_b;
+      // Block [jc, jc + nc) of a prepacked B is where pack_b would have put it (jc: a multiple of NR).
+      const T* Bb = g.b_packed ? g.b_packed + pc * gemm_round_up(g.N, NR) + jc * kc : Bp;
       if (g.b_pack)
         g.b_pack->pack(g.b_pack->ctx, pc, kc, jc, nc, Bp, NR);
-      else if (nc_full < nc)
+      else if (!g.b_packed && nc_full < nc)
         pack_b<T, NR>(kc, nc - nc_full, Bsrc + nc_full * g.cs_b, g.rs_b, g.cs_b, Bp + nc_full * kc);
       for (index_t ic = i0; ic < i1; ic += mcb) {
         const index_t mc = gemm_min(mcb, i1 - ic);
@@ -644,11 +665,11 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
             if (jr < nc_full)
               K_::compute_direct_b(kc, Ab + ir * kc, Bsrc + jr, g.rs_b, tile);
             else if (NV > 1 && nr <= V::W)
-              K_::template compute_part<1>(kc, Ab + ir * kc, Bp + jr * kc, tile);
+              K_::template compute_part<1>(kc, Ab + ir * kc, Bb + jr * kc, tile);
             else if (NV > 2 && nr <= 2 * V::W)
-              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ab + ir * kc, Bp + jr * kc, tile);
+              K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ab + ir * kc, Bb + jr * kc, tile);
             else
-              K_::compute(kc, Ab + ir * kc, Bp + jr * kc, tile);
+              K_::compute(kc, Ab + ir * kc, Bb + jr * kc, tile);
             const T* bj = bias ? bias + jc + jr : nullptr;
             const T* bi = rbias ? rbias + ic + ir : nullptr;
             if (mr == MR && nr == NR && g.cs_c == 1)

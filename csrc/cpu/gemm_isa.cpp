@@ -120,25 +120,30 @@ gemm_detail::GemmOps<T> make_gemm_ops() {
     o.blocking = {MR_F, NV_F * VF::W, MC_F, KC_F, NC_F};
     o.block = &gemm_impl::gemm_block<VF, MR_F, NV_F, MC_F, KC_F, NC_F>;
     o.pack_a_all = &gemm_impl::pack_a_all<T, MR_F, KC_F>;
+    o.pack_b_all = &gemm_impl::pack_b_all<T, NV_F * VF::W, KC_F>;
   } else {
     o.blocking = {MR_D, NV_D * VD::W, MC_D, KC_D, NC_D};
     o.block = &gemm_impl::gemm_block<VD, MR_D, NV_D, MC_D, KC_D, NC_D>;
     o.pack_a_all = &gemm_impl::pack_a_all<T, MR_D, KC_D>;
+    o.pack_b_all = &gemm_impl::pack_b_all<T, NV_D * VD::W, KC_D>;
   }
   o.blocking.nw = sizeof(T) == 4 ? VF::W : VD::W;
   o.alt_blocking = o.blocking;
   o.alt_block = nullptr;
   o.alt_pack_a_all = o.pack_a_all;
+  o.alt_pack_b_all = o.pack_b_all;
 #ifdef NNFAST_GEMM_ALT_TILE
   // Same KC as the main tile (so the same K blocks: same bits), MC a multiple of both MRs.
   if constexpr (sizeof(T) == 4) {
     o.alt_blocking = {MR_F2, NV_F2 * VF::W, MC_F, KC_F, NC_F, VF::W};
     o.alt_block = &gemm_impl::gemm_block<VF, MR_F2, NV_F2, MC_F, KC_F, NC_F>;
     o.alt_pack_a_all = &gemm_impl::pack_a_all<T, MR_F2, KC_F>;
+    o.alt_pack_b_all = &gemm_impl::pack_b_all<T, NV_F2 * VF::W, KC_F>;
   } else {
     o.alt_blocking = {MR_D2, NV_D2 * VD::W, MC_D, KC_D, NC_D, VD::W};
     o.alt_block = &gemm_impl::gemm_block<VD, MR_D2, NV_D2, MC_D, KC_D, NC_D>;
     o.alt_pack_a_all = &gemm_impl::pack_a_all<T, MR_D2, KC_D>;
+    o.alt_pack_b_all = &gemm_impl::pack_b_all<T, NV_D2 * VD::W, KC_D>;
   }
 #endif
   return o;
