@@ -367,7 +367,8 @@ for isa in nnfast.info()["simd_supported"]:
     _C.set_cpu_isa(isa)
     for dt in (np.float32, np.float64):
         for H, N, kw, lengths in ((1, 1, {}, None), (7, 3, {"bidirectional": True}, [3, 1, 2]),
-                                  (130, 20, {"num_layers": 2}, None), (33, 6, {"proj_size": 5}, [3, 3, 2, 2, 1, 1])):
+                                  (130, 20, {"num_layers": 2}, None), (33, 6, {"proj_size": 5}, [3, 3, 2, 2, 1, 1]),
+                                  (20, 5, {}, None)):
             m = nn.LSTM(4, H, dtype=dt, **kw)
             x = nnfast.tensor(r.standard_normal((3, N, 4)).astype(dt), requires_grad=True)
             inp = rnn_utils.pack_padded_sequence(x, lengths, enforce_sorted=False) if lengths else x
@@ -383,12 +384,13 @@ for isa in nnfast.info()["simd_supported"]:
 """
 
 
-@pytest.mark.parametrize("switch", ["NNFAST_RNN_SAVE_TANH", "NNFAST_RNN_SKIP_ZERO_STATE"])
+@pytest.mark.parametrize("switch", ["NNFAST_RNN_SAVE_TANH", "NNFAST_RNN_SKIP_ZERO_STATE", "NNFAST_RNN_STEP_PAIRS"])
 def test_lstm_fast_paths_same_values(switch):
     """LSTM forward saves tanh(c') for backward (NNFAST_RNN_SAVE_TANH=0: saves c' and backward takes
     the tanh again): outputs and every gradient keep their bits. Without an initial state the first
     step's recurrent product on the zero state is skipped (NNFAST_RNN_SKIP_ZERO_STATE=0: run anyway):
-    the same values (a zero's sign aside). On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
+    the same values (a zero's sign aside). Backward's dh_prev product runs two 16-column blocks a tile
+    (NNFAST_RNN_STEP_PAIRS=0: one): the same bits (H = 20: a pair with a partial block). On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
     33 (vector tails), bidirectional (the reverse direction starts at the last step), two layers,
     projected, packed."""
     import os

@@ -172,19 +172,19 @@ template <typename T>
 void pack_step_forward(T* dst, const T* w_hh, index_t H, index_t P, Blocks b) {
   constexpr index_t C = rnn_detail::kStepCols, BW = kFwdRuns * C;
   const index_t nblk = (H + C - 1) / C;
+  // k outermost: the writes run contiguously and the block's BW source rows (BW lines) stay in L1
+  // (k innermost wrote one line per element, BW floats apart).
   for (index_t s = 0; s < 4 / kFwdRuns; ++s)
     for (index_t j = b.lo; j < b.hi; ++j) {
       T* d = dst + (s * nblk + j) * P * BW;
+      const index_t n = std::min(C, H - j * C);
+      const T* rows[BW];
       for (index_t r = 0; r < kFwdRuns; ++r)
-        for (index_t l = 0; l < C; ++l) {
-          const index_t u = j * C + l;
-          T* dc = d + r * C + l;
-          if (u < H) {
-            const T* row = w_hh + ((s * kFwdRuns + r) * H + u) * P;
-            for (index_t k = 0; k < P; ++k) dc[k * BW] = row[k];
-          } else {
-            for (index_t k = 0; k < P; ++k) dc[k * BW] = T(0);
-          }
+        for (index_t l = 0; l < n; ++l) rows[r * C + l] = w_hh + ((s * kFwdRuns + r) * H + j * C + l) * P;
+      for (index_t k = 0; k < P; ++k, d += BW)
+        for (index_t r = 0; r < kFwdRuns; ++r) {
+          for (index_t l = 0; l < n; ++l) d[r * C + l] = rows[r * C + l][k];
+          for (index_t l = n; l < C; ++l) d[r * C + l] = T(0);
         }
     }
 }
