@@ -113,6 +113,13 @@ bool skip_zero_state() {
   return v;
 }
 
+// NNFAST_RNN_FUSED_DB=0: the bias gradients as passes of their own (bias_grad), not summed by the
+// weight-gradient GEMMs (gemm_row_sums).
+bool fused_bias_grad() {
+  static const bool v = env_switch_on("NNFAST_RNN_FUSED_DB");
+  return v;
+}
+
 // Every thread of the team (a no-op outside one) waits here for the others.
 inline void barrier() {
 #ifdef NNFAST_HAVE_OPENMP
@@ -216,18 +223,28 @@ void weight_grads(T* dx, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T* dgx, c
                   std::vector<T>& big) {
   if (R == 0) return;
   if (dx) gemm<T>(R, I, GH, T(1), dgx, GH, 1, w_ih, I, 1, accumulate_dx ? T(1) : T(0), dx, I, 1);
-  if (dw_ih) gemm<T>(GH, I, R, T(1), dgx, 1, GH, x, I, 1, T(1), dw_ih, I, 1);
-  if (dw_hh) gemm<T>(GH, P, R, T(1), dgates, 1, GH, h_prev, P, 1, T(1), dw_hh, P, 1);
-  if (db_ih && db_hh && dgx == dgates) {  // both biases take the same column sums: one pass over dgates
-    T* sum = step_panels<T>(GH, big);
-    bias_grad<T>(sum, dgates, GH, 1, R, GH, false);
+  // A bias gradient is summed by the weight GEMM that reads its gate gradients anyway (the same
+  // bits as bias_grad); both biases take dgates' sums when dgx is dgates (LSTM, RNN).
+  const bool both = db_ih && db_hh && dgx == dgates, fused = fused_bias_grad();
+  T* sum = both ? step_panels<T>(GH, big) : nullptr;
+  T* rs_ih = fused && dw_ih ? (both ? sum : db_ih) : nullptr;
+  T* rs_hh = fused && dw_hh && !(both && rs_ih) ? (both ? sum : db_hh) : nullptr;
+  const auto weight = [&](T* dw, const T* g, const T* in, index_t n, T* row_sum) {
+    if (!dw) return;
+    if (row_sum) gemm_row_sums<T>(GH, n, R, T(1), g, 1, GH, in, n, 1, T(1), dw, n, 1, row_sum, !both);
+    else gemm<T>(GH, n, R, T(1), g, 1, GH, in, n, 1, T(1), dw, n, 1);
+  };
+  weight(dw_ih, dgx, x, I, rs_ih);
+  weight(dw_hh, dgates, h_prev, P, rs_hh);
+  if (both) {  // one pass over dgates for both biases
+    if (!rs_ih && !rs_hh) bias_grad<T>(sum, dgates, GH, 1, R, GH, false);
     for (index_t j = 0; j < GH; ++j) {
       db_ih[j] += sum[j];
       db_hh[j] += sum[j];
     }
   } else {
-    if (db_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
-    if (db_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
+    if (db_ih && !rs_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
+    if (db_hh && !rs_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
   }
 }
 
