@@ -389,7 +389,7 @@ for isa in nnfast.info()["simd_supported"]:
 
 
 @pytest.mark.parametrize("switch", ["NNFAST_RNN_SAVE_TANH", "NNFAST_RNN_SKIP_ZERO_STATE", "NNFAST_RNN_STEP_PAIRS",
-                                    "NNFAST_RNN_FUSED_DB"])
+                                    "NNFAST_RNN_FUSED_DB", "NNFAST_RNN_SIMD_PACK"])
 def test_lstm_fast_paths_same_values(switch):
     """LSTM forward saves tanh(c') for backward (NNFAST_RNN_SAVE_TANH=0: saves c' and backward takes
     the tanh again): outputs and every gradient keep their bits. Without an initial state the first
@@ -397,7 +397,8 @@ def test_lstm_fast_paths_same_values(switch):
     the same values (a zero's sign aside). Backward's dh_prev product runs two 16-column blocks a tile
     (NNFAST_RNN_STEP_PAIRS=0: one): the same bits (H = 20: a pair with a partial block). The bias
     gradients are summed by the weight-gradient GEMMs (NNFAST_RNN_FUSED_DB=0: by bias_grad): the same
-    bits (GRU too: its db_ih and db_hh differ). On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
+    bits (GRU too: its db_ih and db_hh differ). W_hh's forward panels are packed by 8 x 8 register
+    transposes (NNFAST_RNN_SIMD_PACK=0: one element at a time): the same panels. On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
     33 (vector tails), bidirectional (the reverse direction starts at the last step), two layers,
     projected, packed."""
     import os

@@ -175,24 +175,24 @@ inline Blocks blocks_of(Slice s) {
 // W_hh[(s R + r) H + 16 j + l][k], zero past unit H; group s starts at dst + s * nblk * P * R * 16.
 // All 4 gates in one group (one step_gemm call a step); 2 (two calls, 10-row tiles) measured the same.
 constexpr int kFwdRuns = 4;
+// NNFAST_RNN_SIMD_PACK=0: the forward panels packed one element at a time (RnnOps::pack_block).
+bool simd_pack() {
+  static const bool v = env_switch_on("NNFAST_RNN_SIMD_PACK");
+  return v;
+}
+
 template <typename T>
 void pack_step_forward(T* dst, const T* w_hh, index_t H, index_t P, Blocks b) {
   constexpr index_t C = rnn_detail::kStepCols, BW = kFwdRuns * C;
   const index_t nblk = (H + C - 1) / C;
-  // k outermost: the writes run contiguously and the block's BW source rows (BW lines) stay in L1
-  // (k innermost wrote one line per element, BW floats apart).
+  const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
   for (index_t s = 0; s < 4 / kFwdRuns; ++s)
     for (index_t j = b.lo; j < b.hi; ++j) {
-      T* d = dst + (s * nblk + j) * P * BW;
       const index_t n = std::min(C, H - j * C);
-      const T* rows[BW];
+      const T* rows[BW] = {};
       for (index_t r = 0; r < kFwdRuns; ++r)
         for (index_t l = 0; l < n; ++l) rows[r * C + l] = w_hh + ((s * kFwdRuns + r) * H + j * C + l) * P;
-      for (index_t k = 0; k < P; ++k, d += BW)
-        for (index_t r = 0; r < kFwdRuns; ++r) {
-          for (index_t l = 0; l < n; ++l) d[r * C + l] = rows[r * C + l][k];
-          for (index_t l = n; l < C; ++l) d[r * C + l] = T(0);
-        }
+      k.pack_block(dst + (s * nblk + j) * P * BW, rows, n, kFwdRuns, P, simd_pack());
     }
 }
 

@@ -6,6 +6,7 @@
 // the slice or the vector width.
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <utility>
 
 #include "core/env_switch.h"
@@ -14,6 +15,7 @@
 
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
+#include "cpu/transpose_isa.h"
 namespace {
 
 using rnn_detail::kStepCols;
@@ -326,6 +328,32 @@ void step_gemm(T* C, index_t ldc, const T* A, index_t lda, const T* Bp, index_t 
   else step_gemm_runs<T, 1>(C, ldc, A, lda, Bp, M, K, b0, b1, run_stride, ncols, accumulate);
 }
 
+// One block of a step panel from its source rows: d[k][q] = rows[q][k] for the runs * kStepCols
+// columns q (column r * kStepCols + l is rows[r * kStepCols + l], zero where l >= n). simd: 8 x 8
+// register transposes where the ISA has them (float, AVX2 and up), else one element at a time.
+template <typename T>
+void pack_block(T* d, const T* const* rows, index_t n, int runs, index_t K, bool simd) {
+  const index_t BW = runs * kStepCols;
+  index_t k0 = 0;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (simd) {
+      for (; k0 + 8 <= K; k0 += 8)
+        for (index_t q = 0; q < BW; q += 8) {
+          __m256 v[8];
+          for (index_t i = 0; i < 8; ++i)
+            v[i] = q % kStepCols + i < n ? _mm256_loadu_ps(rows[q + i] + k0) : _mm256_setzero_ps();
+          transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], d + k0 * BW + q, BW);
+        }
+    }
+  }
+#else
+  (void)simd;
+#endif
+  for (index_t k = k0; k < K; ++k)
+    for (index_t q = 0; q < BW; ++q) d[k * BW + q] = q % kStepCols < n ? rows[q][k] : T(0);
+}
+
 }  // namespace
 
 template <typename T>
@@ -339,6 +367,7 @@ rnn_detail::RnnOps<T> make_rnn_ops() {
   o.rnn_backward = &rnn_backward_row<T>;
   o.add = &add_row<T>;
   o.step_gemm = &step_gemm<T>;
+  o.pack_block = &pack_block<T>;
   return o;
 }
 
