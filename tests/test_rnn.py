@@ -367,28 +367,38 @@ for isa in nnfast.info()["simd_supported"]:
     _C.set_cpu_isa(isa)
     for dt in (np.float32, np.float64):
         for H, N, kw, lengths in ((1, 1, {}, None), (7, 3, {"bidirectional": True}, [3, 1, 2]),
-                                  (130, 20, {"num_layers": 2}, None), (33, 6, {"proj_size": 5}, [3, 3, 2, 2, 1, 1])):
-            m = nn.LSTM(4, H, dtype=dt, **kw)
-            x = nnfast.tensor(r.standard_normal((3, N, 4)).astype(dt), requires_grad=True)
-            inp = rnn_utils.pack_padded_sequence(x, lengths, enforce_sorted=False) if lengths else x
-            y, (h, c) = m(inp)
-            if lengths:
-                y = rnn_utils.pad_packed_sequence(y)[0]
-            ((y * y).sum() + (h * h).sum() + (c * c).sum()).backward()
-            for a in [y, h, c, x.grad] + [p.grad for p in m.parameters()]:
-                a = (a.detach() if hasattr(a, "detach") else a).numpy()
-                if "zeros-equal" in sys.argv:  # +0 and -0 compare equal
-                    a = a + 0.0
-                sys.stdout.write(a.tobytes().hex() + "\n")
+                                  (130, 20, {"num_layers": 2}, None), (33, 6, {"proj_size": 5}, [3, 3, 2, 2, 1, 1]),
+                                  (20, 5, {}, None)):
+            for kind in ("LSTM", "GRU"):  # GRU: its two bias gradients come from different gate gradients
+                if kind == "GRU" and "proj_size" in kw:
+                    continue
+                m = getattr(nn, kind)(4, H, dtype=dt, **kw)
+                x = nnfast.tensor(r.standard_normal((3, N, 4)).astype(dt), requires_grad=True)
+                inp = rnn_utils.pack_padded_sequence(x, lengths, enforce_sorted=False) if lengths else x
+                y, hc = m(inp)
+                states = list(hc) if kind == "LSTM" else [hc]
+                if lengths:
+                    y = rnn_utils.pad_packed_sequence(y)[0]
+                sum([(y * y).sum()] + [(st * st).sum() for st in states]).backward()
+                for a in [y, *states, x.grad] + [p.grad for p in m.parameters()]:
+                    a = (a.detach() if hasattr(a, "detach") else a).numpy()
+                    if "zeros-equal" in sys.argv:  # +0 and -0 compare equal
+                        a = a + 0.0
+                    sys.stdout.write(a.tobytes().hex() + "\n")
 """
 
 
-@pytest.mark.parametrize("switch", ["NNFAST_RNN_SAVE_TANH", "NNFAST_RNN_SKIP_ZERO_STATE"])
+@pytest.mark.parametrize("switch", ["NNFAST_RNN_SAVE_TANH", "NNFAST_RNN_SKIP_ZERO_STATE", "NNFAST_RNN_STEP_PAIRS",
+                                    "NNFAST_RNN_FUSED_DB", "NNFAST_RNN_SIMD_PACK"])
 def test_lstm_fast_paths_same_values(switch):
     """LSTM forward saves tanh(c') for backward (NNFAST_RNN_SAVE_TANH=0: saves c' and backward takes
     the tanh again): outputs and every gradient keep their bits. Without an initial state the first
     step's recurrent product on the zero state is skipped (NNFAST_RNN_SKIP_ZERO_STATE=0: run anyway):
-    the same values (a zero's sign aside). On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
+    the same values (a zero's sign aside). Backward's dh_prev product runs two 16-column blocks a tile
+    (NNFAST_RNN_STEP_PAIRS=0: one): the same bits (H = 20: a pair with a partial block). The bias
+    gradients are summed by the weight-gradient GEMMs (NNFAST_RNN_FUSED_DB=0: by bias_grad): the same
+    bits (GRU too: its db_ih and db_hh differ). W_hh's forward panels are packed by 8 x 8 register
+    transposes (NNFAST_RNN_SIMD_PACK=0: one element at a time): the same panels. On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
     33 (vector tails), bidirectional (the reverse direction starts at the last step), two layers,
     projected, packed."""
     import os

@@ -113,6 +113,13 @@ bool skip_zero_state() {
   return v;
 }
 
+// NNFAST_RNN_FUSED_DB=0: the bias gradients as passes of their own (bias_grad), not summed by the
+// weight-gradient GEMMs (gemm_row_sums).
+bool fused_bias_grad() {
+  static const bool v = env_switch_on("NNFAST_RNN_FUSED_DB");
+  return v;
+}
+
 // Every thread of the team (a no-op outside one) waits here for the others.
 inline void barrier() {
 #ifdef NNFAST_HAVE_OPENMP
@@ -168,24 +175,24 @@ inline Blocks blocks_of(Slice s) {
 // W_hh[(s R + r) H + 16 j + l][k], zero past unit H; group s starts at dst + s * nblk * P * R * 16.
 // All 4 gates in one group (one step_gemm call a step); 2 (two calls, 10-row tiles) measured the same.
 constexpr int kFwdRuns = 4;
+// NNFAST_RNN_SIMD_PACK=0: the forward panels packed one element at a time (RnnOps::pack_block).
+bool simd_pack() {
+  static const bool v = env_switch_on("NNFAST_RNN_SIMD_PACK");
+  return v;
+}
+
 template <typename T>
 void pack_step_forward(T* dst, const T* w_hh, index_t H, index_t P, Blocks b) {
   constexpr index_t C = rnn_detail::kStepCols, BW = kFwdRuns * C;
   const index_t nblk = (H + C - 1) / C;
+  const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
   for (index_t s = 0; s < 4 / kFwdRuns; ++s)
     for (index_t j = b.lo; j < b.hi; ++j) {
-      T* d = dst + (s * nblk + j) * P * BW;
+      const index_t n = std::min(C, H - j * C);
+      const T* rows[BW] = {};
       for (index_t r = 0; r < kFwdRuns; ++r)
-        for (index_t l = 0; l < C; ++l) {
-          const index_t u = j * C + l;
-          T* dc = d + r * C + l;
-          if (u < H) {
-            const T* row = w_hh + ((s * kFwdRuns + r) * H + u) * P;
-            for (index_t k = 0; k < P; ++k) dc[k * BW] = row[k];
-          } else {
-            for (index_t k = 0; k < P; ++k) dc[k * BW] = T(0);
-          }
-        }
+        for (index_t l = 0; l < n; ++l) rows[r * C + l] = w_hh + ((s * kFwdRuns + r) * H + j * C + l) * P;
+      k.pack_block(dst + (s * nblk + j) * P * BW, rows, n, kFwdRuns, P, simd_pack());
     }
 }
 
@@ -216,18 +223,28 @@ void weight_grads(T* dx, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T* dgx, c
                   std::vector<T>& big) {
   if (R == 0) return;
   if (dx) gemm<T>(R, I, GH, T(1), dgx, GH, 1, w_ih, I, 1, accumulate_dx ? T(1) : T(0), dx, I, 1);
-  if (dw_ih) gemm<T>(GH, I, R, T(1), dgx, 1, GH, x, I, 1, T(1), dw_ih, I, 1);
-  if (dw_hh) gemm<T>(GH, P, R, T(1), dgates, 1, GH, h_prev, P, 1, T(1), dw_hh, P, 1);
-  if (db_ih && db_hh && dgx == dgates) {  // both biases take the same column sums: one pass over dgates
-    T* sum = step_panels<T>(GH, big);
-    bias_grad<T>(sum, dgates, GH, 1, R, GH, false);
+  // A bias gradient is summed by the weight GEMM that reads its gate gradients anyway (the same
+  // bits as bias_grad); both biases take dgates' sums when dgx is dgates (LSTM, RNN).
+  const bool both = db_ih && db_hh && dgx == dgates, fused = fused_bias_grad();
+  T* sum = both ? step_panels<T>(GH, big) : nullptr;
+  T* rs_ih = fused && dw_ih ? (both ? sum : db_ih) : nullptr;
+  T* rs_hh = fused && dw_hh && !(both && rs_ih) ? (both ? sum : db_hh) : nullptr;
+  const auto weight = [&](T* dw, const T* g, const T* in, index_t n, T* row_sum) {
+    if (!dw) return;
+    if (row_sum) gemm_row_sums<T>(GH, n, R, T(1), g, 1, GH, in, n, 1, T(1), dw, n, 1, row_sum, !both);
+    else gemm<T>(GH, n, R, T(1), g, 1, GH, in, n, 1, T(1), dw, n, 1);
+  };
+  weight(dw_ih, dgx, x, I, rs_ih);
+  weight(dw_hh, dgates, h_prev, P, rs_hh);
+  if (both) {  // one pass over dgates for both biases
+    if (!rs_ih && !rs_hh) bias_grad<T>(sum, dgates, GH, 1, R, GH, false);
     for (index_t j = 0; j < GH; ++j) {
       db_ih[j] += sum[j];
       db_hh[j] += sum[j];
     }
   } else {
-    if (db_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
-    if (db_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
+    if (db_ih && !rs_ih) bias_grad<T>(db_ih, dgx, GH, 1, R, GH, true);
+    if (db_hh && !rs_hh) bias_grad<T>(db_hh, dgates, GH, 1, R, GH, true);
   }
 }
 

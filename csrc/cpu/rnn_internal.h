@@ -48,6 +48,9 @@ struct RnnOps {
   // covers, so a thread's share gives the same C as one call over everything.
   void (*step_gemm)(T* C, index_t ldc, const T* A, index_t lda, const T* Bp, index_t M, index_t K, index_t b0,
                     index_t b1, int runs, index_t run_stride, index_t ncols, bool accumulate);
+  // One block of a step panel: d (K rows of runs * kStepCols) [k][q] = rows[q][k], zero for the
+  // columns l >= n of each run (rows[q] is then unused). simd = false: one element at a time.
+  void (*pack_block)(T* d, const T* const* rows, index_t n, int runs, index_t K, bool simd);
 };
 
 // Columns of one run of a packed step block (and the units a thread's slice is cut at).

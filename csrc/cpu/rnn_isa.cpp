@@ -6,13 +6,16 @@
 // the slice or the vector width.
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <utility>
 
+#include "core/env_switch.h"
 #include "core/vec_math.h"
 #include "cpu/rnn_internal.h"
 
 namespace nnfast::cpu {
 namespace NNFAST_ISA_NS {
+#include "cpu/transpose_isa.h"
 namespace {
 
 using rnn_detail::kStepCols;
@@ -211,11 +214,14 @@ constexpr int tile_rows(int nv) {
   return r < 1 ? 1 : (r > kMaxTileRows ? kMaxTileRows : r);
 }
 
-template <typename T, int NV, int MR>
+// Split: the NV vectors span NV / VB adjacent blocks of one-run panels (pstride apart, kStepCols
+// values a k each; VB vectors a block) and form one run of NV * W columns.
+template <typename T, int NV, int MR, bool Split>
 void step_tile(T* c, index_t ldc, const index_t* coff, const T* a, index_t lda, const T* bp, index_t K, index_t ncols,
-               bool accumulate) {
+               bool accumulate, index_t pstride) {
   using V = VW<T>;
   constexpr int W = simd::lanes<V>();
+  constexpr int VB = static_cast<int>(kStepCols) / W;  // vectors per block's run
   V acc[MR][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
@@ -229,10 +235,13 @@ void step_tile(T* c, index_t ldc, const index_t* coff, const T* a, index_t lda, 
   if (accumulate)
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) __builtin_prefetch(c + r * ldc + coff[v], 1);
-  for (index_t k = 0; k < K; ++k, bp += NV * W) {
+  const T* bq[NV];
+  for (int v = 0; v < NV; ++v) bq[v] = Split ? bp + (v / VB) * pstride + (v % VB) * W : bp + v * W;
+  constexpr index_t kstep = Split ? kStepCols : NV * W;
+  for (index_t k = 0; k < K; ++k) {
     V b[NV];
 #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) b[v] = load<V>(bp + v * W);
+    for (int v = 0; v < NV; ++v) b[v] = load<V>(bq[v] + k * kstep);
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const V s = splat<V>(ar[r][k]);
@@ -240,7 +249,7 @@ void step_tile(T* c, index_t ldc, const index_t* coff, const T* a, index_t lda, 
       for (int v = 0; v < NV; ++v) acc[r][v] = vm::fmadd(s, b[v], acc[r][v]);
     }
   }
-  constexpr int VR = static_cast<int>(kStepCols) / W;  // vectors per run
+  constexpr int VR = Split ? NV : VB;  // vectors per run
   for (int r = 0; r < MR; ++r) {
     T* cr = c + r * ldc;
     for (int v = 0; v < NV; ++v) {
@@ -255,36 +264,59 @@ void step_tile(T* c, index_t ldc, const index_t* coff, const T* a, index_t lda, 
   }
 }
 
-template <typename T, int NV, int... R>
+template <typename T, int NV, bool Split, int... R>
 constexpr auto step_tiles(std::integer_sequence<int, R...>) {
-  using Fn = void (*)(T*, index_t, const index_t*, const T*, index_t, const T*, index_t, index_t, bool);
-  return std::array<Fn, sizeof...(R)>{&step_tile<T, NV, R + 1>...};
+  using Fn = void (*)(T*, index_t, const index_t*, const T*, index_t, const T*, index_t, index_t, bool, index_t);
+  return std::array<Fn, sizeof...(R)>{&step_tile<T, NV, R + 1, Split>...};
+}
+
+// One column block (or pair) j: its tiles over the M rows, split evenly into the fewest tiles of at
+// most MRmax rows (M = 20 at 6: 5 5 5 5, not 6 6 6 2).
+template <typename T, int NV, bool Split>
+inline void step_block(T* C, index_t ldc, const index_t* coff, const T* A, index_t lda, const T* bp, index_t M,
+                       index_t K, index_t nc, bool accumulate, index_t pstride) {
+  constexpr int MRmax = tile_rows(NV);
+  static constexpr auto tiles = step_tiles<T, NV, Split>(std::make_integer_sequence<int, MRmax>{});
+  const index_t ntiles = (M + MRmax - 1) / MRmax;
+  index_t r0 = 0;
+  for (index_t t = 0; t < ntiles; ++t) {
+    const index_t mr = M / ntiles + (t < M % ntiles ? 1 : 0);
+    tiles[static_cast<size_t>(mr - 1)](C + r0 * ldc, ldc, coff, A + r0 * lda, lda, bp, K, nc, accumulate, pstride);
+    r0 += mr;
+  }
+}
+
+// NNFAST_RNN_STEP_PAIRS=0: one-run products (backward's dh_prev) one 16-column block at a time.
+bool step_pairs() {
+  static const bool v = env_switch_on("NNFAST_RNN_STEP_PAIRS");
+  return v;
 }
 
 template <typename T, int Runs>
 void step_gemm_runs(T* C, index_t ldc, const T* A, index_t lda, const T* Bp, index_t M, index_t K, index_t b0,
                     index_t b1, index_t run_stride, index_t ncols, bool accumulate) {
   constexpr int W = simd::lanes<VW<T>>();
-  constexpr int NV = Runs * static_cast<int>(kStepCols) / W;
-  constexpr int MRmax = tile_rows(NV);
-  static constexpr auto tiles = step_tiles<T, NV>(std::make_integer_sequence<int, MRmax>{});
+  constexpr int VB = static_cast<int>(kStepCols) / W;  // vectors per block's run
+  constexpr int NV = Runs * VB;
   constexpr index_t BW = Runs * kStepCols;
   index_t coff[NV];
-  for (int v = 0; v < NV; ++v)
-    coff[v] = (v / (static_cast<int>(kStepCols) / W)) * run_stride + (v % (static_cast<int>(kStepCols) / W)) * W;
-  // Rows split evenly into the fewest tiles of at most MRmax (M = 20 at 6: 5 5 5 5, not 6 6 6 2).
-  const index_t ntiles = (M + MRmax - 1) / MRmax;
-  for (index_t j = b0; j < b1; ++j) {
-    const T* bp = Bp + j * K * BW;
-    const index_t nc = std::min<index_t>(kStepCols, ncols - j * kStepCols);
-    index_t r0 = 0;
-    for (index_t t = 0; t < ntiles; ++t) {
-      const index_t mr = M / ntiles + (t < M % ntiles ? 1 : 0);
-      tiles[static_cast<size_t>(mr - 1)](C + r0 * ldc + j * kStepCols, ldc, coff, A + r0 * lda, lda, bp, K, nc,
-                                         accumulate);
-      r0 += mr;
+  for (int v = 0; v < NV; ++v) coff[v] = (v / VB) * run_stride + (v % VB) * W;
+  // One run (backward): two adjacent blocks per tile where that holds more accumulators (AVX-512
+  // float: 2 x 10 rows, not 1 x 10; a B vector then feeds 10 FMAs, a broadcast 2): the same sums.
+  constexpr bool kPairs = Runs == 1 && 2 * VB * tile_rows(2 * VB) > VB * tile_rows(VB);
+  index_t j = b0;
+  if constexpr (kPairs) {
+    if (step_pairs()) {
+      index_t poff[2 * VB];
+      for (int v = 0; v < 2 * VB; ++v) poff[v] = v * W;
+      for (; j + 1 < b1; j += 2)
+        step_block<T, 2 * VB, true>(C + j * kStepCols, ldc, poff, A, lda, Bp + j * K * BW, M, K,
+                                    std::min<index_t>(2 * kStepCols, ncols - j * kStepCols), accumulate, K * BW);
     }
   }
+  for (; j < b1; ++j)
+    step_block<T, NV, false>(C + j * kStepCols, ldc, coff, A, lda, Bp + j * K * BW, M, K,
+                             std::min<index_t>(kStepCols, ncols - j * kStepCols), accumulate, 0);
 }
 
 template <typename T>
@@ -294,6 +326,32 @@ void step_gemm(T* C, index_t ldc, const T* A, index_t lda, const T* Bp, index_t 
   if (runs == 4) step_gemm_runs<T, 4>(C, ldc, A, lda, Bp, M, K, b0, b1, run_stride, ncols, accumulate);
   else if (runs == 2) step_gemm_runs<T, 2>(C, ldc, A, lda, Bp, M, K, b0, b1, run_stride, ncols, accumulate);
   else step_gemm_runs<T, 1>(C, ldc, A, lda, Bp, M, K, b0, b1, run_stride, ncols, accumulate);
+}
+
+// One block of a step panel from its source rows: d[k][q] = rows[q][k] for the runs * kStepCols
+// columns q (column r * kStepCols + l is rows[r * kStepCols + l], zero where l >= n). simd: 8 x 8
+// register transposes where the ISA has them (float, AVX2 and up), else one element at a time.
+template <typename T>
+void pack_block(T* d, const T* const* rows, index_t n, int runs, index_t K, bool simd) {
+  const index_t BW = runs * kStepCols;
+  index_t k0 = 0;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (simd) {
+      for (; k0 + 8 <= K; k0 += 8)
+        for (index_t q = 0; q < BW; q += 8) {
+          __m256 v[8];
+          for (index_t i = 0; i < 8; ++i)
+            v[i] = q % kStepCols + i < n ? _mm256_loadu_ps(rows[q + i] + k0) : _mm256_setzero_ps();
+          transpose8x8_store(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], d + k0 * BW + q, BW);
+        }
+    }
+  }
+#else
+  (void)simd;
+#endif
+  for (index_t k = k0; k < K; ++k)
+    for (index_t q = 0; q < BW; ++q) d[k * BW + q] = q % kStepCols < n ? rows[q][k] : T(0);
 }
 
 }  // namespace
@@ -309,6 +367,7 @@ rnn_detail::RnnOps<T> make_rnn_ops() {
   o.rnn_backward = &rnn_backward_row<T>;
   o.add = &add_row<T>;
   o.step_gemm = &step_gemm<T>;
+  o.pack_block = &pack_block<T>;
   return o;
 }
 
