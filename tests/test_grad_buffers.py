@@ -37,18 +37,20 @@ def test_linear_accumulates_into_existing_grad_in_place(dtype):
         np.testing.assert_allclose(p.grad.numpy(), 2 * first[n], rtol=tol, atol=tol)
 
 
+def _adam_run(steps, set_to_none):
+    """The MLP's parameters after `steps` Adam steps, zero_grad(set_to_none) before each."""
+    m = _mlp()
+    opt = nnfast.optim.Adam(m.parameters(), lr=1e-2)
+    x, y = _batch()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=set_to_none)
+        F.cross_entropy(m(x), y).backward()
+        opt.step()
+    return [p.detach().numpy().copy() for p in m.parameters()]
+
+
 def test_zero_grad_keep_buffers_then_step_matches_fresh_buffers():
-    runs = []
-    for set_to_none in (True, False):
-        m = _mlp()
-        opt = nnfast.optim.Adam(m.parameters(), lr=1e-2)
-        x, y = _batch()
-        for _ in range(5):
-            opt.zero_grad(set_to_none=set_to_none)
-            F.cross_entropy(m(x), y).backward()
-            opt.step()
-        runs.append([p.detach().numpy().copy() for p in m.parameters()])
-    for a, b in zip(*runs):
+    for a, b in zip(_adam_run(5, True), _adam_run(5, False)):
         np.testing.assert_array_equal(a, b)
 
 
@@ -186,13 +188,6 @@ def test_fused_zero_training_run_matches_the_fill_one_by_one_bitwise(fused_zero)
     runs = []
     for fused in (True, False):
         fused_zero(fused)
-        m = _mlp()
-        opt = nnfast.optim.Adam(m.parameters(), lr=1e-2)
-        x, y = _batch()
-        for _ in range(4):
-            opt.zero_grad(set_to_none=False)
-            F.cross_entropy(m(x), y).backward()
-            opt.step()
-        runs.append([p.detach().numpy().copy() for p in m.parameters()])
+        runs.append(_adam_run(4, False))
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)

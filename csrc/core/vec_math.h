@@ -379,6 +379,14 @@ NNFAST_VM_INLINE V lut16(const float* t, mask_t<V> idx) {
   for (int i = 0; i < lanes<V>(); ++i) r[i] = t[idx[i] & 15];
   return r;
 }
+// Horner in w over a per-interval coefficient table (row k: the w^k coefficients
+// of the 16 intervals), each lane taking its interval's column idx.
+template <class V, int kRows>
+NNFAST_VM_INLINE V lut_horner(const float (&c)[kRows][16], mask_t<V> idx, V w) {
+  V m = lut16<V>(c[kRows - 1], idx);
+  for (int k = kRows - 2; k >= 0; --k) m = fmadd(m, w, lut16<V>(c[k], idx));
+  return m;
+}
 
 // M(u) = Phi(-u) exp(u^2 / 2) on 16 intervals [b - 1, b' - 1) of u, b running
 // over the quarter binades of u + 1 in [1, 16) (u in [0, 15)): on each a degree-6
@@ -420,13 +428,7 @@ NNFAST_VM_INLINE void normal_tail_f32(V x, V& t, V& g) {
   const I b = (I)(u + 1.0f);
   const I idx = b >> 21;
   const V w = u - ((V)(b & (ielem_t<V>)0xffe00000) - 1.0f);  // exact (Sterbenz)
-  V m = lut16<V>(kNormTailM[6], idx);
-  m = fmadd(m, w, lut16<V>(kNormTailM[5], idx));
-  m = fmadd(m, w, lut16<V>(kNormTailM[4], idx));
-  m = fmadd(m, w, lut16<V>(kNormTailM[3], idx));
-  m = fmadd(m, w, lut16<V>(kNormTailM[2], idx));
-  m = fmadd(m, w, lut16<V>(kNormTailM[1], idx));
-  m = fmadd(m, w, lut16<V>(kNormTailM[0], idx));
+  const V m = lut_horner<V>(kNormTailM, idx, w);
   t = scale2n(fmadd(p.q, m, m), p);
   g = scale2n(p.q + 1.0f, p);
 }
@@ -453,12 +455,7 @@ NNFAST_VM_INLINE V normal_tail_near_f32(V u, V a) {
   const I b = (I)a;
   const I idx = b >> 20;
   const V w = u - ((V)(b & (ielem_t<V>)0xfff00000) - 1.0f);  // exact (Sterbenz)
-  V m = lut16<V>(kNormTailP[5], idx);
-  m = fmadd(m, w, lut16<V>(kNormTailP[4], idx));
-  m = fmadd(m, w, lut16<V>(kNormTailP[3], idx));
-  m = fmadd(m, w, lut16<V>(kNormTailP[2], idx));
-  m = fmadd(m, w, lut16<V>(kNormTailP[1], idx));
-  return fmadd(m, w, lut16<V>(kNormTailP[0], idx));
+  return lut_horner<V>(kNormTailP, idx, w);
 }
 // True when a < c in every lane (NaN: false). It only skips work, never changes
 // bits, so each width may test it its own way.
