@@ -165,3 +165,42 @@ def test_bad_arguments():
         _C.dropout_forward(np.ones(3, np.float32), np.ones(3, np.float64), 0.5, 0, 0)
     with pytest.raises(ValueError, match=r"^\[dropout\] expected"):
         _C.dropout_forward(np.ones(3, np.float32), np.ones(3, np.float32), 2.0, 0, 0)
+
+
+def _mask_np(n, p, seed, offset, first=0):
+    """_mask_py vectorised (uint64 arithmetic wraps as the kernel's does), for big n."""
+    key = _mix64(_mix64((seed + GOLDEN) & M64) ^ ((offset * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) & M64))
+    keep = min(int(math.ldexp(1.0 - p, 32)), 2**32 - 1)
+    i = np.arange(first, first + n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(key) + (i >> np.uint64(1)) * np.uint64(GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    bits = (z >> (np.uint64(32) * (i & np.uint64(1)))) & np.uint64(0xFFFFFFFF)
+    return bits < np.uint64(keep)
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+@pytest.mark.parametrize("threads", (1, 2))
+def test_big_streamed_mask_bits(dtype, threads):
+    """Outputs above 16 MB take the streamed loop (NNFAST_DROPOUT_FAST): the same mask and
+    values as the definition, from odd starts (`first`), a misaligned output, in place."""
+    n = (17 << 20) // np.dtype(dtype).itemsize + 7
+    x = np.random.default_rng(5).uniform(0.5, 2.0, n + 1).astype(dtype)
+    old = nnfast.get_num_threads()
+    nnfast.set_num_threads(threads)
+    try:
+        for first, shift in [(0, 0), (3, 1), (1023, 0)]:
+            src = x[shift:shift + n]
+            buf = np.empty(n + 1, dtype)
+            y = buf[1 - shift:1 - shift + n]  # shift 0: one element past buf's start
+            _C.dropout_forward(y, src, 0.3, 99, 4, first)
+            kept = _mask_np(n, 0.3, 99, 4, first)
+            np.testing.assert_array_equal(y != 0, kept)
+            assert np.array_equal(y[kept], src[kept] * dtype(1.0 / 0.7))
+        z = x[:n].copy()
+        _C.dropout_backward(z, z, 0.3, 99, 4)  # in place
+        np.testing.assert_array_equal(z != 0, _mask_np(n, 0.3, 99, 4))
+    finally:
+        nnfast.set_num_threads(old)
