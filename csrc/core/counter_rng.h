@@ -12,7 +12,7 @@
 // `static`: CPU objects built with different -m flags include headers like this
 // one; internal linkage keeps the linker from merging their copies.
 //
-// The CPU's vectorised loop (cpu/activation_isa.cpp, act_detail::dropout_bits in
+// The CPU's vectorised loops (cpu/activation_isa.cpp, cpu/dropout_isa.cpp; act_detail::dropout_bits in
 // cpu/activation_internal.h) computes the same function lane-wise;
 // tests/cpp/test_cuda_norm.cpp checks the two against each other.
 #pragma once
