@@ -389,7 +389,8 @@ for isa in nnfast.info()["simd_supported"]:
 
 
 @pytest.mark.parametrize("switch", ["NNFAST_RNN_SAVE_TANH", "NNFAST_RNN_SKIP_ZERO_STATE", "NNFAST_RNN_STEP_PAIRS",
-                                    "NNFAST_RNN_FUSED_DB", "NNFAST_RNN_SIMD_PACK"])
+                                    "NNFAST_RNN_FUSED_DB", "NNFAST_RNN_SIMD_PACK", "NNFAST_RNN_FWD_RUNS2",
+                                    "NNFAST_RNN_FWD_RUNS2+WAVEFRONT"])
 def test_lstm_fast_paths_same_values(switch):
     """LSTM forward saves tanh(c') for backward (NNFAST_RNN_SAVE_TANH=0: saves c' and backward takes
     the tanh again): outputs and every gradient keep their bits. Without an initial state the first
@@ -398,7 +399,9 @@ def test_lstm_fast_paths_same_values(switch):
     (NNFAST_RNN_STEP_PAIRS=0: one): the same bits (H = 20: a pair with a partial block). The bias
     gradients are summed by the weight-gradient GEMMs (NNFAST_RNN_FUSED_DB=0: by bias_grad): the same
     bits (GRU too: its db_ih and db_hh differ). W_hh's forward panels are packed by 8 x 8 register
-    transposes (NNFAST_RNN_SIMD_PACK=0: one element at a time): the same panels. On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
+    transposes (NNFAST_RNN_SIMD_PACK=0: one element at a time): the same panels. The forward step product
+    runs on panels of 2 gates (NNFAST_RNN_FWD_RUNS2=0: all 4 in one panel): the same bits, layer by layer
+    and (+WAVEFRONT) in the 2-layer wavefront, whose layer-1 input projection uses the same panels. On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
     33 (vector tails), bidirectional (the reverse direction starts at the last step), two layers,
     projected, packed."""
     import os
@@ -407,7 +410,10 @@ def test_lstm_fast_paths_same_values(switch):
 
     args = [sys.executable, "-c", _LSTM_PATHS_CHILD] + (["zeros-equal"] if "ZERO" in switch else [])
     outs = []
+    switch, _, extra = switch.partition("+")
     for flag in ("1", "0"):
         env = dict(os.environ, **{switch: flag})
+        if extra:
+            env["NNFAST_RNN_" + extra] = "1"
         outs.append(subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout)
     assert outs[0].count("\n") > 50 and outs[0] == outs[1]

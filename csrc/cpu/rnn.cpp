@@ -170,11 +170,17 @@ inline Blocks blocks_of(Slice s) {
   return {s.lo / C, (s.hi + C - 1) / C};
 }
 
-// Forward panels (LSTM, B = W_hh^T), in groups of R = kFwdRuns gates: group s, block j holds units
+// Forward panels (LSTM, B = W_hh^T), in groups of R = fwd_runs() gates: group s, block j holds units
 // [16 j, 16 j + 16) of gates s R .. s R + R - 1 side by side, panel[k][r * 16 + l] =
 // W_hh[(s R + r) H + 16 j + l][k], zero past unit H; group s starts at dst + s * nblk * P * R * 16.
-// All 4 gates in one group (one step_gemm call a step); 2 (two calls, 10-row tiles) measured the same.
-constexpr int kFwdRuns = 4;
+// R = 2 (default): two calls a step, AVX-512 float tiles of 10 rows x 2 vectors whose block panel
+// (K x 32 values, 25.6 KB at K = 200) stays in L1 for the second tile; R = 4 (NNFAST_RNN_FWD_RUNS2=0,
+// the old path): one call, 5 x 4 tiles on a K x 64 panel (51 KB at K = 200, over the 48 KB L1, so
+// each of M = 20's four tiles streams it from L2). The same sums in the same order either way.
+int fwd_runs() {
+  static const int v = env_switch_on("NNFAST_RNN_FWD_RUNS2") ? 2 : 4;
+  return v;
+}
 // NNFAST_RNN_SIMD_PACK=0: the forward panels packed one element at a time (RnnOps::pack_block).
 bool simd_pack() {
   static const bool v = env_switch_on("NNFAST_RNN_SIMD_PACK");
@@ -183,17 +189,30 @@ bool simd_pack() {
 
 template <typename T>
 void pack_step_forward(T* dst, const T* w_hh, index_t H, index_t P, Blocks b) {
-  constexpr index_t C = rnn_detail::kStepCols, BW = kFwdRuns * C;
-  const index_t nblk = (H + C - 1) / C;
+  constexpr index_t C = rnn_detail::kStepCols;
+  const int R = fwd_runs();
+  const index_t nblk = (H + C - 1) / C, BW = R * C;
   const auto& k = isa_ops<rnn_detail::RnnOps<T>>();
-  for (index_t s = 0; s < 4 / kFwdRuns; ++s)
+  for (index_t s = 0; s < 4 / R; ++s)
     for (index_t j = b.lo; j < b.hi; ++j) {
       const index_t n = std::min(C, H - j * C);
-      const T* rows[BW] = {};
-      for (index_t r = 0; r < kFwdRuns; ++r)
-        for (index_t l = 0; l < n; ++l) rows[r * C + l] = w_hh + ((s * kFwdRuns + r) * H + j * C + l) * P;
-      k.pack_block(dst + (s * nblk + j) * P * BW, rows, n, kFwdRuns, P, simd_pack());
+      const T* rows[4 * C] = {};
+      for (index_t r = 0; r < R; ++r)
+        for (index_t l = 0; l < n; ++l) rows[r * C + l] = w_hh + ((s * R + r) * H + j * C + l) * P;
+      k.pack_block(dst + (s * nblk + j) * P * BW, rows, n, R, P, simd_pack());
     }
+}
+
+// The forward step product on pack_step_forward's panels (K rows), unit blocks [b0, b1) of every
+// gate group: C (M x 4 H gate rows, stride ldc) (+)= A Bp.
+template <typename T>
+void fwd_step_gemm(const rnn_detail::RnnOps<T>& k, T* C, index_t ldc, const T* A, index_t lda, const T* panels,
+                   index_t M, index_t K, index_t b0, index_t b1, index_t H, bool accumulate) {
+  constexpr index_t SC = rnn_detail::kStepCols;
+  const int R = fwd_runs();
+  const index_t group = (H + SC - 1) / SC * K * R * SC;
+  for (index_t gs = 0; gs < 4 / R; ++gs)
+    k.step_gemm(C + gs * R * H, ldc, A, lda, panels + gs * group, M, K, b0, b1, R, H, H, accumulate);
 }
 
 // Backward panels (B = W_hh, K = G H): block j holds state columns [16 j, 16 j + 16), zero past P.
@@ -271,7 +290,7 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
   // the small-M per-step GEMMs read it in place (unit column stride) rather than packing it.
   const T* wt = w_hh;
   index_t rs_wt = 1, cs_wt = P;
-  // LSTM: W_hh^T packed once per pass into blocks of 16 units x kFwdRuns gates, step_gemm per thread
+  // LSTM: W_hh^T packed once per pass into blocks of 16 units x fwd_runs() gates, step_gemm per thread
   // and step (the other modes keep the general GEMM: GRU's n gate goes apart).
   constexpr index_t SC = rnn_detail::kStepCols;
   std::vector<T> big;
@@ -322,10 +341,7 @@ void rnn_forward(T* y, index_t rs_y, T* h_n, T* c_n, T* gates, T* c_all, T* h_ra
         // that owns every unit runs the gates onto g as one GEMM (A packed once, one call).
         const index_t onto = gru ? 2 : G;
         if (panels && !(kk == 0 && zero_start)) {
-          const index_t group = (H + SC - 1) / SC * P * kFwdRuns * SC;
-          for (index_t gs = 0; gs < 4 / kFwdRuns; ++gs)
-            k.step_gemm(ga + gs * kFwdRuns * H, GH, ha, P, panels + gs * group, nb, P, hb.lo, hb.hi, kFwdRuns, H,
-                        H, true);
+          fwd_step_gemm(k, ga, GH, ha, P, panels, nb, P, hb.lo, hb.hi, H, true);
         } else if (!panels && h.n() == H) {
           gemm<T>(nb, onto * H, P, T(1), ha, P, 1, wt, rs_wt, cs_wt, T(1), ga, GH, 1);
         }
@@ -468,7 +484,7 @@ void lstm_layer_step(const rnn_detail::RnnOps<T>& k, const LstmLayer<T>& L, cons
   copy_rows(hp, L.h_n, B * H);
   copy_rows(L.c_prev + r0 * H, L.c_n, B * H);
   T* g = L.gates + r0 * GH;
-  if (!skip_product) k.step_gemm(g, GH, hp, H, panels, B, H, 0, nblk, kFwdRuns, H, H, true);
+  if (!skip_product) fwd_step_gemm(k, g, GH, hp, H, panels, B, H, 0, nblk, H, true);
   for (index_t b = 0; b < B; ++b)
     k.lstm_forward(g + b * GH, L.c_n + b * H, L.c_all + (r0 + b) * H, L.y + (r0 + b) * H, L.h_n + b * H, L.b_hh, H,
                    H, tanh_saved);
@@ -486,7 +502,7 @@ void lstm_project_step(const rnn_detail::RnnOps<T>& k, const LstmLayer<T>& L, co
   if (L.b_ih)
     for (index_t b = 0; b < B; ++b)
       for (index_t q = 0; q < 4; ++q) copy_rows(g + b * GH + q * H + u0, L.b_ih + q * H + u0, u1 - u0);
-  k.step_gemm(g, GH, x + r0 * L.I, L.I, panels, B, L.I, j0, j1, kFwdRuns, H, H, L.b_ih != nullptr);
+  fwd_step_gemm(k, g, GH, x + r0 * L.I, L.I, panels, B, L.I, j0, j1, H, L.b_ih != nullptr);
 }
 
 // One LSTM backward step of a whole layer: the gate-backward kernel over the rows (dy: the step's

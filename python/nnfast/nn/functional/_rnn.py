@@ -149,7 +149,9 @@ class RNNLayerFunction(Function):
 # (one RNNLayerFunction each; the same values to rounding). Opt-in: idle on the 2-vCPU AVX-512 machine the
 # word-LM step (bench_rnn.py --ab) took 15.50 ms as a wavefront against 14.46 ms layer by layer, because
 # the layer-by-layer path already splits the batch rows with no barrier per step and keeps layer 1's input
-# projection in one big GEMM. Read once.
+# projection in one big GEMM. On the Intel Xeon (AVX-512 + AMX, 2 vCPUs, stop 30) only 1-thread CPU time could
+# be measured (the machine was loaded): the wavefront took 28.6 ms against 26.6 ms layer by layer (bench_rnn.py
+# --threads 1 --cpu-time --ab), so the default stays layer by layer. Read once.
 _WAVEFRONT = os.environ.get("NNFAST_RNN_WAVEFRONT", "0") == "1"
 
 
