@@ -189,7 +189,7 @@ def test_threads_agree():
 SPLIT_CASES = [(64, 128, 784, "C", "F"), (128, 784, 64, "F", "C"), (64, 10, 128, "C", "F"), (37, 100, 53, "C", "C"),
                (7, 1023, 33, "S", "C"), (250, 97, 40, "F", "S"), (1, 130, 70, "C", "C"), (32, 1024, 40, "C", "C"),
                (40, 260, 30, "C", "C"), (50, 96, 1030, "C", "F"), (72, 64, 70, "C", "C"), (256, 1024, 784, "C", "F"),
-               (1000, 100, 300, "S", "C")]
+               (1000, 100, 300, "S", "C"), (90, 70, 50, "F", "C"), (13, 50, 300, "S", "F"), (96, 33, 7, "C", "S")]
 
 
 def _split_outputs(dtype=np.float32, nts=(1, 2, 3, 4)):
@@ -239,13 +239,15 @@ np.save(sys.stdout.buffer, np.concatenate([c.ravel() for cs in outs.values() for
 
 
 @pytest.mark.parametrize("switch", ["NNFAST_GEMM_GRID", "NNFAST_GEMM_PACK_A_T", "NNFAST_GEMM_ALT_TILE",
-                                    "NNFAST_GEMM_PACK_RUNS", "NNFAST_GEMM_ROW_SUMS", "NNFAST_GEMM_SHARED_PACK"])
+                                    "NNFAST_GEMM_PACK_RUNS", "NNFAST_GEMM_ROW_SUMS", "NNFAST_GEMM_SHARED_PACK",
+                                    "NNFAST_GEMM_DIRECT_A"])
 def test_switches_same_bits(switch):
     # Each A/B switch at 0 (GRID: the whole-panel split, tile chosen on all of C; PACK_A_T: the
     # 12-row A panels gathered k by k; ALT_TILE: the 12 x 32 tile only; PACK_RUNS: the transposing
     # pack walks all the panel's runs at each k step; ROW_SUMS: gemm's row_sums by a bias_grad
     # pass after the GEMM; SHARED_PACK: each thread packs the operand shared by a row or column
-    # split itself) gives the default's bits on 1 and 2 threads.
+    # split itself; DIRECT_A: A always packed, never read in place by a share of <= 96 rows) gives
+    # the default's bits on 1 and 2 threads.
     import io
 
     here = os.path.dirname(os.path.abspath(__file__))

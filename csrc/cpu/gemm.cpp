@@ -433,6 +433,20 @@ constexpr index_t kDirectM = 24;
 std::atomic<index_t> g_direct_m{kDirectM};
 index_t direct_m_setting() { return g_direct_m.load(std::memory_order_relaxed); }
 
+// NNFAST_GEMM_DIRECT_A=0: A always packed (for A/B timing; same bits: the kernel does the same
+// FMAs on A's values in the same order). On: a thread with at most kDirectAM rows of C reads
+// A's whole MR-row panels in place (the MLP step's batch-64 GEMMs: 64 x 128 x 784 forward,
+// 64 x 128 x 10 dx). NNFAST_GEMM_DIRECT_A_ROWS=n overrides the row limit (tuning only).
+constexpr index_t kDirectAM = 96;
+index_t direct_a_rows() {
+  static const index_t rows = [] {
+    if (!env_switch_on("NNFAST_GEMM_DIRECT_A")) return index_t(0);
+    const char* v = std::getenv("NNFAST_GEMM_DIRECT_A_ROWS");
+    return v && *v ? index_t(std::atol(v)) : kDirectAM;
+  }();
+  return rows;
+}
+
 }  // namespace
 
 void gemm_set_direct_m(index_t rows) { g_direct_m.store(rows < 0 ? kDirectM : rows); }
@@ -506,6 +520,7 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
   if (M <= 0 || N <= 0) return;
   GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c}, epilogue_fn(ep), &ep,
                 direct_m_setting()};
+  g.direct_a_m = direct_a_rows();
   int nt = get_num_threads();
   if (K <= 0 || alpha == T(0)) {
     scale_only(g, nt);

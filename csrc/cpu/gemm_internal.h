@@ -69,6 +69,9 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // Non-null: B already packed (all K blocks, all N columns, by pack_b_all; read in place, as
   // a_packed): the threads of a row split share one packing of B (gemm.cpp, run_shared_b).
   const T* b_packed = nullptr;
+  // Threads whose block has at most this many rows read A in place (no packing of A: its
+  // values are broadcast straight from A's rows; gemm_block). 0: always pack A. Set by gemm().
+  index_t direct_a_m = 0;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -230,21 +233,26 @@ struct MicroKernel {
   static constexpr int W = V::W;
   static constexpr int NR = NV * W;
 
+  // DA: A read in place, A(r, k) = a[r * ars] for this k (the step's a), not a packed panel.
+  template <bool DA = false>
   static inline __attribute__((always_inline)) void step(R (&acc)[MR][NV], const T* __restrict a,
-                                                          const T* __restrict b) {
+                                                          const T* __restrict b, index_t ars = 0) {
     R bv[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * W);
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
-      R ar = V::set1(a[r]);
+      R ar = V::set1(DA ? a[r * ars] : a[r]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
     }
   }
 
+  // DA: A read in place (A(r, k) = a[r * ars + k * acs]); the same FMAs in the same order as
+  // on the packed panel, so the same bits.
+  template <bool DA = false>
   __attribute__((noinline)) static void compute(index_t kc, const T* __restrict a, const T* __restrict b,
-                                                T* __restrict out) {
+                                                T* __restrict out, index_t ars = 0, index_t acs = 0) {
     R acc[MR][NV];
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r)
@@ -252,17 +260,18 @@ struct MicroKernel {
       for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
     // Unroll 4 (2 for the 24-accumulator AVX-512 tile, where 4 makes GCC spill).
     constexpr int U = MR * NV > 16 ? 2 : 4;
+    const index_t as = DA ? acs : MR;  // a's step per k
     index_t k = 0;
     for (; k + U <= kc; k += U) {
-      __builtin_prefetch(a + 16 * MR);
+      if constexpr (!DA) __builtin_prefetch(a + 16 * MR);
 #pragma GCC unroll 4
-      for (int u = 0; u < U; ++u) step(acc, a + u * MR, b + u * NR);
-      a += U * MR;
+      for (int u = 0; u < U; ++u) step<DA>(acc, a + u * as, b + u * NR, ars);
+      a += U * as;
       b += U * NR;
     }
     for (; k < kc; ++k) {
-      step(acc, a, b);
-      a += MR;
+      step<DA>(acc, a, b, ars);
+      a += as;
       b += NR;
     }
 #pragma GCC unroll 32
@@ -274,9 +283,10 @@ struct MicroKernel {
   // The tile's first NVN vectors of columns only, B rows still NR apart: the last panel of a
   // C whose width is not a multiple of NR (e.g. N = 196 = 6 x 32 + 4) then costs NVN / NV of a
   // full tile instead of all of it. Same per-element FMA order as compute().
-  template <int NVN>
+  template <int NVN, bool DA = false>
   __attribute__((noinline)) static void compute_part(index_t kc, const T* __restrict a, const T* __restrict b,
-                                                     T* __restrict out) {
+                                                     T* __restrict out, index_t ars = 0, index_t acs = 0) {
+    const index_t as = DA ? acs : MR;
     R acc[MR][NVN];
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r)
@@ -288,11 +298,11 @@ struct MicroKernel {
       for (int v = 0; v < NVN; ++v) bv[v] = V::load(b + v * W);
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r) {
-        R ar = V::set1(a[r]);
+        R ar = V::set1(DA ? a[r * ars] : a[r]);
 #pragma GCC unroll 8
         for (int v = 0; v < NVN; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
       }
-      a += MR;
+      a += as;
       b += NR;
     }
 #pragma GCC unroll 32
@@ -625,6 +635,11 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   T* sums = tile + gemm_round_up(MR * NR, line);
 
   const bool direct_b = !g.b_pack && !g.b_packed && g.cs_b == 1 && m <= g.direct_m;
+  // A read in place (few rows: its packing would be a large share of the work): whole MR-row
+  // panels are read from A, only a partial last panel is packed (zero rows, so nothing is read
+  // past A). Not with row sums (pack_a makes them) nor with B in place (that kernel reads a
+  // packed A).
+  const bool direct_a = !g.a_packed && !sum_rows && !direct_b && m <= g.direct_a_m;
 
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = gemm_min(ncb, j1 - jc);
@@ -647,10 +662,12 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
         // Block [ic, ic + mc) of the prepacked A is where pack_a would have put it (ic is a
         // multiple of MR, and every earlier K block is kcb wide).
         const T* Ab = Ap;
+        const index_t mc_da = direct_a ? mc / MR * MR : 0;  // rows read in place
+        const T* Asrc = g.A + ic * g.rs_a + pc * g.cs_a;
         if (g.a_packed)
           Ab = g.a_packed + pc * gemm_round_up(g.M, MR) + ic * kc;
-        else
-          pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap,
+        else if (mc_da < mc)
+          pack_a<T, MR>(mc - mc_da, kc, Asrc + mc_da * g.rs_a, g.rs_a, g.cs_a, Ap + mc_da * kc,
                         sum_rows && jc == j0 ? sums + (ic - i0) : nullptr, first);
         for (index_t jr = 0; jr < nc; jr += NR) {
           const index_t nr = gemm_min(NR, nc - jr);
@@ -662,7 +679,15 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               __builtin_prefetch(c + r * g.rs_c, 1);
               __builtin_prefetch(c + r * g.rs_c + (nr - 1) * g.cs_c, 1);
             }
-            if (jr < nc_full)
+            if (ir < mc_da) {
+              const T* at = Asrc + ir * g.rs_a;
+              if (NV > 1 && nr <= V::W)
+                K_::template compute_part<1, true>(kc, at, Bb + jr * kc, tile, g.rs_a, g.cs_a);
+              else if (NV > 2 && nr <= 2 * V::W)
+                K_::template compute_part<(NV > 2 ? 2 : 1), true>(kc, at, Bb + jr * kc, tile, g.rs_a, g.cs_a);
+              else
+                K_::template compute<true>(kc, at, Bb + jr * kc, tile, g.rs_a, g.cs_a);
+            } else if (jr < nc_full)
               K_::compute_direct_b(kc, Ab + ir * kc, Bsrc + jr, g.rs_b, tile);
             else if (NV > 1 && nr <= V::W)
               K_::template compute_part<1>(kc, Ab + ir * kc, Bb + jr * kc, tile);
