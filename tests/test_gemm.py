@@ -55,13 +55,17 @@ EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).ep
 
 def _mat(rng, rows, cols, dtype, layout):
     """A rows x cols operand laid out as: C (row-major), F (transposed view), S (strided view),
-    R (negative strides: both axes reversed)."""
+    R (negative strides: both axes reversed), P / Q (C / F with a gap after each row / column)."""
     if layout == "R":
         return rng.standard_normal((rows, cols)).astype(dtype)[::-1, ::-1]
     if layout == "C":
         return rng.standard_normal((rows, cols)).astype(dtype)
     if layout == "F":
         return rng.standard_normal((cols, rows)).astype(dtype).T
+    if layout == "P":  # row-major with padded rows (unit column stride, row stride > cols)
+        return rng.standard_normal((rows, cols + 5)).astype(dtype)[:, :cols]
+    if layout == "Q":  # transposed view of padded rows (unit row stride, column stride > rows)
+        return rng.standard_normal((cols, rows + 3)).astype(dtype)[:, :rows].T
     big = rng.standard_normal((2 * rows + 1, 3 * cols + 2)).astype(dtype)
     return big[1::2, 2::3][:rows, :cols]
 
@@ -217,6 +221,31 @@ def _split_outputs(dtype=np.float32, nts=(1, 2, 3, 4)):
     finally:
         _C.set_num_threads(old)
     return outs
+
+
+# The narrow-C dot path (NNFAST_GEMM_DOT: N <= 12, K >= 32, A rows and B columns contiguous along
+# K): odd M / N / K, K tails past the vector width, padded operands, beta, bias + activation,
+# act' epilogue, C with padded rows, 1 to 3 threads; float64 reference, the GEMM bound.
+DOT_CASES = [(1, 1, 32, "C", "F"), (7, 10, 33, "P", "Q"), (64, 10, 128, "C", "F"), (1023, 3, 1023, "C", "Q"),
+             (5, 12, 40, "P", "F"), (13, 7, 1024, "C", "F"), (256, 10, 1024, "P", "F"), (9, 11, 63, "C", "F")]
+
+
+def _dot_checks(dtype, nts=(1, 2, 3)):
+    old = _C.get_num_threads()
+    try:
+        for nt in nts:
+            _C.set_num_threads(nt)
+            for n, (M, N, K, la, lb) in enumerate(DOT_CASES):
+                _check(M, N, K, dtype, la, lb, beta=0.5 * (n % 2), c_padded=n % 3 == 0)
+                _check(M, N, K, dtype, la, lb, alpha=-0.5, bias=True, act="relu", aux=True, seed=1)
+                _check(M, N, K, dtype, la, lb, beta=1.0, act="tanh", dact=True, seed=2)
+    finally:
+        _C.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_narrow_dot_path(dtype):
+    _dot_checks(dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -383,6 +412,7 @@ for nt in (1, 2):
     t._check(200, 190, 270, np.float32, "F", "F", beta=1.0, bias=True, act="relu")
 for dt in (np.float32, np.float64):
     t._row_sum_outputs(dt, (1, 2))
+    t._dot_checks(dt, (1, 2))
 for dt in (np.float32, np.float64):
     for ci, cs in t._split_outputs(dt, (1, 2, 3)).items():
         assert all(np.array_equal(cs[0], c) for c in cs[1:]), (dt, t.SPLIT_CASES[ci])

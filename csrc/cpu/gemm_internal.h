@@ -138,6 +138,12 @@ struct GemmOps {
   void (*pack_b_all)(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs, T* dst);
   void (*alt_pack_b_all)(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs,
                          T* dst);
+  // Rows [i0, i1) of C for a narrow C (N of a few columns) whose A rows and B columns are both
+  // contiguous along K (cs_a == 1, rs_b == 1: a Linear's forward x . W^T into 10 classes): each
+  // C element a dot product vectorised along K (no padding of N to the register tile), then
+  // alpha / beta / store_bias and the tile epilogue. Its own summation order (lanes, then the
+  // K tail): not the bits of block.
+  void (*dot_rows)(const GemmArgs<T>& g, index_t i0, index_t i1);
 };
 }  // namespace gemm_detail
 
@@ -188,7 +194,9 @@ void gemm_prepack_a(index_t M, index_t N, index_t K, const T* A, index_t rs_a, i
 //   V::T (scalar), V::R (register type), V::W (lanes), zero(), load(p), store(p, r),
 //   set1(x), mul(a, b), add(a, b), fma(a, b, c) = a * b + c.
 #if defined(NNFAST_ISA_NS) && defined(NNFAST_GEMM_IMPL)
+#include <array>
 #include <cstring>
+#include <utility>
 
 #include "core/simd.h"
 
@@ -607,6 +615,85 @@ static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n,
       for (index_t j = 0; j < n; ++j) cr[j * cs_c] = cr[j * cs_c] + bias[j];
     if (rbias)
       for (index_t j = 0; j < n; ++j) cr[j * cs_c] = cr[j * cs_c] + rbias[r];
+  }
+}
+
+// Dot-product kernel (GemmOps::dot_rows): RM rows of A x NJ columns of C, each accumulator
+// W lanes of partial sums along K; out[r * NJ + j] = sum over lanes (ascending), then the K
+// tail (k ascending) added. a: A(r, k) = a[r * lda + k]; b: B(k, j) = b[j * ldb + k].
+template <class V, int RM, int NJ>
+__attribute__((noinline)) static void dot_tile(index_t K, const typename V::T* __restrict a, index_t lda,
+                                               const typename V::T* __restrict b, index_t ldb,
+                                               typename V::T* __restrict out) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  R acc[RM][NJ];
+#pragma GCC unroll 8
+  for (int r = 0; r < RM; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < NJ; ++j) acc[r][j] = V::zero();
+  const index_t kv = K / W * W;
+  for (index_t k = 0; k < kv; k += W) {
+    R av[RM];
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; ++r) av[r] = V::load(a + r * lda + k);
+#pragma GCC unroll 8
+    for (int j = 0; j < NJ; ++j) {
+      const R bv = V::load(b + j * ldb + k);
+#pragma GCC unroll 8
+      for (int r = 0; r < RM; ++r) acc[r][j] = V::fma(av[r], bv, acc[r][j]);
+    }
+  }
+  alignas(64) T lanes[W];
+  for (int r = 0; r < RM; ++r)
+    for (int j = 0; j < NJ; ++j) {
+      V::store(lanes, acc[r][j]);
+      T sum = lanes[0];
+      for (int l = 1; l < W; ++l) sum += lanes[l];
+      for (index_t k = kv; k < K; ++k) sum += a[r * lda + k] * b[j * ldb + k];
+      out[r * NJ + j] = sum;
+    }
+}
+
+// Rows [i0, i1) of C by dot_tile (see GemmOps::dot_rows): blocks of 64 rows; in each, NJ columns
+// at a time over all its rows (those NJ rows of B^T stay in L1 while A streams from L2), RM
+// rows per tile; edges by the smaller instantiations; the epilogue once the block is done.
+template <class V, int RM, int NJ, int... J>
+static constexpr auto dot_fn_row(std::integer_sequence<int, J...>) {
+  using T = typename V::T;
+  using Fn = void (*)(index_t, const T*, index_t, const T*, index_t, T*);
+  return std::array<Fn, sizeof...(J)>{dot_tile<V, RM, J + 1>...};
+}
+template <class V, int RM, int NJ>
+static void dot_rows(const GemmArgs<typename V::T>& g, index_t i0, index_t i1) {
+  using T = typename V::T;
+  static_assert(RM <= 4 && NJ <= 8, "dot_rows: tiles up to 4 x 8");
+  using Seq = std::make_integer_sequence<int, NJ>;
+  // [rows - 1][cols - 1]
+  static const decltype(dot_fn_row<V, 1, NJ>(Seq{})) fns[4] = {
+      dot_fn_row<V, 1, NJ>(Seq{}), dot_fn_row<V, (RM > 1 ? 2 : 1), NJ>(Seq{}),
+      dot_fn_row<V, (RM > 2 ? 3 : 1), NJ>(Seq{}), dot_fn_row<V, (RM > 3 ? 4 : 1), NJ>(Seq{})};
+  T out[RM * NJ];
+  constexpr index_t kRowBlock = 64;
+  for (index_t ib = i0; ib < i1; ib += kRowBlock) {
+    const index_t ie = gemm_min(i1, ib + kRowBlock);
+    for (index_t j = 0; j < g.N; j += NJ) {
+      const index_t n = gemm_min(NJ, g.N - j);
+      for (index_t i = ib; i < ie; i += RM) {
+        const index_t m = gemm_min(RM, ie - i);
+        fns[m - 1][n - 1](g.K, g.A + i * g.rs_a, g.rs_a, g.B + j * g.cs_b, g.cs_b, out);
+        for (index_t r = 0; r < m; ++r) {
+          T* c = g.C + (i + r) * g.rs_c + j * g.cs_c;
+          for (index_t jj = 0; jj < n; ++jj) {
+            T v = g.beta == T(0) ? g.alpha * out[r * n + jj] : g.alpha * out[r * n + jj] + g.beta * c[jj * g.cs_c];
+            if (g.store_bias) v = v + g.store_bias[j + jj];
+            c[jj * g.cs_c] = v;
+          }
+        }
+      }
+    }
+    if (g.tile_epilogue) g.tile_epilogue(g, ib, ie - ib, 0, g.N);
   }
 }
 
