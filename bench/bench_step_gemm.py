@@ -99,15 +99,12 @@ def main() -> None:
     if ab:
         hdr += f" {'off us':>9} {'on/off':>7}"
     print(hdr + f" {'torch us':>9} {'vs torch':>8}")
-    tot = {"on": 0.0, "off": 0.0, "torch": 0.0}
     for name, b in best.items():
         gf = b["flops"] / b["on"] / 1e3
         line = f"{name:30} {b['on']:9.1f} {gf:6.1f} {100 * gf / peak:5.1f}"
         if ab:
             line += f" {b['off']:9.1f} {b['on'] / b['off']:7.3f}"
         print(line + f" {b['torch']:9.1f} {b['on'] / b['torch']:8.3f}")
-        for k in tot:
-            tot[k] += b.get(k, 0.0)
 
 
 if __name__ == "__main__":
