@@ -55,13 +55,17 @@ EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).ep
 
 def _mat(rng, rows, cols, dtype, layout):
     """A rows x cols operand laid out as: C (row-major), F (transposed view), S (strided view),
-    R (negative strides: both axes reversed)."""
+    R (negative strides: both axes reversed), P / Q (C / F with a gap after each row / column)."""
     if layout == "R":
         return rng.standard_normal((rows, cols)).astype(dtype)[::-1, ::-1]
     if layout == "C":
         return rng.standard_normal((rows, cols)).astype(dtype)
     if layout == "F":
         return rng.standard_normal((cols, rows)).astype(dtype).T
+    if layout == "P":  # row-major with padded rows (unit column stride, row stride > cols)
+        return rng.standard_normal((rows, cols + 5)).astype(dtype)[:, :cols]
+    if layout == "Q":  # transposed view of padded rows (unit row stride, column stride > rows)
+        return rng.standard_normal((cols, rows + 3)).astype(dtype)[:, :rows].T
     big = rng.standard_normal((2 * rows + 1, 3 * cols + 2)).astype(dtype)
     return big[1::2, 2::3][:rows, :cols]
 
@@ -189,7 +193,7 @@ def test_threads_agree():
 SPLIT_CASES = [(64, 128, 784, "C", "F"), (128, 784, 64, "F", "C"), (64, 10, 128, "C", "F"), (37, 100, 53, "C", "C"),
                (7, 1023, 33, "S", "C"), (250, 97, 40, "F", "S"), (1, 130, 70, "C", "C"), (32, 1024, 40, "C", "C"),
                (40, 260, 30, "C", "C"), (50, 96, 1030, "C", "F"), (72, 64, 70, "C", "C"), (256, 1024, 784, "C", "F"),
-               (1000, 100, 300, "S", "C")]
+               (1000, 100, 300, "S", "C"), (90, 70, 50, "F", "C"), (13, 50, 300, "S", "F"), (96, 33, 7, "C", "S")]
 
 
 def _split_outputs(dtype=np.float32, nts=(1, 2, 3, 4)):
@@ -219,6 +223,31 @@ def _split_outputs(dtype=np.float32, nts=(1, 2, 3, 4)):
     return outs
 
 
+# The narrow-C dot path (NNFAST_GEMM_DOT: N <= 12, K >= 32, A rows and B columns contiguous along
+# K): odd M / N / K, K tails past the vector width, padded operands, beta, bias + activation,
+# act' epilogue, C with padded rows, 1 to 3 threads; float64 reference, the GEMM bound.
+DOT_CASES = [(1, 1, 32, "C", "F"), (7, 10, 33, "P", "Q"), (64, 10, 128, "C", "F"), (1023, 3, 1023, "C", "Q"),
+             (5, 12, 40, "P", "F"), (13, 7, 1024, "C", "F"), (256, 10, 1024, "P", "F"), (9, 11, 63, "C", "F")]
+
+
+def _dot_checks(dtype, nts=(1, 2, 3)):
+    old = _C.get_num_threads()
+    try:
+        for nt in nts:
+            _C.set_num_threads(nt)
+            for n, (M, N, K, la, lb) in enumerate(DOT_CASES):
+                _check(M, N, K, dtype, la, lb, beta=0.5 * (n % 2), c_padded=n % 3 == 0)
+                _check(M, N, K, dtype, la, lb, alpha=-0.5, bias=True, act="relu", aux=True, seed=1)
+                _check(M, N, K, dtype, la, lb, beta=1.0, act="tanh", dact=True, seed=2)
+    finally:
+        _C.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_narrow_dot_path(dtype):
+    _dot_checks(dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_thread_splits_same_bits(dtype):
     # Any thread count picks its own grid and tile; each C element is still one thread's
@@ -239,13 +268,15 @@ np.save(sys.stdout.buffer, np.concatenate([c.ravel() for cs in outs.values() for
 
 
 @pytest.mark.parametrize("switch", ["NNFAST_GEMM_GRID", "NNFAST_GEMM_PACK_A_T", "NNFAST_GEMM_ALT_TILE",
-                                    "NNFAST_GEMM_PACK_RUNS", "NNFAST_GEMM_ROW_SUMS", "NNFAST_GEMM_SHARED_PACK"])
+                                    "NNFAST_GEMM_PACK_RUNS", "NNFAST_GEMM_ROW_SUMS", "NNFAST_GEMM_SHARED_PACK",
+                                    "NNFAST_GEMM_DIRECT_A"])
 def test_switches_same_bits(switch):
     # Each A/B switch at 0 (GRID: the whole-panel split, tile chosen on all of C; PACK_A_T: the
     # 12-row A panels gathered k by k; ALT_TILE: the 12 x 32 tile only; PACK_RUNS: the transposing
     # pack walks all the panel's runs at each k step; ROW_SUMS: gemm's row_sums by a bias_grad
     # pass after the GEMM; SHARED_PACK: each thread packs the operand shared by a row or column
-    # split itself) gives the default's bits on 1 and 2 threads.
+    # split itself; DIRECT_A: A always packed, never read in place by a share of <= 96 rows) gives
+    # the default's bits on 1 and 2 threads.
     import io
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -381,6 +412,7 @@ for nt in (1, 2):
     t._check(200, 190, 270, np.float32, "F", "F", beta=1.0, bias=True, act="relu")
 for dt in (np.float32, np.float64):
     t._row_sum_outputs(dt, (1, 2))
+    t._dot_checks(dt, (1, 2))
 for dt in (np.float32, np.float64):
     for ci, cs in t._split_outputs(dt, (1, 2, 3)).items():
         assert all(np.array_equal(cs[0], c) for c in cs[1:]), (dt, t.SPLIT_CASES[ci])

@@ -433,6 +433,58 @@ constexpr index_t kDirectM = 24;
 std::atomic<index_t> g_direct_m{kDirectM};
 index_t direct_m_setting() { return g_direct_m.load(std::memory_order_relaxed); }
 
+// NNFAST_GEMM_DIRECT_A=0: A always packed (for A/B timing; same bits: the kernel does the same
+// FMAs on A's values in the same order). On: a thread with at most kDirectAM rows of C reads
+// A's whole MR-row panels in place (the MLP step's batch-64 GEMMs: 64 x 128 x 784 forward,
+// 64 x 128 x 10 dx). NNFAST_GEMM_DIRECT_A_ROWS=n overrides the row limit (tuning only).
+constexpr index_t kDirectAM = 96;
+index_t direct_a_rows() {
+  static const index_t rows = [] {
+    if (!env_switch_on("NNFAST_GEMM_DIRECT_A")) return index_t(0);
+    const char* v = std::getenv("NNFAST_GEMM_DIRECT_A_ROWS");
+    return v && *v ? index_t(std::atol(v)) : kDirectAM;
+  }();
+  return rows;
+}
+
+// NNFAST_GEMM_DOT=0: a narrow C (N <= kDotMaxN) goes through the packed kernels like any other
+// (for A/B timing). On: when A's rows and B's columns are contiguous along K (a Linear's forward
+// into N = 10 classes), each C element is a dot product vectorised along K (GemmOps::dot_rows):
+// the packed kernels pad N = 10 to 16 columns and run a load-bound 12 x 16 tile there. Not the
+// same bits (another summation order): tested against float64 with the GEMM bound.
+constexpr index_t kDotMaxN = 12, kDotMinK = 32;
+bool dot_enabled() {
+  static const bool on = env_switch_on("NNFAST_GEMM_DOT");
+  return on;
+}
+
+template <typename T>
+bool use_dot(const GemmArgs<T>& g) {
+  return g.N <= kDotMaxN && g.K >= kDotMinK && g.cs_a == 1 && g.rs_b == 1 && dot_enabled();
+}
+
+// Rows split over nt threads in runs of 4 (the dot tile's rows).
+template <typename T>
+void run_dot(const GemmArgs<T>& g, const GemmOps<T>& kr, int nt) {
+  const index_t units = (g.M + 3) / 4;
+  if (nt > units) nt = int(units);
+  if (nt <= 1) {
+    kr.dot_rows(g, 0, g.M);
+    return;
+  }
+#ifdef NNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    const index_t i0 = gemm_detail::gemm_min(g.M, units * t / team * 4);
+    const index_t i1 = gemm_detail::gemm_min(g.M, units * (t + 1) / team * 4);
+    if (i1 > i0) kr.dot_rows(g, i0, i1);
+  }
+#else
+  kr.dot_rows(g, 0, g.M);
+#endif
+}
+
 }  // namespace
 
 void gemm_set_direct_m(index_t rows) { g_direct_m.store(rows < 0 ? kDirectM : rows); }
@@ -506,6 +558,7 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
   if (M <= 0 || N <= 0) return;
   GemmArgs<T> g{{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c}, epilogue_fn(ep), &ep,
                 direct_m_setting()};
+  g.direct_a_m = direct_a_rows();
   int nt = get_num_threads();
   if (K <= 0 || alpha == T(0)) {
     scale_only(g, nt);
@@ -516,6 +569,10 @@ void gemm(index_t M, index_t N, index_t K, T alpha, const T* A, index_t rs_a, in
     g.tile_epilogue = epilogue_fn(ep, true);
   }
   nt = gemm_detail::gemm_threads_for(2.0 * double(M) * double(N) * double(K), nt);
+  if (use_dot(g)) {
+    run_dot(g, isa_ops<GemmOps<T>>(), nt);
+    return;
+  }
   run_blocks(g, isa_ops<GemmOps<T>>(), nt);
 }
 

@@ -69,6 +69,9 @@ struct GemmArgs : GemmOperands<T, index_t> {
   // Non-null: B already packed (all K blocks, all N columns, by pack_b_all; read in place, as
   // a_packed): the threads of a row split share one packing of B (gemm.cpp, run_shared_b).
   const T* b_packed = nullptr;
+  // Threads whose block has at most this many rows read A in place (no packing of A: its
+  // values are broadcast straight from A's rows; gemm_block). 0: always pack A. Set by gemm().
+  index_t direct_a_m = 0;
 };
 
 // Register tile and cache blocking of one ISA / dtype.
@@ -135,6 +138,12 @@ struct GemmOps {
   void (*pack_b_all)(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs, T* dst);
   void (*alt_pack_b_all)(index_t N, index_t K, index_t j0, index_t j1, const T* B, index_t rs, index_t cs,
                          T* dst);
+  // Rows [i0, i1) of C for a narrow C (N of a few columns) whose A rows and B columns are both
+  // contiguous along K (cs_a == 1, rs_b == 1: a Linear's forward x . W^T into 10 classes): each
+  // C element a dot product vectorised along K (no padding of N to the register tile), then
+  // alpha / beta / store_bias and the tile epilogue. Its own summation order (lanes, then the
+  // K tail): not the bits of block.
+  void (*dot_rows)(const GemmArgs<T>& g, index_t i0, index_t i1);
 };
 }  // namespace gemm_detail
 
@@ -185,7 +194,9 @@ void gemm_prepack_a(index_t M, index_t N, index_t K, const T* A, index_t rs_a, i
 //   V::T (scalar), V::R (register type), V::W (lanes), zero(), load(p), store(p, r),
 //   set1(x), mul(a, b), add(a, b), fma(a, b, c) = a * b + c.
 #if defined(NNFAST_ISA_NS) && defined(NNFAST_GEMM_IMPL)
+#include <array>
 #include <cstring>
+#include <utility>
 
 #include "core/simd.h"
 
@@ -230,21 +241,26 @@ struct MicroKernel {
   static constexpr int W = V::W;
   static constexpr int NR = NV * W;
 
+  // DA: A read in place, A(r, k) = a[r * ars] for this k (the step's a), not a packed panel.
+  template <bool DA = false>
   static inline __attribute__((always_inline)) void step(R (&acc)[MR][NV], const T* __restrict a,
-                                                          const T* __restrict b) {
+                                                          const T* __restrict b, index_t ars = 0) {
     R bv[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * W);
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
-      R ar = V::set1(a[r]);
+      R ar = V::set1(DA ? a[r * ars] : a[r]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
     }
   }
 
+  // DA: A read in place (A(r, k) = a[r * ars + k * acs]); the same FMAs in the same order as
+  // on the packed panel, so the same bits.
+  template <bool DA = false>
   __attribute__((noinline)) static void compute(index_t kc, const T* __restrict a, const T* __restrict b,
-                                                T* __restrict out) {
+                                                T* __restrict out, index_t ars = 0, index_t acs = 0) {
     R acc[MR][NV];
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r)
@@ -252,17 +268,18 @@ struct MicroKernel {
       for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
     // Unroll 4 (2 for the 24-accumulator AVX-512 tile, where 4 makes GCC spill).
     constexpr int U = MR * NV > 16 ? 2 : 4;
+    const index_t as = DA ? acs : MR;  // a's step per k
     index_t k = 0;
     for (; k + U <= kc; k += U) {
-      __builtin_prefetch(a + 16 * MR);
+      if constexpr (!DA) __builtin_prefetch(a + 16 * MR);
 #pragma GCC unroll 4
-      for (int u = 0; u < U; ++u) step(acc, a + u * MR, b + u * NR);
-      a += U * MR;
+      for (int u = 0; u < U; ++u) step<DA>(acc, a + u * as, b + u * NR, ars);
+      a += U * as;
       b += U * NR;
     }
     for (; k < kc; ++k) {
-      step(acc, a, b);
-      a += MR;
+      step<DA>(acc, a, b, ars);
+      a += as;
       b += NR;
     }
 #pragma GCC unroll 32
@@ -274,9 +291,10 @@ struct MicroKernel {
   // The tile's first NVN vectors of columns only, B rows still NR apart: the last panel of a
   // C whose width is not a multiple of NR (e.g. N = 196 = 6 x 32 + 4) then costs NVN / NV of a
   // full tile instead of all of it. Same per-element FMA order as compute().
-  template <int NVN>
+  template <int NVN, bool DA = false>
   __attribute__((noinline)) static void compute_part(index_t kc, const T* __restrict a, const T* __restrict b,
-                                                     T* __restrict out) {
+                                                     T* __restrict out, index_t ars = 0, index_t acs = 0) {
+    const index_t as = DA ? acs : MR;
     R acc[MR][NVN];
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r)
@@ -288,11 +306,11 @@ struct MicroKernel {
       for (int v = 0; v < NVN; ++v) bv[v] = V::load(b + v * W);
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r) {
-        R ar = V::set1(a[r]);
+        R ar = V::set1(DA ? a[r * ars] : a[r]);
 #pragma GCC unroll 8
         for (int v = 0; v < NVN; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
       }
-      a += MR;
+      a += as;
       b += NR;
     }
 #pragma GCC unroll 32
@@ -600,6 +618,85 @@ static void merge_tile(const T* __restrict t, index_t ldt, index_t m, index_t n,
   }
 }
 
+// Dot-product kernel (GemmOps::dot_rows): RM rows of A x NJ columns of C, each accumulator
+// W lanes of partial sums along K; out[r * NJ + j] = sum over lanes (ascending), then the K
+// tail (k ascending) added. a: A(r, k) = a[r * lda + k]; b: B(k, j) = b[j * ldb + k].
+template <class V, int RM, int NJ>
+__attribute__((noinline)) static void dot_tile(index_t K, const typename V::T* __restrict a, index_t lda,
+                                               const typename V::T* __restrict b, index_t ldb,
+                                               typename V::T* __restrict out) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  R acc[RM][NJ];
+#pragma GCC unroll 8
+  for (int r = 0; r < RM; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < NJ; ++j) acc[r][j] = V::zero();
+  const index_t kv = K / W * W;
+  for (index_t k = 0; k < kv; k += W) {
+    R av[RM];
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; ++r) av[r] = V::load(a + r * lda + k);
+#pragma GCC unroll 8
+    for (int j = 0; j < NJ; ++j) {
+      const R bv = V::load(b + j * ldb + k);
+#pragma GCC unroll 8
+      for (int r = 0; r < RM; ++r) acc[r][j] = V::fma(av[r], bv, acc[r][j]);
+    }
+  }
+  alignas(64) T lanes[W];
+  for (int r = 0; r < RM; ++r)
+    for (int j = 0; j < NJ; ++j) {
+      V::store(lanes, acc[r][j]);
+      T sum = lanes[0];
+      for (int l = 1; l < W; ++l) sum += lanes[l];
+      for (index_t k = kv; k < K; ++k) sum += a[r * lda + k] * b[j * ldb + k];
+      out[r * NJ + j] = sum;
+    }
+}
+
+// Rows [i0, i1) of C by dot_tile (see GemmOps::dot_rows): blocks of 64 rows; in each, NJ columns
+// at a time over all its rows (those NJ rows of B^T stay in L1 while A streams from L2), RM
+// rows per tile; edges by the smaller instantiations; the epilogue once the block is done.
+template <class V, int RM, int NJ, int... J>
+static constexpr auto dot_fn_row(std::integer_sequence<int, J...>) {
+  using T = typename V::T;
+  using Fn = void (*)(index_t, const T*, index_t, const T*, index_t, T*);
+  return std::array<Fn, sizeof...(J)>{dot_tile<V, RM, J + 1>...};
+}
+template <class V, int RM, int NJ>
+static void dot_rows(const GemmArgs<typename V::T>& g, index_t i0, index_t i1) {
+  using T = typename V::T;
+  static_assert(RM <= 4 && NJ <= 8, "dot_rows: tiles up to 4 x 8");
+  using Seq = std::make_integer_sequence<int, NJ>;
+  // [rows - 1][cols - 1]
+  static const decltype(dot_fn_row<V, 1, NJ>(Seq{})) fns[4] = {
+      dot_fn_row<V, 1, NJ>(Seq{}), dot_fn_row<V, (RM > 1 ? 2 : 1), NJ>(Seq{}),
+      dot_fn_row<V, (RM > 2 ? 3 : 1), NJ>(Seq{}), dot_fn_row<V, (RM > 3 ? 4 : 1), NJ>(Seq{})};
+  T out[RM * NJ];
+  constexpr index_t kRowBlock = 64;
+  for (index_t ib = i0; ib < i1; ib += kRowBlock) {
+    const index_t ie = gemm_min(i1, ib + kRowBlock);
+    for (index_t j = 0; j < g.N; j += NJ) {
+      const index_t n = gemm_min(NJ, g.N - j);
+      for (index_t i = ib; i < ie; i += RM) {
+        const index_t m = gemm_min(RM, ie - i);
+        fns[m - 1][n - 1](g.K, g.A + i * g.rs_a, g.rs_a, g.B + j * g.cs_b, g.cs_b, out);
+        for (index_t r = 0; r < m; ++r) {
+          T* c = g.C + (i + r) * g.rs_c + j * g.cs_c;
+          for (index_t jj = 0; jj < n; ++jj) {
+            T v = g.beta == T(0) ? g.alpha * out[r * n + jj] : g.alpha * out[r * n + jj] + g.beta * c[jj * g.cs_c];
+            if (g.store_bias) v = v + g.store_bias[j + jj];
+            c[jj * g.cs_c] = v;
+          }
+        }
+      }
+    }
+    if (g.tile_epilogue) g.tile_epilogue(g, ib, ie - ib, 0, g.N);
+  }
+}
+
 // One thread, C block [i0, i1) x [j0, j1), all of K. When B has unit column
 // stride and this thread has at most g.direct_m rows, each B element feeds so
 // few FMAs that packing it costs more than it saves: full NR-column panels are
@@ -625,6 +722,11 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   T* sums = tile + gemm_round_up(MR * NR, line);
 
   const bool direct_b = !g.b_pack && !g.b_packed && g.cs_b == 1 && m <= g.direct_m;
+  // A read in place (few rows: its packing would be a large share of the work): whole MR-row
+  // panels are read from A, only a partial last panel is packed (zero rows, so nothing is read
+  // past A). Not with row sums (pack_a makes them) nor with B in place (that kernel reads a
+  // packed A).
+  const bool direct_a = !g.a_packed && !sum_rows && !direct_b && m <= g.direct_a_m;
 
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = gemm_min(ncb, j1 - jc);
@@ -647,10 +749,12 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
         // Block [ic, ic + mc) of the prepacked A is where pack_a would have put it (ic is a
         // multiple of MR, and every earlier K block is kcb wide).
         const T* Ab = Ap;
+        const index_t mc_da = direct_a ? mc / MR * MR : 0;  // rows read in place
+        const T* Asrc = g.A + ic * g.rs_a + pc * g.cs_a;
         if (g.a_packed)
           Ab = g.a_packed + pc * gemm_round_up(g.M, MR) + ic * kc;
-        else
-          pack_a<T, MR>(mc, kc, g.A + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, Ap,
+        else if (mc_da < mc)
+          pack_a<T, MR>(mc - mc_da, kc, Asrc + mc_da * g.rs_a, g.rs_a, g.cs_a, Ap + mc_da * kc,
                         sum_rows && jc == j0 ? sums + (ic - i0) : nullptr, first);
         for (index_t jr = 0; jr < nc; jr += NR) {
           const index_t nr = gemm_min(NR, nc - jr);
@@ -662,7 +766,15 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               __builtin_prefetch(c + r * g.rs_c, 1);
               __builtin_prefetch(c + r * g.rs_c + (nr - 1) * g.cs_c, 1);
             }
-            if (jr < nc_full)
+            if (ir < mc_da) {
+              const T* at = Asrc + ir * g.rs_a;
+              if (NV > 1 && nr <= V::W)
+                K_::template compute_part<1, true>(kc, at, Bb + jr * kc, tile, g.rs_a, g.cs_a);
+              else if (NV > 2 && nr <= 2 * V::W)
+                K_::template compute_part<(NV > 2 ? 2 : 1), true>(kc, at, Bb + jr * kc, tile, g.rs_a, g.cs_a);
+              else
+                K_::template compute<true>(kc, at, Bb + jr * kc, tile, g.rs_a, g.cs_a);
+            } else if (jr < nc_full)
               K_::compute_direct_b(kc, Ab + ir * kc, Bsrc + jr, g.rs_b, tile);
             else if (NV > 1 && nr <= V::W)
               K_::template compute_part<1>(kc, Ab + ir * kc, Bb + jr * kc, tile);

@@ -108,6 +108,13 @@ constexpr int MR_F = 6, NV_F = 2, MC_F = 120, KC_F = 256, NC_F = 4096;
 constexpr int MR_D = 6, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
 #endif
 #undef NNFAST_GEMM_X86_TRAITS
+// Dot tiles (dot_rows): 4 x 5 (20 accumulators + 4 A vectors + 1 B; N = 10 in two column
+// blocks) where there are 32 registers, 2 x 4 with 16.
+#if defined(__AVX512F__)
+constexpr int kDotRM = 4, kDotNJ = 5;
+#else
+constexpr int kDotRM = 2, kDotNJ = 4;
+#endif
 
 }  // namespace gemm_impl
 
@@ -127,6 +134,10 @@ gemm_detail::GemmOps<T> make_gemm_ops() {
     o.pack_a_all = &gemm_impl::pack_a_all<T, MR_D, KC_D>;
     o.pack_b_all = &gemm_impl::pack_b_all<T, NV_D * VD::W, KC_D>;
   }
+  if constexpr (sizeof(T) == 4)
+    o.dot_rows = &gemm_impl::dot_rows<VF, kDotRM, kDotNJ>;
+  else
+    o.dot_rows = &gemm_impl::dot_rows<VD, kDotRM, kDotNJ>;
   o.blocking.nw = sizeof(T) == 4 ? VF::W : VD::W;
   o.alt_blocking = o.blocking;
   o.alt_block = nullptr;

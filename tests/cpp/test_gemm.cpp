@@ -229,11 +229,13 @@ struct Emulated {
       return;
     }
     gemm_detail::GemmBlocking bk{MR, NV * V::W, MC, KC, NC};
-    // Alternate packed and in-place operand reads from call to call.
+    // Rotate packed operands, B read in place and A read in place from call to call.
     static int calls = 0;
-    const index_t direct_m = (calls++ % 2) ? index_t(1) << 40 : 0;
+    const int mode = calls++ % 3;
+    const index_t direct_m = mode == 1 ? index_t(1) << 40 : 0;
     gemm_detail::GemmArgs<T> g{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, nullptr, &ep,
                                direct_m};
+    g.direct_a_m = mode == 2 ? index_t(1) << 40 : 0;
     // Split C into 2 x 3 thread blocks on MR / NR boundaries, as the driver does.
     const index_t mb = (M + MR - 1) / MR, nb = (N + bk.nr - 1) / bk.nr;
     for (int ti = 0; ti < 2; ++ti)
