@@ -141,6 +141,7 @@ void layer_norm_backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, c
   RowArgs<T> a = row_args<T>(M, D, rms);
   set_backward_tensors(a, dx, dy, x, mean, rstd, weight);
   a.fold = sizeof(T) == 4 && norm_detail::fold_enabled();
+  a.f32sum = sizeof(T) == 4 && env_switch_on("NNFAST_NORM_F32SUM");
   a.prefetch = sizeof(T) == 4 && static_cast<size_t>(M * D) * sizeof(T) > norm_detail::kRowPrefetchBytes &&
                env_switch_on("NNFAST_NORM_ROWPF");
   const bool partials = dweight || dbias;
@@ -182,8 +183,11 @@ void row_part_sums(double* s1, double* s2, index_t N, index_t C, Part part) {
 template <typename T>
 void row_chunk_sums(const NormOps<T>& k, double* s_a, double* s_ax, const T* a, const T* x, const double* shift,
                     index_t N, index_t C) {
+  // NNFAST_NORM_F32SUM=0: the sums in double lanes (A/B; values agree to float rounding).
+  const bool f32 = sizeof(T) == 4 && env_switch_on("NNFAST_NORM_F32SUM");
   row_part_sums(s_a, s_ax, N, C, [&](double* w1, double* w2, index_t n0, index_t n1) {
-    k.chan_sums(w1, w2, a + n0 * C, x + n0 * C, shift, n1 - n0, C, 1, 0, C);
+    if (f32) k.chan_sums_f32(w1, w2, a + n0 * C, x + n0 * C, shift, n1 - n0, C, C);
+    else k.chan_sums(w1, w2, a + n0 * C, x + n0 * C, shift, n1 - n0, C, 1, 0, C);
   });
 }
 

@@ -52,6 +52,7 @@ struct RowArgs {
   bool stream = false;  // write y / dx with non-temporal stores (float32; see kStreamBytes)
   bool fold = true;     // float32 dx: fold_enabled()
   bool prefetch = false;  // float32 dx passes prefetch the next rows (see kRowPrefetchBytes)
+  bool f32sum = false;    // float32 backward pass 1 in float lanes (NNFAST_NORM_F32SUM; norm_isa.cpp)
 };
 
 // Group (and instance) norm over x (N, C, L); row r = n * G + g covers the
@@ -111,6 +112,10 @@ struct NormOps {
   // s_a[c] = sum a, s_ax[c] = sum a * (x - shift[c])
   void (*chan_sums)(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N, index_t C,
                     index_t L, index_t c0, index_t c1);
+  // rows of (N, C), row stride ld, c < nc: the same sums as chan_sums with L == 1; float32 in
+  // float lanes over a few rows at a time (NNFAST_NORM_F32SUM), double T: chan_sums
+  void (*chan_sums_f32)(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,
+                        index_t ld, index_t nc);
   // y = alpha[c] * a + beta[c] * (x - shift[c]) + gamma[c]
   void (*chan_affine)(T* y, const T* a, const T* x, const double* alpha, const double* beta, const double* shift,
                       const double* gamma, index_t N, index_t C, index_t L, index_t c0, index_t c1);

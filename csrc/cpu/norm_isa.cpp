@@ -502,13 +502,101 @@ NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const do
   for (int g = 0; g < G; ++g) sg[g] = hsum(ag[g]), sgx[g] = hsum(ax[g]);
 }
 
+// float32 pass 1 in float lanes (RowArgs::f32sum, NNFAST_NORM_F32SUM): the double pass
+// widens dy and x (two conversions per 8 values on the two 512-bit FP ports) and works at
+// half the lanes; here 16 lanes per op and no conversion. Accuracy: x - mh is exact near
+// the mean (Sterbenz) and the low part of the mean goes into the constant of one
+// multiply-add, so xhat is good to float rounding even for mean 1e4; each float lane
+// sums at most kSumChunk / kF values before the lanes are added into double (row sums)
+// and the group's products (<= kRowGroup per column) go to the double pw / pb. Values
+// agree with the double pass to float rounding (tests: against the float64 kernels).
+constexpr index_t kSumChunk = 256;
+
+// The two halves of a float vector widened to double (lanes in order).
+NORM_INLINE void widen(VN v, V& lo, V& hi) {
+  VF a, b;
+  std::memcpy(&a, &v, sizeof(VF));
+  std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof(VF), sizeof(VF));
+  lo = simd::convert<V>(a);
+  hi = simd::convert<V>(b);
+}
+NORM_INLINE void add_widened(double* p, VN v) {
+  V lo, hi;
+  widen(v, lo, hi);
+  store(p, load(p) + lo);
+  store(p + kW, load(p + kW) + hi);
+}
+// Lanes of a float accumulator added in double, in a fixed order.
+NORM_INLINE double hsum_f(VN v) {
+  V lo, hi;
+  widen(v, lo, hi);
+  return hsum(lo + hi);
+}
+
+// G rows of D: sg[g] = sum g, sgx[g] = sum g * xhat (g = dy [* w]); with HP also
+// pw += sum over the G rows of dy * xhat, and with HB pb += sum of dy.
+template <bool HW, bool HP, bool HB, int G>
+NORM_INLINE void rows_reduce_f32(const float* dy, const float* x, const float* w, const double* m, const double* s,
+                                 index_t D, double* pw, double* pb, double* sg, double* sgx) {
+  VN mh[G], sv[G], cv[G];
+  double ag[G], ax[G];
+  for (int g = 0; g < G; ++g) {
+    const SplitMean ms(m[g]);
+    // xhat = (x - mh) s - ml s = fma(x - mh, s, -ml s)
+    mh[g] = fsplat(ms.hi);
+    sv[g] = fsplat(static_cast<float>(s[g]));
+    cv[g] = fsplat(static_cast<float>(-static_cast<double>(ms.lo) * s[g]));
+    ag[g] = 0.0, ax[g] = 0.0;
+  }
+  const index_t Dv = D - D % kF;
+  index_t j = 0;
+  while (j < Dv) {
+    const index_t je = imin(Dv, j + kSumChunk);
+    VN fg[G], fx[G];
+    for (int g = 0; g < G; ++g) fg[g] = VN{}, fx[g] = VN{};
+    for (; j < je; j += kF) {
+      VN p{}, q{};
+      const VN wv = HW ? fload(w + j) : VN{};
+      for (int g = 0; g < G; ++g) {
+        const VN d = fload(dy + g * D + j);
+        const VN xh = simd::fma(fload(x + g * D + j) - mh[g], sv[g], cv[g]);
+        const VN gg = HW ? d * wv : d;
+        fg[g] += gg;
+        fx[g] = simd::fma(gg, xh, fx[g]);
+        if (HP) p = simd::fma(d, xh, p);
+        if (HB) q += d;
+      }
+      if (HP) add_widened(pw + j, p);
+      if (HB) add_widened(pb + j, q);
+    }
+    for (int g = 0; g < G; ++g) ag[g] += hsum_f(fg[g]), ax[g] += hsum_f(fx[g]);
+  }
+  // Column tail (< kF) in double.
+  for (; j < D; ++j) {
+    const double wj = HW ? static_cast<double>(w[j]) : 1.0;
+    double pj = 0, qj = 0;
+    for (int g = 0; g < G; ++g) {
+      const double d = dy[g * D + j], xh = (static_cast<double>(x[g * D + j]) - m[g]) * s[g], gg = d * wj;
+      ag[g] += gg;
+      ax[g] += gg * xh;
+      pj += d * xh;
+      qj += d;
+    }
+    if (HP) pw[j] += pj;
+    if (HB) pb[j] += qj;
+  }
+  for (int g = 0; g < G; ++g) sg[g] = ag[g], sgx[g] = ax[g];
+}
+
 // Row n of p (rows of D) when the write passes prefetch (RowArgs::prefetch) and n < r1, else null.
 template <typename T>
 NORM_INLINE const T* ahead_row(const RowArgs<T>& a, const T* p, index_t n, index_t r1) {
   return a.prefetch && n < r1 ? p + n * a.D : nullptr;
 }
 
-template <typename T, bool HW, int G>
+// F32: pass 1 in float lanes (rows_reduce_f32; float32 with RowArgs::f32sum); pw null
+// (F32 only): no weight / bias partial sums.
+template <typename T, bool HW, int G, bool F32 = false>
 NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, index_t r1, double* pw, double* pb) {
   const index_t D = a.D;
   const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
@@ -517,8 +605,15 @@ NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, index_t r1, 
   const T* dy = a.dy + r * D;
   const T* x = a.x + r * D;
   // pb null: no bias gradient wanted (RMS norm), so no dy column sums.
-  if (pb) rows_reduce_group<T, HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
-  else rows_reduce_group<T, HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  if constexpr (F32) {
+    if (!pw) rows_reduce_f32<HW, false, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+    else if (pb) rows_reduce_f32<HW, true, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+    else rows_reduce_f32<HW, true, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  } else if (pb) {
+    rows_reduce_group<T, HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  } else {
+    rows_reduce_group<T, HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  }
   if (!a.dx) return;
   // Row g's dx pass prefetches row g of the next group.
   for (int g = 0; g < G; ++g)
@@ -531,6 +626,15 @@ template <typename T, bool HW, bool HP>
 NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb) {
   const index_t D = a.D;
   const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
+  if constexpr (sizeof(T) == 4) {
+    if (a.f32sum) {
+      // Groups of rows with or without the partial sums (HP false: pw, pb null).
+      index_t r = r0;
+      for (; r + kRowGroup <= r1; r += kRowGroup) row_backward_group<T, HW, kRowGroup, true>(a, r, r1, pw, pb);
+      for (; r < r1; ++r) row_backward_group<T, HW, 1, true>(a, r, r1, pw, pb);
+      return;
+    }
+  }
   if constexpr (HP) {
     index_t r = r0;
     for (; r + kRowGroup <= r1; r += kRowGroup) row_backward_group<T, HW, kRowGroup>(a, r, r1, pw, pb);
@@ -908,6 +1012,50 @@ NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double*
   }
 }
 
+// (N, C) rows with row stride ld, columns [0, nc): s_a[c] = sum_n a, s_ax[c] = sum_n a (x - shift[c]),
+// float32 in float lanes (NNFAST_NORM_F32SUM; see rows_reduce_f32). The rows go kF32Rows at a
+// time, each read front to back over a chunk of columns; per 16 columns the kF32Rows values
+// are summed in float, a (x - mh) with x - mh exact near the mean, and added into the double
+// sums (L1 / L2 resident); the low part of the mean comes off once per column at the end
+// (s_ax -= ml s_a, in double). Per column the order is fixed by the rows alone (not the ISA's
+// width or the thread count). Column tail (< kF) and double T: norm_chan_sums.
+constexpr index_t kF32Rows = 8;
+
+template <typename T>
+NORM_FLAT void norm_chan_sums_f32(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,
+                                  index_t ld, index_t nc) {
+  index_t done = 0;
+  if constexpr (sizeof(T) == 4) {
+    done = nc - nc % kF;
+    alignas(64) float mhs[kCoefChunk];
+    for (index_t c0 = 0; c0 < done; c0 += kCoefChunk) {
+      const index_t cn = imin(kCoefChunk, done - c0);
+      for (index_t c = 0; c < cn; ++c) {
+        mhs[c] = SplitMean(shift[c0 + c]).hi;
+        s_a[c0 + c] = 0.0, s_ax[c0 + c] = 0.0;
+      }
+      for (index_t n0 = 0; n0 < N; n0 += kF32Rows) {
+        const index_t n1 = imin(N, n0 + kF32Rows);
+        const float* ar = a + n0 * ld + c0;
+        const float* xr = x + n0 * ld + c0;
+        for (index_t i = 0; i < cn; i += kF) {
+          const VN mh = fload(mhs + i);
+          VN p{}, q{};
+          for (index_t n = 0; n < n1 - n0; ++n) {
+            const VN av = fload(ar + n * ld + i);
+            p += av;
+            q = simd::fma(av, fload(xr + n * ld + i) - mh, q);
+          }
+          add_widened(s_a + c0 + i, p);
+          add_widened(s_ax + c0 + i, q);
+        }
+      }
+      for (index_t c = c0; c < c0 + cn; ++c) s_ax[c] -= static_cast<double>(SplitMean(shift[c]).lo) * s_a[c];
+    }
+  }
+  if (done < nc) norm_chan_sums<T>(s_a + done, s_ax + done, a + done, x + done, shift + done, N, ld, 1, 0, nc - done);
+}
+
 // ------------------------------------------------------------------ vectors (weight / spectral norm)
 template <typename T>
 NORM_FLAT double norm_dot(const T* a, const T* b, index_t n) {
@@ -954,6 +1102,7 @@ norm_detail::NormOps<T> make_norm_ops() {
   o.chan_stats = &norm_chan_stats<T>;
   o.chan_shifted_sums = &norm_chan_shifted_sums<T>;
   o.chan_sums = &norm_chan_sums<T>;
+  o.chan_sums_f32 = &norm_chan_sums_f32<T>;
   o.chan_affine = &norm_chan_affine<T>;
   o.chan_affine_rows = &norm_chan_affine_rows<T>;
   o.dot = &norm_dot<T>;
