@@ -1,6 +1,6 @@
-"""float32 norm backward sums in float lanes (NNFAST_NORM_F32SUM, issue 18): layer / RMS norm
-backward's first pass (sum g, sum g * xhat, the weight / bias partial sums) and the (N, C) batch
-norm backward's column sums run in float lanes over short stretches that are then added into
+"""float32 norm sums in float lanes (NNFAST_NORM_F32SUM, issue 18): layer / RMS norm backward's
+first pass (sum g, sum g * xhat, the weight / bias partial sums) and the (N, C) batch norm
+forward's statistics and backward's column sums run in float lanes over short stretches that are then added into
 double. Both settings against the float64 kernels on the same float32 inputs (the bound of
 test_norm's float32 backward tests), every ISA; thread counts 1 / 2 / 3 give the same bits."""
 from __future__ import annotations
@@ -80,19 +80,19 @@ def test_row_norm_backward_f32sum(monkeypatch, isa_level, f32sum, shape, mean):
 
 def _bn_bwd(x, dy, w):
     C = x.shape[1]
-    mean, rstd = np.empty(C), np.empty(C)
-    _C.batch_norm_forward(np.empty_like(x), mean, rstd, None, None, x, w, None, True, 0.1, 1e-5)
+    y, mean, rstd = np.empty_like(x), np.empty(C), np.empty(C)
+    _C.batch_norm_forward(y, mean, rstd, None, None, x, w, None, True, 0.1, 1e-5)
     dx, dw, db = np.empty_like(x), np.zeros(C, x.dtype), np.zeros(C, x.dtype)
     _C.batch_norm_backward(dx, dw, db, dy, x, mean, rstd, w, True)
-    return dx, dw, db
+    return y, mean, rstd, dx, dw, db
 
 
 @pytest.mark.parametrize("f32sum", ["1", "0"])
 @pytest.mark.parametrize("shape", [(5, 3, 1), (70, 19, 1), (37, 1031, 1), (2001, 7, 1), (300, 64, 1), (9, 33, 1),
                                    (1023, 2064, 1), (2, 16, 1)])
 @pytest.mark.parametrize("mean", [3.0, 1e4])
-def test_batch_norm_rows_backward_f32sum(monkeypatch, isa_level, f32sum, shape, mean):
-    """(N, C) float32 batch norm backward: the column sums over row parts (2001 rows of 7,
+def test_batch_norm_rows_f32sum(monkeypatch, isa_level, f32sum, shape, mean):
+    """(N, C) float32 batch norm forward (shifted sums for the statistics) and backward: the column sums over row parts (2001 rows of 7,
     1023 of 2064: several parts, C past one chunk of 1024 columns plus a 16-column block),
     rows in stretches of eight plus a remainder, odd column tails (7, 19, 33, 1031); std 1e-2
     at mean 1e4. Against the float64 kernels; threads 1 / 2 / 3 give the same bits."""
@@ -104,7 +104,10 @@ def test_batch_norm_rows_backward_f32sum(monkeypatch, isa_level, f32sum, shape, 
     w32 = (1.0 + rng.random(shape[1])).astype(np.float32)
     got = _bn_bwd(x32, dy32, w32)
     want = _bn_bwd(x32.astype(np.float64), dy32.astype(np.float64), w32.astype(np.float64))
-    for a, c in zip(got, want):
+    # the statistics (double, from float32 sums): the mean to 1e-5 of a std, rstd to 1e-5 relative
+    assert np.abs(got[1] - want[1]).max() <= 1e-5 * std
+    assert np.abs(got[2] / want[2] - 1).max() <= 1e-5
+    for a, c in zip(got[:1] + got[3:], want[:1] + want[3:]):
         # dx relative to its own scale (at mean 1e4 xhat carries x's float rounding: 1e-3 as in test_norm)
         tol = 1e-3 if mean > 100 else 2e-5
         assert np.abs(a.astype(np.float64) - c).max() <= tol * max(1.0 if mean < 100 else 0.0, float(np.abs(c).max()))

@@ -323,8 +323,11 @@ void batch_norm_forward_rows(const NormOps<T>& k, T* y, double* mean, double* rs
     double* s1 = K + C;
     double* s2 = s1 + C;
     for (index_t c = 0; c < C; ++c) K[c] = N > 0 ? static_cast<double>(x[c]) : 0.0;
+    // NNFAST_NORM_F32SUM=0: the sums in double lanes (A/B; values agree to float rounding).
+    const bool f32 = sizeof(T) == 4 && env_switch_on("NNFAST_NORM_F32SUM");
     row_part_sums(s1, s2, N, C, [&](double* w1, double* w2, index_t n0, index_t n1) {
-      k.chan_shifted_sums(w1, w2, K, x + n0 * C, n1 - n0, C, C);
+      if (f32) k.chan_shifted_sums_f32(w1, w2, K, x + n0 * C, n1 - n0, C, C);
+      else k.chan_shifted_sums(w1, w2, K, x + n0 * C, n1 - n0, C, C);
     });
     for (index_t c = 0; c < C; ++c) finish_stats(K[c], s1[c], s2[c], N, mean + c, rstd + c);  // biased var
   }

@@ -113,9 +113,13 @@ struct NormOps {
   void (*chan_sums)(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N, index_t C,
                     index_t L, index_t c0, index_t c1);
   // rows of (N, C), row stride ld, c < nc: the same sums as chan_sums with L == 1; float32 in
-  // float lanes over a few rows at a time (NNFAST_NORM_F32SUM), double T: chan_sums
+  // float lanes over a few rows at a time (NNFAST_NORM_F32SUM; values agree to float rounding),
+  // double T: chan_sums
   void (*chan_sums_f32)(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,
                         index_t ld, index_t nc);
+  // chan_shifted_sums the same way (NNFAST_NORM_F32SUM)
+  void (*chan_shifted_sums_f32)(double* s1, double* s2, const double* K, const T* x, index_t N, index_t ldx,
+                                index_t nc);
   // y = alpha[c] * a + beta[c] * (x - shift[c]) + gamma[c]
   void (*chan_affine)(T* y, const T* a, const T* x, const double* alpha, const double* beta, const double* shift,
                       const double* gamma, index_t N, index_t C, index_t L, index_t c0, index_t c1);

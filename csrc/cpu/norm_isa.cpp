@@ -513,12 +513,23 @@ NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const do
 constexpr index_t kSumChunk = 256;
 
 // The two halves of a float vector widened to double (lanes in order).
+// Intrinsics: a memcpy of the halves took v's address and kept the accumulators on the stack.
 NORM_INLINE void widen(VN v, V& lo, V& hi) {
-  VF a, b;
-  std::memcpy(&a, &v, sizeof(VF));
-  std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof(VF), sizeof(VF));
-  lo = simd::convert<V>(a);
-  hi = simd::convert<V>(b);
+#if defined(__AVX512F__)
+  const __m512 f = reinterpret_cast<__m512>(v);
+  lo = reinterpret_cast<V>(_mm512_cvtps_pd(_mm512_castps512_ps256(f)));
+  hi = reinterpret_cast<V>(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))));
+#elif defined(__AVX__)
+  const __m256 f = reinterpret_cast<__m256>(v);
+  lo = reinterpret_cast<V>(_mm256_cvtps_pd(_mm256_castps256_ps128(f)));
+  hi = reinterpret_cast<V>(_mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
+#elif defined(__SSE2__)
+  const __m128 f = reinterpret_cast<__m128>(v);
+  lo = reinterpret_cast<V>(_mm_cvtps_pd(f));
+  hi = reinterpret_cast<V>(_mm_cvtps_pd(_mm_movehl_ps(f, f)));
+#else
+  for (int k = 0; k < kW; ++k) lo[k] = v[k], hi[k] = v[kW + k];
+#endif
 }
 NORM_INLINE void add_widened(double* p, VN v) {
   V lo, hi;
@@ -1012,14 +1023,66 @@ NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double*
   }
 }
 
-// (N, C) rows with row stride ld, columns [0, nc): s_a[c] = sum_n a, s_ax[c] = sum_n a (x - shift[c]),
-// float32 in float lanes (NNFAST_NORM_F32SUM; see rows_reduce_f32). The rows go kF32Rows at a
-// time, each read front to back over a chunk of columns; per 16 columns the kF32Rows values
-// are summed in float, a (x - mh) with x - mh exact near the mean, and added into the double
-// sums (L1 / L2 resident); the low part of the mean comes off once per column at the end
-// (s_ax -= ml s_a, in double). Per column the order is fixed by the rows alone (not the ISA's
-// width or the thread count). Column tail (< kF) and double T: norm_chan_sums.
+// (N, C) rows with row stride ld, columns [0, nc), float32 in float lanes (NNFAST_NORM_F32SUM;
+// see rows_reduce_f32). Sums (Sq false): s1[c] = sum_n a, s2[c] = sum_n a (x - shift[c]); shifted
+// sums (Sq true, a unused): s1[c] = sum_n (x - shift[c]), s2[c] = sum_n (x - shift[c])^2. The rows
+// go kF32Rows at a time, each read front to back over a chunk of columns; per 16 columns the
+// kF32Rows values are summed in float, with x - mh (exact near the mean) and added into the
+// double sums (L1 / L2 resident); the low part ml of the shift comes off once per column at the
+// end, in double. Per column the order is fixed by the rows alone (not the ISA's width or the
+// thread count). Column tail (< kF) and double T: the double kernels.
 constexpr index_t kF32Rows = 8;
+
+template <bool Sq>
+NORM_INLINE void col_sums_f32(double* s1, double* s2, const float* a, const float* x, const double* shift, index_t N,
+                              index_t ld, index_t nc) {
+  alignas(64) float mhs[kCoefChunk];
+  for (index_t c0 = 0; c0 < nc; c0 += kCoefChunk) {
+    const index_t cn = imin(kCoefChunk, nc - c0);
+    for (index_t c = 0; c < cn; ++c) {
+      mhs[c] = SplitMean(shift[c0 + c]).hi;
+      s1[c0 + c] = 0.0, s2[c0 + c] = 0.0;
+    }
+    for (index_t n0 = 0; n0 < N; n0 += kF32Rows) {
+      const index_t n1 = imin(N, n0 + kF32Rows);
+      const float* ar = Sq ? nullptr : a + n0 * ld + c0;
+      const float* xr = x + n0 * ld + c0;
+      for (index_t i = 0; i < cn; i += kF) {
+        const VN mh = fload(mhs + i);
+        VN p{}, q{};
+        auto row = [&](index_t n) {
+          const VN d = fload(xr + n * ld + i) - mh;
+          if constexpr (Sq) {
+            p += d;
+            q = simd::fma(d, d, q);
+          } else {
+            const VN av = fload(ar + n * ld + i);
+            p += av;
+            q = simd::fma(av, d, q);
+          }
+        };
+        if (n1 - n0 == kF32Rows) {
+          for (index_t n = 0; n < kF32Rows; ++n) row(n);  // constant trip count: unrolled
+        } else {
+          for (index_t n = 0; n < n1 - n0; ++n) row(n);
+        }
+        add_widened(s1 + c0 + i, p);
+        add_widened(s2 + c0 + i, q);
+      }
+    }
+    for (index_t c = c0; c < c0 + cn; ++c) {
+      const double ml = SplitMean(shift[c]).lo;
+      if constexpr (Sq) {
+        // sum (d - ml) = S1 - N ml, sum (d - ml)^2 = S2 - 2 ml S1 + N ml^2 (ml = 0 for a float shift)
+        const double S1 = s1[c];
+        s1[c] = S1 - static_cast<double>(N) * ml;
+        s2[c] = s2[c] - 2.0 * ml * S1 + static_cast<double>(N) * ml * ml;
+      } else {
+        s2[c] -= ml * s1[c];
+      }
+    }
+  }
+}
 
 template <typename T>
 NORM_FLAT void norm_chan_sums_f32(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,
@@ -1027,33 +1090,20 @@ NORM_FLAT void norm_chan_sums_f32(double* s_a, double* s_ax, const T* a, const T
   index_t done = 0;
   if constexpr (sizeof(T) == 4) {
     done = nc - nc % kF;
-    alignas(64) float mhs[kCoefChunk];
-    for (index_t c0 = 0; c0 < done; c0 += kCoefChunk) {
-      const index_t cn = imin(kCoefChunk, done - c0);
-      for (index_t c = 0; c < cn; ++c) {
-        mhs[c] = SplitMean(shift[c0 + c]).hi;
-        s_a[c0 + c] = 0.0, s_ax[c0 + c] = 0.0;
-      }
-      for (index_t n0 = 0; n0 < N; n0 += kF32Rows) {
-        const index_t n1 = imin(N, n0 + kF32Rows);
-        const float* ar = a + n0 * ld + c0;
-        const float* xr = x + n0 * ld + c0;
-        for (index_t i = 0; i < cn; i += kF) {
-          const VN mh = fload(mhs + i);
-          VN p{}, q{};
-          for (index_t n = 0; n < n1 - n0; ++n) {
-            const VN av = fload(ar + n * ld + i);
-            p += av;
-            q = simd::fma(av, fload(xr + n * ld + i) - mh, q);
-          }
-          add_widened(s_a + c0 + i, p);
-          add_widened(s_ax + c0 + i, q);
-        }
-      }
-      for (index_t c = c0; c < c0 + cn; ++c) s_ax[c] -= static_cast<double>(SplitMean(shift[c]).lo) * s_a[c];
-    }
+    col_sums_f32<false>(s_a, s_ax, a, x, shift, N, ld, done);
   }
   if (done < nc) norm_chan_sums<T>(s_a + done, s_ax + done, a + done, x + done, shift + done, N, ld, 1, 0, nc - done);
+}
+
+template <typename T>
+NORM_FLAT void norm_chan_shifted_sums_f32(double* s1, double* s2, const double* Kc, const T* x, index_t N, index_t ld,
+                                          index_t nc) {
+  index_t done = 0;
+  if constexpr (sizeof(T) == 4) {
+    done = nc - nc % kF;
+    col_sums_f32<true>(s1, s2, nullptr, x, Kc, N, ld, done);
+  }
+  if (done < nc) norm_chan_shifted_sums<T>(s1 + done, s2 + done, Kc + done, x + done, N, ld, nc - done);
 }
 
 // ------------------------------------------------------------------ vectors (weight / spectral norm)
@@ -1103,6 +1153,7 @@ norm_detail::NormOps<T> make_norm_ops() {
   o.chan_shifted_sums = &norm_chan_shifted_sums<T>;
   o.chan_sums = &norm_chan_sums<T>;
   o.chan_sums_f32 = &norm_chan_sums_f32<T>;
+  o.chan_shifted_sums_f32 = &norm_chan_shifted_sums_f32<T>;
   o.chan_affine = &norm_chan_affine<T>;
   o.chan_affine_rows = &norm_chan_affine_rows<T>;
   o.dot = &norm_dot<T>;
