@@ -117,7 +117,7 @@ struct NormOps {
   // double T: chan_sums
   void (*chan_sums_f32)(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,
                         index_t ld, index_t nc);
-  // chan_shifted_sums the same way (NNFAST_NORM_F32SUM)
+  // chan_shifted_sums the same way (opt-in NNFAST_NORM_F32STATS=1)
   void (*chan_shifted_sums_f32)(double* s1, double* s2, const double* K, const T* x, index_t N, index_t ldx,
                                 index_t nc);
   // y = alpha[c] * a + beta[c] * (x - shift[c]) + gamma[c]
