@@ -139,3 +139,39 @@ def test_f32sum_through_autograd_noncontig(monkeypatch, f32sum):
             outs.append((xt.grad._data, wt.grad._data))
         for a, c in zip(*outs):
             _close64(a, c)
+
+
+def _row_fwd(x, w, b, rms):
+    M = x.shape[0]
+    y, mean, rstd = np.empty_like(x), (None if rms else np.empty(M)), np.empty(M)
+    _C.layer_norm_forward(y, mean, rstd, x, w, None if rms else b, 1e-5, rms)
+    return [v for v in (y, mean, rstd) if v is not None]
+
+
+@pytest.mark.parametrize("rowstats", ["1", "0"])
+@pytest.mark.parametrize("shape", [(1, 37), (7, 1023), (13, 300), (5, 16), (3, 5000), (1, 7), (2, 64)])
+@pytest.mark.parametrize("mean,std", [(2.0, 1.0), (1e4, 1.0), (1e4, 1e-2)])
+def test_row_norm_forward_rowstats(monkeypatch, isa_level, rowstats, shape, mean, std):
+    """layer / RMS norm float32 forward with the row statistics in float lanes (NNFAST_NORM_ROWSTATS=1,
+    the default: plain sums for a first mean, then the shifted sums around it) and in double lanes:
+    y to 2e-5 of its scale (1e-4 at std 1e-2 around 1e4, as test_norm's large-mean test), the mean
+    to 1e-5 of a std and rstd to 1e-5 relative of the float64 kernels; columns with and without a tail,
+    D past one float chunk (5000). Threads 1 / 2 / 3 give the same bits."""
+    monkeypatch.setenv("NNFAST_NORM_ROWSTATS", rowstats)
+    rng = np.random.default_rng(shape[1] + 1)
+    x32 = (mean + std * rng.standard_normal(shape)).astype(np.float32)
+    w32, b32 = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+    ytol = 1e-4 if std < 0.1 else 2e-5
+    for rms in (False, True):
+        for w, b in ((w32, b32), (None, None)):
+            got = _row_fwd(x32, w, b, rms)
+            want = _row_fwd(x32.astype(np.float64), None if w is None else w.astype(np.float64),
+                            None if b is None else b.astype(np.float64), rms)
+            assert np.abs(got[0] - want[0]).max() <= ytol * max(1.0, float(np.abs(want[0]).max()))
+            assert np.abs(got[-1] / want[-1] - 1).max() <= 1e-5
+            if not rms:
+                assert np.abs(got[1] - want[1]).max() <= 1e-5 * std + 1e-12 * mean
+            if rowstats == "1":
+                for nt in (2, 3):
+                    for a, c in zip(got, _threads(nt, lambda: _row_fwd(x32, w, b, rms))):
+                        np.testing.assert_array_equal(a, c)

@@ -131,6 +131,8 @@ void layer_norm_forward(T* y, double* mean, double* rstd, const T* x, const T* w
   const NormOps<T>& k = isa_ops<NormOps<T>>();
   RowArgs<T> a = row_args<T>(M, D, rms);
   set_forward_tensors(a, y, mean, rstd, x, weight, rms ? nullptr : bias, eps);
+  // NNFAST_NORM_ROWSTATS=0: the float32 row statistics in double lanes (A/B; agree to float rounding).
+  a.f32sum = sizeof(T) == 4 && env_switch_on("NNFAST_NORM_ROWSTATS");
   parallel_for(M, grain_for(D), [&](index_t lo, index_t hi) { k.row_forward(a, lo, hi); });
 }
 

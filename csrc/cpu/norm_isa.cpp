@@ -665,12 +665,82 @@ NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, 
   }
 }
 
+// float32 row statistics in float lanes (RowArgs::f32sum in the forward, NNFAST_NORM_ROWSTATS):
+// 4 float accumulators per sum over chunks of kRowChunk columns (16 values per lane), each chunk
+// added into double; the tail (< kF columns) in double. With Sq: s1 = sum (x - K), s2 = sum
+// (x - K)^2; without: s1 = sum x, s2 = sum x^2.
+constexpr index_t kRowChunk = 1024;
+
+template <bool Sq>
+NORM_INLINE void row_sums_f32(const float* x, index_t n, float K, double* s1, double* s2) {
+  const VN kv = fsplat(K);
+  V d1{}, d2{};
+  const index_t nv = n - n % kF;
+  index_t i = 0;
+  while (i < nv) {
+    const index_t ie = imin(nv, i + kRowChunk);
+    VN p[4] = {}, q[4] = {};
+    auto one = [&](index_t j, int k) {
+      const VN d = Sq ? fload(x + j) - kv : fload(x + j);
+      p[k] += d;
+      q[k] = simd::fma(d, d, q[k]);
+    };
+    for (; i + 4 * kF <= ie; i += 4 * kF) one(i, 0), one(i + kF, 1), one(i + 2 * kF, 2), one(i + 3 * kF, 3);
+    for (; i < ie; i += kF) one(i, 0);
+    const VN pp = (p[0] + p[1]) + (p[2] + p[3]), qq = (q[0] + q[1]) + (q[2] + q[3]);
+    V lo, hi;
+    widen(pp, lo, hi);
+    d1 += lo + hi;
+    widen(qq, lo, hi);
+    d2 += lo + hi;
+  }
+  double t1 = hsum(d1), t2 = hsum(d2);
+  for (; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) - (Sq ? static_cast<double>(K) : 0.0);
+    t1 += d;
+    t2 += d * d;
+  }
+  *s1 = t1, *s2 = t2;
+}
+
+// Mean (not rms) and var / mean square of a float32 row: the mean from plain sums first, then
+// the shifted sums around it (K = the rounded mean: no cancellation in the variance), the row
+// re-read from L1.
+NORM_INLINE void row_stats_f32(const float* x, index_t D, bool rms, double* m, double* v) {
+  double s1, s2;
+  if (rms) {
+    row_sums_f32<false>(x, D, 0.0f, &s1, &s2);
+    *m = 0.0;
+    *v = D > 0 ? s2 / static_cast<double>(D) : 0.0;
+    return;
+  }
+  row_sums_f32<false>(x, D, 0.0f, &s1, &s2);
+  const float K = D > 0 ? static_cast<float>(s1 / static_cast<double>(D)) : 0.0f;
+  row_sums_f32<true>(x, D, K, &s1, &s2);
+  finish_stats(static_cast<double>(K), s1, s2, D, m, v);
+}
+
 template <typename T>
 NORM_FLAT void norm_row_forward(const RowArgs<T>& a, index_t r0, index_t r1) {
   const index_t D = a.D;
   for (index_t r = r0; r < r1; ++r) {
     const T* x = a.x + r * D;
     double m = 0, s;
+    if constexpr (sizeof(T) == 4) {
+      if (a.f32sum) {
+        double v;
+        row_stats_f32(x, D, a.rms, &m, &v);
+        s = 1.0 / std::sqrt(v + a.eps);
+        if (!a.rms) a.mean[r] = m;
+        a.rstd[r] = s;
+        T* y = a.y + r * D;
+        if (a.weight && a.bias) row_normalize<T, true, true>(y, x, a.weight, a.bias, m, s, D, a.stream);
+        else if (a.weight) row_normalize<T, true, false>(y, x, a.weight, a.bias, m, s, D, a.stream);
+        else if (a.bias) row_normalize<T, false, true>(y, x, a.weight, a.bias, m, s, D, a.stream);
+        else row_normalize<T, false, false>(y, x, a.weight, a.bias, m, s, D, a.stream);
+        continue;
+      }
+    }
     if (a.rms) {
       const double ms = D > 0 ? sum_squares(x, D) / static_cast<double>(D) : 0.0;
       s = 1.0 / std::sqrt(ms + a.eps);
