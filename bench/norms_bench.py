@@ -32,8 +32,8 @@ mean in two steps instead of folding its low part into the constant of one multi
 the batch norm float32 output pass takes the rows front to back instead of last to first),
 NNFAST_NORM_F32SUM (0: the float32 layer / RMS norm backward's first pass and the (N, C) batch norm
 backward's column sums in double lanes instead of float lanes added into double), NNFAST_NORM_ROWSTATS
-(0: the float32 layer / RMS norm forward's row statistics in double lanes), NNFAST_NORM_F32STATS (opt-in
-1: the (N, C) batch norm forward's statistics in float lanes; for it, on / off reads 1 / 0).
+(opt-in 1: the float32 layer / RMS norm forward's row statistics in float lanes), NNFAST_NORM_F32STATS
+(opt-in 1: the (N, C) batch norm forward's statistics in float lanes); for the opt-in ones on / off reads 1 / 0.
 """
 import os
 import sys

@@ -152,8 +152,8 @@ def _row_fwd(x, w, b, rms):
 @pytest.mark.parametrize("shape", [(1, 37), (7, 1023), (13, 300), (5, 16), (3, 5000), (1, 7), (2, 64)])
 @pytest.mark.parametrize("mean,std", [(2.0, 1.0), (1e4, 1.0), (1e4, 1e-2)])
 def test_row_norm_forward_rowstats(monkeypatch, isa_level, rowstats, shape, mean, std):
-    """layer / RMS norm float32 forward with the row statistics in float lanes (NNFAST_NORM_ROWSTATS=1,
-    the default: plain sums for a first mean, then the shifted sums around it) and in double lanes:
+    """layer / RMS norm float32 forward with the row statistics in float lanes (opt-in
+    NNFAST_NORM_ROWSTATS=1: plain sums for a first mean, then the shifted sums around it) and in double lanes:
     y to 2e-5 of its scale (1e-4 at std 1e-2 around 1e4, as test_norm's large-mean test), the mean
     to 1e-5 of a std and rstd to 1e-5 relative of the float64 kernels; columns with and without a tail,
     D past one float chunk (5000). Threads 1 / 2 / 3 give the same bits."""

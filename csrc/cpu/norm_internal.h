@@ -53,7 +53,7 @@ struct RowArgs {
   bool fold = true;     // float32 dx: fold_enabled()
   bool prefetch = false;  // float32 dx passes prefetch the next rows (see kRowPrefetchBytes)
   bool f32sum = false;    // float32 sums in float lanes: backward pass 1 (NNFAST_NORM_F32SUM),
-                          // forward statistics (NNFAST_NORM_ROWSTATS); norm_isa.cpp
+                          // forward statistics (opt-in NNFAST_NORM_ROWSTATS=1); norm_isa.cpp
 };
 
 // Group (and instance) norm over x (N, C, L); row r = n * G + g covers the
