@@ -29,7 +29,11 @@ NNFAST_NORM_PREFETCH (0: no software prefetch of the groups' strided stretches),
 NNFAST_NORM_FOLD (0: the float32 output passes of batch norm and the layer / RMS norm dx subtract the split
 mean in two steps instead of folding its low part into the constant of one multiply-add), NNFAST_NORM_ROWPF
 (0: the layer / RMS norm float32 dx pass does not prefetch the next rows' dy and x), NNFAST_NORM_REVERSE (0:
-the batch norm float32 output pass takes the rows front to back instead of last to first).
+the batch norm float32 output pass takes the rows front to back instead of last to first),
+NNFAST_NORM_F32SUM (0: the float32 layer / RMS norm backward's first pass and the (N, C) batch norm
+backward's column sums in double lanes instead of float lanes added into double), NNFAST_NORM_ROWSTATS
+(opt-in 1: the float32 layer / RMS norm forward's row statistics in float lanes), NNFAST_NORM_F32STATS
+(opt-in 1: the (N, C) batch norm forward's statistics in float lanes); for the opt-in ones on / off reads 1 / 0.
 """
 import os
 import sys

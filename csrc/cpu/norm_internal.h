@@ -52,6 +52,8 @@ struct RowArgs {
   bool stream = false;  // write y / dx with non-temporal stores (float32; see kStreamBytes)
   bool fold = true;     // float32 dx: fold_enabled()
   bool prefetch = false;  // float32 dx passes prefetch the next rows (see kRowPrefetchBytes)
+  bool f32sum = false;    // float32 sums in float lanes: backward pass 1 (NNFAST_NORM_F32SUM),
+                          // forward statistics (opt-in NNFAST_NORM_ROWSTATS=1); norm_isa.cpp
 };
 
 // Group (and instance) norm over x (N, C, L); row r = n * G + g covers the
@@ -111,6 +113,14 @@ struct NormOps {
   // s_a[c] = sum a, s_ax[c] = sum a * (x - shift[c])
   void (*chan_sums)(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N, index_t C,
                     index_t L, index_t c0, index_t c1);
+  // rows of (N, C), row stride ld, c < nc: the same sums as chan_sums with L == 1; float32 in
+  // float lanes over a few rows at a time (NNFAST_NORM_F32SUM; values agree to float rounding),
+  // double T: chan_sums
+  void (*chan_sums_f32)(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,
+                        index_t ld, index_t nc);
+  // chan_shifted_sums the same way (opt-in NNFAST_NORM_F32STATS=1)
+  void (*chan_shifted_sums_f32)(double* s1, double* s2, const double* K, const T* x, index_t N, index_t ldx,
+                                index_t nc);
   // y = alpha[c] * a + beta[c] * (x - shift[c]) + gamma[c]
   void (*chan_affine)(T* y, const T* a, const T* x, const double* alpha, const double* beta, const double* shift,
                       const double* gamma, index_t N, index_t C, index_t L, index_t c0, index_t c1);

@@ -502,13 +502,112 @@ NORM_INLINE void rows_reduce_group(const T* dy, const T* x, const T* w, const do
   for (int g = 0; g < G; ++g) sg[g] = hsum(ag[g]), sgx[g] = hsum(ax[g]);
 }
 
+// float32 pass 1 in float lanes (RowArgs::f32sum, NNFAST_NORM_F32SUM): the double pass
+// widens dy and x (two conversions per 8 values on the two 512-bit FP ports) and works at
+// half the lanes; here 16 lanes per op and no conversion. Accuracy: x - mh is exact near
+// the mean (Sterbenz) and the low part of the mean goes into the constant of one
+// multiply-add, so xhat is good to float rounding even for mean 1e4; each float lane
+// sums at most kSumChunk / kF values before the lanes are added into double (row sums)
+// and the group's products (<= kRowGroup per column) go to the double pw / pb. Values
+// agree with the double pass to float rounding (tests: against the float64 kernels).
+constexpr index_t kSumChunk = 256;
+
+// The two halves of a float vector widened to double (lanes in order).
+// Intrinsics: a memcpy of the halves took v's address and kept the accumulators on the stack.
+NORM_INLINE void widen(VN v, V& lo, V& hi) {
+#if defined(__AVX512F__)
+  const __m512 f = reinterpret_cast<__m512>(v);
+  lo = reinterpret_cast<V>(_mm512_cvtps_pd(_mm512_castps512_ps256(f)));
+  hi = reinterpret_cast<V>(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))));
+#elif defined(__AVX__)
+  const __m256 f = reinterpret_cast<__m256>(v);
+  lo = reinterpret_cast<V>(_mm256_cvtps_pd(_mm256_castps256_ps128(f)));
+  hi = reinterpret_cast<V>(_mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
+#elif defined(__SSE2__)
+  const __m128 f = reinterpret_cast<__m128>(v);
+  lo = reinterpret_cast<V>(_mm_cvtps_pd(f));
+  hi = reinterpret_cast<V>(_mm_cvtps_pd(_mm_movehl_ps(f, f)));
+#else
+  for (int k = 0; k < kW; ++k) lo[k] = v[k], hi[k] = v[kW + k];
+#endif
+}
+NORM_INLINE void add_widened(double* p, VN v) {
+  V lo, hi;
+  widen(v, lo, hi);
+  store(p, load(p) + lo);
+  store(p + kW, load(p + kW) + hi);
+}
+// Lanes of a float accumulator added in double, in a fixed order.
+NORM_INLINE double hsum_f(VN v) {
+  V lo, hi;
+  widen(v, lo, hi);
+  return hsum(lo + hi);
+}
+
+// G rows of D: sg[g] = sum g, sgx[g] = sum g * xhat (g = dy [* w]); with HP also
+// pw += sum over the G rows of dy * xhat, and with HB pb += sum of dy.
+template <bool HW, bool HP, bool HB, int G>
+NORM_INLINE void rows_reduce_f32(const float* dy, const float* x, const float* w, const double* m, const double* s,
+                                 index_t D, double* pw, double* pb, double* sg, double* sgx) {
+  VN mh[G], sv[G], cv[G];
+  double ag[G], ax[G];
+  for (int g = 0; g < G; ++g) {
+    const SplitMean ms(m[g]);
+    // xhat = (x - mh) s - ml s = fma(x - mh, s, -ml s)
+    mh[g] = fsplat(ms.hi);
+    sv[g] = fsplat(static_cast<float>(s[g]));
+    cv[g] = fsplat(static_cast<float>(-static_cast<double>(ms.lo) * s[g]));
+    ag[g] = 0.0, ax[g] = 0.0;
+  }
+  const index_t Dv = D - D % kF;
+  index_t j = 0;
+  while (j < Dv) {
+    const index_t je = imin(Dv, j + kSumChunk);
+    VN fg[G], fx[G];
+    for (int g = 0; g < G; ++g) fg[g] = VN{}, fx[g] = VN{};
+    for (; j < je; j += kF) {
+      VN p{}, q{};
+      const VN wv = HW ? fload(w + j) : VN{};
+      for (int g = 0; g < G; ++g) {
+        const VN d = fload(dy + g * D + j);
+        const VN xh = simd::fma(fload(x + g * D + j) - mh[g], sv[g], cv[g]);
+        const VN gg = HW ? d * wv : d;
+        fg[g] += gg;
+        fx[g] = simd::fma(gg, xh, fx[g]);
+        if (HP) p = simd::fma(d, xh, p);
+        if (HB) q += d;
+      }
+      if (HP) add_widened(pw + j, p);
+      if (HB) add_widened(pb + j, q);
+    }
+    for (int g = 0; g < G; ++g) ag[g] += hsum_f(fg[g]), ax[g] += hsum_f(fx[g]);
+  }
+  // Column tail (< kF) in double.
+  for (; j < D; ++j) {
+    const double wj = HW ? static_cast<double>(w[j]) : 1.0;
+    double pj = 0, qj = 0;
+    for (int g = 0; g < G; ++g) {
+      const double d = dy[g * D + j], xh = (static_cast<double>(x[g * D + j]) - m[g]) * s[g], gg = d * wj;
+      ag[g] += gg;
+      ax[g] += gg * xh;
+      pj += d * xh;
+      qj += d;
+    }
+    if (HP) pw[j] += pj;
+    if (HB) pb[j] += qj;
+  }
+  for (int g = 0; g < G; ++g) sg[g] = ag[g], sgx[g] = ax[g];
+}
+
 // Row n of p (rows of D) when the write passes prefetch (RowArgs::prefetch) and n < r1, else null.
 template <typename T>
 NORM_INLINE const T* ahead_row(const RowArgs<T>& a, const T* p, index_t n, index_t r1) {
   return a.prefetch && n < r1 ? p + n * a.D : nullptr;
 }
 
-template <typename T, bool HW, int G>
+// F32: pass 1 in float lanes (rows_reduce_f32; float32 with RowArgs::f32sum); pw null
+// (F32 only): no weight / bias partial sums.
+template <typename T, bool HW, int G, bool F32 = false>
 NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, index_t r1, double* pw, double* pb) {
   const index_t D = a.D;
   const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
@@ -517,8 +616,15 @@ NORM_INLINE void row_backward_group(const RowArgs<T>& a, index_t r, index_t r1, 
   const T* dy = a.dy + r * D;
   const T* x = a.x + r * D;
   // pb null: no bias gradient wanted (RMS norm), so no dy column sums.
-  if (pb) rows_reduce_group<T, HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
-  else rows_reduce_group<T, HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  if constexpr (F32) {
+    if (!pw) rows_reduce_f32<HW, false, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+    else if (pb) rows_reduce_f32<HW, true, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+    else rows_reduce_f32<HW, true, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  } else if (pb) {
+    rows_reduce_group<T, HW, true, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  } else {
+    rows_reduce_group<T, HW, false, G>(dy, x, a.weight, m, s, D, pw, pb, sg, sgx);
+  }
   if (!a.dx) return;
   // Row g's dx pass prefetches row g of the next group.
   for (int g = 0; g < G; ++g)
@@ -531,6 +637,15 @@ template <typename T, bool HW, bool HP>
 NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, double* pw, double* pb) {
   const index_t D = a.D;
   const double inv_d = D > 0 ? 1.0 / static_cast<double>(D) : 0.0;
+  if constexpr (sizeof(T) == 4) {
+    if (a.f32sum) {
+      // Groups of rows with or without the partial sums (HP false: pw, pb null).
+      index_t r = r0;
+      for (; r + kRowGroup <= r1; r += kRowGroup) row_backward_group<T, HW, kRowGroup, true>(a, r, r1, pw, pb);
+      for (; r < r1; ++r) row_backward_group<T, HW, 1, true>(a, r, r1, pw, pb);
+      return;
+    }
+  }
   if constexpr (HP) {
     index_t r = r0;
     for (; r + kRowGroup <= r1; r += kRowGroup) row_backward_group<T, HW, kRowGroup>(a, r, r1, pw, pb);
@@ -550,12 +665,82 @@ NORM_INLINE void row_backward_impl(const RowArgs<T>& a, index_t r0, index_t r1, 
   }
 }
 
+// float32 row statistics in float lanes (RowArgs::f32sum in the forward, NNFAST_NORM_ROWSTATS):
+// 4 float accumulators per sum over chunks of kRowChunk columns (16 values per lane), each chunk
+// added into double; the tail (< kF columns) in double. With Sq: s1 = sum (x - K), s2 = sum
+// (x - K)^2; without: s1 = sum x, s2 = sum x^2.
+constexpr index_t kRowChunk = 1024;
+
+template <bool Sq>
+NORM_INLINE void row_sums_f32(const float* x, index_t n, float K, double* s1, double* s2) {
+  const VN kv = fsplat(K);
+  V d1{}, d2{};
+  const index_t nv = n - n % kF;
+  index_t i = 0;
+  while (i < nv) {
+    const index_t ie = imin(nv, i + kRowChunk);
+    VN p[4] = {}, q[4] = {};
+    auto one = [&](index_t j, int k) {
+      const VN d = Sq ? fload(x + j) - kv : fload(x + j);
+      p[k] += d;
+      q[k] = simd::fma(d, d, q[k]);
+    };
+    for (; i + 4 * kF <= ie; i += 4 * kF) one(i, 0), one(i + kF, 1), one(i + 2 * kF, 2), one(i + 3 * kF, 3);
+    for (; i < ie; i += kF) one(i, 0);
+    const VN pp = (p[0] + p[1]) + (p[2] + p[3]), qq = (q[0] + q[1]) + (q[2] + q[3]);
+    V lo, hi;
+    widen(pp, lo, hi);
+    d1 += lo + hi;
+    widen(qq, lo, hi);
+    d2 += lo + hi;
+  }
+  double t1 = hsum(d1), t2 = hsum(d2);
+  for (; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) - (Sq ? static_cast<double>(K) : 0.0);
+    t1 += d;
+    t2 += d * d;
+  }
+  *s1 = t1, *s2 = t2;
+}
+
+// Mean (not rms) and var / mean square of a float32 row: the mean from plain sums first, then
+// the shifted sums around it (K = the rounded mean: no cancellation in the variance), the row
+// re-read from L1.
+NORM_INLINE void row_stats_f32(const float* x, index_t D, bool rms, double* m, double* v) {
+  double s1, s2;
+  if (rms) {
+    row_sums_f32<false>(x, D, 0.0f, &s1, &s2);
+    *m = 0.0;
+    *v = D > 0 ? s2 / static_cast<double>(D) : 0.0;
+    return;
+  }
+  row_sums_f32<false>(x, D, 0.0f, &s1, &s2);
+  const float K = D > 0 ? static_cast<float>(s1 / static_cast<double>(D)) : 0.0f;
+  row_sums_f32<true>(x, D, K, &s1, &s2);
+  finish_stats(static_cast<double>(K), s1, s2, D, m, v);
+}
+
 template <typename T>
 NORM_FLAT void norm_row_forward(const RowArgs<T>& a, index_t r0, index_t r1) {
   const index_t D = a.D;
   for (index_t r = r0; r < r1; ++r) {
     const T* x = a.x + r * D;
     double m = 0, s;
+    if constexpr (sizeof(T) == 4) {
+      if (a.f32sum) {
+        double v;
+        row_stats_f32(x, D, a.rms, &m, &v);
+        s = 1.0 / std::sqrt(v + a.eps);
+        if (!a.rms) a.mean[r] = m;
+        a.rstd[r] = s;
+        T* y = a.y + r * D;
+        if (a.weight && a.bias) row_normalize<T, true, true>(y, x, a.weight, a.bias, m, s, D, a.stream);
+        else if (a.weight) row_normalize<T, true, false>(y, x, a.weight, a.bias, m, s, D, a.stream);
+        else if (a.bias) row_normalize<T, false, true>(y, x, a.weight, a.bias, m, s, D, a.stream);
+        else row_normalize<T, false, false>(y, x, a.weight, a.bias, m, s, D, a.stream);
+        continue;
+      }
+    }
     if (a.rms) {
       const double ms = D > 0 ? sum_squares(x, D) / static_cast<double>(D) : 0.0;
       s = 1.0 / std::sqrt(ms + a.eps);
@@ -908,6 +1093,89 @@ NORM_FLAT void norm_chan_affine_rows(T* y, const T* a, const T* x, const double*
   }
 }
 
+// (N, C) rows with row stride ld, columns [0, nc), float32 in float lanes (NNFAST_NORM_F32SUM;
+// see rows_reduce_f32). Sums (Sq false): s1[c] = sum_n a, s2[c] = sum_n a (x - shift[c]); shifted
+// sums (Sq true, a unused): s1[c] = sum_n (x - shift[c]), s2[c] = sum_n (x - shift[c])^2. The rows
+// go kF32Rows at a time, each read front to back over a chunk of columns; per 16 columns the
+// kF32Rows values are summed in float, with x - mh (exact near the mean) and added into the
+// double sums (L1 / L2 resident); the low part ml of the shift comes off once per column at the
+// end, in double. Per column the order is fixed by the rows alone (not the ISA's width or the
+// thread count). Column tail (< kF) and double T: the double kernels.
+constexpr index_t kF32Rows = 8;
+
+template <bool Sq>
+NORM_INLINE void col_sums_f32(double* s1, double* s2, const float* a, const float* x, const double* shift, index_t N,
+                              index_t ld, index_t nc) {
+  alignas(64) float mhs[kCoefChunk];
+  for (index_t c0 = 0; c0 < nc; c0 += kCoefChunk) {
+    const index_t cn = imin(kCoefChunk, nc - c0);
+    for (index_t c = 0; c < cn; ++c) {
+      mhs[c] = SplitMean(shift[c0 + c]).hi;
+      s1[c0 + c] = 0.0, s2[c0 + c] = 0.0;
+    }
+    for (index_t n0 = 0; n0 < N; n0 += kF32Rows) {
+      const index_t n1 = imin(N, n0 + kF32Rows);
+      const float* ar = Sq ? nullptr : a + n0 * ld + c0;
+      const float* xr = x + n0 * ld + c0;
+      for (index_t i = 0; i < cn; i += kF) {
+        const VN mh = fload(mhs + i);
+        VN p{}, q{};
+        auto row = [&](index_t n) {
+          const VN d = fload(xr + n * ld + i) - mh;
+          if constexpr (Sq) {
+            p += d;
+            q = simd::fma(d, d, q);
+          } else {
+            const VN av = fload(ar + n * ld + i);
+            p += av;
+            q = simd::fma(av, d, q);
+          }
+        };
+        if (n1 - n0 == kF32Rows) {
+          for (index_t n = 0; n < kF32Rows; ++n) row(n);  // constant trip count: unrolled
+        } else {
+          for (index_t n = 0; n < n1 - n0; ++n) row(n);
+        }
+        add_widened(s1 + c0 + i, p);
+        add_widened(s2 + c0 + i, q);
+      }
+    }
+    for (index_t c = c0; c < c0 + cn; ++c) {
+      const double ml = SplitMean(shift[c]).lo;
+      if constexpr (Sq) {
+        // sum (d - ml) = S1 - N ml, sum (d - ml)^2 = S2 - 2 ml S1 + N ml^2 (ml = 0 for a float shift)
+        const double S1 = s1[c];
+        s1[c] = S1 - static_cast<double>(N) * ml;
+        s2[c] = s2[c] - 2.0 * ml * S1 + static_cast<double>(N) * ml * ml;
+      } else {
+        s2[c] -= ml * s1[c];
+      }
+    }
+  }
+}
+
+template <typename T>
+NORM_FLAT void norm_chan_sums_f32(double* s_a, double* s_ax, const T* a, const T* x, const double* shift, index_t N,
+                                  index_t ld, index_t nc) {
+  index_t done = 0;
+  if constexpr (sizeof(T) == 4) {
+    done = nc - nc % kF;
+    col_sums_f32<false>(s_a, s_ax, a, x, shift, N, ld, done);
+  }
+  if (done < nc) norm_chan_sums<T>(s_a + done, s_ax + done, a + done, x + done, shift + done, N, ld, 1, 0, nc - done);
+}
+
+template <typename T>
+NORM_FLAT void norm_chan_shifted_sums_f32(double* s1, double* s2, const double* Kc, const T* x, index_t N, index_t ld,
+                                          index_t nc) {
+  index_t done = 0;
+  if constexpr (sizeof(T) == 4) {
+    done = nc - nc % kF;
+    col_sums_f32<true>(s1, s2, nullptr, x, Kc, N, ld, done);
+  }
+  if (done < nc) norm_chan_shifted_sums<T>(s1 + done, s2 + done, Kc + done, x + done, N, ld, nc - done);
+}
+
 // ------------------------------------------------------------------ vectors (weight / spectral norm)
 template <typename T>
 NORM_FLAT double norm_dot(const T* a, const T* b, index_t n) {
@@ -954,6 +1222,8 @@ norm_detail::NormOps<T> make_norm_ops() {
   o.chan_stats = &norm_chan_stats<T>;
   o.chan_shifted_sums = &norm_chan_shifted_sums<T>;
   o.chan_sums = &norm_chan_sums<T>;
+  o.chan_sums_f32 = &norm_chan_sums_f32<T>;
+  o.chan_shifted_sums_f32 = &norm_chan_shifted_sums_f32<T>;
   o.chan_affine = &norm_chan_affine<T>;
   o.chan_affine_rows = &norm_chan_affine_rows<T>;
   o.dot = &norm_dot<T>;
