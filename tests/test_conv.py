@@ -728,5 +728,5 @@ def test_strided_dx_phase_chunks_bad_input():
     x = nnfast.tensor(np.zeros((2, 3, 8, 8), np.float32), requires_grad=True)
     w = nnfast.tensor(np.zeros((4, 3, 3, 3), np.float32), requires_grad=True)
     y = F.conv2d(x, w, stride=2, padding=1)
-    with pytest.raises(Exception, match="conv2d|expected|shape"):
+    with pytest.raises(Exception, match="expected gradient of shape"):
         y.backward(np.zeros((2, 4, 3, 3), np.float32))
