@@ -730,3 +730,43 @@ def test_strided_dx_phase_chunks_bad_input():
     y = F.conv2d(x, w, stride=2, padding=1)
     with pytest.raises(Exception, match="expected gradient of shape"):
         y.backward(np.zeros((2, 4, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("N, C, OC, H, W, g", [(9, 6, 10, 7, 13, 2), (1, 3, 5, 1, 1, 1), (8, 16, 4, 14, 14, 1),
+                                               (3, 7, 7, 1, 1023, 7)])
+def test_pointwise_weight_grad_float64_bound(N, C, OC, H, W, g, dt):
+    """The 1 x 1 weight gradient straight from dy and x (NNFAST_CONV_PW_DW): within its summation bound
+    of a float64 reference, += onto what dw holds, the same bits on 1, 2 and 3 threads, and a
+    non-contiguous x through the module."""
+    r = np.random.default_rng(51)
+    x = r.standard_normal((N, C, H, W)).astype(dt)
+    w = r.standard_normal((OC, C // g, 1, 1)).astype(dt)
+    dy = r.standard_normal((N, OC, H, W)).astype(dt)
+    old = nnfast.get_num_threads()
+    outs = []
+    try:
+        for t in (1, 2, 3):
+            nnfast.set_num_threads(t)
+            dw = np.full_like(w, 0.5)
+            _C.conv2d_backward(None, dw, None, dy, x, w, (1, 1), (0, 0), (1, 1), g)
+            outs.append(dw)
+    finally:
+        nnfast.set_num_threads(old)
+
+    def ref(a, b):
+        return torch.ops.aten.convolution_backward(torch.tensor(a).double(), torch.tensor(b).double(),
+                                                   torch.tensor(w).double(), [OC], [1, 1], [0, 0], [1, 1], False,
+                                                   [0, 0], g, [False, True, False])[1].numpy()
+    exact = 0.5 + ref(dy, x)
+    # Per element N H W products, summed per image then over the parts: at most N H W + N + 2 roundings.
+    bound = (N * H * W + N + 2) * np.finfo(dt).eps * (0.5 + ref(np.abs(dy), np.abs(x)))
+    for dw in outs:
+        assert np.all(np.abs(dw - exact) <= bound), float(np.max(np.abs(dw - exact) / bound))
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    # Non-contiguous input through autograd.
+    xs = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # same values, strided view
+    xn = nnfast.tensor(xs, requires_grad=True)
+    wn = nnfast.tensor(w, requires_grad=True)
+    F.conv2d(xn, wn, groups=g).backward(dy)
+    assert np.all(np.abs(wn.grad.numpy() - (exact - 0.5)) <= bound)

@@ -587,6 +587,22 @@ void weight_grad_product(T* dw, T* db, const T* dy, const T* x, const Geometry& 
   }
   if (db) channel_sum_add(db, dy, s.N, s.OC, g.P);
   if (g.chunks == 0) return;
+  // 1 x 1, stride 1, no padding: image n's dy (OCg, P) and x (Cg, P) blocks are the GEMM's operands
+  // as they stand (no im2col / gather copies of x and dy); image n into part n % parts, in order, so
+  // the bits depend on the shape only (NNFAST_CONV_PW_DW=0: the im2col chunks, for A/B timing).
+  static const bool pw_dw = env_switch_on("NNFAST_CONV_PW_DW");
+  if (pw_dw && g.pointwise()) {
+    const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, s.N);
+    std::vector<T> part(static_cast<size_t>(parts * size));
+    parallel_for(parts, 1, [&](index_t p0, index_t p1) {
+      for (index_t p = p0; p < p1; ++p)
+        for (index_t n = p; n < s.N; n += parts)
+          gemm_batched<T>(g.G, g.OCg, g.Cg, g.P, T(1), dy + n * s.OC * g.P, g.OCg * g.P, g.P, 1, x + n * s.C * g.P,
+                          g.Cg * g.P, 1, g.P, n == p ? T(0) : T(1), part.data() + p * size, g.OCg * g.Cg, g.Cg, 1);
+    });
+    add_parts(dw, part.data(), parts, size, kCopyGrain);
+    return;
+  }
   const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, g.chunks);
   std::vector<T> part(static_cast<size_t>(parts * size));
   parallel_for(parts, 1, [&](index_t p0, index_t p1) {
