@@ -2,6 +2,7 @@
 PyTorch CPU (oneDNN) in the same run, same thread count, float32.
 
     python bench/bench_conv.py [--threads 2] [--repeats 7] [--quick] [--split] [--cpu-time]
+    python bench/bench_conv.py --ab NNFAST_CONV_PHASE_CHUNK [--rounds 4] [--threads 1]
 
 --split also times each product alone (forward, input gradient, weight gradient, bias gradient, and the
 weight + bias gradients of one backward) against PyTorch's (aten.convolution_backward with that output mask),
@@ -14,7 +15,13 @@ NNFAST_CONV_PACK_STRIDED=0 (strided forward pack by masked gathers), NNFAST_CONV
 im2col + col2im instead of per-phase stride-1 forwards), NNFAST_CONV_PACK_STRIDED_T=0 (strided dW pack by masked
 gathers), NNFAST_CONV_PACK_T_COLS=0 ("same" dW pack in block order), NNFAST_CONV_MULTI_IMAGE=0 (one image per
 forward / dx GEMM), NNFAST_CONV_FOLD_DB=0 (bias gradient as its own pass over dy, not in dW's),
-NNFAST_CONV_DW_DIRECT=0 (stride-1 dW of >= 512 positions by the packed GEMM, not the direct kernel).
+NNFAST_CONV_DW_DIRECT=0 (stride-1 dW of >= 512 positions by the packed GEMM, not the direct kernel; on Intel
+the GEMM is the default, NNFAST_CONV_DW_INTEL_GEMM=0 takes the direct kernel there too), NNFAST_CONV_PHASE_CHUNK=0
+(strided dx phases over the whole batch, each with its own scatter pass over dx).
+
+--ab NAME: the switches are read once per process, so this runs the --split timings (process CPU time,
+--threads, default 1) in child processes, NAME=1 and NAME=0 alternating for --rounds rounds, and prints per
+layer and part the best nnfast time of each (and torch's, best over both), on / off and on / torch.
 
 Checks nnfast against PyTorch first, then times the two libraries in alternating blocks (so machine
 noise hits both alike) and prints the best and median time per step, GFLOP/s, % of the machine's
@@ -56,7 +63,7 @@ def cpu_name() -> str:
 
 
 def _split(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, s: int, p: int, repeats: int,
-           clock: Callable[[], float], flops: float, peak: float) -> None:
+           clock: Callable[[], float], flops: float, peak: float, machine: bool = False) -> None:
     """Each product alone through the raw kernels: nnfast ms / torch ms (best of `repeats`) and, but
     for db, nnfast's / torch's % of the fp32 FMA peak (`flops`: one product's FLOPs)."""
     import torch
@@ -90,7 +97,38 @@ def _split(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, s: int, p
                 best[key] = min(best[key], clock() - t0)
         pk = "" if part == "db" else f", {100 * flops / best['n'] / 1e9 / peak:.0f}/{100 * flops / best['t'] / 1e9 / peak:.0f} % peak"
         out.append(f"{part} {best['n'] * 1e3:.1f}/{best['t'] * 1e3:.1f} ms ({best['n'] / best['t']:.2f}{pk})")
+        if machine:
+            print(f"#AB|{part}|{best['n']!r}|{best['t']!r}")
     print("    split nnfast/torch: " + ", ".join(out))
+
+
+def ab(args: argparse.Namespace) -> int:
+    """--ab NAME: per layer and part, the best of --rounds child runs with NAME=1 and with NAME=0."""
+    import os
+    import sys
+
+    threads = args.threads if "--threads" in sys.argv else 1
+    cmd = [sys.executable, os.path.abspath(__file__), "--split", "--cpu-time", "--machine", "--threads",
+           str(threads), "--repeats", str(args.repeats)] + (["--quick"] if args.quick else [])
+    best: dict[tuple[str, str, str], float] = {}
+    for r in range(args.rounds):
+        for flag in (("1", "0") if r % 2 == 0 else ("0", "1")):
+            out = subprocess.run(cmd, env=dict(os.environ, **{args.ab: flag}), check=True, capture_output=True,
+                                 text=True).stdout
+            layer = ""
+            for line in out.splitlines():
+                f = line.split("|")
+                if f[0] == "#AB-LAYER":
+                    layer = f[1]
+                elif f[0] == "#AB":
+                    for key, v in (((layer, f[1], flag), float(f[2])), ((layer, f[1], "torch"), float(f[3]))):
+                        best[key] = min(best.get(key, float("inf")), v)
+    print(f"{args.ab}: {threads} thread(s), process CPU time, best of {args.rounds} runs x {args.repeats} repeats")
+    print(f"{'layer':<30} {'part':<6} {'on ms':>7} {'off ms':>7} {'torch ms':>8} {'on/off':>6} {'on/torch':>8}")
+    for layer, part in dict.fromkeys((k[0], k[1]) for k in best):
+        on, off, t = best[layer, part, "1"], best[layer, part, "0"], best[layer, part, "torch"]
+        print(f"{layer:<30} {part:<6} {on * 1e3:7.2f} {off * 1e3:7.2f} {t * 1e3:8.2f} {on / off:6.3f} {on / t:8.3f}")
+    return 0
 
 
 def main() -> int:
@@ -100,7 +138,12 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="first two layers, 3 repeats")
     ap.add_argument("--split", action="store_true", help="also time forward / dx / dW / db alone")
     ap.add_argument("--cpu-time", action="store_true", help="process CPU time instead of wall time")
+    ap.add_argument("--ab", metavar="NAME", help="A/B one NNFAST_ switch per part in alternating child processes")
+    ap.add_argument("--rounds", type=int, default=4, help="--ab: child runs per setting")
+    ap.add_argument("--machine", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.ab:
+        return ab(args)
     import torch
 
     nnfast.set_num_threads(args.threads)
@@ -152,7 +195,9 @@ def main() -> int:
               f"   (median {statistics.median(times['nnfast']) * 1e3:.1f} / "
               f"{statistics.median(times['torch']) * 1e3:.1f} ms)")
         if args.split:
-            _split(x, w, b, g, s, p, repeats, clock, flops / 3, peak)
+            if args.machine:
+                print(f"#AB-LAYER|{name}")
+            _split(x, w, b, g, s, p, repeats, clock, flops / 3, peak, args.machine)
     return 0
 
 

@@ -655,3 +655,118 @@ def test_weight_grad_direct_noncontiguous_module():
     F.conv2d(xn, wn, padding=1).backward(gy.astype(np.float32))
     ref = wt.grad.numpy()
     np.testing.assert_allclose(wn.grad.numpy(), ref, rtol=2e-4, atol=2e-4 * np.abs(ref).max())
+
+
+def test_weight_grad_direct_on_intel_same_bound():
+    """NNFAST_CONV_DW_INTEL_GEMM=0: the direct weight gradient on Intel cores too (where the default is
+    the packed GEMM), so that the direct kernel is checked on every AVX-512 machine: the same float64
+    bound on the same shapes."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NNFAST_CONV_DW_INTEL_GEMM="0")
+    out = subprocess.run([sys.executable, "-c", _DW_DIRECT_CHILD, os.path.dirname(__file__)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "ok"
+
+
+_PHASE_CHILD = r"""
+import sys, numpy as np, torch, nnfast
+from nnfast._native import _C
+nnfast.set_num_threads(int(sys.argv[1]))
+r = np.random.default_rng(41)
+# Strided dx by phases. Images of >= 2^16 elements, so that NNFAST_CONV_PHASE_CHUNK runs them in
+# chunks of 4 x threads images with a remainder (N = 9, 7, 1); stride 2 / 3 / (2, 3), kernels 3 x 3,
+# 3 x 4, 4 x 4, padding 0 / 1 / 2, groups, W odd, float32 and float64.
+cases = [((9, 16, 64, 64), 8, (3, 3), (2, 2), (1, 1), 1),
+         ((7, 6, 67, 171), 4, (3, 4), (2, 3), (1, 2), 2),
+         ((1, 4, 130, 129), 3, (4, 4), (3, 3), (0, 0), 1),
+         ((9, 32, 47, 45), 5, (3, 3), (2, 2), (0, 1), 1)]
+for dt in (np.float32, np.float64):
+    for shape, oc, k, st, pd, g in cases:
+        x = r.standard_normal(shape).astype(dt)
+        w = r.standard_normal((oc, shape[1] // g) + k).astype(dt)
+        oh = (shape[2] + 2 * pd[0] - k[0]) // st[0] + 1
+        ow = (shape[3] + 2 * pd[1] - k[1]) // st[1] + 1
+        dy = r.standard_normal((shape[0], oc, oh, ow)).astype(dt)
+        dx = np.full_like(x, np.nan)
+        _C.conv2d_backward(dx, None, None, dy, x, w, st, pd, (1, 1), g)
+        ref = torch.ops.aten.convolution_backward(torch.tensor(dy).double(), torch.tensor(x).double(),
+                                                  torch.tensor(w).double(), [oc], list(st), list(pd), [1, 1], False,
+                                                  [0, 0], g, [True, False, False])[0].numpy()
+        mag = torch.ops.aten.convolution_backward(torch.tensor(np.abs(dy)).double(), torch.tensor(x).double(),
+                                                  torch.tensor(np.abs(w)).double(), [oc], list(st), list(pd), [1, 1],
+                                                  False, [0, 0], g, [True, False, False])[0].numpy()
+        # At most K = oc / g k k terms per element: K eps of the sum of |terms|.
+        bound = (oc // g * k[0] * k[1] + 2) * np.finfo(dt).eps * mag
+        assert np.all(np.abs(dx - ref) <= bound), (shape, float(np.max(np.abs(dx - ref) / bound)))
+        sys.stdout.write(dx.tobytes().hex() + "\n")
+"""
+
+
+def test_strided_dx_phase_chunks_same_bits():
+    """The strided input gradient's phases on chunks of images with one fused scatter
+    (NNFAST_CONV_PHASE_CHUNK; =0: each phase over the whole batch, then its own scatter) must give the
+    same bits on 1, 2 and 3 threads, within the float64 bound."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("1", "0"):
+        for threads in ("1", "2", "3"):
+            env = dict(os.environ, NNFAST_CONV_PHASE_CHUNK=flag)
+            outs.append(subprocess.run([sys.executable, "-c", _PHASE_CHILD, threads], env=env, check=True,
+                                       capture_output=True, text=True).stdout)
+    assert outs[0].count("\n") == 8 and "nan" not in outs[0]
+    assert all(o == outs[0] for o in outs[1:])
+
+
+def test_strided_dx_phase_chunks_bad_input():
+    """A stride-2 conv2d backward with a dy of the wrong shape is refused with a conv2d message."""
+    x = nnfast.tensor(np.zeros((2, 3, 8, 8), np.float32), requires_grad=True)
+    w = nnfast.tensor(np.zeros((4, 3, 3, 3), np.float32), requires_grad=True)
+    y = F.conv2d(x, w, stride=2, padding=1)
+    with pytest.raises(Exception, match="expected gradient of shape"):
+        y.backward(np.zeros((2, 4, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("N, C, OC, H, W, g", [(9, 6, 10, 7, 13, 2), (1, 3, 5, 1, 1, 1), (8, 16, 4, 14, 14, 1),
+                                               (3, 7, 7, 1, 1023, 7)])
+def test_pointwise_weight_grad_float64_bound(N, C, OC, H, W, g, dt):
+    """The 1 x 1 weight gradient straight from dy and x (NNFAST_CONV_PW_DW): within its summation bound
+    of a float64 reference, += onto what dw holds, the same bits on 1, 2 and 3 threads, and a
+    non-contiguous x through the module."""
+    r = np.random.default_rng(51)
+    x = r.standard_normal((N, C, H, W)).astype(dt)
+    w = r.standard_normal((OC, C // g, 1, 1)).astype(dt)
+    dy = r.standard_normal((N, OC, H, W)).astype(dt)
+    old = nnfast.get_num_threads()
+    outs = []
+    try:
+        for t in (1, 2, 3):
+            nnfast.set_num_threads(t)
+            dw = np.full_like(w, 0.5)
+            _C.conv2d_backward(None, dw, None, dy, x, w, (1, 1), (0, 0), (1, 1), g)
+            outs.append(dw)
+    finally:
+        nnfast.set_num_threads(old)
+
+    def ref(a, b):
+        return torch.ops.aten.convolution_backward(torch.tensor(a).double(), torch.tensor(b).double(),
+                                                   torch.tensor(w).double(), [OC], [1, 1], [0, 0], [1, 1], False,
+                                                   [0, 0], g, [False, True, False])[1].numpy()
+    exact = 0.5 + ref(dy, x)
+    # Per element N H W products, summed per image then over the parts: at most N H W + N + 2 roundings.
+    bound = (N * H * W + N + 2) * np.finfo(dt).eps * (0.5 + ref(np.abs(dy), np.abs(x)))
+    for dw in outs:
+        assert np.all(np.abs(dw - exact) <= bound), float(np.max(np.abs(dw - exact) / bound))
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    # Non-contiguous input through autograd.
+    xs = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # same values, strided view
+    xn = nnfast.tensor(xs, requires_grad=True)
+    wn = nnfast.tensor(w, requires_grad=True)
+    F.conv2d(xn, wn, groups=g).backward(dy)
+    assert np.all(np.abs(wn.grad.numpy() - (exact - 0.5)) <= bound)

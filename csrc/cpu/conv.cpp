@@ -348,35 +348,77 @@ bool input_grad_phases(T* dx, const T* dy, const T* w, const Geometry& g) {
     phase(r, s.pw, s.sw, s.kw, k0, nt, pad);
     if (nt == 0 || pad < 0) return false;
   }
-  std::vector<T> wt, buf;
+  // The phases' shapes and flipped sub-kernels, phase (rh, rw) at index rh sw + rw.
+  struct Phase {
+    index_t rh, rw, A, B;
+    Conv2dShape t;
+    std::vector<T> wt, buf;
+  };
+  std::vector<Phase> phases;
   for (index_t rh = 0; rh < s.sh && rh < s.H; ++rh)
     for (index_t rw = 0; rw < s.sw && rw < s.W; ++rw) {
       index_t ky0, nth, ph, kx0, ntw, pw;
       phase(rh, s.ph, s.sh, s.kh, ky0, nth, ph);
       phase(rw, s.pw, s.sw, s.kw, kx0, ntw, pw);
       const index_t A = (s.H - rh + s.sh - 1) / s.sh, B = (s.W - rw + s.sw - 1) / s.sw;
-      const Conv2dShape t = dy_as_input(s, A, B, nth, ntw, ph, pw);
+      Phase f{rh, rw, A, B, dy_as_input(s, A, B, nth, ntw, ph, pw), {}, {}};
       const index_t tk = nth * ntw;
-      wt.assign(static_cast<size_t>(s.C * g.OCg * tk), T(0));
+      f.wt.assign(static_cast<size_t>(s.C * g.OCg * tk), T(0));
       for (index_t gr = 0; gr < g.G; ++gr)
         for (index_t o = 0; o < g.OCg; ++o)
           for (index_t c = 0; c < g.Cg; ++c)
             for (index_t ty = 0; ty < nth; ++ty)
               for (index_t tx = 0; tx < ntw; ++tx)
-                wt[static_cast<size_t>(((gr * g.Cg + c) * g.OCg + o) * tk + ty * ntw + tx)] =
+                f.wt[static_cast<size_t>(((gr * g.Cg + c) * g.OCg + o) * tk + ty * ntw + tx)] =
                     w[((gr * g.OCg + o) * g.Cg + c) * g.kk + (ky0 + s.sh * (nth - 1 - ty)) * s.kw +
                       kx0 + s.sw * (ntw - 1 - tx)];
-      buf.resize(static_cast<size_t>(s.N * s.C * A * B));
-      forward_implicit<T>(buf.data(), dy, wt.data(), nullptr, Geometry(t));
-      parallel_for(s.N * s.C, 1, [&](index_t p0, index_t p1) {
-        for (index_t pc = p0; pc < p1; ++pc) {
-          const T* src = buf.data() + pc * A * B;
-          T* dst = dx + pc * s.H * s.W + rh * s.W + rw;
-          for (index_t a = 0; a < A; ++a)
-            for (index_t b = 0; b < B; ++b) dst[a * s.sh * s.W + b * s.sw] = src[a * B + b];
-        }
-      });
+      phases.push_back(std::move(f));
     }
+  // NNFAST_CONV_PHASE_CHUNK: the phases run on a few images at a time (about 1 MB of dx, a multiple
+  // of 4 x threads images so that forward_implicit still groups images and splits them evenly), and
+  // one pass writes each dx row from all phases while their blocks are in cache. 0: each phase over
+  // the whole batch, then its own strided pass over all of dx (sh sw read-modify-write trips through
+  // memory). The phase products do not depend on how images are grouped: same bits.
+  static const bool chunked = env_switch_on("NNFAST_CONV_PHASE_CHUNK");
+  const index_t image = s.C * s.H * s.W, unit = 4 * get_num_threads();
+  const index_t nc = chunked ? unit * max1((index_t(1) << 18) / (unit * max1(image))) : max1(s.N);
+  const index_t dy_image = s.OC * s.OH * s.OW;
+  for (index_t n0 = 0; n0 < s.N; n0 += nc) {
+    const index_t cnt = std::min(nc, s.N - n0);
+    for (Phase& f : phases) {
+      Conv2dShape t = f.t;
+      t.N = cnt;
+      f.buf.resize(static_cast<size_t>(cnt * s.C * f.A * f.B));
+      forward_implicit<T>(f.buf.data(), dy + n0 * dy_image, f.wt.data(), nullptr, Geometry(t));
+    }
+    T* const dxc = dx + n0 * image;
+    if (!chunked) {
+      for (const Phase& f : phases)
+        parallel_for(cnt * s.C, 1, [&](index_t p0, index_t p1) {
+          for (index_t pc = p0; pc < p1; ++pc) {
+            const T* src = f.buf.data() + pc * f.A * f.B;
+            T* dst = dxc + pc * s.H * s.W + f.rh * s.W + f.rw;
+            for (index_t a = 0; a < f.A; ++a)
+              for (index_t b = 0; b < f.B; ++b) dst[a * s.sh * s.W + b * s.sw] = src[a * f.B + b];
+          }
+        });
+      continue;
+    }
+    // Row ih of a plane: phase row rh = ih % sh, its row a = ih / sh; column iw from phase rw = iw % sw.
+    const index_t nw = std::min(s.sw, s.W);
+    parallel_for(cnt * s.C, 1, [&](index_t p0, index_t p1) {
+      for (index_t pc = p0; pc < p1; ++pc)
+        for (index_t ih = 0; ih < s.H; ++ih) {
+          const index_t rh = ih % s.sh, a = ih / s.sh;
+          T* dst = dxc + (pc * s.H + ih) * s.W;
+          for (index_t rw = 0; rw < nw; ++rw) {
+            const Phase& f = phases[static_cast<size_t>(rh * nw + rw)];
+            const T* src = f.buf.data() + (pc * f.A + a) * f.B;
+            for (index_t b = 0; b < f.B; ++b) dst[b * s.sw + rw] = src[b];
+          }
+        }
+    });
+  }
   return true;
 }
 
@@ -494,7 +536,16 @@ bool weight_grad_implicit(T* dw, T* db, const T* dy, const T* x, const Geometry&
   // the packed GEMM, for A/B timing). Its sums run along q in 16 lanes: not the GEMM's bits.
   // Images of fewer than 512 positions keep the GEMM: per tile the 16-lane sums cost more than the
   // packing saves (14 x 14, 64 -> 128: 12.4 ms vs 10.3, 1 thread).
-  static const bool direct_on = env_switch_on("NNFAST_CONV_DW_DIRECT");
+  // On Intel cores the packed GEMM is the faster of the two (Xeon with AVX-512, 1 thread, 28 x 28,
+  // 32 -> 64: 17.4-18.6 ms vs 20.7-22.2; the direct kernel stays at ~40 % of peak, also with its
+  // dy loads unmasked or 64-byte aligned, and with its lane sums shared by 4 images at 14 x 14),
+  // so the direct kernel runs on other vendors only (stop 29 measured it faster on Zen 5).
+  // NNFAST_CONV_DW_INTEL_GEMM=0: the direct kernel on Intel too (A/B timing).
+  static const bool direct_on = [] {
+    __builtin_cpu_init();
+    return env_switch_on("NNFAST_CONV_DW_DIRECT") &&
+           !(env_switch_on("NNFAST_CONV_DW_INTEL_GEMM") && __builtin_cpu_is("intel"));
+  }();
   const auto direct = direct_on && s.sh == 1 && s.sw == 1 && s.OW == s.W && g.P >= 512
                           ? isa_ops<conv_pack::ConvOps<T>>().weight_grad_same
                           : nullptr;
@@ -536,6 +587,22 @@ void weight_grad_product(T* dw, T* db, const T* dy, const T* x, const Geometry& 
   }
   if (db) channel_sum_add(db, dy, s.N, s.OC, g.P);
   if (g.chunks == 0) return;
+  // 1 x 1, stride 1, no padding: image n's dy (OCg, P) and x (Cg, P) blocks are the GEMM's operands
+  // as they stand (no im2col / gather copies of x and dy); image n into part n % parts, in order, so
+  // the bits depend on the shape only (NNFAST_CONV_PW_DW=0: the im2col chunks, for A/B timing).
+  static const bool pw_dw = env_switch_on("NNFAST_CONV_PW_DW");
+  if (pw_dw && g.pointwise()) {
+    const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, s.N);
+    std::vector<T> part(static_cast<size_t>(parts * size));
+    parallel_for(parts, 1, [&](index_t p0, index_t p1) {
+      for (index_t p = p0; p < p1; ++p)
+        for (index_t n = p; n < s.N; n += parts)
+          gemm_batched<T>(g.G, g.OCg, g.Cg, g.P, T(1), dy + n * s.OC * g.P, g.OCg * g.P, g.P, 1, x + n * s.C * g.P,
+                          g.Cg * g.P, 1, g.P, n == p ? T(0) : T(1), part.data() + p * size, g.OCg * g.Cg, g.Cg, 1);
+    });
+    add_parts(dw, part.data(), parts, size, kCopyGrain);
+    return;
+  }
   const index_t size = s.OC * g.Kg, parts = std::min(kWeightParts, g.chunks);
   std::vector<T> part(static_cast<size_t>(parts * size));
   parallel_for(parts, 1, [&](index_t p0, index_t p1) {
