@@ -181,12 +181,23 @@ void small_gemm_rows(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
   }
 }
 
-// All m rows for a fixed NV: blocks of R rows (about 8-16 accumulators), then single rows.
-template <typename T, int NV, bool kFused>
+// Rows per register block: about 8 accumulators (16 registers: SSE / AVX2), or with kTall and
+// AVX-512's 32 registers 16 where they fit beside the broadcasts (NV = 1, 2, 4: the PV / dV / dK /
+// dQ products of 16 / 32 / 64-wide heads, whose 8 accumulator chains of 4-cycle FMAs left the two
+// FMA pipes half idle). Always a divisor of kCausalChunk. Each element's sum keeps its order: same bits.
+template <typename T, int NV, bool kTall>
+constexpr int rows_per_block() {
+  constexpr int base = NV <= 1 ? 8 : NV <= 3 ? 4 : 2;
+  if constexpr (kTall && simd::kNativeBytes == 64) return NV == 1 ? 16 : NV == 2 ? 8 : NV == 4 ? 4 : base;
+  return base;
+}
+
+// All m rows for a fixed NV: blocks of R rows, then single rows.
+template <typename T, int NV, bool kFused, bool kTall = false>
 void small_gemm_nv(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                    index_t n, index_t kk, T alpha, bool accumulate) {
   constexpr index_t W = width<T>();
-  constexpr int R = NV <= 1 ? 8 : NV <= 3 ? 4 : 2;
+  constexpr int R = rows_per_block<T, NV, kTall>();
   index_t i = 0;
   if (n == NV * W) {  // whole vectors (head dims 16 / 32 / 64, key tiles of 16k)
     for (; i + R <= m; i += R)
@@ -203,7 +214,7 @@ void small_gemm_nv(T* c, index_t ldc, const T* a, index_t ars, index_t acs, cons
     small_gemm_rows<T, 1, NV, kFused, true>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
 }
 
-template <typename T, bool kFused>
+template <typename T, bool kFused, bool kTall = false>
 void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                      index_t n, index_t kk, T alpha, bool accumulate) {
   // n <= kSmallGemmMaxN = 128: at most 8 full vectors of 16 floats; narrower ISAs (or double)
@@ -211,20 +222,20 @@ void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
   constexpr index_t W = width<T>();
   index_t nv = n / W;
   if (nv > 8) {
-    small_gemm_nv<T, 8, kFused>(c, ldc, a, ars, acs, b, ldb, m, 8 * W, kk, alpha, accumulate);
-    attn_small_gemm<T, kFused>(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
+    small_gemm_nv<T, 8, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, 8 * W, kk, alpha, accumulate);
+    attn_small_gemm<T, kFused, kTall>(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
     return;
   }
   switch (nv) {
-    case 0: small_gemm_nv<T, 0, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 1: small_gemm_nv<T, 1, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 2: small_gemm_nv<T, 2, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 3: small_gemm_nv<T, 3, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 4: small_gemm_nv<T, 4, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 5: small_gemm_nv<T, 5, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 6: small_gemm_nv<T, 6, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 7: small_gemm_nv<T, 7, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    default: small_gemm_nv<T, 8, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 0: small_gemm_nv<T, 0, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 1: small_gemm_nv<T, 1, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 2: small_gemm_nv<T, 2, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 3: small_gemm_nv<T, 3, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 4: small_gemm_nv<T, 4, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 5: small_gemm_nv<T, 5, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 6: small_gemm_nv<T, 6, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 7: small_gemm_nv<T, 7, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    default: small_gemm_nv<T, 8, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
   }
 }
 
@@ -337,7 +348,8 @@ attn_detail::AttnOps<T> make_attn_ops() {
   o.exp_shift = &attn_exp_shift<T>;
   o.softmax_grad = &attn_softmax_grad<T>;
   o.row_dot = &attn_row_dot<T>;
-  o.small_gemm = &attn_small_gemm<T, true>;
+  o.small_gemm = &attn_small_gemm<T, true, true>;
+  o.small_gemm_short = &attn_small_gemm<T, true, false>;
   o.small_gemm_unfused = &attn_small_gemm<T, false>;
   o.transpose = &attn_transpose<T>;
   if constexpr (std::is_same_v<T, float>) {
