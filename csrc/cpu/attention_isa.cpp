@@ -6,6 +6,7 @@
 // a fixed order per width only: the kernels' determinism is per ISA).
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -150,7 +151,7 @@ void small_gemm_rows(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
   using V = VW<T>;
   constexpr index_t W = width<T>();
   V acc[R][NV > 0 ? NV : 1] = {};
-  T tail[R][W] = {};
+  T tail[kTail ? R : 1][W] = {};  // kTail = false: no 256-byte zero fill per call
   const index_t nt = kTail ? n - NV * W : 0;  // kTail = false: n = NV * W, no scalars kept live
   for (index_t k = 0; k < kk; ++k) {
     const T* brow = b + k * ldb;
@@ -214,6 +215,12 @@ void small_gemm_nv(T* c, index_t ldc, const T* a, index_t ars, index_t acs, cons
     small_gemm_rows<T, 1, NV, kFused, true>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
 }
 
+// Experimental A/B (read per call): NNFAST_ATTN_SLICES=0 keeps the 2 x 8-vector blocks.
+inline bool tall_slices_on() {
+  const char* e = std::getenv("NNFAST_ATTN_SLICES");
+  return !(e && e[0] == '0');
+}
+
 template <typename T, bool kFused, bool kTall = false>
 void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                      index_t n, index_t kk, T alpha, bool accumulate) {
@@ -221,6 +228,16 @@ void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
   // with more than 8 vectors run 8 at a time over column slices.
   constexpr index_t W = width<T>();
   index_t nv = n / W;
+  if constexpr (kTall && simd::kNativeBytes == 64) {
+    // AVX-512, 8 or more vectors (the 128-key score tiles): column slices of 4 vectors in 4-row
+    // blocks, 8 loads per 16 FMAs instead of 2 rows x 8 vectors' 10 (each element's sum unchanged).
+    if (nv >= 8 && tall_slices_on()) {
+      small_gemm_nv<T, 4, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, 4 * W, kk, alpha, accumulate);
+      attn_small_gemm<T, kFused, kTall>(c + 4 * W, ldc, a, ars, acs, b + 4 * W, ldb, m, n - 4 * W, kk, alpha,
+                                        accumulate);
+      return;
+    }
+  }
   if (nv > 8) {
     small_gemm_nv<T, 8, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, 8 * W, kk, alpha, accumulate);
     attn_small_gemm<T, kFused, kTall>(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
