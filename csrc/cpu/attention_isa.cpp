@@ -6,7 +6,6 @@
 // a fixed order per width only: the kernels' determinism is per ISA).
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -215,13 +214,7 @@ void small_gemm_nv(T* c, index_t ldc, const T* a, index_t ars, index_t acs, cons
     small_gemm_rows<T, 1, NV, kFused, true>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
 }
 
-// Experimental A/B (read per call): NNFAST_ATTN_SLICES=0 keeps the 2 x 8-vector blocks.
-inline bool tall_slices_on() {
-  const char* e = std::getenv("NNFAST_ATTN_SLICES");
-  return !(e && e[0] == '0');
-}
-
-template <typename T, bool kFused, bool kTall = false>
+template <typename T, bool kFused, bool kTall = false, bool kSlices = false>
 void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                      index_t n, index_t kk, T alpha, bool accumulate) {
   // n <= kSmallGemmMaxN = 128: at most 8 full vectors of 16 floats; narrower ISAs (or double)
@@ -231,16 +224,16 @@ void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
   if constexpr (kTall && simd::kNativeBytes == 64) {
     // AVX-512, 8 or more vectors (the 128-key score tiles): column slices of 4 vectors in 4-row
     // blocks, 8 loads per 16 FMAs instead of 2 rows x 8 vectors' 10 (each element's sum unchanged).
-    if (nv >= 8 && tall_slices_on()) {
+    if (kSlices && nv >= 8) {
       small_gemm_nv<T, 4, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, 4 * W, kk, alpha, accumulate);
-      attn_small_gemm<T, kFused, kTall>(c + 4 * W, ldc, a, ars, acs, b + 4 * W, ldb, m, n - 4 * W, kk, alpha,
+      attn_small_gemm<T, kFused, kTall, kSlices>(c + 4 * W, ldc, a, ars, acs, b + 4 * W, ldb, m, n - 4 * W, kk, alpha,
                                         accumulate);
       return;
     }
   }
   if (nv > 8) {
     small_gemm_nv<T, 8, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, 8 * W, kk, alpha, accumulate);
-    attn_small_gemm<T, kFused, kTall>(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
+    attn_small_gemm<T, kFused, kTall, kSlices>(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
     return;
   }
   switch (nv) {
@@ -365,7 +358,8 @@ attn_detail::AttnOps<T> make_attn_ops() {
   o.exp_shift = &attn_exp_shift<T>;
   o.softmax_grad = &attn_softmax_grad<T>;
   o.row_dot = &attn_row_dot<T>;
-  o.small_gemm = &attn_small_gemm<T, true, true>;
+  o.small_gemm = &attn_small_gemm<T, true, true, true>;
+  o.small_gemm_whole = &attn_small_gemm<T, true, true, false>;
   o.small_gemm_short = &attn_small_gemm<T, true, false>;
   o.small_gemm_unfused = &attn_small_gemm<T, false>;
   o.transpose = &attn_transpose<T>;
