@@ -7,7 +7,7 @@ times the threads. Then the peak-memory table: forward + backward at T = 1024, 2
 (B=1, H=8, D=64), each contender in its own subprocess, extra VmHWM over the inputs. A second
 speed table runs 1 thread timed by process CPU time, which a loaded machine disturbs far less.
 
-    python bench/bench_attention.py [--quick] [--threads 2] [--reps 5] [--amp]
+    python bench/bench_attention.py [--quick] [--threads 2] [--reps 5] [--amp] [--ab NNFAST_ATTN_TALL_R]
 
 ``--amp``: causal fwd+bwd under autocast, nnfast's bf16 route vs its float32 route vs torch.autocast
 (1 thread, process CPU time). ``--bf16-level portable`` forces the portable bf16 level in process (as
@@ -164,6 +164,45 @@ def amp_speed(B: int, H: int, T: int, D: int, threads: int, reps: int) -> None:
         print(f"| {name} | {t * 1e3:.1f} | {t / base:.2f} | {flops / t / 1e9:.1f} |")
 
 
+def switch_ab(var: str, reps: int) -> None:
+    """Same-process A/B of a per-call attention switch (NNFAST_ATTN_TALL_R, NNFAST_ATTN_SLICES, ...): causal
+    fwd+bwd, 1 thread, process CPU time, on (unset / 1) and off (0) alternated, best of ``reps``; at the
+    bench's shape and the GPT examples' attention (x layers), with a same-bits check."""
+    nnfast.set_num_threads(1)
+    print(f"\n{var}: causal sdpa fwd+bwd float32, 1 thread, best of {reps} (process CPU time, alternated); "
+          f"ISA {nnfast._C.cpu_isa()}; CPU: {_cpu_name()}")
+    print("| shape | on ms | off ms | on / off | same bits |")
+    print("|---|---|---|---|---|")
+    saved = os.environ.get(var)
+    try:
+        for B, H, T, D, L in ((8, 8, 512, 64, 1), (16, 4, 64, 32, 4), (16, 3, 64, 16, 3)):
+            r = np.random.default_rng(0)
+            q, k, v, g = (r.standard_normal((B, H, T, D)).astype(np.float32) for _ in range(4))
+
+            def run():
+                for _ in range(L):
+                    ts = [nnfast.tensor(a, requires_grad=True) for a in (q, k, v)]
+                    out = F.scaled_dot_product_attention(*ts, is_causal=True)
+                    out.backward(nnfast.tensor(g))
+                return [out.detach().numpy()] + [t.grad.numpy() for t in ts]
+
+            best, res = {"1": float("inf"), "0": float("inf")}, {}
+            for _ in range(reps):
+                for flag in ("1", "0"):
+                    os.environ[var] = flag
+                    t0 = time.process_time()
+                    res[flag] = run()
+                    best[flag] = min(best[flag], time.process_time() - t0)
+            same = all(np.array_equal(a, b) for a, b in zip(res["1"], res["0"]))
+            print(f"| B={B} H={H} T={T} D={D} x {L} | {best['1'] * 1e3:.2f} | {best['0'] * 1e3:.2f} | "
+                  f"{best['1'] / best['0']:.3f} | {same} |")
+    finally:
+        if saved is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = saved
+
+
 _PEAK = r"""
 import json, sys, numpy as np
 lib, T = sys.argv[1], int(sys.argv[2])
@@ -211,11 +250,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--amp", action="store_true", help="only the autocast table (1 thread, CPU time)")
+    ap.add_argument("--ab", metavar="SWITCH", help="only a same-process A/B of this per-call switch, e.g. "
+                    "NNFAST_ATTN_TALL_R (1 thread, CPU time)")
     ap.add_argument("--bf16-level", choices=["portable", "avx512_bf16"], help="force this bf16 level")
     a = ap.parse_args()
     if a.bf16_level:
         nnfast._C.set_bf16_level(a.bf16_level)
-    if a.amp:
+    if a.ab:
+        switch_ab(a.ab, a.reps)
+    elif a.amp:
         amp_speed(2, 4, 256, 64, 1, a.reps) if a.quick else amp_speed(8, 8, 512, 64, 1, a.reps)
     elif a.quick:
         speed(2, 4, 256, 64, a.threads, 3)

@@ -420,6 +420,9 @@ void copy_transpose(T* bt, index_t ldb, const T* b, index_t rs, index_t n, index
 template <typename T>
 AttnOps<T> attn_ops() {
   AttnOps<T> o = isa_ops<AttnOps<T>>();
+  // Per call (same bits either way): the AVX-512 register blocking's two steps, for A/B timing.
+  if (!env_switch_on("NNFAST_ATTN_TALL_R")) o.small_gemm = o.small_gemm_short;
+  else if (!env_switch_on("NNFAST_ATTN_SLICES")) o.small_gemm = o.small_gemm_whole;
   const char* env = std::getenv("NNFAST_ATTN_OLD");
   if (env && env[0] == '1') o.small_gemm = o.small_gemm_unfused, o.full_rows = true;
   const char* bt = std::getenv("NNFAST_ATTN_BLOCKED_T");

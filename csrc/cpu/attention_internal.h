@@ -29,6 +29,14 @@ struct AttnOps {
   // small heads: no packing, so it beats the blocked GEMM when a product is ~64 x 64 x 16.
   void (*small_gemm)(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                      index_t n, index_t kk, T alpha, bool accumulate) = nullptr;
+  // small_gemm with the shorter register blocks it had before AVX-512 got taller ones (same bits):
+  // chosen per call by NNFAST_ATTN_TALL_R=0, for same-process A/B timing.
+  void (*small_gemm_short)(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb,
+                           index_t m, index_t n, index_t kk, T alpha, bool accumulate) = nullptr;
+  // small_gemm with 8-vector column blocks kept whole (2 rows x 8 vectors) where it takes 4-vector
+  // slices at AVX-512 (same bits): chosen per call by NNFAST_ATTN_SLICES=0, for A/B timing.
+  void (*small_gemm_whole)(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb,
+                           index_t m, index_t n, index_t kk, T alpha, bool accumulate) = nullptr;
   // small_gemm with a separate multiply and add (two roundings), the path before the FMA one:
   // chosen per call by NNFAST_ATTN_OLD=1, for same-process A/B timing only.
   void (*small_gemm_unfused)(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb,

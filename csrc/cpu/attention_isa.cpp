@@ -150,7 +150,7 @@ void small_gemm_rows(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
   using V = VW<T>;
   constexpr index_t W = width<T>();
   V acc[R][NV > 0 ? NV : 1] = {};
-  T tail[R][W] = {};
+  T tail[kTail ? R : 1][W] = {};  // kTail = false: no 256-byte zero fill per call
   const index_t nt = kTail ? n - NV * W : 0;  // kTail = false: n = NV * W, no scalars kept live
   for (index_t k = 0; k < kk; ++k) {
     const T* brow = b + k * ldb;
@@ -181,12 +181,23 @@ void small_gemm_rows(T* c, index_t ldc, const T* a, index_t ars, index_t acs, co
   }
 }
 
-// All m rows for a fixed NV: blocks of R rows (about 8-16 accumulators), then single rows.
-template <typename T, int NV, bool kFused>
+// Rows per register block: about 8 accumulators (16 registers: SSE / AVX2), or with kTall and
+// AVX-512's 32 registers 16 where they fit beside the broadcasts (NV = 1, 2, 4: the PV / dV / dK /
+// dQ products of 16 / 32 / 64-wide heads, whose 8 accumulator chains of 4-cycle FMAs left the two
+// FMA pipes half idle). Always a divisor of kCausalChunk. Each element's sum keeps its order: same bits.
+template <typename T, int NV, bool kTall>
+constexpr int rows_per_block() {
+  constexpr int base = NV <= 1 ? 8 : NV <= 3 ? 4 : 2;
+  if constexpr (kTall && simd::kNativeBytes == 64) return NV == 1 ? 16 : NV == 2 ? 8 : NV == 4 ? 4 : base;
+  return base;
+}
+
+// All m rows for a fixed NV: blocks of R rows, then single rows.
+template <typename T, int NV, bool kFused, bool kTall = false>
 void small_gemm_nv(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                    index_t n, index_t kk, T alpha, bool accumulate) {
   constexpr index_t W = width<T>();
-  constexpr int R = NV <= 1 ? 8 : NV <= 3 ? 4 : 2;
+  constexpr int R = rows_per_block<T, NV, kTall>();
   index_t i = 0;
   if (n == NV * W) {  // whole vectors (head dims 16 / 32 / 64, key tiles of 16k)
     for (; i + R <= m; i += R)
@@ -203,28 +214,38 @@ void small_gemm_nv(T* c, index_t ldc, const T* a, index_t ars, index_t acs, cons
     small_gemm_rows<T, 1, NV, kFused, true>(c + i * ldc, ldc, a + i * ars, ars, acs, b, ldb, n, kk, alpha, accumulate);
 }
 
-template <typename T, bool kFused>
+template <typename T, bool kFused, bool kTall = false, bool kSlices = false>
 void attn_small_gemm(T* c, index_t ldc, const T* a, index_t ars, index_t acs, const T* b, index_t ldb, index_t m,
                      index_t n, index_t kk, T alpha, bool accumulate) {
   // n <= kSmallGemmMaxN = 128: at most 8 full vectors of 16 floats; narrower ISAs (or double)
   // with more than 8 vectors run 8 at a time over column slices.
   constexpr index_t W = width<T>();
   index_t nv = n / W;
+  if constexpr (kTall && simd::kNativeBytes == 64) {
+    // AVX-512, 8 or more vectors (the 128-key score tiles): column slices of 4 vectors in 4-row
+    // blocks, 8 loads per 16 FMAs instead of 2 rows x 8 vectors' 10 (each element's sum unchanged).
+    if (kSlices && nv >= 8) {
+      small_gemm_nv<T, 4, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, 4 * W, kk, alpha, accumulate);
+      attn_small_gemm<T, kFused, kTall, kSlices>(c + 4 * W, ldc, a, ars, acs, b + 4 * W, ldb, m, n - 4 * W, kk, alpha,
+                                        accumulate);
+      return;
+    }
+  }
   if (nv > 8) {
-    small_gemm_nv<T, 8, kFused>(c, ldc, a, ars, acs, b, ldb, m, 8 * W, kk, alpha, accumulate);
-    attn_small_gemm<T, kFused>(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
+    small_gemm_nv<T, 8, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, 8 * W, kk, alpha, accumulate);
+    attn_small_gemm<T, kFused, kTall, kSlices>(c + 8 * W, ldc, a, ars, acs, b + 8 * W, ldb, m, n - 8 * W, kk, alpha, accumulate);
     return;
   }
   switch (nv) {
-    case 0: small_gemm_nv<T, 0, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 1: small_gemm_nv<T, 1, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 2: small_gemm_nv<T, 2, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 3: small_gemm_nv<T, 3, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 4: small_gemm_nv<T, 4, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 5: small_gemm_nv<T, 5, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 6: small_gemm_nv<T, 6, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    case 7: small_gemm_nv<T, 7, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
-    default: small_gemm_nv<T, 8, kFused>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 0: small_gemm_nv<T, 0, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 1: small_gemm_nv<T, 1, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 2: small_gemm_nv<T, 2, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 3: small_gemm_nv<T, 3, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 4: small_gemm_nv<T, 4, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 5: small_gemm_nv<T, 5, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 6: small_gemm_nv<T, 6, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    case 7: small_gemm_nv<T, 7, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
+    default: small_gemm_nv<T, 8, kFused, kTall>(c, ldc, a, ars, acs, b, ldb, m, n, kk, alpha, accumulate); break;
   }
 }
 
@@ -337,7 +358,9 @@ attn_detail::AttnOps<T> make_attn_ops() {
   o.exp_shift = &attn_exp_shift<T>;
   o.softmax_grad = &attn_softmax_grad<T>;
   o.row_dot = &attn_row_dot<T>;
-  o.small_gemm = &attn_small_gemm<T, true>;
+  o.small_gemm = &attn_small_gemm<T, true, true, true>;
+  o.small_gemm_whole = &attn_small_gemm<T, true, true, false>;
+  o.small_gemm_short = &attn_small_gemm<T, true, false>;
   o.small_gemm_unfused = &attn_small_gemm<T, false>;
   o.transpose = &attn_transpose<T>;
   if constexpr (std::is_same_v<T, float>) {
