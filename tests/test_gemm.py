@@ -430,3 +430,27 @@ def test_each_isa_subprocess(isa):
     r = subprocess.run([sys.executable, "-c", _CHILD, isa] + paths, env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batched_narrow_same_bits_any_threads(dtype):
+    # gemm_batched runs small products one per thread when threaded, and through gemm() on one
+    # thread: both must choose the same kernel (the narrow-C dot path sums in another order).
+    rng = np.random.default_rng(7)
+    for batch, M, N, K in [(7, 1, 1, 1023), (5, 7, 10, 64), (3, 9, 12, 33), (4, 13, 5, 200)]:
+        A = rng.standard_normal((batch, M, K)).astype(dtype)
+        B = rng.standard_normal((batch, N, K)).astype(dtype).transpose(0, 2, 1)  # columns contiguous along K
+        outs = []
+        old = _C.get_num_threads()
+        try:
+            for nt in (1, 2, 3):
+                _C.set_num_threads(nt)
+                C = np.zeros((batch, M, N), dtype)
+                _C.bmm(C, A, B)
+                outs.append(C)
+        finally:
+            _C.set_num_threads(old)
+        ref = np.einsum("bmk,bkn->bmn", A.astype(np.float64), B.astype(np.float64))
+        assert np.allclose(outs[0], ref, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12)
+        for nt, C in zip((2, 3), outs[1:]):
+            assert np.array_equal(outs[0], C), (batch, M, N, K, nt)

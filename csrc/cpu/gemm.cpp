@@ -621,7 +621,11 @@ void gemm_batched(index_t batch, index_t M, index_t N, index_t K, T alpha, const
     GemmArgs<T> g{{M, N, scale ? 0 : K, alpha, beta, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b,
                    C + b * bs_c, rs_c, cs_c},
                   nullptr, &ep, direct_m};
+    g.direct_a_m = direct_a_rows();
+    // The same kernel choice as gemm() makes for one product: the bits must not depend on
+    // whether the batch ran threaded (the dot path sums in another order).
     if (scale) scale_only(g, 1);
+    else if (use_dot(g)) kr.dot_rows(g, 0, M);
     else run_blocks(g, kr, 1);
   }
 }
