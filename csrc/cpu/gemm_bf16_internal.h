@@ -1,6 +1,6 @@
-// Between the bf16 GEMM driver (gemm_bf16.cpp) and its AVX512-BF16 kernel
-// (gemm_bf16_avx512.cpp, the one file compiled with -mavx512bf16). Plain data
-// and declarations only: nothing here may be emitted by the AVX512-BF16 object.
+// Between the bf16 GEMM driver (gemm_bf16.cpp) and its kernels (gemm_bf16_avx512.cpp,
+// compiled with -mavx512bf16; gemm_bf16_amx.cpp, with AMX flags too). Plain data
+// and declarations only: nothing here may be emitted by those objects.
 #pragma once
 #include <cstdint>
 
@@ -44,5 +44,8 @@ struct Bf16Kernel {
 
 // The AVX512-BF16 kernel (null when the build has none).
 const Bf16Kernel* bf16_kernel_avx512();
+// The AMX-BF16 kernel (gemm_bf16_amx.cpp; null when the build has none). Its caller must
+// have the tile state granted (cpu_features: bf16_kernel_level() == AMX_BF16).
+const Bf16Kernel* bf16_kernel_amx();
 
 }  // namespace nnfast::cpu::gemm_detail
