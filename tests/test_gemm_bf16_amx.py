@@ -85,7 +85,7 @@ def test_epilogues(amx, act):
 
 
 def test_strided_out(amx):
-    # out with a row stride > N (the tiles store with C's stride) and a column-strided out (float tile).
+    # out with a row stride > N: the tiles store (and load, beta = 1) with C's stride.
     rng = np.random.default_rng(3)
     A = rng.standard_normal((70, 300)).astype(np.float32)
     B = rng.standard_normal((300, 64)).astype(BF16)
@@ -98,10 +98,6 @@ def test_strided_out(amx):
         ref = want + (beta * t._f64(C0[:, 10:74]) if beta else 0.0)
         assert np.all(np.abs(t._f64(big[:, 10:74]) - ref) <= 310 * t.U_F32 * (mag + np.abs(t._f64(C0[:, 10:74]))))
         assert np.array_equal(big[:, :10], C0[:, :10]) and np.array_equal(big[:, 74:], C0[:, 74:])
-        big2 = np.zeros((70, 128), np.float32)
-        _C.gemm(big2[:, ::2], A, B, 1.0, 0.0, precision="bf16")
-        assert np.all(np.abs(t._f64(big2[:, ::2]) - want) <= 310 * t.U_F32 * mag)
-        assert not big2[:, 1::2].any()
 
 
 @pytest.mark.parametrize("shape", [(1023, 33, 700), (100, 1023, 1100), (31, 17, 33), (300, 300, 1536)])
