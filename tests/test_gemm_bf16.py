@@ -258,7 +258,9 @@ def test_bf16_peak_probe():
             assert peak == 0.0
             return
         fp32 = _C.fma_peak_gflops(False, 0.05)
-        assert peak > 0 and 1.0 < peak / fp32 < 4.0  # vdpbf16ps: twice the fp32 FMA rate; loose for a loaded machine
+        # vdpbf16ps: twice the fp32 FMA rate on Zen 4 / 5, but half of it on this AMX Xeon
+        # (measured: ~105 vs ~210 GFLOP/s per core); loose for a loaded machine.
+        assert peak > 0 and 0.3 < peak / fp32 < 4.0
         if "amx_bf16" in LEVELS:
             _C.set_bf16_level("amx_bf16")
             assert _C.bf16_kernel() == "amx_bf16"
