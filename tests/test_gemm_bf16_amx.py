@@ -132,23 +132,24 @@ def test_threads_same_bits(amx, monkeypatch, shape):
 
 
 def test_small_shape_rule(monkeypatch):
-    # Default rule: shapes under 32 in M, N or K run the vdpbf16ps kernel; same result
-    # bits as forcing avx512_bf16 there.
+    # Default rule: K < 16 or M N K <= 16384 run the vdpbf16ps kernel (same bits as
+    # forcing avx512_bf16 there).
     monkeypatch.delenv("NNFAST_BF16_AMX_SMALL", raising=False)
     rng = np.random.default_rng(4)
-    A = rng.standard_normal((20, 300)).astype(np.float32)
-    B = rng.standard_normal((300, 90)).astype(np.float32)
     old = _C.bf16_level()
-    outs = []
     try:
-        for lv in ("amx_bf16", "avx512_bf16"):
-            _C.set_bf16_level(lv)
-            C = np.empty((20, 90), np.float32)
-            _C.gemm(C, A, B, precision="bf16")
-            outs.append(C)
+        for M, N, K in [(200, 90, 15), (20, 20, 40), (1, 1, 1)]:
+            A = rng.standard_normal((M, K)).astype(np.float32)
+            B = rng.standard_normal((K, N)).astype(np.float32)
+            outs = []
+            for lv in ("amx_bf16", "avx512_bf16"):
+                _C.set_bf16_level(lv)
+                C = np.empty((M, N), np.float32)
+                _C.gemm(C, A, B, precision="bf16")
+                outs.append(C)
+            assert np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32)), (M, N, K)
     finally:
         _C.set_bf16_level(old)
-    assert np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
 
 
 def test_bmm_and_batched(amx):

@@ -148,7 +148,7 @@ bool use_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   if (set >= 0) return set == 1;
   if (nt != 2) return true;
   const gemm_detail::GemmBlocking& bk = kr.blocking;
-  const double kcb = double(gemm_detail::gemm_balanced_block(g.K, bk.kc, 8));
+  const double kcb = double(gemm_detail::gemm_balanced_block(g.K, bk.kc, kr.kq));
   const double slab = kcb * double((g.N + nt - 1) / nt) * 2.0;
   return slab > 512.0 * 1024.0;
 }
@@ -227,7 +227,7 @@ void shared_b_dynamic(const Bf16Args& g, const Bf16Kernel& kr, char* bufs, size_
 void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   const gemm_detail::GemmBlocking& bk = kr.blocking;
   const index_t mb = (g.M + bk.mr - 1) / bk.mr;
-  const index_t kcb = gemm_detail::gemm_balanced_block(g.K, bk.kc, 8);
+  const index_t kcb = gemm_detail::gemm_balanced_block(g.K, bk.kc, kr.kq);
   const index_t ncb = gemm_detail::gemm_balanced_block(g.N, bk.nc, bk.nr);
   const index_t nkb = (g.K + kcb - 1) / kcb;
   const size_t panel = kr.b_panel_bytes(g.N, g.K);
@@ -297,13 +297,15 @@ void core_kernel(const Bf16Args& g, const Bf16Kernel& kr) {
   }, &ctx);
 }
 
-// AMX computes whole 32 x 32 blocks of 32-deep K steps: below that the padding costs
-// more than the tiles save, and the vdpbf16ps kernel runs (see amx_wins).
-// NNFAST_BF16_AMX_SMALL=0 runs AMX on every shape (read per call, unlike other
-// switches, so the AMX edge tests can force tiny shapes through the tiles in process).
+// AMX computes whole 32 x 32 blocks of 32-deep K steps. On this Xeon vdpbf16ps runs at
+// a 30th of tdpbf16ps, so the tiles win even at M = 1 or N = 1 (1.2-1.5x, 1-thread CPU
+// time), and lose (0.73-0.87x) only where K < 16 or the whole product is tiny (8^3,
+// 4 x 64 x 64): those run the vdpbf16ps kernel. NNFAST_BF16_AMX_SMALL=0 runs AMX on
+// every shape (read per call, unlike other switches, so the AMX edge tests can force
+// tiny shapes through the tiles in process).
 bool amx_wins(index_t M, index_t N, index_t K) {
   if (!env_switch_on("NNFAST_BF16_AMX_SMALL")) return true;
-  return M >= 32 && N >= 32 && K >= 32;
+  return K >= 16 && double(M) * double(N) * double(K) > 16384.0;
 }
 
 const Bf16Kernel* active_kernel(index_t M, index_t N, index_t K) {

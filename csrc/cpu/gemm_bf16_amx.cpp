@@ -149,12 +149,12 @@ struct Nest {
   // One thread's workspace: packed A (round_up(mc, 32) rows x kpad words), the
   // float tile (TR x TR), then (block only) packed B; 64-byte aligned parts.
   static size_t a_words(index_t m, index_t K) {
-    const index_t kcb = gemm_balanced_block(K, KC, 8), mcb = gemm_balanced_block(m, MC, TR);
+    const index_t kcb = gemm_balanced_block(K, KC, 32), mcb = gemm_balanced_block(m, MC, TR);
     return size_t(panels2(mcb) * 16 * kpad_of(kcb) + TR * TR);
   }
   static size_t a_workspace_bytes(index_t m, index_t K) { return a_words(m, K) * 4; }
   static size_t b_panel_bytes(index_t N, index_t K) {
-    const index_t kcb = gemm_balanced_block(K, KC, 8), ncb = gemm_balanced_block(N, NC, TR);
+    const index_t kcb = gemm_balanced_block(K, KC, 32), ncb = gemm_balanced_block(N, NC, TR);
     return size_t(panels2(ncb) * 16 * kpad_of(kcb)) * 4;
   }
   static size_t workspace_bytes(index_t m, index_t n, index_t K) {
@@ -165,7 +165,7 @@ struct Nest {
                    index_t jc, index_t nc) {
     TileScope scope;
     const index_t m = i1 - i0, kpad = kpad_of(kc);
-    const index_t kcb = gemm_balanced_block(g.K, KC, 8), mcb = gemm_balanced_block(m, MC, TR);
+    const index_t kcb = gemm_balanced_block(g.K, KC, 32), mcb = gemm_balanced_block(m, MC, TR);
     const u32* Bp = static_cast<const u32*>(bp);
     u32* Ap = static_cast<u32*>(ws);
     float* tile = reinterpret_cast<float*>(Ap + panels2(mcb) * 16 * kpad_of(kcb));
@@ -199,7 +199,7 @@ struct Nest {
 
   static void block(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, index_t j1) {
     const index_t m = i1 - i0, n = j1 - j0;
-    const index_t kcb = gemm_balanced_block(g.K, KC, 8), ncb = gemm_balanced_block(n, NC, TR);
+    const index_t kcb = gemm_balanced_block(g.K, KC, 32), ncb = gemm_balanced_block(n, NC, TR);
     void* Bp = static_cast<char*>(ws) + a_workspace_bytes(m, g.K);
     for (index_t jc = j0; jc < j1; jc += ncb) {
       const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
@@ -258,11 +258,12 @@ template <int MC, int KC, int NC>
 constexpr Bf16Kernel make_amx() {
   using X = Nest<MC, KC, NC>;
   return Bf16Kernel{{TR, TR, MC, KC, NC}, &X::workspace_bytes, &X::block, &peak_gflops, &X::a_workspace_bytes,
-                    &X::b_panel_bytes, &pack_b_amx, &X::rows, &narrow_block, &widen_block};
+                    &X::b_panel_bytes, &pack_b_amx, &X::rows, &narrow_block, &widen_block, 32};
 }
 
 // MC = 128 rows x KC = 512 bf16 of packed A is 128 KB (L2); the 32-column B strip of
-// one K block (32 KB) is read by every 32-row block of A.
+// one K block (32 KB) is read by every 32-row block of A. KC = 256 (strips that fit L1
+// together) and 1024 measured no faster (1-thread CPU time, 1024^2 and the MLP shapes).
 const Bf16Kernel kAmx = make_amx<128, 512, 4096>();
 
 }  // namespace amx

@@ -40,6 +40,9 @@ struct Bf16Kernel {
   // stride rs, unit column stride) -> dense float32.
   void (*narrow)(const float* src, index_t ld, std::uint16_t* dst, index_t rs, index_t cs, index_t m, index_t n);
   void (*widen)(const std::uint16_t* src, index_t rs, float* dst, index_t ld, index_t m, index_t n);
+  // K blocks are balanced to multiples of kq bf16 values (AMX: 32, one tile's depth,
+  // so no block but the last pads K).
+  index_t kq = 8;
 };
 
 // The AVX512-BF16 kernel (null when the build has none).
