@@ -6,7 +6,12 @@ the tiles (alpha = 1; beta = 0 from zero, beta = 1 by loading C into the
 accumulators) and everything else through a float tile. NNFAST_BF16_AMX_SMALL=0
 (read per call) sends the small shapes that the driver would give to the
 vdpbf16ps kernel through the tiles too, so every edge below runs on AMX.
-Skipped, labelled, on CPUs without AMX-BF16.
+
+Each test runs twice (the `amx` fixture): "hw" on the tiles (skipped, labelled, on
+CPUs without AMX-BF16) and "emu" with the hidden NNFAST_BF16_AMX_EMULATE=1, the same
+packing and loop nest with the tile product emulated in plain C++, which any
+AVX512-BF16 CPU runs (so a CI machine without AMX still tests the packing, padding
+and edge logic; skipped where the CPU lacks AVX512-BF16).
 """
 from __future__ import annotations
 
@@ -25,20 +30,25 @@ import test_gemm_bf16 as t  # noqa: E402
 
 BF16 = t.BF16
 
-pytestmark = pytest.mark.skipif(not _C.bf16_level_supported("amx_bf16"), reason="CPU lacks AMX-BF16")
-
+HAS_AMX = _C.bf16_level_supported("amx_bf16")
 SIZES = [1, 7, 15, 16, 17, 31, 33, 1023]
 
 
-@pytest.fixture
-def amx(monkeypatch):
+@pytest.fixture(params=["hw", "emu"])
+def amx(request, monkeypatch):
     monkeypatch.setenv("NNFAST_BF16_AMX_SMALL", "0")
+    if request.param == "hw" and not HAS_AMX:
+        pytest.skip("CPU lacks AMX-BF16")
+    if request.param == "emu":
+        if not _C.bf16_level_supported("avx512_bf16"):
+            pytest.skip("CPU lacks AVX512-BF16 (the emulated tiles' packing needs it)")
+        monkeypatch.setenv("NNFAST_BF16_AMX_EMULATE", "1")
     old = _C.bf16_level()
-    _C.set_bf16_level("amx_bf16")
+    _C.set_bf16_level("amx_bf16" if request.param == "hw" else "avx512_bf16")
     try:
-        if _C.bf16_kernel() != "amx_bf16":
+        if request.param == "hw" and _C.bf16_kernel() != "amx_bf16":
             pytest.skip("AMX tile state not granted by the OS")
-        yield
+        yield request.param
     finally:
         _C.set_bf16_level(old)
 
@@ -131,6 +141,7 @@ def test_threads_same_bits(amx, monkeypatch, shape):
     assert np.all(np.abs(t._f64(f) - want) <= (K + 8) * t.U_F32 * (np.abs(t._rne(A)) @ np.abs(t._f64(B)) + np.abs(bias)))
 
 
+@pytest.mark.skipif(not HAS_AMX, reason="CPU lacks AMX-BF16")
 def test_small_shape_rule(monkeypatch):
     # Default rule: K < 16 or M N K <= 16384 run the vdpbf16ps kernel (same bits as
     # forcing avx512_bf16 there).
@@ -164,3 +175,26 @@ def test_bmm_and_batched(amx):
         assert np.array_equal(C[b], C2)
     ref = t._f64(A) @ t._rne(B)
     assert np.all(np.abs(t._f64(C) - ref) <= 140 * t.U_F32 * (np.abs(t._f64(A)) @ np.abs(t._rne(B))))
+
+
+def test_emulation_is_used(monkeypatch):
+    # The emulated tiles differ from the vdpbf16ps kernel in summation order: if the hidden
+    # switch silently fell back to it, results would match it bit for bit on a long K.
+    if not _C.bf16_level_supported("avx512_bf16"):
+        pytest.skip("CPU lacks AVX512-BF16")
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((64, 2000)).astype(np.float32)
+    B = rng.standard_normal((2000, 64)).astype(np.float32)
+    old = _C.bf16_level()
+    outs = []
+    try:
+        _C.set_bf16_level("avx512_bf16")
+        for emu in ("0", "1"):
+            monkeypatch.setenv("NNFAST_BF16_AMX_EMULATE", emu)
+            C = np.empty((64, 64), np.float32)
+            _C.gemm(C, A, B, precision="bf16")
+            outs.append(C)
+    finally:
+        _C.set_bf16_level(old)
+    assert not np.array_equal(outs[0], outs[1])
+    assert np.allclose(outs[0], outs[1], rtol=0, atol=1e-3)

@@ -315,7 +315,14 @@ const Bf16Kernel* active_kernel(index_t M, index_t N, index_t K) {
     if (amx && amx_wins(M, N, K)) return amx;
     return gemm_detail::bf16_kernel_avx512();
   }
-  if (lv == Bf16Level::AVX512_BF16) return gemm_detail::bf16_kernel_avx512();
+  if (lv == Bf16Level::AVX512_BF16) {
+    // Hidden NNFAST_BF16_AMX_EMULATE=1 (read per call): the AMX kernel's nest with
+    // emulated tiles, so CPUs without AMX test its packing and edges.
+    const char* e = std::getenv("NNFAST_BF16_AMX_EMULATE");
+    if (e && e[0] == '1' && gemm_detail::bf16_kernel_amx_emulated() && amx_wins(M, N, K))
+      return gemm_detail::bf16_kernel_amx_emulated();
+    return gemm_detail::bf16_kernel_avx512();
+  }
   return nullptr;
 }
 
@@ -453,6 +460,7 @@ const Bf16Kernel* bf16_kernel_avx512() { return nullptr; }
 #endif
 #if !defined(NNFAST_HAVE_AMX_BF16)
 const Bf16Kernel* bf16_kernel_amx() { return nullptr; }
+const Bf16Kernel* bf16_kernel_amx_emulated() { return nullptr; }
 #endif
 }  // namespace gemm_detail
 

@@ -21,6 +21,8 @@
 #define NNFAST_BF16_AVX512_INCLUDED 1
 #include "cpu/gemm_bf16_avx512.cpp"
 
+#include <cmath>
+
 namespace nnfast::cpu::gemm_detail {
 namespace {
 namespace amx {
@@ -144,7 +146,64 @@ __attribute__((noinline)) void block32(index_t kpad, const u32* a0, const u32* a
   _tile_stored(3, out + 16 * rs_out + 16, so);
 }
 
-template <int MC, int KC, int NC>
+// The same block in plain C++ with tdpbf16ps's arithmetic as the SDM states it (per C
+// element and pair row: c += a.lo * b.lo + a.hi * b.hi in float32, products exact,
+// bf16 inputs and float32 results with subnormals flushed to zero), on any CPU: the
+// hidden NNFAST_BF16_AMX_EMULATE=1 runs the packing, padding and edge logic of this
+// nest where the CPU has AVX512-BF16 but no AMX (tests, CI). Not bit-exact with the
+// hardware, whose internal rounding of the pair sum is unspecified: tested to the bound.
+inline float ftz(float x) { return std::fabs(x) < 1.17549435e-38f ? x * 0.0f : x; }
+inline float bits_f32(u32 w) {
+  float f;
+  std::memcpy(&f, &w, 4);
+  return f;
+}
+inline float bf16_lo(u32 w) { return ftz(bits_f32(w << 16)); }
+inline float bf16_hi(u32 w) { return ftz(bits_f32(w & 0xffff0000u)); }
+
+template <bool kLoadC>
+__attribute__((noinline)) void block32_emu(index_t kpad, const u32* a0, const u32* a1, const u32* b0, const u32* b1,
+                                           float* out, index_t rs_out) {
+  const u32* as[2] = {a0, a1};
+  const u32* bs[2] = {b0, b1};
+  for (int ti = 0; ti < 2; ++ti)
+    for (int tj = 0; tj < 2; ++tj) {
+      float acc[16][16];
+      for (int m = 0; m < 16; ++m)
+        for (int n = 0; n < 16; ++n) acc[m][n] = kLoadC ? out[(ti * 16 + m) * rs_out + tj * 16 + n] : 0.0f;
+      for (index_t c = 0; c < kpad / 16; ++c) {
+        const u32* a = as[ti] + c * 256;  // [row][pair]
+        const u32* b = bs[tj] + c * 256;  // [pair][column]
+        for (int m = 0; m < 16; ++m)
+          for (int n = 0; n < 16; ++n) {
+            float x = acc[m][n];
+            for (int p = 0; p < 16; ++p) {
+              const u32 wa = a[m * 16 + p], wb = b[p * 16 + n];
+              x = ftz(x + bf16_lo(wa) * bf16_lo(wb) + bf16_hi(wa) * bf16_hi(wb));
+            }
+            acc[m][n] = x;
+          }
+      }
+      for (int m = 0; m < 16; ++m)
+        for (int n = 0; n < 16; ++n) out[(ti * 16 + m) * rs_out + tj * 16 + n] = acc[m][n];
+    }
+}
+
+template <bool kEmu, bool kLoadC>
+inline void run_block(index_t kpad, const u32* a0, const u32* a1, const u32* b0, const u32* b1, float* out,
+                      index_t rs_out) {
+  if (kEmu) block32_emu<kLoadC>(kpad, a0, a1, b0, b1, out, rs_out);
+  else block32<kLoadC>(kpad, a0, a1, b0, b1, out, rs_out);
+}
+
+// Tile config only for the hardware backend.
+template <bool kEmu>
+struct MaybeTiles {
+  MaybeTiles() { if (!kEmu) tiles_on(); }
+  ~MaybeTiles() { if (!kEmu) _tile_release(); }
+};
+
+template <int MC, int KC, int NC, bool kEmu = false>
 struct Nest {
   // One thread's workspace: packed A (round_up(mc, 32) rows x kpad words), the
   // float tile (TR x TR), then (block only) packed B; 64-byte aligned parts.
@@ -163,7 +222,7 @@ struct Nest {
 
   static void rows(const Bf16Args& g, const void* bp, void* ws, index_t i0, index_t i1, index_t pc, index_t kc,
                    index_t jc, index_t nc) {
-    TileScope scope;
+    MaybeTiles<kEmu> scope;
     const index_t m = i1 - i0, kpad = kpad_of(kc);
     const index_t kcb = gemm_balanced_block(g.K, KC, 32), mcb = gemm_balanced_block(m, MC, TR);
     const u32* Bp = static_cast<const u32*>(bp);
@@ -184,11 +243,11 @@ struct Nest {
           float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
           const bool full = mr == TR && nr == TR && g.cs_c == 1 && g.alpha == 1.0f;
           if (full && beta == 0.0f) {
-            block32<false>(kpad, a0, a0 + ps, b0, b0 + ps, c, g.rs_c);
+            run_block<kEmu, false>(kpad, a0, a0 + ps, b0, b0 + ps, c, g.rs_c);
           } else if (full && beta == 1.0f) {
-            block32<true>(kpad, a0, a0 + ps, b0, b0 + ps, c, g.rs_c);
+            run_block<kEmu, true>(kpad, a0, a0 + ps, b0, b0 + ps, c, g.rs_c);
           } else {
-            block32<false>(kpad, a0, a0 + ps, b0, b0 + ps, tile, TR);
+            run_block<kEmu, false>(kpad, a0, a0 + ps, b0, b0 + ps, tile, TR);
             store_block(tile, mr, nr, g.alpha, beta, c, g.rs_c, g.cs_c);
           }
         }
@@ -254,9 +313,9 @@ double peak_gflops(double seconds) {
   return best * 1e-9;
 }
 
-template <int MC, int KC, int NC>
+template <int MC, int KC, int NC, bool kEmu = false>
 constexpr Bf16Kernel make_amx() {
-  using X = Nest<MC, KC, NC>;
+  using X = Nest<MC, KC, NC, kEmu>;
   return Bf16Kernel{{TR, TR, MC, KC, NC}, &X::workspace_bytes, &X::block, &peak_gflops, &X::a_workspace_bytes,
                     &X::b_panel_bytes, &pack_b_amx, &X::rows, &narrow_block, &widen_block, 32};
 }
@@ -265,10 +324,12 @@ constexpr Bf16Kernel make_amx() {
 // one K block (32 KB) is read by every 32-row block of A. KC = 256 (strips that fit L1
 // together) and 1024 measured no faster (1-thread CPU time, 1024^2 and the MLP shapes).
 const Bf16Kernel kAmx = make_amx<128, 512, 4096>();
+const Bf16Kernel kAmxEmu = make_amx<128, 512, 4096, true>();
 
 }  // namespace amx
 }  // namespace
 
 const Bf16Kernel* bf16_kernel_amx() { return &amx::kAmx; }
+const Bf16Kernel* bf16_kernel_amx_emulated() { return &amx::kAmxEmu; }
 
 }  // namespace nnfast::cpu::gemm_detail

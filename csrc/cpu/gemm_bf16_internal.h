@@ -50,5 +50,8 @@ const Bf16Kernel* bf16_kernel_avx512();
 // The AMX-BF16 kernel (gemm_bf16_amx.cpp; null when the build has none). Its caller must
 // have the tile state granted (cpu_features: bf16_kernel_level() == AMX_BF16).
 const Bf16Kernel* bf16_kernel_amx();
+// Its loop nest and packing with the tile products emulated in plain C++ (no tile
+// instructions: runs on any AVX512-BF16 CPU; null when the build has no AMX kernel).
+const Bf16Kernel* bf16_kernel_amx_emulated();
 
 }  // namespace nnfast::cpu::gemm_detail
