@@ -23,6 +23,8 @@
 
 #include <cmath>
 
+#include "core/env_switch.h"
+
 namespace nnfast::cpu::gemm_detail {
 namespace {
 namespace amx {
@@ -203,7 +205,7 @@ struct MaybeTiles {
   ~MaybeTiles() { if (!kEmu) _tile_release(); }
 };
 
-template <int MC, int KC, int NC, bool kEmu = false>
+template <int MC, int KC, int NC, bool kEmu = false, bool kRowsFirst = true>
 struct Nest {
   // One thread's workspace: packed A (round_up(mc, 32) rows x kpad words), the
   // float tile (TR x TR), then (block only) packed B; 64-byte aligned parts.
@@ -234,12 +236,19 @@ struct Nest {
     for (index_t ic = i0; ic < i1; ic += mcb) {
       const index_t mc = i1 - ic < mcb ? i1 - ic : mcb;
       pack_a(g.A, ic, pc, mc, kc, Ap);
-      for (index_t jr = 0; jr < nc; jr += TR) {
-        const index_t nr = nc - jr < TR ? nc - jr : TR;
-        const u32* b0 = Bp + (jr / 16) * ps;
-        for (index_t ir = 0; ir < mc; ir += TR) {
-          const index_t mr = mc - ir < TR ? mc - ir : TR;
+      // Rows first: each 32-row A strip (32 KB at KC = 512) stays in L1 while the B strips
+      // stream from L2, instead of A strips streaming with each B strip reused only
+      // MC / 32 = 4 times. 1-thread CPU time, loaded machine: the dW shapes (K = 256)
+      // 1.4-1.6x, the others within noise (0.9-1.1x); only while the B panel fits L2
+      // (<= 1 MiB): at N = 2048 rows first measured 0.9x before this rule.
+      const bool rows_first = kRowsFirst && nc * kc * 2 <= (index_t(1) << 20);
+      const index_t outer = rows_first ? mc : nc, inner = rows_first ? nc : mc;
+      for (index_t o = 0; o < outer; o += TR) {
+        for (index_t in = 0; in < inner; in += TR) {
+          const index_t ir = rows_first ? o : in, jr = rows_first ? in : o;
+          const index_t mr = mc - ir < TR ? mc - ir : TR, nr = nc - jr < TR ? nc - jr : TR;
           const u32* a0 = Ap + (ir / 16) * ps;
+          const u32* b0 = Bp + (jr / 16) * ps;
           float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
           const bool full = mr == TR && nr == TR && g.cs_c == 1 && g.alpha == 1.0f;
           if (full && beta == 0.0f) {
@@ -313,9 +322,9 @@ double peak_gflops(double seconds) {
   return best * 1e-9;
 }
 
-template <int MC, int KC, int NC, bool kEmu = false>
+template <int MC, int KC, int NC, bool kEmu = false, bool kRowsFirst = true>
 constexpr Bf16Kernel make_amx() {
-  using X = Nest<MC, KC, NC, kEmu>;
+  using X = Nest<MC, KC, NC, kEmu, kRowsFirst>;
   return Bf16Kernel{{TR, TR, MC, KC, NC}, &X::workspace_bytes, &X::block, &peak_gflops, &X::a_workspace_bytes,
                     &X::b_panel_bytes, &pack_b_amx, &X::rows, &narrow_block, &widen_block, 32};
 }
@@ -325,11 +334,16 @@ constexpr Bf16Kernel make_amx() {
 // together) and 1024 measured no faster (1-thread CPU time, 1024^2 and the MLP shapes).
 const Bf16Kernel kAmx = make_amx<128, 512, 4096>();
 const Bf16Kernel kAmxEmu = make_amx<128, 512, 4096, true>();
+// NNFAST_BF16_AMX_ROWS_FIRST=0: columns outer always (the first order), for A/B timing.
+const Bf16Kernel kAmxColsFirst = make_amx<128, 512, 4096, false, false>();
 
 }  // namespace amx
 }  // namespace
 
-const Bf16Kernel* bf16_kernel_amx() { return &amx::kAmx; }
+const Bf16Kernel* bf16_kernel_amx() {
+  static const bool rows_first = env_switch_on("NNFAST_BF16_AMX_ROWS_FIRST");
+  return rows_first ? &amx::kAmx : &amx::kAmxColsFirst;
+}
 const Bf16Kernel* bf16_kernel_amx_emulated() { return &amx::kAmxEmu; }
 
 }  // namespace nnfast::cpu::gemm_detail
