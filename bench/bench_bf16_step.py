@@ -22,7 +22,8 @@ the bf16 step with LinearBF16Function's round-once switches off (x and W convert
 GEMM's packing instead: the before/after of that change, same process), and with the bf16 GEMM's
 candidate thread-schedule size rule (NNFAST_BF16_SHARED_B=auto) instead of shared B, and without the
 bf16 weight copies that Adam writes in its pass ("bf16 no Adam copy": each forward converts the
-weights, as with NNFAST_BF16_ADAM_COPY=0).
+weights, as with NNFAST_BF16_ADAM_COPY=0), and on an AMX CPU with the vdpbf16ps kernel instead of
+the tiles ("bf16 avx512_bf16", as NNFAST_BF16=avx512_bf16).
 """
 from __future__ import annotations
 
@@ -71,6 +72,13 @@ def measure(reps: int, cpu: bool) -> dict[str, float]:
             nnfast.manual_seed(0)
             fns[name] = nnfast_step_fn(sizes, x, y, True)
             variants += [(name, name, {k: True for k in flags})]
+    # On an AMX CPU: the bf16 step with the vdpbf16ps kernel instead of the tiles (same process;
+    # the A/B of the AMX kernel, as NNFAST_BF16=avx512_bf16).
+    from nnfast import _C
+
+    kernel0 = _C.bf16_level()
+    if _C.bf16_kernel() == "amx_bf16":
+        variants += [("bf16 avx512_bf16", "bf16", {k: True for k in flags})]
     best = {name: 1e9 for name, _, _ in variants}
 
     enabled0 = copies.ENABLED[0] if copies is not None else False
@@ -81,12 +89,15 @@ def measure(reps: int, cpu: bool) -> dict[str, float]:
             os.environ["NNFAST_BF16_SHARED_B"] = "auto"
         if copies is not None:
             copies.ENABLED[0] = name != "bf16 no Adam copy"
+        if name == "bf16 avx512_bf16":
+            _C.set_bf16_level("avx512_bf16")
         try:
             t = clock()
             fns[fn]()
             return clock() - t
         finally:
             os.environ.pop("NNFAST_BF16_SHARED_B", None)
+            _C.set_bf16_level(kernel0)
             if copies is not None:
                 copies.ENABLED[0] = enabled0
 

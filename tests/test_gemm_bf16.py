@@ -8,7 +8,7 @@ rounded once. So against the exact float64 product of the ORIGINAL operands
     u = 2^-8 (bf16 unit roundoff), gamma_K ~ K 2^-24 (float32 accumulation),
 
 plus 2^-8 |C| when C itself is stored as bf16. Every bf16 path this CPU has
-(portable; AVX512-BF16) runs in process (_C.set_bf16_level) and the
+(portable; AVX512-BF16; AMX-BF16) runs in process (_C.set_bf16_level) and the
 environment switch NNFAST_BF16 in a subprocess. Every operand dtype mix,
 transposed / strided / reversed operands, sizes 1, 7 and 1023, epilogues and
 bad inputs are covered.
@@ -33,7 +33,23 @@ U_F32 = 2.0 ** -24
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_gemm import ACTS, FROM_OUTPUT, _mat  # noqa: E402  (shared activation table and layouts)
 
-from conftest import BF16_LEVELS as LEVELS  # noqa: E402  (the `level` fixture lives there too)
+from conftest import BF16_LEVELS  # noqa: E402
+
+# conftest's levels plus AMX where this CPU (and Linux's tile permission) has it; the
+# module's own `level` fixture (overriding conftest's) runs every level test on each.
+LEVELS = list(BF16_LEVELS) + [lv for lv in ("amx_bf16",) if lv not in BF16_LEVELS and _C.bf16_level_supported(lv)]
+# The vdpbf16ps / tile kernels this CPU runs (not the portable path).
+KERNEL_LEVELS = [lv for lv in LEVELS if lv != "portable"]
+
+
+@pytest.fixture(params=LEVELS)
+def level(request):
+    old = _C.bf16_level()
+    _C.set_bf16_level(request.param)
+    try:
+        yield request.param
+    finally:
+        _C.set_bf16_level(old)
 
 
 
@@ -233,12 +249,25 @@ def test_bmm(level, tc):
 
 
 def test_bf16_peak_probe():
-    peak = _C.bf16_peak_gflops(0.05)
-    if not _C.bf16_level_supported("avx512_bf16"):
-        assert peak == 0.0
-        return
-    fp32 = _C.fma_peak_gflops(False, 0.05)
-    assert peak > 0 and 1.0 < peak / fp32 < 4.0  # vdpbf16ps: twice the fp32 FMA rate; loose for a loaded machine
+    old = _C.bf16_level()
+    try:
+        if "avx512_bf16" in LEVELS:
+            _C.set_bf16_level("avx512_bf16")
+        peak = _C.bf16_peak_gflops(0.05)
+        if not _C.bf16_level_supported("avx512_bf16"):
+            assert peak == 0.0
+            return
+        fp32 = _C.fma_peak_gflops(False, 0.05)
+        # vdpbf16ps: twice the fp32 FMA rate on Zen 4 / 5, but half of it on this AMX Xeon
+        # (measured: ~105 vs ~210 GFLOP/s per core); loose for a loaded machine.
+        assert peak > 0 and 0.3 < peak / fp32 < 4.0
+        if "amx_bf16" in LEVELS:
+            _C.set_bf16_level("amx_bf16")
+            assert _C.bf16_kernel() == "amx_bf16"
+            amx = _C.bf16_peak_gflops(0.05)
+            assert amx / peak > 2.0  # tdpbf16ps: ~8x vdpbf16ps per core; loose for a loaded machine
+    finally:
+        _C.set_bf16_level(old)
 
 
 def test_errors():
@@ -285,13 +314,16 @@ print("ok")
 
 @pytest.mark.parametrize("env,level,kernel", [({"NNFAST_BF16": "portable"}, "portable", "portable"),
                                               ({"NNFAST_ISA": "avx2"}, None, "portable"),
+                                              ({"NNFAST_BF16": "avx512_bf16"}, "avx512_bf16", None),
                                               ({}, None, None)])
 def test_environment_switch_subprocess(env, level, kernel):
     """NNFAST_BF16 lowers the bf16 level; an ISA below AVX-512 runs the portable path."""
+    if level is not None and level not in LEVELS:
+        pytest.skip(f"CPU lacks {level}")
     if level is None:
         level = LEVELS[-1]
     if kernel is None:
-        kernel = "avx512_bf16" if "avx512_bf16" in LEVELS and _C.cpu_isa() == "avx512" else "portable"
+        kernel = level if level != "portable" and _C.cpu_isa() == "avx512" else "portable"
     if env.get("NNFAST_ISA") == "avx2" and not _C.cpu_isa_supported("avx2"):
         pytest.skip("CPU lacks avx2")
     full = dict(os.environ, **env)
@@ -392,8 +424,9 @@ SCHEDULE_CASES = {
 }
 
 
+@pytest.mark.parametrize("kernel", KERNEL_LEVELS or ["portable"])
 @pytest.mark.parametrize("case", list(SCHEDULE_CASES))
-def test_thread_schedules_same_bits(monkeypatch, case):
+def test_thread_schedules_same_bits(monkeypatch, case, kernel):
     # Every thread count (1, 2, 3) and schedule (NNFAST_BF16_SHARED_B: 1 shared B,
     # 0 the per-thread grid, auto the size rule, which at 2 threads takes shared B for
     # 4100 columns and the grid otherwise) gives the same bits as one thread.
@@ -401,7 +434,7 @@ def test_thread_schedules_same_bits(monkeypatch, case):
     old_lv, old_nt = _C.bf16_level(), _C.get_num_threads()
     outs = {}
     try:
-        _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
+        _C.set_bf16_level(kernel)
         for nt in (1, 2, 3):
             _C.set_num_threads(nt)
             for shared in ("1", "0", "auto"):
@@ -446,13 +479,14 @@ def test_bf16_store_rounding_per_block(alpha):
     assert np.array_equal(C16.view(np.uint16)[ok], C32.astype(BF16).view(np.uint16)[ok])
 
 
-def test_pack_rows_4k_apart():
+@pytest.mark.parametrize("kernel", KERNEL_LEVELS or ["portable"])
+def test_pack_rows_4k_apart(kernel):
     # Operands whose k-contiguous rows are a multiple of 4 KB apart (float32 K = 1024,
     # bf16 K = 2048) are packed 8 rows at a time (L1 set conflicts); full and partial
     # panels of A (row-major) and of B = W^T (column-major), within the bound.
     old_lv = _C.bf16_level()
     try:
-        _C.set_bf16_level("avx512_bf16" if "avx512_bf16" in LEVELS else "portable")
+        _C.set_bf16_level(kernel)
         _check(40, 70, 1024, np.float32, np.float32, np.float32, "C", "F")
         _check(29, 33, 2048, BF16, BF16, BF16, "C", "F", bias=np.float32, act="relu")
     finally:

@@ -39,7 +39,7 @@ void init_info(py::module_& m) {
   m.def("bf16_level", [] { return std::string(nnfast::bf16_level_name(nnfast::active_bf16_level())); },
         "The bf16 level of this CPU in use (lowered by NNFAST_BF16 or set_bf16_level).");
   m.def("bf16_kernel", [] { return std::string(nnfast::bf16_level_name(nnfast::bf16_kernel_level())); },
-        "The bf16 GEMM path that runs now (portable or avx512_bf16).");
+        "The bf16 GEMM path that runs now (portable, avx512_bf16 or amx_bf16).");
   m.def("set_bf16_level", [](const std::string& name) {
     nnfast::Bf16Level level;
     if (!nnfast::parse_bf16_level(name.c_str(), &level) || !nnfast::bf16_level_supported(level))
@@ -54,7 +54,7 @@ void init_info(py::module_& m) {
   m.def("bf16_peak_gflops", [](double seconds) {
     py::gil_scoped_release nogil;
     return nnfast::cpu::bf16_peak_gflops(seconds);
-  }, py::arg("seconds") = 0.2, "Measured single-core vdpbf16ps peak (GFLOP/s); 0 without AVX512-BF16.");
+  }, py::arg("seconds") = 0.2, "Measured single-core peak (GFLOP/s) of the bf16 kernel in use (tdpbf16ps on AMX, else vdpbf16ps); 0 without AVX512-BF16.");
   m.def("cuda_compiled", &nnfast::cuda_compiled);
   m.def("cuda_emulated", &nnfast::cuda_emulated);
   m.def("cuda_device_count", &nnfast::cuda_device_count);

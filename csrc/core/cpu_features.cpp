@@ -4,6 +4,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__linux__) && defined(NNFAST_HAVE_AMX_BF16)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace nnfast {
 namespace {
 
@@ -80,12 +85,29 @@ Bf16Level active_bf16_level() { return static_cast<Bf16Level>(current_bf16().loa
 bool bf16_level_supported(Bf16Level level) { return cpu_has_bf16(level); }
 void force_bf16_level(Bf16Level level) { current_bf16().store(static_cast<int>(level)); }
 
+// Linux hands out the AMX tile data state only on request (ARCH_REQ_XCOMP_PERM for
+// XTILEDATA), once per process; a tile instruction before it faults. Refused (old
+// kernel, seccomp): the bf16 GEMM runs the AVX512-BF16 kernel.
+bool amx_permitted() {
+#if defined(__linux__) && defined(NNFAST_HAVE_AMX_BF16) && defined(SYS_arch_prctl)
+  static const bool ok = [] {
+    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
+
 Bf16Level bf16_kernel_level() {
 #if defined(NNFAST_HAVE_AVX512BF16)
-  // AMX has no kernel yet: an AMX CPU runs the AVX512-BF16 one (every AMX CPU has it).
-  if (active_bf16_level() != Bf16Level::Portable && active_isa() == Isa::AVX512 &&
-      cpu_has_bf16(Bf16Level::AVX512_BF16))
-    return Bf16Level::AVX512_BF16;
+  const Bf16Level want = active_bf16_level();
+  if (want == Bf16Level::Portable || active_isa() != Isa::AVX512) return Bf16Level::Portable;
+  if (want == Bf16Level::AMX_BF16 && cpu_has_bf16(Bf16Level::AMX_BF16) && amx_permitted())
+    return Bf16Level::AMX_BF16;
+  // Every AMX CPU has AVX512-BF16: its kernel is the fallback.
+  if (cpu_has_bf16(Bf16Level::AVX512_BF16)) return Bf16Level::AVX512_BF16;
 #endif
   return Bf16Level::Portable;
 }

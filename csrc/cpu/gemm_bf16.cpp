@@ -1,5 +1,5 @@
 // bf16 GEMM driver: operand types, the float32 view of C and of the epilogue
-// arrays, and the choice between the AVX512-BF16 kernel and the portable path.
+// arrays, and the choice between the AMX-BF16 / AVX512-BF16 kernels and the portable path.
 //
 // Shape letters as gemm.cpp: C[M,N] = A[M,K] . B[K,N]. Whatever the path, the
 // arithmetic is float32 on bf16-rounded A and B, and the epilogue is the
@@ -148,7 +148,7 @@ bool use_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   if (set >= 0) return set == 1;
   if (nt != 2) return true;
   const gemm_detail::GemmBlocking& bk = kr.blocking;
-  const double kcb = double(gemm_detail::gemm_balanced_block(g.K, bk.kc, 8));
+  const double kcb = double(gemm_detail::gemm_balanced_block(g.K, bk.kc, kr.kq));
   const double slab = kcb * double((g.N + nt - 1) / nt) * 2.0;
   return slab > 512.0 * 1024.0;
 }
@@ -227,7 +227,7 @@ void shared_b_dynamic(const Bf16Args& g, const Bf16Kernel& kr, char* bufs, size_
 void core_shared_b(const Bf16Args& g, const Bf16Kernel& kr, int nt) {
   const gemm_detail::GemmBlocking& bk = kr.blocking;
   const index_t mb = (g.M + bk.mr - 1) / bk.mr;
-  const index_t kcb = gemm_detail::gemm_balanced_block(g.K, bk.kc, 8);
+  const index_t kcb = gemm_detail::gemm_balanced_block(g.K, bk.kc, kr.kq);
   const index_t ncb = gemm_detail::gemm_balanced_block(g.N, bk.nc, bk.nr);
   const index_t nkb = (g.K + kcb - 1) / kcb;
   const size_t panel = kr.b_panel_bytes(g.N, g.K);
@@ -297,8 +297,32 @@ void core_kernel(const Bf16Args& g, const Bf16Kernel& kr) {
   }, &ctx);
 }
 
-const Bf16Kernel* active_kernel() {
-  if (bf16_kernel_level() == Bf16Level::AVX512_BF16) return gemm_detail::bf16_kernel_avx512();
+// AMX computes whole 32 x 32 blocks of 32-deep K steps. On this Xeon vdpbf16ps runs at
+// a 30th of tdpbf16ps, so the tiles win even at M = 1 or N = 1 (1.2-1.5x, 1-thread CPU
+// time), and lose (0.73-0.87x) only where K < 16 or the whole product is tiny (8^3,
+// 4 x 64 x 64): those run the vdpbf16ps kernel. NNFAST_BF16_AMX_SMALL=0 runs AMX on
+// every shape (read per call, unlike other switches, so the AMX edge tests can force
+// tiny shapes through the tiles in process).
+bool amx_wins(index_t M, index_t N, index_t K) {
+  if (!env_switch_on("NNFAST_BF16_AMX_SMALL")) return true;
+  return K >= 16 && double(M) * double(N) * double(K) > 16384.0;
+}
+
+const Bf16Kernel* active_kernel(index_t M, index_t N, index_t K) {
+  const Bf16Level lv = bf16_kernel_level();
+  if (lv == Bf16Level::AMX_BF16) {
+    const Bf16Kernel* amx = gemm_detail::bf16_kernel_amx();
+    if (amx && amx_wins(M, N, K)) return amx;
+    return gemm_detail::bf16_kernel_avx512();
+  }
+  if (lv == Bf16Level::AVX512_BF16) {
+    // Hidden NNFAST_BF16_AMX_EMULATE=1 (read per call): the AMX kernel's nest with
+    // emulated tiles, so CPUs without AMX test its packing and edges.
+    const char* e = std::getenv("NNFAST_BF16_AMX_EMULATE");
+    if (e && e[0] == '1' && gemm_detail::bf16_kernel_amx_emulated() && amx_wins(M, N, K))
+      return gemm_detail::bf16_kernel_amx_emulated();
+    return gemm_detail::bf16_kernel_avx512();
+  }
   return nullptr;
 }
 
@@ -307,7 +331,7 @@ const Bf16Kernel* active_kernel() {
 void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, const GemmMat& B, float beta,
                void* C, ElemType c_type, index_t rs_c, index_t cs_c, const GemmBf16Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
-  const Bf16Kernel* kr = active_kernel();
+  const Bf16Kernel* kr = active_kernel(M, N, K);
   // The kernel path converts bf16 C / aux / dact_src block by block in its
   // epilogue (staged_epilogue); the other paths run gemm<float> on whole buffers.
   const bool per_block = kr && K > 0 && alpha != 0.0f;
@@ -423,14 +447,21 @@ void gemm_bf16_batched(index_t batch, index_t M, index_t N, index_t K, float alp
 }
 
 double bf16_peak_gflops(double seconds) {
-  const Bf16Kernel* kr = bf16_level_supported(Bf16Level::AVX512_BF16) ? gemm_detail::bf16_kernel_avx512() : nullptr;
+  // The probe of the kernel bf16_kernel_level() runs (tdpbf16ps on AMX, else vdpbf16ps).
+  const Bf16Kernel* kr = nullptr;
+  if (bf16_kernel_level() == Bf16Level::AMX_BF16) kr = gemm_detail::bf16_kernel_amx();
+  if (!kr && bf16_level_supported(Bf16Level::AVX512_BF16)) kr = gemm_detail::bf16_kernel_avx512();
   return kr ? kr->peak_gflops(seconds) : 0.0;
 }
 
-#if !defined(NNFAST_HAVE_AVX512BF16)
 namespace gemm_detail {
+#if !defined(NNFAST_HAVE_AVX512BF16)
 const Bf16Kernel* bf16_kernel_avx512() { return nullptr; }
-}  // namespace gemm_detail
 #endif
+#if !defined(NNFAST_HAVE_AMX_BF16)
+const Bf16Kernel* bf16_kernel_amx() { return nullptr; }
+const Bf16Kernel* bf16_kernel_amx_emulated() { return nullptr; }
+#endif
+}  // namespace gemm_detail
 
 }  // namespace nnfast::cpu

@@ -93,10 +93,12 @@ index_t pack_group_values() {
   return v;
 }
 
+// kstride (0: kp) is the pair rows of one panel in dst; the AMX kernel pads K to whole
+// tiles (rows kp .. kstride are left to the caller).
 template <typename S, int P>
-void pack_pairs(index_t n, index_t kc, const S* src, index_t qs, index_t ks, u32* dst) {
-  const index_t kp = (kc + 1) / 2;
-  for (index_t i = 0, adv = 1; i < n; i += adv * P, dst += adv * P * kp) {
+void pack_pairs(index_t n, index_t kc, const S* src, index_t qs, index_t ks, u32* dst, index_t kstride = 0) {
+  const index_t kp = (kc + 1) / 2, kps = kstride > 0 ? kstride : kp;
+  for (index_t i = 0, adv = 1; i < n; i += adv * P, dst += adv * P * kps) {
     const index_t np = n - i < P ? n - i : P;
     const S* s = src + i * qs;
     adv = 1;
@@ -118,7 +120,7 @@ void pack_pairs(index_t n, index_t kc, const S* src, index_t qs, index_t ks, u32
             const __m512i lo = _mm512_cvtepu16_epi32(load16(r0 + t * P + c, m));
             const __m512i hi =
                 has1 ? _mm512_cvtepu16_epi32(load16(r0 + ks + t * P + c, m)) : _mm512_setzero_si512();
-            _mm512_mask_storeu_epi32(dst + t * P * kp + p * P + c, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            _mm512_mask_storeu_epi32(dst + t * P * kps + p * P + c, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
           }
       }
     } else if (np == P && ks == 1) {
@@ -165,14 +167,15 @@ void pack_pairs(index_t n, index_t kc, const S* src, index_t qs, index_t ks, u32
 }
 
 template <int P>
-void pack_operand(const GemmMat& m, index_t row0, index_t col0, index_t n, index_t kc, bool panels_are_rows, u32* dst) {
+void pack_operand(const GemmMat& m, index_t row0, index_t col0, index_t n, index_t kc, bool panels_are_rows, u32* dst,
+                  index_t kstride = 0) {
   // panels_are_rows: A (q = row, k = column); else B (q = column, k = row).
   const index_t qs = panels_are_rows ? m.rs : m.cs, ks = panels_are_rows ? m.cs : m.rs;
   const index_t off = row0 * m.rs + col0 * m.cs;
   if (m.type == ElemType::BF16)
-    pack_pairs<u16, P>(n, kc, static_cast<const u16*>(m.data) + off, qs, ks, dst);
+    pack_pairs<u16, P>(n, kc, static_cast<const u16*>(m.data) + off, qs, ks, dst, kstride);
   else
-    pack_pairs<float, P>(n, kc, static_cast<const float*>(m.data) + off, qs, ks, dst);
+    pack_pairs<float, P>(n, kc, static_cast<const float*>(m.data) + off, qs, ks, dst, kstride);
 }
 
 // The sums over kp pairs of a . b for the first R rows and V vectors of an MR x NR
@@ -438,6 +441,9 @@ const Bf16Kernel kKernelOld = make_kernel<144, 512, 4096, false>();
 
 }  // namespace
 
+// gemm_bf16_amx.cpp includes this file for its packing and staging (all of it
+// internal linkage, so each object has its own copy): only the export is skipped.
+#ifndef NNFAST_BF16_AVX512_INCLUDED
 const Bf16Kernel* bf16_kernel_avx512() {
   static const bool old = [] {
     const char* e = std::getenv("NNFAST_BF16_NEST");
@@ -445,5 +451,6 @@ const Bf16Kernel* bf16_kernel_avx512() {
   }();
   return old ? &kKernelOld : &kKernel;
 }
+#endif
 
 }  // namespace nnfast::cpu::gemm_detail

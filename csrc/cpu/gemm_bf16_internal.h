@@ -1,6 +1,6 @@
-// Between the bf16 GEMM driver (gemm_bf16.cpp) and its AVX512-BF16 kernel
-// (gemm_bf16_avx512.cpp, the one file compiled with -mavx512bf16). Plain data
-// and declarations only: nothing here may be emitted by the AVX512-BF16 object.
+// Between the bf16 GEMM driver (gemm_bf16.cpp) and its kernels (gemm_bf16_avx512.cpp,
+// compiled with -mavx512bf16; gemm_bf16_amx.cpp, with AMX flags too). Plain data
+// and declarations only: nothing here may be emitted by those objects.
 #pragma once
 #include <cstdint>
 
@@ -40,9 +40,18 @@ struct Bf16Kernel {
   // stride rs, unit column stride) -> dense float32.
   void (*narrow)(const float* src, index_t ld, std::uint16_t* dst, index_t rs, index_t cs, index_t m, index_t n);
   void (*widen)(const std::uint16_t* src, index_t rs, float* dst, index_t ld, index_t m, index_t n);
+  // K blocks are balanced to multiples of kq bf16 values (AMX: 32, one tile's depth,
+  // so no block but the last pads K).
+  index_t kq = 8;
 };
 
 // The AVX512-BF16 kernel (null when the build has none).
 const Bf16Kernel* bf16_kernel_avx512();
+// The AMX-BF16 kernel (gemm_bf16_amx.cpp; null when the build has none). Its caller must
+// have the tile state granted (cpu_features: bf16_kernel_level() == AMX_BF16).
+const Bf16Kernel* bf16_kernel_amx();
+// Its loop nest and packing with the tile products emulated in plain C++ (no tile
+// instructions: runs on any AVX512-BF16 CPU; null when the build has no AMX kernel).
+const Bf16Kernel* bf16_kernel_amx_emulated();
 
 }  // namespace nnfast::cpu::gemm_detail

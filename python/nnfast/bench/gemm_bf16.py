@@ -5,8 +5,11 @@ The bf16 contenders: float32 operands rounded to bf16 while packing (what a Line
 layer with float32 master weights runs under autocast) and bf16 operands. Reports
 GFLOP/s (median of alternating blocks, as the float32 GEMM bench), the ratio to
 nnfast's float32 GEMM and the percentage of the bf16 peak measured in this run
-with a ``vdpbf16ps`` probe (0 where the CPU has no AVX512-BF16: the portable path
-then runs, and only the ratio means anything).
+with a probe of the kernel in use: ``tdpbf16ps`` (4 accumulator tiles) where the
+AMX-BF16 kernel runs, else ``vdpbf16ps`` (0 where the CPU has no AVX512-BF16: the
+portable path then runs, and only the ratio means anything). On an AMX CPU the
+``vdpbf16ps`` probe is printed next to it, and the CPU-time rows add the
+AVX512-BF16 kernel (``avx512``, as NNFAST_BF16=avx512_bf16) for the A/B.
 
     python -m nnfast.bench.gemm_bf16 [--quick] [--threads 2] [--json out.json] [--cpu-time] [--mlp]
 
@@ -44,6 +47,31 @@ def _check(_C: Any, bf16: Any, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> f
     return err
 
 
+def _peaks(_C: Any, seconds: float = 0.3) -> tuple[float, float]:
+    """(peak of the kernel in use, vdpbf16ps peak) per core, GFLOP/s; equal unless the AMX kernel runs."""
+    peak = float(_C.bf16_peak_gflops(seconds))
+    if _C.bf16_kernel() != "amx_bf16":
+        return peak, peak
+    old = _C.bf16_level()
+    try:
+        _C.set_bf16_level("avx512_bf16")
+        return peak, float(_C.bf16_peak_gflops(seconds))
+    finally:
+        _C.set_bf16_level(old)
+
+
+def _with_level(_C: Any, level: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """fn run at bf16 level `level` (restored after)."""
+    def run() -> Any:
+        old = _C.bf16_level()
+        _C.set_bf16_level(level)
+        try:
+            return fn()
+        finally:
+            _C.set_bf16_level(old)
+    return run
+
+
 def _schedule(setting: str, fn: Callable[[], Any]) -> None:
     """Runs fn with a thread schedule: "0" the per-thread grid (each thread packs its own B slab),
     "auto" the kernel's size rule (the grid where its B slab fits half an L2, else shared B); the
@@ -63,7 +91,7 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
     bf16 = ml_dtypes.bfloat16
     _C = _load_nnfast()
     torch = _load_torch()
-    peak = float(_C.bf16_peak_gflops(0.3))
+    peak, vdp_peak = _peaks(_C)
     fp32_peak = float(_C.fma_peak_gflops(False, 0.3))
     sizes = sizes or ((512, 1024) if quick else (1024, 2048, 4096))
     rng = np.random.default_rng(0)
@@ -124,6 +152,7 @@ def run(quick: bool = False, threads: tuple[int, ...] = (2,), sizes: tuple[int, 
                     row["pct_bf16_peak"] = 100 * row["bf16_gflops"] / (peak * nt)
                     row["pct_bf16_peak_bf16_in"] = 100 * row["bf16_in_gflops"] / (peak * nt)
                 row["bf16_peak_gflops_per_core"] = peak
+                row["vdpbf16ps_peak_gflops_per_core"] = vdp_peak
                 row["fp32_pct_peak"] = 100 * row["fp32_gflops"] / (fp32_peak * nt)
                 if "torch_bf16_gflops" in row:
                     row["bf16_vs_torch_bf16"] = row["bf16_gflops"] / row["torch_bf16_gflops"]
@@ -137,7 +166,8 @@ def cpu_time_rows(sizes: tuple[int, ...] = (512, 1024, 2048), mlp: bool = False)
     """Single-thread GFLOP/s by process CPU time (best of 4): fp32, bf16 NN and bf16 NT (A @ W^T);
     with ``mlp`` also fp32 and bf16 on the MLP layer shapes (forward NT, weight-gradient TN)."""
     _C = _load_nnfast()
-    peak = float(_C.bf16_peak_gflops(0.3))
+    peak, _ = _peaks(_C)
+    amx = _C.bf16_kernel() == "amx_bf16"
     fp32_peak = float(_C.fma_peak_gflops(False, 0.3))
     rng = np.random.default_rng(1)
     rows: list[dict[str, Any]] = []
@@ -159,6 +189,9 @@ def cpu_time_rows(sizes: tuple[int, ...] = (512, 1024, 2048), mlp: bool = False)
                                    "fp32_gflops": best(lambda: _C.gemm(c, a, b)),
                                    "bf16_gflops": best(lambda: _C.gemm(c, a, b, precision="bf16")),
                                    "bf16_nt_gflops": best(lambda: _C.gemm(c, a, w.T, precision="bf16"))}
+            if amx:
+                row["avx512_bf16_gflops"] = best(_with_level(_C, "avx512_bf16",
+                                                             lambda: _C.gemm(c, a, b, precision="bf16")))
             row["bf16_vs_fp32"] = row["bf16_gflops"] / row["fp32_gflops"]
             row["fp32_pct_peak"] = 100 * row["fp32_gflops"] / fp32_peak if fp32_peak else float("nan")
             if peak > 0:
@@ -179,6 +212,9 @@ def cpu_time_rows(sizes: tuple[int, ...] = (512, 1024, 2048), mlp: bool = False)
             mrow: dict[str, Any] = {"case": f"{lay} {m}x{n}x{k}", "threads": 1, "clock": "cpu",
                                     "fp32_gflops": best_mlp(lambda: _C.gemm(cm, xa, wb)),
                                     "bf16_gflops": best_mlp(lambda: _C.gemm(cm, xa, wb, precision="bf16"))}
+            if amx:
+                mrow["avx512_bf16_gflops"] = best_mlp(_with_level(_C, "avx512_bf16",
+                                                                  lambda: _C.gemm(cm, xa, wb, precision="bf16")))
             mrow["bf16_vs_fp32"] = mrow["bf16_gflops"] / mrow["fp32_gflops"]
             mrow["fp32_pct_peak"] = 100 * mrow["fp32_gflops"] / fp32_peak if fp32_peak else float("nan")
             if peak > 0:
@@ -221,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(quick=args.quick, threads=threads, sizes=sizes, mlp=args.mlp)
     print(f"# {cpu_name()}, bf16 level {_C.bf16_level()} (kernel {_C.bf16_kernel()}), isa {_C.cpu_isa()}, "
           f"bf16 peak {rows[0]['bf16_peak_gflops_per_core']:.1f} GFLOP/s per core")
+    if _C.bf16_kernel() == "amx_bf16":
+        print(f"# peak probes per core: tdpbf16ps {rows[0]['bf16_peak_gflops_per_core']:.1f}, "
+              f"vdpbf16ps {rows[0]['vdpbf16ps_peak_gflops_per_core']:.1f} GFLOP/s (%peak16 is of tdpbf16ps)")
     _print(rows)
     cpu_rows = cpu_time_rows(mlp=args.mlp) if args.cpu_time else []
     if cpu_rows:
@@ -230,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                        if "bf16_nt_gflops" in r else "")
             print(f"{r['case']:16s} fp32 {r['fp32_gflops']:6.1f} ({r['fp32_pct_peak']:3.0f} %)  bf16 "
                   f"{r['bf16_gflops']:6.1f} ({r.get('pct_bf16_peak', float('nan')):3.0f} %)  {nt_part}"
-                  f"x fp32 {r['bf16_vs_fp32']:.2f}")
+                  f"x fp32 {r['bf16_vs_fp32']:.2f}"
+                  + (f"  avx512 {r['avx512_bf16_gflops']:6.1f} (x {r['bf16_gflops'] / r['avx512_bf16_gflops']:.2f})"
+                     if "avx512_bf16_gflops" in r else ""))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"cpu": cpu_name(), "bf16_level": _C.bf16_level(), "rows": rows, "cpu_time_rows": cpu_rows},
