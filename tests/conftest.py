@@ -23,7 +23,7 @@ def device(request):
 
 # The bf16 GEMM levels this CPU can run (the portable one always): the `level` fixture runs a test
 # once per level, forcing it in process and restoring the previous one afterwards.
-BF16_LEVELS = [lv for lv in ("portable", "avx512_bf16") if nnfast._C.bf16_level_supported(lv)]
+BF16_LEVELS = [lv for lv in ("portable", "avx512_bf16", "amx_bf16") if nnfast._C.bf16_level_supported(lv)]
 
 
 @pytest.fixture(params=BF16_LEVELS)
@@ -44,3 +44,14 @@ def rng():
 def pytest_report_header(config):
     info = nnfast.info()
     return f"nnfast {info['version']} simd={info['simd']} threads={info['num_threads']} cuda={info['cuda_available']}"
+
+
+@pytest.fixture(params=["generic", "avx2", "avx512"])
+def isa_level(request):
+    """Runs a test with the kernels of one ISA (skipped where the CPU lacks it)."""
+    if not nnfast._C.cpu_isa_supported(request.param):
+        pytest.skip(f"no {request.param}")
+    before = nnfast._C.cpu_isa()
+    assert nnfast._C.set_cpu_isa(request.param) is not False
+    yield request.param
+    nnfast._C.set_cpu_isa(before)

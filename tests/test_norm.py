@@ -626,17 +626,6 @@ def _bn_nchw_paths(monkeypatch, x, w, b, dy, runs):
 _BN_NAMES = ("y", "mean", "rstd", "running_mean", "running_var", "dx", "dweight", "dbias")
 
 
-@pytest.fixture(params=["generic", "avx2", "avx512"])
-def isa_level(request):
-    """Runs a test with the kernels of one ISA (skipped where the CPU lacks it)."""
-    if not _C.cpu_isa_supported(request.param):
-        pytest.skip(f"no {request.param}")
-    before = _C.cpu_isa()
-    assert _C.set_cpu_isa(request.param) is not False
-    yield request.param
-    _C.set_cpu_isa(before)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(9, 7, 49), (8, 2, 512), (11, 19, 3), (16, 5, 7), (8, 1, 49), (7, 3, 49),
                                    (1, 5, 49), (8, 3, 1), (9, 3, 1023), (13, 23, 1), (37, 5, 7), (53, 3, 49)])

@@ -16,16 +16,6 @@ from helpers import leaf, noncontig
 _C = nnfast._C
 
 
-@pytest.fixture(params=["generic", "avx2", "avx512"])
-def isa_level(request):
-    if not _C.cpu_isa_supported(request.param):
-        pytest.skip(f"no {request.param}")
-    before = _C.cpu_isa()
-    assert _C.set_cpu_isa(request.param) is not False
-    yield request.param
-    _C.set_cpu_isa(before)
-
-
 def _threads(n, f):
     old = nnfast.get_num_threads()
     nnfast.set_num_threads(n)

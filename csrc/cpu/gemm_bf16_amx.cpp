@@ -268,15 +268,7 @@ struct Nest {
   static void block(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, index_t j1) {
     const index_t m = i1 - i0, n = j1 - j0;
     const index_t kcb = gemm_balanced_block(g.K, KC, 32), ncb = gemm_balanced_block(n, NC, TR);
-    void* Bp = static_cast<char*>(ws) + a_workspace_bytes(m, g.K);
-    for (index_t jc = j0; jc < j1; jc += ncb) {
-      const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
-      for (index_t pc = 0; pc < g.K; pc += kcb) {
-        const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
-        pack_b_amx(g, pc, kc, jc, 0, nc, Bp);
-        rows(g, Bp, ws, i0, i1, pc, kc, jc, nc);
-      }
-    }
+    block_nest(g, ws, static_cast<char*>(ws) + a_workspace_bytes(m, g.K), kcb, ncb, i0, i1, j0, j1, &pack_b_amx, &rows);
   }
 };
 

@@ -258,6 +258,23 @@ void store_tile(const float* t, index_t m, index_t n, float alpha, float beta, f
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
+// The jc / pc loops of one thread's C block [i0, i1) x [j0, j1) with its B packed privately
+// into Bp (NC-wide, KC-deep blocks kcb x ncb): the `block` of both bf16 kernels (this file's
+// and the AMX one, which includes it), given their pack_b and rows.
+using PackBFn = void (*)(const Bf16Args&, index_t, index_t, index_t, index_t, index_t, void*);
+using RowsFn = void (*)(const Bf16Args&, const void*, void*, index_t, index_t, index_t, index_t, index_t, index_t);
+inline void block_nest(const Bf16Args& g, void* ws, void* Bp, index_t kcb, index_t ncb, index_t i0, index_t i1,
+                       index_t j0, index_t j1, PackBFn pack, RowsFn rows) {
+  for (index_t jc = j0; jc < j1; jc += ncb) {
+    const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
+    for (index_t pc = 0; pc < g.K; pc += kcb) {
+      const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
+      pack(g, pc, kc, jc, 0, nc, Bp);
+      rows(g, Bp, ws, i0, i1, pc, kc, jc, nc);
+    }
+  }
+}
+
 // Columns [jc + a, jc + b) of the B panel at rows [pc, pc + kc): NR-wide panels
 // a / NR .. of Bp (a is a multiple of NR), so threads can pack disjoint shares.
 void pack_b(const Bf16Args& g, index_t pc, index_t kc, index_t jc, index_t a, index_t b, void* bp) {
@@ -328,15 +345,7 @@ struct Nest {
   static void block(const Bf16Args& g, void* ws, index_t i0, index_t i1, index_t j0, index_t j1) {
     const index_t m = i1 - i0, n = j1 - j0;
     const index_t kcb = gemm_balanced_block(g.K, KC, 8), ncb = gemm_balanced_block(n, NC, NR);
-    u32* Bp = static_cast<u32*>(ws) + a_words(m, g.K);
-    for (index_t jc = j0; jc < j1; jc += ncb) {
-      const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
-      for (index_t pc = 0; pc < g.K; pc += kcb) {
-        const index_t kc = g.K - pc < kcb ? g.K - pc : kcb;
-        pack_b(g, pc, kc, jc, 0, nc, Bp);
-        rows(g, Bp, ws, i0, i1, pc, kc, jc, nc);
-      }
-    }
+    block_nest(g, ws, static_cast<u32*>(ws) + a_words(m, g.K), kcb, ncb, i0, i1, j0, j1, &pack_b, &rows);
   }
 };
 

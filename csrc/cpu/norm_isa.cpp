@@ -726,25 +726,20 @@ NORM_FLAT void norm_row_forward(const RowArgs<T>& a, index_t r0, index_t r1) {
   for (index_t r = r0; r < r1; ++r) {
     const T* x = a.x + r * D;
     double m = 0, s;
+    bool f32_stats = false;
     if constexpr (sizeof(T) == 4) {
       if (a.f32sum) {
         double v;
         row_stats_f32(x, D, a.rms, &m, &v);
         s = 1.0 / std::sqrt(v + a.eps);
         if (!a.rms) a.mean[r] = m;
-        a.rstd[r] = s;
-        T* y = a.y + r * D;
-        if (a.weight && a.bias) row_normalize<T, true, true>(y, x, a.weight, a.bias, m, s, D, a.stream);
-        else if (a.weight) row_normalize<T, true, false>(y, x, a.weight, a.bias, m, s, D, a.stream);
-        else if (a.bias) row_normalize<T, false, true>(y, x, a.weight, a.bias, m, s, D, a.stream);
-        else row_normalize<T, false, false>(y, x, a.weight, a.bias, m, s, D, a.stream);
-        continue;
+        f32_stats = true;
       }
     }
-    if (a.rms) {
+    if (!f32_stats && a.rms) {
       const double ms = D > 0 ? sum_squares(x, D) / static_cast<double>(D) : 0.0;
       s = 1.0 / std::sqrt(ms + a.eps);
-    } else {
+    } else if (!f32_stats) {
       double s1 = 0, s2 = 0, var;
       const double K = D > 0 ? static_cast<double>(x[0]) : 0.0;
       shifted_sums(x, D, K, &s1, &s2);

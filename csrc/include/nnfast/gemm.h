@@ -98,10 +98,11 @@ struct GemmBf16Epilogue {
 
 namespace cpu {
 // C[M,N] = epilogue(alpha * bf16(A) . bf16(B) + beta * C), C of type c_type with
-// strides rs_c, cs_c. Runs the AVX512-BF16 kernel (vdpbf16ps) where the CPU
-// has it (core/cpu_features.h: bf16_kernel_level), else the portable path.
-// Results of the two paths differ only by float32 summation order and by
-// vdpbf16ps flushing subnormal inputs / products to zero.
+// strides rs_c, cs_c. Runs the AMX kernel (tdpbf16ps tiles) where the CPU has
+// AMX-BF16 and Linux grants the tile state, else the AVX512-BF16 kernel
+// (vdpbf16ps) where the CPU has it (core/cpu_features.h: bf16_kernel_level), else
+// the portable path. Results of the paths differ only by float32 summation order
+// and by the instructions flushing subnormal inputs / products to zero.
 void gemm_bf16(index_t M, index_t N, index_t K, float alpha, const GemmMat& A, const GemmMat& B, float beta,
                void* C, ElemType c_type, index_t rs_c, index_t cs_c,
                const GemmBf16Epilogue& ep = GemmBf16Epilogue());
@@ -111,8 +112,8 @@ void gemm_bf16_batched(index_t batch, index_t M, index_t N, index_t K, float alp
                        const GemmMat& B, index_t bs_b, float beta, void* C, ElemType c_type, index_t bs_c,
                        index_t rs_c, index_t cs_c);
 
-// Measured single-core vdpbf16ps peak (GFLOP/s, 2 flops per bf16 product pair
-// term); 0 when this CPU or build has no AVX512-BF16.
+// Measured single-core peak of the bf16 kernel in use (GFLOP/s, 2 flops per bf16
+// product): tdpbf16ps on AMX, else vdpbf16ps; 0 when this CPU or build has no AVX512-BF16.
 double bf16_peak_gflops(double seconds = 0.2);
 }  // namespace cpu
 
