@@ -397,6 +397,18 @@ struct MicroKernel {
   }
 };
 
+// Hand-scheduled full-tile kernel an ISA object may supply for one (V, MR, NV) (a
+// specialisation in gemm_isa.cpp, declared before gemm_block is instantiated). on() says
+// whether to use it (its A/B switch); it computes exactly what MicroKernel::compute() does on
+// packed panels, with the same FMAs in the same order (same bits).
+template <class V, int MR, int NV>
+struct FastTile {
+  static bool on() { return false; }
+  static void compute(index_t, const typename V::T*, const typename V::T*, typename V::T*) {}
+  // c (row stride rs_c, unit column stride) = tile, or c + tile when add.
+  static void run(index_t, const typename V::T*, const typename V::T*, typename V::T*, index_t, bool) {}
+};
+
 // Square in-register transpose used by the transposing packs. The default has
 // no block (W == 0: scalar packing); an ISA object specialises it before use:
 // run() reads W rows of W contiguous values (row stride lds) and writes them
@@ -727,6 +739,7 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
   // past A). Not with row sums (pack_a makes them) nor with B in place (that kernel reads a
   // packed A).
   const bool direct_a = !g.a_packed && !sum_rows && !direct_b && m <= g.direct_a_m;
+  const bool fast_tile = FastTile<V, MR, NV>::on();
 
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = gemm_min(ncb, j1 - jc);
@@ -766,6 +779,12 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               __builtin_prefetch(c + r * g.rs_c, 1);
               __builtin_prefetch(c + r * g.rs_c + (nr - 1) * g.cs_c, 1);
             }
+            // Full tile, plain c = t or c += t: the fast tile writes C itself.
+            if (fast_tile && ir >= mc_da && jr >= nc_full && mr == MR && nr == NR && g.cs_c == 1 &&
+                g.alpha == T(1) && (beta == T(0) || beta == T(1)) && !bias && !rbias) {
+              FastTile<V, MR, NV>::run(kc, Ab + ir * kc, Bb + jr * kc, c, g.rs_c, beta == T(1));
+              continue;
+            }
             if (ir < mc_da) {
               const T* at = Asrc + ir * g.rs_a;
               if (NV > 1 && nr <= V::W)
@@ -780,6 +799,8 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               K_::template compute_part<1>(kc, Ab + ir * kc, Bb + jr * kc, tile);
             else if (NV > 2 && nr <= 2 * V::W)
               K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ab + ir * kc, Bb + jr * kc, tile);
+            else if (fast_tile)
+              FastTile<V, MR, NV>::compute(kc, Ab + ir * kc, Bb + jr * kc, tile);
             else
               K_::compute(kc, Ab + ir * kc, Bb + jr * kc, tile);
             const T* bj = bias ? bias + jc + jr : nullptr;

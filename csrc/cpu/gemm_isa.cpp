@@ -8,6 +8,7 @@
 // fp32, 12 x 16 fp64) through the portable traits on machines without AVX-512.
 #define NNFAST_GEMM_IMPL 1
 #include "cpu/gemm_internal.h"
+#include "core/env_switch.h"
 
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
@@ -108,6 +109,89 @@ constexpr int MR_F = 6, NV_F = 2, MC_F = 120, KC_F = 256, NC_F = 4096;
 constexpr int MR_D = 6, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
 #endif
 #undef NNFAST_GEMM_X86_TRAITS
+
+#if defined(__AVX512F__) && defined(__x86_64__)
+// The 12 x 32 fp32 tile in inline asm (NNFAST_GEMM_ASM_TILE=0: the intrinsics template).
+// GCC's code for the template keeps some accumulators moving between registers (extra
+// moves per k step); here zmm0-23 hold the tile for the whole loop, zmm24/25 the B row and
+// zmm26/27 the A broadcasts, so a k step is exactly 2 loads + 12 broadcasts + 24 FMAs.
+// acc += b * a, k in order: the same FMAs as MicroKernel::compute (same bits).
+#define NNF_ROW(U, R, C0, C1, Z)                                   \
+  "vbroadcastss " #U "*48+" #R "*4(%[a]), %%zmm" #Z "\n\t"           \
+  "vfmadd231ps %%zmm" #Z ", %%zmm24, %%zmm" #C0 "\n\t"               \
+  "vfmadd231ps %%zmm" #Z ", %%zmm25, %%zmm" #C1 "\n\t"
+#define NNF_STEP(U)                                                                       \
+  "vmovups " #U "*128(%[b]), %%zmm24\n\t"                                                 \
+  "vmovups " #U "*128+64(%[b]), %%zmm25\n\t"                                              \
+  NNF_ROW(U, 0, 0, 1, 26) NNF_ROW(U, 1, 2, 3, 27) NNF_ROW(U, 2, 4, 5, 26)                 \
+  NNF_ROW(U, 3, 6, 7, 27) NNF_ROW(U, 4, 8, 9, 26) NNF_ROW(U, 5, 10, 11, 27)               \
+  NNF_ROW(U, 6, 12, 13, 26) NNF_ROW(U, 7, 14, 15, 27) NNF_ROW(U, 8, 16, 17, 26)           \
+  NNF_ROW(U, 9, 18, 19, 27) NNF_ROW(U, 10, 20, 21, 26) NNF_ROW(U, 11, 22, 23, 27)
+#define NNF_Z2(X, Y) "vpxord %%zmm" #X ", %%zmm" #X ", %%zmm" #X "\n\tvpxord %%zmm" #Y ", %%zmm" #Y ", %%zmm" #Y "\n\t"
+#define NNF_S2(X, Y) "vmovups %%zmm" #X ", (%[c])\n\tvmovups %%zmm" #Y ", 64(%[c])\n\tadd %[rs], %[c]\n\t"
+#define NNF_A2(X, Y)                                                                     \
+  "vaddps (%[c]), %%zmm" #X ", %%zmm" #X "\n\tvaddps 64(%[c]), %%zmm" #Y ", %%zmm" #Y "\n\t" \
+  NNF_S2(X, Y)
+template <>
+struct FastTile<VF, 12, 2> {
+  static bool on() {
+    static const bool v = env_switch_on("NNFAST_GEMM_ASM_TILE");
+    return v;
+  }
+  static void compute(index_t kc, const float* a, const float* b, float* out) { run(kc, a, b, out, 32, false); }
+  // c (row stride rs_c) = tile, or c + tile when add: MicroKernel::store's alpha = 1, beta = 0 / 1
+  // without the tile's round trip through memory (1 * t and fma(1, t, c) = t + c: same bits).
+  __attribute__((noinline)) static void run(index_t kc, const float* a, const float* b, float* c, index_t rs_c,
+                                            bool add) {
+    index_t n4 = kc / 4, rem = kc % 4, rs = rs_c * index_t(sizeof(float)), addf = add;
+    asm volatile(
+        NNF_Z2(0, 1) NNF_Z2(2, 3) NNF_Z2(4, 5) NNF_Z2(6, 7) NNF_Z2(8, 9) NNF_Z2(10, 11)
+        NNF_Z2(12, 13) NNF_Z2(14, 15) NNF_Z2(16, 17) NNF_Z2(18, 19) NNF_Z2(20, 21) NNF_Z2(22, 23)
+        "test %[n4], %[n4]\n\t"
+        "jz 2f\n\t"
+        ".p2align 5\n"
+        "1:\n\t"
+        // The A micro-panel streams from L2 (B's stays in L1): fetch ~21 k steps ahead.
+        "prefetcht0 1024(%[a])\n\t"
+        "prefetcht0 1088(%[a])\n\t"
+        "prefetcht0 1152(%[a])\n\t"
+        NNF_STEP(0) NNF_STEP(1) NNF_STEP(2) NNF_STEP(3)
+        "add $192, %[a]\n\t"
+        "add $512, %[b]\n\t"
+        "dec %[n4]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "test %[rem], %[rem]\n\t"
+        "jz 4f\n"
+        "3:\n\t"
+        NNF_STEP(0)
+        "add $48, %[a]\n\t"
+        "add $128, %[b]\n\t"
+        "dec %[rem]\n\t"
+        "jnz 3b\n"
+        "4:\n\t"
+        "test %[add], %[add]\n\t"
+        "jz 5f\n\t"
+        NNF_A2(0, 1) NNF_A2(2, 3) NNF_A2(4, 5) NNF_A2(6, 7) NNF_A2(8, 9) NNF_A2(10, 11)
+        NNF_A2(12, 13) NNF_A2(14, 15) NNF_A2(16, 17) NNF_A2(18, 19) NNF_A2(20, 21) NNF_A2(22, 23)
+        "jmp 6f\n"
+        "5:\n\t"
+        NNF_S2(0, 1) NNF_S2(2, 3) NNF_S2(4, 5) NNF_S2(6, 7) NNF_S2(8, 9) NNF_S2(10, 11)
+        NNF_S2(12, 13) NNF_S2(14, 15) NNF_S2(16, 17) NNF_S2(18, 19) NNF_S2(20, 21) NNF_S2(22, 23)
+        "6:\n\t"
+        : [a] "+r"(a), [b] "+r"(b), [n4] "+r"(n4), [rem] "+r"(rem), [c] "+r"(c)
+        : [rs] "r"(rs), [add] "r"(addf)
+        : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20",
+          "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
+  }
+};
+#undef NNF_ROW
+#undef NNF_STEP
+#undef NNF_Z2
+#undef NNF_S2
+#undef NNF_A2
+#endif
 // Dot tiles (dot_rows): 4 x 5 (20 accumulators + 4 A vectors + 1 B; N = 10 in two column
 // blocks) where there are 32 registers, 2 x 4 with 16.
 #if defined(__AVX512F__)
