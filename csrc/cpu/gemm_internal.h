@@ -401,12 +401,15 @@ struct MicroKernel {
 // specialisation in gemm_isa.cpp, declared before gemm_block is instantiated). on() says
 // whether to use it (its A/B switch); it computes exactly what MicroKernel::compute() does on
 // packed panels, with the same FMAs in the same order (same bits).
+// kPacked: run() (packed A) exists; kDirectA: run_da() (A read in place, like compute<true>).
 template <class V, int MR, int NV>
 struct FastTile {
+  static constexpr bool kPacked = false, kDirectA = false;
   static bool on() { return false; }
-  static void compute(index_t, const typename V::T*, const typename V::T*, typename V::T*) {}
   // c (row stride rs_c, unit column stride) = tile, or c + tile when add.
   static void run(index_t, const typename V::T*, const typename V::T*, typename V::T*, index_t, bool) {}
+  static void run_da(index_t, const typename V::T*, const typename V::T*, typename V::T*, index_t, bool, index_t,
+                     index_t) {}
 };
 
 // Square in-register transpose used by the transposing packs. The default has
@@ -779,13 +782,21 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               __builtin_prefetch(c + r * g.rs_c, 1);
               __builtin_prefetch(c + r * g.rs_c + (nr - 1) * g.cs_c, 1);
             }
-            // Full tile, plain c = t or c += t: the fast tile writes C itself.
-            if (fast_tile && ir >= mc_da && jr >= nc_full && mr == MR && nr == NR && g.cs_c == 1 &&
-                g.alpha == T(1) && (beta == T(0) || beta == T(1)) && !bias && !rbias) {
-              FastTile<V, MR, NV>::run(kc, Ab + ir * kc, Bb + jr * kc, c, g.rs_c, beta == T(1));
-              continue;
-            }
-            if (ir < mc_da) {
+            using FT = FastTile<V, MR, NV>;
+            const bool ft_da = ir < mc_da;
+            if (fast_tile && jr >= nc_full && nr == NR && (ft_da ? FT::kDirectA : FT::kPacked)) {
+              // Plain c = t or c += t on a full tile: the fast tile writes C itself.
+              const bool to_c = mr == MR && g.cs_c == 1 && g.alpha == T(1) && (beta == T(0) || beta == T(1)) &&
+                                !bias && !rbias;
+              T* d = to_c ? c : tile;
+              const index_t ldd = to_c ? g.rs_c : NR;
+              const bool add = to_c && beta == T(1);
+              if (ft_da)
+                FT::run_da(kc, Asrc + ir * g.rs_a, Bb + jr * kc, d, ldd, add, g.rs_a, g.cs_a);
+              else
+                FT::run(kc, Ab + ir * kc, Bb + jr * kc, d, ldd, add);
+              if (to_c) continue;
+            } else if (ir < mc_da) {
               const T* at = Asrc + ir * g.rs_a;
               if (NV > 1 && nr <= V::W)
                 K_::template compute_part<1, true>(kc, at, Bb + jr * kc, tile, g.rs_a, g.cs_a);
@@ -799,8 +810,6 @@ static void gemm_block(const GemmArgs<typename V::T>& g, typename V::T* ws, inde
               K_::template compute_part<1>(kc, Ab + ir * kc, Bb + jr * kc, tile);
             else if (NV > 2 && nr <= 2 * V::W)
               K_::template compute_part<(NV > 2 ? 2 : 1)>(kc, Ab + ir * kc, Bb + jr * kc, tile);
-            else if (fast_tile)
-              FastTile<V, MR, NV>::compute(kc, Ab + ir * kc, Bb + jr * kc, tile);
             else
               K_::compute(kc, Ab + ir * kc, Bb + jr * kc, tile);
             const T* bj = bias ? bias + jc + jr : nullptr;

@@ -134,11 +134,12 @@ constexpr int MR_D = 6, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
   NNF_S2(X, Y)
 template <>
 struct FastTile<VF, 12, 2> {
+  static constexpr bool kPacked = true, kDirectA = false;
+  static void run_da(index_t, const float*, const float*, float*, index_t, bool, index_t, index_t) {}
   static bool on() {
     static const bool v = env_switch_on("NNFAST_GEMM_ASM_TILE");
     return v;
   }
-  static void compute(index_t kc, const float* a, const float* b, float* out) { run(kc, a, b, out, 32, false); }
   // c (row stride rs_c) = tile, or c + tile when add: MicroKernel::store's alpha = 1, beta = 0 / 1
   // without the tile's round trip through memory (1 * t and fma(1, t, c) = t + c: same bits).
   __attribute__((noinline)) static void run(index_t kc, const float* a, const float* b, float* c, index_t rs_c,
@@ -186,6 +187,72 @@ struct FastTile<VF, 12, 2> {
           "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
   }
 };
+// The 8 x 48 tile (the alternative tile) with A read in place (A(r, k) = a[r * ars + k * acs]):
+// GCC's code for it reloads row offsets from the stack and moves accumulators; here rows
+// 0-7 are (a0, a3, a6) + {0, 1, 2} * ars, so the step needs no spilled index.
+#define NNF_DROW(ADDR, C0, C1, C2, Z)                    \
+  "vbroadcastss " ADDR ", %%zmm" #Z "\n\t"               \
+  "vfmadd231ps %%zmm" #Z ", %%zmm24, %%zmm" #C0 "\n\t"   \
+  "vfmadd231ps %%zmm" #Z ", %%zmm25, %%zmm" #C1 "\n\t"   \
+  "vfmadd231ps %%zmm" #Z ", %%zmm26, %%zmm" #C2 "\n\t"
+#define NNF_DSTEP                                                                                  \
+  "vmovups (%[b]), %%zmm24\n\tvmovups 64(%[b]), %%zmm25\n\tvmovups 128(%[b]), %%zmm26\n\t"          \
+  NNF_DROW("(%[a0])", 0, 1, 2, 27) NNF_DROW("(%[a0],%[s],1)", 3, 4, 5, 28)                          \
+  NNF_DROW("(%[a0],%[s],2)", 6, 7, 8, 27) NNF_DROW("(%[a3])", 9, 10, 11, 28)                        \
+  NNF_DROW("(%[a3],%[s],1)", 12, 13, 14, 27) NNF_DROW("(%[a3],%[s],2)", 15, 16, 17, 28)             \
+  NNF_DROW("(%[a6])", 18, 19, 20, 27) NNF_DROW("(%[a6],%[s],1)", 21, 22, 23, 28)                    \
+  "add %[cs], %[a0]\n\tadd %[cs], %[a3]\n\tadd %[cs], %[a6]\n\tadd $192, %[b]\n\t"
+#define NNF_S3(X, Y, Z) \
+  "vmovups %%zmm" #X ", (%[c])\n\tvmovups %%zmm" #Y ", 64(%[c])\n\tvmovups %%zmm" #Z ", 128(%[c])\n\tadd %[rs], %[c]\n\t"
+#define NNF_A3(X, Y, Z)                                                                     \
+  "vaddps (%[c]), %%zmm" #X ", %%zmm" #X "\n\tvaddps 64(%[c]), %%zmm" #Y ", %%zmm" #Y "\n\t" \
+  "vaddps 128(%[c]), %%zmm" #Z ", %%zmm" #Z "\n\t" NNF_S3(X, Y, Z)
+template <>
+struct FastTile<VF, 8, 3> {
+  static constexpr bool kPacked = false, kDirectA = true;
+  static bool on() { return FastTile<VF, 12, 2>::on(); }
+  static void run(index_t, const float*, const float*, float*, index_t, bool) {}
+  __attribute__((noinline)) static void run_da(index_t kc, const float* a, const float* b, float* c, index_t rs_c,
+                                               bool add, index_t ars, index_t acs) {
+    const float* a3 = a + 3 * ars;
+    const float* a6 = a + 6 * ars;
+    index_t n2 = kc / 2, rem = kc % 2, rs = rs_c * index_t(sizeof(float)), addf = add;
+    const index_t s = ars * index_t(sizeof(float)), cs = acs * index_t(sizeof(float));
+    asm volatile(
+        NNF_Z2(0, 1) NNF_Z2(2, 3) NNF_Z2(4, 5) NNF_Z2(6, 7) NNF_Z2(8, 9) NNF_Z2(10, 11)
+        NNF_Z2(12, 13) NNF_Z2(14, 15) NNF_Z2(16, 17) NNF_Z2(18, 19) NNF_Z2(20, 21) NNF_Z2(22, 23)
+        "test %[n2], %[n2]\n\t"
+        "jz 2f\n\t"
+        ".p2align 5\n"
+        "1:\n\t"
+        NNF_DSTEP NNF_DSTEP
+        "dec %[n2]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "test %[rem], %[rem]\n\t"
+        "jz 4f\n\t"
+        NNF_DSTEP
+        "4:\n\t"
+        "test %[add], %[add]\n\t"
+        "jz 5f\n\t"
+        NNF_A3(0, 1, 2) NNF_A3(3, 4, 5) NNF_A3(6, 7, 8) NNF_A3(9, 10, 11) NNF_A3(12, 13, 14)
+        NNF_A3(15, 16, 17) NNF_A3(18, 19, 20) NNF_A3(21, 22, 23)
+        "jmp 6f\n"
+        "5:\n\t"
+        NNF_S3(0, 1, 2) NNF_S3(3, 4, 5) NNF_S3(6, 7, 8) NNF_S3(9, 10, 11) NNF_S3(12, 13, 14)
+        NNF_S3(15, 16, 17) NNF_S3(18, 19, 20) NNF_S3(21, 22, 23)
+        "6:\n\t"
+        : [a0] "+r"(a), [a3] "+r"(a3), [a6] "+r"(a6), [b] "+r"(b), [n2] "+r"(n2), [c] "+r"(c)
+        : [rs] "r"(rs), [add] "r"(addf), [rem] "r"(rem), [s] "r"(s), [cs] "r"(cs)
+        : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20",
+          "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28");
+  }
+};
+#undef NNF_DROW
+#undef NNF_DSTEP
+#undef NNF_S3
+#undef NNF_A3
 #undef NNF_ROW
 #undef NNF_STEP
 #undef NNF_Z2
