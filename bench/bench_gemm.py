@@ -5,10 +5,13 @@
 nnfast's Linear passes), nnfast vs torch.mm in the same process, alternated, best-of:
 1 thread in process CPU time (a figure that survives a loaded machine) and, with
 ``--threads 1,2``, 2 threads in wall time (noise on a shared machine); ``--only TEXT``: the
-GEMMs whose name contains TEXT (e.g. ``b64``). ``--gpt``: the same for GPT-micro's linears
+GEMMs whose name contains TEXT (e.g. ``b64``). ``--tile``: the micro-kernel shapes (square 1024,
+GPT-micro's M=1024 linears, the conv's 64 / 128 x 784 x 576). ``--ab SWITCH [--rounds R]`` with
+any of these: children with SWITCH=1 / 0 alternated, 1 thread, best CPU time per side. ``--gpt``: the same for GPT-micro's linears
 (1024 rows; issue 14). ``--dw-bias``: each dW GEMM of both (``--gpt``: GPT-micro's) with its bias
 gradient, fused (gemm's row_sums) vs gemm then bias_grad, same process, alternated, best-of.
 """
+import json
 import os
 import sys
 import time
@@ -45,6 +48,41 @@ def step_cases():
                 cases.append((f"{tag} L{li} dX", batch, i, o, "n", "n"))  # dz @ W
             cases.append((f"{tag} L{li} dW", o, i, batch, "t", "n"))      # dz^T @ x
     return cases
+
+
+def tile_cases():
+    """The micro-kernel shapes (issues 14 / 18): square, GPT-micro's linears, the conv's im2col GEMMs."""
+    return [("square 1024^3", 1024, 1024, 1024, "n", "n"), ("gpt M1024 N512 K128", 1024, 512, 128, "n", "n"),
+            ("gpt M1024 N128 K512", 1024, 128, 512, "n", "n"), ("conv 64x784x576", 64, 784, 576, "n", "n"),
+            ("conv 128x784x576", 128, 784, 576, "n", "n")]
+
+
+def ab_main(switch, rounds, argv):
+    """Children with SWITCH=1 / 0 alternated `rounds` times (1 thread, CPU time, best of all rounds):
+    a switch read once per process can only be A/B'd across processes."""
+    import json
+    import subprocess
+
+    from nnfast import _C
+
+    child = [a for i, a in enumerate(argv) if a != "--ab" and (i == 0 or argv[i - 1] != "--ab")]
+    best = {}
+    for _ in range(rounds):
+        for val in ("1", "0"):
+            r = subprocess.run([sys.executable] + child + ["--json-lines"], env=dict(os.environ, **{switch: val}),
+                               capture_output=True, text=True, check=True)
+            for line in r.stdout.splitlines():
+                if line.startswith("{"):
+                    d = json.loads(line)
+                    b = best.setdefault(d["name"], {"flops": d["flops"], "1": 1e9, "0": 1e9, "torch": 1e9})
+                    b[val], b["torch"] = min(b[val], d["ours"]), min(b["torch"], d["torch"])
+    peak = _C.fma_peak_gflops()
+    print(f"{switch} A/B, 1 thread, process CPU time, best of {rounds} rounds; fma peak {peak:.0f} GF/s")
+    print(f"{'gemm':26s} {'on GF/s':>8s} {'off GF/s':>8s} {'torch':>6s} {'on/off':>6s} {'on/torch':>8s} {'on %pk':>6s}")
+    for name, b in best.items():
+        g = lambda t: b["flops"] / t * 1e-9  # noqa: E731
+        print(f"{name:26s} {g(b['1']):8.1f} {g(b['0']):8.1f} {g(b['torch']):6.1f} {b['0'] / b['1']:6.3f} "
+              f"{b['torch'] / b['1']:8.3f} {g(b['1']) / peak:6.0%}")
 
 
 PEAK_GFLOPS = 118.0  # fp32 FMA peak per core of the reference machine (AVX-512, COMMON.md)
@@ -96,6 +134,9 @@ def step_main(threads, only=None, cases=None):
             x, y = float("inf"), float("inf")
             for _ in range(5):
                 x, y = min(x, _best(ours, n, 3, clock)), min(y, _best(theirs, n, 3, clock))
+            if "--json-lines" in sys.argv:
+                print(json.dumps({"name": name, "flops": flops, "ours": x, "torch": y}), flush=True)
+                continue
             print(f"{name:34s} {M:5d} {N:5d} {K:5d} {nt:3d} {x * 1e6:10.1f} {y * 1e6:9.1f} {x / y:6.2f} "
                   f"{flops / x * 1e-9:11.1f} {flops / x * 1e-9 / (PEAK_GFLOPS * nt):5.0%}", flush=True)
 
@@ -133,12 +174,20 @@ if __name__ == "__main__":
             thr = tuple(int(t) for t in sys.argv[sys.argv.index("--threads") + 1].split(","))
         dw_bias_main(thr, gpt_cases() if "--gpt" in sys.argv else step_cases())
         sys.exit(0)
-    if "--step" in sys.argv or "--gpt" in sys.argv:
+    if "--ab" in sys.argv:
+        argv, rounds = list(sys.argv), 3
+        if "--rounds" in argv:
+            i = argv.index("--rounds")
+            rounds = int(argv[i + 1])
+            del argv[i:i + 2]
+        ab_main(argv[argv.index("--ab") + 1], rounds, argv)
+        sys.exit(0)
+    if "--step" in sys.argv or "--gpt" in sys.argv or "--tile" in sys.argv:
         thr = (1,)
         if "--threads" in sys.argv:
             thr = tuple(int(t) for t in sys.argv[sys.argv.index("--threads") + 1].split(","))
         only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-        step_main(thr, only, gpt_cases() if "--gpt" in sys.argv else None)
+        step_main(thr, only, gpt_cases() if "--gpt" in sys.argv else tile_cases() if "--tile" in sys.argv else None)
         sys.exit(0)
     from nnfast.bench.gemm import main
 
