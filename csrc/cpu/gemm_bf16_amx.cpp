@@ -64,9 +64,44 @@ void pad_panels(u32* dst, index_t np, index_t kp, index_t kpad) {
   if (np % 2) std::memset(dst + np * 16 * kpad, 0, size_t(kpad) * 64);
 }
 
+// Row-major A (unit column stride): a tile row is one row's 32 consecutive K values
+// as 16 pairs, i.e. exactly one 32-value conversion (the same load16 as pack_pairs,
+// so the same bits) stored at its place, with no transposes. Rows past n (up to
+// the even panel count) and K past kc (up to kpad pairs) are zeros.
+template <typename S>
+void pack_a_rows(const S* src, index_t rs, index_t n, index_t kc, u32* dst) {
+  const index_t kpad = kpad_of(kc), rows = panels2(n) * 16, ntiles = kpad / 16;
+  for (index_t q = 0; q < rows; ++q) {
+    u32* out = dst + (q / 16) * 16 * kpad + (q % 16) * 16;
+    if (q >= n) {
+      for (index_t c = 0; c < ntiles; ++c) _mm512_storeu_si512(out + c * 256, _mm512_setzero_si512());
+      continue;
+    }
+    const S* run = src + q * rs;
+    for (index_t c = 0; c < ntiles; ++c) {
+      const index_t left = kc - 32 * c;
+      const __mmask16 m0 = left <= 0 ? __mmask16(0) : first_n(left);
+      const __mmask16 m1 = left <= 16 ? __mmask16(0) : first_n(left - 16);
+      const __m512i v =
+          _mm512_inserti64x4(_mm512_castsi256_si512(load16(run + 32 * c, m0)), load16(run + 32 * c + 16, m1), 1);
+      _mm512_storeu_si512(out + c * 256, v);
+    }
+  }
+}
+
+// NNFAST_BF16_AMX_DIRECT_A=0: row-major A through pack_pairs and the tile transpose (the
+// first route), for A/B timing. Read per call so tests can compare both in one process.
+inline bool direct_a_on() { return env_switch_on("NNFAST_BF16_AMX_DIRECT_A"); }
+
 // A rows [row0, row0 + n) x K [pc, pc + kc) into tiles (see the top comment).
 void pack_a(const GemmMat& A, index_t row0, index_t pc, index_t n, index_t kc, u32* dst) {
   const index_t kp = (kc + 1) / 2, kpad = kpad_of(kc), np = (n + 15) / 16;
+  if (A.cs == 1 && direct_a_on()) {
+    const index_t off = row0 * A.rs + pc;
+    if (A.type == ElemType::BF16) pack_a_rows(static_cast<const u16*>(A.data) + off, A.rs, n, kc, dst);
+    else pack_a_rows(static_cast<const float*>(A.data) + off, A.rs, n, kc, dst);
+    return;
+  }
   pack_operand<16>(A, row0, pc, n, kc, true, dst, kpad);
   pad_panels(dst, np, kp, kpad);
   // pack_pairs gives each 16 x 16 block as [pair][row]; tdpbf16ps wants [row][pair].
@@ -233,6 +268,8 @@ struct Nest {
     const bool last = pc + kc >= g.K;
     const float beta = pc == 0 ? g.beta : 1.0f;
     const index_t ps = 16 * kpad;  // words per 16-wide panel
+    // NNFAST_BF16_AMX_PREFETCH_C=0: no C prefetch (A/B timing; read per call, as the tests do).
+    const bool prefetch_c = !kEmu && g.cs_c == 1 && env_switch_on("NNFAST_BF16_AMX_PREFETCH_C");
     for (index_t ic = i0; ic < i1; ic += mcb) {
       const index_t mc = i1 - ic < mcb ? i1 - ic : mcb;
       pack_a(g.A, ic, pc, mc, kc, Ap);
@@ -247,6 +284,22 @@ struct Nest {
         for (index_t in = 0; in < inner; in += TR) {
           const index_t ir = rows_first ? o : in, jr = rows_first ? in : o;
           const index_t mr = mc - ir < TR ? mc - ir : TR, nr = nc - jr < TR ? nc - jr : TR;
+          if (prefetch_c) {
+            // The next block's C rows (2 lines each), so its tileloadd (beta = 1: later K
+            // blocks, accumulated grads) or its stores do not wait on memory; the current
+            // block's ~kpad / 4 tdpbf16ps hide the fetch. Only a hint: the same bits.
+            index_t o2 = o, in2 = in + TR;
+            if (in2 >= inner) o2 += TR, in2 = 0;
+            if (o2 < outer) {
+              const index_t ir2 = rows_first ? o2 : in2, jr2 = rows_first ? in2 : o2;
+              const index_t mr2 = mc - ir2 < TR ? mc - ir2 : TR;
+              const char* c2 = reinterpret_cast<const char*>(g.C + (ic + ir2) * g.rs_c + jc + jr2);
+              for (index_t r = 0; r < mr2; ++r) {
+                _mm_prefetch(c2 + r * g.rs_c * 4, _MM_HINT_T0);
+                _mm_prefetch(c2 + r * g.rs_c * 4 + 64, _MM_HINT_T0);
+              }
+            }
+          }
           const u32* a0 = Ap + (ir / 16) * ps;
           const u32* b0 = Bp + (jr / 16) * ps;
           float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
