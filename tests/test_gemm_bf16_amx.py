@@ -244,29 +244,3 @@ def test_direct_a_pack_same_bits(amx, monkeypatch, dtype, M, K):
     _same_bits_over_switch(monkeypatch, "NNFAST_BF16_AMX_DIRECT_A", calls)
     # and against float64 with the bound (the direct route itself)
     t._check(M, 33, K, dtype, np.float32, np.float32, "C", "F", beta=1.0)
-
-
-@pytest.mark.parametrize("shape", [(1, 1, 16), (33, 65, 40), (100, 300, 1100), (70, 45, 17)])
-def test_prefetch_c_same_bits(amx, monkeypatch, shape):
-    # NNFAST_BF16_AMX_PREFETCH_C (read per call) only adds prefetches: same bits, with
-    # beta = 0 / 1 / 0.5, a row-strided out, and a bf16 out with an epilogue.
-    M, N, K = shape
-    rng = np.random.default_rng(sum(shape))
-    A = rng.standard_normal((M, K)).astype(np.float32)
-    B = rng.standard_normal((K, N)).astype(BF16)
-    bias = rng.standard_normal(N).astype(np.float32)
-    big0 = rng.standard_normal((M, N + 9)).astype(np.float32)
-    calls = []
-    for beta in (0.0, 1.0, 0.5):
-        def make(beta=beta):
-            big = big0.copy()
-            _C.gemm(big[:, 4:4 + N], A, B, 1.0, beta, precision="bf16")
-            return big
-        calls.append(make)
-
-    def make_bf16():
-        C = np.zeros((M, N), BF16)
-        _C.gemm(C, A, B, 1.0, 0.0, bias, 1, precision="bf16")
-        return C
-    calls.append(make_bf16)
-    _same_bits_over_switch(monkeypatch, "NNFAST_BF16_AMX_PREFETCH_C", calls)

@@ -268,8 +268,6 @@ struct Nest {
     const bool last = pc + kc >= g.K;
     const float beta = pc == 0 ? g.beta : 1.0f;
     const index_t ps = 16 * kpad;  // words per 16-wide panel
-    // NNFAST_BF16_AMX_PREFETCH_C=0: no C prefetch (A/B timing; read per call, as the tests do).
-    const bool prefetch_c = !kEmu && g.cs_c == 1 && env_switch_on("NNFAST_BF16_AMX_PREFETCH_C");
     for (index_t ic = i0; ic < i1; ic += mcb) {
       const index_t mc = i1 - ic < mcb ? i1 - ic : mcb;
       pack_a(g.A, ic, pc, mc, kc, Ap);
@@ -284,22 +282,6 @@ struct Nest {
         for (index_t in = 0; in < inner; in += TR) {
           const index_t ir = rows_first ? o : in, jr = rows_first ? in : o;
           const index_t mr = mc - ir < TR ? mc - ir : TR, nr = nc - jr < TR ? nc - jr : TR;
-          if (prefetch_c) {
-            // The next block's C rows (2 lines each), so its tileloadd (beta = 1: later K
-            // blocks, accumulated grads) or its stores do not wait on memory; the current
-            // block's ~kpad / 4 tdpbf16ps hide the fetch. Only a hint: the same bits.
-            index_t o2 = o, in2 = in + TR;
-            if (in2 >= inner) o2 += TR, in2 = 0;
-            if (o2 < outer) {
-              const index_t ir2 = rows_first ? o2 : in2, jr2 = rows_first ? in2 : o2;
-              const index_t mr2 = mc - ir2 < TR ? mc - ir2 : TR;
-              const char* c2 = reinterpret_cast<const char*>(g.C + (ic + ir2) * g.rs_c + jc + jr2);
-              for (index_t r = 0; r < mr2; ++r) {
-                _mm_prefetch(c2 + r * g.rs_c * 4, _MM_HINT_T0);
-                _mm_prefetch(c2 + r * g.rs_c * 4 + 64, _MM_HINT_T0);
-              }
-            }
-          }
           const u32* a0 = Ap + (ir / 16) * ps;
           const u32* b0 = Bp + (jr / 16) * ps;
           float* c = g.C + (ic + ir) * g.rs_c + (jc + jr) * g.cs_c;
