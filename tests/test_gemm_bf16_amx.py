@@ -244,3 +244,37 @@ def test_direct_a_pack_same_bits(amx, monkeypatch, dtype, M, K):
     _same_bits_over_switch(monkeypatch, "NNFAST_BF16_AMX_DIRECT_A", calls)
     # and against float64 with the bound (the direct route itself)
     t._check(M, 33, K, dtype, np.float32, np.float32, "C", "F", beta=1.0)
+
+
+@pytest.mark.parametrize("M,N,K", [(32, 2080, 1100), (64, 4096, 600), (96, 2048, 2100)])
+def test_wide_b_blocking_same_bits(amx, monkeypatch, M, N, K):
+    # A B whose K block passes 1 MiB (N * min(K, 512) * 2 bytes) gets MC = 256 / KC = 1024
+    # (NNFAST_BF16_AMX_WIDE, read per call). On whole 32 x 32 blocks with alpha = 1 and
+    # beta 0 / 1, later K blocks reload C into the accumulators and go on summing: only
+    # where the sum is split changes, so the same bits (1 and 2 threads). Edge blocks add
+    # each K block's float tile into C, so they round differently: the bound test below.
+    rng = np.random.default_rng(M + N + K)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(BF16)
+    C0 = rng.standard_normal((M, N)).astype(np.float32)
+    old_nt = _C.get_num_threads()
+    try:
+        for nt in (1, 2):
+            _C.set_num_threads(nt)
+            calls = []
+            for beta in (0.0, 1.0):
+                def make(beta=beta):
+                    C = C0.copy()
+                    _C.gemm(C, A, B, 1.0, beta, precision="bf16")
+                    return C
+                calls.append(make)
+            _same_bits_over_switch(monkeypatch, "NNFAST_BF16_AMX_WIDE", calls)
+    finally:
+        _C.set_num_threads(old_nt)
+
+
+@pytest.mark.parametrize("M,N,K,alpha,beta", [(33, 2085, 1100, -0.5, 0.5), (1, 2049, 513, 1.0, 1.0),
+                                              (7, 2100, 2100, 1.0, 0.0)])
+def test_wide_b_blocking_bound(amx, M, N, K, alpha, beta):
+    t._check(M, N, K, np.float32, BF16, np.float32, "C", "F", alpha=alpha, beta=beta)
+    t._check(M, N, K, BF16, np.float32, BF16, "S", "C", alpha=alpha, beta=beta)
