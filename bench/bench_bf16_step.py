@@ -16,6 +16,9 @@ per visit of a K row in the packing), NNFAST_BF16_ADAM_DYNAMIC=0 (Adam with bf16
 static shares per thread instead of 64K-element blocks claimed as threads come free; like the
 dynamic GEMM schedule it shows in wall time, not in the process total).
 
+``--torch``: PyTorch's fp32 and bf16 autocast steps as extra rows (torch.set_num_threads(1); with
+OMP_NUM_THREADS=1 this is the 1-thread comparison of issue 17's "ahead of PyTorch's bf16 step").
+
 ``--cpu``: process CPU time (sum over threads; use with OMP_WAIT_POLICY=passive), which survives a
 loaded machine better than wall time. Prints fp32 and bf16 ms and the ratio (target <= 0.6), and
 the bf16 step with LinearBF16Function's round-once switches off (x and W converted inside each
@@ -35,7 +38,7 @@ import time
 from typing import Any
 
 
-def measure(reps: int, cpu: bool) -> dict[str, float]:
+def measure(reps: int, cpu: bool, with_torch: bool = False) -> dict[str, float]:
     import numpy as np
 
     import nnfast
@@ -79,6 +82,17 @@ def measure(reps: int, cpu: bool) -> dict[str, float]:
     kernel0 = _C.bf16_level()
     if _C.bf16_kernel() == "amx_bf16":
         variants += [("bf16 avx512_bf16", "bf16", {k: True for k in flags})]
+    if with_torch:  # PyTorch's fp32 and bf16 autocast steps, same model / data, 1 thread
+        import torch
+
+        from nnfast.bench.step import torch_step_fn
+
+        torch.set_num_threads(1)
+        torch.manual_seed(0)
+        fns["torch fp32"] = torch_step_fn(torch, sizes, x, y, False)
+        torch.manual_seed(0)
+        fns["torch bf16"] = torch_step_fn(torch, sizes, x, y, True)
+        variants += [("torch fp32", "torch fp32", {}), ("torch bf16", "torch bf16", {})]
     best = {name: 1e9 for name, _, _ in variants}
 
     enabled0 = copies.ENABLED[0] if copies is not None else False
@@ -114,13 +128,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cpu", action="store_true", help="process CPU time instead of wall time")
     ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--torch", action="store_true", help="add PyTorch's fp32 and bf16 autocast steps (1 thread)")
     ap.add_argument("--base", help="a checkout whose python/ to compare against (alternating subprocesses)")
     ap.add_argument("--ab", metavar="VAR=VALUE", help="compare against this checkout with VAR=VALUE set (subprocesses)")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child or not (a.base or a.ab):
-        r = measure(a.reps, a.cpu)
+        r = measure(a.reps, a.cpu, a.torch)
         print(f"fp32 {r['fp32']:.3f} bf16 {r['bf16']:.3f} ratio {r['bf16'] / r['fp32']:.3f}", flush=True)
         for k, v in r.items():
             if k not in ("fp32", "bf16"):

@@ -198,3 +198,83 @@ def test_emulation_is_used(monkeypatch):
         _C.set_bf16_level(old)
     assert not np.array_equal(outs[0], outs[1])
     assert np.allclose(outs[0], outs[1], rtol=0, atol=1e-3)
+
+
+def _same_bits_over_switch(monkeypatch, var, calls):
+    """Each call (fills and returns C) under var=1 and var=0: the same bits."""
+    for make in calls:
+        outs = []
+        for v in ("1", "0"):
+            monkeypatch.setenv(var, v)
+            outs.append(make())
+        monkeypatch.delenv(var)
+        bits = np.uint16 if outs[0].dtype == BF16 else np.uint32
+        assert np.array_equal(outs[0].view(bits), outs[1].view(bits)), var
+
+
+def _row_major_a(rng, M, K, dtype, row_pad):
+    """Row-major A (unit column stride), row stride K + row_pad (NaN there), with subnormals and
+    a mix of magnitudes so rounding and the flush to zero both matter."""
+    big = rng.standard_normal((M, K + row_pad)).astype(np.float32)
+    big[:, ::7] *= np.float32(1e-39)  # float32 subnormals: vcvtneps2bf16 flushes them
+    big[:, 3::11] *= np.float32(3e5)
+    big[:, K:] = np.nan  # past K in each row: a pack that reads there (times B's zero padding) gives NaN
+    return (big.astype(BF16) if dtype == BF16 else big)[:, :K]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, BF16])
+@pytest.mark.parametrize("M,K", [(1, 1), (7, 33), (17, 31), (33, 64), (1023, 17), (40, 1025), (65, 1100)])
+def test_direct_a_pack_same_bits(amx, monkeypatch, dtype, M, K):
+    # NNFAST_BF16_AMX_DIRECT_A (read per call): row-major A converted straight into tile
+    # rows vs pack_pairs + the tile transpose: only the route of each value changes.
+    rng = np.random.default_rng(M * 31 + K)
+    calls = []
+    for row_pad in (0, 5):
+        A = _row_major_a(rng, M, K, dtype, row_pad)
+        assert A.strides[1] == A.itemsize
+        for N, beta in ((33, 0.0), (64, 1.0)):
+            B = rng.standard_normal((K, N)).astype(np.float32)
+            C0 = rng.standard_normal((M, N)).astype(np.float32)
+
+            def make(A=A, B=B, C0=C0, beta=beta):
+                C = C0.copy()
+                _C.gemm(C, A, B, 1.0, beta, precision="bf16")
+                return C
+            calls.append(make)
+    _same_bits_over_switch(monkeypatch, "NNFAST_BF16_AMX_DIRECT_A", calls)
+    # and against float64 with the bound (the direct route itself)
+    t._check(M, 33, K, dtype, np.float32, np.float32, "C", "F", beta=1.0)
+
+
+@pytest.mark.parametrize("M,N,K", [(32, 2080, 1100), (64, 4096, 600), (96, 2048, 2100)])
+def test_wide_b_blocking_same_bits(amx, monkeypatch, M, N, K):
+    # A B whose K block passes 1 MiB (N * min(K, 512) * 2 bytes) gets MC = 256 / KC = 1024
+    # (NNFAST_BF16_AMX_WIDE, read per call). On whole 32 x 32 blocks with alpha = 1 and
+    # beta 0 / 1, later K blocks reload C into the accumulators and go on summing: only
+    # where the sum is split changes, so the same bits (1 and 2 threads). Edge blocks add
+    # each K block's float tile into C, so they round differently: the bound test below.
+    rng = np.random.default_rng(M + N + K)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(BF16)
+    C0 = rng.standard_normal((M, N)).astype(np.float32)
+    old_nt = _C.get_num_threads()
+    try:
+        for nt in (1, 2):
+            _C.set_num_threads(nt)
+            calls = []
+            for beta in (0.0, 1.0):
+                def make(beta=beta):
+                    C = C0.copy()
+                    _C.gemm(C, A, B, 1.0, beta, precision="bf16")
+                    return C
+                calls.append(make)
+            _same_bits_over_switch(monkeypatch, "NNFAST_BF16_AMX_WIDE", calls)
+    finally:
+        _C.set_num_threads(old_nt)
+
+
+@pytest.mark.parametrize("M,N,K,alpha,beta", [(33, 2085, 1100, -0.5, 0.5), (1, 2049, 513, 1.0, 1.0),
+                                              (7, 2100, 2100, 1.0, 0.0)])
+def test_wide_b_blocking_bound(amx, M, N, K, alpha, beta):
+    t._check(M, N, K, np.float32, BF16, np.float32, "C", "F", alpha=alpha, beta=beta)
+    t._check(M, N, K, BF16, np.float32, BF16, "S", "C", alpha=alpha, beta=beta)

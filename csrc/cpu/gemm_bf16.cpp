@@ -311,7 +311,7 @@ bool amx_wins(index_t M, index_t N, index_t K) {
 const Bf16Kernel* active_kernel(index_t M, index_t N, index_t K) {
   const Bf16Level lv = bf16_kernel_level();
   if (lv == Bf16Level::AMX_BF16) {
-    const Bf16Kernel* amx = gemm_detail::bf16_kernel_amx();
+    const Bf16Kernel* amx = gemm_detail::bf16_kernel_amx(N, K);
     if (amx && amx_wins(M, N, K)) return amx;
     return gemm_detail::bf16_kernel_avx512();
   }
@@ -320,7 +320,7 @@ const Bf16Kernel* active_kernel(index_t M, index_t N, index_t K) {
     // emulated tiles, so CPUs without AMX test its packing and edges.
     const char* e = std::getenv("NNFAST_BF16_AMX_EMULATE");
     if (e && e[0] == '1' && gemm_detail::bf16_kernel_amx_emulated() && amx_wins(M, N, K))
-      return gemm_detail::bf16_kernel_amx_emulated();
+      return gemm_detail::bf16_kernel_amx_emulated(N, K);
     return gemm_detail::bf16_kernel_avx512();
   }
   return nullptr;
@@ -459,8 +459,8 @@ namespace gemm_detail {
 const Bf16Kernel* bf16_kernel_avx512() { return nullptr; }
 #endif
 #if !defined(NNFAST_HAVE_AMX_BF16)
-const Bf16Kernel* bf16_kernel_amx() { return nullptr; }
-const Bf16Kernel* bf16_kernel_amx_emulated() { return nullptr; }
+const Bf16Kernel* bf16_kernel_amx(index_t, index_t) { return nullptr; }
+const Bf16Kernel* bf16_kernel_amx_emulated(index_t, index_t) { return nullptr; }
 #endif
 }  // namespace gemm_detail
 

@@ -64,9 +64,44 @@ void pad_panels(u32* dst, index_t np, index_t kp, index_t kpad) {
   if (np % 2) std::memset(dst + np * 16 * kpad, 0, size_t(kpad) * 64);
 }
 
+// Row-major A (unit column stride): a tile row is one row's 32 consecutive K values
+// as 16 pairs, i.e. exactly one 32-value conversion (the same load16 as pack_pairs,
+// so the same bits) stored at its place, with no transposes. Rows past n (up to
+// the even panel count) and K past kc (up to kpad pairs) are zeros.
+template <typename S>
+void pack_a_rows(const S* src, index_t rs, index_t n, index_t kc, u32* dst) {
+  const index_t kpad = kpad_of(kc), rows = panels2(n) * 16, ntiles = kpad / 16;
+  for (index_t q = 0; q < rows; ++q) {
+    u32* out = dst + (q / 16) * 16 * kpad + (q % 16) * 16;
+    if (q >= n) {
+      for (index_t c = 0; c < ntiles; ++c) _mm512_storeu_si512(out + c * 256, _mm512_setzero_si512());
+      continue;
+    }
+    const S* run = src + q * rs;
+    for (index_t c = 0; c < ntiles; ++c) {
+      const index_t left = kc - 32 * c;
+      const __mmask16 m0 = left <= 0 ? __mmask16(0) : first_n(left);
+      const __mmask16 m1 = left <= 16 ? __mmask16(0) : first_n(left - 16);
+      const __m512i v =
+          _mm512_inserti64x4(_mm512_castsi256_si512(load16(run + 32 * c, m0)), load16(run + 32 * c + 16, m1), 1);
+      _mm512_storeu_si512(out + c * 256, v);
+    }
+  }
+}
+
+// NNFAST_BF16_AMX_DIRECT_A=0: row-major A through pack_pairs and the tile transpose (the
+// first route), for A/B timing. Read per call so tests can compare both in one process.
+inline bool direct_a_on() { return env_switch_on("NNFAST_BF16_AMX_DIRECT_A"); }
+
 // A rows [row0, row0 + n) x K [pc, pc + kc) into tiles (see the top comment).
 void pack_a(const GemmMat& A, index_t row0, index_t pc, index_t n, index_t kc, u32* dst) {
   const index_t kp = (kc + 1) / 2, kpad = kpad_of(kc), np = (n + 15) / 16;
+  if (A.cs == 1 && direct_a_on()) {
+    const index_t off = row0 * A.rs + pc;
+    if (A.type == ElemType::BF16) pack_a_rows(static_cast<const u16*>(A.data) + off, A.rs, n, kc, dst);
+    else pack_a_rows(static_cast<const float*>(A.data) + off, A.rs, n, kc, dst);
+    return;
+  }
   pack_operand<16>(A, row0, pc, n, kc, true, dst, kpad);
   pad_panels(dst, np, kp, kpad);
   // pack_pairs gives each 16 x 16 block as [pair][row]; tdpbf16ps wants [row][pair].
@@ -328,14 +363,29 @@ const Bf16Kernel kAmx = make_amx<128, 512, 4096>();
 const Bf16Kernel kAmxEmu = make_amx<128, 512, 4096, true>();
 // NNFAST_BF16_AMX_ROWS_FIRST=0: columns outer always (the first order), for A/B timing.
 const Bf16Kernel kAmxColsFirst = make_amx<128, 512, 4096, false, false>();
+// Wide B (its K block over 1 MiB: the nest runs columns first, each B strip read once per
+// MC rows and C reloaded once per K block): MC = 256 reuses each strip twice as often and
+// KC = 1024 halves the C reloads. 1-thread CPU time, loaded machine: 2048^2 1.4x (520 ->
+// 740 GFLOP/s); the rows-first shapes (MLP, 1024^2) measured no gain, so they keep 128 / 512.
+const Bf16Kernel kAmxWide = make_amx<256, 1024, 4096>();
+const Bf16Kernel kAmxWideEmu = make_amx<256, 1024, 4096, true>();
+
+// NNFAST_BF16_AMX_WIDE=0 (read per call): the 128 / 512 blocking for every shape.
+bool wide_b(index_t N, index_t K) {
+  const index_t n = N < 4096 ? N : 4096, k = K < 512 ? K : 512;
+  return n * k * 2 > (index_t(1) << 20) && env_switch_on("NNFAST_BF16_AMX_WIDE");
+}
 
 }  // namespace amx
 }  // namespace
 
-const Bf16Kernel* bf16_kernel_amx() {
+const Bf16Kernel* bf16_kernel_amx(index_t N, index_t K) {
   static const bool rows_first = env_switch_on("NNFAST_BF16_AMX_ROWS_FIRST");
-  return rows_first ? &amx::kAmx : &amx::kAmxColsFirst;
+  if (!rows_first) return &amx::kAmxColsFirst;
+  return amx::wide_b(N, K) ? &amx::kAmxWide : &amx::kAmx;
 }
-const Bf16Kernel* bf16_kernel_amx_emulated() { return &amx::kAmxEmu; }
+const Bf16Kernel* bf16_kernel_amx_emulated(index_t N, index_t K) {
+  return amx::wide_b(N, K) ? &amx::kAmxWideEmu : &amx::kAmxEmu;
+}
 
 }  // namespace nnfast::cpu::gemm_detail

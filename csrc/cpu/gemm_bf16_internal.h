@@ -48,10 +48,11 @@ struct Bf16Kernel {
 // The AVX512-BF16 kernel (null when the build has none).
 const Bf16Kernel* bf16_kernel_avx512();
 // The AMX-BF16 kernel (gemm_bf16_amx.cpp; null when the build has none). Its caller must
-// have the tile state granted (cpu_features: bf16_kernel_level() == AMX_BF16).
-const Bf16Kernel* bf16_kernel_amx();
+// have the tile state granted (cpu_features: bf16_kernel_level() == AMX_BF16). N, K: the
+// product's (a wide B gets bigger MC / KC blocks; 0, 0: the default blocking).
+const Bf16Kernel* bf16_kernel_amx(index_t N = 0, index_t K = 0);
 // Its loop nest and packing with the tile products emulated in plain C++ (no tile
 // instructions: runs on any AVX512-BF16 CPU; null when the build has no AMX kernel).
-const Bf16Kernel* bf16_kernel_amx_emulated();
+const Bf16Kernel* bf16_kernel_amx_emulated(index_t N = 0, index_t K = 0);
 
 }  // namespace nnfast::cpu::gemm_detail
