@@ -129,6 +129,9 @@ constexpr int MR_D = 6, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
   NNF_ROW(U, 9, 18, 19, 27) NNF_ROW(U, 10, 20, 21, 26) NNF_ROW(U, 11, 22, 23, 27)
 #define NNF_Z2(X, Y) "vpxord %%zmm" #X ", %%zmm" #X ", %%zmm" #X "\n\tvpxord %%zmm" #Y ", %%zmm" #Y ", %%zmm" #Y "\n\t"
 #define NNF_S2(X, Y) "vmovups %%zmm" #X ", (%[c])\n\tvmovups %%zmm" #Y ", 64(%[c])\n\tadd %[rs], %[c]\n\t"
+// zmm0-23: the accumulators of both asm tiles, zeroed before the k loop.
+#define NNF_ZERO_ACC24 NNF_Z2(0, 1) NNF_Z2(2, 3) NNF_Z2(4, 5) NNF_Z2(6, 7) NNF_Z2(8, 9) NNF_Z2(10, 11) \
+  NNF_Z2(12, 13) NNF_Z2(14, 15) NNF_Z2(16, 17) NNF_Z2(18, 19) NNF_Z2(20, 21) NNF_Z2(22, 23)
 #define NNF_A2(X, Y)                                                                     \
   "vaddps (%[c]), %%zmm" #X ", %%zmm" #X "\n\tvaddps 64(%[c]), %%zmm" #Y ", %%zmm" #Y "\n\t" \
   NNF_S2(X, Y)
@@ -146,8 +149,7 @@ struct FastTile<VF, 12, 2> {
                                             bool add) {
     index_t n4 = kc / 4, rem = kc % 4, rs = rs_c * index_t(sizeof(float)), addf = add;
     asm volatile(
-        NNF_Z2(0, 1) NNF_Z2(2, 3) NNF_Z2(4, 5) NNF_Z2(6, 7) NNF_Z2(8, 9) NNF_Z2(10, 11)
-        NNF_Z2(12, 13) NNF_Z2(14, 15) NNF_Z2(16, 17) NNF_Z2(18, 19) NNF_Z2(20, 21) NNF_Z2(22, 23)
+        NNF_ZERO_ACC24
         "test %[n4], %[n4]\n\t"
         "jz 2f\n\t"
         ".p2align 5\n"
@@ -218,8 +220,7 @@ struct FastTile<VF, 8, 3> {
     index_t n2 = kc / 2, rem = kc % 2, rs = rs_c * index_t(sizeof(float)), addf = add;
     const index_t s = ars * index_t(sizeof(float)), cs = acs * index_t(sizeof(float));
     asm volatile(
-        NNF_Z2(0, 1) NNF_Z2(2, 3) NNF_Z2(4, 5) NNF_Z2(6, 7) NNF_Z2(8, 9) NNF_Z2(10, 11)
-        NNF_Z2(12, 13) NNF_Z2(14, 15) NNF_Z2(16, 17) NNF_Z2(18, 19) NNF_Z2(20, 21) NNF_Z2(22, 23)
+        NNF_ZERO_ACC24
         "test %[n2], %[n2]\n\t"
         "jz 2f\n\t"
         ".p2align 5\n"
@@ -254,6 +255,7 @@ struct FastTile<VF, 8, 3> {
 #undef NNF_A3
 #undef NNF_ROW
 #undef NNF_STEP
+#undef NNF_ZERO_ACC24
 #undef NNF_Z2
 #undef NNF_S2
 #undef NNF_A2
