@@ -121,6 +121,8 @@ inline void panel_origins(const Conv2dShape& s, index_t q0, int np, Offset* base
 // Taps (ky, kx) at or below which the "same" fp32 path keeps a per-tap offset / mask table.
 constexpr index_t kMaxTable = 64;
 static const bool kPrefetch = env_switch_on("NNFAST_CONV_PACK_PF");
+// NNFAST_CONV_PACK_PF_NEXT=0: no prefetch of the next image while packing this one (A/B timing).
+static const bool kPrefetchNext = env_switch_on("NNFAST_CONV_PACK_PF_NEXT");
 
 // Rows [k0, k0 + kc) of one NR-column panel of a stride-1, OW == W fp32 convolution: row
 // k = (c, tap) is NR / 16 masked loads at x + c HW + off[tap] with mask msk[tap]. The table is
@@ -180,6 +182,17 @@ bool pack_panel_same(const PatchSource<float>& p, index_t k0, index_t kc, index_
       msk[t] = rows[ky] & cols[kx];
     }
   const index_t HW = s.H * s.W;
+  // The next image's channels of this K block, spread over the block's panels (its share for the
+  // panel at q0): the GEMM runs image by image, and the hardware prefetchers do not cross to the
+  // next image, so its first panels otherwise wait on L3 / memory for every row. Prefetches never
+  // fault: past the last image they only fetch unused lines.
+  if (kPrefetchNext && p.image == 0) {
+    const index_t c0 = k0 / p.kk, c1 = (k0 + kc - 1) / p.kk + 1, P = s.OH * s.OW;
+    const index_t lines = ((c1 - c0) * HW * index_t(sizeof(float)) + 63) / 64, npan = (P + nr - 1) / nr;
+    const index_t pi = q0 / nr;
+    for (index_t l = lines * pi / npan, le = lines * (pi + 1) / npan; l < le; ++l)
+      _mm_prefetch(reinterpret_cast<const char*>(at(p.x, (s.C + c0) * HW + 16 * l)), _MM_HINT_T1);
+  }
   switch (nr) {
     case 16: pack_rows_same<16>(p.x, HW, off, msk, p.kk, k0, kc, d); break;
     case 32: pack_rows_same<32>(p.x, HW, off, msk, p.kk, k0, kc, d); break;
@@ -715,19 +728,31 @@ void weight_grad_same(const float* dy, const float* x, const Conv2dShape& s, ind
   const index_t nchunks = (P + 15) / 16, nfull = P / 16;
   const __mmask16 tail = static_cast<__mmask16>((1u << (P % 16)) - 1);
   // Per tap: x offset of position q's tap (q + off) and, per block of 16 positions, the validity bits.
+  // They depend on the geometry only, and the driver calls this once per image and group: the
+  // tables are kept per thread and rebuilt only when the geometry changes (rebuilding them per call,
+  // a division pair per position and tap, was ~5 % of the 28 x 28 weight gradient;
+  // NNFAST_CONV_DW_MASK_CACHE=0: rebuilt every call, for A/B timing; same tables, same bits).
+  static const bool cache = env_switch_on("NNFAST_CONV_DW_MASK_CACHE");
   thread_local std::vector<std::int64_t> off;
   thread_local std::vector<std::uint16_t> masks;
-  off.resize(static_cast<size_t>(kk));
-  masks.assign(static_cast<size_t>(kk * nchunks), 0);
-  for (index_t ky = 0, t = 0; ky < s.kh; ++ky)
-    for (index_t kx = 0; kx < s.kw; ++kx, ++t) {
-      off[static_cast<size_t>(t)] = (ky * s.dh - s.ph) * s.W + kx * s.dw - s.pw;
-      std::uint16_t* m = masks.data() + t * nchunks;
-      for (index_t q = 0; q < P; ++q) {
-        const index_t ih = q / s.OW - s.ph + ky * s.dh, iw = q % s.OW - s.pw + kx * s.dw;
-        if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) m[q / 16] |= static_cast<std::uint16_t>(1u << (q % 16));
+  thread_local index_t key[11] = {-1};
+  const index_t now[11] = {s.OH, s.OW, s.H, s.W, s.kh, s.kw, s.ph, s.pw, s.dh, s.dw, P};
+  bool same = cache;
+  for (int i = 0; i < 11 && same; ++i) same = key[i] == now[i];
+  if (!same) {
+    off.resize(static_cast<size_t>(kk));
+    masks.assign(static_cast<size_t>(kk * nchunks), 0);
+    for (index_t ky = 0, t = 0; ky < s.kh; ++ky)
+      for (index_t kx = 0; kx < s.kw; ++kx, ++t) {
+        off[static_cast<size_t>(t)] = (ky * s.dh - s.ph) * s.W + kx * s.dw - s.pw;
+        std::uint16_t* m = masks.data() + t * nchunks;
+        for (index_t q = 0; q < P; ++q) {
+          const index_t ih = q / s.OW - s.ph + ky * s.dh, iw = q % s.OW - s.pw + kx * s.dw;
+          if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) m[q / 16] |= static_cast<std::uint16_t>(1u << (q % 16));
+        }
       }
-    }
+    for (int i = 0; i < 11; ++i) key[i] = cache ? now[i] : -1;
+  }
   index_t o = 0;
   for (; o + 8 <= ocg; o += 8)
     dw_rows<8>(dy + o * P, x, P, HW, kk, Kg, off.data(), masks.data(), nchunks, nfull, tail, out + o * Kg, accumulate);
