@@ -641,6 +641,51 @@ def test_weight_grad_direct_switch_off_same_bound():
     assert out.strip() == "ok"
 
 
+# The direct weight gradient's per-thread tap tables (NNFAST_CONV_DW_MASK_CACHE): kept across calls and
+# rebuilt when the geometry changes. The cases run in an order where consecutive calls differ in one
+# geometry field at a time (a 40 x 40 image with padding 1 / dilation 1, then padding 2 / dilation 2:
+# same kernel, same P; then 3 x 3 vs 5 x 3 taps; back to the first), on 1, 2 and 3 threads; the child
+# prints each result's bytes' hash, and the tables rebuilt on every call (=0) must give the same bits.
+_DW_CACHE_CHILD = r"""
+import hashlib, sys
+import numpy as np
+import nnfast
+from nnfast._native import _C
+seq = [((3, 3), (1, 1), (1, 1)), ((3, 3), (2, 2), (2, 2)), ((3, 3), (1, 1), (1, 1)), ((5, 3), (2, 1), (1, 1)),
+       ((3, 3), (1, 1), (1, 1)), ((3, 5), (1, 2), (1, 1)), ((3, 3), (2, 2), (2, 2))]
+r = np.random.default_rng(7)
+x = r.standard_normal((5, 3, 40, 40)).astype(np.float32)
+dy = r.standard_normal((5, 6, 40, 40)).astype(np.float32)
+for t in (1, 2, 3):
+    nnfast.set_num_threads(t)
+    for k, p, d in seq:
+        w = np.zeros((6, 3) + k, np.float32)
+        dw = np.zeros_like(w)
+        _C.conv2d_backward(None, dw, None, dy, x, w, (1, 1), p, d, 1)
+        print(t, k, p, d, hashlib.sha1(dw.tobytes()).hexdigest())
+"""
+
+
+def test_weight_grad_direct_mask_cache_same_bits():
+    """NNFAST_CONV_DW_MASK_CACHE=1 (tap tables kept per thread while the geometry stays) and =0 (rebuilt
+    per call): the same bits for a sequence of geometries that differ in one field at a time, on 1, 2
+    and 3 threads; and each geometry the same bits on every thread count."""
+    import os
+    import subprocess
+    import sys
+
+    outs = {}
+    for flag in ("1", "0"):
+        env = dict(os.environ, NNFAST_CONV_DW_MASK_CACHE=flag)
+        outs[flag] = subprocess.run([sys.executable, "-c", _DW_CACHE_CHILD], env=env, check=True,
+                                    capture_output=True, text=True).stdout.splitlines()
+    assert len(outs["1"]) == 21 and outs["1"] == outs["0"]
+    by_geo = {}
+    for ln in outs["1"]:
+        by_geo.setdefault(ln.split(" ", 1)[1].rsplit(" ", 1)[0], set()).add(ln.rsplit(" ", 1)[1])
+    assert len(by_geo) == 4 and all(len(v) == 1 for v in by_geo.values())
+
+
 def test_weight_grad_direct_noncontiguous_module():
     """Conv2d on a non-contiguous input (a transposed view) through autograd: dW of the direct path
     within 2e-4 of float64 torch."""

@@ -121,8 +121,6 @@ inline void panel_origins(const Conv2dShape& s, index_t q0, int np, Offset* base
 // Taps (ky, kx) at or below which the "same" fp32 path keeps a per-tap offset / mask table.
 constexpr index_t kMaxTable = 64;
 static const bool kPrefetch = env_switch_on("NNFAST_CONV_PACK_PF");
-// NNFAST_CONV_PACK_PF_NEXT=0: no prefetch of the next image while packing this one (A/B timing).
-static const bool kPrefetchNext = env_switch_on("NNFAST_CONV_PACK_PF_NEXT");
 
 // Rows [k0, k0 + kc) of one NR-column panel of a stride-1, OW == W fp32 convolution: row
 // k = (c, tap) is NR / 16 masked loads at x + c HW + off[tap] with mask msk[tap]. The table is
@@ -182,17 +180,6 @@ bool pack_panel_same(const PatchSource<float>& p, index_t k0, index_t kc, index_
       msk[t] = rows[ky] & cols[kx];
     }
   const index_t HW = s.H * s.W;
-  // The next image's channels of this K block, spread over the block's panels (its share for the
-  // panel at q0): the GEMM runs image by image, and the hardware prefetchers do not cross to the
-  // next image, so its first panels otherwise wait on L3 / memory for every row. Prefetches never
-  // fault: past the last image they only fetch unused lines.
-  if (kPrefetchNext && p.image == 0) {
-    const index_t c0 = k0 / p.kk, c1 = (k0 + kc - 1) / p.kk + 1, P = s.OH * s.OW;
-    const index_t lines = ((c1 - c0) * HW * index_t(sizeof(float)) + 63) / 64, npan = (P + nr - 1) / nr;
-    const index_t pi = q0 / nr;
-    for (index_t l = lines * pi / npan, le = lines * (pi + 1) / npan; l < le; ++l)
-      _mm_prefetch(reinterpret_cast<const char*>(at(p.x, (s.C + c0) * HW + 16 * l)), _MM_HINT_T1);
-  }
   switch (nr) {
     case 16: pack_rows_same<16>(p.x, HW, off, msk, p.kk, k0, kc, d); break;
     case 32: pack_rows_same<32>(p.x, HW, off, msk, p.kk, k0, kc, d); break;
