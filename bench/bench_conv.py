@@ -16,7 +16,8 @@ im2col + col2im instead of per-phase stride-1 forwards), NNFAST_CONV_PACK_STRIDE
 gathers), NNFAST_CONV_PACK_T_COLS=0 ("same" dW pack in block order), NNFAST_CONV_MULTI_IMAGE=0 (one image per
 forward / dx GEMM), NNFAST_CONV_FOLD_DB=0 (bias gradient as its own pass over dy, not in dW's),
 NNFAST_CONV_DW_DIRECT=0 (stride-1 dW of >= 512 positions by the packed GEMM, not the direct kernel; on Intel
-the GEMM is the default, NNFAST_CONV_DW_INTEL_GEMM=0 takes the direct kernel there too), NNFAST_CONV_PHASE_CHUNK=0
+the GEMM is the default, NNFAST_CONV_DW_INTEL_GEMM=0 takes the direct kernel there too), NNFAST_CONV_DW_MASK_CACHE=0 (the
+direct dW kernel rebuilds its tap tables per image instead of keeping them per thread), NNFAST_CONV_PHASE_CHUNK=0
 (strided dx phases over the whole batch, each with its own scatter pass over dx).
 
 --ab NAME: the switches are read once per process, so this runs the --split timings (process CPU time,
