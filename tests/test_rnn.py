@@ -390,7 +390,8 @@ for isa in nnfast.info()["simd_supported"]:
 
 @pytest.mark.parametrize("switch", ["NNFAST_RNN_SAVE_TANH", "NNFAST_RNN_SKIP_ZERO_STATE", "NNFAST_RNN_STEP_PAIRS",
                                     "NNFAST_RNN_FUSED_DB", "NNFAST_RNN_SIMD_PACK", "NNFAST_RNN_FWD_RUNS2",
-                                    "NNFAST_RNN_FWD_RUNS2+WAVEFRONT"])
+                                    "NNFAST_RNN_FWD_RUNS2+WAVEFRONT", "NNFAST_RNN_BACK_PACK",
+                                    "NNFAST_RNN_BACK_PACK+WAVEFRONT"])
 def test_lstm_fast_paths_same_values(switch):
     """LSTM forward saves tanh(c') for backward (NNFAST_RNN_SAVE_TANH=0: saves c' and backward takes
     the tanh again): outputs and every gradient keep their bits. Without an initial state the first
@@ -401,7 +402,9 @@ def test_lstm_fast_paths_same_values(switch):
     bits (GRU too: its db_ih and db_hh differ). W_hh's forward panels are packed by 8 x 8 register
     transposes (NNFAST_RNN_SIMD_PACK=0: one element at a time): the same panels. The forward step product
     runs on panels of 2 gates (NNFAST_RNN_FWD_RUNS2=0: all 4 in one panel): the same bits, layer by layer
-    and (+WAVEFRONT) in the 2-layer wavefront, whose layer-1 input projection uses the same panels. On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
+    and (+WAVEFRONT) in the 2-layer wavefront, whose layer-1 input projection uses the same panels. Backward's
+    W_hh panels are copied by an inlined loop (NNFAST_RNN_BACK_PACK=0: a memcpy call per 16 values): the same
+    panels (H = 7 / 33 / 130: partial last blocks). On every SIMD level, float32 and float64, H = 1 / 7 / 130 /
     33 (vector tails), bidirectional (the reverse direction starts at the last step), two layers,
     projected, packed."""
     import os
