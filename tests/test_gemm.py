@@ -277,7 +277,8 @@ def test_switches_same_bits(switch):
     # pass after the GEMM; SHARED_PACK: each thread packs the operand shared by a row or column
     # split itself; DIRECT_A: A always packed, never read in place by a share of <= 96 rows;
     # ASM_TILE: the intrinsics 12 x 32 / in-place-A 8 x 48 tiles instead of the inline-asm ones;
-    # ASM_EMBCAST: the asm 12 x 32 tile with A broadcast into registers, not as FMA operands) gives
+    # ASM_EMBCAST (opt-in, so 1 vs 0 here): the asm 12 x 32 tile with A as embedded-broadcast FMA
+    # operands vs broadcast into registers) gives
     # the default's bits on 1 and 2 threads.
     import io
 

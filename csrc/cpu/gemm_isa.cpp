@@ -9,6 +9,7 @@
 #define NNFAST_GEMM_IMPL 1
 #include "cpu/gemm_internal.h"
 #include "core/env_switch.h"
+#include <cstdlib>
 
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
@@ -153,11 +154,16 @@ struct FastTile<VF, 12, 2> {
     static const bool v = env_switch_on("NNFAST_GEMM_ASM_TILE");
     return v;
   }
-  // NNFAST_GEMM_ASM_EMBCAST=0: the A value broadcast into a register, then two register FMAs
-  // (as before). On: each FMA takes its A value as an embedded-broadcast memory operand
-  // ({1to16}): 26 instructions per k step instead of 38, same FMAs in the same order (same bits).
+  // NNFAST_GEMM_ASM_EMBCAST=1 (opt-in): each FMA takes its A value as an embedded-broadcast
+  // memory operand ({1to16}): 26 instructions per k step instead of 38, the same FMAs in the same
+  // order (same bits). Off: the A value broadcast into a register, then two register FMAs. On
+  // Zen 4 (1-thread CPU time, loaded machine) within +-1 % of off on the MLP step's GEMMs: the
+  // k step is FMA-bound either way, so off stays the default.
   static bool embcast() {
-    static const bool v = env_switch_on("NNFAST_GEMM_ASM_EMBCAST");
+    static const bool v = [] {
+      const char* e = std::getenv("NNFAST_GEMM_ASM_EMBCAST");
+      return e && e[0] == '1';
+    }();
     return v;
   }
   // c (row stride rs_c) = tile, or c + tile when add: MicroKernel::store's alpha = 1, beta = 0 / 1
