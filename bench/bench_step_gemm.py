@@ -5,6 +5,9 @@ With --ab SWITCH: each variant (SWITCH unset / SWITCH=0) in its own process (swi
 once), alternated --rounds times, best per shape. Usage:
 
     NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/bench_step_gemm.py [--ab NNFAST_GEMM_...]
+        [--rounds N] [--only PREFIX] [--no-torch]
+
+--no-torch skips PyTorch's timings (halves an A/B's run time; the torch columns then read 0).
 """
 from __future__ import annotations
 
@@ -65,17 +68,18 @@ lin_dx("b dx2 256x1024x1024 +relu'", 256, 1024, 1024, True)
 lin_dw("b dW2 1024x1024x256 TN+db", 256, 1024, 1024)
 lin_dw("b dW1 1024x784x256 TN+db", 256, 784, 1024)
 only = sys.argv[1] if len(sys.argv) > 1 else ""
+skip_torch = len(sys.argv) > 2 and sys.argv[2] == "1"
 out = {}
 for name, fl, ours, theirs in cases:
     if only and not name.startswith(only): continue
-    out[name] = [fl, best(ours), best(theirs)]
+    out[name] = [fl, best(ours), 0.0 if skip_torch else best(theirs)]
 print(json.dumps({"peak": float(_C.fma_peak_gflops()), "rows": out}))
 """
 
 
-def run(env_extra: dict, only: str) -> dict:
+def run(env_extra: dict, only: str, skip_torch: bool = False) -> dict:
     env = dict(os.environ, OMP_WAIT_POLICY="passive", OMP_NUM_THREADS="1", **env_extra)
-    p = subprocess.run([sys.executable, "-c", CHILD, only], env=env, capture_output=True, text=True, check=True)
+    p = subprocess.run([sys.executable, "-c", CHILD, only, "1" if skip_torch else "0"], env=env, capture_output=True, text=True, check=True)
     return json.loads(p.stdout)
 
 
@@ -88,7 +92,7 @@ def main() -> None:
     peak = 0.0
     for _ in range(rounds):
         for v, env in variants.items():
-            res = run(env, only)
+            res = run(env, only, "--no-torch" in sys.argv)
             peak = res["peak"]
             for name, (fl, us, tus) in res["rows"].items():
                 b = best.setdefault(name, {"flops": fl, "torch": tus})
@@ -104,7 +108,7 @@ def main() -> None:
         line = f"{name:30} {b['on']:9.1f} {gf:6.1f} {100 * gf / peak:5.1f}"
         if ab:
             line += f" {b['off']:9.1f} {b['on'] / b['off']:7.3f}"
-        print(line + f" {b['torch']:9.1f} {b['on'] / b['torch']:8.3f}")
+        print(line + f" {b['torch']:9.1f} {b['on'] / b['torch'] if b['torch'] else 0.0:8.3f}")
 
 
 if __name__ == "__main__":
