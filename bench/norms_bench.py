@@ -34,7 +34,8 @@ the batch norm float32 output pass takes the rows front to back instead of last 
 NNFAST_NORM_F32SUM (0: the float32 layer / RMS norm backward's first pass and the (N, C) batch norm
 backward's column sums in double lanes instead of float lanes added into double), NNFAST_NORM_ROWSTATS
 (opt-in 1: the float32 layer / RMS norm forward's row statistics in float lanes), NNFAST_NORM_F32STATS
-(opt-in 1: the (N, C) batch norm forward's statistics in float lanes); for the opt-in ones on / off reads 1 / 0.
+(opt-in 1: the (N, C) batch norm forward's statistics in float lanes), NNFAST_NORM_ROWS8 (0: the batch norm
+column sums 4 rows per pass instead of 8); for the opt-in ones on / off reads 1 / 0.
 """
 import os
 import sys
