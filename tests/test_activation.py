@@ -782,9 +782,8 @@ def test_softmax_exp_short_switch():
 
 
 @pytest.mark.parametrize("fast", ["1", "0"])
-def test_softmax_exp_fast_scan(fast):
-    """The softmax rows' exp, NNFAST_SOFTMAX_EXP_FAST=1 (default: Horner to 1, zero-masked
-    vscalefps) or 0, scanned through rows [0, v] (every 127th float in [ln(FLT_MIN), 0] and the
+def test_softmax_exp_scan(fast):
+    """The softmax rows' exp, NNFAST_SOFTMAX_EXP_SHORT=1 (default: degree 6) or 0 (degree 7), scanned through rows [0, v] (every 127th float in [ln(FLT_MIN), 0] and the
     reduction's edges) at every SIMD level: y1 = exp(v) exactly where the row sum rounds to 1, so
     the exp alone is within 2 ulp of float64 there and e / (1 + e) within 4 ulp elsewhere; log-softmax
     of the same rows within 4 ulp of max(|ref|, 1)."""
@@ -813,7 +812,7 @@ for level in nnfast.info()["simd_supported"]:
     wl = max(wl, float((np.abs(y[:, 1] - ref_log) / np.spacing(sc.astype(np.float32))).max()))
 print(max(a for a, _ in w), max(b for _, b in w), wl)
 """
-    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, NNFAST_SOFTMAX_EXP_FAST=fast), check=True,
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, NNFAST_SOFTMAX_EXP_SHORT=fast), check=True,
                          capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout
     e_ulp, c_ulp, l_ulp = map(float, out.split())
     assert e_ulp <= 2.0 and c_ulp <= 4.0 and l_ulp <= 4.0, (e_ulp, c_ulp, l_ulp)

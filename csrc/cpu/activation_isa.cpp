@@ -369,43 +369,7 @@ T row_max(const T* x, index_t D) {
 // prefetches the next row (x + D, and y + D for writing unless y is null: rows
 // written with streaming stores must not pull their lines into the cache) to
 // overlap its DRAM traffic with the exps instead of paying it in the next row's max pass.
-// exp(x) for x <= 0 as vm::exp_nonpos<true, true> (the short polynomial), fewer ops
-// on AVX-512 float32 (NNFAST_SOFTMAX_EXP_FAST): 1 + r + r^2 P(r) by plain Horner
-// down to the constant 1 (6 FMAs where r + r^2 P, + 1 takes 7 ops) and the 2^n
-// scale zero-masked by the range compare (vscalefps {z}: one op where scalef plus a
-// select took two): 12 ops where exp_nonpos takes 15. Below ln(FLT_MIN) (-inf
-// included) +0, NaN passes. <= 1 ulp (the test scans it); cpu/loss_isa.cpp's
-// vexp_fast is the same function.
-template <bool kFast, class V>
-NNFAST_VM_INLINE V exp_rows(V x) {
-#if defined(__AVX512F__)
-  if constexpr (kFast && vm::is_f32<V>() && sizeof(V) == 64) {
-    const V magic = splat<V>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-    const V t = vm::fmadd(x, splat<V>(1.44269504088896341f), magic);
-    const V n = t - magic;
-    V r = vm::fmadd(n, splat<V>(-0.693359375f), x);  // Cody-Waite ln2 = C1 + C2
-    r = vm::fmadd(n, splat<V>(2.12194440e-4f), r);
-    V p = vm::fmadd(r, splat<V>(1.38143904e-3f), splat<V>(8.36881716e-3f));
-    p = vm::fmadd(p, r, splat<V>(4.16683964e-2f));
-    p = vm::fmadd(p, r, splat<V>(1.66665196e-1f));
-    p = vm::fmadd(p, r, splat<V>(4.99999940e-1f));
-    p = vm::fmadd(p, r, splat<V>(1.0f));
-    p = vm::fmadd(p, r, splat<V>(1.0f));
-    // x >= lo or NaN keeps the lane (NLT_UQ: not-less-than, true on unordered).
-    const __mmask16 keep = _mm512_cmp_ps_mask((__m512)x, _mm512_set1_ps(-87.3365402f), _CMP_NLT_UQ);
-    return (V)_mm512_maskz_scalef_ps(keep, (__m512)p, (__m512)n);
-  }
-#endif
-  return vm::exp_nonpos<true, true>(x);
-}
-
-template <bool kScalef, bool kShort, bool kFast, class V>
-NNFAST_VM_INLINE V row_exp(V x) {
-  if constexpr (kFast) return exp_rows<true>(x);
-  else return vm::exp_nonpos<kScalef, kShort>(x);
-}
-
-template <typename T, bool kScalef = true, bool kShort = false, bool kFast = false>
+template <typename T, bool kScalef = true, bool kShort = false>
 double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
   using V = VW<T>;
   constexpr index_t W = width<T>();
@@ -417,7 +381,7 @@ double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
       __builtin_prefetch(x + D + i + k, 0, 3);
       if (y) __builtin_prefetch(y + D + i + k, 1, 3);
     }
-    const V a = row_exp<kScalef, kShort, kFast>(load<V>(x + i) - m), b = row_exp<kScalef, kShort, kFast>(load<V>(x + i + W) - m);
+    const V a = vm::exp_nonpos<kScalef, kShort>(load<V>(x + i) - m), b = vm::exp_nonpos<kScalef, kShort>(load<V>(x + i + W) - m);
     s0 += a;
     s1 += b;
     if (e) {
@@ -426,12 +390,12 @@ double row_sumexp(const T* x, index_t D, T m, T* e, T* y) {
     }
   }
   for (; i + W <= D; i += W) {
-    const V a = row_exp<kScalef, kShort, kFast>(load<V>(x + i) - m);
+    const V a = vm::exp_nonpos<kScalef, kShort>(load<V>(x + i) - m);
     s0 += a;
     if (e) store(e + i, a);
   }
   if (i < D) {
-    const V a = row_exp<kScalef, kShort, kFast>(simd::load_n<V>(x + i, D - i, -std::numeric_limits<T>::infinity()) - m);
+    const V a = vm::exp_nonpos<kScalef, kShort>(simd::load_n<V>(x + i, D - i, -std::numeric_limits<T>::infinity()) - m);
     s1 += a;
     if (e) simd::store_n(e + i, a, D - i);
   }
@@ -445,14 +409,10 @@ const bool kExpScalefOn = env_switch_on("NNFAST_EXP_SCALEF");
 // bits of exp_full (A/B for the degree-6 one, one FMA of ~10 fewer per vector;
 // <= 1.07 ulp instead of <= 0.99). Read once. NNFAST_EXP_SCALEF=0 implies it.
 const bool kSoftmaxExpShort = env_switch_on("NNFAST_SOFTMAX_EXP_SHORT");
-// NNFAST_SOFTMAX_EXP_FAST=0: the short polynomial as exp_nonpos evaluates it (A/B
-// for exp_rows; <= 1 ulp either way, other bits). Only with NNFAST_SOFTMAX_EXP_SHORT=1.
-const bool kSoftmaxExpFast = env_switch_on("NNFAST_SOFTMAX_EXP_FAST");
 template <typename T>
 double row_sumexp_ab(const T* x, index_t D, T m, T* e, T* y) {
   if (!kExpScalefOn) return row_sumexp<T, false>(x, D, m, e, y);
-  if (!kSoftmaxExpShort) return row_sumexp<T, true>(x, D, m, e, y);
-  return kSoftmaxExpFast ? row_sumexp<T, true, true, true>(x, D, m, e, y) : row_sumexp<T, true, true>(x, D, m, e, y);
+  return kSoftmaxExpShort ? row_sumexp<T, true, true>(x, D, m, e, y) : row_sumexp<T, true>(x, D, m, e, y);
 }
 
 // Rows up to this many bytes keep their exps in a stack buffer when streaming.

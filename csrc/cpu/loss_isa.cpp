@@ -158,10 +158,10 @@ T fast_row_max(const T* x, index_t C) {
 // exp(x) for x = x_c - max <= 0, NaN passes, results below the smallest normal
 // (-inf included) +0. float32 on AVX-512: n = round(x / ln2), r = x - n ln2 in two
 // Cody-Waite steps, exp(r) = 1 + r + r^2 P(r) (exp_parts_f32's degree-4 short P)
-// by plain Horner down to the constant 1 (6 FMAs where q = r + r^2 P, + 1 takes
-// 7 ops), and the 2^n scale zero-masked by the range compare (vscalefps {z}: one
-// op where scalef plus a select took two). 13 ops per vector where exp_nonpos
-// takes 16. <= 0.8 ulp (tests/test_loss.py scans it). Elsewhere exp_nonpos with
+// by plain Horner down to the constant 1 (6 FMAs where r^2, q = r + r^2 P and q + 1
+// take 7 ops), and the 2^n scale zero-masked by the range compare (vscalefps {z}).
+// 9 FMA-pipe ops per vector where vexp (exp_nonpos, degree 5 P) takes 10 plus one
+// more add. <= 0.86 ulp (tests/test_loss.py scans it). Elsewhere exp_nonpos with
 // the short polynomial (float32) or as it is (float64).
 template <typename T>
 inline VecT<T> vexp_fast(VecT<T> x) {
