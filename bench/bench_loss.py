@@ -8,10 +8,10 @@ backward reads the saved gradient and writes d(logits) (2 N C itemsize).
 
     PYTHONPATH=python python bench/bench_loss.py [--threads 1] [--quick]
 
-``--ab NNFAST_X --op ce|gelu --mb 64``: 1-thread CPU-time A/B of a switch (subprocesses
+``--ab NNFAST_X --op ce|gelu|softmax|log_softmax --mb 64``: 1-thread CPU-time A/B of a switch (subprocesses
 alternate NNFAST_X=1 / 0; min and median process_time of preallocated-output calls), the
 figure to quote on a loaded machine. ce: ``_C.cross_entropy`` rows of 1000; gelu: the erf
-GELU forward.
+GELU forward; softmax / log_softmax: rows of 1000.
 """
 from __future__ import annotations
 
@@ -163,6 +163,10 @@ if op == "gelu":
     x = r.standard_normal(n).astype(np.float32)
     out = np.empty_like(x)
     fn = lambda: _C.act_forward(out, x, F._act_codes.GELU)
+elif op in ("softmax", "log_softmax"):
+    z = (3 * r.standard_normal((n // 1000, 1000))).astype(np.float32)
+    zo = np.empty_like(z)
+    fn = lambda: _C.softmax_forward(zo, z, 1, op == "log_softmax")
 else:
     K = 1000
     B = n // K
@@ -197,7 +201,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ab", help="switch to A/B on 1-thread CPU time (e.g. NNFAST_CE_STREAM)")
-    ap.add_argument("--op", choices=("ce", "gelu"), default="ce")
+    ap.add_argument("--op", choices=("ce", "gelu", "softmax", "log_softmax"), default="ce")
     ap.add_argument("--mb", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()

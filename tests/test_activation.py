@@ -779,3 +779,40 @@ def test_softmax_exp_short_switch():
         res[flag] = (float(out[0]), out[1])
     assert res["1"][0] <= 4.0 and res["0"][0] <= 4.0, res
     assert res["1"][1] != res["0"][1]
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_softmax_exp_scan(fast):
+    """The softmax rows' exp, NNFAST_SOFTMAX_EXP_SHORT=1 (default: degree 6) or 0 (degree 7), scanned through rows [0, v] (every 127th float in [ln(FLT_MIN), 0] and the
+    reduction's edges) at every SIMD level: y1 = exp(v) exactly where the row sum rounds to 1, so
+    the exp alone is within 2 ulp of float64 there and e / (1 + e) within 4 ulp elsewhere; log-softmax
+    of the same rows within 4 ulp of max(|ref|, 1)."""
+    import os
+    import subprocess
+    import sys
+
+    code = r"""
+import sys
+sys.path.insert(0, "tests")
+import numpy as np, nnfast
+from nnfast._native import _C
+from test_loss import _exp_scan_inputs, exp_scan_ulps
+v = _exp_scan_inputs()
+x = np.zeros((v.size, 2), np.float32)
+x[:, 1] = v
+ref_log = v.astype(np.float64) - np.log1p(np.exp(v.astype(np.float64)))
+w, wl = [], 0.0
+for level in nnfast.info()["simd_supported"]:
+    _C.set_cpu_isa(level)
+    y = np.empty_like(x)
+    _C.softmax_forward(y, x, 1)
+    w.append(exp_scan_ulps(y[:, 1], v))
+    _C.softmax_forward(y, x, 1, True)
+    sc = np.maximum(np.abs(ref_log), 1.0)
+    wl = max(wl, float((np.abs(y[:, 1] - ref_log) / np.spacing(sc.astype(np.float32))).max()))
+print(max(a for a, _ in w), max(b for _, b in w), wl)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, NNFAST_SOFTMAX_EXP_SHORT=fast), check=True,
+                         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout
+    e_ulp, c_ulp, l_ulp = map(float, out.split())
+    assert e_ulp <= 2.0 and c_ulp <= 4.0 and l_ulp <= 4.0, (e_ulp, c_ulp, l_ulp)

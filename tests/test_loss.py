@@ -491,3 +491,145 @@ def test_cross_entropy_streamed_grad_same_bits():
         out[flag] = subprocess.run([sys.executable, "-c", _CE_STREAM_CHILD], env=dict(os.environ, NNFAST_CE_STREAM=flag),
                                    check=True, capture_output=True, text=True).stdout.strip()
     assert out["1"] == out["0"] and len(out["1"]) == 64, out
+
+
+_CE_FAST_CHILD = r"""
+import hashlib
+import sys
+import numpy as np
+import nnfast
+from nnfast._native import _C
+# cross_entropy (class index, mean) rows at each SIMD level: D 1, 7, 1000, 1023 (x - max spanning
+# 0 .. -90), and a 4200 x 1023 batch (over 16 MB: dx streamed, rows at every alignment, some rows
+# ignored). Prints the max error of dx in float32 ulps of the float64 result (the target element
+# in ulps of 1 / rows: p - 1 cancels) and of the loss, then a hash of every output.
+r = np.random.default_rng(5)
+h = hashlib.sha256()
+worst = 0.0
+for B, D in ((33, 1), (33, 7), (33, 1000), (33, 1023), (4200, 1023)):
+    x = r.uniform(-90.0, 0.0, (B, D)).astype(np.float32)
+    x[:, 0] = 0.0
+    x[1] = r.standard_normal(D).astype(np.float32) * 3
+    t = r.integers(0, D, B)
+    t[2::7] = -100
+    keep = t != -100
+    z = (x - x.max(1, keepdims=True)).astype(np.float64)  # x - m as the kernel rounds it
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    k = 1.0 / keep.sum()
+    ref = p * k
+    ref[~keep] = 0.0
+    ref[np.flatnonzero(keep), t[keep]] -= k
+    lref = np.sum(np.log(np.exp(z[keep]).sum(1)) - z[keep, t[keep]]) * k
+    for level in nnfast.info()["simd_supported"]:
+        _C.set_cpu_isa(level)
+        d = np.empty((B, D, 1), np.float32)
+        loss = np.empty(1, np.float32)
+        _C.cross_entropy(loss, d, x.reshape(B, D, 1), t.reshape(B, 1), None, -100, 0.0, 1)
+        d = d[:, :, 0].astype(np.float64)
+        scale = np.abs(ref)
+        scale[np.flatnonzero(keep), t[keep]] = k
+        ok = scale > 1e-30
+        ulp = np.abs(d[ok] - ref[ok]) / np.spacing(scale[ok].astype(np.float32)).astype(np.float64)
+        assert np.all(np.abs(d[~ok] - ref[~ok]) <= 1e-30)
+        worst = max(worst, float(ulp.max(initial=0.0)))
+        worst = max(worst, abs(float(loss[0]) - lref) / float(np.spacing(np.float32(lref))))
+        h.update(d.tobytes())
+        h.update(loss.tobytes())
+sys.stdout.write(f"{worst:.4f} {h.hexdigest()}\n")
+"""
+
+
+def _ce_child(env):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _CE_FAST_CHILD], env=dict(os.environ, **env), check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[0]), out[1]
+
+
+def test_cross_entropy_fast_rows_switches():
+    """cross_entropy's fast rows (NNFAST_CE_FAST=1, default: vmaxps-only max, the 12-op exp) and the
+    pipelined gradient stream (NNFAST_CE_PIPE=1, default: a row's dx written in the next row's max
+    loop). dx and the loss within 6 ulp of float64 at every SIMD level, fast or not (dx: the exp,
+    the row's float32 sum and a / se; measured 5.03 either way on the 4200 x 1023 batch, the
+    long float32 row sums), the fast rows no worse than the old by 0.5 ulp; the pipe gives
+    the same bits as without it, for 1, 2 and 3 threads (odd rows, ignored rows, streamed dx); the
+    fast rows really change the exp (other bits)."""
+    fast = _ce_child({"NNFAST_CE_FAST": "1", "NNFAST_CE_PIPE": "1"})
+    slow = _ce_child({"NNFAST_CE_FAST": "0"})
+    assert fast[0] <= 6.0 and slow[0] <= 6.0 and fast[0] <= slow[0] + 0.5, (fast, slow)
+    assert fast[1] != slow[1]
+    for threads in ("1", "2", "3"):
+        assert _ce_child({"NNFAST_CE_PIPE": "0", "NNFAST_NUM_THREADS": threads})[1] == fast[1]
+        assert _ce_child({"NNFAST_CE_PIPE": "1", "NNFAST_NUM_THREADS": threads})[1] == fast[1]
+
+
+def test_cross_entropy_nan_row_fast():
+    """A NaN logit the fast row max skips still makes that row's loss and every dx of the row NaN."""
+    x = np.zeros((3, 40), np.float32)
+    x[1, 17] = np.nan
+    x[2, 5] = np.inf
+    d = np.empty((3, 40, 1), np.float32)
+    loss = np.empty(3, np.float32)
+    from nnfast._native import _C
+    _C.cross_entropy(loss, d, x.reshape(3, 40, 1), np.array([[1], [2], [3]]), None, -100, 0.0, 0)
+    assert np.isfinite(loss[0]) and np.all(np.isfinite(d[0]))
+    assert np.isnan(loss[1]) and np.all(np.isnan(d[1]))
+    assert np.isnan(loss[2]) and np.all(np.isnan(d[2]))
+
+
+def _exp_scan_inputs():
+    """Every 127th float32 in [ln(FLT_MIN), 0], every float around the reduction's |r| = ln2/2
+    edges (-0.35, -1.04) and down to the flush edge at -87.34."""
+    lo = np.float32(-87.3365402)
+    bits = np.arange(0x80000000, int(lo.view(np.uint32)) + 1, 127, dtype=np.uint64).astype(np.uint32)
+    v = [bits.view(np.float32)]
+    for a, b in ((-0.35, -0.34), (-1.04, -1.03), (-87.3365402, -87.0)):
+        ia, ib = np.float32(b).view(np.uint32), np.float32(a).view(np.uint32)  # negative: bits grow with |v|
+        v.append(np.arange(int(ia), int(ib) + 1, dtype=np.uint64).astype(np.uint32).view(np.float32))
+    return np.unique(np.concatenate(v))
+
+
+def exp_scan_ulps(y1, v):
+    """y1 = softmax([0, v])[1] (or the cross-entropy dx of class 1): exp(v) itself where 1 + exp(v)
+    rounds to 1 (v < -16.7: the exp's own error, <= 2 ulp promised), else e / (1 + e) (composite,
+    <= 4 ulp). Returns (max exp ulp, max composite ulp)."""
+    v64 = v.astype(np.float64)
+    e = np.exp(v64)
+    alone = e < 2.0 ** -25
+    ref = np.where(alone, e, e / (1.0 + e))
+    ulp = np.abs(y1.astype(np.float64) - ref) / np.spacing(ref.astype(np.float32)).astype(np.float64)
+    return float(ulp[alone].max()), float(ulp[~alone].max())
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_cross_entropy_exp_scan(fast):
+    """cross_entropy's row exp, fast (NNFAST_CE_FAST=1) or not, scanned through rows [0, v] of every
+    SIMD level: dx of class 1 (target 0, sum reduction) is exp(v) exactly where the row sum rounds
+    to 1, so the exp alone is within 2 ulp of float64 there, e / (1 + e) within 4 ulp elsewhere."""
+    import subprocess
+    import sys
+
+    code = r"""
+import sys
+sys.path.insert(0, "tests")
+import numpy as np, nnfast
+from nnfast._native import _C
+from test_loss import _exp_scan_inputs, exp_scan_ulps
+v = _exp_scan_inputs()
+x = np.zeros((v.size, 2), np.float32)
+x[:, 1] = v
+w = []
+for level in nnfast.info()["simd_supported"]:
+    _C.set_cpu_isa(level)
+    d = np.empty((v.size, 2, 1), np.float32)
+    _C.cross_entropy(np.empty(1, np.float32), d, x.reshape(-1, 2, 1), np.zeros((v.size, 1), np.int64), None,
+                     -100, 0.0, 2)
+    w.append(exp_scan_ulps(d[:, 1, 0], v))
+print(max(a for a, _ in w), max(b for _, b in w))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, NNFAST_CE_FAST=fast), check=True,
+                         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout
+    e_ulp, c_ulp = map(float, out.split())
+    assert e_ulp <= 2.0 and c_ulp <= 4.0, (e_ulp, c_ulp)

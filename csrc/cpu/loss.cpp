@@ -44,6 +44,14 @@ inline const bool kCeStream = env_switch_on("NNFAST_CE_STREAM");
 // NNFAST_CE_PREFETCH=0: no prefetch of the next row of contiguous logits (A/B).
 inline const bool kCePrefetch = env_switch_on("NNFAST_CE_PREFETCH");
 
+// NNFAST_CE_FAST=0: cross_entropy's rows with RowOps max / sumexp instead of
+// fast_max / fast_sumexp (A/B: fewer vector ops per element, exp within 1 ulp).
+inline const bool kCeFast = env_switch_on("NNFAST_CE_FAST");
+
+// NNFAST_CE_PIPE=0: with NNFAST_CE_FAST, each row's streamed gradient in a pass of
+// its own instead of inside the next row's max loop (A/B; the same bits).
+inline const bool kCePipe = env_switch_on("NNFAST_CE_PIPE");
+
 inline std::int64_t target_at(const TargetView& t, index_t r, index_t S) {
   const index_t n = S == 1 ? r : r / S, s = r - n * S;
   return t.p[n * t.sn + s * t.ss];
@@ -97,9 +105,21 @@ void cross_entropy_forward(T* loss, T* dx, View3<T> x, TargetView tg, const T* w
                       static_cast<size_t>(R) * static_cast<size_t>(C) * sizeof(T) > ::nnfast::NNFAST_VM_NS::stream_store::kStreamBytes;
 
   const bool prefetch = kCePrefetch && !gather && S == 1;  // row n + 1 at x.p + (n + 1) x.sn
+  // Pipelined rows (NNFAST_CE_PIPE): row r's streamed gradient is written inside row
+  // r + 1's max loop (fast_max_emit), two scratch rows alternating. Needs b = -0
+  // (no label smoothing, k > 0), where affine_stream's a e + b is a e.
+  const double b0 = -k * eps / static_cast<double>(C);
+  const bool pipe = stream && kCeFast && kCePipe && eps == 0.0 && std::signbit(static_cast<T>(b0)) &&
+                    !std::isnan(b0);
 
   double total = blocked_rows(R, C, [&](index_t r0, index_t r1) {
-    std::vector<T> xbuf(gather ? C : 0), dbuf(scatter || stream ? C : 0);
+    std::vector<T> xbuf(gather ? C : 0), dbuf(scatter || stream ? C : 0), dbuf2(pipe ? C : 0);
+    T* bufs[2] = {dbuf.data(), dbuf2.data()};
+    int cur = 0;
+    T* pend_d = nullptr;  // the previous row's pending gradient: d = pend_a pend_e (- pend_fix at pend_t)
+    const T* pend_e = nullptr;
+    T pend_a = 0, pend_fix = 0;
+    index_t pend_t = 0;
     double acc = 0.0;
     for (index_t r = r0; r < r1; ++r) {
       const index_t n = S == 1 ? r : r / S, s = r - n * S;
@@ -116,10 +136,18 @@ void cross_entropy_forward(T* loss, T* dx, View3<T> x, TargetView tg, const T* w
         for (index_t c = 0; c < C; ++c) xbuf[c] = xr[c * x.sc];
         xr = xbuf.data();
       }
-      T* dr = dx ? (scatter || stream ? dbuf.data() : dxr) : nullptr;
+      T* dr = dx ? (scatter || stream ? bufs[cur] : dxr) : nullptr;
       const double wt = w ? static_cast<double>(w[t]) : 1.0;
-      const T m = ops.max(xr, C);
-      const T se = ops.sumexp(xr, C, m, dr, prefetch && r + 1 < R ? x.p + (n + 1) * x.sn : nullptr);
+      const T* next = prefetch && r + 1 < R ? x.p + (n + 1) * x.sn : nullptr;
+      T m, se;
+      if (pipe) {
+        m = ops.fast_max_emit(xr, C, pend_d, pend_e, pend_a, pend_t, pend_fix);
+        pend_d = nullptr;
+        se = ops.fast_sumexp(xr, C, m, dr, next);
+      } else {
+        m = kCeFast ? ops.fast_max(xr, C) : ops.max(xr, C);
+        se = kCeFast ? ops.fast_sumexp(xr, C, m, dr, next) : ops.sumexp(xr, C, m, dr, next);
+      }
       const double lse_m = static_cast<double>(std::log(se));  // lse - m (logf for float: se >= 1)
       double l = (1.0 - eps) * wt * (lse_m - (static_cast<double>(xr[t]) - m));
       if (eps > 0.0) {
@@ -130,7 +158,10 @@ void cross_entropy_forward(T* loss, T* dx, View3<T> x, TargetView tg, const T* w
         const double a = k * ((1.0 - eps) * wt + eps * Wsum / static_cast<double>(C)) / se;
         const double b = -k * eps / static_cast<double>(C);
         const T fix = static_cast<T>(k * (1.0 - eps) * wt);
-        if (stream) {
+        if (pipe) {
+          pend_d = dxr, pend_e = dr, pend_a = static_cast<T>(a), pend_t = t, pend_fix = fix;
+          cur ^= 1;
+        } else if (stream) {
           ops.affine_stream(dxr, dr, C, static_cast<T>(a), static_cast<T>(b), eps > 0.0 ? w : nullptr, t, fix);
         } else {
           ops.affine(dr, C, static_cast<T>(a), static_cast<T>(b), eps > 0.0 ? w : nullptr);
@@ -142,6 +173,7 @@ void cross_entropy_forward(T* loss, T* dx, View3<T> x, TargetView tg, const T* w
       if (red == Reduction::None) loss[r] = static_cast<T>(l);
       else acc += l;
     }
+    if (pend_d) ops.affine_stream(pend_d, pend_e, C, pend_a, static_cast<T>(b0), nullptr, pend_t, pend_fix);
     if (stream) ops.fence();
     return acc;
   });

@@ -15,6 +15,13 @@ struct RowOps {
   // sum_c exp(x[c] - m), storing exp(x[c] - m) in e[c] when e != nullptr (e may be x);
   // prefetches next[0, C) when next != nullptr (the next row, read while the exps run).
   T (*sumexp)(const T* x, index_t C, T m, T* e, const T* next);
+  // max and sumexp with fewer vector ops (NNFAST_CE_FAST): fast_max may return a
+  // non-NaN m for a row with a NaN (fast_sumexp's sum is NaN then all the same);
+  // fast_sumexp's exp differs from sumexp's by <= 1 ulp.
+  T (*fast_max)(const T* x, index_t C);
+  T (*fast_sumexp)(const T* x, index_t C, T m, T* e, const T* next);
+  // fast_max with the previous row's affine_stream(d, ep, C, a, -0, nullptr, t, fix) in its loop.
+  T (*fast_max_emit)(const T* x, index_t C, T* d, const T* ep, T a, index_t t, T fix);
   // sum_c w[c] (x[c] - m), or sum_c (x[c] - m) when w == nullptr.
   T (*shift_dot)(const T* x, const T* w, index_t C, T m);
   // d[c] = a d[c] + b w[c] (b when w == nullptr).
