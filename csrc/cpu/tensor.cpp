@@ -29,6 +29,11 @@ bool tensor_detail::fast_enabled() {
   return on;
 }
 
+bool tensor_detail::colsum_enabled() {
+  static const bool on = env_switch_on("NNFAST_TENSOR_COLSUM");
+  return on;
+}
+
 namespace {
 
 using tensor_detail::kInnerTile;
@@ -83,10 +88,18 @@ constexpr index_t kRowBlock = 64;  // rows per work item of a column sum; blocks
 // Sums over the middle dim of [outer, n, inner], inner > 1: work items of kRowBlock rows x
 // kInnerTile columns (so both cores share even a single long column sum), partial sums in
 // double combined in block order -- the result does not depend on the thread count.
+// The fast path's rows per block (NNFAST_TENSOR_COLSUM): a function of n alone (the bits
+// follow the blocks), 64 up to 512 rows, a multiple of 8 (block_sum_quads' step), ~16 blocks for
+// a long sum: fewer double partials to write and add (64-row blocks of a (4096, 1024) float
+// matrix wrote and re-read 512 KB of them) while both cores still get blocks.
+inline index_t colsum_rows(index_t n) { return std::clamp<index_t>(n / 16 / 8 * 8, kRowBlock, 8 * kRowBlock); }
+
 template <typename T>
 void column_sums(const T* x, index_t outer, index_t n, index_t inner, T* out, double scale) {
-  const auto block_sum = isa_ops<TensorOps<T>>().block_sum;
-  const index_t tiles = (inner + kInnerTile - 1) / kInnerTile, blocks = (n + kRowBlock - 1) / kRowBlock;
+  const bool quads = tensor_detail::colsum_enabled();
+  const auto block_sum = quads ? isa_ops<TensorOps<T>>().block_sum_quads : isa_ops<TensorOps<T>>().block_sum;
+  const index_t rows = quads ? colsum_rows(n) : kRowBlock;
+  const index_t tiles = (inner + kInnerTile - 1) / kInnerTile, blocks = (n + rows - 1) / rows;
   if (blocks == 1) {
     parallel_for(outer * tiles, 1, [&](index_t lo, index_t hi) {
       double acc[kInnerTile];
@@ -102,8 +115,8 @@ void column_sums(const T* x, index_t outer, index_t n, index_t inner, T* out, do
   parallel_for(outer * tiles * blocks, 1, [&](index_t lo, index_t hi) {
     for (index_t w = lo; w < hi; ++w) {
       const index_t o = w / (tiles * blocks), c0 = (w / blocks % tiles) * kInnerTile, b = w % blocks;
-      block_sum(part.data() + (o * blocks + b) * inner + c0, x + o * n * inner + c0, b * kRowBlock,
-                std::min(n, (b + 1) * kRowBlock), inner, std::min(kInnerTile, inner - c0));
+      block_sum(part.data() + (o * blocks + b) * inner + c0, x + o * n * inner + c0, b * rows,
+                std::min(n, (b + 1) * rows), inner, std::min(kInnerTile, inner - c0));
     }
   });
   parallel_for(outer * tiles, 1, [&](index_t lo, index_t hi) {

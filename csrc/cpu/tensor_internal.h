@@ -46,6 +46,8 @@ struct TensorOps {
   void (*row_min)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
   // acc[0, cols) = sum over j in [j0, j1) of xo[j * inner + c], in double, j in order
   void (*block_sum)(double* acc, const T* xo, index_t j0, index_t j1, index_t inner, index_t cols);
+  // the same over quads of rows summed in T first (tensor_isa.cpp: block_sum_quads; other bits)
+  void (*block_sum_quads)(double* acc, const T* xo, index_t j0, index_t j1, index_t inner, index_t cols);
   // max (min) over j in [0, n) of xo[j * inner + c] for c < cols <= kInnerTile
   void (*col_max)(const T* xo, index_t n, index_t inner, index_t cols, T* out, std::int64_t* index);
   void (*col_min)(const T* xo, index_t n, index_t inner, index_t cols, T* out, std::int64_t* index);
@@ -63,6 +65,9 @@ bool stream_enabled();
 // streaming rule (stream whenever >= one L3 is touched) and the row sums' element-wise tails,
 // one thread per row.
 bool fast_enabled();
+// NNFAST_TENSOR_COLSUM=0: column sums widen every element and use 64-row blocks (the old path;
+// other bits: the new one sums quads of rows in T first, blocks sized by the row count).
+bool colsum_enabled();
 // The last-level cache (32 MB on the machine these rules were measured on).
 constexpr std::size_t kTensorStreamBytes = std::size_t(32) << 20;
 // Whether an op that writes out_bytes and reads in_bytes streams its output (non-temporal
