@@ -29,6 +29,11 @@ bool tensor_detail::fast_enabled() {
   return on;
 }
 
+bool tensor_detail::argmax_enabled() {
+  static const bool on = env_switch_on("NNFAST_TENSOR_ARGMAX");
+  return on;
+}
+
 bool tensor_detail::colsum_enabled() {
   static const bool on = env_switch_on("NNFAST_TENSOR_COLSUM");
   return on;
@@ -165,7 +170,8 @@ void reduce_rows(ReduceOp op, const T* x, index_t outer, index_t n, index_t inne
   const double scale = op == ReduceOp::Mean ? 1.0 / static_cast<double>(n) : 1.0;
   if (inner == 1) {  // one contiguous row per output
     if (sum && split_row_sums(x, outer, n, out, scale)) return;
-    const auto extreme = op == ReduceOp::Max ? K.row_max : K.row_min;
+    const bool fast = tensor_detail::argmax_enabled();
+    const auto extreme = op == ReduceOp::Max ? (fast ? K.row_max_fast : K.row_max) : (fast ? K.row_min_fast : K.row_min);
     const auto sums = tensor_detail::fast_enabled() ? K.row_sums : K.row_sums_scalar_tail;
     parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / n), [&](index_t lo, index_t hi) {
       if (sum) sums(x, n, lo, hi, out, scale);

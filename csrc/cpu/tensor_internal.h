@@ -44,6 +44,9 @@ struct TensorOps {
   // out[o] / index[o] (nullable) = max (min) of row o and the first index of it
   void (*row_max)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
   void (*row_min)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
+  // the same results, on AVX-512 float rows of 64+ by row_extreme_avx512 (NNFAST_TENSOR_ARGMAX)
+  void (*row_max_fast)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
+  void (*row_min_fast)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
   // acc[0, cols) = sum over j in [j0, j1) of xo[j * inner + c], in double, j in order
   void (*block_sum)(double* acc, const T* xo, index_t j0, index_t j1, index_t inner, index_t cols);
   // the same over quads of rows summed in T first (tensor_isa.cpp: block_sum_quads; other bits)
@@ -68,6 +71,8 @@ bool fast_enabled();
 // NNFAST_TENSOR_COLSUM=0: column sums widen every element and use 64-row blocks (the old path;
 // other bits: the new one sums quads of rows in T first, blocks sized by the row count).
 bool colsum_enabled();
+// NNFAST_TENSOR_ARGMAX=0: max / min over a contiguous row by the generic-vector loop (the same results).
+bool argmax_enabled();
 // The last-level cache (32 MB on the machine these rules were measured on).
 constexpr std::size_t kTensorStreamBytes = std::size_t(32) << 20;
 // Whether an op that writes out_bytes and reads in_bytes streams its output (non-temporal
