@@ -330,6 +330,61 @@ def test_column_sums_error_bound(n):
     assert np.all(np.abs(got - exact) <= bound), (got - exact, bound)
 
 
+_ROW_EXTREME_CHILD = r"""
+import sys
+import numpy as np
+import nnfast
+from nnfast import _C, _dispatch
+
+levels = [n for n in ("generic", "avx2", "avx512") if _C.cpu_isa_supported(n)]
+rng, res = np.random.default_rng(11), []
+for dt in (np.float32, np.float64):
+    for n in (1, 7, 63, 64, 65, 79, 127, 128, 130, 1000, 1023, 1024, 4099):
+        for kind in range(6):
+            x = rng.integers(-4, 4, (5, n)).astype(dt)  # many ties: the first index must win
+            if kind == 1:
+                x[:] = 0.0
+                x[:, ::3] = -0.0  # -0 and +0 tie: the first one's bits
+            elif kind == 2:
+                x[1, rng.integers(0, n)] = np.nan
+                x[3, n - 1] = np.nan  # in the tail
+            elif kind == 3:
+                x[0, rng.integers(0, n)] = np.inf
+                x[2, :] = -np.inf
+            elif kind == 4:
+                x = rng.standard_normal((5, n)).astype(dt)
+            elif kind == 5 and n > 1:
+                x = np.repeat(x, 2, axis=1)[:, ::2]  # a strided view
+            for op, f in (("max", np.argmax), ("min", np.argmin)):
+                want = f(x, 1)
+                for level in levels:
+                    _C.set_cpu_isa(level)
+                    for t in (1, 2, 3):
+                        nnfast.set_num_threads(t)
+                        xc = np.ascontiguousarray(x)
+                        v, i = np.empty(5, dt), np.empty(5, np.int64)
+                        _C.reduce_dim(v, i, xc, 1, _dispatch.REDUCE_CODES[op])
+                        assert np.array_equal(i, want), (level, t, n, kind, op, i, want)
+                        assert np.array_equal(v.view(np.uint8), xc[np.arange(5), want].view(np.uint8)), (level, n, kind, op)
+                        res.append(int(i.sum()))
+sys.stdout.write(f"{len(res)} {sum(res)}\n")
+"""
+
+
+def test_row_max_min_fast_path_gives_numpys_first_index():
+    """Max / min and their index over a contiguous last dim, NNFAST_TENSOR_ARGMAX=1 (the AVX-512 float
+    kernel, 4 zmm a step, masked tail) and =0 (the generic-vector loop): NumPy's argmax / argmin (the
+    first of equals, the first NaN), the value's exact bits (-0 / +0 ties), odd widths around the 64-wide
+    step, infinities, on every ISA with 1, 2 and 3 threads; both switches give the same answers."""
+    import os
+    import subprocess
+    import sys
+
+    outs = [subprocess.run([sys.executable, "-c", _ROW_EXTREME_CHILD], env=dict(os.environ, NNFAST_TENSOR_ARGMAX=s),
+                           check=True, capture_output=True, text=True).stdout for s in ("1", "0")]
+    assert outs[0] == outs[1] and int(outs[0].split()[0]) > 0
+
+
 # ------------------------------------------------------------------------ casts
 def test_casts_round_to_nearest_even_and_keep_specials(device):
     f64 = np.array([1.0, 1 + 2.0 ** -24, 1 + 3 * 2.0 ** -24, 1e-40, -1e-46, 3.5e38, -np.inf, np.nan, -0.0, 1e300])
