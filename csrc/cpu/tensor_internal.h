@@ -73,8 +73,10 @@ bool fast_enabled();
 bool colsum_enabled();
 // NNFAST_TENSOR_ARGMAX=0: max / min over a contiguous row by the generic-vector loop (the same results).
 bool argmax_enabled();
-// The last-level cache (32 MB on the machine these rules were measured on).
-constexpr std::size_t kTensorStreamBytes = std::size_t(32) << 20;
+// The last-level cache the rules below scale with (they were measured with a 32 MB L3): the
+// CPU's own figure (sysfs cache/index*/ of level 3, else sysconf), 32 MB when neither says;
+// NNFAST_TENSOR_L3_MB=<MB> overrides it (for A/B of the rule), and NNFAST_TENSOR_L3=0 takes 32 MB.
+std::size_t llc_bytes();
 // Whether an op that writes out_bytes and reads in_bytes streams its output (non-temporal
 // stores: no line fill, one memory transfer saved in three for add, in two for a cast).
 // - Up to one L3 touched: no. A repeated op (or the next layer) finds its data in the L3
@@ -89,7 +91,7 @@ constexpr std::size_t kTensorStreamBytes = std::size_t(32) << 20;
 //   1.03-1.17x PyTorch's speed streamed).
 inline bool stream_output(std::size_t out_bytes, std::size_t in_bytes) {
   if (!stream_enabled()) return false;
-  const std::size_t touched = out_bytes + in_bytes, l3 = kTensorStreamBytes;
+  const std::size_t touched = out_bytes + in_bytes, l3 = llc_bytes();
   if (!fast_enabled()) return touched >= l3;  // the old rule
   return touched >= 2 * l3 || (touched > l3 && out_bytes < l3);
 }
