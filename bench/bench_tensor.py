@@ -7,8 +7,11 @@ Best-of --reps, nnfast and torch calls alternated, preallocated outputs on both 
 Prints nnfast ms, torch ms, vs_torch (> 1: nnfast faster) and GB/s of the bytes each op must move.
 --cpu-time: both libraries on one thread, process CPU time (survives a loaded machine better than
 wall time). --ab NNFAST_X [--rounds K]: child runs with NNFAST_X=0 (old) and =1 (new), alternated K
-times, each case's best nnfast ms of each side and old / new (> 1: the new path faster). NNFAST_TENSOR_STREAM=0 runs the tensor ops without streaming stores, NNFAST_TENSOR_FAST=0
-with the old streaming rule, plain stores and element-wise row-sum tails (the A/B switches).
+times, each case's best nnfast ms of each side and old / new (> 1: the new path faster).
+The A/B switches: NNFAST_TENSOR_STREAM=0 runs the tensor ops without streaming stores, NNFAST_TENSOR_FAST=0
+with the old streaming rule, plain stores and element-wise row-sum tails, NNFAST_TENSOR_COLSUM=0 with the
+old column sums, NNFAST_TENSOR_ARGMAX=0 with the generic row max / min; NNFAST_TENSOR_L3_MB=<MB> replaces
+the CPU's L3 size in the streaming rule.
 """
 from __future__ import annotations
 
