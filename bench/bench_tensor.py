@@ -6,12 +6,19 @@ Usage: NNFAST_EXT_DIR=build/dev PYTHONPATH=python python bench/bench_tensor.py [
 Best-of --reps, nnfast and torch calls alternated, preallocated outputs on both sides.
 Prints nnfast ms, torch ms, vs_torch (> 1: nnfast faster) and GB/s of the bytes each op must move.
 --cpu-time: both libraries on one thread, process CPU time (survives a loaded machine better than
-wall time). NNFAST_TENSOR_STREAM=0 runs the tensor ops without streaming stores, NNFAST_TENSOR_FAST=0
-with the old streaming rule, plain stores and element-wise row-sum tails (the A/B switches).
+wall time). --ab NNFAST_X [--rounds K]: child runs with NNFAST_X=0 (old) and =1 (new), alternated K
+times, each case's best nnfast ms of each side and old / new (> 1: the new path faster).
+The A/B switches: NNFAST_TENSOR_STREAM=0 runs the tensor ops without streaming stores, NNFAST_TENSOR_FAST=0
+with the old streaming rule, plain stores and element-wise row-sum tails, NNFAST_TENSOR_COLSUM=0 with the
+old column sums, NNFAST_TENSOR_ARGMAX=0 with the generic row max / min; NNFAST_TENSOR_L3_MB=<MB> replaces
+the CPU's L3 size in the streaming rule.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -39,7 +46,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="both libraries (default: nnfast's count)")
     ap.add_argument("--cpu-time", action="store_true", help="1 thread each, process CPU time")
     ap.add_argument("--only", nargs="+", default=None, help="cases whose name starts with one of these")
+    ap.add_argument("--ab", default=None, help="an A/B switch: children with it =0 and =1, alternated")
+    ap.add_argument("--rounds", type=int, default=4, help="--ab: alternations")
     args = ap.parse_args()
+    if args.ab:
+        ab(args)
+        return
     if args.cpu_time:
         args.threads = 1
     if args.threads:
@@ -98,6 +110,28 @@ def main() -> None:
                 continue
             a, b = best_pair(f, tf, args.reps, clock)
             print(f"{name:28s} {mb:4d} {a * 1e3:9.3f} {b * 1e3:9.3f} {b / a:8.2f} {nbytes / a / 1e9:6.1f}", flush=True)
+
+
+def ab(args: argparse.Namespace) -> None:
+    """The same cases in child processes with args.ab=0 and =1 (switches are read once per process)."""
+    argv = [a for a in sys.argv[1:]]
+    i = argv.index("--ab")
+    del argv[i:i + 2]
+    if "--rounds" in argv:
+        j = argv.index("--rounds")
+        del argv[j:j + 2]
+    best: dict[tuple[str, str], dict[str, float]] = {}
+    for _ in range(args.rounds):
+        for side in ("0", "1"):
+            out = subprocess.run([sys.executable, __file__, *argv], env=dict(os.environ, **{args.ab: side}),
+                                 check=True, capture_output=True, text=True).stdout
+            for line in out.splitlines()[1:]:
+                name, rest = line[:28].strip(), line[28:].split()
+                d = best.setdefault((name, rest[0]), {})
+                d[side] = min(d.get(side, float("inf")), float(rest[1]))
+    print(f"{args.ab}: {'kernel':28s} {'MB':>4s} {'old_ms':>9s} {'new_ms':>9s} {'old/new':>7s}")
+    for (name, mb), d in best.items():
+        print(f"{' ' * (len(args.ab) + 2)}{name:28s} {mb:>4s} {d['0']:9.3f} {d['1']:9.3f} {d['0'] / d['1']:7.2f}")
 
 
 if __name__ == "__main__":

@@ -247,6 +247,144 @@ def test_row_sums_follow_their_documented_order_bit_for_bit(fast):
     assert int(out.stdout) > 0
 
 
+_COL_SUM_CHILD = r"""
+import os, sys
+import numpy as np
+import nnfast
+from nnfast import _C, _dispatch
+
+QUADS = os.environ.get("NNFAST_TENSOR_COLSUM", "1")[:1] != "0"
+
+def model(x):
+    # csrc/cpu/tensor.cpp column_sums, written out in NumPy for x of shape (n, cols): row blocks (64 rows
+    # on the old path; with NNFAST_TENSOR_COLSUM, clamp(n // 16 // 8 * 8, 64, 512)), each a double sum
+    # in row order -- of quads (x[j] + x[j+1]) + (x[j+2] + x[j+3]) formed in the input dtype, then the
+    # last rows one by one, on the fast path; of every element on the old one -- the blocks added in order.
+    n = x.shape[0]
+    rows = min(max(n // 16 // 8 * 8, 64), 512) if QUADS else 64
+    total = np.zeros(x.shape[1])
+    for j0 in range(0, n, rows):
+        j1, acc, j = min(n, j0 + rows), np.zeros(x.shape[1]), j0
+        while QUADS and j + 4 <= j1:
+            acc += ((x[j] + x[j + 1]) + (x[j + 2] + x[j + 3])).astype(np.float64)
+            j += 4
+        for r in range(j, j1):
+            acc += x[r].astype(np.float64)
+        total += acc
+    return total
+
+levels = [n for n in ("generic", "avx2", "avx512") if _C.cpu_isa_supported(n)]
+rng, checks = np.random.default_rng(5), 0
+for dt in (np.float32, np.float64):
+    # rows: under a quad, quads and a tail, one block, several (with and without a short last one);
+    # columns (2+: one column is a row sum): under a vector, odd, one and two tiles of 1024; outer > 1
+    for outer, n, cols in ((1, 1, 7), (1, 3, 2), (1, 7, 17), (2, 9, 33), (1, 64, 1023), (1, 65, 8), (3, 130, 5),
+                           (1, 1023, 1025), (1, 2051, 64), (1, 4096, 24), (2, 9000, 3)):
+        x = (rng.standard_normal((outer, n, cols)) * np.where(rng.random((outer, n, cols)) < 0.5, 1.0, 1e4)).astype(dt)
+        sums = np.stack([model(x[o]) for o in range(outer)])
+        want, want_mean = sums.astype(dt), (sums * (1.0 / n)).astype(dt)
+        for level in levels:
+            _C.set_cpu_isa(level)
+            for t in (1, 2, 3):
+                nnfast.set_num_threads(t)
+                for op, ref in (("sum", want), ("mean", want_mean)):
+                    out = np.empty((outer, cols), dt)
+                    _C.reduce_dim(out, None, x, 1, _dispatch.REDUCE_CODES[op])
+                    assert np.array_equal(out, ref), (level, t, outer, n, cols, op, out - ref)
+                    checks += 1
+        if outer == 1:  # a strided (non-contiguous) input: the binding copies or walks it, the bits stay
+            xs = np.repeat(x[0], 2, axis=1)[:, ::2]
+            out = np.empty(cols, dt)
+            _C.reduce_dim(out, None, np.ascontiguousarray(xs), 0, _dispatch.REDUCE_CODES["sum"])
+            assert np.array_equal(out, want[0])
+            assert np.array_equal(nnfast.from_numpy(xs).sum(0)._data, want[0])
+sys.stdout.write(f"{checks}\n")
+"""
+
+
+@pytest.mark.parametrize("colsum", ["1", "0"])
+def test_column_sums_follow_their_documented_order_bit_for_bit(colsum):
+    """Sums over a middle dim (the column kernel) against a NumPy model of their order, bit for bit,
+    with NNFAST_TENSOR_COLSUM=1 (quads of rows in the input dtype, blocks by the row count) and =0 (the
+    old element-wise double sum in 64-row blocks): odd row counts and widths, several tiles and
+    blocks, on every ISA with 1, 2 and 3 threads (the same bits for every thread count)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NNFAST_TENSOR_COLSUM=colsum)
+    out = subprocess.run([sys.executable, "-c", _COL_SUM_CHILD], env=env, check=True, capture_output=True, text=True)
+    assert int(out.stdout) > 0
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 63, 1023, 4100, 30000])
+def test_column_sums_error_bound(n):
+    """Column sums within the result's rounding plus 2^-22 sum |x| of the exact (float64) sum even
+    where the column cancels: a float32 quad costs two roundings of at most 2^-24 its absolute sum."""
+    rng = np.random.default_rng(n)
+    cols = np.stack([rng.standard_normal(n) + 1e4, rng.standard_normal(n) * np.where(np.arange(n) % 2, 1e4, -1e4),
+                     rng.standard_normal(n)], axis=1).astype(np.float32)
+    exact = cols.astype(np.float64).sum(0)
+    bound = np.spacing(np.abs(exact).astype(np.float32)) / 2 + 2.0 ** -22 * np.abs(cols.astype(np.float64)).sum(0)
+    got = nnfast.from_numpy(cols).sum(0)._data.astype(np.float64)
+    assert np.all(np.abs(got - exact) <= bound), (got - exact, bound)
+
+
+_ROW_EXTREME_CHILD = r"""
+import sys
+import numpy as np
+import nnfast
+from nnfast import _C, _dispatch
+
+levels = [n for n in ("generic", "avx2", "avx512") if _C.cpu_isa_supported(n)]
+rng, res = np.random.default_rng(11), []
+for dt in (np.float32, np.float64):
+    for n in (1, 7, 63, 64, 65, 79, 127, 128, 130, 1000, 1023, 1024, 4099):
+        for kind in range(6):
+            x = rng.integers(-4, 4, (5, n)).astype(dt)  # many ties: the first index must win
+            if kind == 1:
+                x[:] = 0.0
+                x[:, ::3] = -0.0  # -0 and +0 tie: the first one's bits
+            elif kind == 2:
+                x[1, rng.integers(0, n)] = np.nan
+                x[3, n - 1] = np.nan  # in the tail
+            elif kind == 3:
+                x[0, rng.integers(0, n)] = np.inf
+                x[2, :] = -np.inf
+            elif kind == 4:
+                x = rng.standard_normal((5, n)).astype(dt)
+            elif kind == 5 and n > 1:
+                x = np.repeat(x, 2, axis=1)[:, ::2]  # a strided view
+            for op, f in (("max", np.argmax), ("min", np.argmin)):
+                want = f(x, 1)
+                for level in levels:
+                    _C.set_cpu_isa(level)
+                    for t in (1, 2, 3):
+                        nnfast.set_num_threads(t)
+                        xc = np.ascontiguousarray(x)
+                        v, i = np.empty(5, dt), np.empty(5, np.int64)
+                        _C.reduce_dim(v, i, xc, 1, _dispatch.REDUCE_CODES[op])
+                        assert np.array_equal(i, want), (level, t, n, kind, op, i, want)
+                        assert np.array_equal(v.view(np.uint8), xc[np.arange(5), want].view(np.uint8)), (level, n, kind, op)
+                        res.append(int(i.sum()))
+sys.stdout.write(f"{len(res)} {sum(res)}\n")
+"""
+
+
+def test_row_max_min_fast_path_gives_numpys_first_index():
+    """Max / min and their index over a contiguous last dim, NNFAST_TENSOR_ARGMAX=1 (the AVX-512 float
+    kernel, 4 zmm a step, masked tail) and =0 (the generic-vector loop): NumPy's argmax / argmin (the
+    first of equals, the first NaN), the value's exact bits (-0 / +0 ties), odd widths around the 64-wide
+    step, infinities, on every ISA with 1, 2 and 3 threads; both switches give the same answers."""
+    import os
+    import subprocess
+    import sys
+
+    outs = [subprocess.run([sys.executable, "-c", _ROW_EXTREME_CHILD], env=dict(os.environ, NNFAST_TENSOR_ARGMAX=s),
+                           check=True, capture_output=True, text=True).stdout for s in ("1", "0")]
+    assert outs[0] == outs[1] and int(outs[0].split()[0]) > 0
+
+
 # ------------------------------------------------------------------------ casts
 def test_casts_round_to_nearest_even_and_keep_specials(device):
     f64 = np.array([1.0, 1 + 2.0 ** -24, 1 + 3 * 2.0 ** -24, 1e-40, -1e-46, 3.5e38, -np.inf, np.nan, -0.0, 1e300])
@@ -414,7 +552,9 @@ def test_isa_loops_give_the_same_bits(dtype):
     try:
         C.set_cpu_isa("generic")
         want = run()
-        np.testing.assert_allclose(want[0], x.astype(np.float64).sum(0), rtol=1e-6 if dtype == np.float32 else 1e-13)
+        exact = x.astype(np.float64).sum(0)  # column sums: float32 quads of rows, within 2^-22 sum |x| (see above)
+        bound = np.spacing(np.abs(exact).astype(dtype)) / 2 + 2.0 ** -22 * np.abs(x.astype(np.float64)).sum(0)
+        assert np.all(np.abs(want[0] - exact) <= bound)
         np.testing.assert_array_equal(want[-1], x.astype(other))
         for level in _isa_levels():
             C.set_cpu_isa(level)
@@ -598,7 +738,7 @@ sys.stdout.write(f"{checks} {h.hexdigest()}\n")
 
 
 def test_streamed_outputs_give_the_same_bits_with_and_without_streaming():
-    """Ops touching over 32 MB (the rule: tensor_internal.h, stream_output) write their outputs with
+    """Ops touching over an L3 (the rule: tensor_internal.h, stream_output) write their outputs with
     non-temporal stores after a peel to vector alignment (binary ops, broadcast rows, scalars, in place;
     f32 <-> f64 casts): the bits must be NumPy's on every ISA, 1 and 2 threads, at two output alignments,
     with NNFAST_TENSOR_STREAM=1 and =0 (the old stores), and with NNFAST_TENSOR_FAST=0 (the old rule)."""
@@ -607,8 +747,10 @@ def test_streamed_outputs_give_the_same_bits_with_and_without_streaming():
     import sys
 
     outs = []
-    for stream, fast in (("1", "1"), ("0", "1"), ("1", "0")):  # FAST=0: the old streaming rule
-        env = dict(os.environ, NNFAST_TENSOR_STREAM=stream, NNFAST_TENSOR_FAST=fast)
+    # FAST=0: the old streaming rule; NNFAST_TENSOR_L3_MB in place of the CPU's L3 size: 4 streams every
+    # output here, 1024 none ("": the CPU's figure)
+    for stream, fast, l3 in (("1", "1", ""), ("0", "1", ""), ("1", "0", ""), ("1", "1", "4"), ("1", "1", "1024")):
+        env = dict(os.environ, NNFAST_TENSOR_STREAM=stream, NNFAST_TENSOR_FAST=fast, NNFAST_TENSOR_L3_MB=l3)
         outs.append(subprocess.run([sys.executable, "-c", _STREAM_CHILD], env=env, check=True,
                                    capture_output=True, text=True).stdout)
-    assert outs[0].count("\n") == 1 and int(outs[0].split()[0]) > 0 and outs[0] == outs[1] == outs[2]
+    assert outs[0].count("\n") == 1 and int(outs[0].split()[0]) > 0 and all(o == outs[0] for o in outs)

@@ -10,6 +10,9 @@
 #include <cstdlib>
 #include <limits>
 #include <type_traits>
+#include <fstream>
+#include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "core/parallel_for.h"
@@ -26,6 +29,52 @@ bool tensor_detail::stream_enabled() {
 
 bool tensor_detail::fast_enabled() {
   static const bool on = env_switch_on("NNFAST_TENSOR_FAST");
+  return on;
+}
+
+namespace {
+// The level-3 cache of cpu0 in bytes from sysfs (Linux), 0 when it does not say.
+std::size_t sysfs_l3_bytes() {
+  for (int i = 0; i < 8; ++i) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    std::ifstream level(dir + "level"), size(dir + "size");
+    int lv = 0;
+    std::string sz;
+    if (!(level >> lv) || lv != 3 || !(size >> sz) || sz.empty()) continue;
+    std::size_t v = std::strtoull(sz.c_str(), nullptr, 10);
+    const char unit = sz.back();
+    if (unit == 'K') v <<= 10;
+    else if (unit == 'M') v <<= 20;
+    return v;
+  }
+  return 0;
+}
+}  // namespace
+
+std::size_t tensor_detail::llc_bytes() {
+  static const std::size_t bytes = [] {
+    constexpr std::size_t kMeasured = std::size_t(32) << 20;  // the L3 the rules were measured with
+    if (const char* e = std::getenv("NNFAST_TENSOR_L3_MB"); e && std::atol(e) > 0)
+      return static_cast<std::size_t>(std::atol(e)) << 20;
+    if (!env_switch_on("NNFAST_TENSOR_L3")) return kMeasured;
+    // sysfs first: one cache instance's size (glibc's sysconf said 320 MB for this 32 MB L3 in a KVM guest)
+    std::size_t b = sysfs_l3_bytes();
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    if (b == 0) b = static_cast<std::size_t>(std::max(0L, sysconf(_SC_LEVEL3_CACHE_SIZE)));
+#endif
+    // a figure under 1 MB or over 1 GB is not an L3 this rule knows
+    return b >= (std::size_t(1) << 20) && b <= (std::size_t(1) << 30) ? b : kMeasured;
+  }();
+  return bytes;
+}
+
+bool tensor_detail::argmax_enabled() {
+  static const bool on = env_switch_on("NNFAST_TENSOR_ARGMAX");
+  return on;
+}
+
+bool tensor_detail::colsum_enabled() {
+  static const bool on = env_switch_on("NNFAST_TENSOR_COLSUM");
   return on;
 }
 
@@ -83,10 +132,18 @@ constexpr index_t kRowBlock = 64;  // rows per work item of a column sum; blocks
 // Sums over the middle dim of [outer, n, inner], inner > 1: work items of kRowBlock rows x
 // kInnerTile columns (so both cores share even a single long column sum), partial sums in
 // double combined in block order -- the result does not depend on the thread count.
+// The fast path's rows per block (NNFAST_TENSOR_COLSUM): a function of n alone (the bits
+// follow the blocks), 64 up to 512 rows, a multiple of 8 (block_sum_quads' step), ~16 blocks for
+// a long sum: fewer double partials to write and add (64-row blocks of a (4096, 1024) float
+// matrix wrote and re-read 512 KB of them) while both cores still get blocks.
+inline index_t colsum_rows(index_t n) { return std::clamp<index_t>(n / 16 / 8 * 8, kRowBlock, 8 * kRowBlock); }
+
 template <typename T>
 void column_sums(const T* x, index_t outer, index_t n, index_t inner, T* out, double scale) {
-  const auto block_sum = isa_ops<TensorOps<T>>().block_sum;
-  const index_t tiles = (inner + kInnerTile - 1) / kInnerTile, blocks = (n + kRowBlock - 1) / kRowBlock;
+  const bool quads = tensor_detail::colsum_enabled();
+  const auto block_sum = quads ? isa_ops<TensorOps<T>>().block_sum_quads : isa_ops<TensorOps<T>>().block_sum;
+  const index_t rows = quads ? colsum_rows(n) : kRowBlock;
+  const index_t tiles = (inner + kInnerTile - 1) / kInnerTile, blocks = (n + rows - 1) / rows;
   if (blocks == 1) {
     parallel_for(outer * tiles, 1, [&](index_t lo, index_t hi) {
       double acc[kInnerTile];
@@ -102,8 +159,8 @@ void column_sums(const T* x, index_t outer, index_t n, index_t inner, T* out, do
   parallel_for(outer * tiles * blocks, 1, [&](index_t lo, index_t hi) {
     for (index_t w = lo; w < hi; ++w) {
       const index_t o = w / (tiles * blocks), c0 = (w / blocks % tiles) * kInnerTile, b = w % blocks;
-      block_sum(part.data() + (o * blocks + b) * inner + c0, x + o * n * inner + c0, b * kRowBlock,
-                std::min(n, (b + 1) * kRowBlock), inner, std::min(kInnerTile, inner - c0));
+      block_sum(part.data() + (o * blocks + b) * inner + c0, x + o * n * inner + c0, b * rows,
+                std::min(n, (b + 1) * rows), inner, std::min(kInnerTile, inner - c0));
     }
   });
   parallel_for(outer * tiles, 1, [&](index_t lo, index_t hi) {
@@ -152,7 +209,8 @@ void reduce_rows(ReduceOp op, const T* x, index_t outer, index_t n, index_t inne
   const double scale = op == ReduceOp::Mean ? 1.0 / static_cast<double>(n) : 1.0;
   if (inner == 1) {  // one contiguous row per output
     if (sum && split_row_sums(x, outer, n, out, scale)) return;
-    const auto extreme = op == ReduceOp::Max ? K.row_max : K.row_min;
+    const bool fast = tensor_detail::argmax_enabled();
+    const auto extreme = op == ReduceOp::Max ? (fast ? K.row_max_fast : K.row_max) : (fast ? K.row_min_fast : K.row_min);
     const auto sums = tensor_detail::fast_enabled() ? K.row_sums : K.row_sums_scalar_tail;
     parallel_for(outer, std::max<index_t>(1, kElementwiseGrain / n), [&](index_t lo, index_t hi) {
       if (sum) sums(x, n, lo, hi, out, scale);

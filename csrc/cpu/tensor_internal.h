@@ -44,8 +44,13 @@ struct TensorOps {
   // out[o] / index[o] (nullable) = max (min) of row o and the first index of it
   void (*row_max)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
   void (*row_min)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
+  // the same results, on AVX-512 float rows of 64+ by row_extreme_avx512 (NNFAST_TENSOR_ARGMAX)
+  void (*row_max_fast)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
+  void (*row_min_fast)(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index);
   // acc[0, cols) = sum over j in [j0, j1) of xo[j * inner + c], in double, j in order
   void (*block_sum)(double* acc, const T* xo, index_t j0, index_t j1, index_t inner, index_t cols);
+  // the same over quads of rows summed in T first (tensor_isa.cpp: block_sum_quads; other bits)
+  void (*block_sum_quads)(double* acc, const T* xo, index_t j0, index_t j1, index_t inner, index_t cols);
   // max (min) over j in [0, n) of xo[j * inner + c] for c < cols <= kInnerTile
   void (*col_max)(const T* xo, index_t n, index_t inner, index_t cols, T* out, std::int64_t* index);
   void (*col_min)(const T* xo, index_t n, index_t inner, index_t cols, T* out, std::int64_t* index);
@@ -63,8 +68,15 @@ bool stream_enabled();
 // streaming rule (stream whenever >= one L3 is touched) and the row sums' element-wise tails,
 // one thread per row.
 bool fast_enabled();
-// The last-level cache (32 MB on the machine these rules were measured on).
-constexpr std::size_t kTensorStreamBytes = std::size_t(32) << 20;
+// NNFAST_TENSOR_COLSUM=0: column sums widen every element and use 64-row blocks (the old path;
+// other bits: the new one sums quads of rows in T first, blocks sized by the row count).
+bool colsum_enabled();
+// NNFAST_TENSOR_ARGMAX=0: max / min over a contiguous row by the generic-vector loop (the same results).
+bool argmax_enabled();
+// The last-level cache the rules below scale with (they were measured with a 32 MB L3): the
+// CPU's own figure (sysfs cache/index*/ of level 3, else sysconf), 32 MB when neither says;
+// NNFAST_TENSOR_L3_MB=<MB> overrides it (for A/B of the rule), and NNFAST_TENSOR_L3=0 takes 32 MB.
+std::size_t llc_bytes();
 // Whether an op that writes out_bytes and reads in_bytes streams its output (non-temporal
 // stores: no line fill, one memory transfer saved in three for add, in two for a cast).
 // - Up to one L3 touched: no. A repeated op (or the next layer) finds its data in the L3
@@ -79,7 +91,7 @@ constexpr std::size_t kTensorStreamBytes = std::size_t(32) << 20;
 //   1.03-1.17x PyTorch's speed streamed).
 inline bool stream_output(std::size_t out_bytes, std::size_t in_bytes) {
   if (!stream_enabled()) return false;
-  const std::size_t touched = out_bytes + in_bytes, l3 = kTensorStreamBytes;
+  const std::size_t touched = out_bytes + in_bytes, l3 = llc_bytes();
   if (!fast_enabled()) return touched >= l3;  // the old rule
   return touched >= 2 * l3 || (touched > l3 && out_bytes < l3);
 }

@@ -331,8 +331,89 @@ void row_extreme(const T* x, index_t n, T* value, std::int64_t* index) {
   if (index) *index = at;
 }
 
-template <ReduceOp kOp, typename T>
+#if defined(__AVX512F__)
+// The AVX-512 float row max / min (NNFAST_TENSOR_ARGMAX): the same answer as row_extreme (the
+// extreme and its first index) from 4 zmm a step in place of 2 -- compare to a k-mask, masked
+// moves of value and step, and a NaN probe of one unordered compare per pair of vectors
+// (row_extreme's v * 0 sum took a multiply and an add per vector) -- and a vector epilogue
+// (a masked tail, reduce max, a masked reduce min of the indices) where row_extreme went
+// through 32 scalar lanes and a scalar tail: rows of 1024 spent a third of their time there.
+// False (nothing written) when the row holds a NaN: the caller's exact rule then decides.
+template <ReduceOp kOp>
+bool row_extreme_avx512(const float* x, index_t n, float* value, std::int64_t* index) {
+  constexpr int kCmp = kOp == ReduceOp::Max ? _CMP_GT_OQ : _CMP_LT_OQ;
+  __m512 b0 = _mm512_loadu_ps(x), b1 = _mm512_loadu_ps(x + 16), b2 = _mm512_loadu_ps(x + 32),
+         b3 = _mm512_loadu_ps(x + 48);
+  __m512i f0 = _mm512_setzero_si512(), f1 = f0, f2 = f0, f3 = f0;  // per lane: the step start of its extreme
+  __mmask16 nan = _mm512_cmp_ps_mask(b0, b1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b2, b3, _CMP_UNORD_Q);
+  index_t j = 64;
+  for (; j + 64 <= n; j += 64) {
+    const __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16), v2 = _mm512_loadu_ps(x + j + 32),
+                 v3 = _mm512_loadu_ps(x + j + 48);
+    const __m512i jv = _mm512_set1_epi32(static_cast<int>(j));
+    const __mmask16 w0 = _mm512_cmp_ps_mask(v0, b0, kCmp), w1 = _mm512_cmp_ps_mask(v1, b1, kCmp),
+                    w2 = _mm512_cmp_ps_mask(v2, b2, kCmp), w3 = _mm512_cmp_ps_mask(v3, b3, kCmp);
+    b0 = _mm512_mask_mov_ps(b0, w0, v0);
+    b1 = _mm512_mask_mov_ps(b1, w1, v1);
+    b2 = _mm512_mask_mov_ps(b2, w2, v2);
+    b3 = _mm512_mask_mov_ps(b3, w3, v3);
+    f0 = _mm512_mask_mov_epi32(f0, w0, jv);
+    f1 = _mm512_mask_mov_epi32(f1, w1, jv);
+    f2 = _mm512_mask_mov_epi32(f2, w2, jv);
+    f3 = _mm512_mask_mov_epi32(f3, w3, jv);
+    nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v2, v3, _CMP_UNORD_Q);
+  }
+  // The tail (< 64 elements), 16 a step into the accumulator its lanes belong to, masked: a lane
+  // past the row never wins. Every element is still compared with a later step's index only.
+  __m512* b[4] = {&b0, &b1, &b2, &b3};
+  __m512i* f[4] = {&f0, &f1, &f2, &f3};
+  for (int k = 0; j + 16 * k < n; ++k) {
+    const index_t m = n - j - 16 * k;
+    const __mmask16 valid = m >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << m) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(valid, x + j + 16 * k);
+    const __mmask16 w = _mm512_mask_cmp_ps_mask(valid, v, *b[k], kCmp);
+    *b[k] = _mm512_mask_mov_ps(*b[k], w, v);
+    *f[k] = _mm512_mask_mov_epi32(*f[k], w, _mm512_set1_epi32(static_cast<int>(j)));
+    nan |= _mm512_mask_cmp_ps_mask(valid, v, v, _CMP_UNORD_Q);
+  }
+  if (nan) return false;
+  const __m512 e = kOp == ReduceOp::Max ? _mm512_max_ps(_mm512_max_ps(b0, b1), _mm512_max_ps(b2, b3))
+                                        : _mm512_min_ps(_mm512_min_ps(b0, b1), _mm512_min_ps(b2, b3));
+  const float m = kOp == ReduceOp::Max ? _mm512_reduce_max_ps(e) : _mm512_reduce_min_ps(e);
+  const __m512 mv = _mm512_set1_ps(m);
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  __m512i at = _mm512_set1_epi32(0x7FFFFFFF);  // per lane: the smallest index holding the extreme
+  for (int k = 0; k < 4; ++k) {
+    const __mmask16 eq = _mm512_cmp_ps_mask(*b[k], mv, _CMP_EQ_OQ);
+    const __m512i id = _mm512_add_epi32(*f[k], _mm512_add_epi32(lane, _mm512_set1_epi32(16 * k)));
+    at = _mm512_mask_min_epi32(at, eq, at, id);
+  }
+  const index_t i = _mm512_reduce_min_epi32(at);
+  *value = x[i];
+  if (index) *index = i;
+  return true;
+}
+#endif
+
+template <ReduceOp kOp, bool kFast, typename T>
 void row_extremes(const T* x, index_t n, index_t o0, index_t o1, T* out, std::int64_t* index) {
+#if defined(__AVX512F__)
+  if constexpr (kFast && std::is_same_v<T, float>) {
+    if (n >= 64 && n < (index_t(1) << 30)) {
+      for (index_t o = o0; o < o1; ++o) {
+        const T* r = x + o * n;
+        std::int64_t* id = index ? index + o : nullptr;
+        if (row_extreme_avx512<kOp>(r, n, out + o, id)) continue;
+        index_t at = 0;  // a NaN: the exact rule
+        for (index_t i = 1; i < n; ++i)
+          if (tensor_math::better<kOp>(r[i], i, r[at], at)) at = i;
+        out[o] = r[at];
+        if (id) *id = at;
+      }
+      return;
+    }
+  }
+#endif
   for (index_t o = o0; o < o1; ++o) row_extreme<kOp>(x + o * n, n, out + o, index ? index + o : nullptr);
 }
 
@@ -342,6 +423,55 @@ void block_sum(double* acc, const T* xo, index_t j0, index_t j1, index_t inner, 
   for (index_t j = j0; j < j1; ++j) {
     const T* r = xo + j * inner;
     for (index_t c = 0; c < cols; ++c) acc[c] += static_cast<double>(r[c]);
+  }
+}
+
+// The column sums' fast path (NNFAST_TENSOR_COLSUM): acc[c] = the double sum, over the
+// quads of rows j0 + 4q, of (x[j][c] + x[j + 1][c]) + (x[j + 2][c] + x[j + 3][c]) formed in T,
+// then the last j1 - j0 mod 4 rows one by one. As in block_sum_row, a quad costs float32 two
+// roundings (at most 2^-23 (1 + 2^-24) of the quad's absolute sum) and one widening where the
+// old loop widened every element (vcvtps2pd zmm: two cycles on Zen 4) and loaded / stored the
+// double accumulator per row. Two quads per accumulator update (the same bits as one by one).
+// The bits depend on j0, j1 only (tensor.cpp fixes the row blocks by the shape).
+template <typename T>
+void block_sum_quads(double* acc, const T* xo, index_t j0, index_t j1, index_t inner, index_t cols) {
+  using VD = simd::Native<double>;
+  constexpr int W = simd::kLanes<double>;
+  using VT = simd::Vec<T, W>;
+  for (index_t c = 0; c < cols; ++c) acc[c] = 0;
+  auto quad = [inner](const T* r, index_t c) {
+    return (simd::load<VT>(r + c) + simd::load<VT>(r + inner + c)) +
+           (simd::load<VT>(r + 2 * inner + c) + simd::load<VT>(r + 3 * inner + c));
+  };
+  auto quad1 = [inner](const T* r, index_t c) {
+    return static_cast<double>((r[c] + r[inner + c]) + (r[2 * inner + c] + r[3 * inner + c]));
+  };
+  index_t j = j0;
+  for (; j + 8 <= j1; j += 8) {
+    const T* r = xo + j * inner;
+    index_t c = 0;
+    for (; c + W <= cols; c += W) {
+      VD a = simd::load<VD>(acc + c);
+      a += widen<VD>(quad(r, c));
+      a += widen<VD>(quad(r + 4 * inner, c));
+      simd::store(acc + c, a);
+    }
+    for (; c < cols; ++c) {
+      acc[c] += quad1(r, c);
+      acc[c] += quad1(r + 4 * inner, c);
+    }
+  }
+  for (; j + 4 <= j1; j += 4) {
+    const T* r = xo + j * inner;
+    index_t c = 0;
+    for (; c + W <= cols; c += W) simd::store(acc + c, simd::load<VD>(acc + c) + widen<VD>(quad(r, c)));
+    for (; c < cols; ++c) acc[c] += quad1(r, c);
+  }
+  for (; j < j1; ++j) {
+    const T* r = xo + j * inner;
+    index_t c = 0;
+    for (; c + W <= cols; c += W) simd::store(acc + c, simd::load<VD>(acc + c) + widen<VD>(simd::load<VT>(r + c)));
+    for (; c < cols; ++c) acc[c] += static_cast<double>(r[c]);
   }
 }
 
@@ -414,9 +544,12 @@ TensorOps<T> make_tensor_ops() {
   o.row_sums = &row_sums<true, T>;
   o.row_sums_scalar_tail = &row_sums<false, T>;
   o.row_block_sums = &row_block_sums<T>;
-  o.row_max = &row_extremes<ReduceOp::Max, T>;
-  o.row_min = &row_extremes<ReduceOp::Min, T>;
+  o.row_max = &row_extremes<ReduceOp::Max, false, T>;
+  o.row_min = &row_extremes<ReduceOp::Min, false, T>;
+  o.row_max_fast = &row_extremes<ReduceOp::Max, true, T>;
+  o.row_min_fast = &row_extremes<ReduceOp::Min, true, T>;
   o.block_sum = &block_sum<T>;
+  o.block_sum_quads = &block_sum_quads<T>;
   o.col_max = &col_extreme<ReduceOp::Max, T>;
   o.col_min = &col_extreme<ReduceOp::Min, T>;
   return o;
