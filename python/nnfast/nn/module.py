@@ -35,13 +35,13 @@ def _zero_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
                 p.grad = None
         return
     fused: list[Any] = []
+    on, nd = _FUSED_ZERO[0], np.ndarray
     for p in params:
         g = p.grad
         if g is None:
             continue
         a = g._data
-        if (_FUSED_ZERO[0] and type(a) is np.ndarray and a.dtype in _ZEROABLE and a.flags.c_contiguous
-                and a.flags.writeable):
+        if on and type(a) is nd and a.dtype in _ZEROABLE and (f := a.flags).c_contiguous and f.writeable:
             fused.append(a)
         else:
             a[...] = 0

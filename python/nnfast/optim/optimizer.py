@@ -91,7 +91,8 @@ def _adam_moments(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], 
         v.append(st["exp_avg_sq"]._data)
         if vmax is not None:
             vmax.append(st["max_exp_avg_sq"]._data)
-        steps.append(int(st.get("step", 0)) + 1)
+        s = st.get("step", 0)
+        steps.append((s if type(s) is int else int(s)) + 1)
     return m, v, vmax, steps
 
 
