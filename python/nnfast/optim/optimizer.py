@@ -235,7 +235,9 @@ class Optimizer:
     # ------------------------------------------------------------ grads
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Sets every param's ``.grad`` to None (default) or to zeros in place."""
-        _zero_grads(chain.from_iterable(g["params"] for g in self.param_groups), set_to_none)
+        groups = self.param_groups
+        _zero_grads(groups[0]["params"] if len(groups) == 1 else chain.from_iterable(g["params"] for g in groups),
+                    set_to_none)
 
     # ------------------------------------------------------------ step
     def _collect(self) -> tuple[list[tuple[dict[str, Any], list[Tensor], list[Any]]], Optional[KernelSet]]:
