@@ -16,26 +16,34 @@ def _topological_order(root: Any) -> list[Any]:
     order: list[Any] = []
     edges: dict[int, int] = {}
     seen: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
+    # A depth-first walk; a node is pushed again under the _DONE marker once its inputs are
+    # pushed, and lands in ``order`` when that marker pops (no tuple per push).
+    stack: list[Any] = [root]
+    done = _DONE
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
+        node = stack.pop()
+        if node is done:
+            order.append(stack.pop())
             continue
-        if id(node) in seen:
+        k = id(node)
+        if k in seen:
             continue
-        seen.add(id(node))
-        stack.append((node, True))
+        seen.add(k)
+        stack.append(node)
+        stack.append(done)
         for nxt in node._next:
             if nxt is not None:
                 k = id(nxt)
                 edges[k] = edges.get(k, 0) + 1
                 if k not in seen:
-                    stack.append((nxt, False))
+                    stack.append(nxt)
     order.reverse()
     for node in order:
         node._sole_consumer = edges.get(id(node)) == 1
     return order
+
+
+_DONE = object()  # _topological_order's marker: the node below it has had its inputs pushed
 
 
 def _node_hooks(node: Any, g: Any) -> Any:
@@ -90,6 +98,7 @@ def _sweep(root: Any, grad: Any, retain_graph: bool) -> None:
     pending: dict[int, Any] = {id(root.grad_fn): grad}
     check = anomaly.is_enabled()
     pop = pending.pop
+    accumulated, generic, ndarray = ACCUMULATED, np.generic, np.ndarray
     for node in _topological_order(root.grad_fn):
         g = pop(id(node), None)
         if g is None:
@@ -121,14 +130,14 @@ def _sweep(root: Any, grad: Any, retain_graph: bool) -> None:
         for t, nxt, gi in zip(node.inputs, node._next, grads):
             if gi is None or t is None:
                 continue
-            if gi is ACCUMULATED:  # the kernel added into .grad
+            if gi is accumulated:  # the kernel added into .grad
                 if t._post_hooks:
                     for ph in t._post_hooks:
                         ph(t)
                 continue
             if not t.requires_grad:
                 continue
-            if isinstance(gi, np.generic):  # NumPy arithmetic on 0-d arrays gives scalars: keep arrays
+            if type(gi) is not ndarray and isinstance(gi, generic):  # NumPy arithmetic on 0-d arrays gives scalars: keep arrays
                 gi = np.asarray(gi)
             if gi.shape != t._data.shape:
                 raise RuntimeError(

@@ -83,14 +83,17 @@ class Function:
         gradient). Adding in place is what accumulation does anyway; it just
         skips the temporary and the extra pass over it.
         """
-        t = self.inputs[i] if i < len(self.inputs) else None
-        if t is None or t.grad_fn is not None or not t.requires_grad or t._hooks or t.grad is None:
+        inputs = self.inputs
+        t = inputs[i] if i < len(inputs) else None
+        if t is None or t.grad_fn is not None or not t.requires_grad or t._hooks:
             return None
-        if anomaly._enabled[0]:
+        gt = t.grad
+        if gt is None or anomaly._enabled[0]:
             return None
-        g = t.grad._data
+        g = gt._data
         d = t._data
-        if g.dtype != d.dtype or g.shape != d.shape:
+        gd, dd = g.dtype, d.dtype
+        if (gd is not dd and gd != dd) or g.shape != d.shape:  # (builtin dtypes are singletons)
             return None
         f = g.flags
         if not f.c_contiguous or not f.writeable:

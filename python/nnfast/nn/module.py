@@ -35,13 +35,13 @@ def _zero_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
                 p.grad = None
         return
     fused: list[Any] = []
+    on, nd = _FUSED_ZERO[0], np.ndarray
     for p in params:
         g = p.grad
         if g is None:
             continue
         a = g._data
-        if (_FUSED_ZERO[0] and type(a) is np.ndarray and a.dtype in _ZEROABLE and a.flags.c_contiguous
-                and a.flags.writeable):
+        if on and type(a) is nd and a.dtype in _ZEROABLE and (f := a.flags).c_contiguous and f.writeable:
             fused.append(a)
         else:
             a[...] = 0
@@ -118,10 +118,21 @@ class Module:
         raise NotImplementedError(f"[{type(self).__name__}] expected a forward() method")
 
     def _call_impl(self, *args: Any, **kwargs: Any) -> Any:
-        if "_forward_hooks" not in self.__dict__:
+        d = self.__dict__
+        if "_forward_hooks" not in d:
             raise RuntimeError(
                 f"[{type(self).__name__}] expected Module.__init__ to run; call super().__init__() first"
             )
+        if not d["_forward_pre_hooks"] and not d["_backward_hooks"]:
+            # No hook before forward (the common case): skip the gate; forward hooks are looked up
+            # after forward, as below (one registered by forward itself still runs).
+            out = self.forward(*args, **kwargs)
+            if d["_forward_hooks"]:
+                for hook in d["_forward_hooks"].values():
+                    r = hook(self, args, out)
+                    if r is not None:
+                        out = r
+            return out
         for hook in self._forward_pre_hooks.values():
             r = hook(self, args)
             if r is not None:

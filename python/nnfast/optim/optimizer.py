@@ -91,7 +91,8 @@ def _adam_moments(state: Any, params: list[Tensor], p_arrays: list[np.ndarray], 
         v.append(st["exp_avg_sq"]._data)
         if vmax is not None:
             vmax.append(st["max_exp_avg_sq"]._data)
-        steps.append(int(st.get("step", 0)) + 1)
+        s = st.get("step", 0)
+        steps.append((s if type(s) is int else int(s)) + 1)
     return m, v, vmax, steps
 
 
@@ -234,23 +235,26 @@ class Optimizer:
     # ------------------------------------------------------------ grads
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Sets every param's ``.grad`` to None (default) or to zeros in place."""
-        _zero_grads(chain.from_iterable(g["params"] for g in self.param_groups), set_to_none)
+        groups = self.param_groups
+        _zero_grads(groups[0]["params"] if len(groups) == 1 else chain.from_iterable(g["params"] for g in groups),
+                    set_to_none)
 
     # ------------------------------------------------------------ step
     def _collect(self) -> tuple[list[tuple[dict[str, Any], list[Tensor], list[Any]]], Optional[KernelSet]]:
         """(group, params with a grad, their grad arrays) per group, and the step's kernels for the
         params' device (None when no param has a grad); checks every grad first."""
         work = []
-        everything: list[Any] = []
+        cpu = True  # every param and grad a NumPy array: the cpu kernels, no per-array device scan
+        nd, T = np.ndarray, Tensor
         for group in self.param_groups:
             params, grads = [], []
             for p in group["params"]:
                 gt = p.grad
                 if gt is None:
                     continue
-                g = gt._data if isinstance(gt, Tensor) else gt
+                g = gt._data if isinstance(gt, T) else gt
                 d = p._data
-                if tuple(g.shape) != tuple(d.shape):
+                if g.shape != d.shape and tuple(g.shape) != tuple(d.shape):
                     raise ValueError(f"[{self._name}] expected grad of shape {tuple(d.shape)} (as its param), "
                                      f"got {tuple(g.shape)}")
                 if g.dtype is not d.dtype and g.dtype != d.dtype:  # (builtin dtypes are singletons)
@@ -258,14 +262,19 @@ class Optimizer:
                                     f"got {g.dtype}")
                 if not d.flags.writeable:  # checked for every group before any is stepped
                     raise ValueError(f"[{self._name}] expected writeable params, got a read-only array")
+                if cpu and (type(d) is not nd or type(g) is not nd):
+                    cpu = False
                 params.append(p)
                 grads.append(g)
             if params:
                 work.append((group, params, grads))
+        if not work:
+            return work, None
+        everything: list[Any] = []
+        if not cpu:
+            for _, params, grads in work:
                 everything += [p._data for p in params]
                 everything += grads
-        if not everything:
-            return work, None
         try:  # one device for the whole step; a device without this step's kernels raises here
             return work, kernels(self._op, *everything)
         except (RuntimeError, NotImplementedError) as e:  # named as the user called it: "[Adam] ..."
@@ -290,6 +299,7 @@ class Optimizer:
             if not K.multi_tensor_all_finite(grads):
                 self.skipped_steps += 1
                 return loss
+        nd = np.ndarray
         for group, params, grads in work:
             # Kernels need C-contiguous, aligned arrays: a strided (or misaligned)
             # param is stepped in a copy that is written back, so the Parameter's
@@ -297,11 +307,18 @@ class Optimizer:
             p_arrays, writeback = [], []
             for p in params:
                 a = p._data
-                c = a if _ready(a) else kernel_ready(a)
+                if type(a) is nd and (f := a.flags).c_contiguous and f.aligned:  # (_ready, inline)
+                    p_arrays.append(a)
+                    continue
+                c = kernel_ready(a)
                 p_arrays.append(c)
                 if c is not a:
                     writeback.append((a, c))
-            g_arrays = [g if _ready(g) else kernel_ready(g) for g in grads]
+            g_arrays = grads  # (a new list only when a grad is not as the kernel takes it)
+            for g in grads:
+                if not (type(g) is nd and (f := g.flags).c_contiguous and f.aligned):
+                    g_arrays = [g if _ready(g) else kernel_ready(g) for g in grads]
+                    break
             try:
                 self._group_step(group, params, p_arrays, g_arrays, K)
             except (TypeError, ValueError) as e:

@@ -9,13 +9,14 @@ import numpy as np
 from ... import _dispatch
 from ..._dispatch import contiguous, kernels, xp_of
 from ...autograd import anomaly, grad_mode
-from ...autograd.function import ACCUMULATED, Function, record_node
+from ...autograd.function import ACCUMULATED, Function
 from ...tensor import Tensor
 from . import _act_codes as codes
 from ._checks import check_float, check_same_device, check_same_dtype
 from ...amp.autocast_mode import amp_op
 
 __all__ = ["linear"]
+_IDENTITY = codes.IDENTITY
 
 
 class LinearFunction(Function):
@@ -57,7 +58,7 @@ class LinearFunction(Function):
         dz = dy.reshape(x2.shape[0], weight.shape[0])
         if not dz.flags.c_contiguous:
             dz = xp.ascontiguousarray(dz)
-        if ctx.act != codes.IDENTITY:
+        if ctx.act != _IDENTITY:
             if ctx._dact_done:  # the consumer's dx GEMM already multiplied by act'(saved)
                 ctx._dact_done = False
             else:
@@ -121,7 +122,7 @@ def _fusable(prev: Any, dx: Any) -> bool:
     if type(prev) is not LinearFunction:
         return False
     node: Any = prev
-    return (node.act != codes.IDENTITY and node._sole_consumer and node._grad_hooks is None
+    return (node.act != _IDENTITY and node._sole_consumer and node._grad_hooks is None
             and node._retained is None and not node._released and not anomaly._enabled[0]
             and node.saved_tensors[2].shape == dx.shape and type(node.saved_tensors[2]) is type(dx))
 
@@ -219,8 +220,18 @@ def _linear_fast(input: Any, weight: Any, bias: Any, activation: Any) -> Optiona
     y = _wrap(y_arr, True)
     ctx.saved_tensors = (x, w, out if aux is None else aux)
     ctx.act, ctx.a, ctx.b, ctx.has_bias, ctx.lead = code, a, b, bias is not None, x.shape[:1] if lead is None else lead
-    versions = [(input._vc, input._vc[0], input._data.shape), (weight._vc, weight._vc[0], w.shape)]
+    ivc, wvc = input._vc, weight._vc
+    versions = [(ivc, ivc[0], input._data.shape), (wvc, wvc[0], w.shape)]
     if aux is None:
         versions.append((y._vc, 0, y_arr.shape))
-    record_node(ctx, (input, weight, bias, None, None, None), (x, w, bd, code, a, b), y, versions)
+    # record_node's fields, written out for these six arguments (no list comprehensions per call)
+    ctx.inputs = (input, weight, bias, None, None, None)
+    if bias is None:
+        ctx._next = (input.grad_fn, weight.grad_fn, None, None, None, None)
+        ctx.needs_input_grad = (input.requires_grad, weight.requires_grad, False, False, False, False)
+    else:
+        ctx._next = (input.grad_fn, weight.grad_fn, bias.grad_fn, None, None, None)
+        ctx.needs_input_grad = (input.requires_grad, weight.requires_grad, bias.requires_grad, False, False, False)
+    y.grad_fn = ctx
+    ctx._versions = versions
     return y
