@@ -269,16 +269,14 @@ np.save(sys.stdout.buffer, np.concatenate([c.ravel() for cs in outs.values() for
 
 @pytest.mark.parametrize("switch", ["NNFAST_GEMM_GRID", "NNFAST_GEMM_PACK_A_T", "NNFAST_GEMM_ALT_TILE",
                                     "NNFAST_GEMM_PACK_RUNS", "NNFAST_GEMM_ROW_SUMS", "NNFAST_GEMM_SHARED_PACK",
-                                    "NNFAST_GEMM_DIRECT_A", "NNFAST_GEMM_ASM_TILE", "NNFAST_GEMM_ASM_EMBCAST"])
+                                    "NNFAST_GEMM_DIRECT_A", "NNFAST_GEMM_ASM_TILE"])
 def test_switches_same_bits(switch):
     # Each A/B switch at 0 (GRID: the whole-panel split, tile chosen on all of C; PACK_A_T: the
     # 12-row A panels gathered k by k; ALT_TILE: the 12 x 32 tile only; PACK_RUNS: the transposing
     # pack walks all the panel's runs at each k step; ROW_SUMS: gemm's row_sums by a bias_grad
     # pass after the GEMM; SHARED_PACK: each thread packs the operand shared by a row or column
     # split itself; DIRECT_A: A always packed, never read in place by a share of <= 96 rows;
-    # ASM_TILE: the intrinsics 12 x 32 / in-place-A 8 x 48 tiles instead of the inline-asm ones;
-    # ASM_EMBCAST (opt-in, so 1 vs 0 here): the asm 12 x 32 tile with A as embedded-broadcast FMA
-    # operands vs broadcast into registers) gives
+    # ASM_TILE: the intrinsics 12 x 32 / in-place-A 8 x 48 tiles instead of the inline-asm ones) gives
     # the default's bits on 1 and 2 threads.
     import io
 

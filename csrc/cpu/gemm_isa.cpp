@@ -9,7 +9,6 @@
 #define NNFAST_GEMM_IMPL 1
 #include "cpu/gemm_internal.h"
 #include "core/env_switch.h"
-#include <cstdlib>
 
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
@@ -128,16 +127,6 @@ constexpr int MR_D = 6, NV_D = 2, MC_D = 96, KC_D = 192, NC_D = 4096;
   NNF_ROW(U, 3, 6, 7, 27) NNF_ROW(U, 4, 8, 9, 26) NNF_ROW(U, 5, 10, 11, 27)               \
   NNF_ROW(U, 6, 12, 13, 26) NNF_ROW(U, 7, 14, 15, 27) NNF_ROW(U, 8, 16, 17, 26)           \
   NNF_ROW(U, 9, 18, 19, 27) NNF_ROW(U, 10, 20, 21, 26) NNF_ROW(U, 11, 22, 23, 27)
-// The same step with the A values as embedded-broadcast FMA operands (no broadcast registers).
-#define NNF_EROW(U, R, C0, C1)                                           \
-  "vfmadd231ps " #U "*48+" #R "*4(%[a])%{1to16%}, %%zmm24, %%zmm" #C0 "\n\t" \
-  "vfmadd231ps " #U "*48+" #R "*4(%[a])%{1to16%}, %%zmm25, %%zmm" #C1 "\n\t"
-#define NNF_ESTEP(U)                                                                      \
-  "vmovups " #U "*128(%[b]), %%zmm24\n\t"                                                 \
-  "vmovups " #U "*128+64(%[b]), %%zmm25\n\t"                                              \
-  NNF_EROW(U, 0, 0, 1) NNF_EROW(U, 1, 2, 3) NNF_EROW(U, 2, 4, 5) NNF_EROW(U, 3, 6, 7)       \
-  NNF_EROW(U, 4, 8, 9) NNF_EROW(U, 5, 10, 11) NNF_EROW(U, 6, 12, 13) NNF_EROW(U, 7, 14, 15) \
-  NNF_EROW(U, 8, 16, 17) NNF_EROW(U, 9, 18, 19) NNF_EROW(U, 10, 20, 21) NNF_EROW(U, 11, 22, 23)
 #define NNF_Z2(X, Y) "vpxord %%zmm" #X ", %%zmm" #X ", %%zmm" #X "\n\tvpxord %%zmm" #Y ", %%zmm" #Y ", %%zmm" #Y "\n\t"
 #define NNF_S2(X, Y) "vmovups %%zmm" #X ", (%[c])\n\tvmovups %%zmm" #Y ", 64(%[c])\n\tadd %[rs], %[c]\n\t"
 // zmm0-23: the accumulators of both asm tiles, zeroed before the k loop.
@@ -154,68 +143,10 @@ struct FastTile<VF, 12, 2> {
     static const bool v = env_switch_on("NNFAST_GEMM_ASM_TILE");
     return v;
   }
-  // NNFAST_GEMM_ASM_EMBCAST=1 (opt-in): each FMA takes its A value as an embedded-broadcast
-  // memory operand ({1to16}): 26 instructions per k step instead of 38, the same FMAs in the same
-  // order (same bits). Off: the A value broadcast into a register, then two register FMAs. On
-  // Zen 4 (1-thread CPU time, loaded machine) within +-1 % of off on the MLP step's GEMMs: the
-  // k step is FMA-bound either way, so off stays the default.
-  static bool embcast() {
-    static const bool v = [] {
-      const char* e = std::getenv("NNFAST_GEMM_ASM_EMBCAST");
-      return e && e[0] == '1';
-    }();
-    return v;
-  }
   // c (row stride rs_c) = tile, or c + tile when add: MicroKernel::store's alpha = 1, beta = 0 / 1
   // without the tile's round trip through memory (1 * t and fma(1, t, c) = t + c: same bits).
-  static void run(index_t kc, const float* a, const float* b, float* c, index_t rs_c, bool add) {
-    if (embcast())
-      run_eb(kc, a, b, c, rs_c, add);
-    else
-      run_bc(kc, a, b, c, rs_c, add);
-  }
-  __attribute__((noinline)) static void run_eb(index_t kc, const float* a, const float* b, float* c, index_t rs_c,
-                                               bool add) {
-    index_t n4 = kc / 4, rem = kc % 4, rs = rs_c * index_t(sizeof(float)), addf = add;
-    asm volatile(
-        NNF_ZERO_ACC24
-        "test %[n4], %[n4]\n\t"
-        "jz 2f\n\t"
-        ".p2align 5\n"
-        "1:\n\t"
-        "prefetcht0 512(%[b])\n\t"
-        NNF_ESTEP(0) NNF_ESTEP(1) NNF_ESTEP(2) NNF_ESTEP(3)
-        "add $192, %[a]\n\t"
-        "add $512, %[b]\n\t"
-        "dec %[n4]\n\t"
-        "jnz 1b\n"
-        "2:\n\t"
-        "test %[rem], %[rem]\n\t"
-        "jz 4f\n"
-        "3:\n\t"
-        NNF_ESTEP(0)
-        "add $48, %[a]\n\t"
-        "add $128, %[b]\n\t"
-        "dec %[rem]\n\t"
-        "jnz 3b\n"
-        "4:\n\t"
-        "test %[add], %[add]\n\t"
-        "jz 5f\n\t"
-        NNF_A2(0, 1) NNF_A2(2, 3) NNF_A2(4, 5) NNF_A2(6, 7) NNF_A2(8, 9) NNF_A2(10, 11)
-        NNF_A2(12, 13) NNF_A2(14, 15) NNF_A2(16, 17) NNF_A2(18, 19) NNF_A2(20, 21) NNF_A2(22, 23)
-        "jmp 6f\n"
-        "5:\n\t"
-        NNF_S2(0, 1) NNF_S2(2, 3) NNF_S2(4, 5) NNF_S2(6, 7) NNF_S2(8, 9) NNF_S2(10, 11)
-        NNF_S2(12, 13) NNF_S2(14, 15) NNF_S2(16, 17) NNF_S2(18, 19) NNF_S2(20, 21) NNF_S2(22, 23)
-        "6:\n\t"
-        : [a] "+r"(a), [b] "+r"(b), [n4] "+r"(n4), [rem] "+r"(rem), [c] "+r"(c)
-        : [rs] "r"(rs), [add] "r"(addf)
-        : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20",
-          "xmm21", "xmm22", "xmm23", "xmm24", "xmm25");
-  }
-  __attribute__((noinline)) static void run_bc(index_t kc, const float* a, const float* b, float* c, index_t rs_c,
-                                               bool add) {
+  __attribute__((noinline)) static void run(index_t kc, const float* a, const float* b, float* c, index_t rs_c,
+                                            bool add) {
     index_t n4 = kc / 4, rem = kc % 4, rs = rs_c * index_t(sizeof(float)), addf = add;
     asm volatile(
         NNF_ZERO_ACC24
@@ -324,8 +255,6 @@ struct FastTile<VF, 8, 3> {
 #undef NNF_A3
 #undef NNF_ROW
 #undef NNF_STEP
-#undef NNF_EROW
-#undef NNF_ESTEP
 #undef NNF_ZERO_ACC24
 #undef NNF_Z2
 #undef NNF_S2
