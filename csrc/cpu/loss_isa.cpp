@@ -122,6 +122,29 @@ T row_sumexp(const T* x, index_t C, T m, T* e, const T* next) {
 }
 
 // ------------------------------------------------------------------ fast rows (NNFAST_CE_FAST)
+// The 4-accumulator max over whole groups of 4 vectors from c = 0 (C >= 4 W), folded into m
+// = x[0]; `each_group` runs once per group (fast_row_max_emit's stores). c: the first column left.
+template <typename T, class Step>
+T max_groups4(const T* x, index_t C, index_t& c, Step each_group) {
+  constexpr int W = lanes<T>();
+  using V = VecT<T>;
+  T m = x[0];
+  V a = vload(x), b = vload(x + W), d = vload(x + 2 * W), f = vload(x + 3 * W);
+  for (c = 0; c + 4 * W <= C; c += 4 * W) {
+    const V u = vload(x + c), v = vload(x + c + W), y = vload(x + c + 2 * W), z = vload(x + c + 3 * W);
+    a = u > a ? u : a;
+    b = v > b ? v : b;
+    d = y > d ? y : d;
+    f = z > f ? z : f;
+    each_group();
+  }
+  a = b > a ? b : a;
+  d = f > d ? f : d;
+  a = d > a ? d : a;
+  for (int i = 0; i < W; ++i) m = a[i] > m ? a[i] : m;
+  return m;
+}
+
 // The same contracts with fewer vector ops per element (this Zen 4 runs 512-bit ops
 // double-pumped, so the op count, not DRAM, bounded cross_entropy at 64 MB).
 // max: vmaxps only, no NaN accumulator: a NaN the max skips still reaches the sum
@@ -132,21 +155,7 @@ T fast_row_max(const T* x, index_t C) {
   constexpr int W = lanes<T>();
   using V = VecT<T>;
   index_t c = 0;
-  T m = x[0];
-  if (C >= 4 * W) {
-    V a = vload(x), b = vload(x + W), d = vload(x + 2 * W), f = vload(x + 3 * W);
-    for (; c + 4 * W <= C; c += 4 * W) {
-      const V u = vload(x + c), v = vload(x + c + W), y = vload(x + c + 2 * W), z = vload(x + c + 3 * W);
-      a = u > a ? u : a;
-      b = v > b ? v : b;
-      d = y > d ? y : d;
-      f = z > f ? z : f;
-    }
-    a = b > a ? b : a;
-    d = f > d ? f : d;
-    a = d > a ? d : a;
-    for (int i = 0; i < W; ++i) m = a[i] > m ? a[i] : m;
-  }
+  T m = C >= 4 * W ? max_groups4<T>(x, C, c, [] {}) : x[0];
   for (; c + W <= C; c += W) {
     const V u = vload(x + c);
     for (int i = 0; i < W; ++i) m = u[i] > m ? u[i] : m;
@@ -312,20 +321,9 @@ T fast_row_max_emit(const T* x, index_t C, T* d, const T* ep, T a, index_t t, T 
     ss::store_out<true>(d + c, v);
   };
   index_t c = 0;
-  T m = x[0];
-  V va = vload(x), vb = vload(x + W), vd = vload(x + 2 * W), vf = vload(x + 3 * W);
-  for (; c + 4 * W <= C; c += 4 * W) {
-    const V u = vload(x + c), v = vload(x + c + W), y = vload(x + c + 2 * W), z = vload(x + c + 3 * W);
-    va = u > va ? u : va;
-    vb = v > vb ? v : vb;
-    vd = y > vd ? y : vd;
-    vf = z > vf ? z : vf;
+  T m = max_groups4<T>(x, C, c, [&] {
     for (int q = 0; q < 4 && j < nb; ++q, ++j) emit(j);
-  }
-  va = vb > va ? vb : va;
-  vd = vf > vd ? vf : vd;
-  va = vd > va ? vd : va;
-  for (int i = 0; i < W; ++i) m = va[i] > m ? va[i] : m;
+  });
   for (; c < C; ++c) m = x[c] > m ? x[c] : m;
   for (; j < nb; ++j) emit(j);
   auto one = [&](index_t i) {
